@@ -1,0 +1,71 @@
+/* conf.h - the configuration: one INI file, read with inih, checked against one table
+ * of settings (key, type, default, bounds, help) that also drives check-config and
+ * the configuration reference (docs/configuration.md). */
+#ifndef POSTERN_CONF_CONF_H
+#define POSTERN_CONF_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONF_MAX_LISTENERS 16
+#define CONF_MAX_DOMAINS 64
+#define CONF_NAME_MAX 256
+#define CONF_PATH_MAX 1024
+
+enum listener_role { ROLE_MX, ROLE_SUBMISSION };
+enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
+
+struct conf_listener {
+	char name[64];
+	char address[64];
+	unsigned port;
+	bool port_set;
+	enum listener_role role;
+	enum tls_mode tls;
+	unsigned line;          /* where the section starts, for messages */
+};
+
+struct conf {
+	char path[CONF_PATH_MAX];   /* "(embedded)" for the built-in default */
+	/* [server] */
+	char hostname[CONF_NAME_MAX];
+	char data_dir[CONF_PATH_MAX];
+	char user[64];
+	char local_domains[CONF_MAX_DOMAINS][CONF_NAME_MAX];
+	size_t n_local_domains;
+	char postmaster[CONF_NAME_MAX];
+	/* [limits] */
+	uint64_t message_size;
+	uint64_t recipients;
+	uint64_t line_length;
+	uint64_t idle_timeout;
+	uint64_t connections;
+	uint64_t connections_per_ip;
+	uint64_t bad_commands;
+	/* [queue] */
+	uint64_t commit_threads;
+	uint64_t delivery_threads;
+	uint64_t retry_min;
+	uint64_t retry_max;
+	/* [listener NAME] */
+	struct conf_listener listeners[CONF_MAX_LISTENERS];
+	size_t n_listeners;
+};
+
+/* The configuration `make run` and a bare `postern serve` use. */
+extern const char conf_embedded_default[];
+
+/* Fill with defaults (no listeners). */
+void conf_defaults(struct conf *c);
+/* Read and validate a file.  On error returns false and writes "file:line: message"
+ * into err. */
+bool conf_load_file(struct conf *c, const char *path, char *err, size_t errlen);
+/* Same, from a string (the embedded default, tests). */
+bool conf_load_string(struct conf *c, const char *text, const char *name, char *err, size_t errlen);
+/* Is `domain` (lower case, no trailing dot) listed in local_domains? */
+bool conf_is_local_domain(const struct conf *c, const char *domain);
+const char *conf_role_name(enum listener_role r);
+const char *conf_tls_name(enum tls_mode t);
+
+#endif

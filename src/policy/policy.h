@@ -1,0 +1,64 @@
+/* policy.h - who may send what to whom.  Pure functions: the caller gathers the facts
+ * (is the domain local, does the user exist, is the client logged in or trusted) and
+ * gets back a verdict that the protocol renders.  No I/O here. */
+#ifndef POSTERN_POLICY_POLICY_H
+#define POSTERN_POLICY_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum verdict_kind { VERDICT_OK, VERDICT_TEMP, VERDICT_PERM };
+
+/* Why a recipient (or sender) was refused.  The session keeps these so that the 503
+ * at DATA can name every refusal and pick the single most useful fix. */
+enum refusal_cause {
+	CAUSE_NONE = 0,
+	CAUSE_RELAY_NOT_LOGGED_IN,   /* another domain, client neither logged in nor trusted */
+	CAUSE_UNKNOWN_USER,          /* local domain, no such mailbox */
+	CAUSE_LOOKUP_FAILED,         /* directory unavailable: temporary */
+	CAUSE_BAD_ADDRESS,           /* syntax */
+	CAUSE_NON_ASCII_ADDRESS,     /* UTF-8 address without SMTPUTF8 */
+	CAUSE_TOO_MANY_RECIPIENTS,
+	CAUSE_COUNT
+};
+
+#define VERDICT_REASON_MAX 256
+#define VERDICT_HINT_MAX 384
+
+struct verdict {
+	enum verdict_kind kind;
+	int code;                         /* 250, 4xx, 5xx */
+	const char *enh;                  /* static "5.1.1" etc */
+	enum refusal_cause cause;
+	char reason[VERDICT_REASON_MAX];  /* what happened, without the address */
+	char hint[VERDICT_HINT_MAX];      /* what to change; "" if nothing useful */
+};
+
+enum user_lookup { USER_FOUND, USER_MISSING, USER_LOOKUP_FAILED };
+
+struct policy_client {
+	bool submission_port;   /* listener role is submission */
+	bool authenticated;
+	bool trusted_network;
+};
+
+struct rcpt_facts {
+	const char *local;      /* unquoted local part */
+	const char *domain;     /* lower case */
+	bool domain_local;
+	bool is_postmaster;     /* postmaster@<local domain> or bare <postmaster> */
+	enum user_lookup user;  /* meaningful only when domain_local */
+};
+
+void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v);
+
+/* The one fix to print at the end of a 503 at DATA, given the causes seen (counts
+ * indexed by enum refusal_cause).  Returns a static sentence. */
+const char *policy_best_fix(const unsigned counts[CAUSE_COUNT]);
+/* Short words for a cause, for logs and the 503 list ("not logged in"). */
+const char *policy_cause_name(enum refusal_cause c);
+
+void verdict_set(struct verdict *v, enum verdict_kind k, int code, const char *enh,
+	enum refusal_cause cause, const char *reason, const char *hint);
+
+#endif

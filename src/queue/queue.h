@@ -1,0 +1,90 @@
+/* queue.h - the durable spool.  Only this room opens spool files.
+ *
+ * A queue file is data_dir/queue/active/<qid>:
+ *
+ *   POSTERN-QUEUE 1\n
+ *   <key> <value>\n ...          envelope records (see queue.c)
+ *   \n
+ *   <message, exactly as received after dot-unstuffing, CRLF line ends>
+ *   \nEND <20-digit message size> POSTERN\n     fixed-size trailer
+ *
+ * The trailer proves completeness: a file without it, or whose size disagrees, is
+ * never delivered.  Writing happens in queue/incoming/; queue_writer_commit() writes
+ * the trailer, fsyncs the file, renames it into active/ and fsyncs the directory,
+ * and only then may the server say 250 (RFC 5321 §4.5.2; DESIGN invariant 1).
+ * Per-recipient delivery state lives beside it in queue/state/<qid>, replaced
+ * atomically (write, fsync, rename). */
+#ifndef POSTERN_QUEUE_QUEUE_H
+#define POSTERN_QUEUE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "util/id.h"
+
+#define QUEUE_ADDR_MAX 520
+#define QUEUE_MAX_RCPTS 10000
+#define QUEUE_TRAILER_LEN 34   /* "\nEND " + 20 digits + " POSTERN\n" */
+
+struct queue;
+
+struct queue_envelope {
+	char qid[QUEUE_ID_LEN + 1];
+	time_t arrival;
+	char client_addr[64];
+	char client_name[256];
+	char helo[256];
+	char protocol[16];
+	char sender[QUEUE_ADDR_MAX];     /* "" for the null sender */
+	bool smtputf8;
+	bool eightbit;                   /* BODY=8BITMIME or BINARYMIME */
+	size_t n_rcpts;
+	char (*rcpts)[QUEUE_ADDR_MAX];   /* malloc'd; queue_envelope_free() */
+};
+
+/* Per-recipient state in queue/state/<qid>. */
+enum rcpt_state { RCPT_PENDING = 0, RCPT_DELIVERED = 1, RCPT_FAILED = 2 };
+
+bool queue_open(struct queue **q, const char *data_dir, char *err, size_t errlen);
+void queue_close(struct queue **q);
+
+/* Writing (event loop: plain writes only; commit runs on a worker thread). */
+struct queue_writer;
+struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envelope *env,
+	char *err, size_t errlen);     /* env->qid is filled in by the caller (id_new_queue_id) */
+bool queue_writer_write(struct queue_writer *w, const void *p, size_t n);
+bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen);   /* blocking */
+void queue_writer_free(struct queue_writer **w);   /* unlinks the incoming file unless committed */
+uint64_t queue_writer_size(const struct queue_writer *w);
+
+/* Reading. */
+struct queue_message {
+	struct queue_envelope env;
+	int fd;
+	off_t body_offset;
+	uint64_t body_size;
+};
+bool queue_message_open(struct queue *q, const char *qid, struct queue_message *m,
+	char *err, size_t errlen);
+void queue_message_close(struct queue_message *m);
+/* Parse the envelope part of a queue file held in memory (also the fuzz entry point).
+ * Returns the offset of the message body, or -1. */
+long queue_envelope_parse(const char *data, size_t len, struct queue_envelope *env);
+void queue_envelope_free(struct queue_envelope *env);
+
+/* Ids of committed messages, in arrival order. */
+bool queue_list_active(struct queue *q, void (*cb)(void *arg, const char *qid), void *arg);
+
+bool queue_state_load(struct queue *q, const char *qid, unsigned char *state, size_t n);
+bool queue_state_save(struct queue *q, const char *qid, const unsigned char *state, size_t n);
+/* Every recipient done: remove the message and its state. */
+bool queue_remove(struct queue *q, const char *qid);
+/* Keep a message that failed for the admin: move to queue/failed/. */
+bool queue_move_failed(struct queue *q, const char *qid);
+
+const char *queue_dir(const struct queue *q);
+
+#endif

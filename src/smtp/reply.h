@@ -1,0 +1,49 @@
+/* reply.h - every SMTP reply goes through reply_write(): it checks the code range
+ * and that the enhanced code's class matches the first digit (RFC 3463 §2, RFC 2034),
+ * splits multi-line text, and writes CRLF-terminated lines.  Fixed reply words live
+ * in the catalogue (reply.c), looked up with reply_text(). */
+#ifndef POSTERN_SMTP_REPLY_H
+#define POSTERN_SMTP_REPLY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct buf;
+
+/* One catalogue entry per fixed reply. */
+enum reply_id {
+	R_GREETING, R_BYE, R_OK, R_OK_HELO, R_RSET, R_NOOP, R_VRFY, R_HELP, R_START_DATA,
+	R_BDAT_OK, R_QUEUED, R_SENDER_OK, R_RCPT_OK,
+	R_SYNTAX_LINE_TOO_LONG, R_SYNTAX_BAD_BYTES, R_UNKNOWN_COMMAND, R_NOT_IMPLEMENTED,
+	R_HELO_NEEDS_DOMAIN, R_NEED_HELO, R_NESTED_MAIL, R_NEED_MAIL, R_NO_RCPT_YET,
+	R_PARAM_NOT_ALLOWED, R_TOO_MANY_RCPTS, R_MSG_TOO_BIG_DECLARED, R_MSG_TOO_BIG,
+	R_BARE_LINE_ENDING, R_TEMP_SPOOL, R_TEMP_COMMIT, R_TOO_MANY_ERRORS, R_IDLE_TIMEOUT,
+	R_TOO_MANY_CONNECTIONS, R_TOO_MANY_FROM_IP, R_SHUTDOWN, R_NO_DATA_ARG,
+	R_BDAT_SYNTAX, R_BDAT_AFTER_FAILURE, R_DATA_AFTER_BDAT, R_EIGHTBIT_NO_SMTPUTF8,
+	R_STARTTLS_UNAVAILABLE, R_AUTH_UNAVAILABLE, R_BODY_8BIT_NOT_DECLARED,
+	REPLY_ID_COUNT
+};
+
+struct reply_entry {
+	int code;
+	const char *enh;      /* NULL for 220 greeting, 250 EHLO, 354 */
+	const char *text;     /* may contain '\n' for several lines; may contain %s (see reply.c) */
+	const char *hint;     /* NULL or a sentence saying what to change */
+};
+
+const struct reply_entry *reply_get(enum reply_id id);
+
+/* Write a reply: "CODE-ENH line" ... "CODE ENH last".  text may contain '\n'.
+ * Asserts 200 <= code <= 599 and, when enh is not NULL, that enh is a valid
+ * class.subject.detail whose class equals code / 100.  Never writes more than
+ * 512 octets per line (RFC 5321 §4.5.3.1.5): longer lines are cut. */
+void reply_write(struct buf *out, int code, const char *enh, const char *text);
+/* Same, with printf formatting of the text. */
+void reply_writef(struct buf *out, int code, const char *enh, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* Write catalogue entry id, its hint as an extra line when present. */
+void reply_write_id(struct buf *out, enum reply_id id);
+/* Is s a syntactically valid enhanced status code "c.sss.ddd" with class 2, 4 or 5? */
+bool reply_enh_valid(const char *s);
+
+#endif

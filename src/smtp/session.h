@@ -1,0 +1,88 @@
+/* session.h - one SMTP server conversation as a sans-I/O state machine.
+ *
+ * The network layer feeds received bytes with smtp_session_feed() and sends whatever
+ * appears in smtp_session_output().  Everything the session needs from the rest of
+ * the server comes through struct smtp_hooks: recipient decisions (directory +
+ * policy) and the spool.  The durable commit at the end of DATA/BDAT LAST is
+ * asynchronous: the session calls hooks->spool_commit() and stops consuming input
+ * until smtp_session_commit_done() tells it the outcome (RFC 5321 §4.5.2 / STYLE
+ * "commit, then acknowledge").  Pipelined commands that follow stay in the caller's
+ * buffer meanwhile. */
+#ifndef POSTERN_SMTP_SESSION_H
+#define POSTERN_SMTP_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/policy.h"
+#include "smtp/address.h"
+
+struct buf;
+
+struct smtp_limits {
+	uint64_t max_message;      /* octets, advertised with SIZE */
+	unsigned max_recipients;
+	size_t max_line;           /* command line, CRLF included */
+	unsigned max_bad_commands;
+};
+
+struct smtp_conn_info {
+	uint64_t conn_id;
+	const char *hostname;      /* ours */
+	const char *client_addr;   /* "192.0.2.1" or "2001:db8::1" */
+	const char *client_name;   /* verified reverse name, or NULL */
+	const char *listener;      /* listener name, for logs */
+	bool submission;           /* role = submission */
+	bool trusted_network;
+};
+
+/* What the spool and the Received header need to know of a transaction. */
+struct smtp_envelope {
+	const struct smtp_path *sender;
+	const struct smtp_mail_params *params;
+	const struct smtp_path *rcpts;
+	size_t n_rcpts;
+	const char *helo;
+	const char *protocol;      /* SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP... */
+};
+
+struct smtp_hooks {
+	void *ctx;
+	/* Recipient decision.  rcpt is syntactically valid. */
+	void (*check_rcpt)(void *ctx, const struct smtp_path *rcpt, struct verdict *v);
+	/* Open a spool file; writes the queue id (16 chars + NUL) into qid.  false: 451 4.3.0. */
+	bool (*spool_open)(void *ctx, const struct smtp_envelope *env, char *qid);
+	bool (*spool_write)(void *ctx, const void *p, size_t n);
+	void (*spool_abort)(void *ctx);
+	/* Begin the durable commit; the caller later calls smtp_session_commit_done(). */
+	void (*spool_commit)(void *ctx);
+};
+
+struct smtp_session;
+
+struct smtp_session *smtp_session_new(const struct smtp_conn_info *info,
+	const struct smtp_limits *limits, const struct smtp_hooks *hooks);
+/* Aborts an open spool file.  Sets *s to NULL. */
+void smtp_session_free(struct smtp_session **s);
+
+/* Queue the 220 greeting. */
+void smtp_session_start(struct smtp_session *s);
+/* Consume input; returns bytes consumed.  Less than len means: waiting for a commit,
+ * or the session is closing.  Feed the rest again after smtp_session_commit_done(). */
+size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len);
+/* The commit finished: ok with the queue id, or not (then 451 4.3.0). */
+void smtp_session_commit_done(struct smtp_session *s, bool ok);
+/* The client was idle too long: queue 421 4.4.2 and close. */
+void smtp_session_timeout(struct smtp_session *s);
+/* The server is shutting down: 421 4.3.2. */
+void smtp_session_shutdown(struct smtp_session *s);
+/* The connection dropped: abort any open spool file.  */
+void smtp_session_disconnected(struct smtp_session *s);
+
+/* Replies ready to send; the caller removes what it sent with buf_consume(). */
+struct buf *smtp_session_output(struct smtp_session *s);
+bool smtp_session_wants_close(const struct smtp_session *s);   /* after output is flushed */
+bool smtp_session_waiting(const struct smtp_session *s);       /* commit in progress */
+
+#endif

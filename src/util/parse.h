@@ -1,0 +1,21 @@
+/* parse.h - small, strict parsers for configuration values and protocol numbers. */
+#ifndef POSTERN_UTIL_PARSE_H
+#define POSTERN_UTIL_PARSE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stddef.h>
+
+/* Decimal digits only, no sign, no overflow.  */
+bool parse_u64(const char *s, size_t n, uint64_t *out);
+/* "1234", "10K", "25M", "1G" (powers of 1024). */
+bool parse_size(const char *s, uint64_t *out);
+/* "30", "30s", "5m", "2h", "1d" -> seconds. */
+bool parse_duration(const char *s, uint64_t *out);
+/* "yes/no/true/false/on/off/1/0". */
+bool parse_bool(const char *s, bool *out);
+/* ASCII case-insensitive compare of n bytes. */
+bool ascii_ieq(const char *a, const char *b, size_t n);
+void ascii_lower(char *s);
+
+#endif
