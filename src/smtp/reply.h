@@ -12,7 +12,7 @@ struct buf;
 
 /* One catalogue entry per fixed reply. */
 enum reply_id {
-	R_GREETING, R_BYE, R_OK, R_OK_HELO, R_RSET, R_NOOP, R_VRFY, R_HELP, R_START_DATA,
+	R_GREETING, R_BYE, R_DONE, R_OK_HELO, R_RSET, R_NOOP, R_VRFY, R_HELP, R_START_DATA,
 	R_BDAT_OK, R_QUEUED, R_SENDER_OK, R_RCPT_OK,
 	R_SYNTAX_LINE_TOO_LONG, R_SYNTAX_BAD_BYTES, R_UNKNOWN_COMMAND, R_NOT_IMPLEMENTED,
 	R_HELO_NEEDS_DOMAIN, R_NEED_HELO, R_NESTED_MAIL, R_NEED_MAIL, R_NO_RCPT_YET,
@@ -41,8 +41,9 @@ void reply_write(struct buf *out, int code, const char *enh, const char *text);
 /* Same, with printf formatting of the text. */
 void reply_writef(struct buf *out, int code, const char *enh, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-/* Write catalogue entry id, its hint as an extra line when present. */
-void reply_write_id(struct buf *out, enum reply_id id);
+/* Write catalogue entry id; the variadic arguments fill the entry's % conversions
+ * (see the catalogue in reply.c); the hint, when present, becomes the last line. */
+void reply_id(struct buf *out, enum reply_id id, ...);
 /* Is s a syntactically valid enhanced status code "c.sss.ddd" with class 2, 4 or 5? */
 bool reply_enh_valid(const char *s);
 

@@ -25,6 +25,7 @@ struct smtp_limits {
 	unsigned max_recipients;
 	size_t max_line;           /* command line, CRLF included */
 	unsigned max_bad_commands;
+	unsigned idle_timeout;     /* seconds; only quoted in the 421 (the caller times) */
 };
 
 struct smtp_conn_info {

@@ -1,0 +1,64 @@
+# Postern - the two Quick start commands and their helpers.
+#   make run    install what is missing, build, start a demo server
+#   make test   install, build, run every test, then again under ASan+UBSan
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+PY := /usr/bin/python3
+FUZZ_SECONDS ?= 30
+
+.PHONY: all deps build run test unit integration asan fuzz bench clean
+
+all: build
+
+deps:
+	@scripts/install-deps test
+
+build:
+	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) --buildtype=debugoptimized >/dev/null
+	@ninja -C $(BUILD)
+
+run:
+	@scripts/install-deps build
+	@$(MAKE) --no-print-directory build
+	@scripts/demo $(BUILD)/postern
+
+unit: build
+	meson test -C $(BUILD) --suite unit --print-errorlogs
+
+integration: build
+	POSTERN_BIN=$(CURDIR)/$(BUILD)/postern $(PY) -m pytest -q tests/integration
+
+asan:
+	@[ -f $(ASAN_BUILD)/build.ninja ] || CC=clang meson setup $(ASAN_BUILD) --buildtype=debug \
+		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@ninja -C $(ASAN_BUILD)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		POSTERN_BIN=$(CURDIR)/$(ASAN_BUILD)/postern $(PY) -m pytest -q tests/integration
+
+test: deps
+	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory asan
+
+fuzz:
+	@scripts/install-deps test
+	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) --buildtype=debug -Dfuzz=true \
+		-Dtests=disabled -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@ninja -C $(FUZZ_BUILD)
+	@for f in $(FUZZ_BUILD)/fuzz_*; do \
+		echo "== $$f ($(FUZZ_SECONDS)s)"; \
+		mkdir -p $(FUZZ_BUILD)/corpus/$$(basename $$f); \
+		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(FUZZ_BUILD)/corpus/$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -3 || exit 1; \
+	done
+
+bench:
+	@scripts/install-deps bench
+	@$(MAKE) --no-print-directory build
+	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/run
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

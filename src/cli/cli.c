@@ -1,0 +1,312 @@
+/* cli.c - the `postern` subcommands: serve, check-config, domain, user, version.
+ * Each subcommand is a row in one table; usage text comes from the same rows. */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "auth/password.h"
+#include "conf/conf.h"
+#include "directory/directory.h"
+#include "net/server.h"
+#include "util/parse.h"
+
+#define DEFAULT_CONF "/etc/postern/postern.conf"
+
+struct cli_args {
+	const char *conf_path;
+	int argc;          /* positional arguments after the subcommand */
+	char **argv;
+};
+
+static int usage(void);
+
+/* Configuration: -c FILE, else /etc/postern/postern.conf, else the embedded default. */
+static bool load_conf(const struct cli_args *a, struct conf *c, bool quiet)
+{
+	char err[1024];
+	bool ok;
+	if (a->conf_path)
+		ok = conf_load_file(c, a->conf_path, err, sizeof(err));
+	else if (access(DEFAULT_CONF, F_OK) == 0)
+		ok = conf_load_file(c, DEFAULT_CONF, err, sizeof(err));
+	else {
+		ok = conf_load_string(c, conf_embedded_default, "(embedded default)", err, sizeof(err));
+		if (ok && !quiet)
+			fprintf(stderr, "postern: no -c FILE and no %s: using the embedded default configuration\n", DEFAULT_CONF);
+	}
+	if (!ok)
+		fprintf(stderr, "postern: %s\n", err);
+	return ok;
+}
+
+/* Admin commands run by root act as the owner of the data directory, so the files
+ * they create stay readable and writable by the server. */
+static void become_data_owner(const struct conf *c)
+{
+	struct stat st;
+	if (geteuid() != 0 || stat(c->data_dir, &st) != 0 || st.st_uid == 0)
+		return;
+	if (setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0) {
+		fprintf(stderr, "postern: cannot switch to the owner of %s: %s\n", c->data_dir, strerror(errno));
+		exit(1);
+	}
+}
+
+static bool open_directory(const struct conf *c, struct directory **d)
+{
+	char err[512];
+	become_data_owner(c);
+	if (!directory_open(d, c->data_dir, err, sizeof(err))) {
+		fprintf(stderr, "postern: %s\n", err);
+		return false;
+	}
+	return true;
+}
+
+static int cmd_serve(const struct cli_args *a)
+{
+	struct conf *c = malloc(sizeof(*c));
+	if (!c || !load_conf(a, c, false)) {
+		free(c);
+		return 1;
+	}
+	int r = server_run(c);
+	free(c);
+	return r;
+}
+
+static int cmd_check_config(const struct cli_args *a)
+{
+	struct conf *c = malloc(sizeof(*c));
+	if (!c || !load_conf(a, c, true)) {
+		free(c);
+		return 1;
+	}
+	printf("%s: ok\n", c->path);
+	printf("  hostname %s, data_dir %s, %zu local domain(s) in the file\n", c->hostname, c->data_dir,
+		c->n_local_domains);
+	for (size_t i = 0; i < c->n_listeners; i++)
+		printf("  listener %s: %s port %u, role %s, tls %s\n", c->listeners[i].name, c->listeners[i].address,
+			c->listeners[i].port, conf_role_name(c->listeners[i].role), conf_tls_name(c->listeners[i].tls));
+	free(c);
+	return 0;
+}
+
+static void print_domain(void *arg, const char *d)
+{
+	(void)arg;
+	printf("%s\n", d);
+}
+
+static int cmd_domain(const struct cli_args *a)
+{
+	if (a->argc < 1)
+		return usage();
+	const char *op = a->argv[0];
+	struct conf c;
+	struct directory *d = NULL;
+	if (!load_conf(a, &c, true) || !open_directory(&c, &d))
+		return 1;
+	int rc = 0;
+	if (strcmp(op, "list") == 0) {
+		for (size_t i = 0; i < c.n_local_domains; i++)
+			printf("%s (from %s)\n", c.local_domains[i], c.path);
+		rc = directory_domain_list(d, print_domain, NULL) == DIR_OK ? 0 : 1;
+	} else if ((strcmp(op, "add") == 0 || strcmp(op, "del") == 0) && a->argc == 2) {
+		const char *name = a->argv[1];
+		enum dir_result r = op[0] == 'a' ? directory_domain_add(d, name) : directory_domain_del(d, name);
+		switch (r) {
+		case DIR_OK:
+			printf("domain %s %s\n", name, op[0] == 'a' ? "added" : "deleted");
+			break;
+		case DIR_EXISTS:
+			fprintf(stderr, "postern: domain %s: %s\n", name, op[0] == 'a' ? "already exists" : directory_error(d));
+			rc = 1;
+			break;
+		case DIR_NOT_FOUND:
+			fprintf(stderr, "postern: domain %s does not exist\n", name);
+			rc = 1;
+			break;
+		case DIR_INVALID:
+			fprintf(stderr, "postern: \"%s\" is not a valid domain name\n", name);
+			rc = 1;
+			break;
+		case DIR_ERROR:
+			fprintf(stderr, "postern: %s\n", directory_error(d));
+			rc = 1;
+			break;
+		}
+	} else {
+		rc = usage();
+	}
+	directory_close(&d);
+	return rc;
+}
+
+/* First line of standard input, without echo when it is a terminal. */
+static bool read_password(char *out, size_t outsz)
+{
+	bool tty = isatty(STDIN_FILENO);
+	struct termios old, quiet;
+	if (tty) {
+		fprintf(stderr, "Password: ");
+		tcgetattr(STDIN_FILENO, &old);
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	bool ok = fgets(out, (int)outsz, stdin) != NULL;
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+		fprintf(stderr, "\n");
+	}
+	if (!ok)
+		return false;
+	out[strcspn(out, "\r\n")] = '\0';
+	return true;
+}
+
+static void print_user(void *arg, const struct dir_user *u)
+{
+	(void)arg;
+	printf("%s\n", u->address);
+}
+
+static int user_add(const struct conf *c, struct directory *d, const char *address)
+{
+	const char *at = strrchr(address, '@');
+	if (!at) {
+		fprintf(stderr, "postern: \"%s\" is not an address (user@domain)\n", address);
+		return 1;
+	}
+	char domain[256];
+	snprintf(domain, sizeof(domain), "%s", at + 1);
+	ascii_lower(domain);
+	if (!conf_is_local_domain(c, domain) && directory_domain_exists(d, domain) != DIR_OK) {
+		fprintf(stderr, "postern: %s is not a local domain: add it first with `postern domain add %s` "
+			"(or list it in local_domains in %s)\n", domain, domain, c->path);
+		return 1;
+	}
+	char pw[1024];
+	if (!read_password(pw, sizeof(pw)) || !pw[0]) {
+		fprintf(stderr, "postern: no password given (write it on standard input)\n");
+		return 1;
+	}
+	char hash[PASSWORD_HASH_MAX];
+	bool hashed = password_hash(pw, hash, sizeof(hash));
+	explicit_bzero(pw, sizeof(pw));
+	if (!hashed) {
+		fprintf(stderr, "postern: cannot hash the password\n");
+		return 1;
+	}
+	switch (directory_user_add(d, address, hash)) {
+	case DIR_OK:
+		printf("user %s added\n", address);
+		return 0;
+	case DIR_EXISTS:
+		fprintf(stderr, "postern: user %s already exists\n", address);
+		return 1;
+	case DIR_INVALID:
+		fprintf(stderr, "postern: %s: %s\n", address, directory_error(d));
+		return 1;
+	default:
+		fprintf(stderr, "postern: %s\n", directory_error(d));
+		return 1;
+	}
+}
+
+static int cmd_user(const struct cli_args *a)
+{
+	if (a->argc < 1)
+		return usage();
+	const char *op = a->argv[0];
+	struct conf c;
+	struct directory *d = NULL;
+	if (!load_conf(a, &c, true) || !open_directory(&c, &d))
+		return 1;
+	int rc;
+	if (strcmp(op, "list") == 0 && a->argc == 1) {
+		rc = directory_user_list(d, print_user, NULL) == DIR_OK ? 0 : 1;
+	} else if (strcmp(op, "add") == 0 && a->argc == 2) {
+		rc = user_add(&c, d, a->argv[1]);
+	} else if (strcmp(op, "del") == 0 && a->argc == 2) {
+		enum dir_result r = directory_user_del(d, a->argv[1]);
+		rc = r == DIR_OK ? 0 : 1;
+		if (r == DIR_OK)
+			printf("user %s deleted (the mailbox files are kept)\n", a->argv[1]);
+		else if (r == DIR_NOT_FOUND || r == DIR_INVALID)
+			fprintf(stderr, "postern: no user %s\n", a->argv[1]);
+		else
+			fprintf(stderr, "postern: %s\n", directory_error(d));
+	} else {
+		rc = usage();
+	}
+	directory_close(&d);
+	return rc;
+}
+
+static int cmd_version(const struct cli_args *a)
+{
+	(void)a;
+	printf("postern %s\n", POSTERN_VERSION);
+	return 0;
+}
+
+struct subcommand {
+	const char *name;
+	int (*run)(const struct cli_args *);
+	const char *usage;
+};
+
+static const struct subcommand subcommands[] = {
+	{ "serve", cmd_serve, "serve [-c FILE]                  run the server in the foreground" },
+	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration" },
+	{ "domain", cmd_domain, "domain add|del DOMAIN [-c FILE]  manage local domains; domain list" },
+	{ "user", cmd_user, "user add|del ADDRESS [-c FILE]   manage mailboxes (add reads the password from stdin); user list" },
+	{ "version", cmd_version, "version                          print the version" },
+};
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: postern COMMAND [ARGS]\n");
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		fprintf(stderr, "  postern %s\n", subcommands[i].usage);
+	return 2;
+}
+
+int cli_main(int argc, char **argv)
+{
+	if (argc < 1)
+		return usage();
+	struct cli_args a = { 0 };
+	char **pos = calloc((size_t)argc + 1, sizeof(char *));
+	if (!pos)
+		return 1;
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+			a.conf_path = argv[++i];
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			free(pos);
+			return usage();
+		} else
+			pos[a.argc++] = argv[i];
+	}
+	a.argv = pos;
+	int rc = -1;
+	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
+		if (strcmp(argv[0], subcommands[i].name) == 0)
+			rc = subcommands[i].run(&a);
+	free(pos);
+	if (rc == -1) {
+		fprintf(stderr, "postern: unknown command \"%s\"\n", argv[0]);
+		return usage();
+	}
+	return rc;
+}

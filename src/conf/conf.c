@@ -1,0 +1,361 @@
+/* conf.c - the settings table and the INI reader (see conf.h).
+ *
+ * Each [server], [limits] and [queue] key is one row of `settings`: its type, where it
+ * lives in struct conf, its default, its bounds and a line of help.  The same table
+ * fills defaults, parses and checks the file.  [listener NAME] sections have their own
+ * small table.  Errors are "file:line: [section] key: what is wrong". */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/parse.h"
+
+const char conf_embedded_default[] =
+	"[server]\n"
+	"hostname = localhost\n"
+	"data_dir = ./var\n"
+	"local_domains = example.test\n"
+	"\n"
+	"[listener smtp]\n"
+	"address = 127.0.0.1\n"
+	"port = 2525\n"
+	"role = mx\n";
+
+enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS };
+
+struct setting {
+	const char *section;
+	const char *key;
+	enum setting_type type;
+	size_t offset;        /* into struct conf */
+	size_t size;          /* for T_STRING: the array size */
+	const char *def;
+	uint64_t min, max;
+	const char *help;
+};
+
+#define STR(sec, k, def, help) { sec, #k, T_STRING, offsetof(struct conf, k), sizeof(((struct conf *)0)->k), def, 0, 0, help }
+#define NUM(sec, k, t, def, lo, hi, help) { sec, #k, t, offsetof(struct conf, k), 0, def, lo, hi, help }
+
+static const struct setting settings[] = {
+	STR("server", hostname, "localhost", "name in the greeting, EHLO reply and Received headers"),
+	STR("server", data_dir, "./var", "directory for directory.db, queue/ and mail/"),
+	STR("server", user, "", "user to run as after binding, when started as root"),
+	{ "server", "local_domains", T_DOMAINS, 0, 0, "", 0, 0, "domains delivered locally" },
+	STR("server", postmaster, "", "mailbox for postmaster@ of local domains without one"),
+	NUM("limits", message_size, T_SIZE, "25M", 1024, 2ull << 30, "largest message accepted (SIZE)"),
+	NUM("limits", recipients, T_COUNT, "100", 1, 10000, "recipients per message"),
+	NUM("limits", line_length, T_COUNT, "1000", 512, 65536, "longest command line, CRLF included"),
+	NUM("limits", idle_timeout, T_DURATION, "5m", 10, 3600, "silence before a client is dropped"),
+	NUM("limits", connections, T_COUNT, "1000", 1, 100000, "concurrent connections in total"),
+	NUM("limits", connections_per_ip, T_COUNT, "20", 1, 100000, "concurrent connections per client address"),
+	NUM("limits", bad_commands, T_COUNT, "10", 1, 1000, "bad commands before the session is closed"),
+	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
+	NUM("queue", delivery_threads, T_COUNT, "2", 1, 64, "threads that deliver into mailboxes"),
+	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
+	NUM("queue", retry_max, T_DURATION, "1h", 1, 7 * 86400, "longest wait between attempts"),
+};
+#define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+struct parse_state {
+	struct conf *c;
+	const char *name;
+	unsigned line;          /* current line, counted by the reader */
+	char *err;
+	size_t errlen;
+	bool failed;
+	/* stream reading */
+	const char *text;       /* for strings */
+	size_t pos, len;
+	FILE *fp;               /* for files */
+	char cur_listener[64];  /* name of the current [listener X] section */
+};
+
+static void fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
+{
+	if (ps->failed)
+		return;   /* keep the first error: it is usually the cause of the rest */
+	ps->failed = true;
+	int n = snprintf(ps->err, ps->errlen, "%s:%u: ", ps->name, line);
+	if (n < 0 || (size_t)n >= ps->errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static bool set_string(char *dst, size_t dstsz, const char *v)
+{
+	size_t n = strlen(v);
+	if (n >= dstsz)
+		return false;
+	memcpy(dst, v, n + 1);
+	return true;
+}
+
+/* A domain list: commas and/or spaces between names; names lower-cased. */
+static const char *set_domains(struct conf *c, const char *v)
+{
+	c->n_local_domains = 0;
+	char tmp[4096];
+	if (!set_string(tmp, sizeof(tmp), v))
+		return "the list is too long";
+	for (char *save = NULL, *tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (c->n_local_domains >= CONF_MAX_DOMAINS)
+			return "too many domains (at most 64 here; add more with `postern domain add`)";
+		size_t n = strlen(tok);
+		if (n == 0 || n >= CONF_NAME_MAX || tok[n - 1] == '.' || tok[0] == '.')
+			return "a domain name is empty, too long, or starts or ends with a dot";
+		for (size_t i = 0; i < n; i++) {
+			char ch = tok[i];
+			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'))
+				return "a domain name may hold only letters, digits, '-' and '.'";
+		}
+		ascii_lower(tok);
+		memcpy(c->local_domains[c->n_local_domains++], tok, n + 1);
+	}
+	return NULL;
+}
+
+static const char *set_value(struct conf *c, const struct setting *s, const char *v)
+{
+	char *base = (char *)c;
+	uint64_t n;
+	switch (s->type) {
+	case T_STRING:
+		return set_string(base + s->offset, s->size, v) ? NULL : "the value is too long";
+	case T_DOMAINS:
+		return set_domains(c, v);
+	case T_SIZE:
+		if (!parse_size(v, &n))
+			return "is not a size (use a byte count or a number with K, M or G, e.g. 10M)";
+		break;
+	case T_DURATION:
+		if (!parse_duration(v, &n))
+			return "is not a duration (use seconds or a number with s, m, h or d, e.g. 5m)";
+		break;
+	case T_COUNT:
+		if (!parse_u64(v, strlen(v), &n))
+			return "is not a whole number";
+		break;
+	}
+	if (n < s->min || n > s->max)
+		return "is out of range";
+	*(uint64_t *)(void *)(base + s->offset) = n;
+	return NULL;
+}
+
+void conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const char *e = set_value(c, &settings[i], settings[i].def);
+		(void)e;   /* defaults are valid by construction; the unit test checks */
+	}
+}
+
+static struct conf_listener *listener_for(struct parse_state *ps, const char *name)
+{
+	struct conf *c = ps->c;
+	for (size_t i = 0; i < c->n_listeners; i++)
+		if (strcmp(c->listeners[i].name, name) == 0)
+			return &c->listeners[i];
+	if (c->n_listeners >= CONF_MAX_LISTENERS) {
+		fail(ps, ps->line, "[listener %s]: too many listeners (at most %d)", name, CONF_MAX_LISTENERS);
+		return NULL;
+	}
+	struct conf_listener *l = &c->listeners[c->n_listeners++];
+	memset(l, 0, sizeof(*l));
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	snprintf(l->address, sizeof(l->address), "127.0.0.1");
+	l->role = ROLE_MX;
+	l->tls = TLS_NONE;
+	l->line = ps->line;
+	return l;
+}
+
+static void listener_key(struct parse_state *ps, const char *lname, const char *key, const char *v)
+{
+	struct conf_listener *l = listener_for(ps, lname);
+	if (!l)
+		return;
+	if (strcmp(key, "address") == 0) {
+		unsigned char tmp[16];
+		if (inet_pton(AF_INET, v, tmp) != 1 && inet_pton(AF_INET6, v, tmp) != 1)
+			fail(ps, ps->line, "[listener %s] address: \"%s\" is not an IPv4 or IPv6 address", lname, v);
+		else
+			snprintf(l->address, sizeof(l->address), "%s", v);
+	} else if (strcmp(key, "port") == 0) {
+		uint64_t n;
+		if (!parse_u64(v, strlen(v), &n) || n > 65535)
+			fail(ps, ps->line, "[listener %s] port: \"%s\" is not a port number (0-65535)", lname, v);
+		else {
+			l->port = (unsigned)n;
+			l->port_set = true;
+		}
+	} else if (strcmp(key, "role") == 0) {
+		if (strcmp(v, "mx") == 0)
+			l->role = ROLE_MX;
+		else if (strcmp(v, "submission") == 0)
+			l->role = ROLE_SUBMISSION;
+		else
+			fail(ps, ps->line, "[listener %s] role: \"%s\" is not mx or submission", lname, v);
+	} else if (strcmp(key, "tls") == 0) {
+		if (strcmp(v, "none") == 0)
+			l->tls = TLS_NONE;
+		else if (strcmp(v, "starttls") == 0 || strcmp(v, "implicit") == 0)
+			fail(ps, ps->line, "[listener %s] tls: \"%s\" is not available in this version yet; use tls = none", lname, v);
+		else
+			fail(ps, ps->line, "[listener %s] tls: \"%s\" is not none, starttls or implicit", lname, v);
+	} else {
+		fail(ps, ps->line, "[listener %s] %s: unknown setting (known: address, port, role, tls)", lname, key);
+	}
+}
+
+static int conf_ini_handler(void *user, const char *section, const char *key, const char *value)
+{
+	struct parse_state *ps = user;
+	if (strncmp(section, "listener", 8) == 0 && (section[8] == ' ' || section[8] == '\0')) {
+		const char *lname = section[8] ? section + 9 : "";
+		while (*lname == ' ')
+			lname++;
+		if (!*lname || strlen(lname) >= 64) {
+			fail(ps, ps->line, "[%s]: a listener section needs a short name, e.g. [listener smtp]", section);
+			return 1;
+		}
+		if (!key)   /* new section */
+			return listener_for(ps, lname) != NULL;
+		listener_key(ps, lname, key, value);
+		return 1;
+	}
+	bool known_section = false;
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		if (strcmp(settings[i].section, section) != 0)
+			continue;
+		known_section = true;
+		if (!key || strcmp(settings[i].key, key) != 0)
+			continue;
+		const char *e = set_value(ps->c, &settings[i], value);
+		if (e) {
+			if (settings[i].type == T_SIZE || settings[i].type == T_DURATION || settings[i].type == T_COUNT)
+				fail(ps, ps->line, "[%s] %s: \"%s\" %s (allowed %llu to %llu)", section, key, value, e,
+					(unsigned long long)settings[i].min, (unsigned long long)settings[i].max);
+			else
+				fail(ps, ps->line, "[%s] %s: %s", section, key, e);
+		}
+		return 1;
+	}
+	if (!known_section)
+		fail(ps, ps->line, "[%s]: unknown section (known: server, limits, queue, listener NAME)", section);
+	else if (key)
+		fail(ps, ps->line, "[%s] %s: unknown setting", section, key);
+	return 1;
+}
+
+/* inih reads through this, which lets us count lines for error messages. */
+static char *reader_string(char *str, int num, void *stream)
+{
+	struct parse_state *ps = stream;
+	if (ps->pos >= ps->len || num < 2)
+		return NULL;
+	size_t i = 0;
+	while (ps->pos < ps->len && i < (size_t)num - 1) {
+		char ch = ps->text[ps->pos++];
+		str[i++] = ch;
+		if (ch == '\n')
+			break;
+	}
+	str[i] = '\0';
+	ps->line++;
+	return str;
+}
+
+static char *reader_file(char *str, int num, void *stream)
+{
+	struct parse_state *ps = stream;
+	char *r = fgets(str, num, ps->fp);
+	if (r)
+		ps->line++;
+	return r;
+}
+
+static bool check_whole(struct parse_state *ps)
+{
+	struct conf *c = ps->c;
+	if (ps->failed)
+		return false;
+	if (c->n_listeners == 0) {
+		fail(ps, ps->line, "no [listener NAME] section: add one, e.g. [listener smtp] with port = 25");
+		return false;
+	}
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		if (!c->listeners[i].port_set) {
+			fail(ps, c->listeners[i].line, "[listener %s] port: missing (e.g. port = 25)", c->listeners[i].name);
+			return false;
+		}
+	}
+	if (!c->hostname[0])
+		fail(ps, ps->line, "[server] hostname: must not be empty");
+	if (!c->data_dir[0])
+		fail(ps, ps->line, "[server] data_dir: must not be empty");
+	if (c->retry_min > c->retry_max)
+		fail(ps, ps->line, "[queue] retry_min is longer than retry_max");
+	return !ps->failed;
+}
+
+bool conf_load_string(struct conf *c, const char *text, const char *name, char *err, size_t errlen)
+{
+	conf_defaults(c);
+	snprintf(c->path, sizeof(c->path), "%s", name);
+	struct parse_state ps = { .c = c, .name = name, .err = err, .errlen = errlen,
+		.text = text, .len = strlen(text) };
+	int r = ini_parse_stream(reader_string, &ps, conf_ini_handler, &ps);
+	if (r != 0 && !ps.failed)
+		fail(&ps, (unsigned)r, "syntax error (expected [section] or key = value)");
+	return check_whole(&ps);
+}
+
+bool conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	conf_defaults(c);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	struct parse_state ps = { .c = c, .name = path, .err = err, .errlen = errlen };
+	ps.fp = fopen(path, "r");
+	if (!ps.fp) {
+		snprintf(err, errlen, "%s: cannot open: %m", path);
+		return false;
+	}
+	int r = ini_parse_stream(reader_file, &ps, conf_ini_handler, &ps);
+	fclose(ps.fp);
+	if (r != 0 && !ps.failed)
+		fail(&ps, r > 0 ? (unsigned)r : 0, "syntax error (expected [section] or key = value)");
+	return check_whole(&ps);
+}
+
+bool conf_is_local_domain(const struct conf *c, const char *domain)
+{
+	for (size_t i = 0; i < c->n_local_domains; i++)
+		if (strcasecmp(c->local_domains[i], domain) == 0)
+			return true;
+	return false;
+}
+
+const char *conf_role_name(enum listener_role r)
+{
+	return r == ROLE_SUBMISSION ? "submission" : "mx";
+}
+
+const char *conf_tls_name(enum tls_mode t)
+{
+	return t == TLS_STARTTLS ? "starttls" : t == TLS_IMPLICIT ? "implicit" : "none";
+}

@@ -1,0 +1,720 @@
+/* server.c - listeners, connections and the glue between rooms (see server.h).
+ *
+ * One libevent loop serves every connection.  Each connection is a bufferevent with
+ * bounded input (a read high-watermark), an idle timeout, and an SMTP session fed
+ * with whatever arrived.  Blocking work never runs here: the fsync-heavy commit of
+ * an accepted message runs on the commit work queue, delivery on its own threads. */
+#include "net/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "delivery/local.h"
+#include "directory/directory.h"
+#include "policy/policy.h"
+#include "queue/queue.h"
+#include "smtp/reply.h"
+#include "smtp/session.h"
+#include "util/buf.h"
+#include "util/id.h"
+#include "util/log.h"
+#include "util/workq.h"
+
+#define INPUT_HIGH_WATER (256u << 10)   /* stop reading when this much is unprocessed */
+#define OUTPUT_HIGH_WATER (256u << 10)  /* stop reading while the client does not read */
+#define FEED_MAX (64u << 10)
+#define IP_BUCKETS 1024
+#define SHUTDOWN_GRACE_S 10
+
+struct ip_count {
+	char addr[INET6_ADDRSTRLEN];
+	unsigned count;
+	struct ip_count *next;
+};
+
+struct server {
+	const struct conf *conf;
+	struct event_base *base;
+	struct evconnlistener *listeners[CONF_MAX_LISTENERS];
+	size_t n_listeners;
+	struct queue *queue;
+	struct directory *dir;
+	struct delivery *delivery;
+	struct workq *commitq;
+	struct event *commit_ev;
+	struct event *sig_term, *sig_int, *shutdown_timer;
+	bool shutting_down;
+	uint64_t next_conn_id;
+	unsigned n_conns;
+	struct conn *conns;              /* doubly linked, for shutdown */
+	struct ip_count *ips[IP_BUCKETS];
+};
+
+struct conn {
+	struct server *srv;
+	const struct conf_listener *listener;
+	struct bufferevent *bev;
+	struct smtp_session *session;
+	uint64_t id;
+	char addr[INET6_ADDRSTRLEN];
+	struct queue_writer *writer;
+	char qid[QUEUE_ID_LEN + 1];
+	bool commit_running;
+	bool closed;                     /* socket gone; freed when the commit returns */
+	bool read_paused;
+	struct conn *prev, *next;
+};
+
+struct commit_job {
+	struct conn *conn;
+	struct queue_writer *writer;
+	char qid[QUEUE_ID_LEN + 1];
+	bool ok;
+	char err[256];
+};
+
+static void conn_process(struct conn *c);
+static void conn_free(struct conn *c);
+
+/* --- per-IP connection counts ---------------------------------------------- */
+
+static unsigned ip_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % IP_BUCKETS;
+}
+
+static struct ip_count *ip_find(struct server *srv, const char *addr, bool create)
+{
+	unsigned h = ip_hash(addr);
+	for (struct ip_count *e = srv->ips[h]; e; e = e->next)
+		if (strcmp(e->addr, addr) == 0)
+			return e;
+	if (!create)
+		return NULL;
+	struct ip_count *e = calloc(1, sizeof(*e));
+	if (!e)
+		return NULL;
+	snprintf(e->addr, sizeof(e->addr), "%s", addr);
+	e->next = srv->ips[h];
+	srv->ips[h] = e;
+	return e;
+}
+
+static void ip_release(struct server *srv, const char *addr)
+{
+	unsigned h = ip_hash(addr);
+	for (struct ip_count **p = &srv->ips[h]; *p; p = &(*p)->next) {
+		if (strcmp((*p)->addr, addr) == 0) {
+			if (--(*p)->count == 0) {
+				struct ip_count *dead = *p;
+				*p = dead->next;
+				free(dead);
+			}
+			return;
+		}
+	}
+}
+
+/* --- hooks: recipient decisions and the spool ------------------------------ */
+
+static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verdict *v)
+{
+	struct conn *c = ctx;
+	struct server *srv = c->srv;
+	struct rcpt_facts f = { .local = rcpt->local, .domain = rcpt->domain, .user = USER_MISSING };
+	if (rcpt->bare_postmaster) {
+		f.is_postmaster = true;
+		f.domain_local = true;
+		f.local = "postmaster";
+		f.domain = srv->conf->hostname;
+	} else if (!rcpt->domain_literal) {
+		bool lookup_failed = false;
+		f.domain_local = conf_is_local_domain(srv->conf, rcpt->domain);
+		if (!f.domain_local) {
+			enum dir_result r = directory_domain_exists(srv->dir, rcpt->domain);
+			f.domain_local = r == DIR_OK;
+			lookup_failed = r == DIR_ERROR;
+		}
+		if (f.domain_local) {
+			f.is_postmaster = strcasecmp(rcpt->local, "postmaster") == 0;
+			enum dir_result r = directory_user_lookup(srv->dir, rcpt->local, rcpt->domain, NULL);
+			f.user = r == DIR_OK ? USER_FOUND : r == DIR_NOT_FOUND ? USER_MISSING : USER_LOOKUP_FAILED;
+		} else if (lookup_failed) {
+			f.domain_local = true;
+			f.user = USER_LOOKUP_FAILED;
+		}
+		if (f.user == USER_LOOKUP_FAILED)
+			log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id,
+				directory_error(srv->dir));
+	}
+	struct policy_client pc = {
+		.submission_port = c->listener->role == ROLE_SUBMISSION,
+		.authenticated = false,
+		.trusted_network = false,
+	};
+	policy_check_rcpt(&pc, &f, v);
+}
+
+static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qid)
+{
+	struct conn *c = ctx;
+	struct queue_envelope qe;
+	memset(&qe, 0, sizeof(qe));
+	id_new_queue_id(qe.qid);
+	qe.arrival = time(NULL);
+	snprintf(qe.client_addr, sizeof(qe.client_addr), "%s", c->addr);
+	snprintf(qe.helo, sizeof(qe.helo), "%s", env->helo);
+	snprintf(qe.protocol, sizeof(qe.protocol), "%s", env->protocol);
+	smtp_path_format(env->sender, qe.sender, sizeof(qe.sender));
+	qe.smtputf8 = env->params->smtputf8;
+	qe.eightbit = env->params->body != BODY_7BIT;
+	qe.n_rcpts = env->n_rcpts;
+	qe.rcpts = calloc(env->n_rcpts ? env->n_rcpts : 1, sizeof(*qe.rcpts));
+	if (!qe.rcpts)
+		return false;
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		smtp_path_format(&env->rcpts[i], qe.rcpts[i], QUEUE_ADDR_MAX);
+	char err[256];
+	c->writer = queue_writer_open(c->srv->queue, &qe, err, sizeof(err));
+	free(qe.rcpts);
+	if (!c->writer) {
+		log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id, err);
+		return false;
+	}
+	memcpy(c->qid, qe.qid, sizeof(c->qid));
+	memcpy(qid, qe.qid, QUEUE_ID_LEN + 1);
+	return true;
+}
+
+static bool hook_spool_write(void *ctx, const void *p, size_t n)
+{
+	struct conn *c = ctx;
+	return c->writer && queue_writer_write(c->writer, p, n);
+}
+
+static void hook_spool_abort(void *ctx)
+{
+	struct conn *c = ctx;
+	queue_writer_free(&c->writer);
+}
+
+/* Worker thread: the blocking part. */
+static void commit_work(void *arg)
+{
+	struct commit_job *j = arg;
+	j->ok = queue_writer_commit(j->writer, j->err, sizeof(j->err));
+}
+
+/* Loop thread: tell the session, wake the delivery agent. */
+static void commit_done(void *arg)
+{
+	struct commit_job *j = arg;
+	struct conn *c = j->conn;
+	struct server *srv = c->srv;
+	queue_writer_free(&j->writer);
+	if (j->ok)
+		delivery_enqueue(srv->delivery, j->qid);
+	else
+		log_event(LOG_ERR, "spool_error", "conn=%llu qid=%s op=commit error=\"%s\"", (unsigned long long)c->id,
+			j->qid, j->err);
+	c->commit_running = false;
+	bool ok = j->ok;
+	free(j);
+	if (c->closed) {
+		conn_free(c);
+		return;
+	}
+	smtp_session_commit_done(c->session, ok);
+	conn_process(c);
+}
+
+static void hook_spool_commit(void *ctx)
+{
+	struct conn *c = ctx;
+	struct commit_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		queue_writer_free(&c->writer);
+		smtp_session_commit_done(c->session, false);
+		return;
+	}
+	j->conn = c;
+	j->writer = c->writer;
+	c->writer = NULL;
+	memcpy(j->qid, c->qid, sizeof(j->qid));
+	c->commit_running = true;
+	workq_push(c->srv->commitq, commit_work, commit_done, j);
+}
+
+static void commit_notify(void *arg)
+{
+	event_active(arg, EV_READ, 0);   /* thread-safe: evthread_use_pthreads() */
+}
+
+static void commit_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct server *srv = arg;
+	if (srv->commitq)
+		workq_run_done(srv->commitq);
+}
+
+/* --- connections ----------------------------------------------------------- */
+
+static void conn_free(struct conn *c)
+{
+	struct server *srv = c->srv;
+	if (c->commit_running) {
+		/* The commit job points at us; finish when it returns. */
+		c->closed = true;
+		if (c->bev) {
+			bufferevent_free(c->bev);
+			c->bev = NULL;
+		}
+		return;
+	}
+	if (c->session)
+		smtp_session_disconnected(c->session);
+	log_event(LOG_INFO, "disconnect", "conn=%llu client=%s", (unsigned long long)c->id, c->addr);
+	queue_writer_free(&c->writer);
+	smtp_session_free(&c->session);
+	if (c->bev)
+		bufferevent_free(c->bev);
+	ip_release(srv, c->addr);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->n_conns--;
+	free(c);
+	if (srv->shutting_down && srv->n_conns == 0)
+		event_base_loopexit(srv->base, NULL);
+}
+
+/* Move replies to the socket; close or pause as the session asks. */
+static void conn_flush(struct conn *c)
+{
+	struct buf *out = smtp_session_output(c->session);
+	struct evbuffer *ob = bufferevent_get_output(c->bev);
+	if (out->len) {
+		evbuffer_add(ob, out->data, out->len);
+		buf_reset(out);
+	}
+	if (smtp_session_wants_close(c->session)) {
+		bufferevent_disable(c->bev, EV_READ);
+		if (evbuffer_get_length(ob) == 0)
+			conn_free(c);
+		return;   /* write_cb frees once flushed */
+	}
+	if (evbuffer_get_length(ob) > OUTPUT_HIGH_WATER && !c->read_paused) {
+		c->read_paused = true;
+		bufferevent_disable(c->bev, EV_READ);
+	}
+}
+
+static void conn_process(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	while (!c->read_paused && !smtp_session_waiting(c->session) && !smtp_session_wants_close(c->session)) {
+		size_t len = evbuffer_get_length(in);
+		if (len == 0)
+			break;
+		if (len > FEED_MAX)
+			len = FEED_MAX;
+		unsigned char *p = evbuffer_pullup(in, (ssize_t)len);
+		size_t used = smtp_session_feed(c->session, p, len);
+		evbuffer_drain(in, used);
+		bool closing = smtp_session_wants_close(c->session);
+		conn_flush(c);   /* may free c when closing */
+		if (closing)
+			return;
+		if (used == 0)
+			break;
+	}
+	conn_flush(c);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_process(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *ob = bufferevent_get_output(bev);
+	if (smtp_session_wants_close(c->session)) {
+		if (evbuffer_get_length(ob) == 0)
+			conn_free(c);
+		return;
+	}
+	if (c->read_paused && evbuffer_get_length(ob) < OUTPUT_HIGH_WATER / 4) {
+		c->read_paused = false;
+		bufferevent_enable(bev, EV_READ);
+		conn_process(c);
+	}
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (smtp_session_waiting(c->session)) {
+			bufferevent_enable(bev, EV_READ);   /* our own slowness, not the client's */
+			return;
+		}
+		log_event(LOG_INFO, "timeout", "conn=%llu client=%s", (unsigned long long)c->id, c->addr);
+		smtp_session_timeout(c->session);
+		conn_flush(c);
+		return;
+	}
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		conn_free(c);
+}
+
+/* Refuse a connection before a session exists: one reply, then close. */
+static void refuse_socket(evutil_socket_t fd, const char *text)
+{
+	ssize_t w = send(fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL);
+	(void)w;
+	evutil_closesocket(fd);
+}
+
+struct listener_ctx {
+	struct server *srv;
+	const struct conf_listener *conf;
+};
+
+static void format_addr(const struct sockaddr *sa, char *out, size_t outsz)
+{
+	const void *a = sa->sa_family == AF_INET6 ? (const void *)&((const struct sockaddr_in6 *)sa)->sin6_addr
+		: (const void *)&((const struct sockaddr_in *)sa)->sin_addr;
+	if (!inet_ntop(sa->sa_family, a, out, (socklen_t)outsz))
+		snprintf(out, outsz, "unknown");
+	/* An IPv4 client on a dual-stack socket: show the plain IPv4 form. */
+	if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, '.'))
+		memmove(out, out + 7, strlen(out + 7) + 1);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	(void)l;
+	(void)salen;
+	struct listener_ctx *lc = arg;
+	struct server *srv = lc->srv;
+	const struct conf *cf = srv->conf;
+	char addr[INET6_ADDRSTRLEN];
+	format_addr(sa, addr, sizeof(addr));
+	char text[512];
+	struct buf rb;
+	if (srv->n_conns >= cf->connections) {
+		buf_init(&rb, 512);
+		reply_id(&rb, R_TOO_MANY_CONNECTIONS, cf->hostname);
+		snprintf(text, sizeof(text), "%s", buf_cstr(&rb));
+		buf_free(&rb);
+		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"total limit\" limit=%llu", addr,
+			(unsigned long long)cf->connections);
+		refuse_socket(fd, text);
+		return;
+	}
+	struct ip_count *ipc = ip_find(srv, addr, true);
+	if (!ipc || ipc->count >= cf->connections_per_ip) {
+		buf_init(&rb, 512);
+		reply_id(&rb, R_TOO_MANY_FROM_IP, cf->hostname, (unsigned long long)cf->connections_per_ip);
+		snprintf(text, sizeof(text), "%s", buf_cstr(&rb));
+		buf_free(&rb);
+		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"per-address limit\" limit=%llu", addr,
+			(unsigned long long)cf->connections_per_ip);
+		refuse_socket(fd, text);
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	ipc->count++;
+	c->srv = srv;
+	c->listener = lc->conf;
+	c->id = ++srv->next_conn_id;
+	memcpy(c->addr, addr, sizeof(c->addr));
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->n_conns++;
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	struct smtp_conn_info info = {
+		.conn_id = c->id, .hostname = cf->hostname, .client_addr = addr, .client_name = NULL,
+		.listener = lc->conf->name, .submission = lc->conf->role == ROLE_SUBMISSION,
+	};
+	struct smtp_limits lim = {
+		.max_message = cf->message_size, .max_recipients = (unsigned)cf->recipients,
+		.max_line = (size_t)cf->line_length, .max_bad_commands = (unsigned)cf->bad_commands,
+		.idle_timeout = (unsigned)cf->idle_timeout,
+	};
+	struct smtp_hooks hooks = {
+		.ctx = c, .check_rcpt = hook_check_rcpt, .spool_open = hook_spool_open,
+		.spool_write = hook_spool_write, .spool_abort = hook_spool_abort,
+		.spool_commit = hook_spool_commit,
+	};
+	c->session = c->bev ? smtp_session_new(&info, &lim, &hooks) : NULL;
+	if (!c->session) {
+		if (!c->bev)
+			evutil_closesocket(fd);
+		conn_free(c);
+		return;
+	}
+	log_event(LOG_INFO, "connect", "conn=%llu client=%s listener=%s", (unsigned long long)c->id, addr,
+		lc->conf->name);
+	struct timeval idle = { .tv_sec = (time_t)cf->idle_timeout };
+	bufferevent_set_timeouts(c->bev, &idle, &idle);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_HIGH_WATER);
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	smtp_session_start(c->session);
+	conn_flush(c);
+}
+
+static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(arg);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	(void)arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	log_event(LOG_ERR, "accept_error", "error=\"%s\"", evutil_socket_error_to_string(e));
+	/* Out of descriptors: pause accepting for a moment rather than spin. */
+	evconnlistener_disable(l);
+	struct timeval tv = { 1, 0 };
+	event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, resume_accept_cb, l, &tv);
+}
+
+/* --- start-up and shut-down ------------------------------------------------ */
+
+static bool bind_listener(struct server *srv, const struct conf_listener *cl, struct listener_ctx *lc)
+{
+	struct sockaddr_storage ss;
+	memset(&ss, 0, sizeof(ss));
+	socklen_t sl;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	if (inet_pton(AF_INET, cl->address, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)cl->port);
+		sl = sizeof(*s4);
+	} else if (inet_pton(AF_INET6, cl->address, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)cl->port);
+		sl = sizeof(*s6);
+	} else {
+		log_event(LOG_ERR, "listen_error", "listener=%s address=%s error=\"not an IP address\"", cl->name, cl->address);
+		return false;
+	}
+	lc->srv = srv;
+	lc->conf = cl;
+	struct evconnlistener *l = evconnlistener_new_bind(srv->base, accept_cb, lc,
+		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511, (struct sockaddr *)&ss, (int)sl);
+	if (!l) {
+		log_event(LOG_ERR, "listen_error", "listener=%s address=%s port=%u error=\"%s\"", cl->name, cl->address,
+			cl->port, strerror(errno));
+		return false;
+	}
+	evconnlistener_set_error_cb(l, accept_error_cb);
+	struct sockaddr_storage bound;
+	socklen_t bl = sizeof(bound);
+	unsigned port = cl->port;
+	if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &bl) == 0)
+		port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+			: ((struct sockaddr_in *)&bound)->sin_port);
+	srv->listeners[srv->n_listeners++] = l;
+	log_event(LOG_INFO, "listening", "listener=%s address=%s port=%u role=%s tls=%s", cl->name, cl->address,
+		port, conf_role_name(cl->role), conf_tls_name(cl->tls));
+	return true;
+}
+
+/* Invariant 6: after binding as root, run as the configured unprivileged user. */
+static bool drop_privileges(const struct conf *cf)
+{
+	if (geteuid() != 0)
+		return true;
+	if (!cf->user[0]) {
+		log_event(LOG_WARN, "running_as_root", "hint=\"set user = <account> in [server] so the server drops root after binding its ports\"");
+		return true;
+	}
+	struct passwd *pw = getpwnam(cf->user);
+	if (!pw) {
+		log_event(LOG_ERR, "config_error", "setting=user user=%s error=\"no such user\" hint=\"create it (useradd --system %s) or change [server] user\"", cf->user, cf->user);
+		return false;
+	}
+	struct stat st;
+	if (mkdir(cf->data_dir, 0750) == 0 && chown(cf->data_dir, pw->pw_uid, pw->pw_gid) != 0) {
+		log_event(LOG_ERR, "config_error", "data_dir=%s error=\"cannot give it to %s\"", cf->data_dir, cf->user);
+		return false;
+	}
+	if (stat(cf->data_dir, &st) == 0 && st.st_uid != pw->pw_uid) {
+		log_event(LOG_ERR, "config_error", "data_dir=%s owner_uid=%u user=%s error=\"the data directory must belong to the server user\" hint=\"chown -R %s %s\"",
+			cf->data_dir, (unsigned)st.st_uid, cf->user, cf->user, cf->data_dir);
+		return false;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+		log_event(LOG_ERR, "privilege_error", "user=%s error=\"%s\"", cf->user, strerror(errno));
+		return false;
+	}
+	if (setuid(0) == 0) {
+		log_event(LOG_ERR, "privilege_error", "user=%s error=\"could regain root after dropping it\"", cf->user);
+		return false;
+	}
+	log_event(LOG_INFO, "privileges_dropped", "user=%s uid=%u", cf->user, (unsigned)pw->pw_uid);
+	return true;
+}
+
+static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct server *srv = arg;
+	log_event(LOG_WARN, "shutdown_forced", "open_connections=%u", srv->n_conns);
+	event_base_loopbreak(srv->base);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	struct server *srv = arg;
+	if (srv->shutting_down) {
+		event_base_loopbreak(srv->base);
+		return;
+	}
+	srv->shutting_down = true;
+	log_event(LOG_INFO, "shutdown", "signal=%d open_connections=%u", (int)sig, srv->n_conns);
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		evconnlistener_disable(srv->listeners[i]);
+	/* Tell idle clients; a commit in progress finishes and gets its reply. */
+	struct conn *next;
+	for (struct conn *c = srv->conns; c; c = next) {
+		next = c->next;
+		if (c->closed || smtp_session_waiting(c->session))
+			continue;
+		smtp_session_shutdown(c->session);
+		conn_flush(c);
+	}
+	if (srv->n_conns == 0) {
+		event_base_loopexit(srv->base, NULL);
+		return;
+	}
+	struct timeval grace = { SHUTDOWN_GRACE_S, 0 };
+	srv->shutdown_timer = evtimer_new(srv->base, shutdown_timer_cb, srv);
+	if (srv->shutdown_timer)
+		evtimer_add(srv->shutdown_timer, &grace);
+}
+
+static void server_cleanup(struct server *srv)
+{
+	workq_free(&srv->commitq);   /* finishes running commits; their callbacks run here */
+	while (srv->conns) {
+		struct conn *c = srv->conns;
+		c->commit_running = false;
+		conn_free(c);
+	}
+	for (size_t i = 0; i < srv->n_listeners; i++)
+		evconnlistener_free(srv->listeners[i]);
+	delivery_stop(&srv->delivery);
+	if (srv->commit_ev)
+		event_free(srv->commit_ev);
+	if (srv->sig_term)
+		event_free(srv->sig_term);
+	if (srv->sig_int)
+		event_free(srv->sig_int);
+	if (srv->shutdown_timer)
+		event_free(srv->shutdown_timer);
+	directory_close(&srv->dir);
+	queue_close(&srv->queue);
+	for (size_t i = 0; i < IP_BUCKETS; i++) {
+		while (srv->ips[i]) {
+			struct ip_count *n = srv->ips[i]->next;
+			free(srv->ips[i]);
+			srv->ips[i] = n;
+		}
+	}
+	if (srv->base)
+		event_base_free(srv->base);
+}
+
+int server_run(const struct conf *cf)
+{
+	static struct listener_ctx lctx[CONF_MAX_LISTENERS];
+	struct server srv_storage, *srv = &srv_storage;
+	memset(srv, 0, sizeof(*srv));
+	srv->conf = cf;
+	signal(SIGPIPE, SIG_IGN);
+	evthread_use_pthreads();
+	srv->base = event_base_new();
+	if (!srv->base) {
+		log_event(LOG_ERR, "startup_error", "error=\"cannot create the event loop\"");
+		return 1;
+	}
+	for (size_t i = 0; i < cf->n_listeners; i++) {
+		if (!bind_listener(srv, &cf->listeners[i], &lctx[i])) {
+			server_cleanup(srv);
+			return 1;
+		}
+	}
+	if (!drop_privileges(cf)) {
+		server_cleanup(srv);
+		return 1;
+	}
+	char err[512];
+	if (!queue_open(&srv->queue, cf->data_dir, err, sizeof(err)) ||
+		!directory_open(&srv->dir, cf->data_dir, err, sizeof(err))) {
+		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
+		server_cleanup(srv);
+		return 1;
+	}
+	srv->commit_ev = event_new(srv->base, -1, 0, commit_ev_cb, srv);
+	srv->commitq = srv->commit_ev ? workq_new((unsigned)cf->commit_threads, commit_notify, srv->commit_ev) : NULL;
+	srv->delivery = delivery_start(cf, srv->queue);
+	if (!srv->commitq || !srv->delivery) {
+		log_event(LOG_ERR, "startup_error", "error=\"cannot start worker threads\"");
+		server_cleanup(srv);
+		return 1;
+	}
+	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
+	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+	evsignal_add(srv->sig_term, NULL);
+	evsignal_add(srv->sig_int, NULL);
+	log_event(LOG_INFO, "started", "version=%s config=%s hostname=%s data_dir=%s", POSTERN_VERSION, cf->path,
+		cf->hostname, cf->data_dir);
+	event_base_dispatch(srv->base);
+	log_event(LOG_INFO, "stopping", "open_connections=%u", srv->n_conns);
+	server_cleanup(srv);
+	log_event(LOG_INFO, "stopped", "pid=%d", (int)getpid());
+	return 0;
+}

@@ -1,0 +1,97 @@
+/* policy.c - recipient decisions (see policy.h).
+ *
+ * Never an open relay (DESIGN invariant 2): a recipient outside the local domains is
+ * accepted only from a logged-in client or a trusted network.  Local parts are never
+ * interpreted as routes: "user%other@local", "other!user@local" and
+ * "\"user@other\"@local" are just local parts that do not exist here. */
+#include "policy/policy.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void verdict_set(struct verdict *v, enum verdict_kind k, int code, const char *enh,
+	enum refusal_cause cause, const char *reason, const char *hint)
+{
+	v->kind = k;
+	v->code = code;
+	v->enh = enh;
+	v->cause = cause;
+	snprintf(v->reason, sizeof(v->reason), "%s", reason ? reason : "");
+	snprintf(v->hint, sizeof(v->hint), "%s", hint ? hint : "");
+}
+
+static const char *const hint_relay =
+	"To send to other domains, log in first: in your mail program turn on "
+	"\"My outgoing server (SMTP) requires authentication\" with the same user name and "
+	"password as for incoming mail, and use the submission port (587 with STARTTLS, or 465 with SSL/TLS)";
+
+void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v)
+{
+	if (f->is_postmaster) {
+		/* RFC 5321 §4.5.1: postmaster must be accepted, whatever else is true. */
+		verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+		return;
+	}
+	if (!f->domain_local) {
+		if (c->authenticated || c->trusted_network) {
+			verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+			return;
+		}
+		char reason[VERDICT_REASON_MAX];
+		snprintf(reason, sizeof(reason),
+			"relaying denied: %s is not a domain of this server, and this server only relays "
+			"mail for clients that have logged in; you have not logged in",
+			f->domain);
+		verdict_set(v, VERDICT_PERM, 554, "5.7.1", CAUSE_RELAY_NOT_LOGGED_IN, reason, hint_relay);
+		return;
+	}
+	switch (f->user) {
+	case USER_FOUND:
+		verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+		return;
+	case USER_LOOKUP_FAILED:
+		verdict_set(v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
+			"temporary failure: the user directory could not be read",
+			"Nothing is lost: your mail program will try again later");
+		return;
+	case USER_MISSING: {
+		char reason[VERDICT_REASON_MAX];
+		snprintf(reason, sizeof(reason), "no mailbox named \"%.64s\" here at %.128s", f->local, f->domain);
+		verdict_set(v, VERDICT_PERM, 550, "5.1.1", CAUSE_UNKNOWN_USER, reason,
+			"Check the spelling of the address, or ask the recipient for the right one");
+		return;
+	}
+	}
+}
+
+const char *policy_cause_name(enum refusal_cause c)
+{
+	switch (c) {
+	case CAUSE_NONE: return "accepted";
+	case CAUSE_RELAY_NOT_LOGGED_IN: return "not logged in (relaying denied)";
+	case CAUSE_UNKNOWN_USER: return "no such mailbox here";
+	case CAUSE_LOOKUP_FAILED: return "temporary directory failure";
+	case CAUSE_BAD_ADDRESS: return "not a valid address";
+	case CAUSE_NON_ASCII_ADDRESS: return "non-ASCII address without SMTPUTF8";
+	case CAUSE_TOO_MANY_RECIPIENTS: return "too many recipients";
+	case CAUSE_COUNT: break;
+	}
+	return "refused";
+}
+
+const char *policy_best_fix(const unsigned counts[CAUSE_COUNT])
+{
+	/* The most useful fix first: not being logged in explains most failed sends. */
+	if (counts[CAUSE_RELAY_NOT_LOGGED_IN])
+		return "Fix: turn on \"My outgoing server (SMTP) requires authentication\" in your mail "
+			"program, with the same user name and password as for incoming mail";
+	if (counts[CAUSE_UNKNOWN_USER])
+		return "Fix: check the recipient addresses for typing mistakes";
+	if (counts[CAUSE_BAD_ADDRESS] || counts[CAUSE_NON_ASCII_ADDRESS])
+		return "Fix: correct the recipient addresses; they are not valid mail addresses";
+	if (counts[CAUSE_LOOKUP_FAILED])
+		return "Fix: nothing on your side; try again in a few minutes";
+	if (counts[CAUSE_TOO_MANY_RECIPIENTS])
+		return "Fix: send to fewer recipients per message";
+	return "Fix: give at least one recipient this server accepts, with RCPT TO";
+}

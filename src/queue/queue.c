@@ -1,0 +1,600 @@
+/* queue.c - the durable spool (see queue.h for the file format).
+ *
+ * Envelope records are "key value" lines; values are percent-encoded (bytes outside
+ * 0x21..0x7e and '%' become %XX) so a record is always one line whatever the
+ * client sent.  Keys: qid, arrival, client-addr, client-name, helo, protocol,
+ * smtputf8, eightbit, sender, rcpt (one per recipient, in order). */
+#include "queue/queue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+#define QUEUE_MAGIC "POSTERN-QUEUE 1\n"
+#define WRITE_BUF (64u << 10)
+#define HEADER_MAX (8u << 20)
+
+struct queue {
+	char root[1024];        /* data_dir/queue */
+	int active_dirfd;
+	int state_dirfd;
+};
+
+struct queue_writer {
+	struct queue *q;
+	char qid[QUEUE_ID_LEN + 1];
+	char path[1100];
+	int fd;
+	struct buf wbuf;
+	uint64_t body_size;
+	bool failed;
+	bool committed;
+};
+
+static bool mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[1100];
+	snprintf(tmp, sizeof(tmp), "%s", path);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/') {
+			*p = '\0';
+			if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+				return false;
+			*p = '/';
+		}
+	}
+	return mkdir(tmp, mode) == 0 || errno == EEXIST;
+}
+
+/* Remove leftovers of messages that were never acknowledged. */
+static void clean_incoming(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			log_event(LOG_INFO, "spool_cleanup", "file=%s reason=\"never acknowledged\"", e->d_name);
+	}
+	closedir(d);
+}
+
+bool queue_open(struct queue **qp, const char *data_dir, char *err, size_t errlen)
+{
+	struct queue *q = calloc(1, sizeof(*q));
+	if (!q) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	q->active_dirfd = q->state_dirfd = -1;
+	snprintf(q->root, sizeof(q->root), "%s/queue", data_dir);
+	static const char *const subdirs[] = { "incoming", "active", "state", "failed" };
+	for (size_t i = 0; i < 4; i++) {
+		char p[1100];
+		snprintf(p, sizeof(p), "%s/%s", q->root, subdirs[i]);
+		if (!mkdir_p(p, 0700)) {
+			snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+			free(q);
+			return false;
+		}
+	}
+	char p[1100];
+	snprintf(p, sizeof(p), "%s/incoming", q->root);
+	clean_incoming(p);
+	snprintf(p, sizeof(p), "%s/active", q->root);
+	q->active_dirfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(p, sizeof(p), "%s/state", q->root);
+	q->state_dirfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (q->active_dirfd < 0 || q->state_dirfd < 0) {
+		snprintf(err, errlen, "cannot open %s: %s", p, strerror(errno));
+		queue_close(&q);
+		return false;
+	}
+	*qp = q;
+	return true;
+}
+
+void queue_close(struct queue **qp)
+{
+	struct queue *q = *qp;
+	if (!q)
+		return;
+	if (q->active_dirfd >= 0)
+		close(q->active_dirfd);
+	if (q->state_dirfd >= 0)
+		close(q->state_dirfd);
+	free(q);
+	*qp = NULL;
+}
+
+const char *queue_dir(const struct queue *q)
+{
+	return q->root;
+}
+
+/* --- envelope encoding ---------------------------------------------------- */
+
+static void put_record(struct buf *b, const char *key, const char *val)
+{
+	buf_appends(b, key);
+	buf_appendc(b, ' ');
+	for (const unsigned char *p = (const unsigned char *)val; *p; p++) {
+		if (*p < 0x21 || *p > 0x7e || *p == '%')
+			buf_printf(b, "%%%02X", *p);
+		else
+			buf_appendc(b, (char)*p);
+	}
+	buf_appendc(b, '\n');
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* Decode a percent-encoded value into out (NUL-terminated); false if malformed or long. */
+static bool get_value(const char *p, size_t n, char *out, size_t outsz)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = p[i];
+		if (c == '%') {
+			if (i + 2 >= n)
+				return false;
+			int h = hexval(p[i + 1]), l = hexval(p[i + 2]);
+			if (h < 0 || l < 0)
+				return false;
+			c = (char)(h * 16 + l);
+			if (c == '\0')
+				return false;
+			i += 2;
+		} else if ((unsigned char)c < 0x21 || (unsigned char)c > 0x7e) {
+			return false;
+		}
+		if (o + 1 >= outsz)
+			return false;
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	return true;
+}
+
+static bool envelope_encode(struct buf *b, const struct queue_envelope *env)
+{
+	char num[32];
+	buf_appends(b, QUEUE_MAGIC);
+	put_record(b, "qid", env->qid);
+	snprintf(num, sizeof(num), "%lld", (long long)env->arrival);
+	put_record(b, "arrival", num);
+	put_record(b, "client-addr", env->client_addr);
+	put_record(b, "client-name", env->client_name);
+	put_record(b, "helo", env->helo);
+	put_record(b, "protocol", env->protocol);
+	put_record(b, "smtputf8", env->smtputf8 ? "1" : "0");
+	put_record(b, "eightbit", env->eightbit ? "1" : "0");
+	put_record(b, "sender", env->sender);
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		put_record(b, "rcpt", env->rcpts[i]);
+	buf_appendc(b, '\n');
+	return !b->truncated;
+}
+
+void queue_envelope_free(struct queue_envelope *env)
+{
+	free(env->rcpts);
+	env->rcpts = NULL;
+	env->n_rcpts = 0;
+}
+
+long queue_envelope_parse(const char *data, size_t len, struct queue_envelope *env)
+{
+	memset(env, 0, sizeof(*env));
+	size_t ml = strlen(QUEUE_MAGIC);
+	if (len < ml || memcmp(data, QUEUE_MAGIC, ml) != 0)
+		return -1;
+	size_t pos = ml, cap = 0;
+	bool have_qid = false, have_sender = false;
+	while (pos < len) {
+		const char *nl = memchr(data + pos, '\n', len - pos);
+		if (!nl)
+			goto bad;
+		size_t n = (size_t)(nl - (data + pos));
+		const char *line = data + pos;
+		pos += n + 1;
+		if (n == 0) {
+			if (!have_qid || !have_sender || env->n_rcpts == 0)
+				goto bad;
+			return (long)pos;
+		}
+		const char *sp = memchr(line, ' ', n);
+		if (!sp)
+			goto bad;
+		size_t kl = (size_t)(sp - line);
+		const char *v = sp + 1;
+		size_t vl = n - kl - 1;
+#define KEY(k) (kl == sizeof(k) - 1 && memcmp(line, k, kl) == 0)
+		char tmp[32];
+		if (KEY("qid")) {
+			if (!get_value(v, vl, env->qid, sizeof(env->qid)) || !id_is_queue_id(env->qid))
+				goto bad;
+			have_qid = true;
+		} else if (KEY("arrival")) {
+			uint64_t t;
+			if (!parse_u64(v, vl, &t) || t > INT64_MAX)
+				goto bad;
+			env->arrival = (time_t)t;
+		} else if (KEY("client-addr")) {
+			if (!get_value(v, vl, env->client_addr, sizeof(env->client_addr)))
+				goto bad;
+		} else if (KEY("client-name")) {
+			if (!get_value(v, vl, env->client_name, sizeof(env->client_name)))
+				goto bad;
+		} else if (KEY("helo")) {
+			if (!get_value(v, vl, env->helo, sizeof(env->helo)))
+				goto bad;
+		} else if (KEY("protocol")) {
+			if (!get_value(v, vl, env->protocol, sizeof(env->protocol)))
+				goto bad;
+		} else if (KEY("smtputf8") || KEY("eightbit")) {
+			if (!get_value(v, vl, tmp, sizeof(tmp)) || (strcmp(tmp, "0") && strcmp(tmp, "1")))
+				goto bad;
+			if (KEY("smtputf8"))
+				env->smtputf8 = tmp[0] == '1';
+			else
+				env->eightbit = tmp[0] == '1';
+		} else if (KEY("sender")) {
+			if (!get_value(v, vl, env->sender, sizeof(env->sender)))
+				goto bad;
+			have_sender = true;
+		} else if (KEY("rcpt")) {
+			if (env->n_rcpts >= QUEUE_MAX_RCPTS)
+				goto bad;
+			if (env->n_rcpts == cap) {
+				size_t nc = cap ? cap * 2 : 4;
+				void *p = realloc(env->rcpts, nc * sizeof(*env->rcpts));
+				if (!p)
+					goto bad;
+				env->rcpts = p;
+				cap = nc;
+			}
+			if (!get_value(v, vl, env->rcpts[env->n_rcpts], QUEUE_ADDR_MAX) || !env->rcpts[env->n_rcpts][0])
+				goto bad;
+			env->n_rcpts++;
+		}
+		/* Unknown keys are skipped: newer versions may add records. */
+#undef KEY
+	}
+bad:
+	queue_envelope_free(env);
+	return -1;
+}
+
+/* --- writing -------------------------------------------------------------- */
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+static bool writer_flush(struct queue_writer *w)
+{
+	if (w->failed)
+		return false;
+	if (w->wbuf.len && !write_all(w->fd, w->wbuf.data, w->wbuf.len)) {
+		log_event(LOG_ERR, "spool_error", "qid=%s op=write error=\"%s\"", w->qid, strerror(errno));
+		w->failed = true;
+	}
+	buf_reset(&w->wbuf);
+	return !w->failed;
+}
+
+struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envelope *env,
+	char *err, size_t errlen)
+{
+	struct queue_writer *w = calloc(1, sizeof(*w));
+	if (!w) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	w->q = q;
+	w->fd = -1;
+	snprintf(w->qid, sizeof(w->qid), "%s", env->qid);
+	snprintf(w->path, sizeof(w->path), "%s/incoming/%s", q->root, env->qid);
+	buf_init(&w->wbuf, HEADER_MAX);
+	w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w->fd < 0) {
+		snprintf(err, errlen, "cannot create %s: %s", w->path, strerror(errno));
+		buf_free(&w->wbuf);
+		free(w);
+		return NULL;
+	}
+	if (!envelope_encode(&w->wbuf, env) || !writer_flush(w)) {
+		snprintf(err, errlen, "cannot write the envelope of %s", env->qid);
+		queue_writer_free(&w);
+		return NULL;
+	}
+	return w;
+}
+
+bool queue_writer_write(struct queue_writer *w, const void *p, size_t n)
+{
+	if (w->failed)
+		return false;
+	w->body_size += n;
+	if (w->wbuf.len + n > WRITE_BUF) {
+		if (!writer_flush(w))
+			return false;
+		if (n >= WRITE_BUF) {
+			if (!write_all(w->fd, p, n)) {
+				log_event(LOG_ERR, "spool_error", "qid=%s op=write error=\"%s\"", w->qid, strerror(errno));
+				w->failed = true;
+			}
+			return !w->failed;
+		}
+	}
+	buf_append(&w->wbuf, p, n);
+	return true;
+}
+
+uint64_t queue_writer_size(const struct queue_writer *w)
+{
+	return w->body_size;
+}
+
+bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
+{
+	char trailer[QUEUE_TRAILER_LEN + 1];
+	snprintf(trailer, sizeof(trailer), "\nEND %020" PRIu64 " POSTERN\n", w->body_size);
+	buf_append(&w->wbuf, trailer, QUEUE_TRAILER_LEN);
+	if (!writer_flush(w)) {
+		snprintf(err, errlen, "write failed: %s", strerror(errno));
+		return false;
+	}
+	/* Invariant 1: data on disk, then the name, then the directory entry. */
+	if (fsync(w->fd) != 0) {
+		snprintf(err, errlen, "fsync failed: %s", strerror(errno));
+		w->failed = true;
+		return false;
+	}
+	close(w->fd);
+	w->fd = -1;
+	char dst[1100];
+	snprintf(dst, sizeof(dst), "%s/active/%s", w->q->root, w->qid);
+	if (rename(w->path, dst) != 0) {
+		snprintf(err, errlen, "rename to %s failed: %s", dst, strerror(errno));
+		w->failed = true;
+		return false;
+	}
+	w->committed = true;
+	if (fsync(w->q->active_dirfd) != 0) {
+		/* The file is in place but its name may not be durable: refuse the 250; the
+		 * client retries, and at worst the message is delivered twice, never lost. */
+		snprintf(err, errlen, "directory fsync failed: %s", strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+void queue_writer_free(struct queue_writer **wp)
+{
+	struct queue_writer *w = *wp;
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (!w->committed)
+		unlink(w->path);
+	buf_free(&w->wbuf);
+	free(w);
+	*wp = NULL;
+}
+
+/* --- reading -------------------------------------------------------------- */
+
+bool queue_message_open(struct queue *q, const char *qid, struct queue_message *m,
+	char *err, size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+	if (!id_is_queue_id(qid)) {
+		snprintf(err, errlen, "not a queue id");
+		return false;
+	}
+	int fd = openat(q->active_dirfd, qid, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+		return false;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0 || st.st_size < (off_t)QUEUE_TRAILER_LEN) {
+		snprintf(err, errlen, "file too short to be complete");
+		close(fd);
+		return false;
+	}
+	/* Read the envelope: grow until the blank line that ends it. */
+	size_t want = 4096, have = 0;
+	char *hdr = NULL;
+	long body = -1;
+	for (;;) {
+		if (want > HEADER_MAX)
+			want = HEADER_MAX;
+		char *p = realloc(hdr, want);
+		if (!p)
+			break;
+		hdr = p;
+		ssize_t r = pread(fd, hdr + have, want - have, (off_t)have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		if (memmem(hdr, have, "\n\n", 2)) {
+			body = queue_envelope_parse(hdr, have, &m->env);
+			break;
+		}
+		if (have < want || want == HEADER_MAX)
+			break;
+		want *= 2;
+	}
+	free(hdr);
+	if (body < 0) {
+		snprintf(err, errlen, "malformed envelope");
+		close(fd);
+		return false;
+	}
+	char trailer[QUEUE_TRAILER_LEN + 1] = { 0 };
+	uint64_t size = 0;
+	if (pread(fd, trailer, QUEUE_TRAILER_LEN, st.st_size - QUEUE_TRAILER_LEN) != QUEUE_TRAILER_LEN ||
+		memcmp(trailer, "\nEND ", 5) != 0 || memcmp(trailer + 25, " POSTERN\n", 9) != 0 ||
+		!parse_u64(trailer + 5, 20, &size) ||
+		(uint64_t)st.st_size != (uint64_t)body + size + QUEUE_TRAILER_LEN) {
+		snprintf(err, errlen, "incomplete file (no valid end record)");
+		queue_envelope_free(&m->env);
+		close(fd);
+		return false;
+	}
+	m->fd = fd;
+	m->body_offset = body;
+	m->body_size = size;
+	return true;
+}
+
+void queue_message_close(struct queue_message *m)
+{
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+	queue_envelope_free(&m->env);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+bool queue_list_active(struct queue *q, void (*cb)(void *arg, const char *qid), void *arg)
+{
+	char p[1100];
+	snprintf(p, sizeof(p), "%s/active", q->root);
+	DIR *d = opendir(p);
+	if (!d)
+		return false;
+	size_t n = 0, cap = 0;
+	char (*ids)[QUEUE_ID_LEN + 1] = NULL;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (!id_is_queue_id(e->d_name))
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			void *np = realloc(ids, nc * sizeof(*ids));
+			if (!np)
+				break;
+			ids = np;
+			cap = nc;
+		}
+		memcpy(ids[n++], e->d_name, QUEUE_ID_LEN + 1);
+	}
+	closedir(d);
+	if (n)
+		qsort(ids, n, sizeof(*ids), cmp_str);
+	for (size_t i = 0; i < n; i++)
+		cb(arg, ids[i]);
+	free(ids);
+	return true;
+}
+
+/* --- recipient state ------------------------------------------------------ */
+
+bool queue_state_load(struct queue *q, const char *qid, unsigned char *state, size_t n)
+{
+	memset(state, RCPT_PENDING, n);
+	int fd = openat(q->state_dirfd, qid, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;   /* no state yet: all pending */
+	char *buf = malloc(n + 2);
+	if (!buf) {
+		close(fd);
+		return false;
+	}
+	ssize_t r = read(fd, buf, n + 1);
+	close(fd);
+	bool ok = r == (ssize_t)n + 1 && buf[n] == '\n';
+	for (size_t i = 0; ok && i < n; i++) {
+		if (buf[i] < '0' || buf[i] > '2')
+			ok = false;
+		else
+			state[i] = (unsigned char)(buf[i] - '0');
+	}
+	free(buf);
+	return ok;
+}
+
+bool queue_state_save(struct queue *q, const char *qid, const unsigned char *state, size_t n)
+{
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", qid);
+	int fd = openat(q->state_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return false;
+	char *buf = malloc(n + 1);
+	bool ok = buf != NULL;
+	for (size_t i = 0; ok && i < n; i++)
+		buf[i] = (char)('0' + state[i]);
+	if (ok) {
+		buf[n] = '\n';
+		ok = write_all(fd, buf, n + 1) && fsync(fd) == 0;
+	}
+	free(buf);
+	close(fd);
+	ok = ok && renameat(q->state_dirfd, tmp, q->state_dirfd, qid) == 0 && fsync(q->state_dirfd) == 0;
+	if (!ok)
+		unlinkat(q->state_dirfd, tmp, 0);
+	return ok;
+}
+
+bool queue_remove(struct queue *q, const char *qid)
+{
+	unlinkat(q->state_dirfd, qid, 0);
+	bool ok = unlinkat(q->active_dirfd, qid, 0) == 0 || errno == ENOENT;
+	fsync(q->active_dirfd);
+	return ok;
+}
+
+bool queue_move_failed(struct queue *q, const char *qid)
+{
+	char src[1100], dst[1100];
+	snprintf(src, sizeof(src), "%s/active/%s", q->root, qid);
+	snprintf(dst, sizeof(dst), "%s/failed/%s", q->root, qid);
+	bool ok = rename(src, dst) == 0;
+	unlinkat(q->state_dirfd, qid, 0);
+	fsync(q->active_dirfd);
+	return ok;
+}

@@ -1,0 +1,141 @@
+/* reply.c - the reply catalogue and the one function that writes replies.
+ *
+ * Codes and enhanced codes: RFC 5321 §4.2, RFC 3463 (class.subject.detail),
+ * RFC 2034 (ENHANCEDSTATUSCODES: every 2xx/4xx/5xx reply after the greeting carries
+ * one), RFC 1870 (SIZE: 552 5.3.4), RFC 3030 (CHUNKING), RFC 6531 (5.6.7). */
+#include "smtp/reply.h"
+
+#include <assert.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/buf.h"
+
+#define E(id, code, enh, text, hint) [id] = { code, enh, text, hint }
+
+static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
+	E(R_GREETING, 220, NULL, "%s ESMTP Postern ready", NULL),
+	E(R_BYE, 221, "2.0.0", "Bye", NULL),
+	E(R_DONE, 250, "2.0.0", "Ok", NULL),
+	E(R_OK_HELO, 250, NULL, "%s", NULL),
+	E(R_RSET, 250, "2.0.0", "Ok: transaction reset", NULL),
+	E(R_NOOP, 250, "2.0.0", "Ok", NULL),
+	E(R_VRFY, 252, "2.5.0", "Cannot verify users here, but will accept mail and attempt delivery", NULL),
+	E(R_HELP, 214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY\nSee RFC 5321; mail administrators: see the Postern documentation", NULL),
+	E(R_START_DATA, 354, NULL, "End data with <CR><LF>.<CR><LF>", NULL),
+	E(R_BDAT_OK, 250, "2.0.0", "%llu octets received", NULL),
+	E(R_QUEUED, 250, "2.0.0", "Ok: queued as %s", NULL),
+	E(R_SENDER_OK, 250, "2.1.0", "Sender <%s> ok", NULL),
+	E(R_RCPT_OK, 250, "2.1.5", "Recipient <%s> ok", NULL),
+	E(R_SYNTAX_LINE_TOO_LONG, 500, "5.5.6", "Line too long: a command line may be at most %zu octets",
+		"The mail program sent a command longer than SMTP allows; it is ignored"),
+	E(R_SYNTAX_BAD_BYTES, 500, "5.5.2", "Command refused: it contains control characters",
+		"Commands must be plain text ending in CR LF"),
+	E(R_UNKNOWN_COMMAND, 500, "5.5.2", "Unknown command \"%s\"", "Send HELP for the commands this server knows"),
+	E(R_NOT_IMPLEMENTED, 502, "5.5.1", "%s is not supported here", NULL),
+	E(R_HELO_NEEDS_DOMAIN, 501, "5.5.4", "%s needs your host name, e.g. \"EHLO client.example.org\"", NULL),
+	E(R_NEED_HELO, 503, "5.5.1", "Send EHLO (or HELO) first", "The mail program must greet the server with EHLO before MAIL FROM"),
+	E(R_NESTED_MAIL, 503, "5.5.1", "A sender is already set for this message", "Send RSET to start a new message, or go on with RCPT TO"),
+	E(R_NEED_MAIL, 503, "5.5.1", "Send MAIL FROM first", "Give the sender with MAIL FROM:<address> before the recipients"),
+	E(R_NO_RCPT_YET, 503, "5.5.1", "No recipients: there was no RCPT TO command before %s", "Give at least one recipient with RCPT TO:<address> before sending the message"),
+	E(R_PARAM_NOT_ALLOWED, 555, "5.5.4", "%s", NULL),
+	E(R_TOO_MANY_RCPTS, 452, "4.5.3", "Too many recipients: at most %u per message", "Send the rest in another message; those accepted so far are kept"),
+	E(R_MSG_TOO_BIG_DECLARED, 552, "5.3.4", "Message too big: it is %llu octets and the limit here is %llu", "Send a smaller message, e.g. share large files by link instead of attaching them"),
+	E(R_MSG_TOO_BIG, 552, "5.3.4", "Message too big: the limit here is %llu octets; the message was not accepted", "Send a smaller message, e.g. share large files by link instead of attaching them"),
+	E(R_BARE_LINE_ENDING, 550, "5.6.0", "Message refused: it contains %s line ends (a %s without %s); SMTP requires CR LF (RFC 5321 section 2.3.8)", "The sending program must end every line with CR LF; this protects against SMTP smuggling"),
+	E(R_TEMP_SPOOL, 451, "4.3.0", "Temporary failure: the message could not be stored (ref %s)", "Nothing was accepted; your mail program will try again later"),
+	E(R_TEMP_COMMIT, 451, "4.3.0", "Temporary failure: the message could not be stored safely (ref %s)", "Nothing was accepted; your mail program will try again later"),
+	E(R_TOO_MANY_ERRORS, 421, "4.7.0", "%s Too many bad commands; closing the connection", NULL),
+	E(R_IDLE_TIMEOUT, 421, "4.4.2", "%s Timeout: no command for %llu seconds; closing the connection", NULL),
+	E(R_TOO_MANY_CONNECTIONS, 421, "4.7.0", "%s Too many connections; try again later", NULL),
+	E(R_TOO_MANY_FROM_IP, 421, "4.7.0", "%s Too many connections from your address (limit %llu); try again later", NULL),
+	E(R_SHUTDOWN, 421, "4.3.2", "%s Service shutting down; try again later", NULL),
+	E(R_NO_DATA_ARG, 501, "5.5.4", "DATA takes no argument", NULL),
+	E(R_BDAT_SYNTAX, 501, "5.5.4", "The command must read BDAT <size> [LAST]", NULL),
+	E(R_BDAT_AFTER_FAILURE, 503, "5.5.1", "An earlier BDAT in this message failed; send RSET and start again", NULL),
+	E(R_DATA_AFTER_BDAT, 503, "5.5.1", "DATA cannot follow BDAT in the same message (RFC 3030)", "Send RSET to start again"),
+	E(R_EIGHTBIT_NO_SMTPUTF8, 553, "5.6.7", "The address <%s> is not ASCII and MAIL FROM had no SMTPUTF8 parameter", "The sending program must declare SMTPUTF8 to use such addresses"),
+	E(R_STARTTLS_UNAVAILABLE, 502, "5.5.1", "STARTTLS is not offered on this port", NULL),
+	E(R_AUTH_UNAVAILABLE, 502, "5.5.1", "AUTH is not offered on this port", NULL),
+	E(R_BODY_8BIT_NOT_DECLARED, 554, "5.6.0", "BINARYMIME content must be sent with BDAT, not DATA (RFC 3030)", NULL),
+};
+
+const struct reply_entry *reply_get(enum reply_id id)
+{
+	assert((unsigned)id < REPLY_ID_COUNT && catalogue[id].code != 0);
+	return &catalogue[id];
+}
+
+bool reply_enh_valid(const char *s)
+{
+	/* class "." subject "." detail; subject and detail 1-3 digits (RFC 3463 §2). */
+	if (!s || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
+		return false;
+	const char *p = s + 2;
+	for (int part = 0; part < 2; part++) {
+		int digits = 0;
+		while (*p >= '0' && *p <= '9') {
+			p++;
+			digits++;
+		}
+		if (digits < 1 || digits > 3)
+			return false;
+		if (part == 0 && *p++ != '.')
+			return false;
+	}
+	return *p == '\0';
+}
+
+#define REPLY_LINE_MAX 512   /* RFC 5321 §4.5.3.1.5, CR LF included */
+
+void reply_write(struct buf *out, int code, const char *enh, const char *text)
+{
+	assert(code >= 200 && code <= 599);
+	assert(enh == NULL || (reply_enh_valid(enh) && enh[0] - '0' == code / 100));
+	const char *p = text;
+	for (;;) {
+		const char *nl = strchr(p, '\n');
+		size_t n = nl ? (size_t)(nl - p) : strlen(p);
+		bool last = nl == NULL || nl[1] == '\0';
+		char prefix[16];
+		int pn = snprintf(prefix, sizeof(prefix), "%d%c%s%s", code, last ? ' ' : '-',
+			enh ? enh : "", enh ? " " : "");
+		size_t room = REPLY_LINE_MAX - 2 - (size_t)pn;
+		if (n > room)
+			n = room;
+		buf_append(out, prefix, (size_t)pn);
+		/* Reply text is ours, but may quote client bytes: never let CR/LF through. */
+		for (size_t i = 0; i < n; i++) {
+			char c = p[i];
+			buf_appendc(out, (c == '\r' || c == '\n' || c == '\0') ? ' ' : c);
+		}
+		buf_append(out, "\r\n", 2);
+		if (last)
+			break;
+		p = nl + 1;
+	}
+}
+
+void reply_writef(struct buf *out, int code, const char *enh, const char *fmt, ...)
+{
+	char text[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	reply_write(out, code, enh, text);
+}
+
+void reply_id(struct buf *out, enum reply_id id, ...)
+{
+	const struct reply_entry *e = reply_get(id);
+	char text[2048];
+	va_list ap;
+	va_start(ap, id);
+	int n = vsnprintf(text, sizeof(text), e->text, ap);
+	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(text) && e->hint)
+		snprintf(text + n, sizeof(text) - (size_t)n, "\n%s", e->hint);
+	reply_write(out, e->code, e->enh, text);
+}

@@ -1,0 +1,924 @@
+/* session.c - the SMTP server state machine (see session.h).
+ *
+ * One command table and one gate: each verb has a handler and flags, and
+ * session_dispatch() enforces the flags before any handler runs.  A handler checks
+ * syntax and state, asks hooks for decisions, and replies through reply.c.  The
+ * transaction (struct smtp_tx) is created at MAIL and destroyed at RSET, EHLO/HELO,
+ * the end of data, or the end of the session: one place to free, one to roll back. */
+#include "smtp/session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "smtp/command.h"
+#include "smtp/data.h"
+#include "smtp/reply.h"
+#include "util/buf.h"
+#include "util/id.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+#define OUTPUT_MAX (1u << 20)          /* hard bound on queued replies */
+#define OUTPUT_PAUSE (64u << 10)       /* stop reading commands while this much waits */
+#define FEED_CHUNK (16u << 10)         /* data bytes decoded per step */
+#define REFUSALS_LISTED 8              /* refusals named in the 503 at DATA */
+#define HELO_MAX 255
+
+enum state { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_CLOSED };
+
+struct refusal {
+	char addr[SMTP_ADDR_MAX + 1];
+	char reason[VERDICT_REASON_MAX];
+	char ref[32];
+};
+
+struct smtp_tx {
+	struct smtp_path sender;
+	struct smtp_mail_params params;
+	struct smtp_path *rcpts;
+	size_t n_rcpts;
+	size_t cap_rcpts;
+	unsigned rcpt_commands;            /* RCPT commands seen, accepted or not */
+	struct refusal refused[REFUSALS_LISTED];
+	unsigned n_refused;                /* all refusals, listed or not */
+	unsigned cause_counts[CAUSE_COUNT];
+	bool spool_open;
+	char qid[QUEUE_ID_LEN + 1];
+	uint64_t size;                     /* message octets accepted so far */
+	bool too_big;
+	bool spool_failed;
+	struct data_decoder dec;
+	/* BDAT (RFC 3030) */
+	bool used_bdat;
+	bool bdat_failed;                  /* an earlier chunk failed: refuse the rest */
+	uint64_t bdat_remaining;
+	uint64_t bdat_chunk;
+	bool bdat_last;
+	bool bdat_discard;                 /* consume this chunk, then send pending error */
+	enum { BDAT_ERR_NONE, BDAT_ERR_NEED_MAIL, BDAT_ERR_NO_RCPT, BDAT_ERR_FAILED } bdat_err;
+};
+
+struct smtp_session {
+	struct smtp_conn_info info;        /* strings below are owned copies */
+	char *hostname, *client_addr, *client_name, *listener;
+	struct smtp_limits limits;
+	struct smtp_hooks hooks;
+	enum state state;
+	struct buf out;
+	struct buf line;
+	bool line_overflow;
+	bool helo_seen;
+	bool esmtp;
+	char helo[HELO_MAX + 1];
+	unsigned bad_commands;
+	unsigned refs;
+	bool close_after_output;
+	struct smtp_tx *tx;
+	struct buf scratch;                /* decoded DATA bytes on their way to the spool */
+};
+
+/* --- small helpers --------------------------------------------------------- */
+
+static char *dup_or_empty(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+static void next_ref(struct smtp_session *s, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%llu.%u", (unsigned long long)s->info.conn_id, ++s->refs);
+}
+
+static void tx_free(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	if (!tx)
+		return;
+	if (tx->spool_open)
+		s->hooks.spool_abort(s->hooks.ctx);
+	free(tx->rcpts);
+	free(tx);
+	s->tx = NULL;
+}
+
+static void session_close(struct smtp_session *s)
+{
+	if (s->state == ST_WAIT_COMMIT && s->tx)
+		s->tx->spool_open = false;   /* the running commit owns the spool file */
+	tx_free(s);
+	s->state = ST_CLOSED;
+	s->close_after_output = true;
+}
+
+/* Count a protocol error; past the limit the session ends (STYLE 5: bound input). */
+static void bad_command(struct smtp_session *s)
+{
+	if (++s->bad_commands >= s->limits.max_bad_commands) {
+		reply_id(&s->out, R_TOO_MANY_ERRORS, s->hostname);
+		log_event(LOG_WARN, "too_many_errors", "conn=%llu count=%u",
+			(unsigned long long)s->info.conn_id, s->bad_commands);
+		session_close(s);
+	}
+}
+
+/* A refusal: reply with reason, hint and reference, and log it. */
+static void refuse(struct smtp_session *s, const char *verb, const char *what, const struct verdict *v,
+	char *ref_out, size_t ref_outsz)
+{
+	char ref[32];
+	next_ref(s, ref, sizeof(ref));
+	char text[1200];
+	if (v->hint[0])
+		snprintf(text, sizeof(text), "%s: %s\n%s (ref %s)", what, v->reason, v->hint, ref);
+	else
+		snprintf(text, sizeof(text), "%s: %s (ref %s)", what, v->reason, ref);
+	reply_write(&s->out, v->code, v->enh, text);
+	char q[300];
+	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=%s code=%d enh=%s cause=\"%s\" arg=%s",
+		(unsigned long long)s->info.conn_id, ref, verb, v->code, v->enh, policy_cause_name(v->cause),
+		log_quote(q, sizeof(q), what, strlen(what), 256));
+	if (ref_out)
+		snprintf(ref_out, ref_outsz, "%s", ref);
+}
+
+/* Remember a refused recipient for the 503 at DATA. */
+static void remember_refusal(struct smtp_tx *tx, const char *addr, const struct verdict *v, const char *ref)
+{
+	if (v->cause < CAUSE_COUNT)
+		tx->cause_counts[v->cause]++;
+	if (tx->n_refused < REFUSALS_LISTED) {
+		struct refusal *r = &tx->refused[tx->n_refused];
+		snprintf(r->addr, sizeof(r->addr), "%s", addr);
+		snprintf(r->reason, sizeof(r->reason), "%s", v->reason);
+		snprintf(r->ref, sizeof(r->ref), "%s", ref);
+	}
+	tx->n_refused++;
+}
+
+/* Quote client text for a reply: printable ASCII only, bounded. */
+static void quote_for_reply(char *out, size_t outsz, const char *p, size_t n)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n && o + 5 < outsz; i++) {
+		unsigned char c = (unsigned char)p[i];
+		out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
+		if (i == 63 && n > 64) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+	}
+	out[o] = '\0';
+}
+
+/* --- the 503 that explains itself (DESIGN invariant 3) ---------------------- */
+
+static void reply_no_recipients(struct smtp_session *s, const char *verb)
+{
+	struct smtp_tx *tx = s->tx;
+	if (!tx || tx->rcpt_commands == 0 || tx->n_refused == 0) {
+		reply_id(&s->out, R_NO_RCPT_YET, verb);
+		return;
+	}
+	struct buf text;
+	buf_init(&text, 8192);
+	buf_printf(&text, "No valid recipients, so there is no message to send: %s refused %s\n",
+		"the server", tx->n_refused == 1 ? "the only recipient" : "every recipient");
+	unsigned listed = tx->n_refused < REFUSALS_LISTED ? tx->n_refused : REFUSALS_LISTED;
+	for (unsigned i = 0; i < listed; i++)
+		buf_printf(&text, "<%s>: %s (ref %s)\n", tx->refused[i].addr, tx->refused[i].reason, tx->refused[i].ref);
+	if (tx->n_refused > listed)
+		buf_printf(&text, "... and %u more refused recipients\n", tx->n_refused - listed);
+	buf_appends(&text, policy_best_fix(tx->cause_counts));
+	reply_write(&s->out, 503, "5.5.1", buf_cstr(&text));
+	log_event(LOG_INFO, "refused", "conn=%llu cmd=%s code=503 enh=5.5.1 cause=\"no valid recipients\" refused=%u",
+		(unsigned long long)s->info.conn_id, verb, tx->n_refused);
+	buf_free(&text);
+}
+
+/* --- Received header (RFC 5321 §4.4) --------------------------------------- */
+
+static const char *protocol_name(const struct smtp_session *s)
+{
+	if (s->tx && s->tx->params.smtputf8)
+		return "UTF8SMTP";   /* RFC 6531 §3.7.3 */
+	return s->esmtp ? "ESMTP" : "SMTP";
+}
+
+static bool write_received(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	char helo[HELO_MAX + 1];
+	quote_for_reply(helo, sizeof(helo), s->helo, strlen(s->helo));
+	struct buf h;
+	buf_init(&h, 2048);
+	buf_printf(&h, "Received: from %s (%s [%s])\r\n\tby %s (Postern) with %s id %s",
+		helo, s->client_name[0] ? s->client_name : "unknown", s->client_addr,
+		s->hostname, protocol_name(s), tx->qid);
+	if (tx->n_rcpts == 1) {
+		char a[SMTP_ADDR_MAX + 1];
+		buf_printf(&h, "\r\n\tfor <%s>", smtp_path_format(&tx->rcpts[0], a, sizeof(a)));
+	}
+	buf_printf(&h, "; %s\r\n", date);
+	bool ok = !h.truncated && s->hooks.spool_write(s->hooks.ctx, h.data, h.len);
+	buf_free(&h);
+	return ok;
+}
+
+static bool open_spool(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct smtp_envelope env = {
+		.sender = &tx->sender, .params = &tx->params, .rcpts = tx->rcpts,
+		.n_rcpts = tx->n_rcpts, .helo = s->helo, .protocol = protocol_name(s),
+	};
+	if (!s->hooks.spool_open(s->hooks.ctx, &env, tx->qid))
+		return false;
+	tx->spool_open = true;
+	if (!write_received(s)) {
+		s->hooks.spool_abort(s->hooks.ctx);
+		tx->spool_open = false;
+		return false;
+	}
+	return true;
+}
+
+static void reply_spool_failure(struct smtp_session *s, enum reply_id id)
+{
+	char ref[32];
+	next_ref(s, ref, sizeof(ref));
+	reply_id(&s->out, id, ref);
+	log_event(LOG_ERR, "refused", "conn=%llu ref=%s code=451 enh=4.3.0 cause=\"spool failure\"",
+		(unsigned long long)s->info.conn_id, ref);
+}
+
+/* Message bytes on their way to the spool; enforces the size limit. */
+static void accept_bytes(struct smtp_session *s, const char *p, size_t n)
+{
+	struct smtp_tx *tx = s->tx;
+	if (n == 0 || tx->too_big || tx->spool_failed || !tx->spool_open)
+		return;
+	if (tx->size + n > s->limits.max_message) {
+		/* Stop writing at once; the rest is read and dropped (RFC 1870 §6.3). */
+		tx->too_big = true;
+		s->hooks.spool_abort(s->hooks.ctx);
+		tx->spool_open = false;
+		return;
+	}
+	tx->size += n;
+	if (!s->hooks.spool_write(s->hooks.ctx, p, n)) {
+		tx->spool_failed = true;
+		s->hooks.spool_abort(s->hooks.ctx);
+		tx->spool_open = false;
+	}
+}
+
+/* End of DATA or BDAT LAST: refuse, or start the durable commit. */
+static void finish_message(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	if (tx->too_big) {
+		reply_id(&s->out, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
+		log_event(LOG_INFO, "refused", "conn=%llu code=552 enh=5.3.4 cause=\"message too big\" limit=%llu",
+			(unsigned long long)s->info.conn_id, (unsigned long long)s->limits.max_message);
+		tx_free(s);
+		s->state = ST_CMD;
+		return;
+	}
+	if (!tx->used_bdat && (tx->dec.bare_lf || tx->dec.bare_cr)) {
+		const char *kind = tx->dec.bare_lf ? "bare LF" : "bare CR";
+		reply_id(&s->out, R_BARE_LINE_ENDING, kind, tx->dec.bare_lf ? "LF" : "CR",
+			tx->dec.bare_lf ? "a CR before it" : "an LF after it");
+		log_event(LOG_WARN, "refused", "conn=%llu code=550 enh=5.6.0 cause=\"%s\" bare_lf=%llu bare_cr=%llu",
+			(unsigned long long)s->info.conn_id, kind, (unsigned long long)tx->dec.bare_lf,
+			(unsigned long long)tx->dec.bare_cr);
+		tx_free(s);
+		s->state = ST_CMD;
+		return;
+	}
+	if (tx->spool_failed || !tx->spool_open) {
+		reply_spool_failure(s, R_TEMP_SPOOL);
+		tx_free(s);
+		s->state = ST_CMD;
+		return;
+	}
+	s->state = ST_WAIT_COMMIT;
+	s->hooks.spool_commit(s->hooks.ctx);
+}
+
+void smtp_session_commit_done(struct smtp_session *s, bool ok)
+{
+	if (s->state != ST_WAIT_COMMIT || !s->tx)
+		return;
+	struct smtp_tx *tx = s->tx;
+	tx->spool_open = false;   /* the hook owns the spool file now */
+	if (ok) {
+		reply_id(&s->out, R_QUEUED, tx->qid);
+		char from[SMTP_ADDR_MAX + 1], q[600];
+		smtp_path_format(&tx->sender, from, sizeof(from));
+		log_event(LOG_INFO, "queued", "conn=%llu qid=%s from=%s nrcpt=%zu size=%llu proto=%s",
+			(unsigned long long)s->info.conn_id, tx->qid, log_quote(q, sizeof(q), from, strlen(from), 300),
+			tx->n_rcpts, (unsigned long long)tx->size, protocol_name(s));
+	} else {
+		reply_spool_failure(s, R_TEMP_COMMIT);
+	}
+	tx_free(s);
+	s->state = ST_CMD;
+}
+
+/* --- command handlers ------------------------------------------------------ */
+
+static void cmd_helo_common(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
+{
+	if (c->arg_len == 0) {
+		reply_id(&s->out, R_HELO_NEEDS_DOMAIN, esmtp ? "EHLO" : "HELO");
+		bad_command(s);
+		return;
+	}
+	size_t n = c->arg_len < HELO_MAX ? c->arg_len : HELO_MAX;
+	/* Keep only the first word; the rest is commentary some clients add. */
+	const char *sp = memchr(c->arg, ' ', n);
+	if (sp)
+		n = (size_t)(sp - c->arg);
+	memcpy(s->helo, c->arg, n);
+	s->helo[n] = '\0';
+	tx_free(s);   /* RFC 5321 §4.1.4: EHLO/HELO reset the transaction */
+	s->helo_seen = true;
+	s->esmtp = esmtp;
+	if (!esmtp) {
+		reply_writef(&s->out, 250, NULL, "%s", s->hostname);
+		return;
+	}
+	reply_writef(&s->out, 250, NULL,
+		"%s Hello [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\nCHUNKING\nHELP",
+		s->hostname, s->client_addr, (unsigned long long)s->limits.max_message);
+}
+
+static void cmd_ehlo(struct smtp_session *s, const struct smtp_command *c) { cmd_helo_common(s, c, true); }
+static void cmd_helo(struct smtp_session *s, const struct smtp_command *c) { cmd_helo_common(s, c, false); }
+
+static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
+{
+	if (s->tx) {
+		reply_id(&s->out, R_NESTED_MAIL);
+		bad_command(s);
+		return;
+	}
+	struct smtp_tx *tx = calloc(1, sizeof(*tx));
+	if (!tx) {
+		reply_spool_failure(s, R_TEMP_SPOOL);
+		return;
+	}
+	const char *detail;
+	enum smtp_addr_status st = smtp_parse_mail(c->arg, c->arg_len, &tx->sender, &tx->params, &detail);
+	if (st != ADDR_OK) {
+		char q[80];
+		quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+		if (st == ADDR_PARAM_UNKNOWN)
+			reply_writef(&s->out, 555, "5.5.4", "MAIL %s: %s", q, detail);
+		else if (st == ADDR_SYNTAX || st == ADDR_TOO_LONG)
+			reply_writef(&s->out, 501, "5.1.7", "Bad sender address in \"MAIL %s\": %s\nUse MAIL FROM:<you@example.org>", q, detail);
+		else
+			reply_writef(&s->out, 501, "5.5.4", "Syntax error in \"MAIL %s\": %s", q, detail);
+		free(tx);
+		bad_command(s);
+		return;
+	}
+	if (tx->params.size_set && tx->params.size > s->limits.max_message) {
+		reply_id(&s->out, R_MSG_TOO_BIG_DECLARED, (unsigned long long)tx->params.size,
+			(unsigned long long)s->limits.max_message);
+		log_event(LOG_INFO, "refused", "conn=%llu cmd=MAIL code=552 enh=5.3.4 cause=\"declared size too big\" size=%llu",
+			(unsigned long long)s->info.conn_id, (unsigned long long)tx->params.size);
+		free(tx);
+		return;
+	}
+	char addr[SMTP_ADDR_MAX + 1];
+	smtp_path_format(&tx->sender, addr, sizeof(addr));
+	if (tx->sender.utf8 && !tx->params.smtputf8) {
+		reply_id(&s->out, R_EIGHTBIT_NO_SMTPUTF8, addr);
+		free(tx);
+		return;
+	}
+	s->tx = tx;
+	reply_id(&s->out, R_SENDER_OK, addr);
+}
+
+static bool same_path(const struct smtp_path *a, const struct smtp_path *b)
+{
+	if (a->bare_postmaster || b->bare_postmaster)
+		return a->bare_postmaster == b->bare_postmaster;
+	return strcasecmp(a->local, b->local) == 0 && strcmp(a->domain, b->domain) == 0;
+}
+
+static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_tx *tx = s->tx;
+	if (!tx) {
+		reply_id(&s->out, R_NEED_MAIL);
+		bad_command(s);
+		return;
+	}
+	tx->rcpt_commands++;
+	struct smtp_path path;
+	const char *detail;
+	enum smtp_addr_status st = smtp_parse_rcpt(c->arg, c->arg_len, &path, &detail);
+	struct verdict v;
+	char ref[32];
+	if (st != ADDR_OK) {
+		char q[80];
+		quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+		if (st == ADDR_PARAM_UNKNOWN)
+			verdict_set(&v, VERDICT_PERM, 555, "5.5.4", CAUSE_BAD_ADDRESS, detail, "");
+		else if (st == ADDR_NO_KEYWORD || st == ADDR_PARAM_SYNTAX)
+			verdict_set(&v, VERDICT_PERM, 501, "5.5.4", CAUSE_BAD_ADDRESS, detail, "Use RCPT TO:<someone@example.org>");
+		else
+			verdict_set(&v, VERDICT_PERM, 501, "5.1.3", CAUSE_BAD_ADDRESS, detail, "Use RCPT TO:<someone@example.org>");
+		char what[100];
+		snprintf(what, sizeof(what), "RCPT %s", q);
+		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
+		remember_refusal(tx, q, &v, ref);
+		bad_command(s);
+		return;
+	}
+	char addr[SMTP_ADDR_MAX + 1], what[SMTP_ADDR_MAX + 3];
+	smtp_path_format(&path, addr, sizeof(addr));
+	snprintf(what, sizeof(what), "<%s>", addr);
+	if (path.utf8 && !tx->params.smtputf8) {
+		verdict_set(&v, VERDICT_PERM, 553, "5.6.7", CAUSE_NON_ASCII_ADDRESS,
+			"the address is not ASCII and MAIL FROM had no SMTPUTF8 parameter",
+			"The sending program must declare SMTPUTF8 to use such addresses");
+		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
+		remember_refusal(tx, addr, &v, ref);
+		return;
+	}
+	for (size_t i = 0; i < tx->n_rcpts; i++) {
+		if (same_path(&tx->rcpts[i], &path)) {
+			/* A duplicate: accepted again, delivered once. */
+			reply_id(&s->out, R_RCPT_OK, addr);
+			return;
+		}
+	}
+	if (tx->n_rcpts >= s->limits.max_recipients) {
+		reply_id(&s->out, R_TOO_MANY_RCPTS, s->limits.max_recipients);
+		verdict_set(&v, VERDICT_TEMP, 452, "4.5.3", CAUSE_TOO_MANY_RECIPIENTS, "too many recipients", "");
+		remember_refusal(tx, addr, &v, "-");
+		return;
+	}
+	s->hooks.check_rcpt(s->hooks.ctx, &path, &v);
+	if (v.kind != VERDICT_OK) {
+		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
+		remember_refusal(tx, addr, &v, ref);
+		return;
+	}
+	if (tx->n_rcpts == tx->cap_rcpts) {
+		size_t cap = tx->cap_rcpts ? tx->cap_rcpts * 2 : 4;
+		struct smtp_path *p = realloc(tx->rcpts, cap * sizeof(*p));
+		if (!p) {
+			reply_spool_failure(s, R_TEMP_SPOOL);
+			return;
+		}
+		tx->rcpts = p;
+		tx->cap_rcpts = cap;
+	}
+	tx->rcpts[tx->n_rcpts++] = path;
+	reply_id(&s->out, R_RCPT_OK, addr);
+}
+
+static void cmd_data(struct smtp_session *s, const struct smtp_command *c)
+{
+	if (!s->tx) {
+		reply_id(&s->out, R_NEED_MAIL);
+		bad_command(s);
+		return;
+	}
+	if (c->arg_len) {
+		reply_id(&s->out, R_NO_DATA_ARG);
+		bad_command(s);
+		return;
+	}
+	if (s->tx->used_bdat) {
+		reply_id(&s->out, R_DATA_AFTER_BDAT);
+		bad_command(s);
+		return;
+	}
+	if (s->tx->n_rcpts == 0) {
+		reply_no_recipients(s, "DATA");
+		bad_command(s);
+		return;
+	}
+	if (s->tx->params.body == BODY_BINARYMIME) {
+		reply_id(&s->out, R_BODY_8BIT_NOT_DECLARED);
+		return;
+	}
+	if (!open_spool(s)) {
+		reply_spool_failure(s, R_TEMP_SPOOL);
+		tx_free(s);
+		return;
+	}
+	data_decoder_init(&s->tx->dec);
+	reply_id(&s->out, R_START_DATA);
+	s->state = ST_DATA;
+}
+
+/* BDAT <chunk-size> [LAST]  (RFC 3030 §2).  The chunk is always read, even when the
+ * command is refused, so that its bytes are never taken for commands. */
+static void cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
+{
+	const char *sp = memchr(c->arg, ' ', c->arg_len);
+	size_t nlen = sp ? (size_t)(sp - c->arg) : c->arg_len;
+	uint64_t size;
+	bool last = false;
+	bool ok = parse_u64(c->arg, nlen, &size);
+	if (ok && sp) {
+		const char *rest = sp + 1;
+		size_t rlen = c->arg_len - nlen - 1;
+		ok = rlen == 4 && ascii_ieq(rest, "LAST", 4);
+		last = ok;
+	}
+	if (!ok) {
+		/* Without a size we cannot tell data from commands: end the session. */
+		reply_id(&s->out, R_BDAT_SYNTAX);
+		session_close(s);
+		return;
+	}
+	if (!s->tx) {
+		/* No transaction: still swallow the chunk. */
+		s->tx = calloc(1, sizeof(*s->tx));
+		if (!s->tx) {
+			session_close(s);
+			return;
+		}
+		s->tx->bdat_err = BDAT_ERR_NEED_MAIL;
+		s->tx->bdat_discard = true;
+	} else {
+		struct smtp_tx *tx = s->tx;
+		tx->bdat_discard = false;
+		tx->bdat_err = BDAT_ERR_NONE;
+		if (tx->n_rcpts == 0) {
+			tx->bdat_err = BDAT_ERR_NO_RCPT;
+			tx->bdat_discard = true;
+		} else if (tx->bdat_failed) {
+			tx->bdat_err = BDAT_ERR_FAILED;
+			tx->bdat_discard = true;
+		} else if (!tx->used_bdat) {
+			tx->used_bdat = true;
+			if (!open_spool(s))
+				tx->spool_failed = true;
+		}
+	}
+	s->tx->bdat_remaining = size;
+	s->tx->bdat_chunk = size;
+	s->tx->bdat_last = last;
+	s->state = ST_BDAT;
+}
+
+/* The whole chunk has been read. */
+static void bdat_chunk_done(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	s->state = ST_CMD;
+	if (tx->bdat_discard) {
+		switch (tx->bdat_err) {
+		case BDAT_ERR_NEED_MAIL:
+			tx_free(s);
+			reply_id(&s->out, R_NEED_MAIL);
+			break;
+		case BDAT_ERR_NO_RCPT:
+			reply_no_recipients(s, "BDAT");
+			break;
+		default:
+			reply_id(&s->out, R_BDAT_AFTER_FAILURE);
+			break;
+		}
+		bad_command(s);
+		return;
+	}
+	if (tx->too_big || tx->spool_failed) {
+		tx->bdat_failed = true;
+		if (tx->too_big)
+			reply_id(&s->out, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
+		else
+			reply_spool_failure(s, R_TEMP_SPOOL);
+		if (tx->bdat_last) {
+			tx_free(s);
+		}
+		return;
+	}
+	if (tx->bdat_last) {
+		finish_message(s);
+		return;
+	}
+	reply_id(&s->out, R_BDAT_OK, (unsigned long long)tx->bdat_chunk);
+}
+
+static void cmd_rset(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	tx_free(s);
+	reply_id(&s->out, R_RSET);
+}
+
+static void cmd_noop(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply_id(&s->out, R_NOOP);
+}
+
+static void cmd_quit(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply_id(&s->out, R_BYE);
+	session_close(s);
+}
+
+static void cmd_help(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply_id(&s->out, R_HELP);
+}
+
+static void cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
+{
+	/* RFC 5321 §3.5.3: 252 when we will not say; never reveal which users exist. */
+	(void)c;
+	reply_id(&s->out, R_VRFY);
+}
+
+static void cmd_expn(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply_id(&s->out, R_NOT_IMPLEMENTED, "EXPN");
+}
+
+static void cmd_starttls(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply_id(&s->out, R_STARTTLS_UNAVAILABLE);
+}
+
+static void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	reply_id(&s->out, R_AUTH_UNAVAILABLE);
+}
+
+/* --- the command table and the gate --------------------------------------- */
+
+enum cmd_flags {
+	F_NEED_HELO = 1 << 0,   /* only after EHLO/HELO (RFC 5321 §4.1.4) */
+};
+
+struct cmd_def {
+	void (*handler)(struct smtp_session *, const struct smtp_command *);
+	unsigned flags;
+};
+
+static const struct cmd_def commands[SMTP_VERB_COUNT] = {
+	[SMTP_HELO] = { cmd_helo, 0 },
+	[SMTP_EHLO] = { cmd_ehlo, 0 },
+	[SMTP_MAIL] = { cmd_mail, F_NEED_HELO },
+	[SMTP_RCPT] = { cmd_rcpt, F_NEED_HELO },
+	[SMTP_DATA] = { cmd_data, F_NEED_HELO },
+	[SMTP_BDAT] = { cmd_bdat, 0 },   /* must swallow its chunk whatever the state */
+	[SMTP_RSET] = { cmd_rset, 0 },
+	[SMTP_NOOP] = { cmd_noop, 0 },
+	[SMTP_QUIT] = { cmd_quit, 0 },
+	[SMTP_HELP] = { cmd_help, 0 },
+	[SMTP_VRFY] = { cmd_vrfy, 0 },
+	[SMTP_EXPN] = { cmd_expn, 0 },
+	[SMTP_STARTTLS] = { cmd_starttls, 0 },
+	[SMTP_AUTH] = { cmd_auth, F_NEED_HELO },
+};
+
+static void session_dispatch(struct smtp_session *s, const char *line, size_t len)
+{
+	struct smtp_command c;
+	switch (smtp_command_parse(line, len, &c)) {
+	case SMTP_CMD_EMPTY:
+		reply_id(&s->out, R_UNKNOWN_COMMAND, "");
+		bad_command(s);
+		return;
+	case SMTP_CMD_BAD_BYTES:
+		reply_id(&s->out, R_SYNTAX_BAD_BYTES);
+		bad_command(s);
+		return;
+	case SMTP_CMD_OK:
+		break;
+	}
+	const struct cmd_def *def = c.verb != SMTP_UNKNOWN ? &commands[c.verb] : NULL;
+	if (!def || !def->handler) {
+		char q[80], lq[100];
+		quote_for_reply(q, sizeof(q), c.verb_text, c.verb_len);
+		reply_id(&s->out, R_UNKNOWN_COMMAND, q);
+		log_event(LOG_INFO, "refused", "conn=%llu code=500 enh=5.5.2 cause=\"unknown command\" cmd=%s",
+			(unsigned long long)s->info.conn_id, log_quote(lq, sizeof(lq), c.verb_text, c.verb_len, 32));
+		bad_command(s);
+		return;
+	}
+	if ((def->flags & F_NEED_HELO) && !s->helo_seen) {
+		reply_id(&s->out, R_NEED_HELO);
+		bad_command(s);
+		return;
+	}
+	def->handler(s, &c);
+}
+
+/* --- input ---------------------------------------------------------------- */
+
+/* Command mode: assemble a line (bounded), dispatch it.  Returns bytes consumed. */
+static size_t feed_command(struct smtp_session *s, const char *p, size_t len)
+{
+	const char *lf = memchr(p, '\n', len);
+	size_t take = lf ? (size_t)(lf - p) + 1 : len;
+	if (s->line_overflow) {
+		if (lf) {
+			s->line_overflow = false;
+			buf_reset(&s->line);
+			reply_id(&s->out, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
+			bad_command(s);
+		}
+		return take;
+	}
+	if (s->line.len + take > s->limits.max_line) {
+		s->line_overflow = true;
+		buf_reset(&s->line);
+		if (lf) {
+			s->line_overflow = false;
+			reply_id(&s->out, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
+			bad_command(s);
+		}
+		return take;
+	}
+	buf_append(&s->line, p, take);
+	if (!lf)
+		return take;
+	size_t n = s->line.len - 1;   /* drop LF */
+	if (n > 0 && s->line.data[n - 1] == '\r')
+		n--;
+	session_dispatch(s, s->line.data, n);
+	buf_reset(&s->line);
+	return take;
+}
+
+static size_t feed_data(struct smtp_session *s, const char *p, size_t len)
+{
+	struct smtp_tx *tx = s->tx;
+	size_t n = len < FEED_CHUNK ? len : FEED_CHUNK;
+	buf_reset(&s->scratch);
+	size_t used = data_decoder_feed(&tx->dec, p, n, &s->scratch);
+	accept_bytes(s, s->scratch.data, s->scratch.len);
+	if (tx->dec.done)
+		finish_message(s);
+	return used;
+}
+
+static size_t feed_bdat(struct smtp_session *s, const char *p, size_t len)
+{
+	struct smtp_tx *tx = s->tx;
+	size_t n = len;
+	if (n > tx->bdat_remaining)
+		n = (size_t)tx->bdat_remaining;
+	if (!tx->bdat_discard)
+		accept_bytes(s, p, n);
+	tx->bdat_remaining -= n;
+	if (tx->bdat_remaining == 0)
+		bdat_chunk_done(s);
+	return n;
+}
+
+size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len)
+{
+	const char *p = data;
+	size_t used = 0;
+	for (;;) {
+		if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT)
+			break;
+		/* A zero-length BDAT chunk completes without input. */
+		if (s->state == ST_BDAT && s->tx->bdat_remaining == 0) {
+			bdat_chunk_done(s);
+			continue;
+		}
+		if (used >= len)
+			break;
+		/* Back-pressure: a client that pipelines without reading replies waits. */
+		if (s->state == ST_CMD && s->out.len >= OUTPUT_PAUSE)
+			break;
+		size_t n;
+		switch (s->state) {
+		case ST_CMD: n = feed_command(s, p + used, len - used); break;
+		case ST_DATA: n = feed_data(s, p + used, len - used); break;
+		case ST_BDAT: n = feed_bdat(s, p + used, len - used); break;
+		default: n = 0; break;
+		}
+		used += n;
+	}
+	return used;
+}
+
+/* --- life cycle ----------------------------------------------------------- */
+
+struct smtp_session *smtp_session_new(const struct smtp_conn_info *info,
+	const struct smtp_limits *limits, const struct smtp_hooks *hooks)
+{
+	struct smtp_session *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->info = *info;
+	s->hostname = dup_or_empty(info->hostname);
+	s->client_addr = dup_or_empty(info->client_addr);
+	s->client_name = dup_or_empty(info->client_name);
+	s->listener = dup_or_empty(info->listener);
+	if (!s->hostname || !s->client_addr || !s->client_name || !s->listener) {
+		smtp_session_free(&s);
+		return NULL;
+	}
+	s->info.hostname = s->hostname;
+	s->info.client_addr = s->client_addr;
+	s->info.client_name = s->client_name;
+	s->info.listener = s->listener;
+	s->limits = *limits;
+	if (s->limits.max_line < 512)
+		s->limits.max_line = 512;
+	if (s->limits.max_bad_commands == 0)
+		s->limits.max_bad_commands = 1;
+	s->hooks = *hooks;
+	buf_init(&s->out, OUTPUT_MAX);
+	buf_init(&s->line, s->limits.max_line);
+	buf_init(&s->scratch, FEED_CHUNK + 16);
+	s->state = ST_CMD;
+	return s;
+}
+
+void smtp_session_free(struct smtp_session **sp)
+{
+	struct smtp_session *s = *sp;
+	if (!s)
+		return;
+	if (s->state != ST_WAIT_COMMIT)
+		tx_free(s);
+	else if (s->tx) {
+		/* The commit owns the spool file; just drop our record. */
+		s->tx->spool_open = false;
+		tx_free(s);
+	}
+	buf_free(&s->out);
+	buf_free(&s->line);
+	buf_free(&s->scratch);
+	free(s->hostname);
+	free(s->client_addr);
+	free(s->client_name);
+	free(s->listener);
+	free(s);
+	*sp = NULL;
+}
+
+void smtp_session_start(struct smtp_session *s)
+{
+	reply_id(&s->out, R_GREETING, s->hostname);
+}
+
+void smtp_session_timeout(struct smtp_session *s)
+{
+	if (s->state == ST_CLOSED)
+		return;
+	reply_id(&s->out, R_IDLE_TIMEOUT, s->hostname, (unsigned long long)s->limits.idle_timeout);
+	session_close(s);
+}
+
+void smtp_session_shutdown(struct smtp_session *s)
+{
+	if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT)
+		return;
+	reply_id(&s->out, R_SHUTDOWN, s->hostname);
+	session_close(s);
+}
+
+void smtp_session_disconnected(struct smtp_session *s)
+{
+	if (s->state != ST_WAIT_COMMIT)
+		tx_free(s);
+	s->state = ST_CLOSED;
+}
+
+struct buf *smtp_session_output(struct smtp_session *s)
+{
+	return &s->out;
+}
+
+bool smtp_session_wants_close(const struct smtp_session *s)
+{
+	return s->close_after_output;
+}
+
+bool smtp_session_waiting(const struct smtp_session *s)
+{
+	return s->state == ST_WAIT_COMMIT;
+}
