@@ -21,6 +21,7 @@
 
 struct cli_args {
 	const char *conf_path;
+	bool embedded;     /* --default-config: ignore /etc/postern/postern.conf */
 	int argc;          /* positional arguments after the subcommand */
 	char **argv;
 };
@@ -32,7 +33,9 @@ static bool load_conf(const struct cli_args *a, struct conf *c, bool quiet)
 {
 	char err[1024];
 	bool ok;
-	if (a->conf_path)
+	if (a->embedded)
+		ok = conf_load_string(c, conf_embedded_default, "(embedded default)", err, sizeof(err));
+	else if (a->conf_path)
 		ok = conf_load_file(c, a->conf_path, err, sizeof(err));
 	else if (access(DEFAULT_CONF, F_OK) == 0)
 		ok = conf_load_file(c, DEFAULT_CONF, err, sizeof(err));
@@ -266,7 +269,7 @@ struct subcommand {
 };
 
 static const struct subcommand subcommands[] = {
-	{ "serve", cmd_serve, "serve [-c FILE]                  run the server in the foreground" },
+	{ "serve", cmd_serve, "serve [-c FILE | --default-config]  run the server in the foreground" },
 	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration" },
 	{ "domain", cmd_domain, "domain add|del DOMAIN [-c FILE]  manage local domains; domain list" },
 	{ "user", cmd_user, "user add|del ADDRESS [-c FILE]   manage mailboxes (add reads the password from stdin); user list" },
@@ -292,6 +295,8 @@ int cli_main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
 			a.conf_path = argv[++i];
+		else if (strcmp(argv[i], "--default-config") == 0)
+			a.embedded = true;
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
 			free(pos);
 			return usage();
