@@ -1,0 +1,238 @@
+"""Fixtures for the Postern integration tests: a real `postern serve` on an ephemeral
+loopback port, with its own data directory and configuration file.
+
+The binary is $POSTERN_BIN, else <repo>/build/postern."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from helpers import SANITIZER_MARKERS, SMTPConn  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+POSTERN_BIN = Path(os.environ.get("POSTERN_BIN", REPO / "build" / "postern"))
+HOSTNAME = "mx.example.test"
+LISTEN_RE = re.compile(r"event=listening\b.*\bport=(\d+)")
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+
+
+def postern_bin():
+    if not POSTERN_BIN.exists():
+        pytest.fail("postern binary not found at %s (build it, or set POSTERN_BIN)" % POSTERN_BIN)
+    return str(POSTERN_BIN)
+
+
+def sanitizer_report(text):
+    for m in SANITIZER_MARKERS:
+        if m in text:
+            return m
+    return None
+
+
+def run_cli(args, conf=None, input=None, timeout=30):
+    """Run `postern ARGS [-c conf]`; returns CompletedProcess with text stdout/stderr.
+    Fails the test on a sanitizer report."""
+    cmd = [postern_bin()] + list(args)
+    if conf is not None:
+        cmd += ["-c", str(conf)]
+    p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
+                       errors="replace")
+    rep = sanitizer_report(p.stderr)
+    if rep:
+        pytest.fail("sanitizer report (%s) from %s:\n%s" % (rep, cmd, p.stderr))
+    return p
+
+
+def write_config(path, data_dir, limits=None, queue=None, server=None, extra=""):
+    srv = {"hostname": HOSTNAME, "data_dir": str(data_dir), "local_domains": "example.test"}
+    srv.update(server or {})
+    q = {"retry_min": "1s"}
+    q.update(queue or {})
+    text = "[server]\n" + "".join("%s = %s\n" % kv for kv in srv.items())
+    if limits:
+        text += "\n[limits]\n" + "".join("%s = %s\n" % kv for kv in limits.items())
+    text += "\n[queue]\n" + "".join("%s = %s\n" % kv for kv in q.items())
+    text += "\n[listener smtp]\naddress = 127.0.0.1\nport = 0\nrole = mx\n"
+    text += extra
+    Path(path).write_text(text)
+    return path
+
+
+class Server:
+    def __init__(self, root, limits=None, queue=None, users=("alice@example.test",), extra=""):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.host = "127.0.0.1"
+        self.port = None
+        self.data_dir = self.root / "var"
+        self.config = write_config(self.root / "postern.conf", self.data_dir, limits, queue, extra=extra)
+        self.proc = None
+        self.runs = 0
+        self.log_paths = []
+        self.expected_exit = True
+        for u in users:
+            self.add_user(u)
+
+    # -- admin ---------------------------------------------------------------
+    def cli(self, *args, input=None):
+        return run_cli(args, conf=self.config, input=input)
+
+    def add_user(self, address, password="secret"):
+        p = self.cli("user", "add", address, input=password + "\n")
+        assert p.returncode == 0, "user add %s failed: rc=%d %s" % (address, p.returncode, p.stderr)
+
+    # -- process -------------------------------------------------------------
+    @property
+    def log_path(self):
+        return self.log_paths[-1]
+
+    def start(self):
+        assert self.proc is None or self.proc.poll() is not None, "server already running"
+        self.runs += 1
+        lp = self.root / ("serve.%d.log" % self.runs)
+        self.log_paths.append(lp)
+        self.logf = open(lp, "wb")
+        self.proc = subprocess.Popen([postern_bin(), "serve", "-c", str(self.config)],
+                                     stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
+                                     cwd=str(self.root))
+        self.expected_exit = False
+        deadline = time.monotonic() + START_TIMEOUT
+        self.port = None
+        while time.monotonic() < deadline:
+            m = LISTEN_RE.search(self.log())
+            if m:
+                self.port = int(m.group(1))
+                break
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        if self.port is None:
+            rc = self.proc.poll()
+            if rc is None:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.expected_exit = True
+            pytest.fail("postern serve did not log event=listening with a port within %.0fs "
+                        "(exit status %s); log:\n%s" % (START_TIMEOUT, rc, self.log()))
+        return self
+
+    def log(self):
+        """Text of the current run's log (stderr)."""
+        try:
+            return self.log_path.read_bytes().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_bytes(self):
+        return self.log_path.read_bytes()
+
+    def all_logs(self):
+        return "".join(p.read_bytes().decode("utf-8", "replace") for p in self.log_paths if p.exists())
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM, bounded wait, then SIGKILL.  Returns the exit status."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.expected_exit = True
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                self.logf.close()
+                pytest.fail("postern serve did not stop within %.0fs of SIGTERM" % STOP_TIMEOUT)
+        self.logf.close()
+        return self.proc.returncode
+
+    def kill9(self):
+        assert self.alive(), "server not running"
+        self.expected_exit = True
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(5)
+        self.logf.close()
+
+    def restart(self):
+        if self.alive():
+            self.stop()
+        return self.start()
+
+    # -- SMTP ----------------------------------------------------------------
+    def connect(self, timeout=10.0):
+        return SMTPConn(self.host, self.port, timeout=timeout)
+
+    # -- mailboxes -------------------------------------------------------------
+    def maildir(self, address):
+        local, domain = address.lower().rsplit("@", 1)
+        return self.data_dir / "mail" / domain / local
+
+    def maildir_messages(self, address):
+        md = self.maildir(address)
+        out = []
+        for sub in ("new", "cur"):
+            d = md / sub
+            if d.is_dir():
+                out += sorted(p for p in d.iterdir() if p.is_file())
+        return out
+
+    def wait_delivered(self, address, n, timeout=10.0, settle=0.0):
+        """Poll until at least n messages are in address's Maildir (bounded); then wait
+        `settle` seconds more (to catch extra deliveries).  Returns the list."""
+        deadline = time.monotonic() + timeout
+        msgs = self.maildir_messages(address)
+        while len(msgs) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+            msgs = self.maildir_messages(address)
+        if settle:
+            time.sleep(settle)
+            msgs = self.maildir_messages(address)
+        return msgs
+
+    def check_after(self):
+        """Problems found at teardown: sanitizer reports, unexpected death."""
+        problems = []
+        for lp in self.log_paths:
+            text = lp.read_bytes().decode("utf-8", "replace") if lp.exists() else ""
+            rep = sanitizer_report(text)
+            if rep:
+                problems.append("sanitizer report (%s) in %s:\n%s" % (rep, lp.name, text[-8000:]))
+        return problems
+
+
+@pytest.fixture
+def server_factory(tmp_path):
+    servers = []
+
+    def make(limits=None, queue=None, users=("alice@example.test",), extra="", start=True):
+        s = Server(tmp_path / ("srv%d" % len(servers)), limits=limits, queue=queue, users=users, extra=extra)
+        servers.append(s)
+        if start:
+            s.start()
+        return s
+
+    yield make
+    problems = []
+    for s in servers:
+        if s.proc is not None and s.proc.poll() is not None and not s.expected_exit:
+            problems.append("server died during the test with exit status %s; log tail:\n%s"
+                            % (s.proc.returncode, s.log()[-4000:]))
+        s.stop()
+        problems += s.check_after()
+    if problems:
+        pytest.fail("\n\n".join(problems))
+
+
+@pytest.fixture
+def server(server_factory):
+    return server_factory()
