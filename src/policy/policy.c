@@ -83,7 +83,7 @@ const char *policy_best_fix(const unsigned counts[CAUSE_COUNT])
 {
 	/* The most useful fix first: not being logged in explains most failed sends. */
 	if (counts[CAUSE_RELAY_NOT_LOGGED_IN])
-		return "Fix: turn on \"My outgoing server (SMTP) requires authentication\" in your mail "
+		return "Fix: log in before sending: turn on \"My outgoing server (SMTP) requires authentication\" in your mail "
 			"program, with the same user name and password as for incoming mail";
 	if (counts[CAUSE_UNKNOWN_USER])
 		return "Fix: check the recipient addresses for typing mistakes";

@@ -44,8 +44,8 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 	E(R_MSG_TOO_BIG_DECLARED, 552, "5.3.4", "Message too big: it is %llu octets and the limit here is %llu", "Send a smaller message, e.g. share large files by link instead of attaching them"),
 	E(R_MSG_TOO_BIG, 552, "5.3.4", "Message too big: the limit here is %llu octets; the message was not accepted", "Send a smaller message, e.g. share large files by link instead of attaching them"),
 	E(R_BARE_LINE_ENDING, 550, "5.6.0", "Message refused: it contains %s line ends (a %s without %s); SMTP requires CR LF (RFC 5321 section 2.3.8)", "The sending program must end every line with CR LF; this protects against SMTP smuggling"),
-	E(R_TEMP_SPOOL, 451, "4.3.0", "Temporary failure: the message could not be stored (ref %s)", "Nothing was accepted; your mail program will try again later"),
-	E(R_TEMP_COMMIT, 451, "4.3.0", "Temporary failure: the message could not be stored safely (ref %s)", "Nothing was accepted; your mail program will try again later"),
+	E(R_TEMP_SPOOL, 451, "4.3.0", "Temporary failure: the message could not be stored", "Nothing was accepted; your mail program will try again later"),
+	E(R_TEMP_COMMIT, 451, "4.3.0", "Temporary failure: the message could not be stored safely", "Nothing was accepted; your mail program will try again later"),
 	E(R_TOO_MANY_ERRORS, 421, "4.7.0", "%s Too many bad commands; closing the connection", NULL),
 	E(R_IDLE_TIMEOUT, 421, "4.4.2", "%s Timeout: no command for %llu seconds; closing the connection", NULL),
 	E(R_TOO_MANY_CONNECTIONS, 421, "4.7.0", "%s Too many connections; try again later", NULL),
@@ -127,15 +127,32 @@ void reply_writef(struct buf *out, int code, const char *enh, const char *fmt, .
 	reply_write(out, code, enh, text);
 }
 
-void reply_id(struct buf *out, enum reply_id id, ...)
+void reply_vid(struct buf *out, const char *ref, char *summary, size_t summarysz,
+	enum reply_id id, va_list ap)
 {
 	const struct reply_entry *e = reply_get(id);
 	char text[2048];
+	int n = vsnprintf(text, sizeof(text), e->text, ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(text))
+		n = (int)sizeof(text) - 1;
+	if (summary && summarysz) {
+		snprintf(summary, summarysz, "%s", text);
+		summary[strcspn(summary, "\n")] = '\0';
+	}
+	size_t len = (size_t)n;
+	if (e->hint && len < sizeof(text))
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "\n%s", e->hint);
+	if (ref && len < sizeof(text))
+		snprintf(text + len, sizeof(text) - len, " (ref %s)", ref);
+	reply_write(out, e->code, e->enh, text);
+}
+
+void reply_id(struct buf *out, enum reply_id id, ...)
+{
 	va_list ap;
 	va_start(ap, id);
-	int n = vsnprintf(text, sizeof(text), e->text, ap);
+	reply_vid(out, NULL, NULL, 0, id, ap);
 	va_end(ap);
-	if (n >= 0 && (size_t)n < sizeof(text) && e->hint)
-		snprintf(text + n, sizeof(text) - (size_t)n, "\n%s", e->hint);
-	reply_write(out, e->code, e->enh, text);
 }

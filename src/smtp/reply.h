@@ -5,6 +5,7 @@
 #ifndef POSTERN_SMTP_REPLY_H
 #define POSTERN_SMTP_REPLY_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -44,6 +45,10 @@ void reply_writef(struct buf *out, int code, const char *enh, const char *fmt, .
 /* Write catalogue entry id; the variadic arguments fill the entry's % conversions
  * (see the catalogue in reply.c); the hint, when present, becomes the last line. */
 void reply_id(struct buf *out, enum reply_id id, ...);
+/* The same with a va_list, appending " (ref REF)" to the last line when ref is not
+ * NULL.  Writes the first line of the text (no hint, no ref) into summary for logs. */
+void reply_vid(struct buf *out, const char *ref, char *summary, size_t summarysz,
+	enum reply_id id, va_list ap);
 /* Is s a syntactically valid enhanced status code "c.sss.ddd" with class 2, 4 or 5? */
 bool reply_enh_valid(const char *s);
 

@@ -7,6 +7,7 @@
  * the end of data, or the end of the session: one place to free, one to roll back. */
 #include "smtp/session.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,11 +114,33 @@ static void session_close(struct smtp_session *s)
 	s->close_after_output = true;
 }
 
+/* Every catalogue reply from the session goes through here: a refusal (4xx/5xx)
+ * gets a reference on its last line and an event=refused log line with the same
+ * reference, so an administrator can find it from a user's screenshot. */
+static void say(struct smtp_session *s, enum reply_id id, ...)
+{
+	const struct reply_entry *e = reply_get(id);
+	char ref[32], summary[256];
+	bool refusal = e->code >= 400;
+	if (refusal)
+		next_ref(s, ref, sizeof(ref));
+	va_list ap;
+	va_start(ap, id);
+	reply_vid(&s->out, refusal ? ref : NULL, summary, sizeof(summary), id, ap);
+	va_end(ap);
+	if (refusal) {
+		char q[300];
+		log_event(e->code >= 500 ? LOG_INFO : LOG_WARN, "refused", "conn=%llu ref=%s code=%d enh=%s reason=%s",
+			(unsigned long long)s->info.conn_id, ref, e->code, e->enh ? e->enh : "-",
+			log_quote(q, sizeof(q), summary, strlen(summary), 200));
+	}
+}
+
 /* Count a protocol error; past the limit the session ends (STYLE 5: bound input). */
 static void bad_command(struct smtp_session *s)
 {
 	if (++s->bad_commands >= s->limits.max_bad_commands) {
-		reply_id(&s->out, R_TOO_MANY_ERRORS, s->hostname);
+		say(s, R_TOO_MANY_ERRORS, s->hostname);
 		log_event(LOG_WARN, "too_many_errors", "conn=%llu count=%u",
 			(unsigned long long)s->info.conn_id, s->bad_commands);
 		session_close(s);
@@ -180,7 +203,7 @@ static void reply_no_recipients(struct smtp_session *s, const char *verb)
 {
 	struct smtp_tx *tx = s->tx;
 	if (!tx || tx->rcpt_commands == 0 || tx->n_refused == 0) {
-		reply_id(&s->out, R_NO_RCPT_YET, verb);
+		say(s, R_NO_RCPT_YET, verb);
 		return;
 	}
 	struct buf text;
@@ -192,10 +215,12 @@ static void reply_no_recipients(struct smtp_session *s, const char *verb)
 		buf_printf(&text, "<%s>: %s (ref %s)\n", tx->refused[i].addr, tx->refused[i].reason, tx->refused[i].ref);
 	if (tx->n_refused > listed)
 		buf_printf(&text, "... and %u more refused recipients\n", tx->n_refused - listed);
-	buf_appends(&text, policy_best_fix(tx->cause_counts));
+	char ref[32];
+	next_ref(s, ref, sizeof(ref));
+	buf_printf(&text, "%s (ref %s)", policy_best_fix(tx->cause_counts), ref);
 	reply_write(&s->out, 503, "5.5.1", buf_cstr(&text));
-	log_event(LOG_INFO, "refused", "conn=%llu cmd=%s code=503 enh=5.5.1 cause=\"no valid recipients\" refused=%u",
-		(unsigned long long)s->info.conn_id, verb, tx->n_refused);
+	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=%s code=503 enh=5.5.1 cause=\"no valid recipients\" refused=%u",
+		(unsigned long long)s->info.conn_id, ref, verb, tx->n_refused);
 	buf_free(&text);
 }
 
@@ -253,11 +278,7 @@ static bool open_spool(struct smtp_session *s)
 
 static void reply_spool_failure(struct smtp_session *s, enum reply_id id)
 {
-	char ref[32];
-	next_ref(s, ref, sizeof(ref));
-	reply_id(&s->out, id, ref);
-	log_event(LOG_ERR, "refused", "conn=%llu ref=%s code=451 enh=4.3.0 cause=\"spool failure\"",
-		(unsigned long long)s->info.conn_id, ref);
+	say(s, id);
 }
 
 /* Message bytes on their way to the spool; enforces the size limit. */
@@ -286,18 +307,16 @@ static void finish_message(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
 	if (tx->too_big) {
-		reply_id(&s->out, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
-		log_event(LOG_INFO, "refused", "conn=%llu code=552 enh=5.3.4 cause=\"message too big\" limit=%llu",
-			(unsigned long long)s->info.conn_id, (unsigned long long)s->limits.max_message);
+		say(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
 		tx_free(s);
 		s->state = ST_CMD;
 		return;
 	}
 	if (!tx->used_bdat && (tx->dec.bare_lf || tx->dec.bare_cr)) {
 		const char *kind = tx->dec.bare_lf ? "bare LF" : "bare CR";
-		reply_id(&s->out, R_BARE_LINE_ENDING, kind, tx->dec.bare_lf ? "LF" : "CR",
+		say(s, R_BARE_LINE_ENDING, kind, tx->dec.bare_lf ? "LF" : "CR",
 			tx->dec.bare_lf ? "a CR before it" : "an LF after it");
-		log_event(LOG_WARN, "refused", "conn=%llu code=550 enh=5.6.0 cause=\"%s\" bare_lf=%llu bare_cr=%llu",
+		log_event(LOG_WARN, "bare_line_ends", "conn=%llu kind=\"%s\" bare_lf=%llu bare_cr=%llu",
 			(unsigned long long)s->info.conn_id, kind, (unsigned long long)tx->dec.bare_lf,
 			(unsigned long long)tx->dec.bare_cr);
 		tx_free(s);
@@ -321,7 +340,7 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok)
 	struct smtp_tx *tx = s->tx;
 	tx->spool_open = false;   /* the hook owns the spool file now */
 	if (ok) {
-		reply_id(&s->out, R_QUEUED, tx->qid);
+		say(s, R_QUEUED, tx->qid);
 		char from[SMTP_ADDR_MAX + 1], q[600];
 		smtp_path_format(&tx->sender, from, sizeof(from));
 		log_event(LOG_INFO, "queued", "conn=%llu qid=%s from=%s nrcpt=%zu size=%llu proto=%s",
@@ -339,7 +358,7 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok)
 static void cmd_helo_common(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 {
 	if (c->arg_len == 0) {
-		reply_id(&s->out, R_HELO_NEEDS_DOMAIN, esmtp ? "EHLO" : "HELO");
+		say(s, R_HELO_NEEDS_DOMAIN, esmtp ? "EHLO" : "HELO");
 		bad_command(s);
 		return;
 	}
@@ -368,7 +387,7 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_command *c) { cmd
 static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 {
 	if (s->tx) {
-		reply_id(&s->out, R_NESTED_MAIL);
+		say(s, R_NESTED_MAIL);
 		bad_command(s);
 		return;
 	}
@@ -380,35 +399,37 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	const char *detail;
 	enum smtp_addr_status st = smtp_parse_mail(c->arg, c->arg_len, &tx->sender, &tx->params, &detail);
 	if (st != ADDR_OK) {
-		char q[80];
+		char q[80], what[96];
 		quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+		snprintf(what, sizeof(what), "MAIL %s", q);
+		struct verdict v;
 		if (st == ADDR_PARAM_UNKNOWN)
-			reply_writef(&s->out, 555, "5.5.4", "MAIL %s: %s", q, detail);
+			verdict_set(&v, VERDICT_PERM, 555, "5.5.4", CAUSE_BAD_ADDRESS, detail,
+				"Remove the parameter, or send EHLO to see the extensions this server offers");
 		else if (st == ADDR_SYNTAX || st == ADDR_TOO_LONG)
-			reply_writef(&s->out, 501, "5.1.7", "Bad sender address in \"MAIL %s\": %s\nUse MAIL FROM:<you@example.org>", q, detail);
+			verdict_set(&v, VERDICT_PERM, 501, "5.1.7", CAUSE_BAD_ADDRESS, detail, "Use MAIL FROM:<you@example.org>");
 		else
-			reply_writef(&s->out, 501, "5.5.4", "Syntax error in \"MAIL %s\": %s", q, detail);
+			verdict_set(&v, VERDICT_PERM, 501, "5.5.4", CAUSE_BAD_ADDRESS, detail, "Use MAIL FROM:<you@example.org>");
+		refuse(s, "MAIL", what, &v, NULL, 0);
 		free(tx);
 		bad_command(s);
 		return;
 	}
 	if (tx->params.size_set && tx->params.size > s->limits.max_message) {
-		reply_id(&s->out, R_MSG_TOO_BIG_DECLARED, (unsigned long long)tx->params.size,
+		say(s, R_MSG_TOO_BIG_DECLARED, (unsigned long long)tx->params.size,
 			(unsigned long long)s->limits.max_message);
-		log_event(LOG_INFO, "refused", "conn=%llu cmd=MAIL code=552 enh=5.3.4 cause=\"declared size too big\" size=%llu",
-			(unsigned long long)s->info.conn_id, (unsigned long long)tx->params.size);
 		free(tx);
 		return;
 	}
 	char addr[SMTP_ADDR_MAX + 1];
 	smtp_path_format(&tx->sender, addr, sizeof(addr));
 	if (tx->sender.utf8 && !tx->params.smtputf8) {
-		reply_id(&s->out, R_EIGHTBIT_NO_SMTPUTF8, addr);
+		say(s, R_EIGHTBIT_NO_SMTPUTF8, addr);
 		free(tx);
 		return;
 	}
 	s->tx = tx;
-	reply_id(&s->out, R_SENDER_OK, addr);
+	say(s, R_SENDER_OK, addr);
 }
 
 static bool same_path(const struct smtp_path *a, const struct smtp_path *b)
@@ -422,7 +443,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
 	struct smtp_tx *tx = s->tx;
 	if (!tx) {
-		reply_id(&s->out, R_NEED_MAIL);
+		say(s, R_NEED_MAIL);
 		bad_command(s);
 		return;
 	}
@@ -462,12 +483,12 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	for (size_t i = 0; i < tx->n_rcpts; i++) {
 		if (same_path(&tx->rcpts[i], &path)) {
 			/* A duplicate: accepted again, delivered once. */
-			reply_id(&s->out, R_RCPT_OK, addr);
+			say(s, R_RCPT_OK, addr);
 			return;
 		}
 	}
 	if (tx->n_rcpts >= s->limits.max_recipients) {
-		reply_id(&s->out, R_TOO_MANY_RCPTS, s->limits.max_recipients);
+		say(s, R_TOO_MANY_RCPTS, s->limits.max_recipients);
 		verdict_set(&v, VERDICT_TEMP, 452, "4.5.3", CAUSE_TOO_MANY_RECIPIENTS, "too many recipients", "");
 		remember_refusal(tx, addr, &v, "-");
 		return;
@@ -489,23 +510,23 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		tx->cap_rcpts = cap;
 	}
 	tx->rcpts[tx->n_rcpts++] = path;
-	reply_id(&s->out, R_RCPT_OK, addr);
+	say(s, R_RCPT_OK, addr);
 }
 
 static void cmd_data(struct smtp_session *s, const struct smtp_command *c)
 {
 	if (!s->tx) {
-		reply_id(&s->out, R_NEED_MAIL);
+		say(s, R_NEED_MAIL);
 		bad_command(s);
 		return;
 	}
 	if (c->arg_len) {
-		reply_id(&s->out, R_NO_DATA_ARG);
+		say(s, R_NO_DATA_ARG);
 		bad_command(s);
 		return;
 	}
 	if (s->tx->used_bdat) {
-		reply_id(&s->out, R_DATA_AFTER_BDAT);
+		say(s, R_DATA_AFTER_BDAT);
 		bad_command(s);
 		return;
 	}
@@ -515,7 +536,7 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	if (s->tx->params.body == BODY_BINARYMIME) {
-		reply_id(&s->out, R_BODY_8BIT_NOT_DECLARED);
+		say(s, R_BODY_8BIT_NOT_DECLARED);
 		return;
 	}
 	if (!open_spool(s)) {
@@ -524,7 +545,7 @@ static void cmd_data(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	data_decoder_init(&s->tx->dec);
-	reply_id(&s->out, R_START_DATA);
+	say(s, R_START_DATA);
 	s->state = ST_DATA;
 }
 
@@ -545,7 +566,7 @@ static void cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 	}
 	if (!ok) {
 		/* Without a size we cannot tell data from commands: end the session. */
-		reply_id(&s->out, R_BDAT_SYNTAX);
+		say(s, R_BDAT_SYNTAX);
 		session_close(s);
 		return;
 	}
@@ -589,13 +610,13 @@ static void bdat_chunk_done(struct smtp_session *s)
 		switch (tx->bdat_err) {
 		case BDAT_ERR_NEED_MAIL:
 			tx_free(s);
-			reply_id(&s->out, R_NEED_MAIL);
+			say(s, R_NEED_MAIL);
 			break;
 		case BDAT_ERR_NO_RCPT:
 			reply_no_recipients(s, "BDAT");
 			break;
 		default:
-			reply_id(&s->out, R_BDAT_AFTER_FAILURE);
+			say(s, R_BDAT_AFTER_FAILURE);
 			break;
 		}
 		bad_command(s);
@@ -604,7 +625,7 @@ static void bdat_chunk_done(struct smtp_session *s)
 	if (tx->too_big || tx->spool_failed) {
 		tx->bdat_failed = true;
 		if (tx->too_big)
-			reply_id(&s->out, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
+			say(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
 		else
 			reply_spool_failure(s, R_TEMP_SPOOL);
 		if (tx->bdat_last) {
@@ -616,58 +637,58 @@ static void bdat_chunk_done(struct smtp_session *s)
 		finish_message(s);
 		return;
 	}
-	reply_id(&s->out, R_BDAT_OK, (unsigned long long)tx->bdat_chunk);
+	say(s, R_BDAT_OK, (unsigned long long)tx->bdat_chunk);
 }
 
 static void cmd_rset(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
 	tx_free(s);
-	reply_id(&s->out, R_RSET);
+	say(s, R_RSET);
 }
 
 static void cmd_noop(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
-	reply_id(&s->out, R_NOOP);
+	say(s, R_NOOP);
 }
 
 static void cmd_quit(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
-	reply_id(&s->out, R_BYE);
+	say(s, R_BYE);
 	session_close(s);
 }
 
 static void cmd_help(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
-	reply_id(&s->out, R_HELP);
+	say(s, R_HELP);
 }
 
 static void cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 {
 	/* RFC 5321 §3.5.3: 252 when we will not say; never reveal which users exist. */
 	(void)c;
-	reply_id(&s->out, R_VRFY);
+	say(s, R_VRFY);
 }
 
 static void cmd_expn(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
-	reply_id(&s->out, R_NOT_IMPLEMENTED, "EXPN");
+	say(s, R_NOT_IMPLEMENTED, "EXPN");
 }
 
 static void cmd_starttls(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
-	reply_id(&s->out, R_STARTTLS_UNAVAILABLE);
+	say(s, R_STARTTLS_UNAVAILABLE);
 }
 
 static void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
-	reply_id(&s->out, R_AUTH_UNAVAILABLE);
+	say(s, R_AUTH_UNAVAILABLE);
 }
 
 /* --- the command table and the gate --------------------------------------- */
@@ -703,11 +724,11 @@ static void session_dispatch(struct smtp_session *s, const char *line, size_t le
 	struct smtp_command c;
 	switch (smtp_command_parse(line, len, &c)) {
 	case SMTP_CMD_EMPTY:
-		reply_id(&s->out, R_UNKNOWN_COMMAND, "");
+		say(s, R_UNKNOWN_COMMAND, "");
 		bad_command(s);
 		return;
 	case SMTP_CMD_BAD_BYTES:
-		reply_id(&s->out, R_SYNTAX_BAD_BYTES);
+		say(s, R_SYNTAX_BAD_BYTES);
 		bad_command(s);
 		return;
 	case SMTP_CMD_OK:
@@ -715,16 +736,14 @@ static void session_dispatch(struct smtp_session *s, const char *line, size_t le
 	}
 	const struct cmd_def *def = c.verb != SMTP_UNKNOWN ? &commands[c.verb] : NULL;
 	if (!def || !def->handler) {
-		char q[80], lq[100];
+		char q[80];
 		quote_for_reply(q, sizeof(q), c.verb_text, c.verb_len);
-		reply_id(&s->out, R_UNKNOWN_COMMAND, q);
-		log_event(LOG_INFO, "refused", "conn=%llu code=500 enh=5.5.2 cause=\"unknown command\" cmd=%s",
-			(unsigned long long)s->info.conn_id, log_quote(lq, sizeof(lq), c.verb_text, c.verb_len, 32));
+		say(s, R_UNKNOWN_COMMAND, q);
 		bad_command(s);
 		return;
 	}
 	if ((def->flags & F_NEED_HELO) && !s->helo_seen) {
-		reply_id(&s->out, R_NEED_HELO);
+		say(s, R_NEED_HELO);
 		bad_command(s);
 		return;
 	}
@@ -742,7 +761,7 @@ static size_t feed_command(struct smtp_session *s, const char *p, size_t len)
 		if (lf) {
 			s->line_overflow = false;
 			buf_reset(&s->line);
-			reply_id(&s->out, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
+			say(s, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
 			bad_command(s);
 		}
 		return take;
@@ -752,7 +771,7 @@ static size_t feed_command(struct smtp_session *s, const char *p, size_t len)
 		buf_reset(&s->line);
 		if (lf) {
 			s->line_overflow = false;
-			reply_id(&s->out, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
+			say(s, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
 			bad_command(s);
 		}
 		return take;
@@ -882,14 +901,14 @@ void smtp_session_free(struct smtp_session **sp)
 
 void smtp_session_start(struct smtp_session *s)
 {
-	reply_id(&s->out, R_GREETING, s->hostname);
+	say(s, R_GREETING, s->hostname);
 }
 
 void smtp_session_timeout(struct smtp_session *s)
 {
 	if (s->state == ST_CLOSED)
 		return;
-	reply_id(&s->out, R_IDLE_TIMEOUT, s->hostname, (unsigned long long)s->limits.idle_timeout);
+	say(s, R_IDLE_TIMEOUT, s->hostname, (unsigned long long)s->limits.idle_timeout);
 	session_close(s);
 }
 
@@ -897,7 +916,7 @@ void smtp_session_shutdown(struct smtp_session *s)
 {
 	if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT)
 		return;
-	reply_id(&s->out, R_SHUTDOWN, s->hostname);
+	say(s, R_SHUTDOWN, s->hostname);
 	session_close(s);
 }
 
