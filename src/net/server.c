@@ -381,6 +381,12 @@ static void write_cb(struct bufferevent *bev, void *arg)
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
+		/* The client stopped reading our replies: nothing more can be said. */
+		log_event(LOG_INFO, "timeout", "conn=%llu client=%s direction=write", (unsigned long long)c->id, c->addr);
+		conn_free(c);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (smtp_session_waiting(c->session)) {
 			bufferevent_enable(bev, EV_READ);   /* our own slowness, not the client's */
