@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -674,6 +675,22 @@ static void server_cleanup(struct server *srv)
 		event_base_free(srv->base);
 }
 
+/* Thousands of connections need thousands of descriptors: raise the soft limit to
+ * the hard one (the administrator's ceiling). */
+static void raise_fd_limit(const struct conf *cf)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t want = (rlim_t)cf->connections + 256;
+	if (rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
+		log_event(LOG_WARN, "fd_limit", "limit=%llu connections=%llu hint=\"raise the hard limit (ulimit -Hn) or lower [limits] connections\"",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)cf->connections);
+}
+
 int server_run(const struct conf *cf)
 {
 	static struct listener_ctx lctx[CONF_MAX_LISTENERS];
@@ -681,6 +698,7 @@ int server_run(const struct conf *cf)
 	memset(srv, 0, sizeof(*srv));
 	srv->conf = cf;
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(cf);
 	evthread_use_pthreads();
 	srv->base = event_base_new();
 	if (!srv->base) {

@@ -24,9 +24,24 @@ STOP_TIMEOUT = 10.0
 
 
 def postern_bin():
-    if not POSTERN_BIN.exists():
+    # The binary may be being relinked right now: wait (bounded) until it is executable.
+    deadline = time.monotonic() + 20
+    while not os.access(POSTERN_BIN, os.X_OK) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not os.access(POSTERN_BIN, os.X_OK):
         pytest.fail("postern binary not found at %s (build it, or set POSTERN_BIN)" % POSTERN_BIN)
     return str(POSTERN_BIN)
+
+
+def _retry_exec(fn):
+    """Run fn(); retry a few times while the binary is being replaced (ETXTBSY, EACCES, ENOENT)."""
+    for attempt in range(20):
+        try:
+            return fn()
+        except (PermissionError, FileNotFoundError, OSError) as e:
+            if attempt == 19 or not isinstance(e, (PermissionError, FileNotFoundError)) and e.errno != 26:
+                raise
+            time.sleep(0.5)
 
 
 def sanitizer_report(text):
@@ -42,8 +57,8 @@ def run_cli(args, conf=None, input=None, timeout=30):
     cmd = [postern_bin()] + list(args)
     if conf is not None:
         cmd += ["-c", str(conf)]
-    p = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout,
-                       errors="replace")
+    p = _retry_exec(lambda: subprocess.run(cmd, input=input, capture_output=True, text=True,
+                                           timeout=timeout, errors="replace"))
     rep = sanitizer_report(p.stderr)
     if rep:
         pytest.fail("sanitizer report (%s) from %s:\n%s" % (rep, cmd, p.stderr))
@@ -99,9 +114,9 @@ class Server:
         lp = self.root / ("serve.%d.log" % self.runs)
         self.log_paths.append(lp)
         self.logf = open(lp, "wb")
-        self.proc = subprocess.Popen([postern_bin(), "serve", "-c", str(self.config)],
-                                     stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf,
-                                     cwd=str(self.root))
+        self.proc = _retry_exec(lambda: subprocess.Popen(
+            [postern_bin(), "serve", "-c", str(self.config)],
+            stdin=subprocess.DEVNULL, stdout=self.logf, stderr=self.logf, cwd=str(self.root)))
         self.expected_exit = False
         deadline = time.monotonic() + START_TIMEOUT
         self.port = None
