@@ -1,0 +1,228 @@
+/* test_reply.c - reply_write formatting and the reply catalogue's consistency. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "smtp/reply.h"
+#include "util/buf.h"
+
+/* Every line ends with CRLF, has no other CR or LF, is at most 512 octets, starts with
+ * the code and uses '-' on all lines but the last.  Returns the number of lines. */
+static size_t check_reply_shape(const struct buf *b, int code, const char *enh)
+{
+	char want[16];
+	snprintf(want, sizeof(want), "%d", code);
+	size_t lines = 0, pos = 0;
+	assert_true(b->len >= 6);
+	while (pos < b->len) {
+		const char *start = b->data + pos;
+		const char *crlf = NULL;
+		for (size_t i = pos; i + 1 < b->len; i++) {
+			if (b->data[i] == '\r' && b->data[i + 1] == '\n') {
+				crlf = b->data + i;
+				break;
+			}
+		}
+		assert_non_null(crlf);
+		size_t n = (size_t)(crlf - start);
+		assert_true(n + 2 <= 512);
+		for (size_t i = 0; i < n; i++)
+			assert_true(start[i] != '\r' && start[i] != '\n' && start[i] != '\0');
+		assert_true(n >= 4);
+		assert_memory_equal(start, want, 3);
+		bool last = (size_t)(crlf + 2 - b->data) == b->len;
+		assert_int_equal(start[3], last ? ' ' : '-');
+		if (enh) {
+			assert_true(n >= 4 + strlen(enh) + 1);
+			assert_memory_equal(start + 4, enh, strlen(enh));
+			assert_int_equal(start[4 + strlen(enh)], ' ');
+		}
+		pos = (size_t)(crlf + 2 - b->data);
+		lines++;
+	}
+	return lines;
+}
+
+static const struct {
+	int code;
+	const char *enh;
+	const char *text;
+	const char *want;
+} write_table[] = {
+	{ 250, "2.0.0", "Ok", "250 2.0.0 Ok\r\n" },
+	{ 250, "2.0.0", "a\nb", "250-2.0.0 a\r\n250 2.0.0 b\r\n" },
+	{ 250, "2.0.0", "a\nb\nc", "250-2.0.0 a\r\n250-2.0.0 b\r\n250 2.0.0 c\r\n" },
+	{ 250, "2.0.0", "a\n", "250 2.0.0 a\r\n" },            /* trailing newline: no empty last line */
+	{ 220, NULL, "host ESMTP", "220 host ESMTP\r\n" },
+	{ 250, NULL, "host\nPIPELINING\nSIZE 10", "250-host\r\n250-PIPELINING\r\n250 SIZE 10\r\n" },
+	{ 354, NULL, "go", "354 go\r\n" },
+	{ 550, "5.1.1", "no\rsuch", "550 5.1.1 no such\r\n" },   /* a CR never splits a line */
+	{ 550, "5.1.1", "x\r\nQUIT", "550-5.1.1 x \r\n550 5.1.1 QUIT\r\n" },
+	{ 421, "4.7.0", "", "421 4.7.0 \r\n" },
+	{ 599, "5.999.999", "max", "599 5.999.999 max\r\n" },
+	{ 200, "2.0.0", "min", "200 2.0.0 min\r\n" },
+};
+
+static void test_write_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(write_table) / sizeof(write_table[0]); i++) {
+		struct buf b;
+		buf_init(&b, 65536);
+		reply_write(&b, write_table[i].code, write_table[i].enh, write_table[i].text);
+		if (strcmp(buf_cstr(&b), write_table[i].want) != 0)
+			fail_msg("row %zu: got \"%s\"", i, buf_cstr(&b));
+		check_reply_shape(&b, write_table[i].code, write_table[i].enh);
+		buf_free(&b);
+	}
+}
+
+static void test_long_lines_cut(void **state)
+{
+	(void)state;
+	char text[3000];
+	memset(text, 'x', sizeof(text) - 1);
+	text[sizeof(text) - 1] = '\0';
+	text[1000] = '\n';
+	struct buf b;
+	buf_init(&b, 65536);
+	reply_write(&b, 550, "5.7.1", text);
+	assert_int_equal(check_reply_shape(&b, 550, "5.7.1"), 2);
+	/* both lines cut at exactly 512 octets, CRLF included */
+	assert_int_equal(b.len, 1024);
+	buf_reset(&b);
+	reply_write(&b, 250, NULL, text + 1001);
+	assert_int_equal(b.len, 512);
+	check_reply_shape(&b, 250, NULL);
+	buf_reset(&b);
+	reply_writef(&b, 250, "2.0.0", "%s", text + 1001);
+	assert_int_equal(b.len, 512);
+	buf_free(&b);
+}
+
+static void test_hostile_text(void **state)
+{
+	(void)state;
+	/* Text quoting client bytes: every CR/LF/NUL-ish combination stays in its line. */
+	static const char *const texts[] = {
+		"\r", "\r\r\r", "\n\n\n", "a\r\n250 2.0.0 forged", "\r\n\r\n", "x\n\ry", "\n",
+	};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct buf b;
+		buf_init(&b, 4096);
+		reply_write(&b, 554, "5.7.1", texts[i]);
+		size_t nl = 0;
+		for (const char *p = texts[i]; *p; p++)
+			nl += *p == '\n';
+		size_t lines = check_reply_shape(&b, 554, "5.7.1");
+		if (lines > nl + 1)
+			fail_msg("text %zu: %zu lines from %zu newlines", i, lines, nl);
+		buf_free(&b);
+	}
+}
+
+static const struct {
+	const char *s;
+	bool valid;
+} enh_table[] = {
+	{ "2.0.0", true }, { "4.7.0", true }, { "5.1.1", true }, { "5.999.999", true }, { "5.10.100", true },
+	{ "2.1.5", true },
+	{ "3.0.0", false }, { "1.0.0", false }, { "6.0.0", false }, { "0.0.0", false },
+	{ "5.0", false }, { "5..0", false }, { "5.0.", false }, { ".5.0.0", false }, { "5.0.0.", false },
+	{ "5.0.0.0", false }, { "5.1000.0", false }, { "5.0.1000", false }, { "55.0.0", false },
+	{ "5.a.0", false }, { "5.0.0 ", false }, { " 5.0.0", false }, { "", false }, { "5", false },
+	{ "5-0-0", false }, { "5.-1.0", false }, { "5.0.+1", false },
+};
+
+static void test_enh_valid(void **state)
+{
+	(void)state;
+	assert_false(reply_enh_valid(NULL));
+	for (size_t i = 0; i < sizeof(enh_table) / sizeof(enh_table[0]); i++)
+		if (reply_enh_valid(enh_table[i].s) != enh_table[i].valid)
+			fail_msg("row %zu: \"%s\" valid=%d", i, enh_table[i].s, !enh_table[i].valid);
+}
+
+/* The catalogue's consistency: every entry is complete and self-consistent. */
+static void test_catalogue(void **state)
+{
+	(void)state;
+	for (int id = 0; id < REPLY_ID_COUNT; id++) {
+		const struct reply_entry *e = reply_get((enum reply_id)id);
+		assert_non_null(e);
+		if (e->code < 200 || e->code > 599)
+			fail_msg("id %d: code %d", id, e->code);
+		if (!e->text || !e->text[0])
+			fail_msg("id %d: no text", id);
+		if (e->enh) {
+			if (!reply_enh_valid(e->enh) || e->enh[0] - '0' != e->code / 100)
+				fail_msg("id %d: enh %s does not match code %d", id, e->enh, e->code);
+		} else if (e->code != 220 && e->code != 250 && e->code != 354) {
+			/* RFC 2034: only the greeting, the EHLO reply and 354 go without. */
+			fail_msg("id %d: code %d has no enhanced code", id, e->code);
+		}
+		if (e->hint && !e->hint[0])
+			fail_msg("id %d: empty hint", id);
+		if (e->hint && (strchr(e->hint, '%') || strchr(e->hint, '\n')))
+			fail_msg("id %d: hint has %% or newline", id);
+		/* Refusals say how to go on: hint or not, the class is 4 or 5. */
+		if (e->code >= 400)
+			assert_true(e->enh == NULL || e->enh[0] == '4' || e->enh[0] == '5');
+	}
+}
+
+static void test_reply_id(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init(&b, 65536);
+	reply_id(&b, R_BYE);
+	assert_string_equal(buf_cstr(&b), "221 2.0.0 Bye\r\n");
+	buf_reset(&b);
+	reply_id(&b, R_GREETING, "mx.example");
+	assert_string_equal(buf_cstr(&b), "220 mx.example ESMTP Postern ready\r\n");
+	buf_reset(&b);
+	reply_id(&b, R_QUEUED, "0123456789ABCDEF");
+	assert_string_equal(buf_cstr(&b), "250 2.0.0 Ok: queued as 0123456789ABCDEF\r\n");
+	buf_reset(&b);
+	reply_id(&b, R_SYNTAX_LINE_TOO_LONG, (size_t)1000);
+	assert_string_equal(buf_cstr(&b),
+		"500-5.5.6 Line too long: a command line may be at most 1000 octets\r\n"
+		"500 5.5.6 The mail program sent a command longer than SMTP allows; it is ignored\r\n");
+	buf_reset(&b);
+	reply_id(&b, R_MSG_TOO_BIG, 1024ULL);
+	assert_true(strncmp(buf_cstr(&b), "552-5.3.4 Message too big: the limit here is 1024 octets", 56) == 0);
+	assert_int_equal(check_reply_shape(&b, 552, "5.3.4"), 2);
+	buf_reset(&b);
+	reply_id(&b, R_TOO_MANY_ERRORS, "mx.example");
+	assert_string_equal(buf_cstr(&b), "421 4.7.0 mx.example Too many bad commands; closing the connection\r\n");
+	buf_reset(&b);
+	reply_id(&b, R_HELP);
+	assert_int_equal(check_reply_shape(&b, 214, "2.0.0"), 2);
+	buf_reset(&b);
+	/* A huge argument: the hint is dropped, lines are still bounded. */
+	char big[5000];
+	memset(big, 'h', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	reply_id(&b, R_UNKNOWN_COMMAND, big);
+	check_reply_shape(&b, 500, "5.5.2");
+	buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_write_table),
+		cmocka_unit_test(test_long_lines_cut),
+		cmocka_unit_test(test_hostile_text),
+		cmocka_unit_test(test_enh_valid),
+		cmocka_unit_test(test_catalogue),
+		cmocka_unit_test(test_reply_id),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
