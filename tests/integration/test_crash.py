@@ -1,0 +1,172 @@
+"""Durability: a 250 after DATA means the message is on stable storage.  kill -9 the
+server under load, restart it on the same data directory, and every acknowledged
+message must be delivered, complete."""
+import re
+import threading
+import time
+
+from helpers import SMTPConn
+
+LINES = 40
+
+
+def crash_message(n):
+    body = "".join("msg %d line %02d %s\r\n" % (n, i, "abcdefghij" * 6) for i in range(LINES))
+    return ("From: <load@client.example>\r\nTo: <alice@example.test>\r\nSubject: crash %d\r\n"
+            "Message-ID: <crash.%d@client.example>\r\n\r\n%sEND %d\r\n" % (n, n, body, n)).encode()
+
+
+def check_complete(data):
+    """Number of the message in data if it is complete, else raise AssertionError."""
+    m = re.search(rb"^Subject: crash (\d+)$", data, re.M)
+    assert m, "delivered file without our Subject: %r" % data[:300]
+    n = int(m.group(1))
+    expected = crash_message(n).replace(b"\r\n", b"\n")
+    assert data.endswith(expected.split(b"\n\n", 1)[1]), \
+        "message %d delivered incomplete (%d bytes): ...%r" % (n, len(data), data[-200:])
+    return n
+
+
+def delivered_numbers(server):
+    nums = {}
+    for p in server.maildir_messages("alice@example.test"):
+        n = check_complete(p.read_bytes())
+        nums[n] = nums.get(n, 0) + 1
+    return nums
+
+
+def test_kill9_under_load_loses_no_acknowledged_message(server_factory):
+    s = server_factory()
+    max_messages, threads_n, load_seconds = 300, 4, 20
+    acked, lock = set(), threading.Lock()
+    next_n = [0]
+    stop = threading.Event()
+    deadline = time.monotonic() + load_seconds
+    errors = []
+
+    def take():
+        with lock:
+            if next_n[0] >= max_messages:
+                return None
+            next_n[0] += 1
+            return next_n[0]
+
+    def worker():
+        conn = None
+        for _ in range(max_messages * 2):
+            if stop.is_set() or time.monotonic() > deadline:
+                break
+            n = take()
+            if n is None:
+                break
+            try:
+                if conn is None:
+                    conn = SMTPConn(s.host, s.port, timeout=5)
+                    conn.ehlo()
+                if not conn.cmd("MAIL FROM:<load@client.example>").is_(250, "2.1.0"):
+                    continue
+                if not conn.cmd("RCPT TO:<alice@example.test>").is_(250, "2.1.5"):
+                    continue
+                if conn.cmd("DATA").code != 354:
+                    continue
+                conn.send(crash_message(n) + b".\r\n")
+                r = conn.reply(timeout=10)
+                if r.code == 250:
+                    with lock:
+                        acked.add(n)
+                elif not stop.is_set():
+                    errors.append((n, r))
+            except Exception:
+                if conn:
+                    conn.close()
+                conn = None
+                if stop.is_set():
+                    break
+                time.sleep(0.05)
+        if conn:
+            conn.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    # let the load run until a good number were acknowledged (bounded), then kill -9
+    t_kill = time.monotonic() + 8
+    while time.monotonic() < t_kill:
+        with lock:
+            if len(acked) >= 150:
+                break
+        time.sleep(0.02)
+    s.kill9()
+    stop.set()
+    for t in threads:
+        t.join(15)
+    assert not any(t.is_alive() for t in threads), "load threads did not stop"
+    assert not errors, "messages refused during the load: %r" % errors[:5]
+    assert len(acked) >= 5, "too few messages acknowledged before the kill: %d" % len(acked)
+    sent = next_n[0]
+    print("crash test: %d sent, %d acknowledged before kill -9" % (sent, len(acked)))
+
+    s.start()                     # same data dir, new port
+    wait_until = time.monotonic() + 30
+    nums = delivered_numbers(s)
+    while not acked <= set(nums) and time.monotonic() < wait_until:
+        time.sleep(0.2)
+        nums = delivered_numbers(s)
+    lost = sorted(acked - set(nums))
+    assert not lost, ("%d acknowledged messages lost after kill -9 and restart (of %d acked, %d sent): %r"
+                      % (len(lost), len(acked), sent, lost[:20]))
+    assert set(nums) <= set(range(1, sent + 1))
+    print("crash test: %d distinct delivered, %d duplicate files" % (len(nums), sum(nums.values()) - len(nums)))
+    # let the queue settle and check every file again (none partial)
+    time.sleep(1.0)
+    delivered_numbers(s)
+    for p in (s.maildir("alice@example.test") / "new").iterdir():
+        assert ",S=" in p.name, p.name
+    # the restarted server works
+    with s.connect() as c:
+        c.ehlo()
+        c.cmd("MAIL FROM:<load@client.example>")
+        assert c.cmd("RCPT TO:<alice@example.test>").is_(250, "2.1.5")
+
+
+def test_kill9_during_data_delivers_nothing(server_factory):
+    s = server_factory()
+    c = s.connect()
+    c.ehlo()
+    c.cmd("MAIL FROM:<a@b.example>")
+    assert c.cmd("RCPT TO:<alice@example.test>").is_(250, "2.1.5")
+    assert c.cmd("DATA").code == 354
+    full = crash_message(1)
+    c.send(full[:len(full) // 2])
+    time.sleep(0.3)
+    s.kill9()
+    c.close()
+    s.start()
+    assert s.wait_delivered("alice@example.test", 1, timeout=2) == []
+    incoming = s.data_dir / "queue" / "incoming"
+    leftovers = list(incoming.iterdir()) if incoming.is_dir() else []
+    end = time.monotonic() + 5
+    while leftovers and time.monotonic() < end:
+        time.sleep(0.1)
+        leftovers = list(incoming.iterdir())
+    assert leftovers == [], "unacknowledged spool files kept after restart: %r" % leftovers
+
+
+def test_sigterm_restart_keeps_accepted_messages(server_factory):
+    s = server_factory()
+    with s.connect() as c:
+        c.ehlo()
+        for n in range(1, 6):
+            c.cmd("MAIL FROM:<a@b.example>")
+            c.cmd("RCPT TO:<alice@example.test>")
+            assert c.data(crash_message(n)).is_(250, "2.0.0")
+    old_port = s.port
+    s.restart()
+    assert s.port is not None and s.alive()
+    end = time.monotonic() + 10
+    nums = delivered_numbers(s)
+    while set(nums) != set(range(1, 6)) and time.monotonic() < end:
+        time.sleep(0.1)
+        nums = delivered_numbers(s)
+    assert set(nums) == set(range(1, 6)), (old_port, nums)
+    assert all(v == 1 for v in nums.values()), "duplicates after a clean restart: %r" % nums
