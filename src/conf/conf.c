@@ -27,7 +27,7 @@ const char conf_embedded_default[] =
 	"port = 2525\n"
 	"role = mx\n";
 
-enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS };
+enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS, T_NETWORKS, T_BOOL };
 
 struct setting {
 	const char *section;
@@ -49,6 +49,16 @@ static const struct setting settings[] = {
 	STR("server", user, "", "user to run as after binding, when started as root"),
 	{ "server", "local_domains", T_DOMAINS, 0, 0, "", 0, 0, "domains delivered locally" },
 	STR("server", postmaster, "", "mailbox for postmaster@ of local domains without one"),
+	{ "server", "trusted_networks", T_NETWORKS, 0, 0, "", 0, 0, "client networks allowed to relay without logging in" },
+	{ "tls", "certificate", T_STRING, offsetof(struct conf, tls_certificate), sizeof(((struct conf *)0)->tls_certificate), "", 0, 0, "PEM certificate chain; empty: generate a self-signed one" },
+	{ "tls", "key", T_STRING, offsetof(struct conf, tls_key), sizeof(((struct conf *)0)->tls_key), "", 0, 0, "PEM private key" },
+	{ "tls", "ciphers", T_STRING, offsetof(struct conf, tls_ciphers), sizeof(((struct conf *)0)->tls_ciphers),
+		"ECDHE+AESGCM:ECDHE+CHACHA20", 0, 0, "TLS 1.2 cipher list (TLS 1.3 suites are OpenSSL's defaults)" },
+	{ "auth", "ip_failures", T_COUNT, offsetof(struct conf, auth_ip_failures), 0, "10", 1, 100000, "failed logins from one address before it is blocked" },
+	{ "auth", "account_ip_failures", T_COUNT, offsetof(struct conf, auth_account_ip_failures), 0, "5", 1, 100000, "failed logins to one account from one address before that pair is blocked" },
+	{ "auth", "window", T_DURATION, offsetof(struct conf, auth_window), 0, "15m", 10, 86400, "how long a failed login is remembered" },
+	{ "auth", "block", T_DURATION, offsetof(struct conf, auth_block), 0, "15m", 10, 86400, "how long a block lasts" },
+	{ "auth", "check_from_header", T_BOOL, offsetof(struct conf, check_from_header), 0, "yes", 0, 0, "the From: of submitted mail must be an address the user owns" },
 	NUM("limits", message_size, T_SIZE, "25M", 1024, 2ull << 30, "largest message accepted (SIZE)"),
 	NUM("limits", recipients, T_COUNT, "100", 1, 10000, "recipients per message"),
 	NUM("limits", line_length, T_COUNT, "1000", 512, 65536, "longest command line, CRLF included"),
@@ -127,6 +137,85 @@ static const char *set_domains(struct conf *c, const char *v)
 	return NULL;
 }
 
+bool conf_parse_network(const char *s, struct conf_network *out)
+{
+	char tmp[80];
+	if (snprintf(tmp, sizeof(tmp), "%s", s) >= (int)sizeof(tmp))
+		return false;
+	memset(out, 0, sizeof(*out));
+	char *slash = strchr(tmp, '/');
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(AF_INET, tmp, out->addr) == 1) {
+		out->family = AF_INET;
+		out->prefix = 32;
+	} else if (inet_pton(AF_INET6, tmp, out->addr) == 1) {
+		out->family = AF_INET6;
+		out->prefix = 128;
+	} else {
+		return false;
+	}
+	if (slash) {
+		uint64_t p;
+		if (!parse_u64(slash + 1, strlen(slash + 1), &p) || p > out->prefix)
+			return false;
+		out->prefix = (unsigned)p;
+	}
+	return true;
+}
+
+bool conf_network_contains(const struct conf_network *n, int family, const unsigned char *addr)
+{
+	if (n->family != family)
+		return false;
+	unsigned full = n->prefix / 8, rest = n->prefix % 8;
+	if (memcmp(n->addr, addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (n->addr[full] & mask) == (addr[full] & mask);
+}
+
+bool conf_is_trusted(const struct conf *c, const char *addr)
+{
+	unsigned char a[16];
+	int family = AF_INET;
+	if (inet_pton(AF_INET, addr, a) != 1) {
+		if (inet_pton(AF_INET6, addr, a) != 1)
+			return false;
+		family = AF_INET6;
+	}
+	for (size_t i = 0; i < c->n_trusted_networks; i++)
+		if (conf_network_contains(&c->trusted_networks[i], family, a))
+			return true;
+	return false;
+}
+
+bool conf_wants_tls(const struct conf *c)
+{
+	for (size_t i = 0; i < c->n_listeners; i++)
+		if (c->listeners[i].tls != TLS_NONE)
+			return true;
+	return false;
+}
+
+static const char *set_networks(struct conf *c, const char *v)
+{
+	c->n_trusted_networks = 0;
+	char tmp[4096];
+	if (!set_string(tmp, sizeof(tmp), v))
+		return "the list is too long";
+	for (char *save = NULL, *tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (c->n_trusted_networks >= CONF_MAX_NETWORKS)
+			return "too many networks (at most 64)";
+		if (!conf_parse_network(tok, &c->trusted_networks[c->n_trusted_networks]))
+			return "a network is not an address or address/prefix (e.g. 192.0.2.0/24, 2001:db8::/32)";
+		c->n_trusted_networks++;
+	}
+	return NULL;
+}
+
 static const char *set_value(struct conf *c, const struct setting *s, const char *v)
 {
 	char *base = (char *)c;
@@ -136,6 +225,10 @@ static const char *set_value(struct conf *c, const struct setting *s, const char
 		return set_string(base + s->offset, s->size, v) ? NULL : "the value is too long";
 	case T_DOMAINS:
 		return set_domains(c, v);
+	case T_NETWORKS:
+		return set_networks(c, v);
+	case T_BOOL:
+		return parse_bool(v, (bool *)(void *)(base + s->offset)) ? NULL : "is not yes or no";
 	case T_SIZE:
 		if (!parse_size(v, &n))
 			return "is not a size (use a byte count or a number with K, M or G, e.g. 10M)";
@@ -213,18 +306,81 @@ static void listener_key(struct parse_state *ps, const char *lname, const char *
 	} else if (strcmp(key, "tls") == 0) {
 		if (strcmp(v, "none") == 0)
 			l->tls = TLS_NONE;
-		else if (strcmp(v, "starttls") == 0 || strcmp(v, "implicit") == 0)
-			fail(ps, ps->line, "[listener %s] tls: \"%s\" is not available in this version yet; use tls = none", lname, v);
+		else if (strcmp(v, "starttls") == 0)
+			l->tls = TLS_STARTTLS;
+		else if (strcmp(v, "implicit") == 0)
+			l->tls = TLS_IMPLICIT;
 		else
 			fail(ps, ps->line, "[listener %s] tls: \"%s\" is not none, starttls or implicit", lname, v);
+	} else if (strcmp(key, "allow_plaintext_auth") == 0) {
+		if (!parse_bool(v, &l->allow_plaintext_auth))
+			fail(ps, ps->line, "[listener %s] allow_plaintext_auth: \"%s\" is not yes or no", lname, v);
 	} else {
-		fail(ps, ps->line, "[listener %s] %s: unknown setting (known: address, port, role, tls)", lname, key);
+		fail(ps, ps->line, "[listener %s] %s: unknown setting (known: address, port, role, tls, allow_plaintext_auth)", lname, key);
+	}
+}
+
+static struct conf_certificate *certificate_for(struct parse_state *ps, const char *name)
+{
+	struct conf *c = ps->c;
+	for (size_t i = 0; i < c->n_certificates; i++)
+		if (strcmp(c->certificates[i].name, name) == 0)
+			return &c->certificates[i];
+	if (c->n_certificates >= CONF_MAX_CERTS) {
+		fail(ps, ps->line, "[certificate %s]: too many certificates (at most %d)", name, CONF_MAX_CERTS);
+		return NULL;
+	}
+	struct conf_certificate *cert = &c->certificates[c->n_certificates++];
+	memset(cert, 0, sizeof(*cert));
+	snprintf(cert->name, sizeof(cert->name), "%s", name);
+	cert->line = ps->line;
+	return cert;
+}
+
+static void certificate_key(struct parse_state *ps, const char *cname, const char *key, const char *v)
+{
+	struct conf_certificate *cert = certificate_for(ps, cname);
+	if (!cert)
+		return;
+	if (strcmp(key, "certificate") == 0 || strcmp(key, "key") == 0) {
+		char *dst = key[0] == 'c' ? cert->certificate : cert->key;
+		if (!set_string(dst, CONF_PATH_MAX, v))
+			fail(ps, ps->line, "[certificate %s] %s: the path is too long", cname, key);
+	} else if (strcmp(key, "names") == 0) {
+		char tmp[4096];
+		cert->n_names = 0;
+		if (!set_string(tmp, sizeof(tmp), v)) {
+			fail(ps, ps->line, "[certificate %s] names: the list is too long", cname);
+			return;
+		}
+		for (char *save = NULL, *tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+			if (cert->n_names >= CONF_MAX_DOMAINS || strlen(tok) >= CONF_NAME_MAX) {
+				fail(ps, ps->line, "[certificate %s] names: too many or too long", cname);
+				return;
+			}
+			ascii_lower(tok);
+			memcpy(cert->names[cert->n_names++], tok, strlen(tok) + 1);
+		}
+	} else {
+		fail(ps, ps->line, "[certificate %s] %s: unknown setting (known: certificate, key, names)", cname, key);
 	}
 }
 
 static int conf_ini_handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct parse_state *ps = user;
+	if (strncmp(section, "certificate ", 12) == 0) {
+		const char *cname = section + 12;
+		while (*cname == ' ')
+			cname++;
+		if (!*cname || strlen(cname) >= 64) {
+			fail(ps, ps->line, "[%s]: a certificate section needs a short name", section);
+			return 1;
+		}
+		if (key)
+			certificate_key(ps, cname, key, value);
+		return 1;
+	}
 	if (strncmp(section, "listener", 8) == 0 && (section[8] == ' ' || section[8] == '\0')) {
 		const char *lname = section[8] ? section + 9 : "";
 		while (*lname == ' ')
@@ -256,7 +412,7 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 		return 1;
 	}
 	if (!known_section)
-		fail(ps, ps->line, "[%s]: unknown section (known: server, limits, queue, listener NAME)", section);
+		fail(ps, ps->line, "[%s]: unknown section (known: server, limits, queue, tls, auth, listener NAME, certificate NAME)", section);
 	else if (key)
 		fail(ps, ps->line, "[%s] %s: unknown setting", section, key);
 	return 1;
@@ -308,6 +464,18 @@ static bool check_whole(struct parse_state *ps)
 		fail(ps, ps->line, "[server] hostname: must not be empty");
 	if (!c->data_dir[0])
 		fail(ps, ps->line, "[server] data_dir: must not be empty");
+	if (!c->tls_certificate[0] != !c->tls_key[0])
+		fail(ps, ps->line, "[tls] certificate and key go together: set both, or neither for a self-signed certificate");
+	for (size_t i = 0; i < c->n_certificates; i++) {
+		const struct conf_certificate *cert = &c->certificates[i];
+		if (!cert->certificate[0] || !cert->key[0] || cert->n_names == 0)
+			fail(ps, cert->line, "[certificate %s]: needs certificate, key and names", cert->name);
+	}
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		const struct conf_listener *l = &c->listeners[i];
+		if (l->allow_plaintext_auth && l->tls == TLS_IMPLICIT)
+			fail(ps, l->line, "[listener %s] allow_plaintext_auth: meaningless with tls = implicit", l->name);
+	}
 	if (c->retry_min > c->retry_max)
 		fail(ps, ps->line, "[queue] retry_min is longer than retry_max");
 	return !ps->failed;

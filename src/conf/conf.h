@@ -12,6 +12,25 @@
 #define CONF_MAX_DOMAINS 64
 #define CONF_NAME_MAX 256
 #define CONF_PATH_MAX 1024
+#define CONF_MAX_NETWORKS 64
+#define CONF_MAX_CERTS 16
+
+/* An address block from trusted_networks: family AF_INET or AF_INET6. */
+struct conf_network {
+	int family;
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+/* A certificate chosen by SNI: [certificate NAME] sections. */
+struct conf_certificate {
+	char name[64];
+	char certificate[CONF_PATH_MAX];
+	char key[CONF_PATH_MAX];
+	char names[CONF_MAX_DOMAINS][CONF_NAME_MAX];   /* host names it serves */
+	size_t n_names;
+	unsigned line;
+};
 
 enum listener_role { ROLE_MX, ROLE_SUBMISSION };
 enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
@@ -23,6 +42,7 @@ struct conf_listener {
 	bool port_set;
 	enum listener_role role;
 	enum tls_mode tls;
+	bool allow_plaintext_auth;  /* AUTH before TLS (logged as a warning) */
 	unsigned line;          /* where the section starts, for messages */
 };
 
@@ -35,6 +55,20 @@ struct conf {
 	char local_domains[CONF_MAX_DOMAINS][CONF_NAME_MAX];
 	size_t n_local_domains;
 	char postmaster[CONF_NAME_MAX];
+	struct conf_network trusted_networks[CONF_MAX_NETWORKS];
+	size_t n_trusted_networks;
+	/* [tls] */
+	char tls_certificate[CONF_PATH_MAX];   /* empty: a self-signed one is generated */
+	char tls_key[CONF_PATH_MAX];
+	char tls_ciphers[512];                 /* TLS 1.2 cipher list (OpenSSL syntax) */
+	struct conf_certificate certificates[CONF_MAX_CERTS];
+	size_t n_certificates;
+	/* [auth] */
+	uint64_t auth_ip_failures;
+	uint64_t auth_account_ip_failures;
+	uint64_t auth_window;
+	uint64_t auth_block;
+	bool check_from_header;
 	/* [limits] */
 	uint64_t message_size;
 	uint64_t recipients;
@@ -67,5 +101,12 @@ bool conf_load_string(struct conf *c, const char *text, const char *name, char *
 bool conf_is_local_domain(const struct conf *c, const char *domain);
 const char *conf_role_name(enum listener_role r);
 const char *conf_tls_name(enum tls_mode t);
+/* Is the address (text form) inside one of the trusted networks? */
+bool conf_is_trusted(const struct conf *c, const char *addr);
+/* Parse "192.0.2.0/24" or "2001:db8::/32" (a bare address is a /32 or /128). */
+bool conf_parse_network(const char *s, struct conf_network *out);
+bool conf_network_contains(const struct conf_network *n, int family, const unsigned char *addr);
+/* Any listener with tls != none? */
+bool conf_wants_tls(const struct conf *c);
 
 #endif

@@ -29,7 +29,23 @@ static const char schema[] =
 	"  quota INTEGER NOT NULL DEFAULT 0,"
 	"  created INTEGER NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS users_domain ON users(domain);"
-	"PRAGMA user_version=1;";
+	"CREATE TABLE IF NOT EXISTS aliases ("
+	"  address TEXT PRIMARY KEY NOT NULL,"
+	"  local TEXT NOT NULL,"
+	"  domain TEXT NOT NULL,"
+	"  target TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS sender_grants ("
+	"  user TEXT NOT NULL,"
+	"  address TEXT NOT NULL,"
+	"  PRIMARY KEY (user, address));"
+	"CREATE TABLE IF NOT EXISTS app_passwords ("
+	"  user TEXT NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  password_hash TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  last_used INTEGER NOT NULL DEFAULT 0,"
+	"  PRIMARY KEY (user, name));"
+	"PRAGMA user_version=2;";
 
 static enum dir_result fail(struct directory *d, const char *what)
 {
@@ -281,4 +297,247 @@ enum dir_result directory_user_list(struct directory *d, void (*cb)(void *, cons
 	}
 	sqlite3_finalize(st);
 	return r == SQLITE_DONE ? DIR_OK : fail(d, "user list");
+}
+
+/* --- aliases, sender grants, app passwords -------------------------------- */
+
+/* "local@domain" normalised to lower case, or false. */
+static bool normalise(const char *address, char *out, size_t outsz, char *local, size_t lsz, char *domain, size_t dsz)
+{
+	if (!split_address(address, local, lsz, domain, dsz))
+		return false;
+	return snprintf(out, outsz, "%s@%s", local, domain) < (int)outsz;
+}
+
+enum dir_result directory_alias_add(struct directory *d, const char *alias, const char *target)
+{
+	char a[DIR_ADDRESS_MAX * 2], al[DIR_ADDRESS_MAX], ad[DIR_ADDRESS_MAX];
+	char t[DIR_ADDRESS_MAX * 2], tl[DIR_ADDRESS_MAX], td[DIR_ADDRESS_MAX];
+	if (!normalise(alias, a, sizeof(a), al, sizeof(al), ad, sizeof(ad)) ||
+		!normalise(target, t, sizeof(t), tl, sizeof(tl), td, sizeof(td))) {
+		snprintf(d->err, sizeof(d->err), "not a valid address");
+		return DIR_INVALID;
+	}
+	enum dir_result r = directory_user_lookup(d, tl, td, NULL);
+	if (r != DIR_OK) {
+		snprintf(d->err, sizeof(d->err), "the target %.200s is not a user here", t);
+		return r == DIR_ERROR ? DIR_ERROR : DIR_INVALID;
+	}
+	if (directory_user_lookup(d, al, ad, NULL) == DIR_OK) {
+		snprintf(d->err, sizeof(d->err), "%.200s is a user; an alias cannot have the same address", a);
+		return DIR_EXISTS;
+	}
+	int rc = exec_text(d, "INSERT INTO aliases(address, local, domain, target) VALUES(?1, ?2, ?3, ?4)", a, al, ad, t);
+	if (rc == SQLITE_CONSTRAINT) {
+		snprintf(d->err, sizeof(d->err), "the alias %.200s already exists", a);
+		return DIR_EXISTS;
+	}
+	return rc == SQLITE_DONE ? DIR_OK : fail(d, "alias add");
+}
+
+enum dir_result directory_alias_del(struct directory *d, const char *alias)
+{
+	char a[DIR_ADDRESS_MAX * 2], al[DIR_ADDRESS_MAX], ad[DIR_ADDRESS_MAX];
+	if (!normalise(alias, a, sizeof(a), al, sizeof(al), ad, sizeof(ad)))
+		return DIR_INVALID;
+	if (exec_text(d, "DELETE FROM aliases WHERE address = ?1", a, NULL, NULL, NULL) != SQLITE_DONE)
+		return fail(d, "alias del");
+	return sqlite3_changes(d->db) ? DIR_OK : DIR_NOT_FOUND;
+}
+
+enum dir_result directory_alias_lookup(struct directory *d, const char *local, const char *domain,
+	char *target, size_t targetsz)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(d->db, "SELECT target FROM aliases WHERE local = lower(?1) AND domain = lower(?2)",
+		-1, &st, NULL) != SQLITE_OK)
+		return fail(d, "alias lookup");
+	sqlite3_bind_text(st, 1, local, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, domain, -1, SQLITE_STATIC);
+	int r = sqlite3_step(st);
+	if (r == SQLITE_ROW && target)
+		snprintf(target, targetsz, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (r == SQLITE_ROW)
+		return DIR_OK;
+	return r == SQLITE_DONE ? DIR_NOT_FOUND : fail(d, "alias lookup");
+}
+
+enum dir_result directory_alias_list(struct directory *d, void (*cb)(void *, const char *, const char *), void *arg)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(d->db, "SELECT address, target FROM aliases ORDER BY domain, local", -1, &st, NULL) != SQLITE_OK)
+		return fail(d, "alias list");
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		cb(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+	return r == SQLITE_DONE ? DIR_OK : fail(d, "alias list");
+}
+
+/* The stored form of an existing user's address, or an error. */
+static enum dir_result existing_user(struct directory *d, const char *user, char *out, size_t outsz)
+{
+	char l[DIR_ADDRESS_MAX], dm[DIR_ADDRESS_MAX];
+	if (!normalise(user, out, outsz, l, sizeof(l), dm, sizeof(dm))) {
+		snprintf(d->err, sizeof(d->err), "not a valid address");
+		return DIR_INVALID;
+	}
+	enum dir_result r = directory_user_lookup(d, l, dm, NULL);
+	if (r == DIR_NOT_FOUND)
+		snprintf(d->err, sizeof(d->err), "no user %s", out);
+	return r;
+}
+
+enum dir_result directory_sender_allow(struct directory *d, const char *user, const char *address)
+{
+	char u[DIR_ADDRESS_MAX * 2], a[DIR_ADDRESS_MAX * 2], l[DIR_ADDRESS_MAX], dm[DIR_ADDRESS_MAX];
+	enum dir_result r = existing_user(d, user, u, sizeof(u));
+	if (r != DIR_OK)
+		return r;
+	/* A grant may name a whole domain as "@domain". */
+	if (address[0] == '@') {
+		snprintf(dm, sizeof(dm), "%s", address + 1);
+		if (!directory_domain_valid(dm))
+			return DIR_INVALID;
+		snprintf(a, sizeof(a), "@%s", dm);
+	} else if (!normalise(address, a, sizeof(a), l, sizeof(l), dm, sizeof(dm))) {
+		snprintf(d->err, sizeof(d->err), "not a valid address");
+		return DIR_INVALID;
+	}
+	int rc = exec_text(d, "INSERT INTO sender_grants(user, address) VALUES(?1, ?2)", u, a, NULL, NULL);
+	if (rc == SQLITE_CONSTRAINT)
+		return DIR_EXISTS;
+	return rc == SQLITE_DONE ? DIR_OK : fail(d, "sender allow");
+}
+
+enum dir_result directory_sender_deny(struct directory *d, const char *user, const char *address)
+{
+	char u[DIR_ADDRESS_MAX * 2], a[DIR_ADDRESS_MAX * 2];
+	snprintf(u, sizeof(u), "%s", user);
+	snprintf(a, sizeof(a), "%s", address);
+	ascii_lower(u);
+	ascii_lower(a);
+	if (exec_text(d, "DELETE FROM sender_grants WHERE user = ?1 AND address = ?2", u, a, NULL, NULL) != SQLITE_DONE)
+		return fail(d, "sender deny");
+	return sqlite3_changes(d->db) ? DIR_OK : DIR_NOT_FOUND;
+}
+
+enum dir_result directory_sender_list(struct directory *d, const char *user, void (*cb)(void *, const char *), void *arg)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(d->db, "SELECT address FROM sender_grants WHERE user = lower(?1) "
+		"UNION SELECT address FROM aliases WHERE target = lower(?1) ORDER BY 1", -1, &st, NULL) != SQLITE_OK)
+		return fail(d, "sender list");
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		cb(arg, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return r == SQLITE_DONE ? DIR_OK : fail(d, "sender list");
+}
+
+enum dir_result directory_sender_owned(struct directory *d, const char *user, const char *address)
+{
+	char u[DIR_ADDRESS_MAX * 2], a[DIR_ADDRESS_MAX * 2];
+	snprintf(u, sizeof(u), "%s", user);
+	snprintf(a, sizeof(a), "%s", address);
+	ascii_lower(u);
+	ascii_lower(a);
+	if (strcmp(u, a) == 0)
+		return DIR_OK;
+	const char *at = strrchr(a, '@');
+	char dom[DIR_ADDRESS_MAX + 1];
+	snprintf(dom, sizeof(dom), "%s", at ? at : "@");
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(d->db,
+		"SELECT 1 FROM aliases WHERE address = ?2 AND target = ?1 "
+		"UNION ALL SELECT 1 FROM sender_grants WHERE user = ?1 AND (address = ?2 OR address = ?3) LIMIT 1",
+		-1, &st, NULL) != SQLITE_OK)
+		return fail(d, "sender check");
+	sqlite3_bind_text(st, 1, u, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, a, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, dom, -1, SQLITE_STATIC);
+	int r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (r == SQLITE_ROW)
+		return DIR_OK;
+	return r == SQLITE_DONE ? DIR_NOT_FOUND : fail(d, "sender check");
+}
+
+enum dir_result directory_app_password_add(struct directory *d, const char *user, const char *name, const char *hash)
+{
+	char u[DIR_ADDRESS_MAX * 2];
+	enum dir_result r = existing_user(d, user, u, sizeof(u));
+	if (r != DIR_OK)
+		return r;
+	size_t n = strlen(name);
+	if (n == 0 || n > 64) {
+		snprintf(d->err, sizeof(d->err), "the name must be 1 to 64 characters");
+		return DIR_INVALID;
+	}
+	int rc = exec_text(d, "INSERT INTO app_passwords(user, name, password_hash, created) "
+		"VALUES(?1, ?2, ?3, strftime('%s','now'))", u, name, hash, NULL);
+	if (rc == SQLITE_CONSTRAINT) {
+		snprintf(d->err, sizeof(d->err), "%.120s already has an app password named \"%.64s\"", u, name);
+		return DIR_EXISTS;
+	}
+	return rc == SQLITE_DONE ? DIR_OK : fail(d, "app-password add");
+}
+
+enum dir_result directory_app_password_revoke(struct directory *d, const char *user, const char *name)
+{
+	char u[DIR_ADDRESS_MAX * 2];
+	snprintf(u, sizeof(u), "%s", user);
+	ascii_lower(u);
+	if (exec_text(d, "DELETE FROM app_passwords WHERE user = ?1 AND name = ?2", u, name, NULL, NULL) != SQLITE_DONE)
+		return fail(d, "app-password revoke");
+	return sqlite3_changes(d->db) ? DIR_OK : DIR_NOT_FOUND;
+}
+
+enum dir_result directory_app_password_list(struct directory *d, const char *user,
+	void (*cb)(void *, const char *, long long, long long), void *arg)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(d->db, "SELECT name, created, last_used FROM app_passwords WHERE user = lower(?1) ORDER BY name",
+		-1, &st, NULL) != SQLITE_OK)
+		return fail(d, "app-password list");
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
+	sqlite3_finalize(st);
+	return r == SQLITE_DONE ? DIR_OK : fail(d, "app-password list");
+}
+
+enum dir_result directory_app_password_used(struct directory *d, const char *user, const char *name)
+{
+	int rc = exec_text(d, "UPDATE app_passwords SET last_used = strftime('%s','now') WHERE user = lower(?1) AND name = ?2",
+		user, name, NULL, NULL);
+	return rc == SQLITE_DONE ? DIR_OK : fail(d, "app-password use");
+}
+
+enum dir_result directory_user_hashes(struct directory *d, const char *user, char *canonical, size_t canonicalsz,
+	bool (*cb)(void *, const char *, const char *), void *arg)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(d->db,
+		"SELECT address, NULL, password_hash FROM users WHERE address = lower(?1) "
+		"UNION ALL SELECT user, name, password_hash FROM app_passwords WHERE user = lower(?1)",
+		-1, &st, NULL) != SQLITE_OK)
+		return fail(d, "password lookup");
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	int r;
+	bool any = false;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		if (!any && canonical)
+			snprintf(canonical, canonicalsz, "%s", (const char *)sqlite3_column_text(st, 0));
+		any = true;
+		if (cb(arg, (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2)))
+			break;
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE && r != SQLITE_ROW)
+		return fail(d, "password lookup");
+	return any ? DIR_OK : DIR_NOT_FOUND;
 }

@@ -40,6 +40,39 @@ enum dir_result directory_user_lookup(struct directory *d, const char *local,
 enum dir_result directory_user_list(struct directory *d,
 	void (*cb)(void *arg, const struct dir_user *u), void *arg);
 
+/* Aliases: alias address -> a user's address.  Recipients and sender ownership
+ * both follow them. */
+enum dir_result directory_alias_add(struct directory *d, const char *alias, const char *target);
+enum dir_result directory_alias_del(struct directory *d, const char *alias);
+/* The user an alias points to (lower case), written into target. */
+enum dir_result directory_alias_lookup(struct directory *d, const char *local, const char *domain,
+	char *target, size_t targetsz);
+enum dir_result directory_alias_list(struct directory *d,
+	void (*cb)(void *arg, const char *alias, const char *target), void *arg);
+
+/* Sender grants: `user` may use `address` as MAIL FROM / From: (postern sender allow). */
+enum dir_result directory_sender_allow(struct directory *d, const char *user, const char *address);
+enum dir_result directory_sender_deny(struct directory *d, const char *user, const char *address);
+enum dir_result directory_sender_list(struct directory *d, const char *user,
+	void (*cb)(void *arg, const char *address), void *arg);
+/* Does `user` own `address`: the same address, an alias pointing to the user, or a
+ * grant?  DIR_OK yes, DIR_NOT_FOUND no, DIR_ERROR unknown. */
+enum dir_result directory_sender_owned(struct directory *d, const char *user, const char *address);
+
+/* App passwords: extra passwords for one user, each with a name. */
+enum dir_result directory_app_password_add(struct directory *d, const char *user, const char *name,
+	const char *hash);
+enum dir_result directory_app_password_revoke(struct directory *d, const char *user, const char *name);
+enum dir_result directory_app_password_list(struct directory *d, const char *user,
+	void (*cb)(void *arg, const char *name, long long created, long long last_used), void *arg);
+enum dir_result directory_app_password_used(struct directory *d, const char *user, const char *name);
+
+/* Every password hash that may log in as `user`: the main one (name NULL) and the
+ * app passwords (by name).  The callback returns true to stop (a match).  The user
+ * address is matched case-insensitively; canonical receives the stored form. */
+enum dir_result directory_user_hashes(struct directory *d, const char *user, char *canonical,
+	size_t canonicalsz, bool (*cb)(void *arg, const char *name, const char *hash), void *arg);
+
 /* Is this a local part we will create a mailbox directory for?  ASCII letters,
  * digits and . _ + - only, not starting with '.' or '-', at most 64 octets. */
 bool directory_local_part_valid(const char *local);
