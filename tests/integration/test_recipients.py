@@ -1,5 +1,6 @@
 """Recipient decisions: local users, postmaster, relaying, tricky addresses, and the
 explaining 503 at DATA — seen through a raw socket and through real clients."""
+import re
 import smtplib
 import subprocess
 
@@ -114,7 +115,7 @@ def test_explaining_503(server):
         text = r.text
         low = text.lower()
         assert "x@remote.example" in text and "bob@example.test" in text, r
-        assert "relay" in low and "log in" in low, r
+        assert "relay" in low and re.search(r"\blog(ged)?[ -]?in\b", low), r
         assert "no mailbox" in low, r
         # the session is still usable: the transaction can be fixed
         assert c.cmd("RCPT TO:<alice@example.test>").is_(250, "2.1.5")
