@@ -282,3 +282,53 @@ def test_same_recipient_twice_delivered_once(server):
         assert c.data(message("dup")).is_(250, "2.0.0")
     msgs = server.wait_delivered("alice@example.test", 1, settle=1.0)
     assert len(msgs) == 1, [m.name for m in msgs]
+
+
+def test_large_message_content_exact(server):
+    """~1 MB with lines of many lengths, some starting with dots: the stored body must be
+    exactly the original with CRLF turned into LF (catches errors at buffer boundaries)."""
+    import random
+    rnd = random.Random(1234)
+    lines = []
+    size = 0
+    for i in range(20000):
+        n = rnd.choice((0, 1, 2, 70, 76, 998, rnd.randrange(0, 990)))
+        line = "".join(rnd.choice("abcdefghijklmnopqrstuvwxyz0123456789 .") for _ in range(n))
+        if i % 7 == 0:
+            line = "." + line[1:] if line else "."
+        lines.append(line.encode())
+        size += n + 2
+        if size > 1_000_000:
+            break
+    original = b"Subject: large\r\n\r\n" + b"\r\n".join(lines) + b"\r\n"
+    stuffed = b"\r\n".join((b"." + l) if l.startswith(b".") else l for l in original.split(b"\r\n"))
+    send_one(server, stuffed)
+    msgs = server.wait_delivered("alice@example.test", 1, timeout=15)
+    assert len(msgs) == 1
+    data = msgs[0].read_bytes()
+    expected = original.replace(b"\r\n", b"\n")
+    assert data.endswith(expected), "stored body differs from the original (%d vs %d bytes)" % (
+        len(data), len(expected))
+    assert len(data) - len(expected) < 2000
+
+
+def test_long_body_lines(server):
+    """Body lines longer than the command line limit neither hang the server nor leak
+    into the command stream."""
+    long_line = b"z" * 5000
+    with server.connect() as c:
+        c.ehlo()
+        c.cmd("MAIL FROM:<a@b.example>")
+        c.cmd("RCPT TO:<alice@example.test>")
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: long lines\r\n\r\n" + long_line + b"\r\nNOOP\r\n.\r\nNOOP\r\n")
+        r = c.reply(timeout=10)
+        assert r.code == 250 or r.code // 100 == 5, r
+        r2 = c.reply(timeout=10)
+        assert r2.is_(250, "2.0.0") and "queued" not in r2.text, "after the message: %r" % r2
+        accepted = r.code == 250
+    msgs = server.wait_delivered("alice@example.test", 1, timeout=5 if accepted else 1)
+    if accepted:
+        assert len(msgs) == 1 and (long_line + b"\nNOOP\n") in msgs[0].read_bytes()
+    else:
+        assert msgs == []
