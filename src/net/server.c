@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -17,6 +18,7 @@
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,9 +28,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/password.h"
+#include "auth/sasl.h"
+#include "auth/throttle.h"
 #include "conf/conf.h"
 #include "delivery/local.h"
 #include "directory/directory.h"
+#include "net/tls.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
 #include "smtp/reply.h"
@@ -60,6 +66,12 @@ struct server {
 	struct delivery *delivery;
 	struct workq *commitq;
 	struct event *commit_ev;
+	struct workq *authq;
+	struct event *auth_ev;
+	struct directory *auth_dir;      /* shared by the login threads (SQLite serialises) */
+	struct tls *tls;
+	struct throttle *throttle;
+	char dummy_hash[PASSWORD_HASH_MAX];   /* verified for unknown users: same timing */
 	struct event *sig_term, *sig_int, *shutdown_timer;
 	bool shutting_down;
 	uint64_t next_conn_id;
@@ -77,9 +89,17 @@ struct conn {
 	char addr[INET6_ADDRSTRLEN];
 	struct queue_writer *writer;
 	char qid[QUEUE_ID_LEN + 1];
-	bool commit_running;
+	unsigned busy;                   /* jobs (commit, login check) that point at us */
 	bool closed;                     /* socket gone; freed when the commit returns */
 	bool read_paused;
+	bool trusted;                    /* client inside trusted_networks */
+	bool got_data;                   /* any byte received yet */
+	bool tls_pending;                /* handshake running */
+	SSL *ssl;                        /* owned by the TLS bufferevent */
+	struct event *sniff;             /* implicit TLS: waiting for the ClientHello */
+	struct event *delay;             /* a failed login's answer, held back */
+	struct event *closer;            /* waiting for the last bytes to leave */
+	unsigned close_checks;
 	struct conn *prev, *next;
 };
 
@@ -170,8 +190,8 @@ static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verd
 	}
 	struct policy_client pc = {
 		.submission_port = c->listener->role == ROLE_SUBMISSION,
-		.authenticated = false,
-		.trusted_network = false,
+		.authenticated = smtp_session_login(c->session) != NULL,
+		.trusted_network = c->trusted,
 	};
 	policy_check_rcpt(&pc, &f, v);
 }
@@ -238,7 +258,7 @@ static void commit_done(void *arg)
 	else
 		log_event(LOG_ERR, "spool_error", "conn=%llu qid=%s op=commit error=\"%s\"", (unsigned long long)c->id,
 			j->qid, j->err);
-	c->commit_running = false;
+	c->busy--;
 	bool ok = j->ok;
 	free(j);
 	if (c->closed) {
@@ -262,8 +282,22 @@ static void hook_spool_commit(void *ctx)
 	j->writer = c->writer;
 	c->writer = NULL;
 	memcpy(j->qid, c->qid, sizeof(j->qid));
-	c->commit_running = true;
+	c->busy++;
 	workq_push(c->srv->commitq, commit_work, commit_done, j);
+}
+
+static void auth_notify(void *arg)
+{
+	event_active(arg, EV_READ, 0);
+}
+
+static void auth_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct server *srv = arg;
+	if (srv->authq)
+		workq_run_done(srv->authq);
 }
 
 static void commit_notify(void *arg)
@@ -285,15 +319,27 @@ static void commit_ev_cb(evutil_socket_t fd, short what, void *arg)
 static void conn_free(struct conn *c)
 {
 	struct server *srv = c->srv;
-	if (c->commit_running) {
-		/* The commit job points at us; finish when it returns. */
+	if (c->busy) {
+		/* A job points at us; finish when it returns. */
 		c->closed = true;
+		if (c->closer) {
+			event_free(c->closer);
+			c->closer = NULL;
+		}
 		if (c->bev) {
 			bufferevent_free(c->bev);
 			c->bev = NULL;
 		}
 		return;
 	}
+	if (c->sniff) {
+		evutil_closesocket(event_get_fd(c->sniff));
+		event_free(c->sniff);
+	}
+	if (c->delay)
+		event_free(c->delay);   /* only when the server stops: the job is freed with it */
+	if (c->closer)
+		event_free(c->closer);
 	if (c->session)
 		smtp_session_disconnected(c->session);
 	log_event(LOG_INFO, "disconnect", "conn=%llu client=%s", (unsigned long long)c->id, c->addr);
@@ -314,6 +360,44 @@ static void conn_free(struct conn *c)
 		event_base_loopexit(srv->base, NULL);
 }
 
+/* Bytes not yet handed to the kernel: a TLS filter (after STARTTLS) keeps
+ * encrypted bytes in the bufferevent underneath it. */
+static size_t pending_output(struct conn *c)
+{
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->bev));
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	if (under)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+static void close_when_flushed(struct conn *c);
+
+static void closer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	event_free(c->closer);
+	c->closer = NULL;
+	close_when_flushed(c);
+}
+
+/* Free the connection once its last reply has left; bounded by the write timeout. */
+static void close_when_flushed(struct conn *c)
+{
+	if (!c->bev || pending_output(c) == 0 || ++c->close_checks > 500) {
+		conn_free(c);
+		return;
+	}
+	if (!c->closer) {
+		struct timeval tv = { 0, 20000 };
+		c->closer = evtimer_new(c->srv->base, closer_cb, c);
+		if (!c->closer || evtimer_add(c->closer, &tv) != 0)
+			conn_free(c);
+	}
+}
+
 /* Move replies to the socket; close or pause as the session asks. */
 static void conn_flush(struct conn *c)
 {
@@ -326,7 +410,7 @@ static void conn_flush(struct conn *c)
 	if (smtp_session_wants_close(c->session)) {
 		bufferevent_disable(c->bev, EV_READ);
 		if (evbuffer_get_length(ob) == 0)
-			conn_free(c);
+			close_when_flushed(c);
 		return;   /* write_cb frees once flushed */
 	}
 	if (evbuffer_get_length(ob) > OUTPUT_HIGH_WATER && !c->read_paused) {
@@ -335,8 +419,12 @@ static void conn_flush(struct conn *c)
 	}
 }
 
+static void start_tls(struct conn *c);
+
 static void conn_process(struct conn *c)
 {
+	if (!c->session || c->tls_pending)
+		return;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	while (!c->read_paused && !smtp_session_waiting(c->session) && !smtp_session_wants_close(c->session)) {
 		size_t len = evbuffer_get_length(in);
@@ -351,6 +439,11 @@ static void conn_process(struct conn *c)
 		conn_flush(c);   /* may free c when closing */
 		if (closing)
 			return;
+		if (smtp_session_wants_tls(c->session)) {
+			conn_flush(c);
+			start_tls(c);
+			return;
+		}
 		if (used == 0)
 			break;
 	}
@@ -359,17 +452,32 @@ static void conn_process(struct conn *c)
 
 static void read_cb(struct bufferevent *bev, void *arg)
 {
-	(void)bev;
-	conn_process(arg);
+	struct conn *c = arg;
+	if (!c->got_data) {
+		c->got_data = true;
+		/* A TLS ClientHello (record type 22) on a plaintext port: the client was
+		 * set to SSL/TLS where STARTTLS (or nothing) is spoken.  It cannot read a
+		 * plaintext reply, so log the cause and close. */
+		unsigned char *p = evbuffer_pullup(bufferevent_get_input(bev), 1);
+		if (p && p[0] == 0x16 && !c->ssl) {
+			log_event(LOG_WARN, "tls_mismatch", "conn=%llu client=%s listener=%s reason=\"the client started a TLS handshake on a port that expects plain SMTP%s\" hint=\"set the mail program's security to %s, or use the implicit-TLS port\"",
+				(unsigned long long)c->id, c->addr, c->listener->name,
+				c->listener->tls == TLS_STARTTLS ? " with STARTTLS" : "",
+				c->listener->tls == TLS_STARTTLS ? "STARTTLS" : "none");
+			conn_free(c);
+			return;
+		}
+	}
+	conn_process(c);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	struct evbuffer *ob = bufferevent_get_output(bev);
-	if (smtp_session_wants_close(c->session)) {
+	if (!c->session || smtp_session_wants_close(c->session)) {
 		if (evbuffer_get_length(ob) == 0)
-			conn_free(c);
+			close_when_flushed(c);
 		return;
 	}
 	if (c->read_paused && evbuffer_get_length(ob) < OUTPUT_HIGH_WATER / 4) {
@@ -379,9 +487,49 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
+static void start_session(struct conn *c, const char *tls_desc);
+
+static void tls_error_text(struct bufferevent *bev, char *out, size_t outsz)
+{
+	unsigned long e = bufferevent_get_openssl_error(bev);
+	if (e)
+		tls_last_error(e, out, outsz);
+	else
+		snprintf(out, outsz, "%s", EVUTIL_SOCKET_ERROR() ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "connection closed");
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		/* The TLS handshake finished (implicit TLS, or after STARTTLS). */
+		char desc[200];
+		tls_describe(c->ssl, desc, sizeof(desc));
+		c->tls_pending = false;
+		log_event(LOG_INFO, "tls", "conn=%llu client=%s %s", (unsigned long long)c->id, c->addr, desc);
+		if (!c->session) {
+			start_session(c, desc);
+		} else {
+			smtp_session_tls_started(c->session, desc);
+			conn_process(c);
+		}
+		return;
+	}
+	if (c->tls_pending && (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF))) {
+		char e[256];
+		tls_error_text(bev, e, sizeof(e));
+		const char *hint = strstr(e, "wrong version number") || strstr(e, "http request") || strstr(e, "unknown protocol")
+			? "the client did not speak TLS: set the mail program's security to STARTTLS for this port, or use SSL/TLS on the implicit-TLS port"
+			: "see the reason; an old client may lack TLS 1.2";
+		log_event(LOG_WARN, "tls_handshake_failed", "conn=%llu client=%s listener=%s reason=\"%s\" hint=\"%s\"",
+			(unsigned long long)c->id, c->addr, c->listener->name, e, hint);
+		conn_free(c);
+		return;
+	}
+	if (!c->session) {
+		conn_free(c);
+		return;
+	}
 	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_WRITING)) {
 		/* The client stopped reading our replies: nothing more can be said. */
 		log_event(LOG_INFO, "timeout", "conn=%llu client=%s direction=write", (unsigned long long)c->id, c->addr);
@@ -389,7 +537,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (smtp_session_waiting(c->session)) {
+		if (smtp_session_waiting(c->session) || c->busy) {
 			bufferevent_enable(bev, EV_READ);   /* our own slowness, not the client's */
 			return;
 		}
@@ -400,6 +548,38 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
 		conn_free(c);
+}
+
+/* The session queued "220 Ready to start TLS": send it in plaintext, throw away
+ * whatever plaintext the client pipelined after STARTTLS (RFC 3207 §4.2; the
+ * CVE-2011-0411 injection), and put TLS under the session. */
+static void start_tls(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t junk = evbuffer_get_length(in);
+	if (junk) {
+		evbuffer_drain(in, junk);
+		log_event(LOG_WARN, "starttls_discarded", "conn=%llu client=%s bytes=%zu reason=\"plaintext pipelined after STARTTLS is never executed\"",
+			(unsigned long long)c->id, c->addr, junk);
+	}
+	c->ssl = tls_new_ssl(c->srv->tls);
+	struct bufferevent *tb = c->ssl ? bufferevent_openssl_filter_new(c->srv->base, c->bev, c->ssl,
+		BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+	if (!tb) {
+		if (c->ssl)
+			SSL_free(c->ssl);
+		c->ssl = NULL;
+		log_event(LOG_ERR, "tls_error", "conn=%llu error=\"cannot start TLS\"", (unsigned long long)c->id);
+		conn_free(c);
+		return;
+	}
+	c->bev = tb;
+	c->tls_pending = true;
+	struct timeval idle = { .tv_sec = (time_t)c->srv->conf->idle_timeout };
+	bufferevent_set_timeouts(tb, &idle, &idle);
+	bufferevent_setwatermark(tb, EV_READ, 0, INPUT_HIGH_WATER);
+	bufferevent_setcb(tb, read_cb, write_cb, event_cb, c);
+	bufferevent_enable(tb, EV_READ | EV_WRITE);
 }
 
 /* Refuse a connection before a session exists: one reply, then close. */
@@ -426,6 +606,242 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t outsz)
 		memmove(out, out + 7, strlen(out + 7) + 1);
 }
 
+static void refuse_with(evutil_socket_t fd, enum reply_id id, ...)
+{
+	struct buf rb;
+	buf_init(&rb, 1024);
+	va_list ap;
+	va_start(ap, id);
+	reply_vid(&rb, NULL, NULL, 0, id, ap);
+	va_end(ap);
+	refuse_socket(fd, buf_cstr(&rb));
+	buf_free(&rb);
+}
+
+/* --- hooks: login and sender ownership ------------------------------------- */
+
+static time_t hook_auth_blocked(void *ctx, const char *user)
+{
+	struct conn *c = ctx;
+	return throttle_blocked_until(c->srv->throttle, c->addr, user, time(NULL));
+}
+
+struct auth_job {
+	struct conn *conn;
+	char mech[8];
+	char user[SASL_USER_MAX + 1];
+	char pass[SASL_PASS_MAX + 1];
+	char canonical[DIR_ADDRESS_MAX];
+	char which[80];                 /* "main" or "app:<name>" */
+	bool found;
+	bool ok;
+	bool tempfail;
+	const char *dummy;
+	struct directory *dir;
+	unsigned delay_ms;
+};
+
+struct hash_walk {
+	struct auth_job *job;
+	bool matched;
+};
+
+static bool try_hash(void *arg, const char *name, const char *hash)
+{
+	struct hash_walk *w = arg;
+	w->job->found = true;
+	if (!password_verify(w->job->pass, hash))
+		return false;
+	w->matched = true;
+	snprintf(w->job->which, sizeof(w->job->which), "%s%.64s", name ? "app:" : "main", name ? name : "");
+	return true;
+}
+
+/* Login thread: look up the hashes and verify (slow by design). */
+static void auth_work(void *arg)
+{
+	struct auth_job *j = arg;
+	struct hash_walk w = { .job = j };
+	enum dir_result r = directory_user_hashes(j->dir, j->user, j->canonical, sizeof(j->canonical), try_hash, &w);
+	if (r == DIR_ERROR) {
+		j->tempfail = true;
+	} else if (r == DIR_NOT_FOUND) {
+		password_verify(j->pass, j->dummy);   /* the same time as a real check */
+	}
+	j->ok = w.matched;
+	if (j->ok && strncmp(j->which, "app:", 4) == 0)
+		directory_app_password_used(j->dir, j->canonical, j->which + 4);
+	explicit_bzero(j->pass, sizeof(j->pass));
+}
+
+static void auth_answer(struct auth_job *j)
+{
+	struct conn *c = j->conn;
+	c->busy--;
+	if (c->closed || !c->session) {
+		free(j);
+		if (c->closed)
+			conn_free(c);
+		return;
+	}
+	enum smtp_auth_result r = j->tempfail ? SMTP_AUTH_TEMPFAIL : j->ok ? SMTP_AUTH_OK : SMTP_AUTH_FAILED;
+	smtp_session_auth_done(c->session, r, j->canonical, 0);
+	free(j);
+	conn_process(c);
+}
+
+static void auth_delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct auth_job *j = arg;
+	struct conn *c = j->conn;
+	event_free(c->delay);
+	c->delay = NULL;
+	auth_answer(j);
+}
+
+/* Loop thread: count the result, log it, answer (a failure maybe later). */
+static void auth_done(void *arg)
+{
+	struct auth_job *j = arg;
+	struct conn *c = j->conn;
+	struct server *srv = c->srv;
+	char q[400];
+	log_quote(q, sizeof(q), j->user, strlen(j->user), 200);
+	if (j->ok) {
+		throttle_success(srv->throttle, c->addr, j->canonical);
+		log_event(LOG_INFO, "login", "conn=%llu client=%s user=%s mech=%s password=%s tls=%s", (unsigned long long)c->id,
+			c->addr, j->canonical, j->mech, j->which, c->ssl ? "yes" : "no");
+	} else if (j->tempfail) {
+		log_event(LOG_ERR, "login_failed", "conn=%llu client=%s user=%s reason=\"directory unavailable\"",
+			(unsigned long long)c->id, c->addr, q);
+	} else {
+		j->delay_ms = throttle_failure(srv->throttle, c->addr, j->user, time(NULL));
+		log_event(LOG_WARN, "login_failed", "conn=%llu client=%s user=%s mech=%s reason=\"%s\" delay_ms=%u",
+			(unsigned long long)c->id, c->addr, q, j->mech, j->found ? "wrong password" : "no such user",
+			j->delay_ms);
+	}
+	if (j->delay_ms && !c->closed) {
+		struct timeval tv = { .tv_sec = j->delay_ms / 1000, .tv_usec = (j->delay_ms % 1000) * 1000 };
+		c->delay = evtimer_new(srv->base, auth_delay_cb, j);
+		if (c->delay && evtimer_add(c->delay, &tv) == 0)
+			return;
+	}
+	auth_answer(j);
+}
+
+static void hook_auth_verify(void *ctx, const char *mech, const char *user, const char *pass)
+{
+	struct conn *c = ctx;
+	struct auth_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		smtp_session_auth_done(c->session, SMTP_AUTH_TEMPFAIL, NULL, 0);
+		return;
+	}
+	j->conn = c;
+	j->dir = c->srv->auth_dir;
+	j->dummy = c->srv->dummy_hash;
+	snprintf(j->mech, sizeof(j->mech), "%s", mech);
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	snprintf(j->pass, sizeof(j->pass), "%s", pass);
+	c->busy++;
+	workq_push(c->srv->authq, auth_work, auth_done, j);
+}
+
+static bool hook_sender_owned(void *ctx, const char *login, const char *address, bool *tempfail)
+{
+	struct conn *c = ctx;
+	enum dir_result r = directory_sender_owned(c->srv->dir, login, address);
+	*tempfail = r == DIR_ERROR;
+	return r == DIR_OK;
+}
+
+/* --- accepting ------------------------------------------------------------- */
+
+static void start_session(struct conn *c, const char *tls_desc)
+{
+	struct server *srv = c->srv;
+	const struct conf *cf = srv->conf;
+	const struct conf_listener *l = c->listener;
+	struct smtp_conn_info info = {
+		.conn_id = c->id, .hostname = cf->hostname, .client_addr = c->addr, .client_name = NULL,
+		.listener = l->name, .submission = l->role == ROLE_SUBMISSION, .trusted_network = c->trusted,
+		.tls_offered = l->tls == TLS_STARTTLS && srv->tls, .tls_active = tls_desc != NULL,
+		.tls_description = tls_desc, .allow_plaintext_auth = l->allow_plaintext_auth,
+		.check_from_header = cf->check_from_header,
+	};
+	struct smtp_limits lim = {
+		.max_message = cf->message_size, .max_recipients = (unsigned)cf->recipients,
+		.max_line = (size_t)cf->line_length, .max_bad_commands = (unsigned)cf->bad_commands,
+		.idle_timeout = (unsigned)cf->idle_timeout,
+	};
+	struct smtp_hooks hooks = {
+		.ctx = c, .check_rcpt = hook_check_rcpt, .spool_open = hook_spool_open,
+		.spool_write = hook_spool_write, .spool_abort = hook_spool_abort,
+		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
+		.auth_verify = hook_auth_verify, .sender_owned = hook_sender_owned,
+	};
+	c->session = smtp_session_new(&info, &lim, &hooks);
+	if (!c->session) {
+		conn_free(c);
+		return;
+	}
+	smtp_session_start(c->session);
+	conn_flush(c);
+}
+
+static void setup_bev(struct conn *c, struct bufferevent *bev)
+{
+	struct timeval idle = { .tv_sec = (time_t)c->srv->conf->idle_timeout };
+	c->bev = bev;
+	bufferevent_set_timeouts(bev, &idle, &idle);
+	bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIGH_WATER);
+	bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+#define TLS_SNIFF_SECONDS 5
+
+/* Implicit TLS (RFC 8314): the first byte tells a TLS client (a handshake record)
+ * from a plain SMTP client, which would wait for our greeting.  A plain client gets
+ * a plaintext reply saying what to change, instead of a silent hang. */
+static void sniff_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct server *srv = c->srv;
+	unsigned char first = 0;
+	ssize_t r = (what & EV_READ) ? recv(fd, &first, 1, MSG_PEEK) : -1;
+	event_free(c->sniff);
+	c->sniff = NULL;
+	if (r == 1 && first == 0x16) {
+		c->ssl = tls_new_ssl(srv->tls);
+		struct bufferevent *bev = c->ssl ? bufferevent_openssl_socket_new(srv->base, fd, c->ssl,
+			BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (!bev) {
+			if (c->ssl)
+				SSL_free(c->ssl);
+			c->ssl = NULL;
+			evutil_closesocket(fd);
+			conn_free(c);
+			return;
+		}
+		c->tls_pending = true;
+		setup_bev(c, bev);
+		return;
+	}
+	if (r == 0) {   /* closed without a word */
+		evutil_closesocket(fd);
+		conn_free(c);
+		return;
+	}
+	log_event(LOG_WARN, "tls_mismatch", "conn=%llu client=%s listener=%s reason=\"%s\" hint=\"set the mail program's security to SSL/TLS for this port, or use the STARTTLS port\"",
+		(unsigned long long)c->id, c->addr, c->listener->name,
+		r == 1 ? "the client spoke plaintext to an implicit-TLS port" : "no TLS handshake: the client waits for a plaintext greeting on an implicit-TLS port");
+	refuse_with(fd, R_TLS_EXPECTED, srv->conf->hostname);
+	conn_free(c);
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	(void)l;
@@ -435,27 +851,17 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	const struct conf *cf = srv->conf;
 	char addr[INET6_ADDRSTRLEN];
 	format_addr(sa, addr, sizeof(addr));
-	char text[512];
-	struct buf rb;
 	if (srv->n_conns >= cf->connections) {
-		buf_init(&rb, 512);
-		reply_id(&rb, R_TOO_MANY_CONNECTIONS, cf->hostname);
-		snprintf(text, sizeof(text), "%s", buf_cstr(&rb));
-		buf_free(&rb);
 		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"total limit\" limit=%llu", addr,
 			(unsigned long long)cf->connections);
-		refuse_socket(fd, text);
+		refuse_with(fd, R_TOO_MANY_CONNECTIONS, cf->hostname);
 		return;
 	}
 	struct ip_count *ipc = ip_find(srv, addr, true);
 	if (!ipc || ipc->count >= cf->connections_per_ip) {
-		buf_init(&rb, 512);
-		reply_id(&rb, R_TOO_MANY_FROM_IP, cf->hostname, (unsigned long long)cf->connections_per_ip);
-		snprintf(text, sizeof(text), "%s", buf_cstr(&rb));
-		buf_free(&rb);
 		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"per-address limit\" limit=%llu", addr,
 			(unsigned long long)cf->connections_per_ip);
-		refuse_socket(fd, text);
+		refuse_with(fd, R_TOO_MANY_FROM_IP, cf->hostname, (unsigned long long)cf->connections_per_ip);
 		return;
 	}
 	struct conn *c = calloc(1, sizeof(*c));
@@ -467,43 +873,32 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	c->srv = srv;
 	c->listener = lc->conf;
 	c->id = ++srv->next_conn_id;
+	c->trusted = conf_is_trusted(cf, addr);
 	memcpy(c->addr, addr, sizeof(c->addr));
 	c->next = srv->conns;
 	if (srv->conns)
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->n_conns++;
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	struct smtp_conn_info info = {
-		.conn_id = c->id, .hostname = cf->hostname, .client_addr = addr, .client_name = NULL,
-		.listener = lc->conf->name, .submission = lc->conf->role == ROLE_SUBMISSION,
-	};
-	struct smtp_limits lim = {
-		.max_message = cf->message_size, .max_recipients = (unsigned)cf->recipients,
-		.max_line = (size_t)cf->line_length, .max_bad_commands = (unsigned)cf->bad_commands,
-		.idle_timeout = (unsigned)cf->idle_timeout,
-	};
-	struct smtp_hooks hooks = {
-		.ctx = c, .check_rcpt = hook_check_rcpt, .spool_open = hook_spool_open,
-		.spool_write = hook_spool_write, .spool_abort = hook_spool_abort,
-		.spool_commit = hook_spool_commit,
-	};
-	c->session = c->bev ? smtp_session_new(&info, &lim, &hooks) : NULL;
-	if (!c->session) {
-		if (!c->bev)
+	log_event(LOG_INFO, "connect", "conn=%llu client=%s listener=%s%s", (unsigned long long)c->id, addr,
+		lc->conf->name, c->trusted ? " trusted=yes" : "");
+	if (lc->conf->tls == TLS_IMPLICIT) {
+		struct timeval tv = { TLS_SNIFF_SECONDS, 0 };
+		c->sniff = event_new(srv->base, fd, EV_READ, sniff_cb, c);
+		if (!c->sniff || event_add(c->sniff, &tv) != 0) {
 			evutil_closesocket(fd);
+			conn_free(c);
+		}
+		return;
+	}
+	struct bufferevent *bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!bev) {
+		evutil_closesocket(fd);
 		conn_free(c);
 		return;
 	}
-	log_event(LOG_INFO, "connect", "conn=%llu client=%s listener=%s", (unsigned long long)c->id, addr,
-		lc->conf->name);
-	struct timeval idle = { .tv_sec = (time_t)cf->idle_timeout };
-	bufferevent_set_timeouts(c->bev, &idle, &idle);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, INPUT_HIGH_WATER);
-	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	smtp_session_start(c->session);
-	conn_flush(c);
+	setup_bev(c, bev);
+	start_session(c, NULL);
 }
 
 static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -646,9 +1041,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void server_cleanup(struct server *srv)
 {
 	workq_free(&srv->commitq);   /* finishes running commits; their callbacks run here */
+	workq_free(&srv->authq);
 	while (srv->conns) {
 		struct conn *c = srv->conns;
-		c->commit_running = false;
+		c->busy = 0;
 		conn_free(c);
 	}
 	for (size_t i = 0; i < srv->n_listeners; i++)
@@ -663,7 +1059,12 @@ static void server_cleanup(struct server *srv)
 	if (srv->shutdown_timer)
 		event_free(srv->shutdown_timer);
 	directory_close(&srv->dir);
+	directory_close(&srv->auth_dir);
 	queue_close(&srv->queue);
+	tls_free(&srv->tls);
+	throttle_free(&srv->throttle);
+	if (srv->auth_ev)
+		event_free(srv->auth_ev);
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
 		while (srv->ips[i]) {
 			struct ip_count *n = srv->ips[i]->next;
@@ -711,13 +1112,29 @@ int server_run(const struct conf *cf)
 			return 1;
 		}
 	}
+	char err[512];
+	if (conf_wants_tls(cf)) {
+		/* Before dropping root: keys are often readable by root only. */
+		uid_t uid = (uid_t)-1;
+		gid_t gid = (gid_t)-1;
+		struct passwd *pw = geteuid() == 0 && cf->user[0] ? getpwnam(cf->user) : NULL;
+		if (pw) {
+			uid = pw->pw_uid;
+			gid = pw->pw_gid;
+		}
+		if (!tls_init(&srv->tls, cf, uid, gid, err, sizeof(err))) {
+			log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
+			server_cleanup(srv);
+			return 1;
+		}
+	}
 	if (!drop_privileges(cf)) {
 		server_cleanup(srv);
 		return 1;
 	}
-	char err[512];
 	if (!queue_open(&srv->queue, cf->data_dir, err, sizeof(err)) ||
-		!directory_open(&srv->dir, cf->data_dir, err, sizeof(err))) {
+		!directory_open(&srv->dir, cf->data_dir, err, sizeof(err)) ||
+		!directory_open(&srv->auth_dir, cf->data_dir, err, sizeof(err))) {
 		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
 		server_cleanup(srv);
 		return 1;
@@ -725,7 +1142,17 @@ int server_run(const struct conf *cf)
 	srv->commit_ev = event_new(srv->base, -1, 0, commit_ev_cb, srv);
 	srv->commitq = srv->commit_ev ? workq_new((unsigned)cf->commit_threads, commit_notify, srv->commit_ev) : NULL;
 	srv->delivery = delivery_start(cf, srv->queue);
-	if (!srv->commitq || !srv->delivery) {
+	srv->auth_ev = event_new(srv->base, -1, 0, auth_ev_cb, srv);
+	srv->authq = srv->auth_ev ? workq_new(2, auth_notify, srv->auth_ev) : NULL;
+	struct throttle_limits tl = {
+		.ip_limit = (unsigned)cf->auth_ip_failures, .pair_limit = (unsigned)cf->auth_account_ip_failures,
+		.account_delay_after = 3, .max_delay_ms = 5000, .window = (time_t)cf->auth_window,
+		.block = (time_t)cf->auth_block, .max_entries = 100000,
+	};
+	srv->throttle = throttle_new(&tl);
+	if (!password_hash("postern-timing-equaliser", srv->dummy_hash, sizeof(srv->dummy_hash)))
+		srv->dummy_hash[0] = '\0';
+	if (!srv->commitq || !srv->delivery || !srv->authq || !srv->throttle) {
 		log_event(LOG_ERR, "startup_error", "error=\"cannot start worker threads\"");
 		server_cleanup(srv);
 		return 1;

@@ -64,6 +64,32 @@ void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f
 	}
 }
 
+void policy_check_mail(const struct policy_client *c, struct verdict *v)
+{
+	if (c->submission_port && !c->authenticated) {
+		verdict_set(v, VERDICT_PERM, 530, "5.7.0", CAUSE_AUTH_REQUIRED,
+			"authentication required: this is a submission port, and it accepts mail only from users who have logged in",
+			"Turn on \"My outgoing server (SMTP) requires authentication\" in your mail program, with the same "
+			"user name and password as for incoming mail");
+		return;
+	}
+	verdict_set(v, VERDICT_OK, 250, "2.1.0", CAUSE_NONE, "", "");
+}
+
+void policy_check_sender(const char *login, const char *address, bool owned, const char *where, struct verdict *v)
+{
+	if (owned) {
+		verdict_set(v, VERDICT_OK, 250, "2.1.0", CAUSE_NONE, "", "");
+		return;
+	}
+	char reason[VERDICT_REASON_MAX], hint[VERDICT_HINT_MAX];
+	if (snprintf(reason, sizeof(reason), "sender address rejected: you are logged in as %.100s, and %.100s is not one of your addresses (%s)",
+		login, address[0] ? address : "<>", where) >= (int)sizeof(reason))
+		reason[sizeof(reason) - 1] = '\0';
+	snprintf(hint, sizeof(hint), "Send from the address you log in with (%.120s), or ask your administrator to allow this address for you", login);
+	verdict_set(v, VERDICT_PERM, 553, "5.7.1", CAUSE_SENDER_NOT_OWNED, reason, hint);
+}
+
 const char *policy_cause_name(enum refusal_cause c)
 {
 	switch (c) {
@@ -74,6 +100,11 @@ const char *policy_cause_name(enum refusal_cause c)
 	case CAUSE_BAD_ADDRESS: return "not a valid address";
 	case CAUSE_NON_ASCII_ADDRESS: return "non-ASCII address without SMTPUTF8";
 	case CAUSE_TOO_MANY_RECIPIENTS: return "too many recipients";
+	case CAUSE_AUTH_REQUIRED: return "not logged in (authentication required)";
+	case CAUSE_SENDER_NOT_OWNED: return "sender address not owned by the login";
+	case CAUSE_TLS_REQUIRED: return "login attempted without TLS";
+	case CAUSE_AUTH_FAILED: return "login failed";
+	case CAUSE_THROTTLED: return "blocked after failed logins";
 	case CAUSE_COUNT: break;
 	}
 	return "refused";
@@ -81,8 +112,19 @@ const char *policy_cause_name(enum refusal_cause c)
 
 const char *policy_best_fix(const unsigned counts[CAUSE_COUNT])
 {
-	/* The most useful fix first: not being logged in explains most failed sends. */
-	if (counts[CAUSE_RELAY_NOT_LOGGED_IN])
+	/* The most useful fix first.  A failed login explains the refusals after it, so
+	 * the reason the login failed comes before "not logged in". */
+	if (counts[CAUSE_TLS_REQUIRED])
+		return "Fix: set the outgoing server's security to STARTTLS (port 587) or SSL/TLS (port 465): "
+			"this server accepts passwords only over an encrypted connection";
+	if (counts[CAUSE_THROTTLED])
+		return "Fix: wait until the block ends, then check the password saved in every device that sends mail with this account";
+	if (counts[CAUSE_AUTH_FAILED])
+		return "Fix: check the user name (your full email address) and the password; if your account has "
+			"two-step login, create an app password and use it here";
+	if (counts[CAUSE_SENDER_NOT_OWNED])
+		return "Fix: send from the address you log in with, or ask your administrator to allow this address for you";
+	if (counts[CAUSE_RELAY_NOT_LOGGED_IN] || counts[CAUSE_AUTH_REQUIRED])
 		return "Fix: log in before sending: turn on \"My outgoing server (SMTP) requires authentication\" in your mail "
 			"program, with the same user name and password as for incoming mail";
 	if (counts[CAUSE_UNKNOWN_USER])

@@ -19,6 +19,11 @@ enum refusal_cause {
 	CAUSE_BAD_ADDRESS,           /* syntax */
 	CAUSE_NON_ASCII_ADDRESS,     /* UTF-8 address without SMTPUTF8 */
 	CAUSE_TOO_MANY_RECIPIENTS,
+	CAUSE_AUTH_REQUIRED,         /* submission port, not logged in (MAIL) */
+	CAUSE_SENDER_NOT_OWNED,      /* logged in, MAIL FROM / From: is someone else's */
+	CAUSE_TLS_REQUIRED,          /* AUTH tried before STARTTLS */
+	CAUSE_AUTH_FAILED,           /* wrong user name or password */
+	CAUSE_THROTTLED,             /* too many failed logins from this address */
 	CAUSE_COUNT
 };
 
@@ -51,6 +56,11 @@ struct rcpt_facts {
 };
 
 void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v);
+/* MAIL FROM on a submission port without login: 530 5.7.0 (RFC 6409 §4.3). */
+void policy_check_mail(const struct policy_client *c, struct verdict *v);
+/* A logged-in user sending as `address`; owned tells whether the directory says the
+ * user owns it.  `where` is "MAIL FROM" or "From: header". */
+void policy_check_sender(const char *login, const char *address, bool owned, const char *where, struct verdict *v);
 
 /* The one fix to print at the end of a 503 at DATA, given the causes seen (counts
  * indexed by enum refusal_cause).  Returns a static sentence. */

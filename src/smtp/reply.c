@@ -58,6 +58,33 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 	E(R_EIGHTBIT_NO_SMTPUTF8, 553, "5.6.7", "The address <%s> is not ASCII and MAIL FROM had no SMTPUTF8 parameter", "The sending program must declare SMTPUTF8 to use such addresses"),
 	E(R_STARTTLS_UNAVAILABLE, 502, "5.5.1", "STARTTLS is not offered on this port", NULL),
 	E(R_AUTH_UNAVAILABLE, 502, "5.5.1", "AUTH is not offered on this port", NULL),
+	/* RFC 3207 */
+	E(R_ALREADY_TLS, 503, "5.5.1", "TLS is already active", NULL),
+	E(R_STARTTLS_ARG, 501, "5.5.4", "STARTTLS takes no argument", NULL),
+	/* RFC 4954 §4, §6 */
+	E(R_AUTH_OK, 235, "2.7.0", "Authentication successful", NULL),
+	E(R_AUTH_FAILED, 535, "5.7.8", "Authentication credentials invalid: the user name or the password is wrong",
+		"Use your full email address as the user name; if your account has two-step login, create an app password and use it here"),
+	E(R_AUTH_TEMPFAIL, 454, "4.7.0", "Temporary authentication failure; try again in a few minutes", NULL),
+	E(R_AUTH_THROTTLED, 454, "4.7.0", "Too many failed logins from your address; try again after %s",
+		"Check the password saved in every device that sends mail with this account"),
+	E(R_AUTH_CANCELLED, 501, "5.7.0", "Authentication cancelled by the client", NULL),
+	E(R_AUTH_BAD_BASE64, 501, "5.5.2", "Cannot decode the response: it is not valid base64", NULL),
+	E(R_AUTH_MALFORMED, 501, "5.5.2", "The login data does not have the form the mechanism requires", NULL),
+	E(R_AUTH_AUTHZID, 535, "5.7.8", "Logging in on behalf of another user is not supported", "Leave the authorization identity empty"),
+	E(R_AUTH_TWICE, 503, "5.5.1", "Already logged in", NULL),
+	E(R_AUTH_IN_TX, 503, "5.5.1", "AUTH is not allowed during a mail transaction", "Send RSET first"),
+	E(R_AUTH_NEEDS_STARTTLS, 530, "5.7.0", "Must issue a STARTTLS command first: passwords are accepted only over an encrypted connection",
+		"In your mail program set the outgoing server's security to STARTTLS (port 587) or SSL/TLS (port 465)"),
+	E(R_AUTH_NEEDS_TLS_PORT, 538, "5.7.11", "Encryption required: this port does not offer TLS, so it cannot accept passwords",
+		"Use the submission port instead: 587 with STARTTLS, or 465 with SSL/TLS"),
+	E(R_AUTH_UNKNOWN_MECH, 504, "5.5.4", "Unrecognized authentication type: use PLAIN or LOGIN", NULL),
+	E(R_AUTH_LINE_TOO_LONG, 500, "5.5.6", "Authentication exchange line is too long", NULL),
+	/* RFC 5321 §4.3.2: a greeting is 220 or 554. */
+	E(R_TLS_EXPECTED, 554, "5.7.0", "%s No SMTP service in plaintext here: this port expects TLS from the first byte (RFC 8314)",
+		"Set your mail program's security to SSL/TLS for this port, or use port 587 with STARTTLS"),
+	E(R_RCPT_AFTER_REFUSED_MAIL, 503, "5.5.1", "No sender: MAIL FROM was refused (ref %s), so recipients cannot be given",
+		"Fix what the MAIL FROM refusal says, then send the message again"),
 	E(R_BODY_8BIT_NOT_DECLARED, 554, "5.6.0", "BINARYMIME content must be sent with BDAT, not DATA (RFC 3030)", NULL),
 };
 

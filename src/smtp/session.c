@@ -14,6 +14,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "auth/sasl.h"
+#include "msg/header.h"
 #include "smtp/command.h"
 #include "smtp/data.h"
 #include "smtp/reply.h"
@@ -28,7 +30,9 @@
 #define REFUSALS_LISTED 8              /* refusals named in the 503 at DATA */
 #define HELO_MAX 255
 
-enum state { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_CLOSED };
+enum state { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_AUTH, ST_WAIT_AUTH, ST_TLS_PENDING, ST_CLOSED };
+
+#define HEADERS_MAX (64u << 10)        /* header block kept to check From: */
 
 struct refusal {
 	char addr[SMTP_ADDR_MAX + 1];
@@ -47,6 +51,8 @@ struct smtp_tx {
 	unsigned n_refused;                /* all refusals, listed or not */
 	unsigned cause_counts[CAUSE_COUNT];
 	bool spool_open;
+	struct buf headers;                /* the header block, for the From: check */
+	bool headers_done;
 	char qid[QUEUE_ID_LEN + 1];
 	uint64_t size;                     /* message octets accepted so far */
 	bool too_big;
@@ -79,6 +85,17 @@ struct smtp_session {
 	bool close_after_output;
 	struct smtp_tx *tx;
 	struct buf scratch;                /* decoded DATA bytes on their way to the spool */
+	/* TLS and login */
+	bool secure;
+	bool wants_tls;
+	char tls_desc[200];
+	char *login;                       /* canonical user name once logged in */
+	struct sasl_exchange sasl;
+	/* Refusals outside a transaction, so a later 503 can name them. */
+	unsigned causes[CAUSE_COUNT];
+	bool have_mail_refusal;
+	struct refusal mail_refusal;
+	enum refusal_cause mail_cause;
 };
 
 /* --- small helpers --------------------------------------------------------- */
@@ -100,6 +117,7 @@ static void tx_free(struct smtp_session *s)
 		return;
 	if (tx->spool_open)
 		s->hooks.spool_abort(s->hooks.ctx);
+	buf_free(&tx->headers);
 	free(tx->rcpts);
 	free(tx);
 	s->tx = NULL;
@@ -181,6 +199,18 @@ static void remember_refusal(struct smtp_tx *tx, const char *addr, const struct 
 	tx->n_refused++;
 }
 
+/* Refuse MAIL and remember why, for a 503 at DATA. */
+static void remember_mail_refusal(struct smtp_session *s, const char *what, const struct verdict *v)
+{
+	char ref[32];
+	refuse(s, "MAIL", what, v, ref, sizeof(ref));
+	s->have_mail_refusal = true;
+	s->mail_cause = v->cause < CAUSE_COUNT ? v->cause : CAUSE_NONE;
+	snprintf(s->mail_refusal.addr, sizeof(s->mail_refusal.addr), "%s", what);
+	snprintf(s->mail_refusal.reason, sizeof(s->mail_refusal.reason), "%s", v->reason);
+	snprintf(s->mail_refusal.ref, sizeof(s->mail_refusal.ref), "%s", ref);
+}
+
 /* Quote client text for a reply: printable ASCII only, bounded. */
 static void quote_for_reply(char *out, size_t outsz, const char *p, size_t n)
 {
@@ -199,38 +229,69 @@ static void quote_for_reply(char *out, size_t outsz, const char *p, size_t n)
 
 /* --- the 503 that explains itself (DESIGN invariant 3) ---------------------- */
 
+/* The 503 at DATA/BDAT when nothing can be sent: name every refusal that led here
+ * and end with the single most useful fix. */
 static void reply_no_recipients(struct smtp_session *s, const char *verb)
 {
 	struct smtp_tx *tx = s->tx;
-	if (!tx || tx->rcpt_commands == 0 || tx->n_refused == 0) {
-		say(s, R_NO_RCPT_YET, verb);
-		return;
-	}
+	unsigned counts[CAUSE_COUNT];
+	for (int i = 0; i < CAUSE_COUNT; i++)
+		counts[i] = s->causes[i] + (tx ? tx->cause_counts[i] : 0);
 	struct buf text;
 	buf_init(&text, 8192);
-	buf_printf(&text, "No valid recipients, so there is no message to send: %s refused %s\n",
-		"the server", tx->n_refused == 1 ? "the only recipient" : "every recipient");
-	unsigned listed = tx->n_refused < REFUSALS_LISTED ? tx->n_refused : REFUSALS_LISTED;
-	for (unsigned i = 0; i < listed; i++)
-		buf_printf(&text, "<%s>: %s (ref %s)\n", tx->refused[i].addr, tx->refused[i].reason, tx->refused[i].ref);
-	if (tx->n_refused > listed)
-		buf_printf(&text, "... and %u more refused recipients\n", tx->n_refused - listed);
+	unsigned named = 0;
+	if (!tx && s->have_mail_refusal) {
+		counts[s->mail_cause]++;
+		buf_printf(&text, "No message to send: the sender was refused, so %s has nothing to go with\n", verb);
+		buf_printf(&text, "%s: %s (ref %s)\n", s->mail_refusal.addr, s->mail_refusal.reason, s->mail_refusal.ref);
+		named = 1;
+	} else if (tx && tx->rcpt_commands > 0 && tx->n_refused > 0) {
+		buf_printf(&text, "No valid recipients, so there is no message to send: the server refused %s\n",
+			tx->n_refused == 1 ? "the only recipient" : "every recipient");
+		unsigned listed = tx->n_refused < REFUSALS_LISTED ? tx->n_refused : REFUSALS_LISTED;
+		for (unsigned i = 0; i < listed; i++)
+			buf_printf(&text, "<%s>: %s (ref %s)\n", tx->refused[i].addr, tx->refused[i].reason, tx->refused[i].ref);
+		if (tx->n_refused > listed)
+			buf_printf(&text, "... and %u more refused recipients\n", tx->n_refused - listed);
+		named = tx->n_refused;
+	}
+	if (!named) {
+		buf_free(&text);
+		if (!tx)
+			say(s, R_NEED_MAIL);
+		else
+			say(s, R_NO_RCPT_YET, verb);
+		return;
+	}
+	/* Earlier login trouble explains these refusals: say so. */
+	if (s->causes[CAUSE_TLS_REQUIRED])
+		buf_appends(&text, "Earlier, AUTH was refused because the connection was not encrypted\n");
+	else if (s->causes[CAUSE_THROTTLED])
+		buf_appends(&text, "Earlier, AUTH was refused: too many failed logins from your address\n");
+	else if (s->causes[CAUSE_AUTH_FAILED])
+		buf_appends(&text, "Earlier, the login failed: wrong user name or password\n");
 	char ref[32];
 	next_ref(s, ref, sizeof(ref));
-	buf_printf(&text, "%s (ref %s)", policy_best_fix(tx->cause_counts), ref);
+	buf_printf(&text, "%s (ref %s)", policy_best_fix(counts), ref);
 	reply_write(&s->out, 503, "5.5.1", buf_cstr(&text));
-	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=%s code=503 enh=5.5.1 cause=\"no valid recipients\" refused=%u",
-		(unsigned long long)s->info.conn_id, ref, verb, tx->n_refused);
+	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=%s code=503 enh=5.5.1 cause=\"nothing to send\" refused=%u",
+		(unsigned long long)s->info.conn_id, ref, verb, named);
 	buf_free(&text);
 }
 
 /* --- Received header (RFC 5321 §4.4) --------------------------------------- */
 
+/* RFC 3848 (ESMTPS, ESMTPA, ESMTPSA) and RFC 6531 §3.7.3 (UTF8SMTP...). */
 static const char *protocol_name(const struct smtp_session *s)
 {
-	if (s->tx && s->tx->params.smtputf8)
-		return "UTF8SMTP";   /* RFC 6531 §3.7.3 */
-	return s->esmtp ? "ESMTP" : "SMTP";
+	static const char *const names[2][4] = {
+		{ "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" },
+		{ "UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA" },
+	};
+	if (!s->esmtp)
+		return "SMTP";
+	int utf8 = s->tx && s->tx->params.smtputf8;
+	return names[utf8][(s->secure ? 1 : 0) + (s->login ? 2 : 0)];
 }
 
 static bool write_received(struct smtp_session *s)
@@ -245,9 +306,11 @@ static bool write_received(struct smtp_session *s)
 	quote_for_reply(helo, sizeof(helo), s->helo, strlen(s->helo));
 	struct buf h;
 	buf_init(&h, 2048);
-	buf_printf(&h, "Received: from %s (%s [%s])\r\n\tby %s (Postern) with %s id %s",
-		helo, s->client_name[0] ? s->client_name : "unknown", s->client_addr,
-		s->hostname, protocol_name(s), tx->qid);
+	buf_printf(&h, "Received: from %s (%s [%s])\r\n", helo, s->client_name[0] ? s->client_name : "unknown",
+		s->client_addr);
+	if (s->secure)
+		buf_printf(&h, "\t(using %s)\r\n", s->tls_desc);
+	buf_printf(&h, "\tby %s (Postern) with %s id %s", s->hostname, protocol_name(s), tx->qid);
 	if (tx->n_rcpts == 1) {
 		char a[SMTP_ADDR_MAX + 1];
 		buf_printf(&h, "\r\n\tfor <%s>", smtp_path_format(&tx->rcpts[0], a, sizeof(a)));
@@ -281,10 +344,40 @@ static void reply_spool_failure(struct smtp_session *s, enum reply_id id)
 	say(s, id);
 }
 
+/* Keep the header block (up to the first empty line) for the From: check. */
+static void capture_headers(struct smtp_tx *tx, const char *p, size_t n)
+{
+	if (tx->headers_done || n == 0)
+		return;
+	if (tx->headers.max == 0)
+		buf_init(&tx->headers, HEADERS_MAX);
+	size_t before = tx->headers.len;
+	buf_append(&tx->headers, p, n);
+	const char *h = buf_cstr(&tx->headers);
+	/* An empty first line: no header fields at all. */
+	if ((tx->headers.len >= 2 && h[0] == '\r' && h[1] == '\n') || (tx->headers.len >= 1 && h[0] == '\n')) {
+		tx->headers.len = 0;
+		tx->headers_done = true;
+		return;
+	}
+	size_t from = before > 3 ? before - 3 : 0;
+	for (size_t i = from; i + 1 < tx->headers.len; i++) {
+		if (h[i] == '\n' && (h[i + 1] == '\n' || (h[i + 1] == '\r' && i + 2 < tx->headers.len && h[i + 2] == '\n'))) {
+			tx->headers.len = i + 1;
+			tx->headers_done = true;
+			return;
+		}
+	}
+	if (tx->headers.truncated)
+		tx->headers_done = true;
+}
+
 /* Message bytes on their way to the spool; enforces the size limit. */
 static void accept_bytes(struct smtp_session *s, const char *p, size_t n)
 {
 	struct smtp_tx *tx = s->tx;
+	if (s->login && s->info.check_from_header)
+		capture_headers(tx, p, n);
 	if (n == 0 || tx->too_big || tx->spool_failed || !tx->spool_open)
 		return;
 	if (tx->size + n > s->limits.max_message) {
@@ -300,6 +393,63 @@ static void accept_bytes(struct smtp_session *s, const char *p, size_t n)
 		s->hooks.spool_abort(s->hooks.ctx);
 		tx->spool_open = false;
 	}
+}
+
+/* A logged-in user's message must say it is from one of the user's addresses
+ * (RFC 6409 §6.1 lets a submission server enforce this).  False: refused. */
+static bool check_from_header(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	if (!s->login || !s->info.check_from_header || !s->hooks.sender_owned)
+		return true;
+	const char *h = tx->headers.data ? tx->headers.data : "";
+	size_t hl = tx->headers.len;
+	size_t count = msg_header_count(h, hl, "From");
+	struct verdict v;
+	if (count == 0) {
+		log_event(LOG_INFO, "no_from_header", "conn=%llu login=%s", (unsigned long long)s->info.conn_id, s->login);
+		return true;
+	}
+	if (count > 1) {
+		verdict_set(&v, VERDICT_PERM, 550, "5.6.0", CAUSE_BAD_ADDRESS,
+			"the message has more than one From: header field (RFC 5322 section 3.6 allows one)",
+			"Check the program that created the message");
+		refuse(s, "DATA", "Message refused", &v, NULL, 0);
+		return false;
+	}
+	const char *val = "";
+	size_t vl = 0;
+	struct msg_address_list list;
+	enum msg_status st = MSG_SYNTAX;
+	if (msg_header_find(h, hl, "From", &val, &vl))
+		st = msg_parse_address_list(val, vl, &list);
+	if (st != MSG_OK) {
+		char q[100];
+		quote_for_reply(q, sizeof(q), val, vl);
+		char reason[VERDICT_REASON_MAX];
+		snprintf(reason, sizeof(reason), "the From: header \"%s\" does not hold a valid address", q);
+		verdict_set(&v, VERDICT_PERM, 550, "5.6.0", CAUSE_BAD_ADDRESS, reason,
+			"Set your name and email address in the account settings of your mail program");
+		refuse(s, "DATA", "Message refused", &v, NULL, 0);
+		return false;
+	}
+	for (size_t i = 0; i < list.n; i++) {
+		bool temp = false;
+		bool owned = s->hooks.sender_owned(s->hooks.ctx, s->login, list.mailboxes[i].addr, &temp);
+		if (temp) {
+			verdict_set(&v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
+				"temporary failure: the user directory could not be read", "Your mail program will try again later");
+			refuse(s, "DATA", "Message not accepted", &v, NULL, 0);
+			return false;
+		}
+		if (!owned) {
+			policy_check_sender(s->login, list.mailboxes[i].addr, false, "From: header", &v);
+			v.code = 550;   /* after DATA: 550, not 553 (RFC 5321 §4.3.2) */
+			refuse(s, "DATA", "Message refused", &v, NULL, 0);
+			return false;
+		}
+	}
+	return true;
 }
 
 /* End of DATA or BDAT LAST: refuse, or start the durable commit. */
@@ -325,6 +475,11 @@ static void finish_message(struct smtp_session *s)
 	}
 	if (tx->spool_failed || !tx->spool_open) {
 		reply_spool_failure(s, R_TEMP_SPOOL);
+		tx_free(s);
+		s->state = ST_CMD;
+		return;
+	}
+	if (!check_from_header(s)) {
 		tx_free(s);
 		s->state = ST_CMD;
 		return;
@@ -376,9 +531,12 @@ static void cmd_helo_common(struct smtp_session *s, const struct smtp_command *c
 		reply_writef(&s->out, 250, NULL, "%s", s->hostname);
 		return;
 	}
+	bool tls = s->info.tls_offered && !s->secure;
+	bool auth = s->hooks.auth_verify && !s->login && (s->secure || s->info.allow_plaintext_auth);
 	reply_writef(&s->out, 250, NULL,
-		"%s Hello [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\nCHUNKING\nHELP",
-		s->hostname, s->client_addr, (unsigned long long)s->limits.max_message);
+		"%s Hello [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\nCHUNKING%s%s\nHELP",
+		s->hostname, s->client_addr, (unsigned long long)s->limits.max_message,
+		tls ? "\nSTARTTLS" : "", auth ? "\nAUTH PLAIN LOGIN" : "");
 }
 
 static void cmd_ehlo(struct smtp_session *s, const struct smtp_command *c) { cmd_helo_common(s, c, true); }
@@ -410,7 +568,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 			verdict_set(&v, VERDICT_PERM, 501, "5.1.7", CAUSE_BAD_ADDRESS, detail, "Use MAIL FROM:<you@example.org>");
 		else
 			verdict_set(&v, VERDICT_PERM, 501, "5.5.4", CAUSE_BAD_ADDRESS, detail, "Use MAIL FROM:<you@example.org>");
-		refuse(s, "MAIL", what, &v, NULL, 0);
+		remember_mail_refusal(s, what, &v);
 		free(tx);
 		bad_command(s);
 		return;
@@ -428,6 +586,27 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		free(tx);
 		return;
 	}
+	char what[SMTP_ADDR_MAX + 16];
+	snprintf(what, sizeof(what), "MAIL FROM:<%s>", addr);
+	struct verdict v;
+	struct policy_client pc = { .submission_port = s->info.submission, .authenticated = s->login != NULL,
+		.trusted_network = s->info.trusted_network };
+	policy_check_mail(&pc, &v);
+	if (v.kind == VERDICT_OK && s->login && s->hooks.sender_owned && !tx->sender.null) {
+		bool temp = false;
+		bool owned = s->hooks.sender_owned(s->hooks.ctx, s->login, addr, &temp);
+		if (temp)
+			verdict_set(&v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
+				"temporary failure: the user directory could not be read", "Your mail program will try again later");
+		else
+			policy_check_sender(s->login, addr, owned, "MAIL FROM", &v);
+	}
+	if (v.kind != VERDICT_OK) {
+		remember_mail_refusal(s, what, &v);
+		free(tx);
+		return;
+	}
+	s->have_mail_refusal = false;
 	s->tx = tx;
 	say(s, R_SENDER_OK, addr);
 }
@@ -443,7 +622,10 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
 	struct smtp_tx *tx = s->tx;
 	if (!tx) {
-		say(s, R_NEED_MAIL);
+		if (s->have_mail_refusal)
+			say(s, R_RCPT_AFTER_REFUSED_MAIL, s->mail_refusal.ref);
+		else
+			say(s, R_NEED_MAIL);
 		bad_command(s);
 		return;
 	}
@@ -516,7 +698,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 static void cmd_data(struct smtp_session *s, const struct smtp_command *c)
 {
 	if (!s->tx) {
-		say(s, R_NEED_MAIL);
+		reply_no_recipients(s, "DATA");
 		bad_command(s);
 		return;
 	}
@@ -610,7 +792,7 @@ static void bdat_chunk_done(struct smtp_session *s)
 		switch (tx->bdat_err) {
 		case BDAT_ERR_NEED_MAIL:
 			tx_free(s);
-			say(s, R_NEED_MAIL);
+			reply_no_recipients(s, "BDAT");
 			break;
 		case BDAT_ERR_NO_RCPT:
 			reply_no_recipients(s, "BDAT");
@@ -679,16 +861,143 @@ static void cmd_expn(struct smtp_session *s, const struct smtp_command *c)
 	say(s, R_NOT_IMPLEMENTED, "EXPN");
 }
 
+/* STARTTLS (RFC 3207). */
 static void cmd_starttls(struct smtp_session *s, const struct smtp_command *c)
 {
-	(void)c;
-	say(s, R_STARTTLS_UNAVAILABLE);
+	if (!s->info.tls_offered) {
+		say(s, R_STARTTLS_UNAVAILABLE);
+		return;
+	}
+	if (s->secure) {
+		say(s, R_ALREADY_TLS);
+		bad_command(s);
+		return;
+	}
+	if (c->arg_len) {
+		say(s, R_STARTTLS_ARG);
+		bad_command(s);
+		return;
+	}
+	reply_write(&s->out, 220, "2.0.0", "Ready to start TLS");
+	tx_free(s);
+	s->wants_tls = true;
+	s->state = ST_TLS_PENDING;
 }
 
+static void auth_refuse(struct smtp_session *s, enum refusal_cause cause, enum reply_id id, ...)
+{
+	s->causes[cause]++;
+	const struct reply_entry *e = reply_get(id);
+	char ref[32], summary[256];
+	next_ref(s, ref, sizeof(ref));
+	va_list ap;
+	va_start(ap, id);
+	reply_vid(&s->out, ref, summary, sizeof(summary), id, ap);
+	va_end(ap);
+	char q[300];
+	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=AUTH code=%d enh=%s cause=\"%s\" reason=%s",
+		(unsigned long long)s->info.conn_id, ref, e->code, e->enh, policy_cause_name(cause),
+		log_quote(q, sizeof(q), summary, strlen(summary), 200));
+}
+
+static void format_until(time_t until, char *out, size_t outsz)
+{
+	struct tm tm;
+	gmtime_r(&until, &tm);
+	strftime(out, outsz, "%H:%M UTC", &tm);
+}
+
+/* The SASL exchange moved on: ask for more, or hand the credentials over. */
+static void auth_progress(struct smtp_session *s, enum sasl_status st)
+{
+	switch (st) {
+	case SASL_CONTINUE:
+		reply_writef(&s->out, 334, NULL, "%s", sasl_challenge(&s->sasl));
+		s->state = ST_AUTH;
+		return;
+	case SASL_DONE:
+		break;
+	case SASL_CANCELLED:
+		say(s, R_AUTH_CANCELLED);
+		s->state = ST_CMD;
+		sasl_clear(&s->sasl);
+		return;
+	case SASL_BAD_BASE64:
+		say(s, R_AUTH_BAD_BASE64);
+		s->state = ST_CMD;
+		sasl_clear(&s->sasl);
+		bad_command(s);
+		return;
+	case SASL_MALFORMED:
+	case SASL_AUTHZID:
+		say(s, st == SASL_AUTHZID ? R_AUTH_AUTHZID : R_AUTH_MALFORMED);
+		s->state = ST_CMD;
+		sasl_clear(&s->sasl);
+		bad_command(s);
+		return;
+	}
+	time_t until = s->hooks.auth_blocked ? s->hooks.auth_blocked(s->hooks.ctx, s->sasl.user) : 0;
+	if (until) {
+		char when[32];
+		format_until(until, when, sizeof(when));
+		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED, when);
+		s->state = ST_CMD;
+		sasl_clear(&s->sasl);
+		return;
+	}
+	s->state = ST_WAIT_AUTH;
+	s->hooks.auth_verify(s->hooks.ctx, sasl_mech_name(s->sasl.mech), s->sasl.user, s->sasl.pass);
+	explicit_bzero(s->sasl.pass, sizeof(s->sasl.pass));   /* the hook took a copy */
+}
+
+/* AUTH mechanism [initial-response] (RFC 4954 §4). */
 static void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 {
-	(void)c;
-	say(s, R_AUTH_UNAVAILABLE);
+	if (!s->hooks.auth_verify) {
+		say(s, R_AUTH_UNAVAILABLE);
+		return;
+	}
+	if (s->login) {
+		say(s, R_AUTH_TWICE);
+		bad_command(s);
+		return;
+	}
+	if (s->tx) {
+		say(s, R_AUTH_IN_TX);
+		bad_command(s);
+		return;
+	}
+	if (!s->secure && !s->info.allow_plaintext_auth) {
+		if (s->info.tls_offered)
+			auth_refuse(s, CAUSE_TLS_REQUIRED, R_AUTH_NEEDS_STARTTLS);
+		else
+			auth_refuse(s, CAUSE_TLS_REQUIRED, R_AUTH_NEEDS_TLS_PORT);
+		return;
+	}
+	time_t until = s->hooks.auth_blocked ? s->hooks.auth_blocked(s->hooks.ctx, NULL) : 0;
+	if (until) {
+		char when[32];
+		format_until(until, when, sizeof(when));
+		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED, when);
+		return;
+	}
+	const char *sp = memchr(c->arg, ' ', c->arg_len);
+	size_t mlen = sp ? (size_t)(sp - c->arg) : c->arg_len;
+	enum sasl_mech mech;
+	if (!sasl_mech_from_name(c->arg, mlen, &mech)) {
+		say(s, R_AUTH_UNKNOWN_MECH);
+		bad_command(s);
+		return;
+	}
+	const char *init = sp ? sp + 1 : NULL;
+	size_t ilen = sp ? c->arg_len - mlen - 1 : 0;
+	auth_progress(s, sasl_start(&s->sasl, mech, init != NULL, init, ilen));
+}
+
+/* A line of the SASL exchange. */
+static void auth_line(struct smtp_session *s, const char *line, size_t len)
+{
+	auth_progress(s, sasl_step(&s->sasl, line, len));
 }
 
 /* --- the command table and the gate --------------------------------------- */
@@ -752,6 +1061,18 @@ static void session_dispatch(struct smtp_session *s, const char *line, size_t le
 
 /* --- input ---------------------------------------------------------------- */
 
+static void line_too_long(struct smtp_session *s)
+{
+	if (s->state == ST_AUTH) {
+		say(s, R_AUTH_LINE_TOO_LONG);   /* RFC 4954 §4 */
+		sasl_clear(&s->sasl);
+		s->state = ST_CMD;
+	} else {
+		say(s, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
+	}
+	bad_command(s);
+}
+
 /* Command mode: assemble a line (bounded), dispatch it.  Returns bytes consumed. */
 static size_t feed_command(struct smtp_session *s, const char *p, size_t len)
 {
@@ -761,18 +1082,17 @@ static size_t feed_command(struct smtp_session *s, const char *p, size_t len)
 		if (lf) {
 			s->line_overflow = false;
 			buf_reset(&s->line);
-			say(s, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
-			bad_command(s);
+			line_too_long(s);
 		}
 		return take;
 	}
-	if (s->line.len + take > s->limits.max_line) {
+	size_t max = s->state == ST_AUTH ? SASL_LINE_MAX + 2 : s->limits.max_line;
+	if (s->line.len + take > max) {
 		s->line_overflow = true;
 		buf_reset(&s->line);
 		if (lf) {
 			s->line_overflow = false;
-			say(s, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
-			bad_command(s);
+			line_too_long(s);
 		}
 		return take;
 	}
@@ -782,7 +1102,10 @@ static size_t feed_command(struct smtp_session *s, const char *p, size_t len)
 	size_t n = s->line.len - 1;   /* drop LF */
 	if (n > 0 && s->line.data[n - 1] == '\r')
 		n--;
-	session_dispatch(s, s->line.data, n);
+	if (s->state == ST_AUTH)
+		auth_line(s, s->line.data, n);
+	else
+		session_dispatch(s, s->line.data, n);
 	buf_reset(&s->line);
 	return take;
 }
@@ -818,7 +1141,8 @@ size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len)
 	const char *p = data;
 	size_t used = 0;
 	for (;;) {
-		if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT)
+		if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT || s->state == ST_WAIT_AUTH ||
+			s->state == ST_TLS_PENDING)
 			break;
 		/* A zero-length BDAT chunk completes without input. */
 		if (s->state == ST_BDAT && s->tx->bdat_remaining == 0) {
@@ -828,11 +1152,12 @@ size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len)
 		if (used >= len)
 			break;
 		/* Back-pressure: a client that pipelines without reading replies waits. */
-		if (s->state == ST_CMD && s->out.len >= OUTPUT_PAUSE)
+		if ((s->state == ST_CMD || s->state == ST_AUTH) && s->out.len >= OUTPUT_PAUSE)
 			break;
 		size_t n;
 		switch (s->state) {
-		case ST_CMD: n = feed_command(s, p + used, len - used); break;
+		case ST_CMD:
+		case ST_AUTH: n = feed_command(s, p + used, len - used); break;
 		case ST_DATA: n = feed_data(s, p + used, len - used); break;
 		case ST_BDAT: n = feed_bdat(s, p + used, len - used); break;
 		default: n = 0; break;
@@ -873,6 +1198,11 @@ struct smtp_session *smtp_session_new(const struct smtp_conn_info *info,
 	buf_init(&s->line, s->limits.max_line);
 	buf_init(&s->scratch, FEED_CHUNK + 16);
 	s->state = ST_CMD;
+	if (info->tls_active) {
+		s->secure = true;
+		snprintf(s->tls_desc, sizeof(s->tls_desc), "%s", info->tls_description ? info->tls_description : "TLS");
+	}
+	s->info.tls_description = NULL;   /* not owned; kept in tls_desc */
 	return s;
 }
 
@@ -891,6 +1221,8 @@ void smtp_session_free(struct smtp_session **sp)
 	buf_free(&s->out);
 	buf_free(&s->line);
 	buf_free(&s->scratch);
+	sasl_clear(&s->sasl);
+	free(s->login);
 	free(s->hostname);
 	free(s->client_addr);
 	free(s->client_name);
@@ -940,4 +1272,67 @@ bool smtp_session_wants_close(const struct smtp_session *s)
 bool smtp_session_waiting(const struct smtp_session *s)
 {
 	return s->state == ST_WAIT_COMMIT;
+}
+
+/* --- TLS and login -------------------------------------------------------- */
+
+bool smtp_session_wants_tls(const struct smtp_session *s)
+{
+	return s->wants_tls;
+}
+
+void smtp_session_tls_started(struct smtp_session *s, const char *description)
+{
+	/* RFC 3207 §4.2: forget everything learnt from the client before TLS; whatever
+	 * it sent in plaintext after STARTTLS was discarded by the caller. */
+	s->wants_tls = false;
+	s->secure = true;
+	snprintf(s->tls_desc, sizeof(s->tls_desc), "%s", description ? description : "TLS");
+	tx_free(s);
+	s->helo_seen = false;
+	s->esmtp = false;
+	s->helo[0] = '\0';
+	buf_reset(&s->line);
+	s->line_overflow = false;
+	s->have_mail_refusal = false;
+	memset(s->causes, 0, sizeof(s->causes));
+	if (s->state == ST_TLS_PENDING)
+		s->state = ST_CMD;
+}
+
+void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, const char *login, time_t blocked_until)
+{
+	if (s->state != ST_WAIT_AUTH)
+		return;
+	s->state = ST_CMD;
+	char when[32];
+	switch (r) {
+	case SMTP_AUTH_OK:
+		free(s->login);
+		s->login = strdup(login ? login : s->sasl.user);
+		if (!s->login) {
+			say(s, R_AUTH_TEMPFAIL);
+			break;
+		}
+		memset(s->causes, 0, sizeof(s->causes));   /* earlier failures no longer explain anything */
+		s->have_mail_refusal = false;
+		say(s, R_AUTH_OK);
+		break;
+	case SMTP_AUTH_FAILED:
+		auth_refuse(s, CAUSE_AUTH_FAILED, R_AUTH_FAILED);
+		break;
+	case SMTP_AUTH_BLOCKED:
+		format_until(blocked_until, when, sizeof(when));
+		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED, when);
+		break;
+	case SMTP_AUTH_TEMPFAIL:
+		say(s, R_AUTH_TEMPFAIL);
+		break;
+	}
+	sasl_clear(&s->sasl);
+}
+
+const char *smtp_session_login(const struct smtp_session *s)
+{
+	return s->login;
 }

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "policy/policy.h"
 #include "smtp/address.h"
@@ -36,7 +37,15 @@ struct smtp_conn_info {
 	const char *listener;      /* listener name, for logs */
 	bool submission;           /* role = submission */
 	bool trusted_network;
+	bool tls_offered;          /* STARTTLS may be offered (RFC 3207) */
+	bool tls_active;           /* implicit TLS: secure from the first byte (RFC 8314) */
+	const char *tls_description; /* with tls_active: "TLSv1.3 with cipher ..." */
+	bool allow_plaintext_auth; /* AUTH before TLS (discouraged) */
+	bool check_from_header;    /* From: of submitted mail must be owned by the login */
 };
+
+/* The outcome of a login attempt (from the auth_verify hook). */
+enum smtp_auth_result { SMTP_AUTH_OK, SMTP_AUTH_FAILED, SMTP_AUTH_TEMPFAIL, SMTP_AUTH_BLOCKED };
 
 /* What the spool and the Received header need to know of a transaction. */
 struct smtp_envelope {
@@ -58,6 +67,13 @@ struct smtp_hooks {
 	void (*spool_abort)(void *ctx);
 	/* Begin the durable commit; the caller later calls smtp_session_commit_done(). */
 	void (*spool_commit)(void *ctx);
+	/* Optional: without auth_verify, AUTH is not offered. */
+	/* When does this client's block on logging in end (0: not blocked)?  user may be NULL. */
+	time_t (*auth_blocked)(void *ctx, const char *user);
+	/* Check credentials off the loop; the caller later calls smtp_session_auth_done(). */
+	void (*auth_verify)(void *ctx, const char *mech, const char *user, const char *pass);
+	/* Does `login` own `address` (MAIL FROM, From:)?  NULL: every address is owned. */
+	bool (*sender_owned)(void *ctx, const char *login, const char *address, bool *tempfail);
 };
 
 struct smtp_session;
@@ -74,6 +90,17 @@ void smtp_session_start(struct smtp_session *s);
 size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len);
 /* The commit finished: ok with the queue id, or not (then 451 4.3.0). */
 void smtp_session_commit_done(struct smtp_session *s, bool ok);
+/* The login check finished.  login is the canonical user name on success;
+ * blocked_until the end of a block for SMTP_AUTH_BLOCKED. */
+void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, const char *login,
+	time_t blocked_until);
+/* "220 Ready to start TLS" was queued: flush it, discard buffered input, start TLS,
+ * then call smtp_session_tls_started(). */
+bool smtp_session_wants_tls(const struct smtp_session *s);
+/* TLS is up (RFC 3207 §4.2: the session starts again from scratch). */
+void smtp_session_tls_started(struct smtp_session *s, const char *description);
+/* The user logged in, or NULL. */
+const char *smtp_session_login(const struct smtp_session *s);
 /* The client was idle too long: queue 421 4.4.2 and close. */
 void smtp_session_timeout(struct smtp_session *s);
 /* The server is shutting down: 421 4.3.2. */
