@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth/password.h"
@@ -22,6 +23,7 @@
 struct cli_args {
 	const char *conf_path;
 	bool embedded;     /* --default-config: ignore /etc/postern/postern.conf */
+	const char *name;  /* --name NAME */
 	int argc;          /* positional arguments after the subcommand */
 	char **argv;
 };
@@ -255,6 +257,165 @@ static int cmd_user(const struct cli_args *a)
 	return rc;
 }
 
+/* Report a directory result for an admin command; returns the exit status. */
+static int report(struct directory *d, enum dir_result r, const char *what, const char *done)
+{
+	switch (r) {
+	case DIR_OK:
+		printf("%s %s\n", what, done);
+		return 0;
+	case DIR_NOT_FOUND:
+		fprintf(stderr, "postern: %s: not found\n", what);
+		return 1;
+	case DIR_EXISTS:
+		fprintf(stderr, "postern: %s: %s\n", what, directory_error(d)[0] ? directory_error(d) : "already exists");
+		return 1;
+	case DIR_INVALID:
+		fprintf(stderr, "postern: %s: %s\n", what, directory_error(d)[0] ? directory_error(d) : "invalid");
+		return 1;
+	case DIR_ERROR:
+		break;
+	}
+	fprintf(stderr, "postern: %s\n", directory_error(d));
+	return 1;
+}
+
+static void print_alias(void *arg, const char *alias, const char *target)
+{
+	(void)arg;
+	printf("%s -> %s\n", alias, target);
+}
+
+static int cmd_alias(const struct cli_args *a)
+{
+	if (a->argc < 1)
+		return usage();
+	const char *op = a->argv[0];
+	struct conf c;
+	struct directory *d = NULL;
+	if (!load_conf(a, &c, true) || !open_directory(&c, &d))
+		return 1;
+	int rc;
+	char what[700];
+	if (strcmp(op, "list") == 0 && a->argc == 1) {
+		rc = directory_alias_list(d, print_alias, NULL) == DIR_OK ? 0 : 1;
+	} else if (strcmp(op, "add") == 0 && a->argc == 3) {
+		snprintf(what, sizeof(what), "alias %s -> %s", a->argv[1], a->argv[2]);
+		rc = report(d, directory_alias_add(d, a->argv[1], a->argv[2]), what, "added");
+	} else if (strcmp(op, "del") == 0 && a->argc == 2) {
+		snprintf(what, sizeof(what), "alias %s", a->argv[1]);
+		rc = report(d, directory_alias_del(d, a->argv[1]), what, "deleted");
+	} else {
+		rc = usage();
+	}
+	directory_close(&d);
+	return rc;
+}
+
+static void print_line(void *arg, const char *s)
+{
+	(void)arg;
+	printf("%s\n", s);
+}
+
+static int cmd_sender(const struct cli_args *a)
+{
+	if (a->argc < 2)
+		return usage();
+	const char *op = a->argv[0];
+	struct conf c;
+	struct directory *d = NULL;
+	if (!load_conf(a, &c, true) || !open_directory(&c, &d))
+		return 1;
+	int rc;
+	char what[700];
+	if (strcmp(op, "list") == 0 && a->argc == 2) {
+		rc = directory_sender_list(d, a->argv[1], print_line, NULL) == DIR_OK ? 0 : 1;
+	} else if ((strcmp(op, "allow") == 0 || strcmp(op, "deny") == 0) && a->argc == 3) {
+		snprintf(what, sizeof(what), "%s may %ssend as %s", a->argv[1], op[0] == 'a' ? "" : "no longer ", a->argv[2]);
+		rc = report(d, op[0] == 'a' ? directory_sender_allow(d, a->argv[1], a->argv[2])
+			: directory_sender_deny(d, a->argv[1], a->argv[2]), what, "(saved)");
+	} else {
+		rc = usage();
+	}
+	directory_close(&d);
+	return rc;
+}
+
+static void print_app_password(void *arg, const char *name, long long created, long long last_used)
+{
+	(void)arg;
+	char c[32], u[32];
+	time_t tc = (time_t)created, tu = (time_t)last_used;
+	struct tm tm;
+	strftime(c, sizeof(c), "%Y-%m-%d %H:%M", gmtime_r(&tc, &tm));
+	if (last_used)
+		strftime(u, sizeof(u), "%Y-%m-%d %H:%M", gmtime_r(&tu, &tm));
+	else
+		snprintf(u, sizeof(u), "never");
+	printf("%-24s created %s UTC  last used %s%s\n", name, c, u, last_used ? " UTC" : "");
+}
+
+/* 24 characters from an alphabet without look-alikes, shown in groups of four. */
+static bool random_password(char *out, size_t outsz)
+{
+	static const char alphabet[] = "abcdefghijkmnpqrstuvwxyz23456789";
+	unsigned char rnd[24];
+	if (outsz < 30 || getentropy(rnd, sizeof(rnd)) != 0)
+		return false;
+	size_t o = 0;
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		if (i && i % 4 == 0)
+			out[o++] = '-';
+		out[o++] = alphabet[rnd[i] % 32];
+	}
+	out[o] = '\0';
+	explicit_bzero(rnd, sizeof(rnd));
+	return true;
+}
+
+static int cmd_app_password(const struct cli_args *a)
+{
+	if (a->argc < 2)
+		return usage();
+	const char *op = a->argv[0], *user = a->argv[1];
+	struct conf c;
+	struct directory *d = NULL;
+	if (!load_conf(a, &c, true) || !open_directory(&c, &d))
+		return 1;
+	int rc;
+	char what[700];
+	if (strcmp(op, "list") == 0 && a->argc == 2) {
+		rc = directory_app_password_list(d, user, print_app_password, NULL) == DIR_OK ? 0 : 1;
+	} else if (strcmp(op, "add") == 0 && a->argc == 2 && a->name) {
+		char pw[40], hash[PASSWORD_HASH_MAX];
+		if (!random_password(pw, sizeof(pw)) || !password_hash(pw, hash, sizeof(hash))) {
+			fprintf(stderr, "postern: cannot make a password\n");
+			rc = 1;
+		} else {
+			enum dir_result r = directory_app_password_add(d, user, a->name, hash);
+			if (r == DIR_OK) {
+				printf("app password \"%s\" for %s:\n\n    %s\n\n"
+					"Type it into the device's mail settings as the password, with %s as the user name.\n"
+					"It is shown only now; revoke it with: postern app-password revoke %s %s\n",
+					a->name, user, pw, user, user, a->name);
+				rc = 0;
+			} else {
+				snprintf(what, sizeof(what), "app password for %s", user);
+				rc = report(d, r, what, "");
+			}
+		}
+		explicit_bzero(pw, sizeof(pw));
+	} else if (strcmp(op, "revoke") == 0 && a->argc == 3) {
+		snprintf(what, sizeof(what), "app password \"%s\" of %s", a->argv[2], user);
+		rc = report(d, directory_app_password_revoke(d, user, a->argv[2]), what, "revoked");
+	} else {
+		rc = usage();
+	}
+	directory_close(&d);
+	return rc;
+}
+
 static int cmd_version(const struct cli_args *a)
 {
 	(void)a;
@@ -273,6 +434,9 @@ static const struct subcommand subcommands[] = {
 	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration" },
 	{ "domain", cmd_domain, "domain add|del DOMAIN [-c FILE]  manage local domains; domain list" },
 	{ "user", cmd_user, "user add|del ADDRESS [-c FILE]   manage mailboxes (add reads the password from stdin); user list" },
+	{ "alias", cmd_alias, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it" },
+	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
+	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },
 	{ "version", cmd_version, "version                          print the version" },
 };
 
@@ -295,6 +459,8 @@ int cli_main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
 			a.conf_path = argv[++i];
+		else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+			a.name = argv[++i];
 		else if (strcmp(argv[i], "--default-config") == 0)
 			a.embedded = true;
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {

@@ -104,6 +104,18 @@ static bool resolve_mailbox(struct delivery *d, struct directory *dir, const cha
 	}
 	struct dir_user u;
 	enum dir_result r = directory_user_lookup(dir, local, domain, &u);
+	if (r == DIR_NOT_FOUND) {
+		/* An alias: deliver to the user it points to. */
+		char target[DIR_ADDRESS_MAX];
+		r = directory_alias_lookup(dir, local, domain, target, sizeof(target));
+		const char *tat = r == DIR_OK ? strrchr(target, '@') : NULL;
+		if (tat) {
+			*(char *)tat = '\0';
+			r = directory_user_lookup(dir, target, tat + 1, &u);
+		} else if (r == DIR_OK) {
+			r = DIR_NOT_FOUND;
+		}
+	}
 	if (r == DIR_ERROR) {
 		*temp = true;
 		return false;

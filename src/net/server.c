@@ -179,6 +179,8 @@ static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verd
 		if (f.domain_local) {
 			f.is_postmaster = strcasecmp(rcpt->local, "postmaster") == 0;
 			enum dir_result r = directory_user_lookup(srv->dir, rcpt->local, rcpt->domain, NULL);
+			if (r == DIR_NOT_FOUND)
+				r = directory_alias_lookup(srv->dir, rcpt->local, rcpt->domain, NULL, 0);
 			f.user = r == DIR_OK ? USER_FOUND : r == DIR_NOT_FOUND ? USER_MISSING : USER_LOOKUP_FAILED;
 		} else if (lookup_failed) {
 			f.domain_local = true;
