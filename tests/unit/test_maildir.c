@@ -1,0 +1,215 @@
+/* test_maildir.c - Maildir++ delivery: CRLF -> LF, S= and W= sizes, prefix first,
+ * the file in new/, nothing left in tmp/. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/maildir.h"
+
+static char tmpdir[64];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/postern-maildir-XXXXXX");
+	return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	int r = system(cmd);
+	(void)r;
+	return 0;
+}
+
+static size_t count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return (size_t)-1;
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* A source file holding junk, then the message at `offset`, then junk. */
+static int source(const char *msg, size_t len, off_t *offset)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/src-XXXXXX", tmpdir);
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	unlink(path);
+	assert_int_equal(write(fd, "JUNKJUNK", 8), 8);
+	assert_int_equal(write(fd, msg, len), (ssize_t)len);
+	assert_int_equal(write(fd, "TRAILER", 7), 7);
+	*offset = 8;
+	return fd;
+}
+
+static const struct {
+	const char *prefix;
+	const char *msg;
+	size_t msg_len;
+	const char *want;
+	size_t want_len;
+} table[] = {
+#define M(s) s, sizeof(s) - 1
+	{ "", M("a\r\nb\r\n"), M("a\nb\n") },
+	{ "Return-Path: <s@x>\nDelivered-To: alice@example.test\n", M("Subject: x\r\n\r\nbody\r\n"),
+	  M("Return-Path: <s@x>\nDelivered-To: alice@example.test\nSubject: x\n\nbody\n") },
+	{ "", M(""), M("") },
+	{ "P: 1\n", M(""), M("P: 1\n") },
+	{ "", M("no newline at end"), M("no newline at end") },
+	{ "", M("bare\rcr\r\n"), M("bare\rcr\n") },
+	{ "", M("cr at end\r"), M("cr at end\r") },
+	{ "", M("\r\r\n\r\n"), M("\r\n\n") },
+	{ "", M("bare lf\nstays\n"), M("bare lf\nstays\n") },
+	{ "", M("nul\0byte\r\n\xff"), M("nul\0byte\n\xff") },
+#undef M
+};
+
+static void deliver_and_check(size_t row, const char *prefix, const char *msg, size_t msg_len,
+	const char *want, size_t want_len)
+{
+	off_t off;
+	int fd = source(msg, msg_len, &off);
+	char md[256], name[512], err[256] = "";
+	snprintf(md, sizeof(md), "%s/mail/alice/Maildir", tmpdir);
+	enum store_result r = maildir_deliver(md, prefix, fd, off, msg_len, name, sizeof(name), err, sizeof(err));
+	close(fd);
+	if (r != STORE_OK)
+		fail_msg("row %zu: result %d: %s", row, r, err);
+	assert_true(strncmp(name, "new/", 4) == 0);
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", md, name);
+	struct stat st;
+	if (stat(path, &st) != 0)
+		fail_msg("row %zu: %s not found", row, path);
+	/* the contents */
+	char *got = malloc((size_t)st.st_size + 1);
+	int in = open(path, O_RDONLY);
+	assert_int_equal(read(in, got, (size_t)st.st_size), st.st_size);
+	close(in);
+	if ((size_t)st.st_size != want_len || memcmp(got, want, want_len) != 0)
+		fail_msg("row %zu: file of %lld octets differs", row, (long long)st.st_size);
+	/* S= is the file size, W= the size with CRLF line ends */
+	size_t lfs = 0;
+	for (size_t i = 0; i < want_len; i++)
+		lfs += want[i] == '\n';
+	const char *s = strstr(name, ",S=");
+	const char *w = strstr(name, ",W=");
+	assert_non_null(s);
+	assert_non_null(w);
+	uint64_t sv = strtoull(s + 3, NULL, 10), wv = strtoull(w + 3, NULL, 10);
+	if (sv != (uint64_t)st.st_size || wv != (uint64_t)st.st_size + lfs)
+		fail_msg("row %zu: %s: S=%" PRIu64 " W=%" PRIu64 ", file %lld octets, %zu LFs", row, name, sv, wv,
+			(long long)st.st_size, lfs);
+	/* Maildir names hold no '/' after new/ and no ':' */
+	assert_null(strchr(name + 4, '/'));
+	assert_null(strchr(name, ':'));
+	free(got);
+}
+
+static void test_table(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		deliver_and_check(i, table[i].prefix, table[i].msg, table[i].msg_len, table[i].want, table[i].want_len);
+	char d[256];
+	snprintf(d, sizeof(d), "%s/mail/alice/Maildir/new", tmpdir);
+	assert_int_equal(count_files(d), sizeof(table) / sizeof(table[0]));   /* unique names */
+	snprintf(d, sizeof(d), "%s/mail/alice/Maildir/tmp", tmpdir);
+	assert_int_equal(count_files(d), 0);
+	snprintf(d, sizeof(d), "%s/mail/alice/Maildir/cur", tmpdir);
+	assert_int_equal(count_files(d), 0);
+}
+
+/* Larger than the copy buffer, with a CR LF split across the buffer boundary. */
+static void test_large(void **state)
+{
+	(void)state;
+	size_t n = (64u << 10) * 3 + 17;
+	char *msg = malloc(n), *want = malloc(n + 16);
+	size_t wl = 0;
+	memcpy(want, "X-Prefix: 1\n", 12);
+	wl = 12;
+	for (size_t i = 0; i < n; i++)
+		msg[i] = (i % 41 == 40) ? '\n' : (i % 41 == 39) ? '\r' : (char)('a' + i % 26);
+	msg[(64u << 10) - 1] = '\r';
+	msg[(64u << 10)] = '\n';
+	for (size_t i = 0; i < n; i++) {
+		if (msg[i] == '\r' && i + 1 < n && msg[i + 1] == '\n')
+			continue;
+		want[wl++] = msg[i];
+	}
+	deliver_and_check(100, "X-Prefix: 1\n", msg, n, want, wl);
+	free(msg);
+	free(want);
+}
+
+static void test_short_source(void **state)
+{
+	(void)state;
+	off_t off;
+	int fd = source("abc", 3, &off);
+	char md[256], name[512], err[256] = "";
+	snprintf(md, sizeof(md), "%s/mail/bob/Maildir", tmpdir);
+	/* asks for more bytes than the file has */
+	enum store_result r = maildir_deliver(md, "", fd, off, 1000, name, sizeof(name), err, sizeof(err));
+	close(fd);
+	assert_int_not_equal(r, STORE_OK);
+	assert_true(err[0] != '\0');
+	char d[300];
+	snprintf(d, sizeof(d), "%s/new", md);
+	assert_int_equal(count_files(d), 0);
+	snprintf(d, sizeof(d), "%s/tmp", md);
+	assert_int_equal(count_files(d), 0);
+}
+
+static void test_create(void **state)
+{
+	(void)state;
+	char md[256], err[256];
+	snprintf(md, sizeof(md), "%s/a/b/c/Maildir", tmpdir);
+	assert_true(maildir_create(md, err, sizeof(err)));
+	assert_true(maildir_create(md, err, sizeof(err)));   /* idempotent */
+	char d[300];
+	snprintf(d, sizeof(d), "%s/cur", md);
+	assert_int_equal(count_files(d), 0);
+	/* a file in the way */
+	snprintf(md, sizeof(md), "%s/file", tmpdir);
+	int fd = open(md, O_WRONLY | O_CREAT, 0600);
+	close(fd);
+	assert_false(maildir_create(md, err, sizeof(err)));
+	assert_non_null(strstr(err, md));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_table, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_short_source, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
