@@ -19,7 +19,7 @@ build:
 	@ninja -C $(BUILD)
 
 run:
-	@scripts/install-deps build
+	@scripts/install-deps run
 	@$(MAKE) --no-print-directory build
 	@scripts/demo $(BUILD)/postern
 

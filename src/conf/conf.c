@@ -25,7 +25,20 @@ const char conf_embedded_default[] =
 	"[listener smtp]\n"
 	"address = 127.0.0.1\n"
 	"port = 2525\n"
-	"role = mx\n";
+	"role = mx\n"
+	"tls = starttls\n"
+	"\n"
+	"[listener submission]\n"
+	"address = 127.0.0.1\n"
+	"port = 2587\n"
+	"role = submission\n"
+	"tls = starttls\n"
+	"\n"
+	"[listener submissions]\n"
+	"address = 127.0.0.1\n"
+	"port = 2465\n"
+	"role = submission\n"
+	"tls = implicit\n";
 
 enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS, T_NETWORKS, T_BOOL };
 
