@@ -97,7 +97,7 @@ struct parse_state {
 	const char *text;       /* for strings */
 	size_t pos, len;
 	FILE *fp;               /* for files */
-	char cur_listener[64];  /* name of the current [listener X] section */
+	char section[128];      /* current section, tracked by the reader */
 };
 
 static void fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
@@ -228,6 +228,8 @@ static const char *set_networks(struct conf *c, const char *v)
 	}
 	return NULL;
 }
+
+static int conf_ini_handler(void *user, const char *section, const char *key, const char *value);
 
 static const char *set_value(struct conf *c, const struct setting *s, const char *v)
 {
@@ -431,31 +433,121 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 	return 1;
 }
 
-/* inih reads through this, which lets us count lines for error messages. */
-static char *reader_string(char *str, int num, void *stream)
+/* inih reads through our reader, which counts lines for error messages.  Debian's
+ * inih is built with a 200-octet line buffer, too small for a long local_domains
+ * list or path; a longer line is parsed here (section tracked, "key = value"
+ * split, inline "; comment" dropped) and inih is handed an empty comment instead. */
+#define PHYS_LINE_MAX 8192
+
+static bool next_physical_line(struct parse_state *ps, char *line, size_t *len, bool *too_long)
 {
-	struct parse_state *ps = stream;
-	if (ps->pos >= ps->len || num < 2)
-		return NULL;
-	size_t i = 0;
-	while (ps->pos < ps->len && i < (size_t)num - 1) {
+	*len = 0;
+	*too_long = false;
+	if (ps->fp) {
+		int ch;
+		bool any = false;
+		while ((ch = fgetc(ps->fp)) != EOF) {
+			any = true;
+			if (*len < PHYS_LINE_MAX - 1)
+				line[(*len)++] = (char)ch;
+			else
+				*too_long = true;
+			if (ch == '\n')
+				break;
+		}
+		line[*len] = '\0';
+		return any;
+	}
+	if (ps->pos >= ps->len)
+		return false;
+	while (ps->pos < ps->len) {
 		char ch = ps->text[ps->pos++];
-		str[i++] = ch;
+		if (*len < PHYS_LINE_MAX - 1)
+			line[(*len)++] = ch;
+		else
+			*too_long = true;
 		if (ch == '\n')
 			break;
 	}
-	str[i] = '\0';
-	ps->line++;
-	return str;
+	line[*len] = '\0';
+	return true;
 }
 
-static char *reader_file(char *str, int num, void *stream)
+static char *trim(char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	size_t n = strlen(p);
+	while (n && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+		p[--n] = '\0';
+	return p;
+}
+
+/* Remember the section of each "[name]" line, as inih will see it. */
+static void track_section(struct parse_state *ps, const char *line)
+{
+	const char *p = line;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p != '[')
+		return;
+	const char *e = strchr(p, ']');
+	if (!e)
+		return;
+	snprintf(ps->section, sizeof(ps->section), "%.*s", (int)(e - p - 1), p + 1);
+}
+
+/* A line too long for inih: handle "key = value" ourselves. */
+static void long_line(struct parse_state *ps, char *line)
+{
+	char *p = trim(line);
+	if (*p == ';' || *p == '#' || *p == '\0')
+		return;
+	char *eq = strpbrk(p, "=:");
+	if (*p == '[' || !eq) {
+		fail(ps, ps->line, "a line this long must be \"key = value\"");
+		return;
+	}
+	*eq = '\0';
+	char *key = trim(p);
+	char *value = eq + 1;
+	/* inline comment: " ;" as inih treats it */
+	for (char *q = value; *q; q++)
+		if (*q == ';' && q > value && (q[-1] == ' ' || q[-1] == '\t')) {
+			*q = '\0';
+			break;
+		}
+	conf_ini_handler(ps, ps->section, key, trim(value));
+}
+
+static char *conf_reader(char *str, int num, void *stream)
 {
 	struct parse_state *ps = stream;
-	char *r = fgets(str, num, ps->fp);
-	if (r)
-		ps->line++;
-	return r;
+	static _Thread_local char line[PHYS_LINE_MAX];
+	size_t len;
+	bool too_long;
+	if (num < 4 || !next_physical_line(ps, line, &len, &too_long))
+		return NULL;
+	ps->line++;
+	if (too_long) {
+		fail(ps, ps->line, "line too long (at most %d octets)", PHYS_LINE_MAX - 1);
+		snprintf(str, (size_t)num, ";\n");
+		return str;
+	}
+	const char *first = line + strspn(line, " \t");
+	if (*first == '[' && !strchr(first, ']')) {
+		fail(ps, ps->line, "syntax error: a section header needs a closing ] (e.g. [server])");
+		snprintf(str, (size_t)num, ";\n");
+		return str;
+	}
+	if (len < (size_t)num - 1) {
+		track_section(ps, line);
+		memcpy(str, line, len + 1);
+		return str;
+	}
+	long_line(ps, line);
+	snprintf(str, (size_t)num, ";\n");
+	return str;
 }
 
 static bool check_whole(struct parse_state *ps)
@@ -500,7 +592,7 @@ bool conf_load_string(struct conf *c, const char *text, const char *name, char *
 	snprintf(c->path, sizeof(c->path), "%s", name);
 	struct parse_state ps = { .c = c, .name = name, .err = err, .errlen = errlen,
 		.text = text, .len = strlen(text) };
-	int r = ini_parse_stream(reader_string, &ps, conf_ini_handler, &ps);
+	int r = ini_parse_stream(conf_reader, &ps, conf_ini_handler, &ps);
 	if (r != 0 && !ps.failed)
 		fail(&ps, (unsigned)r, "syntax error (expected [section] or key = value)");
 	return check_whole(&ps);
@@ -516,7 +608,7 @@ bool conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: cannot open: %m", path);
 		return false;
 	}
-	int r = ini_parse_stream(reader_file, &ps, conf_ini_handler, &ps);
+	int r = ini_parse_stream(conf_reader, &ps, conf_ini_handler, &ps);
 	fclose(ps.fp);
 	if (r != 0 && !ps.failed)
 		fail(&ps, r > 0 ? (unsigned)r : 0, "syntax error (expected [section] or key = value)");
