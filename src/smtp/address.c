@@ -160,6 +160,8 @@ static enum smtp_addr_status skip_route(struct cursor *c, struct smtp_path *path
 		path->source_route = true;
 		if (peek(c) == ',') {
 			c->i++;
+			if (peek(c) != '@')
+				return ADDR_SYNTAX;   /* A-d-l = At-domain *( "," At-domain ) */
 			continue;
 		}
 		if (peek(c) != ':')

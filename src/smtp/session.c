@@ -1254,8 +1254,9 @@ void smtp_session_shutdown(struct smtp_session *s)
 
 void smtp_session_disconnected(struct smtp_session *s)
 {
-	if (s->state != ST_WAIT_COMMIT)
-		tx_free(s);
+	if (s->state == ST_WAIT_COMMIT && s->tx)
+		s->tx->spool_open = false;   /* the running commit owns the spool file */
+	tx_free(s);
 	s->state = ST_CLOSED;
 }
 
