@@ -773,10 +773,13 @@ static void test_disconnect_during_commit(void **state)
 	assert_int_equal(f.aborts, 0);
 	smtp_session_commit_done(s, true);   /* the network layer may still report it */
 	smtp_session_free(&s);
-	if (f.aborts != 0 || f.violations != 0)
-		fail_msg("spool_abort called %u time(s) after the commit took the spool (%s)", f.aborts, f.violation);
+	unsigned aborts = f.aborts, violations = f.violations;
+	char what[200];
+	snprintf(what, sizeof(what), "%s", f.violation);
 	buf_free(&out);
 	fake_free(&f);
+	if (aborts != 0 || violations != 0)
+		fail_msg("spool_abort called %u time(s) after the commit took the spool (%s)", aborts, what);
 }
 
 static void test_free_during_commit(void **state)

@@ -1,0 +1,174 @@
+/* fuzz_session.c - a whole SMTP session with fake hooks fed the input.  The first
+ * byte chooses the feed piece size, the commit outcome, the listener role, and whether
+ * the client hangs up during the first commit (else the session times out at the end).  The
+ * fake spool aborts on any hook-protocol violation; every reply line is checked. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy/policy.h"
+#include "smtp/session.h"
+#include "util/buf.h"
+#include "util/id.h"
+#include "util/log.h"
+
+struct fake {
+	bool open, committing;
+	unsigned qid;
+	uint64_t written;
+};
+
+static void die(const char *why)
+{
+	fprintf(stderr, "hook protocol violation: %s\n", why);
+	abort();
+}
+
+static void check_rcpt(void *ctx, const struct smtp_path *r, struct verdict *v)
+{
+	(void)ctx;
+	bool local = r->bare_postmaster || strcmp(r->domain, "example.test") == 0;
+	struct policy_client pc = { 0 };
+	struct rcpt_facts f = {
+		.local = r->local, .domain = r->domain, .domain_local = local,
+		.is_postmaster = r->bare_postmaster || (local && strcasecmp(r->local, "postmaster") == 0),
+		.user = r->local[0] == 'a' ? USER_FOUND : r->local[0] == 't' ? USER_LOOKUP_FAILED : USER_MISSING,
+	};
+	policy_check_rcpt(&pc, &f, v);
+}
+
+static bool spool_open(void *ctx, const struct smtp_envelope *env, char *qid)
+{
+	struct fake *f = ctx;
+	if (f->open || f->committing)
+		die("open while open");
+	if (env->n_rcpts == 0)
+		die("open without recipients");
+	for (size_t i = 0; i < env->n_rcpts; i++) {
+		char a[SMTP_ADDR_MAX + 1];
+		smtp_path_format(&env->rcpts[i], a, sizeof(a));
+	}
+	f->open = true;
+	f->written = 0;
+	snprintf(qid, QUEUE_ID_LEN + 1, "%016X", ++f->qid);
+	return f->qid % 13 != 0;   /* sometimes fail */
+}
+
+static bool spool_write(void *ctx, const void *p, size_t n)
+{
+	struct fake *f = ctx;
+	(void)p;
+	if (!f->open)
+		die("write without open");
+	f->written += n;
+	return f->written < 200000;
+}
+
+static void spool_abort(void *ctx)
+{
+	struct fake *f = ctx;
+	if (!f->open)
+		die("abort without open");
+	f->open = false;
+}
+
+static void spool_commit(void *ctx)
+{
+	struct fake *f = ctx;
+	if (!f->open)
+		die("commit without open");
+	f->open = false;
+	f->committing = true;
+}
+
+static void check_output(struct buf *o)
+{
+	size_t pos = 0;
+	while (pos < o->len) {
+		const char *line = o->data + pos;
+		const char *end = memmem(line, o->len - pos, "\r\n", 2);
+		if (!end)
+			die("reply without CRLF");
+		size_t n = (size_t)(end - line);
+		if (n + 2 > 512 || n < 3)
+			die("reply line length");
+		if (line[0] < '2' || line[0] > '5' || (n > 3 && line[3] != ' ' && line[3] != '-'))
+			die("reply line shape");
+		for (size_t i = 0; i < n; i++)
+			if (line[i] == '\r' || line[i] == '\n' || line[i] == '\0')
+				die("control byte in reply");
+		pos += n + 2;
+	}
+	buf_consume(o, o->len);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static bool init;
+	if (!init) {
+		log_set_level(LOG_ERR + 1);
+		init = true;
+	}
+	if (size < 1)
+		return 0;
+	uint8_t ctl = data[0];
+	const char *in = (const char *)data + 1;
+	size_t len = size - 1;
+	size_t piece = (ctl & 7) == 0 ? len : (size_t)(1u << ((ctl & 7) - 1));   /* 1..64 or all */
+	bool commit_ok = !(ctl & 8);
+
+	struct fake f = { 0 };
+	struct smtp_limits lim = { .max_message = 3000, .max_recipients = 4, .max_line = 512,
+		.max_bad_commands = (ctl & 16) ? 3 : 50, .idle_timeout = 60 };
+	struct smtp_conn_info ci = { .conn_id = 1, .hostname = "mx.example.test", .client_addr = "192.0.2.1",
+		.listener = "fuzz", .submission = (ctl & 32) != 0, .trusted_network = (ctl & 64) != 0 };
+	struct smtp_hooks h = { .ctx = &f, .check_rcpt = check_rcpt, .spool_open = spool_open,
+		.spool_write = spool_write, .spool_abort = spool_abort, .spool_commit = spool_commit };
+	struct smtp_session *s = smtp_session_new(&ci, &lim, &h);
+	if (!s)
+		return 0;
+	smtp_session_start(s);
+	check_output(smtp_session_output(s));
+	size_t pos = 0;
+	unsigned stalls = 0;
+	while (pos < len && stalls < 4) {
+		size_t n = len - pos < piece ? len - pos : piece;
+		size_t used = smtp_session_feed(s, in + pos, n);
+		if (used > n)
+			die("feed consumed more than given");
+		pos += used;
+		check_output(smtp_session_output(s));
+		if (smtp_session_waiting(s)) {
+			if (!f.committing)
+				die("waiting without a commit");
+			if (ctl & 128)
+				break;                    /* the client hangs up while the commit runs */
+			f.committing = false;
+			smtp_session_commit_done(s, commit_ok);
+			check_output(smtp_session_output(s));
+			continue;
+		}
+		if (used < n) {
+			if (smtp_session_wants_close(s))
+				break;
+			stalls++;
+		} else {
+			stalls = 0;
+		}
+	}
+	if (stalls)
+		die("session stalled with input left");
+	bool hung_up = smtp_session_waiting(s);
+	if (!hung_up && (ctl & 128))
+		smtp_session_timeout(s);
+	check_output(smtp_session_output(s));
+	smtp_session_disconnected(s);
+	if (hung_up)
+		smtp_session_commit_done(s, commit_ok);   /* the commit still reports back */
+	smtp_session_free(&s);
+	if (f.open)
+		die("spool left open");
+	return 0;
+}
