@@ -1,0 +1,287 @@
+"""Submission (RFC 6409 / RFC 8314): real clients log in over STARTTLS or implicit TLS and
+send; the submission port requires login; senders must be the login's own addresses."""
+import os
+import smtplib
+
+import pytest
+
+from submission_support import (
+    PASSWORD, app_password_from, auth_plain, connect, connect_implicit, connect_tls,
+    make_sub_server, run, simple_msg, smtplib_login, tls_context, wait_log,
+)
+from helpers import unfolded_headers
+
+ALICE = "alice@example.test"
+REMOTE = "someone@remote.example"
+
+
+@pytest.fixture
+def srv(server_factory):
+    return make_sub_server(server_factory)
+
+
+def _received(data):
+    return [v for n, v in unfolded_headers(data) if n.lower() == "received"]
+
+
+def _assert_delivered_via_tls_auth(srv, subject):
+    msgs = srv.wait_delivered(ALICE, 1)
+    assert len(msgs) == 1, "no message delivered to alice; log:\n%s" % srv.log()[-3000:]
+    data = msgs[0].read_bytes()
+    assert ("Subject: " + subject).encode() in data, data[:2000]
+    rec = _received(data)
+    assert rec, data[:2000]
+    assert "ESMTPSA" in rec[0], rec[0]
+    assert "using TLSv1." in rec[0], rec[0]
+    # the delivered copy is in <data>/mail/example.test/alice/new
+    assert msgs[0].parent == srv.data_dir / "mail" / "example.test" / "alice" / "new", msgs[0]
+    return data
+
+
+# -- real clients ------------------------------------------------------------------
+
+def test_smtplib_starttls_login_sends_local_and_remote(srv):
+    s = smtplib_login(srv)
+    try:
+        refused = s.sendmail(ALICE, [ALICE], simple_msg(subject="smtplib local"))
+        assert refused == {}
+        refused = s.sendmail(ALICE, [REMOTE], simple_msg(to=REMOTE, subject="smtplib remote"))
+        assert refused == {}
+    finally:
+        s.quit()
+    _assert_delivered_via_tls_auth(srv, "smtplib local")
+    # remote mail is accepted and stays queued: there is no outbound delivery
+    m = wait_log(srv, r"event=deferred\b[^\n]*to=<%s>[^\n]*remote delivery is not available" % REMOTE)
+    assert m, srv.log()[-3000:]
+
+
+def test_swaks_starttls_auth(srv):
+    for mech in ("PLAIN", "LOGIN"):
+        p = run(["swaks", "--server", "127.0.0.1:%d" % srv.ports["submission"], "--tls",
+                 "--auth", mech, "--auth-user", ALICE, "--auth-password", PASSWORD,
+                 "--from", ALICE, "--to", ALICE, "--helo", "client.example",
+                 "--header", "Subject: swaks %s" % mech, "--timeout", "10"])
+        out = (p.stdout + p.stderr).decode("utf-8", "replace")
+        assert p.returncode == 0, out
+        assert "235 2.7.0" in out and "250 2.0.0" in out, out
+    msgs = srv.wait_delivered(ALICE, 2)
+    assert len(msgs) == 2
+    for m in msgs:
+        rec = _received(m.read_bytes())
+        assert "ESMTPSA" in rec[0] and "using TLSv1." in rec[0], rec
+
+
+def _msmtp(srv, tmp_path, port, starttls, body, rcpt=ALICE, password=PASSWORD):
+    conf = tmp_path / ("msmtprc-%d" % port)
+    conf.write_text("defaults\naccount default\nhost 127.0.0.1\nport %d\ntls on\ntls_starttls %s\n"
+                    "tls_certcheck off\nauth on\nuser %s\npassword %s\nfrom %s\ndomain client.example\n"
+                    "timeout 15\n" % (port, "on" if starttls else "off", ALICE, password, ALICE))
+    os.chmod(conf, 0o600)
+    return run(["msmtp", "-C", str(conf), "-a", "default", rcpt], input=body,
+               env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+
+
+def test_msmtp_starttls_and_implicit(srv, tmp_path):
+    body = b"From: <alice@example.test>\nTo: <alice@example.test>\nSubject: msmtp starttls\n\nhi\n"
+    p = _msmtp(srv, tmp_path, srv.ports["submission"], True, body)
+    assert p.returncode == 0, (p.stdout + p.stderr).decode("utf-8", "replace")
+    _assert_delivered_via_tls_auth(srv, "msmtp starttls")
+    body = b"From: <alice@example.test>\nTo: <alice@example.test>\nSubject: msmtp implicit\n\nhi\n"
+    p = _msmtp(srv, tmp_path, srv.ports["submissions"], False, body)
+    assert p.returncode == 0, (p.stdout + p.stderr).decode("utf-8", "replace")
+    assert len(srv.wait_delivered(ALICE, 2)) == 2
+
+
+def test_msmtp_wrong_password_fails(srv, tmp_path):
+    body = b"From: <alice@example.test>\nTo: <alice@example.test>\nSubject: x\n\nhi\n"
+    p = _msmtp(srv, tmp_path, srv.ports["submission"], True, body, password="wrong")
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    assert p.returncode != 0, out
+    assert "535" in out, out
+    assert srv.maildir_messages(ALICE) == []
+
+
+def _curl(url, tmp_path, subject, extra=()):
+    f = tmp_path / "curl-msg.txt"
+    f.write_bytes(b"From: <alice@example.test>\r\nTo: <alice@example.test>\r\nSubject: %s\r\n\r\nbody\r\n"
+                  % subject.encode())
+    return run(["curl", "-sS", "--max-time", "15", url, "-k", "--user", "%s:%s" % (ALICE, PASSWORD),
+                "--mail-from", ALICE, "--mail-rcpt", ALICE, "--upload-file", str(f)] + list(extra))
+
+
+def test_curl_ssl_reqd(srv, tmp_path):
+    p = _curl("smtp://127.0.0.1:%d/client.example" % srv.ports["submission"], tmp_path, "curl starttls",
+              ["--ssl-reqd"])
+    assert p.returncode == 0, (p.stdout + p.stderr).decode("utf-8", "replace")
+    _assert_delivered_via_tls_auth(srv, "curl starttls")
+
+
+def test_curl_smtps_implicit(srv, tmp_path):
+    p = _curl("smtps://127.0.0.1:%d/client.example" % srv.ports["submissions"], tmp_path, "curl smtps")
+    assert p.returncode == 0, (p.stdout + p.stderr).decode("utf-8", "replace")
+    _assert_delivered_via_tls_auth(srv, "curl smtps")
+
+
+def test_smtplib_smtp_ssl_implicit(srv):
+    s = smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], timeout=10, context=tls_context())
+    try:
+        code, resp = s.ehlo("client.example")
+        assert code == 250
+        assert s.has_extn("auth") and not s.has_extn("starttls"), resp
+        s.login(ALICE, PASSWORD)
+        assert s.sendmail(ALICE, [ALICE], simple_msg(subject="smtp_ssl")) == {}
+    finally:
+        s.quit()
+    _assert_delivered_via_tls_auth(srv, "smtp_ssl")
+
+
+def test_swaks_implicit_tlsc(srv):
+    p = run(["swaks", "--server", "127.0.0.1:%d" % srv.ports["submissions"], "--tlsc",
+             "--auth", "PLAIN", "--auth-user", ALICE, "--auth-password", PASSWORD,
+             "--from", ALICE, "--to", ALICE, "--header", "Subject: swaks tlsc", "--timeout", "10"])
+    out = (p.stdout + p.stderr).decode("utf-8", "replace")
+    assert p.returncode == 0, out
+    _assert_delivered_via_tls_auth(srv, "swaks tlsc")
+
+
+# -- submission requires login -----------------------------------------------------
+
+@pytest.mark.parametrize("listener", ["submission", "submissions"])
+def test_submission_requires_login(srv, listener):
+    conn = connect_implicit(srv) if listener == "submissions" else connect_tls(srv, ehlo=False)
+    with conn:
+        conn.ehlo()
+        r = conn.cmd("MAIL FROM:<alice@example.test>")
+        assert r.is_(530, "5.7.0"), r
+        assert "authentication required" in r.text.lower(), r
+        assert "requires authentication" in r.text.lower(), r
+        r = conn.cmd("RCPT TO:<alice@example.test>")
+        assert r.code == 503 and r.enh == "5.5.1", r
+        r = conn.cmd("DATA")
+        assert r.is_(503, "5.5.1"), r
+        assert len(r.raw_lines) >= 2, r
+        assert "MAIL FROM:<alice@example.test>" in r.text or "<alice@example.test>" in r.text, r
+        assert r.raw_lines[-1].startswith(b"503 5.5.1 Fix:"), r
+        assert "requires authentication" in r.lines[-1].lower(), r
+    assert srv.maildir_messages(ALICE) == []
+
+
+def test_submission_plaintext_mail_without_tls_refused(srv):
+    # before STARTTLS, with no login: still 530 (no mail accepted in the clear without login)
+    with connect(srv, "submission") as c:
+        c.ehlo()
+        r = c.cmd("MAIL FROM:<alice@example.test>")
+        assert r.is_(530, "5.7.0"), r
+
+
+# -- sender matching -------------------------------------------------------------------
+
+def test_mail_from_someone_else_refused(srv):
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        r = c.cmd("MAIL FROM:<bob@example.test>")
+        assert r.is_(553, "5.7.1"), r
+        assert "alice@example.test" in r.text and "bob@example.test" in r.text, r
+        # own address still fine afterwards
+        assert c.cmd("MAIL FROM:<alice@example.test>").is_(250, "2.1.0")
+
+
+def test_mail_from_case_of_own_address_accepted(srv):
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        r = c.cmd("MAIL FROM:<Alice@Example.TEST>")
+        assert r.is_(250, "2.1.0"), r
+
+
+def test_alias_lets_user_send_as_alias(srv):
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        r = c.cmd("MAIL FROM:<info@example.test>")
+        assert r.is_(553, "5.7.1"), r
+    p = srv.cli("alias", "add", "info@example.test", ALICE)
+    assert p.returncode == 0, p.stderr
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        r = c.cmd("MAIL FROM:<info@example.test>")
+        assert r.is_(250, "2.1.0"), r
+        assert c.cmd("RCPT TO:<alice@example.test>").is_(250, "2.1.5")
+        r = c.data(simple_msg(sender="info@example.test", subject="as alias"))
+        assert r.is_(250, "2.0.0"), r
+    # bob may not use alice's alias
+    with connect_tls(srv) as c:
+        assert auth_plain(c, "bob@example.test").is_(235, "2.7.0")
+        assert c.cmd("MAIL FROM:<info@example.test>").is_(553, "5.7.1")
+
+
+def test_sender_allow_address_and_domain(srv):
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        assert c.cmd("MAIL FROM:<shared@example.test>").is_(553, "5.7.1")
+        assert c.cmd("MAIL FROM:<anyone@other.example>").is_(553, "5.7.1")
+    p = srv.cli("sender", "allow", ALICE, "shared@example.test")
+    assert p.returncode == 0, p.stderr
+    p = srv.cli("sender", "allow", ALICE, "@other.example")
+    assert p.returncode == 0, p.stderr
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        assert c.cmd("MAIL FROM:<shared@example.test>").is_(250, "2.1.0")
+        assert c.cmd("RSET").code == 250
+        assert c.cmd("MAIL FROM:<anyone@other.example>").is_(250, "2.1.0")
+        assert c.cmd("RSET").code == 250
+        assert c.cmd("MAIL FROM:<someone.else@other.example>").is_(250, "2.1.0")
+        assert c.cmd("RSET").code == 250
+        # the grant is for other.example only, not its subdomains nor other domains
+        assert c.cmd("MAIL FROM:<x@sub.other.example>").is_(553, "5.7.1")
+        assert c.cmd("MAIL FROM:<x@third.example>").is_(553, "5.7.1")
+        assert c.cmd("MAIL FROM:<bob@example.test>").is_(553, "5.7.1")
+
+
+# -- From: header check ---------------------------------------------------------------
+
+def _send_with_from(srv, from_header):
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        assert c.cmd("MAIL FROM:<alice@example.test>").is_(250, "2.1.0")
+        assert c.cmd("RCPT TO:<alice@example.test>").is_(250, "2.1.5")
+        return c.data(simple_msg(from_header=from_header, subject="from check"))
+
+
+def test_from_header_of_someone_else_refused(srv):
+    r = _send_with_from(srv, "\"Mark's email\" <bob@example.test>")
+    assert r.is_(550, "5.7.1"), r
+    assert "bob@example.test" in r.text, r
+    assert srv.wait_delivered(ALICE, 1, timeout=1.0) == []
+
+
+@pytest.mark.parametrize("from_header", [
+    "Mark's email <alice@example.test>",
+    "\"Doe, Alice\" <alice@example.test>",
+    "alice@example.test (Alice)",
+    "=?UTF-8?B?QWxpY2U=?= <alice@example.test>",
+])
+def test_from_header_own_address_forms_accepted(srv, from_header):
+    r = _send_with_from(srv, from_header)
+    assert r.is_(250, "2.0.0"), r
+    assert len(srv.wait_delivered(ALICE, 1)) == 1
+
+
+def test_app_password_login_and_revoke(srv):
+    p = srv.cli("app-password", "add", ALICE, "--name", "phone")
+    assert p.returncode == 0, p.stderr
+    pw = app_password_from(p.stdout)
+    assert pw, "no password of dash-separated 4-character groups in: %r" % p.stdout
+    with connect_tls(srv) as c:
+        r = auth_plain(c, ALICE, pw)
+        assert r.is_(235, "2.7.0"), r
+    m = wait_log(srv, r"event=login\b[^\n]*user=alice@example\.test[^\n]*password=app:phone")
+    assert m, srv.log()[-3000:]
+    # smtplib with the app password, real client
+    s = smtplib_login(srv, ALICE, pw)
+    s.quit()
+    p = srv.cli("app-password", "revoke", ALICE, "phone")
+    assert p.returncode == 0, p.stderr
+    with connect_tls(srv) as c:
+        r = auth_plain(c, ALICE, pw)
+        assert r.is_(535, "5.7.8"), r
+        # the main password still works
+        assert auth_plain(c).is_(235, "2.7.0")
