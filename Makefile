@@ -50,6 +50,7 @@ fuzz:
 		-Dtests=disabled -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 	@ninja -C $(FUZZ_BUILD)
 	@for f in $(FUZZ_BUILD)/fuzz_*; do \
+		[ -f "$$f" ] && [ -x "$$f" ] || continue; \
 		echo "== $$f ($(FUZZ_SECONDS)s)"; \
 		mkdir -p $(FUZZ_BUILD)/corpus/$$(basename $$f); \
 		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(FUZZ_BUILD)/corpus/$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -3 || exit 1; \
