@@ -183,8 +183,9 @@ def test_idle_timeout_mid_data(server_factory):
         c.send(b"Subject: stalled\r\n\r\npart\r\n")
         t0 = time.monotonic()
         r = c.reply(timeout=20)
-        assert r.is_(421, "4.4.2"), r
-        assert 8.5 <= time.monotonic() - t0 <= 16
+        elapsed = time.monotonic() - t0
+        assert r.is_(421, "4.4.2"), (r, elapsed)
+        assert 8.5 <= elapsed <= 18, "idle timeout in DATA after %.1fs, expected ~10s" % elapsed
         assert c.wait_closed(5)
     assert s.wait_delivered("alice@example.test", 1, timeout=1) == []
 

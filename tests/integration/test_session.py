@@ -187,6 +187,6 @@ def test_idle_timeout(server_factory):
         t0 = time.monotonic()
         r = c.reply(timeout=20)
         elapsed = time.monotonic() - t0
-        assert r.is_(421, "4.4.2"), r
-        assert 8.5 <= elapsed <= 16, "idle timeout after %.1fs, expected ~10s" % elapsed
+        assert r.is_(421, "4.4.2"), (r, elapsed)
+        assert 8.5 <= elapsed <= 18, "idle timeout after %.1fs, expected ~10s" % elapsed
         assert c.wait_closed(5)
