@@ -100,6 +100,7 @@ static const struct {
 	{ "domain literal", "postmaster@[192.0.2.1]", MSG_OK, { "postmaster@[192.0.2.1]" } },
 	{ "IPv6 literal kept", "root@[IPv6:2001:DB8::1]", MSG_OK, { "root@[IPv6:2001:DB8::1]" } },
 	{ "quoted local part", "\"john doe\"@example.test", MSG_OK, { "john doe@example.test" } },
+	{ "tab in quoted local part", "\"a\tb\"@example.test", MSG_OK, { "a\tb@example.test" } },
 	{ "quoted local with @", "\"a@b\"@Example.Test", MSG_OK, { "a@b@example.test" } },
 	{ "trailing comment after angle", "John Doe <john@example.test> (Work)", MSG_OK, { "john@example.test" } },
 	{ "specials in quoted name", "\"Weird; name: <x@y>\" <real@example.test>", MSG_OK, { "real@example.test" } },
