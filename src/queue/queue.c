@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "util/buf.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -40,21 +41,6 @@ struct queue_writer {
 	bool failed;
 	bool committed;
 };
-
-static bool mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[1100];
-	snprintf(tmp, sizeof(tmp), "%s", path);
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(tmp, mode) != 0 && errno != EEXIST)
-				return false;
-			*p = '/';
-		}
-	}
-	return mkdir(tmp, mode) == 0 || errno == EEXIST;
-}
 
 /* Remove leftovers of messages that were never acknowledged. */
 static void clean_incoming(const char *dir)
@@ -85,7 +71,7 @@ bool queue_open(struct queue **qp, const char *data_dir, char *err, size_t errle
 	for (size_t i = 0; i < 4; i++) {
 		char p[1100];
 		snprintf(p, sizeof(p), "%s/%s", q->root, subdirs[i]);
-		if (!mkdir_p(p, 0700)) {
+		if (!fileio_mkdir_p(p, 0700)) {
 			snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
 			free(q);
 			return false;
@@ -290,26 +276,11 @@ bad:
 
 /* --- writing -------------------------------------------------------------- */
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return false;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 static bool writer_flush(struct queue_writer *w)
 {
 	if (w->failed)
 		return false;
-	if (w->wbuf.len && !write_all(w->fd, w->wbuf.data, w->wbuf.len)) {
+	if (w->wbuf.len && !fileio_write_all(w->fd, w->wbuf.data, w->wbuf.len)) {
 		log_event(LOG_ERR, "spool_error", "qid=%s op=write error=\"%s\"", w->qid, strerror(errno));
 		w->failed = true;
 	}
@@ -354,7 +325,7 @@ bool queue_writer_write(struct queue_writer *w, const void *p, size_t n)
 		if (!writer_flush(w))
 			return false;
 		if (n >= WRITE_BUF) {
-			if (!write_all(w->fd, p, n)) {
+			if (!fileio_write_all(w->fd, p, n)) {
 				log_event(LOG_ERR, "spool_error", "qid=%s op=write error=\"%s\"", w->qid, strerror(errno));
 				w->failed = true;
 			}
@@ -570,7 +541,7 @@ bool queue_state_save(struct queue *q, const char *qid, const unsigned char *sta
 		buf[i] = (char)('0' + state[i]);
 	if (ok) {
 		buf[n] = '\n';
-		ok = write_all(fd, buf, n + 1) && fsync(fd) == 0;
+		ok = fileio_write_all(fd, buf, n + 1) && fsync(fd) == 0;
 	}
 	free(buf);
 	close(fd);

@@ -5,6 +5,9 @@
  * ("/" and ":" in the host name are replaced, as the Maildir spec asks). */
 #include "store/maildir.h"
 
+#include "util/fileio.h"
+#include "util/log.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,29 +23,13 @@
 
 static atomic_uint delivery_counter;
 
-static bool mkdir_p(const char *path, mode_t mode)
-{
-	char tmp[1100];
-	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
-		return false;
-	for (char *p = tmp + 1; *p; p++) {
-		if (*p == '/') {
-			*p = '\0';
-			if (mkdir(tmp, mode) != 0 && errno != EEXIST)
-				return false;
-			*p = '/';
-		}
-	}
-	return mkdir(tmp, mode) == 0 || errno == EEXIST;
-}
-
 bool maildir_create(const char *path, char *err, size_t errlen)
 {
 	static const char *const sub[] = { "cur", "new", "tmp" };
 	for (size_t i = 0; i < 3; i++) {
 		char p[1100];
 		snprintf(p, sizeof(p), "%s/%s", path, sub[i]);
-		if (!mkdir_p(p, 0700)) {
+		if (!fileio_mkdir_p(p, 0700)) {
 			snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
 			return false;
 		}
@@ -64,21 +51,6 @@ static void unique_base(char *out, size_t outsz)
 	unsigned q = atomic_fetch_add(&delivery_counter, 1);
 	snprintf(out, outsz, "%lld.M%06ldP%ldQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
 		(long)getpid(), q, host);
-}
-
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return false;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
 }
 
 /* Copy the message, CRLF -> LF, counting octets and line ends. */
@@ -112,7 +84,7 @@ static bool copy_body(int out, int in, off_t off, uint64_t size, uint64_t *writt
 				(*lfs)++;
 			ob[o++] = c;
 			if (o >= COPY_BUF - 1) {
-				ok = write_all(out, ob, o);
+				ok = fileio_write_all(out, ob, o);
 				*written += o;
 				o = 0;
 				if (!ok)
@@ -120,12 +92,12 @@ static bool copy_body(int out, int in, off_t off, uint64_t size, uint64_t *writt
 			}
 		}
 		if (ok && o) {
-			ok = write_all(out, ob, o);
+			ok = fileio_write_all(out, ob, o);
 			*written += o;
 		}
 	}
 	if (ok && pending_cr) {
-		ok = write_all(out, "\r", 1);
+		ok = fileio_write_all(out, "\r", 1);
 		*written += 1;
 	}
 	free(ib);
@@ -151,7 +123,7 @@ enum store_result maildir_deliver(const char *path, const char *prefix, int fd, 
 	for (size_t i = 0; i < plen; i++)
 		if (prefix[i] == '\n')
 			lfs++;
-	bool ok = write_all(out, prefix, plen);
+	bool ok = fileio_write_all(out, prefix, plen);
 	written += plen;
 	ok = ok && copy_body(out, fd, offset, size, &written, &lfs);
 	if (!ok) {
@@ -173,10 +145,7 @@ enum store_result maildir_deliver(const char *path, const char *prefix, int fd, 
 		return STORE_TEMP;
 	}
 	snprintf(newdir, sizeof(newdir), "%s/new", path);
-	int dfd = open(newdir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	if (!fileio_fsync_dir(newdir))
+		log_event(LOG_WARN, "maildir_fsync", "dir=%s error=\"%s\"", newdir, strerror(errno));
 	return STORE_OK;
 }
