@@ -6,7 +6,7 @@ import smtplib
 import pytest
 
 from submission_support import (
-    PASSWORD, app_password_from, auth_plain, connect, connect_implicit, connect_tls,
+    PASSWORD, auth_plain, connect, connect_implicit, connect_tls,
     make_sub_server, run, simple_msg, smtplib_login, tls_context, wait_log,
 )
 from helpers import unfolded_headers
@@ -263,25 +263,3 @@ def test_from_header_own_address_forms_accepted(srv, from_header):
     r = _send_with_from(srv, from_header)
     assert r.is_(250, "2.0.0"), r
     assert len(srv.wait_delivered(ALICE, 1)) == 1
-
-
-def test_app_password_login_and_revoke(srv):
-    p = srv.cli("app-password", "add", ALICE, "--name", "phone")
-    assert p.returncode == 0, p.stderr
-    pw = app_password_from(p.stdout)
-    assert pw, "no password of dash-separated 4-character groups in: %r" % p.stdout
-    with connect_tls(srv) as c:
-        r = auth_plain(c, ALICE, pw)
-        assert r.is_(235, "2.7.0"), r
-    m = wait_log(srv, r"event=login\b[^\n]*user=alice@example\.test[^\n]*password=app:phone")
-    assert m, srv.log()[-3000:]
-    # smtplib with the app password, real client
-    s = smtplib_login(srv, ALICE, pw)
-    s.quit()
-    p = srv.cli("app-password", "revoke", ALICE, "phone")
-    assert p.returncode == 0, p.stderr
-    with connect_tls(srv) as c:
-        r = auth_plain(c, ALICE, pw)
-        assert r.is_(535, "5.7.8"), r
-        # the main password still works
-        assert auth_plain(c).is_(235, "2.7.0")
