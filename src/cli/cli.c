@@ -75,6 +75,23 @@ static bool open_directory(const struct conf *c, struct directory **d)
 	return true;
 }
 
+typedef int (*dir_command)(const struct cli_args *a, const struct conf *c, struct directory *d);
+
+/* The frame of every directory command: arguments, configuration, directory. */
+static int run_with_directory(const struct cli_args *a, int min_args, dir_command fn)
+{
+	if (a->argc < min_args)
+		return usage();
+	struct conf *c = malloc(sizeof(*c));   /* large: keep it off the stack */
+	struct directory *d = NULL;
+	int rc = 1;
+	if (c && load_conf(a, c, true) && open_directory(c, &d))
+		rc = fn(a, c, d);
+	directory_close(&d);
+	free(c);
+	return rc;
+}
+
 static int cmd_serve(const struct cli_args *a)
 {
 	struct conf *c = malloc(sizeof(*c));
@@ -104,26 +121,20 @@ static int cmd_check_config(const struct cli_args *a)
 	return 0;
 }
 
-static void print_domain(void *arg, const char *d)
+static void print_line(void *arg, const char *s)
 {
 	(void)arg;
-	printf("%s\n", d);
+	printf("%s\n", s);
 }
 
-static int cmd_domain(const struct cli_args *a)
+static int domain_op(const struct cli_args *a, const struct conf *c, struct directory *d)
 {
-	if (a->argc < 1)
-		return usage();
 	const char *op = a->argv[0];
-	struct conf c;
-	struct directory *d = NULL;
-	if (!load_conf(a, &c, true) || !open_directory(&c, &d))
-		return 1;
 	int rc = 0;
 	if (strcmp(op, "list") == 0) {
-		for (size_t i = 0; i < c.n_local_domains; i++)
-			printf("%s (from %s)\n", c.local_domains[i], c.path);
-		rc = directory_domain_list(d, print_domain, NULL) == DIR_OK ? 0 : 1;
+		for (size_t i = 0; i < c->n_local_domains; i++)
+			printf("%s (from %s)\n", c->local_domains[i], c->path);
+		rc = directory_domain_list(d, print_line, NULL) == DIR_OK ? 0 : 1;
 	} else if ((strcmp(op, "add") == 0 || strcmp(op, "del") == 0) && a->argc == 2) {
 		const char *name = a->argv[1];
 		enum dir_result r = op[0] == 'a' ? directory_domain_add(d, name) : directory_domain_del(d, name);
@@ -151,8 +162,12 @@ static int cmd_domain(const struct cli_args *a)
 	} else {
 		rc = usage();
 	}
-	directory_close(&d);
 	return rc;
+}
+
+static int cmd_domain(const struct cli_args *a)
+{
+	return run_with_directory(a, 1, domain_op);
 }
 
 /* First line of standard input, without echo when it is a terminal. */
@@ -227,20 +242,14 @@ static int user_add(const struct conf *c, struct directory *d, const char *addre
 	}
 }
 
-static int cmd_user(const struct cli_args *a)
+static int user_op(const struct cli_args *a, const struct conf *c, struct directory *d)
 {
-	if (a->argc < 1)
-		return usage();
 	const char *op = a->argv[0];
-	struct conf c;
-	struct directory *d = NULL;
-	if (!load_conf(a, &c, true) || !open_directory(&c, &d))
-		return 1;
 	int rc;
 	if (strcmp(op, "list") == 0 && a->argc == 1) {
 		rc = directory_user_list(d, print_user, NULL) == DIR_OK ? 0 : 1;
 	} else if (strcmp(op, "add") == 0 && a->argc == 2) {
-		rc = user_add(&c, d, a->argv[1]);
+		rc = user_add(c, d, a->argv[1]);
 	} else if (strcmp(op, "del") == 0 && a->argc == 2) {
 		enum dir_result r = directory_user_del(d, a->argv[1]);
 		rc = r == DIR_OK ? 0 : 1;
@@ -253,8 +262,12 @@ static int cmd_user(const struct cli_args *a)
 	} else {
 		rc = usage();
 	}
-	directory_close(&d);
 	return rc;
+}
+
+static int cmd_user(const struct cli_args *a)
+{
+	return run_with_directory(a, 1, user_op);
 }
 
 /* Report a directory result for an admin command; returns the exit status. */
@@ -286,15 +299,10 @@ static void print_alias(void *arg, const char *alias, const char *target)
 	printf("%s -> %s\n", alias, target);
 }
 
-static int cmd_alias(const struct cli_args *a)
+static int alias_op(const struct cli_args *a, const struct conf *c, struct directory *d)
 {
-	if (a->argc < 1)
-		return usage();
+	(void)c;
 	const char *op = a->argv[0];
-	struct conf c;
-	struct directory *d = NULL;
-	if (!load_conf(a, &c, true) || !open_directory(&c, &d))
-		return 1;
 	int rc;
 	char what[700];
 	if (strcmp(op, "list") == 0 && a->argc == 1) {
@@ -308,25 +316,18 @@ static int cmd_alias(const struct cli_args *a)
 	} else {
 		rc = usage();
 	}
-	directory_close(&d);
 	return rc;
 }
 
-static void print_line(void *arg, const char *s)
+static int cmd_alias(const struct cli_args *a)
 {
-	(void)arg;
-	printf("%s\n", s);
+	return run_with_directory(a, 1, alias_op);
 }
 
-static int cmd_sender(const struct cli_args *a)
+static int sender_op(const struct cli_args *a, const struct conf *c, struct directory *d)
 {
-	if (a->argc < 2)
-		return usage();
+	(void)c;
 	const char *op = a->argv[0];
-	struct conf c;
-	struct directory *d = NULL;
-	if (!load_conf(a, &c, true) || !open_directory(&c, &d))
-		return 1;
 	int rc;
 	char what[700];
 	if (strcmp(op, "list") == 0 && a->argc == 2) {
@@ -338,8 +339,12 @@ static int cmd_sender(const struct cli_args *a)
 	} else {
 		rc = usage();
 	}
-	directory_close(&d);
 	return rc;
+}
+
+static int cmd_sender(const struct cli_args *a)
+{
+	return run_with_directory(a, 2, sender_op);
 }
 
 static void print_app_password(void *arg, const char *name, long long created, long long last_used)
@@ -374,15 +379,10 @@ static bool random_password(char *out, size_t outsz)
 	return true;
 }
 
-static int cmd_app_password(const struct cli_args *a)
+static int app_password_op(const struct cli_args *a, const struct conf *c, struct directory *d)
 {
-	if (a->argc < 2)
-		return usage();
+	(void)c;
 	const char *op = a->argv[0], *user = a->argv[1];
-	struct conf c;
-	struct directory *d = NULL;
-	if (!load_conf(a, &c, true) || !open_directory(&c, &d))
-		return 1;
 	int rc;
 	char what[700];
 	if (strcmp(op, "list") == 0 && a->argc == 2) {
@@ -412,8 +412,12 @@ static int cmd_app_password(const struct cli_args *a)
 	} else {
 		rc = usage();
 	}
-	directory_close(&d);
 	return rc;
+}
+
+static int cmd_app_password(const struct cli_args *a)
+{
+	return run_with_directory(a, 2, app_password_op);
 }
 
 static int cmd_version(const struct cli_args *a)
