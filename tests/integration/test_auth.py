@@ -1,5 +1,6 @@
 """SMTP AUTH (RFC 4954): PLAIN and LOGIN, errors, TLS requirement, app passwords,
 throttling of failed logins."""
+import datetime
 import re
 import smtplib
 
@@ -245,6 +246,15 @@ def test_failed_logins_throttle_the_address_not_the_account(server_factory):
         assert r.is_(454, "4.7.0"), r
         assert "try again after" in r.text.lower(), r
         assert re.search(r"\d\d:\d\d UTC", r.text), r
+    with connect_tls(srv) as c:
+        r = auth_plain(c, "bob@example.test")   # the block is for the address, every account
+        assert r.is_(454, "4.7.0"), r
+    # the time named is within the block (60 s) from now, in UTC
+    m = re.search(r"(\d\d):(\d\d) UTC", r.text)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    said = now.replace(hour=int(m.group(1)), minute=int(m.group(2)), second=0, microsecond=0)
+    diffs = [abs((said + datetime.timedelta(days=d) - now).total_seconds()) for d in (-1, 0, 1)]
+    assert min(diffs) <= 180, (r, now)
     # another client address still logs in to the same account (real client)
     s = smtplib_login(srv, source="127.0.0.2")
     try:
@@ -254,3 +264,18 @@ def test_failed_logins_throttle_the_address_not_the_account(server_factory):
     log = srv.log()
     assert re.search(r"event=login_failed\b[^\n]*client=127\.0\.0\.1[^\n]*reason=", log), log[-3000:]
     assert re.search(r"event=login\b[^\n]*client=127\.0\.0\.2[^\n]*user=alice@example\.test", log), log[-3000:]
+
+
+def test_passwords_never_logged(srv):
+    secret_wrong = "Wr0ng-Pa55word-XYZ"
+    with connect_tls(srv) as c:
+        assert auth_plain(c, ALICE, secret_wrong).is_(535, "5.7.8")
+        assert c.cmd("AUTH LOGIN").code == 334
+        assert c.cmd(b64(ALICE)).code == 334
+        assert c.cmd(b64(secret_wrong)).is_(535, "5.7.8")
+        assert auth_plain(c).is_(235, "2.7.0")
+    assert wait_log(srv, r"event=login\b")
+    log = srv.log()
+    for needle in (secret_wrong, plain_token(ALICE, secret_wrong), b64(secret_wrong),
+                   plain_token(ALICE, PASSWORD), "secret"):
+        assert needle not in log, "log contains %r" % needle

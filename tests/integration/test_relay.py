@@ -114,9 +114,12 @@ def test_open_relay_tricks_refused(srv, rcpt, code, enh):
         assert r.is_(code, enh), (rcpt, r)
         if code == 554:
             assert "relay" in r.text.lower(), r
-        # nothing to send: DATA explains
+        # nothing to send: DATA explains, naming the refused recipient as the client wrote it
         r = c.cmd("DATA")
         assert r.is_(503, "5.5.1"), r
+        mailbox = rcpt[1:-1].split(":", 1)[1] if rcpt.startswith("<@") else rcpt[1:-1]
+        assert "<%s>" % mailbox.lower() in r.text.lower(), (rcpt, r)   # domains may be lower-cased
+        assert "TO:" not in r.text.upper(), (rcpt, r)
     assert "event=queued" not in srv.log()
 
 

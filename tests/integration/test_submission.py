@@ -263,3 +263,70 @@ def test_from_header_own_address_forms_accepted(srv, from_header):
     r = _send_with_from(srv, from_header)
     assert r.is_(250, "2.0.0"), r
     assert len(srv.wait_delivered(ALICE, 1)) == 1
+
+
+@pytest.mark.parametrize("from_header", [
+    "<alice@example.test>, <bob@example.test>",                 # one of two is someone else's
+    "alice@example.test,\r\n bob@example.test",                 # folded list
+    "\"alice@example.test\" <bob@example.test>",                # own address only as display name
+    "bob@example.test (alice@example.test)",                     # own address only in a comment
+    "\"Doe, <alice@example.test>\" <bob@example.test>",          # own address inside a quoted name
+    "Group: <bob@example.test>;",                                # group syntax
+    "<BOB@EXAMPLE.TEST>",                                        # case does not help
+])
+def test_from_header_tricks_refused(srv, from_header):
+    r = _send_with_from(srv, from_header)
+    assert r.is_(550, "5.7.1"), (from_header, r)
+    assert "bob@example.test" in r.text.lower(), r
+    assert srv.wait_delivered(ALICE, 1, timeout=0.5) == []
+
+
+def test_from_header_checked_with_bdat(srv):
+    body = simple_msg(from_header="\"Mark's email\" <bob@example.test>", subject="bdat")
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        assert c.cmd("MAIL FROM:<alice@example.test>").is_(250, "2.1.0")
+        assert c.cmd("RCPT TO:<alice@example.test>").is_(250, "2.1.5")
+        c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+        r = c.reply(timeout=30)
+        assert r.is_(550, "5.7.1"), r
+        assert "bob@example.test" in r.text, r
+    assert srv.wait_delivered(ALICE, 1, timeout=0.5) == []
+
+
+def test_from_header_check_on_mx_port_after_login(srv):
+    with connect_tls(srv, "smtp") as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        r = c.cmd("MAIL FROM:<bob@example.test>")
+        assert r.is_(553, "5.7.1"), r
+        assert c.cmd("MAIL FROM:<alice@example.test>").is_(250, "2.1.0")
+        assert c.cmd("RCPT TO:<someone@remote.example>").is_(250, "2.1.5")
+        r = c.data(simple_msg(from_header="<bob@example.test>", to="someone@remote.example"))
+        assert r.is_(550, "5.7.1"), r
+
+
+def test_received_header_protocols(server_factory):
+    srv = make_sub_server(server_factory, plain=True, plain_auth="yes")
+    # mx port with STARTTLS, no login: ESMTPS
+    with connect_tls(srv, "smtp") as c:
+        assert c.cmd("MAIL FROM:<x@y.example>").is_(250, "2.1.0")
+        assert c.cmd("RCPT TO:<alice@example.test>").is_(250, "2.1.5")
+        assert c.data(simple_msg(sender="x@y.example", subject="esmtps")).is_(250, "2.0.0")
+    # plaintext port with login allowed: ESMTPA, and no claim of TLS
+    with connect(srv, "plain") as c:
+        c.ehlo()
+        assert auth_plain(c).is_(235, "2.7.0")
+        assert c.cmd("MAIL FROM:<alice@example.test>").is_(250, "2.1.0")
+        assert c.cmd("RCPT TO:<alice@example.test>").is_(250, "2.1.5")
+        assert c.data(simple_msg(subject="esmtpa")).is_(250, "2.0.0")
+    msgs = srv.wait_delivered(ALICE, 2)
+    assert len(msgs) == 2
+    by_subject = {}
+    for m in msgs:
+        data = m.read_bytes()
+        subj = [v for n, v in unfolded_headers(data) if n.lower() == "subject"][0]
+        by_subject[subj] = _received(data)[0]
+    rec = by_subject["esmtps"]
+    assert "ESMTPS" in rec and "ESMTPSA" not in rec and "using TLSv1." in rec, rec
+    rec = by_subject["esmtpa"]
+    assert "ESMTPA" in rec and "ESMTPSA" not in rec and "TLS" not in rec, rec
