@@ -40,10 +40,11 @@ def tls_context():
     return ctx
 
 
-def listener_sections(plain=False, plain_auth=None):
+def listener_sections(plain=False, plain_auth=None, submission_extra=""):
     """Text appended right after the fixture's [listener smtp] section."""
     text = "tls = starttls\n"
     text += "\n[listener submission]\naddress = 127.0.0.1\nport = 0\nrole = submission\ntls = starttls\n"
+    text += submission_extra
     text += "\n[listener submissions]\naddress = 127.0.0.1\nport = 0\nrole = submission\ntls = implicit\n"
     if plain:
         text += "\n[listener plain]\naddress = 127.0.0.1\nport = 0\nrole = submission\ntls = none\n"
@@ -67,10 +68,11 @@ def wait_ports(srv, names, timeout=10.0):
     return ports
 
 
-def make_sub_server(server_factory, plain=False, plain_auth=None, auth=None, server=None, users=USERS):
+def make_sub_server(server_factory, plain=False, plain_auth=None, auth=None, server=None, users=USERS,
+                    submission_extra=""):
     """Start a server with the mx (STARTTLS), submission (STARTTLS), submissions (implicit)
     and optionally plain (tls = none) listeners.  Returns the Server with `.ports`."""
-    extra = listener_sections(plain, plain_auth)
+    extra = listener_sections(plain, plain_auth, submission_extra)
     if auth:
         extra += "\n[auth]\n" + "".join("%s = %s\n" % kv for kv in auth.items())
     srv = server_factory(users=users, extra=extra, start=False)

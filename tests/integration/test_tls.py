@@ -252,3 +252,32 @@ def test_tls12_works(srv):
         assert c.reply().code == 220
         c.ehlo()
         assert auth_plain(c).is_(235, "2.7.0")
+
+
+def test_starttls_forgets_plaintext_login(server_factory):
+    # RFC 3207 §4.2: after TLS starts the server MUST discard any knowledge obtained from the
+    # client (the login included).  A login made in the clear (allow_plaintext_auth) must not
+    # carry over into the TLS session, where a man in the middle could have injected it.
+    srv = make_sub_server(server_factory, submission_extra="allow_plaintext_auth = yes\n")
+    with connect(srv, "submission") as c:
+        r = c.ehlo()
+        assert "STARTTLS" in ehlo_keywords(r) and ehlo_auth_line(r), r
+        assert auth_plain(c).is_(235, "2.7.0")
+        starttls(c, ehlo=False)
+        r = c.ehlo()
+        assert ehlo_auth_line(r) is not None, "AUTH not offered after STARTTLS: %r" % (r,)
+        r = c.cmd("MAIL FROM:<alice@example.test>")
+        assert r.is_(530, "5.7.0"), "login survived STARTTLS: %r" % (r,)
+        r = auth_plain(c)
+        assert r.is_(235, "2.7.0"), r
+
+
+def test_auth_line_too_long(srv):
+    with connect_tls(srv) as c:
+        r = c.cmd("AUTH PLAIN " + "A" * 20000)
+        assert r.code == 500 and r.enh == "5.5.6", r
+        assert c.cmd("NOOP").code == 250
+        assert c.cmd("AUTH LOGIN").code == 334
+        r = c.cmd("A" * 20000)
+        assert r.code in (500, 501) and r.enh in ("5.5.6", "5.5.2"), r
+        assert auth_plain(c).is_(235, "2.7.0")
