@@ -60,6 +60,7 @@ bench:
 	@scripts/install-deps bench
 	@$(MAKE) --no-print-directory build
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/run
+	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/submission
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
