@@ -2,6 +2,11 @@
 #include "auth/password.h"
 
 #include <crypt.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,5 +48,72 @@ bool password_verify(const char *password, const char *hash)
 	}
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
+	return ok;
+}
+
+/* --- the cache of recent successes ----------------------------------------- */
+
+struct cache_entry {
+	unsigned char digest[32];
+	time_t expires;
+};
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct cache_entry cache[PASSWORD_CACHE_SIZE];
+static unsigned char cache_key[32];
+static bool cache_keyed;
+
+static bool cache_digest(const char *password, const char *hash, unsigned char out[32])
+{
+	pthread_mutex_lock(&cache_lock);
+	if (!cache_keyed)
+		cache_keyed = RAND_bytes(cache_key, sizeof(cache_key)) == 1;
+	bool keyed = cache_keyed;
+	pthread_mutex_unlock(&cache_lock);
+	if (!keyed)
+		return false;
+	/* HMAC-SHA-256(key, hash || NUL || password) */
+	size_t hl = strlen(hash), pl = strlen(password);
+	unsigned char *msg = malloc(hl + 1 + pl);
+	if (!msg)
+		return false;
+	memcpy(msg, hash, hl);
+	msg[hl] = '\0';
+	memcpy(msg + hl + 1, password, pl);
+	unsigned int outlen = 0;
+	bool ok = HMAC(EVP_sha256(), cache_key, sizeof(cache_key), msg, hl + 1 + pl, out, &outlen) != NULL && outlen == 32;
+	explicit_bzero(msg, hl + 1 + pl);
+	free(msg);
+	return ok;
+}
+
+/* Slot for a digest: its first bytes pick it (direct-mapped; a clash evicts). */
+static struct cache_entry *slot(const unsigned char d[32])
+{
+	unsigned idx = ((unsigned)d[0] | (unsigned)d[1] << 8 | (unsigned)d[2] << 16) % PASSWORD_CACHE_SIZE;
+	return &cache[idx];
+}
+
+bool password_verify_cached(const char *password, const char *hash, unsigned ttl)
+{
+	unsigned char d[32];
+	bool have = ttl > 0 && cache_digest(password, hash, d);
+	time_t now = time(NULL);
+	if (have) {
+		pthread_mutex_lock(&cache_lock);
+		struct cache_entry *e = slot(d);
+		bool hit = e->expires > now && CRYPTO_memcmp(e->digest, d, 32) == 0;
+		pthread_mutex_unlock(&cache_lock);
+		if (hit)
+			return true;
+	}
+	bool ok = password_verify(password, hash);
+	if (ok && have) {
+		pthread_mutex_lock(&cache_lock);
+		struct cache_entry *e = slot(d);
+		memcpy(e->digest, d, 32);
+		e->expires = now + (time_t)ttl;
+		pthread_mutex_unlock(&cache_lock);
+	}
 	return ok;
 }

@@ -14,4 +14,14 @@ bool password_hash(const char *password, char *out, size_t outsz);
 /* Constant-time comparison of the computed hash.  Slow by design: call off the loop. */
 bool password_verify(const char *password, const char *hash);
 
+/* password_verify() with a cache of recent successes, as Dovecot's auth cache:
+ * mail clients log in again every few minutes, and each yescrypt check costs tens
+ * of milliseconds.  An entry is a keyed SHA-256 of (stored hash, password), with a
+ * key random per process, so a changed password or a revoked app password (whose
+ * stored hash is gone) never matches a cached entry; failures are never cached.
+ * Entries live `ttl` seconds; the cache holds at most PASSWORD_CACHE_SIZE.
+ * Thread-safe. */
+#define PASSWORD_CACHE_SIZE 4096
+bool password_verify_cached(const char *password, const char *hash, unsigned ttl);
+
 #endif

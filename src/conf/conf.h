@@ -69,6 +69,7 @@ struct conf {
 	uint64_t auth_window;
 	uint64_t auth_block;
 	bool check_from_header;
+	uint64_t auth_cache_ttl;
 	/* [limits] */
 	uint64_t message_size;
 	uint64_t recipients;

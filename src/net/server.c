@@ -639,6 +639,7 @@ struct auth_job {
 	bool ok;
 	bool tempfail;
 	const char *dummy;
+	unsigned cache_ttl;
 	struct directory *dir;
 	unsigned delay_ms;
 };
@@ -652,7 +653,7 @@ static bool try_hash(void *arg, const char *name, const char *hash)
 {
 	struct hash_walk *w = arg;
 	w->job->found = true;
-	if (!password_verify(w->job->pass, hash))
+	if (!password_verify_cached(w->job->pass, hash, w->job->cache_ttl))
 		return false;
 	w->matched = true;
 	snprintf(w->job->which, sizeof(w->job->which), "%s%.64s", name ? "app:" : "main", name ? name : "");
@@ -744,6 +745,7 @@ static void hook_auth_verify(void *ctx, const char *mech, const char *user, cons
 	j->conn = c;
 	j->dir = c->srv->auth_dir;
 	j->dummy = c->srv->dummy_hash;
+	j->cache_ttl = (unsigned)c->srv->conf->auth_cache_ttl;
 	snprintf(j->mech, sizeof(j->mech), "%s", mech);
 	snprintf(j->user, sizeof(j->user), "%s", user);
 	snprintf(j->pass, sizeof(j->pass), "%s", pass);
