@@ -279,3 +279,27 @@ def test_passwords_never_logged(srv):
     for needle in (secret_wrong, plain_token(ALICE, secret_wrong), b64(secret_wrong),
                    plain_token(ALICE, PASSWORD), "secret"):
         assert needle not in log, "log contains %r" % needle
+
+
+def test_account_ip_pair_block_leaves_other_accounts(server_factory):
+    srv = make_sub_server(server_factory, auth={"ip_failures": 50, "account_ip_failures": 3,
+                                                 "window": "60s", "block": "60s"})
+    with connect_tls(srv) as c:
+        for i in range(3):
+            r = auth_plain(c, ALICE, "bad%d" % i)
+            assert r.is_(535, "5.7.8"), (i, r)
+    with connect_tls(srv) as c:
+        r = auth_plain(c)
+        assert r.is_(454, "4.7.0") and "try again after" in r.text.lower(), r
+    with connect_tls(srv) as c:              # another account from the same address: fine
+        assert auth_plain(c, "bob@example.test").is_(235, "2.7.0")
+    s = smtplib_login(srv, source="127.0.0.2")  # the same account from another address: fine
+    s.quit()
+
+
+def test_deleted_user_cannot_log_in(srv):
+    p = srv.cli("user", "del", "bob@example.test")
+    assert p.returncode == 0, p.stderr
+    with connect_tls(srv) as c:
+        r = auth_plain(c, "bob@example.test")
+        assert r.is_(535, "5.7.8"), r

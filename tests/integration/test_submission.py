@@ -330,3 +330,31 @@ def test_received_header_protocols(server_factory):
     assert "ESMTPS" in rec and "ESMTPSA" not in rec and "using TLSv1." in rec, rec
     rec = by_subject["esmtpa"]
     assert "ESMTPA" in rec and "ESMTPSA" not in rec and "TLS" not in rec, rec
+
+
+def test_sender_deny_and_alias_del_take_effect(srv):
+    assert srv.cli("sender", "allow", ALICE, "shared@example.test").returncode == 0
+    assert srv.cli("alias", "add", "info@example.test", ALICE).returncode == 0
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        assert c.cmd("MAIL FROM:<shared@example.test>").is_(250, "2.1.0")
+        assert c.cmd("RSET").code == 250
+        assert c.cmd("MAIL FROM:<info@example.test>").is_(250, "2.1.0")
+    p = srv.cli("sender", "deny", ALICE, "shared@example.test")
+    assert p.returncode == 0, p.stderr
+    p = srv.cli("alias", "del", "info@example.test")
+    assert p.returncode == 0, p.stderr
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        assert c.cmd("MAIL FROM:<shared@example.test>").is_(553, "5.7.1")
+        assert c.cmd("MAIL FROM:<info@example.test>").is_(553, "5.7.1")
+
+
+def test_check_from_header_off(server_factory):
+    srv = make_sub_server(server_factory, auth={"check_from_header": "no"})
+    r = _send_with_from(srv, "\"Mark's email\" <bob@example.test>")
+    assert r.is_(250, "2.0.0"), r
+    # the envelope sender is still checked
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        assert c.cmd("MAIL FROM:<bob@example.test>").is_(553, "5.7.1")
