@@ -220,6 +220,16 @@ static enum smtp_addr_status parse_path(struct cursor *c, struct smtp_path *path
 	return ADDR_OK;
 }
 
+/* "...example.> ..." or "...example." at the end: a trailing dot in the domain. */
+static bool ends_with_dot(const char *arg, size_t len)
+{
+	const char *gt = memchr(arg, '>', len);
+	size_t end = gt ? (size_t)(gt - arg) : len;
+	while (!gt && end > 0 && arg[end - 1] == ' ')
+		end--;
+	return end > 0 && arg[end - 1] == '.';
+}
+
 /* Expect the keyword ("FROM:" or "TO:"), allowing spaces after the colon. */
 static bool parse_keyword(struct cursor *c, const char *kw)
 {
@@ -302,7 +312,9 @@ enum smtp_addr_status smtp_parse_mail(const char *arg, size_t len, struct smtp_p
 	if (st == ADDR_OK && !path_followed_properly(&c))
 		st = ADDR_SYNTAX;
 	if (st != ADDR_OK) {
-		*detail = st == ADDR_TOO_LONG ? "the address is too long" : "the sender address is not a valid mailbox";
+		*detail = st == ADDR_TOO_LONG ? "the address is too long"
+			: ends_with_dot(arg, len) ? "the domain must not end with a dot"
+			: "the sender address is not a valid mailbox";
 		return st;
 	}
 	struct param pm;
@@ -371,6 +383,7 @@ enum smtp_addr_status smtp_parse_rcpt(const char *arg, size_t len, struct smtp_p
 	if (st != ADDR_OK) {
 		*detail = st == ADDR_NULL_RCPT ? "<> is not a recipient"
 			: st == ADDR_TOO_LONG ? "the address is too long"
+			: ends_with_dot(arg, len) ? "the domain must not end with a dot"
 			: "the recipient address is not a valid mailbox";
 		return st;
 	}

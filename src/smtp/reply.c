@@ -79,6 +79,7 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 	E(R_AUTH_NEEDS_TLS_PORT, 538, "5.7.11", "Encryption required: this port does not offer TLS, so it cannot accept passwords",
 		"Use the submission port instead: 587 with STARTTLS, or 465 with SSL/TLS"),
 	E(R_AUTH_UNKNOWN_MECH, 504, "5.5.4", "Unrecognized authentication type: use PLAIN or LOGIN", NULL),
+	E(R_AUTH_NO_MECH, 501, "5.5.4", "AUTH needs a mechanism: AUTH PLAIN or AUTH LOGIN", NULL),
 	E(R_AUTH_LINE_TOO_LONG, 500, "5.5.6", "Authentication exchange line is too long", NULL),
 	/* RFC 5321 §4.3.2: a greeting is 220 or 554. */
 	E(R_TLS_EXPECTED, 554, "5.7.0", "%s No SMTP service in plaintext here: this port expects TLS from the first byte (RFC 8314)",

@@ -185,6 +185,22 @@ static void refuse(struct smtp_session *s, const char *verb, const char *what, c
 		snprintf(ref_out, ref_outsz, "%s", ref);
 }
 
+/* "TO:<a@b>" or "TO: a@b" -> "a@b", for naming a refused recipient (in place). */
+static char *bare_path(char *arg)
+{
+	char *p = arg;
+	if (ascii_ieq(p, "TO:", 3))
+		p += 3;
+	while (*p == ' ')
+		p++;
+	size_t n = strlen(p);
+	if (n >= 2 && p[0] == '<' && p[n - 1] == '>') {
+		p[n - 1] = '\0';
+		p++;
+	}
+	return p;
+}
+
 /* Remember a refused recipient for the 503 at DATA. */
 static void remember_refusal(struct smtp_tx *tx, const char *addr, const struct verdict *v, const char *ref)
 {
@@ -647,7 +663,7 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		char what[100];
 		snprintf(what, sizeof(what), "RCPT %s", q);
 		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
-		remember_refusal(tx, q, &v, ref);
+		remember_refusal(tx, bare_path(q), &v, ref);
 		bad_command(s);
 		return;
 	}
@@ -984,6 +1000,11 @@ static void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 	const char *sp = memchr(c->arg, ' ', c->arg_len);
 	size_t mlen = sp ? (size_t)(sp - c->arg) : c->arg_len;
 	enum sasl_mech mech;
+	if (mlen == 0) {
+		say(s, R_AUTH_NO_MECH);
+		bad_command(s);
+		return;
+	}
 	if (!sasl_mech_from_name(c->arg, mlen, &mech)) {
 		say(s, R_AUTH_UNKNOWN_MECH);
 		bad_command(s);
@@ -1288,6 +1309,9 @@ void smtp_session_tls_started(struct smtp_session *s, const char *description)
 	 * it sent in plaintext after STARTTLS was discarded by the caller. */
 	s->wants_tls = false;
 	s->secure = true;
+	free(s->login);              /* a login made in plaintext does not carry over */
+	s->login = NULL;
+	sasl_clear(&s->sasl);
 	snprintf(s->tls_desc, sizeof(s->tls_desc), "%s", description ? description : "TLS");
 	tx_free(s);
 	s->helo_seen = false;
