@@ -1,0 +1,819 @@
+/* doctor.c - `postern doctor`: what a mail client's "Test account settings" does, one
+ * step at a time, naming the cause of the first failure with its fix.
+ *
+ *   1 name resolves   2 ports 25/26/465/587 answer   3 TLS mode and certificate
+ *   4 EHLO (AUTH offered?)   5 login   6 MAIL FROM   7 RCPT to an outside address
+ *   8 with --send, one short test message (never more than one)
+ * Every connect and every reply has a short bounded time limit (net/probe.c).
+ * Exit status: 0 all passed, 10 + step of the first failure, 1 error, 2 usage. */
+#include "diag/doctor.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "diag/common.h"
+#include "diag/diag.h"
+#include "diag/json.h"
+#include "net/probe.h"
+
+#define SLOTS 4
+#define ADDR_MAX 320
+#define OUTSIDE_DEFAULT "postern-doctor@example.com"
+
+static const unsigned slot_names[SLOTS] = { 587, 465, 26, 25 };   /* order of preference */
+static const char *const step_names[STEP_COUNT] = {
+	"", "name resolves", "ports answer", "TLS and certificate", "EHLO capabilities",
+	"login", "sender (MAIL FROM)", "relaying (RCPT to an outside address)", "test message",
+};
+
+enum mode { MODE_UNKNOWN, MODE_PLAIN, MODE_STARTTLS, MODE_IMPLICIT };
+static const char *const mode_names[] = { "unknown", "none", "STARTTLS", "SSL/TLS" };
+
+struct slot {
+	unsigned name, port;
+	bool enabled, open;
+	enum probe_status st;
+	char err[160];
+	enum mode mode;
+	struct probe_cert cert;
+	bool have_cert;
+	char auth[160];          /* AUTH mechanisms offered (after TLS when there is TLS) */
+	bool auth_before_tls;
+};
+
+struct step_result {
+	enum { S_SKIP, S_OK, S_WARN, S_FAIL } status;
+	char detail[512];
+};
+
+struct doctor {
+	/* options */
+	const char *server, *user, *from, *to, *outside, *source, *tls_name, *ca_file, *data;
+	const char *security;    /* none, starttls, tls, or NULL: what the port speaks */
+	char password[512];
+	bool have_password, send, no_login, json, transcript, insecure;
+	long client_port;        /* --port: a slot name or a port number, 0 none */
+	struct probe_opts popts;
+	/* state */
+	struct slot slots[SLOTS];
+	struct step_result steps[STEP_COUNT];
+	struct slot *chosen;
+	unsigned chosen_port;
+	enum mode chosen_mode;
+	char local_addr[64];
+	bool logged_in;
+	enum doctor_step failed;
+	const char *cause_id;
+	char verdict[1024];
+	struct explain_kb *kb;
+	struct probe_reply last;
+};
+
+/* --- options ---------------------------------------------------------------------- */
+
+static int doctor_usage(void)
+{
+	fprintf(stderr,
+		"usage: postern doctor --server HOST [--user ADDRESS --password-stdin] [--from ADDRESS]\n"
+		"         [--to ADDRESS] [--send] [--outside ADDRESS] [--port N] [--security none|starttls|tls]\n"
+		"         [--no-login] [--ports 587=N,465=N,25=N,26=N] [--port-25 N] [--port-26 N] [--port-465 N]\n"
+		"         [--port-587 N] [--source ADDRESS] [--tls-name NAME] [--ca-file FILE]\n"
+		"         [--tls-verify | --insecure] [--connect-timeout S] [--timeout S]\n"
+		"         [--transcript] [--json] [--data FILE]\n");
+	return 2;
+}
+
+static struct slot *slot_by_name(struct doctor *d, unsigned name)
+{
+	for (int i = 0; i < SLOTS; i++)
+		if (d->slots[i].name == name)
+			return &d->slots[i];
+	return NULL;
+}
+
+static bool parse_port(const char *s, unsigned *out)
+{
+	char *end;
+	long v = strtol(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || v < 1 || v > 65535)
+		return false;
+	*out = (unsigned)v;
+	return true;
+}
+
+/* "587=2587,465=2465" or "587,465": only the listed ports are tested. */
+static bool parse_ports(struct doctor *d, const char *list)
+{
+	for (int i = 0; i < SLOTS; i++)
+		d->slots[i].enabled = false;
+	char buf[256];
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		char *eq = strchr(t, '=');
+		unsigned name, port = 0;
+		if (eq)
+			*eq = '\0';
+		if (!parse_port(t, &name) || !slot_by_name(d, name) || (eq && !parse_port(eq + 1, &port)))
+			return false;
+		struct slot *s = slot_by_name(d, name);
+		s->enabled = true;
+		s->port = eq ? port : name;
+	}
+	return true;
+}
+
+static bool read_password(struct doctor *d)
+{
+	if (!fgets(d->password, sizeof(d->password), stdin))
+		return false;
+	d->password[strcspn(d->password, "\r\n")] = '\0';
+	d->have_password = true;
+	return true;
+}
+
+static bool opt_value(int argc, char **argv, int *i, const char *name, const char **out)
+{
+	if (strcmp(argv[*i], name) != 0 || *i + 1 >= argc)
+		return false;
+	*out = argv[++*i];
+	return true;
+}
+
+static bool parse_seconds(const char *s, int *ms)
+{
+	char *end;
+	double v = strtod(s, &end);
+	if (*end || v <= 0 || v > 120)
+		return false;
+	*ms = (int)(v * 1000);
+	return true;
+}
+
+static bool parse_flag(struct doctor *d, const char *a, bool *pw_stdin)
+{
+	if (strcmp(a, "--password-stdin") == 0) *pw_stdin = true;
+	else if (strcmp(a, "--send") == 0) d->send = true;
+	else if (strcmp(a, "--no-login") == 0) d->no_login = true;
+	else if (strcmp(a, "--json") == 0) d->json = true;
+	else if (strcmp(a, "--transcript") == 0) d->transcript = true;
+	else if (strcmp(a, "--insecure") == 0) d->insecure = true;
+	else if (strcmp(a, "--tls-verify") == 0) d->insecure = false;
+	else return false;
+	return true;
+}
+
+static bool parse_args(struct doctor *d, int argc, char **argv)
+{
+	bool pw_stdin = false;
+	const char *v;
+	for (int i = 1; i < argc; i++) {
+		if (parse_flag(d, argv[i], &pw_stdin)) continue;
+		if (opt_value(argc, argv, &i, "--server", &d->server)) continue;
+		if (opt_value(argc, argv, &i, "--user", &d->user)) continue;
+		if (opt_value(argc, argv, &i, "--from", &d->from)) continue;
+		if (opt_value(argc, argv, &i, "--to", &d->to)) continue;
+		if (opt_value(argc, argv, &i, "--outside", &d->outside)) continue;
+		if (opt_value(argc, argv, &i, "--source", &d->source)) continue;
+		if (opt_value(argc, argv, &i, "--tls-name", &d->tls_name)) continue;
+		if (opt_value(argc, argv, &i, "--ca-file", &d->ca_file)) continue;
+		if (opt_value(argc, argv, &i, "--data", &d->data)) continue;
+		if (opt_value(argc, argv, &i, "--security", &d->security)) {
+			if (strcmp(v = d->security, "none") && strcmp(v, "starttls") && strcmp(v, "tls") && strcmp(v, "ssl"))
+				return false;
+			continue;
+		}
+		if (opt_value(argc, argv, &i, "--ports", &v)) {
+			if (!parse_ports(d, v))
+				return false;
+			continue;
+		}
+		if (opt_value(argc, argv, &i, "--port", &v)) {
+			unsigned p;
+			if (!parse_port(v, &p))
+				return false;
+			d->client_port = p;
+			continue;
+		}
+		if (opt_value(argc, argv, &i, "--connect-timeout", &v)) {
+			if (!parse_seconds(v, &d->popts.connect_ms))
+				return false;
+			continue;
+		}
+		if (opt_value(argc, argv, &i, "--timeout", &v)) {
+			if (!parse_seconds(v, &d->popts.reply_ms))
+				return false;
+			continue;
+		}
+		if (strncmp(argv[i], "--port-", 7) == 0 && i + 1 < argc) {
+			unsigned name, port;
+			if (!parse_port(argv[i] + 7, &name) || !slot_by_name(d, name) || !parse_port(argv[i + 1], &port))
+				return false;
+			slot_by_name(d, name)->port = port;
+			slot_by_name(d, name)->enabled = true;
+			i++;
+			continue;
+		}
+		return false;
+	}
+	if (!d->server || (d->user && !pw_stdin) || (pw_stdin && !d->user))
+		return false;
+	return !pw_stdin || read_password(d);
+}
+
+/* --- steps ------------------------------------------------------------------------- */
+
+static void step_set(struct doctor *d, enum doctor_step s, int status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void step_set(struct doctor *d, enum doctor_step s, int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	d->steps[s].status = status;
+	vsnprintf(d->steps[s].detail, sizeof(d->steps[s].detail), fmt, ap);
+	va_end(ap);
+}
+
+/* The first failure decides the verdict. */
+static bool fail(struct doctor *d, enum doctor_step s, const char *cause, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static bool fail(struct doctor *d, enum doctor_step s, const char *cause, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(d->verdict, sizeof(d->verdict), fmt, ap);
+	va_end(ap);
+	if (d->steps[s].status != S_FAIL)
+		step_set(d, s, S_FAIL, "%s", d->verdict);
+	d->failed = s;
+	d->cause_id = cause;
+	return false;
+}
+
+/* The cause a reply names, by the knowledge base; `fallback` when it has none. */
+static const char *reply_cause(struct doctor *d, const struct probe_reply *r, const char *fallback)
+{
+	struct explain_result res;
+	explain_match(d->kb, r->text, strlen(r->text), &res);
+	return res.known ? res.causes[0]->id : fallback;
+}
+
+static void first_line(const char *text, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%.*s", (int)strcspn(text, "\n"), text);
+}
+
+static bool step_resolve(struct doctor *d)
+{
+	char addrs[512];
+	if (probe_resolve(d->server, addrs, sizeof(addrs)) == 0)
+		return fail(d, STEP_RESOLVE, "server_unavailable", "The name %s does not resolve (%s): check the "
+			"server name for typing mistakes.", d->server, addrs);
+	step_set(d, STEP_RESOLVE, S_OK, "%s -> %s", d->server, addrs);
+	return true;
+}
+
+/* EHLO; records STARTTLS and AUTH offers. */
+static bool ehlo(struct doctor *d, struct probe *p, struct probe_reply *r, bool *starttls, char *auth, size_t authsz)
+{
+	char err[160];
+	if (!probe_send(p, "EHLO doctor.postern.invalid", NULL) || probe_read_reply(p, r, err, sizeof(err)) != PROBE_OK
+		|| r->code != 250)
+		return false;
+	(void)d;
+	*starttls = false;
+	if (auth)
+		auth[0] = '\0';
+	for (const char *l = r->text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		const char *kw = l + 4;
+		if (strncasecmp(kw, "STARTTLS", 8) == 0)
+			*starttls = true;
+		if (auth && strncasecmp(kw, "AUTH", 4) == 0 && (kw[4] == ' ' || kw[4] == '='))
+			snprintf(auth, authsz, "%.*s", (int)strcspn(kw + 5, "\n"), kw + 5);
+	}
+	return true;
+}
+
+static const char *tls_name(const struct doctor *d)
+{
+	return d->tls_name ? d->tls_name : d->server;
+}
+
+/* Implicit TLS on a fresh connection: handshake, greeting, EHLO. */
+static bool survey_implicit(struct doctor *d, struct slot *s)
+{
+	enum probe_status st;
+	char err[160];
+	struct probe *p = probe_connect(d->server, s->port, &d->popts, &st, err, sizeof(err));
+	if (!p)
+		return false;
+	bool wrong, ok = probe_start_tls(p, tls_name(d), d->ca_file, &s->cert, &wrong, err, sizeof(err));
+	struct probe_reply r;
+	bool starttls;
+	if (ok && probe_read_reply(p, &r, err, sizeof(err)) == PROBE_OK && r.code == 220) {
+		s->mode = MODE_IMPLICIT;
+		s->have_cert = true;
+		ehlo(d, p, &r, &starttls, s->auth, sizeof(s->auth));
+	}
+	probe_send(p, "QUIT", NULL);
+	probe_close(&p);
+	return s->mode == MODE_IMPLICIT;
+}
+
+/* Plaintext greeting, EHLO, and STARTTLS when offered. */
+static bool survey_plain(struct doctor *d, struct slot *s, struct probe *p)
+{
+	struct probe_reply r;
+	char err[160];
+	bool starttls;
+	if (probe_read_reply(p, &r, err, sizeof(err)) != PROBE_OK || r.code != 220
+		|| !ehlo(d, p, &r, &starttls, s->auth, sizeof(s->auth)))
+		return false;
+	s->auth_before_tls = s->auth[0] != '\0';
+	s->mode = MODE_PLAIN;
+	if (starttls && probe_send(p, "STARTTLS", NULL) && probe_read_reply(p, &r, err, sizeof(err)) == PROBE_OK
+		&& r.code == 220) {
+		bool wrong;
+		if (probe_start_tls(p, tls_name(d), d->ca_file, &s->cert, &wrong, err, sizeof(err))) {
+			s->mode = MODE_STARTTLS;
+			s->have_cert = true;
+			ehlo(d, p, &r, &starttls, s->auth, sizeof(s->auth));
+		}
+	}
+	probe_send(p, "QUIT", NULL);
+	return true;
+}
+
+static void survey_slot(struct doctor *d, struct slot *s)
+{
+	if (s->name == 465 && (s->open = survey_implicit(d, s)))
+		return;
+	struct probe *p = probe_connect(d->server, s->port, &d->popts, &s->st, s->err, sizeof(s->err));
+	if (!p)
+		return;
+	s->open = true;
+	bool plain = survey_plain(d, s, p);
+	probe_close(&p);
+	if (!plain && s->name != 465)
+		survey_implicit(d, s);
+}
+
+static void describe_slot(const struct slot *s, char *out, size_t outsz)
+{
+	if (!s->open)
+		snprintf(out, outsz, "%u%s: %s", s->name, "", s->st == PROBE_TIMEOUT ? "no answer (timed out)"
+			: s->st == PROBE_REFUSED ? "closed (connection refused)" : "unreachable");
+	else
+		snprintf(out, outsz, "%u: open, %s%s%s", s->name, s->mode == MODE_UNKNOWN ? "not SMTP"
+			: mode_names[s->mode], s->auth[0] ? ", AUTH " : "", s->auth);
+	if (s->port != s->name) {
+		size_t n = strlen(out);
+		snprintf(out + n, outsz - n, " (port %u)", s->port);
+	}
+}
+
+static struct slot *best_slot(struct doctor *d)
+{
+	for (int i = 0; i < SLOTS; i++)
+		if (d->slots[i].enabled && d->slots[i].open && d->slots[i].mode != MODE_UNKNOWN)
+			return &d->slots[i];
+	return NULL;
+}
+
+static bool step_ports(struct doctor *d)
+{
+	char detail[512] = "";
+	for (int i = 0; i < SLOTS; i++) {
+		struct slot *s = &d->slots[i];
+		if (!s->enabled)
+			continue;
+		survey_slot(d, s);
+		char one[200];
+		describe_slot(s, one, sizeof(one));
+		size_t n = strlen(detail);
+		snprintf(detail + n, sizeof(detail) - n, "%s%s", n ? "; " : "", one);
+	}
+	struct slot *best = best_slot(d);
+	d->chosen = d->client_port ? slot_by_name(d, (unsigned)d->client_port) : best;
+	d->chosen_port = d->chosen ? d->chosen->port : (unsigned)d->client_port;
+	if (!best)
+		return fail(d, STEP_PORTS, "server_unavailable", "No mail port of %s answers (%s): the server is down, "
+			"or a firewall blocks it.", d->server, detail);
+	if (!d->chosen || !d->chosen->enabled) {
+		step_set(d, STEP_PORTS, S_OK, "%s", detail);
+		return true;     /* a port outside the four: tested in the session */
+	}
+	if (!d->chosen->open)
+		return fail(d, STEP_PORTS, "port_blocked", "Port %u does not answer (%s) but port %u does: %s. Use port "
+			"%u with %s.", d->chosen->name, d->chosen->st == PROBE_TIMEOUT ? "timed out" : "refused", best->name,
+			d->chosen->name == 25 ? "the network (or the provider) blocks port 25" : "this port is closed",
+			best->name, mode_names[best->mode]);
+	step_set(d, STEP_PORTS, S_OK, "%s", detail);
+	return true;
+}
+
+/* --- the client's session ------------------------------------------------------------ */
+
+static enum mode wanted_mode(const struct doctor *d)
+{
+	if (!d->security)
+		return d->chosen ? d->chosen->mode : MODE_STARTTLS;
+	if (strcmp(d->security, "none") == 0)
+		return MODE_PLAIN;
+	return strcmp(d->security, "starttls") == 0 ? MODE_STARTTLS : MODE_IMPLICIT;
+}
+
+static bool check_cert(struct doctor *d, const struct probe_cert *c)
+{
+	char what[700];
+	snprintf(what, sizeof(what), "certificate %s, issued by %s, valid until %s", c->subject,
+		c->self_signed ? "itself (self-signed)" : c->issuer, c->not_after);
+	int st = d->insecure ? S_WARN : S_FAIL;
+	const char *cause = NULL, *why = NULL;
+	if (c->expired || c->not_yet_valid) {
+		cause = "certificate_expired";
+		why = c->expired ? "has expired" : "is not valid yet";
+	} else if (!c->chain_ok) {
+		cause = "certificate_untrusted";
+		why = c->self_signed ? "is self-signed, so no mail program trusts it" : "is not trusted";
+	} else if (!c->name_ok) {
+		cause = "certificate_name_mismatch";
+		why = "is not for the name";
+	}
+	if (!cause) {
+		step_set(d, STEP_TLS, S_OK, "%s on port %u, %s %s: %s", mode_names[d->chosen_mode], d->chosen_port,
+			c->protocol, c->cipher, what);
+		return true;
+	}
+	if (st == S_WARN) {
+		step_set(d, STEP_TLS, S_WARN, "the certificate %s (%s), ignored because of --insecure: %s", why,
+			cause, what);
+		return true;
+	}
+	return fail(d, STEP_TLS, cause, "The server's certificate %s%s%s (%s; %s).", why,
+		strcmp(cause, "certificate_name_mismatch") == 0 ? " " : "",
+		strcmp(cause, "certificate_name_mismatch") == 0 ? tls_name(d) : "", what, c->verify_error);
+}
+
+static bool mode_mismatch(struct doctor *d, enum mode want, const char *err)
+{
+	enum mode real = d->chosen ? d->chosen->mode : MODE_UNKNOWN;
+	char real_s[64] = "";
+	if (real != MODE_UNKNOWN && real != want)
+		snprintf(real_s, sizeof(real_s), ": the port speaks %s", mode_names[real]);
+	return fail(d, STEP_TLS, "tls_mode_mismatch", "Port %u does not speak %s (%s)%s. Use port 465 with SSL/TLS, or "
+		"587 with STARTTLS.", d->chosen_port, mode_names[want], err, real_s);
+}
+
+/* Connect as the client is set up: implicit TLS, or greeting + EHLO + STARTTLS. */
+static struct probe *open_session(struct doctor *d, char *auth, size_t authsz)
+{
+	enum probe_status st;
+	char err[256];
+	struct probe_reply r;
+	bool starttls, wrong;
+	struct probe_cert cert;
+	enum mode want = d->chosen_mode = wanted_mode(d);
+	struct probe *p = probe_connect(d->server, d->chosen_port, &d->popts, &st, err, sizeof(err));
+	if (!p) {
+		struct slot *best = best_slot(d);
+		fail(d, STEP_PORTS, best ? "port_blocked" : "server_unavailable", "Port %u does not answer (%s)%s%s.",
+			d->chosen_port, err, best ? ": use port " : "", best ? (best->name == 465 ? "465 with SSL/TLS" : "587 with STARTTLS") : "");
+		return NULL;
+	}
+	snprintf(d->local_addr, sizeof(d->local_addr), "%s", probe_local_address(p));
+	if (want == MODE_IMPLICIT && !probe_start_tls(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))) {
+		mode_mismatch(d, want, err);
+		probe_close(&p);
+		return NULL;
+	}
+	if (probe_read_reply(p, &r, err, sizeof(err)) != PROBE_OK || r.code != 220) {
+		if (r.code == 554 || want != MODE_IMPLICIT)
+			mode_mismatch(d, want, r.code ? r.text : err);
+		else
+			fail(d, STEP_PORTS, "server_unavailable", "The server did not greet: %s", r.code ? r.text : err);
+		probe_close(&p);
+		return NULL;
+	}
+	if (!ehlo(d, p, &r, &starttls, auth, authsz)) {
+		fail(d, STEP_EHLO, reply_cause(d, &r, "server_unavailable"), "EHLO failed: %s", r.text);
+		probe_close(&p);
+		return NULL;
+	}
+	if (want == MODE_STARTTLS) {
+		if (!starttls) {
+			mode_mismatch(d, want, "STARTTLS is not offered");
+			probe_close(&p);
+			return NULL;
+		}
+		if (!probe_send(p, "STARTTLS", NULL) || probe_read_reply(p, &r, err, sizeof(err)) != PROBE_OK
+			|| r.code != 220 || !probe_start_tls(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))
+			|| !ehlo(d, p, &r, &starttls, auth, authsz)) {
+			fail(d, STEP_TLS, "tls_mode_mismatch", "STARTTLS failed on port %u: %s", d->chosen_port, err);
+			probe_close(&p);
+			return NULL;
+		}
+	}
+	if (want == MODE_PLAIN)
+		step_set(d, STEP_TLS, S_WARN, "no encryption on port %u (security \"none\"): passwords and mail travel in "
+			"clear text", d->chosen_port);
+	else if (!check_cert(d, &cert)) {
+		probe_close(&p);
+		return NULL;
+	}
+	return p;
+}
+
+static bool command(struct doctor *d, struct probe *p, const char *line, const char *shown)
+{
+	char err[160];
+	if (!probe_send(p, line, shown) || probe_read_reply(p, &d->last, err, sizeof(err)) != PROBE_OK) {
+		snprintf(d->last.text, sizeof(d->last.text), "%s", err);
+		d->last.code = 0;
+		return false;
+	}
+	return d->last.code >= 200 && d->last.code < 400;
+}
+
+static void base64(const char *in, size_t n, char *out, size_t outsz)
+{
+	if (4 * ((n + 2) / 3) + 1 > outsz) {
+		out[0] = '\0';
+		return;
+	}
+	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
+}
+
+static bool step_login(struct doctor *d, struct probe *p, const char *auth)
+{
+	if (!d->user) {
+		step_set(d, STEP_LOGIN, S_SKIP, d->no_login ? "not logging in (--no-login: the client relies on its network)"
+			: "no --user given: the client does not log in");
+		return true;
+	}
+	char token[1200], line[1720], b64[1700];
+	size_t ul = strlen(d->user), pl = strlen(d->password);
+	if (ul + pl + 2 > sizeof(token))
+		return fail(d, STEP_LOGIN, "syntax_error", "user name or password too long");
+	token[0] = '\0';
+	memcpy(token + 1, d->user, ul + 1);
+	memcpy(token + 2 + ul, d->password, pl);
+	base64(token, ul + pl + 2, b64, sizeof(b64));
+	snprintf(line, sizeof(line), "AUTH PLAIN %s", b64);
+	if (command(d, p, line, "AUTH PLAIN ******** (user name and password, masked)") && d->last.code == 235) {
+		d->logged_in = true;
+		step_set(d, STEP_LOGIN, S_OK, "logged in as %s%s%s", d->user, auth[0] ? " (server offers AUTH " : "",
+			auth[0] ? auth : "");
+		if (auth[0])
+			strcat(d->steps[STEP_LOGIN].detail, ")");
+		return true;
+	}
+	char l1[300];
+	first_line(d->last.text, l1, sizeof(l1));
+	const char *cause = reply_cause(d, &d->last, d->last.code == 535 ? "wrong_credentials" : "unknown");
+	if (!auth[0] && d->chosen_mode == MODE_PLAIN && strcmp(cause, "unknown") == 0)
+		cause = "tls_required";
+	return fail(d, STEP_LOGIN, cause, "Login as %s refused: %s", d->user, l1);
+}
+
+static const char *sender(const struct doctor *d)
+{
+	return d->from ? d->from : d->user ? d->user : "postern-doctor@example.net";
+}
+
+static bool step_sender(struct doctor *d, struct probe *p)
+{
+	char line[ADDR_MAX + 20], l1[300];
+	snprintf(line, sizeof(line), "MAIL FROM:<%s>", sender(d));
+	if (command(d, p, line, NULL)) {
+		step_set(d, STEP_SENDER, S_OK, "sender <%s> accepted", sender(d));
+		return true;
+	}
+	first_line(d->last.text, l1, sizeof(l1));
+	const char *cause = reply_cause(d, &d->last, "unknown");
+	if (!d->logged_in && (strcmp(cause, "not_authenticated") == 0 || d->last.code == 530))
+		cause = d->no_login ? "untrusted_network" : "not_authenticated";
+	return fail(d, STEP_SENDER, cause, "Sender <%s> refused: %s", sender(d), l1);
+}
+
+static bool step_relay(struct doctor *d, struct probe *p)
+{
+	char line[ADDR_MAX + 20], l1[300];
+	const char *outside = d->outside ? d->outside : OUTSIDE_DEFAULT;
+	snprintf(line, sizeof(line), "RCPT TO:<%s>", outside);
+	if (command(d, p, line, NULL)) {
+		step_set(d, STEP_RELAY, S_OK, "mail to another domain (<%s>) is accepted%s", outside,
+			d->logged_in ? " after login" : " without login");
+		return true;
+	}
+	first_line(d->last.text, l1, sizeof(l1));
+	const char *cause = reply_cause(d, &d->last, "unknown");
+	bool relay = strcmp(cause, "not_authenticated") == 0 || strcmp(cause, "untrusted_network") == 0;
+	if (!d->logged_in && relay)
+		cause = d->no_login ? "untrusted_network" : "not_authenticated";
+	if (!d->logged_in && relay)
+		return fail(d, STEP_RELAY, cause, "Relaying refused for %s (not logged in): %s. Without this fix a mail "
+			"program gets \"503 valid RCPT command must precede DATA\" when it sends.", d->local_addr, l1);
+	return fail(d, STEP_RELAY, cause, "Recipient <%s> refused: %s", outside, l1);
+}
+
+static bool step_send(struct doctor *d, struct probe *p)
+{
+	if (!d->send) {
+		step_set(d, STEP_SEND, S_SKIP, "no --send: no message sent");
+		return true;
+	}
+	const char *to = d->to ? d->to : sender(d);
+	char line[ADDR_MAX + 20], l1[300], msg[1024], date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
+	bool ok = command(d, p, "RSET", NULL);
+	snprintf(line, sizeof(line), "MAIL FROM:<%s>", sender(d));
+	ok = ok && command(d, p, line, NULL);
+	snprintf(line, sizeof(line), "RCPT TO:<%s>", to);
+	ok = ok && command(d, p, line, NULL);
+	ok = ok && command(d, p, "DATA", NULL) ;
+	if (!ok && d->last.code != 354) {
+		first_line(d->last.text, l1, sizeof(l1));
+		return fail(d, STEP_SEND, reply_cause(d, &d->last, "unknown"), "The test message was refused: %s", l1);
+	}
+	snprintf(msg, sizeof(msg), "From: <%s>\r\nTo: <%s>\r\nSubject: Postern doctor test message\r\nDate: %s\r\n"
+		"Message-ID: <%lld.doctor@postern.invalid>\r\n\r\nThis is a test message sent by `postern doctor`.\r\n"
+		"If you can read it, sending mail with these settings works.\r\n", sender(d), to, date, (long long)now);
+	if (d->popts.transcript)
+		fprintf(d->popts.transcript, "C: (%zu bytes of message)\nC: .\n", strlen(msg));
+	if (!probe_write(p, msg, strlen(msg)) || !command(d, p, ".", "") || d->last.code != 250) {
+		first_line(d->last.text, l1, sizeof(l1));
+		return fail(d, STEP_SEND, reply_cause(d, &d->last, "unknown"), "The test message was refused: %s", l1);
+	}
+	first_line(d->last.text, l1, sizeof(l1));
+	step_set(d, STEP_SEND, S_OK, "one test message sent to <%s>: %s", to, l1);
+	return true;
+}
+
+static void run_session(struct doctor *d)
+{
+	char auth[160] = "";
+	struct probe *p = open_session(d, auth, sizeof(auth));
+	if (!p)
+		return;
+	if (d->user && auth[0])
+		step_set(d, STEP_EHLO, S_OK, "AUTH %s offered%s", auth, d->chosen_mode == MODE_PLAIN ? " without TLS" : "");
+	else if (d->user)
+		step_set(d, STEP_EHLO, S_WARN, "no AUTH offered on port %u%s", d->chosen_port,
+			d->chosen_mode == MODE_PLAIN ? " before TLS" : "");
+	else
+		step_set(d, STEP_EHLO, S_OK, "EHLO accepted%s%s", auth[0] ? ", AUTH " : "", auth);
+	if (step_login(d, p, auth) && step_sender(d, p) && step_relay(d, p) && step_send(d, p))
+		command(d, p, "QUIT", NULL);
+	probe_close(&p);
+}
+
+/* --- output ----------------------------------------------------------------------------- */
+
+static const char *const marks[] = { "[skip]", "[ok]", "[warn]", "[FAIL]" };
+static const char *const status_names[] = { "skipped", "ok", "warning", "failed" };
+
+/* What worked: the recommended client settings. */
+static const struct slot *settings_slot(const struct doctor *d)
+{
+	if (!d->failed || (d->failed > STEP_TLS && d->chosen))
+		return d->chosen;
+	return best_slot((struct doctor *)d);
+}
+
+static void settings(const struct doctor *d, unsigned *port, const char **sec, const char **auth)
+{
+	const struct slot *s = settings_slot(d);
+	*port = s ? s->name : d->chosen_port;
+	if (s && s->port != s->name)
+		*port = s->port;
+	*sec = s ? (s->mode == MODE_IMPLICIT ? "SSL/TLS" : s->mode == MODE_STARTTLS ? "STARTTLS" : "none") : "STARTTLS";
+	*auth = s && !s->auth[0] ? "none offered" : "normal password (PLAIN or LOGIN)";
+}
+
+static void print_text(const struct doctor *d, const struct explain_cause *c)
+{
+	printf("Postern doctor: %s%s%s\n\n", d->server, d->local_addr[0] ? " from " : "", d->local_addr);
+	for (int s = 1; s < STEP_COUNT; s++) {
+		const struct step_result *r = &d->steps[s];
+		char head[64];
+		snprintf(head, sizeof(head), "%-6s %d. %s:", marks[r->status], s, step_names[s]);
+		diag_wrap(stdout, 10, head, r->detail[0] ? r->detail : "not reached");
+	}
+	printf("\n");
+	if (!d->failed)
+		diag_wrap(stdout, 9, "Verdict:", "Everything works: a mail program with the settings below can send mail.");
+	else {
+		diag_wrap(stdout, 9, "Verdict:", d->verdict);
+		printf("\nCause: ");
+		diag_cause_text(stdout, 0, c);
+	}
+	unsigned port;
+	const char *sec, *auth;
+	settings(d, &port, &sec, &auth);
+	printf("\nRecommended settings (outgoing server):\n");
+	printf("  Server:          %s\n  Port:            %u\n  Security:        %s\n", d->server, port, sec);
+	printf("  Authentication:  %s\n  User name:       %s\n", auth, d->user ? d->user : "your full email address");
+}
+
+static void print_json(const struct doctor *d, const struct explain_cause *c)
+{
+	printf("{\"server\": ");
+	json_str(stdout, d->server);
+	printf(", \"source\": ");
+	json_str(stdout, d->local_addr[0] ? d->local_addr : NULL);
+	printf(", \"steps\": [");
+	for (int s = 1; s < STEP_COUNT; s++) {
+		printf("%s{\"step\": %d, \"name\": ", s > 1 ? ", " : "", s);
+		json_str(stdout, step_names[s]);
+		printf(", \"status\": \"%s\", \"detail\": ", status_names[d->steps[s].status]);
+		json_str(stdout, d->steps[s].detail);
+		printf("}");
+	}
+	printf("], \"ports\": [");
+	bool first = true;
+	for (int i = 0; i < SLOTS; i++) {
+		const struct slot *s = &d->slots[i];
+		if (!s->enabled)
+			continue;
+		printf("%s{\"name\": %u, \"port\": %u, \"open\": %s, \"security\": \"%s\", \"auth\": ", first ? "" : ", ",
+			s->name, s->port, s->open ? "true" : "false", mode_names[s->mode]);
+		json_str(stdout, s->auth);
+		printf(", \"certificate\": ");
+		if (s->have_cert) {
+			printf("{\"subject\": ");
+			json_str(stdout, s->cert.subject);
+			printf(", \"issuer\": ");
+			json_str(stdout, s->cert.issuer);
+			printf(", \"not_after\": ");
+			json_str(stdout, s->cert.not_after);
+			printf(", \"days_left\": %d, \"trusted\": %s, \"self_signed\": %s, \"expired\": %s, \"name_ok\": %s}",
+				s->cert.days_left, s->cert.chain_ok ? "true" : "false", s->cert.self_signed ? "true" : "false",
+				s->cert.expired ? "true" : "false", s->cert.name_ok ? "true" : "false");
+		} else
+			printf("null");
+		printf("}");
+		first = false;
+	}
+	printf("], \"verdict\": {\"ok\": %s, \"step\": ", d->failed ? "false" : "true");
+	if (d->failed)
+		printf("%d, \"id\": \"%s\", \"message\": ", (int)d->failed, c->id);
+	else
+		printf("null, \"id\": null, \"message\": ");
+	json_str(stdout, d->failed ? d->verdict : "Everything works.");
+	printf(", \"cause\": ");
+	if (d->failed)
+		diag_cause_json(stdout, c);
+	else
+		printf("null");
+	unsigned port;
+	const char *sec, *auth;
+	settings(d, &port, &sec, &auth);
+	printf("}, \"settings\": {\"server\": ");
+	json_str(stdout, d->server);
+	printf(", \"port\": %u, \"security\": \"%s\", \"authentication\": ", port, sec);
+	json_str(stdout, auth);
+	printf(", \"user\": ");
+	json_str(stdout, d->user);
+	printf("}}\n");
+}
+
+int diag_doctor_main(int argc, char **argv)
+{
+	struct doctor *d = calloc(1, sizeof(*d));
+	if (!d)
+		return 1;
+	d->popts.connect_ms = 5000;
+	d->popts.reply_ms = 10000;
+	for (int i = 0; i < SLOTS; i++)
+		d->slots[i] = (struct slot){ .name = slot_names[i], .port = slot_names[i], .enabled = true };
+	int rc = 2;
+	if (!parse_args(d, argc, argv))
+		rc = doctor_usage();
+	else if (!diag_load_kb(&d->kb, d->data))
+		rc = 1;
+	else {
+		d->popts.source = d->source;
+		d->popts.transcript = d->transcript ? (d->json ? stderr : stdout) : NULL;
+		if (d->transcript && !d->json)
+			printf("Transcript (passwords masked):\n");
+		if (step_resolve(d) && step_ports(d))
+			run_session(d);
+		if (d->transcript && !d->json)
+			printf("\n");
+		const struct explain_cause *c = explain_kb_cause(d->kb, d->cause_id ? d->cause_id : "unknown");
+		if (d->json)
+			print_json(d, c);
+		else
+			print_text(d, c);
+		rc = d->failed ? DOCTOR_EXIT_BASE + (int)d->failed : 0;
+	}
+	explain_kb_free(&d->kb);
+	OPENSSL_cleanse(d->password, sizeof(d->password));
+	free(d);
+	return rc;
+}
