@@ -40,7 +40,7 @@ const char conf_embedded_default[] =
 	"role = submission\n"
 	"tls = implicit\n";
 
-enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS, T_NETWORKS, T_BOOL };
+enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS, T_NETWORKS, T_BOOL, T_TLS };
 
 struct setting {
 	const char *section;
@@ -80,8 +80,21 @@ static const struct setting settings[] = {
 	NUM("limits", connections, T_COUNT, "1000", 1, 100000, "concurrent connections in total"),
 	NUM("limits", connections_per_ip, T_COUNT, "20", 1, 100000, "concurrent connections per client address"),
 	NUM("limits", bad_commands, T_COUNT, "10", 1, 1000, "bad commands before the session is closed"),
+	STR("delivery", resolver, "", "DNS server to ask (ADDR or ADDR@PORT); empty: /etc/resolv.conf"),
+	NUM("delivery", remote_port, T_COUNT, "25", 1, 65535, "port of remote mail servers"),
+	NUM("delivery", max_lifetime, T_DURATION, "5d", 60, 30 * 86400, "how long a message is retried before it is returned"),
+	NUM("delivery", delay_notice, T_DURATION, "4h", 0, 30 * 86400, "when the sender is told a message is delayed (0: never)"),
+	NUM("delivery", domain_concurrency, T_COUNT, "10", 1, 1000, "deliveries at once to one domain"),
+	NUM("delivery", connect_timeout, T_DURATION, "30s", 1, 600, "time to connect to a remote server"),
+	NUM("delivery", command_timeout, T_DURATION, "5m", 1, 3600, "time to wait for each remote reply"),
+	NUM("delivery", messages_per_connection, T_COUNT, "50", 1, 10000, "messages sent over one remote connection"),
+	{ "relay", "host", T_STRING, offsetof(struct conf, relay_host), sizeof(((struct conf *)0)->relay_host), "", 0, 0, "smarthost: send all non-local mail through this server" },
+	{ "relay", "port", T_COUNT, offsetof(struct conf, relay_port), 0, "587", 1, 65535, "smarthost port" },
+	{ "relay", "tls", T_TLS, offsetof(struct conf, relay_tls), 0, "starttls", 0, 0, "smarthost TLS: starttls, implicit or none" },
+	{ "relay", "tls_verify", T_BOOL, offsetof(struct conf, relay_tls_verify), 0, "yes", 0, 0, "refuse a smarthost certificate that does not verify" },
+	{ "relay", "credentials", T_STRING, offsetof(struct conf, relay_credentials), sizeof(((struct conf *)0)->relay_credentials), "", 0, 0, "file with \"user password\" for the smarthost (mode 600)" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
-	NUM("queue", delivery_threads, T_COUNT, "2", 1, 64, "threads that deliver into mailboxes"),
+	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
 	NUM("queue", retry_max, T_DURATION, "1h", 1, 7 * 86400, "longest wait between attempts"),
 };
@@ -245,6 +258,18 @@ static const char *set_value(struct conf *c, const struct setting *s, const char
 		return set_networks(c, v);
 	case T_BOOL:
 		return parse_bool(v, (bool *)(void *)(base + s->offset)) ? NULL : "is not yes or no";
+	case T_TLS: {
+		enum tls_mode *m = (enum tls_mode *)(void *)(base + s->offset);
+		if (strcmp(v, "none") == 0)
+			*m = TLS_NONE;
+		else if (strcmp(v, "starttls") == 0)
+			*m = TLS_STARTTLS;
+		else if (strcmp(v, "implicit") == 0)
+			*m = TLS_IMPLICIT;
+		else
+			return "is not none, starttls or implicit";
+		return NULL;
+	}
 	case T_SIZE:
 		if (!parse_size(v, &n))
 			return "is not a size (use a byte count or a number with K, M or G, e.g. 10M)";
@@ -428,7 +453,7 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 		return 1;
 	}
 	if (!known_section)
-		fail(ps, ps->line, "[%s]: unknown section (known: server, limits, queue, tls, auth, listener NAME, certificate NAME)", section);
+		fail(ps, ps->line, "[%s]: unknown section (known: server, limits, queue, delivery, relay, tls, auth, listener NAME, certificate NAME)", section);
 	else if (key)
 		fail(ps, ps->line, "[%s] %s: unknown setting", section, key);
 	return 1;

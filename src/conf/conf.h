@@ -83,6 +83,21 @@ struct conf {
 	uint64_t delivery_threads;
 	uint64_t retry_min;
 	uint64_t retry_max;
+	/* [delivery] */
+	char resolver[CONF_NAME_MAX];      /* "" = /etc/resolv.conf; "ADDR@PORT" for tests */
+	uint64_t remote_port;               /* 25; tests move it */
+	uint64_t max_lifetime;
+	uint64_t delay_notice;              /* 0 = never */
+	uint64_t domain_concurrency;
+	uint64_t connect_timeout;
+	uint64_t command_timeout;
+	uint64_t messages_per_connection;
+	/* [relay] (smarthost) */
+	char relay_host[CONF_NAME_MAX];     /* "" = deliver by MX */
+	uint64_t relay_port;
+	enum tls_mode relay_tls;
+	bool relay_tls_verify;
+	char relay_credentials[CONF_PATH_MAX];
 	/* [listener NAME] */
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	size_t n_listeners;

@@ -1,19 +1,22 @@
-/* local.h - the local delivery agent: threads that take committed messages from the
- * queue and deliver each recipient into its Maildir, retrying temporary failures with
- * back-off.  The queue file is removed only when every recipient is done.  All of its
- * disk work runs on its own threads, never on the event loop. */
+/* local.h - delivery of one recipient into its local Maildir. */
 #ifndef POSTERN_DELIVERY_LOCAL_H
 #define POSTERN_DELIVERY_LOCAL_H
 
-struct conf;
-struct queue;
-struct delivery;
+#include <stdbool.h>
+#include <stddef.h>
 
-/* Starts the threads and schedules every message already in queue/active/. */
-struct delivery *delivery_start(const struct conf *c, struct queue *q);
-/* A message was committed (thread-safe). */
-void delivery_enqueue(struct delivery *d, const char *qid);
-/* Finish the current attempts and stop; undelivered messages stay queued. */
-void delivery_stop(struct delivery **d);
+struct conf;
+struct directory;
+struct queue_message;
+
+enum local_where { WHERE_LOCAL, WHERE_REMOTE, WHERE_NO_USER, WHERE_TEMPFAIL };
+
+/* Is the recipient local, and where is its Maildir? (aliases followed, postmaster
+ * never refused) */
+enum local_where local_resolve(const struct conf *c, struct directory *dir, const char *rcpt,
+	char *path, size_t pathsz);
+/* Deliver message m to recipient i at path.  true: delivered; false: temporary
+ * failure, reason in why. */
+bool local_deliver(const struct queue_message *m, size_t i, const char *path, char *why, size_t whysz);
 
 #endif

@@ -32,7 +32,8 @@
 #include "auth/sasl.h"
 #include "auth/throttle.h"
 #include "conf/conf.h"
-#include "delivery/local.h"
+#include "delivery/delivery.h"
+#include "delivery/remote.h"
 #include "directory/directory.h"
 #include "net/tls.h"
 #include "policy/policy.h"
@@ -71,6 +72,7 @@ struct server {
 	struct directory *auth_dir;      /* shared by the login threads (SQLite serialises) */
 	struct tls *tls;
 	struct throttle *throttle;
+	struct relay_credentials relay_creds;   /* read before dropping root */
 	char dummy_hash[PASSWORD_HASH_MAX];   /* verified for unknown users: same timing */
 	struct event *sig_term, *sig_int, *shutdown_timer;
 	bool shutting_down;
@@ -217,8 +219,17 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 		return false;
 	for (size_t i = 0; i < env->n_rcpts; i++)
 		smtp_path_format(&env->rcpts[i], qe.rcpts[i], QUEUE_ADDR_MAX);
-	char err[256];
-	c->writer = queue_writer_open(c->srv->queue, &qe, err, sizeof(err));
+	/* RFC 3461: what the sender asked to be told, carried to the next hop. */
+	qe.ret = env->params->ret == 1 ? QUEUE_RET_FULL : env->params->ret == 2 ? QUEUE_RET_HDRS : QUEUE_RET_DEFAULT;
+	snprintf(qe.envid, sizeof(qe.envid), "%s", env->params->envid);
+	bool dsn_ok = true;
+	for (size_t i = 0; env->rcpt_params && i < env->n_rcpts; i++)
+		if (env->rcpt_params[i].notify || env->rcpt_params[i].orcpt[0])
+			dsn_ok = queue_envelope_set_dsn(&qe, i, env->rcpt_params[i].notify, env->rcpt_params[i].orcpt) && dsn_ok;
+	char err[256] = "out of memory";
+	c->writer = dsn_ok ? queue_writer_open(c->srv->queue, &qe, err, sizeof(err)) : NULL;
+	free(qe.notify);
+	free(qe.orcpt);
 	free(qe.rcpts);
 	if (!c->writer) {
 		log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id, err);
@@ -1132,6 +1143,11 @@ int server_run(const struct conf *cf)
 			return 1;
 		}
 	}
+	if (!relay_credentials_load(cf->relay_credentials, &srv->relay_creds, err, sizeof(err))) {
+		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
+		server_cleanup(srv);
+		return 1;
+	}
 	if (!drop_privileges(cf)) {
 		server_cleanup(srv);
 		return 1;
@@ -1145,7 +1161,7 @@ int server_run(const struct conf *cf)
 	}
 	srv->commit_ev = event_new(srv->base, -1, 0, commit_ev_cb, srv);
 	srv->commitq = srv->commit_ev ? workq_new((unsigned)cf->commit_threads, commit_notify, srv->commit_ev) : NULL;
-	srv->delivery = delivery_start(cf, srv->queue);
+	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds);
 	srv->auth_ev = event_new(srv->base, -1, 0, auth_ev_cb, srv);
 	srv->authq = srv->auth_ev ? workq_new(2, auth_notify, srv->auth_ev) : NULL;
 	struct throttle_limits tl = {

@@ -178,8 +178,19 @@ static bool envelope_encode(struct buf *b, const struct queue_envelope *env)
 	put_record(b, "smtputf8", env->smtputf8 ? "1" : "0");
 	put_record(b, "eightbit", env->eightbit ? "1" : "0");
 	put_record(b, "sender", env->sender);
-	for (size_t i = 0; i < env->n_rcpts; i++)
+	if (env->envid[0])
+		put_record(b, "envid", env->envid);
+	if (env->ret)
+		put_record(b, "ret", env->ret == QUEUE_RET_FULL ? "FULL" : "HDRS");
+	for (size_t i = 0; i < env->n_rcpts; i++) {
 		put_record(b, "rcpt", env->rcpts[i]);
+		if (env->notify && env->notify[i]) {
+			snprintf(num, sizeof(num), "%u", env->notify[i]);
+			put_record(b, "notify", num);
+		}
+		if (env->orcpt && env->orcpt[i][0])
+			put_record(b, "orcpt", env->orcpt[i]);
+	}
 	buf_appendc(b, '\n');
 	return !b->truncated;
 }
@@ -187,8 +198,38 @@ static bool envelope_encode(struct buf *b, const struct queue_envelope *env)
 void queue_envelope_free(struct queue_envelope *env)
 {
 	free(env->rcpts);
+	free(env->notify);
+	free(env->orcpt);
 	env->rcpts = NULL;
+	env->notify = NULL;
+	env->orcpt = NULL;
 	env->n_rcpts = 0;
+}
+
+/* Arrays sized for `cap` recipients (the rcpts array's capacity). */
+static bool dsn_arrays(struct queue_envelope *env, size_t cap, bool want_orcpt)
+{
+	if (!env->notify) {
+		env->notify = calloc(cap ? cap : 1, 1);
+		if (!env->notify)
+			return false;
+	}
+	if (want_orcpt && !env->orcpt) {
+		env->orcpt = calloc(cap ? cap : 1, QUEUE_ADDR_MAX);
+		if (!env->orcpt)
+			return false;
+	}
+	return true;
+}
+
+bool queue_envelope_set_dsn(struct queue_envelope *env, size_t i, unsigned char notify, const char *orcpt)
+{
+	if (i >= env->n_rcpts || !dsn_arrays(env, env->n_rcpts, orcpt && orcpt[0]))
+		return false;
+	env->notify[i] = notify;
+	if (orcpt && orcpt[0])
+		snprintf(env->orcpt[i], QUEUE_ADDR_MAX, "%s", orcpt);
+	return true;
 }
 
 long queue_envelope_parse(const char *data, size_t len, struct queue_envelope *env)
@@ -260,11 +301,43 @@ long queue_envelope_parse(const char *data, size_t len, struct queue_envelope *e
 				if (!p)
 					goto bad;
 				env->rcpts = p;
+				if (env->notify) {
+					unsigned char *np = realloc(env->notify, nc);
+					if (!np)
+						goto bad;
+					memset(np + cap, 0, nc - cap);
+					env->notify = np;
+				}
+				if (env->orcpt) {
+					char (*op)[QUEUE_ADDR_MAX] = realloc(env->orcpt, nc * sizeof(*env->orcpt));
+					if (!op)
+						goto bad;
+					memset(op + cap, 0, (nc - cap) * sizeof(*op));
+					env->orcpt = op;
+				}
 				cap = nc;
 			}
 			if (!get_value(v, vl, env->rcpts[env->n_rcpts], QUEUE_ADDR_MAX) || !env->rcpts[env->n_rcpts][0])
 				goto bad;
 			env->n_rcpts++;
+		} else if (KEY("notify")) {
+			uint64_t f;
+			if (env->n_rcpts == 0 || !parse_u64(v, vl, &f) || f == 0 || f > 15 || !dsn_arrays(env, cap, false))
+				goto bad;
+			env->notify[env->n_rcpts - 1] = (unsigned char)f;
+		} else if (KEY("orcpt")) {
+			if (env->n_rcpts == 0 || !dsn_arrays(env, cap, true) ||
+				!get_value(v, vl, env->orcpt[env->n_rcpts - 1], QUEUE_ADDR_MAX))
+				goto bad;
+		} else if (KEY("envid")) {
+			if (!get_value(v, vl, env->envid, sizeof(env->envid)))
+				goto bad;
+		} else if (KEY("ret")) {
+			if (!get_value(v, vl, tmp, sizeof(tmp)))
+				goto bad;
+			env->ret = strcmp(tmp, "FULL") == 0 ? QUEUE_RET_FULL : strcmp(tmp, "HDRS") == 0 ? QUEUE_RET_HDRS : -1;
+			if (env->ret < 0)
+				goto bad;
 		}
 		/* Unknown keys are skipped: newer versions may add records. */
 #undef KEY
@@ -503,51 +576,152 @@ bool queue_list_active(struct queue *q, void (*cb)(void *arg, const char *qid), 
 }
 
 /* --- recipient state ------------------------------------------------------ */
+/* queue/state/<qid>:
+ *   POSTERN-STATE 2\n
+ *   held 0|1\n
+ *   delay-notified 0|1\n
+ *   r <index> <state> <attempts> <next_try> <last reply, percent-encoded, or ->\n ...
+ * Written whole to a temporary file, fsync'd and renamed: never half updated. */
 
-bool queue_state_load(struct queue *q, const char *qid, unsigned char *state, size_t n)
+#define STATE_MAGIC "POSTERN-STATE 2\n"
+#define STATE_MAX (QUEUE_MAX_RCPTS * (QUEUE_REPLY_MAX * 3 + 64) + 256)
+
+void queue_state_free(struct queue_state *st)
 {
-	memset(state, RCPT_PENDING, n);
+	free(st->r);
+	st->r = NULL;
+	st->n = 0;
+}
+
+static bool state_alloc(struct queue_state *st, size_t n)
+{
+	memset(st, 0, sizeof(*st));
+	st->r = calloc(n ? n : 1, sizeof(*st->r));
+	st->n = n;
+	return st->r != NULL;
+}
+
+bool queue_state_parse(const char *data, size_t len, size_t n, struct queue_state *st)
+{
+	if (!state_alloc(st, n))
+		return false;
+	size_t ml = strlen(STATE_MAGIC);
+	if (len < ml || memcmp(data, STATE_MAGIC, ml) != 0)
+		goto bad;
+	size_t pos = ml, seen = 0;
+	while (pos < len) {
+		const char *nl = memchr(data + pos, '\n', len - pos);
+		if (!nl)
+			goto bad;
+		size_t ll = (size_t)(nl - (data + pos));
+		char line[QUEUE_REPLY_MAX * 3 + 128];
+		if (ll >= sizeof(line))
+			goto bad;
+		memcpy(line, data + pos, ll);
+		line[ll] = '\0';
+		pos += ll + 1;
+		unsigned long long idx, state, attempts;
+		long long next;
+		char reply[QUEUE_REPLY_MAX * 3 + 1];
+		int consumed = 0;
+		if (strcmp(line, "held 1") == 0 || strcmp(line, "held 0") == 0) {
+			st->held = line[5] == '1';
+		} else if (strcmp(line, "delay-notified 1") == 0 || strcmp(line, "delay-notified 0") == 0) {
+			st->delay_notified = line[15] == '1';
+		} else if (sscanf(line, "r %llu %llu %llu %lld %n", &idx, &state, &attempts, &next, &consumed) == 4 &&
+			consumed > 0) {
+			/* Every recipient once, in order: a file for another message is refused. */
+			if (idx != seen || idx >= n || state > RCPT_FAILED || attempts > 1000000)
+				goto bad;
+			seen++;
+			snprintf(reply, sizeof(reply), "%s", line + consumed);
+			struct queue_rcpt_state *r = &st->r[idx];
+			r->state = (unsigned char)state;
+			r->attempts = (unsigned)attempts;
+			r->next_try = next;
+			if (strcmp(reply, "-") != 0 && !get_value(reply, strlen(reply), r->last_reply, sizeof(r->last_reply)))
+				goto bad;
+		} else {
+			goto bad;
+		}
+	}
+	if (seen != n)
+		goto bad;
+	return true;
+bad:
+	queue_state_free(st);
+	return false;
+}
+
+bool queue_state_read(struct queue *q, const char *qid, size_t n, struct queue_state *st)
+{
 	int fd = openat(q->state_dirfd, qid, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return errno == ENOENT;   /* no state yet: all pending */
-	char *buf = malloc(n + 2);
-	if (!buf) {
-		close(fd);
-		return false;
-	}
-	ssize_t r = read(fd, buf, n + 1);
+		return errno == ENOENT && state_alloc(st, n);   /* no state yet: all pending */
+	struct stat sb;
+	bool ok = fstat(fd, &sb) == 0 && sb.st_size >= 0 && (size_t)sb.st_size <= STATE_MAX;
+	char *buf = ok ? malloc((size_t)sb.st_size + 1) : NULL;
+	ok = buf && pread(fd, buf, (size_t)sb.st_size, 0) == sb.st_size;
 	close(fd);
-	bool ok = r == (ssize_t)n + 1 && buf[n] == '\n';
-	for (size_t i = 0; ok && i < n; i++) {
-		if (buf[i] < '0' || buf[i] > '2')
-			ok = false;
-		else
-			state[i] = (unsigned char)(buf[i] - '0');
-	}
+	ok = ok && queue_state_parse(buf, (size_t)sb.st_size, n, st);
 	free(buf);
 	return ok;
 }
 
-bool queue_state_save(struct queue *q, const char *qid, const unsigned char *state, size_t n)
+bool queue_state_write(struct queue *q, const char *qid, const struct queue_state *st)
 {
+	struct buf b;
+	buf_init(&b, STATE_MAX);
+	buf_appends(&b, STATE_MAGIC);
+	buf_printf(&b, "held %d\ndelay-notified %d\n", st->held ? 1 : 0, st->delay_notified ? 1 : 0);
+	for (size_t i = 0; i < st->n; i++) {
+		const struct queue_rcpt_state *r = &st->r[i];
+		buf_printf(&b, "r %zu %u %u %lld ", i, r->state, r->attempts, r->next_try);
+		if (r->last_reply[0]) {
+			struct buf v;
+			buf_init(&v, QUEUE_REPLY_MAX * 3 + 16);
+			put_record(&v, "", r->last_reply);   /* " value\n" */
+			buf_append(&b, v.data + 1, v.len - 1);
+			buf_free(&v);
+		} else {
+			buf_appends(&b, "-\n");
+		}
+	}
 	char tmp[64];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", qid);
-	int fd = openat(q->state_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return false;
-	char *buf = malloc(n + 1);
-	bool ok = buf != NULL;
-	for (size_t i = 0; ok && i < n; i++)
-		buf[i] = (char)('0' + state[i]);
-	if (ok) {
-		buf[n] = '\n';
-		ok = fileio_write_all(fd, buf, n + 1) && fsync(fd) == 0;
-	}
-	free(buf);
-	close(fd);
+	bool ok = !b.truncated;
+	int fd = ok ? openat(q->state_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+	ok = fd >= 0 && fileio_write_all(fd, b.data, b.len) && fsync(fd) == 0;
+	if (fd >= 0)
+		close(fd);
 	ok = ok && renameat(q->state_dirfd, tmp, q->state_dirfd, qid) == 0 && fsync(q->state_dirfd) == 0;
 	if (!ok)
 		unlinkat(q->state_dirfd, tmp, 0);
+	buf_free(&b);
+	return ok;
+}
+
+/* The older byte-per-recipient interface, on top of the full state. */
+bool queue_state_load(struct queue *q, const char *qid, unsigned char *state, size_t n)
+{
+	struct queue_state st;
+	if (!queue_state_read(q, qid, n, &st))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		state[i] = st.r[i].state;
+	queue_state_free(&st);
+	return true;
+}
+
+bool queue_state_save(struct queue *q, const char *qid, const unsigned char *state, size_t n)
+{
+	struct queue_state st;
+	if (!queue_state_read(q, qid, n, &st))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		st.r[i].state = state[i];
+	bool ok = queue_state_write(q, qid, &st);
+	queue_state_free(&st);
 	return ok;
 }
 

@@ -43,10 +43,45 @@ struct queue_envelope {
 	bool eightbit;                   /* BODY=8BITMIME or BINARYMIME */
 	size_t n_rcpts;
 	char (*rcpts)[QUEUE_ADDR_MAX];   /* malloc'd; queue_envelope_free() */
+	/* DSN (RFC 3461); NULL arrays when no recipient had the parameter */
+	unsigned char *notify;           /* per recipient: QUEUE_NOTIFY_* bits, 0 = not given */
+	char (*orcpt)[QUEUE_ADDR_MAX];   /* per recipient: "rfc822;addr" as given, or "" */
+	char envid[101];                 /* ENVID, "" if none (RFC 3461 §4.4: at most 100) */
+	int ret;                         /* QUEUE_RET_* */
 };
+
+#define QUEUE_NOTIFY_NEVER 1
+#define QUEUE_NOTIFY_SUCCESS 2
+#define QUEUE_NOTIFY_FAILURE 4
+#define QUEUE_NOTIFY_DELAY 8
+enum { QUEUE_RET_DEFAULT = 0, QUEUE_RET_FULL, QUEUE_RET_HDRS };
+
+/* Set DSN data for recipient i (allocating the arrays on first use). */
+bool queue_envelope_set_dsn(struct queue_envelope *env, size_t i, unsigned char notify, const char *orcpt);
 
 /* Per-recipient state in queue/state/<qid>. */
 enum rcpt_state { RCPT_PENDING = 0, RCPT_DELIVERED = 1, RCPT_FAILED = 2 };
+
+#define QUEUE_REPLY_MAX 600
+
+struct queue_rcpt_state {
+	unsigned char state;             /* enum rcpt_state */
+	unsigned attempts;
+	long long next_try;              /* unix time; 0 = now */
+	char last_reply[QUEUE_REPLY_MAX];  /* "host: 450 4.2.0 ..." or a local reason */
+};
+
+struct queue_state {
+	bool held;                       /* the admin holds it: no delivery */
+	bool delay_notified;             /* the delay notice went out */
+	size_t n;
+	struct queue_rcpt_state *r;      /* n entries */
+};
+
+/* Read the state of a message with n recipients; a missing file means all pending. */
+bool queue_state_read(struct queue *q, const char *qid, size_t n, struct queue_state *st);
+bool queue_state_write(struct queue *q, const char *qid, const struct queue_state *st);
+void queue_state_free(struct queue_state *st);
 
 bool queue_open(struct queue **q, const char *data_dir, char *err, size_t errlen);
 void queue_close(struct queue **q);
@@ -84,6 +119,8 @@ bool queue_state_save(struct queue *q, const char *qid, const unsigned char *sta
 bool queue_remove(struct queue *q, const char *qid);
 /* Keep a message that failed for the admin: move to queue/failed/. */
 bool queue_move_failed(struct queue *q, const char *qid);
+/* Parse a state file held in memory (fuzz entry point). */
+bool queue_state_parse(const char *data, size_t len, size_t n, struct queue_state *st);
 
 const char *queue_dir(const struct queue *q);
 

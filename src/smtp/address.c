@@ -11,6 +11,7 @@
 #include "smtp/address.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/parse.h"
@@ -353,6 +354,27 @@ enum smtp_addr_status smtp_parse_mail(const char *arg, size_t len, struct smtp_p
 				return ADDR_PARAM_SYNTAX;
 			}
 			seen_utf8 = params->smtputf8 = true;
+		} else if (key_is(&pm, "RET")) {
+			/* RFC 3461 §4.3: RET=FULL / RET=HDRS */
+			if (params->ret || !pm.val) {
+				*detail = "RET= needs FULL or HDRS";
+				return ADDR_PARAM_SYNTAX;
+			}
+			if (pm.val_len == 4 && ascii_ieq(pm.val, "FULL", 4))
+				params->ret = 1;
+			else if (pm.val_len == 4 && ascii_ieq(pm.val, "HDRS", 4))
+				params->ret = 2;
+			else {
+				*detail = "RET= needs FULL or HDRS";
+				return ADDR_PARAM_SYNTAX;
+			}
+		} else if (key_is(&pm, "ENVID")) {
+			/* RFC 3461 §4.4: ENVID=xtext, at most 100 characters */
+			if (params->envid[0] || !pm.val || pm.val_len == 0 ||
+				!smtp_xtext_decode(pm.val, pm.val_len, params->envid, sizeof(params->envid))) {
+				*detail = "ENVID= needs an xtext value of at most 100 characters";
+				return ADDR_PARAM_SYNTAX;
+			}
 		} else if (key_is(&pm, "AUTH")) {
 			/* RFC 4954 §5: AUTH=<> or AUTH=xtext mailbox; accepted, not trusted. */
 			if (seen_auth || !pm.val || pm.val_len == 0) {
@@ -368,10 +390,70 @@ enum smtp_addr_status smtp_parse_mail(const char *arg, size_t len, struct smtp_p
 	return ADDR_OK;
 }
 
-enum smtp_addr_status smtp_parse_rcpt(const char *arg, size_t len, struct smtp_path *path,
-	const char **detail)
+bool smtp_xtext_decode(const char *in, size_t n, char *out, size_t outsz)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)in[i];
+		if (c == '+') {
+			if (i + 2 >= n)
+				return false;
+			char hex[3] = { in[i + 1], in[i + 2], 0 };
+			char *end;
+			long v = strtol(hex, &end, 16);
+			if (*end || !((hex[0] >= '0' && hex[0] <= '9') || (hex[0] >= 'A' && hex[0] <= 'F')) ||
+				!((hex[1] >= '0' && hex[1] <= '9') || (hex[1] >= 'A' && hex[1] <= 'F')) || v == 0)
+				return false;
+			c = (unsigned char)v;
+			i += 2;
+		} else if (c < 33 || c > 126 || c == '=') {
+			return false;
+		}
+		if (o + 1 >= outsz)
+			return false;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	return true;
+}
+
+/* NOTIFY=NEVER / NOTIFY=SUCCESS,FAILURE,DELAY (RFC 3461 §4.1) */
+static bool parse_notify(const char *v, size_t n, unsigned char *out)
+{
+	unsigned char f = 0;
+	size_t i = 0;
+	while (i < n) {
+		size_t j = i;
+		while (j < n && v[j] != ',')
+			j++;
+		size_t l = j - i;
+		unsigned char bit = 0;
+		if (l == 5 && ascii_ieq(v + i, "NEVER", 5))
+			bit = SMTP_NOTIFY_NEVER;
+		else if (l == 7 && ascii_ieq(v + i, "SUCCESS", 7))
+			bit = SMTP_NOTIFY_SUCCESS;
+		else if (l == 7 && ascii_ieq(v + i, "FAILURE", 7))
+			bit = SMTP_NOTIFY_FAILURE;
+		else if (l == 5 && ascii_ieq(v + i, "DELAY", 5))
+			bit = SMTP_NOTIFY_DELAY;
+		if (!bit || (f & bit))
+			return false;
+		f |= bit;
+		i = j + 1;
+		if (j < n && i == n)
+			return false;   /* trailing comma */
+	}
+	if (!f || ((f & SMTP_NOTIFY_NEVER) && f != SMTP_NOTIFY_NEVER))
+		return false;   /* NEVER stands alone */
+	*out = f;
+	return true;
+}
+
+enum smtp_addr_status smtp_parse_rcpt_dsn(const char *arg, size_t len, struct smtp_path *path,
+	struct smtp_rcpt_params *params, const char **detail)
 {
 	struct cursor c = { arg, len, 0 };
+	memset(params, 0, sizeof(*params));
 	*detail = NULL;
 	if (!parse_keyword(&c, "TO:")) {
 		*detail = "the command must read RCPT TO:<address>";
@@ -388,12 +470,40 @@ enum smtp_addr_status smtp_parse_rcpt(const char *arg, size_t len, struct smtp_p
 		return st;
 	}
 	struct param pm;
-	if (next_param(&c, &pm)) {
-		/* DSN's NOTIFY/ORCPT arrive with outbound delivery; until then none is known. */
-		*detail = keyword_valid(&pm) ? "this server does not know that parameter" : "a parameter is malformed";
-		return keyword_valid(&pm) ? ADDR_PARAM_UNKNOWN : ADDR_PARAM_SYNTAX;
+	while (next_param(&c, &pm)) {
+		if (!keyword_valid(&pm)) {
+			*detail = "a parameter is malformed";
+			return ADDR_PARAM_SYNTAX;
+		}
+		if (key_is(&pm, "NOTIFY")) {
+			if (params->notify || !pm.val || !parse_notify(pm.val, pm.val_len, &params->notify)) {
+				*detail = "NOTIFY= needs NEVER, or SUCCESS, FAILURE and DELAY separated by commas";
+				return ADDR_PARAM_SYNTAX;
+			}
+		} else if (key_is(&pm, "ORCPT")) {
+			/* ORCPT=addr-type;xtext (RFC 3461 §4.2) */
+			const char *semi = pm.val ? memchr(pm.val, ';', pm.val_len) : NULL;
+			size_t tl = semi ? (size_t)(semi - pm.val) : 0;
+			char decoded[SMTP_ADDR_MAX + 1];
+			if (params->orcpt[0] || !semi || tl == 0 || tl > 20 ||
+				!smtp_xtext_decode(semi + 1, pm.val_len - tl - 1, decoded, sizeof(decoded)) || !decoded[0]) {
+				*detail = "ORCPT= needs addr-type;address, e.g. ORCPT=rfc822;user@example.org";
+				return ADDR_PARAM_SYNTAX;
+			}
+			snprintf(params->orcpt, sizeof(params->orcpt), "%.*s;%s", (int)tl, pm.val, decoded);
+		} else {
+			*detail = "this server does not know that parameter";
+			return ADDR_PARAM_UNKNOWN;
+		}
 	}
 	return ADDR_OK;
+}
+
+enum smtp_addr_status smtp_parse_rcpt(const char *arg, size_t len, struct smtp_path *path,
+	const char **detail)
+{
+	struct smtp_rcpt_params unused;
+	return smtp_parse_rcpt_dsn(arg, len, path, &unused, detail);
 }
 
 const char *smtp_path_format(const struct smtp_path *p, char *out, size_t outsz)

@@ -35,6 +35,19 @@ struct smtp_mail_params {
 	enum smtp_body_type body;
 	bool smtputf8;
 	bool auth_set;                    /* AUTH=<mailbox> (RFC 4954 §5), kept for later */
+	int ret;                          /* RFC 3461 RET: 0 none, 1 FULL, 2 HDRS */
+	char envid[101];                  /* RFC 3461 ENVID, xtext decoded; "" if none */
+};
+
+/* RFC 3461 §4.1-4.2 recipient parameters. */
+#define SMTP_NOTIFY_NEVER 1
+#define SMTP_NOTIFY_SUCCESS 2
+#define SMTP_NOTIFY_FAILURE 4
+#define SMTP_NOTIFY_DELAY 8
+
+struct smtp_rcpt_params {
+	unsigned char notify;             /* 0: not given */
+	char orcpt[SMTP_ADDR_MAX + 16];   /* "rfc822;addr" decoded, or "" */
 };
 
 enum smtp_addr_status {
@@ -53,6 +66,11 @@ enum smtp_addr_status smtp_parse_mail(const char *arg, size_t len, struct smtp_p
 	struct smtp_mail_params *params, const char **detail);
 enum smtp_addr_status smtp_parse_rcpt(const char *arg, size_t len, struct smtp_path *path,
 	const char **detail);
+/* The same, keeping the DSN parameters. */
+enum smtp_addr_status smtp_parse_rcpt_dsn(const char *arg, size_t len, struct smtp_path *path,
+	struct smtp_rcpt_params *params, const char **detail);
+/* RFC 3461 §4 xtext: "+XX" escapes; false if malformed or too long. */
+bool smtp_xtext_decode(const char *in, size_t n, char *out, size_t outsz);
 
 /* "local@domain", the local part quoted again if it needs it; "" for the null path,
  * "postmaster" for the bare one.  Returns out. */

@@ -44,6 +44,7 @@ struct smtp_tx {
 	struct smtp_path sender;
 	struct smtp_mail_params params;
 	struct smtp_path *rcpts;
+	struct smtp_rcpt_params *rcpt_params;
 	size_t n_rcpts;
 	size_t cap_rcpts;
 	unsigned rcpt_commands;            /* RCPT commands seen, accepted or not */
@@ -119,6 +120,7 @@ static void tx_free(struct smtp_session *s)
 		s->hooks.spool_abort(s->hooks.ctx);
 	buf_free(&tx->headers);
 	free(tx->rcpts);
+	free(tx->rcpt_params);
 	free(tx);
 	s->tx = NULL;
 }
@@ -342,7 +344,7 @@ static bool open_spool(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	struct smtp_envelope env = {
 		.sender = &tx->sender, .params = &tx->params, .rcpts = tx->rcpts,
-		.n_rcpts = tx->n_rcpts, .helo = s->helo, .protocol = protocol_name(s),
+		.rcpt_params = tx->rcpt_params, .n_rcpts = tx->n_rcpts, .helo = s->helo, .protocol = protocol_name(s),
 	};
 	if (!s->hooks.spool_open(s->hooks.ctx, &env, tx->qid))
 		return false;
@@ -550,7 +552,7 @@ static void cmd_helo_common(struct smtp_session *s, const struct smtp_command *c
 	bool tls = s->info.tls_offered && !s->secure;
 	bool auth = s->hooks.auth_verify && !s->login && (s->secure || s->info.allow_plaintext_auth);
 	reply_writef(&s->out, 250, NULL,
-		"%s Hello [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\nCHUNKING%s%s\nHELP",
+		"%s Hello [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\nCHUNKING\nDSN%s%s\nHELP",
 		s->hostname, s->client_addr, (unsigned long long)s->limits.max_message,
 		tls ? "\nSTARTTLS" : "", auth ? "\nAUTH PLAIN LOGIN" : "");
 }
@@ -647,8 +649,9 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	}
 	tx->rcpt_commands++;
 	struct smtp_path path;
+	struct smtp_rcpt_params rp;
 	const char *detail;
-	enum smtp_addr_status st = smtp_parse_rcpt(c->arg, c->arg_len, &path, &detail);
+	enum smtp_addr_status st = smtp_parse_rcpt_dsn(c->arg, c->arg_len, &path, &rp, &detail);
 	struct verdict v;
 	char ref[32];
 	if (st != ADDR_OK) {
@@ -700,13 +703,17 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	if (tx->n_rcpts == tx->cap_rcpts) {
 		size_t cap = tx->cap_rcpts ? tx->cap_rcpts * 2 : 4;
 		struct smtp_path *p = realloc(tx->rcpts, cap * sizeof(*p));
-		if (!p) {
+		if (p)
+			tx->rcpts = p;
+		struct smtp_rcpt_params *q = p ? realloc(tx->rcpt_params, cap * sizeof(*q)) : NULL;
+		if (!p || !q) {
 			reply_spool_failure(s, R_TEMP_SPOOL);
 			return;
 		}
-		tx->rcpts = p;
+		tx->rcpt_params = q;
 		tx->cap_rcpts = cap;
 	}
+	tx->rcpt_params[tx->n_rcpts] = rp;
 	tx->rcpts[tx->n_rcpts++] = path;
 	say(s, R_RCPT_OK, addr);
 }

@@ -52,6 +52,7 @@ struct smtp_envelope {
 	const struct smtp_path *sender;
 	const struct smtp_mail_params *params;
 	const struct smtp_path *rcpts;
+	const struct smtp_rcpt_params *rcpt_params;   /* DSN, parallel to rcpts */
 	size_t n_rcpts;
 	const char *helo;
 	const char *protocol;      /* SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP... */

@@ -1,0 +1,218 @@
+/* bounce.c - delivery status notifications (see bounce.h). */
+#include "delivery/bounce.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "queue/queue.h"
+#include "util/buf.h"
+#include "util/id.h"
+
+#define RETURN_FULL_MAX (1u << 20)   /* larger messages come back as headers only */
+#define DSN_TEXT_MAX (256u << 10)
+
+bool bounce_wanted(const struct queue_message *m, size_t i, enum bounce_kind kind)
+{
+	if (!m->env.sender[0])
+		return false;   /* never bounce a bounce */
+	unsigned f = m->env.notify ? m->env.notify[i] : 0;
+	if (f == 0)
+		return true;    /* RFC 3461 §4.1: by default failures and delays */
+	if (f & QUEUE_NOTIFY_NEVER)
+		return false;
+	return kind == BOUNCE_FAILED ? (f & QUEUE_NOTIFY_FAILURE) != 0 : (f & QUEUE_NOTIFY_DELAY) != 0;
+}
+
+const char *bounce_meaning(const char *enh, const char *reply)
+{
+	const char *r = reply ? reply : "";
+	if (strstr(r, "[relay]"))
+		return "Postern could not send through the relay server it is set up to use. This is a setting on "
+			"this mail server, not a problem with the recipient: tell your mail administrator.";
+	if (!enh || !enh[0])
+		enh = "";
+	if (strcasestr(r, "relay") && enh[0] == '5')
+		return "The receiving server refused to pass the message on (relaying denied). If it is a relay this "
+			"server is set up to use, the relay expects this server to log in: tell your mail administrator.";
+	if (strncmp(enh + 1, ".1.1", 4) == 0 || strncmp(enh + 1, ".1.0", 4) == 0)
+		return "The address does not exist at the recipient's domain. Check it for typing mistakes, or ask the "
+			"recipient for the right one.";
+	if (strncmp(enh + 1, ".1.2", 4) == 0 || strstr(r, "NXDOMAIN") || strstr(r, "null MX"))
+		return "The recipient's domain does not exist or accepts no mail. Check the part after the @.";
+	if (strncmp(enh + 1, ".2.2", 4) == 0)
+		return "The recipient's mailbox is full. The recipient must delete mail before more can arrive; try "
+			"again later or reach them another way.";
+	if (strncmp(enh + 1, ".3.4", 4) == 0 || strncmp(enh + 1, ".2.3", 4) == 0)
+		return "The message is too big for the receiving server. Send a smaller one, for example share large "
+			"files by link instead of attaching them.";
+	if (strncmp(enh + 1, ".6.", 3) == 0)
+		return "The receiving server cannot take this kind of message (8-bit content or an international "
+			"address) and it could not be converted.";
+	if (strncmp(enh + 1, ".7.", 3) == 0)
+		return "The receiving server refused the message as a matter of policy: a spam filter, a block list, "
+			"or a check of the sender's domain (SPF, DKIM, DMARC). Its words above say which.";
+	if (strncmp(enh + 1, ".4.", 3) == 0)
+		return "The receiving server could not be reached (no answer, or the connection failed).";
+	if (enh[0] == '4')
+		return "A temporary problem; Postern kept trying.";
+	return "The receiving server refused the message. Its words above say why.";
+}
+
+static void header_date(char *out, size_t outsz, time_t t)
+{
+	struct tm tm;
+	localtime_r(&t, &tm);
+	strftime(out, outsz, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+/* The human-readable first part. */
+static void human_part(struct buf *b, const struct conf *c, const struct queue_message *m, enum bounce_kind kind,
+	const size_t *idx, size_t n, const struct queue_rcpt_state *st)
+{
+	buf_printf(b, "This is the mail system at %s.\r\n\r\n", c->hostname);
+	if (kind == BOUNCE_FAILED)
+		buf_appends(b, "Your message could not be delivered to the recipients below. It is attached.\r\n\r\n");
+	else
+		buf_printf(b, "Your message has not been delivered yet to the recipients below. Postern keeps trying "
+			"until %llu days after it was sent; you do not need to send it again.\r\n\r\n",
+			(unsigned long long)(c->max_lifetime / 86400));
+	for (size_t k = 0; k < n; k++) {
+		const struct queue_rcpt_state *r = &st[idx[k]];
+		char enh[16] = "";
+		const char *p = r->last_reply;
+		/* the enhanced code inside "host said: 550 5.1.1 ..." */
+		for (const char *q = p; *q; q++)
+			if ((q[0] == '4' || q[0] == '5') && q[1] == '.' && q[2] >= '0' && q[2] <= '9' && (q == p || q[-1] == ' ')) {
+				snprintf(enh, sizeof(enh), "%.*s", (int)strcspn(q, " "), q);
+				break;
+			}
+		buf_printf(b, "<%s>\r\n    %s\r\n    %s\r\n\r\n", m->env.rcpts[idx[k]], r->last_reply[0] ? r->last_reply : "(no reply)",
+			bounce_meaning(enh, r->last_reply));
+	}
+}
+
+static void status_part(struct buf *b, const struct conf *c, const struct queue_message *m, enum bounce_kind kind,
+	const size_t *idx, size_t n, const struct queue_rcpt_state *st)
+{
+	char date[64];
+	header_date(date, sizeof(date), m->env.arrival);
+	buf_printf(b, "Reporting-MTA: dns; %s\r\nX-Postern-Queue-ID: %s\r\n", c->hostname, m->env.qid);
+	if (m->env.envid[0])
+		buf_printf(b, "Original-Envelope-Id: %s\r\n", m->env.envid);
+	buf_printf(b, "Arrival-Date: %s\r\n", date);
+	for (size_t k = 0; k < n; k++) {
+		size_t i = idx[k];
+		const struct queue_rcpt_state *r = &st[i];
+		char status[16] = "";
+		for (const char *q = r->last_reply; *q; q++)
+			if ((q[0] == '4' || q[0] == '5') && q[1] == '.' && (q == r->last_reply || q[-1] == ' ')) {
+				snprintf(status, sizeof(status), "%.*s", (int)strcspn(q, " "), q);
+				break;
+			}
+		if (!status[0])
+			snprintf(status, sizeof(status), "%s", kind == BOUNCE_FAILED ? "5.0.0" : "4.0.0");
+		/* A failed recipient's status class is 5 even after a run of 4xx replies. */
+		if (kind == BOUNCE_FAILED)
+			status[0] = '5';
+		buf_printf(b, "\r\nFinal-Recipient: rfc822; %s\r\n", m->env.rcpts[i]);
+		if (m->env.orcpt && m->env.orcpt[i][0])
+			buf_printf(b, "Original-Recipient: %s\r\n", m->env.orcpt[i]);
+		buf_printf(b, "Action: %s\r\nStatus: %s\r\n", kind == BOUNCE_FAILED ? "failed" : "delayed", status);
+		if (r->last_reply[0])
+			buf_printf(b, "Diagnostic-Code: smtp; %s\r\n", r->last_reply);
+		if (r->next_try && kind == BOUNCE_DELAYED) {
+			header_date(date, sizeof(date), (time_t)r->next_try);
+			buf_printf(b, "Will-Retry-Until: %s\r\n", date);
+		}
+	}
+}
+
+/* The returned message or its headers, read from the queue file. */
+static bool returned_part(struct buf *b, const struct queue_message *m, bool full)
+{
+	uint64_t want = m->body_size;
+	if (!full && want > 64 * 1024)
+		want = 64 * 1024;
+	char *p = malloc(want + 1);
+	if (!p)
+		return false;
+	ssize_t r = pread(m->fd, p, (size_t)want, m->body_offset);
+	if (r < 0) {
+		free(p);
+		return false;
+	}
+	size_t len = (size_t)r;
+	if (!full) {
+		/* up to the blank line that ends the header */
+		char *end = memmem(p, len, "\r\n\r\n", 4);
+		if (end)
+			len = (size_t)(end - p) + 2;
+	}
+	buf_append(b, p, len);
+	if (len && p[len - 1] != '\n')
+		buf_appends(b, "\r\n");
+	free(p);
+	return true;
+}
+
+bool bounce_send(struct queue *q, const struct conf *c, const struct queue_message *m, enum bounce_kind kind,
+	const size_t *idx, size_t n, const struct queue_rcpt_state *states, char *qid, char *err, size_t errlen)
+{
+	bool full = kind == BOUNCE_FAILED && m->env.ret != QUEUE_RET_HDRS && m->body_size <= RETURN_FULL_MAX;
+	struct buf b;
+	buf_init(&b, DSN_TEXT_MAX + RETURN_FULL_MAX + 4096);
+	unsigned rnd = 0;
+	if (getrandom(&rnd, sizeof(rnd), GRND_NONBLOCK) != sizeof(rnd))
+		rnd = (unsigned)time(NULL);
+	char boundary[400], date[64];
+	snprintf(boundary, sizeof(boundary), "%s/%08x/%s", m->env.qid, rnd, c->hostname);
+	header_date(date, sizeof(date), time(NULL));
+	buf_printf(&b, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\nDate: %s\r\n", c->hostname,
+		m->env.sender, date);
+	buf_printf(&b, "Subject: %s\r\n", kind == BOUNCE_FAILED ? "Undelivered Mail Returned to Sender"
+		: "Delayed Mail (still being retried)");
+	buf_printf(&b, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+		"Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n\r\n"
+		"This is a MIME-encapsulated message.\r\n\r\n", boundary);
+	buf_printf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Description: Notification\r\n\r\n", boundary);
+	human_part(&b, c, m, kind, idx, n, states);
+	buf_printf(&b, "--%s\r\nContent-Type: message/delivery-status\r\nContent-Description: Delivery report\r\n\r\n", boundary);
+	status_part(&b, c, m, kind, idx, n, states);
+	buf_printf(&b, "\r\n--%s\r\nContent-Type: %s\r\nContent-Description: %s\r\n\r\n", boundary,
+		full ? "message/rfc822" : "text/rfc822-headers", full ? "Undelivered message" : "Message headers");
+	if (!returned_part(&b, m, full)) {
+		snprintf(err, errlen, "cannot read the original message");
+		buf_free(&b);
+		return false;
+	}
+	buf_printf(&b, "\r\n--%s--\r\n", boundary);
+	struct queue_envelope env;
+	memset(&env, 0, sizeof(env));
+	id_new_queue_id(env.qid);
+	env.arrival = time(NULL);
+	snprintf(env.client_addr, sizeof(env.client_addr), "127.0.0.1");
+	snprintf(env.helo, sizeof(env.helo), "%s", c->hostname);
+	snprintf(env.protocol, sizeof(env.protocol), "local");
+	env.sender[0] = '\0';   /* the null sender: a bounce is never bounced */
+	env.eightbit = m->env.eightbit;
+	char rcpt[1][QUEUE_ADDR_MAX];
+	snprintf(rcpt[0], sizeof(rcpt[0]), "%s", m->env.sender);
+	env.rcpts = rcpt;
+	env.n_rcpts = 1;
+	bool ok = !b.truncated;
+	struct queue_writer *w = ok ? queue_writer_open(q, &env, err, errlen) : NULL;
+	ok = w && queue_writer_write(w, b.data, b.len) && queue_writer_commit(w, err, errlen);
+	queue_writer_free(&w);
+	buf_free(&b);
+	if (ok)
+		snprintf(qid, QUEUE_ID_LEN + 1, "%s", env.qid);
+	else if (!err[0])
+		snprintf(err, errlen, "cannot queue the report");
+	return ok;
+}

@@ -1,0 +1,35 @@
+/* delivery.h - the queue runner: threads that take committed messages and deliver
+ * every recipient, locally or remotely, keeping a durable state per recipient
+ * (queue/state/<id>: pending, delivered, failed; attempts, next try, last reply).
+ * Temporary failures are retried with doubling back-off (retry_min .. retry_max);
+ * after max_lifetime the sender gets a failure report; after delay_notice, once, a
+ * delay notice.  A restart resumes where it stopped; a recipient already delivered
+ * is never delivered again.  Disk and network work run on these threads only. */
+#ifndef POSTERN_DELIVERY_DELIVERY_H
+#define POSTERN_DELIVERY_DELIVERY_H
+
+#include <stddef.h>
+
+struct conf;
+struct queue;
+struct relay_credentials;
+struct delivery;
+
+/* Starts the threads and schedules every message already in queue/active/. */
+struct delivery *delivery_start(const struct conf *c, struct queue *q, const struct relay_credentials *creds);
+/* A message was committed (thread-safe). */
+void delivery_enqueue(struct delivery *d, const char *qid);
+/* Finish the current attempts and stop; undelivered messages stay queued. */
+void delivery_stop(struct delivery **d);
+
+/* Admin commands (thread-safe; disk work: call off the event loop):
+ *   "flush"             every message: try now
+ *   "retry QID"         one message: try now
+ *   "hold QID"          no delivery until released
+ *   "release QID"
+ *   "delete QID"        remove silently
+ *   "bounce QID"        remove, returning it to the sender with a report
+ * Writes a one-line answer into reply; returns 0 on success, 1 on failure. */
+int delivery_control(struct delivery *d, const char *command, char *reply, size_t replysz);
+
+#endif

@@ -1,0 +1,269 @@
+/* remote.c - delivery by MX or smarthost (see remote.h). */
+#include "delivery/remote.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <openssl/crypto.h>
+
+#include "conf/conf.h"
+#include "delivery/mx.h"
+#include "net/client.h"
+#include "queue/queue.h"
+#include "util/log.h"
+
+struct remote_ctx {
+	const struct conf *conf;
+	const struct relay_credentials *creds;
+	struct mx_resolver *resolver;
+	/* a connection kept for the next message to the same destination */
+	struct smtp_client *cached;
+	char cached_key[300];
+	unsigned cached_count;
+	struct smtp_client_opts opts;
+};
+
+bool relay_credentials_load(const char *path, struct relay_credentials *rc, char *err, size_t errlen)
+{
+	memset(rc, 0, sizeof(*rc));
+	if (!path || !path[0])
+		return true;
+	struct stat st;
+	FILE *f = fopen(path, "r");
+	if (!f || fstat(fileno(f), &st) != 0) {
+		snprintf(err, errlen, "[relay] credentials: cannot read %s: %s", path, strerror(errno));
+		if (f)
+			fclose(f);
+		return false;
+	}
+	if (st.st_mode & 077) {
+		snprintf(err, errlen, "[relay] credentials: %s can be read by other users; run: chmod 600 %s", path, path);
+		fclose(f);
+		return false;
+	}
+	char line[900];
+	bool ok = fgets(line, sizeof(line), f) != NULL;
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	char *sp = ok ? strchr(line, ' ') : NULL;
+	if (!sp || sp == line || !sp[1] || (size_t)(sp - line) >= sizeof(rc->user) || strlen(sp + 1) >= sizeof(rc->pass)) {
+		snprintf(err, errlen, "[relay] credentials: %s must hold one line \"user password\"", path);
+		OPENSSL_cleanse(line, sizeof(line));
+		return false;
+	}
+	*sp = '\0';
+	snprintf(rc->user, sizeof(rc->user), "%.300s", line);
+	snprintf(rc->pass, sizeof(rc->pass), "%.500s", sp + 1);
+	OPENSSL_cleanse(line, sizeof(line));
+	rc->set = true;
+	return true;
+}
+
+struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_credentials *creds, char *err, size_t errlen)
+{
+	struct remote_ctx *rc = calloc(1, sizeof(*rc));
+	if (!rc) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	rc->conf = c;
+	rc->creds = creds;
+	if (!c->relay_host[0]) {
+		rc->resolver = mx_resolver_new(c->resolver, err, errlen);
+		if (!rc->resolver) {
+			free(rc);
+			return NULL;
+		}
+	}
+	return rc;
+}
+
+void remote_idle(struct remote_ctx *rc)
+{
+	smtp_client_close(&rc->cached);
+	rc->cached_key[0] = '\0';
+	rc->cached_count = 0;
+}
+
+void remote_ctx_free(struct remote_ctx **rcp)
+{
+	struct remote_ctx *rc = *rcp;
+	if (!rc)
+		return;
+	remote_idle(rc);
+	mx_resolver_free(&rc->resolver);
+	free(rc);
+	*rcp = NULL;
+}
+
+static void set_all(struct rcpt_result *res, size_t n, enum rcpt_outcome o, const char *enh, const char *why)
+{
+	for (size_t i = 0; i < n; i++) {
+		res[i].outcome = o;
+		snprintf(res[i].enh, sizeof(res[i].enh), "%s", enh);
+		snprintf(res[i].reply, sizeof(res[i].reply), "%.590s", why);
+	}
+}
+
+/* Try one server; the opened client is returned (and cached by the caller). */
+static struct smtp_client *open_host(struct remote_ctx *rc, const char *addr, unsigned port, const char *name,
+	enum smtp_tls_policy tls, bool verify, bool auth, char *err, size_t errlen)
+{
+	const struct conf *c = rc->conf;
+	struct net_client_opts no = { .connect_timeout = (unsigned)c->connect_timeout, .io_timeout = (unsigned)c->command_timeout };
+	struct net_client *conn = net_client_connect(addr, port, &no, err, errlen);
+	if (!conn)
+		return NULL;
+	if (tls == SMTP_TLS_IMPLICIT && !net_client_tls(conn, name, verify, err, errlen)) {
+		net_client_close(&conn);
+		return NULL;
+	}
+	rc->opts = (struct smtp_client_opts){
+		.helo = c->hostname, .peer_name = name, .tls = tls, .tls_verify = verify,
+		.auth_user = auth && rc->creds && rc->creds->set ? rc->creds->user : NULL,
+		.auth_pass = auth && rc->creds && rc->creds->set ? rc->creds->pass : NULL,
+	};
+	bool permanent;
+	struct smtp_client *cl = smtp_client_open(conn, &rc->opts, err, errlen, &permanent);
+	if (!cl) {
+		net_client_close(&conn);
+		return NULL;
+	}
+	char tls_desc[300];
+	net_client_tls_summary(conn, tls_desc, sizeof(tls_desc));
+	log_event(LOG_INFO, "remote_connect", "host=%s address=%s port=%u tls=\"%s\"", name, addr, port, tls_desc);
+	return cl;
+}
+
+/* Append "host: reason" to the list of failures, bounded. */
+static void note_failure(char *all, size_t allsz, const char *host, const char *why)
+{
+	size_t n = strlen(all);
+	if (n + 8 < allsz)
+		snprintf(all + n, allsz - n, "%s%s: %s", n ? "; " : "", host, why);
+}
+
+static bool send_on(struct remote_ctx *rc, struct smtp_client *cl, const struct queue_message *m, const size_t *idx,
+	size_t n, struct rcpt_result *res)
+{
+	struct smtp_client_msg msg = { .env = &m->env, .rcpts = idx, .n = n, .fd = m->fd, .off = m->body_offset,
+		.size = m->body_size };
+	bool alive = smtp_client_send(cl, &msg, res);
+	(void)rc;
+	return alive;
+}
+
+/* A connection to this destination from an earlier message, if still good. */
+static bool try_cached(struct remote_ctx *rc, const char *key, const struct queue_message *m, const size_t *idx,
+	size_t n, struct rcpt_result *res)
+{
+	if (!rc->cached || strcmp(rc->cached_key, key) != 0 || rc->cached_count >= rc->conf->messages_per_connection) {
+		remote_idle(rc);
+		return false;
+	}
+	if (!send_on(rc, rc->cached, m, idx, n, res)) {
+		remote_idle(rc);
+		/* The reused connection died: retry this message on a fresh one. */
+		return false;
+	}
+	rc->cached_count++;
+	return true;
+}
+
+static void keep(struct remote_ctx *rc, struct smtp_client *cl, const char *key)
+{
+	remote_idle(rc);
+	rc->cached = cl;
+	snprintf(rc->cached_key, sizeof(rc->cached_key), "%s", key);
+	rc->cached_count = 1;
+}
+
+static void via_relay(struct remote_ctx *rc, const struct queue_message *m, const size_t *idx, size_t n,
+	struct rcpt_result *res)
+{
+	const struct conf *c = rc->conf;
+	char key[300];
+	snprintf(key, sizeof(key), "relay:%s", c->relay_host);
+	if (try_cached(rc, key, m, idx, n, res))
+		return;
+	enum smtp_tls_policy tls = c->relay_tls == TLS_IMPLICIT ? SMTP_TLS_IMPLICIT
+		: c->relay_tls == TLS_STARTTLS ? SMTP_TLS_REQUIRE : SMTP_TLS_NEVER;
+	char err[700];
+	struct smtp_client *cl = open_host(rc, c->relay_host, (unsigned)c->relay_port, c->relay_host, tls,
+		c->relay_tls_verify, true, err, sizeof(err));
+	if (!cl) {
+		char why[1200];
+		snprintf(why, sizeof(why), "relay %.200s port %llu: %.700s", c->relay_host, (unsigned long long)c->relay_port, err);
+		if (strstr(err, "refused Postern's login") || strstr(err, "no AUTH"))
+			snprintf(why + strlen(why), sizeof(why) - strlen(why), " [relay]");
+		set_all(res, n, OUT_DEFER, "4.4.1", why);
+		log_event(LOG_WARN, "relay_failed", "qid=%s relay=%s reason=\"%s\"", m->env.qid, c->relay_host, err);
+		return;
+	}
+	if (send_on(rc, cl, m, idx, n, res))
+		keep(rc, cl, key);
+	else
+		smtp_client_close(&cl);
+	/* The relay refused to relay: it wanted a login Postern did not make. */
+	for (size_t i = 0; i < n; i++)
+		if (res[i].outcome == OUT_FAIL && strcasestr(res[i].reply, "relay") && !(rc->creds && rc->creds->set)) {
+			size_t l = strlen(res[i].reply);
+			snprintf(res[i].reply + l, sizeof(res[i].reply) - l,
+				" (Postern did not log in to the relay: set [relay] credentials) [relay]");
+		}
+}
+
+void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const char *domain,
+	const size_t *idx, size_t n, struct rcpt_result *res)
+{
+	memset(res, 0, n * sizeof(*res));
+	if (rc->conf->relay_host[0]) {
+		via_relay(rc, m, idx, n, res);
+		return;
+	}
+	char key[300];
+	snprintf(key, sizeof(key), "mx:%s", domain);
+	if (try_cached(rc, key, m, idx, n, res))
+		return;
+	struct mx_host hosts[MX_MAX_HOSTS];
+	size_t nh = 0;
+	char err[700];
+	switch (mx_lookup(rc->resolver, domain, hosts, &nh, err, sizeof(err))) {
+	case MX_NULL:
+		set_all(res, n, OUT_FAIL, "5.1.10", err);
+		return;
+	case MX_NO_DOMAIN:
+		set_all(res, n, OUT_FAIL, "5.1.2", err);
+		return;
+	case MX_TEMP:
+		set_all(res, n, OUT_DEFER, "4.4.3", err);
+		return;
+	case MX_OK:
+		break;
+	}
+	char failures[1200] = "";
+	for (size_t h = 0; h < nh; h++) {
+		for (size_t a = 0; a < hosts[h].n_addrs; a++) {
+			char label[400];
+			snprintf(label, sizeof(label), "%s[%s]", hosts[h].name, hosts[h].addrs[a]);
+			struct smtp_client *cl = open_host(rc, hosts[h].addrs[a], (unsigned)rc->conf->remote_port, hosts[h].name,
+				SMTP_TLS_OPPORTUNISTIC, false, false, err, sizeof(err));
+			if (!cl) {
+				note_failure(failures, sizeof(failures), label, err);
+				log_event(LOG_INFO, "remote_try_next", "qid=%s host=%s reason=\"%s\"", m->env.qid, label, err);
+				continue;
+			}
+			if (send_on(rc, cl, m, idx, n, res))
+				keep(rc, cl, key);
+			else
+				smtp_client_close(&cl);
+			return;
+		}
+	}
+	char why[1400];
+	snprintf(why, sizeof(why), "no mail server for %s could be reached: %s", domain, failures);
+	set_all(res, n, OUT_DEFER, "4.4.1", why);
+}

@@ -1,0 +1,35 @@
+/* remote.h - delivery to other domains: by MX (RFC 5321 §5.1: each MX in
+ * preference order, each of its addresses, the next one when a server cannot be
+ * reached or refuses the connection) or through the configured smarthost, with
+ * opportunistic STARTTLS and connection reuse.  One remote_ctx per delivery thread. */
+#ifndef POSTERN_DELIVERY_REMOTE_H
+#define POSTERN_DELIVERY_REMOTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "delivery/smtp_client.h"
+
+struct conf;
+struct queue_message;
+struct remote_ctx;
+
+struct relay_credentials {
+	char user[320];
+	char pass[512];
+	bool set;
+};
+
+/* Read "user password" from the smarthost credentials file (before dropping root);
+ * refuses a file that others may read. */
+bool relay_credentials_load(const char *path, struct relay_credentials *rc, char *err, size_t errlen);
+
+struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_credentials *creds, char *err, size_t errlen);
+void remote_ctx_free(struct remote_ctx **rc);
+/* Deliver m to recipients idx[0..n), all in `domain`.  results[k] for idx[k]. */
+void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const char *domain,
+	const size_t *idx, size_t n, struct rcpt_result *results);
+/* Close a connection kept open for reuse (the thread is going idle). */
+void remote_idle(struct remote_ctx *rc);
+
+#endif

@@ -1,0 +1,720 @@
+/* scheduler.c - the queue runner (see delivery.h). */
+#include "delivery/delivery.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "delivery/bounce.h"
+#include "delivery/local.h"
+#include "delivery/remote.h"
+#include "directory/directory.h"
+#include "queue/queue.h"
+#include "util/id.h"
+#include "util/log.h"
+
+#define MAX_DOMAINS_ACTIVE 1024
+#define BUSY_DOMAIN_WAIT 5      /* seconds before trying a domain at its limit again */
+
+struct item {
+	char qid[QUEUE_ID_LEN + 1];
+	time_t due;
+	bool force;                 /* flush/retry: ignore the recipients' next_try */
+	struct item *next;
+};
+
+struct domain_slot {
+	char name[256];
+	unsigned active;
+};
+
+struct delivery {
+	const struct conf *conf;
+	struct queue *queue;
+	const struct relay_credentials *creds;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct item *ready_head, *ready_tail;
+	struct item *deferred;          /* unsorted; scanned for the earliest */
+	char (*busy)[QUEUE_ID_LEN + 1]; /* messages being worked on, one per thread */
+	struct domain_slot domains[MAX_DOMAINS_ACTIVE];
+	bool stopping;
+	unsigned nthreads;
+	pthread_t *threads;
+	bool *started;
+	struct worker *workers;
+};
+
+struct worker {
+	struct delivery *d;
+	unsigned index;
+	struct directory *dir;
+	struct remote_ctx *remote;
+};
+
+/* --- lists (lock held) ------------------------------------------------------ */
+
+static void push_ready(struct delivery *d, struct item *it)
+{
+	it->next = NULL;
+	if (d->ready_tail)
+		d->ready_tail->next = it;
+	else
+		d->ready_head = it;
+	d->ready_tail = it;
+}
+
+/* Remove qid from both lists; returns whether it was there. */
+static bool unlist(struct delivery *d, const char *qid)
+{
+	bool found = false;
+	for (struct item **p = &d->ready_head; *p;) {
+		if (strcmp((*p)->qid, qid) == 0) {
+			struct item *dead = *p;
+			*p = dead->next;
+			free(dead);
+			found = true;
+		} else {
+			p = &(*p)->next;
+		}
+	}
+	d->ready_tail = NULL;
+	for (struct item *it = d->ready_head; it; it = it->next)
+		d->ready_tail = it;
+	for (struct item **p = &d->deferred; *p;) {
+		if (strcmp((*p)->qid, qid) == 0) {
+			struct item *dead = *p;
+			*p = dead->next;
+			free(dead);
+			found = true;
+		} else {
+			p = &(*p)->next;
+		}
+	}
+	return found;
+}
+
+static bool is_busy(struct delivery *d, const char *qid)
+{
+	for (unsigned i = 0; i < d->nthreads; i++)
+		if (strcmp(d->busy[i], qid) == 0)
+			return true;
+	return false;
+}
+
+static void add_item(struct delivery *d, const char *qid, time_t due, bool force)
+{
+	struct item *it = calloc(1, sizeof(*it));
+	if (!it) {
+		log_event(LOG_ERR, "delivery_error", "qid=%s error=\"out of memory; tried at next start\"", qid);
+		return;
+	}
+	snprintf(it->qid, sizeof(it->qid), "%s", qid);
+	it->due = due;
+	it->force = force;
+	if (due <= time(NULL))
+		push_ready(d, it);
+	else {
+		it->next = d->deferred;
+		d->deferred = it;
+	}
+	pthread_cond_signal(&d->cond);
+}
+
+void delivery_enqueue(struct delivery *d, const char *qid)
+{
+	pthread_mutex_lock(&d->lock);
+	add_item(d, qid, 0, false);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* --- per-domain concurrency ------------------------------------------------- */
+
+static bool domain_acquire(struct delivery *d, const char *domain)
+{
+	pthread_mutex_lock(&d->lock);
+	struct domain_slot *free_slot = NULL;
+	bool ok = false;
+	for (size_t i = 0; i < MAX_DOMAINS_ACTIVE; i++) {
+		struct domain_slot *s = &d->domains[i];
+		if (s->active && strcasecmp(s->name, domain) == 0) {
+			ok = s->active < d->conf->domain_concurrency;
+			if (ok)
+				s->active++;
+			pthread_mutex_unlock(&d->lock);
+			return ok;
+		}
+		if (!s->active && !free_slot)
+			free_slot = s;
+	}
+	if (free_slot) {
+		snprintf(free_slot->name, sizeof(free_slot->name), "%s", domain);
+		free_slot->active = 1;
+		ok = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ok;
+}
+
+static void domain_release(struct delivery *d, const char *domain)
+{
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < MAX_DOMAINS_ACTIVE; i++)
+		if (d->domains[i].active && strcasecmp(d->domains[i].name, domain) == 0) {
+			d->domains[i].active--;
+			break;
+		}
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* --- one message ------------------------------------------------------------- */
+
+static time_t backoff(const struct conf *c, unsigned attempts)
+{
+	uint64_t delay = c->retry_min;
+	for (unsigned i = 1; i < attempts && delay < c->retry_max; i++)
+		delay *= 2;
+	return (time_t)(delay > c->retry_max ? c->retry_max : delay);
+}
+
+static const char *domain_of(const char *rcpt)
+{
+	const char *at = strrchr(rcpt, '@');
+	return at ? at + 1 : "";
+}
+
+struct run {
+	struct worker *w;
+	struct queue_message m;
+	struct queue_state st;
+	time_t now;
+	bool changed;
+	bool force;
+	size_t *newly_failed;
+	size_t n_failed;
+	size_t *group;              /* scratch: recipients of one domain */
+	struct rcpt_result *res;
+};
+
+static void fail_rcpt(struct run *r, size_t i, const char *why)
+{
+	struct queue_rcpt_state *s = &r->st.r[i];
+	s->state = RCPT_FAILED;
+	snprintf(s->last_reply, sizeof(s->last_reply), "%s", why);
+	r->newly_failed[r->n_failed++] = i;
+	r->changed = true;
+	log_event(LOG_WARN, "bounced", "qid=%s to=<%s> reason=\"%s\"", r->m.env.qid, r->m.env.rcpts[i], why);
+}
+
+static void defer_rcpt(struct run *r, size_t i, const char *why)
+{
+	struct queue_rcpt_state *s = &r->st.r[i];
+	s->attempts++;
+	time_t wait = backoff(r->w->d->conf, s->attempts);
+	s->next_try = r->now + wait;
+	snprintf(s->last_reply, sizeof(s->last_reply), "%s", why);
+	r->changed = true;
+	log_event(LOG_INFO, "deferred", "qid=%s to=<%s> attempt=%u retry_in=%lld reason=\"%s\"", r->m.env.qid,
+		r->m.env.rcpts[i], s->attempts, (long long)wait, why);
+}
+
+static void deliver_locals(struct run *r, bool *remote)
+{
+	const struct conf *c = r->w->d->conf;
+	for (size_t i = 0; i < r->m.env.n_rcpts; i++) {
+		struct queue_rcpt_state *s = &r->st.r[i];
+		remote[i] = false;
+		if (s->state != RCPT_PENDING || (!r->force && s->next_try > r->now))
+			continue;
+		char path[1400], why[700];
+		switch (local_resolve(c, r->w->dir, r->m.env.rcpts[i], path, sizeof(path))) {
+		case WHERE_REMOTE:
+			remote[i] = true;
+			break;
+		case WHERE_TEMPFAIL:
+			defer_rcpt(r, i, "the user directory could not be read");
+			break;
+		case WHERE_NO_USER:
+			fail_rcpt(r, i, "5.1.1 no such mailbox here (it was removed after the message was accepted)");
+			break;
+		case WHERE_LOCAL:
+			if (local_deliver(&r->m, i, path, why, sizeof(why))) {
+				s->state = RCPT_DELIVERED;
+				r->changed = true;
+			} else {
+				defer_rcpt(r, i, why);
+			}
+			break;
+		}
+	}
+}
+
+/* Remote recipients, one destination domain at a time (or all via the relay). */
+static void deliver_remotes(struct run *r, bool *remote)
+{
+	struct delivery *d = r->w->d;
+	size_t n = r->m.env.n_rcpts;
+	bool via_relay = d->conf->relay_host[0] != '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (!remote[i])
+			continue;
+		const char *dom = via_relay ? d->conf->relay_host : domain_of(r->m.env.rcpts[i]);
+		size_t g = 0;
+		for (size_t k = i; k < n; k++) {
+			if (remote[k] && (via_relay || strcasecmp(domain_of(r->m.env.rcpts[k]), dom) == 0)) {
+				r->group[g++] = k;
+				remote[k] = false;
+			}
+		}
+		if (!domain_acquire(d, dom)) {
+			/* At the per-domain limit: come back soon, without counting an attempt. */
+			for (size_t k = 0; k < g; k++)
+				r->st.r[r->group[k]].next_try = r->now + BUSY_DOMAIN_WAIT;
+			r->changed = true;
+			continue;
+		}
+		remote_deliver(r->w->remote, &r->m, via_relay ? "" : dom, r->group, g, r->res);
+		domain_release(d, dom);
+		for (size_t k = 0; k < g; k++) {
+			size_t idx = r->group[k];
+			struct rcpt_result *x = &r->res[k];
+			if (x->outcome == OUT_DELIVERED) {
+				r->st.r[idx].state = RCPT_DELIVERED;
+				snprintf(r->st.r[idx].last_reply, sizeof(r->st.r[idx].last_reply), "%s", x->reply);
+				r->changed = true;
+				log_event(LOG_INFO, "delivered", "qid=%s to=<%s> remote=\"%s\"", r->m.env.qid, r->m.env.rcpts[idx], x->reply);
+			} else if (x->outcome == OUT_FAIL) {
+				fail_rcpt(r, idx, x->reply);
+			} else {
+				defer_rcpt(r, idx, x->reply);
+			}
+		}
+	}
+}
+
+/* Past the lifetime: give up on whatever is still pending. */
+static void expire(struct run *r)
+{
+	const struct conf *c = r->w->d->conf;
+	if (r->now - r->m.env.arrival < (time_t)c->max_lifetime)
+		return;
+	for (size_t i = 0; i < r->m.env.n_rcpts; i++) {
+		if (r->st.r[i].state != RCPT_PENDING)
+			continue;
+		char why[QUEUE_REPLY_MAX];
+		snprintf(why, sizeof(why), "gave up after %llu days of trying; last: %.500s",
+			(unsigned long long)(c->max_lifetime / 86400), r->st.r[i].last_reply[0] ? r->st.r[i].last_reply : "no attempt");
+		fail_rcpt(r, i, why);
+	}
+}
+
+static void send_report(struct run *r, enum bounce_kind kind, const size_t *idx, size_t n)
+{
+	size_t want[n ? n : 1], k = 0;
+	for (size_t j = 0; j < n; j++)
+		if (bounce_wanted(&r->m, idx[j], kind))
+			want[k++] = idx[j];
+	if (!k)
+		return;
+	char qid[QUEUE_ID_LEN + 1], err[256] = "";
+	if (bounce_send(r->w->d->queue, r->w->d->conf, &r->m, kind, want, k, r->st.r, qid, err, sizeof(err))) {
+		log_event(LOG_INFO, kind == BOUNCE_FAILED ? "bounce_sent" : "delay_notice_sent", "qid=%s report_qid=%s to=<%s> recipients=%zu",
+			r->m.env.qid, qid, r->m.env.sender, k);
+		delivery_enqueue(r->w->d, qid);
+	} else {
+		log_event(LOG_ERR, "bounce_error", "qid=%s error=\"%s\"", r->m.env.qid, err);
+	}
+}
+
+/* Once, when the message has waited delay_notice: tell the sender. */
+static void maybe_delay_notice(struct run *r)
+{
+	const struct conf *c = r->w->d->conf;
+	if (r->st.delay_notified || !c->delay_notice || r->now - r->m.env.arrival < (time_t)c->delay_notice)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < r->m.env.n_rcpts; i++)
+		if (r->st.r[i].state == RCPT_PENDING)
+			r->group[n++] = i;
+	if (!n)
+		return;
+	send_report(r, BOUNCE_DELAYED, r->group, n);
+	r->st.delay_notified = true;
+	r->changed = true;
+}
+
+/* Returns 0 when the message is finished, else the time to look at it again. */
+static time_t process(struct worker *w, const char *qid, bool force)
+{
+	struct delivery *d = w->d;
+	struct run r = { .w = w, .now = time(NULL), .force = force };
+	char err[512];
+	if (!queue_message_open(d->queue, qid, &r.m, err, sizeof(err))) {
+		if (strstr(err, "No such file"))
+			return 0;   /* finished elsewhere, or deleted by the admin */
+		log_event(LOG_ERR, "queue_corrupt", "qid=%s error=\"%s\" action=\"moved to queue/failed\"", qid, err);
+		queue_move_failed(d->queue, qid);
+		return 0;
+	}
+	size_t n = r.m.env.n_rcpts;
+	time_t again = 0;
+	if (!queue_state_read(d->queue, qid, n, &r.st)) {
+		log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot read the delivery state\"", qid);
+		queue_message_close(&r.m);
+		return r.now + (time_t)d->conf->retry_min;
+	}
+	if (r.st.held) {
+		queue_state_free(&r.st);
+		queue_message_close(&r.m);
+		return 0;   /* waits for `postern queue release` */
+	}
+	bool *remote = calloc(n, sizeof(bool));
+	r.newly_failed = calloc(n, sizeof(size_t));
+	r.group = calloc(n, sizeof(size_t));
+	r.res = calloc(n, sizeof(struct rcpt_result));
+	if (!remote || !r.newly_failed || !r.group || !r.res) {
+		again = r.now + (time_t)d->conf->retry_min;
+		goto out;
+	}
+	deliver_locals(&r, remote);
+	deliver_remotes(&r, remote);
+	expire(&r);
+	if (r.n_failed)
+		send_report(&r, BOUNCE_FAILED, r.newly_failed, r.n_failed);
+	maybe_delay_notice(&r);
+	bool pending = false, failed = false;
+	for (size_t i = 0; i < n; i++) {
+		if (r.st.r[i].state == RCPT_PENDING) {
+			pending = true;
+			time_t t = r.st.r[i].next_try > r.now ? (time_t)r.st.r[i].next_try : r.now + 1;
+			if (!again || t < again)
+				again = t;
+		}
+		failed |= r.st.r[i].state == RCPT_FAILED;
+	}
+	if (pending) {
+		if (r.changed && !queue_state_write(d->queue, qid, &r.st))
+			log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot save the delivery state: %s\"", qid, strerror(errno));
+	} else if (failed && !r.m.env.sender[0]) {
+		/* Nobody to tell (a bounce that failed): keep it for the administrator. */
+		queue_move_failed(d->queue, qid);
+		log_event(LOG_WARN, "kept", "qid=%s reason=\"undeliverable report\" where=queue/failed", qid);
+	} else {
+		queue_remove(d->queue, qid);
+		log_event(LOG_INFO, "removed", "qid=%s reason=\"%s\"", qid, failed ? "done; failures reported to the sender"
+			: "all recipients delivered");
+	}
+out:
+	free(remote);
+	free(r.newly_failed);
+	free(r.group);
+	free(r.res);
+	queue_state_free(&r.st);
+	queue_message_close(&r.m);
+	return again;
+}
+
+/* --- threads ------------------------------------------------------------------ */
+
+static struct item **earliest(struct delivery *d)
+{
+	struct item **best = NULL;
+	for (struct item **p = &d->deferred; *p; p = &(*p)->next)
+		if (!best || (*p)->due < (*best)->due)
+			best = p;
+	return best;
+}
+
+/* Next item whose message no other thread is working on (lock held). */
+static struct item *take_ready(struct delivery *d)
+{
+	for (struct item **p = &d->ready_head; *p; p = &(*p)->next) {
+		if (is_busy(d, (*p)->qid))
+			continue;
+		struct item *it = *p;
+		*p = it->next;
+		d->ready_tail = NULL;
+		for (struct item *x = d->ready_head; x; x = x->next)
+			d->ready_tail = x;
+		return it;
+	}
+	return NULL;
+}
+
+static void *delivery_thread(void *arg)
+{
+	struct worker *w = arg;
+	struct delivery *d = w->d;
+	char err[256];
+	pthread_mutex_lock(&d->lock);
+	while (!d->stopping) {
+		struct item *it = take_ready(d);
+		if (!it) {
+			struct item **e = earliest(d);
+			time_t now = time(NULL);
+			if (e && (*e)->due <= now) {
+				it = *e;
+				*e = it->next;
+				if (is_busy(d, it->qid)) {
+					it->due = now + 1;
+					it->next = d->deferred;
+					d->deferred = it;
+					it = NULL;
+				}
+			}
+			if (!it) {
+				pthread_mutex_unlock(&d->lock);
+				if (w->remote)
+					remote_idle(w->remote);   /* no more work now: close kept connections */
+				pthread_mutex_lock(&d->lock);
+				if (d->stopping)
+					break;
+				e = earliest(d);
+				if (d->ready_head) {
+					struct timespec ts = { .tv_sec = time(NULL) + 1 };
+					pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+				} else if (e) {
+					struct timespec ts = { .tv_sec = (*e)->due };
+					pthread_cond_timedwait(&d->cond, &d->lock, &ts);
+				} else {
+					pthread_cond_wait(&d->cond, &d->lock);
+				}
+				continue;
+			}
+		}
+		snprintf(d->busy[w->index], QUEUE_ID_LEN + 1, "%s", it->qid);
+		pthread_mutex_unlock(&d->lock);
+		if (!w->dir && !directory_open(&w->dir, d->conf->data_dir, err, sizeof(err)))
+			log_event(LOG_ERR, "directory_error", "error=\"%s\"", err);
+		if (!w->remote && !(w->remote = remote_ctx_new(d->conf, d->creds, err, sizeof(err))))
+			log_event(LOG_ERR, "resolver_error", "error=\"%s\"", err);
+		time_t again = w->dir && w->remote ? process(w, it->qid, it->force) : time(NULL) + (time_t)d->conf->retry_min;
+		pthread_mutex_lock(&d->lock);
+		d->busy[w->index][0] = '\0';
+		if (again) {
+			it->due = again;
+			it->force = false;
+			it->next = d->deferred;
+			d->deferred = it;
+		} else {
+			free(it);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	remote_ctx_free(&w->remote);
+	directory_close(&w->dir);
+	return NULL;
+}
+
+static void enqueue_existing(void *arg, const char *qid)
+{
+	delivery_enqueue(arg, qid);
+}
+
+struct delivery *delivery_start(const struct conf *c, struct queue *q, const struct relay_credentials *creds)
+{
+	struct delivery *d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->conf = c;
+	d->queue = q;
+	d->creds = creds;
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);   /* CLOCK_REALTIME: due times are wall-clock */
+	queue_list_active(q, enqueue_existing, d);
+	unsigned n = (unsigned)c->delivery_threads;
+	d->threads = calloc(n, sizeof(pthread_t));
+	d->started = calloc(n, sizeof(bool));
+	d->busy = calloc(n, sizeof(*d->busy));
+	struct worker *ws = calloc(n, sizeof(struct worker));
+	if (!d->threads || !d->busy || !ws || !d->started) {
+		free(ws);
+		free(d->threads);
+		free(d->started);
+		free(d->busy);
+		free(d);
+		return NULL;
+	}
+	d->workers = ws;
+	for (unsigned i = 0; i < n; i++) {
+		ws[i].d = d;
+		ws[i].index = i;
+	}
+	d->nthreads = n;   /* busy[] has n slots whether or not every thread starts */
+	unsigned started = 0;
+	for (unsigned i = 0; i < n; i++) {
+		d->started[i] = pthread_create(&d->threads[i], NULL, delivery_thread, &ws[i]) == 0;
+		started += d->started[i];
+	}
+	if (started == 0) {
+		delivery_stop(&d);
+		return NULL;
+	}
+	return d;
+}
+
+static void free_list(struct item *it)
+{
+	while (it) {
+		struct item *n = it->next;
+		free(it);
+		it = n;
+	}
+}
+
+void delivery_stop(struct delivery **dp)
+{
+	struct delivery *d = *dp;
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->lock);
+	d->stopping = true;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	for (unsigned i = 0; i < d->nthreads; i++)
+		if (d->started[i])
+			pthread_join(d->threads[i], NULL);
+	free_list(d->ready_head);
+	free_list(d->deferred);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->cond);
+	free(d->workers);
+	free(d->threads);
+	free(d->started);
+	free(d->busy);
+	free(d);
+	*dp = NULL;
+}
+
+/* --- admin control -------------------------------------------------------------- */
+
+/* Change a message's state file (hold / release); the message must not be busy. */
+static bool set_held(struct delivery *d, const char *qid, bool held, char *reply, size_t replysz)
+{
+	struct queue_message m;
+	char err[256];
+	if (!queue_message_open(d->queue, qid, &m, err, sizeof(err))) {
+		snprintf(reply, replysz, "no message %s in the queue", qid);
+		return false;
+	}
+	struct queue_state st;
+	bool ok = queue_state_read(d->queue, qid, m.env.n_rcpts, &st);
+	if (ok) {
+		st.held = held;
+		if (!held)
+			for (size_t i = 0; i < st.n; i++)
+				st.r[i].next_try = 0;
+		ok = queue_state_write(d->queue, qid, &st);
+		queue_state_free(&st);
+	}
+	queue_message_close(&m);
+	snprintf(reply, replysz, ok ? "%s %s" : "cannot change %s", qid, held ? "held" : "released");
+	return ok;
+}
+
+/* Return the message to its sender: every pending recipient failed by the admin. */
+static bool bounce_now(struct delivery *d, const char *qid, char *reply, size_t replysz)
+{
+	struct worker w = { .d = d };
+	struct run r = { .w = &w, .now = time(NULL) };
+	char err[256];
+	if (!queue_message_open(d->queue, qid, &r.m, err, sizeof(err))) {
+		snprintf(reply, replysz, "no message %s in the queue", qid);
+		return false;
+	}
+	size_t n = r.m.env.n_rcpts;
+	bool ok = queue_state_read(d->queue, qid, n, &r.st);
+	r.newly_failed = calloc(n, sizeof(size_t));
+	if (ok && r.newly_failed) {
+		for (size_t i = 0; i < n; i++)
+			if (r.st.r[i].state == RCPT_PENDING) {
+				char why[QUEUE_REPLY_MAX];
+				snprintf(why, sizeof(why), "5.0.0 returned by the mail administrator; last attempt: %.480s",
+					r.st.r[i].last_reply[0] ? r.st.r[i].last_reply : "none");
+				fail_rcpt(&r, i, why);
+			}
+		if (r.n_failed)
+			send_report(&r, BOUNCE_FAILED, r.newly_failed, r.n_failed);
+	}
+	free(r.newly_failed);
+	queue_state_free(&r.st);
+	queue_message_close(&r.m);
+	if (ok)
+		queue_remove(d->queue, qid);
+	snprintf(reply, replysz, ok ? "%s returned to the sender and removed" : "cannot bounce %s", qid);
+	return ok;
+}
+
+int delivery_control(struct delivery *d, const char *command, char *reply, size_t replysz)
+{
+	char verb[16] = "", qid[64] = "";
+	if (sscanf(command, "%15s %63s", verb, qid) < 1) {
+		snprintf(reply, replysz, "empty command");
+		return 1;
+	}
+	if (strcmp(verb, "flush") == 0) {
+		pthread_mutex_lock(&d->lock);
+		unsigned n = 0;
+		while (d->deferred) {
+			struct item *it = d->deferred;
+			d->deferred = it->next;
+			it->force = true;
+			push_ready(d, it);
+			n++;
+		}
+		for (struct item *it = d->ready_head; it; it = it->next)
+			it->force = true;
+		pthread_cond_broadcast(&d->cond);
+		pthread_mutex_unlock(&d->lock);
+		snprintf(reply, replysz, "flushing: %u deferred message(s) will be tried now", n);
+		return 0;
+	}
+	if (!qid[0] || !id_is_queue_id(qid)) {
+		snprintf(reply, replysz, "%s needs a queue id", verb);
+		return 1;
+	}
+	/* Take the message out of the runner's hands while we change it. */
+	pthread_mutex_lock(&d->lock);
+	for (int tries = 0; is_busy(d, qid) && tries < 300; tries++) {
+		pthread_mutex_unlock(&d->lock);
+		usleep(100000);
+		pthread_mutex_lock(&d->lock);
+	}
+	if (is_busy(d, qid)) {
+		pthread_mutex_unlock(&d->lock);
+		snprintf(reply, replysz, "%s is being delivered right now; try again in a minute", qid);
+		return 1;
+	}
+	unlist(d, qid);
+	pthread_mutex_unlock(&d->lock);
+	bool ok;
+	if (strcmp(verb, "retry") == 0 || strcmp(verb, "release") == 0) {
+		ok = strcmp(verb, "release") == 0 ? set_held(d, qid, false, reply, replysz) : true;
+		if (ok && strcmp(verb, "retry") == 0)
+			snprintf(reply, replysz, "%s will be tried now", qid);
+		if (ok) {
+			pthread_mutex_lock(&d->lock);
+			add_item(d, qid, 0, true);
+			pthread_mutex_unlock(&d->lock);
+		}
+	} else if (strcmp(verb, "hold") == 0) {
+		ok = set_held(d, qid, true, reply, replysz);
+	} else if (strcmp(verb, "delete") == 0) {
+		ok = queue_remove(d->queue, qid);
+		snprintf(reply, replysz, ok ? "%s deleted" : "cannot delete %s", qid);
+		if (ok)
+			log_event(LOG_WARN, "deleted", "qid=%s by=admin", qid);
+	} else if (strcmp(verb, "bounce") == 0) {
+		ok = bounce_now(d, qid, reply, replysz);
+	} else {
+		snprintf(reply, replysz, "unknown command %s (flush, retry, hold, release, delete, bounce)", verb);
+		ok = false;
+	}
+	return ok ? 0 : 1;
+}

@@ -1,0 +1,598 @@
+/* smtp_client.c - SMTP client dialogue (see smtp_client.h). */
+#include "delivery/smtp_client.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "net/client.h"
+#include "queue/queue.h"
+#include "util/buf.h"
+#include "util/parse.h"
+
+#define LINE_MAX_CLIENT 2048
+#define COPY_CHUNK (64u << 10)
+
+struct smtp_client {
+	struct net_client *conn;
+	struct smtp_caps caps;
+	const struct smtp_client_opts *o;
+	bool broken;
+};
+
+/* --- replies -------------------------------------------------------------- */
+
+void smtp_reply_reset(struct smtp_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+}
+
+static bool is_enh(const char *p, size_t *len)
+{
+	/* class "." 1*3digit "." 1*3digit, followed by space or end */
+	size_t i = 0;
+	if (p[0] != '2' && p[0] != '4' && p[0] != '5')
+		return false;
+	if (p[1] != '.')
+		return false;
+	i = 2;
+	for (int part = 0; part < 2; part++) {
+		size_t d = 0;
+		while (p[i] >= '0' && p[i] <= '9' && d < 4) {
+			i++;
+			d++;
+		}
+		if (d == 0 || d > 3)
+			return false;
+		if (part == 0) {
+			if (p[i] != '.')
+				return false;
+			i++;
+		}
+	}
+	if (p[i] != ' ' && p[i] != '\0')
+		return false;
+	*len = i;
+	return true;
+}
+
+int smtp_reply_feed(struct smtp_reply *r, const char *line)
+{
+	if (strlen(line) < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
+		line[2] < '0' || line[2] > '9' || (line[3] != ' ' && line[3] != '-' && line[3] != '\0'))
+		return -1;
+	int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (r->code && code != r->code)
+		return -1;
+	r->code = code;
+	const char *text = line[3] ? line + 4 : "";
+	size_t el;
+	if (is_enh(text, &el)) {
+		if (!r->enh[0] && el < sizeof(r->enh)) {
+			memcpy(r->enh, text, el);
+			r->enh[el] = '\0';
+		}
+		text += el;
+		while (*text == ' ')
+			text++;
+	}
+	size_t have = strlen(r->text);
+	if (have && have + 1 < sizeof(r->text))
+		r->text[have++] = ' ';
+	snprintf(r->text + have, sizeof(r->text) - have, "%s", text);
+	r->done = line[3] != '-';
+	return r->done ? 1 : 0;
+}
+
+void smtp_reply_format(const struct smtp_reply *r, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%d%s%s %s", r->code, r->enh[0] ? " " : "", r->enh, r->text);
+}
+
+void smtp_caps_line(struct smtp_caps *caps, const char *text)
+{
+	char kw[32];
+	size_t n = strcspn(text, " ");
+	if (n >= sizeof(kw))
+		return;
+	memcpy(kw, text, n);
+	kw[n] = '\0';
+	const char *arg = text[n] ? text + n + 1 : "";
+	if (strcasecmp(kw, "PIPELINING") == 0)
+		caps->pipelining = true;
+	else if (strcasecmp(kw, "STARTTLS") == 0)
+		caps->starttls = true;
+	else if (strcasecmp(kw, "8BITMIME") == 0)
+		caps->eightbitmime = true;
+	else if (strcasecmp(kw, "SMTPUTF8") == 0)
+		caps->smtputf8 = true;
+	else if (strcasecmp(kw, "CHUNKING") == 0)
+		caps->chunking = true;
+	else if (strcasecmp(kw, "DSN") == 0)
+		caps->dsn = true;
+	else if (strcasecmp(kw, "SIZE") == 0) {
+		uint64_t v;
+		if (parse_u64(arg, strlen(arg), &v))
+			caps->size = v;
+	} else if (strcasecmp(kw, "AUTH") == 0) {
+		char tmp[256];
+		snprintf(tmp, sizeof(tmp), "%s", arg);
+		for (char *save = NULL, *t = strtok_r(tmp, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+			if (strcasecmp(t, "PLAIN") == 0)
+				caps->auth_plain = true;
+			else if (strcasecmp(t, "LOGIN") == 0)
+				caps->auth_login = true;
+		}
+	}
+}
+
+/* --- I/O helpers ---------------------------------------------------------- */
+
+static bool read_reply(struct smtp_client *c, struct smtp_reply *r, char *err, size_t errlen)
+{
+	smtp_reply_reset(r);
+	char line[LINE_MAX_CLIENT];
+	for (int lines = 0; lines < 200; lines++) {
+		if (net_client_read_line(c->conn, line, sizeof(line), err, errlen) < 0) {
+			c->broken = true;
+			return false;
+		}
+		int f = smtp_reply_feed(r, line);
+		if (f < 0) {
+			snprintf(err, errlen, "the server sent a line that is not an SMTP reply: \"%.80s\"", line);
+			c->broken = true;
+			return false;
+		}
+		if (f == 1)
+			return true;
+	}
+	snprintf(err, errlen, "reply too long");
+	c->broken = true;
+	return false;
+}
+
+static bool send_line(struct smtp_client *c, const char *line, char *err, size_t errlen)
+{
+	char buf[LINE_MAX_CLIENT + 2];
+	int n = snprintf(buf, sizeof(buf), "%s\r\n", line);
+	if (n < 0 || (size_t)n >= sizeof(buf)) {
+		snprintf(err, errlen, "command too long");
+		return false;
+	}
+	if (!net_client_write(c->conn, buf, (size_t)n, err, errlen)) {
+		c->broken = true;
+		return false;
+	}
+	return true;
+}
+
+static bool command(struct smtp_client *c, const char *line, struct smtp_reply *r, char *err, size_t errlen)
+{
+	return send_line(c, line, err, errlen) && read_reply(c, r, err, errlen);
+}
+
+static void describe(char *out, size_t outsz, const char *step, const struct smtp_reply *r)
+{
+	char rep[SMTP_REPLY_TEXT_MAX + 32];
+	smtp_reply_format(r, rep, sizeof(rep));
+	snprintf(out, outsz, "%s: %s", step, rep);
+}
+
+/* --- opening --------------------------------------------------------------- */
+
+static bool ehlo(struct smtp_client *c, char *err, size_t errlen)
+{
+	char line[300];
+	snprintf(line, sizeof(line), "EHLO %s", c->o->helo);
+	if (!send_line(c, line, err, errlen))
+		return false;
+	memset(&c->caps, 0, sizeof(c->caps));
+	/* Read the reply line by line to see each capability. */
+	struct smtp_reply r;
+	smtp_reply_reset(&r);
+	char l[LINE_MAX_CLIENT];
+	for (int i = 0; i < 200; i++) {
+		if (net_client_read_line(c->conn, l, sizeof(l), err, errlen) < 0) {
+			c->broken = true;
+			return false;
+		}
+		int f = smtp_reply_feed(&r, l);
+		if (f < 0) {
+			snprintf(err, errlen, "bad EHLO reply line \"%.80s\"", l);
+			c->broken = true;
+			return false;
+		}
+		if (r.code == 250 && i > 0)
+			smtp_caps_line(&c->caps, l + 4);
+		if (f == 1)
+			break;
+	}
+	if (r.code == 250) {
+		c->caps.esmtp = true;
+		return true;
+	}
+	/* RFC 5321 §3.2: fall back to HELO. */
+	snprintf(line, sizeof(line), "HELO %s", c->o->helo);
+	if (!command(c, line, &r, err, errlen))
+		return false;
+	if (r.code != 250) {
+		describe(err, errlen, "HELO", &r);
+		return false;
+	}
+	return true;
+}
+
+static bool authenticate(struct smtp_client *c, char *err, size_t errlen)
+{
+	struct smtp_reply r;
+	if (!c->caps.auth_plain && !c->caps.auth_login) {
+		snprintf(err, errlen, "the relay offers no AUTH PLAIN or LOGIN%s; Postern cannot log in to it",
+			net_client_is_tls(c->conn) ? "" : " before TLS (set the relay's tls to starttls or implicit)");
+		return false;
+	}
+	const char *u = c->o->auth_user, *p = c->o->auth_pass;
+	size_t ul = strlen(u), pl = strlen(p);
+	if (c->caps.auth_plain) {
+		unsigned char raw[1024];
+		if (ul + pl + 2 > sizeof(raw)) {
+			snprintf(err, errlen, "relay credentials too long");
+			return false;
+		}
+		raw[0] = '\0';
+		memcpy(raw + 1, u, ul);
+		raw[1 + ul] = '\0';
+		memcpy(raw + 2 + ul, p, pl);
+		char line[1500] = "AUTH PLAIN ";
+		EVP_EncodeBlock((unsigned char *)line + 11, raw, (int)(ul + pl + 2));
+		OPENSSL_cleanse(raw, sizeof(raw));
+		bool ok = command(c, line, &r, err, errlen);
+		OPENSSL_cleanse(line, sizeof(line));
+		if (!ok)
+			return false;
+	} else {
+		char b[800];
+		if (!command(c, "AUTH LOGIN", &r, err, errlen))
+			return false;
+		if (r.code == 334) {
+			EVP_EncodeBlock((unsigned char *)b, (const unsigned char *)u, (int)ul);
+			if (!command(c, b, &r, err, errlen))
+				return false;
+		}
+		if (r.code == 334) {
+			EVP_EncodeBlock((unsigned char *)b, (const unsigned char *)p, (int)pl);
+			bool ok = command(c, b, &r, err, errlen);
+			OPENSSL_cleanse(b, sizeof(b));
+			if (!ok)
+				return false;
+		}
+	}
+	if (r.code != 235) {
+		char rep[SMTP_REPLY_TEXT_MAX + 32];
+		smtp_reply_format(&r, rep, sizeof(rep));
+		snprintf(err, errlen, "the relay refused Postern's login (%s): check the relay user name and password in [relay] credentials", rep);
+		return false;
+	}
+	return true;
+}
+
+struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_client_opts *o,
+	char *err, size_t errlen, bool *permanent)
+{
+	*permanent = false;
+	struct smtp_client *c = calloc(1, sizeof(*c));
+	if (!c) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->conn = conn;
+	c->o = o;
+	struct smtp_reply r;
+	if (!read_reply(c, &r, err, errlen))
+		goto fail;
+	if (r.code != 220) {
+		describe(err, errlen, "greeting", &r);
+		goto fail;
+	}
+	if (!ehlo(c, err, errlen))
+		goto fail;
+	bool want_tls = o->tls == SMTP_TLS_REQUIRE || (o->tls == SMTP_TLS_OPPORTUNISTIC && c->caps.starttls);
+	if (want_tls && !net_client_is_tls(conn)) {
+		if (!c->caps.starttls) {
+			snprintf(err, errlen, "the server does not offer STARTTLS, and TLS is required for it");
+			goto fail;
+		}
+		if (!command(c, "STARTTLS", &r, err, errlen))
+			goto fail;
+		if (r.code != 220) {
+			describe(err, errlen, "STARTTLS", &r);
+			goto fail;
+		}
+		if (!net_client_tls(conn, o->peer_name, o->tls_verify, err, errlen) || !ehlo(c, err, errlen))
+			goto fail;
+	}
+	if (o->auth_user && !authenticate(c, err, errlen))
+		goto fail;
+	return c;
+fail:
+	c->conn = NULL;   /* the caller still owns it */
+	free(c);
+	return NULL;
+}
+
+struct net_client *smtp_client_conn(struct smtp_client *c)
+{
+	return c->conn;
+}
+
+const struct smtp_caps *smtp_client_caps(const struct smtp_client *c)
+{
+	return &c->caps;
+}
+
+void smtp_client_close(struct smtp_client **cp)
+{
+	struct smtp_client *c = *cp;
+	if (!c)
+		return;
+	if (!c->broken) {
+		char err[128];
+		struct smtp_reply r;
+		command(c, "QUIT", &r, err, sizeof(err));
+	}
+	net_client_close(&c->conn);
+	free(c);
+	*cp = NULL;
+}
+
+/* --- one transaction -------------------------------------------------------- */
+
+static void set_all(struct rcpt_result *res, size_t n, enum rcpt_outcome o, const char *enh, const char *why, bool only_undecided)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (only_undecided && res[i].reply[0])
+			continue;
+		res[i].outcome = o;
+		snprintf(res[i].enh, sizeof(res[i].enh), "%s", enh);
+		snprintf(res[i].reply, sizeof(res[i].reply), "%.590s", why);
+	}
+}
+
+static void from_reply(struct rcpt_result *res, const struct smtp_reply *r, const char *peer)
+{
+	char rep[SMTP_REPLY_TEXT_MAX + 32];
+	smtp_reply_format(r, rep, sizeof(rep));
+	snprintf(res->reply, sizeof(res->reply), "%.60s said: %.520s", peer, rep);
+	snprintf(res->enh, sizeof(res->enh), "%s", r->enh[0] ? r->enh : r->code >= 500 ? "5.0.0" : r->code >= 400 ? "4.0.0" : "2.0.0");
+	res->outcome = r->code < 300 ? OUT_DELIVERED : r->code < 500 ? OUT_DEFER : OUT_FAIL;
+}
+
+/* xtext (RFC 3461 §4): "+" and "=" and non-printables as +XX. */
+static void xtext(char *out, size_t outsz, const char *in)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < outsz; p++) {
+		if (*p < 33 || *p > 126 || *p == '+' || *p == '=')
+			o += (size_t)snprintf(out + o, outsz - o, "+%02X", *p);
+		else
+			out[o++] = (char)*p;
+	}
+	out[o] = '\0';
+}
+
+static void mail_command(const struct smtp_client *c, const struct smtp_client_msg *m, char *out, size_t outsz)
+{
+	const struct queue_envelope *e = m->env;
+	int n = snprintf(out, outsz, "MAIL FROM:<%s>", e->sender);
+	if (c->caps.size && n > 0)
+		n += snprintf(out + n, outsz - (size_t)n, " SIZE=%llu", (unsigned long long)m->size);
+	if (e->eightbit && c->caps.eightbitmime && n > 0)
+		n += snprintf(out + n, outsz - (size_t)n, " BODY=8BITMIME");
+	if (e->smtputf8 && n > 0)
+		n += snprintf(out + n, outsz - (size_t)n, " SMTPUTF8");
+	if (c->caps.dsn && n > 0) {
+		if (e->ret)
+			n += snprintf(out + n, outsz - (size_t)n, " RET=%s", e->ret == QUEUE_RET_FULL ? "FULL" : "HDRS");
+		if (e->envid[0]) {
+			char x[320];
+			xtext(x, sizeof(x), e->envid);
+			snprintf(out + n, outsz - (size_t)n, " ENVID=%s", x);
+		}
+	}
+}
+
+static void rcpt_command(const struct smtp_client *c, const struct smtp_client_msg *m, size_t idx, char *out, size_t outsz)
+{
+	const struct queue_envelope *e = m->env;
+	int n = snprintf(out, outsz, "RCPT TO:<%s>", e->rcpts[idx]);
+	if (!c->caps.dsn || n < 0)
+		return;
+	if (e->notify && e->notify[idx]) {
+		unsigned f = e->notify[idx];
+		if (f & QUEUE_NOTIFY_NEVER)
+			n += snprintf(out + n, outsz - (size_t)n, " NOTIFY=NEVER");
+		else
+			n += snprintf(out + n, outsz - (size_t)n, " NOTIFY=%s%s%s%s%s", f & QUEUE_NOTIFY_SUCCESS ? "SUCCESS" : "",
+				(f & QUEUE_NOTIFY_SUCCESS) && (f & (QUEUE_NOTIFY_FAILURE | QUEUE_NOTIFY_DELAY)) ? "," : "",
+				f & QUEUE_NOTIFY_FAILURE ? "FAILURE" : "",
+				(f & QUEUE_NOTIFY_FAILURE) && (f & QUEUE_NOTIFY_DELAY) ? "," : "",
+				f & QUEUE_NOTIFY_DELAY ? "DELAY" : "");
+	}
+	if (e->orcpt && e->orcpt[idx][0] && n > 0) {
+		char x[QUEUE_ADDR_MAX * 3];
+		const char *semi = strchr(e->orcpt[idx], ';');
+		xtext(x, sizeof(x), semi ? semi + 1 : e->orcpt[idx]);
+		snprintf(out + n, outsz - (size_t)n, " ORCPT=rfc822;%s", x);
+	}
+}
+
+/* Send the message body: dot-stuffed for DATA, raw for BDAT. */
+static bool send_body(struct smtp_client *c, const struct smtp_client_msg *m, bool stuff, char *err, size_t errlen)
+{
+	char *in = malloc(COPY_CHUNK), *out = malloc(COPY_CHUNK * 2 + 8);
+	bool ok = in && out;
+	bool bol = true;
+	char last = '\n';
+	uint64_t left = m->size;
+	off_t off = m->off;
+	while (ok && left > 0) {
+		size_t want = left < COPY_CHUNK ? (size_t)left : COPY_CHUNK;
+		ssize_t r = pread(m->fd, in, want, off);
+		if (r <= 0) {
+			snprintf(err, errlen, "cannot read the queued message");
+			ok = false;
+			break;
+		}
+		off += r;
+		left -= (uint64_t)r;
+		size_t o = 0;
+		for (ssize_t i = 0; i < r; i++) {
+			if (stuff && bol && in[i] == '.')
+				out[o++] = '.';   /* RFC 5321 §4.5.2 */
+			out[o++] = in[i];
+			bol = in[i] == '\n';
+		}
+		last = in[r - 1];
+		ok = net_client_write(c->conn, out, o, err, errlen);
+	}
+	if (ok && stuff)
+		ok = net_client_write(c->conn, last == '\n' ? ".\r\n" : "\r\n.\r\n", last == '\n' ? 3 : 5, err, errlen);
+	free(in);
+	free(out);
+	if (!ok)
+		c->broken = true;
+	return ok;
+}
+
+bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, struct rcpt_result *res)
+{
+	const char *peer = net_client_peer(c->conn);
+	char err[512];
+	memset(res, 0, m->n * sizeof(*res));
+	/* What the receiving server cannot take is refused before MAIL. */
+	if (c->caps.size && m->size > c->caps.size) {
+		char why[300];
+		snprintf(why, sizeof(why), "%s accepts messages up to %llu octets; this one is %llu", peer,
+			(unsigned long long)c->caps.size, (unsigned long long)m->size);
+		set_all(res, m->n, OUT_FAIL, "5.3.4", why, false);
+		return true;
+	}
+	if (m->env->eightbit && !c->caps.eightbitmime) {
+		/* RFC 6152 §3: refuse rather than send 8-bit data to a 7-bit server. */
+		char why[300];
+		snprintf(why, sizeof(why), "%s does not accept 8-bit messages (no 8BITMIME), and Postern does not convert them", peer);
+		set_all(res, m->n, OUT_FAIL, "5.6.3", why, false);
+		return true;
+	}
+	if (m->env->smtputf8 && !c->caps.smtputf8) {
+		char why[300];
+		snprintf(why, sizeof(why), "%s does not support internationalised addresses (no SMTPUTF8)", peer);
+		set_all(res, m->n, OUT_FAIL, "5.6.7", why, false);
+		return true;
+	}
+	char line[LINE_MAX_CLIENT];
+	struct smtp_reply r;
+	struct buf batch;
+	buf_init(&batch, (m->n + 3) * (LINE_MAX_CLIENT + 2));
+	mail_command(c, m, line, sizeof(line));
+	buf_printf(&batch, "%s\r\n", line);
+	bool pipe = c->caps.pipelining;
+	bool ok = true;
+	/* RFC 2920: MAIL, every RCPT and (for DATA) DATA go in one write. */
+	if (pipe) {
+		for (size_t i = 0; i < m->n; i++) {
+			rcpt_command(c, m, m->rcpts[i], line, sizeof(line));
+			buf_printf(&batch, "%s\r\n", line);
+		}
+		if (!c->caps.chunking)
+			buf_appends(&batch, "DATA\r\n");
+		ok = net_client_write(c->conn, batch.data, batch.len, err, sizeof(err));
+	} else {
+		ok = net_client_write(c->conn, batch.data, batch.len, err, sizeof(err));
+	}
+	buf_free(&batch);
+	if (!ok || !read_reply(c, &r, err, sizeof(err)))
+		goto broken;
+	bool mail_ok = r.code / 100 == 2;
+	struct smtp_reply mail_reply = r;
+	size_t accepted = 0;
+	for (size_t i = 0; i < m->n; i++) {
+		if (!pipe) {
+			if (!mail_ok)
+				break;
+			rcpt_command(c, m, m->rcpts[i], line, sizeof(line));
+			if (!command(c, line, &r, err, sizeof(err)))
+				goto broken;
+		} else if (!read_reply(c, &r, err, sizeof(err))) {
+			goto broken;
+		}
+		if (!mail_ok)
+			continue;   /* pipelined RCPT replies after a refused MAIL mean nothing */
+		from_reply(&res[i], &r, peer);
+		if (res[i].outcome == OUT_DELIVERED) {
+			res[i].reply[0] = '\0';   /* decided by the end of data */
+			accepted++;
+		}
+	}
+	if (!mail_ok) {
+		char rep[SMTP_REPLY_TEXT_MAX + 64];
+		smtp_reply_format(&mail_reply, rep, sizeof(rep));
+		char why[SMTP_REPLY_TEXT_MAX + 128];
+		snprintf(why, sizeof(why), "%s said to MAIL FROM: %s", peer, rep);
+		set_all(res, m->n, mail_reply.code >= 500 ? OUT_FAIL : OUT_DEFER,
+			mail_reply.enh[0] ? mail_reply.enh : mail_reply.code >= 500 ? "5.0.0" : "4.0.0", why, false);
+		if (pipe && !c->caps.chunking && !read_reply(c, &r, err, sizeof(err)))
+			goto broken;   /* the pipelined DATA's 503 */
+		return command(c, "RSET", &r, err, sizeof(err)) || true;
+	}
+	bool use_bdat = c->caps.chunking;
+	if (!use_bdat) {
+		if (pipe) {
+			if (!read_reply(c, &r, err, sizeof(err)))
+				goto broken;
+		} else if (accepted) {
+			if (!command(c, "DATA", &r, err, sizeof(err)))
+				goto broken;
+		}
+		if (accepted == 0) {
+			/* Every RCPT refused: a pipelined DATA got 503/554; the RCPT replies
+			 * are the reasons, already recorded. */
+			command(c, "RSET", &r, err, sizeof(err));
+			return true;
+		}
+		if (r.code != 354) {
+			for (size_t i = 0; i < m->n; i++)
+				if (res[i].outcome == OUT_DELIVERED)
+					from_reply(&res[i], &r, peer);
+			return true;
+		}
+		if (!send_body(c, m, true, err, sizeof(err)) || !read_reply(c, &r, err, sizeof(err)))
+			goto broken;
+	} else {
+		if (accepted == 0) {
+			command(c, "RSET", &r, err, sizeof(err));
+			return true;
+		}
+		snprintf(line, sizeof(line), "BDAT %llu LAST", (unsigned long long)m->size);
+		if (!send_line(c, line, err, sizeof(err)) || !send_body(c, m, false, err, sizeof(err)) ||
+			!read_reply(c, &r, err, sizeof(err)))
+			goto broken;
+	}
+	for (size_t i = 0; i < m->n; i++)
+		if (res[i].outcome == OUT_DELIVERED && !res[i].reply[0])
+			from_reply(&res[i], &r, peer);
+	return true;
+broken:
+	c->broken = true;
+	char why[700];
+	snprintf(why, sizeof(why), "connection to %s failed during the transaction: %s", peer, err);
+	for (size_t i = 0; i < m->n; i++)
+		if (res[i].outcome == OUT_DELIVERED || !res[i].reply[0]) {
+			res[i].outcome = OUT_DEFER;
+			snprintf(res[i].enh, sizeof(res[i].enh), "4.4.2");
+			snprintf(res[i].reply, sizeof(res[i].reply), "%.590s", why);
+		}
+	return false;
+}
