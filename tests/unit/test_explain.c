@@ -216,7 +216,7 @@ static void test_loader_errors(void **state)
 	expect_load_error("[rule a]\nmeaning = x\n", "needs code");
 	expect_load_error("[rule a]\ncode = 5500\nmeaning = x\n", "not like 550");
 	expect_load_error("[rule a]\nregex = (\nmeaning = x\n", "bad regex");
-	expect_load_error("[cause throttled]\nwords = a\nwords = b\n", "twice");
+	expect_load_error("[cause throttled]\nwords = a\nfix.x = c\nwords = b\n", "twice");
 	expect_load_error("[cause throttled]\nwords = a ; b\n", "t.ini:2");
 	char longline[400];
 	memset(longline, 'a', sizeof(longline) - 1);
