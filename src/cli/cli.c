@@ -14,6 +14,7 @@
 
 #include "auth/password.h"
 #include "conf/conf.h"
+#include "diag/diag.h"
 #include "directory/directory.h"
 #include "net/server.h"
 #include "util/parse.h"
@@ -24,6 +25,9 @@ struct cli_args {
 	const char *conf_path;
 	bool embedded;     /* --default-config: ignore /etc/postern/postern.conf */
 	const char *name;  /* --name NAME */
+	const char *sender; /* --sender ADDRESS */
+	bool json;         /* --json */
+	bool bounce;       /* --bounce */
 	int argc;          /* positional arguments after the subcommand */
 	char **argv;
 };
@@ -420,6 +424,25 @@ static int cmd_app_password(const struct cli_args *a)
 	return run_with_directory(a, 2, app_password_op);
 }
 
+static int cmd_queue(const struct cli_args *a)
+{
+	struct conf *c = malloc(sizeof(*c));
+	if (!c || !load_conf(a, c, true)) {
+		free(c);
+		return 1;
+	}
+	become_data_owner(c);
+	int rc = cli_queue(a->argc, a->argv, c, a->json, a->sender, a->bounce);
+	free(c);
+	return rc;
+}
+
+static int cmd_explain(const struct cli_args *a)
+{
+	(void)a;
+	return -2;   /* handled before option parsing: see cli_main */
+}
+
 static int cmd_version(const struct cli_args *a)
 {
 	(void)a;
@@ -441,6 +464,9 @@ static const struct subcommand subcommands[] = {
 	{ "alias", cmd_alias, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it" },
 	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
 	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },
+	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] | show ID | flush | retry|hold|release ID | delete ID [--bounce]" },
+	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it" },
+	{ "doctor", cmd_explain, "doctor --server HOST [--user ADDRESS --password-stdin] [--send] [--json]   test a client's settings" },
 	{ "version", cmd_version, "version                          print the version" },
 };
 
@@ -456,6 +482,11 @@ int cli_main(int argc, char **argv)
 {
 	if (argc < 1)
 		return usage();
+	/* The diagnostics parse their own options. */
+	if (strcmp(argv[0], "explain") == 0)
+		return diag_explain_main(argc, argv);
+	if (strcmp(argv[0], "doctor") == 0)
+		return diag_doctor_main(argc, argv);
 	struct cli_args a = { 0 };
 	char **pos = calloc((size_t)argc + 1, sizeof(char *));
 	if (!pos)
@@ -465,6 +496,12 @@ int cli_main(int argc, char **argv)
 			a.conf_path = argv[++i];
 		else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
 			a.name = argv[++i];
+		else if (strcmp(argv[i], "--sender") == 0 && i + 1 < argc)
+			a.sender = argv[++i];
+		else if (strcmp(argv[i], "--json") == 0)
+			a.json = true;
+		else if (strcmp(argv[i], "--bounce") == 0)
+			a.bounce = true;
 		else if (strcmp(argv[i], "--default-config") == 0)
 			a.embedded = true;
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {

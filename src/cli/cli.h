@@ -2,7 +2,13 @@
 #ifndef POSTERN_CLI_CLI_H
 #define POSTERN_CLI_CLI_H
 
+#include <stdbool.h>
+
 /* argv[0] is the subcommand ("serve", "user", ...).  Returns the exit status. */
 int cli_main(int argc, char **argv);
+
+struct conf;
+/* `postern queue ...` (queue_cmd.c); argv[0] is the queue verb. */
+int cli_queue(int argc, char **argv, const struct conf *c, bool json, const char *sender, bool bounce);
 
 #endif

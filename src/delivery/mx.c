@@ -97,7 +97,8 @@ static int query(struct mx_resolver *r, const char *name, int type, struct ub_re
 	if ((*res)->rcode == 3)   /* NXDOMAIN */
 		return -1;
 	if ((*res)->rcode != 0) {
-		snprintf(err, errlen, "DNS server answered rcode %d for %s", (*res)->rcode, name);
+		snprintf(err, errlen, "DNS lookup of %s failed (%s): the DNS server could not answer; Postern will try again", name,
+			(*res)->rcode == 2 ? "SERVFAIL" : (*res)->rcode == 5 ? "REFUSED" : "error");
 		return -2;
 	}
 	return (*res)->havedata ? 1 : 0;

@@ -181,6 +181,10 @@ static char **cause_slot(struct cause_entry *c, const char *name)
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct explain_kb *kb = user;
+	if (kb->err[0])      /* inih goes on after an error: the first one stands */
+		return 0;
+	if (strncmp(section, "rule ", 5) != 0 && strncmp(section, "cause ", 6) != 0)
+		return fail(kb, "[%s]: sections are [rule NAME] or [cause ID]%s", section, "");
 	if (strcmp(section, kb->section) != 0 && !new_section(kb, section))
 		return 0;
 	bool cont = strcmp(name, kb->last_key) == 0;

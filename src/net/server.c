@@ -35,6 +35,7 @@
 #include "delivery/delivery.h"
 #include "delivery/remote.h"
 #include "directory/directory.h"
+#include "net/control.h"
 #include "net/tls.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
@@ -73,6 +74,7 @@ struct server {
 	struct tls *tls;
 	struct throttle *throttle;
 	struct relay_credentials relay_creds;   /* read before dropping root */
+	struct control *control;
 	char dummy_hash[PASSWORD_HASH_MAX];   /* verified for unknown users: same timing */
 	struct event *sig_term, *sig_int, *shutdown_timer;
 	bool shutting_down;
@@ -1055,6 +1057,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void server_cleanup(struct server *srv)
 {
+	control_stop(&srv->control);
 	workq_free(&srv->commitq);   /* finishes running commits; their callbacks run here */
 	workq_free(&srv->authq);
 	while (srv->conns) {
@@ -1177,6 +1180,9 @@ int server_run(const struct conf *cf)
 		server_cleanup(srv);
 		return 1;
 	}
+	srv->control = control_start(srv->base, cf->data_dir, srv->commitq, srv->delivery, err, sizeof(err));
+	if (!srv->control)
+		log_event(LOG_WARN, "control_error", "error=\"%s\" hint=\"postern queue flush/hold/... will not reach this server\"", err);
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
 	evsignal_add(srv->sig_term, NULL);

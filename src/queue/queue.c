@@ -58,7 +58,19 @@ static void clean_incoming(const char *dir)
 	closedir(d);
 }
 
+static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server, char *err, size_t errlen);
+
 bool queue_open(struct queue **qp, const char *data_dir, char *err, size_t errlen)
+{
+	return queue_open_mode(qp, data_dir, true, err, errlen);
+}
+
+bool queue_attach(struct queue **qp, const char *data_dir, char *err, size_t errlen)
+{
+	return queue_open_mode(qp, data_dir, false, err, errlen);
+}
+
+static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server, char *err, size_t errlen)
 {
 	struct queue *q = calloc(1, sizeof(*q));
 	if (!q) {
@@ -79,7 +91,8 @@ bool queue_open(struct queue **qp, const char *data_dir, char *err, size_t errle
 	}
 	char p[1100];
 	snprintf(p, sizeof(p), "%s/incoming", q->root);
-	clean_incoming(p);
+	if (server)
+		clean_incoming(p);   /* only the server, at start: files there were never acknowledged */
 	snprintf(p, sizeof(p), "%s/active", q->root);
 	q->active_dirfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	snprintf(p, sizeof(p), "%s/state", q->root);
@@ -543,10 +556,22 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp((const char *)a, (const char *)b);
 }
 
+static bool list_dir(struct queue *q, const char *sub, void (*cb)(void *arg, const char *qid), void *arg);
+
 bool queue_list_active(struct queue *q, void (*cb)(void *arg, const char *qid), void *arg)
 {
+	return list_dir(q, "active", cb, arg);
+}
+
+bool queue_list_failed(struct queue *q, void (*cb)(void *arg, const char *qid), void *arg)
+{
+	return list_dir(q, "failed", cb, arg);
+}
+
+static bool list_dir(struct queue *q, const char *sub, void (*cb)(void *arg, const char *qid), void *arg)
+{
 	char p[1100];
-	snprintf(p, sizeof(p), "%s/active", q->root);
+	snprintf(p, sizeof(p), "%s/%s", q->root, sub);
 	DIR *d = opendir(p);
 	if (!d)
 		return false;

@@ -84,6 +84,10 @@ bool queue_state_write(struct queue *q, const char *qid, const struct queue_stat
 void queue_state_free(struct queue_state *st);
 
 bool queue_open(struct queue **q, const char *data_dir, char *err, size_t errlen);
+/* For admin commands while the server may be running: no clean-up of incoming/. */
+bool queue_attach(struct queue **q, const char *data_dir, char *err, size_t errlen);
+/* Ids of messages kept in queue/failed/. */
+bool queue_list_failed(struct queue *q, void (*cb)(void *arg, const char *qid), void *arg);
 void queue_close(struct queue **q);
 
 /* Writing (event loop: plain writes only; commit runs on a worker thread). */
