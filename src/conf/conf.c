@@ -82,7 +82,7 @@ static const struct setting settings[] = {
 	NUM("limits", bad_commands, T_COUNT, "10", 1, 1000, "bad commands before the session is closed"),
 	STR("delivery", resolver, "", "DNS server to ask (ADDR or ADDR@PORT); empty: /etc/resolv.conf"),
 	NUM("delivery", remote_port, T_COUNT, "25", 1, 65535, "port of remote mail servers"),
-	NUM("delivery", max_lifetime, T_DURATION, "5d", 60, 30 * 86400, "how long a message is retried before it is returned"),
+	NUM("delivery", max_lifetime, T_DURATION, "5d", 1, 30 * 86400, "how long a message is retried before it is returned"),
 	NUM("delivery", delay_notice, T_DURATION, "4h", 0, 30 * 86400, "when the sender is told a message is delayed (0: never)"),
 	NUM("delivery", domain_concurrency, T_COUNT, "10", 1, 1000, "deliveries at once to one domain"),
 	NUM("delivery", connect_timeout, T_DURATION, "30s", 1, 600, "time to connect to a remote server"),
