@@ -62,6 +62,7 @@ static const struct setting settings[] = {
 	STR("server", user, "", "user to run as after binding, when started as root"),
 	{ "server", "local_domains", T_DOMAINS, 0, 0, "", 0, 0, "domains delivered locally" },
 	STR("server", postmaster, "", "mailbox for postmaster@ of local domains without one"),
+	NUM("server", pop_before_smtp, T_DURATION, "0", 0, 86400, "relay for an address that logged in to POP3 this recently (0: off)"),
 	{ "server", "trusted_networks", T_NETWORKS, 0, 0, "", 0, 0, "client networks allowed to relay without logging in" },
 	{ "tls", "certificate", T_STRING, offsetof(struct conf, tls_certificate), sizeof(((struct conf *)0)->tls_certificate), "", 0, 0, "PEM certificate chain; empty: generate a self-signed one" },
 	{ "tls", "key", T_STRING, offsetof(struct conf, tls_key), sizeof(((struct conf *)0)->tls_key), "", 0, 0, "PEM private key" },
@@ -93,6 +94,8 @@ static const struct setting settings[] = {
 	{ "relay", "tls", T_TLS, offsetof(struct conf, relay_tls), 0, "starttls", 0, 0, "smarthost TLS: starttls, implicit or none" },
 	{ "relay", "tls_verify", T_BOOL, offsetof(struct conf, relay_tls_verify), 0, "yes", 0, 0, "refuse a smarthost certificate that does not verify" },
 	{ "relay", "credentials", T_STRING, offsetof(struct conf, relay_credentials), sizeof(((struct conf *)0)->relay_credentials), "", 0, 0, "file with \"user password\" for the smarthost (mode 600)" },
+	{ "quota", "full_is_permanent", T_BOOL, offsetof(struct conf, quota_full_permanent), 0, "no", 0, 0, "a full mailbox gets 552 5.2.2 (permanent) instead of 452 4.2.2" },
+	{ "quota", "warning_percent", T_COUNT, offsetof(struct conf, quota_warning_percent), 0, "90", 1, 100, "usage at which the owner is warned, once" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
@@ -342,8 +345,10 @@ static void listener_key(struct parse_state *ps, const char *lname, const char *
 			l->role = ROLE_MX;
 		else if (strcmp(v, "submission") == 0)
 			l->role = ROLE_SUBMISSION;
+		else if (strcmp(v, "pop3") == 0)
+			l->role = ROLE_POP3;
 		else
-			fail(ps, ps->line, "[listener %s] role: \"%s\" is not mx or submission", lname, v);
+			fail(ps, ps->line, "[listener %s] role: \"%s\" is not mx, submission or pop3", lname, v);
 	} else if (strcmp(key, "tls") == 0) {
 		if (strcmp(v, "none") == 0)
 			l->tls = TLS_NONE;
@@ -453,7 +458,7 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 		return 1;
 	}
 	if (!known_section)
-		fail(ps, ps->line, "[%s]: unknown section (known: server, limits, queue, delivery, relay, tls, auth, listener NAME, certificate NAME)", section);
+		fail(ps, ps->line, "[%s]: unknown section (known: server, limits, quota, queue, delivery, relay, tls, auth, listener NAME, certificate NAME)", section);
 	else if (key)
 		fail(ps, ps->line, "[%s] %s: unknown setting", section, key);
 	return 1;
@@ -651,7 +656,7 @@ bool conf_is_local_domain(const struct conf *c, const char *domain)
 
 const char *conf_role_name(enum listener_role r)
 {
-	return r == ROLE_SUBMISSION ? "submission" : "mx";
+	return r == ROLE_SUBMISSION ? "submission" : r == ROLE_POP3 ? "pop3" : "mx";
 }
 
 const char *conf_tls_name(enum tls_mode t)

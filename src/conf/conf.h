@@ -32,7 +32,7 @@ struct conf_certificate {
 	unsigned line;
 };
 
-enum listener_role { ROLE_MX, ROLE_SUBMISSION };
+enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3 };
 enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
 
 struct conf_listener {
@@ -55,6 +55,7 @@ struct conf {
 	char local_domains[CONF_MAX_DOMAINS][CONF_NAME_MAX];
 	size_t n_local_domains;
 	char postmaster[CONF_NAME_MAX];
+	uint64_t pop_before_smtp;           /* seconds; 0 = off */
 	struct conf_network trusted_networks[CONF_MAX_NETWORKS];
 	size_t n_trusted_networks;
 	/* [tls] */
@@ -78,6 +79,9 @@ struct conf {
 	uint64_t connections;
 	uint64_t connections_per_ip;
 	uint64_t bad_commands;
+	/* [quota] */
+	bool quota_full_permanent;          /* 552 5.2.2 instead of 452 4.2.2 */
+	uint64_t quota_warning_percent;
 	/* [queue] */
 	uint64_t commit_threads;
 	uint64_t delivery_threads;

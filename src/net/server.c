@@ -6,6 +6,8 @@
  * an accepted message runs on the commit work queue, delivery on its own threads. */
 #include "net/server.h"
 
+#include "net/internal.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -49,74 +51,9 @@
 #define INPUT_HIGH_WATER (256u << 10)   /* stop reading when this much is unprocessed */
 #define OUTPUT_HIGH_WATER (256u << 10)  /* stop reading while the client does not read */
 #define FEED_MAX (64u << 10)
-#define IP_BUCKETS 1024
 #define SHUTDOWN_GRACE_S 10
 
-struct ip_count {
-	char addr[INET6_ADDRSTRLEN];
-	unsigned count;
-	struct ip_count *next;
-};
 
-struct server {
-	const struct conf *conf;
-	struct event_base *base;
-	struct evconnlistener *listeners[CONF_MAX_LISTENERS];
-	size_t n_listeners;
-	struct queue *queue;
-	struct directory *dir;
-	struct delivery *delivery;
-	struct workq *commitq;
-	struct event *commit_ev;
-	struct workq *authq;
-	struct event *auth_ev;
-	struct directory *auth_dir;      /* shared by the login threads (SQLite serialises) */
-	struct tls *tls;
-	struct throttle *throttle;
-	struct relay_credentials relay_creds;   /* read before dropping root */
-	struct control *control;
-	char dummy_hash[PASSWORD_HASH_MAX];   /* verified for unknown users: same timing */
-	struct event *sig_term, *sig_int, *shutdown_timer;
-	bool shutting_down;
-	uint64_t next_conn_id;
-	unsigned n_conns;
-	struct conn *conns;              /* doubly linked, for shutdown */
-	struct ip_count *ips[IP_BUCKETS];
-};
-
-struct conn {
-	struct server *srv;
-	const struct conf_listener *listener;
-	struct bufferevent *bev;
-	struct smtp_session *session;
-	uint64_t id;
-	char addr[INET6_ADDRSTRLEN];
-	struct queue_writer *writer;
-	char qid[QUEUE_ID_LEN + 1];
-	unsigned busy;                   /* jobs (commit, login check) that point at us */
-	bool closed;                     /* socket gone; freed when the commit returns */
-	bool read_paused;
-	bool trusted;                    /* client inside trusted_networks */
-	bool got_data;                   /* any byte received yet */
-	bool tls_pending;                /* handshake running */
-	SSL *ssl;                        /* owned by the TLS bufferevent */
-	struct event *sniff;             /* implicit TLS: waiting for the ClientHello */
-	struct event *delay;             /* a failed login's answer, held back */
-	struct event *closer;            /* waiting for the last bytes to leave */
-	unsigned close_checks;
-	struct conn *prev, *next;
-};
-
-struct commit_job {
-	struct conn *conn;
-	struct queue_writer *writer;
-	char qid[QUEUE_ID_LEN + 1];
-	bool ok;
-	char err[256];
-};
-
-static void conn_process(struct conn *c);
-static void conn_free(struct conn *c);
 
 /* --- per-IP connection counts ---------------------------------------------- */
 
@@ -160,161 +97,6 @@ static void ip_release(struct server *srv, const char *addr)
 	}
 }
 
-/* --- hooks: recipient decisions and the spool ------------------------------ */
-
-static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verdict *v)
-{
-	struct conn *c = ctx;
-	struct server *srv = c->srv;
-	struct rcpt_facts f = { .local = rcpt->local, .domain = rcpt->domain, .user = USER_MISSING };
-	if (rcpt->bare_postmaster) {
-		f.is_postmaster = true;
-		f.domain_local = true;
-		f.local = "postmaster";
-		f.domain = srv->conf->hostname;
-	} else if (!rcpt->domain_literal) {
-		bool lookup_failed = false;
-		f.domain_local = conf_is_local_domain(srv->conf, rcpt->domain);
-		if (!f.domain_local) {
-			enum dir_result r = directory_domain_exists(srv->dir, rcpt->domain);
-			f.domain_local = r == DIR_OK;
-			lookup_failed = r == DIR_ERROR;
-		}
-		if (f.domain_local) {
-			f.is_postmaster = strcasecmp(rcpt->local, "postmaster") == 0;
-			enum dir_result r = directory_user_lookup(srv->dir, rcpt->local, rcpt->domain, NULL);
-			if (r == DIR_NOT_FOUND)
-				r = directory_alias_lookup(srv->dir, rcpt->local, rcpt->domain, NULL, 0);
-			f.user = r == DIR_OK ? USER_FOUND : r == DIR_NOT_FOUND ? USER_MISSING : USER_LOOKUP_FAILED;
-		} else if (lookup_failed) {
-			f.domain_local = true;
-			f.user = USER_LOOKUP_FAILED;
-		}
-		if (f.user == USER_LOOKUP_FAILED)
-			log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id,
-				directory_error(srv->dir));
-	}
-	struct policy_client pc = {
-		.submission_port = c->listener->role == ROLE_SUBMISSION,
-		.authenticated = smtp_session_login(c->session) != NULL,
-		.trusted_network = c->trusted,
-	};
-	policy_check_rcpt(&pc, &f, v);
-}
-
-static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qid)
-{
-	struct conn *c = ctx;
-	struct queue_envelope qe;
-	memset(&qe, 0, sizeof(qe));
-	id_new_queue_id(qe.qid);
-	qe.arrival = time(NULL);
-	snprintf(qe.client_addr, sizeof(qe.client_addr), "%s", c->addr);
-	snprintf(qe.helo, sizeof(qe.helo), "%s", env->helo);
-	snprintf(qe.protocol, sizeof(qe.protocol), "%s", env->protocol);
-	smtp_path_format(env->sender, qe.sender, sizeof(qe.sender));
-	qe.smtputf8 = env->params->smtputf8;
-	qe.eightbit = env->params->body != BODY_7BIT;
-	qe.n_rcpts = env->n_rcpts;
-	qe.rcpts = calloc(env->n_rcpts ? env->n_rcpts : 1, sizeof(*qe.rcpts));
-	if (!qe.rcpts)
-		return false;
-	for (size_t i = 0; i < env->n_rcpts; i++)
-		smtp_path_format(&env->rcpts[i], qe.rcpts[i], QUEUE_ADDR_MAX);
-	/* RFC 3461: what the sender asked to be told, carried to the next hop. */
-	qe.ret = env->params->ret == 1 ? QUEUE_RET_FULL : env->params->ret == 2 ? QUEUE_RET_HDRS : QUEUE_RET_DEFAULT;
-	snprintf(qe.envid, sizeof(qe.envid), "%s", env->params->envid);
-	bool dsn_ok = true;
-	for (size_t i = 0; env->rcpt_params && i < env->n_rcpts; i++)
-		if (env->rcpt_params[i].notify || env->rcpt_params[i].orcpt[0])
-			dsn_ok = queue_envelope_set_dsn(&qe, i, env->rcpt_params[i].notify, env->rcpt_params[i].orcpt) && dsn_ok;
-	char err[256] = "out of memory";
-	c->writer = dsn_ok ? queue_writer_open(c->srv->queue, &qe, err, sizeof(err)) : NULL;
-	free(qe.notify);
-	free(qe.orcpt);
-	free(qe.rcpts);
-	if (!c->writer) {
-		log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id, err);
-		return false;
-	}
-	memcpy(c->qid, qe.qid, sizeof(c->qid));
-	memcpy(qid, qe.qid, QUEUE_ID_LEN + 1);
-	return true;
-}
-
-static bool hook_spool_write(void *ctx, const void *p, size_t n)
-{
-	struct conn *c = ctx;
-	return c->writer && queue_writer_write(c->writer, p, n);
-}
-
-static void hook_spool_abort(void *ctx)
-{
-	struct conn *c = ctx;
-	queue_writer_free(&c->writer);
-}
-
-/* Worker thread: the blocking part. */
-static void commit_work(void *arg)
-{
-	struct commit_job *j = arg;
-	j->ok = queue_writer_commit(j->writer, j->err, sizeof(j->err));
-}
-
-/* Loop thread: tell the session, wake the delivery agent. */
-static void commit_done(void *arg)
-{
-	struct commit_job *j = arg;
-	struct conn *c = j->conn;
-	struct server *srv = c->srv;
-	queue_writer_free(&j->writer);
-	if (j->ok)
-		delivery_enqueue(srv->delivery, j->qid);
-	else
-		log_event(LOG_ERR, "spool_error", "conn=%llu qid=%s op=commit error=\"%s\"", (unsigned long long)c->id,
-			j->qid, j->err);
-	c->busy--;
-	bool ok = j->ok;
-	free(j);
-	if (c->closed) {
-		conn_free(c);
-		return;
-	}
-	smtp_session_commit_done(c->session, ok);
-	conn_process(c);
-}
-
-static void hook_spool_commit(void *ctx)
-{
-	struct conn *c = ctx;
-	struct commit_job *j = calloc(1, sizeof(*j));
-	if (!j) {
-		queue_writer_free(&c->writer);
-		smtp_session_commit_done(c->session, false);
-		return;
-	}
-	j->conn = c;
-	j->writer = c->writer;
-	c->writer = NULL;
-	memcpy(j->qid, c->qid, sizeof(j->qid));
-	c->busy++;
-	workq_push(c->srv->commitq, commit_work, commit_done, j);
-}
-
-static void auth_notify(void *arg)
-{
-	event_active(arg, EV_READ, 0);
-}
-
-static void auth_ev_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct server *srv = arg;
-	if (srv->authq)
-		workq_run_done(srv->authq);
-}
-
 static void commit_notify(void *arg)
 {
 	event_active(arg, EV_READ, 0);   /* thread-safe: evthread_use_pthreads() */
@@ -331,7 +113,7 @@ static void commit_ev_cb(evutil_socket_t fd, short what, void *arg)
 
 /* --- connections ----------------------------------------------------------- */
 
-static void conn_free(struct conn *c)
+void conn_free(struct conn *c)
 {
 	struct server *srv = c->srv;
 	if (c->busy) {
@@ -356,10 +138,12 @@ static void conn_free(struct conn *c)
 	if (c->closer)
 		event_free(c->closer);
 	if (c->session)
-		smtp_session_disconnected(c->session);
+		c->ops->disconnected(c->session);
 	log_event(LOG_INFO, "disconnect", "conn=%llu client=%s", (unsigned long long)c->id, c->addr);
 	queue_writer_free(&c->writer);
-	smtp_session_free(&c->session);
+	if (c->session)
+		c->ops->destroy(c->session);
+	c->session = NULL;
 	if (c->bev)
 		bufferevent_free(c->bev);
 	ip_release(srv, c->addr);
@@ -414,15 +198,15 @@ static void close_when_flushed(struct conn *c)
 }
 
 /* Move replies to the socket; close or pause as the session asks. */
-static void conn_flush(struct conn *c)
+void conn_flush(struct conn *c)
 {
-	struct buf *out = smtp_session_output(c->session);
+	struct buf *out = c->ops->output(c->session);
 	struct evbuffer *ob = bufferevent_get_output(c->bev);
 	if (out->len) {
 		evbuffer_add(ob, out->data, out->len);
 		buf_reset(out);
 	}
-	if (smtp_session_wants_close(c->session)) {
+	if (c->ops->wants_close(c->session)) {
 		bufferevent_disable(c->bev, EV_READ);
 		if (evbuffer_get_length(ob) == 0)
 			close_when_flushed(c);
@@ -436,25 +220,31 @@ static void conn_flush(struct conn *c)
 
 static void start_tls(struct conn *c);
 
-static void conn_process(struct conn *c)
+static bool streaming(const struct conn *c)
+{
+	return c->ops->streaming && c->ops->streaming(c->session);
+}
+
+void conn_process(struct conn *c)
 {
 	if (!c->session || c->tls_pending)
 		return;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	while (!c->read_paused && !smtp_session_waiting(c->session) && !smtp_session_wants_close(c->session)) {
+	while (!c->read_paused && !c->ops->waiting(c->session) && !c->ops->wants_close(c->session) &&
+		!streaming(c)) {
 		size_t len = evbuffer_get_length(in);
 		if (len == 0)
 			break;
 		if (len > FEED_MAX)
 			len = FEED_MAX;
 		unsigned char *p = evbuffer_pullup(in, (ssize_t)len);
-		size_t used = smtp_session_feed(c->session, p, len);
+		size_t used = c->ops->feed(c->session, p, len);
 		evbuffer_drain(in, used);
-		bool closing = smtp_session_wants_close(c->session);
+		bool closing = c->ops->wants_close(c->session);
 		conn_flush(c);   /* may free c when closing */
 		if (closing)
 			return;
-		if (smtp_session_wants_tls(c->session)) {
+		if (c->ops->wants_tls(c->session)) {
 			conn_flush(c);
 			start_tls(c);
 			return;
@@ -490,9 +280,18 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 	struct evbuffer *ob = bufferevent_get_output(bev);
-	if (!c->session || smtp_session_wants_close(c->session)) {
+	if (!c->session || c->ops->wants_close(c->session)) {
 		if (evbuffer_get_length(ob) == 0)
 			close_when_flushed(c);
+		return;
+	}
+	/* A long POP3 answer (RETR, TOP, LIST) is produced as the client reads it. */
+	if (streaming(c) && evbuffer_get_length(ob) < OUTPUT_HIGH_WATER / 4) {
+		c->ops->pump(c->session);
+		bool more = streaming(c);
+		conn_flush(c);
+		if (!more)
+			conn_process(c);   /* pipelined commands waiting behind the answer */
 		return;
 	}
 	if (c->read_paused && evbuffer_get_length(ob) < OUTPUT_HIGH_WATER / 4) {
@@ -502,7 +301,14 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-static void start_session(struct conn *c, const char *tls_desc);
+/* The protocol spoken on this listener. */
+static void start_session(struct conn *c, const char *tls_desc)
+{
+	if (c->listener->role == ROLE_POP3)
+		pop3_glue_start(c, tls_desc);
+	else
+		smtp_glue_start(c, tls_desc);
+}
 
 static void tls_error_text(struct bufferevent *bev, char *out, size_t outsz)
 {
@@ -525,7 +331,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		if (!c->session) {
 			start_session(c, desc);
 		} else {
-			smtp_session_tls_started(c->session, desc);
+			c->ops->tls_started(c->session, desc);
 			conn_process(c);
 		}
 		return;
@@ -552,12 +358,12 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (smtp_session_waiting(c->session) || c->busy) {
+		if (c->ops->waiting(c->session) || c->busy) {
 			bufferevent_enable(bev, EV_READ);   /* our own slowness, not the client's */
 			return;
 		}
 		log_event(LOG_INFO, "timeout", "conn=%llu client=%s", (unsigned long long)c->id, c->addr);
-		smtp_session_timeout(c->session);
+		c->ops->timeout(c->session);
 		conn_flush(c);
 		return;
 	}
@@ -633,180 +439,7 @@ static void refuse_with(evutil_socket_t fd, enum reply_id id, ...)
 	buf_free(&rb);
 }
 
-/* --- hooks: login and sender ownership ------------------------------------- */
-
-static time_t hook_auth_blocked(void *ctx, const char *user)
-{
-	struct conn *c = ctx;
-	return throttle_blocked_until(c->srv->throttle, c->addr, user, time(NULL));
-}
-
-struct auth_job {
-	struct conn *conn;
-	char mech[8];
-	char user[SASL_USER_MAX + 1];
-	char pass[SASL_PASS_MAX + 1];
-	char canonical[DIR_ADDRESS_MAX];
-	char which[80];                 /* "main" or "app:<name>" */
-	bool found;
-	bool ok;
-	bool tempfail;
-	const char *dummy;
-	unsigned cache_ttl;
-	struct directory *dir;
-	unsigned delay_ms;
-};
-
-struct hash_walk {
-	struct auth_job *job;
-	bool matched;
-};
-
-static bool try_hash(void *arg, const char *name, const char *hash)
-{
-	struct hash_walk *w = arg;
-	w->job->found = true;
-	if (!password_verify_cached(w->job->pass, hash, w->job->cache_ttl))
-		return false;
-	w->matched = true;
-	snprintf(w->job->which, sizeof(w->job->which), "%s%.64s", name ? "app:" : "main", name ? name : "");
-	return true;
-}
-
-/* Login thread: look up the hashes and verify (slow by design). */
-static void auth_work(void *arg)
-{
-	struct auth_job *j = arg;
-	struct hash_walk w = { .job = j };
-	enum dir_result r = directory_user_hashes(j->dir, j->user, j->canonical, sizeof(j->canonical), try_hash, &w);
-	if (r == DIR_ERROR) {
-		j->tempfail = true;
-	} else if (r == DIR_NOT_FOUND) {
-		password_verify(j->pass, j->dummy);   /* the same time as a real check */
-	}
-	j->ok = w.matched;
-	if (j->ok && strncmp(j->which, "app:", 4) == 0)
-		directory_app_password_used(j->dir, j->canonical, j->which + 4);
-	explicit_bzero(j->pass, sizeof(j->pass));
-}
-
-static void auth_answer(struct auth_job *j)
-{
-	struct conn *c = j->conn;
-	c->busy--;
-	if (c->closed || !c->session) {
-		free(j);
-		if (c->closed)
-			conn_free(c);
-		return;
-	}
-	enum smtp_auth_result r = j->tempfail ? SMTP_AUTH_TEMPFAIL : j->ok ? SMTP_AUTH_OK : SMTP_AUTH_FAILED;
-	smtp_session_auth_done(c->session, r, j->canonical, 0);
-	free(j);
-	conn_process(c);
-}
-
-static void auth_delay_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct auth_job *j = arg;
-	struct conn *c = j->conn;
-	event_free(c->delay);
-	c->delay = NULL;
-	auth_answer(j);
-}
-
-/* Loop thread: count the result, log it, answer (a failure maybe later). */
-static void auth_done(void *arg)
-{
-	struct auth_job *j = arg;
-	struct conn *c = j->conn;
-	struct server *srv = c->srv;
-	char q[400];
-	log_quote(q, sizeof(q), j->user, strlen(j->user), 200);
-	if (j->ok) {
-		throttle_success(srv->throttle, c->addr, j->canonical);
-		log_event(LOG_INFO, "login", "conn=%llu client=%s user=%s mech=%s password=%s tls=%s", (unsigned long long)c->id,
-			c->addr, j->canonical, j->mech, j->which, c->ssl ? "yes" : "no");
-	} else if (j->tempfail) {
-		log_event(LOG_ERR, "login_failed", "conn=%llu client=%s user=%s reason=\"directory unavailable\"",
-			(unsigned long long)c->id, c->addr, q);
-	} else {
-		j->delay_ms = throttle_failure(srv->throttle, c->addr, j->user, time(NULL));
-		log_event(LOG_WARN, "login_failed", "conn=%llu client=%s user=%s mech=%s reason=\"%s\" delay_ms=%u",
-			(unsigned long long)c->id, c->addr, q, j->mech, j->found ? "wrong password" : "no such user",
-			j->delay_ms);
-	}
-	if (j->delay_ms && !c->closed) {
-		struct timeval tv = { .tv_sec = j->delay_ms / 1000, .tv_usec = (j->delay_ms % 1000) * 1000 };
-		c->delay = evtimer_new(srv->base, auth_delay_cb, j);
-		if (c->delay && evtimer_add(c->delay, &tv) == 0)
-			return;
-	}
-	auth_answer(j);
-}
-
-static void hook_auth_verify(void *ctx, const char *mech, const char *user, const char *pass)
-{
-	struct conn *c = ctx;
-	struct auth_job *j = calloc(1, sizeof(*j));
-	if (!j) {
-		smtp_session_auth_done(c->session, SMTP_AUTH_TEMPFAIL, NULL, 0);
-		return;
-	}
-	j->conn = c;
-	j->dir = c->srv->auth_dir;
-	j->dummy = c->srv->dummy_hash;
-	j->cache_ttl = (unsigned)c->srv->conf->auth_cache_ttl;
-	snprintf(j->mech, sizeof(j->mech), "%s", mech);
-	snprintf(j->user, sizeof(j->user), "%s", user);
-	snprintf(j->pass, sizeof(j->pass), "%s", pass);
-	c->busy++;
-	workq_push(c->srv->authq, auth_work, auth_done, j);
-}
-
-static bool hook_sender_owned(void *ctx, const char *login, const char *address, bool *tempfail)
-{
-	struct conn *c = ctx;
-	enum dir_result r = directory_sender_owned(c->srv->dir, login, address);
-	*tempfail = r == DIR_ERROR;
-	return r == DIR_OK;
-}
-
 /* --- accepting ------------------------------------------------------------- */
-
-static void start_session(struct conn *c, const char *tls_desc)
-{
-	struct server *srv = c->srv;
-	const struct conf *cf = srv->conf;
-	const struct conf_listener *l = c->listener;
-	struct smtp_conn_info info = {
-		.conn_id = c->id, .hostname = cf->hostname, .client_addr = c->addr, .client_name = NULL,
-		.listener = l->name, .submission = l->role == ROLE_SUBMISSION, .trusted_network = c->trusted,
-		.tls_offered = l->tls == TLS_STARTTLS && srv->tls, .tls_active = tls_desc != NULL,
-		.tls_description = tls_desc, .allow_plaintext_auth = l->allow_plaintext_auth,
-		.check_from_header = cf->check_from_header,
-	};
-	struct smtp_limits lim = {
-		.max_message = cf->message_size, .max_recipients = (unsigned)cf->recipients,
-		.max_line = (size_t)cf->line_length, .max_bad_commands = (unsigned)cf->bad_commands,
-		.idle_timeout = (unsigned)cf->idle_timeout,
-	};
-	struct smtp_hooks hooks = {
-		.ctx = c, .check_rcpt = hook_check_rcpt, .spool_open = hook_spool_open,
-		.spool_write = hook_spool_write, .spool_abort = hook_spool_abort,
-		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
-		.auth_verify = hook_auth_verify, .sender_owned = hook_sender_owned,
-	};
-	c->session = smtp_session_new(&info, &lim, &hooks);
-	if (!c->session) {
-		conn_free(c);
-		return;
-	}
-	smtp_session_start(c->session);
-	conn_flush(c);
-}
 
 static void setup_bev(struct conn *c, struct bufferevent *bev)
 {
@@ -1040,9 +673,9 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct conn *next;
 	for (struct conn *c = srv->conns; c; c = next) {
 		next = c->next;
-		if (c->closed || smtp_session_waiting(c->session))
+		if (c->closed || c->ops->waiting(c->session))
 			continue;
-		smtp_session_shutdown(c->session);
+		c->ops->shutdown(c->session);
 		conn_flush(c);
 	}
 	if (srv->n_conns == 0) {
@@ -1058,6 +691,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void server_cleanup(struct server *srv)
 {
 	control_stop(&srv->control);
+	pop3_glue_forget_all(srv);
 	workq_free(&srv->commitq);   /* finishes running commits; their callbacks run here */
 	workq_free(&srv->authq);
 	while (srv->conns) {
@@ -1165,8 +799,8 @@ int server_run(const struct conf *cf)
 	srv->commit_ev = event_new(srv->base, -1, 0, commit_ev_cb, srv);
 	srv->commitq = srv->commit_ev ? workq_new((unsigned)cf->commit_threads, commit_notify, srv->commit_ev) : NULL;
 	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds);
-	srv->auth_ev = event_new(srv->base, -1, 0, auth_ev_cb, srv);
-	srv->authq = srv->auth_ev ? workq_new(2, auth_notify, srv->auth_ev) : NULL;
+	srv->auth_ev = event_new(srv->base, -1, 0, login_ev_cb, srv);
+	srv->authq = srv->auth_ev ? workq_new(2, login_notify, srv->auth_ev) : NULL;
 	struct throttle_limits tl = {
 		.ip_limit = (unsigned)cf->auth_ip_failures, .pair_limit = (unsigned)cf->auth_account_ip_failures,
 		.account_delay_after = 3, .max_delay_ms = 5000, .window = (time_t)cf->auth_window,

@@ -1,0 +1,135 @@
+/* internal.h - shared by the files of the net room only (server.c: listeners and
+ * connections; smtp_glue.c and pop3_glue.c: the protocol sessions' hooks;
+ * login.c: password checks on the login threads).  Other rooms use net/server.h,
+ * net/tls.h, net/client.h and net/control.h. */
+#ifndef POSTERN_NET_INTERNAL_H
+#define POSTERN_NET_INTERNAL_H
+
+#include <arpa/inet.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <openssl/ssl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "auth/password.h"
+#include "conf/conf.h"
+#include "delivery/remote.h"
+#include "queue/queue.h"
+
+#define IP_BUCKETS 1024
+#define POP_LOGIN_BUCKETS 1024
+
+struct buf;
+struct directory;
+struct delivery;
+struct workq;
+struct tls;
+struct throttle;
+struct control;
+
+struct ip_count {
+	char addr[INET6_ADDRSTRLEN];
+	unsigned count;
+	struct ip_count *next;
+};
+
+/* POP-before-SMTP: when an address last logged in to POP3. */
+struct pop_login {
+	char addr[INET6_ADDRSTRLEN];
+	time_t when;
+	struct pop_login *next;
+};
+
+struct server {
+	const struct conf *conf;
+	struct event_base *base;
+	struct evconnlistener *listeners[CONF_MAX_LISTENERS];
+	size_t n_listeners;
+	struct queue *queue;
+	struct directory *dir;
+	struct delivery *delivery;
+	struct workq *commitq;
+	struct event *commit_ev;
+	struct workq *authq;
+	struct event *auth_ev;
+	struct directory *auth_dir;      /* shared by the login threads (SQLite serialises) */
+	struct tls *tls;
+	struct throttle *throttle;
+	struct relay_credentials relay_creds;   /* read before dropping root */
+	struct control *control;
+	char dummy_hash[PASSWORD_HASH_MAX];   /* verified for unknown users: same timing */
+	struct event *sig_term, *sig_int, *shutdown_timer;
+	bool shutting_down;
+	uint64_t next_conn_id;
+	unsigned n_conns;
+	struct conn *conns;              /* doubly linked, for shutdown */
+	struct ip_count *ips[IP_BUCKETS];
+	struct pop_login *pop_logins[POP_LOGIN_BUCKETS];
+};
+
+enum login_result { LOGIN_OK, LOGIN_FAILED, LOGIN_TEMPFAIL, LOGIN_BLOCKED };
+
+/* What the connection code needs from a protocol session (SMTP or POP3). */
+struct proto_ops {
+	const char *name;
+	size_t (*feed)(void *s, const void *p, size_t n);
+	struct buf *(*output)(void *s);
+	bool (*wants_close)(const void *s);
+	bool (*waiting)(const void *s);
+	bool (*wants_tls)(const void *s);
+	void (*tls_started)(void *s, const char *desc);
+	void (*timeout)(void *s);
+	void (*shutdown)(void *s);
+	void (*disconnected)(void *s);
+	void (*destroy)(void *s);
+	bool (*streaming)(const void *s);   /* NULL: never streams */
+	void (*pump)(void *s);
+	void (*login_done)(void *s, enum login_result r, const char *login);
+};
+
+struct conn {
+	struct server *srv;
+	const struct conf_listener *listener;
+	struct bufferevent *bev;
+	void *session;
+	const struct proto_ops *ops;
+	uint64_t id;
+	char addr[INET6_ADDRSTRLEN];
+	struct queue_writer *writer;     /* SMTP: the message being received */
+	char qid[QUEUE_ID_LEN + 1];
+	unsigned busy;                   /* jobs (commit, login check, mailbox) that point at us */
+	bool closed;                     /* socket gone; freed when the jobs return */
+	bool read_paused;
+	bool trusted;                    /* client inside trusted_networks */
+	bool got_data;                   /* any byte received yet */
+	bool tls_pending;                /* handshake running */
+	SSL *ssl;                        /* owned by the TLS bufferevent */
+	struct event *sniff;             /* implicit TLS: waiting for the ClientHello */
+	struct event *delay;             /* a failed login's answer, held back */
+	struct event *closer;            /* waiting for the last bytes to leave */
+	unsigned close_checks;
+	struct conn *prev, *next;
+};
+
+/* server.c */
+void conn_process(struct conn *c);
+void conn_free(struct conn *c);
+void conn_flush(struct conn *c);
+
+/* smtp_glue.c / pop3_glue.c: create the session, send the greeting. */
+void smtp_glue_start(struct conn *c, const char *tls_desc);
+void pop3_glue_start(struct conn *c, const char *tls_desc);
+/* POP-before-SMTP: seconds since addr last logged in to POP3, or -1. */
+long long pop3_glue_login_age(struct server *srv, const char *addr);
+void pop3_glue_forget_all(struct server *srv);
+
+/* login.c: shared by both protocols. */
+time_t login_blocked(struct conn *c, const char *user);
+void login_verify(struct conn *c, const char *mech, const char *user, const char *pass);
+void login_ev_cb(evutil_socket_t fd, short what, void *arg);
+void login_notify(void *arg);
+
+#endif

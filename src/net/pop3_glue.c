@@ -1,0 +1,213 @@
+/* pop3_glue.c - what a POP3 session asks of the rest of the server: logins (shared
+ * with SMTP: the same throttle, app passwords and login threads), opening the
+ * user's Maildir on a worker thread, and POP-before-SMTP bookkeeping. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delivery/local.h"
+#include "directory/directory.h"
+#include "net/internal.h"
+#include "pop3/session.h"
+#include "store/mailbox.h"
+#include "util/log.h"
+#include "util/workq.h"
+
+/* --- the session as the connection code sees it ---------------------------- */
+
+static size_t op_feed(void *s, const void *p, size_t n) { return pop3_session_feed(s, p, n); }
+static struct buf *op_output(void *s) { return pop3_session_output(s); }
+static bool op_wants_close(const void *s) { return pop3_session_wants_close(s); }
+static bool op_waiting(const void *s) { return pop3_session_waiting(s); }
+static bool op_wants_tls(const void *s) { return pop3_session_wants_tls(s); }
+static void op_tls_started(void *s, const char *d) { pop3_session_tls_started(s, d); }
+static void op_timeout(void *s) { pop3_session_timeout(s); }
+static void op_shutdown(void *s) { pop3_session_shutdown(s); }
+static void op_disconnected(void *s) { pop3_session_disconnected(s); }
+static bool op_streaming(const void *s) { return pop3_session_streaming(s); }
+static void op_pump(void *s) { pop3_session_pump(s); }
+
+static void op_destroy(void *s)
+{
+	struct pop3_session *p = s;
+	pop3_session_free(&p);
+}
+
+static void op_login_done(void *s, enum login_result r, const char *login)
+{
+	enum pop3_auth_result m = r == LOGIN_OK ? POP3_AUTH_OK : r == LOGIN_TEMPFAIL ? POP3_AUTH_TEMPFAIL
+		: r == LOGIN_BLOCKED ? POP3_AUTH_BLOCKED : POP3_AUTH_FAILED;
+	pop3_session_auth_done(s, m, login, 0);
+}
+
+static const struct proto_ops pop3_ops = {
+	.name = "pop3", .feed = op_feed, .output = op_output, .wants_close = op_wants_close,
+	.waiting = op_waiting, .wants_tls = op_wants_tls, .tls_started = op_tls_started,
+	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
+	.destroy = op_destroy, .streaming = op_streaming, .pump = op_pump, .login_done = op_login_done,
+};
+
+/* --- POP-before-SMTP --------------------------------------------------------- */
+
+static unsigned addr_hash(const char *s)
+{
+	unsigned h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % POP_LOGIN_BUCKETS;
+}
+
+static void remember_login(struct server *srv, const char *addr)
+{
+	unsigned h = addr_hash(addr);
+	for (struct pop_login *p = srv->pop_logins[h]; p; p = p->next)
+		if (strcmp(p->addr, addr) == 0) {
+			p->when = time(NULL);
+			return;
+		}
+	struct pop_login *p = calloc(1, sizeof(*p));
+	if (!p)
+		return;
+	snprintf(p->addr, sizeof(p->addr), "%s", addr);
+	p->when = time(NULL);
+	p->next = srv->pop_logins[h];
+	srv->pop_logins[h] = p;
+}
+
+long long pop3_glue_login_age(struct server *srv, const char *addr)
+{
+	for (struct pop_login *p = srv->pop_logins[addr_hash(addr)]; p; p = p->next)
+		if (strcmp(p->addr, addr) == 0)
+			return (long long)(time(NULL) - p->when);
+	return -1;
+}
+
+void pop3_glue_forget_all(struct server *srv)
+{
+	for (size_t i = 0; i < POP_LOGIN_BUCKETS; i++)
+		while (srv->pop_logins[i]) {
+			struct pop_login *n = srv->pop_logins[i]->next;
+			free(srv->pop_logins[i]);
+			srv->pop_logins[i] = n;
+		}
+}
+
+/* --- hooks ------------------------------------------------------------------- */
+
+static time_t hook_auth_blocked(void *ctx, const char *user)
+{
+	return login_blocked(ctx, user);
+}
+
+static void hook_auth_verify(void *ctx, const char *mech, const char *user, const char *pass)
+{
+	login_verify(ctx, mech, user, pass);
+}
+
+struct open_job {
+	struct conn *conn;
+	struct directory *dir;
+	const struct conf *conf;
+	char user[DIR_ADDRESS_MAX];
+	struct mailbox *mb;
+	enum pop3_mailbox_result result;
+	char err[300];
+};
+
+/* Worker thread: find the Maildir and lock it (a scan of cur/ and new/). */
+static void open_work(void *arg)
+{
+	struct open_job *j = arg;
+	char path[1400];
+	switch (local_resolve(j->conf, j->dir, j->user, path, sizeof(path))) {
+	case WHERE_LOCAL:
+		break;
+	case WHERE_TEMPFAIL:
+		j->result = POP3_MAILBOX_TEMP;
+		snprintf(j->err, sizeof(j->err), "the user directory could not be read");
+		return;
+	default:
+		j->result = POP3_MAILBOX_PERM;
+		snprintf(j->err, sizeof(j->err), "no mailbox for %.200s", j->user);
+		return;
+	}
+	switch (mailbox_open(path, &j->mb, j->err, sizeof(j->err))) {
+	case MAILBOX_OK:
+		j->result = POP3_MAILBOX_OK;
+		break;
+	case MAILBOX_IN_USE:
+		j->result = POP3_MAILBOX_IN_USE;
+		break;
+	case MAILBOX_TEMP:
+		j->result = POP3_MAILBOX_TEMP;
+		break;
+	}
+}
+
+static void open_done(void *arg)
+{
+	struct open_job *j = arg;
+	struct conn *c = j->conn;
+	c->busy--;
+	if (j->result != POP3_MAILBOX_OK)
+		log_event(LOG_WARN, "pop3_mailbox_error", "conn=%llu user=%s result=%d error=\"%s\"", (unsigned long long)c->id,
+			j->user, (int)j->result, j->err);
+	else if (c->srv->conf->pop_before_smtp)
+		remember_login(c->srv, c->addr);
+	if (c->closed || !c->session) {
+		if (j->mb)
+			mailbox_close(&j->mb);
+		free(j);
+		if (c->closed)
+			conn_free(c);
+		return;
+	}
+	pop3_session_mailbox_done(c->session, j->result, &pop3_maildir_ops, j->mb);
+	free(j);
+	conn_process(c);
+}
+
+static void hook_mailbox_open(void *ctx, const char *user)
+{
+	struct conn *c = ctx;
+	struct open_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		pop3_session_mailbox_done(c->session, POP3_MAILBOX_TEMP, NULL, NULL);
+		return;
+	}
+	j->conn = c;
+	j->dir = c->srv->auth_dir;
+	j->conf = c->srv->conf;
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	c->busy++;
+	workq_push(c->srv->commitq, open_work, open_done, j);
+}
+
+void pop3_glue_start(struct conn *c, const char *tls_desc)
+{
+	struct server *srv = c->srv;
+	const struct conf *cf = srv->conf;
+	const struct conf_listener *l = c->listener;
+	struct pop3_conn_info info = {
+		.conn_id = c->id, .hostname = cf->hostname, .client_addr = c->addr, .listener = l->name,
+		.tls_offered = l->tls == TLS_STARTTLS && srv->tls, .tls_active = tls_desc != NULL,
+		.tls_description = tls_desc, .allow_plaintext_auth = l->allow_plaintext_auth,
+	};
+	/* RFC 1939 §3: an autologout timer of at least 10 minutes. */
+	unsigned idle = cf->idle_timeout > 600 ? (unsigned)cf->idle_timeout : 600;
+	struct pop3_limits lim = { .max_line = 512, .max_bad_commands = (unsigned)cf->bad_commands, .idle_timeout = idle };
+	struct pop3_hooks hooks = {
+		.ctx = c, .auth_blocked = hook_auth_blocked, .auth_verify = hook_auth_verify,
+		.mailbox_open = hook_mailbox_open,
+	};
+	c->ops = &pop3_ops;
+	c->session = pop3_session_new(&info, &lim, &hooks);
+	if (!c->session) {
+		conn_free(c);
+		return;
+	}
+	struct timeval tv = { .tv_sec = idle };
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+	pop3_session_start(c->session);
+	conn_flush(c);
+}

@@ -1,0 +1,256 @@
+/* smtp_glue.c - what an SMTP session asks of the rest of the server: recipient
+ * decisions (directory + policy, quotas, POP-before-SMTP), the spool and its
+ * durable commit on the commit threads, logins, sender ownership. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "delivery/delivery.h"
+#include "delivery/local.h"
+#include "directory/directory.h"
+#include "net/internal.h"
+#include "net/tls.h"
+#include "policy/policy.h"
+#include "queue/queue.h"
+#include "smtp/session.h"
+#include "store/quota.h"
+#include "util/buf.h"
+#include "util/id.h"
+#include "util/log.h"
+#include "util/workq.h"
+
+struct commit_job {
+	struct conn *conn;
+	struct queue_writer *writer;
+	char qid[QUEUE_ID_LEN + 1];
+	bool ok;
+	char err[256];
+};
+
+
+/* --- the session as the connection code sees it ---------------------------- */
+
+static size_t op_feed(void *s, const void *p, size_t n) { return smtp_session_feed(s, p, n); }
+static struct buf *op_output(void *s) { return smtp_session_output(s); }
+static bool op_wants_close(const void *s) { return smtp_session_wants_close(s); }
+static bool op_waiting(const void *s) { return smtp_session_waiting(s); }
+static bool op_wants_tls(const void *s) { return smtp_session_wants_tls(s); }
+static void op_tls_started(void *s, const char *d) { smtp_session_tls_started(s, d); }
+static void op_timeout(void *s) { smtp_session_timeout(s); }
+static void op_shutdown(void *s) { smtp_session_shutdown(s); }
+static void op_disconnected(void *s) { smtp_session_disconnected(s); }
+
+static void op_destroy(void *s)
+{
+	struct smtp_session *p = s;
+	smtp_session_free(&p);
+}
+
+static void op_login_done(void *s, enum login_result r, const char *login)
+{
+	enum smtp_auth_result m = r == LOGIN_OK ? SMTP_AUTH_OK : r == LOGIN_TEMPFAIL ? SMTP_AUTH_TEMPFAIL
+		: r == LOGIN_BLOCKED ? SMTP_AUTH_BLOCKED : SMTP_AUTH_FAILED;
+	smtp_session_auth_done(s, m, login, 0);
+}
+
+static const struct proto_ops smtp_ops = {
+	.name = "smtp", .feed = op_feed, .output = op_output, .wants_close = op_wants_close,
+	.waiting = op_waiting, .wants_tls = op_wants_tls, .tls_started = op_tls_started,
+	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
+	.destroy = op_destroy, .login_done = op_login_done,
+};
+
+/* --- login hooks ------------------------------------------------------------- */
+
+static time_t hook_auth_blocked(void *ctx, const char *user)
+{
+	return login_blocked(ctx, user);
+}
+
+static void hook_auth_verify(void *ctx, const char *mech, const char *user, const char *pass)
+{
+	login_verify(ctx, mech, user, pass);
+}
+
+
+static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verdict *v)
+{
+	struct conn *c = ctx;
+	struct server *srv = c->srv;
+	struct rcpt_facts f = { .local = rcpt->local, .domain = rcpt->domain, .user = USER_MISSING };
+	if (rcpt->bare_postmaster) {
+		f.is_postmaster = true;
+		f.domain_local = true;
+		f.local = "postmaster";
+		f.domain = srv->conf->hostname;
+	} else if (!rcpt->domain_literal) {
+		bool lookup_failed = false;
+		f.domain_local = conf_is_local_domain(srv->conf, rcpt->domain);
+		if (!f.domain_local) {
+			enum dir_result r = directory_domain_exists(srv->dir, rcpt->domain);
+			f.domain_local = r == DIR_OK;
+			lookup_failed = r == DIR_ERROR;
+		}
+		if (f.domain_local) {
+			f.is_postmaster = strcasecmp(rcpt->local, "postmaster") == 0;
+			enum dir_result r = directory_user_lookup(srv->dir, rcpt->local, rcpt->domain, NULL);
+			if (r == DIR_NOT_FOUND)
+				r = directory_alias_lookup(srv->dir, rcpt->local, rcpt->domain, NULL, 0);
+			f.user = r == DIR_OK ? USER_FOUND : r == DIR_NOT_FOUND ? USER_MISSING : USER_LOOKUP_FAILED;
+		} else if (lookup_failed) {
+			f.domain_local = true;
+			f.user = USER_LOOKUP_FAILED;
+		}
+		if (f.user == USER_LOOKUP_FAILED)
+			log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id,
+				directory_error(srv->dir));
+	}
+	struct policy_client pc = {
+		.submission_port = c->listener->role == ROLE_SUBMISSION,
+		.authenticated = smtp_session_login(c->session) != NULL,
+		.trusted_network = c->trusted,
+	};
+	policy_check_rcpt(&pc, &f, v);
+}
+
+static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qid)
+{
+	struct conn *c = ctx;
+	struct queue_envelope qe;
+	memset(&qe, 0, sizeof(qe));
+	id_new_queue_id(qe.qid);
+	qe.arrival = time(NULL);
+	snprintf(qe.client_addr, sizeof(qe.client_addr), "%s", c->addr);
+	snprintf(qe.helo, sizeof(qe.helo), "%s", env->helo);
+	snprintf(qe.protocol, sizeof(qe.protocol), "%s", env->protocol);
+	smtp_path_format(env->sender, qe.sender, sizeof(qe.sender));
+	qe.smtputf8 = env->params->smtputf8;
+	qe.eightbit = env->params->body != BODY_7BIT;
+	qe.n_rcpts = env->n_rcpts;
+	qe.rcpts = calloc(env->n_rcpts ? env->n_rcpts : 1, sizeof(*qe.rcpts));
+	if (!qe.rcpts)
+		return false;
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		smtp_path_format(&env->rcpts[i], qe.rcpts[i], QUEUE_ADDR_MAX);
+	/* RFC 3461: what the sender asked to be told, carried to the next hop. */
+	qe.ret = env->params->ret == 1 ? QUEUE_RET_FULL : env->params->ret == 2 ? QUEUE_RET_HDRS : QUEUE_RET_DEFAULT;
+	snprintf(qe.envid, sizeof(qe.envid), "%s", env->params->envid);
+	bool dsn_ok = true;
+	for (size_t i = 0; env->rcpt_params && i < env->n_rcpts; i++)
+		if (env->rcpt_params[i].notify || env->rcpt_params[i].orcpt[0])
+			dsn_ok = queue_envelope_set_dsn(&qe, i, env->rcpt_params[i].notify, env->rcpt_params[i].orcpt) && dsn_ok;
+	char err[256] = "out of memory";
+	c->writer = dsn_ok ? queue_writer_open(c->srv->queue, &qe, err, sizeof(err)) : NULL;
+	free(qe.notify);
+	free(qe.orcpt);
+	free(qe.rcpts);
+	if (!c->writer) {
+		log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id, err);
+		return false;
+	}
+	memcpy(c->qid, qe.qid, sizeof(c->qid));
+	memcpy(qid, qe.qid, QUEUE_ID_LEN + 1);
+	return true;
+}
+
+static bool hook_spool_write(void *ctx, const void *p, size_t n)
+{
+	struct conn *c = ctx;
+	return c->writer && queue_writer_write(c->writer, p, n);
+}
+
+static void hook_spool_abort(void *ctx)
+{
+	struct conn *c = ctx;
+	queue_writer_free(&c->writer);
+}
+
+/* Worker thread: the blocking part. */
+static void commit_work(void *arg)
+{
+	struct commit_job *j = arg;
+	j->ok = queue_writer_commit(j->writer, j->err, sizeof(j->err));
+}
+
+/* Loop thread: tell the session, wake the delivery agent. */
+static void commit_done(void *arg)
+{
+	struct commit_job *j = arg;
+	struct conn *c = j->conn;
+	struct server *srv = c->srv;
+	queue_writer_free(&j->writer);
+	if (j->ok)
+		delivery_enqueue(srv->delivery, j->qid);
+	else
+		log_event(LOG_ERR, "spool_error", "conn=%llu qid=%s op=commit error=\"%s\"", (unsigned long long)c->id,
+			j->qid, j->err);
+	c->busy--;
+	bool ok = j->ok;
+	free(j);
+	if (c->closed) {
+		conn_free(c);
+		return;
+	}
+	smtp_session_commit_done(c->session, ok);
+	conn_process(c);
+}
+
+static void hook_spool_commit(void *ctx)
+{
+	struct conn *c = ctx;
+	struct commit_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		queue_writer_free(&c->writer);
+		smtp_session_commit_done(c->session, false);
+		return;
+	}
+	j->conn = c;
+	j->writer = c->writer;
+	c->writer = NULL;
+	memcpy(j->qid, c->qid, sizeof(j->qid));
+	c->busy++;
+	workq_push(c->srv->commitq, commit_work, commit_done, j);
+}
+
+static bool hook_sender_owned(void *ctx, const char *login, const char *address, bool *tempfail)
+{
+	struct conn *c = ctx;
+	enum dir_result r = directory_sender_owned(c->srv->dir, login, address);
+	*tempfail = r == DIR_ERROR;
+	return r == DIR_OK;
+}
+
+void smtp_glue_start(struct conn *c, const char *tls_desc)
+{
+	struct server *srv = c->srv;
+	const struct conf *cf = srv->conf;
+	const struct conf_listener *l = c->listener;
+	struct smtp_conn_info info = {
+		.conn_id = c->id, .hostname = cf->hostname, .client_addr = c->addr, .client_name = NULL,
+		.listener = l->name, .submission = l->role == ROLE_SUBMISSION, .trusted_network = c->trusted,
+		.tls_offered = l->tls == TLS_STARTTLS && srv->tls, .tls_active = tls_desc != NULL,
+		.tls_description = tls_desc, .allow_plaintext_auth = l->allow_plaintext_auth,
+		.check_from_header = cf->check_from_header,
+	};
+	struct smtp_limits lim = {
+		.max_message = cf->message_size, .max_recipients = (unsigned)cf->recipients,
+		.max_line = (size_t)cf->line_length, .max_bad_commands = (unsigned)cf->bad_commands,
+		.idle_timeout = (unsigned)cf->idle_timeout,
+	};
+	struct smtp_hooks hooks = {
+		.ctx = c, .check_rcpt = hook_check_rcpt, .spool_open = hook_spool_open,
+		.spool_write = hook_spool_write, .spool_abort = hook_spool_abort,
+		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
+		.auth_verify = hook_auth_verify, .sender_owned = hook_sender_owned,
+	};
+	c->ops = &smtp_ops;
+	c->session = smtp_session_new(&info, &lim, &hooks);
+	if (!c->session) {
+		conn_free(c);
+		return;
+	}
+	smtp_session_start(c->session);
+	conn_flush(c);
+}
+
