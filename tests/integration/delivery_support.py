@@ -40,7 +40,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import write_config, run_cli  # noqa: E402
-from helpers import SMTPConn  # noqa: E402
+from helpers import SMTPConn, dot_stuff  # noqa: E402
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 SMTP_SINK = "/usr/sbin/smtp-sink"
@@ -636,7 +636,7 @@ def submit(srv, rcpts, sender=SENDER, body=None, mail_params="", rcpt_params=Non
             p = (rcpt_params[i] if isinstance(rcpt_params, (list, tuple)) else rcpt_params) if rcpt_params else ""
             r = c.cmd("RCPT TO:<%s>%s" % (rc, p))
             assert r.code == 250, "RCPT %s: %r" % (rc, r)
-        r = c.data(body)
+        r = c.data(dot_stuff(body))
         assert r.code == 250, r
         assert r.qid, r
         c.cmd("QUIT")
