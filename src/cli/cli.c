@@ -15,7 +15,10 @@
 #include "auth/password.h"
 #include "conf/conf.h"
 #include "diag/diag.h"
+#include "delivery/local.h"
 #include "directory/directory.h"
+#include "store/maildir.h"
+#include "store/quota.h"
 #include "net/server.h"
 #include "util/parse.h"
 
@@ -197,10 +200,59 @@ static bool read_password(char *out, size_t outsz)
 	return true;
 }
 
+struct user_list_ctx {
+	const struct conf *c;
+	struct directory *d;
+};
+
+/* One user a line: address, then usage and quota when a quota is set. */
 static void print_user(void *arg, const struct dir_user *u)
 {
-	(void)arg;
+	struct user_list_ctx *ul = arg;
+	char path[1400], err[256];
+	struct quota_state st;
+	if (ul && local_resolve(ul->c, ul->d, u->address, path, sizeof(path)) == WHERE_LOCAL &&
+		quota_read(path, &st, err, sizeof(err)) && st.defined) {
+		if (st.limit_bytes)
+			printf("%s  %llu MB of %llu MB (%u%%)\n", u->address, (unsigned long long)(st.used_bytes >> 20),
+				(unsigned long long)(st.limit_bytes >> 20), quota_percent(&st));
+		else
+			printf("%s  %llu MB, no limit\n", u->address, (unsigned long long)(st.used_bytes >> 20));
+		return;
+	}
 	printf("%s\n", u->address);
+}
+
+/* postern user quota ADDRESS SIZE|none */
+static int user_quota(const struct conf *c, struct directory *d, const char *address, const char *size)
+{
+	char path[1400], err[512];
+	if (local_resolve(c, d, address, path, sizeof(path)) != WHERE_LOCAL || !strchr(address, '@')) {
+		fprintf(stderr, "postern: no user %s\n", address);
+		return 1;
+	}
+	if (strcmp(size, "none") == 0 || strcmp(size, "0") == 0) {
+		if (!quota_remove(path, err, sizeof(err))) {
+			fprintf(stderr, "postern: %s\n", err);
+			return 1;
+		}
+		printf("%s: no quota\n", address);
+		return 0;
+	}
+	uint64_t bytes;
+	if (!parse_size(size, &bytes) || bytes < 1024) {
+		fprintf(stderr, "postern: \"%s\" is not a size (e.g. 500M, 2G; or none)\n", size);
+		return 2;
+	}
+	if (!maildir_create(path, err, sizeof(err)) || !quota_set(path, bytes, 0, err, sizeof(err))) {
+		fprintf(stderr, "postern: %s\n", err);
+		return 1;
+	}
+	struct quota_state st;
+	if (quota_read(path, &st, err, sizeof(err)))
+		printf("%s: quota %llu MB, %llu MB used (%u%%)\n", address, (unsigned long long)(bytes >> 20),
+			(unsigned long long)(st.used_bytes >> 20), quota_percent(&st));
+	return 0;
 }
 
 static int user_add(const struct conf *c, struct directory *d, const char *address)
@@ -251,9 +303,12 @@ static int user_op(const struct cli_args *a, const struct conf *c, struct direct
 	const char *op = a->argv[0];
 	int rc;
 	if (strcmp(op, "list") == 0 && a->argc == 1) {
-		rc = directory_user_list(d, print_user, NULL) == DIR_OK ? 0 : 1;
+		struct user_list_ctx ul = { c, d };
+		rc = directory_user_list(d, print_user, &ul) == DIR_OK ? 0 : 1;
 	} else if (strcmp(op, "add") == 0 && a->argc == 2) {
 		rc = user_add(c, d, a->argv[1]);
+	} else if (strcmp(op, "quota") == 0 && a->argc == 3) {
+		rc = user_quota(c, d, a->argv[1], a->argv[2]);
 	} else if (strcmp(op, "del") == 0 && a->argc == 2) {
 		enum dir_result r = directory_user_del(d, a->argv[1]);
 		rc = r == DIR_OK ? 0 : 1;
@@ -460,7 +515,7 @@ static const struct subcommand subcommands[] = {
 	{ "serve", cmd_serve, "serve [-c FILE | --default-config]  run the server in the foreground" },
 	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration" },
 	{ "domain", cmd_domain, "domain add|del DOMAIN [-c FILE]  manage local domains; domain list" },
-	{ "user", cmd_user, "user add|del ADDRESS [-c FILE]   manage mailboxes (add reads the password from stdin); user list" },
+	{ "user", cmd_user, "user add|del ADDRESS | quota ADDRESS SIZE|none | list   manage mailboxes (add reads the password from stdin)" },
 	{ "alias", cmd_alias, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it" },
 	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
 	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },

@@ -2,12 +2,18 @@
 #include "delivery/local.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "conf/conf.h"
 #include "directory/directory.h"
 #include "queue/queue.h"
 #include "store/maildir.h"
+#include "store/quota.h"
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -80,20 +86,72 @@ enum local_where local_resolve(const struct conf *c, struct directory *dir, cons
 	return WHERE_NO_USER;
 }
 
-bool local_deliver(const struct queue_message *m, size_t i, const char *path, char *why, size_t whysz)
+/* The owner's mailbox crossed the warning threshold: a short message, once. */
+static void quota_warning(const struct conf *c, const char *rcpt, const char *path, const struct quota_state *st)
+{
+	char msg[2048], date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", localtime_r(&now, &tm));
+	unsigned pct = quota_percent(st);
+	int n = snprintf(msg, sizeof(msg),
+		"From: Mail System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\nDate: %s\r\nSubject: Your mailbox is %u%% full\r\n"
+		"Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+		"Your mailbox uses %llu MB of its %llu MB.\r\n\r\n"
+		"When it is full, new mail to you is refused and the senders are told your mailbox is full.\r\n"
+		"Delete old messages (and empty the trash), or ask your mail administrator for more room.\r\n",
+		c->hostname, rcpt, date, pct, (unsigned long long)(st->used_bytes >> 20),
+		(unsigned long long)(st->limit_bytes >> 20));
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		return;
+	int fd = memfd_create("postern-quota-warning", MFD_CLOEXEC);
+	if (fd < 0)
+		return;
+	char name[600], err[256];
+	if (fileio_write_all(fd, msg, (size_t)n) &&
+		maildir_deliver(path, "", fd, 0, (uint64_t)n, name, sizeof(name), err, sizeof(err)) == STORE_OK) {
+		log_event(LOG_INFO, "quota_warning", "to=<%s> percent=%u", rcpt, pct);
+		quota_add(path, n, 1);
+	}
+	close(fd);
+}
+
+/* "new/NAME,S=123,W=130" -> 123 */
+static uint64_t stored_size(const char *name)
+{
+	const char *p = strstr(name, ",S=");
+	return p ? strtoull(p + 3, NULL, 10) : 0;
+}
+
+enum local_result local_deliver(const struct conf *c, const struct queue_message *m, size_t i, const char *path,
+	char *why, size_t whysz)
 {
 	const char *rcpt = m->env.rcpts[i];
+	char name[600], err[512];
+	struct quota_state st;
+	/* Checked again here: RCPT time saw the mailbox before this message's siblings. */
+	if (quota_check(path, m->body_size, &st, err, sizeof(err)) == QUOTA_FULL) {
+		/* 452 4.2.2 by default: keep trying, the owner may make room. */
+		snprintf(why, whysz, "%s the mailbox of %s is full (%llu MB of %llu MB used); its owner must delete mail",
+			c->quota_full_permanent ? "552 5.2.2" : "452 4.2.2", rcpt, (unsigned long long)(st.used_bytes >> 20),
+			(unsigned long long)(st.limit_bytes >> 20));
+		return c->quota_full_permanent ? LOCAL_PERM : LOCAL_TEMP;
+	}
 	char prefix[1200];
 	snprintf(prefix, sizeof(prefix), "Return-Path: <%s>\nDelivered-To: %s\n", m->env.sender,
 		strchr(rcpt, '@') ? rcpt : "postmaster");
-	char name[600], err[512];
 	enum store_result r = maildir_deliver(path, prefix, m->fd, m->body_offset, m->body_size, name, sizeof(name),
 		err, sizeof(err));
-	if (r == STORE_OK) {
-		log_event(LOG_INFO, "delivered", "qid=%s to=<%s> mailbox=%s file=%s size=%llu", m->env.qid, rcpt, path, name,
-			(unsigned long long)m->body_size);
-		return true;
+	if (r != STORE_OK) {
+		snprintf(why, whysz, "local delivery to %s failed: %s", path, err);
+		return LOCAL_TEMP;
 	}
-	snprintf(why, whysz, "local delivery to %s failed: %s", path, err);
-	return false;
+	log_event(LOG_INFO, "delivered", "qid=%s to=<%s> mailbox=%s file=%s size=%llu", m->env.qid, rcpt, path, name,
+		(unsigned long long)m->body_size);
+	if (st.defined) {
+		quota_add(path, (int64_t)stored_size(name), 1);
+		if (quota_read(path, &st, err, sizeof(err)) && quota_warning_due(path, &st, (unsigned)c->quota_warning_percent))
+			quota_warning(c, rcpt, path, &st);
+	}
+	return LOCAL_DELIVERED;
 }

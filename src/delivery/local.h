@@ -15,8 +15,12 @@ enum local_where { WHERE_LOCAL, WHERE_REMOTE, WHERE_NO_USER, WHERE_TEMPFAIL };
  * never refused) */
 enum local_where local_resolve(const struct conf *c, struct directory *dir, const char *rcpt,
 	char *path, size_t pathsz);
-/* Deliver message m to recipient i at path.  true: delivered; false: temporary
- * failure, reason in why. */
-bool local_deliver(const struct queue_message *m, size_t i, const char *path, char *why, size_t whysz);
+enum local_result { LOCAL_DELIVERED, LOCAL_TEMP, LOCAL_PERM };
+
+/* Deliver message m to recipient i at path, checking the quota again (a race at
+ * RCPT time cannot overfill a mailbox) and warning the owner, once, when usage
+ * crosses the configured threshold.  The reason for a failure goes into why. */
+enum local_result local_deliver(const struct conf *c, const struct queue_message *m, size_t i, const char *path,
+	char *why, size_t whysz);
 
 #endif

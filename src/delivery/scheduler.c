@@ -244,11 +244,17 @@ static void deliver_locals(struct run *r, bool *remote)
 			fail_rcpt(r, i, "5.1.1 no such mailbox here (it was removed after the message was accepted)");
 			break;
 		case WHERE_LOCAL:
-			if (local_deliver(&r->m, i, path, why, sizeof(why))) {
+			switch (local_deliver(c, &r->m, i, path, why, sizeof(why))) {
+			case LOCAL_DELIVERED:
 				s->state = RCPT_DELIVERED;
 				r->changed = true;
-			} else {
+				break;
+			case LOCAL_TEMP:
 				defer_rcpt(r, i, why);
+				break;
+			case LOCAL_PERM:
+				fail_rcpt(r, i, why);
+				break;
 			}
 			break;
 		}

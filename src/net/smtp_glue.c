@@ -74,6 +74,23 @@ static void hook_auth_verify(void *ctx, const char *mech, const char *user, cons
 }
 
 
+/* RCPT time: is the mailbox already full?  (Checked again at delivery.) */
+static void check_quota(struct conn *c, const struct smtp_path *rcpt, struct rcpt_facts *f)
+{
+	char addr[SMTP_ADDR_MAX + 1], path[1400];
+	smtp_path_format(rcpt, addr, sizeof(addr));
+	if (local_resolve(c->srv->conf, c->srv->dir, addr, path, sizeof(path)) != WHERE_LOCAL)
+		return;
+	struct quota_state st;
+	char err[256];
+	if (quota_check(path, 0, &st, err, sizeof(err)) == QUOTA_FULL) {
+		f->mailbox_full = true;
+		f->full_is_permanent = c->srv->conf->quota_full_permanent;
+		f->quota_used = st.used_bytes;
+		f->quota_limit = st.limit_bytes;
+	}
+}
+
 static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verdict *v)
 {
 	struct conn *c = ctx;
@@ -106,10 +123,14 @@ static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verd
 			log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id,
 				directory_error(srv->dir));
 	}
+	if (f.user == USER_FOUND && !f.is_postmaster)
+		check_quota(c, rcpt, &f);
 	struct policy_client pc = {
 		.submission_port = c->listener->role == ROLE_SUBMISSION,
 		.authenticated = smtp_session_login(c->session) != NULL,
 		.trusted_network = c->trusted,
+		.pop_window = srv->conf->pop_before_smtp,
+		.pop_login_age = srv->conf->pop_before_smtp ? pop3_glue_login_age(srv, c->addr) : -1,
 	};
 	policy_check_rcpt(&pc, &f, v);
 }

@@ -33,8 +33,20 @@ void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f
 		return;
 	}
 	if (!f->domain_local) {
-		if (c->authenticated || c->trusted_network) {
+		bool pop_ok = c->pop_window && c->pop_login_age >= 0 && (unsigned long long)c->pop_login_age <= c->pop_window;
+		if (c->authenticated || c->trusted_network || pop_ok) {
 			verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+			return;
+		}
+		if (c->pop_window && c->pop_login_age >= 0) {
+			char reason[VERDICT_REASON_MAX];
+			snprintf(reason, sizeof(reason),
+				"relaying denied: you last checked mail %lld minutes ago; this server relays for %llu minutes "
+				"after a mail check (POP-before-SMTP), and you have not logged in",
+				c->pop_login_age / 60, c->pop_window / 60);
+			verdict_set(v, VERDICT_PERM, 554, "5.7.1", CAUSE_POP_EXPIRED, reason,
+				"Check for new mail and send again at once, or better: turn on \"My outgoing server (SMTP) "
+				"requires authentication\" so sending never depends on when you last checked mail");
 			return;
 		}
 		char reason[VERDICT_REASON_MAX];
@@ -47,6 +59,18 @@ void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f
 	}
 	switch (f->user) {
 	case USER_FOUND:
+		if (f->mailbox_full) {
+			char reason[VERDICT_REASON_MAX];
+			snprintf(reason, sizeof(reason), "the mailbox of %.64s@%.100s is full (%llu MB of %llu MB used)", f->local,
+				f->domain, f->quota_used >> 20, f->quota_limit >> 20);
+			if (f->full_is_permanent)
+				verdict_set(v, VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, reason,
+					"The owner of the mailbox must delete mail before more can arrive; send again later");
+			else
+				verdict_set(v, VERDICT_TEMP, 452, "4.2.2", CAUSE_MAILBOX_FULL, reason,
+					"The owner of the mailbox must delete mail; your mail program will try again later");
+			return;
+		}
 		verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
 		return;
 	case USER_LOOKUP_FAILED:
@@ -105,6 +129,8 @@ const char *policy_cause_name(enum refusal_cause c)
 	case CAUSE_TLS_REQUIRED: return "login attempted without TLS";
 	case CAUSE_AUTH_FAILED: return "login failed";
 	case CAUSE_THROTTLED: return "blocked after failed logins";
+	case CAUSE_MAILBOX_FULL: return "mailbox full";
+	case CAUSE_POP_EXPIRED: return "POP-before-SMTP window expired";
 	case CAUSE_COUNT: break;
 	}
 	return "refused";
@@ -124,11 +150,16 @@ const char *policy_best_fix(const unsigned counts[CAUSE_COUNT])
 			"two-step login, create an app password and use it here";
 	if (counts[CAUSE_SENDER_NOT_OWNED])
 		return "Fix: send from the address you log in with, or ask your administrator to allow this address for you";
+	if (counts[CAUSE_POP_EXPIRED])
+		return "Fix: turn on \"My outgoing server (SMTP) requires authentication\" in your mail program; "
+			"until then, check for new mail right before sending";
 	if (counts[CAUSE_RELAY_NOT_LOGGED_IN] || counts[CAUSE_AUTH_REQUIRED])
 		return "Fix: log in before sending: turn on \"My outgoing server (SMTP) requires authentication\" in your mail "
 			"program, with the same user name and password as for incoming mail";
 	if (counts[CAUSE_UNKNOWN_USER])
 		return "Fix: check the recipient addresses for typing mistakes";
+	if (counts[CAUSE_MAILBOX_FULL])
+		return "Fix: nothing in your mail program: the recipient must delete mail; send again later";
 	if (counts[CAUSE_BAD_ADDRESS] || counts[CAUSE_NON_ASCII_ADDRESS])
 		return "Fix: correct the recipient addresses; they are not valid mail addresses";
 	if (counts[CAUSE_LOOKUP_FAILED])

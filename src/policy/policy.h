@@ -24,6 +24,8 @@ enum refusal_cause {
 	CAUSE_TLS_REQUIRED,          /* AUTH tried before STARTTLS */
 	CAUSE_AUTH_FAILED,           /* wrong user name or password */
 	CAUSE_THROTTLED,             /* too many failed logins from this address */
+	CAUSE_MAILBOX_FULL,          /* the recipient's quota is used up */
+	CAUSE_POP_EXPIRED,           /* POP-before-SMTP window passed */
 	CAUSE_COUNT
 };
 
@@ -45,6 +47,8 @@ struct policy_client {
 	bool submission_port;   /* listener role is submission */
 	bool authenticated;
 	bool trusted_network;
+	unsigned long long pop_window;   /* POP-before-SMTP window in seconds; 0: off */
+	long long pop_login_age;         /* seconds since this address logged in to POP3; -1: never */
 };
 
 struct rcpt_facts {
@@ -53,6 +57,9 @@ struct rcpt_facts {
 	bool domain_local;
 	bool is_postmaster;     /* postmaster@<local domain> or bare <postmaster> */
 	enum user_lookup user;  /* meaningful only when domain_local */
+	bool mailbox_full;      /* the user's quota is used up */
+	bool full_is_permanent; /* 552 5.2.2 rather than 452 4.2.2 */
+	unsigned long long quota_used, quota_limit;   /* bytes, for the words */
 };
 
 void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v);
