@@ -161,3 +161,20 @@ def test_smarthost_silent_after_starttls_timeout_is_named(server_factory, tmp_pa
         reason = rf[0]["reason"]
         assert "Resource temporarily unavailable" not in reason, reason
         assert "no answer within 2s" in reason or "timed out" in reason, reason
+
+
+def test_smarthost_wrong_password_delay_notice_and_failure_name_setting(server_factory, tmp_path):
+    port = free_port((RELAY_ADDR,))
+    cred = write_credentials(tmp_path / "relay.cred", "%s wrong-password\n" % RELAY_USER)
+    with _relay(tmp_path, port) as rx:
+        srv = make_server(server_factory, None, None, relay=_relay_conf(port, cred),
+                          delivery={"delay_notice": "1s", "max_lifetime": "4s"})
+        submit(srv, "x@far-away.example")
+        fails = wait_reports(srv, 1, kind="failure", timeout=15)
+        assert fails, srv.log()
+        delays = [r for r in reports(srv) if r.is_delay]
+        assert len(delays) == 1, reports(srv)
+        for r in (delays[0], fails[0]):
+            assert "[relay] credentials" in r.text, r.text
+            assert "mail administrator" in r.text, r.text   # the plain-words meaning for [relay]
+        assert rx.messages == []
