@@ -45,13 +45,17 @@ def test_smtplib_starttls_login_sends_local_and_remote(srv):
     try:
         refused = s.sendmail(ALICE, [ALICE], simple_msg(subject="smtplib local"))
         assert refused == {}
-        refused = s.sendmail(ALICE, [REMOTE], simple_msg(to=REMOTE, subject="smtplib remote"))
+        # NOTIFY=NEVER: the undeliverable .example address must not put a report in
+        # alice's mailbox, which the check below counts.
+        refused = s.sendmail(ALICE, [REMOTE], simple_msg(to=REMOTE, subject="smtplib remote"),
+                             rcpt_options=["NOTIFY=NEVER"])
         assert refused == {}
     finally:
         s.quit()
     _assert_delivered_via_tls_auth(srv, "smtplib local")
-    # remote mail is accepted and stays queued: there is no outbound delivery
-    m = wait_log(srv, r"event=deferred\b[^\n]*to=<%s>[^\n]*remote delivery is not available" % REMOTE)
+    # remote mail is accepted and handed to outbound delivery (.example names never
+    # leave the machine: the resolver answers RFC 6761 names itself)
+    m = wait_log(srv, r"event=(deferred|bounced)\b[^\n]*to=<%s>" % REMOTE)
     assert m, srv.log()[-3000:]
 
 
