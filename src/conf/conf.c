@@ -38,6 +38,18 @@ const char conf_embedded_default[] =
 	"address = 127.0.0.1\n"
 	"port = 2465\n"
 	"role = submission\n"
+	"tls = implicit\n"
+	"\n"
+	"[listener pop3]\n"
+	"address = 127.0.0.1\n"
+	"port = 2110\n"
+	"role = pop3\n"
+	"tls = starttls\n"
+	"\n"
+	"[listener pop3s]\n"
+	"address = 127.0.0.1\n"
+	"port = 2995\n"
+	"role = pop3\n"
 	"tls = implicit\n";
 
 enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS, T_NETWORKS, T_BOOL, T_TLS };
