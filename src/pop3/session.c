@@ -18,6 +18,7 @@
 #include "pop3/command.h"
 #include "store/mailbox.h"
 #include "util/buf.h"
+#include "util/linebuf.h"
 #include "util/log.h"
 
 #define OUTPUT_MAX (1u << 20)          /* hard bound on queued output */
@@ -57,8 +58,7 @@ struct pop3_session {
 	struct pop3_hooks hooks;
 	enum state state;
 	struct buf out;
-	struct buf line;
-	bool line_overflow;
+	struct linebuf line;
 	unsigned bad_commands;
 	unsigned refs;
 	bool close_after_output;
@@ -829,36 +829,22 @@ static void line_too_long(struct pop3_session *s)
 /* Assemble a line (bounded), dispatch it.  Returns bytes consumed. */
 static size_t feed_line(struct pop3_session *s, const char *p, size_t len)
 {
-	const char *lf = memchr(p, '\n', len);
-	size_t take = lf ? (size_t)(lf - p) + 1 : len;
-	if (s->line_overflow) {
-		if (lf) {
-			s->line_overflow = false;
-			buf_reset(&s->line);
-			line_too_long(s);
-		}
-		return take;
-	}
-	if (s->line.len + take > LINE_BUF_MAX) {
-		buf_reset(&s->line);
-		if (lf)
-			line_too_long(s);
+	size_t used, n;
+	const char *line;
+	switch (linebuf_feed(&s->line, p, len, LINE_BUF_MAX, &used, &line, &n)) {
+	case LINEBUF_MORE:
+		break;
+	case LINEBUF_TOO_LONG:
+		line_too_long(s);
+		break;
+	case LINEBUF_LINE:
+		if (s->state == ST_SASL)
+			auth_progress(s, sasl_step(&s->sasl, line, n));
 		else
-			s->line_overflow = true;
-		return take;
+			pop3_dispatch(s, line, n);
+		break;
 	}
-	buf_append(&s->line, p, take);
-	if (!lf)
-		return take;
-	size_t n = s->line.len - 1;
-	if (n > 0 && s->line.data[n - 1] == '\r')
-		n--;
-	if (s->state == ST_SASL)
-		auth_progress(s, sasl_step(&s->sasl, s->line.data, n));
-	else
-		pop3_dispatch(s, s->line.data, n);
-	buf_reset(&s->line);
-	return take;
+	return used;
 }
 
 size_t pop3_session_feed(struct pop3_session *s, const void *data, size_t len)
@@ -902,7 +888,7 @@ struct pop3_session *pop3_session_new(const struct pop3_conn_info *info, const s
 		s->limits.max_bad_commands = 1;
 	s->hooks = *hooks;
 	buf_init(&s->out, OUTPUT_MAX);
-	buf_init(&s->line, LINE_BUF_MAX);
+	linebuf_init(&s->line, LINE_BUF_MAX);
 	s->state = ST_AUTHZ;
 	if (info->tls_active) {
 		s->secure = true;
@@ -919,7 +905,7 @@ void pop3_session_free(struct pop3_session **sp)
 		return;
 	maildrop_close(s);
 	buf_free(&s->out);
-	buf_free(&s->line);
+	linebuf_free(&s->line);
 	sasl_clear(&s->sasl);
 	explicit_bzero(s->user, sizeof(s->user));
 	free(s->login);
@@ -1008,8 +994,7 @@ void pop3_session_tls_started(struct pop3_session *s, const char *description)
 	snprintf(s->tls_desc, sizeof(s->tls_desc), "%s", description ? description : "TLS");
 	s->have_user = false;
 	explicit_bzero(s->user, sizeof(s->user));
-	buf_reset(&s->line);
-	s->line_overflow = false;
+	linebuf_reset(&s->line);
 	if (s->state == ST_TLS_PENDING)
 		s->state = ST_AUTHZ;
 }

@@ -21,6 +21,7 @@
 #include "smtp/reply.h"
 #include "util/buf.h"
 #include "util/id.h"
+#include "util/linebuf.h"
 #include "util/log.h"
 #include "util/parse.h"
 
@@ -76,8 +77,7 @@ struct smtp_session {
 	struct smtp_hooks hooks;
 	enum state state;
 	struct buf out;
-	struct buf line;
-	bool line_overflow;
+	struct linebuf line;
 	bool helo_seen;
 	bool esmtp;
 	char helo[HELO_MAX + 1];
@@ -1104,38 +1104,23 @@ static void line_too_long(struct smtp_session *s)
 /* Command mode: assemble a line (bounded), dispatch it.  Returns bytes consumed. */
 static size_t feed_command(struct smtp_session *s, const char *p, size_t len)
 {
-	const char *lf = memchr(p, '\n', len);
-	size_t take = lf ? (size_t)(lf - p) + 1 : len;
-	if (s->line_overflow) {
-		if (lf) {
-			s->line_overflow = false;
-			buf_reset(&s->line);
-			line_too_long(s);
-		}
-		return take;
-	}
 	size_t max = s->state == ST_AUTH ? SASL_LINE_MAX + 2 : s->limits.max_line;
-	if (s->line.len + take > max) {
-		s->line_overflow = true;
-		buf_reset(&s->line);
-		if (lf) {
-			s->line_overflow = false;
-			line_too_long(s);
-		}
-		return take;
+	size_t used, n;
+	const char *line;
+	switch (linebuf_feed(&s->line, p, len, max, &used, &line, &n)) {
+	case LINEBUF_MORE:
+		break;
+	case LINEBUF_TOO_LONG:
+		line_too_long(s);
+		break;
+	case LINEBUF_LINE:
+		if (s->state == ST_AUTH)
+			auth_line(s, line, n);
+		else
+			session_dispatch(s, line, n);
+		break;
 	}
-	buf_append(&s->line, p, take);
-	if (!lf)
-		return take;
-	size_t n = s->line.len - 1;   /* drop LF */
-	if (n > 0 && s->line.data[n - 1] == '\r')
-		n--;
-	if (s->state == ST_AUTH)
-		auth_line(s, s->line.data, n);
-	else
-		session_dispatch(s, s->line.data, n);
-	buf_reset(&s->line);
-	return take;
+	return used;
 }
 
 static size_t feed_data(struct smtp_session *s, const char *p, size_t len)
@@ -1223,7 +1208,7 @@ struct smtp_session *smtp_session_new(const struct smtp_conn_info *info,
 		s->limits.max_bad_commands = 1;
 	s->hooks = *hooks;
 	buf_init(&s->out, OUTPUT_MAX);
-	buf_init(&s->line, s->limits.max_line);
+	linebuf_init(&s->line, s->limits.max_line > SASL_LINE_MAX + 2 ? s->limits.max_line : SASL_LINE_MAX + 2);
 	buf_init(&s->scratch, FEED_CHUNK + 16);
 	s->state = ST_CMD;
 	if (info->tls_active) {
@@ -1247,7 +1232,7 @@ void smtp_session_free(struct smtp_session **sp)
 		tx_free(s);
 	}
 	buf_free(&s->out);
-	buf_free(&s->line);
+	linebuf_free(&s->line);
 	buf_free(&s->scratch);
 	sasl_clear(&s->sasl);
 	free(s->login);
@@ -1324,8 +1309,7 @@ void smtp_session_tls_started(struct smtp_session *s, const char *description)
 	s->helo_seen = false;
 	s->esmtp = false;
 	s->helo[0] = '\0';
-	buf_reset(&s->line);
-	s->line_overflow = false;
+	linebuf_reset(&s->line);
 	s->have_mail_refusal = false;
 	memset(s->causes, 0, sizeof(s->causes));
 	if (s->state == ST_TLS_PENDING)
