@@ -61,6 +61,7 @@ bench:
 	@$(MAKE) --no-print-directory build
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/run
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/submission
+	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/e2e
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -64,6 +64,18 @@ const char *bounce_meaning(const char *enh, const char *reply)
 	return "The receiving server refused the message. Its words above say why.";
 }
 
+void bounce_duration(unsigned long long s, char *out, size_t outsz)
+{
+	if (s >= 2 * 86400 && s % 86400 == 0)
+		snprintf(out, outsz, "%llu days", s / 86400);
+	else if (s >= 2 * 3600)
+		snprintf(out, outsz, "%llu hours", s / 3600);
+	else if (s >= 120)
+		snprintf(out, outsz, "%llu minutes", s / 60);
+	else
+		snprintf(out, outsz, "%llu seconds", s);
+}
+
 static void header_date(char *out, size_t outsz, time_t t)
 {
 	struct tm tm;
@@ -79,9 +91,12 @@ static void human_part(struct buf *b, const struct conf *c, const struct queue_m
 	if (kind == BOUNCE_FAILED)
 		buf_appends(b, "Your message could not be delivered to the recipients below. It is attached.\r\n\r\n");
 	else
+	{
+		char span[32];
+		bounce_duration(c->max_lifetime, span, sizeof(span));
 		buf_printf(b, "Your message has not been delivered yet to the recipients below. Postern keeps trying "
-			"until %llu days after it was sent; you do not need to send it again.\r\n\r\n",
-			(unsigned long long)(c->max_lifetime / 86400));
+			"until %s after it was sent; you do not need to send it again.\r\n\r\n", span);
+	}
 	for (size_t k = 0; k < n; k++) {
 		const struct queue_rcpt_state *r = &st[idx[k]];
 		char enh[16] = "";

@@ -29,4 +29,7 @@ bool bounce_send(struct queue *q, const struct conf *c, const struct queue_messa
  * to do.  Static text. */
 const char *bounce_meaning(const char *enh, const char *reply);
 
+/* "5 days", "4 hours", "90 minutes", "6 seconds" for report texts. */
+void bounce_duration(unsigned long long seconds, char *out, size_t outsz);
+
 #endif

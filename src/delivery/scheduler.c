@@ -261,6 +261,27 @@ static void deliver_locals(struct run *r, bool *remote)
 	}
 }
 
+/* Does text hold an enhanced status code ("5.1.1") as a word? */
+static bool has_enh(const char *t)
+{
+	for (const char *q = t; *q; q++)
+		if ((q[0] == '2' || q[0] == '4' || q[0] == '5') && q[1] == '.' && q[2] >= '0' && q[2] <= '9' &&
+			(q == t || q[-1] == ' '))
+			return true;
+	return false;
+}
+
+/* Reasons Postern found itself (DNS, SIZE, 8BITMIME) carry their code too, so the
+ * report's Status field is right (RFC 3464 §2.3.4). */
+static void with_status_code(struct rcpt_result *x)
+{
+	if (x->outcome == OUT_DELIVERED || !x->enh[0] || has_enh(x->reply))
+		return;
+	char tmp[sizeof(x->reply)];
+	snprintf(tmp, sizeof(tmp), "%s %.580s", x->enh, x->reply);
+	memcpy(x->reply, tmp, sizeof(x->reply));
+}
+
 /* Remote recipients, one destination domain at a time (or all via the relay). */
 static void deliver_remotes(struct run *r, bool *remote)
 {
@@ -290,6 +311,7 @@ static void deliver_remotes(struct run *r, bool *remote)
 		for (size_t k = 0; k < g; k++) {
 			size_t idx = r->group[k];
 			struct rcpt_result *x = &r->res[k];
+			with_status_code(x);
 			if (x->outcome == OUT_DELIVERED) {
 				r->st.r[idx].state = RCPT_DELIVERED;
 				snprintf(r->st.r[idx].last_reply, sizeof(r->st.r[idx].last_reply), "%s", x->reply);
@@ -313,9 +335,10 @@ static void expire(struct run *r)
 	for (size_t i = 0; i < r->m.env.n_rcpts; i++) {
 		if (r->st.r[i].state != RCPT_PENDING)
 			continue;
-		char why[QUEUE_REPLY_MAX];
-		snprintf(why, sizeof(why), "gave up after %llu days of trying; last: %.500s",
-			(unsigned long long)(c->max_lifetime / 86400), r->st.r[i].last_reply[0] ? r->st.r[i].last_reply : "no attempt");
+		char why[QUEUE_REPLY_MAX], span[32];
+		bounce_duration(c->max_lifetime, span, sizeof(span));
+		snprintf(why, sizeof(why), "gave up after %s of trying; last: %.500s", span,
+			r->st.r[i].last_reply[0] ? r->st.r[i].last_reply : "no attempt");
 		fail_rcpt(r, i, why);
 	}
 }

@@ -758,13 +758,19 @@ int server_run(const struct conf *cf)
 		log_event(LOG_ERR, "startup_error", "error=\"cannot create the event loop\"");
 		return 1;
 	}
+	char err[512];
+	/* A setting that stops the start is reported before any port is opened. */
+	if (!relay_credentials_load(cf->relay_credentials, &srv->relay_creds, err, sizeof(err))) {
+		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
+		server_cleanup(srv);
+		return 1;
+	}
 	for (size_t i = 0; i < cf->n_listeners; i++) {
 		if (!bind_listener(srv, &cf->listeners[i], &lctx[i])) {
 			server_cleanup(srv);
 			return 1;
 		}
 	}
-	char err[512];
 	if (conf_wants_tls(cf)) {
 		/* Before dropping root: keys are often readable by root only. */
 		uid_t uid = (uid_t)-1;
@@ -779,11 +785,6 @@ int server_run(const struct conf *cf)
 			server_cleanup(srv);
 			return 1;
 		}
-	}
-	if (!relay_credentials_load(cf->relay_credentials, &srv->relay_creds, err, sizeof(err))) {
-		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
-		server_cleanup(srv);
-		return 1;
 	}
 	if (!drop_privileges(cf)) {
 		server_cleanup(srv);
