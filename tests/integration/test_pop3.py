@@ -452,3 +452,42 @@ def test_failed_pop3_logins_throttle_smtp_auth_too(server_factory):
         st = c.login()
         assert st.startswith("+OK"), st
         c.cmd("QUIT")
+
+
+def test_uidl_survives_flag_renames_by_another_program(srv):
+    """An IMAP server changing flags renames cur/NAME:2, to cur/NAME:2,S - the UIDL stays,
+    and a message renamed during a session is still retrieved."""
+    m = lf_message("renamed", ["still here"])
+    base = put_message(srv, ALICE, m, sub="cur")
+    with raw_tls(srv) as c:
+        st, lines = c.cmd_multi("UIDL")
+        assert lines == [b"1 " + base.encode()], lines
+        cur = srv.maildir(ALICE) / "cur"
+        (old,) = list(cur.iterdir())
+        old.rename(cur / (old.name.split(":2,")[0] + ":2,RS"))      # renamed mid-session
+        st, lines = c.cmd_multi("RETR 1")
+        assert st.startswith("+OK"), st
+        assert b"\r\n".join(lines) + b"\r\n" == crlf(m)
+        c.cmd("QUIT")
+    p = poplib_ssl(srv)
+    try:
+        assert uidl_map(p) == {1: base}
+    finally:
+        p.quit()
+
+
+def test_server_shutdown_mid_session_deletes_nothing(srv):
+    _three(srv)
+    c = raw_tls(srv)
+    try:
+        assert c.cmd("DELE 1").startswith("+OK")
+        srv.stop()
+        line = c.readline(timeout=5)          # told before the close (RFC 3206)
+        assert line.startswith(b"-ERR [SYS/TEMP]"), line
+    finally:
+        c.close()
+    assert len(_files(srv)) == 3
+    restart(srv)
+    p = poplib_ssl(srv)
+    assert p.stat()[0] == 3
+    p.quit()
