@@ -62,6 +62,7 @@ bench:
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/run
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/submission
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/e2e
+	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/pop3
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

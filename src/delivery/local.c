@@ -86,10 +86,29 @@ enum local_where local_resolve(const struct conf *c, struct directory *dir, cons
 	return WHERE_NO_USER;
 }
 
+/* 1536 -> "1.5 KB", 5242880 -> "5.0 MB": quotas come in all sizes. */
+static const char *human(uint64_t b, char *out, size_t outsz)
+{
+	if (b >= (1ull << 30))
+		snprintf(out, outsz, "%.1f GB", (double)b / (1ull << 30));
+	else if (b >= (1ull << 20))
+		snprintf(out, outsz, "%.1f MB", (double)b / (1ull << 20));
+	else
+		snprintf(out, outsz, "%.1f KB", (double)b / 1024);
+	return out;
+}
+
+/* "new/NAME,S=123,W=130" -> 123 */
+static uint64_t stored_size(const char *name)
+{
+	const char *p = strstr(name, ",S=");
+	return p ? strtoull(p + 3, NULL, 10) : 0;
+}
+
 /* The owner's mailbox crossed the warning threshold: a short message, once. */
 static void quota_warning(const struct conf *c, const char *rcpt, const char *path, const struct quota_state *st)
 {
-	char msg[2048], date[64];
+	char msg[2048], date[64], u[32], l[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", localtime_r(&now, &tm));
@@ -97,11 +116,10 @@ static void quota_warning(const struct conf *c, const char *rcpt, const char *pa
 	int n = snprintf(msg, sizeof(msg),
 		"From: Mail System <MAILER-DAEMON@%s>\r\nTo: <%s>\r\nDate: %s\r\nSubject: Your mailbox is %u%% full\r\n"
 		"Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
-		"Your mailbox uses %llu MB of its %llu MB.\r\n\r\n"
+		"Your mailbox uses %s of its %s.\r\n\r\n"
 		"When it is full, new mail to you is refused and the senders are told your mailbox is full.\r\n"
 		"Delete old messages (and empty the trash), or ask your mail administrator for more room.\r\n",
-		c->hostname, rcpt, date, pct, (unsigned long long)(st->used_bytes >> 20),
-		(unsigned long long)(st->limit_bytes >> 20));
+		c->hostname, rcpt, date, pct, human(st->used_bytes, u, sizeof(u)), human(st->limit_bytes, l, sizeof(l)));
 	if (n < 0 || (size_t)n >= sizeof(msg))
 		return;
 	int fd = memfd_create("postern-quota-warning", MFD_CLOEXEC);
@@ -111,16 +129,9 @@ static void quota_warning(const struct conf *c, const char *rcpt, const char *pa
 	if (fileio_write_all(fd, msg, (size_t)n) &&
 		maildir_deliver(path, "", fd, 0, (uint64_t)n, name, sizeof(name), err, sizeof(err)) == STORE_OK) {
 		log_event(LOG_INFO, "quota_warning", "to=<%s> percent=%u", rcpt, pct);
-		quota_add(path, n, 1);
+		quota_add(path, (int64_t)stored_size(name), 1);   /* stored with LF ends: S=, not n */
 	}
 	close(fd);
-}
-
-/* "new/NAME,S=123,W=130" -> 123 */
-static uint64_t stored_size(const char *name)
-{
-	const char *p = strstr(name, ",S=");
-	return p ? strtoull(p + 3, NULL, 10) : 0;
 }
 
 enum local_result local_deliver(const struct conf *c, const struct queue_message *m, size_t i, const char *path,
@@ -132,9 +143,10 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 	/* Checked again here: RCPT time saw the mailbox before this message's siblings. */
 	if (quota_check(path, m->body_size, &st, err, sizeof(err)) == QUOTA_FULL) {
 		/* 452 4.2.2 by default: keep trying, the owner may make room. */
-		snprintf(why, whysz, "%s the mailbox of %s is full (%llu MB of %llu MB used); its owner must delete mail",
-			c->quota_full_permanent ? "552 5.2.2" : "452 4.2.2", rcpt, (unsigned long long)(st.used_bytes >> 20),
-			(unsigned long long)(st.limit_bytes >> 20));
+		char u[32], l[32];
+		snprintf(why, whysz, "%s the mailbox of %s is full (%s of %s used); its owner must delete mail",
+			c->quota_full_permanent ? "552 5.2.2" : "452 4.2.2", rcpt, human(st.used_bytes, u, sizeof(u)),
+			human(st.limit_bytes, l, sizeof(l)));
 		return c->quota_full_permanent ? LOCAL_PERM : LOCAL_TEMP;
 	}
 	char prefix[1200];

@@ -4,6 +4,7 @@
  *   1 name resolves   2 ports 25/26/465/587 answer   3 TLS mode and certificate
  *   4 EHLO (AUTH offered?)   5 login   6 MAIL FROM   7 RCPT to an outside address
  *   8 with --send, one short test message (never more than one)
+ *   9 with --pop3, POP3 login (995 implicit TLS or 110 with STLS), UIDL, mailbox size
  * Every connect and every reply has a short bounded time limit (net/probe.c).
  * Exit status: 0 all passed, 10 + step of the first failure, 1 error, 2 usage. */
 #include "diag/doctor.h"
@@ -20,14 +21,17 @@
 #include "net/probe.h"
 
 #define SLOTS 4
+#define PSLOTS 2
 #define ADDR_MAX 320
 #define OUTSIDE_DEFAULT "postern-doctor@example.com"
 
 static const unsigned slot_names[SLOTS] = { 587, 465, 26, 25 };   /* order of preference */
 static const char *const step_names[STEP_COUNT] = {
 	"", "name resolves", "ports answer", "TLS and certificate", "EHLO capabilities",
-	"login", "sender (MAIL FROM)", "relaying (RCPT to an outside address)", "test message",
+	"login", "sender (MAIL FROM)", "relaying and recipient (RCPT)", "test message",
+	"POP3 (login, UIDL, mailbox size)",
 };
+static const unsigned pslot_names[PSLOTS] = { 995, 110 };   /* order of preference */
 
 enum mode { MODE_UNKNOWN, MODE_PLAIN, MODE_STARTTLS, MODE_IMPLICIT };
 static const char *const mode_names[] = { "unknown", "none", "STARTTLS", "SSL/TLS" };
@@ -44,6 +48,24 @@ struct slot {
 	bool auth_before_tls;
 };
 
+/* A POP3 port: 995 (implicit TLS) or 110 (STLS). */
+struct pslot {
+	unsigned name, port;
+	bool enabled, open;
+	enum probe_status st;
+	enum mode mode;
+};
+
+struct pop3_result {
+	bool tested, logged_in, capa, uidl, uidl_known, have_stat;
+	const char *cause;       /* the POP3 step's own cause (the verdict may name an earlier one) */
+	struct pslot *chosen;
+	unsigned port;
+	enum mode mode;
+	unsigned long messages;
+	unsigned long long octets;
+};
+
 struct step_result {
 	enum { S_SKIP, S_OK, S_WARN, S_FAIL } status;
 	char detail[512];
@@ -54,11 +76,16 @@ struct doctor {
 	const char *server, *user, *from, *to, *outside, *source, *tls_name, *ca_file, *data;
 	const char *security;    /* none, starttls, tls, or NULL: what the port speaks */
 	char password[512];
-	bool have_password, send, no_login, json, transcript, insecure;
+	bool have_password, send, no_login, json, transcript, insecure, pop3;
 	long client_port;        /* --port: a slot name or a port number, 0 none */
+	const char *pop3_security;   /* --pop3-security, or NULL: what the port speaks */
+	long pop3_port;          /* --pop3-port: 110, 995 or a port number, 0 none */
+	bool smtp;               /* some SMTP port is to be tested */
 	struct probe_opts popts;
 	/* state */
 	struct slot slots[SLOTS];
+	struct pslot pslots[PSLOTS];
+	struct pop3_result pop;
 	struct step_result steps[STEP_COUNT];
 	struct slot *chosen;
 	unsigned chosen_port;
@@ -79,8 +106,9 @@ static int doctor_usage(void)
 	fprintf(stderr,
 		"usage: postern doctor --server HOST [--user ADDRESS --password-stdin] [--from ADDRESS]\n"
 		"         [--to ADDRESS] [--send] [--outside ADDRESS] [--port N] [--security none|starttls|tls]\n"
-		"         [--no-login] [--ports 587=N,465=N,25=N,26=N] [--port-25 N] [--port-26 N] [--port-465 N]\n"
-		"         [--port-587 N] [--source ADDRESS] [--tls-name NAME] [--ca-file FILE]\n"
+		"         [--no-login] [--ports 587=N,465=N,25=N,26=N,110=N,995=N] [--port-25 N] [--port-26 N]\n"
+		"         [--port-465 N] [--port-587 N] [--pop3 [--pop3-port N] [--pop3-security none|starttls|tls]]\n"
+		"         [--port-110 N] [--port-995 N] [--source ADDRESS] [--tls-name NAME] [--ca-file FILE]\n"
 		"         [--tls-verify | --insecure] [--connect-timeout S] [--timeout S]\n"
 		"         [--transcript] [--json] [--data FILE]\n");
 	return 2;
@@ -94,6 +122,14 @@ static struct slot *slot_by_name(struct doctor *d, unsigned name)
 	return NULL;
 }
 
+static struct pslot *pslot_by_name(struct doctor *d, unsigned name)
+{
+	for (int i = 0; i < PSLOTS; i++)
+		if (d->pslots[i].name == name)
+			return &d->pslots[i];
+	return NULL;
+}
+
 static bool parse_port(const char *s, unsigned *out)
 {
 	char *end;
@@ -104,11 +140,14 @@ static bool parse_port(const char *s, unsigned *out)
 	return true;
 }
 
-/* "587=2587,465=2465" or "587,465": only the listed ports are tested. */
+/* "587=2587,465=2465" or "587,465": only the listed ports are tested.  POP3 ports
+ * (110, 995) in the list limit the POP3 ports the same way; a list of POP3 ports only
+ * leaves the SMTP steps out. */
 static bool parse_ports(struct doctor *d, const char *list)
 {
 	for (int i = 0; i < SLOTS; i++)
 		d->slots[i].enabled = false;
+	bool pop_listed = false;
 	char buf[256];
 	snprintf(buf, sizeof(buf), "%s", list);
 	for (char *save = NULL, *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
@@ -116,7 +155,19 @@ static bool parse_ports(struct doctor *d, const char *list)
 		unsigned name, port = 0;
 		if (eq)
 			*eq = '\0';
-		if (!parse_port(t, &name) || !slot_by_name(d, name) || (eq && !parse_port(eq + 1, &port)))
+		if (!parse_port(t, &name) || (eq && !parse_port(eq + 1, &port)))
+			return false;
+		struct pslot *ps = pslot_by_name(d, name);
+		if (ps) {
+			if (!pop_listed)
+				for (int i = 0; i < PSLOTS; i++)
+					d->pslots[i].enabled = false;
+			pop_listed = true;
+			ps->enabled = true;
+			ps->port = eq ? port : name;
+			continue;
+		}
+		if (!slot_by_name(d, name))
 			return false;
 		struct slot *s = slot_by_name(d, name);
 		s->enabled = true;
@@ -161,6 +212,7 @@ static bool parse_flag(struct doctor *d, const char *a, bool *pw_stdin)
 	else if (strcmp(a, "--transcript") == 0) d->transcript = true;
 	else if (strcmp(a, "--insecure") == 0) d->insecure = true;
 	else if (strcmp(a, "--tls-verify") == 0) d->insecure = false;
+	else if (strcmp(a, "--pop3") == 0) d->pop3 = true;
 	else return false;
 	return true;
 }
@@ -183,6 +235,18 @@ static bool parse_args(struct doctor *d, int argc, char **argv)
 		if (opt_value(argc, argv, &i, "--security", &d->security)) {
 			if (strcmp(v = d->security, "none") && strcmp(v, "starttls") && strcmp(v, "tls") && strcmp(v, "ssl"))
 				return false;
+			continue;
+		}
+		if (opt_value(argc, argv, &i, "--pop3-security", &d->pop3_security)) {
+			if (strcmp(v = d->pop3_security, "none") && strcmp(v, "starttls") && strcmp(v, "tls") && strcmp(v, "ssl"))
+				return false;
+			continue;
+		}
+		if (opt_value(argc, argv, &i, "--pop3-port", &v)) {
+			unsigned p;
+			if (!parse_port(v, &p))
+				return false;
+			d->pop3_port = p;
 			continue;
 		}
 		if (opt_value(argc, argv, &i, "--ports", &v)) {
@@ -209,7 +273,15 @@ static bool parse_args(struct doctor *d, int argc, char **argv)
 		}
 		if (strncmp(argv[i], "--port-", 7) == 0 && i + 1 < argc) {
 			unsigned name, port;
-			if (!parse_port(argv[i] + 7, &name) || !slot_by_name(d, name) || !parse_port(argv[i + 1], &port))
+			if (!parse_port(argv[i] + 7, &name) || !parse_port(argv[i + 1], &port))
+				return false;
+			if (pslot_by_name(d, name)) {
+				pslot_by_name(d, name)->port = port;
+				pslot_by_name(d, name)->enabled = true;
+				i++;
+				continue;
+			}
+			if (!slot_by_name(d, name))
 				return false;
 			slot_by_name(d, name)->port = port;
 			slot_by_name(d, name)->enabled = true;
@@ -219,6 +291,13 @@ static bool parse_args(struct doctor *d, int argc, char **argv)
 		return false;
 	}
 	if (!d->server || (d->user && !pw_stdin) || (pw_stdin && !d->user))
+		return false;
+	if ((d->pop3_port || d->pop3_security) && !d->pop3)
+		return false;
+	for (int i = 0; i < SLOTS; i++)
+		d->smtp |= d->slots[i].enabled;
+	d->smtp |= d->client_port != 0;
+	if (!d->smtp && !d->pop3)
 		return false;
 	return !pw_stdin || read_password(d);
 }
@@ -242,11 +321,17 @@ static bool fail(struct doctor *d, enum doctor_step s, const char *cause, const 
 static bool fail(struct doctor *d, enum doctor_step s, const char *cause, const char *fmt, ...)
 {
 	va_list ap;
+	char msg[sizeof(d->verdict)];
 	va_start(ap, fmt);
-	vsnprintf(d->verdict, sizeof(d->verdict), fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (d->steps[s].status != S_FAIL)
-		step_set(d, s, S_FAIL, "%s", d->verdict);
+		step_set(d, s, S_FAIL, "%s", msg);
+	if (s == STEP_POP3)
+		d->pop.cause = cause;
+	if (d->failed)
+		return false;      /* a later failure (POP3 after SMTP) does not change the verdict */
+	memcpy(d->verdict, msg, sizeof(d->verdict));
 	d->failed = s;
 	d->cause_id = cause;
 	return false;
@@ -425,7 +510,10 @@ static enum mode wanted_mode(const struct doctor *d)
 	return strcmp(d->security, "starttls") == 0 ? MODE_STARTTLS : MODE_IMPLICIT;
 }
 
-static bool check_cert(struct doctor *d, const struct probe_cert *c)
+/* The certificate seen on `port` (spoken in `mode`): false after fail() at `step`; else
+ * `note` describes it and *warn says a problem was let through by --insecure. */
+static bool check_cert_at(struct doctor *d, enum doctor_step step, enum mode mode, unsigned port,
+	const struct probe_cert *c, char *note, size_t notesz, bool *warn)
 {
 	char what[700];
 	snprintf(what, sizeof(what), "certificate %s, issued by %s, valid until %s", c->subject,
@@ -442,19 +530,29 @@ static bool check_cert(struct doctor *d, const struct probe_cert *c)
 		cause = "certificate_name_mismatch";
 		why = "is not for the name";
 	}
+	*warn = false;
 	if (!cause) {
-		step_set(d, STEP_TLS, S_OK, "%s on port %u, %s %s: %s", mode_names[d->chosen_mode], d->chosen_port,
-			c->protocol, c->cipher, what);
+		snprintf(note, notesz, "%s on port %u, %s %s: %.300s", mode_names[mode], port, c->protocol, c->cipher, what);
 		return true;
 	}
 	if (st == S_WARN) {
-		step_set(d, STEP_TLS, S_WARN, "the certificate %s (%s), ignored because of --insecure: %s", why,
-			cause, what);
+		*warn = true;
+		snprintf(note, notesz, "the certificate %s (%s), ignored because of --insecure: %.300s", why, cause, what);
 		return true;
 	}
-	return fail(d, STEP_TLS, cause, "The server's certificate %s%s%s (%s; %s).", why,
+	return fail(d, step, cause, "The server's certificate %s%s%s (%s; %s).", why,
 		strcmp(cause, "certificate_name_mismatch") == 0 ? " " : "",
 		strcmp(cause, "certificate_name_mismatch") == 0 ? tls_name(d) : "", what, c->verify_error);
+}
+
+static bool check_cert(struct doctor *d, const struct probe_cert *c)
+{
+	char note[sizeof(d->steps[0].detail)];
+	bool warn;
+	if (!check_cert_at(d, STEP_TLS, d->chosen_mode, d->chosen_port, c, note, sizeof(note), &warn))
+		return false;
+	step_set(d, STEP_TLS, warn ? S_WARN : S_OK, "%s", note);
+	return true;
 }
 
 static bool mode_mismatch(struct doctor *d, enum mode want, const char *err)
@@ -598,6 +696,28 @@ static bool step_sender(struct doctor *d, struct probe *p)
 	return fail(d, STEP_SENDER, cause, "Sender <%s> refused: %s", sender(d), l1);
 }
 
+/* RCPT to --to as well (a mailbox on this server, typically): a full mailbox
+ * (452 4.2.2 / 552 5.2.2) or an unknown user is named here, before any message. */
+static bool step_recipient(struct doctor *d, struct probe *p, const char *outside)
+{
+	if (!d->to || strcasecmp(d->to, outside) == 0)
+		return true;
+	char line[ADDR_MAX + 20], l1[300];
+	snprintf(line, sizeof(line), "RCPT TO:<%s>", d->to);
+	if (command(d, p, line, NULL)) {
+		size_t n = strlen(d->steps[STEP_RELAY].detail);
+		snprintf(d->steps[STEP_RELAY].detail + n, sizeof(d->steps[STEP_RELAY].detail) - n,
+			"; the recipient <%.*s> is accepted", ADDR_MAX, d->to);
+		return true;
+	}
+	first_line(d->last.text, l1, sizeof(l1));
+	const char *cause = reply_cause(d, &d->last, "unknown");
+	if (strcmp(cause, "mailbox_full") == 0)
+		return fail(d, STEP_RELAY, cause, "The mailbox of <%s> is full: %s. Mail to it is refused until its "
+			"owner deletes mail (or the quota is raised).", d->to, l1);
+	return fail(d, STEP_RELAY, cause, "Recipient <%s> refused: %s", d->to, l1);
+}
+
 static bool step_relay(struct doctor *d, struct probe *p)
 {
 	char line[ADDR_MAX + 20], l1[300];
@@ -606,7 +726,7 @@ static bool step_relay(struct doctor *d, struct probe *p)
 	if (command(d, p, line, NULL)) {
 		step_set(d, STEP_RELAY, S_OK, "mail to another domain (<%s>) is accepted%s", outside,
 			d->logged_in ? " after login" : " without login");
-		return true;
+		return step_recipient(d, p, outside);
 	}
 	first_line(d->last.text, l1, sizeof(l1));
 	const char *cause = reply_cause(d, &d->last, "unknown");
@@ -672,6 +792,284 @@ static void run_session(struct doctor *d)
 	probe_close(&p);
 }
 
+
+/* --- step 9: POP3 ------------------------------------------------------------------------- */
+
+#define POP_LINE_MAX 1024
+#define CAPA_LINES_MAX 64
+
+/* One status line: true for "+OK". `line` keeps the text (or the error). */
+static bool pop_status(struct probe *p, char *line, size_t linesz)
+{
+	char err[160];
+	if (probe_read_line(p, line, linesz, err, sizeof(err)) != PROBE_OK) {
+		snprintf(line, linesz, "(%s)", err);
+		return false;
+	}
+	return strncmp(line, "+OK", 3) == 0;
+}
+
+static bool pop_command(struct probe *p, const char *cmd, const char *shown, char *line, size_t linesz)
+{
+	if (!probe_send(p, cmd, shown)) {
+		snprintf(line, linesz, "(the connection was lost)");
+		return false;
+	}
+	return pop_status(p, line, linesz);
+}
+
+/* CAPA (RFC 2449): false when the server does not answer it.  Notes STLS, UIDL, USER. */
+static bool pop_capa(struct probe *p, bool *stls, bool *uidl)
+{
+	char line[POP_LINE_MAX], err[160];
+	*stls = *uidl = false;
+	if (!pop_command(p, "CAPA", NULL, line, sizeof(line)))
+		return false;
+	for (int i = 0; i < CAPA_LINES_MAX * 4; i++) {
+		if (probe_read_line(p, line, sizeof(line), err, sizeof(err)) != PROBE_OK)
+			return false;
+		if (strcmp(line, ".") == 0)
+			return true;
+		if (strcasecmp(line, "STLS") == 0)
+			*stls = true;
+		if (strncasecmp(line, "UIDL", 4) == 0 && (line[4] == '\0' || line[4] == ' '))
+			*uidl = true;
+	}
+	return false;
+}
+
+/* Implicit TLS then "+OK", or a plaintext "+OK" and CAPA (is STLS offered?). */
+static void pop_survey(struct doctor *d, struct pslot *s)
+{
+	char err[160], line[POP_LINE_MAX];
+	struct probe_cert cert;
+	bool wrong, stls, uidl;
+	for (int pass = 0; pass < 2 && s->mode == MODE_UNKNOWN; pass++) {
+		bool implicit = (s->name == 995) == (pass == 0);
+		struct probe *p = probe_connect(d->server, s->port, &d->popts, &s->st, err, sizeof(err));
+		if (!p)
+			return;
+		s->open = true;
+		if (implicit) {
+			if (probe_start_tls(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))
+				&& pop_status(p, line, sizeof(line)))
+				s->mode = MODE_IMPLICIT;
+		} else if (pop_status(p, line, sizeof(line)))
+			s->mode = pop_capa(p, &stls, &uidl) && stls ? MODE_STARTTLS : MODE_PLAIN;
+		if (s->mode != MODE_UNKNOWN)
+			pop_command(p, "QUIT", NULL, line, sizeof(line));
+		probe_close(&p);
+	}
+}
+
+static enum mode pop_wanted_mode(const struct doctor *d)
+{
+	const char *sec = d->pop3_security;
+	if (!sec)
+		return d->pop.chosen && d->pop.chosen->mode != MODE_UNKNOWN ? d->pop.chosen->mode
+			: d->pop.port == 995 ? MODE_IMPLICIT : MODE_STARTTLS;
+	if (strcmp(sec, "none") == 0)
+		return MODE_PLAIN;
+	return strcmp(sec, "starttls") == 0 ? MODE_STARTTLS : MODE_IMPLICIT;
+}
+
+static struct pslot *pop_best(struct doctor *d)
+{
+	for (int i = 0; i < PSLOTS; i++)
+		if (d->pslots[i].enabled && d->pslots[i].mode != MODE_UNKNOWN)
+			return &d->pslots[i];
+	return NULL;
+}
+
+/* The cause a POP3 "-ERR" at login names (RFC 3206 response codes, and the words). */
+static const char *pop_login_cause(struct doctor *d, const char *line)
+{
+	char low[POP_LINE_MAX];
+	size_t i;
+	for (i = 0; line[i] && i < sizeof(low) - 1; i++)
+		low[i] = (char)((line[i] >= 'A' && line[i] <= 'Z') ? line[i] + 32 : line[i]);
+	low[i] = '\0';
+	if (strstr(low, "[login-delay]") || strstr(low, "too many"))
+		return "throttled";
+	if (strstr(low, "[in-use]") || strstr(low, "[sys/temp]") || strstr(low, "[sys/perm]") || line[0] == '(')
+		return "server_unavailable";
+	if (strstr(low, "unencrypted") || strstr(low, "plaintext") || strstr(low, "stls") || strstr(low, "ssl/tls")
+		|| strstr(low, "non-secure") || strstr(low, "encrypt"))
+		return "tls_required";
+	struct explain_result res;
+	explain_match(d->kb, line, strlen(line), &res);
+	if (res.known && strcmp(res.causes[0]->id, "app_password_required") == 0)
+		return "app_password_required";
+	return "wrong_credentials";
+}
+
+static bool pop_fail_mode(struct doctor *d, enum mode want, const char *err)
+{
+	struct pslot *best = pop_best(d);
+	char real_s[96] = "";
+	if (d->pop.chosen && d->pop.chosen->mode != MODE_UNKNOWN && d->pop.chosen->mode != want)
+		snprintf(real_s, sizeof(real_s), ": the port speaks %s", mode_names[d->pop.chosen->mode]);
+	else if (best && best->mode != want)
+		snprintf(real_s, sizeof(real_s), ": port %u speaks %s", best->port, mode_names[best->mode]);
+	return fail(d, STEP_POP3, "tls_mode_mismatch", "POP3 port %u does not speak %s (%s)%s. Use port 995 with "
+		"SSL/TLS, or 110 with STARTTLS (STLS).", d->pop.port, mode_names[want], err, real_s);
+}
+
+/* Connect as the mail program is set up; NULL after fail(). */
+static struct probe *pop_open(struct doctor *d, char *note, size_t notesz, bool *warn)
+{
+	enum probe_status st;
+	char err[256], line[POP_LINE_MAX];
+	struct probe_cert cert;
+	bool wrong, stls, uidl;
+	enum mode want = d->pop.mode = pop_wanted_mode(d);
+	struct probe *p = probe_connect(d->server, d->pop.port, &d->popts, &st, err, sizeof(err));
+	*warn = false;
+	note[0] = '\0';
+	if (!p) {
+		struct pslot *best = pop_best(d);
+		fail(d, STEP_POP3, best ? "port_blocked" : "server_unavailable", "POP3 port %u does not answer (%s)%s%s.",
+			d->pop.port, err, best ? ": use port " : "", best ? (best->name == 995 ? "995 with SSL/TLS"
+			: "110 with STARTTLS") : "");
+		return NULL;
+	}
+	if (want == MODE_IMPLICIT && !probe_start_tls(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))) {
+		pop_fail_mode(d, want, err);
+		probe_close(&p);
+		return NULL;
+	}
+	if (!pop_status(p, line, sizeof(line))) {
+		if (want == MODE_IMPLICIT && strncmp(line, "-ERR", 4) == 0)
+			fail(d, STEP_POP3, "server_unavailable", "The POP3 server refused the connection: %s", line);
+		else
+			pop_fail_mode(d, want, line);
+		probe_close(&p);
+		return NULL;
+	}
+	d->pop.capa = pop_capa(p, &stls, &uidl);
+	if (want == MODE_STARTTLS) {
+		if (!stls) {
+			pop_fail_mode(d, want, "STLS is not offered");
+			probe_close(&p);
+			return NULL;
+		}
+		if (!pop_command(p, "STLS", NULL, line, sizeof(line))
+			|| !probe_start_tls(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))) {
+			fail(d, STEP_POP3, "tls_mode_mismatch", "STLS failed on POP3 port %u: %s", d->pop.port,
+				strncmp(line, "+OK", 3) == 0 ? err : line);
+			probe_close(&p);
+			return NULL;
+		}
+		d->pop.capa = pop_capa(p, &stls, &uidl);
+	}
+	d->pop.uidl = uidl;
+	d->pop.uidl_known = d->pop.capa;
+	if (want == MODE_PLAIN) {
+		*warn = true;
+		snprintf(note, notesz, "no encryption on POP3 port %u: the password travels in clear text", d->pop.port);
+	} else if (!check_cert_at(d, STEP_POP3, want, d->pop.port, &cert, note, notesz, warn)) {
+		probe_close(&p);
+		return NULL;
+	}
+	return p;
+}
+
+static bool pop_login(struct doctor *d, struct probe *p)
+{
+	char cmd[700], line[POP_LINE_MAX];
+	if (strlen(d->user) > 320 || strlen(d->password) > 320)
+		return fail(d, STEP_POP3, "syntax_error", "user name or password too long");
+	snprintf(cmd, sizeof(cmd), "USER %s", d->user);
+	bool ok = pop_command(p, cmd, NULL, line, sizeof(line));
+	if (ok) {
+		snprintf(cmd, sizeof(cmd), "PASS %s", d->password);
+		ok = pop_command(p, cmd, "PASS ******** (password, masked)", line, sizeof(line));
+		OPENSSL_cleanse(cmd, sizeof(cmd));
+	}
+	if (!ok)
+		return fail(d, STEP_POP3, pop_login_cause(d, line), "POP3 login as %s refused on port %u: %s", d->user,
+			d->pop.port, line);
+	d->pop.logged_in = true;
+	return true;
+}
+
+/* STAT: "+OK count octets". */
+static bool pop_stat(struct doctor *d, struct probe *p)
+{
+	char line[POP_LINE_MAX];
+	if (!pop_command(p, "STAT", NULL, line, sizeof(line)))
+		return fail(d, STEP_POP3, "server_unavailable", "POP3 STAT failed: %s", line);
+	if (sscanf(line + 3, "%lu %llu", &d->pop.messages, &d->pop.octets) != 2)
+		return fail(d, STEP_POP3, "unknown", "POP3 STAT answer not understood: %s", line);
+	d->pop.have_stat = true;
+	/* No CAPA: ask for one UIDL to learn whether it is there. */
+	if (!d->pop.uidl_known && d->pop.messages > 0) {
+		d->pop.uidl = pop_command(p, "UIDL 1", NULL, line, sizeof(line));
+		d->pop.uidl_known = d->pop.uidl || strncmp(line, "-ERR", 4) == 0;
+	}
+	return true;
+}
+
+static void pop_human(unsigned long long n, char *out, size_t outsz)
+{
+	if (n >= 10ULL * 1024 * 1024)
+		snprintf(out, outsz, "%llu bytes, %.1f MB", n, (double)n / (1024.0 * 1024.0));
+	else if (n >= 10ULL * 1024)
+		snprintf(out, outsz, "%llu bytes, %.1f KB", n, (double)n / 1024.0);
+	else
+		snprintf(out, outsz, "%llu bytes", n);
+}
+
+static void step_pop3(struct doctor *d)
+{
+	if (!d->pop3) {
+		step_set(d, STEP_POP3, S_SKIP, "no --pop3: receiving mail is not tested");
+		return;
+	}
+	d->pop.tested = true;
+	for (int i = 0; i < PSLOTS; i++)
+		if (d->pslots[i].enabled)
+			pop_survey(d, &d->pslots[i]);
+	struct pslot *best = pop_best(d);
+	if (d->pop3_port) {
+		d->pop.chosen = pslot_by_name(d, (unsigned)d->pop3_port);
+		for (int i = 0; !d->pop.chosen && i < PSLOTS; i++)
+			if (d->pslots[i].port == d->pop3_port)
+				d->pop.chosen = &d->pslots[i];
+		d->pop.port = d->pop.chosen ? d->pop.chosen->port : (unsigned)d->pop3_port;
+	} else {
+		d->pop.chosen = best;
+		d->pop.port = best ? best->port : 0;
+	}
+	if (!d->pop.port) {
+		fail(d, STEP_POP3, "server_unavailable", "No POP3 port of %s answers (995 and 110): the server does not "
+			"offer POP3, it is down, or a firewall blocks it.", d->server);
+		return;
+	}
+	char note[sizeof(d->steps[0].detail)];
+	bool warn;
+	struct probe *p = pop_open(d, note, sizeof(note), &warn);
+	if (!p)
+		return;
+	char line[POP_LINE_MAX];
+	if (!d->user) {
+		step_set(d, STEP_POP3, S_WARN, "POP3 on port %u (%s) answers; no --user: login and mailbox size not "
+			"checked", d->pop.port, mode_names[d->pop.mode]);
+	} else if (pop_login(d, p) && pop_stat(d, p)) {
+		char size[64], uidl[160];
+		pop_human(d->pop.octets, size, sizeof(size));
+		snprintf(uidl, sizeof(uidl), "%s", d->pop.uidl ? "UIDL supported (a copy can be left on the server)"
+			: d->pop.uidl_known ? "no UIDL: the mail program cannot leave a copy on the server (it would "
+			"download every message again)" : "UIDL support unknown (no CAPA, empty mailbox)");
+		bool bad = warn || (!d->pop.uidl && d->pop.uidl_known);
+		step_set(d, STEP_POP3, bad ? S_WARN : S_OK, "logged in as %s on port %u (%s); %s; mailbox: %lu message%s, "
+			"%s%s%.200s", d->user, d->pop.port, mode_names[d->pop.mode], uidl, d->pop.messages,
+			d->pop.messages == 1 ? "" : "s", size, warn ? "; " : "", warn ? note : "");
+	}
+	pop_command(p, "QUIT", NULL, line, sizeof(line));
+	probe_close(&p);
+}
+
 /* --- output ----------------------------------------------------------------------------- */
 
 static const char *const marks[] = { "[skip]", "[ok]", "[warn]", "[FAIL]" };
@@ -695,6 +1093,20 @@ static void settings(const struct doctor *d, unsigned *port, const char **sec, c
 	*auth = s && !s->auth[0] ? "none offered" : "normal password (PLAIN or LOGIN)";
 }
 
+/* The recommended incoming (POP3) settings: what worked, else the best port seen. */
+static void pop_settings(const struct doctor *d, unsigned *port, const char **sec)
+{
+	const struct pslot *best = pop_best((struct doctor *)d);
+	bool worked = d->pop.logged_in || (!d->user && d->steps[STEP_POP3].status != S_FAIL);
+	if (worked || !best) {
+		*port = d->pop.port ? d->pop.port : 995;
+		*sec = d->pop.port ? mode_names[d->pop.mode] : "SSL/TLS";
+	} else {
+		*port = best->port;
+		*sec = mode_names[best->mode];
+	}
+}
+
 static void print_text(const struct doctor *d, const struct explain_cause *c)
 {
 	printf("Postern doctor: %s%s%s\n\n", d->server, d->local_addr[0] ? " from " : "", d->local_addr);
@@ -706,7 +1118,9 @@ static void print_text(const struct doctor *d, const struct explain_cause *c)
 	}
 	printf("\n");
 	if (!d->failed)
-		diag_wrap(stdout, 9, "Verdict:", "Everything works: a mail program with the settings below can send mail.");
+		diag_wrap(stdout, 9, "Verdict:", !d->smtp ? "Everything works: a mail program with the settings below can "
+			"receive mail." : d->pop.tested ? "Everything works: a mail program with the settings below can send "
+			"and receive mail." : "Everything works: a mail program with the settings below can send mail.");
 	else {
 		diag_wrap(stdout, 9, "Verdict:", d->verdict);
 		printf("\nCause: ");
@@ -714,10 +1128,21 @@ static void print_text(const struct doctor *d, const struct explain_cause *c)
 	}
 	unsigned port;
 	const char *sec, *auth;
-	settings(d, &port, &sec, &auth);
-	printf("\nRecommended settings (outgoing server):\n");
-	printf("  Server:          %s\n  Port:            %u\n  Security:        %s\n", d->server, port, sec);
-	printf("  Authentication:  %s\n  User name:       %s\n", auth, d->user ? d->user : "your full email address");
+	if (d->smtp) {
+		settings(d, &port, &sec, &auth);
+		printf("\nRecommended settings (outgoing server):\n");
+		printf("  Server:          %s\n  Port:            %u\n  Security:        %s\n", d->server, port, sec);
+		printf("  Authentication:  %s\n  User name:       %s\n", auth, d->user ? d->user : "your full email address");
+	}
+	if (d->pop.tested) {
+		pop_settings(d, &port, &sec);
+		printf("\nRecommended settings (incoming server, POP3):\n");
+		printf("  Server:          %s\n  Port:            %u\n  Security:        %s\n", d->server, port, sec);
+		printf("  Authentication:  normal password\n  User name:       %s\n",
+			d->user ? d->user : "your full email address");
+		printf("  Leave a copy of messages on the server: %s\n", d->pop.uidl ? "possible (UIDL)"
+			: d->pop.uidl_known ? "not possible (no UIDL)" : "unknown");
+	}
 }
 
 static void print_json(const struct doctor *d, const struct explain_cause *c)
@@ -779,7 +1204,36 @@ static void print_json(const struct doctor *d, const struct explain_cause *c)
 	json_str(stdout, auth);
 	printf(", \"user\": ");
 	json_str(stdout, d->user);
-	printf("}}\n");
+	printf("}, \"pop3\": ");
+	if (!d->pop.tested) {
+		printf("null}\n");
+		return;
+	}
+	printf("{\"ports\": [");
+	first = true;
+	for (int i = 0; i < PSLOTS; i++) {
+		const struct pslot *s = &d->pslots[i];
+		if (!s->enabled)
+			continue;
+		printf("%s{\"name\": %u, \"port\": %u, \"open\": %s, \"security\": \"%s\"}", first ? "" : ", ",
+			s->name, s->port, s->open ? "true" : "false", mode_names[s->mode]);
+		first = false;
+	}
+	printf("], \"port\": %u, \"security\": \"%s\", \"logged_in\": %s, \"uidl\": %s, ", d->pop.port,
+		mode_names[d->pop.mode], d->pop.logged_in ? "true" : "false",
+		!d->pop.uidl_known && !d->pop.uidl ? "null" : d->pop.uidl ? "true" : "false");
+	if (d->pop.have_stat)
+		printf("\"messages\": %lu, \"octets\": %llu, ", d->pop.messages, d->pop.octets);
+	else
+		printf("\"messages\": null, \"octets\": null, ");
+	printf("\"status\": \"%s\", \"id\": ", status_names[d->steps[STEP_POP3].status]);
+	json_str(stdout, d->pop.cause);
+	pop_settings(d, &port, &sec);
+	printf(", \"settings\": {\"server\": ");
+	json_str(stdout, d->server);
+	printf(", \"port\": %u, \"security\": \"%s\", \"user\": ", port, sec);
+	json_str(stdout, d->user);
+	printf("}}}\n");
 }
 
 int diag_doctor_main(int argc, char **argv)
@@ -791,6 +1245,8 @@ int diag_doctor_main(int argc, char **argv)
 	d->popts.reply_ms = 10000;
 	for (int i = 0; i < SLOTS; i++)
 		d->slots[i] = (struct slot){ .name = slot_names[i], .port = slot_names[i], .enabled = true };
+	for (int i = 0; i < PSLOTS; i++)
+		d->pslots[i] = (struct pslot){ .name = pslot_names[i], .port = pslot_names[i], .enabled = true };
 	int rc = 2;
 	if (!parse_args(d, argc, argv))
 		rc = doctor_usage();
@@ -801,8 +1257,14 @@ int diag_doctor_main(int argc, char **argv)
 		d->popts.transcript = d->transcript ? (d->json ? stderr : stdout) : NULL;
 		if (d->transcript && !d->json)
 			printf("Transcript (passwords masked):\n");
-		if (step_resolve(d) && step_ports(d))
-			run_session(d);
+		if (step_resolve(d)) {
+			if (!d->smtp)
+				for (int s = STEP_PORTS; s <= STEP_SEND; s++)
+					step_set(d, s, S_SKIP, "not tested: --ports lists POP3 ports only");
+			else if (step_ports(d))
+				run_session(d);
+			step_pop3(d);
+		}
 		if (d->transcript && !d->json)
 			printf("\n");
 		const struct explain_cause *c = explain_kb_cause(d->kb, d->cause_id ? d->cause_id : "unknown");

@@ -300,6 +300,29 @@ enum probe_status probe_read_reply(struct probe *p, struct probe_reply *r, char 
 	}
 }
 
+enum probe_status probe_read_line(struct probe *p, char *line, size_t linesz, char *err, size_t errsz)
+{
+	long long deadline = now_ms() + p->reply_ms;
+	while (!take_line(p, line, linesz)) {
+		enum probe_status st = fill(p, deadline);
+		if (st == PROBE_GARBAGE && p->len >= sizeof(p->buf) - 1) {
+			snprintf(err, errsz, "a line longer than %zu bytes", sizeof(p->buf) - 1);
+			return st;
+		}
+		if (st != PROBE_OK) {
+			if (st == PROBE_CLOSED && p->len > 0)
+				st = PROBE_GARBAGE;
+			snprintf(err, errsz, "%s", st == PROBE_TIMEOUT ? "no reply within the time limit"
+				: st == PROBE_GARBAGE ? "the server sent bytes that are not a line of text"
+				: "the server closed the connection");
+			return st;
+		}
+	}
+	if (p->transcript)
+		fprintf(p->transcript, "S: %s\n", line);
+	return PROBE_OK;
+}
+
 bool probe_write(struct probe *p, const void *data, size_t len)
 {
 	const char *d = data;

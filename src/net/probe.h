@@ -1,4 +1,4 @@
-/* probe.h - a blocking SMTP client connection for diagnostics (`postern doctor`):
+/* probe.h - a blocking SMTP (and POP3) client connection for diagnostics (`postern doctor`):
  * connect with a time limit (optionally from a given source address), read replies
  * with a time limit, start TLS and describe the server's certificate.  Every wait is
  * bounded by the options; nothing here decides what a result means. */
@@ -64,6 +64,10 @@ const char *probe_local_address(const struct probe *p);
 
 /* Read one (multi-line) reply within the reply limit. */
 enum probe_status probe_read_reply(struct probe *p, struct probe_reply *r, char *err, size_t errsz);
+
+/* Read one line (CR LF removed, cut to linesz - 1 bytes) within the reply limit: a
+ * POP3 status line or a line of a multi-line POP3 answer.  The transcript shows it. */
+enum probe_status probe_read_line(struct probe *p, char *line, size_t linesz, char *err, size_t errsz);
 
 /* Send one command line (CR LF added).  `shown` is what the transcript shows instead
  * (a masked password), or NULL to show the line itself. */

@@ -25,6 +25,29 @@ static const char *const hint_relay =
 	"\"My outgoing server (SMTP) requires authentication\" with the same user name and "
 	"password as for incoming mail, and use the submission port (587 with STARTTLS, or 465 with SSL/TLS)";
 
+static const char *size_words(unsigned long long b, char *out, size_t outsz)
+{
+	if (b >= (1ull << 30))
+		snprintf(out, outsz, "%.1f GB", (double)b / (1ull << 30));
+	else if (b >= (1ull << 20))
+		snprintf(out, outsz, "%.1f MB", (double)b / (1ull << 20));
+	else
+		snprintf(out, outsz, "%.1f KB", (double)b / 1024);
+	return out;
+}
+
+/* "42 minutes", "1 minute", "45 seconds" */
+static const char *time_words(unsigned long long s, char *out, size_t outsz)
+{
+	if (s >= 120)
+		snprintf(out, outsz, "%llu minutes", s / 60);
+	else if (s >= 60)
+		snprintf(out, outsz, "1 minute");
+	else
+		snprintf(out, outsz, "%llu second%s", s, s == 1 ? "" : "s");
+	return out;
+}
+
 void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v)
 {
 	if (f->is_postmaster) {
@@ -40,10 +63,12 @@ void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f
 		}
 		if (c->pop_window && c->pop_login_age >= 0) {
 			char reason[VERDICT_REASON_MAX];
+			char ago[32], win[32];
 			snprintf(reason, sizeof(reason),
-				"relaying denied: you last checked mail %lld minutes ago; this server relays for %llu minutes "
+				"relaying denied: you last checked mail %s ago; this server relays for %s "
 				"after a mail check (POP-before-SMTP), and you have not logged in",
-				c->pop_login_age / 60, c->pop_window / 60);
+				time_words((unsigned long long)c->pop_login_age, ago, sizeof(ago)),
+				time_words(c->pop_window, win, sizeof(win)));
 			verdict_set(v, VERDICT_PERM, 554, "5.7.1", CAUSE_POP_EXPIRED, reason,
 				"Check for new mail and send again at once, or better: turn on \"My outgoing server (SMTP) "
 				"requires authentication\" so sending never depends on when you last checked mail");
@@ -61,8 +86,9 @@ void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f
 	case USER_FOUND:
 		if (f->mailbox_full) {
 			char reason[VERDICT_REASON_MAX];
-			snprintf(reason, sizeof(reason), "the mailbox of %.64s@%.100s is full (%llu MB of %llu MB used)", f->local,
-				f->domain, f->quota_used >> 20, f->quota_limit >> 20);
+			char u[32], l[32];
+			snprintf(reason, sizeof(reason), "the mailbox of %.64s@%.100s is full (%s of %s used)", f->local,
+				f->domain, size_words(f->quota_used, u, sizeof(u)), size_words(f->quota_limit, l, sizeof(l)));
 			if (f->full_is_permanent)
 				verdict_set(v, VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, reason,
 					"The owner of the mailbox must delete mail before more can arrive; send again later");

@@ -53,7 +53,7 @@ static const struct row table[] = {
 	  VERDICT_PERM, 550, "5.1.1", CAUSE_UNKNOWN_USER, "nobody", true },
 	/* quotas (issue 5) */
 	{ "local found, mailbox full", MX, { "alice", "example.test", true, false, USER_FOUND, true, false, 1u << 30, 1u << 30 },
-	  VERDICT_TEMP, 452, "4.2.2", CAUSE_MAILBOX_FULL, "mailbox of alice@example.test is full (1024 MB of 1024 MB used)", true },
+	  VERDICT_TEMP, 452, "4.2.2", CAUSE_MAILBOX_FULL, "mailbox of alice@example.test is full (1.0 GB of 1.0 GB used)", true },
 	{ "local found, mailbox full, permanent", MX, { "alice", "example.test", true, false, USER_FOUND, true, true, 5u << 20, 5u << 20 },
 	  VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, "is full", true },
 	/* POP-before-SMTP */
