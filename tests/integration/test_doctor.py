@@ -2,20 +2,26 @@
 the doctor must name (issue 6): not logging in, wrong password, sender mismatch,
 plaintext AUTH on a STARTTLS port, implicit TLS vs STARTTLS mix-up, port 25 closed,
 relay refused for an untrusted network (the client bound to 127.0.0.2), expired and
-self-signed certificates, a certificate for another name — and the all-good case with
-one test message.  Every doctor run is bounded (short time limits, subprocess timeout)."""
+self-signed certificates, a certificate for another name, a full mailbox at RCPT — and
+the all-good case with one test message.  Step 9 (--pop3): POP3 login on 995 (implicit
+TLS) and 110 (STLS), UIDL, mailbox size; wrong password, plaintext login before STLS,
+STLS vs implicit TLS mix-up, no POP3 port, a server without UIDL.  Every doctor run is
+bounded (short time limits, subprocess timeout)."""
 import base64
 import datetime
 import json
+import re
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import run_cli  # noqa: E402
-from submission_support import make_sub_server, wait_log  # noqa: E402
+from submission_support import make_sub_server, wait_log, wait_ports  # noqa: E402
+from pop3_support import pop3_sections, smtp_send  # noqa: E402
 
 cryptography = pytest.importorskip("cryptography")
 from cryptography import x509  # noqa: E402
@@ -76,7 +82,7 @@ def closed_port():
 def doctor(srv, *args, password=None, ca=None, ports=None, tls_name=NAME):
     ports = ports or {587: srv.ports["submission"], 465: srv.ports["submissions"], 25: srv.ports["smtp"]}
     cmd = ["doctor", "--server", "127.0.0.1", "--json", "--connect-timeout", "3", "--timeout", "8",
-           "--ports", ",".join("%d=%d" % kv for kv in ports.items())]
+           "--ports", ",".join("%s=%d" % kv for kv in ports.items())]
     if tls_name:
         cmd += ["--tls-name", tls_name]
     if ca:
@@ -124,7 +130,7 @@ def test_all_good_sends_exactly_one_message(good):
     p, out = doctor(good, "--user", "alice@example.test", "--to", "alice@example.test", "--send",
                     password=PASSWORD, ca=good.ca)
     assert p.returncode == 0 and out["verdict"]["ok"] is True, json.dumps(out, indent=1)
-    assert [s["status"] for s in out["steps"]] == ["ok"] * 8, out["steps"]
+    assert [s["status"] for s in out["steps"]] == ["ok"] * 8 + ["skipped"], out["steps"]     # no --pop3
     assert out["settings"]["port"] == good.ports["submission"] and out["settings"]["security"] == "STARTTLS"
     ports = {x["name"]: x for x in out["ports"]}
     assert ports[465]["security"] == "SSL/TLS" and ports[587]["security"] == "STARTTLS", ports
@@ -241,5 +247,191 @@ def test_usage_errors():
     assert run_cli(["doctor", "--server", "x", "--ports", "99=1"]).returncode == 2   # not a mail port
 
 
-def test_mailbox_full():
-    pytest.skip("quotas are not enforced at RCPT by `postern serve` yet (no quota setting in the server)")
+# -- mailbox full (quota) -------------------------------------------------------------------
+
+QUOTA = 20 * 1024
+
+
+def fill_mailbox(srv, address):
+    """Set a 20K quota, then fill the mailbox with mail delivered through the mx listener:
+    one message just under the quota (it fits), after which the quota warning (90%) is
+    stored too and takes the mailbox over its limit.  Waits for both deliveries."""
+    p = srv.cli("user", "quota", address, "20K")
+    assert p.returncode == 0, p.stderr
+    body = ("z" * 78 + "\r\n") * ((QUOTA - 320) // 80)    # about 100 bytes of headers: ~200 below the quota
+    r = smtp_send(srv, rcpt=address, subject="filler", body=body)
+    assert r.code == 250, r
+    msgs = srv.wait_delivered(address, 2, timeout=15)
+    assert len(msgs) == 2, [m.name for m in msgs]          # the message and the quota warning
+    assert wait_log(srv, r"event=quota_warning\b"), srv.log()[-3000:]
+    assert sum(m.stat().st_size for m in msgs) > QUOTA, [m.stat().st_size for m in msgs]
+
+
+@pytest.mark.parametrize("permanent", [False, True])
+def test_mailbox_full(server_factory, certs, permanent):
+    ca, cert, key = certs
+    srv = make_pop3_srv(server_factory, certs, quota={"full_is_permanent": "yes" if permanent else "no"})
+    fill_mailbox(srv, "bob@example.test")
+    p, out = doctor(srv, "--user", "alice@example.test", "--to", "bob@example.test", "--send", password=PASSWORD,
+                    ca=ca, ports={587: srv.ports["submission"]})
+    assert_cause(p, out, "mailbox_full", 7)
+    msg = out["verdict"]["message"]
+    assert "bob@example.test" in msg and re.search(r"552[- ]5\.2\.2" if permanent else r"452[- ]4\.2\.2", msg), msg
+    assert out["steps"][7]["status"] != "ok", out["steps"]    # step 8 not reached: no test message
+    assert srv.log().count("event=queued") == 1             # only the filler: no test message was sent
+    # another mailbox on the same server: everything passes, one test message
+    p, out = doctor(srv, "--user", "alice@example.test", "--to", "alice@example.test", "--send",
+                    password=PASSWORD, ca=ca, ports={587: srv.ports["submission"]})
+    assert p.returncode == 0, json.dumps(out, indent=1)
+    assert "alice@example.test" in out["steps"][6]["detail"], out["steps"][6]
+
+
+# -- step 9: POP3 -------------------------------------------------------------------------------
+
+def make_pop3_srv(server_factory, certs, quota=None):
+    """mx (plain), submission (STARTTLS), pop3 (STLS) and pop3s (implicit) with the test
+    CA's certificate; alice and bob have mailboxes."""
+    ca, cert, key = certs
+    extra = pop3_sections(submission=True) + tls_extra(cert, key)
+    if quota:
+        extra += "\n[quota]\n" + "".join("%s = %s\n" % kv for kv in quota.items())
+    srv = server_factory(users=("alice@example.test", "bob@example.test"), extra=extra)
+    srv.ports = wait_ports(srv, ["smtp", "submission", "pop3", "pop3s"])
+    return srv
+
+
+def pop3_ports(srv, **more):
+    ports = {110: srv.ports["pop3"], 995: srv.ports["pop3s"]}
+    ports.update(more)
+    return ports
+
+
+@pytest.fixture
+def popsrv(server_factory, certs):
+    srv = make_pop3_srv(server_factory, certs)
+    srv.ca = certs[0]
+    return srv
+
+
+def test_pop3_all_good_send_and_receive(popsrv):
+    for i in range(2):
+        assert smtp_send(popsrv, subject="m%d" % i).code == 250
+    msgs = popsrv.wait_delivered("alice@example.test", 2)
+    size = sum(m.stat().st_size for m in msgs)
+    p, out = doctor(popsrv, "--user", "alice@example.test", "--pop3", password=PASSWORD, ca=popsrv.ca,
+                    ports=pop3_ports(popsrv, **{"587": popsrv.ports["submission"]}))
+    assert p.returncode == 0, json.dumps(out, indent=1)
+    assert [s["status"] for s in out["steps"]] == ["ok"] * 7 + ["skipped", "ok"], out["steps"]
+    pop = out["pop3"]
+    assert pop["logged_in"] and pop["uidl"] is True and pop["messages"] == 2 and pop["octets"] >= size - 100, pop
+    assert pop["settings"]["port"] == popsrv.ports["pop3s"] and pop["settings"]["security"] == "SSL/TLS", pop
+    assert {x["name"]: x["security"] for x in pop["ports"]} == {995: "SSL/TLS", 110: "STARTTLS"}, pop
+    assert "2 messages" in out["steps"][8]["detail"] and "UIDL" in out["steps"][8]["detail"], out["steps"][8]
+    # the mailbox is left as it was (STAT only, nothing deleted)
+    assert len(popsrv.maildir_messages("alice@example.test")) == 2
+
+
+def test_pop3_stls_on_110_text_output(popsrv):
+    p = run_cli(["doctor", "--server", "127.0.0.1", "--tls-name", NAME, "--ca-file", str(popsrv.ca),
+                 "--ports", "110=%d" % popsrv.ports["pop3"], "--port-995", str(popsrv.ports["pop3s"]),
+                 "--pop3", "--pop3-port", "110", "--user", "bob@example.test", "--password-stdin",
+                 "--transcript", "--timeout", "8"], input=PASSWORD + "\n", timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "C: STLS" in p.stdout and "C: PASS ********" in p.stdout and PASSWORD not in p.stdout, p.stdout
+    assert "[ok]   9. POP3" in p.stdout and "0 messages" in p.stdout, p.stdout
+    assert "[skip] 2. ports answer" in p.stdout, p.stdout          # POP3 ports only: no SMTP steps
+    assert "incoming server, POP3" in p.stdout and "outgoing server" not in p.stdout, p.stdout
+    assert "Security:        STARTTLS" in p.stdout and "possible (UIDL)" in p.stdout, p.stdout
+
+
+def test_pop3_wrong_password(popsrv):
+    p, out = doctor(popsrv, "--user", "alice@example.test", "--pop3", password="wrong", ca=popsrv.ca,
+                    ports=pop3_ports(popsrv))
+    assert_cause(p, out, "wrong_credentials", 9)
+    assert "-ERR [AUTH]" in out["verdict"]["message"], out["verdict"]
+
+
+def test_pop3_plaintext_login_before_stls(popsrv):
+    p, out = doctor(popsrv, "--user", "alice@example.test", "--pop3", "--pop3-port", "110", "--pop3-security",
+                    "none", password=PASSWORD, ca=popsrv.ca, ports=pop3_ports(popsrv))
+    assert_cause(p, out, "tls_required", 9)
+    assert "995" in out["verdict"]["message"], out["verdict"]
+
+
+def test_pop3_implicit_tls_on_stls_port(popsrv):
+    p, out = doctor(popsrv, "--user", "alice@example.test", "--pop3", "--pop3-port", "110", "--pop3-security",
+                    "tls", password=PASSWORD, ca=popsrv.ca, ports=pop3_ports(popsrv))
+    assert_cause(p, out, "tls_mode_mismatch", 9)
+    assert "wrong version number" in out["verdict"]["message"], out["verdict"]
+    assert out["pop3"]["settings"]["port"] == popsrv.ports["pop3s"], out["pop3"]
+
+
+def test_pop3_stls_on_implicit_port(popsrv):
+    p, out = doctor(popsrv, "--user", "alice@example.test", "--pop3", "--pop3-port", "995", "--pop3-security",
+                    "starttls", "--timeout", "2", password=PASSWORD, ca=popsrv.ca, ports=pop3_ports(popsrv))
+    assert_cause(p, out, "tls_mode_mismatch", 9)
+
+
+def test_pop3_no_port_answers(popsrv):
+    p, out = doctor(popsrv, "--user", "alice@example.test", "--pop3", password=PASSWORD, ca=popsrv.ca,
+                    ports={110: closed_port(), 995: closed_port()})
+    assert_cause(p, out, "server_unavailable", 9)
+
+
+def test_pop3_failure_after_smtp_failure_keeps_the_first_verdict(popsrv):
+    p, out = doctor(popsrv, "--user", "alice@example.test", "--pop3", password="wrong", ca=popsrv.ca,
+                    ports=pop3_ports(popsrv, **{"587": popsrv.ports["submission"]}))
+    assert_cause(p, out, "wrong_credentials", 5)
+    assert out["steps"][8]["status"] == "failed" and out["pop3"]["id"] == "wrong_credentials", out["pop3"]
+
+
+class NoUidlPOP3:
+    """A plaintext POP3 server without UIDL (old servers): one connection at a time, bounded."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.sock.settimeout(20)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        answers = {"CAPA": "+OK\r\nTOP\r\nUSER\r\n.", "USER": "+OK", "PASS": "+OK logged in", "STAT": "+OK 3 4567",
+                   "QUIT": "+OK bye", "UIDL": "-ERR unknown command"}
+        for _ in range(4):
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(10)
+                f = c.makefile("rb")
+                c.sendall(b"+OK old server ready\r\n")
+                for _ in range(20):
+                    try:
+                        line = f.readline(1000).decode("ascii", "replace").strip()
+                    except OSError:
+                        break
+                    if not line:
+                        break
+                    cmd = line.split(" ")[0].upper()
+                    c.sendall((answers.get(cmd, "-ERR unknown command") + "\r\n").encode())
+                    if cmd == "QUIT":
+                        break
+
+    def close(self):
+        self.sock.close()
+
+
+def test_pop3_without_uidl_is_a_warning():
+    fake = NoUidlPOP3()
+    try:
+        p, out = doctor(None, "--user", "alice@example.test", "--pop3", "--pop3-port", "110", "--pop3-security", "none",
+                        password=PASSWORD, ports={110: fake.port}, tls_name=None)
+    finally:
+        fake.close()
+    assert p.returncode == 0, json.dumps(out, indent=1)
+    assert out["steps"][8]["status"] == "warning" and "no UIDL" in out["steps"][8]["detail"], out["steps"][8]
+    assert out["pop3"]["uidl"] is False and out["pop3"]["messages"] == 3 and out["pop3"]["octets"] == 4567

@@ -69,6 +69,8 @@ static const struct row rows[] = {
 	{ "552 1 Requested mail action aborted, mailbox not found", "unknown_recipient" },                 /* Yahoo style */
 	{ "550 5.2.2 mailbox full (Dovecot: Quota exceeded (mailbox for user is full))", "mailbox_full" }, /* Dovecot LMTP */
 	{ "452 4.2.2 Mailbox full", "mailbox_full" },
+	{ "452-4.2.2 <bob@example.test>: the mailbox of bob@example.test is full (1 MB of 1 MB used)\n452 4.2.2 its owner must delete mail before it can receive more; try again later", "mailbox_full" }, /* Postern */
+	{ "552 5.2.2 <bob@example.test>: the mailbox of bob@example.test is full (1 MB of 1 MB used); try again later", "mailbox_full" }, /* Postern, full_is_permanent */
 	/* message too big */
 	{ "552 5.3.4 Message size exceeds fixed limit", "message_too_large" },                             /* Postfix */
 	{ "552 Message size exceeds maximum permitted", "message_too_large" },                             /* Exim */
