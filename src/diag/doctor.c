@@ -736,6 +736,9 @@ static bool step_relay(struct doctor *d, struct probe *p)
 	if (!d->logged_in && relay)
 		return fail(d, STEP_RELAY, cause, "Relaying refused for %s (not logged in): %s. Without this fix a mail "
 			"program gets \"503 valid RCPT command must precede DATA\" when it sends.", d->local_addr, l1);
+	if (strcmp(cause, "sender_not_owned") == 0)    /* Postfix checks the sender at RCPT (smtpd_delay_reject) */
+		return fail(d, STEP_RELAY, cause, "The sender <%s> is refused (this server checks it at RCPT): %s",
+			sender(d), l1);
 	return fail(d, STEP_RELAY, cause, "Recipient <%s> refused: %s", outside, l1);
 }
 
