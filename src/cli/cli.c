@@ -521,7 +521,7 @@ static const struct subcommand subcommands[] = {
 	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },
 	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] | show ID | flush | retry|hold|release ID | delete ID [--bounce]" },
 	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it" },
-	{ "doctor", cmd_explain, "doctor --server HOST [--user ADDRESS --password-stdin] [--send] [--json]   test a client's settings" },
+	{ "doctor", cmd_explain, "doctor --server HOST [--user ADDRESS --password-stdin] [--send] [--pop3] [--json]   test a client's settings" },
 	{ "version", cmd_version, "version                          print the version" },
 };
 

@@ -29,6 +29,13 @@ bool bounce_wanted(const struct queue_message *m, size_t i, enum bounce_kind kin
 	return kind == BOUNCE_FAILED ? (f & QUEUE_NOTIFY_FAILURE) != 0 : (f & QUEUE_NOTIFY_DELAY) != 0;
 }
 
+/* Is the enhanced code's subject.detail part `sub` (".1.1")?  Bounded by enh's length. */
+static bool enh_sub(const char *enh, const char *sub)
+{
+	size_t n = strlen(sub);
+	return strlen(enh) > n && strncmp(enh + 1, sub, n) == 0;
+}
+
 const char *bounce_meaning(const char *enh, const char *reply)
 {
 	const char *r = reply ? reply : "";
@@ -40,24 +47,24 @@ const char *bounce_meaning(const char *enh, const char *reply)
 	if (strcasestr(r, "relay") && enh[0] == '5')
 		return "The receiving server refused to pass the message on (relaying denied). If it is a relay this "
 			"server is set up to use, the relay expects this server to log in: tell your mail administrator.";
-	if (strncmp(enh + 1, ".1.1", 4) == 0 || strncmp(enh + 1, ".1.0", 4) == 0)
+	if (enh_sub(enh, ".1.1") || enh_sub(enh, ".1.0"))
 		return "The address does not exist at the recipient's domain. Check it for typing mistakes, or ask the "
 			"recipient for the right one.";
-	if (strncmp(enh + 1, ".1.2", 4) == 0 || strstr(r, "NXDOMAIN") || strstr(r, "null MX"))
+	if (enh_sub(enh, ".1.2") || strstr(r, "NXDOMAIN") || strstr(r, "null MX"))
 		return "The recipient's domain does not exist or accepts no mail. Check the part after the @.";
-	if (strncmp(enh + 1, ".2.2", 4) == 0)
+	if (enh_sub(enh, ".2.2"))
 		return "The recipient's mailbox is full. The recipient must delete mail before more can arrive; try "
 			"again later or reach them another way.";
-	if (strncmp(enh + 1, ".3.4", 4) == 0 || strncmp(enh + 1, ".2.3", 4) == 0)
+	if (enh_sub(enh, ".3.4") || enh_sub(enh, ".2.3"))
 		return "The message is too big for the receiving server. Send a smaller one, for example share large "
 			"files by link instead of attaching them.";
-	if (strncmp(enh + 1, ".6.", 3) == 0)
+	if (enh_sub(enh, ".6."))
 		return "The receiving server cannot take this kind of message (8-bit content or an international "
 			"address) and it could not be converted.";
-	if (strncmp(enh + 1, ".7.", 3) == 0)
+	if (enh_sub(enh, ".7."))
 		return "The receiving server refused the message as a matter of policy: a spam filter, a block list, "
 			"or a check of the sender's domain (SPF, DKIM, DMARC). Its words above say which.";
-	if (strncmp(enh + 1, ".4.", 3) == 0)
+	if (enh_sub(enh, ".4."))
 		return "The receiving server could not be reached (no answer, or the connection failed).";
 	if (enh[0] == '4')
 		return "A temporary problem; Postern kept trying.";

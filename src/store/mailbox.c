@@ -286,7 +286,8 @@ static bool list_cur(struct mailbox *mb)
 	closedir(d);
 	if (!ok)
 		return false;
-	qsort(mb->msgs, mb->n, sizeof(*mb->msgs), cmp_msgs);
+	if (mb->n > 1)   /* qsort with a NULL array is undefined even for 0 elements */
+		qsort(mb->msgs, mb->n, sizeof(*mb->msgs), cmp_msgs);
 	make_uids_unique(mb);
 	return true;
 }
