@@ -213,11 +213,12 @@ static void print_user(void *arg, const struct dir_user *u)
 	struct quota_state st;
 	if (ul && local_resolve(ul->c, ul->d, u->address, path, sizeof(path)) == WHERE_LOCAL &&
 		quota_read(path, &st, err, sizeof(err)) && st.defined) {
+		char used[32], limit[32];
 		if (st.limit_bytes)
-			printf("%s  %llu MB of %llu MB (%u%%)\n", u->address, (unsigned long long)(st.used_bytes >> 20),
-				(unsigned long long)(st.limit_bytes >> 20), quota_percent(&st));
+			printf("%s  %s of %s (%u%%)\n", u->address, format_size(st.used_bytes, used, sizeof(used)),
+				format_size(st.limit_bytes, limit, sizeof(limit)), quota_percent(&st));
 		else
-			printf("%s  %llu MB, no limit\n", u->address, (unsigned long long)(st.used_bytes >> 20));
+			printf("%s  %s, no limit\n", u->address, format_size(st.used_bytes, used, sizeof(used)));
 		return;
 	}
 	printf("%s\n", u->address);
@@ -250,8 +251,11 @@ static int user_quota(const struct conf *c, struct directory *d, const char *add
 	}
 	struct quota_state st;
 	if (quota_read(path, &st, err, sizeof(err)))
-		printf("%s: quota %llu MB, %llu MB used (%u%%)\n", address, (unsigned long long)(bytes >> 20),
-			(unsigned long long)(st.used_bytes >> 20), quota_percent(&st));
+	{
+		char q[32], used[32];
+		printf("%s: quota %s, %s used (%u%%)\n", address, format_size(bytes, q, sizeof(q)),
+			format_size(st.used_bytes, used, sizeof(used)), quota_percent(&st));
+	}
 	return 0;
 }
 

@@ -86,18 +86,6 @@ enum local_where local_resolve(const struct conf *c, struct directory *dir, cons
 	return WHERE_NO_USER;
 }
 
-/* 1536 -> "1.5 KB", 5242880 -> "5.0 MB": quotas come in all sizes. */
-static const char *human(uint64_t b, char *out, size_t outsz)
-{
-	if (b >= (1ull << 30))
-		snprintf(out, outsz, "%.1f GB", (double)b / (1ull << 30));
-	else if (b >= (1ull << 20))
-		snprintf(out, outsz, "%.1f MB", (double)b / (1ull << 20));
-	else
-		snprintf(out, outsz, "%.1f KB", (double)b / 1024);
-	return out;
-}
-
 /* "new/NAME,S=123,W=130" -> 123 */
 static uint64_t stored_size(const char *name)
 {
@@ -119,7 +107,7 @@ static void quota_warning(const struct conf *c, const char *rcpt, const char *pa
 		"Your mailbox uses %s of its %s.\r\n\r\n"
 		"When it is full, new mail to you is refused and the senders are told your mailbox is full.\r\n"
 		"Delete old messages (and empty the trash), or ask your mail administrator for more room.\r\n",
-		c->hostname, rcpt, date, pct, human(st->used_bytes, u, sizeof(u)), human(st->limit_bytes, l, sizeof(l)));
+		c->hostname, rcpt, date, pct, format_size(st->used_bytes, u, sizeof(u)), format_size(st->limit_bytes, l, sizeof(l)));
 	if (n < 0 || (size_t)n >= sizeof(msg))
 		return;
 	int fd = memfd_create("postern-quota-warning", MFD_CLOEXEC);
@@ -145,8 +133,8 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 		/* 452 4.2.2 by default: keep trying, the owner may make room. */
 		char u[32], l[32];
 		snprintf(why, whysz, "%s the mailbox of %s is full (%s of %s used); its owner must delete mail",
-			c->quota_full_permanent ? "552 5.2.2" : "452 4.2.2", rcpt, human(st.used_bytes, u, sizeof(u)),
-			human(st.limit_bytes, l, sizeof(l)));
+			c->quota_full_permanent ? "552 5.2.2" : "452 4.2.2", rcpt, format_size(st.used_bytes, u, sizeof(u)),
+			format_size(st.limit_bytes, l, sizeof(l)));
 		return c->quota_full_permanent ? LOCAL_PERM : LOCAL_TEMP;
 	}
 	char prefix[1200];

@@ -6,6 +6,8 @@
  * "\"user@other\"@local" are just local parts that do not exist here. */
 #include "policy/policy.h"
 
+#include "util/parse.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -24,17 +26,6 @@ static const char *const hint_relay =
 	"To send to other domains, log in first: in your mail program turn on "
 	"\"My outgoing server (SMTP) requires authentication\" with the same user name and "
 	"password as for incoming mail, and use the submission port (587 with STARTTLS, or 465 with SSL/TLS)";
-
-static const char *size_words(unsigned long long b, char *out, size_t outsz)
-{
-	if (b >= (1ull << 30))
-		snprintf(out, outsz, "%.1f GB", (double)b / (1ull << 30));
-	else if (b >= (1ull << 20))
-		snprintf(out, outsz, "%.1f MB", (double)b / (1ull << 20));
-	else
-		snprintf(out, outsz, "%.1f KB", (double)b / 1024);
-	return out;
-}
 
 /* "42 minutes", "1 minute", "45 seconds" */
 static const char *time_words(unsigned long long s, char *out, size_t outsz)
@@ -88,7 +79,7 @@ void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f
 			char reason[VERDICT_REASON_MAX];
 			char u[32], l[32];
 			snprintf(reason, sizeof(reason), "the mailbox of %.64s@%.100s is full (%s of %s used)", f->local,
-				f->domain, size_words(f->quota_used, u, sizeof(u)), size_words(f->quota_limit, l, sizeof(l)));
+				f->domain, format_size(f->quota_used, u, sizeof(u)), format_size(f->quota_limit, l, sizeof(l)));
 			if (f->full_is_permanent)
 				verdict_set(v, VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, reason,
 					"The owner of the mailbox must delete mail before more can arrive; send again later");

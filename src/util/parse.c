@@ -1,6 +1,7 @@
 /* parse.c - strict value parsers (see parse.h). */
 #include "util/parse.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -93,4 +94,15 @@ void ascii_lower(char *s)
 	for (; *s; s++)
 		if (*s >= 'A' && *s <= 'Z')
 			*s = (char)(*s + 32);
+}
+
+const char *format_size(uint64_t b, char *out, size_t outsz)
+{
+	if (b >= (1ull << 30))
+		snprintf(out, outsz, "%.1f GB", (double)b / (1ull << 30));
+	else if (b >= (1ull << 20))
+		snprintf(out, outsz, "%.1f MB", (double)b / (1ull << 20));
+	else
+		snprintf(out, outsz, "%.1f KB", (double)b / 1024);
+	return out;
 }

@@ -17,5 +17,7 @@ bool parse_bool(const char *s, bool *out);
 /* ASCII case-insensitive compare of n bytes. */
 bool ascii_ieq(const char *a, const char *b, size_t n);
 void ascii_lower(char *s);
+/* 1536 -> "1.5 KB", 5242880 -> "5.0 MB", for messages to people.  Returns out. */
+const char *format_size(uint64_t bytes, char *out, size_t outsz);
 
 #endif

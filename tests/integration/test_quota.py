@@ -196,11 +196,11 @@ def test_user_quota_and_user_list_show_usage(server_factory):
     assert line.strip() == ALICE, line                  # no quota: the address alone
     put_message(srv, ALICE, lf_message("usage", ["z" * 1000] * 1300))   # ~1.3 MB
     out = _set_quota(srv, ALICE, "2M")
-    assert "2 MB" in out and "1 MB used" in out, out
+    assert "2.0 MB" in out and "1.2 MB used" in out, out
     p = srv.cli("user", "list")
     assert p.returncode == 0, p.stderr
     line = [l for l in p.stdout.splitlines() if l.startswith(ALICE)][0]
-    assert re.search(r"1 MB of 2 MB \(6[0-9]%\)", line), line
+    assert re.search(r"1\.2 MB of 2\.0 MB \(6[0-9]%\)", line), line
     line_bob = [l for l in p.stdout.splitlines() if l.startswith(BOB)][0]
     assert line_bob.strip() == BOB, line_bob
     # remove the quota: nothing enforced, the file goes
