@@ -18,6 +18,7 @@
 #include <event2/thread.h>
 #include <grp.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -532,6 +533,9 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	srv->n_conns++;
 	log_event(LOG_INFO, "connect", "conn=%llu client=%s listener=%s%s", (unsigned long long)c->id, addr,
 		lc->conf->name, c->trusted ? " trusted=yes" : "");
+	/* Replies are small and the client waits for each: do not let Nagle hold them. */
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (lc->conf->tls == TLS_IMPLICIT) {
 		struct timeval tv = { TLS_SNIFF_SECONDS, 0 };
 		c->sniff = event_new(srv->base, fd, EV_READ, sniff_cb, c);
