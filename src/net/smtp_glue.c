@@ -75,12 +75,8 @@ static void hook_auth_verify(void *ctx, const char *mech, const char *user, cons
 
 
 /* RCPT time: is the mailbox already full?  (Checked again at delivery.) */
-static void check_quota(struct conn *c, const struct smtp_path *rcpt, struct rcpt_facts *f)
+static void check_quota(struct conn *c, const char *path, struct rcpt_facts *f)
 {
-	char addr[SMTP_ADDR_MAX + 1], path[1400];
-	smtp_path_format(rcpt, addr, sizeof(addr));
-	if (local_resolve(c->srv->conf, c->srv->dir, addr, path, sizeof(path)) != WHERE_LOCAL)
-		return;
 	struct quota_state st;
 	char err[256];
 	if (quota_check(path, 0, &st, err, sizeof(err)) == QUOTA_FULL) {
@@ -91,6 +87,8 @@ static void check_quota(struct conn *c, const struct smtp_path *rcpt, struct rcp
 	}
 }
 
+/* The facts policy needs, from the same resolution delivery uses (local domains
+ * from the configuration and the directory, users, aliases, postmaster). */
 static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verdict *v)
 {
 	struct conn *c = ctx;
@@ -102,29 +100,18 @@ static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verd
 		f.local = "postmaster";
 		f.domain = srv->conf->hostname;
 	} else if (!rcpt->domain_literal) {
-		bool lookup_failed = false;
-		f.domain_local = conf_is_local_domain(srv->conf, rcpt->domain);
-		if (!f.domain_local) {
-			enum dir_result r = directory_domain_exists(srv->dir, rcpt->domain);
-			f.domain_local = r == DIR_OK;
-			lookup_failed = r == DIR_ERROR;
-		}
-		if (f.domain_local) {
-			f.is_postmaster = strcasecmp(rcpt->local, "postmaster") == 0;
-			enum dir_result r = directory_user_lookup(srv->dir, rcpt->local, rcpt->domain, NULL);
-			if (r == DIR_NOT_FOUND)
-				r = directory_alias_lookup(srv->dir, rcpt->local, rcpt->domain, NULL, 0);
-			f.user = r == DIR_OK ? USER_FOUND : r == DIR_NOT_FOUND ? USER_MISSING : USER_LOOKUP_FAILED;
-		} else if (lookup_failed) {
-			f.domain_local = true;
-			f.user = USER_LOOKUP_FAILED;
-		}
-		if (f.user == USER_LOOKUP_FAILED)
+		char addr[SMTP_ADDR_MAX + 1], path[1400];
+		smtp_path_format(rcpt, addr, sizeof(addr));
+		enum local_where w = local_resolve(srv->conf, srv->dir, addr, path, sizeof(path));
+		f.domain_local = w != WHERE_REMOTE;
+		f.is_postmaster = f.domain_local && strcasecmp(rcpt->local, "postmaster") == 0;
+		f.user = w == WHERE_LOCAL ? USER_FOUND : w == WHERE_TEMPFAIL ? USER_LOOKUP_FAILED : USER_MISSING;
+		if (w == WHERE_TEMPFAIL)
 			log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id,
 				directory_error(srv->dir));
+		if (w == WHERE_LOCAL && !f.is_postmaster)
+			check_quota(c, path, &f);
 	}
-	if (f.user == USER_FOUND && !f.is_postmaster)
-		check_quota(c, rcpt, &f);
 	struct policy_client pc = {
 		.submission_port = c->listener->role == ROLE_SUBMISSION,
 		.authenticated = smtp_session_login(c->session) != NULL,
