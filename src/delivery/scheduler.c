@@ -70,23 +70,30 @@ static void push_ready(struct delivery *d, struct item *it)
 	d->ready_tail = it;
 }
 
+/* Unlink *p from the ready list, keeping the tail right without a walk. */
+static struct item *ready_unlink(struct delivery *d, struct item **p, struct item *prev)
+{
+	struct item *it = *p;
+	*p = it->next;
+	if (d->ready_tail == it)
+		d->ready_tail = prev;
+	return it;
+}
+
 /* Remove qid from both lists; returns whether it was there. */
 static bool unlist(struct delivery *d, const char *qid)
 {
 	bool found = false;
+	struct item *prev = NULL;
 	for (struct item **p = &d->ready_head; *p;) {
 		if (strcmp((*p)->qid, qid) == 0) {
-			struct item *dead = *p;
-			*p = dead->next;
-			free(dead);
+			free(ready_unlink(d, p, prev));
 			found = true;
 		} else {
+			prev = *p;
 			p = &(*p)->next;
 		}
 	}
-	d->ready_tail = NULL;
-	for (struct item *it = d->ready_head; it; it = it->next)
-		d->ready_tail = it;
 	for (struct item **p = &d->deferred; *p;) {
 		if (strcmp((*p)->qid, qid) == 0) {
 			struct item *dead = *p;
@@ -463,16 +470,10 @@ static struct item **earliest(struct delivery *d)
 /* Next item whose message no other thread is working on (lock held). */
 static struct item *take_ready(struct delivery *d)
 {
-	for (struct item **p = &d->ready_head; *p; p = &(*p)->next) {
-		if (is_busy(d, (*p)->qid))
-			continue;
-		struct item *it = *p;
-		*p = it->next;
-		d->ready_tail = NULL;
-		for (struct item *x = d->ready_head; x; x = x->next)
-			d->ready_tail = x;
-		return it;
-	}
+	struct item *prev = NULL;
+	for (struct item **p = &d->ready_head; *p; prev = *p, p = &(*p)->next)
+		if (!is_busy(d, (*p)->qid))
+			return ready_unlink(d, p, prev);
 	return NULL;
 }
 
