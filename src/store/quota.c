@@ -5,6 +5,8 @@
  * usage = their sum; rewrite through tmp/ + rename when recalculating. */
 #include "store/quota.h"
 
+#include "util/parse.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,23 +34,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, const char *path)
 
 /* --- parsing --------------------------------------------------------------- */
 
-static bool parse_u64_part(const char *p, size_t n, uint64_t *out)
-{
-	if (n == 0 || n > 20)
-		return false;
-	uint64_t v = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return false;
-		uint64_t d = (uint64_t)(p[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
-
 bool quota_parse_limits(const char *line, size_t n, uint64_t *bytes, uint64_t *count)
 {
 	*bytes = *count = 0;
@@ -65,7 +50,7 @@ bool quota_parse_limits(const char *line, size_t n, uint64_t *bytes, uint64_t *c
 		if (i == n)
 			return false;   /* digits without a unit */
 		uint64_t v;
-		if (!parse_u64_part(line + start, i - start, &v))
+		if (!parse_u64(line + start, i - start, &v))
 			return false;
 		if (line[i] == 'S' && !seen_s) {
 			*bytes = v;
@@ -110,7 +95,7 @@ static bool parse_delta(const char *p, size_t n, int64_t *bytes, int64_t *count)
 		while (i < n && p[i] >= '0' && p[i] <= '9')
 			i++;
 		uint64_t v;
-		if (!parse_u64_part(p + start, i - start, &v) || v > (uint64_t)INT64_MAX)
+		if (!parse_u64(p + start, i - start, &v) || v > (uint64_t)INT64_MAX)
 			return false;
 		vals[got++] = neg ? -(int64_t)v : (int64_t)v;
 	}
@@ -135,7 +120,7 @@ static bool name_size(const char *name, uint64_t *size)
 			size_t j = i + 3;
 			while (j < end && name[j] >= '0' && name[j] <= '9')
 				j++;
-			if (parse_u64_part(name + i + 3, j - i - 3, size))
+			if (parse_u64(name + i + 3, j - i - 3, size))
 				return true;
 		}
 	}
