@@ -149,8 +149,12 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 	log_event(LOG_INFO, "delivered", "qid=%s to=<%s> mailbox=%s file=%s size=%llu", m->env.qid, rcpt, path, name,
 		(unsigned long long)m->body_size);
 	if (st.defined) {
-		quota_add(path, (int64_t)stored_size(name), 1);
-		if (quota_read(path, &st, err, sizeof(err)) && quota_warning_due(path, &st, (unsigned)c->quota_warning_percent))
+		uint64_t stored = stored_size(name);
+		quota_add(path, (int64_t)stored, 1);
+		/* The usage quota_check read, plus this message: no second read of maildirsize. */
+		st.used_bytes += stored;
+		st.used_count += 1;
+		if (quota_warning_due(path, &st, (unsigned)c->quota_warning_percent))
 			quota_warning(c, rcpt, path, &st);
 	}
 	return LOCAL_DELIVERED;

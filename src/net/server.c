@@ -434,7 +434,7 @@ static void refuse_with(evutil_socket_t fd, enum reply_id id, ...)
 	buf_init(&rb, 1024);
 	va_list ap;
 	va_start(ap, id);
-	reply_vid(&rb, NULL, NULL, 0, id, ap);
+	reply_vid_line(&rb, id, ap);   /* before any greeting: one line, hint included */
 	va_end(ap);
 	refuse_socket(fd, buf_cstr(&rb));
 	buf_free(&rb);

@@ -17,8 +17,6 @@
 static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 	E(R_GREETING, 220, NULL, "%s ESMTP Postern ready", NULL),
 	E(R_BYE, 221, "2.0.0", "Bye", NULL),
-	E(R_DONE, 250, "2.0.0", "Ok", NULL),
-	E(R_OK_HELO, 250, NULL, "%s", NULL),
 	E(R_RSET, 250, "2.0.0", "Ok: transaction reset", NULL),
 	E(R_NOOP, 250, "2.0.0", "Ok", NULL),
 	E(R_VRFY, 252, "2.5.0", "Cannot verify users here, but will accept mail and attempt delivery", NULL),
@@ -33,60 +31,82 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 	E(R_SYNTAX_BAD_BYTES, 500, "5.5.2", "Command refused: it contains control characters",
 		"Commands must be plain text ending in CR LF"),
 	E(R_UNKNOWN_COMMAND, 500, "5.5.2", "Unknown command \"%s\"", "Send HELP for the commands this server knows"),
-	E(R_NOT_IMPLEMENTED, 502, "5.5.1", "%s is not supported here", NULL),
-	E(R_HELO_NEEDS_DOMAIN, 501, "5.5.4", "%s needs your host name, e.g. \"EHLO client.example.org\"", NULL),
+	E(R_NOT_IMPLEMENTED, 502, "5.5.1", "%s is not supported here",
+		"This server does not reveal lists or users; send to the address directly"),
+	E(R_HELO_NEEDS_DOMAIN, 501, "5.5.4", "%s needs your host name, e.g. \"EHLO client.example.org\"",
+		"The mail program must give its host name after EHLO; most do this on their own"),
 	E(R_NEED_HELO, 503, "5.5.1", "Send EHLO (or HELO) first", "The mail program must greet the server with EHLO before MAIL FROM"),
 	E(R_NESTED_MAIL, 503, "5.5.1", "A sender is already set for this message", "Send RSET to start a new message, or go on with RCPT TO"),
 	E(R_NEED_MAIL, 503, "5.5.1", "Send MAIL FROM first", "Give the sender with MAIL FROM:<address> before the recipients"),
 	E(R_NO_RCPT_YET, 503, "5.5.1", "No recipients: there was no RCPT TO command before %s", "Give at least one recipient with RCPT TO:<address> before sending the message"),
-	E(R_PARAM_NOT_ALLOWED, 555, "5.5.4", "%s", NULL),
 	E(R_TOO_MANY_RCPTS, 452, "4.5.3", "Too many recipients: at most %u per message", "Send the rest in another message; those accepted so far are kept"),
 	E(R_MSG_TOO_BIG_DECLARED, 552, "5.3.4", "Message too big: it is %llu octets and the limit here is %llu", "Send a smaller message, e.g. share large files by link instead of attaching them"),
 	E(R_MSG_TOO_BIG, 552, "5.3.4", "Message too big: the limit here is %llu octets; the message was not accepted", "Send a smaller message, e.g. share large files by link instead of attaching them"),
 	E(R_BARE_LINE_ENDING, 550, "5.6.0", "Message refused: it contains %s line ends (a %s without %s); SMTP requires CR LF (RFC 5321 section 2.3.8)", "The sending program must end every line with CR LF; this protects against SMTP smuggling"),
 	E(R_TEMP_SPOOL, 451, "4.3.0", "Temporary failure: the message could not be stored", "Nothing was accepted; your mail program will try again later"),
 	E(R_TEMP_COMMIT, 451, "4.3.0", "Temporary failure: the message could not be stored safely", "Nothing was accepted; your mail program will try again later"),
-	E(R_TOO_MANY_ERRORS, 421, "4.7.0", "%s Too many bad commands; closing the connection", NULL),
-	E(R_IDLE_TIMEOUT, 421, "4.4.2", "%s Timeout: no command for %llu seconds; closing the connection", NULL),
-	E(R_TOO_MANY_CONNECTIONS, 421, "4.7.0", "%s Too many connections; try again later", NULL),
-	E(R_TOO_MANY_FROM_IP, 421, "4.7.0", "%s Too many connections from your address (limit %llu); try again later", NULL),
-	E(R_SHUTDOWN, 421, "4.3.2", "%s Service shutting down; try again later", NULL),
-	E(R_NO_DATA_ARG, 501, "5.5.4", "DATA takes no argument", NULL),
-	E(R_BDAT_SYNTAX, 501, "5.5.4", "The command must read BDAT <size> [LAST]", NULL),
-	E(R_BDAT_AFTER_FAILURE, 503, "5.5.1", "An earlier BDAT in this message failed; send RSET and start again", NULL),
+	E(R_TOO_MANY_ERRORS, 421, "4.7.0", "%s Too many bad commands; closing the connection",
+		"The mail program sent commands this server does not accept; check its outgoing server settings"),
+	E(R_IDLE_TIMEOUT, 421, "4.4.2", "%s Timeout: no command for %llu seconds; closing the connection",
+		"Your mail program connects again by itself; if this keeps happening, check the network between it and the server"),
+	E(R_TOO_MANY_CONNECTIONS, 421, "4.7.0", "%s Too many connections; try again later",
+		"Nothing was lost: your mail program will try again in a few minutes"),
+	E(R_TOO_MANY_FROM_IP, 421, "4.7.0", "%s Too many connections from your address (limit %llu); try again later",
+		"Close other mail programs or devices sending from this address, or ask the administrator to raise [limits] connections_per_ip"),
+	E(R_SHUTDOWN, 421, "4.3.2", "%s Service shutting down; try again later",
+		"Nothing was lost: your mail program connects again when the server is back"),
+	E(R_NO_DATA_ARG, 501, "5.5.4", "DATA takes no argument",
+		"Send DATA alone on its line"),
+	E(R_BDAT_SYNTAX, 501, "5.5.4", "The command must read BDAT <size> [LAST]",
+		"For example BDAT 1024 LAST; the connection is closed because the bytes that follow cannot be told from commands"),
+	E(R_BDAT_AFTER_FAILURE, 503, "5.5.1", "An earlier BDAT in this message failed; send RSET and start again",
+		"Send RSET, then the message again"),
 	E(R_DATA_AFTER_BDAT, 503, "5.5.1", "DATA cannot follow BDAT in the same message (RFC 3030)", "Send RSET to start again"),
 	E(R_EIGHTBIT_NO_SMTPUTF8, 553, "5.6.7", "The address <%s> is not ASCII and MAIL FROM had no SMTPUTF8 parameter", "The sending program must declare SMTPUTF8 to use such addresses"),
-	E(R_STARTTLS_UNAVAILABLE, 502, "5.5.1", "STARTTLS is not offered on this port", NULL),
-	E(R_AUTH_UNAVAILABLE, 502, "5.5.1", "AUTH is not offered on this port", NULL),
+	E(R_STARTTLS_UNAVAILABLE, 502, "5.5.1", "STARTTLS is not offered on this port",
+		"For an encrypted connection use the submission port: 587 with STARTTLS, or 465 with SSL/TLS"),
+	E(R_AUTH_UNAVAILABLE, 502, "5.5.1", "AUTH is not offered on this port",
+		"Log in on the submission port: 587 with STARTTLS, or 465 with SSL/TLS"),
 	/* RFC 3207 */
-	E(R_ALREADY_TLS, 503, "5.5.1", "TLS is already active", NULL),
-	E(R_STARTTLS_ARG, 501, "5.5.4", "STARTTLS takes no argument", NULL),
+	E(R_ALREADY_TLS, 503, "5.5.1", "TLS is already active",
+		"The connection is already encrypted: go on with EHLO"),
+	E(R_STARTTLS_ARG, 501, "5.5.4", "STARTTLS takes no argument",
+		"Send STARTTLS alone on its line"),
 	/* RFC 4954 §4, §6 */
 	E(R_AUTH_OK, 235, "2.7.0", "Authentication successful", NULL),
 	E(R_AUTH_FAILED, 535, "5.7.8", "Authentication credentials invalid: the user name or the password is wrong",
 		"Use your full email address as the user name; if your account has two-step login, create an app password and use it here"),
-	E(R_AUTH_TEMPFAIL, 454, "4.7.0", "Temporary authentication failure; try again in a few minutes", NULL),
+	E(R_AUTH_TEMPFAIL, 454, "4.7.0", "Temporary authentication failure; try again in a few minutes",
+		"Nothing is wrong with your password: try again in a few minutes"),
 	E(R_AUTH_THROTTLED, 454, "4.7.0", "Too many failed logins from your address; try again after %s",
 		"Check the password saved in every device that sends mail with this account"),
-	E(R_AUTH_CANCELLED, 501, "5.7.0", "Authentication cancelled by the client", NULL),
-	E(R_AUTH_BAD_BASE64, 501, "5.5.2", "Cannot decode the response: it is not valid base64", NULL),
-	E(R_AUTH_MALFORMED, 501, "5.5.2", "The login data does not have the form the mechanism requires", NULL),
+	E(R_AUTH_CANCELLED, 501, "5.7.0", "Authentication cancelled by the client",
+		"Log in again when you are ready"),
+	E(R_AUTH_BAD_BASE64, 501, "5.5.2", "Cannot decode the response: it is not valid base64",
+		"Choose \"normal password\" authentication in the mail program"),
+	E(R_AUTH_MALFORMED, 501, "5.5.2", "The login data does not have the form the mechanism requires",
+		"Choose \"normal password\" authentication in the mail program"),
 	E(R_AUTH_AUTHZID, 535, "5.7.8", "Logging in on behalf of another user is not supported", "Leave the authorization identity empty"),
-	E(R_AUTH_TWICE, 503, "5.5.1", "Already logged in", NULL),
+	E(R_AUTH_TWICE, 503, "5.5.1", "Already logged in",
+		"You are logged in: go on with MAIL FROM"),
 	E(R_AUTH_IN_TX, 503, "5.5.1", "AUTH is not allowed during a mail transaction", "Send RSET first"),
 	E(R_AUTH_NEEDS_STARTTLS, 530, "5.7.0", "Must issue a STARTTLS command first: passwords are accepted only over an encrypted connection",
 		"In your mail program set the outgoing server's security to STARTTLS (port 587) or SSL/TLS (port 465)"),
 	E(R_AUTH_NEEDS_TLS_PORT, 538, "5.7.11", "Encryption required: this port does not offer TLS, so it cannot accept passwords",
 		"Use the submission port instead: 587 with STARTTLS, or 465 with SSL/TLS"),
-	E(R_AUTH_UNKNOWN_MECH, 504, "5.5.4", "Unrecognized authentication type: use PLAIN or LOGIN", NULL),
-	E(R_AUTH_NO_MECH, 501, "5.5.4", "AUTH needs a mechanism: AUTH PLAIN or AUTH LOGIN", NULL),
-	E(R_AUTH_LINE_TOO_LONG, 500, "5.5.6", "Authentication exchange line is too long", NULL),
+	E(R_AUTH_UNKNOWN_MECH, 504, "5.5.4", "Unrecognized authentication type: use PLAIN or LOGIN",
+		"Choose \"normal password\" authentication in the mail program"),
+	E(R_AUTH_NO_MECH, 501, "5.5.4", "AUTH needs a mechanism: AUTH PLAIN or AUTH LOGIN",
+		"Choose \"normal password\" authentication in the mail program"),
+	E(R_AUTH_LINE_TOO_LONG, 500, "5.5.6", "Authentication exchange line is too long",
+		"Check the user name and password for pasted extra text; they are far longer than any real login"),
 	/* RFC 5321 §4.3.2: a greeting is 220 or 554. */
 	E(R_TLS_EXPECTED, 554, "5.7.0", "%s No SMTP service in plaintext here: this port expects TLS from the first byte (RFC 8314)",
 		"Set your mail program's security to SSL/TLS for this port, or use port 587 with STARTTLS"),
 	E(R_RCPT_AFTER_REFUSED_MAIL, 503, "5.5.1", "No sender: MAIL FROM was refused (ref %s), so recipients cannot be given",
 		"Fix what the MAIL FROM refusal says, then send the message again"),
-	E(R_BODY_8BIT_NOT_DECLARED, 554, "5.6.0", "BINARYMIME content must be sent with BDAT, not DATA (RFC 3030)", NULL),
+	E(R_BODY_8BIT_NOT_DECLARED, 554, "5.6.0", "BINARYMIME content must be sent with BDAT, not DATA (RFC 3030)",
+		"Send the message with BDAT, or declare BODY=8BITMIME instead of BINARYMIME"),
 };
 
 const struct reply_entry *reply_get(enum reply_id id)
@@ -174,6 +194,16 @@ void reply_vid(struct buf *out, const char *ref, char *summary, size_t summarysz
 		len += (size_t)snprintf(text + len, sizeof(text) - len, "\n%s", e->hint);
 	if (ref && len < sizeof(text))
 		snprintf(text + len, sizeof(text) - len, " (ref %s)", ref);
+	reply_write(out, e->code, e->enh, text);
+}
+
+void reply_vid_line(struct buf *out, enum reply_id id, va_list ap)
+{
+	const struct reply_entry *e = reply_get(id);
+	char text[2048];
+	int n = vsnprintf(text, sizeof(text), e->text, ap);
+	if (n >= 0 && (size_t)n < sizeof(text) && e->hint)
+		snprintf(text + n, sizeof(text) - (size_t)n, " - %s", e->hint);
 	reply_write(out, e->code, e->enh, text);
 }
 

@@ -13,11 +13,11 @@ struct buf;
 
 /* One catalogue entry per fixed reply. */
 enum reply_id {
-	R_GREETING, R_BYE, R_DONE, R_OK_HELO, R_RSET, R_NOOP, R_VRFY, R_HELP, R_START_DATA,
+	R_GREETING, R_BYE, R_RSET, R_NOOP, R_VRFY, R_HELP, R_START_DATA,
 	R_BDAT_OK, R_QUEUED, R_SENDER_OK, R_RCPT_OK,
 	R_SYNTAX_LINE_TOO_LONG, R_SYNTAX_BAD_BYTES, R_UNKNOWN_COMMAND, R_NOT_IMPLEMENTED,
 	R_HELO_NEEDS_DOMAIN, R_NEED_HELO, R_NESTED_MAIL, R_NEED_MAIL, R_NO_RCPT_YET,
-	R_PARAM_NOT_ALLOWED, R_TOO_MANY_RCPTS, R_MSG_TOO_BIG_DECLARED, R_MSG_TOO_BIG,
+	R_TOO_MANY_RCPTS, R_MSG_TOO_BIG_DECLARED, R_MSG_TOO_BIG,
 	R_BARE_LINE_ENDING, R_TEMP_SPOOL, R_TEMP_COMMIT, R_TOO_MANY_ERRORS, R_IDLE_TIMEOUT,
 	R_TOO_MANY_CONNECTIONS, R_TOO_MANY_FROM_IP, R_SHUTDOWN, R_NO_DATA_ARG,
 	R_BDAT_SYNTAX, R_BDAT_AFTER_FAILURE, R_DATA_AFTER_BDAT, R_EIGHTBIT_NO_SMTPUTF8,
@@ -48,6 +48,9 @@ void reply_writef(struct buf *out, int code, const char *enh, const char *fmt, .
 /* Write catalogue entry id; the variadic arguments fill the entry's % conversions
  * (see the catalogue in reply.c); the hint, when present, becomes the last line. */
 void reply_id(struct buf *out, enum reply_id id, ...);
+/* One line: the text and the hint joined by " - ".  For refusals sent at connect
+ * time, before any greeting, when a client reads a single line. */
+void reply_vid_line(struct buf *out, enum reply_id id, va_list ap);
 /* The same with a va_list, appending " (ref REF)" to the last line when ref is not
  * NULL.  Writes the first line of the text (no hint, no ref) into summary for logs. */
 void reply_vid(struct buf *out, const char *ref, char *summary, size_t summarysz,

@@ -173,6 +173,9 @@ static void test_catalogue(void **state)
 		/* Refusals say how to go on: hint or not, the class is 4 or 5. */
 		if (e->code >= 400)
 			assert_true(e->enh == NULL || e->enh[0] == '4' || e->enh[0] == '5');
+		/* DESIGN invariant 3: every refusal has a reason and a hint. */
+		if (e->code >= 400 && !e->hint)
+			fail_msg("id %d: refusal %d without a hint", id, e->code);
 	}
 }
 
@@ -200,7 +203,8 @@ static void test_reply_id(void **state)
 	assert_int_equal(check_reply_shape(&b, 552, "5.3.4"), 2);
 	buf_reset(&b);
 	reply_id(&b, R_TOO_MANY_ERRORS, "mx.example");
-	assert_string_equal(buf_cstr(&b), "421 4.7.0 mx.example Too many bad commands; closing the connection\r\n");
+	assert_string_equal(buf_cstr(&b), "421-4.7.0 mx.example Too many bad commands; closing the connection\r\n"
+		"421 4.7.0 The mail program sent commands this server does not accept; check its outgoing server settings\r\n");
 	buf_reset(&b);
 	reply_id(&b, R_HELP);
 	assert_int_equal(check_reply_shape(&b, 214, "2.0.0"), 2);
