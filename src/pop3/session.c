@@ -569,16 +569,24 @@ static void cmd_stls(struct pop3_session *s, const struct pop3_command *c)
 	s->state = ST_TLS_PENDING;
 }
 
+/* Would USER/PASS and AUTH be accepted on this connection now?  RFC 2595 §6: a
+ * server that refuses logins before TLS must not advertise them, or a client sends
+ * its password in the clear before it learns the refusal. */
+static bool login_offered(const struct pop3_session *s)
+{
+	return s->hooks.auth_verify && (s->secure || s->info.allow_plaintext_auth);
+}
+
 /* RFC 2449 §5. */
 static void cmd_capa(struct pop3_session *s, const struct pop3_command *c)
 {
 	(void)c;
 	reply(s, P_CAPA);
 	buf_appends(&s->out, "TOP\r\nUIDL\r\n");
-	if (s->hooks.auth_verify)
+	if (login_offered(s))
 		buf_appends(&s->out, "USER\r\n");
 	buf_appends(&s->out, "RESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\nIMPLEMENTATION Postern\r\n");
-	if (s->hooks.auth_verify)
+	if (login_offered(s))
 		buf_appends(&s->out, "SASL PLAIN LOGIN\r\n");
 	if (s->info.tls_offered && !s->secure && s->state == ST_AUTHZ)
 		buf_appends(&s->out, "STLS\r\n");

@@ -97,10 +97,11 @@ def test_capa_before_and_after_stls_and_on_implicit_tls(srv):
     with RawPOP3(srv.ports["pop3"]) as c:
         assert c.greeting.startswith("+OK"), c.greeting
         caps = _capa(c)
-        for k in CAPS + ("STLS",):
+        for k in set(CAPS + ("STLS",)) - {"USER", "SASL"}:
             assert k in caps, (k, caps)
         assert "NEVER" in caps["EXPIRE"].upper(), caps
-        assert "PLAIN" in caps["SASL"].upper().split(), caps
+        # RFC 2595 §6: logins are refused before TLS, so they are not advertised
+        assert "USER" not in caps and "SASL" not in caps, caps
         c.stls()
         caps = _capa(c)
         for k in CAPS:
@@ -120,6 +121,34 @@ def test_capa_before_and_after_stls_and_on_implicit_tls(srv):
         caps = _capa(c)
         assert "STLS" not in caps, caps     # no TLS on this listener
         assert "USER" in caps, caps
+
+
+def test_poplib_capa_offers_logins_only_once_tls_is_up(srv):
+    """RFC 2595 §6: a listener that refuses plaintext logins advertises only STLS
+    until TLS is up; a client (poplib here) that trusts CAPA never sends its password
+    in the clear.  After STLS, USER and SASL PLAIN LOGIN."""
+    p = poplib.POP3("127.0.0.1", srv.ports["pop3"], timeout=10)
+    try:
+        before = p.capa()
+        assert "STLS" in before, before
+        assert "USER" not in before and "SASL" not in before, before
+        for k in ("TOP", "UIDL", "RESP-CODES", "PIPELINING"):
+            assert k in before, (k, before)
+        p.stls(context=tls_context())
+        after = p.capa()
+        assert "USER" in after and "STLS" not in after, after
+        assert after["SASL"] == ["PLAIN", "LOGIN"], after
+        p.user(ALICE)
+        assert p.pass_(PASSWORD).startswith(b"+OK")
+    finally:
+        p.quit()
+    # a listener that allows plaintext logins says so before TLS
+    p = poplib.POP3("127.0.0.1", srv.ports["pop3plain"], timeout=10)
+    try:
+        caps = p.capa()
+        assert "USER" in caps and "SASL" in caps, caps
+    finally:
+        p.quit()
 
 
 def test_plaintext_login_refused_before_stls_with_words_naming_the_fix(srv):

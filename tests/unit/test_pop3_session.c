@@ -393,9 +393,25 @@ static void test_capa_before_tls(void **state)
 	char *out = run_all_ways(&ci, NULL, "CAPA\r\nQUIT\r\n", &f);
 	assert_well_formed(out);
 	assert_has(out, "+OK pop.example.test Postern POP3 server ready\r\n");
-	assert_has(out, "\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n"
-		"IMPLEMENTATION Postern\r\nSASL PLAIN LOGIN\r\nSTLS\r\n.\r\n");
+	/* RFC 2595 §6: logins are refused before TLS here, so only STLS is offered. */
+	assert_has(out, "\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n"
+		"IMPLEMENTATION Postern\r\nSTLS\r\n.\r\n");
+	assert_lacks(out, "USER\r\n");
+	assert_lacks(out, "SASL");
 	assert_has(out, "+OK pop.example.test Postern POP3 server signing off\r\n");
+	free(out);
+	/* After STLS: USER and SASL, no STLS. */
+	out = run_all_ways(&ci, NULL, "STLS\r\nCAPA\r\nQUIT\r\n", &f);
+	const char *after = strstr(out, "Begin TLS");
+	assert_non_null(after);
+	assert_has(after, "\r\nTOP\r\nUIDL\r\nUSER\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\nEXPIRE NEVER\r\n"
+		"IMPLEMENTATION Postern\r\nSASL PLAIN LOGIN\r\n.\r\n");
+	free(out);
+	/* A listener that allows plaintext logins advertises them. */
+	ci.allow_plaintext_auth = true;
+	out = run_all_ways(&ci, NULL, "CAPA\r\nQUIT\r\n", &f);
+	assert_has(out, "\r\nUSER\r\n");
+	assert_has(out, "\r\nSASL PLAIN LOGIN\r\n");
 	free(out);
 }
 
