@@ -163,8 +163,8 @@ const char *policy_best_fix(const unsigned counts[CAUSE_COUNT])
 	if (counts[CAUSE_THROTTLED])
 		return "Fix: wait until the block ends, then check the password saved in every device that sends mail with this account";
 	if (counts[CAUSE_AUTH_FAILED])
-		return "Fix: check the user name (your full email address) and the password; if your account has "
-			"two-step login, create an app password and use it here";
+		return "Fix: check the user name (your full email address) and the password; an app password made "
+			"for this device works too (your administrator creates one with: postern app-password add)";
 	if (counts[CAUSE_SENDER_NOT_OWNED])
 		return "Fix: send from the address you log in with, or ask your administrator to allow this address for you";
 	if (counts[CAUSE_POP_EXPIRED])

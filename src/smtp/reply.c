@@ -75,7 +75,7 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 	/* RFC 4954 §4, §6 */
 	E(R_AUTH_OK, 235, "2.7.0", "Authentication successful", NULL),
 	E(R_AUTH_FAILED, 535, "5.7.8", "Authentication credentials invalid: the user name or the password is wrong",
-		"Use your full email address as the user name; if your account has two-step login, create an app password and use it here"),
+		"Use your full email address as the user name, with your password or an app password made for this device (your administrator creates one with: postern app-password add)"),
 	E(R_AUTH_TEMPFAIL, 454, "4.7.0", "Temporary authentication failure; try again in a few minutes",
 		"Nothing is wrong with your password: try again in a few minutes"),
 	E(R_AUTH_THROTTLED, 454, "4.7.0", "Too many failed logins from your address; try again after %s",

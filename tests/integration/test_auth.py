@@ -105,6 +105,25 @@ def test_wrong_password_and_unknown_user_same_reply(srv):
     assert m, srv.log()[-3000:]
 
 
+def test_535_hint_speaks_of_postern_app_passwords(srv):
+    # Postern has no two-step login; its hint names the app passwords it does offer
+    # (the `postern app-password add` command), and so does the 503 that follows.
+    with connect_tls(srv) as c:
+        r = auth_plain(c, ALICE, "wrong")
+        assert r.is_(535, "5.7.8"), r
+        assert "two-step" not in r.text.lower(), r
+        assert "postern app-password add" in r.text, r
+        assert c.cmd("MAIL FROM:<alice@example.test>").code == 530
+        c.cmd("RCPT TO:<friend@elsewhere.example>")
+        r = c.cmd("DATA")
+        assert r.is_(503, "5.5.1"), r
+        assert "two-step" not in r.text.lower(), r
+        assert "postern app-password add" in r.text, r
+    p = srv.cli("explain", "535 5.7.8 Authentication credentials invalid")
+    assert p.returncode == 0, p
+    assert "Postern has no two-step login" in " ".join(p.stdout.split()), p.stdout
+
+
 def test_smtplib_wrong_password_raises_535(srv):
     s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=10)
     try:
