@@ -115,6 +115,11 @@ static const struct setting settings[] = {
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 
+/* Bounds of the repeat check: far above what the settings table and the listener and
+ * certificate limits allow, so a real file never reaches them. */
+#define CONF_MAX_SECTIONS 64
+#define CONF_MAX_KEYS 512
+
 struct parse_state {
 	struct conf *c;
 	const char *name;
@@ -127,6 +132,14 @@ struct parse_state {
 	size_t pos, len;
 	FILE *fp;               /* for files */
 	char section[128];      /* current section, tracked by the reader */
+	bool continuation;      /* the current line starts with a blank (inih: continues the last key) */
+	/* Every section header and key seen, so that a repeat is refused instead of
+	 * silently merged (two [listener mx] sections once lost a listener). */
+	struct seen_section { char name[128]; unsigned line; } sections[CONF_MAX_SECTIONS];
+	size_t n_sections;
+	size_t cur_section;     /* index into sections; n_sections when before any */
+	struct seen_key { size_t section; char key[64]; unsigned line; } keys[CONF_MAX_KEYS];
+	size_t n_keys;
 };
 
 static void fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
@@ -424,9 +437,42 @@ static void certificate_key(struct parse_state *ps, const char *cname, const cha
 	}
 }
 
+/* A key set twice in one section: the first value would silently lose.  A line that
+ * starts with a blank is, to inih, a continuation of the previous key: say so. */
+static bool note_key(struct parse_state *ps, const char *section, const char *key)
+{
+	if (ps->cur_section >= ps->n_sections)
+		return true;   /* before any section: the unknown-section error follows */
+	if (strlen(key) >= sizeof(ps->keys[0].key))
+		return true;   /* no such setting: the unknown-setting error follows */
+	for (size_t i = 0; i < ps->n_keys; i++) {
+		const struct seen_key *k = &ps->keys[i];
+		if (k->section != ps->cur_section || strcmp(k->key, key) != 0)
+			continue;
+		if (ps->continuation)
+			fail(ps, ps->line, "[%s] %s: a line that starts with a space or tab continues the line before it (%s:%u); "
+				"remove the indentation and put each setting on its own line", section, key, ps->name, k->line);
+		else
+			fail(ps, ps->line, "[%s] %s: set twice, first at %s:%u; only one value can hold: delete one of the two lines",
+				section, key, ps->name, k->line);
+		return false;
+	}
+	if (ps->n_keys >= CONF_MAX_KEYS) {
+		fail(ps, ps->line, "too many settings (at most %d in one file)", CONF_MAX_KEYS);
+		return false;
+	}
+	struct seen_key *k = &ps->keys[ps->n_keys++];
+	k->section = ps->cur_section;
+	snprintf(k->key, sizeof(k->key), "%s", key);
+	k->line = ps->line;
+	return true;
+}
+
 static int conf_ini_handler(void *user, const char *section, const char *key, const char *value)
 {
 	struct parse_state *ps = user;
+	if (key && !note_key(ps, section, key))
+		return 1;
 	if (strncmp(section, "certificate ", 12) == 0) {
 		const char *cname = section + 12;
 		while (*cname == ' ')
@@ -526,18 +572,66 @@ static char *trim(char *p)
 	return p;
 }
 
-/* Remember the section of each "[name]" line, as inih will see it. */
+/* "listener   smtp" and "listener smtp" name one listener: compare sections with
+ * runs of blanks folded into one and none at the ends. */
+static void fold_blanks(const char *in, char *out, size_t outsz)
+{
+	size_t o = 0;
+	bool blank = false;
+	for (; *in && o + 1 < outsz; in++) {
+		if (*in == ' ' || *in == '\t') {
+			blank = o > 0;
+			continue;
+		}
+		if (blank && o + 2 < outsz)
+			out[o++] = ' ';
+		blank = false;
+		out[o++] = *in;
+	}
+	out[o] = '\0';
+}
+
+/* A section named twice would merge into one (a listener's port and address from
+ * two places): refuse it, naming both lines. */
+static void note_section(struct parse_state *ps)
+{
+	char name[128];
+	fold_blanks(ps->section, name, sizeof(name));
+	for (size_t i = 0; i < ps->n_sections; i++) {
+		if (strcmp(ps->sections[i].name, name) != 0)
+			continue;
+		fail(ps, ps->line, "[%s] appears twice, first at %s:%u; two sections with one name would merge into one "
+			"(a listener or certificate would be lost): give each its own name, or put all its settings in one section",
+			name, ps->name, ps->sections[i].line);
+		ps->cur_section = i;
+		return;
+	}
+	if (ps->n_sections >= CONF_MAX_SECTIONS) {
+		fail(ps, ps->line, "too many sections (at most %d)", CONF_MAX_SECTIONS);
+		ps->cur_section = ps->n_sections;
+		return;
+	}
+	struct seen_section *sec = &ps->sections[ps->n_sections];
+	snprintf(sec->name, sizeof(sec->name), "%s", name);
+	sec->line = ps->line;
+	ps->cur_section = ps->n_sections++;
+}
+
+/* Remember the section of each "[name]" line, as inih will see it, and whether a
+ * line is one inih would read as the continuation of the previous key. */
 static void track_section(struct parse_state *ps, const char *line)
 {
 	const char *p = line;
 	while (*p == ' ' || *p == '\t')
 		p++;
+	ps->continuation = p > line && *p && *p != '\r' && *p != '\n' && *p != ';' && *p != '#' && *p != '[';
 	if (*p != '[')
 		return;
 	const char *e = strchr(p, ']');
 	if (!e)
 		return;
 	snprintf(ps->section, sizeof(ps->section), "%.*s", (int)(e - p - 1), p + 1);
+	note_section(ps);
 }
 
 /* A line too long for inih: handle "key = value" ourselves. */
@@ -588,6 +682,7 @@ static char *conf_reader(char *str, int num, void *stream)
 		memcpy(str, line, len + 1);
 		return str;
 	}
+	ps->continuation = false;   /* read here, not by inih: no continuation */
 	long_line(ps, line);
 	snprintf(str, (size_t)num, ";\n");
 	return str;

@@ -181,6 +181,14 @@ static const struct {
 	{ "[listener]\nport = 25\n", "t.conf:2:", { "listener", "name" } },
 	{ "[server]\nthis line is not ini\n" LST, "t.conf:2:", { "syntax" } },
 	{ "[server\nhostname = a\n" LST, "t.conf:1:", { "syntax" } },
+	/* a repeated section or key is refused, naming both lines and the fix */
+	{ LST "role = mx\n\n[listener smtp]\nport = 2525\n", "t.conf:5:", { "[listener smtp] appears twice", "first at t.conf:1", "own name" } },
+	{ LST "\n[listener  smtp ]\nport = 2525\n", "t.conf:4:", { "appears twice", "t.conf:1" } },
+	{ "[server]\nhostname = a\n[limits]\nrecipients = 5\n[server]\ndata_dir = /x\n" LST, "t.conf:5:", { "[server] appears twice", "t.conf:1" } },
+	{ LST "port = 26\n", "t.conf:3:", { "port", "set twice, first at t.conf:2", "delete one" } },
+	{ "[server]\nhostname = a\nhostname = b\n" LST, "t.conf:3:", { "hostname", "first at t.conf:2" } },
+	{ "[server]\nlocal_domains = a.example\n  b.example\n" LST, "t.conf:3:", { "continues the line before", "t.conf:2" } },
+	{ "[certificate a]\nnames = x.example\nnames = y.example\n" LST, "t.conf:3:", { "names", "set twice" } },
 };
 
 static void test_errors(void **state)
