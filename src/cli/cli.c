@@ -124,6 +124,9 @@ static int cmd_check_config(const struct cli_args *a)
 	for (size_t i = 0; i < c->n_listeners; i++)
 		printf("  listener %s: %s port %u, role %s, tls %s\n", c->listeners[i].name, c->listeners[i].address,
 			c->listeners[i].port, conf_role_name(c->listeners[i].role), conf_tls_name(c->listeners[i].tls));
+	char exposed[1400];
+	if (directory_data_dir_exposed(c->data_dir, exposed, sizeof(exposed)))
+		printf("  warning: %s\n", exposed);
 	free(c);
 	return 0;
 }

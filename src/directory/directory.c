@@ -2,12 +2,14 @@
 #include "directory/directory.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "util/parse.h"
 
@@ -53,6 +55,53 @@ static enum dir_result fail(struct directory *d, const char *what)
 	return DIR_ERROR;
 }
 
+/* The database holds password hashes: it and its -wal and -shm files are the
+ * owner's alone.  SQLite gives new -wal/-shm files the mode of the database file,
+ * so creating the database 0600 ourselves (O_EXCL: never through a planted link)
+ * before sqlite3_open covers all three without touching the process-wide umask,
+ * which other threads' files depend on; files left by older versions are narrowed. */
+static bool make_private(const char *path, bool create, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
+	if (fd < 0 && create && errno == EEXIST)
+		fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (!create && errno == ENOENT)
+			return true;
+		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		return false;
+	}
+	struct stat st;
+	bool ok = fstat(fd, &st) == 0 && ((st.st_mode & 077) == 0 || fchmod(fd, st.st_mode & 0700) == 0);
+	if (!ok)
+		snprintf(err, errlen, "cannot make %s private (mode 0600): %s", path, strerror(errno));
+	close(fd);
+	return ok;
+}
+
+static bool make_database_private(const char *db_path, char *err, size_t errlen)
+{
+	char side[1200];
+	if (!make_private(db_path, true, err, errlen))
+		return false;
+	snprintf(side, sizeof(side), "%s-wal", db_path);
+	if (!make_private(side, false, err, errlen))
+		return false;
+	snprintf(side, sizeof(side), "%s-shm", db_path);
+	return make_private(side, false, err, errlen);
+}
+
+bool directory_data_dir_exposed(const char *data_dir, char *warn, size_t warnsz)
+{
+	struct stat st;
+	if (stat(data_dir, &st) != 0 || (st.st_mode & 007) == 0)
+		return false;
+	snprintf(warn, warnsz, "the data directory %s has mode %04o: other users can %s it; it holds the password "
+		"hashes, the queue and the mailboxes; run: chmod o-rwx %s", data_dir, (unsigned)(st.st_mode & 07777),
+		(st.st_mode & 004) ? "list" : "enter", data_dir);
+	return true;
+}
+
 bool directory_open(struct directory **dp, const char *data_dir, char *err, size_t errlen)
 {
 	if (mkdir(data_dir, 0750) != 0 && errno != EEXIST) {
@@ -66,6 +115,10 @@ bool directory_open(struct directory **dp, const char *data_dir, char *err, size
 	}
 	char path[1100];
 	snprintf(path, sizeof(path), "%s/directory.db", data_dir);
+	if (!make_database_private(path, err, errlen)) {
+		free(d);
+		return false;
+	}
 	if (sqlite3_open_v2(path, &d->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open %s: %s", path, d->db ? sqlite3_errmsg(d->db) : "out of memory");
 		sqlite3_close(d->db);

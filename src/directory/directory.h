@@ -21,7 +21,12 @@ struct dir_user {
 	uint64_t quota;                  /* bytes, 0 = none */
 };
 
+/* Creates data_dir (0750) and directory.db if missing; the database and its -wal
+ * and -shm files are made mode 0600 (they hold password hashes). */
 bool directory_open(struct directory **d, const char *data_dir, char *err, size_t errlen);
+/* Can users other than the owner and group enter or list data_dir?  Then `warn`
+ * says so and how to fix it. */
+bool directory_data_dir_exposed(const char *data_dir, char *warn, size_t warnsz);
 void directory_close(struct directory **d);
 const char *directory_error(const struct directory *d);   /* last error, for messages */
 

@@ -801,6 +801,9 @@ int server_run(const struct conf *cf)
 		server_cleanup(srv);
 		return 1;
 	}
+	char exposed[1400];
+	if (directory_data_dir_exposed(cf->data_dir, exposed, sizeof(exposed)))
+		log_event(LOG_WARN, "data_dir_exposed", "data_dir=%s warning=\"%s\"", cf->data_dir, exposed);
 	srv->commit_ev = event_new(srv->base, -1, 0, commit_ev_cb, srv);
 	srv->commitq = srv->commit_ev ? workq_new((unsigned)cf->commit_threads, commit_notify, srv->commit_ev) : NULL;
 	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds);
