@@ -59,24 +59,38 @@ static enum dir_result fail(struct directory *d, const char *what)
  * owner's alone.  SQLite gives new -wal/-shm files the mode of the database file,
  * so creating the database 0600 ourselves (O_EXCL: never through a planted link)
  * before sqlite3_open covers all three without touching the process-wide umask,
- * which other threads' files depend on; files left by older versions are narrowed. */
+ * which other threads' files depend on; files left by older versions are narrowed.
+ * An existing file is never opened here: closing a descriptor drops every POSIX
+ * lock this process holds on the file, which would break the locks of the other
+ * connections (server threads) already open on it. */
 static bool make_private(const char *path, bool create, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT | O_EXCL : 0), 0600);
-	if (fd < 0 && create && errno == EEXIST)
-		fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0) {
-		if (!create && errno == ENOENT)
+	struct stat st;
+	if (lstat(path, &st) != 0) {
+		if (errno != ENOENT) {
+			snprintf(err, errlen, "cannot check %s: %s", path, strerror(errno));
+			return false;
+		}
+		if (!create)
 			return true;
-		snprintf(err, errlen, "cannot open %s: %s", path, strerror(errno));
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+			return false;
+		}
+		if (fd >= 0)
+			close(fd);   /* new and empty: nobody holds a lock on it yet */
+		return fd >= 0 || make_private(path, false, err, errlen);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a regular file (a link or a special file): remove it", path);
 		return false;
 	}
-	struct stat st;
-	bool ok = fstat(fd, &st) == 0 && ((st.st_mode & 077) == 0 || fchmod(fd, st.st_mode & 0700) == 0);
-	if (!ok)
+	if ((st.st_mode & 077) != 0 && chmod(path, st.st_mode & 0700) != 0) {
 		snprintf(err, errlen, "cannot make %s private (mode 0600): %s", path, strerror(errno));
-	close(fd);
-	return ok;
+		return false;
+	}
+	return true;
 }
 
 static bool make_database_private(const char *db_path, char *err, size_t errlen)
