@@ -74,16 +74,21 @@ static void hook_auth_verify(void *ctx, const char *mech, const char *user, cons
 }
 
 
-/* RCPT time: is the mailbox already full?  (Checked again at delivery.) */
+/* RCPT time: is there room for the message?  Its size is known when MAIL declared
+ * SIZE= (RFC 1870 §6.1), otherwise only a mailbox already full is refused here, and
+ * the end of data checks again with the real size (commit_work).  Delivery checks
+ * once more.  A quota read is a small file read, as the directory lookup before it. */
 static void check_quota(struct conn *c, const char *path, struct rcpt_facts *f)
 {
 	struct quota_state st;
 	char err[256];
-	if (quota_check(path, 0, &st, err, sizeof(err)) == QUOTA_FULL) {
+	uint64_t declared = smtp_session_declared_size(c->session);
+	if (quota_check(path, declared, &st, err, sizeof(err)) == QUOTA_FULL) {
 		f->mailbox_full = true;
 		f->full_is_permanent = c->srv->conf->quota_full_permanent;
 		f->quota_used = st.used_bytes;
 		f->quota_limit = st.limit_bytes;
+		f->message_size = declared;
 	}
 }
 

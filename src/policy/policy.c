@@ -39,6 +39,38 @@ static const char *time_words(unsigned long long s, char *out, size_t outsz)
 	return out;
 }
 
+/* No room in a local mailbox (RFC 3463 X.2.2).  With a declared SIZE that does not
+ * fit (RFC 1870 §6.1: the size is known at RCPT), say how much room is left; a
+ * message larger than the whole quota can never be delivered, so it is refused
+ * permanently whatever full_is_permanent says. */
+static void mailbox_full(const struct rcpt_facts *f, struct verdict *v)
+{
+	char reason[VERDICT_REASON_MAX];
+	char u[32], l[32], left[32], m[32];
+	unsigned long long room = f->quota_used < f->quota_limit ? f->quota_limit - f->quota_used : 0;
+	bool never_fits = f->quota_limit && f->message_size > f->quota_limit;
+	if (f->message_size && room)
+		snprintf(reason, sizeof(reason), "the mailbox of %.64s@%.100s has %s left (%s of %s used), "
+			"and the message is %s (declared with SIZE)", f->local, f->domain, format_size(room, left, sizeof(left)),
+			format_size(f->quota_used, u, sizeof(u)), format_size(f->quota_limit, l, sizeof(l)),
+			format_size(f->message_size, m, sizeof(m)));
+	else if (!f->quota_limit)
+		snprintf(reason, sizeof(reason), "the mailbox of %.64s@%.100s is full (it holds as many messages as "
+			"it may)", f->local, f->domain);
+	else
+		snprintf(reason, sizeof(reason), "the mailbox of %.64s@%.100s is full (%s of %s used)", f->local,
+			f->domain, format_size(f->quota_used, u, sizeof(u)), format_size(f->quota_limit, l, sizeof(l)));
+	if (never_fits)
+		verdict_set(v, VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, reason,
+			"The message is larger than the whole mailbox: send a smaller one, e.g. share large files by link");
+	else if (f->full_is_permanent)
+		verdict_set(v, VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, reason,
+			"The owner of the mailbox must delete mail before more can arrive; send again later");
+	else
+		verdict_set(v, VERDICT_TEMP, 452, "4.2.2", CAUSE_MAILBOX_FULL, reason,
+			"The owner of the mailbox must delete mail; your mail program will try again later");
+}
+
 void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v)
 {
 	if (f->is_postmaster) {
@@ -76,16 +108,7 @@ void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f
 	switch (f->user) {
 	case USER_FOUND:
 		if (f->mailbox_full) {
-			char reason[VERDICT_REASON_MAX];
-			char u[32], l[32];
-			snprintf(reason, sizeof(reason), "the mailbox of %.64s@%.100s is full (%s of %s used)", f->local,
-				f->domain, format_size(f->quota_used, u, sizeof(u)), format_size(f->quota_limit, l, sizeof(l)));
-			if (f->full_is_permanent)
-				verdict_set(v, VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, reason,
-					"The owner of the mailbox must delete mail before more can arrive; send again later");
-			else
-				verdict_set(v, VERDICT_TEMP, 452, "4.2.2", CAUSE_MAILBOX_FULL, reason,
-					"The owner of the mailbox must delete mail; your mail program will try again later");
+			mailbox_full(f, v);
 			return;
 		}
 		verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");

@@ -57,9 +57,10 @@ struct rcpt_facts {
 	bool domain_local;
 	bool is_postmaster;     /* postmaster@<local domain> or bare <postmaster> */
 	enum user_lookup user;  /* meaningful only when domain_local */
-	bool mailbox_full;      /* the user's quota is used up */
+	bool mailbox_full;      /* no room: the quota is used up, or the declared size does not fit */
 	bool full_is_permanent; /* 552 5.2.2 rather than 452 4.2.2 */
 	unsigned long long quota_used, quota_limit;   /* bytes, for the words */
+	unsigned long long message_size;   /* MAIL ... SIZE= (RFC 1870), 0: none declared */
 };
 
 void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v);

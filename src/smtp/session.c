@@ -1348,6 +1348,11 @@ void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, con
 	sasl_clear(&s->sasl);
 }
 
+uint64_t smtp_session_declared_size(const struct smtp_session *s)
+{
+	return s->tx && s->tx->params.size_set ? s->tx->params.size : 0;
+}
+
 const char *smtp_session_login(const struct smtp_session *s)
 {
 	return s->login;

@@ -100,6 +100,9 @@ void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, con
 bool smtp_session_wants_tls(const struct smtp_session *s);
 /* TLS is up (RFC 3207 §4.2: the session starts again from scratch). */
 void smtp_session_tls_started(struct smtp_session *s, const char *description);
+/* The size declared with MAIL ... SIZE= in the current transaction (RFC 1870), or 0
+ * when none was declared: the check_rcpt hook refuses recipients it cannot fit. */
+uint64_t smtp_session_declared_size(const struct smtp_session *s);
 /* The user logged in, or NULL. */
 const char *smtp_session_login(const struct smtp_session *s);
 /* The client was idle too long: queue 421 4.4.2 and close. */
