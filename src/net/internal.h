@@ -29,6 +29,7 @@ struct workq;
 struct tls;
 struct throttle;
 struct control;
+struct conn;
 
 struct ip_count {
 	char addr[INET6_ADDRSTRLEN];
@@ -72,9 +73,20 @@ struct server {
 
 enum login_result { LOGIN_OK, LOGIN_FAILED, LOGIN_TEMPFAIL, LOGIN_BLOCKED };
 
-/* What the connection code needs from a protocol session (SMTP or POP3). */
+/* Why a connection is refused before any session exists. */
+enum conn_refusal {
+	CONN_REFUSE_TOTAL,       /* [limits] connections */
+	CONN_REFUSE_ADDRESS,     /* [limits] connections_per_ip */
+};
+
+/* What the connection code needs from a listener's protocol (SMTP or POP3): the
+ * transport knows no protocol words.  The first three act before a session exists
+ * and write one line, in the client's own protocol, that is sent before closing. */
 struct proto_ops {
 	const char *name;
+	void (*start)(struct conn *c, const char *tls_desc);   /* create the session, greet */
+	void (*refuse_busy)(struct buf *out, const struct conf *cf, enum conn_refusal why);
+	void (*refuse_plaintext)(struct buf *out, const struct conf *cf);   /* on an implicit-TLS port */
 	size_t (*feed)(void *s, const void *p, size_t n);
 	struct buf *(*output)(void *s);
 	bool (*wants_close)(const void *s);
@@ -119,9 +131,9 @@ void conn_process(struct conn *c);
 void conn_free(struct conn *c);
 void conn_flush(struct conn *c);
 
-/* smtp_glue.c / pop3_glue.c: create the session, send the greeting. */
-void smtp_glue_start(struct conn *c, const char *tls_desc);
-void pop3_glue_start(struct conn *c, const char *tls_desc);
+/* smtp_glue.c / pop3_glue.c: each protocol's operations. */
+extern const struct proto_ops smtp_proto_ops;
+extern const struct proto_ops pop3_proto_ops;
 /* POP-before-SMTP: seconds since addr last logged in to POP3, or -1. */
 long long pop3_glue_login_age(struct server *srv, const char *addr);
 void pop3_glue_forget_all(struct server *srv);

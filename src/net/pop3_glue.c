@@ -40,12 +40,6 @@ static void op_login_done(void *s, enum login_result r, const char *login)
 	pop3_session_auth_done(s, m, login, 0);
 }
 
-static const struct proto_ops pop3_ops = {
-	.name = "pop3", .feed = op_feed, .output = op_output, .wants_close = op_wants_close,
-	.waiting = op_waiting, .wants_tls = op_wants_tls, .tls_started = op_tls_started,
-	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
-	.destroy = op_destroy, .streaming = op_streaming, .pump = op_pump, .login_done = op_login_done,
-};
 
 /* --- POP-before-SMTP --------------------------------------------------------- */
 
@@ -183,7 +177,7 @@ static void hook_mailbox_open(void *ctx, const char *user)
 	workq_push(c->srv->commitq, open_work, open_done, j);
 }
 
-void pop3_glue_start(struct conn *c, const char *tls_desc)
+static void op_start(struct conn *c, const char *tls_desc)
 {
 	struct server *srv = c->srv;
 	const struct conf *cf = srv->conf;
@@ -200,7 +194,7 @@ void pop3_glue_start(struct conn *c, const char *tls_desc)
 		.ctx = c, .auth_blocked = hook_auth_blocked, .auth_verify = hook_auth_verify,
 		.mailbox_open = hook_mailbox_open,
 	};
-	c->ops = &pop3_ops;
+	c->ops = &pop3_proto_ops;
 	c->session = pop3_session_new(&info, &lim, &hooks);
 	if (!c->session) {
 		conn_free(c);
@@ -211,3 +205,30 @@ void pop3_glue_start(struct conn *c, const char *tls_desc)
 	pop3_session_start(c->session);
 	conn_flush(c);
 }
+
+/* RFC 2449 §8, RFC 3206: a refused connection gets -ERR with a response code in
+ * place of the +OK greeting, then the server closes. */
+static void op_refuse_busy(struct buf *out, const struct conf *cf, enum conn_refusal why)
+{
+	switch (why) {
+	case CONN_REFUSE_TOTAL:
+		pop3_refusal_line(out, POP3_REFUSE_BUSY, cf->hostname, cf->connections);
+		break;
+	case CONN_REFUSE_ADDRESS:
+		pop3_refusal_line(out, POP3_REFUSE_ADDRESS_BUSY, cf->hostname, cf->connections_per_ip);
+		break;
+	}
+}
+
+static void op_refuse_plaintext(struct buf *out, const struct conf *cf)
+{
+	pop3_refusal_line(out, POP3_REFUSE_TLS_EXPECTED, cf->hostname, 0);
+}
+
+const struct proto_ops pop3_proto_ops = {
+	.name = "pop3", .start = op_start, .refuse_busy = op_refuse_busy, .refuse_plaintext = op_refuse_plaintext,
+	.feed = op_feed, .output = op_output, .wants_close = op_wants_close,
+	.waiting = op_waiting, .wants_tls = op_wants_tls, .tls_started = op_tls_started,
+	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
+	.destroy = op_destroy, .streaming = op_streaming, .pump = op_pump, .login_done = op_login_done,
+};

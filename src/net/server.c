@@ -21,7 +21,6 @@
 #include <netinet/tcp.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +41,6 @@
 #include "net/tls.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
-#include "smtp/reply.h"
-#include "smtp/session.h"
 #include "util/buf.h"
 #include "util/id.h"
 #include "util/log.h"
@@ -266,8 +263,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
 		 * plaintext reply, so log the cause and close. */
 		unsigned char *p = evbuffer_pullup(bufferevent_get_input(bev), 1);
 		if (p && p[0] == 0x16 && !c->ssl) {
-			log_event(LOG_WARN, "tls_mismatch", "conn=%llu client=%s listener=%s reason=\"the client started a TLS handshake on a port that expects plain SMTP%s\" hint=\"set the mail program's security to %s, or use the implicit-TLS port\"",
-				(unsigned long long)c->id, c->addr, c->listener->name,
+			log_event(LOG_WARN, "tls_mismatch", "conn=%llu client=%s listener=%s reason=\"the client started a TLS handshake on a port that expects plaintext %s%s\" hint=\"set the mail program's security to %s, or use the implicit-TLS port\"",
+				(unsigned long long)c->id, c->addr, c->listener->name, c->ops->name,
 				c->listener->tls == TLS_STARTTLS ? " with STARTTLS" : "",
 				c->listener->tls == TLS_STARTTLS ? "STARTTLS" : "none");
 			conn_free(c);
@@ -302,13 +299,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* The protocol spoken on this listener. */
+/* The protocol spoken on this listener (its operations were chosen at accept). */
 static void start_session(struct conn *c, const char *tls_desc)
 {
-	if (c->listener->role == ROLE_POP3)
-		pop3_glue_start(c, tls_desc);
-	else
-		smtp_glue_start(c, tls_desc);
+	c->ops->start(c, tls_desc);
 }
 
 static void tls_error_text(struct bufferevent *bev, char *out, size_t outsz)
@@ -415,6 +409,7 @@ static void refuse_socket(evutil_socket_t fd, const char *text)
 struct listener_ctx {
 	struct server *srv;
 	const struct conf_listener *conf;
+	const struct proto_ops *proto;   /* the protocol spoken there */
 };
 
 static void format_addr(const struct sockaddr *sa, char *out, size_t outsz)
@@ -428,14 +423,22 @@ static void format_addr(const struct sockaddr *sa, char *out, size_t outsz)
 		memmove(out, out + 7, strlen(out + 7) + 1);
 }
 
-static void refuse_with(evutil_socket_t fd, enum reply_id id, ...)
+/* A refusal line in the listener's protocol, then close: the client is told why
+ * instead of seeing a bare hang-up (invariant 3: in the client's own protocol). */
+static void refuse_busy(evutil_socket_t fd, const struct listener_ctx *lc, enum conn_refusal why)
 {
 	struct buf rb;
 	buf_init(&rb, 1024);
-	va_list ap;
-	va_start(ap, id);
-	reply_vid_line(&rb, id, ap);   /* before any greeting: one line, hint included */
-	va_end(ap);
+	lc->proto->refuse_busy(&rb, lc->srv->conf, why);
+	refuse_socket(fd, buf_cstr(&rb));
+	buf_free(&rb);
+}
+
+static void refuse_plaintext(evutil_socket_t fd, struct conn *c)
+{
+	struct buf rb;
+	buf_init(&rb, 1024);
+	c->ops->refuse_plaintext(&rb, c->srv->conf);
 	refuse_socket(fd, buf_cstr(&rb));
 	buf_free(&rb);
 }
@@ -489,7 +492,7 @@ static void sniff_cb(evutil_socket_t fd, short what, void *arg)
 	log_event(LOG_WARN, "tls_mismatch", "conn=%llu client=%s listener=%s reason=\"%s\" hint=\"set the mail program's security to SSL/TLS for this port, or use the STARTTLS port\"",
 		(unsigned long long)c->id, c->addr, c->listener->name,
 		r == 1 ? "the client spoke plaintext to an implicit-TLS port" : "no TLS handshake: the client waits for a plaintext greeting on an implicit-TLS port");
-	refuse_with(fd, R_TLS_EXPECTED, srv->conf->hostname);
+	refuse_plaintext(fd, c);
 	conn_free(c);
 }
 
@@ -505,14 +508,14 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (srv->n_conns >= cf->connections) {
 		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"total limit\" limit=%llu", addr,
 			(unsigned long long)cf->connections);
-		refuse_with(fd, R_TOO_MANY_CONNECTIONS, cf->hostname);
+		refuse_busy(fd, lc, CONN_REFUSE_TOTAL);
 		return;
 	}
 	struct ip_count *ipc = ip_find(srv, addr, true);
 	if (!ipc || ipc->count >= cf->connections_per_ip) {
 		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"per-address limit\" limit=%llu", addr,
 			(unsigned long long)cf->connections_per_ip);
-		refuse_with(fd, R_TOO_MANY_FROM_IP, cf->hostname, (unsigned long long)cf->connections_per_ip);
+		refuse_busy(fd, lc, CONN_REFUSE_ADDRESS);
 		return;
 	}
 	struct conn *c = calloc(1, sizeof(*c));
@@ -523,6 +526,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	ipc->count++;
 	c->srv = srv;
 	c->listener = lc->conf;
+	c->ops = lc->proto;
 	c->id = ++srv->next_conn_id;
 	c->trusted = conf_is_trusted(cf, addr);
 	memcpy(c->addr, addr, sizeof(c->addr));
@@ -596,6 +600,7 @@ static bool bind_listener(struct server *srv, const struct conf_listener *cl, st
 	}
 	lc->srv = srv;
 	lc->conf = cl;
+	lc->proto = cl->role == ROLE_POP3 ? &pop3_proto_ops : &smtp_proto_ops;
 	struct evconnlistener *l = evconnlistener_new_bind(srv->base, accept_cb, lc,
 		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511, (struct sockaddr *)&ss, (int)sl);
 	if (!l) {
@@ -677,7 +682,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	struct conn *next;
 	for (struct conn *c = srv->conns; c; c = next) {
 		next = c->next;
-		if (c->closed || c->ops->waiting(c->session))
+		if (c->closed || !c->session || c->ops->waiting(c->session))
 			continue;
 		c->ops->shutdown(c->session);
 		conn_flush(c);

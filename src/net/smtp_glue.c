@@ -1,6 +1,7 @@
 /* smtp_glue.c - what an SMTP session asks of the rest of the server: recipient
  * decisions (directory + policy, quotas, POP-before-SMTP), the spool and its
  * durable commit on the commit threads, logins, sender ownership. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "net/tls.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
+#include "smtp/reply.h"
 #include "smtp/session.h"
 #include "store/quota.h"
 #include "util/buf.h"
@@ -54,12 +56,6 @@ static void op_login_done(void *s, enum login_result r, const char *login)
 	smtp_session_auth_done(s, m, login, 0);
 }
 
-static const struct proto_ops smtp_ops = {
-	.name = "smtp", .feed = op_feed, .output = op_output, .wants_close = op_wants_close,
-	.waiting = op_waiting, .wants_tls = op_wants_tls, .tls_started = op_tls_started,
-	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
-	.destroy = op_destroy, .login_done = op_login_done,
-};
 
 /* --- login hooks ------------------------------------------------------------- */
 
@@ -234,7 +230,7 @@ static bool hook_sender_owned(void *ctx, const char *login, const char *address,
 	return r == DIR_OK;
 }
 
-void smtp_glue_start(struct conn *c, const char *tls_desc)
+static void op_start(struct conn *c, const char *tls_desc)
 {
 	struct server *srv = c->srv;
 	const struct conf *cf = srv->conf;
@@ -257,7 +253,7 @@ void smtp_glue_start(struct conn *c, const char *tls_desc)
 		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
 		.auth_verify = hook_auth_verify, .sender_owned = hook_sender_owned,
 	};
-	c->ops = &smtp_ops;
+	c->ops = &smtp_proto_ops;
 	c->session = smtp_session_new(&info, &lim, &hooks);
 	if (!c->session) {
 		conn_free(c);
@@ -267,3 +263,37 @@ void smtp_glue_start(struct conn *c, const char *tls_desc)
 	conn_flush(c);
 }
 
+/* RFC 5321 §3.1: a server that will not serve answers the connection with 421
+ * (busy, try later) or 554 (never here) instead of 220, then closes. */
+static void line_with(struct buf *out, enum reply_id id, ...)
+{
+	va_list ap;
+	va_start(ap, id);
+	reply_vid_line(out, id, ap);   /* before any greeting: one line, hint included */
+	va_end(ap);
+}
+
+static void op_refuse_busy(struct buf *out, const struct conf *cf, enum conn_refusal why)
+{
+	switch (why) {
+	case CONN_REFUSE_TOTAL:
+		line_with(out, R_TOO_MANY_CONNECTIONS, cf->hostname);
+		break;
+	case CONN_REFUSE_ADDRESS:
+		line_with(out, R_TOO_MANY_FROM_IP, cf->hostname, (unsigned long long)cf->connections_per_ip);
+		break;
+	}
+}
+
+static void op_refuse_plaintext(struct buf *out, const struct conf *cf)
+{
+	line_with(out, R_TLS_EXPECTED, cf->hostname);
+}
+
+const struct proto_ops smtp_proto_ops = {
+	.name = "smtp", .start = op_start, .refuse_busy = op_refuse_busy, .refuse_plaintext = op_refuse_plaintext,
+	.feed = op_feed, .output = op_output, .wants_close = op_wants_close,
+	.waiting = op_waiting, .wants_tls = op_wants_tls, .tls_started = op_tls_started,
+	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
+	.destroy = op_destroy, .login_done = op_login_done,
+};

@@ -95,6 +95,7 @@ enum pid {
 	P_NEED_USER, P_NEED_LOGIN, P_LOGGED_IN_ALREADY, P_UNKNOWN, P_EMPTY, P_BAD_BYTES, P_LINE_TOO_LONG,
 	P_TOO_MANY_ERRORS, P_SYNTAX, P_NO_SUCH_MSG, P_MSG_DELETED, P_READ_FAILED, P_STLS_UNAVAILABLE,
 	P_ALREADY_TLS, P_APOP, P_IDLE_TIMEOUT, P_SHUTDOWN,
+	P_CONN_BUSY, P_CONN_ADDRESS_BUSY, P_CONN_TLS_EXPECTED,
 	P_COUNT
 };
 
@@ -163,6 +164,13 @@ static const struct pentry catalogue[P_COUNT] = {
 	[P_APOP] = { false, NULL, "APOP is not supported: use USER and PASS (or AUTH) over TLS" },
 	[P_IDLE_TIMEOUT] = { false, NULL, "Disconnected for inactivity (%u seconds); nothing was deleted" },
 	[P_SHUTDOWN] = { false, "SYS/TEMP", "Server shutting down; nothing was deleted - connect again in a minute" },
+	/* Refusals of a connection, before any greeting (pop3_refusal_line). */
+	[P_CONN_BUSY] = { false, "SYS/TEMP",
+		"%s Too many connections just now; nothing was lost - your mail program will check again in a few minutes" },
+	[P_CONN_ADDRESS_BUSY] = { false, "SYS/TEMP",
+		"%s Too many connections from your address (limit %llu): close other mail programs or devices on your network that check mail here, or try again later" },
+	[P_CONN_TLS_EXPECTED] = { false, "SYS/PERM",
+		"%s No POP3 in plaintext here: this port expects TLS from the first byte (RFC 8314) - set the mail program's connection security to SSL/TLS for this port, or STARTTLS on port 110" },
 };
 
 static char *dup_or_empty(const char *s)
@@ -186,8 +194,29 @@ static void quote_for_reply(char *out, size_t outsz, const char *p, size_t n)
 	out[o] = '\0';
 }
 
-/* Every status line goes through here: "+OK text" or "-ERR [CODE] text (ref R)",
- * at most 512 octets with CRLF, no control bytes; refusals are logged. */
+/* "+OK text" or "-ERR [CODE] text (ref R)" (no reference when ref is NULL), at most
+ * 512 octets with CRLF, no control bytes. */
+static void status_line(struct buf *out, const struct pentry *e, const char *text, const char *ref)
+{
+	char line[RESPONSE_MAX + 64];
+	int n;
+	if (e->ok)
+		n = snprintf(line, sizeof(line), "+OK %s", text);
+	else
+		n = snprintf(line, sizeof(line), "-ERR %s%s%s%s%s%s%s", e->code ? "[" : "", e->code ? e->code : "",
+			e->code ? "] " : "", text, ref ? " (ref " : "", ref ? ref : "", ref ? ")" : "");
+	size_t len = n < 0 ? 0 : (size_t)n;
+	if (len > RESPONSE_MAX - 2)
+		len = RESPONSE_MAX - 2;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
+	buf_append(out, line, len);
+	buf_append(out, "\r\n", 2);
+}
+
+/* Every status line of a session goes through here; refusals carry a reference
+ * and are logged with it. */
 static void reply(struct pop3_session *s, enum pid id, ...)
 {
 	const struct pentry *e = &catalogue[id];
@@ -196,24 +225,10 @@ static void reply(struct pop3_session *s, enum pid id, ...)
 	va_start(ap, id);
 	vsnprintf(text, sizeof(text), e->text, ap);
 	va_end(ap);
-	char line[RESPONSE_MAX + 64];
 	char ref[32] = "";
-	int n;
-	if (e->ok) {
-		n = snprintf(line, sizeof(line), "+OK %s", text);
-	} else {
+	if (!e->ok)
 		snprintf(ref, sizeof(ref), "%llu.%u", (unsigned long long)s->info.conn_id, ++s->refs);
-		n = snprintf(line, sizeof(line), "-ERR %s%s%s%s (ref %s)", e->code ? "[" : "", e->code ? e->code : "",
-			e->code ? "] " : "", text, ref);
-	}
-	size_t len = n < 0 ? 0 : (size_t)n;
-	if (len > RESPONSE_MAX - 2)
-		len = RESPONSE_MAX - 2;
-	for (size_t i = 0; i < len; i++)
-		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
-			line[i] = '?';
-	buf_append(&s->out, line, len);
-	buf_append(&s->out, "\r\n", 2);
+	status_line(&s->out, e, text, e->ok ? NULL : ref);
 	if (!e->ok) {
 		char q[300];
 		log_event(LOG_INFO, "pop3_refused", "conn=%llu ref=%s code=%s reason=%s", (unsigned long long)s->info.conn_id,
@@ -923,6 +938,25 @@ void pop3_session_free(struct pop3_session **sp)
 	free(s->listener);
 	free(s);
 	*sp = NULL;
+}
+
+void pop3_refusal_line(struct buf *out, enum pop3_refusal why, const char *hostname, unsigned long long limit)
+{
+	char text[RESPONSE_MAX];
+	switch (why) {
+	case POP3_REFUSE_BUSY:
+		snprintf(text, sizeof(text), catalogue[P_CONN_BUSY].text, hostname);
+		status_line(out, &catalogue[P_CONN_BUSY], text, NULL);
+		break;
+	case POP3_REFUSE_ADDRESS_BUSY:
+		snprintf(text, sizeof(text), catalogue[P_CONN_ADDRESS_BUSY].text, hostname, limit);
+		status_line(out, &catalogue[P_CONN_ADDRESS_BUSY], text, NULL);
+		break;
+	case POP3_REFUSE_TLS_EXPECTED:
+		snprintf(text, sizeof(text), catalogue[P_CONN_TLS_EXPECTED].text, hostname);
+		status_line(out, &catalogue[P_CONN_TLS_EXPECTED], text, NULL);
+		break;
+	}
 }
 
 void pop3_session_start(struct pop3_session *s)

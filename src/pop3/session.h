@@ -148,6 +148,16 @@ void pop3_session_shutdown(struct pop3_session *s);
 /* The connection dropped: close the maildrop, nothing deleted. */
 void pop3_session_disconnected(struct pop3_session *s);
 
+/* Refusals of a whole connection, before any session exists (the transport writes
+ * the line and closes): RFC 2449 §8 / RFC 3206 response codes, a reason and a hint,
+ * no reference (nothing is logged here; the transport logs the refusal). */
+enum pop3_refusal {
+	POP3_REFUSE_BUSY,          /* the server's connection limit: [SYS/TEMP] */
+	POP3_REFUSE_ADDRESS_BUSY,  /* the per-address limit (quoted): [SYS/TEMP] */
+	POP3_REFUSE_TLS_EXPECTED,  /* plaintext on an implicit-TLS port: [SYS/PERM] */
+};
+void pop3_refusal_line(struct buf *out, enum pop3_refusal why, const char *hostname, unsigned long long limit);
+
 struct buf *pop3_session_output(struct pop3_session *s);
 bool pop3_session_wants_close(const struct pop3_session *s);   /* after output is flushed */
 
