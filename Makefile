@@ -1,13 +1,20 @@
 # Postern - the two Quick start commands and their helpers.
 #   make run    install what is missing, build, start a demo server
 #   make test   install, build, run every test, then again under ASan+UBSan
+#   make fresh-test  (root, long) both commands on a fresh debootstrapped Debian 12
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 PY := /usr/bin/python3
 FUZZ_SECONDS ?= 30
+SANITIZE := -Db_sanitize=address,undefined -Db_lundef=false
 
-.PHONY: all deps build run test unit integration asan fuzz bench clean
+.PHONY: all deps build run test unit integration asan fuzz bench clean fresh-test
+
+# $(call meson_setup,DIR ARGS...[,ENV]): meson setup, quiet when it works; when it fails,
+# print what meson said (its ERROR line names the missing dependency) and where its log is.
+meson_setup = out=$$($(2) meson setup $(1) 2>&1) || { printf '%s\n' "$$out" >&2; \
+	echo "make: meson setup failed; full log: $(firstword $(1))/meson-logs/meson-log.txt" >&2; exit 1; }
 
 all: build
 
@@ -15,7 +22,7 @@ deps:
 	@scripts/install-deps test
 
 build:
-	@[ -f $(BUILD)/build.ninja ] || meson setup $(BUILD) --buildtype=debugoptimized >/dev/null
+	@[ -f $(BUILD)/build.ninja ] || { $(call meson_setup,$(BUILD) --buildtype=debugoptimized); }
 	@ninja -C $(BUILD)
 
 run:
@@ -30,8 +37,7 @@ integration: build
 	POSTERN_BIN=$(CURDIR)/$(BUILD)/postern $(PY) -m pytest -q tests/integration
 
 asan:
-	@[ -f $(ASAN_BUILD)/build.ninja ] || CC=clang meson setup $(ASAN_BUILD) --buildtype=debug \
-		-Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@[ -f $(ASAN_BUILD)/build.ninja ] || { $(call meson_setup,$(ASAN_BUILD) --buildtype=debug $(SANITIZE),CC=clang); }
 	@ninja -C $(ASAN_BUILD)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
@@ -46,8 +52,8 @@ test: deps
 
 fuzz:
 	@scripts/install-deps test
-	@[ -f $(FUZZ_BUILD)/build.ninja ] || CC=clang meson setup $(FUZZ_BUILD) --buildtype=debug -Dfuzz=true \
-		-Dtests=disabled -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+	@[ -f $(FUZZ_BUILD)/build.ninja ] || { $(call meson_setup,$(FUZZ_BUILD) --buildtype=debug -Dfuzz=true \
+		-Dtests=disabled $(SANITIZE),CC=clang); }
 	@ninja -C $(FUZZ_BUILD)
 	@for f in $(FUZZ_BUILD)/fuzz_*; do \
 		[ -f "$$f" ] && [ -x "$$f" ] || continue; \
@@ -63,6 +69,11 @@ bench:
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/submission
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/e2e
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/pop3
+
+# Not part of `make test`: debootstraps a minimal Debian 12 and runs `make test` and
+# `make run` in it (scripts/fresh-machine-test; root, 20-60 minutes, needs the network).
+fresh-test:
+	scripts/fresh-machine-test
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -21,6 +21,32 @@ HOSTNAME = "mx.example.test"
 LISTEN_RE = re.compile(r"event=listening\b.*\bport=(\d+)")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
+# A skip that says a module or program is missing: scripts/install-deps test installs
+# everything the tests use, so on a machine it has set up this means a broken install
+# (or a gap in install-deps), never a reason to skip quietly.
+MISSING_SKIP_RE = re.compile(r"could not import|No module named|not installed", re.I)
+
+
+def _fail_missing_dependency_skip(rep):
+    if not rep.skipped or getattr(rep, "wasxfail", None) is not None:
+        return
+    reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+    if MISSING_SKIP_RE.search(reason):
+        rep.outcome = "failed"
+        rep.longrepr = ("%s\n(a missing package the project installs fails the test: "
+                        "run scripts/install-deps test)" % reason)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_missing_dependency_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_missing_dependency_skip(outcome.get_result())
 
 
 def postern_bin():

@@ -29,7 +29,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import run_cli  # noqa: E402
 
-pytest.importorskip("cryptography")
 from test_doctor import NAME, PASSWORD, assert_cause, make_certs  # noqa: E402
 
 POSTFIX = "/usr/sbin/postfix"
@@ -283,13 +282,14 @@ class PrivatePostfix:
 def postfix(tmp_path_factory):
     if os.geteuid() != 0:
         pytest.skip("a private Postfix instance needs root (postfix start)")
+    # scripts/install-deps test installs postfix and dovecot-core: missing means broken
     for path in (POSTFIX, DOVECOT, DOVEADM):
         if not os.access(path, os.X_OK):
-            pytest.skip("%s missing (Debian packages postfix, dovecot-core)" % path)
+            pytest.fail("%s missing (Debian packages postfix, dovecot-core; scripts/install-deps test)" % path)
     try:
         pwd.getpwnam("postfix"), pwd.getpwnam("dovecot"), pwd.getpwnam("dovenull"), grp.getgrnam("postdrop")
     except KeyError as e:
-        pytest.skip("system user or group missing: %s" % e)
+        pytest.fail("system user or group missing: %s (created by the postfix and dovecot-core packages)" % e)
     root = tmp_path_factory.mktemp("pf")
     # the Postfix daemons (user postfix) and Dovecot's auth (user dovecot) must reach their files
     for p in [root] + list(root.parents):

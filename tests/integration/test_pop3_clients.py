@@ -3,7 +3,6 @@ retrieve, delete) and fetchmail --keep (a copy stays on the server, a second run
 nothing new, a new message is fetched alone: UIDL tracking in fetchmail's .fetchids)."""
 import os
 import re
-import shutil
 import stat
 import subprocess
 
@@ -30,8 +29,6 @@ def _files(srv):
 
 @pytest.mark.parametrize("scheme", ["pop3", "pop3s"])
 def test_curl_list_retrieve_delete(srv, scheme):
-    if not shutil.which("curl"):
-        pytest.skip("curl not installed")
     msgs = [lf_message("curl %d" % i, ["body %d" % i, ".dotted %d" % i]) for i in range(3)]
     for i, m in enumerate(msgs):
         put_message(srv, ALICE, m, t=1700000300 + i)
@@ -122,8 +119,6 @@ def _fetchmail(tmp_path, srv, mode):
 
 @pytest.mark.parametrize("mode", ["stls", "ssl"])
 def test_fetchmail_keep_fetches_each_message_once(srv, tmp_path, mode):
-    if not shutil.which("fetchmail"):
-        pytest.skip("fetchmail not installed")
     for i in range(2):
         put_message(srv, ALICE, lf_message("fm %d" % i, ["fetched %d" % i]), t=1700000400 + i)
 
