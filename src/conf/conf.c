@@ -76,6 +76,8 @@ static const struct setting settings[] = {
 	STR("server", postmaster, "", "mailbox for postmaster@ of local domains without one"),
 	NUM("server", pop_before_smtp, T_DURATION, "0", 0, 86400, "relay for an address that logged in to POP3 this recently (0: off)"),
 	{ "server", "trusted_networks", T_NETWORKS, 0, 0, "", 0, 0, "client networks allowed to relay without logging in" },
+	{ "server", "allow_open_relay", T_BOOL, offsetof(struct conf, allow_open_relay), 0, "no", 0, 0,
+		"accept trusted_networks wider than " "a public /8 (IPv4) or /32 (IPv6): anyone there may relay" },
 	{ "tls", "certificate", T_STRING, offsetof(struct conf, tls_certificate), sizeof(((struct conf *)0)->tls_certificate), "", 0, 0, "PEM certificate chain; empty: generate a self-signed one" },
 	{ "tls", "key", T_STRING, offsetof(struct conf, tls_key), sizeof(((struct conf *)0)->tls_key), "", 0, 0, "PEM private key" },
 	{ "tls", "ciphers", T_STRING, offsetof(struct conf, tls_ciphers), sizeof(((struct conf *)0)->tls_ciphers),
@@ -114,6 +116,7 @@ static const struct setting settings[] = {
 	NUM("queue", retry_max, T_DURATION, "1h", 1, 7 * 86400, "longest wait between attempts"),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
+_Static_assert(N_SETTINGS <= CONF_MAX_SETTINGS, "raise CONF_MAX_SETTINGS");
 
 /* Bounds of the repeat check: far above what the settings table and the listener and
  * certificate limits allow, so a real file never reaches them. */
@@ -506,6 +509,7 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 		if (!key || strcmp(settings[i].key, key) != 0)
 			continue;
 		const char *e = set_value(ps->c, &settings[i], value);
+		ps->c->setting_line[i] = ps->line;
 		if (e) {
 			if (settings[i].type == T_SIZE || settings[i].type == T_DURATION || settings[i].type == T_COUNT)
 				fail(ps, ps->line, "[%s] %s: \"%s\" %s (allowed %llu to %llu)", section, key, value, e,
@@ -688,6 +692,109 @@ static char *conf_reader(char *str, int num, void *stream)
 	return str;
 }
 
+const char *conf_where(const struct conf *c, const char *section, const char *key, char *out, size_t outsz)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		if (strcmp(settings[i].section, section) != 0 || strcmp(settings[i].key, key) != 0)
+			continue;
+		if (c->setting_line[i])
+			snprintf(out, outsz, "%s:%u: [%s] %s", c->path, c->setting_line[i], section, key);
+		else
+			snprintf(out, outsz, "%s: [%s] %s (default)", c->path, section, key);
+		return out;
+	}
+	snprintf(out, outsz, "%s: [%s] %s", c->path, section, key);
+	return out;
+}
+
+/* Blocks no Internet client comes from (RFC 1918, RFC 6598 shared space, loopback and
+ * link-local; RFC 4193 unique-local, RFC 4291 link-local and loopback): trusting them
+ * opens nothing to the world, however wide. */
+static const char *const private_blocks[] = {
+	"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+	"fc00::/7", "fe80::/10", "::1/128",
+};
+
+static double pow2(unsigned n)
+{
+	double v = 1;
+	while (n--)
+		v *= 2;
+	return v;
+}
+
+static bool network_within(const struct conf_network *inner, const struct conf_network *outer)
+{
+	return inner->family == outer->family && inner->prefix >= outer->prefix &&
+		conf_network_contains(outer, inner->family, inner->addr);
+}
+
+/* Public addresses of one block: its size less the private blocks inside it (CIDR
+ * blocks nest or are disjoint, so subtracting each contained one is exact). */
+static double public_span(const struct conf_network *n)
+{
+	unsigned bits = n->family == AF_INET ? 32 : 128;
+	double span = pow2(bits - n->prefix);
+	for (size_t i = 0; i < sizeof(private_blocks) / sizeof(private_blocks[0]); i++) {
+		struct conf_network p;
+		if (!conf_parse_network(private_blocks[i], &p) || p.family != n->family)
+			continue;
+		if (network_within(n, &p))
+			return 0;
+		if (network_within(&p, n))
+			span -= pow2(bits - p.prefix);
+	}
+	return span;
+}
+
+double conf_trusted_public_span(const struct conf *c, int family)
+{
+	double total = 0;
+	for (size_t i = 0; i < c->n_trusted_networks; i++) {
+		const struct conf_network *n = &c->trusted_networks[i];
+		if (n->family != family)
+			continue;
+		bool inside_another = false;   /* count a block listed inside another once */
+		for (size_t j = 0; j < c->n_trusted_networks && !inside_another; j++)
+			inside_another = j != i && network_within(n, &c->trusted_networks[j]) &&
+				(n->prefix != c->trusted_networks[j].prefix || j < i);
+		if (!inside_another)
+			total += public_span(n);
+	}
+	return total;
+}
+
+/* Invariant 2, never an open relay: trusted_networks that together hold more public
+ * addresses than one /8 (IPv4) or one /32 (IPv6, a whole provider allocation) let
+ * the world relay.  Only an explicit allow_open_relay = yes accepts that. */
+static void check_trusted_networks(struct parse_state *ps)
+{
+	const struct conf *c = ps->c;
+	if (c->allow_open_relay)
+		return;
+	double v4 = conf_trusted_public_span(c, AF_INET), v6 = conf_trusted_public_span(c, AF_INET6);
+	bool wide4 = v4 > pow2(24), wide6 = v6 > pow2(96);
+	if (!wide4 && !wide6)
+		return;
+	unsigned line = 0;
+	for (size_t i = 0; i < N_SETTINGS; i++)
+		if (strcmp(settings[i].key, "trusted_networks") == 0)
+			line = c->setting_line[i];
+	char amount[64];
+	if (wide4) {
+		snprintf(amount, sizeof(amount), "%.0f public IPv4 addresses (more than a /8)", v4);
+	} else {
+		unsigned log2 = 0;
+		while (log2 < 128 && pow2(log2 + 1) <= v6)
+			log2++;
+		snprintf(amount, sizeof(amount), "over 2^%u public IPv6 addresses (more than a /32)", log2);
+	}
+	fail(ps, line, "[server] trusted_networks: covers %s: every client there could relay mail through this "
+		"server without logging in, an open relay that spammers find within hours; list only your own networks "
+		"(e.g. 192.0.2.0/24), let users log in on a submission listener instead, or set allow_open_relay = yes "
+		"in [server] if you really mean it", amount);
+}
+
 static bool check_whole(struct parse_state *ps)
 {
 	struct conf *c = ps->c;
@@ -721,6 +828,7 @@ static bool check_whole(struct parse_state *ps)
 	}
 	if (c->retry_min > c->retry_max)
 		fail(ps, ps->line, "[queue] retry_min is longer than retry_max");
+	check_trusted_networks(ps);
 	return !ps->failed;
 }
 

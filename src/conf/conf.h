@@ -14,6 +14,7 @@
 #define CONF_PATH_MAX 1024
 #define CONF_MAX_NETWORKS 64
 #define CONF_MAX_CERTS 16
+#define CONF_MAX_SETTINGS 96   /* rows of the settings table (a unit test checks) */
 
 /* An address block from trusted_networks: family AF_INET or AF_INET6. */
 struct conf_network {
@@ -58,6 +59,7 @@ struct conf {
 	uint64_t pop_before_smtp;           /* seconds; 0 = off */
 	struct conf_network trusted_networks[CONF_MAX_NETWORKS];
 	size_t n_trusted_networks;
+	bool allow_open_relay;              /* trusted_networks may cover huge public ranges */
 	/* [tls] */
 	char tls_certificate[CONF_PATH_MAX];   /* empty: a self-signed one is generated */
 	char tls_key[CONF_PATH_MAX];
@@ -105,6 +107,8 @@ struct conf {
 	/* [listener NAME] */
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	size_t n_listeners;
+	/* the line each row of the settings table was set on (0: default) */
+	unsigned setting_line[CONF_MAX_SETTINGS];
 };
 
 /* The configuration `make run` and a bare `postern serve` use. */
@@ -126,6 +130,12 @@ bool conf_is_trusted(const struct conf *c, const char *addr);
 /* Parse "192.0.2.0/24" or "2001:db8::/32" (a bare address is a /32 or /128). */
 bool conf_parse_network(const char *s, struct conf_network *out);
 bool conf_network_contains(const struct conf_network *n, int family, const unsigned char *addr);
+/* Where a setting comes from, for messages: "FILE:LINE: [section] key" when the
+ * file sets it, "FILE: [section] key (default)" otherwise. */
+const char *conf_where(const struct conf *c, const char *section, const char *key, char *out, size_t outsz);
+/* Public (not private, loopback or link-local) addresses trusted_networks covers, as
+ * a power-of-two-exact count per family (IPv4 and IPv6 separately). */
+double conf_trusted_public_span(const struct conf *c, int family);
 /* Any listener with tls != none? */
 bool conf_wants_tls(const struct conf *c);
 

@@ -38,3 +38,21 @@ def test_duplicate_key_is_refused(tmp_path):
     for err in both(conf):
         assert "postern.conf:%d:" % second in err and "postern.conf:%d" % first in err, err
         assert "set twice" in err and "delete one" in err, err
+
+
+@pytest.mark.parametrize("networks", ["0.0.0.0/0", "::/0", "0.0.0.0/1, 128.0.0.0/1", "192.0.2.0/24 0.0.0.0/2"])
+def test_trusted_networks_open_relay_is_refused(tmp_path, networks):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var", server={"trusted_networks": networks})
+    n = line_of(conf, "trusted_networks =")
+    for err in both(conf):
+        assert "postern.conf:%d: [server] trusted_networks" % n in err, err
+        assert "open relay" in err and "allow_open_relay = yes" in err, err
+
+
+def test_trusted_networks_open_relay_when_meant(server_factory):
+    srv = server_factory(start=False)
+    srv.config.write_text(srv.config.read_text().replace(
+        "[server]\n", "[server]\ntrusted_networks = 0.0.0.0/0\nallow_open_relay = yes\n", 1))
+    p = run_cli(["check-config"], conf=srv.config)
+    assert p.returncode == 0, p.stderr
+    srv.start()

@@ -188,6 +188,13 @@ static const struct {
 	{ LST "port = 26\n", "t.conf:3:", { "port", "set twice, first at t.conf:2", "delete one" } },
 	{ "[server]\nhostname = a\nhostname = b\n" LST, "t.conf:3:", { "hostname", "first at t.conf:2" } },
 	{ "[server]\nlocal_domains = a.example\n  b.example\n" LST, "t.conf:3:", { "continues the line before", "t.conf:2" } },
+	/* trusted_networks that make an open relay */
+	{ "[server]\ntrusted_networks = 0.0.0.0/0\n" LST, "t.conf:2:", { "trusted_networks", "open relay", "allow_open_relay = yes" } },
+	{ "[server]\ntrusted_networks = ::/0\n" LST, "t.conf:2:", { "IPv6", "open relay" } },
+	{ "[server]\nhostname = a\ntrusted_networks = 0.0.0.0/1, 128.0.0.0/1\n" LST, "t.conf:3:", { "IPv4", "open relay" } },
+	{ "[server]\ntrusted_networks = 192.0.2.1, 64.0.0.0/7\n" LST, "t.conf:2:", { "more than a /8" } },
+	{ "[server]\ntrusted_networks = 2001::/31\n" LST, "t.conf:2:", { "more than a /32" } },
+	{ "[server]\ntrusted_networks = 2001:db8::/32 2001:db9::/32\n" LST, "t.conf:2:", { "IPv6" } },
 	{ "[certificate a]\nnames = x.example\nnames = y.example\n" LST, "t.conf:3:", { "names", "set twice" } },
 };
 
@@ -265,6 +272,33 @@ static void test_long_domain_list(void **state)
 	assert_true(conf_is_local_domain(&c, "domain29.example"));
 }
 
+/* Wide private ranges, one public /8, or a /32 of IPv6 are not an open relay; the
+ * explicit setting accepts even 0.0.0.0/0. */
+static void test_trusted_networks_allowed(void **state)
+{
+	(void)state;
+	static const char *const ok[] = {
+		"10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 127.0.0.0/8, 100.64.0.0/10",
+		"8.0.0.0/8", "8.0.0.0/8 8.1.0.0/16 8.0.0.0/8", "fc00::/7 fe80::/10 ::1", "2001:db8::/32", "192.0.2.0/24",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		char text[512], err[1024] = "";
+		snprintf(text, sizeof(text), "[server]\ntrusted_networks = %s\n" LST, ok[i]);
+		struct conf c;
+		if (!conf_load_string(&c, text, "t.conf", err, sizeof(err)))
+			fail_msg("%s refused: %s", ok[i], err);
+	}
+	struct conf c;
+	char err[1024] = "";
+	if (!conf_load_string(&c, "[server]\ntrusted_networks = 0.0.0.0/0 ::/0\nallow_open_relay = yes\n" LST, "t.conf", err, sizeof(err)))
+		fail_msg("allow_open_relay = yes refused: %s", err);
+	assert_true(conf_is_trusted(&c, "198.51.100.7"));
+	/* where a setting comes from */
+	char where[256];
+	assert_string_equal(conf_where(&c, "server", "trusted_networks", where, sizeof(where)), "t.conf:2: [server] trusted_networks");
+	assert_string_equal(conf_where(&c, "tls", "certificate", where, sizeof(where)), "t.conf: [tls] certificate (default)");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -275,6 +309,7 @@ int main(void)
 		cmocka_unit_test(test_small_error_buffer),
 		cmocka_unit_test(test_long_lines),
 		cmocka_unit_test(test_long_domain_list),
+		cmocka_unit_test(test_trusted_networks_allowed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
