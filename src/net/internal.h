@@ -118,6 +118,7 @@ struct conn {
 	bool trusted;                    /* client inside trusted_networks */
 	bool got_data;                   /* any byte received yet */
 	bool tls_pending;                /* handshake running */
+	bool tls_failed;                 /* handshake failed: sending the alert, then closing */
 	SSL *ssl;                        /* owned by the TLS bufferevent */
 	struct event *sniff;             /* implicit TLS: waiting for the ClientHello */
 	struct event *delay;             /* a failed login's answer, held back */

@@ -225,7 +225,7 @@ static bool streaming(const struct conn *c)
 
 void conn_process(struct conn *c)
 {
-	if (!c->session || c->tls_pending)
+	if (!c->session || c->tls_pending || c->tls_failed)
 		return;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	while (!c->read_paused && !c->ops->waiting(c->session) && !c->ops->wants_close(c->session) &&
@@ -314,6 +314,21 @@ static void tls_error_text(struct bufferevent *bev, char *out, size_t outsz)
 		snprintf(out, outsz, "%s", EVUTIL_SOCKET_ERROR() ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "connection closed");
 }
 
+/* A failed handshake: OpenSSL has queued an alert (e.g. 70 protocol_version for a
+ * TLS 1.0/1.1 ClientHello, RFC 8446 §6.2).  After STARTTLS the TLS filter keeps it
+ * in the socket bufferevent underneath; freeing at once would drop it and the
+ * client would see a bare hang-up.  Send it, then close (bounded: close_when_flushed). */
+static void close_after_alert(struct conn *c)
+{
+	c->tls_pending = false;
+	c->tls_failed = true;
+	bufferevent_disable(c->bev, EV_READ);
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+	if (under)
+		bufferevent_enable(under, EV_WRITE);
+	close_when_flushed(c);
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -339,6 +354,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 			: "see the reason; an old client may lack TLS 1.2";
 		log_event(LOG_WARN, "tls_handshake_failed", "conn=%llu client=%s listener=%s reason=\"%s\" hint=\"%s\"",
 			(unsigned long long)c->id, c->addr, c->listener->name, e, hint);
+		close_after_alert(c);
+		return;
+	}
+	if (c->tls_failed) {   /* the client hung up after our alert, or the socket failed */
 		conn_free(c);
 		return;
 	}

@@ -151,6 +151,38 @@ def test_poplib_capa_offers_logins_only_once_tls_is_up(srv):
         p.quit()
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_tls11_after_stls_gets_the_protocol_version_alert(srv):
+    """After STLS, a TLS 1.0/1.1 ClientHello is answered with alert 70
+    (protocol_version), as on the implicit-TLS port, not a bare hang-up."""
+    import ssl
+    def old_client():
+        ctx = tls_context()
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        return ctx
+    try:
+        old_client()
+    except (ValueError, ssl.SSLError) as e:
+        pytest.skip("this Python cannot offer TLS 1.1: %s" % e)
+    errors = []
+    with RawPOP3(srv.ports["pop3"]) as c:
+        assert c.cmd("STLS").startswith("+OK")
+        with pytest.raises(ssl.SSLError) as e:
+            old_client().wrap_socket(c.sock)
+        errors.append(str(e.value))
+    sock = socket.create_connection(("127.0.0.1", srv.ports["pop3s"]), timeout=10)
+    try:
+        with pytest.raises(ssl.SSLError) as e:
+            old_client().wrap_socket(sock)
+        errors.append(str(e.value))
+    finally:
+        sock.close()
+    for err in errors:
+        assert "PROTOCOL_VERSION" in err.upper() and "EOF" not in err.upper(), errors
+
+
 def test_plaintext_login_refused_before_stls_with_words_naming_the_fix(srv):
     with RawPOP3(srv.ports["pop3"]) as c:
         st = c.cmd("USER " + ALICE)
