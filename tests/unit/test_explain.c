@@ -230,6 +230,51 @@ static void test_loader_errors(void **state)
 	expect_load_error("[rule a]\ncode = 550\ncauses = throttled\n", "no [cause] section");
 }
 
+/* Regexes whose automata grow with stacked quantifiers are refused at load, naming
+ * the rule (fuzz_explain once ran out of memory in regcomp on one). */
+static void test_regex_bounds(void **state)
+{
+	(void)state;
+	static const char *const refused[] = {
+		"((a*)*)*", "((((((a*)*)*)*)*)*)*", "a{1000}{1000}", "a{1000}", "a{50}{30}", "(a{40}){40}", "(a+)+(b*)*?",
+		"((((((((((a))))))))))", "(x|(y|(z{50})){50})",
+	};
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		char text[256];
+		snprintf(text, sizeof(text), "[cause throttled]\nwords = w\n[rule stacked]\nregex = %s\ncauses = throttled\n", refused[i]);
+		struct explain_kb *k = NULL;
+		char err[512] = "";
+		if (explain_kb_load_string(&k, text, "t.ini", err, sizeof(err)) || !strstr(err, "[rule stacked]: regex too complex"))
+			fail_msg("%s: loaded or wrong error \"%s\"", refused[i], err);
+		assert_null(k);
+	}
+	char big[1200], text[1400];
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	for (size_t i = 100; i < sizeof(big) - 1; i += 100)
+		big[i] = '|';
+	/* a 1199-octet regex, written on continuation lines under inih's line limit */
+	int o = snprintf(text, sizeof(text), "[cause throttled]\nwords = w\n[rule long]\nregex = a|\n");
+	for (size_t i = 0; i < 12; i++)
+		o += snprintf(text + o, sizeof(text) - (size_t)o, "  %.100s\n", big + i * 100);
+	snprintf(text + o, sizeof(text) - (size_t)o, "causes = throttled\n");
+	expect_load_error(text, "[rule long]: regex too complex");
+	/* what the shipped rules use still loads: one quantifier over another, short
+	 * intervals, brackets and escapes that look like quantifiers */
+	static const char *const fine[] = {
+		"(were )?(given|specified)", "exceed(s|ed)? (the |its )?", "[*+?{]+x", "a\\*\\{1000\\}", "x{2,5}y{3}", "((ab)+c)?",
+		"[[:digit:]]{3}", "{", "a{", "a{x}",
+	};
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		snprintf(text, sizeof(text), "[cause throttled]\nwords = w\n[rule fine]\nregex = %s\ncauses = throttled\n", fine[i]);
+		struct explain_kb *k = NULL;
+		char err[512] = "";
+		if (!explain_kb_load_string(&k, text, "t.ini", err, sizeof(err)) && strstr(err, "too complex"))
+			fail_msg("%s refused: %s", fine[i], err);
+		explain_kb_free(&k);
+	}
+}
+
 static void test_continuation(void **state)
 {
 	(void)state;
@@ -257,6 +302,7 @@ int main(void)
 		cmocka_unit_test(test_every_cause_described),
 		cmocka_unit_test(test_loader_errors),
 		cmocka_unit_test(test_continuation),
+		cmocka_unit_test(test_regex_bounds),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
