@@ -521,7 +521,7 @@ struct subcommand {
 static const struct subcommand subcommands[] = {
 	{ "serve", cmd_serve, "serve [-c FILE | --default-config]  run the server in the foreground" },
 	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration" },
-	{ "domain", cmd_domain, "domain add|del DOMAIN [-c FILE]  manage local domains; domain list" },
+	{ "domain", cmd_domain, "domain add|del DOMAIN [-c FILE] | list  manage local domains" },
 	{ "user", cmd_user, "user add|del ADDRESS | quota ADDRESS SIZE|none | list   manage mailboxes (add reads the password from stdin)" },
 	{ "alias", cmd_alias, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it" },
 	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
@@ -532,27 +532,125 @@ static const struct subcommand subcommands[] = {
 	{ "version", cmd_version, "version                          print the version" },
 };
 
+#define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
+
+static void print_usage(FILE *out)
+{
+	fprintf(out, "usage: postern COMMAND [ARGS]   (postern COMMAND --help: that command alone)\n");
+	for (size_t i = 0; i < N_SUBCOMMANDS; i++)
+		fprintf(out, "  postern %s\n", subcommands[i].usage);
+}
+
+/* A usage error: the whole usage on stderr, exit status 2. */
 static int usage(void)
 {
-	fprintf(stderr, "usage: postern COMMAND [ARGS]\n");
-	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-		fprintf(stderr, "  postern %s\n", subcommands[i].usage);
+	print_usage(stderr);
 	return 2;
+}
+
+static const struct subcommand *find_subcommand(const char *name)
+{
+	for (size_t i = 0; i < N_SUBCOMMANDS; i++)
+		if (strcmp(name, subcommands[i].name) == 0)
+			return &subcommands[i];
+	return NULL;
+}
+
+/* Does VERB name one of the '|'-separated words that start ALT ("retry|hold|release ID")? */
+static bool alternative_has_verb(const char *alt, size_t len, const char *verb)
+{
+	size_t vlen = strlen(verb), i = 0;
+	while (i < len && alt[i] != ' ') {
+		size_t w = i;
+		while (i < len && alt[i] != ' ' && alt[i] != '|')
+			i++;
+		if (i - w == vlen && strncmp(alt + w, verb, vlen) == 0)
+			return true;
+		if (i < len && alt[i] == '|')
+			i++;
+	}
+	return false;
+}
+
+/* `postern COMMAND [VERB] --help`: the command's row of the table, on stdout, exit 0. A row
+ * reads "NAME ALT | ALT ...  description"; with a VERB, only the alternative it starts is
+ * shown, and a VERB that starts none is a usage error (stderr, exit 2). */
+static int command_help(const struct subcommand *s, const char *verb)
+{
+	const char *u = s->usage, *desc = strstr(u, "  ");
+	size_t syntax_len = desc ? (size_t)(desc - u) : strlen(u);
+	if (desc)
+		desc += strspn(desc, " ");
+	size_t name_len = strlen(s->name);
+	const char *alt = u + name_len + (u[name_len] == ' ');
+	const char *end = u + syntax_len;
+	while (verb && alt < end) {
+		const char *bar = strstr(alt, " | ");
+		size_t len = bar && bar < end ? (size_t)(bar - alt) : (size_t)(end - alt);
+		if (alternative_has_verb(alt, len, verb)) {
+			printf("usage: postern %s %.*s\n", s->name, (int)len, alt);
+			if (desc && *desc)
+				printf("  %s\n", desc);
+			printf("  (every form: postern %s --help)\n", s->name);
+			return 0;
+		}
+		alt += len + 3;
+	}
+	/* `postern user frobnicate --help` is still a usage error */
+	FILE *out = verb ? stderr : stdout;
+	if (verb)
+		fprintf(stderr, "postern: %s has no \"%s\"\n", s->name, verb);
+	fprintf(out, "usage: postern %.*s\n", (int)syntax_len, u);
+	if (desc && *desc)
+		fprintf(out, "  %s\n", desc);
+	return verb ? 2 : 0;
+}
+
+/* -h or --help after COMMAND (explain and doctor parse their own options, so look before). */
+static bool asks_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return true;
+	return false;
+}
+
+/* `postern`, `postern --help | -h | help [COMMAND]`. */
+static int top_level_help(int argc, char **argv)
+{
+	if (argc >= 2) {
+		const struct subcommand *s = find_subcommand(argv[1]);
+		if (s)
+			return command_help(s, argc >= 3 ? argv[2] : NULL);
+		fprintf(stderr, "postern: unknown command \"%s\"\n", argv[1]);
+		return usage();
+	}
+	print_usage(stdout);
+	return 0;
 }
 
 int cli_main(int argc, char **argv)
 {
 	if (argc < 1)
 		return usage();
+	if (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "help") == 0)
+		return top_level_help(argc, argv);
+	const struct subcommand *sub = find_subcommand(argv[0]);
+	if (!sub) {
+		fprintf(stderr, "postern: unknown command \"%s\"\n", argv[0]);
+		return usage();
+	}
 	/* The diagnostics parse their own options. */
-	if (strcmp(argv[0], "explain") == 0)
-		return diag_explain_main(argc, argv);
-	if (strcmp(argv[0], "doctor") == 0)
-		return diag_doctor_main(argc, argv);
+	if (sub->run == cmd_explain) {
+		if (asks_help(argc, argv))
+			return command_help(sub, NULL);
+		return strcmp(argv[0], "explain") == 0 ? diag_explain_main(argc, argv) : diag_doctor_main(argc, argv);
+	}
 	struct cli_args a = { 0 };
 	char **pos = calloc((size_t)argc + 1, sizeof(char *));
 	if (!pos)
 		return 1;
+	bool help = false;
 	for (int i = 1; i < argc; i++) {
 		if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
 			a.conf_path = argv[++i];
@@ -566,21 +664,13 @@ int cli_main(int argc, char **argv)
 			a.bounce = true;
 		else if (strcmp(argv[i], "--default-config") == 0)
 			a.embedded = true;
-		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-			free(pos);
-			return usage();
-		} else
+		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			help = true;
+		else
 			pos[a.argc++] = argv[i];
 	}
 	a.argv = pos;
-	int rc = -1;
-	for (size_t i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++)
-		if (strcmp(argv[0], subcommands[i].name) == 0)
-			rc = subcommands[i].run(&a);
+	int rc = help ? command_help(sub, a.argc ? a.argv[0] : NULL) : sub->run(&a);
 	free(pos);
-	if (rc == -1) {
-		fprintf(stderr, "postern: unknown command \"%s\"\n", argv[0]);
-		return usage();
-	}
 	return rc;
 }

@@ -114,6 +114,66 @@ def test_usage_error_exit_2(conf):
     assert p.returncode == 2, (p.returncode, p.stderr)
 
 
+def _commands_in_usage(text):
+    return [line.split()[1] for line in text.splitlines() if line.startswith("  postern ")]
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], ["help"]])
+def test_help_prints_the_usage_on_stdout_and_exits_0(args):
+    p = run_cli(args)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    assert p.stdout.startswith("usage: postern COMMAND"), p.stdout
+    assert "unknown command" not in p.stderr
+    assert {"serve", "user", "queue", "explain", "doctor", "version"} <= set(_commands_in_usage(p.stdout))
+
+
+def test_every_command_has_its_own_help():
+    commands = _commands_in_usage(run_cli(["--help"]).stdout)
+    assert len(commands) >= 10, commands
+    for name in commands:
+        for args in ([name, "--help"], [name, "-h"], ["help", name]):
+            p = run_cli(args, timeout=10)
+            assert p.returncode == 0, (args, p.returncode, p.stdout, p.stderr)
+            assert p.stdout.startswith("usage: postern %s" % name), (args, p.stdout)
+            assert len(p.stdout.splitlines()) <= 3, (args, p.stdout)   # that command alone
+
+
+@pytest.mark.parametrize("args,shown,not_shown", [
+    (["queue", "list", "--help"], "usage: postern queue list", "show ID"),
+    (["queue", "hold", "-h"], "usage: postern queue retry|hold|release ID", "list"),
+    (["queue", "delete", "--help"], "usage: postern queue delete ID [--bounce]", "flush"),
+    (["user", "quota", "--help"], "usage: postern user quota ADDRESS SIZE|none", "add|del"),
+    (["domain", "list", "--help"], "usage: postern domain list", "add|del"),
+    (["alias", "del", "--help"], "usage: postern alias del ALIAS", "add ALIAS"),
+    (["sender", "allow", "--help"], "usage: postern sender allow|deny USER ADDRESS", "list USER"),
+    (["app-password", "revoke", "--help"], "usage: postern app-password revoke USER NAME", "--name"),
+    (["help", "queue", "show"], "usage: postern queue show ID", "flush"),
+])
+def test_nested_command_help_shows_that_form(args, shown, not_shown):
+    p = run_cli(args)
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    first = p.stdout.splitlines()[0]
+    assert first.startswith(shown), p.stdout
+    assert not_shown not in first, p.stdout
+
+
+def test_help_does_not_run_the_command(conf):
+    p = run_cli(["user", "add", "zed@example.test", "--help"], conf=conf, input="secret\n")
+    assert p.returncode == 0 and p.stdout.startswith("usage: postern user add|del ADDRESS"), p.stdout
+    assert "zed@example.test" not in run_cli(["user", "list"], conf=conf).stdout
+    p = run_cli(["serve", "--help"], conf=conf, timeout=10)   # returns at once, serves nothing
+    assert p.returncode == 0 and p.stdout.startswith("usage: postern serve"), p.stdout
+
+
+@pytest.mark.parametrize("args", [["no-such-command", "--help"], ["help", "no-such-command"],
+                                  ["user", "frobnicate", "--help"], ["--no-such-option"]])
+def test_help_for_what_does_not_exist_is_still_a_usage_error(args):
+    p = run_cli(args)
+    assert p.returncode == 2, (args, p.returncode, p.stdout, p.stderr)
+    assert p.stdout == "", p.stdout
+    assert "usage: postern" in p.stderr
+
+
 def test_domain_add_list_del(conf):
     p = run_cli(["domain", "add", "other.test"], conf=conf)
     assert p.returncode == 0, p.stderr
