@@ -91,6 +91,7 @@ static const struct setting settings[] = {
 	NUM("limits", message_size, T_SIZE, "25M", 1024, 2ull << 30, "largest message accepted (SIZE)"),
 	NUM("limits", recipients, T_COUNT, "100", 1, 10000, "recipients per message"),
 	NUM("limits", line_length, T_COUNT, "1000", 512, 65536, "longest command line, CRLF included"),
+	NUM("limits", message_line_length, T_COUNT, "10000", 998, 1000000, "longest line in a message (CRLF not counted); longer: 550 5.6.0"),
 	NUM("limits", idle_timeout, T_DURATION, "5m", 10, 3600, "silence before a client is dropped"),
 	NUM("limits", connections, T_COUNT, "1000", 1, 100000, "concurrent connections in total"),
 	NUM("limits", connections_per_ip, T_COUNT, "20", 1, 100000, "concurrent connections per client address"),

@@ -77,6 +77,7 @@ struct conf {
 	uint64_t message_size;
 	uint64_t recipients;
 	uint64_t line_length;
+	uint64_t message_line_length;       /* longest line in a message, CRLF excluded */
 	uint64_t idle_timeout;
 	uint64_t connections;
 	uint64_t connections_per_ip;

@@ -245,7 +245,7 @@ static void op_start(struct conn *c, const char *tls_desc)
 	struct smtp_limits lim = {
 		.max_message = cf->message_size, .max_recipients = (unsigned)cf->recipients,
 		.max_line = (size_t)cf->line_length, .max_bad_commands = (unsigned)cf->bad_commands,
-		.idle_timeout = (unsigned)cf->idle_timeout,
+		.idle_timeout = (unsigned)cf->idle_timeout, .max_message_line = cf->message_line_length,
 	};
 	struct smtp_hooks hooks = {
 		.ctx = c, .check_rcpt = hook_check_rcpt, .spool_open = hook_spool_open,

@@ -19,15 +19,18 @@ void data_decoder_init(struct data_decoder *d)
 	*d = (struct data_decoder){ .state = BOL };
 }
 
+/* The line in progress counts as soon as it is longer than any before, so an
+ * unterminated last line (BDAT) is measured too. */
 static void line_byte(struct data_decoder *d)
 {
-	d->cur_line++;
+	if (++d->cur_line > d->longest_line) {
+		d->longest_line = d->cur_line;
+		d->longest_line_no = d->lines + 1;
+	}
 }
 
 static void line_end(struct data_decoder *d)
 {
-	if (d->cur_line > d->longest_line)
-		d->longest_line = d->cur_line;
 	d->cur_line = 0;
 	d->lines++;
 }
@@ -105,4 +108,46 @@ size_t data_decoder_feed(struct data_decoder *d, const char *in, size_t len, str
 		}
 	}
 	return i;
+}
+
+/* BDAT: only MID and MID_CR matter (a dot at the start of a line is content). */
+static void scan_byte(struct data_decoder *d, char c)
+{
+	unsigned char u = (unsigned char)c;
+	if (c == '\n')
+		d->bare_lf++;
+	if (u >= 0x80)
+		d->has_8bit = true;
+	if (u == 0)
+		d->has_nul = true;
+	line_byte(d);
+}
+
+void data_scan_feed(struct data_decoder *d, const char *in, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+		if (d->state == MID_CR) {
+			d->state = MID;
+			if (c == '\n') {
+				line_end(d);
+				continue;
+			}
+			d->bare_cr++;
+			line_byte(d);
+		}
+		if (c == '\r')
+			d->state = MID_CR;
+		else
+			scan_byte(d, c);
+	}
+}
+
+void data_scan_end(struct data_decoder *d)
+{
+	if (d->state == MID_CR) {
+		d->bare_cr++;
+		line_byte(d);
+		d->state = MID;
+	}
 }

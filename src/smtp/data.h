@@ -23,6 +23,7 @@ struct data_decoder {
 	uint64_t bare_cr;        /* count of CR not followed by LF */
 	uint64_t lines;
 	uint64_t longest_line;   /* octets, CRLF excluded */
+	uint64_t longest_line_no; /* its line number, from 1 */
 	uint64_t cur_line;
 	bool has_8bit;
 	bool has_nul;
@@ -34,5 +35,12 @@ void data_decoder_init(struct data_decoder *d);
  * len only when the end of data was found (d->done), and the rest is the next
  * command.  */
 size_t data_decoder_feed(struct data_decoder *d, const char *in, size_t len, struct buf *out);
+
+/* BDAT content (RFC 3030): no dot-stuffing and no end marker, but the same facts
+ * (bare CR/LF, NUL, 8-bit, longest line) so that a message gets the same refusals
+ * whichever way it came.  Chunks may split CR LF; call data_scan_end() after the
+ * last chunk (a CR that ends the message is bare). */
+void data_scan_feed(struct data_decoder *d, const char *in, size_t len);
+void data_scan_end(struct data_decoder *d);
 
 #endif

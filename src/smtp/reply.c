@@ -107,6 +107,19 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 		"Fix what the MAIL FROM refusal says, then send the message again"),
 	E(R_BODY_8BIT_NOT_DECLARED, 554, "5.6.0", "BINARYMIME content must be sent with BDAT, not DATA (RFC 3030)",
 		"Send the message with BDAT, or declare BODY=8BITMIME instead of BINARYMIME"),
+	/* RFC 3030 §2: the envelope is fixed once the first chunk went to the spool, so a
+	 * recipient given later could not be delivered; refuse it rather than drop it. */
+	E(R_CMD_AFTER_BDAT, 503, "5.5.1", "%s cannot come between the BDAT chunks of a message: its recipients were fixed by the first BDAT (RFC 3030)",
+		"Give every recipient before the first BDAT; send the rest of this message with BDAT ... LAST, or RSET to start again"),
+	/* Content rules, the same for DATA and BDAT; checked before the 250. */
+	E(R_NUL_IN_MESSAGE, 550, "5.6.0", "Message refused: it contains NUL bytes (octet zero), which mail may not carry (RFC 5322 section 4.1, RFC 2045 section 2.8)",
+		"The sending program must encode binary content (base64); nothing was accepted"),
+	E(R_MESSAGE_LINE_TOO_LONG, 550, "5.6.0", "Message refused: line %llu is %llu octets long, and the limit here is %llu (the standard allows 998, RFC 5322 section 2.1.1)",
+		"The sending program must wrap long lines or encode the text (quoted-printable or base64); nothing was accepted"),
+	E(R_FROM_NOT_ONE, 550, "5.6.0", "Message refused: it has %zu From: header fields, and a message has exactly one (RFC 5322 section 3.6)",
+		"Check the program that created the message; nothing was accepted"),
+	E(R_FROM_TOO_LONG, 550, "5.6.0", "Message refused: its From: header field is longer than %zu octets, too long to check",
+		"Send from one address, set in the account settings of your mail program; nothing was accepted"),
 };
 
 const struct reply_entry *reply_get(enum reply_id id)

@@ -470,6 +470,39 @@ static bool check_from_header(struct smtp_session *s)
 	return true;
 }
 
+/* What DATA and BDAT both refuse in the content itself, whichever way it came
+ * (the decoder or the BDAT scanner gathered the facts).  False: refused. */
+static bool content_acceptable(struct smtp_session *s)
+{
+	const struct data_decoder *d = &s->tx->dec;
+	const char *verb = s->tx->used_bdat ? "BDAT" : "DATA";
+	if (d->bare_lf || d->bare_cr) {
+		/* RFC 5321 §2.3.8; a bare line end is how SMTP smuggling starts. */
+		const char *kind = d->bare_lf ? "bare LF" : "bare CR";
+		say(s, R_BARE_LINE_ENDING, kind, d->bare_lf ? "LF" : "CR", d->bare_lf ? "a CR before it" : "an LF after it");
+		log_event(LOG_WARN, "bare_line_ends", "conn=%llu cmd=%s kind=\"%s\" bare_lf=%llu bare_cr=%llu",
+			(unsigned long long)s->info.conn_id, verb, kind, (unsigned long long)d->bare_lf,
+			(unsigned long long)d->bare_cr);
+		return false;
+	}
+	if (d->has_nul) {
+		/* As NUL in a command is refused (R_SYNTAX_BAD_BYTES): stored, it would
+		 * cut the message short for any reader that takes it for a string end. */
+		say(s, R_NUL_IN_MESSAGE);
+		log_event(LOG_WARN, "nul_in_message", "conn=%llu cmd=%s", (unsigned long long)s->info.conn_id, verb);
+		return false;
+	}
+	if (d->longest_line > s->limits.max_message_line) {
+		say(s, R_MESSAGE_LINE_TOO_LONG, (unsigned long long)d->longest_line_no,
+			(unsigned long long)d->longest_line, (unsigned long long)s->limits.max_message_line);
+		log_event(LOG_INFO, "line_too_long", "conn=%llu cmd=%s line=%llu octets=%llu limit=%llu",
+			(unsigned long long)s->info.conn_id, verb, (unsigned long long)d->longest_line_no,
+			(unsigned long long)d->longest_line, (unsigned long long)s->limits.max_message_line);
+		return false;
+	}
+	return true;
+}
+
 /* End of DATA or BDAT LAST: refuse, or start the durable commit. */
 static void finish_message(struct smtp_session *s)
 {
@@ -480,13 +513,9 @@ static void finish_message(struct smtp_session *s)
 		s->state = ST_CMD;
 		return;
 	}
-	if (!tx->used_bdat && (tx->dec.bare_lf || tx->dec.bare_cr)) {
-		const char *kind = tx->dec.bare_lf ? "bare LF" : "bare CR";
-		say(s, R_BARE_LINE_ENDING, kind, tx->dec.bare_lf ? "LF" : "CR",
-			tx->dec.bare_lf ? "a CR before it" : "an LF after it");
-		log_event(LOG_WARN, "bare_line_ends", "conn=%llu kind=\"%s\" bare_lf=%llu bare_cr=%llu",
-			(unsigned long long)s->info.conn_id, kind, (unsigned long long)tx->dec.bare_lf,
-			(unsigned long long)tx->dec.bare_cr);
+	if (tx->used_bdat)
+		data_scan_end(&tx->dec);
+	if (!content_acceptable(s)) {
 		tx_free(s);
 		s->state = ST_CMD;
 		return;
@@ -563,7 +592,10 @@ static void cmd_helo(struct smtp_session *s, const struct smtp_command *c) { cmd
 static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 {
 	if (s->tx) {
-		say(s, R_NESTED_MAIL);
+		if (s->tx->used_bdat)
+			say(s, R_CMD_AFTER_BDAT, "MAIL");
+		else
+			say(s, R_NESTED_MAIL);
 		bad_command(s);
 		return;
 	}
@@ -644,6 +676,11 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 			say(s, R_RCPT_AFTER_REFUSED_MAIL, s->mail_refusal.ref);
 		else
 			say(s, R_NEED_MAIL);
+		bad_command(s);
+		return;
+	}
+	if (tx->used_bdat) {
+		say(s, R_CMD_AFTER_BDAT, "RCPT");
 		bad_command(s);
 		return;
 	}
@@ -796,6 +833,7 @@ static void cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 			tx->bdat_discard = true;
 		} else if (!tx->used_bdat) {
 			tx->used_bdat = true;
+			data_decoder_init(&tx->dec);
 			if (!open_spool(s))
 				tx->spool_failed = true;
 		}
@@ -1141,8 +1179,10 @@ static size_t feed_bdat(struct smtp_session *s, const char *p, size_t len)
 	size_t n = len;
 	if (n > tx->bdat_remaining)
 		n = (size_t)tx->bdat_remaining;
-	if (!tx->bdat_discard)
+	if (!tx->bdat_discard) {
+		data_scan_feed(&tx->dec, p, n);
 		accept_bytes(s, p, n);
+	}
 	tx->bdat_remaining -= n;
 	if (tx->bdat_remaining == 0)
 		bdat_chunk_done(s);
@@ -1206,6 +1246,8 @@ struct smtp_session *smtp_session_new(const struct smtp_conn_info *info,
 		s->limits.max_line = 512;
 	if (s->limits.max_bad_commands == 0)
 		s->limits.max_bad_commands = 1;
+	if (s->limits.max_message_line == 0)
+		s->limits.max_message_line = SMTP_MESSAGE_LINE_DEFAULT;
 	s->hooks = *hooks;
 	buf_init(&s->out, OUTPUT_MAX);
 	linebuf_init(&s->line, s->limits.max_line > SASL_LINE_MAX + 2 ? s->limits.max_line : SASL_LINE_MAX + 2);

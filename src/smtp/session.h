@@ -27,7 +27,10 @@ struct smtp_limits {
 	size_t max_line;           /* command line, CRLF included */
 	unsigned max_bad_commands;
 	unsigned idle_timeout;     /* seconds; only quoted in the 421 (the caller times) */
+	uint64_t max_message_line; /* longest message line, CRLF excluded; 0: SMTP_MESSAGE_LINE_DEFAULT */
 };
+
+#define SMTP_MESSAGE_LINE_DEFAULT 10000
 
 struct smtp_conn_info {
 	uint64_t conn_id;

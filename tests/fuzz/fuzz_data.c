@@ -70,6 +70,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 		}
 	}
+	/* BDAT's scanner: the same facts whatever the split, and a scan with no bare
+	 * CR/LF means every CR is followed by LF and every LF preceded by CR. */
+	struct data_decoder sref, sd;
+	data_decoder_init(&sref);
+	data_scan_feed(&sref, in, len);
+	data_scan_end(&sref);
+	data_decoder_init(&sd);
+	for (size_t p = 0, j = 0; p < len; j++) {
+		size_t piece = 1 + (size_t)sizes[j % nsizes] % 17;
+		if (piece > len - p)
+			piece = len - p;
+		data_scan_feed(&sd, in + p, piece);
+		p += piece;
+	}
+	data_scan_end(&sd);
+	if (sd.bare_lf != sref.bare_lf || sd.bare_cr != sref.bare_cr || sd.has_nul != sref.has_nul ||
+		sd.has_8bit != sref.has_8bit || sd.lines != sref.lines || sd.longest_line != sref.longest_line ||
+		sd.longest_line_no != sref.longest_line_no || sref.longest_line > len)
+		abort();
+	if (sref.bare_lf == 0 && sref.bare_cr == 0) {
+		for (size_t i = 0; i < len; i++) {
+			if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r'))
+				abort();
+			if (in[i] == '\r' && (i + 1 >= len || in[i + 1] != '\n'))
+				abort();
+		}
+	}
+	bool nul = memchr(in, 0, len) != NULL;
+	if (nul != sref.has_nul)
+		abort();
 	buf_free(&out);
 	buf_free(&rout);
 	return 0;

@@ -330,8 +330,12 @@ static const struct script scripts[] = {
 	  "220|250|250 2.1.0|250 2.1.5|354|550 5.6.0|250 2.0.0", 0, 1, false, NULL, 0 },
 	{ "dot-stuffed lines stay content", S(TX "DATA\r\n..\r\n.QUIT\r\n.\r\n"),
 	  "220|250|250 2.1.0|250 2.1.5|354|250 2.0.0", 1, 0, false, ".\r\nQUIT\r\n<<END>>", 0 },
-	{ "NUL and 8-bit in DATA", S(TX "DATA\r\na\0b\xff\r\n.\r\n"),
-	  "220|250|250 2.1.0|250 2.1.5|354|250 2.0.0", 1, 0, false, "a\0b\xff\r\n<<END>>", 0, sizeof("a\0b\xff\r\n<<END>>") - 1 },
+	{ "8-bit in DATA", S(TX "DATA\r\nab\xff\r\n.\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|354|250 2.0.0", 1, 0, false, "ab\xff\r\n<<END>>", 0 },
+	{ "NUL in DATA refused", S(TX "DATA\r\na\0b\r\n.\r\nNOOP\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|354|550 5.6.0|250 2.0.0", 0, 1, false, NULL, 0 },
+	{ "NUL in a header (DATA) refused", S(TX "DATA\r\nSubject: a\0b\r\n\r\nx\r\n.\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|354|550 5.6.0", 0, 1, false, NULL, 0 },
 	/* size */
 	{ "message too big (DATA)", S(TX "DATA\r\n"
 		"0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789\r\n"
@@ -354,15 +358,28 @@ static const struct script scripts[] = {
 		"BDAT 3\r\nabcBDAT 0 LAST\r\nNOOP\r\n"),
 	  "220|250|250 2.1.0|250 2.1.5|552 5.3.4|503 5.5.1|503 5.5.1|250 2.0.0", 0, 1, false, NULL, 150 },
 	/* BDAT */
-	{ "BDAT chunks", S(TX "BDAT 5\r\nhelloBDAT 7 LAST\r\n world\nNOOP\r\n"),
-	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0|250 2.0.0|250 2.0.0", 1, 0, false, "hello world\n<<END>>", 0 },
+	{ "BDAT chunks", S(TX "BDAT 5\r\nhelloBDAT 8 LAST\r\n world\r\nNOOP\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0|250 2.0.0|250 2.0.0", 1, 0, false, "hello world\r\n<<END>>", 0 },
+	{ "BDAT CR LF split across chunks", S(TX "BDAT 3\r\nab\rBDAT 3 LAST\r\n\ncd"),
+	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0|250 2.0.0", 1, 0, false, "ab\r\ncd<<END>>", 0 },
+	{ "BDAT bare LF refused", S(TX "BDAT 9 LAST\r\nhi\n.\nxx\r\nNOOP\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|550 5.6.0|250 2.0.0", 0, 1, false, NULL, 0 },
+	{ "BDAT bare CR refused", S(TX "BDAT 4\r\nhi\r.BDAT 2 LAST\r\n\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0|550 5.6.0", 0, 1, false, NULL, 0 },
+	{ "BDAT CR at the very end refused", S(TX "BDAT 3 LAST\r\nhi\r"),
+	  "220|250|250 2.1.0|250 2.1.5|550 5.6.0", 0, 1, false, NULL, 0 },
+	{ "BDAT NUL refused", S(TX "BDAT 5 LAST\r\na\0b\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|550 5.6.0", 0, 1, false, NULL, 0 },
+	{ "RCPT between BDAT chunks refused", S(TX "BDAT 2\r\nab" "RCPT TO:<bob@example.test>\r\nBDAT 2 LAST\r\n\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0|503 5.5.1|250 2.0.0", 1, 0, false, "ab\r\n<<END>>", 0 },
+	{ "MAIL between BDAT chunks refused", S(TX "BDAT 2\r\nab" MAIL "BDAT 2 LAST\r\n\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0|503 5.5.1|250 2.0.0", 1, 0, false, "ab\r\n<<END>>", 0 },
 	{ "BDAT 0 LAST", S(TX "BDAT 4\r\nabcdBDAT 0 LAST\r\n"),
 	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0|250 2.0.0", 1, 0, false, "abcd<<END>>", 0 },
 	{ "BDAT 0 LAST alone", S(TX "BDAT 0 LAST\r\n"),
 	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0", 1, 0, false, "<<END>>", 0 },
-	{ "BDAT keeps bytes raw", S(TX "BDAT 10 LAST\r\n.\r\n\n.\n\r\0\r\n"),
-	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0", 1, 0, false, ".\r\n\n.\n\r\0\r\n<<END>>", 0,
-	  sizeof(".\r\n\n.\n\r\0\r\n<<END>>") - 1 },
+	{ "BDAT keeps bytes raw", S(TX "BDAT 11 LAST\r\n.\r\n..\r\n.x\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0", 1, 0, false, ".\r\n..\r\n.x\r\n<<END>>", 0 },
 	{ "BDAT without MAIL swallows its bytes", S("BDAT 6\r\nQUIT\r\nNOOP\r\n"), "220|503 5.5.1|250 2.0.0", 0, 0, false, NULL, 0 },
 	{ "BDAT LAST without MAIL", S(EHLO "BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n"), "220|250|503 5.5.1|250 2.0.0", 0, 0, false, NULL, 0 },
 	{ "BDAT without recipients swallows its bytes", S(EHLO MAIL "BDAT 6\r\nQUIT\r\nNOOP\r\n"),
@@ -900,6 +917,63 @@ static void test_big_message(void **state)
 	fake_free(&f);
 }
 
+/* Message lines up to max_message_line octets (CR LF not counted) pass, longer ones get
+ * 550 5.6.0 naming the line, by DATA and by BDAT alike, whatever the split. */
+static void test_message_line_limit(void **state)
+{
+	(void)state;
+	static const struct { size_t len; bool ok; } rows[] = { { 1200, true }, { 1201, false }, { 5000, false } };
+	static const size_t chunks[] = { 0, 1, 7, 1201 };
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		for (int bdat = 0; bdat < 2; bdat++) {
+			for (size_t k = 0; k < sizeof(chunks) / sizeof(chunks[0]); k++) {
+				struct fake f;
+				struct smtp_limits lim = default_limits;
+				lim.max_message_line = 1200;
+				struct smtp_session *s = new_session(&f, &lim);
+				struct buf msg, in, out;
+				buf_init(&msg, 1 << 16);
+				buf_init(&in, 1 << 16);
+				buf_init(&out, 1 << 16);
+				buf_appends(&msg, "Subject: x\r\n\r\nshort\r\n");
+				for (size_t n = 0; n < rows[i].len; n++)
+					buf_appendc(&msg, 'a');
+				buf_appends(&msg, "\r\nend\r\n");
+				buf_appends(&in, "EHLO c\r\nMAIL FROM:<s@x.example>\r\nRCPT TO:<alice@example.test>\r\n");
+				if (bdat) {
+					buf_printf(&in, "BDAT %zu LAST\r\n", msg.len);
+					buf_append(&in, msg.data, msg.len);
+				} else {
+					buf_appends(&in, "DATA\r\n");
+					buf_append(&in, msg.data, msg.len);
+					buf_appends(&in, ".\r\n");
+				}
+				take_output(s, &out);
+				drive(s, &f, in.data, in.len, chunks[k], true, &out);
+				char sum[256];
+				summarise(&out, sum, sizeof(sum));
+				const char *want = rows[i].ok ? (bdat ? "220|250|250 2.1.0|250 2.1.5|250 2.0.0" : "220|250|250 2.1.0|250 2.1.5|354|250 2.0.0")
+					: (bdat ? "220|250|250 2.1.0|250 2.1.5|550 5.6.0" : "220|250|250 2.1.0|250 2.1.5|354|550 5.6.0");
+				if (strcmp(sum, want) != 0)
+					fail_msg("%s line of %zu in %zu-byte pieces: %s", bdat ? "BDAT" : "DATA", rows[i].len, chunks[k], sum);
+				if (!rows[i].ok) {
+					char words[64];
+					snprintf(words, sizeof(words), "line 4 is %zu octets long", rows[i].len);
+					buf_appendc(&out, '\0');
+					if (!strstr(out.data, words))
+						fail_msg("no \"%s\" in %s", words, out.data);
+				}
+				assert_int_equal(f.violations, 0);
+				buf_free(&msg);
+				buf_free(&in);
+				buf_free(&out);
+				smtp_session_free(&s);
+				fake_free(&f);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERR);
@@ -919,6 +993,7 @@ int main(void)
 		cmocka_unit_test(test_output_backpressure),
 		cmocka_unit_test(test_line_limits),
 		cmocka_unit_test(test_big_message),
+		cmocka_unit_test(test_message_line_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
