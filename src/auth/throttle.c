@@ -1,89 +1,97 @@
 /* throttle.c - login failure counters (see throttle.h).
- * One hash table of entries keyed by "i:<ip>", "p:<ip> <account>" or
- * "a:<account>"; entries also sit on an age list so the oldest can be dropped
- * when the table is full. */
+ * Four fixed tables of slots, each slot named only by a 64-bit SipHash tag of its
+ * key ("kind, address, account" with the account lower-cased: accounts compare
+ * case-insensitively).  A table is split into sets of WAYS slots; a key lives in
+ * the set its tag selects, so finding and evicting look at WAYS slots only. */
 #include "auth/throttle.h"
 
-#include <stdio.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
+#define WAYS 8
 #define KEY_MAX 400
-#define BUCKETS 4096
+#define SIPHASH_KEY_LEN 16
 
-struct entry {
-	char key[KEY_MAX];
-	unsigned failures;
-	time_t last;
-	time_t blocked_until;
-	struct entry *hnext;           /* hash chain */
-	struct entry *older, *newer;   /* age list: head is the oldest */
+struct slot {
+	uint64_t tag;          /* 0: empty */
+	time_t used;           /* last touched, for eviction */
+	time_t last;           /* last failure (known table: last success) */
+	time_t until;          /* end of a block */
+	unsigned count;        /* failures in the window */
 };
+
+/* The address table's distinct failing accounts, one row per slot. */
+struct seen {
+	uint32_t account[THROTTLE_ACCOUNTS_MAX];
+	unsigned n;
+};
+
+struct table {
+	struct slot *slots;
+	struct seen *seen;     /* address table only */
+	size_t sets;
+	time_t keep;           /* an entry matters this long after `last` */
+};
+
+enum table_kind { T_PAIR, T_ADDRESS, T_KNOWN, T_ACCOUNT, T_COUNT };
 
 struct throttle {
 	struct throttle_limits lim;
-	struct entry *buckets[BUCKETS];
-	struct entry *oldest, *newest;
-	size_t n;
+	struct table tables[T_COUNT];
+	unsigned char key[SIPHASH_KEY_LEN];
 };
 
-static unsigned hash(const char *s)
+/* SipHash-2-4 (OpenSSL's) of "kind ip \0 account", the account lower-cased. */
+static uint64_t tag_of(const struct throttle *t, enum table_kind kind, const char *ip, const char *account)
 {
-	unsigned h = 2166136261u;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c >= 'A' && c <= 'Z')
-			c = (unsigned char)(c + 32);   /* accounts compare case-insensitively */
-		h = (h ^ c) * 16777619u;
+	unsigned char data[KEY_MAX];
+	size_t n = 0;
+	data[n++] = (unsigned char)kind;
+	for (const char *p = ip; p && *p && n < sizeof(data) / 2; p++)
+		data[n++] = (unsigned char)*p;
+	data[n++] = 0;
+	for (const char *p = account; p && *p && n < sizeof(data); p++) {
+		unsigned char c = (unsigned char)*p;
+		data[n++] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
 	}
-	return h % BUCKETS;
+	unsigned char out[16];
+	size_t outlen = 0;
+	uint64_t tag = 0;
+	if (EVP_Q_mac(NULL, "SIPHASH", NULL, NULL, NULL, t->key, sizeof(t->key), data, n, out, sizeof(out), &outlen))
+		memcpy(&tag, out, sizeof(tag));
+	return tag ? tag : 1;
+}
+
+static bool table_init(struct table *tb, size_t entries, time_t keep, bool with_seen)
+{
+	tb->sets = (entries + WAYS - 1) / WAYS;
+	if (tb->sets == 0)
+		tb->sets = 1;
+	tb->keep = keep;
+	tb->slots = calloc(tb->sets * WAYS, sizeof(*tb->slots));
+	tb->seen = with_seen ? calloc(tb->sets * WAYS, sizeof(*tb->seen)) : NULL;
+	return tb->slots && (!with_seen || tb->seen);
 }
 
 struct throttle *throttle_new(const struct throttle_limits *l)
 {
 	struct throttle *t = calloc(1, sizeof(*t));
-	if (t)
-		t->lim = *l;
+	if (!t)
+		return NULL;
+	t->lim = *l;
+	if (t->lim.ip_accounts > THROTTLE_ACCOUNTS_MAX)
+		t->lim.ip_accounts = THROTTLE_ACCOUNTS_MAX;
+	bool ok = RAND_bytes(t->key, sizeof(t->key)) == 1 &&
+		table_init(&t->tables[T_PAIR], l->max_entries, l->window, false) &&
+		table_init(&t->tables[T_ADDRESS], l->max_entries, l->window, true) &&
+		table_init(&t->tables[T_KNOWN], l->max_entries, l->known_for, false) &&
+		table_init(&t->tables[T_ACCOUNT], l->max_entries, l->window, false);
+	if (!ok)
+		throttle_free(&t);
 	return t;
-}
-
-static void age_unlink(struct throttle *t, struct entry *e)
-{
-	if (e->older)
-		e->older->newer = e->newer;
-	else
-		t->oldest = e->newer;
-	if (e->newer)
-		e->newer->older = e->older;
-	else
-		t->newest = e->older;
-	e->older = e->newer = NULL;
-}
-
-static void age_push(struct throttle *t, struct entry *e)
-{
-	e->older = t->newest;
-	e->newer = NULL;
-	if (t->newest)
-		t->newest->newer = e;
-	else
-		t->oldest = e;
-	t->newest = e;
-}
-
-static void remove_entry(struct throttle *t, struct entry *e)
-{
-	unsigned h = hash(e->key);
-	for (struct entry **p = &t->buckets[h]; *p; p = &(*p)->hnext) {
-		if (*p == e) {
-			*p = e->hnext;
-			break;
-		}
-	}
-	age_unlink(t, e);
-	free(e);
-	t->n--;
 }
 
 void throttle_free(struct throttle **tp)
@@ -91,104 +99,177 @@ void throttle_free(struct throttle **tp)
 	struct throttle *t = *tp;
 	if (!t)
 		return;
-	while (t->oldest)
-		remove_entry(t, t->oldest);
+	for (int i = 0; i < T_COUNT; i++) {
+		free(t->tables[i].slots);
+		free(t->tables[i].seen);
+	}
 	free(t);
 	*tp = NULL;
 }
 
-static struct entry *find(struct throttle *t, const char *key, time_t now, bool create)
+static bool expired(const struct table *tb, const struct slot *s, time_t now)
 {
-	unsigned h = hash(key);
-	for (struct entry *e = t->buckets[h]; e; e = e->hnext) {
-		if (strcasecmp(e->key, key) != 0)
-			continue;
-		/* Forget failures older than the window, unless a block is still running. */
-		if (now - e->last > t->lim.window && e->blocked_until <= now) {
-			e->failures = 0;
-			e->blocked_until = 0;
+	return s->until <= now && now - s->last > tb->keep;
+}
+
+/* Which slot of a full set to give up: free or expired (0) before live (1) before a
+ * running block (2), so new entries cannot flush blocks; the least recently used
+ * within a rank. */
+static int evict_rank(const struct table *tb, const struct slot *s, time_t now)
+{
+	if (s->tag == 0 || expired(tb, s, now))
+		return 0;
+	return s->until > now ? 2 : 1;
+}
+
+static void slot_reset(struct table *tb, size_t i, uint64_t tag, time_t now)
+{
+	tb->slots[i] = (struct slot){ .tag = tag, .used = now, .last = now };
+	if (tb->seen)
+		tb->seen[i].n = 0;
+}
+
+/* The slot index of `tag`, or SIZE_MAX.  With `create`, a missing key takes an
+ * empty or expired slot of its set, else the least recently used one (see
+ * evict_rank).  An entry whose window ran out (and no block runs) is forgotten:
+ * not found, or with `create` started again from zero. */
+static size_t slot_find(struct table *tb, uint64_t tag, time_t now, bool create)
+{
+	size_t base = (size_t)(tag % tb->sets) * WAYS, victim = base;
+	for (size_t i = base; i < base + WAYS; i++) {
+		struct slot *s = &tb->slots[i];
+		if (s->tag == tag) {
+			if (!expired(tb, s, now))
+				return i;
+			if (!create) {
+				s->tag = 0;      /* forgotten */
+				return SIZE_MAX;
+			}
+			slot_reset(tb, i, tag, now);
+			return i;
 		}
-		return e;
+		int r = evict_rank(tb, s, now), rv = evict_rank(tb, &tb->slots[victim], now);
+		if (r < rv || (r == rv && r > 0 && s->used < tb->slots[victim].used))
+			victim = i;
 	}
 	if (!create)
-		return NULL;
-	while (t->n >= t->lim.max_entries && t->oldest)
-		remove_entry(t, t->oldest);
-	struct entry *e = calloc(1, sizeof(*e));
-	if (!e)
-		return NULL;
-	snprintf(e->key, sizeof(e->key), "%s", key);
-	e->hnext = t->buckets[h];
-	t->buckets[h] = e;
-	age_push(t, e);
-	t->n++;
-	return e;
+		return SIZE_MAX;
+	slot_reset(tb, victim, tag, now);
+	return victim;
 }
 
-static void make_key(char *out, size_t outsz, char kind, const char *ip, const char *account)
+static struct slot *lookup(struct throttle *t, enum table_kind k, const char *ip, const char *account, time_t now)
 {
-	if (kind == 'i')
-		snprintf(out, outsz, "i:%s", ip);
-	else if (kind == 'p')
-		snprintf(out, outsz, "p:%s %s", ip, account);
-	else
-		snprintf(out, outsz, "a:%s", account);
+	struct table *tb = &t->tables[k];
+	size_t i = slot_find(tb, tag_of(t, k, ip, account), now, false);
+	return i == SIZE_MAX ? NULL : &tb->slots[i];
 }
 
-time_t throttle_blocked_until(struct throttle *t, const char *ip, const char *account, time_t now)
+static bool known_pair(struct throttle *t, const char *ip, const char *account, time_t now)
 {
-	char key[KEY_MAX];
-	time_t until = 0;
-	make_key(key, sizeof(key), 'i', ip, account);
-	struct entry *e = find(t, key, now, false);
-	if (e && e->blocked_until > now)
-		until = e->blocked_until;
-	if (account) {
-		make_key(key, sizeof(key), 'p', ip, account);
-		e = find(t, key, now, false);
-		if (e && e->blocked_until > now && e->blocked_until > until)
-			until = e->blocked_until;
-	}
-	return until;
+	if (t->lim.known_for <= 0)
+		return false;
+	struct slot *k = lookup(t, T_KNOWN, ip, account, now);
+	return k && now - k->last <= t->lim.known_for;
 }
 
-static void count(struct throttle *t, struct entry *e, unsigned limit, time_t now)
+struct throttle_verdict throttle_check(struct throttle *t, const char *ip, const char *account, time_t now)
 {
-	if (!e)
-		return;
-	e->failures++;
-	e->last = now;
-	age_unlink(t, e);
-	age_push(t, e);
-	if (limit && e->failures >= limit && e->blocked_until <= now)
-		e->blocked_until = now + t->lim.block;
+	struct throttle_verdict v = { THROTTLE_OPEN, 0 };
+	if (!account || !account[0])
+		return v;
+	struct slot *p = lookup(t, T_PAIR, ip, account, now);
+	if (p && p->until > now)
+		return (struct throttle_verdict){ THROTTLE_ACCOUNT, p->until };
+	struct slot *a = lookup(t, T_ADDRESS, ip, NULL, now);
+	if (a && a->until > now && !known_pair(t, ip, account, now))
+		return (struct throttle_verdict){ THROTTLE_ADDRESS, a->until };
+	return v;
+}
+
+static void count_failure(struct throttle *t, struct slot *s, unsigned limit, time_t now)
+{
+	s->count++;
+	s->last = s->used = now;
+	if (limit && s->count >= limit && s->until <= now)
+		s->until = now + t->lim.block;
+}
+
+/* Note a failing account at the address; distinct accounts past the limit block it. */
+static void count_address(struct throttle *t, const char *ip, uint32_t account, time_t now)
+{
+	struct table *tb = &t->tables[T_ADDRESS];
+	size_t i = slot_find(tb, tag_of(t, T_ADDRESS, ip, NULL), now, true);
+	struct slot *s = &tb->slots[i];
+	struct seen *seen = &tb->seen[i];
+	s->count++;
+	s->last = s->used = now;
+	bool present = false;
+	for (unsigned k = 0; k < seen->n && !present; k++)
+		present = seen->account[k] == account;
+	if (!present && seen->n < THROTTLE_ACCOUNTS_MAX)
+		seen->account[seen->n++] = account;
+	bool spraying = t->lim.ip_accounts && seen->n >= t->lim.ip_accounts;
+	bool too_many = t->lim.ip_failures && s->count >= t->lim.ip_failures;
+	if ((spraying || too_many) && s->until <= now)
+		s->until = now + t->lim.block;
+}
+
+static struct slot *take(struct throttle *t, enum table_kind k, const char *ip, const char *account, time_t now)
+{
+	struct table *tb = &t->tables[k];
+	return &tb->slots[slot_find(tb, tag_of(t, k, ip, account), now, true)];
 }
 
 unsigned throttle_failure(struct throttle *t, const char *ip, const char *account, time_t now)
 {
-	char key[KEY_MAX];
-	make_key(key, sizeof(key), 'i', ip, account);
-	count(t, find(t, key, now, true), t->lim.ip_limit, now);
-	if (!account || !account[0])
+	if (!account)
+		account = "";
+	uint32_t account_tag = (uint32_t)tag_of(t, T_ACCOUNT, NULL, account);
+	count_address(t, ip, account_tag ? account_tag : 1, now);
+	if (!account[0])
 		return 0;
-	make_key(key, sizeof(key), 'p', ip, account);
-	count(t, find(t, key, now, true), t->lim.pair_limit, now);
-	make_key(key, sizeof(key), 'a', ip, account);
-	struct entry *a = find(t, key, now, true);
-	count(t, a, 0, now);
-	if (!a || a->failures <= t->lim.account_delay_after)
+	count_failure(t, take(t, T_PAIR, ip, account, now), t->lim.pair_limit, now);
+	struct slot *a = take(t, T_ACCOUNT, NULL, account, now);
+	count_failure(t, a, 0, now);
+	if (a->count <= t->lim.account_delay_after)
 		return 0;
 	/* 250 ms doubling per failure past the threshold, capped. */
-	unsigned over = a->failures - t->lim.account_delay_after;
+	unsigned over = a->count - t->lim.account_delay_after;
 	unsigned long long ms = 250ull << (over > 10 ? 10 : over - 1);
 	return ms > t->lim.max_delay_ms ? t->lim.max_delay_ms : (unsigned)ms;
 }
 
-void throttle_success(struct throttle *t, const char *ip, const char *account)
+/* A success: the pair's failures are forgiven, the account no longer counts as one
+ * of the address's failing accounts, and the pair is known for `known_for`. */
+void throttle_success(struct throttle *t, const char *ip, const char *account, time_t now)
 {
-	char key[KEY_MAX];
-	make_key(key, sizeof(key), 'p', ip, account);
-	struct entry *e = find(t, key, 0, false);
-	if (e)
-		remove_entry(t, e);
+	if (!account || !account[0])
+		return;
+	struct slot *p = lookup(t, T_PAIR, ip, account, now);
+	if (p)
+		*p = (struct slot){ 0 };
+	struct table *tb = &t->tables[T_ADDRESS];
+	size_t i = slot_find(tb, tag_of(t, T_ADDRESS, ip, NULL), now, false);
+	uint32_t account_tag = (uint32_t)tag_of(t, T_ACCOUNT, NULL, account);
+	account_tag = account_tag ? account_tag : 1;
+	if (i != SIZE_MAX) {
+		struct seen *seen = &tb->seen[i];
+		for (unsigned k = 0; k < seen->n; k++)
+			if (seen->account[k] == account_tag) {
+				seen->account[k] = seen->account[--seen->n];
+				break;
+			}
+	}
+	struct slot *k = take(t, T_KNOWN, ip, account, now);
+	k->last = k->used = now;
+}
+
+size_t throttle_entries(const struct throttle *t)
+{
+	size_t n = 0;
+	for (int k = 0; k < T_COUNT; k++)
+		for (size_t i = 0; i < t->tables[k].sets * WAYS; i++)
+			n += t->tables[k].slots[i].tag != 0;
+	return n;
 }

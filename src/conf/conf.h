@@ -68,6 +68,8 @@ struct conf {
 	size_t n_certificates;
 	/* [auth] */
 	uint64_t auth_ip_failures;
+	uint64_t auth_ip_accounts;
+	uint64_t auth_known_for;
 	uint64_t auth_account_ip_failures;
 	uint64_t auth_window;
 	uint64_t auth_block;

@@ -892,7 +892,7 @@ static const char *pop_login_cause(struct doctor *d, const char *line)
 	for (i = 0; line[i] && i < sizeof(low) - 1; i++)
 		low[i] = (char)((line[i] >= 'A' && line[i] <= 'Z') ? line[i] + 32 : line[i]);
 	low[i] = '\0';
-	if (strstr(low, "[login-delay]") || strstr(low, "too many"))
+	if (strstr(low, "[login-delay]") || strstr(low, "too many") || strstr(low, "is blocked until"))
 		return "throttled";
 	if (strstr(low, "[in-use]") || strstr(low, "[sys/temp]") || strstr(low, "[sys/perm]") || line[0] == '(')
 		return "server_unavailable";

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "auth/password.h"
+#include "auth/throttle.h"
 #include "conf/conf.h"
 #include "delivery/remote.h"
 #include "queue/queue.h"
@@ -140,7 +141,7 @@ long long pop3_glue_login_age(struct server *srv, const char *addr);
 void pop3_glue_forget_all(struct server *srv);
 
 /* login.c: shared by both protocols. */
-time_t login_blocked(struct conn *c, const char *user);
+struct throttle_verdict login_blocked(struct conn *c, const char *user);
 void login_verify(struct conn *c, const char *mech, const char *user, const char *pass);
 void login_ev_cb(evutil_socket_t fd, short what, void *arg);
 void login_notify(void *arg);

@@ -30,9 +30,9 @@ void login_ev_cb(evutil_socket_t fd, short what, void *arg)
 		workq_run_done(srv->authq);
 }
 
-time_t login_blocked(struct conn *c, const char *user)
+struct throttle_verdict login_blocked(struct conn *c, const char *user)
 {
-	return throttle_blocked_until(c->srv->throttle, c->addr, user, time(NULL));
+	return throttle_check(c->srv->throttle, c->addr, user, time(NULL));
 }
 
 struct auth_job {
@@ -120,7 +120,9 @@ static void auth_done(void *arg)
 	char q[400];
 	log_quote(q, sizeof(q), j->user, strlen(j->user), 200);
 	if (j->ok) {
-		throttle_success(srv->throttle, c->addr, j->canonical);
+		/* The name as the client typed it, as for failures and checks: the pair is
+		 * what that device sends. */
+		throttle_success(srv->throttle, c->addr, j->user, time(NULL));
 		log_event(LOG_INFO, "login", "conn=%llu client=%s proto=%s user=%s mech=%s password=%s tls=%s", (unsigned long long)c->id,
 			c->addr, c->ops->name, j->canonical, j->mech, j->which, c->ssl ? "yes" : "no");
 	} else if (j->tempfail) {

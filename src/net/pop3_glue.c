@@ -88,7 +88,7 @@ void pop3_glue_forget_all(struct server *srv)
 
 /* --- hooks ------------------------------------------------------------------- */
 
-static time_t hook_auth_blocked(void *ctx, const char *user)
+static struct throttle_verdict hook_auth_blocked(void *ctx, const char *user)
 {
 	return login_blocked(ctx, user);
 }

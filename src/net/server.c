@@ -834,9 +834,10 @@ int server_run(const struct conf *cf)
 	srv->auth_ev = event_new(srv->base, -1, 0, login_ev_cb, srv);
 	srv->authq = srv->auth_ev ? workq_new(2, login_notify, srv->auth_ev) : NULL;
 	struct throttle_limits tl = {
-		.ip_limit = (unsigned)cf->auth_ip_failures, .pair_limit = (unsigned)cf->auth_account_ip_failures,
-		.account_delay_after = 3, .max_delay_ms = 5000, .window = (time_t)cf->auth_window,
-		.block = (time_t)cf->auth_block, .max_entries = 100000,
+		.pair_limit = (unsigned)cf->auth_account_ip_failures, .ip_accounts = (unsigned)cf->auth_ip_accounts,
+		.ip_failures = (unsigned)cf->auth_ip_failures, .account_delay_after = 3, .max_delay_ms = 5000,
+		.window = (time_t)cf->auth_window, .block = (time_t)cf->auth_block,
+		.known_for = (time_t)cf->auth_known_for, .max_entries = 16384,
 	};
 	srv->throttle = throttle_new(&tl);
 	if (!password_hash("postern-timing-equaliser", srv->dummy_hash, sizeof(srv->dummy_hash)))

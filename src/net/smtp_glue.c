@@ -59,7 +59,7 @@ static void op_login_done(void *s, enum login_result r, const char *login)
 
 /* --- login hooks ------------------------------------------------------------- */
 
-static time_t hook_auth_blocked(void *ctx, const char *user)
+static struct throttle_verdict hook_auth_blocked(void *ctx, const char *user)
 {
 	return login_blocked(ctx, user);
 }

@@ -89,7 +89,7 @@ enum pid {
 	P_GREETING, P_BYE, P_BYE_UPDATE, P_UPDATE_FAILED, P_USER_OK, P_LOGGED_IN, P_CAPA, P_NOOP,
 	P_STAT, P_LIST_ONE, P_LIST_ALL, P_UIDL_ONE, P_UIDL_ALL, P_RETR, P_TOP, P_DELE, P_RSET,
 	P_STLS_OK, P_AUTH_MECHS,
-	P_AUTH_FAILED, P_AUTH_TEMPFAIL, P_AUTH_THROTTLED, P_PLAINTEXT_STLS, P_PLAINTEXT_NO_TLS,
+	P_AUTH_FAILED, P_AUTH_TEMPFAIL, P_AUTH_THROTTLED_ACCOUNT, P_AUTH_THROTTLED_ADDRESS, P_PLAINTEXT_STLS, P_PLAINTEXT_NO_TLS,
 	P_AUTH_UNAVAILABLE, P_AUTH_CANCELLED, P_AUTH_BAD_BASE64, P_AUTH_MALFORMED, P_AUTH_AUTHZID,
 	P_AUTH_UNKNOWN_MECH, P_AUTH_LINE_TOO_LONG, P_IN_USE, P_MAILBOX_TEMP, P_MAILBOX_PERM,
 	P_NEED_USER, P_NEED_LOGIN, P_LOGGED_IN_ALREADY, P_UNKNOWN, P_EMPTY, P_BAD_BYTES, P_LINE_TOO_LONG,
@@ -130,8 +130,15 @@ static const struct pentry catalogue[P_COUNT] = {
 		"Login failed: wrong user name or password (an app password works too); check both in the mail program" },
 	[P_AUTH_TEMPFAIL] = { false, "SYS/TEMP",
 		"Login cannot be checked just now (account directory unavailable); try again in a few minutes" },
-	[P_AUTH_THROTTLED] = { false, "LOGIN-DELAY",
-		"Too many failed logins from your address; logging in is blocked until %s - check the password saved in every device" },
+	/* RFC 3206 §4: [AUTH] when the credentials are the problem (a device keeps
+	 * sending a wrong password for this account), [SYS/TEMP] when they are not
+	 * (the address is blocked for failures to other accounts). */
+	[P_AUTH_THROTTLED_ACCOUNT] = { false, "AUTH",
+		"Too many failed logins as %s from your address: logging in to this account from here is blocked until %s - "
+		"correct the password saved in every device that uses this account (other accounts are not blocked)" },
+	[P_AUTH_THROTTLED_ADDRESS] = { false, "SYS/TEMP",
+		"Logging in from your address is blocked until %s: there were failed logins to several different accounts "
+		"from it - your own password is not the problem; try again after that time" },
 	[P_PLAINTEXT_STLS] = { false, "AUTH",
 		"Login refused on an unencrypted connection: set the mail program's connection security to STARTTLS (STLS) on port 110, or to SSL/TLS on port 995" },
 	[P_PLAINTEXT_NO_TLS] = { false, "AUTH",
@@ -427,12 +434,19 @@ static bool login_allowed(struct pop3_session *s)
 
 static bool check_blocked(struct pop3_session *s, const char *user)
 {
-	time_t until = s->hooks.auth_blocked ? s->hooks.auth_blocked(s->hooks.ctx, user) : 0;
-	if (!until)
+	struct throttle_verdict v = { THROTTLE_OPEN, 0 };
+	if (s->hooks.auth_blocked)
+		v = s->hooks.auth_blocked(s->hooks.ctx, user);
+	if (v.block == THROTTLE_OPEN)
 		return false;
-	char when[32];
-	format_until(until, when, sizeof(when));
-	reply(s, P_AUTH_THROTTLED, when);
+	char when[32], q[64];
+	format_until(v.until, when, sizeof(when));
+	if (v.block == THROTTLE_ACCOUNT && user) {
+		quote_for_reply(q, sizeof(q), user, strlen(user));
+		reply(s, P_AUTH_THROTTLED_ACCOUNT, q, when);
+	} else {
+		reply(s, P_AUTH_THROTTLED_ADDRESS, when);
+	}
 	return true;
 }
 
@@ -1067,7 +1081,7 @@ void pop3_session_auth_done(struct pop3_session *s, enum pop3_auth_result r, con
 		break;
 	case POP3_AUTH_BLOCKED:
 		format_until(blocked_until, when, sizeof(when));
-		reply(s, P_AUTH_THROTTLED, when);
+		reply(s, P_AUTH_THROTTLED_ACCOUNT, s->user, when);
 		break;
 	case POP3_AUTH_TEMPFAIL:
 		reply(s, P_AUTH_TEMPFAIL);

@@ -38,6 +38,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "auth/throttle.h"
+
 struct buf;
 
 #define POP3_PUMP_TARGET (32u << 10)   /* octets queued per pump step */
@@ -88,8 +90,9 @@ extern const struct pop3_maildrop_ops pop3_maildir_ops;
 struct pop3_hooks {
 	void *ctx;
 	/* Optional: without auth_verify, USER/PASS and AUTH are not offered. */
-	/* When does this client's block on logging in end (0: not blocked)?  user may be NULL. */
-	time_t (*auth_blocked)(void *ctx, const char *user);
+	/* May this client log in as user now; if not, why and until when?  user may be
+	 * NULL (not known yet). */
+	struct throttle_verdict (*auth_blocked)(void *ctx, const char *user);
 	/* Check credentials; the caller later calls pop3_session_auth_done().  mech is
 	 * "USER" for USER/PASS, else the SASL mechanism. */
 	void (*auth_verify)(void *ctx, const char *mech, const char *user, const char *pass);

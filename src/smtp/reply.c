@@ -78,8 +78,16 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 		"Use your full email address as the user name, with your password or an app password made for this device (your administrator creates one with: postern app-password add)"),
 	E(R_AUTH_TEMPFAIL, 454, "4.7.0", "Temporary authentication failure; try again in a few minutes",
 		"Nothing is wrong with your password: try again in a few minutes"),
-	E(R_AUTH_THROTTLED, 454, "4.7.0", "Too many failed logins from your address; try again after %s",
-		"Check the password saved in every device that sends mail with this account"),
+	/* Throttling (auth/throttle.h): a block of one account from one address names the
+	 * account, so the device with the stale password can be found; a block of the
+	 * address (failures to several accounts) tells the innocent colleague that their
+	 * password is not the problem. */
+	E(R_AUTH_THROTTLED_ACCOUNT, 454, "4.7.0",
+		"Too many failed logins as %s from your address: logging in to this account from here is blocked until %s",
+		"A device that uses this account has a wrong password saved: correct it in every such device (other accounts are not blocked)"),
+	E(R_AUTH_THROTTLED_ADDRESS, 454, "4.7.0",
+		"Logging in from your address is blocked until %s: there were failed logins to several different accounts from it",
+		"Your own password is not the problem: try again after that time, or from another network; the administrator sees the failed logins in the log"),
 	E(R_AUTH_CANCELLED, 501, "5.7.0", "Authentication cancelled by the client",
 		"Log in again when you are ready"),
 	E(R_AUTH_BAD_BASE64, 501, "5.5.2", "Cannot decode the response: it is not valid base64",

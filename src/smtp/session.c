@@ -968,6 +968,26 @@ static void format_until(time_t until, char *out, size_t outsz)
 	strftime(out, outsz, "%H:%M UTC", &tm);
 }
 
+/* Refuse the login when the throttle blocks it (auth/throttle.h), in words that say
+ * whose failures caused the block. */
+static bool refused_by_throttle(struct smtp_session *s, const char *user)
+{
+	struct throttle_verdict v = { THROTTLE_OPEN, 0 };
+	if (s->hooks.auth_blocked)
+		v = s->hooks.auth_blocked(s->hooks.ctx, user);
+	if (v.block == THROTTLE_OPEN)
+		return false;
+	char when[32], q[80];
+	format_until(v.until, when, sizeof(when));
+	if (v.block == THROTTLE_ACCOUNT && user) {
+		quote_for_reply(q, sizeof(q), user, strlen(user));
+		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
+	} else {
+		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ADDRESS, when);
+	}
+	return true;
+}
+
 /* The SASL exchange moved on: ask for more, or hand the credentials over. */
 static void auth_progress(struct smtp_session *s, enum sasl_status st)
 {
@@ -997,11 +1017,7 @@ static void auth_progress(struct smtp_session *s, enum sasl_status st)
 		bad_command(s);
 		return;
 	}
-	time_t until = s->hooks.auth_blocked ? s->hooks.auth_blocked(s->hooks.ctx, s->sasl.user) : 0;
-	if (until) {
-		char when[32];
-		format_until(until, when, sizeof(when));
-		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED, when);
+	if (refused_by_throttle(s, s->sasl.user)) {
 		s->state = ST_CMD;
 		sasl_clear(&s->sasl);
 		return;
@@ -1035,13 +1051,8 @@ static void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 			auth_refuse(s, CAUSE_TLS_REQUIRED, R_AUTH_NEEDS_TLS_PORT);
 		return;
 	}
-	time_t until = s->hooks.auth_blocked ? s->hooks.auth_blocked(s->hooks.ctx, NULL) : 0;
-	if (until) {
-		char when[32];
-		format_until(until, when, sizeof(when));
-		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED, when);
+	if (refused_by_throttle(s, NULL))
 		return;
-	}
 	const char *sp = memchr(c->arg, ' ', c->arg_len);
 	size_t mlen = sp ? (size_t)(sp - c->arg) : c->arg_len;
 	enum sasl_mech mech;
@@ -1379,10 +1390,13 @@ void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, con
 	case SMTP_AUTH_FAILED:
 		auth_refuse(s, CAUSE_AUTH_FAILED, R_AUTH_FAILED);
 		break;
-	case SMTP_AUTH_BLOCKED:
+	case SMTP_AUTH_BLOCKED: {
+		char q[80];
 		format_until(blocked_until, when, sizeof(when));
-		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED, when);
+		quote_for_reply(q, sizeof(q), s->sasl.user, strlen(s->sasl.user));
+		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
 		break;
+	}
 	case SMTP_AUTH_TEMPFAIL:
 		say(s, R_AUTH_TEMPFAIL);
 		break;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "auth/throttle.h"
 #include "policy/policy.h"
 #include "smtp/address.h"
 
@@ -72,8 +73,9 @@ struct smtp_hooks {
 	/* Begin the durable commit; the caller later calls smtp_session_commit_done(). */
 	void (*spool_commit)(void *ctx);
 	/* Optional: without auth_verify, AUTH is not offered. */
-	/* When does this client's block on logging in end (0: not blocked)?  user may be NULL. */
-	time_t (*auth_blocked)(void *ctx, const char *user);
+	/* May this client log in as user now; if not, why and until when?  user may be
+	 * NULL (not known yet). */
+	struct throttle_verdict (*auth_blocked)(void *ctx, const char *user);
 	/* Check credentials off the loop; the caller later calls smtp_session_auth_done(). */
 	void (*auth_verify)(void *ctx, const char *mech, const char *user, const char *pass);
 	/* Does `login` own `address` (MAIL FROM, From:)?  NULL: every address is owned. */

@@ -144,10 +144,14 @@ struct fake {
 	char user[400];
 };
 
-static time_t blocked(void *ctx, const char *user)
+static struct throttle_verdict blocked(void *ctx, const char *user)
 {
 	(void)ctx;
-	return user && strcmp(user, "blocked") == 0 ? 1700000000 : 0;
+	if (user && strcmp(user, "blocked") == 0)
+		return (struct throttle_verdict){ THROTTLE_ACCOUNT, 1700000000 };
+	if (user && strcmp(user, "sprayed") == 0)
+		return (struct throttle_verdict){ THROTTLE_ADDRESS, 1700000000 };
+	return (struct throttle_verdict){ THROTTLE_OPEN, 0 };
 }
 
 static void verify(void *ctx, const char *mech, const char *user, const char *pass)

@@ -86,7 +86,13 @@ static const struct row rows[] = {
 	/* throttling, greylisting */
 	{ "421 4.7.0 Too many connections; try again later", "throttled" },                                 /* Postern */
 	{ "421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints", "throttled" }, /* Yahoo */
-	{ "454 4.7.0 Too many failed logins from your address; try again after 10:15 UTC", "throttled" }, /* Postern */
+	{ "454 4.7.0 Too many failed logins from your address; try again after 10:15 UTC", "throttled" }, /* Postern before */
+	{ "454-4.7.0 Too many failed logins as anna@example.test from your address: logging in to this account from here is "
+	  "blocked until 10:15 UTC\n454 4.7.0 A device that uses this account has a wrong password saved", "throttled" }, /* Postern */
+	{ "454-4.7.0 Logging in from your address is blocked until 10:15 UTC: there were failed logins to several different "
+	  "accounts from it\n454 4.7.0 Your own password is not the problem", "throttled" },                   /* Postern */
+	{ "-ERR [SYS/TEMP] Logging in from your address is blocked until 10:15 UTC: there were failed logins to several "
+	  "different accounts from it - your own password is not the problem; try again after that time", "throttled" }, /* Postern POP3 */
 	{ "450 4.2.0 <bob@example.org>: Recipient address rejected: Greylisted, see http://postgrey.schweikert.ch/help/example.org.html", "greylisted" }, /* Postgrey */
 	{ "451 4.7.1 Please try again later", "greylisted" },
 	{ "450-4.2.1 The user you are trying to contact is receiving mail at a rate that\n450 4.2.1 prevents additional messages from being delivered.", "throttled" }, /* Gmail */

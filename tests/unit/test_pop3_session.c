@@ -173,16 +173,17 @@ struct fake {
 	bool pending_auth;
 	char user[400], pass[600], mech[16];
 	time_t blocked_until;     /* auth_blocked answer */
+	enum throttle_block block;
 	unsigned verifies, mailbox_opens;
 	char opened_for[400];
 	size_t max_out;           /* the most output queued at once */
 };
 
-static time_t hook_blocked(void *ctx, const char *user)
+static struct throttle_verdict hook_blocked(void *ctx, const char *user)
 {
 	struct fake *f = ctx;
 	(void)user;
-	return f->blocked_until;
+	return (struct throttle_verdict){ f->block, f->blocked_until };
 }
 
 static void hook_verify(void *ctx, const char *mech, const char *user, const char *pass)
@@ -681,6 +682,13 @@ static void test_auth_sasl(void **state)
 static void prep_blocked(struct fake *f)
 {
 	f->blocked_until = 1700000000;   /* 22:13 UTC */
+	f->block = THROTTLE_ACCOUNT;
+}
+
+static void prep_blocked_address(struct fake *f)
+{
+	f->blocked_until = 1700000000;
+	f->block = THROTTLE_ADDRESS;
 }
 
 static void prep_in_use(struct fake *f)
@@ -699,7 +707,14 @@ static void test_response_codes(void **state)
 	struct pop3_conn_info ci = info_tls();
 	struct fake f;
 	char *out = run_all_ways(&ci, prep_blocked, "USER alice\r\nPASS secret\r\nAUTH PLAIN\r\nQUIT\r\n", &f);
-	assert_has(out, "-ERR [LOGIN-DELAY] Too many failed logins from your address; logging in is blocked until 22:13 UTC");
+	assert_has(out, "-ERR [AUTH] Too many failed logins as alice from your address: logging in to this account "
+		"from here is blocked until 22:13 UTC - correct the password saved in every device");
+	assert_int_equal(f.verifies, 0);
+	free(out);
+	/* Blocked for other accounts' failures: not told to check a password. */
+	out = run_all_ways(&ci, prep_blocked_address, "USER dora\r\nPASS secret\r\nQUIT\r\n", &f);
+	assert_has(out, "-ERR [SYS/TEMP] Logging in from your address is blocked until 22:13 UTC: there were failed "
+		"logins to several different accounts from it - your own password is not the problem");
 	assert_int_equal(f.verifies, 0);
 	free(out);
 	out = run_all_ways(&ci, prep_in_use, "USER alice\r\nPASS secret\r\nSTAT\r\nQUIT\r\n", &f);
