@@ -308,7 +308,7 @@ def test_account_ip_pair_block_leaves_other_accounts(server_factory):
             assert r.is_(535, "5.7.8"), (i, r)
     with connect_tls(srv) as c:
         r = auth_plain(c)
-        assert r.is_(454, "4.7.0") and "try again after" in r.text.lower(), r
+        assert r.is_(454, "4.7.0") and "blocked until" in r.text.lower(), r
     with connect_tls(srv) as c:              # another account from the same address: fine
         assert auth_plain(c, "bob@example.test").is_(235, "2.7.0")
     s = smtplib_login(srv, source="127.0.0.2")  # the same account from another address: fine
