@@ -128,14 +128,22 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 	const char *rcpt = m->env.rcpts[i];
 	char name[600], err[512];
 	struct quota_state st;
-	/* Checked again here: RCPT time saw the mailbox before this message's siblings. */
+	/* Checked again here: the end of data saw the mailbox before this message's
+	 * siblings and other deliveries.  The message was accepted, so holding it for days
+	 * of retries would only delay the news: the recipient fails at once and the sender
+	 * gets a bounce now with these words (full_is_permanent chooses what SMTP clients
+	 * are told before acceptance; see docs/operations.md "Full mailboxes"). */
 	if (quota_check(path, m->body_size, &st, err, sizeof(err)) == QUOTA_FULL) {
-		/* 452 4.2.2 by default: keep trying, the owner may make room. */
-		char u[32], l[32];
-		snprintf(why, whysz, "%s the mailbox of %s is full (%s of %s used); its owner must delete mail",
-			c->quota_full_permanent ? "552 5.2.2" : "452 4.2.2", rcpt, format_size(st.used_bytes, u, sizeof(u)),
-			format_size(st.limit_bytes, l, sizeof(l)));
-		return c->quota_full_permanent ? LOCAL_PERM : LOCAL_TEMP;
+		char u[32], l[32], left[32], sz[32];
+		if (st.limit_bytes && st.used_bytes < st.limit_bytes)
+			snprintf(why, whysz, "552 5.2.2 the mailbox of %s has %s left (%s of %s used) and the message is %s; "
+				"its owner must delete mail", rcpt, format_size(st.limit_bytes - st.used_bytes, left, sizeof(left)),
+				format_size(st.used_bytes, u, sizeof(u)), format_size(st.limit_bytes, l, sizeof(l)),
+				format_size(m->body_size, sz, sizeof(sz)));
+		else
+			snprintf(why, whysz, "552 5.2.2 the mailbox of %s is full (%s of %s used); its owner must delete mail",
+				rcpt, format_size(st.used_bytes, u, sizeof(u)), format_size(st.limit_bytes, l, sizeof(l)));
+		return LOCAL_PERM;
 	}
 	char prefix[1200];
 	snprintf(prefix, sizeof(prefix), "Return-Path: <%s>\nDelivered-To: %s\n", m->env.sender,

@@ -103,6 +103,8 @@ struct proto_ops {
 	void (*login_done)(void *s, enum login_result r, const char *login);
 };
 
+struct room_check;
+
 struct conn {
 	struct server *srv;
 	const struct conf_listener *listener;
@@ -112,6 +114,7 @@ struct conn {
 	uint64_t id;
 	char addr[INET6_ADDRSTRLEN];
 	struct queue_writer *writer;     /* SMTP: the message being received */
+	struct room_check *room;         /* SMTP: its local recipients' Maildirs, for the quota check */
 	char qid[QUEUE_ID_LEN + 1];
 	unsigned busy;                   /* jobs (commit, login check, mailbox) that point at us */
 	bool closed;                     /* socket gone; freed when the jobs return */

@@ -22,13 +22,102 @@
 #include "util/log.h"
 #include "util/workq.h"
 
+/* The local recipients of the message being received, resolved when the spool opens
+ * (on the loop, as RCPT does), for the quota check at the end of data, which runs with
+ * the commit on a commit thread (maildirsize reads are file reads). */
+struct room_target {
+	char address[QUEUE_ADDR_MAX];
+	char maildir[1400];
+};
+
+struct room_check {
+	struct room_target *targets;
+	size_t n_targets;
+	size_t n_other;   /* other domains, postmaster, directory failures: not checked */
+};
+
+enum commit_outcome { COMMIT_OK, COMMIT_FAILED, COMMIT_NO_ROOM };
+
 struct commit_job {
 	struct conn *conn;
 	struct queue_writer *writer;
+	struct room_check *room;
+	bool full_is_permanent;
 	char qid[QUEUE_ID_LEN + 1];
-	bool ok;
+	enum commit_outcome outcome;
+	enum message_quota quota;
+	uint64_t size;
 	char err[256];
+	char detail[1024];
 };
+
+static void room_free(struct room_check **rp)
+{
+	struct room_check *r = *rp;
+	if (!r)
+		return;
+	free(r->targets);
+	free(r);
+	*rp = NULL;
+}
+
+/* Which recipients of env have a local Maildir (aliases followed).  NULL on no memory:
+ * then nothing is checked at the end of data (delivery still checks). */
+static struct room_check *room_resolve(struct conn *c, const struct queue_envelope *qe)
+{
+	struct server *srv = c->srv;
+	struct room_check *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->targets = calloc(qe->n_rcpts ? qe->n_rcpts : 1, sizeof(*r->targets));
+	if (!r->targets) {
+		free(r);
+		return NULL;
+	}
+	for (size_t i = 0; i < qe->n_rcpts; i++) {
+		struct room_target *t = &r->targets[r->n_targets];
+		const char *at = strrchr(qe->rcpts[i], '@');
+		bool postmaster = at ? (size_t)(at - qe->rcpts[i]) == 10 && strncasecmp(qe->rcpts[i], "postmaster", 10) == 0
+			: strcasecmp(qe->rcpts[i], "postmaster") == 0;
+		if (postmaster ||
+			local_resolve(srv->conf, srv->dir, qe->rcpts[i], t->maildir, sizeof(t->maildir)) != WHERE_LOCAL) {
+			r->n_other++;   /* RFC 5321 §4.5.1: postmaster is never refused */
+			continue;
+		}
+		snprintf(t->address, sizeof(t->address), "%s", qe->rcpts[i]);
+		r->n_targets++;
+	}
+	return r;
+}
+
+/* Commit thread: can the message, at its real size, go to at least one recipient?
+ * The figure is the one delivery checks (the queued body); see local_deliver. */
+static enum message_quota room_check_run(struct commit_job *j)
+{
+	struct room_check *r = j->room;
+	if (!r || r->n_targets == 0)
+		return MQ_ACCEPT;
+	struct mailbox_room *rooms = calloc(r->n_targets, sizeof(*rooms));
+	if (!rooms)
+		return MQ_ACCEPT;
+	size_t n = 0, other = r->n_other;
+	for (size_t i = 0; i < r->n_targets; i++) {
+		struct quota_state st;
+		char err[256];
+		enum quota_verdict qv = quota_check(r->targets[i].maildir, j->size, &st, err, sizeof(err));
+		if (qv == QUOTA_ERROR) {
+			other++;   /* delivery will retry and say why */
+			continue;
+		}
+		rooms[n++] = (struct mailbox_room){ .address = r->targets[i].address, .fits = qv == QUOTA_FITS,
+			.used = st.used_bytes, .limit = st.limit_bytes };
+	}
+	struct message_quota_facts f = { .size = j->size, .mailboxes = rooms, .n_mailboxes = n, .n_other = other,
+		.full_is_permanent = j->full_is_permanent };
+	enum message_quota mq = policy_check_message_quota(&f, j->detail, sizeof(j->detail));
+	free(rooms);
+	return mq;
+}
 
 
 /* --- the session as the connection code sees it ---------------------------- */
@@ -150,12 +239,15 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 		if (env->rcpt_params[i].notify || env->rcpt_params[i].orcpt[0])
 			dsn_ok = queue_envelope_set_dsn(&qe, i, env->rcpt_params[i].notify, env->rcpt_params[i].orcpt) && dsn_ok;
 	char err[256] = "out of memory";
+	room_free(&c->room);
+	c->room = room_resolve(c, &qe);
 	c->writer = dsn_ok ? queue_writer_open(c->srv->queue, &qe, err, sizeof(err)) : NULL;
 	free(qe.notify);
 	free(qe.orcpt);
 	free(qe.rcpts);
 	if (!c->writer) {
 		log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id, err);
+		room_free(&c->room);
 		return false;
 	}
 	memcpy(c->qid, qe.qid, sizeof(c->qid));
@@ -173,13 +265,20 @@ static void hook_spool_abort(void *ctx)
 {
 	struct conn *c = ctx;
 	queue_writer_free(&c->writer);
+	room_free(&c->room);
 }
 
-/* Worker thread: the blocking part. */
+/* Worker thread: the blocking part.  The quota check comes first, so that a message
+ * no recipient can take is never committed (nothing to undo). */
 static void commit_work(void *arg)
 {
 	struct commit_job *j = arg;
-	j->ok = queue_writer_commit(j->writer, j->err, sizeof(j->err));
+	j->quota = room_check_run(j);
+	if (j->quota != MQ_ACCEPT) {
+		j->outcome = COMMIT_NO_ROOM;
+		return;
+	}
+	j->outcome = queue_writer_commit(j->writer, j->err, sizeof(j->err)) ? COMMIT_OK : COMMIT_FAILED;
 }
 
 /* Loop thread: tell the session, wake the delivery agent. */
@@ -189,19 +288,23 @@ static void commit_done(void *arg)
 	struct conn *c = j->conn;
 	struct server *srv = c->srv;
 	queue_writer_free(&j->writer);
-	if (j->ok)
+	room_free(&j->room);
+	if (j->outcome == COMMIT_OK)
 		delivery_enqueue(srv->delivery, j->qid);
-	else
+	else if (j->outcome == COMMIT_FAILED)
 		log_event(LOG_ERR, "spool_error", "conn=%llu qid=%s op=commit error=\"%s\"", (unsigned long long)c->id,
 			j->qid, j->err);
 	c->busy--;
-	bool ok = j->ok;
-	free(j);
 	if (c->closed) {
+		free(j);
 		conn_free(c);
 		return;
 	}
-	smtp_session_commit_done(c->session, ok);
+	if (j->outcome == COMMIT_NO_ROOM)
+		smtp_session_commit_refused(c->session, j->quota, j->size, j->detail);
+	else
+		smtp_session_commit_done(c->session, j->outcome == COMMIT_OK);
+	free(j);
 	conn_process(c);
 }
 
@@ -211,12 +314,17 @@ static void hook_spool_commit(void *ctx)
 	struct commit_job *j = calloc(1, sizeof(*j));
 	if (!j) {
 		queue_writer_free(&c->writer);
+		room_free(&c->room);
 		smtp_session_commit_done(c->session, false);
 		return;
 	}
 	j->conn = c;
 	j->writer = c->writer;
 	c->writer = NULL;
+	j->room = c->room;
+	c->room = NULL;
+	j->size = queue_writer_size(j->writer);
+	j->full_is_permanent = c->srv->conf->quota_full_permanent;
 	memcpy(j->qid, c->qid, sizeof(j->qid));
 	c->busy++;
 	workq_push(c->srv->commitq, commit_work, commit_done, j);

@@ -128,6 +128,51 @@ void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f
 	}
 }
 
+#define ROOMS_NAMED 3   /* mailboxes named in the end-of-data refusal */
+
+static void room_words(const struct mailbox_room *m, bool alone, char *out, size_t outsz)
+{
+	char u[32], l[32], left[32];
+	const char *pre = alone ? "the mailbox of " : "";
+	if (!m->limit)
+		snprintf(out, outsz, "%s%.200s is full (it holds as many messages as it may)", pre, m->address);
+	else if (m->used < m->limit)
+		snprintf(out, outsz, "%s%.200s has %s left (%s of %s used)", pre, m->address,
+			format_size(m->limit - m->used, left, sizeof(left)), format_size(m->used, u, sizeof(u)),
+			format_size(m->limit, l, sizeof(l)));
+	else
+		snprintf(out, outsz, "%s%.200s is full (%s of %s used)", pre, m->address, format_size(m->used, u, sizeof(u)),
+			format_size(m->limit, l, sizeof(l)));
+}
+
+enum message_quota policy_check_message_quota(const struct message_quota_facts *f, char *detail, size_t detailsz)
+{
+	if (detailsz)
+		detail[0] = '\0';
+	if (f->n_other > 0 || f->n_mailboxes == 0)
+		return MQ_ACCEPT;
+	bool larger = true;
+	for (size_t i = 0; i < f->n_mailboxes; i++) {
+		if (f->mailboxes[i].fits)
+			return MQ_ACCEPT;
+		if (!f->mailboxes[i].limit || f->size <= f->mailboxes[i].limit)
+			larger = false;
+	}
+	size_t len = 0;
+	if (f->n_mailboxes > 1)
+		len = (size_t)snprintf(detail, detailsz, "no recipient's mailbox has room for it: ");
+	for (size_t i = 0; i < f->n_mailboxes && i < ROOMS_NAMED && len < detailsz; i++) {
+		char w[400];
+		room_words(&f->mailboxes[i], f->n_mailboxes == 1, w, sizeof(w));
+		len += (size_t)snprintf(detail + len, detailsz - len, "%s%s", i ? "; " : "", w);
+	}
+	if (f->n_mailboxes > ROOMS_NAMED && len < detailsz)
+		snprintf(detail + len, detailsz - len, "; and %zu more", f->n_mailboxes - ROOMS_NAMED);
+	if (larger)
+		return MQ_LARGER;
+	return f->full_is_permanent ? MQ_FULL_PERMANENT : MQ_FULL;
+}
+
 void policy_check_mail(const struct policy_client *c, struct verdict *v)
 {
 	if (c->submission_port && !c->authenticated) {

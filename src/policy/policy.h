@@ -64,6 +64,34 @@ struct rcpt_facts {
 };
 
 void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v);
+
+/* The end of DATA/BDAT: does the message, now that its real size is known, fit at
+ * least one of its recipients?  One entry per local recipient whose quota was read. */
+struct mailbox_room {
+	const char *address;
+	bool fits;
+	unsigned long long used, limit;   /* bytes; limit 0: only a message count limit */
+};
+
+struct message_quota_facts {
+	unsigned long long size;          /* the message as queued */
+	const struct mailbox_room *mailboxes;
+	size_t n_mailboxes;
+	size_t n_other;                   /* recipients not checked: other domains, postmaster, unreadable quota */
+	bool full_is_permanent;
+};
+
+enum message_quota {
+	MQ_ACCEPT,          /* some recipient can take it (those that cannot get a prompt bounce) */
+	MQ_FULL,            /* 452 4.2.2 */
+	MQ_FULL_PERMANENT,  /* 552 5.2.2: full_is_permanent */
+	MQ_LARGER,          /* 552 5.2.2: larger than every recipient's whole quota */
+};
+
+/* Refused only when no recipient can take the message: every recipient is local and
+ * none has room.  detail says whose mailbox has how much room ("the mailbox of a@b has
+ * 40.0 KB left (60.0 KB of 100.0 KB used)", several named when there are several). */
+enum message_quota policy_check_message_quota(const struct message_quota_facts *f, char *detail, size_t detailsz);
 /* MAIL FROM on a submission port without login: 530 5.7.0 (RFC 6409 §4.3). */
 void policy_check_mail(const struct policy_client *c, struct verdict *v);
 /* A logged-in user sending as `address`; owned tells whether the directory says the

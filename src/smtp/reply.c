@@ -113,6 +113,14 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 		"Set your mail program's security to SSL/TLS for this port, or use port 587 with STARTTLS"),
 	E(R_RCPT_AFTER_REFUSED_MAIL, 503, "5.5.1", "No sender: MAIL FROM was refused (ref %s), so recipients cannot be given",
 		"Fix what the MAIL FROM refusal says, then send the message again"),
+	/* The end of data, no declared SIZE: no recipient's mailbox can take the message
+	 * (RFC 3463 X.2.2 mailbox full; RFC 5321 §4.2.2 452/552). */
+	E(R_DATA_MAILBOX_FULL, 452, "4.2.2", "Message not accepted: it is %s, and %s",
+		"The owner of the mailbox must delete mail; your mail program will try again later"),
+	E(R_DATA_MAILBOX_FULL_PERM, 552, "5.2.2", "Message not accepted: it is %s, and %s",
+		"The owner of the mailbox must delete mail before more can arrive; send again later"),
+	E(R_DATA_LARGER_THAN_MAILBOX, 552, "5.2.2", "Message not accepted: it is %s, and %s",
+		"The message is larger than the whole mailbox: send a smaller one, e.g. share large files by link"),
 	E(R_BODY_8BIT_NOT_DECLARED, 554, "5.6.0", "BINARYMIME content must be sent with BDAT, not DATA (RFC 3030)",
 		"Send the message with BDAT, or declare BODY=8BITMIME instead of BINARYMIME"),
 	/* RFC 3030 §2: the envelope is fixed once the first chunk went to the spool, so a

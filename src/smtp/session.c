@@ -555,6 +555,20 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok)
 	s->state = ST_CMD;
 }
 
+void smtp_session_commit_refused(struct smtp_session *s, enum message_quota why, uint64_t size, const char *detail)
+{
+	if (s->state != ST_WAIT_COMMIT || !s->tx)
+		return;
+	s->tx->spool_open = false;   /* the hook dropped the spool file */
+	char sz[32];
+	format_size(size, sz, sizeof(sz));
+	enum reply_id id = why == MQ_LARGER ? R_DATA_LARGER_THAN_MAILBOX
+		: why == MQ_FULL_PERMANENT ? R_DATA_MAILBOX_FULL_PERM : R_DATA_MAILBOX_FULL;
+	say(s, id, sz, detail);
+	tx_free(s);
+	s->state = ST_CMD;
+}
+
 /* --- command handlers ------------------------------------------------------ */
 
 static void cmd_helo_common(struct smtp_session *s, const struct smtp_command *c, bool esmtp)

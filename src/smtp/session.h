@@ -96,6 +96,9 @@ void smtp_session_start(struct smtp_session *s);
 size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len);
 /* The commit finished: ok with the queue id, or not (then 451 4.3.0). */
 void smtp_session_commit_done(struct smtp_session *s, bool ok);
+/* Instead of the commit: no recipient's mailbox has room for the message (size as
+ * queued; detail from policy_check_message_quota).  Nothing was queued. */
+void smtp_session_commit_refused(struct smtp_session *s, enum message_quota why, uint64_t size, const char *detail);
 /* The login check finished.  login is the canonical user name on success;
  * blocked_until the end of a block for SMTP_AUTH_BLOCKED. */
 void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, const char *login,

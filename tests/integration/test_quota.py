@@ -1,6 +1,7 @@
 """Quotas (Maildir++ maildirsize): a full mailbox is refused at RCPT with 452 4.2.2 (or
 552 5.2.2 when [quota] full_is_permanent = yes) naming whose mailbox is full and that its
-owner must delete mail; delivery checks again (deferred 4.2.2 / failed 5.2.2); one warning
+owner must delete mail; the end of data checks the real size (test_quota_size.py);
+delivery checks again (a recipient without room fails at once, 5.2.2); one warning
 message when usage crosses [quota] warning_percent; `postern user quota` and `user list`."""
 import re
 import time
@@ -96,45 +97,29 @@ def test_full_mailbox_refused_at_rcpt(server_factory, permanent):
     assert _rcpt(srv, ALICE).is_(250, "2.1.5")
 
 
-def test_delivery_checks_again_defers_then_delivers_when_room_is_made(server_factory):
-    srv = make_pop3_server(server_factory, quota={"warning_percent": "95"})
-    _set_quota(srv, ALICE, "100K")
-    _send(srv, ALICE, "first", 60 * 1024)
-    assert len(srv.wait_delivered(ALICE, 1)) == 1
-    # the mailbox is not full (60%): RCPT accepts, but this one would overfill it
-    qid = _send(srv, ALICE, "second", 60 * 1024)
-    m = wait_log(srv, r"event=deferred\b[^\n]*qid=%s[^\n]*" % qid)
-    assert m, srv.log()[-3000:]
-    assert "4.2.2" in m.group(0) and "full" in m.group(0), m.group(0)
-    assert len(srv.maildir_messages(ALICE)) == 1
-    assert _disk_usage(srv) <= 100 * 1024
-    # room is made (POP3 DELE + QUIT); the retried message is delivered
-    p = poplib_ssl(srv)
-    try:
-        p.dele(1)
-    finally:
-        p.quit()
-    assert srv.cli("queue", "flush").returncode == 0
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not wait_log(srv, r"event=delivered\b[^\n]*qid=%s" % qid, timeout=0.5):
-        pass
-    assert wait_log(srv, r"event=delivered\b[^\n]*qid=%s" % qid, timeout=0.1), srv.log()[-3000:]
-    msgs = srv.wait_delivered(ALICE, 1)
-    assert len(msgs) == 1 and b"Subject: second" in msgs[0].read_bytes()
-    _, used, _ = _maildirsize(srv)
-    assert used == _disk_usage(srv), (used, _disk_usage(srv))
-
-
-def test_delivery_fails_permanently_when_configured(server_factory):
+def test_delivery_checks_again_and_bounces_at_once(server_factory):
+    """A message accepted for alice (no room) and bob (room): delivery checks alice's
+    quota again and fails her at once with the quota words (whatever full_is_permanent
+    says: the message was accepted, so retrying for days would only delay the news);
+    see also test_quota_size.py."""
     srv = make_pop3_server(server_factory, quota={"full_is_permanent": "yes", "warning_percent": "95"})
     _set_quota(srv, ALICE, "100K")
     _send(srv, ALICE, "first", 60 * 1024)
     assert len(srv.wait_delivered(ALICE, 1)) == 1
-    qid = _send(srv, ALICE, "second", 60 * 1024)
+    line = "x" * 76 + "\r\n"
+    with SMTPConn("127.0.0.1", srv.ports["smtp"]) as c:
+        r = c.start_mail(rcpts=(ALICE, BOB))
+        assert all(x.is_(250) for x in r), r
+        r = c.data(message(subject="second", body=line * (60 * 1024 // len(line)), to=ALICE))
+        assert r.code == 250, r
+        qid = r.qid
+        c.cmd("QUIT")
     m = wait_log(srv, r"event=bounced\b[^\n]*qid=%s[^\n]*" % qid)
     assert m, srv.log()[-3000:]
-    assert "5.2.2" in m.group(0), m.group(0)
+    assert "5.2.2" in m.group(0) and "alice@example.test" in m.group(0), m.group(0)
     assert len(srv.maildir_messages(ALICE)) == 1
+    assert len(srv.wait_delivered(BOB, 1)) == 1
+    assert _disk_usage(srv) <= 100 * 1024
 
 
 def _cross_warning_threshold(server_factory):

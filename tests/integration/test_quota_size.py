@@ -11,6 +11,7 @@ import smtplib
 
 import pytest
 
+from helpers import SMTPConn
 from pop3_support import ALICE, BOB, lf_message, make_pop3_server, put_message, wait_log
 
 
@@ -78,3 +79,115 @@ def test_declared_size_that_does_not_fit_is_refused_at_rcpt(server_factory, perm
         s.close()
     assert wait_log(srv, r"event=refused\b[^\n]*cmd=RCPT[^\n]*cause=\"mailbox full\""), srv.log()[-2000:]
     assert len(srv.maildir_messages(ALICE)) == 1     # only the one put there
+
+
+def _fill(srv, nbytes, address=ALICE, quota="100K"):
+    put_message(srv, address, b"x" * nbytes)
+    _set_quota(srv, address, quota)
+
+
+def _queued_count(srv):
+    return len(re_findall(r"event=queued\b", srv.log()))
+
+
+def re_findall(pat, text):
+    import re
+    return re.findall(pat, text)
+
+
+@pytest.mark.parametrize("permanent", [False, True])
+def test_no_declared_size_refused_at_end_of_data(server_factory, permanent):
+    """No SIZE=: the real size is checked before the 250; nothing is queued."""
+    srv = make_pop3_server(server_factory, quota={"full_is_permanent": "yes" if permanent else "no"})
+    _fill(srv, 60 * 1024)                          # 40 KiB left of 100 KiB
+    s = _smtp(srv)
+    try:
+        code, _ = s.mail("sender@elsewhere.example")
+        assert code == 250
+        code, _ = s.rcpt(ALICE)                    # not full yet: 250
+        assert code == 250
+        code, text = s.data(_body(50 * 1024))
+        text = text.decode()
+        if permanent:
+            assert code == 552 and text.startswith("5.2.2"), (code, text)
+        else:
+            assert code == 452 and text.startswith("4.2.2"), (code, text)
+        assert "Message not accepted: it is 50." in text, text
+        assert "the mailbox of alice@example.test has 40.0 KB left (60.0 KB of 100.0 KB used)" in text, text
+        assert "delete mail" in text and "(ref " in text, text
+        # the session goes on: a message that fits is accepted
+        code, _ = s.mail("sender@elsewhere.example")
+        assert code == 250
+        code, _ = s.rcpt(ALICE)
+        assert code == 250
+        code, text = s.data(_body(10 * 1024))
+        assert code == 250, (code, text)
+        s.quit()
+    finally:
+        s.close()
+    assert _queued_count(srv) == 1, srv.log()[-3000:]
+    assert len(srv.wait_delivered(ALICE, 2)) == 2
+    assert wait_log(srv, r"event=refused\b[^\n]*code=%s\b[^\n]*Message not accepted" % (552 if permanent else 452))
+
+
+def test_bdat_checked_at_last_chunk_too(server_factory):
+    srv = make_pop3_server(server_factory)
+    _fill(srv, 60 * 1024)
+    body = _body(50 * 1024)
+    with SMTPConn("127.0.0.1", srv.ports["smtp"]) as c:
+        assert c.start_mail(sender="sender@elsewhere.example", rcpts=(ALICE,))[0].is_(250)
+        half = len(body) // 2
+        c.send(b"BDAT %d\r\n" % half + body[:half])
+        assert c.reply().is_(250)
+        c.send(b"BDAT %d LAST\r\n" % (len(body) - half) + body[half:])
+        r = c.reply()
+        assert r.is_(452, "4.2.2"), r
+        assert "has 40.0 KB left" in r.text, r
+        c.cmd("QUIT")
+    assert _queued_count(srv) == 0
+
+
+def test_no_recipient_has_room_names_each(server_factory):
+    srv = make_pop3_server(server_factory)
+    _fill(srv, 60 * 1024)
+    _fill(srv, 90 * 1024, address=BOB)
+    s = _smtp(srv)
+    try:
+        s.mail("sender@elsewhere.example")
+        assert s.rcpt(ALICE)[0] == 250 and s.rcpt(BOB)[0] == 250
+        code, text = s.data(_body(50 * 1024))
+        text = text.decode()
+        assert code == 452 and text.startswith("4.2.2"), (code, text)
+        assert "no recipient's mailbox has room for it" in text, text
+        assert "alice@example.test has 40.0 KB left" in text and "bob@example.test has 10.0 KB left" in text, text
+        s.quit()
+    finally:
+        s.close()
+    assert _queued_count(srv) == 0
+
+
+def test_some_recipients_full_bounce_at_once(server_factory):
+    """alice has no room, bob has: the message is accepted, bob gets it, and the sender
+    gets a bounce for alice at once (with the quota words), not after days of retries."""
+    carol = "carol@example.test"
+    srv = make_pop3_server(server_factory, users=(ALICE, BOB, carol))
+    _fill(srv, 60 * 1024)
+    s = _smtp(srv)
+    try:
+        s.mail(carol)
+        assert s.rcpt(ALICE)[0] == 250 and s.rcpt(BOB)[0] == 250
+        code, text = s.data(_body(50 * 1024))
+        assert code == 250, (code, text)
+        s.quit()
+    finally:
+        s.close()
+    m = wait_log(srv, r"event=bounced\b[^\n]*to=<alice@example.test>[^\n]*")
+    assert m, srv.log()[-3000:]
+    assert "5.2.2" in m.group(0) and "40.0 KB left" in m.group(0), m.group(0)
+    assert not re_findall(r"event=deferred\b", srv.log()), srv.log()[-3000:]
+    assert len(srv.wait_delivered(BOB, 1)) == 1
+    reports = srv.wait_delivered(carol, 1)
+    assert len(reports) == 1
+    report = reports[0].read_bytes()
+    assert b"alice@example.test" in report and b"5.2.2" in report, report[:3000]
+    assert len(srv.maildir_messages(ALICE)) == 1     # only the filler

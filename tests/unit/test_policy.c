@@ -106,6 +106,43 @@ static void test_check_rcpt_table(void **state)
 	}
 }
 
+/* The end-of-data check (issue 9): refused only when no recipient can take it. */
+static void test_message_quota(void **state)
+{
+	(void)state;
+	const struct mailbox_room a_full = { "a@example.test", false, 60 * 1024, 100 * 1024 };
+	const struct mailbox_room b_fits = { "b@example.test", true, 10 * 1024, 100 * 1024 };
+	const struct mailbox_room c_over = { "c@example.test", false, 120 * 1024, 100 * 1024 };
+	const struct mailbox_room d_small = { "d@example.test", false, 0, 10 * 1024 };
+	char d[1024];
+	struct mailbox_room one[] = { a_full };
+	struct message_quota_facts f = { 50 * 1024, one, 1, 0, false };
+	assert_int_equal(policy_check_message_quota(&f, d, sizeof(d)), MQ_FULL);
+	assert_string_equal(d, "the mailbox of a@example.test has 40.0 KB left (60.0 KB of 100.0 KB used)");
+	f.full_is_permanent = true;
+	assert_int_equal(policy_check_message_quota(&f, d, sizeof(d)), MQ_FULL_PERMANENT);
+	f.n_other = 1;   /* a remote recipient: accepted, a@ bounces at delivery */
+	assert_int_equal(policy_check_message_quota(&f, d, sizeof(d)), MQ_ACCEPT);
+	struct mailbox_room two[] = { a_full, b_fits };
+	struct message_quota_facts g = { 50 * 1024, two, 2, 0, false };
+	assert_int_equal(policy_check_message_quota(&g, d, sizeof(d)), MQ_ACCEPT);
+	struct mailbox_room none[] = { a_full, c_over, d_small, a_full, a_full };
+	struct message_quota_facts h = { 50 * 1024, none, 5, 0, false };
+	assert_int_equal(policy_check_message_quota(&h, d, sizeof(d)), MQ_FULL);
+	assert_string_equal(d, "no recipient's mailbox has room for it: a@example.test has 40.0 KB left (60.0 KB of 100.0 KB used); "
+		"c@example.test is full (120.0 KB of 100.0 KB used); d@example.test has 10.0 KB left (0.0 KB of 10.0 KB used); and 2 more");
+	/* larger than every whole quota: never deliverable */
+	struct mailbox_room small[] = { d_small };
+	struct message_quota_facts k = { 50 * 1024, small, 1, 0, false };
+	assert_int_equal(policy_check_message_quota(&k, d, sizeof(d)), MQ_LARGER);
+	struct message_quota_facts empty = { 50 * 1024, NULL, 0, 3, false };
+	assert_int_equal(policy_check_message_quota(&empty, d, sizeof(d)), MQ_ACCEPT);
+	/* a tiny buffer: still terminated */
+	char t[8];
+	assert_int_equal(policy_check_message_quota(&h, t, sizeof(t)), MQ_FULL);
+	assert_non_null(memchr(t, '\0', sizeof(t)));
+}
+
 static const struct {
 	int causes[4];       /* list ended by CAUSE_NONE */
 	const char *has;
@@ -172,6 +209,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_check_rcpt_table),
+		cmocka_unit_test(test_message_quota),
 		cmocka_unit_test(test_best_fix_table),
 		cmocka_unit_test(test_cause_names),
 		cmocka_unit_test(test_verdict_set_bounds),

@@ -684,6 +684,39 @@ static void test_commit_failure(void **state)
 	fake_free(&f);
 }
 
+/* The end-of-data quota check refused the message instead of committing it. */
+static void test_commit_refused_no_room(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct smtp_session *s = new_session(&f, NULL);
+	struct buf out;
+	buf_init(&out, 1 << 16);
+	const char *in = "EHLO c\r\nMAIL FROM:<s@x.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nx\r\n.\r\nNOOP\r\n";
+	size_t len = strlen(in), tail = strlen("NOOP\r\n");
+	assert_int_equal(smtp_session_feed(s, in, len), len - tail);
+	assert_true(smtp_session_waiting(s));
+	f.commit_running = false;
+	take_output(s, &out);
+	buf_reset(&out);
+	smtp_session_commit_refused(s, MQ_FULL, 51200, "the mailbox of alice@example.test has 40.0 KB left");
+	assert_false(smtp_session_waiting(s));
+	/* a late commit_done is ignored */
+	smtp_session_commit_done(s, true);
+	assert_int_equal(smtp_session_feed(s, in + len - tail, tail), tail);
+	take_output(s, &out);
+	const char *o = buf_cstr(&out);
+	assert_non_null(strstr(o, "452-4.2.2 Message not accepted: it is 50.0 KB, and the mailbox of alice@example.test has 40.0 KB left\r\n"));
+	assert_non_null(strstr(o, "452 4.2.2 The owner of the mailbox must delete mail"));
+	assert_non_null(strstr(o, "(ref "));
+	assert_null(strstr(o, "queued"));
+	assert_non_null(strstr(o, "250 2.0.0 Ok\r\n"));
+	smtp_session_free(&s);
+	assert_int_equal(f.violations, 0);
+	buf_free(&out);
+	fake_free(&f);
+}
+
 static void test_spool_failures(void **state)
 {
 	(void)state;
@@ -985,6 +1018,7 @@ int main(void)
 		cmocka_unit_test(test_explaining_503),
 		cmocka_unit_test(test_commit_wait),
 		cmocka_unit_test(test_commit_failure),
+		cmocka_unit_test(test_commit_refused_no_room),
 		cmocka_unit_test(test_spool_failures),
 		cmocka_unit_test(test_timeout_and_shutdown),
 		cmocka_unit_test(test_disconnect_in_data),
