@@ -29,6 +29,8 @@
 #define OUTPUT_PAUSE (64u << 10)       /* stop reading commands while this much waits */
 #define FEED_CHUNK (16u << 10)         /* data bytes decoded per step */
 #define REFUSALS_LISTED 8              /* refusals named in the 503 at DATA */
+#define ORPHANS_NAMED 4                /* recipients named after a refused MAIL */
+#define ORPHAN_ADDR_MAX 72             /* an escaped address, cut at 64 octets + "..." */
 #define HELO_MAX 255
 
 enum state { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_AUTH, ST_WAIT_AUTH, ST_TLS_PENDING, ST_CLOSED };
@@ -97,6 +99,10 @@ struct smtp_session {
 	bool have_mail_refusal;
 	struct refusal mail_refusal;
 	enum refusal_cause mail_cause;
+	/* Recipients given after that refusal (no transaction to take them), so the 503
+	 * at DATA can say whose message was not sent: the first few, escaped, and a count. */
+	char orphans[ORPHANS_NAMED][ORPHAN_ADDR_MAX];
+	unsigned n_orphans;                /* all of them, named or not */
 };
 
 /* --- small helpers --------------------------------------------------------- */
@@ -229,6 +235,13 @@ static void remember_mail_refusal(struct smtp_session *s, const char *what, cons
 	snprintf(s->mail_refusal.ref, sizeof(s->mail_refusal.ref), "%s", ref);
 }
 
+/* A new MAIL, a login or TLS: earlier refusals explain nothing any more. */
+static void forget_mail_refusal(struct smtp_session *s)
+{
+	s->have_mail_refusal = false;
+	s->n_orphans = 0;
+}
+
 /* Quote client text for a reply: printable ASCII only, bounded. */
 static void quote_for_reply(char *out, size_t outsz, const char *p, size_t n)
 {
@@ -247,6 +260,39 @@ static void quote_for_reply(char *out, size_t outsz, const char *p, size_t n)
 
 /* --- the 503 that explains itself (DESIGN invariant 3) ---------------------- */
 
+/* RCPT after a refused MAIL: remember the address (escaped) for the 503 at DATA. */
+static void remember_orphan(struct smtp_session *s, const struct smtp_command *c)
+{
+	if (s->n_orphans++ >= ORPHANS_NAMED)
+		return;
+	char *out = s->orphans[s->n_orphans - 1];
+	struct smtp_path path;
+	struct smtp_rcpt_params rp;
+	const char *detail;
+	char addr[SMTP_ADDR_MAX + 1];
+	if (smtp_parse_rcpt_dsn(c->arg, c->arg_len, &path, &rp, &detail) == ADDR_OK) {
+		smtp_path_format(&path, addr, sizeof(addr));
+		quote_for_reply(out, ORPHAN_ADDR_MAX, addr, strlen(addr));
+	} else {
+		char q[ORPHAN_ADDR_MAX];
+		quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+		snprintf(out, ORPHAN_ADDR_MAX, "%s", bare_path(q));
+	}
+}
+
+/* "a", "a and b", "a, b and c", "a, b, c, d and 6 more" */
+static void name_orphans(const struct smtp_session *s, struct buf *text)
+{
+	unsigned named = s->n_orphans < ORPHANS_NAMED ? s->n_orphans : ORPHANS_NAMED;
+	for (unsigned i = 0; i < named; i++) {
+		bool last_named = i + 1 == named;
+		const char *sep = i == 0 ? "" : (last_named && s->n_orphans == named) ? " and " : ", ";
+		buf_printf(text, "%s%s", sep, s->orphans[i]);
+	}
+	if (s->n_orphans > named)
+		buf_printf(text, " and %u more", s->n_orphans - named);
+}
+
 /* The 503 at DATA/BDAT when nothing can be sent: name every refusal that led here
  * and end with the single most useful fix. */
 static void reply_no_recipients(struct smtp_session *s, const char *verb)
@@ -260,7 +306,13 @@ static void reply_no_recipients(struct smtp_session *s, const char *verb)
 	unsigned named = 0;
 	if (!tx && s->have_mail_refusal) {
 		counts[s->mail_cause]++;
-		buf_printf(&text, "No message to send: the sender was refused, so %s has nothing to go with\n", verb);
+		if (s->n_orphans) {
+			buf_appends(&text, "Your message to ");
+			name_orphans(s, &text);
+			buf_printf(&text, " was not sent: the sender was refused, so %s has nothing to go with\n", verb);
+		} else {
+			buf_printf(&text, "No message to send: the sender was refused, so %s has nothing to go with\n", verb);
+		}
 		buf_printf(&text, "%s: %s (ref %s)\n", s->mail_refusal.addr, s->mail_refusal.reason, s->mail_refusal.ref);
 		named = 1;
 	} else if (tx && tx->rcpt_commands > 0 && tx->n_refused > 0) {
@@ -613,6 +665,7 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		bad_command(s);
 		return;
 	}
+	forget_mail_refusal(s);
 	struct smtp_tx *tx = calloc(1, sizeof(*tx));
 	if (!tx) {
 		reply_spool_failure(s, R_TEMP_SPOOL);
@@ -670,7 +723,6 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 		free(tx);
 		return;
 	}
-	s->have_mail_refusal = false;
 	s->tx = tx;
 	say(s, R_SENDER_OK, addr);
 }
@@ -686,9 +738,10 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
 	struct smtp_tx *tx = s->tx;
 	if (!tx) {
-		if (s->have_mail_refusal)
+		if (s->have_mail_refusal) {
+			remember_orphan(s, c);
 			say(s, R_RCPT_AFTER_REFUSED_MAIL, s->mail_refusal.ref);
-		else
+		} else
 			say(s, R_NEED_MAIL);
 		bad_command(s);
 		return;
@@ -1377,7 +1430,7 @@ void smtp_session_tls_started(struct smtp_session *s, const char *description)
 	s->esmtp = false;
 	s->helo[0] = '\0';
 	linebuf_reset(&s->line);
-	s->have_mail_refusal = false;
+	forget_mail_refusal(s);
 	memset(s->causes, 0, sizeof(s->causes));
 	if (s->state == ST_TLS_PENDING)
 		s->state = ST_CMD;
@@ -1398,7 +1451,7 @@ void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, con
 			break;
 		}
 		memset(s->causes, 0, sizeof(s->causes));   /* earlier failures no longer explain anything */
-		s->have_mail_refusal = false;
+		forget_mail_refusal(s);
 		say(s, R_AUTH_OK);
 		break;
 	case SMTP_AUTH_FAILED:

@@ -170,6 +170,42 @@ def test_submission_requires_login(srv, listener):
     assert srv.maildir_messages(ALICE) == []
 
 
+def test_seed_scenario_503_names_the_recipients_smtplib(srv):
+    # A mail program that does not log in, with smtplib on the submission port:
+    # MAIL 530, RCPT 503 "No sender", DATA 503 naming whose message was not sent.
+    s = smtplib.SMTP("127.0.0.1", srv.ports["submission"], timeout=10)
+    try:
+        s.ehlo("client.example")
+        s.starttls(context=tls_context())
+        s.ehlo("client.example")
+        code, msg = s.mail(ALICE)
+        assert code == 530 and b"5.7.0" in msg, msg
+        code, msg = s.rcpt("friend@elsewhere.example")
+        assert code == 503 and b"No sender" in msg, msg
+        with pytest.raises(smtplib.SMTPDataError) as ei:
+            s.data(simple_msg(to="friend@elsewhere.example"))
+        code, msg = ei.value.smtp_code, ei.value.smtp_error.decode()
+        assert code == 503, ei.value
+        assert "your message to friend@elsewhere.example was not sent" in msg.lower(), msg
+        assert "MAIL FROM:<alice@example.test>: authentication required" in msg, msg
+        assert msg.splitlines()[-1].startswith("5.5.1 Fix: log in"), msg
+        # several recipients: the first few named, then a count
+        s.rset()
+        assert s.mail(ALICE)[0] == 530
+        rcpts = ["r%d@elsewhere.example" % i for i in range(5)]   # each counts as a bad command (10)
+        for r in rcpts:
+            assert s.rcpt(r)[0] == 503
+        with pytest.raises(smtplib.SMTPDataError) as ei:
+            s.data(simple_msg())
+        msg = ei.value.smtp_error.decode()
+        assert ("Your message to r0@elsewhere.example, r1@elsewhere.example, r2@elsewhere.example, "
+                "r3@elsewhere.example and 1 more was not sent") in msg, msg
+        assert "r4@" not in msg, msg
+    finally:
+        s.close()
+    assert srv.maildir_messages(ALICE) == []
+
+
 def test_submission_plaintext_mail_without_tls_refused(srv):
     # before STARTTLS, with no login: still 530 (no mail accepted in the clear without login)
     with connect(srv, "submission") as c:

@@ -121,7 +121,16 @@ static const struct smtp_conn_info conn_info = {
 	.listener = "smtp", .submission = false, .trusted_network = false,
 };
 
+static struct smtp_session *new_session_info(struct fake *f, const struct smtp_limits *lim,
+	const struct smtp_conn_info *info);
+
 static struct smtp_session *new_session(struct fake *f, const struct smtp_limits *lim)
+{
+	return new_session_info(f, lim, &conn_info);
+}
+
+static struct smtp_session *new_session_info(struct fake *f, const struct smtp_limits *lim,
+	const struct smtp_conn_info *info)
 {
 	memset(f, 0, sizeof(*f));
 	buf_init(&f->spool, 1 << 20);
@@ -130,7 +139,7 @@ static struct smtp_session *new_session(struct fake *f, const struct smtp_limits
 		.ctx = f, .check_rcpt = fake_check_rcpt, .spool_open = fake_spool_open,
 		.spool_write = fake_spool_write, .spool_abort = fake_spool_abort, .spool_commit = fake_spool_commit,
 	};
-	struct smtp_session *s = smtp_session_new(&conn_info, lim ? lim : &default_limits, &h);
+	struct smtp_session *s = smtp_session_new(info, lim ? lim : &default_limits, &h);
 	assert_non_null(s);
 	smtp_session_start(s);
 	return s;
@@ -625,6 +634,54 @@ static void test_explaining_503(void **state)
 }
 
 /* feed() stops at the end of data and waits for the commit. */
+/* The seed scenario on a submission port: no login, MAIL refused (530), RCPTs answered
+ * 503 "No sender", then DATA: the 503 names whose message was not sent (the first few
+ * recipients, escaped, and a count of the rest) and the MAIL refusal behind it. */
+static void test_503_names_recipients_after_refused_mail(void **state)
+{
+	(void)state;
+	struct smtp_conn_info sub = conn_info;
+	sub.submission = true;
+	struct fake f;
+	struct smtp_session *s = new_session_info(&f, NULL, &sub);
+	struct buf out;
+	buf_init(&out, 1 << 16);
+	feed_str(s, &f, "EHLO c\r\nMAIL FROM:<me@example.test>\r\nRCPT TO:<friend@elsewhere.example>\r\n", &out);
+	buf_reset(&out);
+	feed_str(s, &f, "DATA\r\n", &out);
+	const char *o = buf_cstr(&out);
+	if (strncmp(o, "503-5.5.1 Your message to friend@elsewhere.example was not sent: ", 65) != 0)
+		fail_msg("503 reads:\n%s", o);
+	assert_non_null(strstr(o, "503-5.5.1 MAIL FROM:<me@example.test>: authentication required"));
+	assert_non_null(strstr(o, "503 5.5.1 Fix: log in before sending"));
+	/* a new MAIL forgets them */
+	buf_reset(&out);
+	feed_str(s, &f, "MAIL FROM:<me@example.test>\r\nDATA\r\n", &out);
+	assert_null(strstr(buf_cstr(&out), "friend@"));
+	smtp_session_free(&s);
+	buf_free(&out);
+	fake_free(&f);
+
+	/* many, some hostile: four named (escaped), then "and K more" */
+	struct smtp_limits lim = default_limits;
+	lim.max_bad_commands = 20;   /* each RCPT without a sender counts as one */
+	s = new_session_info(&f, &lim, &sub);
+	buf_init(&out, 1 << 16);
+	feed_str(s, &f, "EHLO c\r\nMAIL FROM:<me@example.test>\r\nRCPT TO:<a@x.example>\r\n"
+		"RCPT TO:<b\xc3\xa9@x.example> NOTIFY=NEVER\r\nRCPT TO:c@x.example\r\nRCPT TO:<d@x.example>\r\n"
+		"RCPT TO:<e@x.example>\r\nRCPT TO:<f@x.example>\r\n", &out);
+	buf_reset(&out);
+	feed_str(s, &f, "DATA\r\n", &out);
+	o = buf_cstr(&out);
+	const char *first = "503-5.5.1 Your message to a@x.example, b??@x.example, c@x.example, d@x.example and 2 more was not sent";
+	if (strncmp(o, first, strlen(first)) != 0)
+		fail_msg("503 reads:\n%s", o);
+	assert_null(strstr(o, "e@x.example"));
+	smtp_session_free(&s);
+	buf_free(&out);
+	fake_free(&f);
+}
+
 static void test_commit_wait(void **state)
 {
 	(void)state;
@@ -1016,6 +1073,7 @@ int main(void)
 		cmocka_unit_test(test_received_first),
 		cmocka_unit_test(test_received_hostile_helo),
 		cmocka_unit_test(test_explaining_503),
+		cmocka_unit_test(test_503_names_recipients_after_refused_mail),
 		cmocka_unit_test(test_commit_wait),
 		cmocka_unit_test(test_commit_failure),
 		cmocka_unit_test(test_commit_refused_no_room),
