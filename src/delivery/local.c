@@ -117,7 +117,13 @@ static void quota_warning(const struct conf *c, const char *rcpt, const char *pa
 	if (fileio_write_all(fd, msg, (size_t)n) &&
 		maildir_deliver(path, "", fd, 0, (uint64_t)n, name, sizeof(name), err, sizeof(err)) == STORE_OK) {
 		log_event(LOG_INFO, "quota_warning", "to=<%s> percent=%u", rcpt, pct);
-		quota_add(path, (int64_t)stored_size(name), 1);   /* stored with LF ends: S=, not n */
+		/* Tag it so that it is not counted (quota.h QUOTA_WARNING_TAG): the warning
+		 * must never push the mailbox over its limit or take room real mail needs.
+		 * Should the rename fail, it is an ordinary message and counted as one. */
+		char from[1400], to[1400];
+		snprintf(from, sizeof(from), "%s/%s", path, name);
+		if (snprintf(to, sizeof(to), "%s/%s" QUOTA_WARNING_TAG, path, name) >= (int)sizeof(to) || rename(from, to) != 0)
+			quota_add(path, (int64_t)stored_size(name), 1);   /* stored with LF ends: S=, not n */
 	}
 	close(fd);
 }

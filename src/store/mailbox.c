@@ -451,6 +451,7 @@ bool mailbox_expunge(struct mailbox *mb, const bool *deleted, size_t *removed, c
 	*removed = 0;
 	uint64_t bytes = 0, count = 0;
 	size_t failed = 0;
+	bool unlinked = false;
 	for (size_t i = 0; i < mb->n; i++) {
 		if (!deleted[i])
 			continue;
@@ -459,8 +460,11 @@ bool mailbox_expunge(struct mailbox *mb, const bool *deleted, size_t *removed, c
 		if (r != 0 && errno == ENOENT && refind(mb, m))
 			r = unlinkat(mb->cur_fd, m->name, 0);
 		if (r == 0) {
-			bytes += m->file_size;
-			count++;
+			if (!quota_name_is_warning(m->name)) {   /* never counted: see quota.h */
+				bytes += m->file_size;
+				count++;
+			}
+			unlinked = true;
 			(*removed)++;
 		} else if (errno == ENOENT) {
 			(*removed)++;   /* already gone (another program expunged it) */
@@ -470,9 +474,9 @@ bool mailbox_expunge(struct mailbox *mb, const bool *deleted, size_t *removed, c
 			failed++;
 		}
 	}
-	if (count) {
+	if (unlinked)
 		fsync(mb->cur_fd);
+	if (count)
 		quota_add(mb->path, -(int64_t)bytes, -(int64_t)count);
-	}
 	return failed == 0;
 }

@@ -127,6 +127,15 @@ static bool name_size(const char *name, uint64_t *size)
 	return false;
 }
 
+bool quota_name_is_warning(const char *name)
+{
+	const char *colon = strchr(name, ':');
+	size_t end = colon ? (size_t)(colon - name) : strlen(name);
+	size_t tag = sizeof(QUOTA_WARNING_TAG) - 1;
+	/* the tag is the last field before ":2,": see local.c quota_warning */
+	return end >= tag && memcmp(name + end - tag, QUOTA_WARNING_TAG, tag) == 0;
+}
+
 static bool scan_dir(const char *dir, uint64_t *bytes, uint64_t *count)
 {
 	DIR *d = opendir(dir);
@@ -134,7 +143,7 @@ static bool scan_dir(const char *dir, uint64_t *bytes, uint64_t *count)
 		return errno == ENOENT;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
+		if (e->d_name[0] == '.' || quota_name_is_warning(e->d_name))
 			continue;
 		uint64_t sz;
 		if (!name_size(e->d_name, &sz)) {

@@ -24,6 +24,10 @@
 
 #define QUOTA_FILE "maildirsize"
 #define QUOTA_WARNING_MARKER "postern-quota-warned"   /* exists while the warning stands */
+/* The warning message's file name carries this field (Maildir++ ",X=..." info before
+ * ":2,", which Dovecot ignores): it is not counted against the quota, so it can never
+ * push a mailbox over its limit nor leave less room for real mail. */
+#define QUOTA_WARNING_TAG ",Q=postern-warning"
 #define QUOTA_FILE_MAX 5120                           /* recalculate past this size */
 #define QUOTA_STALE_SECONDS (15 * 60)
 
@@ -66,8 +70,13 @@ enum quota_verdict quota_check(const char *maildir, uint64_t msg_bytes, struct q
 bool quota_add(const char *maildir, int64_t bytes, int64_t count);
 
 /* Count every message in the Maildir and its Maildir++ folders (".Name/"): cur/
- * and new/, sizes from ",S=" in the name or stat(2).  Nothing is written. */
+ * and new/, sizes from ",S=" in the name or stat(2), the quota warning excepted.
+ * Nothing is written. */
 bool quota_scan(const char *maildir, uint64_t *bytes, uint64_t *count, char *err, size_t errlen);
+
+/* Is this Maildir file name (with or without "new/" or ":2,...") the quota warning?
+ * quota_scan skips it, delivery does not add it, and an expunge does not subtract it. */
+bool quota_name_is_warning(const char *name);
 
 /* Usage in percent of the tighter limit (0 without limits). */
 unsigned quota_percent(const struct quota_state *st);

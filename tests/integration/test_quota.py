@@ -165,12 +165,18 @@ def test_warning_message_once_at_the_threshold(server_factory):
         p.quit()
 
 
-def test_maildirsize_counts_the_warning_as_stored(server_factory):
-    """maildirsize must sum to what is on disk (S= of every file), the warning included:
-    Dovecot and the next recalculation read the same figures."""
+def test_maildirsize_counts_all_but_the_warning(server_factory):
+    """maildirsize sums what is on disk (S= of every file) except the quota warning,
+    which is never counted (issue 9: it must not push a mailbox over its limit); the
+    next recalculation reads the same figures."""
     srv, msgs = _cross_warning_threshold(server_factory)
     _, used, count = _maildirsize(srv)
-    assert (used, count) == (_disk_usage(srv), 6), (used, count, _disk_usage(srv))
+    warning = [p for p in msgs if ",Q=postern-warning" in p.name]
+    assert len(warning) == 1, [p.name for p in msgs]
+    wsize = int(re.search(r",S=(\d+)", warning[0].name).group(1))
+    assert (used, count) == (_disk_usage(srv) - wsize, 5), (used, count, _disk_usage(srv), wsize)
+    _set_quota(srv, ALICE, "100K")                  # a recalculation agrees
+    assert _maildirsize(srv)[1:] == (used, count)
 
 
 def test_user_quota_and_user_list_show_usage(server_factory):

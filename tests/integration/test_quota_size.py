@@ -82,7 +82,8 @@ def test_declared_size_that_does_not_fit_is_refused_at_rcpt(server_factory, perm
 
 
 def _fill(srv, nbytes, address=ALICE, quota="100K"):
-    put_message(srv, address, b"x" * nbytes)
+    """nbytes (a multiple of 1 KiB) straight into the Maildir, in lines POP3 can read."""
+    put_message(srv, address, (b"x" * 1023 + b"\n") * (nbytes // 1024))
     _set_quota(srv, address, quota)
 
 
@@ -191,3 +192,75 @@ def test_some_recipients_full_bounce_at_once(server_factory):
     report = reports[0].read_bytes()
     assert b"alice@example.test" in report and b"5.2.2" in report, report[:3000]
     assert len(srv.maildir_messages(ALICE)) == 1     # only the filler
+
+
+def _sizes(srv, address=ALICE):
+    """(bytes of real mail, bytes of the warning, names) from S= of every file."""
+    import re
+    real = warn = 0
+    for p in srv.maildir_messages(address):
+        size = int(re.search(r",S=(\d+)", p.name).group(1))
+        if b"Subject: Your mailbox is" in p.read_bytes()[:1000]:
+            warn += size
+        else:
+            real += size
+    return real, warn
+
+
+def _maildirsize(srv, address=ALICE):
+    lines = (srv.maildir(address) / "maildirsize").read_text().splitlines()
+    return (sum(int(l.split()[0]) for l in lines[1:] if l.strip()),
+            sum(int(l.split()[1]) for l in lines[1:] if l.strip()))
+
+
+def test_warning_never_takes_room_from_real_mail(server_factory):
+    """The 90% warning is stored in the mailbox but not counted: a real message that
+    fits exactly in the room real mail leaves is accepted and delivered, and the
+    mailbox never goes over its limit because of the warning."""
+    from pop3_support import poplib_ssl
+    srv = make_pop3_server(server_factory, quota={"warning_percent": "90"})
+    limit = 100 * 1024
+    _fill(srv, 88 * 1024)                          # 88%: no warning yet
+    s = _smtp(srv)
+    try:
+        s.sendmail("sender@elsewhere.example", [ALICE], _body(4 * 1024, "crossing"))   # -> 92%: warning
+    finally:
+        s.quit()
+    msgs = srv.wait_delivered(ALICE, 3)
+    assert len(msgs) == 3, msgs
+    real, warn = _sizes(srv)
+    assert warn > 300, (real, warn)
+    used, count = _maildirsize(srv)
+    assert (used, count) == (real, 2), (used, count, real, warn)   # the warning is not counted
+    # a message that fits the room real mail leaves, but not if the warning counted:
+    # queued size (Received header ~170 octets + data) about room - warn/2
+    room = limit - real
+    data = _body(room - warn // 2 - 170, "fits")
+    s = _smtp(srv)
+    try:
+        assert s.mail("sender@elsewhere.example")[0] == 250
+        assert s.rcpt(ALICE)[0] == 250
+        code, text = s.data(data)
+        assert code == 250, (code, text, room, warn)
+        s.quit()
+    finally:
+        s.close()
+    msgs = srv.wait_delivered(ALICE, 4)
+    assert len(msgs) == 4, (msgs, srv.log()[-2000:])
+    real2, warn2 = _sizes(srv)
+    assert warn2 == warn and real2 <= limit, (real2, warn2, limit)
+    used, count = _maildirsize(srv)
+    assert (used, count) == (real2, 3) and used <= limit, (used, count, real2)
+    # a recalculation (quota set) and deleting the warning over POP3 keep it uncounted
+    _set_quota(srv, ALICE, "100K")
+    assert _maildirsize(srv) == (real2, 3)
+    p = poplib_ssl(srv)
+    try:
+        n = p.stat()[0]
+        for i in range(1, n + 1):
+            if any(l.startswith(b"Subject: Your mailbox is") for l in p.top(i, 0)[1]):
+                p.dele(i)
+    finally:
+        p.quit()
+    assert _sizes(srv) == (real2, 0)
+    assert _maildirsize(srv) == (real2, 3)

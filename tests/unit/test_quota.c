@@ -241,6 +241,26 @@ static void test_recalculation(void **state)
 	assert_true(sb.st_size < 100);
 }
 
+/* The quota warning is never counted (issue 9), wherever it sits and whatever its flags. */
+static void test_warning_not_counted(void **state)
+{
+	(void)state;
+	assert_true(quota_name_is_warning("new/1.M1P1Q1.h,S=461,W=470" QUOTA_WARNING_TAG));
+	assert_true(quota_name_is_warning("1.M1P1Q1.h,S=461,W=470" QUOTA_WARNING_TAG ":2,S"));
+	assert_false(quota_name_is_warning("1.M1P1Q1.h,S=461,W=470"));
+	assert_false(quota_name_is_warning("1.M1P1Q1.h,S=461,W=470:2," QUOTA_WARNING_TAG));
+	assert_false(quota_name_is_warning(""));
+	char err[200];
+	uint64_t b0, c0, b, c;
+	assert_true(quota_scan(box, &b0, &c0, err, sizeof(err)));
+	put("new/2.M2P2Q2.h,S=300,W=310" QUOTA_WARNING_TAG, "x");
+	put("cur/3.M3P3Q3.h,S=400,W=410" QUOTA_WARNING_TAG ":2,S", "x");
+	put("cur/4.M4P4Q4.h,S=50,W=52:2,S", "x");
+	assert_true(quota_scan(box, &b, &c, err, sizeof(err)));
+	assert_int_equal(b, b0 + 50);
+	assert_int_equal(c, c0 + 1);
+}
+
 static void test_warning_once(void **state)
 {
 	(void)state;
@@ -276,6 +296,7 @@ int main(void)
 		cmocka_unit_test(test_set_and_round_trip),
 		cmocka_unit_test(test_fits_and_full),
 		cmocka_unit_test(test_recalculation),
+		cmocka_unit_test(test_warning_not_counted),
 		cmocka_unit_test(test_warning_once),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
