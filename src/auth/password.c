@@ -6,6 +6,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/random.h>
 #include <time.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +30,18 @@ bool password_hash(const char *password, char *out, size_t outsz)
 	return ok;
 }
 
+static atomic_ulong verifications;
+
+unsigned long password_verifications(void)
+{
+	return atomic_load(&verifications);
+}
+
 bool password_verify(const char *password, const char *hash)
 {
 	if (!hash || hash[0] != '$')
 		return false;   /* "*", "!" and empty hashes never match */
+	atomic_fetch_add(&verifications, 1);
 	struct crypt_data *cd = calloc(1, sizeof(*cd));
 	if (!cd)
 		return false;
@@ -116,4 +126,58 @@ bool password_verify_cached(const char *password, const char *hash, unsigned ttl
 		pthread_mutex_unlock(&cache_lock);
 	}
 	return ok;
+}
+
+/* --- app passwords ------------------------------------------------------------ */
+
+static const char app_alphabet[] = "abcdefghijkmnpqrstuvwxyz23456789";   /* 32: no l, o, 0, 1 */
+
+static bool app_char(char c)
+{
+	return c && strchr(app_alphabet, c) != NULL;
+}
+
+/* `groups` groups of four alphabet characters joined by '-', and nothing else. */
+static bool app_groups(const char *p, int groups)
+{
+	for (int g = 0; g < groups; g++) {
+		if (g && *p++ != '-')
+			return false;
+		for (int i = 0; i < 4; i++)
+			if (!app_char(*p++))
+				return false;
+	}
+	return *p == '\0';
+}
+
+bool password_app_generate(char *out, size_t outsz, char selector[APP_SELECTOR_LEN + 1])
+{
+	unsigned char rnd[28];
+	if (outsz < APP_PASSWORD_LEN + 1 || getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return false;
+	size_t o = 0;
+	for (size_t i = 0; i < sizeof(rnd); i++) {
+		if (i && i % 4 == 0)
+			out[o++] = '-';
+		out[o++] = app_alphabet[rnd[i] % 32];   /* 256 is a multiple of 32: no bias */
+	}
+	out[o] = '\0';
+	memcpy(selector, out, APP_SELECTOR_LEN);
+	selector[APP_SELECTOR_LEN] = '\0';
+	explicit_bzero(rnd, sizeof(rnd));
+	return true;
+}
+
+bool password_app_selector(const char *password, char selector[APP_SELECTOR_LEN + 1])
+{
+	if (!app_groups(password, 7))
+		return false;
+	memcpy(selector, password, APP_SELECTOR_LEN);
+	selector[APP_SELECTOR_LEN] = '\0';
+	return true;
+}
+
+bool password_app_legacy_form(const char *password)
+{
+	return app_groups(password, 6);
 }

@@ -24,4 +24,21 @@ bool password_verify(const char *password, const char *hash);
 #define PASSWORD_CACHE_SIZE 4096
 bool password_verify_cached(const char *password, const char *hash, unsigned ttl);
 
+/* How many hashes password_verify() has computed in this process: the work of a
+ * login attempt, counted instead of timed (tests). */
+unsigned long password_verifications(void);
+
+/* App passwords: seven groups of four characters from an alphabet without look-alikes
+ * ("k7qm-abcd-efgh-ijkm-npqr-stuv-wxyz"); the first group is the selector, stored with
+ * the hash, that picks the one hash a login is checked against; the other six are
+ * 120 random bits.  App passwords made before selectors ("legacy") were six groups. */
+#define APP_SELECTOR_LEN 4
+#define APP_PASSWORD_LEN (7 * 5 - 1)
+/* Makes a new app password (out: APP_PASSWORD_LEN + 1) and its selector. */
+bool password_app_generate(char *out, size_t outsz, char selector[APP_SELECTOR_LEN + 1]);
+/* Has `password` the form of a new app password?  Then selector receives its first group. */
+bool password_app_selector(const char *password, char selector[APP_SELECTOR_LEN + 1]);
+/* Has `password` the form of a legacy app password (six groups)? */
+bool password_app_legacy_form(const char *password);
+
 #endif

@@ -413,7 +413,7 @@ static int cmd_sender(const struct cli_args *a)
 	return run_with_directory(a, 2, sender_op);
 }
 
-static void print_app_password(void *arg, const char *name, long long created, long long last_used)
+static void print_app_password(void *arg, const char *name, long long created, long long last_used, bool legacy)
 {
 	(void)arg;
 	char c[32], u[32];
@@ -424,25 +424,28 @@ static void print_app_password(void *arg, const char *name, long long created, l
 		strftime(u, sizeof(u), "%Y-%m-%d %H:%M", gmtime_r(&tu, &tm));
 	else
 		snprintf(u, sizeof(u), "never");
-	printf("%-24s created %s UTC  last used %s%s\n", name, c, u, last_used ? " UTC" : "");
+	printf("%-24s created %s UTC  last used %s%s%s\n", name, c, u, last_used ? " UTC" : "",
+		legacy ? "  (old format: reissue it, see docs/operations.md)" : "");
 }
 
-/* 24 characters from an alphabet without look-alikes, shown in groups of four. */
-static bool random_password(char *out, size_t outsz)
+/* A new app password whose selector no other app password of the user has. */
+static enum dir_result new_app_password(struct directory *d, const char *user, const char *name, char *pw, size_t pwsz)
 {
-	static const char alphabet[] = "abcdefghijkmnpqrstuvwxyz23456789";
-	unsigned char rnd[24];
-	if (outsz < 30 || getentropy(rnd, sizeof(rnd)) != 0)
-		return false;
-	size_t o = 0;
-	for (size_t i = 0; i < sizeof(rnd); i++) {
-		if (i && i % 4 == 0)
-			out[o++] = '-';
-		out[o++] = alphabet[rnd[i] % 32];
+	char selector[APP_SELECTOR_LEN + 1], hash[PASSWORD_HASH_MAX];
+	for (int tries = 0; tries < 16; tries++) {
+		if (!password_app_generate(pw, pwsz, selector))
+			break;
+		enum dir_result r = directory_app_password_selector_free(d, user, selector);
+		if (r == DIR_EXISTS)
+			continue;
+		if (r != DIR_OK)
+			return r;
+		if (!password_hash(pw, hash, sizeof(hash)))
+			break;
+		return directory_app_password_add(d, user, name, selector, hash);
 	}
-	out[o] = '\0';
-	explicit_bzero(rnd, sizeof(rnd));
-	return true;
+	fprintf(stderr, "postern: cannot make a password\n");
+	return DIR_ERROR;
 }
 
 static int app_password_op(const struct cli_args *a, const struct conf *c, struct directory *d)
@@ -454,22 +457,17 @@ static int app_password_op(const struct cli_args *a, const struct conf *c, struc
 	if (strcmp(op, "list") == 0 && a->argc == 2) {
 		rc = directory_app_password_list(d, user, print_app_password, NULL) == DIR_OK ? 0 : 1;
 	} else if (strcmp(op, "add") == 0 && a->argc == 2 && a->name) {
-		char pw[40], hash[PASSWORD_HASH_MAX];
-		if (!random_password(pw, sizeof(pw)) || !password_hash(pw, hash, sizeof(hash))) {
-			fprintf(stderr, "postern: cannot make a password\n");
-			rc = 1;
+		char pw[APP_PASSWORD_LEN + 1];
+		enum dir_result r = new_app_password(d, user, a->name, pw, sizeof(pw));
+		if (r == DIR_OK) {
+			printf("app password \"%s\" for %s:\n\n    %s\n\n"
+				"Type it into the device's mail settings as the password, with %s as the user name.\n"
+				"It is shown only now; revoke it with: postern app-password revoke %s %s\n",
+				a->name, user, pw, user, user, a->name);
+			rc = 0;
 		} else {
-			enum dir_result r = directory_app_password_add(d, user, a->name, hash);
-			if (r == DIR_OK) {
-				printf("app password \"%s\" for %s:\n\n    %s\n\n"
-					"Type it into the device's mail settings as the password, with %s as the user name.\n"
-					"It is shown only now; revoke it with: postern app-password revoke %s %s\n",
-					a->name, user, pw, user, user, a->name);
-				rc = 0;
-			} else {
-				snprintf(what, sizeof(what), "app password for %s", user);
-				rc = report(d, r, what, "");
-			}
+			snprintf(what, sizeof(what), "app password for %s", user);
+			rc = report(d, r, what, "");
 		}
 		explicit_bzero(pw, sizeof(pw));
 	} else if (strcmp(op, "revoke") == 0 && a->argc == 3) {

@@ -89,6 +89,7 @@ static const struct setting settings[] = {
 	{ "auth", "window", T_DURATION, offsetof(struct conf, auth_window), 0, "15m", 10, 86400, "how long a failed login is remembered" },
 	{ "auth", "block", T_DURATION, offsetof(struct conf, auth_block), 0, "15m", 10, 86400, "how long a block lasts" },
 	{ "auth", "cache_ttl", T_DURATION, offsetof(struct conf, auth_cache_ttl), 0, "1h", 0, 86400, "how long a successful password check is remembered (0: never)" },
+	{ "auth", "legacy_app_passwords", T_BOOL, offsetof(struct conf, auth_legacy_app_passwords), 0, "yes", 0, 0, "accept app passwords made before they had selectors (each costs one hash check more for passwords of their form); no once all are reissued" },
 	{ "auth", "check_from_header", T_BOOL, offsetof(struct conf, check_from_header), 0, "yes", 0, 0, "the From: of submitted mail must be an address the user owns" },
 	NUM("limits", message_size, T_SIZE, "25M", 1024, 2ull << 30, "largest message accepted (SIZE)"),
 	NUM("limits", recipients, T_COUNT, "100", 1, 10000, "recipients per message"),

@@ -74,6 +74,7 @@ struct conf {
 	uint64_t auth_window;
 	uint64_t auth_block;
 	bool check_from_header;
+	bool auth_legacy_app_passwords;     /* app passwords without a selector still log in */
 	uint64_t auth_cache_ttl;
 	/* [limits] */
 	uint64_t message_size;

@@ -46,8 +46,38 @@ static const char schema[] =
 	"  password_hash TEXT NOT NULL,"
 	"  created INTEGER NOT NULL,"
 	"  last_used INTEGER NOT NULL DEFAULT 0,"
-	"  PRIMARY KEY (user, name));"
-	"PRAGMA user_version=2;";
+	"  selector TEXT,"
+	"  PRIMARY KEY (user, name));";
+
+/* Version 3: app passwords carry a selector (auth/password.h), so a login checks one
+ * hash; rows from version 2 have none (legacy app passwords). */
+static const char schema_v3[] =
+	"CREATE UNIQUE INDEX IF NOT EXISTS app_passwords_selector ON app_passwords(user, selector);"
+	"PRAGMA user_version=3;";
+
+static bool has_selector_column(sqlite3 *db)
+{
+	sqlite3_stmt *st;
+	bool found = false;
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('app_passwords') WHERE name = 'selector'", -1, &st,
+		NULL) != SQLITE_OK)
+		return false;
+	found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return found;
+}
+
+static bool migrate(sqlite3 *db, char **e)
+{
+	/* A concurrent opener may have added the column between the check and ALTER. */
+	if (!has_selector_column(db) &&
+		sqlite3_exec(db, "ALTER TABLE app_passwords ADD COLUMN selector TEXT", NULL, NULL, e) != SQLITE_OK &&
+		!has_selector_column(db))
+		return false;
+	sqlite3_free(*e);
+	*e = NULL;
+	return sqlite3_exec(db, schema_v3, NULL, NULL, e) == SQLITE_OK;
+}
 
 static enum dir_result fail(struct directory *d, const char *what)
 {
@@ -141,7 +171,7 @@ bool directory_open(struct directory **dp, const char *data_dir, char *err, size
 	}
 	sqlite3_busy_timeout(d->db, 5000);
 	char *e = NULL;
-	if (sqlite3_exec(d->db, schema, NULL, NULL, &e) != SQLITE_OK) {
+	if (sqlite3_exec(d->db, schema, NULL, NULL, &e) != SQLITE_OK || !migrate(d->db, &e)) {
 		snprintf(err, errlen, "cannot prepare %s: %s", path, e ? e : "unknown error");
 		sqlite3_free(e);
 		sqlite3_close(d->db);
@@ -532,7 +562,8 @@ enum dir_result directory_sender_owned(struct directory *d, const char *user, co
 	return r == SQLITE_DONE ? DIR_NOT_FOUND : fail(d, "sender check");
 }
 
-enum dir_result directory_app_password_add(struct directory *d, const char *user, const char *name, const char *hash)
+enum dir_result directory_app_password_add(struct directory *d, const char *user, const char *name,
+	const char *selector, const char *hash)
 {
 	char u[DIR_ADDRESS_MAX * 2];
 	enum dir_result r = existing_user(d, user, u, sizeof(u));
@@ -543,8 +574,12 @@ enum dir_result directory_app_password_add(struct directory *d, const char *user
 		snprintf(d->err, sizeof(d->err), "the name must be 1 to 64 characters");
 		return DIR_INVALID;
 	}
-	int rc = exec_text(d, "INSERT INTO app_passwords(user, name, password_hash, created) "
-		"VALUES(?1, ?2, ?3, strftime('%s','now'))", u, name, hash, NULL);
+	int rc = exec_text(d, "INSERT INTO app_passwords(user, name, password_hash, created, selector) "
+		"VALUES(?1, ?2, ?3, strftime('%s','now'), ?4)", u, name, hash, selector);
+	if (rc == SQLITE_CONSTRAINT && selector && directory_app_password_selector_free(d, u, selector) != DIR_OK) {
+		snprintf(d->err, sizeof(d->err), "another app password of %.120s has the selector %.16s", u, selector);
+		return DIR_EXISTS;
+	}
 	if (rc == SQLITE_CONSTRAINT) {
 		snprintf(d->err, sizeof(d->err), "%.120s already has an app password named \"%.64s\"", u, name);
 		return DIR_EXISTS;
@@ -562,17 +597,26 @@ enum dir_result directory_app_password_revoke(struct directory *d, const char *u
 	return sqlite3_changes(d->db) ? DIR_OK : DIR_NOT_FOUND;
 }
 
+enum dir_result directory_app_password_selector_free(struct directory *d, const char *user, const char *selector)
+{
+	int rc = exec_text(d, "SELECT 1 FROM app_passwords WHERE user = lower(?1) AND selector = ?2", user, selector, NULL, NULL);
+	if (rc == SQLITE_ROW)
+		return DIR_EXISTS;
+	return rc == SQLITE_DONE ? DIR_OK : fail(d, "app-password selector");
+}
+
 enum dir_result directory_app_password_list(struct directory *d, const char *user,
-	void (*cb)(void *, const char *, long long, long long), void *arg)
+	void (*cb)(void *, const char *, long long, long long, bool), void *arg)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(d->db, "SELECT name, created, last_used FROM app_passwords WHERE user = lower(?1) ORDER BY name",
-		-1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(d->db, "SELECT name, created, last_used, selector IS NULL FROM app_passwords "
+		"WHERE user = lower(?1) ORDER BY name", -1, &st, NULL) != SQLITE_OK)
 		return fail(d, "app-password list");
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 	int r;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2));
+		cb(arg, (const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), sqlite3_column_int64(st, 2),
+			sqlite3_column_int(st, 3) != 0);
 	sqlite3_finalize(st);
 	return r == SQLITE_DONE ? DIR_OK : fail(d, "app-password list");
 }
@@ -584,27 +628,60 @@ enum dir_result directory_app_password_used(struct directory *d, const char *use
 	return rc == SQLITE_DONE ? DIR_OK : fail(d, "app-password use");
 }
 
-enum dir_result directory_user_hashes(struct directory *d, const char *user, char *canonical, size_t canonicalsz,
-	bool (*cb)(void *, const char *, const char *), void *arg)
+static void copy_column(sqlite3_stmt *st, int col, char *out, size_t outsz)
+{
+	const unsigned char *v = sqlite3_column_text(st, col);
+	snprintf(out, outsz, "%s", v ? (const char *)v : "");
+}
+
+enum dir_result directory_login_hash(struct directory *d, const char *user, const char *selector,
+	struct dir_login_hash *out)
 {
 	sqlite3_stmt *st;
+	/* One statement whatever the case, so the lookup costs the same too. */
 	if (sqlite3_prepare_v2(d->db,
-		"SELECT address, NULL, password_hash FROM users WHERE address = lower(?1) "
-		"UNION ALL SELECT user, name, password_hash FROM app_passwords WHERE user = lower(?1)",
+		"SELECT u.address, a.name, COALESCE(a.password_hash, u.password_hash) FROM users u "
+		"LEFT JOIN app_passwords a ON a.user = u.address AND a.selector = ?2 WHERE u.address = lower(?1)",
+		-1, &st, NULL) != SQLITE_OK)
+		return fail(d, "password lookup");
+	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, selector ? selector : "", -1, SQLITE_STATIC);
+	int r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		copy_column(st, 0, out->canonical, sizeof(out->canonical));
+		copy_column(st, 1, out->app_name, sizeof(out->app_name));
+		copy_column(st, 2, out->hash, sizeof(out->hash));
+	}
+	sqlite3_finalize(st);
+	if (r == SQLITE_ROW)
+		return DIR_OK;
+	return r == SQLITE_DONE ? DIR_NOT_FOUND : fail(d, "password lookup");
+}
+
+enum dir_result directory_legacy_app_hashes(struct directory *d, const char *user,
+	bool (*cb)(void *arg, const char *name, const char *hash), void *arg)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(d->db, "SELECT name, password_hash FROM app_passwords WHERE user = lower(?1) AND selector IS NULL",
 		-1, &st, NULL) != SQLITE_OK)
 		return fail(d, "password lookup");
 	sqlite3_bind_text(st, 1, user, -1, SQLITE_STATIC);
 	int r;
-	bool any = false;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		if (!any && canonical)
-			snprintf(canonical, canonicalsz, "%s", (const char *)sqlite3_column_text(st, 0));
-		any = true;
-		if (cb(arg, (const char *)sqlite3_column_text(st, 1), (const char *)sqlite3_column_text(st, 2)))
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1)))
 			break;
-	}
 	sqlite3_finalize(st);
-	if (r != SQLITE_DONE && r != SQLITE_ROW)
-		return fail(d, "password lookup");
-	return any ? DIR_OK : DIR_NOT_FOUND;
+	return r == SQLITE_DONE || r == SQLITE_ROW ? DIR_OK : fail(d, "password lookup");
+}
+
+long long directory_legacy_app_password_count(struct directory *d)
+{
+	sqlite3_stmt *st;
+	long long n = -1;
+	if (sqlite3_prepare_v2(d->db, "SELECT count(*) FROM app_passwords WHERE selector IS NULL", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
 }

@@ -64,19 +64,35 @@ enum dir_result directory_sender_list(struct directory *d, const char *user,
  * grant?  DIR_OK yes, DIR_NOT_FOUND no, DIR_ERROR unknown. */
 enum dir_result directory_sender_owned(struct directory *d, const char *user, const char *address);
 
-/* App passwords: extra passwords for one user, each with a name. */
+/* App passwords: extra passwords for one user, each with a name and a selector (the
+ * leading group of the password, auth/password.h) that picks its one hash at login.
+ * Rows made before selectors existed have none ("legacy"). */
 enum dir_result directory_app_password_add(struct directory *d, const char *user, const char *name,
-	const char *hash);
+	const char *selector, const char *hash);
+/* DIR_OK when no app password of user has this selector yet, DIR_EXISTS otherwise. */
+enum dir_result directory_app_password_selector_free(struct directory *d, const char *user, const char *selector);
 enum dir_result directory_app_password_revoke(struct directory *d, const char *user, const char *name);
 enum dir_result directory_app_password_list(struct directory *d, const char *user,
-	void (*cb)(void *arg, const char *name, long long created, long long last_used), void *arg);
+	void (*cb)(void *arg, const char *name, long long created, long long last_used, bool legacy), void *arg);
 enum dir_result directory_app_password_used(struct directory *d, const char *user, const char *name);
 
-/* Every password hash that may log in as `user`: the main one (name NULL) and the
- * app passwords (by name).  The callback returns true to stop (a match).  The user
- * address is matched case-insensitively; canonical receives the stored form. */
-enum dir_result directory_user_hashes(struct directory *d, const char *user, char *canonical,
-	size_t canonicalsz, bool (*cb)(void *arg, const char *name, const char *hash), void *arg);
+/* The one hash a login attempt is checked against (never a walk over all of them, so
+ * the work does not tell whether an account has app passwords): with `selector`, the
+ * app password of `user` that carries it (app_name its name); otherwise, or when none
+ * carries it, the account's own hash (app_name "").  The user is matched
+ * case-insensitively; canonical receives the stored form.  DIR_NOT_FOUND: no such user. */
+struct dir_login_hash {
+	char canonical[DIR_ADDRESS_MAX];
+	char app_name[80];
+	char hash[512];
+};
+enum dir_result directory_login_hash(struct directory *d, const char *user, const char *selector,
+	struct dir_login_hash *out);
+/* The legacy app passwords of user (no selector): the callback returns true to stop. */
+enum dir_result directory_legacy_app_hashes(struct directory *d, const char *user,
+	bool (*cb)(void *arg, const char *name, const char *hash), void *arg);
+/* How many legacy app passwords there are in all (-1: unknown). */
+long long directory_legacy_app_password_count(struct directory *d);
 
 /* Is this a local part we will create a mailbox directory for?  ASCII letters,
  * digits and . _ + - only, not starting with '.' or '-', at most 64 octets. */

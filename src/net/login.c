@@ -8,7 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "auth/password.h"
+#include "auth/credentials.h"
 #include "auth/sasl.h"
 #include "auth/throttle.h"
 #include "directory/directory.h"
@@ -40,48 +40,20 @@ struct auth_job {
 	char mech[8];
 	char user[SASL_USER_MAX + 1];
 	char pass[SASL_PASS_MAX + 1];
-	char canonical[DIR_ADDRESS_MAX];
-	char which[80];                 /* "main" or "app:<name>" */
-	bool found;
-	bool ok;
-	bool tempfail;
-	const char *dummy;
-	unsigned cache_ttl;
+	struct credential_policy policy;
+	struct credential_result result;
 	struct directory *dir;
 	unsigned delay_ms;
 };
 
-struct hash_walk {
-	struct auth_job *job;
-	bool matched;
-};
-
-static bool try_hash(void *arg, const char *name, const char *hash)
-{
-	struct hash_walk *w = arg;
-	w->job->found = true;
-	if (!password_verify_cached(w->job->pass, hash, w->job->cache_ttl))
-		return false;
-	w->matched = true;
-	snprintf(w->job->which, sizeof(w->job->which), "%s%.64s", name ? "app:" : "main", name ? name : "");
-	return true;
-}
-
-/* Login thread: look up the hashes and verify (slow by design). */
+/* Login thread: one hash, whatever the account (auth/credentials.h). */
 static void auth_work(void *arg)
 {
 	struct auth_job *j = arg;
-	struct hash_walk w = { .job = j };
-	enum dir_result r = directory_user_hashes(j->dir, j->user, j->canonical, sizeof(j->canonical), try_hash, &w);
-	if (r == DIR_ERROR) {
-		j->tempfail = true;
-	} else if (r == DIR_NOT_FOUND) {
-		password_verify(j->pass, j->dummy);   /* the same time as a real check */
-	}
-	j->ok = w.matched;
-	if (j->ok && strncmp(j->which, "app:", 4) == 0)
-		directory_app_password_used(j->dir, j->canonical, j->which + 4);
+	credentials_check(j->dir, &j->policy, j->user, j->pass, &j->result);
 	explicit_bzero(j->pass, sizeof(j->pass));
+	if (j->result.outcome == CRED_OK && strncmp(j->result.which, "app:", 4) == 0)
+		directory_app_password_used(j->dir, j->result.canonical, j->result.which + 4);
 }
 
 static void auth_answer(struct auth_job *j)
@@ -94,8 +66,9 @@ static void auth_answer(struct auth_job *j)
 			conn_free(c);
 		return;
 	}
-	enum login_result r = j->tempfail ? LOGIN_TEMPFAIL : j->ok ? LOGIN_OK : LOGIN_FAILED;
-	c->ops->login_done(c->session, r, j->canonical);
+	enum credential_outcome o = j->result.outcome;
+	enum login_result r = o == CRED_TEMPFAIL ? LOGIN_TEMPFAIL : o == CRED_OK ? LOGIN_OK : LOGIN_FAILED;
+	c->ops->login_done(c->session, r, j->result.canonical);
 	free(j);
 	conn_process(c);
 }
@@ -119,19 +92,22 @@ static void auth_done(void *arg)
 	struct server *srv = c->srv;
 	char q[400];
 	log_quote(q, sizeof(q), j->user, strlen(j->user), 200);
-	if (j->ok) {
+	if (j->result.outcome == CRED_OK) {
 		/* The name as the client typed it, as for failures and checks: the pair is
 		 * what that device sends. */
 		throttle_success(srv->throttle, c->addr, j->user, time(NULL));
-		log_event(LOG_INFO, "login", "conn=%llu client=%s proto=%s user=%s mech=%s password=%s tls=%s", (unsigned long long)c->id,
-			c->addr, c->ops->name, j->canonical, j->mech, j->which, c->ssl ? "yes" : "no");
-	} else if (j->tempfail) {
+		log_event(LOG_INFO, "login", "conn=%llu client=%s proto=%s user=%s mech=%s password=%s%s tls=%s",
+			(unsigned long long)c->id, c->addr, c->ops->name, j->result.canonical, j->mech, j->result.which,
+			j->result.legacy ? " legacy=yes hint=\"an app password in the old format: reissue it (docs/operations.md)\"" : "",
+			c->ssl ? "yes" : "no");
+	} else if (j->result.outcome == CRED_TEMPFAIL) {
 		log_event(LOG_ERR, "login_failed", "conn=%llu client=%s user=%s reason=\"directory unavailable\"",
 			(unsigned long long)c->id, c->addr, q);
 	} else {
 		j->delay_ms = throttle_failure(srv->throttle, c->addr, j->user, time(NULL));
 		log_event(LOG_WARN, "login_failed", "conn=%llu client=%s proto=%s user=%s mech=%s reason=\"%s\" delay_ms=%u",
-			(unsigned long long)c->id, c->addr, c->ops->name, q, j->mech, j->found ? "wrong password" : "no such user",
+			(unsigned long long)c->id, c->addr, c->ops->name, q, j->mech,
+			j->result.outcome == CRED_NO_USER ? "no such user" : "wrong password",
 			j->delay_ms);
 	}
 	if (j->delay_ms && !c->closed) {
@@ -152,8 +128,10 @@ void login_verify(struct conn *c, const char *mech, const char *user, const char
 	}
 	j->conn = c;
 	j->dir = c->srv->auth_dir;
-	j->dummy = c->srv->dummy_hash;
-	j->cache_ttl = (unsigned)c->srv->conf->auth_cache_ttl;
+	j->policy = (struct credential_policy){
+		.dummy_hash = c->srv->dummy_hash, .cache_ttl = (unsigned)c->srv->conf->auth_cache_ttl,
+		.legacy_app_passwords = c->srv->conf->auth_legacy_app_passwords,
+	};
 	snprintf(j->mech, sizeof(j->mech), "%s", mech);
 	snprintf(j->user, sizeof(j->user), "%s", user);
 	snprintf(j->pass, sizeof(j->pass), "%s", pass);

@@ -828,6 +828,11 @@ int server_run(const struct conf *cf)
 	char exposed[1400];
 	if (directory_data_dir_exposed(cf->data_dir, exposed, sizeof(exposed)))
 		log_event(LOG_WARN, "data_dir_exposed", "data_dir=%s warning=\"%s\"", cf->data_dir, exposed);
+	long long legacy = directory_legacy_app_password_count(srv->auth_dir);
+	if (legacy > 0)
+		log_event(LOG_WARN, "legacy_app_passwords", "count=%lld accepted=%s hint=\"app passwords in the old format "
+			"(without a selector) cost extra hash checks at login: reissue them (postern app-password list marks them), "
+			"then set [auth] legacy_app_passwords = no\"", legacy, cf->auth_legacy_app_passwords ? "yes" : "no");
 	srv->commit_ev = event_new(srv->base, -1, 0, commit_ev_cb, srv);
 	srv->commitq = srv->commit_ev ? workq_new((unsigned)cf->commit_threads, commit_notify, srv->commit_ev) : NULL;
 	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds);

@@ -1,0 +1,37 @@
+/* credentials.h - the one check of a user name and password, for every protocol.
+ *
+ * The work per attempt is one hash whatever the account (RFC 4954 §9 and RFC 5034 §8
+ * warn that replies must not reveal which accounts exist; their timing must not
+ * either): a password in the form of an app password is checked against the single
+ * app password its selector names, any other password against the account's own
+ * hash, and an unknown user (or a disabled hash) against a dummy hash.  The one
+ * exception is migration: legacy app passwords (made before selectors) are checked,
+ * when `legacy_app_passwords` allows, only for passwords of their form and only
+ * after the account's own hash failed.  Blocking (directory and hashing): call it
+ * off the event loop. */
+#ifndef POSTERN_AUTH_CREDENTIALS_H
+#define POSTERN_AUTH_CREDENTIALS_H
+
+#include <stdbool.h>
+
+#include "directory/directory.h"
+
+enum credential_outcome { CRED_OK, CRED_WRONG_PASSWORD, CRED_NO_USER, CRED_TEMPFAIL };
+
+struct credential_policy {
+	const char *dummy_hash;      /* what an unknown user is checked against */
+	unsigned cache_ttl;          /* password_verify_cached() */
+	bool legacy_app_passwords;   /* accept app passwords without a selector */
+};
+
+struct credential_result {
+	enum credential_outcome outcome;
+	char canonical[DIR_ADDRESS_MAX];   /* the stored address, when the user exists */
+	char which[100];                   /* on success: "main" or "app:NAME" */
+	bool legacy;                       /* on success: a legacy app password */
+};
+
+void credentials_check(struct directory *d, const struct credential_policy *p, const char *user,
+	const char *password, struct credential_result *out);
+
+#endif
