@@ -151,6 +151,134 @@ size_t msg_header_count(const char *headers, size_t len, const char *name)
 	return n;
 }
 
+/* ---- The same fields, found as the message streams past ---- */
+
+enum { SCAN_LINE_START, SCAN_IN_LINE };
+enum { FIELD_NONE, FIELD_NAME, FIELD_NAME_WSP, FIELD_OURS, FIELD_OTHER };
+
+void msg_field_scan_init(struct msg_field_scan *sc, const char *name)
+{
+	memset(sc, 0, sizeof(*sc));
+	size_t n = strlen(name);
+	if (n >= sizeof(sc->name))
+		n = sizeof(sc->name) - 1;
+	memcpy(sc->name, name, n);
+	sc->nlen = n;
+	sc->state = SCAN_LINE_START;
+	sc->field = FIELD_NONE;
+}
+
+static void scan_keep(struct msg_field_scan *sc, const unsigned char *p, size_t n)
+{
+	if (!sc->capturing)
+		return;
+	if (n > MSG_FIELD_VALUE_MAX - sc->value_len) {
+		n = MSG_FIELD_VALUE_MAX - sc->value_len;
+		sc->value_truncated = true;
+	}
+	memcpy(sc->value + sc->value_len, p, n);
+	sc->value_len += n;
+}
+
+/* A line end (LF, or CR LF) of length n. */
+static void scan_line_end(struct msg_field_scan *sc, size_t n)
+{
+	if (sc->state == SCAN_LINE_START) {
+		/* An empty line: the header is over (§2.1). */
+		sc->done = true;
+		sc->capturing = false;
+		return;
+	}
+	/* A name not yet followed by its colon does not continue on the next line. */
+	if (sc->field == FIELD_NAME || sc->field == FIELD_NAME_WSP)
+		sc->field = FIELD_OTHER;
+	sc->state = SCAN_LINE_START;
+	sc->eol_len = n;
+	sc->eol[0] = n == 2 ? '\r' : '\n';
+	sc->eol[1] = '\n';
+}
+
+/* The name matched and its colon came: a field named `name` begins. */
+static void scan_field_named(struct msg_field_scan *sc)
+{
+	sc->field = FIELD_OURS;
+	if (++sc->count == 1)
+		sc->capturing = true;
+}
+
+static void scan_byte(struct msg_field_scan *sc, unsigned char c)
+{
+	if (sc->state == SCAN_LINE_START) {
+		sc->state = SCAN_IN_LINE;
+		if (is_wsp(c)) {
+			/* A fold (§2.2.3): the field above goes on, line end included. */
+			scan_keep(sc, sc->eol, sc->eol_len);
+			scan_keep(sc, &c, 1);
+			return;
+		}
+		sc->capturing = false;   /* only the first field named `name` is kept */
+		sc->field = FIELD_NAME;
+		sc->name_pos = 0;
+	}
+	switch (sc->field) {
+	case FIELD_NAME:
+		if (sc->name_pos < sc->nlen && ascii_lower_c(c) == ascii_lower_c((unsigned char)sc->name[sc->name_pos])) {
+			sc->name_pos++;
+		} else if (sc->name_pos == sc->nlen && is_wsp(c)) {
+			sc->field = FIELD_NAME_WSP;   /* §4.5 obs-optional: WSP before the colon */
+		} else if (sc->name_pos == sc->nlen && c == ':') {
+			scan_field_named(sc);
+		} else {
+			sc->field = FIELD_OTHER;
+		}
+		break;
+	case FIELD_NAME_WSP:
+		if (c == ':')
+			scan_field_named(sc);
+		else if (!is_wsp(c))
+			sc->field = FIELD_OTHER;
+		break;
+	case FIELD_OURS:
+		scan_keep(sc, &c, 1);
+		break;
+	default:
+		break;
+	}
+}
+
+void msg_field_scan_feed(struct msg_field_scan *sc, const char *data, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)data;
+	for (size_t i = 0; i < n && !sc->done; i++) {
+		unsigned char c = p[i];
+		if (sc->cr_pending) {
+			sc->cr_pending = false;
+			if (c == '\n') {
+				scan_line_end(sc, 2);
+				continue;
+			}
+			scan_byte(sc, '\r');   /* a CR without LF is content, as in eol_len() */
+		}
+		if (c == '\r')
+			sc->cr_pending = true;
+		else if (c == '\n')
+			scan_line_end(sc, 1);
+		else
+			scan_byte(sc, c);
+	}
+}
+
+bool msg_field_scan_value(const struct msg_field_scan *sc, const char **value, size_t *value_len)
+{
+	if (sc->count == 0)
+		return false;
+	const unsigned char *v = (const unsigned char *)sc->value;
+	size_t i = skip_leading_fws(v, sc->value_len, 0);
+	*value = sc->value + i;
+	*value_len = sc->value_len - i;
+	return true;
+}
+
 /* ---- Lexer: CFWS, atoms, quoted strings, domain literals ---- */
 
 enum tok_type { T_ERR, T_END, T_ATOM, T_QSTR, T_DLIT, T_CHAR };

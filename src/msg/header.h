@@ -40,6 +40,39 @@ bool msg_header_find(const char *headers, size_t len, const char *name, const ch
 /* Count fields named `name` (a message must have exactly one From, RFC 5322 §3.6). */
 size_t msg_header_count(const char *headers, size_t len, const char *name);
 
+/* A field of a header block found as the message streams past, however long the
+ * block and however it is split: counts the fields named `name` up to the empty line
+ * that ends the header (RFC 5322 §2.1) and keeps the first one's body (at most
+ * MSG_FIELD_VALUE_MAX octets; `value_truncated` says it was longer).  Same rules as
+ * msg_header_find()/msg_header_count() on the whole block: fields end at a line end
+ * (LF or CRLF) not followed by WSP, and a WSP line at the top of the block belongs to
+ * no field.  Fixed size: no allocation. */
+#define MSG_FIELD_VALUE_MAX 16384
+
+struct msg_field_scan {
+	char name[32];
+	size_t nlen;
+	int state;                 /* where in the current line (header.c) */
+	size_t name_pos;           /* octets of the name matched on this line */
+	int field;                 /* the current field: none, name being read, ours, another */
+	bool capturing;            /* the current field is the first one named `name` */
+	bool cr_pending;           /* a CR that may start CR LF */
+	unsigned char eol[2];      /* the line end before a possible fold, kept for the value */
+	size_t eol_len;
+	bool done;                 /* the empty line was seen: the body follows */
+	size_t count;              /* fields named `name` */
+	char value[MSG_FIELD_VALUE_MAX];
+	size_t value_len;
+	bool value_truncated;
+};
+
+/* name: a field name of at most 31 octets. */
+void msg_field_scan_init(struct msg_field_scan *sc, const char *name);
+/* Feed the next message bytes; stops looking once the header has ended. */
+void msg_field_scan_feed(struct msg_field_scan *sc, const char *p, size_t n);
+/* The first field's body, leading folding white space skipped (as msg_header_find). */
+bool msg_field_scan_value(const struct msg_field_scan *sc, const char **value, size_t *value_len);
+
 /* Parse an address-list / mailbox-list field body (From, Sender, Reply-To, To, Cc).
  * Display names, comments and group names are recognised and dropped; only the
  * addresses are kept. */

@@ -136,6 +136,8 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 		"Check the program that created the message; nothing was accepted"),
 	E(R_FROM_TOO_LONG, 550, "5.6.0", "Message refused: its From: header field is longer than %zu octets, too long to check",
 		"Send from one address, set in the account settings of your mail program; nothing was accepted"),
+	E(R_FROM_TOO_MANY, 550, "5.6.0", "Message refused: its From: header field lists more than %d addresses, too many to check",
+		"Send from one address, set in the account settings of your mail program; nothing was accepted"),
 };
 
 const struct reply_entry *reply_get(enum reply_id id)

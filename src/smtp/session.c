@@ -35,8 +35,6 @@
 
 enum state { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_AUTH, ST_WAIT_AUTH, ST_TLS_PENDING, ST_CLOSED };
 
-#define HEADERS_MAX (64u << 10)        /* header block kept to check From: */
-
 struct refusal {
 	char addr[SMTP_ADDR_MAX + 1];
 	char reason[VERDICT_REASON_MAX];
@@ -55,8 +53,7 @@ struct smtp_tx {
 	unsigned n_refused;                /* all refusals, listed or not */
 	unsigned cause_counts[CAUSE_COUNT];
 	bool spool_open;
-	struct buf headers;                /* the header block, for the From: check */
-	bool headers_done;
+	struct msg_field_scan *from_scan;  /* the From: fields, for the check (logged-in users) */
 	char qid[QUEUE_ID_LEN + 1];
 	uint64_t size;                     /* message octets accepted so far */
 	bool too_big;
@@ -124,7 +121,7 @@ static void tx_free(struct smtp_session *s)
 		return;
 	if (tx->spool_open)
 		s->hooks.spool_abort(s->hooks.ctx);
-	buf_free(&tx->headers);
+	free(tx->from_scan);
 	free(tx->rcpts);
 	free(tx->rcpt_params);
 	free(tx);
@@ -414,32 +411,22 @@ static void reply_spool_failure(struct smtp_session *s, enum reply_id id)
 	say(s, id);
 }
 
-/* Keep the header block (up to the first empty line) for the From: check. */
-static void capture_headers(struct smtp_tx *tx, const char *p, size_t n)
+/* Watch the whole header for From: fields as it streams to the spool, however long
+ * it is (the message size bounds it): a field the check never saw would let a forged
+ * From: through.  The scanner is fixed size, allocated at the first byte. */
+static void scan_from_fields(struct smtp_tx *tx, const char *p, size_t n)
 {
-	if (tx->headers_done || n == 0)
+	if (n == 0)
 		return;
-	if (tx->headers.max == 0)
-		buf_init(&tx->headers, HEADERS_MAX);
-	size_t before = tx->headers.len;
-	buf_append(&tx->headers, p, n);
-	const char *h = buf_cstr(&tx->headers);
-	/* An empty first line: no header fields at all. */
-	if ((tx->headers.len >= 2 && h[0] == '\r' && h[1] == '\n') || (tx->headers.len >= 1 && h[0] == '\n')) {
-		tx->headers.len = 0;
-		tx->headers_done = true;
-		return;
-	}
-	size_t from = before > 3 ? before - 3 : 0;
-	for (size_t i = from; i + 1 < tx->headers.len; i++) {
-		if (h[i] == '\n' && (h[i + 1] == '\n' || (h[i + 1] == '\r' && i + 2 < tx->headers.len && h[i + 2] == '\n'))) {
-			tx->headers.len = i + 1;
-			tx->headers_done = true;
+	if (!tx->from_scan) {
+		tx->from_scan = malloc(sizeof(*tx->from_scan));
+		if (!tx->from_scan) {
+			tx->spool_failed = true;   /* answered 451: nothing is accepted unchecked */
 			return;
 		}
+		msg_field_scan_init(tx->from_scan, "From");
 	}
-	if (tx->headers.truncated)
-		tx->headers_done = true;
+	msg_field_scan_feed(tx->from_scan, p, n);
 }
 
 /* Message bytes on their way to the spool; enforces the size limit. */
@@ -447,7 +434,7 @@ static void accept_bytes(struct smtp_session *s, const char *p, size_t n)
 {
 	struct smtp_tx *tx = s->tx;
 	if (s->login && s->info.check_from_header)
-		capture_headers(tx, p, n);
+		scan_from_fields(tx, p, n);
 	if (n == 0 || tx->too_big || tx->spool_failed || !tx->spool_open)
 		return;
 	if (tx->size + n > s->limits.max_message) {
@@ -472,26 +459,29 @@ static bool check_from_header(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	if (!s->login || !s->info.check_from_header || !s->hooks.sender_owned)
 		return true;
-	const char *h = tx->headers.data ? tx->headers.data : "";
-	size_t hl = tx->headers.len;
-	size_t count = msg_header_count(h, hl, "From");
+	const struct msg_field_scan *sc = tx->from_scan;
+	size_t count = sc ? sc->count : 0;
 	struct verdict v;
 	if (count == 0) {
 		log_event(LOG_INFO, "no_from_header", "conn=%llu login=%s", (unsigned long long)s->info.conn_id, s->login);
 		return true;
 	}
 	if (count > 1) {
-		verdict_set(&v, VERDICT_PERM, 550, "5.6.0", CAUSE_BAD_ADDRESS,
-			"the message has more than one From: header field (RFC 5322 section 3.6 allows one)",
-			"Check the program that created the message");
-		refuse(s, "DATA", "Message refused", &v, NULL, 0);
+		/* RFC 5322 §3.6: exactly one; a second could be shown instead of the first. */
+		say(s, R_FROM_NOT_ONE, count);
+		log_event(LOG_INFO, "from_header_refused", "conn=%llu login=%s from_fields=%zu",
+			(unsigned long long)s->info.conn_id, s->login, count);
+		return false;
+	}
+	if (sc->value_truncated) {
+		say(s, R_FROM_TOO_LONG, (size_t)MSG_FIELD_VALUE_MAX);
 		return false;
 	}
 	const char *val = "";
 	size_t vl = 0;
 	struct msg_address_list list;
 	enum msg_status st = MSG_SYNTAX;
-	if (msg_header_find(h, hl, "From", &val, &vl))
+	if (msg_field_scan_value(sc, &val, &vl))
 		st = msg_parse_address_list(val, vl, &list);
 	if (st != MSG_OK) {
 		char q[100];
@@ -501,6 +491,11 @@ static bool check_from_header(struct smtp_session *s)
 		verdict_set(&v, VERDICT_PERM, 550, "5.6.0", CAUSE_BAD_ADDRESS, reason,
 			"Set your name and email address in the account settings of your mail program");
 		refuse(s, "DATA", "Message refused", &v, NULL, 0);
+		return false;
+	}
+	if (list.truncated) {
+		/* Addresses past the parser's list would go unchecked. */
+		say(s, R_FROM_TOO_MANY, MSG_MAX_MAILBOXES);
 		return false;
 	}
 	for (size_t i = 0; i < list.n; i++) {

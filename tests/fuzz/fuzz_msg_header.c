@@ -1,6 +1,7 @@
 /* fuzz_msg_header.c - libFuzzer harness for msg/header: the input is used as a
- * header block (find and count "From", then parse the body found) and as a
- * field body on its own.  Checks the invariants every result must keep. */
+ * header block (find and count "From", then parse the body found), as a field body
+ * on its own, and as a message streamed in pieces through msg_field_scan, which must
+ * agree with find and count.  Checks the invariants every result must keep. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -51,5 +52,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_list(msg_parse_address_list(v, vl, &l), &l);
 	}
 	check_list(msg_parse_address_list(h, size, &l), &l);
+
+	/* The streaming scanner, fed in pieces whose sizes come from the input, finds
+	 * what find and count find in the whole block (its value bounded). */
+	static struct msg_field_scan sc;
+	msg_field_scan_init(&sc, "From");
+	for (size_t p = 0, k = 0; p < size; k++) {
+		size_t piece = 1 + (size ? (size_t)data[k % size] % 23 : 0);
+		if (piece > size - p)
+			piece = size - p;
+		msg_field_scan_feed(&sc, h + p, piece);
+		p += piece;
+	}
+	CHECK(sc.count == count);
+	const char *sv = NULL;
+	size_t svl = 0;
+	CHECK(msg_field_scan_value(&sc, &sv, &svl) == found);
+	CHECK(sc.value_len <= MSG_FIELD_VALUE_MAX);
+	if (found && !sc.value_truncated)
+		CHECK(svl == vl && memcmp(sv, v, vl) == 0);
 	return 0;
 }

@@ -334,6 +334,59 @@ def test_from_header_checked_with_bdat(srv):
     assert srv.wait_delivered(ALICE, 1, timeout=0.5) == []
 
 
+FILLER = "".join("X-Filler-%04d: %s\r\n" % (i, "f" * 60) for i in range(900))   # ~68 KB
+
+
+def _send_raw(srv, content, bdat=False):
+    with connect_tls(srv) as c:
+        assert auth_plain(c).is_(235, "2.7.0")
+        assert c.cmd("MAIL FROM:<alice@example.test>").is_(250, "2.1.0")
+        assert c.cmd("RCPT TO:<alice@example.test>").is_(250, "2.1.5")
+        if isinstance(content, str):
+            content = content.encode()
+        if not bdat:
+            return c.data(content)
+        c.send(b"BDAT %d LAST\r\n" % len(content) + content)
+        return c.reply(timeout=30)
+
+
+@pytest.mark.parametrize("bdat", [False, True], ids=["DATA", "BDAT"])
+def test_forged_from_after_66kb_of_filler_refused(srv, bdat):
+    assert len(FILLER) > 66000
+    content = "Subject: filler\r\n" + FILLER + "From: <bob@example.test>\r\n\r\nhello\r\n"
+    r = _send_raw(srv, content, bdat)
+    assert r.is_(550, "5.7.1"), r
+    assert "bob@example.test" in r.text, r
+    assert srv.wait_delivered(ALICE, 1, timeout=0.5) == []
+
+
+@pytest.mark.parametrize("filler", [False, True], ids=["adjacent", "after-66kb"])
+@pytest.mark.parametrize("bdat", [False, True], ids=["DATA", "BDAT"])
+def test_second_from_after_a_legitimate_one_refused(srv, filler, bdat):
+    content = ("From: <alice@example.test>\r\nSubject: two froms\r\n" + (FILLER if filler else "")
+               + "from : Bob <bob@example.test>\r\n\r\nhello\r\n")
+    r = _send_raw(srv, content, bdat)
+    assert r.is_(550, "5.6.0"), r
+    assert "2 From: header fields" in r.text and "RFC 5322 section 3.6" in r.text, r
+    assert srv.wait_delivered(ALICE, 1, timeout=0.5) == []
+
+
+def test_from_in_body_and_long_header_accepted(srv):
+    # a long header with one legitimate From:, and "From:" lines in the body, are fine
+    content = ("Subject: long header\r\n" + FILLER + "From: <alice@example.test>\r\n\r\n"
+               "From: <bob@example.test>\r\nthat line is the body\r\n")
+    r = _send_raw(srv, content)
+    assert r.is_(250, "2.0.0"), r
+    assert len(srv.wait_delivered(ALICE, 1)) == 1
+
+
+def test_from_with_more_addresses_than_checked_refused(srv):
+    many = ", ".join(["<alice@example.test>"] * 32 + ["<bob@example.test>"])
+    r = _send_raw(srv, "From: %s\r\nSubject: many\r\n\r\nhello\r\n" % many)
+    assert r.code == 550 and r.enh in ("5.6.0", "5.7.1"), r
+    assert srv.wait_delivered(ALICE, 1, timeout=0.5) == []
+
+
 def test_from_header_check_on_mx_port_after_login(srv):
     with connect_tls(srv, "smtp") as c:
         assert auth_plain(c).is_(235, "2.7.0")

@@ -230,6 +230,72 @@ static void test_find_table(void **state)
 	}
 }
 
+/* The streaming scanner agrees with find and count on every row of the table, fed
+ * whole, byte by byte and in odd pieces (names of rows with an empty name excepted). */
+static void test_field_scan_table(void **state)
+{
+	(void)state;
+	static const size_t pieces[] = { 0, 1, 2, 3, 7 };
+	for (size_t i = 0; i < sizeof(find_table) / sizeof(find_table[0]); i++) {
+		if (!find_table[i].name[0])
+			continue;
+		const char *h = find_table[i].headers;
+		size_t len = strlen(h);
+		for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+			static struct msg_field_scan sc;
+			msg_field_scan_init(&sc, find_table[i].name);
+			for (size_t p = 0; p < len;) {
+				size_t n = pieces[k] && len - p > pieces[k] ? pieces[k] : len - p;
+				msg_field_scan_feed(&sc, h + p, n);
+				p += n;
+			}
+			if (sc.count != find_table[i].count)
+				fail_msg("row %zu, pieces of %zu: count %zu", i, pieces[k], sc.count);
+			const char *v;
+			size_t vl;
+			bool found = msg_field_scan_value(&sc, &v, &vl);
+			if (found != find_table[i].found)
+				fail_msg("row %zu, pieces of %zu: found=%d", i, pieces[k], found);
+			if (found && (vl != strlen(find_table[i].value) || memcmp(v, find_table[i].value, vl) != 0))
+				fail_msg("row %zu, pieces of %zu: value \"%.*s\"", i, pieces[k], (int)vl, v);
+		}
+	}
+}
+
+static void scan_str(struct msg_field_scan *sc, const char *t)
+{
+	msg_field_scan_feed(sc, t, strlen(t));
+}
+
+/* However long the header, every From: is seen: a second one after 100 KB of other
+ * fields is counted, and a first one that long is kept only up to the bound. */
+static void test_field_scan_long_header(void **state)
+{
+	(void)state;
+	static struct msg_field_scan sc;
+	msg_field_scan_init(&sc, "From");
+	scan_str(&sc, "From: <alice@example.test>\r\n");
+	for (int i = 0; i < 2000; i++)
+		scan_str(&sc, "X-Filler: 0123456789012345678901234567890123456789\r\n");
+	scan_str(&sc, "FROM : <bob@example.test>\r\n\r\nFrom: body\r\n");
+	assert_int_equal(sc.count, 2);
+	assert_true(sc.done);
+	const char *v;
+	size_t vl;
+	assert_true(msg_field_scan_value(&sc, &v, &vl));
+	assert_int_equal(vl, strlen("<alice@example.test>"));
+	assert_memory_equal(v, "<alice@example.test>", vl);
+
+	msg_field_scan_init(&sc, "From");
+	scan_str(&sc, "From: a@example.test");
+	for (int i = 0; i < 2000; i++)
+		scan_str(&sc, ",\r\n b@example.test");
+	scan_str(&sc, "\r\n\r\n");
+	assert_int_equal(sc.count, 1);
+	assert_true(sc.value_truncated);
+	assert_int_equal(sc.value_len, MSG_FIELD_VALUE_MAX);
+}
+
 /* A whole header block from a client, found then parsed. */
 static void test_find_then_parse(void **state)
 {
@@ -391,6 +457,8 @@ int main(void)
 		cmocka_unit_test(test_from_table),
 		cmocka_unit_test(test_find_table),
 		cmocka_unit_test(test_find_then_parse),
+		cmocka_unit_test(test_field_scan_table),
+		cmocka_unit_test(test_field_scan_long_header),
 		cmocka_unit_test(test_length_bounds),
 		cmocka_unit_test(test_too_long),
 		cmocka_unit_test(test_truncated),
