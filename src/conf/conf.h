@@ -88,6 +88,7 @@ struct conf {
 	/* [quota] */
 	bool quota_full_permanent;          /* 552 5.2.2 instead of 452 4.2.2 */
 	uint64_t quota_warning_percent;
+	uint64_t shutdown_timeout;          /* [server]: bound of a SIGTERM stop */
 	/* [queue] */
 	uint64_t commit_threads;
 	uint64_t delivery_threads;

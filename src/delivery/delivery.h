@@ -19,7 +19,12 @@ struct delivery;
 struct delivery *delivery_start(const struct conf *c, struct queue *q, const struct relay_credentials *creds);
 /* A message was committed (thread-safe). */
 void delivery_enqueue(struct delivery *d, const char *qid);
-/* Finish the current attempts and stop; undelivered messages stay queued. */
+/* A stop begins (SIGTERM): no new attempt starts; those running may finish until
+ * [server] shutdown_timeout from now.  Thread-safe, idempotent. */
+void delivery_stop_begin(struct delivery *d);
+/* Stop: begins the stop if not begun, waits for running attempts until the
+ * deadline, then cuts off outbound transactions still running (their recipients
+ * stay pending, untouched) and frees everything.  Undelivered messages stay queued. */
 void delivery_stop(struct delivery **d);
 
 /* Admin commands (thread-safe; disk work: call off the event loop):

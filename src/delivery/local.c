@@ -128,11 +128,32 @@ static void quota_warning(const struct conf *c, const char *rcpt, const char *pa
 	close(fd);
 }
 
+static void log_already(const struct queue_message *m, const char *rcpt, const char *path, const char *name)
+{
+	log_event(LOG_INFO, "already_delivered", "qid=%s to=<%s> mailbox=%s file=%s action=\"not delivered again\"",
+		m->env.qid, rcpt, path, name);
+}
+
 enum local_result local_deliver(const struct conf *c, const struct queue_message *m, size_t i, const char *path,
-	char *why, size_t whysz)
+	bool may_repeat, char *why, size_t whysz)
 {
 	const char *rcpt = m->env.rcpts[i];
 	char name[600], err[512];
+	struct maildir_copy_id id = { .arrival = (long long)m->env.arrival, .qid = m->env.qid, .rcpt_index = i };
+	if (may_repeat) {
+		/* Before the quota check: the first copy counts against the quota and would
+		 * make a full mailbox defer a message that is already there. */
+		switch (maildir_find_copy(path, &id, name, sizeof(name), err, sizeof(err))) {
+		case MAILDIR_COPY_PRESENT:
+			log_already(m, rcpt, path, name);
+			return LOCAL_DELIVERED;
+		case MAILDIR_COPY_UNKNOWN:
+			snprintf(why, whysz, "local delivery to %s failed: %s", path, err);
+			return LOCAL_TEMP;
+		case MAILDIR_COPY_ABSENT:
+			break;
+		}
+	}
 	struct quota_state st;
 	/* Checked again here: the end of data saw the mailbox before this message's
 	 * siblings and other deliveries.  The message was accepted, so holding it for days
@@ -154,8 +175,12 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 	char prefix[1200];
 	snprintf(prefix, sizeof(prefix), "Return-Path: <%s>\nDelivered-To: %s\n", m->env.sender,
 		strchr(rcpt, '@') ? rcpt : "postmaster");
-	enum store_result r = maildir_deliver(path, prefix, m->fd, m->body_offset, m->body_size, name, sizeof(name),
-		err, sizeof(err));
+	enum store_result r = maildir_deliver_copy(path, &id, prefix, m->fd, m->body_offset, m->body_size, name,
+		sizeof(name), err, sizeof(err));
+	if (r == STORE_DUPLICATE) {
+		log_already(m, rcpt, path, name);
+		return LOCAL_DELIVERED;
+	}
 	if (r != STORE_OK) {
 		snprintf(why, whysz, "local delivery to %s failed: %s", path, err);
 		return LOCAL_TEMP;

@@ -24,6 +24,7 @@ struct remote_ctx {
 	char cached_key[300];
 	unsigned cached_count;
 	struct smtp_client_opts opts;
+	const struct net_cancel *cancel;   /* fired at shutdown: aborts the transaction */
 };
 
 bool relay_credentials_load(const char *path, struct relay_credentials *rc, char *err, size_t errlen)
@@ -62,7 +63,8 @@ bool relay_credentials_load(const char *path, struct relay_credentials *rc, char
 	return true;
 }
 
-struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_credentials *creds, char *err, size_t errlen)
+struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_credentials *creds,
+	const struct net_cancel *cancel, char *err, size_t errlen)
 {
 	struct remote_ctx *rc = calloc(1, sizeof(*rc));
 	if (!rc) {
@@ -71,6 +73,7 @@ struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_crede
 	}
 	rc->conf = c;
 	rc->creds = creds;
+	rc->cancel = cancel;
 	if (!c->relay_host[0]) {
 		rc->resolver = mx_resolver_new(c->resolver, err, errlen);
 		if (!rc->resolver) {
@@ -113,7 +116,8 @@ static struct smtp_client *open_host(struct remote_ctx *rc, const char *addr, un
 	enum smtp_tls_policy tls, bool verify, bool auth, char *err, size_t errlen)
 {
 	const struct conf *c = rc->conf;
-	struct net_client_opts no = { .connect_timeout = (unsigned)c->connect_timeout, .io_timeout = (unsigned)c->command_timeout };
+	struct net_client_opts no = { .connect_timeout = (unsigned)c->connect_timeout, .io_timeout = (unsigned)c->command_timeout,
+		.cancel = rc->cancel };
 	struct net_client *conn = net_client_connect(addr, port, &no, err, errlen);
 	if (!conn)
 		return NULL;

@@ -24,7 +24,10 @@ struct relay_credentials {
  * refuses a file that others may read. */
 bool relay_credentials_load(const char *path, struct relay_credentials *rc, char *err, size_t errlen);
 
-struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_credentials *creds, char *err, size_t errlen);
+struct net_cancel;
+/* cancel (may be NULL): when fired, a transaction in progress stops at once. */
+struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_credentials *creds,
+	const struct net_cancel *cancel, char *err, size_t errlen);
 void remote_ctx_free(struct remote_ctx **rc);
 /* Deliver m to recipients idx[0..n), all in `domain`.  results[k] for idx[k]. */
 void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const char *domain,

@@ -15,6 +15,7 @@
 #include "delivery/local.h"
 #include "delivery/remote.h"
 #include "directory/directory.h"
+#include "net/client.h"
 #include "queue/queue.h"
 #include "util/id.h"
 #include "util/log.h"
@@ -26,6 +27,7 @@ struct item {
 	char qid[QUEUE_ID_LEN + 1];
 	time_t due;
 	bool force;                 /* flush/retry: ignore the recipients' next_try */
+	bool fresh;                 /* just committed, never tried: cannot repeat a delivery */
 	struct item *next;
 };
 
@@ -44,7 +46,12 @@ struct delivery {
 	struct item *deferred;          /* unsorted; scanned for the earliest */
 	char (*busy)[QUEUE_ID_LEN + 1]; /* messages being worked on, one per thread */
 	struct domain_slot domains[MAX_DOMAINS_ACTIVE];
-	bool stopping;
+	bool stopping;                  /* no new attempt starts */
+	bool cancelled;                 /* the stop deadline passed: transactions were cut off */
+	struct timespec deadline;       /* CLOCK_MONOTONIC: when a stop cuts deliveries off */
+	struct net_cancel *cancel;      /* fired at the deadline: wakes blocked connections */
+	unsigned running;               /* threads not yet finished */
+	pthread_cond_t exited;          /* CLOCK_MONOTONIC; signalled as each thread ends */
 	unsigned nthreads;
 	pthread_t *threads;
 	bool *started;
@@ -115,7 +122,7 @@ static bool is_busy(struct delivery *d, const char *qid)
 	return false;
 }
 
-static void add_item(struct delivery *d, const char *qid, time_t due, bool force)
+static void add_item(struct delivery *d, const char *qid, time_t due, bool force, bool fresh)
 {
 	struct item *it = calloc(1, sizeof(*it));
 	if (!it) {
@@ -125,6 +132,7 @@ static void add_item(struct delivery *d, const char *qid, time_t due, bool force
 	snprintf(it->qid, sizeof(it->qid), "%s", qid);
 	it->due = due;
 	it->force = force;
+	it->fresh = fresh;
 	if (due <= time(NULL))
 		push_ready(d, it);
 	else {
@@ -137,8 +145,18 @@ static void add_item(struct delivery *d, const char *qid, time_t due, bool force
 void delivery_enqueue(struct delivery *d, const char *qid)
 {
 	pthread_mutex_lock(&d->lock);
-	add_item(d, qid, 0, false);
+	add_item(d, qid, 0, false, true);
 	pthread_mutex_unlock(&d->lock);
+}
+
+static bool stop_state(struct delivery *d, bool *cancelled)
+{
+	pthread_mutex_lock(&d->lock);
+	bool stopping = d->stopping;
+	if (cancelled)
+		*cancelled = d->cancelled;
+	pthread_mutex_unlock(&d->lock);
+	return stopping;
 }
 
 /* --- per-domain concurrency ------------------------------------------------- */
@@ -201,8 +219,9 @@ struct run {
 	struct queue_message m;
 	struct queue_state st;
 	time_t now;
-	bool changed;
+	bool changed;               /* st differs from queue/state/<qid> */
 	bool force;
+	bool may_repeat;            /* a crash may have cut an earlier attempt short */
 	size_t *newly_failed;
 	size_t n_failed;
 	size_t *group;              /* scratch: recipients of one domain */
@@ -251,7 +270,7 @@ static void deliver_locals(struct run *r, bool *remote)
 			fail_rcpt(r, i, "5.1.1 no such mailbox here (it was removed after the message was accepted)");
 			break;
 		case WHERE_LOCAL:
-			switch (local_deliver(c, &r->m, i, path, why, sizeof(why))) {
+			switch (local_deliver(c, &r->m, i, path, r->may_repeat, why, sizeof(why))) {
 			case LOCAL_DELIVERED:
 				s->state = RCPT_DELIVERED;
 				r->changed = true;
@@ -289,6 +308,31 @@ static void with_status_code(struct rcpt_result *x)
 	memcpy(x->reply, tmp, sizeof(x->reply));
 }
 
+/* Save the outcomes recorded so far before slow work (a remote transaction) begins,
+ * so a crash during it cannot undo them: a delivered recipient is never tried
+ * again.  Local copies are safe even without it (their Maildir names make a repeat
+ * detectable, see local.h); remote ones are not, and bounces would repeat.  Costs one
+ * write+fsync+rename only when a message has more work after the current step, so a
+ * message to one mailbox or to one destination pays nothing extra. */
+static void checkpoint(struct run *r)
+{
+	if (!r->changed)
+		return;
+	if (queue_state_write(r->w->d->queue, r->m.env.qid, &r->st))
+		r->changed = false;
+	else
+		log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot save the delivery state: %s\"", r->m.env.qid,
+			strerror(errno));
+}
+
+static bool any(const bool *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i])
+			return true;
+	return false;
+}
+
 /* Remote recipients, one destination domain at a time (or all via the relay). */
 static void deliver_remotes(struct run *r, bool *remote)
 {
@@ -298,6 +342,8 @@ static void deliver_remotes(struct run *r, bool *remote)
 	for (size_t i = 0; i < n; i++) {
 		if (!remote[i])
 			continue;
+		if (stop_state(d, NULL))
+			return;   /* stopping: the rest waits, untouched, for the next start */
 		const char *dom = via_relay ? d->conf->relay_host : domain_of(r->m.env.rcpts[i]);
 		size_t g = 0;
 		for (size_t k = i; k < n; k++) {
@@ -315,9 +361,13 @@ static void deliver_remotes(struct run *r, bool *remote)
 		}
 		remote_deliver(r->w->remote, &r->m, via_relay ? "" : dom, r->group, g, r->res);
 		domain_release(d, dom);
+		bool cut_off = false;
+		stop_state(d, &cut_off);
 		for (size_t k = 0; k < g; k++) {
 			size_t idx = r->group[k];
 			struct rcpt_result *x = &r->res[k];
+			if (cut_off && x->outcome == OUT_DEFER)
+				continue;   /* aborted by the shutdown, not the peer: no attempt counted */
 			with_status_code(x);
 			if (x->outcome == OUT_DELIVERED) {
 				r->st.r[idx].state = RCPT_DELIVERED;
@@ -330,6 +380,8 @@ static void deliver_remotes(struct run *r, bool *remote)
 				defer_rcpt(r, idx, x->reply);
 			}
 		}
+		if (any(remote + i, n - i))
+			checkpoint(r);
 	}
 }
 
@@ -386,7 +438,7 @@ static void maybe_delay_notice(struct run *r)
 }
 
 /* Returns 0 when the message is finished, else the time to look at it again. */
-static time_t process(struct worker *w, const char *qid, bool force)
+static time_t process(struct worker *w, const char *qid, bool force, bool fresh)
 {
 	struct delivery *d = w->d;
 	struct run r = { .w = w, .now = time(NULL), .force = force };
@@ -418,7 +470,15 @@ static time_t process(struct worker *w, const char *qid, bool force)
 		again = r.now + (time_t)d->conf->retry_min;
 		goto out;
 	}
+	/* A message just committed and never tried cannot have a copy anywhere yet;
+	 * anything else (found at start, retried) may follow an attempt a crash cut
+	 * short before its state was saved. */
+	r.may_repeat = !fresh || r.st.delay_notified;
+	for (size_t i = 0; i < n && !r.may_repeat; i++)
+		r.may_repeat = r.st.r[i].attempts > 0 || r.st.r[i].state != RCPT_PENDING;
 	deliver_locals(&r, remote);
+	if (any(remote, n))
+		checkpoint(&r);
 	deliver_remotes(&r, remote);
 	expire(&r);
 	if (r.n_failed)
@@ -522,14 +582,16 @@ static void *delivery_thread(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		if (!w->dir && !directory_open(&w->dir, d->conf->data_dir, err, sizeof(err)))
 			log_event(LOG_ERR, "directory_error", "error=\"%s\"", err);
-		if (!w->remote && !(w->remote = remote_ctx_new(d->conf, d->creds, err, sizeof(err))))
+		if (!w->remote && !(w->remote = remote_ctx_new(d->conf, d->creds, d->cancel, err, sizeof(err))))
 			log_event(LOG_ERR, "resolver_error", "error=\"%s\"", err);
-		time_t again = w->dir && w->remote ? process(w, it->qid, it->force) : time(NULL) + (time_t)d->conf->retry_min;
+		time_t again = w->dir && w->remote ? process(w, it->qid, it->force, it->fresh)
+			: time(NULL) + (time_t)d->conf->retry_min;
 		pthread_mutex_lock(&d->lock);
 		d->busy[w->index][0] = '\0';
 		if (again) {
 			it->due = again;
 			it->force = false;
+			it->fresh = false;
 			it->next = d->deferred;
 			d->deferred = it;
 		} else {
@@ -539,12 +601,20 @@ static void *delivery_thread(void *arg)
 	pthread_mutex_unlock(&d->lock);
 	remote_ctx_free(&w->remote);
 	directory_close(&w->dir);
+	pthread_mutex_lock(&d->lock);
+	d->running--;
+	pthread_cond_broadcast(&d->exited);
+	pthread_mutex_unlock(&d->lock);
 	return NULL;
 }
 
+/* Found in the queue at start: a crash may have interrupted its last attempt. */
 static void enqueue_existing(void *arg, const char *qid)
 {
-	delivery_enqueue(arg, qid);
+	struct delivery *d = arg;
+	pthread_mutex_lock(&d->lock);
+	add_item(d, qid, 0, false, false);
+	pthread_mutex_unlock(&d->lock);
 }
 
 struct delivery *delivery_start(const struct conf *c, struct queue *q, const struct relay_credentials *creds)
@@ -557,6 +627,12 @@ struct delivery *delivery_start(const struct conf *c, struct queue *q, const str
 	d->creds = creds;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);   /* CLOCK_REALTIME: due times are wall-clock */
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);   /* the stop deadline is a span */
+	pthread_cond_init(&d->exited, &ca);
+	pthread_condattr_destroy(&ca);
+	d->cancel = net_cancel_new();   /* NULL: a stop waits for command_timeout, as before */
 	queue_list_active(q, enqueue_existing, d);
 	unsigned n = (unsigned)c->delivery_threads;
 	d->threads = calloc(n, sizeof(pthread_t));
@@ -579,7 +655,10 @@ struct delivery *delivery_start(const struct conf *c, struct queue *q, const str
 	d->nthreads = n;   /* busy[] has n slots whether or not every thread starts */
 	unsigned started = 0;
 	for (unsigned i = 0; i < n; i++) {
+		pthread_mutex_lock(&d->lock);
 		d->started[i] = pthread_create(&d->threads[i], NULL, delivery_thread, &ws[i]) == 0;
+		d->running += d->started[i];
+		pthread_mutex_unlock(&d->lock);
 		started += d->started[i];
 	}
 	if (started == 0) {
@@ -598,15 +677,50 @@ static void free_list(struct item *it)
 	}
 }
 
+void delivery_stop_begin(struct delivery *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_lock(&d->lock);
+	if (!d->stopping) {
+		d->stopping = true;
+		clock_gettime(CLOCK_MONOTONIC, &d->deadline);
+		d->deadline.tv_sec += (time_t)(d->conf->shutdown_timeout ? d->conf->shutdown_timeout : 10);
+	}
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Wait for the threads until the deadline, then cut off what still runs: the
+ * cancel wakes every blocked connect, read and write at once.  The recipients of a
+ * transaction cut off keep their state (pending, no attempt counted), so the
+ * message is delivered after the next start; a peer that had already taken the
+ * message but not yet answered may get it twice (RFC 5321 §6.1 accepts this). */
+static void wait_or_cut_off(struct delivery *d)
+{
+	pthread_mutex_lock(&d->lock);
+	int rc = 0;
+	while (d->running > 0 && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&d->exited, &d->lock, &d->deadline);
+	unsigned left = d->running;
+	if (left)
+		d->cancelled = true;
+	pthread_mutex_unlock(&d->lock);
+	if (left) {
+		log_event(LOG_WARN, "delivery_cut_off", "threads=%u timeout=%llus reason=\"shutdown_timeout reached; "
+			"unfinished deliveries stay queued\"", left,
+			(unsigned long long)(d->conf->shutdown_timeout ? d->conf->shutdown_timeout : 10));
+		net_cancel_fire(d->cancel);
+	}
+}
+
 void delivery_stop(struct delivery **dp)
 {
 	struct delivery *d = *dp;
 	if (!d)
 		return;
-	pthread_mutex_lock(&d->lock);
-	d->stopping = true;
-	pthread_cond_broadcast(&d->cond);
-	pthread_mutex_unlock(&d->lock);
+	delivery_stop_begin(d);
+	wait_or_cut_off(d);
 	for (unsigned i = 0; i < d->nthreads; i++)
 		if (d->started[i])
 			pthread_join(d->threads[i], NULL);
@@ -614,6 +728,8 @@ void delivery_stop(struct delivery **dp)
 	free_list(d->deferred);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
+	pthread_cond_destroy(&d->exited);
+	net_cancel_free(&d->cancel);
 	free(d->workers);
 	free(d->threads);
 	free(d->started);
@@ -730,7 +846,7 @@ int delivery_control(struct delivery *d, const char *command, char *reply, size_
 			snprintf(reply, replysz, "%s will be tried now", qid);
 		if (ok) {
 			pthread_mutex_lock(&d->lock);
-			add_item(d, qid, 0, true);
+			add_item(d, qid, 0, true, false);
 			pthread_mutex_unlock(&d->lock);
 		}
 	} else if (strcmp(verb, "hold") == 0) {

@@ -12,17 +12,24 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define READ_BUF 8192
 
+struct net_cancel {
+	int fd;   /* an eventfd that becomes readable, for good, when fired */
+};
+
 struct net_client {
 	int fd;
 	unsigned io_timeout;
+	const struct net_cancel *cancel;
 	SSL_CTX *ctx;
 	SSL *ssl;
 	bool verified;
@@ -32,14 +39,67 @@ struct net_client {
 	size_t rlen, rpos;
 };
 
-static bool wait_fd(int fd, short events, unsigned seconds)
+struct net_cancel *net_cancel_new(void)
 {
-	struct pollfd p = { .fd = fd, .events = events };
+	struct net_cancel *k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	k->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (k->fd < 0) {
+		free(k);
+		return NULL;
+	}
+	return k;
+}
+
+void net_cancel_fire(struct net_cancel *k)
+{
+	uint64_t one = 1;
+	if (k && write(k->fd, &one, sizeof(one)) < 0)
+		return;   /* the counter is already non-zero: fired before */
+}
+
+void net_cancel_free(struct net_cancel **kp)
+{
+	struct net_cancel *k = *kp;
+	if (!k)
+		return;
+	close(k->fd);
+	free(k);
+	*kp = NULL;
+}
+
+static bool cancelled(const struct net_cancel *k)
+{
+	struct pollfd p = { .fd = k ? k->fd : -1, .events = POLLIN };
+	return k && poll(&p, 1, 0) > 0;
+}
+
+enum wait_result { WAIT_READY, WAIT_TIMEOUT, WAIT_CANCELLED };
+
+/* Wait for fd, bounded by the time-out, waking at once when the cancel fires (the
+ * eventfd is never read, so once fired every later wait returns at once too). */
+static enum wait_result wait_fd(const struct net_cancel *k, int fd, short events, unsigned seconds)
+{
+	struct pollfd p[2] = { { .fd = fd, .events = events }, { .fd = k ? k->fd : -1, .events = POLLIN } };
 	int r;
 	do
-		r = poll(&p, 1, (int)seconds * 1000);
+		r = poll(p, 2, (int)seconds * 1000);
 	while (r < 0 && errno == EINTR);
-	return r > 0;
+	if (r > 0 && (p[1].revents & POLLIN))
+		return WAIT_CANCELLED;
+	return r > 0 ? WAIT_READY : WAIT_TIMEOUT;
+}
+
+#define CANCELLED_TEXT "stopped: the server is shutting down"
+
+/* "read: no answer within 300s" or "read: stopped: ..." */
+static void wait_failed(char *err, size_t errlen, const char *what, enum wait_result w, unsigned seconds)
+{
+	if (w == WAIT_CANCELLED)
+		snprintf(err, errlen, "%s: " CANCELLED_TEXT, what);
+	else
+		snprintf(err, errlen, "%s: no answer within %us", what, seconds);
 }
 
 /* Non-blocking connect bounded by the time-out. */
@@ -66,8 +126,12 @@ static int connect_one(const struct addrinfo *ai, const struct net_client_opts *
 		close(fd);
 		return -1;
 	}
-	if (!wait_fd(fd, POLLOUT, o->connect_timeout)) {
-		snprintf(err, errlen, "connect: timed out after %us", o->connect_timeout);
+	enum wait_result w = wait_fd(o->cancel, fd, POLLOUT, o->connect_timeout);
+	if (w != WAIT_READY) {
+		if (w == WAIT_CANCELLED)
+			snprintf(err, errlen, "connect: " CANCELLED_TEXT);
+		else
+			snprintf(err, errlen, "connect: timed out after %us", o->connect_timeout);
 		close(fd);
 		return -1;
 	}
@@ -95,7 +159,7 @@ struct net_client *net_client_connect(const char *host, unsigned port, const str
 	}
 	int fd = -1;
 	char peer[64] = "";
-	for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+	for (struct addrinfo *ai = res; ai && fd < 0 && !cancelled(o->cancel); ai = ai->ai_next) {
 		fd = connect_one(ai, o, err, errlen);
 		if (fd >= 0) {
 			/* SMTP is a dialogue of short writes: without this, Nagle and delayed
@@ -110,8 +174,11 @@ struct net_client *net_client_connect(const char *host, unsigned port, const str
 		}
 	}
 	freeaddrinfo(res);
-	if (fd < 0)
+	if (fd < 0) {
+		if (cancelled(o->cancel))
+			snprintf(err, errlen, "connect: " CANCELLED_TEXT);
 		return NULL;
+	}
 	struct net_client *c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
@@ -120,6 +187,7 @@ struct net_client *net_client_connect(const char *host, unsigned port, const str
 	}
 	c->fd = fd;
 	c->io_timeout = o->io_timeout ? o->io_timeout : 60;
+	c->cancel = o->cancel;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	return c;
 }
@@ -157,28 +225,26 @@ static void ssl_err(char *err, size_t errlen, const char *what)
 	ERR_clear_error();
 }
 
-/* Wait as an SSL call asks, bounded by the I/O time-out; *timed_out tells a silent
- * peer from a broken connection. */
-static bool ssl_wait(struct net_client *c, int r, bool *timed_out)
+/* Wait as an SSL call asks, bounded by the I/O time-out; *w tells a silent peer
+ * (or a shutdown) from a broken connection (WAIT_READY with false). */
+static bool ssl_wait(struct net_client *c, int r, enum wait_result *w)
 {
 	int e = SSL_get_error(c->ssl, r);
-	bool ok = false;
 	if (e == SSL_ERROR_WANT_READ)
-		ok = wait_fd(c->fd, POLLIN, c->io_timeout);
+		*w = wait_fd(c->cancel, c->fd, POLLIN, c->io_timeout);
 	else if (e == SSL_ERROR_WANT_WRITE)
-		ok = wait_fd(c->fd, POLLOUT, c->io_timeout);
+		*w = wait_fd(c->cancel, c->fd, POLLOUT, c->io_timeout);
 	else {
-		*timed_out = false;
+		*w = WAIT_READY;
 		return false;
 	}
-	*timed_out = !ok;
-	return ok;
+	return *w == WAIT_READY;
 }
 
-static void tls_fail(struct net_client *c, bool timed_out, const char *what, char *err, size_t errlen)
+static void tls_fail(struct net_client *c, enum wait_result w, const char *what, char *err, size_t errlen)
 {
-	if (timed_out)
-		snprintf(err, errlen, "%s: no answer within %us", what, c->io_timeout);
+	if (w != WAIT_READY)
+		wait_failed(err, errlen, what, w, c->io_timeout);
 	else
 		ssl_err(err, errlen, what);
 }
@@ -194,7 +260,7 @@ bool net_client_write(struct net_client *c, const void *buf, size_t n, char *err
 				n -= (size_t)r;
 				continue;
 			}
-			bool to;
+			enum wait_result to;
 			if (!ssl_wait(c, r, &to)) {
 				tls_fail(c, to, "write", err, errlen);
 				return false;
@@ -206,8 +272,12 @@ bool net_client_write(struct net_client *c, const void *buf, size_t n, char *err
 			p += w;
 			n -= (size_t)w;
 		} else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-			if (!wait_fd(c->fd, POLLOUT, c->io_timeout)) {
-				snprintf(err, errlen, "write: timed out after %us", c->io_timeout);
+			enum wait_result wr = wait_fd(c->cancel, c->fd, POLLOUT, c->io_timeout);
+			if (wr != WAIT_READY) {
+				if (wr == WAIT_CANCELLED)
+					snprintf(err, errlen, "write: " CANCELLED_TEXT);
+				else
+					snprintf(err, errlen, "write: timed out after %us", c->io_timeout);
 				return false;
 			}
 		} else {
@@ -233,7 +303,7 @@ static bool fill(struct net_client *c, char *err, size_t errlen)
 				snprintf(err, errlen, "read: connection closed by the server");
 				return false;
 			}
-			bool to;
+			enum wait_result to;
 			if (!ssl_wait(c, r, &to)) {
 				tls_fail(c, to, "read", err, errlen);
 				return false;
@@ -253,8 +323,9 @@ static bool fill(struct net_client *c, char *err, size_t errlen)
 			snprintf(err, errlen, "read: %s", strerror(errno));
 			return false;
 		}
-		if (!wait_fd(c->fd, POLLIN, c->io_timeout)) {
-			snprintf(err, errlen, "read: no answer within %us", c->io_timeout);
+		enum wait_result wr = wait_fd(c->cancel, c->fd, POLLIN, c->io_timeout);
+		if (wr != WAIT_READY) {
+			wait_failed(err, errlen, "read", wr, c->io_timeout);
 			return false;
 		}
 	}
@@ -302,7 +373,7 @@ bool net_client_tls(struct net_client *c, const char *name, bool require_verifie
 		int r = SSL_connect(c->ssl);
 		if (r == 1)
 			break;
-		bool to;
+		enum wait_result to;
 		if (!ssl_wait(c, r, &to)) {
 			tls_fail(c, to, "TLS handshake", err, errlen);
 			SSL_free(c->ssl);

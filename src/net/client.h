@@ -10,10 +10,20 @@
 
 struct net_client;
 
+/* A stop switch for blocking connections: once fired, every wait of a connection
+ * made with it (connect, read, write, TLS handshake) returns at once with an error
+ * ("stopped: the server is shutting down"), so a shutdown does not sit out a slow
+ * peer's time-out.  Thread-safe; fired from any thread. */
+struct net_cancel;
+struct net_cancel *net_cancel_new(void);
+void net_cancel_fire(struct net_cancel *k);
+void net_cancel_free(struct net_cancel **k);
+
 struct net_client_opts {
 	unsigned connect_timeout;   /* seconds */
 	unsigned io_timeout;        /* seconds, per read or write */
 	const char *source;         /* local address to bind, or NULL */
+	const struct net_cancel *cancel;   /* NULL: none */
 };
 
 /* Connect to an IPv4/IPv6 literal (address) or a host name, port. */

@@ -49,7 +49,6 @@
 #define INPUT_HIGH_WATER (256u << 10)   /* stop reading when this much is unprocessed */
 #define OUTPUT_HIGH_WATER (256u << 10)  /* stop reading while the client does not read */
 #define FEED_MAX (64u << 10)
-#define SHUTDOWN_GRACE_S 10
 
 
 
@@ -695,6 +694,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 	srv->shutting_down = true;
 	log_event(LOG_INFO, "shutdown", "signal=%d open_connections=%u", (int)sig, srv->n_conns);
+	/* One bound for the whole stop ([server] shutdown_timeout): clients get it as
+	 * their grace period, and deliveries running now get the same deadline, after
+	 * which delivery_stop cuts their transactions off (the messages stay queued). */
+	delivery_stop_begin(srv->delivery);
 	for (size_t i = 0; i < srv->n_listeners; i++)
 		evconnlistener_disable(srv->listeners[i]);
 	/* Tell idle clients; a commit in progress finishes and gets its reply. */
@@ -710,7 +713,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		event_base_loopexit(srv->base, NULL);
 		return;
 	}
-	struct timeval grace = { SHUTDOWN_GRACE_S, 0 };
+	struct timeval grace = { (time_t)srv->conf->shutdown_timeout, 0 };
 	srv->shutdown_timer = evtimer_new(srv->base, shutdown_timer_cb, srv);
 	if (srv->shutdown_timer)
 		evtimer_add(srv->shutdown_timer, &grace);

@@ -2,12 +2,33 @@
  *
  * Unique names follow the Maildir convention Dovecot uses:
  *   <seconds>.M<microseconds>P<pid>Q<counter>.<host>,S=<size>,W=<vsize>
- * ("/" and ":" in the host name are replaced, as the Maildir spec asks). */
+ * ("/" and ":" in the host name are replaced, as the Maildir spec asks).
+ *
+ * A copy of a queued message gets a name that depends only on the message and the
+ * recipient, not on the moment of delivery:
+ *   <arrival>.M<qid>_R<recipient index>.<host>,S=<size>,W=<vsize>
+ * The queue id is unique (and its arrival second is part of it anyway), the index
+ * tells the recipients of one message apart (two aliases of one mailbox keep their
+ * two copies, as before), and the same content gives the same S= and W=, so a
+ * second delivery of the same copy makes the very same name.  Dovecot reads the
+ * part before the first "," as an opaque unique base, so the name stays compatible.
+ *
+ * Why a deterministic name and not a log of deliveries: the queue writes a
+ * recipient's state after its delivery, and a crash in between used to give the
+ * user the message twice.  With this name the file itself is the record:
+ *   - link(tmp, new/<name>) instead of rename() refuses to replace an existing
+ *     file (EEXIST), so a repeat while the copy is still in new/ costs nothing;
+ *   - a copy a mail program already moved to cur/ (its name then ends in ":2,<flags>")
+ *     needs a scan of cur/; that scan runs only when the caller says this delivery
+ *     may be a repeat (a retry, or a message found in the queue at start), never on
+ *     the first attempt of a message just accepted, so the common path stays one
+ *     link() with no directory listing. */
 #include "store/maildir.h"
 
 #include "util/fileio.h"
 #include "util/log.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -29,7 +50,9 @@ bool maildir_create(const char *path, char *err, size_t errlen)
 	for (size_t i = 0; i < 3; i++) {
 		char p[1100];
 		snprintf(p, sizeof(p), "%s/%s", path, sub[i]);
-		if (!fileio_mkdir_p(p, 0700)) {
+		/* Durable: a message renamed into a new/ whose own name was never synced
+		 * into its parent would vanish with it in a crash. */
+		if (!fileio_mkdir_p_durable(p, 0700)) {
 			snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
 			return false;
 		}
@@ -37,20 +60,80 @@ bool maildir_create(const char *path, char *err, size_t errlen)
 	return true;
 }
 
+static void host_part(char *host, size_t hostsz)
+{
+	if (gethostname(host, hostsz) != 0)
+		snprintf(host, hostsz, "localhost");
+	host[hostsz - 1] = '\0';
+	for (char *p = host; *p; p++)
+		if (*p == '/' || *p == ':' || *p == ',')
+			*p = '_';
+}
+
 static void unique_base(char *out, size_t outsz)
 {
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	char host[256];
-	if (gethostname(host, sizeof(host)) != 0)
-		snprintf(host, sizeof(host), "localhost");
-	host[sizeof(host) - 1] = '\0';
-	for (char *p = host; *p; p++)
-		if (*p == '/' || *p == ':' || *p == ',')
-			*p = '_';
+	host_part(host, sizeof(host));
 	unsigned q = atomic_fetch_add(&delivery_counter, 1);
 	snprintf(out, outsz, "%lld.M%06ldP%ldQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
 		(long)getpid(), q, host);
+}
+
+/* "<arrival>.M<qid>_R<index>." : everything of a copy's name but host and sizes. */
+static void copy_stem(const struct maildir_copy_id *id, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%lld.M%s_R%zu.", (long long)id->arrival, id->qid, id->rcpt_index);
+}
+
+static bool copy_base(const struct maildir_copy_id *id, char *out, size_t outsz)
+{
+	char host[256];
+	host_part(host, sizeof(host));
+	copy_stem(id, out, outsz);
+	size_t n = strlen(out);
+	return snprintf(out + n, outsz - n, "%s", host) < (int)(outsz - n);
+}
+
+/* Is a file whose name starts with stem in path/sub?  -1 when it cannot be read. */
+static int dir_has_stem(const char *path, const char *sub, const char *stem, char *found, size_t foundsz)
+{
+	char d[1200];
+	snprintf(d, sizeof(d), "%s/%s", path, sub);
+	DIR *dir = opendir(d);
+	if (!dir)
+		return errno == ENOENT ? 0 : -1;
+	size_t sl = strlen(stem);
+	int hit = 0;
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL)
+		if (strncmp(e->d_name, stem, sl) == 0) {
+			snprintf(found, foundsz, "%s/%s", sub, e->d_name);
+			hit = 1;
+			break;
+		}
+	closedir(dir);
+	return hit;
+}
+
+enum maildir_copy maildir_find_copy(const char *path, const struct maildir_copy_id *id, char *name_out,
+	size_t name_outsz, char *err, size_t errlen)
+{
+	char stem[200];
+	copy_stem(id, stem, sizeof(stem));
+	/* The host part is not compared: a copy made before a change of host name counts. */
+	static const char *const subs[] = { "new", "cur" };
+	for (size_t i = 0; i < 2; i++) {
+		int r = dir_has_stem(path, subs[i], stem, name_out, name_outsz);
+		if (r < 0) {
+			snprintf(err, errlen, "cannot read %s/%s: %s", path, subs[i], strerror(errno));
+			return MAILDIR_COPY_UNKNOWN;
+		}
+		if (r)
+			return MAILDIR_COPY_PRESENT;
+	}
+	return MAILDIR_COPY_ABSENT;
 }
 
 /* Copy the message, CRLF -> LF, counting octets and line ends. */
@@ -105,15 +188,38 @@ static bool copy_body(int out, int in, off_t off, uint64_t size, uint64_t *writt
 	return ok;
 }
 
-enum store_result maildir_deliver(const char *path, const char *prefix, int fd, off_t offset,
+/* Move tmp to dst without replacing anything there: link() fails with EEXIST where
+ * rename() would overwrite.  Filesystems without hard links fall back to a check
+ * and rename (the check and the rename are not atomic there; one delivery thread
+ * works on a message at a time, so nothing else creates this name meanwhile). */
+static enum store_result publish(const char *tmp, const char *dst, char *err, size_t errlen)
+{
+	if (link(tmp, dst) == 0) {
+		unlink(tmp);
+		return STORE_OK;
+	}
+	int e = errno;
+	if (e == EEXIST) {
+		unlink(tmp);
+		return STORE_DUPLICATE;
+	}
+	struct stat sb;
+	if ((e == EPERM || e == EOPNOTSUPP || e == ENOSYS) && stat(dst, &sb) != 0 && errno == ENOENT &&
+		rename(tmp, dst) == 0)
+		return STORE_OK;
+	snprintf(err, errlen, "rename to %s failed: %s", dst, strerror(e));
+	unlink(tmp);
+	return STORE_TEMP;
+}
+
+static enum store_result deliver_as(const char *path, const char *base, const char *prefix, int fd, off_t offset,
 	uint64_t size, char *name_out, size_t name_outsz, char *err, size_t errlen)
 {
 	if (!maildir_create(path, err, errlen))
 		return STORE_TEMP;
-	char base[512], tmp[1400], dst[1500], newdir[1200];
-	unique_base(base, sizeof(base));
+	char tmp[1400], dst[1500], newdir[1200];
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", path, base);
-	int out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (out < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		return STORE_TEMP;
@@ -135,17 +241,39 @@ enum store_result maildir_deliver(const char *path, const char *prefix, int fd, 
 	close(out);
 	if (!ok) {
 		unlink(tmp);
-		return errno == EDQUOT || errno == ENOSPC ? STORE_TEMP : STORE_TEMP;
+		return STORE_TEMP;
 	}
 	snprintf(name_out, name_outsz, "new/%s,S=%" PRIu64 ",W=%" PRIu64, base, written, written + lfs);
 	snprintf(dst, sizeof(dst), "%s/%s", path, name_out);
-	if (rename(tmp, dst) != 0) {
-		snprintf(err, errlen, "rename to %s failed: %s", dst, strerror(errno));
-		unlink(tmp);
+	enum store_result r = publish(tmp, dst, err, errlen);
+	if (r != STORE_OK)
+		return r;
+	snprintf(newdir, sizeof(newdir), "%s/new", path);
+	if (!fileio_fsync_dir(newdir)) {
+		/* The name may not survive a crash: not delivered.  Take the file back so
+		 * the retry neither finds a copy that may vanish nor leaves a second one. */
+		snprintf(err, errlen, "fsync of %s failed: %s", newdir, strerror(errno));
+		unlink(dst);
 		return STORE_TEMP;
 	}
-	snprintf(newdir, sizeof(newdir), "%s/new", path);
-	if (!fileio_fsync_dir(newdir))
-		log_event(LOG_WARN, "maildir_fsync", "dir=%s error=\"%s\"", newdir, strerror(errno));
 	return STORE_OK;
+}
+
+enum store_result maildir_deliver(const char *path, const char *prefix, int fd, off_t offset,
+	uint64_t size, char *name_out, size_t name_outsz, char *err, size_t errlen)
+{
+	char base[512];
+	unique_base(base, sizeof(base));
+	return deliver_as(path, base, prefix, fd, offset, size, name_out, name_outsz, err, errlen);
+}
+
+enum store_result maildir_deliver_copy(const char *path, const struct maildir_copy_id *id, const char *prefix,
+	int fd, off_t offset, uint64_t size, char *name_out, size_t name_outsz, char *err, size_t errlen)
+{
+	char base[512];
+	if (!copy_base(id, base, sizeof(base))) {
+		snprintf(err, errlen, "host name too long for a Maildir file name");
+		return STORE_TEMP;
+	}
+	return deliver_as(path, base, prefix, fd, offset, size, name_out, name_outsz, err, errlen);
 }

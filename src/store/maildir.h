@@ -2,7 +2,8 @@
  *
  * Delivery writes tmp/<unique>, fsyncs it, renames it to
  * new/<unique>,S=<size>,W=<vsize> and fsyncs new/ (Dovecot's maildir-save does the
- * same).  Files use LF line ends; S= is the file size, W= the size with CRLF line
+ * same); a failed fsync of new/ is a failed delivery.  Directories it creates are
+ * made durable (their parents fsync'd) before anything is put in them.  Files use LF line ends; S= is the file size, W= the size with CRLF line
  * ends (what POP3 reports). */
 #ifndef POSTERN_STORE_MAILDIR_H
 #define POSTERN_STORE_MAILDIR_H
@@ -12,7 +13,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-enum store_result { STORE_OK, STORE_TEMP, STORE_PERM };
+/* STORE_DUPLICATE: maildir_deliver_copy found this very copy already in new/. */
+enum store_result { STORE_OK, STORE_TEMP, STORE_PERM, STORE_DUPLICATE };
 
 /* Create path/{cur,new,tmp} (and path itself, and missing parents). */
 bool maildir_create(const char *path, char *err, size_t errlen);
@@ -22,5 +24,24 @@ bool maildir_create(const char *path, char *err, size_t errlen);
  * Writes the new file's name (relative to path) into name_out. */
 enum store_result maildir_deliver(const char *path, const char *prefix, int fd, off_t offset,
 	uint64_t size, char *name_out, size_t name_outsz, char *err, size_t errlen);
+
+/* One recipient's copy of a queued message: its name depends on these alone (see
+ * maildir.c), so a second delivery of the same copy is recognised. */
+struct maildir_copy_id {
+	long long arrival;     /* the message's arrival time (unix seconds) */
+	const char *qid;       /* queue id: [0-9A-F] only */
+	size_t rcpt_index;     /* which recipient of the message */
+};
+
+/* Like maildir_deliver, under the copy's own name; STORE_DUPLICATE (nothing written)
+ * when that name is already in new/. */
+enum store_result maildir_deliver_copy(const char *path, const struct maildir_copy_id *id, const char *prefix,
+	int fd, off_t offset, uint64_t size, char *name_out, size_t name_outsz, char *err, size_t errlen);
+
+/* Was this copy delivered already (in new/ or, moved by a mail program, in cur/)?
+ * Lists both directories: for a delivery that may repeat an earlier one. */
+enum maildir_copy { MAILDIR_COPY_ABSENT, MAILDIR_COPY_PRESENT, MAILDIR_COPY_UNKNOWN };
+enum maildir_copy maildir_find_copy(const char *path, const struct maildir_copy_id *id, char *name_out,
+	size_t name_outsz, char *err, size_t errlen);
 
 #endif

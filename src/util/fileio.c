@@ -51,3 +51,38 @@ bool fileio_fsync_dir(const char *path)
 	close(fd);
 	return ok;
 }
+
+/* Create one directory; when it is new, fsync its parent so its name is durable. */
+static bool mkdir_durable(char *path, mode_t mode)
+{
+	if (mkdir(path, mode) != 0)
+		return errno == EEXIST;
+	char *slash = strrchr(path, '/');
+	if (!slash)
+		return fileio_fsync_dir(".");
+	if (slash == path)
+		return fileio_fsync_dir("/");
+	*slash = '\0';
+	bool ok = fileio_fsync_dir(path);
+	*slash = '/';
+	return ok;
+}
+
+bool fileio_mkdir_p_durable(const char *path, mode_t mode)
+{
+	char tmp[4096];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		return false;
+	}
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p == '/' && p[-1] != '/') {
+			*p = '\0';
+			bool ok = mkdir_durable(tmp, mode);
+			*p = '/';
+			if (!ok)
+				return false;
+		}
+	}
+	return mkdir_durable(tmp, mode);
+}

@@ -13,5 +13,10 @@ bool fileio_write_all(int fd, const void *p, size_t n);
 bool fileio_mkdir_p(const char *path, mode_t mode);
 /* fsync a directory by path, so a rename or create inside it is durable. */
 bool fileio_fsync_dir(const char *path);
+/* mkdir -p that makes what it creates durable: after each directory it creates, the
+ * directory holding it is fsync'd (a new directory's name lives in its parent, so
+ * without this a crash can forget the directory and everything later put in it).
+ * Directories that already existed cost no fsync.  false with errno set. */
+bool fileio_mkdir_p_durable(const char *path, mode_t mode);
 
 #endif
