@@ -1,5 +1,11 @@
 /* test_maildir.c - Maildir++ delivery: CRLF -> LF, S= and W= sizes, prefix first,
- * the file in new/, nothing left in tmp/. */
+ * the file in new/, nothing left in tmp/; a queued message's copy named after its
+ * queue id and recipient is made once (a repeat is found in new/ or cur/); new
+ * directories are made durable; a failed fsync of new/ is a failed delivery.
+ *
+ * fsync is replaced below (the executable's definition wins over libc's for the
+ * core library's calls): it records which directories were synced and can fail
+ * on demand. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,10 +18,48 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <limits.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "store/maildir.h"
+
+/* --- fsync, observed ------------------------------------------------------- */
+
+static char synced[64][PATH_MAX];
+static size_t n_synced;
+static char fail_fsync_of[PATH_MAX];   /* a directory whose fsync fails (EIO) */
+
+int fsync(int fd)
+{
+	char link[64], target[PATH_MAX];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, target, sizeof(target) - 1);
+	target[n > 0 ? n : 0] = '\0';
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+		if (fail_fsync_of[0] && strcmp(target, fail_fsync_of) == 0) {
+			errno = EIO;
+			return -1;
+		}
+		if (n_synced < 64)
+			snprintf(synced[n_synced++], PATH_MAX, "%s", target);
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
+
+static bool was_synced(const char *dir)
+{
+	char real[PATH_MAX];
+	if (!realpath(dir, real))
+		return false;
+	for (size_t i = 0; i < n_synced; i++)
+		if (strcmp(synced[i], real) == 0)
+			return true;
+	return false;
+}
 
 static char tmpdir[64];
 
@@ -203,6 +247,110 @@ static void test_create(void **state)
 	assert_non_null(strstr(err, md));
 }
 
+static int deliver_copy(const char *md, const struct maildir_copy_id *id, const char *msg, char *name, size_t namesz,
+	char *err, size_t errsz)
+{
+	off_t off;
+	int fd = source(msg, strlen(msg), &off);
+	enum store_result r = maildir_deliver_copy(md, id, "Delivered-To: a@b\n", fd, off, strlen(msg), name, namesz,
+		err, errsz);
+	close(fd);
+	return (int)r;
+}
+
+/* A second delivery of the same queue id to the same recipient is detected and
+ * skipped, whether the first copy is still in new/ or a mail program moved it. */
+static void test_copy_once(void **state)
+{
+	(void)state;
+	char md[256], name[512], name2[512], found[512], err[256] = "", d[300];
+	snprintf(md, sizeof(md), "%s/mail/carol/Maildir", tmpdir);
+	struct maildir_copy_id id = { .arrival = 1764579600, .qid = "0006451A2B3C4D5E", .rcpt_index = 1 };
+	assert_int_equal(maildir_find_copy(md, &id, found, sizeof(found), err, sizeof(err)), MAILDIR_COPY_ABSENT);
+	assert_int_equal(deliver_copy(md, &id, "Subject: x\r\n\r\nhi\r\n", name, sizeof(name), err, sizeof(err)), STORE_OK);
+	/* Dovecot-compatible: <time>.<unique>.<host>,S=<size>,W=<vsize>, no ':' */
+	assert_true(strncmp(name, "new/1764579600.M0006451A2B3C4D5E_R1.", 36) == 0);
+	assert_non_null(strstr(name, ",S=33,W=37"));
+	assert_null(strchr(name, ':'));
+	/* again: nothing new */
+	assert_int_equal(deliver_copy(md, &id, "Subject: x\r\n\r\nhi\r\n", name2, sizeof(name2), err, sizeof(err)),
+		STORE_DUPLICATE);
+	assert_string_equal(name, name2);
+	snprintf(d, sizeof(d), "%s/new", md);
+	assert_int_equal(count_files(d), 1);
+	snprintf(d, sizeof(d), "%s/tmp", md);
+	assert_int_equal(count_files(d), 0);
+	assert_int_equal(maildir_find_copy(md, &id, found, sizeof(found), err, sizeof(err)), MAILDIR_COPY_PRESENT);
+	assert_string_equal(found, name);
+	/* another recipient of the same message, and the same recipient of another message */
+	struct maildir_copy_id other = id;
+	other.rcpt_index = 2;
+	assert_int_equal(maildir_find_copy(md, &other, found, sizeof(found), err, sizeof(err)), MAILDIR_COPY_ABSENT);
+	assert_int_equal(deliver_copy(md, &other, "Subject: x\r\n\r\nhi\r\n", name2, sizeof(name2), err, sizeof(err)),
+		STORE_OK);
+	other = id;
+	other.qid = "0006451A2B3C4D5F";
+	assert_int_equal(maildir_find_copy(md, &other, found, sizeof(found), err, sizeof(err)), MAILDIR_COPY_ABSENT);
+	/* a mail program moved the first copy to cur/ and flagged it */
+	char from[1200], to[1200];
+	snprintf(from, sizeof(from), "%s/%s", md, name);
+	snprintf(to, sizeof(to), "%s/cur/%s:2,S", md, name + 4);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(maildir_find_copy(md, &id, found, sizeof(found), err, sizeof(err)), MAILDIR_COPY_PRESENT);
+	assert_true(strncmp(found, "cur/", 4) == 0);
+	/* index 1 is not mistaken for index 10 */
+	other = id;
+	other.rcpt_index = 10;
+	assert_int_equal(maildir_find_copy(md, &other, found, sizeof(found), err, sizeof(err)), MAILDIR_COPY_ABSENT);
+}
+
+/* Directories created for a new mailbox are durable: the parent of each one made
+ * (down to new/ and cur/) was fsync'd; existing ones cost nothing. */
+static void test_create_durable(void **state)
+{
+	(void)state;
+	char md[256], err[256], p[400];
+	snprintf(p, sizeof(p), "%s/mail", tmpdir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	n_synced = 0;
+	snprintf(md, sizeof(md), "%s/mail/example.test/dave", tmpdir);
+	assert_true(maildir_create(md, err, sizeof(err)));
+	assert_true(was_synced(p));                       /* holds example.test/ */
+	snprintf(p, sizeof(p), "%s/mail/example.test", tmpdir);
+	assert_true(was_synced(p));                       /* holds dave/ */
+	assert_true(was_synced(md));                      /* holds cur/ new/ tmp/ */
+	assert_false(was_synced(tmpdir));                 /* existed: not touched */
+	n_synced = 0;
+	assert_true(maildir_create(md, err, sizeof(err)));
+	assert_int_equal(n_synced, 0);
+}
+
+/* new/ cannot be synced: the delivery fails (temporary), and no file is left that
+ * a retry would take for a durable copy, nor a second one after it. */
+static void test_fsync_new_fails(void **state)
+{
+	(void)state;
+	char md[256], name[512], err[256] = "", d[300];
+	snprintf(md, sizeof(md), "%s/mail/erin/Maildir", tmpdir);
+	assert_true(maildir_create(md, err, sizeof(err)));
+	snprintf(d, sizeof(d), "%s/new", md);
+	assert_non_null(realpath(d, fail_fsync_of));
+	struct maildir_copy_id id = { .arrival = 1764579600, .qid = "0006451A2B3C4D60", .rcpt_index = 0 };
+	assert_int_equal(deliver_copy(md, &id, "Subject: y\r\n\r\nhi\r\n", name, sizeof(name), err, sizeof(err)),
+		STORE_TEMP);
+	assert_non_null(strstr(err, "fsync"));
+	assert_int_equal(count_files(d), 0);
+	off_t off;
+	int fd = source("a\r\n", 3, &off);
+	assert_int_equal(maildir_deliver(md, "", fd, off, 3, name, sizeof(name), err, sizeof(err)), STORE_TEMP);
+	close(fd);
+	assert_int_equal(count_files(d), 0);
+	fail_fsync_of[0] = '\0';
+	assert_int_equal(deliver_copy(md, &id, "Subject: y\r\n\r\nhi\r\n", name, sizeof(name), err, sizeof(err)),
+		STORE_OK);
+	assert_int_equal(count_files(d), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,6 +358,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_large, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_short_source, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_create_durable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsync_new_fails, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
