@@ -207,6 +207,9 @@ class Recorder:
         with o.lock:
             o.data_count += 1
             n = o.data_count
+        if o.data_delay:
+            # a slow relay: the whole message is in, the reply takes this long
+            await asyncio.sleep(o.data_delay)
         r = o.data_reply(envelope, n) if o.data_reply else None
         if r:
             return r
@@ -225,12 +228,13 @@ class AioReceiver:
     """aiosmtpd on each of `addrs`, port `port`.  Use as a context manager or stop()."""
 
     def __init__(self, addrs, port, rcpt_reply=None, data_reply=None, mail_reply=None, accept=True,
-                 **smtp_kwargs):
+                 data_delay=0, **smtp_kwargs):
         from aiosmtpd.controller import Controller  # noqa: F401 (fail early if missing)
         self.addrs = list(addrs)
         self.port = port
         self.rcpt_reply, self.data_reply, self.mail_reply = rcpt_reply, data_reply, mail_reply
         self.accept = accept
+        self.data_delay = data_delay     # seconds the end-of-data reply is held back (settable)
         self.smtp_kwargs = smtp_kwargs
         self.lock = threading.Lock()
         self.messages = []
