@@ -8,6 +8,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "delivery/smtp_wire.h"
 #include "net/client.h"
 #include "queue/queue.h"
 #include "util/buf.h"
@@ -428,39 +429,58 @@ static void rcpt_command(const struct smtp_client *c, const struct smtp_client_m
 	}
 }
 
-/* Send the message body: dot-stuffed for DATA, raw for BDAT. */
-static bool send_body(struct smtp_client *c, const struct smtp_client_msg *m, bool stuff, char *err, size_t errlen)
+/* The message as it goes on the wire (smtp_wire.h): CR LF line ends only, dot-stuffed
+ * for DATA, no line over 1000 octets.  With conn NULL nothing is sent: the pass that
+ * runs before MAIL to learn the size for BDAT and whether the message can go at all.
+ * Returns 1 sent (or could be), 0 the content cannot be sent (why says), -1 an I/O
+ * error (err says). */
+static int pass_body(struct smtp_client *c, const struct smtp_client_msg *m, bool stuff, struct smtp_wire *w,
+	char *err, size_t errlen)
 {
-	char *in = malloc(COPY_CHUNK), *out = malloc(COPY_CHUNK * 2 + 8);
-	bool ok = in && out;
-	bool bol = true;
-	char last = '\n';
+	char *in = malloc(COPY_CHUNK), *out = malloc(SMTP_WIRE_OUT_MAX(COPY_CHUNK));
+	int rc = in && out ? 1 : -1;
+	if (rc < 0)
+		snprintf(err, errlen, "out of memory");
+	smtp_wire_init(w, stuff);
 	uint64_t left = m->size;
 	off_t off = m->off;
-	while (ok && left > 0) {
+	while (rc > 0 && left > 0) {
 		size_t want = left < COPY_CHUNK ? (size_t)left : COPY_CHUNK;
 		ssize_t r = pread(m->fd, in, want, off);
 		if (r <= 0) {
 			snprintf(err, errlen, "cannot read the queued message");
-			ok = false;
+			rc = -1;
 			break;
 		}
 		off += r;
 		left -= (uint64_t)r;
-		size_t o = 0;
-		for (ssize_t i = 0; i < r; i++) {
-			if (stuff && bol && in[i] == '.')
-				out[o++] = '.';   /* RFC 5321 §4.5.2 */
-			out[o++] = in[i];
-			bol = in[i] == '\n';
-		}
-		last = in[r - 1];
-		ok = net_client_write(c->conn, out, o, err, errlen);
+		size_t o = smtp_wire_feed(w, in, (size_t)r, out);
+		if (w->failed)
+			rc = 0;
+		else if (c && o && !net_client_write(c->conn, out, o, err, errlen))
+			rc = -1;
 	}
-	if (ok && stuff)
-		ok = net_client_write(c->conn, last == '\n' ? ".\r\n" : "\r\n.\r\n", last == '\n' ? 3 : 5, err, errlen);
+	if (rc > 0) {
+		size_t o = smtp_wire_finish(w, out);
+		if (w->failed)
+			rc = 0;
+		else if (c && o && !net_client_write(c->conn, out, o, err, errlen))
+			rc = -1;
+	}
+	if (rc == 0)
+		smtp_wire_describe(w, err, errlen);
 	free(in);
 	free(out);
+	return rc;
+}
+
+/* Send the message body: dot-stuffed and ended with "." for DATA, as one chunk for BDAT. */
+static bool send_body(struct smtp_client *c, const struct smtp_client_msg *m, bool stuff, char *err, size_t errlen)
+{
+	struct smtp_wire w;
+	bool ok = pass_body(c, m, stuff, &w, err, errlen) > 0;
+	if (ok && stuff)
+		ok = net_client_write(c->conn, ".\r\n", 3, err, errlen);
 	if (!ok)
 		c->broken = true;
 	return ok;
@@ -492,6 +512,31 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 		set_all(res, m->n, OUT_FAIL, "5.6.7", why, false);
 		return true;
 	}
+	/* Lines over 998 octets: a header line is folded (smtp_wire.h); a body line is
+	 * not rewritten but returned to the sender, with the line and what to change.
+	 * Re-encoding the body as quoted-printable (what Postfix and Sendmail do when
+	 * they downgrade 8BITMIME) changes the content the sender signed (DKIM) and
+	 * needs a MIME rewrite of every part; folding a body line changes the text
+	 * itself.  The receive side already refuses lines over message_line_length, so
+	 * this only concerns the few messages between 998 and that limit, and a report
+	 * that says which line is better than a silently changed message. */
+	bool use_bdat = c->caps.chunking;
+	struct smtp_wire wire;
+	char content[700];
+	int scan = pass_body(NULL, m, !use_bdat, &wire, content, sizeof(content));
+	if (scan < 0) {
+		set_all(res, m->n, OUT_DEFER, "4.3.0", content, false);
+		return true;
+	}
+	if (scan == 0) {
+		/* The code first: the text cites "RFC 5321 4.5.3.1.6", which a reader of the
+		 * report (and bounce.c) would otherwise take for the status. */
+		char why[760];
+		snprintf(why, sizeof(why), "5.6.3 %s", content);
+		set_all(res, m->n, OUT_FAIL, "5.6.3", why, false);
+		return true;
+	}
+	uint64_t wire_size = wire.out_size;
 	char line[LINE_MAX_CLIENT];
 	struct smtp_reply r;
 	struct buf batch;
@@ -547,7 +592,6 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 			goto broken;   /* the pipelined DATA's 503 */
 		return command(c, "RSET", &r, err, sizeof(err)) || true;
 	}
-	bool use_bdat = c->caps.chunking;
 	if (!use_bdat) {
 		if (pipe) {
 			if (!read_reply(c, &r, err, sizeof(err)))
@@ -575,7 +619,7 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 			command(c, "RSET", &r, err, sizeof(err));
 			return true;
 		}
-		snprintf(line, sizeof(line), "BDAT %llu LAST", (unsigned long long)m->size);
+		snprintf(line, sizeof(line), "BDAT %llu LAST", (unsigned long long)wire_size);
 		if (!send_line(c, line, err, sizeof(err)) || !send_body(c, m, false, err, sizeof(err)) ||
 			!read_reply(c, &r, err, sizeof(err)))
 			goto broken;

@@ -314,6 +314,7 @@ class RawReceiver:
         self.threads = []
         self.stopping = False
         self.conns = []
+        self.wire = {}        # every byte received, per session (what Postern put on the wire)
 
     def start(self):
         for a in self.addrs:
@@ -381,6 +382,8 @@ class RawReceiver:
             chunk = c.recv(65536)
             if not chunk:
                 raise EOFError
+            with self.lock:
+                self.wire.setdefault(id(c), bytearray()).extend(chunk)
             buf += chunk
 
         try:

@@ -1,16 +1,19 @@
 /* test_smtp_client.c - the outbound side's pure parts: reply lines, EHLO
- * capabilities, DNS wire names, DSN wanted-or-not and the plain-words meanings. */
+ * capabilities, DNS wire names, DSN wanted-or-not, the plain-words meanings, and the
+ * wire encoder (CR LF only, dot-stuffing, no line over 1000 octets). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "delivery/bounce.h"
 #include "delivery/mx.h"
 #include "delivery/smtp_client.h"
+#include "delivery/smtp_wire.h"
 #include "queue/queue.h"
 
 static void test_replies(void **state)
@@ -121,6 +124,143 @@ static void test_meanings(void **state)
 	assert_non_null(strstr(bounce_meaning("", "503 valid RCPT command must precede DATA"), "refused"));
 }
 
+/* Encode in pieces of `piece` octets (a CR LF split across pieces must not matter). */
+static char *wire(const char *in, size_t n, bool stuff, size_t piece, size_t *outn, struct smtp_wire *w)
+{
+	char *out = malloc(SMTP_WIRE_OUT_MAX(n) + 8);
+	size_t o = 0;
+	smtp_wire_init(w, stuff);
+	for (size_t i = 0; i < n; i += piece)
+		o += smtp_wire_feed(w, in + i, n - i < piece ? n - i : piece, out + o);
+	o += smtp_wire_finish(w, out + o);
+	assert_int_equal(o, w->failed ? o : w->out_size);
+	*outn = o;
+	return out;
+}
+
+/* No bare CR or LF and no line over 1000 octets with its CR LF. */
+static void assert_wire_clean(const char *p, size_t n)
+{
+	size_t line = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\r') {
+			assert_true(i + 1 < n && p[i + 1] == '\n');
+			assert_true(line + 2 <= 1000);
+			line = 0;
+			i++;
+		} else {
+			assert_true(p[i] != '\n');
+			line++;
+		}
+	}
+	assert_int_equal(line, 0);   /* ends with CR LF */
+}
+
+static void test_wire_table(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *in;
+		bool stuff;
+		const char *want;
+	} rows[] = {
+		{ "a\r\nb\r\n", true, "a\r\nb\r\n" },
+		{ "a\nb\n", true, "a\r\nb\r\n" },                           /* bare LF */
+		{ "a\rb\r", true, "a\r\nb\r\n" },                           /* bare CR */
+		{ "x\r\n\r.\r\nz\r\n", true, "x\r\n\r\n..\r\nz\r\n" },        /* \r. is stuffed */
+		{ ".\r\n..x\r\n", true, "..\r\n...x\r\n" },
+		{ ".\r\n", false, ".\r\n" },                                /* BDAT: no stuffing */
+		{ "a\r\n\nb", false, "a\r\n\r\nb\r\n" },                     /* last line gets its CR LF */
+		{ "", true, "" },
+		{ "\r\r\n", true, "\r\n\r\n" },
+	};
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+		for (size_t piece = 1; piece <= 4; piece++) {
+			struct smtp_wire w;
+			size_t n;
+			char *out = wire(rows[i].in, strlen(rows[i].in), rows[i].stuff, piece, &n, &w);
+			assert_false(w.failed);
+			if (n != strlen(rows[i].want) || memcmp(out, rows[i].want, n) != 0)
+				fail_msg("row %zu piece %zu: got %.*s", i, piece, (int)n, out);
+			assert_wire_clean(out, n);
+			free(out);
+		}
+}
+
+/* A header line of 2500 octets with spaces is folded (unfolding gives it back); a
+ * body line of 1500 octets stops the encoder and says which line and how long. */
+static void test_wire_long_lines(void **state)
+{
+	(void)state;
+	char *msg = malloc(8000);
+	size_t n = (size_t)sprintf(msg, "Received: by x\r\nReferences:");
+	for (int i = 0; i < 100; i++)
+		n += (size_t)sprintf(msg + n, " <%020d@example.test>", i);
+	n += (size_t)sprintf(msg + n, "\r\nSubject: s\r\n\r\nshort\r\n");
+	struct smtp_wire w;
+	size_t on;
+	char *out = wire(msg, n, true, 7, &on, &w);
+	assert_false(w.failed);
+	assert_wire_clean(out, on);
+	/* unfolding (RFC 5322 §2.2.3: remove CR LF before WSP) gives the input back */
+	char *unf = malloc(on + 1);
+	size_t u = 0;
+	for (size_t i = 0; i < on; i++) {
+		if (out[i] == '\r' && i + 2 < on && out[i + 1] == '\n' && (out[i + 2] == ' ' || out[i + 2] == '\t')) {
+			i++;
+			continue;
+		}
+		unf[u++] = out[i];
+	}
+	assert_int_equal(u, n);
+	assert_memory_equal(unf, msg, n);
+	free(unf);
+	free(out);
+	/* a long body line */
+	n = (size_t)sprintf(msg, "Subject: s\r\n\r\nfirst\r\n");
+	memset(msg + n, 'x', 1500);
+	n += 1500;
+	n += (size_t)sprintf(msg + n, "\r\nlast\r\n");
+	out = wire(msg, n, true, 64, &on, &w);
+	assert_true(w.failed);
+	assert_false(w.bad_in_header);
+	assert_int_equal(w.bad_line, 4);
+	assert_int_equal(w.bad_len, 1500);
+	char why[700];
+	smtp_wire_describe(&w, why, sizeof(why));
+	assert_non_null(strstr(why, "line 4 of the message is 1500 octets long"));
+	free(out);
+	/* exactly 998 passes; 998 starting with "." is 999 on the wire with DATA: refused */
+	n = (size_t)sprintf(msg, "S: s\r\n\r\n");
+	memset(msg + n, 'y', 998);
+	n += 998;
+	memcpy(msg + n, "\r\n", 2);
+	n += 2;
+	out = wire(msg, n, true, 100, &on, &w);
+	assert_false(w.failed);
+	assert_wire_clean(out, on);
+	free(out);
+	msg[n - 1000] = '.';
+	out = wire(msg, n, true, 100, &on, &w);
+	assert_true(w.failed);
+	free(out);
+	out = wire(msg, n, false, 100, &on, &w);   /* BDAT: no stuffing, 998 fits */
+	assert_false(w.failed);
+	free(out);
+	/* a header line with nowhere to fold */
+	n = (size_t)sprintf(msg, "X-Long: ");
+	memset(msg + n, 'z', 1200);
+	n += 1200;
+	n += (size_t)sprintf(msg + n, "\r\n\r\nbody\r\n");
+	out = wire(msg, n, true, 50, &on, &w);
+	assert_true(w.failed);
+	assert_true(w.bad_in_header);
+	assert_int_equal(w.bad_line, 1);
+	assert_int_equal(w.bad_len, 1208);
+	free(out);
+	free(msg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -129,6 +269,8 @@ int main(void)
 		cmocka_unit_test(test_wire_names),
 		cmocka_unit_test(test_bounce_wanted),
 		cmocka_unit_test(test_meanings),
+		cmocka_unit_test(test_wire_table),
+		cmocka_unit_test(test_wire_long_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
