@@ -119,6 +119,7 @@ static const struct setting settings[] = {
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
 	NUM("queue", retry_max, T_DURATION, "1h", 1, 7 * 86400, "longest wait between attempts"),
+	NUM("queue", min_free, T_SIZE, "64M", 0, 1ull << 40, "free space kept on the queue's filesystem: below it MAIL gets 452 4.3.1"),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 _Static_assert(N_SETTINGS <= CONF_MAX_SETTINGS, "raise CONF_MAX_SETTINGS");

@@ -94,6 +94,7 @@ struct conf {
 	uint64_t delivery_threads;
 	uint64_t retry_min;
 	uint64_t retry_max;
+	uint64_t min_free;                  /* bytes kept free on the queue's filesystem */
 	/* [delivery] */
 	char resolver[CONF_NAME_MAX];      /* "" = /etc/resolv.conf; "ADDR@PORT" for tests */
 	uint64_t remote_port;               /* 25; tests move it */

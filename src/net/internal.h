@@ -115,6 +115,7 @@ struct conn {
 	char addr[INET6_ADDRSTRLEN];
 	struct queue_writer *writer;     /* SMTP: the message being received */
 	struct room_check *room;         /* SMTP: its local recipients' Maildirs, for the quota check */
+	bool spool_no_space;             /* SMTP: the last spool failure was for lack of space */
 	char qid[QUEUE_ID_LEN + 1];
 	unsigned busy;                   /* jobs (commit, login check, mailbox) that point at us */
 	bool closed;                     /* socket gone; freed when the jobs return */

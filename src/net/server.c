@@ -828,6 +828,7 @@ int server_run(const struct conf *cf)
 		server_cleanup(srv);
 		return 1;
 	}
+	queue_set_min_free(srv->queue, cf->min_free);
 	char exposed[1400];
 	if (directory_data_dir_exposed(cf->data_dir, exposed, sizeof(exposed)))
 		log_event(LOG_WARN, "data_dir_exposed", "data_dir=%s warning=\"%s\"", cf->data_dir, exposed);

@@ -2,6 +2,7 @@
  * decisions (directory + policy, quotas, POP-before-SMTP), the spool and its
  * durable commit on the commit threads, logins, sender ownership. */
 #include <stdarg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ struct commit_job {
 	bool full_is_permanent;
 	char qid[QUEUE_ID_LEN + 1];
 	enum commit_outcome outcome;
+	bool no_space;
 	enum message_quota quota;
 	uint64_t size;
 	char err[256];
@@ -240,13 +242,17 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 			dsn_ok = queue_envelope_set_dsn(&qe, i, env->rcpt_params[i].notify, env->rcpt_params[i].orcpt) && dsn_ok;
 	char err[256] = "out of memory";
 	room_free(&c->room);
+	c->spool_no_space = false;
 	c->room = room_resolve(c, &qe);
 	c->writer = dsn_ok ? queue_writer_open(c->srv->queue, &qe, err, sizeof(err)) : NULL;
+	if (!c->writer && dsn_ok)
+		c->spool_no_space = errno == ENOSPC || errno == EDQUOT;
 	free(qe.notify);
 	free(qe.orcpt);
 	free(qe.rcpts);
 	if (!c->writer) {
-		log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id, err);
+		if (!c->spool_no_space)   /* lack of space is logged by the queue, once a minute */
+			log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id, err);
 		room_free(&c->room);
 		return false;
 	}
@@ -258,7 +264,27 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 static bool hook_spool_write(void *ctx, const void *p, size_t n)
 {
 	struct conn *c = ctx;
-	return c->writer && queue_writer_write(c->writer, p, n);
+	if (!c->writer)
+		return false;
+	if (queue_writer_write(c->writer, p, n))
+		return true;
+	c->spool_no_space = queue_writer_no_space(c->writer);
+	return false;
+}
+
+static bool hook_spool_no_space(void *ctx)
+{
+	struct conn *c = ctx;
+	return c->spool_no_space;
+}
+
+/* MAIL: is there room on the queue's filesystem for a message of `size` octets (0:
+ * not declared; then only "no room at all" refuses)?  statvfs at most once a second. */
+static bool hook_spool_room(void *ctx, uint64_t size)
+{
+	struct conn *c = ctx;
+	uint64_t room = queue_space_room(c->srv->queue);
+	return room > 0 && size <= room;
 }
 
 static void hook_spool_abort(void *ctx)
@@ -279,6 +305,7 @@ static void commit_work(void *arg)
 		return;
 	}
 	j->outcome = queue_writer_commit(j->writer, j->err, sizeof(j->err)) ? COMMIT_OK : COMMIT_FAILED;
+	j->no_space = j->outcome == COMMIT_FAILED && queue_writer_no_space(j->writer);
 }
 
 /* Loop thread: tell the session, wake the delivery agent. */
@@ -291,7 +318,7 @@ static void commit_done(void *arg)
 	room_free(&j->room);
 	if (j->outcome == COMMIT_OK)
 		delivery_enqueue(srv->delivery, j->qid);
-	else if (j->outcome == COMMIT_FAILED)
+	else if (j->outcome == COMMIT_FAILED && !j->no_space)   /* lack of space: logged by the queue */
 		log_event(LOG_ERR, "spool_error", "conn=%llu qid=%s op=commit error=\"%s\"", (unsigned long long)c->id,
 			j->qid, j->err);
 	c->busy--;
@@ -300,6 +327,7 @@ static void commit_done(void *arg)
 		conn_free(c);
 		return;
 	}
+	c->spool_no_space = j->no_space;
 	if (j->outcome == COMMIT_NO_ROOM)
 		smtp_session_commit_refused(c->session, j->quota, j->size, j->detail);
 	else
@@ -360,6 +388,7 @@ static void op_start(struct conn *c, const char *tls_desc)
 		.spool_write = hook_spool_write, .spool_abort = hook_spool_abort,
 		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
 		.auth_verify = hook_auth_verify, .sender_owned = hook_sender_owned,
+		.spool_room = hook_spool_room, .spool_no_space = hook_spool_no_space,
 	};
 	c->ops = &smtp_proto_ops;
 	c->session = smtp_session_new(&info, &lim, &hooks);

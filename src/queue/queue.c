@@ -12,8 +12,11 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "util/buf.h"
@@ -25,10 +28,23 @@
 #define WRITE_BUF (64u << 10)
 #define HEADER_MAX (8u << 20)
 
+/* The space watch (see queue.h); the loop and the commit threads report to it. */
+struct space_watch {
+	pthread_mutex_t lock;
+	uint64_t min_free;
+	time_t checked;         /* monotonic seconds of the last statvfs; 0: never */
+	uint64_t free;          /* bytes available to us then */
+	bool known;             /* the last statvfs worked */
+	bool low;               /* the condition holds (logged) */
+	time_t logged;          /* last queue_space_low line */
+	time_t exhausted;       /* last write that failed for lack of space */
+};
+
 struct queue {
 	char root[1024];        /* data_dir/queue */
 	int active_dirfd;
 	int state_dirfd;
+	struct space_watch space;
 };
 
 struct queue_writer {
@@ -39,8 +55,26 @@ struct queue_writer {
 	struct buf wbuf;
 	uint64_t body_size;
 	bool failed;
+	bool no_space;          /* failed with ENOSPC or EDQUOT */
 	bool committed;
 };
+
+static void space_exhausted(struct queue *q);
+
+/* A write failed: remember whether for lack of space (logged by the space watch, once
+ * a minute) or for another reason (logged here, it is rare and each one matters). */
+static void writer_failed(struct queue_writer *w, const char *op)
+{
+	int e = errno;
+	w->failed = true;
+	if (e == ENOSPC || e == EDQUOT) {
+		w->no_space = true;
+		space_exhausted(w->q);
+	} else {
+		log_event(LOG_ERR, "spool_error", "qid=%s op=%s error=\"%s\"", w->qid, op, strerror(e));
+	}
+	errno = e;
+}
 
 /* Remove leftovers of messages that were never acknowledged. */
 static void clean_incoming(const char *dir)
@@ -78,6 +112,7 @@ static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server
 		return false;
 	}
 	q->active_dirfd = q->state_dirfd = -1;
+	pthread_mutex_init(&q->space.lock, NULL);
 	snprintf(q->root, sizeof(q->root), "%s/queue", data_dir);
 	static const char *const subdirs[] = { "incoming", "active", "state", "failed" };
 	for (size_t i = 0; i < 4; i++) {
@@ -85,6 +120,7 @@ static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server
 		snprintf(p, sizeof(p), "%s/%s", q->root, subdirs[i]);
 		if (!fileio_mkdir_p(p, 0700)) {
 			snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
+			pthread_mutex_destroy(&q->space.lock);
 			free(q);
 			return false;
 		}
@@ -115,6 +151,7 @@ void queue_close(struct queue **qp)
 		close(q->active_dirfd);
 	if (q->state_dirfd >= 0)
 		close(q->state_dirfd);
+	pthread_mutex_destroy(&q->space.lock);
 	free(q);
 	*qp = NULL;
 }
@@ -366,10 +403,8 @@ static bool writer_flush(struct queue_writer *w)
 {
 	if (w->failed)
 		return false;
-	if (w->wbuf.len && !fileio_write_all(w->fd, w->wbuf.data, w->wbuf.len)) {
-		log_event(LOG_ERR, "spool_error", "qid=%s op=write error=\"%s\"", w->qid, strerror(errno));
-		w->failed = true;
-	}
+	if (w->wbuf.len && !fileio_write_all(w->fd, w->wbuf.data, w->wbuf.len))
+		writer_failed(w, "write");
 	buf_reset(&w->wbuf);
 	return !w->failed;
 }
@@ -389,14 +424,20 @@ struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envel
 	buf_init(&w->wbuf, HEADER_MAX);
 	w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (w->fd < 0) {
-		snprintf(err, errlen, "cannot create %s: %s", w->path, strerror(errno));
+		int e = errno;
+		snprintf(err, errlen, "cannot create %s: %s", w->path, strerror(e));
+		if (e == ENOSPC || e == EDQUOT)
+			space_exhausted(q);
 		buf_free(&w->wbuf);
 		free(w);
+		errno = e;   /* the caller tells "out of space" from other failures */
 		return NULL;
 	}
 	if (!envelope_encode(&w->wbuf, env) || !writer_flush(w)) {
+		int e = w->no_space ? ENOSPC : EIO;
 		snprintf(err, errlen, "cannot write the envelope of %s", env->qid);
 		queue_writer_free(&w);
+		errno = e;
 		return NULL;
 	}
 	return w;
@@ -411,10 +452,8 @@ bool queue_writer_write(struct queue_writer *w, const void *p, size_t n)
 		if (!writer_flush(w))
 			return false;
 		if (n >= WRITE_BUF) {
-			if (!fileio_write_all(w->fd, p, n)) {
-				log_event(LOG_ERR, "spool_error", "qid=%s op=write error=\"%s\"", w->qid, strerror(errno));
-				w->failed = true;
-			}
+			if (!fileio_write_all(w->fd, p, n))
+				writer_failed(w, "write");
 			return !w->failed;
 		}
 	}
@@ -425,6 +464,11 @@ bool queue_writer_write(struct queue_writer *w, const void *p, size_t n)
 uint64_t queue_writer_size(const struct queue_writer *w)
 {
 	return w->body_size;
+}
+
+bool queue_writer_no_space(const struct queue_writer *w)
+{
+	return w->no_space;
 }
 
 bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
@@ -439,7 +483,7 @@ bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
 	/* Invariant 1: data on disk, then the name, then the directory entry. */
 	if (fsync(w->fd) != 0) {
 		snprintf(err, errlen, "fsync failed: %s", strerror(errno));
-		w->failed = true;
+		writer_failed(w, "fsync");
 		return false;
 	}
 	close(w->fd);
@@ -767,4 +811,81 @@ bool queue_move_failed(struct queue *q, const char *qid)
 	unlinkat(q->state_dirfd, qid, 0);
 	fsync(q->active_dirfd);
 	return ok;
+}
+
+/* --- space for new messages (see queue.h) ------------------------------------ */
+
+#define SPACE_LOG_EVERY 60   /* seconds between two queue_space_low lines */
+
+static time_t mono_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + 1;   /* never 0: 0 means "never checked" */
+}
+
+static void space_stat(struct space_watch *sw, int dirfd, time_t now)
+{
+	struct statvfs vfs;
+	sw->checked = now;
+	sw->known = fstatvfs(dirfd, &vfs) == 0;
+	if (sw->known)
+		sw->free = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+}
+
+/* Lock held.  The condition holds: say so when it starts, then once a minute. */
+static void space_log_low(struct queue *q, time_t now, const char *why)
+{
+	struct space_watch *sw = &q->space;
+	if (sw->low && now - sw->logged < SPACE_LOG_EVERY)
+		return;
+	char f[32], m[32];
+	log_event(LOG_ERR, "queue_space_low", "path=%s free=\"%s\" free_bytes=%llu min_free=\"%s\" reason=\"%s\" "
+		"hint=\"new mail gets 452 4.3.1 until space is freed on this filesystem\"", q->root,
+		sw->known ? format_size(sw->free, f, sizeof(f)) : "unknown", (unsigned long long)sw->free,
+		format_size(sw->min_free, m, sizeof(m)), why);
+	sw->low = true;
+	sw->logged = now;
+}
+
+static void space_exhausted(struct queue *q)
+{
+	struct space_watch *sw = &q->space;
+	time_t now = mono_now();
+	pthread_mutex_lock(&sw->lock);
+	sw->exhausted = now;
+	space_stat(sw, q->active_dirfd, now);   /* for the log line */
+	space_log_low(q, now, "a write failed: no space left on the filesystem");
+	/* The failed message is about to be removed: MAIL looks again, not at this figure. */
+	sw->checked = 0;
+	pthread_mutex_unlock(&sw->lock);
+}
+
+void queue_set_min_free(struct queue *q, uint64_t bytes)
+{
+	pthread_mutex_lock(&q->space.lock);
+	q->space.min_free = bytes;
+	q->space.checked = 0;
+	pthread_mutex_unlock(&q->space.lock);
+}
+
+uint64_t queue_space_room(struct queue *q)
+{
+	struct space_watch *sw = &q->space;
+	time_t now = mono_now();
+	pthread_mutex_lock(&sw->lock);
+	if (sw->checked != now)
+		space_stat(sw, q->active_dirfd, now);
+	uint64_t room = !sw->known ? UINT64_MAX : sw->free > sw->min_free ? sw->free - sw->min_free : 0;
+	if (room == 0) {
+		space_log_low(q, now, "free space is at or below [queue] min_free");
+	} else if (sw->low && now - sw->exhausted >= SPACE_LOG_EVERY) {
+		/* Room again, and no write has failed for a minute: the condition is over. */
+		char f[32];
+		log_event(LOG_INFO, "queue_space_ok", "path=%s free=\"%s\" free_bytes=%llu", q->root,
+			sw->known ? format_size(sw->free, f, sizeof(f)) : "unknown", (unsigned long long)sw->free);
+		sw->low = false;
+	}
+	pthread_mutex_unlock(&sw->lock);
+	return room;
 }

@@ -98,6 +98,19 @@ bool queue_writer_write(struct queue_writer *w, const void *p, size_t n);
 bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen);   /* blocking */
 void queue_writer_free(struct queue_writer **w);   /* unlinks the incoming file unless committed */
 uint64_t queue_writer_size(const struct queue_writer *w);
+/* Did the writer (open, write or commit) fail for lack of space (ENOSPC, EDQUOT)?
+ * Such failures are logged once a minute by the space watch below, not per message. */
+bool queue_writer_no_space(const struct queue_writer *w);
+
+/* Space for new messages (RFC 3463 X.3.1, mail system full).  The event loop asks
+ * before MAIL; statvfs(2) of the queue's filesystem runs at most once a second.  The
+ * condition (free space at or below min_free, or a write that failed for lack of
+ * space) is logged with the free space when it starts and at most once a minute while
+ * it lasts (event=queue_space_low), and once when it clears (event=queue_space_ok). */
+void queue_set_min_free(struct queue *q, uint64_t bytes);
+/* Bytes a new message may still take (free space above min_free; 0: none).  Unknown
+ * (statvfs failed): UINT64_MAX, nothing is refused for it. */
+uint64_t queue_space_room(struct queue *q);
 
 /* Reading. */
 struct queue_message {

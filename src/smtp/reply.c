@@ -121,6 +121,14 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 		"The owner of the mailbox must delete mail before more can arrive; send again later"),
 	E(R_DATA_LARGER_THAN_MAILBOX, 552, "5.2.2", "Message not accepted: it is %s, and %s",
 		"The message is larger than the whole mailbox: send a smaller one, e.g. share large files by link"),
+	/* The server's own storage (RFC 3463 X.3.1 "mail system full"; RFC 5321 §4.2.2:
+	 * 452 insufficient system storage, at MAIL and at the end of data). */
+	E(R_NO_SPACE_MAIL, 452, "4.3.1", "Insufficient system storage: this server is out of space for new mail and accepts none for now",
+		"Nothing was accepted; your mail program will try again later (the server's administrator must free disk space)"),
+	E(R_NO_SPACE_SIZE, 452, "4.3.1", "Insufficient system storage: the message (%s, declared with SIZE) does not fit in the space this server has for new mail now",
+		"Nothing was accepted; your mail program will try again later, or send a smaller message"),
+	E(R_NO_SPACE_DATA, 452, "4.3.1", "Insufficient system storage: this server ran out of space while storing the message",
+		"Nothing was accepted; your mail program will try again later (the server's administrator must free disk space)"),
 	E(R_BODY_8BIT_NOT_DECLARED, 554, "5.6.0", "BINARYMIME content must be sent with BDAT, not DATA (RFC 3030)",
 		"Send the message with BDAT, or declare BODY=8BITMIME instead of BINARYMIME"),
 	/* RFC 3030 §2: the envelope is fixed once the first chunk went to the spool, so a

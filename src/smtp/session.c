@@ -406,8 +406,12 @@ static bool open_spool(struct smtp_session *s)
 	return true;
 }
 
+/* The spool failed: 452 4.3.1 when the server is out of storage (RFC 3463 X.3.1), the
+ * given 451 4.3.0 otherwise. */
 static void reply_spool_failure(struct smtp_session *s, enum reply_id id)
 {
+	if (s->hooks.spool_no_space && s->hooks.spool_no_space(s->hooks.ctx))
+		id = R_NO_SPACE_DATA;
 	say(s, id);
 }
 
@@ -715,6 +719,17 @@ static void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	}
 	if (v.kind != VERDICT_OK) {
 		remember_mail_refusal(s, what, &v);
+		free(tx);
+		return;
+	}
+	/* RFC 1870 §6.1: a declared size that the queue cannot hold now is refused here;
+	 * without SIZE, only a queue already out of space is. */
+	if (s->hooks.spool_room && !s->hooks.spool_room(s->hooks.ctx, tx->params.size_set ? tx->params.size : 0)) {
+		char sz[32];
+		if (tx->params.size_set && tx->params.size > 0)
+			say(s, R_NO_SPACE_SIZE, format_size(tx->params.size, sz, sizeof(sz)));
+		else
+			say(s, R_NO_SPACE_MAIL);
 		free(tx);
 		return;
 	}

@@ -80,6 +80,12 @@ struct smtp_hooks {
 	void (*auth_verify)(void *ctx, const char *mech, const char *user, const char *pass);
 	/* Does `login` own `address` (MAIL FROM, From:)?  NULL: every address is owned. */
 	bool (*sender_owned)(void *ctx, const char *login, const char *address, bool *tempfail);
+	/* Optional: at MAIL, is there storage for a message of `size` octets (0: not
+	 * declared)?  false: 452 4.3.1 (RFC 3463 X.3.1, RFC 1870 §6.1). */
+	bool (*spool_room)(void *ctx, uint64_t size);
+	/* Optional: did the last spool failure (open, write, commit) come from a full
+	 * disk?  Then 452 4.3.1 instead of 451 4.3.0. */
+	bool (*spool_no_space)(void *ctx);
 };
 
 struct smtp_session;

@@ -32,6 +32,9 @@ struct fake {
 	struct buf spool;        /* the current spool file */
 	struct buf committed;    /* every committed message, concatenated */
 	bool fail_open, fail_write;
+	bool no_space;           /* the failures above were for lack of space */
+	bool limit_room;         /* spool_room: only `room` octets fit */
+	uint64_t room;
 	bool authenticated;
 	char last_env_sender[SMTP_ADDR_MAX + 1];
 	size_t last_env_rcpts;
@@ -112,6 +115,18 @@ static void fake_spool_commit(void *ctx)
 	buf_appends(&f->committed, "<<END>>");
 }
 
+static bool fake_spool_room(void *ctx, uint64_t size)
+{
+	struct fake *f = ctx;
+	return !f->limit_room || (f->room > 0 && size <= f->room);
+}
+
+static bool fake_spool_no_space(void *ctx)
+{
+	struct fake *f = ctx;
+	return f->no_space;
+}
+
 static const struct smtp_limits default_limits = {
 	.max_message = 10000, .max_recipients = 5, .max_line = 512, .max_bad_commands = 5, .idle_timeout = 300,
 };
@@ -138,6 +153,7 @@ static struct smtp_session *new_session_info(struct fake *f, const struct smtp_l
 	struct smtp_hooks h = {
 		.ctx = f, .check_rcpt = fake_check_rcpt, .spool_open = fake_spool_open,
 		.spool_write = fake_spool_write, .spool_abort = fake_spool_abort, .spool_commit = fake_spool_commit,
+		.spool_room = fake_spool_room, .spool_no_space = fake_spool_no_space,
 	};
 	struct smtp_session *s = smtp_session_new(info, lim ? lim : &default_limits, &h);
 	assert_non_null(s);
@@ -774,6 +790,51 @@ static void test_commit_refused_no_room(void **state)
 	fake_free(&f);
 }
 
+/* RFC 3463 X.3.1: the server's own storage, at MAIL and at the end of data. */
+static void test_storage_refusals(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct buf out;
+	char sum[256];
+	struct smtp_session *s = new_session(&f, NULL);
+	buf_init(&out, 1 << 16);
+	f.limit_room = true;
+	f.room = 0;
+	const char *in = "EHLO c\r\nMAIL FROM:<s@x.example>\r\n";
+	drive(s, &f, in, strlen(in), 0, true, &out);
+	assert_non_null(strstr(buf_cstr(&out), "452-4.3.1 Insufficient system storage: this server is out of space"));
+	f.room = 1000;
+	buf_reset(&out);
+	in = "MAIL FROM:<s@x.example> SIZE=2000\r\nMAIL FROM:<s@x.example> SIZE=500\r\n";
+	drive(s, &f, in, strlen(in), 0, true, &out);
+	summarise(&out, sum, sizeof(sum));
+	assert_string_equal(sum, "452 4.3.1|250 2.1.0");
+	assert_non_null(strstr(buf_cstr(&out), "the message (2.0 KB, declared with SIZE) does not fit"));
+	smtp_session_free(&s);
+	buf_free(&out);
+	fake_free(&f);
+
+	/* a write fails for lack of space: 452 4.3.1, not 451 4.3.0 */
+	s = new_session(&f, NULL);
+	buf_init(&out, 1 << 16);
+	in = "EHLO c\r\nMAIL FROM:<s@x.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n";
+	drive(s, &f, in, strlen(in), 0, true, &out);
+	f.fail_write = true;
+	f.no_space = true;
+	buf_reset(&out);
+	in = "x\r\n.\r\n";
+	drive(s, &f, in, strlen(in), 0, true, &out);
+	summarise(&out, sum, sizeof(sum));
+	assert_string_equal(sum, "452 4.3.1");
+	assert_non_null(strstr(buf_cstr(&out), "ran out of space while storing the message"));
+	assert_int_equal(f.commits, 0);
+	smtp_session_free(&s);
+	assert_int_equal(f.violations, 0);
+	buf_free(&out);
+	fake_free(&f);
+}
+
 static void test_spool_failures(void **state)
 {
 	(void)state;
@@ -1077,6 +1138,7 @@ int main(void)
 		cmocka_unit_test(test_commit_wait),
 		cmocka_unit_test(test_commit_failure),
 		cmocka_unit_test(test_commit_refused_no_room),
+		cmocka_unit_test(test_storage_refusals),
 		cmocka_unit_test(test_spool_failures),
 		cmocka_unit_test(test_timeout_and_shutdown),
 		cmocka_unit_test(test_disconnect_in_data),
