@@ -84,7 +84,14 @@ struct conf {
 	uint64_t idle_timeout;
 	uint64_t connections;
 	uint64_t connections_per_ip;
+	uint64_t connections_reserved;      /* percent kept for addresses with no connection */
 	uint64_t bad_commands;
+	uint64_t line_timeout;              /* deadlines (net/deadline.c): one command line */
+	uint64_t data_min_rate;             /* octets/s over DATA/BDAT, after data_rate_grace; 0: off */
+	uint64_t data_rate_grace;
+	uint64_t tls_handshake_timeout;
+	uint64_t login_timeout;             /* submission and POP3: connect to login */
+	uint64_t session_timeout;
 	/* [quota] */
 	bool quota_full_permanent;          /* 552 5.2.2 instead of 452 4.2.2 */
 	uint64_t quota_warning_percent;

@@ -78,14 +78,18 @@ enum login_result { LOGIN_OK, LOGIN_FAILED, LOGIN_TEMPFAIL, LOGIN_BLOCKED };
 enum conn_refusal {
 	CONN_REFUSE_TOTAL,       /* [limits] connections */
 	CONN_REFUSE_ADDRESS,     /* [limits] connections_per_ip */
+	CONN_REFUSE_RESERVED,    /* [limits] connections_reserved: kept for new addresses */
 };
+
+/* deadline.c: limits on how long a client may take (see there). */
+enum deadline_kind { DEADLINE_LINE, DEADLINE_DATA_RATE, DEADLINE_LOGIN, DEADLINE_SESSION, DEADLINE_TLS, DEADLINE_NONE };
 
 /* What the connection code needs from a listener's protocol (SMTP or POP3): the
  * transport knows no protocol words.  The first three act before a session exists
  * and write one line, in the client's own protocol, that is sent before closing. */
 struct proto_ops {
 	const char *name;
-	void (*start)(struct conn *c, const char *tls_desc);   /* create the session, greet */
+	bool (*start)(struct conn *c, const char *tls_desc);   /* create the session, greet; false: c freed */
 	void (*refuse_busy)(struct buf *out, const struct conf *cf, enum conn_refusal why);
 	void (*refuse_plaintext)(struct buf *out, const struct conf *cf);   /* on an implicit-TLS port */
 	size_t (*feed)(void *s, const void *p, size_t n);
@@ -101,6 +105,12 @@ struct proto_ops {
 	bool (*streaming)(const void *s);   /* NULL: never streams */
 	void (*pump)(void *s);
 	void (*login_done)(void *s, enum login_result r, const char *login);
+	/* For the deadlines (deadline.c). */
+	bool (*line_pending)(const void *s);   /* a command line is partly received */
+	bool (*in_data)(const void *s);        /* NULL: never receives message content */
+	const char *(*login)(const void *s);   /* the logged-in user, or NULL */
+	/* A deadline passed (not DEADLINE_TLS): reply in the protocol's words and close. */
+	void (*deadline)(void *s, enum deadline_kind which, unsigned long long limit);
 };
 
 struct room_check;
@@ -129,6 +139,12 @@ struct conn {
 	struct event *delay;             /* a failed login's answer, held back */
 	struct event *closer;            /* waiting for the last bytes to leave */
 	unsigned close_checks;
+	struct event *deadline;          /* the earliest deadline (deadline.c) */
+	uint64_t since;                  /* ms, monotonic: accepted */
+	uint64_t line_since;             /* a command line began (0: none pending) */
+	uint64_t data_since;             /* message content began (0: not in DATA/BDAT) */
+	uint64_t data_bytes;             /* content octets since data_since */
+	uint64_t tls_since;              /* the handshake began (0: none running) */
 	struct conn *prev, *next;
 };
 
@@ -143,6 +159,12 @@ extern const struct proto_ops pop3_proto_ops;
 /* POP-before-SMTP: seconds since addr last logged in to POP3, or -1. */
 long long pop3_glue_login_age(struct server *srv, const char *addr);
 void pop3_glue_forget_all(struct server *srv);
+
+/* deadline.c */
+bool deadline_start(struct conn *c);     /* at accept; false: out of memory */
+void deadline_update(struct conn *c);    /* after input, TLS or login progress */
+void deadline_fed(struct conn *c, bool in_data, size_t n);   /* n octets fed to the session */
+void deadline_stop(struct conn *c);
 
 /* login.c: shared by both protocols. */
 struct throttle_verdict login_blocked(struct conn *c, const char *user);

@@ -26,6 +26,15 @@ static void op_shutdown(void *s) { pop3_session_shutdown(s); }
 static void op_disconnected(void *s) { pop3_session_disconnected(s); }
 static bool op_streaming(const void *s) { return pop3_session_streaming(s); }
 static void op_pump(void *s) { pop3_session_pump(s); }
+static bool op_line_pending(const void *s) { return pop3_session_line_pending(s); }
+static const char *op_login(const void *s) { return pop3_session_login(s); }
+
+static void op_deadline(void *s, enum deadline_kind which, unsigned long long limit)
+{
+	enum pop3_deadline d = which == DEADLINE_LINE ? POP3_DEADLINE_LINE : which == DEADLINE_LOGIN
+		? POP3_DEADLINE_LOGIN : POP3_DEADLINE_SESSION;
+	pop3_session_deadline(s, d, limit);
+}
 
 static void op_destroy(void *s)
 {
@@ -177,7 +186,7 @@ static void hook_mailbox_open(void *ctx, const char *user)
 	workq_push(c->srv->commitq, open_work, open_done, j);
 }
 
-static void op_start(struct conn *c, const char *tls_desc)
+static bool op_start(struct conn *c, const char *tls_desc)
 {
 	struct server *srv = c->srv;
 	const struct conf *cf = srv->conf;
@@ -198,12 +207,13 @@ static void op_start(struct conn *c, const char *tls_desc)
 	c->session = pop3_session_new(&info, &lim, &hooks);
 	if (!c->session) {
 		conn_free(c);
-		return;
+		return false;
 	}
 	struct timeval tv = { .tv_sec = idle };
 	bufferevent_set_timeouts(c->bev, &tv, &tv);
 	pop3_session_start(c->session);
 	conn_flush(c);
+	return true;
 }
 
 /* RFC 2449 §8, RFC 3206: a refused connection gets -ERR with a response code in
@@ -216,6 +226,9 @@ static void op_refuse_busy(struct buf *out, const struct conf *cf, enum conn_ref
 		break;
 	case CONN_REFUSE_ADDRESS:
 		pop3_refusal_line(out, POP3_REFUSE_ADDRESS_BUSY, cf->hostname, cf->connections_per_ip);
+		break;
+	case CONN_REFUSE_RESERVED:
+		pop3_refusal_line(out, POP3_REFUSE_RESERVED, cf->hostname, 0);
 		break;
 	}
 }
@@ -231,4 +244,5 @@ const struct proto_ops pop3_proto_ops = {
 	.waiting = op_waiting, .wants_tls = op_wants_tls, .tls_started = op_tls_started,
 	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
 	.destroy = op_destroy, .streaming = op_streaming, .pump = op_pump, .login_done = op_login_done,
+	.line_pending = op_line_pending, .login = op_login, .deadline = op_deadline,
 };

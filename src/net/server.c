@@ -113,6 +113,7 @@ static void commit_ev_cb(evutil_socket_t fd, short what, void *arg)
 void conn_free(struct conn *c)
 {
 	struct server *srv = c->srv;
+	deadline_stop(c);
 	if (c->busy) {
 		/* A job points at us; finish when it returns. */
 		c->closed = true;
@@ -235,8 +236,10 @@ void conn_process(struct conn *c)
 		if (len > FEED_MAX)
 			len = FEED_MAX;
 		unsigned char *p = evbuffer_pullup(in, (ssize_t)len);
+		bool in_data = c->ops->in_data && c->ops->in_data(c->session);
 		size_t used = c->ops->feed(c->session, p, len);
 		evbuffer_drain(in, used);
+		deadline_fed(c, in_data, used);
 		bool closing = c->ops->wants_close(c->session);
 		conn_flush(c);   /* may free c when closing */
 		if (closing)
@@ -249,6 +252,7 @@ void conn_process(struct conn *c)
 		if (used == 0)
 			break;
 	}
+	deadline_update(c);   /* a line or message content may have begun */
 	conn_flush(c);
 }
 
@@ -301,7 +305,8 @@ static void write_cb(struct bufferevent *bev, void *arg)
 /* The protocol spoken on this listener (its operations were chosen at accept). */
 static void start_session(struct conn *c, const char *tls_desc)
 {
-	c->ops->start(c, tls_desc);
+	if (c->ops->start(c, tls_desc))
+		deadline_update(c);   /* the login deadline now applies */
 }
 
 static void tls_error_text(struct bufferevent *bev, char *out, size_t outsz)
@@ -414,6 +419,7 @@ static void start_tls(struct conn *c)
 	bufferevent_setwatermark(tb, EV_READ, 0, INPUT_HIGH_WATER);
 	bufferevent_setcb(tb, read_cb, write_cb, event_cb, c);
 	bufferevent_enable(tb, EV_READ | EV_WRITE);
+	deadline_update(c);   /* the handshake deadline */
 }
 
 /* Refuse a connection before a session exists: one reply, then close. */
@@ -500,6 +506,7 @@ static void sniff_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		c->tls_pending = true;
 		setup_bev(c, bev);
+		deadline_update(c);   /* the handshake deadline */
 		return;
 	}
 	if (r == 0) {   /* closed without a word */
@@ -512,6 +519,14 @@ static void sniff_cb(evutil_socket_t fd, short what, void *arg)
 		r == 1 ? "the client spoke plaintext to an implicit-TLS port" : "no TLS handshake: the client waits for a plaintext greeting on an implicit-TLS port");
 	refuse_plaintext(fd, c);
 	conn_free(c);
+}
+
+/* Room for new clients when many connections are slow or hostile: the last
+ * connections_reserved percent of the slots go only to addresses that have no
+ * connection open, so no address (nor a few) can take every slot. */
+static unsigned long long reserved_slots(const struct conf *cf)
+{
+	return cf->connections * cf->connections_reserved / 100;
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
@@ -536,6 +551,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		refuse_busy(fd, lc, CONN_REFUSE_ADDRESS);
 		return;
 	}
+	if (ipc->count > 0 && srv->n_conns >= cf->connections - reserved_slots(cf)) {
+		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"reserved for new addresses\" open=%u from_address=%u reserved=%llu",
+			addr, srv->n_conns, ipc->count, reserved_slots(cf));
+		refuse_busy(fd, lc, CONN_REFUSE_RESERVED);
+		return;
+	}
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c) {
 		evutil_closesocket(fd);
@@ -553,6 +574,11 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		srv->conns->prev = c;
 	srv->conns = c;
 	srv->n_conns++;
+	if (!deadline_start(c)) {
+		evutil_closesocket(fd);
+		conn_free(c);
+		return;
+	}
 	log_event(LOG_INFO, "connect", "conn=%llu client=%s listener=%s%s", (unsigned long long)c->id, addr,
 		lc->conf->name, c->trusted ? " trusted=yes" : "");
 	/* Replies are small and the client waits for each: do not let Nagle hold them. */

@@ -133,6 +133,16 @@ static void op_tls_started(void *s, const char *d) { smtp_session_tls_started(s,
 static void op_timeout(void *s) { smtp_session_timeout(s); }
 static void op_shutdown(void *s) { smtp_session_shutdown(s); }
 static void op_disconnected(void *s) { smtp_session_disconnected(s); }
+static bool op_line_pending(const void *s) { return smtp_session_line_pending(s); }
+static bool op_in_data(const void *s) { return smtp_session_in_data(s); }
+static const char *op_login(const void *s) { return smtp_session_login(s); }
+
+static void op_deadline(void *s, enum deadline_kind which, unsigned long long limit)
+{
+	enum smtp_deadline d = which == DEADLINE_LINE ? SMTP_DEADLINE_LINE : which == DEADLINE_DATA_RATE
+		? SMTP_DEADLINE_DATA_RATE : which == DEADLINE_LOGIN ? SMTP_DEADLINE_LOGIN : SMTP_DEADLINE_SESSION;
+	smtp_session_deadline(s, d, limit);
+}
 
 static void op_destroy(void *s)
 {
@@ -366,7 +376,7 @@ static bool hook_sender_owned(void *ctx, const char *login, const char *address,
 	return r == DIR_OK;
 }
 
-static void op_start(struct conn *c, const char *tls_desc)
+static bool op_start(struct conn *c, const char *tls_desc)
 {
 	struct server *srv = c->srv;
 	const struct conf *cf = srv->conf;
@@ -394,10 +404,11 @@ static void op_start(struct conn *c, const char *tls_desc)
 	c->session = smtp_session_new(&info, &lim, &hooks);
 	if (!c->session) {
 		conn_free(c);
-		return;
+		return false;
 	}
 	smtp_session_start(c->session);
 	conn_flush(c);
+	return true;
 }
 
 /* RFC 5321 §3.1: a server that will not serve answers the connection with 421
@@ -419,6 +430,9 @@ static void op_refuse_busy(struct buf *out, const struct conf *cf, enum conn_ref
 	case CONN_REFUSE_ADDRESS:
 		line_with(out, R_TOO_MANY_FROM_IP, cf->hostname, (unsigned long long)cf->connections_per_ip);
 		break;
+	case CONN_REFUSE_RESERVED:
+		line_with(out, R_RESERVED_CONNECTIONS, cf->hostname);
+		break;
 	}
 }
 
@@ -433,4 +447,5 @@ const struct proto_ops smtp_proto_ops = {
 	.waiting = op_waiting, .wants_tls = op_wants_tls, .tls_started = op_tls_started,
 	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
 	.destroy = op_destroy, .login_done = op_login_done,
+	.line_pending = op_line_pending, .in_data = op_in_data, .login = op_login, .deadline = op_deadline,
 };

@@ -95,7 +95,8 @@ enum pid {
 	P_NEED_USER, P_NEED_LOGIN, P_LOGGED_IN_ALREADY, P_UNKNOWN, P_EMPTY, P_BAD_BYTES, P_LINE_TOO_LONG,
 	P_TOO_MANY_ERRORS, P_SYNTAX, P_NO_SUCH_MSG, P_MSG_DELETED, P_READ_FAILED, P_STLS_UNAVAILABLE,
 	P_ALREADY_TLS, P_APOP, P_IDLE_TIMEOUT, P_SHUTDOWN,
-	P_CONN_BUSY, P_CONN_ADDRESS_BUSY, P_CONN_TLS_EXPECTED,
+	P_CONN_BUSY, P_CONN_ADDRESS_BUSY, P_CONN_RESERVED, P_CONN_TLS_EXPECTED,
+	P_DEADLINE_LINE, P_DEADLINE_LOGIN, P_DEADLINE_SESSION,
 	P_COUNT
 };
 
@@ -171,11 +172,20 @@ static const struct pentry catalogue[P_COUNT] = {
 	[P_APOP] = { false, NULL, "APOP is not supported: use USER and PASS (or AUTH) over TLS" },
 	[P_IDLE_TIMEOUT] = { false, NULL, "Disconnected for inactivity (%u seconds); nothing was deleted" },
 	[P_SHUTDOWN] = { false, "SYS/TEMP", "Server shutting down; nothing was deleted - connect again in a minute" },
+	/* Deadlines of the transport (pop3_session_deadline). */
+	[P_DEADLINE_LINE] = { false, NULL,
+		"Disconnected: a command line took more than %llu seconds to arrive; nothing was deleted - the connection is very slow, or the client sends a byte at a time" },
+	[P_DEADLINE_LOGIN] = { false, NULL,
+		"Disconnected: no login within %llu seconds of connecting; nothing was deleted - check the mail program's account settings" },
+	[P_DEADLINE_SESSION] = { false, "SYS/TEMP",
+		"Disconnected: session longer than %llu seconds; nothing was deleted - connect again for the rest" },
 	/* Refusals of a connection, before any greeting (pop3_refusal_line). */
 	[P_CONN_BUSY] = { false, "SYS/TEMP",
 		"%s Too many connections just now; nothing was lost - your mail program will check again in a few minutes" },
 	[P_CONN_ADDRESS_BUSY] = { false, "SYS/TEMP",
 		"%s Too many connections from your address (limit %llu): close other mail programs or devices on your network that check mail here, or try again later" },
+	[P_CONN_RESERVED] = { false, "SYS/TEMP",
+		"%s Server nearly full: the last connections are kept for clients that have none open - close other connections from your address, or try again later" },
 	[P_CONN_TLS_EXPECTED] = { false, "SYS/PERM",
 		"%s No POP3 in plaintext here: this port expects TLS from the first byte (RFC 8314) - set the mail program's connection security to SSL/TLS for this port, or STARTTLS on port 110" },
 };
@@ -966,6 +976,10 @@ void pop3_refusal_line(struct buf *out, enum pop3_refusal why, const char *hostn
 		snprintf(text, sizeof(text), catalogue[P_CONN_ADDRESS_BUSY].text, hostname, limit);
 		status_line(out, &catalogue[P_CONN_ADDRESS_BUSY], text, NULL);
 		break;
+	case POP3_REFUSE_RESERVED:
+		snprintf(text, sizeof(text), catalogue[P_CONN_RESERVED].text, hostname);
+		status_line(out, &catalogue[P_CONN_RESERVED], text, NULL);
+		break;
 	case POP3_REFUSE_TLS_EXPECTED:
 		snprintf(text, sizeof(text), catalogue[P_CONN_TLS_EXPECTED].text, hostname);
 		status_line(out, &catalogue[P_CONN_TLS_EXPECTED], text, NULL);
@@ -978,7 +992,9 @@ void pop3_session_start(struct pop3_session *s)
 	reply(s, P_GREETING, s->hostname);
 }
 
-static void end_with(struct pop3_session *s, enum pid id, const char *event)
+/* End the session with a refusal (its one argument, if any, is an unsigned long
+ * long); nothing is deleted (RFC 1939 §6: no UPDATE state). */
+static void end_with(struct pop3_session *s, enum pid id, const char *event, unsigned long long arg)
 {
 	if (s->state == ST_CLOSED)
 		return;
@@ -990,19 +1006,34 @@ static void end_with(struct pop3_session *s, enum pid id, const char *event)
 		if (id == P_IDLE_TIMEOUT)
 			reply(s, id, s->limits.idle_timeout);
 		else
-			reply(s, id);
+			reply(s, id, arg);
 	}
 	session_close(s);
 }
 
+void pop3_session_deadline(struct pop3_session *s, enum pop3_deadline which, unsigned long long limit)
+{
+	static const enum pid ids[] = {
+		[POP3_DEADLINE_LINE] = P_DEADLINE_LINE, [POP3_DEADLINE_LOGIN] = P_DEADLINE_LOGIN,
+		[POP3_DEADLINE_SESSION] = P_DEADLINE_SESSION,
+	};
+	end_with(s, ids[which], "deadline", limit);
+}
+
+bool pop3_session_line_pending(const struct pop3_session *s)
+{
+	return (s->state == ST_AUTHZ || s->state == ST_SASL || s->state == ST_TRANS) &&
+		(s->line.line.len > 0 || s->line.overflow);
+}
+
 void pop3_session_timeout(struct pop3_session *s)
 {
-	end_with(s, P_IDLE_TIMEOUT, "timeout");
+	end_with(s, P_IDLE_TIMEOUT, "timeout", 0);
 }
 
 void pop3_session_shutdown(struct pop3_session *s)
 {
-	end_with(s, P_SHUTDOWN, "shutdown");
+	end_with(s, P_SHUTDOWN, "shutdown", 0);
 }
 
 void pop3_session_disconnected(struct pop3_session *s)

@@ -146,6 +146,12 @@ bool pop3_session_waiting(const struct pop3_session *s);
 
 /* The client was idle too long: -ERR and close, nothing deleted. */
 void pop3_session_timeout(struct pop3_session *s);
+/* A deadline of the transport passed (net/deadline.c): -ERR saying which, with its
+ * limit in seconds, and close, nothing deleted. */
+enum pop3_deadline { POP3_DEADLINE_LINE, POP3_DEADLINE_LOGIN, POP3_DEADLINE_SESSION };
+void pop3_session_deadline(struct pop3_session *s, enum pop3_deadline which, unsigned long long limit);
+/* A command line (or AUTH answer) is partly received. */
+bool pop3_session_line_pending(const struct pop3_session *s);
 /* The server is shutting down: -ERR [SYS/TEMP] and close, nothing deleted. */
 void pop3_session_shutdown(struct pop3_session *s);
 /* The connection dropped: close the maildrop, nothing deleted. */
@@ -157,6 +163,7 @@ void pop3_session_disconnected(struct pop3_session *s);
 enum pop3_refusal {
 	POP3_REFUSE_BUSY,          /* the server's connection limit: [SYS/TEMP] */
 	POP3_REFUSE_ADDRESS_BUSY,  /* the per-address limit (quoted): [SYS/TEMP] */
+	POP3_REFUSE_RESERVED,      /* the last slots are kept for new addresses: [SYS/TEMP] */
 	POP3_REFUSE_TLS_EXPECTED,  /* plaintext on an implicit-TLS port: [SYS/PERM] */
 };
 void pop3_refusal_line(struct buf *out, enum pop3_refusal why, const char *hostname, unsigned long long limit);

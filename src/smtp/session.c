@@ -1387,6 +1387,28 @@ void smtp_session_timeout(struct smtp_session *s)
 	session_close(s);
 }
 
+void smtp_session_deadline(struct smtp_session *s, enum smtp_deadline which, unsigned long long limit)
+{
+	static const enum reply_id ids[] = {
+		[SMTP_DEADLINE_LINE] = R_DEADLINE_LINE, [SMTP_DEADLINE_DATA_RATE] = R_DEADLINE_DATA_RATE,
+		[SMTP_DEADLINE_LOGIN] = R_DEADLINE_LOGIN, [SMTP_DEADLINE_SESSION] = R_DEADLINE_SESSION,
+	};
+	if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT)
+		return;   /* a commit in progress finishes and gets its reply */
+	say(s, ids[which], s->hostname, limit);
+	session_close(s);
+}
+
+bool smtp_session_line_pending(const struct smtp_session *s)
+{
+	return (s->state == ST_CMD || s->state == ST_AUTH) && (s->line.line.len > 0 || s->line.overflow);
+}
+
+bool smtp_session_in_data(const struct smtp_session *s)
+{
+	return s->state == ST_DATA || s->state == ST_BDAT;
+}
+
 void smtp_session_shutdown(struct smtp_session *s)
 {
 	if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT)

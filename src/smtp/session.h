@@ -121,6 +121,15 @@ uint64_t smtp_session_declared_size(const struct smtp_session *s);
 const char *smtp_session_login(const struct smtp_session *s);
 /* The client was idle too long: queue 421 4.4.2 and close. */
 void smtp_session_timeout(struct smtp_session *s);
+/* A deadline of the transport passed (net/deadline.c): 421 4.4.2 saying which,
+ * with its limit (seconds, or octets per second for the data rate), then close.
+ * An open transaction is abandoned (nothing was acknowledged). */
+enum smtp_deadline { SMTP_DEADLINE_LINE, SMTP_DEADLINE_DATA_RATE, SMTP_DEADLINE_LOGIN, SMTP_DEADLINE_SESSION };
+void smtp_session_deadline(struct smtp_session *s, enum smtp_deadline which, unsigned long long limit);
+/* A command line (or AUTH answer) is partly received. */
+bool smtp_session_line_pending(const struct smtp_session *s);
+/* Message content is being received (DATA or a BDAT chunk). */
+bool smtp_session_in_data(const struct smtp_session *s);
 /* The server is shutting down: 421 4.3.2. */
 void smtp_session_shutdown(struct smtp_session *s);
 /* The connection dropped: abort any open spool file.  */

@@ -89,3 +89,242 @@ def test_plaintext_to_implicit_tls_pop3_port_refused_in_pop3_words(server_factor
     assert "5.7.0" not in line, line
     assert time.monotonic() - t0 < 7.0
     assert wait_log(srv, r"event=tls_mismatch\b[^\n]*listener=pop3s"), srv.log()[-3000:]
+
+
+# -- deadlines: trickling bytes do not hold a connection ---------------------------------
+#
+# Small configured deadlines (2-3 s) keep these quick; every loop is bounded by
+# TRICKLE_MAX seconds, and the idle timeout (restarted by each byte) never fires.
+
+TRICKLE_MAX = 15.0
+DEADLINES = {"line_timeout": "2s", "tls_handshake_timeout": "2s", "login_timeout": "3s",
+             "data_min_rate": "100", "data_rate_grace": "2s"}
+
+
+class Raw:
+    """A socket that reads CRLF lines with a bounded wait."""
+
+    def __init__(self, port, source=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                             source_address=(source, 0) if source else None)
+        self.buf = b""
+
+    def line(self, timeout=10.0):
+        end = time.monotonic() + timeout
+        while b"\r\n" not in self.buf:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(4096)
+            except socket.timeout:
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+        l, self.buf = self.buf.split(b"\r\n", 1)
+        return l.decode("latin-1")
+
+    def cmd(self, text):
+        self.sock.sendall(text.encode() + b"\r\n")
+        return self.line()
+
+    def trickle(self, byte=b"N", interval=0.3, max_time=TRICKLE_MAX):
+        """Send one byte per interval until the server says something or closes.
+        Returns (what it said or b"" for a close, seconds taken); (None, t) if nothing
+        happened within max_time."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < max_time:
+            try:
+                self.sock.sendall(byte)
+            except OSError:
+                return b"", time.monotonic() - t0
+            self.sock.settimeout(interval)
+            try:
+                chunk = self.sock.recv(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return b"", time.monotonic() - t0
+            return chunk, time.monotonic() - t0
+        return None, time.monotonic() - t0
+
+    def close(self):
+        self.sock.close()
+
+
+def _noop_until_refused(c):
+    """NOOP every 0.5 s (bounded by TRICKLE_MAX); the first answer that is not 250."""
+    t0 = time.monotonic()
+    said = None
+    while time.monotonic() - t0 < TRICKLE_MAX:
+        said = c.cmd("NOOP")
+        if said is None or not said.startswith("250 "):
+            break
+        time.sleep(0.5)
+    return said
+
+
+def _deadline_server(server_factory, **more):
+    limits = dict(DEADLINES)
+    limits.update(more)
+    return make_pop3_server(server_factory, submission=True, limits=limits)
+
+
+def test_command_line_trickled_a_byte_at_a_time_is_cut_off(server_factory):
+    srv = _deadline_server(server_factory)
+    c = Raw(srv.ports["smtp"])
+    try:
+        assert c.line().startswith("220 ")
+        said, took = c.trickle()
+        assert said is not None, "still open after %.0fs of one byte per 0.3s" % took
+        assert said.startswith(b"421-4.4.2 ") and b"command line took more than 2 seconds" in said, said
+        assert took < 12, took
+    finally:
+        c.close()
+    c = Raw(srv.ports["pop3"])
+    try:
+        assert c.line().startswith("+OK")
+        said, took = c.trickle()
+        assert said is not None, "POP3 still open after %.0fs" % took
+        assert said.startswith(b"-ERR Disconnected: a command line took more than 2 seconds"), said
+    finally:
+        c.close()
+    assert wait_log(srv, r"event=deadline\b[^\n]*listener=smtp kind=line limit=2"), srv.log()[-3000:]
+    assert wait_log(srv, r"event=deadline\b[^\n]*listener=pop3 kind=line"), srv.log()[-3000:]
+
+
+def test_tls_handshake_that_never_completes_is_cut_off(server_factory):
+    srv = _deadline_server(server_factory)
+    # implicit TLS: a handshake record header announcing 512 octets, then a trickle
+    c = Raw(srv.ports["pop3s"])
+    try:
+        c.sock.sendall(b"\x16\x03\x01\x02\x00\x01")
+        said, took = c.trickle(byte=b"\x00")
+        assert said is not None, "handshake still open after %.0fs" % took
+        assert took < 12, took
+    finally:
+        c.close()
+    # after STLS
+    c = Raw(srv.ports["pop3"])
+    try:
+        assert c.line().startswith("+OK")
+        assert c.cmd("STLS").startswith("+OK")
+        c.sock.sendall(b"\x16\x03\x01\x02\x00\x01")
+        said, took = c.trickle(byte=b"\x00")
+        assert said is not None, "handshake after STLS still open after %.0fs" % took
+    finally:
+        c.close()
+    assert wait_log(srv, r"event=deadline\b[^\n]*listener=pop3s kind=tls_handshake limit=2"), srv.log()[-3000:]
+    assert wait_log(srv, r"event=deadline\b[^\n]*listener=pop3 kind=tls_handshake"), srv.log()[-3000:]
+
+
+def test_message_trickled_below_the_minimum_rate_is_cut_off(server_factory):
+    srv = _deadline_server(server_factory)
+    c = Raw(srv.ports["smtp"])
+    try:
+        assert c.line().startswith("220 ")
+        c.sock.sendall(b"HELO client.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n")
+        assert [c.line()[:3] for _ in range(4)] == ["250", "250", "250", "354"]
+        c.sock.sendall(b"Subject: slow\r\n\r\n")
+        said, took = c.trickle(byte=b"x")
+        assert said is not None, "DATA still open after %.0fs" % took
+        assert said.startswith(b"421-4.4.2 ") and b"slower than 100 octets per second" in said, said
+    finally:
+        c.close()
+    assert wait_log(srv, r"event=deadline\b[^\n]*kind=data_rate limit=100 unit=octets_per_second"), srv.log()[-3000:]
+    assert srv.wait_delivered("alice@example.test", 1, timeout=1) == []
+
+
+def test_no_login_on_submission_or_pop3_within_the_login_deadline(server_factory):
+    srv = _deadline_server(server_factory)
+    c = Raw(srv.ports["submission"])
+    try:
+        assert c.line().startswith("220 ")
+        said = _noop_until_refused(c)            # whole commands, each answered
+        assert said and said.startswith("421-4.4.2 ") and "no login within 3 seconds" in said, said
+    finally:
+        c.close()
+    c = Raw(srv.ports["pop3"])
+    try:
+        assert c.line().startswith("+OK")
+        lines = []
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < TRICKLE_MAX:
+            c.sock.sendall(b"CAPA\r\n")
+            l = c.line(timeout=2)
+            while l is not None and not l.startswith("-ERR") and l != ".":
+                l = c.line(timeout=2)
+            if l is None or l.startswith("-ERR"):
+                lines.append(l)
+                break
+            time.sleep(0.5)
+        assert lines and lines[0] and lines[0].startswith("-ERR Disconnected: no login within 3 seconds"), lines
+    finally:
+        c.close()
+    # a client that logged in is not held to it
+    p = raw_tls(srv)
+    try:
+        time.sleep(3.5)
+        assert p.cmd("NOOP").startswith("+OK")
+    finally:
+        p.close()
+    assert wait_log(srv, r"event=deadline\b[^\n]*listener=submission kind=login limit=3"), srv.log()[-3000:]
+    # the SMTP port for incoming mail (role mx) has no login deadline
+    c = Raw(srv.ports["smtp"])
+    try:
+        assert c.line().startswith("220 ")
+        time.sleep(3.5)
+        assert c.cmd("NOOP").startswith("250 ")
+    finally:
+        c.close()
+
+
+def test_session_deadline(server_factory):
+    srv = _deadline_server(server_factory, session_timeout="3s")
+    c = Raw(srv.ports["smtp"])
+    try:
+        assert c.line().startswith("220 ")
+        said = _noop_until_refused(c)
+        assert said and said.startswith("421-4.4.2 ") and "Session longer than 3 seconds" in said, said
+    finally:
+        c.close()
+
+
+def test_trickling_clients_leave_room_for_a_new_address(server_factory):
+    """30 slots, 20% kept for addresses with no connection open: three addresses
+    trickling from 30 connections get 24 slots, and a fourth address is still greeted."""
+    srv = make_pop3_server(server_factory, limits={
+        "connections": "30", "connections_per_ip": "30", "connections_reserved": "20"})
+    held, refused = [], []
+    try:
+        for i in range(30):
+            c = Raw(srv.ports["smtp"], source="127.0.0.%d" % (1 + i % 3))
+            line = c.line()
+            (held if line and line.startswith("220 ") else refused).append((c, line))
+        assert len(held) == 24, [l for _, l in refused]
+        for _, line in refused:
+            assert line and line.startswith("421 4.7.0 ") and "nearly full" in line, line
+        for _ in range(2):                   # they trickle, one byte each per round
+            for c, _ in held:
+                c.sock.sendall(b"N")
+            time.sleep(0.2)
+        new = Raw(srv.ports["smtp"], source="127.0.0.9")
+        try:
+            line = new.line()
+            assert line and line.startswith("220 "), line
+            assert new.cmd("QUIT").startswith("221 ")
+        finally:
+            new.close()
+        # POP3 says the same in its own words
+        p = Raw(srv.ports["pop3"], source="127.0.0.1")
+        try:
+            line = p.line()
+            assert line and line.startswith("-ERR [SYS/TEMP] ") and "nearly full" in line, line
+        finally:
+            p.close()
+    finally:
+        for c, _ in held + refused:
+            c.close()
+    assert wait_log(srv, r"event=refused_connection\b[^\n]*reserved for new addresses"), srv.log()[-3000:]

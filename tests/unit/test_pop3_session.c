@@ -757,6 +757,64 @@ static void test_read_failures(void **state)
 	free(out);
 }
 
+/* The transport's deadlines: a partly received line, and -ERR naming the deadline;
+ * nothing marked is deleted.  Connection refusals before a session: one line each,
+ * with a response code (RFC 2449 §8, RFC 3206) and no reference. */
+static void test_deadlines_and_refusals(void **state)
+{
+	(void)state;
+	struct fake f = { 0 };
+	sample_box(&f.box);
+	struct pop3_conn_info ci = info_tls();
+	struct pop3_hooks h = { .ctx = &f, .auth_verify = hook_verify, .mailbox_open = hook_mailbox_open };
+	struct pop3_session *s = pop3_session_new(&ci, &limits, &h);
+	current = s;
+	assert_false(pop3_session_line_pending(s));
+	assert_int_equal(pop3_session_feed(s, "US", 2), 2);
+	assert_true(pop3_session_line_pending(s));
+	const char *in = "ER alice\r\nPASS secret\r\n";
+	assert_int_equal(pop3_session_feed(s, in, strlen(in)), strlen(in));
+	assert_false(pop3_session_line_pending(s));
+	pop3_session_auth_done(s, POP3_AUTH_OK, "alice@example.test", 0);
+	assert_int_equal(pop3_session_feed(s, "DELE 1\r\nST", 10), 10);
+	assert_true(pop3_session_line_pending(s));
+	pop3_session_deadline(s, POP3_DEADLINE_LINE, 60);
+	assert_true(pop3_session_wants_close(s));
+	assert_has(buf_cstr(pop3_session_output(s)),
+		"-ERR Disconnected: a command line took more than 60 seconds to arrive; nothing was deleted");
+	assert_int_equal(f.box.expunges, 0);
+	assert_false(pop3_session_line_pending(s));
+	pop3_session_free(&s);
+
+	memset(&f, 0, sizeof(f));
+	sample_box(&f.box);
+	s = pop3_session_new(&ci, &limits, &h);
+	current = s;
+	pop3_session_deadline(s, POP3_DEADLINE_LOGIN, 120);
+	assert_has(buf_cstr(pop3_session_output(s)), "-ERR Disconnected: no login within 120 seconds of connecting");
+	pop3_session_deadline(s, POP3_DEADLINE_SESSION, 5);   /* closed already: nothing more */
+	assert_lacks(buf_cstr(pop3_session_output(s)), "session longer");
+	pop3_session_free(&s);
+	current = NULL;
+
+	struct buf out;
+	buf_init(&out, 4096);
+	pop3_refusal_line(&out, POP3_REFUSE_ADDRESS_BUSY, "pop.example.test", 20);
+	assert_string_equal(buf_cstr(&out), "-ERR [SYS/TEMP] pop.example.test Too many connections from your address "
+		"(limit 20): close other mail programs or devices on your network that check mail here, or try again later\r\n");
+	buf_reset(&out);
+	pop3_refusal_line(&out, POP3_REFUSE_BUSY, "pop.example.test", 0);
+	assert_has(buf_cstr(&out), "-ERR [SYS/TEMP] pop.example.test Too many connections just now");
+	buf_reset(&out);
+	pop3_refusal_line(&out, POP3_REFUSE_RESERVED, "pop.example.test", 0);
+	assert_has(buf_cstr(&out), "-ERR [SYS/TEMP] pop.example.test Server nearly full");
+	buf_reset(&out);
+	pop3_refusal_line(&out, POP3_REFUSE_TLS_EXPECTED, "pop.example.test", 0);
+	assert_has(buf_cstr(&out), "-ERR [SYS/PERM] pop.example.test No POP3 in plaintext here");
+	assert_lacks(buf_cstr(&out), "(ref");
+	buf_free(&out);
+}
+
 static void test_timeout_and_shutdown(void **state)
 {
 	(void)state;
@@ -913,6 +971,7 @@ int main(void)
 		cmocka_unit_test(test_auth_sasl),
 		cmocka_unit_test(test_response_codes),
 		cmocka_unit_test(test_read_failures),
+		cmocka_unit_test(test_deadlines_and_refusals),
 		cmocka_unit_test(test_timeout_and_shutdown),
 		cmocka_unit_test(test_streaming_bounded),
 		cmocka_unit_test(test_real_maildir),

@@ -909,6 +909,55 @@ static void test_timeout_and_shutdown(void **state)
 	fake_free(&f);
 }
 
+/* What the transport's deadlines ask (net/deadline.c): is a line partly in, is
+ * message content being received; and the 421 4.4.2 that names the deadline. */
+static void test_deadlines(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct buf out;
+	struct smtp_session *s = new_session(&f, NULL);
+	buf_init(&out, 1 << 16);
+	assert_false(smtp_session_line_pending(s));
+	feed_str(s, &f, "EHLO c\r\nNO", &out);
+	assert_true(smtp_session_line_pending(s));
+	assert_false(smtp_session_in_data(s));
+	feed_str(s, &f, "OP\r\nMAIL FROM:<s@x.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n", &out);
+	assert_false(smtp_session_line_pending(s));
+	assert_true(smtp_session_in_data(s));
+	feed_str(s, &f, "Subject: slow\r\n", &out);
+	assert_false(smtp_session_line_pending(s));   /* content lines are not command lines */
+	smtp_session_deadline(s, SMTP_DEADLINE_DATA_RATE, 1024);
+	take_output(s, &out);
+	assert_non_null(strstr(buf_cstr(&out), "421-4.4.2 mx.example.test Timeout: the message arrives slower than 1024 octets per second"));
+	assert_true(smtp_session_wants_close(s));
+	assert_int_equal(f.aborts, 1);   /* nothing accepted */
+	assert_false(smtp_session_in_data(s));
+	smtp_session_free(&s);
+	buf_free(&out);
+	fake_free(&f);
+
+	static const struct { enum smtp_deadline d; const char *words; } cases[] = {
+		{ SMTP_DEADLINE_LINE, "Timeout: a command line took more than 7 seconds to arrive" },
+		{ SMTP_DEADLINE_LOGIN, "Timeout: no login within 7 seconds of connecting" },
+		{ SMTP_DEADLINE_SESSION, "Session longer than 7 seconds" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = new_session(&f, NULL);
+		buf_init(&out, 1 << 16);
+		feed_str(s, &f, "EHLO c\r\nNOO", &out);
+		smtp_session_deadline(s, cases[i].d, 7);
+		take_output(s, &out);
+		assert_non_null(strstr(buf_cstr(&out), "421-4.4.2 "));
+		assert_non_null(strstr(buf_cstr(&out), cases[i].words));
+		assert_true(smtp_session_wants_close(s));
+		assert_false(smtp_session_line_pending(s));
+		smtp_session_free(&s);
+		buf_free(&out);
+		fake_free(&f);
+	}
+}
+
 /* The connection drops in the middle of DATA: the spool is aborted once. */
 static void test_disconnect_in_data(void **state)
 {
@@ -1141,6 +1190,7 @@ int main(void)
 		cmocka_unit_test(test_storage_refusals),
 		cmocka_unit_test(test_spool_failures),
 		cmocka_unit_test(test_timeout_and_shutdown),
+		cmocka_unit_test(test_deadlines),
 		cmocka_unit_test(test_disconnect_in_data),
 		cmocka_unit_test(test_disconnect_during_commit),
 		cmocka_unit_test(test_free_during_commit),
