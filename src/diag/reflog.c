@@ -1,7 +1,10 @@
 /* reflog.c - the decision behind a reference: Postern logs every refusal as
- * `event=refused conn=C ref=C.N ...` (docs/operations.md); the connection's earlier
- * lines (connect, tls, login, login_failed) and the listener's `listening` line give
- * the listener, client address, TLS and login state at the time. */
+ * `event=refused conn=C ref=R.C.N ...` (docs/operations.md), R being the run id that
+ * the run's `event=started ... run=R` line names (util/id.h), so a reference is
+ * unique across restarts although connection numbers start again at 1; references
+ * from versions before run ids are C.N (the last match in the log wins).  The
+ * connection's earlier lines (connect, tls, login, login_failed) and the listener's
+ * `listening` line give the listener, client address, TLS and login state. */
 #include "diag/reflog.h"
 
 #include <stdio.h>
@@ -29,7 +32,9 @@ struct listener_info {
 
 struct scan {
 	const char *ref;
+	char run[32];           /* the run id of the reference ("" for C.N) */
 	char conn[32];          /* the conn id the reference belongs to */
+	bool in_run;            /* the lines being read are of that run */
 	struct decision cur;    /* facts gathered for that conn in the current run */
 	struct decision hit;    /* snapshot at the last matching refusal */
 	struct listener_info listeners[LISTENERS_MAX];
@@ -129,10 +134,14 @@ static void scan_line(struct scan *s, const char *line, long lineno)
 	if (!FIELD(line, "event", event))
 		return;
 	if (strcmp(event, "started") == 0) {        /* a new run: connection ids start again */
+		char run[32] = "";
 		memset(&s->cur, 0, sizeof(s->cur));
 		s->n_listeners = 0;
+		s->in_run = !s->run[0] || (FIELD(line, "run", run) && strcmp(run, s->run) == 0);
 		return;
 	}
+	if (!s->in_run)
+		return;
 	if (strcmp(event, "listening") == 0) {
 		note_listener(s, line);
 		return;
@@ -223,7 +232,15 @@ int reflog_explain(const struct explain_kb *kb, const char *ref, const char *pat
 		return 1;
 	}
 	s->ref = ref;
-	snprintf(s->conn, sizeof(s->conn), "%.*s", (int)strcspn(ref, "."), ref);
+	/* RUN.CONN.N, or CONN.N from versions before run ids */
+	const char *dot1 = strchr(ref, '.'), *dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
+	if (dot2) {
+		snprintf(s->run, sizeof(s->run), "%.*s", (int)(dot1 - ref), ref);
+		snprintf(s->conn, sizeof(s->conn), "%.*s", (int)(dot2 - dot1 - 1), dot1 + 1);
+	} else {
+		snprintf(s->conn, sizeof(s->conn), "%.*s", (int)strcspn(ref, "."), ref);
+	}
+	s->in_run = !s->run[0];
 	char line[LOG_LINE_MAX];
 	long lineno = 0;
 	while (fgets(line, sizeof(line), f)) {
@@ -238,7 +255,7 @@ int reflog_explain(const struct explain_kb *kb, const char *ref, const char *pat
 	int rc = 0;
 	if (!s->hit.found) {
 		fprintf(stderr, "postern: no refusal with reference %s in %s (references are printed as "
-			"\"(ref CONN.N)\" at the end of a refusal)\n", ref, path);
+			"\"(ref RUN.CONN.N)\" at the end of a refusal)\n", ref, path);
 		rc = 1;
 	} else {
 		/* The code, enhanced code and the logged reason are what explain matches. */

@@ -19,6 +19,7 @@
 #include "conf/conf.h"
 #include "delivery/remote.h"
 #include "queue/queue.h"
+#include "util/id.h"
 
 #define IP_BUCKETS 1024
 #define POP_LOGIN_BUCKETS 1024
@@ -66,6 +67,7 @@ struct server {
 	struct event *sig_term, *sig_int, *shutdown_timer;
 	bool shutting_down;
 	uint64_t next_conn_id;
+	char run_id[RUN_ID_MAX];              /* first part of every log reference (util/id.h) */
 	unsigned n_conns;
 	struct conn *conns;              /* doubly linked, for shutdown */
 	struct ip_count *ips[IP_BUCKETS];

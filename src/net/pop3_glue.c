@@ -192,7 +192,7 @@ static bool op_start(struct conn *c, const char *tls_desc)
 	const struct conf *cf = srv->conf;
 	const struct conf_listener *l = c->listener;
 	struct pop3_conn_info info = {
-		.conn_id = c->id, .hostname = cf->hostname, .client_addr = c->addr, .listener = l->name,
+		.conn_id = c->id, .run_id = srv->run_id, .hostname = cf->hostname, .client_addr = c->addr, .listener = l->name,
 		.tls_offered = l->tls == TLS_STARTTLS && srv->tls, .tls_active = tls_desc != NULL,
 		.tls_description = tls_desc, .allow_plaintext_auth = l->allow_plaintext_auth,
 	};

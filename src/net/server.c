@@ -855,6 +855,11 @@ int server_run(const struct conf *cf)
 		return 1;
 	}
 	queue_set_min_free(srv->queue, cf->min_free);
+	if (!id_new_run_id(cf->data_dir, srv->run_id, err, sizeof(err))) {
+		/* Still distinct from the counter's values, unless two starts share a second. */
+		snprintf(srv->run_id, sizeof(srv->run_id), "t%lld", (long long)time(NULL));
+		log_event(LOG_WARN, "run_id_error", "error=\"%s\" run=%s", err, srv->run_id);
+	}
 	char exposed[1400];
 	if (directory_data_dir_exposed(cf->data_dir, exposed, sizeof(exposed)))
 		log_event(LOG_WARN, "data_dir_exposed", "data_dir=%s warning=\"%s\"", cf->data_dir, exposed);
@@ -889,8 +894,8 @@ int server_run(const struct conf *cf)
 	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
 	evsignal_add(srv->sig_term, NULL);
 	evsignal_add(srv->sig_int, NULL);
-	log_event(LOG_INFO, "started", "version=%s config=%s hostname=%s data_dir=%s", POSTERN_VERSION, cf->path,
-		cf->hostname, cf->data_dir);
+	log_event(LOG_INFO, "started", "version=%s config=%s hostname=%s data_dir=%s run=%s", POSTERN_VERSION, cf->path,
+		cf->hostname, cf->data_dir, srv->run_id);
 	event_base_dispatch(srv->base);
 	log_event(LOG_INFO, "stopping", "open_connections=%u", srv->n_conns);
 	server_cleanup(srv);

@@ -242,8 +242,10 @@ static void reply(struct pop3_session *s, enum pid id, ...)
 	va_start(ap, id);
 	vsnprintf(text, sizeof(text), e->text, ap);
 	va_end(ap);
-	char ref[32] = "";
-	if (!e->ok)
+	char ref[48] = "";
+	if (!e->ok && s->info.run_id && s->info.run_id[0])   /* unique across restarts (util/id.h) */
+		snprintf(ref, sizeof(ref), "%s.%llu.%u", s->info.run_id, (unsigned long long)s->info.conn_id, ++s->refs);
+	else if (!e->ok)
 		snprintf(ref, sizeof(ref), "%llu.%u", (unsigned long long)s->info.conn_id, ++s->refs);
 	status_line(&s->out, e, text, e->ok ? NULL : ref);
 	if (!e->ok) {

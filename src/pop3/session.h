@@ -52,6 +52,7 @@ struct pop3_limits {
 
 struct pop3_conn_info {
 	uint64_t conn_id;
+	const char *run_id;        /* references are RUN.CONN.N (util/id.h); NULL: CONN.N */
 	const char *hostname;      /* ours */
 	const char *client_addr;
 	const char *listener;      /* listener name, for logs */

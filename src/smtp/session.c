@@ -111,7 +111,11 @@ static char *dup_or_empty(const char *s)
 
 static void next_ref(struct smtp_session *s, char *out, size_t outsz)
 {
-	snprintf(out, outsz, "%llu.%u", (unsigned long long)s->info.conn_id, ++s->refs);
+	/* Unique across restarts: the run id comes first (util/id.h). */
+	if (s->info.run_id && s->info.run_id[0])
+		snprintf(out, outsz, "%s.%llu.%u", s->info.run_id, (unsigned long long)s->info.conn_id, ++s->refs);
+	else
+		snprintf(out, outsz, "%llu.%u", (unsigned long long)s->info.conn_id, ++s->refs);
 }
 
 static void tx_free(struct smtp_session *s)

@@ -35,6 +35,7 @@ struct smtp_limits {
 
 struct smtp_conn_info {
 	uint64_t conn_id;
+	const char *run_id;        /* references are RUN.CONN.N (util/id.h); NULL: CONN.N */
 	const char *hostname;      /* ours */
 	const char *client_addr;   /* "192.0.2.1" or "2001:db8::1" */
 	const char *client_name;   /* verified reverse name, or NULL */

@@ -41,8 +41,8 @@ def test_refusal_reference_matches_log(server):
         c.cmd("MAIL FROM:<a@b.example>")
         r = c.cmd("RCPT TO:<bob@example.test>")
         assert r.is_(550, "5.1.1")
-        m = re.search(r"\(ref (\d+\.\d+)\)", r.text)
-        assert m, "refusal without a (ref CONN.N): %r" % r
+        m = re.search(r"\(ref (\d+\.\d+\.\d+)\)", r.text)
+        assert m, "refusal without a (ref RUN.CONN.N): %r" % r
         ref = m.group(1)
     assert any("event=refused" in l and "ref=%s" % ref in l for l in server.log().splitlines()), \
         (ref, server.log())
