@@ -92,6 +92,9 @@ struct conf {
 	uint64_t tls_handshake_timeout;
 	uint64_t login_timeout;             /* submission and POP3: connect to login */
 	uint64_t session_timeout;
+	uint64_t refused_recipients;        /* unknown recipients per session before 421 */
+	uint64_t refused_recipients_delay_after;
+	uint64_t refused_recipient_delay_ms;
 	/* [quota] */
 	bool quota_full_permanent;          /* 552 5.2.2 instead of 452 4.2.2 */
 	uint64_t quota_warning_percent;

@@ -376,6 +376,42 @@ static bool hook_sender_owned(void *ctx, const char *login, const char *address,
 	return r == DIR_OK;
 }
 
+/* A refused recipient's answer held back (directory harvesting): a timer, so the
+ * loop serves everyone else meanwhile.  The connection counts as busy, so it is freed
+ * only after the timer, even if the client goes away. */
+static void hold_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	event_free(c->delay);
+	c->delay = NULL;
+	c->busy--;
+	if (c->closed) {
+		conn_free(c);
+		return;
+	}
+	smtp_session_hold_done(c->session);
+	conn_process(c);
+}
+
+static void hook_hold(void *ctx, unsigned ms)
+{
+	struct conn *c = ctx;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	if (!c->delay) {
+		c->delay = evtimer_new(c->srv->base, hold_cb, c);
+		if (c->delay && evtimer_add(c->delay, &tv) == 0) {
+			c->busy++;
+			return;
+		}
+		if (c->delay)
+			event_free(c->delay);
+		c->delay = NULL;
+	}
+	smtp_session_hold_done(c->session);   /* no timer: answer now rather than never */
+}
+
 static bool op_start(struct conn *c, const char *tls_desc)
 {
 	struct server *srv = c->srv;
@@ -392,12 +428,15 @@ static bool op_start(struct conn *c, const char *tls_desc)
 		.max_message = cf->message_size, .max_recipients = (unsigned)cf->recipients,
 		.max_line = (size_t)cf->line_length, .max_bad_commands = (unsigned)cf->bad_commands,
 		.idle_timeout = (unsigned)cf->idle_timeout, .max_message_line = cf->message_line_length,
+		.max_refused_rcpts = (unsigned)cf->refused_recipients,
+		.refused_rcpt_delay_after = (unsigned)cf->refused_recipients_delay_after,
+		.refused_rcpt_delay_ms = (unsigned)cf->refused_recipient_delay_ms,
 	};
 	struct smtp_hooks hooks = {
 		.ctx = c, .check_rcpt = hook_check_rcpt, .spool_open = hook_spool_open,
 		.spool_write = hook_spool_write, .spool_abort = hook_spool_abort,
 		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
-		.auth_verify = hook_auth_verify, .sender_owned = hook_sender_owned,
+		.auth_verify = hook_auth_verify, .sender_owned = hook_sender_owned, .hold = hook_hold,
 		.spool_room = hook_spool_room, .spool_no_space = hook_spool_no_space,
 	};
 	c->ops = &smtp_proto_ops;

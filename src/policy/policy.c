@@ -199,6 +199,11 @@ void policy_check_sender(const char *login, const char *address, bool owned, con
 	verdict_set(v, VERDICT_PERM, 553, "5.7.1", CAUSE_SENDER_NOT_OWNED, reason, hint);
 }
 
+bool policy_cause_is_guess(enum refusal_cause c)
+{
+	return c == CAUSE_UNKNOWN_USER || c == CAUSE_RELAY_NOT_LOGGED_IN || c == CAUSE_POP_EXPIRED;
+}
+
 const char *policy_cause_name(enum refusal_cause c)
 {
 	switch (c) {

@@ -101,6 +101,10 @@ void policy_check_sender(const char *login, const char *address, bool owned, con
 /* The one fix to print at the end of a 503 at DATA, given the causes seen (counts
  * indexed by enum refusal_cause).  Returns a static sentence. */
 const char *policy_best_fix(const unsigned counts[CAUSE_COUNT]);
+/* Does a permanent refusal for this cause say "that address is not ours to take"
+ * (no such user, relaying denied)?  Many of them on one connection look like directory
+ * harvesting: the session slows its answers, then ends the session. */
+bool policy_cause_is_guess(enum refusal_cause c);
 /* Short words for a cause, for logs and the 503 list ("not logged in"). */
 const char *policy_cause_name(enum refusal_cause c);
 

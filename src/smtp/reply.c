@@ -155,6 +155,9 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 		"Check the program that created the message; nothing was accepted"),
 	E(R_FROM_TOO_LONG, 550, "5.6.0", "Message refused: its From: header field is longer than %zu octets, too long to check",
 		"Send from one address, set in the account settings of your mail program; nothing was accepted"),
+	E(R_TOO_MANY_REFUSED_RCPTS, 421, "4.7.0", "%s Too many unknown recipients (%u) on one connection; closing it",
+		"Check the recipient addresses: this server does not let a client find out by trying which addresses exist; "
+		"the administrator can raise [limits] refused_recipients"),
 	E(R_FROM_TOO_MANY, 550, "5.6.0", "Message refused: its From: header field lists more than %d addresses, too many to check",
 		"Send from one address, set in the account settings of your mail program; nothing was accepted"),
 };

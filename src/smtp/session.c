@@ -33,7 +33,7 @@
 #define ORPHAN_ADDR_MAX 72             /* an escaped address, cut at 64 octets + "..." */
 #define HELO_MAX 255
 
-enum state { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_AUTH, ST_WAIT_AUTH, ST_TLS_PENDING, ST_CLOSED };
+enum state { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_AUTH, ST_WAIT_AUTH, ST_TLS_PENDING, ST_HOLD, ST_CLOSED };
 
 struct refusal {
 	char addr[SMTP_ADDR_MAX + 1];
@@ -81,6 +81,8 @@ struct smtp_session {
 	bool esmtp;
 	char helo[HELO_MAX + 1];
 	unsigned bad_commands;
+	unsigned refused_rcpts;            /* unknown / not ours, whole session (harvesting) */
+	struct buf held;                   /* a reply held back during ST_HOLD */
 	unsigned refs;
 	bool close_after_output;
 	struct smtp_tx *tx;
@@ -172,6 +174,37 @@ static void bad_command(struct smtp_session *s)
 			(unsigned long long)s->info.conn_id, s->bad_commands);
 		session_close(s);
 	}
+}
+
+/* Directory harvesting (a client guessing which addresses exist): count the refusals
+ * that say "no such address here" over the whole session.  Past a first allowance the
+ * reply just written (from reply_start on) is held back for a growing delay; the
+ * transport keeps the time (hooks->hold), so the event loop never waits.  At the limit
+ * the session ends.  Postfix's smtpd_soft/hard_error_limit work the same way. */
+static void count_guess(struct smtp_session *s, size_t reply_start)
+{
+	unsigned n = ++s->refused_rcpts;
+	const struct smtp_limits *l = &s->limits;
+	if (l->max_refused_rcpts && n >= l->max_refused_rcpts) {
+		say(s, R_TOO_MANY_REFUSED_RCPTS, s->hostname, n);
+		log_event(LOG_WARN, "harvest_limit", "conn=%llu client=%s refused=%u action=close",
+			(unsigned long long)s->info.conn_id, s->client_addr, n);
+		session_close(s);
+		return;
+	}
+	if (!s->hooks.hold || !l->refused_rcpt_delay_ms || n <= l->refused_rcpt_delay_after)
+		return;
+	uint64_t ms = (uint64_t)l->refused_rcpt_delay_ms * (n - l->refused_rcpt_delay_after);
+	if (ms > SMTP_REFUSED_DELAY_MAX_MS)
+		ms = SMTP_REFUSED_DELAY_MAX_MS;
+	if (n == l->refused_rcpt_delay_after + 1)
+		log_event(LOG_WARN, "harvest_limit", "conn=%llu client=%s refused=%u action=delay delay_ms=%llu",
+			(unsigned long long)s->info.conn_id, s->client_addr, n, (unsigned long long)ms);
+	buf_reset(&s->held);
+	buf_append(&s->held, s->out.data + reply_start, s->out.len - reply_start);
+	s->out.len = reply_start;
+	s->state = ST_HOLD;
+	s->hooks.hold(s->hooks.ctx, (unsigned)ms);   /* may end the hold at once */
 }
 
 /* A refusal: reply with reason, hint and reference, and log it. */
@@ -814,8 +847,11 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	}
 	s->hooks.check_rcpt(s->hooks.ctx, &path, &v);
 	if (v.kind != VERDICT_OK) {
+		size_t reply_start = s->out.len;
 		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
 		remember_refusal(tx, addr, &v, ref);
+		if (v.kind == VERDICT_PERM && policy_cause_is_guess(v.cause))
+			count_guess(s, reply_start);
 		return;
 	}
 	if (tx->n_rcpts == tx->cap_rcpts) {
@@ -1287,7 +1323,7 @@ size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len)
 	size_t used = 0;
 	for (;;) {
 		if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT || s->state == ST_WAIT_AUTH ||
-			s->state == ST_TLS_PENDING)
+			s->state == ST_TLS_PENDING || s->state == ST_HOLD)
 			break;
 		/* A zero-length BDAT chunk completes without input. */
 		if (s->state == ST_BDAT && s->tx->bdat_remaining == 0) {
@@ -1344,6 +1380,7 @@ struct smtp_session *smtp_session_new(const struct smtp_conn_info *info,
 	buf_init(&s->out, OUTPUT_MAX);
 	linebuf_init(&s->line, s->limits.max_line > SASL_LINE_MAX + 2 ? s->limits.max_line : SASL_LINE_MAX + 2);
 	buf_init(&s->scratch, FEED_CHUNK + 16);
+	buf_init(&s->held, 4096);
 	s->state = ST_CMD;
 	if (info->tls_active) {
 		s->secure = true;
@@ -1368,6 +1405,7 @@ void smtp_session_free(struct smtp_session **sp)
 	buf_free(&s->out);
 	linebuf_free(&s->line);
 	buf_free(&s->scratch);
+	buf_free(&s->held);
 	sasl_clear(&s->sasl);
 	free(s->login);
 	free(s->hostname);
@@ -1441,7 +1479,16 @@ bool smtp_session_wants_close(const struct smtp_session *s)
 
 bool smtp_session_waiting(const struct smtp_session *s)
 {
-	return s->state == ST_WAIT_COMMIT;
+	return s->state == ST_WAIT_COMMIT || s->state == ST_HOLD;
+}
+
+void smtp_session_hold_done(struct smtp_session *s)
+{
+	if (s->state != ST_HOLD)
+		return;
+	buf_append(&s->out, s->held.data ? s->held.data : "", s->held.len);
+	buf_reset(&s->held);
+	s->state = ST_CMD;
 }
 
 /* --- TLS and login -------------------------------------------------------- */

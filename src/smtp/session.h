@@ -29,7 +29,16 @@ struct smtp_limits {
 	unsigned max_bad_commands;
 	unsigned idle_timeout;     /* seconds; only quoted in the 421 (the caller times) */
 	uint64_t max_message_line; /* longest message line, CRLF excluded; 0: SMTP_MESSAGE_LINE_DEFAULT */
+	/* Directory harvesting: recipients refused as unknown (or not ours) in one session.
+	 * Past refused_rcpt_delay_after, each such refusal is held back refused_rcpt_delay_ms
+	 * times the excess (at most SMTP_REFUSED_DELAY_MAX_MS, through hooks->hold); at
+	 * max_refused_rcpts the session ends with 421 4.7.0.  0: no limit / no delay. */
+	unsigned max_refused_rcpts;
+	unsigned refused_rcpt_delay_after;
+	unsigned refused_rcpt_delay_ms;
 };
+
+#define SMTP_REFUSED_DELAY_MAX_MS 5000
 
 #define SMTP_MESSAGE_LINE_DEFAULT 10000
 
@@ -87,6 +96,9 @@ struct smtp_hooks {
 	/* Optional: did the last spool failure (open, write, commit) come from a full
 	 * disk?  Then 452 4.3.1 instead of 451 4.3.0. */
 	bool (*spool_no_space)(void *ctx);
+	/* Optional: hold the session for ms milliseconds (a timer, never a sleep), then call
+	 * smtp_session_hold_done().  NULL: replies are never held back. */
+	void (*hold)(void *ctx, unsigned ms);
 };
 
 struct smtp_session;
@@ -106,6 +118,9 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok);
 /* Instead of the commit: no recipient's mailbox has room for the message (size as
  * queued; detail from policy_check_message_quota).  Nothing was queued. */
 void smtp_session_commit_refused(struct smtp_session *s, enum message_quota why, uint64_t size, const char *detail);
+/* The hold asked for with hooks->hold is over: the held reply is queued and input is
+ * consumed again. */
+void smtp_session_hold_done(struct smtp_session *s);
 /* The login check finished.  login is the canonical user name on success;
  * blocked_until the end of a block for SMTP_AUTH_BLOCKED. */
 void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, const char *login,
@@ -139,6 +154,6 @@ void smtp_session_disconnected(struct smtp_session *s);
 /* Replies ready to send; the caller removes what it sent with buf_consume(). */
 struct buf *smtp_session_output(struct smtp_session *s);
 bool smtp_session_wants_close(const struct smtp_session *s);   /* after output is flushed */
-bool smtp_session_waiting(const struct smtp_session *s);       /* commit in progress */
+bool smtp_session_waiting(const struct smtp_session *s);       /* commit in progress, or a hold */
 
 #endif

@@ -698,6 +698,91 @@ static void test_503_names_recipients_after_refused_mail(void **state)
 	fake_free(&f);
 }
 
+/* Directory harvesting: unknown recipients past the allowance are answered after a
+ * growing hold (asked of the transport, never slept), and at the limit the session
+ * ends with 421 4.7.0.  Known recipients and temporary refusals do not count. */
+static unsigned hold_calls, hold_ms[64];
+static void fake_hold(void *ctx, unsigned ms)
+{
+	(void)ctx;
+	if (hold_calls < 64)
+		hold_ms[hold_calls] = ms;
+	hold_calls++;
+}
+
+static void test_harvesting_slowed_then_closed(void **state)
+{
+	(void)state;
+	struct fake f;
+	memset(&f, 0, sizeof(f));
+	buf_init(&f.spool, 1 << 16);
+	buf_init(&f.committed, 1 << 16);
+	struct smtp_hooks h = {
+		.ctx = &f, .check_rcpt = fake_check_rcpt, .spool_open = fake_spool_open,
+		.spool_write = fake_spool_write, .spool_abort = fake_spool_abort, .spool_commit = fake_spool_commit,
+		.hold = fake_hold,
+	};
+	struct smtp_limits lim = default_limits;
+	lim.max_refused_rcpts = 6;
+	lim.refused_rcpt_delay_after = 2;
+	lim.refused_rcpt_delay_ms = 2000;
+	hold_calls = 0;
+	struct smtp_session *s = smtp_session_new(&conn_info, &lim, &h);
+	assert_non_null(s);
+	smtp_session_start(s);
+	struct buf out;
+	buf_init(&out, 1 << 16);
+	take_output(s, &out);
+	/* all pipelined at once, as a harvester would */
+	struct buf in;
+	buf_init(&in, 1 << 16);
+	buf_appends(&in, "EHLO c\r\nMAIL FROM:<s@x.example>\r\n");
+	buf_appends(&in, "RCPT TO:<alice@example.test>\r\nRCPT TO:<tempfail@example.test>\r\n");
+	for (int i = 0; i < 8; i++)
+		buf_printf(&in, "RCPT TO:<guess%d@example.test>\r\n", i);
+	size_t pos = 0;
+	unsigned seen_holds = 0;
+	for (int guard = 0; guard < 100 && pos < in.len && !smtp_session_wants_close(s); guard++) {
+		pos += smtp_session_feed(s, in.data + pos, in.len - pos);
+		size_t before = out.len;
+		take_output(s, &out);
+		if (smtp_session_waiting(s)) {
+			/* the held reply is not out yet */
+			assert_int_equal(hold_calls, seen_holds + 1);
+			char held[32];
+			snprintf(held, sizeof(held), "guess%u@", 2 + seen_holds);
+			seen_holds = hold_calls;
+			buf_appendc(&out, '\0');
+			out.len--;
+			assert_null(strstr(out.data, held));
+			smtp_session_hold_done(s);
+			take_output(s, &out);
+			buf_appendc(&out, '\0');
+			out.len--;
+			assert_non_null(strstr(out.data + before, held));
+			continue;
+			take_output(s, &out);
+		}
+	}
+	char sum[512];
+	summarise(&out, sum, sizeof(sum));
+	assert_string_equal(sum, "220|250|250 2.1.0|250 2.1.5|451 4.3.0|550 5.1.1|550 5.1.1|550 5.1.1|550 5.1.1"
+		"|550 5.1.1|550 5.1.1|421 4.7.0");
+	assert_true(smtp_session_wants_close(s));
+	/* 3rd, 4th, 5th guesses held 2, 4, 5 (capped) seconds; the 6th ends the session */
+	assert_int_equal(hold_calls, 3);
+	assert_int_equal(hold_ms[0], 2000);
+	assert_int_equal(hold_ms[1], 4000);
+	assert_int_equal(hold_ms[2], 5000);
+	buf_appendc(&out, '\0');
+	assert_non_null(strstr(out.data, "421-4.7.0 mx.example.test Too many unknown recipients (6)"));
+	buf_free(&in);
+	buf_free(&out);
+	smtp_session_free(&s);
+	assert_int_equal(f.violations, 0);
+	fake_free(&f);
+}
+
 static void test_commit_wait(void **state)
 {
 	(void)state;
@@ -1184,6 +1269,7 @@ int main(void)
 		cmocka_unit_test(test_received_hostile_helo),
 		cmocka_unit_test(test_explaining_503),
 		cmocka_unit_test(test_503_names_recipients_after_refused_mail),
+		cmocka_unit_test(test_harvesting_slowed_then_closed),
 		cmocka_unit_test(test_commit_wait),
 		cmocka_unit_test(test_commit_failure),
 		cmocka_unit_test(test_commit_refused_no_room),
