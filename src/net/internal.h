@@ -69,6 +69,7 @@ struct server {
 	uint64_t next_conn_id;
 	char run_id[RUN_ID_MAX];              /* first part of every log reference (util/id.h) */
 	unsigned n_conns;
+	unsigned n_refusing;             /* refused connections told so over TLS (not in n_conns) */
 	struct conn *conns;              /* doubly linked, for shutdown */
 	struct ip_count *ips[IP_BUCKETS];
 	struct pop_login *pop_logins[POP_LOGIN_BUCKETS];
@@ -133,6 +134,8 @@ struct conn {
 	bool closed;                     /* socket gone; freed when the jobs return */
 	bool read_paused;
 	bool trusted;                    /* client inside trusted_networks */
+	bool refusing;                   /* refused: TLS handshake, then the refusal, then close */
+	enum conn_refusal refusal;       /* with refusing */
 	bool got_data;                   /* any byte received yet */
 	bool tls_pending;                /* handshake running */
 	bool tls_failed;                 /* handshake failed: sending the alert, then closing */

@@ -144,14 +144,18 @@ void conn_free(struct conn *c)
 	c->session = NULL;
 	if (c->bev)
 		bufferevent_free(c->bev);
-	ip_release(srv, c->addr);
+	if (c->refusing)
+		srv->n_refusing--;
+	else
+		ip_release(srv, c->addr);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
 		srv->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	srv->n_conns--;
+	if (!c->refusing)
+		srv->n_conns--;
 	free(c);
 	if (srv->shutting_down && srv->n_conns == 0)
 		event_base_loopexit(srv->base, NULL);
@@ -318,6 +322,18 @@ static void tls_error_text(struct bufferevent *bev, char *out, size_t outsz)
 		snprintf(out, outsz, "%s", EVUTIL_SOCKET_ERROR() ? evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()) : "connection closed");
 }
 
+/* The handshake of a refused connection finished: the refusal, then close. */
+static void refuse_over_tls(struct conn *c)
+{
+	struct buf rb;
+	buf_init(&rb, 1024);
+	c->ops->refuse_busy(&rb, c->srv->conf, c->refusal);
+	evbuffer_add(bufferevent_get_output(c->bev), rb.data, rb.len);
+	buf_free(&rb);
+	bufferevent_disable(c->bev, EV_READ);
+	close_when_flushed(c);
+}
+
 /* A failed handshake: OpenSSL has queued an alert (e.g. 70 protocol_version for a
  * TLS 1.0/1.1 ClientHello, RFC 8446 §6.2).  After STARTTLS the TLS filter keeps it
  * in the socket bufferevent underneath; freeing at once would drop it and the
@@ -342,6 +358,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		tls_describe(c->ssl, desc, sizeof(desc));
 		c->tls_pending = false;
 		log_event(LOG_INFO, "tls", "conn=%llu client=%s %s", (unsigned long long)c->id, c->addr, desc);
+		if (c->refusing) {
+			refuse_over_tls(c);
+			return;
+		}
 		if (!c->session) {
 			start_session(c, desc);
 		} else {
@@ -458,6 +478,15 @@ static void refuse_busy(evutil_socket_t fd, const struct listener_ctx *lc, enum 
 	buf_free(&rb);
 }
 
+static void refuse_socket_busy(evutil_socket_t fd, struct conn *c)
+{
+	struct buf rb;
+	buf_init(&rb, 1024);
+	c->ops->refuse_busy(&rb, c->srv->conf, c->refusal);
+	refuse_socket(fd, buf_cstr(&rb));
+	buf_free(&rb);
+}
+
 static void refuse_plaintext(evutil_socket_t fd, struct conn *c)
 {
 	struct buf rb;
@@ -480,6 +509,7 @@ static void setup_bev(struct conn *c, struct bufferevent *bev)
 }
 
 #define TLS_SNIFF_SECONDS 5
+#define REFUSING_MAX 32   /* refusals being said over TLS at once */
 
 /* Implicit TLS (RFC 8314): the first byte tells a TLS client (a handshake record)
  * from a plain SMTP client, which would wait for our greeting.  A plain client gets
@@ -514,6 +544,11 @@ static void sniff_cb(evutil_socket_t fd, short what, void *arg)
 		conn_free(c);
 		return;
 	}
+	if (c->refusing) {   /* not TLS after all: the refusal in plaintext */
+		refuse_socket_busy(fd, c);
+		conn_free(c);
+		return;
+	}
 	log_event(LOG_WARN, "tls_mismatch", "conn=%llu client=%s listener=%s reason=\"%s\" hint=\"set the mail program's security to SSL/TLS for this port, or use the STARTTLS port\"",
 		(unsigned long long)c->id, c->addr, c->listener->name,
 		r == 1 ? "the client spoke plaintext to an implicit-TLS port" : "no TLS handshake: the client waits for a plaintext greeting on an implicit-TLS port");
@@ -529,54 +564,116 @@ static unsigned long long reserved_slots(const struct conf *cf)
 	return cf->connections * cf->connections_reserved / 100;
 }
 
+/* May this address have another connection?  false: *why says which limit. */
+static bool admit(struct server *srv, const char *addr, struct ip_count **ipc, enum conn_refusal *why)
+{
+	const struct conf *cf = srv->conf;
+	if (srv->n_conns >= cf->connections) {
+		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"total limit\" limit=%llu", addr,
+			(unsigned long long)cf->connections);
+		*why = CONN_REFUSE_TOTAL;
+		return false;
+	}
+	*ipc = ip_find(srv, addr, true);
+	if (!*ipc || (*ipc)->count >= cf->connections_per_ip) {
+		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"per-address limit\" limit=%llu", addr,
+			(unsigned long long)cf->connections_per_ip);
+		*why = CONN_REFUSE_ADDRESS;
+		return false;
+	}
+	if ((*ipc)->count > 0 && srv->n_conns >= cf->connections - reserved_slots(cf)) {
+		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"reserved for new addresses\" open=%u from_address=%u reserved=%llu",
+			addr, srv->n_conns, (*ipc)->count, reserved_slots(cf));
+		*why = CONN_REFUSE_RESERVED;
+		return false;
+	}
+	return true;
+}
+
+/* A connection record.  ipc NULL: a refusal delivered over TLS, counted apart
+ * (n_refusing), not in the connection limits it enforces. */
+static struct conn *conn_new(struct listener_ctx *lc, const char *addr, struct ip_count *ipc)
+{
+	struct server *srv = lc->srv;
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->srv = srv;
+	c->listener = lc->conf;
+	c->ops = lc->proto;
+	c->id = ++srv->next_conn_id;
+	c->trusted = conf_is_trusted(srv->conf, addr);
+	memcpy(c->addr, addr, sizeof(c->addr));
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	if (ipc) {
+		ipc->count++;
+		srv->n_conns++;
+	} else {
+		c->refusing = true;
+		srv->n_refusing++;
+	}
+	if (!deadline_start(c)) {
+		conn_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Implicit TLS: wait for the first byte (sniff_cb). */
+static void await_client_hello(struct conn *c, evutil_socket_t fd)
+{
+	struct timeval tv = { TLS_SNIFF_SECONDS, 0 };
+	c->sniff = event_new(c->srv->base, fd, EV_READ, sniff_cb, c);
+	if (!c->sniff || event_add(c->sniff, &tv) != 0) {
+		if (c->sniff) {
+			event_free(c->sniff);
+			c->sniff = NULL;
+		}
+		evutil_closesocket(fd);
+		conn_free(c);
+	}
+}
+
+/* On an implicit-TLS port a refusal written in plaintext is noise to the client,
+ * which is in the middle of its handshake: so complete the handshake and say it
+ * over TLS (event_cb).  A few at a time only: a handshake costs more than a line,
+ * and a flood of refused connections must not buy it; past that, plaintext. */
+static void refuse(evutil_socket_t fd, struct listener_ctx *lc, const char *addr, enum conn_refusal why)
+{
+	struct server *srv = lc->srv;
+	if (lc->conf->tls != TLS_IMPLICIT || !srv->tls || srv->n_refusing >= REFUSING_MAX) {
+		refuse_busy(fd, lc, why);
+		return;
+	}
+	struct conn *c = conn_new(lc, addr, NULL);
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->refusal = why;
+	await_client_hello(c, fd);
+}
+
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	(void)l;
 	(void)salen;
 	struct listener_ctx *lc = arg;
 	struct server *srv = lc->srv;
-	const struct conf *cf = srv->conf;
 	char addr[INET6_ADDRSTRLEN];
 	format_addr(sa, addr, sizeof(addr));
-	if (srv->n_conns >= cf->connections) {
-		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"total limit\" limit=%llu", addr,
-			(unsigned long long)cf->connections);
-		refuse_busy(fd, lc, CONN_REFUSE_TOTAL);
+	struct ip_count *ipc = NULL;
+	enum conn_refusal why;
+	if (!admit(srv, addr, &ipc, &why)) {
+		refuse(fd, lc, addr, why);
 		return;
 	}
-	struct ip_count *ipc = ip_find(srv, addr, true);
-	if (!ipc || ipc->count >= cf->connections_per_ip) {
-		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"per-address limit\" limit=%llu", addr,
-			(unsigned long long)cf->connections_per_ip);
-		refuse_busy(fd, lc, CONN_REFUSE_ADDRESS);
-		return;
-	}
-	if (ipc->count > 0 && srv->n_conns >= cf->connections - reserved_slots(cf)) {
-		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"reserved for new addresses\" open=%u from_address=%u reserved=%llu",
-			addr, srv->n_conns, ipc->count, reserved_slots(cf));
-		refuse_busy(fd, lc, CONN_REFUSE_RESERVED);
-		return;
-	}
-	struct conn *c = calloc(1, sizeof(*c));
+	struct conn *c = conn_new(lc, addr, ipc);
 	if (!c) {
 		evutil_closesocket(fd);
-		return;
-	}
-	ipc->count++;
-	c->srv = srv;
-	c->listener = lc->conf;
-	c->ops = lc->proto;
-	c->id = ++srv->next_conn_id;
-	c->trusted = conf_is_trusted(cf, addr);
-	memcpy(c->addr, addr, sizeof(c->addr));
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
-	srv->n_conns++;
-	if (!deadline_start(c)) {
-		evutil_closesocket(fd);
-		conn_free(c);
 		return;
 	}
 	log_event(LOG_INFO, "connect", "conn=%llu client=%s listener=%s%s", (unsigned long long)c->id, addr,
@@ -585,12 +682,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (lc->conf->tls == TLS_IMPLICIT) {
-		struct timeval tv = { TLS_SNIFF_SECONDS, 0 };
-		c->sniff = event_new(srv->base, fd, EV_READ, sniff_cb, c);
-		if (!c->sniff || event_add(c->sniff, &tv) != 0) {
-			evutil_closesocket(fd);
-			conn_free(c);
-		}
+		await_client_hello(c, fd);
 		return;
 	}
 	struct bufferevent *bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);

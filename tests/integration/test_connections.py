@@ -2,10 +2,15 @@
 an implicit-TLS port) are said in the listener's own protocol — POP3 `-ERR [SYS/TEMP]` /
 `[SYS/PERM]` (RFC 2449 §8, RFC 3206), SMTP 421/554 with enhanced codes (RFC 3463).
 Every loop is bounded in count and time; only loopback is used."""
+import poplib
+import smtplib
 import socket
 import time
 
-from pop3_support import RawPOP3, make_pop3_server, raw_tls, wait_log
+import pytest
+
+from pop3_support import RawPOP3, make_pop3_server, raw_tls, tls_context, wait_log
+from submission_support import make_sub_server
 
 
 def _first_line(port, send=None, timeout=10.0, source=None):
@@ -49,12 +54,18 @@ def test_pop3_per_address_limit_refused_in_pop3_words(server_factory):
     b = raw_tls(srv, user=None)
     try:
         assert a.greeting.startswith("+OK") and b.greeting.startswith("+OK")
-        for listener in ("pop3", "pop3s"):
-            line = _first_line(srv.ports[listener])
-            assert line.startswith("-ERR [SYS/TEMP] "), (listener, line)
-            assert "Too many connections from your address (limit 2)" in line, line
-            assert "close other mail programs" in line, line       # the hint
-            assert "4.7.0" not in line and not line.startswith("421"), line
+        line = _first_line(srv.ports["pop3"])
+        assert line.startswith("-ERR [SYS/TEMP] "), line
+        assert "Too many connections from your address (limit 2)" in line, line
+        assert "close other mail programs" in line, line       # the hint
+        assert "4.7.0" not in line and not line.startswith("421"), line
+        # on the implicit-TLS port the refusal comes over TLS, where a real client reads it
+        t0 = time.monotonic()
+        with pytest.raises(poplib.error_proto) as e:
+            poplib.POP3_SSL("127.0.0.1", srv.ports["pop3s"], timeout=10, context=tls_context())
+        said = e.value.args[0].decode("latin-1")
+        assert said.startswith("-ERR [SYS/TEMP] ") and "limit 2" in said, said
+        assert time.monotonic() - t0 < 4.0
         # SMTP on the same server keeps its own words
         line = _first_line(srv.ports["smtp"])
         assert line.startswith("421 4.7.0 ") and "limit 2" in line, line
@@ -78,6 +89,27 @@ def test_pop3_total_limit_refused_in_pop3_words(server_factory):
     finally:
         a.close()
         b.close()
+
+
+def test_smtp_total_limit_on_the_implicit_tls_port_is_said_over_tls(server_factory):
+    srv = make_sub_server(server_factory)
+    held = []
+    try:
+        # fill the per-address limit (default 20) from one address
+        for _ in range(20):
+            c = Raw(srv.ports["smtp"])
+            assert c.line().startswith("220 ")
+            held.append(c)
+        with pytest.raises(smtplib.SMTPConnectError) as e:
+            smtplib.SMTP_SSL("127.0.0.1", srv.ports["submissions"], timeout=10, context=tls_context())
+        assert e.value.smtp_code == 421 and b"4.7.0" in e.value.smtp_error, e.value
+        assert b"Too many connections from your address" in e.value.smtp_error, e.value
+        # a client that does not speak TLS there gets the same refusal in plaintext
+        line = _first_line(srv.ports["submissions"], send=b"EHLO x\r\n")
+        assert line.startswith("421 4.7.0 "), line
+    finally:
+        for c in held:
+            c.close()
 
 
 def test_plaintext_to_implicit_tls_pop3_port_refused_in_pop3_words(server_factory):
