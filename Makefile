@@ -9,7 +9,7 @@ PY := /usr/bin/python3
 FUZZ_SECONDS ?= 30
 SANITIZE := -Db_sanitize=address,undefined -Db_lundef=false
 
-.PHONY: all deps build run test unit integration asan fuzz bench clean fresh-test
+.PHONY: all deps build run test unit integration asan fuzz bench crash-test clean fresh-test
 
 # $(call meson_setup,DIR ARGS...[,ENV]): meson setup, quiet when it works; when it fails,
 # print what meson said (its ERROR line names the missing dependency) and where its log is.
@@ -61,6 +61,13 @@ fuzz:
 		mkdir -p $(FUZZ_BUILD)/corpus/$$(basename $$f); \
 		$$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 $(FUZZ_BUILD)/corpus/$$(basename $$f) tests/fuzz/seeds/$$(basename $$f) 2>&1 | tail -3 || exit 1; \
 	done
+
+# kill -9 under load, CRASH_CYCLES times, with local and slow-relay recipients;
+# prints lost / duplicated / partial counts (also appended to $(BUILD)/crash-test.txt).
+CRASH_CYCLES ?= 40
+crash-test: build
+	CRASH_CYCLES=$(CRASH_CYCLES) CRASH_REPORT=$(CURDIR)/$(BUILD)/crash-test.txt POSTERN_BIN=$(CURDIR)/$(BUILD)/postern \
+		$(PY) -m pytest -q -s tests/integration/test_crash.py -k mixed
 
 bench:
 	@scripts/install-deps bench
