@@ -87,8 +87,21 @@ static void copy_stem(const struct maildir_copy_id *id, char *out, size_t outsz)
 	snprintf(out, outsz, "%lld.M%s_R%zu.", (long long)id->arrival, id->qid, id->rcpt_index);
 }
 
+/* The queue id goes into a file name: letters and digits only (id.h), never "/". */
+static bool plain_id(const char *qid)
+{
+	if (!qid[0] || strlen(qid) > 64)
+		return false;
+	for (const char *p = qid; *p; p++)
+		if (!((*p >= '0' && *p <= '9') || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z')))
+			return false;
+	return true;
+}
+
 static bool copy_base(const struct maildir_copy_id *id, char *out, size_t outsz)
 {
+	if (!plain_id(id->qid))
+		return false;
 	char host[256];
 	host_part(host, sizeof(host));
 	copy_stem(id, out, outsz);
@@ -121,6 +134,10 @@ enum maildir_copy maildir_find_copy(const char *path, const struct maildir_copy_
 	size_t name_outsz, char *err, size_t errlen)
 {
 	char stem[200];
+	if (!plain_id(id->qid)) {
+		snprintf(err, errlen, "queue id unfit for a file name");
+		return MAILDIR_COPY_UNKNOWN;
+	}
 	copy_stem(id, stem, sizeof(stem));
 	/* The host part is not compared: a copy made before a change of host name counts. */
 	static const char *const subs[] = { "new", "cur" };
@@ -272,7 +289,7 @@ enum store_result maildir_deliver_copy(const char *path, const struct maildir_co
 {
 	char base[512];
 	if (!copy_base(id, base, sizeof(base))) {
-		snprintf(err, errlen, "host name too long for a Maildir file name");
+		snprintf(err, errlen, "queue id or host name unfit for a Maildir file name");
 		return STORE_TEMP;
 	}
 	return deliver_as(path, base, prefix, fd, offset, size, name_out, name_outsz, err, errlen);
