@@ -130,6 +130,7 @@ static const struct setting settings[] = {
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
 	NUM("queue", retry_max, T_DURATION, "1h", 1, 7 * 86400, "longest wait between attempts"),
 	NUM("queue", min_free, T_SIZE, "64M", 0, 1ull << 40, "free space kept on the queue's filesystem: below it MAIL gets 452 4.3.1"),
+	NUM("queue", cleanup_interval, T_DURATION, "1h", 1, 7 * 86400, "how often leftovers (old Maildir tmp/ files, stale queue files) are removed"),
 };
 #define N_SETTINGS (sizeof(settings) / sizeof(settings[0]))
 _Static_assert(N_SETTINGS <= CONF_MAX_SETTINGS, "raise CONF_MAX_SETTINGS");

@@ -105,6 +105,7 @@ struct conf {
 	uint64_t retry_min;
 	uint64_t retry_max;
 	uint64_t min_free;                  /* bytes kept free on the queue's filesystem */
+	uint64_t cleanup_interval;   /* seconds between passes over the leftovers */
 	/* [delivery] */
 	char resolver[CONF_NAME_MAX];      /* "" = /etc/resolv.conf; "ADDR@PORT" for tests */
 	uint64_t remote_port;               /* 25; tests move it */

@@ -4,7 +4,9 @@
  * Temporary failures are retried with doubling back-off (retry_min .. retry_max);
  * after max_lifetime the sender gets a failure report; after delay_notice, once, a
  * delay notice.  A restart resumes where it stopped; a recipient already delivered
- * is never delivered again.  Disk and network work run on these threads only. */
+ * is never delivered again.  Disk and network work run on these threads only; so do
+ * the chores: removing leftovers (at start, then every [queue] cleanup_interval) and
+ * the one postmaster notice per batch of messages moved to queue/failed/. */
 #ifndef POSTERN_DELIVERY_DELIVERY_H
 #define POSTERN_DELIVERY_DELIVERY_H
 
@@ -34,6 +36,9 @@ void delivery_stop(struct delivery **d);
  *   "release QID"
  *   "delete QID"        remove silently
  *   "bounce QID"        remove, returning it to the sender with a report
+ *   "requeue QID"       move it from queue/failed/ back, every recipient pending
+ *   "inflight"          "delivering QID WHERE ..." for each message a thread is on
+ *                       (WHERE: "MX+of+example.org", "relay+host:587", "local+mailbox")
  * Writes a one-line answer into reply; returns 0 on success, 1 on failure. */
 int delivery_control(struct delivery *d, const char *command, char *reply, size_t replysz);
 

@@ -13,15 +13,23 @@
 #include "conf/conf.h"
 #include "delivery/bounce.h"
 #include "delivery/local.h"
+#include "delivery/notice.h"
 #include "delivery/remote.h"
 #include "directory/directory.h"
 #include "net/client.h"
 #include "queue/queue.h"
+#include "store/maildir.h"
 #include "util/id.h"
 #include "util/log.h"
 
 #define MAX_DOMAINS_ACTIVE 1024
 #define BUSY_DOMAIN_WAIT 5      /* seconds before trying a domain at its limit again */
+#define WHERE_MAX 300           /* "MX of example.org", "relay host:port", "local mailbox" */
+#define NOTICE_BATCH_MAX 50     /* failed messages named in one postmaster notice */
+#define NOTICE_GATHER 5         /* seconds to gather a batch before the notice goes */
+#define LEFTOVER_AGE 3600       /* queue leftovers this old are removed */
+#define CLEAN_ENTRIES 100000    /* directory entries examined per queue directory per pass */
+#define CLEAN_MAILBOXES 2000    /* mailboxes whose tmp/ is cleaned per pass */
 
 struct item {
 	char qid[QUEUE_ID_LEN + 1];
@@ -45,6 +53,14 @@ struct delivery {
 	struct item *ready_head, *ready_tail;
 	struct item *deferred;          /* unsorted; scanned for the earliest */
 	char (*busy)[QUEUE_ID_LEN + 1]; /* messages being worked on, one per thread */
+	char (*where)[WHERE_MAX];       /* per thread: where busy[] is being delivered now */
+	/* chores (run by whichever delivery thread finds them due) */
+	bool chores_running;
+	time_t next_clean;
+	size_t mail_cursor;             /* maildir_clean_all's place */
+	struct failed_item batch[NOTICE_BATCH_MAX];
+	size_t n_batch, batch_more;     /* newly failed messages not yet told to the postmaster */
+	time_t batch_due;
 	struct domain_slot domains[MAX_DOMAINS_ACTIVE];
 	bool stopping;                  /* no new attempt starts */
 	bool cancelled;                 /* the stop deadline passed: transactions were cut off */
@@ -208,6 +224,44 @@ static time_t backoff(const struct conf *c, unsigned attempts)
 	return (time_t)(delay > c->retry_max ? c->retry_max : delay);
 }
 
+/* Record where this thread's message is being delivered (for `queue list`). */
+static void set_where(struct worker *w, const char *fmt, const char *arg)
+{
+	struct delivery *d = w->d;
+	if (!d->workers || w != &d->workers[w->index])
+		return;   /* an admin command's stand-in worker */
+	pthread_mutex_lock(&d->lock);
+	snprintf(d->where[w->index], WHERE_MAX, fmt, arg);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* A message moved to queue/failed/: told to the postmaster in the next notice. */
+static void note_failed(struct delivery *d, const char *qid, const char *why)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->n_batch < NOTICE_BATCH_MAX) {
+		struct failed_item *it = &d->batch[d->n_batch++];
+		snprintf(it->qid, sizeof(it->qid), "%s", qid);
+		snprintf(it->why, sizeof(it->why), "%s", why);
+	} else {
+		d->batch_more++;
+	}
+	if (d->n_batch + d->batch_more == 1)
+		d->batch_due = time(NULL) + NOTICE_GATHER;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void keep_failed(struct delivery *d, const char *qid, const char *why, bool tell)
+{
+	if (!queue_move_failed_why(d->queue, qid, why)) {
+		log_event(LOG_ERR, "queue_error", "qid=%s error=\"cannot move to queue/failed: %s\"", qid, strerror(errno));
+		return;
+	}
+	if (tell)
+		note_failed(d, qid, why);
+}
+
 static const char *domain_of(const char *rcpt)
 {
 	const char *at = strrchr(rcpt, '@');
@@ -270,6 +324,7 @@ static void deliver_locals(struct run *r, bool *remote)
 			fail_rcpt(r, i, "5.1.1 no such mailbox here (it was removed after the message was accepted)");
 			break;
 		case WHERE_LOCAL:
+			set_where(r->w, "%s", "local mailbox");
 			switch (local_deliver(c, &r->m, i, path, r->may_repeat, why, sizeof(why))) {
 			case LOCAL_DELIVERED:
 				s->state = RCPT_DELIVERED;
@@ -359,6 +414,13 @@ static void deliver_remotes(struct run *r, bool *remote)
 			r->changed = true;
 			continue;
 		}
+		if (via_relay) {
+			char hp[300];
+			snprintf(hp, sizeof(hp), "%.255s:%llu", dom, (unsigned long long)d->conf->relay_port);
+			set_where(r->w, "relay %s", hp);
+		} else {
+			set_where(r->w, "MX of %s", dom);
+		}
 		remote_deliver(r->w->remote, &r->m, via_relay ? "" : dom, r->group, g, r->res);
 		domain_release(d, dom);
 		bool cut_off = false;
@@ -437,6 +499,19 @@ static void maybe_delay_notice(struct run *r)
 	r->changed = true;
 }
 
+/* The state file was damaged; queue_state_read kept what it could read.  Say so, and
+ * write the salvaged state back at the end of this run (r->changed). */
+static void note_damaged_state(struct run *r)
+{
+	size_t todo = 0;
+	for (size_t i = 0; i < r->st.n; i++)
+		todo += r->st.r[i].state == RCPT_PENDING;
+	log_event(LOG_ERR, "state_corrupt", "qid=%s error=\"the delivery state file is damaged: %s\" recovered=%zu "
+		"recipients=%zu action=\"delivering to the %zu recipient(s) not known to be done; some may receive it twice\"",
+		r->m.env.qid, r->st.damage, r->st.recovered, r->st.n, todo);
+	r->changed = true;
+}
+
 /* Returns 0 when the message is finished, else the time to look at it again. */
 static time_t process(struct worker *w, const char *qid, bool force, bool fresh)
 {
@@ -447,16 +522,18 @@ static time_t process(struct worker *w, const char *qid, bool force, bool fresh)
 		if (strstr(err, "No such file"))
 			return 0;   /* finished elsewhere, or deleted by the admin */
 		log_event(LOG_ERR, "queue_corrupt", "qid=%s error=\"%s\" action=\"moved to queue/failed\"", qid, err);
-		queue_move_failed(d->queue, qid);
+		keep_failed(d, qid, err, true);
 		return 0;
 	}
 	size_t n = r.m.env.n_rcpts;
 	time_t again = 0;
 	if (!queue_state_read(d->queue, qid, n, &r.st)) {
-		log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot read the delivery state\"", qid);
+		log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot read the delivery state (out of memory)\"", qid);
 		queue_message_close(&r.m);
 		return r.now + (time_t)d->conf->retry_min;
 	}
+	if (r.st.damaged)
+		note_damaged_state(&r);
 	if (r.st.held) {
 		queue_state_free(&r.st);
 		queue_message_close(&r.m);
@@ -473,7 +550,7 @@ static time_t process(struct worker *w, const char *qid, bool force, bool fresh)
 	/* A message just committed and never tried cannot have a copy anywhere yet;
 	 * anything else (found at start, retried) may follow an attempt a crash cut
 	 * short before its state was saved. */
-	r.may_repeat = !fresh || r.st.delay_notified;
+	r.may_repeat = !fresh || r.st.delay_notified || r.st.damaged;
 	for (size_t i = 0; i < n && !r.may_repeat; i++)
 		r.may_repeat = r.st.r[i].attempts > 0 || r.st.r[i].state != RCPT_PENDING;
 	deliver_locals(&r, remote);
@@ -498,8 +575,16 @@ static time_t process(struct worker *w, const char *qid, bool force, bool fresh)
 		if (r.changed && !queue_state_write(d->queue, qid, &r.st))
 			log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot save the delivery state: %s\"", qid, strerror(errno));
 	} else if (failed && !r.m.env.sender[0]) {
-		/* Nobody to tell (a bounce that failed): keep it for the administrator. */
-		queue_move_failed(d->queue, qid);
+		/* Nobody to tell (a bounce that failed): keep it for the administrator, and
+		 * tell the postmaster, unless it is the postmaster's own notice (no loop). */
+		char why[NOTICE_REASON_MAX + 200] = "undeliverable report";
+		for (size_t i = 0; i < n; i++)
+			if (r.st.r[i].state == RCPT_FAILED) {
+				snprintf(why, sizeof(why), "undeliverable report to <%.200s>: %.180s", r.m.env.rcpts[i],
+					r.st.r[i].last_reply);
+				break;
+			}
+		keep_failed(d, qid, why, strcmp(r.m.env.protocol, NOTICE_PROTOCOL) != 0);
 		log_event(LOG_WARN, "kept", "qid=%s reason=\"undeliverable report\" where=queue/failed", qid);
 	} else {
 		queue_remove(d->queue, qid);
@@ -514,6 +599,137 @@ out:
 	queue_state_free(&r.st);
 	queue_message_close(&r.m);
 	return again;
+}
+
+/* --- chores ------------------------------------------------------------------- */
+
+/* Leftovers: Maildir tmp/ files older than 36 hours, stale files in queue/state/
+ * and junk in queue/active/ (see queue_clean).  Bounded per pass. */
+static void clean_leftovers(struct delivery *d, bool first)
+{
+	struct queue_clean_counts qc = { 0 };
+	time_t now = time(NULL);
+	queue_clean(d->queue, now, LEFTOVER_AGE, CLEAN_ENTRIES, &qc);
+	char mail_root[1100];
+	snprintf(mail_root, sizeof(mail_root), "%s/mail", d->conf->data_dir);
+	unsigned boxes = 0, tmp_removed = 0;
+	maildir_clean_all(mail_root, now, MAILDIR_TMP_MAX_AGE, &d->mail_cursor, CLEAN_MAILBOXES, &boxes, &tmp_removed);
+	if (first || tmp_removed || qc.state_tmp || qc.orphan_state || qc.active_junk)
+		log_event(tmp_removed || qc.state_tmp || qc.orphan_state || qc.active_junk ? LOG_WARN : LOG_INFO, "cleanup",
+			"maildir_tmp=%u mailboxes=%u state_tmp=%u orphan_state=%u active_junk=%u", tmp_removed, boxes,
+			qc.state_tmp, qc.orphan_state, qc.active_junk);
+}
+
+/* Files in active/ the runner does not know of (put there by hand, or back from
+ * failed/ by an administrator with mv): scheduled now, so that a hostile one (a FIFO,
+ * a link) is moved aside and a real one delivered, without waiting for a restart. */
+struct rescan {
+	struct delivery *d;
+	char (*known)[QUEUE_ID_LEN + 1];
+	size_t n_known;
+	unsigned added;
+};
+
+static int cmp_qid(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void rescan_one(void *arg, const char *qid)
+{
+	struct rescan *rs = arg;
+	if (rs->known && bsearch(qid, rs->known, rs->n_known, sizeof(*rs->known), cmp_qid))
+		return;
+	/* Enqueued since the snapshot (a commit that just finished)?  Rare: walk to be sure. */
+	pthread_mutex_lock(&rs->d->lock);
+	bool known = is_busy(rs->d, qid);
+	for (struct item *it = rs->d->ready_head; it && !known; it = it->next)
+		known = strcmp(it->qid, qid) == 0;
+	for (struct item *it = rs->d->deferred; it && !known; it = it->next)
+		known = strcmp(it->qid, qid) == 0;
+	if (!known)
+		add_item(rs->d, qid, 0, false, false);
+	pthread_mutex_unlock(&rs->d->lock);
+	rs->added += !known;
+}
+
+static void rescan_active(struct delivery *d)
+{
+	struct rescan rs = { .d = d };
+	pthread_mutex_lock(&d->lock);
+	size_t n = 0;
+	for (struct item *it = d->ready_head; it; it = it->next)
+		n++;
+	for (struct item *it = d->deferred; it; it = it->next)
+		n++;
+	rs.known = calloc(n ? n : 1, sizeof(*rs.known));
+	if (rs.known) {
+		for (struct item *it = d->ready_head; it; it = it->next)
+			memcpy(rs.known[rs.n_known++], it->qid, QUEUE_ID_LEN + 1);
+		for (struct item *it = d->deferred; it; it = it->next)
+			memcpy(rs.known[rs.n_known++], it->qid, QUEUE_ID_LEN + 1);
+	}
+	pthread_mutex_unlock(&d->lock);
+	if (!rs.known)
+		return;
+	qsort(rs.known, rs.n_known, sizeof(*rs.known), cmp_qid);
+	queue_list_active(d->queue, rescan_one, &rs);
+	free(rs.known);
+	if (rs.added)
+		log_event(LOG_INFO, "queue_rescan", "found=%u reason=\"in queue/active/ but not scheduled\"", rs.added);
+}
+
+/* The one notice for the batch of newly failed messages. */
+static void send_failed_notice(struct delivery *d)
+{
+	struct failed_item items[NOTICE_BATCH_MAX];
+	pthread_mutex_lock(&d->lock);
+	size_t n = d->n_batch, more = d->batch_more;
+	memcpy(items, d->batch, n * sizeof(items[0]));
+	d->n_batch = d->batch_more = 0;
+	pthread_mutex_unlock(&d->lock);
+	if (!n)
+		return;
+	char qid[QUEUE_ID_LEN + 1], err[256] = "", to[QUEUE_ADDR_MAX];
+	notice_recipient(d->conf, to, sizeof(to));
+	if (notice_failed_send(d->queue, d->conf, items, n, more, qid, err, sizeof(err))) {
+		log_event(LOG_WARN, "failed_notice_sent", "notice_qid=%s to=<%s> messages=%zu", qid, to, n + more);
+		delivery_enqueue(d, qid);
+	} else {
+		log_event(LOG_ERR, "failed_notice_error", "to=<%s> messages=%zu error=\"%s\"", to, n + more, err);
+	}
+}
+
+/* Lock held; returns with it held.  One thread at a time. */
+static void run_chores(struct delivery *d)
+{
+	time_t now = time(NULL);
+	bool clean = now >= d->next_clean, notice = d->n_batch + d->batch_more && now >= d->batch_due;
+	if (d->chores_running || (!clean && !notice))
+		return;
+	d->chores_running = true;
+	bool first = d->next_clean == 0;
+	if (clean)
+		d->next_clean = now + (time_t)d->conf->cleanup_interval;
+	pthread_mutex_unlock(&d->lock);
+	if (clean) {
+		clean_leftovers(d, first);
+		if (!first)
+			rescan_active(d);   /* at start delivery_start has just listed them */
+	}
+	if (notice)
+		send_failed_notice(d);
+	pthread_mutex_lock(&d->lock);
+	d->chores_running = false;
+}
+
+/* When a waiting thread must wake up for the chores (lock held). */
+static time_t chores_due(const struct delivery *d)
+{
+	time_t t = d->next_clean;
+	if (d->n_batch + d->batch_more && d->batch_due < t)
+		t = d->batch_due;
+	return t;
 }
 
 /* --- threads ------------------------------------------------------------------ */
@@ -544,6 +760,9 @@ static void *delivery_thread(void *arg)
 	char err[256];
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping) {
+		run_chores(d);
+		if (d->stopping)
+			break;
 		struct item *it = take_ready(d);
 		if (!it) {
 			struct item **e = earliest(d);
@@ -566,15 +785,13 @@ static void *delivery_thread(void *arg)
 				if (d->stopping)
 					break;
 				e = earliest(d);
-				if (d->ready_head) {
-					struct timespec ts = { .tv_sec = time(NULL) + 1 };
-					pthread_cond_timedwait(&d->cond, &d->lock, &ts);
-				} else if (e) {
-					struct timespec ts = { .tv_sec = (*e)->due };
-					pthread_cond_timedwait(&d->cond, &d->lock, &ts);
-				} else {
-					pthread_cond_wait(&d->cond, &d->lock);
-				}
+				time_t wake = chores_due(d);
+				if (d->ready_head)
+					wake = time(NULL) + 1;
+				else if (e && (*e)->due < wake)
+					wake = (*e)->due;
+				struct timespec ts = { .tv_sec = wake };
+				pthread_cond_timedwait(&d->cond, &d->lock, &ts);
 				continue;
 			}
 		}
@@ -588,6 +805,7 @@ static void *delivery_thread(void *arg)
 			: time(NULL) + (time_t)d->conf->retry_min;
 		pthread_mutex_lock(&d->lock);
 		d->busy[w->index][0] = '\0';
+		d->where[w->index][0] = '\0';
 		if (again) {
 			it->due = again;
 			it->force = false;
@@ -638,12 +856,14 @@ struct delivery *delivery_start(const struct conf *c, struct queue *q, const str
 	d->threads = calloc(n, sizeof(pthread_t));
 	d->started = calloc(n, sizeof(bool));
 	d->busy = calloc(n, sizeof(*d->busy));
+	d->where = calloc(n, sizeof(*d->where));
 	struct worker *ws = calloc(n, sizeof(struct worker));
-	if (!d->threads || !d->busy || !ws || !d->started) {
+	if (!d->threads || !d->busy || !d->where || !ws || !d->started) {
 		free(ws);
 		free(d->threads);
 		free(d->started);
 		free(d->busy);
+		free(d->where);
 		free(d);
 		return NULL;
 	}
@@ -734,6 +954,7 @@ void delivery_stop(struct delivery **dp)
 	free(d->threads);
 	free(d->started);
 	free(d->busy);
+	free(d->where);
 	free(d);
 	*dp = NULL;
 }
@@ -797,12 +1018,37 @@ static bool bounce_now(struct delivery *d, const char *qid, char *reply, size_t 
 	return ok;
 }
 
+/* "delivering QID WHERE QID WHERE ..." (spaces in WHERE written as '+'), bounded. */
+static void list_inflight(struct delivery *d, char *reply, size_t replysz)
+{
+	size_t len = (size_t)snprintf(reply, replysz, "delivering");
+	pthread_mutex_lock(&d->lock);
+	for (unsigned i = 0; i < d->nthreads && len < replysz; i++) {
+		if (!d->busy[i][0])
+			continue;
+		char where[WHERE_MAX];
+		snprintf(where, sizeof(where), "%s", d->where[i][0] ? d->where[i] : "starting");
+		for (char *c = where; *c; c++)
+			if (*c == ' ' || *c == '+' || (unsigned char)*c < 0x21 || (unsigned char)*c > 0x7e)
+				*c = '+';
+		size_t need = strlen(d->busy[i]) + strlen(where) + 2;
+		if (len + need >= replysz)
+			break;
+		len += (size_t)snprintf(reply + len, replysz - len, " %s %s", d->busy[i], where);
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
 int delivery_control(struct delivery *d, const char *command, char *reply, size_t replysz)
 {
 	char verb[16] = "", qid[64] = "";
 	if (sscanf(command, "%15s %63s", verb, qid) < 1) {
 		snprintf(reply, replysz, "empty command");
 		return 1;
+	}
+	if (strcmp(verb, "inflight") == 0) {
+		list_inflight(d, reply, replysz);
+		return 0;
 	}
 	if (strcmp(verb, "flush") == 0) {
 		pthread_mutex_lock(&d->lock);
@@ -858,8 +1104,20 @@ int delivery_control(struct delivery *d, const char *command, char *reply, size_
 			log_event(LOG_WARN, "deleted", "qid=%s by=admin", qid);
 	} else if (strcmp(verb, "bounce") == 0) {
 		ok = bounce_now(d, qid, reply, replysz);
+	} else if (strcmp(verb, "requeue") == 0) {
+		ok = queue_requeue(d->queue, qid);
+		if (ok) {
+			log_event(LOG_WARN, "requeued", "qid=%s by=admin from=queue/failed", qid);
+			snprintf(reply, replysz, "%s back in the queue: every recipient will be tried now", qid);
+			pthread_mutex_lock(&d->lock);
+			add_item(d, qid, 0, true, false);
+			pthread_mutex_unlock(&d->lock);
+		} else {
+			snprintf(reply, replysz, errno == ENOENT ? "no message %s in queue/failed/"
+				: "%s is not a readable queue file and cannot be requeued (postern queue delete removes it)", qid);
+		}
 	} else {
-		snprintf(reply, replysz, "unknown command %s (flush, retry, hold, release, delete, bounce)", verb);
+		snprintf(reply, replysz, "unknown command %s (flush, retry, hold, release, delete, bounce, requeue, inflight)", verb);
 		ok = false;
 	}
 	return ok ? 0 : 1;

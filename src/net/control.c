@@ -22,6 +22,7 @@
 
 #define CONTROL_LINE_MAX 256
 #define CONTROL_TIMEOUT 10
+#define CONTROL_REPLY_MAX 16384
 
 struct control {
 	struct evconnlistener *listener;
@@ -34,7 +35,7 @@ struct control_job {
 	struct bufferevent *bev;
 	struct delivery *d;
 	char command[CONTROL_LINE_MAX + 1];
-	char reply[512];
+	char reply[CONTROL_REPLY_MAX];   /* "inflight" names every busy message */
 	int status;
 };
 
@@ -47,6 +48,8 @@ static void job_work(void *arg)
 {
 	struct control_job *j = arg;
 	j->status = delivery_control(j->d, j->command, j->reply, sizeof(j->reply));
+	if (strcmp(j->command, "inflight") == 0)
+		return;   /* read-only, asked by every `postern queue list` */
 	log_event(LOG_INFO, "admin", "command=\"%.60s\" status=%d reply=\"%.200s\"", j->command, j->status, j->reply);
 }
 

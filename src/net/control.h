@@ -1,7 +1,8 @@
 /* control.h - the admin control socket, data_dir/run/control.sock (mode 0600): the
- * `postern queue flush|retry|hold|release|delete|bounce` commands reach the running
- * server here, so the queue runner changes its own state safely.  One line in, one
- * line out.  The work runs on a worker thread, never on the event loop. */
+ * `postern queue flush|retry|hold|release|delete|bounce|requeue` commands reach the
+ * running server here, so the queue runner changes its own state safely, and
+ * `queue list` asks which messages are being delivered right now ("inflight").  One
+ * line in, one line out (at most 16 KiB).  The work runs on a worker thread, never on the event loop. */
 #ifndef POSTERN_NET_CONTROL_H
 #define POSTERN_NET_CONTROL_H
 

@@ -45,7 +45,16 @@ struct queue {
 	int active_dirfd;
 	int state_dirfd;
 	struct space_watch space;
+	int failed_dirfd;
 };
+
+void (*queue_crash_point)(const char *step);
+
+static void crash_point(const char *step)
+{
+	if (queue_crash_point)
+		queue_crash_point(step);
+}
 
 struct queue_writer {
 	struct queue *q;
@@ -111,7 +120,7 @@ static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
-	q->active_dirfd = q->state_dirfd = -1;
+	q->active_dirfd = q->state_dirfd = q->failed_dirfd = -1;
 	pthread_mutex_init(&q->space.lock, NULL);
 	snprintf(q->root, sizeof(q->root), "%s/queue", data_dir);
 	static const char *const subdirs[] = { "incoming", "active", "state", "failed" };
@@ -133,7 +142,11 @@ static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server
 	q->active_dirfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	snprintf(p, sizeof(p), "%s/state", q->root);
 	q->state_dirfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (q->active_dirfd < 0 || q->state_dirfd < 0) {
+	if (q->state_dirfd >= 0) {
+		snprintf(p, sizeof(p), "%s/failed", q->root);
+		q->failed_dirfd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (q->active_dirfd < 0 || q->state_dirfd < 0 || q->failed_dirfd < 0) {
 		snprintf(err, errlen, "cannot open %s: %s", p, strerror(errno));
 		queue_close(&q);
 		return false;
@@ -152,6 +165,8 @@ void queue_close(struct queue **qp)
 	if (q->state_dirfd >= 0)
 		close(q->state_dirfd);
 	pthread_mutex_destroy(&q->space.lock);
+	if (q->failed_dirfd >= 0)
+		close(q->failed_dirfd);
 	free(q);
 	*qp = NULL;
 }
@@ -521,8 +536,53 @@ void queue_writer_free(struct queue_writer **wp)
 
 /* --- reading -------------------------------------------------------------- */
 
-bool queue_message_open(struct queue *q, const char *qid, struct queue_message *m,
-	char *err, size_t errlen)
+static const char *file_kind(mode_t mode)
+{
+	if (S_ISFIFO(mode))
+		return "a FIFO";
+	if (S_ISDIR(mode))
+		return "a directory";
+	if (S_ISCHR(mode) || S_ISBLK(mode))
+		return "a device";
+	if (S_ISSOCK(mode))
+		return "a socket";
+	if (S_ISLNK(mode))
+		return "a symbolic link";
+	return "not a regular file";
+}
+
+/* Open dirfd/name for reading as a spool file: never follow a symbolic link (one in
+ * active/ could point anywhere, and its target would be delivered), never block (a
+ * FIFO would hold a delivery thread in open() for ever), and accept only a regular
+ * file.  Returns the descriptor (blocking again) or -1 with the reason in err; a
+ * missing file says strerror(ENOENT) and leaves errno ENOENT. */
+static int open_spool_file(int dirfd, const char *name, char *err, size_t errlen)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int e = errno;
+		if (e == ELOOP)
+			snprintf(err, errlen, "a symbolic link, not a queue file (refused: it could point outside the queue)");
+		else
+			snprintf(err, errlen, "cannot open: %s", strerror(e));
+		errno = e;
+		return -1;
+	}
+	struct stat sb;
+	bool statted = fstat(fd, &sb) == 0;
+	if (!statted || !S_ISREG(sb.st_mode)) {
+		snprintf(err, errlen, "%s, not a queue file (refused)", statted ? file_kind(sb.st_mode) : "unreadable");
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	return fd;
+}
+
+static bool message_open_at(int dirfd, const char *qid, struct queue_message *m, char *err, size_t errlen)
 {
 	memset(m, 0, sizeof(*m));
 	m->fd = -1;
@@ -530,11 +590,9 @@ bool queue_message_open(struct queue *q, const char *qid, struct queue_message *
 		snprintf(err, errlen, "not a queue id");
 		return false;
 	}
-	int fd = openat(q->active_dirfd, qid, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "cannot open: %s", strerror(errno));
+	int fd = open_spool_file(dirfd, qid, err, errlen);
+	if (fd < 0)
 		return false;
-	}
 	struct stat st;
 	if (fstat(fd, &st) != 0 || st.st_size < (off_t)QUEUE_TRAILER_LEN) {
 		snprintf(err, errlen, "file too short to be complete");
@@ -585,6 +643,26 @@ bool queue_message_open(struct queue *q, const char *qid, struct queue_message *
 	m->body_offset = body;
 	m->body_size = size;
 	return true;
+}
+
+bool queue_message_open(struct queue *q, const char *qid, struct queue_message *m,
+	char *err, size_t errlen)
+{
+	return message_open_at(q->active_dirfd, qid, m, err, errlen);
+}
+
+bool queue_failed_open(struct queue *q, const char *qid, struct queue_message *m, char *err, size_t errlen)
+{
+	return message_open_at(q->failed_dirfd, qid, m, err, errlen);
+}
+
+void queue_failed_describe(struct queue *q, const char *qid, char *out, size_t outsz)
+{
+	struct queue_message m;
+	if (queue_failed_open(q, qid, &m, out, outsz)) {
+		snprintf(out, outsz, "a complete queue file");
+		queue_message_close(&m);
+	}
 }
 
 void queue_message_close(struct queue_message *m)
@@ -722,19 +800,101 @@ bad:
 	return false;
 }
 
+/* What can be read of a damaged state file: every "r" record whose index, state
+ * and the space after the state are intact, each recipient once; anything else
+ * (garbage, a cut line, another message's records) is skipped.  A recipient with no
+ * readable record stays pending: delivering it again is better than losing it. */
+static void state_salvage(const char *data, size_t len, size_t n, struct queue_state *st)
+{
+	bool *seen = calloc(n ? n : 1, sizeof(bool));
+	if (!seen)
+		return;
+	size_t pos = 0;
+	while (pos < len) {
+		const char *nl = memchr(data + pos, '\n', len - pos);
+		size_t ll = nl ? (size_t)(nl - (data + pos)) : len - pos;
+		char line[QUEUE_REPLY_MAX * 3 + 128];
+		bool fits = ll < sizeof(line);
+		if (fits) {
+			memcpy(line, data + pos, ll);
+			line[ll] = '\0';
+		}
+		pos += ll + 1;
+		unsigned long long idx, state, attempts = 0;
+		long long next = 0;
+		int after_state = 0, consumed = 0;
+		if (!fits || sscanf(line, "r %llu %llu%n", &idx, &state, &after_state) != 2 || line[after_state] != ' ' ||
+			idx >= n || seen[idx] || state > RCPT_FAILED)
+			continue;
+		seen[idx] = true;
+		st->recovered++;
+		struct queue_rcpt_state *r = &st->r[idx];
+		r->state = (unsigned char)state;
+		if (sscanf(line + after_state, " %llu %lld %n", &attempts, &next, &consumed) == 2 && consumed > 0 &&
+			attempts <= 1000000) {
+			r->attempts = (unsigned)attempts;
+			r->next_try = next;
+			const char *reply = line + after_state + consumed;
+			if (strcmp(reply, "-") == 0 || !get_value(reply, strlen(reply), r->last_reply, sizeof(r->last_reply)))
+				r->last_reply[0] = '\0';
+		}
+	}
+	free(seen);
+}
+
+/* The whole file, if it is a regular file of a sane size; NULL with the reason. */
+static char *state_slurp(struct queue *q, const char *qid, size_t *len, bool *missing, char *why, size_t whysz)
+{
+	*missing = false;
+	int fd = open_spool_file(q->state_dirfd, qid, why, whysz);
+	if (fd < 0) {
+		*missing = errno == ENOENT;
+		return NULL;
+	}
+	struct stat sb;
+	char *buf = NULL;
+	if (fstat(fd, &sb) != 0 || (size_t)sb.st_size > STATE_MAX)
+		snprintf(why, whysz, "larger than any state file");
+	else if (!(buf = malloc((size_t)sb.st_size + 1)))
+		snprintf(why, whysz, "out of memory");
+	else if (pread(fd, buf, (size_t)sb.st_size, 0) != sb.st_size) {
+		snprintf(why, whysz, "read failed: %s", strerror(errno));
+		free(buf);
+		buf = NULL;
+	}
+	close(fd);
+	*len = buf ? (size_t)sb.st_size : 0;
+	return buf;
+}
+
 bool queue_state_read(struct queue *q, const char *qid, size_t n, struct queue_state *st)
 {
-	int fd = openat(q->state_dirfd, qid, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT && state_alloc(st, n);   /* no state yet: all pending */
-	struct stat sb;
-	bool ok = fstat(fd, &sb) == 0 && sb.st_size >= 0 && (size_t)sb.st_size <= STATE_MAX;
-	char *buf = ok ? malloc((size_t)sb.st_size + 1) : NULL;
-	ok = buf && pread(fd, buf, (size_t)sb.st_size, 0) == sb.st_size;
-	close(fd);
-	ok = ok && queue_state_parse(buf, (size_t)sb.st_size, n, st);
+	size_t len = 0;
+	bool missing;
+	char why[128] = "";
+	char *buf = state_slurp(q, qid, &len, &missing, why, sizeof(why));
+	if (!buf && missing)
+		return state_alloc(st, n);   /* no state yet: all pending */
+	if (buf && queue_state_parse(buf, len, n, st)) {
+		free(buf);
+		return true;
+	}
+	if (!state_alloc(st, n)) {
+		free(buf);
+		return false;
+	}
+	st->damaged = true;
+	if (buf) {
+		snprintf(why, sizeof(why), "%s", len == 0 ? "empty" : "malformed, truncated or for another message");
+		state_salvage(buf, len, n, st);
+		if (len >= strlen(STATE_MAGIC) && memcmp(buf, STATE_MAGIC, strlen(STATE_MAGIC)) == 0) {
+			st->held = memmem(buf, len, "\nheld 1\n", 8) != NULL;
+			st->delay_notified = memmem(buf, len, "\ndelay-notified 1\n", 18) != NULL;
+		}
+	}
+	snprintf(st->damage, sizeof(st->damage), "%s", why);
 	free(buf);
-	return ok;
+	return true;
 }
 
 bool queue_state_write(struct queue *q, const char *qid, const struct queue_state *st)
@@ -759,7 +919,10 @@ bool queue_state_write(struct queue *q, const char *qid, const struct queue_stat
 	char tmp[64];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", qid);
 	bool ok = !b.truncated;
-	int fd = ok ? openat(q->state_dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600) : -1;
+	/* A fresh file: whatever lies at the temporary name (a leftover, a FIFO, a link
+	 * planted there) is removed, never opened. */
+	unlinkat(q->state_dirfd, tmp, 0);
+	int fd = ok ? openat(q->state_dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
 	ok = fd >= 0 && fileio_write_all(fd, b.data, b.len) && fsync(fd) == 0;
 	if (fd >= 0)
 		close(fd);
@@ -794,23 +957,229 @@ bool queue_state_save(struct queue *q, const char *qid, const unsigned char *sta
 	return ok;
 }
 
+/* The order of removal.  The state file says which recipients are done; the queue
+ * file is the message.  A crash between two unlinks leaves one of:
+ *   - a queue file without its state (state removed first): at restart every
+ *     recipient counts as pending and the message is delivered again to all of
+ *     them.  Unsafe: that is the order this replaced.
+ *   - a state file without its queue file (queue file removed first): nothing is
+ *     delivered (there is no message), and the orphan state is removed by
+ *     queue_clean.  Safe.
+ * So: unlink the queue file, make that durable (fsync active/), and only then unlink
+ * the state file and fsync state/.  queue_move_failed follows the same order. */
 bool queue_remove(struct queue *q, const char *qid)
 {
-	unlinkat(q->state_dirfd, qid, 0);
-	bool ok = unlinkat(q->active_dirfd, qid, 0) == 0 || errno == ENOENT;
-	fsync(q->active_dirfd);
+	if (!id_is_queue_id(qid)) {
+		errno = EINVAL;
+		return false;
+	}
+	if (unlinkat(q->active_dirfd, qid, 0) != 0 && errno != ENOENT)
+		return false;   /* the message stays, with its state: nothing is redelivered */
+	bool ok = fsync(q->active_dirfd) == 0;
+	crash_point("queue-file-removed");
+	if (!ok)
+		return false;   /* its removal may not be durable: keep the state for it */
+	ok = unlinkat(q->state_dirfd, qid, 0) == 0 || errno == ENOENT;
+	ok = fsync(q->state_dirfd) == 0 && ok;
+	crash_point("state-removed");
 	return ok;
+}
+
+#define WHY_MAX 400
+
+static void why_name(const char *qid, char *out, size_t outsz)
+{
+	snprintf(out, outsz, "%s.why", qid);
+}
+
+/* failed/<qid>.why: written before the move, so a crash leaves at worst a reason
+ * without its message (harmless), never a failed message without a reason. */
+static void write_why(struct queue *q, const char *qid, const char *why)
+{
+	char name[64], line[WHY_MAX + 1];
+	why_name(qid, name, sizeof(name));
+	size_t n = 0;
+	for (const unsigned char *p = (const unsigned char *)why; *p && n < WHY_MAX - 1; p++)
+		line[n++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+	line[n++] = '\n';
+	unlinkat(q->failed_dirfd, name, 0);
+	int fd = openat(q->failed_dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	if (fileio_write_all(fd, line, n))
+		fsync(fd);
+	close(fd);
+}
+
+void queue_failed_reason(struct queue *q, const char *qid, char *out, size_t outsz)
+{
+	char name[64], err[128];
+	out[0] = '\0';
+	if (!id_is_queue_id(qid) || outsz == 0)
+		return;
+	why_name(qid, name, sizeof(name));
+	int e = errno;
+	int fd = open_spool_file(q->failed_dirfd, name, err, sizeof(err));
+	if (fd >= 0) {
+		ssize_t r = pread(fd, out, outsz - 1, 0);
+		out[r > 0 ? r : 0] = '\0';
+		out[strcspn(out, "\n")] = '\0';
+		close(fd);
+	}
+	errno = e;
 }
 
 bool queue_move_failed(struct queue *q, const char *qid)
 {
-	char src[1100], dst[1100];
-	snprintf(src, sizeof(src), "%s/active/%s", q->root, qid);
-	snprintf(dst, sizeof(dst), "%s/failed/%s", q->root, qid);
-	bool ok = rename(src, dst) == 0;
+	return queue_move_failed_why(q, qid, NULL);
+}
+
+bool queue_move_failed_why(struct queue *q, const char *qid, const char *why)
+{
+	if (!id_is_queue_id(qid)) {
+		errno = EINVAL;
+		return false;
+	}
+	if (why)
+		write_why(q, qid, why);
+	/* renameat moves a symbolic link or a FIFO itself, never what it points to. */
+	if (renameat(q->active_dirfd, qid, q->failed_dirfd, qid) != 0)
+		return false;
+	bool ok = fsync(q->failed_dirfd) == 0 && fsync(q->active_dirfd) == 0;
+	crash_point("queue-file-moved");
+	if (!ok)
+		return false;
+	ok = unlinkat(q->state_dirfd, qid, 0) == 0 || errno == ENOENT;
+	return fsync(q->state_dirfd) == 0 && ok;
+}
+
+bool queue_requeue(struct queue *q, const char *qid)
+{
+	if (!id_is_queue_id(qid)) {
+		errno = EINVAL;
+		return false;
+	}
+	char err[160];
+	struct queue_message m;
+	if (!queue_failed_open(q, qid, &m, err, sizeof(err))) {
+		if (errno != ENOENT)
+			errno = EINVAL;   /* a FIFO, a link, a damaged file: it cannot go back */
+		return false;
+	}
+	queue_message_close(&m);
+	/* A stale state (there should be none) must not mark recipients done. */
 	unlinkat(q->state_dirfd, qid, 0);
-	fsync(q->active_dirfd);
-	return ok;
+	if (fsync(q->state_dirfd) != 0)
+		return false;
+	if (renameat(q->failed_dirfd, qid, q->active_dirfd, qid) != 0)
+		return false;
+	char name[64];
+	why_name(qid, name, sizeof(name));
+	unlinkat(q->failed_dirfd, name, 0);
+	return fsync(q->active_dirfd) == 0 && fsync(q->failed_dirfd) == 0;
+}
+
+bool queue_remove_failed(struct queue *q, const char *qid)
+{
+	if (!id_is_queue_id(qid)) {
+		errno = EINVAL;
+		return false;
+	}
+	if (unlinkat(q->failed_dirfd, qid, 0) != 0)
+		return false;
+	char name[64];
+	why_name(qid, name, sizeof(name));
+	unlinkat(q->failed_dirfd, name, 0);
+	return fsync(q->failed_dirfd) == 0;
+}
+
+/* --- leftovers -------------------------------------------------------------- */
+
+static bool old_enough(int dirfd, const char *name, time_t now, time_t min_age)
+{
+	struct stat sb;
+	return fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(sb.st_mode) &&
+		now - sb.st_mtime >= min_age;
+}
+
+/* state/: "<qid>.tmp" left by a crash inside queue_state_write, and "<qid>" whose
+ * queue file is gone (a crash inside queue_remove, see above).  A state file is only
+ * written while its queue file exists in active/, so an old orphan is never needed
+ * again; queue ids are never reused. */
+static void clean_state(struct queue *q, time_t now, time_t min_age, size_t max_entries, struct queue_clean_counts *out)
+{
+	int fd = dup(q->state_dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d);
+	struct dirent *e;
+	size_t seen = 0;
+	bool removed = false;
+	while (seen++ < max_entries && (e = readdir(d)) != NULL) {
+		char id[QUEUE_ID_LEN + 1];
+		size_t nl = strlen(e->d_name);
+		bool tmp = nl == QUEUE_ID_LEN + 4 && strcmp(e->d_name + QUEUE_ID_LEN, ".tmp") == 0;
+		if (tmp) {
+			memcpy(id, e->d_name, QUEUE_ID_LEN);
+			id[QUEUE_ID_LEN] = '\0';
+			if (!id_is_queue_id(id))
+				continue;
+		} else if (!id_is_queue_id(e->d_name)) {
+			continue;
+		}
+		struct stat sb;
+		if (!tmp && (fstatat(q->active_dirfd, e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT))
+			continue;   /* its message is there (or cannot be told): keep */
+		if (!old_enough(q->state_dirfd, e->d_name, now, min_age) || unlinkat(q->state_dirfd, e->d_name, 0) != 0)
+			continue;
+		removed = true;
+		if (tmp)
+			out->state_tmp++;
+		else
+			out->orphan_state++;
+	}
+	closedir(d);
+	if (removed)
+		fsync(q->state_dirfd);
+}
+
+/* active/: only "<qid>" files belong there (they are written in incoming/ and
+ * renamed); anything else is junk left by hand or by another program. */
+static void clean_active(struct queue *q, time_t now, time_t min_age, size_t max_entries, struct queue_clean_counts *out)
+{
+	int fd = dup(q->active_dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	rewinddir(d);
+	struct dirent *e;
+	size_t seen = 0;
+	bool removed = false;
+	while (seen++ < max_entries && (e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 || id_is_queue_id(e->d_name))
+			continue;
+		if (!old_enough(q->active_dirfd, e->d_name, now, min_age) || unlinkat(q->active_dirfd, e->d_name, 0) != 0)
+			continue;
+		log_event(LOG_INFO, "spool_cleanup", "dir=active file=%s reason=\"not a queue file\"", e->d_name);
+		removed = true;
+		out->active_junk++;
+	}
+	closedir(d);
+	if (removed)
+		fsync(q->active_dirfd);
+}
+
+void queue_clean(struct queue *q, time_t now, time_t min_age, size_t max_entries, struct queue_clean_counts *out)
+{
+	clean_state(q, now, min_age, max_entries, out);
+	clean_active(q, now, min_age, max_entries, out);
 }
 
 /* --- space for new messages (see queue.h) ------------------------------------ */

@@ -30,6 +30,7 @@
 #define QUEUE_TRAILER_LEN 34   /* "\nEND " + 20 digits + " POSTERN\n" */
 
 struct queue;
+struct queue_message;
 
 struct queue_envelope {
 	char qid[QUEUE_ID_LEN + 1];
@@ -74,11 +75,18 @@ struct queue_rcpt_state {
 struct queue_state {
 	bool held;                       /* the admin holds it: no delivery */
 	bool delay_notified;             /* the delay notice went out */
+	bool damaged;                    /* the file was unreadable or corrupt: salvaged */
+	size_t recovered;                /* when damaged: recipients whose record was read */
+	char damage[128];                /* when damaged: what was wrong, for the log */
 	size_t n;
 	struct queue_rcpt_state *r;      /* n entries */
 };
 
-/* Read the state of a message with n recipients; a missing file means all pending. */
+/* Read the state of a message with n recipients; a missing file means all pending.
+ * A damaged file (truncated, garbage, another message's, not a regular file) is
+ * salvaged, never refused: the records that can be read are kept, every other
+ * recipient is pending (delivered again rather than lost), st->damaged is set and
+ * the caller logs it and writes the state back.  False only when out of memory. */
 bool queue_state_read(struct queue *q, const char *qid, size_t n, struct queue_state *st);
 bool queue_state_write(struct queue *q, const char *qid, const struct queue_state *st);
 void queue_state_free(struct queue_state *st);
@@ -88,6 +96,16 @@ bool queue_open(struct queue **q, const char *data_dir, char *err, size_t errlen
 bool queue_attach(struct queue **q, const char *data_dir, char *err, size_t errlen);
 /* Ids of messages kept in queue/failed/. */
 bool queue_list_failed(struct queue *q, void (*cb)(void *arg, const char *qid), void *arg);
+/* A message in queue/failed/ (for `queue show`, `queue list --failed`). */
+bool queue_failed_open(struct queue *q, const char *qid, struct queue_message *m, char *err, size_t errlen);
+/* What is in failed/<qid> when it cannot be opened as a queue file (a FIFO, a
+ * symbolic link, a damaged file): a short description, for the list. */
+void queue_failed_describe(struct queue *q, const char *qid, char *out, size_t outsz);
+/* Put failed/<qid> back into active/ with a fresh state (every recipient pending);
+ * false with errno ENOENT when there is no such failed message. */
+bool queue_requeue(struct queue *q, const char *qid);
+/* Remove failed/<qid> for good. */
+bool queue_remove_failed(struct queue *q, const char *qid);
 void queue_close(struct queue **q);
 
 /* Writing (event loop: plain writes only; commit runs on a worker thread). */
@@ -112,7 +130,10 @@ void queue_set_min_free(struct queue *q, uint64_t bytes);
  * (statvfs failed): UINT64_MAX, nothing is refused for it. */
 uint64_t queue_space_room(struct queue *q);
 
-/* Reading. */
+/* Reading.  Queue and state files are opened without following a symbolic link
+ * and without blocking (O_NOFOLLOW | O_NONBLOCK), and must be regular files: a
+ * FIFO, device, directory or link named like a queue id is refused with an error
+ * saying so (the queue runner moves it to failed/), never waited on or followed. */
 struct queue_message {
 	struct queue_envelope env;
 	int fd;
@@ -132,13 +153,32 @@ bool queue_list_active(struct queue *q, void (*cb)(void *arg, const char *qid), 
 
 bool queue_state_load(struct queue *q, const char *qid, unsigned char *state, size_t n);
 bool queue_state_save(struct queue *q, const char *qid, const unsigned char *state, size_t n);
-/* Every recipient done: remove the message and its state. */
+/* Every recipient done: remove the message and its state (the queue file first;
+ * see queue.c for why that order is the safe one). */
 bool queue_remove(struct queue *q, const char *qid);
-/* Keep a message that failed for the admin: move to queue/failed/. */
+/* Test hook: called between the steps of queue_remove/queue_move_failed with the
+ * step just finished ("queue-file-removed", ...); NULL outside tests. */
+extern void (*queue_crash_point)(const char *step);
+/* Keep a message that failed for the admin: move to queue/failed/, with why it
+ * failed in failed/<qid>.why (one line, control characters replaced) when given. */
 bool queue_move_failed(struct queue *q, const char *qid);
+bool queue_move_failed_why(struct queue *q, const char *qid, const char *why);
+/* The recorded reason for failed/<qid>, or "" (out holds at most outsz-1 octets). */
+void queue_failed_reason(struct queue *q, const char *qid, char *out, size_t outsz);
 /* Parse a state file held in memory (fuzz entry point). */
 bool queue_state_parse(const char *data, size_t len, size_t n, struct queue_state *st);
 
 const char *queue_dir(const struct queue *q);
+
+/* Leftovers (see queue.c): state/<qid>.tmp and orphan state files (no queue file)
+ * older than min_age seconds are removed; files in active/ not named like a queue
+ * id and older than min_age are removed.  At most max_entries directory entries
+ * are examined per directory per call.  Counts are added to *out. */
+struct queue_clean_counts {
+	unsigned state_tmp;
+	unsigned orphan_state;
+	unsigned active_junk;
+};
+void queue_clean(struct queue *q, time_t now, time_t min_age, size_t max_entries, struct queue_clean_counts *out);
 
 #endif

@@ -294,3 +294,94 @@ enum store_result maildir_deliver_copy(const char *path, const struct maildir_co
 	}
 	return deliver_as(path, base, prefix, fd, offset, size, name_out, name_outsz, err, errlen);
 }
+
+/* --- leftovers in tmp/ -------------------------------------------------------- */
+
+static unsigned clean_one_tmp(const char *tmpdir, time_t now, time_t max_age, size_t *budget)
+{
+	DIR *d = opendir(tmpdir);
+	if (!d)
+		return 0;
+	unsigned removed = 0;
+	struct dirent *e;
+	while (*budget > 0 && (e = readdir(d)) != NULL) {
+		(*budget)--;
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		struct stat sb;
+		if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0 || S_ISDIR(sb.st_mode) ||
+			now - sb.st_mtime < max_age)
+			continue;
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	return removed;
+}
+
+unsigned maildir_clean_tmp(const char *path, time_t now, time_t max_age, size_t max_entries)
+{
+	size_t budget = max_entries;
+	char p[1200];
+	snprintf(p, sizeof(p), "%s/tmp", path);
+	unsigned removed = clean_one_tmp(p, now, max_age, &budget);
+	DIR *d = opendir(path);
+	if (!d)
+		return removed;
+	struct dirent *e;
+	/* Maildir++ folders: path/.Name/ with their own tmp/. */
+	while (budget > 0 && (e = readdir(d)) != NULL) {
+		budget--;
+		if (e->d_name[0] != '.' || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (snprintf(p, sizeof(p), "%s/%s/tmp", path, e->d_name) < (int)sizeof(p))
+			removed += clean_one_tmp(p, now, max_age, &budget);
+	}
+	closedir(d);
+	return removed;
+}
+
+#define CLEAN_ENTRIES_PER_MAILBOX 10000
+
+void maildir_clean_all(const char *mail_root, time_t now, time_t max_age, size_t *cursor, size_t max_mailboxes,
+	unsigned *mailboxes, unsigned *removed)
+{
+	DIR *dd = opendir(mail_root);
+	if (!dd) {
+		*cursor = 0;
+		return;
+	}
+	size_t k = 0, done = 0;
+	bool stopped = false;
+	struct dirent *de;
+	while (!stopped && (de = readdir(dd)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		char dom[1100];
+		if (snprintf(dom, sizeof(dom), "%s/%s", mail_root, de->d_name) >= (int)sizeof(dom))
+			continue;
+		DIR *ud = opendir(dom);
+		if (!ud)
+			continue;
+		struct dirent *ue;
+		while ((ue = readdir(ud)) != NULL) {
+			if (ue->d_name[0] == '.')
+				continue;
+			if (k++ < *cursor)
+				continue;
+			if (done == max_mailboxes) {
+				stopped = true;
+				break;
+			}
+			char box[1200];
+			if (snprintf(box, sizeof(box), "%s/%s", dom, ue->d_name) >= (int)sizeof(box))
+				continue;
+			done++;
+			*removed += maildir_clean_tmp(box, now, max_age, CLEAN_ENTRIES_PER_MAILBOX);
+		}
+		closedir(ud);
+	}
+	closedir(dd);
+	*mailboxes += (unsigned)done;
+	*cursor = stopped ? *cursor + done : 0;
+}

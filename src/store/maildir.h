@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* STORE_DUPLICATE: maildir_deliver_copy found this very copy already in new/. */
 enum store_result { STORE_OK, STORE_TEMP, STORE_PERM, STORE_DUPLICATE };
@@ -43,5 +44,20 @@ enum store_result maildir_deliver_copy(const char *path, const struct maildir_co
 enum maildir_copy { MAILDIR_COPY_ABSENT, MAILDIR_COPY_PRESENT, MAILDIR_COPY_UNKNOWN };
 enum maildir_copy maildir_find_copy(const char *path, const struct maildir_copy_id *id, char *name_out,
 	size_t name_outsz, char *err, size_t errlen);
+/* Leftovers in tmp/: a delivery that crashed between creating tmp/<unique> and its
+ * rename into new/.  The Maildir convention (maildir(5), Dovecot) removes files in
+ * tmp/ not touched for 36 hours; nothing still being written is that old. */
+#define MAILDIR_TMP_MAX_AGE (36 * 3600)
+
+/* Remove files in path/tmp/ (and in each Maildir++ folder's tmp/, path/.NAME/tmp/)
+ * older than max_age seconds; at most max_entries directory entries examined.
+ * Returns how many were removed. */
+unsigned maildir_clean_tmp(const char *path, time_t now, time_t max_age, size_t max_entries);
+
+/* Every mailbox under mail_root (mail_root/<domain>/<local>), a bounded number per
+ * call: *cursor says where the previous call stopped (0 at first) and is moved on,
+ * back to 0 after the last mailbox.  Counts are added to *mailboxes and *removed. */
+void maildir_clean_all(const char *mail_root, time_t now, time_t max_age, size_t *cursor, size_t max_mailboxes,
+	unsigned *mailboxes, unsigned *removed);
 
 #endif

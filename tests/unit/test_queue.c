@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "queue/queue.h"
@@ -329,21 +330,266 @@ static void test_state(void **state)
 	assert_true(queue_state_save(fx->q, qid, save, 5));
 	assert_true(queue_state_load(fx->q, qid, st, 5));
 	assert_memory_equal(st, save, 5);
-	/* a different count is refused */
-	unsigned char st3[3];
-	assert_false(queue_state_load(fx->q, qid, st3, 3));
-	unsigned char st7[7];
-	assert_false(queue_state_load(fx->q, qid, st7, 7));
-	/* garbage is refused */
+	/* a file for another message (a different count) is damaged: what fits is kept */
+	struct queue_state qs;
+	assert_true(queue_state_read(fx->q, qid, 3, &qs));
+	assert_true(qs.damaged);
+	assert_int_equal(qs.recovered, 3);
+	assert_int_equal(qs.r[0].state, RCPT_DELIVERED);
+	assert_int_equal(qs.r[2].state, RCPT_FAILED);
+	queue_state_free(&qs);
+	assert_true(queue_state_read(fx->q, qid, 7, &qs));
+	assert_true(qs.damaged);
+	assert_int_equal(qs.recovered, 5);
+	assert_int_equal(qs.r[6].state, RCPT_PENDING);
+	queue_state_free(&qs);
+	/* garbage: damaged, nothing recovered, every recipient pending (never refused) */
 	char path[1200];
 	snprintf(path, sizeof(path), "%s/queue/state/%s", fx->dir, qid);
 	int fd = open(path, O_WRONLY | O_TRUNC);
 	assert_int_equal(write(fd, "01x21\n", 6), 6);
 	close(fd);
-	assert_false(queue_state_load(fx->q, qid, st, 5));
+	memset(st, 9, sizeof(st));
+	assert_true(queue_state_load(fx->q, qid, st, 5));
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(st[i], RCPT_PENDING);
 	/* no temporary file is left behind */
 	snprintf(path, sizeof(path), "%s/queue/state", fx->dir);
 	assert_int_equal(count_files(path), 1);
+}
+
+/* --- hostile files in the spool -------------------------------------------- */
+
+static void write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/* A FIFO named like a queue id used to block open() for ever; a symbolic link was
+ * followed and its target delivered.  Both are refused at once, saying what they are. */
+static void test_fifo_and_symlink_refused(void **state)
+{
+	struct fixture *fx = *state;
+	char good[QUEUE_ID_LEN + 1], path[1200], target[1200], err[256];
+	commit_one(fx, "Subject: x\r\n\r\nhello\r\n", good);
+	const char *fifo_id = "00000000000000F1", *link_id = "00000000000000F2";
+	snprintf(path, sizeof(path), "%s/queue/active/%s", fx->dir, fifo_id);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	struct queue_message m;
+	assert_false(queue_message_open(fx->q, fifo_id, &m, err, sizeof(err)));
+	assert_non_null(strstr(err, "FIFO"));
+	/* a link to a complete queue file outside active/ */
+	snprintf(target, sizeof(target), "%s/outside", fx->dir);
+	snprintf(path, sizeof(path), "%s/queue/active/%s", fx->dir, good);
+	assert_int_equal(link(path, target), 0);
+	snprintf(path, sizeof(path), "%s/queue/active/%s", fx->dir, link_id);
+	assert_int_equal(symlink(target, path), 0);
+	assert_false(queue_message_open(fx->q, link_id, &m, err, sizeof(err)));
+	assert_non_null(strstr(err, "symbolic link"));
+	/* the real message still opens */
+	assert_true(queue_message_open(fx->q, good, &m, err, sizeof(err)));
+	queue_message_close(&m);
+	/* moved to failed/: the link itself, not its target */
+	assert_true(queue_move_failed(fx->q, fifo_id));
+	assert_true(queue_move_failed(fx->q, link_id));
+	struct stat sb;
+	snprintf(path, sizeof(path), "%s/queue/failed/%s", fx->dir, link_id);
+	assert_int_equal(lstat(path, &sb), 0);
+	assert_true(S_ISLNK(sb.st_mode));
+	assert_int_equal(stat(target, &sb), 0);
+	char desc[256];
+	queue_failed_describe(fx->q, fifo_id, desc, sizeof(desc));
+	assert_non_null(strstr(desc, "FIFO"));
+	assert_false(queue_requeue(fx->q, fifo_id));
+	/* a FIFO (or link) in state/ is damaged state, read without blocking */
+	snprintf(path, sizeof(path), "%s/queue/state/%s", fx->dir, good);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	struct queue_state qs;
+	assert_true(queue_state_read(fx->q, good, 1, &qs));
+	assert_true(qs.damaged);
+	assert_int_equal(qs.r[0].state, RCPT_PENDING);
+	assert_true(queue_state_write(fx->q, good, &qs));   /* replaces the FIFO */
+	queue_state_free(&qs);
+	assert_int_equal(lstat(path, &sb), 0);
+	assert_true(S_ISREG(sb.st_mode));
+	/* a FIFO planted at the temporary name is not opened either */
+	char tmp[1300];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	assert_int_equal(mkfifo(tmp, 0600), 0);
+	assert_true(queue_state_read(fx->q, good, 1, &qs));
+	assert_true(queue_state_write(fx->q, good, &qs));
+	queue_state_free(&qs);
+}
+
+/* A truncated state file keeps the records it still has. */
+static void test_state_salvage(void **state)
+{
+	struct fixture *fx = *state;
+	const char *qid = "0123456789ABCDE0";
+	struct queue_state qs;
+	assert_true(queue_state_read(fx->q, qid, 4, &qs));
+	assert_false(qs.damaged);
+	qs.r[0].state = RCPT_DELIVERED;
+	qs.r[1].state = RCPT_FAILED;
+	snprintf(qs.r[1].last_reply, sizeof(qs.r[1].last_reply), "550 5.1.1 no such user");
+	qs.r[2].state = RCPT_DELIVERED;
+	qs.r[2].attempts = 3;
+	assert_true(queue_state_write(fx->q, qid, &qs));
+	queue_state_free(&qs);
+	char path[1200];
+	snprintf(path, sizeof(path), "%s/queue/state/%s", fx->dir, qid);
+	struct stat sb;
+	assert_int_equal(stat(path, &sb), 0);
+	/* cut in the middle of recipient 2's record, after its state */
+	FILE *f = fopen(path, "rb");
+	char buf[4096];
+	size_t len = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	buf[len] = '\0';
+	char *r2 = strstr(buf, "r 2 1 3 ");
+	assert_non_null(r2);
+	assert_int_equal(truncate(path, (off_t)(r2 - buf) + 7), 0);
+	assert_true(queue_state_read(fx->q, qid, 4, &qs));
+	assert_true(qs.damaged);
+	assert_int_equal(qs.recovered, 3);
+	assert_int_equal(qs.r[0].state, RCPT_DELIVERED);
+	assert_int_equal(qs.r[1].state, RCPT_FAILED);
+	assert_string_equal(qs.r[1].last_reply, "550 5.1.1 no such user");
+	assert_int_equal(qs.r[2].state, RCPT_DELIVERED);
+	assert_int_equal(qs.r[3].state, RCPT_PENDING);
+	queue_state_free(&qs);
+	/* cut before recipient 2's state: it is pending again (a duplicate, not a loss) */
+	assert_int_equal(truncate(path, (off_t)(r2 - buf) + 4), 0);
+	assert_true(queue_state_read(fx->q, qid, 4, &qs));
+	assert_int_equal(qs.recovered, 2);
+	assert_int_equal(qs.r[2].state, RCPT_PENDING);
+	queue_state_free(&qs);
+	/* empty */
+	assert_int_equal(truncate(path, 0), 0);
+	assert_true(queue_state_read(fx->q, qid, 4, &qs));
+	assert_true(qs.damaged);
+	assert_int_equal(qs.recovered, 0);
+	queue_state_free(&qs);
+	/* garbage with a record for another index and a duplicate */
+	write_file(path, "POSTERN-STATE 2\nheld 1\n\x01\x02zz\nr 9 1 0 0 -\nr 1 1 0 0 -\nr 1 0 0 0 -\n");
+	assert_true(queue_state_read(fx->q, qid, 4, &qs));
+	assert_true(qs.held);
+	assert_int_equal(qs.recovered, 1);
+	assert_int_equal(qs.r[1].state, RCPT_DELIVERED);
+	queue_state_free(&qs);
+}
+
+/* What each step of queue_remove leaves on disk, seen from a crash at that point. */
+static struct fixture *crash_fx;
+static const char *crash_qid;
+static unsigned crash_calls;
+
+static bool exists(const char *dir, const char *name)
+{
+	char p[1200];
+	snprintf(p, sizeof(p), "%s/queue/%s/%s", crash_fx->dir, dir, name);
+	struct stat sb;
+	return lstat(p, &sb) == 0;
+}
+
+static void on_crash_point(const char *step)
+{
+	crash_calls++;
+	if (strcmp(step, "queue-file-removed") == 0) {
+		/* A crash here must not leave a queue file without its state. */
+		assert_false(exists("active", crash_qid));
+		assert_true(exists("state", crash_qid));
+	} else if (strcmp(step, "queue-file-moved") == 0) {
+		assert_false(exists("active", crash_qid));
+		assert_true(exists("failed", crash_qid));
+	} else if (strcmp(step, "state-removed") == 0) {
+		assert_false(exists("state", crash_qid));
+	}
+}
+
+static void test_remove_order(void **state)
+{
+	struct fixture *fx = *state;
+	char qid[QUEUE_ID_LEN + 1];
+	commit_one(fx, "x", qid);
+	unsigned char st[1] = { RCPT_DELIVERED };
+	assert_true(queue_state_save(fx->q, qid, st, 1));
+	crash_fx = fx;
+	crash_qid = qid;
+	crash_calls = 0;
+	queue_crash_point = on_crash_point;
+	assert_true(queue_remove(fx->q, qid));
+	assert_int_equal(crash_calls, 2);
+	assert_false(exists("active", qid));
+	assert_false(exists("state", qid));
+	/* the same order when a message is moved to failed/ */
+	commit_one(fx, "y", qid);
+	assert_true(queue_state_save(fx->q, qid, st, 1));
+	crash_calls = 0;
+	assert_true(queue_move_failed(fx->q, qid));
+	assert_int_equal(crash_calls, 1);
+	assert_false(exists("state", qid));
+	queue_crash_point = NULL;
+	/* back into active/ with a fresh state, and removed for good */
+	assert_true(queue_requeue(fx->q, qid));
+	assert_true(exists("active", qid));
+	assert_false(exists("failed", qid));
+	assert_true(queue_move_failed(fx->q, qid));
+	assert_true(queue_remove_failed(fx->q, qid));
+	assert_false(exists("failed", qid));
+	assert_false(queue_requeue(fx->q, qid));
+}
+
+static void set_age(const char *path, time_t age)
+{
+	struct timespec ts[2] = { { .tv_sec = time(NULL) - age }, { .tv_sec = time(NULL) - age } };
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static void test_clean_leftovers(void **state)
+{
+	struct fixture *fx = *state;
+	char live[QUEUE_ID_LEN + 1], p[1200];
+	commit_one(fx, "x", live);
+	unsigned char st[1] = { RCPT_PENDING };
+	assert_true(queue_state_save(fx->q, live, st, 1));
+	snprintf(p, sizeof(p), "%s/queue/state/%s", fx->dir, live);
+	set_age(p, 7200);   /* old, but its message is there: kept */
+	static const char *const old_names[] = { "state/00000000000000A1", "state/00000000000000A2.tmp",
+		"active/junk.txt", "active/.hidden" };
+	static const char *const new_names[] = { "state/00000000000000B1", "state/00000000000000B2.tmp", "active/new-junk" };
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/queue/%s", fx->dir, old_names[i]);
+		write_file(p, "x");
+		set_age(p, 7200);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/queue/%s", fx->dir, new_names[i]);
+		write_file(p, "x");
+	}
+	struct queue_clean_counts c = { 0 };
+	queue_clean(fx->q, time(NULL), 3600, 1000, &c);
+	assert_int_equal(c.orphan_state, 1);
+	assert_int_equal(c.state_tmp, 1);
+	assert_int_equal(c.active_junk, 2);
+	struct stat sb;
+	for (size_t i = 0; i < 4; i++) {
+		snprintf(p, sizeof(p), "%s/queue/%s", fx->dir, old_names[i]);
+		assert_int_not_equal(lstat(p, &sb), 0);
+	}
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(p, sizeof(p), "%s/queue/%s", fx->dir, new_names[i]);
+		assert_int_equal(lstat(p, &sb), 0);
+	}
+	struct queue_message m;
+	char err[256];
+	assert_true(queue_message_open(fx->q, live, &m, err, sizeof(err)));
+	queue_message_close(&m);
+	snprintf(p, sizeof(p), "%s/queue/state/%s", fx->dir, live);
+	assert_int_equal(lstat(p, &sb), 0);
 }
 
 /* --- the envelope parser ---------------------------------------------------- */
@@ -448,6 +694,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_incoming_cleanup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_incomplete_files, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fifo_and_symlink_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_state_salvage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remove_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_clean_leftovers, setup, teardown),
 		cmocka_unit_test(test_envelope_parse_table),
 		cmocka_unit_test(test_envelope_values),
 	};
