@@ -524,7 +524,7 @@ static const struct subcommand subcommands[] = {
 	{ "alias", cmd_alias, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it" },
 	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
 	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },
-	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] | show ID | flush | retry|hold|release ID | delete ID [--bounce]" },
+	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed] | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID" },
 	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it" },
 	{ "doctor", cmd_explain, "doctor --server HOST [--user ADDRESS --password-stdin] [--send] [--pop3] [--json]   test a client's settings" },
 	{ "version", cmd_version, "version                          print the version" },

@@ -79,7 +79,7 @@ def wait_for(pred, timeout=20.0):
 # -- 1. FIFOs and symbolic links in active/ --------------------------------------------------
 
 def test_fifo_and_symlink_in_active_online(server_factory, tmp_path):
-    srv = started(make_server(server_factory, queue={"delivery_threads": "2", "cleanup_interval": "1s"}))
+    srv = started(make_server(server_factory, queue={"delivery_threads": "2"}))
     active = qdir(srv, "active")
     fifos = [new_qid(i) for i in range(3)]          # more FIFOs than delivery threads
     for q in fifos:
@@ -92,7 +92,9 @@ def test_fifo_and_symlink_in_active_online(server_factory, tmp_path):
     # `queue list` must not hang on them (it did, in open())
     p = queue_cli(srv, "list")
     assert p.returncode == 0 and fifos[0] in p.stdout, p.stdout
-    # the runner finds them at its next look over active/ (cleanup_interval) and moves them aside
+    # hand them to the runner now (it also finds them at its next look over active/)
+    for q in fifos + [link_id]:
+        assert queue_cli(srv, "retry", q).returncode == 0
     qid = submit(srv, SENDER, subject="after the fifos")
     assert srv.wait_delivered(SENDER, 1, timeout=20), srv.log()
     for q in fifos + [link_id]:
@@ -210,8 +212,8 @@ def _old(path, hours):
     os.utime(path, (t, t), follow_symlinks=False)
 
 
-def test_leftovers_cleaned_at_start_and_periodically(server_factory):
-    srv = started(make_server(server_factory, queue={"cleanup_interval": "1s"}))
+def test_leftovers_cleaned_at_start(server_factory):
+    srv = started(make_server(server_factory))
     submit(srv, SENDER)                                 # makes alice's Maildir
     assert srv.wait_delivered(SENDER, 1, timeout=20)
     assert srv.stop() == 0
@@ -241,12 +243,26 @@ def test_leftovers_cleaned_at_start_and_periodically(server_factory):
     assert not old_tmp.exists() and not (folder_tmp / "4.old").exists()
     assert new_tmp.exists() and day_tmp.exists() and fresh_orphan.exists()
     assert not st_tmp.exists() and not orphan.exists() and not junk.exists()
-    # periodically, not only at start
-    later = tmp / "5.M5P5Q5.later"
+    assert srv.stop() == 0
+
+
+def test_leftovers_cleaned_periodically_and_active_rescanned(server_factory):
+    srv = started(make_server(server_factory, queue={"cleanup_interval": "1s"}))
+    submit(srv, SENDER)
+    assert srv.wait_delivered(SENDER, 1, timeout=20)
+    assert wait_event(srv, "cleanup", timeout=20, all_runs=False)
+    later = srv.maildir(SENDER) / "tmp" / "5.M5P5Q5.later"
     later.write_bytes(b"x")
     _old(later, 37)
     assert wait_for(lambda: not later.exists(), 20), srv.log()
     assert wait_event(srv, "cleanup", n=2, timeout=10, all_runs=False)
+    # a FIFO and a real message put into active/ by hand are found by the next pass
+    fifo, real = new_qid(0x50), new_qid(0x51)
+    os.mkfifo(qdir(srv, "active") / fifo)
+    (qdir(srv, "active") / real).write_bytes(queue_file(real, [SENDER2]))
+    assert wait_event(srv, "queue_corrupt", qid=fifo, timeout=20), srv.log()
+    assert len(srv.wait_delivered(SENDER2, 1, timeout=20)) == 1, srv.log()
+    assert wait_event(srv, "queue_rescan", timeout=5)
     assert srv.stop() == 0
 
 
