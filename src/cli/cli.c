@@ -20,6 +20,7 @@
 #include "store/maildir.h"
 #include "store/quota.h"
 #include "net/server.h"
+#include "net/startup.h"
 #include "util/parse.h"
 
 #define DEFAULT_CONF "/etc/postern/postern.conf"
@@ -111,10 +112,24 @@ static int cmd_serve(const struct cli_args *a)
 	return r;
 }
 
+static void print_check_error(void *arg, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "postern: %s\n", msg);
+}
+
+/* The file, then every step serve takes before serving (net/startup.h): the same
+ * checks in the same words, so what check-config calls ok, serve starts. */
 static int cmd_check_config(const struct cli_args *a)
 {
 	struct conf *c = malloc(sizeof(*c));
 	if (!c || !load_conf(a, c, true)) {
+		free(c);
+		return 1;
+	}
+	unsigned errors = startup_check(c, print_check_error, NULL);
+	if (errors) {
+		fprintf(stderr, "postern: %s: %u error%s: serve would refuse to start\n", c->path, errors, errors == 1 ? "" : "s");
 		free(c);
 		return 1;
 	}

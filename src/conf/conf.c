@@ -72,6 +72,8 @@ static const struct setting settings[] = {
 	STR("server", hostname, "localhost", "name in the greeting, EHLO reply and Received headers"),
 	STR("server", data_dir, "./var", "directory for directory.db, queue/ and mail/"),
 	STR("server", user, "", "user to run as after binding, when started as root"),
+	{ "server", "run_as_root", T_BOOL, offsetof(struct conf, run_as_root), 0, "no", 0, 0,
+		"started as root without user =, keep serving as root (refused otherwise)" },
 	{ "server", "local_domains", T_DOMAINS, 0, 0, "", 0, 0, "domains delivered locally" },
 	STR("server", postmaster, "", "mailbox for postmaster@ of local domains without one"),
 	NUM("server", pop_before_smtp, T_DURATION, "0", 0, 86400, "relay for an address that logged in to POP3 this recently (0: off)"),

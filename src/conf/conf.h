@@ -53,6 +53,7 @@ struct conf {
 	char hostname[CONF_NAME_MAX];
 	char data_dir[CONF_PATH_MAX];
 	char user[64];
+	bool run_as_root;                   /* serve as root without user = (refused otherwise) */
 	char local_domains[CONF_MAX_DOMAINS][CONF_NAME_MAX];
 	size_t n_local_domains;
 	char postmaster[CONF_NAME_MAX];

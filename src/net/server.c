@@ -38,6 +38,7 @@
 #include "delivery/remote.h"
 #include "directory/directory.h"
 #include "net/control.h"
+#include "net/startup.h"
 #include "net/tls.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
@@ -717,31 +718,21 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 
 static bool bind_listener(struct server *srv, const struct conf_listener *cl, struct listener_ctx *lc)
 {
-	struct sockaddr_storage ss;
-	memset(&ss, 0, sizeof(ss));
-	socklen_t sl;
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-	if (inet_pton(AF_INET, cl->address, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)cl->port);
-		sl = sizeof(*s4);
-	} else if (inet_pton(AF_INET6, cl->address, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)cl->port);
-		sl = sizeof(*s6);
-	} else {
-		log_event(LOG_ERR, "listen_error", "listener=%s address=%s error=\"not an IP address\"", cl->name, cl->address);
+	char err[1024];
+	int fd = startup_listen(srv->conf, cl, err, sizeof(err));
+	if (fd < 0) {
+		log_event(LOG_ERR, "listen_error", "listener=%s address=%s port=%u error=\"%s\"", cl->name, cl->address, cl->port, err);
 		return false;
 	}
 	lc->srv = srv;
 	lc->conf = cl;
 	lc->proto = cl->role == ROLE_POP3 ? &pop3_proto_ops : &smtp_proto_ops;
-	struct evconnlistener *l = evconnlistener_new_bind(srv->base, accept_cb, lc,
-		LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 511, (struct sockaddr *)&ss, (int)sl);
+	/* backlog 0: startup_listen has called listen() already */
+	struct evconnlistener *l = evconnlistener_new(srv->base, accept_cb, lc, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (!l) {
-		log_event(LOG_ERR, "listen_error", "listener=%s address=%s port=%u error=\"%s\"", cl->name, cl->address,
-			cl->port, strerror(errno));
+		close(fd);
+		log_event(LOG_ERR, "listen_error", "listener=%s address=%s port=%u error=\"cannot watch the socket\"", cl->name,
+			cl->address, cl->port);
 		return false;
 	}
 	evconnlistener_set_error_cb(l, accept_error_cb);
@@ -757,39 +748,19 @@ static bool bind_listener(struct server *srv, const struct conf_listener *cl, st
 	return true;
 }
 
-/* Invariant 6: after binding as root, run as the configured unprivileged user. */
-static bool drop_privileges(const struct conf *cf)
+/* Invariant 7: after binding as root, run as the configured unprivileged user, with
+ * no way back (no_new_privs, an empty capability bounding set). */
+static bool drop_privileges(const struct conf *cf, const struct startup_identity *id)
 {
-	if (geteuid() != 0)
-		return true;
-	if (!cf->user[0]) {
-		log_event(LOG_WARN, "running_as_root", "hint=\"set user = <account> in [server] so the server drops root after binding its ports\"");
-		return true;
-	}
-	struct passwd *pw = getpwnam(cf->user);
-	if (!pw) {
-		log_event(LOG_ERR, "config_error", "setting=user user=%s error=\"no such user\" hint=\"create it (useradd --system %s) or change [server] user\"", cf->user, cf->user);
+	char err[512];
+	if (!startup_drop_privileges(id, err, sizeof(err))) {
+		log_event(LOG_ERR, "privilege_error", "user=%s error=\"%s\"", cf->user, err);
 		return false;
 	}
-	struct stat st;
-	if (mkdir(cf->data_dir, 0750) == 0 && chown(cf->data_dir, pw->pw_uid, pw->pw_gid) != 0) {
-		log_event(LOG_ERR, "config_error", "data_dir=%s error=\"cannot give it to %s\"", cf->data_dir, cf->user);
-		return false;
-	}
-	if (stat(cf->data_dir, &st) == 0 && st.st_uid != pw->pw_uid) {
-		log_event(LOG_ERR, "config_error", "data_dir=%s owner_uid=%u user=%s error=\"the data directory must belong to the server user\" hint=\"chown -R %s %s\"",
-			cf->data_dir, (unsigned)st.st_uid, cf->user, cf->user, cf->data_dir);
-		return false;
-	}
-	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
-		log_event(LOG_ERR, "privilege_error", "user=%s error=\"%s\"", cf->user, strerror(errno));
-		return false;
-	}
-	if (setuid(0) == 0) {
-		log_event(LOG_ERR, "privilege_error", "user=%s error=\"could regain root after dropping it\"", cf->user);
-		return false;
-	}
-	log_event(LOG_INFO, "privileges_dropped", "user=%s uid=%u", cf->user, (unsigned)pw->pw_uid);
+	if (id->drop)
+		log_event(LOG_INFO, "privileges_dropped", "user=%s uid=%u no_new_privs=1 capability_bounding_set=empty", id->name, (unsigned)id->uid);
+	else if (geteuid() == 0)
+		log_event(LOG_WARN, "running_as_root", "reason=\"run_as_root = yes\" hint=\"set user = <account> in [server] so the server drops root after binding its ports\"");
 	return true;
 }
 
@@ -907,9 +878,12 @@ int server_run(const struct conf *cf)
 		log_event(LOG_ERR, "startup_error", "error=\"cannot create the event loop\"");
 		return 1;
 	}
-	char err[512];
-	/* A setting that stops the start is reported before any port is opened. */
-	if (!relay_credentials_load(cf->relay_credentials, &srv->relay_creds, err, sizeof(err))) {
+	char err[2048];
+	/* The steps check-config runs too (net/startup.c): a setting that stops the start is
+	 * reported before any port is opened, in the same words. */
+	struct startup_identity id;
+	if (!startup_relay_credentials(cf, &srv->relay_creds, err, sizeof(err)) ||
+		!startup_identity(cf, &id, err, sizeof(err)) || !startup_data_dir(cf, &id, true, err, sizeof(err))) {
 		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
 		server_cleanup(srv);
 		return 1;
@@ -920,22 +894,13 @@ int server_run(const struct conf *cf)
 			return 1;
 		}
 	}
-	if (conf_wants_tls(cf)) {
-		/* Before dropping root: keys are often readable by root only. */
-		uid_t uid = (uid_t)-1;
-		gid_t gid = (gid_t)-1;
-		struct passwd *pw = geteuid() == 0 && cf->user[0] ? getpwnam(cf->user) : NULL;
-		if (pw) {
-			uid = pw->pw_uid;
-			gid = pw->pw_gid;
-		}
-		if (!tls_init(&srv->tls, cf, uid, gid, err, sizeof(err))) {
-			log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
-			server_cleanup(srv);
-			return 1;
-		}
+	/* Before dropping root: keys are often readable by root only. */
+	if (conf_wants_tls(cf) && !tls_init(&srv->tls, cf, id.uid, id.gid, false, err, sizeof(err))) {
+		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
+		server_cleanup(srv);
+		return 1;
 	}
-	if (!drop_privileges(cf)) {
+	if (!drop_privileges(cf, &id)) {
 		server_cleanup(srv);
 		return 1;
 	}

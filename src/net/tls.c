@@ -74,33 +74,180 @@ static int sni_cb(SSL *ssl, int *alert, void *arg)
 	return SSL_TLSEXT_ERR_OK;   /* unknown name: the default certificate */
 }
 
-static SSL_CTX *make_ctx(const struct conf *c, const char *cert, const char *key, char *err, size_t errlen)
+/* A key encrypted with a passphrase fails to load instead of prompting on a terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *arg)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)arg;
+	return 0;
+}
+
+/* OpenSSL's reason for e in words an administrator can act on ("system lib" alone
+ * explains nothing). */
+static const char *openssl_reason(unsigned long e, char *buf, size_t bufsz)
+{
+	int lib = ERR_GET_LIB(e), reason = ERR_GET_REASON(e);
+	if (!e)
+		return "no reason given by OpenSSL";
+	if (ERR_SYSTEM_ERROR(e))
+		return strerror(reason);
+	if (lib == ERR_LIB_PEM && reason == PEM_R_NO_START_LINE)
+		return "no PEM block in it (expected a -----BEGIN ...----- line): wrong file, or DER (convert with openssl x509 -in F -inform der -out F.pem)";
+	if (lib == ERR_LIB_PEM && (reason == PEM_R_BAD_PASSWORD_READ || reason == PEM_R_PROBLEMS_GETTING_PASSWORD || reason == PEM_R_BAD_DECRYPT))
+		return "it is encrypted with a passphrase, which a server cannot type: store it decrypted (openssl pkey -in KEY -out KEY.plain; chmod 600)";
+	if (lib == ERR_LIB_X509 && reason == X509_R_KEY_VALUES_MISMATCH)
+		return "the key does not belong to the certificate";
+	if (lib == ERR_LIB_SSL && reason == SSL_R_EE_KEY_TOO_SMALL)
+		return "the certificate's key is too small for OpenSSL's security level (use RSA 2048 or more, or an EC key)";
+	if (lib == ERR_LIB_SSL && reason == SSL_R_CA_MD_TOO_WEAK)
+		return "the certificate is signed with a digest OpenSSL refuses (MD5/SHA-1): get one signed with SHA-256";
+	ERR_error_string_n(e, buf, bufsz);
+	return buf;
+}
+
+/* What to do about a file that cannot be opened. */
+static const char *open_fix(int e)
+{
+	return e == ENOENT ? "no such file: correct the path, or put the file there"
+		: e == EACCES ? "permission denied: postern reads it at start, as root before it drops privileges; make it readable by root (the key: chmod 600, owned by root)"
+		: e == EISDIR ? "it is a directory: name the PEM file in it"
+		: strerror(e);
+}
+
+static FILE *open_pem(const char *where, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot read %s: %s", where, path, open_fix(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s: cannot read %s: %s", where, path, open_fix(EISDIR));
+		fclose(f);
+		return NULL;
+	}
+	return f;
+}
+
+/* Read the certificate and key ourselves first, so each failure gets its own words:
+ * missing, unreadable, not PEM, encrypted, not a pair. */
+static EVP_PKEY *read_pair(const char *cert, const char *key, const char *wcert, const char *wkey, char *err, size_t errlen)
+{
+	char buf[256];
+	ERR_clear_error();
+	FILE *f = open_pem(wcert, cert, err, errlen);
+	if (!f)
+		return NULL;
+	X509 *x = PEM_read_X509(f, NULL, no_passphrase, NULL);
+	fclose(f);
+	if (!x) {
+		snprintf(err, errlen, "%s: %s is not a PEM certificate: %s", wcert, cert, openssl_reason(ERR_peek_last_error(), buf, sizeof(buf)));
+		ERR_clear_error();
+		return NULL;
+	}
+	f = open_pem(wkey, key, err, errlen);
+	EVP_PKEY *pk = f ? PEM_read_PrivateKey(f, NULL, no_passphrase, NULL) : NULL;
+	if (f && !pk)
+		snprintf(err, errlen, "%s: %s is not a PEM private key: %s", wkey, key, openssl_reason(ERR_peek_last_error(), buf, sizeof(buf)));
+	if (f)
+		fclose(f);
+	if (pk && X509_check_private_key(x, pk) != 1) {
+		snprintf(err, errlen, "%s: %s does not belong to the certificate %s (their public keys differ): set key to the "
+			"private key this certificate was issued for, or certificate to the one issued for this key", wkey, key, cert);
+		EVP_PKEY_free(pk);
+		pk = NULL;
+	}
+	X509_free(x);
+	ERR_clear_error();
+	return pk;
+}
+
+/* SSL_CTX_set_cipher_list succeeds when anything at all is selected, TLS 1.3 suites
+ * included: "NULL:eNULL" leaves TLS 1.2 with nothing a client can use.  Ask for at
+ * least one TLS 1.2 cipher that encrypts, authenticates with this certificate's key
+ * type, and exchanges keys without parameters or secrets Postern does not set (DHE
+ * parameters, PSK, SRP). */
+static bool tls12_cipher_usable(SSL_CTX *ctx, int key_type)
+{
+	int want = key_type == EVP_PKEY_RSA || key_type == EVP_PKEY_RSA_PSS ? NID_auth_rsa : NID_auth_ecdsa;
+	STACK_OF(SSL_CIPHER) *sk = SSL_CTX_get_ciphers(ctx);
+	for (int i = 0; sk && i < sk_SSL_CIPHER_num(sk); i++) {
+		const SSL_CIPHER *ci = sk_SSL_CIPHER_value(sk, i);
+		int auth = SSL_CIPHER_get_auth_nid(ci), kx = SSL_CIPHER_get_kx_nid(ci);
+		if (auth == NID_auth_any)
+			continue;   /* a TLS 1.3 suite */
+		if (auth == want && SSL_CIPHER_get_cipher_nid(ci) != NID_undef && (kx == NID_kx_ecdhe || kx == NID_kx_rsa))
+			return true;
+	}
+	return false;
+}
+
+static bool check_ciphers(const struct conf *c, SSL_CTX *ctx, int key_type, char *err, size_t errlen)
+{
+	char where[CONF_PATH_MAX + 64];
+	conf_where(c, "tls", "ciphers", where, sizeof(where));
+	if (SSL_CTX_set_cipher_list(ctx, c->tls_ciphers) != 1) {
+		snprintf(err, errlen, "%s: \"%s\" names no cipher OpenSSL knows: remove the setting (default "
+			"ECDHE+AESGCM:ECDHE+CHACHA20) or use OpenSSL cipher-list syntax (openssl ciphers -v LIST)", where, c->tls_ciphers);
+		ERR_clear_error();
+		return false;
+	}
+	if (!tls12_cipher_usable(ctx, key_type)) {
+		snprintf(err, errlen, "%s: \"%s\" leaves no TLS 1.2 cipher that both encrypts and authenticates with this %s "
+			"certificate (NULL, eNULL and aNULL ciphers, DHE, PSK and ones for other key types do not count): every "
+			"TLS 1.2 handshake would fail; remove the setting (default ECDHE+AESGCM:ECDHE+CHACHA20) or list ciphers "
+			"such as ECDHE+AESGCM", where, c->tls_ciphers, key_type == EVP_PKEY_RSA || key_type == EVP_PKEY_RSA_PSS ? "RSA" : "EC");
+		return false;
+	}
+	return true;
+}
+
+static SSL_CTX *new_ctx(char *err, size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx) {
-		openssl_error(err, errlen, "cannot create a TLS context for", cert);
+		openssl_error(err, errlen, "cannot create a TLS context", "");
 		return NULL;
 	}
 	/* TLS 1.2 and 1.3 only (RFC 8996 retired the older ones). */
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);   /* kilobytes per idle TLS connection */
-	if (SSL_CTX_set_cipher_list(ctx, c->tls_ciphers) != 1) {
-		openssl_error(err, errlen, "[tls] ciphers: no usable cipher in", c->tls_ciphers);
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		openssl_error(err, errlen, "cannot load the certificate", cert);
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-		openssl_error(err, errlen, "cannot load the private key (or it does not match the certificate)", key);
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
+	SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
 	return ctx;
+}
+
+/* wcert/wkey: where the paths are set, "FILE:LINE: [tls] certificate", for errors. */
+static SSL_CTX *make_ctx(const struct conf *c, const char *cert, const char *key, const char *wcert, const char *wkey,
+	char *err, size_t errlen)
+{
+	EVP_PKEY *pk = read_pair(cert, key, wcert, wkey, err, errlen);
+	if (!pk)
+		return NULL;
+	int key_type = EVP_PKEY_get_base_id(pk);
+	SSL_CTX *ctx = new_ctx(err, errlen);
+	char buf[256];
+	if (ctx && SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		snprintf(err, errlen, "%s: cannot use %s: %s", wcert, cert, openssl_reason(ERR_peek_last_error(), buf, sizeof(buf)));
+		goto fail;
+	}
+	if (ctx && (SSL_CTX_use_PrivateKey(ctx, pk) != 1 || SSL_CTX_check_private_key(ctx) != 1)) {
+		snprintf(err, errlen, "%s: cannot use %s: %s", wkey, key, openssl_reason(ERR_peek_last_error(), buf, sizeof(buf)));
+		goto fail;
+	}
+	if (ctx && !check_ciphers(c, ctx, key_type, err, errlen))
+		goto fail;
+	EVP_PKEY_free(pk);
+	ERR_clear_error();
+	return ctx;
+fail:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	return NULL;
 }
 
 static bool write_pem(const char *path, mode_t mode, bool is_key, EVP_PKEY *pk, X509 *x)
@@ -152,8 +299,12 @@ static bool generate_selfsigned(const struct conf *c, const char *crt, const cha
 	return ok;
 }
 
-bool tls_init(struct tls **tp, const struct conf *c, uid_t uid, gid_t gid, char *err, size_t errlen)
+bool tls_init(struct tls **tp, const struct conf *c, uid_t uid, gid_t gid, bool check_only, char *err, size_t errlen)
 {
+	*tp = NULL;
+	char wcert[CONF_PATH_MAX + 64], wkey[CONF_PATH_MAX + 64];
+	conf_where(c, "tls", "certificate", wcert, sizeof(wcert));
+	conf_where(c, "tls", "key", wkey, sizeof(wkey));
 	struct tls *t = calloc(1, sizeof(*t));
 	if (!t) {
 		snprintf(err, errlen, "out of memory");
@@ -168,6 +319,16 @@ bool tls_init(struct tls **tp, const struct conf *c, uid_t uid, gid_t gid, char 
 		snprintf(dir, sizeof(dir), "%s/tls", c->data_dir);
 		snprintf(crt, sizeof(crt), "%s/selfsigned.crt", dir);
 		snprintf(key, sizeof(key), "%s/selfsigned.key", dir);
+		snprintf(wcert, sizeof(wcert), "%s: [tls] certificate (not set: self-signed)", c->path);
+		snprintf(wkey, sizeof(wkey), "%s: [tls] key (not set: self-signed)", c->path);
+		if (check_only && (access(crt, F_OK) != 0 || access(key, F_OK) != 0)) {
+			/* It would be generated (an EC key, P-256): the cipher list must suit it. */
+			free(t);
+			SSL_CTX *ctx = new_ctx(err, errlen);
+			bool ok = ctx && check_ciphers(c, ctx, EVP_PKEY_EC, err, errlen);
+			SSL_CTX_free(ctx);
+			return ok;
+		}
 		if (access(crt, R_OK) != 0 || access(key, R_OK) != 0) {
 			if ((mkdir(c->data_dir, 0750) != 0 && errno != EEXIST) || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
 				snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
@@ -186,14 +347,16 @@ bool tls_init(struct tls **tp, const struct conf *c, uid_t uid, gid_t gid, char 
 			log_event(LOG_WARN, "tls_selfsigned", "certificate=%s hint=\"self-signed: set [tls] certificate and key to a real one\"", crt);
 		}
 	}
-	t->def = make_ctx(c, crt, key, err, errlen);
+	t->def = make_ctx(c, crt, key, wcert, wkey, err, errlen);
 	if (!t->def) {
 		free(t);
 		return false;
 	}
 	for (size_t i = 0; i < c->n_certificates; i++) {
 		const struct conf_certificate *cc = &c->certificates[i];
-		t->sni[i].ctx = make_ctx(c, cc->certificate, cc->key, err, errlen);
+		snprintf(wcert, sizeof(wcert), "%s:%u: [certificate %s] certificate", c->path, cc->line, cc->name);
+		snprintf(wkey, sizeof(wkey), "%s:%u: [certificate %s] key", c->path, cc->line, cc->name);
+		t->sni[i].ctx = make_ctx(c, cc->certificate, cc->key, wcert, wkey, err, errlen);
 		t->sni[i].cert = cc;
 		if (!t->sni[i].ctx) {
 			tls_free(&t);

@@ -13,8 +13,10 @@
 struct conf;
 struct tls;
 
-/* owner_uid/gid: when not (uid_t)-1, generated files are given to that user. */
-bool tls_init(struct tls **t, const struct conf *c, uid_t owner_uid, gid_t owner_gid, char *err, size_t errlen);
+/* owner_uid/gid: when not (uid_t)-1, generated files are given to that user.
+ * check_only (check-config): load and check everything, generate nothing; *t may
+ * stay NULL.  Errors name FILE:LINE and the setting, and say what to change. */
+bool tls_init(struct tls **t, const struct conf *c, uid_t owner_uid, gid_t owner_gid, bool check_only, char *err, size_t errlen);
 void tls_free(struct tls **t);
 SSL *tls_new_ssl(struct tls *t);
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" for Received: and logs. */
