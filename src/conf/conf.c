@@ -348,6 +348,12 @@ void conf_defaults(struct conf *c)
 	}
 }
 
+/* The line of the current section's header (inih reports sections only with keys). */
+static unsigned section_line(const struct parse_state *ps)
+{
+	return ps->cur_section < ps->n_sections ? ps->sections[ps->cur_section].line : ps->line;
+}
+
 static struct conf_listener *listener_for(struct parse_state *ps, const char *name)
 {
 	struct conf *c = ps->c;
@@ -364,7 +370,7 @@ static struct conf_listener *listener_for(struct parse_state *ps, const char *na
 	snprintf(l->address, sizeof(l->address), "127.0.0.1");
 	l->role = ROLE_MX;
 	l->tls = TLS_NONE;
-	l->line = ps->line;
+	l->line = section_line(ps);
 	return l;
 }
 
@@ -426,7 +432,7 @@ static struct conf_certificate *certificate_for(struct parse_state *ps, const ch
 	struct conf_certificate *cert = &c->certificates[c->n_certificates++];
 	memset(cert, 0, sizeof(*cert));
 	snprintf(cert->name, sizeof(cert->name), "%s", name);
-	cert->line = ps->line;
+	cert->line = section_line(ps);
 	return cert;
 }
 

@@ -132,6 +132,18 @@ static FILE *open_pem(const char *where, const char *path, char *err, size_t err
 	return f;
 }
 
+/* "-----BEGIN ENCRYPTED PRIVATE KEY-----" (PKCS #8) or "Proc-Type: 4,ENCRYPTED"
+ * (traditional PEM): OpenSSL 3 reports a decryption failure deep in PKCS #12. */
+static bool pem_encrypted(FILE *f)
+{
+	char line[256];
+	rewind(f);
+	for (int i = 0; i < 64 && fgets(line, sizeof(line), f); i++)
+		if (strstr(line, "ENCRYPTED"))
+			return true;
+	return false;
+}
+
 /* Read the certificate and key ourselves first, so each failure gets its own words:
  * missing, unreadable, not PEM, encrypted, not a pair. */
 static EVP_PKEY *read_pair(const char *cert, const char *key, const char *wcert, const char *wkey, char *err, size_t errlen)
@@ -150,8 +162,13 @@ static EVP_PKEY *read_pair(const char *cert, const char *key, const char *wcert,
 	}
 	f = open_pem(wkey, key, err, errlen);
 	EVP_PKEY *pk = f ? PEM_read_PrivateKey(f, NULL, no_passphrase, NULL) : NULL;
-	if (f && !pk)
-		snprintf(err, errlen, "%s: %s is not a PEM private key: %s", wkey, key, openssl_reason(ERR_peek_last_error(), buf, sizeof(buf)));
+	if (f && !pk) {
+		if (pem_encrypted(f))
+			snprintf(err, errlen, "%s: %s is encrypted with a passphrase, which a server cannot type: store it "
+				"decrypted (openssl pkey -in KEY -out KEY.plain; chmod 600 KEY.plain) and name that file", wkey, key);
+		else
+			snprintf(err, errlen, "%s: %s is not a PEM private key: %s", wkey, key, openssl_reason(ERR_peek_last_error(), buf, sizeof(buf)));
+	}
 	if (f)
 		fclose(f);
 	if (pk && X509_check_private_key(x, pk) != 1) {
@@ -323,13 +340,12 @@ bool tls_init(struct tls **tp, const struct conf *c, uid_t uid, gid_t gid, bool 
 		snprintf(wkey, sizeof(wkey), "%s: [tls] key (not set: self-signed)", c->path);
 		if (check_only && (access(crt, F_OK) != 0 || access(key, F_OK) != 0)) {
 			/* It would be generated (an EC key, P-256): the cipher list must suit it. */
-			free(t);
-			SSL_CTX *ctx = new_ctx(err, errlen);
-			bool ok = ctx && check_ciphers(c, ctx, EVP_PKEY_EC, err, errlen);
-			SSL_CTX_free(ctx);
-			return ok;
-		}
-		if (access(crt, R_OK) != 0 || access(key, R_OK) != 0) {
+			t->def = new_ctx(err, errlen);
+			if (!t->def || !check_ciphers(c, t->def, EVP_PKEY_EC, err, errlen)) {
+				tls_free(&t);
+				return false;
+			}
+		} else if (access(crt, R_OK) != 0 || access(key, R_OK) != 0) {
 			if ((mkdir(c->data_dir, 0750) != 0 && errno != EEXIST) || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
 				snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
 				free(t);
@@ -343,11 +359,12 @@ bool tls_init(struct tls **tp, const struct conf *c, uid_t uid, gid_t gid, bool 
 				log_event(LOG_WARN, "tls_selfsigned", "error=\"cannot give the files to the server user: %s\"", strerror(errno));
 			log_event(LOG_WARN, "tls_selfsigned_generated", "certificate=%s key=%s name=%s valid_days=365 hint=\"clients will warn that it is self-signed; set [tls] certificate and key to a real one\"",
 				crt, key, c->hostname);
-		} else {
+		} else if (!check_only) {
 			log_event(LOG_WARN, "tls_selfsigned", "certificate=%s hint=\"self-signed: set [tls] certificate and key to a real one\"", crt);
 		}
 	}
-	t->def = make_ctx(c, crt, key, wcert, wkey, err, errlen);
+	if (!t->def)
+		t->def = make_ctx(c, crt, key, wcert, wkey, err, errlen);
 	if (!t->def) {
 		free(t);
 		return false;

@@ -56,3 +56,173 @@ def test_trusted_networks_open_relay_when_meant(server_factory):
     p = run_cli(["check-config"], conf=srv.config)
     assert p.returncode == 0, p.stderr
     srv.start()
+
+
+# --- check-config runs the checks serve runs (net/startup.c) ----------------------
+
+import os
+import socket
+import subprocess
+
+
+def unescape_log(text):
+    return re.sub(r"\\x([0-9a-f]{2})", lambda m: chr(int(m.group(1), 16)), text)
+
+
+def same_refusal(conf, *want):
+    """check-config and serve refuse, with the same message; returns it."""
+    c, s = both(conf)
+    msg = c.strip().splitlines()[0]
+    assert msg.startswith("postern: "), c
+    msg = msg[len("postern: "):]
+    assert msg in unescape_log(s), "serve said otherwise:\n%s\ncheck-config said:\n%s" % (s, msg)
+    for w in want:
+        assert w in msg, msg
+    return msg
+
+
+def tls_conf(tmp_path, tls="", server=None):
+    extra = "tls = starttls\n" + ("\n[tls]\n" + tls if tls else "")
+    return write_config(tmp_path / "postern.conf", tmp_path / "var", server=server, extra=extra)
+
+
+def make_pair(tmp_path, name, kind="ec", encrypt=False):
+    key, crt = tmp_path / (name + ".key"), tmp_path / (name + ".crt")
+    alg = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec" else ["-newkey", "rsa:2048"]
+    subprocess.run(["openssl", "req", "-x509"] + alg + ["-nodes", "-subj", "/CN=mx.example.test", "-days", "2",
+                    "-keyout", str(key), "-out", str(crt)], check=True, capture_output=True)
+    if encrypt:
+        plain = key.with_suffix(".plain")
+        key.rename(plain)
+        subprocess.run(["openssl", "pkey", "-in", str(plain), "-out", str(key), "-aes256", "-passout", "pass:x"],
+                       check=True, capture_output=True)
+    key.chmod(0o600)
+    return crt, key
+
+
+def test_certificate_missing(tmp_path):
+    conf = tls_conf(tmp_path, "certificate = %s/nope.crt\nkey = %s/nope.key\n" % (tmp_path, tmp_path))
+    same_refusal(conf, "postern.conf:%d: [tls] certificate" % line_of(conf, "certificate ="), "nope.crt",
+                 "no such file: correct the path")
+
+
+def test_certificate_not_pem(tmp_path):
+    crt, key = make_pair(tmp_path, "a")
+    crt.write_text("this is not a certificate\n")
+    conf = tls_conf(tmp_path, "certificate = %s\nkey = %s\n" % (crt, key))
+    msg = same_refusal(conf, "postern.conf:%d: [tls] certificate" % line_of(conf, "certificate ="), "not a PEM certificate")
+    assert "no PEM block" in msg and "system lib" not in msg, msg
+
+
+def test_key_is_a_directory(tmp_path):
+    crt, _ = make_pair(tmp_path, "a")
+    conf = tls_conf(tmp_path, "certificate = %s\nkey = %s\n" % (crt, tmp_path))
+    same_refusal(conf, "postern.conf:%d: [tls] key" % line_of(conf, "key ="), "is a directory")
+
+
+def test_key_encrypted(tmp_path):
+    crt, key = make_pair(tmp_path, "a", encrypt=True)
+    conf = tls_conf(tmp_path, "certificate = %s\nkey = %s\n" % (crt, key))
+    same_refusal(conf, "postern.conf:%d: [tls] key" % line_of(conf, "key ="), "passphrase", "openssl pkey")
+
+
+def test_key_does_not_match_certificate(tmp_path):
+    crt, _ = make_pair(tmp_path, "a")
+    _, other = make_pair(tmp_path, "b")
+    conf = tls_conf(tmp_path, "certificate = %s\nkey = %s\n" % (crt, other))
+    same_refusal(conf, "postern.conf:%d: [tls] key" % line_of(conf, "key ="), "does not belong to the certificate")
+
+
+def test_sni_certificate_missing(tmp_path):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var", extra="tls = starttls\n\n[certificate other]\n"
+                        "certificate = /nonexistent/o.crt\nkey = /nonexistent/o.key\nnames = other.example\n")
+    same_refusal(conf, "postern.conf:%d: [certificate other] certificate" % line_of(conf, "[certificate other]"),
+                 "no such file")
+
+
+def test_relay_credentials_missing(tmp_path):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var",
+                        extra="\n[relay]\nhost = 127.0.0.1\ncredentials = %s/creds\n" % tmp_path)
+    same_refusal(conf, "postern.conf:%d: [relay] credentials" % line_of(conf, "credentials ="), "cannot read")
+
+
+def test_relay_credentials_readable_by_others(tmp_path):
+    creds = tmp_path / "creds"
+    creds.write_text("user secret\n")
+    creds.chmod(0o644)
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var",
+                        extra="\n[relay]\nhost = 127.0.0.1\ncredentials = %s\n" % creds)
+    same_refusal(conf, "postern.conf:%d: [relay] credentials" % line_of(conf, "credentials ="), "chmod 600")
+
+
+def test_user_does_not_exist(tmp_path):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var", server={"user": "no-such-postern-user"})
+    same_refusal(conf, "postern.conf:%d: [server] user" % line_of(conf, "user ="), "no user", "useradd")
+
+
+def test_data_dir_cannot_be_created(tmp_path):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "missing" / "deeper" / "var")
+    same_refusal(conf, "postern.conf:%d: [server] data_dir" % line_of(conf, "data_dir ="), "cannot be created",
+                 "mkdir -p")
+
+
+def test_data_dir_is_a_file(tmp_path):
+    (tmp_path / "var").write_text("")
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var")
+    same_refusal(conf, "postern.conf:%d: [server] data_dir" % line_of(conf, "data_dir ="), "not a directory")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start as root and own files")
+def test_data_dir_not_owned_by_user(tmp_path):
+    (tmp_path / "var").mkdir()
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var", server={"user": "nobody", "run_as_root": "no"})
+    same_refusal(conf, "postern.conf:%d: [server] data_dir" % line_of(conf, "data_dir ="), "chown -R nobody")
+
+
+def test_port_in_use(tmp_path):
+    blocker = socket.socket()
+    blocker.bind(("127.0.0.1", 0))
+    blocker.listen(1)
+    port = blocker.getsockname()[1]
+    try:
+        conf = write_config(tmp_path / "postern.conf", tmp_path / "var")
+        conf.write_text(conf.read_text().replace("port = 0", "port = %d" % port))
+        same_refusal(conf, "postern.conf:%d: [listener smtp]" % line_of(conf, "[listener smtp]"), str(port),
+                     "in use", "another program")
+    finally:
+        blocker.close()
+
+
+def test_port_of_own_running_server_is_fine(server):
+    """check-config before a restart: the port is taken by this very server."""
+    text = server.config.read_text().replace("port = 0", "port = %d" % server.port)
+    server.config.write_text(text)
+    p = run_cli(["check-config"], conf=server.config)
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("ciphers", ["NULL:eNULL", "aNULL", "ECDHE-ECDSA-NULL-SHA"])
+def test_ciphers_without_encryption_refused(tmp_path, ciphers):
+    conf = tls_conf(tmp_path, "ciphers = %s\n" % ciphers)
+    same_refusal(conf, "postern.conf:%d: [tls] ciphers" % line_of(conf, "ciphers ="), "no TLS 1.2 cipher",
+                 "remove the setting")
+
+
+def test_ciphers_for_another_key_type_refused(tmp_path):
+    crt, key = make_pair(tmp_path, "r", kind="rsa")
+    conf = tls_conf(tmp_path, "certificate = %s\nkey = %s\nciphers = ECDHE-ECDSA-AES128-GCM-SHA256\n" % (crt, key))
+    same_refusal(conf, "postern.conf:%d: [tls] ciphers" % line_of(conf, "ciphers ="), "RSA certificate")
+
+
+def test_ciphers_unknown_refused(tmp_path):
+    conf = tls_conf(tmp_path, "ciphers = NO-SUCH-CIPHER\n")
+    same_refusal(conf, "postern.conf:%d: [tls] ciphers" % line_of(conf, "ciphers ="), "no cipher OpenSSL knows")
+
+
+def test_good_tls_config_checks_and_serves(server_factory, tmp_path):
+    crt, key = make_pair(tmp_path, "good", kind="rsa")
+    srv = server_factory(start=False, extra="tls = starttls\n\n[tls]\ncertificate = %s\nkey = %s\n"
+                         "ciphers = ECDHE+AESGCM\n" % (crt, key))
+    p = run_cli(["check-config"], conf=srv.config)
+    assert p.returncode == 0, p.stderr
+    srv.start()
