@@ -195,6 +195,10 @@ def test_port_in_use(tmp_path):
 
 def test_port_of_own_running_server_is_fine(server):
     """check-config before a restart: the port is taken by this very server."""
+    import time
+    deadline = time.monotonic() + 10   # the control socket opens after the ports
+    while "event=started" not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     text = server.config.read_text().replace("port = 0", "port = %d" % server.port)
     server.config.write_text(text)
     p = run_cli(["check-config"], conf=server.config)
