@@ -230,3 +230,35 @@ def test_good_tls_config_checks_and_serves(server_factory, tmp_path):
     p = run_cli(["check-config"], conf=srv.config)
     assert p.returncode == 0, p.stderr
     srv.start()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file only root can read")
+def test_key_unreadable(tmp_path):
+    """Run both commands as nobody with a key only root may read: the reason is the
+    permission, said as such (not OpenSSL's "system lib")."""
+    import shutil
+    import tempfile
+    from conftest import postern_bin
+    d = tempfile.mkdtemp(prefix="postern-perm-")
+    try:
+        os.chmod(d, 0o755)
+        base = __import__("pathlib").Path(d)
+        crt, key = make_pair(base, "a")
+        crt.chmod(0o644)
+        var = base / "var"
+        var.mkdir()
+        os.chown(var, 65534, 65534)
+        conf = tls_conf(base, "certificate = %s\nkey = %s\n" % (crt, key))
+        conf.chmod(0o644)
+        out = []
+        for cmd in ("check-config", "serve"):
+            p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", postern_bin(), cmd,
+                                "-c", str(conf)], capture_output=True, text=True, timeout=20, cwd=d)
+            assert p.returncode != 0, (cmd, p.stderr)
+            out.append(unescape_log(p.stderr))
+        msg = out[0].strip().splitlines()[0][len("postern: "):]
+        assert "postern.conf:%d: [tls] key" % line_of(conf, "key =") in msg, msg
+        assert "permission denied" in msg and "readable by root" in msg, msg
+        assert msg in out[1], out[1]
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
