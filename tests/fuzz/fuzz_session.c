@@ -15,7 +15,7 @@
 #include "util/log.h"
 
 struct fake {
-	bool open, committing;
+	bool open, committing, holding;
 	unsigned qid;
 	uint64_t written;
 };
@@ -83,6 +83,15 @@ static void spool_commit(void *ctx)
 	f->committing = true;
 }
 
+/* A refused recipient's reply held back (harvesting): the driver ends the hold. */
+static void hold(void *ctx, unsigned ms)
+{
+	struct fake *f = ctx;
+	if (f->holding || f->committing || f->open || ms == 0 || ms > SMTP_REFUSED_DELAY_MAX_MS)
+		die("hold at a wrong moment or for a wrong time");
+	f->holding = true;
+}
+
 static void check_output(struct buf *o)
 {
 	size_t pos = 0;
@@ -121,11 +130,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	struct fake f = { 0 };
 	struct smtp_limits lim = { .max_message = 3000, .max_recipients = 4, .max_line = 512,
-		.max_bad_commands = (ctl & 16) ? 3 : 50, .idle_timeout = 60 };
+		.max_bad_commands = (ctl & 16) ? 3 : 50, .idle_timeout = 60,
+		.max_refused_rcpts = (ctl & 16) ? 4 : 0, .refused_rcpt_delay_after = 1, .refused_rcpt_delay_ms = 100 };
 	struct smtp_conn_info ci = { .conn_id = 1, .hostname = "mx.example.test", .client_addr = "192.0.2.1",
 		.listener = "fuzz", .submission = (ctl & 32) != 0, .trusted_network = (ctl & 64) != 0 };
 	struct smtp_hooks h = { .ctx = &f, .check_rcpt = check_rcpt, .spool_open = spool_open,
-		.spool_write = spool_write, .spool_abort = spool_abort, .spool_commit = spool_commit };
+		.spool_write = spool_write, .spool_abort = spool_abort, .spool_commit = spool_commit, .hold = hold };
 	struct smtp_session *s = smtp_session_new(&ci, &lim, &h);
 	if (!s)
 		return 0;
@@ -140,6 +150,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			die("feed consumed more than given");
 		pos += used;
 		check_output(smtp_session_output(s));
+		if (smtp_session_waiting(s) && f.holding) {
+			f.holding = false;
+			smtp_session_hold_done(s);
+			if (smtp_session_waiting(s))
+				die("still waiting after the hold");
+			check_output(smtp_session_output(s));
+			continue;
+		}
 		if (smtp_session_waiting(s)) {
 			if (!f.committing)
 				die("waiting without a commit");
@@ -160,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (stalls)
 		die("session stalled with input left");
-	bool hung_up = smtp_session_waiting(s);
+	bool hung_up = smtp_session_waiting(s) && f.committing;
 	if (!hung_up && (ctl & 128))
 		smtp_session_timeout(s);
 	check_output(smtp_session_output(s));
