@@ -27,14 +27,15 @@
  * (on the loop, as RCPT does), for the quota check at the end of data, which runs with
  * the commit on a commit thread (maildirsize reads are file reads). */
 struct room_target {
-	char address[QUEUE_ADDR_MAX];
-	char maildir[1400];
+	char *address;
+	char *maildir;
 };
 
 struct room_check {
 	struct room_target *targets;
 	size_t n_targets;
 	size_t n_other;   /* other domains, postmaster, directory failures: not checked */
+	uint64_t space;   /* queue space above [queue] min_free when the spool opened */
 };
 
 enum commit_outcome { COMMIT_OK, COMMIT_FAILED, COMMIT_NO_ROOM };
@@ -58,6 +59,10 @@ static void room_free(struct room_check **rp)
 	struct room_check *r = *rp;
 	if (!r)
 		return;
+	for (size_t i = 0; i < r->n_targets; i++) {
+		free(r->targets[i].address);
+		free(r->targets[i].maildir);
+	}
 	free(r->targets);
 	free(r);
 	*rp = NULL;
@@ -81,13 +86,18 @@ static struct room_check *room_resolve(struct conn *c, const struct queue_envelo
 		const char *at = strrchr(qe->rcpts[i], '@');
 		bool postmaster = at ? (size_t)(at - qe->rcpts[i]) == 10 && strncasecmp(qe->rcpts[i], "postmaster", 10) == 0
 			: strcasecmp(qe->rcpts[i], "postmaster") == 0;
-		if (postmaster ||
-			local_resolve(srv->conf, srv->dir, qe->rcpts[i], t->maildir, sizeof(t->maildir)) != WHERE_LOCAL) {
+		char path[1400];
+		if (postmaster || local_resolve(srv->conf, srv->dir, qe->rcpts[i], path, sizeof(path)) != WHERE_LOCAL) {
 			r->n_other++;   /* RFC 5321 §4.5.1: postmaster is never refused */
 			continue;
 		}
-		snprintf(t->address, sizeof(t->address), "%s", qe->rcpts[i]);
-		r->n_targets++;
+		t->address = strdup(qe->rcpts[i]);
+		t->maildir = strdup(path);
+		r->n_targets++;   /* freed with the rest, even when a strdup failed */
+		if (!t->address || !t->maildir) {
+			room_free(&r);
+			return NULL;
+		}
 	}
 	return r;
 }
@@ -254,6 +264,8 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 	room_free(&c->room);
 	c->spool_no_space = false;
 	c->room = room_resolve(c, &qe);
+	if (c->room)
+		c->room->space = c->srv->conf->min_free ? queue_space_room(c->srv->queue) : UINT64_MAX;
 	c->writer = dsn_ok ? queue_writer_open(c->srv->queue, &qe, err, sizeof(err)) : NULL;
 	if (!c->writer && dsn_ok)
 		c->spool_no_space = errno == ENOSPC || errno == EDQUOT;
@@ -276,6 +288,12 @@ static bool hook_spool_write(void *ctx, const void *p, size_t n)
 	struct conn *c = ctx;
 	if (!c->writer)
 		return false;
+	/* A message without SIZE= that outgrows the space above min_free stops here, so
+	 * the reserve stays for deliveries and logs: 452 4.3.1 as for a full disk. */
+	if (c->room && queue_writer_size(c->writer) + n > c->room->space) {
+		c->spool_no_space = true;
+		return false;
+	}
 	if (queue_writer_write(c->writer, p, n))
 		return true;
 	c->spool_no_space = queue_writer_no_space(c->writer);

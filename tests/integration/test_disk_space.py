@@ -142,6 +142,26 @@ def test_write_failure_for_lack_of_space(server_factory, tmpfs):
     assert len(srv.wait_delivered(ALICE, 1)) == 1
 
 
+def test_undeclared_size_does_not_eat_the_reserve(server_factory, tmpfs):
+    """Without SIZE=, a message that outgrows the space above min_free is refused at the
+    end of data (452 4.3.1) before it can fill the filesystem."""
+    srv = _server(server_factory, tmpfs, "4m", min_free="1M")   # about 3 MB above the reserve
+    s = _smtp(srv)
+    try:
+        assert s.mail("sender@elsewhere.example")[0] == 250
+        assert s.rcpt(ALICE)[0] == 250
+        code, text = s.data(_message(3 * 1024 * 1024 + 512 * 1024))
+        text = text.decode()
+        assert code == 452 and text.startswith("4.3.1"), (code, text)
+        assert "ran out of space while storing the message" in text, text
+        s.quit()
+    finally:
+        s.close()
+    st = os.statvfs(str(srv.data_dir / "queue"))
+    assert st.f_bavail * st.f_frsize > 3 * 1024 * 1024      # the partial file is gone
+    assert _count(srv, "queued") == 0 and _count(srv, "spool_error") == 0
+
+
 def test_condition_clears_and_is_logged_once(server_factory, tmpfs):
     srv = _server(server_factory, tmpfs, "4m", min_free="1M")
     filler = srv.data_dir / "queue" / "filler"
