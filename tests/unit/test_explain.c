@@ -118,6 +118,11 @@ static const struct row rows[] = {
 	{ "501 5.1.3 Bad recipient address syntax", "syntax_error" },                                        /* Postfix */
 	{ "421 4.3.2 Service not available, closing transmission channel", "server_unavailable" },
 	{ "451 4.3.0 Temporary failure: the message could not be stored", "server_unavailable" },          /* Postern */
+	/* the server's own storage (issue 9) */
+	{ "452 4.3.1 Insufficient system storage", "server_storage_full" },                                /* Postfix */
+	{ "452-4.3.1 Insufficient system storage: this server is out of space for new mail and accepts none for now\n452 4.3.1 Nothing was accepted; your mail program will try again later (the server's administrator must free disk space) (ref 1.1)", "server_storage_full" }, /* Postern */
+	{ "452-4.3.1 Insufficient system storage: this server ran out of space while storing the message\n452 4.3.1 Nothing was accepted (ref 3.4)", "server_storage_full" }, /* Postern */
+	{ "452 4.2.2 Message not accepted: it is 50.2 KB, and the mailbox of alice@example.test has 40.0 KB left (60.0 KB of 100.0 KB used)", "mailbox_full" }, /* Postern, end of data */
 };
 
 static int setup(void **state)
