@@ -879,21 +879,25 @@ bool queue_state_read(struct queue *q, const char *qid, size_t n, struct queue_s
 		free(buf);
 		return true;
 	}
-	if (!state_alloc(st, n)) {
-		free(buf);
-		return false;
-	}
-	st->damaged = true;
-	if (buf) {
+	if (buf)
 		snprintf(why, sizeof(why), "%s", len == 0 ? "empty" : "malformed, truncated or for another message");
-		state_salvage(buf, len, n, st);
-		if (len >= strlen(STATE_MAGIC) && memcmp(buf, STATE_MAGIC, strlen(STATE_MAGIC)) == 0) {
-			st->held = memmem(buf, len, "\nheld 1\n", 8) != NULL;
-			st->delay_notified = memmem(buf, len, "\ndelay-notified 1\n", 18) != NULL;
-		}
-	}
-	snprintf(st->damage, sizeof(st->damage), "%s", why);
+	bool ok = queue_state_recover(buf ? buf : "", buf ? len : 0, n, st);
+	if (ok)
+		snprintf(st->damage, sizeof(st->damage), "%s", why);
 	free(buf);
+	return ok;
+}
+
+bool queue_state_recover(const char *data, size_t len, size_t n, struct queue_state *st)
+{
+	if (!state_alloc(st, n))
+		return false;
+	st->damaged = true;
+	state_salvage(data, len, n, st);
+	if (len >= strlen(STATE_MAGIC) && memcmp(data, STATE_MAGIC, strlen(STATE_MAGIC)) == 0) {
+		st->held = memmem(data, len, "\nheld 1\n", 8) != NULL;
+		st->delay_notified = memmem(data, len, "\ndelay-notified 1\n", 18) != NULL;
+	}
 	return true;
 }
 

@@ -167,6 +167,10 @@ bool queue_move_failed_why(struct queue *q, const char *qid, const char *why);
 void queue_failed_reason(struct queue *q, const char *qid, char *out, size_t outsz);
 /* Parse a state file held in memory (fuzz entry point). */
 bool queue_state_parse(const char *data, size_t len, size_t n, struct queue_state *st);
+/* What queue_state_read keeps of a damaged file held in memory: every readable
+ * recipient record, the rest pending; st->damaged set.  False only when out of
+ * memory (fuzz entry point too). */
+bool queue_state_recover(const char *data, size_t len, size_t n, struct queue_state *st);
 
 const char *queue_dir(const struct queue *q);
 

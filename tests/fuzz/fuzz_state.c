@@ -1,5 +1,5 @@
-/* fuzz_state.c - the per-recipient delivery state file parser; the first byte
- * picks the recipient count it must match. */
+/* fuzz_state.c - the per-recipient delivery state file parser and the salvage of a
+ * damaged one; the first byte picks the recipient count it must match. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -14,6 +14,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct queue_state st;
 	if (queue_state_parse((const char *)data + 1, size - 1, n, &st)) {
 		if (st.n != n)
+			__builtin_trap();
+		for (size_t i = 0; i < n; i++)
+			if (st.r[i].state > RCPT_FAILED || strlen(st.r[i].last_reply) >= sizeof(st.r[i].last_reply))
+				__builtin_trap();
+		queue_state_free(&st);
+	}
+	/* Salvage: never refuses, never more records than recipients. */
+	if (queue_state_recover((const char *)data + 1, size - 1, n, &st)) {
+		if (st.n != n || st.recovered > n || !st.damaged)
 			__builtin_trap();
 		for (size_t i = 0; i < n; i++)
 			if (st.r[i].state > RCPT_FAILED || strlen(st.r[i].last_reply) >= sizeof(st.r[i].last_reply))
