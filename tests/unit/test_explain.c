@@ -122,6 +122,13 @@ static const struct row rows[] = {
 	{ "452 4.3.1 Insufficient system storage", "server_storage_full" },                                /* Postfix */
 	{ "452-4.3.1 Insufficient system storage: this server is out of space for new mail and accepts none for now\n452 4.3.1 Nothing was accepted; your mail program will try again later (the server's administrator must free disk space) (ref 1.1)", "server_storage_full" }, /* Postern */
 	{ "452-4.3.1 Insufficient system storage: this server ran out of space while storing the message\n452 4.3.1 Nothing was accepted (ref 3.4)", "server_storage_full" }, /* Postern */
+	/* message content and harvesting (issue 9) */
+	{ "550-5.6.0 Message refused: it contains bare LF line ends (a LF without a CR before it); SMTP requires CR LF (RFC 5321 section 2.3.8)\n550 5.6.0 The sending program must end every line with CR LF; this protects against SMTP smuggling (ref 1.2.3)", "syntax_error" }, /* Postern */
+	{ "550 5.6.0 Message refused: it contains NUL bytes (octet zero), which mail may not carry (RFC 5322 section 4.1, RFC 2045 section 2.8)", "syntax_error" }, /* Postern */
+	{ "550 5.6.0 Message refused: line 4 is 100000 octets long, and the limit here is 10000 (the standard allows 998, RFC 5322 section 2.1.1)", "syntax_error" }, /* Postern */
+	{ "550 5.6.0 Message refused: it has 2 From: header fields, and a message has exactly one (RFC 5322 section 3.6)", "syntax_error" }, /* Postern */
+	{ "421-4.7.0 mx.example.test Too many unknown recipients (50) on one connection; closing it\n421 4.7.0 Check the recipient addresses (ref 1.2.60)", "unknown_recipient" }, /* Postern */
+	{ "503 5.5.1 RCPT cannot come between the BDAT chunks of a message: its recipients were fixed by the first BDAT (RFC 3030)", "command_sequence" }, /* Postern */
 	{ "452 4.2.2 Message not accepted: it is 50.2 KB, and the mailbox of alice@example.test has 40.0 KB left (60.0 KB of 100.0 KB used)", "mailbox_full" }, /* Postern, end of data */
 };
 
