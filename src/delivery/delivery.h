@@ -38,7 +38,9 @@ void delivery_stop(struct delivery **d);
  *   "bounce QID"        remove, returning it to the sender with a report
  *   "requeue QID"       move it from queue/failed/ back, every recipient pending
  *   "inflight"          "delivering QID WHERE ..." for each message a thread is on
- *                       (WHERE: "MX+of+example.org", "relay+host:587", "local+mailbox")
+ *                       (WHERE: the server being talked to, "mx1.example.org[192.0.2.25]:25" or
+ *                       "relay+smarthost.example:587"; "MX+of+example.org" while its MX are
+ *                       looked up; "local+mailbox"; spaces written as '+')
  * Writes a one-line answer into reply; returns 0 on success, 1 on failure. */
 int delivery_control(struct delivery *d, const char *command, char *reply, size_t replysz);
 

@@ -25,7 +25,24 @@ struct remote_ctx {
 	unsigned cached_count;
 	struct smtp_client_opts opts;
 	const struct net_cancel *cancel;   /* fired at shutdown: aborts the transaction */
+	/* told which server a message is going to (for `postern queue list`) */
+	void (*on_host)(void *arg, const char *host);
+	void *on_host_arg;
+	char current_host[400];            /* the server open_host is trying */
+	char cached_host[400];             /* the server of the kept connection */
 };
+
+void remote_ctx_on_host(struct remote_ctx *rc, void (*cb)(void *arg, const char *host), void *arg)
+{
+	rc->on_host = cb;
+	rc->on_host_arg = arg;
+}
+
+static void tell_host(struct remote_ctx *rc, const char *host)
+{
+	if (rc->on_host)
+		rc->on_host(rc->on_host_arg, host);
+}
 
 bool relay_credentials_load(const char *path, struct relay_credentials *rc, char *err, size_t errlen)
 {
@@ -116,6 +133,11 @@ static struct smtp_client *open_host(struct remote_ctx *rc, const char *addr, un
 	enum smtp_tls_policy tls, bool verify, bool auth, char *err, size_t errlen)
 {
 	const struct conf *c = rc->conf;
+	if (strcmp(name, addr) == 0)
+		snprintf(rc->current_host, sizeof(rc->current_host), "%.300s:%u", name, port);
+	else
+		snprintf(rc->current_host, sizeof(rc->current_host), "%.255s[%.64s]:%u", name, addr, port);
+	tell_host(rc, rc->current_host);
 	struct net_client_opts no = { .connect_timeout = (unsigned)c->connect_timeout, .io_timeout = (unsigned)c->command_timeout,
 		.cancel = rc->cancel };
 	struct net_client *conn = net_client_connect(addr, port, &no, err, errlen);
@@ -168,6 +190,7 @@ static bool try_cached(struct remote_ctx *rc, const char *key, const struct queu
 		remote_idle(rc);
 		return false;
 	}
+	tell_host(rc, rc->cached_host);
 	if (!send_on(rc, rc->cached, m, idx, n, res)) {
 		remote_idle(rc);
 		/* The reused connection died: retry this message on a fresh one. */
@@ -182,6 +205,7 @@ static void keep(struct remote_ctx *rc, struct smtp_client *cl, const char *key)
 	remote_idle(rc);
 	rc->cached = cl;
 	snprintf(rc->cached_key, sizeof(rc->cached_key), "%s", key);
+	memcpy(rc->cached_host, rc->current_host, sizeof(rc->cached_host));
 	rc->cached_count = 1;
 }
 

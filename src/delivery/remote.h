@@ -32,6 +32,9 @@ void remote_ctx_free(struct remote_ctx **rc);
 /* Deliver m to recipients idx[0..n), all in `domain`.  results[k] for idx[k]. */
 void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const char *domain,
 	const size_t *idx, size_t n, struct rcpt_result *results);
+/* cb(arg, "mx1.example.org[192.0.2.25]:25") each time a message goes to a server
+ * (a new connection or a kept one), from the delivering thread. */
+void remote_ctx_on_host(struct remote_ctx *rc, void (*cb)(void *arg, const char *host), void *arg);
 /* Close a connection kept open for reuse (the thread is going idle). */
 void remote_idle(struct remote_ctx *rc);
 

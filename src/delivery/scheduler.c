@@ -235,6 +235,13 @@ static void set_where(struct worker *w, const char *fmt, const char *arg)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* remote.c says which server it is trying now. */
+static void where_host(void *arg, const char *host)
+{
+	struct worker *w = arg;
+	set_where(w, w->d->conf->relay_host[0] ? "relay %s" : "%s", host);
+}
+
 /* A message moved to queue/failed/: told to the postmaster in the next notice. */
 static void note_failed(struct delivery *d, const char *qid, const char *why)
 {
@@ -799,8 +806,13 @@ static void *delivery_thread(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		if (!w->dir && !directory_open(&w->dir, d->conf->data_dir, err, sizeof(err)))
 			log_event(LOG_ERR, "directory_error", "error=\"%s\"", err);
-		if (!w->remote && !(w->remote = remote_ctx_new(d->conf, d->creds, d->cancel, err, sizeof(err))))
-			log_event(LOG_ERR, "resolver_error", "error=\"%s\"", err);
+		if (!w->remote) {
+			w->remote = remote_ctx_new(d->conf, d->creds, d->cancel, err, sizeof(err));
+			if (w->remote)
+				remote_ctx_on_host(w->remote, where_host, w);
+			else
+				log_event(LOG_ERR, "resolver_error", "error=\"%s\"", err);
+		}
 		time_t again = w->dir && w->remote ? process(w, it->qid, it->force, it->fresh)
 			: time(NULL) + (time_t)d->conf->retry_min;
 		pthread_mutex_lock(&d->lock);

@@ -340,15 +340,16 @@ class SilentPeer:
         self.s.close()
 
 
-def test_list_says_being_delivered_now(server_factory, dns):
+@pytest.mark.parametrize("via", ["mx", "relay"])
+def test_list_says_being_delivered_now(server_factory, dns, via):
     port = free_port(REMOTE_ADDRS)
     peer = SilentPeer("127.0.0.2", port)
     try:
-        srv = started(make_server(server_factory, dns, port, delivery={"command_timeout": "60s"},
+        relay = {"host": "127.0.0.2", "port": str(port), "tls": "none"} if via == "relay" else None
+        srv = started(make_server(server_factory, dns, port, delivery={"command_timeout": "60s"}, relay=relay,
                                   queue={"retry_min": "60s", "retry_max": "120s"}))
         qid = submit(srv, "slow@d2.test")
-        assert wait_event(srv, "remote_connect", qid="", timeout=20) or wait_for(lambda: peer.conns, 20), srv.log()
-        assert wait_for(lambda: peer.conns, 20)
+        assert wait_for(lambda: peer.conns, 20), srv.log()
 
         def entry():
             for m in queue_json(srv):
@@ -357,12 +358,14 @@ def test_list_says_being_delivered_now(server_factory, dns):
             return None
         m = wait_for(entry, 20)
         assert m, queue_json(srv)
-        assert m["delivering_to"] == "MX of d2.test" and m["state"] == "sending", m
+        # the server it is talking to
+        host = ("mx2.test[127.0.0.2]:%d" if via == "mx" else "relay 127.0.0.2:%d") % port
+        assert m["delivering_to"] == host and m["state"] == "sending", m
         p = queue_cli(srv, "list")
-        assert "being delivered now (MX of d2.test)" in p.stdout, p.stdout
+        assert "being delivered now (%s)" % host in p.stdout, p.stdout
         assert "not tried yet" not in p.stdout, p.stdout
         p = queue_cli(srv, "show", qid)
-        assert "being delivered (MX of d2.test)" in p.stdout, p.stdout
+        assert "being delivered (%s)" % host in p.stdout, p.stdout
     finally:
         peer.close()
     assert wait_event(srv, "deferred", qid=qid, timeout=30), srv.log()
