@@ -1,12 +1,13 @@
 """scripts/install-deps installs everything a fresh Debian 12 needs for the Quick start.
 
 On a minimal Debian 12 (debootstrap minbase with git, make and ca-certificates) the
-only packages present are the Essential ones and what install-deps adds, so a package
+only packages present are those of Priority required (Essential among them), apt, and
+what install-deps adds, so a package
 that a developer machine happens to have hides a gap (libunbound.pc needs nettle.pc
 from nettle-dev; the doctor's tests need python3-cryptography). These tests derive
 what is needed from the sources themselves and check that each piece comes from a
 package of the right install-deps profile, from a package such a package depends on,
-or from an Essential package:
+or from a package debootstrap's minbase installs (Priority required):
   - every pkg-config dependency in meson.build, with its Requires and Requires.private,
     followed recursively (build profile);
   - every Python module the tests import (test profile);
@@ -28,7 +29,8 @@ INSTALL_DEPS = REPO / "scripts" / "install-deps"
 TESTS = REPO / "tests"
 # meson's built-in dependencies, not found through pkg-config
 MESON_BUILTIN = {"threads"}
-# minbase is the Essential set plus apt; the brief adds these three
+# debootstrap's minbase: every Priority required package (Essential ones included) and
+# apt (/usr/share/debootstrap/scripts/debian-common); the Quick start adds git, make, ca-certificates
 BASELINE = {"apt", "git", "make", "ca-certificates"}
 RUNNERS = {"run", "Popen", "check_output", "check_call", "call"}
 
@@ -41,18 +43,19 @@ def profile(name):
 
 
 def _installed():
-    """{package: (essential, [first alternative of each Pre-Depends/Depends])} and {virtual: [providers]}."""
-    fmt = "${Package}\t${Essential}\t${db:Status-Abbrev}\t${Pre-Depends}, ${Depends}\t${Provides}\n"
+    """{package: (in minbase, [first alternative of each Pre-Depends/Depends])} and {virtual: [providers]}."""
+    fmt = ("${Package}\t${Essential}\t${Priority}\t${db:Status-Abbrev}\t${Pre-Depends}, ${Depends}\t"
+           "${Provides}\n")
     out = subprocess.run(["dpkg-query", "-W", "-f", fmt], capture_output=True, text=True,
                          check=True, timeout=60).stdout
     pkgs, provides = {}, {}
     for line in out.splitlines():
-        name, essential, status, deps, prov = (line.split("\t") + [""] * 5)[:5]
+        name, essential, priority, status, deps, prov = (line.split("\t") + [""] * 6)[:6]
         if not status.startswith("ii"):
             continue
         # apt installs the first alternative of "a | b": count only that one
         first = [d.split("|")[0].split("(")[0].split(":")[0].strip() for d in deps.split(",")]
-        pkgs[name] = (essential == "yes", [d for d in first if d])
+        pkgs[name] = (essential == "yes" or priority == "required", [d for d in first if d])
         for v in prov.split(","):
             v = v.split("(")[0].strip()
             if v:
@@ -61,9 +64,9 @@ def _installed():
 
 
 def closure(roots):
-    """Every installed package a fresh machine gets from ROOTS, the Essential set and BASELINE."""
+    """Every installed package a fresh machine gets from ROOTS, minbase and BASELINE."""
     pkgs, provides = _installed()
-    todo = list(roots) + list(BASELINE) + [p for p, (ess, _) in pkgs.items() if ess]
+    todo = list(roots) + list(BASELINE) + [p for p, (minbase, _) in pkgs.items() if minbase]
     seen = set()
     while todo:
         p = todo.pop()
