@@ -179,6 +179,16 @@ def test_data_dir_not_owned_by_user(tmp_path):
     same_refusal(conf, "postern.conf:%d: [server] data_dir" % line_of(conf, "data_dir ="), "chown -R nobody")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start as root and own files")
+def test_data_dir_not_writable_by_user(tmp_path):
+    (tmp_path / "var").mkdir()
+    os.chown(tmp_path / "var", 65534, 65534)
+    (tmp_path / "var").chmod(0o500)
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var", server={"user": "nobody", "run_as_root": "no"})
+    same_refusal(conf, "postern.conf:%d: [server] data_dir" % line_of(conf, "data_dir ="), "not writable by nobody",
+                 "chmod u+rwx")
+
+
 def test_port_in_use(tmp_path):
     blocker = socket.socket()
     blocker.bind(("127.0.0.1", 0))
