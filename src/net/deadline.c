@@ -126,10 +126,12 @@ static void arm(struct conn *c, uint64_t now, uint64_t due)
 	evtimer_add(c->deadline, &tv);
 }
 
-/* The server itself keeps the client waiting, or the session is ending anyway. */
+/* The server itself keeps the client waiting, or the session is ending anyway.  (A
+ * client that does not read our replies is not waited for: the session deadline
+ * also bounds a slow reader.) */
 static bool not_the_clients_turn(const struct conn *c)
 {
-	return c->busy || c->read_paused || c->ops->waiting(c->session) || c->ops->wants_close(c->session);
+	return c->busy || c->ops->waiting(c->session) || c->ops->wants_close(c->session);
 }
 
 static void expire(struct conn *c, enum deadline_kind k)

@@ -582,7 +582,7 @@ static bool admit(struct server *srv, const char *addr, struct ip_count **ipc, e
 		*why = CONN_REFUSE_ADDRESS;
 		return false;
 	}
-	if ((*ipc)->count > 0 && srv->n_conns >= cf->connections - reserved_slots(cf)) {
+	if ((*ipc)->count > 0 && srv->n_conns >= cf->connections - reserved_slots(cf) && !conf_is_trusted(cf, addr)) {
 		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"reserved for new addresses\" open=%u from_address=%u reserved=%llu",
 			addr, srv->n_conns, (*ipc)->count, reserved_slots(cf));
 		*why = CONN_REFUSE_RESERVED;

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pop3_support import RawPOP3, make_pop3_server, raw_tls, tls_context, wait_log
+from pop3_support import ALICE, RawPOP3, lf_message, make_pop3_server, put_message, raw_tls, tls_context, wait_log
 from submission_support import make_sub_server
 
 
@@ -322,6 +322,40 @@ def test_session_deadline(server_factory):
         assert said and said.startswith("421-4.4.2 ") and "Session longer than 3 seconds" in said, said
     finally:
         c.close()
+
+
+def test_session_deadline_also_bounds_a_client_that_does_not_read(server_factory):
+    """RETR of a 20 MB message to a client that never reads: the session deadline
+    still ends it (nothing can be said mid-message: the connection just closes,
+    without the final "." so the client cannot take the cut message for whole)."""
+    srv = make_pop3_server(server_factory, plain=True, limits={"session_timeout": "3s"})
+    # larger than what the kernel's socket buffers on loopback can hold
+    put_message(srv, ALICE, lf_message("big", ["x" * 1000] * 20000))
+    c = RawPOP3(srv.ports["pop3plain"])
+    try:
+        assert c.login().startswith("+OK")
+        c.send("RETR 1\r\n")
+        time.sleep(4)
+        got, closed = b"", False
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            c.sock.settimeout(max(0.1, end - time.monotonic()))
+            try:
+                chunk = c.sock.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not chunk:
+                closed = True
+                break
+            got += chunk
+        assert closed, "still open after %d octets" % len(got)
+        assert not got.endswith(b"\r\n.\r\n"), "the whole message arrived"
+    finally:
+        c.close()
+    assert wait_log(srv, r"event=deadline\b[^\n]*listener=pop3plain kind=session limit=3"), srv.log()[-3000:]
 
 
 def test_trickling_clients_leave_room_for_a_new_address(server_factory):
