@@ -786,10 +786,16 @@ static void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	struct smtp_tx *tx = s->tx;
 	if (!tx) {
 		if (s->have_mail_refusal) {
+			/* A pipelining client (RFC 2920) sent these with the MAIL that was
+			 * refused: they follow from that refusal, and the 503 at DATA must get
+			 * to name them, so up to a message's worth are not bad commands. */
 			remember_orphan(s, c);
 			say(s, R_RCPT_AFTER_REFUSED_MAIL, s->mail_refusal.ref);
-		} else
-			say(s, R_NEED_MAIL);
+			if (s->n_orphans > s->limits.max_recipients)
+				bad_command(s);
+			return;
+		}
+		say(s, R_NEED_MAIL);
 		bad_command(s);
 		return;
 	}
