@@ -1,0 +1,232 @@
+/* cmd_auth.c - STARTTLS (RFC 3207) and AUTH (RFC 4954): upgrading the connection
+ * and logging in.  The password check runs off the loop (hooks->auth_verify); the
+ * session waits in ST_WAIT_AUTH until smtp_session_auth_done(). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/sasl.h"
+#include "smtp/command.h"
+#include "smtp/reply.h"
+#include "smtp/session_int.h"
+#include "util/buf.h"
+#include "util/linebuf.h"
+#include "util/log.h"
+
+/* STARTTLS (RFC 3207). */
+void cmd_starttls(struct smtp_session *s, const struct smtp_command *c)
+{
+	if (!s->info.tls_offered) {
+		say(s, R_STARTTLS_UNAVAILABLE);
+		return;
+	}
+	if (s->secure) {
+		say(s, R_ALREADY_TLS);
+		bad_command(s);
+		return;
+	}
+	if (c->arg_len) {
+		say(s, R_STARTTLS_ARG);
+		bad_command(s);
+		return;
+	}
+	reply_write(&s->out, 220, "2.0.0", "Ready to start TLS");
+	tx_free(s);
+	s->wants_tls = true;
+	s->state = ST_TLS_PENDING;
+}
+
+static void auth_refuse(struct smtp_session *s, enum refusal_cause cause, enum reply_id id, ...)
+{
+	s->causes[cause]++;
+	const struct reply_entry *e = reply_get(id);
+	char ref[32], summary[256];
+	next_ref(s, ref, sizeof(ref));
+	va_list ap;
+	va_start(ap, id);
+	reply_vid(&s->out, ref, summary, sizeof(summary), id, ap);
+	va_end(ap);
+	char q[300];
+	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=AUTH code=%d enh=%s cause=\"%s\" reason=%s",
+		(unsigned long long)s->info.conn_id, ref, e->code, e->enh, policy_cause_name(cause),
+		log_quote(q, sizeof(q), summary, strlen(summary), 200));
+}
+
+static void format_until(time_t until, char *out, size_t outsz)
+{
+	struct tm tm;
+	gmtime_r(&until, &tm);
+	strftime(out, outsz, "%H:%M UTC", &tm);
+}
+
+/* Refuse the login when the throttle blocks it (auth/throttle.h), in words that say
+ * whose failures caused the block. */
+static bool refused_by_throttle(struct smtp_session *s, const char *user)
+{
+	struct throttle_verdict v = { THROTTLE_OPEN, 0 };
+	if (s->hooks.auth_blocked)
+		v = s->hooks.auth_blocked(s->hooks.ctx, user);
+	if (v.block == THROTTLE_OPEN)
+		return false;
+	char when[32], q[80];
+	format_until(v.until, when, sizeof(when));
+	if (v.block == THROTTLE_ACCOUNT && user) {
+		quote_for_reply(q, sizeof(q), user, strlen(user));
+		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
+	} else {
+		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ADDRESS, when);
+	}
+	return true;
+}
+
+/* The SASL exchange moved on: ask for more, or hand the credentials over. */
+static void auth_progress(struct smtp_session *s, enum sasl_status st)
+{
+	switch (st) {
+	case SASL_CONTINUE:
+		reply_writef(&s->out, 334, NULL, "%s", sasl_challenge(&s->sasl));
+		s->state = ST_AUTH;
+		return;
+	case SASL_DONE:
+		break;
+	case SASL_CANCELLED:
+		say(s, R_AUTH_CANCELLED);
+		s->state = ST_CMD;
+		sasl_clear(&s->sasl);
+		return;
+	case SASL_BAD_BASE64:
+		say(s, R_AUTH_BAD_BASE64);
+		s->state = ST_CMD;
+		sasl_clear(&s->sasl);
+		bad_command(s);
+		return;
+	case SASL_MALFORMED:
+	case SASL_AUTHZID:
+		say(s, st == SASL_AUTHZID ? R_AUTH_AUTHZID : R_AUTH_MALFORMED);
+		s->state = ST_CMD;
+		sasl_clear(&s->sasl);
+		bad_command(s);
+		return;
+	}
+	if (refused_by_throttle(s, s->sasl.user)) {
+		s->state = ST_CMD;
+		sasl_clear(&s->sasl);
+		return;
+	}
+	s->state = ST_WAIT_AUTH;
+	s->hooks.auth_verify(s->hooks.ctx, sasl_mech_name(s->sasl.mech), s->sasl.user, s->sasl.pass);
+	explicit_bzero(s->sasl.pass, sizeof(s->sasl.pass));   /* the hook took a copy */
+}
+
+/* AUTH mechanism [initial-response] (RFC 4954 §4). */
+void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
+{
+	if (!s->hooks.auth_verify) {
+		say(s, R_AUTH_UNAVAILABLE);
+		return;
+	}
+	if (s->login) {
+		say(s, R_AUTH_TWICE);
+		bad_command(s);
+		return;
+	}
+	if (s->tx) {
+		say(s, R_AUTH_IN_TX);
+		bad_command(s);
+		return;
+	}
+	if (!s->secure && !s->info.allow_plaintext_auth) {
+		if (s->info.tls_offered)
+			auth_refuse(s, CAUSE_TLS_REQUIRED, R_AUTH_NEEDS_STARTTLS);
+		else
+			auth_refuse(s, CAUSE_TLS_REQUIRED, R_AUTH_NEEDS_TLS_PORT);
+		return;
+	}
+	if (refused_by_throttle(s, NULL))
+		return;
+	const char *sp = memchr(c->arg, ' ', c->arg_len);
+	size_t mlen = sp ? (size_t)(sp - c->arg) : c->arg_len;
+	enum sasl_mech mech;
+	if (mlen == 0) {
+		say(s, R_AUTH_NO_MECH);
+		bad_command(s);
+		return;
+	}
+	if (!sasl_mech_from_name(c->arg, mlen, &mech)) {
+		say(s, R_AUTH_UNKNOWN_MECH);
+		bad_command(s);
+		return;
+	}
+	const char *init = sp ? sp + 1 : NULL;
+	size_t ilen = sp ? c->arg_len - mlen - 1 : 0;
+	auth_progress(s, sasl_start(&s->sasl, mech, init != NULL, init, ilen));
+}
+
+/* A line of the SASL exchange. */
+void auth_line(struct smtp_session *s, const char *line, size_t len)
+{
+	auth_progress(s, sasl_step(&s->sasl, line, len));
+}
+
+bool smtp_session_wants_tls(const struct smtp_session *s)
+{
+	return s->wants_tls;
+}
+
+void smtp_session_tls_started(struct smtp_session *s, const char *description)
+{
+	/* RFC 3207 §4.2: forget everything learnt from the client before TLS; whatever
+	 * it sent in plaintext after STARTTLS was discarded by the caller. */
+	s->wants_tls = false;
+	s->secure = true;
+	free(s->login);              /* a login made in plaintext does not carry over */
+	s->login = NULL;
+	sasl_clear(&s->sasl);
+	snprintf(s->tls_desc, sizeof(s->tls_desc), "%s", description ? description : "TLS");
+	tx_free(s);
+	s->helo_seen = false;
+	s->esmtp = false;
+	s->helo[0] = '\0';
+	linebuf_reset(&s->line);
+	forget_mail_refusal(s);
+	memset(s->causes, 0, sizeof(s->causes));
+	if (s->state == ST_TLS_PENDING)
+		s->state = ST_CMD;
+}
+
+void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, const char *login, time_t blocked_until)
+{
+	if (s->state != ST_WAIT_AUTH)
+		return;
+	s->state = ST_CMD;
+	char when[32];
+	switch (r) {
+	case SMTP_AUTH_OK:
+		free(s->login);
+		s->login = strdup(login ? login : s->sasl.user);
+		if (!s->login) {
+			say(s, R_AUTH_TEMPFAIL);
+			break;
+		}
+		memset(s->causes, 0, sizeof(s->causes));   /* earlier failures no longer explain anything */
+		forget_mail_refusal(s);
+		say(s, R_AUTH_OK);
+		break;
+	case SMTP_AUTH_FAILED:
+		auth_refuse(s, CAUSE_AUTH_FAILED, R_AUTH_FAILED);
+		break;
+	case SMTP_AUTH_BLOCKED: {
+		char q[80];
+		format_until(blocked_until, when, sizeof(when));
+		quote_for_reply(q, sizeof(q), s->sasl.user, strlen(s->sasl.user));
+		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
+		break;
+	}
+	case SMTP_AUTH_TEMPFAIL:
+		say(s, R_AUTH_TEMPFAIL);
+		break;
+	}
+	sasl_clear(&s->sasl);
+}

@@ -1,0 +1,447 @@
+/* cmd_data.c - DATA and BDAT (RFC 5321 §4.1.1.4, RFC 3030): message content on its
+ * way to the spool, the Received header (RFC 5321 §4.4), the checks of the content
+ * itself (line ends, NUL, line length, the From: of logged-in users) and the durable
+ * commit that comes before the 250. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "msg/header.h"
+#include "smtp/command.h"
+#include "smtp/data.h"
+#include "smtp/reply.h"
+#include "smtp/session_int.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+/* --- Received header (RFC 5321 §4.4) --------------------------------------- */
+
+/* RFC 3848 (ESMTPS, ESMTPA, ESMTPSA) and RFC 6531 §3.7.3 (UTF8SMTP...). */
+static const char *protocol_name(const struct smtp_session *s)
+{
+	static const char *const names[2][4] = {
+		{ "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" },
+		{ "UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA" },
+	};
+	if (!s->esmtp)
+		return "SMTP";
+	int utf8 = s->tx && s->tx->params.smtputf8;
+	return names[utf8][(s->secure ? 1 : 0) + (s->login ? 2 : 0)];
+}
+
+static bool write_received(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	localtime_r(&now, &tm);
+	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
+	char helo[HELO_MAX + 1];
+	quote_for_reply(helo, sizeof(helo), s->helo, strlen(s->helo));
+	struct buf h;
+	buf_init(&h, 2048);
+	buf_printf(&h, "Received: from %s (%s [%s])\r\n", helo, s->client_name[0] ? s->client_name : "unknown",
+		s->client_addr);
+	if (s->secure)
+		buf_printf(&h, "\t(using %s)\r\n", s->tls_desc);
+	buf_printf(&h, "\tby %s (Postern) with %s id %s", s->hostname, protocol_name(s), tx->qid);
+	if (tx->n_rcpts == 1) {
+		char a[SMTP_ADDR_MAX + 1];
+		buf_printf(&h, "\r\n\tfor <%s>", smtp_path_format(&tx->rcpts[0], a, sizeof(a)));
+	}
+	buf_printf(&h, "; %s\r\n", date);
+	bool ok = !h.truncated && s->hooks.spool_write(s->hooks.ctx, h.data, h.len);
+	buf_free(&h);
+	return ok;
+}
+
+static bool open_spool(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct smtp_envelope env = {
+		.sender = &tx->sender, .params = &tx->params, .rcpts = tx->rcpts,
+		.rcpt_params = tx->rcpt_params, .n_rcpts = tx->n_rcpts, .helo = s->helo, .protocol = protocol_name(s),
+	};
+	if (!s->hooks.spool_open(s->hooks.ctx, &env, tx->qid))
+		return false;
+	tx->spool_open = true;
+	if (!write_received(s)) {
+		s->hooks.spool_abort(s->hooks.ctx);
+		tx->spool_open = false;
+		return false;
+	}
+	return true;
+}
+
+/* The spool failed: 452 4.3.1 when the server is out of storage (RFC 3463 X.3.1), the
+ * given 451 4.3.0 otherwise. */
+void reply_spool_failure(struct smtp_session *s, enum reply_id id)
+{
+	if (s->hooks.spool_no_space && s->hooks.spool_no_space(s->hooks.ctx))
+		id = R_NO_SPACE_DATA;
+	say(s, id);
+}
+
+/* Watch the whole header for From: fields as it streams to the spool, however long
+ * it is (the message size bounds it): a field the check never saw would let a forged
+ * From: through.  The scanner is fixed size, allocated at the first byte. */
+static void scan_from_fields(struct smtp_tx *tx, const char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	if (!tx->from_scan) {
+		tx->from_scan = malloc(sizeof(*tx->from_scan));
+		if (!tx->from_scan) {
+			tx->spool_failed = true;   /* answered 451: nothing is accepted unchecked */
+			return;
+		}
+		msg_field_scan_init(tx->from_scan, "From");
+	}
+	msg_field_scan_feed(tx->from_scan, p, n);
+}
+
+/* Message bytes on their way to the spool; enforces the size limit. */
+static void accept_bytes(struct smtp_session *s, const char *p, size_t n)
+{
+	struct smtp_tx *tx = s->tx;
+	if (s->login && s->info.check_from_header)
+		scan_from_fields(tx, p, n);
+	if (n == 0 || tx->too_big || tx->spool_failed || !tx->spool_open)
+		return;
+	if (tx->size + n > s->limits.max_message) {
+		/* Stop writing at once; the rest is read and dropped (RFC 1870 §6.3). */
+		tx->too_big = true;
+		s->hooks.spool_abort(s->hooks.ctx);
+		tx->spool_open = false;
+		return;
+	}
+	tx->size += n;
+	if (!s->hooks.spool_write(s->hooks.ctx, p, n)) {
+		tx->spool_failed = true;
+		s->hooks.spool_abort(s->hooks.ctx);
+		tx->spool_open = false;
+	}
+}
+
+/* A logged-in user's message must say it is from one of the user's addresses
+ * (RFC 6409 §6.1 lets a submission server enforce this).  False: refused. */
+static bool check_from_header(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	if (!s->login || !s->info.check_from_header || !s->hooks.sender_owned)
+		return true;
+	const struct msg_field_scan *sc = tx->from_scan;
+	size_t count = sc ? sc->count : 0;
+	struct verdict v;
+	if (count == 0) {
+		log_event(LOG_INFO, "no_from_header", "conn=%llu login=%s", (unsigned long long)s->info.conn_id, s->login);
+		return true;
+	}
+	if (count > 1) {
+		/* RFC 5322 §3.6: exactly one; a second could be shown instead of the first. */
+		say(s, R_FROM_NOT_ONE, count);
+		log_event(LOG_INFO, "from_header_refused", "conn=%llu login=%s from_fields=%zu",
+			(unsigned long long)s->info.conn_id, s->login, count);
+		return false;
+	}
+	if (sc->value_truncated) {
+		say(s, R_FROM_TOO_LONG, (size_t)MSG_FIELD_VALUE_MAX);
+		return false;
+	}
+	const char *val = "";
+	size_t vl = 0;
+	struct msg_address_list list;
+	enum msg_status st = MSG_SYNTAX;
+	if (msg_field_scan_value(sc, &val, &vl))
+		st = msg_parse_address_list(val, vl, &list);
+	if (st != MSG_OK) {
+		char q[100];
+		quote_for_reply(q, sizeof(q), val, vl);
+		char reason[VERDICT_REASON_MAX];
+		snprintf(reason, sizeof(reason), "the From: header \"%s\" does not hold a valid address", q);
+		verdict_set(&v, VERDICT_PERM, 550, "5.6.0", CAUSE_BAD_ADDRESS, reason,
+			"Set your name and email address in the account settings of your mail program");
+		refuse(s, "DATA", "Message refused", &v, NULL, 0);
+		return false;
+	}
+	if (list.truncated) {
+		/* Addresses past the parser's list would go unchecked. */
+		say(s, R_FROM_TOO_MANY, MSG_MAX_MAILBOXES);
+		return false;
+	}
+	for (size_t i = 0; i < list.n; i++) {
+		bool temp = false;
+		bool owned = s->hooks.sender_owned(s->hooks.ctx, s->login, list.mailboxes[i].addr, &temp);
+		if (temp) {
+			verdict_set(&v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
+				"temporary failure: the user directory could not be read", "Your mail program will try again later");
+			refuse(s, "DATA", "Message not accepted", &v, NULL, 0);
+			return false;
+		}
+		if (!owned) {
+			policy_check_sender(s->login, list.mailboxes[i].addr, false, "From: header", &v);
+			v.code = 550;   /* after DATA: 550, not 553 (RFC 5321 §4.3.2) */
+			refuse(s, "DATA", "Message refused", &v, NULL, 0);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* What DATA and BDAT both refuse in the content itself, whichever way it came
+ * (the decoder or the BDAT scanner gathered the facts).  False: refused. */
+static bool content_acceptable(struct smtp_session *s)
+{
+	const struct data_decoder *d = &s->tx->dec;
+	const char *verb = s->tx->used_bdat ? "BDAT" : "DATA";
+	if (d->bare_lf || d->bare_cr) {
+		/* RFC 5321 §2.3.8; a bare line end is how SMTP smuggling starts. */
+		const char *kind = d->bare_lf ? "bare LF" : "bare CR";
+		say(s, R_BARE_LINE_ENDING, kind, d->bare_lf ? "LF" : "CR", d->bare_lf ? "a CR before it" : "an LF after it");
+		log_event(LOG_WARN, "bare_line_ends", "conn=%llu cmd=%s kind=\"%s\" bare_lf=%llu bare_cr=%llu",
+			(unsigned long long)s->info.conn_id, verb, kind, (unsigned long long)d->bare_lf,
+			(unsigned long long)d->bare_cr);
+		return false;
+	}
+	if (d->has_nul) {
+		/* As NUL in a command is refused (R_SYNTAX_BAD_BYTES): stored, it would
+		 * cut the message short for any reader that takes it for a string end. */
+		say(s, R_NUL_IN_MESSAGE);
+		log_event(LOG_WARN, "nul_in_message", "conn=%llu cmd=%s", (unsigned long long)s->info.conn_id, verb);
+		return false;
+	}
+	if (d->longest_line > s->limits.max_message_line) {
+		say(s, R_MESSAGE_LINE_TOO_LONG, (unsigned long long)d->longest_line_no,
+			(unsigned long long)d->longest_line, (unsigned long long)s->limits.max_message_line);
+		log_event(LOG_INFO, "line_too_long", "conn=%llu cmd=%s line=%llu octets=%llu limit=%llu",
+			(unsigned long long)s->info.conn_id, verb, (unsigned long long)d->longest_line_no,
+			(unsigned long long)d->longest_line, (unsigned long long)s->limits.max_message_line);
+		return false;
+	}
+	return true;
+}
+
+/* End of DATA or BDAT LAST: refuse, or start the durable commit. */
+static void finish_message(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	if (tx->too_big) {
+		say(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
+		tx_free(s);
+		s->state = ST_CMD;
+		return;
+	}
+	if (tx->used_bdat)
+		data_scan_end(&tx->dec);
+	if (!content_acceptable(s)) {
+		tx_free(s);
+		s->state = ST_CMD;
+		return;
+	}
+	if (tx->spool_failed || !tx->spool_open) {
+		reply_spool_failure(s, R_TEMP_SPOOL);
+		tx_free(s);
+		s->state = ST_CMD;
+		return;
+	}
+	if (!check_from_header(s)) {
+		tx_free(s);
+		s->state = ST_CMD;
+		return;
+	}
+	s->state = ST_WAIT_COMMIT;
+	s->hooks.spool_commit(s->hooks.ctx);
+}
+
+void smtp_session_commit_done(struct smtp_session *s, bool ok)
+{
+	if (s->state != ST_WAIT_COMMIT || !s->tx)
+		return;
+	struct smtp_tx *tx = s->tx;
+	tx->spool_open = false;   /* the hook owns the spool file now */
+	if (ok) {
+		say(s, R_QUEUED, tx->qid);
+		char from[SMTP_ADDR_MAX + 1], q[600];
+		smtp_path_format(&tx->sender, from, sizeof(from));
+		log_event(LOG_INFO, "queued", "conn=%llu qid=%s from=%s nrcpt=%zu size=%llu proto=%s",
+			(unsigned long long)s->info.conn_id, tx->qid, log_quote(q, sizeof(q), from, strlen(from), 300),
+			tx->n_rcpts, (unsigned long long)tx->size, protocol_name(s));
+	} else {
+		reply_spool_failure(s, R_TEMP_COMMIT);
+	}
+	tx_free(s);
+	s->state = ST_CMD;
+}
+
+void smtp_session_commit_refused(struct smtp_session *s, enum message_quota why, uint64_t size, const char *detail)
+{
+	if (s->state != ST_WAIT_COMMIT || !s->tx)
+		return;
+	s->tx->spool_open = false;   /* the hook dropped the spool file */
+	char sz[32];
+	format_size(size, sz, sizeof(sz));
+	enum reply_id id = why == MQ_LARGER ? R_DATA_LARGER_THAN_MAILBOX
+		: why == MQ_FULL_PERMANENT ? R_DATA_MAILBOX_FULL_PERM : R_DATA_MAILBOX_FULL;
+	say(s, id, sz, detail);
+	tx_free(s);
+	s->state = ST_CMD;
+}
+
+void cmd_data(struct smtp_session *s, const struct smtp_command *c)
+{
+	if (!s->tx) {
+		reply_no_recipients(s, "DATA");
+		bad_command(s);
+		return;
+	}
+	if (c->arg_len) {
+		say(s, R_NO_DATA_ARG);
+		bad_command(s);
+		return;
+	}
+	if (s->tx->used_bdat) {
+		say(s, R_DATA_AFTER_BDAT);
+		bad_command(s);
+		return;
+	}
+	if (s->tx->n_rcpts == 0) {
+		reply_no_recipients(s, "DATA");
+		bad_command(s);
+		return;
+	}
+	if (s->tx->params.body == BODY_BINARYMIME) {
+		say(s, R_BODY_8BIT_NOT_DECLARED);
+		return;
+	}
+	if (!open_spool(s)) {
+		reply_spool_failure(s, R_TEMP_SPOOL);
+		tx_free(s);
+		return;
+	}
+	data_decoder_init(&s->tx->dec);
+	say(s, R_START_DATA);
+	s->state = ST_DATA;
+}
+
+/* BDAT <chunk-size> [LAST]  (RFC 3030 §2).  The chunk is always read, even when the
+ * command is refused, so that its bytes are never taken for commands. */
+void cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
+{
+	const char *sp = memchr(c->arg, ' ', c->arg_len);
+	size_t nlen = sp ? (size_t)(sp - c->arg) : c->arg_len;
+	uint64_t size;
+	bool last = false;
+	bool ok = parse_u64(c->arg, nlen, &size);
+	if (ok && sp) {
+		const char *rest = sp + 1;
+		size_t rlen = c->arg_len - nlen - 1;
+		ok = rlen == 4 && ascii_ieq(rest, "LAST", 4);
+		last = ok;
+	}
+	if (!ok) {
+		/* Without a size we cannot tell data from commands: end the session. */
+		say(s, R_BDAT_SYNTAX);
+		session_close(s);
+		return;
+	}
+	if (!s->tx) {
+		/* No transaction: still swallow the chunk. */
+		s->tx = calloc(1, sizeof(*s->tx));
+		if (!s->tx) {
+			session_close(s);
+			return;
+		}
+		s->tx->bdat_err = BDAT_ERR_NEED_MAIL;
+		s->tx->bdat_discard = true;
+	} else {
+		struct smtp_tx *tx = s->tx;
+		tx->bdat_discard = false;
+		tx->bdat_err = BDAT_ERR_NONE;
+		if (tx->n_rcpts == 0) {
+			tx->bdat_err = BDAT_ERR_NO_RCPT;
+			tx->bdat_discard = true;
+		} else if (tx->bdat_failed) {
+			tx->bdat_err = BDAT_ERR_FAILED;
+			tx->bdat_discard = true;
+		} else if (!tx->used_bdat) {
+			tx->used_bdat = true;
+			data_decoder_init(&tx->dec);
+			if (!open_spool(s))
+				tx->spool_failed = true;
+		}
+	}
+	s->tx->bdat_remaining = size;
+	s->tx->bdat_chunk = size;
+	s->tx->bdat_last = last;
+	s->state = ST_BDAT;
+}
+
+/* The whole chunk has been read. */
+void bdat_chunk_done(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	s->state = ST_CMD;
+	if (tx->bdat_discard) {
+		switch (tx->bdat_err) {
+		case BDAT_ERR_NEED_MAIL:
+			tx_free(s);
+			reply_no_recipients(s, "BDAT");
+			break;
+		case BDAT_ERR_NO_RCPT:
+			reply_no_recipients(s, "BDAT");
+			break;
+		default:
+			say(s, R_BDAT_AFTER_FAILURE);
+			break;
+		}
+		bad_command(s);
+		return;
+	}
+	if (tx->too_big || tx->spool_failed) {
+		tx->bdat_failed = true;
+		if (tx->too_big)
+			say(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
+		else
+			reply_spool_failure(s, R_TEMP_SPOOL);
+		if (tx->bdat_last) {
+			tx_free(s);
+		}
+		return;
+	}
+	if (tx->bdat_last) {
+		finish_message(s);
+		return;
+	}
+	say(s, R_BDAT_OK, (unsigned long long)tx->bdat_chunk);
+}
+
+size_t feed_data(struct smtp_session *s, const char *p, size_t len)
+{
+	struct smtp_tx *tx = s->tx;
+	size_t n = len < FEED_CHUNK ? len : FEED_CHUNK;
+	buf_reset(&s->scratch);
+	size_t used = data_decoder_feed(&tx->dec, p, n, &s->scratch);
+	accept_bytes(s, s->scratch.data, s->scratch.len);
+	if (tx->dec.done)
+		finish_message(s);
+	return used;
+}
+
+size_t feed_bdat(struct smtp_session *s, const char *p, size_t len)
+{
+	struct smtp_tx *tx = s->tx;
+	size_t n = len;
+	if (n > tx->bdat_remaining)
+		n = (size_t)tx->bdat_remaining;
+	if (!tx->bdat_discard) {
+		data_scan_feed(&tx->dec, p, n);
+		accept_bytes(s, p, n);
+	}
+	tx->bdat_remaining -= n;
+	if (tx->bdat_remaining == 0)
+		bdat_chunk_done(s);
+	return n;
+}

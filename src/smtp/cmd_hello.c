@@ -1,0 +1,79 @@
+/* cmd_hello.c - the commands around a transaction: EHLO/HELO (RFC 5321 §4.1.1.1,
+ * the extensions offered), RSET, NOOP, QUIT, HELP, VRFY and EXPN. */
+#include <string.h>
+
+#include "smtp/command.h"
+#include "smtp/reply.h"
+#include "smtp/session_int.h"
+#include "util/buf.h"
+
+static void cmd_helo_common(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
+{
+	if (c->arg_len == 0) {
+		say(s, R_HELO_NEEDS_DOMAIN, esmtp ? "EHLO" : "HELO");
+		bad_command(s);
+		return;
+	}
+	size_t n = c->arg_len < HELO_MAX ? c->arg_len : HELO_MAX;
+	/* Keep only the first word; the rest is commentary some clients add. */
+	const char *sp = memchr(c->arg, ' ', n);
+	if (sp)
+		n = (size_t)(sp - c->arg);
+	memcpy(s->helo, c->arg, n);
+	s->helo[n] = '\0';
+	tx_free(s);   /* RFC 5321 §4.1.4: EHLO/HELO reset the transaction */
+	s->helo_seen = true;
+	s->esmtp = esmtp;
+	if (!esmtp) {
+		reply_writef(&s->out, 250, NULL, "%s", s->hostname);
+		return;
+	}
+	bool tls = s->info.tls_offered && !s->secure;
+	bool auth = s->hooks.auth_verify && !s->login && (s->secure || s->info.allow_plaintext_auth);
+	reply_writef(&s->out, 250, NULL,
+		"%s Hello [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\nCHUNKING\nDSN%s%s\nHELP",
+		s->hostname, s->client_addr, (unsigned long long)s->limits.max_message,
+		tls ? "\nSTARTTLS" : "", auth ? "\nAUTH PLAIN LOGIN" : "");
+}
+
+void cmd_ehlo(struct smtp_session *s, const struct smtp_command *c) { cmd_helo_common(s, c, true); }
+void cmd_helo(struct smtp_session *s, const struct smtp_command *c) { cmd_helo_common(s, c, false); }
+
+void cmd_rset(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	tx_free(s);
+	say(s, R_RSET);
+}
+
+void cmd_noop(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	say(s, R_NOOP);
+}
+
+void cmd_quit(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	say(s, R_BYE);
+	session_close(s);
+}
+
+void cmd_help(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	say(s, R_HELP);
+}
+
+void cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
+{
+	/* RFC 5321 §3.5.3: 252 when we will not say; never reveal which users exist. */
+	(void)c;
+	say(s, R_VRFY);
+}
+
+void cmd_expn(struct smtp_session *s, const struct smtp_command *c)
+{
+	(void)c;
+	say(s, R_NOT_IMPLEMENTED, "EXPN");
+}

@@ -1,0 +1,151 @@
+/* cmd_rcpt.c - RCPT TO (RFC 5321 §4.1.1.3, RFC 3461 DSN parameters): adds a
+ * recipient to the transaction, and slows down a client guessing addresses.
+ *
+ * The decision point: the check_rcpt hook (directory + policy) decides whether a
+ * syntactically valid recipient is accepted; refusals are remembered for the 503 at
+ * DATA (explain503.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "smtp/command.h"
+#include "smtp/reply.h"
+#include "smtp/session_int.h"
+#include "util/buf.h"
+#include "util/log.h"
+
+/* Directory harvesting (a client guessing which addresses exist): count the refusals
+ * that say "no such address here" over the whole session.  Past a first allowance the
+ * reply just written (from reply_start on) is held back for a growing delay; the
+ * transport keeps the time (hooks->hold), so the event loop never waits.  At the limit
+ * the session ends.  Postfix's smtpd_soft/hard_error_limit work the same way. */
+static void count_guess(struct smtp_session *s, size_t reply_start)
+{
+	unsigned n = ++s->refused_rcpts;
+	const struct smtp_limits *l = &s->limits;
+	if (l->max_refused_rcpts && n >= l->max_refused_rcpts) {
+		say(s, R_TOO_MANY_REFUSED_RCPTS, s->hostname, n);
+		log_event(LOG_WARN, "harvest_limit", "conn=%llu client=%s refused=%u action=close",
+			(unsigned long long)s->info.conn_id, s->client_addr, n);
+		session_close(s);
+		return;
+	}
+	if (!s->hooks.hold || !l->refused_rcpt_delay_ms || n <= l->refused_rcpt_delay_after)
+		return;
+	uint64_t ms = (uint64_t)l->refused_rcpt_delay_ms * (n - l->refused_rcpt_delay_after);
+	if (ms > SMTP_REFUSED_DELAY_MAX_MS)
+		ms = SMTP_REFUSED_DELAY_MAX_MS;
+	if (n == l->refused_rcpt_delay_after + 1)
+		log_event(LOG_WARN, "harvest_limit", "conn=%llu client=%s refused=%u action=delay delay_ms=%llu",
+			(unsigned long long)s->info.conn_id, s->client_addr, n, (unsigned long long)ms);
+	buf_reset(&s->held);
+	buf_append(&s->held, s->out.data + reply_start, s->out.len - reply_start);
+	s->out.len = reply_start;
+	s->state = ST_HOLD;
+	s->hooks.hold(s->hooks.ctx, (unsigned)ms);   /* may end the hold at once */
+}
+
+static bool same_path(const struct smtp_path *a, const struct smtp_path *b)
+{
+	if (a->bare_postmaster || b->bare_postmaster)
+		return a->bare_postmaster == b->bare_postmaster;
+	return strcasecmp(a->local, b->local) == 0 && strcmp(a->domain, b->domain) == 0;
+}
+
+void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
+{
+	struct smtp_tx *tx = s->tx;
+	if (!tx) {
+		if (s->have_mail_refusal) {
+			/* A pipelining client (RFC 2920) sent these with the MAIL that was
+			 * refused: they follow from that refusal, and the 503 at DATA must get
+			 * to name them, so up to a message's worth are not bad commands. */
+			remember_orphan(s, c);
+			say(s, R_RCPT_AFTER_REFUSED_MAIL, s->mail_refusal.ref);
+			if (s->n_orphans > s->limits.max_recipients)
+				bad_command(s);
+			return;
+		}
+		say(s, R_NEED_MAIL);
+		bad_command(s);
+		return;
+	}
+	if (tx->used_bdat) {
+		say(s, R_CMD_AFTER_BDAT, "RCPT");
+		bad_command(s);
+		return;
+	}
+	tx->rcpt_commands++;
+	struct smtp_path path;
+	struct smtp_rcpt_params rp;
+	const char *detail;
+	enum smtp_addr_status st = smtp_parse_rcpt_dsn(c->arg, c->arg_len, &path, &rp, &detail);
+	struct verdict v;
+	char ref[32];
+	if (st != ADDR_OK) {
+		char q[80];
+		quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+		if (st == ADDR_PARAM_UNKNOWN)
+			verdict_set(&v, VERDICT_PERM, 555, "5.5.4", CAUSE_BAD_ADDRESS, detail, "");
+		else if (st == ADDR_NO_KEYWORD || st == ADDR_PARAM_SYNTAX)
+			verdict_set(&v, VERDICT_PERM, 501, "5.5.4", CAUSE_BAD_ADDRESS, detail, "Use RCPT TO:<someone@example.org>");
+		else
+			verdict_set(&v, VERDICT_PERM, 501, "5.1.3", CAUSE_BAD_ADDRESS, detail, "Use RCPT TO:<someone@example.org>");
+		char what[100];
+		snprintf(what, sizeof(what), "RCPT %s", q);
+		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
+		remember_refusal(tx, bare_path(q), &v, ref);
+		bad_command(s);
+		return;
+	}
+	char addr[SMTP_ADDR_MAX + 1], what[SMTP_ADDR_MAX + 3];
+	smtp_path_format(&path, addr, sizeof(addr));
+	snprintf(what, sizeof(what), "<%s>", addr);
+	if (path.utf8 && !tx->params.smtputf8) {
+		verdict_set(&v, VERDICT_PERM, 553, "5.6.7", CAUSE_NON_ASCII_ADDRESS,
+			"the address is not ASCII and MAIL FROM had no SMTPUTF8 parameter",
+			"The sending program must declare SMTPUTF8 to use such addresses");
+		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
+		remember_refusal(tx, addr, &v, ref);
+		return;
+	}
+	for (size_t i = 0; i < tx->n_rcpts; i++) {
+		if (same_path(&tx->rcpts[i], &path)) {
+			/* A duplicate: accepted again, delivered once. */
+			say(s, R_RCPT_OK, addr);
+			return;
+		}
+	}
+	if (tx->n_rcpts >= s->limits.max_recipients) {
+		say(s, R_TOO_MANY_RCPTS, s->limits.max_recipients);
+		verdict_set(&v, VERDICT_TEMP, 452, "4.5.3", CAUSE_TOO_MANY_RECIPIENTS, "too many recipients", "");
+		remember_refusal(tx, addr, &v, "-");
+		return;
+	}
+	s->hooks.check_rcpt(s->hooks.ctx, &path, &v);
+	if (v.kind != VERDICT_OK) {
+		size_t reply_start = s->out.len;
+		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
+		remember_refusal(tx, addr, &v, ref);
+		if (v.kind == VERDICT_PERM && policy_cause_is_guess(v.cause))
+			count_guess(s, reply_start);
+		return;
+	}
+	if (tx->n_rcpts == tx->cap_rcpts) {
+		size_t cap = tx->cap_rcpts ? tx->cap_rcpts * 2 : 4;
+		struct smtp_path *p = realloc(tx->rcpts, cap * sizeof(*p));
+		if (p)
+			tx->rcpts = p;
+		struct smtp_rcpt_params *q = p ? realloc(tx->rcpt_params, cap * sizeof(*q)) : NULL;
+		if (!p || !q) {
+			reply_spool_failure(s, R_TEMP_SPOOL);
+			return;
+		}
+		tx->rcpt_params = q;
+		tx->cap_rcpts = cap;
+	}
+	tx->rcpt_params[tx->n_rcpts] = rp;
+	tx->rcpts[tx->n_rcpts++] = path;
+	say(s, R_RCPT_OK, addr);
+}

@@ -1,0 +1,153 @@
+/* explain503.c - the 503 that explains itself (DESIGN invariant 3).
+ *
+ * A DATA or BDAT with nothing to send is answered with every refusal that led there
+ * (the sender, each recipient, earlier login trouble) and the single most useful fix,
+ * instead of a bare "503 valid RCPT command must precede DATA".  This file keeps the
+ * record of those refusals and writes that reply. */
+#include <stdio.h>
+#include <string.h>
+
+#include "smtp/command.h"
+#include "smtp/reply.h"
+#include "smtp/session_int.h"
+#include "util/buf.h"
+#include "util/log.h"
+#include "util/parse.h"
+
+/* "TO:<a@b>" or "TO: a@b" -> "a@b", for naming a refused recipient (in place). */
+char *bare_path(char *arg)
+{
+	char *p = arg;
+	if (ascii_ieq(p, "TO:", 3))
+		p += 3;
+	while (*p == ' ')
+		p++;
+	size_t n = strlen(p);
+	if (n >= 2 && p[0] == '<' && p[n - 1] == '>') {
+		p[n - 1] = '\0';
+		p++;
+	}
+	return p;
+}
+
+/* Remember a refused recipient for the 503 at DATA. */
+void remember_refusal(struct smtp_tx *tx, const char *addr, const struct verdict *v, const char *ref)
+{
+	if (v->cause < CAUSE_COUNT)
+		tx->cause_counts[v->cause]++;
+	if (tx->n_refused < REFUSALS_LISTED) {
+		struct refusal *r = &tx->refused[tx->n_refused];
+		snprintf(r->addr, sizeof(r->addr), "%s", addr);
+		snprintf(r->reason, sizeof(r->reason), "%s", v->reason);
+		snprintf(r->ref, sizeof(r->ref), "%s", ref);
+	}
+	tx->n_refused++;
+}
+
+/* Refuse MAIL and remember why, for a 503 at DATA. */
+void remember_mail_refusal(struct smtp_session *s, const char *what, const struct verdict *v)
+{
+	char ref[32];
+	refuse(s, "MAIL", what, v, ref, sizeof(ref));
+	s->have_mail_refusal = true;
+	s->mail_cause = v->cause < CAUSE_COUNT ? v->cause : CAUSE_NONE;
+	snprintf(s->mail_refusal.addr, sizeof(s->mail_refusal.addr), "%s", what);
+	snprintf(s->mail_refusal.reason, sizeof(s->mail_refusal.reason), "%s", v->reason);
+	snprintf(s->mail_refusal.ref, sizeof(s->mail_refusal.ref), "%s", ref);
+}
+
+/* A new MAIL, a login or TLS: earlier refusals explain nothing any more. */
+void forget_mail_refusal(struct smtp_session *s)
+{
+	s->have_mail_refusal = false;
+	s->n_orphans = 0;
+}
+
+/* RCPT after a refused MAIL: remember the address (escaped) for the 503 at DATA. */
+void remember_orphan(struct smtp_session *s, const struct smtp_command *c)
+{
+	if (s->n_orphans++ >= ORPHANS_NAMED)
+		return;
+	char *out = s->orphans[s->n_orphans - 1];
+	struct smtp_path path;
+	struct smtp_rcpt_params rp;
+	const char *detail;
+	char addr[SMTP_ADDR_MAX + 1];
+	if (smtp_parse_rcpt_dsn(c->arg, c->arg_len, &path, &rp, &detail) == ADDR_OK) {
+		smtp_path_format(&path, addr, sizeof(addr));
+		quote_for_reply(out, ORPHAN_ADDR_MAX, addr, strlen(addr));
+	} else {
+		char q[ORPHAN_ADDR_MAX];
+		quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+		snprintf(out, ORPHAN_ADDR_MAX, "%s", bare_path(q));
+	}
+}
+
+/* "a", "a and b", "a, b and c", "a, b, c, d and 6 more" */
+static void name_orphans(const struct smtp_session *s, struct buf *text)
+{
+	unsigned named = s->n_orphans < ORPHANS_NAMED ? s->n_orphans : ORPHANS_NAMED;
+	for (unsigned i = 0; i < named; i++) {
+		bool last_named = i + 1 == named;
+		const char *sep = i == 0 ? "" : (last_named && s->n_orphans == named) ? " and " : ", ";
+		buf_printf(text, "%s%s", sep, s->orphans[i]);
+	}
+	if (s->n_orphans > named)
+		buf_printf(text, " and %u more", s->n_orphans - named);
+}
+
+/* The 503 at DATA/BDAT when nothing can be sent: name every refusal that led here
+ * and end with the single most useful fix. */
+void reply_no_recipients(struct smtp_session *s, const char *verb)
+{
+	struct smtp_tx *tx = s->tx;
+	unsigned counts[CAUSE_COUNT];
+	for (int i = 0; i < CAUSE_COUNT; i++)
+		counts[i] = s->causes[i] + (tx ? tx->cause_counts[i] : 0);
+	struct buf text;
+	buf_init(&text, 8192);
+	unsigned named = 0;
+	if (!tx && s->have_mail_refusal) {
+		counts[s->mail_cause]++;
+		if (s->n_orphans) {
+			buf_appends(&text, "Your message to ");
+			name_orphans(s, &text);
+			buf_printf(&text, " was not sent: the sender was refused, so %s has nothing to go with\n", verb);
+		} else {
+			buf_printf(&text, "No message to send: the sender was refused, so %s has nothing to go with\n", verb);
+		}
+		buf_printf(&text, "%s: %s (ref %s)\n", s->mail_refusal.addr, s->mail_refusal.reason, s->mail_refusal.ref);
+		named = 1;
+	} else if (tx && tx->rcpt_commands > 0 && tx->n_refused > 0) {
+		buf_printf(&text, "No valid recipients, so there is no message to send: the server refused %s\n",
+			tx->n_refused == 1 ? "the only recipient" : "every recipient");
+		unsigned listed = tx->n_refused < REFUSALS_LISTED ? tx->n_refused : REFUSALS_LISTED;
+		for (unsigned i = 0; i < listed; i++)
+			buf_printf(&text, "<%s>: %s (ref %s)\n", tx->refused[i].addr, tx->refused[i].reason, tx->refused[i].ref);
+		if (tx->n_refused > listed)
+			buf_printf(&text, "... and %u more refused recipients\n", tx->n_refused - listed);
+		named = tx->n_refused;
+	}
+	if (!named) {
+		buf_free(&text);
+		if (!tx)
+			say(s, R_NEED_MAIL);
+		else
+			say(s, R_NO_RCPT_YET, verb);
+		return;
+	}
+	/* Earlier login trouble explains these refusals: say so. */
+	if (s->causes[CAUSE_TLS_REQUIRED])
+		buf_appends(&text, "Earlier, AUTH was refused because the connection was not encrypted\n");
+	else if (s->causes[CAUSE_THROTTLED])
+		buf_appends(&text, "Earlier, AUTH was refused: too many failed logins from your address\n");
+	else if (s->causes[CAUSE_AUTH_FAILED])
+		buf_appends(&text, "Earlier, the login failed: wrong user name or password\n");
+	char ref[32];
+	next_ref(s, ref, sizeof(ref));
+	buf_printf(&text, "%s (ref %s)", policy_best_fix(counts), ref);
+	reply_write(&s->out, 503, "5.5.1", buf_cstr(&text));
+	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=%s code=503 enh=5.5.1 cause=\"nothing to send\" refused=%u",
+		(unsigned long long)s->info.conn_id, ref, verb, named);
+	buf_free(&text);
+}

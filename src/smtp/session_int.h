@@ -1,0 +1,150 @@
+/* session_int.h - what the files of the SMTP session share (session.c, cmd_*.c,
+ * explain503.c), and nothing outside src/smtp/ may include: the session and
+ * transaction structures, the reply and refusal writers, and the command handlers
+ * that the table in session.c points at.  The room's public header is session.h. */
+#ifndef POSTERN_SMTP_SESSION_INT_H
+#define POSTERN_SMTP_SESSION_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/sasl.h"
+#include "policy/policy.h"
+#include "util/id.h"
+#include "smtp/address.h"
+#include "smtp/data.h"
+#include "smtp/reply.h"
+#include "smtp/session.h"
+#include "util/buf.h"
+#include "util/linebuf.h"
+
+struct smtp_command;
+
+#define OUTPUT_MAX (1u << 20)          /* hard bound on queued replies */
+#define OUTPUT_PAUSE (64u << 10)       /* stop reading commands while this much waits */
+#define FEED_CHUNK (16u << 10)         /* data bytes decoded per step */
+#define REFUSALS_LISTED 8              /* refusals named in the 503 at DATA */
+#define ORPHANS_NAMED 4                /* recipients named after a refused MAIL */
+#define ORPHAN_ADDR_MAX 72             /* an escaped address, cut at 64 octets + "..." */
+#define HELO_MAX 255
+
+enum state { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_AUTH, ST_WAIT_AUTH, ST_TLS_PENDING, ST_HOLD, ST_CLOSED };
+
+struct refusal {
+	char addr[SMTP_ADDR_MAX + 1];
+	char reason[VERDICT_REASON_MAX];
+	char ref[32];
+};
+
+struct smtp_tx {
+	struct smtp_path sender;
+	struct smtp_mail_params params;
+	struct smtp_path *rcpts;
+	struct smtp_rcpt_params *rcpt_params;
+	size_t n_rcpts;
+	size_t cap_rcpts;
+	unsigned rcpt_commands;            /* RCPT commands seen, accepted or not */
+	struct refusal refused[REFUSALS_LISTED];
+	unsigned n_refused;                /* all refusals, listed or not */
+	unsigned cause_counts[CAUSE_COUNT];
+	bool spool_open;
+	struct msg_field_scan *from_scan;  /* the From: fields, for the check (logged-in users) */
+	char qid[QUEUE_ID_LEN + 1];
+	uint64_t size;                     /* message octets accepted so far */
+	bool too_big;
+	bool spool_failed;
+	struct data_decoder dec;
+	/* BDAT (RFC 3030) */
+	bool used_bdat;
+	bool bdat_failed;                  /* an earlier chunk failed: refuse the rest */
+	uint64_t bdat_remaining;
+	uint64_t bdat_chunk;
+	bool bdat_last;
+	bool bdat_discard;                 /* consume this chunk, then send pending error */
+	enum { BDAT_ERR_NONE, BDAT_ERR_NEED_MAIL, BDAT_ERR_NO_RCPT, BDAT_ERR_FAILED } bdat_err;
+};
+
+struct smtp_session {
+	struct smtp_conn_info info;        /* strings below are owned copies */
+	char *hostname, *client_addr, *client_name, *listener;
+	struct smtp_limits limits;
+	struct smtp_hooks hooks;
+	enum state state;
+	struct buf out;
+	struct linebuf line;
+	bool helo_seen;
+	bool esmtp;
+	char helo[HELO_MAX + 1];
+	unsigned bad_commands;
+	unsigned refused_rcpts;            /* unknown / not ours, whole session (harvesting) */
+	struct buf held;                   /* a reply held back during ST_HOLD */
+	unsigned refs;
+	bool close_after_output;
+	struct smtp_tx *tx;
+	struct buf scratch;                /* decoded DATA bytes on their way to the spool */
+	/* TLS and login */
+	bool secure;
+	bool wants_tls;
+	char tls_desc[200];
+	char *login;                       /* canonical user name once logged in */
+	struct sasl_exchange sasl;
+	/* Refusals outside a transaction, so a later 503 can name them. */
+	unsigned causes[CAUSE_COUNT];
+	bool have_mail_refusal;
+	struct refusal mail_refusal;
+	enum refusal_cause mail_cause;
+	/* Recipients given after that refusal (no transaction to take them), so the 503
+	 * at DATA can say whose message was not sent: the first few, escaped, and a count. */
+	char orphans[ORPHANS_NAMED][ORPHAN_ADDR_MAX];
+	unsigned n_orphans;                /* all of them, named or not */
+};
+
+/* --- session.c: replies, errors, the end of the session --------------------- */
+
+/* The next refusal reference, RUN.CONN.N (util/id.h). */
+void next_ref(struct smtp_session *s, char *out, size_t outsz);
+/* Free the transaction (aborting an open spool file); no-op without one. */
+void tx_free(struct smtp_session *s);
+/* Drop the transaction and close once the output is flushed. */
+void session_close(struct smtp_session *s);
+/* A catalogue reply; a refusal gets a reference and a log line. */
+void say(struct smtp_session *s, enum reply_id id, ...);
+/* Count a protocol error; past the limit the session ends. */
+void bad_command(struct smtp_session *s);
+/* A verdict's refusal: reason, hint and reference; the reference into ref_out. */
+void refuse(struct smtp_session *s, const char *verb, const char *what, const struct verdict *v,
+	char *ref_out, size_t ref_outsz);
+/* Client text for a reply: printable ASCII only, cut after 64 octets. */
+void quote_for_reply(char *out, size_t outsz, const char *p, size_t n);
+
+/* --- explain503.c: the refusals remembered, and the 503 that names them ----- */
+
+char *bare_path(char *arg);
+void remember_refusal(struct smtp_tx *tx, const char *addr, const struct verdict *v, const char *ref);
+void remember_mail_refusal(struct smtp_session *s, const char *what, const struct verdict *v);
+void forget_mail_refusal(struct smtp_session *s);
+void remember_orphan(struct smtp_session *s, const struct smtp_command *c);
+void reply_no_recipients(struct smtp_session *s, const char *verb);
+
+/* --- cmd_data.c: message content ------------------------------------------ */
+
+void reply_spool_failure(struct smtp_session *s, enum reply_id id);
+size_t feed_data(struct smtp_session *s, const char *p, size_t len);
+size_t feed_bdat(struct smtp_session *s, const char *p, size_t len);
+void bdat_chunk_done(struct smtp_session *s);
+
+/* --- cmd_auth.c: a line of the SASL exchange --------------------------------- */
+
+void auth_line(struct smtp_session *s, const char *line, size_t len);
+
+/* --- the handlers of the command table ------------------------------------ */
+
+typedef void smtp_cmd_handler(struct smtp_session *s, const struct smtp_command *c);
+smtp_cmd_handler cmd_helo, cmd_ehlo, cmd_rset, cmd_noop, cmd_quit, cmd_help, cmd_vrfy, cmd_expn;  /* cmd_hello.c */
+smtp_cmd_handler cmd_mail;                                                                     /* cmd_mail.c */
+smtp_cmd_handler cmd_rcpt;                                                                     /* cmd_rcpt.c */
+smtp_cmd_handler cmd_data, cmd_bdat;                                                           /* cmd_data.c */
+smtp_cmd_handler cmd_starttls, cmd_auth;                                                       /* cmd_auth.c */
+
+#endif
