@@ -19,8 +19,8 @@
 #include "directory/directory.h"
 #include "store/maildir.h"
 #include "store/quota.h"
-#include "net/server.h"
-#include "net/startup.h"
+#include "serve/server.h"
+#include "serve/startup.h"
 #include "util/parse.h"
 
 #define DEFAULT_CONF "/etc/postern/postern.conf"
@@ -118,7 +118,7 @@ static void print_check_error(void *arg, const char *msg)
 	fprintf(stderr, "postern: %s\n", msg);
 }
 
-/* The file, then every step serve takes before serving (net/startup.h): the same
+/* The file, then every step serve takes before serving (serve/startup.h): the same
  * checks in the same words, so what check-config calls ok, serve starts. */
 static int cmd_check_config(const struct cli_args *a)
 {

@@ -19,7 +19,7 @@
 
 #include "conf/conf.h"
 #include "diag/json.h"
-#include "net/control.h"
+#include "serve/control.h"
 #include "queue/queue.h"
 
 #define INFLIGHT_MAX 16384

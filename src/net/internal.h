@@ -1,7 +1,8 @@
-/* internal.h - shared by the files of the net room only (server.c: listeners and
- * connections; smtp_glue.c and pop3_glue.c: the protocol sessions' hooks;
- * login.c: password checks on the login threads).  Other rooms use net/server.h,
- * net/tls.h, net/client.h and net/control.h. */
+/* internal.h - the server and connection records, shared by net/ (server.c:
+ * listeners and connections; deadline.c; login.c: password checks on the login
+ * threads) and, until the transport/service split is done, by the composition root
+ * serve/ (server.c, and the protocol adapters smtp.c and pop3.c).  Other rooms use
+ * net/server.h, net/tls.h and net/client.h. */
 #ifndef POSTERN_NET_INTERNAL_H
 #define POSTERN_NET_INTERNAL_H
 
@@ -158,7 +159,7 @@ void conn_process(struct conn *c);
 void conn_free(struct conn *c);
 void conn_flush(struct conn *c);
 
-/* smtp_glue.c / pop3_glue.c: each protocol's operations. */
+/* serve/smtp.c / serve/pop3.c: each protocol's operations. */
 extern const struct proto_ops smtp_proto_ops;
 extern const struct proto_ops pop3_proto_ops;
 /* POP-before-SMTP: seconds since addr last logged in to POP3, or -1. */

@@ -1,9 +1,10 @@
-/* server.c - listeners, connections and the glue between rooms (see server.h).
+/* server.c - listeners and connections: the transport (see server.h).
  *
  * One libevent loop serves every connection.  Each connection is a bufferevent with
- * bounded input (a read high-watermark), an idle timeout, and an SMTP session fed
- * with whatever arrived.  Blocking work never runs here: the fsync-heavy commit of
- * an accepted message runs on the commit work queue, delivery on its own threads. */
+ * bounded input (a read high-watermark), an idle timeout, and a protocol session
+ * (through its struct proto_ops) fed with whatever arrived.  Blocking work never
+ * runs here: the fsync-heavy commit of an accepted message runs on the commit work
+ * queue, delivery on its own threads (both built by serve/server.c). */
 #include "net/server.h"
 
 #include "net/internal.h"
@@ -15,37 +16,20 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
-#include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pwd.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "auth/password.h"
-#include "auth/sasl.h"
-#include "auth/throttle.h"
 #include "conf/conf.h"
-#include "delivery/delivery.h"
-#include "delivery/remote.h"
-#include "directory/directory.h"
-#include "net/control.h"
-#include "net/startup.h"
 #include "net/tls.h"
-#include "policy/policy.h"
 #include "queue/queue.h"
 #include "util/buf.h"
-#include "util/id.h"
 #include "util/log.h"
-#include "util/workq.h"
 
 #define INPUT_HIGH_WATER (256u << 10)   /* stop reading when this much is unprocessed */
 #define OUTPUT_HIGH_WATER (256u << 10)  /* stop reading while the client does not read */
@@ -93,20 +77,6 @@ static void ip_release(struct server *srv, const char *addr)
 			return;
 		}
 	}
-}
-
-static void commit_notify(void *arg)
-{
-	event_active(arg, EV_READ, 0);   /* thread-safe: evthread_use_pthreads() */
-}
-
-static void commit_ev_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct server *srv = arg;
-	if (srv->commitq)
-		workq_run_done(srv->commitq);
 }
 
 /* --- connections ----------------------------------------------------------- */
@@ -714,19 +684,18 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 	event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, resume_accept_cb, l, &tv);
 }
 
-/* --- start-up and shut-down ------------------------------------------------ */
+/* --- listening and stopping (the composition root, serve/server.c, drives these) --- */
 
-static bool bind_listener(struct server *srv, const struct conf_listener *cl, struct listener_ctx *lc)
+static struct listener_ctx listener_ctxs[CONF_MAX_LISTENERS];
+
+/* Watch a bound, listening socket fd (startup_listen) for listener cl; ops is the
+ * protocol spoken there.  false: fd is closed and the error logged. */
+bool server_listen(struct server *srv, const struct conf_listener *cl, const struct proto_ops *ops, int fd)
 {
-	char err[1024];
-	int fd = startup_listen(srv->conf, cl, err, sizeof(err));
-	if (fd < 0) {
-		log_event(LOG_ERR, "listen_error", "listener=%s address=%s port=%u error=\"%s\"", cl->name, cl->address, cl->port, err);
-		return false;
-	}
+	struct listener_ctx *lc = &listener_ctxs[srv->n_listeners];
 	lc->srv = srv;
 	lc->conf = cl;
-	lc->proto = cl->role == ROLE_POP3 ? &pop3_proto_ops : &smtp_proto_ops;
+	lc->proto = ops;
 	/* backlog 0: startup_listen has called listen() already */
 	struct evconnlistener *l = evconnlistener_new(srv->base, accept_cb, lc, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (!l) {
@@ -748,48 +717,12 @@ static bool bind_listener(struct server *srv, const struct conf_listener *cl, st
 	return true;
 }
 
-/* Invariant 7: after binding as root, run as the configured unprivileged user, with
- * no way back (no_new_privs, an empty capability bounding set). */
-static bool drop_privileges(const struct conf *cf, const struct startup_identity *id)
+/* Shutdown begins: accept no more, and tell idle clients; a commit in progress
+ * finishes and gets its reply. */
+void server_stop_accepting(struct server *srv)
 {
-	char err[512];
-	if (!startup_drop_privileges(id, err, sizeof(err))) {
-		log_event(LOG_ERR, "privilege_error", "user=%s error=\"%s\"", cf->user, err);
-		return false;
-	}
-	if (id->drop)
-		log_event(LOG_INFO, "privileges_dropped", "user=%s uid=%u no_new_privs=1 capability_bounding_set=empty", id->name, (unsigned)id->uid);
-	else if (geteuid() == 0)
-		log_event(LOG_WARN, "running_as_root", "reason=\"run_as_root = yes\" hint=\"set user = <account> in [server] so the server drops root after binding its ports\"");
-	return true;
-}
-
-static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct server *srv = arg;
-	log_event(LOG_WARN, "shutdown_forced", "open_connections=%u", srv->n_conns);
-	event_base_loopbreak(srv->base);
-}
-
-static void signal_cb(evutil_socket_t sig, short what, void *arg)
-{
-	(void)what;
-	struct server *srv = arg;
-	if (srv->shutting_down) {
-		event_base_loopbreak(srv->base);
-		return;
-	}
-	srv->shutting_down = true;
-	log_event(LOG_INFO, "shutdown", "signal=%d open_connections=%u", (int)sig, srv->n_conns);
-	/* One bound for the whole stop ([server] shutdown_timeout): clients get it as
-	 * their grace period, and deliveries running now get the same deadline, after
-	 * which delivery_stop cuts their transactions off (the messages stay queued). */
-	delivery_stop_begin(srv->delivery);
 	for (size_t i = 0; i < srv->n_listeners; i++)
 		evconnlistener_disable(srv->listeners[i]);
-	/* Tell idle clients; a commit in progress finishes and gets its reply. */
 	struct conn *next;
 	for (struct conn *c = srv->conns; c; c = next) {
 		next = c->next;
@@ -798,22 +731,11 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		c->ops->shutdown(c->session);
 		conn_flush(c);
 	}
-	if (srv->n_conns == 0) {
-		event_base_loopexit(srv->base, NULL);
-		return;
-	}
-	struct timeval grace = { (time_t)srv->conf->shutdown_timeout, 0 };
-	srv->shutdown_timer = evtimer_new(srv->base, shutdown_timer_cb, srv);
-	if (srv->shutdown_timer)
-		evtimer_add(srv->shutdown_timer, &grace);
 }
 
-static void server_cleanup(struct server *srv)
+/* Free every connection (jobs that pointed at them are finished) and listener. */
+void server_close_all(struct server *srv)
 {
-	control_stop(&srv->control);
-	pop3_glue_forget_all(srv);
-	workq_free(&srv->commitq);   /* finishes running commits; their callbacks run here */
-	workq_free(&srv->authq);
 	while (srv->conns) {
 		struct conn *c = srv->conns;
 		c->busy = 0;
@@ -821,22 +743,7 @@ static void server_cleanup(struct server *srv)
 	}
 	for (size_t i = 0; i < srv->n_listeners; i++)
 		evconnlistener_free(srv->listeners[i]);
-	delivery_stop(&srv->delivery);
-	if (srv->commit_ev)
-		event_free(srv->commit_ev);
-	if (srv->sig_term)
-		event_free(srv->sig_term);
-	if (srv->sig_int)
-		event_free(srv->sig_int);
-	if (srv->shutdown_timer)
-		event_free(srv->shutdown_timer);
-	directory_close(&srv->dir);
-	directory_close(&srv->auth_dir);
-	queue_close(&srv->queue);
-	tls_free(&srv->tls);
-	throttle_free(&srv->throttle);
-	if (srv->auth_ev)
-		event_free(srv->auth_ev);
+	srv->n_listeners = 0;
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
 		while (srv->ips[i]) {
 			struct ip_count *n = srv->ips[i]->next;
@@ -844,118 +751,4 @@ static void server_cleanup(struct server *srv)
 			srv->ips[i] = n;
 		}
 	}
-	if (srv->base)
-		event_base_free(srv->base);
-}
-
-/* Thousands of connections need thousands of descriptors: raise the soft limit to
- * the hard one (the administrator's ceiling). */
-static void raise_fd_limit(const struct conf *cf)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-		return;
-	rlim_t want = (rlim_t)cf->connections + 256;
-	if (rl.rlim_cur >= want)
-		return;
-	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
-	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want)
-		log_event(LOG_WARN, "fd_limit", "limit=%llu connections=%llu hint=\"raise the hard limit (ulimit -Hn) or lower [limits] connections\"",
-			(unsigned long long)rl.rlim_cur, (unsigned long long)cf->connections);
-}
-
-int server_run(const struct conf *cf)
-{
-	static struct listener_ctx lctx[CONF_MAX_LISTENERS];
-	struct server srv_storage, *srv = &srv_storage;
-	memset(srv, 0, sizeof(*srv));
-	srv->conf = cf;
-	signal(SIGPIPE, SIG_IGN);
-	raise_fd_limit(cf);
-	evthread_use_pthreads();
-	srv->base = event_base_new();
-	if (!srv->base) {
-		log_event(LOG_ERR, "startup_error", "error=\"cannot create the event loop\"");
-		return 1;
-	}
-	char err[2048];
-	/* The steps check-config runs too (net/startup.c): a setting that stops the start is
-	 * reported before any port is opened, in the same words. */
-	struct startup_identity id;
-	if (!startup_relay_credentials(cf, &srv->relay_creds, err, sizeof(err)) ||
-		!startup_identity(cf, &id, err, sizeof(err)) || !startup_data_dir(cf, &id, true, err, sizeof(err))) {
-		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
-		server_cleanup(srv);
-		return 1;
-	}
-	for (size_t i = 0; i < cf->n_listeners; i++) {
-		if (!bind_listener(srv, &cf->listeners[i], &lctx[i])) {
-			server_cleanup(srv);
-			return 1;
-		}
-	}
-	/* Before dropping root: keys are often readable by root only. */
-	if (conf_wants_tls(cf) && !tls_init(&srv->tls, cf, id.uid, id.gid, false, err, sizeof(err))) {
-		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
-		server_cleanup(srv);
-		return 1;
-	}
-	if (!drop_privileges(cf, &id)) {
-		server_cleanup(srv);
-		return 1;
-	}
-	if (!queue_open(&srv->queue, cf->data_dir, err, sizeof(err)) ||
-		!directory_open(&srv->dir, cf->data_dir, err, sizeof(err)) ||
-		!directory_open(&srv->auth_dir, cf->data_dir, err, sizeof(err))) {
-		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
-		server_cleanup(srv);
-		return 1;
-	}
-	queue_set_min_free(srv->queue, cf->min_free);
-	if (!id_new_run_id(cf->data_dir, srv->run_id, err, sizeof(err))) {
-		/* Still distinct from the counter's values, unless two starts share a second. */
-		snprintf(srv->run_id, sizeof(srv->run_id), "t%lld", (long long)time(NULL));
-		log_event(LOG_WARN, "run_id_error", "error=\"%s\" run=%s", err, srv->run_id);
-	}
-	char exposed[1400];
-	if (directory_data_dir_exposed(cf->data_dir, exposed, sizeof(exposed)))
-		log_event(LOG_WARN, "data_dir_exposed", "data_dir=%s warning=\"%s\"", cf->data_dir, exposed);
-	long long legacy = directory_legacy_app_password_count(srv->auth_dir);
-	if (legacy > 0)
-		log_event(LOG_WARN, "legacy_app_passwords", "count=%lld accepted=%s hint=\"app passwords in the old format "
-			"(without a selector) cost extra hash checks at login: reissue them (postern app-password list marks them), "
-			"then set [auth] legacy_app_passwords = no\"", legacy, cf->auth_legacy_app_passwords ? "yes" : "no");
-	srv->commit_ev = event_new(srv->base, -1, 0, commit_ev_cb, srv);
-	srv->commitq = srv->commit_ev ? workq_new((unsigned)cf->commit_threads, commit_notify, srv->commit_ev) : NULL;
-	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds);
-	srv->auth_ev = event_new(srv->base, -1, 0, login_ev_cb, srv);
-	srv->authq = srv->auth_ev ? workq_new(2, login_notify, srv->auth_ev) : NULL;
-	struct throttle_limits tl = {
-		.pair_limit = (unsigned)cf->auth_account_ip_failures, .ip_accounts = (unsigned)cf->auth_ip_accounts,
-		.ip_failures = (unsigned)cf->auth_ip_failures, .account_delay_after = 3, .max_delay_ms = 5000,
-		.window = (time_t)cf->auth_window, .block = (time_t)cf->auth_block,
-		.known_for = (time_t)cf->auth_known_for, .max_entries = 16384,
-	};
-	srv->throttle = throttle_new(&tl);
-	if (!password_hash("postern-timing-equaliser", srv->dummy_hash, sizeof(srv->dummy_hash)))
-		srv->dummy_hash[0] = '\0';
-	if (!srv->commitq || !srv->delivery || !srv->authq || !srv->throttle) {
-		log_event(LOG_ERR, "startup_error", "error=\"cannot start worker threads\"");
-		server_cleanup(srv);
-		return 1;
-	}
-	srv->control = control_start(srv->base, cf->data_dir, srv->commitq, srv->delivery, err, sizeof(err));
-	if (!srv->control)
-		log_event(LOG_WARN, "control_error", "error=\"%s\" hint=\"postern queue flush/hold/... will not reach this server\"", err);
-	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
-	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
-	evsignal_add(srv->sig_term, NULL);
-	evsignal_add(srv->sig_int, NULL);
-	log_event(LOG_INFO, "started", "version=%s config=%s hostname=%s data_dir=%s run=%s", POSTERN_VERSION, cf->path,
-		cf->hostname, cf->data_dir, srv->run_id);
-	event_base_dispatch(srv->base);
-	log_event(LOG_INFO, "stopping", "open_connections=%u", srv->n_conns);
-	server_cleanup(srv);
-	log_event(LOG_INFO, "stopped", "pid=%d", (int)getpid());
-	return 0;
 }

@@ -58,7 +58,7 @@ def test_trusted_networks_open_relay_when_meant(server_factory):
     srv.start()
 
 
-# --- check-config runs the checks serve runs (net/startup.c) ----------------------
+# --- check-config runs the checks serve runs (serve/startup.c) ----------------------
 
 import os
 import socket

@@ -1,5 +1,5 @@
 /* control.c - the admin control socket (see control.h). */
-#include "net/control.h"
+#include "serve/control.h"
 
 #include <errno.h>
 #include <event2/buffer.h>

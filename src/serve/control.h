@@ -3,8 +3,8 @@
  * running server here, so the queue runner changes its own state safely, and
  * `queue list` asks which messages are being delivered right now ("inflight").  One
  * line in, one line out (at most 16 KiB).  The work runs on a worker thread, never on the event loop. */
-#ifndef POSTERN_NET_CONTROL_H
-#define POSTERN_NET_CONTROL_H
+#ifndef POSTERN_SERVE_CONTROL_H
+#define POSTERN_SERVE_CONTROL_H
 
 #include <stddef.h>
 

@@ -1,5 +1,5 @@
 /* startup.c - the start-up steps shared by serve and check-config (see startup.h). */
-#include "net/startup.h"
+#include "serve/startup.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,7 +18,7 @@
 
 #include "conf/conf.h"
 #include "delivery/remote.h"
-#include "net/control.h"
+#include "serve/control.h"
 #include "net/tls.h"
 
 #define LISTEN_BACKLOG 511

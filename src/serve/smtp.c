@@ -1,4 +1,4 @@
-/* smtp_glue.c - what an SMTP session asks of the rest of the server: recipient
+/* smtp.c - the SMTP adapter: what an SMTP session asks of the rest of the server: recipient
  * decisions (directory + policy, quotas, POP-before-SMTP), the spool and its
  * durable commit on the commit threads, logins, sender ownership. */
 #include <stdarg.h>

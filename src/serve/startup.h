@@ -3,8 +3,8 @@
  * TLS certificates, then the privilege drop.  `postern check-config` runs the very
  * same steps without keeping anything, so a configuration it calls ok, serve starts,
  * and both say the same words.  Every error names FILE:LINE, the setting and the fix. */
-#ifndef POSTERN_NET_STARTUP_H
-#define POSTERN_NET_STARTUP_H
+#ifndef POSTERN_SERVE_STARTUP_H
+#define POSTERN_SERVE_STARTUP_H
 
 #include <stdbool.h>
 #include <stddef.h>
