@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "delivery/reason.h"
 #include "queue/queue.h"
 #include "util/buf.h"
 #include "util/id.h"
@@ -106,14 +107,8 @@ static void human_part(struct buf *b, const struct conf *c, const struct queue_m
 	}
 	for (size_t k = 0; k < n; k++) {
 		const struct queue_rcpt_state *r = &st[idx[k]];
-		char enh[16] = "";
-		const char *p = r->last_reply;
-		/* the enhanced code inside "host said: 550 5.1.1 ..." */
-		for (const char *q = p; *q; q++)
-			if ((q[0] == '4' || q[0] == '5') && q[1] == '.' && q[2] >= '0' && q[2] <= '9' && (q == p || q[-1] == ' ')) {
-				snprintf(enh, sizeof(enh), "%.*s", (int)strcspn(q, " "), q);
-				break;
-			}
+		char enh[WIRE_ENH_MAX] = "";
+		reason_status(r->last_reply, enh, sizeof(enh));   /* "host said: 550 5.1.1 ..." */
 		buf_printf(b, "<%s>\r\n    %s\r\n    %s\r\n\r\n", m->env.rcpts[idx[k]], r->last_reply[0] ? r->last_reply : "(no reply)",
 			bounce_meaning(enh, r->last_reply));
 	}
@@ -131,13 +126,8 @@ static void status_part(struct buf *b, const struct conf *c, const struct queue_
 	for (size_t k = 0; k < n; k++) {
 		size_t i = idx[k];
 		const struct queue_rcpt_state *r = &st[i];
-		char status[16] = "";
-		for (const char *q = r->last_reply; *q; q++)
-			if ((q[0] == '4' || q[0] == '5') && q[1] == '.' && (q == r->last_reply || q[-1] == ' ')) {
-				snprintf(status, sizeof(status), "%.*s", (int)strcspn(q, " "), q);
-				break;
-			}
-		if (!status[0])
+		char status[WIRE_ENH_MAX] = "";
+		if (!reason_status(r->last_reply, status, sizeof(status)) || status[0] == '2')
 			snprintf(status, sizeof(status), "%s", kind == BOUNCE_FAILED ? "5.0.0" : "4.0.0");
 		/* A failed recipient's status class is 5 even after a run of 4xx replies. */
 		if (kind == BOUNCE_FAILED)

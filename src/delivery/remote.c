@@ -121,11 +121,8 @@ void remote_ctx_free(struct remote_ctx **rcp)
 
 static void set_all(struct rcpt_result *res, size_t n, enum rcpt_outcome o, const char *enh, const char *why)
 {
-	for (size_t i = 0; i < n; i++) {
-		res[i].outcome = o;
-		snprintf(res[i].enh, sizeof(res[i].enh), "%s", enh);
-		snprintf(res[i].reply, sizeof(res[i].reply), "%.590s", why);
-	}
+	for (size_t i = 0; i < n; i++)
+		rcpt_result_set(&res[i], o, enh, why);
 }
 
 /* Try one server; the opened client is returned (and cached by the caller). */
@@ -237,9 +234,9 @@ static void via_relay(struct remote_ctx *rc, const struct queue_message *m, cons
 		smtp_client_close(&cl);
 	/* The relay refused to relay: it wanted a login Postern did not make. */
 	for (size_t i = 0; i < n; i++)
-		if (res[i].outcome == OUT_FAIL && strcasestr(res[i].reply, "relay") && !(rc->creds && rc->creds->set)) {
-			size_t l = strlen(res[i].reply);
-			snprintf(res[i].reply + l, sizeof(res[i].reply) - l,
+		if (res[i].outcome == OUT_FAIL && strcasestr(res[i].text, "relay") && !(rc->creds && rc->creds->set)) {
+			size_t l = strlen(res[i].text);
+			snprintf(res[i].text + l, sizeof(res[i].text) - l,
 				" (Postern did not log in to the relay: set [relay] credentials) [relay]");
 		}
 }

@@ -349,27 +349,6 @@ static void deliver_locals(struct run *r, bool *remote)
 	}
 }
 
-/* Does text hold an enhanced status code ("5.1.1") as a word? */
-static bool has_enh(const char *t)
-{
-	for (const char *q = t; *q; q++)
-		if ((q[0] == '2' || q[0] == '4' || q[0] == '5') && q[1] == '.' && q[2] >= '0' && q[2] <= '9' &&
-			(q == t || q[-1] == ' '))
-			return true;
-	return false;
-}
-
-/* Reasons Postern found itself (DNS, SIZE, 8BITMIME) carry their code too, so the
- * report's Status field is right (RFC 3464 §2.3.4). */
-static void with_status_code(struct rcpt_result *x)
-{
-	if (x->outcome == OUT_DELIVERED || !x->enh[0] || has_enh(x->reply))
-		return;
-	char tmp[sizeof(x->reply)];
-	snprintf(tmp, sizeof(tmp), "%s %.580s", x->enh, x->reply);
-	memcpy(x->reply, tmp, sizeof(x->reply));
-}
-
 /* Save the outcomes recorded so far before slow work (a remote transaction) begins,
  * so a crash during it cannot undo them: a delivered recipient is never tried
  * again.  Local copies are safe even without it (their Maildir names make a repeat
@@ -437,16 +416,17 @@ static void deliver_remotes(struct run *r, bool *remote)
 			struct rcpt_result *x = &r->res[k];
 			if (cut_off && x->outcome == OUT_DEFER)
 				continue;   /* aborted by the shutdown, not the peer: no attempt counted */
-			with_status_code(x);
+			char why[QUEUE_REPLY_MAX];
+			rcpt_result_reason(x, why, sizeof(why));
 			if (x->outcome == OUT_DELIVERED) {
 				r->st.r[idx].state = RCPT_DELIVERED;
-				snprintf(r->st.r[idx].last_reply, sizeof(r->st.r[idx].last_reply), "%s", x->reply);
+				snprintf(r->st.r[idx].last_reply, sizeof(r->st.r[idx].last_reply), "%s", why);
 				r->changed = true;
-				log_event(LOG_INFO, "delivered", "qid=%s to=<%s> remote=\"%s\"", r->m.env.qid, r->m.env.rcpts[idx], x->reply);
+				log_event(LOG_INFO, "delivered", "qid=%s to=<%s> remote=\"%s\"", r->m.env.qid, r->m.env.rcpts[idx], why);
 			} else if (x->outcome == OUT_FAIL) {
-				fail_rcpt(r, idx, x->reply);
+				fail_rcpt(r, idx, why);
 			} else {
-				defer_rcpt(r, idx, x->reply);
+				defer_rcpt(r, idx, why);
 			}
 		}
 		if (any(remote + i, n - i))

@@ -12,136 +12,29 @@
 #include "net/client.h"
 #include "queue/queue.h"
 #include "util/buf.h"
-#include "util/parse.h"
 
 #define LINE_MAX_CLIENT 2048
 #define COPY_CHUNK (64u << 10)
 
 struct smtp_client {
 	struct net_client *conn;
-	struct smtp_caps caps;
+	struct wire_caps caps;
 	const struct smtp_client_opts *o;
 	bool broken;
 };
 
-/* --- replies -------------------------------------------------------------- */
-
-void smtp_reply_reset(struct smtp_reply *r)
-{
-	memset(r, 0, sizeof(*r));
-}
-
-static bool is_enh(const char *p, size_t *len)
-{
-	/* class "." 1*3digit "." 1*3digit, followed by space or end */
-	size_t i = 0;
-	if (p[0] != '2' && p[0] != '4' && p[0] != '5')
-		return false;
-	if (p[1] != '.')
-		return false;
-	i = 2;
-	for (int part = 0; part < 2; part++) {
-		size_t d = 0;
-		while (p[i] >= '0' && p[i] <= '9' && d < 4) {
-			i++;
-			d++;
-		}
-		if (d == 0 || d > 3)
-			return false;
-		if (part == 0) {
-			if (p[i] != '.')
-				return false;
-			i++;
-		}
-	}
-	if (p[i] != ' ' && p[i] != '\0')
-		return false;
-	*len = i;
-	return true;
-}
-
-int smtp_reply_feed(struct smtp_reply *r, const char *line)
-{
-	if (strlen(line) < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
-		line[2] < '0' || line[2] > '9' || (line[3] != ' ' && line[3] != '-' && line[3] != '\0'))
-		return -1;
-	int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	if (r->code && code != r->code)
-		return -1;
-	r->code = code;
-	const char *text = line[3] ? line + 4 : "";
-	size_t el;
-	if (is_enh(text, &el)) {
-		if (!r->enh[0] && el < sizeof(r->enh)) {
-			memcpy(r->enh, text, el);
-			r->enh[el] = '\0';
-		}
-		text += el;
-		while (*text == ' ')
-			text++;
-	}
-	size_t have = strlen(r->text);
-	if (have && have + 1 < sizeof(r->text))
-		r->text[have++] = ' ';
-	snprintf(r->text + have, sizeof(r->text) - have, "%s", text);
-	r->done = line[3] != '-';
-	return r->done ? 1 : 0;
-}
-
-void smtp_reply_format(const struct smtp_reply *r, char *out, size_t outsz)
-{
-	snprintf(out, outsz, "%d%s%s %s", r->code, r->enh[0] ? " " : "", r->enh, r->text);
-}
-
-void smtp_caps_line(struct smtp_caps *caps, const char *text)
-{
-	char kw[32];
-	size_t n = strcspn(text, " ");
-	if (n >= sizeof(kw))
-		return;
-	memcpy(kw, text, n);
-	kw[n] = '\0';
-	const char *arg = text[n] ? text + n + 1 : "";
-	if (strcasecmp(kw, "PIPELINING") == 0)
-		caps->pipelining = true;
-	else if (strcasecmp(kw, "STARTTLS") == 0)
-		caps->starttls = true;
-	else if (strcasecmp(kw, "8BITMIME") == 0)
-		caps->eightbitmime = true;
-	else if (strcasecmp(kw, "SMTPUTF8") == 0)
-		caps->smtputf8 = true;
-	else if (strcasecmp(kw, "CHUNKING") == 0)
-		caps->chunking = true;
-	else if (strcasecmp(kw, "DSN") == 0)
-		caps->dsn = true;
-	else if (strcasecmp(kw, "SIZE") == 0) {
-		uint64_t v;
-		if (parse_u64(arg, strlen(arg), &v))
-			caps->size = v;
-	} else if (strcasecmp(kw, "AUTH") == 0) {
-		char tmp[256];
-		snprintf(tmp, sizeof(tmp), "%s", arg);
-		for (char *save = NULL, *t = strtok_r(tmp, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
-			if (strcasecmp(t, "PLAIN") == 0)
-				caps->auth_plain = true;
-			else if (strcasecmp(t, "LOGIN") == 0)
-				caps->auth_login = true;
-		}
-	}
-}
-
 /* --- I/O helpers ---------------------------------------------------------- */
 
-static bool read_reply(struct smtp_client *c, struct smtp_reply *r, char *err, size_t errlen)
+static bool read_reply(struct smtp_client *c, struct wire_reply *r, char *err, size_t errlen)
 {
-	smtp_reply_reset(r);
+	wire_reply_reset(r);
 	char line[LINE_MAX_CLIENT];
 	for (int lines = 0; lines < 200; lines++) {
 		if (net_client_read_line(c->conn, line, sizeof(line), err, errlen) < 0) {
 			c->broken = true;
 			return false;
 		}
-		int f = smtp_reply_feed(r, line);
+		int f = wire_reply_feed(r, line);
 		if (f < 0) {
 			snprintf(err, errlen, "the server sent a line that is not an SMTP reply: \"%.80s\"", line);
 			c->broken = true;
@@ -170,15 +63,15 @@ static bool send_line(struct smtp_client *c, const char *line, char *err, size_t
 	return true;
 }
 
-static bool command(struct smtp_client *c, const char *line, struct smtp_reply *r, char *err, size_t errlen)
+static bool command(struct smtp_client *c, const char *line, struct wire_reply *r, char *err, size_t errlen)
 {
 	return send_line(c, line, err, errlen) && read_reply(c, r, err, errlen);
 }
 
-static void describe(char *out, size_t outsz, const char *step, const struct smtp_reply *r)
+static void describe(char *out, size_t outsz, const char *step, const struct wire_reply *r)
 {
-	char rep[SMTP_REPLY_TEXT_MAX + 32];
-	smtp_reply_format(r, rep, sizeof(rep));
+	char rep[WIRE_REPLY_TEXT_MAX + 32];
+	wire_reply_format(r, rep, sizeof(rep));
 	snprintf(out, outsz, "%s: %s", step, rep);
 }
 
@@ -192,22 +85,22 @@ static bool ehlo(struct smtp_client *c, char *err, size_t errlen)
 		return false;
 	memset(&c->caps, 0, sizeof(c->caps));
 	/* Read the reply line by line to see each capability. */
-	struct smtp_reply r;
-	smtp_reply_reset(&r);
+	struct wire_reply r;
+	wire_reply_reset(&r);
 	char l[LINE_MAX_CLIENT];
 	for (int i = 0; i < 200; i++) {
 		if (net_client_read_line(c->conn, l, sizeof(l), err, errlen) < 0) {
 			c->broken = true;
 			return false;
 		}
-		int f = smtp_reply_feed(&r, l);
+		int f = wire_reply_feed(&r, l);
 		if (f < 0) {
 			snprintf(err, errlen, "bad EHLO reply line \"%.80s\"", l);
 			c->broken = true;
 			return false;
 		}
 		if (r.code == 250 && i > 0)
-			smtp_caps_line(&c->caps, l + 4);
+			wire_caps_line(&c->caps, l + 4);
 		if (f == 1)
 			break;
 	}
@@ -228,7 +121,7 @@ static bool ehlo(struct smtp_client *c, char *err, size_t errlen)
 
 static bool authenticate(struct smtp_client *c, char *err, size_t errlen)
 {
-	struct smtp_reply r;
+	struct wire_reply r;
 	if (!c->caps.auth_plain && !c->caps.auth_login) {
 		snprintf(err, errlen, "the relay offers no AUTH PLAIN or LOGIN%s; Postern cannot log in to it",
 			net_client_is_tls(c->conn) ? "" : " before TLS (set the relay's tls to starttls or implicit)");
@@ -271,8 +164,8 @@ static bool authenticate(struct smtp_client *c, char *err, size_t errlen)
 		}
 	}
 	if (r.code != 235) {
-		char rep[SMTP_REPLY_TEXT_MAX + 32];
-		smtp_reply_format(&r, rep, sizeof(rep));
+		char rep[WIRE_REPLY_TEXT_MAX + 32];
+		wire_reply_format(&r, rep, sizeof(rep));
 		snprintf(err, errlen, "the relay refused Postern's login (%s): check the relay user name and password in [relay] credentials", rep);
 		return false;
 	}
@@ -290,7 +183,7 @@ struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_
 	}
 	c->conn = conn;
 	c->o = o;
-	struct smtp_reply r;
+	struct wire_reply r;
 	if (!read_reply(c, &r, err, errlen))
 		goto fail;
 	if (r.code != 220) {
@@ -328,7 +221,7 @@ struct net_client *smtp_client_conn(struct smtp_client *c)
 	return c->conn;
 }
 
-const struct smtp_caps *smtp_client_caps(const struct smtp_client *c)
+const struct wire_caps *smtp_client_caps(const struct smtp_client *c)
 {
 	return &c->caps;
 }
@@ -340,7 +233,7 @@ void smtp_client_close(struct smtp_client **cp)
 		return;
 	if (!c->broken) {
 		char err[128];
-		struct smtp_reply r;
+		struct wire_reply r;
 		command(c, "QUIT", &r, err, sizeof(err));
 	}
 	net_client_close(&c->conn);
@@ -350,24 +243,17 @@ void smtp_client_close(struct smtp_client **cp)
 
 /* --- one transaction -------------------------------------------------------- */
 
-static void set_all(struct rcpt_result *res, size_t n, enum rcpt_outcome o, const char *enh, const char *why, bool only_undecided)
+static void set_all(struct rcpt_result *res, size_t n, enum rcpt_outcome o, const char *enh, const char *why)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (only_undecided && res[i].reply[0])
-			continue;
-		res[i].outcome = o;
-		snprintf(res[i].enh, sizeof(res[i].enh), "%s", enh);
-		snprintf(res[i].reply, sizeof(res[i].reply), "%.590s", why);
-	}
+	for (size_t i = 0; i < n; i++)
+		rcpt_result_set(&res[i], o, enh, why);
 }
 
-static void from_reply(struct rcpt_result *res, const struct smtp_reply *r, const char *peer)
+static void from_reply(struct rcpt_result *res, const struct wire_reply *r, const char *peer)
 {
-	char rep[SMTP_REPLY_TEXT_MAX + 32];
-	smtp_reply_format(r, rep, sizeof(rep));
-	snprintf(res->reply, sizeof(res->reply), "%.60s said: %.520s", peer, rep);
-	snprintf(res->enh, sizeof(res->enh), "%s", r->enh[0] ? r->enh : r->code >= 500 ? "5.0.0" : r->code >= 400 ? "4.0.0" : "2.0.0");
-	res->outcome = r->code < 300 ? OUT_DELIVERED : r->code < 500 ? OUT_DEFER : OUT_FAIL;
+	char said[96];
+	snprintf(said, sizeof(said), "%.60s said", peer);
+	rcpt_result_from_reply(res, r, said);
 }
 
 /* xtext (RFC 3461 §4): "+" and "=" and non-printables as +XX. */
@@ -496,20 +382,20 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 		char why[300];
 		snprintf(why, sizeof(why), "%s accepts messages up to %llu octets; this one is %llu", peer,
 			(unsigned long long)c->caps.size, (unsigned long long)m->size);
-		set_all(res, m->n, OUT_FAIL, "5.3.4", why, false);
+		set_all(res, m->n, OUT_FAIL, "5.3.4", why);
 		return true;
 	}
 	if (m->env->eightbit && !c->caps.eightbitmime) {
 		/* RFC 6152 §3: refuse rather than send 8-bit data to a 7-bit server. */
 		char why[300];
 		snprintf(why, sizeof(why), "%s does not accept 8-bit messages (no 8BITMIME), and Postern does not convert them", peer);
-		set_all(res, m->n, OUT_FAIL, "5.6.3", why, false);
+		set_all(res, m->n, OUT_FAIL, "5.6.3", why);
 		return true;
 	}
 	if (m->env->smtputf8 && !c->caps.smtputf8) {
 		char why[300];
 		snprintf(why, sizeof(why), "%s does not support internationalised addresses (no SMTPUTF8)", peer);
-		set_all(res, m->n, OUT_FAIL, "5.6.7", why, false);
+		set_all(res, m->n, OUT_FAIL, "5.6.7", why);
 		return true;
 	}
 	/* Lines over 998 octets: a header line is folded (smtp_wire.h); a body line is
@@ -525,20 +411,18 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 	char content[700];
 	int scan = pass_body(NULL, m, !use_bdat, &wire, content, sizeof(content));
 	if (scan < 0) {
-		set_all(res, m->n, OUT_DEFER, "4.3.0", content, false);
+		set_all(res, m->n, OUT_DEFER, "4.3.0", content);
 		return true;
 	}
 	if (scan == 0) {
-		/* The code first: the text cites "RFC 5321 4.5.3.1.6", which a reader of the
-		 * report (and bounce.c) would otherwise take for the status. */
-		char why[760];
-		snprintf(why, sizeof(why), "5.6.3 %s", content);
-		set_all(res, m->n, OUT_FAIL, "5.6.3", why, false);
+		/* The status goes first (rcpt_result_reason): the text cites "RFC 5321
+		 * 4.5.3.1.6", which a reader of the report would otherwise take for it. */
+		set_all(res, m->n, OUT_FAIL, "5.6.3", content);
 		return true;
 	}
 	uint64_t wire_size = wire.out_size;
 	char line[LINE_MAX_CLIENT];
-	struct smtp_reply r;
+	struct wire_reply r;
 	struct buf batch;
 	buf_init(&batch, (m->n + 3) * (LINE_MAX_CLIENT + 2));
 	mail_command(c, m, line, sizeof(line));
@@ -561,7 +445,7 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 	if (!ok || !read_reply(c, &r, err, sizeof(err)))
 		goto broken;
 	bool mail_ok = r.code / 100 == 2;
-	struct smtp_reply mail_reply = r;
+	struct wire_reply mail_reply = r;
 	size_t accepted = 0;
 	for (size_t i = 0; i < m->n; i++) {
 		if (!pipe) {
@@ -577,17 +461,15 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 			continue;   /* pipelined RCPT replies after a refused MAIL mean nothing */
 		from_reply(&res[i], &r, peer);
 		if (res[i].outcome == OUT_DELIVERED) {
-			res[i].reply[0] = '\0';   /* decided by the end of data */
+			res[i] = (struct rcpt_result){ .outcome = OUT_DELIVERED };   /* decided by the end of data */
 			accepted++;
 		}
 	}
 	if (!mail_ok) {
-		char rep[SMTP_REPLY_TEXT_MAX + 64];
-		smtp_reply_format(&mail_reply, rep, sizeof(rep));
-		char why[SMTP_REPLY_TEXT_MAX + 128];
-		snprintf(why, sizeof(why), "%s said to MAIL FROM: %s", peer, rep);
-		set_all(res, m->n, mail_reply.code >= 500 ? OUT_FAIL : OUT_DEFER,
-			mail_reply.enh[0] ? mail_reply.enh : mail_reply.code >= 500 ? "5.0.0" : "4.0.0", why, false);
+		char said[96];
+		snprintf(said, sizeof(said), "%.70s said to MAIL FROM", peer);
+		for (size_t i = 0; i < m->n; i++)
+			rcpt_result_from_reply(&res[i], &mail_reply, said);
 		if (pipe && !c->caps.chunking && !read_reply(c, &r, err, sizeof(err)))
 			goto broken;   /* the pipelined DATA's 503 */
 		return command(c, "RSET", &r, err, sizeof(err)) || true;
@@ -625,7 +507,7 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 			goto broken;
 	}
 	for (size_t i = 0; i < m->n; i++)
-		if (res[i].outcome == OUT_DELIVERED && !res[i].reply[0])
+		if (res[i].outcome == OUT_DELIVERED && !rcpt_result_known(&res[i]))
 			from_reply(&res[i], &r, peer);
 	return true;
 broken:
@@ -633,10 +515,7 @@ broken:
 	char why[700];
 	snprintf(why, sizeof(why), "connection to %s failed during the transaction: %s", peer, err);
 	for (size_t i = 0; i < m->n; i++)
-		if (res[i].outcome == OUT_DELIVERED || !res[i].reply[0]) {
-			res[i].outcome = OUT_DEFER;
-			snprintf(res[i].enh, sizeof(res[i].enh), "4.4.2");
-			snprintf(res[i].reply, sizeof(res[i].reply), "%.590s", why);
-		}
+		if (res[i].outcome == OUT_DELIVERED || !rcpt_result_known(&res[i]))
+			rcpt_result_set(&res[i], OUT_DEFER, "4.4.2", why);
 	return false;
 }

@@ -1,7 +1,7 @@
 /* smtp_client.h - the SMTP client side of delivery (RFC 5321 §4, RFC 2920
  * PIPELINING, RFC 3207 STARTTLS, RFC 4954 AUTH, RFC 1870 SIZE, RFC 6152 8BITMIME,
- * RFC 6531 SMTPUTF8, RFC 3030 CHUNKING, RFC 3461 DSN).  The reply parser and the
- * capability parser are pure; the dialogue runs over a net/client connection. */
+ * RFC 6531 SMTPUTF8, RFC 3030 CHUNKING, RFC 3461 DSN).  Replies and EHLO keywords
+ * are read by wire/; the dialogue runs over a net/client connection. */
 #ifndef POSTERN_DELIVERY_SMTP_CLIENT_H
 #define POSTERN_DELIVERY_SMTP_CLIENT_H
 
@@ -10,31 +10,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "delivery/reason.h"
+#include "wire/wire.h"
+
 struct net_client;
 struct queue_envelope;
-
-#define SMTP_REPLY_TEXT_MAX 1024
-
-struct smtp_reply {
-	int code;                         /* 0 until the first line */
-	char enh[16];                     /* "5.1.1" or "" */
-	char text[SMTP_REPLY_TEXT_MAX];   /* all lines' text, joined by " " */
-	bool done;
-};
-
-void smtp_reply_reset(struct smtp_reply *r);
-/* Feed one reply line (no CRLF).  Returns 1 when the reply is complete, 0 when more
- * lines follow, -1 when the line is not a reply line (or the code changes). */
-int smtp_reply_feed(struct smtp_reply *r, const char *line);
-/* "550 5.1.1 text" for logs and bounces. */
-void smtp_reply_format(const struct smtp_reply *r, char *out, size_t outsz);
-
-struct smtp_caps {
-	bool esmtp, pipelining, starttls, eightbitmime, smtputf8, chunking, dsn, auth_plain, auth_login;
-	uint64_t size;                    /* 0: not announced */
-};
-/* One EHLO reply line's text ("SIZE 1000", "AUTH PLAIN LOGIN"). */
-void smtp_caps_line(struct smtp_caps *caps, const char *text);
 
 enum smtp_tls_policy {
 	SMTP_TLS_OPPORTUNISTIC,   /* STARTTLS when offered; plaintext if not */
@@ -50,15 +30,6 @@ struct smtp_client_opts {
 	bool tls_verify;                  /* refuse an unverified certificate */
 	const char *auth_user;            /* NULL: no AUTH */
 	const char *auth_pass;
-};
-
-/* What happened to each recipient handed in. */
-enum rcpt_outcome { OUT_DELIVERED, OUT_DEFER, OUT_FAIL };
-
-struct rcpt_result {
-	enum rcpt_outcome outcome;
-	char reply[600];                  /* the reply that decided it, or the reason */
-	char enh[16];                     /* for the DSN Status field */
 };
 
 /* The message to send: the envelope, the recipients (indexes into env->rcpts) and
@@ -84,7 +55,7 @@ struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_
 bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *msg, struct rcpt_result *results);
 /* QUIT and close (frees the connection too). */
 void smtp_client_close(struct smtp_client **c);
-const struct smtp_caps *smtp_client_caps(const struct smtp_client *c);
+const struct wire_caps *smtp_client_caps(const struct smtp_client *c);
 struct net_client *smtp_client_conn(struct smtp_client *c);
 
 #endif

@@ -19,6 +19,7 @@
 #include "diag/diag.h"
 #include "diag/json.h"
 #include "net/probe.h"
+#include "wire/wire.h"
 
 #define SLOTS 4
 #define PSLOTS 2
@@ -371,13 +372,21 @@ static bool ehlo(struct doctor *d, struct probe *p, struct probe_reply *r, bool 
 	*starttls = false;
 	if (auth)
 		auth[0] = '\0';
-	for (const char *l = r->text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
-		const char *kw = l + 4;
-		if (strncasecmp(kw, "STARTTLS", 8) == 0)
-			*starttls = true;
-		if (auth && strncasecmp(kw, "AUTH", 4) == 0 && (kw[4] == ' ' || kw[4] == '='))
-			snprintf(auth, authsz, "%.*s", (int)strcspn(kw + 5, "\n"), kw + 5);
+	struct wire_caps caps;
+	memset(&caps, 0, sizeof(caps));
+	/* The keywords follow the first line (RFC 5321 §4.1.1.1); text keeps "250-". */
+	const char *l = strchr(r->text, '\n');
+	while (l) {
+		l++;
+		char kw[WIRE_REPLY_TEXT_MAX];
+		size_t n = strcspn(l, "\n");
+		snprintf(kw, sizeof(kw), "%.*s", n > 4 ? (int)(n - 4) : 0, n > 4 ? l + 4 : "");
+		wire_caps_line(&caps, kw);
+		l = strchr(l, '\n');
 	}
+	*starttls = caps.starttls;
+	if (auth)
+		snprintf(auth, authsz, "%s", caps.auth);
 	return true;
 }
 

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "wire/wire.h"
+
 #ifndef POSTERN_SOURCE_DIR
 #define POSTERN_SOURCE_DIR "."
 #endif
@@ -246,13 +248,6 @@ static bool code_pattern_valid(const char *p)
 	return true;
 }
 
-static bool enh_valid(const char *e)
-{
-	int a, b, c, n = 0;
-	return sscanf(e, "%1d.%3d.%3d%n", &a, &b, &c, &n) == 3 && (size_t)n == strlen(e)
-		&& (a == 2 || a == 4 || a == 5);
-}
-
 static bool finish_codes(struct explain_kb *kb, struct rule *r)
 {
 	char tmp[LIST_MAX][16];
@@ -268,7 +263,7 @@ static bool finish_codes(struct explain_kb *kb, struct rule *r)
 	if (r->n_enh < 0)
 		return fail(kb, "[rule %s]: enhanced codes \"%s\" are not like 5.7.1 (at most 8)", r->name, r->enh_s);
 	for (int i = 0; i < r->n_enh; i++)
-		if (!enh_valid(r->enh[i]))
+		if (!wire_enh_valid(r->enh[i]))
 			return fail(kb, "[rule %s]: enhanced code \"%s\" is not like 5.7.1", r->name, r->enh[i]);
 	return true;
 }
@@ -630,27 +625,10 @@ static bool code_at(const char *t, size_t len, size_t i)
 		|| t[i + 3] == '\'' || t[i + 3] == '"' || t[i + 3] == ',';
 }
 
-/* class.subject.detail (RFC 3463 §2); returns its length or 0. */
+/* An enhanced code (wire.h) standing as a word at i; returns its length or 0. */
 static size_t enh_at(const char *t, size_t len, size_t i)
 {
-	if (i + 5 > len || !boundary_before(t, i) || (t[i] != '2' && t[i] != '4' && t[i] != '5') || t[i + 1] != '.')
-		return 0;
-	size_t j = i + 2;
-	for (int part = 0; part < 2; part++) {
-		size_t start = j;
-		while (j < len && isdigit((unsigned char)t[j]) && j - start < 4)
-			j++;
-		if (j == start || j - start > 3)
-			return 0;
-		if (part == 0) {
-			if (j >= len || t[j] != '.')
-				return 0;
-			j++;
-		}
-	}
-	if (j < len && (isdigit((unsigned char)t[j]) || (t[j] == '.' && j + 1 < len && isdigit((unsigned char)t[j + 1]))))
-		return 0;
-	return j - i;
+	return i < len && boundary_before(t, i) ? wire_enh_len(t + i, len - i) : 0;
 }
 
 static bool at_line_start(const char *t, size_t i)

@@ -19,6 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wire/wire.h"
+
 #define READ_BUF_MAX   8192
 #define REPLY_LINES_MAX 64
 
@@ -244,21 +246,12 @@ static bool take_line(struct probe *p, char *line, size_t linesz)
 	return true;
 }
 
-static bool reply_line_ok(const char *l)
+/* RFC 3463: the enhanced code of the first line that has one, of the reply's class. */
+static void note_enh(struct probe_reply *r, const char *text)
 {
-	return l[0] >= '2' && l[0] <= '5' && l[1] >= '0' && l[1] <= '9' && l[2] >= '0' && l[2] <= '9'
-		&& (l[3] == ' ' || l[3] == '-' || l[3] == '\0');
-}
-
-static void note_enh(struct probe_reply *r, const char *l)
-{
-	if (r->enh[0] || strlen(l) < 9 || l[4] != l[0] || l[5] != '.')
-		return;
-	size_t n = strspn(l + 4, "0123456789.");
-	if (n < sizeof(r->enh) && n >= 5) {
-		memcpy(r->enh, l + 4, n);
-		r->enh[n] = '\0';
-	}
+	char enh[sizeof(r->enh)];
+	if (!r->enh[0] && wire_enh_lead(text, enh, sizeof(enh)) && enh[0] - '0' == r->code / 100)
+		memcpy(r->enh, enh, sizeof(enh));
 }
 
 static void append_text(struct probe_reply *r, const char *l)
@@ -287,15 +280,18 @@ enum probe_status probe_read_reply(struct probe *p, struct probe_reply *r, char 
 		}
 		if (p->transcript)
 			fprintf(p->transcript, "S: %s\n", line);
-		if (!reply_line_ok(line) || ++r->lines > REPLY_LINES_MAX) {
+		int code;
+		bool more;
+		const char *text;
+		if (!wire_reply_line(line, &code, &more, &text) || ++r->lines > REPLY_LINES_MAX) {
 			snprintf(err, errsz, "not an SMTP reply: \"%.60s\"", line);
 			append_text(r, line);
 			return PROBE_GARBAGE;
 		}
-		r->code = atoi(line) ;
-		note_enh(r, line);
+		r->code = code;
+		note_enh(r, text);
 		append_text(r, line);
-		if (line[3] != '-')
+		if (!more)
 			return PROBE_OK;
 	}
 }

@@ -29,6 +29,7 @@
 #include "net/tls.h"
 #include "queue/queue.h"
 #include "util/buf.h"
+#include "util/hash.h"
 #include "util/log.h"
 
 #define INPUT_HIGH_WATER (256u << 10)   /* stop reading when this much is unprocessed */
@@ -41,10 +42,7 @@
 
 static unsigned ip_hash(const char *s)
 {
-	unsigned h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % IP_BUCKETS;
+	return hash_fnv1a(s) % IP_BUCKETS;
 }
 
 static struct ip_count *ip_find(struct server *srv, const char *addr, bool create)

@@ -10,6 +10,7 @@
 #include "net/internal.h"
 #include "pop3/session.h"
 #include "store/mailbox.h"
+#include "util/hash.h"
 #include "util/log.h"
 #include "util/workq.h"
 
@@ -54,10 +55,7 @@ static void op_login_done(void *s, enum login_result r, const char *login)
 
 static unsigned addr_hash(const char *s)
 {
-	unsigned h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % POP_LOGIN_BUCKETS;
+	return hash_fnv1a(s) % POP_LOGIN_BUCKETS;
 }
 
 static void remember_login(struct server *srv, const char *addr)

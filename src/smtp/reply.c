@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "wire/wire.h"
 
 #define E(id, code, enh, text, hint) [id] = { code, enh, text, hint }
 
@@ -168,32 +169,12 @@ const struct reply_entry *reply_get(enum reply_id id)
 	return &catalogue[id];
 }
 
-bool reply_enh_valid(const char *s)
-{
-	/* class "." subject "." detail; subject and detail 1-3 digits (RFC 3463 §2). */
-	if (!s || (s[0] != '2' && s[0] != '4' && s[0] != '5') || s[1] != '.')
-		return false;
-	const char *p = s + 2;
-	for (int part = 0; part < 2; part++) {
-		int digits = 0;
-		while (*p >= '0' && *p <= '9') {
-			p++;
-			digits++;
-		}
-		if (digits < 1 || digits > 3)
-			return false;
-		if (part == 0 && *p++ != '.')
-			return false;
-	}
-	return *p == '\0';
-}
-
 #define REPLY_LINE_MAX 512   /* RFC 5321 §4.5.3.1.5, CR LF included */
 
 void reply_write(struct buf *out, int code, const char *enh, const char *text)
 {
 	assert(code >= 200 && code <= 599);
-	assert(enh == NULL || (reply_enh_valid(enh) && enh[0] - '0' == code / 100));
+	assert(enh == NULL || (wire_enh_valid(enh) && enh[0] - '0' == code / 100));
 	const char *p = text;
 	for (;;) {
 		const char *nl = strchr(p, '\n');

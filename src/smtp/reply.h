@@ -1,7 +1,8 @@
 /* reply.h - every SMTP reply goes through reply_write(): it checks the code range
  * and that the enhanced code's class matches the first digit (RFC 3463 §2, RFC 2034),
  * splits multi-line text, and writes CRLF-terminated lines.  Fixed reply words live
- * in the catalogue (reply.c), looked up with reply_text(). */
+ * in the catalogue (reply.c), looked up with reply_text().  What an enhanced code
+ * is, is wire/'s (wire_enh_valid), shared with the client side. */
 #ifndef POSTERN_SMTP_REPLY_H
 #define POSTERN_SMTP_REPLY_H
 
@@ -59,7 +60,5 @@ void reply_vid_line(struct buf *out, enum reply_id id, va_list ap);
  * NULL.  Writes the first line of the text (no hint, no ref) into summary for logs. */
 void reply_vid(struct buf *out, const char *ref, char *summary, size_t summarysz,
 	enum reply_id id, va_list ap);
-/* Is s a syntactically valid enhanced status code "c.sss.ddd" with class 2, 4 or 5? */
-bool reply_enh_valid(const char *s);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "smtp/reply.h"
+#include "wire/wire.h"
 #include "util/buf.h"
 
 /* Every line ends with CRLF, has no other CR or LF, is at most 512 octets, starts with
@@ -142,9 +143,9 @@ static const struct {
 static void test_enh_valid(void **state)
 {
 	(void)state;
-	assert_false(reply_enh_valid(NULL));
+	assert_false(wire_enh_valid(NULL));
 	for (size_t i = 0; i < sizeof(enh_table) / sizeof(enh_table[0]); i++)
-		if (reply_enh_valid(enh_table[i].s) != enh_table[i].valid)
+		if (wire_enh_valid(enh_table[i].s) != enh_table[i].valid)
 			fail_msg("row %zu: \"%s\" valid=%d", i, enh_table[i].s, !enh_table[i].valid);
 }
 
@@ -160,7 +161,7 @@ static void test_catalogue(void **state)
 		if (!e->text || !e->text[0])
 			fail_msg("id %d: no text", id);
 		if (e->enh) {
-			if (!reply_enh_valid(e->enh) || e->enh[0] - '0' != e->code / 100)
+			if (!wire_enh_valid(e->enh) || e->enh[0] - '0' != e->code / 100)
 				fail_msg("id %d: enh %s does not match code %d", id, e->enh, e->code);
 		} else if (e->code != 220 && e->code != 250 && e->code != 354) {
 			/* RFC 2034: only the greeting, the EHLO reply and 354 go without. */

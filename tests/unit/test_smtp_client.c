@@ -1,5 +1,5 @@
-/* test_smtp_client.c - the outbound side's pure parts: reply lines, EHLO
- * capabilities, DNS wire names, DSN wanted-or-not, the plain-words meanings, and the
+/* test_smtp_client.c - the outbound side's pure parts (reply lines and EHLO
+ * keywords are in test_wire.c): DNS wire names, DSN wanted-or-not, the plain-words meanings, and the
  * wire encoder (CR LF only, dot-stuffing, no line over 1000 octets). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,66 +12,8 @@
 
 #include "delivery/bounce.h"
 #include "delivery/mx.h"
-#include "delivery/smtp_client.h"
 #include "delivery/smtp_wire.h"
 #include "queue/queue.h"
-
-static void test_replies(void **state)
-{
-	(void)state;
-	struct smtp_reply r;
-	smtp_reply_reset(&r);
-	assert_int_equal(smtp_reply_feed(&r, "250-first line"), 0);
-	assert_int_equal(smtp_reply_feed(&r, "250 2.0.0 second"), 1);
-	assert_int_equal(r.code, 250);
-	assert_string_equal(r.enh, "2.0.0");
-	assert_string_equal(r.text, "first line second");
-	smtp_reply_reset(&r);
-	assert_int_equal(smtp_reply_feed(&r, "550 5.1.1 <bob@example.org>: user unknown"), 1);
-	assert_string_equal(r.enh, "5.1.1");
-	char out[200];
-	smtp_reply_format(&r, out, sizeof(out));
-	assert_string_equal(out, "550 5.1.1 <bob@example.org>: user unknown");
-	smtp_reply_reset(&r);
-	assert_int_equal(smtp_reply_feed(&r, "503 valid RCPT command must precede DATA"), 1);
-	assert_string_equal(r.enh, "");
-	assert_string_equal(r.text, "valid RCPT command must precede DATA");
-	/* not replies */
-	static const char *const bad[] = { "", "25", "abc def", "250x", "650 nope", "2500 ok", "199 x" };
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		smtp_reply_reset(&r);
-		assert_int_equal(smtp_reply_feed(&r, bad[i]), -1);
-	}
-	/* the code may not change inside a multi-line reply */
-	smtp_reply_reset(&r);
-	assert_int_equal(smtp_reply_feed(&r, "250-a"), 0);
-	assert_int_equal(smtp_reply_feed(&r, "550 b"), -1);
-	/* a bare code with nothing after it */
-	smtp_reply_reset(&r);
-	assert_int_equal(smtp_reply_feed(&r, "354"), 1);
-	assert_int_equal(r.code, 354);
-}
-
-static void test_caps(void **state)
-{
-	(void)state;
-	struct smtp_caps c;
-	memset(&c, 0, sizeof(c));
-	static const char *const lines[] = { "PIPELINING", "SIZE 10485760", "8BITMIME", "SMTPUTF8", "CHUNKING", "DSN",
-		"STARTTLS", "AUTH LOGIN PLAIN", "ENHANCEDSTATUSCODES", "X-UNKNOWN thing" };
-	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
-		smtp_caps_line(&c, lines[i]);
-	assert_true(c.pipelining && c.eightbitmime && c.smtputf8 && c.chunking && c.dsn && c.starttls);
-	assert_true(c.auth_plain && c.auth_login);
-	assert_int_equal(c.size, 10485760);
-	memset(&c, 0, sizeof(c));
-	smtp_caps_line(&c, "size 12");
-	smtp_caps_line(&c, "AUTH CRAM-MD5");
-	assert_int_equal(c.size, 12);
-	assert_false(c.auth_plain || c.auth_login);
-	smtp_caps_line(&c, "SIZE");   /* no value: unknown limit */
-	assert_int_equal(c.size, 12);
-}
 
 static void test_wire_names(void **state)
 {
@@ -264,8 +206,6 @@ static void test_wire_long_lines(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_replies),
-		cmocka_unit_test(test_caps),
 		cmocka_unit_test(test_wire_names),
 		cmocka_unit_test(test_bounce_wanted),
 		cmocka_unit_test(test_meanings),
