@@ -221,6 +221,7 @@ const char *policy_cause_name(enum refusal_cause c)
 	case CAUSE_THROTTLED: return "blocked after failed logins";
 	case CAUSE_MAILBOX_FULL: return "mailbox full";
 	case CAUSE_POP_EXPIRED: return "POP-before-SMTP window expired";
+	case CAUSE_STAGE_TIMEOUT: return "a check did not answer in time";
 	case CAUSE_COUNT: break;
 	}
 	return "refused";
@@ -252,7 +253,7 @@ const char *policy_best_fix(const unsigned counts[CAUSE_COUNT])
 		return "Fix: nothing in your mail program: the recipient must delete mail; send again later";
 	if (counts[CAUSE_BAD_ADDRESS] || counts[CAUSE_NON_ASCII_ADDRESS])
 		return "Fix: correct the recipient addresses; they are not valid mail addresses";
-	if (counts[CAUSE_LOOKUP_FAILED])
+	if (counts[CAUSE_LOOKUP_FAILED] || counts[CAUSE_STAGE_TIMEOUT])
 		return "Fix: nothing on your side; try again in a few minutes";
 	if (counts[CAUSE_TOO_MANY_RECIPIENTS])
 		return "Fix: send to fewer recipients per message";

@@ -1,6 +1,13 @@
-/* policy.h - who may send what to whom.  Pure functions: the caller gathers the facts
- * (is the domain local, does the user exist, is the client logged in or trusted) and
- * gets back a verdict that the protocol renders.  No I/O here. */
+/* policy.h - who may send what to whom.  Two layers:
+ *
+ *  - pure verdicts: the caller gathers the facts (is the domain local, does the user
+ *    exist, is the client logged in or trusted) and gets back a verdict that the
+ *    protocol renders (policy_check_*);
+ *  - the decision pipeline: an ordered list of stages, each a function from facts to a
+ *    verdict, run by one runner where the first verdict that is not OK wins.  Stages
+ *    that do I/O (directory, quota files, later DNS and milters) run off the event
+ *    loop through an executor, each under a timeout that turns into a temporary
+ *    refusal naming the stage (DESIGN invariant 5). */
 #ifndef POSTERN_POLICY_POLICY_H
 #define POSTERN_POLICY_POLICY_H
 
@@ -26,6 +33,7 @@ enum refusal_cause {
 	CAUSE_THROTTLED,             /* too many failed logins from this address */
 	CAUSE_MAILBOX_FULL,          /* the recipient's quota is used up */
 	CAUSE_POP_EXPIRED,           /* POP-before-SMTP window passed */
+	CAUSE_STAGE_TIMEOUT,         /* a decision stage did not answer in time: temporary */
 	CAUSE_COUNT
 };
 
@@ -110,5 +118,117 @@ const char *policy_cause_name(enum refusal_cause c);
 
 void verdict_set(struct verdict *v, enum verdict_kind k, int code, const char *enh,
 	enum refusal_cause cause, const char *reason, const char *hint);
+
+
+/* --- the decision pipeline (pipeline.c) --------------------------------------- */
+
+/* Where in a transaction a decision is asked for. */
+enum policy_point {
+	POLICY_AT_MAIL,          /* MAIL FROM: may this client send as this sender? */
+	POLICY_AT_RCPT,          /* RCPT TO: is this recipient accepted? */
+	POLICY_AT_FROM_HEADER,   /* end of headers: may the login send with this From:? */
+	POLICY_AT_END_OF_DATA,   /* the whole message is in (content filters, later) */
+	POLICY_POINT_COUNT
+};
+#define POLICY_AT(p) (1u << (p))
+
+#define POLICY_ADDR_MAX 400   /* formatted address, as in replies */
+#define POLICY_LOCAL_MAX 129
+#define POLICY_DOMAIN_MAX 256
+#define POLICY_LOGIN_MAX 256
+#define POLICY_PATH_MAX 1400
+
+/* Everything a decision is made on.  The asker fills in the request; stages may add
+ * findings for the stages after them (a lookup stage records what it found, a later
+ * pure stage judges it).  Owned by the run: self-contained, so that a stage on a worker
+ * thread never reads the asker's memory. */
+struct policy_facts {
+	enum policy_point point;
+	unsigned long long conn_id;                /* for logs */
+	struct policy_client client;
+	char client_addr[64];
+	char login[POLICY_LOGIN_MAX];              /* "": not logged in */
+	/* MAIL: the sender ("" for <>); RCPT: the recipient. */
+	char address[POLICY_ADDR_MAX];
+	char local[POLICY_LOCAL_MAX];              /* unquoted local part */
+	char domain[POLICY_DOMAIN_MAX];            /* lower case; "" for <postmaster> */
+	bool null_sender;                          /* MAIL FROM:<> */
+	bool bare_postmaster;                      /* RCPT TO:<postmaster> (RFC 5321 §4.1.1.3) */
+	bool domain_literal;                       /* [192.0.2.1] */
+	unsigned long long declared_size;          /* MAIL ... SIZE= (RFC 1870); 0: none */
+	/* FROM_HEADER: the mailboxes of the one From: field (RFC 5322 §3.6.2). */
+	char (*from)[POLICY_ADDR_MAX];
+	size_t n_from;
+	/* Findings. */
+	struct rcpt_facts rcpt;                    /* RCPT: local, domain point into this struct */
+	char maildir[POLICY_PATH_MAX];             /* RCPT, local user: the Maildir, for the quota */
+};
+
+/* A new, zeroed facts record for a decision at `point`; NULL on no memory. */
+struct policy_facts *policy_facts_new(enum policy_point point);
+/* Room for n From: mailboxes (facts->from, n_from = n).  False on no memory. */
+bool policy_facts_set_from(struct policy_facts *f, const char *const *addrs, size_t n);
+void policy_facts_free(struct policy_facts **f);
+
+/* One stage.  decide() gets a verdict preset to OK and changes it to refuse; it may
+ * also add findings to the facts.  A stage with does_io runs on a worker thread (so it
+ * must touch nothing but its ctx, which must be thread-safe, and the facts), and gets
+ * timeout_ms: past that, the asker gets a temporary refusal naming the stage and the
+ * stage's late verdict is dropped. */
+struct policy_stage {
+	const char *name;        /* for logs: "directory", "relay" */
+	const char *words;       /* for clients, in a timeout refusal: "the user directory" */
+	unsigned points;         /* POLICY_AT() of the decisions it takes part in */
+	bool does_io;
+	unsigned timeout_ms;     /* does_io; 0: no timeout (the session deadlines still hold) */
+	void (*decide)(void *ctx, struct policy_facts *f, struct verdict *v);
+	void *ctx;               /* outlives every run (the pipeline's owner frees it last) */
+};
+
+#define POLICY_STAGES_MAX 16
+
+/* The ordered list of stages.  Built once at start-up, then read-only: runs on worker
+ * threads read it, so it must outlive them (free it after the work queue). */
+struct policy_pipeline {
+	struct policy_stage stages[POLICY_STAGES_MAX];
+	size_t n;
+};
+
+/* Append a stage (copied); false when the list is full. */
+bool policy_pipeline_add(struct policy_pipeline *p, const struct policy_stage *st);
+
+/* How the runner gets off the event loop and keeps time; the composition root wraps
+ * util/workq.h and an event timer, tests a fake that runs jobs when told. */
+struct policy_executor {
+	void *ctx;
+	/* Run work(arg) on a worker thread, then done(arg) on the loop thread. */
+	void (*submit)(void *ctx, void (*work)(void *arg), void (*done)(void *arg), void *arg);
+	/* Call fire(arg) on the loop thread after ms milliseconds unless cancelled; returns
+	 * a handle, or NULL when no timer could be set (the stage is then waited for). */
+	void *(*timer_start)(void *ctx, unsigned ms, void (*fire)(void *arg), void *arg);
+	/* Cancel a timer that has not fired. */
+	void (*timer_cancel)(void *ctx, void *timer);
+};
+
+/* The verdict of a decision, on the loop thread.  v is valid during the call only. */
+typedef void (*policy_done_fn)(void *arg, const struct verdict *v);
+
+struct policy_run;
+
+/* Run the stages of p that take part in facts->point, in order, until one refuses;
+ * takes facts.  done is called exactly once (unless the run is cancelled first) with
+ * the first verdict that is not OK, or OK when every stage passed.  Returns the run,
+ * valid until done is called, or NULL when the verdict was given at once (done has
+ * been called: every stage was pure) or nothing could be allocated (done was called
+ * with a temporary refusal). */
+struct policy_run *policy_decide(const struct policy_pipeline *p, const struct policy_executor *ex,
+	struct policy_facts *facts, policy_done_fn done, void *arg);
+/* The asker went away before its verdict: done is never called; a stage still on a
+ * worker thread finishes there and its result is dropped.  Sets *r to NULL. */
+void policy_run_cancel(struct policy_run **r);
+
+/* The temporary refusal for a stage that did not answer within timeout_ms
+ * (RFC 3463 X.4.3: a directory or other server the decision needs did not answer). */
+void policy_stage_timeout_verdict(const struct policy_stage *st, struct verdict *v);
 
 #endif
