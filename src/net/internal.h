@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "auth/login.h"
 #include "auth/password.h"
 #include "auth/throttle.h"
 #include "conf/conf.h"
@@ -75,8 +76,6 @@ struct server {
 	struct ip_count *ips[IP_BUCKETS];
 	struct pop_login *pop_logins[POP_LOGIN_BUCKETS];
 };
-
-enum login_result { LOGIN_OK, LOGIN_FAILED, LOGIN_TEMPFAIL, LOGIN_BLOCKED };
 
 /* Why a connection is refused before any session exists. */
 enum conn_refusal {

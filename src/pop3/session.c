@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "auth/sasl.h"
+#include "auth/login.h"
 #include "pop3/command.h"
 #include "store/mailbox.h"
 #include "util/buf.h"
@@ -69,8 +69,7 @@ struct pop3_session {
 	char user[SASL_USER_MAX + 1];      /* from USER */
 	bool have_user;
 	char *login;                       /* canonical user, once logged in */
-	struct sasl_exchange sasl;
-	char mech[8];
+	struct login_exchange lx;           /* AUTH, USER/PASS (auth/login.h) */
 	/* TRANSACTION */
 	const struct pop3_maildrop_ops *ops;
 	void *mb;
@@ -280,7 +279,7 @@ static void maildrop_close(struct pop3_session *s)
 static void session_close(struct pop3_session *s)
 {
 	maildrop_close(s);
-	sasl_clear(&s->sasl);
+	login_clear(&s->lx);
 	s->state = ST_CLOSED;
 	s->close_after_output = true;
 }
@@ -444,13 +443,14 @@ static bool login_allowed(struct pop3_session *s)
 	return true;
 }
 
-static bool check_blocked(struct pop3_session *s, const char *user)
+static struct login_hooks login_hooks(const struct pop3_session *s)
 {
-	struct throttle_verdict v = { THROTTLE_OPEN, 0 };
-	if (s->hooks.auth_blocked)
-		v = s->hooks.auth_blocked(s->hooks.ctx, user);
-	if (v.block == THROTTLE_OPEN)
-		return false;
+	return (struct login_hooks){ s->hooks.ctx, s->hooks.auth_blocked, s->hooks.auth_verify };
+}
+
+/* The throttle's refusal (auth/throttle.h), in words that say whose failures caused it. */
+static void say_throttled(struct pop3_session *s, struct throttle_verdict v, const char *user)
+{
 	char when[32], q[64];
 	format_until(v.until, when, sizeof(when));
 	if (v.block == THROTTLE_ACCOUNT && user) {
@@ -459,17 +459,40 @@ static bool check_blocked(struct pop3_session *s, const char *user)
 	} else {
 		reply(s, P_AUTH_THROTTLED_ADDRESS, when);
 	}
-	return true;
 }
 
-/* Hand credentials over; the answer comes through pop3_session_auth_done(). */
-static void start_verify(struct pop3_session *s, const char *mech, const char *user, char *pass, size_t passsz)
+/* The login exchange moved on (auth/login.h; RFC 5034 §4): render its step. */
+static void auth_progress(struct pop3_session *s, enum login_step st)
 {
-	snprintf(s->mech, sizeof(s->mech), "%s", mech);
-	snprintf(s->user, sizeof(s->user), "%s", user);
-	s->state = ST_WAIT_AUTH;
-	s->hooks.auth_verify(s->hooks.ctx, mech, user, pass);   /* may answer at once */
-	explicit_bzero(pass, passsz);
+	s->state = ST_AUTHZ;
+	switch (st) {
+	case LOGIN_SEND_CHALLENGE:
+		buf_printf(&s->out, "+ %s\r\n", login_challenge(&s->lx));
+		s->state = ST_SASL;
+		return;
+	case LOGIN_CHECK: {
+		struct login_hooks h = login_hooks(s);
+		s->state = ST_WAIT_AUTH;
+		login_submit(&s->lx, &h);   /* may answer at once */
+		return;
+	}
+	case LOGIN_THROTTLED:
+		say_throttled(s, s->lx.verdict, s->lx.user);
+		return;
+	case LOGIN_CANCELLED:
+		reply(s, P_AUTH_CANCELLED);
+		return;
+	case LOGIN_BAD_BASE64:
+		reply(s, P_AUTH_BAD_BASE64);
+		break;
+	case LOGIN_MALFORMED:
+		reply(s, P_AUTH_MALFORMED);
+		break;
+	case LOGIN_AUTHZID:
+		reply(s, P_AUTH_AUTHZID);
+		break;
+	}
+	bad_command(s);
 }
 
 static void cmd_user(struct pop3_session *s, const struct pop3_command *c)
@@ -498,54 +521,8 @@ static void cmd_pass(struct pop3_session *s, const struct pop3_command *c)
 		bad_command(s);
 		return;
 	}
-	if (check_blocked(s, s->user))
-		return;
-	char pass[SASL_PASS_MAX + 1];
-	memcpy(pass, c->rest.p, c->rest.n);
-	pass[c->rest.n] = '\0';
-	char user[SASL_USER_MAX + 1];
-	memcpy(user, s->user, sizeof(user));
-	start_verify(s, "USER", user, pass, sizeof(pass));
-}
-
-/* The SASL exchange moved on (RFC 5034 §4). */
-static void auth_progress(struct pop3_session *s, enum sasl_status st)
-{
-	switch (st) {
-	case SASL_CONTINUE: {
-		const char *ch = sasl_challenge(&s->sasl);
-		buf_printf(&s->out, "+ %s\r\n", ch);
-		s->state = ST_SASL;
-		return;
-	}
-	case SASL_DONE:
-		break;
-	case SASL_CANCELLED:
-		reply(s, P_AUTH_CANCELLED);
-		s->state = ST_AUTHZ;
-		sasl_clear(&s->sasl);
-		return;
-	case SASL_BAD_BASE64:
-	case SASL_MALFORMED:
-	case SASL_AUTHZID:
-		reply(s, st == SASL_BAD_BASE64 ? P_AUTH_BAD_BASE64 : st == SASL_MALFORMED ? P_AUTH_MALFORMED : P_AUTH_AUTHZID);
-		s->state = ST_AUTHZ;
-		sasl_clear(&s->sasl);
-		bad_command(s);
-		return;
-	}
-	s->state = ST_AUTHZ;
-	if (check_blocked(s, s->sasl.user)) {
-		sasl_clear(&s->sasl);
-		return;
-	}
-	char user[SASL_USER_MAX + 1];
-	memcpy(user, s->sasl.user, sizeof(user));
-	const char *mech = sasl_mech_name(s->sasl.mech);
-	char pass[SASL_PASS_MAX + 1];
-	memcpy(pass, s->sasl.pass, sizeof(pass));
-	sasl_clear(&s->sasl);
-	start_verify(s, mech, user, pass, sizeof(pass));
+	struct login_hooks h = login_hooks(s);
+	auth_progress(s, login_password(&s->lx, &h, "USER", s->user, c->rest.p, c->rest.n));
 }
 
 /* AUTH [mechanism [initial-response]] (RFC 5034 §4).  Without a mechanism, list
@@ -568,8 +545,12 @@ static void cmd_auth(struct pop3_session *s, const struct pop3_command *c)
 		bad_command(s);
 		return;
 	}
-	if (check_blocked(s, NULL))
+	struct login_hooks h = login_hooks(s);
+	struct throttle_verdict v = login_precheck(&h);
+	if (v.block != THROTTLE_OPEN) {
+		say_throttled(s, v, NULL);
 		return;
+	}
 	enum sasl_mech mech;
 	if (!sasl_mech_from_name(c->args[0].p, c->args[0].n, &mech)) {
 		char q[64];
@@ -580,7 +561,7 @@ static void cmd_auth(struct pop3_session *s, const struct pop3_command *c)
 	}
 	s->have_user = false;
 	bool init = c->n_args == 2;
-	auth_progress(s, sasl_start(&s->sasl, mech, init, init ? c->args[1].p : NULL, init ? c->args[1].n : 0));
+	auth_progress(s, login_start(&s->lx, &h, mech, init, init ? c->args[1].p : NULL, init ? c->args[1].n : 0));
 }
 
 static void cmd_apop(struct pop3_session *s, const struct pop3_command *c)
@@ -867,7 +848,7 @@ static void line_too_long(struct pop3_session *s)
 {
 	if (s->state == ST_SASL) {
 		reply(s, P_AUTH_LINE_TOO_LONG);
-		sasl_clear(&s->sasl);
+		login_clear(&s->lx);
 		s->state = ST_AUTHZ;
 	} else {
 		reply(s, P_LINE_TOO_LONG, s->limits.max_line);
@@ -887,8 +868,10 @@ static size_t feed_line(struct pop3_session *s, const char *p, size_t len)
 		line_too_long(s);
 		break;
 	case LINEBUF_LINE:
-		if (s->state == ST_SASL)
-			auth_progress(s, sasl_step(&s->sasl, line, n));
+		if (s->state == ST_SASL) {
+			struct login_hooks h = login_hooks(s);
+			auth_progress(s, login_answer(&s->lx, &h, line, n));
+		}
 		else
 			pop3_dispatch(s, line, n);
 		break;
@@ -955,7 +938,7 @@ void pop3_session_free(struct pop3_session **sp)
 	maildrop_close(s);
 	buf_free(&s->out);
 	linebuf_free(&s->line);
-	sasl_clear(&s->sasl);
+	login_clear(&s->lx);
 	explicit_bzero(s->user, sizeof(s->user));
 	free(s->login);
 	free(s->scratch);
@@ -1044,7 +1027,7 @@ void pop3_session_disconnected(struct pop3_session *s)
 		log_event(LOG_INFO, "pop3_abandoned", "conn=%llu user=%s reason=disconnected marked=%zu deleted=0",
 			(unsigned long long)s->info.conn_id, s->login ? s->login : "-", s->n_deleted);
 	maildrop_close(s);
-	sasl_clear(&s->sasl);
+	login_clear(&s->lx);
 	s->state = ST_CLOSED;
 }
 
@@ -1088,16 +1071,16 @@ void pop3_session_tls_started(struct pop3_session *s, const char *description)
 		s->state = ST_AUTHZ;
 }
 
-void pop3_session_auth_done(struct pop3_session *s, enum pop3_auth_result r, const char *login, time_t blocked_until)
+void pop3_session_auth_done(struct pop3_session *s, enum login_result r, const char *login, time_t blocked_until)
 {
 	if (s->state != ST_WAIT_AUTH)
 		return;
 	s->state = ST_AUTHZ;
 	char when[32];
 	switch (r) {
-	case POP3_AUTH_OK:
+	case LOGIN_OK:
 		free(s->login);
-		s->login = strdup(login && login[0] ? login : s->user);
+		s->login = strdup(login && login[0] ? login : s->lx.user);
 		if (!s->login) {
 			reply(s, P_AUTH_TEMPFAIL);
 			break;
@@ -1109,18 +1092,19 @@ void pop3_session_auth_done(struct pop3_session *s, enum pop3_auth_result r, con
 		s->state = ST_WAIT_MAILBOX;
 		s->hooks.mailbox_open(s->hooks.ctx, s->login);   /* may answer at once */
 		return;
-	case POP3_AUTH_FAILED:
+	case LOGIN_FAILED:
 		reply(s, P_AUTH_FAILED);
 		break;
-	case POP3_AUTH_BLOCKED:
+	case LOGIN_BLOCKED:
 		format_until(blocked_until, when, sizeof(when));
-		reply(s, P_AUTH_THROTTLED_ACCOUNT, s->user, when);
+		reply(s, P_AUTH_THROTTLED_ACCOUNT, s->lx.user, when);
 		break;
-	case POP3_AUTH_TEMPFAIL:
+	case LOGIN_TEMPFAIL:
 		reply(s, P_AUTH_TEMPFAIL);
 		break;
 	}
 	explicit_bzero(s->user, sizeof(s->user));
+	login_clear(&s->lx);
 }
 
 void pop3_session_mailbox_done(struct pop3_session *s, enum pop3_mailbox_result r,
@@ -1160,7 +1144,7 @@ void pop3_session_mailbox_done(struct pop3_session *s, enum pop3_mailbox_result 
 		s->total_octets += ops->size(mb, i);
 	s->state = ST_TRANS;
 	log_event(LOG_INFO, "pop3_login", "conn=%llu client=%s user=%s mech=%s tls=%s messages=%zu octets=%" PRIu64,
-		(unsigned long long)s->info.conn_id, s->client_addr, s->login, s->mech, s->secure ? "yes" : "no", s->count,
+		(unsigned long long)s->info.conn_id, s->client_addr, s->login, s->lx.mech, s->secure ? "yes" : "no", s->count,
 		s->total_octets);
 	reply(s, P_LOGGED_IN, s->count, s->total_octets);
 }

@@ -38,7 +38,7 @@
 #include <sys/types.h>
 #include <time.h>
 
-#include "auth/throttle.h"
+#include "auth/login.h"
 
 struct buf;
 
@@ -61,8 +61,6 @@ struct pop3_conn_info {
 	const char *tls_description;
 	bool allow_plaintext_auth; /* USER/PASS/AUTH before TLS (discouraged) */
 };
-
-enum pop3_auth_result { POP3_AUTH_OK, POP3_AUTH_FAILED, POP3_AUTH_TEMPFAIL, POP3_AUTH_BLOCKED };
 
 enum pop3_mailbox_result {
 	POP3_MAILBOX_OK,
@@ -124,9 +122,9 @@ bool pop3_session_streaming(const struct pop3_session *s);
 void pop3_session_pump(struct pop3_session *s);
 
 /* The login check finished: login is the canonical user name on success,
- * blocked_until the end of the block for POP3_AUTH_BLOCKED.  On success the
+ * blocked_until the end of the block for LOGIN_BLOCKED.  On success the
  * session calls hooks->mailbox_open(login). */
-void pop3_session_auth_done(struct pop3_session *s, enum pop3_auth_result r, const char *login,
+void pop3_session_auth_done(struct pop3_session *s, enum login_result r, const char *login,
 	time_t blocked_until);
 /* The maildrop is open (r == POP3_MAILBOX_OK: the session owns mb and closes it
  * with ops->close) or could not be.  If the session is no longer waiting (it was

@@ -45,9 +45,7 @@ static void op_destroy(void *s)
 
 static void op_login_done(void *s, enum login_result r, const char *login)
 {
-	enum pop3_auth_result m = r == LOGIN_OK ? POP3_AUTH_OK : r == LOGIN_TEMPFAIL ? POP3_AUTH_TEMPFAIL
-		: r == LOGIN_BLOCKED ? POP3_AUTH_BLOCKED : POP3_AUTH_FAILED;
-	pop3_session_auth_done(s, m, login, 0);
+	pop3_session_auth_done(s, r, login, 0);
 }
 
 

@@ -289,8 +289,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (!f.pending)
 				die("waiting without a verify");
 			f.pending = false;
-			enum pop3_auth_result r = f.auth_mode == 0 ? POP3_AUTH_OK : f.auth_mode == 1 ? POP3_AUTH_FAILED
-				: f.auth_mode == 2 ? POP3_AUTH_TEMPFAIL : POP3_AUTH_BLOCKED;
+			enum login_result r = f.auth_mode == 0 ? LOGIN_OK : f.auth_mode == 1 ? LOGIN_FAILED
+				: f.auth_mode == 2 ? LOGIN_TEMPFAIL : LOGIN_BLOCKED;
 			pop3_session_auth_done(s, r, f.user, 1700000000);
 			continue;
 		}

@@ -278,9 +278,9 @@ static char *run(struct fake *f, const struct pop3_conn_info *ci, const char *sc
 			f->pending_auth = false;
 			bool ok = strcmp(f->user, "alice") == 0 && strcmp(f->pass, "secret") == 0;
 			if (strcmp(f->user, "tempfail") == 0)
-				pop3_session_auth_done(s, POP3_AUTH_TEMPFAIL, NULL, 0);
+				pop3_session_auth_done(s, LOGIN_TEMPFAIL, NULL, 0);
 			else
-				pop3_session_auth_done(s, ok ? POP3_AUTH_OK : POP3_AUTH_FAILED, ok ? "alice@example.test" : NULL, 0);
+				pop3_session_auth_done(s, ok ? LOGIN_OK : LOGIN_FAILED, ok ? "alice@example.test" : NULL, 0);
 			continue;
 		}
 		if (pop3_session_wants_tls(s))
@@ -775,7 +775,7 @@ static void test_deadlines_and_refusals(void **state)
 	const char *in = "ER alice\r\nPASS secret\r\n";
 	assert_int_equal(pop3_session_feed(s, in, strlen(in)), strlen(in));
 	assert_false(pop3_session_line_pending(s));
-	pop3_session_auth_done(s, POP3_AUTH_OK, "alice@example.test", 0);
+	pop3_session_auth_done(s, LOGIN_OK, "alice@example.test", 0);
 	assert_int_equal(pop3_session_feed(s, "DELE 1\r\nST", 10), 10);
 	assert_true(pop3_session_line_pending(s));
 	pop3_session_deadline(s, POP3_DEADLINE_LINE, 60);
@@ -827,7 +827,7 @@ static void test_timeout_and_shutdown(void **state)
 	const char *in = "USER alice\r\nPASS secret\r\n";
 	assert_int_equal(pop3_session_feed(s, in, strlen(in)), strlen(in));
 	assert_true(pop3_session_waiting(s));
-	pop3_session_auth_done(s, POP3_AUTH_OK, "alice@example.test", 0);
+	pop3_session_auth_done(s, LOGIN_OK, "alice@example.test", 0);
 	assert_string_equal(pop3_session_login(s), "alice@example.test");
 	assert_int_equal(pop3_session_feed(s, "DELE 1\r\n", 8), 8);
 	pop3_session_timeout(s);
@@ -846,7 +846,7 @@ static void test_timeout_and_shutdown(void **state)
 	struct pop3_hooks h2 = { .ctx = &f, .auth_verify = hook_verify };
 	s = pop3_session_new(&ci, &limits, &h2);
 	pop3_session_feed(s, in, strlen(in));
-	pop3_session_auth_done(s, POP3_AUTH_OK, "alice@example.test", 0);
+	pop3_session_auth_done(s, LOGIN_OK, "alice@example.test", 0);
 	assert_has(buf_cstr(pop3_session_output(s)), "-ERR [SYS/TEMP] The mailbox cannot be opened");
 	pop3_session_shutdown(s);
 	assert_has(buf_cstr(pop3_session_output(s)), "-ERR [SYS/TEMP] Server shutting down");

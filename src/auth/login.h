@@ -1,0 +1,85 @@
+/* login.h - the one login front end for every protocol (SMTP AUTH, POP3 USER/PASS
+ * and AUTH; IMAP next).
+ *
+ * The exchange is sans-I/O: a protocol session hands over the mechanism and the
+ * initial response (or each answer line, or a USER/PASS pair) and gets back a step
+ * to render in its own words:
+ *
+ *   LOGIN_SEND_CHALLENGE  send login_challenge() ("334 ..." in SMTP, "+ ..." in
+ *                         POP3) and feed the client's next line to login_answer();
+ *   LOGIN_CHECK           the credentials are complete and the throttle lets this
+ *                         client try: enter the waiting state, then call
+ *                         login_submit(), which hands them to the verify hook
+ *                         (which may answer at once) and wipes the password; the
+ *                         answer comes back as an enum login_result;
+ *   LOGIN_THROTTLED       the throttle refuses: x->verdict says which block and
+ *                         until when (a THROTTLE_ACCOUNT block concerns x->user);
+ *   LOGIN_CANCELLED ...   the exchange ended in a client error (RFC 4954 §4,
+ *                         RFC 5034 §4): say so; nothing was checked.
+ *
+ * The hooks are the protocol's view of the rest of the server: the throttle's
+ * question for this peer and the password check off the event loop.  Hashes never
+ * pass here: the check runs in auth/credentials.c behind the verify hook. */
+#ifndef POSTERN_AUTH_LOGIN_H
+#define POSTERN_AUTH_LOGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "auth/sasl.h"
+#include "auth/throttle.h"
+
+/* How a password check ended (the verify hook's answer). */
+enum login_result { LOGIN_OK, LOGIN_FAILED, LOGIN_TEMPFAIL, LOGIN_BLOCKED };
+
+struct login_hooks {
+	void *ctx;
+	/* May this peer log in as user now?  user NULL: not known yet.  NULL hook:
+	 * never blocked. */
+	struct throttle_verdict (*blocked)(void *ctx, const char *user);
+	/* Check the credentials (off the loop); mech is "USER" for POP3 USER/PASS,
+	 * else the SASL mechanism's name. */
+	void (*verify)(void *ctx, const char *mech, const char *user, const char *pass);
+};
+
+enum login_step {
+	LOGIN_SEND_CHALLENGE,
+	LOGIN_CHECK,
+	LOGIN_THROTTLED,
+	LOGIN_CANCELLED,       /* the client sent "*" */
+	LOGIN_BAD_BASE64,
+	LOGIN_MALFORMED,       /* decoded, but not what the mechanism expects */
+	LOGIN_AUTHZID,         /* PLAIN asked to act as someone else: not supported */
+};
+
+#define LOGIN_MECH_MAX 8
+
+struct login_exchange {
+	struct sasl_exchange sasl;
+	struct throttle_verdict verdict;      /* with LOGIN_THROTTLED */
+	char mech[LOGIN_MECH_MAX];            /* "PLAIN", "LOGIN", "USER" */
+	char user[SASL_USER_MAX + 1];         /* kept after login_submit(), for the answer's words */
+	bool ready;                           /* credentials complete, not yet submitted */
+};
+
+/* The throttle's verdict for this peer before a user name is known (an address
+ * blocked for spraying is refused before the exchange starts). */
+struct throttle_verdict login_precheck(const struct login_hooks *h);
+
+/* AUTH <mech> [initial-response]; has_initial: one was given ("=" is an empty one). */
+enum login_step login_start(struct login_exchange *x, const struct login_hooks *h, enum sasl_mech m,
+	bool has_initial, const char *initial, size_t n);
+/* The client's answer to the last challenge. */
+enum login_step login_answer(struct login_exchange *x, const struct login_hooks *h, const char *line, size_t n);
+/* A user name and password given as such (POP3 USER/PASS, IMAP LOGIN); mech names
+ * the command for logs.  The lengths are the caller's to bound (SASL_*_MAX). */
+enum login_step login_password(struct login_exchange *x, const struct login_hooks *h, const char *mech,
+	const char *user, const char *pass, size_t passlen);
+/* The base64 challenge after LOGIN_SEND_CHALLENGE ("" for PLAIN's empty one). */
+const char *login_challenge(const struct login_exchange *x);
+/* After LOGIN_CHECK, once the session waits: hand the credentials to h->verify. */
+void login_submit(struct login_exchange *x, const struct login_hooks *h);
+/* Forget everything (the user name too). */
+void login_clear(struct login_exchange *x);
+
+#endif
