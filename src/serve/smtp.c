@@ -162,9 +162,7 @@ static void op_destroy(void *s)
 
 static void op_login_done(void *s, enum login_result r, const char *login)
 {
-	enum smtp_auth_result m = r == LOGIN_OK ? SMTP_AUTH_OK : r == LOGIN_TEMPFAIL ? SMTP_AUTH_TEMPFAIL
-		: r == LOGIN_BLOCKED ? SMTP_AUTH_BLOCKED : SMTP_AUTH_FAILED;
-	smtp_session_auth_done(s, m, login, 0);
+	smtp_session_auth_done(s, r, login, 0);
 }
 
 

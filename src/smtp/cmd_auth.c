@@ -1,13 +1,15 @@
 /* cmd_auth.c - STARTTLS (RFC 3207) and AUTH (RFC 4954): upgrading the connection
- * and logging in.  The password check runs off the loop (hooks->auth_verify); the
- * session waits in ST_WAIT_AUTH until smtp_session_auth_done(). */
+ * and logging in.  The exchange is the one login front end (auth/login.h); this file
+ * gives its steps SMTP's words (334, 235, 535, 454).  The password check runs off
+ * the loop (hooks->auth_verify); the session waits in ST_WAIT_AUTH until
+ * smtp_session_auth_done(). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "auth/sasl.h"
+#include "auth/login.h"
 #include "smtp/command.h"
 #include "smtp/reply.h"
 #include "smtp/session_int.h"
@@ -61,15 +63,15 @@ static void format_until(time_t until, char *out, size_t outsz)
 	strftime(out, outsz, "%H:%M UTC", &tm);
 }
 
-/* Refuse the login when the throttle blocks it (auth/throttle.h), in words that say
- * whose failures caused the block. */
-static bool refused_by_throttle(struct smtp_session *s, const char *user)
+static struct login_hooks login_hooks(const struct smtp_session *s)
 {
-	struct throttle_verdict v = { THROTTLE_OPEN, 0 };
-	if (s->hooks.auth_blocked)
-		v = s->hooks.auth_blocked(s->hooks.ctx, user);
-	if (v.block == THROTTLE_OPEN)
-		return false;
+	return (struct login_hooks){ s->hooks.ctx, s->hooks.auth_blocked, s->hooks.auth_verify };
+}
+
+/* Refuse the login the throttle blocks (auth/throttle.h), in words that say whose
+ * failures caused the block. */
+static void refuse_throttled(struct smtp_session *s, struct throttle_verdict v, const char *user)
+{
 	char when[32], q[80];
 	format_until(v.until, when, sizeof(when));
 	if (v.block == THROTTLE_ACCOUNT && user) {
@@ -78,46 +80,41 @@ static bool refused_by_throttle(struct smtp_session *s, const char *user)
 	} else {
 		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ADDRESS, when);
 	}
-	return true;
 }
 
-/* The SASL exchange moved on: ask for more, or hand the credentials over. */
-static void auth_progress(struct smtp_session *s, enum sasl_status st)
+/* The login exchange moved on (auth/login.h): ask for more, or hand the
+ * credentials over. */
+static void auth_progress(struct smtp_session *s, enum login_step st)
 {
+	s->state = ST_CMD;
 	switch (st) {
-	case SASL_CONTINUE:
-		reply_writef(&s->out, 334, NULL, "%s", sasl_challenge(&s->sasl));
+	case LOGIN_SEND_CHALLENGE:
+		reply_writef(&s->out, 334, NULL, "%s", login_challenge(&s->lx));
 		s->state = ST_AUTH;
 		return;
-	case SASL_DONE:
-		break;
-	case SASL_CANCELLED:
+	case LOGIN_CHECK: {
+		struct login_hooks h = login_hooks(s);
+		s->state = ST_WAIT_AUTH;
+		login_submit(&s->lx, &h);   /* takes a copy and wipes the password */
+		return;
+	}
+	case LOGIN_THROTTLED:
+		refuse_throttled(s, s->lx.verdict, s->lx.user);
+		return;
+	case LOGIN_CANCELLED:
 		say(s, R_AUTH_CANCELLED);
-		s->state = ST_CMD;
-		sasl_clear(&s->sasl);
 		return;
-	case SASL_BAD_BASE64:
+	case LOGIN_BAD_BASE64:
 		say(s, R_AUTH_BAD_BASE64);
-		s->state = ST_CMD;
-		sasl_clear(&s->sasl);
-		bad_command(s);
-		return;
-	case SASL_MALFORMED:
-	case SASL_AUTHZID:
-		say(s, st == SASL_AUTHZID ? R_AUTH_AUTHZID : R_AUTH_MALFORMED);
-		s->state = ST_CMD;
-		sasl_clear(&s->sasl);
-		bad_command(s);
-		return;
+		break;
+	case LOGIN_MALFORMED:
+		say(s, R_AUTH_MALFORMED);
+		break;
+	case LOGIN_AUTHZID:
+		say(s, R_AUTH_AUTHZID);
+		break;
 	}
-	if (refused_by_throttle(s, s->sasl.user)) {
-		s->state = ST_CMD;
-		sasl_clear(&s->sasl);
-		return;
-	}
-	s->state = ST_WAIT_AUTH;
-	s->hooks.auth_verify(s->hooks.ctx, sasl_mech_name(s->sasl.mech), s->sasl.user, s->sasl.pass);
-	explicit_bzero(s->sasl.pass, sizeof(s->sasl.pass));   /* the hook took a copy */
+	bad_command(s);
 }
 
 /* AUTH mechanism [initial-response] (RFC 4954 §4). */
@@ -144,8 +141,12 @@ void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 			auth_refuse(s, CAUSE_TLS_REQUIRED, R_AUTH_NEEDS_TLS_PORT);
 		return;
 	}
-	if (refused_by_throttle(s, NULL))
+	struct login_hooks h = login_hooks(s);
+	struct throttle_verdict v = login_precheck(&h);
+	if (v.block != THROTTLE_OPEN) {
+		refuse_throttled(s, v, NULL);
 		return;
+	}
 	const char *sp = memchr(c->arg, ' ', c->arg_len);
 	size_t mlen = sp ? (size_t)(sp - c->arg) : c->arg_len;
 	enum sasl_mech mech;
@@ -161,13 +162,14 @@ void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 	}
 	const char *init = sp ? sp + 1 : NULL;
 	size_t ilen = sp ? c->arg_len - mlen - 1 : 0;
-	auth_progress(s, sasl_start(&s->sasl, mech, init != NULL, init, ilen));
+	auth_progress(s, login_start(&s->lx, &h, mech, init != NULL, init, ilen));
 }
 
 /* A line of the SASL exchange. */
 void auth_line(struct smtp_session *s, const char *line, size_t len)
 {
-	auth_progress(s, sasl_step(&s->sasl, line, len));
+	struct login_hooks h = login_hooks(s);
+	auth_progress(s, login_answer(&s->lx, &h, line, len));
 }
 
 bool smtp_session_wants_tls(const struct smtp_session *s)
@@ -183,7 +185,7 @@ void smtp_session_tls_started(struct smtp_session *s, const char *description)
 	s->secure = true;
 	free(s->login);              /* a login made in plaintext does not carry over */
 	s->login = NULL;
-	sasl_clear(&s->sasl);
+	login_clear(&s->lx);
 	snprintf(s->tls_desc, sizeof(s->tls_desc), "%s", description ? description : "TLS");
 	tx_free(s);
 	s->helo_seen = false;
@@ -196,16 +198,16 @@ void smtp_session_tls_started(struct smtp_session *s, const char *description)
 		s->state = ST_CMD;
 }
 
-void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, const char *login, time_t blocked_until)
+void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const char *login, time_t blocked_until)
 {
 	if (s->state != ST_WAIT_AUTH)
 		return;
 	s->state = ST_CMD;
 	char when[32];
 	switch (r) {
-	case SMTP_AUTH_OK:
+	case LOGIN_OK:
 		free(s->login);
-		s->login = strdup(login ? login : s->sasl.user);
+		s->login = strdup(login ? login : s->lx.user);
 		if (!s->login) {
 			say(s, R_AUTH_TEMPFAIL);
 			break;
@@ -214,19 +216,19 @@ void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, con
 		forget_mail_refusal(s);
 		say(s, R_AUTH_OK);
 		break;
-	case SMTP_AUTH_FAILED:
+	case LOGIN_FAILED:
 		auth_refuse(s, CAUSE_AUTH_FAILED, R_AUTH_FAILED);
 		break;
-	case SMTP_AUTH_BLOCKED: {
+	case LOGIN_BLOCKED: {
 		char q[80];
 		format_until(blocked_until, when, sizeof(when));
-		quote_for_reply(q, sizeof(q), s->sasl.user, strlen(s->sasl.user));
+		quote_for_reply(q, sizeof(q), s->lx.user, strlen(s->lx.user));
 		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
 		break;
 	}
-	case SMTP_AUTH_TEMPFAIL:
+	case LOGIN_TEMPFAIL:
 		say(s, R_AUTH_TEMPFAIL);
 		break;
 	}
-	sasl_clear(&s->sasl);
+	login_clear(&s->lx);
 }

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth/sasl.h"
+#include "auth/login.h"
 #include "smtp/command.h"
 #include "smtp/reply.h"
 #include "smtp/session_int.h"
@@ -195,7 +195,7 @@ static void line_too_long(struct smtp_session *s)
 {
 	if (s->state == ST_AUTH) {
 		say(s, R_AUTH_LINE_TOO_LONG);   /* RFC 4954 §4 */
-		sasl_clear(&s->sasl);
+		login_clear(&s->lx);
 		s->state = ST_CMD;
 	} else {
 		say(s, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
@@ -314,7 +314,7 @@ void smtp_session_free(struct smtp_session **sp)
 	linebuf_free(&s->line);
 	buf_free(&s->scratch);
 	buf_free(&s->held);
-	sasl_clear(&s->sasl);
+	login_clear(&s->lx);
 	free(s->login);
 	free(s->hostname);
 	free(s->client_addr);

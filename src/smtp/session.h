@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "auth/throttle.h"
+#include "auth/login.h"
 #include "policy/policy.h"
 #include "smtp/address.h"
 
@@ -57,9 +57,6 @@ struct smtp_conn_info {
 	bool allow_plaintext_auth; /* AUTH before TLS (discouraged) */
 	bool check_from_header;    /* From: of submitted mail must be owned by the login */
 };
-
-/* The outcome of a login attempt (from the auth_verify hook). */
-enum smtp_auth_result { SMTP_AUTH_OK, SMTP_AUTH_FAILED, SMTP_AUTH_TEMPFAIL, SMTP_AUTH_BLOCKED };
 
 /* What the spool and the Received header need to know of a transaction. */
 struct smtp_envelope {
@@ -121,9 +118,10 @@ void smtp_session_commit_refused(struct smtp_session *s, enum message_quota why,
 /* The hold asked for with hooks->hold is over: the held reply is queued and input is
  * consumed again. */
 void smtp_session_hold_done(struct smtp_session *s);
-/* The login check finished.  login is the canonical user name on success;
- * blocked_until the end of a block for SMTP_AUTH_BLOCKED. */
-void smtp_session_auth_done(struct smtp_session *s, enum smtp_auth_result r, const char *login,
+/* The login check finished (enum login_result: auth/login.h).  login is the
+ * canonical user name on success; blocked_until the end of a block for
+ * LOGIN_BLOCKED. */
+void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const char *login,
 	time_t blocked_until);
 /* "220 Ready to start TLS" was queued: flush it, discard buffered input, start TLS,
  * then call smtp_session_tls_started(). */

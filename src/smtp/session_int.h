@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "auth/sasl.h"
+#include "auth/login.h"
 #include "policy/policy.h"
 #include "util/id.h"
 #include "smtp/address.h"
@@ -88,7 +88,7 @@ struct smtp_session {
 	bool wants_tls;
 	char tls_desc[200];
 	char *login;                       /* canonical user name once logged in */
-	struct sasl_exchange sasl;
+	struct login_exchange lx;          /* AUTH (auth/login.h) */
 	/* Refusals outside a transaction, so a later 503 can name them. */
 	unsigned causes[CAUSE_COUNT];
 	bool have_mail_refusal;
