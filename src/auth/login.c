@@ -1,10 +1,19 @@
 /* login.c - the login front end shared by every protocol (see login.h): the SASL
  * steps and the throttle's verdict in one exchange, so that SMTP and POP3 differ
- * only in their words. */
+ * only in their words; and the login service, which checks credentials on its own
+ * threads, counts every outcome in the throttle and logs it. */
 #include "auth/login.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include "auth/credentials.h"
+#include "auth/password.h"
+#include "directory/directory.h"
+#include "util/log.h"
+#include "util/workq.h"
 
 static struct throttle_verdict ask_throttle(const struct login_hooks *h, const char *user)
 {
@@ -101,9 +110,146 @@ void login_submit(struct login_exchange *x, const struct login_hooks *h)
 	explicit_bzero(pass, sizeof(pass));
 }
 
+void login_block_end(time_t until, char *out, size_t outsz)
+{
+	struct tm tm;
+	gmtime_r(&until, &tm);
+	strftime(out, outsz, "%H:%M UTC", &tm);
+}
+
 void login_clear(struct login_exchange *x)
 {
 	sasl_clear(&x->sasl);
 	explicit_bzero(x->user, sizeof(x->user));
 	memset(x, 0, sizeof(*x));
+}
+
+/* --- the login service ------------------------------------------------------- */
+
+struct login_service {
+	struct directory *dir;
+	struct workq *queue;
+	struct throttle *throttle;
+	struct credential_policy policy;
+	char dummy_hash[PASSWORD_HASH_MAX];   /* verified for unknown users: the same timing */
+};
+
+struct login_service *login_service_new(const struct login_service_config *cfg)
+{
+	struct login_service *ls = calloc(1, sizeof(*ls));
+	if (!ls)
+		return NULL;
+	ls->dir = cfg->dir;
+	if (!password_hash("postern-timing-equaliser", ls->dummy_hash, sizeof(ls->dummy_hash)))
+		ls->dummy_hash[0] = '\0';
+	ls->policy = (struct credential_policy){
+		.dummy_hash = ls->dummy_hash, .cache_ttl = cfg->cache_ttl, .legacy_app_passwords = cfg->legacy_app_passwords,
+	};
+	ls->throttle = throttle_new(&cfg->throttle);
+	ls->queue = workq_new(cfg->threads ? cfg->threads : 1, cfg->notify, cfg->notify_arg);
+	if (!ls->throttle || !ls->queue) {
+		login_service_free(&ls);
+		return NULL;
+	}
+	return ls;
+}
+
+void login_service_free(struct login_service **lsp)
+{
+	struct login_service *ls = *lsp;
+	if (!ls)
+		return;
+	workq_free(&ls->queue);   /* answers what is still running */
+	throttle_free(&ls->throttle);
+	explicit_bzero(ls->dummy_hash, sizeof(ls->dummy_hash));
+	free(ls);
+	*lsp = NULL;
+}
+
+void login_service_run_answers(struct login_service *ls)
+{
+	if (ls && ls->queue)
+		workq_run_done(ls->queue);
+}
+
+struct throttle_verdict login_service_blocked(struct login_service *ls, const char *addr, const char *user)
+{
+	return throttle_check(ls->throttle, addr, user, time(NULL));
+}
+
+struct check_job {
+	struct login_service *ls;
+	uint64_t conn_id;
+	char addr[64];
+	char proto[16];
+	bool tls;
+	char mech[LOGIN_MECH_MAX];
+	char user[SASL_USER_MAX + 1];
+	char pass[SASL_PASS_MAX + 1];
+	struct credential_result result;
+	login_answer_fn *answered;
+	void *arg;
+};
+
+/* Login thread: one hash, whatever the account (auth/credentials.h). */
+static void check_work(void *arg)
+{
+	struct check_job *j = arg;
+	credentials_check(j->ls->dir, &j->ls->policy, j->user, j->pass, &j->result);
+	explicit_bzero(j->pass, sizeof(j->pass));
+	if (j->result.outcome == CRED_OK && strncmp(j->result.which, "app:", 4) == 0)
+		directory_app_password_used(j->ls->dir, j->result.canonical, j->result.which + 4);
+}
+
+/* Loop thread: count the result, log it, answer. */
+static void check_done(void *arg)
+{
+	struct check_job *j = arg;
+	struct throttle *t = j->ls->throttle;
+	struct login_answer a = { .login = j->result.canonical };
+	char q[400];
+	log_quote(q, sizeof(q), j->user, strlen(j->user), 200);
+	if (j->result.outcome == CRED_OK) {
+		/* The name as the client typed it, as for failures and checks: the pair is
+		 * what that device sends. */
+		throttle_success(t, j->addr, j->user, time(NULL));
+		log_event(LOG_INFO, "login", "conn=%llu client=%s proto=%s user=%s mech=%s password=%s%s tls=%s",
+			(unsigned long long)j->conn_id, j->addr, j->proto, j->result.canonical, j->mech, j->result.which,
+			j->result.legacy ? " legacy=yes hint=\"an app password in the old format: reissue it (docs/operations.md)\"" : "",
+			j->tls ? "yes" : "no");
+		a.result = LOGIN_OK;
+	} else if (j->result.outcome == CRED_TEMPFAIL) {
+		log_event(LOG_ERR, "login_failed", "conn=%llu client=%s user=%s reason=\"directory unavailable\"",
+			(unsigned long long)j->conn_id, j->addr, q);
+		a.result = LOGIN_TEMPFAIL;
+	} else {
+		a.delay_ms = throttle_failure(t, j->addr, j->user, time(NULL));
+		log_event(LOG_WARN, "login_failed", "conn=%llu client=%s proto=%s user=%s mech=%s reason=\"%s\" delay_ms=%u",
+			(unsigned long long)j->conn_id, j->addr, j->proto, q, j->mech,
+			j->result.outcome == CRED_NO_USER ? "no such user" : "wrong password", a.delay_ms);
+		a.result = LOGIN_FAILED;
+	}
+	j->answered(j->arg, &a);
+	explicit_bzero(j, sizeof(*j));
+	free(j);
+}
+
+bool login_service_check(struct login_service *ls, const struct login_peer *peer, const char *mech,
+	const char *user, const char *pass, login_answer_fn *answered, void *arg)
+{
+	struct check_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return false;
+	j->ls = ls;
+	j->conn_id = peer->conn_id;
+	snprintf(j->addr, sizeof(j->addr), "%s", peer->addr ? peer->addr : "");
+	snprintf(j->proto, sizeof(j->proto), "%s", peer->proto ? peer->proto : "");
+	j->tls = peer->tls;
+	snprintf(j->mech, sizeof(j->mech), "%s", mech);
+	snprintf(j->user, sizeof(j->user), "%s", user);
+	snprintf(j->pass, sizeof(j->pass), "%s", pass);
+	j->answered = answered;
+	j->arg = arg;
+	workq_push(ls->queue, check_work, check_done, j);
+	return true;
 }

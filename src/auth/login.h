@@ -18,13 +18,22 @@
  *                         RFC 5034 §4): say so; nothing was checked.
  *
  * The hooks are the protocol's view of the rest of the server: the throttle's
- * question for this peer and the password check off the event loop.  Hashes never
- * pass here: the check runs in auth/credentials.c behind the verify hook. */
+ * question for this peer and the password check off the event loop.
+ *
+ * The check itself is the login service below: the directory lookup and the (slow,
+ * by design) hash verification run on its own threads (auth/credentials.c: one hash
+ * per attempt, a dummy hash for unknown users, the cache of recent successes);
+ * every outcome is counted by the throttle and logged; the answer comes back on the
+ * loop thread through a callback, with the delay the throttle asks for before a
+ * failure is told (the caller holds it with a timer, never a sleeping thread).
+ * Hashes never leave auth/ and directory/. */
 #ifndef POSTERN_AUTH_LOGIN_H
 #define POSTERN_AUTH_LOGIN_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <time.h>
 
 #include "auth/sasl.h"
 #include "auth/throttle.h"
@@ -81,5 +90,55 @@ const char *login_challenge(const struct login_exchange *x);
 void login_submit(struct login_exchange *x, const struct login_hooks *h);
 /* Forget everything (the user name too). */
 void login_clear(struct login_exchange *x);
+/* When a block ends, as the refusals of every protocol say it: "14:05 UTC". */
+void login_block_end(time_t until, char *out, size_t outsz);
+
+/* --- the login service: password checks off the event loop ------------------- */
+
+struct directory;
+
+struct login_service_config {
+	struct directory *dir;              /* for the login threads only (not owned) */
+	struct throttle_limits throttle;
+	unsigned threads;
+	unsigned cache_ttl;                 /* seconds (auth/password.h) */
+	bool legacy_app_passwords;          /* auth/credentials.h */
+	/* Called from a login thread when an answer is ready (thread-safe, e.g.
+	 * event_active): the loop thread then calls login_service_run_answers(). */
+	void (*notify)(void *arg);
+	void *notify_arg;
+};
+
+/* Who asks, for the throttle and the log line. */
+struct login_peer {
+	uint64_t conn_id;
+	const char *addr;                   /* the client's address */
+	const char *proto;                  /* "smtp", "pop3" */
+	bool tls;
+};
+
+struct login_answer {
+	enum login_result result;           /* LOGIN_OK, LOGIN_FAILED or LOGIN_TEMPFAIL */
+	const char *login;                  /* the canonical user on success ("" if unknown) */
+	unsigned delay_ms;                  /* hold a failure's answer this long before telling it */
+};
+
+typedef void login_answer_fn(void *arg, const struct login_answer *a);
+
+struct login_service;
+
+/* Starts the threads and makes the dummy hash; NULL when that fails. */
+struct login_service *login_service_new(const struct login_service_config *cfg);
+/* Waits for running checks and answers them, stops the threads.  Sets *ls to NULL. */
+void login_service_free(struct login_service **ls);
+/* Loop thread, after notify: run the callbacks of finished checks. */
+void login_service_run_answers(struct login_service *ls);
+
+/* The throttle's verdict for this peer and user (NULL: not known yet). */
+struct throttle_verdict login_service_blocked(struct login_service *ls, const char *addr, const char *user);
+/* Check the credentials on a login thread; answered(arg, a) runs later on the loop
+ * thread (never inside this call).  False: out of memory, nothing will be answered. */
+bool login_service_check(struct login_service *ls, const struct login_peer *peer, const char *mech,
+	const char *user, const char *pass, login_answer_fn *answered, void *arg);
 
 #endif

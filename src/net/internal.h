@@ -1,7 +1,7 @@
 /* internal.h - the server and connection records, shared by net/ (server.c:
- * listeners and connections; deadline.c; login.c: password checks on the login
- * threads) and, until the transport/service split is done, by the composition root
- * serve/ (server.c, and the protocol adapters smtp.c and pop3.c).  Other rooms use
+ * listeners and connections; deadline.c) and, until the transport/service split
+ * is done, by the composition root serve/ (server.c, login.c, and the protocol
+ * adapters smtp.c and pop3.c).  Other rooms use
  * net/server.h, net/tls.h and net/client.h. */
 #ifndef POSTERN_NET_INTERNAL_H
 #define POSTERN_NET_INTERNAL_H
@@ -15,9 +15,6 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "auth/login.h"
-#include "auth/password.h"
-#include "auth/throttle.h"
 #include "conf/conf.h"
 #include "delivery/remote.h"
 #include "queue/queue.h"
@@ -30,8 +27,8 @@ struct buf;
 struct directory;
 struct delivery;
 struct workq;
+struct login_service;
 struct tls;
-struct throttle;
 struct control;
 struct conn;
 
@@ -58,14 +55,12 @@ struct server {
 	struct delivery *delivery;
 	struct workq *commitq;
 	struct event *commit_ev;
-	struct workq *authq;
-	struct event *auth_ev;
-	struct directory *auth_dir;      /* shared by the login threads (SQLite serialises) */
+	struct login_service *logins;    /* password checks, the throttle (auth/login.h) */
+	struct event *auth_ev;           /* a login check is answered */
+	struct directory *auth_dir;      /* shared by the login and mailbox threads (SQLite serialises) */
 	struct tls *tls;
-	struct throttle *throttle;
 	struct relay_credentials relay_creds;   /* read before dropping root */
 	struct control *control;
-	char dummy_hash[PASSWORD_HASH_MAX];   /* verified for unknown users: same timing */
 	struct event *sig_term, *sig_int, *shutdown_timer;
 	bool shutting_down;
 	uint64_t next_conn_id;
@@ -107,7 +102,6 @@ struct proto_ops {
 	void (*destroy)(void *s);
 	bool (*streaming)(const void *s);   /* NULL: never streams */
 	void (*pump)(void *s);
-	void (*login_done)(void *s, enum login_result r, const char *login);
 	/* For the deadlines (deadline.c). */
 	bool (*line_pending)(const void *s);   /* a command line is partly received */
 	bool (*in_data)(const void *s);        /* NULL: never receives message content */
@@ -170,11 +164,5 @@ bool deadline_start(struct conn *c);     /* at accept; false: out of memory */
 void deadline_update(struct conn *c);    /* after input, TLS or login progress */
 void deadline_fed(struct conn *c, bool in_data, size_t n);   /* n octets fed to the session */
 void deadline_stop(struct conn *c);
-
-/* login.c: shared by both protocols. */
-struct throttle_verdict login_blocked(struct conn *c, const char *user);
-void login_verify(struct conn *c, const char *mech, const char *user, const char *pass);
-void login_ev_cb(evutil_socket_t fd, short what, void *arg);
-void login_notify(void *arg);
 
 #endif

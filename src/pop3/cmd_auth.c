@@ -11,13 +11,6 @@
 #include "util/buf.h"
 #include "util/log.h"
 
-static void format_until(time_t until, char *out, size_t outsz)
-{
-	struct tm tm;
-	gmtime_r(&until, &tm);
-	strftime(out, outsz, "%H:%M UTC", &tm);
-}
-
 /* --- AUTHORIZATION ---------------------------------------------------------- */
 
 bool pop3_login_allowed(struct pop3_session *s)
@@ -42,7 +35,7 @@ static struct login_hooks login_hooks(const struct pop3_session *s)
 static void say_throttled(struct pop3_session *s, struct throttle_verdict v, const char *user)
 {
 	char when[32], q[64];
-	format_until(v.until, when, sizeof(when));
+	login_block_end(v.until, when, sizeof(when));
 	if (v.block == THROTTLE_ACCOUNT && user) {
 		pop3_quote_for_reply(q, sizeof(q), user, strlen(user));
 		pop3_reply(s, P_AUTH_THROTTLED_ACCOUNT, q, when);
@@ -202,7 +195,7 @@ void pop3_session_auth_done(struct pop3_session *s, enum login_result r, const c
 		pop3_reply(s, P_AUTH_FAILED);
 		break;
 	case LOGIN_BLOCKED:
-		format_until(blocked_until, when, sizeof(when));
+		login_block_end(blocked_until, when, sizeof(when));
 		pop3_reply(s, P_AUTH_THROTTLED_ACCOUNT, s->lx.user, when);
 		break;
 	case LOGIN_TEMPFAIL:

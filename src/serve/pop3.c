@@ -8,6 +8,7 @@
 #include "delivery/local.h"
 #include "directory/directory.h"
 #include "net/internal.h"
+#include "serve/login.h"
 #include "pop3/session.h"
 #include "store/mailbox.h"
 #include "util/hash.h"
@@ -42,12 +43,6 @@ static void op_destroy(void *s)
 	struct pop3_session *p = s;
 	pop3_session_free(&p);
 }
-
-static void op_login_done(void *s, enum login_result r, const char *login)
-{
-	pop3_session_auth_done(s, r, login, 0);
-}
-
 
 /* --- POP-before-SMTP --------------------------------------------------------- */
 
@@ -98,9 +93,15 @@ static struct throttle_verdict hook_auth_blocked(void *ctx, const char *user)
 	return login_blocked(ctx, user);
 }
 
+/* The login service's answer (serve/login.c), told to the session. */
+static void tell_login(void *session, enum login_result r, const char *login)
+{
+	pop3_session_auth_done(session, r, login, 0);
+}
+
 static void hook_auth_verify(void *ctx, const char *mech, const char *user, const char *pass)
 {
-	login_verify(ctx, mech, user, pass);
+	login_verify(ctx, mech, user, pass, tell_login);
 }
 
 struct open_job {
@@ -239,6 +240,6 @@ const struct proto_ops pop3_proto_ops = {
 	.feed = op_feed, .output = op_output, .wants_close = op_wants_close,
 	.waiting = op_waiting, .wants_tls = op_wants_tls, .tls_started = op_tls_started,
 	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
-	.destroy = op_destroy, .streaming = op_streaming, .pump = op_pump, .login_done = op_login_done,
+	.destroy = op_destroy, .streaming = op_streaming, .pump = op_pump,
 	.line_pending = op_line_pending, .login = op_login, .deadline = op_deadline,
 };

@@ -1,6 +1,7 @@
 /* server.c - the composition root of `postern serve` (see server.h): it builds the
- * queue, the directories, delivery, the login throttle, the relay credentials and
- * the dummy hash, the commit and login threads, the control socket, binds each
+ * queue, the directories, delivery, the login service (auth/login.h: its threads,
+ * the throttle, the dummy hash), the relay credentials, the commit threads, the
+ * control socket, binds each
  * listener with its protocol's adapter (serve/smtp.c, serve/pop3.c), drops
  * privileges, and orchestrates the shutdown on SIGTERM/SIGINT. */
 #include "serve/server.h"
@@ -14,8 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth/password.h"
-#include "auth/throttle.h"
+#include "auth/login.h"
 #include "conf/conf.h"
 #include "delivery/delivery.h"
 #include "directory/directory.h"
@@ -24,6 +24,7 @@
 #include "net/tls.h"
 #include "queue/queue.h"
 #include "serve/control.h"
+#include "serve/login.h"
 #include "serve/startup.h"
 #include "util/id.h"
 #include "util/log.h"
@@ -110,7 +111,7 @@ static void server_cleanup(struct server *srv)
 	control_stop(&srv->control);
 	pop3_glue_forget_all(srv);
 	workq_free(&srv->commitq);   /* finishes running commits; their callbacks run here */
-	workq_free(&srv->authq);
+	login_service_free(&srv->logins);   /* answers running checks; their connections go next */
 	server_close_all(srv);
 	delivery_stop(&srv->delivery);
 	if (srv->commit_ev)
@@ -125,7 +126,6 @@ static void server_cleanup(struct server *srv)
 	directory_close(&srv->auth_dir);
 	queue_close(&srv->queue);
 	tls_free(&srv->tls);
-	throttle_free(&srv->throttle);
 	if (srv->auth_ev)
 		event_free(srv->auth_ev);
 	if (srv->base)
@@ -212,17 +212,19 @@ int server_run(const struct conf *cf)
 	srv->commitq = srv->commit_ev ? workq_new((unsigned)cf->commit_threads, commit_notify, srv->commit_ev) : NULL;
 	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds);
 	srv->auth_ev = event_new(srv->base, -1, 0, login_ev_cb, srv);
-	srv->authq = srv->auth_ev ? workq_new(2, login_notify, srv->auth_ev) : NULL;
-	struct throttle_limits tl = {
-		.pair_limit = (unsigned)cf->auth_account_ip_failures, .ip_accounts = (unsigned)cf->auth_ip_accounts,
-		.ip_failures = (unsigned)cf->auth_ip_failures, .account_delay_after = 3, .max_delay_ms = 5000,
-		.window = (time_t)cf->auth_window, .block = (time_t)cf->auth_block,
-		.known_for = (time_t)cf->auth_known_for, .max_entries = 16384,
+	struct login_service_config lc = {
+		.dir = srv->auth_dir, .threads = 2, .cache_ttl = (unsigned)cf->auth_cache_ttl,
+		.legacy_app_passwords = cf->auth_legacy_app_passwords,
+		.throttle = {
+			.pair_limit = (unsigned)cf->auth_account_ip_failures, .ip_accounts = (unsigned)cf->auth_ip_accounts,
+			.ip_failures = (unsigned)cf->auth_ip_failures, .account_delay_after = 3, .max_delay_ms = 5000,
+			.window = (time_t)cf->auth_window, .block = (time_t)cf->auth_block,
+			.known_for = (time_t)cf->auth_known_for, .max_entries = 16384,
+		},
+		.notify = login_notify, .notify_arg = srv->auth_ev,
 	};
-	srv->throttle = throttle_new(&tl);
-	if (!password_hash("postern-timing-equaliser", srv->dummy_hash, sizeof(srv->dummy_hash)))
-		srv->dummy_hash[0] = '\0';
-	if (!srv->commitq || !srv->delivery || !srv->authq || !srv->throttle) {
+	srv->logins = srv->auth_ev ? login_service_new(&lc) : NULL;
+	if (!srv->commitq || !srv->delivery || !srv->logins) {
 		log_event(LOG_ERR, "startup_error", "error=\"cannot start worker threads\"");
 		server_cleanup(srv);
 		return 1;

@@ -12,6 +12,7 @@
 #include "delivery/local.h"
 #include "directory/directory.h"
 #include "net/internal.h"
+#include "serve/login.h"
 #include "net/tls.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
@@ -160,12 +161,6 @@ static void op_destroy(void *s)
 	smtp_session_free(&p);
 }
 
-static void op_login_done(void *s, enum login_result r, const char *login)
-{
-	smtp_session_auth_done(s, r, login, 0);
-}
-
-
 /* --- login hooks ------------------------------------------------------------- */
 
 static struct throttle_verdict hook_auth_blocked(void *ctx, const char *user)
@@ -173,9 +168,15 @@ static struct throttle_verdict hook_auth_blocked(void *ctx, const char *user)
 	return login_blocked(ctx, user);
 }
 
+/* The login service's answer (serve/login.c), told to the session. */
+static void tell_login(void *session, enum login_result r, const char *login)
+{
+	smtp_session_auth_done(session, r, login, 0);
+}
+
 static void hook_auth_verify(void *ctx, const char *mech, const char *user, const char *pass)
 {
-	login_verify(ctx, mech, user, pass);
+	login_verify(ctx, mech, user, pass, tell_login);
 }
 
 
@@ -501,6 +502,6 @@ const struct proto_ops smtp_proto_ops = {
 	.feed = op_feed, .output = op_output, .wants_close = op_wants_close,
 	.waiting = op_waiting, .wants_tls = op_wants_tls, .tls_started = op_tls_started,
 	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
-	.destroy = op_destroy, .login_done = op_login_done,
+	.destroy = op_destroy,
 	.line_pending = op_line_pending, .in_data = op_in_data, .login = op_login, .deadline = op_deadline,
 };

@@ -56,13 +56,6 @@ static void auth_refuse(struct smtp_session *s, enum refusal_cause cause, enum r
 		log_quote(q, sizeof(q), summary, strlen(summary), 200));
 }
 
-static void format_until(time_t until, char *out, size_t outsz)
-{
-	struct tm tm;
-	gmtime_r(&until, &tm);
-	strftime(out, outsz, "%H:%M UTC", &tm);
-}
-
 static struct login_hooks login_hooks(const struct smtp_session *s)
 {
 	return (struct login_hooks){ s->hooks.ctx, s->hooks.auth_blocked, s->hooks.auth_verify };
@@ -73,7 +66,7 @@ static struct login_hooks login_hooks(const struct smtp_session *s)
 static void refuse_throttled(struct smtp_session *s, struct throttle_verdict v, const char *user)
 {
 	char when[32], q[80];
-	format_until(v.until, when, sizeof(when));
+	login_block_end(v.until, when, sizeof(when));
 	if (v.block == THROTTLE_ACCOUNT && user) {
 		quote_for_reply(q, sizeof(q), user, strlen(user));
 		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
@@ -221,7 +214,7 @@ void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const c
 		break;
 	case LOGIN_BLOCKED: {
 		char q[80];
-		format_until(blocked_until, when, sizeof(when));
+		login_block_end(blocked_until, when, sizeof(when));
 		quote_for_reply(q, sizeof(q), s->lx.user, strlen(s->lx.user));
 		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
 		break;

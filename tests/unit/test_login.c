@@ -1,15 +1,21 @@
 /* test_login.c - the shared login front end (auth/login.h) with fake hooks: PLAIN
  * and LOGIN exchanges, USER/PASS, cancel, bad base64, and the throttle's verdicts
- * passed through as they are. */
+ * passed through as they are; and the login service on its threads against a real
+ * directory: right, wrong and unknown, one hash each, the throttle counting. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/login.h"
+#include "auth/password.h"
+#include "directory/directory.h"
 
 struct fake {
 	struct throttle_verdict verdict;     /* what blocked() answers */
@@ -184,6 +190,14 @@ static void test_throttle_verdicts_passed_through(void **state)
 	assert_int_equal(x.verdict.until, 1700000600);
 }
 
+static void test_block_end_words(void **state)
+{
+	(void)state;
+	char when[32];
+	login_block_end(1700000000, when, sizeof(when));   /* 2023-11-14 22:13:20 UTC */
+	assert_string_equal(when, "22:13 UTC");
+}
+
 static void test_no_throttle_hook(void **state)
 {
 	(void)state;
@@ -196,6 +210,100 @@ static void test_no_throttle_hook(void **state)
 	assert_int_equal(f.verify_calls, 1);
 }
 
+/* --- the service ------------------------------------------------------------ */
+
+static atomic_int notified;
+
+static void count_notify(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&notified, 1);
+}
+
+struct heard {
+	int calls;
+	enum login_result result;
+	char login[DIR_ADDRESS_MAX];
+	unsigned delay_ms;
+};
+
+static void hear(void *arg, const struct login_answer *a)
+{
+	struct heard *h = arg;
+	h->calls++;
+	h->result = a->result;
+	snprintf(h->login, sizeof(h->login), "%s", a->login ? a->login : "");
+	h->delay_ms = a->delay_ms;
+}
+
+/* Ask, then run the answers on this ("loop") thread until it came. */
+static struct heard check(struct login_service *ls, const char *user, const char *pass)
+{
+	struct heard h = { 0 };
+	struct login_peer peer = { .conn_id = 7, .addr = "192.0.2.7", .proto = "smtp", .tls = true };
+	assert_true(login_service_check(ls, &peer, "PLAIN", user, pass, hear, &h));
+	assert_int_equal(h.calls, 0);   /* never inside the call */
+	for (int i = 0; i < 5000 && h.calls == 0; i++) {
+		usleep(2000);
+		login_service_run_answers(ls);
+	}
+	assert_int_equal(h.calls, 1);
+	return h;
+}
+
+static void test_service(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/postern-test-login-XXXXXX";
+	assert_non_null(mkdtemp(path));
+	char err[256], hash[PASSWORD_HASH_MAX];
+	struct directory *dir = NULL;
+	assert_true(directory_open(&dir, path, err, sizeof(err)));
+	assert_int_equal(directory_domain_add(dir, "example.test"), DIR_OK);
+	assert_true(password_hash("alice-pw", hash, sizeof(hash)));
+	assert_int_equal(directory_user_add(dir, "alice@example.test", hash), DIR_OK);
+	struct login_service_config cfg = {
+		.dir = dir, .threads = 1, .cache_ttl = 0, .notify = count_notify,
+		.throttle = { .pair_limit = 2, .ip_accounts = 5, .ip_failures = 100, .account_delay_after = 1,
+			.max_delay_ms = 5000, .window = 600, .block = 600, .known_for = 3600, .max_entries = 64 },
+	};
+	struct login_service *ls = login_service_new(&cfg);
+	assert_non_null(ls);
+
+	struct heard h = check(ls, "alice@example.test", "alice-pw");
+	assert_int_equal(h.result, LOGIN_OK);
+	assert_string_equal(h.login, "alice@example.test");
+	assert_int_equal(h.delay_ms, 0);
+	assert_true(atomic_load(&notified) > 0);
+
+	/* An unknown user costs one hash too (the service's own dummy hash). */
+	unsigned long before = password_verifications();
+	h = check(ls, "nobody@example.test", "guess");
+	assert_int_equal(h.result, LOGIN_FAILED);
+	assert_int_equal(password_verifications() - before, 1);
+
+	/* Wrong passwords: counted by the throttle, which then delays and blocks. */
+	assert_int_equal(login_service_blocked(ls, "192.0.2.7", "alice@example.test").block, THROTTLE_OPEN);
+	h = check(ls, "alice@example.test", "wrong");
+	assert_int_equal(h.result, LOGIN_FAILED);
+	assert_int_equal(h.delay_ms, 0);
+	h = check(ls, "alice@example.test", "wrong");
+	assert_int_equal(h.result, LOGIN_FAILED);
+	assert_true(h.delay_ms > 0);
+	struct throttle_verdict v = login_service_blocked(ls, "192.0.2.7", "alice@example.test");
+	assert_int_equal(v.block, THROTTLE_ACCOUNT);
+	assert_true(v.until > 0);
+	/* Only that pair: the account from elsewhere is open. */
+	assert_int_equal(login_service_blocked(ls, "198.51.100.1", "alice@example.test").block, THROTTLE_OPEN);
+
+	login_service_free(&ls);
+	assert_null(ls);
+	directory_close(&dir);
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", path);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +314,8 @@ int main(void)
 		cmocka_unit_test(test_user_pass),
 		cmocka_unit_test(test_throttle_verdicts_passed_through),
 		cmocka_unit_test(test_no_throttle_hook),
+		cmocka_unit_test(test_block_end_words),
+		cmocka_unit_test(test_service),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
