@@ -6,9 +6,10 @@
  * appears in pop3_session_output(); it removes what it sent with buf_consume().
  * Everything else comes through hooks:
  *
- *   login     auth_blocked / auth_verify, exactly as for SMTP AUTH (the same
- *             throttle, the same login threads, app passwords); the caller answers
- *             later with pop3_session_auth_done().
+ *   login     auth_blocked / auth_verify, the hooks of the login exchange shared
+ *             with SMTP AUTH (auth/login.h: the same throttle, the same login
+ *             service, app passwords); the caller answers later with
+ *             pop3_session_auth_done().
  *   maildrop  mailbox_open(user): the caller opens the user's Maildir (on a thread
  *             if it likes) and answers with pop3_session_mailbox_done(), handing
  *             over an opened maildrop: ops + handle (pop3_maildir_ops with a

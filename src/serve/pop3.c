@@ -1,5 +1,5 @@
 /* pop3.c - the POP3 adapter: what a POP3 session asks of the rest of the server: logins (shared
- * with SMTP: the same throttle, app passwords and login threads), opening the
+ * with SMTP through serve/login.c and the login service), opening the
  * user's Maildir on a worker thread, and POP-before-SMTP bookkeeping. */
 #include <stdio.h>
 #include <stdlib.h>
