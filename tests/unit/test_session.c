@@ -1169,6 +1169,131 @@ static void test_line_limits(void **state)
 	}
 }
 
+/* --- AUTH through the shared login exchange (auth/login.h), in SMTP's words --- */
+
+static struct {
+	struct throttle_verdict verdict;   /* what auth_blocked answers for a known user */
+	int verify_calls;
+	char mech[16], user[400], pass[600];
+} auth_fake;
+
+static struct throttle_verdict auth_fake_blocked(void *ctx, const char *user)
+{
+	(void)ctx;
+	struct throttle_verdict open = { THROTTLE_OPEN, 0 };
+	return user ? auth_fake.verdict : open;
+}
+
+static void auth_fake_verify(void *ctx, const char *mech, const char *user, const char *pass)
+{
+	(void)ctx;
+	auth_fake.verify_calls++;
+	snprintf(auth_fake.mech, sizeof(auth_fake.mech), "%s", mech);
+	snprintf(auth_fake.user, sizeof(auth_fake.user), "%s", user);
+	snprintf(auth_fake.pass, sizeof(auth_fake.pass), "%s", pass);
+}
+
+static struct smtp_session *new_submission(struct fake *f)
+{
+	memset(f, 0, sizeof(*f));
+	memset(&auth_fake, 0, sizeof(auth_fake));
+	buf_init(&f->spool, 1 << 20);
+	buf_init(&f->committed, 1 << 22);
+	struct smtp_conn_info info = conn_info;
+	info.submission = true;
+	info.tls_active = true;
+	info.tls_description = "TLSv1.3";
+	struct smtp_hooks h = {
+		.ctx = f, .check_rcpt = fake_check_rcpt, .spool_open = fake_spool_open,
+		.spool_write = fake_spool_write, .spool_abort = fake_spool_abort, .spool_commit = fake_spool_commit,
+		.spool_room = fake_spool_room, .spool_no_space = fake_spool_no_space,
+		.auth_blocked = auth_fake_blocked, .auth_verify = auth_fake_verify,
+	};
+	struct smtp_session *s = smtp_session_new(&info, &default_limits, &h);
+	assert_non_null(s);
+	smtp_session_start(s);
+	return s;
+}
+
+/* Feed a line, return what the session said (a reply with a hint is two lines:
+ * "CODE-ENH reason", "CODE ENH hint (ref R)"). */
+static const char *say_line(struct smtp_session *s, const char *line, struct buf *out)
+{
+	buf_reset(out);
+	size_t n = strlen(line);
+	assert_int_equal(smtp_session_feed(s, line, n), n);
+	take_output(s, out);
+	return buf_cstr(out);
+}
+
+static void test_auth_exchanges(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct smtp_session *s = new_submission(&f);
+	struct buf out;
+	buf_init(&out, 1 << 16);
+	take_output(s, &out);
+	assert_non_null(strstr(say_line(s, "EHLO client.example\r\n", &out), "250-AUTH PLAIN LOGIN\r\n"));
+	/* PLAIN with an initial response: handed over, then the answer. */
+	assert_string_equal(say_line(s, "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=\r\n", &out), "");
+	assert_int_equal(auth_fake.verify_calls, 1);
+	assert_string_equal(auth_fake.mech, "PLAIN");
+	assert_string_equal(auth_fake.user, "alice@example.test");
+	assert_string_equal(auth_fake.pass, "secret");
+	smtp_session_auth_done(s, LOGIN_FAILED, NULL, 0);
+	take_output(s, &out);
+	assert_true(strncmp(buf_cstr(&out), "535-5.7.8 ", 10) == 0);
+	/* LOGIN: two challenges, then success. */
+	assert_string_equal(say_line(s, "AUTH LOGIN\r\n", &out), "334 VXNlcm5hbWU6\r\n");
+	assert_string_equal(say_line(s, "YWxpY2VAZXhhbXBsZS50ZXN0\r\n", &out), "334 UGFzc3dvcmQ6\r\n");
+	assert_string_equal(say_line(s, "c2VjcmV0\r\n", &out), "");
+	assert_int_equal(auth_fake.verify_calls, 2);
+	assert_string_equal(auth_fake.mech, "LOGIN");
+	smtp_session_auth_done(s, LOGIN_OK, "alice@example.test", 0);
+	buf_reset(&out);
+	take_output(s, &out);
+	assert_true(strncmp(buf_cstr(&out), "235 2.7.0 ", 10) == 0);
+	assert_string_equal(smtp_session_login(s), "alice@example.test");
+	buf_free(&out);
+	smtp_session_free(&s);
+	fake_free(&f);
+}
+
+static void test_auth_client_errors_and_throttle(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct smtp_session *s = new_submission(&f);
+	struct buf out;
+	buf_init(&out, 1 << 16);
+	take_output(s, &out);
+	say_line(s, "EHLO client.example\r\n", &out);
+	/* Cancel: 501 5.7.0, not a bad command. */
+	assert_string_equal(say_line(s, "AUTH LOGIN\r\n", &out), "334 VXNlcm5hbWU6\r\n");
+	assert_true(strncmp(say_line(s, "*\r\n", &out), "501-5.7.0 ", 10) == 0);
+	/* Bad base64, as the initial response and as an answer. */
+	assert_true(strncmp(say_line(s, "AUTH PLAIN not-base64!\r\n", &out), "501-5.5.2 ", 10) == 0);
+	assert_string_equal(say_line(s, "AUTH PLAIN\r\n", &out), "334 \r\n");
+	assert_true(strncmp(say_line(s, "A=GF\r\n", &out), "501-5.5.2 ", 10) == 0);
+	assert_int_equal(auth_fake.verify_calls, 0);
+	/* The throttle's verdicts, passed through: the account block names the account
+	 * and when it ends; the address block says it is not the password. */
+	auth_fake.verdict = (struct throttle_verdict){ THROTTLE_ACCOUNT, 1700000000 };
+	const char *o = say_line(s, "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=\r\n", &out);
+	assert_true(strncmp(o, "454-4.7.0 ", 10) == 0);
+	assert_non_null(strstr(o, "as alice@example.test from your address"));
+	assert_non_null(strstr(o, "until 22:13 UTC"));
+	auth_fake.verdict = (struct throttle_verdict){ THROTTLE_ADDRESS, 1700000000 };
+	o = say_line(s, "AUTH PLAIN AGFsaWNlQGV4YW1wbGUudGVzdABzZWNyZXQ=\r\n", &out);
+	assert_true(strncmp(o, "454-4.7.0 Logging in from your address is blocked until 22:13 UTC", 65) == 0);
+	assert_int_equal(auth_fake.verify_calls, 0);
+	assert_null(smtp_session_login(s));
+	buf_free(&out);
+	smtp_session_free(&s);
+	fake_free(&f);
+}
+
 static void test_big_message(void **state)
 {
 	(void)state;
@@ -1283,6 +1408,8 @@ int main(void)
 		cmocka_unit_test(test_output_backpressure),
 		cmocka_unit_test(test_line_limits),
 		cmocka_unit_test(test_big_message),
+		cmocka_unit_test(test_auth_exchanges),
+		cmocka_unit_test(test_auth_client_errors_and_throttle),
 		cmocka_unit_test(test_message_line_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
