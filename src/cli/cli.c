@@ -15,8 +15,8 @@
 #include "auth/password.h"
 #include "conf/conf.h"
 #include "diag/diag.h"
-#include "delivery/local.h"
 #include "directory/directory.h"
+#include "store/layout.h"
 #include "store/maildir.h"
 #include "store/quota.h"
 #include "serve/server.h"
@@ -223,13 +223,22 @@ struct user_list_ctx {
 	struct directory *d;
 };
 
+/* The Maildir mail to address goes to (aliases followed), if it is local. */
+static bool mailbox_path(const struct conf *c, struct directory *d, const char *address, char *path, size_t pathsz)
+{
+	struct dir_recipient dr;
+	directory_resolve_recipient(d, c, address, &dr);
+	return directory_recipient_has_mailbox(&dr) &&
+		store_mailbox_path(c->data_dir, dr.mailbox.domain, dr.mailbox.local, path, pathsz);
+}
+
 /* One user a line: address, then usage and quota when a quota is set. */
 static void print_user(void *arg, const struct dir_user *u)
 {
 	struct user_list_ctx *ul = arg;
 	char path[1400], err[256];
 	struct quota_state st;
-	if (ul && local_resolve(ul->c, ul->d, u->address, path, sizeof(path)) == WHERE_LOCAL &&
+	if (ul && mailbox_path(ul->c, ul->d, u->address, path, sizeof(path)) &&
 		quota_read(path, &st, err, sizeof(err)) && st.defined) {
 		char used[32], limit[32];
 		if (st.limit_bytes)
@@ -246,7 +255,7 @@ static void print_user(void *arg, const struct dir_user *u)
 static int user_quota(const struct conf *c, struct directory *d, const char *address, const char *size)
 {
 	char path[1400], err[512];
-	if (local_resolve(c, d, address, path, sizeof(path)) != WHERE_LOCAL || !strchr(address, '@')) {
+	if (!mailbox_path(c, d, address, path, sizeof(path)) || !strchr(address, '@')) {
 		fprintf(stderr, "postern: no user %s\n", address);
 		return 1;
 	}

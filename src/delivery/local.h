@@ -6,15 +6,8 @@
 #include <stddef.h>
 
 struct conf;
-struct directory;
 struct queue_message;
 
-enum local_where { WHERE_LOCAL, WHERE_REMOTE, WHERE_NO_USER, WHERE_TEMPFAIL };
-
-/* Is the recipient local, and where is its Maildir? (aliases followed, postmaster
- * never refused) */
-enum local_where local_resolve(const struct conf *c, struct directory *dir, const char *rcpt,
-	char *path, size_t pathsz);
 enum local_result { LOCAL_DELIVERED, LOCAL_TEMP, LOCAL_PERM };
 
 /* Deliver message m to recipient i at path, checking the quota again (a race at

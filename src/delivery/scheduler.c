@@ -18,6 +18,7 @@
 #include "directory/directory.h"
 #include "net/client.h"
 #include "queue/queue.h"
+#include "store/layout.h"
 #include "store/maildir.h"
 #include "util/id.h"
 #include "util/log.h"
@@ -311,6 +312,31 @@ static void defer_rcpt(struct run *r, size_t i, const char *why)
 		r->m.env.rcpts[i], s->attempts, (long long)wait, why);
 }
 
+/* Deliver recipient i, resolved to a local mailbox, into its Maildir. */
+static void deliver_local(struct run *r, size_t i, const struct dir_recipient *dr)
+{
+	const struct conf *c = r->w->d->conf;
+	struct queue_rcpt_state *s = &r->st.r[i];
+	char path[1400], why[700];
+	if (!store_mailbox_path(c->data_dir, dr->mailbox.domain, dr->mailbox.local, path, sizeof(path))) {
+		defer_rcpt(r, i, "the user directory could not be read");
+		return;
+	}
+	set_where(r->w, "%s", "local mailbox");
+	switch (local_deliver(c, &r->m, i, path, r->may_repeat, why, sizeof(why))) {
+	case LOCAL_DELIVERED:
+		s->state = RCPT_DELIVERED;
+		r->changed = true;
+		break;
+	case LOCAL_TEMP:
+		defer_rcpt(r, i, why);
+		break;
+	case LOCAL_PERM:
+		fail_rcpt(r, i, why);
+		break;
+	}
+}
+
 static void deliver_locals(struct run *r, bool *remote)
 {
 	const struct conf *c = r->w->d->conf;
@@ -319,31 +345,21 @@ static void deliver_locals(struct run *r, bool *remote)
 		remote[i] = false;
 		if (s->state != RCPT_PENDING || (!r->force && s->next_try > r->now))
 			continue;
-		char path[1400], why[700];
-		switch (local_resolve(c, r->w->dir, r->m.env.rcpts[i], path, sizeof(path))) {
-		case WHERE_REMOTE:
+		struct dir_recipient dr;
+		switch (directory_resolve_recipient(r->w->dir, c, r->m.env.rcpts[i], &dr)) {
+		case DIR_RCPT_NOT_LOCAL:
 			remote[i] = true;
 			break;
-		case WHERE_TEMPFAIL:
+		case DIR_RCPT_TEMPFAIL:
 			defer_rcpt(r, i, "the user directory could not be read");
 			break;
-		case WHERE_NO_USER:
+		case DIR_RCPT_UNKNOWN:
 			fail_rcpt(r, i, "5.1.1 no such mailbox here (it was removed after the message was accepted)");
 			break;
-		case WHERE_LOCAL:
-			set_where(r->w, "%s", "local mailbox");
-			switch (local_deliver(c, &r->m, i, path, r->may_repeat, why, sizeof(why))) {
-			case LOCAL_DELIVERED:
-				s->state = RCPT_DELIVERED;
-				r->changed = true;
-				break;
-			case LOCAL_TEMP:
-				defer_rcpt(r, i, why);
-				break;
-			case LOCAL_PERM:
-				fail_rcpt(r, i, why);
-				break;
-			}
+		case DIR_RCPT_USER:
+		case DIR_RCPT_ALIAS:
+		case DIR_RCPT_POSTMASTER:
+			deliver_local(r, i, &dr);
 			break;
 		}
 	}

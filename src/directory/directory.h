@@ -100,4 +100,47 @@ bool directory_local_part_valid(const char *local);
 /* A domain name: LDH labels, dots between, at most 253 octets, lower-cased in place. */
 bool directory_domain_valid(char *domain);
 
+/* --- recipient resolution (resolve.c) -------------------------------------
+ * What becomes of mail to an address: the one answer RCPT, local delivery, POP3
+ * and the admin commands share.  The result names an account and its mailbox (a
+ * domain and a local part; store/layout.h says where that lives), never a path. */
+struct conf;
+
+enum dir_rcpt_kind {
+	DIR_RCPT_USER,         /* a user of one of our domains */
+	DIR_RCPT_ALIAS,        /* an alias, expanded to the user it points to */
+	DIR_RCPT_POSTMASTER,   /* postmaster of one of our domains that has no such user or
+	                        * alias: the configured postmaster's mailbox, or the domain's
+	                        * own postmaster mailbox (RFC 5321 §4.5.1: never refused) */
+	DIR_RCPT_UNKNOWN,      /* one of our domains, but no such user or alias */
+	DIR_RCPT_NOT_LOCAL,    /* not a domain of ours */
+	DIR_RCPT_TEMPFAIL,     /* the directory could not be read: error says why */
+};
+
+/* A mailbox as the directory names it (lower case). */
+struct dir_mailbox {
+	char domain[DIR_ADDRESS_MAX];
+	char local[DIR_ADDRESS_MAX];
+};
+
+struct dir_recipient {
+	enum dir_rcpt_kind kind;
+	/* USER, ALIAS, POSTMASTER: the mailbox mail goes to. */
+	struct dir_mailbox mailbox;
+	/* The account owning the mailbox (local@domain); "" for a domain's own
+	 * postmaster mailbox, which belongs to no user. */
+	char user[DIR_ADDRESS_MAX];
+	uint64_t quota;        /* the account's quota in the directory, bytes, 0 = none */
+	char error[256];       /* TEMPFAIL */
+};
+
+/* Resolve address ("local@domain", or a bare "postmaster") with the local domains,
+ * host name and postmaster of c: aliases followed, case folded.  Fills out and
+ * returns out->kind.  Uses only d and c (read-only), so it may run on any thread
+ * that owns d or shares a handle opened for it. */
+enum dir_rcpt_kind directory_resolve_recipient(struct directory *d, const struct conf *c, const char *address,
+	struct dir_recipient *out);
+/* Does mail to r go into a local mailbox (USER, ALIAS or POSTMASTER)? */
+bool directory_recipient_has_mailbox(const struct dir_recipient *r);
+
 #endif

@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "delivery/local.h"
+#include "conf/conf.h"
 #include "directory/directory.h"
 #include "net/internal.h"
 #include "serve/login.h"
 #include "pop3/session.h"
+#include "store/layout.h"
 #include "store/mailbox.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -119,14 +120,16 @@ static void open_work(void *arg)
 {
 	struct open_job *j = arg;
 	char path[1400];
-	switch (local_resolve(j->conf, j->dir, j->user, path, sizeof(path))) {
-	case WHERE_LOCAL:
-		break;
-	case WHERE_TEMPFAIL:
+	struct dir_recipient dr;
+	directory_resolve_recipient(j->dir, j->conf, j->user, &dr);
+	bool found = directory_recipient_has_mailbox(&dr);
+	if (dr.kind == DIR_RCPT_TEMPFAIL ||
+		(found && !store_mailbox_path(j->conf->data_dir, dr.mailbox.domain, dr.mailbox.local, path, sizeof(path)))) {
 		j->result = POP3_MAILBOX_TEMP;
 		snprintf(j->err, sizeof(j->err), "the user directory could not be read");
 		return;
-	default:
+	}
+	if (!found) {
 		j->result = POP3_MAILBOX_PERM;
 		snprintf(j->err, sizeof(j->err), "no mailbox for %.200s", j->user);
 		return;

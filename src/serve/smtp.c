@@ -9,7 +9,6 @@
 #include <strings.h>
 
 #include "delivery/delivery.h"
-#include "delivery/local.h"
 #include "directory/directory.h"
 #include "net/internal.h"
 #include "serve/login.h"
@@ -18,6 +17,7 @@
 #include "queue/queue.h"
 #include "smtp/reply.h"
 #include "smtp/session.h"
+#include "store/layout.h"
 #include "store/quota.h"
 #include "util/buf.h"
 #include "util/id.h"
@@ -69,6 +69,21 @@ static void room_free(struct room_check **rp)
 	*rp = NULL;
 }
 
+/* Resolve rcpt (directory/): true when its mail goes into a local Maildir, whose
+ * path is then in path.  A path that does not fit counts as a directory failure. */
+static bool recipient_maildir(struct server *srv, const char *rcpt, struct dir_recipient *dr, char *path,
+	size_t pathsz)
+{
+	directory_resolve_recipient(srv->dir, srv->conf, rcpt, dr);
+	if (!directory_recipient_has_mailbox(dr))
+		return false;
+	if (store_mailbox_path(srv->conf->data_dir, dr->mailbox.domain, dr->mailbox.local, path, pathsz))
+		return true;
+	dr->kind = DIR_RCPT_TEMPFAIL;
+	snprintf(dr->error, sizeof(dr->error), "the mailbox path of %.200s is too long", rcpt);
+	return false;
+}
+
 /* Which recipients of env have a local Maildir (aliases followed).  NULL on no memory:
  * then nothing is checked at the end of data (delivery still checks). */
 static struct room_check *room_resolve(struct conn *c, const struct queue_envelope *qe)
@@ -88,7 +103,8 @@ static struct room_check *room_resolve(struct conn *c, const struct queue_envelo
 		bool postmaster = at ? (size_t)(at - qe->rcpts[i]) == 10 && strncasecmp(qe->rcpts[i], "postmaster", 10) == 0
 			: strcasecmp(qe->rcpts[i], "postmaster") == 0;
 		char path[1400];
-		if (postmaster || local_resolve(srv->conf, srv->dir, qe->rcpts[i], path, sizeof(path)) != WHERE_LOCAL) {
+		struct dir_recipient dr;
+		if (postmaster || !recipient_maildir(srv, qe->rcpts[i], &dr, path, sizeof(path))) {
 			r->n_other++;   /* RFC 5321 §4.5.1: postmaster is never refused */
 			continue;
 		}
@@ -213,14 +229,14 @@ static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verd
 	} else if (!rcpt->domain_literal) {
 		char addr[SMTP_ADDR_MAX + 1], path[1400];
 		smtp_path_format(rcpt, addr, sizeof(addr));
-		enum local_where w = local_resolve(srv->conf, srv->dir, addr, path, sizeof(path));
-		f.domain_local = w != WHERE_REMOTE;
+		struct dir_recipient dr;
+		bool found = recipient_maildir(srv, addr, &dr, path, sizeof(path));
+		f.domain_local = dr.kind != DIR_RCPT_NOT_LOCAL;
 		f.is_postmaster = f.domain_local && strcasecmp(rcpt->local, "postmaster") == 0;
-		f.user = w == WHERE_LOCAL ? USER_FOUND : w == WHERE_TEMPFAIL ? USER_LOOKUP_FAILED : USER_MISSING;
-		if (w == WHERE_TEMPFAIL)
-			log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id,
-				directory_error(srv->dir));
-		if (w == WHERE_LOCAL && !f.is_postmaster)
+		f.user = found ? USER_FOUND : dr.kind == DIR_RCPT_TEMPFAIL ? USER_LOOKUP_FAILED : USER_MISSING;
+		if (dr.kind == DIR_RCPT_TEMPFAIL)
+			log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id, dr.error);
+		if (found && !f.is_postmaster)
 			check_quota(c, path, &f);
 	}
 	struct policy_client pc = {

@@ -1,0 +1,215 @@
+/* test_directory.c - recipient resolution (directory/resolve.c) against a
+ * temporary SQLite directory: users, aliases, unknown addresses, domains that are
+ * not ours, the postmaster (RFC 5321 §4.5.1), case folding, a directory that cannot
+ * be read; and where store/ puts the resolved mailbox. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "directory/directory.h"
+#include "store/layout.h"
+
+static char dir_path[] = "/tmp/postern-test-directory-XXXXXX";
+static struct directory *dir;
+static struct conf cf;
+
+static int setup(void **state)
+{
+	(void)state;
+	assert_non_null(mkdtemp(dir_path));
+	char err[256];
+	assert_true(directory_open(&dir, dir_path, err, sizeof(err)));
+	conf_defaults(&cf);
+	snprintf(cf.data_dir, sizeof(cf.data_dir), "%s", dir_path);
+	snprintf(cf.hostname, sizeof(cf.hostname), "mx.example.test");
+	/* One domain from the configuration, one from the directory. */
+	snprintf(cf.local_domains[0], sizeof(cf.local_domains[0]), "conf.example");
+	cf.n_local_domains = 1;
+	assert_int_equal(directory_domain_add(dir, "example.test"), DIR_OK);
+	assert_int_equal(directory_user_add(dir, "alice@example.test", "x"), DIR_OK);
+	assert_int_equal(directory_user_add(dir, "bob@conf.example", "x"), DIR_OK);
+	assert_int_equal(directory_user_add(dir, "carol@example.test", "x"), DIR_OK);
+	assert_int_equal(directory_alias_add(dir, "sales@example.test", "alice@example.test"), DIR_OK);
+	assert_int_equal(directory_alias_add(dir, "gone@example.test", "carol@example.test"), DIR_OK);
+	assert_int_equal(directory_user_del(dir, "carol@example.test"), DIR_OK);   /* alias left dangling */
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	directory_close(&dir);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir_path);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static enum dir_rcpt_kind resolve(const char *address, struct dir_recipient *r)
+{
+	return directory_resolve_recipient(dir, &cf, address, r);
+}
+
+static void assert_mailbox(const struct dir_recipient *r, const char *domain, const char *local, const char *user)
+{
+	assert_true(directory_recipient_has_mailbox(r));
+	assert_string_equal(r->mailbox.domain, domain);
+	assert_string_equal(r->mailbox.local, local);
+	assert_string_equal(r->user, user);
+}
+
+static void test_user(void **state)
+{
+	(void)state;
+	struct dir_recipient r;
+	assert_int_equal(resolve("alice@example.test", &r), DIR_RCPT_USER);
+	assert_mailbox(&r, "example.test", "alice", "alice@example.test");
+	assert_int_equal(r.quota, 0);
+	/* A user of a domain listed only in the configuration. */
+	assert_int_equal(resolve("bob@conf.example", &r), DIR_RCPT_USER);
+	assert_mailbox(&r, "conf.example", "bob", "bob@conf.example");
+}
+
+static void test_case_folding(void **state)
+{
+	(void)state;
+	struct dir_recipient r;
+	assert_int_equal(resolve("Alice@Example.TEST", &r), DIR_RCPT_USER);
+	assert_mailbox(&r, "example.test", "alice", "alice@example.test");
+	assert_int_equal(resolve("SALES@example.Test", &r), DIR_RCPT_ALIAS);
+	assert_mailbox(&r, "example.test", "alice", "alice@example.test");
+	assert_int_equal(resolve("BOB@CONF.EXAMPLE", &r), DIR_RCPT_USER);
+}
+
+static void test_alias(void **state)
+{
+	(void)state;
+	struct dir_recipient r;
+	assert_int_equal(resolve("sales@example.test", &r), DIR_RCPT_ALIAS);
+	assert_mailbox(&r, "example.test", "alice", "alice@example.test");
+	/* An alias whose user was deleted leads nowhere. */
+	assert_int_equal(resolve("gone@example.test", &r), DIR_RCPT_UNKNOWN);
+	assert_false(directory_recipient_has_mailbox(&r));
+}
+
+static void test_no_catch_all(void **state)
+{
+	(void)state;
+	/* Aliases name one address: there is no "@domain" catch-all. */
+	assert_int_equal(directory_alias_add(dir, "@example.test", "alice@example.test"), DIR_INVALID);
+	struct dir_recipient r;
+	assert_int_equal(resolve("anyone@example.test", &r), DIR_RCPT_UNKNOWN);
+}
+
+static void test_unknown_and_not_local(void **state)
+{
+	(void)state;
+	struct dir_recipient r;
+	assert_int_equal(resolve("nobody@example.test", &r), DIR_RCPT_UNKNOWN);
+	assert_false(directory_recipient_has_mailbox(&r));
+	assert_int_equal(resolve("nobody@conf.example", &r), DIR_RCPT_UNKNOWN);
+	assert_int_equal(resolve("alice@elsewhere.example", &r), DIR_RCPT_NOT_LOCAL);
+	assert_false(directory_recipient_has_mailbox(&r));
+	/* A local part too long to be anyone's. */
+	char longer[DIR_ADDRESS_MAX + 40];
+	memset(longer, 'a', DIR_ADDRESS_MAX + 10);
+	snprintf(longer + DIR_ADDRESS_MAX + 10, 20, "@example.test");
+	assert_int_equal(resolve(longer, &r), DIR_RCPT_UNKNOWN);
+}
+
+static void test_postmaster(void **state)
+{
+	(void)state;
+	struct dir_recipient r;
+	/* No postmaster user and none configured: the domain's own mailbox. */
+	cf.postmaster[0] = '\0';
+	assert_int_equal(resolve("PostMaster@example.test", &r), DIR_RCPT_POSTMASTER);
+	assert_mailbox(&r, "example.test", "postmaster", "");
+	/* Bare <postmaster>: the first local domain's. */
+	assert_int_equal(resolve("postmaster", &r), DIR_RCPT_POSTMASTER);
+	assert_mailbox(&r, "conf.example", "postmaster", "");
+	/* Configured to be a user: that user's mailbox. */
+	snprintf(cf.postmaster, sizeof(cf.postmaster), "alice@example.test");
+	assert_int_equal(resolve("postmaster@conf.example", &r), DIR_RCPT_POSTMASTER);
+	assert_mailbox(&r, "example.test", "alice", "alice@example.test");
+	/* Configured to someone who is not a user here: the domain's own mailbox again. */
+	snprintf(cf.postmaster, sizeof(cf.postmaster), "admin@elsewhere.example");
+	assert_int_equal(resolve("postmaster@example.test", &r), DIR_RCPT_POSTMASTER);
+	assert_mailbox(&r, "example.test", "postmaster", "");
+	/* Not ours: not our postmaster either. */
+	assert_int_equal(resolve("postmaster@elsewhere.example", &r), DIR_RCPT_NOT_LOCAL);
+	/* A real postmaster user wins. */
+	assert_int_equal(directory_user_add(dir, "postmaster@example.test", "x"), DIR_OK);
+	assert_int_equal(resolve("postmaster@example.test", &r), DIR_RCPT_USER);
+	assert_mailbox(&r, "example.test", "postmaster", "postmaster@example.test");
+	assert_int_equal(directory_user_del(dir, "postmaster@example.test"), DIR_OK);
+	cf.postmaster[0] = '\0';
+}
+
+static void test_bare_postmaster_without_local_domains(void **state)
+{
+	(void)state;
+	struct dir_recipient r;
+	size_t n = cf.n_local_domains;
+	cf.n_local_domains = 0;
+	/* The host name is no domain of ours here, so neither is its postmaster. */
+	assert_int_equal(resolve("postmaster", &r), DIR_RCPT_NOT_LOCAL);
+	snprintf(cf.hostname, sizeof(cf.hostname), "example.test");
+	assert_int_equal(resolve("postmaster", &r), DIR_RCPT_POSTMASTER);
+	assert_mailbox(&r, "example.test", "postmaster", "");
+	snprintf(cf.hostname, sizeof(cf.hostname), "mx.example.test");
+	cf.n_local_domains = n;
+}
+
+static void test_mailbox_path(void **state)
+{
+	(void)state;
+	struct dir_recipient r;
+	char path[1400], want[1400];
+	assert_int_equal(resolve("Sales@Example.test", &r), DIR_RCPT_ALIAS);
+	assert_true(store_mailbox_path(cf.data_dir, r.mailbox.domain, r.mailbox.local, path, sizeof(path)));
+	snprintf(want, sizeof(want), "%s/mail/example.test/alice", dir_path);
+	assert_string_equal(path, want);
+	char small[16];
+	assert_false(store_mailbox_path(cf.data_dir, r.mailbox.domain, r.mailbox.local, small, sizeof(small)));
+}
+
+/* Last: breaks the database under the open handle. */
+static void test_directory_unreadable(void **state)
+{
+	(void)state;
+	char path[1100];
+	snprintf(path, sizeof(path), "%s/directory.db", dir_path);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "DROP TABLE users", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct dir_recipient r;
+	assert_int_equal(resolve("alice@example.test", &r), DIR_RCPT_TEMPFAIL);
+	assert_false(directory_recipient_has_mailbox(&r));
+	assert_non_null(strstr(r.error, "users"));
+	/* The domain is still known to be remote without reading users. */
+	assert_int_equal(resolve("alice@elsewhere.example", &r), DIR_RCPT_NOT_LOCAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_user),
+		cmocka_unit_test(test_case_folding),
+		cmocka_unit_test(test_alias),
+		cmocka_unit_test(test_no_catch_all),
+		cmocka_unit_test(test_unknown_and_not_local),
+		cmocka_unit_test(test_postmaster),
+		cmocka_unit_test(test_bare_postmaster_without_local_domains),
+		cmocka_unit_test(test_mailbox_path),
+		cmocka_unit_test(test_directory_unreadable),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
