@@ -1,0 +1,58 @@
+/* internal.h - what the files of src/queue/ share and no other room sees: the queue
+ * handle, the space watch, the value encoding of envelope and state records, and the
+ * safe opening of spool files.  The public interface is queue.h. */
+#ifndef POSTERN_QUEUE_INTERNAL_H
+#define POSTERN_QUEUE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "queue/queue.h"
+#include "util/buf.h"
+
+#define QUEUE_MAGIC "POSTERN-QUEUE 1\n"
+#define HEADER_MAX (8u << 20)
+
+/* The space watch (see queue.h); the loop and the commit threads report to it. */
+struct space_watch {
+	pthread_mutex_t lock;
+	uint64_t min_free;
+	time_t checked;         /* monotonic seconds of the last statvfs; 0: never */
+	uint64_t free;          /* bytes available to us then */
+	bool known;             /* the last statvfs worked */
+	bool low;               /* the condition holds (logged) */
+	time_t logged;          /* last queue_space_low line */
+	time_t exhausted;       /* last write that failed for lack of space */
+};
+
+struct queue {
+	char root[1024];        /* data_dir/queue */
+	int active_dirfd;
+	int state_dirfd;
+	struct space_watch space;
+	int failed_dirfd;
+};
+
+/* The test hook queue_crash_point (queue.h), if set, at a named step. */
+void queue_crash_at(const char *step);
+
+/* envelope.c: one "key value\n" record, the value percent-encoded (bytes outside
+ * 0x21..0x7e and '%' become %XX); and its decoding into out (NUL-terminated), false
+ * if malformed or too long. */
+void queue_record_put(struct buf *b, const char *key, const char *val);
+bool queue_value_decode(const char *p, size_t n, char *out, size_t outsz);
+/* The envelope records that begin a queue file, ending in the blank line. */
+bool queue_envelope_encode(struct buf *b, const struct queue_envelope *env);
+
+/* spool.c: dirfd/name opened for reading as a spool file: no symbolic link, no FIFO,
+ * regular files only.  The descriptor, or -1 with the reason in err (errno ENOENT
+ * if the file is missing). */
+int queue_spool_open(int dirfd, const char *name, char *err, size_t errlen);
+
+/* queue.c: a write failed for lack of space (logged by the space watch). */
+void queue_space_exhausted(struct queue *q);
+
+#endif
