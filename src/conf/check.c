@@ -1,0 +1,135 @@
+/* check.c - the checks of a configuration as a whole, once every line is read:
+ * listeners with ports, settings that go together, and no open relay through
+ * trusted_networks (invariant 2). */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "conf/internal.h"
+
+/* Blocks no Internet client comes from (RFC 1918, RFC 6598 shared space, loopback and
+ * link-local; RFC 4193 unique-local, RFC 4291 link-local and loopback): trusting them
+ * opens nothing to the world, however wide. */
+static const char *const private_blocks[] = {
+	"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+	"fc00::/7", "fe80::/10", "::1/128",
+};
+
+static double pow2(unsigned n)
+{
+	double v = 1;
+	while (n--)
+		v *= 2;
+	return v;
+}
+
+static bool network_within(const struct conf_network *inner, const struct conf_network *outer)
+{
+	return inner->family == outer->family && inner->prefix >= outer->prefix &&
+		conf_network_contains(outer, inner->family, inner->addr);
+}
+
+/* Public addresses of one block: its size less the private blocks inside it (CIDR
+ * blocks nest or are disjoint, so subtracting each contained one is exact). */
+static double public_span(const struct conf_network *n)
+{
+	unsigned bits = n->family == AF_INET ? 32 : 128;
+	double span = pow2(bits - n->prefix);
+	for (size_t i = 0; i < sizeof(private_blocks) / sizeof(private_blocks[0]); i++) {
+		struct conf_network p;
+		if (!conf_parse_network(private_blocks[i], &p) || p.family != n->family)
+			continue;
+		if (network_within(n, &p))
+			return 0;
+		if (network_within(&p, n))
+			span -= pow2(bits - p.prefix);
+	}
+	return span;
+}
+
+double conf_trusted_public_span(const struct conf *c, int family)
+{
+	double total = 0;
+	for (size_t i = 0; i < c->n_trusted_networks; i++) {
+		const struct conf_network *n = &c->trusted_networks[i];
+		if (n->family != family)
+			continue;
+		bool inside_another = false;   /* count a block listed inside another once */
+		for (size_t j = 0; j < c->n_trusted_networks && !inside_another; j++)
+			inside_another = j != i && network_within(n, &c->trusted_networks[j]) &&
+				(n->prefix != c->trusted_networks[j].prefix || j < i);
+		if (!inside_another)
+			total += public_span(n);
+	}
+	return total;
+}
+
+/* Invariant 2, never an open relay: trusted_networks that together hold more public
+ * addresses than one /8 (IPv4) or one /32 (IPv6, a whole provider allocation) let
+ * the world relay.  Only an explicit allow_open_relay = yes accepts that. */
+static void check_trusted_networks(struct parse_state *ps)
+{
+	const struct conf *c = ps->c;
+	if (c->allow_open_relay)
+		return;
+	double v4 = conf_trusted_public_span(c, AF_INET), v6 = conf_trusted_public_span(c, AF_INET6);
+	bool wide4 = v4 > pow2(24), wide6 = v6 > pow2(96);
+	if (!wide4 && !wide6)
+		return;
+	unsigned line = 0;
+	for (size_t i = 0; i < conf_n_settings; i++)
+		if (strcmp(conf_settings[i].key, "trusted_networks") == 0)
+			line = c->setting_line[i];
+	char amount[64];
+	if (wide4) {
+		snprintf(amount, sizeof(amount), "%.0f public IPv4 addresses (more than a /8)", v4);
+	} else {
+		unsigned log2 = 0;
+		while (log2 < 128 && pow2(log2 + 1) <= v6)
+			log2++;
+		snprintf(amount, sizeof(amount), "over 2^%u public IPv6 addresses (more than a /32)", log2);
+	}
+	conf_fail(ps, line, "[server] trusted_networks: covers %s: every client there could relay mail through this "
+		"server without logging in, an open relay that spammers find within hours; list only your own networks "
+		"(e.g. 192.0.2.0/24), let users log in on a submission listener instead, or set allow_open_relay = yes "
+		"in [server] if you really mean it", amount);
+}
+
+bool conf_check_whole(struct parse_state *ps)
+{
+	struct conf *c = ps->c;
+	if (ps->failed)
+		return false;
+	if (c->n_listeners == 0) {
+		conf_fail(ps, ps->line, "no [listener NAME] section: add one, e.g. [listener smtp] with port = 25");
+		return false;
+	}
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		if (!c->listeners[i].port_set) {
+			conf_fail(ps, c->listeners[i].line, "[listener %s] port: missing (e.g. port = 25)", c->listeners[i].name);
+			return false;
+		}
+	}
+	if (!c->hostname[0])
+		conf_fail(ps, ps->line, "[server] hostname: must not be empty");
+	if (!c->data_dir[0])
+		conf_fail(ps, ps->line, "[server] data_dir: must not be empty");
+	if (!c->tls_certificate[0] != !c->tls_key[0])
+		conf_fail(ps, ps->line, "[tls] certificate and key go together: set both, or neither for a self-signed certificate");
+	for (size_t i = 0; i < c->n_certificates; i++) {
+		const struct conf_certificate *cert = &c->certificates[i];
+		if (!cert->certificate[0] || !cert->key[0] || cert->n_names == 0)
+			conf_fail(ps, cert->line, "[certificate %s]: needs certificate, key and names", cert->name);
+	}
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		const struct conf_listener *l = &c->listeners[i];
+		if (l->allow_plaintext_auth && l->tls == TLS_IMPLICIT)
+			conf_fail(ps, l->line, "[listener %s] allow_plaintext_auth: meaningless with tls = implicit", l->name);
+	}
+	if (c->retry_min > c->retry_max)
+		conf_fail(ps, ps->line, "[queue] retry_min is longer than retry_max");
+	check_trusted_networks(ps);
+	return !ps->failed;
+}

@@ -1,0 +1,70 @@
+/* internal.h - what the files of src/conf/ share and no other room sees: the settings
+ * table's row type (table.c), the reader's state and its error function (conf.c), and
+ * the checks of the whole file (check.c).  The public interface is conf.h. */
+#ifndef POSTERN_CONF_INTERNAL_H
+#define POSTERN_CONF_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "conf/conf.h"
+
+enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS, T_NETWORKS, T_BOOL, T_TLS };
+
+struct setting {
+	const char *section;
+	const char *key;
+	enum setting_type type;
+	size_t offset;        /* into struct conf */
+	size_t size;          /* for T_STRING: the array size */
+	const char *def;
+	uint64_t min, max;
+	const char *help;
+};
+
+/* table.c: the rows, in the order of struct conf's setting_line[]. */
+extern const struct setting conf_settings[];
+extern const size_t conf_n_settings;
+
+/* Set one row's value from its text; NULL, or what is wrong with the value. */
+const char *conf_set_value(struct conf *c, const struct setting *s, const char *v);
+/* Copy v into dst[dstsz]; false if it does not fit. */
+bool conf_set_string(char *dst, size_t dstsz, const char *v);
+
+/* Bounds of the repeat check: far above what the settings table and the listener and
+ * certificate limits allow, so a real file never reaches them. */
+#define CONF_MAX_SECTIONS 64
+#define CONF_MAX_KEYS 512
+
+struct parse_state {
+	struct conf *c;
+	const char *name;
+	unsigned line;          /* current line, counted by the reader */
+	char *err;
+	size_t errlen;
+	bool failed;
+	/* stream reading */
+	const char *text;       /* for strings */
+	size_t pos, len;
+	FILE *fp;               /* for files */
+	char section[128];      /* current section, tracked by the reader */
+	bool continuation;      /* the current line starts with a blank (inih: continues the last key) */
+	/* Every section header and key seen, so that a repeat is refused instead of
+	 * silently merged (two [listener mx] sections once lost a listener). */
+	struct seen_section { char name[128]; unsigned line; } sections[CONF_MAX_SECTIONS];
+	size_t n_sections;
+	size_t cur_section;     /* index into sections; n_sections when before any */
+	struct seen_key { size_t section; char key[64]; unsigned line; } keys[CONF_MAX_KEYS];
+	size_t n_keys;
+};
+
+/* conf.c: the first error, as "file:line: what is wrong"; later ones are dropped. */
+void conf_fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* check.c: the rules that concern the whole file, after reading it. */
+bool conf_check_whole(struct parse_state *ps);
+
+#endif

@@ -1,0 +1,64 @@
+/* network.c - client networks (address/prefix): parsing, matching an address, and
+ * the trusted_networks test of [server]. */
+#include "conf/conf.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/parse.h"
+
+bool conf_parse_network(const char *s, struct conf_network *out)
+{
+	char tmp[80];
+	if (snprintf(tmp, sizeof(tmp), "%s", s) >= (int)sizeof(tmp))
+		return false;
+	memset(out, 0, sizeof(*out));
+	char *slash = strchr(tmp, '/');
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(AF_INET, tmp, out->addr) == 1) {
+		out->family = AF_INET;
+		out->prefix = 32;
+	} else if (inet_pton(AF_INET6, tmp, out->addr) == 1) {
+		out->family = AF_INET6;
+		out->prefix = 128;
+	} else {
+		return false;
+	}
+	if (slash) {
+		uint64_t p;
+		if (!parse_u64(slash + 1, strlen(slash + 1), &p) || p > out->prefix)
+			return false;
+		out->prefix = (unsigned)p;
+	}
+	return true;
+}
+
+bool conf_network_contains(const struct conf_network *n, int family, const unsigned char *addr)
+{
+	if (n->family != family)
+		return false;
+	unsigned full = n->prefix / 8, rest = n->prefix % 8;
+	if (memcmp(n->addr, addr, full) != 0)
+		return false;
+	if (rest == 0)
+		return true;
+	unsigned char mask = (unsigned char)(0xff << (8 - rest));
+	return (n->addr[full] & mask) == (addr[full] & mask);
+}
+
+bool conf_is_trusted(const struct conf *c, const char *addr)
+{
+	unsigned char a[16];
+	int family = AF_INET;
+	if (inet_pton(AF_INET, addr, a) != 1) {
+		if (inet_pton(AF_INET6, addr, a) != 1)
+			return false;
+		family = AF_INET6;
+	}
+	for (size_t i = 0; i < c->n_trusted_networks; i++)
+		if (conf_network_contains(&c->trusted_networks[i], family, a))
+			return true;
+	return false;
+}

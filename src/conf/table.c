@@ -1,0 +1,250 @@
+/* table.c - the settings table (see conf.h).
+ *
+ * Each [server], [limits] and [queue] key is one row of `conf_settings`: its type,
+ * where it lives in struct conf, its default, its bounds and a line of help.  The same
+ * table fills defaults, parses and checks the file (the reader is conf.c).  Also here:
+ * the built-in default file, and the value setters the rows' types use. */
+#include "conf/conf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/internal.h"
+#include "util/parse.h"
+
+const char conf_embedded_default[] =
+	"[server]\n"
+	"hostname = localhost\n"
+	"data_dir = ./var\n"
+	"local_domains = example.test\n"
+	"\n"
+	"[listener smtp]\n"
+	"address = 127.0.0.1\n"
+	"port = 2525\n"
+	"role = mx\n"
+	"tls = starttls\n"
+	"\n"
+	"[listener submission]\n"
+	"address = 127.0.0.1\n"
+	"port = 2587\n"
+	"role = submission\n"
+	"tls = starttls\n"
+	"\n"
+	"[listener submissions]\n"
+	"address = 127.0.0.1\n"
+	"port = 2465\n"
+	"role = submission\n"
+	"tls = implicit\n"
+	"\n"
+	"[listener pop3]\n"
+	"address = 127.0.0.1\n"
+	"port = 2110\n"
+	"role = pop3\n"
+	"tls = starttls\n"
+	"\n"
+	"[listener pop3s]\n"
+	"address = 127.0.0.1\n"
+	"port = 2995\n"
+	"role = pop3\n"
+	"tls = implicit\n";
+
+#define STR(sec, k, def, help) { sec, #k, T_STRING, offsetof(struct conf, k), sizeof(((struct conf *)0)->k), def, 0, 0, help }
+#define NUM(sec, k, t, def, lo, hi, help) { sec, #k, t, offsetof(struct conf, k), 0, def, lo, hi, help }
+
+const struct setting conf_settings[] = {
+	STR("server", hostname, "localhost", "name in the greeting, EHLO reply and Received headers"),
+	STR("server", data_dir, "./var", "directory for directory.db, queue/ and mail/"),
+	STR("server", user, "", "user to run as after binding, when started as root"),
+	{ "server", "run_as_root", T_BOOL, offsetof(struct conf, run_as_root), 0, "no", 0, 0,
+		"started as root without user =, keep serving as root (refused otherwise)" },
+	{ "server", "local_domains", T_DOMAINS, 0, 0, "", 0, 0, "domains delivered locally" },
+	STR("server", postmaster, "", "mailbox for postmaster@ of local domains without one"),
+	NUM("server", pop_before_smtp, T_DURATION, "0", 0, 86400, "relay for an address that logged in to POP3 this recently (0: off)"),
+	{ "server", "trusted_networks", T_NETWORKS, 0, 0, "", 0, 0, "client networks allowed to relay without logging in" },
+	{ "server", "allow_open_relay", T_BOOL, offsetof(struct conf, allow_open_relay), 0, "no", 0, 0,
+		"accept trusted_networks wider than " "a public /8 (IPv4) or /32 (IPv6): anyone there may relay" },
+	NUM("server", shutdown_timeout, T_DURATION, "10s", 1, 600, "longest stop on SIGTERM: clients and outbound deliveries still running then are cut off"),
+	{ "tls", "certificate", T_STRING, offsetof(struct conf, tls_certificate), sizeof(((struct conf *)0)->tls_certificate), "", 0, 0, "PEM certificate chain; empty: generate a self-signed one" },
+	{ "tls", "key", T_STRING, offsetof(struct conf, tls_key), sizeof(((struct conf *)0)->tls_key), "", 0, 0, "PEM private key" },
+	{ "tls", "ciphers", T_STRING, offsetof(struct conf, tls_ciphers), sizeof(((struct conf *)0)->tls_ciphers),
+		"ECDHE+AESGCM:ECDHE+CHACHA20", 0, 0, "TLS 1.2 cipher list (TLS 1.3 suites are OpenSSL's defaults)" },
+	{ "auth", "account_ip_failures", T_COUNT, offsetof(struct conf, auth_account_ip_failures), 0, "5", 1, 100000, "failed logins to one account from one address before that pair (only) is blocked" },
+	{ "auth", "ip_accounts", T_COUNT, offsetof(struct conf, auth_ip_accounts), 0, "5", 2, 32, "distinct accounts failing to log in from one address before the address is blocked (password spraying)" },
+	{ "auth", "ip_failures", T_COUNT, offsetof(struct conf, auth_ip_failures), 0, "50", 1, 100000, "failed logins from one address, over all accounts, before the address is blocked" },
+	{ "auth", "known_for", T_DURATION, offsetof(struct conf, auth_known_for), 0, "7d", 0, 7776000, "an account that logged in from an address is not blocked by the address's block for this long (0: never)" },
+	{ "auth", "window", T_DURATION, offsetof(struct conf, auth_window), 0, "15m", 10, 86400, "how long a failed login is remembered" },
+	{ "auth", "block", T_DURATION, offsetof(struct conf, auth_block), 0, "15m", 10, 86400, "how long a block lasts" },
+	{ "auth", "cache_ttl", T_DURATION, offsetof(struct conf, auth_cache_ttl), 0, "1h", 0, 86400, "how long a successful password check is remembered (0: never)" },
+	{ "auth", "legacy_app_passwords", T_BOOL, offsetof(struct conf, auth_legacy_app_passwords), 0, "yes", 0, 0, "accept app passwords made before they had selectors (each costs one hash check more for passwords of their form); no once all are reissued" },
+	{ "auth", "check_from_header", T_BOOL, offsetof(struct conf, check_from_header), 0, "yes", 0, 0, "the From: of submitted mail must be an address the user owns" },
+	NUM("limits", message_size, T_SIZE, "25M", 1024, 2ull << 30, "largest message accepted (SIZE)"),
+	NUM("limits", recipients, T_COUNT, "100", 1, 10000, "recipients per message"),
+	NUM("limits", line_length, T_COUNT, "1000", 512, 65536, "longest command line, CRLF included"),
+	NUM("limits", message_line_length, T_COUNT, "10000", 998, 1000000, "longest line in a message (CRLF not counted); longer: 550 5.6.0"),
+	NUM("limits", idle_timeout, T_DURATION, "5m", 10, 3600, "silence before a client is dropped"),
+	NUM("limits", connections, T_COUNT, "1000", 1, 100000, "concurrent connections in total"),
+	NUM("limits", connections_per_ip, T_COUNT, "20", 1, 100000, "concurrent connections per client address"),
+	NUM("limits", connections_reserved, T_COUNT, "10", 0, 50, "percent of connections kept for addresses that have none open"),
+	NUM("limits", bad_commands, T_COUNT, "10", 1, 1000, "bad commands before the session is closed"),
+	NUM("limits", line_timeout, T_DURATION, "1m", 1, 3600, "time to send one command line, first byte to line end"),
+	NUM("limits", data_min_rate, T_SIZE, "1K", 0, 1ull << 30, "slowest message transfer, octets per second (0: no minimum)"),
+	NUM("limits", data_rate_grace, T_DURATION, "30s", 1, 3600, "time into DATA/BDAT before data_min_rate applies"),
+	NUM("limits", tls_handshake_timeout, T_DURATION, "30s", 1, 600, "time to complete a TLS handshake"),
+	NUM("limits", login_timeout, T_DURATION, "2m", 1, 3600, "submission and POP3: time from connecting to logging in"),
+	NUM("limits", session_timeout, T_DURATION, "1h", 1, 86400, "longest session"),
+	NUM("limits", refused_recipients, T_COUNT, "50", 1, 100000, "recipients refused as unknown (or relaying denied) in one session before it is closed with 421 4.7.0"),
+	NUM("limits", refused_recipients_delay_after, T_COUNT, "10", 0, 100000, "refused recipients answered at once; each one after waits longer"),
+	NUM("limits", refused_recipient_delay_ms, T_COUNT, "250", 0, 5000, "added wait per refused recipient past the allowance, in milliseconds (at most 5 s each; 0: never wait)"),
+	STR("delivery", resolver, "", "DNS server to ask (ADDR or ADDR@PORT); empty: /etc/resolv.conf"),
+	NUM("delivery", remote_port, T_COUNT, "25", 1, 65535, "port of remote mail servers"),
+	NUM("delivery", max_lifetime, T_DURATION, "5d", 1, 30 * 86400, "how long a message is retried before it is returned"),
+	NUM("delivery", delay_notice, T_DURATION, "4h", 0, 30 * 86400, "when the sender is told a message is delayed (0: never)"),
+	NUM("delivery", domain_concurrency, T_COUNT, "10", 1, 1000, "deliveries at once to one domain"),
+	NUM("delivery", connect_timeout, T_DURATION, "30s", 1, 600, "time to connect to a remote server"),
+	NUM("delivery", command_timeout, T_DURATION, "5m", 1, 3600, "time to wait for each remote reply"),
+	NUM("delivery", messages_per_connection, T_COUNT, "50", 1, 10000, "messages sent over one remote connection"),
+	{ "relay", "host", T_STRING, offsetof(struct conf, relay_host), sizeof(((struct conf *)0)->relay_host), "", 0, 0, "smarthost: send all non-local mail through this server" },
+	{ "relay", "port", T_COUNT, offsetof(struct conf, relay_port), 0, "587", 1, 65535, "smarthost port" },
+	{ "relay", "tls", T_TLS, offsetof(struct conf, relay_tls), 0, "starttls", 0, 0, "smarthost TLS: starttls, implicit or none" },
+	{ "relay", "tls_verify", T_BOOL, offsetof(struct conf, relay_tls_verify), 0, "yes", 0, 0, "refuse a smarthost certificate that does not verify" },
+	{ "relay", "credentials", T_STRING, offsetof(struct conf, relay_credentials), sizeof(((struct conf *)0)->relay_credentials), "", 0, 0, "file with \"user password\" for the smarthost (mode 600)" },
+	{ "quota", "full_is_permanent", T_BOOL, offsetof(struct conf, quota_full_permanent), 0, "no", 0, 0, "a full mailbox gets 552 5.2.2 (permanent) instead of 452 4.2.2" },
+	{ "quota", "warning_percent", T_COUNT, offsetof(struct conf, quota_warning_percent), 0, "90", 1, 100, "usage at which the owner is warned, once" },
+	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
+	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
+	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
+	NUM("queue", retry_max, T_DURATION, "1h", 1, 7 * 86400, "longest wait between attempts"),
+	NUM("queue", min_free, T_SIZE, "64M", 0, 1ull << 40, "free space kept on the queue's filesystem: below it MAIL gets 452 4.3.1"),
+	NUM("queue", cleanup_interval, T_DURATION, "1h", 1, 7 * 86400, "how often leftovers (old Maildir tmp/ files, stale queue files) are removed"),
+};
+#define N_SETTINGS (sizeof(conf_settings) / sizeof(conf_settings[0]))
+const size_t conf_n_settings = N_SETTINGS;
+_Static_assert(N_SETTINGS <= CONF_MAX_SETTINGS, "raise CONF_MAX_SETTINGS");
+
+bool conf_set_string(char *dst, size_t dstsz, const char *v)
+{
+	size_t n = strlen(v);
+	if (n >= dstsz)
+		return false;
+	memcpy(dst, v, n + 1);
+	return true;
+}
+
+/* A domain list: commas and/or spaces between names; names lower-cased. */
+static const char *set_domains(struct conf *c, const char *v)
+{
+	c->n_local_domains = 0;
+	char tmp[4096];
+	if (!conf_set_string(tmp, sizeof(tmp), v))
+		return "the list is too long";
+	for (char *save = NULL, *tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (c->n_local_domains >= CONF_MAX_DOMAINS)
+			return "too many domains (at most 64 here; add more with `postern domain add`)";
+		size_t n = strlen(tok);
+		if (n == 0 || n >= CONF_NAME_MAX || tok[n - 1] == '.' || tok[0] == '.')
+			return "a domain name is empty, too long, or starts or ends with a dot";
+		for (size_t i = 0; i < n; i++) {
+			char ch = tok[i];
+			if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.'))
+				return "a domain name may hold only letters, digits, '-' and '.'";
+		}
+		ascii_lower(tok);
+		memcpy(c->local_domains[c->n_local_domains++], tok, n + 1);
+	}
+	return NULL;
+}
+
+static const char *set_networks(struct conf *c, const char *v)
+{
+	c->n_trusted_networks = 0;
+	char tmp[4096];
+	if (!conf_set_string(tmp, sizeof(tmp), v))
+		return "the list is too long";
+	for (char *save = NULL, *tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		if (c->n_trusted_networks >= CONF_MAX_NETWORKS)
+			return "too many networks (at most 64)";
+		if (!conf_parse_network(tok, &c->trusted_networks[c->n_trusted_networks]))
+			return "a network is not an address or address/prefix (e.g. 192.0.2.0/24, 2001:db8::/32)";
+		c->n_trusted_networks++;
+	}
+	return NULL;
+}
+
+const char *conf_set_value(struct conf *c, const struct setting *s, const char *v)
+{
+	char *base = (char *)c;
+	uint64_t n;
+	switch (s->type) {
+	case T_STRING:
+		return conf_set_string(base + s->offset, s->size, v) ? NULL : "the value is too long";
+	case T_DOMAINS:
+		return set_domains(c, v);
+	case T_NETWORKS:
+		return set_networks(c, v);
+	case T_BOOL:
+		return parse_bool(v, (bool *)(void *)(base + s->offset)) ? NULL : "is not yes or no";
+	case T_TLS: {
+		enum tls_mode *m = (enum tls_mode *)(void *)(base + s->offset);
+		if (strcmp(v, "none") == 0)
+			*m = TLS_NONE;
+		else if (strcmp(v, "starttls") == 0)
+			*m = TLS_STARTTLS;
+		else if (strcmp(v, "implicit") == 0)
+			*m = TLS_IMPLICIT;
+		else
+			return "is not none, starttls or implicit";
+		return NULL;
+	}
+	case T_SIZE:
+		if (!parse_size(v, &n))
+			return "is not a size (use a byte count or a number with K, M or G, e.g. 10M)";
+		break;
+	case T_DURATION:
+		if (!parse_duration(v, &n))
+			return "is not a duration (use seconds or a number with s, m, h or d, e.g. 5m)";
+		break;
+	case T_COUNT:
+		if (!parse_u64(v, strlen(v), &n))
+			return "is not a whole number";
+		break;
+	}
+	if (n < s->min || n > s->max)
+		return "is out of range";
+	*(uint64_t *)(void *)(base + s->offset) = n;
+	return NULL;
+}
+
+void conf_defaults(struct conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		const char *e = conf_set_value(c, &conf_settings[i], conf_settings[i].def);
+		(void)e;   /* defaults are valid by construction; the unit test checks */
+	}
+}
+
+const char *conf_where(const struct conf *c, const char *section, const char *key, char *out, size_t outsz)
+{
+	for (size_t i = 0; i < N_SETTINGS; i++) {
+		if (strcmp(conf_settings[i].section, section) != 0 || strcmp(conf_settings[i].key, key) != 0)
+			continue;
+		if (c->setting_line[i])
+			snprintf(out, outsz, "%s:%u: [%s] %s", c->path, c->setting_line[i], section, key);
+		else
+			snprintf(out, outsz, "%s: [%s] %s (default)", c->path, section, key);
+		return out;
+	}
+	snprintf(out, outsz, "%s: [%s] %s", c->path, section, key);
+	return out;
+}
+
+const char *conf_role_name(enum listener_role r)
+{
+	return r == ROLE_SUBMISSION ? "submission" : r == ROLE_POP3 ? "pop3" : "mx";
+}
+
+const char *conf_tls_name(enum tls_mode t)
+{
+	return t == TLS_STARTTLS ? "starttls" : t == TLS_IMPLICIT ? "implicit" : "none";
+}
