@@ -21,6 +21,13 @@ static struct throttle_verdict ask_throttle(const struct login_hooks *h, const c
 	return h->blocked ? h->blocked(h->ctx, user) : open;
 }
 
+enum login_transport login_transport_check(const struct login_listener *l)
+{
+	if (l->secure || l->allow_plaintext)
+		return LOGIN_TRANSPORT_OK;
+	return l->tls_offered ? LOGIN_NEEDS_STARTTLS : LOGIN_NEEDS_TLS_PORT;
+}
+
 struct throttle_verdict login_precheck(const struct login_hooks *h)
 {
 	return ask_throttle(h, NULL);

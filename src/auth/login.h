@@ -71,6 +71,19 @@ struct login_exchange {
 	bool ready;                           /* credentials complete, not yet submitted */
 };
 
+/* May a password be sent on this connection now?  RFC 4954 §4 and RFC 2595 §6:
+ * not in plaintext unless the listener allows it (discouraged); and where it may
+ * not, logins are not advertised either, or a client would send its password in
+ * the clear before it learnt the refusal.  The two refusals differ in their hint:
+ * STARTTLS first, or another port. */
+struct login_listener {
+	bool secure;                          /* TLS is up on this connection */
+	bool tls_offered;                     /* STARTTLS / STLS may still be used */
+	bool allow_plaintext;                 /* the listener's allow_plaintext_auth */
+};
+enum login_transport { LOGIN_TRANSPORT_OK, LOGIN_NEEDS_STARTTLS, LOGIN_NEEDS_TLS_PORT };
+enum login_transport login_transport_check(const struct login_listener *l);
+
 /* The throttle's verdict for this peer before a user name is known (an address
  * blocked for spraying is refused before the exchange starts). */
 struct throttle_verdict login_precheck(const struct login_hooks *h);

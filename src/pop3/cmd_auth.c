@@ -13,14 +13,21 @@
 
 /* --- AUTHORIZATION ---------------------------------------------------------- */
 
+static enum login_transport transport(const struct pop3_session *s)
+{
+	struct login_listener l = { s->secure, s->info.tls_offered, s->info.allow_plaintext_auth };
+	return login_transport_check(&l);
+}
+
 bool pop3_login_allowed(struct pop3_session *s)
 {
 	if (!s->hooks.auth_verify) {
 		pop3_reply(s, P_AUTH_UNAVAILABLE);
 		return false;
 	}
-	if (!s->secure && !s->info.allow_plaintext_auth) {
-		pop3_reply(s, s->info.tls_offered ? P_PLAINTEXT_STLS : P_PLAINTEXT_NO_TLS);
+	enum login_transport t = transport(s);
+	if (t != LOGIN_TRANSPORT_OK) {
+		pop3_reply(s, t == LOGIN_NEEDS_STARTTLS ? P_PLAINTEXT_STLS : P_PLAINTEXT_NO_TLS);
 		return false;
 	}
 	return true;
@@ -160,12 +167,11 @@ void pop3_cmd_apop(struct pop3_session *s, const struct pop3_command *c)
 	pop3_reply(s, P_APOP);
 }
 
-/* Would USER/PASS and AUTH be accepted on this connection now?  RFC 2595 §6: a
- * server that refuses logins before TLS must not advertise them, or a client sends
- * its password in the clear before it learns the refusal. */
+/* Would USER/PASS and AUTH be accepted on this connection now (RFC 2595 §6:
+ * login_transport_check)? */
 bool pop3_login_offered(const struct pop3_session *s)
 {
-	return s->hooks.auth_verify && (s->secure || s->info.allow_plaintext_auth);
+	return s->hooks.auth_verify && transport(s) == LOGIN_TRANSPORT_OK;
 }
 
 /* --- login -> maildrop -------------------------------------------------------- */

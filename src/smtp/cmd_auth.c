@@ -110,6 +110,14 @@ static void auth_progress(struct smtp_session *s, enum login_step st)
 	bad_command(s);
 }
 
+/* May a password be sent here now (auth/login.h: RFC 4954 §4)?  EHLO offers AUTH
+ * only then. */
+enum login_transport smtp_login_transport(const struct smtp_session *s)
+{
+	struct login_listener l = { s->secure, s->info.tls_offered, s->info.allow_plaintext_auth };
+	return login_transport_check(&l);
+}
+
 /* AUTH mechanism [initial-response] (RFC 4954 §4). */
 void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 {
@@ -127,11 +135,9 @@ void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 		bad_command(s);
 		return;
 	}
-	if (!s->secure && !s->info.allow_plaintext_auth) {
-		if (s->info.tls_offered)
-			auth_refuse(s, CAUSE_TLS_REQUIRED, R_AUTH_NEEDS_STARTTLS);
-		else
-			auth_refuse(s, CAUSE_TLS_REQUIRED, R_AUTH_NEEDS_TLS_PORT);
+	enum login_transport t = smtp_login_transport(s);
+	if (t != LOGIN_TRANSPORT_OK) {
+		auth_refuse(s, CAUSE_TLS_REQUIRED, t == LOGIN_NEEDS_STARTTLS ? R_AUTH_NEEDS_STARTTLS : R_AUTH_NEEDS_TLS_PORT);
 		return;
 	}
 	struct login_hooks h = login_hooks(s);

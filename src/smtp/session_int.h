@@ -134,9 +134,10 @@ size_t feed_data(struct smtp_session *s, const char *p, size_t len);
 size_t feed_bdat(struct smtp_session *s, const char *p, size_t len);
 void bdat_chunk_done(struct smtp_session *s);
 
-/* --- cmd_auth.c: a line of the SASL exchange --------------------------------- */
+/* --- cmd_auth.c: a line of the SASL exchange; may a password be sent here ---- */
 
 void auth_line(struct smtp_session *s, const char *line, size_t len);
+enum login_transport smtp_login_transport(const struct smtp_session *s);
 
 /* --- the handlers of the command table ------------------------------------ */
 

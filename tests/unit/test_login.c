@@ -198,6 +198,17 @@ static void test_block_end_words(void **state)
 	assert_string_equal(when, "22:13 UTC");
 }
 
+static void test_transport(void **state)
+{
+	(void)state;
+	struct login_listener tls_up = { .secure = true }, starttls = { .tls_offered = true }, plain = { 0 },
+		plain_allowed = { .allow_plaintext = true };
+	assert_int_equal(login_transport_check(&tls_up), LOGIN_TRANSPORT_OK);
+	assert_int_equal(login_transport_check(&starttls), LOGIN_NEEDS_STARTTLS);
+	assert_int_equal(login_transport_check(&plain), LOGIN_NEEDS_TLS_PORT);
+	assert_int_equal(login_transport_check(&plain_allowed), LOGIN_TRANSPORT_OK);
+}
+
 static void test_no_throttle_hook(void **state)
 {
 	(void)state;
@@ -315,6 +326,7 @@ int main(void)
 		cmocka_unit_test(test_throttle_verdicts_passed_through),
 		cmocka_unit_test(test_no_throttle_hook),
 		cmocka_unit_test(test_block_end_words),
+		cmocka_unit_test(test_transport),
 		cmocka_unit_test(test_service),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
