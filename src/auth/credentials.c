@@ -1,4 +1,5 @@
-/* credentials.c - one hash per login attempt (see credentials.h). */
+/* credentials.c - one hash per login attempt, and the hashes the admin commands store
+ * (see credentials.h). */
 #include "auth/credentials.h"
 
 #include <stdio.h>
@@ -62,4 +63,38 @@ void credentials_check(struct directory *d, const struct credential_policy *p, c
 	struct legacy_walk w = { .password = password, .cache_ttl = p->cache_ttl };
 	if (directory_legacy_app_hashes(d, h.canonical, try_legacy, &w) == DIR_OK && w.matched)
 		succeed(out, w.name, true);
+}
+
+enum dir_result credentials_user_add(struct directory *d, const char *address, const char *password, bool *no_hash)
+{
+	char hash[PASSWORD_HASH_MAX];
+	*no_hash = !password_hash(password, hash, sizeof(hash));
+	if (*no_hash)
+		return DIR_ERROR;
+	enum dir_result r = directory_user_add(d, address, hash);
+	explicit_bzero(hash, sizeof(hash));
+	return r;
+}
+
+enum dir_result credentials_app_password_new(struct directory *d, const char *user, const char *name, char *pw,
+	size_t pwsz, bool *no_password)
+{
+	char selector[APP_SELECTOR_LEN + 1], hash[PASSWORD_HASH_MAX];
+	*no_password = false;
+	for (int tries = 0; tries < 16; tries++) {
+		if (!password_app_generate(pw, pwsz, selector))
+			break;
+		enum dir_result r = directory_app_password_selector_free(d, user, selector);
+		if (r == DIR_EXISTS)
+			continue;
+		if (r != DIR_OK)
+			return r;
+		if (!password_hash(pw, hash, sizeof(hash)))
+			break;
+		r = directory_app_password_add(d, user, name, selector, hash);
+		explicit_bzero(hash, sizeof(hash));
+		return r;
+	}
+	*no_password = true;
+	return DIR_ERROR;
 }

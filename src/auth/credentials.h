@@ -13,6 +13,7 @@
 #define POSTERN_AUTH_CREDENTIALS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "directory/directory.h"
 
@@ -33,5 +34,17 @@ struct credential_result {
 
 void credentials_check(struct directory *d, const struct credential_policy *p, const char *user,
 	const char *password, struct credential_result *out);
+
+/* Setting passwords (the admin commands): the hash is made here and goes straight
+ * into the directory, so no other room holds it. */
+
+/* Add the user address with password.  *no_hash: the hash could not be made (then
+ * DIR_ERROR and nothing is stored). */
+enum dir_result credentials_user_add(struct directory *d, const char *address, const char *password, bool *no_hash);
+/* A new app password `name` of user, generated into pw (APP_PASSWORD_LEN + 1 bytes,
+ * auth/password.h) with a selector no other app password of the user has, and stored
+ * hashed.  *no_password: none could be made (then DIR_ERROR). */
+enum dir_result credentials_app_password_new(struct directory *d, const char *user, const char *name, char *pw,
+	size_t pwsz, bool *no_password);
 
 #endif

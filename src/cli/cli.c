@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth/credentials.h"
 #include "auth/password.h"
 #include "conf/conf.h"
 #include "diag/diag.h"
@@ -223,13 +224,30 @@ struct user_list_ctx {
 	struct directory *d;
 };
 
-/* The Maildir mail to address goes to (aliases followed), if it is local. */
+/* The Maildir mail to address goes to (aliases followed), if it is local; dr says
+ * whose it is. */
+static bool resolved_path(const struct conf *c, struct directory *d, const char *address, struct dir_recipient *dr,
+	char *path, size_t pathsz)
+{
+	directory_resolve_recipient(d, c, address, dr);
+	return directory_recipient_has_mailbox(dr) &&
+		store_mailbox_path(c->data_dir, dr->mailbox.domain, dr->mailbox.local, path, pathsz);
+}
+
 static bool mailbox_path(const struct conf *c, struct directory *d, const char *address, char *path, size_t pathsz)
 {
 	struct dir_recipient dr;
-	directory_resolve_recipient(d, c, address, &dr);
-	return directory_recipient_has_mailbox(&dr) &&
-		store_mailbox_path(c->data_dir, dr.mailbox.domain, dr.mailbox.local, path, pathsz);
+	return resolved_path(c, d, address, &dr, path, pathsz);
+}
+
+/* The directory keeps the account's quota too (the Maildir's maildirsize is what is
+ * enforced), so that another node or a later backend knows it. */
+static int record_quota(struct directory *d, const struct dir_recipient *dr, uint64_t bytes)
+{
+	if (!dr->user[0] || directory_user_quota_set(d, dr->user, bytes) == DIR_OK)
+		return 0;
+	fprintf(stderr, "postern: %s\n", directory_error(d));
+	return 1;
 }
 
 /* One user a line: address, then usage and quota when a quota is set. */
@@ -255,7 +273,8 @@ static void print_user(void *arg, const struct dir_user *u)
 static int user_quota(const struct conf *c, struct directory *d, const char *address, const char *size)
 {
 	char path[1400], err[512];
-	if (!mailbox_path(c, d, address, path, sizeof(path)) || !strchr(address, '@')) {
+	struct dir_recipient dr;
+	if (!resolved_path(c, d, address, &dr, path, sizeof(path)) || !strchr(address, '@')) {
 		fprintf(stderr, "postern: no user %s\n", address);
 		return 1;
 	}
@@ -264,6 +283,8 @@ static int user_quota(const struct conf *c, struct directory *d, const char *add
 			fprintf(stderr, "postern: %s\n", err);
 			return 1;
 		}
+		if (record_quota(d, &dr, 0))
+			return 1;
 		printf("%s: no quota\n", address);
 		return 0;
 	}
@@ -276,6 +297,8 @@ static int user_quota(const struct conf *c, struct directory *d, const char *add
 		fprintf(stderr, "postern: %s\n", err);
 		return 1;
 	}
+	if (record_quota(d, &dr, bytes))
+		return 1;
 	struct quota_state st;
 	if (quota_read(path, &st, err, sizeof(err)))
 	{
@@ -306,14 +329,14 @@ static int user_add(const struct conf *c, struct directory *d, const char *addre
 		fprintf(stderr, "postern: no password given (write it on standard input)\n");
 		return 1;
 	}
-	char hash[PASSWORD_HASH_MAX];
-	bool hashed = password_hash(pw, hash, sizeof(hash));
+	bool no_hash;
+	enum dir_result r = credentials_user_add(d, address, pw, &no_hash);
 	explicit_bzero(pw, sizeof(pw));
-	if (!hashed) {
+	if (no_hash) {
 		fprintf(stderr, "postern: cannot hash the password\n");
 		return 1;
 	}
-	switch (directory_user_add(d, address, hash)) {
+	switch (r) {
 	case DIR_OK:
 		printf("user %s added\n", address);
 		return 0;
@@ -455,21 +478,11 @@ static void print_app_password(void *arg, const char *name, long long created, l
 /* A new app password whose selector no other app password of the user has. */
 static enum dir_result new_app_password(struct directory *d, const char *user, const char *name, char *pw, size_t pwsz)
 {
-	char selector[APP_SELECTOR_LEN + 1], hash[PASSWORD_HASH_MAX];
-	for (int tries = 0; tries < 16; tries++) {
-		if (!password_app_generate(pw, pwsz, selector))
-			break;
-		enum dir_result r = directory_app_password_selector_free(d, user, selector);
-		if (r == DIR_EXISTS)
-			continue;
-		if (r != DIR_OK)
-			return r;
-		if (!password_hash(pw, hash, sizeof(hash)))
-			break;
-		return directory_app_password_add(d, user, name, selector, hash);
-	}
-	fprintf(stderr, "postern: cannot make a password\n");
-	return DIR_ERROR;
+	bool no_password;
+	enum dir_result r = credentials_app_password_new(d, user, name, pw, pwsz, &no_password);
+	if (no_password)
+		fprintf(stderr, "postern: cannot make a password\n");
+	return r;
 }
 
 static int app_password_op(const struct cli_args *a, const struct conf *c, struct directory *d)

@@ -1,6 +1,12 @@
-/* directory.h - domains and users, kept in SQLite (data_dir/directory.db).
- * One handle per thread.  The server reads; the admin commands write; WAL mode lets
- * both happen at once. */
+/* directory.h - the one interface to domains, users, aliases, sender grants, app
+ * passwords, quotas and recipient resolution.
+ *
+ * Callers (cli/, auth/, the server, delivery) see only this header.  directory.c
+ * validates and normalises addresses and passes the rest to a backend
+ * (directory/backend.h): SQLite in data_dir/directory.db today (WAL mode: the server
+ * reads while the admin commands write), PostgreSQL later behind the same table.
+ * Password hashes go in and out here and in auth/ only.  A handle may be shared by
+ * threads (each call's error is kept per thread, directory_error). */
 #ifndef POSTERN_DIRECTORY_DIRECTORY_H
 #define POSTERN_DIRECTORY_DIRECTORY_H
 
@@ -9,6 +15,7 @@
 #include <stdint.h>
 
 #define DIR_ADDRESS_MAX 320
+#define DIR_ERROR_MAX 256                /* directory_error(), dir_recipient.error */
 
 enum dir_result { DIR_OK, DIR_NOT_FOUND, DIR_EXISTS, DIR_INVALID, DIR_ERROR };
 
@@ -28,7 +35,8 @@ bool directory_open(struct directory **d, const char *data_dir, char *err, size_
  * says so and how to fix it. */
 bool directory_data_dir_exposed(const char *data_dir, char *warn, size_t warnsz);
 void directory_close(struct directory **d);
-const char *directory_error(const struct directory *d);   /* last error, for messages */
+/* The reason of this thread's last failed call, for messages ("" when none said). */
+const char *directory_error(const struct directory *d);
 
 enum dir_result directory_domain_add(struct directory *d, const char *domain);
 enum dir_result directory_domain_del(struct directory *d, const char *domain);
@@ -44,6 +52,10 @@ enum dir_result directory_user_lookup(struct directory *d, const char *local,
 	const char *domain, struct dir_user *out);
 enum dir_result directory_user_list(struct directory *d,
 	void (*cb)(void *arg, const struct dir_user *u), void *arg);
+/* The quota recorded for the account (bytes, 0 = none; dir_user.quota).  What is
+ * enforced is the mailbox's own maildirsize (store/quota.h), which `postern user
+ * quota` sets together with this record. */
+enum dir_result directory_user_quota_set(struct directory *d, const char *address, uint64_t bytes);
 
 /* Aliases: alias address -> a user's address.  Recipients and sender ownership
  * both follow them. */
@@ -131,7 +143,7 @@ struct dir_recipient {
 	 * postmaster mailbox, which belongs to no user. */
 	char user[DIR_ADDRESS_MAX];
 	uint64_t quota;        /* the account's quota in the directory, bytes, 0 = none */
-	char error[256];       /* TEMPFAIL */
+	char error[DIR_ERROR_MAX];   /* TEMPFAIL */
 };
 
 /* Resolve address ("local@domain", or a bare "postmaster") with the local domains,

@@ -78,7 +78,6 @@ EXCEPTIONS = {
     },
     # (f) files outside auth/ and directory/ that name password-hash identifiers
     "hash": {
-        "src/cli/cli.c": "user add / app-password add hash the password here; belongs in auth/",
     },
 }
 # ---------------------------------------------------------------------------------------

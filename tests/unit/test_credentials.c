@@ -150,6 +150,31 @@ static void test_app_password_forms(void **state)
 	assert_false(password_app_selector("", got));
 }
 
+/* The admin commands' path: the hash is made in auth/ and stored, and logs in. */
+static void test_set_passwords(void **state)
+{
+	(void)state;
+	bool no_hash, no_password;
+	struct credential_result r;
+	assert_int_equal(credentials_user_add(dir, "Dave@example.test", "dave-pw", &no_hash), DIR_OK);
+	assert_false(no_hash);
+	assert_int_equal(credentials_user_add(dir, "dave@example.test", "other", &no_hash), DIR_EXISTS);
+	attempt("dave@example.test", "dave-pw", false, &r);
+	assert_int_equal(r.outcome, CRED_OK);
+	assert_string_equal(r.which, "main");
+	char pw[APP_PASSWORD_LEN + 1];
+	assert_int_equal(credentials_app_password_new(dir, "dave@example.test", "phone", pw, sizeof(pw), &no_password),
+		DIR_OK);
+	assert_false(no_password);
+	assert_int_equal(attempt("dave@example.test", pw, false, &r), 1);
+	assert_int_equal(r.outcome, CRED_OK);
+	assert_string_equal(r.which, "app:phone");
+	assert_int_equal(credentials_app_password_new(dir, "dave@example.test", "phone", pw, sizeof(pw), &no_password),
+		DIR_EXISTS);
+	assert_int_equal(credentials_app_password_new(dir, "nobody@example.test", "phone", pw, sizeof(pw), &no_password),
+		DIR_NOT_FOUND);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -157,6 +182,7 @@ int main(void)
 		cmocka_unit_test(test_right_passwords_cost_one_hash),
 		cmocka_unit_test(test_legacy_app_passwords),
 		cmocka_unit_test(test_app_password_forms),
+		cmocka_unit_test(test_set_passwords),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

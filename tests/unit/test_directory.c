@@ -1,7 +1,7 @@
 /* test_directory.c - recipient resolution (directory/resolve.c) against a
  * temporary SQLite directory: users, aliases, unknown addresses, domains that are
- * not ours, the postmaster (RFC 5321 §4.5.1), case folding, a directory that cannot
- * be read; and where store/ puts the resolved mailbox. */
+ * not ours, the postmaster (RFC 5321 §4.5.1), case folding, the quota recorded for an
+ * account, a directory that cannot be read; and where store/ puts the resolved mailbox. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -167,6 +167,20 @@ static void test_bare_postmaster_without_local_domains(void **state)
 	cf.n_local_domains = n;
 }
 
+static void test_quota(void **state)
+{
+	(void)state;
+	struct dir_recipient r;
+	assert_int_equal(directory_user_quota_set(dir, "Alice@example.test", 500000), DIR_OK);
+	assert_int_equal(resolve("sales@example.test", &r), DIR_RCPT_ALIAS);
+	assert_int_equal(r.quota, 500000);
+	assert_int_equal(directory_user_quota_set(dir, "nobody@example.test", 1), DIR_NOT_FOUND);
+	assert_int_equal(directory_user_quota_set(dir, "not an address", 1), DIR_INVALID);
+	assert_int_equal(directory_user_quota_set(dir, "alice@example.test", 0), DIR_OK);
+	assert_int_equal(resolve("alice@example.test", &r), DIR_RCPT_USER);
+	assert_int_equal(r.quota, 0);
+}
+
 static void test_mailbox_path(void **state)
 {
 	(void)state;
@@ -208,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_and_not_local),
 		cmocka_unit_test(test_postmaster),
 		cmocka_unit_test(test_bare_postmaster_without_local_domains),
+		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_mailbox_path),
 		cmocka_unit_test(test_directory_unreadable),
 	};
