@@ -181,6 +181,46 @@ static void test_quota(void **state)
 	assert_int_equal(r.quota, 0);
 }
 
+/* The front's contract with every backend: addresses reach it valid and lower case. */
+static void test_front_normalises(void **state)
+{
+	(void)state;
+	assert_int_equal(directory_domain_exists(dir, "EXAMPLE.Test"), DIR_OK);
+	assert_int_equal(directory_domain_add(dir, "Example.TEST"), DIR_EXISTS);
+	assert_int_equal(directory_domain_add(dir, "bad..example"), DIR_INVALID);
+	assert_int_equal(directory_user_add(dir, "ALICE@example.test", "x"), DIR_EXISTS);
+	assert_int_equal(directory_user_add(dir, ".dot@example.test", "x"), DIR_INVALID);
+	assert_int_equal(directory_user_add(dir, "Erin@Example.Test", "x"), DIR_OK);
+	struct dir_user u;
+	assert_int_equal(directory_user_lookup(dir, "ERIN", "example.TEST", &u), DIR_OK);
+	assert_string_equal(u.address, "erin@example.test");
+	assert_string_equal(u.local, "erin");
+	assert_int_equal(directory_alias_add(dir, "Erin@example.test", "alice@example.test"), DIR_EXISTS);
+	assert_int_equal(directory_alias_add(dir, "Info@Example.Test", "ERIN@example.test"), DIR_OK);
+	char target[DIR_ADDRESS_MAX];
+	assert_int_equal(directory_alias_lookup(dir, "INFO", "example.test", target, sizeof(target)), DIR_OK);
+	assert_string_equal(target, "erin@example.test");
+	/* Sender ownership: the address itself, an alias to the user, a grant. */
+	assert_int_equal(directory_sender_owned(dir, "erin@example.test", "ERIN@example.test"), DIR_OK);
+	assert_int_equal(directory_sender_owned(dir, "Erin@example.test", "info@EXAMPLE.test"), DIR_OK);
+	assert_int_equal(directory_sender_owned(dir, "erin@example.test", "sales@example.test"), DIR_NOT_FOUND);
+	assert_int_equal(directory_sender_allow(dir, "ERIN@example.test", "@Example.Test"), DIR_OK);
+	assert_int_equal(directory_sender_owned(dir, "erin@example.test", "sales@example.test"), DIR_OK);
+	assert_int_equal(directory_sender_deny(dir, "erin@EXAMPLE.test", "@example.TEST"), DIR_OK);
+	assert_int_equal(directory_sender_owned(dir, "erin@example.test", "sales@example.test"), DIR_NOT_FOUND);
+	/* Too long to be anyone: not found, never truncated into someone. */
+	char longer[DIR_ADDRESS_MAX * 3];
+	memset(longer, 'e', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = '\0';
+	assert_int_equal(directory_user_lookup(dir, longer, "example.test", NULL), DIR_NOT_FOUND);
+	struct dir_login_hash h;
+	assert_int_equal(directory_login_hash(dir, longer, NULL, &h), DIR_NOT_FOUND);
+	assert_int_equal(directory_login_hash(dir, "ERIN@Example.test", NULL, &h), DIR_OK);
+	assert_string_equal(h.canonical, "erin@example.test");
+	assert_int_equal(directory_alias_del(dir, "info@example.test"), DIR_OK);
+	assert_int_equal(directory_user_del(dir, "ERIN@example.test"), DIR_OK);
+}
+
 static void test_mailbox_path(void **state)
 {
 	(void)state;
@@ -223,6 +263,7 @@ int main(void)
 		cmocka_unit_test(test_postmaster),
 		cmocka_unit_test(test_bare_postmaster_without_local_domains),
 		cmocka_unit_test(test_quota),
+		cmocka_unit_test(test_front_normalises),
 		cmocka_unit_test(test_mailbox_path),
 		cmocka_unit_test(test_directory_unreadable),
 	};
