@@ -1,5 +1,6 @@
-/* explain.c - load the knowledge base (data/explain.ini, read with inih) and match a
- * reply against it.
+/* explain.c - load the knowledge base (data/explain.ini, read with inih) and check
+ * its rules; matching a reply against it is explain_match.c, the bound on its
+ * regexes explain_regex.c.
  *
  * The file has two kinds of sections:
  *   [cause ID]   words = ..., fix.CLIENT = ... (one key per fix)
@@ -20,6 +21,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "diag/explain_int.h"
+#include "diag/explain_regex.h"
 #include "wire/wire.h"
 
 #ifndef POSTERN_SOURCE_DIR
@@ -31,7 +34,6 @@
 
 #define KB_FILE        "explain.ini"
 #define RULES_MAX      512
-#define LIST_MAX       8
 #define VALUE_MAX      4096
 #define LINE_MAX_INIH  199     /* Debian's inih reads lines into a 200-octet buffer */
 
@@ -43,39 +45,7 @@ const char *const explain_cause_ids[] = {
 	"reverse_dns_missing", "blocklisted", "port_blocked", "certificate_untrusted",
 	"certificate_expired", "certificate_name_mismatch", "server_unavailable", "server_storage_full", "unknown",
 };
-#define N_IDS ((int)(sizeof(explain_cause_ids) / sizeof(explain_cause_ids[0])))
-#define UNKNOWN_IDX (N_IDS - 1)
-
-struct rule {
-	char *name, *code_s, *enh_s, *text, *regex_s, *meaning, *causes_s;
-	char codes[LIST_MAX][4];
-	int n_codes;
-	char enh[LIST_MAX][16];
-	int n_enh;
-	regex_t re;
-	bool has_re;
-	int causes[LIST_MAX];
-	int n_causes;
-	int score;
-};
-
-struct cause_entry {
-	struct explain_cause pub;
-	char *words;
-	char *fixes[EXPLAIN_FIXES_MAX];
-	bool described;
-};
-
-struct explain_kb {
-	struct rule *rules;
-	int n_rules;
-	struct cause_entry causes[N_IDS];
-	/* parser state */
-	char section[128];
-	char last_key[64];
-	char *seen_keys;     /* "|key|key|" of the current section */
-	char err[256];
-};
+_Static_assert(sizeof(explain_cause_ids) / sizeof(explain_cause_ids[0]) == N_IDS, "N_IDS in explain_int.h");
 
 static const struct explain_cause unknown_builtin = {
 	.id = "unknown",
@@ -299,145 +269,12 @@ static void lower(char *s)
 		*s = (char)tolower((unsigned char)*s);
 }
 
-/* Bounds on a knowledge-base regex, checked before regcomp: glibc's regcomp builds
- * automata whose size multiplies with each quantifier stacked on another ("((a*)*)*",
- * "a{1000}{1000}") and ran the fuzzer out of memory.  The shipped rules need at most
- * one quantifier over another and short intervals; these bounds leave room. */
-#define REGEX_LEN_MAX     1024   /* octets, after continuation lines are joined */
-#define REGEX_GROUPS_MAX  8      /* parentheses open at once */
-#define REGEX_STACK_MAX   2      /* quantifiers applying to one atom, nested or stacked */
-#define REGEX_COUNT_MAX   100    /* largest m or n in {m,n} */
-#define REGEX_COPIES_MAX  1000   /* product of interval counts over one nesting path */
-
-struct re_size {
-	unsigned stack;              /* quantifiers over this atom, its own and its contents' */
-	unsigned long copies;        /* interval repetitions multiplied */
-};
-
-static void re_fold(struct re_size *into, const struct re_size *atom)
-{
-	if (atom->stack > into->stack)
-		into->stack = atom->stack;
-	if (atom->copies > into->copies)
-		into->copies = atom->copies;
-}
-
-/* An interval "{m}", "{m,}" or "{m,n}" at p: its length and largest count; 0 if p
- * holds no interval (a literal brace to regcomp). */
-static size_t re_interval(const char *p, unsigned long *count)
-{
-	size_t i = 1;
-	unsigned long n = 0, most = 0;
-	bool digits = false;
-	for (; p[i] && p[i] != '}'; i++) {
-		if (p[i] >= '0' && p[i] <= '9') {
-			n = n * 10 + (unsigned long)(p[i] - '0');
-			if (n > 1000000)
-				n = 1000000;
-			digits = true;
-		} else if (p[i] == ',') {
-			most = n > most ? n : most;
-			n = 0;
-		} else {
-			return 0;
-		}
-	}
-	if (p[i] != '}' || !digits)
-		return 0;
-	*count = n > most ? n : most;
-	return i + 1;
-}
-
-/* The end of a bracket expression starting at p ("[]a]", "[^]a]", "[[:alpha:]]"). */
-static size_t re_bracket(const char *p)
-{
-	size_t i = 1;
-	if (p[i] == '^')
-		i++;
-	if (p[i] == ']')
-		i++;
-	for (; p[i] && p[i] != ']'; i++)
-		if (p[i] == '[' && (p[i + 1] == ':' || p[i + 1] == '.' || p[i + 1] == '=')) {
-			const char *close = strchr(p + i + 2, p[i + 1]);
-			if (!close || close[1] != ']')
-				return strlen(p);   /* regcomp reports it */
-			i = (size_t)(close + 1 - p);
-		}
-	return p[i] ? i + 1 : i;
-}
-
-/* Is the POSIX ERE within the bounds above?  On no, why names the bound. */
-static bool regex_bounded(const char *re, char *why, size_t whysz)
-{
-	size_t len = strlen(re);
-	if (len > REGEX_LEN_MAX) {
-		snprintf(why, whysz, "%zu octets long (at most %d): split it into two rules", len, REGEX_LEN_MAX);
-		return false;
-	}
-	struct re_size level[REGEX_GROUPS_MAX + 1] = { { 0, 1 } };
-	unsigned depth = 0;
-	struct re_size atom = { 0, 1 };
-	bool have_atom = false;
-	for (size_t i = 0; i < len;) {
-		char ch = re[i];
-		if (ch == '*' || ch == '+' || ch == '?' || ch == '{') {
-			unsigned long count = 1;
-			size_t n = ch == '{' ? re_interval(re + i, &count) : 1;
-			if (n == 0 || !have_atom) {   /* a literal brace, or nothing to repeat: regcomp decides */
-				re_fold(&level[depth], &atom);
-				atom = (struct re_size){ 0, 1 };
-				have_atom = true;
-				i++;
-				continue;
-			}
-			if (count > REGEX_COUNT_MAX) {
-				snprintf(why, whysz, "repeats %lu times at offset %zu (at most %d)", count, i, REGEX_COUNT_MAX);
-				return false;
-			}
-			atom.stack++;
-			atom.copies *= count ? count : 1;
-			if (atom.stack > REGEX_STACK_MAX || atom.copies > REGEX_COPIES_MAX) {
-				snprintf(why, whysz, "stacks quantifiers too deep at offset %zu (at most %d over one another, "
-					"%d repetitions in all): simplify it", i, REGEX_STACK_MAX, REGEX_COPIES_MAX);
-				return false;
-			}
-			i += n;
-			continue;
-		}
-		re_fold(&level[depth], &atom);
-		atom = (struct re_size){ 0, 1 };
-		have_atom = true;
-		if (ch == '(') {
-			if (depth == REGEX_GROUPS_MAX) {
-				snprintf(why, whysz, "nests groups deeper than %d at offset %zu: simplify it", REGEX_GROUPS_MAX, i);
-				return false;
-			}
-			level[++depth] = (struct re_size){ 0, 1 };
-			have_atom = false;
-			i++;
-		} else if (ch == ')' && depth > 0) {
-			atom = level[depth--];   /* the group is the atom a quantifier applies to */
-			i++;
-		} else if (ch == '|') {
-			have_atom = false;
-			i++;
-		} else if (ch == '[') {
-			i += re_bracket(re + i);
-		} else if (ch == '\\' && re[i + 1]) {
-			i += 2;
-		} else {
-			i++;
-		}
-	}
-	return true;
-}
-
 static bool finish_rule(struct explain_kb *kb, struct rule *r)
 {
 	if (!finish_codes(kb, r) || !finish_causes(kb, r))
 		return false;
 	char why[160];
-	if (r->regex_s && !regex_bounded(r->regex_s, why, sizeof(why)))
+	if (r->regex_s && !explain_regex_bounded(r->regex_s, why, sizeof(why)))
 		return fail(kb, "[rule %s]: regex too complex: %s", r->name, why);
 	if (r->regex_s) {
 		int rc = regcomp(&r->re, r->regex_s, REG_EXTENDED | REG_ICASE | REG_NOSUB);
@@ -604,154 +441,4 @@ const struct explain_cause *explain_kb_cause(const struct explain_kb *kb, const 
 	if (kb && i >= 0 && kb->causes[i].described)
 		return &kb->causes[i].pub;
 	return &unknown_builtin;
-}
-
-/* --- finding codes in free text ------------------------------------------------ */
-
-static bool boundary_before(const char *t, size_t i)
-{
-	return i == 0 || !(isalnum((unsigned char)t[i - 1]) || t[i - 1] == '.');
-}
-
-/* [245][0-5][0-9] followed by space, '-', line end or end of text. */
-static bool code_at(const char *t, size_t len, size_t i)
-{
-	if (i + 3 > len || !boundary_before(t, i))
-		return false;
-	if ((t[i] != '2' && t[i] != '4' && t[i] != '5') || t[i + 1] < '0' || t[i + 1] > '5'
-		|| !isdigit((unsigned char)t[i + 2]))
-		return false;
-	return i + 3 == len || t[i + 3] == ' ' || t[i + 3] == '-' || t[i + 3] == '\r' || t[i + 3] == '\n'
-		|| t[i + 3] == '\'' || t[i + 3] == '"' || t[i + 3] == ',';
-}
-
-/* An enhanced code (wire.h) standing as a word at i; returns its length or 0. */
-static size_t enh_at(const char *t, size_t len, size_t i)
-{
-	return i < len && boundary_before(t, i) ? wire_enh_len(t + i, len - i) : 0;
-}
-
-static bool at_line_start(const char *t, size_t i)
-{
-	while (i > 0 && (t[i - 1] == ' ' || t[i - 1] == '\t' || t[i - 1] == '>' || t[i - 1] == '#'))
-		i--;
-	return i == 0 || t[i - 1] == '\n';
-}
-
-void explain_parse_codes(const char *t, size_t len, int *code, char *enh, size_t enhsz)
-{
-	size_t best = len, followed = len, any = len, e = len, elen = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (e == len && (elen = enh_at(t, len, i)) > 0)
-			e = i;
-		if (!code_at(t, len, i))
-			continue;
-		if (best == len && at_line_start(t, i))
-			best = i;
-		size_t j = i + 3;
-		while (j < len && (t[j] == ' ' || t[j] == '-'))
-			j++;
-		if (followed == len && enh_at(t, len, j))
-			followed = i;
-		if (any == len)
-			any = i;
-	}
-	size_t c = best != len ? best : followed != len ? followed : any;
-	/* A bare number somewhere in prose is a code only if an enhanced code agrees. */
-	if (c == any && c != best && c != followed && !(e != len && t[e] == t[c]))
-		c = len;
-	*code = c == len ? 0 : (t[c] - '0') * 100 + (t[c + 1] - '0') * 10 + (t[c + 2] - '0');
-	if (c != len) {           /* prefer the enhanced code that follows the chosen code */
-		size_t j = c + 3;
-		while (j < len && (t[j] == ' ' || t[j] == '-'))
-			j++;
-		size_t l = enh_at(t, len, j);
-		if (l) {
-			e = j;
-			elen = l;
-		}
-	}
-	if (enhsz)
-		enh[0] = '\0';
-	if (e != len && elen < enhsz) {
-		memcpy(enh, t + e, elen);
-		enh[elen] = '\0';
-	}
-}
-
-/* --- matching ------------------------------------------------------------------- */
-
-static bool code_matches(const struct rule *r, int code)
-{
-	if (!r->n_codes)
-		return true;
-	char c[4];
-	snprintf(c, sizeof(c), "%03d", code);
-	for (int i = 0; i < r->n_codes; i++) {
-		if (code == 0)
-			break;
-		bool ok = true;
-		for (int k = 0; k < 3; k++)
-			ok &= r->codes[i][k] == 'x' || r->codes[i][k] == c[k];
-		if (ok)
-			return true;
-	}
-	return false;
-}
-
-static bool enh_matches(const struct rule *r, const char *enh)
-{
-	if (!r->n_enh)
-		return true;
-	for (int i = 0; i < r->n_enh; i++)
-		if (enh[0] && strcmp(r->enh[i], enh) == 0)
-			return true;
-	return false;
-}
-
-static bool rule_matches(const struct rule *r, const char *low, int code, const char *enh)
-{
-	return code_matches(r, code) && enh_matches(r, enh)
-		&& (!r->text || strstr(low, r->text))
-		&& (!r->has_re || regexec(&r->re, low, 0, NULL, 0) == 0);
-}
-
-static void add_cause(struct explain_result *res, const struct explain_cause *c)
-{
-	for (int i = 0; i < res->n_causes; i++)
-		if (res->causes[i] == c)
-			return;
-	if (res->n_causes < EXPLAIN_RESULT_MAX)
-		res->causes[res->n_causes++] = c;
-}
-
-void explain_match(const struct explain_kb *kb, const char *text, size_t len, struct explain_result *res)
-{
-	memset(res, 0, sizeof(*res));
-	if (len > EXPLAIN_INPUT_MAX)
-		len = EXPLAIN_INPUT_MAX;
-	char *low = malloc(len + 1);
-	if (!low)
-		len = 0;
-	for (size_t i = 0; low && i < len; i++)
-		low[i] = text[i] == '\0' ? ' ' : (char)tolower((unsigned char)text[i]);
-	if (low)
-		low[len] = '\0';
-	explain_parse_codes(low ? low : "", len, &res->code, res->enhanced, sizeof(res->enhanced));
-	for (int score = 15; low && kb && score > 0; score--)
-		for (int i = 0; i < kb->n_rules; i++) {
-			const struct rule *r = &kb->rules[i];
-			if (r->score != score || !rule_matches(r, low, res->code, res->enhanced))
-				continue;
-			if (!res->meaning && r->meaning)
-				res->meaning = r->meaning;
-			for (int k = 0; k < r->n_causes; k++)
-				add_cause(res, &kb->causes[r->causes[k]].pub);
-		}
-	free(low);
-	res->known = res->n_causes > 0;
-	if (!res->known)
-		res->causes[res->n_causes++] = explain_kb_cause(kb, "unknown");
-	if (!res->meaning)
-		res->meaning = "Postern does not recognise this reply.";
 }
