@@ -1,13 +1,29 @@
-/* check.c - the checks of a configuration as a whole, once every line is read:
- * listeners with ports, settings that go together, and no open relay through
- * trusted_networks (invariant 2). */
+/* check.c - what is wrong with a configuration: the error message, naming
+ * file:line (the first error is kept), and the checks of the configuration as a
+ * whole once every line is read: listeners with ports, settings that go together,
+ * and no open relay through trusted_networks (invariant 2). */
 #include "conf/conf.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "conf/internal.h"
+
+void conf_fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
+{
+	if (ps->failed)
+		return;   /* keep the first error: it is usually the cause of the rest */
+	ps->failed = true;
+	int n = snprintf(ps->err, ps->errlen, "%s:%u: ", ps->name, line);
+	if (n < 0 || (size_t)n >= ps->errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
 
 /* Blocks no Internet client comes from (RFC 1918, RFC 6598 shared space, loopback and
  * link-local; RFC 4193 unique-local, RFC 4291 link-local and loopback): trusting them

@@ -1,6 +1,6 @@
 /* internal.h - what the files of src/conf/ share and no other room sees: the settings
- * table's row type (table.c), the reader's state and its error function (conf.c), and
- * the checks of the whole file (check.c).  The public interface is conf.h. */
+ * table's row type (table.c), the reader's state (reader.c), and the error function
+ * and the checks of the whole file (check.c).  The public interface is conf.h. */
 #ifndef POSTERN_CONF_INTERNAL_H
 #define POSTERN_CONF_INTERNAL_H
 
@@ -60,11 +60,11 @@ struct parse_state {
 	size_t n_keys;
 };
 
-/* conf.c: the first error, as "file:line: what is wrong"; later ones are dropped. */
+/* check.c: the first error, as "file:line: what is wrong"; later ones are dropped. */
 void conf_fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* check.c: the rules that concern the whole file, after reading it. */
+/* The rules that concern the whole file, after reading it. */
 bool conf_check_whole(struct parse_state *ps);
 
 #endif
