@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "queue/queue.h"
-#include "util/buf.h"
+struct buf;
+struct queue_envelope;
 
 #define QUEUE_MAGIC "POSTERN-QUEUE 1\n"
 #define HEADER_MAX (8u << 20)

@@ -1,29 +1,24 @@
-/* queue.c - the durable spool (see queue.h for the file format): opening the queue,
- * the writer and its durable commit, and the watch over free space.  The envelope
- * encoding is in envelope.c, per-recipient state in state.c, reading, listing,
- * removing and cleaning spool files in spool.c. */
+/* queue.c - the durable spool (see queue.h for the file format): opening and closing
+ * the queue, and the watch over free space.  The writer and its durable commit are
+ * writer.c, the envelope encoding envelope.c, per-recipient state state.c, reading,
+ * listing, removing and cleaning spool files spool.c. */
 #include "queue/queue.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "queue/internal.h"
-#include "util/buf.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/parse.h"
-
-#define WRITE_BUF (64u << 10)
 
 void (*queue_crash_point)(const char *step);
 
@@ -31,34 +26,6 @@ void queue_crash_at(const char *step)
 {
 	if (queue_crash_point)
 		queue_crash_point(step);
-}
-
-struct queue_writer {
-	struct queue *q;
-	char qid[QUEUE_ID_LEN + 1];
-	char path[1100];
-	int fd;
-	struct buf wbuf;
-	uint64_t body_size;
-	bool failed;
-	bool no_space;          /* failed with ENOSPC or EDQUOT */
-	bool committed;
-};
-
-
-/* A write failed: remember whether for lack of space (logged by the space watch, once
- * a minute) or for another reason (logged here, it is rare and each one matters). */
-static void writer_failed(struct queue_writer *w, const char *op)
-{
-	int e = errno;
-	w->failed = true;
-	if (e == ENOSPC || e == EDQUOT) {
-		w->no_space = true;
-		queue_space_exhausted(w->q);
-	} else {
-		log_event(LOG_ERR, "spool_error", "qid=%s op=%s error=\"%s\"", w->qid, op, strerror(e));
-	}
-	errno = e;
 }
 
 /* Remove leftovers of messages that were never acknowledged. */
@@ -150,128 +117,6 @@ void queue_close(struct queue **qp)
 const char *queue_dir(const struct queue *q)
 {
 	return q->root;
-}
-
-/* --- writing -------------------------------------------------------------- */
-
-static bool writer_flush(struct queue_writer *w)
-{
-	if (w->failed)
-		return false;
-	if (w->wbuf.len && !fileio_write_all(w->fd, w->wbuf.data, w->wbuf.len))
-		writer_failed(w, "write");
-	buf_reset(&w->wbuf);
-	return !w->failed;
-}
-
-struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envelope *env,
-	char *err, size_t errlen)
-{
-	struct queue_writer *w = calloc(1, sizeof(*w));
-	if (!w) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
-	w->q = q;
-	w->fd = -1;
-	snprintf(w->qid, sizeof(w->qid), "%s", env->qid);
-	snprintf(w->path, sizeof(w->path), "%s/incoming/%s", q->root, env->qid);
-	buf_init(&w->wbuf, HEADER_MAX);
-	w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (w->fd < 0) {
-		int e = errno;
-		snprintf(err, errlen, "cannot create %s: %s", w->path, strerror(e));
-		if (e == ENOSPC || e == EDQUOT)
-			queue_space_exhausted(q);
-		buf_free(&w->wbuf);
-		free(w);
-		errno = e;   /* the caller tells "out of space" from other failures */
-		return NULL;
-	}
-	if (!queue_envelope_encode(&w->wbuf, env) || !writer_flush(w)) {
-		int e = w->no_space ? ENOSPC : EIO;
-		snprintf(err, errlen, "cannot write the envelope of %s", env->qid);
-		queue_writer_free(&w);
-		errno = e;
-		return NULL;
-	}
-	return w;
-}
-
-bool queue_writer_write(struct queue_writer *w, const void *p, size_t n)
-{
-	if (w->failed)
-		return false;
-	w->body_size += n;
-	if (w->wbuf.len + n > WRITE_BUF) {
-		if (!writer_flush(w))
-			return false;
-		if (n >= WRITE_BUF) {
-			if (!fileio_write_all(w->fd, p, n))
-				writer_failed(w, "write");
-			return !w->failed;
-		}
-	}
-	buf_append(&w->wbuf, p, n);
-	return true;
-}
-
-uint64_t queue_writer_size(const struct queue_writer *w)
-{
-	return w->body_size;
-}
-
-bool queue_writer_no_space(const struct queue_writer *w)
-{
-	return w->no_space;
-}
-
-bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
-{
-	char trailer[QUEUE_TRAILER_LEN + 1];
-	snprintf(trailer, sizeof(trailer), "\nEND %020" PRIu64 " POSTERN\n", w->body_size);
-	buf_append(&w->wbuf, trailer, QUEUE_TRAILER_LEN);
-	if (!writer_flush(w)) {
-		snprintf(err, errlen, "write failed: %s", strerror(errno));
-		return false;
-	}
-	/* Invariant 1: data on disk, then the name, then the directory entry. */
-	if (fsync(w->fd) != 0) {
-		snprintf(err, errlen, "fsync failed: %s", strerror(errno));
-		writer_failed(w, "fsync");
-		return false;
-	}
-	close(w->fd);
-	w->fd = -1;
-	char dst[1100];
-	snprintf(dst, sizeof(dst), "%s/active/%s", w->q->root, w->qid);
-	if (rename(w->path, dst) != 0) {
-		snprintf(err, errlen, "rename to %s failed: %s", dst, strerror(errno));
-		w->failed = true;
-		return false;
-	}
-	w->committed = true;
-	if (fsync(w->q->active_dirfd) != 0) {
-		/* The file is in place but its name may not be durable: refuse the 250; the
-		 * client retries, and at worst the message is delivered twice, never lost. */
-		snprintf(err, errlen, "directory fsync failed: %s", strerror(errno));
-		return false;
-	}
-	return true;
-}
-
-void queue_writer_free(struct queue_writer **wp)
-{
-	struct queue_writer *w = *wp;
-	if (!w)
-		return;
-	if (w->fd >= 0)
-		close(w->fd);
-	if (!w->committed)
-		unlink(w->path);
-	buf_free(&w->wbuf);
-	free(w);
-	*wp = NULL;
 }
 
 /* --- space for new messages (see queue.h) ------------------------------------ */
