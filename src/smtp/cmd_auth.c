@@ -20,27 +20,15 @@
 /* STARTTLS (RFC 3207). */
 void cmd_starttls(struct smtp_session *s, const struct smtp_command *c)
 {
-	if (!s->info.tls_offered) {
-		say(s, R_STARTTLS_UNAVAILABLE);
-		return;
-	}
-	if (s->secure) {
-		say(s, R_ALREADY_TLS);
-		bad_command(s);
-		return;
-	}
-	if (c->arg_len) {
-		say(s, R_STARTTLS_ARG);
-		bad_command(s);
-		return;
-	}
+	/* The gate saw to it that STARTTLS is offered, TLS not active yet, no argument. */
+	(void)c;
 	reply_write(&s->out, 220, "2.0.0", "Ready to start TLS");
 	tx_free(s);
 	s->wants_tls = true;
 	s->state = ST_TLS_PENDING;
 }
 
-static void auth_refuse(struct smtp_session *s, enum refusal_cause cause, enum reply_id id, ...)
+void auth_refuse(struct smtp_session *s, enum refusal_cause cause, enum reply_id id, ...)
 {
 	s->causes[cause]++;
 	const struct reply_entry *e = reply_get(id);
@@ -121,25 +109,8 @@ enum login_transport smtp_login_transport(const struct smtp_session *s)
 /* AUTH mechanism [initial-response] (RFC 4954 §4). */
 void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 {
-	if (!s->hooks.auth_verify) {
-		say(s, R_AUTH_UNAVAILABLE);
-		return;
-	}
-	if (s->login) {
-		say(s, R_AUTH_TWICE);
-		bad_command(s);
-		return;
-	}
-	if (s->tx) {
-		say(s, R_AUTH_IN_TX);
-		bad_command(s);
-		return;
-	}
-	enum login_transport t = smtp_login_transport(s);
-	if (t != LOGIN_TRANSPORT_OK) {
-		auth_refuse(s, CAUSE_TLS_REQUIRED, t == LOGIN_NEEDS_STARTTLS ? R_AUTH_NEEDS_STARTTLS : R_AUTH_NEEDS_TLS_PORT);
-		return;
-	}
+	/* The gate saw to it: AUTH offered, not logged in yet, no transaction, TLS
+	 * active (or plaintext allowed: smtp_login_transport). */
 	struct login_hooks h = login_hooks(s);
 	struct throttle_verdict v = login_precheck(&h);
 	if (v.block != THROTTLE_OPEN) {

@@ -12,85 +12,107 @@
 #include "smtp/session_int.h"
 #include "util/parse.h"
 
+/* MAIL's syntax (RFC 5321 §4.1.2 and the ESMTP parameters): false when refused,
+ * and the refusal is remembered for the 503 at DATA. */
+static bool mail_syntax_ok(struct smtp_session *s, const struct smtp_command *c, struct smtp_tx *tx)
+{
+	const char *detail;
+	enum smtp_addr_status st = smtp_parse_mail(c->arg, c->arg_len, &tx->sender, &tx->params, &detail);
+	if (st == ADDR_OK)
+		return true;
+	char q[80], what[96];
+	quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+	snprintf(what, sizeof(what), "MAIL %s", q);
+	struct verdict v;
+	if (st == ADDR_PARAM_UNKNOWN)
+		verdict_set(&v, VERDICT_PERM, 555, "5.5.4", CAUSE_BAD_ADDRESS, detail,
+			"Remove the parameter, or send EHLO to see the extensions this server offers");
+	else if (st == ADDR_SYNTAX || st == ADDR_TOO_LONG)
+		verdict_set(&v, VERDICT_PERM, 501, "5.1.7", CAUSE_BAD_ADDRESS, detail, "Use MAIL FROM:<you@example.org>");
+	else
+		verdict_set(&v, VERDICT_PERM, 501, "5.5.4", CAUSE_BAD_ADDRESS, detail, "Use MAIL FROM:<you@example.org>");
+	remember_mail_refusal(s, what, &v);
+	bad_command(s);
+	return false;
+}
+
+/* What the parameters promise and this session cannot keep: a declared SIZE over
+ * the limit (RFC 1870 §6.2), a non-ASCII sender without SMTPUTF8 (RFC 6531 §3.4). */
+static bool mail_params_ok(struct smtp_session *s, const struct smtp_tx *tx, const char *addr)
+{
+	if (tx->params.size_set && tx->params.size > s->limits.max_message) {
+		say(s, R_MSG_TOO_BIG_DECLARED, (unsigned long long)tx->params.size,
+			(unsigned long long)s->limits.max_message);
+		return false;
+	}
+	if (tx->sender.utf8 && !tx->params.smtputf8) {
+		say(s, R_EIGHTBIT_NO_SMTPUTF8, addr);
+		return false;
+	}
+	return true;
+}
+
+/* The decision point of MAIL: may this client send as this sender?  policy decides
+ * (a submission port wants a login: 530), then, for a logged-in user, whether the
+ * login owns the address (the sender_owned hook).  v is OK or the refusal. */
+static void decide_sender(struct smtp_session *s, const struct smtp_tx *tx, const char *addr, struct verdict *v)
+{
+	struct policy_client pc = { .submission_port = s->info.submission, .authenticated = s->login != NULL,
+		.trusted_network = s->info.trusted_network };
+	policy_check_mail(&pc, v);
+	if (v->kind != VERDICT_OK || !s->login || !s->hooks.sender_owned || tx->sender.null)
+		return;
+	bool temp = false;
+	bool owned = s->hooks.sender_owned(s->hooks.ctx, s->login, addr, &temp);
+	if (temp)
+		verdict_set(v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
+			"temporary failure: the user directory could not be read", "Your mail program will try again later");
+	else
+		policy_check_sender(s->login, addr, owned, "MAIL FROM", v);
+}
+
+/* RFC 1870 §6.1: a declared size that the queue cannot hold now is refused here;
+ * without SIZE, only a queue already out of space is. */
+static bool spool_has_room(struct smtp_session *s, const struct smtp_tx *tx)
+{
+	if (!s->hooks.spool_room || s->hooks.spool_room(s->hooks.ctx, tx->params.size_set ? tx->params.size : 0))
+		return true;
+	char sz[32];
+	if (tx->params.size_set && tx->params.size > 0)
+		say(s, R_NO_SPACE_SIZE, format_size(tx->params.size, sz, sizeof(sz)));
+	else
+		say(s, R_NO_SPACE_MAIL);
+	return false;
+}
+
+/* The gate saw to it: after EHLO/HELO, no transaction yet.  Check, decide, then open. */
 void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 {
-	if (s->tx) {
-		if (s->tx->used_bdat)
-			say(s, R_CMD_AFTER_BDAT, "MAIL");
-		else
-			say(s, R_NESTED_MAIL);
-		bad_command(s);
-		return;
-	}
 	forget_mail_refusal(s);
 	struct smtp_tx *tx = calloc(1, sizeof(*tx));
 	if (!tx) {
 		reply_spool_failure(s, R_TEMP_SPOOL);
 		return;
 	}
-	const char *detail;
-	enum smtp_addr_status st = smtp_parse_mail(c->arg, c->arg_len, &tx->sender, &tx->params, &detail);
-	if (st != ADDR_OK) {
-		char q[80], what[96];
-		quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
-		snprintf(what, sizeof(what), "MAIL %s", q);
-		struct verdict v;
-		if (st == ADDR_PARAM_UNKNOWN)
-			verdict_set(&v, VERDICT_PERM, 555, "5.5.4", CAUSE_BAD_ADDRESS, detail,
-				"Remove the parameter, or send EHLO to see the extensions this server offers");
-		else if (st == ADDR_SYNTAX || st == ADDR_TOO_LONG)
-			verdict_set(&v, VERDICT_PERM, 501, "5.1.7", CAUSE_BAD_ADDRESS, detail, "Use MAIL FROM:<you@example.org>");
-		else
-			verdict_set(&v, VERDICT_PERM, 501, "5.5.4", CAUSE_BAD_ADDRESS, detail, "Use MAIL FROM:<you@example.org>");
-		remember_mail_refusal(s, what, &v);
-		free(tx);
-		bad_command(s);
-		return;
-	}
-	if (tx->params.size_set && tx->params.size > s->limits.max_message) {
-		say(s, R_MSG_TOO_BIG_DECLARED, (unsigned long long)tx->params.size,
-			(unsigned long long)s->limits.max_message);
-		free(tx);
-		return;
-	}
 	char addr[SMTP_ADDR_MAX + 1];
+	if (!mail_syntax_ok(s, c, tx))
+		goto refused;
 	smtp_path_format(&tx->sender, addr, sizeof(addr));
-	if (tx->sender.utf8 && !tx->params.smtputf8) {
-		say(s, R_EIGHTBIT_NO_SMTPUTF8, addr);
-		free(tx);
-		return;
-	}
-	char what[SMTP_ADDR_MAX + 16];
-	snprintf(what, sizeof(what), "MAIL FROM:<%s>", addr);
+	if (!mail_params_ok(s, tx, addr))
+		goto refused;
 	struct verdict v;
-	struct policy_client pc = { .submission_port = s->info.submission, .authenticated = s->login != NULL,
-		.trusted_network = s->info.trusted_network };
-	policy_check_mail(&pc, &v);
-	if (v.kind == VERDICT_OK && s->login && s->hooks.sender_owned && !tx->sender.null) {
-		bool temp = false;
-		bool owned = s->hooks.sender_owned(s->hooks.ctx, s->login, addr, &temp);
-		if (temp)
-			verdict_set(&v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
-				"temporary failure: the user directory could not be read", "Your mail program will try again later");
-		else
-			policy_check_sender(s->login, addr, owned, "MAIL FROM", &v);
-	}
+	decide_sender(s, tx, addr, &v);
 	if (v.kind != VERDICT_OK) {
+		char what[SMTP_ADDR_MAX + 16];
+		snprintf(what, sizeof(what), "MAIL FROM:<%s>", addr);
 		remember_mail_refusal(s, what, &v);
-		free(tx);
-		return;
+		goto refused;
 	}
-	/* RFC 1870 §6.1: a declared size that the queue cannot hold now is refused here;
-	 * without SIZE, only a queue already out of space is. */
-	if (s->hooks.spool_room && !s->hooks.spool_room(s->hooks.ctx, tx->params.size_set ? tx->params.size : 0)) {
-		char sz[32];
-		if (tx->params.size_set && tx->params.size > 0)
-			say(s, R_NO_SPACE_SIZE, format_size(tx->params.size, sz, sizeof(sz)));
-		else
-			say(s, R_NO_SPACE_MAIL);
-		free(tx);
-		return;
-	}
+	if (!spool_has_room(s, tx))
+		goto refused;
 	s->tx = tx;
 	say(s, R_SENDER_OK, addr);
+	return;
+refused:
+	free(tx);
 }

@@ -53,61 +53,82 @@ static bool same_path(const struct smtp_path *a, const struct smtp_path *b)
 	return strcasecmp(a->local, b->local) == 0 && strcmp(a->domain, b->domain) == 0;
 }
 
+/* RCPT's syntax (RFC 5321 §4.1.1.3, RFC 3461 §4): false when refused, and the
+ * refusal is remembered for the 503 at DATA. */
+static bool rcpt_syntax_ok(struct smtp_session *s, const struct smtp_command *c, struct smtp_path *path,
+	struct smtp_rcpt_params *rp)
+{
+	const char *detail;
+	enum smtp_addr_status st = smtp_parse_rcpt_dsn(c->arg, c->arg_len, path, rp, &detail);
+	if (st == ADDR_OK)
+		return true;
+	struct verdict v;
+	char q[80], what[100], ref[32];
+	quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+	if (st == ADDR_PARAM_UNKNOWN)
+		verdict_set(&v, VERDICT_PERM, 555, "5.5.4", CAUSE_BAD_ADDRESS, detail, "");
+	else if (st == ADDR_NO_KEYWORD || st == ADDR_PARAM_SYNTAX)
+		verdict_set(&v, VERDICT_PERM, 501, "5.5.4", CAUSE_BAD_ADDRESS, detail, "Use RCPT TO:<someone@example.org>");
+	else
+		verdict_set(&v, VERDICT_PERM, 501, "5.1.3", CAUSE_BAD_ADDRESS, detail, "Use RCPT TO:<someone@example.org>");
+	snprintf(what, sizeof(what), "RCPT %s", q);
+	refuse(s, "RCPT", what, &v, ref, sizeof(ref));
+	remember_refusal(s->tx, bare_path(q), &v, ref);
+	bad_command(s);
+	return false;
+}
+
+/* Refuse a recipient with a verdict; remember it for the 503. */
+static void refuse_rcpt(struct smtp_session *s, const char *addr, const struct verdict *v)
+{
+	char what[SMTP_ADDR_MAX + 3], ref[32];
+	snprintf(what, sizeof(what), "<%s>", addr);
+	size_t reply_start = s->out.len;
+	refuse(s, "RCPT", what, v, ref, sizeof(ref));
+	remember_refusal(s->tx, addr, v, ref);
+	if (v->kind == VERDICT_PERM && policy_cause_is_guess(v->cause))
+		count_guess(s, reply_start);
+}
+
+/* Add an accepted recipient to the transaction; false: out of memory (answered). */
+static bool add_rcpt(struct smtp_session *s, const struct smtp_path *path, const struct smtp_rcpt_params *rp)
+{
+	struct smtp_tx *tx = s->tx;
+	if (tx->n_rcpts == tx->cap_rcpts) {
+		size_t cap = tx->cap_rcpts ? tx->cap_rcpts * 2 : 4;
+		struct smtp_path *p = realloc(tx->rcpts, cap * sizeof(*p));
+		if (p)
+			tx->rcpts = p;
+		struct smtp_rcpt_params *q = p ? realloc(tx->rcpt_params, cap * sizeof(*q)) : NULL;
+		if (!p || !q) {
+			reply_spool_failure(s, R_TEMP_SPOOL);
+			return false;
+		}
+		tx->rcpt_params = q;
+		tx->cap_rcpts = cap;
+	}
+	tx->rcpt_params[tx->n_rcpts] = *rp;
+	tx->rcpts[tx->n_rcpts++] = *path;
+	return true;
+}
+
+/* The gate saw to it: a transaction, before any BDAT chunk.  Check, decide, add. */
 void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 {
 	struct smtp_tx *tx = s->tx;
-	if (!tx) {
-		if (s->have_mail_refusal) {
-			/* A pipelining client (RFC 2920) sent these with the MAIL that was
-			 * refused: they follow from that refusal, and the 503 at DATA must get
-			 * to name them, so up to a message's worth are not bad commands. */
-			remember_orphan(s, c);
-			say(s, R_RCPT_AFTER_REFUSED_MAIL, s->mail_refusal.ref);
-			if (s->n_orphans > s->limits.max_recipients)
-				bad_command(s);
-			return;
-		}
-		say(s, R_NEED_MAIL);
-		bad_command(s);
-		return;
-	}
-	if (tx->used_bdat) {
-		say(s, R_CMD_AFTER_BDAT, "RCPT");
-		bad_command(s);
-		return;
-	}
 	tx->rcpt_commands++;
 	struct smtp_path path;
 	struct smtp_rcpt_params rp;
-	const char *detail;
-	enum smtp_addr_status st = smtp_parse_rcpt_dsn(c->arg, c->arg_len, &path, &rp, &detail);
-	struct verdict v;
-	char ref[32];
-	if (st != ADDR_OK) {
-		char q[80];
-		quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
-		if (st == ADDR_PARAM_UNKNOWN)
-			verdict_set(&v, VERDICT_PERM, 555, "5.5.4", CAUSE_BAD_ADDRESS, detail, "");
-		else if (st == ADDR_NO_KEYWORD || st == ADDR_PARAM_SYNTAX)
-			verdict_set(&v, VERDICT_PERM, 501, "5.5.4", CAUSE_BAD_ADDRESS, detail, "Use RCPT TO:<someone@example.org>");
-		else
-			verdict_set(&v, VERDICT_PERM, 501, "5.1.3", CAUSE_BAD_ADDRESS, detail, "Use RCPT TO:<someone@example.org>");
-		char what[100];
-		snprintf(what, sizeof(what), "RCPT %s", q);
-		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
-		remember_refusal(tx, bare_path(q), &v, ref);
-		bad_command(s);
+	if (!rcpt_syntax_ok(s, c, &path, &rp))
 		return;
-	}
-	char addr[SMTP_ADDR_MAX + 1], what[SMTP_ADDR_MAX + 3];
+	char addr[SMTP_ADDR_MAX + 1];
 	smtp_path_format(&path, addr, sizeof(addr));
-	snprintf(what, sizeof(what), "<%s>", addr);
+	struct verdict v;
 	if (path.utf8 && !tx->params.smtputf8) {
 		verdict_set(&v, VERDICT_PERM, 553, "5.6.7", CAUSE_NON_ASCII_ADDRESS,
 			"the address is not ASCII and MAIL FROM had no SMTPUTF8 parameter",
 			"The sending program must declare SMTPUTF8 to use such addresses");
-		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
-		remember_refusal(tx, addr, &v, ref);
+		refuse_rcpt(s, addr, &v);
 		return;
 	}
 	for (size_t i = 0; i < tx->n_rcpts; i++) {
@@ -123,29 +144,12 @@ void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		remember_refusal(tx, addr, &v, "-");
 		return;
 	}
+	/* The decision point of RCPT: the check_rcpt hook (directory and policy). */
 	s->hooks.check_rcpt(s->hooks.ctx, &path, &v);
 	if (v.kind != VERDICT_OK) {
-		size_t reply_start = s->out.len;
-		refuse(s, "RCPT", what, &v, ref, sizeof(ref));
-		remember_refusal(tx, addr, &v, ref);
-		if (v.kind == VERDICT_PERM && policy_cause_is_guess(v.cause))
-			count_guess(s, reply_start);
+		refuse_rcpt(s, addr, &v);
 		return;
 	}
-	if (tx->n_rcpts == tx->cap_rcpts) {
-		size_t cap = tx->cap_rcpts ? tx->cap_rcpts * 2 : 4;
-		struct smtp_path *p = realloc(tx->rcpts, cap * sizeof(*p));
-		if (p)
-			tx->rcpts = p;
-		struct smtp_rcpt_params *q = p ? realloc(tx->rcpt_params, cap * sizeof(*q)) : NULL;
-		if (!p || !q) {
-			reply_spool_failure(s, R_TEMP_SPOOL);
-			return;
-		}
-		tx->rcpt_params = q;
-		tx->cap_rcpts = cap;
-	}
-	tx->rcpt_params[tx->n_rcpts] = rp;
-	tx->rcpts[tx->n_rcpts++] = path;
-	say(s, R_RCPT_OK, addr);
+	if (add_rcpt(s, &path, &rp))
+		say(s, R_RCPT_OK, addr);
 }

@@ -64,7 +64,7 @@ void forget_mail_refusal(struct smtp_session *s)
 }
 
 /* RCPT after a refused MAIL: remember the address (escaped) for the 503 at DATA. */
-void remember_orphan(struct smtp_session *s, const struct smtp_command *c)
+static void remember_orphan(struct smtp_session *s, const struct smtp_command *c)
 {
 	if (s->n_orphans++ >= ORPHANS_NAMED)
 		return;
@@ -150,4 +150,26 @@ void reply_no_recipients(struct smtp_session *s, const char *verb)
 	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=%s code=503 enh=5.5.1 cause=\"nothing to send\" refused=%u",
 		(unsigned long long)s->info.conn_id, ref, verb, named);
 	buf_free(&text);
+}
+
+/* RCPT or DATA without a transaction (the gate's F_NEED_TX). */
+void explain_no_transaction(struct smtp_session *s, const struct smtp_command *c)
+{
+	if (c->verb == SMTP_DATA) {
+		reply_no_recipients(s, "DATA");
+		bad_command(s);
+		return;
+	}
+	if (s->have_mail_refusal) {
+		/* A pipelining client (RFC 2920) sent these with the MAIL that was refused:
+		 * they follow from that refusal, and the 503 at DATA must get to name them,
+		 * so up to a message's worth are not bad commands. */
+		remember_orphan(s, c);
+		say(s, R_RCPT_AFTER_REFUSED_MAIL, s->mail_refusal.ref);
+		if (s->n_orphans > s->limits.max_recipients)
+			bad_command(s);
+		return;
+	}
+	say(s, R_NEED_MAIL);
+	bad_command(s);
 }

@@ -64,23 +64,28 @@ void session_close(struct smtp_session *s)
 /* Every catalogue reply from the session goes through here: a refusal (4xx/5xx)
  * gets a reference on its last line and an event=refused log line with the same
  * reference, so an administrator can find it from a user's screenshot. */
-void say(struct smtp_session *s, enum reply_id id, ...)
+void say_v(struct smtp_session *s, enum reply_id id, va_list ap)
 {
 	const struct reply_entry *e = reply_get(id);
 	char ref[32], summary[256];
 	bool refusal = e->code >= 400;
 	if (refusal)
 		next_ref(s, ref, sizeof(ref));
-	va_list ap;
-	va_start(ap, id);
 	reply_vid(&s->out, refusal ? ref : NULL, summary, sizeof(summary), id, ap);
-	va_end(ap);
 	if (refusal) {
 		char q[300];
 		log_event(e->code >= 500 ? LOG_INFO : LOG_WARN, "refused", "conn=%llu ref=%s code=%d enh=%s reason=%s",
 			(unsigned long long)s->info.conn_id, ref, e->code, e->enh ? e->enh : "-",
 			log_quote(q, sizeof(q), summary, strlen(summary), 200));
 	}
+}
+
+void say(struct smtp_session *s, enum reply_id id, ...)
+{
+	va_list ap;
+	va_start(ap, id);
+	say_v(s, id, ap);
+	va_end(ap);
 }
 
 /* Count a protocol error; past the limit the session ends (STYLE 5: bound input). */
@@ -132,31 +137,110 @@ void quote_for_reply(char *out, size_t outsz, const char *p, size_t n)
 
 /* --- the command table and the gate --------------------------------------- */
 
+/* The flags of a verb.  gate() checks them in the order of this list, which is the
+ * order in which the refusals came when each handler checked for itself: a command
+ * wrong in two ways gets the same words as before. */
 enum cmd_flags {
-	F_NEED_HELO = 1 << 0,   /* only after EHLO/HELO (RFC 5321 §4.1.4) */
+	F_NEED_HELO = 1 << 0,     /* only after EHLO/HELO (RFC 5321 §4.1.4) */
+	F_OFFERED = 1 << 1,       /* an extension: only where it is offered (row: unavailable) */
+	F_BEFORE_AUTH = 1 << 2,   /* only before a login (RFC 4954 §4: one AUTH per session) */
+	F_BEFORE_TLS = 1 << 3,    /* only before TLS (RFC 3207 §4: no second STARTTLS) */
+	F_NEED_TX = 1 << 4,       /* only inside a transaction; outside it explain503.c answers */
+	F_NO_ARG = 1 << 5,        /* takes no argument (row: arg_refused) */
+	F_NOT_IN_BDAT = 1 << 6,   /* not between the BDAT chunks of a message (RFC 3030 §2; row: in_bdat) */
+	F_NO_TX = 1 << 7,         /* only outside a transaction (row: in_tx) */
+	F_NEED_TLS = 1 << 8,      /* carries a password: not allowed before TLS on a listener
+	                           * that requires it (every one without allow_plaintext_auth) */
+	F_ENDS_GROUP = 1 << 9,    /* must be the last of a pipelined group (RFC 2920 §3.1,
+	                           * RFC 3207 §4.2, RFC 4954 §4) */
 };
 
 struct cmd_def {
-	void (*handler)(struct smtp_session *, const struct smtp_command *);
+	const char *name;
+	smtp_cmd_handler *handler;
 	unsigned flags;
+	enum reply_id unavailable, arg_refused, in_bdat, in_tx;   /* the words of the flags above */
 };
 
+/* BDAT has no state flags: its chunk must be read whatever the state (cmd_data.c). */
 static const struct cmd_def commands[SMTP_VERB_COUNT] = {
-	[SMTP_HELO] = { cmd_helo, 0 },
-	[SMTP_EHLO] = { cmd_ehlo, 0 },
-	[SMTP_MAIL] = { cmd_mail, F_NEED_HELO },
-	[SMTP_RCPT] = { cmd_rcpt, F_NEED_HELO },
-	[SMTP_DATA] = { cmd_data, F_NEED_HELO },
-	[SMTP_BDAT] = { cmd_bdat, 0 },   /* must swallow its chunk whatever the state */
-	[SMTP_RSET] = { cmd_rset, 0 },
-	[SMTP_NOOP] = { cmd_noop, 0 },
-	[SMTP_QUIT] = { cmd_quit, 0 },
-	[SMTP_HELP] = { cmd_help, 0 },
-	[SMTP_VRFY] = { cmd_vrfy, 0 },
-	[SMTP_EXPN] = { cmd_expn, 0 },
-	[SMTP_STARTTLS] = { cmd_starttls, 0 },
-	[SMTP_AUTH] = { cmd_auth, F_NEED_HELO },
+	[SMTP_HELO] = { .name = "HELO", .handler = cmd_helo, .flags = F_ENDS_GROUP },
+	[SMTP_EHLO] = { .name = "EHLO", .handler = cmd_ehlo, .flags = F_ENDS_GROUP },
+	[SMTP_MAIL] = { .name = "MAIL", .handler = cmd_mail, .flags = F_NEED_HELO | F_NOT_IN_BDAT | F_NO_TX,
+		.in_bdat = R_CMD_AFTER_BDAT, .in_tx = R_NESTED_MAIL },
+	[SMTP_RCPT] = { .name = "RCPT", .handler = cmd_rcpt, .flags = F_NEED_HELO | F_NEED_TX | F_NOT_IN_BDAT,
+		.in_bdat = R_CMD_AFTER_BDAT },
+	[SMTP_DATA] = { .name = "DATA", .handler = cmd_data,
+		.flags = F_NEED_HELO | F_NEED_TX | F_NO_ARG | F_NOT_IN_BDAT | F_ENDS_GROUP,
+		.arg_refused = R_NO_DATA_ARG, .in_bdat = R_DATA_AFTER_BDAT },
+	[SMTP_BDAT] = { .name = "BDAT", .handler = cmd_bdat, .flags = 0 },
+	[SMTP_RSET] = { .name = "RSET", .handler = cmd_rset, .flags = 0 },
+	[SMTP_NOOP] = { .name = "NOOP", .handler = cmd_noop, .flags = F_ENDS_GROUP },
+	[SMTP_QUIT] = { .name = "QUIT", .handler = cmd_quit, .flags = F_ENDS_GROUP },
+	[SMTP_HELP] = { .name = "HELP", .handler = cmd_help, .flags = 0 },
+	[SMTP_VRFY] = { .name = "VRFY", .handler = cmd_vrfy, .flags = F_ENDS_GROUP },
+	[SMTP_EXPN] = { .name = "EXPN", .handler = cmd_expn, .flags = F_ENDS_GROUP },
+	[SMTP_STARTTLS] = { .name = "STARTTLS", .handler = cmd_starttls,
+		.flags = F_OFFERED | F_BEFORE_TLS | F_NO_ARG | F_ENDS_GROUP,
+		.unavailable = R_STARTTLS_UNAVAILABLE, .arg_refused = R_STARTTLS_ARG },
+	[SMTP_AUTH] = { .name = "AUTH", .handler = cmd_auth,
+		.flags = F_NEED_HELO | F_OFFERED | F_BEFORE_AUTH | F_NO_TX | F_NEED_TLS | F_ENDS_GROUP,
+		.unavailable = R_AUTH_UNAVAILABLE, .in_tx = R_AUTH_IN_TX },
 };
+
+/* Is the extension behind this verb offered on this connection (as EHLO says)? */
+static bool offered(const struct smtp_session *s, enum smtp_verb verb)
+{
+	switch (verb) {
+	case SMTP_STARTTLS: return s->info.tls_offered;
+	case SMTP_AUTH: return s->hooks.auth_verify != NULL;
+	default: return true;
+	}
+}
+
+/* A refusal of the gate; a protocol error counts towards the bad-command limit. */
+static bool gate_refuse(struct smtp_session *s, bool is_error, enum reply_id id, ...)
+{
+	va_list ap;
+	va_start(ap, id);
+	say_v(s, id, ap);
+	va_end(ap);
+	if (is_error)
+		bad_command(s);
+	return false;
+}
+
+/* The one place that enforces the flags: true when the handler may run. */
+static bool gate(struct smtp_session *s, const struct cmd_def *d, const struct smtp_command *c)
+{
+	unsigned f = d->flags;
+	if ((f & F_NEED_HELO) && !s->helo_seen)
+		return gate_refuse(s, true, R_NEED_HELO);
+	if ((f & F_OFFERED) && !offered(s, c->verb))
+		return gate_refuse(s, false, d->unavailable);
+	if ((f & F_BEFORE_AUTH) && s->login)
+		return gate_refuse(s, true, R_AUTH_TWICE);
+	if ((f & F_BEFORE_TLS) && s->secure)
+		return gate_refuse(s, true, R_ALREADY_TLS);
+	if ((f & F_NEED_TX) && !s->tx) {
+		explain_no_transaction(s, c);
+		return false;
+	}
+	if ((f & F_NO_ARG) && c->arg_len)
+		return gate_refuse(s, true, d->arg_refused);
+	if ((f & F_NOT_IN_BDAT) && s->tx && s->tx->used_bdat)
+		return gate_refuse(s, true, d->in_bdat, d->name);
+	if ((f & F_NO_TX) && s->tx)
+		return gate_refuse(s, true, d->in_tx);
+	if (f & F_NEED_TLS) {
+		enum login_transport tr = smtp_login_transport(s);
+		if (tr != LOGIN_TRANSPORT_OK) {
+			auth_refuse(s, CAUSE_TLS_REQUIRED, tr == LOGIN_NEEDS_STARTTLS ? R_AUTH_NEEDS_STARTTLS : R_AUTH_NEEDS_TLS_PORT);
+			return false;
+		}
+	}
+	return true;
+}
 
 static void session_dispatch(struct smtp_session *s, const char *line, size_t len)
 {
@@ -181,12 +265,26 @@ static void session_dispatch(struct smtp_session *s, const char *line, size_t le
 		bad_command(s);
 		return;
 	}
-	if ((def->flags & F_NEED_HELO) && !s->helo_seen) {
-		say(s, R_NEED_HELO);
-		bad_command(s);
+	if (def->flags & F_ENDS_GROUP)
+		s->group_ender = def->name;
+	if (gate(s, def, &c))
+		def->handler(s, &c);
+}
+
+/* RFC 2920 §3.1: a client must wait for the reply to a command that ends a group
+ * before it sends more.  One that does not is not refused (its commands are
+ * answered in order), but logged once per session, as Postfix does: it is the mark
+ * of a bulk sender that does not read replies. */
+static void note_pipelining(struct smtp_session *s, bool more_input)
+{
+	if (!s->group_ender)
 		return;
+	if (more_input && !s->pipelining_noted) {
+		s->pipelining_noted = true;
+		log_event(LOG_INFO, "improper_pipelining", "conn=%llu after=%s",
+			(unsigned long long)s->info.conn_id, s->group_ender);
 	}
-	def->handler(s, &c);
+	s->group_ender = NULL;
 }
 
 /* --- input ---------------------------------------------------------------- */
@@ -252,6 +350,7 @@ size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len)
 		default: n = 0; break;
 		}
 		used += n;
+		note_pipelining(s, used < len);
 	}
 	return used;
 }

@@ -5,6 +5,7 @@
 #ifndef POSTERN_SMTP_SESSION_INT_H
 #define POSTERN_SMTP_SESSION_INT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -98,6 +99,9 @@ struct smtp_session {
 	 * at DATA can say whose message was not sent: the first few, escaped, and a count. */
 	char orphans[ORPHANS_NAMED][ORPHAN_ADDR_MAX];
 	unsigned n_orphans;                /* all of them, named or not */
+	/* RFC 2920 §3.1: the command just dispatched ends a pipelined group (its name). */
+	const char *group_ender;
+	bool pipelining_noted;             /* a client that did not wait was logged once */
 };
 
 /* --- session.c: replies, errors, the end of the session --------------------- */
@@ -110,6 +114,7 @@ void tx_free(struct smtp_session *s);
 void session_close(struct smtp_session *s);
 /* A catalogue reply; a refusal gets a reference and a log line. */
 void say(struct smtp_session *s, enum reply_id id, ...);
+void say_v(struct smtp_session *s, enum reply_id id, va_list ap);
 /* Count a protocol error; past the limit the session ends. */
 void bad_command(struct smtp_session *s);
 /* A verdict's refusal: reason, hint and reference; the reference into ref_out. */
@@ -124,8 +129,9 @@ char *bare_path(char *arg);
 void remember_refusal(struct smtp_tx *tx, const char *addr, const struct verdict *v, const char *ref);
 void remember_mail_refusal(struct smtp_session *s, const char *what, const struct verdict *v);
 void forget_mail_refusal(struct smtp_session *s);
-void remember_orphan(struct smtp_session *s, const struct smtp_command *c);
 void reply_no_recipients(struct smtp_session *s, const char *verb);
+/* The gate's answer to RCPT or DATA outside a transaction. */
+void explain_no_transaction(struct smtp_session *s, const struct smtp_command *c);
 
 /* --- cmd_data.c: message content ------------------------------------------ */
 
@@ -134,10 +140,14 @@ size_t feed_data(struct smtp_session *s, const char *p, size_t len);
 size_t feed_bdat(struct smtp_session *s, const char *p, size_t len);
 void bdat_chunk_done(struct smtp_session *s);
 
-/* --- cmd_auth.c: a line of the SASL exchange; may a password be sent here ---- */
+/* --- cmd_auth.c: logging in ----------------------------------------------- */
 
+/* A line of the SASL exchange. */
 void auth_line(struct smtp_session *s, const char *line, size_t len);
+/* May a password be sent here now (auth/login.h)?  The gate's F_NEED_TLS, and EHLO. */
 enum login_transport smtp_login_transport(const struct smtp_session *s);
+/* A refused login (or an AUTH the gate refused): counted by cause for the 503. */
+void auth_refuse(struct smtp_session *s, enum refusal_cause cause, enum reply_id id, ...);
 
 /* --- the handlers of the command table ------------------------------------ */
 
