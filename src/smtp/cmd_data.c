@@ -313,56 +313,64 @@ void cmd_data(struct smtp_session *s, const struct smtp_command *c)
 	s->state = ST_DATA;
 }
 
-/* BDAT <chunk-size> [LAST]  (RFC 3030 §2).  The chunk is always read, even when the
- * command is refused, so that its bytes are never taken for commands. */
-void cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
+/* "<chunk-size> [LAST]"; false: not that (RFC 3030 §2 ABNF). */
+static bool parse_bdat(const struct smtp_command *c, uint64_t *size, bool *last)
 {
 	const char *sp = memchr(c->arg, ' ', c->arg_len);
 	size_t nlen = sp ? (size_t)(sp - c->arg) : c->arg_len;
+	*last = false;
+	if (!parse_u64(c->arg, nlen, size))
+		return false;
+	if (!sp)
+		return true;
+	*last = c->arg_len - nlen - 1 == 4 && ascii_ieq(sp + 1, "LAST", 4);
+	return *last;
+}
+
+/* Is this chunk refused, and why?  (The gate lets BDAT through in every state.) */
+static bool bdat_refused(const struct smtp_session *s, enum bdat_refusal *why)
+{
+	if (!s->tx)
+		*why = BDAT_NEED_MAIL;
+	else if (s->tx->n_rcpts == 0)
+		*why = BDAT_NO_RCPT;
+	else if (s->tx->bdat_failed)
+		*why = BDAT_AFTER_FAILURE;
+	else
+		return false;
+	return true;
+}
+
+/* BDAT <chunk-size> [LAST]  (RFC 3030 §2).  The chunk is always read, even when the
+ * command is refused (then in ST_BDAT_DISCARD), so that its bytes are never taken for
+ * commands. */
+void cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
+{
 	uint64_t size;
-	bool last = false;
-	bool ok = parse_u64(c->arg, nlen, &size);
-	if (ok && sp) {
-		const char *rest = sp + 1;
-		size_t rlen = c->arg_len - nlen - 1;
-		ok = rlen == 4 && ascii_ieq(rest, "LAST", 4);
-		last = ok;
-	}
-	if (!ok) {
+	bool last;
+	if (!parse_bdat(c, &size, &last)) {
 		/* Without a size we cannot tell data from commands: end the session. */
 		say(s, R_BDAT_SYNTAX);
 		session_close(s);
 		return;
 	}
-	if (!s->tx) {
-		/* No transaction: still swallow the chunk. */
-		s->tx = calloc(1, sizeof(*s->tx));
-		if (!s->tx) {
-			session_close(s);
-			return;
-		}
-		s->tx->bdat_err = BDAT_ERR_NEED_MAIL;
-		s->tx->bdat_discard = true;
-	} else {
-		struct smtp_tx *tx = s->tx;
-		tx->bdat_discard = false;
-		tx->bdat_err = BDAT_ERR_NONE;
-		if (tx->n_rcpts == 0) {
-			tx->bdat_err = BDAT_ERR_NO_RCPT;
-			tx->bdat_discard = true;
-		} else if (tx->bdat_failed) {
-			tx->bdat_err = BDAT_ERR_FAILED;
-			tx->bdat_discard = true;
-		} else if (!tx->used_bdat) {
-			tx->used_bdat = true;
-			data_decoder_init(&tx->dec);
-			if (!open_spool(s))
-				tx->spool_failed = true;
-		}
+	enum bdat_refusal why;
+	if (bdat_refused(s, &why)) {
+		s->discard_remaining = size;
+		s->discard_why = why;
+		s->state = ST_BDAT_DISCARD;
+		return;
 	}
-	s->tx->bdat_remaining = size;
-	s->tx->bdat_chunk = size;
-	s->tx->bdat_last = last;
+	struct smtp_tx *tx = s->tx;
+	if (!tx->used_bdat) {
+		tx->used_bdat = true;
+		data_decoder_init(&tx->dec);
+		if (!open_spool(s))
+			tx->spool_failed = true;
+	}
+	tx->bdat_remaining = size;
+	tx->bdat_chunk = size;
+	tx->bdat_last = last;
 	s->state = ST_BDAT;
 }
 
@@ -371,31 +379,14 @@ void bdat_chunk_done(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
 	s->state = ST_CMD;
-	if (tx->bdat_discard) {
-		switch (tx->bdat_err) {
-		case BDAT_ERR_NEED_MAIL:
-			tx_free(s);
-			reply_no_recipients(s, "BDAT");
-			break;
-		case BDAT_ERR_NO_RCPT:
-			reply_no_recipients(s, "BDAT");
-			break;
-		default:
-			say(s, R_BDAT_AFTER_FAILURE);
-			break;
-		}
-		bad_command(s);
-		return;
-	}
 	if (tx->too_big || tx->spool_failed) {
 		tx->bdat_failed = true;
 		if (tx->too_big)
 			say(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
 		else
 			reply_spool_failure(s, R_TEMP_SPOOL);
-		if (tx->bdat_last) {
+		if (tx->bdat_last)
 			tx_free(s);
-		}
 		return;
 	}
 	if (tx->bdat_last) {
@@ -403,6 +394,33 @@ void bdat_chunk_done(struct smtp_session *s)
 		return;
 	}
 	say(s, R_BDAT_OK, (unsigned long long)tx->bdat_chunk);
+}
+
+/* A refused chunk has been read and dropped: its one reply.  The transaction, if
+ * there is one, stays as it was (RFC 3030 §2: the client may RSET). */
+void bdat_discard_done(struct smtp_session *s)
+{
+	s->state = ST_CMD;
+	switch (s->discard_why) {
+	case BDAT_NEED_MAIL:
+	case BDAT_NO_RCPT:
+		reply_no_recipients(s, "BDAT");
+		break;
+	case BDAT_AFTER_FAILURE:
+		say(s, R_BDAT_AFTER_FAILURE);
+		break;
+	}
+	bad_command(s);
+}
+
+size_t feed_bdat_discard(struct smtp_session *s, const char *p, size_t len)
+{
+	(void)p;
+	size_t n = len < s->discard_remaining ? len : (size_t)s->discard_remaining;
+	s->discard_remaining -= n;
+	if (s->discard_remaining == 0)
+		bdat_discard_done(s);
+	return n;
 }
 
 size_t feed_data(struct smtp_session *s, const char *p, size_t len)
@@ -423,10 +441,8 @@ size_t feed_bdat(struct smtp_session *s, const char *p, size_t len)
 	size_t n = len;
 	if (n > tx->bdat_remaining)
 		n = (size_t)tx->bdat_remaining;
-	if (!tx->bdat_discard) {
-		data_scan_feed(&tx->dec, p, n);
-		accept_bytes(s, p, n);
-	}
+	data_scan_feed(&tx->dec, p, n);
+	accept_bytes(s, p, n);
 	tx->bdat_remaining -= n;
 	if (tx->bdat_remaining == 0)
 		bdat_chunk_done(s);

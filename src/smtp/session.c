@@ -336,6 +336,10 @@ size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len)
 			bdat_chunk_done(s);
 			continue;
 		}
+		if (s->state == ST_BDAT_DISCARD && s->discard_remaining == 0) {
+			bdat_discard_done(s);
+			continue;
+		}
 		if (used >= len)
 			break;
 		/* Back-pressure: a client that pipelines without reading replies waits. */
@@ -347,6 +351,7 @@ size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len)
 		case ST_AUTH: n = feed_command(s, p + used, len - used); break;
 		case ST_DATA: n = feed_data(s, p + used, len - used); break;
 		case ST_BDAT: n = feed_bdat(s, p + used, len - used); break;
+		case ST_BDAT_DISCARD: n = feed_bdat_discard(s, p + used, len - used); break;
 		default: n = 0; break;
 		}
 		used += n;
@@ -455,7 +460,7 @@ bool smtp_session_line_pending(const struct smtp_session *s)
 
 bool smtp_session_in_data(const struct smtp_session *s)
 {
-	return s->state == ST_DATA || s->state == ST_BDAT;
+	return s->state == ST_DATA || s->state == ST_BDAT || s->state == ST_BDAT_DISCARD;
 }
 
 void smtp_session_shutdown(struct smtp_session *s)

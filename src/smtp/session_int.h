@@ -30,7 +30,7 @@ struct smtp_command;
 #define ORPHAN_ADDR_MAX 72             /* an escaped address, cut at 64 octets + "..." */
 #define HELO_MAX 255
 
-enum state { ST_CMD, ST_DATA, ST_BDAT, ST_WAIT_COMMIT, ST_AUTH, ST_WAIT_AUTH, ST_TLS_PENDING, ST_HOLD, ST_CLOSED };
+enum state { ST_CMD, ST_DATA, ST_BDAT, ST_BDAT_DISCARD, ST_WAIT_COMMIT, ST_AUTH, ST_WAIT_AUTH, ST_TLS_PENDING, ST_HOLD, ST_CLOSED };
 
 struct refusal {
 	char addr[SMTP_ADDR_MAX + 1];
@@ -62,9 +62,10 @@ struct smtp_tx {
 	uint64_t bdat_remaining;
 	uint64_t bdat_chunk;
 	bool bdat_last;
-	bool bdat_discard;                 /* consume this chunk, then send pending error */
-	enum { BDAT_ERR_NONE, BDAT_ERR_NEED_MAIL, BDAT_ERR_NO_RCPT, BDAT_ERR_FAILED } bdat_err;
 };
+
+/* Why a BDAT chunk is read and dropped (ST_BDAT_DISCARD). */
+enum bdat_refusal { BDAT_NEED_MAIL, BDAT_NO_RCPT, BDAT_AFTER_FAILURE };
 
 struct smtp_session {
 	struct smtp_conn_info info;        /* strings below are owned copies */
@@ -102,6 +103,11 @@ struct smtp_session {
 	/* RFC 2920 §3.1: the command just dispatched ends a pipelined group (its name). */
 	const char *group_ender;
 	bool pipelining_noted;             /* a client that did not wait was logged once */
+	/* A refused BDAT chunk (ST_BDAT_DISCARD): its octets are read and dropped, since
+	 * they follow the command whatever the reply (RFC 3030 §2), and the one reply
+	 * comes once they are all read.  No transaction is made up for it. */
+	uint64_t discard_remaining;
+	enum bdat_refusal discard_why;
 };
 
 /* --- session.c: replies, errors, the end of the session --------------------- */
@@ -139,6 +145,8 @@ void reply_spool_failure(struct smtp_session *s, enum reply_id id);
 size_t feed_data(struct smtp_session *s, const char *p, size_t len);
 size_t feed_bdat(struct smtp_session *s, const char *p, size_t len);
 void bdat_chunk_done(struct smtp_session *s);
+size_t feed_bdat_discard(struct smtp_session *s, const char *p, size_t len);
+void bdat_discard_done(struct smtp_session *s);
 
 /* --- cmd_auth.c: logging in ----------------------------------------------- */
 

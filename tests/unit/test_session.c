@@ -409,6 +409,17 @@ static const struct script scripts[] = {
 	{ "BDAT LAST without MAIL", S(EHLO "BDAT 6 LAST\r\nQUIT\r\nNOOP\r\n"), "220|250|503 5.5.1|250 2.0.0", 0, 0, false, NULL, 0 },
 	{ "BDAT without recipients swallows its bytes", S(EHLO MAIL "BDAT 6\r\nQUIT\r\nNOOP\r\n"),
 	  "220|250|250 2.1.0|503 5.5.1|250 2.0.0", 0, 0, false, NULL, 0 },
+	/* A refused chunk is read and dropped (RFC 3030 §2), answered once, and leaves
+	 * no transaction behind. */
+	{ "refused BDAT: commands in the chunk never run", S(EHLO "BDAT 25\r\nMAIL FROM:<a@b.example>\r\nNOOP\r\n"),
+	  "220|250|503 5.5.1|250 2.0.0", 0, 0, false, NULL, 0 },
+	{ "refused BDAT chunks answered once each", S(EHLO "BDAT 3\r\nabcBDAT 2 LAST\r\nxyNOOP\r\n"),
+	  "220|250|503 5.5.1|503 5.5.1|250 2.0.0", 0, 0, false, NULL, 0 },
+	{ "refused BDAT 0 without MAIL", S(EHLO "BDAT 0\r\nNOOP\r\n"), "220|250|503 5.5.1|250 2.0.0", 0, 0, false, NULL, 0 },
+	{ "refused BDAT leaves no transaction", S(EHLO "BDAT 4\r\nRSET" MAIL RCPT "BDAT 4 LAST\r\nhi\r\n"),
+	  "220|250|503 5.5.1|250 2.1.0|250 2.1.5|250 2.0.0", 1, 0, false, "hi\r\n<<END>>", 0 },
+	{ "BDAT without recipients keeps the transaction", S(EHLO MAIL "BDAT 2\r\nab" RCPT "BDAT 2 LAST\r\n\r\n"),
+	  "220|250|250 2.1.0|503 5.5.1|250 2.1.5|250 2.0.0", 1, 0, false, "\r\n<<END>>", 0 },
 	{ "DATA after BDAT", S(TX "BDAT 3\r\nabcDATA\r\nRSET\r\n"),
 	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0|503 5.5.1|250 2.0.0", 0, 1, false, NULL, 0 },
 	{ "BDAT syntax closes", S(TX "BDAT abc\r\nNOOP\r\n"), "220|250|250 2.1.0|250 2.1.5|501 5.5.4", 0, 0, true, NULL, 0 },
@@ -780,6 +791,40 @@ static void test_harvesting_slowed_then_closed(void **state)
 	buf_free(&out);
 	smtp_session_free(&s);
 	assert_int_equal(f.violations, 0);
+	fake_free(&f);
+}
+
+/* A refused BDAT chunk: while its octets arrive the session is in data (the data
+ * deadlines apply), nothing is answered and no spool is opened; the one 503 comes
+ * when the last octet is read, and then commands are read again. */
+static void test_bdat_discard(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct smtp_session *s = new_session(&f, NULL);
+	struct buf out;
+	buf_init(&out, 1 << 16);
+	const char *head = "EHLO c\r\nBDAT 12\r\nQUIT\r\n";
+	assert_int_equal(smtp_session_feed(s, head, strlen(head)), strlen(head));
+	take_output(s, &out);
+	buf_reset(&out);
+	assert_true(smtp_session_in_data(s));
+	assert_int_equal(smtp_session_declared_size(s), 0);
+	assert_false(smtp_session_wants_close(s));
+	const char *rest = "RSET\r\nNOOP\r\n";
+	assert_int_equal(smtp_session_feed(s, rest, 3), 3);
+	take_output(s, &out);
+	assert_int_equal(out.len, 0);
+	assert_int_equal(smtp_session_feed(s, rest + 3, strlen(rest) - 3), strlen(rest) - 3);
+	take_output(s, &out);
+	assert_non_null(strstr(buf_cstr(&out), "503 5.5.1"));
+	assert_non_null(strstr(buf_cstr(&out), "250 2.0.0 Ok\r\n"));
+	assert_null(strstr(buf_cstr(&out), "221"));
+	assert_false(smtp_session_in_data(s));
+	assert_int_equal(f.opens, 0);
+	smtp_session_free(&s);
+	assert_int_equal(f.violations, 0);
+	buf_free(&out);
 	fake_free(&f);
 }
 
@@ -1395,6 +1440,7 @@ int main(void)
 		cmocka_unit_test(test_explaining_503),
 		cmocka_unit_test(test_503_names_recipients_after_refused_mail),
 		cmocka_unit_test(test_harvesting_slowed_then_closed),
+		cmocka_unit_test(test_bdat_discard),
 		cmocka_unit_test(test_commit_wait),
 		cmocka_unit_test(test_commit_failure),
 		cmocka_unit_test(test_commit_refused_no_room),
