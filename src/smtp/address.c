@@ -299,6 +299,84 @@ static bool path_followed_properly(const struct cursor *c)
 	return at_end(c) || peek(c) == ' ';
 }
 
+/* MAIL parameters seen so far: each may come once. */
+struct mail_params_seen {
+	bool size, body, utf8, auth;
+};
+
+/* One MAIL parameter (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 3461 RET
+ * and ENVID, RFC 4954 AUTH) into params. */
+static enum smtp_addr_status parse_mail_param(const struct param *pm, struct smtp_mail_params *params,
+	struct mail_params_seen *seen, const char **detail)
+{
+	if (!keyword_valid(pm)) {
+		*detail = "a parameter is malformed";
+		return ADDR_PARAM_SYNTAX;
+	}
+	if (key_is(pm, "SIZE")) {
+		/* RFC 1870: size-value = 1*20DIGIT */
+		if (seen->size || !pm->val || !parse_u64(pm->val, pm->val_len, &params->size)) {
+			*detail = "SIZE= needs a number of octets";
+			return ADDR_PARAM_SYNTAX;
+		}
+		seen->size = params->size_set = true;
+	} else if (key_is(pm, "BODY")) {
+		if (seen->body || !pm->val) {
+			*detail = "BODY= needs 7BIT, 8BITMIME or BINARYMIME";
+			return ADDR_PARAM_SYNTAX;
+		}
+		if (pm->val_len == 4 && ascii_ieq(pm->val, "7BIT", 4))
+			params->body = BODY_7BIT;
+		else if (pm->val_len == 8 && ascii_ieq(pm->val, "8BITMIME", 8))
+			params->body = BODY_8BITMIME;
+		else if (pm->val_len == 10 && ascii_ieq(pm->val, "BINARYMIME", 10))
+			params->body = BODY_BINARYMIME;
+		else {
+			*detail = "BODY= needs 7BIT, 8BITMIME or BINARYMIME";
+			return ADDR_PARAM_SYNTAX;
+		}
+		seen->body = true;
+	} else if (key_is(pm, "SMTPUTF8")) {
+		if (seen->utf8 || pm->val) {
+			*detail = "SMTPUTF8 takes no value";
+			return ADDR_PARAM_SYNTAX;
+		}
+		seen->utf8 = params->smtputf8 = true;
+	} else if (key_is(pm, "RET")) {
+		/* RFC 3461 §4.3: RET=FULL / RET=HDRS */
+		if (params->ret || !pm->val) {
+			*detail = "RET= needs FULL or HDRS";
+			return ADDR_PARAM_SYNTAX;
+		}
+		if (pm->val_len == 4 && ascii_ieq(pm->val, "FULL", 4))
+			params->ret = 1;
+		else if (pm->val_len == 4 && ascii_ieq(pm->val, "HDRS", 4))
+			params->ret = 2;
+		else {
+			*detail = "RET= needs FULL or HDRS";
+			return ADDR_PARAM_SYNTAX;
+		}
+	} else if (key_is(pm, "ENVID")) {
+		/* RFC 3461 §4.4: ENVID=xtext, at most 100 characters */
+		if (params->envid[0] || !pm->val || pm->val_len == 0 ||
+			!smtp_xtext_decode(pm->val, pm->val_len, params->envid, sizeof(params->envid))) {
+			*detail = "ENVID= needs an xtext value of at most 100 characters";
+			return ADDR_PARAM_SYNTAX;
+		}
+	} else if (key_is(pm, "AUTH")) {
+		/* RFC 4954 §5: AUTH=<> or AUTH=xtext mailbox; accepted, not trusted. */
+		if (seen->auth || !pm->val || pm->val_len == 0) {
+			*detail = "AUTH= needs a value";
+			return ADDR_PARAM_SYNTAX;
+		}
+		seen->auth = params->auth_set = true;
+	} else {
+		*detail = "this server does not know that parameter";
+		return ADDR_PARAM_UNKNOWN;
+	}
+	return ADDR_OK;
+}
+
 enum smtp_addr_status smtp_parse_mail(const char *arg, size_t len, struct smtp_path *path,
 	struct smtp_mail_params *params, const char **detail)
 {
@@ -319,73 +397,11 @@ enum smtp_addr_status smtp_parse_mail(const char *arg, size_t len, struct smtp_p
 		return st;
 	}
 	struct param pm;
-	bool seen_size = false, seen_body = false, seen_utf8 = false, seen_auth = false;
+	struct mail_params_seen seen = { false, false, false, false };
 	while (next_param(&c, &pm)) {
-		if (!keyword_valid(&pm)) {
-			*detail = "a parameter is malformed";
-			return ADDR_PARAM_SYNTAX;
-		}
-		if (key_is(&pm, "SIZE")) {
-			/* RFC 1870: size-value = 1*20DIGIT */
-			if (seen_size || !pm.val || !parse_u64(pm.val, pm.val_len, &params->size)) {
-				*detail = "SIZE= needs a number of octets";
-				return ADDR_PARAM_SYNTAX;
-			}
-			seen_size = params->size_set = true;
-		} else if (key_is(&pm, "BODY")) {
-			if (seen_body || !pm.val) {
-				*detail = "BODY= needs 7BIT, 8BITMIME or BINARYMIME";
-				return ADDR_PARAM_SYNTAX;
-			}
-			if (pm.val_len == 4 && ascii_ieq(pm.val, "7BIT", 4))
-				params->body = BODY_7BIT;
-			else if (pm.val_len == 8 && ascii_ieq(pm.val, "8BITMIME", 8))
-				params->body = BODY_8BITMIME;
-			else if (pm.val_len == 10 && ascii_ieq(pm.val, "BINARYMIME", 10))
-				params->body = BODY_BINARYMIME;
-			else {
-				*detail = "BODY= needs 7BIT, 8BITMIME or BINARYMIME";
-				return ADDR_PARAM_SYNTAX;
-			}
-			seen_body = true;
-		} else if (key_is(&pm, "SMTPUTF8")) {
-			if (seen_utf8 || pm.val) {
-				*detail = "SMTPUTF8 takes no value";
-				return ADDR_PARAM_SYNTAX;
-			}
-			seen_utf8 = params->smtputf8 = true;
-		} else if (key_is(&pm, "RET")) {
-			/* RFC 3461 §4.3: RET=FULL / RET=HDRS */
-			if (params->ret || !pm.val) {
-				*detail = "RET= needs FULL or HDRS";
-				return ADDR_PARAM_SYNTAX;
-			}
-			if (pm.val_len == 4 && ascii_ieq(pm.val, "FULL", 4))
-				params->ret = 1;
-			else if (pm.val_len == 4 && ascii_ieq(pm.val, "HDRS", 4))
-				params->ret = 2;
-			else {
-				*detail = "RET= needs FULL or HDRS";
-				return ADDR_PARAM_SYNTAX;
-			}
-		} else if (key_is(&pm, "ENVID")) {
-			/* RFC 3461 §4.4: ENVID=xtext, at most 100 characters */
-			if (params->envid[0] || !pm.val || pm.val_len == 0 ||
-				!smtp_xtext_decode(pm.val, pm.val_len, params->envid, sizeof(params->envid))) {
-				*detail = "ENVID= needs an xtext value of at most 100 characters";
-				return ADDR_PARAM_SYNTAX;
-			}
-		} else if (key_is(&pm, "AUTH")) {
-			/* RFC 4954 §5: AUTH=<> or AUTH=xtext mailbox; accepted, not trusted. */
-			if (seen_auth || !pm.val || pm.val_len == 0) {
-				*detail = "AUTH= needs a value";
-				return ADDR_PARAM_SYNTAX;
-			}
-			seen_auth = params->auth_set = true;
-		} else {
-			*detail = "this server does not know that parameter";
-			return ADDR_PARAM_UNKNOWN;
-		}
+		st = parse_mail_param(&pm, params, &seen, detail);
+		if (st != ADDR_OK)
+			return st;
 	}
 	return ADDR_OK;
 }

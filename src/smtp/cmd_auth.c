@@ -22,26 +22,10 @@ void cmd_starttls(struct smtp_session *s, const struct smtp_command *c)
 {
 	/* The gate saw to it that STARTTLS is offered, TLS not active yet, no argument. */
 	(void)c;
-	reply_write(&s->out, 220, "2.0.0", "Ready to start TLS");
+	say(s, R_READY_TLS);
 	tx_free(s);
 	s->wants_tls = true;
 	s->state = ST_TLS_PENDING;
-}
-
-void auth_refuse(struct smtp_session *s, enum refusal_cause cause, enum reply_id id, ...)
-{
-	s->causes[cause]++;
-	const struct reply_entry *e = reply_get(id);
-	char ref[32], summary[256];
-	next_ref(s, ref, sizeof(ref));
-	va_list ap;
-	va_start(ap, id);
-	reply_vid(&s->out, ref, summary, sizeof(summary), id, ap);
-	va_end(ap);
-	char q[300];
-	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=AUTH code=%d enh=%s cause=\"%s\" reason=%s",
-		(unsigned long long)s->info.conn_id, ref, e->code, e->enh, policy_cause_name(cause),
-		log_quote(q, sizeof(q), summary, strlen(summary), 200));
 }
 
 static struct login_hooks login_hooks(const struct smtp_session *s)
@@ -57,9 +41,9 @@ static void refuse_throttled(struct smtp_session *s, struct throttle_verdict v, 
 	login_block_end(v.until, when, sizeof(when));
 	if (v.block == THROTTLE_ACCOUNT && user) {
 		quote_for_reply(q, sizeof(q), user, strlen(user));
-		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
+		refuse_counted(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
 	} else {
-		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ADDRESS, when);
+		refuse_counted(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ADDRESS, when);
 	}
 }
 
@@ -83,16 +67,16 @@ static void auth_progress(struct smtp_session *s, enum login_step st)
 		refuse_throttled(s, s->lx.verdict, s->lx.user);
 		return;
 	case LOGIN_CANCELLED:
-		say(s, R_AUTH_CANCELLED);
+		refuse(s, R_AUTH_CANCELLED);
 		return;
 	case LOGIN_BAD_BASE64:
-		say(s, R_AUTH_BAD_BASE64);
+		refuse(s, R_AUTH_BAD_BASE64);
 		break;
 	case LOGIN_MALFORMED:
-		say(s, R_AUTH_MALFORMED);
+		refuse(s, R_AUTH_MALFORMED);
 		break;
 	case LOGIN_AUTHZID:
-		say(s, R_AUTH_AUTHZID);
+		refuse(s, R_AUTH_AUTHZID);
 		break;
 	}
 	bad_command(s);
@@ -121,12 +105,12 @@ void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 	size_t mlen = sp ? (size_t)(sp - c->arg) : c->arg_len;
 	enum sasl_mech mech;
 	if (mlen == 0) {
-		say(s, R_AUTH_NO_MECH);
+		refuse(s, R_AUTH_NO_MECH);
 		bad_command(s);
 		return;
 	}
 	if (!sasl_mech_from_name(c->arg, mlen, &mech)) {
-		say(s, R_AUTH_UNKNOWN_MECH);
+		refuse(s, R_AUTH_UNKNOWN_MECH);
 		bad_command(s);
 		return;
 	}
@@ -179,7 +163,7 @@ void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const c
 		free(s->login);
 		s->login = strdup(login ? login : s->lx.user);
 		if (!s->login) {
-			say(s, R_AUTH_TEMPFAIL);
+			refuse(s, R_AUTH_TEMPFAIL);
 			break;
 		}
 		memset(s->causes, 0, sizeof(s->causes));   /* earlier failures no longer explain anything */
@@ -187,17 +171,17 @@ void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const c
 		say(s, R_AUTH_OK);
 		break;
 	case LOGIN_FAILED:
-		auth_refuse(s, CAUSE_AUTH_FAILED, R_AUTH_FAILED);
+		refuse_counted(s, CAUSE_AUTH_FAILED, R_AUTH_FAILED);
 		break;
 	case LOGIN_BLOCKED: {
 		char q[80];
 		login_block_end(blocked_until, when, sizeof(when));
 		quote_for_reply(q, sizeof(q), s->lx.user, strlen(s->lx.user));
-		auth_refuse(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
+		refuse_counted(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
 		break;
 	}
 	case LOGIN_TEMPFAIL:
-		say(s, R_AUTH_TEMPFAIL);
+		refuse(s, R_AUTH_TEMPFAIL);
 		break;
 	}
 	login_clear(&s->lx);

@@ -82,7 +82,7 @@ void reply_spool_failure(struct smtp_session *s, enum reply_id id)
 {
 	if (s->hooks.spool_no_space && s->hooks.spool_no_space(s->hooks.ctx))
 		id = R_NO_SPACE_DATA;
-	say(s, id);
+	refuse(s, id);
 }
 
 /* Watch the whole header for From: fields as it streams to the spool, however long
@@ -142,13 +142,13 @@ static bool check_from_header(struct smtp_session *s)
 	}
 	if (count > 1) {
 		/* RFC 5322 §3.6: exactly one; a second could be shown instead of the first. */
-		say(s, R_FROM_NOT_ONE, count);
+		refuse(s, R_FROM_NOT_ONE, count);
 		log_event(LOG_INFO, "from_header_refused", "conn=%llu login=%s from_fields=%zu",
 			(unsigned long long)s->info.conn_id, s->login, count);
 		return false;
 	}
 	if (sc->value_truncated) {
-		say(s, R_FROM_TOO_LONG, (size_t)MSG_FIELD_VALUE_MAX);
+		refuse(s, R_FROM_TOO_LONG, (size_t)MSG_FIELD_VALUE_MAX);
 		return false;
 	}
 	const char *val = "";
@@ -162,29 +162,27 @@ static bool check_from_header(struct smtp_session *s)
 		quote_for_reply(q, sizeof(q), val, vl);
 		char reason[VERDICT_REASON_MAX];
 		snprintf(reason, sizeof(reason), "the From: header \"%s\" does not hold a valid address", q);
-		verdict_set(&v, VERDICT_PERM, 550, "5.6.0", CAUSE_BAD_ADDRESS, reason,
-			"Set your name and email address in the account settings of your mail program");
-		refuse(s, "DATA", "Message refused", &v, NULL, 0);
+		reply_verdict(&v, V_FROM_BAD_ADDRESS, CAUSE_BAD_ADDRESS, reason);
+		refuse_verdict(s, "Message refused", &v, NULL, 0);
 		return false;
 	}
 	if (list.truncated) {
 		/* Addresses past the parser's list would go unchecked. */
-		say(s, R_FROM_TOO_MANY, MSG_MAX_MAILBOXES);
+		refuse(s, R_FROM_TOO_MANY, MSG_MAX_MAILBOXES);
 		return false;
 	}
 	for (size_t i = 0; i < list.n; i++) {
 		bool temp = false;
 		bool owned = s->hooks.sender_owned(s->hooks.ctx, s->login, list.mailboxes[i].addr, &temp);
 		if (temp) {
-			verdict_set(&v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
-				"temporary failure: the user directory could not be read", "Your mail program will try again later");
-			refuse(s, "DATA", "Message not accepted", &v, NULL, 0);
+			reply_verdict(&v, V_DIRECTORY_TEMPFAIL, CAUSE_LOOKUP_FAILED, NULL);
+			refuse_verdict(s, "Message not accepted", &v, NULL, 0);
 			return false;
 		}
 		if (!owned) {
 			policy_check_sender(s->login, list.mailboxes[i].addr, false, "From: header", &v);
 			v.code = 550;   /* after DATA: 550, not 553 (RFC 5321 §4.3.2) */
-			refuse(s, "DATA", "Message refused", &v, NULL, 0);
+			refuse_verdict(s, "Message refused", &v, NULL, 0);
 			return false;
 		}
 	}
@@ -200,7 +198,7 @@ static bool content_acceptable(struct smtp_session *s)
 	if (d->bare_lf || d->bare_cr) {
 		/* RFC 5321 §2.3.8; a bare line end is how SMTP smuggling starts. */
 		const char *kind = d->bare_lf ? "bare LF" : "bare CR";
-		say(s, R_BARE_LINE_ENDING, kind, d->bare_lf ? "LF" : "CR", d->bare_lf ? "a CR before it" : "an LF after it");
+		refuse(s, R_BARE_LINE_ENDING, kind, d->bare_lf ? "LF" : "CR", d->bare_lf ? "a CR before it" : "an LF after it");
 		log_event(LOG_WARN, "bare_line_ends", "conn=%llu cmd=%s kind=\"%s\" bare_lf=%llu bare_cr=%llu",
 			(unsigned long long)s->info.conn_id, verb, kind, (unsigned long long)d->bare_lf,
 			(unsigned long long)d->bare_cr);
@@ -209,12 +207,12 @@ static bool content_acceptable(struct smtp_session *s)
 	if (d->has_nul) {
 		/* As NUL in a command is refused (R_SYNTAX_BAD_BYTES): stored, it would
 		 * cut the message short for any reader that takes it for a string end. */
-		say(s, R_NUL_IN_MESSAGE);
+		refuse(s, R_NUL_IN_MESSAGE);
 		log_event(LOG_WARN, "nul_in_message", "conn=%llu cmd=%s", (unsigned long long)s->info.conn_id, verb);
 		return false;
 	}
 	if (d->longest_line > s->limits.max_message_line) {
-		say(s, R_MESSAGE_LINE_TOO_LONG, (unsigned long long)d->longest_line_no,
+		refuse(s, R_MESSAGE_LINE_TOO_LONG, (unsigned long long)d->longest_line_no,
 			(unsigned long long)d->longest_line, (unsigned long long)s->limits.max_message_line);
 		log_event(LOG_INFO, "line_too_long", "conn=%llu cmd=%s line=%llu octets=%llu limit=%llu",
 			(unsigned long long)s->info.conn_id, verb, (unsigned long long)d->longest_line_no,
@@ -229,7 +227,7 @@ static void finish_message(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
 	if (tx->too_big) {
-		say(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
+		refuse(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
 		tx_free(s);
 		s->state = ST_CMD;
 		return;
@@ -285,7 +283,7 @@ void smtp_session_commit_refused(struct smtp_session *s, enum message_quota why,
 	format_size(size, sz, sizeof(sz));
 	enum reply_id id = why == MQ_LARGER ? R_DATA_LARGER_THAN_MAILBOX
 		: why == MQ_FULL_PERMANENT ? R_DATA_MAILBOX_FULL_PERM : R_DATA_MAILBOX_FULL;
-	say(s, id, sz, detail);
+	refuse(s, id, sz, detail);
 	tx_free(s);
 	s->state = ST_CMD;
 }
@@ -300,7 +298,7 @@ void cmd_data(struct smtp_session *s, const struct smtp_command *c)
 		return;
 	}
 	if (s->tx->params.body == BODY_BINARYMIME) {
-		say(s, R_BODY_8BIT_NOT_DECLARED);
+		refuse(s, R_BODY_8BIT_NOT_DECLARED);
 		return;
 	}
 	if (!open_spool(s)) {
@@ -350,7 +348,7 @@ void cmd_bdat(struct smtp_session *s, const struct smtp_command *c)
 	bool last;
 	if (!parse_bdat(c, &size, &last)) {
 		/* Without a size we cannot tell data from commands: end the session. */
-		say(s, R_BDAT_SYNTAX);
+		refuse(s, R_BDAT_SYNTAX);
 		session_close(s);
 		return;
 	}
@@ -382,7 +380,7 @@ void bdat_chunk_done(struct smtp_session *s)
 	if (tx->too_big || tx->spool_failed) {
 		tx->bdat_failed = true;
 		if (tx->too_big)
-			say(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
+			refuse(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
 		else
 			reply_spool_failure(s, R_TEMP_SPOOL);
 		if (tx->bdat_last)
@@ -407,7 +405,7 @@ void bdat_discard_done(struct smtp_session *s)
 		reply_no_recipients(s, "BDAT");
 		break;
 	case BDAT_AFTER_FAILURE:
-		say(s, R_BDAT_AFTER_FAILURE);
+		refuse(s, R_BDAT_AFTER_FAILURE);
 		break;
 	}
 	bad_command(s);

@@ -10,7 +10,7 @@
 static void cmd_helo_common(struct smtp_session *s, const struct smtp_command *c, bool esmtp)
 {
 	if (c->arg_len == 0) {
-		say(s, R_HELO_NEEDS_DOMAIN, esmtp ? "EHLO" : "HELO");
+		refuse(s, R_HELO_NEEDS_DOMAIN, esmtp ? "EHLO" : "HELO");
 		bad_command(s);
 		return;
 	}
@@ -75,5 +75,5 @@ void cmd_vrfy(struct smtp_session *s, const struct smtp_command *c)
 void cmd_expn(struct smtp_session *s, const struct smtp_command *c)
 {
 	(void)c;
-	say(s, R_NOT_IMPLEMENTED, "EXPN");
+	refuse(s, R_NOT_IMPLEMENTED, "EXPN");
 }

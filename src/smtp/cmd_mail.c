@@ -24,13 +24,9 @@ static bool mail_syntax_ok(struct smtp_session *s, const struct smtp_command *c,
 	quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
 	snprintf(what, sizeof(what), "MAIL %s", q);
 	struct verdict v;
-	if (st == ADDR_PARAM_UNKNOWN)
-		verdict_set(&v, VERDICT_PERM, 555, "5.5.4", CAUSE_BAD_ADDRESS, detail,
-			"Remove the parameter, or send EHLO to see the extensions this server offers");
-	else if (st == ADDR_SYNTAX || st == ADDR_TOO_LONG)
-		verdict_set(&v, VERDICT_PERM, 501, "5.1.7", CAUSE_BAD_ADDRESS, detail, "Use MAIL FROM:<you@example.org>");
-	else
-		verdict_set(&v, VERDICT_PERM, 501, "5.5.4", CAUSE_BAD_ADDRESS, detail, "Use MAIL FROM:<you@example.org>");
+	enum verdict_id id = st == ADDR_PARAM_UNKNOWN ? V_MAIL_PARAM_UNKNOWN
+		: st == ADDR_SYNTAX || st == ADDR_TOO_LONG ? V_MAIL_BAD_ADDRESS : V_MAIL_SYNTAX;
+	reply_verdict(&v, id, CAUSE_BAD_ADDRESS, detail);
 	remember_mail_refusal(s, what, &v);
 	bad_command(s);
 	return false;
@@ -41,12 +37,12 @@ static bool mail_syntax_ok(struct smtp_session *s, const struct smtp_command *c,
 static bool mail_params_ok(struct smtp_session *s, const struct smtp_tx *tx, const char *addr)
 {
 	if (tx->params.size_set && tx->params.size > s->limits.max_message) {
-		say(s, R_MSG_TOO_BIG_DECLARED, (unsigned long long)tx->params.size,
+		refuse(s, R_MSG_TOO_BIG_DECLARED, (unsigned long long)tx->params.size,
 			(unsigned long long)s->limits.max_message);
 		return false;
 	}
 	if (tx->sender.utf8 && !tx->params.smtputf8) {
-		say(s, R_EIGHTBIT_NO_SMTPUTF8, addr);
+		refuse(s, R_EIGHTBIT_NO_SMTPUTF8, addr);
 		return false;
 	}
 	return true;
@@ -65,8 +61,7 @@ static void decide_sender(struct smtp_session *s, const struct smtp_tx *tx, cons
 	bool temp = false;
 	bool owned = s->hooks.sender_owned(s->hooks.ctx, s->login, addr, &temp);
 	if (temp)
-		verdict_set(v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
-			"temporary failure: the user directory could not be read", "Your mail program will try again later");
+		reply_verdict(v, V_DIRECTORY_TEMPFAIL, CAUSE_LOOKUP_FAILED, NULL);
 	else
 		policy_check_sender(s->login, addr, owned, "MAIL FROM", v);
 }
@@ -79,9 +74,9 @@ static bool spool_has_room(struct smtp_session *s, const struct smtp_tx *tx)
 		return true;
 	char sz[32];
 	if (tx->params.size_set && tx->params.size > 0)
-		say(s, R_NO_SPACE_SIZE, format_size(tx->params.size, sz, sizeof(sz)));
+		refuse(s, R_NO_SPACE_SIZE, format_size(tx->params.size, sz, sizeof(sz)));
 	else
-		say(s, R_NO_SPACE_MAIL);
+		refuse(s, R_NO_SPACE_MAIL);
 	return false;
 }
 

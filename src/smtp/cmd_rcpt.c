@@ -25,7 +25,7 @@ static void count_guess(struct smtp_session *s, size_t reply_start)
 	unsigned n = ++s->refused_rcpts;
 	const struct smtp_limits *l = &s->limits;
 	if (l->max_refused_rcpts && n >= l->max_refused_rcpts) {
-		say(s, R_TOO_MANY_REFUSED_RCPTS, s->hostname, n);
+		refuse(s, R_TOO_MANY_REFUSED_RCPTS, s->hostname, n);
 		log_event(LOG_WARN, "harvest_limit", "conn=%llu client=%s refused=%u action=close",
 			(unsigned long long)s->info.conn_id, s->client_addr, n);
 		session_close(s);
@@ -65,14 +65,11 @@ static bool rcpt_syntax_ok(struct smtp_session *s, const struct smtp_command *c,
 	struct verdict v;
 	char q[80], what[100], ref[32];
 	quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
-	if (st == ADDR_PARAM_UNKNOWN)
-		verdict_set(&v, VERDICT_PERM, 555, "5.5.4", CAUSE_BAD_ADDRESS, detail, "");
-	else if (st == ADDR_NO_KEYWORD || st == ADDR_PARAM_SYNTAX)
-		verdict_set(&v, VERDICT_PERM, 501, "5.5.4", CAUSE_BAD_ADDRESS, detail, "Use RCPT TO:<someone@example.org>");
-	else
-		verdict_set(&v, VERDICT_PERM, 501, "5.1.3", CAUSE_BAD_ADDRESS, detail, "Use RCPT TO:<someone@example.org>");
+	enum verdict_id id = st == ADDR_PARAM_UNKNOWN ? V_RCPT_PARAM_UNKNOWN
+		: st == ADDR_NO_KEYWORD || st == ADDR_PARAM_SYNTAX ? V_RCPT_SYNTAX : V_RCPT_BAD_ADDRESS;
+	reply_verdict(&v, id, CAUSE_BAD_ADDRESS, detail);
 	snprintf(what, sizeof(what), "RCPT %s", q);
-	refuse(s, "RCPT", what, &v, ref, sizeof(ref));
+	refuse_verdict(s, what, &v, ref, sizeof(ref));
 	remember_refusal(s->tx, bare_path(q), &v, ref);
 	bad_command(s);
 	return false;
@@ -84,7 +81,7 @@ static void refuse_rcpt(struct smtp_session *s, const char *addr, const struct v
 	char what[SMTP_ADDR_MAX + 3], ref[32];
 	snprintf(what, sizeof(what), "<%s>", addr);
 	size_t reply_start = s->out.len;
-	refuse(s, "RCPT", what, v, ref, sizeof(ref));
+	refuse_verdict(s, what, v, ref, sizeof(ref));
 	remember_refusal(s->tx, addr, v, ref);
 	if (v->kind == VERDICT_PERM && policy_cause_is_guess(v->cause))
 		count_guess(s, reply_start);
@@ -125,9 +122,7 @@ void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	smtp_path_format(&path, addr, sizeof(addr));
 	struct verdict v;
 	if (path.utf8 && !tx->params.smtputf8) {
-		verdict_set(&v, VERDICT_PERM, 553, "5.6.7", CAUSE_NON_ASCII_ADDRESS,
-			"the address is not ASCII and MAIL FROM had no SMTPUTF8 parameter",
-			"The sending program must declare SMTPUTF8 to use such addresses");
+		reply_verdict(&v, V_RCPT_NOT_ASCII, CAUSE_NON_ASCII_ADDRESS, NULL);
 		refuse_rcpt(s, addr, &v);
 		return;
 	}
@@ -139,8 +134,8 @@ void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		}
 	}
 	if (tx->n_rcpts >= s->limits.max_recipients) {
-		say(s, R_TOO_MANY_RCPTS, s->limits.max_recipients);
-		verdict_set(&v, VERDICT_TEMP, 452, "4.5.3", CAUSE_TOO_MANY_RECIPIENTS, "too many recipients", "");
+		refuse(s, R_TOO_MANY_RCPTS, s->limits.max_recipients);
+		reply_verdict(&v, V_TOO_MANY_RCPTS, CAUSE_TOO_MANY_RECIPIENTS, NULL);
 		remember_refusal(tx, addr, &v, "-");
 		return;
 	}

@@ -48,7 +48,7 @@ void remember_refusal(struct smtp_tx *tx, const char *addr, const struct verdict
 void remember_mail_refusal(struct smtp_session *s, const char *what, const struct verdict *v)
 {
 	char ref[32];
-	refuse(s, "MAIL", what, v, ref, sizeof(ref));
+	refuse_verdict(s, what, v, ref, sizeof(ref));
 	s->have_mail_refusal = true;
 	s->mail_cause = v->cause < CAUSE_COUNT ? v->cause : CAUSE_NONE;
 	snprintf(s->mail_refusal.addr, sizeof(s->mail_refusal.addr), "%s", what);
@@ -96,6 +96,42 @@ static void name_orphans(const struct smtp_session *s, struct buf *text)
 		buf_printf(text, " and %u more", s->n_orphans - named);
 }
 
+/* The refused sender, and the recipients given after it. */
+static void name_refused_sender(const struct smtp_session *s, const char *verb, struct buf *text)
+{
+	if (s->n_orphans) {
+		buf_appends(text, "Your message to ");
+		name_orphans(s, text);
+		buf_printf(text, " was not sent: the sender was refused, so %s has nothing to go with\n", verb);
+	} else {
+		buf_printf(text, "No message to send: the sender was refused, so %s has nothing to go with\n", verb);
+	}
+	buf_printf(text, "%s: %s (ref %s)\n", s->mail_refusal.addr, s->mail_refusal.reason, s->mail_refusal.ref);
+}
+
+/* Every refused recipient, the first REFUSALS_LISTED by name. */
+static void name_refused_rcpts(const struct smtp_tx *tx, struct buf *text)
+{
+	buf_printf(text, "No valid recipients, so there is no message to send: the server refused %s\n",
+		tx->n_refused == 1 ? "the only recipient" : "every recipient");
+	unsigned listed = tx->n_refused < REFUSALS_LISTED ? tx->n_refused : REFUSALS_LISTED;
+	for (unsigned i = 0; i < listed; i++)
+		buf_printf(text, "<%s>: %s (ref %s)\n", tx->refused[i].addr, tx->refused[i].reason, tx->refused[i].ref);
+	if (tx->n_refused > listed)
+		buf_printf(text, "... and %u more refused recipients\n", tx->n_refused - listed);
+}
+
+/* Earlier login trouble explains the refusals: say so. */
+static void name_login_trouble(const struct smtp_session *s, struct buf *text)
+{
+	if (s->causes[CAUSE_TLS_REQUIRED])
+		buf_appends(text, "Earlier, AUTH was refused because the connection was not encrypted\n");
+	else if (s->causes[CAUSE_THROTTLED])
+		buf_appends(text, "Earlier, AUTH was refused: too many failed logins from your address\n");
+	else if (s->causes[CAUSE_AUTH_FAILED])
+		buf_appends(text, "Earlier, the login failed: wrong user name or password\n");
+}
+
 /* The 503 at DATA/BDAT when nothing can be sent: name every refusal that led here
  * and end with the single most useful fix. */
 void reply_no_recipients(struct smtp_session *s, const char *verb)
@@ -104,51 +140,28 @@ void reply_no_recipients(struct smtp_session *s, const char *verb)
 	unsigned counts[CAUSE_COUNT];
 	for (int i = 0; i < CAUSE_COUNT; i++)
 		counts[i] = s->causes[i] + (tx ? tx->cause_counts[i] : 0);
-	struct buf text;
-	buf_init(&text, 8192);
-	unsigned named = 0;
-	if (!tx && s->have_mail_refusal) {
-		counts[s->mail_cause]++;
-		if (s->n_orphans) {
-			buf_appends(&text, "Your message to ");
-			name_orphans(s, &text);
-			buf_printf(&text, " was not sent: the sender was refused, so %s has nothing to go with\n", verb);
-		} else {
-			buf_printf(&text, "No message to send: the sender was refused, so %s has nothing to go with\n", verb);
-		}
-		buf_printf(&text, "%s: %s (ref %s)\n", s->mail_refusal.addr, s->mail_refusal.reason, s->mail_refusal.ref);
-		named = 1;
-	} else if (tx && tx->rcpt_commands > 0 && tx->n_refused > 0) {
-		buf_printf(&text, "No valid recipients, so there is no message to send: the server refused %s\n",
-			tx->n_refused == 1 ? "the only recipient" : "every recipient");
-		unsigned listed = tx->n_refused < REFUSALS_LISTED ? tx->n_refused : REFUSALS_LISTED;
-		for (unsigned i = 0; i < listed; i++)
-			buf_printf(&text, "<%s>: %s (ref %s)\n", tx->refused[i].addr, tx->refused[i].reason, tx->refused[i].ref);
-		if (tx->n_refused > listed)
-			buf_printf(&text, "... and %u more refused recipients\n", tx->n_refused - listed);
-		named = tx->n_refused;
-	}
-	if (!named) {
-		buf_free(&text);
+	bool sender_refused = !tx && s->have_mail_refusal;
+	bool rcpts_refused = tx && tx->rcpt_commands > 0 && tx->n_refused > 0;
+	if (!sender_refused && !rcpts_refused) {
 		if (!tx)
-			say(s, R_NEED_MAIL);
+			refuse(s, R_NEED_MAIL);
 		else
-			say(s, R_NO_RCPT_YET, verb);
+			refuse(s, R_NO_RCPT_YET, verb);
 		return;
 	}
-	/* Earlier login trouble explains these refusals: say so. */
-	if (s->causes[CAUSE_TLS_REQUIRED])
-		buf_appends(&text, "Earlier, AUTH was refused because the connection was not encrypted\n");
-	else if (s->causes[CAUSE_THROTTLED])
-		buf_appends(&text, "Earlier, AUTH was refused: too many failed logins from your address\n");
-	else if (s->causes[CAUSE_AUTH_FAILED])
-		buf_appends(&text, "Earlier, the login failed: wrong user name or password\n");
-	char ref[32];
-	next_ref(s, ref, sizeof(ref));
-	buf_printf(&text, "%s (ref %s)", policy_best_fix(counts), ref);
-	reply_write(&s->out, 503, "5.5.1", buf_cstr(&text));
-	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=%s code=503 enh=5.5.1 cause=\"nothing to send\" refused=%u",
-		(unsigned long long)s->info.conn_id, ref, verb, named);
+	struct buf text;
+	buf_init(&text, REFUSAL_TEXT_MAX - 64);   /* room for the reference */
+	if (sender_refused) {
+		counts[s->mail_cause]++;
+		name_refused_sender(s, verb, &text);
+	} else {
+		name_refused_rcpts(tx, &text);
+	}
+	name_login_trouble(s, &text);
+	buf_appends(&text, policy_best_fix(counts));
+	struct verdict v;
+	reply_verdict(&v, V_NOTHING_TO_SEND, CAUSE_NONE, "");
+	refusal_write(s, "nothing to send", v.code, v.enh, buf_cstr(&text), NULL, 0);
 	buf_free(&text);
 }
 
@@ -165,11 +178,11 @@ void explain_no_transaction(struct smtp_session *s, const struct smtp_command *c
 		 * they follow from that refusal, and the 503 at DATA must get to name them,
 		 * so up to a message's worth are not bad commands. */
 		remember_orphan(s, c);
-		say(s, R_RCPT_AFTER_REFUSED_MAIL, s->mail_refusal.ref);
+		refuse(s, R_RCPT_AFTER_REFUSED_MAIL, s->mail_refusal.ref);
 		if (s->n_orphans > s->limits.max_recipients)
 			bad_command(s);
 		return;
 	}
-	say(s, R_NEED_MAIL);
+	refuse(s, R_NEED_MAIL);
 	bad_command(s);
 }

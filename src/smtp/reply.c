@@ -161,7 +161,47 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 		"the administrator can raise [limits] refused_recipients"),
 	E(R_FROM_TOO_MANY, 550, "5.6.0", "Message refused: its From: header field lists more than %d addresses, too many to check",
 		"Send from one address, set in the account settings of your mail program; nothing was accepted"),
+	E(R_READY_TLS, 220, "2.0.0", "Ready to start TLS", NULL),   /* RFC 3207 §4 */
 };
+
+/* Verdicts made in the session; the hint "" adds no line (as a verdict's empty hint). */
+struct verdict_entry {
+	int code;
+	const char *enh;
+	const char *reason;   /* NULL: the caller gives it */
+	const char *hint;
+};
+
+#define V(id, code, enh, reason, hint) [id] = { code, enh, reason, hint }
+
+static const struct verdict_entry verdicts[VERDICT_ID_COUNT] = {
+	/* MAIL and RCPT syntax (RFC 5321 §4.1.2; RFC 1869 §6: 555 for an unknown parameter) */
+	V(V_MAIL_PARAM_UNKNOWN, 555, "5.5.4", NULL, "Remove the parameter, or send EHLO to see the extensions this server offers"),
+	V(V_MAIL_BAD_ADDRESS, 501, "5.1.7", NULL, "Use MAIL FROM:<you@example.org>"),
+	V(V_MAIL_SYNTAX, 501, "5.5.4", NULL, "Use MAIL FROM:<you@example.org>"),
+	V(V_RCPT_PARAM_UNKNOWN, 555, "5.5.4", NULL, ""),
+	V(V_RCPT_SYNTAX, 501, "5.5.4", NULL, "Use RCPT TO:<someone@example.org>"),
+	V(V_RCPT_BAD_ADDRESS, 501, "5.1.3", NULL, "Use RCPT TO:<someone@example.org>"),
+	/* RFC 6531 §3.4 */
+	V(V_RCPT_NOT_ASCII, 553, "5.6.7", "the address is not ASCII and MAIL FROM had no SMTPUTF8 parameter",
+		"The sending program must declare SMTPUTF8 to use such addresses"),
+	/* Remembered for the 503 only; the client got R_TOO_MANY_RCPTS. */
+	V(V_TOO_MANY_RCPTS, 452, "4.5.3", "too many recipients", ""),
+	/* The From: of a logged-in user's message (RFC 6409 §6.1) */
+	V(V_FROM_BAD_ADDRESS, 550, "5.6.0", NULL, "Set your name and email address in the account settings of your mail program"),
+	V(V_DIRECTORY_TEMPFAIL, 451, "4.3.0", "temporary failure: the user directory could not be read",
+		"Your mail program will try again later"),
+	/* DATA or BDAT with nothing to send: the text names every refusal (explain503.c) */
+	V(V_NOTHING_TO_SEND, 503, "5.5.1", NULL, ""),
+};
+
+void reply_verdict(struct verdict *v, enum verdict_id id, enum refusal_cause cause, const char *reason)
+{
+	assert(id >= 0 && id < VERDICT_ID_COUNT);
+	const struct verdict_entry *e = &verdicts[id];
+	verdict_set(v, e->code >= 500 ? VERDICT_PERM : VERDICT_TEMP, e->code, e->enh, cause,
+		reason ? reason : e->reason, e->hint);
+}
 
 const struct reply_entry *reply_get(enum reply_id id)
 {
@@ -209,23 +249,30 @@ void reply_writef(struct buf *out, int code, const char *enh, const char *fmt, .
 	reply_write(out, code, enh, text);
 }
 
+void reply_vformat(char *text, size_t textsz, enum reply_id id, va_list ap)
+{
+	const struct reply_entry *e = reply_get(id);
+	int n = vsnprintf(text, textsz, e->text, ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= textsz)
+		n = (int)textsz - 1;
+	size_t len = (size_t)n;
+	if (e->hint && len < textsz)
+		snprintf(text + len, textsz - len, "\n%s", e->hint);
+}
+
 void reply_vid(struct buf *out, const char *ref, char *summary, size_t summarysz,
 	enum reply_id id, va_list ap)
 {
 	const struct reply_entry *e = reply_get(id);
 	char text[2048];
-	int n = vsnprintf(text, sizeof(text), e->text, ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n >= sizeof(text))
-		n = (int)sizeof(text) - 1;
+	reply_vformat(text, sizeof(text), id, ap);
 	if (summary && summarysz) {
 		snprintf(summary, summarysz, "%s", text);
 		summary[strcspn(summary, "\n")] = '\0';
 	}
-	size_t len = (size_t)n;
-	if (e->hint && len < sizeof(text))
-		len += (size_t)snprintf(text + len, sizeof(text) - len, "\n%s", e->hint);
+	size_t len = strlen(text);
 	if (ref && len < sizeof(text))
 		snprintf(text + len, sizeof(text) - len, " (ref %s)", ref);
 	reply_write(out, e->code, e->enh, text);

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "policy/policy.h"
+
 struct buf;
 
 /* One catalogue entry per fixed reply. */
@@ -29,7 +31,7 @@ enum reply_id {
 	R_AUTH_NEEDS_STARTTLS, R_AUTH_NEEDS_TLS_PORT, R_AUTH_UNKNOWN_MECH, R_AUTH_LINE_TOO_LONG, R_TLS_EXPECTED, R_RCPT_AFTER_REFUSED_MAIL, R_AUTH_NO_MECH,
 	R_CMD_AFTER_BDAT, R_NUL_IN_MESSAGE, R_MESSAGE_LINE_TOO_LONG, R_FROM_NOT_ONE, R_FROM_TOO_LONG, R_FROM_TOO_MANY, R_TOO_MANY_REFUSED_RCPTS,
 	R_DATA_MAILBOX_FULL, R_DATA_MAILBOX_FULL_PERM, R_DATA_LARGER_THAN_MAILBOX,
-	R_NO_SPACE_MAIL, R_NO_SPACE_SIZE, R_NO_SPACE_DATA,
+	R_NO_SPACE_MAIL, R_NO_SPACE_SIZE, R_NO_SPACE_DATA, R_READY_TLS,
 	REPLY_ID_COUNT
 };
 
@@ -60,5 +62,22 @@ void reply_vid_line(struct buf *out, enum reply_id id, va_list ap);
  * NULL.  Writes the first line of the text (no hint, no ref) into summary for logs. */
 void reply_vid(struct buf *out, const char *ref, char *summary, size_t summarysz,
 	enum reply_id id, va_list ap);
+/* The text of entry id with its % conversions filled, and the hint, when present,
+ * as the last line: what reply_vid writes, before any reference. */
+void reply_vformat(char *text, size_t textsz, enum reply_id id, va_list ap);
+
+/* Refusals whose reason is made at run time (a parser's detail, a check the session
+ * makes itself): the catalogue holds their code, enhanced code, hint and, for some,
+ * the reason; they travel as a verdict (policy/policy.h), like policy's own, so that
+ * the 503 at DATA can name them. */
+enum verdict_id {
+	V_MAIL_PARAM_UNKNOWN, V_MAIL_BAD_ADDRESS, V_MAIL_SYNTAX,
+	V_RCPT_PARAM_UNKNOWN, V_RCPT_SYNTAX, V_RCPT_BAD_ADDRESS, V_RCPT_NOT_ASCII, V_TOO_MANY_RCPTS,
+	V_FROM_BAD_ADDRESS, V_DIRECTORY_TEMPFAIL, V_NOTHING_TO_SEND,
+	VERDICT_ID_COUNT
+};
+/* Fill v from entry id: temporary for 4xx, permanent for 5xx.  reason NULL: the
+ * entry's own reason. */
+void reply_verdict(struct verdict *v, enum verdict_id id, enum refusal_cause cause, const char *reason);
 
 #endif

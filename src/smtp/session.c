@@ -9,6 +9,7 @@
  * the end of data, or the end of the session: one place to free, one to roll back. */
 #include "smtp/session.h"
 
+#include <assert.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,59 +65,85 @@ void session_close(struct smtp_session *s)
 /* Every catalogue reply from the session goes through here: a refusal (4xx/5xx)
  * gets a reference on its last line and an event=refused log line with the same
  * reference, so an administrator can find it from a user's screenshot. */
-void say_v(struct smtp_session *s, enum reply_id id, va_list ap)
+/* A reply that is not a refusal (refusals go through refuse()). */
+void say(struct smtp_session *s, enum reply_id id, ...)
 {
-	const struct reply_entry *e = reply_get(id);
-	char ref[32], summary[256];
-	bool refusal = e->code >= 400;
-	if (refusal)
-		next_ref(s, ref, sizeof(ref));
-	reply_vid(&s->out, refusal ? ref : NULL, summary, sizeof(summary), id, ap);
-	if (refusal) {
-		char q[300];
-		log_event(e->code >= 500 ? LOG_INFO : LOG_WARN, "refused", "conn=%llu ref=%s code=%d enh=%s reason=%s",
-			(unsigned long long)s->info.conn_id, ref, e->code, e->enh ? e->enh : "-",
-			log_quote(q, sizeof(q), summary, strlen(summary), 200));
-	}
+	assert(reply_get(id)->code < 400);
+	va_list ap;
+	va_start(ap, id);
+	reply_vid(&s->out, NULL, NULL, 0, id, ap);
+	va_end(ap);
 }
 
-void say(struct smtp_session *s, enum reply_id id, ...)
+/* The one refusal writer (DESIGN invariant 3): the reference goes on the reply's
+ * last line and into one event=refused log line, so that an administrator finds the
+ * line from a user's screenshot.  text is reason and hint; the log gets its first
+ * line.  reply_write checks the code and that the enhanced code's class matches. */
+void refusal_write(struct smtp_session *s, const char *cause, int code, const char *enh, const char *text,
+	char *ref_out, size_t ref_outsz)
+{
+	char ref[32];
+	next_ref(s, ref, sizeof(ref));
+	struct buf out;
+	buf_init(&out, REFUSAL_TEXT_MAX);
+	buf_printf(&out, "%s (ref %s)", text, ref);
+	reply_write(&s->out, code, enh, buf_cstr(&out));
+	buf_free(&out);
+	char q[300];
+	size_t first_line = strcspn(text, "\n");
+	log_event(code >= 500 ? LOG_INFO : LOG_WARN, "refused", "conn=%llu ref=%s cmd=%s code=%d enh=%s cause=\"%s\" reason=%s",
+		(unsigned long long)s->info.conn_id, ref, s->cmd_name ? s->cmd_name : "-", code, enh ? enh : "-",
+		cause ? cause : "-", log_quote(q, sizeof(q), text, first_line, 256));
+	if (ref_out)
+		snprintf(ref_out, ref_outsz, "%s", ref);
+}
+
+static void refuse_v(struct smtp_session *s, const char *cause, enum reply_id id, va_list ap)
+{
+	const struct reply_entry *e = reply_get(id);
+	assert(e->code >= 400);
+	char text[2048];
+	reply_vformat(text, sizeof(text), id, ap);
+	refusal_write(s, cause, e->code, e->enh, text, NULL, 0);
+}
+
+void refuse(struct smtp_session *s, enum reply_id id, ...)
 {
 	va_list ap;
 	va_start(ap, id);
-	say_v(s, id, ap);
+	refuse_v(s, NULL, id, ap);
 	va_end(ap);
+}
+
+void refuse_counted(struct smtp_session *s, enum refusal_cause cause, enum reply_id id, ...)
+{
+	if (cause < CAUSE_COUNT)
+		s->causes[cause]++;
+	va_list ap;
+	va_start(ap, id);
+	refuse_v(s, policy_cause_name(cause), id, ap);
+	va_end(ap);
+}
+
+void refuse_verdict(struct smtp_session *s, const char *what, const struct verdict *v, char *ref_out, size_t ref_outsz)
+{
+	char text[1200];
+	if (v->hint[0])
+		snprintf(text, sizeof(text), "%s: %s\n%s", what, v->reason, v->hint);
+	else
+		snprintf(text, sizeof(text), "%s: %s", what, v->reason);
+	refusal_write(s, policy_cause_name(v->cause), v->code, v->enh, text, ref_out, ref_outsz);
 }
 
 /* Count a protocol error; past the limit the session ends (STYLE 5: bound input). */
 void bad_command(struct smtp_session *s)
 {
 	if (++s->bad_commands >= s->limits.max_bad_commands) {
-		say(s, R_TOO_MANY_ERRORS, s->hostname);
+		refuse(s, R_TOO_MANY_ERRORS, s->hostname);
 		log_event(LOG_WARN, "too_many_errors", "conn=%llu count=%u",
 			(unsigned long long)s->info.conn_id, s->bad_commands);
 		session_close(s);
 	}
-}
-
-/* A refusal: reply with reason, hint and reference, and log it. */
-void refuse(struct smtp_session *s, const char *verb, const char *what, const struct verdict *v,
-	char *ref_out, size_t ref_outsz)
-{
-	char ref[32];
-	next_ref(s, ref, sizeof(ref));
-	char text[1200];
-	if (v->hint[0])
-		snprintf(text, sizeof(text), "%s: %s\n%s (ref %s)", what, v->reason, v->hint, ref);
-	else
-		snprintf(text, sizeof(text), "%s: %s (ref %s)", what, v->reason, ref);
-	reply_write(&s->out, v->code, v->enh, text);
-	char q[300];
-	log_event(LOG_INFO, "refused", "conn=%llu ref=%s cmd=%s code=%d enh=%s cause=\"%s\" arg=%s",
-		(unsigned long long)s->info.conn_id, ref, verb, v->code, v->enh, policy_cause_name(v->cause),
-		log_quote(q, sizeof(q), what, strlen(what), 256));
-	if (ref_out)
-		snprintf(ref_out, ref_outsz, "%s", ref);
 }
 
 /* Quote client text for a reply: printable ASCII only, bounded. */
@@ -203,7 +230,7 @@ static bool gate_refuse(struct smtp_session *s, bool is_error, enum reply_id id,
 {
 	va_list ap;
 	va_start(ap, id);
-	say_v(s, id, ap);
+	refuse_v(s, NULL, id, ap);
 	va_end(ap);
 	if (is_error)
 		bad_command(s);
@@ -235,7 +262,7 @@ static bool gate(struct smtp_session *s, const struct cmd_def *d, const struct s
 	if (f & F_NEED_TLS) {
 		enum login_transport tr = smtp_login_transport(s);
 		if (tr != LOGIN_TRANSPORT_OK) {
-			auth_refuse(s, CAUSE_TLS_REQUIRED, tr == LOGIN_NEEDS_STARTTLS ? R_AUTH_NEEDS_STARTTLS : R_AUTH_NEEDS_TLS_PORT);
+			refuse_counted(s, CAUSE_TLS_REQUIRED, tr == LOGIN_NEEDS_STARTTLS ? R_AUTH_NEEDS_STARTTLS : R_AUTH_NEEDS_TLS_PORT);
 			return false;
 		}
 	}
@@ -245,23 +272,25 @@ static bool gate(struct smtp_session *s, const struct cmd_def *d, const struct s
 static void session_dispatch(struct smtp_session *s, const char *line, size_t len)
 {
 	struct smtp_command c;
+	s->cmd_name = NULL;
 	switch (smtp_command_parse(line, len, &c)) {
 	case SMTP_CMD_EMPTY:
-		say(s, R_UNKNOWN_COMMAND, "");
+		refuse(s, R_UNKNOWN_COMMAND, "");
 		bad_command(s);
 		return;
 	case SMTP_CMD_BAD_BYTES:
-		say(s, R_SYNTAX_BAD_BYTES);
+		refuse(s, R_SYNTAX_BAD_BYTES);
 		bad_command(s);
 		return;
 	case SMTP_CMD_OK:
 		break;
 	}
 	const struct cmd_def *def = c.verb != SMTP_UNKNOWN ? &commands[c.verb] : NULL;
+	s->cmd_name = def ? def->name : NULL;
 	if (!def || !def->handler) {
 		char q[80];
 		quote_for_reply(q, sizeof(q), c.verb_text, c.verb_len);
-		say(s, R_UNKNOWN_COMMAND, q);
+		refuse(s, R_UNKNOWN_COMMAND, q);
 		bad_command(s);
 		return;
 	}
@@ -292,11 +321,11 @@ static void note_pipelining(struct smtp_session *s, bool more_input)
 static void line_too_long(struct smtp_session *s)
 {
 	if (s->state == ST_AUTH) {
-		say(s, R_AUTH_LINE_TOO_LONG);   /* RFC 4954 §4 */
+		refuse(s, R_AUTH_LINE_TOO_LONG);   /* RFC 4954 §4 */
 		login_clear(&s->lx);
 		s->state = ST_CMD;
 	} else {
-		say(s, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
+		refuse(s, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
 	}
 	bad_command(s);
 }
@@ -437,7 +466,8 @@ void smtp_session_timeout(struct smtp_session *s)
 {
 	if (s->state == ST_CLOSED)
 		return;
-	say(s, R_IDLE_TIMEOUT, s->hostname, (unsigned long long)s->limits.idle_timeout);
+	s->cmd_name = NULL;   /* not an answer to a command */
+	refuse(s, R_IDLE_TIMEOUT, s->hostname, (unsigned long long)s->limits.idle_timeout);
 	session_close(s);
 }
 
@@ -449,7 +479,8 @@ void smtp_session_deadline(struct smtp_session *s, enum smtp_deadline which, uns
 	};
 	if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT)
 		return;   /* a commit in progress finishes and gets its reply */
-	say(s, ids[which], s->hostname, limit);
+	s->cmd_name = NULL;   /* not an answer to a command */
+	refuse(s, ids[which], s->hostname, limit);
 	session_close(s);
 }
 
@@ -467,7 +498,8 @@ void smtp_session_shutdown(struct smtp_session *s)
 {
 	if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT)
 		return;
-	say(s, R_SHUTDOWN, s->hostname);
+	s->cmd_name = NULL;   /* not an answer to a command */
+	refuse(s, R_SHUTDOWN, s->hostname);
 	session_close(s);
 }
 

@@ -102,6 +102,7 @@ struct smtp_session {
 	unsigned n_orphans;                /* all of them, named or not */
 	/* RFC 2920 §3.1: the command just dispatched ends a pipelined group (its name). */
 	const char *group_ender;
+	const char *cmd_name;              /* the command being answered, for the log */
 	bool pipelining_noted;             /* a client that did not wait was logged once */
 	/* A refused BDAT chunk (ST_BDAT_DISCARD): its octets are read and dropped, since
 	 * they follow the command whatever the reply (RFC 3030 §2), and the one reply
@@ -118,13 +119,21 @@ void next_ref(struct smtp_session *s, char *out, size_t outsz);
 void tx_free(struct smtp_session *s);
 /* Drop the transaction and close once the output is flushed. */
 void session_close(struct smtp_session *s);
-/* A catalogue reply; a refusal gets a reference and a log line. */
+/* A catalogue reply that is not a refusal. */
 void say(struct smtp_session *s, enum reply_id id, ...);
-void say_v(struct smtp_session *s, enum reply_id id, va_list ap);
 /* Count a protocol error; past the limit the session ends. */
 void bad_command(struct smtp_session *s);
-/* A verdict's refusal: reason, hint and reference; the reference into ref_out. */
-void refuse(struct smtp_session *s, const char *verb, const char *what, const struct verdict *v,
+
+/* Refusals, all written by refusal_write(): with a reference on the last line and an
+ * event=refused log line.  refuse: a catalogue entry; refuse_counted: the same, and
+ * the cause is counted for the 503 at DATA (a refused login explains what follows);
+ * refuse_verdict: "what: reason" and hint from a verdict (policy's, or reply_verdict's),
+ * the reference into ref_out. */
+#define REFUSAL_TEXT_MAX 8192
+void refuse(struct smtp_session *s, enum reply_id id, ...);
+void refuse_counted(struct smtp_session *s, enum refusal_cause cause, enum reply_id id, ...);
+void refuse_verdict(struct smtp_session *s, const char *what, const struct verdict *v, char *ref_out, size_t ref_outsz);
+void refusal_write(struct smtp_session *s, const char *cause, int code, const char *enh, const char *text,
 	char *ref_out, size_t ref_outsz);
 /* Client text for a reply: printable ASCII only, cut after 64 octets. */
 void quote_for_reply(char *out, size_t outsz, const char *p, size_t n);
@@ -154,8 +163,6 @@ void bdat_discard_done(struct smtp_session *s);
 void auth_line(struct smtp_session *s, const char *line, size_t len);
 /* May a password be sent here now (auth/login.h)?  The gate's F_NEED_TLS, and EHLO. */
 enum login_transport smtp_login_transport(const struct smtp_session *s);
-/* A refused login (or an AUTH the gate refused): counted by cause for the 503. */
-void auth_refuse(struct smtp_session *s, enum refusal_cause cause, enum reply_id id, ...);
 
 /* --- the handlers of the command table ------------------------------------ */
 

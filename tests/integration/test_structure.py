@@ -72,7 +72,6 @@ EXCEPTIONS = {
         "src/diag/doctor.c:parse_args": "doctor (helper wire)",
         "src/diag/doctor.c:print_json": "doctor (helper wire)",
         "src/serve/server.c:server_run": "the composition root in one function (helper serve)",
-        "src/smtp/address.c:smtp_parse_mail": "smtp room (helper smtp)",
     },
     # (f) files outside auth/ and directory/ that name password-hash identifiers
     "hash": {

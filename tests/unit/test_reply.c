@@ -5,9 +5,12 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "policy/policy.h"
 #include "smtp/reply.h"
 #include "wire/wire.h"
 #include "util/buf.h"
@@ -219,6 +222,131 @@ static void test_reply_id(void **state)
 	buf_free(&b);
 }
 
+/* The verdicts made in the session: a valid enhanced code of the code's class, a
+ * refusal's class, a hint that is one sentence or none. */
+static void test_verdict_catalogue(void **state)
+{
+	(void)state;
+	for (int id = 0; id < VERDICT_ID_COUNT; id++) {
+		struct verdict v;
+		reply_verdict(&v, (enum verdict_id)id, CAUSE_BAD_ADDRESS, "the reason");
+		if (v.code < 400 || v.code > 599)
+			fail_msg("verdict %d: code %d is not a refusal", id, v.code);
+		if (!v.enh || !wire_enh_valid(v.enh) || v.enh[0] - '0' != v.code / 100)
+			fail_msg("verdict %d: enh %s does not match code %d", id, v.enh ? v.enh : "(null)", v.code);
+		assert_int_equal(v.kind, v.code >= 500 ? VERDICT_PERM : VERDICT_TEMP);
+		if (strchr(v.hint, '%') || strchr(v.hint, '\n'))
+			fail_msg("verdict %d: hint has %% or newline", id);
+		if (!v.reason[0])
+			fail_msg("verdict %d: no reason", id);
+	}
+}
+
+/* Does a string literal's body hold an enhanced status code ("5.7.1", RFC 3463)? */
+static bool holds_enhanced_code(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 4 < n; i++) {
+		if (p[i] != '2' && p[i] != '4' && p[i] != '5')
+			continue;
+		if (i > 0 && (p[i - 1] == '.' || (p[i - 1] >= '0' && p[i - 1] <= '9')))
+			continue;
+		size_t j = i + 1, dots = 0, digits = 0;
+		while (j < n && (p[j] == '.' || (p[j] >= '0' && p[j] <= '9'))) {
+			if (p[j] == '.') {
+				if (digits == 0 && j != i + 1)
+					break;
+				dots++;
+				digits = 0;
+			} else {
+				digits++;
+			}
+			j++;
+		}
+		if (dots == 2 && digits > 0 && p[i + 1] == '.')
+			return true;
+	}
+	return false;
+}
+
+/* Count the string literals (comments skipped) that hold an enhanced code. */
+static unsigned enhanced_code_literals(const char *src, size_t n, char *first, size_t firstsz)
+{
+	unsigned found = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (src[i] == '/' && i + 1 < n && src[i + 1] == '*') {
+			const char *end = strstr(src + i + 2, "*/");
+			i = end ? (size_t)(end - src) + 1 : n;
+		} else if (src[i] == '/' && i + 1 < n && src[i + 1] == '/') {
+			while (i < n && src[i] != '\n')
+				i++;
+		} else if (src[i] == '\'') {
+			i++;
+			while (i < n && src[i] != '\'')
+				i += src[i] == '\\' ? 2 : 1;
+		} else if (src[i] == '"') {
+			size_t start = ++i;
+			while (i < n && src[i] != '"')
+				i += src[i] == '\\' ? 2 : 1;
+			if (i <= n && holds_enhanced_code(src + start, i - start)) {
+				if (!found++)
+					snprintf(first, firstsz, "\"%.*s\"", (int)(i - start < 80 ? i - start : 80), src + start);
+			}
+		}
+	}
+	return found;
+}
+
+/* STYLE 3: reply words and codes come from the catalogue.  No file of src/smtp/ but
+ * reply.c may spell an enhanced code (the scanner reads the sources). */
+static void test_no_enhanced_codes_outside_catalogue(void **state)
+{
+	(void)state;
+	char dir[4096];
+	snprintf(dir, sizeof(dir), "%s/src/smtp", POSTERN_SOURCE_DIR);
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	unsigned files = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		if (len < 3 || (strcmp(de->d_name + len - 2, ".c") != 0 && strcmp(de->d_name + len - 2, ".h") != 0))
+			continue;
+		if (strcmp(de->d_name, "reply.c") == 0)
+			continue;
+		char path[8192];
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		FILE *f = fopen(path, "rb");
+		assert_non_null(f);
+		static char src[1 << 20];
+		size_t n = fread(src, 1, sizeof(src) - 1, f);
+		fclose(f);
+		src[n] = '\0';
+		char first[100] = "";
+		unsigned k = enhanced_code_literals(src, n, first, sizeof(first));
+		if (k)
+			fail_msg("src/smtp/%s: %u string literal(s) with an enhanced code, e.g. %s: use the catalogue (reply.c)",
+				de->d_name, k, first);
+		files++;
+	}
+	closedir(d);
+	assert_true(files >= 5);
+}
+
+/* The scanner itself. */
+static void test_enhanced_code_scanner(void **state)
+{
+	(void)state;
+	char first[100];
+	const char *yes[] = { "x(\"5.7.1\");", "f(\"code=503 enh=5.5.1\");", "\"4.3.0 temporary\"" };
+	const char *no[] = { "/* 5.7.1 */ x();", "// \"5.7.1\"\n", "\"TLSv1.3\"", "\"RFC 5321 4.1\"", "\"10.5.7.1.2\"", "\"1.5.7\"" };
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		if (enhanced_code_literals(yes[i], strlen(yes[i]), first, sizeof(first)) != 1)
+			fail_msg("not found in %s", yes[i]);
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		if (enhanced_code_literals(no[i], strlen(no[i]), first, sizeof(first)) != 0)
+			fail_msg("found in %s", no[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +356,9 @@ int main(void)
 		cmocka_unit_test(test_enh_valid),
 		cmocka_unit_test(test_catalogue),
 		cmocka_unit_test(test_reply_id),
+		cmocka_unit_test(test_verdict_catalogue),
+		cmocka_unit_test(test_enhanced_code_scanner),
+		cmocka_unit_test(test_no_enhanced_codes_outside_catalogue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
