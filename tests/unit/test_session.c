@@ -420,6 +420,9 @@ static const struct script scripts[] = {
 	  "220|250|503 5.5.1|250 2.1.0|250 2.1.5|250 2.0.0", 1, 0, false, "hi\r\n<<END>>", 0 },
 	{ "BDAT without recipients keeps the transaction", S(EHLO MAIL "BDAT 2\r\nab" RCPT "BDAT 2 LAST\r\n\r\n"),
 	  "220|250|250 2.1.0|503 5.5.1|250 2.1.5|250 2.0.0", 1, 0, false, "\r\n<<END>>", 0 },
+	/* The gate keeps the order the checks had: the argument before the BDAT rule. */
+	{ "DATA with an argument after BDAT", S(TX "BDAT 3\r\nabcDATA x\r\nRSET\r\n"),
+	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0|501 5.5.4|250 2.0.0", 0, 1, false, NULL, 0 },
 	{ "DATA after BDAT", S(TX "BDAT 3\r\nabcDATA\r\nRSET\r\n"),
 	  "220|250|250 2.1.0|250 2.1.5|250 2.0.0|503 5.5.1|250 2.0.0", 0, 1, false, NULL, 0 },
 	{ "BDAT syntax closes", S(TX "BDAT abc\r\nNOOP\r\n"), "220|250|250 2.1.0|250 2.1.5|501 5.5.4", 0, 0, true, NULL, 0 },
