@@ -111,7 +111,7 @@ struct smtp_session {
 	enum bdat_refusal discard_why;
 };
 
-/* --- session.c: replies, errors, the end of the session --------------------- */
+/* --- respond.c: replies, refusals, errors, the end of the session ----------- */
 
 /* The next refusal reference, RUN.CONN.N (util/id.h). */
 void next_ref(struct smtp_session *s, char *out, size_t outsz);
@@ -132,6 +132,8 @@ void bad_command(struct smtp_session *s);
 #define REFUSAL_TEXT_MAX 8192
 void refuse(struct smtp_session *s, enum reply_id id, ...);
 void refuse_counted(struct smtp_session *s, enum refusal_cause cause, enum reply_id id, ...);
+/* refuse() with a va_list; cause (a name for the log) may be NULL. */
+void refuse_v(struct smtp_session *s, const char *cause, enum reply_id id, va_list ap);
 void refuse_verdict(struct smtp_session *s, const char *what, const struct verdict *v, char *ref_out, size_t ref_outsz);
 void refusal_write(struct smtp_session *s, const char *cause, int code, const char *enh, const char *text,
 	char *ref_out, size_t ref_outsz);
