@@ -1,8 +1,9 @@
-/* mx.h - where to deliver mail for a domain (RFC 5321 §5.1), with libunbound:
+/* mx.h - where to deliver mail for a domain (RFC 5321 §5.1), asked of dns/:
  * the MX records in preference order (equal preferences shuffled), each with its
  * IPv6 and IPv4 addresses; no MX records -> the domain's own addresses (the
  * "implicit MX"); a null MX (RFC 7505: one MX "0 .") -> the domain accepts no mail.
- * A resolver setting lets tests point it at a DNS server on loopback. */
+ * The resolver ([delivery] resolver: tests point it at a DNS server on loopback)
+ * belongs to the delivery thread that asks (dns/dns.h). */
 #ifndef POSTERN_DELIVERY_MX_H
 #define POSTERN_DELIVERY_MX_H
 
@@ -26,17 +27,10 @@ enum mx_status {
 	MX_TEMP,        /* SERVFAIL, time-out, no answer: try later */
 };
 
-struct mx_resolver;
+struct dns_resolver;
 
-/* resolver: "" for /etc/resolv.conf (or full recursion without one), or
- * "ADDR[@PORT]" of a DNS server to forward to. */
-struct mx_resolver *mx_resolver_new(const char *resolver, char *err, size_t errlen);
-void mx_resolver_free(struct mx_resolver **r);
-enum mx_status mx_lookup(struct mx_resolver *r, const char *domain, struct mx_host *hosts, size_t *n,
+/* The blocking lookups of dns/: each waits at most the resolver's timeout. */
+enum mx_status mx_lookup(struct dns_resolver *r, const char *domain, struct mx_host *hosts, size_t *n,
 	char *err, size_t errlen);
-
-/* Decode a wire-format domain name (RFC 1035 §3.1, no compression) at p[0..len)
- * into dotted text; returns the octets used or 0 when malformed.  For tests/fuzzing. */
-size_t mx_wire_name(const unsigned char *p, size_t len, char *out, size_t outsz);
 
 #endif

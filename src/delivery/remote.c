@@ -11,6 +11,7 @@
 
 #include "conf/conf.h"
 #include "delivery/mx.h"
+#include "dns/dns.h"
 #include "net/client.h"
 #include "queue/queue.h"
 #include "util/log.h"
@@ -18,7 +19,7 @@
 struct remote_ctx {
 	const struct conf *conf;
 	const struct relay_credentials *creds;
-	struct mx_resolver *resolver;
+	struct dns_resolver *resolver;     /* this delivery thread's own (dns/dns.h) */
 	/* a connection kept for the next message to the same destination */
 	struct smtp_client *cached;
 	char cached_key[300];
@@ -92,7 +93,8 @@ struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_crede
 	rc->creds = creds;
 	rc->cancel = cancel;
 	if (!c->relay_host[0]) {
-		rc->resolver = mx_resolver_new(c->resolver, err, errlen);
+		struct dns_options dopt = { .forwarder = c->resolver, .timeout_ms = DNS_DEFAULT_TIMEOUT_MS };
+		rc->resolver = dns_resolver_new(&dopt, err, errlen);
 		if (!rc->resolver) {
 			free(rc);
 			return NULL;
@@ -114,7 +116,7 @@ void remote_ctx_free(struct remote_ctx **rcp)
 	if (!rc)
 		return;
 	remote_idle(rc);
-	mx_resolver_free(&rc->resolver);
+	dns_resolver_free(&rc->resolver);
 	free(rc);
 	*rcp = NULL;
 }

@@ -1,5 +1,5 @@
 /* test_smtp_client.c - the outbound side's pure parts (reply lines and EHLO
- * keywords are in test_wire.c): DNS wire names, DSN wanted-or-not, the plain-words meanings, and the
+ * keywords are in test_wire.c; DNS wire names in test_dns.c): DSN wanted-or-not, the plain-words meanings, and the
  * wire encoder (CR LF only, dot-stuffing, no line over 1000 octets). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,28 +11,8 @@
 #include <string.h>
 
 #include "delivery/bounce.h"
-#include "delivery/mx.h"
 #include "delivery/smtp_wire.h"
 #include "queue/queue.h"
-
-static void test_wire_names(void **state)
-{
-	(void)state;
-	char out[256];
-	const unsigned char mx[] = { 3, 'm', 'x', '1', 7, 'E', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'o', 'r', 'g', 0 };
-	assert_int_equal(mx_wire_name(mx, sizeof(mx), out, sizeof(out)), sizeof(mx));
-	assert_string_equal(out, "mx1.example.org");
-	const unsigned char root[] = { 0 };
-	assert_int_equal(mx_wire_name(root, 1, out, sizeof(out)), 1);
-	assert_string_equal(out, ".");   /* the null MX target */
-	const unsigned char cut[] = { 5, 'a', 'b' };
-	assert_int_equal(mx_wire_name(cut, sizeof(cut), out, sizeof(out)), 0);
-	const unsigned char noend[] = { 1, 'a' };
-	assert_int_equal(mx_wire_name(noend, sizeof(noend), out, sizeof(out)), 0);
-	const unsigned char pointer[] = { 0xc0, 0x0c };   /* compression is not expected here */
-	assert_int_equal(mx_wire_name(pointer, sizeof(pointer), out, sizeof(out)), 0);
-	assert_int_equal(mx_wire_name(mx, sizeof(mx), out, 5), 0);   /* too small: refused, not cut */
-}
 
 static void test_bounce_wanted(void **state)
 {
@@ -206,7 +186,6 @@ static void test_wire_long_lines(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_wire_names),
 		cmocka_unit_test(test_bounce_wanted),
 		cmocka_unit_test(test_meanings),
 		cmocka_unit_test(test_wire_table),
