@@ -70,7 +70,13 @@ def test_smarthost_wrong_password_deferred_and_named(server_factory, tmp_path):
         de = wait_event(srv, "deferred", qid=qid)
         assert de and "[relay] credentials" in de[0]["reason"], de
         assert not events(srv, "bounced", qid=qid), "a login failure is the admin's to fix: keep the mail"
+        # The deferred line is logged while the delivery thread still holds the message:
+        # queue list rightly says "sending" until the attempt has returned.
+        deadline = time.monotonic() + 10
         e = queue_entry(srv, qid)
+        while e and e["state"] == "sending" and time.monotonic() < deadline:
+            time.sleep(0.1)
+            e = queue_entry(srv, qid)
         assert e and e["state"] == "deferred", e
         assert "[relay] credentials" in e["recipients"][0]["last_reply"], e
         p = queue_cli(srv, "list")
