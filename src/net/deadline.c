@@ -86,7 +86,7 @@ static void consider(enum deadline_kind k, uint64_t due, enum deadline_kind *bes
 /* The earliest deadline that applies now, and when it falls. */
 static enum deadline_kind earliest(struct conn *c, uint64_t now, uint64_t *due)
 {
-	const struct conf *cf = c->srv->conf;
+	const struct conf *cf = c->net->conf;
 	enum deadline_kind best = DEADLINE_SESSION;
 	*due = c->since + cf->session_timeout * 1000u;
 	if (c->tls_pending) {
@@ -136,7 +136,7 @@ static bool not_the_clients_turn(const struct conn *c)
 
 static void expire(struct conn *c, enum deadline_kind k)
 {
-	const struct conf *cf = c->srv->conf;
+	const struct conf *cf = c->net->conf;
 	unsigned long long limit = kind_limit(cf, k);
 	log_event(LOG_WARN, "deadline", "conn=%llu client=%s listener=%s kind=%s limit=%llu%s",
 		(unsigned long long)c->id, c->addr, c->listener->name, kind_name(k), limit,
@@ -173,7 +173,7 @@ static void deadline_cb(evutil_socket_t fd, short what, void *arg)
 bool deadline_start(struct conn *c)
 {
 	c->since = now_ms();
-	c->deadline = evtimer_new(c->srv->base, deadline_cb, c);
+	c->deadline = evtimer_new(c->net->base, deadline_cb, c);
 	if (!c->deadline)
 		return false;
 	deadline_update(c);

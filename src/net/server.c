@@ -5,8 +5,6 @@
  * (through its struct proto_ops) fed with whatever arrived.  Blocking work never
  * runs here: the fsync-heavy commit of an accepted message runs on the commit work
  * queue, delivery on its own threads (both built by serve/server.c). */
-#include "net/server.h"
-
 #include "net/internal.h"
 
 #include <arpa/inet.h>
@@ -27,7 +25,6 @@
 
 #include "conf/conf.h"
 #include "net/tls.h"
-#include "queue/queue.h"
 #include "util/buf.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -45,10 +42,10 @@ static unsigned ip_hash(const char *s)
 	return hash_fnv1a(s) % IP_BUCKETS;
 }
 
-static struct ip_count *ip_find(struct server *srv, const char *addr, bool create)
+static struct ip_count *ip_find(struct net *net, const char *addr, bool create)
 {
 	unsigned h = ip_hash(addr);
-	for (struct ip_count *e = srv->ips[h]; e; e = e->next)
+	for (struct ip_count *e = net->ips[h]; e; e = e->next)
 		if (strcmp(e->addr, addr) == 0)
 			return e;
 	if (!create)
@@ -57,15 +54,15 @@ static struct ip_count *ip_find(struct server *srv, const char *addr, bool creat
 	if (!e)
 		return NULL;
 	snprintf(e->addr, sizeof(e->addr), "%s", addr);
-	e->next = srv->ips[h];
-	srv->ips[h] = e;
+	e->next = net->ips[h];
+	net->ips[h] = e;
 	return e;
 }
 
-static void ip_release(struct server *srv, const char *addr)
+static void ip_release(struct net *net, const char *addr)
 {
 	unsigned h = ip_hash(addr);
-	for (struct ip_count **p = &srv->ips[h]; *p; p = &(*p)->next) {
+	for (struct ip_count **p = &net->ips[h]; *p; p = &(*p)->next) {
 		if (strcmp((*p)->addr, addr) == 0) {
 			if (--(*p)->count == 0) {
 				struct ip_count *dead = *p;
@@ -81,7 +78,7 @@ static void ip_release(struct server *srv, const char *addr)
 
 void conn_free(struct conn *c)
 {
-	struct server *srv = c->srv;
+	struct net *net = c->net;
 	deadline_stop(c);
 	if (c->busy) {
 		/* A job points at us; finish when it returns. */
@@ -107,27 +104,26 @@ void conn_free(struct conn *c)
 	if (c->session)
 		c->ops->disconnected(c->session);
 	log_event(LOG_INFO, "disconnect", "conn=%llu client=%s", (unsigned long long)c->id, c->addr);
-	queue_writer_free(&c->writer);
 	if (c->session)
 		c->ops->destroy(c->session);
 	c->session = NULL;
 	if (c->bev)
 		bufferevent_free(c->bev);
 	if (c->refusing)
-		srv->n_refusing--;
+		net->n_refusing--;
 	else
-		ip_release(srv, c->addr);
+		ip_release(net, c->addr);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		srv->conns = c->next;
+		net->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	if (!c->refusing)
-		srv->n_conns--;
+		net->n_conns--;
 	free(c);
-	if (srv->shutting_down && srv->n_conns == 0)
-		event_base_loopexit(srv->base, NULL);
+	if (net->shutting_down && net->n_conns == 0)
+		event_base_loopexit(net->base, NULL);
 }
 
 /* Bytes not yet handed to the kernel: a TLS filter (after STARTTLS) keeps
@@ -162,7 +158,7 @@ static void close_when_flushed(struct conn *c)
 	}
 	if (!c->closer) {
 		struct timeval tv = { 0, 20000 };
-		c->closer = evtimer_new(c->srv->base, closer_cb, c);
+		c->closer = evtimer_new(c->net->base, closer_cb, c);
 		if (!c->closer || evtimer_add(c->closer, &tv) != 0)
 			conn_free(c);
 	}
@@ -296,7 +292,7 @@ static void refuse_over_tls(struct conn *c)
 {
 	struct buf rb;
 	buf_init(&rb, 1024);
-	c->ops->refuse_busy(&rb, c->srv->conf, c->refusal);
+	c->ops->refuse_busy(&rb, c->net->conf, c->refusal);
 	evbuffer_add(bufferevent_get_output(c->bev), rb.data, rb.len);
 	buf_free(&rb);
 	bufferevent_disable(c->bev, EV_READ);
@@ -390,8 +386,8 @@ static void start_tls(struct conn *c)
 		log_event(LOG_WARN, "starttls_discarded", "conn=%llu client=%s bytes=%zu reason=\"plaintext pipelined after STARTTLS is never executed\"",
 			(unsigned long long)c->id, c->addr, junk);
 	}
-	c->ssl = tls_new_ssl(c->srv->tls);
-	struct bufferevent *tb = c->ssl ? bufferevent_openssl_filter_new(c->srv->base, c->bev, c->ssl,
+	c->ssl = tls_new_ssl(c->net->tls);
+	struct bufferevent *tb = c->ssl ? bufferevent_openssl_filter_new(c->net->base, c->bev, c->ssl,
 		BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
 	if (!tb) {
 		if (c->ssl)
@@ -403,7 +399,7 @@ static void start_tls(struct conn *c)
 	}
 	c->bev = tb;
 	c->tls_pending = true;
-	struct timeval idle = { .tv_sec = (time_t)c->srv->conf->idle_timeout };
+	struct timeval idle = { .tv_sec = (time_t)c->net->conf->idle_timeout };
 	bufferevent_set_timeouts(tb, &idle, &idle);
 	bufferevent_setwatermark(tb, EV_READ, 0, INPUT_HIGH_WATER);
 	bufferevent_setcb(tb, read_cb, write_cb, event_cb, c);
@@ -418,12 +414,6 @@ static void refuse_socket(evutil_socket_t fd, const char *text)
 	(void)w;
 	evutil_closesocket(fd);
 }
-
-struct listener_ctx {
-	struct server *srv;
-	const struct conf_listener *conf;
-	const struct proto_ops *proto;   /* the protocol spoken there */
-};
 
 static void format_addr(const struct sockaddr *sa, char *out, size_t outsz)
 {
@@ -442,7 +432,7 @@ static void refuse_busy(evutil_socket_t fd, const struct listener_ctx *lc, enum 
 {
 	struct buf rb;
 	buf_init(&rb, 1024);
-	lc->proto->refuse_busy(&rb, lc->srv->conf, why);
+	lc->proto->refuse_busy(&rb, lc->net->conf, why);
 	refuse_socket(fd, buf_cstr(&rb));
 	buf_free(&rb);
 }
@@ -451,7 +441,7 @@ static void refuse_socket_busy(evutil_socket_t fd, struct conn *c)
 {
 	struct buf rb;
 	buf_init(&rb, 1024);
-	c->ops->refuse_busy(&rb, c->srv->conf, c->refusal);
+	c->ops->refuse_busy(&rb, c->net->conf, c->refusal);
 	refuse_socket(fd, buf_cstr(&rb));
 	buf_free(&rb);
 }
@@ -460,7 +450,7 @@ static void refuse_plaintext(evutil_socket_t fd, struct conn *c)
 {
 	struct buf rb;
 	buf_init(&rb, 1024);
-	c->ops->refuse_plaintext(&rb, c->srv->conf);
+	c->ops->refuse_plaintext(&rb, c->net->conf);
 	refuse_socket(fd, buf_cstr(&rb));
 	buf_free(&rb);
 }
@@ -469,7 +459,7 @@ static void refuse_plaintext(evutil_socket_t fd, struct conn *c)
 
 static void setup_bev(struct conn *c, struct bufferevent *bev)
 {
-	struct timeval idle = { .tv_sec = (time_t)c->srv->conf->idle_timeout };
+	struct timeval idle = { .tv_sec = (time_t)c->net->conf->idle_timeout };
 	c->bev = bev;
 	bufferevent_set_timeouts(bev, &idle, &idle);
 	bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIGH_WATER);
@@ -486,14 +476,14 @@ static void setup_bev(struct conn *c, struct bufferevent *bev)
 static void sniff_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct server *srv = c->srv;
+	struct net *net = c->net;
 	unsigned char first = 0;
 	ssize_t r = (what & EV_READ) ? recv(fd, &first, 1, MSG_PEEK) : -1;
 	event_free(c->sniff);
 	c->sniff = NULL;
 	if (r == 1 && first == 0x16) {
-		c->ssl = tls_new_ssl(srv->tls);
-		struct bufferevent *bev = c->ssl ? bufferevent_openssl_socket_new(srv->base, fd, c->ssl,
+		c->ssl = tls_new_ssl(net->tls);
+		struct bufferevent *bev = c->ssl ? bufferevent_openssl_socket_new(net->base, fd, c->ssl,
 			BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE) : NULL;
 		if (!bev) {
 			if (c->ssl)
@@ -534,25 +524,25 @@ static unsigned long long reserved_slots(const struct conf *cf)
 }
 
 /* May this address have another connection?  false: *why says which limit. */
-static bool admit(struct server *srv, const char *addr, struct ip_count **ipc, enum conn_refusal *why)
+static bool admit(struct net *net, const char *addr, struct ip_count **ipc, enum conn_refusal *why)
 {
-	const struct conf *cf = srv->conf;
-	if (srv->n_conns >= cf->connections) {
+	const struct conf *cf = net->conf;
+	if (net->n_conns >= cf->connections) {
 		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"total limit\" limit=%llu", addr,
 			(unsigned long long)cf->connections);
 		*why = CONN_REFUSE_TOTAL;
 		return false;
 	}
-	*ipc = ip_find(srv, addr, true);
+	*ipc = ip_find(net, addr, true);
 	if (!*ipc || (*ipc)->count >= cf->connections_per_ip) {
 		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"per-address limit\" limit=%llu", addr,
 			(unsigned long long)cf->connections_per_ip);
 		*why = CONN_REFUSE_ADDRESS;
 		return false;
 	}
-	if ((*ipc)->count > 0 && srv->n_conns >= cf->connections - reserved_slots(cf) && !conf_is_trusted(cf, addr)) {
+	if ((*ipc)->count > 0 && net->n_conns >= cf->connections - reserved_slots(cf) && !conf_is_trusted(cf, addr)) {
 		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"reserved for new addresses\" open=%u from_address=%u reserved=%llu",
-			addr, srv->n_conns, (*ipc)->count, reserved_slots(cf));
+			addr, net->n_conns, (*ipc)->count, reserved_slots(cf));
 		*why = CONN_REFUSE_RESERVED;
 		return false;
 	}
@@ -563,26 +553,27 @@ static bool admit(struct server *srv, const char *addr, struct ip_count **ipc, e
  * (n_refusing), not in the connection limits it enforces. */
 static struct conn *conn_new(struct listener_ctx *lc, const char *addr, struct ip_count *ipc)
 {
-	struct server *srv = lc->srv;
+	struct net *net = lc->net;
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
-	c->srv = srv;
+	c->net = net;
 	c->listener = lc->conf;
 	c->ops = lc->proto;
-	c->id = ++srv->next_conn_id;
-	c->trusted = conf_is_trusted(srv->conf, addr);
+	c->ctx = lc->ctx;
+	c->id = ++net->next_conn_id;
+	c->trusted = conf_is_trusted(net->conf, addr);
 	memcpy(c->addr, addr, sizeof(c->addr));
-	c->next = srv->conns;
-	if (srv->conns)
-		srv->conns->prev = c;
-	srv->conns = c;
+	c->next = net->conns;
+	if (net->conns)
+		net->conns->prev = c;
+	net->conns = c;
 	if (ipc) {
 		ipc->count++;
-		srv->n_conns++;
+		net->n_conns++;
 	} else {
 		c->refusing = true;
-		srv->n_refusing++;
+		net->n_refusing++;
 	}
 	if (!deadline_start(c)) {
 		conn_free(c);
@@ -595,7 +586,7 @@ static struct conn *conn_new(struct listener_ctx *lc, const char *addr, struct i
 static void await_client_hello(struct conn *c, evutil_socket_t fd)
 {
 	struct timeval tv = { TLS_SNIFF_SECONDS, 0 };
-	c->sniff = event_new(c->srv->base, fd, EV_READ, sniff_cb, c);
+	c->sniff = event_new(c->net->base, fd, EV_READ, sniff_cb, c);
 	if (!c->sniff || event_add(c->sniff, &tv) != 0) {
 		if (c->sniff) {
 			event_free(c->sniff);
@@ -612,8 +603,8 @@ static void await_client_hello(struct conn *c, evutil_socket_t fd)
  * and a flood of refused connections must not buy it; past that, plaintext. */
 static void refuse(evutil_socket_t fd, struct listener_ctx *lc, const char *addr, enum conn_refusal why)
 {
-	struct server *srv = lc->srv;
-	if (lc->conf->tls != TLS_IMPLICIT || !srv->tls || srv->n_refusing >= REFUSING_MAX) {
+	struct net *net = lc->net;
+	if (lc->conf->tls != TLS_IMPLICIT || !net->tls || net->n_refusing >= REFUSING_MAX) {
 		refuse_busy(fd, lc, why);
 		return;
 	}
@@ -631,12 +622,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	(void)l;
 	(void)salen;
 	struct listener_ctx *lc = arg;
-	struct server *srv = lc->srv;
+	struct net *net = lc->net;
 	char addr[INET6_ADDRSTRLEN];
 	format_addr(sa, addr, sizeof(addr));
 	struct ip_count *ipc = NULL;
 	enum conn_refusal why;
-	if (!admit(srv, addr, &ipc, &why)) {
+	if (!admit(net, addr, &ipc, &why)) {
 		refuse(fd, lc, addr, why);
 		return;
 	}
@@ -654,7 +645,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		await_client_hello(c, fd);
 		return;
 	}
-	struct bufferevent *bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	struct bufferevent *bev = bufferevent_socket_new(net->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!bev) {
 		evutil_closesocket(fd);
 		conn_free(c);
@@ -682,20 +673,41 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 	event_base_once(evconnlistener_get_base(l), -1, EV_TIMEOUT, resume_accept_cb, l, &tv);
 }
 
-/* --- listening and stopping (the composition root, serve/server.c, drives these) --- */
+/* --- the transport (serve/server.c builds it and drives these) --------------- */
 
-static struct listener_ctx listener_ctxs[CONF_MAX_LISTENERS];
-
-/* Watch a bound, listening socket fd (startup_listen) for listener cl; ops is the
- * protocol spoken there.  false: fd is closed and the error logged. */
-bool server_listen(struct server *srv, const struct conf_listener *cl, const struct proto_ops *ops, int fd)
+struct net *net_new(const struct conf *cf)
 {
-	struct listener_ctx *lc = &listener_ctxs[srv->n_listeners];
-	lc->srv = srv;
+	struct net *net = calloc(1, sizeof(*net));
+	if (!net)
+		return NULL;
+	net->conf = cf;
+	net->base = event_base_new();
+	if (!net->base) {
+		free(net);
+		return NULL;
+	}
+	return net;
+}
+
+struct event_base *net_base(struct net *net)
+{
+	return net->base;
+}
+
+void net_set_tls(struct net *net, struct tls *tls)
+{
+	net->tls = tls;
+}
+
+bool net_listen(struct net *net, const struct conf_listener *cl, const struct proto_ops *ops, void *ctx, int fd)
+{
+	struct listener_ctx *lc = &net->lctx[net->n_listeners];
+	lc->net = net;
 	lc->conf = cl;
 	lc->proto = ops;
+	lc->ctx = ctx;
 	/* backlog 0: startup_listen has called listen() already */
-	struct evconnlistener *l = evconnlistener_new(srv->base, accept_cb, lc, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+	struct evconnlistener *l = evconnlistener_new(net->base, accept_cb, lc, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (!l) {
 		close(fd);
 		log_event(LOG_ERR, "listen_error", "listener=%s address=%s port=%u error=\"cannot watch the socket\"", cl->name,
@@ -709,44 +721,124 @@ bool server_listen(struct server *srv, const struct conf_listener *cl, const str
 	if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &bl) == 0)
 		port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
 			: ((struct sockaddr_in *)&bound)->sin_port);
-	srv->listeners[srv->n_listeners++] = l;
+	net->listeners[net->n_listeners++] = l;
 	log_event(LOG_INFO, "listening", "listener=%s address=%s port=%u role=%s tls=%s", cl->name, cl->address,
 		port, conf_role_name(cl->role), conf_tls_name(cl->tls));
 	return true;
 }
 
-/* Shutdown begins: accept no more, and tell idle clients; a commit in progress
- * finishes and gets its reply. */
-void server_stop_accepting(struct server *srv)
+/* A commit in progress finishes and gets its reply; idle clients are told now. */
+bool net_stop_accepting(struct net *net)
 {
-	for (size_t i = 0; i < srv->n_listeners; i++)
-		evconnlistener_disable(srv->listeners[i]);
+	net->shutting_down = true;
+	for (size_t i = 0; i < net->n_listeners; i++)
+		evconnlistener_disable(net->listeners[i]);
 	struct conn *next;
-	for (struct conn *c = srv->conns; c; c = next) {
+	for (struct conn *c = net->conns; c; c = next) {
 		next = c->next;
 		if (c->closed || !c->session || c->ops->waiting(c->session))
 			continue;
 		c->ops->shutdown(c->session);
 		conn_flush(c);
 	}
+	if (net->n_conns == 0) {
+		event_base_loopexit(net->base, NULL);
+		return true;
+	}
+	return false;
 }
 
-/* Free every connection (jobs that pointed at them are finished) and listener. */
-void server_close_all(struct server *srv)
+unsigned net_open_connections(const struct net *net)
 {
-	while (srv->conns) {
-		struct conn *c = srv->conns;
+	return net->n_conns;
+}
+
+void net_close_all(struct net *net)
+{
+	while (net->conns) {
+		struct conn *c = net->conns;
 		c->busy = 0;
 		conn_free(c);
 	}
-	for (size_t i = 0; i < srv->n_listeners; i++)
-		evconnlistener_free(srv->listeners[i]);
-	srv->n_listeners = 0;
+	for (size_t i = 0; i < net->n_listeners; i++)
+		evconnlistener_free(net->listeners[i]);
+	net->n_listeners = 0;
 	for (size_t i = 0; i < IP_BUCKETS; i++) {
-		while (srv->ips[i]) {
-			struct ip_count *n = srv->ips[i]->next;
-			free(srv->ips[i]);
-			srv->ips[i] = n;
+		while (net->ips[i]) {
+			struct ip_count *n = net->ips[i]->next;
+			free(net->ips[i]);
+			net->ips[i] = n;
 		}
 	}
+}
+
+void net_free(struct net **np)
+{
+	struct net *net = *np;
+	if (!net)
+		return;
+	net_close_all(net);
+	tls_free(&net->tls);
+	event_base_free(net->base);
+	free(net);
+	*np = NULL;
+}
+
+/* --- one connection, for its protocol adapter ------------------------------------ */
+
+void *conn_ctx(const struct conn *c) { return c->ctx; }
+void conn_set_session(struct conn *c, void *session) { c->session = session; }
+void *conn_session(const struct conn *c) { return c->session; }
+const char *conn_protocol(const struct conn *c) { return c->ops->name; }
+uint64_t conn_id(const struct conn *c) { return c->id; }
+const char *conn_addr(const struct conn *c) { return c->addr; }
+const struct conf_listener *conn_listener(const struct conn *c) { return c->listener; }
+bool conn_trusted(const struct conn *c) { return c->trusted; }
+bool conn_tls_active(const struct conn *c) { return c->ssl != NULL; }
+bool conn_tls_available(const struct conn *c) { return c->net->tls != NULL; }
+bool conn_closed(const struct conn *c) { return c->closed; }
+void conn_close(struct conn *c) { conn_free(c); }
+void conn_busy(struct conn *c) { c->busy++; }
+
+void conn_set_idle_timeout(struct conn *c, unsigned seconds)
+{
+	struct timeval tv = { .tv_sec = (time_t)seconds };
+	bufferevent_set_timeouts(c->bev, &tv, &tv);
+}
+
+bool conn_unbusy(struct conn *c)
+{
+	c->busy--;
+	if (c->closed) {
+		conn_free(c);
+		return false;
+	}
+	return true;
+}
+
+static void delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct conn *c = arg;
+	event_free(c->delay);
+	c->delay = NULL;
+	c->delay_cb(c->delay_arg);
+}
+
+bool conn_after(struct conn *c, unsigned ms, void (*cb)(void *arg), void *arg)
+{
+	if (c->delay)
+		return false;
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	c->delay = evtimer_new(c->net->base, delay_cb, c);
+	if (!c->delay || evtimer_add(c->delay, &tv) != 0) {
+		if (c->delay)
+			event_free(c->delay);
+		c->delay = NULL;
+		return false;
+	}
+	c->delay_cb = cb;
+	c->delay_arg = arg;
+	return true;
 }

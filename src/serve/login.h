@@ -10,7 +10,9 @@
 
 struct conn;
 
-/* How an adapter tells its session the answer (smtp_session_auth_done, ...). */
+/* How an adapter tells its session the answer (smtp_session_auth_done, ...); the
+ * first argument is the connection's session pointer (conn_session: the adapter's
+ * per-connection state). */
 typedef void login_deliver_fn(void *session, enum login_result r, const char *login);
 
 /* The throttle's verdict for this connection's address and user (NULL: not known). */

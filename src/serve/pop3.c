@@ -1,15 +1,17 @@
 /* pop3.c - the POP3 adapter: what a POP3 session asks of the rest of the server: logins (shared
  * with SMTP through serve/login.c and the login service), opening the
- * user's Maildir on a worker thread, and POP-before-SMTP bookkeeping. */
+ * user's Maildir on a worker thread, and POP-before-SMTP bookkeeping.  The transport
+ * (net/) sees it only through pop3_proto_ops. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "conf/conf.h"
 #include "directory/directory.h"
-#include "net/internal.h"
-#include "serve/login.h"
+#include "net/server.h"
 #include "pop3/session.h"
+#include "serve/login.h"
+#include "serve/service.h"
 #include "store/layout.h"
 #include "store/mailbox.h"
 #include "util/hash.h"
@@ -18,32 +20,44 @@
 
 /* --- the session as the connection code sees it ---------------------------- */
 
-static size_t op_feed(void *s, const void *p, size_t n) { return pop3_session_feed(s, p, n); }
-static struct buf *op_output(void *s) { return pop3_session_output(s); }
-static bool op_wants_close(const void *s) { return pop3_session_wants_close(s); }
-static bool op_waiting(const void *s) { return pop3_session_waiting(s); }
-static bool op_wants_tls(const void *s) { return pop3_session_wants_tls(s); }
-static void op_tls_started(void *s, const char *d) { pop3_session_tls_started(s, d); }
-static void op_timeout(void *s) { pop3_session_timeout(s); }
-static void op_shutdown(void *s) { pop3_session_shutdown(s); }
-static void op_disconnected(void *s) { pop3_session_disconnected(s); }
-static bool op_streaming(const void *s) { return pop3_session_streaming(s); }
-static void op_pump(void *s) { pop3_session_pump(s); }
-static bool op_line_pending(const void *s) { return pop3_session_line_pending(s); }
-static const char *op_login(const void *s) { return pop3_session_login(s); }
+/* One POP3 connection as this adapter sees it. */
+struct pop3_conn {
+	struct service *svc;
+	struct conn *conn;
+	struct pop3_session *session;
+};
+
+static struct pop3_session *sess(const void *s) { return ((const struct pop3_conn *)s)->session; }
+
+static size_t op_feed(void *s, const void *p, size_t n) { return pop3_session_feed(sess(s), p, n); }
+static struct buf *op_output(void *s) { return pop3_session_output(sess(s)); }
+static bool op_wants_close(const void *s) { return pop3_session_wants_close(sess(s)); }
+static bool op_waiting(const void *s) { return pop3_session_waiting(sess(s)); }
+static bool op_wants_tls(const void *s) { return pop3_session_wants_tls(sess(s)); }
+static void op_tls_started(void *s, const char *d) { pop3_session_tls_started(sess(s), d); }
+static void op_timeout(void *s) { pop3_session_timeout(sess(s)); }
+static void op_shutdown(void *s) { pop3_session_shutdown(sess(s)); }
+static void op_disconnected(void *s) { pop3_session_disconnected(sess(s)); }
+static bool op_streaming(const void *s) { return pop3_session_streaming(sess(s)); }
+static void op_pump(void *s) { pop3_session_pump(sess(s)); }
+static bool op_line_pending(const void *s) { return pop3_session_line_pending(sess(s)); }
+static const char *op_login(const void *s) { return pop3_session_login(sess(s)); }
 
 static void op_deadline(void *s, enum deadline_kind which, unsigned long long limit)
 {
 	enum pop3_deadline d = which == DEADLINE_LINE ? POP3_DEADLINE_LINE : which == DEADLINE_LOGIN
 		? POP3_DEADLINE_LOGIN : POP3_DEADLINE_SESSION;
-	pop3_session_deadline(s, d, limit);
+	pop3_session_deadline(sess(s), d, limit);
 }
 
 static void op_destroy(void *s)
 {
-	struct pop3_session *p = s;
-	pop3_session_free(&p);
+	struct pop3_conn *pc = s;
+	pop3_session_free(&pc->session);
+	free(pc);
 }
+
+
 
 /* --- POP-before-SMTP --------------------------------------------------------- */
 
@@ -52,7 +66,7 @@ static unsigned addr_hash(const char *s)
 	return hash_fnv1a(s) % POP_LOGIN_BUCKETS;
 }
 
-static void remember_login(struct server *srv, const char *addr)
+static void remember_login(struct service *srv, const char *addr)
 {
 	unsigned h = addr_hash(addr);
 	for (struct pop_login *p = srv->pop_logins[h]; p; p = p->next)
@@ -69,7 +83,7 @@ static void remember_login(struct server *srv, const char *addr)
 	srv->pop_logins[h] = p;
 }
 
-long long pop3_glue_login_age(struct server *srv, const char *addr)
+long long pop3_login_age(struct service *srv, const char *addr)
 {
 	for (struct pop_login *p = srv->pop_logins[addr_hash(addr)]; p; p = p->next)
 		if (strcmp(p->addr, addr) == 0)
@@ -77,7 +91,7 @@ long long pop3_glue_login_age(struct server *srv, const char *addr)
 	return -1;
 }
 
-void pop3_glue_forget_all(struct server *srv)
+void pop3_forget_logins(struct service *srv)
 {
 	for (size_t i = 0; i < POP_LOGIN_BUCKETS; i++)
 		while (srv->pop_logins[i]) {
@@ -91,22 +105,25 @@ void pop3_glue_forget_all(struct server *srv)
 
 static struct throttle_verdict hook_auth_blocked(void *ctx, const char *user)
 {
-	return login_blocked(ctx, user);
+	struct pop3_conn *pc = ctx;
+	return login_blocked(pc->conn, user);
 }
 
 /* The login service's answer (serve/login.c), told to the session. */
-static void tell_login(void *session, enum login_result r, const char *login)
+static void tell_login(void *state, enum login_result r, const char *login)
 {
-	pop3_session_auth_done(session, r, login, 0);
+	struct pop3_conn *pc = state;
+	pop3_session_auth_done(pc->session, r, login, 0);
 }
 
 static void hook_auth_verify(void *ctx, const char *mech, const char *user, const char *pass)
 {
-	login_verify(ctx, mech, user, pass, tell_login);
+	struct pop3_conn *pc = ctx;
+	login_verify(pc->conn, mech, user, pass, tell_login);
 }
 
 struct open_job {
-	struct conn *conn;
+	struct pop3_conn *pc;
 	struct directory *dir;
 	const struct conf *conf;
 	char user[DIR_ADDRESS_MAX];
@@ -150,68 +167,73 @@ static void open_work(void *arg)
 static void open_done(void *arg)
 {
 	struct open_job *j = arg;
-	struct conn *c = j->conn;
-	c->busy--;
+	struct pop3_conn *pc = j->pc;
+	struct conn *c = pc->conn;
 	if (j->result != POP3_MAILBOX_OK)
-		log_event(LOG_WARN, "pop3_mailbox_error", "conn=%llu user=%s result=%d error=\"%s\"", (unsigned long long)c->id,
+		log_event(LOG_WARN, "pop3_mailbox_error", "conn=%llu user=%s result=%d error=\"%s\"", (unsigned long long)conn_id(c),
 			j->user, (int)j->result, j->err);
-	else if (c->srv->conf->pop_before_smtp)
-		remember_login(c->srv, c->addr);
-	if (c->closed || !c->session) {
+	else if (pc->svc->conf->pop_before_smtp)
+		remember_login(pc->svc, conn_addr(c));
+	if (!conn_unbusy(c)) {
 		if (j->mb)
 			mailbox_close(&j->mb);
 		free(j);
-		if (c->closed)
-			conn_free(c);
 		return;
 	}
-	pop3_session_mailbox_done(c->session, j->result, &pop3_maildir_ops, j->mb);
+	pop3_session_mailbox_done(pc->session, j->result, &pop3_maildir_ops, j->mb);
 	free(j);
 	conn_process(c);
 }
 
 static void hook_mailbox_open(void *ctx, const char *user)
 {
-	struct conn *c = ctx;
+	struct pop3_conn *pc = ctx;
 	struct open_job *j = calloc(1, sizeof(*j));
 	if (!j) {
-		pop3_session_mailbox_done(c->session, POP3_MAILBOX_TEMP, NULL, NULL);
+		pop3_session_mailbox_done(pc->session, POP3_MAILBOX_TEMP, NULL, NULL);
 		return;
 	}
-	j->conn = c;
-	j->dir = c->srv->auth_dir;
-	j->conf = c->srv->conf;
+	j->pc = pc;
+	j->dir = pc->svc->auth_dir;
+	j->conf = pc->svc->conf;
 	snprintf(j->user, sizeof(j->user), "%s", user);
-	c->busy++;
-	workq_push(c->srv->commitq, open_work, open_done, j);
+	conn_busy(pc->conn);
+	workq_push(pc->svc->commitq, open_work, open_done, j);
 }
 
 static bool op_start(struct conn *c, const char *tls_desc)
 {
-	struct server *srv = c->srv;
+	struct service *srv = conn_ctx(c);
 	const struct conf *cf = srv->conf;
-	const struct conf_listener *l = c->listener;
+	const struct conf_listener *l = conn_listener(c);
+	struct pop3_conn *pc = calloc(1, sizeof(*pc));
+	if (!pc) {
+		conn_close(c);
+		return false;
+	}
+	pc->svc = srv;
+	pc->conn = c;
 	struct pop3_conn_info info = {
-		.conn_id = c->id, .run_id = srv->run_id, .hostname = cf->hostname, .client_addr = c->addr, .listener = l->name,
-		.tls_offered = l->tls == TLS_STARTTLS && srv->tls, .tls_active = tls_desc != NULL,
+		.conn_id = conn_id(c), .run_id = srv->run_id, .hostname = cf->hostname, .client_addr = conn_addr(c), .listener = l->name,
+		.tls_offered = l->tls == TLS_STARTTLS && conn_tls_available(c), .tls_active = tls_desc != NULL,
 		.tls_description = tls_desc, .allow_plaintext_auth = l->allow_plaintext_auth,
 	};
 	/* RFC 1939 §3: an autologout timer of at least 10 minutes. */
 	unsigned idle = cf->idle_timeout > 600 ? (unsigned)cf->idle_timeout : 600;
 	struct pop3_limits lim = { .max_line = 512, .max_bad_commands = (unsigned)cf->bad_commands, .idle_timeout = idle };
 	struct pop3_hooks hooks = {
-		.ctx = c, .auth_blocked = hook_auth_blocked, .auth_verify = hook_auth_verify,
+		.ctx = pc, .auth_blocked = hook_auth_blocked, .auth_verify = hook_auth_verify,
 		.mailbox_open = hook_mailbox_open,
 	};
-	c->ops = &pop3_proto_ops;
-	c->session = pop3_session_new(&info, &lim, &hooks);
-	if (!c->session) {
-		conn_free(c);
+	pc->session = pop3_session_new(&info, &lim, &hooks);
+	if (!pc->session) {
+		free(pc);
+		conn_close(c);
 		return false;
 	}
-	struct timeval tv = { .tv_sec = idle };
-	bufferevent_set_timeouts(c->bev, &tv, &tv);
-	pop3_session_start(c->session);
+	conn_set_session(c, pc);
+	conn_set_idle_timeout(c, idle);
+	pop3_session_start(pc->session);
 	conn_flush(c);
 	return true;
 }

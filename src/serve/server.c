@@ -1,9 +1,9 @@
 /* server.c - the composition root of `postern serve` (see server.h): it builds the
- * queue, the directories, delivery, the login service (auth/login.h: its threads,
- * the throttle, the dummy hash), the relay credentials, the commit threads, the
- * control socket, binds each
- * listener with its protocol's adapter (serve/smtp.c, serve/pop3.c), drops
- * privileges, and orchestrates the shutdown on SIGTERM/SIGINT. */
+ * transport (net/server.h), the queue, the directories, delivery, the login service
+ * (auth/login.h: its threads, the throttle, the dummy hash), the relay credentials,
+ * the commit threads, the control socket, binds each listener with its protocol's
+ * adapter (serve/smtp.c, serve/pop3.c), drops privileges, and orchestrates the
+ * shutdown on SIGTERM/SIGINT. */
 #include "serve/server.h"
 
 #include <event2/event.h>
@@ -19,12 +19,12 @@
 #include "conf/conf.h"
 #include "delivery/delivery.h"
 #include "directory/directory.h"
-#include "net/internal.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "queue/queue.h"
 #include "serve/control.h"
 #include "serve/login.h"
+#include "serve/service.h"
 #include "serve/startup.h"
 #include "util/id.h"
 #include "util/log.h"
@@ -39,12 +39,12 @@ static void commit_ev_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct server *srv = arg;
+	struct service *srv = arg;
 	if (srv->commitq)
 		workq_run_done(srv->commitq);
 }
 
-static bool bind_listener(struct server *srv, const struct conf_listener *cl)
+static bool bind_listener(struct service *srv, const struct conf_listener *cl)
 {
 	char err[1024];
 	int fd = startup_listen(srv->conf, cl, err, sizeof(err));
@@ -52,7 +52,7 @@ static bool bind_listener(struct server *srv, const struct conf_listener *cl)
 		log_event(LOG_ERR, "listen_error", "listener=%s address=%s port=%u error=\"%s\"", cl->name, cl->address, cl->port, err);
 		return false;
 	}
-	return server_listen(srv, cl, cl->role == ROLE_POP3 ? &pop3_proto_ops : &smtp_proto_ops, fd);
+	return net_listen(srv->net, cl, cl->role == ROLE_POP3 ? &pop3_proto_ops : &smtp_proto_ops, srv, fd);
 }
 
 /* Invariant 7: after binding as root, run as the configured unprivileged user, with
@@ -75,44 +75,42 @@ static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct server *srv = arg;
-	log_event(LOG_WARN, "shutdown_forced", "open_connections=%u", srv->n_conns);
-	event_base_loopbreak(srv->base);
+	struct service *srv = arg;
+	log_event(LOG_WARN, "shutdown_forced", "open_connections=%u", net_open_connections(srv->net));
+	event_base_loopbreak(net_base(srv->net));
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
-	struct server *srv = arg;
+	struct service *srv = arg;
 	if (srv->shutting_down) {
-		event_base_loopbreak(srv->base);
+		event_base_loopbreak(net_base(srv->net));
 		return;
 	}
 	srv->shutting_down = true;
-	log_event(LOG_INFO, "shutdown", "signal=%d open_connections=%u", (int)sig, srv->n_conns);
+	log_event(LOG_INFO, "shutdown", "signal=%d open_connections=%u", (int)sig, net_open_connections(srv->net));
 	/* One bound for the whole stop ([server] shutdown_timeout): clients get it as
 	 * their grace period, and deliveries running now get the same deadline, after
 	 * which delivery_stop cuts their transactions off (the messages stay queued). */
 	delivery_stop_begin(srv->delivery);
 	/* Tell idle clients; a commit in progress finishes and gets its reply. */
-	server_stop_accepting(srv);
-	if (srv->n_conns == 0) {
-		event_base_loopexit(srv->base, NULL);
-		return;
-	}
+	if (net_stop_accepting(srv->net))
+		return;   /* none open: the loop exits */
 	struct timeval grace = { (time_t)srv->conf->shutdown_timeout, 0 };
-	srv->shutdown_timer = evtimer_new(srv->base, shutdown_timer_cb, srv);
+	srv->shutdown_timer = evtimer_new(net_base(srv->net), shutdown_timer_cb, srv);
 	if (srv->shutdown_timer)
 		evtimer_add(srv->shutdown_timer, &grace);
 }
 
-static void server_cleanup(struct server *srv)
+static void server_cleanup(struct service *srv)
 {
 	control_stop(&srv->control);
-	pop3_glue_forget_all(srv);
+	pop3_forget_logins(srv);
 	workq_free(&srv->commitq);   /* finishes running commits; their callbacks run here */
 	login_service_free(&srv->logins);   /* answers running checks; their connections go next */
-	server_close_all(srv);
+	if (srv->net)
+		net_close_all(srv->net);
 	delivery_stop(&srv->delivery);
 	if (srv->commit_ev)
 		event_free(srv->commit_ev);
@@ -125,11 +123,9 @@ static void server_cleanup(struct server *srv)
 	directory_close(&srv->dir);
 	directory_close(&srv->auth_dir);
 	queue_close(&srv->queue);
-	tls_free(&srv->tls);
 	if (srv->auth_ev)
 		event_free(srv->auth_ev);
-	if (srv->base)
-		event_base_free(srv->base);
+	net_free(&srv->net);   /* the TLS contexts and the event loop */
 }
 
 /* Thousands of connections need thousands of descriptors: raise the soft limit to
@@ -148,54 +144,19 @@ static void raise_fd_limit(const struct conf *cf)
 			(unsigned long long)rl.rlim_cur, (unsigned long long)cf->connections);
 }
 
-int server_run(const struct conf *cf)
+/* The rooms the running server reads and writes (after dropping root: the files
+ * are the unprivileged user's). */
+static bool open_rooms(struct service *srv, char *err, size_t errlen)
 {
-	struct server srv_storage, *srv = &srv_storage;
-	memset(srv, 0, sizeof(*srv));
-	srv->conf = cf;
-	signal(SIGPIPE, SIG_IGN);
-	raise_fd_limit(cf);
-	evthread_use_pthreads();
-	srv->base = event_base_new();
-	if (!srv->base) {
-		log_event(LOG_ERR, "startup_error", "error=\"cannot create the event loop\"");
-		return 1;
-	}
-	char err[2048];
-	/* The steps check-config runs too (serve/startup.c): a setting that stops the start is
-	 * reported before any port is opened, in the same words. */
-	struct startup_identity id;
-	if (!startup_relay_credentials(cf, &srv->relay_creds, err, sizeof(err)) ||
-		!startup_identity(cf, &id, err, sizeof(err)) || !startup_data_dir(cf, &id, true, err, sizeof(err))) {
+	const struct conf *cf = srv->conf;
+	if (!queue_open(&srv->queue, cf->data_dir, err, errlen) ||
+		!directory_open(&srv->dir, cf->data_dir, err, errlen) ||
+		!directory_open(&srv->auth_dir, cf->data_dir, err, errlen)) {
 		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
-		server_cleanup(srv);
-		return 1;
-	}
-	for (size_t i = 0; i < cf->n_listeners; i++) {
-		if (!bind_listener(srv, &cf->listeners[i])) {
-			server_cleanup(srv);
-			return 1;
-		}
-	}
-	/* Before dropping root: keys are often readable by root only. */
-	if (conf_wants_tls(cf) && !tls_init(&srv->tls, cf, id.uid, id.gid, false, err, sizeof(err))) {
-		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
-		server_cleanup(srv);
-		return 1;
-	}
-	if (!drop_privileges(cf, &id)) {
-		server_cleanup(srv);
-		return 1;
-	}
-	if (!queue_open(&srv->queue, cf->data_dir, err, sizeof(err)) ||
-		!directory_open(&srv->dir, cf->data_dir, err, sizeof(err)) ||
-		!directory_open(&srv->auth_dir, cf->data_dir, err, sizeof(err))) {
-		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
-		server_cleanup(srv);
-		return 1;
+		return false;
 	}
 	queue_set_min_free(srv->queue, cf->min_free);
-	if (!id_new_run_id(cf->data_dir, srv->run_id, err, sizeof(err))) {
+	if (!id_new_run_id(cf->data_dir, srv->run_id, err, errlen)) {
 		/* Still distinct from the counter's values, unless two starts share a second. */
 		snprintf(srv->run_id, sizeof(srv->run_id), "t%lld", (long long)time(NULL));
 		log_event(LOG_WARN, "run_id_error", "error=\"%s\" run=%s", err, srv->run_id);
@@ -208,10 +169,18 @@ int server_run(const struct conf *cf)
 		log_event(LOG_WARN, "legacy_app_passwords", "count=%lld accepted=%s hint=\"app passwords in the old format "
 			"(without a selector) cost extra hash checks at login: reissue them (postern app-password list marks them), "
 			"then set [auth] legacy_app_passwords = no\"", legacy, cf->auth_legacy_app_passwords ? "yes" : "no");
-	srv->commit_ev = event_new(srv->base, -1, 0, commit_ev_cb, srv);
+	return true;
+}
+
+/* The commit threads, delivery and the login service (threads, throttle, dummy hash). */
+static bool start_workers(struct service *srv)
+{
+	const struct conf *cf = srv->conf;
+	struct event_base *base = net_base(srv->net);
+	srv->commit_ev = event_new(base, -1, 0, commit_ev_cb, srv);
 	srv->commitq = srv->commit_ev ? workq_new((unsigned)cf->commit_threads, commit_notify, srv->commit_ev) : NULL;
 	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds);
-	srv->auth_ev = event_new(srv->base, -1, 0, login_ev_cb, srv);
+	srv->auth_ev = event_new(base, -1, 0, login_ev_cb, srv);
 	struct login_service_config lc = {
 		.dir = srv->auth_dir, .threads = 2, .cache_ttl = (unsigned)cf->auth_cache_ttl,
 		.legacy_app_passwords = cf->auth_legacy_app_passwords,
@@ -226,20 +195,65 @@ int server_run(const struct conf *cf)
 	srv->logins = srv->auth_ev ? login_service_new(&lc) : NULL;
 	if (!srv->commitq || !srv->delivery || !srv->logins) {
 		log_event(LOG_ERR, "startup_error", "error=\"cannot start worker threads\"");
+		return false;
+	}
+	return true;
+}
+
+/* The steps check-config runs too (serve/startup.c): a setting that stops the start
+ * is reported before any port is opened, in the same words.  Then the ports, the
+ * TLS keys (before dropping root: keys are often readable by root only), the drop. */
+static bool start_privileged(struct service *srv, char *err, size_t errlen)
+{
+	const struct conf *cf = srv->conf;
+	struct startup_identity id;
+	if (!startup_relay_credentials(cf, &srv->relay_creds, err, errlen) ||
+		!startup_identity(cf, &id, err, errlen) || !startup_data_dir(cf, &id, true, err, errlen)) {
+		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
+		return false;
+	}
+	for (size_t i = 0; i < cf->n_listeners; i++)
+		if (!bind_listener(srv, &cf->listeners[i]))
+			return false;
+	struct tls *tls = NULL;
+	if (conf_wants_tls(cf) && !tls_init(&tls, cf, id.uid, id.gid, false, err, errlen)) {
+		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
+		return false;
+	}
+	net_set_tls(srv->net, tls);
+	return drop_privileges(cf, &id);
+}
+
+int server_run(const struct conf *cf)
+{
+	struct service srv_storage, *srv = &srv_storage;
+	memset(srv, 0, sizeof(*srv));
+	srv->conf = cf;
+	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(cf);
+	evthread_use_pthreads();
+	srv->net = net_new(cf);
+	if (!srv->net) {
+		log_event(LOG_ERR, "startup_error", "error=\"cannot create the event loop\"");
+		return 1;
+	}
+	char err[2048];
+	if (!start_privileged(srv, err, sizeof(err)) || !open_rooms(srv, err, sizeof(err)) || !start_workers(srv)) {
 		server_cleanup(srv);
 		return 1;
 	}
-	srv->control = control_start(srv->base, cf->data_dir, srv->commitq, srv->delivery, err, sizeof(err));
+	struct event_base *base = net_base(srv->net);
+	srv->control = control_start(base, cf->data_dir, srv->commitq, srv->delivery, err, sizeof(err));
 	if (!srv->control)
 		log_event(LOG_WARN, "control_error", "error=\"%s\" hint=\"postern queue flush/hold/... will not reach this server\"", err);
-	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
-	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+	srv->sig_term = evsignal_new(base, SIGTERM, signal_cb, srv);
+	srv->sig_int = evsignal_new(base, SIGINT, signal_cb, srv);
 	evsignal_add(srv->sig_term, NULL);
 	evsignal_add(srv->sig_int, NULL);
 	log_event(LOG_INFO, "started", "version=%s config=%s hostname=%s data_dir=%s run=%s", POSTERN_VERSION, cf->path,
 		cf->hostname, cf->data_dir, srv->run_id);
-	event_base_dispatch(srv->base);
-	log_event(LOG_INFO, "stopping", "open_connections=%u", srv->n_conns);
+	event_base_dispatch(base);
+	log_event(LOG_INFO, "stopping", "open_connections=%u", net_open_connections(srv->net));
 	server_cleanup(srv);
 	log_event(LOG_INFO, "stopped", "pid=%d", (int)getpid());
 	return 0;

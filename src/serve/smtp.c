@@ -1,20 +1,24 @@
 /* smtp.c - the SMTP adapter: what an SMTP session asks of the rest of the server: recipient
  * decisions (directory + policy, quotas, POP-before-SMTP), the spool and its
- * durable commit on the commit threads, logins, sender ownership. */
+ * durable commit on the commit threads, logins, sender ownership.  The transport
+ * (net/) sees it only through smtp_proto_ops; the message being received is this
+ * adapter's per-connection state (struct smtp_conn), not the connection's. */
 #include <stdarg.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <event2/util.h>
 
 #include "delivery/delivery.h"
 #include "directory/directory.h"
-#include "net/internal.h"
-#include "serve/login.h"
-#include "net/tls.h"
+#include "conf/conf.h"
+#include "net/server.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
+#include "serve/login.h"
+#include "serve/service.h"
 #include "smtp/reply.h"
 #include "smtp/session.h"
 #include "store/layout.h"
@@ -39,10 +43,22 @@ struct room_check {
 	uint64_t space;   /* queue space above [queue] min_free when the spool opened */
 };
 
+/* One SMTP connection as this adapter sees it: the session, and the message being
+ * received (spool writer, queue id, the local recipients' Maildirs). */
+struct smtp_conn {
+	struct service *svc;
+	struct conn *conn;
+	struct smtp_session *session;
+	struct queue_writer *writer;     /* the message being received */
+	struct room_check *room;         /* its local recipients' Maildirs, for the quota check */
+	bool spool_no_space;             /* the last spool failure was for lack of space */
+	char qid[QUEUE_ID_LEN + 1];
+};
+
 enum commit_outcome { COMMIT_OK, COMMIT_FAILED, COMMIT_NO_ROOM };
 
 struct commit_job {
-	struct conn *conn;
+	struct smtp_conn *sc;
 	struct queue_writer *writer;
 	struct room_check *room;
 	bool full_is_permanent;
@@ -71,7 +87,7 @@ static void room_free(struct room_check **rp)
 
 /* Resolve rcpt (directory/): true when its mail goes into a local Maildir, whose
  * path is then in path.  A path that does not fit counts as a directory failure. */
-static bool recipient_maildir(struct server *srv, const char *rcpt, struct dir_recipient *dr, char *path,
+static bool recipient_maildir(struct service *srv, const char *rcpt, struct dir_recipient *dr, char *path,
 	size_t pathsz)
 {
 	directory_resolve_recipient(srv->dir, srv->conf, rcpt, dr);
@@ -86,9 +102,9 @@ static bool recipient_maildir(struct server *srv, const char *rcpt, struct dir_r
 
 /* Which recipients of env have a local Maildir (aliases followed).  NULL on no memory:
  * then nothing is checked at the end of data (delivery still checks). */
-static struct room_check *room_resolve(struct conn *c, const struct queue_envelope *qe)
+static struct room_check *room_resolve(struct smtp_conn *sc, const struct queue_envelope *qe)
 {
-	struct server *srv = c->srv;
+	struct service *srv = sc->svc;
 	struct room_check *r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
@@ -151,48 +167,57 @@ static enum message_quota room_check_run(struct commit_job *j)
 
 /* --- the session as the connection code sees it ---------------------------- */
 
-static size_t op_feed(void *s, const void *p, size_t n) { return smtp_session_feed(s, p, n); }
-static struct buf *op_output(void *s) { return smtp_session_output(s); }
-static bool op_wants_close(const void *s) { return smtp_session_wants_close(s); }
-static bool op_waiting(const void *s) { return smtp_session_waiting(s); }
-static bool op_wants_tls(const void *s) { return smtp_session_wants_tls(s); }
-static void op_tls_started(void *s, const char *d) { smtp_session_tls_started(s, d); }
-static void op_timeout(void *s) { smtp_session_timeout(s); }
-static void op_shutdown(void *s) { smtp_session_shutdown(s); }
-static void op_disconnected(void *s) { smtp_session_disconnected(s); }
-static bool op_line_pending(const void *s) { return smtp_session_line_pending(s); }
-static bool op_in_data(const void *s) { return smtp_session_in_data(s); }
-static const char *op_login(const void *s) { return smtp_session_login(s); }
+static struct smtp_session *sess(const void *s) { return ((const struct smtp_conn *)s)->session; }
+
+static size_t op_feed(void *s, const void *p, size_t n) { return smtp_session_feed(sess(s), p, n); }
+static struct buf *op_output(void *s) { return smtp_session_output(sess(s)); }
+static bool op_wants_close(const void *s) { return smtp_session_wants_close(sess(s)); }
+static bool op_waiting(const void *s) { return smtp_session_waiting(sess(s)); }
+static bool op_wants_tls(const void *s) { return smtp_session_wants_tls(sess(s)); }
+static void op_tls_started(void *s, const char *d) { smtp_session_tls_started(sess(s), d); }
+static void op_timeout(void *s) { smtp_session_timeout(sess(s)); }
+static void op_shutdown(void *s) { smtp_session_shutdown(sess(s)); }
+static void op_disconnected(void *s) { smtp_session_disconnected(sess(s)); }
+static bool op_line_pending(const void *s) { return smtp_session_line_pending(sess(s)); }
+static bool op_in_data(const void *s) { return smtp_session_in_data(sess(s)); }
+static const char *op_login(const void *s) { return smtp_session_login(sess(s)); }
 
 static void op_deadline(void *s, enum deadline_kind which, unsigned long long limit)
 {
 	enum smtp_deadline d = which == DEADLINE_LINE ? SMTP_DEADLINE_LINE : which == DEADLINE_DATA_RATE
 		? SMTP_DEADLINE_DATA_RATE : which == DEADLINE_LOGIN ? SMTP_DEADLINE_LOGIN : SMTP_DEADLINE_SESSION;
-	smtp_session_deadline(s, d, limit);
+	smtp_session_deadline(sess(s), d, limit);
 }
 
 static void op_destroy(void *s)
 {
-	struct smtp_session *p = s;
-	smtp_session_free(&p);
+	struct smtp_conn *sc = s;
+	queue_writer_free(&sc->writer);
+	room_free(&sc->room);
+	smtp_session_free(&sc->session);
+	free(sc);
 }
+
+/* The login service's answer (serve/login.c), told to the session. */
+static void tell_login(void *state, enum login_result r, const char *login)
+{
+	struct smtp_conn *sc = state;
+	smtp_session_auth_done(sc->session, r, login, 0);
+}
+
 
 /* --- login hooks ------------------------------------------------------------- */
 
 static struct throttle_verdict hook_auth_blocked(void *ctx, const char *user)
 {
-	return login_blocked(ctx, user);
-}
-
-/* The login service's answer (serve/login.c), told to the session. */
-static void tell_login(void *session, enum login_result r, const char *login)
-{
-	smtp_session_auth_done(session, r, login, 0);
+	struct smtp_conn *sc = ctx;
+	return login_blocked(sc->conn, user);
 }
 
 static void hook_auth_verify(void *ctx, const char *mech, const char *user, const char *pass)
 {
-	login_verify(ctx, mech, user, pass, tell_login);
+	struct smtp_conn *sc = ctx;
+	login_verify(sc->conn, mech, user, pass, tell_login);
 }
 
 
@@ -200,14 +225,14 @@ static void hook_auth_verify(void *ctx, const char *mech, const char *user, cons
  * SIZE= (RFC 1870 §6.1), otherwise only a mailbox already full is refused here, and
  * the end of data checks again with the real size (commit_work).  Delivery checks
  * once more.  A quota read is a small file read, as the directory lookup before it. */
-static void check_quota(struct conn *c, const char *path, struct rcpt_facts *f)
+static void check_quota(struct smtp_conn *sc, const char *path, struct rcpt_facts *f)
 {
 	struct quota_state st;
 	char err[256];
-	uint64_t declared = smtp_session_declared_size(c->session);
+	uint64_t declared = smtp_session_declared_size(sc->session);
 	if (quota_check(path, declared, &st, err, sizeof(err)) == QUOTA_FULL) {
 		f->mailbox_full = true;
-		f->full_is_permanent = c->srv->conf->quota_full_permanent;
+		f->full_is_permanent = sc->svc->conf->quota_full_permanent;
 		f->quota_used = st.used_bytes;
 		f->quota_limit = st.limit_bytes;
 		f->message_size = declared;
@@ -218,8 +243,8 @@ static void check_quota(struct conn *c, const char *path, struct rcpt_facts *f)
  * from the configuration and the directory, users, aliases, postmaster). */
 static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verdict *v)
 {
-	struct conn *c = ctx;
-	struct server *srv = c->srv;
+	struct smtp_conn *sc = ctx;
+	struct service *srv = sc->svc;
 	struct rcpt_facts f = { .local = rcpt->local, .domain = rcpt->domain, .user = USER_MISSING };
 	if (rcpt->bare_postmaster) {
 		f.is_postmaster = true;
@@ -235,28 +260,28 @@ static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verd
 		f.is_postmaster = f.domain_local && strcasecmp(rcpt->local, "postmaster") == 0;
 		f.user = found ? USER_FOUND : dr.kind == DIR_RCPT_TEMPFAIL ? USER_LOOKUP_FAILED : USER_MISSING;
 		if (dr.kind == DIR_RCPT_TEMPFAIL)
-			log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id, dr.error);
+			log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", (unsigned long long)conn_id(sc->conn), dr.error);
 		if (found && !f.is_postmaster)
-			check_quota(c, path, &f);
+			check_quota(sc, path, &f);
 	}
 	struct policy_client pc = {
-		.submission_port = c->listener->role == ROLE_SUBMISSION,
-		.authenticated = smtp_session_login(c->session) != NULL,
-		.trusted_network = c->trusted,
+		.submission_port = conn_listener(sc->conn)->role == ROLE_SUBMISSION,
+		.authenticated = smtp_session_login(sc->session) != NULL,
+		.trusted_network = conn_trusted(sc->conn),
 		.pop_window = srv->conf->pop_before_smtp,
-		.pop_login_age = srv->conf->pop_before_smtp ? pop3_glue_login_age(srv, c->addr) : -1,
+		.pop_login_age = srv->conf->pop_before_smtp ? pop3_login_age(srv, conn_addr(sc->conn)) : -1,
 	};
 	policy_check_rcpt(&pc, &f, v);
 }
 
 static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qid)
 {
-	struct conn *c = ctx;
+	struct smtp_conn *sc = ctx;
 	struct queue_envelope qe;
 	memset(&qe, 0, sizeof(qe));
 	id_new_queue_id(qe.qid);
 	qe.arrival = time(NULL);
-	snprintf(qe.client_addr, sizeof(qe.client_addr), "%s", c->addr);
+	snprintf(qe.client_addr, sizeof(qe.client_addr), "%s", conn_addr(sc->conn));
 	snprintf(qe.helo, sizeof(qe.helo), "%s", env->helo);
 	snprintf(qe.protocol, sizeof(qe.protocol), "%s", env->protocol);
 	smtp_path_format(env->sender, qe.sender, sizeof(qe.sender));
@@ -276,65 +301,65 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 		if (env->rcpt_params[i].notify || env->rcpt_params[i].orcpt[0])
 			dsn_ok = queue_envelope_set_dsn(&qe, i, env->rcpt_params[i].notify, env->rcpt_params[i].orcpt) && dsn_ok;
 	char err[256] = "out of memory";
-	room_free(&c->room);
-	c->spool_no_space = false;
-	c->room = room_resolve(c, &qe);
-	if (c->room)
-		c->room->space = c->srv->conf->min_free ? queue_space_room(c->srv->queue) : UINT64_MAX;
-	c->writer = dsn_ok ? queue_writer_open(c->srv->queue, &qe, err, sizeof(err)) : NULL;
-	if (!c->writer && dsn_ok)
-		c->spool_no_space = errno == ENOSPC || errno == EDQUOT;
+	room_free(&sc->room);
+	sc->spool_no_space = false;
+	sc->room = room_resolve(sc, &qe);
+	if (sc->room)
+		sc->room->space = sc->svc->conf->min_free ? queue_space_room(sc->svc->queue) : UINT64_MAX;
+	sc->writer = dsn_ok ? queue_writer_open(sc->svc->queue, &qe, err, sizeof(err)) : NULL;
+	if (!sc->writer && dsn_ok)
+		sc->spool_no_space = errno == ENOSPC || errno == EDQUOT;
 	free(qe.notify);
 	free(qe.orcpt);
 	free(qe.rcpts);
-	if (!c->writer) {
-		if (!c->spool_no_space)   /* lack of space is logged by the queue, once a minute */
-			log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)c->id, err);
-		room_free(&c->room);
+	if (!sc->writer) {
+		if (!sc->spool_no_space)   /* lack of space is logged by the queue, once a minute */
+			log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)conn_id(sc->conn), err);
+		room_free(&sc->room);
 		return false;
 	}
-	memcpy(c->qid, qe.qid, sizeof(c->qid));
+	memcpy(sc->qid, qe.qid, sizeof(sc->qid));
 	memcpy(qid, qe.qid, QUEUE_ID_LEN + 1);
 	return true;
 }
 
 static bool hook_spool_write(void *ctx, const void *p, size_t n)
 {
-	struct conn *c = ctx;
-	if (!c->writer)
+	struct smtp_conn *sc = ctx;
+	if (!sc->writer)
 		return false;
 	/* A message without SIZE= that outgrows the space above min_free stops here, so
 	 * the reserve stays for deliveries and logs: 452 4.3.1 as for a full disk. */
-	if (c->room && queue_writer_size(c->writer) + n > c->room->space) {
-		c->spool_no_space = true;
+	if (sc->room && queue_writer_size(sc->writer) + n > sc->room->space) {
+		sc->spool_no_space = true;
 		return false;
 	}
-	if (queue_writer_write(c->writer, p, n))
+	if (queue_writer_write(sc->writer, p, n))
 		return true;
-	c->spool_no_space = queue_writer_no_space(c->writer);
+	sc->spool_no_space = queue_writer_no_space(sc->writer);
 	return false;
 }
 
 static bool hook_spool_no_space(void *ctx)
 {
-	struct conn *c = ctx;
-	return c->spool_no_space;
+	struct smtp_conn *sc = ctx;
+	return sc->spool_no_space;
 }
 
 /* MAIL: is there room on the queue's filesystem for a message of `size` octets (0:
  * not declared; then only "no room at all" refuses)?  statvfs at most once a second. */
 static bool hook_spool_room(void *ctx, uint64_t size)
 {
-	struct conn *c = ctx;
-	uint64_t room = queue_space_room(c->srv->queue);
+	struct smtp_conn *sc = ctx;
+	uint64_t room = queue_space_room(sc->svc->queue);
 	return room > 0 && size <= room;
 }
 
 static void hook_spool_abort(void *ctx)
 {
-	struct conn *c = ctx;
-	queue_writer_free(&c->writer);
-	room_free(&c->room);
+	struct smtp_conn *sc = ctx;
+	queue_writer_free(&sc->writer);
+	room_free(&sc->room);
 }
 
 /* Worker thread: the blocking part.  The quota check comes first, so that a message
@@ -355,56 +380,55 @@ static void commit_work(void *arg)
 static void commit_done(void *arg)
 {
 	struct commit_job *j = arg;
-	struct conn *c = j->conn;
-	struct server *srv = c->srv;
+	struct smtp_conn *sc = j->sc;
+	struct conn *c = sc->conn;
+	struct service *srv = sc->svc;
 	queue_writer_free(&j->writer);
 	room_free(&j->room);
 	if (j->outcome == COMMIT_OK)
 		delivery_enqueue(srv->delivery, j->qid);
 	else if (j->outcome == COMMIT_FAILED && !j->no_space)   /* lack of space: logged by the queue */
-		log_event(LOG_ERR, "spool_error", "conn=%llu qid=%s op=commit error=\"%s\"", (unsigned long long)c->id,
+		log_event(LOG_ERR, "spool_error", "conn=%llu qid=%s op=commit error=\"%s\"", (unsigned long long)conn_id(c),
 			j->qid, j->err);
-	c->busy--;
-	if (c->closed) {
+	if (!conn_unbusy(c)) {
 		free(j);
-		conn_free(c);
 		return;
 	}
-	c->spool_no_space = j->no_space;
+	sc->spool_no_space = j->no_space;
 	if (j->outcome == COMMIT_NO_ROOM)
-		smtp_session_commit_refused(c->session, j->quota, j->size, j->detail);
+		smtp_session_commit_refused(sc->session, j->quota, j->size, j->detail);
 	else
-		smtp_session_commit_done(c->session, j->outcome == COMMIT_OK);
+		smtp_session_commit_done(sc->session, j->outcome == COMMIT_OK);
 	free(j);
 	conn_process(c);
 }
 
 static void hook_spool_commit(void *ctx)
 {
-	struct conn *c = ctx;
+	struct smtp_conn *sc = ctx;
 	struct commit_job *j = calloc(1, sizeof(*j));
 	if (!j) {
-		queue_writer_free(&c->writer);
-		room_free(&c->room);
-		smtp_session_commit_done(c->session, false);
+		queue_writer_free(&sc->writer);
+		room_free(&sc->room);
+		smtp_session_commit_done(sc->session, false);
 		return;
 	}
-	j->conn = c;
-	j->writer = c->writer;
-	c->writer = NULL;
-	j->room = c->room;
-	c->room = NULL;
+	j->sc = sc;
+	j->writer = sc->writer;
+	sc->writer = NULL;
+	j->room = sc->room;
+	sc->room = NULL;
 	j->size = queue_writer_size(j->writer);
-	j->full_is_permanent = c->srv->conf->quota_full_permanent;
-	memcpy(j->qid, c->qid, sizeof(j->qid));
-	c->busy++;
-	workq_push(c->srv->commitq, commit_work, commit_done, j);
+	j->full_is_permanent = sc->svc->conf->quota_full_permanent;
+	memcpy(j->qid, sc->qid, sizeof(j->qid));
+	conn_busy(sc->conn);
+	workq_push(sc->svc->commitq, commit_work, commit_done, j);
 }
 
 static bool hook_sender_owned(void *ctx, const char *login, const char *address, bool *tempfail)
 {
-	struct conn *c = ctx;
-	enum dir_result r = directory_sender_owned(c->srv->dir, login, address);
+	struct smtp_conn *sc = ctx;
+	enum dir_result r = directory_sender_owned(sc->svc->dir, login, address);
 	*tempfail = r == DIR_ERROR;
 	return r == DIR_OK;
 }
@@ -412,48 +436,42 @@ static bool hook_sender_owned(void *ctx, const char *login, const char *address,
 /* A refused recipient's answer held back (directory harvesting): a timer, so the
  * loop serves everyone else meanwhile.  The connection counts as busy, so it is freed
  * only after the timer, even if the client goes away. */
-static void hold_cb(evutil_socket_t fd, short what, void *arg)
+static void hold_cb(void *arg)
 {
-	(void)fd;
-	(void)what;
-	struct conn *c = arg;
-	event_free(c->delay);
-	c->delay = NULL;
-	c->busy--;
-	if (c->closed) {
-		conn_free(c);
+	struct smtp_conn *sc = arg;
+	struct conn *c = sc->conn;
+	if (!conn_unbusy(c))
 		return;
-	}
-	smtp_session_hold_done(c->session);
+	smtp_session_hold_done(sc->session);
 	conn_process(c);
 }
 
 static void hook_hold(void *ctx, unsigned ms)
 {
-	struct conn *c = ctx;
-	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-	if (!c->delay) {
-		c->delay = evtimer_new(c->srv->base, hold_cb, c);
-		if (c->delay && evtimer_add(c->delay, &tv) == 0) {
-			c->busy++;
-			return;
-		}
-		if (c->delay)
-			event_free(c->delay);
-		c->delay = NULL;
+	struct smtp_conn *sc = ctx;
+	if (conn_after(sc->conn, ms, hold_cb, sc)) {
+		conn_busy(sc->conn);
+		return;
 	}
-	smtp_session_hold_done(c->session);   /* no timer: answer now rather than never */
+	smtp_session_hold_done(sc->session);   /* no timer: answer now rather than never */
 }
 
 static bool op_start(struct conn *c, const char *tls_desc)
 {
-	struct server *srv = c->srv;
+	struct service *srv = conn_ctx(c);
 	const struct conf *cf = srv->conf;
-	const struct conf_listener *l = c->listener;
+	const struct conf_listener *l = conn_listener(c);
+	struct smtp_conn *sc = calloc(1, sizeof(*sc));
+	if (!sc) {
+		conn_close(c);
+		return false;
+	}
+	sc->svc = srv;
+	sc->conn = c;
 	struct smtp_conn_info info = {
-		.conn_id = c->id, .run_id = c->srv->run_id, .hostname = cf->hostname, .client_addr = c->addr, .client_name = NULL,
-		.listener = l->name, .submission = l->role == ROLE_SUBMISSION, .trusted_network = c->trusted,
-		.tls_offered = l->tls == TLS_STARTTLS && srv->tls, .tls_active = tls_desc != NULL,
+		.conn_id = conn_id(c), .run_id = srv->run_id, .hostname = cf->hostname, .client_addr = conn_addr(c), .client_name = NULL,
+		.listener = l->name, .submission = l->role == ROLE_SUBMISSION, .trusted_network = conn_trusted(c),
+		.tls_offered = l->tls == TLS_STARTTLS && conn_tls_available(c), .tls_active = tls_desc != NULL,
 		.tls_description = tls_desc, .allow_plaintext_auth = l->allow_plaintext_auth,
 		.check_from_header = cf->check_from_header,
 	};
@@ -466,19 +484,20 @@ static bool op_start(struct conn *c, const char *tls_desc)
 		.refused_rcpt_delay_ms = (unsigned)cf->refused_recipient_delay_ms,
 	};
 	struct smtp_hooks hooks = {
-		.ctx = c, .check_rcpt = hook_check_rcpt, .spool_open = hook_spool_open,
+		.ctx = sc, .check_rcpt = hook_check_rcpt, .spool_open = hook_spool_open,
 		.spool_write = hook_spool_write, .spool_abort = hook_spool_abort,
 		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
 		.auth_verify = hook_auth_verify, .sender_owned = hook_sender_owned, .hold = hook_hold,
 		.spool_room = hook_spool_room, .spool_no_space = hook_spool_no_space,
 	};
-	c->ops = &smtp_proto_ops;
-	c->session = smtp_session_new(&info, &lim, &hooks);
-	if (!c->session) {
-		conn_free(c);
+	sc->session = smtp_session_new(&info, &lim, &hooks);
+	if (!sc->session) {
+		free(sc);
+		conn_close(c);
 		return false;
 	}
-	smtp_session_start(c->session);
+	conn_set_session(c, sc);
+	smtp_session_start(sc->session);
 	conn_flush(c);
 	return true;
 }
