@@ -16,8 +16,9 @@
  * input (deadline_update).  When it fires the deadline is checked again; one that
  * has passed ends the session with the protocol's own words (SMTP 421 4.4.2,
  * POP3 -ERR) and a log line; a handshake cannot be answered in plaintext and is
- * just closed.  While the server itself keeps the client waiting (a commit, a
- * login check, a mailbox being opened) nothing expires: the check is retried. */
+ * just closed (conn.c acts on what deadline_passed returns).  While the server
+ * itself keeps the client waiting (a commit, a login check, a mailbox being
+ * opened) nothing expires: the check is retried. */
 #include "net/internal.h"
 
 #include <event2/event.h>
@@ -134,46 +135,37 @@ static bool not_the_clients_turn(const struct conn *c)
 	return c->busy || c->ops->waiting(c->session) || c->ops->wants_close(c->session);
 }
 
-static void expire(struct conn *c, enum deadline_kind k)
+/* Log the deadline that passed; the caller (conn.c) ends the session. */
+static void expired(struct conn *c, enum deadline_kind k, unsigned long long limit)
 {
-	const struct conf *cf = c->net->conf;
-	unsigned long long limit = kind_limit(cf, k);
 	log_event(LOG_WARN, "deadline", "conn=%llu client=%s listener=%s kind=%s limit=%llu%s",
 		(unsigned long long)c->id, c->addr, c->listener->name, kind_name(k), limit,
 		k == DEADLINE_DATA_RATE ? " unit=octets_per_second" : " unit=seconds");
-	if (k == DEADLINE_TLS || !c->session) {
-		/* Mid-handshake nothing can be said in plaintext. */
-		conn_free(c);
-		return;
-	}
-	c->ops->deadline(c->session, k, limit);
-	conn_flush(c);   /* frees c once the reply has left */
 }
 
-static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+enum deadline_kind deadline_passed(struct conn *c, unsigned long long *limit)
 {
-	(void)fd;
-	(void)what;
-	struct conn *c = arg;
 	if (c->closed || c->tls_failed)
-		return;
+		return DEADLINE_NONE;
 	uint64_t now = now_ms(), due;
 	enum deadline_kind k = earliest(c, now, &due);
 	if (due > now) {
 		arm(c, now, due);
-		return;
+		return DEADLINE_NONE;
 	}
 	if (c->session && not_the_clients_turn(c)) {
 		arm(c, now, now + RETRY_MS);
-		return;
+		return DEADLINE_NONE;
 	}
-	expire(c, k);
+	*limit = kind_limit(c->net->conf, k);
+	expired(c, k, *limit);
+	return k;
 }
 
-bool deadline_start(struct conn *c)
+bool deadline_start(struct conn *c, event_callback_fn fired)
 {
 	c->since = now_ms();
-	c->deadline = evtimer_new(c->net->base, deadline_cb, c);
+	c->deadline = evtimer_new(c->net->base, fired, c);
 	if (!c->deadline)
 		return false;
 	deadline_update(c);

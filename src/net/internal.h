@@ -1,6 +1,7 @@
 /* internal.h - the transport's records, shared by the files of net/ only
- * (server.c: listeners and connections; deadline.c: the deadlines).  Other rooms
- * use net/server.h, net/tls.h and net/client.h. */
+ * (server.c: listeners; conn.c: connections; limits.c: the connection limits;
+ * deadline.c: the deadlines).  Other rooms use net/server.h, net/tls.h and
+ * net/client.h. */
 #ifndef POSTERN_NET_INTERNAL_H
 #define POSTERN_NET_INTERNAL_H
 
@@ -81,11 +82,25 @@ struct conn {
 	struct conn *prev, *next;
 };
 
-/* server.c */
+/* conn.c */
+/* A connection record.  ipc NULL: a refusal delivered over TLS, counted apart
+ * (n_refusing), not in the connection limits it enforces. */
+struct conn *conn_new(struct listener_ctx *lc, const char *addr, struct ip_count *ipc);
+void conn_setup_bev(struct conn *c, struct bufferevent *bev);
+void conn_start_session(struct conn *c, const char *tls_desc);
 void conn_free(struct conn *c);
 
+/* limits.c */
+/* May this address have another connection?  false: *why says which limit. */
+bool limits_admit(struct net *net, const char *addr, struct ip_count **ipc, enum conn_refusal *why);
+void limits_release(struct net *net, const char *addr);   /* a connection from addr closed */
+void limits_free(struct net *net);
+
 /* deadline.c */
-bool deadline_start(struct conn *c);     /* at accept; false: out of memory */
+bool deadline_start(struct conn *c, event_callback_fn fired);   /* at accept; false: out of memory */
+/* The deadline timer fired: the deadline that passed (logged), or DEADLINE_NONE
+ * (re-armed: not yet, or the server itself keeps the client waiting). */
+enum deadline_kind deadline_passed(struct conn *c, unsigned long long *limit);
 void deadline_update(struct conn *c);    /* after input, TLS or login progress */
 void deadline_fed(struct conn *c, bool in_data, size_t n);   /* n octets fed to the session */
 void deadline_stop(struct conn *c);
