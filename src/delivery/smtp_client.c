@@ -25,27 +25,32 @@ struct smtp_client {
 
 /* --- I/O helpers ---------------------------------------------------------- */
 
-static bool read_reply(struct smtp_client *c, struct wire_reply *r, char *err, size_t errlen)
+bool smtp_read_reply(struct net_client *conn, struct wire_reply *r, char *err, size_t errlen)
 {
 	wire_reply_reset(r);
 	char line[LINE_MAX_CLIENT];
 	for (int lines = 0; lines < 200; lines++) {
-		if (net_client_read_line(c->conn, line, sizeof(line), err, errlen) < 0) {
-			c->broken = true;
+		if (net_client_read_line(conn, line, sizeof(line), err, errlen) < 0)
 			return false;
-		}
 		int f = wire_reply_feed(r, line);
 		if (f < 0) {
 			snprintf(err, errlen, "the server sent a line that is not an SMTP reply: \"%.80s\"", line);
-			c->broken = true;
 			return false;
 		}
 		if (f == 1)
 			return true;
 	}
 	snprintf(err, errlen, "reply too long");
-	c->broken = true;
 	return false;
+}
+
+static bool read_reply(struct smtp_client *c, struct wire_reply *r, char *err, size_t errlen)
+{
+	if (!smtp_read_reply(c->conn, r, err, errlen)) {
+		c->broken = true;
+		return false;
+	}
+	return true;
 }
 
 static bool send_line(struct smtp_client *c, const char *line, char *err, size_t errlen)

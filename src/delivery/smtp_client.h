@@ -45,6 +45,12 @@ struct smtp_client_msg {
 
 struct smtp_client;
 
+/* One reply (RFC 5321 §4.2, multi-line "CODE-text") from conn: false on a read
+ * failure or a line that is not a reply line (err says; r->lines keeps what came).
+ * The transcript (net_client_opts) shows each line.  The doctor drives its own
+ * dialogue with it and net_client_write_line. */
+bool smtp_read_reply(struct net_client *conn, struct wire_reply *r, char *err, size_t errlen);
+
 /* Greeting, EHLO, STARTTLS, AUTH.  NULL on failure, with the reason in err and
  * *permanent telling whether retrying elsewhere is pointless (e.g. AUTH refused is
  * not: it is a setting the admin must change, so it is temporary). */

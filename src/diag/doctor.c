@@ -5,7 +5,8 @@
  *   4 EHLO (AUTH offered?)   5 login   6 MAIL FROM   7 RCPT to an outside address
  *   8 with --send, one short test message (never more than one)
  *   9 with --pop3, POP3 login (995 implicit TLS or 110 with STLS), UIDL, mailbox size
- * Every connect and every reply has a short bounded time limit (net/probe.c).
+ * Every connect and every reply has a short bounded time limit (net/client.c); SMTP
+ * replies are read by the one SMTP client's reader (delivery/smtp_client.h).
  * Exit status: 0 all passed, 10 + step of the first failure, 1 error, 2 usage. */
 #include "diag/doctor.h"
 
@@ -18,7 +19,8 @@
 #include "diag/common.h"
 #include "diag/diag.h"
 #include "diag/json.h"
-#include "net/probe.h"
+#include "delivery/smtp_client.h"
+#include "net/client.h"
 #include "wire/wire.h"
 
 #define SLOTS 4
@@ -40,10 +42,10 @@ static const char *const mode_names[] = { "unknown", "none", "STARTTLS", "SSL/TL
 struct slot {
 	unsigned name, port;
 	bool enabled, open;
-	enum probe_status st;
+	enum net_status st;
 	char err[160];
 	enum mode mode;
-	struct probe_cert cert;
+	struct net_cert cert;
 	bool have_cert;
 	char auth[160];          /* AUTH mechanisms offered (after TLS when there is TLS) */
 	bool auth_before_tls;
@@ -53,7 +55,7 @@ struct slot {
 struct pslot {
 	unsigned name, port;
 	bool enabled, open;
-	enum probe_status st;
+	enum net_status st;
 	enum mode mode;
 };
 
@@ -82,7 +84,8 @@ struct doctor {
 	const char *pop3_security;   /* --pop3-security, or NULL: what the port speaks */
 	long pop3_port;          /* --pop3-port: 110, 995 or a port number, 0 none */
 	bool smtp;               /* some SMTP port is to be tested */
-	struct probe_opts popts;
+	struct net_client_opts popts;
+	FILE *transcript_to;     /* --transcript: stdout, or stderr with --json */
 	/* state */
 	struct slot slots[SLOTS];
 	struct pslot pslots[PSLOTS];
@@ -97,7 +100,7 @@ struct doctor {
 	const char *cause_id;
 	char verdict[1024];
 	struct explain_kb *kb;
-	struct probe_reply last;
+	struct wire_reply last;
 };
 
 /* --- options ---------------------------------------------------------------------- */
@@ -194,13 +197,13 @@ static bool opt_value(int argc, char **argv, int *i, const char *name, const cha
 	return true;
 }
 
-static bool parse_seconds(const char *s, int *ms)
+static bool parse_seconds(const char *s, unsigned *ms)
 {
 	char *end;
 	double v = strtod(s, &end);
 	if (*end || v <= 0 || v > 120)
 		return false;
-	*ms = (int)(v * 1000);
+	*ms = (unsigned)(v * 1000);
 	return true;
 }
 
@@ -268,7 +271,7 @@ static bool parse_args(struct doctor *d, int argc, char **argv)
 			continue;
 		}
 		if (opt_value(argc, argv, &i, "--timeout", &v)) {
-			if (!parse_seconds(v, &d->popts.reply_ms))
+			if (!parse_seconds(v, &d->popts.io_ms))
 				return false;
 			continue;
 		}
@@ -339,11 +342,35 @@ static bool fail(struct doctor *d, enum doctor_step s, const char *cause, const 
 }
 
 /* The cause a reply names, by the knowledge base; `fallback` when it has none. */
-static const char *reply_cause(struct doctor *d, const struct probe_reply *r, const char *fallback)
+static const char *reply_cause(struct doctor *d, const struct wire_reply *r, const char *fallback)
 {
 	struct explain_result res;
-	explain_match(d->kb, r->text, strlen(r->text), &res);
+	explain_match(d->kb, r->lines, strlen(r->lines), &res);
 	return res.known ? res.causes[0]->id : fallback;
+}
+
+/* The transcript (net_client_opts): "C: ", "S: ", "-- " lines. */
+static void write_transcript(void *arg, const char *who, const char *text)
+{
+	fprintf(arg, "%s%s%s\n", who, strcmp(who, "--") == 0 ? " " : ": ", text);
+}
+
+/* One command line; `shown` is what the transcript shows instead (a masked password). */
+static bool send_line(struct net_client *p, const char *line, const char *shown)
+{
+	char err[160];
+	return net_client_write_line(p, line, shown, err, sizeof(err));
+}
+
+/* Connect to the server's port, in the doctor's words when it fails. */
+static struct net_client *doctor_connect(struct doctor *d, unsigned port, enum net_status *st, char *err, size_t errsz)
+{
+	char why[256];
+	struct net_client *p = net_client_open(d->server, port, &d->popts, st, why, sizeof(why));
+	if (!p)
+		snprintf(err, errsz, "%s", *st == NET_TIMEOUT ? "no answer (connection timed out)"
+			: strncmp(why, "connect: ", 9) == 0 ? why + 9 : why);
+	return p;
 }
 
 static void first_line(const char *text, char *out, size_t outsz)
@@ -354,7 +381,7 @@ static void first_line(const char *text, char *out, size_t outsz)
 static bool step_resolve(struct doctor *d)
 {
 	char addrs[512];
-	if (probe_resolve(d->server, addrs, sizeof(addrs)) == 0)
+	if (net_resolve(d->server, addrs, sizeof(addrs)) == 0)
 		return fail(d, STEP_RESOLVE, "server_unavailable", "The name %s does not resolve (%s): check the "
 			"server name for typing mistakes.", d->server, addrs);
 	step_set(d, STEP_RESOLVE, S_OK, "%s -> %s", d->server, addrs);
@@ -362,10 +389,10 @@ static bool step_resolve(struct doctor *d)
 }
 
 /* EHLO; records STARTTLS and AUTH offers. */
-static bool ehlo(struct doctor *d, struct probe *p, struct probe_reply *r, bool *starttls, char *auth, size_t authsz)
+static bool ehlo(struct doctor *d, struct net_client *p, struct wire_reply *r, bool *starttls, char *auth, size_t authsz)
 {
 	char err[160];
-	if (!probe_send(p, "EHLO doctor.postern.invalid", NULL) || probe_read_reply(p, r, err, sizeof(err)) != PROBE_OK
+	if (!send_line(p, "EHLO doctor.postern.invalid", NULL) || !smtp_read_reply(p, r, err, sizeof(err))
 		|| r->code != 250)
 		return false;
 	(void)d;
@@ -375,7 +402,7 @@ static bool ehlo(struct doctor *d, struct probe *p, struct probe_reply *r, bool 
 	struct wire_caps caps;
 	memset(&caps, 0, sizeof(caps));
 	/* The keywords follow the first line (RFC 5321 §4.1.1.1); text keeps "250-". */
-	const char *l = strchr(r->text, '\n');
+	const char *l = strchr(r->lines, '\n');
 	while (l) {
 		l++;
 		char kw[WIRE_REPLY_TEXT_MAX];
@@ -398,45 +425,45 @@ static const char *tls_name(const struct doctor *d)
 /* Implicit TLS on a fresh connection: handshake, greeting, EHLO. */
 static bool survey_implicit(struct doctor *d, struct slot *s)
 {
-	enum probe_status st;
+	enum net_status st;
 	char err[160];
-	struct probe *p = probe_connect(d->server, s->port, &d->popts, &st, err, sizeof(err));
+	struct net_client *p = doctor_connect(d, s->port, &st, err, sizeof(err));
 	if (!p)
 		return false;
-	bool wrong, ok = probe_start_tls(p, tls_name(d), d->ca_file, &s->cert, &wrong, err, sizeof(err));
-	struct probe_reply r;
+	bool wrong, ok = net_client_tls_report(p, tls_name(d), d->ca_file, &s->cert, &wrong, err, sizeof(err));
+	struct wire_reply r;
 	bool starttls;
-	if (ok && probe_read_reply(p, &r, err, sizeof(err)) == PROBE_OK && r.code == 220) {
+	if (ok && smtp_read_reply(p, &r, err, sizeof(err)) && r.code == 220) {
 		s->mode = MODE_IMPLICIT;
 		s->have_cert = true;
 		ehlo(d, p, &r, &starttls, s->auth, sizeof(s->auth));
 	}
-	probe_send(p, "QUIT", NULL);
-	probe_close(&p);
+	send_line(p, "QUIT", NULL);
+	net_client_close(&p);
 	return s->mode == MODE_IMPLICIT;
 }
 
 /* Plaintext greeting, EHLO, and STARTTLS when offered. */
-static bool survey_plain(struct doctor *d, struct slot *s, struct probe *p)
+static bool survey_plain(struct doctor *d, struct slot *s, struct net_client *p)
 {
-	struct probe_reply r;
+	struct wire_reply r;
 	char err[160];
 	bool starttls;
-	if (probe_read_reply(p, &r, err, sizeof(err)) != PROBE_OK || r.code != 220
+	if (!smtp_read_reply(p, &r, err, sizeof(err)) || r.code != 220
 		|| !ehlo(d, p, &r, &starttls, s->auth, sizeof(s->auth)))
 		return false;
 	s->auth_before_tls = s->auth[0] != '\0';
 	s->mode = MODE_PLAIN;
-	if (starttls && probe_send(p, "STARTTLS", NULL) && probe_read_reply(p, &r, err, sizeof(err)) == PROBE_OK
+	if (starttls && send_line(p, "STARTTLS", NULL) && smtp_read_reply(p, &r, err, sizeof(err))
 		&& r.code == 220) {
 		bool wrong;
-		if (probe_start_tls(p, tls_name(d), d->ca_file, &s->cert, &wrong, err, sizeof(err))) {
+		if (net_client_tls_report(p, tls_name(d), d->ca_file, &s->cert, &wrong, err, sizeof(err))) {
 			s->mode = MODE_STARTTLS;
 			s->have_cert = true;
 			ehlo(d, p, &r, &starttls, s->auth, sizeof(s->auth));
 		}
 	}
-	probe_send(p, "QUIT", NULL);
+	send_line(p, "QUIT", NULL);
 	return true;
 }
 
@@ -444,12 +471,12 @@ static void survey_slot(struct doctor *d, struct slot *s)
 {
 	if (s->name == 465 && (s->open = survey_implicit(d, s)))
 		return;
-	struct probe *p = probe_connect(d->server, s->port, &d->popts, &s->st, s->err, sizeof(s->err));
+	struct net_client *p = doctor_connect(d, s->port, &s->st, s->err, sizeof(s->err));
 	if (!p)
 		return;
 	s->open = true;
 	bool plain = survey_plain(d, s, p);
-	probe_close(&p);
+	net_client_close(&p);
 	if (!plain && s->name != 465)
 		survey_implicit(d, s);
 }
@@ -457,8 +484,8 @@ static void survey_slot(struct doctor *d, struct slot *s)
 static void describe_slot(const struct slot *s, char *out, size_t outsz)
 {
 	if (!s->open)
-		snprintf(out, outsz, "%u%s: %s", s->name, "", s->st == PROBE_TIMEOUT ? "no answer (timed out)"
-			: s->st == PROBE_REFUSED ? "closed (connection refused)" : "unreachable");
+		snprintf(out, outsz, "%u%s: %s", s->name, "", s->st == NET_TIMEOUT ? "no answer (timed out)"
+			: s->st == NET_REFUSED ? "closed (connection refused)" : "unreachable");
 	else
 		snprintf(out, outsz, "%u: open, %s%s%s", s->name, s->mode == MODE_UNKNOWN ? "not SMTP"
 			: mode_names[s->mode], s->auth[0] ? ", AUTH " : "", s->auth);
@@ -501,7 +528,7 @@ static bool step_ports(struct doctor *d)
 	}
 	if (!d->chosen->open)
 		return fail(d, STEP_PORTS, "port_blocked", "Port %u does not answer (%s) but port %u does: %s. Use port "
-			"%u with %s.", d->chosen->name, d->chosen->st == PROBE_TIMEOUT ? "timed out" : "refused", best->name,
+			"%u with %s.", d->chosen->name, d->chosen->st == NET_TIMEOUT ? "timed out" : "refused", best->name,
 			d->chosen->name == 25 ? "the network (or the provider) blocks port 25" : "this port is closed",
 			best->name, mode_names[best->mode]);
 	step_set(d, STEP_PORTS, S_OK, "%s", detail);
@@ -522,7 +549,7 @@ static enum mode wanted_mode(const struct doctor *d)
 /* The certificate seen on `port` (spoken in `mode`): false after fail() at `step`; else
  * `note` describes it and *warn says a problem was let through by --insecure. */
 static bool check_cert_at(struct doctor *d, enum doctor_step step, enum mode mode, unsigned port,
-	const struct probe_cert *c, char *note, size_t notesz, bool *warn)
+	const struct net_cert *c, char *note, size_t notesz, bool *warn)
 {
 	char what[700];
 	snprintf(what, sizeof(what), "certificate %s, issued by %s, valid until %s", c->subject,
@@ -554,7 +581,7 @@ static bool check_cert_at(struct doctor *d, enum doctor_step step, enum mode mod
 		strcmp(cause, "certificate_name_mismatch") == 0 ? tls_name(d) : "", what, c->verify_error);
 }
 
-static bool check_cert(struct doctor *d, const struct probe_cert *c)
+static bool check_cert(struct doctor *d, const struct net_cert *c)
 {
 	char note[sizeof(d->steps[0].detail)];
 	bool warn;
@@ -575,51 +602,51 @@ static bool mode_mismatch(struct doctor *d, enum mode want, const char *err)
 }
 
 /* Connect as the client is set up: implicit TLS, or greeting + EHLO + STARTTLS. */
-static struct probe *open_session(struct doctor *d, char *auth, size_t authsz)
+static struct net_client *open_session(struct doctor *d, char *auth, size_t authsz)
 {
-	enum probe_status st;
+	enum net_status st;
 	char err[256];
-	struct probe_reply r;
+	struct wire_reply r;
 	bool starttls, wrong;
-	struct probe_cert cert;
+	struct net_cert cert;
 	enum mode want = d->chosen_mode = wanted_mode(d);
-	struct probe *p = probe_connect(d->server, d->chosen_port, &d->popts, &st, err, sizeof(err));
+	struct net_client *p = doctor_connect(d, d->chosen_port, &st, err, sizeof(err));
 	if (!p) {
 		struct slot *best = best_slot(d);
 		fail(d, STEP_PORTS, best ? "port_blocked" : "server_unavailable", "Port %u does not answer (%s)%s%s.",
 			d->chosen_port, err, best ? ": use port " : "", best ? (best->name == 465 ? "465 with SSL/TLS" : "587 with STARTTLS") : "");
 		return NULL;
 	}
-	snprintf(d->local_addr, sizeof(d->local_addr), "%s", probe_local_address(p));
-	if (want == MODE_IMPLICIT && !probe_start_tls(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))) {
+	snprintf(d->local_addr, sizeof(d->local_addr), "%s", net_client_local(p));
+	if (want == MODE_IMPLICIT && !net_client_tls_report(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))) {
 		mode_mismatch(d, want, err);
-		probe_close(&p);
+		net_client_close(&p);
 		return NULL;
 	}
-	if (probe_read_reply(p, &r, err, sizeof(err)) != PROBE_OK || r.code != 220) {
+	if (!smtp_read_reply(p, &r, err, sizeof(err)) || r.code != 220) {
 		if (r.code == 554 || want != MODE_IMPLICIT)
-			mode_mismatch(d, want, r.code ? r.text : err);
+			mode_mismatch(d, want, r.code ? r.lines : err);
 		else
-			fail(d, STEP_PORTS, "server_unavailable", "The server did not greet: %s", r.code ? r.text : err);
-		probe_close(&p);
+			fail(d, STEP_PORTS, "server_unavailable", "The server did not greet: %s", r.code ? r.lines : err);
+		net_client_close(&p);
 		return NULL;
 	}
 	if (!ehlo(d, p, &r, &starttls, auth, authsz)) {
-		fail(d, STEP_EHLO, reply_cause(d, &r, "server_unavailable"), "EHLO failed: %s", r.text);
-		probe_close(&p);
+		fail(d, STEP_EHLO, reply_cause(d, &r, "server_unavailable"), "EHLO failed: %s", r.lines);
+		net_client_close(&p);
 		return NULL;
 	}
 	if (want == MODE_STARTTLS) {
 		if (!starttls) {
 			mode_mismatch(d, want, "STARTTLS is not offered");
-			probe_close(&p);
+			net_client_close(&p);
 			return NULL;
 		}
-		if (!probe_send(p, "STARTTLS", NULL) || probe_read_reply(p, &r, err, sizeof(err)) != PROBE_OK
-			|| r.code != 220 || !probe_start_tls(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))
+		if (!send_line(p, "STARTTLS", NULL) || !smtp_read_reply(p, &r, err, sizeof(err))
+			|| r.code != 220 || !net_client_tls_report(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))
 			|| !ehlo(d, p, &r, &starttls, auth, authsz)) {
 			fail(d, STEP_TLS, "tls_mode_mismatch", "STARTTLS failed on port %u: %s", d->chosen_port, err);
-			probe_close(&p);
+			net_client_close(&p);
 			return NULL;
 		}
 	}
@@ -627,17 +654,17 @@ static struct probe *open_session(struct doctor *d, char *auth, size_t authsz)
 		step_set(d, STEP_TLS, S_WARN, "no encryption on port %u (security \"none\"): passwords and mail travel in "
 			"clear text", d->chosen_port);
 	else if (!check_cert(d, &cert)) {
-		probe_close(&p);
+		net_client_close(&p);
 		return NULL;
 	}
 	return p;
 }
 
-static bool command(struct doctor *d, struct probe *p, const char *line, const char *shown)
+static bool command(struct doctor *d, struct net_client *p, const char *line, const char *shown)
 {
 	char err[160];
-	if (!probe_send(p, line, shown) || probe_read_reply(p, &d->last, err, sizeof(err)) != PROBE_OK) {
-		snprintf(d->last.text, sizeof(d->last.text), "%s", err);
+	if (!send_line(p, line, shown) || !smtp_read_reply(p, &d->last, err, sizeof(err))) {
+		snprintf(d->last.lines, sizeof(d->last.lines), "%s", err);
 		d->last.code = 0;
 		return false;
 	}
@@ -653,7 +680,7 @@ static void base64(const char *in, size_t n, char *out, size_t outsz)
 	EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
 }
 
-static bool step_login(struct doctor *d, struct probe *p, const char *auth)
+static bool step_login(struct doctor *d, struct net_client *p, const char *auth)
 {
 	if (!d->user) {
 		step_set(d, STEP_LOGIN, S_SKIP, d->no_login ? "not logging in (--no-login: the client relies on its network)"
@@ -678,7 +705,7 @@ static bool step_login(struct doctor *d, struct probe *p, const char *auth)
 		return true;
 	}
 	char l1[300];
-	first_line(d->last.text, l1, sizeof(l1));
+	first_line(d->last.lines, l1, sizeof(l1));
 	const char *cause = reply_cause(d, &d->last, d->last.code == 535 ? "wrong_credentials" : "unknown");
 	if (!auth[0] && d->chosen_mode == MODE_PLAIN && strcmp(cause, "unknown") == 0)
 		cause = "tls_required";
@@ -690,7 +717,7 @@ static const char *sender(const struct doctor *d)
 	return d->from ? d->from : d->user ? d->user : "postern-doctor@example.net";
 }
 
-static bool step_sender(struct doctor *d, struct probe *p)
+static bool step_sender(struct doctor *d, struct net_client *p)
 {
 	char line[ADDR_MAX + 20], l1[300];
 	snprintf(line, sizeof(line), "MAIL FROM:<%s>", sender(d));
@@ -698,7 +725,7 @@ static bool step_sender(struct doctor *d, struct probe *p)
 		step_set(d, STEP_SENDER, S_OK, "sender <%s> accepted", sender(d));
 		return true;
 	}
-	first_line(d->last.text, l1, sizeof(l1));
+	first_line(d->last.lines, l1, sizeof(l1));
 	const char *cause = reply_cause(d, &d->last, "unknown");
 	if (!d->logged_in && (strcmp(cause, "not_authenticated") == 0 || d->last.code == 530))
 		cause = d->no_login ? "untrusted_network" : "not_authenticated";
@@ -707,7 +734,7 @@ static bool step_sender(struct doctor *d, struct probe *p)
 
 /* RCPT to --to as well (a mailbox on this server, typically): a full mailbox
  * (452 4.2.2 / 552 5.2.2) or an unknown user is named here, before any message. */
-static bool step_recipient(struct doctor *d, struct probe *p, const char *outside)
+static bool step_recipient(struct doctor *d, struct net_client *p, const char *outside)
 {
 	if (!d->to || strcasecmp(d->to, outside) == 0)
 		return true;
@@ -719,7 +746,7 @@ static bool step_recipient(struct doctor *d, struct probe *p, const char *outsid
 			"; the recipient <%.*s> is accepted", ADDR_MAX, d->to);
 		return true;
 	}
-	first_line(d->last.text, l1, sizeof(l1));
+	first_line(d->last.lines, l1, sizeof(l1));
 	const char *cause = reply_cause(d, &d->last, "unknown");
 	if (strcmp(cause, "mailbox_full") == 0)
 		return fail(d, STEP_RELAY, cause, "The mailbox of <%s> is full: %s. Mail to it is refused until its "
@@ -727,7 +754,7 @@ static bool step_recipient(struct doctor *d, struct probe *p, const char *outsid
 	return fail(d, STEP_RELAY, cause, "Recipient <%s> refused: %s", d->to, l1);
 }
 
-static bool step_relay(struct doctor *d, struct probe *p)
+static bool step_relay(struct doctor *d, struct net_client *p)
 {
 	char line[ADDR_MAX + 20], l1[300];
 	const char *outside = d->outside ? d->outside : OUTSIDE_DEFAULT;
@@ -737,7 +764,7 @@ static bool step_relay(struct doctor *d, struct probe *p)
 			d->logged_in ? " after login" : " without login");
 		return step_recipient(d, p, outside);
 	}
-	first_line(d->last.text, l1, sizeof(l1));
+	first_line(d->last.lines, l1, sizeof(l1));
 	const char *cause = reply_cause(d, &d->last, "unknown");
 	bool relay = strcmp(cause, "not_authenticated") == 0 || strcmp(cause, "untrusted_network") == 0;
 	if (!d->logged_in && relay)
@@ -751,14 +778,14 @@ static bool step_relay(struct doctor *d, struct probe *p)
 	return fail(d, STEP_RELAY, cause, "Recipient <%s> refused: %s", outside, l1);
 }
 
-static bool step_send(struct doctor *d, struct probe *p)
+static bool step_send(struct doctor *d, struct net_client *p)
 {
 	if (!d->send) {
 		step_set(d, STEP_SEND, S_SKIP, "no --send: no message sent");
 		return true;
 	}
 	const char *to = d->to ? d->to : sender(d);
-	char line[ADDR_MAX + 20], l1[300], msg[1024], date[64];
+	char line[ADDR_MAX + 20], l1[300], msg[1024], date[64], err[160];
 	time_t now = time(NULL);
 	struct tm tm;
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", gmtime_r(&now, &tm));
@@ -769,19 +796,19 @@ static bool step_send(struct doctor *d, struct probe *p)
 	ok = ok && command(d, p, line, NULL);
 	ok = ok && command(d, p, "DATA", NULL) ;
 	if (!ok && d->last.code != 354) {
-		first_line(d->last.text, l1, sizeof(l1));
+		first_line(d->last.lines, l1, sizeof(l1));
 		return fail(d, STEP_SEND, reply_cause(d, &d->last, "unknown"), "The test message was refused: %s", l1);
 	}
 	snprintf(msg, sizeof(msg), "From: <%s>\r\nTo: <%s>\r\nSubject: Postern doctor test message\r\nDate: %s\r\n"
 		"Message-ID: <%lld.doctor@postern.invalid>\r\n\r\nThis is a test message sent by `postern doctor`.\r\n"
 		"If you can read it, sending mail with these settings works.\r\n", sender(d), to, date, (long long)now);
-	if (d->popts.transcript)
-		fprintf(d->popts.transcript, "C: (%zu bytes of message)\nC: .\n", strlen(msg));
-	if (!probe_write(p, msg, strlen(msg)) || !command(d, p, ".", "") || d->last.code != 250) {
-		first_line(d->last.text, l1, sizeof(l1));
+	if (d->transcript_to)
+		fprintf(d->transcript_to, "C: (%zu bytes of message)\nC: .\n", strlen(msg));
+	if (!net_client_write(p, msg, strlen(msg), err, sizeof(err)) || !command(d, p, ".", "") || d->last.code != 250) {
+		first_line(d->last.lines, l1, sizeof(l1));
 		return fail(d, STEP_SEND, reply_cause(d, &d->last, "unknown"), "The test message was refused: %s", l1);
 	}
-	first_line(d->last.text, l1, sizeof(l1));
+	first_line(d->last.lines, l1, sizeof(l1));
 	step_set(d, STEP_SEND, S_OK, "one test message sent to <%s>: %s", to, l1);
 	return true;
 }
@@ -789,7 +816,7 @@ static bool step_send(struct doctor *d, struct probe *p)
 static void run_session(struct doctor *d)
 {
 	char auth[160] = "";
-	struct probe *p = open_session(d, auth, sizeof(auth));
+	struct net_client *p = open_session(d, auth, sizeof(auth));
 	if (!p)
 		return;
 	if (d->user && auth[0])
@@ -801,7 +828,7 @@ static void run_session(struct doctor *d)
 		step_set(d, STEP_EHLO, S_OK, "EHLO accepted%s%s", auth[0] ? ", AUTH " : "", auth);
 	if (step_login(d, p, auth) && step_sender(d, p) && step_relay(d, p) && step_send(d, p))
 		command(d, p, "QUIT", NULL);
-	probe_close(&p);
+	net_client_close(&p);
 }
 
 
@@ -811,19 +838,19 @@ static void run_session(struct doctor *d)
 #define CAPA_LINES_MAX 64
 
 /* One status line: true for "+OK". `line` keeps the text (or the error). */
-static bool pop_status(struct probe *p, char *line, size_t linesz)
+static bool pop_status(struct net_client *p, char *line, size_t linesz)
 {
 	char err[160];
-	if (probe_read_line(p, line, linesz, err, sizeof(err)) != PROBE_OK) {
+	if (net_client_read_line(p, line, linesz, err, sizeof(err)) < 0) {
 		snprintf(line, linesz, "(%s)", err);
 		return false;
 	}
 	return strncmp(line, "+OK", 3) == 0;
 }
 
-static bool pop_command(struct probe *p, const char *cmd, const char *shown, char *line, size_t linesz)
+static bool pop_command(struct net_client *p, const char *cmd, const char *shown, char *line, size_t linesz)
 {
-	if (!probe_send(p, cmd, shown)) {
+	if (!send_line(p, cmd, shown)) {
 		snprintf(line, linesz, "(the connection was lost)");
 		return false;
 	}
@@ -831,14 +858,14 @@ static bool pop_command(struct probe *p, const char *cmd, const char *shown, cha
 }
 
 /* CAPA (RFC 2449): false when the server does not answer it.  Notes STLS, UIDL, USER. */
-static bool pop_capa(struct probe *p, bool *stls, bool *uidl)
+static bool pop_capa(struct net_client *p, bool *stls, bool *uidl)
 {
 	char line[POP_LINE_MAX], err[160];
 	*stls = *uidl = false;
 	if (!pop_command(p, "CAPA", NULL, line, sizeof(line)))
 		return false;
 	for (int i = 0; i < CAPA_LINES_MAX * 4; i++) {
-		if (probe_read_line(p, line, sizeof(line), err, sizeof(err)) != PROBE_OK)
+		if (net_client_read_line(p, line, sizeof(line), err, sizeof(err)) < 0)
 			return false;
 		if (strcmp(line, ".") == 0)
 			return true;
@@ -854,23 +881,23 @@ static bool pop_capa(struct probe *p, bool *stls, bool *uidl)
 static void pop_survey(struct doctor *d, struct pslot *s)
 {
 	char err[160], line[POP_LINE_MAX];
-	struct probe_cert cert;
+	struct net_cert cert;
 	bool wrong, stls, uidl;
 	for (int pass = 0; pass < 2 && s->mode == MODE_UNKNOWN; pass++) {
 		bool implicit = (s->name == 995) == (pass == 0);
-		struct probe *p = probe_connect(d->server, s->port, &d->popts, &s->st, err, sizeof(err));
+		struct net_client *p = doctor_connect(d, s->port, &s->st, err, sizeof(err));
 		if (!p)
 			return;
 		s->open = true;
 		if (implicit) {
-			if (probe_start_tls(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))
+			if (net_client_tls_report(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))
 				&& pop_status(p, line, sizeof(line)))
 				s->mode = MODE_IMPLICIT;
 		} else if (pop_status(p, line, sizeof(line)))
 			s->mode = pop_capa(p, &stls, &uidl) && stls ? MODE_STARTTLS : MODE_PLAIN;
 		if (s->mode != MODE_UNKNOWN)
 			pop_command(p, "QUIT", NULL, line, sizeof(line));
-		probe_close(&p);
+		net_client_close(&p);
 	}
 }
 
@@ -928,14 +955,14 @@ static bool pop_fail_mode(struct doctor *d, enum mode want, const char *err)
 }
 
 /* Connect as the mail program is set up; NULL after fail(). */
-static struct probe *pop_open(struct doctor *d, char *note, size_t notesz, bool *warn)
+static struct net_client *pop_open(struct doctor *d, char *note, size_t notesz, bool *warn)
 {
-	enum probe_status st;
+	enum net_status st;
 	char err[256], line[POP_LINE_MAX];
-	struct probe_cert cert;
+	struct net_cert cert;
 	bool wrong, stls, uidl;
 	enum mode want = d->pop.mode = pop_wanted_mode(d);
-	struct probe *p = probe_connect(d->server, d->pop.port, &d->popts, &st, err, sizeof(err));
+	struct net_client *p = doctor_connect(d, d->pop.port, &st, err, sizeof(err));
 	*warn = false;
 	note[0] = '\0';
 	if (!p) {
@@ -945,9 +972,9 @@ static struct probe *pop_open(struct doctor *d, char *note, size_t notesz, bool 
 			: "110 with STARTTLS") : "");
 		return NULL;
 	}
-	if (want == MODE_IMPLICIT && !probe_start_tls(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))) {
+	if (want == MODE_IMPLICIT && !net_client_tls_report(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))) {
 		pop_fail_mode(d, want, err);
-		probe_close(&p);
+		net_client_close(&p);
 		return NULL;
 	}
 	if (!pop_status(p, line, sizeof(line))) {
@@ -955,21 +982,21 @@ static struct probe *pop_open(struct doctor *d, char *note, size_t notesz, bool 
 			fail(d, STEP_POP3, "server_unavailable", "The POP3 server refused the connection: %s", line);
 		else
 			pop_fail_mode(d, want, line);
-		probe_close(&p);
+		net_client_close(&p);
 		return NULL;
 	}
 	d->pop.capa = pop_capa(p, &stls, &uidl);
 	if (want == MODE_STARTTLS) {
 		if (!stls) {
 			pop_fail_mode(d, want, "STLS is not offered");
-			probe_close(&p);
+			net_client_close(&p);
 			return NULL;
 		}
 		if (!pop_command(p, "STLS", NULL, line, sizeof(line))
-			|| !probe_start_tls(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))) {
+			|| !net_client_tls_report(p, tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))) {
 			fail(d, STEP_POP3, "tls_mode_mismatch", "STLS failed on POP3 port %u: %s", d->pop.port,
 				strncmp(line, "+OK", 3) == 0 ? err : line);
-			probe_close(&p);
+			net_client_close(&p);
 			return NULL;
 		}
 		d->pop.capa = pop_capa(p, &stls, &uidl);
@@ -980,13 +1007,13 @@ static struct probe *pop_open(struct doctor *d, char *note, size_t notesz, bool 
 		*warn = true;
 		snprintf(note, notesz, "no encryption on POP3 port %u: the password travels in clear text", d->pop.port);
 	} else if (!check_cert_at(d, STEP_POP3, want, d->pop.port, &cert, note, notesz, warn)) {
-		probe_close(&p);
+		net_client_close(&p);
 		return NULL;
 	}
 	return p;
 }
 
-static bool pop_login(struct doctor *d, struct probe *p)
+static bool pop_login(struct doctor *d, struct net_client *p)
 {
 	char cmd[700], line[POP_LINE_MAX];
 	if (strlen(d->user) > 320 || strlen(d->password) > 320)
@@ -1006,7 +1033,7 @@ static bool pop_login(struct doctor *d, struct probe *p)
 }
 
 /* STAT: "+OK count octets". */
-static bool pop_stat(struct doctor *d, struct probe *p)
+static bool pop_stat(struct doctor *d, struct net_client *p)
 {
 	char line[POP_LINE_MAX];
 	if (!pop_command(p, "STAT", NULL, line, sizeof(line)))
@@ -1060,7 +1087,7 @@ static void step_pop3(struct doctor *d)
 	}
 	char note[sizeof(d->steps[0].detail)];
 	bool warn;
-	struct probe *p = pop_open(d, note, sizeof(note), &warn);
+	struct net_client *p = pop_open(d, note, sizeof(note), &warn);
 	if (!p)
 		return;
 	char line[POP_LINE_MAX];
@@ -1079,7 +1106,7 @@ static void step_pop3(struct doctor *d)
 			d->pop.messages == 1 ? "" : "s", size, warn ? "; " : "", warn ? note : "");
 	}
 	pop_command(p, "QUIT", NULL, line, sizeof(line));
-	probe_close(&p);
+	net_client_close(&p);
 }
 
 /* --- output ----------------------------------------------------------------------------- */
@@ -1254,7 +1281,7 @@ int diag_doctor_main(int argc, char **argv)
 	if (!d)
 		return 1;
 	d->popts.connect_ms = 5000;
-	d->popts.reply_ms = 10000;
+	d->popts.io_ms = 10000;
 	for (int i = 0; i < SLOTS; i++)
 		d->slots[i] = (struct slot){ .name = slot_names[i], .port = slot_names[i], .enabled = true };
 	for (int i = 0; i < PSLOTS; i++)
@@ -1266,7 +1293,9 @@ int diag_doctor_main(int argc, char **argv)
 		rc = 1;
 	else {
 		d->popts.source = d->source;
-		d->popts.transcript = d->transcript ? (d->json ? stderr : stdout) : NULL;
+		d->transcript_to = d->transcript ? (d->json ? stderr : stdout) : NULL;
+		d->popts.transcript = d->transcript_to ? write_transcript : NULL;
+		d->popts.transcript_arg = d->transcript_to;
 		if (d->transcript && !d->json)
 			printf("Transcript (passwords masked):\n");
 		if (step_resolve(d)) {

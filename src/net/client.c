@@ -28,8 +28,13 @@ struct net_cancel {
 
 struct net_client {
 	int fd;
-	unsigned io_timeout;
+	unsigned io_timeout;        /* seconds, for the words */
+	unsigned io_ms;             /* the limit itself */
 	const struct net_cancel *cancel;
+	net_transcript_fn *transcript;
+	void *transcript_arg;
+	enum net_status status;     /* of the last failed read */
+	char local[64];
 	SSL_CTX *ctx;
 	SSL *ssl;
 	bool verified;
@@ -79,12 +84,12 @@ enum wait_result { WAIT_READY, WAIT_TIMEOUT, WAIT_CANCELLED };
 
 /* Wait for fd, bounded by the time-out, waking at once when the cancel fires (the
  * eventfd is never read, so once fired every later wait returns at once too). */
-static enum wait_result wait_fd(const struct net_cancel *k, int fd, short events, unsigned seconds)
+static enum wait_result wait_fd(const struct net_cancel *k, int fd, short events, unsigned ms)
 {
 	struct pollfd p[2] = { { .fd = fd, .events = events }, { .fd = k ? k->fd : -1, .events = POLLIN } };
 	int r;
 	do
-		r = poll(p, 2, (int)seconds * 1000);
+		r = poll(p, 2, (int)ms);
 	while (r < 0 && errno == EINTR);
 	if (r > 0 && (p[1].revents & POLLIN))
 		return WAIT_CANCELLED;
@@ -102,12 +107,31 @@ static void wait_failed(char *err, size_t errlen, const char *what, enum wait_re
 		snprintf(err, errlen, "%s: no answer within %us", what, seconds);
 }
 
-/* Non-blocking connect bounded by the time-out. */
-static int connect_one(const struct addrinfo *ai, const struct net_client_opts *o, char *err, size_t errlen)
+static enum net_status status_of(int e)
 {
+	if (e == ECONNREFUSED)
+		return NET_REFUSED;
+	if (e == ETIMEDOUT)
+		return NET_TIMEOUT;
+	if (e == ENETUNREACH || e == EHOSTUNREACH || e == EADDRNOTAVAIL || e == EAFNOSUPPORT)
+		return NET_UNREACHABLE;
+	return NET_ERROR;
+}
+
+static unsigned connect_ms(const struct net_client_opts *o)
+{
+	return o->connect_ms ? o->connect_ms : o->connect_timeout * 1000u;
+}
+
+/* Non-blocking connect bounded by the time-out. */
+static int connect_one(const struct addrinfo *ai, const struct net_client_opts *o, enum net_status *st,
+	char *err, size_t errlen)
+{
+	*st = NET_UNREACHABLE;
 	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
 	if (fd < 0) {
 		snprintf(err, errlen, "socket: %s", strerror(errno));
+		*st = status_of(errno) == NET_ERROR ? NET_UNREACHABLE : status_of(errno);
 		return -1;
 	}
 	if (o->source && o->source[0]) {
@@ -123,15 +147,17 @@ static int connect_one(const struct addrinfo *ai, const struct net_client_opts *
 	}
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
 		snprintf(err, errlen, "connect: %s", strerror(errno));
+		*st = status_of(errno);
 		close(fd);
 		return -1;
 	}
-	enum wait_result w = wait_fd(o->cancel, fd, POLLOUT, o->connect_timeout);
+	enum wait_result w = wait_fd(o->cancel, fd, POLLOUT, connect_ms(o));
 	if (w != WAIT_READY) {
 		if (w == WAIT_CANCELLED)
 			snprintf(err, errlen, "connect: " CANCELLED_TEXT);
 		else
-			snprintf(err, errlen, "connect: timed out after %us", o->connect_timeout);
+			snprintf(err, errlen, "connect: timed out after %us", (connect_ms(o) + 999) / 1000);
+		*st = w == WAIT_CANCELLED ? NET_ERROR : NET_TIMEOUT;
 		close(fd);
 		return -1;
 	}
@@ -140,39 +166,84 @@ static int connect_one(const struct addrinfo *ai, const struct net_client_opts *
 	getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
 	if (soerr) {
 		snprintf(err, errlen, "connect: %s", strerror(soerr));
+		*st = status_of(soerr);
 		close(fd);
 		return -1;
 	}
+	*st = NET_OK;
 	return fd;
 }
 
-struct net_client *net_client_connect(const char *host, unsigned port, const struct net_client_opts *o,
-	char *err, size_t errlen)
+int net_resolve(const char *host, char *out, size_t outsz)
 {
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG }, *res = NULL;
+	int rc = getaddrinfo(host, NULL, &hints, &res);
+	if (rc != 0) {
+		snprintf(out, outsz, "%s", gai_strerror(rc));
+		return 0;
+	}
+	int n = 0;
+	size_t used = 0;
+	out[0] = '\0';
+	for (struct addrinfo *a = res; a; a = a->ai_next) {
+		char ip[INET6_ADDRSTRLEN];
+		if (getnameinfo(a->ai_addr, a->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST) != 0 || strstr(out, ip))
+			continue;
+		int w = snprintf(out + used, outsz - used, "%s%s", n ? " " : "", ip);
+		if (w < 0 || (size_t)w >= outsz - used)
+			break;
+		used += (size_t)w;
+		n++;
+	}
+	freeaddrinfo(res);
+	return n;
+}
+
+static void transcribe(const struct net_client *c, const char *who, const char *text)
+{
+	if (c->transcript)
+		c->transcript(c->transcript_arg, who, text);
+}
+
+/* Each address in turn; the status that says most: a time-out, then a refusal. */
+static int connect_any(struct addrinfo *res, const struct net_client_opts *o, enum net_status *st, char *peer,
+	size_t peersz, char *err, size_t errlen)
+{
+	int fd = -1;
+	enum net_status worst = NET_UNREACHABLE, one = NET_UNREACHABLE;
+	for (struct addrinfo *ai = res; ai && fd < 0 && !cancelled(o->cancel); ai = ai->ai_next) {
+		fd = connect_one(ai, o, &one, err, errlen);
+		if (fd < 0 && (one == NET_TIMEOUT || (one == NET_REFUSED && worst != NET_TIMEOUT) ||
+			(one == NET_ERROR && worst == NET_UNREACHABLE)))
+			worst = one;
+		if (fd >= 0) {
+			/* SMTP is a dialogue of short writes: without this, Nagle and delayed
+			 * ACKs add ~40 ms to every message. */
+			int yes = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof(yes));
+			getnameinfo(ai->ai_addr, ai->ai_addrlen, peer, (socklen_t)peersz, NULL, 0, NI_NUMERICHOST);
+		}
+	}
+	*st = fd >= 0 ? NET_OK : worst;
+	return fd;
+}
+
+struct net_client *net_client_open(const char *host, unsigned port, const struct net_client_opts *o,
+	enum net_status *stp, char *err, size_t errlen)
+{
+	enum net_status st_local;
+	enum net_status *st = stp ? stp : &st_local;
 	char ports[8];
 	snprintf(ports, sizeof(ports), "%u", port);
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
 	int gai = getaddrinfo(host, ports, &hints, &res);
 	if (gai != 0) {
+		*st = NET_UNREACHABLE;
 		snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(gai));
 		return NULL;
 	}
-	int fd = -1;
 	char peer[64] = "";
-	for (struct addrinfo *ai = res; ai && fd < 0 && !cancelled(o->cancel); ai = ai->ai_next) {
-		fd = connect_one(ai, o, err, errlen);
-		if (fd >= 0) {
-			/* SMTP is a dialogue of short writes: without this, Nagle and delayed
-			 * ACKs add ~40 ms to every message. */
-			int one = 1;
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		}
-		if (fd >= 0) {
-			const void *a = ai->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-				: (const void *)&((struct sockaddr_in *)ai->ai_addr)->sin_addr;
-			inet_ntop(ai->ai_family, a, peer, sizeof(peer));
-		}
-	}
+	int fd = connect_any(res, o, st, peer, sizeof(peer), err, errlen);
 	freeaddrinfo(res);
 	if (fd < 0) {
 		if (cancelled(o->cancel))
@@ -182,14 +253,43 @@ struct net_client *net_client_connect(const char *host, unsigned port, const str
 	struct net_client *c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
+		*st = NET_ERROR;
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	c->fd = fd;
-	c->io_timeout = o->io_timeout ? o->io_timeout : 60;
+	c->io_timeout = o->io_ms ? (o->io_ms + 999) / 1000 : o->io_timeout ? o->io_timeout : 60;
+	c->io_ms = o->io_ms ? o->io_ms : c->io_timeout * 1000u;
 	c->cancel = o->cancel;
+	c->transcript = o->transcript;
+	c->transcript_arg = o->transcript_arg;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		getnameinfo((struct sockaddr *)&ss, sl, c->local, sizeof(c->local), NULL, 0, NI_NUMERICHOST);
+	if (c->transcript) {
+		char ev[400];
+		snprintf(ev, sizeof(ev), "connected to %.255s port %u from %s", host, port, c->local);
+		transcribe(c, "--", ev);
+	}
 	return c;
+}
+
+struct net_client *net_client_connect(const char *host, unsigned port, const struct net_client_opts *o,
+	char *err, size_t errlen)
+{
+	return net_client_open(host, port, o, NULL, err, errlen);
+}
+
+const char *net_client_local(const struct net_client *c)
+{
+	return c->local;
+}
+
+enum net_status net_client_status(const struct net_client *c)
+{
+	return c->status;
 }
 
 void net_client_close(struct net_client **cp)
@@ -231,9 +331,9 @@ static bool ssl_wait(struct net_client *c, int r, enum wait_result *w)
 {
 	int e = SSL_get_error(c->ssl, r);
 	if (e == SSL_ERROR_WANT_READ)
-		*w = wait_fd(c->cancel, c->fd, POLLIN, c->io_timeout);
+		*w = wait_fd(c->cancel, c->fd, POLLIN, c->io_ms);
 	else if (e == SSL_ERROR_WANT_WRITE)
-		*w = wait_fd(c->cancel, c->fd, POLLOUT, c->io_timeout);
+		*w = wait_fd(c->cancel, c->fd, POLLOUT, c->io_ms);
 	else {
 		*w = WAIT_READY;
 		return false;
@@ -272,7 +372,7 @@ bool net_client_write(struct net_client *c, const void *buf, size_t n, char *err
 			p += w;
 			n -= (size_t)w;
 		} else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-			enum wait_result wr = wait_fd(c->cancel, c->fd, POLLOUT, c->io_timeout);
+			enum wait_result wr = wait_fd(c->cancel, c->fd, POLLOUT, c->io_ms);
 			if (wr != WAIT_READY) {
 				if (wr == WAIT_CANCELLED)
 					snprintf(err, errlen, "write: " CANCELLED_TEXT);
@@ -288,7 +388,7 @@ bool net_client_write(struct net_client *c, const void *buf, size_t n, char *err
 	return true;
 }
 
-/* Refill the read buffer; false on error, close or time-out. */
+/* Refill the read buffer; false on error, close or time-out (c->status says which). */
 static bool fill(struct net_client *c, char *err, size_t errlen)
 {
 	c->rlen = c->rpos = 0;
@@ -301,11 +401,13 @@ static bool fill(struct net_client *c, char *err, size_t errlen)
 			}
 			if (SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN) {
 				snprintf(err, errlen, "read: connection closed by the server");
+				c->status = NET_CLOSED;
 				return false;
 			}
 			enum wait_result to;
 			if (!ssl_wait(c, r, &to)) {
 				tls_fail(c, to, "read", err, errlen);
+				c->status = to == WAIT_TIMEOUT ? NET_TIMEOUT : to == WAIT_READY ? NET_CLOSED : NET_ERROR;
 				return false;
 			}
 			continue;
@@ -317,15 +419,18 @@ static bool fill(struct net_client *c, char *err, size_t errlen)
 		}
 		if (r == 0) {
 			snprintf(err, errlen, "read: connection closed by the server");
+			c->status = NET_CLOSED;
 			return false;
 		}
 		if (errno != EAGAIN && errno != EINTR) {
 			snprintf(err, errlen, "read: %s", strerror(errno));
+			c->status = NET_CLOSED;
 			return false;
 		}
-		enum wait_result wr = wait_fd(c->cancel, c->fd, POLLIN, c->io_timeout);
+		enum wait_result wr = wait_fd(c->cancel, c->fd, POLLIN, c->io_ms);
 		if (wr != WAIT_READY) {
 			wait_failed(err, errlen, "read", wr, c->io_timeout);
+			c->status = wr == WAIT_TIMEOUT ? NET_TIMEOUT : NET_ERROR;
 			return false;
 		}
 	}
@@ -334,10 +439,16 @@ static bool fill(struct net_client *c, char *err, size_t errlen)
 long net_client_read_line(struct net_client *c, char *line, size_t linesz, char *err, size_t errlen)
 {
 	size_t o = 0;
+	bool any = false;
 	for (;;) {
-		if (c->rpos >= c->rlen && !fill(c, err, errlen))
+		if (c->rpos >= c->rlen && !fill(c, err, errlen)) {
+			/* Bytes that never form a line (e.g. a TLS alert) are not a line. */
+			if (any && c->status == NET_CLOSED)
+				c->status = NET_GARBAGE;
 			return -1;
+		}
 		char ch = c->rbuf[c->rpos++];
+		any = true;
 		if (ch == '\n')
 			break;
 		if (o + 1 < linesz)
@@ -346,20 +457,73 @@ long net_client_read_line(struct net_client *c, char *line, size_t linesz, char 
 	if (o > 0 && line[o - 1] == '\r')
 		o--;
 	line[o] = '\0';
+	transcribe(c, "S", line);
 	return (long)o;
+}
+
+bool net_client_write_line(struct net_client *c, const char *line, const char *shown, char *err, size_t errlen)
+{
+	transcribe(c, "C", shown ? shown : line);
+	char buf[4096];
+	size_t n = strlen(line);
+	if (n + 2 > sizeof(buf))
+		return net_client_write(c, line, n, err, errlen) && net_client_write(c, "\r\n", 2, err, errlen);
+	memcpy(buf, line, n);
+	memcpy(buf + n, "\r\n", 2);   /* one write: one segment for a short command */
+	bool ok = net_client_write(c, buf, n + 2, err, errlen);
+	explicit_bzero(buf, n + 2);      /* it may have held a password */
+	return ok;
+}
+
+static SSL_CTX *client_ctx(const char *ca_file, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	if (!ctx) {
+		ssl_err(err, errlen, "TLS context");
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_default_verify_paths(ctx);
+	if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+		snprintf(err, errlen, "cannot read the CA file %s", ca_file);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	/* Finish the handshake whatever the certificate, then judge it. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	return ctx;
+}
+
+/* The handshake itself, bounded by the I/O limit; *wrong_version when the peer
+ * answered the ClientHello with plaintext. */
+static bool handshake(struct net_client *c, bool *wrong_version, char *err, size_t errlen)
+{
+	*wrong_version = false;
+	ERR_clear_error();
+	for (;;) {
+		int r = SSL_connect(c->ssl);
+		if (r == 1)
+			break;
+		unsigned long e = ERR_peek_error();
+		*wrong_version = ERR_GET_REASON(e) == SSL_R_WRONG_VERSION_NUMBER || ERR_GET_REASON(e) == SSL_R_PACKET_LENGTH_TOO_LONG;
+		enum wait_result to;
+		if (!ssl_wait(c, r, &to)) {
+			tls_fail(c, to, "TLS handshake", err, errlen);
+			SSL_free(c->ssl);
+			c->ssl = NULL;
+			return false;
+		}
+	}
+	/* RFC 3207 §4.2: leftover plaintext read before the handshake is never trusted. */
+	c->rlen = c->rpos = 0;
+	return true;
 }
 
 bool net_client_tls(struct net_client *c, const char *name, bool require_verified, char *err, size_t errlen)
 {
-	c->ctx = SSL_CTX_new(TLS_client_method());
-	if (!c->ctx) {
-		ssl_err(err, errlen, "TLS context");
+	c->ctx = client_ctx(NULL, err, errlen);
+	if (!c->ctx)
 		return false;
-	}
-	SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-	SSL_CTX_set_default_verify_paths(c->ctx);
-	/* Opportunistic: finish the handshake whatever the certificate, then judge it. */
-	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
 	c->ssl = SSL_new(c->ctx);
 	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
 		ssl_err(err, errlen, "TLS setup");
@@ -369,20 +533,9 @@ bool net_client_tls(struct net_client *c, const char *name, bool require_verifie
 		SSL_set_tlsext_host_name(c->ssl, name);
 		SSL_set1_host(c->ssl, name);
 	}
-	for (;;) {
-		int r = SSL_connect(c->ssl);
-		if (r == 1)
-			break;
-		enum wait_result to;
-		if (!ssl_wait(c, r, &to)) {
-			tls_fail(c, to, "TLS handshake", err, errlen);
-			SSL_free(c->ssl);
-			c->ssl = NULL;
-			return false;
-		}
-	}
-	/* Leftover plaintext read before the handshake is never trusted. */
-	c->rlen = c->rpos = 0;
+	bool wrong;
+	if (!handshake(c, &wrong, err, errlen))
+		return false;
 	long v = SSL_get_verify_result(c->ssl);
 	X509 *cert = SSL_get1_peer_certificate(c->ssl);
 	c->verified = cert && v == X509_V_OK;
@@ -395,6 +548,71 @@ bool net_client_tls(struct net_client *c, const char *name, bool require_verifie
 		snprintf(err, errlen, "TLS certificate not verified: %s", c->verify_note);
 		return false;
 	}
+	return true;
+}
+
+static void cert_dates(X509 *x, struct net_cert *cert)
+{
+	cert->expired = X509_cmp_current_time(X509_get0_notAfter(x)) < 0;
+	cert->not_yet_valid = X509_cmp_current_time(X509_get0_notBefore(x)) > 0;
+	BIO *b = BIO_new(BIO_s_mem());
+	if (b && ASN1_TIME_print(b, X509_get0_notAfter(x)) > 0) {
+		int n = BIO_read(b, cert->not_after, sizeof(cert->not_after) - 1);
+		cert->not_after[n > 0 ? n : 0] = '\0';
+	}
+	BIO_free(b);
+	int days = 0, secs = 0;
+	if (ASN1_TIME_diff(&days, &secs, NULL, X509_get0_notAfter(x)))
+		cert->days_left = days;
+}
+
+static void describe_cert(SSL *ssl, const char *name, struct net_cert *cert)
+{
+	X509 *x = SSL_get1_peer_certificate(ssl);
+	snprintf(cert->protocol, sizeof(cert->protocol), "%s", SSL_get_version(ssl));
+	snprintf(cert->cipher, sizeof(cert->cipher), "%s", SSL_get_cipher_name(ssl));
+	if (!x)
+		return;
+	cert->present = true;
+	cert->verify_code = SSL_get_verify_result(ssl);
+	cert->chain_ok = cert->verify_code == X509_V_OK;
+	snprintf(cert->verify_error, sizeof(cert->verify_error), "%s", X509_verify_cert_error_string(cert->verify_code));
+	cert->self_signed = X509_check_issued(x, x) == X509_V_OK;
+	unsigned char tmp[16];
+	bool is_ip = inet_pton(AF_INET, name, tmp) == 1 || inet_pton(AF_INET6, name, tmp) == 1;
+	cert->name_ok = is_ip ? X509_check_ip_asc(x, name, 0) == 1 : X509_check_host(x, name, 0, 0, NULL) == 1;
+	X509_NAME_oneline(X509_get_subject_name(x), cert->subject, sizeof(cert->subject));
+	X509_NAME_oneline(X509_get_issuer_name(x), cert->issuer, sizeof(cert->issuer));
+	cert_dates(x, cert);
+	X509_free(x);
+}
+
+bool net_client_tls_report(struct net_client *c, const char *name, const char *ca_file, struct net_cert *cert,
+	bool *wrong_version, char *err, size_t errlen)
+{
+	memset(cert, 0, sizeof(*cert));
+	*wrong_version = false;
+	c->ctx = client_ctx(ca_file, err, errlen);
+	if (!c->ctx)
+		return false;
+	c->ssl = SSL_new(c->ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) {
+		snprintf(err, errlen, "cannot start TLS");
+		return false;
+	}
+	SSL_set_tlsext_host_name(c->ssl, name);
+	char ev[600];
+	if (!handshake(c, wrong_version, err, errlen)) {
+		snprintf(ev, sizeof(ev), "TLS handshake failed: %.500s", err);
+		transcribe(c, "--", ev);
+		return false;
+	}
+	describe_cert(c->ssl, name, cert);
+	long v = SSL_get_verify_result(c->ssl);
+	c->verified = cert->present && v == X509_V_OK;
+	snprintf(ev, sizeof(ev), "TLS %s %s, certificate %.256s (%s)", cert->protocol, cert->cipher, cert->subject,
+		cert->chain_ok ? "trusted" : cert->verify_error);
+	transcribe(c, "--", ev);
 	return true;
 }
 

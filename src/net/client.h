@@ -1,7 +1,10 @@
-/* client.h - an outbound connection for the delivery threads (and, later, the
- * doctor): TCP with connect and I/O time-outs, line reading with a bound, and a
- * TLS client (STARTTLS or implicit) that records whether the certificate verified.
- * Blocking by design: it runs on delivery threads, never on the event loop. */
+/* client.h - the one outbound connection API, for the delivery threads and the
+ * doctor: TCP with connect and I/O time-outs (optionally from a given source
+ * address), line reading with a bound, a TLS client (STARTTLS or implicit) that
+ * records whether the certificate verified or reports it in full, a transcript hook
+ * and a stop switch.  Transport only: it knows lines and bytes, no protocol.
+ * Blocking by design: it runs on delivery threads and in `postern doctor`, never on
+ * the event loop. */
 #ifndef POSTERN_NET_CLIENT_H
 #define POSTERN_NET_CLIENT_H
 
@@ -19,22 +22,57 @@ struct net_cancel *net_cancel_new(void);
 void net_cancel_fire(struct net_cancel *k);
 void net_cancel_free(struct net_cancel **k);
 
+/* What a connection attempt or a read ended in. */
+enum net_status {
+	NET_OK,
+	NET_REFUSED,       /* connection refused: nothing listens */
+	NET_TIMEOUT,       /* no answer within the limit */
+	NET_UNREACHABLE,   /* no route, network down, name or address not usable */
+	NET_CLOSED,        /* the peer closed the connection */
+	NET_GARBAGE,       /* bytes that never formed a line (e.g. a TLS record) */
+	NET_ERROR,         /* anything else (the error text says) */
+};
+
+/* The transcript: each line read ("S"), each line written with net_client_write_line
+ * ("C", or what it shows instead), and events ("--": connected, TLS). */
+typedef void net_transcript_fn(void *arg, const char *who, const char *text);
+
 struct net_client_opts {
 	unsigned connect_timeout;   /* seconds */
 	unsigned io_timeout;        /* seconds, per read or write */
+	unsigned connect_ms;        /* when not 0: the limits in milliseconds instead */
+	unsigned io_ms;
 	const char *source;         /* local address to bind, or NULL */
 	const struct net_cancel *cancel;   /* NULL: none */
+	net_transcript_fn *transcript;     /* NULL: none */
+	void *transcript_arg;
 };
 
-/* Connect to an IPv4/IPv6 literal (address) or a host name, port. */
+/* Resolve host (getaddrinfo); writes the addresses, space-separated.  Returns the
+ * number found, 0 on failure (the reason in out). */
+int net_resolve(const char *host, char *out, size_t outsz);
+
+/* Connect to an IPv4/IPv6 literal (address) or a host name, port, trying each
+ * address.  On failure NULL, with *st (when not NULL: a time-out on one address
+ * says more than a refusal on another) and err set. */
+struct net_client *net_client_open(const char *host, unsigned port, const struct net_client_opts *o,
+	enum net_status *st, char *err, size_t errlen);
 struct net_client *net_client_connect(const char *host, unsigned port, const struct net_client_opts *o,
 	char *err, size_t errlen);
 void net_client_close(struct net_client **c);
+/* The local address of the connection ("127.0.0.2"). */
+const char *net_client_local(const struct net_client *c);
 
 bool net_client_write(struct net_client *c, const void *p, size_t n, char *err, size_t errlen);
+/* One line, CR LF added; the transcript shows `shown` instead when not NULL (a
+ * masked password). */
+bool net_client_write_line(struct net_client *c, const char *line, const char *shown, char *err, size_t errlen);
 /* One line without its CRLF (at most linesz-1 octets; a longer line is cut and the
- * rest skipped).  Returns the length, or -1 on error/time-out/close (err says). */
+ * rest skipped).  Returns the length, or -1 on error/time-out/close (err says,
+ * net_client_status tells which). */
 long net_client_read_line(struct net_client *c, char *line, size_t linesz, char *err, size_t errlen);
+/* How the last failed read ended. */
+enum net_status net_client_status(const struct net_client *c);
 
 /* Start TLS on the connection (after STARTTLS, or at once for implicit TLS).
  * The handshake fails only for protocol errors; certificate trouble is recorded:
@@ -45,6 +83,26 @@ bool net_client_is_tls(const struct net_client *c);
 /* "TLSv1.3 with cipher ..., certificate verified" or "... not verified (reason)". */
 void net_client_tls_summary(const struct net_client *c, char *out, size_t outsz);
 bool net_client_tls_verified(const struct net_client *c);
+
+/* The certificate as a report (the doctor's TLS step). */
+struct net_cert {
+	bool present;
+	bool chain_ok;           /* verified against the trusted CAs */
+	bool self_signed;
+	bool expired, not_yet_valid;
+	bool name_ok;            /* X509_check_host / X509_check_ip_asc */
+	long verify_code;        /* X509_V_* */
+	char verify_error[128];
+	char subject[256], issuer[256], not_after[64];
+	int days_left;
+	char protocol[32], cipher[64];
+};
+/* Start TLS and report: the handshake does not stop at an untrusted certificate,
+ * `cert` says what is wrong with it.  ca_file adds trusted CAs (NULL: the system's
+ * only).  *wrong_version is set when the peer answered the ClientHello with
+ * plaintext. */
+bool net_client_tls_report(struct net_client *c, const char *name, const char *ca_file, struct net_cert *cert,
+	bool *wrong_version, char *err, size_t errlen);
 /* The remote address actually connected to. */
 const char *net_client_peer(const struct net_client *c);
 

@@ -87,8 +87,16 @@ void wire_reply_reset(struct wire_reply *r)
 	memset(r, 0, sizeof(*r));
 }
 
+static void keep_line(struct wire_reply *r, const char *line)
+{
+	size_t used = strlen(r->lines);
+	snprintf(r->lines + used, sizeof(r->lines) - used, "%s%s", used ? "\n" : "", line);
+	r->n_lines++;
+}
+
 int wire_reply_feed(struct wire_reply *r, const char *line)
 {
+	keep_line(r, line);
 	int code;
 	bool more;
 	const char *text;

@@ -12,6 +12,7 @@
 
 #define WIRE_ENH_MAX 16
 #define WIRE_REPLY_TEXT_MAX 1024
+#define WIRE_REPLY_LINES_MAX 4096
 
 /* --- enhanced status codes (RFC 3463 §2) ------------------------------------------ */
 
@@ -42,12 +43,15 @@ struct wire_reply {
 	int code;                          /* 0 until the first line */
 	char enh[WIRE_ENH_MAX];            /* "5.1.1" or "" (from the first line that has one) */
 	char text[WIRE_REPLY_TEXT_MAX];    /* all lines' text without code and enh, joined by " " */
+	char lines[WIRE_REPLY_LINES_MAX];  /* the lines as they came, '\n' between (the doctor shows them) */
+	int n_lines;
 	bool done;
 };
 
 void wire_reply_reset(struct wire_reply *r);
 /* Feed one reply line (no CRLF).  Returns 1 when the reply is complete, 0 when more
- * lines follow, -1 when the line is not a reply line (or the code changes). */
+ * lines follow, -1 when the line is not a reply line (or the code changes); lines
+ * keeps it either way. */
 int wire_reply_feed(struct wire_reply *r, const char *line);
 /* "550 5.1.1 text" for logs and bounces. */
 void wire_reply_format(const struct wire_reply *r, char *out, size_t outsz);
