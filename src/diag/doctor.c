@@ -8,8 +8,8 @@
  * Every connect and every reply has a short bounded time limit (net/client.c); SMTP
  * replies are read by the one SMTP client's reader (delivery/smtp_client.h).
  * Exit status: 0 all passed, 10 + step of the first failure, 1 error, 2 usage.
- * This file: the options, the steps' shared helpers and the entry point; the steps
- * are in doctor_smtp.c and doctor_pop3.c, the report in doctor_report.c. */
+ * This file: the options and the entry point; the steps are in doctor_smtp.c and
+ * doctor_pop3.c (their helpers in doctor_common.c), the report in doctor_report.c. */
 #include "diag/doctor.h"
 
 #include <openssl/evp.h>
@@ -25,18 +25,6 @@
 #include "diag/doctor_internal.h"
 #include "diag/json.h"
 
-const unsigned doctor_slot_names[SLOTS] = { 587, 465, 26, 25 };   /* order of preference */
-
-const char *const doctor_step_names[STEP_COUNT] = {
-	"", "name resolves", "ports answer", "TLS and certificate", "EHLO capabilities",
-	"login", "sender (MAIL FROM)", "relaying and recipient (RCPT)", "test message",
-	"POP3 (login, UIDL, mailbox size)",
-};
-
-const unsigned doctor_pslot_names[PSLOTS] = { 995, 110 };   /* order of preference */
-
-const char *const doctor_mode_names[] = { "unknown", "none", "STARTTLS", "SSL/TLS" };
-
 /* --- options ---------------------------------------------------------------------- */
 
 static int doctor_usage(void)
@@ -50,22 +38,6 @@ static int doctor_usage(void)
 		"         [--tls-verify | --insecure] [--connect-timeout S] [--timeout S]\n"
 		"         [--transcript] [--json] [--data FILE]\n");
 	return 2;
-}
-
-struct slot *doctor_slot_by_name(struct doctor *d, unsigned name)
-{
-	for (int i = 0; i < SLOTS; i++)
-		if (d->slots[i].name == name)
-			return &d->slots[i];
-	return NULL;
-}
-
-struct pslot *doctor_pslot_by_name(struct doctor *d, unsigned name)
-{
-	for (int i = 0; i < PSLOTS; i++)
-		if (d->pslots[i].name == name)
-			return &d->pslots[i];
-	return NULL;
 }
 
 static bool parse_port(const char *s, unsigned *out)
@@ -250,70 +222,10 @@ static bool parse_args(struct doctor *d, int argc, char **argv)
 
 /* --- steps ------------------------------------------------------------------------- */
 
-void doctor_step_set(struct doctor *d, enum doctor_step s, int status, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	d->steps[s].status = status;
-	vsnprintf(d->steps[s].detail, sizeof(d->steps[s].detail), fmt, ap);
-	va_end(ap);
-}
-
-/* The first failure decides the verdict. */
-bool doctor_fail(struct doctor *d, enum doctor_step s, const char *cause, const char *fmt, ...)
-{
-	va_list ap;
-	char msg[sizeof(d->verdict)];
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (d->steps[s].status != S_FAIL)
-		doctor_step_set(d, s, S_FAIL, "%s", msg);
-	if (s == STEP_POP3)
-		d->pop.cause = cause;
-	if (d->failed)
-		return false;      /* a later failure (POP3 after SMTP) does not change the verdict */
-	memcpy(d->verdict, msg, sizeof(d->verdict));
-	d->failed = s;
-	d->cause_id = cause;
-	return false;
-}
-
-/* The cause a reply names, by the knowledge base; `fallback` when it has none. */
-const char *doctor_reply_cause(struct doctor *d, const struct wire_reply *r, const char *fallback)
-{
-	struct explain_result res;
-	explain_match(d->kb, r->lines, strlen(r->lines), &res);
-	return res.known ? res.causes[0]->id : fallback;
-}
-
 /* The transcript (net_client_opts): "C: ", "S: ", "-- " lines. */
 static void write_transcript(void *arg, const char *who, const char *text)
 {
 	fprintf(arg, "%s%s%s\n", who, strcmp(who, "--") == 0 ? " " : ": ", text);
-}
-
-/* One command line; `shown` is what the transcript shows instead (a masked password). */
-bool doctor_send_line(struct net_client *p, const char *line, const char *shown)
-{
-	char err[160];
-	return net_client_write_line(p, line, shown, err, sizeof(err));
-}
-
-/* Connect to the server's port, in the doctor's words when it fails. */
-struct net_client *doctor_connect(struct doctor *d, unsigned port, enum net_status *st, char *err, size_t errsz)
-{
-	char why[256];
-	struct net_client *p = net_client_open(d->server, port, &d->popts, st, why, sizeof(why));
-	if (!p)
-		snprintf(err, errsz, "%s", *st == NET_TIMEOUT ? "no answer (connection timed out)"
-			: strncmp(why, "connect: ", 9) == 0 ? why + 9 : why);
-	return p;
-}
-
-void doctor_first_line(const char *text, char *out, size_t outsz)
-{
-	snprintf(out, outsz, "%.*s", (int)strcspn(text, "\n"), text);
 }
 
 static bool step_resolve(struct doctor *d)

@@ -1,8 +1,8 @@
 /* doctor_internal.h - what the parts of `postern doctor` share: the run's state
  * (options, the ports surveyed, each step's result) and the steps' helpers.
- * doctor.c options, steps' helpers and the entry point; doctor_smtp.c the SMTP
- * survey and session (steps 2-8); doctor_pop3.c step 9; doctor_report.c the text
- * and JSON reports.  Private to diag/. */
+ * doctor.c the options and the entry point; doctor_common.c the steps' helpers;
+ * doctor_smtp.c the SMTP survey and session (steps 2-8); doctor_pop3.c step 9;
+ * doctor_report.c the text and JSON reports.  Private to diag/. */
 #ifndef POSTERN_DIAG_DOCTOR_INTERNAL_H
 #define POSTERN_DIAG_DOCTOR_INTERNAL_H
 

@@ -95,14 +95,6 @@ static enum mode pop_wanted_mode(const struct doctor *d)
 	return strcmp(sec, "starttls") == 0 ? MODE_STARTTLS : MODE_IMPLICIT;
 }
 
-struct pslot *doctor_pop_best(struct doctor *d)
-{
-	for (int i = 0; i < PSLOTS; i++)
-		if (d->pslots[i].enabled && d->pslots[i].mode != MODE_UNKNOWN)
-			return &d->pslots[i];
-	return NULL;
-}
-
 /* The cause a POP3 "-ERR" at login names (RFC 3206 response codes, and the words). */
 static const char *pop_login_cause(struct doctor *d, const char *line)
 {

@@ -45,11 +45,6 @@ static bool ehlo(struct doctor *d, struct net_client *p, struct wire_reply *r, b
 	return true;
 }
 
-const char *doctor_tls_name(const struct doctor *d)
-{
-	return d->tls_name ? d->tls_name : d->server;
-}
-
 /* Implicit TLS on a fresh connection: handshake, greeting, EHLO. */
 static bool survey_implicit(struct doctor *d, struct slot *s)
 {
@@ -123,14 +118,6 @@ static void describe_slot(const struct slot *s, char *out, size_t outsz)
 	}
 }
 
-struct slot *doctor_best_slot(struct doctor *d)
-{
-	for (int i = 0; i < SLOTS; i++)
-		if (d->slots[i].enabled && d->slots[i].open && d->slots[i].mode != MODE_UNKNOWN)
-			return &d->slots[i];
-	return NULL;
-}
-
 bool doctor_step_ports(struct doctor *d)
 {
 	char detail[512] = "";
@@ -172,41 +159,6 @@ static enum mode wanted_mode(const struct doctor *d)
 	if (strcmp(d->security, "none") == 0)
 		return MODE_PLAIN;
 	return strcmp(d->security, "starttls") == 0 ? MODE_STARTTLS : MODE_IMPLICIT;
-}
-
-/* The certificate seen on `port` (spoken in `mode`): false after doctor_fail() at `step`; else
- * `note` describes it and *warn says a problem was let through by --insecure. */
-bool doctor_check_cert_at(struct doctor *d, enum doctor_step step, enum mode mode, unsigned port,
-	const struct net_cert *c, char *note, size_t notesz, bool *warn)
-{
-	char what[700];
-	snprintf(what, sizeof(what), "certificate %s, issued by %s, valid until %s", c->subject,
-		c->self_signed ? "itself (self-signed)" : c->issuer, c->not_after);
-	int st = d->insecure ? S_WARN : S_FAIL;
-	const char *cause = NULL, *why = NULL;
-	if (c->expired || c->not_yet_valid) {
-		cause = "certificate_expired";
-		why = c->expired ? "has expired" : "is not valid yet";
-	} else if (!c->chain_ok) {
-		cause = "certificate_untrusted";
-		why = c->self_signed ? "is self-signed, so no mail program trusts it" : "is not trusted";
-	} else if (!c->name_ok) {
-		cause = "certificate_name_mismatch";
-		why = "is not for the name";
-	}
-	*warn = false;
-	if (!cause) {
-		snprintf(note, notesz, "%s on port %u, %s %s: %.300s", doctor_mode_names[mode], port, c->protocol, c->cipher, what);
-		return true;
-	}
-	if (st == S_WARN) {
-		*warn = true;
-		snprintf(note, notesz, "the certificate %s (%s), ignored because of --insecure: %.300s", why, cause, what);
-		return true;
-	}
-	return doctor_fail(d, step, cause, "The server's certificate %s%s%s (%s; %s).", why,
-		strcmp(cause, "certificate_name_mismatch") == 0 ? " " : "",
-		strcmp(cause, "certificate_name_mismatch") == 0 ? doctor_tls_name(d) : "", what, c->verify_error);
 }
 
 static bool check_cert(struct doctor *d, const struct net_cert *c)
