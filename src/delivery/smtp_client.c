@@ -377,14 +377,14 @@ static bool send_body(struct smtp_client *c, const struct smtp_client_msg *m, bo
 	return ok;
 }
 
-bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, struct rcpt_result *res)
+/* What the receiving server cannot take is refused before MAIL: true when that
+ * decided every recipient; else *wire_size is the message's size on the wire. */
+static bool refused_before_mail(struct smtp_client *c, const struct smtp_client_msg *m, struct rcpt_result *res,
+	uint64_t *wire_size)
 {
 	const char *peer = net_client_peer(c->conn);
-	char err[512];
-	memset(res, 0, m->n * sizeof(*res));
-	/* What the receiving server cannot take is refused before MAIL. */
+	char why[300];
 	if (c->caps.size && m->size > c->caps.size) {
-		char why[300];
 		snprintf(why, sizeof(why), "%s accepts messages up to %llu octets; this one is %llu", peer,
 			(unsigned long long)c->caps.size, (unsigned long long)m->size);
 		set_all(res, m->n, OUT_FAIL, "5.3.4", why);
@@ -392,13 +392,11 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 	}
 	if (m->env->eightbit && !c->caps.eightbitmime) {
 		/* RFC 6152 §3: refuse rather than send 8-bit data to a 7-bit server. */
-		char why[300];
 		snprintf(why, sizeof(why), "%s does not accept 8-bit messages (no 8BITMIME), and Postern does not convert them", peer);
 		set_all(res, m->n, OUT_FAIL, "5.6.3", why);
 		return true;
 	}
 	if (m->env->smtputf8 && !c->caps.smtputf8) {
-		char why[300];
 		snprintf(why, sizeof(why), "%s does not support internationalised addresses (no SMTPUTF8)", peer);
 		set_all(res, m->n, OUT_FAIL, "5.6.7", why);
 		return true;
@@ -411,10 +409,9 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 	 * itself.  The receive side already refuses lines over message_line_length, so
 	 * this only concerns the few messages between 998 and that limit, and a report
 	 * that says which line is better than a silently changed message. */
-	bool use_bdat = c->caps.chunking;
 	struct smtp_wire wire;
 	char content[700];
-	int scan = pass_body(NULL, m, !use_bdat, &wire, content, sizeof(content));
+	int scan = pass_body(NULL, m, !c->caps.chunking, &wire, content, sizeof(content));
 	if (scan < 0) {
 		set_all(res, m->n, OUT_DEFER, "4.3.0", content);
 		return true;
@@ -425,102 +422,140 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 		set_all(res, m->n, OUT_FAIL, "5.6.3", content);
 		return true;
 	}
-	uint64_t wire_size = wire.out_size;
+	*wire_size = wire.out_size;
+	return false;
+}
+
+/* MAIL, then RCPT for each recipient; RFC 2920: with PIPELINING, MAIL, every RCPT
+ * and (for DATA) DATA go in one write.  False when the connection broke. */
+static bool send_envelope(struct smtp_client *c, const struct smtp_client_msg *m, char *err, size_t errlen)
+{
 	char line[LINE_MAX_CLIENT];
-	struct wire_reply r;
 	struct buf batch;
 	buf_init(&batch, (m->n + 3) * (LINE_MAX_CLIENT + 2));
 	mail_command(c, m, line, sizeof(line));
 	buf_printf(&batch, "%s\r\n", line);
-	bool pipe = c->caps.pipelining;
-	bool ok = true;
-	/* RFC 2920: MAIL, every RCPT and (for DATA) DATA go in one write. */
-	if (pipe) {
+	if (c->caps.pipelining) {
 		for (size_t i = 0; i < m->n; i++) {
 			rcpt_command(c, m, m->rcpts[i], line, sizeof(line));
 			buf_printf(&batch, "%s\r\n", line);
 		}
 		if (!c->caps.chunking)
 			buf_appends(&batch, "DATA\r\n");
-		ok = net_client_write(c->conn, batch.data, batch.len, err, sizeof(err));
-	} else {
-		ok = net_client_write(c->conn, batch.data, batch.len, err, sizeof(err));
 	}
+	bool ok = net_client_write(c->conn, batch.data, batch.len, err, errlen);
 	buf_free(&batch);
-	if (!ok || !read_reply(c, &r, err, sizeof(err)))
-		goto broken;
-	bool mail_ok = r.code / 100 == 2;
-	struct wire_reply mail_reply = r;
-	size_t accepted = 0;
+	return ok;
+}
+
+/* The replies to MAIL and each RCPT (sending each RCPT in turn without PIPELINING).
+ * Accepted recipients wait for the end of data (nothing recorded yet).  False when
+ * the connection broke. */
+static bool envelope_replies(struct smtp_client *c, const struct smtp_client_msg *m, struct rcpt_result *res,
+	struct wire_reply *mail_reply, size_t *accepted, char *err, size_t errlen)
+{
+	const char *peer = net_client_peer(c->conn);
+	char line[LINE_MAX_CLIENT];
+	struct wire_reply r;
+	if (!read_reply(c, mail_reply, err, errlen))
+		return false;
+	bool mail_ok = mail_reply->code / 100 == 2;
+	*accepted = 0;
 	for (size_t i = 0; i < m->n; i++) {
-		if (!pipe) {
+		if (!c->caps.pipelining) {
 			if (!mail_ok)
 				break;
 			rcpt_command(c, m, m->rcpts[i], line, sizeof(line));
-			if (!command(c, line, &r, err, sizeof(err)))
-				goto broken;
-		} else if (!read_reply(c, &r, err, sizeof(err))) {
-			goto broken;
+			if (!command(c, line, &r, err, errlen))
+				return false;
+		} else if (!read_reply(c, &r, err, errlen)) {
+			return false;
 		}
 		if (!mail_ok)
 			continue;   /* pipelined RCPT replies after a refused MAIL mean nothing */
 		from_reply(&res[i], &r, peer);
 		if (res[i].outcome == OUT_DELIVERED) {
 			res[i] = (struct rcpt_result){ .outcome = OUT_DELIVERED };   /* decided by the end of data */
-			accepted++;
+			(*accepted)++;
 		}
 	}
-	if (!mail_ok) {
-		char said[96];
-		snprintf(said, sizeof(said), "%.70s said to MAIL FROM", peer);
-		for (size_t i = 0; i < m->n; i++)
-			rcpt_result_from_reply(&res[i], &mail_reply, said);
-		if (pipe && !c->caps.chunking && !read_reply(c, &r, err, sizeof(err)))
-			goto broken;   /* the pipelined DATA's 503 */
-		return command(c, "RSET", &r, err, sizeof(err)) || true;
-	}
-	if (!use_bdat) {
-		if (pipe) {
-			if (!read_reply(c, &r, err, sizeof(err)))
-				goto broken;
-		} else if (accepted) {
-			if (!command(c, "DATA", &r, err, sizeof(err)))
-				goto broken;
-		}
+	return true;
+}
+
+/* DATA (dot-stuffed) or one BDAT ... LAST chunk, for the accepted recipients; the
+ * final reply is in *r.  Returns 1 sent, 0 decided without sending, -1 broken. */
+static int send_content(struct smtp_client *c, const struct smtp_client_msg *m, struct rcpt_result *res,
+	size_t accepted, uint64_t wire_size, struct wire_reply *r, char *err, size_t errlen)
+{
+	bool pipe = c->caps.pipelining;
+	if (!c->caps.chunking) {
+		if (pipe ? !read_reply(c, r, err, errlen) : accepted && !command(c, "DATA", r, err, errlen))
+			return -1;
 		if (accepted == 0) {
 			/* Every RCPT refused: a pipelined DATA got 503/554; the RCPT replies
 			 * are the reasons, already recorded. */
-			command(c, "RSET", &r, err, sizeof(err));
-			return true;
+			command(c, "RSET", r, err, errlen);
+			return 0;
 		}
-		if (r.code != 354) {
+		if (r->code != 354) {
 			for (size_t i = 0; i < m->n; i++)
 				if (res[i].outcome == OUT_DELIVERED)
-					from_reply(&res[i], &r, peer);
-			return true;
+					from_reply(&res[i], r, net_client_peer(c->conn));
+			return 0;
 		}
-		if (!send_body(c, m, true, err, sizeof(err)) || !read_reply(c, &r, err, sizeof(err)))
-			goto broken;
-	} else {
-		if (accepted == 0) {
-			command(c, "RSET", &r, err, sizeof(err));
-			return true;
-		}
-		snprintf(line, sizeof(line), "BDAT %llu LAST", (unsigned long long)wire_size);
-		if (!send_line(c, line, err, sizeof(err)) || !send_body(c, m, false, err, sizeof(err)) ||
-			!read_reply(c, &r, err, sizeof(err)))
-			goto broken;
+		return send_body(c, m, true, err, errlen) && read_reply(c, r, err, errlen) ? 1 : -1;
 	}
-	for (size_t i = 0; i < m->n; i++)
-		if (res[i].outcome == OUT_DELIVERED && !rcpt_result_known(&res[i]))
-			from_reply(&res[i], &r, peer);
-	return true;
-broken:
+	if (accepted == 0) {
+		command(c, "RSET", r, err, errlen);
+		return 0;
+	}
+	char line[64];
+	snprintf(line, sizeof(line), "BDAT %llu LAST", (unsigned long long)wire_size);
+	return send_line(c, line, err, errlen) && send_body(c, m, false, err, errlen) && read_reply(c, r, err, errlen)
+		? 1 : -1;
+}
+
+/* The connection broke: every recipient not yet decided is tried again later. */
+static bool transaction_broke(struct smtp_client *c, const struct smtp_client_msg *m, struct rcpt_result *res,
+	const char *err)
+{
 	c->broken = true;
 	char why[700];
-	snprintf(why, sizeof(why), "connection to %s failed during the transaction: %s", peer, err);
+	snprintf(why, sizeof(why), "connection to %s failed during the transaction: %s", net_client_peer(c->conn), err);
 	for (size_t i = 0; i < m->n; i++)
 		if (res[i].outcome == OUT_DELIVERED || !rcpt_result_known(&res[i]))
 			rcpt_result_set(&res[i], OUT_DEFER, "4.4.2", why);
 	return false;
+}
+
+bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, struct rcpt_result *res)
+{
+	const char *peer = net_client_peer(c->conn);
+	char err[512];
+	memset(res, 0, m->n * sizeof(*res));
+	uint64_t wire_size = 0;
+	if (refused_before_mail(c, m, res, &wire_size))
+		return true;
+	struct wire_reply mail_reply, r;
+	size_t accepted = 0;
+	if (!send_envelope(c, m, err, sizeof(err)) || !envelope_replies(c, m, res, &mail_reply, &accepted, err, sizeof(err)))
+		return transaction_broke(c, m, res, err);
+	if (mail_reply.code / 100 != 2) {
+		char said[96];
+		snprintf(said, sizeof(said), "%.70s said to MAIL FROM", peer);
+		for (size_t i = 0; i < m->n; i++)
+			rcpt_result_from_reply(&res[i], &mail_reply, said);
+		if (c->caps.pipelining && !c->caps.chunking && !read_reply(c, &r, err, sizeof(err)))
+			return transaction_broke(c, m, res, err);   /* the pipelined DATA's 503 */
+		return command(c, "RSET", &r, err, sizeof(err)) || true;
+	}
+	int sent = send_content(c, m, res, accepted, wire_size, &r, err, sizeof(err));
+	if (sent < 0)
+		return transaction_broke(c, m, res, err);
+	if (sent == 0)
+		return true;
+	for (size_t i = 0; i < m->n; i++)
+		if (res[i].outcome == OUT_DELIVERED && !rcpt_result_known(&res[i]))
+			from_reply(&res[i], &r, peer);
+	return true;
 }
