@@ -1,0 +1,446 @@
+/* attempt.c - one attempt at one message: local recipients, then each remote
+ * destination, the outcomes saved to the state file, reports (failure, delay) and
+ * the message's removal when nothing is left (see scheduler_int.h). */
+#include "delivery/scheduler_int.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --- one message ------------------------------------------------------------- */
+
+static time_t backoff(const struct conf *c, unsigned attempts)
+{
+	uint64_t delay = c->retry_min;
+	for (unsigned i = 1; i < attempts && delay < c->retry_max; i++)
+		delay *= 2;
+	return (time_t)(delay > c->retry_max ? c->retry_max : delay);
+}
+
+/* Record where this thread's message is being delivered (for `queue list`). */
+static void set_where(struct worker *w, const char *fmt, const char *arg)
+{
+	struct delivery *d = w->d;
+	if (!d->workers || w != &d->workers[w->index])
+		return;   /* an admin command's stand-in worker */
+	pthread_mutex_lock(&d->lock);
+	snprintf(d->where[w->index], WHERE_MAX, fmt, arg);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* remote.c says which server it is trying now. */
+void sched_where_host(void *arg, const char *host)
+{
+	struct worker *w = arg;
+	set_where(w, w->d->conf->relay_host[0] ? "relay %s" : "%s", host);
+}
+
+/* A message moved to queue/failed/: told to the postmaster in the next notice. */
+static void note_failed(struct delivery *d, const char *qid, const char *why)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->n_batch < NOTICE_BATCH_MAX) {
+		struct failed_item *it = &d->batch[d->n_batch++];
+		snprintf(it->qid, sizeof(it->qid), "%s", qid);
+		snprintf(it->why, sizeof(it->why), "%s", why);
+	} else {
+		d->batch_more++;
+	}
+	if (d->n_batch + d->batch_more == 1)
+		d->batch_due = time(NULL) + NOTICE_GATHER;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void keep_failed(struct delivery *d, const char *qid, const char *why, bool tell)
+{
+	if (!queue_move_failed_why(d->queue, qid, why)) {
+		log_event(LOG_ERR, "queue_error", "qid=%s error=\"cannot move to queue/failed: %s\"", qid, strerror(errno));
+		return;
+	}
+	if (tell)
+		note_failed(d, qid, why);
+}
+
+static const char *domain_of(const char *rcpt)
+{
+	const char *at = strrchr(rcpt, '@');
+	return at ? at + 1 : "";
+}
+
+struct run {
+	struct worker *w;
+	struct queue_message m;
+	struct queue_state st;
+	time_t now;
+	bool changed;               /* st differs from queue/state/<qid> */
+	bool force;
+	bool may_repeat;            /* a crash may have cut an earlier attempt short */
+	size_t *newly_failed;
+	size_t n_failed;
+	size_t *group;              /* scratch: recipients of one domain */
+	struct rcpt_result *res;
+};
+
+static void fail_rcpt(struct run *r, size_t i, const char *why)
+{
+	struct queue_rcpt_state *s = &r->st.r[i];
+	s->state = RCPT_FAILED;
+	snprintf(s->last_reply, sizeof(s->last_reply), "%s", why);
+	r->newly_failed[r->n_failed++] = i;
+	r->changed = true;
+	log_event(LOG_WARN, "bounced", "qid=%s to=<%s> reason=\"%s\"", r->m.env.qid, r->m.env.rcpts[i], why);
+}
+
+static void defer_rcpt(struct run *r, size_t i, const char *why)
+{
+	struct queue_rcpt_state *s = &r->st.r[i];
+	s->attempts++;
+	time_t wait = backoff(r->w->d->conf, s->attempts);
+	s->next_try = r->now + wait;
+	snprintf(s->last_reply, sizeof(s->last_reply), "%s", why);
+	r->changed = true;
+	log_event(LOG_INFO, "deferred", "qid=%s to=<%s> attempt=%u retry_in=%lld reason=\"%s\"", r->m.env.qid,
+		r->m.env.rcpts[i], s->attempts, (long long)wait, why);
+}
+
+/* Deliver recipient i, resolved to a local mailbox, into its Maildir. */
+static void deliver_local(struct run *r, size_t i, const struct dir_recipient *dr)
+{
+	const struct conf *c = r->w->d->conf;
+	struct queue_rcpt_state *s = &r->st.r[i];
+	char path[1400], why[700];
+	if (!store_mailbox_path(c->data_dir, dr->mailbox.domain, dr->mailbox.local, path, sizeof(path))) {
+		defer_rcpt(r, i, "the user directory could not be read");
+		return;
+	}
+	set_where(r->w, "%s", "local mailbox");
+	switch (local_deliver(c, &r->m, i, path, r->may_repeat, why, sizeof(why))) {
+	case LOCAL_DELIVERED:
+		s->state = RCPT_DELIVERED;
+		r->changed = true;
+		break;
+	case LOCAL_TEMP:
+		defer_rcpt(r, i, why);
+		break;
+	case LOCAL_PERM:
+		fail_rcpt(r, i, why);
+		break;
+	}
+}
+
+static void deliver_locals(struct run *r, bool *remote)
+{
+	const struct conf *c = r->w->d->conf;
+	for (size_t i = 0; i < r->m.env.n_rcpts; i++) {
+		struct queue_rcpt_state *s = &r->st.r[i];
+		remote[i] = false;
+		if (s->state != RCPT_PENDING || (!r->force && s->next_try > r->now))
+			continue;
+		struct dir_recipient dr;
+		switch (directory_resolve_recipient(r->w->dir, c, r->m.env.rcpts[i], &dr)) {
+		case DIR_RCPT_NOT_LOCAL:
+			remote[i] = true;
+			break;
+		case DIR_RCPT_TEMPFAIL:
+			defer_rcpt(r, i, "the user directory could not be read");
+			break;
+		case DIR_RCPT_UNKNOWN:
+			fail_rcpt(r, i, "5.1.1 no such mailbox here (it was removed after the message was accepted)");
+			break;
+		case DIR_RCPT_USER:
+		case DIR_RCPT_ALIAS:
+		case DIR_RCPT_POSTMASTER:
+			deliver_local(r, i, &dr);
+			break;
+		}
+	}
+}
+
+/* Save the outcomes recorded so far before slow work (a remote transaction) begins,
+ * so a crash during it cannot undo them: a delivered recipient is never tried
+ * again.  Local copies are safe even without it (their Maildir names make a repeat
+ * detectable, see local.h); remote ones are not, and bounces would repeat.  Costs one
+ * write+fsync+rename only when a message has more work after the current step, so a
+ * message to one mailbox or to one destination pays nothing extra. */
+static void checkpoint(struct run *r)
+{
+	if (!r->changed)
+		return;
+	if (queue_state_write(r->w->d->queue, r->m.env.qid, &r->st))
+		r->changed = false;
+	else
+		log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot save the delivery state: %s\"", r->m.env.qid,
+			strerror(errno));
+}
+
+static bool any(const bool *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i])
+			return true;
+	return false;
+}
+
+/* Remote recipients, one destination domain at a time (or all via the relay). */
+static void deliver_remotes(struct run *r, bool *remote)
+{
+	struct delivery *d = r->w->d;
+	size_t n = r->m.env.n_rcpts;
+	bool via_relay = d->conf->relay_host[0] != '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (!remote[i])
+			continue;
+		if (sched_stop_state(d, NULL))
+			return;   /* stopping: the rest waits, untouched, for the next start */
+		const char *dom = via_relay ? d->conf->relay_host : domain_of(r->m.env.rcpts[i]);
+		size_t g = 0;
+		for (size_t k = i; k < n; k++) {
+			if (remote[k] && (via_relay || strcasecmp(domain_of(r->m.env.rcpts[k]), dom) == 0)) {
+				r->group[g++] = k;
+				remote[k] = false;
+			}
+		}
+		if (!sched_domain_acquire(d, dom)) {
+			/* At the per-domain limit: come back soon, without counting an attempt. */
+			for (size_t k = 0; k < g; k++)
+				r->st.r[r->group[k]].next_try = r->now + BUSY_DOMAIN_WAIT;
+			r->changed = true;
+			continue;
+		}
+		if (via_relay) {
+			char hp[300];
+			snprintf(hp, sizeof(hp), "%.255s:%llu", dom, (unsigned long long)d->conf->relay_port);
+			set_where(r->w, "relay %s", hp);
+		} else {
+			set_where(r->w, "MX of %s", dom);
+		}
+		remote_deliver(r->w->remote, &r->m, via_relay ? "" : dom, r->group, g, r->res);
+		sched_domain_release(d, dom);
+		bool cut_off = false;
+		sched_stop_state(d, &cut_off);
+		for (size_t k = 0; k < g; k++) {
+			size_t idx = r->group[k];
+			struct rcpt_result *x = &r->res[k];
+			if (cut_off && x->outcome == OUT_DEFER)
+				continue;   /* aborted by the shutdown, not the peer: no attempt counted */
+			char why[QUEUE_REPLY_MAX];
+			rcpt_result_reason(x, why, sizeof(why));
+			if (x->outcome == OUT_DELIVERED) {
+				r->st.r[idx].state = RCPT_DELIVERED;
+				snprintf(r->st.r[idx].last_reply, sizeof(r->st.r[idx].last_reply), "%s", why);
+				r->changed = true;
+				log_event(LOG_INFO, "delivered", "qid=%s to=<%s> remote=\"%s\"", r->m.env.qid, r->m.env.rcpts[idx], why);
+			} else if (x->outcome == OUT_FAIL) {
+				fail_rcpt(r, idx, why);
+			} else {
+				defer_rcpt(r, idx, why);
+			}
+		}
+		if (any(remote + i, n - i))
+			checkpoint(r);
+	}
+}
+
+/* Past the lifetime: give up on whatever is still pending. */
+static void expire(struct run *r)
+{
+	const struct conf *c = r->w->d->conf;
+	if (r->now - r->m.env.arrival < (time_t)c->max_lifetime)
+		return;
+	for (size_t i = 0; i < r->m.env.n_rcpts; i++) {
+		if (r->st.r[i].state != RCPT_PENDING)
+			continue;
+		char why[QUEUE_REPLY_MAX], span[32];
+		bounce_duration(c->max_lifetime, span, sizeof(span));
+		snprintf(why, sizeof(why), "gave up after %s of trying; last: %.500s", span,
+			r->st.r[i].last_reply[0] ? r->st.r[i].last_reply : "no attempt");
+		fail_rcpt(r, i, why);
+	}
+}
+
+static void send_report(struct run *r, enum bounce_kind kind, const size_t *idx, size_t n)
+{
+	size_t want[n ? n : 1], k = 0;
+	for (size_t j = 0; j < n; j++)
+		if (bounce_wanted(&r->m, idx[j], kind))
+			want[k++] = idx[j];
+	if (!k)
+		return;
+	char qid[QUEUE_ID_LEN + 1], err[256] = "";
+	if (bounce_send(r->w->d->queue, r->w->d->conf, &r->m, kind, want, k, r->st.r, qid, err, sizeof(err))) {
+		log_event(LOG_INFO, kind == BOUNCE_FAILED ? "bounce_sent" : "delay_notice_sent", "qid=%s report_qid=%s to=<%s> recipients=%zu",
+			r->m.env.qid, qid, r->m.env.sender, k);
+		delivery_enqueue(r->w->d, qid);
+	} else {
+		log_event(LOG_ERR, "bounce_error", "qid=%s error=\"%s\"", r->m.env.qid, err);
+	}
+}
+
+/* Once, when the message has waited delay_notice: tell the sender. */
+static void maybe_delay_notice(struct run *r)
+{
+	const struct conf *c = r->w->d->conf;
+	if (r->st.delay_notified || !c->delay_notice || r->now - r->m.env.arrival < (time_t)c->delay_notice)
+		return;
+	size_t n = 0;
+	for (size_t i = 0; i < r->m.env.n_rcpts; i++)
+		if (r->st.r[i].state == RCPT_PENDING)
+			r->group[n++] = i;
+	if (!n)
+		return;
+	send_report(r, BOUNCE_DELAYED, r->group, n);
+	r->st.delay_notified = true;
+	r->changed = true;
+}
+
+/* The state file was damaged; queue_state_read kept what it could read.  Say so, and
+ * write the salvaged state back at the end of this run (r->changed). */
+static void note_damaged_state(struct run *r)
+{
+	size_t todo = 0;
+	for (size_t i = 0; i < r->st.n; i++)
+		todo += r->st.r[i].state == RCPT_PENDING;
+	log_event(LOG_ERR, "state_corrupt", "qid=%s error=\"the delivery state file is damaged: %s\" recovered=%zu "
+		"recipients=%zu action=\"delivering to the %zu recipient(s) not known to be done; some may receive it twice\"",
+		r->m.env.qid, r->st.damage, r->st.recovered, r->st.n, todo);
+	r->changed = true;
+}
+
+/* After the attempt: save the state while anything is pending, keep an undeliverable
+ * report for the administrator, or remove the message.  Returns when it is due
+ * again (0: done with it). */
+static time_t settle(struct run *r, const char *qid)
+{
+	size_t n = r->m.env.n_rcpts;
+	time_t again = 0;
+	bool pending = false, failed = false;
+	for (size_t i = 0; i < n; i++) {
+		if (r->st.r[i].state == RCPT_PENDING) {
+			pending = true;
+			time_t t = r->st.r[i].next_try > r->now ? (time_t)r->st.r[i].next_try : r->now + 1;
+			if (!again || t < again)
+				again = t;
+		}
+		failed |= r->st.r[i].state == RCPT_FAILED;
+	}
+	if (pending) {
+		if (r->changed && !queue_state_write(r->w->d->queue, qid, &r->st))
+			log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot save the delivery state: %s\"", qid, strerror(errno));
+	} else if (failed && !r->m.env.sender[0]) {
+		/* Nobody to tell (a bounce that failed): keep it for the administrator, and
+		 * tell the postmaster, unless it is the postmaster's own notice (no loop). */
+		char why[NOTICE_REASON_MAX + 200] = "undeliverable report";
+		for (size_t i = 0; i < n; i++)
+			if (r->st.r[i].state == RCPT_FAILED) {
+				snprintf(why, sizeof(why), "undeliverable report to <%.200s>: %.180s", r->m.env.rcpts[i],
+					r->st.r[i].last_reply);
+				break;
+			}
+		keep_failed(r->w->d, qid, why, strcmp(r->m.env.protocol, NOTICE_PROTOCOL) != 0);
+		log_event(LOG_WARN, "kept", "qid=%s reason=\"undeliverable report\" where=queue/failed", qid);
+	} else {
+		queue_remove(r->w->d->queue, qid);
+		log_event(LOG_INFO, "removed", "qid=%s reason=\"%s\"", qid, failed ? "done; failures reported to the sender"
+			: "all recipients delivered");
+	}
+	return again;
+}
+
+/* Returns 0 when the message is finished, else the time to look at it again. */
+time_t sched_process(struct worker *w, const char *qid, bool force, bool fresh)
+{
+	struct delivery *d = w->d;
+	struct run r = { .w = w, .now = time(NULL), .force = force };
+	char err[512];
+	if (!queue_message_open(d->queue, qid, &r.m, err, sizeof(err))) {
+		if (strstr(err, "No such file"))
+			return 0;   /* finished elsewhere, or deleted by the admin */
+		log_event(LOG_ERR, "queue_corrupt", "qid=%s error=\"%s\" action=\"moved to queue/failed\"", qid, err);
+		keep_failed(d, qid, err, true);
+		return 0;
+	}
+	size_t n = r.m.env.n_rcpts;
+	time_t again = 0;
+	if (!queue_state_read(d->queue, qid, n, &r.st)) {
+		log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot read the delivery state (out of memory)\"", qid);
+		queue_message_close(&r.m);
+		return r.now + (time_t)d->conf->retry_min;
+	}
+	if (r.st.damaged)
+		note_damaged_state(&r);
+	if (r.st.held) {
+		queue_state_free(&r.st);
+		queue_message_close(&r.m);
+		return 0;   /* waits for `postern queue release` */
+	}
+	bool *remote = calloc(n, sizeof(bool));
+	r.newly_failed = calloc(n, sizeof(size_t));
+	r.group = calloc(n, sizeof(size_t));
+	r.res = calloc(n, sizeof(struct rcpt_result));
+	if (!remote || !r.newly_failed || !r.group || !r.res) {
+		again = r.now + (time_t)d->conf->retry_min;
+		goto out;
+	}
+	/* A message just committed and never tried cannot have a copy anywhere yet;
+	 * anything else (found at start, retried) may follow an attempt a crash cut
+	 * short before its state was saved. */
+	r.may_repeat = !fresh || r.st.delay_notified || r.st.damaged;
+	for (size_t i = 0; i < n && !r.may_repeat; i++)
+		r.may_repeat = r.st.r[i].attempts > 0 || r.st.r[i].state != RCPT_PENDING;
+	deliver_locals(&r, remote);
+	if (any(remote, n))
+		checkpoint(&r);
+	deliver_remotes(&r, remote);
+	expire(&r);
+	if (r.n_failed)
+		send_report(&r, BOUNCE_FAILED, r.newly_failed, r.n_failed);
+	maybe_delay_notice(&r);
+	again = settle(&r, qid);
+out:
+	free(remote);
+	free(r.newly_failed);
+	free(r.group);
+	free(r.res);
+	queue_state_free(&r.st);
+	queue_message_close(&r.m);
+	return again;
+}
+
+/* Return the message to its sender: every pending recipient failed by the admin. */
+bool sched_bounce_now(struct delivery *d, const char *qid, char *reply, size_t replysz)
+{
+	struct worker w = { .d = d };
+	struct run r = { .w = &w, .now = time(NULL) };
+	char err[256];
+	if (!queue_message_open(d->queue, qid, &r.m, err, sizeof(err))) {
+		snprintf(reply, replysz, "no message %s in the queue", qid);
+		return false;
+	}
+	size_t n = r.m.env.n_rcpts;
+	bool ok = queue_state_read(d->queue, qid, n, &r.st);
+	r.newly_failed = calloc(n, sizeof(size_t));
+	if (ok && r.newly_failed) {
+		for (size_t i = 0; i < n; i++)
+			if (r.st.r[i].state == RCPT_PENDING) {
+				char why[QUEUE_REPLY_MAX];
+				snprintf(why, sizeof(why), "5.0.0 returned by the mail administrator; last attempt: %.480s",
+					r.st.r[i].last_reply[0] ? r.st.r[i].last_reply : "none");
+				fail_rcpt(&r, i, why);
+			}
+		if (r.n_failed)
+			send_report(&r, BOUNCE_FAILED, r.newly_failed, r.n_failed);
+	}
+	free(r.newly_failed);
+	queue_state_free(&r.st);
+	queue_message_close(&r.m);
+	if (ok)
+		queue_remove(d->queue, qid);
+	snprintf(reply, replysz, ok ? "%s returned to the sender and removed" : "cannot bounce %s", qid);
+	return ok;
+}

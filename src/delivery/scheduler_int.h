@@ -1,0 +1,107 @@
+/* scheduler_int.h - what the parts of the queue runner share (private to delivery/):
+ * the runner's state (lists, per-domain counts, per-thread records, chores), and
+ * the functions one part calls in another.  scheduler.c the lists, the per-domain
+ * limits, the threads, start and stop; attempt.c one attempt at one message;
+ * chores.c the leftovers, the rescan and the postmaster notice; admin.c
+ * `postern queue ...` through the control socket. */
+#ifndef POSTERN_DELIVERY_SCHEDULER_INT_H
+#define POSTERN_DELIVERY_SCHEDULER_INT_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include "conf/conf.h"
+#include "delivery/bounce.h"
+#include "delivery/local.h"
+#include "delivery/notice.h"
+#include "delivery/remote.h"
+#include "directory/directory.h"
+#include "net/client.h"
+#include "queue/queue.h"
+#include "store/layout.h"
+#include "store/maildir.h"
+#include "util/id.h"
+#include "util/log.h"
+#include "delivery/delivery.h"
+
+#define MAX_DOMAINS_ACTIVE 1024
+#define BUSY_DOMAIN_WAIT 5      /* seconds before trying a domain at its limit again */
+#define WHERE_MAX 300           /* "MX of example.org", "relay host:port", "local mailbox" */
+#define NOTICE_BATCH_MAX 50     /* failed messages named in one postmaster notice */
+#define NOTICE_GATHER 5         /* seconds to gather a batch before the notice goes */
+#define LEFTOVER_AGE 3600       /* queue leftovers this old are removed */
+#define CLEAN_ENTRIES 100000    /* directory entries examined per queue directory per pass */
+#define CLEAN_MAILBOXES 2000    /* mailboxes whose tmp/ is cleaned per pass */
+
+struct item {
+	char qid[QUEUE_ID_LEN + 1];
+	time_t due;
+	bool force;                 /* flush/retry: ignore the recipients' next_try */
+	bool fresh;                 /* just committed, never tried: cannot repeat a delivery */
+	struct item *next;
+};
+
+struct domain_slot {
+	char name[256];
+	unsigned active;
+};
+
+struct delivery {
+	const struct conf *conf;
+	struct queue *queue;
+	const struct relay_credentials *creds;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct item *ready_head, *ready_tail;
+	struct item *deferred;          /* unsorted; scanned for the earliest */
+	char (*busy)[QUEUE_ID_LEN + 1]; /* messages being worked on, one per thread */
+	char (*where)[WHERE_MAX];       /* per thread: where busy[] is being delivered now */
+	/* chores (run by whichever delivery thread finds them due) */
+	bool chores_running;
+	time_t next_clean;
+	size_t mail_cursor;             /* maildir_clean_all's place */
+	struct failed_item batch[NOTICE_BATCH_MAX];
+	size_t n_batch, batch_more;     /* newly failed messages not yet told to the postmaster */
+	time_t batch_due;
+	struct domain_slot domains[MAX_DOMAINS_ACTIVE];
+	bool stopping;                  /* no new attempt starts */
+	bool cancelled;                 /* the stop deadline passed: transactions were cut off */
+	struct timespec deadline;       /* CLOCK_MONOTONIC: when a stop cuts deliveries off */
+	struct net_cancel *cancel;      /* fired at the deadline: wakes blocked connections */
+	unsigned running;               /* threads not yet finished */
+	pthread_cond_t exited;          /* CLOCK_MONOTONIC; signalled as each thread ends */
+	unsigned nthreads;
+	pthread_t *threads;
+	bool *started;
+	struct worker *workers;
+};
+
+struct worker {
+	struct delivery *d;
+	unsigned index;
+	struct directory *dir;
+	struct remote_ctx *remote;
+};
+
+void sched_push_ready(struct delivery *d, struct item *it);
+bool sched_unlist(struct delivery *d, const char *qid);
+bool sched_is_busy(struct delivery *d, const char *qid);
+void sched_add_item(struct delivery *d, const char *qid, time_t due, bool force, bool fresh);
+bool sched_stop_state(struct delivery *d, bool *cancelled);
+bool sched_domain_acquire(struct delivery *d, const char *domain);
+void sched_domain_release(struct delivery *d, const char *domain);
+/* remote.c says which server a thread is trying now (for `queue list`). */
+void sched_where_host(void *arg, const char *host);
+/* One attempt at qid; returns when it is due again (0: done with it). */
+time_t sched_process(struct worker *w, const char *qid, bool force, bool fresh);
+/* `postern queue bounce`: return the pending recipients to the sender now. */
+bool sched_bounce_now(struct delivery *d, const char *qid, char *reply, size_t replysz);
+void sched_run_chores(struct delivery *d);
+time_t sched_chores_due(const struct delivery *d);
+
+#endif
