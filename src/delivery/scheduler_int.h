@@ -1,8 +1,8 @@
 /* scheduler_int.h - what the parts of the queue runner share (private to delivery/):
  * the runner's state (lists, per-domain counts, per-thread records, chores), and
- * the functions one part calls in another.  scheduler.c the lists, the per-domain
- * limits, the threads, start and stop; attempt.c one attempt at one message;
- * chores.c the leftovers, the rescan and the postmaster notice; admin.c
+ * the functions one part calls in another.  lists.c the lists and the per-domain
+ * limits; scheduler.c the threads, start and stop; attempt.c one attempt at one
+ * message; chores.c the leftovers, the rescan and the postmaster notice; admin.c
  * `postern queue ...` through the control socket. */
 #ifndef POSTERN_DELIVERY_SCHEDULER_INT_H
 #define POSTERN_DELIVERY_SCHEDULER_INT_H
@@ -15,8 +15,10 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+
 #include "conf/conf.h"
 #include "delivery/bounce.h"
+#include "delivery/delivery.h"
 #include "delivery/local.h"
 #include "delivery/notice.h"
 #include "delivery/remote.h"
@@ -27,7 +29,6 @@
 #include "store/maildir.h"
 #include "util/id.h"
 #include "util/log.h"
-#include "delivery/delivery.h"
 
 #define MAX_DOMAINS_ACTIVE 1024
 #define BUSY_DOMAIN_WAIT 5      /* seconds before trying a domain at its limit again */
@@ -89,6 +90,8 @@ struct worker {
 };
 
 void sched_push_ready(struct delivery *d, struct item *it);
+/* Take the item after prev (or the head) out of the ready list. */
+struct item *sched_ready_unlink(struct delivery *d, struct item **p, struct item *prev);
 bool sched_unlist(struct delivery *d, const char *qid);
 bool sched_is_busy(struct delivery *d, const char *qid);
 void sched_add_item(struct delivery *d, const char *qid, time_t due, bool force, bool fresh);

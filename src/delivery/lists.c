@@ -1,0 +1,145 @@
+/* lists.c - the runner's lists and counts (the lock held): the ready list and the
+ * deferred ones, the messages being worked on, the per-domain concurrency limits,
+ * and the stop state.  Shared by the threads, one attempt and the chores (see
+ * scheduler_int.h). */
+#include "delivery/scheduler_int.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* --- lists (lock held) ------------------------------------------------------ */
+
+void sched_push_ready(struct delivery *d, struct item *it)
+{
+	it->next = NULL;
+	if (d->ready_tail)
+		d->ready_tail->next = it;
+	else
+		d->ready_head = it;
+	d->ready_tail = it;
+}
+
+/* Unlink *p from the ready list, keeping the tail right without a walk. */
+struct item *sched_ready_unlink(struct delivery *d, struct item **p, struct item *prev)
+{
+	struct item *it = *p;
+	*p = it->next;
+	if (d->ready_tail == it)
+		d->ready_tail = prev;
+	return it;
+}
+
+/* Remove qid from both lists; returns whether it was there. */
+bool sched_unlist(struct delivery *d, const char *qid)
+{
+	bool found = false;
+	struct item *prev = NULL;
+	for (struct item **p = &d->ready_head; *p;) {
+		if (strcmp((*p)->qid, qid) == 0) {
+			free(sched_ready_unlink(d, p, prev));
+			found = true;
+		} else {
+			prev = *p;
+			p = &(*p)->next;
+		}
+	}
+	for (struct item **p = &d->deferred; *p;) {
+		if (strcmp((*p)->qid, qid) == 0) {
+			struct item *dead = *p;
+			*p = dead->next;
+			free(dead);
+			found = true;
+		} else {
+			p = &(*p)->next;
+		}
+	}
+	return found;
+}
+
+bool sched_is_busy(struct delivery *d, const char *qid)
+{
+	for (unsigned i = 0; i < d->nthreads; i++)
+		if (strcmp(d->busy[i], qid) == 0)
+			return true;
+	return false;
+}
+
+void sched_add_item(struct delivery *d, const char *qid, time_t due, bool force, bool fresh)
+{
+	struct item *it = calloc(1, sizeof(*it));
+	if (!it) {
+		log_event(LOG_ERR, "delivery_error", "qid=%s error=\"out of memory; tried at next start\"", qid);
+		return;
+	}
+	snprintf(it->qid, sizeof(it->qid), "%s", qid);
+	it->due = due;
+	it->force = force;
+	it->fresh = fresh;
+	if (due <= time(NULL))
+		sched_push_ready(d, it);
+	else {
+		it->next = d->deferred;
+		d->deferred = it;
+	}
+	pthread_cond_signal(&d->cond);
+}
+
+void delivery_enqueue(struct delivery *d, const char *qid)
+{
+	pthread_mutex_lock(&d->lock);
+	sched_add_item(d, qid, 0, false, true);
+	pthread_mutex_unlock(&d->lock);
+}
+
+bool sched_stop_state(struct delivery *d, bool *cancelled)
+{
+	pthread_mutex_lock(&d->lock);
+	bool stopping = d->stopping;
+	if (cancelled)
+		*cancelled = d->cancelled;
+	pthread_mutex_unlock(&d->lock);
+	return stopping;
+}
+
+/* --- per-domain concurrency ------------------------------------------------- */
+
+bool sched_domain_acquire(struct delivery *d, const char *domain)
+{
+	pthread_mutex_lock(&d->lock);
+	struct domain_slot *free_slot = NULL;
+	bool ok = false;
+	for (size_t i = 0; i < MAX_DOMAINS_ACTIVE; i++) {
+		struct domain_slot *s = &d->domains[i];
+		if (s->active && strcasecmp(s->name, domain) == 0) {
+			ok = s->active < d->conf->domain_concurrency;
+			if (ok)
+				s->active++;
+			pthread_mutex_unlock(&d->lock);
+			return ok;
+		}
+		if (!s->active && !free_slot)
+			free_slot = s;
+	}
+	if (free_slot) {
+		snprintf(free_slot->name, sizeof(free_slot->name), "%s", domain);
+		free_slot->active = 1;
+		ok = true;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return ok;
+}
+
+void sched_domain_release(struct delivery *d, const char *domain)
+{
+	pthread_mutex_lock(&d->lock);
+	for (size_t i = 0; i < MAX_DOMAINS_ACTIVE; i++)
+		if (d->domains[i].active && strcasecmp(d->domains[i].name, domain) == 0) {
+			d->domains[i].active--;
+			break;
+		}
+	pthread_mutex_unlock(&d->lock);
+}
