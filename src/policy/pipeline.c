@@ -127,9 +127,9 @@ static void answer(struct policy_run *r, const struct verdict *v)
 		r->done(r->done_arg, v);
 }
 
-static bool stage_applies(const struct policy_stage *st, enum policy_point point)
+static bool stage_applies(const struct policy_stage *st, const struct policy_facts *f)
 {
-	return (st->points & POLICY_AT(point)) != 0;
+	return (st->points & POLICY_AT(f->point)) != 0 && (!st->wanted || st->wanted(st->ctx, f));
 }
 
 static void walk(struct policy_run *r);
@@ -192,7 +192,7 @@ static void walk(struct policy_run *r)
 	enum policy_point point = r->facts->point;
 	for (; r->next < r->pipe->n; r->next++) {
 		const struct policy_stage *st = &r->pipe->stages[r->next];
-		if (!stage_applies(st, point))
+		if (!stage_applies(st, r->facts))
 			continue;
 		verdict_ok(point, &r->v);
 		if (st->does_io) {

@@ -71,47 +71,57 @@ static void mailbox_full(const struct rcpt_facts *f, struct verdict *v)
 			"The owner of the mailbox must delete mail; your mail program will try again later");
 }
 
-void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v)
+static bool relay_allowed(const struct policy_client *c)
 {
-	if (f->is_postmaster) {
-		/* RFC 5321 §4.5.1: postmaster must be accepted, whatever else is true. */
-		verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+	bool pop_ok = c->pop_window && c->pop_login_age >= 0 && (unsigned long long)c->pop_login_age <= c->pop_window;
+	return c->authenticated || c->trusted_network || pop_ok;
+}
+
+/* Only a recipient in another domain is relayed; postmaster is always taken. */
+static bool is_relay(const struct rcpt_facts *f)
+{
+	return !f->is_postmaster && !f->domain_local;
+}
+
+void policy_check_pop_before_smtp(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v)
+{
+	verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+	if (!is_relay(f) || relay_allowed(c) || !c->pop_window || c->pop_login_age < 0)
 		return;
-	}
-	if (!f->domain_local) {
-		bool pop_ok = c->pop_window && c->pop_login_age >= 0 && (unsigned long long)c->pop_login_age <= c->pop_window;
-		if (c->authenticated || c->trusted_network || pop_ok) {
-			verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
-			return;
-		}
-		if (c->pop_window && c->pop_login_age >= 0) {
-			char reason[VERDICT_REASON_MAX];
-			char ago[32], win[32];
-			snprintf(reason, sizeof(reason),
-				"relaying denied: you last checked mail %s ago; this server relays for %s "
-				"after a mail check (POP-before-SMTP), and you have not logged in",
-				time_words((unsigned long long)c->pop_login_age, ago, sizeof(ago)),
-				time_words(c->pop_window, win, sizeof(win)));
-			verdict_set(v, VERDICT_PERM, 554, "5.7.1", CAUSE_POP_EXPIRED, reason,
-				"Check for new mail and send again at once, or better: turn on \"My outgoing server (SMTP) "
-				"requires authentication\" so sending never depends on when you last checked mail");
-			return;
-		}
-		char reason[VERDICT_REASON_MAX];
-		snprintf(reason, sizeof(reason),
-			"relaying denied: %s is not a domain of this server, and this server only relays "
-			"mail for clients that have logged in; you have not logged in",
-			f->domain);
-		verdict_set(v, VERDICT_PERM, 554, "5.7.1", CAUSE_RELAY_NOT_LOGGED_IN, reason, hint_relay);
+	char reason[VERDICT_REASON_MAX];
+	char ago[32], win[32];
+	snprintf(reason, sizeof(reason),
+		"relaying denied: you last checked mail %s ago; this server relays for %s "
+		"after a mail check (POP-before-SMTP), and you have not logged in",
+		time_words((unsigned long long)c->pop_login_age, ago, sizeof(ago)),
+		time_words(c->pop_window, win, sizeof(win)));
+	verdict_set(v, VERDICT_PERM, 554, "5.7.1", CAUSE_POP_EXPIRED, reason,
+		"Check for new mail and send again at once, or better: turn on \"My outgoing server (SMTP) "
+		"requires authentication\" so sending never depends on when you last checked mail");
+}
+
+void policy_check_relay(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v)
+{
+	verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+	if (!is_relay(f) || relay_allowed(c))
 		return;
-	}
+	char reason[VERDICT_REASON_MAX];
+	snprintf(reason, sizeof(reason),
+		"relaying denied: %s is not a domain of this server, and this server only relays "
+		"mail for clients that have logged in; you have not logged in",
+		f->domain);
+	verdict_set(v, VERDICT_PERM, 554, "5.7.1", CAUSE_RELAY_NOT_LOGGED_IN, reason, hint_relay);
+}
+
+void policy_check_mailbox(const struct rcpt_facts *f, struct verdict *v)
+{
+	verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+	if (f->is_postmaster || !f->domain_local)
+		return;   /* RFC 5321 §4.5.1: postmaster must be accepted, whatever else is true */
 	switch (f->user) {
 	case USER_FOUND:
-		if (f->mailbox_full) {
+		if (f->mailbox_full)
 			mailbox_full(f, v);
-			return;
-		}
-		verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
 		return;
 	case USER_LOOKUP_FAILED:
 		verdict_set(v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
@@ -126,6 +136,16 @@ void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f
 		return;
 	}
 	}
+}
+
+/* The three rules in the order the decision pipeline runs them (local.c). */
+void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v)
+{
+	policy_check_pop_before_smtp(c, f, v);
+	if (v->kind == VERDICT_OK)
+		policy_check_relay(c, f, v);
+	if (v->kind == VERDICT_OK)
+		policy_check_mailbox(f, v);
 }
 
 #define ROOMS_NAMED 3   /* mailboxes named in the end-of-data refusal */

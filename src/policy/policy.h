@@ -71,7 +71,18 @@ struct rcpt_facts {
 	unsigned long long message_size;   /* MAIL ... SIZE= (RFC 1870), 0: none declared */
 };
 
+/* A recipient: the three rules below in order, the first refusal wins. */
 void policy_check_rcpt(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v);
+/* Another domain, the client neither logged in nor trusted, but it checked mail
+ * over POP3 before the window (pop_window) ran out: 554 5.7.1 saying when. */
+void policy_check_pop_before_smtp(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v);
+/* Never an open relay (DESIGN invariant 2): another domain only for a client logged
+ * in, trusted, or within the POP-before-SMTP window; otherwise 554 5.7.1. */
+void policy_check_relay(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v);
+/* One of our domains: the mailbox must exist (550 5.1.1; 451 4.3.0 when the
+ * directory could not say) and have room (452 4.2.2 / 552 5.2.2).  Postmaster is
+ * always accepted (RFC 5321 §4.5.1). */
+void policy_check_mailbox(const struct rcpt_facts *f, struct verdict *v);
 
 /* The end of DATA/BDAT: does the message, now that its real size is known, fit at
  * least one of its recipients?  One entry per local recipient whose quota was read. */
@@ -182,6 +193,9 @@ struct policy_stage {
 	bool does_io;
 	unsigned timeout_ms;     /* does_io; 0: no timeout (the session deadlines still hold) */
 	void (*decide)(void *ctx, struct policy_facts *f, struct verdict *v);
+	/* Optional, on the loop thread: does this decision need the stage at all?  Spares
+	 * a worker thread for what the facts already answer (no login: no ownership). */
+	bool (*wanted)(void *ctx, const struct policy_facts *f);
 	void *ctx;               /* outlives every run (the pipeline's owner frees it last) */
 };
 
@@ -226,6 +240,40 @@ struct policy_run *policy_decide(const struct policy_pipeline *p, const struct p
 /* The asker went away before its verdict: done is never called; a stage still on a
  * worker thread finishes there and its result is dropped.  Sets *r to NULL. */
 void policy_run_cancel(struct policy_run **r);
+
+/* --- the local rules as stages (local.c) ------------------------------------------ */
+
+struct conf;
+struct directory;
+struct dir_recipient;
+
+#define POLICY_LOOKUP_TIMEOUT_MS 10000   /* above the directory's own 5 s busy wait */
+
+/* What the local stages read.  Outlives the pipeline; dir is a handle of its own,
+ * used by the decision threads only. */
+struct policy_local {
+	const struct conf *conf;
+	struct directory *dir;
+	unsigned lookup_timeout_ms;      /* 0: POLICY_LOOKUP_TIMEOUT_MS */
+	/* POP-before-SMTP (on the loop thread): seconds since addr last logged in to
+	 * POP3, or -1.  NULL: never. */
+	long long (*pop_login_age)(void *ctx, const char *addr);
+	void *pop_ctx;
+};
+
+/* Append the local rules, in order: at MAIL "submission" (login required on a
+ * submission port) and "sender" (the login owns MAIL FROM; directory); at RCPT
+ * "recipient" (directory and quota file: findings only), "pop-before-smtp", "relay"
+ * and "mailbox"; at the From: check "from-header" (the login owns every From:
+ * mailbox; directory).  False when the list is full. */
+bool policy_add_local_stages(struct policy_pipeline *p, struct policy_local *l);
+
+/* Resolve address with the directory (aliases followed, postmaster placed): true
+ * when its mail goes into a local Maildir, whose path is then in path.  A path that
+ * does not fit counts as a directory failure (dr->kind DIR_RCPT_TEMPFAIL).  Blocking:
+ * decision or commit threads only. */
+bool policy_recipient_maildir(const struct conf *c, struct directory *dir, const char *address,
+	struct dir_recipient *dr, char *path, size_t pathsz);
 
 /* The temporary refusal for a stage that did not answer within timeout_ms
  * (RFC 3463 X.4.3: a directory or other server the decision needs did not answer). */

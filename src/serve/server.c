@@ -23,6 +23,7 @@
 #include "net/tls.h"
 #include "queue/queue.h"
 #include "serve/control.h"
+#include "serve/decide.h"
 #include "serve/login.h"
 #include "serve/service.h"
 #include "serve/startup.h"
@@ -42,6 +43,12 @@ static void commit_ev_cb(evutil_socket_t fd, short what, void *arg)
 	struct service *srv = arg;
 	if (srv->commitq)
 		workq_run_done(srv->commitq);
+}
+
+/* POP-before-SMTP for the decision pipeline: the POP3 adapter keeps the table. */
+static long long pop_login_age(void *ctx, const char *addr)
+{
+	return pop3_login_age(ctx, addr);
 }
 
 static bool bind_listener(struct service *srv, const struct conf_listener *cl)
@@ -109,6 +116,7 @@ static void server_cleanup(struct service *srv)
 	pop3_forget_logins(srv);
 	workq_free(&srv->commitq);   /* finishes running commits; their callbacks run here */
 	login_service_free(&srv->logins);   /* answers running checks; their connections go next */
+	decider_free(&srv->decider);   /* finishes running decisions; their callbacks run here */
 	if (srv->net)
 		net_close_all(srv->net);
 	delivery_stop(&srv->delivery);
@@ -243,6 +251,12 @@ int server_run(const struct conf *cf)
 		return 1;
 	}
 	struct event_base *base = net_base(srv->net);
+	srv->decider = decider_new(base, cf, pop_login_age, srv, err, sizeof(err));
+	if (!srv->decider) {
+		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
+		server_cleanup(srv);
+		return 1;
+	}
 	srv->control = control_start(base, cf->data_dir, srv->commitq, srv->delivery, err, sizeof(err));
 	if (!srv->control)
 		log_event(LOG_WARN, "control_error", "error=\"%s\" hint=\"postern queue flush/hold/... will not reach this server\"", err);

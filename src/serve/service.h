@@ -16,6 +16,7 @@
 struct conf;
 struct conn;
 struct control;
+struct decider;
 struct delivery;
 struct directory;
 struct event;
@@ -42,6 +43,7 @@ struct service {
 	struct login_service *logins;    /* password checks, the throttle (auth/login.h) */
 	struct event *auth_ev;           /* a login check is answered */
 	struct directory *auth_dir;      /* shared by the login and mailbox threads (SQLite serialises) */
+	struct decider *decider;         /* SMTP decisions: the policy pipeline (serve/decide.h) */
 	struct relay_credentials relay_creds;   /* read before dropping root */
 	struct control *control;
 	struct event *sig_term, *sig_int, *shutdown_timer;

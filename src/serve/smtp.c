@@ -1,6 +1,6 @@
-/* smtp.c - the SMTP adapter: what an SMTP session asks of the rest of the server: recipient
- * decisions (directory + policy, quotas, POP-before-SMTP), the spool and its
- * durable commit on the commit threads, logins, sender ownership.  The transport
+/* smtp.c - the SMTP adapter: what an SMTP session asks of the rest of the server:
+ * decisions (MAIL, RCPT, the From: check: the policy pipeline of serve/decide.c),
+ * the spool and its durable commit on the commit threads, logins.  The transport
  * (net/) sees it only through smtp_proto_ops; the message being received is this
  * adapter's per-connection state (struct smtp_conn), not the connection's. */
 #include <stdarg.h>
@@ -17,6 +17,7 @@
 #include "net/server.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
+#include "serve/decide.h"
 #include "serve/login.h"
 #include "serve/service.h"
 #include "smtp/reply.h"
@@ -85,21 +86,6 @@ static void room_free(struct room_check **rp)
 	*rp = NULL;
 }
 
-/* Resolve rcpt (directory/): true when its mail goes into a local Maildir, whose
- * path is then in path.  A path that does not fit counts as a directory failure. */
-static bool recipient_maildir(struct service *srv, const char *rcpt, struct dir_recipient *dr, char *path,
-	size_t pathsz)
-{
-	directory_resolve_recipient(srv->dir, srv->conf, rcpt, dr);
-	if (!directory_recipient_has_mailbox(dr))
-		return false;
-	if (store_mailbox_path(srv->conf->data_dir, dr->mailbox.domain, dr->mailbox.local, path, pathsz))
-		return true;
-	dr->kind = DIR_RCPT_TEMPFAIL;
-	snprintf(dr->error, sizeof(dr->error), "the mailbox path of %.200s is too long", rcpt);
-	return false;
-}
-
 /* Which recipients of env have a local Maildir (aliases followed).  NULL on no memory:
  * then nothing is checked at the end of data (delivery still checks). */
 static struct room_check *room_resolve(struct smtp_conn *sc, const struct queue_envelope *qe)
@@ -120,7 +106,7 @@ static struct room_check *room_resolve(struct smtp_conn *sc, const struct queue_
 			: strcasecmp(qe->rcpts[i], "postmaster") == 0;
 		char path[1400];
 		struct dir_recipient dr;
-		if (postmaster || !recipient_maildir(srv, qe->rcpts[i], &dr, path, sizeof(path))) {
+		if (postmaster || !policy_recipient_maildir(srv->conf, srv->dir, qe->rcpts[i], &dr, path, sizeof(path))) {
 			r->n_other++;   /* RFC 5321 §4.5.1: postmaster is never refused */
 			continue;
 		}
@@ -221,57 +207,60 @@ static void hook_auth_verify(void *ctx, const char *mech, const char *user, cons
 }
 
 
-/* RCPT time: is there room for the message?  Its size is known when MAIL declared
- * SIZE= (RFC 1870 §6.1), otherwise only a mailbox already full is refused here, and
- * the end of data checks again with the real size (commit_work).  Delivery checks
- * once more.  A quota read is a small file read, as the directory lookup before it. */
-static void check_quota(struct smtp_conn *sc, const char *path, struct rcpt_facts *f)
+/* --- decisions ---------------------------------------------------------------- */
+
+/* One decision asked by a session: answered during the call (every stage it needed
+ * was pure) or later, on the loop, after the decision threads. */
+struct asking {
+	struct smtp_conn *sc;
+	bool in_call;          /* still inside hook_decide */
+	bool answered;
+	struct verdict *now;   /* in_call: where the session wants the verdict */
+};
+
+static void decision_done(void *arg, const struct verdict *v)
 {
-	struct quota_state st;
-	char err[256];
-	uint64_t declared = smtp_session_declared_size(sc->session);
-	if (quota_check(path, declared, &st, err, sizeof(err)) == QUOTA_FULL) {
-		f->mailbox_full = true;
-		f->full_is_permanent = sc->svc->conf->quota_full_permanent;
-		f->quota_used = st.used_bytes;
-		f->quota_limit = st.limit_bytes;
-		f->message_size = declared;
+	struct asking *a = arg;
+	if (a->in_call) {
+		*a->now = *v;
+		a->answered = true;
+		return;
 	}
+	struct smtp_conn *sc = a->sc;
+	struct conn *c = sc->conn;
+	free(a);
+	if (!conn_unbusy(c))
+		return;
+	smtp_session_decided(sc->session, v);
+	/* The stop began while the decision was out: tell this client now, as it would
+	 * have been told had it been idle. */
+	if (sc->svc->shutting_down && !smtp_session_waiting(sc->session))
+		smtp_session_shutdown(sc->session);
+	conn_process(c);   /* pipelined commands waiting behind the answer */
 }
 
-/* The facts policy needs, from the same resolution delivery uses (local domains
- * from the configuration and the directory, users, aliases, postmaster). */
-static void hook_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verdict *v)
+/* MAIL, RCPT and the From: check all go through the server's one pipeline (serve/
+ * decide.c); the connection counts as busy while a decision is out, so it is freed
+ * only after the answer, even if the client goes away. */
+static bool hook_decide(void *ctx, struct policy_facts *f, struct verdict *now)
 {
 	struct smtp_conn *sc = ctx;
-	struct service *srv = sc->svc;
-	struct rcpt_facts f = { .local = rcpt->local, .domain = rcpt->domain, .user = USER_MISSING };
-	if (rcpt->bare_postmaster) {
-		f.is_postmaster = true;
-		f.domain_local = true;
-		f.local = "postmaster";
-		f.domain = srv->conf->hostname;
-	} else if (!rcpt->domain_literal) {
-		char addr[SMTP_ADDR_MAX + 1], path[1400];
-		smtp_path_format(rcpt, addr, sizeof(addr));
-		struct dir_recipient dr;
-		bool found = recipient_maildir(srv, addr, &dr, path, sizeof(path));
-		f.domain_local = dr.kind != DIR_RCPT_NOT_LOCAL;
-		f.is_postmaster = f.domain_local && strcasecmp(rcpt->local, "postmaster") == 0;
-		f.user = found ? USER_FOUND : dr.kind == DIR_RCPT_TEMPFAIL ? USER_LOOKUP_FAILED : USER_MISSING;
-		if (dr.kind == DIR_RCPT_TEMPFAIL)
-			log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", (unsigned long long)conn_id(sc->conn), dr.error);
-		if (found && !f.is_postmaster)
-			check_quota(sc, path, &f);
+	struct asking *a = calloc(1, sizeof(*a));
+	if (!a) {
+		policy_facts_free(&f);
+		verdict_set(now, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
+			"temporary failure: the server is short of memory", "Nothing is lost: your mail program will try again later");
+		return true;
 	}
-	struct policy_client pc = {
-		.submission_port = conn_listener(sc->conn)->role == ROLE_SUBMISSION,
-		.authenticated = smtp_session_login(sc->session) != NULL,
-		.trusted_network = conn_trusted(sc->conn),
-		.pop_window = srv->conf->pop_before_smtp,
-		.pop_login_age = srv->conf->pop_before_smtp ? pop3_login_age(srv, conn_addr(sc->conn)) : -1,
-	};
-	policy_check_rcpt(&pc, &f, v);
+	*a = (struct asking){ .sc = sc, .in_call = true, .now = now };
+	decider_decide(sc->svc->decider, f, decision_done, a);
+	a->in_call = false;
+	if (a->answered) {
+		free(a);
+		return true;
+	}
+	conn_busy(sc->conn);
+	return false;
 }
 
 static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qid)
@@ -425,14 +414,6 @@ static void hook_spool_commit(void *ctx)
 	workq_push(sc->svc->commitq, commit_work, commit_done, j);
 }
 
-static bool hook_sender_owned(void *ctx, const char *login, const char *address, bool *tempfail)
-{
-	struct smtp_conn *sc = ctx;
-	enum dir_result r = directory_sender_owned(sc->svc->dir, login, address);
-	*tempfail = r == DIR_ERROR;
-	return r == DIR_OK;
-}
-
 /* A refused recipient's answer held back (directory harvesting): a timer, so the
  * loop serves everyone else meanwhile.  The connection counts as busy, so it is freed
  * only after the timer, even if the client goes away. */
@@ -484,10 +465,10 @@ static bool op_start(struct conn *c, const char *tls_desc)
 		.refused_rcpt_delay_ms = (unsigned)cf->refused_recipient_delay_ms,
 	};
 	struct smtp_hooks hooks = {
-		.ctx = sc, .check_rcpt = hook_check_rcpt, .spool_open = hook_spool_open,
+		.ctx = sc, .decide = hook_decide, .spool_open = hook_spool_open,
 		.spool_write = hook_spool_write, .spool_abort = hook_spool_abort,
 		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
-		.auth_verify = hook_auth_verify, .sender_owned = hook_sender_owned, .hold = hook_hold,
+		.auth_verify = hook_auth_verify, .hold = hook_hold,
 		.spool_room = hook_spool_room, .spool_no_space = hook_spool_no_space,
 	};
 	sc->session = smtp_session_new(&info, &lim, &hooks);

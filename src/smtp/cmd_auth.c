@@ -1,7 +1,7 @@
 /* cmd_auth.c - STARTTLS (RFC 3207) and AUTH (RFC 4954): upgrading the connection
  * and logging in.  The exchange is the one login front end (auth/login.h); this file
  * gives its steps SMTP's words (334, 235, 535, 454).  The password check runs off
- * the loop (hooks->auth_verify); the session waits in ST_WAIT_AUTH until
+ * the loop (hooks->auth_verify); the session waits (WAIT_LOGIN) until
  * smtp_session_auth_done(). */
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,7 +59,7 @@ static void auth_progress(struct smtp_session *s, enum login_step st)
 		return;
 	case LOGIN_CHECK: {
 		struct login_hooks h = login_hooks(s);
-		s->state = ST_WAIT_AUTH;
+		wait_for(s, WAIT_LOGIN);
 		login_submit(&s->lx, &h);   /* takes a copy and wipes the password */
 		return;
 	}
@@ -154,7 +154,7 @@ void smtp_session_tls_started(struct smtp_session *s, const char *description)
 
 void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const char *login, time_t blocked_until)
 {
-	if (s->state != ST_WAIT_AUTH)
+	if (!waiting_for(s, WAIT_LOGIN))
 		return;
 	s->state = ST_CMD;
 	char when[32];

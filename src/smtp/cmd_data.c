@@ -126,30 +126,34 @@ static void accept_bytes(struct smtp_session *s, const char *p, size_t n)
 	}
 }
 
+enum from_check { FROM_PASSES, FROM_REFUSED, FROM_ASKED };
+
 /* A logged-in user's message must say it is from one of the user's addresses
- * (RFC 6409 §6.1 lets a submission server enforce this).  False: refused. */
-static bool check_from_header(struct smtp_session *s)
+ * (RFC 6409 §6.1 lets a submission server enforce this).  The field itself is
+ * checked here; whether the login owns its mailboxes is asked of the decision
+ * pipeline, and the answer comes to from_header_decided(). */
+static enum from_check check_from_header(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
-	if (!s->login || !s->info.check_from_header || !s->hooks.sender_owned)
-		return true;
+	if (!s->login || !s->info.check_from_header)
+		return FROM_PASSES;
 	const struct msg_field_scan *sc = tx->from_scan;
 	size_t count = sc ? sc->count : 0;
 	struct verdict v;
 	if (count == 0) {
 		log_event(LOG_INFO, "no_from_header", "conn=%llu login=%s", (unsigned long long)s->info.conn_id, s->login);
-		return true;
+		return FROM_PASSES;
 	}
 	if (count > 1) {
 		/* RFC 5322 §3.6: exactly one; a second could be shown instead of the first. */
 		refuse(s, R_FROM_NOT_ONE, count);
 		log_event(LOG_INFO, "from_header_refused", "conn=%llu login=%s from_fields=%zu",
 			(unsigned long long)s->info.conn_id, s->login, count);
-		return false;
+		return FROM_REFUSED;
 	}
 	if (sc->value_truncated) {
 		refuse(s, R_FROM_TOO_LONG, (size_t)MSG_FIELD_VALUE_MAX);
-		return false;
+		return FROM_REFUSED;
 	}
 	const char *val = "";
 	size_t vl = 0;
@@ -164,29 +168,40 @@ static bool check_from_header(struct smtp_session *s)
 		snprintf(reason, sizeof(reason), "the From: header \"%s\" does not hold a valid address", q);
 		reply_verdict(&v, V_FROM_BAD_ADDRESS, CAUSE_BAD_ADDRESS, reason);
 		refuse_verdict(s, "Message refused", &v, NULL, 0);
-		return false;
+		return FROM_REFUSED;
 	}
 	if (list.truncated) {
 		/* Addresses past the parser's list would go unchecked. */
 		refuse(s, R_FROM_TOO_MANY, MSG_MAX_MAILBOXES);
-		return false;
+		return FROM_REFUSED;
 	}
-	for (size_t i = 0; i < list.n; i++) {
-		bool temp = false;
-		bool owned = s->hooks.sender_owned(s->hooks.ctx, s->login, list.mailboxes[i].addr, &temp);
-		if (temp) {
-			reply_verdict(&v, V_DIRECTORY_TEMPFAIL, CAUSE_LOOKUP_FAILED, NULL);
-			refuse_verdict(s, "Message not accepted", &v, NULL, 0);
-			return false;
-		}
-		if (!owned) {
-			policy_check_sender(s->login, list.mailboxes[i].addr, false, "From: header", &v);
-			v.code = 550;   /* after DATA: 550, not 553 (RFC 5321 §4.3.2) */
-			refuse_verdict(s, "Message refused", &v, NULL, 0);
-			return false;
-		}
+	const char *addrs[MSG_MAX_MAILBOXES];
+	for (size_t i = 0; i < list.n; i++)
+		addrs[i] = list.mailboxes[i].addr;
+	struct policy_facts *f = decision_facts(s, POLICY_AT_FROM_HEADER);
+	if (f && !policy_facts_set_from(f, addrs, list.n))
+		policy_facts_free(&f);
+	session_decide(s, POLICY_AT_FROM_HEADER, f);
+	return FROM_ASKED;
+}
+
+static void start_commit(struct smtp_session *s)
+{
+	wait_for(s, WAIT_COMMIT);
+	s->hooks.spool_commit(s->hooks.ctx);
+}
+
+void from_header_decided(struct smtp_session *s, const struct verdict *v)
+{
+	if (!s->tx)
+		return;
+	if (v->kind != VERDICT_OK) {
+		refuse_verdict(s, v->kind == VERDICT_TEMP ? "Message not accepted" : "Message refused", v, NULL, 0);
+		tx_free(s);
+		s->state = ST_CMD;
+		return;
 	}
-	return true;
+	start_commit(s);
 }
 
 /* What DATA and BDAT both refuse in the content itself, whichever way it came
@@ -245,18 +260,22 @@ static void finish_message(struct smtp_session *s)
 		s->state = ST_CMD;
 		return;
 	}
-	if (!check_from_header(s)) {
+	switch (check_from_header(s)) {
+	case FROM_REFUSED:
 		tx_free(s);
 		s->state = ST_CMD;
 		return;
+	case FROM_ASKED:
+		return;   /* from_header_decided goes on */
+	case FROM_PASSES:
+		start_commit(s);
+		return;
 	}
-	s->state = ST_WAIT_COMMIT;
-	s->hooks.spool_commit(s->hooks.ctx);
 }
 
 void smtp_session_commit_done(struct smtp_session *s, bool ok)
 {
-	if (s->state != ST_WAIT_COMMIT || !s->tx)
+	if (!waiting_for(s, WAIT_COMMIT) || !s->tx)
 		return;
 	struct smtp_tx *tx = s->tx;
 	tx->spool_open = false;   /* the hook owns the spool file now */
@@ -276,7 +295,7 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok)
 
 void smtp_session_commit_refused(struct smtp_session *s, enum message_quota why, uint64_t size, const char *detail)
 {
-	if (s->state != ST_WAIT_COMMIT || !s->tx)
+	if (!waiting_for(s, WAIT_COMMIT) || !s->tx)
 		return;
 	s->tx->spool_open = false;   /* the hook dropped the spool file */
 	char sz[32];

@@ -1,9 +1,10 @@
 /* cmd_mail.c - MAIL FROM (RFC 5321 §4.1.1.2, RFC 1870 SIZE, RFC 6531 SMTPUTF8):
  * opens the transaction once the sender is syntactically valid and allowed.
  *
- * The decision point: policy_check_mail() and, for a logged-in user, the
- * sender_owned hook decide whether this sender may send here; everything before
- * that is syntax, everything after it is storage (spool_room). */
+ * The decision point: everything before the decision is syntax; whether this sender
+ * may send here is asked of the decision pipeline (session_decide: a submission port
+ * needs a login, a login must own the address), and the answer comes to
+ * mail_decided(), which checks storage (spool_room) and replies. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -48,24 +49,6 @@ static bool mail_params_ok(struct smtp_session *s, const struct smtp_tx *tx, con
 	return true;
 }
 
-/* The decision point of MAIL: may this client send as this sender?  policy decides
- * (a submission port wants a login: 530), then, for a logged-in user, whether the
- * login owns the address (the sender_owned hook).  v is OK or the refusal. */
-static void decide_sender(struct smtp_session *s, const struct smtp_tx *tx, const char *addr, struct verdict *v)
-{
-	struct policy_client pc = { .submission_port = s->info.submission, .authenticated = s->login != NULL,
-		.trusted_network = s->info.trusted_network };
-	policy_check_mail(&pc, v);
-	if (v->kind != VERDICT_OK || !s->login || !s->hooks.sender_owned || tx->sender.null)
-		return;
-	bool temp = false;
-	bool owned = s->hooks.sender_owned(s->hooks.ctx, s->login, addr, &temp);
-	if (temp)
-		reply_verdict(v, V_DIRECTORY_TEMPFAIL, CAUSE_LOOKUP_FAILED, NULL);
-	else
-		policy_check_sender(s->login, addr, owned, "MAIL FROM", v);
-}
-
 /* RFC 1870 §6.1: a declared size that the queue cannot hold now is refused here;
  * without SIZE, only a queue already out of space is. */
 static bool spool_has_room(struct smtp_session *s, const struct smtp_tx *tx)
@@ -80,7 +63,7 @@ static bool spool_has_room(struct smtp_session *s, const struct smtp_tx *tx)
 	return false;
 }
 
-/* The gate saw to it: after EHLO/HELO, no transaction yet.  Check, decide, then open. */
+/* The gate saw to it: after EHLO/HELO, no transaction yet.  Check, then ask. */
 void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 {
 	forget_mail_refusal(s);
@@ -95,19 +78,39 @@ void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	smtp_path_format(&tx->sender, addr, sizeof(addr));
 	if (!mail_params_ok(s, tx, addr))
 		goto refused;
-	struct verdict v;
-	decide_sender(s, tx, addr, &v);
-	if (v.kind != VERDICT_OK) {
-		char what[SMTP_ADDR_MAX + 16];
-		snprintf(what, sizeof(what), "MAIL FROM:<%s>", addr);
-		remember_mail_refusal(s, what, &v);
-		goto refused;
-	}
-	if (!spool_has_room(s, tx))
-		goto refused;
+	/* The decision point of MAIL: may this client send as this sender?  A submission
+	 * port wants a login (530), a login must own the address.  Provisional until
+	 * decided: the session frees it if it ends meanwhile. */
 	s->tx = tx;
-	say(s, R_SENDER_OK, addr);
+	struct policy_facts *f = decision_facts(s, POLICY_AT_MAIL);
+	if (f) {
+		snprintf(f->address, sizeof(f->address), "%s", addr);
+		f->null_sender = tx->sender.null;
+		f->declared_size = tx->params.size_set ? tx->params.size : 0;
+	}
+	session_decide(s, POLICY_AT_MAIL, f);
 	return;
 refused:
 	free(tx);
+}
+
+void mail_decided(struct smtp_session *s, const struct verdict *v)
+{
+	struct smtp_tx *tx = s->tx;
+	if (!tx)
+		return;
+	char addr[SMTP_ADDR_MAX + 1];
+	smtp_path_format(&tx->sender, addr, sizeof(addr));
+	if (v->kind != VERDICT_OK) {
+		char what[SMTP_ADDR_MAX + 16];
+		snprintf(what, sizeof(what), "MAIL FROM:<%s>", addr);
+		remember_mail_refusal(s, what, v);
+		tx_free(s);
+		return;
+	}
+	if (!spool_has_room(s, tx)) {
+		tx_free(s);
+		return;
+	}
+	say(s, R_SENDER_OK, addr);
 }

@@ -1,7 +1,7 @@
 /* cmd_rcpt.c - RCPT TO (RFC 5321 §4.1.1.3, RFC 3461 DSN parameters): adds a
  * recipient to the transaction, and slows down a client guessing addresses.
  *
- * The decision point: the check_rcpt hook (directory + policy) decides whether a
+ * The decision point: the decision pipeline (session_decide) decides whether a
  * syntactically valid recipient is accepted; refusals are remembered for the 503 at
  * DATA (explain503.c). */
 #include <stdio.h>
@@ -42,7 +42,7 @@ static void count_guess(struct smtp_session *s, size_t reply_start)
 	buf_reset(&s->held);
 	buf_append(&s->held, s->out.data + reply_start, s->out.len - reply_start);
 	s->out.len = reply_start;
-	s->state = ST_HOLD;
+	wait_for(s, WAIT_HOLD);
 	s->hooks.hold(s->hooks.ctx, (unsigned)ms);   /* may end the hold at once */
 }
 
@@ -139,12 +139,31 @@ void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		remember_refusal(tx, addr, &v, "-");
 		return;
 	}
-	/* The decision point of RCPT: the check_rcpt hook (directory and policy). */
-	s->hooks.check_rcpt(s->hooks.ctx, &path, &v);
-	if (v.kind != VERDICT_OK) {
-		refuse_rcpt(s, addr, &v);
+	/* The decision point of RCPT: the pipeline (directory, quota, relaying). */
+	s->rcpt_asked = path;
+	s->rcpt_asked_params = rp;
+	struct policy_facts *f = decision_facts(s, POLICY_AT_RCPT);
+	if (f) {
+		snprintf(f->address, sizeof(f->address), "%s", addr);
+		snprintf(f->local, sizeof(f->local), "%s", path.local);
+		snprintf(f->domain, sizeof(f->domain), "%s", path.domain);
+		f->bare_postmaster = path.bare_postmaster;
+		f->domain_literal = path.domain_literal;
+		f->declared_size = tx->params.size_set ? tx->params.size : 0;
+	}
+	session_decide(s, POLICY_AT_RCPT, f);
+}
+
+void rcpt_decided(struct smtp_session *s, const struct verdict *v)
+{
+	if (!s->tx)
+		return;
+	char addr[SMTP_ADDR_MAX + 1];
+	smtp_path_format(&s->rcpt_asked, addr, sizeof(addr));
+	if (v->kind != VERDICT_OK) {
+		refuse_rcpt(s, addr, v);
 		return;
 	}
-	if (add_rcpt(s, &path, &rp))
+	if (add_rcpt(s, &s->rcpt_asked, &s->rcpt_asked_params))
 		say(s, R_RCPT_OK, addr);
 }

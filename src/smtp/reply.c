@@ -193,6 +193,9 @@ static const struct verdict_entry verdicts[VERDICT_ID_COUNT] = {
 		"Your mail program will try again later"),
 	/* DATA or BDAT with nothing to send: the text names every refusal (explain503.c) */
 	V(V_NOTHING_TO_SEND, 503, "5.5.1", NULL, ""),
+	/* A decision could not even be asked (session.c, session_decide) */
+	V(V_DECISION_NO_MEMORY, 451, "4.3.0", "temporary failure: the server is short of memory",
+		"Nothing is lost: your mail program will try again later"),
 };
 
 void reply_verdict(struct verdict *v, enum verdict_id id, enum refusal_cause cause, const char *reason)

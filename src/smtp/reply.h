@@ -73,7 +73,7 @@ void reply_vformat(char *text, size_t textsz, enum reply_id id, va_list ap);
 enum verdict_id {
 	V_MAIL_PARAM_UNKNOWN, V_MAIL_BAD_ADDRESS, V_MAIL_SYNTAX,
 	V_RCPT_PARAM_UNKNOWN, V_RCPT_SYNTAX, V_RCPT_BAD_ADDRESS, V_RCPT_NOT_ASCII, V_TOO_MANY_RCPTS,
-	V_FROM_BAD_ADDRESS, V_DIRECTORY_TEMPFAIL, V_NOTHING_TO_SEND,
+	V_FROM_BAD_ADDRESS, V_DIRECTORY_TEMPFAIL, V_NOTHING_TO_SEND, V_DECISION_NO_MEMORY,
 	VERDICT_ID_COUNT
 };
 /* Fill v from entry id: temporary for 4xx, permanent for 5xx.  reason NULL: the

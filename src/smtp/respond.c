@@ -40,7 +40,7 @@ void tx_free(struct smtp_session *s)
 
 void session_close(struct smtp_session *s)
 {
-	if (s->state == ST_WAIT_COMMIT && s->tx)
+	if (waiting_for(s, WAIT_COMMIT) && s->tx)
 		s->tx->spool_open = false;   /* the running commit owns the spool file */
 	tx_free(s);
 	s->state = ST_CLOSED;

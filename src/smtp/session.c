@@ -28,6 +28,67 @@ static char *dup_or_empty(const char *s)
 	return strdup(s ? s : "");
 }
 
+/* --- the one waiting state, and decisions ----------------------------------- */
+
+void wait_for(struct smtp_session *s, enum smtp_wait what)
+{
+	s->state = ST_WAIT;
+	s->wait = what;
+}
+
+bool waiting_for(const struct smtp_session *s, enum smtp_wait what)
+{
+	return s->state == ST_WAIT && s->wait == what;
+}
+
+struct policy_facts *decision_facts(const struct smtp_session *s, enum policy_point point)
+{
+	struct policy_facts *f = policy_facts_new(point);
+	if (!f)
+		return NULL;
+	f->conn_id = (unsigned long long)s->info.conn_id;
+	f->client = (struct policy_client){ .submission_port = s->info.submission, .authenticated = s->login != NULL,
+		.trusted_network = s->info.trusted_network, .pop_login_age = -1 };
+	snprintf(f->client_addr, sizeof(f->client_addr), "%s", s->client_addr);
+	snprintf(f->login, sizeof(f->login), "%s", s->login ? s->login : "");
+	return f;
+}
+
+static void resume_decision(struct smtp_session *s, const struct verdict *v)
+{
+	switch (s->deciding) {
+	case POLICY_AT_MAIL: mail_decided(s, v); break;
+	case POLICY_AT_RCPT: rcpt_decided(s, v); break;
+	case POLICY_AT_FROM_HEADER: from_header_decided(s, v); break;
+	case POLICY_AT_END_OF_DATA:
+	case POLICY_POINT_COUNT: break;
+	}
+}
+
+void session_decide(struct smtp_session *s, enum policy_point point, struct policy_facts *f)
+{
+	struct verdict v;
+	s->deciding = point;
+	if (!f) {
+		reply_verdict(&v, V_DECISION_NO_MEMORY, CAUSE_LOOKUP_FAILED, NULL);
+		resume_decision(s, &v);
+		return;
+	}
+	if (s->hooks.decide(s->hooks.ctx, f, &v)) {
+		resume_decision(s, &v);
+		return;
+	}
+	wait_for(s, WAIT_DECISION);
+}
+
+void smtp_session_decided(struct smtp_session *s, const struct verdict *v)
+{
+	if (!waiting_for(s, WAIT_DECISION))
+		return;   /* the session ended meanwhile */
+	s->state = ST_CMD;
+	resume_decision(s, v);
+}
+
 
 /* --- the command table and the gate --------------------------------------- */
 
@@ -224,8 +285,7 @@ size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len)
 	const char *p = data;
 	size_t used = 0;
 	for (;;) {
-		if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT || s->state == ST_WAIT_AUTH ||
-			s->state == ST_TLS_PENDING || s->state == ST_HOLD)
+		if (s->state == ST_CLOSED || s->state == ST_WAIT || s->state == ST_TLS_PENDING)
 			break;
 		/* A zero-length BDAT chunk completes without input. */
 		if (s->state == ST_BDAT && s->tx->bdat_remaining == 0) {
@@ -303,7 +363,7 @@ void smtp_session_free(struct smtp_session **sp)
 	struct smtp_session *s = *sp;
 	if (!s)
 		return;
-	if (s->state != ST_WAIT_COMMIT)
+	if (!waiting_for(s, WAIT_COMMIT))
 		tx_free(s);
 	else if (s->tx) {
 		/* The commit owns the spool file; just drop our record. */
@@ -344,7 +404,7 @@ void smtp_session_deadline(struct smtp_session *s, enum smtp_deadline which, uns
 		[SMTP_DEADLINE_LINE] = R_DEADLINE_LINE, [SMTP_DEADLINE_DATA_RATE] = R_DEADLINE_DATA_RATE,
 		[SMTP_DEADLINE_LOGIN] = R_DEADLINE_LOGIN, [SMTP_DEADLINE_SESSION] = R_DEADLINE_SESSION,
 	};
-	if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT)
+	if (s->state == ST_CLOSED || waiting_for(s, WAIT_COMMIT))
 		return;   /* a commit in progress finishes and gets its reply */
 	s->cmd_name = NULL;   /* not an answer to a command */
 	refuse(s, ids[which], s->hostname, limit);
@@ -363,7 +423,7 @@ bool smtp_session_in_data(const struct smtp_session *s)
 
 void smtp_session_shutdown(struct smtp_session *s)
 {
-	if (s->state == ST_CLOSED || s->state == ST_WAIT_COMMIT)
+	if (s->state == ST_CLOSED || waiting_for(s, WAIT_COMMIT))
 		return;
 	s->cmd_name = NULL;   /* not an answer to a command */
 	refuse(s, R_SHUTDOWN, s->hostname);
@@ -372,7 +432,7 @@ void smtp_session_shutdown(struct smtp_session *s)
 
 void smtp_session_disconnected(struct smtp_session *s)
 {
-	if (s->state == ST_WAIT_COMMIT && s->tx)
+	if (waiting_for(s, WAIT_COMMIT) && s->tx)
 		s->tx->spool_open = false;   /* the running commit owns the spool file */
 	tx_free(s);
 	s->state = ST_CLOSED;
@@ -390,12 +450,12 @@ bool smtp_session_wants_close(const struct smtp_session *s)
 
 bool smtp_session_waiting(const struct smtp_session *s)
 {
-	return s->state == ST_WAIT_COMMIT || s->state == ST_HOLD;
+	return s->state == ST_WAIT && s->wait != WAIT_LOGIN;
 }
 
 void smtp_session_hold_done(struct smtp_session *s)
 {
-	if (s->state != ST_HOLD)
+	if (!waiting_for(s, WAIT_HOLD))
 		return;
 	buf_append(&s->out, s->held.data ? s->held.data : "", s->held.len);
 	buf_reset(&s->held);

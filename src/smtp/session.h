@@ -2,12 +2,17 @@
  *
  * The network layer feeds received bytes with smtp_session_feed() and sends whatever
  * appears in smtp_session_output().  Everything the session needs from the rest of
- * the server comes through struct smtp_hooks: recipient decisions (directory +
- * policy) and the spool.  The durable commit at the end of DATA/BDAT LAST is
- * asynchronous: the session calls hooks->spool_commit() and stops consuming input
- * until smtp_session_commit_done() tells it the outcome (RFC 5321 §4.5.2 / STYLE
- * "commit, then acknowledge").  Pipelined commands that follow stay in the caller's
- * buffer meanwhile. */
+ * the server comes through struct smtp_hooks: decisions and the spool.  Whatever is
+ * decided or done off the event loop puts the session in its one waiting state
+ * (smtp_session_waiting) until the matching resume call, and pipelined commands that
+ * follow stay in the caller's buffer meanwhile:
+ *   - a decision (MAIL, RCPT, the From: of a logged-in user's message): the decide
+ *     hook, resumed with smtp_session_decided() and the verdict (policy/);
+ *   - the durable commit at the end of DATA/BDAT LAST: spool_commit, resumed with
+ *     smtp_session_commit_done() (RFC 5321 §4.5.2 / STYLE "commit, then acknowledge");
+ *   - a login check: auth_verify, resumed with smtp_session_auth_done();
+ *   - a reply held back (directory harvesting): hold, resumed with
+ *     smtp_session_hold_done(). */
 #ifndef POSTERN_SMTP_SESSION_H
 #define POSTERN_SMTP_SESSION_H
 
@@ -71,8 +76,10 @@ struct smtp_envelope {
 
 struct smtp_hooks {
 	void *ctx;
-	/* Recipient decision.  rcpt is syntactically valid. */
-	void (*check_rcpt)(void *ctx, const struct smtp_path *rcpt, struct verdict *v);
+	/* A decision on facts the session filled in (the hook takes them: free them with
+	 * policy_facts_free).  True: decided at once, the verdict is in *now.  False: the
+	 * session waits for smtp_session_decided(). */
+	bool (*decide)(void *ctx, struct policy_facts *facts, struct verdict *now);
 	/* Open a spool file; writes the queue id (16 chars + NUL) into qid.  false: 451 4.3.0. */
 	bool (*spool_open)(void *ctx, const struct smtp_envelope *env, char *qid);
 	bool (*spool_write)(void *ctx, const void *p, size_t n);
@@ -85,8 +92,6 @@ struct smtp_hooks {
 	struct throttle_verdict (*auth_blocked)(void *ctx, const char *user);
 	/* Check credentials off the loop; the caller later calls smtp_session_auth_done(). */
 	void (*auth_verify)(void *ctx, const char *mech, const char *user, const char *pass);
-	/* Does `login` own `address` (MAIL FROM, From:)?  NULL: every address is owned. */
-	bool (*sender_owned)(void *ctx, const char *login, const char *address, bool *tempfail);
 	/* Optional: at MAIL, is there storage for a message of `size` octets (0: not
 	 * declared)?  false: 452 4.3.1 (RFC 3463 X.3.1, RFC 1870 §6.1). */
 	bool (*spool_room)(void *ctx, uint64_t size);
@@ -110,6 +115,9 @@ void smtp_session_start(struct smtp_session *s);
 /* Consume input; returns bytes consumed.  Less than len means: waiting for a commit,
  * or the session is closing.  Feed the rest again after smtp_session_commit_done(). */
 size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len);
+/* The decision asked for with hooks->decide: the reply is queued, input is consumed
+ * again.  Ignored unless the session waits for a decision. */
+void smtp_session_decided(struct smtp_session *s, const struct verdict *v);
 /* The commit finished: ok with the queue id, or not (then 451 4.3.0). */
 void smtp_session_commit_done(struct smtp_session *s, bool ok);
 /* Instead of the commit: no recipient's mailbox has room for the message (size as
@@ -129,7 +137,7 @@ bool smtp_session_wants_tls(const struct smtp_session *s);
 /* TLS is up (RFC 3207 §4.2: the session starts again from scratch). */
 void smtp_session_tls_started(struct smtp_session *s, const char *description);
 /* The size declared with MAIL ... SIZE= in the current transaction (RFC 1870), or 0
- * when none was declared: the check_rcpt hook refuses recipients it cannot fit. */
+ * when none was declared (the decision facts carry it to the quota check). */
 uint64_t smtp_session_declared_size(const struct smtp_session *s);
 /* The user logged in, or NULL. */
 const char *smtp_session_login(const struct smtp_session *s);
@@ -152,6 +160,8 @@ void smtp_session_disconnected(struct smtp_session *s);
 /* Replies ready to send; the caller removes what it sent with buf_consume(). */
 struct buf *smtp_session_output(struct smtp_session *s);
 bool smtp_session_wants_close(const struct smtp_session *s);   /* after output is flushed */
-bool smtp_session_waiting(const struct smtp_session *s);       /* commit in progress, or a hold */
+/* Waiting for a decision, a commit or a hold.  (A login check is waited for too, but
+ * is not reported here: the login code keeps the connection busy itself.) */
+bool smtp_session_waiting(const struct smtp_session *s);
 
 #endif

@@ -30,7 +30,15 @@ struct smtp_command;
 #define ORPHAN_ADDR_MAX 72             /* an escaped address, cut at 64 octets + "..." */
 #define HELO_MAX 255
 
-enum state { ST_CMD, ST_DATA, ST_BDAT, ST_BDAT_DISCARD, ST_WAIT_COMMIT, ST_AUTH, ST_WAIT_AUTH, ST_TLS_PENDING, ST_HOLD, ST_CLOSED };
+enum state { ST_CMD, ST_DATA, ST_BDAT, ST_BDAT_DISCARD, ST_AUTH, ST_WAIT, ST_TLS_PENDING, ST_CLOSED };
+
+/* What the session waits for in ST_WAIT: one state, one resume call each. */
+enum smtp_wait {
+	WAIT_DECISION,   /* hooks->decide: smtp_session_decided() */
+	WAIT_COMMIT,     /* hooks->spool_commit: smtp_session_commit_done() / _refused() */
+	WAIT_LOGIN,      /* hooks->auth_verify: smtp_session_auth_done() */
+	WAIT_HOLD,       /* hooks->hold: smtp_session_hold_done() */
+};
 
 struct refusal {
 	char addr[SMTP_ADDR_MAX + 1];
@@ -73,6 +81,10 @@ struct smtp_session {
 	struct smtp_limits limits;
 	struct smtp_hooks hooks;
 	enum state state;
+	enum smtp_wait wait;               /* in ST_WAIT */
+	enum policy_point deciding;        /* the decision asked for last */
+	struct smtp_path rcpt_asked;       /* RCPT being decided, and its DSN parameters */
+	struct smtp_rcpt_params rcpt_asked_params;
 	struct buf out;
 	struct linebuf line;
 	bool helo_seen;
@@ -80,7 +92,7 @@ struct smtp_session {
 	char helo[HELO_MAX + 1];
 	unsigned bad_commands;
 	unsigned refused_rcpts;            /* unknown / not ours, whole session (harvesting) */
-	struct buf held;                   /* a reply held back during ST_HOLD */
+	struct buf held;                   /* a reply held back (WAIT_HOLD) */
 	unsigned refs;
 	bool close_after_output;
 	struct smtp_tx *tx;
@@ -139,6 +151,22 @@ void refusal_write(struct smtp_session *s, const char *cause, int code, const ch
 	char *ref_out, size_t ref_outsz);
 /* Client text for a reply: printable ASCII only, cut after 64 octets. */
 void quote_for_reply(char *out, size_t outsz, const char *p, size_t n);
+
+/* --- session.c: the one waiting state, and decisions ------------------------- */
+
+/* Enter the waiting state for `what`; is the session in it for `what`? */
+void wait_for(struct smtp_session *s, enum smtp_wait what);
+bool waiting_for(const struct smtp_session *s, enum smtp_wait what);
+/* A decision at `point`, with the facts every decision has (connection, client,
+ * login) filled in; NULL on no memory (session_decide answers that). */
+struct policy_facts *decision_facts(const struct smtp_session *s, enum policy_point point);
+/* Ask hooks->decide; the verdict reaches the point's resume function (below) now or
+ * after the wait.  Takes f; with f NULL (no memory) the decision at `point` gets a
+ * temporary refusal. */
+void session_decide(struct smtp_session *s, enum policy_point point, struct policy_facts *f);
+void mail_decided(struct smtp_session *s, const struct verdict *v);        /* cmd_mail.c */
+void rcpt_decided(struct smtp_session *s, const struct verdict *v);        /* cmd_rcpt.c */
+void from_header_decided(struct smtp_session *s, const struct verdict *v); /* cmd_data.c */
 
 /* --- explain503.c: the refusals remembered, and the 503 that names them ----- */
 

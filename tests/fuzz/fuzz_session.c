@@ -1,6 +1,7 @@
 /* fuzz_session.c - a whole SMTP session with fake hooks fed the input.  The first
  * byte chooses the feed piece size, the commit outcome, the listener role, and whether
- * the client hangs up during the first commit (else the session times out at the end).  The
+ * the client hangs up during the first commit (else the session times out at the end).  Every
+ * other decision is answered after the hook returned, as the decision threads do.  The
  * fake spool aborts on any hook-protocol violation; every reply line is checked. */
 #include <stdint.h>
 #include <stdio.h>
@@ -15,8 +16,9 @@
 #include "util/log.h"
 
 struct fake {
-	bool open, committing, holding;
-	unsigned qid;
+	bool open, committing, holding, deciding;
+	unsigned qid, decisions;
+	struct verdict verdict;   /* deciding: the answer the driver gives */
 	uint64_t written;
 };
 
@@ -26,17 +28,33 @@ static void die(const char *why)
 	abort();
 }
 
-static void check_rcpt(void *ctx, const struct smtp_path *r, struct verdict *v)
+/* The pipeline's rules on a fake directory; every other decision is answered later
+ * by the driver (smtp_session_decided), as the decision threads do. */
+static bool decide(void *ctx, struct policy_facts *pf, struct verdict *v)
 {
-	(void)ctx;
-	bool local = r->bare_postmaster || strcmp(r->domain, "example.test") == 0;
-	struct policy_client pc = { 0 };
-	struct rcpt_facts f = {
-		.local = r->local, .domain = r->domain, .domain_local = local,
-		.is_postmaster = r->bare_postmaster || (local && strcasecmp(r->local, "postmaster") == 0),
-		.user = r->local[0] == 'a' ? USER_FOUND : r->local[0] == 't' ? USER_LOOKUP_FAILED : USER_MISSING,
-	};
-	policy_check_rcpt(&pc, &f, v);
+	struct fake *f = ctx;
+	if (f->deciding || f->holding || f->committing)
+		die("decision at a wrong moment");
+	if (pf->point == POLICY_AT_MAIL) {
+		policy_check_mail(&pf->client, v);
+	} else if (pf->point == POLICY_AT_RCPT) {
+		bool local = pf->bare_postmaster || strcmp(pf->domain, "example.test") == 0;
+		struct policy_client pc = { 0 };
+		struct rcpt_facts rf = {
+			.local = pf->local, .domain = pf->domain, .domain_local = local,
+			.is_postmaster = pf->bare_postmaster || (local && strcasecmp(pf->local, "postmaster") == 0),
+			.user = pf->local[0] == 'a' ? USER_FOUND : pf->local[0] == 't' ? USER_LOOKUP_FAILED : USER_MISSING,
+		};
+		policy_check_rcpt(&pc, &rf, v);
+	} else {
+		die("a decision the session cannot ask without a login");
+	}
+	policy_facts_free(&pf);
+	if (++f->decisions % 2)
+		return true;
+	f->verdict = *v;
+	f->deciding = true;
+	return false;
 }
 
 static bool spool_open(void *ctx, const struct smtp_envelope *env, char *qid)
@@ -134,7 +152,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_refused_rcpts = (ctl & 16) ? 4 : 0, .refused_rcpt_delay_after = 1, .refused_rcpt_delay_ms = 100 };
 	struct smtp_conn_info ci = { .conn_id = 1, .hostname = "mx.example.test", .client_addr = "192.0.2.1",
 		.listener = "fuzz", .submission = (ctl & 32) != 0, .trusted_network = (ctl & 64) != 0 };
-	struct smtp_hooks h = { .ctx = &f, .check_rcpt = check_rcpt, .spool_open = spool_open,
+	struct smtp_hooks h = { .ctx = &f, .decide = decide, .spool_open = spool_open,
 		.spool_write = spool_write, .spool_abort = spool_abort, .spool_commit = spool_commit, .hold = hold };
 	struct smtp_session *s = smtp_session_new(&ci, &lim, &h);
 	if (!s)
@@ -155,6 +173,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			smtp_session_hold_done(s);
 			if (smtp_session_waiting(s))
 				die("still waiting after the hold");
+			check_output(smtp_session_output(s));
+			continue;
+		}
+		if (smtp_session_waiting(s) && f.deciding) {
+			f.deciding = false;
+			smtp_session_decided(s, &f.verdict);
 			check_output(smtp_session_output(s));
 			continue;
 		}
@@ -179,12 +203,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (stalls)
 		die("session stalled with input left");
 	bool hung_up = smtp_session_waiting(s) && f.committing;
+	bool undecided = smtp_session_waiting(s) && f.deciding;   /* the client left before the answer */
 	if (!hung_up && (ctl & 128))
 		smtp_session_timeout(s);
 	check_output(smtp_session_output(s));
 	smtp_session_disconnected(s);
 	if (hung_up)
 		smtp_session_commit_done(s, commit_ok);   /* the commit still reports back */
+	if (undecided)
+		smtp_session_decided(s, &f.verdict);      /* so does a decision: ignored */
 	smtp_session_free(&s);
 	if (f.open)
 		die("spool left open");

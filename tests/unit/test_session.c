@@ -48,20 +48,29 @@ static void violation(struct fake *f, const char *what)
 		snprintf(f->violation, sizeof(f->violation), "%s", what);
 }
 
-static void fake_check_rcpt(void *ctx, const struct smtp_path *rcpt, struct verdict *v)
+/* The decision pipeline's rules on a fake directory (alice and bob exist at
+ * example.test, "tempfail" cannot be looked up), answered at once. */
+static bool fake_decide(void *ctx, struct policy_facts *pf, struct verdict *v)
 {
 	struct fake *f = ctx;
+	if (pf->point == POLICY_AT_MAIL) {
+		policy_check_mail(&pf->client, v);
+		policy_facts_free(&pf);
+		return true;
+	}
 	struct policy_client pc = { .submission_port = false, .authenticated = f->authenticated };
-	bool local = rcpt->bare_postmaster || strcmp(rcpt->domain, "example.test") == 0;
+	bool local = pf->bare_postmaster || strcmp(pf->domain, "example.test") == 0;
 	struct rcpt_facts facts = {
-		.local = rcpt->local,
-		.domain = rcpt->domain,
+		.local = pf->local,
+		.domain = pf->domain,
 		.domain_local = local,
-		.is_postmaster = rcpt->bare_postmaster || (local && strcasecmp(rcpt->local, "postmaster") == 0),
-		.user = strcmp(rcpt->local, "alice") == 0 || strcmp(rcpt->local, "bob") == 0 ? USER_FOUND
-			: strcmp(rcpt->local, "tempfail") == 0 ? USER_LOOKUP_FAILED : USER_MISSING,
+		.is_postmaster = pf->bare_postmaster || (local && strcasecmp(pf->local, "postmaster") == 0),
+		.user = strcmp(pf->local, "alice") == 0 || strcmp(pf->local, "bob") == 0 ? USER_FOUND
+			: strcmp(pf->local, "tempfail") == 0 ? USER_LOOKUP_FAILED : USER_MISSING,
 	};
 	policy_check_rcpt(&pc, &facts, v);
+	policy_facts_free(&pf);
+	return true;
 }
 
 static bool fake_spool_open(void *ctx, const struct smtp_envelope *env, char *qid)
@@ -151,7 +160,7 @@ static struct smtp_session *new_session_info(struct fake *f, const struct smtp_l
 	buf_init(&f->spool, 1 << 20);
 	buf_init(&f->committed, 1 << 22);
 	struct smtp_hooks h = {
-		.ctx = f, .check_rcpt = fake_check_rcpt, .spool_open = fake_spool_open,
+		.ctx = f, .decide = fake_decide, .spool_open = fake_spool_open,
 		.spool_write = fake_spool_write, .spool_abort = fake_spool_abort, .spool_commit = fake_spool_commit,
 		.spool_room = fake_spool_room, .spool_no_space = fake_spool_no_space,
 	};
@@ -732,7 +741,7 @@ static void test_harvesting_slowed_then_closed(void **state)
 	buf_init(&f.spool, 1 << 16);
 	buf_init(&f.committed, 1 << 16);
 	struct smtp_hooks h = {
-		.ctx = &f, .check_rcpt = fake_check_rcpt, .spool_open = fake_spool_open,
+		.ctx = &f, .decide = fake_decide, .spool_open = fake_spool_open,
 		.spool_write = fake_spool_write, .spool_abort = fake_spool_abort, .spool_commit = fake_spool_commit,
 		.hold = fake_hold,
 	};
@@ -1252,7 +1261,7 @@ static struct smtp_session *new_submission(struct fake *f)
 	info.tls_active = true;
 	info.tls_description = "TLSv1.3";
 	struct smtp_hooks h = {
-		.ctx = f, .check_rcpt = fake_check_rcpt, .spool_open = fake_spool_open,
+		.ctx = f, .decide = fake_decide, .spool_open = fake_spool_open,
 		.spool_write = fake_spool_write, .spool_abort = fake_spool_abort, .spool_commit = fake_spool_commit,
 		.spool_room = fake_spool_room, .spool_no_space = fake_spool_no_space,
 		.auth_blocked = auth_fake_blocked, .auth_verify = auth_fake_verify,
