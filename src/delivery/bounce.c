@@ -173,6 +173,36 @@ static bool returned_part(struct buf *b, const struct queue_message *m, bool ful
 	return true;
 }
 
+/* Queue a report Postern wrote itself (a bounce, a delay notice, the postmaster's
+ * notice of failed files) from the null sender to one recipient, so that it is never
+ * bounced in turn (RFC 5321 §4.5.5).  Takes and frees the body. */
+bool bounce_queue_report(struct queue *q, const struct conf *c, const char *protocol, const char *to,
+	bool eightbit, struct buf *body, char *qid, char *err, size_t errlen)
+{
+	struct queue_envelope env;
+	memset(&env, 0, sizeof(env));
+	id_new_queue_id(env.qid);
+	env.arrival = time(NULL);
+	snprintf(env.client_addr, sizeof(env.client_addr), "127.0.0.1");
+	snprintf(env.helo, sizeof(env.helo), "%s", c->hostname);
+	snprintf(env.protocol, sizeof(env.protocol), "%s", protocol);
+	env.eightbit = eightbit;
+	char rcpt[1][QUEUE_ADDR_MAX];
+	snprintf(rcpt[0], sizeof(rcpt[0]), "%s", to);
+	env.rcpts = rcpt;
+	env.n_rcpts = 1;
+	bool ok = !body->truncated;
+	struct queue_writer *w = ok ? queue_writer_open(q, &env, err, errlen) : NULL;
+	ok = w && queue_writer_write(w, body->data, body->len) && queue_writer_commit(w, err, errlen);
+	queue_writer_free(&w);
+	buf_free(body);
+	if (ok)
+		snprintf(qid, QUEUE_ID_LEN + 1, "%s", env.qid);
+	else if (!err[0])
+		snprintf(err, errlen, "cannot queue the report");
+	return ok;
+}
+
 bool bounce_send(struct queue *q, const struct conf *c, const struct queue_message *m, enum bounce_kind kind,
 	const size_t *idx, size_t n, const struct queue_rcpt_state *states, char *qid, char *err, size_t errlen)
 {
@@ -204,27 +234,5 @@ bool bounce_send(struct queue *q, const struct conf *c, const struct queue_messa
 		return false;
 	}
 	buf_printf(&b, "\r\n--%s--\r\n", boundary);
-	struct queue_envelope env;
-	memset(&env, 0, sizeof(env));
-	id_new_queue_id(env.qid);
-	env.arrival = time(NULL);
-	snprintf(env.client_addr, sizeof(env.client_addr), "127.0.0.1");
-	snprintf(env.helo, sizeof(env.helo), "%s", c->hostname);
-	snprintf(env.protocol, sizeof(env.protocol), "local");
-	env.sender[0] = '\0';   /* the null sender: a bounce is never bounced */
-	env.eightbit = m->env.eightbit;
-	char rcpt[1][QUEUE_ADDR_MAX];
-	snprintf(rcpt[0], sizeof(rcpt[0]), "%s", m->env.sender);
-	env.rcpts = rcpt;
-	env.n_rcpts = 1;
-	bool ok = !b.truncated;
-	struct queue_writer *w = ok ? queue_writer_open(q, &env, err, errlen) : NULL;
-	ok = w && queue_writer_write(w, b.data, b.len) && queue_writer_commit(w, err, errlen);
-	queue_writer_free(&w);
-	buf_free(&b);
-	if (ok)
-		snprintf(qid, QUEUE_ID_LEN + 1, "%s", env.qid);
-	else if (!err[0])
-		snprintf(err, errlen, "cannot queue the report");
-	return ok;
+	return bounce_queue_report(q, c, "local", m->env.sender, m->env.eightbit, &b, qid, err, errlen);
 }

@@ -25,6 +25,12 @@ bool bounce_wanted(const struct queue_message *m, size_t i, enum bounce_kind kin
 bool bounce_send(struct queue *q, const struct conf *c, const struct queue_message *m, enum bounce_kind kind,
 	const size_t *idx, size_t n, const struct queue_rcpt_state *states, char *qid, char *err, size_t errlen);
 
+/* Queue a report Postern wrote (bounce, delay notice, postmaster notice) from the null
+ * sender to `to`; takes and frees `body`.  qid has room for QUEUE_ID_LEN + 1. */
+struct buf;
+bool bounce_queue_report(struct queue *q, const struct conf *c, const char *protocol, const char *to,
+	bool eightbit, struct buf *body, char *qid, char *err, size_t errlen);
+
 /* Plain words for an enhanced status code (and reply text): what it means and what
  * to do.  Static text. */
 const char *bounce_meaning(const char *enh, const char *reply);

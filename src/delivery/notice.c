@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "delivery/bounce.h"
 #include "queue/queue.h"
 #include "util/buf.h"
 
@@ -55,24 +56,5 @@ bool notice_failed_send(struct queue *q, const struct conf *c, const struct fail
 		"A file that is not a queue file (a FIFO, a symbolic link, a damaged file) cannot be\r\n"
 		"requeued: look at it, then delete it. The log has one line per file (event=queue_corrupt\r\n"
 		"or event=kept).\r\n");
-	struct queue_envelope env;
-	memset(&env, 0, sizeof(env));
-	id_new_queue_id(env.qid);
-	env.arrival = now;
-	snprintf(env.client_addr, sizeof(env.client_addr), "127.0.0.1");
-	snprintf(env.helo, sizeof(env.helo), "%s", c->hostname);
-	snprintf(env.protocol, sizeof(env.protocol), "%s", NOTICE_PROTOCOL);
-	env.sender[0] = '\0';
-	env.rcpts = rcpt;
-	env.n_rcpts = 1;
-	bool ok = !b.truncated;
-	struct queue_writer *w = ok ? queue_writer_open(q, &env, err, errlen) : NULL;
-	ok = w && queue_writer_write(w, b.data, b.len) && queue_writer_commit(w, err, errlen);
-	queue_writer_free(&w);
-	buf_free(&b);
-	if (ok)
-		snprintf(qid, QUEUE_ID_LEN + 1, "%s", env.qid);
-	else if (!err[0])
-		snprintf(err, errlen, "cannot queue the notice");
-	return ok;
+	return bounce_queue_report(q, c, NOTICE_PROTOCOL, rcpt[0], false, &b, qid, err, errlen);
 }

@@ -352,20 +352,28 @@ static bool old_enough(int dirfd, const char *name, time_t now, time_t min_age)
 		now - sb.st_mtime >= min_age;
 }
 
+/* A directory stream over a copy of dirfd, from its first entry (the queue keeps
+ * dirfd open for *at() calls; closedir closes only the copy); NULL on failure. */
+static DIR *dir_stream(int dirfd)
+{
+	int fd = dup(dirfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d && fd >= 0)
+		close(fd);
+	if (d)
+		rewinddir(d);
+	return d;
+}
+
 /* state/: "<qid>.tmp" left by a crash inside queue_state_write, and "<qid>" whose
  * queue file is gone (a crash inside queue_remove, see above).  A state file is only
  * written while its queue file exists in active/, so an old orphan is never needed
  * again; queue ids are never reused. */
 static void clean_state(struct queue *q, time_t now, time_t min_age, size_t max_entries, struct queue_clean_counts *out)
 {
-	int fd = dup(q->state_dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = dir_stream(q->state_dirfd);
+	if (!d)
 		return;
-	}
-	rewinddir(d);
 	struct dirent *e;
 	size_t seen = 0;
 	bool removed = false;
@@ -401,14 +409,9 @@ static void clean_state(struct queue *q, time_t now, time_t min_age, size_t max_
  * renamed); anything else is junk left by hand or by another program. */
 static void clean_active(struct queue *q, time_t now, time_t min_age, size_t max_entries, struct queue_clean_counts *out)
 {
-	int fd = dup(q->active_dirfd);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	DIR *d = dir_stream(q->active_dirfd);
+	if (!d)
 		return;
-	}
-	rewinddir(d);
 	struct dirent *e;
 	size_t seen = 0;
 	bool removed = false;
