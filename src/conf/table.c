@@ -12,6 +12,7 @@
 
 #include "conf/internal.h"
 #include "util/parse.h"
+#include "wire/enh.h"
 
 const char conf_embedded_default[] =
 	"[server]\n"
@@ -81,7 +82,7 @@ const struct setting conf_settings[] = {
 	NUM("limits", message_size, T_SIZE, "25M", 1024, 2ull << 30, "largest message accepted (SIZE)"),
 	NUM("limits", recipients, T_COUNT, "100", 1, 10000, "recipients per message"),
 	NUM("limits", line_length, T_COUNT, "1000", 512, 65536, "longest command line, CRLF included"),
-	NUM("limits", message_line_length, T_COUNT, "10000", 998, 1000000, "longest line in a message (CRLF not counted); longer: 550 5.6.0"),
+	NUM("limits", message_line_length, T_COUNT, "10000", 998, 1000000, "longest line in a message (CRLF not counted); longer: 550 " ENH_PERM_MEDIA),
 	NUM("limits", idle_timeout, T_DURATION, "5m", 10, 3600, "silence before a client is dropped"),
 	NUM("limits", connections, T_COUNT, "1000", 1, 100000, "concurrent connections in total"),
 	NUM("limits", connections_per_ip, T_COUNT, "20", 1, 100000, "concurrent connections per client address"),
@@ -93,7 +94,7 @@ const struct setting conf_settings[] = {
 	NUM("limits", tls_handshake_timeout, T_DURATION, "30s", 1, 600, "time to complete a TLS handshake"),
 	NUM("limits", login_timeout, T_DURATION, "2m", 1, 3600, "submission and POP3: time from connecting to logging in"),
 	NUM("limits", session_timeout, T_DURATION, "1h", 1, 86400, "longest session"),
-	NUM("limits", refused_recipients, T_COUNT, "50", 1, 100000, "recipients refused as unknown (or relaying denied) in one session before it is closed with 421 4.7.0"),
+	NUM("limits", refused_recipients, T_COUNT, "50", 1, 100000, "recipients refused as unknown (or relaying denied) in one session before it is closed with 421 " ENH_TEMP_SECURITY),
 	NUM("limits", refused_recipients_delay_after, T_COUNT, "10", 0, 100000, "refused recipients answered at once; each one after waits longer"),
 	NUM("limits", refused_recipient_delay_ms, T_COUNT, "250", 0, 5000, "added wait per refused recipient past the allowance, in milliseconds (at most 5 s each; 0: never wait)"),
 	STR("delivery", resolver, "", "DNS server to ask (ADDR or ADDR@PORT); empty: /etc/resolv.conf"),
@@ -109,13 +110,13 @@ const struct setting conf_settings[] = {
 	{ "relay", "tls", T_TLS, offsetof(struct conf, relay_tls), 0, "starttls", 0, 0, "smarthost TLS: starttls, implicit or none" },
 	{ "relay", "tls_verify", T_BOOL, offsetof(struct conf, relay_tls_verify), 0, "yes", 0, 0, "refuse a smarthost certificate that does not verify" },
 	{ "relay", "credentials", T_STRING, offsetof(struct conf, relay_credentials), sizeof(((struct conf *)0)->relay_credentials), "", 0, 0, "file with \"user password\" for the smarthost (mode 600)" },
-	{ "quota", "full_is_permanent", T_BOOL, offsetof(struct conf, quota_full_permanent), 0, "no", 0, 0, "a full mailbox gets 552 5.2.2 (permanent) instead of 452 4.2.2" },
+	{ "quota", "full_is_permanent", T_BOOL, offsetof(struct conf, quota_full_permanent), 0, "no", 0, 0, "a full mailbox gets 552 " ENH_PERM_MAILBOX_FULL " (permanent) instead of 452 " ENH_TEMP_MAILBOX_FULL },
 	{ "quota", "warning_percent", T_COUNT, offsetof(struct conf, quota_warning_percent), 0, "90", 1, 100, "usage at which the owner is warned, once" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
 	NUM("queue", retry_max, T_DURATION, "1h", 1, 7 * 86400, "longest wait between attempts"),
-	NUM("queue", min_free, T_SIZE, "64M", 0, 1ull << 40, "free space kept on the queue's filesystem: below it MAIL gets 452 4.3.1"),
+	NUM("queue", min_free, T_SIZE, "64M", 0, 1ull << 40, "free space kept on the queue's filesystem: below it MAIL gets 452 " ENH_TEMP_SYSTEM_FULL),
 	NUM("queue", cleanup_interval, T_DURATION, "1h", 1, 7 * 86400, "how often leftovers (old Maildir tmp/ files, stale queue files) are removed"),
 };
 #define N_SETTINGS (sizeof(conf_settings) / sizeof(conf_settings[0]))

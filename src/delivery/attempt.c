@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wire/enh.h"
+
 /* --- one message ------------------------------------------------------------- */
 
 static time_t backoff(const struct conf *c, unsigned attempts)
@@ -151,7 +153,7 @@ static void deliver_locals(struct run *r, bool *remote)
 			defer_rcpt(r, i, "the user directory could not be read");
 			break;
 		case DIR_RCPT_UNKNOWN:
-			fail_rcpt(r, i, "5.1.1 no such mailbox here (it was removed after the message was accepted)");
+			fail_rcpt(r, i, ENH_PERM_BAD_MAILBOX " no such mailbox here (it was removed after the message was accepted)");
 			break;
 		case DIR_RCPT_USER:
 		case DIR_RCPT_ALIAS:
@@ -429,7 +431,7 @@ bool sched_bounce_now(struct delivery *d, const char *qid, char *reply, size_t r
 		for (size_t i = 0; i < n; i++)
 			if (r.st.r[i].state == RCPT_PENDING) {
 				char why[QUEUE_REPLY_MAX];
-				snprintf(why, sizeof(why), "5.0.0 returned by the mail administrator; last attempt: %.480s",
+				snprintf(why, sizeof(why), ENH_PERM " returned by the mail administrator; last attempt: %.480s",
 					r.st.r[i].last_reply[0] ? r.st.r[i].last_reply : "none");
 				fail_rcpt(&r, i, why);
 			}

@@ -14,6 +14,7 @@
 #include "queue/queue.h"
 #include "util/buf.h"
 #include "util/id.h"
+#include "wire/enh.h"
 
 #define RETURN_FULL_MAX (1u << 20)   /* larger messages come back as headers only */
 #define DSN_TEXT_MAX (256u << 10)
@@ -128,7 +129,7 @@ static void status_part(struct buf *b, const struct conf *c, const struct queue_
 		const struct queue_rcpt_state *r = &st[i];
 		char status[WIRE_ENH_MAX] = "";
 		if (!reason_status(r->last_reply, status, sizeof(status)) || status[0] == '2')
-			snprintf(status, sizeof(status), "%s", kind == BOUNCE_FAILED ? "5.0.0" : "4.0.0");
+			snprintf(status, sizeof(status), "%s", kind == BOUNCE_FAILED ? ENH_PERM : ENH_TEMP);
 		/* A failed recipient's status class is 5 even after a run of 4xx replies. */
 		if (kind == BOUNCE_FAILED)
 			status[0] = '5';

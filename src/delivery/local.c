@@ -15,6 +15,7 @@
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "wire/enh.h"
 
 /* "new/NAME,S=123,W=130" -> 123 */
 static uint64_t stored_size(const char *name)
@@ -93,12 +94,12 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 	if (quota_check(path, m->body_size, &st, err, sizeof(err)) == QUOTA_FULL) {
 		char u[32], l[32], left[32], sz[32];
 		if (st.limit_bytes && st.used_bytes < st.limit_bytes)
-			snprintf(why, whysz, "552 5.2.2 the mailbox of %s has %s left (%s of %s used) and the message is %s; "
+			snprintf(why, whysz, "552 " ENH_PERM_MAILBOX_FULL " the mailbox of %s has %s left (%s of %s used) and the message is %s; "
 				"its owner must delete mail", rcpt, format_size(st.limit_bytes - st.used_bytes, left, sizeof(left)),
 				format_size(st.used_bytes, u, sizeof(u)), format_size(st.limit_bytes, l, sizeof(l)),
 				format_size(m->body_size, sz, sizeof(sz)));
 		else
-			snprintf(why, whysz, "552 5.2.2 the mailbox of %s is full (%s of %s used); its owner must delete mail",
+			snprintf(why, whysz, "552 " ENH_PERM_MAILBOX_FULL " the mailbox of %s is full (%s of %s used); its owner must delete mail",
 				rcpt, format_size(st.used_bytes, u, sizeof(u)), format_size(st.limit_bytes, l, sizeof(l)));
 		return LOCAL_PERM;
 	}

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "wire/enh.h"
+
 bool rcpt_result_known(const struct rcpt_result *x)
 {
 	return x->code != 0 || x->text[0] != '\0';
@@ -22,7 +24,7 @@ void rcpt_result_from_reply(struct rcpt_result *x, const struct wire_reply *r, c
 	memset(x, 0, sizeof(*x));
 	x->code = r->code;
 	x->reply_had_enh = r->enh[0] != '\0';
-	snprintf(x->enh, sizeof(x->enh), "%s", r->enh[0] ? r->enh : r->code >= 500 ? "5.0.0" : r->code >= 400 ? "4.0.0" : "2.0.0");
+	snprintf(x->enh, sizeof(x->enh), "%s", r->enh[0] ? r->enh : r->code >= 500 ? ENH_PERM : r->code >= 400 ? ENH_TEMP : ENH_OK);
 	snprintf(x->said, sizeof(x->said), "%s", said);
 	snprintf(x->text, sizeof(x->text), "%.590s", r->text);
 	x->outcome = r->code < 300 ? OUT_DELIVERED : r->code < 500 ? OUT_DEFER : OUT_FAIL;

@@ -15,6 +15,7 @@
 #include "net/client.h"
 #include "queue/queue.h"
 #include "util/log.h"
+#include "wire/enh.h"
 
 struct remote_ctx {
 	const struct conf *conf;
@@ -226,7 +227,7 @@ static void via_relay(struct remote_ctx *rc, const struct queue_message *m, cons
 		snprintf(why, sizeof(why), "relay %.200s port %llu: %.700s", c->relay_host, (unsigned long long)c->relay_port, err);
 		if (strstr(err, "refused Postern's login") || strstr(err, "no AUTH"))
 			snprintf(why + strlen(why), sizeof(why) - strlen(why), " [relay]");
-		set_all(res, n, OUT_DEFER, "4.4.1", why);
+		set_all(res, n, OUT_DEFER, ENH_TEMP_NO_ANSWER, why);
 		log_event(LOG_WARN, "relay_failed", "qid=%s relay=%s reason=\"%s\"", m->env.qid, c->relay_host, err);
 		return;
 	}
@@ -260,13 +261,13 @@ void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const 
 	char err[700];
 	switch (mx_lookup(rc->resolver, domain, hosts, &nh, err, sizeof(err))) {
 	case MX_NULL:
-		set_all(res, n, OUT_FAIL, "5.1.10", err);
+		set_all(res, n, OUT_FAIL, ENH_PERM_NULL_MX, err);
 		return;
 	case MX_NO_DOMAIN:
-		set_all(res, n, OUT_FAIL, "5.1.2", err);
+		set_all(res, n, OUT_FAIL, ENH_PERM_BAD_SYSTEM, err);
 		return;
 	case MX_TEMP:
-		set_all(res, n, OUT_DEFER, "4.4.3", err);
+		set_all(res, n, OUT_DEFER, ENH_TEMP_DIRECTORY_SERVER, err);
 		return;
 	case MX_OK:
 		break;
@@ -292,5 +293,5 @@ void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const 
 	}
 	char why[1400];
 	snprintf(why, sizeof(why), "no mail server for %s could be reached: %s", domain, failures);
-	set_all(res, n, OUT_DEFER, "4.4.1", why);
+	set_all(res, n, OUT_DEFER, ENH_TEMP_NO_ANSWER, why);
 }

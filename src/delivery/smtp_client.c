@@ -12,6 +12,7 @@
 #include "net/client.h"
 #include "queue/queue.h"
 #include "util/buf.h"
+#include "wire/enh.h"
 
 #define LINE_MAX_CLIENT 2048
 #define COPY_CHUNK (64u << 10)
@@ -387,18 +388,18 @@ static bool refused_before_mail(struct smtp_client *c, const struct smtp_client_
 	if (c->caps.size && m->size > c->caps.size) {
 		snprintf(why, sizeof(why), "%s accepts messages up to %llu octets; this one is %llu", peer,
 			(unsigned long long)c->caps.size, (unsigned long long)m->size);
-		set_all(res, m->n, OUT_FAIL, "5.3.4", why);
+		set_all(res, m->n, OUT_FAIL, ENH_PERM_TOO_BIG, why);
 		return true;
 	}
 	if (m->env->eightbit && !c->caps.eightbitmime) {
 		/* RFC 6152 §3: refuse rather than send 8-bit data to a 7-bit server. */
 		snprintf(why, sizeof(why), "%s does not accept 8-bit messages (no 8BITMIME), and Postern does not convert them", peer);
-		set_all(res, m->n, OUT_FAIL, "5.6.3", why);
+		set_all(res, m->n, OUT_FAIL, ENH_PERM_CONVERSION, why);
 		return true;
 	}
 	if (m->env->smtputf8 && !c->caps.smtputf8) {
 		snprintf(why, sizeof(why), "%s does not support internationalised addresses (no SMTPUTF8)", peer);
-		set_all(res, m->n, OUT_FAIL, "5.6.7", why);
+		set_all(res, m->n, OUT_FAIL, ENH_PERM_NON_ASCII, why);
 		return true;
 	}
 	/* Lines over 998 octets: a header line is folded (smtp_wire.h); a body line is
@@ -413,13 +414,13 @@ static bool refused_before_mail(struct smtp_client *c, const struct smtp_client_
 	char content[700];
 	int scan = pass_body(NULL, m, !c->caps.chunking, &wire, content, sizeof(content));
 	if (scan < 0) {
-		set_all(res, m->n, OUT_DEFER, "4.3.0", content);
+		set_all(res, m->n, OUT_DEFER, ENH_TEMP_SYSTEM, content);
 		return true;
 	}
 	if (scan == 0) {
 		/* The status goes first (rcpt_result_reason): the text cites "RFC 5321
 		 * 4.5.3.1.6", which a reader of the report would otherwise take for it. */
-		set_all(res, m->n, OUT_FAIL, "5.6.3", content);
+		set_all(res, m->n, OUT_FAIL, ENH_PERM_CONVERSION, content);
 		return true;
 	}
 	*wire_size = wire.out_size;
@@ -524,7 +525,7 @@ static bool transaction_broke(struct smtp_client *c, const struct smtp_client_ms
 	snprintf(why, sizeof(why), "connection to %s failed during the transaction: %s", net_client_peer(c->conn), err);
 	for (size_t i = 0; i < m->n; i++)
 		if (res[i].outcome == OUT_DELIVERED || !rcpt_result_known(&res[i]))
-			rcpt_result_set(&res[i], OUT_DEFER, "4.4.2", why);
+			rcpt_result_set(&res[i], OUT_DEFER, ENH_TEMP_BAD_CONNECTION, why);
 	return false;
 }
 

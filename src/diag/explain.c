@@ -23,6 +23,7 @@
 
 #include "diag/explain_int.h"
 #include "diag/explain_regex.h"
+#include "wire/enh.h"
 #include "wire/wire.h"
 
 #ifndef POSTERN_SOURCE_DIR
@@ -231,10 +232,10 @@ static bool finish_codes(struct explain_kb *kb, struct rule *r)
 	}
 	r->n_enh = split_list(r->enh_s, r->enh, LIST_MAX, 16);
 	if (r->n_enh < 0)
-		return fail(kb, "[rule %s]: enhanced codes \"%s\" are not like 5.7.1 (at most 8)", r->name, r->enh_s);
+		return fail(kb, "[rule %s]: enhanced codes \"%s\" are not like " ENH_PERM_NOT_AUTHORIZED " (at most 8)", r->name, r->enh_s);
 	for (int i = 0; i < r->n_enh; i++)
 		if (!wire_enh_valid(r->enh[i]))
-			return fail(kb, "[rule %s]: enhanced code \"%s\" is not like 5.7.1", r->name, r->enh[i]);
+			return fail(kb, "[rule %s]: enhanced code \"%s\" is not like " ENH_PERM_NOT_AUTHORIZED, r->name, r->enh[i]);
 	return true;
 }
 

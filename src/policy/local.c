@@ -12,6 +12,7 @@
 #include "store/layout.h"
 #include "store/quota.h"
 #include "util/log.h"
+#include "wire/enh.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -23,7 +24,7 @@
 
 static void directory_unreadable(struct verdict *v)
 {
-	verdict_set(v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
+	verdict_set(v, VERDICT_TEMP, 451, ENH_TEMP_SYSTEM, CAUSE_LOOKUP_FAILED,
 		"temporary failure: the user directory could not be read", "Your mail program will try again later");
 }
 

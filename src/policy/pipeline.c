@@ -11,6 +11,7 @@
 #include "policy/policy.h"
 
 #include "util/log.h"
+#include "wire/enh.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,14 +89,14 @@ void policy_stage_timeout_verdict(const struct policy_stage *st, struct verdict 
 	char reason[VERDICT_REASON_MAX], took[32];
 	snprintf(reason, sizeof(reason), "temporary failure: %s did not answer within %s",
 		st->words ? st->words : st->name, duration_words(st->timeout_ms, took, sizeof(took)));
-	verdict_set(v, VERDICT_TEMP, 451, "4.4.3", CAUSE_STAGE_TIMEOUT, reason,
+	verdict_set(v, VERDICT_TEMP, 451, ENH_TEMP_DIRECTORY_SERVER, CAUSE_STAGE_TIMEOUT, reason,
 		"Nothing is lost: your mail program will try again later");
 }
 
 /* The OK that a decision gets when no stage objects. */
 static void verdict_ok(enum policy_point point, struct verdict *v)
 {
-	const char *enh = point == POLICY_AT_RCPT ? "2.1.5" : point == POLICY_AT_MAIL ? "2.1.0" : "2.0.0";
+	const char *enh = point == POLICY_AT_RCPT ? ENH_OK_DEST_VALID : point == POLICY_AT_MAIL ? ENH_OK_ADDRESS : ENH_OK;
 	verdict_set(v, VERDICT_OK, 250, enh, CAUSE_NONE, "", "");
 }
 
@@ -218,7 +219,7 @@ struct policy_run *policy_decide(const struct policy_pipeline *p, const struct p
 	struct policy_run *r = calloc(1, sizeof(*r));
 	if (!r) {
 		struct verdict v;
-		verdict_set(&v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
+		verdict_set(&v, VERDICT_TEMP, 451, ENH_TEMP_SYSTEM, CAUSE_LOOKUP_FAILED,
 			"temporary failure: the server is short of memory", "Nothing is lost: your mail program will try again later");
 		policy_facts_free(&facts);
 		done(arg, &v);

@@ -7,6 +7,7 @@
 #include "policy/policy.h"
 
 #include "util/parse.h"
+#include "wire/enh.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -61,13 +62,13 @@ static void mailbox_full(const struct rcpt_facts *f, struct verdict *v)
 		snprintf(reason, sizeof(reason), "the mailbox of %.64s@%.100s is full (%s of %s used)", f->local,
 			f->domain, format_size(f->quota_used, u, sizeof(u)), format_size(f->quota_limit, l, sizeof(l)));
 	if (never_fits)
-		verdict_set(v, VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, reason,
+		verdict_set(v, VERDICT_PERM, 552, ENH_PERM_MAILBOX_FULL, CAUSE_MAILBOX_FULL, reason,
 			"The message is larger than the whole mailbox: send a smaller one, e.g. share large files by link");
 	else if (f->full_is_permanent)
-		verdict_set(v, VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, reason,
+		verdict_set(v, VERDICT_PERM, 552, ENH_PERM_MAILBOX_FULL, CAUSE_MAILBOX_FULL, reason,
 			"The owner of the mailbox must delete mail before more can arrive; send again later");
 	else
-		verdict_set(v, VERDICT_TEMP, 452, "4.2.2", CAUSE_MAILBOX_FULL, reason,
+		verdict_set(v, VERDICT_TEMP, 452, ENH_TEMP_MAILBOX_FULL, CAUSE_MAILBOX_FULL, reason,
 			"The owner of the mailbox must delete mail; your mail program will try again later");
 }
 
@@ -85,7 +86,7 @@ static bool is_relay(const struct rcpt_facts *f)
 
 void policy_check_pop_before_smtp(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v)
 {
-	verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+	verdict_set(v, VERDICT_OK, 250, ENH_OK_DEST_VALID, CAUSE_NONE, "", "");
 	if (!is_relay(f) || relay_allowed(c) || !c->pop_window || c->pop_login_age < 0)
 		return;
 	char reason[VERDICT_REASON_MAX];
@@ -95,14 +96,14 @@ void policy_check_pop_before_smtp(const struct policy_client *c, const struct rc
 		"after a mail check (POP-before-SMTP), and you have not logged in",
 		time_words((unsigned long long)c->pop_login_age, ago, sizeof(ago)),
 		time_words(c->pop_window, win, sizeof(win)));
-	verdict_set(v, VERDICT_PERM, 554, "5.7.1", CAUSE_POP_EXPIRED, reason,
+	verdict_set(v, VERDICT_PERM, 554, ENH_PERM_NOT_AUTHORIZED, CAUSE_POP_EXPIRED, reason,
 		"Check for new mail and send again at once, or better: turn on \"My outgoing server (SMTP) "
 		"requires authentication\" so sending never depends on when you last checked mail");
 }
 
 void policy_check_relay(const struct policy_client *c, const struct rcpt_facts *f, struct verdict *v)
 {
-	verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+	verdict_set(v, VERDICT_OK, 250, ENH_OK_DEST_VALID, CAUSE_NONE, "", "");
 	if (!is_relay(f) || relay_allowed(c))
 		return;
 	char reason[VERDICT_REASON_MAX];
@@ -110,12 +111,12 @@ void policy_check_relay(const struct policy_client *c, const struct rcpt_facts *
 		"relaying denied: %s is not a domain of this server, and this server only relays "
 		"mail for clients that have logged in; you have not logged in",
 		f->domain);
-	verdict_set(v, VERDICT_PERM, 554, "5.7.1", CAUSE_RELAY_NOT_LOGGED_IN, reason, hint_relay);
+	verdict_set(v, VERDICT_PERM, 554, ENH_PERM_NOT_AUTHORIZED, CAUSE_RELAY_NOT_LOGGED_IN, reason, hint_relay);
 }
 
 void policy_check_mailbox(const struct rcpt_facts *f, struct verdict *v)
 {
-	verdict_set(v, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, "", "");
+	verdict_set(v, VERDICT_OK, 250, ENH_OK_DEST_VALID, CAUSE_NONE, "", "");
 	if (f->is_postmaster || !f->domain_local)
 		return;   /* RFC 5321 §4.5.1: postmaster must be accepted, whatever else is true */
 	switch (f->user) {
@@ -124,14 +125,14 @@ void policy_check_mailbox(const struct rcpt_facts *f, struct verdict *v)
 			mailbox_full(f, v);
 		return;
 	case USER_LOOKUP_FAILED:
-		verdict_set(v, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
+		verdict_set(v, VERDICT_TEMP, 451, ENH_TEMP_SYSTEM, CAUSE_LOOKUP_FAILED,
 			"temporary failure: the user directory could not be read",
 			"Nothing is lost: your mail program will try again later");
 		return;
 	case USER_MISSING: {
 		char reason[VERDICT_REASON_MAX];
 		snprintf(reason, sizeof(reason), "no mailbox named \"%.64s\" here at %.128s", f->local, f->domain);
-		verdict_set(v, VERDICT_PERM, 550, "5.1.1", CAUSE_UNKNOWN_USER, reason,
+		verdict_set(v, VERDICT_PERM, 550, ENH_PERM_BAD_MAILBOX, CAUSE_UNKNOWN_USER, reason,
 			"Check the spelling of the address, or ask the recipient for the right one");
 		return;
 	}
@@ -196,19 +197,19 @@ enum message_quota policy_check_message_quota(const struct message_quota_facts *
 void policy_check_mail(const struct policy_client *c, struct verdict *v)
 {
 	if (c->submission_port && !c->authenticated) {
-		verdict_set(v, VERDICT_PERM, 530, "5.7.0", CAUSE_AUTH_REQUIRED,
+		verdict_set(v, VERDICT_PERM, 530, ENH_PERM_SECURITY, CAUSE_AUTH_REQUIRED,
 			"authentication required: this is a submission port, and it accepts mail only from users who have logged in",
 			"Turn on \"My outgoing server (SMTP) requires authentication\" in your mail program, with the same "
 			"user name and password as for incoming mail");
 		return;
 	}
-	verdict_set(v, VERDICT_OK, 250, "2.1.0", CAUSE_NONE, "", "");
+	verdict_set(v, VERDICT_OK, 250, ENH_OK_ADDRESS, CAUSE_NONE, "", "");
 }
 
 void policy_check_sender(const char *login, const char *address, bool owned, const char *where, struct verdict *v)
 {
 	if (owned) {
-		verdict_set(v, VERDICT_OK, 250, "2.1.0", CAUSE_NONE, "", "");
+		verdict_set(v, VERDICT_OK, 250, ENH_OK_ADDRESS, CAUSE_NONE, "", "");
 		return;
 	}
 	char reason[VERDICT_REASON_MAX], hint[VERDICT_HINT_MAX];
@@ -216,7 +217,7 @@ void policy_check_sender(const char *login, const char *address, bool owned, con
 		login, address[0] ? address : "<>", where) >= (int)sizeof(reason))
 		reason[sizeof(reason) - 1] = '\0';
 	snprintf(hint, sizeof(hint), "Send from the address you log in with (%.120s), or ask your administrator to allow this address for you", login);
-	verdict_set(v, VERDICT_PERM, 553, "5.7.1", CAUSE_SENDER_NOT_OWNED, reason, hint);
+	verdict_set(v, VERDICT_PERM, 553, ENH_PERM_NOT_AUTHORIZED, CAUSE_SENDER_NOT_OWNED, reason, hint);
 }
 
 bool policy_cause_is_guess(enum refusal_cause c)

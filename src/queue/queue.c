@@ -19,6 +19,7 @@
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "wire/enh.h"
 
 void (*queue_crash_point)(const char *step);
 
@@ -147,7 +148,7 @@ static void space_log_low(struct queue *q, time_t now, const char *why)
 		return;
 	char f[32], m[32];
 	log_event(LOG_ERR, "queue_space_low", "path=%s free=\"%s\" free_bytes=%llu min_free=\"%s\" reason=\"%s\" "
-		"hint=\"new mail gets 452 4.3.1 until space is freed on this filesystem\"", q->root,
+		"hint=\"new mail gets 452 " ENH_TEMP_SYSTEM_FULL " until space is freed on this filesystem\"", q->root,
 		sw->known ? format_size(sw->free, f, sizeof(f)) : "unknown", (unsigned long long)sw->free,
 		format_size(sw->min_free, m, sizeof(m)), why);
 	sw->low = true;

@@ -248,8 +248,7 @@ static bool hook_decide(void *ctx, struct policy_facts *f, struct verdict *now)
 	struct asking *a = calloc(1, sizeof(*a));
 	if (!a) {
 		policy_facts_free(&f);
-		verdict_set(now, VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED,
-			"temporary failure: the server is short of memory", "Nothing is lost: your mail program will try again later");
+		reply_verdict(now, V_DECISION_NO_MEMORY, CAUSE_LOOKUP_FAILED, NULL);
 		return true;
 	}
 	*a = (struct asking){ .sc = sc, .in_call = true, .now = now };

@@ -2,7 +2,8 @@
  * and that the enhanced code's class matches the first digit (RFC 3463 §2, RFC 2034),
  * splits multi-line text, and writes CRLF-terminated lines.  Fixed reply words live
  * in the catalogue (reply.c), looked up with reply_text().  What an enhanced code
- * is, is wire/'s (wire_enh_valid), shared with the client side. */
+ * is, is wire/'s (wire_enh_valid), shared with the client side; which codes exist,
+ * too (wire/enh.h: ENH_PERM_BAD_MAILBOX, never a literal "5.1.1"). */
 #ifndef POSTERN_SMTP_REPLY_H
 #define POSTERN_SMTP_REPLY_H
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "delivery/reason.h"
+#include "wire/enh.h"
 #include "wire/wire.h"
 
 static void test_replies(void **state)
@@ -148,6 +149,53 @@ static void test_rcpt_result_reason(void **state)
 	assert_string_equal(out, "4.4.1 already first");
 }
 
+/* The enhanced-code catalogue (wire/enh.h): every row a valid code whose class its
+ * name says (ENH_OK_ 2, ENH_TEMP_ 4, ENH_PERM_ 5), with words and a source; no code
+ * or name twice; and every id the header defines has its row (read from the header,
+ * so a #define without a row fails here). */
+static void test_enh_catalogue(void **state)
+{
+	(void)state;
+	size_t n;
+	const struct wire_enh_entry *c = wire_enh_catalogue(&n);
+	assert_true(n >= 30);
+	for (size_t i = 0; i < n; i++) {
+		if (!wire_enh_valid(c[i].code))
+			fail_msg("%s: \"%s\" is not an enhanced code", c[i].name, c[i].code);
+		char want = strncmp(c[i].name, "ENH_OK", 6) == 0 ? '2' : strncmp(c[i].name, "ENH_TEMP", 8) == 0 ? '4'
+			: strncmp(c[i].name, "ENH_PERM", 8) == 0 ? '5' : '?';
+		if (c[i].code[0] != want)
+			fail_msg("%s: class of %s does not match its name", c[i].name, c[i].code);
+		assert_true(c[i].meaning && c[i].meaning[0] && c[i].rfc && strncmp(c[i].rfc, "RFC ", 4) == 0);
+		assert_string_equal(wire_enh_meaning(c[i].code), c[i].meaning);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c[i].code, c[j].code) == 0 || strcmp(c[i].name, c[j].name) == 0)
+				fail_msg("%s and %s: listed twice", c[j].name, c[i].name);
+	}
+	assert_null(wire_enh_meaning("5.9.9"));
+	assert_null(wire_enh_meaning(NULL));
+	assert_string_equal(ENH_PERM_MAILBOX_FULL, "5.2.2");
+	assert_string_equal(wire_enh_meaning(ENH_PERM_NOT_AUTHORIZED), "delivery not authorized, message refused");
+
+	FILE *f = fopen(POSTERN_SOURCE_DIR "/src/wire/enh.h", "r");
+	assert_non_null(f);
+	char line[512];
+	size_t defined = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char name[64];
+		if (sscanf(line, "#define %63[A-Z_0-9]", name) != 1 || strncmp(name, "ENH_", 4) != 0)
+			continue;
+		defined++;
+		bool found = false;
+		for (size_t i = 0; i < n && !found; i++)
+			found = strcmp(c[i].name, name) == 0;
+		if (!found)
+			fail_msg("%s is defined in wire/enh.h but has no row in enh.c", name);
+	}
+	fclose(f);
+	assert_int_equal(defined, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -156,6 +204,7 @@ int main(void)
 		cmocka_unit_test(test_enh_lead),
 		cmocka_unit_test(test_reason_status),
 		cmocka_unit_test(test_rcpt_result_reason),
+		cmocka_unit_test(test_enh_catalogue),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
