@@ -10,6 +10,7 @@
 #include "pop3/internal.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/text.h"
 
 /* --- AUTHORIZATION ---------------------------------------------------------- */
 
@@ -44,7 +45,7 @@ static void say_throttled(struct pop3_session *s, struct throttle_verdict v, con
 	char when[32], q[64];
 	login_block_end(v.until, when, sizeof(when));
 	if (v.block == THROTTLE_ACCOUNT && user) {
-		pop3_quote_for_reply(q, sizeof(q), user, strlen(user));
+		quote_for_reply(q, sizeof(q), user, strlen(user), POP3_QUOTE_SHOWN);
 		pop3_reply(s, P_AUTH_THROTTLED_ACCOUNT, q, when);
 	} else {
 		pop3_reply(s, P_AUTH_THROTTLED_ADDRESS, when);
@@ -151,7 +152,7 @@ void pop3_cmd_auth(struct pop3_session *s, const struct pop3_command *c)
 	enum sasl_mech mech;
 	if (!sasl_mech_from_name(c->args[0].p, c->args[0].n, &mech)) {
 		char q[64];
-		pop3_quote_for_reply(q, sizeof(q), c->args[0].p, c->args[0].n);
+		quote_for_reply(q, sizeof(q), c->args[0].p, c->args[0].n, POP3_QUOTE_SHOWN);
 		pop3_reply(s, P_AUTH_UNKNOWN_MECH, q);
 		pop3_bad_command(s);
 		return;

@@ -10,6 +10,7 @@
 #include "store/mailbox.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/text.h"
 
 /* --- life of the maildrop --------------------------------------------------- */
 
@@ -148,7 +149,7 @@ static bool msg_arg(struct pop3_session *s, const struct pop3_span *a, size_t *i
 	uint64_t n;
 	if (!pop3_parse_number(a, &n) || n == 0 || n > s->count) {
 		char q[64];
-		pop3_quote_for_reply(q, sizeof(q), a->p, a->n);
+		quote_for_reply(q, sizeof(q), a->p, a->n, POP3_QUOTE_SHOWN);
 		pop3_reply(s, P_NO_SUCH_MSG, q);
 		return false;
 	}

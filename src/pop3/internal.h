@@ -96,8 +96,8 @@ enum pid {
 /* reply.c: every status line of a session goes through pop3_reply(); refusals carry
  * a reference and are logged with it. */
 void pop3_reply(struct pop3_session *s, enum pid id, ...);
-/* Quote client text for a reply: printable ASCII only, bounded. */
-void pop3_quote_for_reply(char *out, size_t outsz, const char *p, size_t n);
+/* Client text quoted in a reply (util/text.h's quote_for_reply) is cut after this many octets. */
+#define POP3_QUOTE_SHOWN 40
 
 /* session.c */
 void pop3_close(struct pop3_session *s);          /* close after output, nothing deleted */

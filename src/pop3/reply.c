@@ -100,22 +100,6 @@ static const struct pentry catalogue[P_COUNT] = {
 		"%s No POP3 in plaintext here: this port expects TLS from the first byte (RFC 8314) - set the mail program's connection security to SSL/TLS for this port, or STARTTLS on port 110" },
 };
 
-/* Quote client text for a reply: printable ASCII only, bounded. */
-void pop3_quote_for_reply(char *out, size_t outsz, const char *p, size_t n)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 5 < outsz; i++) {
-		unsigned char c = (unsigned char)p[i];
-		out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-		if (i == 39 && n > 40) {
-			memcpy(out + o, "...", 3);
-			o += 3;
-			break;
-		}
-	}
-	out[o] = '\0';
-}
-
 /* "+OK text" or "-ERR [CODE] text (ref R)" (no reference when ref is NULL), at most
  * 512 octets with CRLF, no control bytes. */
 static void status_line(struct buf *out, const struct pentry *e, const char *text, const char *ref)

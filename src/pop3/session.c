@@ -18,6 +18,7 @@
 #include "util/buf.h"
 #include "util/linebuf.h"
 #include "util/log.h"
+#include "util/text.h"
 
 static char *dup_or_empty(const char *s)
 {
@@ -136,7 +137,7 @@ static void pop3_dispatch(struct pop3_session *s, const char *line, size_t len)
 	const struct cmd_def *def = c.verb != POP3_UNKNOWN ? &commands[c.verb] : NULL;
 	if (!def || !def->handler) {
 		char q[64];
-		pop3_quote_for_reply(q, sizeof(q), c.verb_text.p, c.verb_text.n);
+		quote_for_reply(q, sizeof(q), c.verb_text.p, c.verb_text.n, POP3_QUOTE_SHOWN);
 		pop3_reply(s, P_UNKNOWN, q);
 		pop3_bad_command(s);
 		return;

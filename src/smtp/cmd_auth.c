@@ -16,6 +16,7 @@
 #include "util/buf.h"
 #include "util/linebuf.h"
 #include "util/log.h"
+#include "util/text.h"
 
 /* STARTTLS (RFC 3207). */
 void cmd_starttls(struct smtp_session *s, const struct smtp_command *c)
@@ -40,7 +41,7 @@ static void refuse_throttled(struct smtp_session *s, struct throttle_verdict v, 
 	char when[32], q[80];
 	login_block_end(v.until, when, sizeof(when));
 	if (v.block == THROTTLE_ACCOUNT && user) {
-		quote_for_reply(q, sizeof(q), user, strlen(user));
+		quote_for_reply(q, sizeof(q), user, strlen(user), SMTP_QUOTE_SHOWN);
 		refuse_counted(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
 	} else {
 		refuse_counted(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ADDRESS, when);
@@ -176,7 +177,7 @@ void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const c
 	case LOGIN_BLOCKED: {
 		char q[80];
 		login_block_end(blocked_until, when, sizeof(when));
-		quote_for_reply(q, sizeof(q), s->lx.user, strlen(s->lx.user));
+		quote_for_reply(q, sizeof(q), s->lx.user, strlen(s->lx.user), SMTP_QUOTE_SHOWN);
 		refuse_counted(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
 		break;
 	}

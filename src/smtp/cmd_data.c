@@ -15,6 +15,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/text.h"
 
 /* --- Received header (RFC 5321 §4.4) --------------------------------------- */
 
@@ -40,7 +41,7 @@ static bool write_received(struct smtp_session *s)
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
 	char helo[HELO_MAX + 1];
-	quote_for_reply(helo, sizeof(helo), s->helo, strlen(s->helo));
+	quote_for_reply(helo, sizeof(helo), s->helo, strlen(s->helo), SMTP_QUOTE_SHOWN);
 	struct buf h;
 	buf_init(&h, 2048);
 	buf_printf(&h, "Received: from %s (%s [%s])\r\n", helo, s->client_name[0] ? s->client_name : "unknown",
@@ -163,7 +164,7 @@ static enum from_check check_from_header(struct smtp_session *s)
 		st = msg_parse_address_list(val, vl, &list);
 	if (st != MSG_OK) {
 		char q[100];
-		quote_for_reply(q, sizeof(q), val, vl);
+		quote_for_reply(q, sizeof(q), val, vl, SMTP_QUOTE_SHOWN);
 		char reason[VERDICT_REASON_MAX];
 		snprintf(reason, sizeof(reason), "the From: header \"%s\" does not hold a valid address", q);
 		reply_verdict(&v, V_FROM_BAD_ADDRESS, CAUSE_BAD_ADDRESS, reason);

@@ -12,6 +12,7 @@
 #include "smtp/reply.h"
 #include "smtp/session_int.h"
 #include "util/parse.h"
+#include "util/text.h"
 
 /* MAIL's syntax (RFC 5321 §4.1.2 and the ESMTP parameters): false when refused,
  * and the refusal is remembered for the 503 at DATA. */
@@ -22,7 +23,7 @@ static bool mail_syntax_ok(struct smtp_session *s, const struct smtp_command *c,
 	if (st == ADDR_OK)
 		return true;
 	char q[80], what[96];
-	quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+	quote_for_reply(q, sizeof(q), c->arg, c->arg_len, SMTP_QUOTE_SHOWN);
 	snprintf(what, sizeof(what), "MAIL %s", q);
 	struct verdict v;
 	enum verdict_id id = st == ADDR_PARAM_UNKNOWN ? V_MAIL_PARAM_UNKNOWN

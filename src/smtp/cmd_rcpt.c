@@ -14,6 +14,7 @@
 #include "smtp/session_int.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/text.h"
 
 /* Directory harvesting (a client guessing which addresses exist): count the refusals
  * that say "no such address here" over the whole session.  Past a first allowance the
@@ -64,7 +65,7 @@ static bool rcpt_syntax_ok(struct smtp_session *s, const struct smtp_command *c,
 		return true;
 	struct verdict v;
 	char q[80], what[100], ref[32];
-	quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+	quote_for_reply(q, sizeof(q), c->arg, c->arg_len, SMTP_QUOTE_SHOWN);
 	enum verdict_id id = st == ADDR_PARAM_UNKNOWN ? V_RCPT_PARAM_UNKNOWN
 		: st == ADDR_NO_KEYWORD || st == ADDR_PARAM_SYNTAX ? V_RCPT_SYNTAX : V_RCPT_BAD_ADDRESS;
 	reply_verdict(&v, id, CAUSE_BAD_ADDRESS, detail);

@@ -13,6 +13,7 @@
 #include "util/buf.h"
 #include "util/log.h"
 #include "util/parse.h"
+#include "util/text.h"
 
 /* "TO:<a@b>" or "TO: a@b" -> "a@b", for naming a refused recipient (in place). */
 char *bare_path(char *arg)
@@ -75,10 +76,10 @@ static void remember_orphan(struct smtp_session *s, const struct smtp_command *c
 	char addr[SMTP_ADDR_MAX + 1];
 	if (smtp_parse_rcpt_dsn(c->arg, c->arg_len, &path, &rp, &detail) == ADDR_OK) {
 		smtp_path_format(&path, addr, sizeof(addr));
-		quote_for_reply(out, ORPHAN_ADDR_MAX, addr, strlen(addr));
+		quote_for_reply(out, ORPHAN_ADDR_MAX, addr, strlen(addr), SMTP_QUOTE_SHOWN);
 	} else {
 		char q[ORPHAN_ADDR_MAX];
-		quote_for_reply(q, sizeof(q), c->arg, c->arg_len);
+		quote_for_reply(q, sizeof(q), c->arg, c->arg_len, SMTP_QUOTE_SHOWN);
 		snprintf(out, ORPHAN_ADDR_MAX, "%s", bare_path(q));
 	}
 }

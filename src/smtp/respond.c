@@ -130,19 +130,3 @@ void bad_command(struct smtp_session *s)
 		session_close(s);
 	}
 }
-
-/* Quote client text for a reply: printable ASCII only, bounded. */
-void quote_for_reply(char *out, size_t outsz, const char *p, size_t n)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n && o + 5 < outsz; i++) {
-		unsigned char c = (unsigned char)p[i];
-		out[o++] = (c >= 0x20 && c < 0x7f) ? (char)c : '?';
-		if (i == 63 && n > 64) {
-			memcpy(out + o, "...", 3);
-			o += 3;
-			break;
-		}
-	}
-	out[o] = '\0';
-}

@@ -22,6 +22,7 @@
 #include "util/buf.h"
 #include "util/linebuf.h"
 #include "util/log.h"
+#include "util/text.h"
 
 static char *dup_or_empty(const char *s)
 {
@@ -217,7 +218,7 @@ static void session_dispatch(struct smtp_session *s, const char *line, size_t le
 	s->cmd_name = def ? def->name : NULL;
 	if (!def || !def->handler) {
 		char q[80];
-		quote_for_reply(q, sizeof(q), c.verb_text, c.verb_len);
+		quote_for_reply(q, sizeof(q), c.verb_text, c.verb_len, SMTP_QUOTE_SHOWN);
 		refuse(s, R_UNKNOWN_COMMAND, q);
 		bad_command(s);
 		return;

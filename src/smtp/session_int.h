@@ -149,8 +149,8 @@ void refuse_v(struct smtp_session *s, const char *cause, enum reply_id id, va_li
 void refuse_verdict(struct smtp_session *s, const char *what, const struct verdict *v, char *ref_out, size_t ref_outsz);
 void refusal_write(struct smtp_session *s, const char *cause, int code, const char *enh, const char *text,
 	char *ref_out, size_t ref_outsz);
-/* Client text for a reply: printable ASCII only, cut after 64 octets. */
-void quote_for_reply(char *out, size_t outsz, const char *p, size_t n);
+/* Client text quoted in a reply (util/text.h's quote_for_reply) is cut after this many octets. */
+#define SMTP_QUOTE_SHOWN 64
 
 /* --- session.c: the one waiting state, and decisions ------------------------- */
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util/buf.h"
+#include "util/text.h"
 
 static void test_empty(void **state)
 {
@@ -209,10 +210,35 @@ static void test_escaped_bounded(void **state)
 	buf_free(&b);
 }
 
+/* quote_for_reply (util/text.h), shared by SMTP and POP3 replies: control and
+ * non-ASCII bytes become '?', text past `shown` bytes is cut with "...", out is never
+ * overrun. */
+static void test_quote_for_reply(void **state)
+{
+	(void)state;
+	char out[128];
+	quote_for_reply(out, sizeof(out), "a\r\nb\x01\xc3\xa9", 7, 64);
+	assert_string_equal(out, "a??b???");
+	quote_for_reply(out, sizeof(out), "abcdefgh", 8, 8);
+	assert_string_equal(out, "abcdefgh");
+	quote_for_reply(out, sizeof(out), "abcdefghi", 9, 8);
+	assert_string_equal(out, "abcdefgh...");
+	quote_for_reply(out, sizeof(out), "", 0, 8);
+	assert_string_equal(out, "");
+	char small[8];
+	quote_for_reply(small, sizeof(small), "abcdefghijkl", 12, 64);
+	assert_string_equal(small, "abc");   /* room for "..." kept, as before */
+	char big[300];
+	memset(big, 'x', sizeof(big));
+	quote_for_reply(out, sizeof(out), big, sizeof(big), 40);
+	assert_int_equal(strlen(out), 43);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty),
+		cmocka_unit_test(test_quote_for_reply),
 		cmocka_unit_test(test_append_within_bounds),
 		cmocka_unit_test(test_append_table),
 		cmocka_unit_test(test_reset_keeps_memory_clears_flag),
