@@ -116,6 +116,10 @@ struct conf {
 	uint64_t connect_timeout;
 	uint64_t command_timeout;
 	uint64_t messages_per_connection;
+	bool dane;                          /* RFC 7672 outbound DANE */
+	bool mta_sts;                       /* RFC 8461 outbound MTA-STS */
+	char dnssec_trust_anchor[CONF_PATH_MAX];   /* DS/DNSKEY file; "none": no DNSSEC validation */
+	char tls_ca_file[CONF_PATH_MAX];    /* CAs trusted besides the system's (MTA-STS) */
 	/* [relay] (smarthost) */
 	char relay_host[CONF_NAME_MAX];     /* "" = deliver by MX */
 	uint64_t relay_port;

@@ -15,6 +15,12 @@ static int query(struct dns_resolver *r, const char *name, enum dns_type type, s
 	char *err, size_t errlen)
 {
 	dns_lookup(r, type, name, res);
+	if (res->security == DNS_BOGUS) {
+		/* RFC 4035 §5.5: a bogus answer is not used; unbound answers SERVFAIL. */
+		snprintf(err, errlen, "the DNS answer for %s (%s) failed DNSSEC validation (%s): it was tampered with or the "
+			"domain's DNSSEC signatures are broken; Postern will try again", name, dns_type_name(type), res->why_bogus);
+		return -2;
+	}
 	switch (res->rcode) {
 	case DNS_NOERROR:
 		return res->n + res->malformed > 0 ? 1 : 0;
@@ -37,7 +43,10 @@ static int query(struct dns_resolver *r, const char *name, enum dns_type type, s
 static void add_addrs(struct dns_resolver *r, struct mx_host *h, enum dns_type type, char *err, size_t errlen)
 {
 	struct dns_result res;
-	if (query(r, h->name, type, &res, err, errlen) == 1)
+	int q = query(r, h->name, type, &res, err, errlen);
+	if (q != 0 && res.security != DNS_SECURE)
+		h->addrs_secure = false;
+	if (q == 1)
 		for (size_t i = 0; i < res.n && h->n_addrs < MX_MAX_ADDRS; i++)
 			snprintf(h->addrs[h->n_addrs++], sizeof(h->addrs[0]), "%s", res.rr[i].u.addr.text);
 	dns_result_free(&res);
@@ -89,12 +98,13 @@ static bool take_mx(const struct dns_result *res, struct mx_host *hosts, size_t 
 }
 
 enum mx_status mx_lookup(struct dns_resolver *r, const char *domain, struct mx_host *hosts, size_t *n,
-	char *err, size_t errlen)
+	bool *secure, char *err, size_t errlen)
 {
 	*n = 0;
 	err[0] = '\0';
 	struct dns_result res;
 	int q = query(r, domain, DNS_MX, &res, err, errlen);
+	*secure = q >= 0 && res.security == DNS_SECURE;
 	bool null_mx = q == 1 && !take_mx(&res, hosts, n);
 	dns_result_free(&res);
 	if (q == -2)
@@ -114,6 +124,7 @@ enum mx_status mx_lookup(struct dns_resolver *r, const char *domain, struct mx_h
 		*n = 1;
 	}
 	for (size_t i = 0; i < *n; i++) {
+		hosts[i].addrs_secure = true;
 		add_addrs(r, &hosts[i], DNS_AAAA, err, errlen);
 		add_addrs(r, &hosts[i], DNS_A, err, errlen);
 	}

@@ -18,6 +18,7 @@ struct mx_host {
 	unsigned preference;
 	char addrs[MX_MAX_ADDRS][64];   /* numeric, IPv6 first */
 	size_t n_addrs;
+	bool addrs_secure;              /* every address answer DNSSEC-secure (RFC 7672 §2.2.2) */
 };
 
 enum mx_status {
@@ -29,8 +30,11 @@ enum mx_status {
 
 struct dns_resolver;
 
-/* The blocking lookups of dns/: each waits at most the resolver's timeout. */
+/* The blocking lookups of dns/: each waits at most the resolver's timeout.
+ * *secure: the MX answer (or, for the implicit MX, the answer that there is none)
+ * was DNSSEC-secure, the first condition of DANE (RFC 7672 §2.2.1).  A bogus MX
+ * answer is MX_TEMP with words saying so. */
 enum mx_status mx_lookup(struct dns_resolver *r, const char *domain, struct mx_host *hosts, size_t *n,
-	char *err, size_t errlen);
+	bool *secure, char *err, size_t errlen);
 
 #endif

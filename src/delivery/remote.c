@@ -7,10 +7,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 
 #include "conf/conf.h"
 #include "delivery/mx.h"
+#include "delivery/secure.h"
 #include "dns/dns.h"
 #include "net/client.h"
 #include "queue/queue.h"
@@ -32,6 +34,9 @@ struct remote_ctx {
 	void *on_host_arg;
 	char current_host[400];            /* the server open_host is trying */
 	char cached_host[400];             /* the server of the kept connection */
+	struct sts_context sts;            /* MTA-STS policy lookups (mta_sts.h) */
+	struct dane_host dane;             /* the TLSA records of the host being tried */
+	enum smtp_open_step step;          /* where the last open_host stopped */
 };
 
 void remote_ctx_on_host(struct remote_ctx *rc, void (*cb)(void *arg, const char *host), void *arg)
@@ -82,6 +87,18 @@ bool relay_credentials_load(const char *path, struct relay_credentials *rc, char
 	return true;
 }
 
+/* [delivery] dnssec_trust_anchor: "none" validates nothing; the default (Debian's
+ * root key) is used only when installed (dns-root-data). */
+static const char *trust_anchor(const struct conf *c)
+{
+	const char *ta = c->dnssec_trust_anchor;
+	if (!ta[0] || strcmp(ta, "none") == 0)
+		return NULL;
+	if (strcmp(ta, "/usr/share/dns/root.key") == 0 && access(ta, R_OK) != 0)
+		return NULL;
+	return ta;
+}
+
 struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_credentials *creds,
 	const struct net_cancel *cancel, char *err, size_t errlen)
 {
@@ -94,13 +111,17 @@ struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_crede
 	rc->creds = creds;
 	rc->cancel = cancel;
 	if (!c->relay_host[0]) {
-		struct dns_options dopt = { .forwarder = c->resolver, .timeout_ms = DNS_DEFAULT_TIMEOUT_MS };
+		struct dns_options dopt = { .forwarder = c->resolver, .timeout_ms = DNS_DEFAULT_TIMEOUT_MS,
+			.trust_anchor_file = trust_anchor(c) };
 		rc->resolver = dns_resolver_new(&dopt, err, errlen);
 		if (!rc->resolver) {
 			free(rc);
 			return NULL;
 		}
 	}
+	rc->sts = (struct sts_context){ .resolver = rc->resolver, .data_dir = c->data_dir,
+		.ca_file = c->tls_ca_file[0] ? c->tls_ca_file : NULL, .port = 443,
+		.timeout_ms = (unsigned)(c->connect_timeout < 10 ? c->connect_timeout : 10) * 1000u, .cancel = cancel };
 	return rc;
 }
 
@@ -130,8 +151,9 @@ static void set_all(struct rcpt_result *res, size_t n, enum rcpt_outcome o, cons
 
 /* Try one server; the opened client is returned (and cached by the caller). */
 static struct smtp_client *open_host(struct remote_ctx *rc, const char *addr, unsigned port, const char *name,
-	enum smtp_tls_policy tls, bool verify, bool auth, char *err, size_t errlen)
+	enum smtp_tls_policy tls, bool verify, bool auth, struct net_tls_params *tp, char *err, size_t errlen)
 {
+	rc->step = SMTP_STEP_NONE;
 	const struct conf *c = rc->conf;
 	if (strcmp(name, addr) == 0)
 		snprintf(rc->current_host, sizeof(rc->current_host), "%.300s:%u", name, port);
@@ -148,7 +170,8 @@ static struct smtp_client *open_host(struct remote_ctx *rc, const char *addr, un
 		return NULL;
 	}
 	rc->opts = (struct smtp_client_opts){
-		.helo = c->hostname, .peer_name = name, .tls = tls, .tls_verify = verify,
+		.helo = c->hostname, .peer_name = name, .tls = tls, .tls_verify = verify, .tls_params = tp,
+		.failed_step = &rc->step,
 		.auth_user = auth && rc->creds && rc->creds->set ? rc->creds->user : NULL,
 		.auth_pass = auth && rc->creds && rc->creds->set ? rc->creds->pass : NULL,
 	};
@@ -221,7 +244,7 @@ static void via_relay(struct remote_ctx *rc, const struct queue_message *m, cons
 		: c->relay_tls == TLS_STARTTLS ? SMTP_TLS_REQUIRE : SMTP_TLS_NEVER;
 	char err[700];
 	struct smtp_client *cl = open_host(rc, c->relay_host, (unsigned)c->relay_port, c->relay_host, tls,
-		c->relay_tls_verify, true, err, sizeof(err));
+		c->relay_tls_verify, true, NULL, err, sizeof(err));
 	if (!cl) {
 		char why[1200];
 		snprintf(why, sizeof(why), "relay %.200s port %llu: %.700s", c->relay_host, (unsigned long long)c->relay_port, err);
@@ -244,6 +267,58 @@ static void via_relay(struct remote_ctx *rc, const struct queue_message *m, cons
 		}
 }
 
+/* What is known of the failures so far, for the deferral's words: the first that
+ * broke a security regime (DANE, MTA-STS) leads, since it is what must change. */
+struct mx_failures {
+	char all[1200];
+	char secure[600];
+	char secure_enh[8];
+	unsigned count;
+};
+
+static void note_secure(struct mx_failures *f, const char *label, const char *words, const char *enh)
+{
+	if (!f->secure[0]) {
+		snprintf(f->secure, sizeof(f->secure), "%s", words);
+		snprintf(f->secure_enh, sizeof(f->secure_enh), "%s", enh);
+	}
+	note_failure(f->all, sizeof(f->all), label, words);
+	f->count++;
+}
+
+/* Each address of one host under its plan: true when the message went (or was
+ * decided) there. */
+static bool try_host(struct remote_ctx *rc, const struct queue_message *m, const char *key, const struct mx_host *h,
+	struct host_plan *plan, const size_t *idx, size_t n, struct rcpt_result *res, struct mx_failures *f)
+{
+	char err[700];
+	for (size_t a = 0; a < h->n_addrs; a++) {
+		char label[400];
+		snprintf(label, sizeof(label), "%.255s[%.63s]", h->name, h->addrs[a]);
+		bool plain = plan->sec == HOST_SEC_OPPORTUNISTIC;
+		struct smtp_client *cl = open_host(rc, h->addrs[a], (unsigned)rc->conf->remote_port, h->name, plan->tls,
+			false, false, plain ? NULL : &plan->tp, err, sizeof(err));
+		if (!cl) {
+			char words[600], enh[8];
+			if (secure_failure(plan, rc->step, err, words, sizeof(words), enh, sizeof(enh)))
+				note_secure(f, label, words, enh);
+			else {
+				note_failure(f->all, sizeof(f->all), label, err);
+				f->count++;
+			}
+			log_event(LOG_INFO, "remote_try_next", "qid=%s host=%s reason=\"%s\"", m->env.qid, label, err);
+			continue;
+		}
+		secure_opened(plan, smtp_client_conn(cl));
+		if (send_on(rc, cl, m, idx, n, res))
+			keep(rc, cl, key);
+		else
+			smtp_client_close(&cl);
+		return true;
+	}
+	return false;
+}
+
 void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const char *domain,
 	const size_t *idx, size_t n, struct rcpt_result *res)
 {
@@ -258,8 +333,9 @@ void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const 
 		return;
 	struct mx_host hosts[MX_MAX_HOSTS];
 	size_t nh = 0;
+	bool mx_secure = false;
 	char err[700];
-	switch (mx_lookup(rc->resolver, domain, hosts, &nh, err, sizeof(err))) {
+	switch (mx_lookup(rc->resolver, domain, hosts, &nh, &mx_secure, err, sizeof(err))) {
 	case MX_NULL:
 		set_all(res, n, OUT_FAIL, ENH_PERM_NULL_MX, err);
 		return;
@@ -272,26 +348,27 @@ void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const 
 	case MX_OK:
 		break;
 	}
-	char failures[1200] = "";
+	struct sts_found sts = { .have = false };
+	if (rc->conf->mta_sts)
+		secure_sts_lookup(&rc->sts, m->env.qid, domain, &sts);
+	struct mx_failures f = { "", "", "", 0 };
 	for (size_t h = 0; h < nh; h++) {
-		for (size_t a = 0; a < hosts[h].n_addrs; a++) {
-			char label[400];
-			snprintf(label, sizeof(label), "%s[%s]", hosts[h].name, hosts[h].addrs[a]);
-			struct smtp_client *cl = open_host(rc, hosts[h].addrs[a], (unsigned)rc->conf->remote_port, hosts[h].name,
-				SMTP_TLS_OPPORTUNISTIC, false, false, err, sizeof(err));
-			if (!cl) {
-				note_failure(failures, sizeof(failures), label, err);
-				log_event(LOG_INFO, "remote_try_next", "qid=%s host=%s reason=\"%s\"", m->env.qid, label, err);
-				continue;
-			}
-			if (send_on(rc, cl, m, idx, n, res))
-				keep(rc, cl, key);
-			else
-				smtp_client_close(&cl);
-			return;
+		struct host_plan plan;
+		if (!secure_plan(rc->conf, rc->resolver, m->env.qid, domain, &hosts[h], mx_secure, &sts, &rc->dane, &plan)) {
+			note_secure(&f, hosts[h].name, plan.skip, plan.skip_enh);
+			continue;
 		}
+		if (try_host(rc, m, key, &hosts[h], &plan, idx, n, res, &f))
+			return;
 	}
 	char why[1400];
-	snprintf(why, sizeof(why), "no mail server for %s could be reached: %s", domain, failures);
+	if (f.secure[0]) {
+		snprintf(why, sizeof(why), "%s; Postern will try again", f.secure);
+		if (f.count > 1 && strlen(why) + 40 < RCPT_REASON_MAX)
+			snprintf(why + strlen(why), sizeof(why) - strlen(why), " (all servers of %s: %s)", domain, f.all);
+		set_all(res, n, OUT_DEFER, f.secure_enh, why);
+		return;
+	}
+	snprintf(why, sizeof(why), "no mail server for %s could be reached: %s", domain, f.all);
 	set_all(res, n, OUT_DEFER, ENH_TEMP_NO_ANSWER, why);
 }

@@ -189,6 +189,8 @@ struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_
 	}
 	c->conn = conn;
 	c->o = o;
+	enum smtp_open_step step_local, *step = o->failed_step ? o->failed_step : &step_local;
+	*step = SMTP_STEP_GREETING;
 	struct wire_reply r;
 	if (!read_reply(c, &r, err, errlen))
 		goto fail;
@@ -196,25 +198,37 @@ struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_
 		describe(err, errlen, "greeting", &r);
 		goto fail;
 	}
+	*step = SMTP_STEP_EHLO;
 	if (!ehlo(c, err, errlen))
 		goto fail;
 	bool want_tls = o->tls == SMTP_TLS_REQUIRE || (o->tls == SMTP_TLS_OPPORTUNISTIC && c->caps.starttls);
 	if (want_tls && !net_client_is_tls(conn)) {
+		*step = SMTP_STEP_NO_STARTTLS;
 		if (!c->caps.starttls) {
 			snprintf(err, errlen, "the server does not offer STARTTLS, and TLS is required for it");
 			goto fail;
 		}
+		*step = SMTP_STEP_STARTTLS;
 		if (!command(c, "STARTTLS", &r, err, errlen))
 			goto fail;
 		if (r.code != 220) {
 			describe(err, errlen, "STARTTLS", &r);
 			goto fail;
 		}
-		if (!net_client_tls(conn, o->peer_name, o->tls_verify, err, errlen) || !ehlo(c, err, errlen))
+		bool tls_ok = o->tls_params ? net_client_tls_with(conn, o->tls_params, err, errlen)
+			: net_client_tls(conn, o->peer_name, o->tls_verify, err, errlen);
+		if (!tls_ok && o->tls_params && o->tls_params->auth_failed)
+			*step = SMTP_STEP_TLS_AUTH;
+		if (!tls_ok)
+			goto fail;
+		*step = SMTP_STEP_EHLO;
+		if (!ehlo(c, err, errlen))
 			goto fail;
 	}
+	*step = SMTP_STEP_AUTH;
 	if (o->auth_user && !authenticate(c, err, errlen))
 		goto fail;
+	*step = SMTP_STEP_NONE;
 	return c;
 fail:
 	c->conn = NULL;   /* the caller still owns it */

@@ -23,13 +23,28 @@ enum smtp_tls_policy {
 	SMTP_TLS_NEVER,
 };
 
+/* Where smtp_client_open stopped (for words that name the step). */
+enum smtp_open_step {
+	SMTP_STEP_NONE,
+	SMTP_STEP_GREETING,
+	SMTP_STEP_EHLO,
+	SMTP_STEP_NO_STARTTLS,      /* TLS required, the server does not offer STARTTLS */
+	SMTP_STEP_STARTTLS,         /* STARTTLS refused, or the handshake failed */
+	SMTP_STEP_TLS_AUTH,         /* the peer did not authenticate (tls_params->auth_error) */
+	SMTP_STEP_AUTH,
+};
+
+struct net_tls_params;
+
 struct smtp_client_opts {
 	const char *helo;                 /* our host name */
 	const char *peer_name;            /* for SNI and certificate checks */
 	enum smtp_tls_policy tls;
 	bool tls_verify;                  /* refuse an unverified certificate */
+	struct net_tls_params *tls_params;   /* when set: how to authenticate (DANE, CAs); overrides tls_verify */
 	const char *auth_user;            /* NULL: no AUTH */
 	const char *auth_pass;
+	enum smtp_open_step *failed_step; /* when set: where opening failed */
 };
 
 /* The message to send: the envelope, the recipients (indexes into env->rcpts) and

@@ -47,6 +47,9 @@ static int configure(struct ub_ctx *ctx, const struct dns_options *o)
 {
 	/* Queries run on a thread of unbound's, not in a forked process (the default). */
 	int e = ub_ctx_async(ctx, 1);
+	/* Before any zone is added: that finalises the configuration. */
+	if (e == 0 && o->trust_anchor_file && o->trust_anchor_file[0])
+		e = ub_ctx_add_ta_file(ctx, o->trust_anchor_file);
 	if (e == 0 && o->forwarder && o->forwarder[0]) {
 		/* A resolver named in the configuration (often on loopback in tests) is
 		 * asked for everything: unbound would otherwise refuse to query localhost
@@ -59,8 +62,6 @@ static int configure(struct ub_ctx *ctx, const struct dns_options *o)
 			ub_ctx_zone_add(ctx, special[i], "transparent");
 	} else if (e == 0)
 		(void)ub_ctx_resolvconf(ctx, NULL);   /* no resolv.conf: recurse from the root */
-	if (e == 0 && o->trust_anchor_file && o->trust_anchor_file[0])
-		e = ub_ctx_add_ta_file(ctx, o->trust_anchor_file);
 	return e;
 }
 

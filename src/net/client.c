@@ -519,9 +519,84 @@ static bool handshake(struct net_client *c, bool *wrong_version, char *err, size
 	return true;
 }
 
-bool net_client_tls(struct net_client *c, const char *name, bool require_verified, char *err, size_t errlen)
+/* DANE (RFC 7671): the records that OpenSSL can use; false when none is. */
+static bool dane_setup(struct net_client *c, struct net_tls_params *p)
 {
-	c->ctx = client_ctx(NULL, err, errlen);
+	if (SSL_CTX_dane_enable(c->ctx) <= 0 || SSL_dane_enable(c->ssl, p->name) <= 0)
+		return false;
+	/* RFC 7672 §3.1.1: a DANE-EE match authenticates the key itself, whatever names
+	 * the certificate holds. */
+	SSL_dane_set_flags(c->ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+	int usable = 0;
+	for (size_t i = 0; i < p->n_tlsa; i++) {
+		const struct net_tlsa *t = &p->tlsa[i];
+		if (SSL_dane_tlsa_add(c->ssl, t->usage, t->selector, t->matching, t->data, t->len) > 0)
+			usable++;
+	}
+	ERR_clear_error();   /* unusable records leave errors behind */
+	return usable > 0;
+}
+
+/* Which of p->tlsa matched (the one OpenSSL reports), or -1. */
+static int dane_which(SSL *ssl, const struct net_tls_params *p)
+{
+	uint8_t u, s, m;
+	const unsigned char *d;
+	size_t dl;
+	if (SSL_get0_dane_authority(ssl, NULL, NULL) < 0 || SSL_get0_dane_tlsa(ssl, &u, &s, &m, &d, &dl) < 0)
+		return -1;
+	for (size_t i = 0; i < p->n_tlsa; i++) {
+		const struct net_tlsa *t = &p->tlsa[i];
+		if (t->usage == u && t->selector == s && t->matching == m && t->len == dl && memcmp(t->data, d, dl) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* The names the certificate must carry (WebPKI and DANE-TA). */
+static void set_names(SSL *ssl, const struct net_tls_params *p)
+{
+	if (!p->name || !p->name[0] || isdigit((unsigned char)p->name[0]))
+		return;
+	SSL_set_tlsext_host_name(ssl, p->name);
+	if (p->n_tlsa == 0)
+		SSL_set1_host(ssl, p->name);   /* SSL_dane_enable set it already */
+	for (size_t i = 0; i < p->n_more_names; i++)
+		SSL_add1_host(ssl, p->more_names[i]);
+}
+
+/* After the handshake: did the peer authenticate as p asked? */
+static void judge_peer(struct net_client *c, struct net_tls_params *p, bool dane_usable)
+{
+	long v = SSL_get_verify_result(c->ssl);
+	X509 *cert = SSL_get1_peer_certificate(c->ssl);
+	if (p->n_tlsa > 0) {
+		p->dane_matched = dane_usable && cert && v == X509_V_OK ? dane_which(c->ssl, p) : -1;
+		c->verified = p->dane_matched >= 0;
+	} else {
+		c->verified = cert && v == X509_V_OK;
+	}
+	if (!cert)
+		snprintf(c->verify_note, sizeof(c->verify_note), "no certificate");
+	else if (p->n_tlsa > 0 && !dane_usable)
+		snprintf(c->verify_note, sizeof(c->verify_note), "none of the TLSA records can be used");
+	else if (!c->verified)
+		snprintf(c->verify_note, sizeof(c->verify_note), "%s",
+			v != X509_V_OK ? X509_verify_cert_error_string(v) : "no TLSA record matched");
+	else if (p->n_tlsa > 0)
+		snprintf(c->verify_note, sizeof(c->verify_note), "DANE TLSA record %d matched", p->dane_matched + 1);
+	X509_free(cert);
+	p->auth_failed = !c->verified;
+	if (p->auth_failed)
+		snprintf(p->auth_error, sizeof(p->auth_error), "%s", c->verify_note);
+}
+
+bool net_client_tls_with(struct net_client *c, struct net_tls_params *p, char *err, size_t errlen)
+{
+	p->auth_failed = false;
+	p->auth_error[0] = '\0';
+	p->dane_matched = -1;
+	c->ctx = client_ctx(p->ca_file && p->ca_file[0] ? p->ca_file : NULL, err, errlen);
 	if (!c->ctx)
 		return false;
 	c->ssl = SSL_new(c->ctx);
@@ -529,26 +604,33 @@ bool net_client_tls(struct net_client *c, const char *name, bool require_verifie
 		ssl_err(err, errlen, "TLS setup");
 		return false;
 	}
-	if (name && name[0] && !isdigit((unsigned char)name[0])) {
-		SSL_set_tlsext_host_name(c->ssl, name);
-		SSL_set1_host(c->ssl, name);
-	}
+	bool dane_usable = p->n_tlsa > 0 && dane_setup(c, p);
+	set_names(c->ssl, p);
 	bool wrong;
 	if (!handshake(c, &wrong, err, errlen))
 		return false;
-	long v = SSL_get_verify_result(c->ssl);
-	X509 *cert = SSL_get1_peer_certificate(c->ssl);
-	c->verified = cert && v == X509_V_OK;
-	if (!cert)
-		snprintf(c->verify_note, sizeof(c->verify_note), "no certificate");
-	else if (v != X509_V_OK)
-		snprintf(c->verify_note, sizeof(c->verify_note), "%s", X509_verify_cert_error_string(v));
-	X509_free(cert);
-	if (require_verified && !c->verified) {
+	judge_peer(c, p, dane_usable);
+	if (p->require_verified && !c->verified) {
 		snprintf(err, errlen, "TLS certificate not verified: %s", c->verify_note);
 		return false;
 	}
 	return true;
+}
+
+bool net_client_tls(struct net_client *c, const char *name, bool require_verified, char *err, size_t errlen)
+{
+	struct net_tls_params p = { .name = name, .require_verified = require_verified };
+	return net_client_tls_with(c, &p, err, errlen);
+}
+
+long net_client_read(struct net_client *c, void *buf, size_t n, char *err, size_t errlen)
+{
+	if (c->rpos >= c->rlen && !fill(c, err, errlen))
+		return c->status == NET_CLOSED ? 0 : -1;
+	size_t k = c->rlen - c->rpos < n ? c->rlen - c->rpos : n;
+	memcpy(buf, c->rbuf + c->rpos, k);
+	c->rpos += k;
+	return (long)k;
 }
 
 static void cert_dates(X509 *x, struct net_cert *cert)
@@ -632,7 +714,7 @@ void net_client_tls_summary(const struct net_client *c, char *out, size_t outsz)
 		snprintf(out, outsz, "no TLS");
 		return;
 	}
+	bool note = c->verify_note[0] != '\0';
 	snprintf(out, outsz, "%s with cipher %s, certificate %s%s%s%s", SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
-		c->verified ? "verified" : "not verified", c->verified ? "" : " (", c->verified ? "" : c->verify_note,
-		c->verified ? "" : ")");
+		c->verified ? "verified" : "not verified", note ? " (" : "", note ? c->verify_note : "", note ? ")" : "");
 }

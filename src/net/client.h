@@ -79,6 +79,42 @@ enum net_status net_client_status(const struct net_client *c);
  * verified tells whether the chain verified against the system CAs and the name
  * matched `name`.  With require_verified, an unverified certificate fails. */
 bool net_client_tls(struct net_client *c, const char *name, bool require_verified, char *err, size_t errlen);
+
+/* One TLSA record (RFC 6698 §2.1) as plain bytes, for DANE authentication. */
+struct net_tlsa {
+	unsigned char usage, selector, matching;
+	const unsigned char *data;
+	size_t len;
+};
+
+/* How a TLS client authenticates its peer, for the callers that need more than the
+ * system CAs and one name (delivery's DANE and MTA-STS, the policy fetch):
+ * - tlsa: DANE (RFC 7671, RFC 7672 §3): the peer is authenticated by these records
+ *   only (usages 2 and 3; the caller leaves out what it does not use), with `name`
+ *   and `more_names` as reference identifiers for DANE-TA; DANE-EE ignores names
+ *   (RFC 7672 §3.1.1);
+ * - otherwise WebPKI: the chain against the system CAs plus ca_file (when set) and
+ *   `name` (or one of more_names) in the certificate (RFC 6125).
+ * Outcome: auth_failed and auth_error say why authentication failed (the handshake
+ * itself worked); dane_matched tells which TLSA record matched (-1: none). */
+struct net_tls_params {
+	const char *name;                  /* SNI and the first reference identifier */
+	const char *const *more_names;
+	size_t n_more_names;
+	bool require_verified;             /* fail when authentication fails */
+	const char *ca_file;               /* extra trusted CAs (PEM), or NULL */
+	const struct net_tlsa *tlsa;       /* DANE when n_tlsa > 0 */
+	size_t n_tlsa;
+	/* filled in */
+	bool auth_failed;
+	char auth_error[160];
+	int dane_matched;
+};
+bool net_client_tls_with(struct net_client *c, struct net_tls_params *p, char *err, size_t errlen);
+
+/* Up to n octets as they come (after TLS: decrypted).  Returns the count, 0 when
+ * the peer closed the connection, -1 on error or time-out (err says). */
+long net_client_read(struct net_client *c, void *buf, size_t n, char *err, size_t errlen);
 bool net_client_is_tls(const struct net_client *c);
 /* "TLSv1.3 with cipher ..., certificate verified" or "... not verified (reason)". */
 void net_client_tls_summary(const struct net_client *c, char *out, size_t outsz);

@@ -1,0 +1,121 @@
+"""Outbound MTA-STS (RFC 8461): the TXT record from NSD, the policy from an HTTPS server
+on 127.x.y.z:443 with a certificate from a test CA (Postern's [delivery] tls_ca_file),
+receivers with and without STARTTLS.
+
+enforce + MX matching + valid certificate -> delivered over TLS; enforce + no STARTTLS ->
+deferred, the words in `queue show`; enforce + the MX not named by the policy -> deferred;
+testing mode -> delivered and logged as would_fail; a redirect -> no policy (RFC 8461
+§3.3); the cache: a second message is not fetched again while the id holds.  Peers: nsd,
+python http.server + ssl, aiosmtpd (transport_support.py)."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from delivery_support import submit, events, wait_event, queue_cli  # noqa: E402
+from transport_support import TransportEnv, STS_ID  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    e = TransportEnv(tmp_path_factory.mktemp("transport")).start()
+    yield e
+    e.stop()
+
+
+def deferred_reason(srv, qid):
+    ev = wait_event(srv, "deferred", qid=qid, timeout=20)
+    assert ev, srv.log()
+    return ev[0]["reason"]
+
+
+def test_enforce_matching_mx_valid_certificate_delivers(server_factory, env):
+    srv = env.server(server_factory)
+    qid = submit(srv, "alice@enf.open.test")
+    assert wait_event(srv, "delivered", qid=qid, timeout=20), srv.log()
+    pol = events(srv, "mta_sts", qid=qid, domain="enf.open.test", mode="enforce")
+    assert pol and pol[0]["id"] == STS_ID and pol[0]["source"] == "fetched", srv.log()
+    assert events(srv, "mta_sts", qid=qid, host="mx-tls.open.test", result="verified"), srv.log()
+    got = [m for m in env.tls_rx.wait_messages(1) if "alice@enf.open.test" in m["rcpt_tos"]]
+    assert got and got[0]["tls"], got
+    assert env.https.fetches("mta-sts.enf.open.test"), env.https.requests
+    # the policy is cached in the data directory, with the record's id
+    cache = Path(srv.data_dir) / "mta-sts" / "enf.open.test"
+    assert cache.exists() and ("id=%s" % STS_ID) in cache.read_text().splitlines()[0]
+    assert oct(os.stat(cache).st_mode & 0o777) == "0o600"
+    # a second message: the same id, within max_age -> from the cache, no new fetch
+    n = len(env.https.fetches("mta-sts.enf.open.test"))
+    qid2 = submit(srv, "alice2@enf.open.test")
+    assert wait_event(srv, "delivered", qid=qid2, timeout=20), srv.log()
+    pol2 = events(srv, "mta_sts", qid=qid2, domain="enf.open.test", mode="enforce")
+    assert pol2 and pol2[0]["source"] == "cached", pol2
+    assert len(env.https.fetches("mta-sts.enf.open.test")) == n
+
+
+def test_enforce_without_starttls_defers_and_queue_show_says_why(server_factory, env):
+    srv = env.server(server_factory)
+    qid = submit(srv, "bob@nost.open.test")
+    why = deferred_reason(srv, qid)
+    words = "nost.open.test publishes an MTA-STS policy in enforce mode; mx-plain.open.test offered no STARTTLS"
+    assert words in why, why
+    assert why.startswith("4.7.10 "), why
+    p = queue_cli(srv, "show", qid)
+    assert p.returncode == 0 and words in p.stdout, p.stdout
+    assert "bob@nost.open.test" not in env.plain_rx.recipients()
+    assert events(srv, "mta_sts", qid=qid, result="failed"), srv.log()
+
+
+def test_enforce_mx_not_in_policy_defers(server_factory, env):
+    srv = env.server(server_factory)
+    qid = submit(srv, "carol@other.open.test")
+    why = deferred_reason(srv, qid)
+    assert ("other.open.test publishes an MTA-STS policy in enforce mode that names its mail servers as "
+            "mx.elsewhere.test, *.other.test; mx-tls.open.test is not one of them") in why, why
+    assert "carol@other.open.test" not in env.tls_rx.recipients()
+
+
+def test_testing_mode_delivers_and_logs(server_factory, env):
+    srv = env.server(server_factory)
+    qid = submit(srv, "dave@tst.open.test")
+    assert wait_event(srv, "delivered", qid=qid, timeout=20), srv.log()
+    ev = events(srv, "mta_sts", qid=qid, host="mx-plain.open.test", mode="testing")
+    assert ev and ev[0]["result"] == "would_fail" and "offered no STARTTLS" in ev[0]["reason"], srv.log()
+    assert "dave@tst.open.test" in env.plain_rx.recipients()
+
+
+def test_redirect_is_not_followed_no_policy(server_factory, env):
+    srv = env.server(server_factory)
+    qid = submit(srv, "erin@redir.open.test")
+    assert wait_event(srv, "delivered", qid=qid, timeout=20), srv.log()
+    ev = events(srv, "mta_sts", qid=qid, domain="redir.open.test", result="no_policy")
+    assert ev and "redirect (HTTP 302)" in ev[0]["note"], srv.log()
+
+
+def test_policy_fetch_needs_a_trusted_certificate(server_factory, env):
+    # without the test CA the policy server's certificate does not verify: no policy,
+    # so mail to nost.open.test goes in plaintext (RFC 8461 §5: as if none)
+    srv = env.server(server_factory, tls_ca_file="")
+    qid = submit(srv, "frank@nost.open.test")
+    assert wait_event(srv, "delivered", qid=qid, timeout=20), srv.log()
+    ev = events(srv, "mta_sts", qid=qid, domain="nost.open.test", result="no_policy")
+    assert ev and "certificate not verified" in ev[0]["note"], srv.log()
+
+
+def test_mta_sts_off(server_factory, env):
+    srv = env.server(server_factory, mta_sts="off")
+    qid = submit(srv, "gina@nost.open.test")
+    assert wait_event(srv, "delivered", qid=qid, timeout=20), srv.log()
+    assert not events(srv, "mta_sts", qid=qid)
+
+
+def test_delay_notice_tells_the_sender_why(server_factory, env):
+    from delivery_support import wait_reports
+    srv = env.server(server_factory, delay_notice="1s")
+    qid = submit(srv, "hal@nost.open.test")
+    assert deferred_reason(srv, qid)
+    rs = wait_reports(srv, 1, kind="delay", timeout=20)
+    assert rs, srv.log()
+    words = "nost.open.test publishes an MTA-STS policy in enforce mode; mx-plain.open.test offered no STARTTLS"
+    assert words in " ".join(rs[0].text.split()), rs[0].text
