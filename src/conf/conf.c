@@ -81,3 +81,8 @@ bool conf_is_local_domain(const struct conf *c, const char *domain)
 			return true;
 	return false;
 }
+
+const char *conf_authserv_id(const struct conf *c)
+{
+	return c->authserv_id[0] ? c->authserv_id : c->hostname;
+}

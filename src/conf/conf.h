@@ -126,6 +126,8 @@ struct conf {
 	enum tls_mode relay_tls;
 	bool relay_tls_verify;
 	char relay_credentials[CONF_PATH_MAX];
+	/* [mailauth] */
+	char authserv_id[CONF_NAME_MAX];    /* Authentication-Results; "" = hostname */
 	/* [listener NAME] */
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	size_t n_listeners;
@@ -158,6 +160,8 @@ const char *conf_where(const struct conf *c, const char *section, const char *ke
 /* Public (not private, loopback or link-local) addresses trusted_networks covers, as
  * a power-of-two-exact count per family (IPv4 and IPv6 separately). */
 double conf_trusted_public_span(const struct conf *c, int family);
+/* The authserv-id of Authentication-Results: [mailauth] authserv_id, or the hostname. */
+const char *conf_authserv_id(const struct conf *c);
 /* Any listener with tls != none? */
 bool conf_wants_tls(const struct conf *c);
 

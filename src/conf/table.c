@@ -116,6 +116,8 @@ const struct setting conf_settings[] = {
 	{ "relay", "credentials", T_STRING, offsetof(struct conf, relay_credentials), sizeof(((struct conf *)0)->relay_credentials), "", 0, 0, "file with \"user password\" for the smarthost (mode 600)" },
 	{ "quota", "full_is_permanent", T_BOOL, offsetof(struct conf, quota_full_permanent), 0, "no", 0, 0, "a full mailbox gets 552 " ENH_PERM_MAILBOX_FULL " (permanent) instead of 452 " ENH_TEMP_MAILBOX_FULL },
 	{ "quota", "warning_percent", T_COUNT, offsetof(struct conf, quota_warning_percent), 0, "90", 1, 100, "usage at which the owner is warned, once" },
+	{ "mailauth", "authserv_id", T_STRING, offsetof(struct conf, authserv_id), sizeof(((struct conf *)0)->authserv_id), "", 0, 0,
+		"authserv-id of the Authentication-Results field (RFC 8601); incoming fields claiming it are removed (empty: [server] hostname)" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),

@@ -64,8 +64,8 @@ static size_t skip_leading_fws(const unsigned char *p, size_t end, size_t i)
  * first and returns its body.  A line starting with WSP at the top of the
  * block continues no field and is skipped; later ones are part of the field
  * above them, so a name is never matched inside a continuation line. */
-static bool walk_fields(const char *headers, size_t len, const char *name, size_t *count, const char **value,
-	size_t *value_len)
+static bool walk_fields(const char *headers, size_t len, const char *name, size_t skip, size_t *count,
+	const char **value, size_t *value_len)
 {
 	const unsigned char *p = (const unsigned char *)headers;
 	size_t nlen = name ? strlen(name) : 0;
@@ -76,7 +76,7 @@ static bool walk_fields(const char *headers, size_t len, const char *name, size_
 		size_t end = field_end(p, len, i);
 		size_t body;
 		if (!is_wsp(p[i]) && field_named(p, i, end, name, nlen, &body)) {
-			if (!count) {
+			if (!count && skip == 0) {
 				if (end == len && end > body && p[end - 1] == '\r')
 					end--;   /* a block cut between CR and LF */
 				body = skip_leading_fws(p, end, body);
@@ -84,7 +84,10 @@ static bool walk_fields(const char *headers, size_t len, const char *name, size_
 				*value_len = end - body;
 				return true;
 			}
-			(*count)++;
+			if (count)
+				(*count)++;
+			else
+				skip--;
 		}
 		i = end + eol_len(p, len, end);
 	}
@@ -93,13 +96,19 @@ static bool walk_fields(const char *headers, size_t len, const char *name, size_
 
 bool msg_header_find(const char *headers, size_t len, const char *name, const char **value, size_t *value_len)
 {
-	return walk_fields(headers, len, name, NULL, value, value_len);
+	return walk_fields(headers, len, name, 0, NULL, value, value_len);
+}
+
+bool msg_header_find_nth(const char *headers, size_t len, const char *name, size_t index, const char **value,
+	size_t *value_len)
+{
+	return walk_fields(headers, len, name, index, NULL, value, value_len);
 }
 
 size_t msg_header_count(const char *headers, size_t len, const char *name)
 {
 	size_t n = 0;
-	walk_fields(headers, len, name, &n, NULL, NULL);
+	walk_fields(headers, len, name, 0, &n, NULL, NULL);
 	return n;
 }
 

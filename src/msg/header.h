@@ -37,6 +37,11 @@ enum msg_status { MSG_OK = 0, MSG_SYNTAX, MSG_EMPTY, MSG_TOO_LONG };
  * sets *value_len.  Returns false when absent. */
 bool msg_header_find(const char *headers, size_t len, const char *name, const char **value, size_t *value_len);
 
+/* The same for the field named `name` after `index` others of that name (0: the first);
+ * DMARC looks at every From: field (RFC 7489 §6.6.1). */
+bool msg_header_find_nth(const char *headers, size_t len, const char *name, size_t index, const char **value,
+	size_t *value_len);
+
 /* Count fields named `name` (a message must have exactly one From, RFC 5322 §3.6). */
 size_t msg_header_count(const char *headers, size_t len, const char *name);
 
@@ -77,5 +82,42 @@ bool msg_field_scan_value(const struct msg_field_scan *sc, const char **value, s
  * Display names, comments and group names are recognised and dropped; only the
  * addresses are kept. */
 enum msg_status msg_parse_address_list(const char *value, size_t len, struct msg_address_list *out);
+
+/* Header fields dropped as the message streams past (field_drop.c): every field named
+ * `name` whose body begins, after CFWS, with the word `id` (token or quoted-string,
+ * ASCII case-insensitive) is left out, folded lines and line end included; all other
+ * bytes are handed to emit unchanged and in order.  RFC 8601 §5: a receiving server
+ * removes the Authentication-Results fields that claim its own authserv-id.  A field
+ * whose first word is still unread after MSG_DROP_HOLD octets is dropped too (it
+ * cannot be shown not to claim the id).  Fixed size: no allocation. */
+#define MSG_DROP_HOLD 1024
+
+typedef void (*msg_emit_fn)(void *arg, const char *p, size_t n);
+
+struct msg_field_drop {
+	char name[32];
+	size_t nlen;
+	char id[256];
+	size_t idlen;
+	bool done;                 /* the header ended: everything passes */
+	bool at_line_start, line_cr;
+	int decision;              /* the current field: none yet, held, kept, dropped */
+	int phase;                 /* held: reading its name, or its first word */
+	size_t name_pos;
+	bool name_wsp;
+	char word[256];
+	size_t word_len;
+	bool word_started, in_quotes, escaped;
+	unsigned comment_depth;
+	char hold[MSG_DROP_HOLD];
+	size_t hold_len;
+	size_t dropped;            /* fields left out */
+};
+
+/* name: at most 31 octets; id: at most 255 (longer ones are cut). */
+void msg_field_drop_init(struct msg_field_drop *d, const char *name, const char *id);
+void msg_field_drop_feed(struct msg_field_drop *d, const char *p, size_t n, msg_emit_fn emit, void *arg);
+/* The message ended: a field still held is judged now. */
+void msg_field_drop_finish(struct msg_field_drop *d, msg_emit_fn emit, void *arg);
 
 #endif

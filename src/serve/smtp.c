@@ -453,7 +453,7 @@ static bool op_start(struct conn *c, const char *tls_desc)
 		.listener = l->name, .submission = l->role == ROLE_SUBMISSION, .trusted_network = conn_trusted(c),
 		.tls_offered = l->tls == TLS_STARTTLS && conn_tls_available(c), .tls_active = tls_desc != NULL,
 		.tls_description = tls_desc, .allow_plaintext_auth = l->allow_plaintext_auth,
-		.check_from_header = cf->check_from_header,
+		.check_from_header = cf->check_from_header, .authserv_id = conf_authserv_id(cf),
 	};
 	struct smtp_limits lim = {
 		.max_message = cf->message_size, .max_recipients = (unsigned)cf->recipients,

@@ -69,6 +69,15 @@ static bool open_spool(struct smtp_session *s)
 	if (!s->hooks.spool_open(s->hooks.ctx, &env, tx->qid))
 		return false;
 	tx->spool_open = true;
+	if (s->authserv_id[0]) {
+		tx->ar_drop = malloc(sizeof(*tx->ar_drop));
+		if (!tx->ar_drop) {
+			s->hooks.spool_abort(s->hooks.ctx);
+			tx->spool_open = false;
+			return false;
+		}
+		msg_field_drop_init(tx->ar_drop, "Authentication-Results", s->authserv_id);
+	}
 	if (!write_received(s)) {
 		s->hooks.spool_abort(s->hooks.ctx);
 		tx->spool_open = false;
@@ -104,7 +113,35 @@ static void scan_from_fields(struct smtp_tx *tx, const char *p, size_t n)
 	msg_field_scan_feed(tx->from_scan, p, n);
 }
 
-/* Message bytes on their way to the spool; enforces the size limit. */
+/* Bytes that go into the spool file as they are. */
+static void spool_out(void *arg, const char *p, size_t n)
+{
+	struct smtp_session *s = arg;
+	struct smtp_tx *tx = s->tx;
+	if (n == 0 || tx->spool_failed || !tx->spool_open)
+		return;
+	if (!s->hooks.spool_write(s->hooks.ctx, p, n)) {
+		tx->spool_failed = true;
+		s->hooks.spool_abort(s->hooks.ctx);
+		tx->spool_open = false;
+	}
+}
+
+/* The message ended: a header field still held by the Authentication-Results filter
+ * goes out (or not) now; the fields removed are logged. */
+static void spool_flush_header(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	if (!tx->ar_drop)
+		return;
+	msg_field_drop_finish(tx->ar_drop, spool_out, s);
+	if (tx->ar_drop->dropped)
+		log_event(LOG_INFO, "authres_removed", "conn=%llu fields=%zu id=%s", (unsigned long long)s->info.conn_id,
+			tx->ar_drop->dropped, s->authserv_id);
+}
+
+/* Message bytes on their way to the spool; enforces the size limit (on the bytes
+ * the client sent: removing forged Authentication-Results does not make room). */
 static void accept_bytes(struct smtp_session *s, const char *p, size_t n)
 {
 	struct smtp_tx *tx = s->tx;
@@ -120,11 +157,10 @@ static void accept_bytes(struct smtp_session *s, const char *p, size_t n)
 		return;
 	}
 	tx->size += n;
-	if (!s->hooks.spool_write(s->hooks.ctx, p, n)) {
-		tx->spool_failed = true;
-		s->hooks.spool_abort(s->hooks.ctx);
-		tx->spool_open = false;
-	}
+	if (tx->ar_drop)
+		msg_field_drop_feed(tx->ar_drop, p, n, spool_out, s);   /* RFC 8601 §5 */
+	else
+		spool_out(s, p, n);
 }
 
 enum from_check { FROM_PASSES, FROM_REFUSED, FROM_ASKED };
@@ -250,6 +286,8 @@ static void finish_message(struct smtp_session *s)
 	}
 	if (tx->used_bdat)
 		data_scan_end(&tx->dec);
+	if (tx->spool_open && !tx->spool_failed)
+		spool_flush_header(s);
 	if (!content_acceptable(s)) {
 		tx_free(s);
 		s->state = ST_CMD;

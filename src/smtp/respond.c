@@ -32,6 +32,7 @@ void tx_free(struct smtp_session *s)
 	if (tx->spool_open)
 		s->hooks.spool_abort(s->hooks.ctx);
 	free(tx->from_scan);
+	free(tx->ar_drop);
 	free(tx->rcpts);
 	free(tx->rcpt_params);
 	free(tx);

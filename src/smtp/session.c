@@ -330,7 +330,8 @@ struct smtp_session *smtp_session_new(const struct smtp_conn_info *info,
 	s->client_addr = dup_or_empty(info->client_addr);
 	s->client_name = dup_or_empty(info->client_name);
 	s->listener = dup_or_empty(info->listener);
-	if (!s->hostname || !s->client_addr || !s->client_name || !s->listener) {
+	s->authserv_id = dup_or_empty(info->authserv_id);
+	if (!s->hostname || !s->client_addr || !s->client_name || !s->listener || !s->authserv_id) {
 		smtp_session_free(&s);
 		return NULL;
 	}
@@ -338,6 +339,7 @@ struct smtp_session *smtp_session_new(const struct smtp_conn_info *info,
 	s->info.client_addr = s->client_addr;
 	s->info.client_name = s->client_name;
 	s->info.listener = s->listener;
+	s->info.authserv_id = s->authserv_id;
 	s->limits = *limits;
 	if (s->limits.max_line < 512)
 		s->limits.max_line = 512;
@@ -378,6 +380,7 @@ void smtp_session_free(struct smtp_session **sp)
 	login_clear(&s->lx);
 	free(s->login);
 	free(s->hostname);
+	free(s->authserv_id);
 	free(s->client_addr);
 	free(s->client_name);
 	free(s->listener);

@@ -61,6 +61,8 @@ struct smtp_conn_info {
 	const char *tls_description; /* with tls_active: "TLSv1.3 with cipher ..." */
 	bool allow_plaintext_auth; /* AUTH before TLS (discouraged) */
 	bool check_from_header;    /* From: of submitted mail must be owned by the login */
+	const char *authserv_id;   /* Authentication-Results fields claiming it are removed
+	                            * from incoming mail (RFC 8601 §5); NULL or "": none */
 };
 
 /* What the spool and the Received header need to know of a transaction. */

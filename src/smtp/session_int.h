@@ -59,6 +59,7 @@ struct smtp_tx {
 	unsigned cause_counts[CAUSE_COUNT];
 	bool spool_open;
 	struct msg_field_scan *from_scan;  /* the From: fields, for the check (logged-in users) */
+	struct msg_field_drop *ar_drop;    /* removes Authentication-Results claiming our id */
 	char qid[QUEUE_ID_LEN + 1];
 	uint64_t size;                     /* message octets accepted so far */
 	bool too_big;
@@ -77,7 +78,7 @@ enum bdat_refusal { BDAT_NEED_MAIL, BDAT_NO_RCPT, BDAT_AFTER_FAILURE };
 
 struct smtp_session {
 	struct smtp_conn_info info;        /* strings below are owned copies */
-	char *hostname, *client_addr, *client_name, *listener;
+	char *hostname, *client_addr, *client_name, *listener, *authserv_id;
 	struct smtp_limits limits;
 	struct smtp_hooks hooks;
 	enum state state;

@@ -321,6 +321,13 @@ static void test_find_then_parse(void **state)
 	assert_int_equal(msg_parse_address_list(v, vl, &l), MSG_OK);
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.mailboxes[1].addr, "b@y.example");
+	/* every From: field in turn (DMARC, RFC 7489 §6.6.1); none in the body */
+	static const char two[] = "From: a@one.example\r\nTo: t@x.example\r\nfrom:\r\n b@two.example\r\n\r\nFrom: c@body.example\r\n";
+	assert_true(msg_header_find_nth(two, sizeof(two) - 1, "From", 0, &v, &vl));
+	assert_memory_equal(v, "a@one.example", vl);
+	assert_true(msg_header_find_nth(two, sizeof(two) - 1, "From", 1, &v, &vl));
+	assert_memory_equal(v, "b@two.example", vl);
+	assert_false(msg_header_find_nth(two, sizeof(two) - 1, "From", 2, &v, &vl));
 }
 
 /* Inputs are not NUL-terminated: bytes past len must not be looked at. */
