@@ -534,6 +534,18 @@ static int cmd_queue(const struct cli_args *a)
 	return rc;
 }
 
+static int cmd_spf(const struct cli_args *a)
+{
+	struct conf *c = malloc(sizeof(*c));
+	if (!c || !load_conf(a, c, true)) {
+		free(c);
+		return 1;
+	}
+	int rc = cli_spf(a->argc, a->argv, c);
+	free(c);
+	return rc;
+}
+
 static int cmd_explain(const struct cli_args *a)
 {
 	(void)a;
@@ -564,6 +576,7 @@ static const struct subcommand subcommands[] = {
 	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed] | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID" },
 	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it" },
 	{ "doctor", cmd_explain, "doctor --server HOST [--user ADDRESS --password-stdin] [--send] [--pop3] [--json]   test a client's settings" },
+	{ "spf", cmd_spf, "spf check IP SENDER [HELO] [-c FILE]   the SPF result (RFC 7208) for mail from SENDER sent by IP, and why" },
 	{ "version", cmd_version, "version                          print the version" },
 };
 

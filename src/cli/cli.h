@@ -11,4 +11,7 @@ struct conf;
 /* `postern queue ...` (queue_cmd.c); argv[0] is the queue verb. */
 int cli_queue(int argc, char **argv, const struct conf *c, bool json, const char *sender, bool bounce);
 
+/* `postern spf check IP SENDER [HELO]` (spf_cmd.c); argv[0] is the verb. */
+int cli_spf(int argc, char **argv, const struct conf *c);
+
 #endif

@@ -120,6 +120,8 @@ struct conf {
 	bool mta_sts;                       /* RFC 8461 outbound MTA-STS */
 	char dnssec_trust_anchor[CONF_PATH_MAX];   /* DS/DNSKEY file; "none": no DNSSEC validation */
 	char tls_ca_file[CONF_PATH_MAX];    /* CAs trusted besides the system's (MTA-STS) */
+	/* [mailauth] */
+	uint64_t mailauth_spf_timeout;      /* seconds for one SPF check */
 	/* [relay] (smarthost) */
 	char relay_host[CONF_NAME_MAX];     /* "" = deliver by MX */
 	uint64_t relay_port;

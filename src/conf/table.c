@@ -118,6 +118,8 @@ const struct setting conf_settings[] = {
 	{ "quota", "warning_percent", T_COUNT, offsetof(struct conf, quota_warning_percent), 0, "90", 1, 100, "usage at which the owner is warned, once" },
 	{ "mailauth", "authserv_id", T_STRING, offsetof(struct conf, authserv_id), sizeof(((struct conf *)0)->authserv_id), "", 0, 0,
 		"authserv-id of the Authentication-Results field (RFC 8601); incoming fields claiming it are removed (empty: [server] hostname)" },
+	{ "mailauth", "spf_timeout", T_DURATION, offsetof(struct conf, mailauth_spf_timeout), 0, "20s", 1, 120,
+		"time for all DNS lookups of one SPF check; past it the result is temperror" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),

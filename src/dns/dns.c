@@ -56,8 +56,14 @@ static int configure(struct ub_ctx *ctx, const struct dns_options *o)
 		 * and answer RFC 6761 names (test., invalid., ...) itself with NXDOMAIN.
 		 * Options first: adding a zone finalises the configuration. */
 		ub_ctx_set_option(ctx, "do-not-query-localhost:", "no");
+		/* The same for the reverse zones unbound answers itself (RFC 6303: private
+		 * and documentation networks), which SPF's ptr and %{p} ask (RFC 7208 §5.5). */
+		ub_ctx_set_option(ctx, "unblock-lan-zones:", "yes");
+		ub_ctx_set_option(ctx, "insecure-lan-zones:", "yes");
 		e = ub_ctx_set_fwd(ctx, o->forwarder);
-		static const char *const special[] = { "test.", "invalid.", "example.", "local.", "home.arpa." };
+		static const char *const special[] = { "test.", "invalid.", "example.", "local.", "home.arpa.",
+			"127.in-addr.arpa.", "2.0.192.in-addr.arpa.", "100.51.198.in-addr.arpa.", "113.0.203.in-addr.arpa.",
+			"8.b.d.0.1.0.0.2.ip6.arpa." };
 		for (size_t i = 0; e == 0 && i < sizeof(special) / sizeof(special[0]); i++)
 			ub_ctx_zone_add(ctx, special[i], "transparent");
 	} else if (e == 0)
@@ -236,7 +242,8 @@ static void on_answer(void *arg, int err, struct ub_result *ub)
 		cb(cb_arg, &res);
 }
 
-struct dns_query *dns_query_start(struct dns_resolver *r, enum dns_type type, const char *name,
+/* timeout_ms: 0 or above the resolver's own: the resolver's. */
+static struct dns_query *query_start(struct dns_resolver *r, enum dns_type type, const char *name, unsigned timeout_ms,
 	dns_callback *cb, void *arg, char *err, size_t errlen)
 {
 	struct dns_query *q = calloc(1, sizeof(*q));
@@ -248,7 +255,7 @@ struct dns_query *dns_query_start(struct dns_resolver *r, enum dns_type type, co
 	q->type = type;
 	q->cb = cb;
 	q->arg = arg;
-	q->deadline = now_ms() + r->timeout_ms;
+	q->deadline = now_ms() + (timeout_ms && timeout_ms < r->timeout_ms ? timeout_ms : r->timeout_ms);
 	int e = ub_resolve_async(r->ctx, name, (int)type, CLASS_IN, q, on_answer, &q->async_id);
 	if (e != 0) {
 		snprintf(err, errlen, "%s", ub_strerror(e));
@@ -261,6 +268,12 @@ struct dns_query *dns_query_start(struct dns_resolver *r, enum dns_type type, co
 	r->queries = q;
 	r->pending++;
 	return q;
+}
+
+struct dns_query *dns_query_start(struct dns_resolver *r, enum dns_type type, const char *name,
+	dns_callback *cb, void *arg, char *err, size_t errlen)
+{
+	return query_start(r, type, name, 0, cb, arg, err, errlen);
 }
 
 void dns_query_cancel(struct dns_resolver *r, struct dns_query **qp)
@@ -339,10 +352,16 @@ static void blocking_done(void *arg, struct dns_result *res)
 
 struct dns_result *dns_lookup(struct dns_resolver *r, enum dns_type type, const char *name, struct dns_result *res)
 {
+	return dns_lookup_within(r, type, name, 0, res);
+}
+
+struct dns_result *dns_lookup_within(struct dns_resolver *r, enum dns_type type, const char *name, unsigned timeout_ms,
+	struct dns_result *res)
+{
 	memset(res, 0, sizeof(*res));
 	res->type = type;
 	struct blocking_wait w = { .done = false, .res = res };
-	struct dns_query *q = dns_query_start(r, type, name, blocking_done, &w, res->error, sizeof(res->error));
+	struct dns_query *q = query_start(r, type, name, timeout_ms, blocking_done, &w, res->error, sizeof(res->error));
 	if (!q) {
 		res->rcode = DNS_RESOLVER_ERROR;
 		return res;

@@ -118,6 +118,10 @@ void dns_resolver_free(struct dns_resolver **r);
  * frees with dns_result_free (res is always filled, whatever the outcome). */
 struct dns_result *dns_lookup(struct dns_resolver *r, enum dns_type type, const char *name,
 	struct dns_result *res);
+/* The same with a shorter deadline for this query (0: the resolver's), for a caller
+ * with a time budget over several lookups (SPF, RFC 7208 §4.6.4). */
+struct dns_result *dns_lookup_within(struct dns_resolver *r, enum dns_type type, const char *name, unsigned timeout_ms,
+	struct dns_result *res);
 void dns_result_free(struct dns_result *res);
 
 /* Asynchronous.  The callback gets a result it must dns_result_free; it is called
