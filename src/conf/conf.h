@@ -33,6 +33,8 @@ struct conf_certificate {
 	unsigned line;
 };
 
+enum conf_spf_mode { CONF_SPF_OFF, CONF_SPF_CHECK };   /* [mailauth] spf, in choice order */
+
 enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3 };
 enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
 
@@ -121,6 +123,8 @@ struct conf {
 	char dnssec_trust_anchor[CONF_PATH_MAX];   /* DS/DNSKEY file; "none": no DNSSEC validation */
 	char tls_ca_file[CONF_PATH_MAX];    /* CAs trusted besides the system's (MTA-STS) */
 	/* [mailauth] */
+	uint64_t mailauth_spf;              /* CONF_SPF_OFF / CONF_SPF_CHECK */
+	bool mailauth_spf_fail_refuse;      /* 550 5.7.23 at MAIL for a -all fail */
 	uint64_t mailauth_spf_timeout;      /* seconds for one SPF check */
 	/* [relay] (smarthost) */
 	char relay_host[CONF_NAME_MAX];     /* "" = deliver by MX */

@@ -11,7 +11,7 @@
 
 #include "conf/conf.h"
 
-enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS, T_NETWORKS, T_BOOL, T_TLS };
+enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS, T_NETWORKS, T_BOOL, T_TLS, T_CHOICE };
 
 struct setting {
 	const char *section;
@@ -21,8 +21,12 @@ struct setting {
 	size_t size;          /* for T_STRING: the array size */
 	const char *def;
 	uint64_t min, max;
-	const char *help;
+	const char *help;     /* T_CHOICE: the words allowed are in conf_choices() (table.c) */
 };
+
+/* T_CHOICE rows: the '|'-separated words allowed ("off|check"); the value stored is
+ * the index of the word (uint64_t). */
+const char *conf_choices(const struct setting *s);
 
 /* table.c: the rows, in the order of struct conf's setting_line[]. */
 extern const struct setting conf_settings[];

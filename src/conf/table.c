@@ -118,6 +118,11 @@ const struct setting conf_settings[] = {
 	{ "quota", "warning_percent", T_COUNT, offsetof(struct conf, quota_warning_percent), 0, "90", 1, 100, "usage at which the owner is warned, once" },
 	{ "mailauth", "authserv_id", T_STRING, offsetof(struct conf, authserv_id), sizeof(((struct conf *)0)->authserv_id), "", 0, 0,
 		"authserv-id of the Authentication-Results field (RFC 8601); incoming fields claiming it are removed (empty: [server] hostname)" },
+	{ "mailauth", "spf", T_CHOICE, offsetof(struct conf, mailauth_spf), 0, "check", 0, 0,
+		"SPF (RFC 7208) at MAIL FROM on mx listeners: check records the result, off skips it" },
+	{ "mailauth", "spf_fail_refuse", T_BOOL, offsetof(struct conf, mailauth_spf_fail_refuse), 0, "no", 0, 0,
+		"refuse at MAIL (550 " ENH_PERM_SPF_FAILED ") a sender whose domain's SPF record fails the client and ends in -all; "
+		"no: leave the decision to DMARC at the end of DATA" },
 	{ "mailauth", "spf_timeout", T_DURATION, offsetof(struct conf, mailauth_spf_timeout), 0, "20s", 1, 120,
 		"time for all DNS lookups of one SPF check; past it the result is temperror" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
@@ -180,6 +185,37 @@ static const char *set_networks(struct conf *c, const char *v)
 	return NULL;
 }
 
+static const struct { const char *section, *key, *words; } choice_lists[] = {
+	{ "mailauth", "spf", "off|check" },   /* enum conf_spf_mode */
+};
+
+const char *conf_choices(const struct setting *s)
+{
+	for (size_t i = 0; i < sizeof(choice_lists) / sizeof(choice_lists[0]); i++)
+		if (strcmp(choice_lists[i].section, s->section) == 0 && strcmp(choice_lists[i].key, s->key) == 0)
+			return choice_lists[i].words;
+	return "";
+}
+
+/* One of the words of conf_choices(s); stores its index. */
+static const char *set_choice(const struct setting *s, const char *v, uint64_t *out)
+{
+	size_t vlen = strlen(v);
+	uint64_t index = 0;
+	const char *choices = conf_choices(s);
+	for (const char *w = choices; *w; index++) {
+		size_t wlen = strcspn(w, "|");
+		if (wlen == vlen && strncmp(w, v, vlen) == 0) {
+			*out = index;
+			return NULL;
+		}
+		w += wlen + (w[wlen] == '|');
+	}
+	static _Thread_local char why[128];
+	snprintf(why, sizeof(why), "is not one of %s", choices);
+	return why;
+}
+
 const char *conf_set_value(struct conf *c, const struct setting *s, const char *v)
 {
 	char *base = (char *)c;
@@ -205,6 +241,8 @@ const char *conf_set_value(struct conf *c, const struct setting *s, const char *
 			return "is not none, starttls or implicit";
 		return NULL;
 	}
+	case T_CHOICE:
+		return set_choice(s, v, (uint64_t *)(void *)(base + s->offset));
 	case T_SIZE:
 		if (!parse_size(v, &n))
 			return "is not a size (use a byte count or a number with K, M or G, e.g. 10M)";

@@ -142,6 +142,15 @@ int dns_resolver_next_timeout(const struct dns_resolver *r);
 void dns_resolver_expire(struct dns_resolver *r);
 size_t dns_resolver_pending(const struct dns_resolver *r);
 
+/* A pool of resolvers for worker threads: take one (made when none is idle, at most
+ * max; past that the caller waits for one given back), use it, give it back.  The
+ * pool copies the options.  Free it after every taker has given back. */
+struct dns_pool;
+struct dns_pool *dns_pool_new(const struct dns_options *o, size_t max);
+struct dns_resolver *dns_pool_take(struct dns_pool *p, char *err, size_t errlen);
+void dns_pool_give(struct dns_pool *p, struct dns_resolver *r);
+void dns_pool_free(struct dns_pool **p);
+
 /* Parts, for tests and fuzzing. */
 /* Fill res from what libunbound returned (err: ub_resolve's error code). */
 void dns_result_from_unbound(struct dns_result *res, enum dns_type type, int err, const struct ub_result *ub);

@@ -170,7 +170,15 @@ static void stage_timed_out(void *arg)
 	if (r->answered || r->cancelled)
 		return;
 	struct verdict tv;
-	policy_stage_timeout_verdict(st, &tv);
+	if (st->describe) {
+		/* The stage names what it waited for; it reads request fields the worker
+		 * thread does not write. */
+		char words[160];
+		struct policy_stage named = *st;
+		named.words = st->describe(st->ctx, r->facts, words, sizeof(words));
+		policy_stage_timeout_verdict(&named, &tv);
+	} else
+		policy_stage_timeout_verdict(st, &tv);
 	log_event(LOG_WARN, "policy_timeout", "conn=%llu stage=%s timeout_ms=%u", r->facts->conn_id, st->name,
 		st->timeout_ms);
 	answer(r, &tv);

@@ -243,6 +243,7 @@ const char *policy_cause_name(enum refusal_cause c)
 	case CAUSE_MAILBOX_FULL: return "mailbox full";
 	case CAUSE_POP_EXPIRED: return "POP-before-SMTP window expired";
 	case CAUSE_STAGE_TIMEOUT: return "a check did not answer in time";
+	case CAUSE_SPF_FAIL: return "the sender's domain does not allow this server (SPF fail)";
 	case CAUSE_COUNT: break;
 	}
 	return "refused";
@@ -268,6 +269,9 @@ const char *policy_best_fix(const unsigned counts[CAUSE_COUNT])
 	if (counts[CAUSE_RELAY_NOT_LOGGED_IN] || counts[CAUSE_AUTH_REQUIRED])
 		return "Fix: log in before sending: turn on \"My outgoing server (SMTP) requires authentication\" in your mail "
 			"program, with the same user name and password as for incoming mail";
+	if (counts[CAUSE_SPF_FAIL])
+		return "Fix: send through a server your domain's SPF record lists (usually your provider's outgoing server, "
+			"after logging in), or have the domain's administrator add this server to the record";
 	if (counts[CAUSE_UNKNOWN_USER])
 		return "Fix: check the recipient addresses for typing mistakes";
 	if (counts[CAUSE_MAILBOX_FULL])

@@ -14,6 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "mailauth/spf.h"
+
 enum verdict_kind { VERDICT_OK, VERDICT_TEMP, VERDICT_PERM };
 
 /* Why a recipient (or sender) was refused.  The session keeps these so that the 503
@@ -34,6 +36,7 @@ enum refusal_cause {
 	CAUSE_MAILBOX_FULL,          /* the recipient's quota is used up */
 	CAUSE_POP_EXPIRED,           /* POP-before-SMTP window passed */
 	CAUSE_STAGE_TIMEOUT,         /* a decision stage did not answer in time: temporary */
+	CAUSE_SPF_FAIL,              /* the sender's domain's SPF record refuses the client (-all) */
 	CAUSE_COUNT
 };
 
@@ -166,6 +169,7 @@ struct policy_facts {
 	bool null_sender;                          /* MAIL FROM:<> */
 	bool bare_postmaster;                      /* RCPT TO:<postmaster> (RFC 5321 §4.1.1.3) */
 	bool domain_literal;                       /* [192.0.2.1] */
+	char helo[POLICY_DOMAIN_MAX];              /* the HELO/EHLO name; "" before one */
 	unsigned long long declared_size;          /* MAIL ... SIZE= (RFC 1870); 0: none */
 	/* FROM_HEADER: the mailboxes of the one From: field (RFC 5322 §3.6.2). */
 	char (*from)[POLICY_ADDR_MAX];
@@ -173,6 +177,8 @@ struct policy_facts {
 	/* Findings. */
 	struct rcpt_facts rcpt;                    /* RCPT: local, domain point into this struct */
 	char maildir[POLICY_PATH_MAX];             /* RCPT, local user: the Maildir, for the quota */
+	struct spf_outcome spf;                    /* MAIL, stage "spf": RFC 7208 result, words */
+	bool spf_done;
 };
 
 /* A new, zeroed facts record for a decision at `point`; NULL on no memory. */
@@ -195,8 +201,11 @@ struct policy_stage {
 	void (*decide)(void *ctx, struct policy_facts *f, struct verdict *v);
 	/* Optional, on the loop thread: does this decision need the stage at all?  Spares
 	 * a worker thread for what the facts already answer (no login: no ownership). */
-	bool (*wanted)(void *ctx, const struct policy_facts *f);
+ 	bool (*wanted)(void *ctx, const struct policy_facts *f);
 	void *ctx;               /* outlives every run (the pipeline's owner frees it last) */
+	/* Optional, on the loop thread: the words of a timeout for these facts ("the SPF
+	 * check of example.com"), written into out; reads only request fields. */
+	const char *(*describe)(void *ctx, const struct policy_facts *f, char *out, size_t outsz);
 };
 
 #define POLICY_STAGES_MAX 16
@@ -274,6 +283,24 @@ bool policy_add_local_stages(struct policy_pipeline *p, struct policy_local *l);
  * decision or commit threads only. */
 bool policy_recipient_maildir(const struct conf *c, struct directory *dir, const char *address,
 	struct dir_recipient *dr, char *path, size_t pathsz);
+
+/* --- SPF at MAIL FROM (spf_stage.c) ------------------------------------------------ */
+
+struct dns_pool;
+
+/* What the SPF stage reads; outlives the pipeline.  pool gives each decision thread
+ * a resolver ([delivery] resolver). */
+struct policy_spf {
+	const struct conf *conf;
+	struct dns_pool *pool;
+	unsigned timeout_ms;     /* set by policy_add_spf_stage from [mailauth] spf_timeout */
+};
+
+/* Append the stage "spf" (MAIL; mx listeners, client neither logged in nor trusted,
+ * [mailauth] spf = check): spf_check() of the sender (postmaster@HELO for <>) and the
+ * HELO name into facts->spf, logged as event=spf; refused (550 5.7.23) only with
+ * [mailauth] spf_fail_refuse = yes, for a fail of a record that has -all. */
+bool policy_add_spf_stage(struct policy_pipeline *p, struct policy_spf *s);
 
 /* The temporary refusal for a stage that did not answer within timeout_ms
  * (RFC 3463 X.4.3: a directory or other server the decision needs did not answer). */

@@ -13,6 +13,7 @@
 
 #include "conf/conf.h"
 #include "directory/directory.h"
+#include "dns/dns.h"
 #include "util/workq.h"
 
 #define DECISION_THREADS 2
@@ -24,6 +25,8 @@ struct decider {
 	struct event *q_ev;
 	bool stopping;             /* the threads are going: run what is left inline */
 	struct policy_local local;
+	struct dns_pool *dns;      /* the SPF stage's resolvers, one per decision thread */
+	struct policy_spf spf;
 	struct policy_pipeline pipeline;
 	struct policy_executor ex;
 };
@@ -118,8 +121,11 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 		return NULL;
 	}
 	d->local = (struct policy_local){ .conf = cf, .dir = d->dir, .pop_login_age = pop_login_age, .pop_ctx = pop_ctx };
-	if (!policy_add_local_stages(&d->pipeline, &d->local)) {
-		snprintf(err, errsz, "too many decision stages");
+	struct dns_options dopt = { .forwarder = cf->resolver, .timeout_ms = (unsigned)cf->mailauth_spf_timeout * 1000u };
+	d->dns = dns_pool_new(&dopt, DECISION_THREADS);
+	d->spf = (struct policy_spf){ .conf = cf, .pool = d->dns };
+	if (!d->dns || !policy_add_local_stages(&d->pipeline, &d->local) || !policy_add_spf_stage(&d->pipeline, &d->spf)) {
+		snprintf(err, errsz, d->dns ? "too many decision stages" : "out of memory");
 		decider_free(&d);
 		return NULL;
 	}
@@ -143,6 +149,7 @@ void decider_free(struct decider **dp)
 	if (d->q_ev)
 		event_free(d->q_ev);
 	directory_close(&d->dir);
+	dns_pool_free(&d->dns);
 	free(d);
 	*dp = NULL;
 }

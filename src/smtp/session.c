@@ -52,6 +52,7 @@ struct policy_facts *decision_facts(const struct smtp_session *s, enum policy_po
 		.trusted_network = s->info.trusted_network, .pop_login_age = -1 };
 	snprintf(f->client_addr, sizeof(f->client_addr), "%s", s->client_addr);
 	snprintf(f->login, sizeof(f->login), "%s", s->login ? s->login : "");
+	snprintf(f->helo, sizeof(f->helo), "%s", s->helo_seen ? s->helo : "");
 	return f;
 }
 

@@ -254,3 +254,86 @@ def test_dns_timeout_is_temperror(spf_dns):
     assert r == "temperror", out
     assert "timed out" in f["words"] or "no time was left" in f["words"], out
     assert took < 10, "the check took %.1f s with spf_timeout = 2s" % took
+
+
+# -- through `postern serve`: the MAIL-time stage --------------------------------------
+
+SERVE_ZONE = {
+    "spf-fail.test": [{"TXT": "v=spf1 ip4:127.0.0.5 -all exp=why.spf-fail.test"}],
+    "why.spf-fail.test": [{"TXT": "only 127.0.0.5 sends mail for %{d}, not %{i}"}],
+    "spf-soft.test": [{"TXT": "v=spf1 ip4:127.0.0.5 ~all"}],
+    "helo.spf.test": [{"TXT": "v=spf1 ip4:127.0.0.9 -all"}],
+    "slow.spf.test": ["TIMEOUT"],
+}
+
+
+def _mail_from(port, source, sender, helo="helo.spf.test", rcpt="alice@example.test"):
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", port, local_hostname=helo, source_address=(source, 0), timeout=30) as c:
+        c.ehlo(helo)
+        code, text = c.docmd("MAIL FROM:<%s>" % sender)
+        rcode = None
+        if code == 250:
+            rcode, _ = c.docmd("RCPT TO:<%s>" % rcpt)
+        c.docmd("RSET")
+        return code, text.decode(), rcode
+
+
+def _spf_events(server, n, timeout=10):
+    import re
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ev = [ln for ln in server.log().splitlines() if re.search(r"\bevent=spf\b", ln)]
+        if len(ev) >= n:
+            return ev
+        time.sleep(0.05)
+    return [ln for ln in server.log().splitlines() if "event=spf " in ln]
+
+
+def test_serve_records_spf_and_refuses_nothing_by_default(server_factory, spf_dns):
+    srv, _conf = spf_dns(SERVE_ZONE)
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 2s\n" % srv.port)
+    assert _mail_from(s.port, "127.0.0.9", "bob@spf-fail.test")[0] == 250
+    assert _mail_from(s.port, "127.0.0.5", "bob@spf-fail.test")[0] == 250
+    assert _mail_from(s.port, "127.0.0.9", "")[0] == 250          # null sender: postmaster@HELO
+    start = time.monotonic()
+    code, _text, _ = _mail_from(s.port, "127.0.0.9", "bob@slow.spf.test")
+    assert code == 250 and time.monotonic() - start < 10
+    ev = _spf_events(s, 4)
+    assert len(ev) == 4, s.log()
+    assert "result=fail" in ev[0] and "domain=\"spf-fail.test\"" in ev[0] and "ip=127.0.0.9" in ev[0], ev[0]
+    assert "helo_result=pass" in ev[0], ev[0]
+    assert "only 127.0.0.5 sends mail for spf-fail.test, not 127.0.0.9" in ev[0], ev[0]
+    assert "result=pass" in ev[1] and "mechanism=\"ip4:127.0.0.5\"" in ev[1], ev[1]
+    assert "result=pass" in ev[2] and "identity=helo" in ev[2] and "domain=\"helo.spf.test\"" in ev[2], ev[2]
+    assert "result=temperror" in ev[3], ev[3]
+
+
+def test_serve_spf_fail_refuse(server_factory, spf_dns):
+    srv, _conf = spf_dns(SERVE_ZONE)
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 2s\n"
+                             "spf_fail_refuse = yes\n" % srv.port)
+    code, text, _ = _mail_from(s.port, "127.0.0.9", "bob@spf-fail.test")
+    assert code == 550 and text.startswith("5.7.23"), (code, text)
+    assert "127.0.0.9 is not allowed to send for spf-fail.test" in text, text
+    assert "ends in -all" in text and "only 127.0.0.5 sends mail for spf-fail.test" in text, text
+    # softfail, temperror, and the listed address are never refused
+    assert _mail_from(s.port, "127.0.0.9", "bob@spf-soft.test")[0] == 250
+    assert _mail_from(s.port, "127.0.0.9", "bob@slow.spf.test")[0] == 250
+    assert _mail_from(s.port, "127.0.0.5", "bob@spf-fail.test")[0] == 250
+
+
+def test_serve_spf_off_and_trusted_clients(server_factory, spf_dns):
+    srv, _conf = spf_dns(SERVE_ZONE)
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf = off\n"
+                             "spf_fail_refuse = yes\n" % srv.port)
+    assert _mail_from(s.port, "127.0.0.9", "bob@spf-fail.test")[0] == 250
+    assert "event=spf " not in s.log()
+    s.stop()
+    cfg = s.config.read_text().replace("spf = off\n", "spf = check\n").replace(
+        "[server]\n", "[server]\ntrusted_networks = 127.0.0.9/32\n", 1)
+    s.config.write_text(cfg)
+    s.start()
+    assert _mail_from(s.port, "127.0.0.9", "bob@spf-fail.test")[0] == 250   # trusted: not checked
+    assert _mail_from(s.port, "127.0.0.8", "bob@spf-fail.test")[0] == 550
+    assert len(_spf_events(s, 1)) == 1
