@@ -546,6 +546,16 @@ static int cmd_spf(const struct cli_args *a)
 	return rc;
 }
 
+static int dkim_op(const struct cli_args *a, const struct conf *c, struct directory *d)
+{
+	return cli_dkim(a->argc, a->argv, c, d);
+}
+
+static int cmd_dkim(const struct cli_args *a)
+{
+	return run_with_directory(a, 1, dkim_op);
+}
+
 static int cmd_explain(const struct cli_args *a)
 {
 	(void)a;
@@ -574,6 +584,7 @@ static const struct subcommand subcommands[] = {
 	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
 	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },
 	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed] | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID" },
+	{ "dkim", cmd_dkim, "dkim keygen DOMAIN [--selector S] [--type rsa|ed25519] [--force] | list [DOMAIN] | retire DOMAIN SELECTOR | verify FILE | sign FILE   DKIM keys and signatures" },
 	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it" },
 	{ "doctor", cmd_explain, "doctor --server HOST [--user ADDRESS --password-stdin] [--send] [--pop3] [--json]   test a client's settings" },
 	{ "spf", cmd_spf, "spf check IP SENDER [HELO] [-c FILE]   the SPF result (RFC 7208) for mail from SENDER sent by IP, and why" },

@@ -13,5 +13,8 @@ int cli_queue(int argc, char **argv, const struct conf *c, bool json, const char
 
 /* `postern spf check IP SENDER [HELO]` (spf_cmd.c); argv[0] is the verb. */
 int cli_spf(int argc, char **argv, const struct conf *c);
+struct directory;
+/* `postern dkim ...` (dkim_cmd.c); argv[0] is the dkim verb. */
+int cli_dkim(int argc, char **argv, const struct conf *c, struct directory *d);
 
 #endif

@@ -192,8 +192,9 @@ bool dkim_keys_list(const char *data_dir, const char *domain, dkim_key_cb *cb, v
 bool dkim_key_generate(const char *data_dir, const char *domain, const char *selector, enum dkim_alg type,
 	unsigned bits, struct dkim_key_info *info, char *err, size_t errlen);
 bool dkim_key_retire(const char *data_dir, const char *domain, const char *selector, char *err, size_t errlen);
-/* The active signers of a domain (at most max; each both rsa and ed25519 when both are
- * active).  Returns how many were loaded; free each with dkim_signer_free. */
+/* The signers of a domain: the oldest active key of each type (rsa, ed25519), so a key
+ * added for a rotation signs only after the old one is retired.  Returns how many
+ * were loaded (at most max); free each with dkim_signer_free. */
 size_t dkim_signers_for_domain(const char *data_dir, const char *domain, struct dkim_signer *out, size_t max,
 	char *err, size_t errlen);
 /* The TXT value split into quoted strings of at most 255 octets (RFC 1035 §3.3.14). */

@@ -264,6 +264,100 @@ static void test_dns_failures(void **state)
 	unlink(p2);
 }
 
+/* Signing: keys made in a temporary data directory, the signed message verified by
+ * the verifier above with the key records the key files give. */
+struct records {
+	char names[4][400];
+	char values[4][1024];
+	size_t n;
+};
+
+static void collect_key(void *arg, const struct dkim_key_info *k)
+{
+	struct records *r = arg;
+	snprintf(r->names[r->n], sizeof(r->names[0]), "%s._domainkey.%s", k->selector, k->domain);
+	snprintf(r->values[r->n], sizeof(r->values[0]), "%s", k->record);
+	r->n++;
+}
+
+static void records_lookup(void *arg, const char *name, struct dns_result *res)
+{
+	struct records *r = arg;
+	memset(res, 0, sizeof(*res));
+	res->type = DNS_TXT;
+	res->rcode = DNS_NXDOMAIN;
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->names[i], name) == 0) {
+			res->rcode = DNS_NOERROR;
+			res->rr = calloc(1, sizeof(*res->rr));
+			res->rr[0].u.txt.text = strdup(r->values[i]);
+			res->rr[0].u.txt.len = strlen(r->values[i]);
+			res->n = 1;
+		}
+}
+
+static void test_sign_round_trip(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/test_dkim_sign_XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	struct dkim_key_info ki;
+	char err[512];
+	assert_true(dkim_key_generate(dir, "example.test", "s1", DKIM_ALG_RSA_SHA256, 0, &ki, err, sizeof(err)));
+	assert_int_equal(ki.bits, 2048);
+	assert_false(dkim_key_generate(dir, "example.test", "s1", DKIM_ALG_RSA_SHA256, 0, &ki, err, sizeof(err)));
+	assert_non_null(strstr(err, "never overwritten"));
+	assert_false(dkim_key_generate(dir, "../x", "s1", DKIM_ALG_RSA_SHA256, 0, &ki, err, sizeof(err)));
+	assert_true(dkim_key_generate(dir, "example.test", "e1", DKIM_ALG_ED25519_SHA256, 0, &ki, err, sizeof(err)));
+	struct dkim_signer signers[4];
+	size_t n = dkim_signers_for_domain(dir, "example.test", signers, 4, err, sizeof(err));
+	assert_int_equal(n, 2);
+	const char *msg = "Received: from somewhere\r\nFrom: A <a@example.test>\r\nTo: b@d2.test\r\nCc: c@d2.test\r\n"
+		"Subject: hello\r\n\tfolded\r\nX-Other: not signed\r\n\r\nbody  text \r\n\r\n";
+	char path[] = "/tmp/test_dkim_msg_XXXXXX";
+	int fd = mkstemp(path);
+	assert_int_equal(write(fd, msg, strlen(msg)), (ssize_t)strlen(msg));
+	struct buf fields[2];
+	buf_init(&fields[0], DKIM_FIELD_MAX);
+	buf_init(&fields[1], DKIM_FIELD_MAX);
+	assert_true(dkim_sign(fd, signers, n, 1796126464, fields, err, sizeof(err)));
+	close(fd);
+	for (size_t i = 0; i < n; i++)
+		dkim_signer_free(&signers[i]);
+	assert_non_null(strstr(fields[0].data, "a=ed25519-sha256"));    /* e1 sorts before s1 */
+	assert_non_null(strstr(fields[1].data, "a=rsa-sha256"));
+	assert_non_null(strstr(fields[1].data, "h=from:from:to:cc:subject;"));
+	assert_non_null(strstr(fields[1].data, "t=1796126464;"));
+	assert_null(strstr(fields[1].data, " l="));
+	for (const char *p = fields[1].data; (p = strchr(p, '\n')); p++)
+		assert_true(p[1] == '\t');                                  /* folded, never a bare line */
+	struct buf signed_msg;
+	buf_init(&signed_msg, 1 << 20);
+	buf_printf(&signed_msg, "%s\r\n%s\r\n%s", fields[0].data, fields[1].data, msg);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_int_equal(write(fd, signed_msg.data, signed_msg.len), (ssize_t)signed_msg.len);
+	close(fd);
+	struct records recs = { .n = 0 };
+	assert_true(dkim_keys_list(dir, NULL, collect_key, &recs, err, sizeof(err)));
+	assert_int_equal(recs.n, 2);
+	struct dkim_verify_options o = { .lookup = records_lookup, .lookup_arg = &recs, .now = 1796126500 };
+	struct dkim_outcome out[4];
+	assert_int_equal(dkim_verify_path(path, &o, out, 4), 2);
+	assert_int_equal(out[0].result, DKIM_PASS);
+	assert_int_equal(out[1].result, DKIM_PASS);
+	assert_true(dkim_key_retire(dir, "example.test", "s1", err, sizeof(err)));
+	assert_int_equal(dkim_signers_for_domain(dir, "example.test", signers, 4, err, sizeof(err)), 1);
+	assert_int_equal(signers[0].alg, DKIM_ALG_ED25519_SHA256);
+	dkim_signer_free(&signers[0]);
+	unlink(path);
+	buf_free(&signed_msg);
+	buf_free(&fields[0]);
+	buf_free(&fields[1]);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -274,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_key_records),
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_dns_failures),
+		cmocka_unit_test(test_sign_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
