@@ -206,7 +206,7 @@ static int sign(const struct conf *c, const struct dkim_opts *o)
 	size_t n = dkim_signers_for_domain(c->data_dir, domain, signers, 4, err, sizeof(err));
 	for (size_t i = 0; i < 4; i++)
 		buf_init(&fields[i], DKIM_FIELD_MAX);
-	bool ok = n > 0 && dkim_sign(fd, signers, n, time(NULL), fields, err, sizeof(err));
+	bool ok = n > 0 && dkim_sign(fd, 0, DKIM_TO_END_OF_FILE, signers, n, time(NULL), fields, err, sizeof(err));
 	if (n == 0)
 		fprintf(stderr, "postern: %s has no active DKIM key (postern dkim keygen %s)\n", domain, domain);
 	else if (!ok)

@@ -25,6 +25,7 @@
 #define DKIM_SELECTOR_MAX 64
 #define DKIM_WORDS_MAX 320
 #define DKIM_MAX_SIGNATURES_DEFAULT 8
+#define DKIM_TO_END_OF_FILE UINT64_MAX
 
 /* ---- Canonicalisation (RFC 6376 §3.4) ---- */
 
@@ -145,9 +146,12 @@ struct dkim_verify_options {
 };
 
 /* Verify up to min(max_out, max_signatures) DKIM-Signature fields of the message
- * readable at fd (read with pread from offset 0).  Returns how many outcomes were
+ * that is the octets [offset, offset + size) of the file at fd (read with pread;
+ * size DKIM_TO_END_OF_FILE: the rest of the file).  Returns how many outcomes were
  * written; 0 means the message carries no DKIM-Signature (result "none"). */
-size_t dkim_verify(int fd, const struct dkim_verify_options *o, struct dkim_outcome *out, size_t max_out);
+size_t dkim_verify(int fd, uint64_t offset, uint64_t size, const struct dkim_verify_options *o,
+	struct dkim_outcome *out, size_t max_out);
+/* The whole file at path. */
 size_t dkim_verify_path(const char *path, const struct dkim_verify_options *o, struct dkim_outcome *out, size_t max_out);
 
 /* ---- Signing (§5) ---- */
@@ -162,15 +166,15 @@ bool dkim_signer_load(struct dkim_signer *s, const char *domain, const char *sel
 	char *err, size_t errlen);
 void dkim_signer_free(struct dkim_signer *s);
 
-/* Sign the message at fd with each signer (relaxed/relaxed, t=now, never l=), writing
+/* Sign the message [offset, offset + size) of the file at fd with each signer (relaxed/relaxed, t=now, never l=), writing
  * one complete "DKIM-Signature: ..." field (folded, no final CRLF) per signer into
  * fields[i] (initialised by the caller).  h= lists the fields present among
  * DKIM_SIGNED_FIELDS, each as often as it occurs, and From once more (over-signing,
  * §8.15).  False with err when the message cannot be read or a signature fails. */
 #define DKIM_SIGNED_FIELDS "from:to:cc:subject:date:message-id:mime-version:content-type:" \
 	"content-transfer-encoding:reply-to:in-reply-to:references"
-bool dkim_sign(int fd, const struct dkim_signer *signers, size_t n, time_t now, struct buf *fields,
-	char *err, size_t errlen);
+bool dkim_sign(int fd, uint64_t offset, uint64_t size, const struct dkim_signer *signers, size_t n, time_t now,
+	struct buf *fields, char *err, size_t errlen);
 
 /* ---- Key files (<data_dir>/dkim/<domain>/<selector>.pem) ---- */
 
@@ -196,6 +200,14 @@ bool dkim_key_retire(const char *data_dir, const char *domain, const char *selec
  * added for a rotation signs only after the old one is retired.  Returns how many
  * were loaded (at most max); free each with dkim_signer_free. */
 size_t dkim_signers_for_domain(const char *data_dir, const char *domain, struct dkim_signer *out, size_t max,
+	char *err, size_t errlen);
+/* The same from memory while the domain's key directory is unchanged (dkim_cache.c):
+ * thread-safe, for the signing stage; free each signer handed out with
+ * dkim_signer_free. */
+struct dkim_key_cache;
+struct dkim_key_cache *dkim_key_cache_new(const char *data_dir);
+void dkim_key_cache_free(struct dkim_key_cache **c);
+size_t dkim_key_cache_signers(struct dkim_key_cache *c, const char *domain, struct dkim_signer *out, size_t max,
 	char *err, size_t errlen);
 /* The TXT value split into quoted strings of at most 255 octets (RFC 1035 §3.3.14). */
 void dkim_record_zone_text(const char *record, struct buf *out);

@@ -20,12 +20,16 @@ struct dkim_field {
 struct dkim_msg {
 	char *head;           /* the header block (allocated, at most DKIM_HEADER_MAX) */
 	size_t head_len;
+	off_t start;          /* where the message starts in the file */
+	off_t end;            /* where it ends (the file may go on: the queue's records) */
 	off_t body_off;       /* where the body starts in the file */
 	struct dkim_field *fields;
 	size_t nfields;
 };
 
-bool dkim_msg_read(int fd, struct dkim_msg *m, char *err, size_t errlen);
+/* The message is the octets [start, start + size) of the file; size
+ * DKIM_TO_END_OF_FILE: up to its end. */
+bool dkim_msg_read(int fd, uint64_t start, uint64_t size, struct dkim_msg *m, char *err, size_t errlen);
 void dkim_msg_free(struct dkim_msg *m);
 bool dkim_field_is(const struct dkim_field *f, const char *name);
 /* The field body after the colon. */

@@ -54,7 +54,10 @@ static bool read_head(int fd, struct dkim_msg *m, char *err, size_t errlen)
 			}
 			h = n;
 		}
-		ssize_t got = pread(fd, h + len, CHUNK, (off_t)len);
+		size_t want = CHUNK;
+		if ((off_t)want > m->end - m->start - (off_t)len)
+			want = (size_t)(m->end - m->start - (off_t)len);
+		ssize_t got = want ? pread(fd, h + len, want, m->start + (off_t)len) : 0;
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
@@ -69,7 +72,7 @@ static bool read_head(int fd, struct dkim_msg *m, char *err, size_t errlen)
 	}
 	m->head = h;
 	m->head_len = body ? body : len;   /* no empty line: all header, empty body */
-	m->body_off = (off_t)m->head_len;
+	m->body_off = m->start + (off_t)m->head_len;
 	h[m->head_len] = '\0';
 	return true;
 }
@@ -119,9 +122,15 @@ static bool split_fields(struct dkim_msg *m, char *err, size_t errlen)
 	return true;
 }
 
-bool dkim_msg_read(int fd, struct dkim_msg *m, char *err, size_t errlen)
+bool dkim_msg_read(int fd, uint64_t start, uint64_t size, struct dkim_msg *m, char *err, size_t errlen)
 {
 	memset(m, 0, sizeof(*m));
+	if (start > (uint64_t)INT64_MAX / 2 || (size != DKIM_TO_END_OF_FILE && size > (uint64_t)INT64_MAX / 2)) {
+		snprintf(err, errlen, "the message bounds are out of range");
+		return false;
+	}
+	m->start = (off_t)start;
+	m->end = size == DKIM_TO_END_OF_FILE ? (off_t)INT64_MAX : (off_t)(start + size);
 	if (!read_head(fd, m, err, errlen))
 		return false;
 	if (!split_fields(m, err, errlen)) {
@@ -164,7 +173,8 @@ bool dkim_msg_stream_body(int fd, const struct dkim_msg *m, dkim_emit *fn, void 
 	}
 	off_t off = m->body_off;
 	for (;;) {
-		ssize_t got = pread(fd, chunk, CHUNK, off);
+		size_t want = m->end - off < CHUNK ? (size_t)(m->end - off) : CHUNK;
+		ssize_t got = want ? pread(fd, chunk, want, off) : 0;
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
@@ -199,21 +209,39 @@ struct dkim_field *dkim_msg_take(struct dkim_msg *m, const char *name)
 	return NULL;
 }
 
+/* The canonical bytes come in small pieces (a word at a time, relaxed): gathered in
+ * a buffer so the hash is fed in large blocks. */
+#define HASH_BLOCK 16384
+
 struct body_hasher {
 	EVP_MD_CTX *md;
 	bool has_limit;
 	uint64_t limit, hashed;
+	char block[HASH_BLOCK];
+	size_t used;
 };
+
+static void hash_flush(struct body_hasher *h)
+{
+	if (h->used)
+		EVP_DigestUpdate(h->md, h->block, h->used);
+	h->used = 0;
+}
 
 static void hash_canonical(void *arg, const char *p, size_t n)
 {
 	struct body_hasher *h = arg;
 	if (h->has_limit && h->hashed + n > h->limit)
 		n = (size_t)(h->limit - h->hashed);
-	if (n) {
+	h->hashed += n;
+	if (h->used + n > HASH_BLOCK)
+		hash_flush(h);
+	if (n > HASH_BLOCK) {
 		EVP_DigestUpdate(h->md, p, n);
-		h->hashed += n;
+		return;
 	}
+	memcpy(h->block + h->used, p, n);
+	h->used += n;
 }
 
 static void canon_feed(void *arg, const char *p, size_t n)
@@ -224,19 +252,27 @@ static void canon_feed(void *arg, const char *p, size_t n)
 bool dkim_body_hash(int fd, const struct dkim_msg *m, enum dkim_canon c, bool has_limit, uint64_t limit,
 	unsigned char hash[32], uint64_t *canon_len, char *err, size_t errlen)
 {
-	struct body_hasher h = { .md = EVP_MD_CTX_new(), .has_limit = has_limit, .limit = limit };
-	if (!h.md || EVP_DigestInit_ex(h.md, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(h.md);
+	struct body_hasher *h = malloc(sizeof(*h));
+	if (!h || !(h->md = EVP_MD_CTX_new()) || EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1) {
+		if (h)
+			EVP_MD_CTX_free(h->md);
+		free(h);
 		snprintf(err, errlen, "cannot start a SHA-256 hash");
 		return false;
 	}
+	h->has_limit = has_limit;
+	h->limit = limit;
+	h->hashed = 0;
+	h->used = 0;
 	struct dkim_body_canon bc;
-	dkim_body_canon_init(&bc, c, hash_canonical, &h);
+	dkim_body_canon_init(&bc, c, hash_canonical, h);
 	bool ok = dkim_msg_stream_body(fd, m, canon_feed, &bc, err, errlen);
 	dkim_body_canon_finish(&bc);
+	hash_flush(h);
 	unsigned int hl = 0;
-	ok = ok && EVP_DigestFinal_ex(h.md, hash, &hl) == 1 && hl == 32;
-	EVP_MD_CTX_free(h.md);
+	ok = ok && EVP_DigestFinal_ex(h->md, hash, &hl) == 1 && hl == 32;
+	EVP_MD_CTX_free(h->md);
+	free(h);
 	*canon_len = bc.emitted;
 	return ok;
 }

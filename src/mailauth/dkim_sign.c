@@ -158,11 +158,11 @@ static bool sign_one(struct dkim_msg *m, const struct dkim_signer *s, time_t now
 	return !out->truncated;
 }
 
-bool dkim_sign(int fd, const struct dkim_signer *signers, size_t n, time_t now, struct buf *fields,
-	char *err, size_t errlen)
+bool dkim_sign(int fd, uint64_t offset, uint64_t size, const struct dkim_signer *signers, size_t n, time_t now,
+	struct buf *fields, char *err, size_t errlen)
 {
 	struct dkim_msg m;
-	if (!dkim_msg_read(fd, &m, err, errlen))
+	if (!dkim_msg_read(fd, offset, size, &m, err, errlen))
 		return false;
 	char names[DKIM_SIGNED_HEADERS_MAX][64];
 	size_t nnames = signed_names(&m, names);

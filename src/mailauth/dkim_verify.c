@@ -249,7 +249,8 @@ static void evaluate(int fd, struct dkim_msg *m, struct dkim_field *f, const str
 	dkim_signature_free(&sig);
 }
 
-size_t dkim_verify(int fd, const struct dkim_verify_options *o, struct dkim_outcome *out, size_t max_out)
+size_t dkim_verify(int fd, uint64_t offset, uint64_t size, const struct dkim_verify_options *o,
+	struct dkim_outcome *out, size_t max_out)
 {
 	struct dkim_msg m;
 	char err[256];
@@ -258,7 +259,7 @@ size_t dkim_verify(int fd, const struct dkim_verify_options *o, struct dkim_outc
 		limit = max_out;
 	if (limit == 0)
 		return 0;
-	if (!dkim_msg_read(fd, &m, err, sizeof(err))) {
+	if (!dkim_msg_read(fd, offset, size, &m, err, sizeof(err))) {
 		memset(out, 0, sizeof(*out));
 		say(out, DKIM_PERMERROR, "%s", err);
 		return 1;
@@ -283,7 +284,7 @@ size_t dkim_verify_path(const char *path, const struct dkim_verify_options *o, s
 		say(out, DKIM_TEMPERROR, "cannot open the message to verify it");
 		return 1;
 	}
-	size_t n = dkim_verify(fd, o, out, max_out);
+	size_t n = dkim_verify(fd, 0, DKIM_TO_END_OF_FILE, o, out, max_out);
 	close(fd);
 	return n;
 }

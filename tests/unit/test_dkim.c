@@ -214,6 +214,7 @@ static void test_vectors(void **state)
 		{ "body-changed", DKIM_FAIL, "body was changed" },
 		{ "header-changed", DKIM_FAIL, "header field was changed" },
 		{ "rsa-sha1", DKIM_PERMERROR, "rsa-sha1 is not accepted (RFC 8301)" },
+		{ "opendkim-sha1", DKIM_PERMERROR, "rsa-sha1 is not accepted (RFC 8301)" },   /* OpenDKIM's signer */
 		{ "small-key", DKIM_PERMERROR, "768 bits" },
 		{ "no-key", DKIM_PERMERROR, "missing._domainkey.example.test was not found" },
 		{ "revoked", DKIM_PERMERROR, "revoked" },
@@ -235,6 +236,33 @@ static void test_vectors(void **state)
 	assert_int_equal(verify_vector("rsa-relaxed", out, 0), 0);
 }
 
+/* A message inside a larger file (the queue file: envelope records before it, the
+ * commit's records after): only [offset, offset + size) is read. */
+static void test_range(void **state)
+{
+	(void)state;
+	FILE *in = fopen(VECTORS "rsa-relaxed.eml", "rb");
+	assert_non_null(in);
+	static char msg[65536];
+	size_t len = fread(msg, 1, sizeof(msg), in);
+	fclose(in);
+	char path[] = "/tmp/test_dkim_range_XXXXXX";
+	int fd = mkstemp(path);
+	const char *before = "E envelope records\n\n", *after = "trailer that is not the body\r\n";
+	assert_int_equal(write(fd, before, strlen(before)), (ssize_t)strlen(before));
+	assert_int_equal(write(fd, msg, len), (ssize_t)len);
+	assert_int_equal(write(fd, after, strlen(after)), (ssize_t)strlen(after));
+	struct dkim_verify_options o = { .lookup = table_lookup };
+	struct dkim_outcome out[2];
+	assert_int_equal(dkim_verify(fd, strlen(before), len, &o, out, 2), 1);
+	assert_int_equal(out[0].result, DKIM_PASS);
+	assert_int_equal(dkim_verify(fd, strlen(before), len + strlen(after), &o, out, 2), 1);
+	assert_int_equal(out[0].result, DKIM_FAIL);      /* the trailer counted: body changed */
+	assert_int_equal(dkim_verify(fd, 0, DKIM_TO_END_OF_FILE, &o, out, 2), 0);   /* envelope first: no header */
+	close(fd);
+	unlink(path);
+}
+
 static void test_dns_failures(void **state)
 {
 	(void)state;
@@ -247,19 +275,19 @@ static void test_dns_failures(void **state)
 	assert_int_equal(write(fd, msg, strlen(msg)), (ssize_t)strlen(msg));
 	struct dkim_outcome out[8];
 	struct dkim_verify_options o = { .lookup = table_lookup, .max_signatures = 8 };
-	assert_int_equal(dkim_verify(fd, &o, out, 8), 2);
+	assert_int_equal(dkim_verify(fd, 0, DKIM_TO_END_OF_FILE, &o, out, 8), 2);
 	assert_int_equal(out[0].result, DKIM_FAIL);           /* the body hash of another body */
 	assert_int_equal(out[1].result, DKIM_TEMPERROR);      /* empty relaxed body: bh matches, DNS times out */
 	assert_non_null(strstr(out[1].words, "did not answer in time"));
 	o.max_signatures = 1;
-	assert_int_equal(dkim_verify(fd, &o, out, 8), 1);     /* at most N are checked */
+	assert_int_equal(dkim_verify(fd, 0, DKIM_TO_END_OF_FILE, &o, out, 8), 1);     /* at most N are checked */
 	close(fd);
 	unlink(path);
 	const char *no_sig = "From: a@example.test\r\n\r\nbody\r\n";
 	char p2[] = "/tmp/test_dkim_XXXXXX";
 	fd = mkstemp(p2);
 	assert_int_equal(write(fd, no_sig, strlen(no_sig)), (ssize_t)strlen(no_sig));
-	assert_int_equal(dkim_verify(fd, &o, out, 8), 0);     /* no signature: result none */
+	assert_int_equal(dkim_verify(fd, 0, DKIM_TO_END_OF_FILE, &o, out, 8), 0);     /* no signature: result none */
 	close(fd);
 	unlink(p2);
 }
@@ -320,7 +348,7 @@ static void test_sign_round_trip(void **state)
 	struct buf fields[2];
 	buf_init(&fields[0], DKIM_FIELD_MAX);
 	buf_init(&fields[1], DKIM_FIELD_MAX);
-	assert_true(dkim_sign(fd, signers, n, 1796126464, fields, err, sizeof(err)));
+	assert_true(dkim_sign(fd, 0, DKIM_TO_END_OF_FILE, signers, n, 1796126464, fields, err, sizeof(err)));
 	close(fd);
 	for (size_t i = 0; i < n; i++)
 		dkim_signer_free(&signers[i]);
@@ -345,10 +373,21 @@ static void test_sign_round_trip(void **state)
 	assert_int_equal(dkim_verify_path(path, &o, out, 4), 2);
 	assert_int_equal(out[0].result, DKIM_PASS);
 	assert_int_equal(out[1].result, DKIM_PASS);
+	struct dkim_key_cache *cache = dkim_key_cache_new(dir);
+	assert_int_equal(dkim_key_cache_signers(cache, "example.test", signers, 4, err, sizeof(err)), 2);
+	dkim_signer_free(&signers[0]);
+	dkim_signer_free(&signers[1]);
+	assert_int_equal(dkim_key_cache_signers(cache, "nokeys.test", signers, 4, err, sizeof(err)), 0);
 	assert_true(dkim_key_retire(dir, "example.test", "s1", err, sizeof(err)));
 	assert_int_equal(dkim_signers_for_domain(dir, "example.test", signers, 4, err, sizeof(err)), 1);
 	assert_int_equal(signers[0].alg, DKIM_ALG_ED25519_SHA256);
 	dkim_signer_free(&signers[0]);
+	/* the cache sees the retirement at the next message */
+	assert_int_equal(dkim_key_cache_signers(cache, "example.test", signers, 4, err, sizeof(err)), 1);
+	assert_int_equal(signers[0].alg, DKIM_ALG_ED25519_SHA256);
+	dkim_signer_free(&signers[0]);
+	dkim_key_cache_free(&cache);
+	assert_null(cache);
 	unlink(path);
 	buf_free(&signed_msg);
 	buf_free(&fields[0]);
@@ -368,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_key_records),
 		cmocka_unit_test(test_vectors),
 		cmocka_unit_test(test_dns_failures),
+		cmocka_unit_test(test_range),
 		cmocka_unit_test(test_sign_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -64,6 +64,18 @@ with open("keys.txt", "w") as f:
     f.write("ed._domainkey.example.test " + ed_rec + "\n")
     f.write("small._domainkey.example.test " + small_rec + "\n")
     f.write("revoked._domainkey.example.test v=DKIM1; k=rsa; p=\n")
+# OpenDKIM's own signer (opendkim-testmsg signs rsa-sha1, relaxed/simple): Postern must
+# refuse it by RFC 8301, naming the algorithm.
+import os, tempfile
+with tempfile.TemporaryDirectory() as d:
+    subprocess.run(["opendkim-genkey", "-b", "2048", "-d", "example.test", "-s", "odk", "-D", d], check=True)
+    signed = subprocess.run(["opendkim-testmsg", "-C", "-d", "example.test", "-k", os.path.join(d, "odk.private"),
+                             "-s", "odk"], input=MSG, check=True, capture_output=True).stdout
+    open("opendkim-sha1.eml", "wb").write(signed)
+    zone = open(os.path.join(d, "odk.txt")).read()
+    rec = "".join(__import__("re").findall(r'"([^"]*)"', zone))
+    with open("keys.txt", "a") as f:
+        f.write("odk._domainkey.example.test " + rec + "\n")
 # the cross-check: every passing case verifies with dkimpy against the same records
 recs = {l.split(" ", 1)[0].encode() + b".": l.split(" ", 1)[1].strip().encode() for l in open("keys.txt")}
 for name in ("rsa-relaxed", "rsa-simple", "rsa-relaxed-simple", "ed25519-relaxed", "empty-simple",
