@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf/internal.h"
 
@@ -113,6 +114,26 @@ static void check_trusted_networks(struct parse_state *ps)
 		"in [server] if you really mean it", amount);
 }
 
+/* [delivery] files the delivery threads read later, after dropping root: name a
+ * missing one now, at its line, rather than in a log line per delivery thread. */
+static void check_delivery_files(struct parse_state *ps)
+{
+	const struct conf *c = ps->c;
+	static const char *const keys[] = { "dnssec_trust_anchor", "tls_ca_file" };
+	const char *const vals[] = { c->dnssec_trust_anchor, c->tls_ca_file };
+	for (size_t k = 0; k < 2; k++) {
+		unsigned line = 0;
+		for (size_t i = 0; i < conf_n_settings; i++)
+			if (strcmp(conf_settings[i].section, "delivery") == 0 && strcmp(conf_settings[i].key, keys[k]) == 0)
+				line = c->setting_line[i];
+		/* The default trust anchor is used only when installed (see remote.c). */
+		if (!line || !vals[k][0] || strcmp(vals[k], "none") == 0 || access(vals[k], R_OK) == 0)
+			continue;
+		conf_fail(ps, line, "[delivery] %s: cannot read %s%s", keys[k], vals[k],
+			k == 0 ? " (a file of DS or DNSKEY records; none: no DNSSEC validation)" : " (a PEM file of CA certificates)");
+	}
+}
+
 bool conf_check_whole(struct parse_state *ps)
 {
 	struct conf *c = ps->c;
@@ -147,5 +168,6 @@ bool conf_check_whole(struct parse_state *ps)
 	if (c->retry_min > c->retry_max)
 		conf_fail(ps, ps->line, "[queue] retry_min is longer than retry_max");
 	check_trusted_networks(ps);
+	check_delivery_files(ps);
 	return !ps->failed;
 }

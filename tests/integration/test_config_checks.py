@@ -272,3 +272,18 @@ def test_key_unreadable(tmp_path):
         assert msg in out[1], out[1]
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("key", ["dnssec_trust_anchor", "tls_ca_file"])
+def test_delivery_file_missing_is_refused(tmp_path, key):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var",
+                        extra="\n[delivery]\n%s = %s\n" % (key, tmp_path / "absent.pem"))
+    n = line_of(conf, "%s =" % key)
+    for err in both(conf):
+        assert "postern.conf:%d: [delivery] %s: cannot read %s" % (n, key, tmp_path / "absent.pem") in err, err
+
+
+def test_dnssec_trust_anchor_none_is_accepted(tmp_path):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var", extra="\n[delivery]\ndnssec_trust_anchor = none\n")
+    p = run_cli(["check-config"], conf=conf)
+    assert p.returncode == 0, p.stderr
