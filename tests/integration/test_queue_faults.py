@@ -369,6 +369,8 @@ def test_list_says_being_delivered_now(server_factory, dns, via):
     finally:
         peer.close()
     assert wait_event(srv, "deferred", qid=qid, timeout=30), srv.log()
-    m = [e for e in queue_json(srv) if e["id"] == qid][0]
+    # the thread logs the deferral, then saves the state, then lets go of the message
+    settled = wait_for(lambda: [e for e in queue_json(srv) if e["id"] == qid and e["delivering_to"] is None], 10)
+    m = settled[0] if settled else [e for e in queue_json(srv) if e["id"] == qid][0]
     assert m["delivering_to"] is None and m["state"] == "deferred", m
     assert srv.stop() == 0
