@@ -365,7 +365,7 @@ static int queue_show(struct queue *q, const struct conf *c, const char *qid)
 	}
 	/* The header block, for "which message is this?" */
 	char buf[8192];
-	ssize_t r = pread(m.fd, buf, sizeof(buf) - 1, m.body_offset);
+	ssize_t r = queue_message_pread(&m, buf, sizeof(buf) - 1, 0);   /* added fields first (queue.h) */
 	if (r > 0) {
 		buf[r] = '\0';
 		char *end = strstr(buf, "\r\n\r\n");

@@ -149,13 +149,13 @@ static void status_part(struct buf *b, const struct conf *c, const struct queue_
 /* The returned message or its headers, read from the queue file. */
 static bool returned_part(struct buf *b, const struct queue_message *m, bool full)
 {
-	uint64_t want = m->body_size;
+	uint64_t want = queue_message_size(m);   /* with the fields added at the end of data (queue.h) */
 	if (!full && want > 64 * 1024)
 		want = 64 * 1024;
 	char *p = malloc(want + 1);
 	if (!p)
 		return false;
-	ssize_t r = pread(m->fd, p, (size_t)want, m->body_offset);
+	ssize_t r = queue_message_pread(m, p, (size_t)want, 0);
 	if (r < 0) {
 		free(p);
 		return false;
@@ -207,7 +207,7 @@ bool bounce_queue_report(struct queue *q, const struct conf *c, const char *prot
 bool bounce_send(struct queue *q, const struct conf *c, const struct queue_message *m, enum bounce_kind kind,
 	const size_t *idx, size_t n, const struct queue_rcpt_state *states, char *qid, char *err, size_t errlen)
 {
-	bool full = kind == BOUNCE_FAILED && m->env.ret != QUEUE_RET_HDRS && m->body_size <= RETURN_FULL_MAX;
+	bool full = kind == BOUNCE_FAILED && m->env.ret != QUEUE_RET_HDRS && queue_message_size(m) <= RETURN_FULL_MAX;
 	struct buf b;
 	buf_init(&b, DSN_TEXT_MAX + RETURN_FULL_MAX + 4096);
 	unsigned rnd = 0;

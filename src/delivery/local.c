@@ -65,6 +65,26 @@ static void log_already(const struct queue_message *m, const char *rcpt, const c
 		m->env.qid, rcpt, path, name);
 }
 
+/* What goes before the message in the mailbox: the trace fields of the final delivery
+ * (RFC 5321 §4.4: Return-Path; Delivered-To, as Postfix and Dovecot write it), then the
+ * header fields the end-of-data stages added (queue.h), with the Maildir's LF line
+ * ends like the rest of the file.  Malloc'd; NULL on no memory. */
+static char *delivery_prefix(const struct queue_message *m, const char *rcpt)
+{
+	size_t cap = 1200 + m->added_len + 1;
+	char *p = malloc(cap);
+	if (!p)
+		return NULL;
+	int n = snprintf(p, 1200, "Return-Path: <%s>\nDelivered-To: %s\n", m->env.sender,
+		strchr(rcpt, '@') ? rcpt : "postmaster");
+	size_t o = n < 0 ? 0 : (size_t)n < 1200 ? (size_t)n : 1199;
+	for (size_t i = 0; i < m->added_len; i++)
+		if (m->added[i] != '\r')   /* the block's line ends are CR LF (queue_writer_set_added) */
+			p[o++] = m->added[i];
+	p[o] = '\0';
+	return p;
+}
+
 enum local_result local_deliver(const struct conf *c, const struct queue_message *m, size_t i, const char *path,
 	bool may_repeat, char *why, size_t whysz)
 {
@@ -91,23 +111,26 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 	 * of retries would only delay the news: the recipient fails at once and the sender
 	 * gets a bounce now with these words (full_is_permanent chooses what SMTP clients
 	 * are told before acceptance; see docs/operations.md "Full mailboxes"). */
-	if (quota_check(path, m->body_size, &st, err, sizeof(err)) == QUOTA_FULL) {
+	if (quota_check(path, queue_message_size(m), &st, err, sizeof(err)) == QUOTA_FULL) {
 		char u[32], l[32], left[32], sz[32];
 		if (st.limit_bytes && st.used_bytes < st.limit_bytes)
 			snprintf(why, whysz, "552 " ENH_PERM_MAILBOX_FULL " the mailbox of %s has %s left (%s of %s used) and the message is %s; "
 				"its owner must delete mail", rcpt, format_size(st.limit_bytes - st.used_bytes, left, sizeof(left)),
 				format_size(st.used_bytes, u, sizeof(u)), format_size(st.limit_bytes, l, sizeof(l)),
-				format_size(m->body_size, sz, sizeof(sz)));
+				format_size(queue_message_size(m), sz, sizeof(sz)));
 		else
 			snprintf(why, whysz, "552 " ENH_PERM_MAILBOX_FULL " the mailbox of %s is full (%s of %s used); its owner must delete mail",
 				rcpt, format_size(st.used_bytes, u, sizeof(u)), format_size(st.limit_bytes, l, sizeof(l)));
 		return LOCAL_PERM;
 	}
-	char prefix[1200];
-	snprintf(prefix, sizeof(prefix), "Return-Path: <%s>\nDelivered-To: %s\n", m->env.sender,
-		strchr(rcpt, '@') ? rcpt : "postmaster");
+	char *prefix = delivery_prefix(m, rcpt);
+	if (!prefix) {
+		snprintf(why, whysz, "local delivery to %s failed: out of memory", path);
+		return LOCAL_TEMP;
+	}
 	enum store_result r = maildir_deliver_copy(path, &id, prefix, m->fd, m->body_offset, m->body_size, name,
 		sizeof(name), err, sizeof(err));
+	free(prefix);
 	if (r == STORE_DUPLICATE) {
 		log_already(m, rcpt, path, name);
 		return LOCAL_DELIVERED;
@@ -117,7 +140,7 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 		return LOCAL_TEMP;
 	}
 	log_event(LOG_INFO, "delivered", "qid=%s to=<%s> mailbox=%s file=%s size=%llu", m->env.qid, rcpt, path, name,
-		(unsigned long long)m->body_size);
+		(unsigned long long)queue_message_size(m));
 	if (st.defined) {
 		uint64_t stored = stored_size(name);
 		quota_add(path, (int64_t)stored, 1);

@@ -198,8 +198,8 @@ static void note_failure(char *all, size_t allsz, const char *host, const char *
 static bool send_on(struct remote_ctx *rc, struct smtp_client *cl, const struct queue_message *m, const size_t *idx,
 	size_t n, struct rcpt_result *res)
 {
-	struct smtp_client_msg msg = { .env = &m->env, .rcpts = idx, .n = n, .fd = m->fd, .off = m->body_offset,
-		.size = m->body_size };
+	struct smtp_client_msg msg = { .env = &m->env, .rcpts = idx, .n = n, .prefix = m->added,
+		.prefix_len = m->added_len, .fd = m->fd, .off = m->body_offset, .size = queue_message_size(m) };
 	bool alive = smtp_client_send(cl, &msg, res);
 	(void)rc;
 	return alive;

@@ -335,6 +335,17 @@ static void rcpt_command(const struct smtp_client *c, const struct smtp_client_m
 	}
 }
 
+/* One piece of the message through the encoder, sent when conn is there: 1, 0 (the
+ * content cannot be sent) or -1 (an I/O error). */
+static int wire_piece(struct smtp_client *c, struct smtp_wire *w, const char *in, size_t n, char *out, char *err,
+	size_t errlen)
+{
+	size_t o = smtp_wire_feed(w, in, n, out);
+	if (w->failed)
+		return 0;
+	return c && o && !net_client_write(c->conn, out, o, err, errlen) ? -1 : 1;
+}
+
 /* The message as it goes on the wire (smtp_wire.h): CR LF line ends only, dot-stuffed
  * for DATA, no line over 1000 octets.  With conn NULL nothing is sent: the pass that
  * runs before MAIL to learn the size for BDAT and whether the message can go at all.
@@ -348,7 +359,11 @@ static int pass_body(struct smtp_client *c, const struct smtp_client_msg *m, boo
 	if (rc < 0)
 		snprintf(err, errlen, "out of memory");
 	smtp_wire_init(w, stuff);
-	uint64_t left = m->size;
+	/* The header fields added at the end of data first, framed like the rest. */
+	for (size_t at = 0; rc > 0 && at < m->prefix_len; at += COPY_CHUNK)
+		rc = wire_piece(c, w, m->prefix + at, m->prefix_len - at < COPY_CHUNK ? m->prefix_len - at : COPY_CHUNK,
+			out, err, errlen);
+	uint64_t left = m->size - m->prefix_len;
 	off_t off = m->off;
 	while (rc > 0 && left > 0) {
 		size_t want = left < COPY_CHUNK ? (size_t)left : COPY_CHUNK;
@@ -360,11 +375,7 @@ static int pass_body(struct smtp_client *c, const struct smtp_client_msg *m, boo
 		}
 		off += r;
 		left -= (uint64_t)r;
-		size_t o = smtp_wire_feed(w, in, (size_t)r, out);
-		if (w->failed)
-			rc = 0;
-		else if (c && o && !net_client_write(c->conn, out, o, err, errlen))
-			rc = -1;
+		rc = wire_piece(c, w, in, (size_t)r, out, err, errlen);
 	}
 	if (rc > 0) {
 		size_t o = smtp_wire_finish(w, out);

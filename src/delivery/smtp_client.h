@@ -49,10 +49,15 @@ struct smtp_client_opts {
 
 /* The message to send: the envelope, the recipients (indexes into env->rcpts) and
  * the message bytes (CRLF line ends) in fd at off, size octets. */
+/* The message: prefix_len octets at prefix (the header fields added at the end of
+ * data, queue.h; may be NULL), then the octets [off, off + size - prefix_len) of fd.
+ * size is the whole, as SIZE= declares it (RFC 1870). */
 struct smtp_client_msg {
 	const struct queue_envelope *env;
 	const size_t *rcpts;
 	size_t n;
+	const char *prefix;
+	size_t prefix_len;
 	int fd;
 	off_t off;
 	uint64_t size;

@@ -15,12 +15,14 @@
 #include "wire/enh.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define AT_MAIL POLICY_AT(POLICY_AT_MAIL)
 #define AT_RCPT POLICY_AT(POLICY_AT_RCPT)
 #define AT_FROM POLICY_AT(POLICY_AT_FROM_HEADER)
+#define AT_EOD POLICY_AT(POLICY_AT_END_OF_DATA)
 
 static void directory_unreadable(struct verdict *v)
 {
@@ -62,7 +64,9 @@ static void find_quota(const struct policy_local *l, struct policy_facts *f)
 {
 	struct quota_state st;
 	char err[256];
-	if (quota_check(f->maildir, f->declared_size, &st, err, sizeof(err)) == QUOTA_FULL) {
+	enum quota_verdict qv = quota_check(f->maildir, f->declared_size, &st, err, sizeof(err));
+	f->maildir_quota = qv == QUOTA_ERROR || st.defined;   /* unreadable now: look again at the end */
+	if (qv == QUOTA_FULL) {
 		f->rcpt.mailbox_full = true;
 		f->rcpt.full_is_permanent = l->conf->quota_full_permanent;
 		f->rcpt.quota_used = st.used_bytes;
@@ -159,6 +163,65 @@ static void stage_from_header(void *ctx, struct policy_facts *f, struct verdict 
 	}
 }
 
+/* --- the end of data: does the message fit some recipient's mailbox? ------------ */
+
+static bool is_postmaster(const char *address)
+{
+	const char *at = strrchr(address, '@');
+	return at ? (size_t)(at - address) == 10 && strncasecmp(address, "postmaster", 10) == 0
+		: strcasecmp(address, "postmaster") == 0;
+}
+
+/* Refused only when every recipient is local and none has room
+ * (policy_check_message_quota): a recipient in another domain, or one whose mailbox
+ * had no quota at RCPT (it has room for anything), means the message is queued
+ * anyway, and nothing is looked up: no thread for the common case.  (A quota set
+ * between RCPT and the end of data is left to delivery, which checks again.) */
+static bool quota_wanted(void *ctx, const struct policy_facts *f)
+{
+	(void)ctx;
+	for (size_t i = 0; i < f->n_rcpts; i++)
+		if (!f->rcpts[i].domain_local || !f->rcpts[i].quota)
+			return false;
+	return f->n_rcpts > 0;
+}
+
+/* The recipients' Maildirs through the same resolution delivery uses (aliases
+ * followed), and their quota at the message's real size: the figure delivery checks
+ * again (local_deliver).  Postmaster (RFC 5321 §4.5.1), a directory failure or an
+ * unreadable quota count as "not checked": delivery retries and says why. */
+static void stage_quota(void *ctx, struct policy_facts *f, struct verdict *v)
+{
+	struct policy_local *l = ctx;
+	struct mailbox_room *rooms = calloc(f->n_rcpts ? f->n_rcpts : 1, sizeof(*rooms));
+	if (!rooms)
+		return;   /* not checked: delivery checks */
+	size_t n = 0, other = 0;
+	for (size_t i = 0; i < f->n_rcpts; i++) {
+		const char *addr = f->rcpts[i].address;
+		char path[POLICY_PATH_MAX], err[256];
+		struct dir_recipient dr;
+		struct quota_state st;
+		if (is_postmaster(addr) || !policy_recipient_maildir(l->conf, l->dir, addr, &dr, path, sizeof(path))) {
+			other++;
+			continue;
+		}
+		enum quota_verdict qv = quota_check(path, f->message_size, &st, err, sizeof(err));
+		if (qv == QUOTA_ERROR) {
+			other++;
+			continue;
+		}
+		rooms[n++] = (struct mailbox_room){ .address = addr, .fits = qv == QUOTA_FITS, .used = st.used_bytes,
+			.limit = st.limit_bytes };
+	}
+	struct message_quota_facts mf = { .size = f->message_size, .mailboxes = rooms, .n_mailboxes = n,
+		.n_other = other, .full_is_permanent = l->conf->quota_full_permanent };
+	char detail[1024];
+	enum message_quota mq = policy_check_message_quota(&mf, detail, sizeof(detail));
+	free(rooms);
+	policy_message_quota_verdict(mq, f->message_size, detail, v);
+}
+
 bool policy_add_local_stages(struct policy_pipeline *p, struct policy_local *l)
 {
 	unsigned t = l->lookup_timeout_ms ? l->lookup_timeout_ms : POLICY_LOOKUP_TIMEOUT_MS;
@@ -174,6 +237,8 @@ bool policy_add_local_stages(struct policy_pipeline *p, struct policy_local *l)
 		{ .name = "mailbox", .points = AT_RCPT, .decide = stage_mailbox },
 		{ .name = "from-header", .words = dir_words, .points = AT_FROM, .does_io = true, .timeout_ms = t,
 			.decide = stage_from_header, .wanted = from_wanted },
+		{ .name = "quota", .words = dir_words, .points = AT_EOD, .does_io = true, .timeout_ms = t,
+			.decide = stage_quota, .wanted = quota_wanted },
 	};
 	for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++) {
 		struct policy_stage st = stages[i];

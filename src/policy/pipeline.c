@@ -56,14 +56,91 @@ bool policy_facts_set_from(struct policy_facts *f, const char *const *addrs, siz
 	return true;
 }
 
+bool policy_facts_set_rcpts(struct policy_facts *f, size_t n)
+{
+	free(f->rcpts);
+	f->rcpts = NULL;
+	f->n_rcpts = 0;
+	if (n == 0)
+		return true;
+	f->rcpts = calloc(n, sizeof(*f->rcpts));
+	if (!f->rcpts)
+		return false;
+	f->n_rcpts = n;
+	return true;
+}
+
 void policy_facts_free(struct policy_facts **fp)
 {
 	struct policy_facts *f = *fp;
 	if (!f)
 		return;
 	free(f->from);
+	free(f->rcpts);
+	free(f->added);
 	free(f);
 	*fp = NULL;
+}
+
+/* The octets field takes as stored (line ends as CR LF, one at the end), or 0 when it
+ * is not one well-formed field (see policy_facts_add_header). */
+static size_t field_stored_len(const char *field)
+{
+	size_t i = 0;
+	/* RFC 5322 §3.6.8: field-name = 1*ftext, printable US-ASCII except ":". */
+	while (field[i] > 32 && field[i] < 127 && field[i] != ':')
+		i++;
+	if (i == 0 || field[i] != ':')
+		return 0;
+	size_t out = i;
+	for (; field[i]; i++) {
+		unsigned char c = (unsigned char)field[i];
+		if (c == '\r') {
+			if (field[i + 1] != '\n')
+				return 0;   /* a bare CR */
+			continue;       /* stored with its LF */
+		}
+		if (c == '\n') {
+			char next = field[i + 1];
+			if (next == '\0')
+				break;      /* the field's own line end */
+			if (next != ' ' && next != '\t')
+				return 0;   /* a second field, or an empty line that would end the header */
+			out += 2;
+			continue;
+		}
+		if ((c < 32 && c != '\t') || c == 127)
+			return 0;
+		out++;
+	}
+	return out + 2;
+}
+
+bool policy_facts_add_header(struct policy_facts *f, const char *field)
+{
+	size_t n = field ? field_stored_len(field) : 0;
+	if (n == 0 || n > POLICY_ADDED_MAX - f->added_len)
+		return false;
+	char *p = realloc(f->added, f->added_len + n + 1);
+	if (!p)
+		return false;
+	f->added = p;
+	char *o = p + f->added_len;
+	for (const char *c = field; *c; c++) {
+		if (*c == '\r')
+			continue;
+		if (*c == '\n') {
+			if (c[1] == '\0')
+				break;
+			*o++ = '\r';
+		}
+		*o++ = *c;
+	}
+	*o++ = '\r';
+	*o++ = '\n';
+	*o = '\0';
+	f->added_len += n;
+	return true;
 }
 
 bool policy_pipeline_add(struct policy_pipeline *p, const struct policy_stage *st)
@@ -121,11 +198,19 @@ static void stop_timer(struct policy_run *r)
 	r->timer = NULL;
 }
 
+/* The facts go with the verdict unless a worker thread may still write them. */
 static void answer(struct policy_run *r, const struct verdict *v)
 {
 	r->answered = true;
+	struct policy_facts *f = r->in_work ? NULL : r->facts;
+	if (f && v->kind != VERDICT_OK) {
+		/* A message refused is not queued: no stage's fields survive it. */
+		free(f->added);
+		f->added = NULL;
+		f->added_len = 0;
+	}
 	if (!r->cancelled)
-		r->done(r->done_arg, v);
+		r->done(r->done_arg, v, f);
 }
 
 static bool stage_applies(const struct policy_stage *st, const struct policy_facts *f)
@@ -230,7 +315,7 @@ struct policy_run *policy_decide(const struct policy_pipeline *p, const struct p
 		verdict_set(&v, VERDICT_TEMP, 451, ENH_TEMP_SYSTEM, CAUSE_LOOKUP_FAILED,
 			"temporary failure: the server is short of memory", "Nothing is lost: your mail program will try again later");
 		policy_facts_free(&facts);
-		done(arg, &v);
+		done(arg, &v, NULL);
 		return NULL;
 	}
 	r->pipe = p;

@@ -194,6 +194,30 @@ enum message_quota policy_check_message_quota(const struct message_quota_facts *
 	return f->full_is_permanent ? MQ_FULL_PERMANENT : MQ_FULL;
 }
 
+void policy_message_quota_verdict(enum message_quota mq, unsigned long long size, const char *detail,
+	struct verdict *v)
+{
+	char reason[VERDICT_REASON_MAX], sz[32];
+	snprintf(reason, sizeof(reason), "it is %s, and %s", format_size(size, sz, sizeof(sz)), detail);
+	switch (mq) {
+	case MQ_ACCEPT:
+		verdict_set(v, VERDICT_OK, 250, ENH_OK, CAUSE_NONE, "", "");
+		return;
+	case MQ_FULL:
+		verdict_set(v, VERDICT_TEMP, 452, ENH_TEMP_MAILBOX_FULL, CAUSE_MAILBOX_FULL, reason,
+			"The owner of the mailbox must delete mail; your mail program will try again later");
+		return;
+	case MQ_FULL_PERMANENT:
+		verdict_set(v, VERDICT_PERM, 552, ENH_PERM_MAILBOX_FULL, CAUSE_MAILBOX_FULL, reason,
+			"The owner of the mailbox must delete mail before more can arrive; send again later");
+		return;
+	case MQ_LARGER:
+		verdict_set(v, VERDICT_PERM, 552, ENH_PERM_MAILBOX_FULL, CAUSE_MAILBOX_FULL, reason,
+			"The message is larger than the whole mailbox: send a smaller one, e.g. share large files by link");
+		return;
+	}
+}
+
 void policy_check_mail(const struct policy_client *c, struct verdict *v)
 {
 	if (c->submission_port && !c->authenticated) {

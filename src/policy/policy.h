@@ -40,7 +40,9 @@ enum refusal_cause {
 	CAUSE_COUNT
 };
 
-#define VERDICT_REASON_MAX 256
+/* Long enough for the end-of-data quota refusal naming several mailboxes: a reply
+ * line holds 500 octets of text (RFC 5321 §4.5.3.1.5), the reason goes on it whole. */
+#define VERDICT_REASON_MAX 512
 #define VERDICT_HINT_MAX 384
 
 struct verdict {
@@ -114,6 +116,11 @@ enum message_quota {
  * none has room.  detail says whose mailbox has how much room ("the mailbox of a@b has
  * 40.0 KB left (60.0 KB of 100.0 KB used)", several named when there are several). */
 enum message_quota policy_check_message_quota(const struct message_quota_facts *f, char *detail, size_t detailsz);
+/* The end-of-data verdict for that answer (RFC 3463 X.2.2, RFC 5321 §4.2.2): 452 4.2.2
+ * or 552 5.2.2, reason "it is <size>, and <detail>" (the session puts "Message not
+ * accepted: " before it); OK for MQ_ACCEPT. */
+void policy_message_quota_verdict(enum message_quota mq, unsigned long long size, const char *detail,
+	struct verdict *v);
 /* MAIL FROM on a submission port without login: 530 5.7.0 (RFC 6409 §4.3). */
 void policy_check_mail(const struct policy_client *c, struct verdict *v);
 /* A logged-in user sending as `address`; owned tells whether the directory says the
@@ -141,7 +148,8 @@ enum policy_point {
 	POLICY_AT_MAIL,          /* MAIL FROM: may this client send as this sender? */
 	POLICY_AT_RCPT,          /* RCPT TO: is this recipient accepted? */
 	POLICY_AT_FROM_HEADER,   /* end of headers: may the login send with this From:? */
-	POLICY_AT_END_OF_DATA,   /* the whole message is in (content filters, later) */
+	POLICY_AT_END_OF_DATA,   /* the whole message is spooled: quota, content checks,
+	                          * signing; stages may add header fields */
 	POLICY_POINT_COUNT
 };
 #define POLICY_AT(p) (1u << (p))
@@ -151,6 +159,29 @@ enum policy_point {
 #define POLICY_DOMAIN_MAX 256
 #define POLICY_LOGIN_MAX 256
 #define POLICY_PATH_MAX 1400
+
+/* Per-transaction findings: what a decision learnt that a later decision of the same
+ * transaction needs (SPF at MAIL, judged with DKIM and DMARC at the end of data).  The
+ * SMTP session owns one per transaction: zero at MAIL, gone at RSET and at the end of
+ * the transaction.  Every decision of the transaction gets a copy in its facts
+ * (f->txn); what a MAIL stage writes there is kept by the session (the SMTP adapter
+ * hands it back with smtp_session_findings) for every later decision.  Stages of
+ * other points may read f->txn; what they write is dropped.  Add a finding as a
+ * plain-data member (no pointers: it is copied), with the room whose stage fills it. */
+struct policy_txn {
+	struct spf_outcome spf;   /* MAIL, stage "spf": RFC 7208 result, words (mailauth/spf.h) */
+	bool spf_done;            /* the spf stage ran */
+};
+
+/* One recipient of the message, at END_OF_DATA. */
+struct policy_rcpt {
+	char address[POLICY_ADDR_MAX];   /* formatted, as in replies ("postmaster" for <postmaster>) */
+	bool domain_local;               /* one of our domains (the RCPT decision's finding) */
+	bool quota;                      /* its mailbox had a quota at RCPT (the RCPT finding) */
+};
+
+/* Header fields the END_OF_DATA stages add, in total (folded lines included). */
+#define POLICY_ADDED_MAX (32u * 1024)
 
 /* Everything a decision is made on.  The asker fills in the request; stages may add
  * findings for the stages after them (a lookup stage records what it found, a later
@@ -177,15 +208,51 @@ struct policy_facts {
 	/* Findings. */
 	struct rcpt_facts rcpt;                    /* RCPT: local, domain point into this struct */
 	char maildir[POLICY_PATH_MAX];             /* RCPT, local user: the Maildir, for the quota */
-	struct spf_outcome spf;                    /* MAIL, stage "spf": RFC 7208 result, words */
-	bool spf_done;
+	bool maildir_quota;                        /* RCPT: that Maildir has a quota (or it could not be read) */
+	struct policy_txn txn;                     /* the transaction's findings (see above) */
+	/* END_OF_DATA: the whole message is spooled (written and flushed, not committed).
+	 * address/local/domain/null_sender are the envelope sender, as at MAIL; client
+	 * has the listener role (submission_port: submission, else mx), authenticated and
+	 * trusted_network.  The message is the octets [message_offset, message_offset +
+	 * message_size) of the file message_path (the queue file being written: its
+	 * envelope records come first); it begins with Postern's own Received: field, has
+	 * CR LF line ends and is not dot-stuffed.  Read it only: open, pread within those
+	 * bounds, close; the file goes away when the transaction ends. */
+	char message_path[POLICY_PATH_MAX];
+	unsigned long long message_offset;
+	unsigned long long message_size;
+	struct policy_rcpt *rcpts;                 /* END_OF_DATA: every accepted recipient */
+	size_t n_rcpts;
+	/* END_OF_DATA: header fields the stages so far added (policy_facts_add_header):
+	 * complete fields, each ending in CR LF, in the order added; added_len octets
+	 * (no NUL counted; the block is NUL-terminated).  NULL until the first. */
+	char *added;
+	size_t added_len;
 };
 
 /* A new, zeroed facts record for a decision at `point`; NULL on no memory. */
 struct policy_facts *policy_facts_new(enum policy_point point);
 /* Room for n From: mailboxes (facts->from, n_from = n).  False on no memory. */
 bool policy_facts_set_from(struct policy_facts *f, const char *const *addrs, size_t n);
+/* Room for n recipients (facts->rcpts, n_rcpts = n, zeroed).  False on no memory. */
+bool policy_facts_set_rcpts(struct policy_facts *f, size_t n);
 void policy_facts_free(struct policy_facts **f);
+
+/* END_OF_DATA: prepend a header field to the message.  field is one complete field,
+ * "Name: value", folded lines allowed (CR LF or LF followed by a space or tab), no
+ * trailing line end needed; every line end is stored as CR LF and one is added at the
+ * end.  Fields come out in the order added, before the message (above Postern's
+ * Received:), to every reader of the queued message: remote delivery, the Maildir,
+ * the original attached to a bounce, `postern queue show`.  The queue stores them
+ * with the message at the commit, as durably (queue_writer_commit).  Only a stage
+ * that passes gets its fields kept: when any later stage refuses, the message is not
+ * queued and every field is dropped.  A later stage sees what earlier ones added in
+ * f->added (the signing stage, last, does not sign Authentication-Results).  False,
+ * and nothing added, when the field is empty, is not "Name: value" (RFC 5322 §2.2:
+ * printable ASCII name, then a colon), holds a NUL or a bare CR, or would take the
+ * block past POLICY_ADDED_MAX octets.  Call it from the stage's decide() only (on
+ * its worker thread, if does_io: the facts belong to the run). */
+bool policy_facts_add_header(struct policy_facts *f, const char *field);
 
 /* One stage.  decide() gets a verdict preset to OK and changes it to refuse; it may
  * also add findings to the facts.  A stage with does_io runs on a worker thread (so it
@@ -233,8 +300,12 @@ struct policy_executor {
 	void (*timer_cancel)(void *ctx, void *timer);
 };
 
-/* The verdict of a decision, on the loop thread.  v is valid during the call only. */
-typedef void (*policy_done_fn)(void *arg, const struct verdict *v);
+/* The verdict of a decision, on the loop thread.  v is valid during the call only;
+ * so is f, the run's facts with every finding of the stages that ran (f->txn, and at
+ * END_OF_DATA f->added: the asker may take f->added, setting it NULL), or NULL when
+ * they cannot be read: a stage timed out (its worker thread may still write them) or
+ * nothing could be allocated.  A refusal's findings are for logs only. */
+typedef void (*policy_done_fn)(void *arg, const struct verdict *v, struct policy_facts *f);
 
 struct policy_run;
 
@@ -274,7 +345,11 @@ struct policy_local {
  * submission port) and "sender" (the login owns MAIL FROM; directory); at RCPT
  * "recipient" (directory and quota file: findings only), "pop-before-smtp", "relay"
  * and "mailbox"; at the From: check "from-header" (the login owns every From:
- * mailbox; directory).  False when the list is full. */
+ * mailbox; directory); at the end of data "quota" (some recipient's mailbox has room
+ * for the message at its real size; directory and quota files).  Add them first: at
+ * the end of data the quota comes before the inbound checks and signing (a message
+ * no mailbox can take is refused before any work on it).  False when the list is
+ * full. */
 bool policy_add_local_stages(struct policy_pipeline *p, struct policy_local *l);
 
 /* Resolve address with the directory (aliases followed, postmaster placed): true
@@ -298,7 +373,7 @@ struct policy_spf {
 
 /* Append the stage "spf" (MAIL; mx listeners, client neither logged in nor trusted,
  * [mailauth] spf = check): spf_check() of the sender (postmaster@HELO for <>) and the
- * HELO name into facts->spf, logged as event=spf; refused (550 5.7.23) only with
+ * HELO name into facts->txn.spf (kept for the transaction), logged as event=spf; refused (550 5.7.23) only with
  * [mailauth] spf_fail_refuse = yes, for a fail of a record that has -all. */
 bool policy_add_spf_stage(struct policy_pipeline *p, struct policy_spf *s);
 

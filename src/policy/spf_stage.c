@@ -58,7 +58,7 @@ static void refuse_fail(const struct spf_outcome *o, struct verdict *v)
 static void stage_spf(void *ctx, struct policy_facts *f, struct verdict *v)
 {
 	struct policy_spf *s = ctx;
-	struct spf_outcome *o = &f->spf;
+	struct spf_outcome *o = &f->txn.spf;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	char err[DNS_ERR_MAX];
@@ -78,7 +78,7 @@ static void stage_spf(void *ctx, struct policy_facts *f, struct verdict *v)
 		spf_check(&rq, &dns, o);
 		dns_pool_give(s->pool, r);
 	}
-	f->spf_done = true;
+	f->txn.spf_done = true;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_outcome(f, o, (unsigned long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
 	if (s->conf->mailauth_spf_fail_refuse && o->result == SPF_FAIL && o->record_has_fail_all)

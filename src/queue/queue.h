@@ -6,10 +6,17 @@
  *   <key> <value>\n ...          envelope records (see queue.c)
  *   \n
  *   <message, exactly as received after dot-unstuffing, CRLF line ends>
+ *   [<added header fields>\nADDED <20-digit block size> POSTERN\n]   optional
  *   \nEND <20-digit message size> POSTERN\n     fixed-size trailer
  *
  * The trailer proves completeness: a file without it, or whose size disagrees, is
- * never delivered.  Writing happens in queue/incoming/; queue_writer_commit() writes
+ * never delivered.  The added header fields are the block that the end-of-data
+ * decision's stages asked to prepend (policy_facts_add_header: DKIM-Signature,
+ * Authentication-Results): complete fields with CR LF line ends, written at the
+ * commit after the message (it is never rewritten) under the same fsync, so a
+ * message is never in active/ without them.  Every reader puts them first:
+ * queue_message_pread() and queue_message_size() give the message as it must leave
+ * (the fields, then the message as received).  Writing happens in queue/incoming/; queue_writer_commit() writes
  * the trailer, fsyncs the file, renames it into active/ and fsyncs the directory,
  * and only then may the server say 250 (RFC 5321 §4.5.2; DESIGN invariant 1).
  * Per-recipient delivery state lives beside it in queue/state/<qid>, replaced
@@ -28,6 +35,8 @@
 #define QUEUE_ADDR_MAX 520
 #define QUEUE_MAX_RCPTS 10000
 #define QUEUE_TRAILER_LEN 34   /* "\nEND " + 20 digits + " POSTERN\n" */
+#define QUEUE_ADDED_REC_LEN 36 /* "\nADDED " + 20 digits + " POSTERN\n" */
+#define QUEUE_ADDED_MAX (64u << 10)   /* added header fields, in total */
 
 struct queue;
 struct queue_message;
@@ -113,7 +122,19 @@ struct queue_writer;
 struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envelope *env,
 	char *err, size_t errlen);     /* env->qid is filled in by the caller (id_new_queue_id) */
 bool queue_writer_write(struct queue_writer *w, const void *p, size_t n);
+/* Header fields to put before the message (see above): one block of complete fields,
+ * each ending in CR LF, at most QUEUE_ADDED_MAX octets; copied, written by the commit.
+ * A second call replaces the first.  False (nothing kept) when it is too large, does
+ * not end in CR LF, holds a NUL, or memory ran out. */
+bool queue_writer_set_added(struct queue_writer *w, const char *block, size_t len);
 bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen);   /* blocking */
+/* Write out what is buffered, so the file holds every octet given so far (the
+ * end-of-data decision reads it).  A plain write, as queue_writer_write. */
+bool queue_writer_flush(struct queue_writer *w);
+/* The file being written (queue/incoming/<qid>) and where the message begins in it
+ * (after the envelope records), for readers of the message before the commit. */
+const char *queue_writer_path(const struct queue_writer *w);
+uint64_t queue_writer_message_offset(const struct queue_writer *w);
 void queue_writer_free(struct queue_writer **w);   /* unlinks the incoming file unless committed */
 uint64_t queue_writer_size(const struct queue_writer *w);
 /* Did the writer (open, write or commit) fail for lack of space (ENOSPC, EDQUOT)?
@@ -138,11 +159,18 @@ struct queue_message {
 	struct queue_envelope env;
 	int fd;
 	off_t body_offset;
-	uint64_t body_size;
+	uint64_t body_size;              /* the message as received */
+	char *added;                     /* the added header fields (NUL-terminated), or NULL */
+	size_t added_len;
 };
 bool queue_message_open(struct queue *q, const char *qid, struct queue_message *m,
 	char *err, size_t errlen);
 void queue_message_close(struct queue_message *m);
+/* The message as every reader must send, store or show it: the added header fields
+ * first, then the message as received.  Its size, and up to n of its octets from off
+ * (fewer only at its end); -1 on a read error. */
+uint64_t queue_message_size(const struct queue_message *m);
+ssize_t queue_message_pread(const struct queue_message *m, void *buf, size_t n, uint64_t off);
 /* Parse the envelope part of a queue file held in memory (also the fuzz entry point).
  * Returns the offset of the message body, or -1. */
 long queue_envelope_parse(const char *data, size_t len, struct queue_envelope *env);
@@ -156,8 +184,9 @@ bool queue_state_save(struct queue *q, const char *qid, const unsigned char *sta
 /* Every recipient done: remove the message and its state (the queue file first;
  * see queue.c for why that order is the safe one). */
 bool queue_remove(struct queue *q, const char *qid);
-/* Test hook: called between the steps of queue_remove/queue_move_failed with the
- * step just finished ("queue-file-removed", ...); NULL outside tests. */
+/* Test hook: called between the steps of queue_remove/queue_move_failed and of
+ * queue_writer_commit with the step just finished ("queue-file-removed",
+ * "incoming-synced", "active-renamed", ...); NULL outside tests. */
 extern void (*queue_crash_point)(const char *step);
 /* Keep a message that failed for the admin: move to queue/failed/, with why it
  * failed in failed/<qid>.why (one line, control characters replaced) when given. */

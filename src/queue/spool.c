@@ -67,6 +67,32 @@ int queue_spool_open(int dirfd, const char *name, char *err, size_t errlen)
 	return fd;
 }
 
+/* The added header fields between the message (ending at `at`) and the end record:
+ * `gap` octets there, none or the block and its record.  False when they are not
+ * exactly that (a damaged or foreign file). */
+static bool added_read(int fd, uint64_t gap, uint64_t at, struct queue_message *m)
+{
+	if (gap == 0)
+		return true;
+	char rec[QUEUE_ADDED_REC_LEN + 1] = { 0 };
+	uint64_t len = 0;
+	if (gap < QUEUE_ADDED_REC_LEN + 2 ||
+		pread(fd, rec, QUEUE_ADDED_REC_LEN, (off_t)(at + gap - QUEUE_ADDED_REC_LEN)) != QUEUE_ADDED_REC_LEN ||
+		memcmp(rec, "\nADDED ", 7) != 0 || memcmp(rec + 27, " POSTERN\n", 9) != 0 ||
+		!parse_u64(rec + 7, 20, &len) || len > QUEUE_ADDED_MAX || len != gap - QUEUE_ADDED_REC_LEN)
+		return false;
+	char *p = malloc((size_t)len + 1);
+	if (!p || pread(fd, p, (size_t)len, (off_t)at) != (ssize_t)len || memcmp(p + len - 2, "\r\n", 2) != 0 ||
+		memchr(p, '\0', (size_t)len)) {
+		free(p);
+		return false;
+	}
+	p[len] = '\0';
+	m->added = p;
+	m->added_len = (size_t)len;
+	return true;
+}
+
 static bool message_open_at(int dirfd, const char *qid, struct queue_message *m, char *err, size_t errlen)
 {
 	memset(m, 0, sizeof(*m));
@@ -117,8 +143,9 @@ static bool message_open_at(int dirfd, const char *qid, struct queue_message *m,
 	uint64_t size = 0;
 	if (pread(fd, trailer, QUEUE_TRAILER_LEN, st.st_size - QUEUE_TRAILER_LEN) != QUEUE_TRAILER_LEN ||
 		memcmp(trailer, "\nEND ", 5) != 0 || memcmp(trailer + 25, " POSTERN\n", 9) != 0 ||
-		!parse_u64(trailer + 5, 20, &size) ||
-		(uint64_t)st.st_size != (uint64_t)body + size + QUEUE_TRAILER_LEN) {
+		!parse_u64(trailer + 5, 20, &size) || (uint64_t)st.st_size < (uint64_t)body + QUEUE_TRAILER_LEN ||
+		size > (uint64_t)st.st_size - (uint64_t)body - QUEUE_TRAILER_LEN ||
+		!added_read(fd, (uint64_t)st.st_size - (uint64_t)body - size - QUEUE_TRAILER_LEN, (uint64_t)body + size, m)) {
 		snprintf(err, errlen, "incomplete file (no valid end record)");
 		queue_envelope_free(&m->env);
 		close(fd);
@@ -155,7 +182,40 @@ void queue_message_close(struct queue_message *m)
 	if (m->fd >= 0)
 		close(m->fd);
 	m->fd = -1;
+	free(m->added);
+	m->added = NULL;
+	m->added_len = 0;
 	queue_envelope_free(&m->env);
+}
+
+uint64_t queue_message_size(const struct queue_message *m)
+{
+	return m->added_len + m->body_size;
+}
+
+ssize_t queue_message_pread(const struct queue_message *m, void *buf, size_t n, uint64_t off)
+{
+	char *out = buf;
+	size_t got = 0;
+	if (off < m->added_len) {
+		got = m->added_len - (size_t)off < n ? m->added_len - (size_t)off : n;
+		memcpy(out, m->added + off, got);
+		off = m->added_len;
+	}
+	uint64_t at = off - m->added_len;
+	while (got < n && at < m->body_size) {
+		size_t want = n - got;
+		if (want > m->body_size - at)
+			want = (size_t)(m->body_size - at);
+		ssize_t r = pread(m->fd, out + got, want, m->body_offset + (off_t)at);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;   /* the file is shorter than its end record says */
+		got += (size_t)r;
+		at += (uint64_t)r;
+	}
+	return (ssize_t)got;
 }
 
 static int cmp_str(const void *a, const void *b)

@@ -25,7 +25,10 @@ struct queue_writer {
 	char path[1100];
 	int fd;
 	struct buf wbuf;
+	uint64_t message_offset;   /* the envelope records' length */
 	uint64_t body_size;
+	char *added;               /* queue_writer_set_added */
+	size_t added_len;
 	bool failed;
 	bool no_space;          /* failed with ENOSPC or EDQUOT */
 	bool committed;
@@ -80,7 +83,9 @@ struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envel
 		errno = e;   /* the caller tells "out of space" from other failures */
 		return NULL;
 	}
-	if (!queue_envelope_encode(&w->wbuf, env) || !writer_flush(w)) {
+	bool encoded = queue_envelope_encode(&w->wbuf, env);
+	w->message_offset = w->wbuf.len;
+	if (!encoded || !writer_flush(w)) {
 		int e = w->no_space ? ENOSPC : EIO;
 		snprintf(err, errlen, "cannot write the envelope of %s", env->qid);
 		queue_writer_free(&w);
@@ -118,12 +123,62 @@ bool queue_writer_no_space(const struct queue_writer *w)
 	return w->no_space;
 }
 
-bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
+bool queue_writer_flush(struct queue_writer *w)
 {
+	return writer_flush(w);
+}
+
+const char *queue_writer_path(const struct queue_writer *w)
+{
+	return w->path;
+}
+
+uint64_t queue_writer_message_offset(const struct queue_writer *w)
+{
+	return w->message_offset;
+}
+
+bool queue_writer_set_added(struct queue_writer *w, const char *block, size_t len)
+{
+	free(w->added);
+	w->added = NULL;
+	w->added_len = 0;
+	if (len == 0)
+		return true;
+	if (len > QUEUE_ADDED_MAX || len < 2 || memcmp(block + len - 2, "\r\n", 2) != 0 || memchr(block, '\0', len))
+		return false;
+	w->added = malloc(len);
+	if (!w->added)
+		return false;
+	memcpy(w->added, block, len);
+	w->added_len = len;
+	return true;
+}
+
+/* The added fields and their record, then the end record: all after the message,
+ * so the message is never rewritten, and all before the one fsync (invariant 1). */
+static bool write_tail(struct queue_writer *w)
+{
+	char rec[QUEUE_ADDED_REC_LEN + 1];
+	if (w->added_len) {
+		if (!writer_flush(w))
+			return false;
+		if (!fileio_write_all(w->fd, w->added, w->added_len)) {
+			writer_failed(w, "write");
+			return false;
+		}
+		snprintf(rec, sizeof(rec), "\nADDED %020zu POSTERN\n", w->added_len);
+		buf_append(&w->wbuf, rec, QUEUE_ADDED_REC_LEN);
+	}
 	char trailer[QUEUE_TRAILER_LEN + 1];
 	snprintf(trailer, sizeof(trailer), "\nEND %020" PRIu64 " POSTERN\n", w->body_size);
 	buf_append(&w->wbuf, trailer, QUEUE_TRAILER_LEN);
-	if (!writer_flush(w)) {
+	return writer_flush(w);
+}
+
+bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
+{
+	if (!write_tail(w)) {
 		snprintf(err, errlen, "write failed: %s", strerror(errno));
 		return false;
 	}
@@ -135,6 +190,7 @@ bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
 	}
 	close(w->fd);
 	w->fd = -1;
+	queue_crash_at("incoming-synced");
 	char dst[1100];
 	snprintf(dst, sizeof(dst), "%s/active/%s", w->q->root, w->qid);
 	if (rename(w->path, dst) != 0) {
@@ -143,6 +199,7 @@ bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
 		return false;
 	}
 	w->committed = true;
+	queue_crash_at("active-renamed");
 	if (fsync(w->q->active_dirfd) != 0) {
 		/* The file is in place but its name may not be durable: refuse the 250; the
 		 * client retries, and at worst the message is delivered twice, never lost. */
@@ -162,6 +219,7 @@ void queue_writer_free(struct queue_writer **wp)
 	if (!w->committed)
 		unlink(w->path);
 	buf_free(&w->wbuf);
+	free(w->added);
 	free(w);
 	*wp = NULL;
 }

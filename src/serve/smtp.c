@@ -1,6 +1,7 @@
 /* smtp.c - the SMTP adapter: what an SMTP session asks of the rest of the server:
- * decisions (MAIL, RCPT, the From: check: the policy pipeline of serve/decide.c),
- * the spool and its durable commit on the commit threads, logins.  The transport
+ * decisions (MAIL, RCPT, the From: check, the end of data: the policy pipeline of
+ * serve/decide.c), the spool and its durable commit on the commit threads (with the
+ * header fields the end-of-data stages added), logins.  The transport
  * (net/) sees it only through smtp_proto_ops; the message being received is this
  * adapter's per-connection state (struct smtp_conn), not the connection's. */
 #include <stdarg.h>
@@ -29,125 +30,38 @@
 #include "util/log.h"
 #include "util/workq.h"
 
-/* The local recipients of the message being received, resolved when the spool opens
- * (on the loop, as RCPT does), for the quota check at the end of data, which runs with
- * the commit on a commit thread (maildirsize reads are file reads). */
-struct room_target {
-	char *address;
-	char *maildir;
-};
-
-struct room_check {
-	struct room_target *targets;
-	size_t n_targets;
-	size_t n_other;   /* other domains, postmaster, directory failures: not checked */
-	uint64_t space;   /* queue space above [queue] min_free when the spool opened */
-};
-
 /* One SMTP connection as this adapter sees it: the session, and the message being
- * received (spool writer, queue id, the local recipients' Maildirs). */
+ * received (spool writer, queue id, the header fields the end-of-data stages added). */
 struct smtp_conn {
 	struct service *svc;
 	struct conn *conn;
 	struct smtp_session *session;
 	struct queue_writer *writer;     /* the message being received */
-	struct room_check *room;         /* its local recipients' Maildirs, for the quota check */
+	uint64_t space;                  /* queue space above [queue] min_free when the spool opened */
+	char *added;                     /* header fields to put before it (policy_facts_add_header) */
+	size_t added_len;
 	bool spool_no_space;             /* the last spool failure was for lack of space */
 	char qid[QUEUE_ID_LEN + 1];
 };
 
-enum commit_outcome { COMMIT_OK, COMMIT_FAILED, COMMIT_NO_ROOM };
-
 struct commit_job {
 	struct smtp_conn *sc;
 	struct queue_writer *writer;
-	struct room_check *room;
-	bool full_is_permanent;
+	char *added;
+	size_t added_len;
 	char qid[QUEUE_ID_LEN + 1];
-	enum commit_outcome outcome;
+	bool ok;
 	bool no_space;
-	enum message_quota quota;
-	uint64_t size;
 	char err[256];
-	char detail[1024];
 };
 
-static void room_free(struct room_check **rp)
+/* The message being received is dropped (aborted, refused, or the client left). */
+static void message_drop(struct smtp_conn *sc)
 {
-	struct room_check *r = *rp;
-	if (!r)
-		return;
-	for (size_t i = 0; i < r->n_targets; i++) {
-		free(r->targets[i].address);
-		free(r->targets[i].maildir);
-	}
-	free(r->targets);
-	free(r);
-	*rp = NULL;
-}
-
-/* Which recipients of env have a local Maildir (aliases followed).  NULL on no memory:
- * then nothing is checked at the end of data (delivery still checks). */
-static struct room_check *room_resolve(struct smtp_conn *sc, const struct queue_envelope *qe)
-{
-	struct service *srv = sc->svc;
-	struct room_check *r = calloc(1, sizeof(*r));
-	if (!r)
-		return NULL;
-	r->targets = calloc(qe->n_rcpts ? qe->n_rcpts : 1, sizeof(*r->targets));
-	if (!r->targets) {
-		free(r);
-		return NULL;
-	}
-	for (size_t i = 0; i < qe->n_rcpts; i++) {
-		struct room_target *t = &r->targets[r->n_targets];
-		const char *at = strrchr(qe->rcpts[i], '@');
-		bool postmaster = at ? (size_t)(at - qe->rcpts[i]) == 10 && strncasecmp(qe->rcpts[i], "postmaster", 10) == 0
-			: strcasecmp(qe->rcpts[i], "postmaster") == 0;
-		char path[1400];
-		struct dir_recipient dr;
-		if (postmaster || !policy_recipient_maildir(srv->conf, srv->dir, qe->rcpts[i], &dr, path, sizeof(path))) {
-			r->n_other++;   /* RFC 5321 §4.5.1: postmaster is never refused */
-			continue;
-		}
-		t->address = strdup(qe->rcpts[i]);
-		t->maildir = strdup(path);
-		r->n_targets++;   /* freed with the rest, even when a strdup failed */
-		if (!t->address || !t->maildir) {
-			room_free(&r);
-			return NULL;
-		}
-	}
-	return r;
-}
-
-/* Commit thread: can the message, at its real size, go to at least one recipient?
- * The figure is the one delivery checks (the queued body); see local_deliver. */
-static enum message_quota room_check_run(struct commit_job *j)
-{
-	struct room_check *r = j->room;
-	if (!r || r->n_targets == 0)
-		return MQ_ACCEPT;
-	struct mailbox_room *rooms = calloc(r->n_targets, sizeof(*rooms));
-	if (!rooms)
-		return MQ_ACCEPT;
-	size_t n = 0, other = r->n_other;
-	for (size_t i = 0; i < r->n_targets; i++) {
-		struct quota_state st;
-		char err[256];
-		enum quota_verdict qv = quota_check(r->targets[i].maildir, j->size, &st, err, sizeof(err));
-		if (qv == QUOTA_ERROR) {
-			other++;   /* delivery will retry and say why */
-			continue;
-		}
-		rooms[n++] = (struct mailbox_room){ .address = r->targets[i].address, .fits = qv == QUOTA_FITS,
-			.used = st.used_bytes, .limit = st.limit_bytes };
-	}
-	struct message_quota_facts f = { .size = j->size, .mailboxes = rooms, .n_mailboxes = n, .n_other = other,
-		.full_is_permanent = j->full_is_permanent };
-	enum message_quota mq = policy_check_message_quota(&f, j->detail, sizeof(j->detail));
-	free(rooms);
-	return mq;
+	queue_writer_free(&sc->writer);
+	free(sc->added);
+	sc->added = NULL;
+	sc->added_len = 0;
 }
 
 
@@ -178,8 +92,7 @@ static void op_deadline(void *s, enum deadline_kind which, unsigned long long li
 static void op_destroy(void *s)
 {
 	struct smtp_conn *sc = s;
-	queue_writer_free(&sc->writer);
-	room_free(&sc->room);
+	message_drop(sc);
 	smtp_session_free(&sc->session);
 	free(sc);
 }
@@ -218,10 +131,27 @@ struct asking {
 	struct verdict *now;   /* in_call: where the session wants the verdict */
 };
 
-static void decision_done(void *arg, const struct verdict *v)
+/* What the stages found goes to the session (the transaction's findings); the header
+ * fields of an end of data that passed wait here for the commit. */
+static void take_findings(struct smtp_conn *sc, const struct verdict *v, struct policy_facts *f)
+{
+	if (!f)
+		return;
+	smtp_session_findings(sc->session, f);
+	if (f->point != POLICY_AT_END_OF_DATA || v->kind != VERDICT_OK)
+		return;
+	free(sc->added);
+	sc->added = f->added;
+	sc->added_len = f->added_len;
+	f->added = NULL;
+	f->added_len = 0;
+}
+
+static void decision_done(void *arg, const struct verdict *v, struct policy_facts *f)
 {
 	struct asking *a = arg;
 	if (a->in_call) {
+		take_findings(a->sc, v, f);
 		*a->now = *v;
 		a->answered = true;
 		return;
@@ -231,6 +161,7 @@ static void decision_done(void *arg, const struct verdict *v)
 	free(a);
 	if (!conn_unbusy(c))
 		return;
+	take_findings(sc, v, f);
 	smtp_session_decided(sc->session, v);
 	/* The stop began while the decision was out: tell this client now, as it would
 	 * have been told had it been idle. */
@@ -239,12 +170,24 @@ static void decision_done(void *arg, const struct verdict *v)
 	conn_process(c);   /* pipelined commands waiting behind the answer */
 }
 
-/* MAIL, RCPT and the From: check all go through the server's one pipeline (serve/
- * decide.c); the connection counts as busy while a decision is out, so it is freed
- * only after the answer, even if the client goes away. */
+/* The end of data: where the stages read the message (the spool file, flushed by
+ * hook_spool_flush), and its size as queued (our Received: field included). */
+static void message_facts(const struct smtp_conn *sc, struct policy_facts *f)
+{
+	if (f->point != POLICY_AT_END_OF_DATA || !sc->writer)
+		return;
+	snprintf(f->message_path, sizeof(f->message_path), "%s", queue_writer_path(sc->writer));
+	f->message_offset = queue_writer_message_offset(sc->writer);
+	f->message_size = queue_writer_size(sc->writer);
+}
+
+/* MAIL, RCPT, the From: check and the end of data all go through the server's one
+ * pipeline (serve/decide.c); the connection counts as busy while a decision is out,
+ * so it is freed only after the answer, even if the client goes away. */
 static bool hook_decide(void *ctx, struct policy_facts *f, struct verdict *now)
 {
 	struct smtp_conn *sc = ctx;
+	message_facts(sc, f);
 	struct asking *a = calloc(1, sizeof(*a));
 	if (!a) {
 		policy_facts_free(&f);
@@ -289,11 +232,9 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 		if (env->rcpt_params[i].notify || env->rcpt_params[i].orcpt[0])
 			dsn_ok = queue_envelope_set_dsn(&qe, i, env->rcpt_params[i].notify, env->rcpt_params[i].orcpt) && dsn_ok;
 	char err[256] = "out of memory";
-	room_free(&sc->room);
+	message_drop(sc);
 	sc->spool_no_space = false;
-	sc->room = room_resolve(sc, &qe);
-	if (sc->room)
-		sc->room->space = sc->svc->conf->min_free ? queue_space_room(sc->svc->queue) : UINT64_MAX;
+	sc->space = sc->svc->conf->min_free ? queue_space_room(sc->svc->queue) : UINT64_MAX;
 	sc->writer = dsn_ok ? queue_writer_open(sc->svc->queue, &qe, err, sizeof(err)) : NULL;
 	if (!sc->writer && dsn_ok)
 		sc->spool_no_space = errno == ENOSPC || errno == EDQUOT;
@@ -303,7 +244,6 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 	if (!sc->writer) {
 		if (!sc->spool_no_space)   /* lack of space is logged by the queue, once a minute */
 			log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)conn_id(sc->conn), err);
-		room_free(&sc->room);
 		return false;
 	}
 	memcpy(sc->qid, qe.qid, sizeof(sc->qid));
@@ -318,13 +258,22 @@ static bool hook_spool_write(void *ctx, const void *p, size_t n)
 		return false;
 	/* A message without SIZE= that outgrows the space above min_free stops here, so
 	 * the reserve stays for deliveries and logs: 452 4.3.1 as for a full disk. */
-	if (sc->room && queue_writer_size(sc->writer) + n > sc->room->space) {
+	if (queue_writer_size(sc->writer) + n > sc->space) {
 		sc->spool_no_space = true;
 		return false;
 	}
 	if (queue_writer_write(sc->writer, p, n))
 		return true;
 	sc->spool_no_space = queue_writer_no_space(sc->writer);
+	return false;
+}
+
+static bool hook_spool_flush(void *ctx)
+{
+	struct smtp_conn *sc = ctx;
+	if (sc->writer && queue_writer_flush(sc->writer))
+		return true;
+	sc->spool_no_space = sc->writer && queue_writer_no_space(sc->writer);
 	return false;
 }
 
@@ -345,23 +294,21 @@ static bool hook_spool_room(void *ctx, uint64_t size)
 
 static void hook_spool_abort(void *ctx)
 {
-	struct smtp_conn *sc = ctx;
-	queue_writer_free(&sc->writer);
-	room_free(&sc->room);
+	message_drop(ctx);
 }
 
-/* Worker thread: the blocking part.  The quota check comes first, so that a message
- * no recipient can take is never committed (nothing to undo). */
+/* Worker thread: the blocking part.  The added header fields go into the same file
+ * under the same fsync (invariant 1: never queued without them). */
 static void commit_work(void *arg)
 {
 	struct commit_job *j = arg;
-	j->quota = room_check_run(j);
-	if (j->quota != MQ_ACCEPT) {
-		j->outcome = COMMIT_NO_ROOM;
+	if (!queue_writer_set_added(j->writer, j->added, j->added_len)) {
+		snprintf(j->err, sizeof(j->err), "the added header fields (%zu octets) cannot be stored", j->added_len);
+		j->ok = false;
 		return;
 	}
-	j->outcome = queue_writer_commit(j->writer, j->err, sizeof(j->err)) ? COMMIT_OK : COMMIT_FAILED;
-	j->no_space = j->outcome == COMMIT_FAILED && queue_writer_no_space(j->writer);
+	j->ok = queue_writer_commit(j->writer, j->err, sizeof(j->err));
+	j->no_space = !j->ok && queue_writer_no_space(j->writer);
 }
 
 /* Loop thread: tell the session, wake the delivery agent. */
@@ -372,10 +319,10 @@ static void commit_done(void *arg)
 	struct conn *c = sc->conn;
 	struct service *srv = sc->svc;
 	queue_writer_free(&j->writer);
-	room_free(&j->room);
-	if (j->outcome == COMMIT_OK)
+	free(j->added);
+	if (j->ok)
 		delivery_enqueue(srv->delivery, j->qid);
-	else if (j->outcome == COMMIT_FAILED && !j->no_space)   /* lack of space: logged by the queue */
+	else if (!j->no_space)   /* lack of space: logged by the queue */
 		log_event(LOG_ERR, "spool_error", "conn=%llu qid=%s op=commit error=\"%s\"", (unsigned long long)conn_id(c),
 			j->qid, j->err);
 	if (!conn_unbusy(c)) {
@@ -383,10 +330,7 @@ static void commit_done(void *arg)
 		return;
 	}
 	sc->spool_no_space = j->no_space;
-	if (j->outcome == COMMIT_NO_ROOM)
-		smtp_session_commit_refused(sc->session, j->quota, j->size, j->detail);
-	else
-		smtp_session_commit_done(sc->session, j->outcome == COMMIT_OK);
+	smtp_session_commit_done(sc->session, j->ok);
 	free(j);
 	conn_process(c);
 }
@@ -396,18 +340,17 @@ static void hook_spool_commit(void *ctx)
 	struct smtp_conn *sc = ctx;
 	struct commit_job *j = calloc(1, sizeof(*j));
 	if (!j) {
-		queue_writer_free(&sc->writer);
-		room_free(&sc->room);
+		message_drop(sc);
 		smtp_session_commit_done(sc->session, false);
 		return;
 	}
 	j->sc = sc;
 	j->writer = sc->writer;
 	sc->writer = NULL;
-	j->room = sc->room;
-	sc->room = NULL;
-	j->size = queue_writer_size(j->writer);
-	j->full_is_permanent = sc->svc->conf->quota_full_permanent;
+	j->added = sc->added;
+	j->added_len = sc->added_len;
+	sc->added = NULL;
+	sc->added_len = 0;
 	memcpy(j->qid, sc->qid, sizeof(j->qid));
 	conn_busy(sc->conn);
 	workq_push(sc->svc->commitq, commit_work, commit_done, j);
@@ -468,7 +411,7 @@ static bool op_start(struct conn *c, const char *tls_desc)
 		.spool_write = hook_spool_write, .spool_abort = hook_spool_abort,
 		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
 		.auth_verify = hook_auth_verify, .hold = hook_hold,
-		.spool_room = hook_spool_room, .spool_no_space = hook_spool_no_space,
+		.spool_room = hook_spool_room, .spool_no_space = hook_spool_no_space, .spool_flush = hook_spool_flush,
 	};
 	sc->session = smtp_session_new(&info, &lim, &hooks);
 	if (!sc->session) {

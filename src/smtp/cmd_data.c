@@ -1,7 +1,9 @@
 /* cmd_data.c - DATA and BDAT (RFC 5321 §4.1.1.4, RFC 3030): message content on its
  * way to the spool, the Received header (RFC 5321 §4.4), the checks of the content
- * itself (line ends, NUL, line length, the From: of logged-in users) and the durable
- * commit that comes before the 250. */
+ * itself (line ends, NUL, line length, the From: of logged-in users), the end-of-data
+ * decision (policy/: quota, content checks, signing; stages may add header fields,
+ * which the adapter hands to the queue) and the durable commit that comes before the
+ * 250. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,14 +230,65 @@ static void start_commit(struct smtp_session *s)
 	s->hooks.spool_commit(s->hooks.ctx);
 }
 
+/* The facts of the end-of-data decision: the envelope as the session has it (the
+ * adapter adds where the spooled message is).  NULL on no memory. */
+static struct policy_facts *end_of_data_facts(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	struct policy_facts *f = decision_facts(s, POLICY_AT_END_OF_DATA);
+	if (!f)
+		return NULL;
+	if (!policy_facts_set_rcpts(f, tx->n_rcpts)) {
+		policy_facts_free(&f);
+		return NULL;
+	}
+	smtp_path_format(&tx->sender, f->address, sizeof(f->address));
+	snprintf(f->local, sizeof(f->local), "%s", tx->sender.local);
+	snprintf(f->domain, sizeof(f->domain), "%s", tx->sender.domain);
+	f->null_sender = tx->sender.null;
+	f->declared_size = tx->params.size_set ? tx->params.size : 0;
+	f->message_size = tx->size;
+	for (size_t i = 0; i < tx->n_rcpts; i++) {
+		smtp_path_format(&tx->rcpts[i], f->rcpts[i].address, sizeof(f->rcpts[i].address));
+		f->rcpts[i].domain_local = tx->rcpt_found[i].local;
+		f->rcpts[i].quota = tx->rcpt_found[i].quota;
+	}
+	return f;
+}
+
+/* The whole message is spooled: ask the end-of-data stages (quota, content checks,
+ * signing); end_of_data_decided goes on. */
+static void ask_end_of_data(struct smtp_session *s)
+{
+	session_decide(s, POLICY_AT_END_OF_DATA, end_of_data_facts(s));
+}
+
+/* A refused message is dropped (tx_free aborts the spool file): nothing was queued. */
+static void message_refused(struct smtp_session *s, const struct verdict *v)
+{
+	bool not_accepted = v->kind == VERDICT_TEMP || v->cause == CAUSE_MAILBOX_FULL;
+	refuse_verdict(s, not_accepted ? "Message not accepted" : "Message refused", v, NULL, 0);
+	tx_free(s);
+	s->state = ST_CMD;
+}
+
 void from_header_decided(struct smtp_session *s, const struct verdict *v)
 {
 	if (!s->tx)
 		return;
 	if (v->kind != VERDICT_OK) {
-		refuse_verdict(s, v->kind == VERDICT_TEMP ? "Message not accepted" : "Message refused", v, NULL, 0);
-		tx_free(s);
-		s->state = ST_CMD;
+		message_refused(s, v);
+		return;
+	}
+	ask_end_of_data(s);
+}
+
+void end_of_data_decided(struct smtp_session *s, const struct verdict *v)
+{
+	if (!s->tx)
+		return;
+	if (v->kind != VERDICT_OK) {
+		message_refused(s, v);
 		return;
 	}
 	start_commit(s);
@@ -274,7 +327,8 @@ static bool content_acceptable(struct smtp_session *s)
 	return true;
 }
 
-/* End of DATA or BDAT LAST: refuse, or start the durable commit. */
+/* End of DATA or BDAT LAST: refuse what the session itself sees, else ask the
+ * decisions (the From: check, then the end-of-data stages) before the commit. */
 static void finish_message(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
@@ -293,6 +347,8 @@ static void finish_message(struct smtp_session *s)
 		s->state = ST_CMD;
 		return;
 	}
+	if (tx->spool_open && !tx->spool_failed && s->hooks.spool_flush && !s->hooks.spool_flush(s->hooks.ctx))
+		tx->spool_failed = true;   /* the end-of-data stages read the file: all of it must be there */
 	if (tx->spool_failed || !tx->spool_open) {
 		reply_spool_failure(s, R_TEMP_SPOOL);
 		tx_free(s);
@@ -307,7 +363,7 @@ static void finish_message(struct smtp_session *s)
 	case FROM_ASKED:
 		return;   /* from_header_decided goes on */
 	case FROM_PASSES:
-		start_commit(s);
+		ask_end_of_data(s);
 		return;
 	}
 }
@@ -328,20 +384,6 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok)
 	} else {
 		reply_spool_failure(s, R_TEMP_COMMIT);
 	}
-	tx_free(s);
-	s->state = ST_CMD;
-}
-
-void smtp_session_commit_refused(struct smtp_session *s, enum message_quota why, uint64_t size, const char *detail)
-{
-	if (!waiting_for(s, WAIT_COMMIT) || !s->tx)
-		return;
-	s->tx->spool_open = false;   /* the hook dropped the spool file */
-	char sz[32];
-	format_size(size, sz, sizeof(sz));
-	enum reply_id id = why == MQ_LARGER ? R_DATA_LARGER_THAN_MAILBOX
-		: why == MQ_FULL_PERMANENT ? R_DATA_MAILBOX_FULL_PERM : R_DATA_MAILBOX_FULL;
-	refuse(s, id, sz, detail);
 	tx_free(s);
 	s->state = ST_CMD;
 }

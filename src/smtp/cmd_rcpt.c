@@ -98,13 +98,17 @@ static bool add_rcpt(struct smtp_session *s, const struct smtp_path *path, const
 		if (p)
 			tx->rcpts = p;
 		struct smtp_rcpt_params *q = p ? realloc(tx->rcpt_params, cap * sizeof(*q)) : NULL;
-		if (!p || !q) {
+		if (q)
+			tx->rcpt_params = q;
+		struct rcpt_found *l = q ? realloc(tx->rcpt_found, cap * sizeof(*l)) : NULL;
+		if (!p || !q || !l) {
 			reply_spool_failure(s, R_TEMP_SPOOL);
 			return false;
 		}
-		tx->rcpt_params = q;
+		tx->rcpt_found = l;
 		tx->cap_rcpts = cap;
 	}
+	tx->rcpt_found[tx->n_rcpts] = s->rcpt_asked_found;
 	tx->rcpt_params[tx->n_rcpts] = *rp;
 	tx->rcpts[tx->n_rcpts++] = *path;
 	return true;
@@ -143,6 +147,7 @@ void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	/* The decision point of RCPT: the pipeline (directory, quota, relaying). */
 	s->rcpt_asked = path;
 	s->rcpt_asked_params = rp;
+	s->rcpt_asked_found = (struct rcpt_found){ 0 };   /* until the decision's findings say */
 	struct policy_facts *f = decision_facts(s, POLICY_AT_RCPT);
 	if (f) {
 		snprintf(f->address, sizeof(f->address), "%s", addr);

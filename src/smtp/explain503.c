@@ -39,7 +39,7 @@ void remember_refusal(struct smtp_tx *tx, const char *addr, const struct verdict
 	if (tx->n_refused < REFUSALS_LISTED) {
 		struct refusal *r = &tx->refused[tx->n_refused];
 		snprintf(r->addr, sizeof(r->addr), "%s", addr);
-		snprintf(r->reason, sizeof(r->reason), "%s", v->reason);
+		snprintf(r->reason, sizeof(r->reason), "%.*s", (int)sizeof(r->reason) - 1, v->reason);
 		snprintf(r->ref, sizeof(r->ref), "%s", ref);
 	}
 	tx->n_refused++;
@@ -53,7 +53,7 @@ void remember_mail_refusal(struct smtp_session *s, const char *what, const struc
 	s->have_mail_refusal = true;
 	s->mail_cause = v->cause < CAUSE_COUNT ? v->cause : CAUSE_NONE;
 	snprintf(s->mail_refusal.addr, sizeof(s->mail_refusal.addr), "%s", what);
-	snprintf(s->mail_refusal.reason, sizeof(s->mail_refusal.reason), "%s", v->reason);
+	snprintf(s->mail_refusal.reason, sizeof(s->mail_refusal.reason), "%.*s", (int)sizeof(s->mail_refusal.reason) - 1, v->reason);
 	snprintf(s->mail_refusal.ref, sizeof(s->mail_refusal.ref), "%s", ref);
 }
 

@@ -128,14 +128,6 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 		"Set your mail program's security to SSL/TLS for this port, or use port 587 with STARTTLS"),
 	E(R_RCPT_AFTER_REFUSED_MAIL, 503, ENH_PERM_INVALID_COMMAND, "No sender: MAIL FROM was refused (ref %s), so recipients cannot be given",
 		"Fix what the MAIL FROM refusal says, then send the message again"),
-	/* The end of data, no declared SIZE: no recipient's mailbox can take the message
-	 * (RFC 3463 X.2.2 mailbox full; RFC 5321 §4.2.2 452/552). */
-	E(R_DATA_MAILBOX_FULL, 452, ENH_TEMP_MAILBOX_FULL, "Message not accepted: it is %s, and %s",
-		"The owner of the mailbox must delete mail; your mail program will try again later"),
-	E(R_DATA_MAILBOX_FULL_PERM, 552, ENH_PERM_MAILBOX_FULL, "Message not accepted: it is %s, and %s",
-		"The owner of the mailbox must delete mail before more can arrive; send again later"),
-	E(R_DATA_LARGER_THAN_MAILBOX, 552, ENH_PERM_MAILBOX_FULL, "Message not accepted: it is %s, and %s",
-		"The message is larger than the whole mailbox: send a smaller one, e.g. share large files by link"),
 	/* The server's own storage (RFC 3463 X.3.1 "mail system full"; RFC 5321 §4.2.2:
 	 * 452 insufficient system storage, at MAIL and at the end of data). */
 	E(R_NO_SPACE_MAIL, 452, ENH_TEMP_SYSTEM_FULL, "Insufficient system storage: this server is out of space for new mail and accepts none for now",

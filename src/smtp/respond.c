@@ -35,6 +35,7 @@ void tx_free(struct smtp_session *s)
 	free(tx->ar_drop);
 	free(tx->rcpts);
 	free(tx->rcpt_params);
+	free(tx->rcpt_found);
 	free(tx);
 	s->tx = NULL;
 }

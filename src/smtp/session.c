@@ -53,7 +53,19 @@ struct policy_facts *decision_facts(const struct smtp_session *s, enum policy_po
 	snprintf(f->client_addr, sizeof(f->client_addr), "%s", s->client_addr);
 	snprintf(f->login, sizeof(f->login), "%s", s->login ? s->login : "");
 	snprintf(f->helo, sizeof(f->helo), "%s", s->helo_seen ? s->helo : "");
+	if (s->tx)
+		f->txn = s->tx->txn;   /* a copy: only MAIL's findings are kept (smtp_session_findings) */
 	return f;
+}
+
+void smtp_session_findings(struct smtp_session *s, const struct policy_facts *f)
+{
+	if (!s->tx || !f || f->point != s->deciding)
+		return;
+	if (f->point == POLICY_AT_MAIL)
+		s->tx->txn = f->txn;
+	else if (f->point == POLICY_AT_RCPT)
+		s->rcpt_asked_found = (struct rcpt_found){ .local = f->rcpt.domain_local, .quota = f->maildir_quota };
 }
 
 static void resume_decision(struct smtp_session *s, const struct verdict *v)
@@ -62,7 +74,7 @@ static void resume_decision(struct smtp_session *s, const struct verdict *v)
 	case POLICY_AT_MAIL: mail_decided(s, v); break;
 	case POLICY_AT_RCPT: rcpt_decided(s, v); break;
 	case POLICY_AT_FROM_HEADER: from_header_decided(s, v); break;
-	case POLICY_AT_END_OF_DATA:
+	case POLICY_AT_END_OF_DATA: end_of_data_decided(s, v); break;
 	case POLICY_POINT_COUNT: break;
 	}
 }

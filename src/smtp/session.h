@@ -6,9 +6,11 @@
  * decided or done off the event loop puts the session in its one waiting state
  * (smtp_session_waiting) until the matching resume call, and pipelined commands that
  * follow stay in the caller's buffer meanwhile:
- *   - a decision (MAIL, RCPT, the From: of a logged-in user's message): the decide
- *     hook, resumed with smtp_session_decided() and the verdict (policy/);
- *   - the durable commit at the end of DATA/BDAT LAST: spool_commit, resumed with
+ *   - a decision (MAIL, RCPT, the From: of a logged-in user's message, the end of
+ *     data): the decide hook, resumed with smtp_session_decided() and the verdict
+ *     (policy/), after smtp_session_findings() with what the stages found;
+ *   - the durable commit at the end of DATA/BDAT LAST, once the end-of-data decision
+ *     said OK: spool_commit, resumed with
  *     smtp_session_commit_done() (RFC 5321 §4.5.2 / STYLE "commit, then acknowledge");
  *   - a login check: auth_verify, resumed with smtp_session_auth_done();
  *   - a reply held back (directory harvesting): hold, resumed with
@@ -86,6 +88,9 @@ struct smtp_hooks {
 	bool (*spool_open)(void *ctx, const struct smtp_envelope *env, char *qid);
 	bool (*spool_write)(void *ctx, const void *p, size_t n);
 	void (*spool_abort)(void *ctx);
+	/* Optional: write out what spool_write buffered, before the end-of-data decision
+	 * (its stages read the spooled file).  false: as a failed spool_write. */
+	bool (*spool_flush)(void *ctx);
 	/* Begin the durable commit; the caller later calls smtp_session_commit_done(). */
 	void (*spool_commit)(void *ctx);
 	/* Optional: without auth_verify, AUTH is not offered. */
@@ -120,11 +125,14 @@ size_t smtp_session_feed(struct smtp_session *s, const void *data, size_t len);
 /* The decision asked for with hooks->decide: the reply is queued, input is consumed
  * again.  Ignored unless the session waits for a decision. */
 void smtp_session_decided(struct smtp_session *s, const struct verdict *v);
+/* What the stages of the decision being asked found (the run's facts, before its
+ * verdict: inside hooks->decide when it answers at once, else before
+ * smtp_session_decided): the session keeps the transaction's findings written at
+ * MAIL (f->txn, policy.h) and whether a recipient's domain is local.  Ignored
+ * for any other decision, or without a transaction. */
+void smtp_session_findings(struct smtp_session *s, const struct policy_facts *f);
 /* The commit finished: ok with the queue id, or not (then 451 4.3.0). */
 void smtp_session_commit_done(struct smtp_session *s, bool ok);
-/* Instead of the commit: no recipient's mailbox has room for the message (size as
- * queued; detail from policy_check_message_quota).  Nothing was queued. */
-void smtp_session_commit_refused(struct smtp_session *s, enum message_quota why, uint64_t size, const char *detail);
 /* The hold asked for with hooks->hold is over: the held reply is queued and input is
  * consumed again. */
 void smtp_session_hold_done(struct smtp_session *s);

@@ -40,10 +40,18 @@ enum smtp_wait {
 	WAIT_HOLD,       /* hooks->hold: smtp_session_hold_done() */
 };
 
+#define REFUSAL_REASON_MAX 256         /* a remembered refusal's reason, for the 503 list */
+
 struct refusal {
 	char addr[SMTP_ADDR_MAX + 1];
-	char reason[VERDICT_REASON_MAX];
+	char reason[REFUSAL_REASON_MAX];
 	char ref[32];
+};
+
+/* What the RCPT decision found about an accepted recipient, for the end of data. */
+struct rcpt_found {
+	bool local;    /* in one of our domains */
+	bool quota;    /* its mailbox has a quota */
 };
 
 struct smtp_tx {
@@ -51,12 +59,14 @@ struct smtp_tx {
 	struct smtp_mail_params params;
 	struct smtp_path *rcpts;
 	struct smtp_rcpt_params *rcpt_params;
+	struct rcpt_found *rcpt_found;     /* parallel to rcpts: what the RCPT decision found */
 	size_t n_rcpts;
 	size_t cap_rcpts;
 	unsigned rcpt_commands;            /* RCPT commands seen, accepted or not */
 	struct refusal refused[REFUSALS_LISTED];
 	unsigned n_refused;                /* all refusals, listed or not */
 	unsigned cause_counts[CAUSE_COUNT];
+	struct policy_txn txn;             /* the decisions' findings (policy.h), kept from MAIL */
 	bool spool_open;
 	struct msg_field_scan *from_scan;  /* the From: fields, for the check (logged-in users) */
 	struct msg_field_drop *ar_drop;    /* removes Authentication-Results claiming our id */
@@ -86,6 +96,7 @@ struct smtp_session {
 	enum policy_point deciding;        /* the decision asked for last */
 	struct smtp_path rcpt_asked;       /* RCPT being decided, and its DSN parameters */
 	struct smtp_rcpt_params rcpt_asked_params;
+	struct rcpt_found rcpt_asked_found; /* what its decision found (smtp_session_findings) */
 	struct buf out;
 	struct linebuf line;
 	bool helo_seen;
@@ -168,6 +179,7 @@ void session_decide(struct smtp_session *s, enum policy_point point, struct poli
 void mail_decided(struct smtp_session *s, const struct verdict *v);        /* cmd_mail.c */
 void rcpt_decided(struct smtp_session *s, const struct verdict *v);        /* cmd_rcpt.c */
 void from_header_decided(struct smtp_session *s, const struct verdict *v); /* cmd_data.c */
+void end_of_data_decided(struct smtp_session *s, const struct verdict *v); /* cmd_data.c */
 
 /* --- explain503.c: the refusals remembered, and the 503 that names them ----- */
 

@@ -137,6 +137,7 @@ static struct policy_stage io(const struct stage_behaviour *b, unsigned points, 
 }
 
 #define AT_RCPT POLICY_AT(POLICY_AT_RCPT)
+#define AT_EOD POLICY_AT(POLICY_AT_END_OF_DATA)
 #define AT_ALL (POLICY_AT(POLICY_AT_MAIL) | AT_RCPT | POLICY_AT(POLICY_AT_FROM_HEADER))
 
 /* --- the asker ------------------------------------------------------------- */
@@ -144,13 +145,29 @@ static struct policy_stage io(const struct stage_behaviour *b, unsigned points, 
 static struct answer {
 	unsigned calls;
 	struct verdict v;
+	bool had_facts;          /* the facts came with the verdict */
+	char added[2048];        /* f->added, as the asker saw it */
+	size_t added_len;
+	struct policy_txn txn;
 } got;
 
-static void on_verdict(void *arg, const struct verdict *v)
+static void on_verdict(void *arg, const struct verdict *v, struct policy_facts *f)
 {
 	assert_ptr_equal(arg, &got);
 	got.calls++;
 	got.v = *v;
+	got.had_facts = f != NULL;
+	got.added[0] = '\0';
+	got.added_len = 0;
+	if (!f)
+		return;
+	got.txn = f->txn;
+	if (f->added) {
+		assert_true(f->added_len < sizeof(got.added));
+		assert_int_equal(strlen(f->added), f->added_len);
+		memcpy(got.added, f->added, f->added_len + 1);
+		got.added_len = f->added_len;
+	}
 }
 
 static int reset(void **state)
@@ -395,6 +412,173 @@ static void test_from_list_and_full_pipeline(void **state)
 	assert_false(policy_pipeline_add(&p, &one_more));
 }
 
+/* --- the end of data: stages that add header fields --------------------------- */
+
+/* An inbound check: adds its field (on a worker thread). */
+static void authres_stage(void *ctx, struct policy_facts *f, struct verdict *v)
+{
+	(void)ctx;
+	(void)v;
+	size_t n = strlen(trace);
+	snprintf(trace + n, sizeof(trace) - n, "authres%s ", fake.on_worker ? "*" : "");
+	assert_true(policy_facts_add_header(f, "Authentication-Results: mx.example.test;\n\tspf=pass"));
+}
+
+/* Signing, last: sees what the checks before it added, adds its own after it. */
+static void sign_stage(void *ctx, struct policy_facts *f, struct verdict *v)
+{
+	(void)ctx;
+	(void)v;
+	size_t n = strlen(trace);
+	snprintf(trace + n, sizeof(trace) - n, "sign ");
+	assert_non_null(f->added);
+	assert_string_equal(f->added, "Authentication-Results: mx.example.test;\r\n\tspf=pass\r\n");
+	assert_true(policy_facts_add_header(f, "DKIM-Signature: v=1; a=ed25519-sha256; d=example.test\r\n"));
+}
+
+static const struct stage_behaviour quota_ok = { "quota", VERDICT_OK, 0, NULL };
+static const struct stage_behaviour quota_full = { "quota", VERDICT_TEMP, 452, "4.2.2" };
+
+static void test_end_of_data_order_and_added_fields(void **state)
+{
+	(void)state;
+	struct policy_pipeline p = { .n = 0 };
+	add(&p, io(&quota_ok, AT_EOD, 10000));
+	add(&p, (struct policy_stage){ .name = "dmarc", .words = "the DMARC check", .points = AT_EOD, .does_io = true,
+		.timeout_ms = 20000, .decide = authres_stage });
+	add(&p, (struct policy_stage){ .name = "dkim-sign", .points = AT_EOD, .decide = sign_stage });
+	add(&p, pure(&refuse_c, AT_RCPT));   /* another point's stage never runs here */
+	assert_non_null(decide(&p, POLICY_AT_END_OF_DATA));
+	fake_run_job();
+	assert_string_equal(trace, "quota* ");
+	assert_int_equal(got.calls, 0);
+	fake_run_job();
+	assert_string_equal(trace, "quota* authres* sign ");
+	assert_int_equal(got.calls, 1);
+	assert_int_equal(got.v.kind, VERDICT_OK);
+	assert_int_equal(got.v.code, 250);
+	assert_string_equal(got.v.enh, "2.0.0");
+	assert_true(got.had_facts);
+	/* in the order added, each one CR LF ended, the LF of the fold made CR LF */
+	assert_string_equal(got.added, "Authentication-Results: mx.example.test;\r\n\tspf=pass\r\n"
+		"DKIM-Signature: v=1; a=ed25519-sha256; d=example.test\r\n");
+	assert_int_equal(got.added_len, strlen(got.added));
+	assert_int_equal(fake_live_timers(), 0);
+}
+
+static void test_end_of_data_first_refusal_wins(void **state)
+{
+	(void)state;
+	struct policy_pipeline p = { .n = 0 };
+	add(&p, io(&quota_full, AT_EOD, 10000));
+	add(&p, (struct policy_stage){ .name = "dmarc", .points = AT_EOD, .does_io = true, .timeout_ms = 20000,
+		.decide = authres_stage });
+	assert_non_null(decide(&p, POLICY_AT_END_OF_DATA));
+	fake_run_job();
+	assert_string_equal(trace, "quota* ");   /* the checks after the quota never ran */
+	assert_int_equal(fake.n_jobs, 0);
+	assert_int_equal(got.calls, 1);
+	assert_int_equal(got.v.code, 452);
+	assert_string_equal(got.v.enh, "4.2.2");
+	assert_string_equal(got.v.reason, "refused by quota");
+	assert_int_equal(got.added_len, 0);
+}
+
+static void test_refusal_after_a_field_drops_the_fields(void **state)
+{
+	(void)state;
+	struct policy_pipeline p = { .n = 0 };
+	add(&p, (struct policy_stage){ .name = "dmarc", .points = AT_EOD, .does_io = true, .timeout_ms = 20000,
+		.decide = authres_stage });
+	add(&p, pure(&refuse_c, AT_EOD));
+	assert_non_null(decide(&p, POLICY_AT_END_OF_DATA));
+	fake_run_job();
+	assert_string_equal(trace, "authres* c ");
+	assert_int_equal(got.calls, 1);
+	assert_int_equal(got.v.kind, VERDICT_PERM);
+	assert_int_equal(got.v.code, 554);
+	assert_true(got.had_facts);
+	assert_int_equal(got.added_len, 0);   /* not queued: no field survives */
+}
+
+static void test_end_of_data_timeout_words(void **state)
+{
+	(void)state;
+	struct policy_pipeline p = { .n = 0 };
+	add(&p, (struct policy_stage){ .name = "dmarc", .words = "the DMARC check", .points = AT_EOD, .does_io = true,
+		.timeout_ms = 20000, .decide = authres_stage });
+	add(&p, (struct policy_stage){ .name = "dkim-sign", .points = AT_EOD, .decide = sign_stage });
+	assert_non_null(decide(&p, POLICY_AT_END_OF_DATA));
+	assert_int_equal(fake.timers[0].ms, 20000);
+	fake_fire_timer(0);
+	assert_int_equal(got.calls, 1);
+	assert_int_equal(got.v.code, 451);
+	assert_string_equal(got.v.enh, "4.4.3");
+	assert_string_equal(got.v.reason, "temporary failure: the DMARC check did not answer within 20 seconds");
+	assert_false(got.had_facts);   /* its thread still holds them */
+	fake_run_job();                /* late: dropped, signing never runs */
+	assert_string_equal(trace, "authres* ");
+	assert_int_equal(got.calls, 1);
+}
+
+static void test_add_header_shapes(void **state)
+{
+	(void)state;
+	struct policy_facts *f = policy_facts_new(POLICY_AT_END_OF_DATA);
+	assert_non_null(f);
+	assert_true(policy_facts_add_header(f, "X-A: 1"));
+	assert_true(policy_facts_add_header(f, "X-B: two\r\n three\n\tfour\r\n"));
+	assert_string_equal(f->added, "X-A: 1\r\nX-B: two\r\n three\r\n\tfour\r\n");
+	size_t before = f->added_len;
+	static const char *const bad[] = {
+		"", ":", "no colon", " X-Lead: space", "X Y: space in the name", "X-C: bare\rcr", "X-D: one\r\nX-E: two",
+		"X-F: empty line\r\n\r\n", "X-G: \x01 control", "\xc3\xa9: 8-bit name",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(policy_facts_add_header(f, bad[i]));
+	assert_false(policy_facts_add_header(f, NULL));
+	assert_int_equal(f->added_len, before);   /* nothing of them stored */
+	/* Bounded: fill to the limit, then one octet more is refused. */
+	static char big[POLICY_ADDED_MAX];
+	size_t want = POLICY_ADDED_MAX - f->added_len - 2;   /* its CR LF is added */
+	memset(big, 'x', want);
+	memcpy(big, "X-Big: ", 7);
+	big[want] = '\0';
+	assert_true(policy_facts_add_header(f, big));
+	assert_int_equal(f->added_len, POLICY_ADDED_MAX);
+	assert_false(policy_facts_add_header(f, "X-H: 1"));
+	policy_facts_free(&f);
+	/* Recipients are zeroed room for the session to fill. */
+	f = policy_facts_new(POLICY_AT_END_OF_DATA);
+	assert_true(policy_facts_set_rcpts(f, 3));
+	assert_int_equal(f->n_rcpts, 3);
+	assert_false(f->rcpts[2].domain_local);
+	policy_facts_free(&f);
+}
+
+/* A MAIL stage's findings come back with the verdict, for the transaction. */
+static void txn_stage(void *ctx, struct policy_facts *f, struct verdict *v)
+{
+	(void)ctx;
+	(void)v;
+	f->txn.spf_done = true;
+	snprintf(f->txn.spf.domain, sizeof(f->txn.spf.domain), "example.com");
+}
+
+static void test_txn_findings_come_back(void **state)
+{
+	(void)state;
+	struct policy_pipeline p = { .n = 0 };
+	add(&p, (struct policy_stage){ .name = "spf", .points = POLICY_AT(POLICY_AT_MAIL), .does_io = true,
+		.timeout_ms = 1000, .decide = txn_stage });
+	assert_non_null(decide(&p, POLICY_AT_MAIL));
+	fake_run_job();
+	assert_int_equal(got.calls, 1);
+	assert_true(got.had_facts);
+	assert_true(got.txn.spf_done);
+	assert_string_equal(got.txn.spf.domain, "example.com");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -410,6 +594,12 @@ int main(void)
 		cmocka_unit_test_setup(test_inline_executor, reset),
 		cmocka_unit_test_setup(test_findings_reach_later_stages, reset),
 		cmocka_unit_test_setup(test_from_list_and_full_pipeline, reset),
+		cmocka_unit_test_setup(test_end_of_data_order_and_added_fields, reset),
+		cmocka_unit_test_setup(test_end_of_data_first_refusal_wins, reset),
+		cmocka_unit_test_setup(test_refusal_after_a_field_drops_the_fields, reset),
+		cmocka_unit_test_setup(test_end_of_data_timeout_words, reset),
+		cmocka_unit_test_setup(test_add_header_shapes, reset),
+		cmocka_unit_test_setup(test_txn_findings_come_back, reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

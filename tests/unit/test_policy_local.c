@@ -51,12 +51,14 @@ static const struct policy_executor executor = { .submit = inline_submit };
 
 static struct verdict got;
 static unsigned answers;
+static bool got_maildir_quota;   /* the RCPT finding the end of data relies on */
 
-static void on_verdict(void *arg, const struct verdict *v)
+static void on_verdict(void *arg, const struct verdict *v, struct policy_facts *f)
 {
 	(void)arg;
 	answers++;
 	got = *v;
+	got_maildir_quota = f && f->maildir_quota;
 }
 
 /* --- the directory and the mailboxes --------------------------------------- */
@@ -218,6 +220,7 @@ static void test_stage_list(void **state)
 		{ "relay", POLICY_AT(POLICY_AT_RCPT), false },
 		{ "mailbox", POLICY_AT(POLICY_AT_RCPT), false },
 		{ "from-header", POLICY_AT(POLICY_AT_FROM_HEADER), true },
+		{ "quota", POLICY_AT(POLICY_AT_END_OF_DATA), true },
 	};
 	assert_int_equal(pipe_local.n, sizeof(want) / sizeof(want[0]));
 	for (size_t i = 0; i < pipe_local.n; i++) {
@@ -391,6 +394,60 @@ static void test_points_kept_apart(void **state)
 	assert_accepted(rcpt_to(&bob_logged_in, "alice", "example.test", 0), "2.1.5");
 }
 
+/* --- the end of data ----------------------------------------------------------- */
+
+struct eod_rcpt {
+	const char *address;
+	bool local, quota;
+};
+
+static const struct verdict *end_of_data(const struct eod_rcpt *r, size_t n, unsigned long long size)
+{
+	struct policy_facts *f = facts(POLICY_AT_END_OF_DATA, &mx_stranger);
+	set_address(f, "s", "elsewhere.example");
+	f->message_size = size;
+	assert_true(policy_facts_set_rcpts(f, n));
+	for (size_t i = 0; i < n; i++) {
+		snprintf(f->rcpts[i].address, sizeof(f->rcpts[i].address), "%s", r[i].address);
+		f->rcpts[i].domain_local = r[i].local;
+		f->rcpts[i].quota = r[i].quota;
+	}
+	return decide(f);
+}
+
+/* The message at its real size fits no recipient's mailbox: refused in the quota's
+ * words before the commit; the mailboxes are resolved in the directory by the stage. */
+static void test_end_of_data_quota(void **state)
+{
+	(void)state;
+	/* RCPT tells whether a mailbox has a quota at all (carol's has, alice's not). */
+	rcpt_to(&mx_stranger, "carol", "example.test", 0);
+	assert_true(got_maildir_quota);
+	assert_accepted(rcpt_to(&mx_stranger, "alice", "example.test", 0), "2.1.5");
+	assert_false(got_maildir_quota);
+	const struct eod_rcpt carol = { "carol@example.test", true, true };
+	jobs_run = 0;
+	const struct verdict *v = end_of_data(&carol, 1, 500);
+	assert_refused(v, VERDICT_TEMP, 452, "4.2.2", CAUSE_MAILBOX_FULL, "it is ");
+	if (!strstr(v->reason, ", and the mailbox of carol@example.test is full"))
+		fail_msg("reason \"%s\"", v->reason);
+	assert_int_equal(jobs_run, 1);   /* off the loop */
+	cf.quota_full_permanent = true;
+	assert_refused(end_of_data(&carol, 1, 500), VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL,
+		"the mailbox of carol@example.test");
+	/* Someone else can take it, so it is queued (carol's copy fails at delivery); and
+	 * nothing is looked up when a recipient has no quota or is not local. */
+	const struct eod_rcpt some_room[] = { carol, { "alice@example.test", true, false } };
+	const struct eod_rcpt remote[] = { carol, { "r@elsewhere.example", false, false } };
+	jobs_run = 0;
+	assert_accepted(end_of_data(some_room, 2, 500), "2.0.0");
+	assert_accepted(end_of_data(remote, 2, 500), "2.0.0");
+	assert_int_equal(jobs_run, 0);
+	/* Postmaster is never refused (RFC 5321 §4.5.1), even with a quota found. */
+	const struct eod_rcpt postmaster[] = { carol, { "postmaster@example.test", true, true } };
+	assert_accepted(end_of_data(postmaster, 2, 500), "2.0.0");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -406,6 +463,7 @@ int main(void)
 		cmocka_unit_test_setup(test_rcpt_postmaster, reset),
 		cmocka_unit_test_setup(test_from_header, reset),
 		cmocka_unit_test_setup(test_points_kept_apart, reset),
+		cmocka_unit_test_setup(test_end_of_data_quota, reset),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

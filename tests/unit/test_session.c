@@ -39,6 +39,15 @@ struct fake {
 	char last_env_sender[SMTP_ADDR_MAX + 1];
 	size_t last_env_rcpts;
 	char violation[200];
+	struct smtp_session *session;   /* for smtp_session_findings */
+	/* The end-of-data decision: what it was asked on, and whether the quota refuses. */
+	bool eod_full;
+	unsigned eod_asked;
+	char eod_sender[SMTP_ADDR_MAX + 1];
+	size_t eod_rcpts;
+	bool eod_local[8];
+	bool eod_txn;                   /* MAIL's finding reached the end of data */
+	char eod_helo[64];
 };
 
 static void violation(struct fake *f, const char *what)
@@ -50,11 +59,34 @@ static void violation(struct fake *f, const char *what)
 
 /* The decision pipeline's rules on a fake directory (alice and bob exist at
  * example.test, "tempfail" cannot be looked up), answered at once. */
+static void fake_end_of_data(struct fake *f, const struct policy_facts *pf, struct verdict *v)
+{
+	f->eod_asked++;
+	snprintf(f->eod_sender, sizeof(f->eod_sender), "%.300s", pf->address);
+	snprintf(f->eod_helo, sizeof(f->eod_helo), "%.60s", pf->helo);
+	f->eod_rcpts = pf->n_rcpts;
+	for (size_t i = 0; i < pf->n_rcpts && i < 8; i++)
+		f->eod_local[i] = pf->rcpts[i].domain_local;
+	f->eod_txn = pf->txn.spf_done;
+	if (f->eod_full)
+		policy_message_quota_verdict(MQ_FULL, 51200, "the mailbox of alice@example.test has 40.0 KB left", v);
+	else
+		verdict_set(v, VERDICT_OK, 250, "2.0.0", CAUSE_NONE, "", "");
+}
+
 static bool fake_decide(void *ctx, struct policy_facts *pf, struct verdict *v)
 {
 	struct fake *f = ctx;
 	if (pf->point == POLICY_AT_MAIL) {
 		policy_check_mail(&pf->client, v);
+		pf->txn.spf_done = true;   /* a MAIL stage's finding, kept for the transaction */
+		if (f->session)
+			smtp_session_findings(f->session, pf);
+		policy_facts_free(&pf);
+		return true;
+	}
+	if (pf->point == POLICY_AT_END_OF_DATA) {
+		fake_end_of_data(f, pf, v);
 		policy_facts_free(&pf);
 		return true;
 	}
@@ -69,6 +101,9 @@ static bool fake_decide(void *ctx, struct policy_facts *pf, struct verdict *v)
 			: strcmp(pf->local, "tempfail") == 0 ? USER_LOOKUP_FAILED : USER_MISSING,
 	};
 	policy_check_rcpt(&pc, &facts, v);
+	pf->rcpt = facts;
+	if (f->session)
+		smtp_session_findings(f->session, pf);
 	policy_facts_free(&pf);
 	return true;
 }
@@ -166,6 +201,7 @@ static struct smtp_session *new_session_info(struct fake *f, const struct smtp_l
 	};
 	struct smtp_session *s = smtp_session_new(info, lim ? lim : &default_limits, &h);
 	assert_non_null(s);
+	f->session = s;
 	smtp_session_start(s);
 	return s;
 }
@@ -899,26 +935,20 @@ static void test_commit_failure(void **state)
 	fake_free(&f);
 }
 
-/* The end-of-data quota check refused the message instead of committing it. */
-static void test_commit_refused_no_room(void **state)
+/* The end-of-data decision refused the message (the quota stage): no commit, the
+ * spool file is dropped, and the reply is the verdict in the quota's words. */
+static void test_end_of_data_refused_no_room(void **state)
 {
 	(void)state;
 	struct fake f;
 	struct smtp_session *s = new_session(&f, NULL);
+	f.eod_full = true;
 	struct buf out;
 	buf_init(&out, 1 << 16);
 	const char *in = "EHLO c\r\nMAIL FROM:<s@x.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nx\r\n.\r\nNOOP\r\n";
-	size_t len = strlen(in), tail = strlen("NOOP\r\n");
-	assert_int_equal(smtp_session_feed(s, in, len), len - tail);
-	assert_true(smtp_session_waiting(s));
-	f.commit_running = false;
-	take_output(s, &out);
-	buf_reset(&out);
-	smtp_session_commit_refused(s, MQ_FULL, 51200, "the mailbox of alice@example.test has 40.0 KB left");
+	size_t len = strlen(in);
+	assert_int_equal(smtp_session_feed(s, in, len), len);
 	assert_false(smtp_session_waiting(s));
-	/* a late commit_done is ignored */
-	smtp_session_commit_done(s, true);
-	assert_int_equal(smtp_session_feed(s, in + len - tail, tail), tail);
 	take_output(s, &out);
 	const char *o = buf_cstr(&out);
 	assert_non_null(strstr(o, "452-4.2.2 Message not accepted: it is 50.0 KB, and the mailbox of alice@example.test has 40.0 KB left\r\n"));
@@ -926,6 +956,41 @@ static void test_commit_refused_no_room(void **state)
 	assert_non_null(strstr(o, "(ref "));
 	assert_null(strstr(o, "queued"));
 	assert_non_null(strstr(o, "250 2.0.0 Ok\r\n"));
+	assert_int_equal(f.eod_asked, 1);
+	assert_int_equal(f.commits, 0);
+	assert_int_equal(f.aborts, 1);
+	/* a late commit_done is ignored */
+	smtp_session_commit_done(s, true);
+	smtp_session_free(&s);
+	assert_int_equal(f.violations, 0);
+	buf_free(&out);
+	fake_free(&f);
+}
+
+/* The end-of-data decision gets the envelope: sender, HELO, every recipient and
+ * whether its domain is local (RCPT's finding), and MAIL's findings (f->txn). */
+static void test_end_of_data_facts(void **state)
+{
+	(void)state;
+	struct fake f;
+	struct smtp_session *s = new_session(&f, NULL);
+	f.authenticated = true;   /* may relay: one local, one remote recipient */
+	struct buf out;
+	buf_init(&out, 1 << 16);
+	const char *in = "EHLO client.example\r\nMAIL FROM:<s@x.example>\r\nRCPT TO:<alice@example.test>\r\n"
+		"RCPT TO:<r@elsewhere.example>\r\nDATA\r\nx\r\n.\r\n";
+	drive(s, &f, in, strlen(in), 0, true, &out);
+	char sum[256];
+	summarise(&out, sum, sizeof(sum));
+	assert_string_equal(sum, "220|250|250 2.1.0|250 2.1.5|250 2.1.5|354|250 2.0.0");
+	assert_int_equal(f.eod_asked, 1);
+	assert_string_equal(f.eod_sender, "s@x.example");
+	assert_string_equal(f.eod_helo, "client.example");
+	assert_int_equal(f.eod_rcpts, 2);
+	assert_true(f.eod_local[0]);
+	assert_false(f.eod_local[1]);
+	assert_true(f.eod_txn);
+	assert_int_equal(f.commits, 1);
 	smtp_session_free(&s);
 	assert_int_equal(f.violations, 0);
 	buf_free(&out);
@@ -1455,7 +1520,8 @@ int main(void)
 		cmocka_unit_test(test_bdat_discard),
 		cmocka_unit_test(test_commit_wait),
 		cmocka_unit_test(test_commit_failure),
-		cmocka_unit_test(test_commit_refused_no_room),
+		cmocka_unit_test(test_end_of_data_refused_no_room),
+		cmocka_unit_test(test_end_of_data_facts),
 		cmocka_unit_test(test_storage_refusals),
 		cmocka_unit_test(test_spool_failures),
 		cmocka_unit_test(test_timeout_and_shutdown),
