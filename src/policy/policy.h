@@ -254,6 +254,26 @@ void policy_facts_free(struct policy_facts **f);
  * its worker thread, if does_io: the facts belong to the run). */
 bool policy_facts_add_header(struct policy_facts *f, const char *field);
 
+/* How an END_OF_DATA stage is written (DKIM signing, DMARC checking, later milters):
+ *   - points = POLICY_AT(POLICY_AT_END_OF_DATA), does_io = true (it reads the file and
+ *     asks DNS), timeout_ms its own (its words then say what did not answer: "the DKIM
+ *     key lookup"), wanted() to skip it on the loop when the facts already say no (the
+ *     inbound checks: !f->client.submission_port && !f->client.authenticated &&
+ *     !f->client.trusted_network; signing: the opposite);
+ *   - decide() reads the message: open(f->message_path, O_RDONLY), pread within
+ *     [f->message_offset, f->message_offset + f->message_size), close; never past it
+ *     (the queue writes its records after it at the commit);
+ *   - it adds what the message should carry with policy_facts_add_header(f, "Name:
+ *     value") (false: the block is full; log it and go on, or refuse temporarily), and
+ *     reads what earlier stages added in f->added (the signer does not sign
+ *     Authentication-Results);
+ *   - it refuses with verdict_set (an ENH_ id from wire/enh.h; the session writes
+ *     "Message refused: <reason>" or, for a temporary refusal, "Message not accepted:
+ *     <reason>", then the hint); a refusal drops every field added;
+ *   - it reads f->txn for what MAIL found (SPF).
+ * serve/decide.c appends the stages after policy_add_local_stages(), in the order
+ * quota, inbound checks, signing (contracts: signing last, after any content change). */
+
 /* One stage.  decide() gets a verdict preset to OK and changes it to refuse; it may
  * also add findings to the facts.  A stage with does_io runs on a worker thread (so it
  * must touch nothing but its ctx, which must be thread-safe, and the facts), and gets

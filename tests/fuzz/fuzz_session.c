@@ -46,6 +46,13 @@ static bool decide(void *ctx, struct policy_facts *pf, struct verdict *v)
 			.user = pf->local[0] == 'a' ? USER_FOUND : pf->local[0] == 't' ? USER_LOOKUP_FAILED : USER_MISSING,
 		};
 		policy_check_rcpt(&pc, &rf, v);
+	} else if (pf->point == POLICY_AT_END_OF_DATA) {
+		/* The whole message is spooled and not yet committed; now and then the quota
+		 * stage finds no room (the session must then drop the spool file). */
+		if (!f->open || pf->n_rcpts == 0)
+			die("end-of-data decision without a spooled message");
+		policy_message_quota_verdict(f->decisions % 3 ? MQ_ACCEPT : MQ_FULL, pf->message_size,
+			"the mailbox of a@example.test is full", v);
 	} else {
 		die("a decision the session cannot ask without a login");
 	}
