@@ -112,7 +112,7 @@ static void print_json(struct list_ctx *lc, const struct queue_message *m, const
 	printf("%s{\"id\":", lc->count ? ",\n " : "[\n ");
 	json_str(stdout, m->env.qid);
 	printf(",\"arrival\":%lld,\"age_seconds\":%lld,\"size\":%llu,\"sender\":", (long long)m->env.arrival,
-		(long long)(lc->now - m->env.arrival), (unsigned long long)m->body_size);
+		(long long)(lc->now - m->env.arrival), (unsigned long long)queue_message_size(m));
 	json_str(stdout, m->env.sender);
 	printf(",\"state\":");
 	json_str(stdout, message_state(lc, m->env.qid, st));
@@ -155,7 +155,7 @@ static void print_row(struct list_ctx *lc, const struct queue_message *m, const 
 	char nexts[32] = "now";
 	if (next > lc->now)
 		human_age(next - lc->now, nexts, sizeof(nexts));
-	printf("%-16s %5s %9llu  %-8s <%s>\n", m->env.qid, age, (unsigned long long)m->body_size,
+	printf("%-16s %5s %9llu  %-8s <%s>\n", m->env.qid, age, (unsigned long long)queue_message_size(m),
 		message_state(lc, m->env.qid, st), m->env.sender);
 	if (st->damaged)
 		printf("%35s delivery state damaged (%s): %zu of %zu recipient(s) recovered; the rest are tried again\n", "",
@@ -235,7 +235,7 @@ static void failed_one(void *arg, const char *qid)
 		printf(",\"readable\":%s", ok ? "true" : "false");
 		if (ok) {
 			printf(",\"arrival\":%lld,\"size\":%llu,\"sender\":", (long long)m.env.arrival,
-				(unsigned long long)m.body_size);
+				(unsigned long long)queue_message_size(&m));
 			json_str(stdout, m.env.sender);
 			printf(",\"recipients\":[");
 			for (size_t i = 0; i < m.env.n_rcpts; i++) {
@@ -252,7 +252,7 @@ static void failed_one(void *arg, const char *qid)
 		char age[32];
 		human_age(lc->now - m.env.arrival, age, sizeof(age));
 		printf("%-16s %5s %9llu  %-8s <%s>\n%35s to <%s>%s\n%35s why: %.200s\n", qid, age,
-			(unsigned long long)m.body_size, "failed", m.env.sender, "", m.env.rcpts[0],
+			(unsigned long long)queue_message_size(&m), "failed", m.env.sender, "", m.env.rcpts[0],
 			m.env.n_rcpts > 1 ? " and more" : "", "", why[0] ? why : "(not recorded)");
 	} else {
 		printf("%-16s %5s %9s  %-8s %s\n%35s why: %.200s\n", qid, "-", "-", "failed", err, "",
@@ -307,7 +307,7 @@ static int show_failed(struct queue *q, const char *qid)
 		struct tm tm;
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&m.env.arrival, &tm));
 		printf("arrived:   %s from %s (HELO %s, %s)\nsender:    <%s>\nsize:      %llu\n", when, m.env.client_addr,
-			m.env.helo, m.env.protocol, m.env.sender, (unsigned long long)m.body_size);
+			m.env.helo, m.env.protocol, m.env.sender, (unsigned long long)queue_message_size(&m));
 		for (size_t i = 0; i < m.env.n_rcpts; i++)
 			printf("recipient: <%s>\n", m.env.rcpts[i]);
 		queue_message_close(&m);
@@ -346,7 +346,7 @@ static int queue_show(struct queue *q, const struct conf *c, const char *qid)
 	struct tm tm;
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&m.env.arrival, &tm));
 	printf("id:        %s\narrived:   %s from %s (HELO %s, %s)\nsender:    <%s>\nsize:      %llu\nstate:     %s\n",
-		m.env.qid, when, m.env.client_addr, m.env.helo, m.env.protocol, m.env.sender, (unsigned long long)m.body_size,
+		m.env.qid, when, m.env.client_addr, m.env.helo, m.env.protocol, m.env.sender, (unsigned long long)queue_message_size(&m),
 		message_state(lc, qid, &st));
 	char where[300];
 	if (inflight_where(lc, qid, where, sizeof(where)))
