@@ -363,7 +363,8 @@ void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const 
 	}
 	char why[1400];
 	if (f.secure[0]) {
-		snprintf(why, sizeof(why), "%s; Postern will try again", f.secure);
+		/* Which regime, which host, what it did: the rest of the list follows. */
+		snprintf(why, sizeof(why), "%s", f.secure);
 		if (f.count > 1 && strlen(why) + 40 < RCPT_REASON_MAX)
 			snprintf(why + strlen(why), sizeof(why) - strlen(why), " (all servers of %s: %s)", domain, f.all);
 		set_all(res, n, OUT_DEFER, f.secure_enh, why);

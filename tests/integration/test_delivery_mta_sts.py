@@ -119,3 +119,44 @@ def test_delay_notice_tells_the_sender_why(server_factory, env):
     assert rs, srv.log()
     words = "nost.open.test publishes an MTA-STS policy in enforce mode; mx-plain.open.test offered no STARTTLS"
     assert words in " ".join(rs[0].text.split()), rs[0].text
+
+
+def test_id_change_fetches_again_and_a_failed_refresh_keeps_the_cached_policy(server_factory, env):
+    srv = env.server(server_factory)
+    qid = submit(srv, "ivan@enf.open.test")
+    assert wait_event(srv, "delivered", qid=qid, timeout=20), srv.log()
+    cache = Path(srv.data_dir) / "mta-sts" / "enf.open.test"
+    # the cache holds another id than the DNS record now: fetched again (RFC 8461 §5.1)
+    cache.write_text(cache.read_text().replace("id=%s " % STS_ID, "id=older1 ", 1))
+    n = len(env.https.fetches("mta-sts.enf.open.test"))
+    qid2 = submit(srv, "ivan2@enf.open.test")
+    assert wait_event(srv, "delivered", qid=qid2, timeout=20), srv.log()
+    pol = events(srv, "mta_sts", qid=qid2, domain="enf.open.test", mode="enforce")
+    assert pol and pol[0]["source"] == "fetched", pol
+    assert len(env.https.fetches("mta-sts.enf.open.test")) == n + 1
+    assert ("id=%s " % STS_ID) in cache.read_text()
+    # the id differs again and the server fails: the cached policy stays in force
+    cache.write_text(cache.read_text().replace("id=%s " % STS_ID, "id=older2 ", 1))
+    env.https.set_policy("mta-sts.enf.open.test", "gone", status=404)
+    try:
+        qid3 = submit(srv, "ivan3@enf.open.test")
+        assert wait_event(srv, "delivered", qid=qid3, timeout=20), srv.log()
+        pol = events(srv, "mta_sts", qid=qid3, domain="enf.open.test", mode="enforce")
+        assert pol and pol[0]["source"] == "cached" and "refresh failed" in pol[0]["note"], pol
+        assert "HTTP 404" in pol[0]["note"], pol
+    finally:
+        from transport_support import policy
+        env.https.set_policy("mta-sts.enf.open.test", policy("enforce", "mx-tls.open.test"))
+
+
+def test_failure_report_after_the_lifetime_says_why(server_factory, env):
+    from delivery_support import wait_reports
+    srv = env.server(server_factory, max_lifetime="2s", delay_notice="0")
+    qid = submit(srv, "judy@nost.open.test")
+    assert wait_event(srv, "bounced", qid=qid, timeout=30), srv.log()
+    rs = wait_reports(srv, 1, kind="failure", timeout=20)
+    assert rs, srv.log()
+    words = "nost.open.test publishes an MTA-STS policy in enforce mode; mx-plain.open.test offered no STARTTLS"
+    assert words in " ".join(rs[0].text.split()), rs[0].text
+    st = rs[0].recipients[0]
+    assert st["Status"] == "5.7.10" and words in st["Diagnostic-Code"], st   # the class becomes permanent
