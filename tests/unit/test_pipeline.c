@@ -312,6 +312,33 @@ static void test_timeout_gives_its_own_words(void **state)
 	assert_int_equal(got.calls, 1);
 }
 
+/* A stage may name what it waited for from the facts ("the SPF check of example.com"). */
+static const char *describe_domain(void *ctx, const struct policy_facts *f, char *out, size_t outsz)
+{
+	(void)ctx;
+	snprintf(out, outsz, "the SPF check of %s", f->domain);
+	return out;
+}
+
+static void test_timeout_words_from_the_facts(void **state)
+{
+	(void)state;
+	struct policy_pipeline p = { .n = 0 };
+	struct policy_stage st = io(&pass_io, POLICY_AT(POLICY_AT_MAIL), 25000);
+	st.describe = describe_domain;
+	add(&p, st);
+	struct policy_facts *f = policy_facts_new(POLICY_AT_MAIL);
+	assert_non_null(f);
+	snprintf(f->domain, sizeof(f->domain), "example.com");
+	assert_non_null(policy_decide(&p, &executor, f, on_verdict, &got));
+	fake_fire_timer(0);
+	assert_int_equal(got.calls, 1);
+	assert_int_equal(got.v.kind, VERDICT_TEMP);
+	assert_string_equal(got.v.reason, "temporary failure: the SPF check of example.com did not answer within 25 seconds");
+	fake_run_job();   /* the late answer is dropped */
+	assert_int_equal(got.calls, 1);
+}
+
 static void test_timeout_verdict_words(void **state)
 {
 	(void)state;
@@ -590,6 +617,7 @@ int main(void)
 		cmocka_unit_test_setup(test_io_refusal_wins, reset),
 		cmocka_unit_test_setup(test_timeout_gives_its_own_words, reset),
 		cmocka_unit_test_setup(test_timeout_verdict_words, reset),
+		cmocka_unit_test_setup(test_timeout_words_from_the_facts, reset),
 		cmocka_unit_test_setup(test_cancel_while_working, reset),
 		cmocka_unit_test_setup(test_inline_executor, reset),
 		cmocka_unit_test_setup(test_findings_reach_later_stages, reset),
