@@ -40,6 +40,10 @@ static void test_defaults(void **state)
 	assert_int_equal(c.retry_min, 300);
 	assert_int_equal(c.retry_max, 3600);
 	assert_true(c.retry_min <= c.retry_max);
+	/* [mailauth] SPF: checked, nothing refused, 20 s (RFC 7208 §4.6.4) */
+	assert_int_equal(c.mailauth_spf, CONF_SPF_CHECK);
+	assert_false(c.mailauth_spf_fail_refuse);
+	assert_int_equal(c.mailauth_spf_timeout, 20);
 }
 
 static void test_embedded_default(void **state)
@@ -196,6 +200,9 @@ static const struct {
 	{ "[server]\ntrusted_networks = 2001::/31\n" LST, "t.conf:2:", { "more than a /32" } },
 	{ "[server]\ntrusted_networks = 2001:db8::/32 2001:db9::/32\n" LST, "t.conf:2:", { "IPv6" } },
 	{ "[certificate a]\nnames = x.example\nnames = y.example\n" LST, "t.conf:3:", { "names", "set twice" } },
+	/* a choice names the words it takes */
+	{ "[mailauth]\nspf = maybe\n" LST, "t.conf:2:", { "spf", "is not one of off|check" } },
+	{ "[mailauth]\nspf_timeout = 0\n" LST, "t.conf:2:", { "spf_timeout", "out of range" } },
 };
 
 static void test_errors(void **state)

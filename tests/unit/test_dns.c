@@ -276,10 +276,33 @@ static void test_status_mapping(void **state)
 	dns_result_free(&res);
 }
 
+/* The pool makes resolvers on demand, at most max, and hands back the idle ones. */
+static void test_pool(void **state)
+{
+	(void)state;
+	struct dns_options o = { .forwarder = "127.0.0.1@9", .timeout_ms = 100 };
+	struct dns_pool *p = dns_pool_new(&o, 2);
+	assert_non_null(p);
+	char err[256];
+	struct dns_resolver *a = dns_pool_take(p, err, sizeof(err));
+	struct dns_resolver *b = dns_pool_take(p, err, sizeof(err));
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_ptr_not_equal(a, b);
+	dns_pool_give(p, a);
+	assert_ptr_equal(dns_pool_take(p, err, sizeof(err)), a);   /* the idle one again */
+	dns_pool_give(p, a);
+	dns_pool_give(p, b);
+	dns_pool_free(&p);
+	assert_null(p);
+	assert_null(dns_pool_new(&o, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_wire_names),
+		cmocka_unit_test(test_pool),
 		cmocka_unit_test(test_mx),
 		cmocka_unit_test(test_addr_and_ptr),
 		cmocka_unit_test(test_txt),
