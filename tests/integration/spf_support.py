@@ -255,6 +255,10 @@ def postern_spf(binary, conf, ip, sender, helo, timeout=60):
     p = subprocess.run([binary, "spf", "check", ip, sender if sender else "<>", helo, "-c", str(conf)],
                        capture_output=True, text=True, timeout=timeout)
     m = RESULT_RE.search(p.stdout)
+    from helpers import SANITIZER_MARKERS
+    bad = [mk for mk in SANITIZER_MARKERS if mk in p.stderr]
+    if bad:
+        raise AssertionError("sanitizer report (%s) from postern spf check:\n%s" % (bad[0], p.stderr))
     if p.returncode != 0 or not m:
         raise AssertionError("postern spf check %s %s %s: rc=%d\n%s%s" % (ip, sender, helo, p.returncode,
                                                                            p.stdout, p.stderr))
