@@ -276,7 +276,10 @@ static void start_io(struct policy_run *r, const struct policy_stage *st)
 	/* The timer first: an executor may run the job at once (workq_push without memory). */
 	if (st->timeout_ms && r->ex.timer_start)
 		r->timer = r->ex.timer_start(r->ex.ctx, st->timeout_ms, stage_timed_out, r);
-	r->ex.submit(r->ex.ctx, stage_work, stage_done, r);
+	/* A stage that waits on the network may have threads of its own, so that a slow
+	 * DNS answer never holds the threads the directory stages need. */
+	const struct policy_executor *ex = st->executor ? st->executor : &r->ex;
+	ex->submit(ex->ctx, stage_work, stage_done, r);
 }
 
 /* Run stages from r->next on: pure ones here, until one refuses, all passed, or an

@@ -279,6 +279,8 @@ bool policy_facts_add_header(struct policy_facts *f, const char *field);
  * must touch nothing but its ctx, which must be thread-safe, and the facts), and gets
  * timeout_ms: past that, the asker gets a temporary refusal naming the stage and the
  * stage's late verdict is dropped. */
+struct policy_executor;
+
 struct policy_stage {
 	const char *name;        /* for logs: "directory", "relay" */
 	const char *words;       /* for clients, in a timeout refusal: "the user directory" */
@@ -293,6 +295,9 @@ struct policy_stage {
 	/* Optional, on the loop thread: the words of a timeout for these facts ("the SPF
 	 * check of example.com"), written into out; reads only request fields. */
 	const char *(*describe)(void *ctx, const struct policy_facts *f, char *out, size_t outsz);
+	/* Optional: the threads a does_io stage runs on (its submit only; timers stay the
+	 * pipeline's).  NULL: the executor of the run. */
+	const struct policy_executor *executor;
 };
 
 #define POLICY_STAGES_MAX 16
@@ -388,6 +393,7 @@ struct dns_pool;
 struct policy_spf {
 	const struct conf *conf;
 	struct dns_pool *pool;
+	const struct policy_executor *executor;   /* threads for DNS stages; NULL: the pipeline's */
 	unsigned timeout_ms;     /* set by policy_add_spf_stage from [mailauth] spf_timeout */
 };
 

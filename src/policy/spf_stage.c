@@ -99,6 +99,6 @@ bool policy_add_spf_stage(struct policy_pipeline *p, struct policy_spf *s)
 	s->timeout_ms = (unsigned)s->conf->mailauth_spf_timeout * 1000u;
 	const struct policy_stage st = { .name = "spf", .words = "the SPF check of the sender's domain",
 		.points = AT_MAIL, .does_io = true, .timeout_ms = s->timeout_ms + SPF_STAGE_GRACE_MS,
-		.decide = stage_spf, .wanted = spf_wanted, .describe = spf_words, .ctx = s };
+		.decide = stage_spf, .wanted = spf_wanted, .describe = spf_words, .executor = s->executor, .ctx = s };
 	return policy_pipeline_add(p, &st);
 }

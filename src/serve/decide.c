@@ -17,18 +17,28 @@
 #include "util/workq.h"
 
 #define DECISION_THREADS 2
+/* Stages that wait on DNS (SPF) have threads of their own: a domain whose DNS
+ * answers slowly holds one for up to [mailauth] spf_timeout, and must not hold the
+ * recipient lookups of every other session meanwhile. */
+#define DNS_DECISION_THREADS 8
+
+struct decision_threads {
+	struct decider *d;
+	struct workq *q;
+	struct event *ev;
+};
 
 struct decider {
 	struct event_base *base;
 	struct directory *dir;
-	struct workq *q;
-	struct event *q_ev;
+	struct decision_threads local_threads, dns_threads;
 	bool stopping;             /* the threads are going: run what is left inline */
 	struct policy_local local;
-	struct dns_pool *dns;      /* the SPF stage's resolvers, one per decision thread */
+	struct dns_pool *dns;      /* the SPF stage's resolvers, one per DNS thread */
 	struct policy_spf spf;
 	struct policy_pipeline pipeline;
 	struct policy_executor ex;
+	struct policy_executor dns_ex;   /* submit only: the DNS threads */
 };
 
 struct decider_timer {
@@ -46,20 +56,36 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct decider *d = arg;
-	if (d->q)
-		workq_run_done(d->q);
+	struct decision_threads *t = arg;
+	if (t->q)
+		workq_run_done(t->q);
 }
 
 static void ex_submit(void *ctx, void (*work)(void *), void (*done)(void *), void *arg)
 {
-	struct decider *d = ctx;
-	if (d->stopping || !d->q) {
+	struct decision_threads *t = ctx;
+	if (t->d->stopping || !t->q) {
 		work(arg);
 		done(arg);
 		return;
 	}
-	workq_push(d->q, work, done, arg);
+	workq_push(t->q, work, done, arg);
+}
+
+static bool threads_start(struct decider *d, struct decision_threads *t, unsigned n)
+{
+	t->d = d;
+	t->ev = event_new(d->base, -1, 0, done_cb, t);
+	t->q = t->ev ? workq_new(n, notify, t->ev) : NULL;
+	return t->q != NULL;
+}
+
+static void threads_stop(struct decision_threads *t)
+{
+	workq_free(&t->q);   /* stages still running finish; their callbacks run here */
+	if (t->ev)
+		event_free(t->ev);
+	t->ev = NULL;
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -76,7 +102,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void *ex_timer_start(void *ctx, unsigned ms, void (*fire)(void *), void *arg)
 {
-	struct decider *d = ctx;
+	struct decider *d = ((struct decision_threads *)ctx)->d;
 	struct decider_timer *t = malloc(sizeof(*t));
 	if (!t)
 		return NULL;
@@ -113,23 +139,22 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 		decider_free(&d);
 		return NULL;
 	}
-	d->q_ev = event_new(base, -1, 0, done_cb, d);
-	d->q = d->q_ev ? workq_new(DECISION_THREADS, notify, d->q_ev) : NULL;
-	if (!d->q) {
+	if (!threads_start(d, &d->local_threads, DECISION_THREADS) || !threads_start(d, &d->dns_threads, DNS_DECISION_THREADS)) {
 		snprintf(err, errsz, "cannot start the decision threads");
 		decider_free(&d);
 		return NULL;
 	}
 	d->local = (struct policy_local){ .conf = cf, .dir = d->dir, .pop_login_age = pop_login_age, .pop_ctx = pop_ctx };
 	struct dns_options dopt = { .forwarder = cf->resolver, .timeout_ms = (unsigned)cf->mailauth_spf_timeout * 1000u };
-	d->dns = dns_pool_new(&dopt, DECISION_THREADS);
-	d->spf = (struct policy_spf){ .conf = cf, .pool = d->dns };
+	d->dns = dns_pool_new(&dopt, DNS_DECISION_THREADS);
+	d->dns_ex = (struct policy_executor){ .ctx = &d->dns_threads, .submit = ex_submit };
+	d->spf = (struct policy_spf){ .conf = cf, .pool = d->dns, .executor = &d->dns_ex };
 	if (!d->dns || !policy_add_local_stages(&d->pipeline, &d->local) || !policy_add_spf_stage(&d->pipeline, &d->spf)) {
 		snprintf(err, errsz, d->dns ? "too many decision stages" : "out of memory");
 		decider_free(&d);
 		return NULL;
 	}
-	d->ex = (struct policy_executor){ .ctx = d, .submit = ex_submit, .timer_start = ex_timer_start,
+	d->ex = (struct policy_executor){ .ctx = &d->local_threads, .submit = ex_submit, .timer_start = ex_timer_start,
 		.timer_cancel = ex_timer_cancel };
 	return d;
 }
@@ -145,9 +170,8 @@ void decider_free(struct decider **dp)
 	if (!d)
 		return;
 	d->stopping = true;
-	workq_free(&d->q);   /* stages still running finish; their callbacks run here */
-	if (d->q_ev)
-		event_free(d->q_ev);
+	threads_stop(&d->dns_threads);
+	threads_stop(&d->local_threads);
 	directory_close(&d->dir);
 	dns_pool_free(&d->dns);
 	free(d);

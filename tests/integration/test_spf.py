@@ -337,3 +337,32 @@ def test_serve_spf_off_and_trusted_clients(server_factory, spf_dns):
     assert _mail_from(s.port, "127.0.0.9", "bob@spf-fail.test")[0] == 250   # trusted: not checked
     assert _mail_from(s.port, "127.0.0.8", "bob@spf-fail.test")[0] == 550
     assert len(_spf_events(s, 1)) == 1
+
+
+def test_slow_spf_does_not_hold_other_sessions(server_factory, spf_dns):
+    """SPF waits on DNS on threads of its own: sessions stuck in a slow SPF check do not
+    delay the recipient lookups (or SPF checks) of the others."""
+    import socket
+    srv, _conf = spf_dns(SERVE_ZONE)
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 6s\n" % srv.port)
+    slow = []
+    try:
+        for i in range(4):   # more than the two threads the directory stages use
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=15, source_address=("127.0.0.%d" % (20 + i), 0))
+            c.recv(4096)
+            c.sendall(b"EHLO helo.spf.test\r\n")
+            c.recv(4096)
+            c.sendall(b"MAIL FROM:<bob@slow.spf.test>\r\n")
+            slow.append(c)
+        time.sleep(0.5)
+        start = time.monotonic()
+        code, _text, rcode = _mail_from(s.port, "127.0.0.5", "bob@spf-fail.test")
+        took = time.monotonic() - start
+        assert code == 250 and rcode == 250, (code, rcode)
+        assert took < 3, "MAIL and RCPT took %.1f s while other sessions waited on a slow SPF check" % took
+        for c in slow:   # and the slow ones get their answer: temperror, accepted
+            c.settimeout(15)
+            assert c.recv(4096).startswith(b"250"), "a slow SPF check was not answered"
+    finally:
+        for c in slow:
+            c.close()
