@@ -108,11 +108,13 @@ static void transform(const char *value, const struct macro *m, struct sink *k)
 	const char *p = value, *start = value;
 	for (;; p++) {
 		if (*p == '\0' || strchr(delims, *p)) {
-			if (n < PARTS_MAX) {
-				part[n] = start;
-				plen[n] = (size_t)(p - start);
-				n++;
+			if (n == PARTS_MAX) {
+				k->overflow = true;   /* more parts than any name has: an error, not a cut */
+				return;
 			}
+			part[n] = start;
+			plen[n] = (size_t)(p - start);
+			n++;
 			if (*p == '\0')
 				break;
 			start = p + 1;
