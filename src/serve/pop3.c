@@ -194,7 +194,7 @@ static void hook_mailbox_open(void *ctx, const char *user)
 		return;
 	}
 	j->pc = pc;
-	j->dir = pc->svc->auth_dir;
+	j->dir = pc->svc->dir;
 	j->conf = pc->svc->conf;
 	snprintf(j->user, sizeof(j->user), "%s", user);
 	conn_busy(pc->conn);

@@ -129,7 +129,6 @@ static void server_cleanup(struct service *srv)
 	if (srv->shutdown_timer)
 		event_free(srv->shutdown_timer);
 	directory_close(&srv->dir);
-	directory_close(&srv->auth_dir);
 	queue_close(&srv->queue);
 	if (srv->auth_ev)
 		event_free(srv->auth_ev);
@@ -158,8 +157,7 @@ static bool open_rooms(struct service *srv, char *err, size_t errlen)
 {
 	const struct conf *cf = srv->conf;
 	if (!queue_open(&srv->queue, cf->data_dir, err, errlen) ||
-		!directory_open(&srv->dir, cf->data_dir, err, errlen) ||
-		!directory_open(&srv->auth_dir, cf->data_dir, err, errlen)) {
+		!directory_open(&srv->dir, cf->data_dir, err, errlen)) {
 		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
 		return false;
 	}
@@ -172,7 +170,7 @@ static bool open_rooms(struct service *srv, char *err, size_t errlen)
 	char exposed[1400];
 	if (directory_data_dir_exposed(cf->data_dir, exposed, sizeof(exposed)))
 		log_event(LOG_WARN, "data_dir_exposed", "data_dir=%s warning=\"%s\"", cf->data_dir, exposed);
-	long long legacy = directory_legacy_app_password_count(srv->auth_dir);
+	long long legacy = directory_legacy_app_password_count(srv->dir);
 	if (legacy > 0)
 		log_event(LOG_WARN, "legacy_app_passwords", "count=%lld accepted=%s hint=\"app passwords in the old format "
 			"(without a selector) cost extra hash checks at login: reissue them (postern app-password list marks them), "
@@ -190,7 +188,7 @@ static bool start_workers(struct service *srv)
 	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds);
 	srv->auth_ev = event_new(base, -1, 0, login_ev_cb, srv);
 	struct login_service_config lc = {
-		.dir = srv->auth_dir, .threads = 2, .cache_ttl = (unsigned)cf->auth_cache_ttl,
+		.dir = srv->dir, .threads = 2, .cache_ttl = (unsigned)cf->auth_cache_ttl,
 		.legacy_app_passwords = cf->auth_legacy_app_passwords,
 		.throttle = {
 			.pair_limit = (unsigned)cf->auth_account_ip_failures, .ip_accounts = (unsigned)cf->auth_ip_accounts,

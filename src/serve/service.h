@@ -32,17 +32,30 @@ struct pop_login {
 	struct pop_login *next;
 };
 
+/* Directory handles: one SQLite connection per group of threads, on purpose (not one
+ * shared handle).  A connection opened FULLMUTEX runs one statement at a time, and a
+ * statement that meets another process's write lock (postern user/app-password ...)
+ * waits up to 5 s (the busy timeout) holding the connection's mutex.  The login
+ * threads write (an app password's last use), so they can wait like that; a thread
+ * sharing their connection would wait behind them, whatever it only wanted to read.
+ * So each group that must not wait behind another has its own connection (WAL mode:
+ * readers on their own connections never wait for a writer): `dir` below is the login
+ * threads' and the POP3 maildrop opens' (on the commit threads); the decision threads
+ * have theirs (serve/decide.c: MAIL, RCPT and end-of-data lookups must not queue behind
+ * logins), each delivery thread its own.  The event loop has none: it never reads the
+ * directory.  Per-connection SQLite state (sqlite3_errmsg, sqlite3_changes) is one
+ * more reason to share a connection little: the directory's own error words are per
+ * thread. */
 struct service {
 	const struct conf *conf;
 	struct net *net;                 /* the transport: loop, listeners, connections, TLS */
 	struct queue *queue;
-	struct directory *dir;
+	struct directory *dir;           /* the login and maildrop threads' (see above) */
 	struct delivery *delivery;
 	struct workq *commitq;
 	struct event *commit_ev;
 	struct login_service *logins;    /* password checks, the throttle (auth/login.h) */
 	struct event *auth_ev;           /* a login check is answered */
-	struct directory *auth_dir;      /* shared by the login and mailbox threads (SQLite serialises) */
 	struct decider *decider;         /* SMTP decisions: the policy pipeline (serve/decide.h) */
 	struct relay_credentials relay_creds;   /* read before dropping root */
 	struct control *control;
