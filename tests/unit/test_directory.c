@@ -1,7 +1,10 @@
 /* test_directory.c - recipient resolution (directory/resolve.c) against a
  * temporary SQLite directory: users, aliases, unknown addresses, domains that are
  * not ours, the postmaster (RFC 5321 §4.5.1), case folding, the quota recorded for an
- * account, a directory that cannot be read; and where store/ puts the resolved mailbox. */
+ * account, a directory that cannot be read; and where store/ puts the resolved mailbox.
+ * The lookups keep their statements prepared: what another handle writes is seen at
+ * once, and two threads can share one handle (the decision threads do). */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -235,6 +238,56 @@ static void test_mailbox_path(void **state)
 }
 
 /* Last: breaks the database under the open handle. */
+/* The admin commands write through a handle of their own while the server's handles
+ * keep their lookups prepared: no read transaction may outlive a lookup. */
+static void test_other_handle_writes_seen(void **state)
+{
+	(void)state;
+	struct dir_recipient r;
+	assert_int_equal(resolve("dave@example.test", &r), DIR_RCPT_UNKNOWN);
+	struct directory *admin;
+	char err[256];
+	assert_true(directory_open(&admin, dir_path, err, sizeof(err)));
+	assert_int_equal(directory_user_add(admin, "dave@example.test", "x"), DIR_OK);
+	assert_int_equal(resolve("dave@example.test", &r), DIR_RCPT_USER);
+	assert_int_equal(directory_alias_add(admin, "d@example.test", "dave@example.test"), DIR_OK);
+	assert_int_equal(resolve("d@example.test", &r), DIR_RCPT_ALIAS);
+	assert_int_equal(directory_user_del(admin, "dave@example.test"), DIR_OK);
+	assert_int_equal(directory_alias_del(admin, "d@example.test"), DIR_OK);
+	assert_int_equal(resolve("dave@example.test", &r), DIR_RCPT_UNKNOWN);
+	assert_int_equal(resolve("d@example.test", &r), DIR_RCPT_UNKNOWN);
+	directory_close(&admin);
+}
+
+#define SHARED_LOOKUPS 3000
+
+static void *lookups_thread(void *arg)
+{
+	unsigned *wrong = arg;
+	for (unsigned i = 0; i < SHARED_LOOKUPS; i++) {
+		struct dir_recipient r;
+		bool user = i % 2 == 0;
+		enum dir_rcpt_kind k = resolve(user ? "alice@example.test" : "nobody@example.test", &r);
+		if (k != (user ? DIR_RCPT_USER : DIR_RCPT_UNKNOWN) || (user && strcmp(r.user, "alice@example.test") != 0))
+			(*wrong)++;
+	}
+	return NULL;
+}
+
+/* Two threads on one handle, as the two decision threads: each lookup gets its own
+ * answer, never the other thread's row. */
+static void test_threads_share_handle(void **state)
+{
+	(void)state;
+	pthread_t t[2];
+	unsigned wrong[2] = { 0, 0 };
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, lookups_thread, &wrong[i]), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	assert_int_equal(wrong[0] + wrong[1], 0);
+}
+
 static void test_directory_unreadable(void **state)
 {
 	(void)state;
@@ -265,6 +318,8 @@ int main(void)
 		cmocka_unit_test(test_quota),
 		cmocka_unit_test(test_front_normalises),
 		cmocka_unit_test(test_mailbox_path),
+		cmocka_unit_test(test_other_handle_writes_seen),
+		cmocka_unit_test(test_threads_share_handle),
 		cmocka_unit_test(test_directory_unreadable),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
