@@ -9,11 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <event2/util.h>
 
 #include "delivery/delivery.h"
-#include "directory/directory.h"
 #include "conf/conf.h"
 #include "net/server.h"
 #include "policy/policy.h"
@@ -23,8 +21,6 @@
 #include "serve/service.h"
 #include "smtp/reply.h"
 #include "smtp/session.h"
-#include "store/layout.h"
-#include "store/quota.h"
 #include "util/buf.h"
 #include "util/id.h"
 #include "util/log.h"

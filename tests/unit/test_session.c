@@ -31,7 +31,8 @@ struct fake {
 	unsigned qid_counter;
 	struct buf spool;        /* the current spool file */
 	struct buf committed;    /* every committed message, concatenated */
-	bool fail_open, fail_write;
+	bool fail_open, fail_write, fail_flush;
+	unsigned flushes;
 	bool no_space;           /* the failures above were for lack of space */
 	bool limit_room;         /* spool_room: only `room` octets fit */
 	uint64_t room;
@@ -159,6 +160,15 @@ static void fake_spool_commit(void *ctx)
 	buf_appends(&f->committed, "<<END>>");
 }
 
+static bool fake_spool_flush(void *ctx)
+{
+	struct fake *f = ctx;
+	if (!f->open)
+		violation(f, "spool_flush without an open spool");
+	f->flushes++;
+	return !f->fail_flush;
+}
+
 static bool fake_spool_room(void *ctx, uint64_t size)
 {
 	struct fake *f = ctx;
@@ -197,7 +207,7 @@ static struct smtp_session *new_session_info(struct fake *f, const struct smtp_l
 	struct smtp_hooks h = {
 		.ctx = f, .decide = fake_decide, .spool_open = fake_spool_open,
 		.spool_write = fake_spool_write, .spool_abort = fake_spool_abort, .spool_commit = fake_spool_commit,
-		.spool_room = fake_spool_room, .spool_no_space = fake_spool_no_space,
+		.spool_room = fake_spool_room, .spool_no_space = fake_spool_no_space, .spool_flush = fake_spool_flush,
 	};
 	struct smtp_session *s = smtp_session_new(info, lim ? lim : &default_limits, &h);
 	assert_non_null(s);
@@ -967,6 +977,41 @@ static void test_end_of_data_refused_no_room(void **state)
 	fake_free(&f);
 }
 
+/* The spool is flushed before the end-of-data decision (its stages read the file); a
+ * flush that fails is a spool failure: 452 4.3.1 for lack of space, else 451 4.3.0,
+ * and nothing is asked or committed. */
+static void test_end_of_data_after_flush(void **state)
+{
+	(void)state;
+	const char *in = "EHLO c\r\nMAIL FROM:<s@x.example>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\nx\r\n.\r\n";
+	for (int no_space = 0; no_space < 3; no_space++) {
+		struct fake f;
+		struct smtp_session *s = new_session(&f, NULL);
+		f.fail_flush = no_space > 0;
+		f.no_space = no_space == 2;
+		struct buf out;
+		buf_init(&out, 1 << 16);
+		drive(s, &f, in, strlen(in), 0, true, &out);
+		char sum[256];
+		summarise(&out, sum, sizeof(sum));
+		assert_int_equal(f.flushes, 1);
+		if (no_space == 0) {
+			assert_string_equal(sum, "220|250|250 2.1.0|250 2.1.5|354|250 2.0.0");
+			assert_int_equal(f.eod_asked, 1);
+		} else {
+			assert_string_equal(sum, no_space == 2 ? "220|250|250 2.1.0|250 2.1.5|354|452 4.3.1"
+				: "220|250|250 2.1.0|250 2.1.5|354|451 4.3.0");
+			assert_int_equal(f.eod_asked, 0);
+			assert_int_equal(f.commits, 0);
+			assert_int_equal(f.aborts, 1);
+		}
+		smtp_session_free(&s);
+		assert_int_equal(f.violations, 0);
+		buf_free(&out);
+		fake_free(&f);
+	}
+}
+
 /* The end-of-data decision gets the envelope: sender, HELO, every recipient and
  * whether its domain is local (RCPT's finding), and MAIL's findings (f->txn). */
 static void test_end_of_data_facts(void **state)
@@ -1522,6 +1567,7 @@ int main(void)
 		cmocka_unit_test(test_commit_failure),
 		cmocka_unit_test(test_end_of_data_refused_no_room),
 		cmocka_unit_test(test_end_of_data_facts),
+		cmocka_unit_test(test_end_of_data_after_flush),
 		cmocka_unit_test(test_storage_refusals),
 		cmocka_unit_test(test_spool_failures),
 		cmocka_unit_test(test_timeout_and_shutdown),
