@@ -15,7 +15,6 @@
 #include "conf/conf.h"
 #include "directory/directory.h"
 #include "mailauth/dkim.h"
-#include "msg/header.h"
 
 struct dkim_opts {
 	const char *selector, *type, *bits;
@@ -160,33 +159,6 @@ static int verify(const struct conf *c, const struct dkim_opts *o)
 	return all_pass ? 0 : 1;
 }
 
-/* The From: domain of the message at fd (the first mailbox), lower case. */
-static bool from_domain(int fd, char *out, size_t outsz)
-{
-	struct msg_field_scan *sc = malloc(sizeof(*sc));
-	char chunk[8192];
-	ssize_t got;
-	off_t off = 0;
-	bool ok = false;
-	if (!sc)
-		return false;
-	msg_field_scan_init(sc, "From");
-	while (!sc->done && (got = pread(fd, chunk, sizeof(chunk), off)) > 0) {
-		msg_field_scan_feed(sc, chunk, (size_t)got);
-		off += got;
-	}
-	const char *v;
-	size_t vlen;
-	struct msg_address_list *al = malloc(sizeof(*al));
-	if (al && msg_field_scan_value(sc, &v, &vlen) && msg_parse_address_list(v, vlen, al) == MSG_OK && al->n > 0) {
-		const char *at = strrchr(al->mailboxes[0].addr, '@');
-		ok = at && snprintf(out, outsz, "%s", at + 1) < (int)outsz;
-	}
-	free(al);
-	free(sc);
-	return ok;
-}
-
 /* The message signed with its From: domain's active keys, on stdout: what the
  * signing stage would add, for checking keys and records by hand. */
 static int sign(const struct conf *c, const struct dkim_opts *o)
@@ -195,7 +167,7 @@ static int sign(const struct conf *c, const struct dkim_opts *o)
 		return fprintf(stderr, "usage: postern dkim sign MESSAGE-FILE\n"), 2;
 	int fd = open(o->pos[0], O_RDONLY | O_CLOEXEC);
 	char domain[DNS_NAME_MAX], err[512];
-	if (fd < 0 || !from_domain(fd, domain, sizeof(domain))) {
+	if (fd < 0 || !dkim_from_domain(fd, 0, DKIM_TO_END_OF_FILE, domain, sizeof(domain))) {
 		fprintf(stderr, "postern: %s: %s\n", o->pos[0], fd < 0 ? "cannot open it" : "no From: address to sign for");
 		if (fd >= 0)
 			close(fd);

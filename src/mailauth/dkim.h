@@ -176,6 +176,11 @@ void dkim_signer_free(struct dkim_signer *s);
 bool dkim_sign(int fd, uint64_t offset, uint64_t size, const struct dkim_signer *signers, size_t n, time_t now,
 	struct buf *fields, char *err, size_t errlen);
 
+/* The domain a message is signed for (d=, RFC 6376 §6.1.1 via DMARC alignment): that of
+ * the mailbox of its one From: field (RFC 5322 §3.6.2), lower case.  False when the
+ * header has no From:, several, or one without an address. */
+bool dkim_from_domain(int fd, uint64_t offset, uint64_t size, char *out, size_t outsz);
+
 /* ---- Key files (<data_dir>/dkim/<domain>/<selector>.pem) ---- */
 
 struct dkim_key_info {

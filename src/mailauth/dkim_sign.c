@@ -7,8 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+
+#include "msg/header.h"
 
 #define LINE_WIDTH 76
 
@@ -175,5 +179,35 @@ bool dkim_sign(int fd, uint64_t offset, uint64_t size, const struct dkim_signer 
 				signers[i].alg == DKIM_ALG_RSA_SHA256 ? "rsa-sha256" : "ed25519-sha256",
 				signers[i].domain, signers[i].selector);
 	dkim_msg_free(&m);
+	return ok;
+}
+
+bool dkim_from_domain(int fd, uint64_t offset, uint64_t size, char *out, size_t outsz)
+{
+	struct msg_field_scan *sc = malloc(sizeof(*sc));
+	struct msg_address_list *al = malloc(sizeof(*al));
+	char chunk[8192];
+	bool ok = false;
+	if (sc && al) {
+		msg_field_scan_init(sc, "From");
+		uint64_t off = 0;
+		while (!sc->done && off < size && off < DKIM_HEADER_MAX) {
+			size_t want = size - off < sizeof(chunk) ? (size_t)(size - off) : sizeof(chunk);
+			ssize_t got = pread(fd, chunk, want, (off_t)(offset + off));
+			if (got <= 0)
+				break;
+			msg_field_scan_feed(sc, chunk, (size_t)got);
+			off += (uint64_t)got;
+		}
+		const char *v;
+		size_t vlen;
+		if (sc->count == 1 && msg_field_scan_value(sc, &v, &vlen) && msg_parse_address_list(v, vlen, al) == MSG_OK
+			&& al->n > 0) {
+			const char *at = strrchr(al->mailboxes[0].addr, '@');
+			ok = at && (size_t)snprintf(out, outsz, "%s", at + 1) < outsz;
+		}
+	}
+	free(sc);
+	free(al);
 	return ok;
 }

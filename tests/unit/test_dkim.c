@@ -349,6 +349,10 @@ static void test_sign_round_trip(void **state)
 	buf_init(&fields[0], DKIM_FIELD_MAX);
 	buf_init(&fields[1], DKIM_FIELD_MAX);
 	assert_true(dkim_sign(fd, 0, DKIM_TO_END_OF_FILE, signers, n, 1796126464, fields, err, sizeof(err)));
+	char domain[256];
+	assert_true(dkim_from_domain(fd, 0, DKIM_TO_END_OF_FILE, domain, sizeof(domain)));
+	assert_string_equal(domain, "example.test");
+	assert_false(dkim_from_domain(fd, 0, 20, domain, sizeof(domain)));   /* the From: is past the range */
 	close(fd);
 	for (size_t i = 0; i < n; i++)
 		dkim_signer_free(&signers[i]);
