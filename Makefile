@@ -76,6 +76,7 @@ bench:
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/submission
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/e2e
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/pop3
+	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/dkim
 
 # Not part of `make test`: debootstraps a minimal Debian 12 and runs `make test` and
 # `make run` in it (scripts/fresh-machine-test; root, 20-60 minutes, needs the network).

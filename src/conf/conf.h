@@ -134,6 +134,7 @@ struct conf {
 	char relay_credentials[CONF_PATH_MAX];
 	/* [mailauth] */
 	char authserv_id[CONF_NAME_MAX];    /* Authentication-Results; "" = hostname */
+	bool dkim_signing;                  /* sign outbound mail of domains with a DKIM key */
 	/* [listener NAME] */
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	size_t n_listeners;

@@ -125,6 +125,8 @@ const struct setting conf_settings[] = {
 		"no: leave the decision to DMARC at the end of DATA" },
 	{ "mailauth", "spf_timeout", T_DURATION, offsetof(struct conf, mailauth_spf_timeout), 0, "20s", 1, 120,
 		"time for all DNS lookups of one SPF check; past it the result is temperror" },
+	{ "mailauth", "dkim_signing", T_BOOL, offsetof(struct conf, dkim_signing), 0, "yes", 0, 0,
+		"sign mail that logged-in users and trusted networks send to other domains with the DKIM keys of its From: domain (postern dkim keygen)" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),

@@ -403,6 +403,23 @@ struct policy_spf {
  * [mailauth] spf_fail_refuse = yes, for a fail of a record that has -all. */
 bool policy_add_spf_stage(struct policy_pipeline *p, struct policy_spf *s);
 
+/* --- DKIM signing at the end of data (signing.c) ------------------------------------ */
+
+/* The signing stage, last at the end of data (after any content change): mail that a
+ * logged-in user or a trusted network sends to another domain gets a DKIM-Signature
+ * for each active key of its From: domain (mailauth/dkim.h: the oldest rsa and the
+ * oldest ed25519 key), unless [mailauth] dkim_signing = no.  The keys are kept in
+ * memory between messages and reread when their directory changes.  init before
+ * adding; free after the decision threads are gone. */
+struct dkim_key_cache;
+struct policy_signing {
+	const struct conf *conf;
+	struct dkim_key_cache *keys;
+};
+bool policy_signing_init(struct policy_signing *s, const struct conf *c);
+void policy_signing_free(struct policy_signing *s);
+bool policy_add_signing_stage(struct policy_pipeline *p, struct policy_signing *s);
+
 /* The temporary refusal for a stage that did not answer within timeout_ms
  * (RFC 3463 X.4.3: a directory or other server the decision needs did not answer). */
 void policy_stage_timeout_verdict(const struct policy_stage *st, struct verdict *v);

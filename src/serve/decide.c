@@ -36,6 +36,7 @@ struct decider {
 	struct policy_local local;
 	struct dns_pool *dns;      /* the SPF stage's resolvers, one per DNS thread */
 	struct policy_spf spf;
+	struct policy_signing signing;   /* DKIM: last at the end of data */
 	struct policy_pipeline pipeline;
 	struct policy_executor ex;
 	struct policy_executor dns_ex;   /* submit only: the DNS threads */
@@ -149,8 +150,10 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 	d->dns = dns_pool_new(&dopt, DNS_DECISION_THREADS);
 	d->dns_ex = (struct policy_executor){ .ctx = &d->dns_threads, .submit = ex_submit };
 	d->spf = (struct policy_spf){ .conf = cf, .pool = d->dns, .executor = &d->dns_ex };
-	if (!d->dns || !policy_add_local_stages(&d->pipeline, &d->local) || !policy_add_spf_stage(&d->pipeline, &d->spf)) {
-		snprintf(err, errsz, d->dns ? "too many decision stages" : "out of memory");
+	bool keys = policy_signing_init(&d->signing, cf);
+	if (!d->dns || !keys || !policy_add_local_stages(&d->pipeline, &d->local)
+		|| !policy_add_spf_stage(&d->pipeline, &d->spf) || !policy_add_signing_stage(&d->pipeline, &d->signing)) {
+		snprintf(err, errsz, d->dns && keys ? "too many decision stages" : "out of memory");
 		decider_free(&d);
 		return NULL;
 	}
@@ -174,6 +177,7 @@ void decider_free(struct decider **dp)
 	threads_stop(&d->local_threads);
 	directory_close(&d->dir);
 	dns_pool_free(&d->dns);
+	policy_signing_free(&d->signing);
 	free(d);
 	*dp = NULL;
 }
