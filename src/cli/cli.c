@@ -556,6 +556,16 @@ static int cmd_dkim(const struct cli_args *a)
 	return run_with_directory(a, 1, dkim_op);
 }
 
+static int dns_op(const struct cli_args *a, const struct conf *c, struct directory *d)
+{
+	return cli_dns(a->argc, a->argv, c, d, a->json);
+}
+
+static int cmd_dns(const struct cli_args *a)
+{
+	return run_with_directory(a, 1, dns_op);
+}
+
 static int cmd_explain(const struct cli_args *a)
 {
 	(void)a;
@@ -585,6 +595,7 @@ static const struct subcommand subcommands[] = {
 	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },
 	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed] | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID" },
 	{ "dkim", cmd_dkim, "dkim keygen DOMAIN [--selector S] [--type rsa|ed25519] [--force] | list [DOMAIN] | retire DOMAIN SELECTOR | verify FILE | sign FILE   DKIM keys and signatures" },
+	{ "dns", cmd_dns, "dns DOMAIN [--address ADDR] | check DOMAIN [--resolver ADDR@PORT] [--address ADDR] [--json]  the DNS records DOMAIN needs, and whether they are published" },
 	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it" },
 	{ "doctor", cmd_explain, "doctor --server HOST [--user ADDRESS --password-stdin] [--send] [--pop3] [--json]   test a client's settings" },
 	{ "spf", cmd_spf, "spf check IP SENDER [HELO] [-c FILE]   the SPF result (RFC 7208) for mail from SENDER sent by IP, and why" },

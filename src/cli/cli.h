@@ -17,4 +17,8 @@ struct directory;
 /* `postern dkim ...` (dkim_cmd.c); argv[0] is the dkim verb. */
 int cli_dkim(int argc, char **argv, const struct conf *c, struct directory *d);
 
+struct directory;
+/* `postern dns DOMAIN | check DOMAIN` (dns_cmd.c). */
+int cli_dns(int argc, char **argv, const struct conf *c, struct directory *d, bool json);
+
 #endif

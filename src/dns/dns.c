@@ -132,6 +132,8 @@ const char *dns_type_name(enum dns_type t)
 	case DNS_TXT: return "TXT";
 	case DNS_AAAA: return "AAAA";
 	case DNS_TLSA: return "TLSA";
+	case DNS_CNAME: return "CNAME";
+	case DNS_SRV: return "SRV";
 	}
 	return "?";
 }

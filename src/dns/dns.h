@@ -24,10 +24,12 @@
 /* Record types asked for (RFC 1035 §3.2.2, RFC 3596, RFC 6698). */
 enum dns_type {
 	DNS_A = 1,
+	DNS_CNAME = 5,          /* asked for itself: `postern dns check` (autoconfig names) */
 	DNS_PTR = 12,
 	DNS_MX = 15,
 	DNS_TXT = 16,
 	DNS_AAAA = 28,
+	DNS_SRV = 33,           /* RFC 2782: RFC 6186/8314 service records */
 	DNS_TLSA = 52,
 };
 
@@ -77,13 +79,22 @@ struct dns_tlsa {
 	size_t len;
 };
 
+/* SRV (RFC 2782): priority, weight, port, target ("." : service not offered). */
+struct dns_srv {
+	unsigned priority;
+	unsigned weight;
+	unsigned port;
+	char target[DNS_NAME_MAX];
+};
+
 struct dns_rr {
 	union {
+		struct dns_srv srv;
 		struct dns_mx mx;
 		struct dns_addr addr;          /* A, AAAA */
 		struct dns_txt txt;
 		struct dns_tlsa tlsa;
-		char name[DNS_NAME_MAX];       /* PTR */
+		char name[DNS_NAME_MAX];       /* PTR, CNAME */
 	} u;
 };
 
@@ -164,7 +175,8 @@ const char *dns_type_name(enum dns_type t);
 size_t dns_wire_name(const unsigned char *p, size_t len, char *out, size_t outsz);
 bool dns_parse_mx(const unsigned char *rd, size_t len, struct dns_mx *out);
 bool dns_parse_addr(enum dns_type type, const unsigned char *rd, size_t len, struct dns_addr *out);
-bool dns_parse_ptr(const unsigned char *rd, size_t len, char *out, size_t outsz);
+bool dns_parse_ptr(const unsigned char *rd, size_t len, char *out, size_t outsz);   /* and CNAME */
+bool dns_parse_srv(const unsigned char *rd, size_t len, struct dns_srv *out);
 /* Allocates out->text (free it with dns_rr_clear). */
 bool dns_parse_txt(const unsigned char *rd, size_t len, struct dns_txt *out);
 /* Allocates out->data. */

@@ -75,6 +75,21 @@ bool dns_parse_ptr(const unsigned char *rd, size_t len, char *out, size_t outsz)
 	return false;
 }
 
+/* RFC 2782: PRIORITY, WEIGHT, PORT (16 bits each), TARGET (a name, not compressed). */
+bool dns_parse_srv(const unsigned char *rd, size_t len, struct dns_srv *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (len < 7)
+		return false;
+	out->priority = (unsigned)(rd[0] << 8 | rd[1]);
+	out->weight = (unsigned)(rd[2] << 8 | rd[3]);
+	out->port = (unsigned)(rd[4] << 8 | rd[5]);
+	if (dns_wire_name(rd + 6, len - 6, out->target, sizeof(out->target)) == len - 6)
+		return true;
+	memset(out, 0, sizeof(*out));
+	return false;
+}
+
 /* RFC 1035 §3.3.14: one or more <character-string>s, each a length octet and that
  * many octets.  Joined without separator, as SPF, DKIM and DMARC read them. */
 bool dns_parse_txt(const unsigned char *rd, size_t len, struct dns_txt *out)
@@ -133,7 +148,10 @@ bool dns_parse_rr(enum dns_type type, const unsigned char *rd, size_t len, struc
 	case DNS_MX:
 		return dns_parse_mx(rd, len, &out->u.mx);
 	case DNS_PTR:
+	case DNS_CNAME:   /* RFC 1035 §3.3.1: CNAME, a name like PTRDNAME */
 		return dns_parse_ptr(rd, len, out->u.name, sizeof(out->u.name));
+	case DNS_SRV:
+		return dns_parse_srv(rd, len, &out->u.srv);
 	case DNS_TXT:
 		return dns_parse_txt(rd, len, &out->u.txt);
 	case DNS_TLSA:

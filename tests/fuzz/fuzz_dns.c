@@ -8,7 +8,7 @@
 
 #include "dns/dns.h"
 
-static const enum dns_type types[] = { DNS_A, DNS_AAAA, DNS_MX, DNS_TXT, DNS_TLSA, DNS_PTR };
+static const enum dns_type types[] = { DNS_A, DNS_AAAA, DNS_MX, DNS_TXT, DNS_TLSA, DNS_PTR, DNS_SRV, DNS_CNAME };
 
 static void check(enum dns_type t, const struct dns_rr *rr, size_t len)
 {
@@ -26,7 +26,12 @@ static void check(enum dns_type t, const struct dns_rr *rr, size_t len)
 			__builtin_trap();
 		break;
 	case DNS_PTR:
+	case DNS_CNAME:
 		if (strlen(rr->u.name) >= sizeof(rr->u.name))
+			__builtin_trap();
+		break;
+	case DNS_SRV:
+		if (strlen(rr->u.srv.target) >= sizeof(rr->u.srv.target) || rr->u.srv.port > 65535 || len < 7)
 			__builtin_trap();
 		break;
 	case DNS_A:

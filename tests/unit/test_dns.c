@@ -172,6 +172,37 @@ static void test_parse_rr_dispatch(void **state)
 	assert_string_equal(dns_type_name(DNS_MX), "MX");
 }
 
+/* RFC 2782 SRV and RFC 1035 CNAME: the records `postern dns check` reads. */
+static void test_srv_and_cname(void **state)
+{
+	(void)state;
+	const unsigned char srv[] = { 0, 0, 0, 1, 0x02, 0x4b, 4, 'm', 'a', 'i', 'l', 1, 't', 0 };
+	struct dns_srv s;
+	assert_true(dns_parse_srv(srv, sizeof(srv), &s));
+	assert_int_equal(s.priority, 0);
+	assert_int_equal(s.weight, 1);
+	assert_int_equal(s.port, 587);
+	assert_string_equal(s.target, "mail.t");
+	const unsigned char null_srv[] = { 0, 0, 0, 0, 0, 0, 0 };   /* "0 0 0 .": not offered */
+	assert_true(dns_parse_srv(null_srv, sizeof(null_srv), &s));
+	assert_string_equal(s.target, ".");
+	assert_int_equal(s.port, 0);
+	assert_false(dns_parse_srv(srv, sizeof(srv) - 1, &s));   /* name cut short */
+	assert_false(dns_parse_srv(srv, 6, &s));                 /* no target at all */
+	unsigned char longer[sizeof(srv) + 1];
+	memcpy(longer, srv, sizeof(srv));
+	longer[sizeof(srv)] = 0;
+	assert_false(dns_parse_srv(longer, sizeof(longer), &s)); /* rdata not used exactly */
+	struct dns_rr rr;
+	const unsigned char cname[] = { 4, 'm', 'a', 'i', 'l', 1, 'T', 0 };
+	assert_true(dns_parse_rr(DNS_CNAME, cname, sizeof(cname), &rr));
+	assert_string_equal(rr.u.name, "mail.t");
+	assert_true(dns_parse_rr(DNS_SRV, srv, sizeof(srv), &rr));
+	assert_int_equal(rr.u.srv.port, 587);
+	assert_string_equal(dns_type_name(DNS_SRV), "SRV");
+	assert_string_equal(dns_type_name(DNS_CNAME), "CNAME");
+}
+
 /* A ub_result as libunbound would return it. */
 struct fake {
 	struct ub_result ub;
@@ -308,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_txt),
 		cmocka_unit_test(test_tlsa),
 		cmocka_unit_test(test_parse_rr_dispatch),
+		cmocka_unit_test(test_srv_and_cname),
 		cmocka_unit_test(test_status_mapping),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,374 @@
+/* dns_zone.c - `postern dns DOMAIN`: the records a domain served by this Postern needs,
+ * built from the configuration (hostname, listeners, relay) and the DKIM keys, and
+ * printed as a zone-file fragment with the reason for each record as a comment.
+ * Ports and services come from the [listener] sections, never from a fixed list. */
+#include "cli/dns_zone.h"
+
+#include <arpa/inet.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "conf/conf.h"
+#include "wire/enh.h"
+
+static struct zone_record *add(struct zone *z, enum zone_kind kind, const char *label, const char *name,
+	enum dns_type type, bool required)
+{
+	if (z->n >= ZONE_MAX_RECORDS)
+		return NULL;
+	struct zone_record *r = &z->rec[z->n++];
+	memset(r, 0, sizeof(*r));
+	r->kind = kind;
+	r->required = required;
+	r->type = type;
+	snprintf(r->label, sizeof(r->label), "%s", label);
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	return r;
+}
+
+static void set(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set(char *out, size_t outsz, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(out, outsz, fmt, ap);
+	va_end(ap);
+}
+
+static bool wildcard(const char *a)
+{
+	return !a[0] || strcmp(a, "0.0.0.0") == 0 || strcmp(a, "::") == 0 || strcmp(a, "*") == 0;
+}
+
+/* This server's address: --address, else the first listener bound to one address
+ * (the mx listener first: that is the address receivers see when we deliver). */
+static void choose_address(const struct conf *c, const char *given, struct zone *z)
+{
+	if (given && given[0]) {
+		set(z->address, sizeof(z->address), "%s", given);
+		set(z->address_from, sizeof(z->address_from), "--address");
+		return;
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t i = 0; i < c->n_listeners; i++) {
+			const struct conf_listener *l = &c->listeners[i];
+			if ((pass == 0) != (l->role == ROLE_MX) || wildcard(l->address))
+				continue;
+			set(z->address, sizeof(z->address), "%s", l->address);
+			set(z->address_from, sizeof(z->address_from), "listener %s in %s", l->name, c->path);
+			return;
+		}
+}
+
+static const struct conf_listener *find_listener(const struct conf *c, enum listener_role role, enum tls_mode tls)
+{
+	for (size_t i = 0; i < c->n_listeners; i++)
+		if (c->listeners[i].role == role && c->listeners[i].tls == tls)
+			return &c->listeners[i];
+	return NULL;
+}
+
+static void add_mx_and_address(const struct conf *c, struct zone *z)
+{
+	const struct conf_listener *mx = find_listener(c, ROLE_MX, TLS_STARTTLS);
+	if (!mx)
+		mx = find_listener(c, ROLE_MX, TLS_NONE);
+	struct zone_record *r = add(z, ZONE_MX, "MX", z->domain, DNS_MX, true);
+	set(r->target, sizeof(r->target), "%s", z->hostname);
+	set(r->value, sizeof(r->value), "10 %s.", z->hostname);
+	if (!mx)
+		set(r->comment, sizeof(r->comment), "MX (RFC 5321 §5.1): %s has no mx listener, so it takes no mail from "
+			"the Internet: point the MX at the server that does (this record assumes it is %s).", c->path, z->hostname);
+	else if (mx->port != 25)
+		set(r->comment, sizeof(r->comment), "MX (RFC 5321 §5.1): mail for %s comes to %s. Other servers connect to "
+			"port 25 only, and listener %s is on port %u: forward port 25 to it.", z->domain, z->hostname, mx->name, mx->port);
+	else
+		set(r->comment, sizeof(r->comment), "MX (RFC 5321 §5.1): mail for %s comes to %s, listener %s on port 25.",
+			z->domain, z->hostname, mx->name);
+	bool v6 = strchr(z->address, ':') != NULL;
+	r = add(z, ZONE_HOST_ADDR, v6 ? "AAAA" : "A", z->hostname, v6 ? DNS_AAAA : DNS_A, true);
+	if (z->address[0]) {
+		set(r->value, sizeof(r->value), "%s", z->address);
+		set(r->comment, sizeof(r->comment), "The server's own name and address (from %s), in the zone that holds "
+			"%s. The MX names it, and its PTR must name it back.", z->address_from, z->hostname);
+	} else {
+		r->comment_only = true;
+		set(r->value, sizeof(r->value), "ADDRESS");
+		set(r->comment, sizeof(r->comment), "%s needs an A (or AAAA) record with this server's public address: the "
+			"listeners listen on every address, so give it with --address ADDRESS.", z->hostname);
+	}
+}
+
+static void add_spf(const struct conf *c, struct zone *z)
+{
+	struct zone_record *r = add(z, ZONE_SPF, "SPF", z->domain, DNS_TXT, true);
+	if (c->relay_host[0]) {
+		set(r->value, sizeof(r->value), "v=spf1 mx a:%s -all", c->relay_host);
+		set(r->comment, sizeof(r->comment), "SPF (RFC 7208): mail from %s leaves through the relay %s ([relay] host), "
+			"so the record names it (a:%s); if the relay's provider publishes an SPF include, use include:THAT "
+			"instead. mx: the MX hosts may send too. -all: nobody else (RFC 7208 §5.1).", z->domain, c->relay_host,
+			c->relay_host);
+	} else {
+		set(r->value, sizeof(r->value), "v=spf1 mx -all");
+		set(r->comment, sizeof(r->comment), "SPF (RFC 7208): this server delivers its own mail, and it is the MX "
+			"of %s, so \"mx\" names it (the address of %s); -all: no other server sends for %s. Gmail and "
+			"Microsoft refuse unauthenticated mail (Gmail: " ENH_PERM_AUTH_CHECKS_FAILED "); exactly one v=spf1 "
+			"record (§4.5).",
+			z->domain, z->hostname, z->domain);
+	}
+}
+
+/* The DKIM keys arrive with `postern dkim keygen` (mailauth/dkim.h); until a domain has
+ * one there is nothing to publish, and the check says how to make one. */
+static void add_dkim(const struct conf *c, struct zone *z)
+{
+	(void)c;
+	struct zone_record *r = add(z, ZONE_DKIM_NONE, "DKIM", z->domain, DNS_TXT, true);
+	r->comment_only = true;
+	set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): no DKIM key: run postern dkim keygen %s, then "
+		"postern dns %s again for the record to publish. Microsoft and Yahoo require DKIM of every "
+		"sender of volume, Gmail of bulk senders.", z->domain, z->domain);
+}
+
+static void add_dmarc(struct zone *z)
+{
+	char name[DNS_NAME_MAX];
+	set(name, sizeof(name), "_dmarc.%s", z->domain);
+	struct zone_record *r = add(z, ZONE_DMARC, "DMARC", name, DNS_TXT, true);
+	set(r->value, sizeof(r->value), "v=DMARC1; p=none; rua=mailto:postmaster@%s", z->domain);
+	set(r->comment, sizeof(r->comment), "DMARC (RFC 7489): start with p=none: receivers send daily reports to "
+		"postmaster@%s (rua, a mailbox here; reports to another domain need its consent, §7.1). When the "
+		"reports show only your own servers, move to p=quarantine, then p=reject.", z->domain);
+}
+
+/* RFC 8461 §3.1: id changes whenever the policy does; a digest of the policy text makes
+ * that automatic (1*32 letters or digits). */
+static void policy_id(const char *policy, char *out, size_t outsz)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	if (!EVP_Digest(policy, strlen(policy), md, &mdlen, EVP_sha256(), NULL) || mdlen < 10) {
+		set(out, outsz, "1");
+		return;
+	}
+	size_t o = 0;
+	for (unsigned i = 0; i < 10 && o + 3 <= outsz; i++)
+		o += (size_t)snprintf(out + o, outsz - o, "%02x", md[i]);
+}
+
+static void add_mta_sts(const struct conf *c, struct zone *z)
+{
+	const struct conf_listener *mx = find_listener(c, ROLE_MX, TLS_STARTTLS);
+	char name[DNS_NAME_MAX], id[32];
+	set(name, sizeof(name), "_mta-sts.%s", z->domain);
+	struct zone_record *r = add(z, ZONE_MTA_STS, "MTA-STS", name, DNS_TXT, false);
+	if (!mx) {
+		r->comment_only = true;
+		set(r->value, sizeof(r->value), "v=STSv1; id=1");
+		set(r->comment, sizeof(r->comment), "MTA-STS (RFC 8461) needs STARTTLS on the mx listener, and no mx listener "
+			"of %s offers it (tls = starttls): not published.", c->path);
+		return;
+	}
+	set(z->mta_sts_policy, sizeof(z->mta_sts_policy), "version: STSv1\nmode: testing\nmx: %s\nmax_age: 86400\n",
+		z->hostname);
+	policy_id(z->mta_sts_policy, id, sizeof(id));
+	set(r->value, sizeof(r->value), "v=STSv1; id=%s", id);
+	set(r->comment, sizeof(r->comment), "MTA-STS (RFC 8461): senders that know it deliver to %s only over "
+		"verified TLS (listener %s offers STARTTLS; its certificate must be valid for %s). mode: testing "
+		"reports problems (TLS-RPT below) without refusing; change to enforce when the reports are clean. "
+		"id follows the policy: a new policy, a new id.", z->domain, mx->name, z->hostname);
+	set(name, sizeof(name), "mta-sts.%s", z->domain);
+	r = add(z, ZONE_MTA_STS_HOST, "MTA-STS host", name, DNS_CNAME, false);
+	set(r->target, sizeof(r->target), "%s", z->hostname);
+	set(r->value, sizeof(r->value), "%s.", z->hostname);
+	set(r->comment, sizeof(r->comment), "The policy is fetched from https://mta-sts.%s/.well-known/mta-sts.txt "
+		"(RFC 8461 §3.3); Postern's HTTP listener (a later issue) will serve it. The file:", z->domain);
+	set(name, sizeof(name), "_smtp._tls.%s", z->domain);
+	r = add(z, ZONE_TLSRPT, "TLS-RPT", name, DNS_TXT, false);
+	set(r->value, sizeof(r->value), "v=TLSRPTv1; rua=mailto:postmaster@%s", z->domain);
+	set(r->comment, sizeof(r->comment), "TLS-RPT (RFC 8460): senders report TLS failures delivering to %s "
+		"to postmaster@%s.", z->domain, z->domain);
+}
+
+struct service {
+	const char *name;           /* RFC 6186 §3.1, RFC 8314 §5.1 */
+	enum listener_role role;
+	enum tls_mode tls;
+	bool exists;                /* Postern has the protocol at all (no IMAP yet) */
+};
+
+static const struct service services[] = {
+	{ "_submissions._tcp", ROLE_SUBMISSION, TLS_IMPLICIT, true },
+	{ "_submission._tcp", ROLE_SUBMISSION, TLS_STARTTLS, true },
+	{ "_imaps._tcp", ROLE_SUBMISSION, TLS_IMPLICIT, false },
+	{ "_imap._tcp", ROLE_SUBMISSION, TLS_STARTTLS, false },
+	{ "_pop3s._tcp", ROLE_POP3, TLS_IMPLICIT, true },
+	{ "_pop3._tcp", ROLE_POP3, TLS_STARTTLS, true },
+};
+
+static void add_srv(const struct conf *c, struct zone *z)
+{
+	for (size_t s = 0; s < sizeof(services) / sizeof(services[0]); s++) {
+		const struct service *sv = &services[s];
+		const struct conf_listener *l = sv->exists ? find_listener(c, sv->role, sv->tls) : NULL;
+		char name[DNS_NAME_MAX];
+		set(name, sizeof(name), "%s.%s", sv->name, z->domain);
+		struct zone_record *r = add(z, ZONE_SRV, "SRV", name, DNS_SRV, false);
+		if (!r)
+			return;
+		if (l) {
+			r->port = l->port;
+			set(r->target, sizeof(r->target), "%s", z->hostname);
+			set(r->value, sizeof(r->value), "0 1 %u %s.", l->port, z->hostname);
+			set(r->comment, sizeof(r->comment), "%s: listener %s, port %u (%s). Mail programs find the server "
+				"from the address alone (RFC 6186, RFC 8314 §5.1).", sv->name, l->name, l->port,
+				sv->tls == TLS_IMPLICIT ? "TLS from the first byte" : "STARTTLS");
+		} else {
+			set(r->target, sizeof(r->target), ".");
+			set(r->value, sizeof(r->value), "0 0 0 .");
+			set(r->comment, sizeof(r->comment), "%s: not offered (%s), said so with a null record "
+				"(RFC 6186 §3.4) so mail programs do not guess.", sv->name,
+				sv->exists ? "no listener with this role and TLS mode" : "Postern has no IMAP yet");
+		}
+	}
+}
+
+static void add_aliases(struct zone *z)
+{
+	static const char *const names[] = { "autoconfig", "autodiscover" };
+	for (size_t i = 0; i < 2; i++) {
+		char name[DNS_NAME_MAX];
+		set(name, sizeof(name), "%s.%s", names[i], z->domain);
+		struct zone_record *r = add(z, ZONE_ALIAS, names[i], name, DNS_CNAME, false);
+		set(r->target, sizeof(r->target), "%s", z->hostname);
+		set(r->value, sizeof(r->value), "%s.", z->hostname);
+		set(r->comment, sizeof(r->comment), "%s.%s: %s the settings there (%s). Postern's HTTP "
+			"listener (a later issue) will answer; publish the name now.", names[i], z->domain,
+			i == 0 ? "Thunderbird and other mail programs fetch" : "Outlook fetches", i == 0 ? "autoconfig" : "Autodiscover");
+	}
+}
+
+bool zone_reverse_name(const char *address, char *out, size_t outsz)
+{
+	unsigned char b[16];
+	if (inet_pton(AF_INET, address, b) == 1) {
+		set(out, outsz, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
+		return true;
+	}
+	if (inet_pton(AF_INET6, address, b) != 1 || outsz < 74)
+		return false;
+	size_t o = 0;
+	for (int i = 15; i >= 0; i--)
+		o += (size_t)snprintf(out + o, outsz - o, "%x.%x.", b[i] & 15, b[i] >> 4);
+	set(out + o, outsz - o, "ip6.arpa");
+	return true;
+}
+
+static void add_ptr(struct zone *z)
+{
+	char rev[DNS_NAME_MAX];
+	if (!z->address[0] || !zone_reverse_name(z->address, rev, sizeof(rev)))
+		return;
+	struct zone_record *r = add(z, ZONE_PTR, "PTR", rev, DNS_PTR, true);
+	r->comment_only = true;
+	set(r->target, sizeof(r->target), "%s", z->hostname);
+	set(r->value, sizeof(r->value), "%s.", z->hostname);
+	set(r->comment, sizeof(r->comment), "Reverse DNS: %s must name %s (and %s resolve back to it), or Gmail "
+		"refuses with " ENH_PERM_REVERSE_DNS ". It lives in the provider's zone for the address, not in %s: ask whoever gave "
+		"you %s to set it.", z->address, z->hostname, z->hostname, z->domain, z->address);
+}
+
+bool zone_build(const struct conf *c, const char *domain, const char *address, struct zone *z,
+	char *err, size_t errlen)
+{
+	memset(z, 0, sizeof(*z));
+	unsigned char b[16];
+	if (address && address[0] && inet_pton(AF_INET, address, b) != 1 && inet_pton(AF_INET6, address, b) != 1) {
+		set(err, errlen, "--address %s is not a numeric IPv4 or IPv6 address", address);
+		return false;
+	}
+	set(z->domain, sizeof(z->domain), "%s", domain);
+	set(z->hostname, sizeof(z->hostname), "%s", c->hostname);
+	choose_address(c, address, z);
+	add_mx_and_address(c, z);
+	add_spf(c, z);
+	add_dkim(c, z);
+	add_dmarc(z);
+	add_mta_sts(c, z);
+	add_srv(c, z);
+	add_aliases(z);
+	add_ptr(z);
+	return true;
+}
+
+/* TXT rdata: quoted strings of at most 255 octets, '"' and '\' escaped (RFC 1035 §5.1). */
+static void txt_rdata(const char *text, char *out, size_t outsz)
+{
+	size_t o = 0, in_string = 0;
+	if (outsz < 3)
+		return;
+	out[o++] = '"';
+	for (const char *p = text; *p && o + 5 < outsz; p++) {
+		if (in_string == 255) {
+			o += (size_t)snprintf(out + o, outsz - o, "\" \"");
+			in_string = 0;
+		}
+		if (*p == '"' || *p == '\\')
+			out[o++] = '\\';
+		out[o++] = *p;
+		in_string++;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+}
+
+void zone_record_line(const struct zone_record *r, char *out, size_t outsz)
+{
+	char rdata[ZONE_VALUE_MAX + 64];
+	if (r->type == DNS_TXT)
+		txt_rdata(r->value, rdata, sizeof(rdata));
+	else
+		set(rdata, sizeof(rdata), "%s", r->value);
+	set(out, outsz, "%s.\t%d\tIN\t%s\t%s", r->name, ZONE_TTL, dns_type_name(r->type), rdata);
+}
+
+/* A comment wrapped at about 90 columns, each line starting with "; ". */
+static void print_comment(FILE *out, const char *text)
+{
+	const char *p = text;
+	while (*p) {
+		size_t len = strlen(p), cut = len;
+		if (len > 88) {
+			cut = 88;
+			while (cut > 20 && p[cut] != ' ')
+				cut--;
+		}
+		fprintf(out, "; %.*s\n", (int)cut, p);
+		p += cut;
+		while (*p == ' ')
+			p++;
+	}
+}
+
+void zone_print(const struct zone *z, FILE *out)
+{
+	fprintf(out, "; DNS records for %s, served by %s (postern dns %s).\n", z->domain, z->hostname, z->domain);
+	fprintf(out, "; Zone-file form, absolute names. After publishing: postern dns check %s\n", z->domain);
+	char line[ZONE_VALUE_MAX + DNS_NAME_MAX + 128];
+	for (size_t i = 0; i < z->n; i++) {
+		const struct zone_record *r = &z->rec[i];
+		fprintf(out, "\n");
+		print_comment(out, r->comment);
+		if (r->kind == ZONE_DKIM_NONE)
+			continue;
+		zone_record_line(r, line, sizeof(line));
+		fprintf(out, "%s%s\n", r->comment_only ? "; " : "", line);
+		if (r->kind == ZONE_MTA_STS_HOST)
+			for (const char *p = z->mta_sts_policy; *p;) {
+				size_t len = strcspn(p, "\n");
+				fprintf(out, ";     %.*s\n", (int)len, p);
+				p += len + (p[len] == '\n');
+			}
+	}
+}
