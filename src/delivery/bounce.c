@@ -92,6 +92,25 @@ static void header_date(char *out, size_t outsz, time_t t)
 	strftime(out, outsz, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
+/* Text in lines of at most about 76 columns, each indented by four spaces (a report
+ * line must stay far below the 998-octet limit, RFC 5322 §2.1.1). */
+static void put_wrapped(struct buf *b, const char *text)
+{
+	const char *p = text;
+	while (*p) {
+		size_t len = strlen(p), cut = len;
+		if (len > 72) {
+			cut = 72;
+			while (cut > 20 && p[cut] != ' ')
+				cut--;
+		}
+		buf_printf(b, "    %.*s\r\n", (int)cut, p);
+		p += cut;
+		while (*p == ' ')
+			p++;
+	}
+}
+
 /* The human-readable first part. */
 static void human_part(struct buf *b, const struct conf *c, const struct queue_message *m, enum bounce_kind kind,
 	const size_t *idx, size_t n, const struct queue_rcpt_state *st)
@@ -110,8 +129,14 @@ static void human_part(struct buf *b, const struct conf *c, const struct queue_m
 		const struct queue_rcpt_state *r = &st[idx[k]];
 		char enh[WIRE_ENH_MAX] = "";
 		reason_status(r->last_reply, enh, sizeof(enh));   /* "host said: 550 5.1.1 ..." */
-		buf_printf(b, "<%s>\r\n    %s\r\n    %s\r\n\r\n", m->env.rcpts[idx[k]], r->last_reply[0] ? r->last_reply : "(no reply)",
-			bounce_meaning(enh, r->last_reply));
+		const char *at = strrchr(m->env.sender, '@');
+		char words[2048];
+		buf_printf(b, "<%s>\r\n    %s\r\n", m->env.rcpts[idx[k]], r->last_reply[0] ? r->last_reply : "(no reply)");
+		if (bounce_auth_advice(enh, r->last_reply, at ? at + 1 : "", c->hostname, words, sizeof(words)))
+			put_wrapped(b, words);
+		else
+			buf_printf(b, "    %s\r\n", bounce_meaning(enh, r->last_reply));
+		buf_appends(b, "\r\n");
 	}
 }
 

@@ -35,6 +35,13 @@ bool bounce_queue_report(struct queue *q, const struct conf *c, const char *prot
  * to do.  Static text. */
 const char *bounce_meaning(const char *enh, const char *reply);
 
+/* When a big receiver refused because it could not authenticate the sender's domain
+ * (SPF, DKIM, DMARC, reverse DNS: Gmail 5.7.26, Microsoft 5.7.515, Yahoo 5.7.9, ...):
+ * words the user can forward to the administrator, naming `postern dns check DOMAIN`
+ * (auth_refusal.c).  False for any other reply. */
+bool bounce_auth_advice(const char *enh, const char *reply, const char *sender_domain, const char *hostname,
+	char *out, size_t outsz);
+
 /* "5 days", "4 hours", "90 minutes", "6 seconds" for report texts. */
 void bounce_duration(unsigned long long seconds, char *out, size_t outsz);
 

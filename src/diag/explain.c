@@ -44,7 +44,8 @@ const char *const explain_cause_ids[] = {
 	"unknown_recipient", "mailbox_full", "message_too_large", "command_sequence",
 	"syntax_error", "throttled", "greylisted", "spam_or_policy", "sender_authentication_failed",
 	"reverse_dns_missing", "blocklisted", "port_blocked", "certificate_untrusted",
-	"certificate_expired", "certificate_name_mismatch", "server_unavailable", "server_storage_full", "unknown",
+	"certificate_expired", "certificate_name_mismatch", "server_unavailable", "server_storage_full", "spf_failed",
+	"dmarc_failed", "unknown",
 };
 _Static_assert(sizeof(explain_cause_ids) / sizeof(explain_cause_ids[0]) == N_IDS, "N_IDS in explain_int.h");
 

@@ -99,8 +99,22 @@ static const struct row rows[] = {
 	/* spam and policy, sender authentication, rDNS, blocklists */
 	{ "550 5.7.1 Message rejected as spam by Content Filtering.", "spam_or_policy" },                  /* Exchange */
 	{ "554 5.7.1 The message was rejected because it contains prohibited virus or spam content", "spam_or_policy" }, /* Gmail */
-	{ "550-5.7.26 This mail is unauthenticated, which poses a security risk to the sender and Gmail users\n550 5.7.26 DMARC policy of the sender's domain", "sender_authentication_failed" }, /* Gmail */
-	{ "550 5.7.23 The message was rejected because of Sender Policy Framework violation", "sender_authentication_failed" }, /* Office 365 */
+	{ "550-5.7.26 This mail is unauthenticated, which poses a security risk to the sender and Gmail users\n550 5.7.26 DMARC policy of the sender's domain", "dmarc_failed" }, /* Gmail: names DMARC */
+	{ "550 5.7.23 The message was rejected because of Sender Policy Framework violation", "spf_failed" }, /* Office 365 */
+	/* the big receivers' authentication refusals, as they word them (issue 11) */
+	{ "550-5.7.26 This mail has been blocked because the sender is unauthenticated.\n550-5.7.26 Gmail requires all senders to authenticate with either SPF or DKIM.\n550 5.7.26 Authentication results: DKIM = did not pass SPF [example.org] with ip: [192.0.2.7] = did not pass - gsmtp", "sender_authentication_failed" }, /* Gmail */
+	{ "550-5.7.26 This mail is unauthenticated, which poses a security risk to the\n550-5.7.26 sender and Gmail users, and has been blocked. The sender must\n550 5.7.26 authenticate with at least one of SPF or DKIM.", "sender_authentication_failed" }, /* Gmail */
+	{ "550 5.7.1 Unauthenticated email from example.org is not accepted due to domain's DMARC policy. Please contact administrator of example.org domain if this was a legitimate mail. - gsmtp", "dmarc_failed" }, /* Gmail */
+	{ "550-5.7.27 The sender's domain's SPF authentication did not pass. - gsmtp", "spf_failed" }, /* Gmail */
+	{ "421-4.7.27 This mail has been rate limited because SPF does not pass. - gsmtp", "spf_failed" }, /* Gmail */
+	{ "421-4.7.28 Gmail has detected an unusual rate of unsolicited mail originating from your IP address. To protect our users from spam, mail sent from your IP address has been temporarily rate limited.", "throttled" }, /* Gmail */
+	{ "550 5.7.515 Access denied, sending domain [EXAMPLE.ORG] does not meet the required authentication level.", "dmarc_failed" }, /* Outlook.com */
+	{ "550 5.7.509 Access denied, sending domain [example.org] does not pass DMARC verification and has a DMARC policy of reject.", "dmarc_failed" }, /* Outlook.com */
+	{ "554 5.7.9 Message not accepted for policy reasons.  See https://postmaster.yahooinc.com/error-codes", "dmarc_failed" }, /* Yahoo */
+	{ "421 4.7.0 [TSS04] Messages from 192.0.2.7 temporarily deferred due to unexpected volume or user complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes", "throttled" }, /* Yahoo */
+	{ "550 5.7.1 [CS01] Message rejected due to local policy. Please visit https://support.apple.com/en-us/HT204137", "spam_or_policy" }, /* iCloud */
+	{ "554 5.7.1 [HM08] Message rejected due to local policy. Please visit https://support.apple.com/en-us/HT204137", "spam_or_policy" }, /* iCloud */
+	{ "550 5.7.1 Your message was rejected due to example.org DMARC policy.", "dmarc_failed" }, /* iCloud */
 	{ "550-5.7.25 The IP address sending this message does not have a PTR record setup, or the\n550 5.7.25 corresponding forward DNS entry does not point to the sending IP.", "reverse_dns_missing" }, /* Gmail */
 	{ "450 4.7.1 Client host rejected: cannot find your reverse hostname, [192.0.2.7]", "reverse_dns_missing" }, /* Postfix */
 	{ "554 5.7.1 Service unavailable; Client host [192.0.2.7] blocked using zen.spamhaus.org", "blocklisted" }, /* Postfix */

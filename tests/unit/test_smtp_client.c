@@ -46,6 +46,45 @@ static void test_meanings(void **state)
 	assert_non_null(strstr(bounce_meaning("", "503 valid RCPT command must precede DATA"), "refused"));
 }
 
+/* The big receivers' authentication refusals (their real reply texts): words for the
+ * user naming what failed and `postern dns check DOMAIN`; anything else: no advice. */
+static void test_auth_advice(void **state)
+{
+	(void)state;
+	static const struct { const char *enh, *reply, *want; } rows[] = {
+		{ "5.7.26", "142.250.1.27 said: 550-5.7.26 This mail has been blocked because the sender is unauthenticated. "
+		  "Gmail requires all senders to authenticate with either SPF or DKIM. - gsmtp", "Gmail refused the message because "
+		  "it could not confirm that it really comes from example.org" },
+		{ "5.7.26", "said: 550-5.7.26 Unauthenticated email from example.org is not accepted due to domain's DMARC policy. "
+		  "- gsmtp", "because of the DMARC policy of the sender's domain example.org" },
+		{ "5.7.27", "said: 550-5.7.27 The sender's SPF record did not pass. - gsmtp", "SPF record of example.org" },
+		{ "5.7.25", "said: 550-5.7.25 The IP address sending this message does not have a PTR record setup - gsmtp",
+		  "no reverse DNS name (PTR record) matching its name mail.example.org" },
+		{ "4.7.28", "said: 421-4.7.28 Gmail has detected an unusual rate of unsolicited mail. - gsmtp", "slowing down" },
+		{ "5.7.515", "said: 550 5.7.515 Access denied, sending domain [EXAMPLE.ORG] does not meet the required "
+		  "authentication level.", "Microsoft (Outlook.com, Hotmail) refused" },
+		{ "5.7.509", "said: 550 5.7.509 Access denied, sending domain [example.org] does not pass DMARC verification and "
+		  "has a DMARC policy of reject.", "DMARC policy" },
+		{ "5.7.23", "said: 550 5.7.23 The message was rejected because of Sender Policy Framework violation",
+		  "SPF record of example.org" },
+		{ "5.7.9", "said: 554 5.7.9 Message not accepted for policy reasons.  See https://postmaster.yahooinc.com/error-codes",
+		  "Yahoo refused the message because it could not confirm" },
+		{ "4.7.0", "said: 421 4.7.0 [TSS04] Messages from 192.0.2.25 temporarily deferred due to unexpected volume or user "
+		  "complaints - 4.16.55.1; see https://postmaster.yahooinc.com/error-codes", "Yahoo is slowing down" },
+		{ "5.7.1", "said: 554 5.7.1 [HM08] Message rejected due to local policy. Please visit "
+		  "https://support.apple.com/en-us/HT204137", "iCloud refused the message under its local policy" },
+	};
+	char out[2048];
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		assert_true(bounce_auth_advice(rows[i].enh, rows[i].reply, "example.org", "mail.example.org", out, sizeof(out)));
+		if (!strstr(out, rows[i].want) || !strstr(out, "postern dns check example.org"))
+			fail_msg("row %zu: %s", i, out);
+	}
+	assert_false(bounce_auth_advice("5.1.1", "550 5.1.1 user unknown", "example.org", "m", out, sizeof(out)));
+	assert_false(bounce_auth_advice("5.7.1", "554 5.7.1 Relay access denied", "example.org", "m", out, sizeof(out)));
+	assert_false(bounce_auth_advice("", "550 DMARC fail", "example.org", "m", out, sizeof(out)));   /* no X.7.X */
+}
+
 /* Encode in pieces of `piece` octets (a CR LF split across pieces must not matter). */
 static char *wire(const char *in, size_t n, bool stuff, size_t piece, size_t *outn, struct smtp_wire *w)
 {
@@ -187,6 +226,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bounce_wanted),
+		cmocka_unit_test(test_auth_advice),
 		cmocka_unit_test(test_meanings),
 		cmocka_unit_test(test_wire_table),
 		cmocka_unit_test(test_wire_long_lines),
