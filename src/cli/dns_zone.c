@@ -41,8 +41,27 @@ static bool wildcard(const char *a)
 	return !a[0] || strcmp(a, "0.0.0.0") == 0 || strcmp(a, "::") == 0 || strcmp(a, "*") == 0;
 }
 
-/* This server's address: --address, else the first listener bound to one address
- * (the mx listener first: that is the address receivers see when we deliver). */
+/* Addresses the Internet never sees (RFC 1918, RFC 6598, loopback, link-local, RFC 4193):
+ * a listener bound to one is behind NAT or a proxy, and its address is no record to
+ * publish. */
+static bool private_address(const char *a)
+{
+	static const char *const blocks[] = { "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10",
+		"127.0.0.0/8", "169.254.0.0/16", "::1/128", "fc00::/7", "fe80::/10" };
+	unsigned char b[16];
+	int fam = strchr(a, ':') ? AF_INET6 : AF_INET;
+	if (inet_pton(fam, a, b) != 1)
+		return true;
+	for (size_t i = 0; i < sizeof(blocks) / sizeof(blocks[0]); i++) {
+		struct conf_network n;
+		if (conf_parse_network(blocks[i], &n) && conf_network_contains(&n, fam, b))
+			return true;
+	}
+	return false;
+}
+
+/* This server's address: --address, else the first listener bound to one public
+ * address (the mx listener first: that is the address receivers see when we deliver). */
 static void choose_address(const struct conf *c, const char *given, struct zone *z)
 {
 	if (given && given[0]) {
@@ -55,6 +74,12 @@ static void choose_address(const struct conf *c, const char *given, struct zone 
 			const struct conf_listener *l = &c->listeners[i];
 			if ((pass == 0) != (l->role == ROLE_MX) || wildcard(l->address))
 				continue;
+			if (private_address(l->address)) {
+				if (!z->address_from[0])
+					set(z->address_from, sizeof(z->address_from), "listener %s is on the private address %s, "
+						"which receivers never see", l->name, l->address);
+				continue;
+			}
 			set(z->address, sizeof(z->address), "%s", l->address);
 			set(z->address_from, sizeof(z->address_from), "listener %s in %s", l->name, c->path);
 			return;
@@ -95,8 +120,9 @@ static void add_mx_and_address(const struct conf *c, struct zone *z)
 	} else {
 		r->comment_only = true;
 		set(r->value, sizeof(r->value), "ADDRESS");
-		set(r->comment, sizeof(r->comment), "%s needs an A (or AAAA) record with this server's public address: the "
-			"listeners listen on every address, so give it with --address ADDRESS.", z->hostname);
+		set(r->comment, sizeof(r->comment), "%s needs an A (or AAAA) record with this server's public address: %s, "
+			"so give it with --address ADDRESS.", z->hostname, z->address_from[0] ? z->address_from :
+			"the listeners listen on every address");
 	}
 }
 
