@@ -15,10 +15,11 @@
 
 #include "conf/conf.h"
 #include "diag/json.h"
+#include "mailauth/spf.h"
 #include "wire/enh.h"
 
-/* UNSURE: the record may be right but cannot be confirmed here (an SPF include:):
- * a warning, not a failure. */
+/* UNSURE: the record may be right but cannot be confirmed here (SPF without this
+ * server's address): a warning, not a failure. */
 enum check_status { CHECK_OK, CHECK_MISSING, CHECK_WRONG, CHECK_FAILED, CHECK_SKIPPED, CHECK_UNSURE };
 
 static const char *const status_words[] = { "ok", "missing", "wrong", "lookup failed", "skipped", "cannot tell" };
@@ -195,110 +196,53 @@ static bool tag_value(const char *list, const char *name, char *out, size_t outs
 	return false;
 }
 
-/* One SPF mechanism (RFC 7208 §5) against this server: 1 matches, 0 does not, -1 not
- * evaluated here (include, exists, ptr, macros: the receivers' own SPF check follows
- * them), -2 a lookup failed.  Without a known address, only "mx" and "a" naming the
- * server itself can be told. */
-static int spf_mechanism(struct checker *k, const char *m)
+/* Does the record say "+all" (or a bare "all"): every server on the Internet may send? */
+static bool spf_allows_everyone(const char *text)
 {
-	const char *addr = k->z->address;
-	char target[DNS_NAME_MAX];
-	size_t wlen = strcspn(m, ":/");
-	if (wlen == 3 && strncasecmp(m, "all", 3) == 0)
-		return 1;
-	if ((wlen == 3 && (strncasecmp(m, "ip4", 3) == 0 || strncasecmp(m, "ip6", 3) == 0)) && m[3] == ':') {
-		struct conf_network net;
-		unsigned char b[16];
-		int fam = strchr(addr, ':') ? AF_INET6 : AF_INET;
-		if (!addr[0] || !conf_parse_network(m + 4, &net))
-			return -1;
-		return inet_pton(fam, addr, b) == 1 && conf_network_contains(&net, fam, b) ? 1 : 0;
-	}
-	bool is_a = wlen == 1 && (m[0] == 'a' || m[0] == 'A');
-	bool is_mx = wlen == 2 && strncasecmp(m, "mx", 2) == 0;
-	if (!is_a && !is_mx)
-		return -1;
-	const char *d = m[wlen] == ':' ? m + wlen + 1 : k->z->domain;
-	snprintf(target, sizeof(target), "%.*s", (int)strcspn(d, "/"), d);
-	if (strchr(target, '%'))
-		return -1;   /* a macro (§7) */
-	if (is_a) {
-		if (!addr[0])
-			return same_name(target, k->z->hostname) ? 1 : -1;
-		int h = name_has_address(k, target, addr, NULL, 0);
-		return h < 0 ? -2 : h;
-	}
-	struct dns_result res;
-	struct check scratch;
-	int hit = 0;
-	if (!lookup(k, DNS_MX, target, &res, &scratch))
-		hit = -2;
-	for (size_t i = 0; hit == 0 && i < res.n && i < 10; i++) {   /* §4.6.4: at most 10 MX names */
-		const char *ex = res.rr[i].u.mx.exchange;
-		int h = !addr[0] ? same_name(ex, k->z->hostname) : name_has_address(k, ex, addr, NULL, 0);
-		hit = h < 0 ? -2 : h;
-	}
-	dns_result_free(&res);
-	return hit;
+	struct spf_record *rec = malloc(sizeof(*rec));
+	char err[256];
+	bool everyone = false;
+	if (rec && spf_record_parse(text, strlen(text), rec, err, sizeof(err)))
+		for (size_t i = 0; i < rec->n; i++)
+			if (rec->terms[i].mech == SPF_M_ALL && rec->terms[i].qualifier == '+')
+				everyone = true;
+	free(rec);
+	return everyone;
 }
 
-/* The record's verdict for this server: 1 allowed, 0 not allowed (why says so), -1
- * cannot tell.  The first mechanism that matches decides (RFC 7208 §4.6.2). */
-static int spf_verdict(struct checker *k, const char *record, char *why, size_t whysz)
+/* The record's verdict for this server's address, by the SPF check Postern runs on
+ * inbound mail (mailauth/spf.h: includes, redirects, macros and the limits followed),
+ * for the sender postmaster@DOMAIN. */
+static void spf_verdict(struct checker *k, const char *record, struct check *out)
 {
-	const char *p = record + 6, *addr = k->z->address;
-	const char *who = addr[0] ? addr : k->z->hostname;
-	char tok[256], skipped[256] = "";
-	why[0] = '\0';
-	while (*p) {
-		p += strspn(p, " ");
-		size_t len = strcspn(p, " ");
-		if (!len)
-			break;
-		snprintf(tok, sizeof(tok), "%.*s", (int)len, p);
-		p += len;
-		const char *m = tok;
-		char q = strchr("+-~?", *m) ? *m++ : '+';
-		int hit = strchr(m, '=') ? -1 : spf_mechanism(k, m);   /* modifiers: redirect=, exp= */
-		if (hit == -2) {
-			say(why, whysz, "a lookup for the SPF mechanism %s failed: try again", tok);
-			return -2;
-		}
-		if (hit == -1) {
-			if (!skipped[0] && strncasecmp(m, "exp=", 4) != 0)
-				snprintf(skipped, sizeof(skipped), "%s", tok);
-			continue;
-		}
-		if (hit == 0)
-			continue;
-		if (q == '+' && strcasecmp(m, "all") == 0) {
-			say(why, whysz, "+all lets every server on the Internet send as %s: end the record with -all",
-				k->z->domain);
-			return 0;
-		}
-		if (q == '+') {
-			if (!addr[0])
-				say(why, whysz, "it names %s; this server's address is not known, give --address to check it",
-					k->z->hostname);
-			return 1;
-		}
-		if (skipped[0]) {
-			say(why, whysz, "cannot tell whether %s is allowed: %s is not followed here, and %s then refuses "
-				"it; make sure %s names this server", who, skipped, tok, skipped);
-			return -1;
-		}
-		say(why, whysz, "%s is not allowed to send for %s: %s matches it first (result %s)", who, k->z->domain,
-			tok, q == '-' ? "fail" : q == '~' ? "softfail" : "neutral");
-		return 0;
+	const struct zone *z = k->z;
+	if (spf_allows_everyone(record)) {
+		out->status = CHECK_WRONG;
+		say(out->words, sizeof(out->words), "+all lets every server on the Internet send as %s: end the record "
+			"with -all", z->domain);
+		return;
 	}
-	if (skipped[0]) {
-		say(why, whysz, "cannot tell whether %s is allowed: %s is not followed here; make sure it names "
-			"this server", who, skipped);
-		return -1;
+	if (!z->address[0]) {
+		out->status = CHECK_UNSURE;
+		say(out->words, sizeof(out->words), "this server's address is not known: give --address ADDRESS to check "
+			"that the record allows it");
+		return;
 	}
-	say(why, whysz, "no mechanism of the record names %s (result neutral): add \"mx\" or ip%c:%s",
-		who, strchr(who, ':') ? '6' : '4', who);
-	return 0;
+	char sender[DNS_NAME_MAX + 16];
+	say(sender, sizeof(sender), "postmaster@%s", z->domain);
+	struct spf_request rq = { .client_ip = z->address, .sender = sender, .helo = z->hostname,
+		.receiver = z->hostname };
+	struct spf_dns dns = { spf_dns_resolver_lookup, k->r };
+	struct spf_outcome *o = malloc(sizeof(*o));
+	if (!o) {
+		out->status = CHECK_FAILED;
+		return;
+	}
+	spf_check(&rq, &dns, o);
+	out->status = o->result == SPF_PASS ? CHECK_OK : o->result == SPF_TEMPERROR ? CHECK_FAILED : CHECK_WRONG;
+	if (o->result != SPF_PASS)
+		say(out->words, sizeof(out->words), "SPF %s for %s: %s", spf_result_name(o->result), z->address, o->words);
+	free(o);
 }
 
 static void check_spf(struct checker *k, const struct zone_record *r, struct check *out)
@@ -318,10 +262,7 @@ static void check_spf(struct checker *k, const struct zone_record *r, struct che
 			"(RFC 7208 §4.5): keep one", r->name, n);
 		return;
 	}
-	char why[512];
-	int v = spf_verdict(k, out->found, why, sizeof(why));
-	out->status = v > 0 ? CHECK_OK : v == 0 ? CHECK_WRONG : v == -1 ? CHECK_UNSURE : CHECK_FAILED;
-	say(out->words, sizeof(out->words), "%s", why);
+	spf_verdict(k, out->found, out);
 }
 
 static void check_dkim(struct checker *k, const struct zone_record *r, struct check *out)

@@ -317,3 +317,17 @@ def test_not_a_local_domain(conf):
     assert p.returncode == 2 and "--address not-an-address is not a numeric" in p.stderr, p.stderr
     p = run_cli(["dns"], conf=conf)
     assert p.returncode == 2
+
+
+def test_spf_include_is_followed(conf, tmp_path):
+    """SPF is judged by Postern's own SPF check (mailauth/spf.h): include: is followed."""
+    base = [r for r in zone(conf) if not (r[1] == "TXT" and r[0] == DOMAIN)]
+    ok = base + [(DOMAIN, "TXT", '"v=spf1 include:_spf.%s -all"' % DOMAIN),
+                 ("_spf." + DOMAIN, "TXT", '"v=spf1 ip4:198.18.0.0/24 -all"')]
+    p = check(conf, tmp_path / "ok", ok)
+    assert status_lines(p.stdout)["SPF"] == ["ok"], p.stdout
+    bad = base + [(DOMAIN, "TXT", '"v=spf1 include:_spf.%s -all"' % DOMAIN),
+                  ("_spf." + DOMAIN, "TXT", '"v=spf1 ip4:192.0.2.0/24 -all"')]
+    p = check(conf, tmp_path / "bad", bad)
+    assert status_lines(p.stdout)["SPF"] == ["FAIL"] and p.returncode == 1, p.stdout
+    assert "SPF fail for %s" % ADDR in p.stdout, p.stdout
