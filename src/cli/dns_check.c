@@ -280,8 +280,9 @@ static void check_dkim(struct checker *k, const struct zone_record *r, struct ch
 	tag_value(r->value, "p", want, sizeof(want));
 	if (n == 0) {
 		out->status = CHECK_MISSING;
-		say(out->words, sizeof(out->words), "no DKIM key record at %s: receivers cannot verify the signatures of "
-			"selector %s", r->name, r->selector);
+		say(out->words, sizeof(out->words), r->active ? "no DKIM key record at %s: receivers cannot verify the "
+			"signatures of selector %s" : "no DKIM key record at %s: selector %s is retired, but mail it signed "
+			"may still be on its way: keep the record a few days after retiring", r->name, r->selector);
 	} else if (!tag_value(out->found, "p", got, sizeof(got)) || strcmp(got, want) != 0) {
 		out->status = CHECK_WRONG;
 		say(out->words, sizeof(out->words), "the key published at %s is not the key of selector %s (p= differs): "

@@ -8,8 +8,10 @@
 #include <openssl/evp.h>
 #include <stdarg.h>
 #include <string.h>
+#include <time.h>
 
 #include "conf/conf.h"
+#include "mailauth/dkim.h"
 #include "wire/enh.h"
 
 static struct zone_record *add(struct zone *z, enum zone_kind kind, const char *label, const char *name,
@@ -145,16 +147,51 @@ static void add_spf(const struct conf *c, struct zone *z)
 	}
 }
 
-/* The DKIM keys arrive with `postern dkim keygen` (mailauth/dkim.h); until a domain has
- * one there is nothing to publish, and the check says how to make one. */
+/* One DKIM key record per selector (RFC 6376 §3.6.2.1), from the keys `postern dkim`
+ * keeps (mailauth/dkim.h); a retired key's record stays published, not required. */
+static void take_dkim_key(void *arg, const struct dkim_key_info *k)
+{
+	struct zone *z = arg;
+	char name[DNS_NAME_MAX], made[32];
+	struct tm tm;
+	time_t t = k->created;
+	set(name, sizeof(name), "%s._domainkey.%s", k->selector, z->domain);
+	struct zone_record *r = add(z, ZONE_DKIM, "DKIM", name, DNS_TXT, k->active);
+	if (!r)
+		return;
+	r->active = k->active;
+	set(r->selector, sizeof(r->selector), "%s", k->selector);
+	set(r->value, sizeof(r->value), "%s", k->record);
+	strftime(made, sizeof(made), "%Y-%m-%d", gmtime_r(&t, &tm));
+	if (k->active)
+		set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): selector %s, a %s key (%u bits) made %s, signs "
+			"mail from %s: receivers fetch this record to verify the signatures. Microsoft and Yahoo require "
+			"DKIM of senders of volume.", k->selector, k->type, k->bits, made, z->domain);
+	else
+		set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): selector %s, a %s key made %s, retired: it no "
+			"longer signs. Keep this record a few days more, for mail signed with it still on its way, then "
+			"remove it and the key (postern dkim list).", k->selector, k->type, made);
+}
+
 static void add_dkim(const struct conf *c, struct zone *z)
 {
-	(void)c;
+	char err[256];
+	size_t before = z->n;
+	if (!dkim_keys_list(c->data_dir, z->domain, take_dkim_key, z, err, sizeof(err)))
+		fprintf(stderr, "postern: the DKIM keys of %s: %s\n", z->domain, err);
+	bool active = false;
+	for (size_t i = before; i < z->n; i++)
+		active = active || z->rec[i].active;
+	bool any = z->n > before;
+	if (active)
+		return;
 	struct zone_record *r = add(z, ZONE_DKIM_NONE, "DKIM", z->domain, DNS_TXT, true);
+	if (!r)
+		return;
 	r->comment_only = true;
-	set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): no DKIM key: run postern dkim keygen %s, then "
+	set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): no %sDKIM key: run postern dkim keygen %s, then "
 		"postern dns %s again for the record to publish. Microsoft and Yahoo require DKIM of every "
-		"sender of volume, Gmail of bulk senders.", z->domain, z->domain);
+		"sender of volume, Gmail of bulk senders.", any ? "active " : "", z->domain, z->domain);
 }
 
 static void add_dmarc(struct zone *z)

@@ -49,14 +49,21 @@ tls = implicit
 """
 
 
-@pytest.fixture(scope="module")
-def conf(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dnscmd")
+def make_conf(root, keys=(("s1", "rsa"), ("e1", "ed25519"))):
     text = write_config(root / "p.conf", root / "var", server={"hostname": HOST}).read_text()
     # conftest's listener is on port 0 with no TLS: these are the listeners a real server has
     text = text[:text.index("[listener smtp]")] + LISTENERS
     (root / "p.conf").write_text(text)
+    for selector, kind in keys:
+        p = run_cli(["dkim", "keygen", DOMAIN, "--selector", selector, "--type", kind], conf=root / "p.conf")
+        assert p.returncode == 0, p.stderr
     return root / "p.conf"
+
+
+@pytest.fixture(scope="module")
+def conf(tmp_path_factory):
+    """A server with an rsa and an ed25519 DKIM key for DOMAIN (`postern dkim keygen`)."""
+    return make_conf(tmp_path_factory.mktemp("dnscmd"))
 
 
 def zone_lines(text):
@@ -166,9 +173,26 @@ def test_printed_zone_has_every_record(conf):
     for alias in ("autoconfig", "autodiscover", "mta-sts"):
         assert cname["%s.%s" % (alias, DOMAIN)] == HOST + "."
     assert by_type["PTR"] == [(REV, HOST + ".")]
-    # the MTA-STS policy file, and DKIM's state, are said in comments
+    # the MTA-STS policy file is said in comments
     assert ";     mode: testing" in out and ";     mx: %s" % HOST in out
-    assert "no DKIM key: run postern dkim keygen %s" % DOMAIN in out
+    # one DKIM record per key, the one `postern dkim list` shows, in strings of at most 255 octets
+    keys = run_cli(["dkim", "list", DOMAIN], conf=conf).stdout
+    assert re.fullmatch(r'"v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]{200,255}" "[A-Za-z0-9+/=]+"', txt["s1._domainkey." + DOMAIN])
+    assert re.fullmatch(r'"v=DKIM1; k=ed25519; p=[A-Za-z0-9+/=]{44}"', txt["e1._domainkey." + DOMAIN])
+    for sel in ("s1", "e1"):
+        p_value = txt["%s._domainkey.%s" % (sel, DOMAIN)].split("p=")[1].replace('" "', "").strip('"')
+        assert p_value in keys.replace(" ", "").replace('"', ""), (sel, keys)
+    assert "no DKIM key" not in out
+
+
+def test_no_dkim_key_says_how_to_make_one(tmp_path):
+    conf = make_conf(tmp_path, keys=())
+    out = printed_zone(conf)
+    assert "no DKIM key: run postern dkim keygen %s" % DOMAIN in out.replace("\n; ", " "), out
+    assert "_domainkey" not in out
+    p = check(conf, tmp_path, zone(conf))
+    assert p.returncode == 1 and status_lines(p.stdout)["DKIM"] == ["FAIL"], p.stdout
+    assert "no DKIM key: run postern dkim keygen %s" % DOMAIN in p.stdout, p.stdout
 
 
 def test_ports_follow_the_listeners(tmp_path):
@@ -194,13 +218,14 @@ def test_round_trip_printed_zone_passes(conf, tmp_path):
     p = check(conf, tmp_path, zone(conf))
     marks = status_lines(p.stdout)
     failing = {k: v for k, v in marks.items() if set(v) != {"ok"}}
-    # every record printed is accepted; only DKIM, which has no key yet, is not
-    assert failing == {"DKIM": ["FAIL"]}, p.stdout
-    assert p.returncode == 1, p.stdout
-    for label in ("MX", "A", "SPF", "DMARC", "MTA-STS", "MTA-STS host", "TLS-RPT", "SRV", "autoconfig",
+    # every record printed is accepted: every line ok, exit 0
+    assert failing == {}, p.stdout
+    assert p.returncode == 0, p.stdout
+    for label in ("MX", "A", "SPF", "DKIM", "DMARC", "MTA-STS", "MTA-STS host", "TLS-RPT", "SRV", "autoconfig",
                   "autodiscover", "PTR"):
         assert label in marks, (label, p.stdout)
-    assert len(marks["SRV"]) == 6
+    assert len(marks["SRV"]) == 6 and len(marks["DKIM"]) == 2
+    assert "All records the big receivers require are right, and the recommended ones too." in p.stdout
 
 
 def test_hand_written_zone_passes(conf, tmp_path):
@@ -210,12 +235,15 @@ def test_hand_written_zone_passes(conf, tmp_path):
         (HOST, "A", ADDR), (HOST, "A", "198.18.0.26"),
         (DOMAIN, "TXT", '"v=spf1 ip4:198.18.0.0/15 ~all"'),
         ("_dmarc." + DOMAIN, "TXT", '"v=DMARC1; p=reject; rua=mailto:dmarc-reports@%s"' % DOMAIN),
-    ]
+        (REV, "PTR", HOST + "."),
+    ] + [r for r in zone(conf) if "_domainkey." in r[0]]    # the keys are this server's
     p = check(conf, tmp_path, records)
     marks = status_lines(p.stdout)
     for label in ("MX", "A", "SPF", "DMARC", "PTR"):
         assert marks[label] == ["ok"], (label, p.stdout)
+    assert marks["DKIM"] == ["ok", "ok"], p.stdout
     assert set(marks["SRV"]) == {"warn"} and marks["TLS-RPT"] == ["warn"], p.stdout
+    assert p.returncode == 0, p.stdout     # only recommended records are missing
 
 
 def drop(records, rtype, name):
@@ -245,6 +273,11 @@ BROKEN = {
                  'publish: _dmarc.example.test.\t3600\tIN\tTXT\t"v=DMARC1; p=none; rua=mailto:postmaster@example.test"'),
     "DMARC without p=": (lambda z: replace(z, "TXT", "_dmarc." + DOMAIN, '"v=DMARC1; rua=mailto:x@example.test"'),
                          "DMARC", "wrong", "publish: _dmarc.example.test.\t3600\tIN\tTXT\t\"v=DMARC1; p=none;"),
+    "no DKIM record": (lambda z: drop(z, "TXT", "s1._domainkey." + DOMAIN), "DKIM", "missing",
+                       'publish: s1._domainkey.example.test.\t3600\tIN\tTXT\t"v=DKIM1; k=rsa; p='),
+    "DKIM record of another key": (lambda z: replace(z, "TXT", "s1._domainkey." + DOMAIN,
+                                   '"v=DKIM1; k=rsa; p=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwrong"'),
+                                   "DKIM", "wrong", 'publish: s1._domainkey.example.test.\t3600\tIN\tTXT\t"v=DKIM1; k=rsa; p='),
     "no PTR": (lambda z: drop(z, "PTR", REV), "PTR", "missing",
                "ask the provider of %s to set: %s.\t3600\tIN\tPTR\tmail.example.test." % (ADDR, REV)),
     "PTR names another host": (lambda z: replace(z, "PTR", REV, "host-25.isp.test."), "PTR", "wrong",
@@ -275,6 +308,8 @@ def test_broken_zone_fails_with_the_fix(conf, tmp_path, case):
     at = [i for i, line in enumerate(lines) if re.match(r"^FAIL\s+%s\s" % re.escape(label), line)]
     assert at, p.stdout
     block = "\n".join(lines[at[0]:at[0] + 3])
+    if label == "DKIM":
+        assert "selector s1" in block and len(at) == 1, p.stdout   # e1 stays ok
     assert ": " + status in lines[at[0]], block
     assert fix in block, block
     # the other required records stay ok ("mx" in SPF needs the MX and its address)
@@ -282,6 +317,8 @@ def test_broken_zone_fails_with_the_fix(conf, tmp_path, case):
     for other in ("MX", "SPF", "DMARC"):
         if other != label and not (other == "SPF" and label in ("MX", "A")):
             assert marks[other] == ["ok"], (other, p.stdout)
+    others = [k for k, v in marks.items() for m in v if m == "FAIL" and k != label]
+    assert others == ([] if label not in ("MX", "A") else ["SPF"]), p.stdout
 
 
 def test_recommended_records_warn_only(conf, tmp_path):
@@ -331,3 +368,16 @@ def test_spf_include_is_followed(conf, tmp_path):
     p = check(conf, tmp_path / "bad", bad)
     assert status_lines(p.stdout)["SPF"] == ["FAIL"] and p.returncode == 1, p.stdout
     assert "SPF fail for %s" % ADDR in p.stdout, p.stdout
+
+
+def test_retired_key_stays_published_but_is_not_required(tmp_path):
+    conf = make_conf(tmp_path, keys=(("old", "rsa"), ("new", "rsa")))
+    p = run_cli(["dkim", "retire", DOMAIN, "old"], conf=conf)
+    assert p.returncode == 0, p.stderr
+    out = printed_zone(conf, "--address", ADDR)
+    assert "old._domainkey.%s.\t3600\tIN\tTXT" % DOMAIN in out and "retired: it no longer signs" in out.replace("\n; ", " ")
+    records = [r for r in zone_lines(out) if not r[0].startswith("old._domainkey.")]
+    p = check(conf, tmp_path, records)
+    lines = [line for line in p.stdout.splitlines() if re.match(r"^(ok|warn|FAIL) +DKIM ", line)]
+    assert [line.split()[0] for line in lines] == ["ok", "warn"], p.stdout   # by selector: new, old
+    assert p.returncode == 0, p.stdout
