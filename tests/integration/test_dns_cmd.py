@@ -381,3 +381,12 @@ def test_retired_key_stays_published_but_is_not_required(tmp_path):
     lines = [line for line in p.stdout.splitlines() if re.match(r"^(ok|warn|FAIL) +DKIM ", line)]
     assert [line.split()[0] for line in lines] == ["ok", "warn"], p.stdout   # by selector: new, old
     assert p.returncode == 0, p.stdout
+
+
+def test_spf_names_the_relay(tmp_path):
+    """Mail that leaves through a smarthost comes from the smarthost's address: SPF names it."""
+    conf = make_conf(tmp_path, keys=())
+    conf.write_text(conf.read_text() + "\n[relay]\nhost = smtp.provider.test\nport = 587\n")
+    out = printed_zone(conf)
+    assert (DOMAIN, "TXT", '"v=spf1 mx a:smtp.provider.test -all"') in zone_lines(out), out
+    assert "leaves through the relay smtp.provider.test" in out.replace("\n; ", " "), out
