@@ -27,12 +27,12 @@ static const struct {
 	{ NULL, "dmarc", AUTH_DMARC },                               /* Gmail, iCloud, Postern's own */
 	{ ".7.509", NULL, AUTH_DMARC },                              /* Microsoft */
 	{ ".7.515", NULL, AUTH_UNAUTHENTICATED },                    /* Microsoft: authentication level */
-	{ ENH_PERM_AUTH_CHECKS_FAILED + 1, NULL, AUTH_UNAUTHENTICATED },   /* Gmail */
+	{ &ENH_PERM_AUTH_CHECKS_FAILED[1], NULL, AUTH_UNAUTHENTICATED },   /* Gmail */
 	{ NULL, "unauthenticated", AUTH_UNAUTHENTICATED },
 	{ ".7.27", NULL, AUTH_SPF },                                 /* Gmail */
-	{ ENH_PERM_SPF_FAILED + 1, NULL, AUTH_SPF },                 /* Microsoft, RFC 7372 */
+	{ &ENH_PERM_SPF_FAILED[1], NULL, AUTH_SPF },                 /* Microsoft, RFC 7372 */
 	{ NULL, "sender policy framework", AUTH_SPF },
-	{ ENH_PERM_REVERSE_DNS + 1, NULL, AUTH_PTR },                /* RFC 7372: reverse DNS validation failed */
+	{ &ENH_PERM_REVERSE_DNS[1], NULL, AUTH_PTR },                /* RFC 7372: reverse DNS validation failed */
 	{ NULL, "ptr record", AUTH_PTR },
 	{ ".7.28", NULL, AUTH_RATE },                                /* Gmail: unusual rate, unauthenticated */
 	{ NULL, "[tss0", AUTH_RATE },                                /* Yahoo */

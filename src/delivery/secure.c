@@ -41,9 +41,11 @@ static void plan_sts(struct host_plan *p, const struct conf *c)
 		char pats[300] = "";
 		for (size_t i = 0; i < s->policy.n_mx && strlen(pats) < 200; i++)
 			snprintf(pats + strlen(pats), sizeof(pats) - strlen(pats), "%s%s", i ? ", " : "", s->policy.mx[i]);
-		snprintf(p->skip, sizeof(p->skip), "%.200s publishes an MTA-STS policy in enforce mode that names its mail servers "
-			"as %s; %.200s is not one of them, so Postern does not deliver to it (RFC 8461 §4.1)", p->domain, pats,
-			p->host);
+		int n = snprintf(p->skip, sizeof(p->skip), "%.200s publishes an MTA-STS policy in enforce mode that names its "
+			"mail servers as %s; %.200s is not one of them, so Postern does not deliver to it (RFC 8461 §4.1)",
+			p->domain, pats, p->host);
+		if (n < 0 || (size_t)n >= sizeof(p->skip))   /* cut short: the start says what matters */
+			p->skip[sizeof(p->skip) - 1] = '\0';
 		snprintf(p->skip_enh, sizeof(p->skip_enh), "%s", ENH_TEMP_CRYPTO_FAILURE);
 	}
 }
