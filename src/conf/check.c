@@ -134,6 +134,28 @@ static void check_delivery_files(struct parse_state *ps)
 	}
 }
 
+/* The line a [section] key was set on (0: default). */
+static unsigned line_of(const struct conf *c, const char *section, const char *key)
+{
+	for (size_t i = 0; i < conf_n_settings; i++)
+		if (strcmp(conf_settings[i].section, section) == 0 && strcmp(conf_settings[i].key, key) == 0)
+			return c->setting_line[i];
+	return 0;
+}
+
+/* [mailauth] dmarc_quarantine_header must be a field name mail can carry. */
+static void check_mailauth(struct parse_state *ps)
+{
+	const struct conf *c = ps->c;
+	for (const char *p = c->dmarc_quarantine_header; *p; p++)
+		if (*p <= 32 || *p >= 127 || *p == ':') {
+			/* RFC 5322 §3.6.8: ftext is printable US-ASCII except ":" */
+			conf_fail(ps, line_of(c, "mailauth", "dmarc_quarantine_header"), "[mailauth] dmarc_quarantine_header: "
+				"a header field name is printable ASCII without ':' or spaces (e.g. X-Postern-Quarantine)");
+			break;
+		}
+}
+
 bool conf_check_whole(struct parse_state *ps)
 {
 	struct conf *c = ps->c;
@@ -169,5 +191,6 @@ bool conf_check_whole(struct parse_state *ps)
 		conf_fail(ps, ps->line, "[queue] retry_min is longer than retry_max");
 	check_trusted_networks(ps);
 	check_delivery_files(ps);
+	check_mailauth(ps);
 	return !ps->failed;
 }

@@ -34,6 +34,7 @@ struct conf_certificate {
 };
 
 enum conf_spf_mode { CONF_SPF_OFF, CONF_SPF_CHECK };   /* [mailauth] spf, in choice order */
+enum conf_dmarc_mode { CONF_DMARC_OFF, CONF_DMARC_CHECK };   /* [mailauth] dmarc, in choice order */
 
 enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3 };
 enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
@@ -135,6 +136,10 @@ struct conf {
 	/* [mailauth] */
 	char authserv_id[CONF_NAME_MAX];    /* Authentication-Results; "" = hostname */
 	bool dkim_signing;                  /* sign outbound mail of domains with a DKIM key */
+	uint64_t mailauth_dmarc;            /* CONF_DMARC_OFF / CONF_DMARC_CHECK */
+	bool dmarc_reject;                  /* honour p=reject */
+	char dmarc_quarantine_header[64];   /* "" = none */
+	uint64_t dmarc_timeout;             /* seconds for the DNS of one message's DKIM and DMARC checks */
 	/* [listener NAME] */
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	size_t n_listeners;

@@ -118,6 +118,15 @@ const struct setting conf_settings[] = {
 	{ "quota", "warning_percent", T_COUNT, offsetof(struct conf, quota_warning_percent), 0, "90", 1, 100, "usage at which the owner is warned, once" },
 	{ "mailauth", "authserv_id", T_STRING, offsetof(struct conf, authserv_id), sizeof(((struct conf *)0)->authserv_id), "", 0, 0,
 		"authserv-id of the Authentication-Results field (RFC 8601); incoming fields claiming it are removed (empty: [server] hostname)" },
+	{ "mailauth", "dmarc", T_CHOICE, offsetof(struct conf, mailauth_dmarc), 0, "check", 0, 0,
+		"check: on mx listeners, verify DKIM, evaluate DMARC (RFC 7489) and add Authentication-Results; off: none of that" },
+	{ "mailauth", "dmarc_reject", T_BOOL, offsetof(struct conf, dmarc_reject), 0, "yes", 0, 0,
+		"honour p=reject: refuse (550 " ENH_PERM_NOT_AUTHORIZED ") mail that fails DMARC for a domain that asks for it; no: deliver it as quarantined" },
+	{ "mailauth", "dmarc_quarantine_header", T_STRING, offsetof(struct conf, dmarc_quarantine_header),
+		sizeof(((struct conf *)0)->dmarc_quarantine_header), "X-Postern-Quarantine", 0, 0,
+		"header field added to mail whose DMARC policy asks for quarantine, for mailbox filters (empty: only Authentication-Results says so)" },
+	{ "mailauth", "dmarc_timeout", T_DURATION, offsetof(struct conf, dmarc_timeout), 0, "30s", 3, 120,
+		"time for the DNS lookups of one message's DKIM and DMARC checks; past it the result is temporary (451 " ENH_TEMP_DIRECTORY_SERVER ")" },
 	{ "mailauth", "spf", T_CHOICE, offsetof(struct conf, mailauth_spf), 0, "check", 0, 0,
 		"SPF (RFC 7208) at MAIL FROM on mx listeners: check records the result, off skips it" },
 	{ "mailauth", "spf_fail_refuse", T_BOOL, offsetof(struct conf, mailauth_spf_fail_refuse), 0, "no", 0, 0,
@@ -189,6 +198,7 @@ static const char *set_networks(struct conf *c, const char *v)
 
 static const struct { const char *section, *key, *words; } choice_lists[] = {
 	{ "mailauth", "spf", "off|check" },   /* enum conf_spf_mode */
+	{ "mailauth", "dmarc", "off|check" },   /* enum conf_dmarc_mode */
 };
 
 const char *conf_choices(const struct setting *s)

@@ -268,6 +268,8 @@ const char *policy_cause_name(enum refusal_cause c)
 	case CAUSE_POP_EXPIRED: return "POP-before-SMTP window expired";
 	case CAUSE_STAGE_TIMEOUT: return "a check did not answer in time";
 	case CAUSE_SPF_FAIL: return "the sender's domain does not allow this server (SPF fail)";
+	case CAUSE_SENDER_UNAUTHENTICATED: return "the sender's domain did not confirm the message (DMARC)";
+	case CAUSE_AUTH_CHECK_TEMPFAIL: return "a DKIM or DMARC check could not finish";
 	case CAUSE_COUNT: break;
 	}
 	return "refused";

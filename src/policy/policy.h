@@ -37,6 +37,8 @@ enum refusal_cause {
 	CAUSE_POP_EXPIRED,           /* POP-before-SMTP window passed */
 	CAUSE_STAGE_TIMEOUT,         /* a decision stage did not answer in time: temporary */
 	CAUSE_SPF_FAIL,              /* the sender's domain's SPF record refuses the client (-all) */
+	CAUSE_SENDER_UNAUTHENTICATED, /* the From: domain's DMARC policy rejects the message */
+	CAUSE_AUTH_CHECK_TEMPFAIL,   /* DKIM/DMARC could not finish (the DNS): temporary */
 	CAUSE_COUNT
 };
 
@@ -423,5 +425,26 @@ bool policy_add_signing_stage(struct policy_pipeline *p, struct policy_signing *
 /* The temporary refusal for a stage that did not answer within timeout_ms
  * (RFC 3463 X.4.3: a directory or other server the decision needs did not answer). */
 void policy_stage_timeout_verdict(const struct policy_stage *st, struct verdict *v);
+
+/* --- the inbound checks at the end of data (inbound.c) ----------------------------- */
+
+struct policy_inbound;
+struct dns_pool;
+
+/* What the inbound stage needs ([mailauth] dmarc, dmarc_reject, dmarc_quarantine_header,
+ * dmarc_timeout, authserv_id); conf, the resolvers and the executor of the DNS threads
+ * (both shared with the SPF stage; executor NULL: the pipeline's) outlive it.  NULL on
+ * no memory. */
+struct policy_inbound *policy_inbound_new(const struct conf *c, struct dns_pool *pool,
+	const struct policy_executor *executor);
+/* After the decision threads are gone. */
+void policy_inbound_free(struct policy_inbound **in);
+/* Append the stage "inbound" (END_OF_DATA, does I/O; timeout words "the DKIM and DMARC
+ * checks"): for mx listeners and clients neither logged in nor trusted, DKIM
+ * verification of the spooled message, DMARC (RFC 7489) with the SPF result of MAIL
+ * (f->txn.spf), one Authentication-Results field; p=reject -> 550 5.7.1, p=quarantine
+ * -> the quarantine field, a check that could not finish -> 451 4.4.3.  Add it after
+ * the local stages and before DKIM signing.  False when the list is full. */
+bool policy_add_inbound_stage(struct policy_pipeline *p, struct policy_inbound *in);
 
 #endif

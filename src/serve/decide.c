@@ -37,6 +37,7 @@ struct decider {
 	struct dns_pool *dns;      /* the SPF stage's resolvers, one per DNS thread */
 	struct policy_spf spf;
 	struct policy_signing signing;   /* DKIM: last at the end of data */
+	struct policy_inbound *inbound;   /* freed after the threads */
 	struct policy_pipeline pipeline;
 	struct policy_executor ex;
 	struct policy_executor dns_ex;   /* submit only: the DNS threads */
@@ -151,9 +152,13 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 	d->dns_ex = (struct policy_executor){ .ctx = &d->dns_threads, .submit = ex_submit };
 	d->spf = (struct policy_spf){ .conf = cf, .pool = d->dns, .executor = &d->dns_ex };
 	bool keys = policy_signing_init(&d->signing, cf);
-	if (!d->dns || !keys || !policy_add_local_stages(&d->pipeline, &d->local)
-		|| !policy_add_spf_stage(&d->pipeline, &d->spf) || !policy_add_signing_stage(&d->pipeline, &d->signing)) {
-		snprintf(err, errsz, d->dns && keys ? "too many decision stages" : "out of memory");
+	d->inbound = d->dns ? policy_inbound_new(cf, d->dns, &d->dns_ex) : NULL;
+	/* Order at the end of data: the quota (local) first, then the inbound checks,
+	 * then signing (after any content change). */
+	if (!d->inbound || !keys || !policy_add_local_stages(&d->pipeline, &d->local)
+		|| !policy_add_spf_stage(&d->pipeline, &d->spf) || !policy_add_inbound_stage(&d->pipeline, d->inbound)
+		|| !policy_add_signing_stage(&d->pipeline, &d->signing)) {
+		snprintf(err, errsz, d->inbound && keys ? "too many decision stages" : "out of memory");
 		decider_free(&d);
 		return NULL;
 	}
@@ -176,6 +181,7 @@ void decider_free(struct decider **dp)
 	threads_stop(&d->dns_threads);
 	threads_stop(&d->local_threads);
 	directory_close(&d->dir);
+	policy_inbound_free(&d->inbound);
 	dns_pool_free(&d->dns);
 	policy_signing_free(&d->signing);
 	free(d);

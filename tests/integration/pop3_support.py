@@ -48,7 +48,7 @@ def pop3_sections(plain=False, submission=False):
 
 
 def make_pop3_server(server_factory, plain=False, submission=False, server=None, quota=None, auth=None,
-                     users=USERS, limits=None):
+                     users=USERS, limits=None, mailauth=None):
     """Start a server with the POP3 listeners; returns the Server with `.ports`
     ({listener name: port}, including "smtp")."""
     extra = pop3_sections(plain, submission)
@@ -56,6 +56,8 @@ def make_pop3_server(server_factory, plain=False, submission=False, server=None,
         extra += "\n[quota]\n" + "".join("%s = %s\n" % kv for kv in quota.items())
     if auth:
         extra += "\n[auth]\n" + "".join("%s = %s\n" % kv for kv in auth.items())
+    if mailauth:
+        extra += "\n[mailauth]\n" + "".join("%s = %s\n" % kv for kv in mailauth.items())
     srv = server_factory(users=users, extra=extra, start=False, limits=limits)
     srv.extra = extra
     srv.server_overrides = server

@@ -203,6 +203,9 @@ static const struct {
 	/* a choice names the words it takes */
 	{ "[mailauth]\nspf = maybe\n" LST, "t.conf:2:", { "spf", "is not one of off|check" } },
 	{ "[mailauth]\nspf_timeout = 0\n" LST, "t.conf:2:", { "spf_timeout", "out of range" } },
+	/* [mailauth] */
+	{ "[mailauth]\ndmarc = maybe\n" LST, "t.conf:2:", { "[mailauth] dmarc", "off|check" } },
+	{ "[mailauth]\n\ndmarc_quarantine_header = X-Bad: yes\n" LST, "t.conf:3:", { "dmarc_quarantine_header", "header field name" } },
 };
 
 static void test_errors(void **state)
