@@ -15,6 +15,7 @@
 #include "auth/credentials.h"
 #include "auth/password.h"
 #include "conf/conf.h"
+#include "delivery/dnssec.h"
 #include "diag/diag.h"
 #include "directory/directory.h"
 #include "store/layout.h"
@@ -119,6 +120,31 @@ static void print_check_error(void *arg, const char *msg)
 	fprintf(stderr, "postern: %s\n", msg);
 }
 
+/* What delivery will find at start (delivery/dnssec.h): the same probe, the same words. */
+static void print_dnssec(const struct conf *c)
+{
+	if (c->relay_host[0])
+		return;   /* a smarthost resolves for us */
+	const char *ta = dnssec_configured_anchor(c);
+	if (!ta) {
+		printf("  dnssec: off (dnssec_trust_anchor = %s): no validation, no DANE\n",
+			c->dnssec_trust_anchor[0] ? c->dnssec_trust_anchor : "none");
+		return;
+	}
+	struct dns_options o = { .forwarder = c->resolver, .trust_anchor_file = ta, .timeout_ms = DNSSEC_PROBE_TIMEOUT_MS };
+	struct dns_dnssec_probe p;
+	dns_dnssec_probe(&o, DNSSEC_PROBE_TIMEOUT_MS, &p);
+	const char *via = c->resolver[0] ? c->resolver : "the system resolver";
+	if (p.path == DNS_DNSSEC_VALIDATES)
+		printf("  dnssec: on (%s through %s)\n", p.reason, via);
+	else if (p.path == DNS_DNSSEC_UNAVAILABLE)
+		printf("  warning: dnssec unavailable through %s: %s; serve will deliver without DNSSEC validation and "
+			"without DANE; to change: %s\n", via, p.reason, dnssec_unavailable_fix());
+	else
+		printf("  dnssec: undecided through %s: %s; serve keeps validating and asks again every %d seconds\n", via,
+			p.reason, DNSSEC_REPROBE_S);
+}
+
 /* The file, then every step serve takes before serving (serve/startup.h): the same
  * checks in the same words, so what check-config calls ok, serve starts. */
 static int cmd_check_config(const struct cli_args *a)
@@ -143,6 +169,7 @@ static int cmd_check_config(const struct cli_args *a)
 	char exposed[1400];
 	if (directory_data_dir_exposed(c->data_dir, exposed, sizeof(exposed)))
 		printf("  warning: %s\n", exposed);
+	print_dnssec(c);
 	free(c);
 	return 0;
 }

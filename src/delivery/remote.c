@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "conf/conf.h"
+#include "delivery/dnssec.h"
 #include "delivery/mx.h"
 #include "delivery/secure.h"
 #include "dns/dns.h"
@@ -37,6 +38,8 @@ struct remote_ctx {
 	struct sts_context sts;            /* MTA-STS policy lookups (mta_sts.h) */
 	struct dane_host dane;             /* the TLSA records of the host being tried */
 	enum smtp_open_step step;          /* where the last open_host stopped */
+	struct dnssec_gate *dnssec;        /* whether the resolver validates (dnssec.h) */
+	unsigned dnssec_generation;        /* of the gate, when the resolver was made */
 };
 
 void remote_ctx_on_host(struct remote_ctx *rc, void (*cb)(void *arg, const char *host), void *arg)
@@ -87,20 +90,8 @@ bool relay_credentials_load(const char *path, struct relay_credentials *rc, char
 	return true;
 }
 
-/* [delivery] dnssec_trust_anchor: "none" validates nothing; the default (Debian's
- * root key) is used only when installed (dns-root-data). */
-static const char *trust_anchor(const struct conf *c)
-{
-	const char *ta = c->dnssec_trust_anchor;
-	if (!ta[0] || strcmp(ta, "none") == 0)
-		return NULL;
-	if (strcmp(ta, "/usr/share/dns/root.key") == 0 && access(ta, R_OK) != 0)
-		return NULL;
-	return ta;
-}
-
 struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_credentials *creds,
-	const struct net_cancel *cancel, char *err, size_t errlen)
+	const struct net_cancel *cancel, struct dnssec_gate *dnssec, char *err, size_t errlen)
 {
 	struct remote_ctx *rc = calloc(1, sizeof(*rc));
 	if (!rc) {
@@ -110,9 +101,11 @@ struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_crede
 	rc->conf = c;
 	rc->creds = creds;
 	rc->cancel = cancel;
+	rc->dnssec = dnssec;
 	if (!c->relay_host[0]) {
+		const char *anchor = dnssec ? dnssec_gate_anchor(dnssec, &rc->dnssec_generation) : dnssec_configured_anchor(c);
 		struct dns_options dopt = { .forwarder = c->resolver, .timeout_ms = DNS_DEFAULT_TIMEOUT_MS,
-			.trust_anchor_file = trust_anchor(c) };
+			.trust_anchor_file = anchor };
 		rc->resolver = dns_resolver_new(&dopt, err, errlen);
 		if (!rc->resolver) {
 			free(rc);
@@ -123,6 +116,11 @@ struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_crede
 		.ca_file = c->tls_ca_file[0] ? c->tls_ca_file : NULL, .port = 443,
 		.timeout_ms = (unsigned)(c->connect_timeout < 10 ? c->connect_timeout : 10) * 1000u, .cancel = cancel };
 	return rc;
+}
+
+bool remote_ctx_stale(const struct remote_ctx *rc)
+{
+	return rc->resolver && rc->dnssec && dnssec_gate_stale(rc->dnssec, rc->dnssec_generation);
 }
 
 void remote_idle(struct remote_ctx *rc)

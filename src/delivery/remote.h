@@ -25,9 +25,14 @@ struct relay_credentials {
 bool relay_credentials_load(const char *path, struct relay_credentials *rc, char *err, size_t errlen);
 
 struct net_cancel;
-/* cancel (may be NULL): when fired, a transaction in progress stops at once. */
+struct dnssec_gate;
+/* cancel (may be NULL): when fired, a transaction in progress stops at once.
+ * dnssec (may be NULL: the configured anchor as is) says whether the resolver
+ * validates; asking it may probe the resolver path first (delivery/dnssec.h). */
 struct remote_ctx *remote_ctx_new(const struct conf *c, const struct relay_credentials *creds,
-	const struct net_cancel *cancel, char *err, size_t errlen);
+	const struct net_cancel *cancel, struct dnssec_gate *dnssec, char *err, size_t errlen);
+/* The DNSSEC gate changed its mind (or wants to ask again): make a new context. */
+bool remote_ctx_stale(const struct remote_ctx *rc);
 void remote_ctx_free(struct remote_ctx **rc);
 /* Deliver m to recipients idx[0..n), all in `domain`.  results[k] for idx[k]. */
 void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const char *domain,

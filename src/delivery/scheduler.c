@@ -33,11 +33,31 @@ static struct item *take_ready(struct delivery *d)
 	return NULL;
 }
 
+/* The thread's remote context, remade when the DNSSEC gate changed its mind. */
+static void ensure_remote(struct worker *w)
+{
+	struct delivery *d = w->d;
+	if (w->remote && remote_ctx_stale(w->remote))
+		remote_ctx_free(&w->remote);
+	if (w->remote)
+		return;
+	char err[256];
+	w->remote = remote_ctx_new(d->conf, d->creds, d->cancel, d->dnssec, err, sizeof(err));
+	if (w->remote)
+		remote_ctx_on_host(w->remote, sched_where_host, w);
+	else
+		log_event(LOG_ERR, "resolver_error", "error=\"%s\"", err);
+}
+
 static void *delivery_thread(void *arg)
 {
 	struct worker *w = arg;
 	struct delivery *d = w->d;
 	char err[256];
+	if (w->index == 0 && d->dnssec) {
+		unsigned generation;   /* at start, before any message (dnssec.h) */
+		(void)dnssec_gate_anchor(d->dnssec, &generation);
+	}
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping) {
 		sched_run_chores(d);
@@ -79,13 +99,7 @@ static void *delivery_thread(void *arg)
 		pthread_mutex_unlock(&d->lock);
 		if (!w->dir && !directory_open(&w->dir, d->conf->data_dir, err, sizeof(err)))
 			log_event(LOG_ERR, "directory_error", "error=\"%s\"", err);
-		if (!w->remote) {
-			w->remote = remote_ctx_new(d->conf, d->creds, d->cancel, err, sizeof(err));
-			if (w->remote)
-				remote_ctx_on_host(w->remote, sched_where_host, w);
-			else
-				log_event(LOG_ERR, "resolver_error", "error=\"%s\"", err);
-		}
+		ensure_remote(w);
 		time_t again = w->dir && w->remote ? sched_process(w, it->qid, it->force, it->fresh)
 			: time(NULL) + (time_t)d->conf->retry_min;
 		pthread_mutex_lock(&d->lock);
@@ -136,6 +150,8 @@ struct delivery *delivery_start(const struct conf *c, struct queue *q, const str
 	pthread_cond_init(&d->exited, &ca);
 	pthread_condattr_destroy(&ca);
 	d->cancel = net_cancel_new();   /* NULL: a stop waits for command_timeout, as before */
+	if (!c->relay_host[0])
+		d->dnssec = dnssec_gate_new(c);   /* NULL: the configured anchor as is */
 	queue_list_active(q, enqueue_existing, d);
 	unsigned n = (unsigned)c->delivery_threads;
 	d->threads = calloc(n, sizeof(pthread_t));
@@ -149,6 +165,7 @@ struct delivery *delivery_start(const struct conf *c, struct queue *q, const str
 		free(d->started);
 		free(d->busy);
 		free(d->where);
+		dnssec_gate_free(&d->dnssec);
 		free(d);
 		return NULL;
 	}
@@ -235,6 +252,7 @@ void delivery_stop(struct delivery **dp)
 	pthread_cond_destroy(&d->cond);
 	pthread_cond_destroy(&d->exited);
 	net_cancel_free(&d->cancel);
+	dnssec_gate_free(&d->dnssec);
 	free(d->workers);
 	free(d->threads);
 	free(d->started);

@@ -19,6 +19,7 @@
 #include "conf/conf.h"
 #include "delivery/bounce.h"
 #include "delivery/delivery.h"
+#include "delivery/dnssec.h"
 #include "delivery/local.h"
 #include "delivery/notice.h"
 #include "delivery/remote.h"
@@ -77,6 +78,7 @@ struct delivery {
 	unsigned running;               /* threads not yet finished */
 	pthread_cond_t exited;          /* CLOCK_MONOTONIC; signalled as each thread ends */
 	unsigned nthreads;
+	struct dnssec_gate *dnssec;     /* NULL with a smarthost (no DNS) */
 	pthread_t *threads;
 	bool *started;
 	struct worker *workers;

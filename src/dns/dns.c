@@ -134,6 +134,7 @@ const char *dns_type_name(enum dns_type t)
 	case DNS_TLSA: return "TLSA";
 	case DNS_CNAME: return "CNAME";
 	case DNS_SRV: return "SRV";
+	case DNS_DNSKEY: return "DNSKEY";
 	}
 	return "?";
 }

@@ -30,6 +30,7 @@ enum dns_type {
 	DNS_TXT = 16,
 	DNS_AAAA = 28,
 	DNS_SRV = 33,           /* RFC 2782: RFC 6186/8314 service records */
+	DNS_DNSKEY = 48,        /* RFC 4034 §2: asked only by the DNSSEC probe */
 	DNS_TLSA = 52,
 };
 
@@ -87,9 +88,17 @@ struct dns_srv {
 	char target[DNS_NAME_MAX];
 };
 
+/* DNSKEY (RFC 4034 §2.1): the fixed fields; the key itself is not kept. */
+struct dns_dnskey {
+	uint16_t flags;
+	uint8_t protocol;
+	uint8_t algorithm;
+};
+
 struct dns_rr {
 	union {
 		struct dns_srv srv;
+		struct dns_dnskey dnskey;
 		struct dns_mx mx;
 		struct dns_addr addr;          /* A, AAAA */
 		struct dns_txt txt;
@@ -162,6 +171,28 @@ struct dns_resolver *dns_pool_take(struct dns_pool *p, char *err, size_t errlen)
 void dns_pool_give(struct dns_pool *p, struct dns_resolver *r);
 void dns_pool_free(struct dns_pool **p);
 
+/* Can this resolver path deliver validatable DNSSEC?  (probe.c)  The probe asks the
+ * DNSKEY records of the trust anchor's zone twice within timeout_ms: through a
+ * validating context (o as given) and through one without the anchor.  Secure: the
+ * path validates.  Not secure while the plain context gets a definite answer (the
+ * records without usable signatures, NXDOMAIN, NODATA, REFUSED): the resolver cannot
+ * serve DNSSEC, and every answer would be bogus.  No answer at all: undecided (no
+ * network yet), to be asked again later.  Blocking: worker threads and commands only. */
+enum dns_dnssec_path {
+	DNS_DNSSEC_VALIDATES,      /* the anchor's zone answered secure */
+	DNS_DNSSEC_UNAVAILABLE,    /* a definite answer that cannot be validated */
+	DNS_DNSSEC_UNDECIDED,      /* no answer (timeout, no network, resolver error) */
+};
+struct dns_dnssec_probe {
+	enum dns_dnssec_path path;
+	char zone[DNS_NAME_MAX];   /* the anchor's owner name that was asked */
+	char reason[1024];         /* plain words: what the resolver answered */
+};
+void dns_dnssec_probe(const struct dns_options *o, unsigned timeout_ms, struct dns_dnssec_probe *out);
+/* The owner name of the first record in a trust-anchor file (zone-file form);
+ * false when the file cannot be read or holds no record. */
+bool dns_anchor_zone(const char *path, char *out, size_t outsz);
+
 /* Parts, for tests and fuzzing. */
 /* Fill res from what libunbound returned (err: ub_resolve's error code). */
 void dns_result_from_unbound(struct dns_result *res, enum dns_type type, int err, const struct ub_result *ub);
@@ -181,6 +212,7 @@ bool dns_parse_srv(const unsigned char *rd, size_t len, struct dns_srv *out);
 bool dns_parse_txt(const unsigned char *rd, size_t len, struct dns_txt *out);
 /* Allocates out->data. */
 bool dns_parse_tlsa(const unsigned char *rd, size_t len, struct dns_tlsa *out);
+bool dns_parse_dnskey(const unsigned char *rd, size_t len, struct dns_dnskey *out);
 bool dns_parse_rr(enum dns_type type, const unsigned char *rd, size_t len, struct dns_rr *out);
 void dns_rr_clear(enum dns_type type, struct dns_rr *rr);
 

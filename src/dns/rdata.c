@@ -138,6 +138,17 @@ bool dns_parse_tlsa(const unsigned char *rd, size_t len, struct dns_tlsa *out)
 	return true;
 }
 
+/* RFC 4034 §2.1: flags (2), protocol (1, always 3), algorithm (1), public key (>= 1). */
+bool dns_parse_dnskey(const unsigned char *rd, size_t len, struct dns_dnskey *out)
+{
+	if (len < 5 || rd[2] != 3)
+		return false;
+	out->flags = (uint16_t)(rd[0] << 8 | rd[1]);
+	out->protocol = rd[2];
+	out->algorithm = rd[3];
+	return true;
+}
+
 bool dns_parse_rr(enum dns_type type, const unsigned char *rd, size_t len, struct dns_rr *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -156,6 +167,8 @@ bool dns_parse_rr(enum dns_type type, const unsigned char *rd, size_t len, struc
 		return dns_parse_txt(rd, len, &out->u.txt);
 	case DNS_TLSA:
 		return dns_parse_tlsa(rd, len, &out->u.tlsa);
+	case DNS_DNSKEY:
+		return dns_parse_dnskey(rd, len, &out->u.dnskey);
 	}
 	return false;
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unbound.h>
+#include <unistd.h>
 
 #include "dns/dns.h"
 
@@ -156,6 +157,43 @@ static void test_tlsa(void **state)
 	assert_false(dns_parse_tlsa(rec, 3, &t));   /* no association data */
 	assert_false(dns_parse_tlsa(rec, 2, &t));
 	assert_false(dns_parse_tlsa(rec, 0, &t));
+}
+
+/* DNSKEY (RFC 4034 §2.1): fixed fields, protocol must be 3, a key must follow. */
+static void test_dnskey(void **state)
+{
+	(void)state;
+	const unsigned char ksk[] = { 0x01, 0x01, 3, 8, 0xAA, 0xBB };
+	struct dns_dnskey k;
+	assert_true(dns_parse_dnskey(ksk, sizeof(ksk), &k));
+	assert_int_equal(k.flags, 257);
+	assert_int_equal(k.algorithm, 8);
+	const unsigned char badproto[] = { 0x01, 0x00, 2, 8, 0xAA };
+	assert_false(dns_parse_dnskey(badproto, sizeof(badproto), &k));
+	assert_false(dns_parse_dnskey(ksk, 4, &k));   /* no key */
+	assert_string_equal(dns_type_name(DNS_DNSKEY), "DNSKEY");
+}
+
+/* The owner name of a trust-anchor file's first record: comments, directives and
+ * blank lines are not records. */
+static void test_anchor_zone(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/test_dns_anchorXXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	fputs("; comment\n$TTL 3600\n\n  continued\nsec.test.\t3600\tIN\tDS 1 8 2 AB\n. IN DS 2 8 2 CD\n", f);
+	fclose(f);
+	char zone[DNS_NAME_MAX];
+	assert_true(dns_anchor_zone(path, zone, sizeof(zone)));
+	assert_string_equal(zone, "sec.test.");
+	f = fopen(path, "w");
+	fputs("; only a comment\n", f);
+	fclose(f);
+	assert_false(dns_anchor_zone(path, zone, sizeof(zone)));
+	unlink(path);
+	assert_false(dns_anchor_zone("/nonexistent/anchor", zone, sizeof(zone)));
 }
 
 static void test_parse_rr_dispatch(void **state)
@@ -338,6 +376,8 @@ int main(void)
 		cmocka_unit_test(test_addr_and_ptr),
 		cmocka_unit_test(test_txt),
 		cmocka_unit_test(test_tlsa),
+		cmocka_unit_test(test_dnskey),
+		cmocka_unit_test(test_anchor_zone),
 		cmocka_unit_test(test_parse_rr_dispatch),
 		cmocka_unit_test(test_srv_and_cname),
 		cmocka_unit_test(test_status_mapping),
