@@ -45,7 +45,8 @@ const char *const explain_cause_ids[] = {
 	"syntax_error", "throttled", "greylisted", "spam_or_policy", "sender_authentication_failed",
 	"reverse_dns_missing", "blocklisted", "port_blocked", "certificate_untrusted",
 	"certificate_expired", "certificate_name_mismatch", "server_unavailable", "server_storage_full", "spf_failed",
-	"dmarc_failed", "unknown",
+	"dmarc_failed", "dane_mismatch", "dane_tls_failed", "dnssec_bogus", "mta_sts_failed", "delivery_expired",
+	"unknown",
 };
 _Static_assert(sizeof(explain_cause_ids) / sizeof(explain_cause_ids[0]) == N_IDS, "N_IDS in explain_int.h");
 

@@ -61,6 +61,11 @@ def test_tlsa_mismatch_defers_with_words(server_factory, env):
     assert words in queue_show(srv, qid)
     assert "bob@bad.sec.test" not in env.tls_rx.recipients()[before:]
     assert events(srv, "dane", qid=qid, result="failed"), srv.log()
+    # postern explain knows these words (data/explain.ini)
+    import json
+    from conftest import run_cli
+    out = json.loads(run_cli(["explain", "--json", why]).stdout)
+    assert out["causes"][0]["id"] == "dane_mismatch", out
 
 
 def test_bogus_tlsa_signature_defers(server_factory, env):
