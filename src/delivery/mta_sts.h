@@ -19,6 +19,7 @@
 #define STS_MAX_MX 16
 #define STS_POLICY_MAX (64u << 10)   /* §3.3: senders may limit the size; 64 KiB */
 #define STS_MAX_AGE_MAX 31557600u    /* §3.2: at most about a year */
+#define STS_FETCH_RETRY_S 600        /* a failed fetch is not repeated sooner (§3.3) */
 
 enum sts_mode { STS_MODE_NONE, STS_MODE_TESTING, STS_MODE_ENFORCE };
 

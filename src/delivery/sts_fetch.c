@@ -8,9 +8,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -229,6 +231,75 @@ static void use(struct sts_found *out, const struct sts_policy *p, const char *i
 	snprintf(out->source, sizeof(out->source), "%s", source);
 }
 
+/* --- failed fetches (RFC 8461 §3.3, §5.1) ------------------------------------------
+ * A domain whose policy cannot be fetched is not fetched again on every delivery
+ * attempt of every message: the failure is remembered for STS_FETCH_RETRY_S per
+ * domain and record id (a new id is a new policy: fetched at once), process-wide
+ * (the delivery threads share it), at most STS_FAILURES_MAX domains (the oldest
+ * goes first).  A restart forgets them. */
+#define STS_FAILURES_MAX 256
+
+struct fetch_failure {
+	char domain[256];
+	char id[STS_ID_MAX];
+	time_t when;
+	char why[400];
+};
+
+static pthread_mutex_t failures_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct fetch_failure failures[STS_FAILURES_MAX];
+
+static struct fetch_failure *failure_slot(const char *domain)
+{
+	for (size_t i = 0; i < STS_FAILURES_MAX; i++)
+		if (failures[i].domain[0] && strcasecmp(failures[i].domain, domain) == 0)
+			return &failures[i];
+	return NULL;
+}
+
+/* True (with words in why) when the fetch for domain + id failed less than
+ * STS_FETCH_RETRY_S ago. */
+static bool failed_recently(const char *domain, const char *id, time_t now, char *why, size_t whysz)
+{
+	pthread_mutex_lock(&failures_lock);
+	struct fetch_failure *f = failure_slot(domain);
+	bool recent = f && strcmp(f->id, id) == 0 && now >= f->when && now - f->when < STS_FETCH_RETRY_S;
+	if (recent)
+		snprintf(why, whysz, "%.400s (%lld s ago; not fetched again before %d s have passed, RFC 8461 §3.3)", f->why,
+			(long long)(now - f->when), STS_FETCH_RETRY_S);
+	pthread_mutex_unlock(&failures_lock);
+	return recent;
+}
+
+static void remember_failure(const char *domain, const char *id, time_t now, const char *why)
+{
+	pthread_mutex_lock(&failures_lock);
+	struct fetch_failure *f = failure_slot(domain);
+	for (size_t i = 0; !f && i < STS_FAILURES_MAX; i++)
+		if (!failures[i].domain[0])
+			f = &failures[i];
+	if (!f) {   /* full: the oldest goes */
+		f = &failures[0];
+		for (size_t i = 1; i < STS_FAILURES_MAX; i++)
+			if (failures[i].when < f->when)
+				f = &failures[i];
+	}
+	snprintf(f->domain, sizeof(f->domain), "%s", domain);
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	f->when = now;
+	snprintf(f->why, sizeof(f->why), "%s", why);
+	pthread_mutex_unlock(&failures_lock);
+}
+
+static void forget_failure(const char *domain)
+{
+	pthread_mutex_lock(&failures_lock);
+	struct fetch_failure *f = failure_slot(domain);
+	if (f)
+		memset(f, 0, sizeof(*f));
+	pthread_mutex_unlock(&failures_lock);
+}
+
 void sts_policy_for(const struct sts_context *cx, const char *domain, time_t now, struct sts_found *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -251,7 +322,15 @@ void sts_policy_for(const struct sts_context *cx, const char *domain, time_t now
 	char *text = NULL;
 	size_t len = 0;
 	struct sts_policy p;
-	if (fetch(cx, domain, &text, &len, why, sizeof(why)) && sts_parse_policy(text, len, &p, why, sizeof(why))) {
+	bool fetched = false;
+	if (!failed_recently(domain, id, now, why, sizeof(why))) {
+		fetched = fetch(cx, domain, &text, &len, why, sizeof(why)) && sts_parse_policy(text, len, &p, why, sizeof(why));
+		if (fetched)
+			forget_failure(domain);
+		else
+			remember_failure(domain, id, now, why);
+	}
+	if (fetched) {
 		cache_write(cx, domain, id, now, text, len);
 		use(out, &p, id, "fetched");
 	} else if (fresh) {

@@ -160,3 +160,32 @@ def test_failure_report_after_the_lifetime_says_why(server_factory, env):
     assert words in " ".join(rs[0].text.split()), rs[0].text
     st = rs[0].recipients[0]
     assert st["Status"] == "5.7.10" and words in st["Diagnostic-Code"], st   # the class becomes permanent
+    # postern explain on the report as the sender got it (data/explain.ini)
+    import json
+    from conftest import run_cli
+    out = json.loads(run_cli(["explain", "--json"], input=" ".join(rs[0].text.split())).stdout)
+    assert [c["id"] for c in out["causes"]][:2] == ["delivery_expired", "mta_sts_failed"], out
+
+
+def test_a_failed_fetch_is_not_repeated_on_every_attempt(server_factory, env):
+    # RFC 8461 §3.3 / §5.1: the policy of tst.open.test cannot be fetched (HTTP 404);
+    # Postern remembers that for STS_FETCH_RETRY_S (600 s) instead of asking the policy
+    # server again for every message and every attempt
+    host = "mta-sts.tst.open.test"
+    env.https.set_policy(host, "gone", status=404)
+    try:
+        srv = env.server(server_factory)
+        n = len(env.https.fetches(host))
+        qids = []
+        for i in range(3):
+            qid = submit(srv, "kim%d@tst.open.test" % i)
+            assert wait_event(srv, "delivered", qid=qid, timeout=20), srv.log()   # as if no policy (§5)
+            qids.append(qid)
+        assert len(env.https.fetches(host)) == n + 1, env.https.fetches(host)
+        first = events(srv, "mta_sts", qid=qids[0], domain="tst.open.test")
+        assert first and "HTTP 404" in first[0]["note"], srv.log()
+        later = events(srv, "mta_sts", qid=qids[2], domain="tst.open.test")
+        assert later and "HTTP 404" in later[0]["note"] and "not fetched again before 600 s" in later[0]["note"], later
+    finally:
+        from transport_support import policy
+        env.https.set_policy(host, policy("testing", "mx-plain.open.test"))
