@@ -8,7 +8,7 @@
 
 #include "dns/dns.h"
 
-static const enum dns_type types[] = { DNS_A, DNS_AAAA, DNS_MX, DNS_TXT, DNS_TLSA, DNS_PTR, DNS_SRV, DNS_CNAME };
+static const enum dns_type types[] = { DNS_A, DNS_AAAA, DNS_MX, DNS_TXT, DNS_TLSA, DNS_PTR, DNS_SRV, DNS_CNAME, DNS_DNSKEY };
 
 static void check(enum dns_type t, const struct dns_rr *rr, size_t len)
 {
@@ -32,6 +32,10 @@ static void check(enum dns_type t, const struct dns_rr *rr, size_t len)
 		break;
 	case DNS_SRV:
 		if (strlen(rr->u.srv.target) >= sizeof(rr->u.srv.target) || rr->u.srv.port > 65535 || len < 7)
+			__builtin_trap();
+		break;
+	case DNS_DNSKEY:
+		if (rr->u.dnskey.protocol != 3 || len < 5)
 			__builtin_trap();
 		break;
 	case DNS_A:

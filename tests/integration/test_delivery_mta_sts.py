@@ -61,7 +61,13 @@ def test_enforce_without_starttls_defers_and_queue_show_says_why(server_factory,
     words = "nost.open.test publishes an MTA-STS policy in enforce mode; mx-plain.open.test offered no STARTTLS"
     assert words in why, why
     assert why.startswith("4.7.10 "), why
-    p = queue_cli(srv, "show", qid)
+    # the deferred line is logged just before the queue state is written: poll briefly
+    import time
+    for _ in range(50):
+        p = queue_cli(srv, "show", qid)
+        if p.returncode == 0 and words in p.stdout:
+            break
+        time.sleep(0.1)
     assert p.returncode == 0 and words in p.stdout, p.stdout
     assert "bob@nost.open.test" not in env.plain_rx.recipients()
     assert events(srv, "mta_sts", qid=qid, result="failed"), srv.log()
