@@ -379,6 +379,14 @@ static void test_sign_round_trip(void **state)
 	assert_int_equal(out[1].result, DKIM_PASS);
 	struct dkim_key_cache *cache = dkim_key_cache_new(dir);
 	assert_int_equal(dkim_key_cache_signers(cache, "example.test", signers, 4, err, sizeof(err)), 2);
+	/* the next message gets the very same keys: the files are not read again while
+	 * the key directory is unchanged (reading a PEM key costs more than a signature) */
+	struct dkim_signer again[4];
+	assert_int_equal(dkim_key_cache_signers(cache, "example.test", again, 4, err, sizeof(err)), 2);
+	assert_ptr_equal(again[0].pkey, signers[0].pkey);
+	assert_ptr_equal(again[1].pkey, signers[1].pkey);
+	dkim_signer_free(&again[0]);
+	dkim_signer_free(&again[1]);
 	dkim_signer_free(&signers[0]);
 	dkim_signer_free(&signers[1]);
 	assert_int_equal(dkim_key_cache_signers(cache, "nokeys.test", signers, 4, err, sizeof(err)), 0);
