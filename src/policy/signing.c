@@ -93,6 +93,7 @@ bool policy_signing_init(struct policy_signing *s, const struct conf *c)
 {
 	s->conf = c;
 	s->keys = dkim_key_cache_new(c->data_dir);
+	s->executor = NULL;   /* the pipeline's, unless the server gives it threads */
 	return s->keys != NULL;
 }
 
@@ -111,6 +112,7 @@ bool policy_add_signing_stage(struct policy_pipeline *p, struct policy_signing *
 		.timeout_ms = SIGN_TIMEOUT_MS,
 		.decide = stage_sign,
 		.wanted = signing_wanted,
+		.executor = s->executor,
 		.ctx = s,
 	};
 	return policy_pipeline_add(p, &st);

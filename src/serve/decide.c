@@ -21,6 +21,10 @@
  * answers slowly holds one for up to [mailauth] spf_timeout, and must not hold the
  * recipient lookups of every other session meanwhile. */
 #define DNS_DECISION_THREADS 8
+/* DKIM signing is CPU work, not waiting: about one thread per core is enough, and on
+ * threads of their own the signatures never hold the recipient lookups (a few tens of
+ * microseconds each) of every other session behind a millisecond of RSA. */
+#define SIGNING_THREADS 2
 
 struct decision_threads {
 	struct decider *d;
@@ -31,7 +35,7 @@ struct decision_threads {
 struct decider {
 	struct event_base *base;
 	struct directory *dir;
-	struct decision_threads local_threads, dns_threads;
+	struct decision_threads local_threads, dns_threads, signing_threads;
 	bool stopping;             /* the threads are going: run what is left inline */
 	struct policy_local local;
 	struct dns_pool *dns;      /* the SPF stage's resolvers, one per DNS thread */
@@ -41,6 +45,7 @@ struct decider {
 	struct policy_pipeline pipeline;
 	struct policy_executor ex;
 	struct policy_executor dns_ex;   /* submit only: the DNS threads */
+	struct policy_executor signing_ex;   /* submit only: the signing threads */
 };
 
 struct decider_timer {
@@ -141,7 +146,8 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 		decider_free(&d);
 		return NULL;
 	}
-	if (!threads_start(d, &d->local_threads, DECISION_THREADS) || !threads_start(d, &d->dns_threads, DNS_DECISION_THREADS)) {
+	if (!threads_start(d, &d->local_threads, DECISION_THREADS) || !threads_start(d, &d->dns_threads, DNS_DECISION_THREADS)
+		|| !threads_start(d, &d->signing_threads, SIGNING_THREADS)) {
 		snprintf(err, errsz, "cannot start the decision threads");
 		decider_free(&d);
 		return NULL;
@@ -152,6 +158,8 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 	d->dns_ex = (struct policy_executor){ .ctx = &d->dns_threads, .submit = ex_submit };
 	d->spf = (struct policy_spf){ .conf = cf, .pool = d->dns, .executor = &d->dns_ex };
 	bool keys = policy_signing_init(&d->signing, cf);
+	d->signing_ex = (struct policy_executor){ .ctx = &d->signing_threads, .submit = ex_submit };
+	d->signing.executor = &d->signing_ex;
 	d->inbound = d->dns ? policy_inbound_new(cf, d->dns, &d->dns_ex) : NULL;
 	/* Order at the end of data: the quota (local) first, then the inbound checks,
 	 * then signing (after any content change). */
@@ -178,6 +186,7 @@ void decider_free(struct decider **dp)
 	if (!d)
 		return;
 	d->stopping = true;
+	threads_stop(&d->signing_threads);
 	threads_stop(&d->dns_threads);
 	threads_stop(&d->local_threads);
 	directory_close(&d->dir);
