@@ -1,7 +1,7 @@
 /* inbound.c - the inbound checks at the end of data (see policy.h,
  * policy_add_inbound_stage): for mail that arrives on an mx listener from a client
  * neither logged in nor trusted, verify its DKIM signatures (RFC 6376), take the SPF
- * result found at MAIL (RFC 7208), evaluate the DMARC policy of every From: domain
+ * result found at MAIL or check SPF now (RFC 7208), evaluate the DMARC policy of every From: domain
  * (RFC 7489), add one Authentication-Results field (RFC 8601) and decide:
  *
  *   p=reject, DMARC fails      550 5.7.1, naming the domain's policy and what failed
@@ -170,6 +170,20 @@ static void evaluate_dmarc(struct txt_ctx *t, const struct policy_facts *f, stru
 	}
 }
 
+/* SPF, when the MAIL stage did not run it (it runs there only to refuse at MAIL):
+ * here in the same trip as DKIM and DMARC, within [mailauth] spf_timeout and what is
+ * left of the message's deadline. */
+static void check_spf(const struct policy_inbound *in, const struct txt_ctx *t, struct policy_facts *f)
+{
+	if (f->txn.spf_done || in->conf->mailauth_spf != CONF_SPF_CHECK)
+		return;
+	long long left = ms_until(&t->deadline);
+	unsigned ms = (unsigned)in->conf->mailauth_spf_timeout * 1000u;
+	if (left < (long long)ms)
+		ms = left > 0 ? (unsigned)left : 1;
+	policy_spf_check(in->conf, t->r, "", ms, f);
+}
+
 static void stage_inbound(void *ctx, struct policy_facts *f, struct verdict *v)
 {
 	struct policy_inbound *in = ctx;
@@ -185,6 +199,7 @@ static void stage_inbound(void *ctx, struct policy_facts *f, struct verdict *v)
 		goto out;
 	}
 	ck->from_fields = from_domains(h, hl, ck);
+	check_spf(in, &t, f);
 	verify_dkim(in, &t, fd, f, ck);
 	evaluate_dmarc(&t, f, ck);
 	inbound_decide(in->conf, f, ck, v);

@@ -404,6 +404,13 @@ struct policy_spf {
  * HELO name into facts->txn.spf (kept for the transaction), logged as event=spf; refused (550 5.7.23) only with
  * [mailauth] spf_fail_refuse = yes, for a fail of a record that has -all. */
 bool policy_add_spf_stage(struct policy_pipeline *p, struct policy_spf *s);
+/* The stage is wanted at MAIL only with spf_fail_refuse = yes or dmarc = off;
+ * otherwise the inbound stage calls this at the end of data.  The check of
+ * policy_add_spf_stage with resolver r (NULL: a temperror naming err) within
+ * timeout_ms, into f->txn.spf (spf_done set), logged as event=spf. */
+struct dns_resolver;
+void policy_spf_check(const struct conf *c, struct dns_resolver *r, const char *err, unsigned timeout_ms,
+	struct policy_facts *f);
 
 /* --- DKIM signing at the end of data (signing.c) ------------------------------------ */
 

@@ -5,7 +5,13 @@
  * (event=spf) and kept as a finding for the end-of-data checks (DMARC,
  * Authentication-Results).  Nothing is refused unless [mailauth] spf_fail_refuse
  * says so, and then only a fail by a record that publishes -all (550 5.7.23, RFC
- * 7372 §3.2); a DNS failure is never a refusal here. */
+ * 7372 §3.2); a DNS failure is never a refusal here.
+ *
+ * The stage runs at MAIL only when it may refuse there (spf_fail_refuse = yes) or
+ * when no end-of-data check would use the result (dmarc = off): otherwise every
+ * MAIL would wait for a DNS round trip (up to spf_timeout when the resolver does not
+ * answer) for a result read only after DATA, and the inbound stage runs the same
+ * check (policy_spf_check) in its own trip, under its deadline. */
 #include "policy/policy.h"
 
 #include "conf/conf.h"
@@ -26,8 +32,11 @@ static bool spf_wanted(void *ctx, const struct policy_facts *f)
 	const struct policy_spf *s = ctx;
 	/* Logged-in users and trusted networks send for our own domains: their mail is
 	 * signed, not checked (DESIGN: checking is for mail from the Internet). */
-	return s->conf->mailauth_spf == CONF_SPF_CHECK && !f->client.submission_port && !f->client.authenticated &&
-		!f->client.trusted_network;
+	if (s->conf->mailauth_spf != CONF_SPF_CHECK || f->client.submission_port || f->client.authenticated ||
+		f->client.trusted_network)
+		return false;
+	/* At MAIL only when it can refuse there, or nothing later would check it. */
+	return s->conf->mailauth_spf_fail_refuse || s->conf->mailauth_dmarc != CONF_DMARC_CHECK;
 }
 
 static void log_outcome(const struct policy_facts *f, const struct spf_outcome *o, unsigned long long ms)
@@ -55,14 +64,12 @@ static void refuse_fail(const struct spf_outcome *o, struct verdict *v)
 	verdict_set(v, VERDICT_PERM, 550, ENH_PERM_SPF_FAILED, CAUSE_SPF_FAIL, reason, hint);
 }
 
-static void stage_spf(void *ctx, struct policy_facts *f, struct verdict *v)
+void policy_spf_check(const struct conf *c, struct dns_resolver *r, const char *err, unsigned timeout_ms,
+	struct policy_facts *f)
 {
-	struct policy_spf *s = ctx;
 	struct spf_outcome *o = &f->txn.spf;
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	char err[DNS_ERR_MAX];
-	struct dns_resolver *r = dns_pool_take(s->pool, err, sizeof(err));
 	if (!r) {
 		/* No resolver: as if the DNS did not answer (temperror, never a refusal). */
 		memset(o, 0, sizeof(*o));
@@ -73,14 +80,24 @@ static void stage_spf(void *ctx, struct policy_facts *f, struct verdict *v)
 	} else {
 		struct spf_dns dns = { .lookup = spf_dns_resolver_lookup, .ctx = r };
 		struct spf_request rq = { .client_ip = f->client_addr, .helo = f->helo,
-			.sender = f->null_sender ? "" : f->address, .receiver = s->conf->hostname,
-			.timeout_ms = s->timeout_ms, .check_helo = true };
+			.sender = f->null_sender ? "" : f->address, .receiver = c->hostname,
+			.timeout_ms = timeout_ms ? timeout_ms : 1, .check_helo = true };
 		spf_check(&rq, &dns, o);
-		dns_pool_give(s->pool, r);
 	}
 	f->txn.spf_done = true;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	log_outcome(f, o, (unsigned long long)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000));
+}
+
+static void stage_spf(void *ctx, struct policy_facts *f, struct verdict *v)
+{
+	struct policy_spf *s = ctx;
+	char err[DNS_ERR_MAX] = "";
+	struct dns_resolver *r = dns_pool_take(s->pool, err, sizeof(err));
+	policy_spf_check(s->conf, r, err, s->timeout_ms, f);
+	if (r)
+		dns_pool_give(s->pool, r);
+	const struct spf_outcome *o = &f->txn.spf;
 	if (s->conf->mailauth_spf_fail_refuse && o->result == SPF_FAIL && o->record_has_fail_all)
 		refuse_fail(o, v);
 }

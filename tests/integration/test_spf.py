@@ -291,8 +291,10 @@ def _spf_events(server, n, timeout=10):
 
 
 def test_serve_records_spf_and_refuses_nothing_by_default(server_factory, spf_dns):
+    # dmarc = off: no end-of-data check would read the result, so SPF runs at MAIL
     srv, _conf = spf_dns(SERVE_ZONE)
-    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 2s\n" % srv.port)
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 2s\ndmarc = off\n"
+                       % srv.port)
     assert _mail_from(s.port, "127.0.0.9", "bob@spf-fail.test")[0] == 250
     assert _mail_from(s.port, "127.0.0.5", "bob@spf-fail.test")[0] == 250
     assert _mail_from(s.port, "127.0.0.9", "")[0] == 250          # null sender: postmaster@HELO
@@ -344,7 +346,8 @@ def test_slow_spf_does_not_hold_other_sessions(server_factory, spf_dns):
     delay the recipient lookups (or SPF checks) of the others."""
     import socket
     srv, _conf = spf_dns(SERVE_ZONE)
-    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 6s\n" % srv.port)
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 6s\n"
+                             "spf_fail_refuse = yes\n" % srv.port)   # yes: the check runs at MAIL
     slow = []
     try:
         for i in range(4):   # more than the two threads the directory stages use
@@ -366,3 +369,27 @@ def test_slow_spf_does_not_hold_other_sessions(server_factory, spf_dns):
     finally:
         for c in slow:
             c.close()
+
+
+def test_spf_at_mail_only_when_it_can_refuse_there(server_factory, spf_dns):
+    """With spf_fail_refuse = no (the default) MAIL does not wait for the SPF domain's
+    DNS (here a server that never answers): the check runs at the end of data.  With
+    yes it runs at MAIL, which then waits up to spf_timeout."""
+    srv, _conf = spf_dns(SERVE_ZONE)
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 2s\n" % srv.port)
+    start = time.monotonic()
+    code, _text, rcode = _mail_from(s.port, "127.0.0.9", "bob@slow.spf.test")
+    took = time.monotonic() - start
+    assert code == 250 and rcode == 250, (code, rcode)
+    assert took < 1.0, "MAIL waited %.2f s for an SPF check it cannot use before the end of data" % took
+    time.sleep(0.3)
+    assert "event=spf " not in s.log(), s.log()[-2000:]
+    s.stop()
+    s.config.write_text(s.config.read_text().replace("spf_timeout = 2s\n", "spf_timeout = 2s\nspf_fail_refuse = yes\n"))
+    s.start()
+    start = time.monotonic()
+    code, _text, _ = _mail_from(s.port, "127.0.0.9", "bob@slow.spf.test")
+    took = time.monotonic() - start
+    assert code == 250 and took >= 1.5, "MAIL was answered after %.2f s: no SPF check at MAIL?" % took
+    ev = _spf_events(s, 1)
+    assert len(ev) == 1 and "result=temperror" in ev[0], ev
