@@ -51,7 +51,7 @@ bool conf_network_contains(const struct conf_network *n, int family, const unsig
 	return (n->addr[full] & mask) == (addr[full] & mask);
 }
 
-bool conf_is_trusted(const struct conf *c, const char *addr)
+static bool in_networks(const struct conf_network *nets, size_t n, const char *addr)
 {
 	unsigned char a[16];
 	int family = AF_INET;
@@ -60,10 +60,20 @@ bool conf_is_trusted(const struct conf *c, const char *addr)
 			return false;
 		family = AF_INET6;
 	}
-	for (size_t i = 0; i < c->n_trusted_networks; i++)
-		if (conf_network_contains(&c->trusted_networks[i], family, a))
+	for (size_t i = 0; i < n; i++)
+		if (conf_network_contains(&nets[i], family, a))
 			return true;
 	return false;
+}
+
+bool conf_is_trusted(const struct conf *c, const char *addr)
+{
+	return in_networks(c->trusted_networks, c->n_trusted_networks, addr);
+}
+
+bool conf_is_check_skipped(const struct conf *c, const char *addr)
+{
+	return in_networks(c->skip_networks, c->n_skip_networks, addr);
 }
 
 bool conf_wants_tls(const struct conf *c)

@@ -127,6 +127,8 @@ struct conf {
 	uint64_t mailauth_spf;              /* CONF_SPF_OFF / CONF_SPF_CHECK */
 	bool mailauth_spf_fail_refuse;      /* 550 5.7.23 at MAIL for a -all fail */
 	uint64_t mailauth_spf_timeout;      /* seconds for one SPF check */
+	struct conf_network skip_networks[CONF_MAX_NETWORKS];   /* clients not checked (SPF/DKIM/DMARC) */
+	size_t n_skip_networks;
 	/* [relay] (smarthost) */
 	char relay_host[CONF_NAME_MAX];     /* "" = deliver by MX */
 	uint64_t relay_port;
@@ -163,6 +165,8 @@ const char *conf_role_name(enum listener_role r);
 const char *conf_tls_name(enum tls_mode t);
 /* Is the address (text form) inside one of the trusted networks? */
 bool conf_is_trusted(const struct conf *c, const char *addr);
+/* Is the address (text form) inside [mailauth] skip_networks (not checked)? */
+bool conf_is_check_skipped(const struct conf *c, const char *addr);
 /* Parse "192.0.2.0/24" or "2001:db8::/32" (a bare address is a /32 or /128). */
 bool conf_parse_network(const char *s, struct conf_network *out);
 bool conf_network_contains(const struct conf_network *n, int family, const unsigned char *addr);

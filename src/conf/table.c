@@ -134,6 +134,8 @@ const struct setting conf_settings[] = {
 		"no: leave the decision to DMARC at the end of DATA" },
 	{ "mailauth", "spf_timeout", T_DURATION, offsetof(struct conf, mailauth_spf_timeout), 0, "20s", 1, 120,
 		"time for all DNS lookups of one SPF check; past it the result is temperror" },
+	{ "mailauth", "skip_networks", T_NETWORKS, 0, 0, "127.0.0.0/8 ::1/128", 0, 0,
+		"clients not checked by SPF, DKIM or DMARC (mail from this host: web applications, cron); grants no relaying; empty: check every client" },
 	{ "mailauth", "dkim_signing", T_BOOL, offsetof(struct conf, dkim_signing), 0, "yes", 0, 0,
 		"sign mail that logged-in users and trusted networks send to other domains with the DKIM keys of its From: domain (postern dkim keygen)" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
@@ -180,18 +182,22 @@ static const char *set_domains(struct conf *c, const char *v)
 	return NULL;
 }
 
-static const char *set_networks(struct conf *c, const char *v)
+/* [server] trusted_networks or [mailauth] skip_networks. */
+static const char *set_networks(struct conf *c, const struct setting *s, const char *v)
 {
-	c->n_trusted_networks = 0;
+	bool skip = strcmp(s->key, "skip_networks") == 0;
+	struct conf_network *nets = skip ? c->skip_networks : c->trusted_networks;
+	size_t *n = skip ? &c->n_skip_networks : &c->n_trusted_networks;
+	*n = 0;
 	char tmp[4096];
 	if (!conf_set_string(tmp, sizeof(tmp), v))
 		return "the list is too long";
 	for (char *save = NULL, *tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
-		if (c->n_trusted_networks >= CONF_MAX_NETWORKS)
+		if (*n >= CONF_MAX_NETWORKS)
 			return "too many networks (at most 64)";
-		if (!conf_parse_network(tok, &c->trusted_networks[c->n_trusted_networks]))
+		if (!conf_parse_network(tok, &nets[*n]))
 			return "a network is not an address or address/prefix (e.g. 192.0.2.0/24, 2001:db8::/32)";
-		c->n_trusted_networks++;
+		(*n)++;
 	}
 	return NULL;
 }
@@ -238,7 +244,7 @@ const char *conf_set_value(struct conf *c, const struct setting *s, const char *
 	case T_DOMAINS:
 		return set_domains(c, v);
 	case T_NETWORKS:
-		return set_networks(c, v);
+		return set_networks(c, s, v);
 	case T_BOOL:
 		return parse_bool(v, (bool *)(void *)(base + s->offset)) ? NULL : "is not yes or no";
 	case T_TLS: {

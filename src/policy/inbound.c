@@ -217,7 +217,7 @@ static bool inbound_wanted(void *ctx, const struct policy_facts *f)
 	const struct policy_inbound *in = ctx;
 	/* mx listeners only; a logged-in or trusted client's mail is ours to sign, not check */
 	return in->conf->mailauth_dmarc == CONF_DMARC_CHECK && !f->client.submission_port && !f->client.authenticated
-		&& !f->client.trusted_network;
+		&& !f->client.trusted_network && !conf_is_check_skipped(in->conf, f->client_addr);
 }
 
 struct policy_inbound *policy_inbound_new(const struct conf *c, struct dns_pool *pool,

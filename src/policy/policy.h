@@ -402,7 +402,9 @@ struct policy_spf {
 /* Append the stage "spf" (MAIL; mx listeners, client neither logged in nor trusted,
  * [mailauth] spf = check): spf_check() of the sender (postmaster@HELO for <>) and the
  * HELO name into facts->txn.spf (kept for the transaction), logged as event=spf; refused (550 5.7.23) only with
- * [mailauth] spf_fail_refuse = yes, for a fail of a record that has -all. */
+ * [mailauth] spf_fail_refuse = yes, for a fail of a record that has -all.  Before it
+ * the stage "mailauth_skip" (on the loop) logs event=spf result=skipped for a client
+ * in [mailauth] skip_networks, which neither SPF nor the inbound stage checks. */
 bool policy_add_spf_stage(struct policy_pipeline *p, struct policy_spf *s);
 /* The stage is wanted at MAIL only with spf_fail_refuse = yes or dmarc = off;
  * otherwise the inbound stage calls this at the end of data.  The check of

@@ -33,7 +33,7 @@ static bool spf_wanted(void *ctx, const struct policy_facts *f)
 	/* Logged-in users and trusted networks send for our own domains: their mail is
 	 * signed, not checked (DESIGN: checking is for mail from the Internet). */
 	if (s->conf->mailauth_spf != CONF_SPF_CHECK || f->client.submission_port || f->client.authenticated ||
-		f->client.trusted_network)
+		f->client.trusted_network || conf_is_check_skipped(s->conf, f->client_addr))
 		return false;
 	/* At MAIL only when it can refuse there, or nothing later would check it. */
 	return s->conf->mailauth_spf_fail_refuse || s->conf->mailauth_dmarc != CONF_DMARC_CHECK;
@@ -102,6 +102,27 @@ static void stage_spf(void *ctx, struct policy_facts *f, struct verdict *v)
 		refuse_fail(o, v);
 }
 
+/* [mailauth] skip_networks: mail from this host (a web application, cron) is not
+ * checked, as Postfix's policyd-spf skip_addresses and rspamd's local_addrs do: its
+ * envelope and From: name our own domains, whose SPF and DMARC records do not list
+ * a loopback address, and an unreachable resolver would hold every such message
+ * for the DNS time-outs.  Said once per transaction, at MAIL, on the loop. */
+static bool skip_wanted(void *ctx, const struct policy_facts *f)
+{
+	const struct policy_spf *s = ctx;
+	return (s->conf->mailauth_spf == CONF_SPF_CHECK || s->conf->mailauth_dmarc == CONF_DMARC_CHECK) &&
+		!f->client.submission_port && !f->client.authenticated && !f->client.trusted_network &&
+		conf_is_check_skipped(s->conf, f->client_addr);
+}
+
+static void stage_skip(void *ctx, struct policy_facts *f, struct verdict *v)
+{
+	(void)ctx;
+	(void)v;
+	log_event(LOG_INFO, "spf", "conn=%llu result=skipped ip=%s reason=\"the client is in [mailauth] skip_networks: "
+		"no SPF, DKIM or DMARC checks\"", f->conn_id, f->client_addr);
+}
+
 /* The timeout words name the domain: "the SPF check of example.com". */
 static const char *spf_words(void *ctx, const struct policy_facts *f, char *out, size_t outsz)
 {
@@ -117,5 +138,7 @@ bool policy_add_spf_stage(struct policy_pipeline *p, struct policy_spf *s)
 	const struct policy_stage st = { .name = "spf", .words = "the SPF check of the sender's domain",
 		.points = AT_MAIL, .does_io = true, .timeout_ms = s->timeout_ms + SPF_STAGE_GRACE_MS,
 		.decide = stage_spf, .wanted = spf_wanted, .describe = spf_words, .executor = s->executor, .ctx = s };
-	return policy_pipeline_add(p, &st);
+	const struct policy_stage skip = { .name = "mailauth_skip", .words = "the skip_networks test",
+		.points = AT_MAIL, .decide = stage_skip, .wanted = skip_wanted, .ctx = s };
+	return policy_pipeline_add(p, &skip) && policy_pipeline_add(p, &st);
 }

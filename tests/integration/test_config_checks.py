@@ -287,3 +287,12 @@ def test_dnssec_trust_anchor_none_is_accepted(tmp_path):
     conf = write_config(tmp_path / "postern.conf", tmp_path / "var", extra="\n[delivery]\ndnssec_trust_anchor = none\n")
     p = run_cli(["check-config"], conf=conf)
     assert p.returncode == 0, p.stderr
+
+
+def test_skip_networks_bad_network_is_refused(tmp_path):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var",
+                        extra="\n[mailauth]\nskip_networks = 127.0.0.0/8 not-a-network\n")
+    n = line_of(conf, "skip_networks =")
+    for err in both(conf):
+        assert "postern.conf:%d" % n in err and "skip_networks" in err, err
+        assert "not an address or address/prefix" in err, err

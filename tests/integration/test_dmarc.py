@@ -7,6 +7,7 @@ field parsed by python3-authres (the oracle).  Forged fields claiming our id are
 another server's stays."""
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def peers(tmp_path_factory):
 
 @pytest.fixture
 def mx(server_factory, peers):
-    return server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\ndmarc_timeout = 3s\n"
+    return server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\ndmarc_timeout = 3s\n"
                           % peers["dns"].port)
 
 
@@ -172,7 +173,7 @@ def test_dns_timeout_is_temporary(mx):
 
 
 def test_reject_off_delivers_as_quarantined(server_factory, peers):
-    srv = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\ndmarc_reject = no\n"
+    srv = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\ndmarc_reject = no\n"
                          "dmarc_quarantine_header = X-Spam-DMARC\n" % peers["dns"].port)
     r = send(srv, "someone@reject.example", msg("reject.example", "noreject"))
     assert r.code == 250, r
@@ -192,9 +193,51 @@ def test_forged_authres_removed_other_kept(mx):
 
 
 def test_dmarc_off_adds_nothing(server_factory, peers):
-    srv = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\ndmarc = off\n"
+    srv = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\ndmarc = off\n"
                          % peers["dns"].port)
     r = send(srv, "someone@reject.example", msg("reject.example", "off"))
     assert r.code == 250, r
     data = delivered(srv)
     assert b"dmarc=" not in data
+
+
+def test_loopback_client_not_checked_by_default(server_factory, peers):
+    """[mailauth] skip_networks defaults to the loopback networks: mail from this host
+    (a web application, cron) gets no SPF, DKIM or DMARC check and no
+    Authentication-Results field, although reject.example's DMARC says p=reject; a
+    forged field with our id is still removed.  With the resolver a socket that never
+    answers, no query reaches it and the message is answered at once."""
+    srv = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n" % peers["dns"].port)
+    extra = "Authentication-Results: %s; dmarc=pass header.from=forged.example\r\n" % HOSTNAME
+    r = send(srv, "someone@reject.example", msg("reject.example", "local", extra))
+    assert r.code == 250, r
+    data = delivered(srv)
+    assert b"Authentication-Results" not in data and b"forged.example" not in data, data.decode("latin-1")
+    skipped = [ln for ln in srv.log().splitlines() if "event=spf " in ln]
+    assert len(skipped) == 1 and "result=skipped" in skipped[0] and "skip_networks" in skipped[0], skipped
+    srv.stop()
+
+    blackhole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.setblocking(False)
+    try:
+        quiet = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 5s\n"
+                               % blackhole.getsockname()[1])
+        start = time.monotonic()
+        r = send(quiet, "someone@slow.example", msg("slow.example", "local quiet"))
+        took = time.monotonic() - start
+        assert r.code == 250 and took < 2, (r, took)
+        delivered(quiet)
+        with pytest.raises(BlockingIOError):
+            blackhole.recv(4096)   # no DNS query was sent
+    finally:
+        blackhole.close()
+
+
+def test_empty_skip_networks_checks_loopback(server_factory, peers):
+    srv = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\n"
+                         % peers["dns"].port)
+    r = send(srv, "someone@reject.example", msg("reject.example", "checked"))
+    assert r.code == 550 and r.text.startswith("5.7.1"), r
+    assert "result=skipped" not in srv.log()
+    assert any("event=spf " in ln and "result=fail" in ln for ln in srv.log().splitlines()), srv.log()[-2000:]

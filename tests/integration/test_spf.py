@@ -293,7 +293,7 @@ def _spf_events(server, n, timeout=10):
 def test_serve_records_spf_and_refuses_nothing_by_default(server_factory, spf_dns):
     # dmarc = off: no end-of-data check would read the result, so SPF runs at MAIL
     srv, _conf = spf_dns(SERVE_ZONE)
-    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 2s\ndmarc = off\n"
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\nspf_timeout = 2s\ndmarc = off\n"
                        % srv.port)
     assert _mail_from(s.port, "127.0.0.9", "bob@spf-fail.test")[0] == 250
     assert _mail_from(s.port, "127.0.0.5", "bob@spf-fail.test")[0] == 250
@@ -313,7 +313,7 @@ def test_serve_records_spf_and_refuses_nothing_by_default(server_factory, spf_dn
 
 def test_serve_spf_fail_refuse(server_factory, spf_dns):
     srv, _conf = spf_dns(SERVE_ZONE)
-    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 2s\n"
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\nspf_timeout = 2s\n"
                              "spf_fail_refuse = yes\n" % srv.port)
     code, text, _ = _mail_from(s.port, "127.0.0.9", "bob@spf-fail.test")
     assert code == 550 and text.startswith("5.7.23"), (code, text)
@@ -327,7 +327,7 @@ def test_serve_spf_fail_refuse(server_factory, spf_dns):
 
 def test_serve_spf_off_and_trusted_clients(server_factory, spf_dns):
     srv, _conf = spf_dns(SERVE_ZONE)
-    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf = off\n"
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\nspf = off\n"
                              "spf_fail_refuse = yes\n" % srv.port)
     assert _mail_from(s.port, "127.0.0.9", "bob@spf-fail.test")[0] == 250
     assert "event=spf " not in s.log()
@@ -346,7 +346,7 @@ def test_slow_spf_does_not_hold_other_sessions(server_factory, spf_dns):
     delay the recipient lookups (or SPF checks) of the others."""
     import socket
     srv, _conf = spf_dns(SERVE_ZONE)
-    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 6s\n"
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\nspf_timeout = 6s\n"
                              "spf_fail_refuse = yes\n" % srv.port)   # yes: the check runs at MAIL
     slow = []
     try:
@@ -376,7 +376,7 @@ def test_spf_at_mail_only_when_it_can_refuse_there(server_factory, spf_dns):
     DNS (here a server that never answers): the check runs at the end of data.  With
     yes it runs at MAIL, which then waits up to spf_timeout."""
     srv, _conf = spf_dns(SERVE_ZONE)
-    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nspf_timeout = 2s\n" % srv.port)
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\nspf_timeout = 2s\n" % srv.port)
     start = time.monotonic()
     code, _text, rcode = _mail_from(s.port, "127.0.0.9", "bob@slow.spf.test")
     took = time.monotonic() - start
