@@ -164,11 +164,11 @@ static void take_dkim_key(void *arg, const struct dkim_key_info *k)
 	set(r->value, sizeof(r->value), "%s", k->record);
 	strftime(made, sizeof(made), "%Y-%m-%d", gmtime_r(&t, &tm));
 	if (k->active)
-		set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): selector %s, a %s key (%u bits) made %s, signs "
+		set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): selector %s, an %s key (%u bits) made %s, signs "
 			"mail from %s: receivers fetch this record to verify the signatures. Microsoft and Yahoo require "
 			"DKIM of senders of volume.", k->selector, k->type, k->bits, made, z->domain);
 	else
-		set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): selector %s, a %s key made %s, retired: it no "
+		set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): selector %s, an %s key made %s, retired: it no "
 			"longer signs. Keep this record a few days more, for mail signed with it still on its way, then "
 			"remove it and the key (postern dkim list).", k->selector, k->type, made);
 }
