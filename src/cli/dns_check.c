@@ -17,6 +17,7 @@
 #include "diag/json.h"
 #include "mailauth/spf.h"
 #include "wire/enh.h"
+#include "util/text.h"
 
 /* UNSURE: the record may be right but cannot be confirmed here (SPF without this
  * server's address): a warning, not a failure. */
@@ -35,15 +36,6 @@ struct checker {
 	const struct zone *z;
 };
 
-static void say(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void say(char *out, size_t outsz, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(out, outsz, fmt, ap);
-	va_end(ap);
-}
-
 /* A lookup; false (and the check FAILED) when the DNS gave no usable answer.
  * NXDOMAIN and NODATA are answers: the record is not there. */
 static bool lookup(struct checker *k, enum dns_type type, const char *name, struct dns_result *res, struct check *out)
@@ -52,7 +44,7 @@ static bool lookup(struct checker *k, enum dns_type type, const char *name, stru
 	if (res->rcode == DNS_NOERROR || res->rcode == DNS_NXDOMAIN)
 		return true;
 	out->status = CHECK_FAILED;
-	say(out->words, sizeof(out->words), "the lookup of %s %s failed: %s%s%s (try again; if it stays, the "
+	text_format_cut(out->words, sizeof(out->words), "the lookup of %s %s failed: %s%s%s (try again; if it stays, the "
 		"domain's name servers do not answer)", name, dns_type_name(type), dns_rcode_name(res->rcode),
 		res->error[0] ? ": " : "", res->error);
 	return false;
@@ -118,11 +110,11 @@ static void check_mx(struct checker *k, const struct zone_record *r, struct chec
 		out->status = CHECK_OK;
 	else if (res.n == 0) {
 		out->status = CHECK_MISSING;
-		say(out->words, sizeof(out->words), "%s has no MX record: other servers cannot find where to deliver its mail",
+		text_format_cut(out->words, sizeof(out->words), "%s has no MX record: other servers cannot find where to deliver its mail",
 			r->name);
 	} else {
 		out->status = CHECK_WRONG;
-		say(out->words, sizeof(out->words), "the MX of %s points to %s, not to this server %s", r->name, out->found,
+		text_format_cut(out->words, sizeof(out->words), "the MX of %s points to %s, not to this server %s", r->name, out->found,
 			r->target);
 	}
 done:
@@ -135,13 +127,13 @@ static void check_host_address(struct checker *k, const struct zone_record *r, s
 	int hit = name_has_address(k, r->name, address, out->found, sizeof(out->found));
 	if (hit < 0) {
 		out->status = CHECK_FAILED;
-		say(out->words, sizeof(out->words), "the lookup of %s's address failed", r->name);
+		text_format_cut(out->words, sizeof(out->words), "the lookup of %s's address failed", r->name);
 	} else if (!out->found[0]) {
 		out->status = CHECK_MISSING;
-		say(out->words, sizeof(out->words), "%s has no A or AAAA record: the MX names a host nobody can reach", r->name);
+		text_format_cut(out->words, sizeof(out->words), "%s has no A or AAAA record: the MX names a host nobody can reach", r->name);
 	} else if (address[0] && !hit) {
 		out->status = CHECK_WRONG;
-		say(out->words, sizeof(out->words), "%s resolves to %s, not to this server's address %s (%s)", r->name,
+		text_format_cut(out->words, sizeof(out->words), "%s resolves to %s, not to this server's address %s (%s)", r->name,
 			out->found, address, k->z->address_from);
 	} else {
 		out->status = CHECK_OK;
@@ -167,7 +159,7 @@ static int txt_with_prefix(struct checker *k, const char *name, const char *pref
 		if (strncasecmp(t, prefix, plen) != 0 || (t[plen] && t[plen] != ' ' && t[plen] != ';'))
 			continue;
 		if (count++ == 0)
-			say(first, firstsz, "%s", t);
+			text_format_cut(first, firstsz, "%s", t);
 	}
 	dns_result_free(&res);
 	return count;
@@ -218,18 +210,18 @@ static void spf_verdict(struct checker *k, const char *record, struct check *out
 	const struct zone *z = k->z;
 	if (spf_allows_everyone(record)) {
 		out->status = CHECK_WRONG;
-		say(out->words, sizeof(out->words), "+all lets every server on the Internet send as %s: end the record "
+		text_format_cut(out->words, sizeof(out->words), "+all lets every server on the Internet send as %s: end the record "
 			"with -all", z->domain);
 		return;
 	}
 	if (!z->address[0]) {
 		out->status = CHECK_UNSURE;
-		say(out->words, sizeof(out->words), "this server's address is not known: give --address ADDRESS to check "
+		text_format_cut(out->words, sizeof(out->words), "this server's address is not known: give --address ADDRESS to check "
 			"that the record allows it");
 		return;
 	}
 	char sender[DNS_NAME_MAX + 16];
-	say(sender, sizeof(sender), "postmaster@%s", z->domain);
+	text_format_cut(sender, sizeof(sender), "postmaster@%s", z->domain);
 	struct spf_request rq = { .client_ip = z->address, .sender = sender, .helo = z->hostname,
 		.receiver = z->hostname };
 	struct spf_dns dns = { spf_dns_resolver_lookup, k->r };
@@ -241,7 +233,7 @@ static void spf_verdict(struct checker *k, const char *record, struct check *out
 	spf_check(&rq, &dns, o);
 	out->status = o->result == SPF_PASS ? CHECK_OK : o->result == SPF_TEMPERROR ? CHECK_FAILED : CHECK_WRONG;
 	if (o->result != SPF_PASS)
-		say(out->words, sizeof(out->words), "SPF %s for %s: %s", spf_result_name(o->result), z->address, o->words);
+		text_format_cut(out->words, sizeof(out->words), "SPF %s for %s: %s", spf_result_name(o->result), z->address, o->words);
 	free(o);
 }
 
@@ -252,13 +244,13 @@ static void check_spf(struct checker *k, const struct zone_record *r, struct che
 		return;
 	if (n == 0) {
 		out->status = CHECK_MISSING;
-		say(out->words, sizeof(out->words), "%s has no SPF record (TXT \"v=spf1 ...\"): Gmail refuses its mail with "
+		text_format_cut(out->words, sizeof(out->words), "%s has no SPF record (TXT \"v=spf1 ...\"): Gmail refuses its mail with "
 			ENH_PERM_AUTH_CHECKS_FAILED " unless DKIM passes, and Microsoft refuses it too", r->name);
 		return;
 	}
 	if (n > 1) {
 		out->status = CHECK_WRONG;
-		say(out->words, sizeof(out->words), "%s has %d SPF records: receivers treat that as a permanent error "
+		text_format_cut(out->words, sizeof(out->words), "%s has %d SPF records: receivers treat that as a permanent error "
 			"(RFC 7208 §4.5): keep one", r->name, n);
 		return;
 	}
@@ -270,7 +262,7 @@ static void check_dkim(struct checker *k, const struct zone_record *r, struct ch
 	char want[ZONE_VALUE_MAX], got[ZONE_VALUE_MAX];
 	if (r->kind == ZONE_DKIM_NONE) {
 		out->status = CHECK_MISSING;
-		say(out->words, sizeof(out->words), "no DKIM key: run postern dkim keygen %s, then postern dns %s for "
+		text_format_cut(out->words, sizeof(out->words), "no DKIM key: run postern dkim keygen %s, then postern dns %s for "
 			"the record to publish", k->z->domain, k->z->domain);
 		return;
 	}
@@ -280,12 +272,12 @@ static void check_dkim(struct checker *k, const struct zone_record *r, struct ch
 	tag_value(r->value, "p", want, sizeof(want));
 	if (n == 0) {
 		out->status = CHECK_MISSING;
-		say(out->words, sizeof(out->words), r->active ? "no DKIM key record at %s: receivers cannot verify the "
+		text_format_cut(out->words, sizeof(out->words), r->active ? "no DKIM key record at %s: receivers cannot verify the "
 			"signatures of selector %s" : "no DKIM key record at %s: selector %s is retired, but mail it signed "
 			"may still be on its way: keep the record a few days after retiring", r->name, r->selector);
 	} else if (!tag_value(out->found, "p", got, sizeof(got)) || strcmp(got, want) != 0) {
 		out->status = CHECK_WRONG;
-		say(out->words, sizeof(out->words), "the key published at %s is not the key of selector %s (p= differs): "
+		text_format_cut(out->words, sizeof(out->words), "the key published at %s is not the key of selector %s (p= differs): "
 			"signatures fail to verify", r->name, r->selector);
 	} else {
 		out->status = CHECK_OK;
@@ -302,18 +294,18 @@ static void check_tagged_txt(struct checker *k, const struct zone_record *r, str
 		return;
 	if (n == 0) {
 		out->status = CHECK_MISSING;
-		say(out->words, sizeof(out->words), "no %s record at %s%s", r->label, r->name, r->kind == ZONE_DMARC ?
+		text_format_cut(out->words, sizeof(out->words), "no %s record at %s%s", r->label, r->name, r->kind == ZONE_DMARC ?
 			": Gmail, Yahoo and Microsoft require one of senders of volume (p=none is enough)" : "");
 	} else if (n > 1) {
 		out->status = CHECK_WRONG;
-		say(out->words, sizeof(out->words), "%d %s records at %s: receivers then use none of them", n, r->label, r->name);
+		text_format_cut(out->words, sizeof(out->words), "%d %s records at %s: receivers then use none of them", n, r->label, r->name);
 	} else if (!tag_value(out->found, must, v, sizeof(v)) || !v[0]) {
 		out->status = CHECK_WRONG;
-		say(out->words, sizeof(out->words), "the %s record at %s has no %s= tag", r->label, r->name, must);
+		text_format_cut(out->words, sizeof(out->words), "the %s record at %s has no %s= tag", r->label, r->name, must);
 	} else {
 		out->status = CHECK_OK;
 		if (r->kind == ZONE_DMARC && strcasecmp(v, "none") == 0)
-			say(out->words, sizeof(out->words), "p=none: receivers report but do not refuse forgeries; move to "
+			text_format_cut(out->words, sizeof(out->words), "p=none: receivers report but do not refuse forgeries; move to "
 				"quarantine once the reports show only your servers");
 		else if (r->kind == ZONE_MTA_STS && !tag_value(r->value, "id", v, sizeof(v)))
 			v[0] = '\0';
@@ -337,10 +329,10 @@ static void check_srv(struct checker *k, const struct zone_record *r, struct che
 	}
 	out->status = match ? CHECK_OK : res.n ? CHECK_WRONG : CHECK_MISSING;
 	if (!match && res.n)
-		say(out->words, sizeof(out->words), "%s says %s; this server offers %s", r->name, out->found,
+		text_format_cut(out->words, sizeof(out->words), "%s says %s; this server offers %s", r->name, out->found,
 			strcmp(r->target, ".") == 0 ? "no such service (a null record says so)" : r->value);
 	else if (!match)
-		say(out->words, sizeof(out->words), "no SRV record at %s: mail programs guess the settings", r->name);
+		text_format_cut(out->words, sizeof(out->words), "no SRV record at %s: mail programs guess the settings", r->name);
 done:
 	dns_result_free(&res);
 }
@@ -352,10 +344,10 @@ static void check_alias(struct checker *k, const struct zone_record *r, struct c
 	if (!lookup(k, DNS_CNAME, r->name, &res, out))
 		goto done;
 	if (res.n) {
-		say(out->found, sizeof(out->found), "CNAME %s", res.rr[0].u.name);
+		text_format_cut(out->found, sizeof(out->found), "CNAME %s", res.rr[0].u.name);
 		out->status = same_name(res.rr[0].u.name, r->target) ? CHECK_OK : CHECK_WRONG;
 		if (out->status == CHECK_WRONG)
-			say(out->words, sizeof(out->words), "%s is an alias of %s, not of this server %s", r->name,
+			text_format_cut(out->words, sizeof(out->words), "%s is an alias of %s, not of this server %s", r->name,
 				res.rr[0].u.name, r->target);
 		goto done;
 	}
@@ -364,14 +356,14 @@ static void check_alias(struct checker *k, const struct zone_record *r, struct c
 	name_has_address(k, r->target, NULL, mine, sizeof(mine));
 	if (has < 0) {
 		out->status = CHECK_FAILED;
-		say(out->words, sizeof(out->words), "the lookup of %s failed", r->name);
+		text_format_cut(out->words, sizeof(out->words), "the lookup of %s failed", r->name);
 	} else if (!out->found[0]) {
 		out->status = CHECK_MISSING;
-		say(out->words, sizeof(out->words), "%s does not exist", r->name);
+		text_format_cut(out->words, sizeof(out->words), "%s does not exist", r->name);
 	} else {
 		out->status = mine[0] && strstr(out->found, mine) ? CHECK_OK : CHECK_WRONG;
 		if (out->status == CHECK_WRONG)
-			say(out->words, sizeof(out->words), "%s has address %s, not this server's (%s)", r->name, out->found,
+			text_format_cut(out->words, sizeof(out->words), "%s has address %s, not this server's (%s)", r->name, out->found,
 				mine[0] ? mine : "unknown");
 	}
 done:
@@ -389,14 +381,14 @@ static void check_ptr(struct checker *k, const struct zone_record *r, struct che
 		if (same_name(res.rr[i].u.name, r->target))
 			named = true;
 	if (res.n)
-		say(out->found, sizeof(out->found), "%s", res.rr[0].u.name);
+		text_format_cut(out->found, sizeof(out->found), "%s", res.rr[0].u.name);
 	if (!res.n) {
 		out->status = CHECK_MISSING;
-		say(out->words, sizeof(out->words), "%s has no reverse DNS name (PTR): Gmail refuses with "
+		text_format_cut(out->words, sizeof(out->words), "%s has no reverse DNS name (PTR): Gmail refuses with "
 			ENH_PERM_REVERSE_DNS, k->z->address);
 	} else if (!named) {
 		out->status = CHECK_WRONG;
-		say(out->words, sizeof(out->words), "the PTR of %s names %s, not %s", k->z->address, out->found, r->target);
+		text_format_cut(out->words, sizeof(out->words), "the PTR of %s names %s, not %s", k->z->address, out->found, r->target);
 	} else {
 		out->status = CHECK_OK;
 	}
@@ -409,7 +401,7 @@ static void check_one(struct checker *k, const struct zone_record *r, struct che
 	memset(out, 0, sizeof(*out));
 	if (r->comment_only && r->kind != ZONE_PTR && r->kind != ZONE_HOST_ADDR && r->kind != ZONE_DKIM_NONE) {
 		out->status = CHECK_SKIPPED;
-		say(out->words, sizeof(out->words), "not offered by this configuration");
+		text_format_cut(out->words, sizeof(out->words), "not offered by this configuration");
 		return;
 	}
 	switch (r->kind) {

@@ -13,6 +13,7 @@
 #include "conf/conf.h"
 #include "mailauth/dkim.h"
 #include "wire/enh.h"
+#include "util/text.h"
 
 static struct zone_record *add(struct zone *z, enum zone_kind kind, const char *label, const char *name,
 	enum dns_type type, bool required)
@@ -27,15 +28,6 @@ static struct zone_record *add(struct zone *z, enum zone_kind kind, const char *
 	snprintf(r->label, sizeof(r->label), "%s", label);
 	snprintf(r->name, sizeof(r->name), "%s", name);
 	return r;
-}
-
-static void set(char *out, size_t outsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void set(char *out, size_t outsz, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(out, outsz, fmt, ap);
-	va_end(ap);
 }
 
 static bool wildcard(const char *a)
@@ -67,8 +59,8 @@ static bool private_address(const char *a)
 static void choose_address(const struct conf *c, const char *given, struct zone *z)
 {
 	if (given && given[0]) {
-		set(z->address, sizeof(z->address), "%s", given);
-		set(z->address_from, sizeof(z->address_from), "--address");
+		text_format_cut(z->address, sizeof(z->address), "%s", given);
+		text_format_cut(z->address_from, sizeof(z->address_from), "--address");
 		return;
 	}
 	for (int pass = 0; pass < 2; pass++)
@@ -78,12 +70,12 @@ static void choose_address(const struct conf *c, const char *given, struct zone 
 				continue;
 			if (private_address(l->address)) {
 				if (!z->address_from[0])
-					set(z->address_from, sizeof(z->address_from), "listener %s is on the private address %s, "
+					text_format_cut(z->address_from, sizeof(z->address_from), "listener %s is on the private address %s, "
 						"which receivers never see", l->name, l->address);
 				continue;
 			}
-			set(z->address, sizeof(z->address), "%s", l->address);
-			set(z->address_from, sizeof(z->address_from), "listener %s in %s", l->name, c->path);
+			text_format_cut(z->address, sizeof(z->address), "%s", l->address);
+			text_format_cut(z->address_from, sizeof(z->address_from), "listener %s in %s", l->name, c->path);
 			return;
 		}
 }
@@ -102,27 +94,27 @@ static void add_mx_and_address(const struct conf *c, struct zone *z)
 	if (!mx)
 		mx = find_listener(c, ROLE_MX, TLS_NONE);
 	struct zone_record *r = add(z, ZONE_MX, "MX", z->domain, DNS_MX, true);
-	set(r->target, sizeof(r->target), "%s", z->hostname);
-	set(r->value, sizeof(r->value), "10 %s.", z->hostname);
+	text_format_cut(r->target, sizeof(r->target), "%s", z->hostname);
+	text_format_cut(r->value, sizeof(r->value), "10 %s.", z->hostname);
 	if (!mx)
-		set(r->comment, sizeof(r->comment), "MX (RFC 5321 §5.1): %s has no mx listener, so it takes no mail from "
+		text_format_cut(r->comment, sizeof(r->comment), "MX (RFC 5321 §5.1): %s has no mx listener, so it takes no mail from "
 			"the Internet: point the MX at the server that does (this record assumes it is %s).", c->path, z->hostname);
 	else if (mx->port != 25)
-		set(r->comment, sizeof(r->comment), "MX (RFC 5321 §5.1): mail for %s comes to %s. Other servers connect to "
+		text_format_cut(r->comment, sizeof(r->comment), "MX (RFC 5321 §5.1): mail for %s comes to %s. Other servers connect to "
 			"port 25 only, and listener %s is on port %u: forward port 25 to it.", z->domain, z->hostname, mx->name, mx->port);
 	else
-		set(r->comment, sizeof(r->comment), "MX (RFC 5321 §5.1): mail for %s comes to %s, listener %s on port 25.",
+		text_format_cut(r->comment, sizeof(r->comment), "MX (RFC 5321 §5.1): mail for %s comes to %s, listener %s on port 25.",
 			z->domain, z->hostname, mx->name);
 	bool v6 = strchr(z->address, ':') != NULL;
 	r = add(z, ZONE_HOST_ADDR, v6 ? "AAAA" : "A", z->hostname, v6 ? DNS_AAAA : DNS_A, true);
 	if (z->address[0]) {
-		set(r->value, sizeof(r->value), "%s", z->address);
-		set(r->comment, sizeof(r->comment), "The server's own name and address (from %s), in the zone that holds "
+		text_format_cut(r->value, sizeof(r->value), "%s", z->address);
+		text_format_cut(r->comment, sizeof(r->comment), "The server's own name and address (from %s), in the zone that holds "
 			"%s. The MX names it, and its PTR must name it back.", z->address_from, z->hostname);
 	} else {
 		r->comment_only = true;
-		set(r->value, sizeof(r->value), "ADDRESS");
-		set(r->comment, sizeof(r->comment), "%s needs an A (or AAAA) record with this server's public address: %s, "
+		text_format_cut(r->value, sizeof(r->value), "ADDRESS");
+		text_format_cut(r->comment, sizeof(r->comment), "%s needs an A (or AAAA) record with this server's public address: %s, "
 			"so give it with --address ADDRESS.", z->hostname, z->address_from[0] ? z->address_from :
 			"the listeners listen on every address");
 	}
@@ -132,14 +124,14 @@ static void add_spf(const struct conf *c, struct zone *z)
 {
 	struct zone_record *r = add(z, ZONE_SPF, "SPF", z->domain, DNS_TXT, true);
 	if (c->relay_host[0]) {
-		set(r->value, sizeof(r->value), "v=spf1 mx a:%s -all", c->relay_host);
-		set(r->comment, sizeof(r->comment), "SPF (RFC 7208): mail from %s leaves through the relay %s ([relay] host), "
+		text_format_cut(r->value, sizeof(r->value), "v=spf1 mx a:%s -all", c->relay_host);
+		text_format_cut(r->comment, sizeof(r->comment), "SPF (RFC 7208): mail from %s leaves through the relay %s ([relay] host), "
 			"so the record names it (a:%s); if the relay's provider publishes an SPF include, use include:THAT "
 			"instead. mx: the MX hosts may send too. -all: nobody else (RFC 7208 §5.1).", z->domain, c->relay_host,
 			c->relay_host);
 	} else {
-		set(r->value, sizeof(r->value), "v=spf1 mx -all");
-		set(r->comment, sizeof(r->comment), "SPF (RFC 7208): this server delivers its own mail, and it is the MX "
+		text_format_cut(r->value, sizeof(r->value), "v=spf1 mx -all");
+		text_format_cut(r->comment, sizeof(r->comment), "SPF (RFC 7208): this server delivers its own mail, and it is the MX "
 			"of %s, so \"mx\" names it (the address of %s); -all: no other server sends for %s. Gmail and "
 			"Microsoft refuse unauthenticated mail (Gmail: " ENH_PERM_AUTH_CHECKS_FAILED "); exactly one v=spf1 "
 			"record (§4.5).",
@@ -155,20 +147,20 @@ static void take_dkim_key(void *arg, const struct dkim_key_info *k)
 	char name[DNS_NAME_MAX], made[32];
 	struct tm tm;
 	time_t t = k->created;
-	set(name, sizeof(name), "%s._domainkey.%s", k->selector, z->domain);
+	text_format_cut(name, sizeof(name), "%s._domainkey.%s", k->selector, z->domain);
 	struct zone_record *r = add(z, ZONE_DKIM, "DKIM", name, DNS_TXT, k->active);
 	if (!r)
 		return;
 	r->active = k->active;
-	set(r->selector, sizeof(r->selector), "%s", k->selector);
-	set(r->value, sizeof(r->value), "%s", k->record);
+	text_format_cut(r->selector, sizeof(r->selector), "%s", k->selector);
+	text_format_cut(r->value, sizeof(r->value), "%s", k->record);
 	strftime(made, sizeof(made), "%Y-%m-%d", gmtime_r(&t, &tm));
 	if (k->active)
-		set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): selector %s, an %s key (%u bits) made %s, signs "
+		text_format_cut(r->comment, sizeof(r->comment), "DKIM (RFC 6376): selector %s, an %s key (%u bits) made %s, signs "
 			"mail from %s: receivers fetch this record to verify the signatures. Microsoft and Yahoo require "
 			"DKIM of senders of volume.", k->selector, k->type, k->bits, made, z->domain);
 	else
-		set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): selector %s, an %s key made %s, retired: it no "
+		text_format_cut(r->comment, sizeof(r->comment), "DKIM (RFC 6376): selector %s, an %s key made %s, retired: it no "
 			"longer signs. Keep this record a few days more, for mail signed with it still on its way, then "
 			"remove it and the key (postern dkim list).", k->selector, k->type, made);
 }
@@ -189,7 +181,7 @@ static void add_dkim(const struct conf *c, struct zone *z)
 	if (!r)
 		return;
 	r->comment_only = true;
-	set(r->comment, sizeof(r->comment), "DKIM (RFC 6376): no %sDKIM key: run postern dkim keygen %s, then "
+	text_format_cut(r->comment, sizeof(r->comment), "DKIM (RFC 6376): no %sDKIM key: run postern dkim keygen %s, then "
 		"postern dns %s again for the record to publish. Microsoft and Yahoo require DKIM of every "
 		"sender of volume, Gmail of bulk senders.", any ? "active " : "", z->domain, z->domain);
 }
@@ -197,10 +189,10 @@ static void add_dkim(const struct conf *c, struct zone *z)
 static void add_dmarc(struct zone *z)
 {
 	char name[DNS_NAME_MAX];
-	set(name, sizeof(name), "_dmarc.%s", z->domain);
+	text_format_cut(name, sizeof(name), "_dmarc.%s", z->domain);
 	struct zone_record *r = add(z, ZONE_DMARC, "DMARC", name, DNS_TXT, true);
-	set(r->value, sizeof(r->value), "v=DMARC1; p=none; rua=mailto:postmaster@%s", z->domain);
-	set(r->comment, sizeof(r->comment), "DMARC (RFC 7489): start with p=none: receivers send daily reports to "
+	text_format_cut(r->value, sizeof(r->value), "v=DMARC1; p=none; rua=mailto:postmaster@%s", z->domain);
+	text_format_cut(r->comment, sizeof(r->comment), "DMARC (RFC 7489): start with p=none: receivers send daily reports to "
 		"postmaster@%s (rua, a mailbox here; reports to another domain need its consent, §7.1). When the "
 		"reports show only your own servers, move to p=quarantine, then p=reject.", z->domain);
 }
@@ -212,7 +204,7 @@ static void policy_id(const char *policy, char *out, size_t outsz)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned mdlen = 0;
 	if (!EVP_Digest(policy, strlen(policy), md, &mdlen, EVP_sha256(), NULL) || mdlen < 10) {
-		set(out, outsz, "1");
+		text_format_cut(out, outsz, "1");
 		return;
 	}
 	size_t o = 0;
@@ -224,33 +216,33 @@ static void add_mta_sts(const struct conf *c, struct zone *z)
 {
 	const struct conf_listener *mx = find_listener(c, ROLE_MX, TLS_STARTTLS);
 	char name[DNS_NAME_MAX], id[32];
-	set(name, sizeof(name), "_mta-sts.%s", z->domain);
+	text_format_cut(name, sizeof(name), "_mta-sts.%s", z->domain);
 	struct zone_record *r = add(z, ZONE_MTA_STS, "MTA-STS", name, DNS_TXT, false);
 	if (!mx) {
 		r->comment_only = true;
-		set(r->value, sizeof(r->value), "v=STSv1; id=1");
-		set(r->comment, sizeof(r->comment), "MTA-STS (RFC 8461) needs STARTTLS on the mx listener, and no mx listener "
+		text_format_cut(r->value, sizeof(r->value), "v=STSv1; id=1");
+		text_format_cut(r->comment, sizeof(r->comment), "MTA-STS (RFC 8461) needs STARTTLS on the mx listener, and no mx listener "
 			"of %s offers it (tls = starttls): not published.", c->path);
 		return;
 	}
-	set(z->mta_sts_policy, sizeof(z->mta_sts_policy), "version: STSv1\nmode: testing\nmx: %s\nmax_age: 86400\n",
+	text_format_cut(z->mta_sts_policy, sizeof(z->mta_sts_policy), "version: STSv1\nmode: testing\nmx: %s\nmax_age: 86400\n",
 		z->hostname);
 	policy_id(z->mta_sts_policy, id, sizeof(id));
-	set(r->value, sizeof(r->value), "v=STSv1; id=%s", id);
-	set(r->comment, sizeof(r->comment), "MTA-STS (RFC 8461): senders that know it deliver to %s only over "
+	text_format_cut(r->value, sizeof(r->value), "v=STSv1; id=%s", id);
+	text_format_cut(r->comment, sizeof(r->comment), "MTA-STS (RFC 8461): senders that know it deliver to %s only over "
 		"verified TLS (listener %s offers STARTTLS; its certificate must be valid for %s). mode: testing "
 		"reports problems (TLS-RPT below) without refusing; change to enforce when the reports are clean. "
 		"id follows the policy: a new policy, a new id.", z->domain, mx->name, z->hostname);
-	set(name, sizeof(name), "mta-sts.%s", z->domain);
+	text_format_cut(name, sizeof(name), "mta-sts.%s", z->domain);
 	r = add(z, ZONE_MTA_STS_HOST, "MTA-STS host", name, DNS_CNAME, false);
-	set(r->target, sizeof(r->target), "%s", z->hostname);
-	set(r->value, sizeof(r->value), "%s.", z->hostname);
-	set(r->comment, sizeof(r->comment), "The policy is fetched from https://mta-sts.%s/.well-known/mta-sts.txt "
+	text_format_cut(r->target, sizeof(r->target), "%s", z->hostname);
+	text_format_cut(r->value, sizeof(r->value), "%s.", z->hostname);
+	text_format_cut(r->comment, sizeof(r->comment), "The policy is fetched from https://mta-sts.%s/.well-known/mta-sts.txt "
 		"(RFC 8461 §3.3); Postern's HTTP listener (a later issue) will serve it. The file:", z->domain);
-	set(name, sizeof(name), "_smtp._tls.%s", z->domain);
+	text_format_cut(name, sizeof(name), "_smtp._tls.%s", z->domain);
 	r = add(z, ZONE_TLSRPT, "TLS-RPT", name, DNS_TXT, false);
-	set(r->value, sizeof(r->value), "v=TLSRPTv1; rua=mailto:postmaster@%s", z->domain);
-	set(r->comment, sizeof(r->comment), "TLS-RPT (RFC 8460): senders report TLS failures delivering to %s "
+	text_format_cut(r->value, sizeof(r->value), "v=TLSRPTv1; rua=mailto:postmaster@%s", z->domain);
+	text_format_cut(r->comment, sizeof(r->comment), "TLS-RPT (RFC 8460): senders report TLS failures delivering to %s "
 		"to postmaster@%s.", z->domain, z->domain);
 }
 
@@ -276,21 +268,21 @@ static void add_srv(const struct conf *c, struct zone *z)
 		const struct service *sv = &services[s];
 		const struct conf_listener *l = sv->exists ? find_listener(c, sv->role, sv->tls) : NULL;
 		char name[DNS_NAME_MAX];
-		set(name, sizeof(name), "%s.%s", sv->name, z->domain);
+		text_format_cut(name, sizeof(name), "%s.%s", sv->name, z->domain);
 		struct zone_record *r = add(z, ZONE_SRV, "SRV", name, DNS_SRV, false);
 		if (!r)
 			return;
 		if (l) {
 			r->port = l->port;
-			set(r->target, sizeof(r->target), "%s", z->hostname);
-			set(r->value, sizeof(r->value), "0 1 %u %s.", l->port, z->hostname);
-			set(r->comment, sizeof(r->comment), "%s: listener %s, port %u (%s). Mail programs find the server "
+			text_format_cut(r->target, sizeof(r->target), "%s", z->hostname);
+			text_format_cut(r->value, sizeof(r->value), "0 1 %u %s.", l->port, z->hostname);
+			text_format_cut(r->comment, sizeof(r->comment), "%s: listener %s, port %u (%s). Mail programs find the server "
 				"from the address alone (RFC 6186, RFC 8314 §5.1).", sv->name, l->name, l->port,
 				sv->tls == TLS_IMPLICIT ? "TLS from the first byte" : "STARTTLS");
 		} else {
-			set(r->target, sizeof(r->target), ".");
-			set(r->value, sizeof(r->value), "0 0 0 .");
-			set(r->comment, sizeof(r->comment), "%s: not offered (%s), said so with a null record "
+			text_format_cut(r->target, sizeof(r->target), ".");
+			text_format_cut(r->value, sizeof(r->value), "0 0 0 .");
+			text_format_cut(r->comment, sizeof(r->comment), "%s: not offered (%s), said so with a null record "
 				"(RFC 6186 §3.4) so mail programs do not guess.", sv->name,
 				sv->exists ? "no listener with this role and TLS mode" : "Postern has no IMAP yet");
 		}
@@ -302,11 +294,11 @@ static void add_aliases(struct zone *z)
 	static const char *const names[] = { "autoconfig", "autodiscover" };
 	for (size_t i = 0; i < 2; i++) {
 		char name[DNS_NAME_MAX];
-		set(name, sizeof(name), "%s.%s", names[i], z->domain);
+		text_format_cut(name, sizeof(name), "%s.%s", names[i], z->domain);
 		struct zone_record *r = add(z, ZONE_ALIAS, names[i], name, DNS_CNAME, false);
-		set(r->target, sizeof(r->target), "%s", z->hostname);
-		set(r->value, sizeof(r->value), "%s.", z->hostname);
-		set(r->comment, sizeof(r->comment), "%s.%s: %s the settings there (%s). Postern's HTTP "
+		text_format_cut(r->target, sizeof(r->target), "%s", z->hostname);
+		text_format_cut(r->value, sizeof(r->value), "%s.", z->hostname);
+		text_format_cut(r->comment, sizeof(r->comment), "%s.%s: %s the settings there (%s). Postern's HTTP "
 			"listener (a later issue) will answer; publish the name now.", names[i], z->domain,
 			i == 0 ? "Thunderbird and other mail programs fetch" : "Outlook fetches", i == 0 ? "autoconfig" : "Autodiscover");
 	}
@@ -316,7 +308,7 @@ bool zone_reverse_name(const char *address, char *out, size_t outsz)
 {
 	unsigned char b[16];
 	if (inet_pton(AF_INET, address, b) == 1) {
-		set(out, outsz, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
+		text_format_cut(out, outsz, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2], b[1], b[0]);
 		return true;
 	}
 	if (inet_pton(AF_INET6, address, b) != 1 || outsz < 74)
@@ -324,7 +316,7 @@ bool zone_reverse_name(const char *address, char *out, size_t outsz)
 	size_t o = 0;
 	for (int i = 15; i >= 0; i--)
 		o += (size_t)snprintf(out + o, outsz - o, "%x.%x.", b[i] & 15, b[i] >> 4);
-	set(out + o, outsz - o, "ip6.arpa");
+	text_format_cut(out + o, outsz - o, "ip6.arpa");
 	return true;
 }
 
@@ -335,9 +327,9 @@ static void add_ptr(struct zone *z)
 		return;
 	struct zone_record *r = add(z, ZONE_PTR, "PTR", rev, DNS_PTR, true);
 	r->comment_only = true;
-	set(r->target, sizeof(r->target), "%s", z->hostname);
-	set(r->value, sizeof(r->value), "%s.", z->hostname);
-	set(r->comment, sizeof(r->comment), "Reverse DNS: %s must name %s (and %s resolve back to it), or Gmail "
+	text_format_cut(r->target, sizeof(r->target), "%s", z->hostname);
+	text_format_cut(r->value, sizeof(r->value), "%s.", z->hostname);
+	text_format_cut(r->comment, sizeof(r->comment), "Reverse DNS: %s must name %s (and %s resolve back to it), or Gmail "
 		"refuses with " ENH_PERM_REVERSE_DNS ". It lives in the provider's zone for the address, not in %s: ask whoever gave "
 		"you %s to set it.", z->address, z->hostname, z->hostname, z->domain, z->address);
 }
@@ -348,11 +340,11 @@ bool zone_build(const struct conf *c, const char *domain, const char *address, s
 	memset(z, 0, sizeof(*z));
 	unsigned char b[16];
 	if (address && address[0] && inet_pton(AF_INET, address, b) != 1 && inet_pton(AF_INET6, address, b) != 1) {
-		set(err, errlen, "--address %s is not a numeric IPv4 or IPv6 address", address);
+		text_format_cut(err, errlen, "--address %s is not a numeric IPv4 or IPv6 address", address);
 		return false;
 	}
-	set(z->domain, sizeof(z->domain), "%s", domain);
-	set(z->hostname, sizeof(z->hostname), "%s", c->hostname);
+	text_format_cut(z->domain, sizeof(z->domain), "%s", domain);
+	text_format_cut(z->hostname, sizeof(z->hostname), "%s", c->hostname);
 	choose_address(c, address, z);
 	add_mx_and_address(c, z);
 	add_spf(c, z);
@@ -392,8 +384,8 @@ void zone_record_line(const struct zone_record *r, char *out, size_t outsz)
 	if (r->type == DNS_TXT)
 		txt_rdata(r->value, rdata, sizeof(rdata));
 	else
-		set(rdata, sizeof(rdata), "%s", r->value);
-	set(out, outsz, "%s.\t%d\tIN\t%s\t%s", r->name, ZONE_TTL, dns_type_name(r->type), rdata);
+		text_format_cut(rdata, sizeof(rdata), "%s", r->value);
+	text_format_cut(out, outsz, "%s.\t%d\tIN\t%s\t%s", r->name, ZONE_TTL, dns_type_name(r->type), rdata);
 }
 
 /* A comment wrapped at about 90 columns, each line starting with "; ". */

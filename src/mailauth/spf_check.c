@@ -2,6 +2,7 @@
  * MAIL FROM, postmaster@HELO for the null sender), the inputs of check_host()
  * (§4.1, §4.3), and the plain words of each result (§2.6, §8). */
 #include "mailauth/spf_internal.h"
+#include "util/text.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -118,59 +119,50 @@ static bool is_term(const char *mech, const char *want)
 	return strcasecmp(mech, want) == 0;
 }
 
-/* Words are bounded: a very long domain or explanation is cut at outsz. */
-__attribute__((format(printf, 3, 4))) static void say(char *out, size_t outsz, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(out, outsz, fmt, ap);
-	va_end(ap);
-}
-
 /* The words of a result: what happened and, for the errors, why. */
 static void words_for(const char *ip, const char *domain, const struct host_result *hr, const char *why,
 	const char *explanation, char *out, size_t outsz)
 {
 	char via[SPF_DOMAIN_MAX + 40] = "";
 	if (strcasecmp(hr->domain, domain) != 0)
-		say(via, sizeof(via), " (redirected to %s)", hr->domain);
+		text_format_cut(via, sizeof(via), " (redirected to %s)", hr->domain);
 	switch (hr->result) {
 	case SPF_PASS:
-		say(out, outsz, "%s is allowed to send for %s (%s)", ip, domain, hr->mechanism);
+		text_format_cut(out, outsz, "%s is allowed to send for %s (%s)", ip, domain, hr->mechanism);
 		break;
 	case SPF_FAIL: {
 		char how[SPF_MECHANISM_MAX + 80];
 		if (is_term(hr->mechanism, "-all"))
-			say(how, sizeof(how), "its SPF record%s ends in -all", via);
+			text_format_cut(how, sizeof(how), "its SPF record%s ends in -all", via);
 		else
-			say(how, sizeof(how), "its SPF record%s refuses it with %s", via, hr->mechanism);
+			text_format_cut(how, sizeof(how), "its SPF record%s refuses it with %s", via, hr->mechanism);
 		if (explanation[0])
-			say(out, outsz, "%s is not allowed to send for %s: %s; %s explains: \"%s\"", ip, domain, how,
+			text_format_cut(out, outsz, "%s is not allowed to send for %s: %s; %s explains: \"%s\"", ip, domain, how,
 				domain, explanation);
 		else
-			say(out, outsz, "%s is not allowed to send for %s: %s", ip, domain, how);
+			text_format_cut(out, outsz, "%s is not allowed to send for %s: %s", ip, domain, how);
 		break;
 	}
 	case SPF_SOFTFAIL:
-		say(out, outsz, "%s is probably not allowed to send for %s: its SPF record%s %s %s (softfail)", ip, domain,
+		text_format_cut(out, outsz, "%s is probably not allowed to send for %s: its SPF record%s %s %s (softfail)", ip, domain,
 			via, is_term(hr->mechanism, "~all") ? "ends in" : "marks it with", hr->mechanism);
 		break;
 	case SPF_NEUTRAL:
 		if (hr->mechanism[0])
-			say(out, outsz, "the SPF record of %s%s says neither yes nor no for %s (%s)", domain, via, ip,
+			text_format_cut(out, outsz, "the SPF record of %s%s says neither yes nor no for %s (%s)", domain, via, ip,
 				hr->mechanism);
 		else
-			say(out, outsz, "the SPF record of %s%s has no rule that matches %s (neutral)", domain, via, ip);
+			text_format_cut(out, outsz, "the SPF record of %s%s has no rule that matches %s (neutral)", domain, via, ip);
 		break;
 	case SPF_NONE:
-		say(out, outsz, "%s", why[0] ? why : "no SPF record");
+		text_format_cut(out, outsz, "%s", why[0] ? why : "no SPF record");
 		break;
 	case SPF_TEMPERROR:
-		say(out, outsz, "the SPF check of %s could not finish: %s; it will work when the DNS answers again",
+		text_format_cut(out, outsz, "the SPF check of %s could not finish: %s; it will work when the DNS answers again",
 			domain, why[0] ? why : "a DNS lookup failed");
 		break;
 	case SPF_PERMERROR:
-		say(out, outsz, "the SPF record of %s cannot be used: %s", domain,
+		text_format_cut(out, outsz, "the SPF record of %s cannot be used: %s", domain,
 			why[0] ? why : "it is broken");
 		break;
 	}
@@ -237,12 +229,12 @@ static enum spf_identity identity_of(const struct spf_request *rq, struct identi
 			snprintf(id->local_buf, sizeof(id->local_buf), "%.*s", (int)ln, s);
 		lower_copy(id->domain, sizeof(id->domain), at + 1);
 		id->local = id->local_buf;
-		say(id->sender, sizeof(id->sender), "%s@%s", id->local, id->domain);
+		text_format_cut(id->sender, sizeof(id->sender), "%s@%s", id->local, id->domain);
 		return SPF_ID_MAILFROM;
 	}
 	lower_copy(id->domain, sizeof(id->domain), rq->helo ? rq->helo : "");
 	id->local = "postmaster";
-	say(id->sender, sizeof(id->sender), "postmaster@%s", id->domain);
+	text_format_cut(id->sender, sizeof(id->sender), "postmaster@%s", id->domain);
 	return SPF_ID_HELO;
 }
 

@@ -137,7 +137,7 @@ static void await_client_hello(struct conn *c, evutil_socket_t fd)
  * which is in the middle of its handshake: so complete the handshake and say it
  * over TLS (event_cb).  A few at a time only: a handshake costs more than a line,
  * and a flood of refused connections must not buy it; past that, plaintext. */
-static void refuse(evutil_socket_t fd, struct listener_ctx *lc, const char *addr, enum conn_refusal why)
+static void refuse_connection(evutil_socket_t fd, struct listener_ctx *lc, const char *addr, enum conn_refusal why)
 {
 	struct net *net = lc->net;
 	if (lc->conf->tls != TLS_IMPLICIT || !net->tls || net->n_refusing >= REFUSING_MAX) {
@@ -164,7 +164,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	struct ip_count *ipc = NULL;
 	enum conn_refusal why;
 	if (!limits_admit(net, addr, &ipc, &why)) {
-		refuse(fd, lc, addr, why);
+		refuse_connection(fd, lc, addr, why);
 		return;
 	}
 	struct conn *c = conn_new(lc, addr, ipc);

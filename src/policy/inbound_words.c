@@ -15,16 +15,7 @@
 #include "mailauth/spf.h"
 #include "util/log.h"
 #include "wire/enh.h"
-
-/* Words cut to fit (a reply line holds so much; the start says most). */
-__attribute__((format(printf, 3, 4)))
-static void say(char *out, size_t outsz, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(out, outsz, fmt, ap);
-	va_end(ap);
-}
+#include "util/text.h"
 
 /* --- Authentication-Results ------------------------------------------------------- */
 
@@ -79,7 +70,7 @@ static void authres_dmarc(const struct inbound_check *ck, struct authres *a)
 		const struct dmarc_outcome *o = &ck->dmarc[i];
 		char comment[96] = "";
 		if (o->have_policy)
-			say(comment, sizeof(comment), "%s=%s dis=%s%s", o->policy_is_sp ? "sp" : "p", dmarc_policy_name(o->policy),
+			text_format_cut(comment, sizeof(comment), "%s=%s dis=%s%s", o->policy_is_sp ? "sp" : "p", dmarc_policy_name(o->policy),
 				o->result == DMARC_RESULT_PASS ? "none" : dmarc_policy_name(o->disposition),
 				o->rec.pct < 100 ? (o->sampled_out ? " pct: sampled out" : " pct: sampled") : "");
 		bool why = o->result != DMARC_RESULT_PASS && o->result != DMARC_RESULT_FAIL;
@@ -121,18 +112,18 @@ static enum action action_for(const struct conf *c, const struct dmarc_outcome *
 static void whose_policy(const struct dmarc_outcome *o, char *out, size_t outsz)
 {
 	if (o->policy_is_sp)
-		say(out, outsz, "the DMARC policy of %s for its subdomains", o->record_domain);
+		text_format_cut(out, outsz, "the DMARC policy of %s for its subdomains", o->record_domain);
 	else
-		say(out, outsz, "%s's DMARC policy", o->record_domain);
+		text_format_cut(out, outsz, "%s's DMARC policy", o->record_domain);
 }
 
 static void reject_verdict(const struct dmarc_outcome *o, struct verdict *v)
 {
 	char whose[DMARC_DOMAIN_MAX + 48], reason[VERDICT_REASON_MAX], hint[VERDICT_HINT_MAX];
 	whose_policy(o, whose, sizeof(whose));
-	say(reason, sizeof(reason), "the message claims to be from %s, but %s says to reject mail that neither SPF "
+	text_format_cut(reason, sizeof(reason), "the message claims to be from %s, but %s says to reject mail that neither SPF "
 		"nor DKIM confirms; SPF: %s; DKIM: %s", o->from_domain, whose, o->spf_words, o->dkim_words);
-	say(hint, sizeof(hint), "If the message is genuine, the administrator of %s must list the sending server in "
+	text_format_cut(hint, sizeof(hint), "If the message is genuine, the administrator of %s must list the sending server in "
 		"the domain's SPF record or have it sign with DKIM as %s (a forwarder must keep the signature intact)",
 		o->org_domain, o->from_domain);
 	verdict_set(v, VERDICT_PERM, 550, ENH_PERM_NOT_AUTHORIZED, CAUSE_SENDER_UNAUTHENTICATED, reason, hint);
@@ -144,7 +135,7 @@ static void reject_verdict(const struct dmarc_outcome *o, struct verdict *v)
 static void temporary_verdict(const struct dmarc_outcome *o, struct verdict *v)
 {
 	char reason[VERDICT_REASON_MAX];
-	say(reason, sizeof(reason), "temporary failure: the DMARC check of %s could not finish: %s", o->from_domain,
+	text_format_cut(reason, sizeof(reason), "temporary failure: the DMARC check of %s could not finish: %s", o->from_domain,
 		o->words);
 	verdict_set(v, VERDICT_TEMP, 451, ENH_TEMP_DIRECTORY_SERVER, CAUSE_AUTH_CHECK_TEMPFAIL, reason,
 		"Your mail server will try again later; if this lasts, the DNS servers of the sender's domain are not answering");
@@ -164,7 +155,7 @@ static void add_quarantine_field(const struct conf *c, struct policy_facts *f, c
 		return;
 	char whose[DMARC_DOMAIN_MAX + 48], field[1000];
 	whose_policy(o, whose, sizeof(whose));
-	say(field, sizeof(field), "%s: dmarc; %s asks %s mail that neither SPF nor DKIM confirms (SPF: %s; DKIM: %s)",
+	text_format_cut(field, sizeof(field), "%s: dmarc; %s asks %s mail that neither SPF nor DKIM confirms (SPF: %s; DKIM: %s)",
 		c->dmarc_quarantine_header, whose,
 		o->disposition == DMARC_P_REJECT ? "to reject (delivered as quarantined by this server's setting)" : "to quarantine",
 		o->spf_words, o->dkim_words);

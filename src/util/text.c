@@ -1,6 +1,9 @@
 /* text.c - client text quoted back in replies (see text.h). */
 #include "util/text.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 #include <string.h>
 
 void quote_for_reply(char *out, size_t outsz, const char *p, size_t n, size_t shown)
@@ -16,4 +19,12 @@ void quote_for_reply(char *out, size_t outsz, const char *p, size_t n, size_t sh
 		}
 	}
 	out[o] = '\0';
+}
+
+void text_format_cut(char *out, size_t outsz, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(out, outsz, fmt, ap);
+	va_end(ap);
 }

@@ -11,4 +11,10 @@
  * `shown` bytes (at least 1) is cut after `shown` and ends with "...". */
 void quote_for_reply(char *out, size_t outsz, const char *p, size_t n, size_t shown);
 
+/* printf into a fixed buffer, cut at outsz: for words made of hostile or long parts
+ * (domains, records, replies), where the start says what matters and a cut is not an
+ * error.  One place for it, so callers need no wrapper of their own. */
+__attribute__((format(printf, 3, 4)))
+void text_format_cut(char *out, size_t outsz, const char *fmt, ...);
+
 #endif
