@@ -8,6 +8,7 @@
  * Everything that came from mail (domains, selectors, words) goes through
  * authres_value(), so a hostile value can neither end the field nor add a resinfo. */
 #include "mailauth/authres.h"
+#include "util/parse.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,10 +39,7 @@ static bool is_token_char(unsigned char c)
 }
 
 /* RFC 5322 §3.2.3 atext */
-static bool is_atext(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
-}
+static bool is_atext(unsigned char c) { return rfc5322_is_atext(c); }
 
 static bool is_domain_char(unsigned char c)
 {

@@ -10,6 +10,7 @@
  * discarded in favor of default values"), except p and sp, whose validity the caller
  * judges (§6.6.3 step 6).  Keywords are compared case-insensitively (ABNF strings). */
 #include "mailauth/dmarc.h"
+#include "util/parse.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -38,23 +39,14 @@ static struct span trim(const char *p, size_t n)
 	return (struct span){ p, n };
 }
 
-static bool is_alpha(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
 
 /* tag-name = ALPHA *ALNUMPUNC (RFC 6376 §3.2) */
 static bool valid_name(struct span s)
 {
-	if (s.n == 0 || !is_alpha(s.p[0]))
+	if (s.n == 0 || !ascii_is_alpha((unsigned char)s.p[0]))
 		return false;
 	for (size_t i = 1; i < s.n; i++)
-		if (!is_alpha(s.p[i]) && !is_digit(s.p[i]) && s.p[i] != '_')
+		if (!ascii_is_alpha((unsigned char)s.p[i]) && !ascii_is_digit((unsigned char)s.p[i]) && s.p[i] != '_')
 			return false;
 	return true;
 }
@@ -107,7 +99,7 @@ static bool parse_number(struct span v, unsigned long long max, unsigned long lo
 		return false;
 	unsigned long long n = 0;
 	for (size_t i = 0; i < v.n; i++) {
-		if (!is_digit(v.p[i]))
+		if (!ascii_is_digit((unsigned char)v.p[i]))
 			return false;
 		n = n * 10 + (unsigned)(v.p[i] - '0');
 		if (n > max)
@@ -129,8 +121,8 @@ static bool any_valid_uri(struct span v)
 			j++;
 		struct span u = trim(v.p + i, j - i);
 		size_t k = 0;
-		if (u.n && is_alpha(u.p[0])) {
-			while (k < u.n && (is_alpha(u.p[k]) || is_digit(u.p[k]) || u.p[k] == '+' || u.p[k] == '-' || u.p[k] == '.'))
+		if (u.n && ascii_is_alpha((unsigned char)u.p[0])) {
+			while (k < u.n && (ascii_is_alpha((unsigned char)u.p[k]) || ascii_is_digit((unsigned char)u.p[k]) || u.p[k] == '+' || u.p[k] == '-' || u.p[k] == '.'))
 				k++;
 			if (k < u.n && u.p[k] == ':' && k + 1 < u.n && u.p[k + 1] != '!')
 				return true;
@@ -160,7 +152,7 @@ static bool valid_rf(struct span v)
 	if (v.n == 0 || v.n >= sizeof(((struct dmarc_record *)0)->rf))
 		return false;
 	for (size_t i = 0; i < v.n; i++)
-		if (!is_alpha(v.p[i]) && !is_digit(v.p[i]) && v.p[i] != ':' && v.p[i] != '-')
+		if (!ascii_is_alpha((unsigned char)v.p[i]) && !ascii_is_digit((unsigned char)v.p[i]) && v.p[i] != ':' && v.p[i] != '-')
 			return false;
 	return true;
 }

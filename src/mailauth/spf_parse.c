@@ -3,6 +3,7 @@
  * anywhere in the record, check_host() returns immediately with the result
  * permerror".  Terms point into the record text; nothing is copied. */
 #include "mailauth/spf.h"
+#include "util/parse.h"
 
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -16,15 +17,6 @@ bool spf_is_record(const char *txt, size_t len)
 	return len >= 6 && strncasecmp(txt, "v=spf1", 6) == 0 && (len == 6 || txt[6] == ' ');
 }
 
-static bool is_alpha(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
 
 /* §12 toplabel = ( *alphanum ALPHA *alphanum ) / ( 1*alphanum "-" *( alphanum / "-" ) alphanum ) */
 static bool toplabel_ok(const char *s, size_t n)
@@ -33,11 +25,11 @@ static bool toplabel_ok(const char *s, size_t n)
 		return false;
 	bool alpha = false, hyphen = false;
 	for (size_t i = 0; i < n; i++) {
-		if (is_alpha(s[i]))
+		if (ascii_is_alpha((unsigned char)s[i]))
 			alpha = true;
 		else if (s[i] == '-')
 			hyphen = true;
-		else if (!is_digit(s[i]))
+		else if (!ascii_is_digit((unsigned char)s[i]))
 			return false;
 	}
 	if (hyphen)
@@ -77,7 +69,7 @@ static bool cidr_value(const char *s, size_t n, int max, int *out)
 		return false;
 	int v = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!is_digit(s[i]))
+		if (!ascii_is_digit((unsigned char)s[i]))
 			return false;
 		v = v * 10 + (s[i] - '0');
 	}
@@ -93,7 +85,7 @@ static bool split_cidr(const char *arg, size_t *len, struct spf_term *t, bool v4
 	size_t n = *len;
 	/* The last '/' group; then, if v4 is allowed, one more before "//". */
 	size_t slash = n;
-	while (slash > 0 && is_digit(arg[slash - 1]))
+	while (slash > 0 && ascii_is_digit((unsigned char)arg[slash - 1]))
 		slash--;
 	if (slash == 0 || arg[slash - 1] != '/' || slash == n) {
 		/* no trailing "/digits": a bare '/' at the end is an error */
@@ -106,7 +98,7 @@ static bool split_cidr(const char *arg, size_t *len, struct spf_term *t, bool v4
 			return false;
 		n = slash - 2;
 		size_t s4 = n;
-		while (s4 > 0 && is_digit(arg[s4 - 1]))
+		while (s4 > 0 && ascii_is_digit((unsigned char)arg[s4 - 1]))
 			s4--;
 		if (s4 > 0 && s4 < n && arg[s4 - 1] == '/') {
 			if (!v4 || !cidr_value(arg + s4, n - s4, 32, &t->cidr4))
@@ -137,7 +129,7 @@ static bool parse_ip(struct spf_term *t, const char *arg, size_t n, char *err, s
 	if (!v6) {
 		/* §12 qnum: no leading zeros; inet_pton(AF_INET) takes exactly a dotted quad. */
 		for (size_t i = 0; i < n; i++)
-			if (ip[i] == '0' && (i == 0 || ip[i - 1] == '.') && i + 1 < n && is_digit(ip[i + 1])) {
+			if (ip[i] == '0' && (i == 0 || ip[i - 1] == '.') && i + 1 < n && ascii_is_digit((unsigned char)ip[i + 1])) {
 				snprintf(err, errsz, "\"%s\" is not an IPv4 address", ip);
 				return false;
 			}
@@ -225,12 +217,12 @@ static bool parse_directive(struct spf_term *t, const char *s, size_t n, char *e
 /* name "=" value: redirect, exp, or an unknown modifier (ignored, §6). */
 static bool parse_modifier(struct spf_record *rec, const char *s, size_t n, size_t eq, char *err, size_t errsz)
 {
-	if (!is_alpha(s[0])) {
+	if (!ascii_is_alpha((unsigned char)s[0])) {
 		snprintf(err, errsz, "a modifier name must begin with a letter");
 		return false;
 	}
 	for (size_t i = 1; i < eq; i++)
-		if (!is_alpha(s[i]) && !is_digit(s[i]) && !strchr("-_.", s[i])) {
+		if (!ascii_is_alpha((unsigned char)s[i]) && !ascii_is_digit((unsigned char)s[i]) && !strchr("-_.", s[i])) {
 			snprintf(err, errsz, "unknown mechanism");
 			return false;
 		}

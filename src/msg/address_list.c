@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "msg/internal.h"
+#include "util/parse.h"
 
 /* ---- Lexer: CFWS, atoms, quoted strings, domain literals ---- */
 
@@ -58,12 +59,7 @@ struct lexer {
 
 /* §3.2.3 atext, plus UTF-8 bytes (RFC 6532 §3.2).  RFC 2047 encoded words
  * ("=?UTF-8?B?...?=") are made of atext, so they lex as atoms. */
-static bool is_atext(unsigned char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80)
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
-}
+static bool is_atext(unsigned char c) { return c >= 0x80 || rfc5322_is_atext(c); }
 
 /* Printable or UTF-8: what may appear in an address after unquoting. */
 static bool is_vchar_or_utf8(unsigned char c)

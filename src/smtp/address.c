@@ -25,16 +25,11 @@ struct cursor {
 static bool at_end(const struct cursor *c) { return c->i >= c->n; }
 static char peek(const struct cursor *c) { return at_end(c) ? '\0' : c->p[c->i]; }
 
-static bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+static bool is_alpha(unsigned char c) { return ascii_is_alpha(c); }
+static bool is_digit(unsigned char c) { return ascii_is_digit(c); }
 
 /* atext of RFC 5322 §3.2.3, plus UTF-8 bytes (RFC 6531 §3.3). */
-static bool is_atext(unsigned char c)
-{
-	if (is_alpha(c) || is_digit(c) || c >= 0x80)
-		return true;
-	return strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL && c != '\0';
-}
+static bool is_atext(unsigned char c) { return c >= 0x80 || rfc5322_is_atext(c); }
 
 /* Local-part into path->local (unquoted). */
 static enum smtp_addr_status parse_local(struct cursor *c, struct smtp_path *path)

@@ -3,6 +3,7 @@
 #define POSTERN_UTIL_PARSE_H
 
 #include <stdbool.h>
+#include <string.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -19,5 +20,14 @@ bool ascii_ieq(const char *a, const char *b, size_t n);
 void ascii_lower(char *s);
 /* 1536 -> "1.5 KB", 5242880 -> "5.0 MB", for messages to people.  Returns out. */
 const char *format_size(uint64_t bytes, char *out, size_t outsz);
+
+/* ASCII character classes, whatever the locale (ctype's answers depend on it). */
+static inline bool ascii_is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+static inline bool ascii_is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
+/* atext of RFC 5322 §3.2.3 (ASCII only; a caller that allows UTF-8 adds c >= 0x80). */
+static inline bool rfc5322_is_atext(unsigned char c)
+{
+	return ascii_is_alpha(c) || ascii_is_digit(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
+}
 
 #endif

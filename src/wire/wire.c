@@ -7,10 +7,6 @@
 
 #include "util/parse.h"
 
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
 
 /* --- enhanced status codes ----------------------------------------------------------- */
 
@@ -23,7 +19,7 @@ size_t wire_enh_len(const char *p, size_t n)
 	size_t i = 2;
 	for (int part = 0; part < 2; part++) {
 		size_t start = i;
-		while (i < n && is_digit(p[i]) && i - start < 4)
+		while (i < n && ascii_is_digit((unsigned char)p[i]) && i - start < 4)
 			i++;
 		if (i == start || i - start > 3)
 			return 0;
@@ -33,7 +29,7 @@ size_t wire_enh_len(const char *p, size_t n)
 			i++;
 		}
 	}
-	if (i < n && (is_digit(p[i]) || (p[i] == '.' && i + 1 < n && is_digit(p[i + 1]))))
+	if (i < n && (ascii_is_digit((unsigned char)p[i]) || (p[i] == '.' && i + 1 < n && ascii_is_digit((unsigned char)p[i + 1]))))
 		return 0;
 	return i;
 }
@@ -73,7 +69,7 @@ bool wire_reply_enh(const char *reply, char *enh, size_t enhsz)
 
 bool wire_reply_line(const char *line, int *code, bool *more, const char **text)
 {
-	if (line[0] < '2' || line[0] > '5' || !is_digit(line[1]) || !is_digit(line[2]) ||
+	if (line[0] < '2' || line[0] > '5' || !ascii_is_digit((unsigned char)line[1]) || !ascii_is_digit((unsigned char)line[2]) ||
 		(line[3] != ' ' && line[3] != '-' && line[3] != '\0'))
 		return false;
 	*code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
