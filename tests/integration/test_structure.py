@@ -10,7 +10,9 @@ Rooms are the first directories under src/ (src/main.c is the room "main", the t
       definition starts at column 0, its body opens with `{` alone at column 0 and ends
       with `}` at column 0 (test_function_style checks that this style holds);
   (f) only src/auth/ and src/directory/ name the identifiers that carry password hashes
-      (HASH_IDENTIFIERS, matched in code with comments and string literals removed).
+      (HASH_IDENTIFIERS, matched in code with comments and string literals removed);
+  (g) the newer rooms keep their place in the room order (ROOM_ORDER_BELOW): milter/
+      includes only net/, wire/, util/ and conf/.
 
 Work in progress is listed in EXCEPTIONS below, each with its reason.  The table only
 shrinks: a listed exception that is no longer needed fails the test too, so when you
@@ -211,6 +213,31 @@ def test_net_imports_only_util_and_conf():
         if bad:
             violations[rel(p)] = ", ".join(bad)
     check_shrinking("net_imports", violations)
+
+
+# The room order of the newer rooms: each includes only the rooms below it (and itself).
+# milter/ sits below policy/ (its one user) and above net/ (the client connection),
+# wire/ (reply codes) and util/; nothing below it may include it (no circle, above).
+ROOM_ORDER_BELOW = {
+    "milter": ("net", "wire", "util", "conf"),
+}
+
+
+@pytest.mark.parametrize("room", sorted(ROOM_ORDER_BELOW))
+def test_room_order(room):
+    below = ROOM_ORDER_BELOW[room]
+    bad = {}
+    for p in sources():
+        if room_of(p) != room:
+            continue
+        wrong = [inc for inc in project_includes(p) if inc.split("/")[0] not in (room, *below)]
+        if wrong:
+            bad[rel(p)] = ", ".join(wrong)
+    for low in below:
+        for p in sources():
+            if room_of(p) == low and any(inc.startswith(room + "/") for inc in project_includes(p)):
+                bad[rel(p)] = f"{low}/ is below {room}/ and may not include it"
+    assert not bad, "\n".join(f"{k}: {v}" for k, v in sorted(bad.items()))
 
 
 def test_only_main_and_cli_include_serve():
