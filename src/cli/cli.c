@@ -620,7 +620,7 @@ static const struct subcommand subcommands[] = {
 	{ "alias", cmd_alias, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it" },
 	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
 	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },
-	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed] | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID" },
+	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed | --held] | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID" },
 	{ "dkim", cmd_dkim, "dkim keygen DOMAIN [--selector S] [--type rsa|ed25519] [--force] | list [DOMAIN] | retire DOMAIN SELECTOR | verify FILE | sign FILE   DKIM keys and signatures" },
 	{ "dns", cmd_dns, "dns DOMAIN [--address ADDR] | check DOMAIN [--resolver ADDR@PORT] [--address ADDR] [--json]  the DNS records DOMAIN needs, and whether they are published" },
 	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it" },

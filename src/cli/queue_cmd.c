@@ -1,5 +1,5 @@
 /* queue_cmd.c - `postern queue`: see and steer the queue.
- *   list [--json] [--sender ADDRESS] [--failed]   every queued (or failed) message
+ *   list [--json] [--sender ADDRESS] [--failed | --held]   every queued (failed, held) message
  *   show ID                            envelope, per-recipient state, headers
  *   flush | retry ID | hold ID | release ID | delete ID [--bounce] | requeue ID
  * Reading works on the files directly (a file that cannot be read is listed as
@@ -29,6 +29,7 @@ struct list_ctx {
 	bool json;
 	const char *sender;
 	bool failed_dir;
+	bool held_only;                  /* --held: only the held messages */
 	unsigned count;
 	time_t now;
 	char inflight[INFLIGHT_MAX];   /* "delivering QID WHERE QID WHERE ..." from the server, or "" */
@@ -121,6 +122,10 @@ static void print_json(struct list_ctx *lc, const struct queue_message *m, const
 	json_str(stdout, inflight_where(lc, m->env.qid, where, sizeof(where)));
 	if (st->damaged)
 		printf(",\"state_damaged\":true,\"recipients_recovered\":%zu", st->recovered);
+	if (st->held) {
+		printf(",\"hold_reason\":");
+		json_str(stdout, st->hold_reason[0] ? st->hold_reason : NULL);
+	}
 	printf(",\"recipients\":[");
 	for (size_t i = 0; i < st->n; i++) {
 		printf("%s{\"address\":", i ? "," : "");
@@ -160,6 +165,9 @@ static void print_row(struct list_ctx *lc, const struct queue_message *m, const 
 	if (st->damaged)
 		printf("%35s delivery state damaged (%s): %zu of %zu recipient(s) recovered; the rest are tried again\n", "",
 			st->damage, st->recovered, st->n);
+	if (st->held)
+		printf("%35s held: %.200s; postern queue release %s delivers it\n", "",
+			st->hold_reason[0] ? st->hold_reason : "by the administrator", m->env.qid);
 	char where[300];
 	if (first && inflight_where(lc, m->env.qid, where, sizeof(where))) {
 		printf("%35s being delivered now (%s); %zu recipient(s) pending\n", "", where, pending);
@@ -201,7 +209,7 @@ static void list_one(void *arg, const char *qid)
 			print_damaged(lc, qid, err);
 		return;
 	}
-	if (!lc->sender || strcasecmp(lc->sender, m.env.sender) == 0) {
+	if ((!lc->sender || strcasecmp(lc->sender, m.env.sender) == 0) && (!lc->held_only || st.held)) {
 		if (lc->json)
 			print_json(lc, &m, &st);
 		else
@@ -263,12 +271,13 @@ static void failed_one(void *arg, const char *qid)
 	lc->count++;
 }
 
-static int queue_list(struct queue *q, const struct conf *c, bool json, const char *sender, bool failed)
+static int queue_list(struct queue *q, const struct conf *c, bool json, const char *sender, bool failed, bool held)
 {
 	struct list_ctx *lc = calloc(1, sizeof(*lc));
 	if (!lc)
 		return 1;
-	*lc = (struct list_ctx){ .q = q, .json = json, .sender = sender, .failed_dir = failed, .now = time(NULL) };
+	*lc = (struct list_ctx){ .q = q, .json = json, .sender = sender, .failed_dir = failed, .held_only = held,
+		.now = time(NULL) };
 	if (!failed)
 		ask_inflight(lc, c->data_dir);
 	if (!json)
@@ -280,7 +289,7 @@ static int queue_list(struct queue *q, const struct conf *c, bool json, const ch
 	if (json)
 		printf(lc->count ? "\n]\n" : "[]\n");
 	else
-		printf("%u %smessage(s)%s%s%s\n", lc->count, failed ? "failed " : "", sender ? " from " : "",
+		printf("%u %smessage(s)%s%s%s\n", lc->count, failed ? "failed " : held ? "held " : "", sender ? " from " : "",
 			sender ? sender : "", failed && lc->count ? "; postern queue requeue ID tries one again, "
 			"postern queue delete ID removes it" : "");
 	free(lc);
@@ -354,6 +363,9 @@ static int queue_show(struct queue *q, const struct conf *c, const char *qid)
 	if (st.damaged)
 		printf("damaged:   the delivery state file was damaged (%s); %zu of %zu recipient(s) recovered, "
 			"the others are tried again\n", st.damage, st.recovered, st.n);
+	if (st.held)
+		printf("held:      %s\n           postern queue release %s delivers it\n",
+			st.hold_reason[0] ? st.hold_reason : "by the administrator", qid);
 	for (size_t i = 0; i < st.n; i++) {
 		printf("recipient: <%s> %s, %u attempt(s)", m.env.rcpts[i], rcpt_state_name(&st.r[i]), st.r[i].attempts);
 		if (st.r[i].state == RCPT_PENDING && st.r[i].next_try > lc->now) {
@@ -414,6 +426,8 @@ static int offline(struct queue *q, const char *verb, const char *qid)
 			return 1;
 		}
 		st.held = verb[0] == 'h';
+		if (!st.held)
+			st.hold_reason[0] = '\0';
 		bool ok = queue_state_write(q, qid, &st);
 		queue_state_free(&st);
 		queue_message_close(&m);
@@ -450,18 +464,20 @@ static bool in_failed(struct queue *q, const char *qid)
 
 int cli_queue(int argc, char **argv, const struct conf *c, bool json, const char *sender, bool bounce)
 {
-	/* --failed is the queue's own option (the general parser passes it through). */
-	bool failed = false;
+	/* --failed and --held are the queue's own options (the general parser passes them through). */
+	bool failed = false, held = false;
 	int kept = 0;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--failed") == 0)
 			failed = true;
+		else if (strcmp(argv[i], "--held") == 0)
+			held = true;
 		else
 			argv[kept++] = argv[i];
 	}
 	argc = kept;
 	if (argc < 1) {
-		fprintf(stderr, "usage: postern queue list [--json] [--sender ADDRESS] [--failed] | show ID | flush | "
+		fprintf(stderr, "usage: postern queue list [--json] [--sender ADDRESS] [--failed | --held] | show ID | flush | "
 			"retry ID | hold ID | release ID | delete ID [--bounce] | requeue ID\n");
 		return 2;
 	}
@@ -474,7 +490,7 @@ int cli_queue(int argc, char **argv, const struct conf *c, bool json, const char
 	const char *verb = argv[0];
 	int rc;
 	if (strcmp(verb, "list") == 0) {
-		rc = queue_list(q, c, json, sender, failed);
+		rc = queue_list(q, c, json, sender, failed, held);
 	} else if (strcmp(verb, "show") == 0 && argc == 2) {
 		rc = queue_show(q, c, argv[1]);
 	} else if (strcmp(verb, "delete") == 0 && argc == 2 && !bounce && id_is_queue_id(argv[1]) &&

@@ -27,6 +27,8 @@ static bool set_held(struct delivery *d, const char *qid, bool held, char *reply
 	if (ok) {
 		st.held = held;
 		if (!held)
+			st.hold_reason[0] = '\0';   /* a content filter's quarantine ends with it */
+		if (!held)
 			for (size_t i = 0; i < st.n; i++)
 				st.r[i].next_try = 0;
 		ok = queue_state_write(d->queue, qid, &st);

@@ -78,6 +78,9 @@ void policy_facts_free(struct policy_facts **fp)
 	free(f->from);
 	free(f->rcpts);
 	free(f->added);
+	policy_edits_free(&f->edits);
+	if (f->spool.release)
+		f->spool.release(f->spool.ctx);   /* serve/'s hold on the spool file (policy.h) */
 	free(f);
 	*fp = NULL;
 }

@@ -39,6 +39,7 @@ enum refusal_cause {
 	CAUSE_SPF_FAIL,              /* the sender's domain's SPF record refuses the client (-all) */
 	CAUSE_SENDER_UNAUTHENTICATED, /* the From: domain's DMARC policy rejects the message */
 	CAUSE_AUTH_CHECK_TEMPFAIL,   /* DKIM/DMARC could not finish (the DNS): temporary */
+	CAUSE_EDIT_FAILED,           /* a content filter's changes could not be stored (the disk): temporary */
 	CAUSE_COUNT
 };
 
@@ -185,6 +186,53 @@ struct policy_rcpt {
 /* Header fields the END_OF_DATA stages add, in total (folded lines included). */
 #define POLICY_ADDED_MAX (32u * 1024)
 
+struct policy_edits;     /* the changes asked for at the end of data (edits.c) */
+struct policy_rewrite;   /* what the spooled message becomes (edits.c, below) */
+
+/* END_OF_DATA: an envelope address as MAIL FROM or RCPT TO would give it (the SMTP
+ * parser's reading of it), with the ESMTP parameters the queue keeps. */
+struct policy_path {
+	char address[POLICY_ADDR_MAX];   /* formatted, as in replies; "" for <> */
+	char local[POLICY_LOCAL_MAX];    /* unquoted */
+	char domain[POLICY_DOMAIN_MAX];  /* lower case */
+	bool null;                       /* <> */
+	/* MAIL parameters (RFC 6152, RFC 6531, RFC 3461 §4.3-4.4); unset: unchanged */
+	bool body_set, eightbit, smtputf8;
+	int ret;                         /* 0: not given, 1: FULL, 2: HDRS */
+	char envid[101];
+	/* RCPT parameters (RFC 3461 §4.1-4.2) */
+	unsigned char notify;            /* 0: not given */
+	char orcpt[POLICY_ADDR_MAX + 16];   /* "rfc822;addr", or "" */
+};
+
+/* END_OF_DATA: how the asker lets stages change the spooled message (set by serve/
+ * when it builds the facts; a zeroed one: no change can be made, policy_edits_apply
+ * refuses with 451 4.3.0).  Called on the stage's thread; the session waits meanwhile,
+ * so nothing else writes the spool file. */
+struct policy_spool {
+	/* Replace the spooled message and its envelope (policy_edits_apply builds rw):
+	 * true with where the message now is in the same file (*offset, *size); false,
+	 * the old file untouched, with what failed in err. */
+	bool (*rewrite)(void *ctx, const struct policy_rewrite *rw, unsigned long long *offset,
+		unsigned long long *size, char *err, size_t errsz);
+	/* Read address ("a@b", "<a@b>", "<>") and its ESMTP arguments (NULL or "" for none)
+	 * as MAIL FROM / RCPT TO would, with the same parser: false with the parser's
+	 * words in err. */
+	bool (*parse_sender)(void *ctx, const char *address, const char *args, struct policy_path *out,
+		char *err, size_t errsz);
+	bool (*parse_rcpt)(void *ctx, const char *address, const char *args, struct policy_path *out,
+		char *err, size_t errsz);
+	/* policy_facts_free lets go of ctx (it may outlive the session: a stage that timed
+	 * out finishes on its thread). */
+	void (*release)(void *ctx);
+	void *ctx;
+	unsigned long long body_max;     /* a replacement body's bound ([limits] message_size) */
+};
+
+/* END_OF_DATA: what becomes of a message that passes (policy_facts_hold/discard). */
+enum policy_disposition { POLICY_QUEUE = 0, POLICY_HOLD, POLICY_DISCARD };
+#define POLICY_REASON_MAX 256
+
 /* Everything a decision is made on.  The asker fills in the request; stages may add
  * findings for the stages after them (a lookup stage records what it found, a later
  * pure stage judges it).  Owned by the run: self-contained, so that a stage on a worker
@@ -230,6 +278,12 @@ struct policy_facts {
 	 * (no NUL counted; the block is NUL-terminated).  NULL until the first. */
 	char *added;
 	size_t added_len;
+	/* END_OF_DATA: the changes asked for and not yet applied (policy_edit_*; NULL:
+	 * none), how to apply them (set by the asker), and the message's fate. */
+	struct policy_edits *edits;
+	struct policy_spool spool;
+	enum policy_disposition disposition;
+	char disposition_reason[POLICY_REASON_MAX];
 };
 
 /* A new, zeroed facts record for a decision at `point`; NULL on no memory. */
@@ -255,6 +309,94 @@ void policy_facts_free(struct policy_facts **f);
  * block past POLICY_ADDED_MAX octets.  Call it from the stage's decide() only (on
  * its worker thread, if does_io: the facts belong to the run). */
 bool policy_facts_add_header(struct policy_facts *f, const char *field);
+
+/* --- changes, holds and discards at the end of data (edits.c) ------------------- */
+
+#define POLICY_EDITS_MAX 512                 /* changes one message may ask for */
+#define POLICY_EDIT_TEXT_MAX (256u << 10)    /* their header fields, in total, as stored */
+#define POLICY_EDIT_FIELD_MAX (16u << 10)    /* one header field as stored */
+#define POLICY_EDIT_NAME_MAX 128             /* a header field name */
+#define POLICY_EDIT_HEADER_MAX (1u << 20)    /* the message header the edits can reach */
+#define POLICY_EDIT_BODY_DEFAULT (64ull << 20)   /* a replacement body's bound when spool.body_max is 0 */
+
+/* END_OF_DATA: changes a stage asks for (a content filter's milter modifications).
+ * Each is checked when asked (false: refused, nothing recorded: bad name or value,
+ * over a bound, an address the SMTP parser refuses) and applied, in the order asked,
+ * by policy_edits_apply.  The header sequence the indices count is H = the fields in
+ * f->added (in order) followed by the spooled message's fields (Postern's Received:
+ * first); that is also what a milter is sent.  A field is a whole field: its folded
+ * lines (CR LF then space or tab) go with it.  Each edit counts over H as the edits
+ * before it left it.  Values are as a milter sends them: without the space after the
+ * colon (one is put there unless the value begins with a space or tab), folded lines
+ * with LF or CR LF (stored as CR LF); a line end not followed by a space or tab, a
+ * bare CR or a control character other than tab is refused. */
+bool policy_edit_header_add(struct policy_facts *f, const char *name, const char *value);   /* end of H */
+/* Before field number index of H (0: first); past the end: at the end. */
+bool policy_edit_header_insert(struct policy_facts *f, unsigned index, const char *name, const char *value);
+/* Field name's nth occurrence (1-based, name case-insensitive; 0 counts as 1) gets
+ * value, keeping its place; value "" deletes it.  Fewer occurrences: a value is added
+ * at the end of H (as libmilter's smfi_chgheader), a deletion does nothing. */
+bool policy_edit_header_change(struct policy_facts *f, const char *name, unsigned nth, const char *value);
+/* The replacement body, in pieces: the first call starts it (an O_TMPFILE beside
+ * f->message_path), later calls append; line ends become CR LF (LF and CR alone
+ * included), a NUL or more than spool.body_max octets refuses the piece and spoils the
+ * replacement (policy_edits_apply then refuses the message 451 4.3.0).  It replaces
+ * everything after the header's blank line. */
+bool policy_edit_body_append(struct policy_facts *f, const void *p, size_t n);
+/* The envelope sender becomes address (with MAIL FROM's ESMTP arguments, or NULL). */
+bool policy_edit_sender(struct policy_facts *f, const char *address, const char *esmtp_args);
+/* A recipient is added (with RCPT TO's ESMTP arguments, NULL for none; one already
+ * there is not added twice) or deleted (every recipient of that address, compared
+ * case-insensitively; none: nothing). */
+bool policy_edit_rcpt_add(struct policy_facts *f, const char *address, const char *esmtp_args);
+bool policy_edit_rcpt_del(struct policy_facts *f, const char *address);
+/* Have changes been asked for and not applied yet? */
+bool policy_edits_pending(const struct policy_facts *f);
+/* What policy_edits_apply hands to f->spool.rewrite: the new message is head (the
+ * header fields as edited, the added fields folded in) followed by rest_len octets
+ * of rest_fd from rest_off (the rest of the spooled message, or the blank line and
+ * the replacement body); the envelope is sender (NULL: unchanged) and rcpts, in order. */
+struct policy_rewrite_rcpt {
+	const char *address;             /* formatted */
+	long old_index;                  /* its index in the envelope as spooled (f->rcpts); -1: added */
+	const struct policy_path *path;  /* added: the address and its parameters; else NULL */
+};
+struct policy_rewrite {
+	const char *head;
+	size_t head_len;
+	int rest_fd;
+	unsigned long long rest_off, rest_len;
+	const struct policy_path *sender;
+	const struct policy_rewrite_rcpt *rcpts;
+	size_t n_rcpts;
+	/* For the log line: what changed. */
+	size_t n_header_edits;
+	bool body_replaced;
+	size_t n_rcpts_added, n_rcpts_deleted;
+};
+/* Apply every change asked so far to the spooled message now, on the stage's thread:
+ * a new spool file replaces the old one (f->spool.rewrite); f->message_offset/size,
+ * f->address/local/domain/null_sender and f->rcpts/n_rcpts are updated (an added
+ * recipient has domain_local and quota false: delivery resolves it), f->added is
+ * folded into the message and emptied, the changes are cleared.  Nothing asked: true,
+ * nothing done.  Every recipient deleted: the message is discarded
+ * (policy_facts_discard).  False, with the verdict 451 4.3.0 in words and the old
+ * file intact, when the disk or memory fails or the message's header is larger than
+ * POLICY_EDIT_HEADER_MAX.  The milter stage calls it after its last filter; the
+ * signing stage (last) then signs the edited message. */
+bool policy_edits_apply(struct policy_facts *f, struct verdict *v);
+/* END_OF_DATA: the message is accepted (250) but held in the queue: every recipient
+ * held, the reason kept in its state file (written with the commit, before the message
+ * enters active/, so no delivery ever sees it unheld), shown by `postern queue list`,
+ * `list --held` and `show`, released with `postern queue release ID`.  Logged
+ * event=held with the reason.  reason: "quarantined by the content filter (rspamd):
+ * ...", truncated to POLICY_REASON_MAX. */
+void policy_facts_hold(struct policy_facts *f, const char *reason);
+/* END_OF_DATA: the message is accepted (250) and dropped, logged event=discarded with
+ * the reason and the queue id (the reference).  Wins over a hold. */
+void policy_facts_discard(struct policy_facts *f, const char *reason);
+/* Frees f->edits (policy_facts_free does). */
+void policy_edits_free(struct policy_edits **e);
 
 /* How an END_OF_DATA stage is written (DKIM signing, DMARC checking, later milters):
  *   - points = POLICY_AT(POLICY_AT_END_OF_DATA), does_io = true (it reads the file and

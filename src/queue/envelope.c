@@ -111,6 +111,27 @@ void queue_envelope_free(struct queue_envelope *env)
 	env->n_rcpts = 0;
 }
 
+bool queue_envelope_copy(struct queue_envelope *dst, const struct queue_envelope *src)
+{
+	*dst = *src;
+	size_t n = src->n_rcpts ? src->n_rcpts : 1;
+	dst->rcpts = calloc(n, sizeof(*dst->rcpts));
+	dst->notify = src->notify ? calloc(n, 1) : NULL;
+	dst->orcpt = src->orcpt ? calloc(n, sizeof(*dst->orcpt)) : NULL;
+	if (!dst->rcpts || (src->notify && !dst->notify) || (src->orcpt && !dst->orcpt)) {
+		queue_envelope_free(dst);
+		return false;
+	}
+	if (src->n_rcpts) {
+		memcpy(dst->rcpts, src->rcpts, src->n_rcpts * sizeof(*dst->rcpts));
+		if (src->notify)
+			memcpy(dst->notify, src->notify, src->n_rcpts);
+		if (src->orcpt)
+			memcpy(dst->orcpt, src->orcpt, src->n_rcpts * sizeof(*dst->orcpt));
+	}
+	return true;
+}
+
 /* Arrays sized for `cap` recipients (the rcpts array's capacity). */
 static bool dsn_arrays(struct queue_envelope *env, size_t cap, bool want_orcpt)
 {

@@ -66,6 +66,8 @@ struct queue_envelope {
 #define QUEUE_NOTIFY_DELAY 8
 enum { QUEUE_RET_DEFAULT = 0, QUEUE_RET_FULL, QUEUE_RET_HDRS };
 
+/* A deep copy of src into dst (its own arrays); false on no memory (dst then empty). */
+bool queue_envelope_copy(struct queue_envelope *dst, const struct queue_envelope *src);
 /* Set DSN data for recipient i (allocating the arrays on first use). */
 bool queue_envelope_set_dsn(struct queue_envelope *env, size_t i, unsigned char notify, const char *orcpt);
 
@@ -81,8 +83,12 @@ struct queue_rcpt_state {
 	char last_reply[QUEUE_REPLY_MAX];  /* "host: 450 4.2.0 ..." or a local reason */
 };
 
+#define QUEUE_HOLD_REASON_MAX 256
+
 struct queue_state {
-	bool held;                       /* the admin holds it: no delivery */
+	bool held;                       /* the admin (or a content filter) holds it: no delivery */
+	char hold_reason[QUEUE_HOLD_REASON_MAX];   /* why, when held at the commit ("quarantined by
+	                                    the content filter (rspamd): ..."); "" for the admin's hold */
 	bool delay_notified;             /* the delay notice went out */
 	bool damaged;                    /* the file was unreadable or corrupt: salvaged */
 	size_t recovered;                /* when damaged: recipients whose record was read */
@@ -128,6 +134,29 @@ bool queue_writer_write(struct queue_writer *w, const void *p, size_t n);
  * not end in CR LF, holds a NUL, or memory ran out. */
 bool queue_writer_set_added(struct queue_writer *w, const char *block, size_t len);
 bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen);   /* blocking */
+/* The envelope the file was opened (or last rewritten) with. */
+const struct queue_envelope *queue_writer_envelope(const struct queue_writer *w);
+/* One piece of a rewritten message: len octets from mem, or (mem NULL) from fd at off. */
+struct queue_piece {
+	const void *mem;
+	int fd;
+	uint64_t off, len;
+};
+/* Before the commit, replace the message being written (a content filter's changes,
+ * policy_edits_apply): a new file incoming/<qid>.edit gets env's records (env->qid is
+ * the writer's whatever env says) and the pieces in order, is written out (the commit
+ * fsyncs it) and renamed over incoming/<qid>; the writer then writes that file
+ * (queue_writer_message_offset and queue_writer_size tell where the new message is),
+ * and the commit (the added fields, the trailer, fsync, rename into active/) works
+ * unchanged.  A piece may read the old file itself: it stays open until the rename.
+ * False, with err in words, the old file and the writer as they were, when a write
+ * fails (lack of space is reported to the space watch) or memory runs out. */
+bool queue_writer_rewrite(struct queue_writer *w, const struct queue_envelope *env,
+	const struct queue_piece *pieces, size_t n, char *err, size_t errlen);
+/* Commit the message held (policy_facts_hold): its state file (every recipient
+ * pending, held, with reason) is written durably before the rename into active/, so
+ * no delivery thread ever sees the message unheld.  NULL or "" reason: not held. */
+bool queue_writer_set_hold(struct queue_writer *w, const char *reason);
 /* Write out what is buffered, so the file holds every octet given so far (the
  * end-of-data decision reads it).  A plain write, as queue_writer_write. */
 bool queue_writer_flush(struct queue_writer *w);

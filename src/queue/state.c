@@ -17,6 +17,7 @@
 /* queue/state/<qid>:
  *   POSTERN-STATE 2\n
  *   held 0|1\n
+ *   [hold-reason <why, percent-encoded>\n]      when held at the commit (a content filter)
  *   delay-notified 0|1\n
  *   r <index> <state> <attempts> <next_try> <last reply, percent-encoded, or ->\n ...
  * Written whole to a temporary file, fsync'd and renamed: never half updated. */
@@ -64,6 +65,9 @@ bool queue_state_parse(const char *data, size_t len, size_t n, struct queue_stat
 		int consumed = 0;
 		if (strcmp(line, "held 1") == 0 || strcmp(line, "held 0") == 0) {
 			st->held = line[5] == '1';
+		} else if (strncmp(line, "hold-reason ", 12) == 0) {
+			if (!queue_value_decode(line + 12, strlen(line + 12), st->hold_reason, sizeof(st->hold_reason)))
+				goto bad;
 		} else if (strcmp(line, "delay-notified 1") == 0 || strcmp(line, "delay-notified 0") == 0) {
 			st->delay_notified = line[15] == '1';
 		} else if (sscanf(line, "r %llu %llu %llu %lld %n", &idx, &state, &attempts, &next, &consumed) == 4 &&
@@ -187,6 +191,11 @@ bool queue_state_recover(const char *data, size_t len, size_t n, struct queue_st
 	state_salvage(data, len, n, st);
 	if (len >= strlen(STATE_MAGIC) && memcmp(data, STATE_MAGIC, strlen(STATE_MAGIC)) == 0) {
 		st->held = memmem(data, len, "\nheld 1\n", 8) != NULL;
+		const char *why = memmem(data, len, "\nhold-reason ", 13);
+		const char *end = why ? memchr(why + 13, '\n', len - (size_t)(why + 13 - data)) : NULL;
+		if (st->held && end && !queue_value_decode(why + 13, (size_t)(end - (why + 13)), st->hold_reason,
+			sizeof(st->hold_reason)))
+			st->hold_reason[0] = '\0';
 		st->delay_notified = memmem(data, len, "\ndelay-notified 1\n", 18) != NULL;
 	}
 	return true;
@@ -197,7 +206,10 @@ bool queue_state_write(struct queue *q, const char *qid, const struct queue_stat
 	struct buf b;
 	buf_init(&b, STATE_MAX);
 	buf_appends(&b, STATE_MAGIC);
-	buf_printf(&b, "held %d\ndelay-notified %d\n", st->held ? 1 : 0, st->delay_notified ? 1 : 0);
+	buf_printf(&b, "held %d\n", st->held ? 1 : 0);
+	if (st->held && st->hold_reason[0])
+		queue_record_put(&b, "hold-reason", st->hold_reason);
+	buf_printf(&b, "delay-notified %d\n", st->delay_notified ? 1 : 0);
 	for (size_t i = 0; i < st->n; i++) {
 		const struct queue_rcpt_state *r = &st->r[i];
 		buf_printf(&b, "r %zu %u %u %lld ", i, r->state, r->attempts, r->next_try);

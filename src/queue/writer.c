@@ -1,7 +1,9 @@
 /* writer.c - writing a new message into the spool and its durable commit (see
  * queue.h): created with O_EXCL in incoming/, the envelope records, the body, the
  * end record; then fsync, rename into active/ and fsync of the directory before the
- * caller may say 250 (invariant 1). */
+ * caller may say 250 (invariant 1).  Before the commit the message may be replaced
+ * whole (a content filter's changes: queue_writer_rewrite) and marked held (its
+ * state file written before the rename, queue_writer_set_hold). */
 #include "queue/queue.h"
 
 #include <errno.h>
@@ -29,6 +31,8 @@ struct queue_writer {
 	uint64_t body_size;
 	char *added;               /* queue_writer_set_added */
 	size_t added_len;
+	struct queue_envelope env; /* as written (queue_writer_open, queue_writer_rewrite) */
+	char hold_reason[QUEUE_HOLD_REASON_MAX];   /* queue_writer_set_hold; "": not held */
 	bool failed;
 	bool no_space;          /* failed with ENOSPC or EDQUOT */
 	bool committed;
@@ -83,7 +87,7 @@ struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envel
 		errno = e;   /* the caller tells "out of space" from other failures */
 		return NULL;
 	}
-	bool encoded = queue_envelope_encode(&w->wbuf, env);
+	bool encoded = queue_envelope_copy(&w->env, env) && queue_envelope_encode(&w->wbuf, env);
 	w->message_offset = w->wbuf.len;
 	if (!encoded || !writer_flush(w)) {
 		int e = w->no_space ? ENOSPC : EIO;
@@ -176,6 +180,35 @@ static bool write_tail(struct queue_writer *w)
 	return writer_flush(w);
 }
 
+bool queue_writer_set_hold(struct queue_writer *w, const char *reason)
+{
+	snprintf(w->hold_reason, sizeof(w->hold_reason), "%s", reason ? reason : "");
+	return true;
+}
+
+/* The state of a message held at the commit: every recipient pending, held, why;
+ * durable (queue_state_write: write, fsync, rename, fsync of state/) before the
+ * message's name appears in active/. */
+static bool write_hold(struct queue_writer *w, char *err, size_t errlen)
+{
+	struct queue_state st;
+	memset(&st, 0, sizeof(st));
+	st.n = w->env.n_rcpts;
+	st.r = calloc(st.n ? st.n : 1, sizeof(*st.r));
+	st.held = true;
+	snprintf(st.hold_reason, sizeof(st.hold_reason), "%s", w->hold_reason);
+	bool ok = st.r && queue_state_write(w->q, w->qid, &st);
+	int e = errno;
+	free(st.r);
+	if (!ok) {
+		snprintf(err, errlen, "cannot write the held state: %s", st.r ? strerror(e) : "out of memory");
+		w->failed = true;
+		return false;
+	}
+	queue_crash_at("hold-written");
+	return true;
+}
+
 bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
 {
 	if (!write_tail(w)) {
@@ -191,11 +224,15 @@ bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
 	close(w->fd);
 	w->fd = -1;
 	queue_crash_at("incoming-synced");
+	if (w->hold_reason[0] && !write_hold(w, err, errlen))
+		return false;
 	char dst[1100];
 	snprintf(dst, sizeof(dst), "%s/active/%s", w->q->root, w->qid);
 	if (rename(w->path, dst) != 0) {
 		snprintf(err, errlen, "rename to %s failed: %s", dst, strerror(errno));
 		w->failed = true;
+		if (w->hold_reason[0])
+			unlinkat(w->q->state_dirfd, w->qid, 0);
 		return false;
 	}
 	w->committed = true;
@@ -220,6 +257,99 @@ void queue_writer_free(struct queue_writer **wp)
 		unlink(w->path);
 	buf_free(&w->wbuf);
 	free(w->added);
+	queue_envelope_free(&w->env);
 	free(w);
 	*wp = NULL;
+}
+
+const struct queue_envelope *queue_writer_envelope(const struct queue_writer *w)
+{
+	return &w->env;
+}
+
+/* Copy len octets of fd from off into out; false with errno set (EIO: short). */
+static bool copy_range(int out, int fd, uint64_t off, uint64_t len)
+{
+	char buf[64 << 10];
+	while (len) {
+		size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+		ssize_t r = pread(fd, buf, want, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (r == 0)
+				errno = EIO;   /* the file is shorter than it should be */
+			return false;
+		}
+		if (!fileio_write_all(out, buf, (size_t)r))
+			return false;
+		off += (uint64_t)r;
+		len -= (uint64_t)r;
+	}
+	return true;
+}
+
+/* The new file's content: the envelope records, then every piece.  *offset and
+ * *size: where the message is in it.  False with errno set. */
+static bool rewrite_write(int fd, const struct queue_envelope *env, const struct queue_piece *pieces, size_t n,
+	uint64_t *offset, uint64_t *size)
+{
+	struct buf b;
+	buf_init(&b, HEADER_MAX);
+	bool ok = queue_envelope_encode(&b, env);
+	if (!ok)
+		errno = E2BIG;
+	ok = ok && fileio_write_all(fd, b.data, b.len);
+	*offset = b.len;
+	buf_free(&b);
+	*size = 0;
+	for (size_t i = 0; ok && i < n; i++) {
+		ok = pieces[i].mem ? fileio_write_all(fd, pieces[i].mem, (size_t)pieces[i].len)
+			: copy_range(fd, pieces[i].fd, pieces[i].off, pieces[i].len);
+		*size += pieces[i].len;
+	}
+	return ok;
+}
+
+bool queue_writer_rewrite(struct queue_writer *w, const struct queue_envelope *env,
+	const struct queue_piece *pieces, size_t n, char *err, size_t errlen)
+{
+	if (w->failed || w->committed || !writer_flush(w)) {
+		snprintf(err, errlen, "the message's spool file is no longer usable");
+		return false;
+	}
+	struct queue_envelope copy;
+	if (!queue_envelope_copy(&copy, env)) {
+		snprintf(err, errlen, "out of memory");
+		return false;
+	}
+	snprintf(copy.qid, sizeof(copy.qid), "%s", w->qid);
+	char tmp[1200];
+	snprintf(tmp, sizeof(tmp), "%s.edit", w->path);
+	unlink(tmp);   /* a leftover of an earlier try: never opened */
+	uint64_t offset = 0, size = 0;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	bool ok = fd >= 0 && rewrite_write(fd, &copy, pieces, n, &offset, &size);
+	if (ok)
+		queue_crash_at("rewrite-written");
+	ok = ok && rename(tmp, w->path) == 0;
+	if (!ok) {
+		int e = errno;
+		snprintf(err, errlen, "cannot write the changed message: %s", strerror(e));
+		if (e == ENOSPC || e == EDQUOT)
+			queue_space_exhausted(w->q);
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp);
+		queue_envelope_free(&copy);
+		errno = e;
+		return false;
+	}
+	close(w->fd);
+	w->fd = fd;
+	w->message_offset = offset;
+	w->body_size = size;
+	queue_envelope_free(&w->env);
+	w->env = copy;
+	return true;
 }

@@ -17,6 +17,7 @@
 #include "policy/policy.h"
 #include "queue/queue.h"
 #include "serve/decide.h"
+#include "serve/edit.h"
 #include "serve/login.h"
 #include "serve/service.h"
 #include "smtp/reply.h"
@@ -38,6 +39,9 @@ struct smtp_conn {
 	size_t added_len;
 	bool spool_no_space;             /* the last spool failure was for lack of space */
 	char qid[QUEUE_ID_LEN + 1];
+	struct spool_share *share;       /* the end-of-data stages' way to change it (serve/edit.h) */
+	enum policy_disposition disposition;   /* held or discarded at the commit (policy_facts_hold) */
+	char disposition_reason[POLICY_REASON_MAX];
 };
 
 struct commit_job {
@@ -46,6 +50,7 @@ struct commit_job {
 	char *added;
 	size_t added_len;
 	char qid[QUEUE_ID_LEN + 1];
+	char hold_reason[POLICY_REASON_MAX];   /* "": not held */
 	bool ok;
 	bool no_space;
 	char err[256];
@@ -54,7 +59,14 @@ struct commit_job {
 /* The message being received is dropped (aborted, refused, or the client left). */
 static void message_drop(struct smtp_conn *sc)
 {
+	if (sc->share) {
+		/* A stage may still be writing it (it timed out): freed when its facts go. */
+		spool_share_release(&sc->share, sc->writer != NULL);
+		sc->writer = NULL;
+	}
 	queue_writer_free(&sc->writer);
+	sc->disposition = POLICY_QUEUE;
+	sc->disposition_reason[0] = '\0';
 	free(sc->added);
 	sc->added = NULL;
 	sc->added_len = 0;
@@ -141,6 +153,10 @@ static void take_findings(struct smtp_conn *sc, const struct verdict *v, struct 
 	sc->added_len = f->added_len;
 	f->added = NULL;
 	f->added_len = 0;
+	sc->disposition = f->disposition;
+	snprintf(sc->disposition_reason, sizeof(sc->disposition_reason), "%s", f->disposition_reason);
+	if (policy_edits_pending(f))
+		log_event(LOG_WARN, "edits_unapplied", "conn=%llu qid=%s", (unsigned long long)conn_id(sc->conn), sc->qid);
 }
 
 static void decision_done(void *arg, const struct verdict *v, struct policy_facts *f)
@@ -167,14 +183,17 @@ static void decision_done(void *arg, const struct verdict *v, struct policy_fact
 }
 
 /* The end of data: where the stages read the message (the spool file, flushed by
- * hook_spool_flush), and its size as queued (our Received: field included). */
-static void message_facts(const struct smtp_conn *sc, struct policy_facts *f)
+ * hook_spool_flush), its size as queued (our Received: field included), and how they
+ * may change it (f->spool, serve/edit.h). */
+static void message_facts(struct smtp_conn *sc, struct policy_facts *f)
 {
 	if (f->point != POLICY_AT_END_OF_DATA || !sc->writer)
 		return;
 	snprintf(f->message_path, sizeof(f->message_path), "%s", queue_writer_path(sc->writer));
 	f->message_offset = queue_writer_message_offset(sc->writer);
 	f->message_size = queue_writer_size(sc->writer);
+	spool_share_release(&sc->share, false);
+	sc->share = spool_share_new(sc->writer, conn_id(sc->conn), sc->svc->conf->message_size, f);
 }
 
 /* MAIL, RCPT, the From: check and the end of data all go through the server's one
@@ -298,6 +317,7 @@ static void hook_spool_abort(void *ctx)
 static void commit_work(void *arg)
 {
 	struct commit_job *j = arg;
+	queue_writer_set_hold(j->writer, j->hold_reason);
 	if (!queue_writer_set_added(j->writer, j->added, j->added_len)) {
 		snprintf(j->err, sizeof(j->err), "the added header fields (%zu octets) cannot be stored", j->added_len);
 		j->ok = false;
@@ -316,7 +336,11 @@ static void commit_done(void *arg)
 	struct service *srv = sc->svc;
 	queue_writer_free(&j->writer);
 	free(j->added);
-	if (j->ok)
+	if (j->ok && j->hold_reason[0]) {
+		char q[POLICY_REASON_MAX * 4 + 8];
+		log_event(LOG_WARN, "held", "conn=%llu qid=%s reason=%s", (unsigned long long)conn_id(c), j->qid,
+			log_quote(q, sizeof(q), j->hold_reason, strlen(j->hold_reason), POLICY_REASON_MAX));
+	} else if (j->ok)
 		delivery_enqueue(srv->delivery, j->qid);
 	else if (!j->no_space)   /* lack of space: logged by the queue */
 		log_event(LOG_ERR, "spool_error", "conn=%llu qid=%s op=commit error=\"%s\"", (unsigned long long)conn_id(c),
@@ -331,9 +355,24 @@ static void commit_done(void *arg)
 	conn_process(c);
 }
 
+/* A message a stage discarded (policy_facts_discard): 250, nothing queued. */
+static void message_discard(struct smtp_conn *sc)
+{
+	char q[POLICY_REASON_MAX * 4 + 8];
+	log_event(LOG_WARN, "discarded", "conn=%llu qid=%s reason=%s", (unsigned long long)conn_id(sc->conn), sc->qid,
+		log_quote(q, sizeof(q), sc->disposition_reason, strlen(sc->disposition_reason), POLICY_REASON_MAX));
+	message_drop(sc);
+	smtp_session_commit_done(sc->session, true);
+}
+
 static void hook_spool_commit(void *ctx)
 {
 	struct smtp_conn *sc = ctx;
+	spool_share_release(&sc->share, false);   /* the stages are done: the commit takes the writer */
+	if (sc->disposition == POLICY_DISCARD) {
+		message_discard(sc);
+		return;
+	}
 	struct commit_job *j = calloc(1, sizeof(*j));
 	if (!j) {
 		message_drop(sc);
@@ -347,6 +386,9 @@ static void hook_spool_commit(void *ctx)
 	j->added_len = sc->added_len;
 	sc->added = NULL;
 	sc->added_len = 0;
+	if (sc->disposition == POLICY_HOLD)
+		snprintf(j->hold_reason, sizeof(j->hold_reason), "%s", sc->disposition_reason);
+	sc->disposition = POLICY_QUEUE;
 	memcpy(j->qid, sc->qid, sizeof(j->qid));
 	conn_busy(sc->conn);
 	workq_push(sc->svc->commitq, commit_work, commit_done, j);

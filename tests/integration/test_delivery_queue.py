@@ -150,6 +150,15 @@ def test_queue_admin_online(server_factory, dns):
     p = queue_cli(srv, "hold", m1)
     assert p.returncode == 0 and "held" in p.stdout, (p.stdout, p.stderr)
     assert queue_entry(srv, m1)["state"] == "held"
+    # --held lists the held messages only, each with why (the admin's hold has no reason)
+    p = queue_cli(srv, "list", "--held")
+    assert p.returncode == 0, p.stderr
+    assert m1 in p.stdout and m2 not in p.stdout and "1 held message(s)" in p.stdout, p.stdout
+    assert "held: by the administrator; postern queue release %s delivers it" % m1 in p.stdout, p.stdout
+    held = queue_json(srv, "--held")
+    assert [m["id"] for m in held] == [m1] and held[0]["hold_reason"] is None, held
+    p = queue_cli(srv, "show", m1)
+    assert "held:      by the administrator" in p.stdout, p.stdout
     with AioReceiver(["127.0.0.8"], port) as rx:
         p = queue_cli(srv, "flush")
         assert p.returncode == 0 and "flushing" in p.stdout, (p.stdout, p.stderr)

@@ -36,6 +36,8 @@ static const struct row rows[] = {
 	{ "530 5.7.0 Authentication required", "not_authenticated" },                                      /* Postfix/Exchange */
 	{ "550 5.7.1 Message refused: the message claims to be from example.com, but example.com's DMARC policy says to reject mail that neither SPF nor DKIM confirms; SPF: 192.0.2.7 is not allowed to send for example.com; DKIM: no signature (ref 1.4)", "dmarc_failed" }, /* Postern */
 	{ "451 4.4.3 Message not accepted: temporary failure: the DMARC check of example.com could not finish: the DNS lookup of _dmarc.example.com failed (TIMEOUT) (ref 1.5)", "server_unavailable" }, /* Postern */
+	{ "451 4.3.0 Message not accepted: temporary failure: the changes the content filter asked for could not be stored on this server (ref 1.6)", "server_unavailable" }, /* Postern */
+	{ "552 5.3.4 Message refused: the message's header is larger than 1 MB, too large for the changes the content filter asked for (ref 1.7)", "message_too_large" }, /* Postern */
 	{ "530 5.7.0 authentication required: this is a submission port, and it accepts mail only from users who have logged in (ref 1.1)", "not_authenticated" }, /* Postern */
 	{ "530 5.7.57 SMTP; Client was not authenticated to send anonymous mail during MAIL FROM", "not_authenticated" }, /* Office 365 */
 	{ "530 5.7.0 Must issue a STARTTLS command first", "tls_required" },                               /* Postfix/Gmail */
