@@ -4,7 +4,10 @@
  * unique across restarts although connection numbers start again at 1; references
  * from versions before run ids are C.N (the last match in the log wins).  The
  * connection's earlier lines (connect, tls, login, login_failed) and the listener's
- * `listening` line give the listener, client address, TLS and login state. */
+ * `listening` line give the listener, client address, TLS and login state; an
+ * `event=wrong_port ... ref=R` line after the refusal (the port-25 trap,
+ * smtp/wrong_port.c) says the mail program was on the wrong port, and which ports
+ * it should use. */
 #include "diag/reflog.h"
 
 #include <stdio.h>
@@ -22,6 +25,7 @@ struct decision {
 	char ts[64], conn[32], client[64], listener[64], role[32], tls_mode[32];
 	char tls[256], login[FIELD_MAX], login_failed[FIELD_MAX];
 	char cmd[32], code[8], enh[16], reason[FIELD_MAX], cause[FIELD_MAX], arg[FIELD_MAX];
+	char wrong_port[FIELD_MAX];   /* the wrong_port line's words, "" without one */
 	long line;
 	bool found;
 };
@@ -150,6 +154,8 @@ static void scan_line(struct scan *s, const char *line, long lineno)
 		return;
 	if (strcmp(event, "refused") == 0 && FIELD(line, "ref", ref) && strcmp(ref, s->ref) == 0)
 		note_refusal(s, line, lineno);
+	else if (strcmp(event, "wrong_port") == 0 && FIELD(line, "ref", ref) && strcmp(ref, s->ref) == 0)
+		FIELD(line, "words", s->hit.wrong_port);
 	else
 		note_conn_event(s, event, line);
 }
@@ -180,6 +186,8 @@ static void print_decision_text(const struct decision *d, const char *path, cons
 	printf("  login:     %s\n", login);
 	printf("  command:   %s %s\n", or_dash(d->cmd), d->arg);
 	printf("  reply:     %s %s\n", or_dash(d->code), or_dash(d->enh));
+	if (d->wrong_port[0])
+		diag_wrap(stdout, 13, "  port:", d->wrong_port);
 	diag_wrap(stdout, 13, "  decision:", d->cause[0] ? d->cause : or_dash(d->reason));
 	if (d->reason[0] && d->cause[0])
 		diag_wrap(stdout, 13, "  reason:", d->reason);
@@ -214,6 +222,7 @@ static void print_decision_json(const char *ref, const struct decision *d, const
 	json_kv("enhanced", d->enh, true);
 	json_kv("decision", d->cause[0] ? d->cause : d->reason, true);
 	json_kv("reason", d->reason, true);
+	json_kv("wrong_port", d->wrong_port, true);
 	printf("\"causes\": [");
 	for (int i = 0; i < r->n_causes; i++) {
 		printf(i ? ", " : "");
@@ -259,8 +268,9 @@ int reflog_explain(const struct explain_kb *kb, const char *ref, const char *pat
 		rc = 1;
 	} else {
 		/* The code, enhanced code and the logged reason are what explain matches. */
-		char text[3 * FIELD_MAX];
-		snprintf(text, sizeof(text), "%s %s %s %s", s->hit.code, s->hit.enh, s->hit.cause, s->hit.reason);
+		char text[4 * FIELD_MAX + 8];
+		snprintf(text, sizeof(text), "%s %s %s %s %s", s->hit.code, s->hit.enh, s->hit.cause, s->hit.reason,
+			s->hit.wrong_port);
 		struct explain_result r;
 		explain_match(kb, text, strlen(text), &r);
 		if (json)

@@ -8,10 +8,12 @@
 
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,8 +61,16 @@ static bool bind_listener(struct service *srv, const struct conf_listener *cl)
 		log_event(LOG_ERR, "listen_error", "listener=%s address=%s port=%u error=\"%s\"", cl->name, cl->address, cl->port, err);
 		return false;
 	}
+	/* The port as bound, for the words that name it (smtp.c: the port-25 trap). */
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	size_t i = (size_t)(cl - srv->conf->listeners);
+	if (i < CONF_LISTENERS_BOUND)
+		srv->bound_port[i] = getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ? cl->port
+			: ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
 	return net_listen(srv->net, cl, cl->role == ROLE_POP3 ? &pop3_proto_ops : &smtp_proto_ops, srv, fd);
 }
+_Static_assert(CONF_LISTENERS_BOUND == CONF_MAX_LISTENERS, "service.h bound_port");
 
 /* Invariant 7: after binding as root, run as the configured unprivileged user, with
  * no way back (no_new_privs, an empty capability bounding set). */

@@ -12,6 +12,7 @@
 #include "util/id.h"
 
 #define POP_LOGIN_BUCKETS 1024
+#define CONF_LISTENERS_BOUND 16   /* = CONF_MAX_LISTENERS (conf/conf.h; server.c checks) */
 
 struct conf;
 struct conn;
@@ -62,6 +63,7 @@ struct service {
 	struct event *sig_term, *sig_int, *shutdown_timer;
 	bool shutting_down;
 	char run_id[RUN_ID_MAX];              /* first part of every log reference (util/id.h) */
+	unsigned bound_port[CONF_LISTENERS_BOUND];   /* each listener's port as bound (port 0: the kernel's) */
 	struct pop_login *pop_logins[POP_LOGIN_BUCKETS];
 };
 

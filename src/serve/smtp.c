@@ -417,6 +417,25 @@ static void hook_hold(void *ctx, unsigned ms)
 	smtp_session_hold_done(sc->session);   /* no timer: answer now rather than never */
 }
 
+/* This listener's port and the server's submission ports as bound (the port-25
+ * trap names them: smtp/wrong_port.c). */
+static void submission_ports(const struct service *srv, const struct conf_listener *l, struct smtp_conn_info *info)
+{
+	const struct conf *cf = srv->conf;
+	for (size_t i = 0; i < cf->n_listeners && i < CONF_LISTENERS_BOUND; i++) {
+		const struct conf_listener *o = &cf->listeners[i];
+		unsigned port = srv->bound_port[i] ? srv->bound_port[i] : o->port;
+		if (o == l)
+			info->port = port;
+		if (o->role != ROLE_SUBMISSION)
+			continue;
+		if (o->tls == TLS_IMPLICIT && !info->submissions_port)
+			info->submissions_port = port;
+		else if (o->tls == TLS_STARTTLS && !info->submission_port)
+			info->submission_port = port;
+	}
+}
+
 static bool op_start(struct conn *c, const char *tls_desc)
 {
 	struct service *srv = conn_ctx(c);
@@ -436,6 +455,7 @@ static bool op_start(struct conn *c, const char *tls_desc)
 		.tls_description = tls_desc, .allow_plaintext_auth = l->allow_plaintext_auth,
 		.check_from_header = cf->check_from_header, .authserv_id = conf_authserv_id(cf),
 	};
+	submission_ports(srv, l, &info);
 	struct smtp_limits lim = {
 		.max_message = cf->message_size, .max_recipients = (unsigned)cf->recipients,
 		.max_line = (size_t)cf->line_length, .max_bad_commands = (unsigned)cf->bad_commands,

@@ -83,6 +83,13 @@ static void auth_progress(struct smtp_session *s, enum login_step st)
 	bad_command(s);
 }
 
+/* AUTH belongs to the submission listeners (RFC 6409); an mx listener never offers
+ * it, before or after STARTTLS (wrong_port.c answers it there). */
+bool smtp_auth_offered(const struct smtp_session *s)
+{
+	return s->hooks.auth_verify != NULL && !wrong_port_applies(s);
+}
+
 /* May a password be sent here now (auth/login.h: RFC 4954 §4)?  EHLO offers AUTH
  * only then. */
 enum login_transport smtp_login_transport(const struct smtp_session *s)

@@ -29,7 +29,7 @@ static void cmd_helo_common(struct smtp_session *s, const struct smtp_command *c
 		return;
 	}
 	bool tls = s->info.tls_offered && !s->secure;
-	bool auth = s->hooks.auth_verify && !s->login && smtp_login_transport(s) == LOGIN_TRANSPORT_OK;
+	bool auth = smtp_auth_offered(s) && !s->login && smtp_login_transport(s) == LOGIN_TRANSPORT_OK;
 	reply_writef(&s->out, 250, NULL,
 		"%s Hello [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\nENHANCEDSTATUSCODES\nCHUNKING\nDSN%s%s\nHELP",
 		s->hostname, s->client_addr, (unsigned long long)s->limits.max_message,

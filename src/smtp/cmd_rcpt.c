@@ -76,8 +76,9 @@ static bool rcpt_syntax_ok(struct smtp_session *s, const struct smtp_command *c,
 	return false;
 }
 
-/* Refuse a recipient with a verdict; remember it for the 503. */
-static void refuse_rcpt(struct smtp_session *s, const char *addr, const struct verdict *v)
+/* Refuse a recipient with a verdict; remember it for the 503.  ref_out (may be
+ * NULL) gets the refusal's reference. */
+static void refuse_rcpt(struct smtp_session *s, const char *addr, const struct verdict *v, char *ref_out, size_t ref_outsz)
 {
 	char what[SMTP_ADDR_MAX + 3], ref[32];
 	snprintf(what, sizeof(what), "<%s>", addr);
@@ -86,6 +87,8 @@ static void refuse_rcpt(struct smtp_session *s, const char *addr, const struct v
 	remember_refusal(s->tx, addr, v, ref);
 	if (v->kind == VERDICT_PERM && policy_cause_is_guess(v->cause))
 		count_guess(s, reply_start);
+	if (ref_out)
+		snprintf(ref_out, ref_outsz, "%s", ref);
 }
 
 /* Add an accepted recipient to the transaction; false: out of memory (answered). */
@@ -128,7 +131,7 @@ void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	struct verdict v;
 	if (path.utf8 && !tx->params.smtputf8) {
 		reply_verdict(&v, V_RCPT_NOT_ASCII, CAUSE_NON_ASCII_ADDRESS, NULL);
-		refuse_rcpt(s, addr, &v);
+		refuse_rcpt(s, addr, &v, NULL, 0);
 		return;
 	}
 	for (size_t i = 0; i < tx->n_rcpts; i++) {
@@ -166,8 +169,17 @@ void rcpt_decided(struct smtp_session *s, const struct verdict *v)
 		return;
 	char addr[SMTP_ADDR_MAX + 1];
 	smtp_path_format(&s->rcpt_asked, addr, sizeof(addr));
+	if (v->kind != VERDICT_OK && v->cause == CAUSE_RELAY_NOT_LOGGED_IN && wrong_port_applies(s)) {
+		/* The port-25 trap: a mail program sending to another domain on the mx port. */
+		struct verdict trapped = *v;
+		char ref[32];
+		wrong_port_relay_verdict(s, &trapped);
+		refuse_rcpt(s, addr, &trapped, ref, sizeof(ref));
+		wrong_port_relay_refused(s, ref);
+		return;
+	}
 	if (v->kind != VERDICT_OK) {
-		refuse_rcpt(s, addr, v);
+		refuse_rcpt(s, addr, v, NULL, 0);
 		return;
 	}
 	if (add_rcpt(s, &s->rcpt_asked, &s->rcpt_asked_params))

@@ -159,6 +159,7 @@ void reply_no_recipients(struct smtp_session *s, const char *verb)
 		name_refused_rcpts(tx, &text);
 	}
 	name_login_trouble(s, &text);
+	wrong_port_503_line(s, &text);
 	buf_appends(&text, policy_best_fix(counts));
 	struct verdict v;
 	reply_verdict(&v, V_NOTHING_TO_SEND, CAUSE_NONE, "");

@@ -157,6 +157,24 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 	E(R_FROM_TOO_MANY, 550, ENH_PERM_MEDIA, "Message refused: its From: header field lists more than %d addresses, too many to check",
 		"Send from one address, set in the account settings of your mail program; nothing was accepted"),
 	E(R_READY_TLS, 220, ENH_OK, "Ready to start TLS", NULL),   /* RFC 3207 §4 */
+	/* The port-25 trap (wrong_port.c).  An mx listener takes mail for the local domains
+	 * from other servers (RFC 5321); mail programs submit on the submission ports (RFC
+	 * 6409, RFC 8314).  AUTH is never offered on mx, so it is a command not implemented
+	 * here (RFC 5321 §4.2.4: 502; RFC 3463 X.5.1 "invalid command"), answered before any
+	 * credentials are asked for or read.  The second %s is this server's submission
+	 * ports ("465 with SSL/TLS, or 587 with STARTTLS"). */
+	E(R_AUTH_WRONG_PORT, 502, ENH_PERM_INVALID_COMMAND,
+		"AUTH is not offered on port %u: it is for mail from other mail servers\n"
+		"Mail programs log in and send on this server's submission port: %s",
+		"In your mail program set the outgoing server (SMTP) to that port and security, with authentication \"normal password\" and your full email address as the user name"),
+	/* The relay refusal's hint on an mx listener: text %u this port, %s the ports. */
+	E(R_RELAY_WRONG_PORT, 554, ENH_PERM_NOT_AUTHORIZED,
+		"Port %u is for mail from other mail servers; mail programs send on this server's submission port: %s",
+		"In your mail program set the outgoing server (SMTP) to that port and turn on \"My outgoing server (SMTP) requires authentication\""),
+	/* A line of the 503 at DATA after such a refusal (explain503.c). */
+	E(R_WRONG_PORT_503, 503, ENH_PERM_INVALID_COMMAND,
+		"Wrong port: port %u is for mail from other mail servers; send on this server's submission port: %s, after logging in",
+		"Change the outgoing server (SMTP) settings of the mail program"),
 };
 
 /* Verdicts made in the session; the hint "" adds no line (as a verdict's empty hint). */

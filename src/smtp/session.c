@@ -162,7 +162,7 @@ static bool offered(const struct smtp_session *s, enum smtp_verb verb)
 {
 	switch (verb) {
 	case SMTP_STARTTLS: return s->info.tls_offered;
-	case SMTP_AUTH: return s->hooks.auth_verify != NULL;
+	case SMTP_AUTH: return smtp_auth_offered(s);
 	default: return true;
 	}
 }
@@ -185,8 +185,13 @@ static bool gate(struct smtp_session *s, const struct cmd_def *d, const struct s
 	unsigned f = d->flags;
 	if ((f & F_NEED_HELO) && !s->helo_seen)
 		return gate_refuse(s, true, R_NEED_HELO);
-	if ((f & F_OFFERED) && !offered(s, c->verb))
+	if ((f & F_OFFERED) && !offered(s, c->verb)) {
+		if (c->verb == SMTP_AUTH && s->hooks.auth_verify && wrong_port_applies(s)) {
+			wrong_port_refuse_auth(s);   /* before any credentials are read */
+			return false;
+		}
 		return gate_refuse(s, false, d->unavailable);
+	}
 	if ((f & F_BEFORE_AUTH) && s->login)
 		return gate_refuse(s, true, R_AUTH_TWICE);
 	if ((f & F_BEFORE_TLS) && s->secure)

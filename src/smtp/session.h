@@ -57,6 +57,13 @@ struct smtp_conn_info {
 	const char *client_name;   /* verified reverse name, or NULL */
 	const char *listener;      /* listener name, for logs */
 	bool submission;           /* role = submission */
+	unsigned port;             /* the port this listener is bound to (for the words) */
+	/* This server's submission listeners, as bound (RFC 8314 §3.3 / RFC 6409): the
+	 * first with implicit TLS (465 style) and the first with STARTTLS (587 style), 0
+	 * when there is none.  On an mx listener the port-25 trap names them
+	 * (wrong_port.c). */
+	unsigned submissions_port;
+	unsigned submission_port;
 	bool trusted_network;
 	bool tls_offered;          /* STARTTLS may be offered (RFC 3207) */
 	bool tls_active;           /* implicit TLS: secure from the first byte (RFC 8314) */

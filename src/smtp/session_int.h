@@ -128,6 +128,7 @@ struct smtp_session {
 	const char *group_ender;
 	const char *cmd_name;              /* the command being answered, for the log */
 	bool pipelining_noted;             /* a client that did not wait was logged once */
+	bool wrong_port_seen;              /* the port-25 trap refused something (wrong_port.c) */
 	/* A refused BDAT chunk (ST_BDAT_DISCARD): its octets are read and dropped, since
 	 * they follow the command whatever the reply (RFC 3030 §2), and the one reply
 	 * comes once they are all read.  No transaction is made up for it. */
@@ -206,6 +207,21 @@ void bdat_discard_done(struct smtp_session *s);
 void auth_line(struct smtp_session *s, const char *line, size_t len);
 /* May a password be sent here now (auth/login.h)?  The gate's F_NEED_TLS, and EHLO. */
 enum login_transport smtp_login_transport(const struct smtp_session *s);
+
+/* --- wrong_port.c: the port-25 trap -------------------------------------- */
+
+/* Is this listener one where mail programs do not belong (role mx)? */
+bool wrong_port_applies(const struct smtp_session *s);
+/* Is AUTH offered here: a login front end, on a submission listener only. */
+bool smtp_auth_offered(const struct smtp_session *s);
+/* AUTH on an mx listener: 502 5.5.1 naming the submission ports, event=wrong_port. */
+void wrong_port_refuse_auth(struct smtp_session *s);
+/* A relay refusal on an mx listener: its hint names the submission ports; then,
+ * once it was written with reference ref, the event=wrong_port line. */
+void wrong_port_relay_verdict(const struct smtp_session *s, struct verdict *v);
+void wrong_port_relay_refused(struct smtp_session *s, const char *ref);
+/* The 503 at DATA after either: a line naming the ports (nothing otherwise). */
+void wrong_port_503_line(const struct smtp_session *s, struct buf *text);
 
 /* --- the handlers of the command table ------------------------------------ */
 

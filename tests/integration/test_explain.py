@@ -75,9 +75,12 @@ def test_ref_from_server_log(server_factory):
     p = run_cli(["explain", "--ref", ref, "--log", str(srv.log_path)])
     assert p.returncode == 0, p.stderr
     assert "client:    127.0.0.2" in p.stdout and "listener:  smtp" in p.stdout, p.stdout
-    assert "not logged in" in p.stdout and "RCPT" in p.stdout and "not_authenticated" in p.stdout, p.stdout
+    # on the mx listener the refusal is the port-25 trap (test_wrong_port.py): the wrong
+    # port comes first, not logging in second
+    assert "not logged in" in p.stdout and "RCPT" in p.stdout and "wrong_port" in p.stdout, p.stdout
     p = run_cli(["explain", "--json", "--ref", ref, "--log", str(srv.log_path)])
     out = json.loads(p.stdout)
-    assert out["client"] == "127.0.0.2" and out["code"] == 554 and out["causes"][0]["id"] == "not_authenticated"
+    assert out["client"] == "127.0.0.2" and out["code"] == 554 and out["causes"][0]["id"] == "wrong_port"
+    assert [c["id"] for c in out["causes"]][:2] == ["wrong_port", "not_authenticated"], out
     p = run_cli(["explain", "--ref", "99.9", "--log", str(srv.log_path)])
     assert p.returncode == 1 and "no refusal" in p.stderr

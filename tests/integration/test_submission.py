@@ -387,8 +387,8 @@ def test_from_with_more_addresses_than_checked_refused(srv):
     assert srv.wait_delivered(ALICE, 1, timeout=0.5) == []
 
 
-def test_from_header_check_on_mx_port_after_login(srv):
-    with connect_tls(srv, "smtp") as c:
+def test_from_header_check_after_login_to_other_domain(srv):
+    with connect_tls(srv, "submission") as c:
         assert auth_plain(c).is_(235, "2.7.0")
         r = c.cmd("MAIL FROM:<bob@example.test>")
         assert r.is_(553, "5.7.1"), r

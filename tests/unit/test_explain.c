@@ -128,6 +128,9 @@ static const struct row rows[] = {
 	{ "error:0A00010B:SSL routines::wrong version number", "tls_mode_mismatch" },
 	{ "554 5.7.0 mx.example.test No SMTP service in plaintext here: this port expects TLS from the first byte (RFC 8314)", "tls_mode_mismatch" }, /* Postern */
 	{ "Connection to smtp.example.org port 25 timed out", "port_blocked" },
+	/* the port-25 trap (smtp/wrong_port.c), as Postern words it */
+	{ "502-5.5.1 AUTH is not offered on port 25: it is for mail from other mail servers\n502-5.5.1 Mail programs log in and send on this server's submission port: 465 with SSL/TLS, or 587 with STARTTLS\n502 5.5.1 In your mail program set the outgoing server (SMTP) to that port and security (ref 4.2.1)", "wrong_port" }, /* Postern */
+	{ "554-5.7.1 <bob@example.org>: relaying denied: example.org is not a domain of this server, and this server only relays mail for clients that have logged in; you have not logged in\n554-5.7.1 Port 25 is for mail from other mail servers; mail programs send on this server's submission port: 465 with SSL/TLS, or 587 with STARTTLS\n554 5.7.1 In your mail program set the outgoing server (SMTP) to that port (ref 4.2.2)", "wrong_port" }, /* Postern */
 	{ "SSL certificate problem: self-signed certificate", "certificate_untrusted" },
 	{ "certificate verify failed: certificate has expired", "certificate_expired" },
 	{ "hostname mismatch, certificate is not valid for 'mail.example.org'", "certificate_name_mismatch" },
