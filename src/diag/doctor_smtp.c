@@ -346,8 +346,11 @@ static bool step_relay(struct doctor *d, struct net_client *p)
 	}
 	doctor_first_line(d->last.lines, l1, sizeof(l1));
 	const char *cause = doctor_reply_cause(d, &d->last, "unknown");
-	bool relay = strcmp(cause, "not_authenticated") == 0 || strcmp(cause, "untrusted_network") == 0;
-	if (!d->logged_in && relay)
+	/* wrong_port: Postern's port-25 trap said which port to use; that is the fix for a
+	 * mail program (with --no-login the client is a server: its network is the fix). */
+	bool wrong_port = strcmp(cause, "wrong_port") == 0;
+	bool relay = strcmp(cause, "not_authenticated") == 0 || strcmp(cause, "untrusted_network") == 0 || wrong_port;
+	if (!d->logged_in && relay && (!wrong_port || d->no_login))
 		cause = d->no_login ? "untrusted_network" : "not_authenticated";
 	if (!d->logged_in && relay)
 		return doctor_fail(d, STEP_RELAY, cause, "Relaying refused for %s (not logged in): %s. Without this fix a mail "

@@ -161,7 +161,8 @@ def test_not_logged_in_on_submission_port(good):
 
 def test_not_logged_in_relay_on_port_25(good):
     p, out = doctor(good, "--port", "25", ca=good.ca)
-    assert_cause(p, out, "not_authenticated", 7)
+    # Postern's port-25 trap names the submission ports: the wrong port is the cause
+    assert_cause(p, out, "wrong_port", 7)
     assert "503 valid RCPT command must precede DATA" in out["verdict"]["message"]
 
 
