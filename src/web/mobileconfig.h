@@ -1,0 +1,40 @@
+/* mobileconfig.h - Apple configuration profiles that set up a mail account on iOS,
+ * iPadOS and macOS with the running server's settings (GET
+ * /apple/profile.mobileconfig?email=ADDRESS), signed with the server's certificate so
+ * the device shows the signer instead of "Not Verified".
+ *
+ * The settings are autoconfig's (web/autoconfig.h: the submission and POP3 listeners
+ * with TLS, implicit TLS first, never mx or tls = none), so every generator tells a
+ * mail program the same thing.  The profile is a property list holding one
+ * com.apple.mail.managed payload (Apple's Configuration Profile Reference); the
+ * signature is CMS SignedData (RFC 5652) in DER with the content encapsulated. */
+#ifndef POSTERN_WEB_MOBILECONFIG_H
+#define POSTERN_WEB_MOBILECONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/x509.h>
+
+#include "util/buf.h"
+#include "web/autoconfig.h"
+
+struct web_site;
+struct web_worker;
+struct http_request;
+struct http_response;
+
+#define MOBILECONFIG_MAX (16 * 1024)        /* a profile is about 3 KiB */
+
+/* The profile (plist XML) for `address` (valid, domain lower case: autoconfig_address_valid).
+ * PayloadUUID and PayloadIdentifier are derived from a hash of the host name and the
+ * address (RFC 9562 §5.8 version 8), so a profile downloaded again replaces the one
+ * installed.  false: no submission or no POP3 endpoint to set up, or out is full. */
+bool mobileconfig_render(const struct autoconfig_settings *s, const char *address, struct buf *out);
+
+/* Sign p (n octets) with cert and key, the chain included (may be NULL): CMS_sign with
+ * CMS_BINARY, DER.  *der is OPENSSL_malloc'd (OPENSSL_free it).  false: nothing signed. */
+bool mobileconfig_sign(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain, const void *p, size_t n,
+	unsigned char **der, size_t *der_len);
+
+#endif
