@@ -399,7 +399,7 @@ static bool starts_field(const char *p, size_t n)
  * seen within buf (a blank line or a line that is no field). */
 static bool fields_parse(const char *buf, size_t len, struct hlist *h, size_t *used, bool *ended)
 {
-	size_t pos = 0;
+	size_t pos = 0, first = h->n;   /* fields of another buffer come before: never folded into */
 	*ended = false;
 	while (pos < len) {
 		const char *nl = memchr(buf + pos, '\n', len - pos);
@@ -408,7 +408,7 @@ static bool fields_parse(const char *buf, size_t len, struct hlist *h, size_t *u
 		size_t ll = (size_t)(nl - (buf + pos)) + 1;
 		const char *line = buf + pos;
 		if (line[0] == ' ' || line[0] == '\t') {
-			if (h->n == 0) {
+			if (h->n == first) {
 				*ended = true;
 				break;
 			}
@@ -598,7 +598,13 @@ static const char *build_message(struct policy_facts *f, struct apply *a)
 	bool body = e->body_fd >= 0;
 	if (body && e->body_len && !e->body_ends_lf && !body_store(e, (const unsigned char *)"\r\n", 2, UINT64_MAX))
 		return "cannot write the replacement body";
-	size_t total = body ? 2 : 0;
+	/* The header ends in its blank line: a new body after it, or a rest without one (a
+	 * body line right after the fields, which a field put before it would swallow if
+	 * it began with a space) gets it. */
+	const char *rest = a->msg + a->msg_used;
+	size_t rest_n = a->msg_len - a->msg_used;
+	bool blank = body || (rest_n > 0 && !(rest_n >= 2 && rest[0] == '\r' && rest[1] == '\n'));
+	size_t total = blank ? 2 : 0;
 	for (size_t i = 0; i < a->h.n; i++)
 		total += a->h.v[i].len;
 	if (!(a->head = malloc(total + 1)))
@@ -607,7 +613,7 @@ static const char *build_message(struct policy_facts *f, struct apply *a)
 		memcpy(a->head + a->head_len, a->h.v[i].p, a->h.v[i].len);
 		a->head_len += a->h.v[i].len;
 	}
-	if (body) {
+	if (blank) {
 		memcpy(a->head + a->head_len, "\r\n", 2);
 		a->head_len += 2;
 	}

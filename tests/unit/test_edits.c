@@ -45,6 +45,8 @@ static const char message[] =
 	"\r\n"
 	"body line\r\n.dot line\r\n";
 
+static const char *spool_text = message;   /* what setup spools */
+
 static int setup(void **state)
 {
 	struct fixture *fx = calloc(1, sizeof(*fx));
@@ -74,7 +76,7 @@ static int setup(void **state)
 	if (!fx->w)
 		return -1;
 	memcpy(fx->qid, env.qid, sizeof(fx->qid));
-	assert_true(queue_writer_write(fx->w, message, sizeof(message) - 1));
+	assert_true(queue_writer_write(fx->w, spool_text, strlen(spool_text)));
 	assert_true(queue_writer_flush(fx->w));
 	struct policy_facts *f = policy_facts_new(POLICY_AT_END_OF_DATA);
 	snprintf(f->message_path, sizeof(f->message_path), "%s", queue_writer_path(fx->w));
@@ -90,6 +92,17 @@ static int setup(void **state)
 	fx->f = f;
 	*state = fx;
 	return 0;
+}
+
+/* A message whose first line is folded (no field to fold into): it is no field of
+ * H, never joins the last added field (a fuzzer found that), and no field put at the
+ * end of H swallows it. */
+static int setup_folded_first(void **state)
+{
+	spool_text = "\tnot a field\r\nSubject: x\r\n\r\nbody\r\n";
+	int r = setup(state);
+	spool_text = message;
+	return r;
 }
 
 static int teardown(void **state)
@@ -314,6 +327,22 @@ static void test_null_sender_and_dsn_kept(void **state)
 	free(got);
 }
 
+static void test_folded_first_line(void **state)
+{
+	struct fixture *fx = *state;
+	struct policy_facts *f = fx->f;
+	assert_true(policy_facts_add_header(f, "Authentication-Results: mx.example.test; none"));
+	assert_true(policy_edit_header_add(f, "X-End", "of H"));
+	struct verdict v;
+	assert_true(policy_edits_apply(f, &v));
+	char *now = spooled(f);
+	/* H is the added field alone; the message, all body, follows it after the blank
+	 * line that ends the header */
+	assert_string_equal(now, "Authentication-Results: mx.example.test; none\r\nX-End: of H\r\n\r\n"
+		"\tnot a field\r\nSubject: x\r\n\r\nbody\r\n");
+	free(now);
+}
+
 static void test_every_rcpt_deleted(void **state)
 {
 	struct fixture *fx = *state;
@@ -486,6 +515,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_envelope, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_null_sender_and_dsn_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_every_rcpt_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_folded_first_line, setup_folded_first, teardown),
 		cmocka_unit_test_setup_teardown(test_write_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_session_gave_up, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hold_at_commit, setup, teardown),
