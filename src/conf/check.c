@@ -156,6 +156,28 @@ static void check_mailauth(struct parse_state *ps)
 		}
 }
 
+/* Role http: TLS is implicit (https, port 443 style) or none (port 80 style); HTTP
+ * has no STARTTLS (RFC 2817's Upgrade is not what browsers or mail programs use).
+ * `services` belongs to role http only; without it, the default services. */
+static void check_http_listener(struct parse_state *ps, struct conf_listener *l)
+{
+	if (l->role != ROLE_HTTP) {
+		if (l->services_set)
+			conf_fail(ps, l->line, "[listener %s] services: only a listener with role = http serves web services; "
+				"remove the line, or add a [listener NAME] with role = http", l->name);
+		return;
+	}
+	if (l->tls == TLS_STARTTLS)
+		conf_fail(ps, l->line, "[listener %s] tls: starttls means nothing to HTTP clients (they never upgrade a "
+			"connection): use tls = implicit for https (port 443 style) or tls = none for plain http (port 80 style)", l->name);
+	if (l->allow_plaintext_auth)
+		conf_fail(ps, l->line, "[listener %s] allow_plaintext_auth: meaningless with role = http (no login there)", l->name);
+	if (!l->services_set)
+		l->services = CONF_SERVICES_DEFAULT;
+	else if (!l->services)
+		conf_fail(ps, l->line, "[listener %s] services: empty; list at least one of autoconfig, mta-sts, health, metrics", l->name);
+}
+
 bool conf_check_whole(struct parse_state *ps)
 {
 	struct conf *c = ps->c;
@@ -186,6 +208,7 @@ bool conf_check_whole(struct parse_state *ps)
 		const struct conf_listener *l = &c->listeners[i];
 		if (l->allow_plaintext_auth && l->tls == TLS_IMPLICIT)
 			conf_fail(ps, l->line, "[listener %s] allow_plaintext_auth: meaningless with tls = implicit", l->name);
+		check_http_listener(ps, &c->listeners[i]);
 	}
 	if (c->retry_min > c->retry_max)
 		conf_fail(ps, ps->line, "[queue] retry_min is longer than retry_max");

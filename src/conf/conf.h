@@ -36,7 +36,12 @@ struct conf_certificate {
 enum conf_spf_mode { CONF_SPF_OFF, CONF_SPF_CHECK };   /* [mailauth] spf, in choice order */
 enum conf_dmarc_mode { CONF_DMARC_OFF, CONF_DMARC_CHECK };   /* [mailauth] dmarc, in choice order */
 
-enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3 };
+enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3, ROLE_HTTP };
+
+/* What a listener of role http serves (its `services` key), one bit each. */
+enum conf_service { CONF_SERVICE_AUTOCONFIG = 1u << 0, CONF_SERVICE_MTA_STS = 1u << 1, CONF_SERVICE_HEALTH = 1u << 2,
+	CONF_SERVICE_METRICS = 1u << 3 };
+#define CONF_SERVICES_DEFAULT (CONF_SERVICE_AUTOCONFIG | CONF_SERVICE_MTA_STS | CONF_SERVICE_HEALTH)
 enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
 
 struct conf_listener {
@@ -47,6 +52,8 @@ struct conf_listener {
 	enum listener_role role;
 	enum tls_mode tls;
 	bool allow_plaintext_auth;  /* AUTH before TLS (logged as a warning) */
+	unsigned services;      /* role http: enum conf_service bits */
+	bool services_set;
 	unsigned line;          /* where the section starts, for messages */
 };
 
@@ -142,6 +149,11 @@ struct conf {
 	bool dmarc_reject;                  /* honour p=reject */
 	char dmarc_quarantine_header[64];   /* "" = none */
 	uint64_t dmarc_timeout;             /* seconds for the DNS of one message's DKIM and DMARC checks */
+	/* [http] (listeners of role http) */
+	uint64_t http_header_max;           /* request line and header fields, octets */
+	uint64_t http_body_max;             /* request body, octets */
+	uint64_t http_request_timeout;      /* seconds from a request's first byte to its end */
+	uint64_t http_threads;              /* web worker threads */
 	/* [listener NAME] */
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	size_t n_listeners;
@@ -163,6 +175,12 @@ bool conf_load_string(struct conf *c, const char *text, const char *name, char *
 bool conf_is_local_domain(const struct conf *c, const char *domain);
 const char *conf_role_name(enum listener_role r);
 const char *conf_tls_name(enum tls_mode t);
+/* "health" -> CONF_SERVICE_HEALTH; 0 for an unknown name. */
+unsigned conf_service_bit(const char *name);
+/* The names of the services in `bits`, ", "-separated, in table order. */
+const char *conf_service_names(unsigned bits, char *out, size_t outsz);
+/* Does the listener (role http) serve this service ("autoconfig", "health", ...)? */
+bool conf_listener_serves(const struct conf_listener *l, const char *service);
 /* Is the address (text form) inside one of the trusted networks? */
 bool conf_is_trusted(const struct conf *c, const char *addr);
 /* Is the address (text form) inside [mailauth] skip_networks (not checked)? */

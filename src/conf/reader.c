@@ -44,6 +44,27 @@ static struct conf_listener *listener_for(struct parse_state *ps, const char *na
 	return l;
 }
 
+/* services = autoconfig, mta-sts, health, metrics (role http; checked in check.c). */
+static void listener_services(struct parse_state *ps, struct conf_listener *l, const char *v)
+{
+	char tmp[512];
+	l->services = 0;
+	l->services_set = true;
+	if (!conf_set_string(tmp, sizeof(tmp), v)) {
+		conf_fail(ps, ps->line, "[listener %s] services: the list is too long", l->name);
+		return;
+	}
+	for (char *save = NULL, *tok = strtok_r(tmp, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+		unsigned bit = conf_service_bit(tok);
+		if (!bit) {
+			conf_fail(ps, ps->line, "[listener %s] services: \"%s\" is not a service (known: autoconfig, mta-sts, health, metrics)",
+				l->name, tok);
+			return;
+		}
+		l->services |= bit;
+	}
+}
+
 static void listener_key(struct parse_state *ps, const char *lname, const char *key, const char *v)
 {
 	struct conf_listener *l = listener_for(ps, lname);
@@ -70,8 +91,10 @@ static void listener_key(struct parse_state *ps, const char *lname, const char *
 			l->role = ROLE_SUBMISSION;
 		else if (strcmp(v, "pop3") == 0)
 			l->role = ROLE_POP3;
+		else if (strcmp(v, "http") == 0)
+			l->role = ROLE_HTTP;
 		else
-			conf_fail(ps, ps->line, "[listener %s] role: \"%s\" is not mx, submission or pop3", lname, v);
+			conf_fail(ps, ps->line, "[listener %s] role: \"%s\" is not mx, submission, pop3 or http", lname, v);
 	} else if (strcmp(key, "tls") == 0) {
 		if (strcmp(v, "none") == 0)
 			l->tls = TLS_NONE;
@@ -84,8 +107,10 @@ static void listener_key(struct parse_state *ps, const char *lname, const char *
 	} else if (strcmp(key, "allow_plaintext_auth") == 0) {
 		if (!parse_bool(v, &l->allow_plaintext_auth))
 			conf_fail(ps, ps->line, "[listener %s] allow_plaintext_auth: \"%s\" is not yes or no", lname, v);
+	} else if (strcmp(key, "services") == 0) {
+		listener_services(ps, l, v);
 	} else {
-		conf_fail(ps, ps->line, "[listener %s] %s: unknown setting (known: address, port, role, tls, allow_plaintext_auth)", lname, key);
+		conf_fail(ps, ps->line, "[listener %s] %s: unknown setting (known: address, port, role, tls, allow_plaintext_auth, services)", lname, key);
 	}
 }
 
@@ -215,7 +240,7 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 		return 1;
 	}
 	if (!known_section)
-		conf_fail(ps, ps->line, "[%s]: unknown section (known: server, limits, quota, queue, delivery, relay, tls, auth, listener NAME, certificate NAME)", section);
+		conf_fail(ps, ps->line, "[%s]: unknown section (known: server, limits, quota, queue, delivery, relay, tls, auth, mailauth, http, listener NAME, certificate NAME)", section);
 	else if (key)
 		conf_fail(ps, ps->line, "[%s] %s: unknown setting", section, key);
 	return 1;

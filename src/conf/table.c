@@ -48,7 +48,12 @@ const char conf_embedded_default[] =
 	"address = 127.0.0.1\n"
 	"port = 2995\n"
 	"role = pop3\n"
-	"tls = implicit\n";
+	"tls = implicit\n"
+	"\n"
+	"[listener http]\n"
+	"address = 127.0.0.1\n"
+	"port = 2080\n"
+	"role = http\n";
 
 #define STR(sec, k, def, help) { sec, #k, T_STRING, offsetof(struct conf, k), sizeof(((struct conf *)0)->k), def, 0, 0, help }
 #define NUM(sec, k, t, def, lo, hi, help) { sec, #k, t, offsetof(struct conf, k), 0, def, lo, hi, help }
@@ -138,6 +143,14 @@ const struct setting conf_settings[] = {
 		"clients not checked by SPF, DKIM or DMARC (mail from this host: web applications, cron); grants no relaying; empty: check every client" },
 	{ "mailauth", "dkim_signing", T_BOOL, offsetof(struct conf, dkim_signing), 0, "yes", 0, 0,
 		"sign mail that logged-in users and trusted networks send to other domains with the DKIM keys of its From: domain (postern dkim keygen)" },
+	{ "http", "header_max", T_SIZE, offsetof(struct conf, http_header_max), 0, "16K", 1024, 1u << 20,
+		"longest request line and header fields of one HTTP request; longer: 400 and the connection is closed" },
+	{ "http", "body_max", T_SIZE, offsetof(struct conf, http_body_max), 0, "64K", 1024, 16u << 20,
+		"largest HTTP request body (an Autodiscover POST is about 1K); larger: 413 and the connection is closed" },
+	{ "http", "request_timeout", T_DURATION, offsetof(struct conf, http_request_timeout), 0, "30s", 1, 600,
+		"time to send one whole HTTP request (a slow client is closed after it); also how long an idle keep-alive connection stays open" },
+	{ "http", "threads", T_COUNT, offsetof(struct conf, http_threads), 0, "2", 1, 64,
+		"web worker threads (each with its own directory handle) that answer HTTP requests" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
@@ -306,7 +319,42 @@ const char *conf_where(const struct conf *c, const char *section, const char *ke
 
 const char *conf_role_name(enum listener_role r)
 {
-	return r == ROLE_SUBMISSION ? "submission" : r == ROLE_POP3 ? "pop3" : "mx";
+	return r == ROLE_SUBMISSION ? "submission" : r == ROLE_POP3 ? "pop3" : r == ROLE_HTTP ? "http" : "mx";
+}
+
+/* The services of role http (contracts: web/router.c routes name them). */
+static const struct { const char *name; unsigned bit; } services[] = {
+	{ "autoconfig", CONF_SERVICE_AUTOCONFIG }, { "mta-sts", CONF_SERVICE_MTA_STS },
+	{ "health", CONF_SERVICE_HEALTH }, { "metrics", CONF_SERVICE_METRICS },
+};
+
+unsigned conf_service_bit(const char *name)
+{
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
+		if (strcmp(services[i].name, name) == 0)
+			return services[i].bit;
+	return 0;
+}
+
+const char *conf_service_names(unsigned bits, char *out, size_t outsz)
+{
+	size_t o = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++) {
+		if (!(bits & services[i].bit))
+			continue;
+		int n = snprintf(out + o, outsz - o, "%s%s", o ? ", " : "", services[i].name);
+		if (n < 0 || (size_t)n >= outsz - o)
+			break;
+		o += (size_t)n;
+	}
+	return out;
+}
+
+bool conf_listener_serves(const struct conf_listener *l, const char *service)
+{
+	unsigned bit = conf_service_bit(service);
+	return l->role == ROLE_HTTP && bit && (l->services & bit);
 }
 
 const char *conf_tls_name(enum tls_mode t)

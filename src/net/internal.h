@@ -19,6 +19,7 @@
 #define IP_BUCKETS 1024
 
 struct tls;
+struct http_listener;
 
 struct ip_count {
 	char addr[INET6_ADDRSTRLEN];
@@ -44,6 +45,9 @@ struct net {
 	uint64_t next_conn_id;
 	unsigned n_conns;
 	unsigned n_refusing;             /* refused connections told so over TLS (not in n_conns) */
+	struct http_listener *http[CONF_MAX_LISTENERS];   /* http.c */
+	size_t n_http;
+	unsigned n_http_conns;           /* HTTP connections (in the limits, not in n_conns) */
 	struct conn *conns;              /* doubly linked, for shutdown */
 	struct ip_count *ips[IP_BUCKETS];
 };
@@ -95,6 +99,10 @@ void conn_free(struct conn *c);
 bool limits_admit(struct net *net, const char *addr, struct ip_count **ipc, enum conn_refusal *why);
 void limits_release(struct net *net, const char *addr);   /* a connection from addr closed */
 void limits_free(struct net *net);
+
+/* http.c */
+void http_listener_stop(struct http_listener *hl);   /* accept no more */
+void http_listener_free(struct http_listener *hl);   /* its connections too */
 
 /* deadline.c */
 bool deadline_start(struct conn *c, event_callback_fn fired);   /* at accept; false: out of memory */

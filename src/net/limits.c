@@ -60,7 +60,8 @@ static unsigned long long reserved_slots(const struct conf *cf)
 bool limits_admit(struct net *net, const char *addr, struct ip_count **ipc, enum conn_refusal *why)
 {
 	const struct conf *cf = net->conf;
-	if (net->n_conns >= cf->connections) {
+	unsigned open = net->n_conns + net->n_http_conns;   /* mail and HTTP share the limits */
+	if (open >= cf->connections) {
 		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"total limit\" limit=%llu", addr,
 			(unsigned long long)cf->connections);
 		*why = CONN_REFUSE_TOTAL;
@@ -73,9 +74,9 @@ bool limits_admit(struct net *net, const char *addr, struct ip_count **ipc, enum
 		*why = CONN_REFUSE_ADDRESS;
 		return false;
 	}
-	if ((*ipc)->count > 0 && net->n_conns >= cf->connections - reserved_slots(cf) && !conf_is_trusted(cf, addr)) {
+	if ((*ipc)->count > 0 && open >= cf->connections - reserved_slots(cf) && !conf_is_trusted(cf, addr)) {
 		log_event(LOG_WARN, "refused_connection", "client=%s reason=\"reserved for new addresses\" open=%u from_address=%u reserved=%llu",
-			addr, net->n_conns, (*ipc)->count, reserved_slots(cf));
+			addr, open, (*ipc)->count, reserved_slots(cf));
 		*why = CONN_REFUSE_RESERVED;
 		return false;
 	}

@@ -269,6 +269,8 @@ bool net_stop_accepting(struct net *net)
 	net->shutting_down = true;
 	for (size_t i = 0; i < net->n_listeners; i++)
 		evconnlistener_disable(net->listeners[i]);
+	for (size_t i = 0; i < net->n_http; i++)
+		http_listener_stop(net->http[i]);
 	struct conn *next;
 	for (struct conn *c = net->conns; c; c = next) {
 		next = c->next;
@@ -299,6 +301,9 @@ void net_close_all(struct net *net)
 	for (size_t i = 0; i < net->n_listeners; i++)
 		evconnlistener_free(net->listeners[i]);
 	net->n_listeners = 0;
+	for (size_t i = 0; i < net->n_http; i++)
+		http_listener_free(net->http[i]);
+	net->n_http = 0;
 	limits_free(net);
 }
 

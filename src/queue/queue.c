@@ -99,6 +99,30 @@ static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server
 	return true;
 }
 
+bool queue_writable(struct queue *q, char *err, size_t errlen)
+{
+	char dir[1100], p[1200];
+	snprintf(dir, sizeof(dir), "%s/incoming", q->root);
+	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+	bool named = fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR);   /* a filesystem without O_TMPFILE */
+	if (named) {
+		snprintf(p, sizeof(p), "%s/.writable-%ld-%lx", dir, (long)getpid(), (unsigned long)pthread_self());
+		fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot create a file in %s: %s", dir, strerror(errno));
+		return false;
+	}
+	bool ok = write(fd, "x", 1) == 1;
+	int e = errno;
+	close(fd);
+	if (named)
+		unlink(p);
+	if (!ok)
+		snprintf(err, errlen, "cannot write in %s: %s", dir, strerror(e));
+	return ok;
+}
+
 void queue_close(struct queue **qp)
 {
 	struct queue *q = *qp;

@@ -122,6 +122,9 @@ bool queue_requeue(struct queue *q, const char *qid);
 /* Remove failed/<qid> for good. */
 bool queue_remove_failed(struct queue *q, const char *qid);
 void queue_close(struct queue **q);
+/* Can a message be spooled now?  A nameless file is made and written in incoming/
+ * (blocking: a worker thread's call; GET /healthz).  false: err says why. */
+bool queue_writable(struct queue *q, char *err, size_t errlen);
 
 /* Writing (event loop: plain writes only; commit runs on a worker thread). */
 struct queue_writer;

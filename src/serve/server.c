@@ -2,10 +2,11 @@
  * transport (net/server.h), the queue, the directories, delivery, the login service
  * (auth/login.h: its threads, the throttle, the dummy hash), the relay credentials,
  * the commit threads, the control socket, binds each listener with its protocol's
- * adapter (serve/smtp.c, serve/pop3.c), drops privileges, and orchestrates the
- * shutdown on SIGTERM/SIGINT. */
+ * adapter (serve/smtp.c, serve/pop3.c, serve/web.c with the web room's site), drops
+ * privileges, and orchestrates the shutdown on SIGTERM/SIGINT. */
 #include "serve/server.h"
 
+#include <arpa/inet.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
@@ -21,6 +22,7 @@
 #include "conf/conf.h"
 #include "delivery/delivery.h"
 #include "directory/directory.h"
+#include "net/http.h"
 #include "net/server.h"
 #include "net/tls.h"
 #include "queue/queue.h"
@@ -32,6 +34,7 @@
 #include "util/id.h"
 #include "util/log.h"
 #include "util/workq.h"
+#include "web/web.h"
 
 static void commit_notify(void *arg)
 {
@@ -68,6 +71,10 @@ static bool bind_listener(struct service *srv, const struct conf_listener *cl)
 	if (i < CONF_LISTENERS_BOUND)
 		srv->bound_port[i] = getsockname(fd, (struct sockaddr *)&ss, &sl) != 0 ? cl->port
 			: ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+	if (srv->site && i < CONF_LISTENERS_BOUND)
+		web_site_bound(srv->site, cl->name, srv->bound_port[i]);
+	if (cl->role == ROLE_HTTP)
+		return net_http_listen(srv->net, cl, web_http_request, srv, fd);
 	return net_listen(srv->net, cl, cl->role == ROLE_POP3 ? &pop3_proto_ops : &smtp_proto_ops, srv, fd);
 }
 _Static_assert(CONF_LISTENERS_BOUND == CONF_MAX_LISTENERS, "service.h bound_port");
@@ -127,6 +134,7 @@ static void server_cleanup(struct service *srv)
 	workq_free(&srv->commitq);   /* finishes running commits; their callbacks run here */
 	login_service_free(&srv->logins);   /* answers running checks; their connections go next */
 	decider_free(&srv->decider);   /* finishes running decisions; their callbacks run here */
+	web_service_free(&srv->web);   /* finishes running web jobs; their answers are sent here */
 	if (srv->net)
 		net_close_all(srv->net);
 	delivery_stop(&srv->delivery);
@@ -139,6 +147,7 @@ static void server_cleanup(struct service *srv)
 	if (srv->shutdown_timer)
 		event_free(srv->shutdown_timer);
 	directory_close(&srv->dir);
+	web_site_free(&srv->site);
 	queue_close(&srv->queue);
 	if (srv->auth_ev)
 		event_free(srv->auth_ev);
@@ -172,6 +181,7 @@ static bool open_rooms(struct service *srv, char *err, size_t errlen)
 		return false;
 	}
 	queue_set_min_free(srv->queue, cf->min_free);
+	srv->site->queue = srv->queue;
 	if (!id_new_run_id(cf->data_dir, srv->run_id, err, errlen)) {
 		/* Still distinct from the counter's values, unless two starts share a second. */
 		snprintf(srv->run_id, sizeof(srv->run_id), "t%lld", (long long)time(NULL));
@@ -213,6 +223,15 @@ static bool start_workers(struct service *srv)
 		log_event(LOG_ERR, "startup_error", "error=\"cannot start worker threads\"");
 		return false;
 	}
+	bool http = false;
+	for (size_t i = 0; i < cf->n_listeners; i++)
+		http = http || cf->listeners[i].role == ROLE_HTTP;
+	char err[1024];
+	srv->web = http ? web_service_new(base, cf, srv->site, err, sizeof(err)) : NULL;
+	if (http && !srv->web) {
+		log_event(LOG_ERR, "startup_error", "error=\"web threads: %s\"", err);
+		return false;
+	}
 	return true;
 }
 
@@ -228,6 +247,11 @@ static bool start_privileged(struct service *srv, char *err, size_t errlen)
 		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
 		return false;
 	}
+	srv->site = web_site_new(cf);
+	if (!srv->site) {
+		log_event(LOG_ERR, "startup_error", "error=\"out of memory\"");
+		return false;
+	}
 	for (size_t i = 0; i < cf->n_listeners; i++)
 		if (!bind_listener(srv, &cf->listeners[i]))
 			return false;
@@ -237,6 +261,7 @@ static bool start_privileged(struct service *srv, char *err, size_t errlen)
 		return false;
 	}
 	net_set_tls(srv->net, tls);
+	web_site_load_certificate(srv->site);   /* as root: the key may be root's only */
 	return drop_privileges(cf, &id);
 }
 

@@ -1,5 +1,5 @@
 /* service.h - what the composition root built, shared by the files of serve/ only
- * (server.c builds it; the protocol adapters smtp.c and pop3.c and the transport
+ * (server.c builds it; the protocol adapters smtp.c, pop3.c and web.c and the transport
  * side of logins, login.c, use it).  The transport's own records stay in net/. */
 #ifndef POSTERN_SERVE_SERVICE_H
 #define POSTERN_SERVE_SERVICE_H
@@ -21,9 +21,13 @@ struct decider;
 struct delivery;
 struct directory;
 struct event;
+struct event_base;
+struct http_exchange;
 struct login_service;
 struct net;
 struct queue;
+struct web_service;
+struct web_site;
 struct workq;
 
 /* POP-before-SMTP: when an address last logged in to POP3. */
@@ -60,6 +64,8 @@ struct service {
 	struct decider *decider;         /* SMTP decisions: the policy pipeline (serve/decide.h) */
 	struct relay_credentials relay_creds;   /* read before dropping root */
 	struct control *control;
+	struct web_site *site;           /* what the web handlers know (web/web.h) */
+	struct web_service *web;         /* the web threads (web.c) */
 	struct event *sig_term, *sig_int, *shutdown_timer;
 	bool shutting_down;
 	char run_id[RUN_ID_MAX];              /* first part of every log reference (util/id.h) */
@@ -73,5 +79,12 @@ extern const struct proto_ops pop3_proto_ops;
 /* POP-before-SMTP: seconds since addr last logged in to POP3, or -1. */
 long long pop3_login_age(struct service *svc, const char *addr);
 void pop3_forget_logins(struct service *svc);
+
+/* web.c: the web threads, each with its own directory handle ([http] threads). */
+struct web_service *web_service_new(struct event_base *base, const struct conf *cf, const struct web_site *site, char *err, size_t errsz);
+/* Running jobs finish and are answered (before the transport is freed). */
+void web_service_free(struct web_service **ws);
+/* The HTTP transport's handler (http_handler_fn); ctx is the struct service. */
+void web_http_request(void *ctx, struct http_exchange *x);
 
 #endif

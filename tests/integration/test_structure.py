@@ -13,6 +13,9 @@ Rooms are the first directories under src/ (src/main.c is the room "main", the t
       (HASH_IDENTIFIERS, matched in code with comments and string literals removed);
   (g) the newer rooms keep their place in the room order (ROOM_ORDER_BELOW): milter/
       includes only net/, wire/, util/ and conf/.
+  (h) the web room's place in the room order: below serve/ (only serve/ includes web/
+      headers), above directory/, queue/, conf/, net/'s HTTP types (net/http.h, and
+      nothing else of net/), wire/ and util/ (WEB_MAY_INCLUDE).
 
 Work in progress is listed in EXCEPTIONS below, each with its reason.  The table only
 shrinks: a listed exception that is no longer needed fails the test too, so when you
@@ -43,6 +46,10 @@ HASH_IDENTIFIERS = (
 )
 HASH_ROOMS = {"auth", "directory"}
 
+# (g) The rooms src/web/ may include, and the one header of net/ it may.
+WEB_MAY_INCLUDE = {"web", "directory", "queue", "conf", "wire", "util"}
+WEB_NET_HEADERS = {"net/http.h"}
+
 # ---------------------------------------------------------------------------------------
 # EXCEPTIONS: what breaks each rule on main today, and why.  Keys are paths under the
 # repository (src/...); for "circle" a room edge "from -> to"; for "function"
@@ -65,6 +72,10 @@ EXCEPTIONS = {
     },
     # (f) files outside auth/ and directory/ that name password-hash identifiers
     "hash": {
+    },
+    # (g) files of src/web/ that include a room above or beside it, and files outside
+    #     serve/ and web/ that include a src/web/ header
+    "web_imports": {
     },
 }
 # ---------------------------------------------------------------------------------------
@@ -220,6 +231,7 @@ def test_net_imports_only_util_and_conf():
 # wire/ (reply codes) and util/; nothing below it may include it (no circle, above).
 ROOM_ORDER_BELOW = {
     "milter": ("net", "wire", "util", "conf"),
+    "web": ("directory", "queue", "conf", "net", "wire", "util"),   # net: net/http.h only (test_web_sits_below_serve...)
 }
 
 
@@ -249,6 +261,22 @@ def test_only_main_and_cli_include_serve():
         if bad:
             violations[rel(p)] = ", ".join(bad)
     check_shrinking("serve_imports", violations)
+
+
+def test_web_sits_below_serve_and_above_the_rooms_it_reads():
+    violations = {}
+    for p in sources():
+        room = room_of(p)
+        incs = project_includes(p)
+        if room == "web":
+            bad = [inc for inc in incs if inc.split("/")[0] not in WEB_MAY_INCLUDE and inc not in WEB_NET_HEADERS]
+        elif room != "serve":
+            bad = [inc for inc in incs if inc.startswith("web/")]
+        else:
+            bad = []
+        if bad:
+            violations[rel(p)] = ", ".join(bad)
+    check_shrinking("web_imports", violations)
 
 
 def test_no_file_too_long():
