@@ -432,9 +432,12 @@ def test_many_connections_stay_bounded(server_factory):
                 break
         time.sleep(0.5)
         served = refused = 0
-        for s in socks[:60]:
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
-        for s in socks[:60]:
+        for s in socks:
+            try:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            except OSError:
+                pass
+        for s in socks:
             s.settimeout(5)
             try:
                 data = s.recv(4096)
@@ -444,8 +447,9 @@ def test_many_connections_stay_bounded(server_factory):
                 served += 1
             elif data.startswith(b"HTTP/1.1 503") or data == b"":
                 refused += 1
-        assert served <= 30 and served >= 20, (served, refused)
-        assert refused >= 20, (served, refused)
+        # 30 in all, the last 10 % kept for addresses with none open ([limits] connections_reserved)
+        assert 20 <= served <= 30, (served, refused)
+        assert refused >= len(socks) - 30, (served, refused)
     finally:
         for s in socks:
             s.close()
