@@ -295,7 +295,7 @@ static bool decode_replycode(struct cur *c, struct milter_event *ev)
 	char why[160];
 	if (!milter_reply_check(s, &ev->code, ev->enh, sizeof(ev->enh), ev->reply, sizeof(ev->reply), why,
 		sizeof(why))) {
-		snprintf(c->err, c->errlen, "an unusable reply code: %s", why);
+		snprintf(c->err, c->errlen, "%s", why);
 		return false;
 	}
 	return true;
@@ -396,7 +396,7 @@ bool milter_decode(char cmd, const unsigned char *data, size_t len, struct milte
 		return true;
 	char inner[200];
 	snprintf(inner, sizeof(inner), "%s", err);
-	snprintf(err, errlen, "%s reply: %s", replies[i].name, inner);
+	snprintf(err, errlen, "%s ('%c'): %s", replies[i].name, cmd, inner);
 	return false;
 }
 

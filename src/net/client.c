@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define READ_BUF 8192
@@ -109,7 +110,8 @@ static void wait_failed(char *err, size_t errlen, const char *what, enum wait_re
 
 static enum net_status status_of(int e)
 {
-	if (e == ECONNREFUSED)
+	/* ENOENT: a unix socket path with no socket behind it, nothing listens. */
+	if (e == ECONNREFUSED || e == ENOENT)
 		return NET_REFUSED;
 	if (e == ETIMEDOUT)
 		return NET_TIMEOUT;
@@ -228,6 +230,9 @@ static int connect_any(struct addrinfo *res, const struct net_client_opts *o, en
 	return fd;
 }
 
+static struct net_client *client_new(int fd, const struct net_client_opts *o, const char *peer,
+	enum net_status *st, char *err, size_t errlen);
+
 struct net_client *net_client_open(const char *host, unsigned port, const struct net_client_opts *o,
 	enum net_status *stp, char *err, size_t errlen)
 {
@@ -250,6 +255,19 @@ struct net_client *net_client_open(const char *host, unsigned port, const struct
 			snprintf(err, errlen, "connect: " CANCELLED_TEXT);
 		return NULL;
 	}
+	struct net_client *c = client_new(fd, o, peer, st, err, errlen);
+	if (c && c->transcript) {
+		char ev[400];
+		snprintf(ev, sizeof(ev), "connected to %.255s port %u from %s", host, port, c->local);
+		transcribe(c, "--", ev);
+	}
+	return c;
+}
+
+/* The connection around a connected socket. */
+static struct net_client *client_new(int fd, const struct net_client_opts *o, const char *peer,
+	enum net_status *st, char *err, size_t errlen)
+{
 	struct net_client *c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
@@ -266,14 +284,48 @@ struct net_client *net_client_open(const char *host, unsigned port, const struct
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family != AF_UNIX)
 		getnameinfo((struct sockaddr *)&ss, sl, c->local, sizeof(c->local), NULL, 0, NI_NUMERICHOST);
-	if (c->transcript) {
+	return c;
+}
+
+struct net_client *net_client_open_unix(const char *path, const struct net_client_opts *o,
+	enum net_status *stp, char *err, size_t errlen)
+{
+	enum net_status st_local;
+	enum net_status *st = stp ? stp : &st_local;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	if (!path[0] || strlen(path) >= sizeof(sun.sun_path)) {
+		*st = NET_UNREACHABLE;
+		snprintf(err, errlen, "unix socket path %s%.100s", path[0] ? "too long: " : "empty", path);
+		return NULL;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	struct addrinfo ai = { .ai_family = AF_UNIX, .ai_socktype = SOCK_STREAM, .ai_addr = (struct sockaddr *)&sun,
+		.ai_addrlen = (socklen_t)sizeof(sun) };
+	struct net_client_opts uo = *o;
+	uo.source = NULL;
+	if (cancelled(o->cancel)) {
+		*st = NET_ERROR;
+		snprintf(err, errlen, "connect: " CANCELLED_TEXT);
+		return NULL;
+	}
+	int fd = connect_one(&ai, &uo, st, err, errlen);
+	if (fd < 0)
+		return NULL;
+	struct net_client *c = client_new(fd, o, path, st, err, errlen);
+	if (c && c->transcript) {
 		char ev[400];
-		snprintf(ev, sizeof(ev), "connected to %.255s port %u from %s", host, port, c->local);
+		snprintf(ev, sizeof(ev), "connected to unix:%.255s", path);
 		transcribe(c, "--", ev);
 	}
 	return c;
+}
+
+void net_client_set_io_ms(struct net_client *c, unsigned ms)
+{
+	c->io_ms = ms ? ms : 1;
+	c->io_timeout = (c->io_ms + 999) / 1000;
 }
 
 struct net_client *net_client_connect(const char *host, unsigned port, const struct net_client_opts *o,

@@ -59,6 +59,16 @@ struct net_client *net_client_open(const char *host, unsigned port, const struct
 	enum net_status *st, char *err, size_t errlen);
 struct net_client *net_client_connect(const char *host, unsigned port, const struct net_client_opts *o,
 	char *err, size_t errlen);
+/* Connect to a unix-domain stream socket at path (a local content filter), with the
+ * same connect and I/O time-outs and stop switch (o->source is not used).  A path
+ * that does not fit sockaddr_un fails with NET_UNREACHABLE; a path with no socket,
+ * or nobody behind it, with NET_REFUSED. */
+struct net_client *net_client_open_unix(const char *path, const struct net_client_opts *o, enum net_status *st,
+	char *err, size_t errlen);
+/* Change the limit of each later read or write (milliseconds, at least 1): a
+ * protocol whose steps have different time-outs (the milter's command and content
+ * time-outs, a deadline that shrinks) sets it before each wait. */
+void net_client_set_io_ms(struct net_client *c, unsigned ms);
 void net_client_close(struct net_client **c);
 /* The local address of the connection ("127.0.0.2"). */
 const char *net_client_local(const struct net_client *c);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "milter/codec.h"
+#include "milter/milter.h"
 
 /* Bytes written as a C string literal with explicit length (NULs inside). */
 struct bytes {
@@ -490,6 +491,62 @@ static void test_reader_truncated_and_largest(void **state)
 	milter_reader_free(&r);
 }
 
+struct sock_case {
+	const char *spec;
+	bool ok, is_unix;
+	const char *where;     /* path or host */
+	unsigned port;
+};
+
+static const struct sock_case socks[] = {
+	{ "unix:/run/rspamd/milter.sock", true, true, "/run/rspamd/milter.sock", 0 },
+	{ "local:/var/run/f.sock", true, true, "/var/run/f.sock", 0 },
+	{ "/run/opendkim.sock", true, true, "/run/opendkim.sock", 0 },
+	{ "inet:127.0.0.1:11332", true, false, "127.0.0.1", 11332 },
+	{ "inet:localhost:8891", true, false, "localhost", 8891 },
+	{ "inet:8891@127.0.0.1", true, false, "127.0.0.1", 8891 },
+	{ "inet6:[::1]:8891", true, false, "::1", 8891 },
+	{ "inet6:8891@::1", true, false, "::1", 8891 },
+	{ "inet6:2001:db8::1:25", true, false, "2001:db8::1", 25 },
+	{ "unix:relative.sock", false, false, NULL, 0 },
+	{ "unix:", false, false, NULL, 0 },
+	{ "inet:127.0.0.1", false, false, NULL, 0 },
+	{ "inet:127.0.0.1:0", false, false, NULL, 0 },
+	{ "inet:127.0.0.1:65536", false, false, NULL, 0 },
+	{ "inet:127.0.0.1:25x", false, false, NULL, 0 },
+	{ "inet::25", false, false, NULL, 0 },
+	{ "inet:::1:25", false, false, NULL, 0 },
+	{ "inet6:[::1]25", false, false, NULL, 0 },
+	{ "tcp:127.0.0.1:25", false, false, NULL, 0 },
+	{ "", false, false, NULL, 0 },
+};
+
+static void test_socket_parse(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(socks) / sizeof(socks[0]); i++) {
+		const struct sock_case *t = &socks[i];
+		struct milter_socket s;
+		char err[256] = "";
+		bool ok = milter_socket_parse(t->spec, &s, err, sizeof(err));
+		if (ok != t->ok)
+			fail_msg("'%s': %s", t->spec, ok ? "parsed" : err);
+		if (!ok) {
+			assert_true(err[0] != '\0');
+			continue;
+		}
+		assert_int_equal(s.is_unix, t->is_unix);
+		assert_string_equal(t->is_unix ? s.path : s.host, t->where);
+		assert_int_equal(s.port, t->port);
+	}
+	char longpath[200] = "unix:/";
+	memset(longpath + 6, 'a', 150);
+	struct milter_socket s;
+	char err[256];
+	assert_false(milter_socket_parse(longpath, &s, err, sizeof(err)));
+	assert_non_null(strstr(err, "at most 107 octets"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -505,6 +562,7 @@ int main(void)
 		cmocka_unit_test(test_reader_framing),
 		cmocka_unit_test(test_reader_broken),
 		cmocka_unit_test(test_reader_truncated_and_largest),
+		cmocka_unit_test(test_socket_parse),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
