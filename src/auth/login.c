@@ -13,6 +13,7 @@
 #include "auth/password.h"
 #include "directory/directory.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/workq.h"
 
 static struct throttle_verdict ask_throttle(const struct login_hooks *h, const char *user)
@@ -30,7 +31,10 @@ enum login_transport login_transport_check(const struct login_listener *l)
 
 struct throttle_verdict login_precheck(const struct login_hooks *h)
 {
-	return ask_throttle(h, NULL);
+	struct throttle_verdict v = ask_throttle(h, NULL);
+	if (v.block != THROTTLE_OPEN)
+		metrics_count(METRIC_LOGINS, "throttled", 1);
+	return v;
 }
 
 /* The credentials are complete: may this client try them? */
@@ -39,6 +43,7 @@ static enum login_step credentials_complete(struct login_exchange *x, const stru
 	snprintf(x->user, sizeof(x->user), "%s", x->sasl.user);
 	x->verdict = ask_throttle(h, x->user);
 	if (x->verdict.block != THROTTLE_OPEN) {
+		metrics_count(METRIC_LOGINS, "throttled", 1);
 		sasl_clear(&x->sasl);
 		return LOGIN_THROTTLED;
 	}
@@ -225,16 +230,19 @@ static void check_done(void *arg)
 			j->result.legacy ? " legacy=yes hint=\"an app password in the old format: reissue it (docs/operations.md)\"" : "",
 			j->tls ? "yes" : "no");
 		a.result = LOGIN_OK;
+		metrics_count(METRIC_LOGINS, "success", 1);
 	} else if (j->result.outcome == CRED_TEMPFAIL) {
 		log_event(LOG_ERR, "login_failed", "conn=%llu client=%s user=%s reason=\"directory unavailable\"",
 			(unsigned long long)j->conn_id, j->addr, q);
 		a.result = LOGIN_TEMPFAIL;
+		metrics_count(METRIC_LOGINS, "tempfail", 1);
 	} else {
 		a.delay_ms = throttle_failure(t, j->addr, j->user, time(NULL));
 		log_event(LOG_WARN, "login_failed", "conn=%llu client=%s proto=%s user=%s mech=%s reason=\"%s\" delay_ms=%u",
 			(unsigned long long)j->conn_id, j->addr, j->proto, q, j->mech,
 			j->result.outcome == CRED_NO_USER ? "no such user" : "wrong password", a.delay_ms);
 		a.result = LOGIN_FAILED;
+		metrics_count(METRIC_LOGINS, "failure", 1);
 	}
 	j->answered(j->arg, &a);
 	explicit_bzero(j, sizeof(*j));

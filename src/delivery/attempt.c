@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/metrics.h"
 #include "wire/enh.h"
 
 /* --- one message ------------------------------------------------------------- */
@@ -89,8 +90,22 @@ struct run {
 	struct rcpt_result *res;
 };
 
-static void fail_rcpt(struct run *r, size_t i, const char *why)
+/* A recipient delivered: the count, and the time since the message arrived (arrival
+ * is kept in whole seconds, so the latency is exact to within one second). */
+static void count_delivered(struct run *r, const char *route)
 {
+	metrics_count(METRIC_DELIVERED, route, 1);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	metrics_observe(METRIC_DELIVERY_LATENCY, route,
+		(double)(ts.tv_sec - r->m.env.arrival) + (double)ts.tv_nsec / 1e9);
+}
+
+/* route labels the delivery metrics: "local", "remote", or "queue" when the queue itself
+ * gave up (lifetime, `postern queue bounce`). */
+static void fail_rcpt(struct run *r, size_t i, const char *route, const char *why)
+{
+	metrics_count(METRIC_BOUNCED, route, 1);
 	struct queue_rcpt_state *s = &r->st.r[i];
 	s->state = RCPT_FAILED;
 	snprintf(s->last_reply, sizeof(s->last_reply), "%s", why);
@@ -99,8 +114,9 @@ static void fail_rcpt(struct run *r, size_t i, const char *why)
 	log_event(LOG_WARN, "bounced", "qid=%s to=<%s> reason=\"%s\"", r->m.env.qid, r->m.env.rcpts[i], why);
 }
 
-static void defer_rcpt(struct run *r, size_t i, const char *why)
+static void defer_rcpt(struct run *r, size_t i, const char *route, const char *why)
 {
+	metrics_count(METRIC_DEFERRED, route, 1);
 	struct queue_rcpt_state *s = &r->st.r[i];
 	s->attempts++;
 	time_t wait = backoff(r->w->d->conf, s->attempts);
@@ -118,7 +134,7 @@ static void deliver_local(struct run *r, size_t i, const struct dir_recipient *d
 	struct queue_rcpt_state *s = &r->st.r[i];
 	char path[1400], why[700];
 	if (!store_mailbox_path(c->data_dir, dr->mailbox.domain, dr->mailbox.local, path, sizeof(path))) {
-		defer_rcpt(r, i, "the user directory could not be read");
+		defer_rcpt(r, i, "local", "the user directory could not be read");
 		return;
 	}
 	set_where(r->w, "%s", "local mailbox");
@@ -126,12 +142,13 @@ static void deliver_local(struct run *r, size_t i, const struct dir_recipient *d
 	case LOCAL_DELIVERED:
 		s->state = RCPT_DELIVERED;
 		r->changed = true;
+		count_delivered(r, "local");
 		break;
 	case LOCAL_TEMP:
-		defer_rcpt(r, i, why);
+		defer_rcpt(r, i, "local", why);
 		break;
 	case LOCAL_PERM:
-		fail_rcpt(r, i, why);
+		fail_rcpt(r, i, "local", why);
 		break;
 	}
 }
@@ -150,10 +167,10 @@ static void deliver_locals(struct run *r, bool *remote)
 			remote[i] = true;
 			break;
 		case DIR_RCPT_TEMPFAIL:
-			defer_rcpt(r, i, "the user directory could not be read");
+			defer_rcpt(r, i, "local", "the user directory could not be read");
 			break;
 		case DIR_RCPT_UNKNOWN:
-			fail_rcpt(r, i, ENH_PERM_BAD_MAILBOX " no such mailbox here (it was removed after the message was accepted)");
+			fail_rcpt(r, i, "local", ENH_PERM_BAD_MAILBOX " no such mailbox here (it was removed after the message was accepted)");
 			break;
 		case DIR_RCPT_USER:
 		case DIR_RCPT_ALIAS:
@@ -238,10 +255,11 @@ static void deliver_remotes(struct run *r, bool *remote)
 				snprintf(r->st.r[idx].last_reply, sizeof(r->st.r[idx].last_reply), "%s", why);
 				r->changed = true;
 				log_event(LOG_INFO, "delivered", "qid=%s to=<%s> remote=\"%s\"", r->m.env.qid, r->m.env.rcpts[idx], why);
+				count_delivered(r, "remote");
 			} else if (x->outcome == OUT_FAIL) {
-				fail_rcpt(r, idx, why);
+				fail_rcpt(r, idx, "remote", why);
 			} else {
-				defer_rcpt(r, idx, why);
+				defer_rcpt(r, idx, "remote", why);
 			}
 		}
 		if (any(remote + i, n - i))
@@ -262,7 +280,7 @@ static void expire(struct run *r)
 		bounce_duration(c->max_lifetime, span, sizeof(span));
 		snprintf(why, sizeof(why), "gave up after %s of trying; last: %.500s", span,
 			r->st.r[i].last_reply[0] ? r->st.r[i].last_reply : "no attempt");
-		fail_rcpt(r, i, why);
+		fail_rcpt(r, i, "queue", why);
 	}
 }
 
@@ -367,6 +385,7 @@ time_t sched_process(struct worker *w, const char *qid, bool force, bool fresh)
 		keep_failed(d, qid, err, true);
 		return 0;
 	}
+	w->envelope_arrival = r.m.env.arrival;
 	size_t n = r.m.env.n_rcpts;
 	time_t again = 0;
 	if (!queue_state_read(d->queue, qid, n, &r.st)) {
@@ -433,7 +452,7 @@ bool sched_bounce_now(struct delivery *d, const char *qid, char *reply, size_t r
 				char why[QUEUE_REPLY_MAX];
 				snprintf(why, sizeof(why), ENH_PERM " returned by the mail administrator; last attempt: %.480s",
 					r.st.r[i].last_reply[0] ? r.st.r[i].last_reply : "none");
-				fail_rcpt(&r, i, why);
+				fail_rcpt(&r, i, "queue", why);
 			}
 		if (r.n_failed)
 			send_report(&r, BOUNCE_FAILED, r.newly_failed, r.n_failed);

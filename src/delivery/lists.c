@@ -11,6 +11,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "util/metrics.h"
+
 /* --- lists (lock held) ------------------------------------------------------ */
 
 void sched_push_ready(struct delivery *d, struct item *it)
@@ -40,7 +42,10 @@ bool sched_unlist(struct delivery *d, const char *qid)
 	struct item *prev = NULL;
 	for (struct item **p = &d->ready_head; *p;) {
 		if (strcmp((*p)->qid, qid) == 0) {
-			free(sched_ready_unlink(d, p, prev));
+			struct item *dead = sched_ready_unlink(d, p, prev);
+			d->n_items--;
+			sched_queue_gauges(d, dead->arrival ? dead->arrival : 1);
+			free(dead);
 			found = true;
 		} else {
 			prev = *p;
@@ -51,6 +56,8 @@ bool sched_unlist(struct delivery *d, const char *qid)
 		if (strcmp((*p)->qid, qid) == 0) {
 			struct item *dead = *p;
 			*p = dead->next;
+			d->n_items--;
+			sched_queue_gauges(d, dead->arrival ? dead->arrival : 1);
 			free(dead);
 			found = true;
 		} else {
@@ -79,6 +86,11 @@ void sched_add_item(struct delivery *d, const char *qid, time_t due, bool force,
 	it->due = due;
 	it->force = force;
 	it->fresh = fresh;
+	it->arrival = fresh ? time(NULL) : 0;   /* just committed; else known after the first attempt */
+	d->n_items++;
+	if (it->arrival && (!d->oldest_arrival || it->arrival < d->oldest_arrival))
+		d->oldest_arrival = it->arrival;
+	sched_queue_gauges(d, 0);
 	if (due <= time(NULL))
 		sched_push_ready(d, it);
 	else {
@@ -103,6 +115,56 @@ bool sched_stop_state(struct delivery *d, bool *cancelled)
 		*cancelled = d->cancelled;
 	pthread_mutex_unlock(&d->lock);
 	return stopping;
+}
+
+static void oldest_of(time_t *oldest, time_t arrival)
+{
+	if (arrival && (!*oldest || arrival < *oldest))
+		*oldest = arrival;
+}
+
+/* Counted on the delivery threads, off the event loop: a walk of the lists only when
+ * the item that went was (or may have been) the oldest. */
+void sched_queue_gauges(struct delivery *d, time_t gone)
+{
+	if (gone && (!d->oldest_arrival || gone <= d->oldest_arrival)) {
+		time_t oldest = 0;
+		for (struct item *it = d->ready_head; it; it = it->next)
+			oldest_of(&oldest, it->arrival);
+		for (struct item *it = d->deferred; it; it = it->next)
+			oldest_of(&oldest, it->arrival);
+		for (unsigned i = 0; d->workers && i < d->nthreads; i++)
+			if (d->busy[i][0])
+				oldest_of(&oldest, d->workers[i].arrival);
+		d->oldest_arrival = oldest;
+	}
+	metrics_gauge_set(METRIC_QUEUE_MESSAGES, NULL, (int64_t)d->n_items);
+	metrics_gauge_set(METRIC_QUEUE_OLDEST_AGE, NULL, (int64_t)d->oldest_arrival);
+}
+
+/* After an attempt (lock held): the item deferred until `again`, or freed (0). */
+void sched_attempt_done(struct worker *w, struct item *it, time_t again)
+{
+	struct delivery *d = w->d;
+	d->busy[w->index][0] = '\0';
+	d->where[w->index][0] = '\0';
+	w->arrival = 0;
+	if (!again) {
+		d->n_items--;
+		sched_queue_gauges(d, it->arrival ? it->arrival : 1);
+		free(it);
+		return;
+	}
+	it->due = again;
+	it->force = false;
+	it->fresh = false;
+	if (w->envelope_arrival)
+		it->arrival = w->envelope_arrival;
+	it->next = d->deferred;
+	d->deferred = it;
+	if (it->arrival && (!d->oldest_arrival || it->arrival < d->oldest_arrival))
+		d->oldest_arrival = it->arrival;
+	sched_queue_gauges(d, 0);
 }
 
 /* --- per-domain concurrency ------------------------------------------------- */

@@ -96,6 +96,8 @@ static void *delivery_thread(void *arg)
 			}
 		}
 		snprintf(d->busy[w->index], QUEUE_ID_LEN + 1, "%s", it->qid);
+		w->arrival = it->arrival;
+		w->envelope_arrival = 0;
 		pthread_mutex_unlock(&d->lock);
 		if (!w->dir && !directory_open(&w->dir, d->conf->data_dir, err, sizeof(err)))
 			log_event(LOG_ERR, "directory_error", "error=\"%s\"", err);
@@ -103,17 +105,7 @@ static void *delivery_thread(void *arg)
 		time_t again = w->dir && w->remote ? sched_process(w, it->qid, it->force, it->fresh)
 			: time(NULL) + (time_t)d->conf->retry_min;
 		pthread_mutex_lock(&d->lock);
-		d->busy[w->index][0] = '\0';
-		d->where[w->index][0] = '\0';
-		if (again) {
-			it->due = again;
-			it->force = false;
-			it->fresh = false;
-			it->next = d->deferred;
-			d->deferred = it;
-		} else {
-			free(it);
-		}
+		sched_attempt_done(w, it, again);
 	}
 	pthread_mutex_unlock(&d->lock);
 	remote_ctx_free(&w->remote);

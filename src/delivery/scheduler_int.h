@@ -45,6 +45,7 @@ struct item {
 	time_t due;
 	bool force;                 /* flush/retry: ignore the recipients' next_try */
 	bool fresh;                 /* just committed, never tried: cannot repeat a delivery */
+	time_t arrival;             /* the message's (unix time); 0 until an attempt read its envelope */
 	struct item *next;
 };
 
@@ -71,6 +72,8 @@ struct delivery {
 	size_t n_batch, batch_more;     /* newly failed messages not yet told to the postmaster */
 	time_t batch_due;
 	struct domain_slot domains[MAX_DOMAINS_ACTIVE];
+	size_t n_items;                 /* messages in the lists or being worked on: the queue gauge */
+	time_t oldest_arrival;          /* the oldest of their known arrivals (0: none) */
 	bool stopping;                  /* no new attempt starts */
 	bool cancelled;                 /* the stop deadline passed: transactions were cut off */
 	struct timespec deadline;       /* CLOCK_MONOTONIC: when a stop cuts deliveries off */
@@ -89,6 +92,8 @@ struct worker {
 	unsigned index;
 	struct directory *dir;
 	struct remote_ctx *remote;
+	time_t arrival;                 /* of the message being worked on, as known (lock held) */
+	time_t envelope_arrival;        /* this thread's own: what sched_process read (0: nothing) */
 };
 
 void sched_push_ready(struct delivery *d, struct item *it);
@@ -100,6 +105,11 @@ void sched_add_item(struct delivery *d, const char *qid, time_t due, bool force,
 bool sched_stop_state(struct delivery *d, bool *cancelled);
 bool sched_domain_acquire(struct delivery *d, const char *domain);
 void sched_domain_release(struct delivery *d, const char *domain);
+/* The queue gauges (size, oldest arrival) after items came or went (lock held);
+ * gone: the arrival of an item just freed (0: none), which may need a rescan. */
+void sched_queue_gauges(struct delivery *d, time_t gone);
+/* After an attempt at it (lock held): deferred until again, or freed when 0. */
+void sched_attempt_done(struct worker *w, struct item *it, time_t again);
 /* remote.c says which server a thread is trying now (for `queue list`). */
 void sched_where_host(void *arg, const char *host);
 /* One attempt at qid; returns when it is due again (0: done with it). */

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unbound.h>
 
+#include "util/metrics.h"
+
 #define CLASS_IN 1
 
 struct dns_query {
@@ -20,6 +22,7 @@ struct dns_query {
 	enum dns_type type;
 	int async_id;
 	uint64_t deadline;          /* monotonic milliseconds */
+	double started;             /* metrics_now(): the lookup's duration */
 	dns_callback *cb;
 	void *arg;
 	/* Cancelled or timed out while unbound was already handing the answer over
@@ -234,8 +237,10 @@ static void on_answer(void *arg, int err, struct ub_result *ub)
 	bool deliver = !q->orphan;
 	unlink_query(q);
 	struct dns_result res;
-	if (deliver)
+	if (deliver) {
 		dns_result_from_unbound(&res, q->type, err, ub);
+		metrics_observe(METRIC_DNS_DURATION, dns_type_name(q->type), metrics_now() - q->started);
+	}
 	if (ub)
 		ub_resolve_free(ub);
 	dns_callback *cb = q->cb;
@@ -258,6 +263,7 @@ static struct dns_query *query_start(struct dns_resolver *r, enum dns_type type,
 	q->type = type;
 	q->cb = cb;
 	q->arg = arg;
+	q->started = metrics_now();
 	q->deadline = now_ms() + (timeout_ms && timeout_ms < r->timeout_ms ? timeout_ms : r->timeout_ms);
 	int e = ub_resolve_async(r->ctx, name, (int)type, CLASS_IN, q, on_answer, &q->async_id);
 	if (e != 0) {
@@ -327,6 +333,7 @@ void dns_resolver_expire(struct dns_resolver *r)
 		res.type = q->type;
 		res.rcode = DNS_TIMEOUT;
 		snprintf(res.error, sizeof(res.error), "no answer within %u s", (r->timeout_ms + 999) / 1000);
+		metrics_observe(METRIC_DNS_DURATION, dns_type_name(q->type), metrics_now() - q->started);
 		dns_callback *cb = q->cb;
 		void *cb_arg = q->arg;
 		abandon(q);

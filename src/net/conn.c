@@ -10,6 +10,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "net/tls.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 #define INPUT_HIGH_WATER (256u << 10)   /* stop reading when this much is unprocessed */
 #define OUTPUT_HIGH_WATER (256u << 10)  /* stop reading while the client does not read */
@@ -270,6 +272,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		tls_describe(c->ssl, desc, sizeof(desc));
 		c->tls_pending = false;
 		log_event(LOG_INFO, "tls", "conn=%llu client=%s %s", (unsigned long long)c->id, c->addr, desc);
+		metrics_count(METRIC_TLS_HANDSHAKES, SSL_get_version(c->ssl), 1);
 		if (c->refusing) {
 			refuse_over_tls(c);
 			return;

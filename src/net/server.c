@@ -21,6 +21,7 @@
 #include "net/tls.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 /* Refuse a connection before a session exists: one reply, then close. */
 static void refuse_socket(evutil_socket_t fd, const char *text)
@@ -174,6 +175,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	log_event(LOG_INFO, "connect", "conn=%llu client=%s listener=%s%s", (unsigned long long)c->id, addr,
 		lc->conf->name, c->trusted ? " trusted=yes" : "");
+	metrics_count(METRIC_CONNECTIONS, lc->conf->name, 1);
 	/* Replies are small and the client waits for each: do not let Nagle hold them. */
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -249,6 +249,26 @@ bool policy_cause_is_guess(enum refusal_cause c)
 	return c == CAUSE_UNKNOWN_USER || c == CAUSE_RELAY_NOT_LOGGED_IN || c == CAUSE_POP_EXPIRED;
 }
 
+/* The cause id of data/explain.ini's fixed list (what `postern explain` names) for each
+ * refusal cause: the label of postern_refusals_total.  A cause without a row counts as
+ * "unknown" (test_refusal_ids checks that every row is a valid id). */
+static const char *const cause_ids[CAUSE_COUNT] = {
+	[CAUSE_RELAY_NOT_LOGGED_IN] = "not_authenticated", [CAUSE_UNKNOWN_USER] = "unknown_recipient",
+	[CAUSE_LOOKUP_FAILED] = "server_unavailable", [CAUSE_BAD_ADDRESS] = "syntax_error",
+	[CAUSE_NON_ASCII_ADDRESS] = "syntax_error", [CAUSE_TOO_MANY_RECIPIENTS] = "throttled",
+	[CAUSE_AUTH_REQUIRED] = "not_authenticated", [CAUSE_SENDER_NOT_OWNED] = "sender_not_owned",
+	[CAUSE_TLS_REQUIRED] = "tls_required", [CAUSE_AUTH_FAILED] = "wrong_credentials",
+	[CAUSE_THROTTLED] = "throttled", [CAUSE_MAILBOX_FULL] = "mailbox_full",
+	[CAUSE_POP_EXPIRED] = "pop_before_smtp_expired", [CAUSE_STAGE_TIMEOUT] = "server_unavailable",
+	[CAUSE_SPF_FAIL] = "spf_failed", [CAUSE_SENDER_UNAUTHENTICATED] = "dmarc_failed",
+	[CAUSE_AUTH_CHECK_TEMPFAIL] = "sender_authentication_failed",
+};
+
+const char *policy_cause_id(enum refusal_cause c)
+{
+	return (unsigned)c < CAUSE_COUNT && cause_ids[c] ? cause_ids[c] : "unknown";
+}
+
 const char *policy_cause_name(enum refusal_cause c)
 {
 	switch (c) {

@@ -139,6 +139,8 @@ const char *policy_best_fix(const unsigned counts[CAUSE_COUNT]);
 bool policy_cause_is_guess(enum refusal_cause c);
 /* Short words for a cause, for logs and the 503 list ("not logged in"). */
 const char *policy_cause_name(enum refusal_cause c);
+/* The cause id (data/explain.ini's list, as `postern explain` names it); "unknown" when none. */
+const char *policy_cause_id(enum refusal_cause c);
 
 void verdict_set(struct verdict *v, enum verdict_kind k, int code, const char *enh,
 	enum refusal_cause cause, const char *reason, const char *hint);

@@ -25,6 +25,7 @@
 #include "util/buf.h"
 #include "util/id.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/workq.h"
 
 /* One SMTP connection as this adapter sees it: the session, and the message being
@@ -336,6 +337,8 @@ static void commit_done(void *arg)
 	struct service *srv = sc->svc;
 	queue_writer_free(&j->writer);
 	free(j->added);
+	if (j->ok)
+		metrics_count(METRIC_MESSAGES_QUEUED, conn_listener(c)->name, 1);
 	if (j->ok && j->hold_reason[0]) {
 		char q[POLICY_REASON_MAX * 4 + 8];
 		log_event(LOG_WARN, "held", "conn=%llu qid=%s reason=%s", (unsigned long long)conn_id(c), j->qid,

@@ -16,6 +16,7 @@
 #include "smtp/session_int.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/parse.h"
 #include "util/text.h"
 
@@ -260,6 +261,7 @@ static struct policy_facts *end_of_data_facts(struct smtp_session *s)
  * signing); end_of_data_decided goes on. */
 static void ask_end_of_data(struct smtp_session *s)
 {
+	metrics_count(METRIC_MESSAGES_RECEIVED, s->info.listener, 1);
 	session_decide(s, POLICY_AT_END_OF_DATA, end_of_data_facts(s));
 }
 

@@ -219,6 +219,47 @@ void reply_verdict(struct verdict *v, enum verdict_id id, enum refusal_cause cau
 		reason ? reason : e->reason, e->hint);
 }
 
+/* The cause id (data/explain.ini's fixed list, what `postern explain` names) of each
+ * refusal in the catalogue, for the refusals metric; test_refusal_ids checks every row
+ * against the knowledge base's own answer for the entry.  A refusal without a row
+ * counts as "unknown". */
+static const char *const refusal_cause_ids[REPLY_ID_COUNT] = {
+	[R_SYNTAX_LINE_TOO_LONG] = "syntax_error", [R_SYNTAX_BAD_BYTES] = "syntax_error",
+	[R_UNKNOWN_COMMAND] = "syntax_error", [R_NOT_IMPLEMENTED] = "syntax_error",
+	[R_HELO_NEEDS_DOMAIN] = "syntax_error", [R_NO_DATA_ARG] = "syntax_error", [R_BDAT_SYNTAX] = "syntax_error",
+	[R_STARTTLS_UNAVAILABLE] = "syntax_error", [R_AUTH_UNAVAILABLE] = "syntax_error",
+	[R_STARTTLS_ARG] = "syntax_error", [R_AUTH_CANCELLED] = "syntax_error", [R_AUTH_BAD_BASE64] = "syntax_error",
+	[R_AUTH_MALFORMED] = "syntax_error", [R_AUTH_UNKNOWN_MECH] = "syntax_error", [R_AUTH_LINE_TOO_LONG] = "syntax_error",
+	[R_AUTH_NO_MECH] = "syntax_error", [R_NUL_IN_MESSAGE] = "syntax_error", [R_MESSAGE_LINE_TOO_LONG] = "syntax_error",
+	[R_FROM_NOT_ONE] = "syntax_error", [R_FROM_TOO_LONG] = "syntax_error", [R_FROM_TOO_MANY] = "syntax_error",
+	[R_NEED_HELO] = "command_sequence", [R_NESTED_MAIL] = "command_sequence", [R_NEED_MAIL] = "command_sequence",
+	[R_NO_RCPT_YET] = "command_sequence", [R_BDAT_AFTER_FAILURE] = "command_sequence",
+	[R_DATA_AFTER_BDAT] = "command_sequence", [R_ALREADY_TLS] = "command_sequence", [R_AUTH_TWICE] = "command_sequence",
+	[R_AUTH_IN_TX] = "command_sequence", [R_RCPT_AFTER_REFUSED_MAIL] = "command_sequence",
+	[R_CMD_AFTER_BDAT] = "command_sequence",
+	[R_TOO_MANY_RCPTS] = "throttled", [R_TOO_MANY_ERRORS] = "throttled", [R_TOO_MANY_CONNECTIONS] = "throttled",
+	[R_TOO_MANY_FROM_IP] = "throttled", [R_RESERVED_CONNECTIONS] = "throttled",
+	[R_AUTH_THROTTLED_ACCOUNT] = "throttled", [R_AUTH_THROTTLED_ADDRESS] = "throttled",
+	[R_MSG_TOO_BIG_DECLARED] = "message_too_large", [R_MSG_TOO_BIG] = "message_too_large",
+	[R_TEMP_SPOOL] = "server_unavailable", [R_TEMP_COMMIT] = "server_unavailable", [R_IDLE_TIMEOUT] = "server_unavailable",
+	[R_SHUTDOWN] = "server_unavailable", [R_DEADLINE_LINE] = "server_unavailable",
+	[R_DEADLINE_DATA_RATE] = "server_unavailable", [R_DEADLINE_LOGIN] = "server_unavailable",
+	[R_DEADLINE_SESSION] = "server_unavailable",
+	[R_NO_SPACE_MAIL] = "server_storage_full", [R_NO_SPACE_SIZE] = "server_storage_full",
+	[R_NO_SPACE_DATA] = "server_storage_full",
+	[R_AUTH_FAILED] = "wrong_credentials", [R_AUTH_TEMPFAIL] = "wrong_credentials", [R_AUTH_AUTHZID] = "wrong_credentials",
+	[R_AUTH_NEEDS_STARTTLS] = "tls_required", [R_AUTH_NEEDS_TLS_PORT] = "tls_required",
+	[R_TLS_EXPECTED] = "tls_mode_mismatch",
+	[R_TOO_MANY_REFUSED_RCPTS] = "unknown_recipient",
+	[R_EIGHTBIT_NO_SMTPUTF8] = "sender_not_owned",
+	[R_BARE_LINE_ENDING] = "unknown", [R_BODY_8BIT_NOT_DECLARED] = "unknown",
+};
+
+const char *reply_cause_id(enum reply_id id)
+{
+	return (unsigned)id < REPLY_ID_COUNT && refusal_cause_ids[id] ? refusal_cause_ids[id] : "unknown";
+}
+
 const struct reply_entry *reply_get(enum reply_id id)
 {
 	assert((unsigned)id < REPLY_ID_COUNT && catalogue[id].code != 0);

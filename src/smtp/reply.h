@@ -45,6 +45,9 @@ struct reply_entry {
 };
 
 const struct reply_entry *reply_get(enum reply_id id);
+/* The cause id of a refusal in the catalogue (data/explain.ini's list, as `postern
+ * explain` names it); "unknown" for an entry without one. */
+const char *reply_cause_id(enum reply_id id);
 
 /* Write a reply: "CODE-ENH line" ... "CODE ENH last".  text may contain '\n'.
  * Asserts 200 <= code <= 599 and, when enh is not NULL, that enh is a valid

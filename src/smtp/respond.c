@@ -14,6 +14,7 @@
 #include "smtp/session_int.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 void next_ref(struct smtp_session *s, char *out, size_t outsz)
 {
@@ -65,9 +66,10 @@ void say(struct smtp_session *s, enum reply_id id, ...)
 /* The one refusal writer (DESIGN invariant 3): the reference goes on the reply's
  * last line and into one event=refused log line, so that an administrator finds the
  * line from a user's screenshot.  text is reason and hint; the log gets its first
- * line.  reply_write checks the code and that the enhanced code's class matches. */
-void refusal_write(struct smtp_session *s, const char *cause, int code, const char *enh, const char *text,
-	char *ref_out, size_t ref_outsz)
+ * line.  reply_write checks the code and that the enhanced code's class matches.
+ * cause_id (explain's id) labels postern_refusals_total: one count per refusal. */
+void refusal_write_id(struct smtp_session *s, const char *cause, const char *cause_id, int code, const char *enh,
+	const char *text, char *ref_out, size_t ref_outsz)
 {
 	char ref[32];
 	next_ref(s, ref, sizeof(ref));
@@ -76,6 +78,7 @@ void refusal_write(struct smtp_session *s, const char *cause, int code, const ch
 	buf_printf(&out, "%s (ref %s)", text, ref);
 	reply_write(&s->out, code, enh, buf_cstr(&out));
 	buf_free(&out);
+	metrics_count(METRIC_REFUSALS, cause_id ? cause_id : "unknown", 1);
 	char q[300];
 	size_t first_line = strcspn(text, "\n");
 	log_event(code >= 500 ? LOG_INFO : LOG_WARN, "refused", "conn=%llu ref=%s cmd=%s code=%d enh=%s cause=\"%s\" reason=%s",
@@ -85,20 +88,32 @@ void refusal_write(struct smtp_session *s, const char *cause, int code, const ch
 		snprintf(ref_out, ref_outsz, "%s", ref);
 }
 
-void refuse_v(struct smtp_session *s, const char *cause, enum reply_id id, va_list ap)
+void refusal_write(struct smtp_session *s, const char *cause, int code, const char *enh, const char *text,
+	char *ref_out, size_t ref_outsz)
+{
+	refusal_write_id(s, cause, NULL, code, enh, text, ref_out, ref_outsz);
+}
+
+/* A catalogue refusal; cause_id NULL: the catalogue entry's own. */
+static void refuse_reply(struct smtp_session *s, const char *cause, const char *cause_id, enum reply_id id, va_list ap)
 {
 	const struct reply_entry *e = reply_get(id);
 	assert(e->code >= 400);
 	char text[2048];
 	reply_vformat(text, sizeof(text), id, ap);
-	refusal_write(s, cause, e->code, e->enh, text, NULL, 0);
+	refusal_write_id(s, cause, cause_id ? cause_id : reply_cause_id(id), e->code, e->enh, text, NULL, 0);
+}
+
+void refuse_v(struct smtp_session *s, const char *cause, enum reply_id id, va_list ap)
+{
+	refuse_reply(s, cause, NULL, id, ap);
 }
 
 void refuse(struct smtp_session *s, enum reply_id id, ...)
 {
 	va_list ap;
 	va_start(ap, id);
-	refuse_v(s, NULL, id, ap);
+	refuse_reply(s, NULL, NULL, id, ap);
 	va_end(ap);
 }
 
@@ -108,7 +123,7 @@ void refuse_counted(struct smtp_session *s, enum refusal_cause cause, enum reply
 		s->causes[cause]++;
 	va_list ap;
 	va_start(ap, id);
-	refuse_v(s, policy_cause_name(cause), id, ap);
+	refuse_reply(s, policy_cause_name(cause), policy_cause_id(cause), id, ap);
 	va_end(ap);
 }
 
@@ -119,7 +134,8 @@ void refuse_verdict(struct smtp_session *s, const char *what, const struct verdi
 		snprintf(text, sizeof(text), "%s: %s\n%s", what, v->reason, v->hint);
 	else
 		snprintf(text, sizeof(text), "%s: %s", what, v->reason);
-	refusal_write(s, policy_cause_name(v->cause), v->code, v->enh, text, ref_out, ref_outsz);
+	refusal_write_id(s, policy_cause_name(v->cause), policy_cause_id(v->cause), v->code, v->enh, text,
+		ref_out, ref_outsz);
 }
 
 /* Count a protocol error; past the limit the session ends (STYLE 5: bound input). */

@@ -162,6 +162,10 @@ void refuse_v(struct smtp_session *s, const char *cause, enum reply_id id, va_li
 void refuse_verdict(struct smtp_session *s, const char *what, const struct verdict *v, char *ref_out, size_t ref_outsz);
 void refusal_write(struct smtp_session *s, const char *cause, int code, const char *enh, const char *text,
 	char *ref_out, size_t ref_outsz);
+/* refusal_write with the cause id (data/explain.ini's list) that labels the refusals
+ * metric; refusal_write counts it as "unknown". */
+void refusal_write_id(struct smtp_session *s, const char *cause, const char *cause_id, int code, const char *enh,
+	const char *text, char *ref_out, size_t ref_outsz);
 /* Client text quoted in a reply (util/text.h's quote_for_reply) is cut after this many octets. */
 #define SMTP_QUOTE_SHOWN 64
 

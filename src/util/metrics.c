@@ -27,38 +27,38 @@ static const double milter_buckets[] = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0
 
 static const struct metric_info registry[METRIC_COUNT] = {
 	[METRIC_CONNECTIONS] = { "postern_connections_total",
-		"Connections accepted, by listener.", METRIC_COUNTER, "listener", NULL, 0 },
+		"Connections accepted, by listener.", METRIC_COUNTER, "listener", NULL, 0, false },
 	[METRIC_MESSAGES_RECEIVED] = { "postern_messages_received_total",
 		"Messages whose data arrived complete (end of DATA or the last BDAT), before the end-of-data checks, by listener.",
-		METRIC_COUNTER, "listener", NULL, 0 },
+		METRIC_COUNTER, "listener", NULL, 0, false },
 	[METRIC_MESSAGES_QUEUED] = { "postern_messages_queued_total",
-		"Messages committed to the queue and answered 250, by listener.", METRIC_COUNTER, "listener", NULL, 0 },
+		"Messages committed to the queue and answered 250, by listener.", METRIC_COUNTER, "listener", NULL, 0, false },
 	[METRIC_DELIVERED] = { "postern_recipients_delivered_total",
 		"Recipients delivered (route local: into a mailbox; remote: accepted by the next server).",
-		METRIC_COUNTER, "route", NULL, 0 },
+		METRIC_COUNTER, "route", NULL, 0, false },
 	[METRIC_DEFERRED] = { "postern_recipients_deferred_total",
-		"Delivery attempts for a recipient that failed temporarily and will be retried.", METRIC_COUNTER, "route", NULL, 0 },
+		"Delivery attempts for a recipient that failed temporarily and will be retried.", METRIC_COUNTER, "route", NULL, 0, false },
 	[METRIC_BOUNCED] = { "postern_recipients_bounced_total",
 		"Recipients that failed for good (permanent refusal or expired in the queue): the sender gets a bounce.",
-		METRIC_COUNTER, "route", NULL, 0 },
+		METRIC_COUNTER, "route", NULL, 0, false },
 	[METRIC_REFUSALS] = { "postern_refusals_total",
-		"SMTP refusals sent to clients, by cause id (the ids of postern explain).", METRIC_COUNTER, "cause", NULL, 0 },
+		"SMTP refusals sent to clients, by cause id (the ids of postern explain).", METRIC_COUNTER, "cause", NULL, 0, false },
 	[METRIC_QUEUE_MESSAGES] = { "postern_queue_messages",
-		"Messages in the queue waiting for delivery of at least one recipient.", METRIC_GAUGE, NULL, NULL, 0 },
+		"Messages in the queue waiting for delivery of at least one recipient.", METRIC_GAUGE, NULL, NULL, 0, false },
 	[METRIC_QUEUE_OLDEST_AGE] = { "postern_queue_oldest_message_age_seconds",
-		"Age of the oldest message in the queue (0 when the queue is empty).", METRIC_GAUGE, NULL, NULL, 0 },
+		"Age of the oldest message in the queue (0 when the queue is empty).", METRIC_GAUGE, NULL, NULL, 0, true },
 	[METRIC_DELIVERY_LATENCY] = { "postern_delivery_latency_seconds",
-		"Time from a message's arrival to a recipient's delivery.", METRIC_HISTOGRAM, "route", BUCKETS(latency_buckets) },
+		"Time from a message's arrival to a recipient's delivery.", METRIC_HISTOGRAM, "route", BUCKETS(latency_buckets), false },
 	[METRIC_LOGINS] = { "postern_logins_total",
-		"Login attempts (SMTP AUTH, POP3), by result: success, failure, throttled.", METRIC_COUNTER, "result", NULL, 0 },
+		"Login attempts (SMTP AUTH, POP3), by result: success, failure (wrong user or password), tempfail (directory unavailable), throttled (refused before the check).", METRIC_COUNTER, "result", NULL, 0, false },
 	[METRIC_TLS_HANDSHAKES] = { "postern_tls_handshakes_total",
-		"TLS handshakes completed by clients, by protocol version.", METRIC_COUNTER, "version", NULL, 0 },
+		"TLS handshakes completed by clients, by protocol version.", METRIC_COUNTER, "version", NULL, 0, false },
 	[METRIC_DNS_DURATION] = { "postern_dns_lookup_duration_seconds",
-		"DNS lookups, by record type, from question to answer or time-out.", METRIC_HISTOGRAM, "type", BUCKETS(dns_buckets) },
+		"DNS lookups, by record type, from question to answer or time-out.", METRIC_HISTOGRAM, "type", BUCKETS(dns_buckets), false },
 	[METRIC_MILTER_DURATION] = { "postern_milter_duration_seconds",
-		"Milter conversations steps, by filter, from command to reply.", METRIC_HISTOGRAM, "filter", BUCKETS(milter_buckets) },
+		"Milter conversations steps, by filter, from command to reply.", METRIC_HISTOGRAM, "filter", BUCKETS(milter_buckets), false },
 	[METRIC_HTTP_REQUESTS] = { "postern_http_requests_total",
-		"HTTP requests answered, by status code.", METRIC_COUNTER, "status", NULL, 0 },
+		"HTTP requests answered, by status code.", METRIC_COUNTER, "status", NULL, 0, false },
 };
 
 struct metric_slot {
@@ -264,8 +264,13 @@ static void render_slot(struct buf *out, const struct metric_info *mi, struct me
 		return;
 	}
 	append_series(out, mi, "", value, NULL);
+	int64_t v = atomic_load_explicit(&s->gauge, memory_order_relaxed);
+	if (mi->age) {
+		time_t now = time(NULL);
+		v = v > 0 && now > v ? (int64_t)now - v : 0;
+	}
 	if (mi->type == METRIC_GAUGE)
-		buf_printf(out, " %" PRId64 "\n", atomic_load_explicit(&s->gauge, memory_order_relaxed));
+		buf_printf(out, " %" PRId64 "\n", v);
 	else
 		buf_printf(out, " %" PRIu64 "\n", atomic_load_explicit(&s->counts[0], memory_order_relaxed));
 }

@@ -28,7 +28,8 @@ enum metric_id {
 	METRIC_BOUNCED,             /* postern_recipients_bounced_total{route} */
 	METRIC_REFUSALS,            /* postern_refusals_total{cause} */
 	METRIC_QUEUE_MESSAGES,      /* postern_queue_messages */
-	METRIC_QUEUE_OLDEST_AGE,    /* postern_queue_oldest_message_age_seconds */
+	METRIC_QUEUE_OLDEST_AGE,    /* postern_queue_oldest_message_age_seconds: set to the oldest
+	                               message's arrival (unix time, 0: none); rendered as its age */
 	METRIC_DELIVERY_LATENCY,    /* postern_delivery_latency_seconds{route} */
 	METRIC_LOGINS,              /* postern_logins_total{result} */
 	METRIC_TLS_HANDSHAKES,      /* postern_tls_handshakes_total{version} */
@@ -51,6 +52,8 @@ struct metric_info {
 	const char *label;          /* the label's name, NULL when the metric has none */
 	const double *buckets;      /* histograms: upper bounds, increasing, in seconds */
 	unsigned n_buckets;
+	bool age;                   /* gauge: the value set is a unix time, rendered as the seconds
+	                               since then (so it never goes stale between updates) */
 };
 
 const struct metric_info *metrics_info(enum metric_id m);

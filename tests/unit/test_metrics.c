@@ -8,7 +8,9 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/buf.h"
 #include "util/metrics.h"
@@ -101,6 +103,20 @@ static void test_unlabelled_and_gauges(void **state)
 	metrics_gauge_set(METRIC_QUEUE_OLDEST_AGE, NULL, -1);
 	assert_int_equal(metrics_gauge_value(METRIC_QUEUE_MESSAGES, NULL), 9);
 	assert_int_equal(metrics_gauge_value(METRIC_QUEUE_OLDEST_AGE, NULL), -1);
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	assert_true(metrics_render(&out));
+	assert_non_null(strstr(buf_cstr(&out), "\npostern_queue_messages 9\n"));
+	assert_non_null(strstr(buf_cstr(&out), "\npostern_queue_oldest_message_age_seconds 0\n"));
+	/* the age gauge holds a unix time and shows the seconds since */
+	metrics_gauge_set(METRIC_QUEUE_OLDEST_AGE, NULL, (int64_t)time(NULL) - 100);
+	buf_reset(&out);
+	assert_true(metrics_render(&out));
+	const char *age = strstr(buf_cstr(&out), "\npostern_queue_oldest_message_age_seconds ");
+	assert_non_null(age);
+	long seconds = strtol(age + strlen("\npostern_queue_oldest_message_age_seconds "), NULL, 10);
+	assert_true(seconds >= 100 && seconds <= 102);
+	buf_free(&out);
 	metrics_count(METRIC_COUNT, NULL, 1);   /* out of range: ignored */
 	metrics_observe(METRIC_CONNECTIONS, "x", 1.0);   /* not a histogram: ignored */
 	assert_int_equal(metrics_counter_value(METRIC_CONNECTIONS, "x"), 0);
