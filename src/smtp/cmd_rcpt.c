@@ -78,12 +78,14 @@ static bool rcpt_syntax_ok(struct smtp_session *s, const struct smtp_command *c,
 
 /* Refuse a recipient with a verdict; remember it for the 503.  ref_out (may be
  * NULL) gets the refusal's reference. */
-static void refuse_rcpt(struct smtp_session *s, const char *addr, const struct verdict *v, char *ref_out, size_t ref_outsz)
+/* cause_id: the refusals metric's label, NULL for the verdict's cause's. */
+static void refuse_rcpt(struct smtp_session *s, const char *addr, const struct verdict *v, const char *cause_id,
+	char *ref_out, size_t ref_outsz)
 {
 	char what[SMTP_ADDR_MAX + 3], ref[32];
 	snprintf(what, sizeof(what), "<%s>", addr);
 	size_t reply_start = s->out.len;
-	refuse_verdict(s, what, v, ref, sizeof(ref));
+	refuse_verdict_id(s, what, v, cause_id, ref, sizeof(ref));
 	remember_refusal(s->tx, addr, v, ref);
 	if (v->kind == VERDICT_PERM && policy_cause_is_guess(v->cause))
 		count_guess(s, reply_start);
@@ -131,7 +133,7 @@ void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 	struct verdict v;
 	if (path.utf8 && !tx->params.smtputf8) {
 		reply_verdict(&v, V_RCPT_NOT_ASCII, CAUSE_NON_ASCII_ADDRESS, NULL);
-		refuse_rcpt(s, addr, &v, NULL, 0);
+		refuse_rcpt(s, addr, &v, NULL, NULL, 0);
 		return;
 	}
 	for (size_t i = 0; i < tx->n_rcpts; i++) {
@@ -174,12 +176,12 @@ void rcpt_decided(struct smtp_session *s, const struct verdict *v)
 		struct verdict trapped = *v;
 		char ref[32];
 		wrong_port_relay_verdict(s, &trapped);
-		refuse_rcpt(s, addr, &trapped, ref, sizeof(ref));
+		refuse_rcpt(s, addr, &trapped, reply_cause_id(R_RELAY_WRONG_PORT), ref, sizeof(ref));
 		wrong_port_relay_refused(s, ref);
 		return;
 	}
 	if (v->kind != VERDICT_OK) {
-		refuse_rcpt(s, addr, v, NULL, 0);
+		refuse_rcpt(s, addr, v, NULL, NULL, 0);
 		return;
 	}
 	if (add_rcpt(s, &s->rcpt_asked, &s->rcpt_asked_params))

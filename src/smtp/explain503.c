@@ -163,7 +163,7 @@ void reply_no_recipients(struct smtp_session *s, const char *verb)
 	buf_appends(&text, policy_best_fix(counts));
 	struct verdict v;
 	reply_verdict(&v, V_NOTHING_TO_SEND, CAUSE_NONE, "");
-	refusal_write_id(s, "nothing to send", "command_sequence", v.code, v.enh, buf_cstr(&text), NULL, 0);
+	refusal_write_id(s, "nothing to send", s->wrong_port_seen ? "wrong_port" : "command_sequence", v.code, v.enh, buf_cstr(&text), NULL, 0);
 	buf_free(&text);
 }
 

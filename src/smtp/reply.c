@@ -253,6 +253,7 @@ static const char *const refusal_cause_ids[REPLY_ID_COUNT] = {
 	[R_TOO_MANY_REFUSED_RCPTS] = "unknown_recipient",
 	[R_EIGHTBIT_NO_SMTPUTF8] = "sender_not_owned",
 	[R_BARE_LINE_ENDING] = "unknown", [R_BODY_8BIT_NOT_DECLARED] = "unknown",
+	[R_AUTH_WRONG_PORT] = "wrong_port", [R_RELAY_WRONG_PORT] = "wrong_port", [R_WRONG_PORT_503] = "wrong_port",
 };
 
 const char *reply_cause_id(enum reply_id id)

@@ -129,13 +129,19 @@ void refuse_counted(struct smtp_session *s, enum refusal_cause cause, enum reply
 
 void refuse_verdict(struct smtp_session *s, const char *what, const struct verdict *v, char *ref_out, size_t ref_outsz)
 {
+	refuse_verdict_id(s, what, v, NULL, ref_out, ref_outsz);
+}
+
+void refuse_verdict_id(struct smtp_session *s, const char *what, const struct verdict *v, const char *cause_id,
+	char *ref_out, size_t ref_outsz)
+{
 	char text[1200];
 	if (v->hint[0])
 		snprintf(text, sizeof(text), "%s: %s\n%s", what, v->reason, v->hint);
 	else
 		snprintf(text, sizeof(text), "%s: %s", what, v->reason);
-	refusal_write_id(s, policy_cause_name(v->cause), policy_cause_id(v->cause), v->code, v->enh, text,
-		ref_out, ref_outsz);
+	refusal_write_id(s, policy_cause_name(v->cause), cause_id ? cause_id : policy_cause_id(v->cause), v->code, v->enh,
+		text, ref_out, ref_outsz);
 }
 
 /* Count a protocol error; past the limit the session ends (STYLE 5: bound input). */

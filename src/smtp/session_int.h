@@ -160,6 +160,9 @@ void refuse_counted(struct smtp_session *s, enum refusal_cause cause, enum reply
 /* refuse() with a va_list; cause (a name for the log) may be NULL. */
 void refuse_v(struct smtp_session *s, const char *cause, enum reply_id id, va_list ap);
 void refuse_verdict(struct smtp_session *s, const char *what, const struct verdict *v, char *ref_out, size_t ref_outsz);
+/* refuse_verdict with the cause id that labels the refusals metric (NULL: the verdict's cause's). */
+void refuse_verdict_id(struct smtp_session *s, const char *what, const struct verdict *v, const char *cause_id,
+	char *ref_out, size_t ref_outsz);
 void refusal_write(struct smtp_session *s, const char *cause, int code, const char *enh, const char *text,
 	char *ref_out, size_t ref_outsz);
 /* refusal_write with the cause id (data/explain.ini's list) that labels the refusals

@@ -69,7 +69,8 @@ void wrong_port_refuse_auth(struct smtp_session *s)
 	port_words(s, ports, sizeof(ports));
 	format_entry(text, sizeof(text), R_AUTH_WRONG_PORT, s->info.port, ports);
 	const struct reply_entry *e = reply_get(R_AUTH_WRONG_PORT);
-	refusal_write(s, "wrong port (AUTH on an mx listener)", e->code, e->enh, text, ref, sizeof(ref));
+	refusal_write_id(s, "wrong port (AUTH on an mx listener)", reply_cause_id(R_AUTH_WRONG_PORT), e->code, e->enh, text,
+		ref, sizeof(ref));
 	s->wrong_port_seen = true;
 	log_wrong_port(s, "auth", ref);
 }
