@@ -6,12 +6,22 @@
  * Each helper adds its rows to `routes`. */
 #include "web/web.h"
 
+#include "web/autoconfig.h"
+#include "web/autodiscover.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 static const struct web_route routes[] = {
 	{ NULL, "/healthz", 0, "health", web_health },
+	/* Thunderbird (draft-ietf-mailmaint-autoconfig §3) and Outlook ([MS-OXDSCLI] §3.1.5) */
+	{ NULL, "/mail/config-v1.1.xml", 0, "autoconfig", autoconfig_handle },
+	{ NULL, "/.well-known/autoconfig/mail/config-v1.1.xml", 0, "autoconfig", autoconfig_handle },
+	{ "POST", "/autodiscover/autodiscover.xml", WEB_NOCASE, "autoconfig", autodiscover_handle },
+	{ NULL, "/autodiscover/autodiscover.xml", WEB_NOCASE, "autoconfig", autodiscover_handle },
+	{ NULL, "/autodiscover/autodiscover.json", WEB_NOCASE, "autoconfig", autodiscover_json_handle },
+	{ NULL, "/autodiscover/autodiscover.json/", WEB_PREFIX | WEB_NOCASE, "autoconfig", autodiscover_json_handle },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
