@@ -36,6 +36,7 @@
 #include "conf/conf.h"
 #include "net/tls.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 #define HTTP_PATH_MAX 4096
 #define HTTP_REFUSING_MAX 32   /* refused connections being told why at once */
@@ -415,7 +416,7 @@ static void free_body(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-/* One line per request.  Never the query (it may carry an address or a password),
+/* One line per request (and postern_http_requests_total{status}).  Never the query (it may carry an address or a password),
  * never a header (Authorization), never the body. */
 static void log_request(struct http_listener *hl, const char *client, const char *method, const char *path, int status,
 	size_t bytes, uint64_t ms, const char *note, bool gone)
@@ -423,6 +424,9 @@ static void log_request(struct http_listener *hl, const char *client, const char
 	char qpath[HTTP_PATH_MAX / 4 + 8], qnote[512];
 	log_quote(qpath, sizeof(qpath), path, strlen(path), 512);
 	log_quote(qnote, sizeof(qnote), note, strlen(note), 192);
+	char code[8];
+	snprintf(code, sizeof(code), "%d", status);
+	metrics_count(METRIC_HTTP_REQUESTS, code, 1);
 	log_event(status >= 500 ? LOG_WARN : LOG_INFO, "http", "listener=%s client=%s method=%s path=%s status=%d bytes=%zu ms=%llu%s%s%s",
 		hl->conf->name, client, method, qpath, status, bytes, (unsigned long long)ms, note[0] ? " note=" : "",
 		note[0] ? qnote : "", gone ? " client_gone=yes" : "");
@@ -493,16 +497,12 @@ static void reply_now(struct http_listener *hl, struct http_conn *hc, struct evh
 {
 	struct http_response r = { 0 };
 	http_response_printf(&r, status, "text/plain; charset=utf-8", "%s\n", words);
-	snprintf(r.log_note, sizeof(r.log_note), "%s", note);
-	struct http_exchange x = { .hl = hl, .hc = hc, .req = req, .started = now_ms() };
-	x.view.method = method_name(evhttp_request_get_command(req));
-	x.view.path = path;
-	x.view.client_addr = hc->addr;
-	bool gone = false;
-	log_request(hl, hc->addr, x.view.method, path, r.status, r.body_len, 0, r.log_note, gone);
+	const char *method = method_name(evhttp_request_get_command(req));
+	bool head = strcmp(method, "HEAD") == 0;
+	log_request(hl, hc->addr, method, path, r.status, head ? 0 : r.body_len, 0, note, false);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	hc->replying = true;
-	send_response(req, &r, strcmp(x.view.method, "HEAD") == 0);
+	send_response(req, &r, head);
 	hc->replying = false;
 	hc->since = now_ms();
 }

@@ -467,3 +467,57 @@ def test_a_client_that_leaves_mid_request_does_no_harm(web):
         time.sleep(0.2)
     assert get(web.http_port, "/healthz")[0] == 200
     assert web.alive()
+
+
+def test_chunked_body_over_body_max_is_413(web):
+    s = socket.create_connection(("127.0.0.1", web.http_port), timeout=10)
+    try:
+        s.sendall(b"POST /healthz HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"%x\r\n" % 32768 + b"c" * 32768 + b"\r\n"
+        try:
+            for _ in range(8):   # 256K offered; body_max is 64K
+                s.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        out = read_all(s)
+    finally:
+        s.close()
+    assert out.startswith(b"HTTP/1.1 413") or out == b"", out[:200]
+    wait_log(web, r'event=http listener=web client=127\.0\.0\.1 method=- path="-" status=413')
+
+
+@pytest.mark.parametrize("listener", ["web", "webs"])
+def test_a_silent_client_is_closed_at_request_timeout(server_factory, listener):
+    """Plain: no request line; TLS: not even a ClientHello."""
+    srv = server_factory(extra=HTTP_LISTENERS + "\n[http]\nrequest_timeout = 2s\n")
+    port = port_of(srv, listener)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    start = time.monotonic()
+    try:
+        read_all(s)
+    finally:
+        s.close()
+    took = time.monotonic() - start
+    assert 1.5 <= took <= 6, took
+
+
+def test_a_refused_tls_client_is_told_why_over_tls(server_factory):
+    srv = server_factory(limits={"connections_per_ip": "2"}, extra=HTTP_LISTENERS)
+    port = port_of(srv, "webs")
+    cert = srv.data_dir / "tls" / "selfsigned.crt"
+    held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+    try:
+        time.sleep(0.3)
+        p = subprocess.run(["curl", "-sS", "-i", "--cacert", str(cert), "--resolve", "mx.example.test:%d:127.0.0.1" % port,
+                            "https://mx.example.test:%d/healthz" % port], capture_output=True, text=True, timeout=20)
+        assert p.stdout.startswith("HTTP/1.1 503"), p.stdout + p.stderr
+        assert "as many connections as its [limits] allow" in p.stdout
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_head_of_an_unknown_path_is_404_without_a_body(web):
+    status, headers, body = get(web.http_port, "/nothing", method="HEAD")
+    assert status == 404 and body == b"" and int(headers["content-length"]) > 0, (status, headers)
+    wait_log(web, r'method=HEAD path="/nothing" status=404 bytes=0 ')
