@@ -23,6 +23,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -250,7 +251,7 @@ def assert_advertised_ports(srv, servers):
 
 def thunderbird_urls(srv, domain, address):
     """The URLs Thunderbird tries, in its order (https first, then http)."""
-    q = "?emailaddress=" + address if address else ""
+    q = "?emailaddress=" + urllib.parse.quote(address, safe="") if address else ""   # encodeURIComponent
     web, webs = srv.ports["web"], srv.ports["webs"]
     return [
         "https://autoconfig.%s:%d/mail/config-v1.1.xml%s" % (domain, webs, q),
@@ -289,6 +290,10 @@ def test_autoconfig_settings_really_work(site):
     status, _, body = curl(site, thunderbird_urls(site, "second.test", BOB)[0])
     assert status == 200, body
     assert_settings_work(site, servers_of(body), BOB)
+    # the document without an address: the client puts the address in for %EMAILADDRESS%
+    status, _, body = curl(site, thunderbird_urls(site, "example.test", None)[1])
+    assert status == 200 and b"%EMAILADDRESS%" in body, body
+    assert_settings_work(site, servers_of(body.replace(b"%EMAILADDRESS%", ALICE.encode())), ALICE)
 
 
 @pytest.mark.parametrize("query,status,words", [
