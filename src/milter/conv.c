@@ -12,6 +12,7 @@
 
 #include "milter/codec.h"
 #include "net/client.h"
+#include "util/metrics.h"
 
 #define OUT_CAP (MILTER_PACKET_MAX + 16)
 #define READ_CHUNK 16384
@@ -383,6 +384,7 @@ static enum milter_verdict step_end(struct milter_conn *m, char cmd, enum milter
 	else if (v == MILTER_ACCEPT)
 		m->accepted_tx = true;
 	out->elapsed_ms = now_ms() - t0;
+	metrics_observe(METRIC_MILTER_DURATION, m->fc.name, (double)out->elapsed_ms / 1000.0);
 	return v;
 }
 
@@ -638,6 +640,7 @@ enum milter_verdict milter_eom(struct milter_conn *m, const struct milter_macro 
 	if (out->verdict != MILTER_CONTINUE && out->verdict != MILTER_ACCEPT && out->verdict != MILTER_QUARANTINE)
 		free_mods(out);
 	out->elapsed_ms = now_ms() - t0;
+	metrics_observe(METRIC_MILTER_DURATION, m->fc.name, (double)out->elapsed_ms / 1000.0);
 	return out->verdict;
 }
 

@@ -232,6 +232,7 @@ static void conn_admit(struct http_conn *hc)
 		ipc->count++;
 		hl->net->n_http_conns++;
 		hc->counted = true;
+		metrics_count(METRIC_CONNECTIONS, hl->conf->name, 1);
 		return;
 	}
 	if (hl->n_refusing >= HTTP_REFUSING_MAX) {

@@ -22,6 +22,7 @@ static const struct web_route routes[] = {
 	{ NULL, "/autodiscover/autodiscover.xml", WEB_NOCASE, "autoconfig", autodiscover_handle },
 	{ NULL, "/autodiscover/autodiscover.json", WEB_NOCASE, "autoconfig", autodiscover_json_handle },
 	{ NULL, "/autodiscover/autodiscover.json/", WEB_PREFIX | WEB_NOCASE, "autoconfig", autodiscover_json_handle },
+	{ NULL, "/metrics", 0, "metrics", web_metrics },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
