@@ -261,7 +261,6 @@ static struct policy_facts *end_of_data_facts(struct smtp_session *s)
  * signing); end_of_data_decided goes on. */
 static void ask_end_of_data(struct smtp_session *s)
 {
-	metrics_count(METRIC_MESSAGES_RECEIVED, s->info.listener, 1);
 	session_decide(s, POLICY_AT_END_OF_DATA, end_of_data_facts(s));
 }
 
@@ -334,6 +333,7 @@ static bool content_acceptable(struct smtp_session *s)
 static void finish_message(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
+	metrics_count(METRIC_MESSAGES_RECEIVED, s->info.listener, 1);
 	if (tx->too_big) {
 		refuse(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
 		tx_free(s);

@@ -29,7 +29,7 @@ static const struct metric_info registry[METRIC_COUNT] = {
 	[METRIC_CONNECTIONS] = { "postern_connections_total",
 		"Connections accepted, by listener.", METRIC_COUNTER, "listener", NULL, 0, false },
 	[METRIC_MESSAGES_RECEIVED] = { "postern_messages_received_total",
-		"Messages whose data arrived complete (end of DATA or the last BDAT), before the end-of-data checks, by listener.",
+		"Messages whose data arrived complete (end of DATA or the last BDAT), before any check of the message, by listener.",
 		METRIC_COUNTER, "listener", NULL, 0, false },
 	[METRIC_MESSAGES_QUEUED] = { "postern_messages_queued_total",
 		"Messages committed to the queue and answered 250, by listener.", METRIC_COUNTER, "listener", NULL, 0, false },

@@ -106,6 +106,17 @@ def refuse_recipients(srv):
         c.cmd("QUIT")
 
 
+def refuse_message(srv):
+    """A message that arrives whole and is refused for its content (a NUL byte): received,
+    never queued."""
+    with connect(srv, "smtp") as c:
+        replies = c.start_mail("someone@sender.example", ("alice@example.test",))
+        assert replies[0].code == 250, replies
+        r = c.data(b"Subject: nul\r\n\r\nbad \x00 byte\r\n")
+        assert r.is_(550, "5.6.0"), r
+        c.cmd("QUIT")
+
+
 def fail_login(srv):
     with connect_tls(srv, "submission") as c:
         r = auth_plain(c, "alice@example.test", PASSWORD + "-wrong")
@@ -131,6 +142,7 @@ def test_counters_move_with_the_traffic(srv):
     send_local_message(srv)
     assert len(srv.wait_delivered("alice@example.test", 1)) == 1
     refuse_recipients(srv)
+    refuse_message(srv)
     fail_login(srv)
     implicit_tls_session(srv)
 
@@ -138,16 +150,17 @@ def test_counters_move_with_the_traffic(srv):
                      and delta(before, s, "postern_logins_total", result="failure") >= 1
                      and value(s, "postern_queue_messages") == 0)
     d = lambda name, **labels: delta(before, after, name, **labels)  # noqa: E731
-    assert d("postern_connections_total", listener="smtp") == 2          # the message, the refusals
+    assert d("postern_connections_total", listener="smtp") == 3          # the message, the refusals, the NUL
     assert d("postern_connections_total", listener="submission") == 1    # the failed login
     assert d("postern_connections_total", listener="submissions") == 1
-    assert d("postern_messages_received_total", listener="smtp") == 1
+    assert d("postern_messages_received_total", listener="smtp") == 2   # the NUL message too
     assert d("postern_messages_queued_total", listener="smtp") == 1
     assert d("postern_recipients_delivered_total", route="local") == 1
     assert d("postern_recipients_deferred_total", route="local") == 0
     assert d("postern_recipients_bounced_total", route="local") == 0
     assert d("postern_refusals_total", cause="unknown_recipient") == 1
     assert d("postern_refusals_total", cause="wrong_port") == 1
+    assert d("postern_refusals_total", cause="syntax_error") == 1         # the NUL byte
     assert d("postern_refusals_total", cause="not_authenticated") == 1
     assert d("postern_refusals_total", cause="wrong_credentials") == 1
     assert d("postern_logins_total", result="failure") == 1
