@@ -307,8 +307,13 @@ static void check_tagged_txt(struct checker *k, const struct zone_record *r, str
 		if (r->kind == ZONE_DMARC && strcasecmp(v, "none") == 0)
 			text_format_cut(out->words, sizeof(out->words), "p=none: receivers report but do not refuse forgeries; move to "
 				"quarantine once the reports show only your servers");
-		else if (r->kind == ZONE_MTA_STS && !tag_value(r->value, "id", v, sizeof(v)))
-			v[0] = '\0';
+		else if (r->kind == ZONE_MTA_STS && k->z->mta_sts_id[0] && strcmp(v, k->z->mta_sts_id) != 0) {
+			/* RFC 8461 §3.1: senders fetch the policy again only when the id changes. */
+			out->status = CHECK_WRONG;
+			text_format_cut(out->words, sizeof(out->words), "%s says id=%s, but the policy this server serves now has "
+				"id=%s: senders keep using the policy they cached; publish the record postern dns %s prints",
+				r->name, v, k->z->mta_sts_id, k->z->domain);
+		}
 	}
 }
 

@@ -5,7 +5,6 @@
 #include "cli/dns_zone.h"
 
 #include <arpa/inet.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -197,48 +196,45 @@ static void add_dmarc(struct zone *z)
 		"reports show only your own servers, move to p=quarantine, then p=reject.", z->domain);
 }
 
-/* RFC 8461 §3.1: id changes whenever the policy does; a digest of the policy text makes
- * that automatic (1*32 letters or digits). */
-static void policy_id(const char *policy, char *out, size_t outsz)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned mdlen = 0;
-	if (!EVP_Digest(policy, strlen(policy), md, &mdlen, EVP_sha256(), NULL) || mdlen < 10) {
-		text_format_cut(out, outsz, "1");
-		return;
-	}
-	size_t o = 0;
-	for (unsigned i = 0; i < 10 && o + 3 <= outsz; i++)
-		o += (size_t)snprintf(out + o, outsz - o, "%02x", md[i]);
-}
-
+/* RFC 8461: the _mta-sts TXT record with the id of the policy the web listener serves
+ * (conf_mta_sts_policy: one function makes both), the mta-sts.DOMAIN host it is fetched
+ * from, and TLS-RPT. */
 static void add_mta_sts(const struct conf *c, struct zone *z)
 {
 	const struct conf_listener *mx = find_listener(c, ROLE_MX, TLS_STARTTLS);
-	char name[DNS_NAME_MAX], id[32];
+	char name[DNS_NAME_MAX], id[CONF_MTA_STS_ID_MAX];
 	text_format_cut(name, sizeof(name), "_mta-sts.%s", z->domain);
 	struct zone_record *r = add(z, ZONE_MTA_STS, "MTA-STS", name, DNS_TXT, false);
-	if (!mx) {
+	if (c->mta_sts_mode == CONF_MTA_STS_OFF) {
+		r->comment_only = true;
+		text_format_cut(r->value, sizeof(r->value), "v=STSv1; id=1");
+		text_format_cut(r->comment, sizeof(r->comment), "MTA-STS (RFC 8461): not published ([mta-sts] mode = off in %s).",
+			c->path);
+		return;
+	}
+	if (!mx || !conf_mta_sts_policy(c, z->mta_sts_policy, sizeof(z->mta_sts_policy), id, sizeof(id))) {
 		r->comment_only = true;
 		text_format_cut(r->value, sizeof(r->value), "v=STSv1; id=1");
 		text_format_cut(r->comment, sizeof(r->comment), "MTA-STS (RFC 8461) needs STARTTLS on the mx listener, and no mx listener "
 			"of %s offers it (tls = starttls): not published.", c->path);
 		return;
 	}
-	text_format_cut(z->mta_sts_policy, sizeof(z->mta_sts_policy), "version: STSv1\nmode: testing\nmx: %s\nmax_age: 86400\n",
-		z->hostname);
-	policy_id(z->mta_sts_policy, id, sizeof(id));
+	text_format_cut(z->mta_sts_id, sizeof(z->mta_sts_id), "%s", id);
 	text_format_cut(r->value, sizeof(r->value), "v=STSv1; id=%s", id);
 	text_format_cut(r->comment, sizeof(r->comment), "MTA-STS (RFC 8461): senders that know it deliver to %s only over "
-		"verified TLS (listener %s offers STARTTLS; its certificate must be valid for %s). mode: testing "
-		"reports problems (TLS-RPT below) without refusing; change to enforce when the reports are clean. "
-		"id follows the policy: a new policy, a new id.", z->domain, mx->name, z->hostname);
+		"verified TLS (listener %s offers STARTTLS; its certificate must be valid for the mx names). [mta-sts] "
+		"mode = %s: %s. id is a digest of the policy: a new policy, a new id (publish it with the policy).",
+		z->domain, mx->name, c->mta_sts_mode == CONF_MTA_STS_ENFORCE ? "enforce" : c->mta_sts_mode == CONF_MTA_STS_NONE
+		? "none" : "testing", c->mta_sts_mode == CONF_MTA_STS_ENFORCE ? "senders refuse to deliver without verified TLS"
+		: c->mta_sts_mode == CONF_MTA_STS_NONE ? "the policy is withdrawn (keep it published until max_age has passed)"
+		: "problems are reported (TLS-RPT below), nothing is refused; set enforce when the reports are clean");
 	text_format_cut(name, sizeof(name), "mta-sts.%s", z->domain);
 	r = add(z, ZONE_MTA_STS_HOST, "MTA-STS host", name, DNS_CNAME, false);
 	text_format_cut(r->target, sizeof(r->target), "%s", z->hostname);
 	text_format_cut(r->value, sizeof(r->value), "%s.", z->hostname);
 	text_format_cut(r->comment, sizeof(r->comment), "The policy is fetched from https://mta-sts.%s/.well-known/mta-sts.txt "
-		"(RFC 8461 §3.3); Postern's HTTP listener (a later issue) will serve it. The file:", z->domain);
+		"(RFC 8461 §3.3): a listener of role http with tls = implicit on port 443 serves it (its certificate must "
+		"be valid for mta-sts.%s). The file:", z->domain, z->domain);
 	text_format_cut(name, sizeof(name), "_smtp._tls.%s", z->domain);
 	r = add(z, ZONE_TLSRPT, "TLS-RPT", name, DNS_TXT, false);
 	text_format_cut(r->value, sizeof(r->value), "v=TLSRPTv1; rua=mailto:postmaster@%s", z->domain);
@@ -298,10 +294,24 @@ static void add_aliases(struct zone *z)
 		struct zone_record *r = add(z, ZONE_ALIAS, names[i], name, DNS_CNAME, false);
 		text_format_cut(r->target, sizeof(r->target), "%s", z->hostname);
 		text_format_cut(r->value, sizeof(r->value), "%s.", z->hostname);
-		text_format_cut(r->comment, sizeof(r->comment), "%s.%s: %s the settings there (%s). Postern's HTTP "
-			"listener (a later issue) will answer; publish the name now.", names[i], z->domain,
-			i == 0 ? "Thunderbird and other mail programs fetch" : "Outlook fetches", i == 0 ? "autoconfig" : "Autodiscover");
+		text_format_cut(r->comment, sizeof(r->comment), "%s.%s: %s the settings there (%s); a listener of role "
+			"http whose services list autoconfig answers (%s).", names[i], z->domain,
+			i == 0 ? "Thunderbird and other mail programs fetch" : "Outlook fetches", i == 0 ? "autoconfig" : "Autodiscover",
+			i == 0 ? "http or https" : "https on port 443, with a certificate valid for this name");
 	}
+	/* Outlook asks this SRV record when autodiscover.DOMAIN does not answer, then the
+	 * host it names on https (the Autodiscover protocol's "SRV lookup" step). */
+	char name[DNS_NAME_MAX];
+	text_format_cut(name, sizeof(name), "_autodiscover._tcp.%s", z->domain);
+	struct zone_record *r = add(z, ZONE_SRV, "SRV", name, DNS_SRV, false);
+	if (!r)
+		return;
+	r->port = 443;
+	text_format_cut(r->target, sizeof(r->target), "%s", z->hostname);
+	text_format_cut(r->value, sizeof(r->value), "0 0 443 %s.", z->hostname);
+	text_format_cut(r->comment, sizeof(r->comment), "_autodiscover._tcp: where Outlook finds Autodiscover when "
+		"autodiscover.%s does not answer: https on %s port 443 (a listener of role http with tls = implicit).",
+		z->domain, z->hostname);
 }
 
 bool zone_reverse_name(const char *address, char *out, size_t outsz)
@@ -420,10 +430,11 @@ void zone_print(const struct zone *z, FILE *out)
 		zone_record_line(r, line, sizeof(line));
 		fprintf(out, "%s%s\n", r->comment_only ? "; " : "", line);
 		if (r->kind == ZONE_MTA_STS_HOST)
-			for (const char *p = z->mta_sts_policy; *p;) {
-				size_t len = strcspn(p, "\n");
+			for (const char *p = z->mta_sts_policy; *p;) {   /* CR LF lines */
+				size_t len = strcspn(p, "\r\n");
 				fprintf(out, ";     %.*s\n", (int)len, p);
-				p += len + (p[len] == '\n');
+				p += len;
+				p += strspn(p, "\r\n");
 			}
 	}
 }

@@ -54,7 +54,8 @@ struct zone {
 	char hostname[DNS_NAME_MAX];
 	char address[48];               /* this server's address, "" when not known */
 	char address_from[128];         /* where it came from: "--address", "listener mx" */
-	char mta_sts_policy[512];       /* the file served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt */
+	char mta_sts_policy[1024];      /* the file served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt (CR LF lines) */
+	char mta_sts_id[40];            /* its id, as in the _mta-sts TXT record; "" when not published */
 	struct zone_record rec[ZONE_MAX_RECORDS];
 	size_t n;
 };

@@ -178,6 +178,25 @@ static void check_http_listener(struct parse_state *ps, struct conf_listener *l)
 		conf_fail(ps, l->line, "[listener %s] services: empty; list at least one of autoconfig, mta-sts, health, metrics", l->name);
 }
 
+/* [mta-sts] mx: host names (RFC 8461 §3.2 "mx" lines: a name, or "*." and a name). */
+static void check_mta_sts(struct parse_state *ps)
+{
+	const struct conf *c = ps->c;
+	char names[sizeof(c->mta_sts_mx)];
+	snprintf(names, sizeof(names), "%s", c->mta_sts_mx);
+	for (char *save = NULL, *n = strtok_r(names, ", \t", &save); n; n = strtok_r(NULL, ", \t", &save)) {
+		const char *p = strncmp(n, "*.", 2) == 0 ? n + 2 : n;
+		bool ok = *p && *p != '.' && p[strlen(p) - 1] != '.' && strchr(p, '.') && strlen(p) < 254;
+		for (; ok && *p; p++)
+			ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.';
+		if (!ok) {
+			conf_fail(ps, line_of(c, "mta-sts", "mx"), "[mta-sts] mx: \"%s\" is not a host name (e.g. mail.example.org, "
+				"or *.example.org for every host below it)", n);
+			return;
+		}
+	}
+}
+
 bool conf_check_whole(struct parse_state *ps)
 {
 	struct conf *c = ps->c;
@@ -215,5 +234,6 @@ bool conf_check_whole(struct parse_state *ps)
 	check_trusted_networks(ps);
 	check_delivery_files(ps);
 	check_mailauth(ps);
+	check_mta_sts(ps);
 	return !ps->failed;
 }

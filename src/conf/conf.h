@@ -35,6 +35,9 @@ struct conf_certificate {
 
 enum conf_spf_mode { CONF_SPF_OFF, CONF_SPF_CHECK };   /* [mailauth] spf, in choice order */
 enum conf_dmarc_mode { CONF_DMARC_OFF, CONF_DMARC_CHECK };   /* [mailauth] dmarc, in choice order */
+/* [mta-sts] mode, in choice order: off publishes and serves nothing; the others are
+ * the policy's mode (RFC 8461 §5). */
+enum conf_mta_sts_mode { CONF_MTA_STS_OFF, CONF_MTA_STS_NONE, CONF_MTA_STS_TESTING, CONF_MTA_STS_ENFORCE };
 
 enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3, ROLE_HTTP };
 
@@ -154,6 +157,10 @@ struct conf {
 	uint64_t http_body_max;             /* request body, octets */
 	uint64_t http_request_timeout;      /* seconds from a request's first byte to its end */
 	uint64_t http_threads;              /* web worker threads */
+	/* [mta-sts] (the policy this server publishes for its domains, RFC 8461) */
+	uint64_t mta_sts_mode;              /* enum conf_mta_sts_mode */
+	uint64_t mta_sts_max_age;           /* seconds */
+	char mta_sts_mx[512];               /* the policy's mx names, comma/space separated; "" = hostname */
 	/* [listener NAME] */
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	size_t n_listeners;
@@ -171,6 +178,15 @@ void conf_defaults(struct conf *c);
 bool conf_load_file(struct conf *c, const char *path, char *err, size_t errlen);
 /* Same, from a string (the embedded default, tests). */
 bool conf_load_string(struct conf *c, const char *text, const char *name, char *err, size_t errlen);
+/* The MTA-STS policy of [mta-sts] (conf/mta_sts.c; RFC 8461 §3.2: version, mode, one
+ * mx line per name, max_age; CR LF line ends) into policy, and its id (the first 80
+ * bits of the SHA-256 of the text, in hex: a new policy, a new id, §3.1) into id (may
+ * be NULL).  The web listener serves the text, `postern dns` prints the id.  false:
+ * nothing is published: mode = off, no mx listener offers STARTTLS (a policy would
+ * only stop mail), or the text does not fit. */
+#define CONF_MTA_STS_POLICY_MAX 1024
+#define CONF_MTA_STS_ID_MAX 33              /* §3.1: 1*32 letters and digits */
+bool conf_mta_sts_policy(const struct conf *c, char *policy, size_t policysz, char *id, size_t idsz);
 /* Is `domain` (lower case, no trailing dot) listed in local_domains? */
 bool conf_is_local_domain(const struct conf *c, const char *domain);
 const char *conf_role_name(enum listener_role r);

@@ -141,6 +141,13 @@ const struct setting conf_settings[] = {
 		"time for all DNS lookups of one SPF check; past it the result is temperror" },
 	{ "mailauth", "skip_networks", T_NETWORKS, 0, 0, "127.0.0.0/8 ::1/128", 0, 0,
 		"clients not checked by SPF, DKIM or DMARC (mail from this host: web applications, cron); grants no relaying; empty: check every client" },
+	{ "mta-sts", "mode", T_CHOICE, offsetof(struct conf, mta_sts_mode), 0, "testing", 0, 0,
+		"the MTA-STS policy served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt and announced by postern dns (RFC 8461): "
+		"enforce, testing (report only), none (withdraw a policy), off (publish and serve nothing)" },
+	{ "mta-sts", "max_age", T_DURATION, offsetof(struct conf, mta_sts_max_age), 0, "7d", 86400, 31557600,
+		"how long senders may cache the policy (RFC 8461 §3.2: at most a year; weeks are recommended)" },
+	{ "mta-sts", "mx", T_STRING, offsetof(struct conf, mta_sts_mx), sizeof(((struct conf *)0)->mta_sts_mx), "", 0, 0,
+		"the MX host names the policy allows, comma separated, \"*.example.org\" for a wildcard (empty: [server] hostname)" },
 	{ "mailauth", "dkim_signing", T_BOOL, offsetof(struct conf, dkim_signing), 0, "yes", 0, 0,
 		"sign mail that logged-in users and trusted networks send to other domains with the DKIM keys of its From: domain (postern dkim keygen)" },
 	{ "http", "header_max", T_SIZE, offsetof(struct conf, http_header_max), 0, "16K", 1024, 1u << 20,
@@ -218,6 +225,7 @@ static const char *set_networks(struct conf *c, const struct setting *s, const c
 static const struct { const char *section, *key, *words; } choice_lists[] = {
 	{ "mailauth", "spf", "off|check" },   /* enum conf_spf_mode */
 	{ "mailauth", "dmarc", "off|check" },   /* enum conf_dmarc_mode */
+	{ "mta-sts", "mode", "off|none|testing|enforce" },   /* enum conf_mta_sts_mode */
 };
 
 const char *conf_choices(const struct setting *s)

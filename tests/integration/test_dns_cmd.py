@@ -169,12 +169,14 @@ def test_printed_zone_has_every_record(conf):
     assert srv["_pop3s._tcp." + DOMAIN] == "0 1 995 %s." % HOST
     for null in ("_pop3._tcp", "_imap._tcp", "_imaps._tcp"):
         assert srv[null + "." + DOMAIN] == "0 0 0 .", null
+    # Outlook's fallback when autodiscover.DOMAIN does not answer: https on 443
+    assert srv["_autodiscover._tcp." + DOMAIN] == "0 0 443 %s." % HOST
     cname = dict(by_type["CNAME"])
     for alias in ("autoconfig", "autodiscover", "mta-sts"):
         assert cname["%s.%s" % (alias, DOMAIN)] == HOST + "."
     assert by_type["PTR"] == [(REV, HOST + ".")]
     # the MTA-STS policy file is said in comments
-    assert ";     mode: testing" in out and ";     mx: %s" % HOST in out
+    assert ";     mode: testing" in out and ";     mx: %s" % HOST in out and ";     max_age: 604800" in out
     # one DKIM record per key, the one `postern dkim list` shows, in strings of at most 255 octets
     keys = run_cli(["dkim", "list", DOMAIN], conf=conf).stdout
     assert re.fullmatch(r'"v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]{200,255}" "[A-Za-z0-9+/=]+"', txt["s1._domainkey." + DOMAIN])
@@ -224,7 +226,7 @@ def test_round_trip_printed_zone_passes(conf, tmp_path):
     for label in ("MX", "A", "SPF", "DKIM", "DMARC", "MTA-STS", "MTA-STS host", "TLS-RPT", "SRV", "autoconfig",
                   "autodiscover", "PTR"):
         assert label in marks, (label, p.stdout)
-    assert len(marks["SRV"]) == 6 and len(marks["DKIM"]) == 2
+    assert len(marks["SRV"]) == 7 and len(marks["DKIM"]) == 2
     assert "All records the big receivers require are right, and the recommended ones too." in p.stdout
 
 
@@ -390,3 +392,42 @@ def test_spf_names_the_relay(tmp_path):
     out = printed_zone(conf)
     assert (DOMAIN, "TXT", '"v=spf1 mx a:smtp.provider.test -all"') in zone_lines(out), out
     assert "leaves through the relay smtp.provider.test" in out.replace("\n; ", " "), out
+
+
+def _sts_id(out):
+    txt = {n: r for n, t, r in zone_lines(out) if t == "TXT"}
+    m = re.fullmatch(r'"v=STSv1; id=([0-9a-f]{1,32})"', txt.get("_mta-sts." + DOMAIN, ""))
+    return m and m.group(1)
+
+
+def test_mta_sts_policy_follows_the_settings(conf, tmp_path):
+    """[mta-sts] mode, mx and max_age make the policy; its id is a digest, so a new policy
+    is a new id (RFC 8461 §3.1), and mode = off publishes nothing."""
+    default_id = _sts_id(printed_zone(conf))
+    assert default_id
+    text = conf.read_text()
+    own = tmp_path / "sts.conf"
+    own.write_text(text + "\n[mta-sts]\nmode = enforce\nmx = %s, *.backup.example.test\nmax_age = 30d\n" % HOST)
+    out = printed_zone(own)
+    assert ";     mode: enforce\n;     mx: %s\n;     mx: *.backup.example.test\n;     max_age: 2592000\n" % HOST in out, out
+    new_id = _sts_id(out)
+    assert new_id and new_id != default_id
+    assert _sts_id(printed_zone(own)) == new_id, "the same policy keeps its id"
+    own.write_text(text + "\n[mta-sts]\nmode = off\n")
+    out = printed_zone(own)
+    assert _sts_id(out) is None and "mode = off" in out, out
+    assert "mta-sts.%s" % DOMAIN not in {n for n, t, r in zone_lines(out)}, out
+    own.write_text(text + "\n[mta-sts]\nmx = not_a_host\n")
+    p = run_cli(["dns", DOMAIN], conf=own)
+    assert p.returncode != 0 and "[mta-sts] mx" in p.stderr, p.stderr
+
+
+def test_stale_mta_sts_id_is_reported(conf, tmp_path):
+    records = replace(zone(conf), "TXT", "_mta-sts." + DOMAIN, '"v=STSv1; id=0123abcd"')
+    p = check(conf, tmp_path, records)
+    marks = status_lines(p.stdout)
+    assert marks["MTA-STS"] != ["ok"], p.stdout
+    flat = " ".join(p.stdout.split())
+    assert "id=0123abcd" in flat and "the policy this server serves now has id=%s" % _sts_id(printed_zone(conf)) in flat, \
+        p.stdout
+    assert p.returncode == 0, "MTA-STS is recommended, not required: " + p.stdout
