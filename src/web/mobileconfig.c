@@ -14,14 +14,24 @@
  * The signature: CMS SignedData with the profile encapsulated (iOS reads the content
  * from the signature), CMS_BINARY so the octets are signed as they are (no MIME
  * canonicalisation of line ends), the chain included so the device can build the path
- * to a root it trusts. */
+ * to a root it trusts.
+ *
+ * The handler (a web worker thread): ?email= must be an address in a local domain
+ * (404 in words otherwise; whether the user exists is not said); the settings are the
+ * site's mail listeners as bound; signed with the certificate and key struct web_site
+ * read at start before the privilege drop (without them the profile goes unsigned and
+ * the event=http line says so).  The address itself is not logged, only its domain. */
 #include "web/mobileconfig.h"
 
 #include <openssl/cms.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "directory/directory.h"
+#include "web/web.h"
 
 static void key_string(struct buf *b, const char *key, const char *value)
 {
@@ -141,4 +151,79 @@ bool mobileconfig_sign(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain, const v
 	}
 	*der_len = (size_t)len;
 	return true;
+}
+
+/* --- GET /apple/profile.mobileconfig?email=ADDRESS (a web worker thread) ----------- */
+
+static void words(struct http_response *resp, int status, const char *note, const char *text)
+{
+	http_response_set(resp, status, "text/plain; charset=utf-8", text, strlen(text));
+	snprintf(resp->log_note, sizeof(resp->log_note), "mobileconfig %s", note);
+}
+
+/* The settings from the site's mail listeners as bound (never mx, never tls = none). */
+static void site_settings(const struct web_site *site, struct autoconfig_settings *s)
+{
+	autoconfig_settings_init(s, site->hostname);
+	for (size_t i = 0; i < site->n_mail; i++)
+		autoconfig_settings_add(s, site->mail[i].role, site->mail[i].tls, site->mail[i].port);
+}
+
+/* The profile, signed when the site holds the certificate's key (read at start, before
+ * the privilege drop); unsigned otherwise, and the log line says so. */
+static void answer(const struct web_site *site, const char *domain, const struct buf *plist, struct http_response *resp)
+{
+	unsigned char *der = NULL;
+	size_t der_len = 0;
+	bool is_signed = mobileconfig_sign(site->certificate, site->key, site->chain, plist->data, plist->len, &der, &der_len);
+	if (is_signed)
+		http_response_set(resp, 200, "application/x-apple-aspen-config", der, der_len);
+	else
+		http_response_set(resp, 200, "application/x-apple-aspen-config", plist->data, plist->len);
+	OPENSSL_free(der);
+	char disposition[DIR_ADDRESS_MAX + 64];
+	snprintf(disposition, sizeof(disposition), "attachment; filename=\"%.200s.mobileconfig\"", domain);
+	http_response_header(resp, "Content-Disposition", disposition);
+	http_response_header(resp, "Cache-Control", "no-store");
+	snprintf(resp->log_note, sizeof(resp->log_note), "mobileconfig domain=%.100s signed=%s", domain,
+		is_signed ? "yes" : "no");
+}
+
+void mobileconfig_handle(const struct web_site *site, struct web_worker *w, const struct http_request *req,
+	struct http_response *resp)
+{
+	char address[AUTOCONFIG_ADDRESS_MAX + 1], domain[DIR_ADDRESS_MAX], text[DIR_ADDRESS_MAX + 400];
+	if (!http_query_param(req, "email", address, sizeof(address)) || !address[0]) {
+		words(resp, 400, "no address", "A profile needs the mail address it sets up: "
+			"/apple/profile.mobileconfig?email=you@example.org\n");
+		return;
+	}
+	if (!autoconfig_address_valid(address, domain, sizeof(domain))) {
+		words(resp, 400, "bad address", "The email parameter is not the address of an account here (local@domain; the "
+			"local part of letters, digits and . _ + -): give the full address, e.g. ?email=you@example.org\n");
+		return;
+	}
+	enum dir_result local = conf_is_local_domain(site->conf, domain) ? DIR_OK
+		: w->dir ? directory_domain_exists(w->dir, domain) : DIR_ERROR;
+	if (local == DIR_ERROR) {
+		words(resp, 503, "directory error", "Temporary failure: the list of this server's domains could not be read; "
+			"try again in a minute.\n");
+		return;
+	}
+	if (local != DIR_OK) {
+		snprintf(text, sizeof(text), "No profile: %s is not a mail domain of this server, so it cannot set up an account "
+			"there. Ask the provider of that address for its settings.\n", domain);
+		words(resp, 404, "not local", text);
+		return;
+	}
+	struct autoconfig_settings s;
+	site_settings(site, &s);
+	struct buf plist;
+	buf_init(&plist, MOBILECONFIG_MAX);
+	if (mobileconfig_render(&s, address, &plist))
+		answer(site, domain, &plist, resp);
+	else
+		words(resp, 404, "no listeners", "No profile: this server has no POP3 or no submission listener with TLS to set up "
+			"(the administrator adds them: docs/configuration.md, [listener NAME]).\n");
+	buf_free(&plist);
 }

@@ -37,4 +37,11 @@ bool mobileconfig_render(const struct autoconfig_settings *s, const char *addres
 bool mobileconfig_sign(X509 *cert, EVP_PKEY *key, STACK_OF(X509) *chain, const void *p, size_t n,
 	unsigned char **der, size_t *der_len);
 
+/* GET /apple/profile.mobileconfig?email=ADDRESS (web/router.c, service autoconfig):
+ * the signed profile (application/x-apple-aspen-config); 400 without a valid address,
+ * 404 for a domain that is not ours or without POP3/submission listeners, 503 when the
+ * directory cannot say. */
+void mobileconfig_handle(const struct web_site *site, struct web_worker *w, const struct http_request *req,
+	struct http_response *resp);
+
 #endif

@@ -5,6 +5,7 @@
  * transport drops it, RFC 9110 §9.3.2); OPTIONS gets 204 with Allow (§9.3.7).
  * Each helper adds its rows to `routes`. */
 #include "web/web.h"
+#include "web/mobileconfig.h"
 
 #include "web/autoconfig.h"
 #include "web/autodiscover.h"
@@ -23,6 +24,8 @@ static const struct web_route routes[] = {
 	{ NULL, "/autodiscover/autodiscover.json", WEB_NOCASE, "autoconfig", autodiscover_json_handle },
 	{ NULL, "/autodiscover/autodiscover.json/", WEB_PREFIX | WEB_NOCASE, "autoconfig", autodiscover_json_handle },
 	{ NULL, "/metrics", 0, "metrics", web_metrics },
+	{ NULL, "/apple/profile.mobileconfig", 0, "autoconfig", mobileconfig_handle },
+	{ NULL, "/.well-known/mta-sts.txt", 0, "mta-sts", web_mta_sts },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 

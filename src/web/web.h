@@ -81,5 +81,6 @@ const struct conf_listener *web_site_listener(const struct web_site *s, const ch
 /* The handlers (one file each). */
 web_handler_fn web_health;    /* health.c: GET /healthz */
 web_handler_fn web_metrics;   /* metrics.c: GET /metrics (Prometheus text format 0.0.4) */
+web_handler_fn web_mta_sts;   /* mta_sts.c: GET /.well-known/mta-sts.txt on mta-sts.DOMAIN */
 
 #endif
