@@ -285,7 +285,7 @@ static void add_srv(const struct conf *c, struct zone *z)
 	}
 }
 
-static void add_aliases(struct zone *z)
+static void add_aliases(const struct conf *c, struct zone *z)
 {
 	static const char *const names[] = { "autoconfig", "autodiscover" };
 	for (size_t i = 0; i < 2; i++) {
@@ -306,12 +306,13 @@ static void add_aliases(struct zone *z)
 	struct zone_record *r = add(z, ZONE_SRV, "SRV", name, DNS_SRV, false);
 	if (!r)
 		return;
-	r->port = 443;
+	const struct conf_listener *https = find_listener(c, ROLE_HTTP, TLS_IMPLICIT);
+	r->port = https && https->port ? https->port : 443;
 	text_format_cut(r->target, sizeof(r->target), "%s", z->hostname);
-	text_format_cut(r->value, sizeof(r->value), "0 0 443 %s.", z->hostname);
+	text_format_cut(r->value, sizeof(r->value), "0 0 %u %s.", r->port, z->hostname);
 	text_format_cut(r->comment, sizeof(r->comment), "_autodiscover._tcp: where Outlook finds Autodiscover when "
-		"autodiscover.%s does not answer: https on %s port 443 (a listener of role http with tls = implicit).",
-		z->domain, z->hostname);
+		"autodiscover.%s does not answer: https on %s port %u (%s%s).", z->domain, z->hostname, r->port,
+		https ? "listener " : "no listener of role http with tls = implicit here: a proxy in front", https ? https->name : "");
 }
 
 bool zone_reverse_name(const char *address, char *out, size_t outsz)
@@ -362,7 +363,7 @@ bool zone_build(const struct conf *c, const char *domain, const char *address, s
 	add_dmarc(z);
 	add_mta_sts(c, z);
 	add_srv(c, z);
-	add_aliases(z);
+	add_aliases(c, z);
 	add_ptr(z);
 	return true;
 }

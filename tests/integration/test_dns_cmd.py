@@ -201,12 +201,14 @@ def test_ports_follow_the_listeners(tmp_path):
     text = write_config(tmp_path / "p.conf", tmp_path / "var", server={"hostname": HOST}).read_text()
     text = text[:text.index("[listener smtp]")] + (
         "[listener mx]\naddress = 0.0.0.0\nport = 2525\nrole = mx\n\n"
-        "[listener sub]\naddress = 0.0.0.0\nport = 10587\nrole = submission\ntls = starttls\n")
+        "[listener sub]\naddress = 0.0.0.0\nport = 10587\nrole = submission\ntls = starttls\n\n"
+        "[listener web]\naddress = 0.0.0.0\nport = 8443\nrole = http\ntls = implicit\n")
     (tmp_path / "p.conf").write_text(text)
     out = printed_zone(tmp_path / "p.conf")
     srv = {n: r for n, t, r in zone_lines(out) if t == "SRV"}
     assert srv["_submission._tcp." + DOMAIN] == "0 1 10587 %s." % HOST
     assert srv["_submissions._tcp." + DOMAIN] == "0 0 0 ."
+    assert srv["_autodiscover._tcp." + DOMAIN] == "0 0 8443 %s." % HOST   # the https listener's port
     assert "port 2525: forward port 25 to it" in out.replace("\n; ", " ")
     # no STARTTLS on the mx listener: no MTA-STS; every address: the A record is the admin's
     assert "MTA-STS (RFC 8461) needs STARTTLS" in out.replace("\n; ", " ")
