@@ -161,14 +161,6 @@ static void words(struct http_response *resp, int status, const char *note, cons
 	snprintf(resp->log_note, sizeof(resp->log_note), "mobileconfig %s", note);
 }
 
-/* The settings from the site's mail listeners as bound (never mx, never tls = none). */
-static void site_settings(const struct web_site *site, struct autoconfig_settings *s)
-{
-	autoconfig_settings_init(s, site->hostname);
-	for (size_t i = 0; i < site->n_mail; i++)
-		autoconfig_settings_add(s, site->mail[i].role, site->mail[i].tls, site->mail[i].port);
-}
-
 /* The profile, signed when the site holds the certificate's key (read at start, before
  * the privilege drop); unsigned otherwise, and the log line says so. */
 static void answer(const struct web_site *site, const char *domain, const struct buf *plist, struct http_response *resp)
@@ -192,7 +184,7 @@ static void answer(const struct web_site *site, const char *domain, const struct
 void mobileconfig_handle(const struct web_site *site, struct web_worker *w, const struct http_request *req,
 	struct http_response *resp)
 {
-	char address[AUTOCONFIG_ADDRESS_MAX + 1], domain[DIR_ADDRESS_MAX], text[DIR_ADDRESS_MAX + 400];
+	char address[AUTOCONFIG_ADDRESS_MAX + 1], domain[DIR_ADDRESS_MAX];
 	if (!http_query_param(req, "email", address, sizeof(address)) || !address[0]) {
 		words(resp, 400, "no address", "A profile needs the mail address it sets up: "
 			"/apple/profile.mobileconfig?email=you@example.org\n");
@@ -203,21 +195,23 @@ void mobileconfig_handle(const struct web_site *site, struct web_worker *w, cons
 			"local part of letters, digits and . _ + -): give the full address, e.g. ?email=you@example.org\n");
 		return;
 	}
-	enum dir_result local = conf_is_local_domain(site->conf, domain) ? DIR_OK
-		: w->dir ? directory_domain_exists(w->dir, domain) : DIR_ERROR;
-	if (local == DIR_ERROR) {
+	enum autoconfig_locality local = autoconfig_domain_locality(site, w, domain);
+	if (local == AUTOCONFIG_UNKNOWN) {
 		words(resp, 503, "directory error", "Temporary failure: the list of this server's domains could not be read; "
 			"try again in a minute.\n");
 		return;
 	}
-	if (local != DIR_OK) {
-		snprintf(text, sizeof(text), "No profile: %s is not a mail domain of this server, so it cannot set up an account "
-			"there. Ask the provider of that address for its settings.\n", domain);
-		words(resp, 404, "not local", text);
+	if (local != AUTOCONFIG_LOCAL) {
+		struct buf why;
+		buf_init(&why, 1024);
+		buf_appends(&why, "No profile: ");
+		autoconfig_not_local_words(site, domain, &why);   /* the words autoconfig and Autodiscover say */
+		words(resp, 404, "not local", buf_cstr(&why));
+		buf_free(&why);
 		return;
 	}
 	struct autoconfig_settings s;
-	site_settings(site, &s);
+	autoconfig_site_settings(site, &s);
 	struct buf plist;
 	buf_init(&plist, MOBILECONFIG_MAX);
 	if (mobileconfig_render(&s, address, &plist))
