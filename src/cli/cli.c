@@ -163,9 +163,14 @@ static int cmd_check_config(const struct cli_args *a)
 	printf("%s: ok\n", c->path);
 	printf("  hostname %s, data_dir %s, %zu local domain(s) in the file\n", c->hostname, c->data_dir,
 		c->n_local_domains);
-	for (size_t i = 0; i < c->n_listeners; i++)
-		printf("  listener %s: %s port %u, role %s, tls %s\n", c->listeners[i].name, c->listeners[i].address,
-			c->listeners[i].port, conf_role_name(c->listeners[i].role), conf_tls_name(c->listeners[i].tls));
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		char services[128] = "";
+		if (c->listeners[i].role == ROLE_HTTP)
+			conf_service_names(c->listeners[i].services, services, sizeof(services));
+		printf("  listener %s: %s port %u, role %s, tls %s%s%s\n", c->listeners[i].name, c->listeners[i].address,
+			c->listeners[i].port, conf_role_name(c->listeners[i].role), conf_tls_name(c->listeners[i].tls),
+			services[0] ? ", services " : "", services);
+	}
 	char exposed[1400];
 	if (directory_data_dir_exposed(c->data_dir, exposed, sizeof(exposed)))
 		printf("  warning: %s\n", exposed);

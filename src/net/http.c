@@ -50,6 +50,7 @@ struct http_conn {
 	bool counted;                /* in the limits (n_http_conns, the address's count) */
 	bool refused;                /* over a limit: answered 503, then closed */
 	bool killed;                 /* past its deadline: shut down, evhttp frees it */
+	bool doomed;                 /* TLS could not start on it: never served, closed once its socket is set */
 	bool gone;                   /* evhttp freed the connection; freed with the last exchange */
 	bool watched;                /* our close callback is set on evhttp's connection */
 	bool replying;               /* our answer is being written (else evhttp's own) */
@@ -226,6 +227,10 @@ static void conn_admit(struct http_conn *hc)
 	conn_watch(hc);
 	struct http_listener *hl = hc->hl;
 	peer_address(bufferevent_getfd(hc->bev), hc->addr, sizeof(hc->addr));
+	if (hc->doomed) {
+		conn_kill(hc);
+		return;
+	}
 	struct ip_count *ipc = NULL;
 	enum conn_refusal why;
 	if (limits_admit(hl->net, hc->addr, &ipc, &why)) {
@@ -243,6 +248,17 @@ static void conn_admit(struct http_conn *hc)
 	hc->refused = true;
 }
 
+/* The admission once evhttp has set the socket (or our record goes, when evhttp has
+ * already freed the connection). */
+static void admit_now(struct http_conn *hc)
+{
+	if (!conn_alive(hc) && !hc->in_handler) {
+		conn_forget(hc);
+		return;
+	}
+	conn_admit(hc);
+}
+
 static void admit_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -250,11 +266,7 @@ static void admit_cb(evutil_socket_t fd, short what, void *arg)
 	struct http_conn *hc = arg;
 	event_free(hc->admit);
 	hc->admit = NULL;
-	if (!conn_alive(hc) && !hc->in_handler) {   /* already freed by evhttp */
-		conn_forget(hc);
-		return;
-	}
-	conn_admit(hc);
+	admit_now(hc);
 }
 
 static void out_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
@@ -292,11 +304,14 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	hl->buckets[b] = hc;
 	struct timeval zero = { 0, 0 };
 	hc->admit = evtimer_new(base, admit_cb, hc);
-	if (!hc->admit || evtimer_add(hc->admit, &zero) != 0 || tls_failed) {
-		log_event(LOG_ERR, "http_error", "listener=%s error=\"%s\"", hl->conf->name,
-			tls_failed ? "cannot start TLS on a connection" : "cannot schedule a connection's admission");
-		hc->admitted = true;
-		conn_kill(hc);
+	if (!hc->admit || evtimer_add(hc->admit, &zero) != 0) {
+		if (hc->admit)
+			event_free(hc->admit);
+		hc->admit = NULL;   /* the tick admits it */
+	}
+	if (tls_failed) {
+		log_event(LOG_ERR, "http_error", "listener=%s error=\"cannot start TLS on a connection\"", hl->conf->name);
+		hc->doomed = true;
 	}
 	return bev;
 }
@@ -311,8 +326,11 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct http_conn *next;
 	for (struct http_conn *hc = hl->conns; hc; hc = next) {
 		next = hc->next;
-		if (!hc->admitted)
-			continue;   /* admit_cb comes first */
+		if (!hc->admitted) {
+			if (!hc->admit)
+				admit_now(hc);   /* its admission event could not be set */
+			continue;   /* else admit_cb comes first */
+		}
 		if (!conn_alive(hc) && !hc->in_handler) {
 			conn_forget(hc);
 			continue;
@@ -532,6 +550,10 @@ static void request_cb(struct evhttp_request *req, void *arg)
 	split_target(uri ? uri : "", raw, sizeof(raw), &query);
 	char qbuf[HTTP_PATH_MAX];
 	snprintf(qbuf, sizeof(qbuf), "%.*s", (int)strcspn(query, "#"), query);
+	if (hc->doomed) {   /* a plaintext answer on an implicit-TLS port: never; the socket is shut */
+		evhttp_send_error(req, 503, "Service Unavailable");
+		return;
+	}
 	if (hc->refused) {
 		reply_now(hl, hc, req, raw, 503, "Service unavailable: this server has as many connections as its [limits] allow "
 			"(in total, or from your address). Try again in a moment.", "over the connection limits");

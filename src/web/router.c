@@ -66,6 +66,11 @@ static void served_paths(unsigned services, char *out, size_t outsz)
 	for (size_t i = 0; i < N_ROUTES; i++) {
 		if (!(services & conf_service_bit(routes[i].service)))
 			continue;
+		bool listed = false;   /* one path may have a row per method */
+		for (size_t j = 0; j < i && !listed; j++)
+			listed = strcmp(routes[j].path, routes[i].path) == 0 && (services & conf_service_bit(routes[j].service));
+		if (listed)
+			continue;
 		size_t o = strlen(out);
 		snprintf(out + o, outsz - o, "%s%s%s (%s)", o ? ", " : "", routes[i].path,
 			(routes[i].flags & WEB_PREFIX) ? "..." : "", routes[i].service);

@@ -147,6 +147,7 @@ def test_404_names_what_the_listener_serves(web):
     assert status == 404, text
     assert "Not found" in text and "(web)" in text and "/healthz (health)" in text, text
     assert "autoconfig" in text and "mta-sts" in text and "metrics" not in text.split("It serves")[1].split(":")[0], text
+    assert text.count("/autodiscover/autodiscover.xml ") == 1, text   # one path, listed once
     wait_log(web, r'path="/nothing-here" status=404 .*note="no route"')
 
 
@@ -278,6 +279,14 @@ def test_starttls_on_an_http_listener_is_refused_with_words(tmp_path):
     p = run_cli(["check-config"], conf=conf)
     assert p.returncode != 0
     assert "[listener web] tls: starttls means nothing to HTTP clients" in p.stderr and "tls = implicit" in p.stderr, p.stderr
+
+
+def test_check_config_lists_an_http_listeners_services(tmp_path):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var",
+                        extra="\n[listener web]\naddress = 127.0.0.1\nport = 0\nrole = http\nservices = health, metrics\n")
+    p = run_cli(["check-config"], conf=conf)
+    assert p.returncode == 0, p.stderr
+    assert "listener web: 127.0.0.1 port 0, role http, tls none, services health, metrics" in p.stdout, p.stdout
 
 
 def test_services_on_a_mail_listener_is_refused(tmp_path):
