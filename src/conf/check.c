@@ -235,5 +235,6 @@ bool conf_check_whole(struct parse_state *ps)
 	check_delivery_files(ps);
 	check_mailauth(ps);
 	check_mta_sts(ps);
+	conf_check_milters(ps);
 	return !ps->failed;
 }

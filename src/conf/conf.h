@@ -39,6 +39,18 @@ enum conf_dmarc_mode { CONF_DMARC_OFF, CONF_DMARC_CHECK };   /* [mailauth] dmarc
  * the policy's mode (RFC 8461 §5). */
 enum conf_mta_sts_mode { CONF_MTA_STS_OFF, CONF_MTA_STS_NONE, CONF_MTA_STS_TESTING, CONF_MTA_STS_ENFORCE };
 
+/* A content filter speaking the milter protocol: [milter NAME] sections. */
+#define CONF_MAX_MILTERS 16
+enum conf_milter_action { CONF_MILTER_TEMPFAIL, CONF_MILTER_ACCEPT, CONF_MILTER_REJECT };   /* default_action */
+struct conf_milter {
+	char name[64];                  /* the section's NAME */
+	char display_name[64];          /* in refusals and logs; "" = name */
+	char socket[256];               /* unix:/path, inet:host:port, inet6:[addr]:port */
+	unsigned connect_timeout_ms, command_timeout_ms, content_timeout_ms;
+	enum conf_milter_action default_action;   /* when the filter is down, slow or answers garbage */
+	unsigned line;
+};
+
 enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3, ROLE_HTTP };
 
 /* What a listener of role http serves (its `services` key), one bit each. */
@@ -58,6 +70,12 @@ struct conf_listener {
 	unsigned services;      /* role http: enum conf_service bits */
 	bool services_set;
 	unsigned line;          /* where the section starts, for messages */
+	/* milters = NAME, NAME: the content filters of this listener, in order (each a
+	 * [milter NAME] section, indices into struct conf's milters after the check). */
+	char milter_names[CONF_MAX_MILTERS][64];
+	size_t n_milters;
+	unsigned milters_line;
+	unsigned milters[CONF_MAX_MILTERS];
 };
 
 struct conf {
@@ -161,6 +179,9 @@ struct conf {
 	uint64_t mta_sts_mode;              /* enum conf_mta_sts_mode */
 	uint64_t mta_sts_max_age;           /* seconds */
 	char mta_sts_mx[512];               /* the policy's mx names, comma/space separated; "" = hostname */
+	/* [milter NAME] */
+	struct conf_milter milters[CONF_MAX_MILTERS];
+	size_t n_milters;
 	/* [listener NAME] */
 	struct conf_listener listeners[CONF_MAX_LISTENERS];
 	size_t n_listeners;
@@ -212,6 +233,8 @@ const char *conf_where(const struct conf *c, const char *section, const char *ke
 double conf_trusted_public_span(const struct conf *c, int family);
 /* The authserv-id of Authentication-Results: [mailauth] authserv_id, or the hostname. */
 const char *conf_authserv_id(const struct conf *c);
+/* The name a filter goes by in refusals and logs: display_name, else the section's. */
+const char *conf_milter_display(const struct conf_milter *m);
 /* Any listener with tls != none? */
 bool conf_wants_tls(const struct conf *c);
 

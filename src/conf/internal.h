@@ -71,4 +71,10 @@ void conf_fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
 /* The rules that concern the whole file, after reading it. */
 bool conf_check_whole(struct parse_state *ps);
 
+/* milter.c: a key of [milter NAME] (key NULL: the section starts), a listener's
+ * `milters =` list, and the check that every name a listener lists has a section. */
+void conf_milter_key(struct parse_state *ps, const char *mname, const char *key, const char *v);
+void conf_listener_milters(struct parse_state *ps, struct conf_listener *l, const char *v);
+void conf_check_milters(struct parse_state *ps);
+
 #endif

@@ -109,8 +109,10 @@ static void listener_key(struct parse_state *ps, const char *lname, const char *
 			conf_fail(ps, ps->line, "[listener %s] allow_plaintext_auth: \"%s\" is not yes or no", lname, v);
 	} else if (strcmp(key, "services") == 0) {
 		listener_services(ps, l, v);
+	} else if (strcmp(key, "milters") == 0) {
+		conf_listener_milters(ps, l, v);
 	} else {
-		conf_fail(ps, ps->line, "[listener %s] %s: unknown setting (known: address, port, role, tls, allow_plaintext_auth, services)", lname, key);
+		conf_fail(ps, ps->line, "[listener %s] %s: unknown setting (known: address, port, role, tls, allow_plaintext_auth, services, milters)", lname, key);
 	}
 }
 
@@ -208,6 +210,17 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 			certificate_key(ps, cname, key, value);
 		return 1;
 	}
+	if (strncmp(section, "milter ", 7) == 0) {
+		const char *mname = section + 7;
+		while (*mname == ' ')
+			mname++;
+		if (!*mname || strlen(mname) >= 64 || strpbrk(mname, ", \t")) {
+			conf_fail(ps, ps->line, "[%s]: a milter section needs a short name without commas, e.g. [milter rspamd]", section);
+			return 1;
+		}
+		conf_milter_key(ps, mname, key, value);
+		return 1;
+	}
 	if (strncmp(section, "listener", 8) == 0 && (section[8] == ' ' || section[8] == '\0')) {
 		const char *lname = section[8] ? section + 9 : "";
 		while (*lname == ' ')
@@ -240,7 +253,7 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 		return 1;
 	}
 	if (!known_section)
-		conf_fail(ps, ps->line, "[%s]: unknown section (known: server, limits, quota, queue, delivery, relay, tls, auth, mailauth, http, listener NAME, certificate NAME)", section);
+		conf_fail(ps, ps->line, "[%s]: unknown section (known: server, limits, quota, queue, delivery, relay, tls, auth, mailauth, http, listener NAME, certificate NAME, milter NAME)", section);
 	else if (key)
 		conf_fail(ps, ps->line, "[%s] %s: unknown setting", section, key);
 	return 1;

@@ -5,6 +5,9 @@
  * (net/server.h).  Blocking work never runs here: jobs off the loop keep the
  * connection busy (conn_busy) and it is freed only when they return. */
 #include "net/internal.h"
+#include <arpa/inet.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -430,6 +433,30 @@ const char *conn_addr(const struct conn *c) { return c->addr; }
 const struct conf_listener *conn_listener(const struct conn *c) { return c->listener; }
 bool conn_trusted(const struct conn *c) { return c->trusted; }
 bool conn_tls_active(const struct conn *c) { return c->ssl != NULL; }
+
+bool conn_tls_params(const struct conn *c, char *version, size_t vsz, char *cipher, size_t csz, int *bits)
+{
+	if (!c->ssl)
+		return false;
+	snprintf(version, vsz, "%s", SSL_get_version(c->ssl));
+	snprintf(cipher, csz, "%s", SSL_get_cipher_name(c->ssl));
+	*bits = SSL_get_cipher_bits(c->ssl, NULL);
+	return true;
+}
+
+unsigned conn_port(const struct conn *c)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return 0;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return 0;
+}
 bool conn_tls_available(const struct conn *c) { return c->net->tls != NULL; }
 bool conn_closed(const struct conn *c) { return c->closed; }
 void conn_close(struct conn *c) { conn_free(c); }

@@ -87,6 +87,10 @@ const char *conn_addr(const struct conn *c);            /* the client's address,
 const struct conf_listener *conn_listener(const struct conn *c);
 bool conn_trusted(const struct conn *c);                /* inside trusted_networks */
 bool conn_tls_active(const struct conn *c);
+/* With TLS active: the protocol ("TLSv1.3"), cipher and its secret bits (content
+ * filters are told them); false without TLS. */
+bool conn_tls_params(const struct conn *c, char *version, size_t vsz, char *cipher, size_t csz, int *bits);
+unsigned conn_port(const struct conn *c);               /* the client's port; 0: unknown */
 bool conn_tls_available(const struct conn *c);          /* the server has TLS contexts */
 void conn_set_idle_timeout(struct conn *c, unsigned seconds);
 /* Move the session's output to the socket; close once flushed if it wants to close.

@@ -291,6 +291,8 @@ const char *policy_cause_name(enum refusal_cause c)
 	case CAUSE_SENDER_UNAUTHENTICATED: return "the sender's domain did not confirm the message (DMARC)";
 	case CAUSE_AUTH_CHECK_TEMPFAIL: return "a DKIM or DMARC check could not finish";
 	case CAUSE_EDIT_FAILED: return "the content filter's changes could not be stored";
+	case CAUSE_CONTENT_FILTER: return "the content filter refused it";
+	case CAUSE_FILTER_UNAVAILABLE: return "the content filter did not answer";
 	case CAUSE_COUNT: break;
 	}
 	return "refused";

@@ -40,6 +40,8 @@ enum refusal_cause {
 	CAUSE_SENDER_UNAUTHENTICATED, /* the From: domain's DMARC policy rejects the message */
 	CAUSE_AUTH_CHECK_TEMPFAIL,   /* DKIM/DMARC could not finish (the DNS): temporary */
 	CAUSE_EDIT_FAILED,           /* a content filter's changes could not be stored (the disk): temporary */
+	CAUSE_CONTENT_FILTER,        /* a content filter (milter) refused: its own words */
+	CAUSE_FILTER_UNAVAILABLE,    /* a content filter did not answer: temporary, the server's fault */
 	CAUSE_COUNT
 };
 
@@ -176,6 +178,7 @@ enum policy_point {
 struct policy_txn {
 	struct spf_outcome spf;   /* MAIL, stage "spf": RFC 7208 result, words (mailauth/spf.h) */
 	bool spf_done;            /* the spf stage ran */
+	unsigned long long milter_txn;   /* MAIL, stage "milter": the filters' transaction (0: none) */
 };
 
 /* One recipient of the message, at END_OF_DATA. */
@@ -286,6 +289,20 @@ struct policy_facts {
 	struct policy_spool spool;
 	enum policy_disposition disposition;
 	char disposition_reason[POLICY_REASON_MAX];
+	/* What the content filters are told of the connection (the milter macros Postfix
+	 * sends, milter_stage.c): filled by serve/ (transport facts) and smtp/ (login). */
+	unsigned client_port;
+	char client_name[POLICY_DOMAIN_MAX];       /* verified reverse name; "": unknown */
+	char listener[64];                         /* {daemon_name} */
+	char daemon_addr[64];                      /* {daemon_addr}: the listener's address */
+	char tls_version[32];                      /* "TLSv1.3"; "": no TLS */
+	char tls_cipher[64];                       /* "TLS_AES_256_GCM_SHA384" */
+	int tls_cipher_bits;
+	char auth_mech[32];                        /* the SASL mechanism of the login ("PLAIN") */
+	char queue_id[32];                         /* END_OF_DATA: the message's queue id */
+	/* The connection's conversations with its listener's content filters (owned by
+	 * serve/'s connection, outlives the run: reference-counted); NULL: no filter. */
+	struct policy_milter_session *milters;
 };
 
 /* A new, zeroed facts record for a decision at `point`; NULL on no memory. */
@@ -603,5 +620,34 @@ void policy_inbound_free(struct policy_inbound **in);
  * -> the quarantine field, a check that could not finish -> 451 4.4.3.  Add it after
  * the local stages and before DKIM signing.  False when the list is full. */
 bool policy_add_inbound_stage(struct policy_pipeline *p, struct policy_inbound *in);
+
+/* --- content filters: milters (milter_stage.c, milter_session.c) ------------------- */
+
+/* The listener's filters (`milters =`, [milter NAME]) as stages: at MAIL (the
+ * connection, HELO and MAIL FROM on the first use of a session, then MAIL FROM), at
+ * each RCPT (that recipient only) and at the end of data (data, every header field of
+ * the message with the fields stages added first, end of headers, the body from the
+ * spool file in chunks of at most 64 KiB, end of message), each filter in order, on
+ * the threads of `executor`, under the filter's own time-outs.  A refusal passes the
+ * filter's words on ("The content filter (rspamd) refused this message: ..."); a
+ * filter down, slow or answering garbage gets its default action (tempfail: 451 4.7.1
+ * "... not answering; this is the server's fault ..."; logged event=milter_failed).
+ * The changes filters ask for are applied before the signing stage. */
+struct policy_milters {
+	const struct conf *conf;
+	const struct policy_executor *executor;   /* the filters' threads; NULL: the pipeline's */
+};
+/* Append the stage "milter" (MAIL, RCPT, END_OF_DATA): after the local, SPF and
+ * inbound stages, before signing.  False when the list is full. */
+bool policy_add_milter_stage(struct policy_pipeline *p, struct policy_milters *m);
+
+struct conf_listener;
+/* One connection's conversations with the filters of listener l, none open yet (they
+ * open at the first MAIL); NULL when l has no filter or on no memory.  Loop thread. */
+struct policy_milter_session *policy_milter_session_new(const struct conf *c, const struct conf_listener *l);
+/* The connection is gone: each conversation is ended (abort, QUIT) on a thread of
+ * ex, never on the loop; one a late stage still holds is ended by that stage when it
+ * returns.  Sets *ms to NULL. */
+void policy_milter_session_end(struct policy_milter_session **ms, const struct policy_executor *ex);
 
 #endif

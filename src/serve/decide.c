@@ -25,6 +25,9 @@
  * threads of their own the signatures never hold the recipient lookups (a few tens of
  * microseconds each) of every other session behind a millisecond of RSA. */
 #define SIGNING_THREADS 2
+/* Content filters (milters): each thread waits on one filter's answer, up to its
+ * time-outs, so that a slow filter never holds the recipient lookups or the DNS. */
+#define MILTER_THREADS 8
 
 struct decision_threads {
 	struct decider *d;
@@ -35,7 +38,7 @@ struct decision_threads {
 struct decider {
 	struct event_base *base;
 	struct directory *dir;
-	struct decision_threads local_threads, dns_threads, signing_threads;
+	struct decision_threads local_threads, dns_threads, signing_threads, milter_threads;
 	bool stopping;             /* the threads are going: run what is left inline */
 	struct policy_local local;
 	struct dns_pool *dns;      /* the SPF stage's resolvers, one per DNS thread */
@@ -46,6 +49,8 @@ struct decider {
 	struct policy_executor ex;
 	struct policy_executor dns_ex;   /* submit only: the DNS threads */
 	struct policy_executor signing_ex;   /* submit only: the signing threads */
+	struct policy_milters milters;   /* the content filters, before signing */
+	struct policy_executor milter_ex;   /* submit only: the filters' threads */
 };
 
 struct decider_timer {
@@ -147,7 +152,8 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 		return NULL;
 	}
 	if (!threads_start(d, &d->local_threads, DECISION_THREADS) || !threads_start(d, &d->dns_threads, DNS_DECISION_THREADS)
-		|| !threads_start(d, &d->signing_threads, SIGNING_THREADS)) {
+		|| !threads_start(d, &d->signing_threads, SIGNING_THREADS)
+		|| !threads_start(d, &d->milter_threads, MILTER_THREADS)) {
 		snprintf(err, errsz, "cannot start the decision threads");
 		decider_free(&d);
 		return NULL;
@@ -161,11 +167,13 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 	d->signing_ex = (struct policy_executor){ .ctx = &d->signing_threads, .submit = ex_submit };
 	d->signing.executor = &d->signing_ex;
 	d->inbound = d->dns ? policy_inbound_new(cf, d->dns, &d->dns_ex) : NULL;
+	d->milter_ex = (struct policy_executor){ .ctx = &d->milter_threads, .submit = ex_submit };
+	d->milters = (struct policy_milters){ .conf = cf, .executor = &d->milter_ex };
 	/* Order at the end of data: the quota (local) first, then the inbound checks,
-	 * then signing (after any content change). */
+	 * then the content filters, then signing (after any content change). */
 	if (!d->inbound || !keys || !policy_add_local_stages(&d->pipeline, &d->local)
 		|| !policy_add_spf_stage(&d->pipeline, &d->spf) || !policy_add_inbound_stage(&d->pipeline, d->inbound)
-		|| !policy_add_signing_stage(&d->pipeline, &d->signing)) {
+		|| !policy_add_milter_stage(&d->pipeline, &d->milters) || !policy_add_signing_stage(&d->pipeline, &d->signing)) {
 		snprintf(err, errsz, d->inbound && keys ? "too many decision stages" : "out of memory");
 		decider_free(&d);
 		return NULL;
@@ -173,6 +181,16 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 	d->ex = (struct policy_executor){ .ctx = &d->local_threads, .submit = ex_submit, .timer_start = ex_timer_start,
 		.timer_cancel = ex_timer_cancel };
 	return d;
+}
+
+struct policy_milter_session *decider_milter_session(struct decider *d, const struct conf_listener *l)
+{
+	return policy_milter_session_new(d->milters.conf, l);
+}
+
+void decider_milter_session_end(struct decider *d, struct policy_milter_session **ms)
+{
+	policy_milter_session_end(ms, d && !d->stopping ? &d->milter_ex : NULL);
 }
 
 struct policy_run *decider_decide(struct decider *d, struct policy_facts *facts, policy_done_fn done, void *arg)
@@ -186,6 +204,7 @@ void decider_free(struct decider **dp)
 	if (!d)
 		return;
 	d->stopping = true;
+	threads_stop(&d->milter_threads);
 	threads_stop(&d->signing_threads);
 	threads_stop(&d->dns_threads);
 	threads_stop(&d->local_threads);

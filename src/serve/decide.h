@@ -19,6 +19,12 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 	long long (*pop_login_age)(void *ctx, const char *addr), void *pop_ctx, char *err, size_t errsz);
 /* policy_decide() on the server's pipeline (see policy.h for the contract). */
 struct policy_run *decider_decide(struct decider *d, struct policy_facts *facts, policy_done_fn done, void *arg);
+/* The conversations of one SMTP connection with listener l's content filters (NULL:
+ * none), and their end when the connection goes (on the filters' threads; inline when
+ * the decider is gone, at the stop).  d may be NULL for the end. */
+struct conf_listener;
+struct policy_milter_session *decider_milter_session(struct decider *d, const struct conf_listener *l);
+void decider_milter_session_end(struct decider *d, struct policy_milter_session **ms);
 /* Finishes the stages still running (their done callbacks run here, on the calling
  * thread), then frees.  Sets *d to NULL. */
 void decider_free(struct decider **d);

@@ -43,6 +43,8 @@ struct smtp_conn {
 	struct spool_share *share;       /* the end-of-data stages' way to change it (serve/edit.h) */
 	enum policy_disposition disposition;   /* held or discarded at the commit (policy_facts_hold) */
 	char disposition_reason[POLICY_REASON_MAX];
+	struct policy_milter_session *milters;   /* the listener's content filters; NULL: none */
+	unsigned client_port;
 };
 
 struct commit_job {
@@ -102,6 +104,7 @@ static void op_destroy(void *s)
 {
 	struct smtp_conn *sc = s;
 	message_drop(sc);
+	decider_milter_session_end(sc->svc->decider, &sc->milters);
 	smtp_session_free(&sc->session);
 	free(sc);
 }
@@ -183,13 +186,27 @@ static void decision_done(void *arg, const struct verdict *v, struct policy_fact
 	conn_process(c);   /* pipelined commands waiting behind the answer */
 }
 
+/* What the content filters are told of the connection (the transport's facts). */
+static void connection_facts(const struct smtp_conn *sc, struct policy_facts *f)
+{
+	const struct conf_listener *l = conn_listener(sc->conn);
+	f->milters = sc->milters;
+	f->client_port = sc->client_port;
+	snprintf(f->listener, sizeof(f->listener), "%s", l->name);
+	snprintf(f->daemon_addr, sizeof(f->daemon_addr), "%s", l->address);
+	conn_tls_params(sc->conn, f->tls_version, sizeof(f->tls_version), f->tls_cipher, sizeof(f->tls_cipher),
+		&f->tls_cipher_bits);
+}
+
 /* The end of data: where the stages read the message (the spool file, flushed by
  * hook_spool_flush), its size as queued (our Received: field included), and how they
  * may change it (f->spool, serve/edit.h). */
 static void message_facts(struct smtp_conn *sc, struct policy_facts *f)
 {
+	connection_facts(sc, f);
 	if (f->point != POLICY_AT_END_OF_DATA || !sc->writer)
 		return;
+	snprintf(f->queue_id, sizeof(f->queue_id), "%s", sc->qid);
 	snprintf(f->message_path, sizeof(f->message_path), "%s", queue_writer_path(sc->writer));
 	f->message_offset = queue_writer_message_offset(sc->writer);
 	f->message_size = queue_writer_size(sc->writer);
@@ -451,6 +468,12 @@ static bool op_start(struct conn *c, const char *tls_desc)
 	}
 	sc->svc = srv;
 	sc->conn = c;
+	sc->client_port = conn_port(c);
+	if (l->n_milters && !(sc->milters = decider_milter_session(srv->decider, l))) {
+		free(sc);
+		conn_close(c);
+		return false;
+	}
 	struct smtp_conn_info info = {
 		.conn_id = conn_id(c), .run_id = srv->run_id, .hostname = cf->hostname, .client_addr = conn_addr(c), .client_name = NULL,
 		.listener = l->name, .submission = l->role == ROLE_SUBMISSION, .trusted_network = conn_trusted(c),
@@ -476,6 +499,7 @@ static bool op_start(struct conn *c, const char *tls_desc)
 	};
 	sc->session = smtp_session_new(&info, &lim, &hooks);
 	if (!sc->session) {
+		decider_milter_session_end(srv->decider, &sc->milters);
 		free(sc);
 		conn_close(c);
 		return false;

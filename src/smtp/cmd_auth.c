@@ -174,6 +174,7 @@ void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const c
 			refuse(s, R_AUTH_TEMPFAIL);
 			break;
 		}
+		snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", s->lx.mech);
 		memset(s->causes, 0, sizeof(s->causes));   /* earlier failures no longer explain anything */
 		forget_mail_refusal(s);
 		say(s, R_AUTH_OK);

@@ -52,6 +52,7 @@ struct policy_facts *decision_facts(const struct smtp_session *s, enum policy_po
 		.trusted_network = s->info.trusted_network, .pop_login_age = -1 };
 	snprintf(f->client_addr, sizeof(f->client_addr), "%s", s->client_addr);
 	snprintf(f->login, sizeof(f->login), "%s", s->login ? s->login : "");
+	snprintf(f->auth_mech, sizeof(f->auth_mech), "%s", s->login ? s->auth_mech : "");
 	snprintf(f->helo, sizeof(f->helo), "%s", s->helo_seen ? s->helo : "");
 	if (s->tx)
 		f->txn = s->tx->txn;   /* a copy: only MAIL's findings are kept (smtp_session_findings) */

@@ -114,6 +114,7 @@ struct smtp_session {
 	bool wants_tls;
 	char tls_desc[200];
 	char *login;                       /* canonical user name once logged in */
+	char auth_mech[32];                /* its SASL mechanism ("PLAIN"), for the content filters */
 	struct login_exchange lx;          /* AUTH (auth/login.h) */
 	/* Refusals outside a transaction, so a later 503 can name them. */
 	unsigned causes[CAUSE_COUNT];

@@ -26,6 +26,7 @@ static const struct wire_enh_entry catalogue[] = {
 	ROW(ENH_TEMP_DIRECTORY_SERVER, "directory server failure", "RFC 3463 §3.5"),
 	ROW(ENH_TEMP_TOO_MANY_RCPTS, "too many recipients", "RFC 3463 §3.6"),
 	ROW(ENH_TEMP_SECURITY, "other or undefined security status", "RFC 3463 §3.8"),
+	ROW(ENH_TEMP_NOT_AUTHORIZED, "delivery not authorized, message refused (temporary)", "RFC 3463 §3.8"),
 	ROW(ENH_TEMP_CRYPTO_FAILURE, "cryptographic failure", "RFC 3463 §3.8"),
 	ROW(ENH_TEMP_ENCRYPTION_NEEDED, "encryption needed", "RFC 5248"),
 	ROW(ENH_TEMP_SPF_ERROR, "SPF validation error", "RFC 7372 §3.2"),

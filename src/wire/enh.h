@@ -38,6 +38,7 @@
 #define ENH_TEMP_DIRECTORY_SERVER     "4.4.3"
 #define ENH_TEMP_TOO_MANY_RCPTS       "4.5.3"
 #define ENH_TEMP_SECURITY             "4.7.0"
+#define ENH_TEMP_NOT_AUTHORIZED       "4.7.1"
 #define ENH_TEMP_CRYPTO_FAILURE       "4.7.5"
 #define ENH_TEMP_ENCRYPTION_NEEDED    "4.7.10"
 #define ENH_TEMP_SPF_ERROR            "4.7.24"

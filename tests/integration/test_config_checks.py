@@ -296,3 +296,39 @@ def test_skip_networks_bad_network_is_refused(tmp_path):
     for err in both(conf):
         assert "postern.conf:%d" % n in err and "skip_networks" in err, err
         assert "not an address or address/prefix" in err, err
+
+
+@pytest.mark.parametrize("extra,needle,words", [
+    ("milters = rspamd, clamav\n\n[milter rspamd]\nsocket = inet:127.0.0.1:11332\n", "milters =",
+     "[listener smtp] milters: no [milter clamav] section"),
+    ("milters = rspamd\n\n[milter rspamd]\nsocket = tcp:127.0.0.1\n", "socket =",
+     "[milter rspamd] socket: \"tcp:127.0.0.1\" is not unix:/path, inet:host:port or inet6:[address]:port"),
+    ("milters = rspamd\n\n[milter rspamd]\nsocket = inet:127.0.0.1:11332\ndefault_action = maybe\n",
+     "default_action", "[milter rspamd] default_action: \"maybe\" is not tempfail, accept or reject"),
+    ("milters = rspamd\n\n[milter rspamd]\nsocket = inet:127.0.0.1:11332\ncommand_timeout = 0\n",
+     "command_timeout", "[milter rspamd] command_timeout"),
+    ("milters = rspamd\n\n[milter rspamd]\nsocket = unix:relative\n", "socket =", "unix: needs an absolute path"),
+    ("milters = a, a\n\n[milter a]\nsocket = inet:127.0.0.1:1\n", "milters =", "a is listed twice"),
+])
+def test_milter_settings_are_checked(tmp_path, extra, needle, words):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var", extra=extra)
+    n = line_of(conf, needle)
+    for err in both(conf):
+        assert "postern.conf:%d: " % n in err and words in err, err
+
+
+def test_milter_section_without_socket(tmp_path):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var", extra="\n[milter rspamd]\ncommand_timeout = 5s\n")
+    n = line_of(conf, "[milter rspamd]")
+    for err in both(conf):
+        assert "postern.conf:%d: [milter rspamd] socket: missing" % n in err, err
+
+
+def test_milter_settings_accepted(tmp_path):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var", extra=(
+        "milters = rspamd, opendkim\n\n[milter rspamd]\nsocket = inet:127.0.0.1:11332\nconnect_timeout = 2s\n"
+        "command_timeout = 5s\ncontent_timeout = 2m\ndefault_action = accept\ndisplay_name = Spam filter\n"
+        "\n[milter opendkim]\nsocket = unix:/run/opendkim/opendkim.sock\n"
+        "\n[milter v6]\nsocket = inet6:[::1]:8891\n"))
+    p = run_cli(["check-config"], conf=conf)
+    assert p.returncode == 0, p.stderr

@@ -1,0 +1,259 @@
+/* milter_message.c - the end of data as the content filters see it (policy.h
+ * "content filters"): H, the header fields the earlier stages added (in order) then
+ * the spooled message's (Postern's Received: first), each sent as its name and the
+ * octets after the colon, with the CR LF of a folded value turned into LF as Postfix
+ * does; then the body, read from the spool file (read only, within the message's
+ * bounds) in chunks of at most 65,535 octets (the protocol's largest packet); then
+ * the end of message and the changes each filter asks for.  The header block sent is
+ * bounded (HEADER_BLOCK_MAX): a longer one goes on as body. */
+#include "policy/milter_stage.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "wire/enh.h"
+
+#define BODY_CHUNK 65535u
+#define HEADER_BLOCK_MAX (1024u * 1024u)
+
+/* One field [p, p+n) (line ends CR LF, no final one): name and value appended. */
+static bool add_field(struct milter_message *m, const char *p, size_t n)
+{
+	const char *colon = memchr(p, ':', n);
+	if (!colon || colon == p)
+		return true;   /* not a field (RFC 5322 §2.2): nothing a filter could name */
+	struct milter_field *grown = realloc(m->fields, (m->n_fields + 1) * sizeof(*grown));
+	if (!grown)
+		return false;
+	m->fields = grown;
+	size_t nlen = (size_t)(colon - p);
+	while (nlen && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
+		nlen--;   /* obsolete "Name :" (RFC 5322 §4.5) */
+	char *name = strndup(p, nlen);
+	char *value = malloc(n - (size_t)(colon - p));
+	if (!name || !value) {
+		free(name);
+		free(value);
+		return false;
+	}
+	size_t o = 0;
+	for (const char *c = colon + 1; c < p + n; c++)
+		if (!(*c == '\r' && c + 1 < p + n && c[1] == '\n'))
+			value[o++] = *c;
+	value[o] = '\0';
+	m->fields[m->n_fields++] = (struct milter_field){ name, value };
+	return true;
+}
+
+/* Split a header block (CR LF line ends; a line starting with SP or HT continues the
+ * field before it, RFC 5322 §2.2.3) into fields. */
+static bool add_fields(struct milter_message *m, const char *p, size_t n)
+{
+	size_t start = 0;
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (p[i] != '\r' || p[i + 1] != '\n')
+			continue;
+		bool folded = i + 2 < n && (p[i + 2] == ' ' || p[i + 2] == '\t');
+		if (folded)
+			continue;
+		if (i > start && !add_field(m, p + start, i - start))
+			return false;
+		start = i + 2;
+		i++;
+	}
+	return start >= n || add_field(m, p + start, n - start);
+}
+
+void milter_message_close(struct milter_message *m)
+{
+	for (size_t i = 0; i < m->n_fields; i++) {
+		free(m->fields[i].name);
+		free(m->fields[i].value);
+	}
+	free(m->fields);
+	m->fields = NULL;
+	m->n_fields = 0;
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+}
+
+/* Where the header ends in the first octets of the message: the length of the block
+ * (its last CR LF included) and where the body starts. */
+static void header_end(const char *buf, size_t got, bool whole, size_t *hlen, size_t *body)
+{
+	if (got >= 2 && buf[0] == '\r' && buf[1] == '\n') {
+		*hlen = 0;   /* no header at all */
+		*body = 2;
+		return;
+	}
+	const char *e = NULL;
+	for (size_t i = 0; i + 3 < got && !e; i++)
+		if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n')
+			e = buf + i;
+	if (e) {
+		*hlen = (size_t)(e - buf) + 2;
+		*body = *hlen + 2;
+		return;
+	}
+	/* No empty line within the bound: up to the last line end is header, the rest
+	 * body (a message without a body ends its header at its end). */
+	size_t last = got;
+	if (!whole)
+		while (last >= 2 && !(buf[last - 2] == '\r' && buf[last - 1] == '\n'))
+			last--;
+	*hlen = last;
+	*body = last;
+}
+
+bool milter_message_open(struct milter_message *m, const struct policy_facts *f)
+{
+	memset(m, 0, sizeof(*m));
+	m->fd = open(f->message_path, O_RDONLY | O_CLOEXEC);
+	if (m->fd < 0)
+		return false;
+	size_t want = f->message_size < HEADER_BLOCK_MAX ? (size_t)f->message_size : HEADER_BLOCK_MAX;
+	char *buf = malloc(want + 1);
+	ssize_t got = buf ? pread(m->fd, buf, want, (off_t)f->message_offset) : -1;
+	if (got < 0 || (size_t)got != want) {
+		free(buf);
+		milter_message_close(m);
+		return false;
+	}
+	size_t hlen, body;
+	header_end(buf, want, want == f->message_size, &hlen, &body);
+	bool ok = (!f->added || add_fields(m, f->added, f->added_len)) && add_fields(m, buf, hlen);
+	free(buf);
+	m->body_off = f->message_offset + body;
+	m->body_end = f->message_offset + f->message_size;
+	if (!ok)
+		milter_message_close(m);
+	return ok;
+}
+
+static void queue_macro(const struct policy_facts *f, struct milter_macro *mm)
+{
+	*mm = (struct milter_macro){ "i", f->queue_id };
+}
+
+/* REPLBODY chunks (the filter's new body).  Until the queue can take a new body,
+ * the old one stays and the log says so. */
+struct body_sink {
+	struct policy_facts *f;
+	const struct milter_peer *p;
+	unsigned long long octets;
+};
+
+static bool body_sink(void *arg, const void *data, size_t n)
+{
+	struct body_sink *bs = arg;
+	(void)data;
+	bs->octets += n;
+	return true;
+}
+
+/* The changes a filter asked for at the end of its message. */
+static void apply_mods(const struct milter_peer *p, struct policy_facts *f, const struct milter_outcome *out,
+	const struct body_sink *bs)
+{
+	for (size_t i = 0; i < out->n_mods; i++) {
+		const struct milter_mod *mod = &out->mods[i];
+		bool done = false;
+		if (mod->kind == MILTER_MOD_ADD_HEADER || mod->kind == MILTER_MOD_INSERT_HEADER) {
+			size_t n = strlen(mod->name) + strlen(mod->value) + 3;
+			char *field = malloc(n);
+			if (field) {
+				const char *v = mod->value;
+				snprintf(field, n, "%s:%s%s", mod->name, v[0] == ' ' || v[0] == '\t' ? "" : " ", v);
+				done = policy_facts_add_header(f, field);
+				free(field);
+			}
+		}
+		if (!done)
+			log_event(LOG_WARN, "milter_edit_skipped", "conn=%llu filter=%s kind=%d", f->conn_id, p->fc.name,
+				(int)mod->kind);
+	}
+	if (out->body_replaced)
+		log_event(LOG_WARN, "milter_edit_skipped", "conn=%llu filter=%s body_octets=%llu", f->conn_id, p->fc.name,
+			bs->octets);
+}
+
+/* The body, chunk by chunk, until its end or until the filter wants no more. */
+static enum milter_verdict send_body(struct milter_peer *p, const struct policy_facts *f,
+	const struct milter_message *m, struct milter_outcome *out, struct verdict *v, bool *go_on)
+{
+	static _Thread_local char chunk[BODY_CHUNK];
+	for (unsigned long long off = m->body_off; off < m->body_end;) {
+		size_t n = m->body_end - off < BODY_CHUNK ? (size_t)(m->body_end - off) : BODY_CHUNK;
+		if (pread(m->fd, chunk, n, (off_t)off) != (ssize_t)n) {
+			*go_on = false;
+			snprintf(out->failure, sizeof(out->failure), "the spooled message cannot be read");
+			milter_judge(p, f, MILTER_FAILED, out, v);
+			return MILTER_FAILED;
+		}
+		enum milter_verdict mv = milter_body(p->mc, chunk, n, out);
+		if (mv == MILTER_SKIP)
+			return mv;
+		if (!(*go_on = milter_judge(p, f, mv, out, v)))
+			return mv;
+		off += n;
+	}
+	return MILTER_CONTINUE;
+}
+
+void milter_message_send(struct milter_peer *p, struct policy_facts *f, const struct milter_message *m,
+	struct verdict *v)
+{
+	struct milter_macro qm;
+	queue_macro(f, &qm);
+	struct milter_outcome out;
+	memset(&out, 0, sizeof(out));
+	bool go_on = milter_judge(p, f, milter_data(p->mc, &qm, 1, &out), &out, v);
+	for (size_t i = 0; go_on && i < m->n_fields; i++)
+		go_on = milter_judge(p, f, milter_header(p->mc, m->fields[i].name, m->fields[i].value, &out), &out, v);
+	if (go_on)
+		go_on = milter_judge(p, f, milter_eoh(p->mc, &qm, 1, &out), &out, v);
+	if (go_on)
+		send_body(p, f, m, &out, v, &go_on);
+	if (!go_on) {
+		milter_outcome_clear(&out);
+		return;
+	}
+	struct body_sink bs = { .f = f, .p = p };
+	enum milter_verdict mv = milter_eom(p->mc, &qm, 1, body_sink, &bs, &out);
+	if (mv != MILTER_FAILED)
+		p->in_txn = false;   /* the end of message ends the filter's transaction */
+	milter_judge(p, f, mv, &out, v);
+	bool passed = v->kind == VERDICT_OK && (mv == MILTER_CONTINUE || mv == MILTER_ACCEPT || mv == MILTER_QUARANTINE);
+	if (passed)
+		apply_mods(p, f, &out, &bs);
+	p->done = true;
+	milter_outcome_clear(&out);
+}
+
+void milter_message_finish(struct policy_milter_session *ms, struct policy_facts *f, const struct milter_message *m,
+	struct verdict *v)
+{
+	(void)m;
+	for (size_t i = 0; i < ms->n && v->kind == VERDICT_OK; i++) {
+		const struct milter_peer *p = &ms->peers[i];
+		if (p->txn != f->txn.milter_txn)
+			continue;
+		if (p->discard) {
+			char reason[VERDICT_REASON_MAX];
+			snprintf(reason, sizeof(reason), "The content filter (%s) refused this message (it asked to discard it)",
+				p->display);
+			verdict_set(v, VERDICT_PERM, 550, ENH_PERM_NOT_AUTHORIZED, CAUSE_CONTENT_FILTER, reason, "");
+		} else if (p->quarantine) {
+			char field[400];
+			snprintf(field, sizeof(field), "X-Postern-Quarantine: content filter (%s): %s", p->display,
+				p->quarantine_reason);
+			policy_facts_add_header(f, field);
+			log_event(LOG_INFO, "milter_quarantine", "conn=%llu filter=%s", f->conn_id, p->fc.name);
+		}
+	}
+}
