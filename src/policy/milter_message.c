@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
-#include "wire/enh.h"
+#include "util/text.h"
 
 #define BODY_CHUNK 65535u
 #define HEADER_BLOCK_MAX (1024u * 1024u)
@@ -140,46 +140,69 @@ static void queue_macro(const struct policy_facts *f, struct milter_macro *mm)
 	*mm = (struct milter_macro){ "i", f->queue_id };
 }
 
-/* REPLBODY chunks (the filter's new body).  Until the queue can take a new body,
- * the old one stays and the log says so. */
+/* REPLBODY chunks (the filter's new body), into the replacement body (policy.h §B). */
 struct body_sink {
 	struct policy_facts *f;
 	const struct milter_peer *p;
 	unsigned long long octets;
+	bool refused;
 };
 
 static bool body_sink(void *arg, const void *data, size_t n)
 {
 	struct body_sink *bs = arg;
-	(void)data;
 	bs->octets += n;
+	if (!bs->refused && !policy_edit_body_append(bs->f, data, n))
+		bs->refused = true;   /* the replacement is spoiled: policy_edits_apply refuses 451 4.3.0 */
 	return true;
 }
 
-/* The changes a filter asked for at the end of its message. */
+static bool apply_mod(struct policy_facts *f, const struct milter_mod *mod)
+{
+	const char *v = mod->value ? mod->value : "";
+	switch (mod->kind) {
+	case MILTER_MOD_ADD_HEADER:
+		return policy_edit_header_add(f, mod->name, v);
+	case MILTER_MOD_INSERT_HEADER:
+		return policy_edit_header_insert(f, mod->index, mod->name, v);
+	case MILTER_MOD_CHANGE_HEADER:
+		return policy_edit_header_change(f, mod->name, mod->index, v);
+	case MILTER_MOD_ADD_RCPT:
+		return policy_edit_rcpt_add(f, mod->name, mod->value);
+	case MILTER_MOD_DEL_RCPT:
+		return policy_edit_rcpt_del(f, mod->name);
+	case MILTER_MOD_CHANGE_FROM:
+		return policy_edit_sender(f, mod->name, mod->value);
+	}
+	return false;
+}
+
+static const char *mod_name(enum milter_mod_kind k)
+{
+	static const char *const names[] = { "add_header", "insert_header", "change_header", "add_rcpt", "del_rcpt",
+		"change_from" };
+	return (unsigned)k < sizeof(names) / sizeof(names[0]) ? names[k] : "unknown";
+}
+
+/* The changes a filter asked for at the end of its message, in the order asked (each
+ * counts over H as the ones before left it, as libmilter's do).  One the edits refuse
+ * (a bad field name, an address MAIL FROM or RCPT TO would refuse) is logged and left
+ * out: the message goes on as the filter's other changes leave it. */
 static void apply_mods(const struct milter_peer *p, struct policy_facts *f, const struct milter_outcome *out,
 	const struct body_sink *bs)
 {
+	char q[200];
 	for (size_t i = 0; i < out->n_mods; i++) {
 		const struct milter_mod *mod = &out->mods[i];
-		bool done = false;
-		if (mod->kind == MILTER_MOD_ADD_HEADER || mod->kind == MILTER_MOD_INSERT_HEADER) {
-			size_t n = strlen(mod->name) + strlen(mod->value) + 3;
-			char *field = malloc(n);
-			if (field) {
-				const char *v = mod->value;
-				snprintf(field, n, "%s:%s%s", mod->name, v[0] == ' ' || v[0] == '\t' ? "" : " ", v);
-				done = policy_facts_add_header(f, field);
-				free(field);
-			}
-		}
-		if (!done)
-			log_event(LOG_WARN, "milter_edit_skipped", "conn=%llu filter=%s kind=%d", f->conn_id, p->fc.name,
-				(int)mod->kind);
+		if (apply_mod(f, mod))
+			continue;
+		const char *what = mod->name ? mod->name : "";
+		log_event(LOG_WARN, "milter_edit_refused", "conn=%llu filter=%s edit=%s name=%s", f->conn_id, p->fc.name,
+			mod_name(mod->kind), log_quote(q, sizeof(q), what, strlen(what), 128));
 	}
 	if (out->body_replaced)
-		log_event(LOG_WARN, "milter_edit_skipped", "conn=%llu filter=%s body_octets=%llu", f->conn_id, p->fc.name,
-			bs->octets);
+		log_event(LOG_INFO, "milter_body_replaced", "conn=%llu filter=%s octets=%llu%s", f->conn_id, p->fc.name,
+			bs->octets, bs->refused ? " refused=yes" : "");
 }
 
 /* The body, chunk by chunk, until its end or until the filter wants no more. */
@@ -235,25 +258,26 @@ void milter_message_send(struct milter_peer *p, struct policy_facts *f, const st
 	milter_outcome_clear(&out);
 }
 
+/* After the last filter: a discard wins over a quarantine (policy.h §B), then every
+ * change asked for is applied to the spooled message, before the signing stage. */
 void milter_message_finish(struct policy_milter_session *ms, struct policy_facts *f, const struct milter_message *m,
 	struct verdict *v)
 {
 	(void)m;
-	for (size_t i = 0; i < ms->n && v->kind == VERDICT_OK; i++) {
+	char reason[POLICY_REASON_MAX];
+	for (size_t i = 0; i < ms->n; i++) {
 		const struct milter_peer *p = &ms->peers[i];
 		if (p->txn != f->txn.milter_txn)
 			continue;
 		if (p->discard) {
-			char reason[VERDICT_REASON_MAX];
-			snprintf(reason, sizeof(reason), "The content filter (%s) refused this message (it asked to discard it)",
-				p->display);
-			verdict_set(v, VERDICT_PERM, 550, ENH_PERM_NOT_AUTHORIZED, CAUSE_CONTENT_FILTER, reason, "");
+			snprintf(reason, sizeof(reason), "discarded by the content filter (%s)", p->display);
+			policy_facts_discard(f, reason);
 		} else if (p->quarantine) {
-			char field[400];
-			snprintf(field, sizeof(field), "X-Postern-Quarantine: content filter (%s): %s", p->display,
-				p->quarantine_reason);
-			policy_facts_add_header(f, field);
-			log_event(LOG_INFO, "milter_quarantine", "conn=%llu filter=%s", f->conn_id, p->fc.name);
+			text_format_cut(reason, sizeof(reason), "quarantined by the content filter (%s)%s%s", p->display,
+				p->quarantine_reason[0] ? ": " : "", p->quarantine_reason);
+			policy_facts_hold(f, reason);
 		}
 	}
+	if (policy_edits_pending(f))
+		policy_edits_apply(f, v);
 }

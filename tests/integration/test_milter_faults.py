@@ -28,6 +28,8 @@ import Milter
 
 MODE = %(mode)r
 FLAG = %(flag)r
+ALICE = "alice@example.test"
+BOB = "bob@example.test"
 
 
 def log(*a):
@@ -77,6 +79,19 @@ class F(Milter.Base):
         if MODE == "headers":
             self.addheader("X-Filter-Added", "at the end")
             self.addheader("X-Filter-First", "at the top", 0)
+        if MODE == "modify":
+            self.addheader("X-Filter-Added", "at the end")
+            self.addheader("X-Filter-First", "at the top", 0)
+            self.chgheader("Subject", 1, "changed by the filter")
+            self.chgheader("X-Remove-Me", 1, None)
+            self.replacebody(b"the filter's new body\r\nsecond line\r\n")
+            self.addrcpt("<%%s>" %% BOB)
+            self.delrcpt("<%%s>" %% ALICE)
+            self.chgfrom("<changed@sender.example>")
+        if MODE == "quarantine":
+            self.quarantine("looks odd to the filter")
+        if MODE == "discard":
+            return Milter.DISCARD
         return Milter.ACCEPT
 
     def abort(self):
@@ -117,8 +132,8 @@ def make_srv(server_factory, name, sock, **opts):
 
 
 def message(subject="fault test"):
-    return ("From: <someone@sender.example>\r\nTo: <%s>\r\nSubject: %s\r\nMessage-ID: <%d@sender.example>\r\n\r\n"
-            "body line\r\n" % (ALICE, subject, time.monotonic_ns()))
+    return ("From: <someone@sender.example>\r\nTo: <%s>\r\nSubject: %s\r\nX-Remove-Me: please\r\n"
+            "Message-ID: <%d@sender.example>\r\n\r\nbody line\r\n" % (ALICE, subject, time.monotonic_ns()))
 
 
 def send(srv, rcpts=(ALICE,), timeout=30):
@@ -318,3 +333,48 @@ def test_filter_headers_added(server_factory, filters, tmp_path):
     data = msgs[0].read_bytes()
     assert b"X-Filter-Added: at the end\r\n" in data or b"X-Filter-Added: at the end\n" in data, data[:1500]
     assert b"X-Filter-First: at the top" in data, data[:1500]
+
+
+def test_filter_asks_for_every_modification(server_factory, filters, tmp_path):
+    f = start_filter(tmp_path, "modify")
+    filters.append(f)
+    srv = make_srv(server_factory, "editor", "inet:127.0.0.1:%d" % f.port)
+    mr, rr, dr = send(srv, rcpts=(ALICE,))
+    assert dr.code == 250, dr
+    msgs = srv.wait_delivered(BOB, 1, timeout=10, settle=1.0)
+    assert len(msgs) == 1, msgs
+    assert srv.maildir_messages(ALICE) == []   # deleted from the envelope
+    data = msgs[0].read_bytes().replace(b"\r\n", b"\n")
+    head, body = data.split(b"\n\n", 1)
+    assert b"Return-Path: <changed@sender.example>" in head, head
+    assert b"X-Filter-Added: at the end" in head and b"X-Filter-First: at the top" in head, head
+    assert b"Subject: changed by the filter" in head and b"fault test" not in head, head
+    assert b"X-Remove-Me" not in head, head
+    assert body == b"the filter's new body\nsecond line\n", body
+    assert_nothing_queued(srv)
+
+
+def test_filter_quarantine_holds_the_message(server_factory, filters, tmp_path):
+    f = start_filter(tmp_path, "quarantine")
+    filters.append(f)
+    srv = make_srv(server_factory, "quar", "inet:127.0.0.1:%d" % f.port)
+    mr, rr, dr = send(srv)
+    assert dr.code == 250, dr
+    qid = re.search(r"queued as ([A-Za-z0-9]+)", str(dr)).group(1)
+    time.sleep(1.0)
+    assert srv.maildir_messages(ALICE) == []
+    held = srv.cli("queue", "list", "--held")
+    assert held.returncode == 0 and qid in held.stdout, held.stdout + held.stderr
+    assert "quarantined by the content filter (quar)" in srv.cli("queue", "show", qid).stdout
+
+
+def test_filter_discard_drops_the_message(server_factory, filters, tmp_path):
+    f = start_filter(tmp_path, "discard")
+    filters.append(f)
+    srv = make_srv(server_factory, "bin", "inet:127.0.0.1:%d" % f.port)
+    mr, rr, dr = send(srv)
+    assert dr.code == 250, dr
+    time.sleep(1.0)
+    assert srv.maildir_messages(ALICE) == []
+    assert_nothing_queued(srv)
+    assert "event=discarded" in srv.log() and "discarded by the content filter (bin)" in srv.log(), srv.log()
