@@ -154,7 +154,7 @@ void conf_check_milters(struct parse_state *ps)
 				c->milters[i].name);
 	for (size_t i = 0; i < c->n_listeners; i++) {
 		struct conf_listener *l = &c->listeners[i];
-		if (l->n_milters && l->role == ROLE_POP3)
+		if (l->n_milters && l->role != ROLE_MX && l->role != ROLE_SUBMISSION)
 			conf_fail(ps, l->milters_line, "[listener %s] milters: only an SMTP listener (mx or submission) filters mail",
 				l->name);
 		for (size_t k = 0; k < l->n_milters; k++) {

@@ -24,15 +24,18 @@
 static bool add_field(struct milter_message *m, const char *p, size_t n)
 {
 	const char *colon = memchr(p, ':', n);
-	if (!colon || colon == p)
+	size_t nlen = colon ? (size_t)(colon - p) : 0;
+	while (nlen && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
+		nlen--;   /* obsolete "Name :" (RFC 5322 §4.5) */
+	for (size_t i = 0; i < nlen; i++)
+		if (p[i] <= 32 || p[i] >= 127)
+			nlen = 0;   /* RFC 5322 §3.6.8: a name is printable ASCII without spaces */
+	if (nlen == 0)
 		return true;   /* not a field (RFC 5322 §2.2): nothing a filter could name */
 	struct milter_field *grown = realloc(m->fields, (m->n_fields + 1) * sizeof(*grown));
 	if (!grown)
 		return false;
 	m->fields = grown;
-	size_t nlen = (size_t)(colon - p);
-	while (nlen && (p[nlen - 1] == ' ' || p[nlen - 1] == '\t'))
-		nlen--;   /* obsolete "Name :" (RFC 5322 §4.5) */
 	char *name = strndup(p, nlen);
 	char *value = malloc(n - (size_t)(colon - p));
 	if (!name || !value) {
@@ -51,7 +54,7 @@ static bool add_field(struct milter_message *m, const char *p, size_t n)
 
 /* Split a header block (CR LF line ends; a line starting with SP or HT continues the
  * field before it, RFC 5322 §2.2.3) into fields. */
-static bool add_fields(struct milter_message *m, const char *p, size_t n)
+bool milter_message_split(struct milter_message *m, const char *p, size_t n)
 {
 	size_t start = 0;
 	for (size_t i = 0; i + 1 < n; i++) {
@@ -126,7 +129,7 @@ bool milter_message_open(struct milter_message *m, const struct policy_facts *f)
 	}
 	size_t hlen, body;
 	header_end(buf, want, want == f->message_size, &hlen, &body);
-	bool ok = (!f->added || add_fields(m, f->added, f->added_len)) && add_fields(m, buf, hlen);
+	bool ok = (!f->added || milter_message_split(m, f->added, f->added_len)) && milter_message_split(m, buf, hlen);
 	free(buf);
 	m->body_off = f->message_offset + body;
 	m->body_end = f->message_offset + f->message_size;

@@ -65,6 +65,10 @@ struct milter_message {
 	size_t n_fields;
 	unsigned long long body_off, body_end;  /* the body's octets in the file */
 };
+/* Split a header block (CR LF line ends) into fields appended to m->fields: each a
+ * name and the octets after its colon, CR LF inside folded values as LF; lines that
+ * are no field are skipped.  False on no memory (fuzzed: fuzz_milter_stage). */
+bool milter_message_split(struct milter_message *m, const char *p, size_t n);
 /* Read H and find the body; false (nothing to free) when the file cannot be read. */
 bool milter_message_open(struct milter_message *m, const struct policy_facts *f);
 void milter_message_close(struct milter_message *m);

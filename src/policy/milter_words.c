@@ -77,7 +77,8 @@ static void plain_words(const char *in, char *out, size_t outsz)
 			continue;
 		}
 		unsigned char c = (unsigned char)*p;
-		out[o++] = c < 32 || c == 127 ? ' ' : (char)c;
+		/* A reply line is ASCII (RFC 5321 §4.2): anything else is shown as '?'. */
+		out[o++] = c < 32 ? ' ' : c >= 127 ? '?' : (char)c;
 	}
 	out[o] = '\0';
 }
