@@ -44,9 +44,11 @@ static bool add_field(struct milter_message *m, const char *p, size_t n)
 		return false;
 	}
 	size_t o = 0;
-	for (const char *c = colon + 1; c < p + n; c++)
-		if (!(*c == '\r' && c + 1 < p + n && c[1] == '\n'))
-			value[o++] = *c;
+	for (const char *c = colon + 1; c < p + n; c++) {
+		while (*c == '\n' && o > 0 && value[o - 1] == '\r')
+			o--;   /* a folded value's CR LF goes as LF (Postfix milter8.c) */
+		value[o++] = *c;
+	}
 	value[o] = '\0';
 	m->fields[m->n_fields++] = (struct milter_field){ name, value };
 	return true;
