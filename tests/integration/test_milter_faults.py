@@ -17,6 +17,7 @@ from conftest import run_cli  # noqa: E402
 from delivery_support import free_port  # noqa: E402
 from helpers import SMTPConn  # noqa: E402
 from milter_support import PyMilter, RawFilter, milter_sections, queue_files  # noqa: E402
+from submission_support import listener_sections, simple_msg, smtplib_login, wait_ports  # noqa: E402
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
@@ -43,11 +44,12 @@ class F(Milter.Base):
         return Milter.CONTINUE
 
     def hello(self, name):
-        log("helo", name)
+        log("helo", name, "tls=%%s" %% self.getsymval("{tls_version}"), "cipher=%%s" %% self.getsymval("{cipher}"))
         return Milter.CONTINUE
 
     def envfrom(self, sender, *params):
-        log("mail", sender, "auth=%%s" %% self.getsymval("{auth_authen}"), "mail_addr=%%s" %% self.getsymval("{mail_addr}"))
+        log("mail", sender, "auth=%%s" %% self.getsymval("{auth_authen}"), "mail_addr=%%s" %% self.getsymval("{mail_addr}"),
+            "auth_type=%%s" %% self.getsymval("{auth_type}"))
         if MODE == "reject_mail":
             self.setreply("550", "5.7.1", "senders like %%s are not welcome here" %% sender)
             return Milter.REJECT
@@ -315,7 +317,7 @@ def test_lazy_conversation_macros_and_abort(server_factory, filters, tmp_path):
     assert kinds.count("mail") == 2 and kinds.count("abort") >= 1 and kinds.count("eom") == 1, log
     connect = [ln for ln in log if ln.startswith("connect")][0]
     assert "j=mx.example.test" in connect and "daemon=smtp" in connect and re.search(r"port=\d+", connect), connect
-    assert "helo client.example" in log, log
+    assert any(ln.startswith("helo client.example tls=None") for ln in log), log
     assert any(ln.startswith("rcpt <%s>" % ALICE) for ln in log), log
     assert "eom i=%s" % qid in log, log
     assert [ln for ln in log if ln.startswith("header")], log
@@ -378,3 +380,24 @@ def test_filter_discard_drops_the_message(server_factory, filters, tmp_path):
     assert srv.maildir_messages(ALICE) == []
     assert_nothing_queued(srv)
     assert "event=discarded" in srv.log() and "discarded by the content filter (bin)" in srv.log(), srv.log()
+
+
+def test_tls_and_login_macros(server_factory, filters, tmp_path):
+    f = start_filter(tmp_path, "plain")
+    filters.append(f)
+    extra = "milters = watch\n" + listener_sections(submission_extra="milters = watch\n")
+    extra += milter_sections([("watch", "inet:127.0.0.1:%d" % f.port, {})])
+    srv = server_factory(users=(ALICE, BOB), extra=extra)
+    srv.ports = wait_ports(srv, ["smtp", "submission"])
+    s = smtplib_login(srv, user=ALICE)
+    try:
+        s.sendmail(ALICE, [BOB], simple_msg(sender=ALICE, to=BOB))
+    finally:
+        s.quit()
+    assert len(srv.wait_delivered(BOB, 1, timeout=10, settle=0.3)) == 1
+    log = f.log_text().splitlines()
+    helo = [ln for ln in log if ln.startswith("helo ")]
+    assert helo and re.search(r"tls=TLSv1\.[23] cipher=\S+", helo[-1]), log
+    mail = [ln for ln in log if ln.startswith("mail ")]
+    assert mail and "auth=%s" % ALICE in mail[0] and "auth_type=PLAIN" in mail[0], log
+    assert "mail_addr=%s" % ALICE in mail[0], log
