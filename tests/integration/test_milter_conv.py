@@ -163,6 +163,10 @@ def test_every_step_reaches_the_filter(start_filter, tmp_path, transport):
     for s in ("connect", "helo", "mail", "rcpt", "data", "eoh", "eom"):
         assert s in steps and all(x["verdict"] == "continue" for x in steps[s]), (s, lines)
     assert lines[-1] == "closed"
+    # every step the filter answered (those printed, each header, each body chunk) is one
+    # observation of postern_milter_duration_seconds
+    answered = sum(len(v) for v in steps.values()) + len(f.events("header")) + len(f.events("body"))
+    assert lines[-2] == "metrics observations=%d" % answered, lines
     conn = f.events("connect")[0]
     assert conn["hostname"] == "client.example"
     assert conn["addr"] == ["192.0.2.1", 40000]          # port in network order, read back by libmilter

@@ -12,12 +12,14 @@
  *   MILTER_TRANSACTIONS how many transactions on the one connection (1)
  *   MILTER_BODY_OUT     where the replacement body goes (REPLBODY chunks)
  * Output lines: "open ...", "step=NAME verdict=V ms=N [reply=...] [failure=...]",
- * "mod kind=K index=I name=N value=V", "body_replaced=yes", "quarantine=REASON". */
+ * "mod kind=K index=I name=N value=V", "body_replaced=yes", "quarantine=REASON",
+ * "metrics observations=N" (postern_milter_duration_seconds{filter="test"}'s count). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "milter/milter.h"
+#include "util/metrics.h"
 
 static const char builtin_message[] =
 	"Received: from client.example ([192.0.2.1])\r\n"
@@ -239,6 +241,7 @@ int main(void)
 	}
 	milter_outcome_clear(&out);
 	milter_close(&m);
+	printf("metrics observations=%llu\n", (unsigned long long)metrics_histogram_count(METRIC_MILTER_DURATION, "test"));
 	printf("closed\n");
 	free(msg);
 	return 0;
