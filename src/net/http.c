@@ -26,6 +26,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,9 +171,38 @@ static bool conn_alive(const struct http_conn *hc)
 	return eventcb != NULL;
 }
 
+#define PLAIN_ON_TLS_WORDS "Bad request: this port speaks https (TLS); ask for https://, not http://, on this port.\n"
+
+/* An implicit-TLS connection that never finished its handshake: say why in the log,
+ * and a client that spoke plain HTTP (OpenSSL saw a request line where a ClientHello
+ * belongs) gets a plain answer saying what to change, instead of a bare close.  The
+ * socket is still open here (evhttp shuts it after this callback). */
+static void tls_failure(struct http_conn *hc)
+{
+	SSL *ssl = hc->hl->conf->tls == TLS_IMPLICIT ? bufferevent_openssl_get_ssl(hc->bev) : NULL;
+	if (!ssl || SSL_is_init_finished(ssl))
+		return;
+	unsigned long e = bufferevent_get_openssl_error(hc->bev);
+	bool plain = e && ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST;
+	char why[256] = "closed before the TLS handshake completed";
+	if (e)
+		tls_last_error(e, why, sizeof(why));
+	log_event(LOG_INFO, "tls_failed", "listener=%s client=%s reason=\"%s\"%s", hc->hl->conf->name, hc->addr, why,
+		plain ? " hint=\"the client spoke plain HTTP to an https port: use https:// for this port\"" : "");
+	evutil_socket_t fd = bufferevent_getfd(hc->bev);
+	if (plain && fd >= 0) {
+		char answer[512];
+		int n = snprintf(answer, sizeof(answer), "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+			"Connection: close\r\nContent-Length: %zu\r\n\r\n%s", sizeof(PLAIN_ON_TLS_WORDS) - 1, PLAIN_ON_TLS_WORDS);
+		ssize_t w = n > 0 ? send(fd, answer, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) : 0;
+		(void)w;
+	}
+}
+
 static void close_cb(struct evhttp_connection *evcon, void *arg)
 {
 	(void)evcon;
+	tls_failure(arg);
 	conn_forget(arg);
 }
 
@@ -304,6 +335,8 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	hl->buckets[b] = hc;
 	struct timeval zero = { 0, 0 };
 	hc->admit = evtimer_new(base, admit_cb, hc);
+	if (hc->admit)
+		event_priority_set(hc->admit, 0);   /* before evhttp's first read (net_new) */
 	if (!hc->admit || evtimer_add(hc->admit, &zero) != 0) {
 		if (hc->admit)
 			event_free(hc->admit);

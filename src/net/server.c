@@ -220,7 +220,11 @@ struct net *net_new(const struct conf *cf)
 		return NULL;
 	net->conf = cf;
 	net->base = event_base_new();
-	if (!net->base) {
+	/* Two priorities: everything runs at the default (1) but the HTTP admission
+	 * (http.c), which must run before evhttp reads a new connection's first bytes. */
+	if (!net->base || event_base_priority_init(net->base, 2) != 0) {
+		if (net->base)
+			event_base_free(net->base);
 		free(net);
 		return NULL;
 	}

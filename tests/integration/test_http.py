@@ -265,12 +265,16 @@ def test_sni_picks_the_certificate_section(server_factory, tmp_path):
     assert p.returncode != 0
 
 
-def test_plaintext_on_the_tls_port_gets_nothing_served(web):
+def test_plaintext_on_the_tls_port_is_told_to_use_https(web):
     try:
         out = raw(web.https_port, b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n", timeout=5)
     except (ConnectionResetError, socket.timeout):
         out = b""
     assert b"ok\n" not in out
+    assert out.startswith(b"HTTP/1.1 400") and b"this port speaks https" in out, out
+    p = subprocess.run(["curl", "-sS", "http://127.0.0.1:%d/healthz" % web.https_port], capture_output=True, text=True, timeout=20)
+    assert "this port speaks https" in p.stdout, p.stdout + p.stderr
+    wait_log(web, r'event=tls_failed listener=webs client=127\.0\.0\.1 reason="[^"]*http request[^"]*" hint="the client spoke plain HTTP')
 
 
 def test_starttls_on_an_http_listener_is_refused_with_words(tmp_path):
