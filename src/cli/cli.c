@@ -282,23 +282,29 @@ static int record_quota(struct directory *d, const struct dir_recipient *dr, uin
 	return 1;
 }
 
-/* One user a line: address, then usage and quota when a quota is set. */
+/* One user a line: address, then usage and quota when a quota is set, then the
+ * sending limits when the account has its own (postern user limit). */
 static void print_user(void *arg, const struct dir_user *u)
 {
 	struct user_list_ctx *ul = arg;
-	char path[1400], err[256];
+	char path[1400], err[256], limits[160] = "";
+	if (ul && (u->limit_messages_per_hour >= 0 || u->limit_recipients_per_day >= 0)) {
+		limits[0] = ' ';
+		limits[1] = ' ';
+		cli_user_limits_words(ul->c, u, limits + 2, sizeof(limits) - 2);
+	}
 	struct quota_state st;
 	if (ul && mailbox_path(ul->c, ul->d, u->address, path, sizeof(path)) &&
 		quota_read(path, &st, err, sizeof(err)) && st.defined) {
 		char used[32], limit[32];
 		if (st.limit_bytes)
-			printf("%s  %s of %s (%u%%)\n", u->address, format_size(st.used_bytes, used, sizeof(used)),
-				format_size(st.limit_bytes, limit, sizeof(limit)), quota_percent(&st));
+			printf("%s  %s of %s (%u%%)%s\n", u->address, format_size(st.used_bytes, used, sizeof(used)),
+				format_size(st.limit_bytes, limit, sizeof(limit)), quota_percent(&st), limits);
 		else
-			printf("%s  %s, no limit\n", u->address, format_size(st.used_bytes, used, sizeof(used)));
+			printf("%s  %s, no limit%s\n", u->address, format_size(st.used_bytes, used, sizeof(used)), limits);
 		return;
 	}
-	printf("%s\n", u->address);
+	printf("%s%s\n", u->address, limits);
 }
 
 /* postern user quota ADDRESS SIZE|none */
@@ -395,6 +401,10 @@ static int user_op(const struct cli_args *a, const struct conf *c, struct direct
 		rc = user_add(c, d, a->argv[1]);
 	} else if (strcmp(op, "quota") == 0 && a->argc == 3) {
 		rc = user_quota(c, d, a->argv[1], a->argv[2]);
+	} else if (strcmp(op, "limit") == 0 && a->argc >= 3) {
+		rc = cli_user_limit(a->argc, a->argv, c, d);
+	} else if (strcmp(op, "show") == 0 && a->argc == 2) {
+		rc = cli_user_show(c, d, a->argv[1]);
 	} else if (strcmp(op, "del") == 0 && a->argc == 2) {
 		enum dir_result r = directory_user_del(d, a->argv[1]);
 		rc = r == DIR_OK ? 0 : 1;
@@ -621,7 +631,7 @@ static const struct subcommand subcommands[] = {
 	{ "serve", cmd_serve, "serve [-c FILE | --default-config]  run the server in the foreground" },
 	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration" },
 	{ "domain", cmd_domain, "domain add|del DOMAIN [-c FILE] | list  manage local domains" },
-	{ "user", cmd_user, "user add|del ADDRESS | quota ADDRESS SIZE|none | list   manage mailboxes (add reads the password from stdin)" },
+	{ "user", cmd_user, "user add|del ADDRESS | show ADDRESS | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none)" },
 	{ "alias", cmd_alias, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it" },
 	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
 	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },

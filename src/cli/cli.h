@@ -3,6 +3,7 @@
 #define POSTERN_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 /* argv[0] is the subcommand ("serve", "user", ...).  Returns the exit status. */
 int cli_main(int argc, char **argv);
@@ -20,5 +21,13 @@ int cli_dkim(int argc, char **argv, const struct conf *c, struct directory *d);
 struct directory;
 /* `postern dns DOMAIN | check DOMAIN` (dns_cmd.c). */
 int cli_dns(int argc, char **argv, const struct conf *c, struct directory *d, bool json);
+
+struct dir_user;
+/* `postern user limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear]`
+ * and `postern user show ADDRESS` (user_limit.c); argv[0] is "limit". */
+int cli_user_limit(int argc, char **argv, const struct conf *c, struct directory *d);
+int cli_user_show(const struct conf *c, struct directory *d, const char *address);
+/* "messages/hour 300 (default), recipients/day 50 (own)" for u. */
+void cli_user_limits_words(const struct conf *c, const struct dir_user *u, char *out, size_t outsz);
 
 #endif

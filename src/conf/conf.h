@@ -14,7 +14,7 @@
 #define CONF_PATH_MAX 1024
 #define CONF_MAX_NETWORKS 64
 #define CONF_MAX_CERTS 16
-#define CONF_MAX_SETTINGS 96   /* rows of the settings table (a unit test checks) */
+#define CONF_MAX_SETTINGS 128  /* rows of the settings table (a unit test checks) */
 
 /* An address block from trusted_networks: family AF_INET or AF_INET6. */
 struct conf_network {
@@ -127,6 +127,14 @@ struct conf {
 	uint64_t refused_recipients;        /* unknown recipients per session before 421 */
 	uint64_t refused_recipients_delay_after;
 	uint64_t refused_recipient_delay_ms;
+	/* [limits]: outbound abuse limits (policy/limits_stage.c); 0 = off */
+	uint64_t limits_messages_per_hour;          /* per account (login) */
+	uint64_t limits_recipients_per_day;
+	uint64_t limits_domain_messages_per_hour;   /* per sending domain */
+	uint64_t limits_domain_recipients_per_day;
+	bool limits_burst_hold;                     /* hold a burst's mail in the queue */
+	uint64_t limits_burst_factor;               /* a burst: this many times the usual hourly volume */
+	uint64_t limits_burst_floor;                /* the usual hourly volume is never taken below this */
 	/* [quota] */
 	bool quota_full_permanent;          /* 552 5.2.2 instead of 452 4.2.2 */
 	uint64_t quota_warning_percent;

@@ -75,6 +75,9 @@ struct directory_backend_ops {
 
 	/* The quota recorded for the user (bytes, 0 = none). */
 	enum dir_result (*user_quota_set)(struct dir_backend *b, const char *address, uint64_t bytes, char *err);
+	/* The user's outbound limits (-1: the default, stored as NULL). */
+	enum dir_result (*user_limits_set)(struct dir_backend *b, const char *address, int64_t messages_per_hour,
+		int64_t recipients_per_day, char *err);
 };
 
 extern const struct directory_backend_ops directory_sqlite_backend;

@@ -232,6 +232,18 @@ enum dir_result directory_user_quota_set(struct directory *d, const char *addres
 	return r == DIR_OK ? OPS(d)->user_quota_set(d->b, u, bytes, ERR) : r;
 }
 
+enum dir_result directory_user_limits_set(struct directory *d, const char *address, int64_t messages_per_hour,
+	int64_t recipients_per_day)
+{
+	char u[DIR_ADDRESS_MAX * 2];
+	if (messages_per_hour < -1 || recipients_per_day < -1) {
+		snprintf(ERR, DIR_ERROR_MAX, "a limit is a count (0: none)");
+		return DIR_INVALID;
+	}
+	enum dir_result r = existing_user(d, address, u, sizeof(u));
+	return r == DIR_OK ? OPS(d)->user_limits_set(d->b, u, messages_per_hour, recipients_per_day, ERR) : r;
+}
+
 /* --- aliases ------------------------------------------------------------------ */
 
 enum dir_result directory_alias_add(struct directory *d, const char *alias, const char *target)

@@ -26,6 +26,10 @@ struct dir_user {
 	char local[DIR_ADDRESS_MAX];
 	char domain[DIR_ADDRESS_MAX];
 	uint64_t quota;                  /* bytes, 0 = none */
+	/* Outbound limits of this account (postern user limit): -1 = the [limits]
+	 * default, 0 = no limit, else the limit. */
+	int64_t limit_messages_per_hour;
+	int64_t limit_recipients_per_day;
 };
 
 /* Creates data_dir (0750) and directory.db if missing; the database and its -wal
@@ -56,6 +60,9 @@ enum dir_result directory_user_list(struct directory *d,
  * enforced is the mailbox's own maildirsize (store/quota.h), which `postern user
  * quota` sets together with this record. */
 enum dir_result directory_user_quota_set(struct directory *d, const char *address, uint64_t bytes);
+/* The account's own outbound limits (dir_user.limit_*: -1 the [limits] default, 0 none). */
+enum dir_result directory_user_limits_set(struct directory *d, const char *address, int64_t messages_per_hour,
+	int64_t recipients_per_day);
 
 /* Aliases: alias address -> a user's address.  Recipients and sender ownership
  * both follow them. */

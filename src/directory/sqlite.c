@@ -21,7 +21,8 @@ enum cached_query { Q_DOMAIN, Q_USER, Q_ALIAS, Q_SENDER_OWNED, Q_LOGIN_HASH, Q_C
 
 static const char *const cached_sql[Q_COUNT] = {
 	[Q_DOMAIN] = "SELECT 1 FROM domains WHERE name = lower(?1)",
-	[Q_USER] = "SELECT address, local, domain, quota FROM users WHERE local = lower(?1) AND domain = lower(?2)",
+	[Q_USER] = "SELECT address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day FROM users "
+		"WHERE local = lower(?1) AND domain = lower(?2)",
 	[Q_ALIAS] = "SELECT target FROM aliases WHERE local = lower(?1) AND domain = lower(?2)",
 	[Q_SENDER_OWNED] = "SELECT 1 FROM aliases WHERE address = ?2 AND target = ?1 "
 		"UNION ALL SELECT 1 FROM sender_grants WHERE user = ?1 AND (address = ?2 OR address = ?3) LIMIT 1",
@@ -72,28 +73,41 @@ static const char schema_v3[] =
 	"CREATE UNIQUE INDEX IF NOT EXISTS app_passwords_selector ON app_passwords(user, selector);"
 	"PRAGMA user_version=3;";
 
-static bool has_selector_column(sqlite3 *db)
+/* Version 4: users carry their own outbound limits (postern user limit); NULL is the
+ * [limits] default. */
+static const char schema_v4[] = "PRAGMA user_version=4;";
+
+static bool has_column(sqlite3 *db, const char *table, const char *column)
 {
 	sqlite3_stmt *st;
 	bool found = false;
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info('app_passwords') WHERE name = 'selector'", -1, &st,
-		NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2", -1, &st, NULL) != SQLITE_OK)
 		return false;
+	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, column, -1, SQLITE_STATIC);
 	found = sqlite3_step(st) == SQLITE_ROW;
 	sqlite3_finalize(st);
 	return found;
 }
 
-static bool migrate(sqlite3 *db, char **e)
+/* A concurrent opener may have added the column between the check and ALTER. */
+static bool add_column(sqlite3 *db, const char *table, const char *column, const char *alter, char **e)
 {
-	/* A concurrent opener may have added the column between the check and ALTER. */
-	if (!has_selector_column(db) &&
-		sqlite3_exec(db, "ALTER TABLE app_passwords ADD COLUMN selector TEXT", NULL, NULL, e) != SQLITE_OK &&
-		!has_selector_column(db))
+	if (!has_column(db, table, column) && sqlite3_exec(db, alter, NULL, NULL, e) != SQLITE_OK
+		&& !has_column(db, table, column))
 		return false;
 	sqlite3_free(*e);
 	*e = NULL;
-	return sqlite3_exec(db, schema_v3, NULL, NULL, e) == SQLITE_OK;
+	return true;
+}
+
+static bool migrate(sqlite3 *db, char **e)
+{
+	return add_column(db, "app_passwords", "selector", "ALTER TABLE app_passwords ADD COLUMN selector TEXT", e)
+		&& sqlite3_exec(db, schema_v3, NULL, NULL, e) == SQLITE_OK
+		&& add_column(db, "users", "limit_messages_per_hour", "ALTER TABLE users ADD COLUMN limit_messages_per_hour INTEGER", e)
+		&& add_column(db, "users", "limit_recipients_per_day", "ALTER TABLE users ADD COLUMN limit_recipients_per_day INTEGER", e)
+		&& sqlite3_exec(db, schema_v4, NULL, NULL, e) == SQLITE_OK;
 }
 
 static enum dir_result fail(struct dir_backend *b, const char *what, char *err)
@@ -341,6 +355,8 @@ static void fill_user(sqlite3_stmt *st, struct dir_user *u)
 	snprintf(u->local, sizeof(u->local), "%s", (const char *)sqlite3_column_text(st, 1));
 	snprintf(u->domain, sizeof(u->domain), "%s", (const char *)sqlite3_column_text(st, 2));
 	u->quota = (uint64_t)sqlite3_column_int64(st, 3);
+	u->limit_messages_per_hour = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
+	u->limit_recipients_per_day = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5);
 }
 
 static enum dir_result sq_user_lookup(struct dir_backend *b, const char *local, const char *domain,
@@ -366,7 +382,8 @@ static enum dir_result sq_user_list(struct dir_backend *b, void (*cb)(void *, co
 	char *err)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(b->db, "SELECT address, local, domain, quota FROM users ORDER BY domain, local",
+	if (sqlite3_prepare_v2(b->db, "SELECT address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day FROM users "
+		"ORDER BY domain, local",
 		-1, &st, NULL) != SQLITE_OK)
 		return fail(b, "user list", err);
 	int r;
@@ -389,6 +406,27 @@ static enum dir_result sq_user_quota_set(struct dir_backend *b, const char *addr
 	int r = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return changed(b, r, "user quota", err);
+}
+
+static enum dir_result sq_user_limits_set(struct dir_backend *b, const char *address, int64_t messages_per_hour,
+	int64_t recipients_per_day, char *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(b->db, "UPDATE users SET limit_messages_per_hour = ?2, limit_recipients_per_day = ?3 "
+		"WHERE address = ?1", -1, &st, NULL) != SQLITE_OK)
+		return fail(b, "user limit", err);
+	sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+	if (messages_per_hour < 0)
+		sqlite3_bind_null(st, 2);
+	else
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)messages_per_hour);
+	if (recipients_per_day < 0)
+		sqlite3_bind_null(st, 3);
+	else
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)recipients_per_day);
+	int r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return changed(b, r, "user limit", err);
 }
 
 /* --- aliases ------------------------------------------------------------------ */
@@ -606,6 +644,7 @@ const struct directory_backend_ops directory_sqlite_backend = {
 	.user_lookup = sq_user_lookup,
 	.user_list = sq_user_list,
 	.user_quota_set = sq_user_quota_set,
+	.user_limits_set = sq_user_limits_set,
 	.alias_add = sq_alias_add,
 	.alias_del = sq_alias_del,
 	.alias_lookup = sq_alias_lookup,

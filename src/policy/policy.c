@@ -294,6 +294,7 @@ const char *policy_cause_name(enum refusal_cause c)
 	case CAUSE_EDIT_FAILED: return "the content filter's changes could not be stored";
 	case CAUSE_CONTENT_FILTER: return "the content filter refused it";
 	case CAUSE_FILTER_UNAVAILABLE: return "the content filter did not answer";
+	case CAUSE_SENDING_LIMIT: return "the sending limit is reached";
 	case CAUSE_COUNT: break;
 	}
 	return "refused";
@@ -322,6 +323,9 @@ const char *policy_best_fix(const unsigned counts[CAUSE_COUNT])
 	if (counts[CAUSE_SPF_FAIL])
 		return "Fix: send through a server your domain's SPF record lists (usually your provider's outgoing server, "
 			"after logging in), or have the domain's administrator add this server to the record";
+	if (counts[CAUSE_SENDING_LIMIT])
+		return "Fix: wait until the sending limit allows more (the refusal above says when), or ask your "
+			"administrator for a higher limit";
 	if (counts[CAUSE_UNKNOWN_USER])
 		return "Fix: check the recipient addresses for typing mistakes";
 	if (counts[CAUSE_MAILBOX_FULL])

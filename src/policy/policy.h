@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "mailauth/spf.h"
 
@@ -42,6 +43,7 @@ enum refusal_cause {
 	CAUSE_EDIT_FAILED,           /* a content filter's changes could not be stored (the disk): temporary */
 	CAUSE_CONTENT_FILTER,        /* a content filter (milter) refused: its own words */
 	CAUSE_FILTER_UNAVAILABLE,    /* a content filter did not answer: temporary, the server's fault */
+	CAUSE_SENDING_LIMIT,         /* the account's or domain's outbound limit is reached: temporary */
 	CAUSE_COUNT
 };
 
@@ -175,10 +177,18 @@ enum policy_point {
  * hands it back with smtp_session_findings) for every later decision.  Stages of
  * other points may read f->txn; what they write is dropped.  Add a finding as a
  * plain-data member (no pointers: it is copied), with the room whose stage fills it. */
+struct policy_txn_limits {
+	bool checked;                      /* MAIL's limits stage ran: the rest is set */
+	char domain[POLICY_DOMAIN_MAX];    /* the sending domain counted ("": none) */
+	unsigned long long messages_per_hour, recipients_per_day;   /* the account's, its override applied; 0: off */
+	bool messages_override, recipients_override;   /* set by postern user limit (for the words) */
+};
+
 struct policy_txn {
 	struct spf_outcome spf;   /* MAIL, stage "spf": RFC 7208 result, words (mailauth/spf.h) */
 	bool spf_done;            /* the spf stage ran */
 	unsigned long long milter_txn;   /* MAIL, stage "milter": the filters' transaction (0: none) */
+	struct policy_txn_limits limits;   /* MAIL, stage "limits": what RCPT checks (limits_stage.c) */
 };
 
 /* One recipient of the message, at END_OF_DATA. */
@@ -257,6 +267,7 @@ struct policy_facts {
 	bool domain_literal;                       /* [192.0.2.1] */
 	char helo[POLICY_DOMAIN_MAX];              /* the HELO/EHLO name; "" before one */
 	unsigned long long declared_size;          /* MAIL ... SIZE= (RFC 1870); 0: none */
+	size_t txn_rcpts;                          /* RCPT: recipients accepted so far in the transaction */
 	/* FROM_HEADER: the mailboxes of the one From: field (RFC 5322 §3.6.2). */
 	char (*from)[POLICY_ADDR_MAX];
 	size_t n_from;
@@ -463,7 +474,7 @@ struct policy_stage {
 	const struct policy_executor *executor;
 };
 
-#define POLICY_STAGES_MAX 16
+#define POLICY_STAGES_MAX 24
 
 /* The ordered list of stages.  Built once at start-up, then read-only: runs on worker
  * threads read it, so it must outlive them (free it after the work queue). */
@@ -649,5 +660,108 @@ struct policy_milter_session *policy_milter_session_new(const struct conf *c, co
  * ex, never on the loop; one a late stage still holds is ended by that stage when it
  * returns.  Sets *ms to NULL. */
 void policy_milter_session_end(struct policy_milter_session **ms, const struct policy_executor *ex);
+
+/* --- outbound limits (limits_window.c, limits.c, limits_stage.c) -------------------- */
+
+/* A sliding window of n buckets, each `width` seconds wide and tagged with the bucket
+ * number it counts for (time / width), so that a bucket left from an earlier turn of
+ * the ring reads as empty and a clock that jumps never counts old mail as new.  The
+ * window at time t is the buckets t/width - n + 1 .. t/width: the last hour is 60
+ * buckets of a minute, the last day 24 of an hour. */
+struct limit_bucket {
+	uint32_t index;   /* time / width */
+	uint32_t count;
+};
+void limit_window_add(struct limit_bucket *b, unsigned n, unsigned width, long long now, uint32_t k);
+unsigned long long limit_window_sum(const struct limit_bucket *b, unsigned n, unsigned width, long long now);
+/* The first time >= now at which sum + extra <= limit: now when it already is, the
+ * moment the bucket that tips it leaves the window otherwise; -1 when never (extra
+ * alone is over the limit). */
+long long limit_window_resume(const struct limit_bucket *b, unsigned n, unsigned width, long long now,
+	unsigned long long limit, unsigned long long extra);
+/* The account's usual hourly volume for the burst check: the messages of the days
+ * before today (day buckets, width 86400) over the hours it has been known in them
+ * (since first_seen, at most n - 1 days), never below floor. */
+double limit_window_hourly_baseline(const struct limit_bucket *days, unsigned n, long long now, long long first_seen,
+	double floor);
+
+/* The counters: per account (the login) and per sending domain, messages per minute
+ * over the last hour, recipients per hour over the last day, messages per day over a
+ * week (the burst baseline).  In memory under one mutex (a check is a few hundred
+ * additions); saved to a state file by a chore off the loop and at the stop, read at
+ * the start, so a restart does not reset them. */
+struct policy_limits;
+
+enum limit_kind { LIMIT_ACCOUNT, LIMIT_DOMAIN };
+
+struct policy_limits *policy_limits_new(size_t max_entries);
+void policy_limits_free(struct policy_limits **l);
+/* A committed message: `account` ("" for none: a trusted network without login) and
+ * `domain` ("" for none) each get one message and `rcpts` recipients at `now`. */
+void policy_limits_count(struct policy_limits *l, const char *account, const char *domain, unsigned rcpts,
+	long long now);
+/* The counts of one key at `now` (zero for a key never seen). */
+struct limit_usage {
+	unsigned long long messages_hour, recipients_day;
+	long long messages_resume;     /* when one more message fits `messages_limit` (see limit_window_resume) */
+	long long recipients_resume;   /* when `extra` more recipients fit `recipients_limit` */
+	unsigned long long messages_usual;   /* messages in the last hour for the burst check */
+	double baseline;               /* usual hourly volume, floor applied */
+};
+void policy_limits_usage(struct policy_limits *l, enum limit_kind kind, const char *key, long long now,
+	unsigned long long messages_limit, unsigned long long recipients_limit, unsigned long long extra,
+	double burst_floor, struct limit_usage *out);
+/* Once per key, kind of notice and UTC day: true the first time (and marks it). */
+enum limit_notice_kind { LIMIT_NOTICE_REACHED, LIMIT_NOTICE_BURST };
+bool policy_limits_notice_due(struct policy_limits *l, enum limit_kind kind, const char *key,
+	enum limit_notice_kind notice, long long now);
+/* The sending domain counted for a message: the envelope sender's domain, or the
+ * login's for <> (and "" when neither has one).  Lower case. */
+void policy_limits_sending_domain(const char *login, const char *sender_domain, char *out, size_t outsz);
+/* The state file (data_dir/limits.state): written to a temporary file, fsync'd and
+ * renamed, the directory fsync'd.  Blocking: a worker thread or the stop.  load
+ * reads what save wrote (a missing file is an empty state; a damaged line is
+ * skipped and counted in *skipped). */
+bool policy_limits_save(struct policy_limits *l, const char *path, char *err, size_t errsz);
+bool policy_limits_load(struct policy_limits *l, const char *path, long long now, size_t *skipped, char *err,
+	size_t errsz);
+
+/* What the administrator (and, for a burst, the user) is told: composed and queued by
+ * serve/ (policy/ never writes the queue). */
+struct policy_limit_notice {
+	enum limit_notice_kind kind;
+	enum limit_kind scope;
+	char key[POLICY_LOGIN_MAX];        /* the account or the domain */
+	char limit_name[64];               /* "messages_per_hour", "recipients_per_day", ... */
+	unsigned long long limit, count;
+	long long resume;                  /* -1: none */
+	double baseline;                   /* burst: the usual hourly volume */
+	bool held;                         /* burst: the mail is held */
+	char client_addr[64];
+};
+
+/* The stages: at MAIL "limits" (a logged-in or trusted client; reads the login's
+ * override, postern user limit, on a decision thread; refuses 451 4.7.1 once the
+ * account or its sending domain has sent its messages_per_hour), at RCPT
+ * "limits_rcpt" (on the loop: recipients_per_day, the transaction's recipients
+ * counted), at the end of data "burst" (on the loop: a logged-in account sending
+ * burst_factor times its usual hourly volume; held with [limits] burst_hold).  notice
+ * is called (on any thread; copy what it needs) once per key and day when a limit is
+ * reached or a burst seen. */
+struct policy_limits_stage {
+	const struct conf *conf;
+	struct directory *dir;             /* the decision threads' handle */
+	struct policy_limits *counts;
+	void (*notice)(void *ctx, const struct policy_limit_notice *n);
+	void *notice_ctx;
+	/* Holds the message at the end of data (policy_facts_hold when the queue can hold);
+	 * NULL: a burst is only logged and noticed. */
+	void (*hold)(struct policy_facts *f, const char *reason);
+};
+bool policy_add_limits_stages(struct policy_pipeline *p, struct policy_limits_stage *s);
+/* The words of a refusal, for the stage and the tests: reason and hint of v. */
+void policy_limit_verdict(enum limit_kind scope, const char *key, bool messages, bool override,
+	unsigned long long limit, unsigned long long count, size_t txn_rcpts, long long resume, long long now,
+	struct verdict *v);
 
 #endif

@@ -14,6 +14,7 @@
 #include "conf/conf.h"
 #include "directory/directory.h"
 #include "dns/dns.h"
+#include "serve/send_limits.h"
 #include "util/workq.h"
 
 #define DECISION_THREADS 2
@@ -45,6 +46,7 @@ struct decider {
 	struct policy_spf spf;
 	struct policy_signing signing;   /* DKIM: last at the end of data */
 	struct policy_inbound *inbound;   /* freed after the threads */
+	struct policy_limits_stage limits;   /* outbound limits: MAIL, RCPT, the burst at the end of data */
 	struct policy_pipeline pipeline;
 	struct policy_executor ex;
 	struct policy_executor dns_ex;   /* submit only: the DNS threads */
@@ -138,8 +140,20 @@ static void ex_timer_cancel(void *ctx, void *timer)
 	free(t);
 }
 
+/* The outbound limits, after the local rules at MAIL and RCPT (a sender or recipient
+ * refused anyway is not worth a limit's words). */
+static bool add_limits(struct decider *d, const struct conf *cf, struct limits_service *limits)
+{
+	if (!limits)
+		return true;
+	d->limits = (struct policy_limits_stage){ .conf = cf, .dir = d->dir, .counts = limits_service_counts(limits),
+		.notice = limits_service_notice, .notice_ctx = limits };
+	return policy_add_limits_stages(&d->pipeline, &d->limits);
+}
+
 struct decider *decider_new(struct event_base *base, const struct conf *cf,
-	long long (*pop_login_age)(void *ctx, const char *addr), void *pop_ctx, char *err, size_t errsz)
+	long long (*pop_login_age)(void *ctx, const char *addr), void *pop_ctx, struct limits_service *limits,
+	char *err, size_t errsz)
 {
 	struct decider *d = calloc(1, sizeof(*d));
 	if (!d) {
@@ -173,7 +187,8 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 	 * then the content filters, then signing (after any content change). */
 	if (!d->inbound || !keys || !policy_add_local_stages(&d->pipeline, &d->local)
 		|| !policy_add_spf_stage(&d->pipeline, &d->spf) || !policy_add_inbound_stage(&d->pipeline, d->inbound)
-		|| !policy_add_milter_stage(&d->pipeline, &d->milters) || !policy_add_signing_stage(&d->pipeline, &d->signing)) {
+		|| !add_limits(d, cf, limits) || !policy_add_milter_stage(&d->pipeline, &d->milters)
+		|| !policy_add_signing_stage(&d->pipeline, &d->signing)) {
 		snprintf(err, errsz, d->inbound && keys ? "too many decision stages" : "out of memory");
 		decider_free(&d);
 		return NULL;

@@ -13,10 +13,14 @@ struct conf;
 struct event_base;
 struct decider;
 
+struct limits_service;
+
 /* pop_login_age: POP-before-SMTP, seconds since an address last logged in to POP3
- * or -1 (called on the loop thread).  NULL with err set on failure. */
+ * or -1 (called on the loop thread).  limits: the outbound limits' counters and
+ * notices (serve/send_limits.h), outliving the decider.  NULL with err set on failure. */
 struct decider *decider_new(struct event_base *base, const struct conf *cf,
-	long long (*pop_login_age)(void *ctx, const char *addr), void *pop_ctx, char *err, size_t errsz);
+	long long (*pop_login_age)(void *ctx, const char *addr), void *pop_ctx, struct limits_service *limits,
+	char *err, size_t errsz);
 /* policy_decide() on the server's pipeline (see policy.h for the contract). */
 struct policy_run *decider_decide(struct decider *d, struct policy_facts *facts, policy_done_fn done, void *arg);
 /* The conversations of one SMTP connection with listener l's content filters (NULL:

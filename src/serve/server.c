@@ -29,6 +29,7 @@
 #include "serve/control.h"
 #include "serve/decide.h"
 #include "serve/login.h"
+#include "serve/send_limits.h"
 #include "serve/service.h"
 #include "serve/startup.h"
 #include "util/id.h"
@@ -135,6 +136,7 @@ static void server_cleanup(struct service *srv)
 	login_service_free(&srv->logins);   /* answers running checks; their connections go next */
 	decider_free(&srv->decider);   /* finishes running decisions; their callbacks run here */
 	web_service_free(&srv->web);   /* finishes running web jobs; their answers are sent here */
+	limits_service_free(&srv->limits);   /* after the commits and decisions: saves the last counts */
 	if (srv->net)
 		net_close_all(srv->net);
 	delivery_stop(&srv->delivery);
@@ -284,7 +286,8 @@ int server_run(const struct conf *cf)
 		return 1;
 	}
 	struct event_base *base = net_base(srv->net);
-	srv->decider = decider_new(base, cf, pop_login_age, srv, err, sizeof(err));
+	srv->limits = limits_service_new(base, cf, srv->queue, srv->delivery, err, sizeof(err));
+	srv->decider = srv->limits ? decider_new(base, cf, pop_login_age, srv, srv->limits, err, sizeof(err)) : NULL;
 	if (!srv->decider) {
 		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
 		server_cleanup(srv);

@@ -23,6 +23,7 @@ struct directory;
 struct event;
 struct event_base;
 struct http_exchange;
+struct limits_service;
 struct login_service;
 struct net;
 struct queue;
@@ -62,6 +63,7 @@ struct service {
 	struct login_service *logins;    /* password checks, the throttle (auth/login.h) */
 	struct event *auth_ev;           /* a login check is answered */
 	struct decider *decider;         /* SMTP decisions: the policy pipeline (serve/decide.h) */
+	struct limits_service *limits;   /* outbound limits: counters, their state file, notices (send_limits.h) */
 	struct relay_credentials relay_creds;   /* read before dropping root */
 	struct control *control;
 	struct web_site *site;           /* what the web handlers know (web/web.h) */

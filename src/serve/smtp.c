@@ -19,6 +19,7 @@
 #include "serve/decide.h"
 #include "serve/edit.h"
 #include "serve/login.h"
+#include "serve/send_limits.h"
 #include "serve/service.h"
 #include "smtp/reply.h"
 #include "smtp/session.h"
@@ -27,6 +28,15 @@
 #include "util/log.h"
 #include "util/metrics.h"
 #include "util/workq.h"
+
+/* Who sends the message, for the outbound limits (serve/send_limits.h): a logged-in
+ * client per account and sending domain, a trusted network per sending domain. */
+struct sent_by {
+	bool counted;
+	char login[POLICY_LOGIN_MAX];
+	char sender_domain[POLICY_DOMAIN_MAX];
+	size_t rcpts;
+};
 
 /* One SMTP connection as this adapter sees it: the session, and the message being
  * received (spool writer, queue id, the header fields the end-of-data stages added). */
@@ -45,10 +55,12 @@ struct smtp_conn {
 	char disposition_reason[POLICY_REASON_MAX];
 	struct policy_milter_session *milters;   /* the listener's content filters; NULL: none */
 	unsigned client_port;
+	struct sent_by sent;             /* what the outbound limits count at the commit */
 };
 
 struct commit_job {
 	struct smtp_conn *sc;
+	struct sent_by sent;
 	struct queue_writer *writer;
 	char *added;
 	size_t added_len;
@@ -238,6 +250,14 @@ static bool hook_decide(void *ctx, struct policy_facts *f, struct verdict *now)
 	return false;
 }
 
+static void sent_by_note(struct smtp_conn *sc, const struct smtp_envelope *env)
+{
+	const char *login = smtp_session_login(sc->session);
+	sc->sent = (struct sent_by){ .counted = login || conn_trusted(sc->conn), .rcpts = env->n_rcpts };
+	snprintf(sc->sent.login, sizeof(sc->sent.login), "%s", login ? login : "");
+	snprintf(sc->sent.sender_domain, sizeof(sc->sent.sender_domain), "%s", env->sender->null ? "" : env->sender->domain);
+}
+
 static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qid)
 {
 	struct smtp_conn *sc = ctx;
@@ -281,6 +301,7 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 	}
 	memcpy(sc->qid, qe.qid, sizeof(sc->qid));
 	memcpy(qid, qe.qid, QUEUE_ID_LEN + 1);
+	sent_by_note(sc, env);
 	return true;
 }
 
@@ -356,6 +377,8 @@ static void commit_done(void *arg)
 	free(j->added);
 	if (j->ok)
 		metrics_count(METRIC_MESSAGES_QUEUED, conn_listener(c)->name, 1);
+	if (j->ok && j->sent.counted && srv->limits)   /* counted once on stable storage: a refusal never counts */
+		limits_service_count(srv->limits, j->sent.login, j->sent.sender_domain, j->sent.rcpts);
 	if (j->ok && j->hold_reason[0]) {
 		char q[POLICY_REASON_MAX * 4 + 8];
 		log_event(LOG_WARN, "held", "conn=%llu qid=%s reason=%s", (unsigned long long)conn_id(c), j->qid,
@@ -400,6 +423,7 @@ static void hook_spool_commit(void *ctx)
 		return;
 	}
 	j->sc = sc;
+	j->sent = sc->sent;
 	j->writer = sc->writer;
 	sc->writer = NULL;
 	j->added = sc->added;

@@ -54,8 +54,10 @@ struct policy_facts *decision_facts(const struct smtp_session *s, enum policy_po
 	snprintf(f->login, sizeof(f->login), "%s", s->login ? s->login : "");
 	snprintf(f->auth_mech, sizeof(f->auth_mech), "%s", s->login ? s->auth_mech : "");
 	snprintf(f->helo, sizeof(f->helo), "%s", s->helo_seen ? s->helo : "");
-	if (s->tx)
+	if (s->tx) {
 		f->txn = s->tx->txn;   /* a copy: only MAIL's findings are kept (smtp_session_findings) */
+		f->txn_rcpts = s->tx->n_rcpts;
+	}
 	return f;
 }
 
