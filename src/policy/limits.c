@@ -162,7 +162,8 @@ void policy_limits_count(struct policy_limits *l, const char *account, const cha
 	long long now)
 {
 	pthread_mutex_lock(&l->lock);
-	bool ok = count_one(l, LIMIT_ACCOUNT, account, rcpts, now) & count_one(l, LIMIT_DOMAIN, domain, rcpts, now);
+	bool acct_ok = count_one(l, LIMIT_ACCOUNT, account, rcpts, now);
+	bool ok = count_one(l, LIMIT_DOMAIN, domain, rcpts, now) && acct_ok;
 	bool tell = !ok && !l->full_logged;
 	if (tell)
 		l->full_logged = true;
@@ -189,7 +190,6 @@ void policy_limits_usage(struct policy_limits *l, enum limit_kind kind, const ch
 	} else if (extra > recipients_limit) {
 		out->recipients_resume = -1;
 	}
-	out->messages_usual = out->messages_hour;
 	pthread_mutex_unlock(&l->lock);
 }
 

@@ -705,7 +705,6 @@ struct limit_usage {
 	unsigned long long messages_hour, recipients_day;
 	long long messages_resume;     /* when one more message fits `messages_limit` (see limit_window_resume) */
 	long long recipients_resume;   /* when `extra` more recipients fit `recipients_limit` */
-	unsigned long long messages_usual;   /* messages in the last hour for the burst check */
 	double baseline;               /* usual hourly volume, floor applied */
 };
 void policy_limits_usage(struct policy_limits *l, enum limit_kind kind, const char *key, long long now,
