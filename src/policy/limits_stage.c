@@ -82,7 +82,7 @@ static void tell(const struct policy_limits_stage *s, const struct policy_facts 
 	if (!s->notice || !policy_limits_notice_due(s->counts, scope, key, kind, now))
 		return;
 	struct policy_limit_notice n = { .kind = kind, .scope = scope, .limit = limit, .count = count, .resume = resume,
-		.baseline = baseline, .held = kind == LIMIT_NOTICE_BURST && s->conf->limits_burst_hold && s->hold };
+		.baseline = baseline, .held = kind == LIMIT_NOTICE_BURST && s->conf->limits_burst_hold };
 	snprintf(n.key, sizeof(n.key), "%s", key);
 	snprintf(n.limit_name, sizeof(n.limit_name), "%s", name);
 	snprintf(n.client_addr, sizeof(n.client_addr), "%s", f->client_addr);
@@ -201,13 +201,13 @@ static void stage_burst(void *ctx, struct policy_facts *f, struct verdict *v)
 	double threshold = u.baseline * (double)s->conf->limits_burst_factor;
 	if ((double)hour < threshold)
 		return;
-	bool hold = s->conf->limits_burst_hold && s->hold;
+	bool hold = s->conf->limits_burst_hold;
 	if (hold) {
 		char reason[256];
 		text_format_cut(reason, sizeof(reason), "held by the outbound limits: %s sent %llu messages in the last hour, %.0f "
 			"times its usual %.1f per hour ([limits] burst_factor)", f->login, hour, (double)s->conf->limits_burst_factor,
 			u.baseline);
-		s->hold(f, reason);
+		policy_facts_hold(f, reason);   /* every recipient held at the commit, the reason in its state */
 	}
 	bool first = policy_limits_notice_due(s->counts, LIMIT_ACCOUNT, f->login, LIMIT_NOTICE_BURST, now);
 	if (hold || first)

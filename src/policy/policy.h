@@ -744,7 +744,8 @@ struct policy_limit_notice {
  * account or its sending domain has sent its messages_per_hour), at RCPT
  * "limits_rcpt" (on the loop: recipients_per_day, the transaction's recipients
  * counted), at the end of data "burst" (on the loop: a logged-in account sending
- * burst_factor times its usual hourly volume; held with [limits] burst_hold).  notice
+ * burst_factor times its usual hourly volume; held with [limits] burst_hold, through
+ * policy_facts_hold).  notice
  * is called (on any thread; copy what it needs) once per key and day when a limit is
  * reached or a burst seen. */
 struct policy_limits_stage {
@@ -753,9 +754,6 @@ struct policy_limits_stage {
 	struct policy_limits *counts;
 	void (*notice)(void *ctx, const struct policy_limit_notice *n);
 	void *notice_ctx;
-	/* Holds the message at the end of data (policy_facts_hold when the queue can hold);
-	 * NULL: a burst is only logged and noticed. */
-	void (*hold)(struct policy_facts *f, const char *reason);
 };
 bool policy_add_limits_stages(struct policy_pipeline *p, struct policy_limits_stage *s);
 /* The words of a refusal, for the stage and the tests: reason and hint of v. */

@@ -240,3 +240,39 @@ def test_burst_is_seen_and_logged_once_when_hold_is_off(server_factory):
     assert len(re.findall(r"event=burst ", srv.log())) == 1, srv.log()
     assert len(srv.wait_delivered("bob@example.test", 4)) == 4
     assert notices(srv, "held") == []
+
+
+def test_burst_hold_holds_the_mail_and_tells_admin_and_user_once(server_factory):
+    """burst_hold = yes: the usual volume of a new account is burst_floor (1) an hour, so
+    with burst_factor 2 its second message in an hour is a burst: it and the next are
+    accepted (250) but held, listed by postern queue list --held; the postmaster and the
+    user get one notice each; a release sends one."""
+    srv = start(server_factory, burst_hold="yes", burst_factor=2, burst_floor=1)
+    c = login(srv, "alice@example.test")
+    qids = []
+    for i in range(4):
+        mail, rr, data = send(c, "alice@example.test", ["bob@example.test"], "b%d" % i)
+        assert data[0] == 250, data
+        qids.append(re.search(r"queued as (\w+)", data[1].decode()).group(1))
+    c.quit()
+    assert len(srv.wait_delivered("bob@example.test", 1, settle=1.0)) == 1
+    p = srv.cli("queue", "list", "--held")
+    assert p.returncode == 0, p.stderr
+    for q in qids[1:]:
+        assert q in p.stdout, p.stdout
+    assert qids[0] not in p.stdout and "3 held message(s)" in p.stdout, p.stdout
+    assert "held by the outbound limits: alice@example.test sent 2 messages in the last hour" in p.stdout, p.stdout
+    assert len(re.findall(r"event=burst .*account=alice@example\.test .*held=yes", srv.log())) == 3
+    admin = notices(srv, "Outgoing mail held: alice@example.test sent a burst", want=1)
+    assert len(admin) == 1, admin
+    assert "postern queue list --held" in admin[0].get_payload()
+    user = [p for p in srv.wait_delivered("alice@example.test", 1, settle=0.5)
+            if b"Your outgoing mail is held: unusual volume" in p.read_bytes()]
+    assert len(user) == 1, user
+    assert b"change it now" in user[0].read_bytes()
+    # Still held across a restart; a release sends it.
+    restart(srv)
+    p = srv.cli("queue", "release", qids[1])
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert len(srv.wait_delivered("bob@example.test", 2)) == 2
+    assert len(notices(srv, "Outgoing mail held")) == 1
