@@ -280,13 +280,18 @@ bool policy_limits_save(struct policy_limits *l, const char *path, char *err, si
 	struct buf b;
 	long long now = (long long)time(NULL);
 	pthread_mutex_lock(&l->lock);
-	buf_init(&b, (l->n + 1) * (LINE_MAX_STATE + 64));
+	buf_init(&b, (l->max + 1) * (LINE_MAX_STATE + 64));
+	pthread_mutex_unlock(&l->lock);
 	buf_printf(&b, "%s\n", STATE_MAGIC);
-	for (size_t i = 0; i < TABLE_BUCKETS; i++)
+	/* The mutex is taken per hash bucket, not for the whole table: a check on the loop
+	 * (RCPT) waits at most for one bucket's few entries to be written out. */
+	for (size_t i = 0; i < TABLE_BUCKETS; i++) {
+		pthread_mutex_lock(&l->lock);
 		for (const struct limit_entry *e = l->table[i]; e; e = e->next)
 			if (!idle(e, now) || e->reached_day || e->burst_day)
 				put_entry(&b, e, now);
-	pthread_mutex_unlock(&l->lock);
+		pthread_mutex_unlock(&l->lock);
+	}
 	bool ok = !b.truncated;
 	if (!ok)
 		snprintf(err, errsz, "the state does not fit in memory");

@@ -86,6 +86,8 @@ void cmd_mail(struct smtp_session *s, const struct smtp_command *c)
 	struct policy_facts *f = decision_facts(s, POLICY_AT_MAIL);
 	if (f) {
 		snprintf(f->address, sizeof(f->address), "%s", addr);
+		snprintf(f->local, sizeof(f->local), "%s", tx->sender.local);     /* as at the end of data */
+		snprintf(f->domain, sizeof(f->domain), "%s", tx->sender.domain);
 		f->null_sender = tx->sender.null;
 		f->declared_size = tx->params.size_set ? tx->params.size : 0;
 	}

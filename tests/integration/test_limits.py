@@ -38,6 +38,8 @@ def start(server_factory, **limits):
 def restart(srv):
     srv.restart()
     srv.ports = wait_ports(srv, ["plain"])
+    # The control socket (postern queue release) comes up after the listeners.
+    assert wait_log(srv, r"event=started "), srv.log()[-2000:]
 
 
 def login(srv, user):
@@ -276,3 +278,26 @@ def test_burst_hold_holds_the_mail_and_tells_admin_and_user_once(server_factory)
     assert p.returncode == 0, (p.stdout, p.stderr)
     assert len(srv.wait_delivered("bob@example.test", 2)) == 2
     assert len(notices(srv, "Outgoing mail held")) == 1
+
+
+def test_trusted_network_counts_per_sending_domain(server_factory):
+    """A trusted network (no login) is counted per sending domain only: its messages and
+    a logged-in account's of the same domain share domain_messages_per_hour."""
+    srv = server_factory(users=USERS, extra=PLAIN, start=False)
+    from conftest import write_config
+    write_config(srv.config, srv.data_dir, limits={"domain_messages_per_hour": "2", "messages_per_hour": "0"},
+                 server={"trusted_networks": "127.0.0.1/32"}, extra=PLAIN)
+    srv.start()
+    srv.ports = wait_ports(srv, ["smtp", "plain"])
+    app = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=10)   # no login: trusted by address
+    app.ehlo("app.test")
+    assert send(app, "robot@example.test", ["bob@example.test"])[2][0] == 250
+    a = login(srv, "alice@example.test")
+    assert send(a, "alice@example.test", ["bob@example.test"])[2][0] == 250
+    mail, _, _ = send(app, "robot@example.test", ["bob@example.test"])
+    assert mail[0] == 451 and "Your domain example.test has sent 2 messages in the last hour" in text(mail), mail
+    # Another sending domain is counted apart (and messages_per_hour = 0: no account limit).
+    assert send(app, "robot@other.test", ["bob@example.test"])[2][0] == 250
+    app.quit()
+    a.quit()
+    assert re.search(r"event=limit_reached .*domain=example\.test limit=domain_messages_per_hour max=2 count=2", srv.log())
