@@ -263,6 +263,7 @@ static const char *const cause_ids[CAUSE_COUNT] = {
 	[CAUSE_SPF_FAIL] = "spf_failed", [CAUSE_SENDER_UNAUTHENTICATED] = "dmarc_failed",
 	[CAUSE_AUTH_CHECK_TEMPFAIL] = "sender_authentication_failed", [CAUSE_EDIT_FAILED] = "server_unavailable",
 	[CAUSE_CONTENT_FILTER] = "spam_or_policy", [CAUSE_FILTER_UNAVAILABLE] = "server_unavailable",
+	[CAUSE_SENDING_LIMIT] = "throttled",
 };
 
 const char *policy_cause_id(enum refusal_cause c)
