@@ -103,7 +103,8 @@ static struct limit_entry *find(struct policy_limits *l, enum limit_kind kind, c
 /* Is every window of e empty at now (a week without mail): it may go. */
 static bool idle(const struct limit_entry *e, long long now)
 {
-	return !limit_window_sum(e->days, DAYS, 86400, now) && !limit_window_sum(e->hours, HOURS, 3600, now);
+	return !limit_window_sum(e->days, DAYS, 86400, now) && !limit_window_sum(e->hours, HOURS, 3600, now)
+		&& !limit_window_sum(e->minutes, MINUTES, 60, now);
 }
 
 /* Make room by dropping idle entries; false when none was idle. */
@@ -275,10 +276,9 @@ static bool write_file(const char *path, const struct buf *b, char *err, size_t 
 	return ok;
 }
 
-bool policy_limits_save(struct policy_limits *l, const char *path, char *err, size_t errsz)
+bool policy_limits_save(struct policy_limits *l, const char *path, long long now, char *err, size_t errsz)
 {
 	struct buf b;
-	long long now = (long long)time(NULL);
 	pthread_mutex_lock(&l->lock);
 	buf_init(&b, (l->max + 1) * (LINE_MAX_STATE + 64));
 	pthread_mutex_unlock(&l->lock);

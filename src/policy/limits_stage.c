@@ -116,10 +116,15 @@ static bool over(const struct policy_limits_stage *s, struct policy_facts *f, en
 
 /* --- MAIL: the login's override, then messages per hour ----------------------------- */
 
+/* A login may have limits of its own whatever [limits] says; a trusted network without
+ * one has only its domain's. */
 static bool mail_wanted(void *ctx, const struct policy_facts *f)
 {
-	(void)ctx;
-	return f->client.authenticated || f->client.trusted_network;
+	const struct policy_limits_stage *s = ctx;
+	if (f->client.authenticated)
+		return true;
+	return f->client.trusted_network
+		&& (s->conf->limits_domain_messages_per_hour || s->conf->limits_domain_recipients_per_day);
 }
 
 /* The account's limits: [limits], or the login's own (postern user limit). */

@@ -718,10 +718,11 @@ bool policy_limits_notice_due(struct policy_limits *l, enum limit_kind kind, con
  * login's for <> (and "" when neither has one).  Lower case. */
 void policy_limits_sending_domain(const char *login, const char *sender_domain, char *out, size_t outsz);
 /* The state file (data_dir/limits.state): written to a temporary file, fsync'd and
- * renamed, the directory fsync'd.  Blocking: a worker thread or the stop.  load
+ * renamed, the directory fsync'd; what is live at `now` is written.  Blocking: a
+ * worker thread or the stop.  load
  * reads what save wrote (a missing file is an empty state; a damaged line is
  * skipped and counted in *skipped). */
-bool policy_limits_save(struct policy_limits *l, const char *path, char *err, size_t errsz);
+bool policy_limits_save(struct policy_limits *l, const char *path, long long now, char *err, size_t errsz);
 bool policy_limits_load(struct policy_limits *l, const char *path, long long now, size_t *skipped, char *err,
 	size_t errsz);
 

@@ -63,7 +63,7 @@ static void save_work(void *arg)
 {
 	struct limits_service *ls = arg;
 	char err[512];
-	if (!policy_limits_save(ls->counts, ls->path, err, sizeof(err)))
+	if (!policy_limits_save(ls->counts, ls->path, (long long)time(NULL), err, sizeof(err)))
 		log_event(LOG_ERR, "limits_save_failed", "error=\"%s\" hint=\"the counters are kept in memory; a restart "
 			"now would start them from the last save\"", err);
 }

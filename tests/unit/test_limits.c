@@ -101,7 +101,7 @@ static void test_counters_and_state_file(void **state)
 	assert_true(policy_limits_notice_due(l, LIMIT_ACCOUNT, "alice@example.test", LIMIT_NOTICE_REACHED, now));
 	assert_false(policy_limits_notice_due(l, LIMIT_ACCOUNT, "alice@example.test", LIMIT_NOTICE_REACHED, now));
 	char err[256];
-	assert_true(policy_limits_save(l, path, err, sizeof(err)));
+	assert_true(policy_limits_save(l, path, now, err, sizeof(err)));
 	policy_limits_free(&l);
 	/* A new process: the same counts and the notice already sent today. */
 	l = policy_limits_new(100);
