@@ -64,9 +64,15 @@ static const char *socket_problem(const char *v)
 			: "inet6: needs an address in brackets and a port (inet6:[::1]:11332)";
 	}
 	if (strncmp(v, "inet:", 5) == 0) {
-		const char *colon = strrchr(v + 5, ':');
+		const char *colon = strrchr(v + 5, ':'), *at = strchr(v + 5, '@');
+		if (at && !colon && at > v + 5 && at[1]) {   /* Sendmail's and OpenDKIM's inet:port@host */
+			char port[8];
+			size_t n = (size_t)(at - v - 5);
+			return n < sizeof(port) && (memcpy(port, v + 5, n), port[n] = '\0', port_ok(port)) ? NULL
+				: "inet: needs a host and a port (inet:127.0.0.1:11332 or inet:11332@127.0.0.1)";
+		}
 		return colon && colon > v + 5 && port_ok(colon + 1) && !strchr(v + 5, '[') ? NULL
-			: "inet: needs a host and a port (inet:127.0.0.1:11332)";
+			: "inet: needs a host and a port (inet:127.0.0.1:11332 or inet:11332@127.0.0.1)";
 	}
 	return "is not unix:/path, inet:host:port or inet6:[address]:port";
 }

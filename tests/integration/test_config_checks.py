@@ -329,6 +329,6 @@ def test_milter_settings_accepted(tmp_path):
         "milters = rspamd, opendkim\n\n[milter rspamd]\nsocket = inet:127.0.0.1:11332\nconnect_timeout = 2s\n"
         "command_timeout = 5s\ncontent_timeout = 2m\ndefault_action = accept\ndisplay_name = Spam filter\n"
         "\n[milter opendkim]\nsocket = unix:/run/opendkim/opendkim.sock\n"
-        "\n[milter v6]\nsocket = inet6:[::1]:8891\n"))
+        "\n[milter v6]\nsocket = inet6:[::1]:8891\n\n[milter sendmail_form]\nsocket = inet:8891@127.0.0.1\n"))
     p = run_cli(["check-config"], conf=conf)
     assert p.returncode == 0, p.stderr
