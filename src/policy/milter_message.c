@@ -265,14 +265,13 @@ void milter_message_send(struct milter_peer *p, struct policy_facts *f, const st
 
 /* After the last filter: a discard wins over a quarantine (policy.h §B), then every
  * change asked for is applied to the spooled message, before the signing stage. */
-void milter_message_finish(struct policy_milter_session *ms, struct policy_facts *f, const struct milter_message *m,
+void milter_message_finish(struct policy_milter_session *ms, struct policy_facts *f, const bool *asked,
 	struct verdict *v)
 {
-	(void)m;
 	char reason[POLICY_REASON_MAX];
 	for (size_t i = 0; i < ms->n; i++) {
 		const struct milter_peer *p = &ms->peers[i];
-		if (p->txn != f->txn.milter_txn)
+		if (!asked[i] || p->txn != f->txn.milter_txn)
 			continue;
 		if (p->discard) {
 			snprintf(reason, sizeof(reason), "discarded by the content filter (%s)", p->display);

@@ -255,8 +255,10 @@ static void stage_milter(void *ctx, struct policy_facts *f, struct verdict *v)
 	bool have_msg = f->point != POLICY_AT_END_OF_DATA || milter_message_open(&msg, f);
 	if (!have_msg)
 		log_event(LOG_ERR, "milter_failed", "conn=%llu what=\"the spooled message cannot be read\"", f->conn_id);
+	bool asked[CONF_MAX_MILTERS] = { false };
 	for (size_t i = 0; i < ms->n && v->kind == VERDICT_OK; i++) {
 		struct milter_peer *p = milter_peer_claim(ms, i);
+		asked[i] = p != NULL;
 		if (!p && milter_session_ended(ms))
 			break;   /* nobody waits for this verdict any more */
 		if (!p) {
@@ -274,7 +276,7 @@ static void stage_milter(void *ctx, struct policy_facts *f, struct verdict *v)
 	}
 	if (f->point == POLICY_AT_END_OF_DATA && have_msg) {
 		if (v->kind == VERDICT_OK)
-			milter_message_finish(ms, f, &msg, v);
+			milter_message_finish(ms, f, asked, v);
 		milter_message_close(&msg);
 	}
 	milter_session_release(ms);

@@ -75,8 +75,9 @@ void milter_message_close(struct milter_message *m);
 /* data, H, end of headers, body, end of message to one filter; its changes noted. */
 void milter_message_send(struct milter_peer *p, struct policy_facts *f, const struct milter_message *m,
 	struct verdict *v);
-/* After the last filter passed: discard, quarantine, and the changes made. */
-void milter_message_finish(struct policy_milter_session *ms, struct policy_facts *f, const struct milter_message *m,
+/* After the last filter passed: discard, quarantine, and the changes made.  asked[i]:
+ * this decision held peer i (a peer a late stage still holds is not read). */
+void milter_message_finish(struct policy_milter_session *ms, struct policy_facts *f, const bool *asked,
 	struct verdict *v);
 /* The answer to one step: true to go on with this filter (milter_stage.c). */
 bool milter_judge(struct milter_peer *p, const struct policy_facts *f, enum milter_verdict mv,
