@@ -15,6 +15,7 @@
 #include "directory/directory.h"
 #include "dns/dns.h"
 #include "serve/send_limits.h"
+#include "serve/loopq.h"
 #include "util/workq.h"
 
 #define DECISION_THREADS 2
@@ -61,20 +62,6 @@ struct decider_timer {
 	void *arg;
 };
 
-static void notify(void *arg)
-{
-	event_active(arg, EV_READ, 0);   /* thread-safe: evthread_use_pthreads() */
-}
-
-static void done_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct decision_threads *t = arg;
-	if (t->q)
-		workq_run_done(t->q);
-}
-
 static void ex_submit(void *ctx, void (*work)(void *), void (*done)(void *), void *arg)
 {
 	struct decision_threads *t = ctx;
@@ -89,17 +76,12 @@ static void ex_submit(void *ctx, void (*work)(void *), void (*done)(void *), voi
 static bool threads_start(struct decider *d, struct decision_threads *t, unsigned n)
 {
 	t->d = d;
-	t->ev = event_new(d->base, -1, 0, done_cb, t);
-	t->q = t->ev ? workq_new(n, notify, t->ev) : NULL;
-	return t->q != NULL;
+	return loopq_start(d->base, n, &t->q, &t->ev);
 }
 
 static void threads_stop(struct decision_threads *t)
 {
-	workq_free(&t->q);   /* stages still running finish; their callbacks run here */
-	if (t->ev)
-		event_free(t->ev);
-	t->ev = NULL;
+	loopq_stop(&t->q, &t->ev);   /* stages still running finish; their callbacks run here */
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)

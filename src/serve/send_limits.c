@@ -19,6 +19,7 @@
 #include "queue/queue.h"
 #include "util/buf.h"
 #include "util/log.h"
+#include "serve/loopq.h"
 #include "util/workq.h"
 #include "wire/enh.h"
 
@@ -42,20 +43,6 @@ struct notice_job {
 	char qid[2][QUEUE_ID_LEN + 1];   /* administrator, user */
 	char err[256];
 };
-
-static void notify(void *arg)
-{
-	event_active(arg, EV_READ, 0);   /* thread-safe: evthread_use_pthreads() */
-}
-
-static void done_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct limits_service *ls = arg;
-	if (ls->q)
-		workq_run_done(ls->q);
-}
 
 /* --- saving ---------------------------------------------------------------------- */
 
@@ -225,8 +212,7 @@ struct limits_service *limits_service_new(struct event_base *base, const struct 
 	*ls = (struct limits_service){ .conf = cf, .queue = q, .delivery = d };
 	snprintf(ls->path, sizeof(ls->path), "%s/limits.state", cf->data_dir);
 	ls->counts = policy_limits_new(LIMITS_MAX_ENTRIES);
-	ls->done_ev = event_new(base, -1, 0, done_cb, ls);
-	ls->q = ls->done_ev ? workq_new(1, notify, ls->done_ev) : NULL;
+	loopq_start(base, 1, &ls->q, &ls->done_ev);
 	ls->timer = event_new(base, -1, EV_PERSIST, timer_cb, ls);
 	struct timeval every = { LIMITS_SAVE_INTERVAL, 0 };
 	if (!ls->counts || !ls->q || !ls->timer || event_add(ls->timer, &every) != 0) {
@@ -264,9 +250,7 @@ void limits_service_free(struct limits_service **lsp)
 		return;
 	if (ls->timer)
 		event_free(ls->timer);
-	workq_free(&ls->q);   /* notices under way are queued; their callbacks run here */
-	if (ls->done_ev)
-		event_free(ls->done_ev);
+	loopq_stop(&ls->q, &ls->done_ev);   /* notices under way are queued; their callbacks run here */
 	if (ls->counts) {
 		if (ls->loaded)
 			save_work(ls);

@@ -34,22 +34,9 @@
 #include "serve/startup.h"
 #include "util/id.h"
 #include "util/log.h"
+#include "serve/loopq.h"
 #include "util/workq.h"
 #include "web/web.h"
-
-static void commit_notify(void *arg)
-{
-	event_active(arg, EV_READ, 0);   /* thread-safe: evthread_use_pthreads() */
-}
-
-static void commit_ev_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct service *srv = arg;
-	if (srv->commitq)
-		workq_run_done(srv->commitq);
-}
 
 /* POP-before-SMTP for the decision pipeline: the POP3 adapter keeps the table. */
 static long long pop_login_age(void *ctx, const char *addr)
@@ -132,7 +119,7 @@ static void server_cleanup(struct service *srv)
 {
 	control_stop(&srv->control);
 	pop3_forget_logins(srv);
-	workq_free(&srv->commitq);   /* finishes running commits; their callbacks run here */
+	loopq_stop(&srv->commitq, &srv->commit_ev);   /* finishes running commits; their callbacks run here */
 	login_service_free(&srv->logins);   /* answers running checks; their connections go next */
 	decider_free(&srv->decider);   /* finishes running decisions; their callbacks run here */
 	web_service_free(&srv->web);   /* finishes running web jobs; their answers are sent here */
@@ -140,8 +127,6 @@ static void server_cleanup(struct service *srv)
 	if (srv->net)
 		net_close_all(srv->net);
 	delivery_stop(&srv->delivery);
-	if (srv->commit_ev)
-		event_free(srv->commit_ev);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
 	if (srv->sig_int)
@@ -205,8 +190,7 @@ static bool start_workers(struct service *srv)
 {
 	const struct conf *cf = srv->conf;
 	struct event_base *base = net_base(srv->net);
-	srv->commit_ev = event_new(base, -1, 0, commit_ev_cb, srv);
-	srv->commitq = srv->commit_ev ? workq_new((unsigned)cf->commit_threads, commit_notify, srv->commit_ev) : NULL;
+	loopq_start(base, (unsigned)cf->commit_threads, &srv->commitq, &srv->commit_ev);
 	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds);
 	srv->auth_ev = event_new(base, -1, 0, login_ev_cb, srv);
 	struct login_service_config lc = {

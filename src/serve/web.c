@@ -17,6 +17,7 @@
 #include "directory/directory.h"
 #include "net/http.h"
 #include "util/log.h"
+#include "serve/loopq.h"
 #include "util/workq.h"
 #include "web/web.h"
 
@@ -36,20 +37,6 @@ struct web_job {
 	struct http_exchange *x;
 	struct http_response resp;
 };
-
-static void notify(void *arg)
-{
-	event_active(arg, EV_READ, 0);   /* thread-safe: evthread_use_pthreads() */
-}
-
-static void done_cb(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	struct web_service *ws = arg;
-	if (ws->q)
-		workq_run_done(ws->q);
-}
 
 /* As many workers as threads, so a running job always finds one free. */
 static struct web_worker *worker_take(struct web_service *ws)
@@ -131,9 +118,7 @@ struct web_service *web_service_new(struct event_base *base, const struct conf *
 		}
 		ws->free_workers[ws->n_free++] = i;
 	}
-	ws->ev = event_new(base, -1, 0, done_cb, ws);
-	ws->q = ws->ev ? workq_new(n, notify, ws->ev) : NULL;
-	if (!ws->q) {
+	if (!loopq_start(base, n, &ws->q, &ws->ev)) {
 		snprintf(err, errsz, "cannot start the web threads");
 		web_service_free(&ws);
 		return NULL;
@@ -146,9 +131,7 @@ void web_service_free(struct web_service **wsp)
 	struct web_service *ws = *wsp;
 	if (!ws)
 		return;
-	workq_free(&ws->q);   /* jobs still running finish; their answers are sent here */
-	if (ws->ev)
-		event_free(ws->ev);
+	loopq_stop(&ws->q, &ws->ev);   /* jobs still running finish; their answers are sent here */
 	for (unsigned i = 0; i < ws->n_workers; i++)
 		directory_close(&ws->workers[i].dir);
 	free(ws->workers);
