@@ -37,7 +37,9 @@ static void clean_incoming(const char *dir)
 		return;
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
-		if (e->d_name[0] == '.')
+		/* Everything but . and ..: also the .body-* file a filter's replacement body
+		 * briefly has on a filesystem without O_TMPFILE (policy/edits.c). */
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
 		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
 			log_event(LOG_INFO, "spool_cleanup", "file=%s reason=\"never acknowledged\"", e->d_name);

@@ -87,8 +87,12 @@ enum autoconfig_locality { AUTOCONFIG_LOCAL, AUTOCONFIG_NOT_LOCAL, AUTOCONFIG_UN
 /* Is `domain` (lower case) one of ours: [server] local_domains or the directory's? */
 enum autoconfig_locality autoconfig_domain_locality(const struct web_site *site, struct web_worker *w,
 	const char *domain);
-/* The words of a 404 for a domain that is not ours (shared with Autodiscover). */
-void autoconfig_not_local_words(const struct web_site *site, const char *domain, struct buf *out);
+/* Why a domain's settings cannot be given, for every document that answers for a
+ * domain (autoconfig, Autodiscover, the Apple profile): AUTOCONFIG_NOT_LOCAL, another
+ * provider's domain (a 404) and how to serve it here; AUTOCONFIG_UNKNOWN, the directory
+ * could not be read (a 503).  Appended to out as one or two sentences and a LF. */
+void autoconfig_locality_words(const struct web_site *site, enum autoconfig_locality where,
+	const char *domain, struct buf *out);
 
 /* GET /mail/config-v1.1.xml and /.well-known/autoconfig/mail/config-v1.1.xml. */
 void autoconfig_handle(const struct web_site *site, struct web_worker *w,

@@ -29,8 +29,14 @@ enum autoconfig_locality autoconfig_domain_locality(const struct web_site *site,
 	}
 }
 
-void autoconfig_not_local_words(const struct web_site *site, const char *domain, struct buf *out)
+void autoconfig_locality_words(const struct web_site *site, enum autoconfig_locality where,
+	const char *domain, struct buf *out)
 {
+	if (where != AUTOCONFIG_NOT_LOCAL) {
+		buf_printf(out, "The directory could not be read just now, so whether %s is served here is not "
+			"known: try again in a minute.\n", domain);
+		return;
+	}
 	const char *host = site->hostname;
 	buf_printf(out, "%s is not a mail domain of this server (%s), so its mail settings are not known here: "
 		"they come from the provider of %s. If %s should be served here, add it: "
@@ -106,13 +112,9 @@ void autoconfig_handle(const struct web_site *site, struct web_worker *w,
 		struct autoconfig_settings s;
 		autoconfig_site_settings(site, &s);
 		enum autoconfig_locality where = autoconfig_domain_locality(site, w, domain);
-		if (where == AUTOCONFIG_NOT_LOCAL) {
-			autoconfig_not_local_words(site, domain, &b);
-			reply_text(resp, 404, &b);
-		} else if (where == AUTOCONFIG_UNKNOWN) {
-			buf_appends(&b, "The directory could not be read just now, so whether the domain is served here "
-				"is not known: try again in a minute.\n");
-			reply_text(resp, 503, &b);
+		if (where != AUTOCONFIG_LOCAL) {
+			autoconfig_locality_words(site, where, domain, &b);
+			reply_text(resp, where == AUTOCONFIG_NOT_LOCAL ? 404 : 503, &b);
 		} else if (!autoconfig_render(&s, domain, have ? address : NULL, NULL, 0, &b)) {
 			reply_no_listeners(site, resp);
 		} else {

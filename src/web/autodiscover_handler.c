@@ -54,10 +54,7 @@ static void answer(const struct web_site *site, struct web_worker *w, struct aut
 	if (where != AUTOCONFIG_LOCAL) {
 		struct buf words;
 		buf_init(&words, 1024);
-		if (where == AUTOCONFIG_NOT_LOCAL)
-			autoconfig_not_local_words(site, domain, &words);
-		else
-			buf_appends(&words, "the directory could not be read just now: try again in a minute");
+		autoconfig_locality_words(site, where, domain, &words);
 		autodiscover_render_error(AUTODISCOVER_ERR_NOT_FOUND, buf_cstr(&words), b);
 		buf_free(&words);
 		reply_xml(resp, where == AUTOCONFIG_NOT_LOCAL ? 200 : 503, b);
@@ -163,10 +160,7 @@ void autodiscover_json_handle(const struct web_site *site, struct web_worker *w,
 	if (where != AUTOCONFIG_LOCAL) {
 		struct buf words;
 		buf_init(&words, 1024);
-		if (where == AUTOCONFIG_NOT_LOCAL)
-			autoconfig_not_local_words(site, domain, &words);
-		else
-			buf_appends(&words, "The directory could not be read just now: try again in a minute.");
+		autoconfig_locality_words(site, where, domain, &words);
 		reply_json_error(resp, where == AUTOCONFIG_NOT_LOCAL ? 404 : 503, "InvalidUser", buf_cstr(&words), NULL);
 		buf_free(&words);
 		return;

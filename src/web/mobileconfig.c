@@ -196,17 +196,13 @@ void mobileconfig_handle(const struct web_site *site, struct web_worker *w, cons
 		return;
 	}
 	enum autoconfig_locality local = autoconfig_domain_locality(site, w, domain);
-	if (local == AUTOCONFIG_UNKNOWN) {
-		words(resp, 503, "directory error", "Temporary failure: the list of this server's domains could not be read; "
-			"try again in a minute.\n");
-		return;
-	}
 	if (local != AUTOCONFIG_LOCAL) {
 		struct buf why;
 		buf_init(&why, 1024);
 		buf_appends(&why, "No profile: ");
-		autoconfig_not_local_words(site, domain, &why);   /* the words autoconfig and Autodiscover say */
-		words(resp, 404, "not local", buf_cstr(&why));
+		autoconfig_locality_words(site, local, domain, &why);   /* the words autoconfig and Autodiscover say */
+		bool unknown = local == AUTOCONFIG_UNKNOWN;
+		words(resp, unknown ? 503 : 404, unknown ? "directory error" : "not local", buf_cstr(&why));
 		buf_free(&why);
 		return;
 	}
