@@ -189,6 +189,16 @@ struct throttle_verdict login_service_blocked(struct login_service *ls, const ch
 	return throttle_check(ls->throttle, addr, user, time(NULL));
 }
 
+size_t login_service_blocks(struct login_service *ls, struct throttle_block_info *out, size_t max)
+{
+	return ls ? throttle_blocks(ls->throttle, time(NULL), out, max) : 0;
+}
+
+size_t login_service_unblock(struct login_service *ls, const char *key)
+{
+	return ls ? throttle_unblock(ls->throttle, key, time(NULL)) : 0;
+}
+
 struct check_job {
 	struct login_service *ls;
 	uint64_t conn_id;

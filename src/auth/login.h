@@ -149,6 +149,11 @@ void login_service_run_answers(struct login_service *ls);
 
 /* The throttle's verdict for this peer and user (NULL: not known yet). */
 struct throttle_verdict login_service_blocked(struct login_service *ls, const char *addr, const char *user);
+/* For the administrator (any thread): the blocks running now, newest first, and
+ * lifting those of an address or an account (auth/throttle.h); both are logged by
+ * the caller, who knows who asked. */
+size_t login_service_blocks(struct login_service *ls, struct throttle_block_info *out, size_t max);
+size_t login_service_unblock(struct login_service *ls, const char *key);
 /* Check the credentials on a login thread; answered(arg, a) runs later on the loop
  * thread (never inside this call).  False: out of memory, nothing will be answered. */
 bool login_service_check(struct login_service *ls, const struct login_peer *peer, const char *mech,

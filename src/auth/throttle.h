@@ -19,7 +19,13 @@
  * by a SipHash of the key under a per-process random key (no strings kept, so an
  * attacker can neither grow memory nor aim collisions); a full set evicts its
  * expired entries first, then the least recently used.  Pure apart from the random
- * key: the caller passes the time. */
+ * key: the caller passes the time.
+ *
+ * For the administrator (the web site's /admin/throttled, `postern user unblock`),
+ * the names of the blocks running now are kept apart, in a fixed table of
+ * THROTTLE_BLOCKS_MAX rows (only a block takes a row, so failures cannot grow it;
+ * when it is full the block ending soonest gives its row up and is no longer listed,
+ * though it still holds).  Every function may be called from any thread (one mutex). */
 #ifndef POSTERN_AUTH_THROTTLE_H
 #define POSTERN_AUTH_THROTTLE_H
 
@@ -28,6 +34,9 @@
 #include <time.h>
 
 #define THROTTLE_ACCOUNTS_MAX 32   /* upper bound of ip_accounts */
+#define THROTTLE_BLOCKS_MAX 256    /* running blocks whose names are kept for listing */
+#define THROTTLE_IP_MAX 64
+#define THROTTLE_ACCOUNT_MAX 321
 
 struct throttle_limits {
 	unsigned pair_limit;      /* failures for one account from one address before that pair is blocked */
@@ -52,6 +61,15 @@ struct throttle_verdict {
 	time_t until;             /* end of the block (0 when open) */
 };
 
+/* One running block, as the administrator sees it. */
+struct throttle_block_info {
+	enum throttle_block kind;             /* THROTTLE_ACCOUNT: account from ip; THROTTLE_ADDRESS: ip, all accounts */
+	char ip[THROTTLE_IP_MAX];
+	char account[THROTTLE_ACCOUNT_MAX];   /* as the client typed it (HOSTILE); "" for THROTTLE_ADDRESS */
+	time_t since, until;
+	unsigned failures;                    /* counted when the block began */
+};
+
 struct throttle;
 
 struct throttle *throttle_new(const struct throttle_limits *l);
@@ -64,6 +82,13 @@ struct throttle_verdict throttle_check(struct throttle *t, const char *ip, const
 /* Record a failure; returns the delay in milliseconds to wait before answering. */
 unsigned throttle_failure(struct throttle *t, const char *ip, const char *account, time_t now);
 void throttle_success(struct throttle *t, const char *ip, const char *account, time_t now);
+/* The blocks running at `now`, the newest first; returns how many were written. */
+size_t throttle_blocks(struct throttle *t, time_t now, struct throttle_block_info *out, size_t max);
+/* Lift the blocks of `key`: an address (its own block and every account's from it,
+ * its failures forgotten) or an account, compared case-insensitively (its blocks from
+ * every listed address, its failures and delay forgotten).  Returns how many blocks
+ * were lifted (0: nothing blocked under that name). */
+size_t throttle_unblock(struct throttle *t, const char *key, time_t now);
 /* Slots in use over all tables (never more than 4 * the rounded max_entries). */
 size_t throttle_entries(const struct throttle *t);
 

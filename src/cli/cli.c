@@ -283,15 +283,20 @@ static int record_quota(struct directory *d, const struct dir_recipient *dr, uin
 }
 
 /* One user a line: address, then usage and quota when a quota is set, then the
- * sending limits when the account has its own (postern user limit). */
+ * sending limits when the account has its own (postern user limit), then "admin"
+ * for an administrator (postern user admin). */
 static void print_user(void *arg, const struct dir_user *u)
 {
 	struct user_list_ctx *ul = arg;
-	char path[1400], err[256], limits[160] = "";
+	char path[1400], err[256], limits[180] = "";
 	if (ul && (u->limit_messages_per_hour >= 0 || u->limit_recipients_per_day >= 0)) {
 		limits[0] = ' ';
 		limits[1] = ' ';
-		cli_user_limits_words(ul->c, u, limits + 2, sizeof(limits) - 2);
+		cli_user_limits_words(ul->c, u, limits + 2, sizeof(limits) - 10);
+	}
+	if (u->admin) {
+		size_t n = strlen(limits);
+		snprintf(limits + n, sizeof(limits) - n, "  admin");
 	}
 	struct quota_state st;
 	if (ul && mailbox_path(ul->c, ul->d, u->address, path, sizeof(path)) &&
@@ -405,6 +410,10 @@ static int user_op(const struct cli_args *a, const struct conf *c, struct direct
 		rc = cli_user_limit(a->argc, a->argv, c, d);
 	} else if (strcmp(op, "show") == 0 && a->argc == 2) {
 		rc = cli_user_show(c, d, a->argv[1]);
+	} else if (strcmp(op, "admin") == 0 && a->argc == 3) {
+		rc = cli_user_admin(d, a->argv[1], a->argv[2]);
+	} else if (strcmp(op, "unblock") == 0 && a->argc == 2) {
+		rc = cli_user_unblock(c, a->argv[1]);
 	} else if (strcmp(op, "del") == 0 && a->argc == 2) {
 		enum dir_result r = directory_user_del(d, a->argv[1]);
 		rc = r == DIR_OK ? 0 : 1;
@@ -631,7 +640,7 @@ static const struct subcommand subcommands[] = {
 	{ "serve", cmd_serve, "serve [-c FILE | --default-config]  run the server in the foreground" },
 	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration" },
 	{ "domain", cmd_domain, "domain add|del DOMAIN [-c FILE] | list  manage local domains" },
-	{ "user", cmd_user, "user add|del ADDRESS | show ADDRESS | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none)" },
+	{ "user", cmd_user, "user add|del ADDRESS | show ADDRESS | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | admin ADDRESS yes|no | unblock ADDRESS|IP | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none; admin: may use the web site's /admin/ pages; unblock: lift the login throttle's blocks)" },
 	{ "alias", cmd_alias, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it" },
 	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
 	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },

@@ -27,6 +27,10 @@ struct dir_user;
  * and `postern user show ADDRESS` (user_limit.c); argv[0] is "limit". */
 int cli_user_limit(int argc, char **argv, const struct conf *c, struct directory *d);
 int cli_user_show(const struct conf *c, struct directory *d, const char *address);
+/* `postern user admin ADDRESS yes|no` (user_limit.c). */
+int cli_user_admin(struct directory *d, const char *address, const char *yes_no);
+/* `postern user unblock ADDRESS|IP` over the control socket (user_limit.c). */
+int cli_user_unblock(const struct conf *c, const char *key);
 /* "messages/hour 300 (default), recipients/day 50 (own)" for u. */
 void cli_user_limits_words(const struct conf *c, const struct dir_user *u, char *out, size_t outsz);
 

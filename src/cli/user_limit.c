@@ -1,7 +1,10 @@
 /* user_limit.c - `postern user limit ADDRESS [--messages-per-hour N]
  * [--recipients-per-day N] [--clear]` (one account's own outbound limits, kept in the
- * directory; 0 = no limit, --clear = back to [limits]) and `postern user show
- * ADDRESS`; the words `user list` prints for an account's limits. */
+ * directory; 0 = no limit, --clear = back to [limits]), `postern user admin ADDRESS
+ * yes|no` (may the account use the web site's /admin/ pages), `postern user unblock
+ * ADDRESS|IP` (lift the login throttle's blocks, through the running server's control
+ * socket) and `postern user show ADDRESS`; the words `user list` prints for an
+ * account's limits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +12,7 @@
 #include "cli/cli.h"
 #include "conf/conf.h"
 #include "directory/directory.h"
+#include "serve/control.h"
 #include "util/parse.h"
 
 /* "300 (default)", "1000 (own)", "none (own)", "none (default)" */
@@ -62,6 +66,37 @@ int cli_user_show(const struct conf *c, struct directory *d, const char *address
 	else
 		printf("quota: none\n");
 	printf("sending limits: %s\n", limits);
+	printf("admin: %s\n", u.admin ? "yes (may use the /admin/ pages of the web site)" : "no");
+	return 0;
+}
+
+/* postern user admin ADDRESS yes|no */
+int cli_user_admin(struct directory *d, const char *address, const char *yes_no)
+{
+	bool admin;
+	if (strcmp(yes_no, "yes") == 0)
+		admin = true;
+	else if (strcmp(yes_no, "no") == 0)
+		admin = false;
+	else {
+		fprintf(stderr, "postern: user admin: say yes or no (postern user admin ADDRESS yes|no)\n");
+		return 2;
+	}
+	struct dir_user u;
+	if (!lookup(d, address, &u)) {
+		fprintf(stderr, "postern: no user %s\n", address);
+		return 1;
+	}
+	if (directory_user_admin_set(d, u.address, admin) != DIR_OK) {
+		fprintf(stderr, "postern: %s\n", directory_error(d));
+		return 1;
+	}
+	if (admin)
+		printf("%s is an administrator: after signing in to the web site (again) they see the queue, refusals and "
+			"throttled logins under /admin/\n", u.address);
+	else
+		printf("%s is no longer an administrator (pages already open are refused from their next request)\n",
+			u.address);
 	return 0;
 }
 
@@ -116,4 +151,22 @@ int cli_user_limit(int argc, char **argv, const struct conf *c, struct directory
 bad_number:
 	fprintf(stderr, "postern: user limit: a limit is a whole number of messages or recipients (0: no limit)\n");
 	return 2;
+}
+
+/* postern user unblock ADDRESS|IP: the throttle lives in the running server. */
+int cli_user_unblock(const struct conf *c, const char *key)
+{
+	if (!key[0] || strlen(key) > 200 || strpbrk(key, " \t\r\n")) {
+		fprintf(stderr, "postern: user unblock: give one address (user@domain as the device typed it) or one IP\n");
+		return 2;
+	}
+	char cmd[256], reply[600];
+	snprintf(cmd, sizeof(cmd), "unblock %s", key);
+	int rc = control_send(c->data_dir, cmd, reply, sizeof(reply));
+	if (rc < 0) {
+		fprintf(stderr, "postern: %s; blocks of the login throttle live in the running server and end with it\n", reply);
+		return 1;
+	}
+	fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "postern: " : "", reply);
+	return rc;
 }

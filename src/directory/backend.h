@@ -78,6 +78,8 @@ struct directory_backend_ops {
 	/* The user's outbound limits (-1: the default, stored as NULL). */
 	enum dir_result (*user_limits_set)(struct dir_backend *b, const char *address, int64_t messages_per_hour,
 		int64_t recipients_per_day, char *err);
+	/* Is the user an administrator (the web site's /admin/ pages)? */
+	enum dir_result (*user_admin_set)(struct dir_backend *b, const char *address, bool admin, char *err);
 };
 
 extern const struct directory_backend_ops directory_sqlite_backend;

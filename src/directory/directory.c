@@ -244,6 +244,13 @@ enum dir_result directory_user_limits_set(struct directory *d, const char *addre
 	return r == DIR_OK ? OPS(d)->user_limits_set(d->b, u, messages_per_hour, recipients_per_day, ERR) : r;
 }
 
+enum dir_result directory_user_admin_set(struct directory *d, const char *address, bool admin)
+{
+	char u[DIR_ADDRESS_MAX * 2];
+	enum dir_result r = existing_user(d, address, u, sizeof(u));
+	return r == DIR_OK ? OPS(d)->user_admin_set(d->b, u, admin, ERR) : r;
+}
+
 /* --- aliases ------------------------------------------------------------------ */
 
 enum dir_result directory_alias_add(struct directory *d, const char *alias, const char *target)

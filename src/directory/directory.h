@@ -30,6 +30,7 @@ struct dir_user {
 	 * default, 0 = no limit, else the limit. */
 	int64_t limit_messages_per_hour;
 	int64_t limit_recipients_per_day;
+	bool admin;                      /* may use the web site's /admin/ pages (postern user admin) */
 };
 
 /* Creates data_dir (0750) and directory.db if missing; the database and its -wal
@@ -63,6 +64,9 @@ enum dir_result directory_user_quota_set(struct directory *d, const char *addres
 /* The account's own outbound limits (dir_user.limit_*: -1 the [limits] default, 0 none). */
 enum dir_result directory_user_limits_set(struct directory *d, const char *address, int64_t messages_per_hour,
 	int64_t recipients_per_day);
+
+/* Make the account an administrator of the web site (/admin/ pages) or not. */
+enum dir_result directory_user_admin_set(struct directory *d, const char *address, bool admin);
 
 /* Aliases: alias address -> a user's address.  Recipients and sender ownership
  * both follow them. */

@@ -21,7 +21,7 @@ enum cached_query { Q_DOMAIN, Q_USER, Q_ALIAS, Q_SENDER_OWNED, Q_LOGIN_HASH, Q_C
 
 static const char *const cached_sql[Q_COUNT] = {
 	[Q_DOMAIN] = "SELECT 1 FROM domains WHERE name = lower(?1)",
-	[Q_USER] = "SELECT address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day FROM users "
+	[Q_USER] = "SELECT address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day, admin FROM users "
 		"WHERE local = lower(?1) AND domain = lower(?2)",
 	[Q_ALIAS] = "SELECT target FROM aliases WHERE local = lower(?1) AND domain = lower(?2)",
 	[Q_SENDER_OWNED] = "SELECT 1 FROM aliases WHERE address = ?2 AND target = ?1 "
@@ -77,6 +77,10 @@ static const char schema_v3[] =
  * [limits] default. */
 static const char schema_v4[] = "PRAGMA user_version=4;";
 
+/* Version 5: users may be administrators (postern user admin): the web site's
+ * /admin/ pages.  0 (no) for every existing row. */
+static const char schema_v5[] = "PRAGMA user_version=5;";
+
 static bool has_column(sqlite3 *db, const char *table, const char *column)
 {
 	sqlite3_stmt *st;
@@ -107,7 +111,9 @@ static bool migrate(sqlite3 *db, char **e)
 		&& sqlite3_exec(db, schema_v3, NULL, NULL, e) == SQLITE_OK
 		&& add_column(db, "users", "limit_messages_per_hour", "ALTER TABLE users ADD COLUMN limit_messages_per_hour INTEGER", e)
 		&& add_column(db, "users", "limit_recipients_per_day", "ALTER TABLE users ADD COLUMN limit_recipients_per_day INTEGER", e)
-		&& sqlite3_exec(db, schema_v4, NULL, NULL, e) == SQLITE_OK;
+		&& sqlite3_exec(db, schema_v4, NULL, NULL, e) == SQLITE_OK
+		&& add_column(db, "users", "admin", "ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0", e)
+		&& sqlite3_exec(db, schema_v5, NULL, NULL, e) == SQLITE_OK;
 }
 
 static enum dir_result fail(struct dir_backend *b, const char *what, char *err)
@@ -357,6 +363,7 @@ static void fill_user(sqlite3_stmt *st, struct dir_user *u)
 	u->quota = (uint64_t)sqlite3_column_int64(st, 3);
 	u->limit_messages_per_hour = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
 	u->limit_recipients_per_day = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5);
+	u->admin = sqlite3_column_int(st, 6) != 0;
 }
 
 static enum dir_result sq_user_lookup(struct dir_backend *b, const char *local, const char *domain,
@@ -382,8 +389,8 @@ static enum dir_result sq_user_list(struct dir_backend *b, void (*cb)(void *, co
 	char *err)
 {
 	sqlite3_stmt *st;
-	if (sqlite3_prepare_v2(b->db, "SELECT address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day FROM users "
-		"ORDER BY domain, local",
+	if (sqlite3_prepare_v2(b->db, "SELECT address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day, "
+		"admin FROM users ORDER BY domain, local",
 		-1, &st, NULL) != SQLITE_OK)
 		return fail(b, "user list", err);
 	int r;
@@ -427,6 +434,18 @@ static enum dir_result sq_user_limits_set(struct dir_backend *b, const char *add
 	int r = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return changed(b, r, "user limit", err);
+}
+
+static enum dir_result sq_user_admin_set(struct dir_backend *b, const char *address, bool admin, char *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(b->db, "UPDATE users SET admin = ?2 WHERE address = ?1", -1, &st, NULL) != SQLITE_OK)
+		return fail(b, "user admin", err);
+	sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, admin ? 1 : 0);
+	int r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return changed(b, r, "user admin", err);
 }
 
 /* --- aliases ------------------------------------------------------------------ */
@@ -645,6 +664,7 @@ const struct directory_backend_ops directory_sqlite_backend = {
 	.user_list = sq_user_list,
 	.user_quota_set = sq_user_quota_set,
 	.user_limits_set = sq_user_limits_set,
+	.user_admin_set = sq_user_admin_set,
 	.alias_add = sq_alias_add,
 	.alias_del = sq_alias_del,
 	.alias_lookup = sq_alias_lookup,

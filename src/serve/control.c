@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "auth/login.h"
 #include "delivery/delivery.h"
 #include "util/fileio.h"
 #include "util/log.h"
@@ -28,12 +29,14 @@ struct control {
 	struct evconnlistener *listener;
 	struct workq *q;
 	struct delivery *d;
+	struct login_service *logins;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
 struct control_job {
 	struct bufferevent *bev;
 	struct delivery *d;
+	struct login_service *logins;
 	char command[CONTROL_LINE_MAX + 1];
 	char reply[CONTROL_REPLY_MAX];   /* "inflight" names every busy message */
 	int status;
@@ -44,9 +47,32 @@ static bool socket_path(const char *data_dir, char *out, size_t outsz)
 	return snprintf(out, outsz, "%s/run/control.sock", data_dir) < (int)outsz;
 }
 
+/* "unblock KEY": lift the login throttle's blocks of an address or an account. */
+static int unblock(struct login_service *ls, const char *key, char *reply, size_t replysz)
+{
+	char q[400];
+	log_quote(q, sizeof(q), key, strlen(key), 200);
+	if (!key[0] || strchr(key, ' ')) {
+		snprintf(reply, replysz, "unblock needs one address or account (postern user unblock ADDRESS|IP)");
+		return 1;
+	}
+	size_t n = login_service_unblock(ls, key);
+	log_event(LOG_WARN, "admin_action", "by=control-socket action=unblock key=%s lifted=%zu", q, n);
+	if (n)
+		snprintf(reply, replysz, "%s unblocked: %zu block(s) of the login throttle lifted and their failures forgotten; "
+			"it may log in again now", key, n);
+	else
+		snprintf(reply, replysz, "%s is not blocked by the login throttle (nothing to lift)", key);
+	return n ? 0 : 1;
+}
+
 static void job_work(void *arg)
 {
 	struct control_job *j = arg;
+	if (strncmp(j->command, "unblock ", 8) == 0) {
+		j->status = unblock(j->logins, j->command + 8, j->reply, sizeof(j->reply));
+		return;
+	}
 	j->status = delivery_control(j->d, j->command, j->reply, sizeof(j->reply));
 	if (strcmp(j->command, "inflight") == 0)
 		return;   /* read-only, asked by every `postern queue list` */
@@ -97,6 +123,7 @@ static void ctl_read(struct bufferevent *bev, void *arg)
 	free(line);
 	j->bev = bev;
 	j->d = ctl->d;
+	j->logins = ctl->logins;
 	bufferevent_disable(bev, EV_READ);
 	bufferevent_setcb(bev, NULL, NULL, ctl_event, NULL);
 	workq_push(ctl->q, job_work, job_done, j);
@@ -119,7 +146,7 @@ static void ctl_accept(struct evconnlistener *l, evutil_socket_t fd, struct sock
 }
 
 struct control *control_start(struct event_base *base, const char *data_dir, struct workq *q, struct delivery *d,
-	char *err, size_t errlen)
+	struct login_service *logins, char *err, size_t errlen)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	if (!ctl || !socket_path(data_dir, ctl->path, sizeof(ctl->path))) {
@@ -129,6 +156,7 @@ struct control *control_start(struct event_base *base, const char *data_dir, str
 	}
 	ctl->q = q;
 	ctl->d = d;
+	ctl->logins = logins;
 	char dir[sizeof(ctl->path)];
 	snprintf(dir, sizeof(dir), "%s/run", data_dir);
 	if (!fileio_mkdir_p(dir, 0700)) {

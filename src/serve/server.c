@@ -277,7 +277,7 @@ int server_run(const struct conf *cf)
 		server_cleanup(srv);
 		return 1;
 	}
-	srv->control = control_start(base, cf->data_dir, srv->commitq, srv->delivery, err, sizeof(err));
+	srv->control = control_start(base, cf->data_dir, srv->commitq, srv->delivery, srv->logins, err, sizeof(err));
 	if (!srv->control)
 		log_event(LOG_WARN, "control_error", "error=\"%s\" hint=\"postern queue flush/hold/... will not reach this server\"", err);
 	srv->sig_term = evsignal_new(base, SIGTERM, signal_cb, srv);

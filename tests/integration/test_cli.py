@@ -219,3 +219,26 @@ def test_user_added_while_serving(server):
         c.ehlo()
         c.cmd("MAIL FROM:<a@b.example>")
         assert c.cmd("RCPT TO:<erin@example.test>").is_(550, "5.1.1")
+
+
+def test_user_admin_flag(conf):
+    assert run_cli(["user", "add", "alice@example.test"], conf=conf, input="secret\n").returncode == 0
+    p = run_cli(["user", "show", "alice@example.test"], conf=conf)
+    assert p.returncode == 0 and "admin: no" in p.stdout, p.stdout + p.stderr
+    p = run_cli(["user", "admin", "Alice@example.test", "yes"], conf=conf)
+    assert p.returncode == 0 and "alice@example.test is an administrator" in p.stdout, p.stdout + p.stderr
+    p = run_cli(["user", "show", "alice@example.test"], conf=conf)
+    assert "admin: yes" in p.stdout, p.stdout
+    assert run_cli(["user", "list"], conf=conf).stdout.split() == ["alice@example.test", "admin"]
+    p = run_cli(["user", "admin", "alice@example.test", "maybe"], conf=conf)
+    assert p.returncode == 2 and "yes or no" in p.stderr, p.stderr
+    p = run_cli(["user", "admin", "nobody@example.test", "yes"], conf=conf)
+    assert p.returncode == 1 and "no user nobody@example.test" in p.stderr, p.stderr
+    p = run_cli(["user", "admin", "alice@example.test", "no"], conf=conf)
+    assert p.returncode == 0 and "no longer an administrator" in p.stdout, p.stdout
+    assert "admin: no" in run_cli(["user", "show", "alice@example.test"], conf=conf).stdout
+
+
+def test_user_unblock_without_server(conf):
+    p = run_cli(["user", "unblock", "192.0.2.1"], conf=conf)
+    assert p.returncode == 1 and "the server is not running" in p.stderr, p.stderr

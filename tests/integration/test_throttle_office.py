@@ -87,3 +87,29 @@ def test_spraying_blocks_the_address_but_not_known_colleagues(server_factory):
     assert _smtp_auth(srv, ERIK, PASSWORD, source="127.0.0.4").is_(235, "2.7.0")
     log = srv.log()
     assert re.search(r"event=refused\b[^\n]*cmd=AUTH code=454[^\n]*cause=\"blocked after failed logins\"", log), log[-3000:]
+
+
+def test_admin_unblocks_over_the_control_socket(server_factory):
+    """postern user unblock ACCOUNT|IP lifts a running block at once (the running
+    server's throttle, through the control socket), and says so when nothing is
+    blocked."""
+    srv = _server(server_factory)
+    phone, sprayer = "127.0.0.4", "127.0.0.5"
+    for i in range(5):
+        assert _smtp_auth(srv, ANNA, "old-anna", source=phone).is_(535, "5.7.8"), i
+    assert _smtp_auth(srv, ANNA, PASSWORD, source=phone).is_(454, "4.7.0")
+    p = srv.cli("user", "unblock", "ANNA@example.test")   # as typed, any case
+    assert p.returncode == 0, p.stderr
+    assert "ANNA@example.test unblocked: 1 block(s)" in p.stdout, p.stdout
+    assert _smtp_auth(srv, ANNA, PASSWORD, source=phone).is_(235, "2.7.0")
+    for i in range(5):
+        assert _smtp_auth(srv, "nosuch%d@example.test" % i, "x", source=sprayer).is_(535, "5.7.8"), i
+    assert _smtp_auth(srv, ERIK, PASSWORD, source=sprayer).is_(454, "4.7.0")
+    p = srv.cli("user", "unblock", sprayer)
+    assert p.returncode == 0 and "unblocked" in p.stdout, p.stdout + p.stderr
+    assert _smtp_auth(srv, ERIK, PASSWORD, source=sprayer).is_(235, "2.7.0")
+    p = srv.cli("user", "unblock", sprayer)
+    assert p.returncode == 1 and "is not blocked by the login throttle" in p.stderr, p.stdout + p.stderr
+    assert srv.cli("user", "unblock", "a b").returncode == 2
+    log = srv.log()
+    assert "event=admin_action by=control-socket action=unblock key=\"ANNA@example.test\" lifted=1" in log, log[-3000:]

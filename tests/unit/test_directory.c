@@ -3,7 +3,8 @@
  * not ours, the postmaster (RFC 5321 §4.5.1), case folding, the quota recorded for an
  * account, a directory that cannot be read; and where store/ puts the resolved mailbox.
  * The lookups keep their statements prepared: what another handle writes is seen at
- * once, and two threads can share one handle (the decision threads do). */
+ * once, and two threads can share one handle (the decision threads do).  The admin
+ * flag (schema version 5) and the migration of a version 4 database to it. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -305,6 +306,61 @@ static void test_directory_unreadable(void **state)
 	assert_int_equal(resolve("alice@elsewhere.example", &r), DIR_RCPT_NOT_LOCAL);
 }
 
+static void test_admin_flag(void **state)
+{
+	(void)state;
+	struct dir_user u;
+	assert_int_equal(directory_user_lookup(dir, "alice", "example.test", &u), DIR_OK);
+	assert_false(u.admin);
+	assert_int_equal(directory_user_admin_set(dir, "Alice@Example.test", true), DIR_OK);
+	assert_int_equal(directory_user_lookup(dir, "alice", "example.test", &u), DIR_OK);
+	assert_true(u.admin);
+	assert_int_equal(directory_user_admin_set(dir, "alice@example.test", false), DIR_OK);
+	assert_int_equal(directory_user_lookup(dir, "alice", "example.test", &u), DIR_OK);
+	assert_false(u.admin);
+	assert_int_equal(directory_user_admin_set(dir, "nobody@example.test", true), DIR_NOT_FOUND);
+	assert_int_equal(directory_user_admin_set(dir, "not an address", true), DIR_INVALID);
+}
+
+/* A database a version 4 server left (users without the admin column) opens as
+ * version 5: its users are not administrators until made so. */
+static void test_migration_from_v4(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/postern-test-directory-v4-XXXXXX", db_path[128], err[256];
+	assert_non_null(mkdtemp(path));
+	snprintf(db_path, sizeof(db_path), "%s/directory.db", path);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE domains (name TEXT PRIMARY KEY NOT NULL, created INTEGER NOT NULL);"
+		"CREATE TABLE users (address TEXT PRIMARY KEY NOT NULL, local TEXT NOT NULL, domain TEXT NOT NULL,"
+		" password_hash TEXT NOT NULL, quota INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL,"
+		" limit_messages_per_hour INTEGER, limit_recipients_per_day INTEGER);"
+		"INSERT INTO domains VALUES ('old.example', 0);"
+		"INSERT INTO users(address, local, domain, password_hash, created) VALUES ('dan@old.example', 'dan', 'old.example', 'x', 0);"
+		"PRAGMA user_version=4;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	struct directory *d = NULL;
+	assert_true(directory_open(&d, path, err, sizeof(err)));
+	struct dir_user u;
+	assert_int_equal(directory_user_lookup(d, "dan", "old.example", &u), DIR_OK);
+	assert_false(u.admin);
+	assert_int_equal(directory_user_admin_set(d, "dan@old.example", true), DIR_OK);
+	assert_int_equal(directory_user_lookup(d, "dan", "old.example", &u), DIR_OK);
+	assert_true(u.admin);
+	directory_close(&d);
+	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 5);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", path);
+	assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -320,7 +376,9 @@ int main(void)
 		cmocka_unit_test(test_mailbox_path),
 		cmocka_unit_test(test_other_handle_writes_seen),
 		cmocka_unit_test(test_threads_share_handle),
+		cmocka_unit_test(test_admin_flag),
 		cmocka_unit_test(test_directory_unreadable),
+		cmocka_unit_test(test_migration_from_v4),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

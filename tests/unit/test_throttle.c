@@ -1,13 +1,16 @@
 /* test_throttle.c - the login throttle's policy (auth/throttle.h): an office behind
  * one address is never locked out by its stale devices; spraying from one address is
  * stopped; accounts that logged in from the address stay open; per-account delays;
- * forgetting; fixed memory with eviction. */
+ * forgetting; fixed memory with eviction; the admin's list of running blocks and
+ * unblock, bounded, from several threads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "auth/throttle.h"
 
@@ -223,6 +226,125 @@ static void test_table_eviction(void **state)
 	throttle_free(&t);
 }
 
+/* The administrator's list names each running block; unblocking an account or an
+ * address lifts exactly its blocks and forgets their failures. */
+static void test_blocks_listed_and_unblocked(void **state)
+{
+	(void)state;
+	struct throttle *t = throttle_new(&defaults);
+	time_t now = 100000;
+	struct throttle_block_info b[8];
+	assert_int_equal(throttle_blocks(t, now, b, 8), 0);
+	for (int i = 0; i < 5; i++)
+		throttle_failure(t, office, "Anna@example.test", now);
+	char user[64];
+	for (int i = 0; i < 5; i++) {
+		snprintf(user, sizeof(user), "guess%d@example.test", i);
+		throttle_failure(t, "192.0.2.66", user, now + 10);
+	}
+	size_t n = throttle_blocks(t, now + 20, b, 8);
+	assert_int_equal(n, 2);
+	/* newest first: the sprayer */
+	assert_int_equal(b[0].kind, THROTTLE_ADDRESS);
+	assert_string_equal(b[0].ip, "192.0.2.66");
+	assert_string_equal(b[0].account, "");
+	assert_int_equal(b[0].until, now + 10 + 900);
+	assert_int_equal(b[1].kind, THROTTLE_ACCOUNT);
+	assert_string_equal(b[1].ip, office);
+	assert_string_equal(b[1].account, "Anna@example.test");
+	assert_int_equal(b[1].failures, 5);
+	/* max bounds what is written */
+	assert_int_equal(throttle_blocks(t, now + 20, b, 1), 1);
+	/* the account (any case) */
+	assert_int_equal(throttle_unblock(t, "anna@EXAMPLE.test", now + 30), 1);
+	assert_int_equal(block_of(t, office, "anna@example.test", now + 30), THROTTLE_OPEN);
+	/* her failures are forgotten: one more does not block again */
+	throttle_failure(t, office, "anna@example.test", now + 31);
+	assert_int_equal(block_of(t, office, "anna@example.test", now + 31), THROTTLE_OPEN);
+	assert_int_equal(throttle_unblock(t, "anna@example.test", now + 32), 0);
+	/* the address */
+	assert_int_equal(block_of(t, "192.0.2.66", "new@example.test", now + 40), THROTTLE_ADDRESS);
+	assert_int_equal(throttle_unblock(t, "192.0.2.66", now + 40), 1);
+	assert_int_equal(block_of(t, "192.0.2.66", "new@example.test", now + 40), THROTTLE_OPEN);
+	assert_int_equal(throttle_blocks(t, now + 40, b, 8), 0);
+	assert_int_equal(throttle_unblock(t, "", now), 0);
+	throttle_free(&t);
+}
+
+/* A block that ends, or whose window ran out, is no longer listed. */
+static void test_ended_blocks_not_listed(void **state)
+{
+	(void)state;
+	struct throttle *t = throttle_new(&defaults);
+	time_t now = 200000;
+	for (int i = 0; i < 5; i++)
+		throttle_failure(t, office, "ben@example.test", now);
+	struct throttle_block_info b[4];
+	assert_int_equal(throttle_blocks(t, now + 899, b, 4), 1);
+	assert_int_equal(throttle_blocks(t, now + 900, b, 4), 0);
+	throttle_free(&t);
+}
+
+/* More blocks than rows: the list stays bounded (THROTTLE_BLOCKS_MAX), the blocks
+ * still hold, and an address whose row was given up can still be unblocked. */
+static void test_block_names_bounded(void **state)
+{
+	(void)state;
+	struct throttle *t = throttle_new(&defaults);
+	time_t now = 300000;
+	char ip[64], user[64];
+	for (int a = 0; a < THROTTLE_BLOCKS_MAX + 20; a++) {
+		snprintf(ip, sizeof(ip), "10.0.%d.%d", a / 250, a % 250);
+		for (int i = 0; i < 5; i++) {
+			snprintf(user, sizeof(user), "u%d@example.test", i);
+			throttle_failure(t, ip, user, now + a);
+		}
+	}
+	static struct throttle_block_info b[THROTTLE_BLOCKS_MAX + 50];
+	assert_int_equal(throttle_blocks(t, now + 400, b, THROTTLE_BLOCKS_MAX + 50), THROTTLE_BLOCKS_MAX);
+	assert_int_equal(block_of(t, "10.0.0.0", "x@example.test", now + 400), THROTTLE_ADDRESS);   /* row given up */
+	assert_int_equal(throttle_unblock(t, "10.0.0.0", now + 400), 1);
+	assert_int_equal(block_of(t, "10.0.0.0", "x@example.test", now + 400), THROTTLE_OPEN);
+	throttle_free(&t);
+}
+
+struct hammer { struct throttle *t; int id; };
+
+static void *hammer_thread(void *arg)
+{
+	struct hammer *h = arg;
+	char ip[32], user[32];
+	struct throttle_block_info b[16];
+	for (int i = 0; i < 2000; i++) {
+		snprintf(ip, sizeof(ip), "10.%d.%d.1", h->id, i % 7);
+		snprintf(user, sizeof(user), "u%d@example.test", i % 11);
+		throttle_failure(h->t, ip, user, 1000 + i / 100);
+		throttle_check(h->t, ip, user, 1000 + i / 100);
+		if (i % 50 == 0) {
+			throttle_blocks(h->t, 1000 + i / 100, b, 16);
+			throttle_unblock(h->t, ip, 1000 + i / 100);
+		}
+	}
+	return NULL;
+}
+
+/* Login threads, the web site and the control socket at once (run under TSan/ASan). */
+static void test_threads(void **state)
+{
+	(void)state;
+	struct throttle *t = throttle_new(&defaults);
+	pthread_t th[4];
+	struct hammer h[4];
+	for (int i = 0; i < 4; i++) {
+		h[i] = (struct hammer){ t, i };
+		assert_int_equal(pthread_create(&th[i], NULL, hammer_thread, &h[i]), 0);
+	}
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	assert_true(throttle_entries(t) > 0);
+	throttle_free(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -234,6 +356,10 @@ int main(void)
 		cmocka_unit_test(test_window_forgets),
 		cmocka_unit_test(test_account_delay_grows_and_caps),
 		cmocka_unit_test(test_table_eviction),
+		cmocka_unit_test(test_blocks_listed_and_unblocked),
+		cmocka_unit_test(test_ended_blocks_not_listed),
+		cmocka_unit_test(test_block_names_bounded),
+		cmocka_unit_test(test_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
