@@ -8,6 +8,10 @@ FUZZ_BUILD ?= build-fuzz
 PY := /usr/bin/python3
 FUZZ_SECONDS ?= 30
 SANITIZE := -Db_sanitize=address,undefined -Db_lundef=false
+# The integration tests mostly wait on servers and clients (a run uses a quarter of the
+# CPU time it takes), so pytest-xdist runs them on more workers than there are cores.
+TEST_JOBS ?= 4
+PYTEST := $(PY) -m pytest -q -n $(TEST_JOBS)
 
 .PHONY: all deps build run test unit integration asan fuzz bench crash-test clean fresh-test
 
@@ -34,7 +38,7 @@ unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs
 
 integration: build
-	POSTERN_BIN=$(CURDIR)/$(BUILD)/postern $(PY) -m pytest -q tests/integration
+	POSTERN_BIN=$(CURDIR)/$(BUILD)/postern $(PYTEST) tests/integration
 
 asan:
 	@[ -f $(ASAN_BUILD)/build.ninja ] || { $(call meson_setup,$(ASAN_BUILD) --buildtype=debug $(SANITIZE),CC=clang); }
@@ -42,7 +46,7 @@ asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		meson test -C $(ASAN_BUILD) --suite unit --print-errorlogs
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		POSTERN_BIN=$(CURDIR)/$(ASAN_BUILD)/postern $(PY) -m pytest -q tests/integration
+		POSTERN_BIN=$(CURDIR)/$(ASAN_BUILD)/postern $(PYTEST) tests/integration
 
 test: deps
 	@$(MAKE) --no-print-directory build
