@@ -46,7 +46,7 @@ const char *const explain_cause_ids[] = {
 	"reverse_dns_missing", "blocklisted", "port_blocked", "certificate_untrusted",
 	"certificate_expired", "certificate_name_mismatch", "server_unavailable", "server_storage_full", "spf_failed",
 	"dmarc_failed", "dane_mismatch", "dane_tls_failed", "dnssec_bogus", "mta_sts_failed", "delivery_expired",
-	"wrong_port",
+	"wrong_port", "address_not_ascii", "message_format",
 	"unknown",
 };
 _Static_assert(sizeof(explain_cause_ids) / sizeof(explain_cause_ids[0]) == N_IDS, "N_IDS in explain_int.h");

@@ -10,7 +10,7 @@
 #include "diag/explain.h"
 
 #define LIST_MAX       8
-#define N_IDS          34      /* entries of explain_cause_ids (explain.c checks) */
+#define N_IDS          36      /* entries of explain_cause_ids (explain.c checks) */
 #define UNKNOWN_IDX (N_IDS - 1)
 
 struct rule {

@@ -247,12 +247,12 @@ static const char *const refusal_cause_ids[REPLY_ID_COUNT] = {
 	[R_DEADLINE_SESSION] = "server_unavailable",
 	[R_NO_SPACE_MAIL] = "server_storage_full", [R_NO_SPACE_SIZE] = "server_storage_full",
 	[R_NO_SPACE_DATA] = "server_storage_full",
-	[R_AUTH_FAILED] = "wrong_credentials", [R_AUTH_TEMPFAIL] = "wrong_credentials", [R_AUTH_AUTHZID] = "wrong_credentials",
+	[R_AUTH_FAILED] = "wrong_credentials", [R_AUTH_TEMPFAIL] = "server_unavailable", [R_AUTH_AUTHZID] = "wrong_credentials",
 	[R_AUTH_NEEDS_STARTTLS] = "tls_required", [R_AUTH_NEEDS_TLS_PORT] = "tls_required",
 	[R_TLS_EXPECTED] = "tls_mode_mismatch",
 	[R_TOO_MANY_REFUSED_RCPTS] = "unknown_recipient",
-	[R_EIGHTBIT_NO_SMTPUTF8] = "sender_not_owned",
-	[R_BARE_LINE_ENDING] = "unknown", [R_BODY_8BIT_NOT_DECLARED] = "unknown",
+	[R_EIGHTBIT_NO_SMTPUTF8] = "address_not_ascii",
+	[R_BARE_LINE_ENDING] = "message_format", [R_BODY_8BIT_NOT_DECLARED] = "message_format",
 	[R_AUTH_WRONG_PORT] = "wrong_port", [R_RELAY_WRONG_PORT] = "wrong_port", [R_WRONG_PORT_503] = "wrong_port",
 };
 

@@ -144,7 +144,9 @@ static const struct row rows[] = {
 	{ "452-4.3.1 Insufficient system storage: this server is out of space for new mail and accepts none for now\n452 4.3.1 Nothing was accepted; your mail program will try again later (the server's administrator must free disk space) (ref 1.1)", "server_storage_full" }, /* Postern */
 	{ "452-4.3.1 Insufficient system storage: this server ran out of space while storing the message\n452 4.3.1 Nothing was accepted (ref 3.4)", "server_storage_full" }, /* Postern */
 	/* message content and harvesting (issue 9) */
-	{ "550-5.6.0 Message refused: it contains bare LF line ends (a LF without a CR before it); SMTP requires CR LF (RFC 5321 section 2.3.8)\n550 5.6.0 The sending program must end every line with CR LF; this protects against SMTP smuggling (ref 1.2.3)", "syntax_error" }, /* Postern */
+	{ "550-5.6.0 Message refused: it contains bare LF line ends (a LF without a CR before it); SMTP requires CR LF (RFC 5321 section 2.3.8)\n550 5.6.0 The sending program must end every line with CR LF; this protects against SMTP smuggling (ref 1.2.3)", "message_format" }, /* Postern */
+	{ "553 5.6.7 The address <j\xc3\xbcrgen@example.test> is not ASCII and MAIL FROM had no SMTPUTF8 parameter (ref 1.2.3)", "address_not_ascii" }, /* Postern */
+	{ "454 4.7.0 Temporary authentication failure; try again in a few minutes (ref 1.2.3)", "server_unavailable" }, /* Postern */
 	{ "550 5.6.0 Message refused: it contains NUL bytes (octet zero), which mail may not carry (RFC 5322 section 4.1, RFC 2045 section 2.8)", "syntax_error" }, /* Postern */
 	{ "550 5.6.0 Message refused: line 4 is 100000 octets long, and the limit here is 10000 (the standard allows 998, RFC 5322 section 2.1.1)", "syntax_error" }, /* Postern */
 	{ "550 5.6.0 Message refused: it has 2 From: header fields, and a message has exactly one (RFC 5322 section 3.6)", "syntax_error" }, /* Postern */
