@@ -238,37 +238,60 @@ static bool step_resolve(struct doctor *d)
 	return true;
 }
 
-int diag_doctor_main(int argc, char **argv)
+void doctor_execute(struct doctor *d)
+{
+	if (d->total_ms)
+		d->deadline_ms = doctor_now_ms() + d->total_ms;
+	if (!step_resolve(d))
+		return;
+	if (!d->smtp)
+		for (int s = STEP_PORTS; s <= STEP_SEND; s++)
+			doctor_step_set(d, s, S_SKIP, "not tested: --ports lists POP3 ports only");
+	else if (doctor_step_ports(d))
+		doctor_run_session(d);
+	doctor_step_pop3(d);
+}
+
+static struct doctor *doctor_new(void)
 {
 	struct doctor *d = calloc(1, sizeof(*d));
 	if (!d)
-		return 1;
+		return NULL;
 	d->popts.connect_ms = 5000;
 	d->popts.io_ms = 10000;
 	for (int i = 0; i < SLOTS; i++)
 		d->slots[i] = (struct slot){ .name = doctor_slot_names[i], .port = doctor_slot_names[i], .enabled = true };
 	for (int i = 0; i < PSLOTS; i++)
 		d->pslots[i] = (struct pslot){ .name = doctor_pslot_names[i], .port = doctor_pslot_names[i], .enabled = true };
+	return d;
+}
+
+static void doctor_free(struct doctor *d)
+{
+	OPENSSL_cleanse(d->password, sizeof(d->password));
+	free(d);
+}
+
+int diag_doctor_main(int argc, char **argv)
+{
+	struct doctor *d = doctor_new();
+	struct explain_kb *kb = NULL;
+	if (!d)
+		return 1;
 	int rc = 2;
 	if (!parse_args(d, argc, argv))
 		rc = doctor_usage();
-	else if (!diag_load_kb(&d->kb, d->data))
+	else if (!diag_load_kb(&kb, d->data))
 		rc = 1;
 	else {
+		d->kb = kb;
 		d->popts.source = d->source;
 		d->transcript_to = d->transcript ? (d->json ? stderr : stdout) : NULL;
 		d->popts.transcript = d->transcript_to ? write_transcript : NULL;
 		d->popts.transcript_arg = d->transcript_to;
 		if (d->transcript && !d->json)
 			printf("Transcript (passwords masked):\n");
-		if (step_resolve(d)) {
-			if (!d->smtp)
-				for (int s = STEP_PORTS; s <= STEP_SEND; s++)
-					doctor_step_set(d, s, S_SKIP, "not tested: --ports lists POP3 ports only");
-			else if (doctor_step_ports(d))
-				doctor_run_session(d);
-			doctor_step_pop3(d);
-		}
+		doctor_execute(d);
 		if (d->transcript && !d->json)
 			printf("\n");
 		const struct explain_cause *c = explain_kb_cause(d->kb, d->cause_id ? d->cause_id : "unknown");
@@ -278,8 +301,74 @@ int diag_doctor_main(int argc, char **argv)
 			doctor_print_text(d, c);
 		rc = d->failed ? DOCTOR_EXIT_BASE + (int)d->failed : 0;
 	}
-	explain_kb_free(&d->kb);
-	OPENSSL_cleanse(d->password, sizeof(d->password));
-	free(d);
+	explain_kb_free(&kb);
+	doctor_free(d);
 	return rc;
+}
+
+/* --- the same run for a caller inside the server (doctor.h) -------------------------- */
+
+/* Only the one port: its slot is the usual port of its kind (465 implicit TLS, 587
+ * STARTTLS; 995 and 110 for POP3), so the steps' words name what a client would use. */
+static void one_port(struct doctor *d, const struct doctor_options *o)
+{
+	for (int i = 0; i < SLOTS; i++)
+		d->slots[i].enabled = false;
+	for (int i = 0; i < PSLOTS; i++)
+		d->pslots[i].enabled = false;
+	if (o->smtp_port) {
+		struct slot *s = doctor_slot_by_name(d, o->smtp_implicit_tls ? 465 : 587);
+		s->enabled = true;
+		s->port = o->smtp_port;
+		d->client_port = s->name;
+		d->security = o->smtp_implicit_tls ? "tls" : "starttls";
+		d->smtp = true;
+	}
+	if (o->pop3_port) {
+		struct pslot *p = doctor_pslot_by_name(d, o->pop3_implicit_tls ? 995 : 110);
+		p->enabled = true;
+		p->port = o->pop3_port;
+		d->pop3 = true;
+		d->pop3_port = p->name;
+		d->pop3_security = o->pop3_implicit_tls ? "tls" : "starttls";
+	}
+}
+
+bool doctor_run(const struct doctor_options *o, struct doctor_outcome *out)
+{
+	memset(out, 0, sizeof(*out));
+	struct doctor *d = doctor_new();
+	if (!d)
+		return false;
+	d->server = o->server;
+	d->tls_name = o->tls_name;
+	d->user = o->user;
+	d->from = o->from;
+	d->insecure = o->insecure;
+	d->kb = o->kb;
+	d->total_ms = o->total_ms;
+	if (o->connect_ms)
+		d->popts.connect_ms = o->connect_ms;
+	if (o->io_ms)
+		d->popts.io_ms = o->io_ms;
+	if (o->user && o->password) {
+		snprintf(d->password, sizeof(d->password), "%s", o->password);
+		d->have_password = true;
+	}
+	one_port(d, o);
+	doctor_execute(d);
+	for (int s = 0; s < STEP_COUNT; s++) {
+		out->steps[s].status = (enum doctor_status)d->steps[s].status;
+		snprintf(out->steps[s].detail, sizeof(out->steps[s].detail), "%s", d->steps[s].detail);
+	}
+	out->failed = d->failed;
+	snprintf(out->cause_id, sizeof(out->cause_id), "%s", d->failed && d->cause_id ? d->cause_id : "");
+	snprintf(out->verdict, sizeof(out->verdict), "%s", d->failed ? d->verdict : "");
+	doctor_free(d);
+	return true;
+}
+
+const char *doctor_step_name(enum doctor_step s)
+{
+	return s > STEP_NONE && s < STEP_COUNT ? doctor_step_names[s] : "";
 }

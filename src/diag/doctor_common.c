@@ -4,9 +4,12 @@
  * best port, the certificate check). */
 #include "diag/doctor.h"
 
+#include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "diag/doctor_internal.h"
 #include "diag/explain.h"
@@ -76,18 +79,49 @@ const char *doctor_reply_cause(struct doctor *d, const struct wire_reply *r, con
 	return res.known ? res.causes[0]->id : fallback;
 }
 
-/* One command line; `shown` is what the transcript shows instead (a masked password). */
-bool doctor_send_line(struct net_client *p, const char *line, const char *shown)
+uint64_t doctor_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Milliseconds left of the run's total time (UINT_MAX when it has none, 0 when it is up). */
+static unsigned time_left_ms(const struct doctor *d)
+{
+	if (!d->deadline_ms)
+		return UINT_MAX;
+	uint64_t now = doctor_now_ms();
+	return now >= d->deadline_ms ? 0 : (unsigned)(d->deadline_ms - now);
+}
+
+/* One command line; `shown` is what the transcript shows instead (a masked password).
+ * The reply's wait is cut to what is left of the run's total time. */
+bool doctor_send_line(struct doctor *d, struct net_client *p, const char *line, const char *shown)
 {
 	char err[160];
+	unsigned left = time_left_ms(d);
+	if (left == 0)
+		return false;
+	net_client_set_io_ms(p, left < d->popts.io_ms ? left : d->popts.io_ms);
 	return net_client_write_line(p, line, shown, err, sizeof(err));
 }
 
-/* Connect to the server's port, in the doctor's words when it fails. */
+/* Connect to the server's port, in the doctor's words when it fails; the limits are
+ * cut to what is left of the run's total time. */
 struct net_client *doctor_connect(struct doctor *d, unsigned port, enum net_status *st, char *err, size_t errsz)
 {
 	char why[256];
-	struct net_client *p = net_client_open(d->server, port, &d->popts, st, why, sizeof(why));
+	unsigned left = time_left_ms(d);
+	if (left == 0) {
+		*st = NET_TIMEOUT;
+		snprintf(err, errsz, "not tried: the test's total time (%u s) was used up", d->total_ms / 1000u);
+		return NULL;
+	}
+	struct net_client_opts o = d->popts;
+	o.connect_ms = left < o.connect_ms ? left : o.connect_ms;
+	o.io_ms = left < o.io_ms ? left : o.io_ms;
+	struct net_client *p = net_client_open(d->server, port, &o, st, why, sizeof(why));
 	if (!p)
 		snprintf(err, errsz, "%s", *st == NET_TIMEOUT ? "no answer (connection timed out)"
 			: strncmp(why, "connect: ", 9) == 0 ? why + 9 : why);

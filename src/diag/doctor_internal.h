@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "delivery/smtp_client.h"
@@ -90,8 +91,10 @@ struct doctor {
 	enum doctor_step failed;
 	const char *cause_id;
 	char verdict[1024];
-	struct explain_kb *kb;
+	const struct explain_kb *kb;
 	struct wire_reply last;
+	unsigned total_ms;       /* the run's total time, 0 none (doctor_run's callers) */
+	uint64_t deadline_ms;    /* doctor_now_ms() when it is up, 0 none */
 };
 
 struct slot *doctor_slot_by_name(struct doctor *d, unsigned name);
@@ -102,7 +105,10 @@ void doctor_step_set(struct doctor *d, enum doctor_step s, int status, const cha
 bool doctor_fail(struct doctor *d, enum doctor_step s, const char *cause, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 const char *doctor_reply_cause(struct doctor *d, const struct wire_reply *r, const char *fallback);
-bool doctor_send_line(struct net_client *p, const char *line, const char *shown);
+bool doctor_send_line(struct doctor *d, struct net_client *p, const char *line, const char *shown);
+uint64_t doctor_now_ms(void);
+/* The steps in order (resolve, SMTP survey and session, POP3): the CLI and doctor_run. */
+void doctor_execute(struct doctor *d);
 struct net_client *doctor_connect(struct doctor *d, unsigned port, enum net_status *st, char *err, size_t errsz);
 void doctor_first_line(const char *text, char *out, size_t outsz);
 const char *doctor_tls_name(const struct doctor *d);

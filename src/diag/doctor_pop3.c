@@ -31,9 +31,9 @@ static bool pop_status(struct net_client *p, char *line, size_t linesz)
 	return strncmp(line, "+OK", 3) == 0;
 }
 
-static bool pop_command(struct net_client *p, const char *cmd, const char *shown, char *line, size_t linesz)
+static bool pop_command(struct doctor *d, struct net_client *p, const char *cmd, const char *shown, char *line, size_t linesz)
 {
-	if (!doctor_send_line(p, cmd, shown)) {
+	if (!doctor_send_line(d, p, cmd, shown)) {
 		snprintf(line, linesz, "(the connection was lost)");
 		return false;
 	}
@@ -41,11 +41,11 @@ static bool pop_command(struct net_client *p, const char *cmd, const char *shown
 }
 
 /* CAPA (RFC 2449): false when the server does not answer it.  Notes STLS, UIDL, USER. */
-static bool pop_capa(struct net_client *p, bool *stls, bool *uidl)
+static bool pop_capa(struct doctor *d, struct net_client *p, bool *stls, bool *uidl)
 {
 	char line[POP_LINE_MAX], err[160];
 	*stls = *uidl = false;
-	if (!pop_command(p, "CAPA", NULL, line, sizeof(line)))
+	if (!pop_command(d, p, "CAPA", NULL, line, sizeof(line)))
 		return false;
 	for (int i = 0; i < CAPA_LINES_MAX * 4; i++) {
 		if (net_client_read_line(p, line, sizeof(line), err, sizeof(err)) < 0)
@@ -77,9 +77,9 @@ static void pop_survey(struct doctor *d, struct pslot *s)
 				&& pop_status(p, line, sizeof(line)))
 				s->mode = MODE_IMPLICIT;
 		} else if (pop_status(p, line, sizeof(line)))
-			s->mode = pop_capa(p, &stls, &uidl) && stls ? MODE_STARTTLS : MODE_PLAIN;
+			s->mode = pop_capa(d, p, &stls, &uidl) && stls ? MODE_STARTTLS : MODE_PLAIN;
 		if (s->mode != MODE_UNKNOWN)
-			pop_command(p, "QUIT", NULL, line, sizeof(line));
+			pop_command(d, p, "QUIT", NULL, line, sizeof(line));
 		net_client_close(&p);
 	}
 }
@@ -160,21 +160,21 @@ static struct net_client *pop_open(struct doctor *d, char *note, size_t notesz, 
 		net_client_close(&p);
 		return NULL;
 	}
-	d->pop.capa = pop_capa(p, &stls, &uidl);
+	d->pop.capa = pop_capa(d, p, &stls, &uidl);
 	if (want == MODE_STARTTLS) {
 		if (!stls) {
 			pop_fail_mode(d, want, "STLS is not offered");
 			net_client_close(&p);
 			return NULL;
 		}
-		if (!pop_command(p, "STLS", NULL, line, sizeof(line))
+		if (!pop_command(d, p, "STLS", NULL, line, sizeof(line))
 			|| !net_client_tls_report(p, doctor_tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))) {
 			doctor_fail(d, STEP_POP3, "tls_mode_mismatch", "STLS failed on POP3 port %u: %s", d->pop.port,
 				strncmp(line, "+OK", 3) == 0 ? err : line);
 			net_client_close(&p);
 			return NULL;
 		}
-		d->pop.capa = pop_capa(p, &stls, &uidl);
+		d->pop.capa = pop_capa(d, p, &stls, &uidl);
 	}
 	d->pop.uidl = uidl;
 	d->pop.uidl_known = d->pop.capa;
@@ -194,10 +194,10 @@ static bool pop_login(struct doctor *d, struct net_client *p)
 	if (strlen(d->user) > 320 || strlen(d->password) > 320)
 		return doctor_fail(d, STEP_POP3, "syntax_error", "user name or password too long");
 	snprintf(cmd, sizeof(cmd), "USER %s", d->user);
-	bool ok = pop_command(p, cmd, NULL, line, sizeof(line));
+	bool ok = pop_command(d, p, cmd, NULL, line, sizeof(line));
 	if (ok) {
 		snprintf(cmd, sizeof(cmd), "PASS %s", d->password);
-		ok = pop_command(p, cmd, "PASS ******** (password, masked)", line, sizeof(line));
+		ok = pop_command(d, p, cmd, "PASS ******** (password, masked)", line, sizeof(line));
 		OPENSSL_cleanse(cmd, sizeof(cmd));
 	}
 	if (!ok)
@@ -211,14 +211,14 @@ static bool pop_login(struct doctor *d, struct net_client *p)
 static bool pop_stat(struct doctor *d, struct net_client *p)
 {
 	char line[POP_LINE_MAX];
-	if (!pop_command(p, "STAT", NULL, line, sizeof(line)))
+	if (!pop_command(d, p, "STAT", NULL, line, sizeof(line)))
 		return doctor_fail(d, STEP_POP3, "server_unavailable", "POP3 STAT failed: %s", line);
 	if (sscanf(line + 3, "%lu %llu", &d->pop.messages, &d->pop.octets) != 2)
 		return doctor_fail(d, STEP_POP3, "unknown", "POP3 STAT answer not understood: %s", line);
 	d->pop.have_stat = true;
 	/* No CAPA: ask for one UIDL to learn whether it is there. */
 	if (!d->pop.uidl_known && d->pop.messages > 0) {
-		d->pop.uidl = pop_command(p, "UIDL 1", NULL, line, sizeof(line));
+		d->pop.uidl = pop_command(d, p, "UIDL 1", NULL, line, sizeof(line));
 		d->pop.uidl_known = d->pop.uidl || strncmp(line, "-ERR", 4) == 0;
 	}
 	return true;
@@ -280,6 +280,6 @@ void doctor_step_pop3(struct doctor *d)
 			"%s%s%.200s", d->user, d->pop.port, doctor_mode_names[d->pop.mode], uidl, d->pop.messages,
 			d->pop.messages == 1 ? "" : "s", size, warn ? "; " : "", warn ? note : "");
 	}
-	pop_command(p, "QUIT", NULL, line, sizeof(line));
+	pop_command(d, p, "QUIT", NULL, line, sizeof(line));
 	net_client_close(&p);
 }

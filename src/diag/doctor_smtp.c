@@ -20,7 +20,7 @@
 static bool ehlo(struct doctor *d, struct net_client *p, struct wire_reply *r, bool *starttls, char *auth, size_t authsz)
 {
 	char err[160];
-	if (!doctor_send_line(p, "EHLO doctor.postern.invalid", NULL) || !smtp_read_reply(p, r, err, sizeof(err))
+	if (!doctor_send_line(d, p, "EHLO doctor.postern.invalid", NULL) || !smtp_read_reply(p, r, err, sizeof(err))
 		|| r->code != 250)
 		return false;
 	(void)d;
@@ -61,7 +61,7 @@ static bool survey_implicit(struct doctor *d, struct slot *s)
 		s->have_cert = true;
 		ehlo(d, p, &r, &starttls, s->auth, sizeof(s->auth));
 	}
-	doctor_send_line(p, "QUIT", NULL);
+	doctor_send_line(d, p, "QUIT", NULL);
 	net_client_close(&p);
 	return s->mode == MODE_IMPLICIT;
 }
@@ -77,7 +77,7 @@ static bool survey_plain(struct doctor *d, struct slot *s, struct net_client *p)
 		return false;
 	s->auth_before_tls = s->auth[0] != '\0';
 	s->mode = MODE_PLAIN;
-	if (starttls && doctor_send_line(p, "STARTTLS", NULL) && smtp_read_reply(p, &r, err, sizeof(err))
+	if (starttls && doctor_send_line(d, p, "STARTTLS", NULL) && smtp_read_reply(p, &r, err, sizeof(err))
 		&& r.code == 220) {
 		bool wrong;
 		if (net_client_tls_report(p, doctor_tls_name(d), d->ca_file, &s->cert, &wrong, err, sizeof(err))) {
@@ -86,7 +86,7 @@ static bool survey_plain(struct doctor *d, struct slot *s, struct net_client *p)
 			ehlo(d, p, &r, &starttls, s->auth, sizeof(s->auth));
 		}
 	}
-	doctor_send_line(p, "QUIT", NULL);
+	doctor_send_line(d, p, "QUIT", NULL);
 	return true;
 }
 
@@ -222,7 +222,7 @@ static struct net_client *open_session(struct doctor *d, char *auth, size_t auth
 			net_client_close(&p);
 			return NULL;
 		}
-		if (!doctor_send_line(p, "STARTTLS", NULL) || !smtp_read_reply(p, &r, err, sizeof(err))
+		if (!doctor_send_line(d, p, "STARTTLS", NULL) || !smtp_read_reply(p, &r, err, sizeof(err))
 			|| r.code != 220 || !net_client_tls_report(p, doctor_tls_name(d), d->ca_file, &cert, &wrong, err, sizeof(err))
 			|| !ehlo(d, p, &r, &starttls, auth, authsz)) {
 			doctor_fail(d, STEP_TLS, "tls_mode_mismatch", "STARTTLS failed on port %u: %s", d->chosen_port, err);
@@ -243,7 +243,7 @@ static struct net_client *open_session(struct doctor *d, char *auth, size_t auth
 static bool command(struct doctor *d, struct net_client *p, const char *line, const char *shown)
 {
 	char err[160];
-	if (!doctor_send_line(p, line, shown) || !smtp_read_reply(p, &d->last, err, sizeof(err))) {
+	if (!doctor_send_line(d, p, line, shown) || !smtp_read_reply(p, &d->last, err, sizeof(err))) {
 		snprintf(d->last.lines, sizeof(d->last.lines), "%s", err);
 		d->last.code = 0;
 		return false;
