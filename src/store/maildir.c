@@ -209,9 +209,12 @@ static bool copy_body(int out, int in, off_t off, uint64_t size, uint64_t *writt
  * rename() would overwrite.  Filesystems without hard links fall back to a check
  * and rename (the check and the rename are not atomic there; one delivery thread
  * works on a message at a time, so nothing else creates this name meanwhile). */
-static enum store_result publish(const char *tmp, const char *dst, char *err, size_t errlen)
+static enum store_result publish(const char *path, const char *tmp, const char *dst, char *err, size_t errlen)
 {
-	if (link(tmp, dst) == 0) {
+	int rc = link(tmp, dst);
+	if (rc != 0 && errno == ENOENT && maildir_create(path, err, errlen))
+		rc = link(tmp, dst);   /* new/ was removed after tmp/ was checked: made again */
+	if (rc == 0) {
 		unlink(tmp);
 		return STORE_OK;
 	}
@@ -232,11 +235,17 @@ static enum store_result publish(const char *tmp, const char *dst, char *err, si
 static enum store_result deliver_as(const char *path, const char *base, const char *prefix, int fd, off_t offset,
 	uint64_t size, char *name_out, size_t name_outsz, char *err, size_t errlen)
 {
-	if (!maildir_create(path, err, errlen))
-		return STORE_TEMP;
 	char tmp[1400], dst[1500], newdir[1200];
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", path, base);
+	/* The Maildir is made on the first delivery only: trying the file first costs
+	 * nothing when the directories are there (every delivery but the first), where
+	 * making them each time cost a dozen failing mkdir calls per message. */
 	int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0 && errno == ENOENT) {
+		if (!maildir_create(path, err, errlen))
+			return STORE_TEMP;
+		out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	}
 	if (out < 0) {
 		snprintf(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		return STORE_TEMP;
@@ -262,7 +271,7 @@ static enum store_result deliver_as(const char *path, const char *base, const ch
 	}
 	snprintf(name_out, name_outsz, "new/%s,S=%" PRIu64 ",W=%" PRIu64, base, written, written + lfs);
 	snprintf(dst, sizeof(dst), "%s/%s", path, name_out);
-	enum store_result r = publish(tmp, dst, err, errlen);
+	enum store_result r = publish(path, tmp, dst, err, errlen);
 	if (r != STORE_OK)
 		return r;
 	snprintf(newdir, sizeof(newdir), "%s/new", path);
