@@ -1,0 +1,56 @@
+/* mime_internal.h - what the mime_*.c files share: the tree, its arena, the
+ * field lexer and the IMAP string writers.  No other room includes it; the
+ * public interface is mime.h. */
+#ifndef POSTERN_MSG_MIME_INTERNAL_H
+#define POSTERN_MSG_MIME_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg/mime.h"
+#include "util/buf.h"
+
+/* Allocations that live as long as the tree: blocks that never move. */
+struct mime_arena_block;
+struct mime_arena {
+	struct mime_arena_block *head;
+	bool failed;              /* an allocation failed: the tree is incomplete */
+};
+void *mime_arena_alloc(struct mime_arena *a, size_t n);   /* zeroed; NULL on failure */
+char *mime_arena_strndup(struct mime_arena *a, const char *s, size_t n);
+void mime_arena_free(struct mime_arena *a);
+
+struct mime_tree {
+	const char *raw;
+	size_t len;
+	struct mime_part *parts;  /* breadth-first, so siblings are adjacent; parts[0] is the root */
+	size_t n_parts;
+	bool truncated;
+	struct mime_arena arena;
+};
+
+/* Content-Type / Content-Disposition (mime_field.c): "value *(; param)" with
+ * RFC 2045 tokens and quoted strings, comments skipped, RFC 2231 joined.
+ * `word` gets the part before the first ";" or "/" (type or disposition),
+ * `sub` (when not NULL) the subtype after "/".  False: no word at all. */
+bool mime_field_parse(struct mime_arena *a, const char *v, size_t n, const char **word, const char **sub,
+	struct mime_param **params, size_t *n_params);
+/* The value of parameter `name` (ASCII case-insensitive), NULL when absent. */
+const char *mime_param_get(const struct mime_param *p, size_t n, const char *name);
+/* The field body of the first (or with `last`, the last) field named `name`
+ * in a header block, leading white space skipped, unfolded as Dovecot does
+ * (CR LF and LF dropped, the WSP after them kept; a bare CR becomes a space,
+ * NUL becomes U+FFFD).  NULL when absent. */
+char *mime_header_value(struct mime_arena *a, const char *hdr, size_t hlen, const char *name, bool last);
+
+/* IMAP strings (mime_imap.c) written the way Dovecot writes them. */
+void mime_imap_string_for_humans(struct buf *out, const char *s, size_t n);   /* NULL: NIL */
+
+static inline unsigned char mime_lower(unsigned char c)
+{
+	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;
+}
+bool mime_ieq(const char *a, const char *b);   /* ASCII case-insensitive; NULL equals nothing */
+
+#endif
