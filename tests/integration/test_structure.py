@@ -232,6 +232,7 @@ def test_net_imports_only_util_and_conf():
 ROOM_ORDER_BELOW = {
     "milter": ("net", "wire", "util", "conf"),
     "web": ("directory", "queue", "conf", "net", "wire", "util"),   # net: net/http.h only (test_web_sits_below_serve...)
+    "imap": ("auth", "store", "msg", "util", "wire"),                # like pop3/; only serve/ includes imap/
 }
 
 
@@ -261,6 +262,13 @@ def test_only_main_and_cli_include_serve():
         if bad:
             violations[rel(p)] = ", ".join(bad)
     check_shrinking("serve_imports", violations)
+
+
+def test_only_serve_includes_imap():
+    bad = {rel(p): ", ".join(i for i in project_includes(p) if i.startswith("imap/"))
+           for p in sources() if room_of(p) not in ("imap", "serve")
+           and any(i.startswith("imap/") for i in project_includes(p))}
+    assert not bad, "\n".join(f"{k}: {v}" for k, v in sorted(bad.items()))
 
 
 def test_web_sits_below_serve_and_above_the_rooms_it_reads():
