@@ -134,7 +134,12 @@ const char *imap_parser_line(const struct imap_parser *p, size_t *n)
 
 bool imap_parser_pending(const struct imap_parser *p)
 {
-	return p->acc.len > 0 || p->state == S_LITERAL || p->state == S_SKIP || p->state == S_RAWSKIP;
+	return p->state != S_LITERAL && (p->acc.len > 0 || p->state == S_SKIP || p->state == S_RAWSKIP);
+}
+
+bool imap_parser_in_literal(const struct imap_parser *p)
+{
+	return p->state == S_LITERAL;
 }
 
 static void reset_command(struct imap_parser *p)
@@ -216,7 +221,7 @@ static enum imap_event end_of_command(struct imap_parser *p)
  * command is complete. */
 static enum imap_event end_of_segment(struct imap_parser *p)
 {
-	const char *seg = p->acc.data + p->seg_start;
+	const char *seg = p->acc.data ? p->acc.data + p->seg_start : "";
 	size_t n = p->acc.len - p->seg_start;
 	if (n && seg[n - 1] == '\r') {
 		p->acc.len--;

@@ -216,8 +216,11 @@ size_t imap_parser_feed(struct imap_parser *p, const void *data, size_t n, enum 
 struct imap_cmd *imap_parser_take(struct imap_parser *p);            /* after IMAP_EV_COMMAND */
 const struct imap_parse_error *imap_parser_error(const struct imap_parser *p);
 const char *imap_parser_line(const struct imap_parser *p, size_t *n); /* after IMAP_EV_LINE */
-/* A line or literal is partly received. */
+/* A line is partly received (not inside a literal). */
 bool imap_parser_pending(const struct imap_parser *p);
+/* Literal octets are being received (the transport's data-rate deadline applies, not
+ * the line's). */
+bool imap_parser_in_literal(const struct imap_parser *p);
 /* Parse one complete command held in memory (the line without its final CRLF, with
  * literals inline as "{N}\r\n" + N octets) - the tables of the unit tests use it. */
 enum imap_event imap_parse_command(struct imap_parser *p, const char *text, size_t n);
