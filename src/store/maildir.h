@@ -14,8 +14,11 @@
 #include <sys/types.h>
 #include <time.h>
 
-/* STORE_DUPLICATE: maildir_deliver_copy found this very copy already in new/. */
-enum store_result { STORE_OK, STORE_TEMP, STORE_PERM, STORE_DUPLICATE };
+/* STORE_DUPLICATE: maildir_deliver_copy found this very copy already in new/.
+ * The last four are folder.h's (IMAP): [ALREADYEXISTS], [NONEXISTENT], [CANNOT],
+ * [OVERQUOTA] (RFC 5530). */
+enum store_result { STORE_OK, STORE_TEMP, STORE_PERM, STORE_DUPLICATE,
+	STORE_EXISTS, STORE_NONEXISTENT, STORE_CANNOT, STORE_QUOTA };
 
 /* Create path/{cur,new,tmp} (and path itself, and missing parents). */
 bool maildir_create(const char *path, char *err, size_t errlen);

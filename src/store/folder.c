@@ -1,0 +1,582 @@
+/* folder.c - an open folder: one session's view of a Maildir++ folder, brought up
+ * to date by folder_sync (see folder.h).
+ *
+ * A sync lists cur/ once (after moving new/ there) and reads dovecot-uidlist; it
+ * never opens a message.  Files the uidlist does not know get UIDs under the
+ * dotlock (the list re-read under it, so two writers never hand out one UID).
+ * INTERNALDATE (stat) and RFC822.SIZE (W= in the name or the uidlist, else counted)
+ * are filled in when a message is first asked for, or come from the index. */
+#include "store/folder_impl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+
+static long long mono_seconds(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec;
+}
+
+/* --- matching the uidlist with cur/ ------------------------------------------------ */
+
+static int cmp_name_main(const void *key, const void *elem)
+{
+	const char *k = key, *e = *(const char *const *)elem;
+	size_t kl = strlen(k), el = folder_name_main_len(e);
+	int c = memcmp(k, e, kl < el ? kl : el);
+	return c ? c : (kl < el ? -1 : kl > el);
+}
+
+/* rec_file[r] = index into names of record r's file, or -1.  Returns how many of
+ * the names no record claims (marked in used[] = false). */
+static size_t match_files(const struct uidlist *ul, char **names, size_t n, long *rec_file, bool *used)
+{
+	memset(used, 0, n * sizeof(bool));
+	for (size_t r = 0; r < ul->n; r++) {
+		char **hit = bsearch(ul->recs[r].name, names, n, sizeof(char *), cmp_name_main);
+		rec_file[r] = -1;
+		if (hit && !used[hit - names]) {
+			rec_file[r] = hit - names;
+			used[hit - names] = true;
+		}
+	}
+	size_t unknown = 0;
+	for (size_t i = 0; i < n; i++)
+		unknown += !used[i];
+	return unknown;
+}
+
+static void new_guid(char out[33])
+{
+	unsigned char b[16];
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		for (size_t i = 0; i < sizeof(b); i++)
+			b[i] = (unsigned char)(rand() & 0xff);
+	for (size_t i = 0; i < sizeof(b); i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+struct unknown_file { const char *name; };
+static int cmp_unknown(const void *a, const void *b)
+{
+	return folder_name_order(((const struct unknown_file *)a)->name, ((const struct unknown_file *)b)->name);
+}
+
+/* The records that still have files (the header as it was): a gone file's UID is
+ * never reused because nextuid only grows. */
+static bool keep_present(const struct uidlist *ul, const long *rf, struct uidlist *kept)
+{
+	*kept = *ul;
+	kept->recs = NULL;
+	kept->n = kept->cap = 0;
+	kept->hdr_ext = ul->hdr_ext;
+	bool ok = true;
+	for (size_t r = 0; r < ul->n && ok; r++) {
+		if (rf[r] < 0)
+			continue;
+		const struct uidlist_rec *src = &ul->recs[r];
+		ok = uidlist_add(kept, src->uid, src->name, strlen(src->name), src->vsize);
+		if (ok && src->ext)
+			ok = (kept->recs[kept->n - 1].ext = strdup(src->ext)) != NULL;
+		if (ok)
+			kept->recs[kept->n - 1].psize = src->psize;
+	}
+	return ok;
+}
+
+/* Under the dotlock: re-read the list, give every unknown file a UID (delivery
+ * order), drop records whose file is gone, write it back. */
+static bool assign_uids(struct folder *f, char **names, size_t n, struct uidlist *ul, long **rec_file,
+	bool *used, char *err, size_t errsz)
+{
+	int lock = dotlock_open(f->path, UIDLIST_FILE, err, errsz);
+	if (lock < 0)
+		return false;
+	uidlist_free(ul);
+	bool exists;
+	if (!uidlist_read(f->path, ul, &exists, err, errsz) || !exists) {
+		uidlist_free(ul);
+		/* Lost or never written: a new UIDVALIDITY (RFC 3501 §2.3.1.1), never the old. */
+		ul->version = 3;
+		ul->uidvalidity = (uint32_t)time(NULL);
+		uint32_t prev = f->shared->last_validity > f->uidvalidity ? f->shared->last_validity : f->uidvalidity;
+		if (prev && ul->uidvalidity <= prev)
+			ul->uidvalidity = prev + 1;
+		ul->nextuid = 1;
+	}
+	if (!ul->guid[0])
+		new_guid(ul->guid);
+	long *rf = realloc(*rec_file, (ul->n + n + 1) * sizeof(long));
+	struct unknown_file *unk = malloc((n + 1) * sizeof(*unk));
+	if (!rf || !unk) {
+		free(unk);
+		if (rf)
+			*rec_file = rf;
+		dotlock_abandon(lock, f->path, UIDLIST_FILE);
+		snprintf(err, errsz, "out of memory");
+		return false;
+	}
+	*rec_file = rf;
+	size_t n_unk = 0;
+	match_files(ul, names, n, rf, used);
+	for (size_t i = 0; i < n; i++)
+		if (!used[i])
+			unk[n_unk++].name = names[i];
+	qsort(unk, n_unk, sizeof(*unk), cmp_unknown);
+	struct uidlist kept;
+	bool ok = keep_present(ul, rf, &kept);
+	for (size_t k = 0; k < n_unk && ok; k++) {
+		const char *nm = unk[k].name;
+		uint64_t w = 0;
+		folder_name_field(nm, 'W', &w);
+		if (kept.nextuid == UINT32_MAX) {
+			snprintf(err, errsz, "%s: UIDs exhausted", f->path);
+			ok = false;
+			break;
+		}
+		ok = uidlist_add(&kept, kept.nextuid, nm, folder_name_main_len(nm), w);
+	}
+	free(unk);
+	size_t len = 0;
+	char *text = ok ? uidlist_format(&kept, &len) : NULL;
+	ul->hdr_ext = NULL;
+	uidlist_free(ul);
+	*ul = kept;
+	if (!text) {
+		dotlock_abandon(lock, f->path, UIDLIST_FILE);
+		if (!err[0])
+			snprintf(err, errsz, "out of memory");
+		return false;
+	}
+	ok = dotlock_commit(lock, f->path, UIDLIST_FILE, text, len, err, errsz);
+	free(text);
+	if (ok) {
+		rf = realloc(*rec_file, (ul->n + 1) * sizeof(long));
+		if (rf)
+			*rec_file = rf;
+		match_files(ul, names, n, *rec_file, used);
+	}
+	return ok;
+}
+
+/* --- building the view ---------------------------------------------------------- */
+
+static void reload_keywords(struct folder *f)
+{
+	char p[FOLDER_SUB_LEN];
+	snprintf(p, sizeof(p), "%s/%s", f->path, KEYWORDS_FILE);
+	struct folder_stamp st;
+	folder_stamp_of(p, &st);
+	if (folder_stamp_same(&st, &f->st_kw) && f->st_kw.exists)
+		return;
+	f->st_kw = st;
+	keywords_free(&f->kw);
+	FILE *fp = fopen(p, "re");
+	if (!fp)
+		return;
+	char buf[26 * 120];
+	size_t len = fread(buf, 1, sizeof(buf), fp);
+	fclose(fp);
+	keywords_parse(buf, len, &f->kw);
+}
+
+static uint64_t known_keywords(const struct folder *f)
+{
+	uint64_t m = 0;
+	for (int i = 0; i < FOLDER_KEYWORDS_MAX; i++)
+		if (f->kw.names[i])
+			m |= 1ull << i;
+	return m;
+}
+
+/* The new view from the matched list; sizes from the uidlist or the name. */
+static bool build_view(struct folder *f, const struct uidlist *ul, char **names, const long *rec_file,
+	struct folder_msg **out, uint8_t **lazy_out, size_t *n_out)
+{
+	size_t n = 0;
+	for (size_t r = 0; r < ul->n; r++)
+		n += rec_file[r] >= 0;
+	struct folder_msg *m = calloc(n + 1, sizeof(*m));
+	uint8_t *lazy = calloc(n + 1, 1);
+	if (!m || !lazy) {
+		free(m);
+		free(lazy);
+		return false;
+	}
+	uint64_t kwmask = known_keywords(f);
+	size_t k = 0;
+	for (size_t r = 0; r < ul->n; r++) {
+		if (rec_file[r] < 0)
+			continue;
+		const char *nm = names[rec_file[r]];
+		m[k].uid = ul->recs[r].uid;
+		folder_info_flags(nm, &m[k].flags, &m[k].keywords);
+		m[k].keywords &= kwmask;
+		m[k].filename = strdup(nm);
+		lazy[k] = LAZY_DATE;
+		uint64_t w = ul->recs[r].vsize;
+		if (w || folder_name_field(nm, 'W', &w))
+			m[k].size = w;
+		else
+			lazy[k] |= LAZY_SIZE;
+		if (!m[k].filename) {
+			for (size_t j = 0; j < k; j++)
+				free((char *)m[j].filename);
+			free(m);
+			free(lazy);
+			return false;
+		}
+		k++;
+	}
+	*out = m;
+	*lazy_out = lazy;
+	*n_out = n;
+	return true;
+}
+
+/* \Recent (RFC 3501 §2.3.2): keep this view's, claim UIDs above the floor. */
+static void claim_recent(struct folder *f, struct folder_msg *m, size_t n, uint32_t uidnext_before)
+{
+	pthread_mutex_lock(&f->shared->mu);
+	if (!f->shared->recent_known) {
+		/* First view in this process: what was new before this sync's arrivals is
+		 * not recent to anyone any more (a restart forgets who saw what). */
+		f->shared->recent_floor = uidnext_before ? uidnext_before - 1 : 0;
+		f->shared->recent_known = true;
+	}
+	uint32_t floor = f->shared->recent_floor;
+	if (!f->readonly && n && m[n - 1].uid > floor)
+		f->shared->recent_floor = m[n - 1].uid;
+	pthread_mutex_unlock(&f->shared->mu);
+	size_t j = 0;
+	for (size_t i = 0; i < n; i++) {
+		while (j < f->n && f->msgs[j].uid < m[i].uid)
+			j++;
+		bool was = j < f->n && f->msgs[j].uid == m[i].uid && (f->msgs[j].flags & FOLDER_RECENT);
+		if (was || (!f->readonly && m[i].uid > floor))
+			m[i].flags |= FOLDER_RECENT;
+	}
+}
+
+/* Report the differences between the old view (f->msgs) and m, then install m. */
+static void install_view(struct folder *f, struct folder_msg *m, uint8_t *lazy, size_t n,
+	const struct folder_changes *ch)
+{
+	/* Expunges, highest sequence number first so each number is still right. */
+	size_t j = n;
+	for (size_t i = f->n; i-- > 0;) {
+		while (j > 0 && m[j - 1].uid > f->msgs[i].uid)
+			j--;
+		bool kept = j > 0 && m[j - 1].uid == f->msgs[i].uid;
+		if (kept) {
+			/* Carry what was filled in lazily. */
+			struct folder_msg *nm = &m[j - 1];
+			uint8_t *nl = &lazy[j - 1];
+			if ((*nl & LAZY_DATE) && !(f->lazy[i] & LAZY_DATE)) {
+				nm->internaldate = f->msgs[i].internaldate;
+				*nl &= (uint8_t)~LAZY_DATE;
+			}
+			if ((*nl & LAZY_SIZE) && !(f->lazy[i] & LAZY_SIZE)) {
+				nm->size = f->msgs[i].size;
+				*nl &= (uint8_t)~LAZY_SIZE;
+			}
+		} else if (ch && ch->expunged) {
+			ch->expunged(ch->arg, (uint32_t)(i + 1), f->msgs[i].uid);
+		}
+	}
+	bool grew = false;
+	j = 0;
+	for (size_t i = 0; i < n; i++) {
+		while (j < f->n && f->msgs[j].uid < m[i].uid)
+			j++;
+		if (j < f->n && f->msgs[j].uid == m[i].uid) {
+			if ((f->msgs[j].flags != m[i].flags || f->msgs[j].keywords != m[i].keywords) && ch && ch->flags)
+				ch->flags(ch->arg, i + 1);
+		} else {
+			grew = true;
+		}
+	}
+	if (grew && ch && ch->exists)
+		ch->exists(ch->arg, n);
+	for (size_t i = 0; i < f->n; i++)
+		free((char *)f->msgs[i].filename);
+	free(f->msgs);
+	free(f->lazy);
+	f->msgs = m;
+	f->lazy = lazy;
+	f->n = n;
+}
+
+/* The stamps now; rescan next time too when one is too fresh to trust (a change in
+ * the same clock tick would not move it again). */
+static bool take_stamps(struct folder *f, struct folder_stamp st[3])
+{
+	char p[FOLDER_SUB_LEN];
+	snprintf(p, sizeof(p), "%s/%s", f->path, UIDLIST_FILE);
+	folder_stamp_of(p, &st[0]);
+	snprintf(p, sizeof(p), "%s/cur", f->path);
+	folder_stamp_of(p, &st[1]);
+	snprintf(p, sizeof(p), "%s/new", f->path);
+	folder_stamp_of(p, &st[2]);
+	time_t now = time(NULL);
+	bool fresh = false;
+	for (int i = 0; i < 3; i++)
+		fresh |= st[i].exists && now - st[i].mtim.tv_sec <= 1;
+	return fresh;
+}
+
+static bool stamps_unchanged(const struct folder *f, const struct folder_stamp st[3])
+{
+	return folder_stamp_same(&st[0], &f->st_uidlist) && folder_stamp_same(&st[1], &f->st_cur) &&
+	       folder_stamp_same(&st[2], &f->st_new);
+}
+
+bool folder_sync(struct folder *f, const struct folder_changes *ch, char *err, size_t errsz)
+{
+	err[0] = '\0';
+	uint64_t counter = atomic_load(&f->shared->counter);
+	struct folder_stamp st[3];
+	bool fresh = take_stamps(f, st);
+	atomic_store(&f->last_poll, mono_seconds());
+	if (!f->rescan && counter == f->counter_seen && stamps_unchanged(f, st))
+		return true;
+	if (!st[1].exists) {
+		snprintf(err, errsz, "%s/cur is gone", f->path);
+		errno = ENOENT;
+		return false;
+	}
+	pthread_mutex_lock(&f->shared->mu);
+	size_t moved = folder_move_new(f->path);
+	char **names = NULL;
+	size_t n = 0;
+	struct uidlist ul = { 0 };
+	long *rec_file = NULL;
+	bool *used = NULL, ok = false, exists = false;
+	if (!folder_list_cur(f->path, &names, &n, err, errsz) || !uidlist_read(f->path, &ul, &exists, err, errsz))
+		goto out;
+	rec_file = malloc((ul.n + 1) * sizeof(long));
+	used = malloc(n + 1);
+	if (!rec_file || !used) {
+		snprintf(err, errsz, "out of memory");
+		goto out;
+	}
+	/* UIDs from here on arrived since the last writer: \Recent to the first view. */
+	uint32_t uidnext_before = exists ? ul.nextuid : 1;
+	if ((match_files(&ul, names, n, rec_file, used) > 0 || !exists) && !assign_uids(f, names, n, &ul, &rec_file,
+			used, err, errsz))
+		goto out;
+	reload_keywords(f);
+	struct folder_msg *m;
+	uint8_t *lazy;
+	size_t mn;
+	if (!build_view(f, &ul, names, rec_file, &m, &lazy, &mn)) {
+		snprintf(err, errsz, "out of memory");
+		goto out;
+	}
+	pthread_mutex_unlock(&f->shared->mu);
+	claim_recent(f, m, mn, uidnext_before);
+	pthread_mutex_lock(&f->shared->mu);
+	f->uidvalidity = ul.uidvalidity;
+	f->uidnext = ul.nextuid;
+	if (ul.uidvalidity > f->shared->last_validity)
+		f->shared->last_validity = ul.uidvalidity;
+	folder_index_sync(f, m, lazy, mn);
+	install_view(f, m, lazy, mn, ch);
+	f->st_uidlist = st[0];
+	f->st_cur = st[1];
+	f->st_new = st[2];
+	f->rescan = fresh;
+	f->counter_seen = counter;
+	ok = true;
+	if (moved)
+		folder_shared_bump(f->shared);
+out:
+	pthread_mutex_unlock(&f->shared->mu);
+	free(rec_file);
+	free(used);
+	folder_free_names(names, n);
+	uidlist_free(&ul);
+	return ok;
+}
+
+/* --- open, close, accessors ------------------------------------------------------ */
+
+struct folder *folder_open(const char *root, const char *name, bool readonly, char *err, size_t errsz)
+{
+	struct folder *f = calloc(1, sizeof(*f));
+	if (!f) {
+		snprintf(err, errsz, "out of memory");
+		return NULL;
+	}
+	if (!folder_path(root, name, f->path, sizeof(f->path))) {
+		snprintf(err, errsz, "\"%s\" cannot be a folder name", name);
+		free(f);
+		errno = ENOENT;
+		return NULL;
+	}
+	f->root = strdup(root);
+	f->name = strdup(name);
+	f->readonly = readonly;
+	f->shared = folder_shared_get(f->path);
+	f->rescan = true;
+	if (!f->root || !f->name || !folder_exists(root, name)) {
+		int e = f->root && f->name ? ENOENT : ENOMEM;
+		snprintf(err, errsz, e == ENOENT ? "no folder \"%s\"" : "out of memory", name);
+		folder_close(&f);
+		errno = e;
+		return NULL;
+	}
+	if (!folder_sync(f, NULL, err, errsz)) {
+		int e = errno;
+		folder_close(&f);
+		errno = e == ENOENT ? ENOENT : EIO;
+		return NULL;
+	}
+	return f;
+}
+
+void folder_close(struct folder **fp)
+{
+	struct folder *f = *fp;
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++)
+		free((char *)f->msgs[i].filename);
+	free(f->msgs);
+	free(f->lazy);
+	keywords_free(&f->kw);
+	folder_index_close(f);
+	free(f->root);
+	free(f->name);
+	free(f);
+	*fp = NULL;
+}
+
+uint32_t folder_uidvalidity(const struct folder *f) { return f->uidvalidity; }
+uint32_t folder_uidnext(const struct folder *f) { return f->uidnext; }
+uint64_t folder_highestmodseq(const struct folder *f) { return f->highestmodseq; }
+const char *folder_name(const struct folder *f) { return f->name; }
+bool folder_readonly(const struct folder *f) { return f->readonly; }
+size_t folder_count(const struct folder *f) { return f->n; }
+
+/* CRLF size of an LF file: every LF not after a CR adds one. */
+static bool count_crlf_size(int fd, uint64_t *out)
+{
+	char buf[65536];
+	uint64_t n = 0;
+	char prev = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return false;
+		if (r == 0)
+			break;
+		for (ssize_t i = 0; i < r; i++) {
+			n += (buf[i] == '\n' && prev != '\r') ? 2 : 1;
+			prev = buf[i];
+		}
+	}
+	*out = n;
+	return true;
+}
+
+const struct folder_msg *folder_msg(const struct folder *cf, size_t i)
+{
+	if (i >= cf->n)
+		return NULL;
+	/* Logically const: filling in what the sync left for later (one thread per view). */
+	struct folder *f = (struct folder *)cf;
+	if (f->lazy[i]) {
+		int fd = folder_msg_open(f, i);
+		struct stat sb;
+		if (fd >= 0 && fstat(fd, &sb) == 0) {
+			if (f->lazy[i] & LAZY_DATE)
+				f->msgs[i].internaldate = sb.st_mtime;
+			if (!(f->lazy[i] & LAZY_SIZE) || count_crlf_size(fd, &f->msgs[i].size))
+				f->lazy[i] = 0;
+			folder_index_note(f, i);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	return &f->msgs[i];
+}
+
+size_t folder_find_uid(const struct folder *f, uint32_t uid)
+{
+	size_t lo = 0, hi = f->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (f->msgs[mid].uid == uid)
+			return mid;
+		if (f->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return (size_t)-1;
+}
+
+int folder_msg_open(struct folder *f, size_t i)
+{
+	if (i >= f->n)
+		return -1;
+	char p[FOLDER_SUB_LEN];
+	snprintf(p, sizeof(p), "%s/cur/%s", f->path, f->msgs[i].filename);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 || errno != ENOENT)
+		return fd;
+	/* Renamed by another program (flags): find it again by its base name. */
+	char **names;
+	size_t n;
+	char err[256];
+	if (!folder_list_cur(f->path, &names, &n, err, sizeof(err)))
+		return -1;
+	char base[FOLDER_SUB_LEN];
+	size_t bl = folder_name_main_len(f->msgs[i].filename);
+	snprintf(base, sizeof(base), "%.*s", (int)bl, f->msgs[i].filename);
+	char **hit = bsearch(base, names, n, sizeof(char *), cmp_name_main);
+	if (hit) {
+		snprintf(p, sizeof(p), "%s/cur/%s", f->path, *hit);
+		fd = open(p, O_RDONLY | O_CLOEXEC);
+	}
+	folder_free_names(names, n);
+	return fd;
+}
+
+bool folder_changed_since_sync(const struct folder *f)
+{
+	if (atomic_load(&f->shared->counter) != f->counter_seen)
+		return true;
+	long long now = mono_seconds();
+	if (now - atomic_load(&((struct folder *)f)->last_poll) < 1)
+		return false;
+	atomic_store(&((struct folder *)f)->last_poll, now);
+	struct folder_stamp st[3];
+	take_stamps((struct folder *)f, st);
+	return f->rescan || !stamps_unchanged(f, st);
+}
+
+const char *folder_keyword_name(const struct folder *f, int i)
+{
+	return i >= 0 && i < FOLDER_KEYWORDS_MAX ? f->kw.names[i] : NULL;
+}
+
+int folder_keyword_count(const struct folder *f)
+{
+	int n = 0;
+	for (int i = 0; i < FOLDER_KEYWORDS_MAX; i++)
+		if (f->kw.names[i])
+			n = i + 1;
+	return n;
+}

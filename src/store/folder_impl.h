@@ -1,0 +1,102 @@
+/* folder_impl.h - what the files of the folder module (folder*.c) share: the view's
+ * structure, the process-wide per-folder record, Maildir name helpers.  Private to
+ * src/store/folder*.c; everyone else uses folder.h. */
+#ifndef POSTERN_STORE_FOLDER_IMPL_H
+#define POSTERN_STORE_FOLDER_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "store/folder.h"
+#include "store/uidlist.h"
+
+#define FOLDER_PATH_LEN 1200
+#define FOLDER_SUB_LEN (FOLDER_PATH_LEN + 600)   /* a path inside a folder directory */
+
+/* What a stat says about a file or directory: if any of it moved, look again. */
+struct folder_stamp {
+	bool exists;
+	ino_t ino;
+	off_t size;
+	struct timespec mtim, ctim;
+};
+
+/* One per folder path in this process, never freed (bounded table): the change
+ * counter sessions poll, and the \Recent floor (RFC 3501 §2.3.2: a message is
+ * recent in exactly one session: the first to see it claims every UID above the
+ * floor and raises it).  mu also serialises this process's writers of the folder's
+ * files (uidlist, keywords, index), the dotlocks serialise us with Dovecot. */
+struct folder_shared {
+	char path[FOLDER_PATH_LEN];
+	atomic_uint_fast64_t counter;
+	pthread_mutex_t mu;
+	uint32_t recent_floor;
+	bool recent_known;
+	uint32_t last_validity;       /* the highest UIDVALIDITY seen: a rebuild goes above */
+};
+
+struct folder {
+	char *root, *name;
+	char path[FOLDER_PATH_LEN];
+	bool readonly;
+	struct folder_msg *msgs;      /* ascending UID; msgs[i].filename owned (malloc'd) */
+	uint8_t *lazy;                /* per message: LAZY_* bits still to fill in */
+	size_t n;
+	uint32_t uidvalidity, uidnext;
+	uint64_t highestmodseq;
+	struct keywords kw;
+	struct folder_stamp st_uidlist, st_cur, st_new, st_kw;
+	bool rescan;                  /* a stamp was too recent to trust: look next time */
+	struct folder_shared *shared;
+	uint64_t counter_seen;
+	atomic_llong last_poll;       /* folder_changed_since_sync's last stat (monotonic s) */
+};
+
+#define LAZY_DATE 1u
+#define LAZY_SIZE 2u
+
+/* folder_shared.c */
+struct folder_shared *folder_shared_get(const char *path);
+void folder_shared_bump(struct folder_shared *s);
+
+/* folder_index.c: the postern-index.  sync: give the new view (before it is
+ * installed) its MODSEQs, cached dates and sizes, raise f->highestmodseq for what
+ * changed since the index last saw it, log expunges; note: message i's lazily
+ * found date/size; close: forget the view's index state. */
+void folder_index_sync(struct folder *f, struct folder_msg *m, uint8_t *lazy, size_t n);
+void folder_index_note(struct folder *f, size_t i);
+/* Message i's flags changed (f->msgs[i] holds the new flags and MODSEQ). */
+void folder_index_store(struct folder *f, size_t i);
+/* The cached header block of message i (malloc'd copy), or false. */
+bool folder_index_header(struct folder *f, size_t i, char **hdr, size_t *len);
+void folder_index_cache_header(struct folder *f, size_t i, const char *hdr, size_t len);
+void folder_index_close(struct folder *f);
+
+/* folder_names.c: the special-use table (exact names Sent, Drafts, Trash, Junk,
+ * Archive); folder_special_name(i) walks it (NULL past the end). */
+enum folder_special folder_special_of(const char *name);
+const char *folder_special_name(size_t i);
+
+/* folder_scan.c: names and directories. */
+size_t folder_name_main_len(const char *name);        /* before ":" */
+/* Flags and keyword bits from a name's ":2,<info>". */
+void folder_info_flags(const char *name, uint32_t *flags, uint64_t *keywords);
+/* The name with its info replaced for these flags/keywords (other letters kept). */
+bool folder_name_with_flags(const char *name, uint32_t flags, uint64_t keywords, char *out, size_t outsz);
+/* ",W=<n>" in the main part of a name. */
+bool folder_name_field(const char *name, char key, uint64_t *out);
+void folder_stamp_of(const char *path, struct folder_stamp *st);
+bool folder_stamp_same(const struct folder_stamp *a, const struct folder_stamp *b);
+/* Move new/ entries into cur/ (":2," added when the name has no info).  Returns how many. */
+size_t folder_move_new(const char *path);
+/* The names in <path>/cur, malloc'd array of malloc'd strings, sorted by main part. */
+bool folder_list_cur(const char *path, char ***names, size_t *n, char *err, size_t errsz);
+void folder_free_names(char **names, size_t n);
+/* Delivery order of two names (leading seconds, ".M<usec>", then the name). */
+int folder_name_order(const char *a, const char *b);
+
+#endif
