@@ -169,13 +169,13 @@ static bool assign_uids(struct folder *f, char **names, size_t n, struct uidlist
 
 /* --- building the view ---------------------------------------------------------- */
 
-static void reload_keywords(struct folder *f)
+void folder_reload_keywords(struct folder *f, bool force)
 {
 	char p[FOLDER_SUB_LEN];
 	snprintf(p, sizeof(p), "%s/%s", f->path, KEYWORDS_FILE);
 	struct folder_stamp st;
 	folder_stamp_of(p, &st);
-	if (folder_stamp_same(&st, &f->st_kw) && f->st_kw.exists)
+	if (!force && folder_stamp_same(&st, &f->st_kw) && f->st_kw.exists)
 		return;
 	f->st_kw = st;
 	keywords_free(&f->kw);
@@ -373,7 +373,7 @@ bool folder_sync(struct folder *f, const struct folder_changes *ch, char *err, s
 	if ((match_files(&ul, names, n, rec_file, used) > 0 || !exists) && !assign_uids(f, names, n, &ul, &rec_file,
 			used, err, errsz))
 		goto out;
-	reload_keywords(f);
+	folder_reload_keywords(f, false);
 	struct folder_msg *m;
 	uint8_t *lazy;
 	size_t mn;
@@ -426,6 +426,7 @@ struct folder *folder_open(const char *root, const char *name, bool readonly, ch
 	f->name = strdup(name);
 	f->readonly = readonly;
 	f->shared = folder_shared_get(f->path);
+	folder_index_open(f);
 	f->rescan = true;
 	if (!f->root || !f->name || !folder_exists(root, name)) {
 		int e = f->root && f->name ? ENOENT : ENOMEM;

@@ -63,15 +63,17 @@ struct folder_info {
 	enum folder_special special;     /* from the name table: Sent, Drafts, Trash, Junk, Archive */
 	bool has_children;               /* \HasChildren / \HasNoChildren (RFC 3348) */
 	bool subscribed;                 /* in the subscriptions file */
-	bool noselect;                   /* a parent that exists only through its children */
+	bool noselect;                   /* not selectable: a parent implied by its children, or ... */
+	bool nonexistent;                /* ... a subscribed name with no folder (RFC 5258 \NonExistent;
+	                                    LIST leaves it out, LSUB shows it) */
 };
 
 /* "\\Sent" ... for RFC 6154 LIST replies; NULL for FOLDER_SPECIAL_NONE. */
 const char *folder_special_attr(enum folder_special s);
 
 /* Every folder under root, INBOX first, then by name; *out is malloc'd (free()).
- * Subscribed names without a folder are listed too, with noselect and subscribed
- * (LSUB needs them). */
+ * Subscribed names without a folder are listed too (nonexistent, subscribed: LSUB
+ * needs them). */
 bool folder_list(const char *root, struct folder_info **out, size_t *n, char *err, size_t errsz);
 
 /* Does the folder exist (SELECT of a missing one: NO [NONEXISTENT])? */

@@ -37,6 +37,8 @@ struct folder_shared {
 	uint32_t recent_floor;
 	bool recent_known;
 	uint32_t last_validity;       /* the highest UIDVALIDITY seen: a rebuild goes above */
+	struct folder_index *index;   /* folder_index.c's, while views are open */
+	unsigned views;
 };
 
 struct folder {
@@ -63,6 +65,8 @@ struct folder {
 struct folder_shared *folder_shared_get(const char *path);
 void folder_shared_bump(struct folder_shared *s);
 
+struct folder_index;
+
 /* folder_index.c: the postern-index.  sync: give the new view (before it is
  * installed) its MODSEQs, cached dates and sizes, raise f->highestmodseq for what
  * changed since the index last saw it, log expunges; note: message i's lazily
@@ -70,11 +74,18 @@ void folder_shared_bump(struct folder_shared *s);
 void folder_index_sync(struct folder *f, struct folder_msg *m, uint8_t *lazy, size_t n);
 void folder_index_note(struct folder *f, size_t i);
 /* Message i's flags changed (f->msgs[i] holds the new flags and MODSEQ). */
-void folder_index_store(struct folder *f, size_t i);
+uint64_t folder_index_store(struct folder *f, size_t i);   /* returns the new MODSEQ */
+void folder_index_open(struct folder *f);                  /* one more view */
 /* The cached header block of message i (malloc'd copy), or false. */
 bool folder_index_header(struct folder *f, size_t i, char **hdr, size_t *len);
 void folder_index_cache_header(struct folder *f, size_t i, const char *hdr, size_t len);
 void folder_index_close(struct folder *f);
+
+/* folder.c: re-read dovecot-keywords (when its stamp moved, or always). */
+void folder_reload_keywords(struct folder *f, bool force);
+/* folder_ops.c: keyword `name`'s index in the dovecot-keywords of the folder at
+ * path, created there when asked and there is room; -1 otherwise. */
+int folder_keywords_file_index(const char *path, const char *name, bool create);
 
 /* folder_names.c: the special-use table (exact names Sent, Drafts, Trash, Junk,
  * Archive); folder_special_name(i) walks it (NULL past the end). */

@@ -18,6 +18,64 @@
 
 /* --- keywords ------------------------------------------------------------------------ */
 
+static void read_keywords(const char *path, struct keywords *kw)
+{
+	char p[FOLDER_SUB_LEN], buf[26 * 120];
+	snprintf(p, sizeof(p), "%s/%s", path, KEYWORDS_FILE);
+	size_t len = 0;
+	FILE *fp = fopen(p, "re");
+	if (fp) {
+		len = fread(buf, 1, sizeof(buf), fp);
+		fclose(fp);
+	}
+	keywords_parse(buf, len, kw);
+}
+
+int folder_keywords_file_index(const char *path, const char *name, bool create)
+{
+	if (!keywords_valid_name(name))
+		return -1;
+	struct folder_shared *sh = folder_shared_get(path);
+	char err[256];
+	pthread_mutex_lock(&sh->mu);
+	struct keywords kw;
+	read_keywords(path, &kw);
+	int found = -1, free_slot = -1;
+	for (int i = 0; i < FOLDER_KEYWORDS_MAX && found < 0; i++) {
+		if (kw.names[i] && strcasecmp(kw.names[i], name) == 0)
+			found = i;
+		else if (!kw.names[i] && free_slot < 0)
+			free_slot = i;
+	}
+	keywords_free(&kw);
+	int fd = found < 0 && create && free_slot >= 0 ? dotlock_open(path, KEYWORDS_FILE, err, sizeof(err)) : -1;
+	if (fd >= 0) {
+		/* Again under the lock: another writer (Dovecot) may have added names. */
+		read_keywords(path, &kw);
+		free_slot = -1;
+		for (int i = 0; i < FOLDER_KEYWORDS_MAX && found < 0; i++) {
+			if (kw.names[i] && strcasecmp(kw.names[i], name) == 0)
+				found = i;
+			else if (!kw.names[i] && free_slot < 0)
+				free_slot = i;
+		}
+		size_t len = 0;
+		char *text = NULL;
+		if (found < 0 && free_slot >= 0 && (kw.names[free_slot] = strdup(name)) != NULL)
+			text = keywords_format(&kw, &len);
+		if (text && dotlock_commit(fd, path, KEYWORDS_FILE, text, len, err, sizeof(err))) {
+			found = free_slot;
+			folder_shared_bump(sh);
+		} else if (!text) {
+			dotlock_abandon(fd, path, KEYWORDS_FILE);
+		}
+		free(text);
+		keywords_free(&kw);
+	}
+	pthread_mutex_unlock(&sh->mu);
+	return found;
+}
+
 int folder_keyword_index(struct folder *f, const char *name, bool create)
 {
 	if (!keywords_valid_name(name))
@@ -25,53 +83,10 @@ int folder_keyword_index(struct folder *f, const char *name, bool create)
 	for (int i = 0; i < FOLDER_KEYWORDS_MAX; i++)
 		if (f->kw.names[i] && strcasecmp(f->kw.names[i], name) == 0)
 			return i;
-	if (!create || f->readonly)
-		return -1;
-	char err[256];
-	pthread_mutex_lock(&f->shared->mu);
-	int fd = dotlock_open(f->path, KEYWORDS_FILE, err, sizeof(err));
-	int found = -1;
-	if (fd >= 0) {
-		/* Re-read under the lock: another writer may have added names. */
-		char p[FOLDER_SUB_LEN];
-		snprintf(p, sizeof(p), "%s/%s", f->path, KEYWORDS_FILE);
-		struct keywords kw;
-		char buf[26 * 120];
-		size_t len = 0;
-		FILE *fp = fopen(p, "re");
-		if (fp) {
-			len = fread(buf, 1, sizeof(buf), fp);
-			fclose(fp);
-		}
-		keywords_parse(buf, len, &kw);
-		int free_slot = -1;
-		for (int i = 0; i < FOLDER_KEYWORDS_MAX && found < 0; i++) {
-			if (kw.names[i] && strcasecmp(kw.names[i], name) == 0)
-				found = i;
-			else if (!kw.names[i] && free_slot < 0)
-				free_slot = i;
-		}
-		bool write = false;
-		if (found < 0 && free_slot >= 0 && (kw.names[free_slot] = strdup(name)) != NULL) {
-			found = free_slot;
-			write = true;
-		}
-		char *text = write ? keywords_format(&kw, &len) : NULL;
-		if (text && dotlock_commit(fd, f->path, KEYWORDS_FILE, text, len, err, sizeof(err)))
-			folder_shared_bump(f->shared);
-		else if (write)
-			found = -1;
-		if (!write)
-			dotlock_abandon(fd, f->path, KEYWORDS_FILE);
-		else if (!text)
-			dotlock_abandon(fd, f->path, KEYWORDS_FILE);
-		free(text);
-		keywords_free(&f->kw);
-		f->kw = kw;
-		folder_stamp_of(p, &f->st_kw);
-	}
-	pthread_mutex_unlock(&f->shared->mu);
-	return found;
+	int k = folder_keywords_file_index(f->path, name, create && !f->readonly);
+	if (k >= 0)
+		folder_reload_keywords(f, true);
+	return k;
 }
 
 /* --- flags ------------------------------------------------------------------------------- */
@@ -139,8 +154,7 @@ bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t key
 	}
 	m->flags = (m->flags & FOLDER_RECENT) | flags;
 	m->keywords = keywords;
-	m->modseq = ++f->highestmodseq;
-	folder_index_store(f, i);
+	m->modseq = folder_index_store(f, i);
 	pthread_mutex_unlock(&f->shared->mu);
 	folder_shared_bump(f->shared);
 	if (modseq_out)

@@ -221,7 +221,8 @@ bool folder_list_cur(const char *path, char ***names, size_t *n, char *err, size
 		*n = 0;
 		return false;
 	}
-	qsort(*names, *n, sizeof(char *), cmp_main);
+	if (*n > 1)
+		qsort(*names, *n, sizeof(char *), cmp_main);
 	return true;
 }
 

@@ -172,10 +172,11 @@ static bool parse_header(struct uidlist *ul, const char *p, const char *end)
 				break;
 			const char *s = tok + 1;
 			size_t tl = (size_t)(p - tok);
-			if (*tok == 'V' && parse_num(&s, p, UINT32_MAX, &validity) && s == p)
+			uint64_t num;
+			if ((*tok == 'V' || *tok == 'N') && parse_num(&s, p, UINT32_MAX, &num) && s == p) {
+				*(*tok == 'V' ? &validity : &next) = num;
 				continue;
-			if (*tok == 'N' && parse_num(&s, p, UINT32_MAX, &next) && s == p)
-				continue;
+			}
 			if (*tok == 'G') {   /* the mailbox GUID: 32 hex digits, else made anew */
 				bool hex = tl == 33;
 				for (size_t k = 1; hex && k < tl; k++)

@@ -5,8 +5,8 @@
  * the dotlock (a live one waited for, a stale one removed), flag stores by rename,
  * keywords created on demand (26 at most), expunge of \Deleted only.
  *
- * Run with an argument (a directory), it is the helper of
- * tests/integration/test_imap_store.py instead: see dump_main() below. */
+ * Run with arguments (a directory and a command), it is the helper of
+ * tests/integration/test_imap_store.py instead: see helper_main() below. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,15 +20,30 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <utime.h>
 
 #include "store/folder.h"
 #include "store/maildir.h"
+#include "store/quota.h"
 #include "store/uidlist.h"
 
 static char root[256];
+
+/* open(2), observed: how many message files (".../cur/...") a call opened. */
+static unsigned msg_opens;
+int open(const char *path, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	mode_t mode = (flags & O_CREAT) ? (mode_t)va_arg(ap, int) : 0;
+	va_end(ap);
+	if (strstr(path, "/cur/"))
+		msg_opens++;
+	return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
 
 static void put_file(const char *rel, const char *body, time_t mtime)
 {
@@ -292,78 +307,320 @@ static void test_folders(void **state)
 	assert_int_equal(folder_count(f), 0);
 	assert_int_equal(folder_uidnext(f), 1);
 	folder_close(&f);
+	assert_int_equal(folder_create(root, "Entw\xc3\xbc" "rfe/Sub", err, sizeof(err)), STORE_OK);
+	assert_true(exists(".Entw&APw-rfe.Sub/cur"));
+	assert_true(folder_subscribe(root, "Entw\xc3\xbc" "rfe/Sub", true, err, sizeof(err)));
+	assert_true(folder_subscribe(root, "inbox", true, err, sizeof(err)));
+	assert_true(folder_subscribe(root, "Gone", true, err, sizeof(err)));
+	/* Dovecot 2.3's form: a version line, then modified UTF-7 with TAB separators. */
+	assert_string_equal(slurp("subscriptions"), "V\t2\n\nEntw&APw-rfe\tSub\nINBOX\nGone\n");
+	assert_true(folder_subscribe(root, "Gone", false, err, sizeof(err)));
+	folder_ensure_special(root);
+	struct folder_info *fi;
+	size_t n;
+	assert_true(folder_list(root, &fi, &n, err, sizeof(err)));
+	char got[1024] = "";
+	for (size_t i = 0; i < n; i++)
+		snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s%s%s%s%s;", fi[i].name,
+			fi[i].noselect ? " noselect" : "", fi[i].has_children ? " children" : "",
+			fi[i].subscribed ? " sub" : "", fi[i].special ? " " : "",
+			fi[i].special ? folder_special_attr(fi[i].special) : "");
+	free(fi);
+	assert_string_equal(got, "INBOX sub;Archive sub \\Archive;Drafts sub \\Drafts;"
+		"Entw\xc3\xbc" "rfe noselect children;Entw\xc3\xbc" "rfe/Sub sub;Junk sub \\Junk;"
+		"Sent \\Sent;Trash sub \\Trash;");
+	/* Rename moves the children; delete leaves them. */
+	assert_int_equal(folder_create(root, "A", err, sizeof(err)), STORE_OK);
+	assert_int_equal(folder_create(root, "A/B", err, sizeof(err)), STORE_OK);
+	assert_int_equal(folder_rename(root, "A", "C", err, sizeof(err)), STORE_OK);
+	assert_true(exists(".C/cur") && exists(".C.B/cur") && !exists(".A") && !exists(".A.B"));
+	assert_int_equal(folder_rename(root, "C", "C/D", err, sizeof(err)), STORE_CANNOT);
+	assert_int_equal(folder_rename(root, "C", "Sent", err, sizeof(err)), STORE_EXISTS);
+	assert_int_equal(folder_rename(root, "Nope", "X", err, sizeof(err)), STORE_NONEXISTENT);
+	assert_int_equal(folder_delete(root, "C", err, sizeof(err)), STORE_OK);
+	assert_true(!exists(".C") && exists(".C.B/cur"));
+	assert_int_equal(folder_delete(root, "INBOX", err, sizeof(err)), STORE_CANNOT);
+	assert_int_equal(folder_delete(root, "C", err, sizeof(err)), STORE_NONEXISTENT);
+	/* Renaming INBOX moves its messages into the new folder. */
+	put_file("cur/1700000001.M1P1.h:2,S", "a\n", 0);
+	assert_int_equal(folder_rename(root, "INBOX", "Old", err, sizeof(err)), STORE_OK);
+	assert_true(exists(".Old/cur/1700000001.M1P1.h:2,S") && !exists("cur/1700000001.M1P1.h:2,S"));
+}
+
+static void test_append_copy(void **state)
+{
+	(void)state;
+	char err[256];
+	assert_int_equal(folder_create(root, "Sent", err, sizeof(err)), STORE_OK);
+	const char *kws[] = { "$Forwarded" };
+	struct folder_append_src src = { .fd = -1, .data = "Subject: x\r\n\r\nbody\r\n", .len = 20,
+		.flags = FOLDER_SEEN | FOLDER_RECENT, .keywords = kws, .n_keywords = 1, .date = 1600000000 };
+	uint32_t uid, validity;
+	assert_int_equal(folder_append(root, "Sent", &src, &uid, &validity, NULL, err, sizeof(err)), STORE_OK);
+	assert_int_equal(uid, 1);
+	assert_int_equal(folder_append(root, "Sent", &src, &uid, &validity, NULL, err, sizeof(err)), STORE_OK);
+	assert_int_equal(uid, 2);
+	uint32_t u2, v2;
+	assert_int_equal(folder_append(root, "Nope", &src, &u2, &v2, NULL, err, sizeof(err)), STORE_NONEXISTENT);
+	struct folder *f = folder_open(root, "Sent", false, err, sizeof(err));
+	assert_non_null(f);
+	assert_int_equal(folder_uidvalidity(f), validity);
+	assert_int_equal(folder_count(f), 2);
+	const struct folder_msg *m = folder_msg(f, 1);
+	assert_int_equal(m->uid, 2);
+	assert_int_equal(m->flags & FOLDER_STORABLE, FOLDER_SEEN);
+	assert_int_equal(m->internaldate, 1600000000);
+	assert_int_equal(m->size, 20);
+	assert_string_equal(folder_keyword_name(f, (int)__builtin_ctzll(m->keywords)), "$Forwarded");
+	char *hdr;
+	size_t len;
+	assert_true(folder_msg_header(f, 1, &hdr, &len));
+	assert_string_equal(hdr, "Subject: x\n\n");   /* LF on disk */
+	free(hdr);
+	/* COPY into INBOX: a new UID there, the same flags and keyword (by name). */
+	uint32_t nu, nv;
+	assert_int_equal(folder_copy(f, 1, "INBOX", &nu, &nv, err, sizeof(err)), STORE_OK);
+	assert_int_equal(folder_copy(f, 0, "INBOX", &nu, &nv, err, sizeof(err)), STORE_OK);
+	assert_int_equal(folder_copy(f, 0, "Nope", &u2, &v2, err, sizeof(err)), STORE_NONEXISTENT);
+	struct folder *in = folder_open(root, "INBOX", false, err, sizeof(err));
+	assert_non_null(in);
+	assert_int_equal(folder_uidvalidity(in), nv);
+	assert_int_equal(folder_count(in), 2);
+	assert_int_equal(folder_msg(in, 1)->uid, nu);
+	assert_int_equal(folder_msg(in, 0)->flags & FOLDER_STORABLE, FOLDER_SEEN);
+	assert_int_equal(folder_msg(in, 0)->internaldate, 1600000000);
+	assert_string_equal(folder_keyword_name(in, (int)__builtin_ctzll(folder_msg(in, 0)->keywords)), "$Forwarded");
+	folder_close(&in);
+	folder_close(&f);
+	/* Over quota: STORE_QUOTA with the usage. */
+	assert_true(quota_set(root, 50, 0, err, sizeof(err)));
+	struct quota_state qs;
+	assert_int_equal(folder_append(root, "Sent", &src, &uid, &validity, &qs, err, sizeof(err)), STORE_QUOTA);
+	assert_int_equal(qs.limit_bytes, 50);
+	assert_true(qs.used_bytes > 0);
+}
+
+static void test_index(void **state)
+{
+	(void)state;
+	char err[256];
+	put_file("cur/1700000001.M1P1.h,W=12:2,", "Subject: a\n\nbody\n", 0);
+	put_file("cur/1700000002.M1P1.h,W=12:2,", "Subject: b\n\nbody\n", 0);
+	put_file("cur/1700000003.M1P1.h,W=12:2,", "Subject: c\n\nbody\n", 0);
+	struct folder *a = folder_open(root, "INBOX", false, err, sizeof(err));
+	struct folder *b = folder_open(root, "INBOX", false, err, sizeof(err));
+	assert_non_null(a);
+	uint64_t h0 = folder_highestmodseq(a);
+	assert_int_equal(folder_highestmodseq(b), h0);
+	uint64_t ms;
+	assert_true(folder_store_flags(a, 1, FOLDER_SEEN, 0, &ms, err, sizeof(err)));
+	assert_int_equal(ms, h0 + 1);
+	/* Another view gets the same MODSEQ for the same change. */
+	assert_true(folder_sync(b, NULL, err, sizeof(err)));
+	assert_int_equal(folder_msg(b, 1)->modseq, ms);
+	assert_int_equal(folder_highestmodseq(b), ms);
+	/* A change by another program (rename): a new MODSEQ, once, for both views. */
+	char x[512], y[512];
+	snprintf(x, sizeof(x), "%s/cur/1700000003.M1P1.h,W=12:2,", root);
+	snprintf(y, sizeof(y), "%s/cur/1700000003.M1P1.h,W=12:2,F", root);
+	assert_int_equal(rename(x, y), 0);
+	assert_true(folder_sync(a, NULL, err, sizeof(err)));
+	assert_true(folder_sync(b, NULL, err, sizeof(err)));
+	assert_true(folder_msg(a, 2)->modseq > ms);
+	assert_int_equal(folder_msg(a, 2)->modseq, folder_msg(b, 2)->modseq);
+	uint64_t before_expunge = folder_highestmodseq(a);
+	/* Header blocks: read once, then from the index's cache. */
+	char *hdr;
+	size_t len;
+	assert_true(folder_msg_header(a, 0, &hdr, &len));
+	assert_string_equal(hdr, "Subject: a\n\n");
+	free(hdr);
+	msg_opens = 0;
+	assert_true(folder_msg_header(b, 0, &hdr, &len));
+	assert_string_equal(hdr, "Subject: a\n\n");
+	free(hdr);
+	assert_int_equal(msg_opens, 0);
+	/* Expunged by another program: VANISHED from the log. */
+	snprintf(x, sizeof(x), "%s/cur/1700000001.M1P1.h,W=12:2,", root);
+	unlink(x);
+	assert_true(folder_sync(a, NULL, err, sizeof(err)));
+	uint32_t *gone;
+	size_t n;
+	bool complete;
+	assert_true(folder_vanished_since(a, before_expunge, &gone, &n, &complete));
+	assert_int_equal(n, 1);
+	assert_int_equal(gone[0], 1);
+	assert_true(complete);
+	free(gone);
+	assert_true(folder_vanished_since(a, folder_highestmodseq(a), &gone, &n, &complete));
+	assert_int_equal(n, 0);
+	free(gone);
+	uint64_t last = folder_highestmodseq(a), kept = folder_msg(a, 0)->modseq;
+	folder_close(&a);
+	folder_close(&b);
+	/* Written at the last close; read back by the next view: the same MODSEQs, no
+	 * message opened (dates and sizes came from the index too). */
+	assert_true(exists("postern-index"));
+	msg_opens = 0;
+	a = folder_open(root, "INBOX", false, err, sizeof(err));
+	assert_non_null(a);
+	assert_int_equal(folder_msg(a, 0)->modseq, kept);
+	assert_true(folder_highestmodseq(a) >= last);
+	assert_int_equal(folder_msg(a, 0)->size, 12);
+	assert_int_equal(msg_opens, 0);
+	folder_close(&a);
+	/* A lost index is rebuilt, MODSEQs starting over from the Maildir. */
+	snprintf(x, sizeof(x), "%s/postern-index", root);
+	unlink(x);
+	a = folder_open(root, "INBOX", false, err, sizeof(err));
+	assert_non_null(a);
+	assert_int_equal(folder_count(a), 2);
+	folder_close(&a);
+}
+
+/* Opening a big folder reads no message: 10,000 here (bench: 100,000). */
+static void test_big_open(void **state)
+{
+	(void)state;
+	enum { N = 10000 };
+	char rel[128];
+	for (int i = 0; i < N; i++) {
+		snprintf(rel, sizeof(rel), "new/%d.M%dP1.host,S=9,W=11", 1700000000 + i, i);
+		put_file(rel, "A: b\n\nhi\n", 0);
+	}
+	char err[256];
+	struct timespec t0, t1, t2;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	msg_opens = 0;
+	struct folder *f = folder_open(root, "INBOX", false, err, sizeof(err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_non_null(f);
+	assert_int_equal(folder_count(f), N);
+	assert_int_equal(folder_msg(f, N - 1)->uid, N);
+	folder_close(&f);
+	f = folder_open(root, "INBOX", false, err, sizeof(err));
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	assert_int_equal(msg_opens, 1);   /* folder_msg(N - 1) above: its date */
+	assert_int_equal(folder_count(f), N);
+	folder_close(&f);
+	double first = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	double again = (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9;
+	print_message("open of %d messages: first %.3f s (new/ -> cur/, UIDs), again %.3f s\n", N, first, again);
+	assert_true(first < 20.0 && again < 10.0);
 }
 
 /* --- the integration test's helper ----------------------------------------------------- */
 
-/* test_folder DIR dump          : "uid flags keywords" per message
- * test_folder DIR store UID +F  : add flags/keywords (\Seen \Flagged... or a keyword)
- * test_folder DIR expunge       : expunge every \Deleted message */
-static int dump_main(int argc, char **argv)
+/* Run with arguments, this program is tests/integration/test_imap_store.py's hand
+ * on the store (test-only; not part of the user interface):
+ *   test_folder DIR dump [FOLDER]              "uid flags... keywords..." per message
+ *   test_folder DIR store UID FLAG...          add system flags (\\Seen...) or keywords, INBOX
+ *   test_folder DIR expunge                    expunge every \\Deleted message of INBOX
+ *   test_folder DIR create FOLDER
+ *   test_folder DIR append FOLDER FLAG... < message */
+static const char *const SYS_FLAGS[] = { "\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft" };
+
+static void parse_flags(struct folder *f, char **args, int n, uint32_t *flags, uint64_t *kw, const char **names,
+	size_t *n_names)
 {
-	char err[512];
-	struct folder *f = folder_open(argv[1], argc > 3 && strcmp(argv[2], "dump") == 0 ? argv[3] : "INBOX",
-		false, err, sizeof(err));
-	if (!f) {
-		fprintf(stderr, "open: %s\n", err);
-		return 2;
+	for (int a = 0; a < n; a++) {
+		bool known = false;
+		for (int k = 0; k < 5; k++)
+			if (strcasecmp(args[a], SYS_FLAGS[k]) == 0) {
+				*flags |= 1u << k;
+				known = true;
+			}
+		if (known)
+			continue;
+		if (names)
+			names[(*n_names)++] = args[a];
+		int idx = f ? folder_keyword_index(f, args[a], true) : -1;
+		if (idx >= 0)
+			*kw |= 1ull << idx;
 	}
-	static const char *sys[] = { "\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft" };
-	if (argc >= 5 && strcmp(argv[2], "store") == 0) {
-		size_t i = folder_find_uid(f, (uint32_t)strtoul(argv[3], NULL, 10));
-		const struct folder_msg *m = folder_msg(f, i);
-		if (!m)
-			return 3;
-		uint32_t flags = m->flags & FOLDER_STORABLE;
-		uint64_t kw = m->keywords;
-		for (int a = 4; a < argc; a++) {
-			bool known = false;
-			for (int k = 0; k < 5; k++)
-				if (strcasecmp(argv[a], sys[k]) == 0) {
-					flags |= 1u << k;
-					known = true;
-				}
-			int idx = known ? -1 : folder_keyword_index(f, argv[a], true);
-			if (idx >= 0)
-				kw |= 1ull << idx;
-		}
-		if (!folder_store_flags(f, i, flags, kw, NULL, err, sizeof(err)))
-			return 4;
-	} else if (argc >= 3 && strcmp(argv[2], "expunge") == 0) {
-		uint32_t *uids = calloc(folder_count(f) + 1, sizeof(uint32_t));
-		for (size_t i = 0; i < folder_count(f); i++)
-			uids[i] = folder_msg(f, i)->uid;
-		bool ok = folder_expunge(f, uids, folder_count(f), NULL, err, sizeof(err));
-		free(uids);
-		if (!ok)
-			return 5;
-	}
+}
+
+static int print_folder(struct folder *f)
+{
 	printf("uidvalidity %u uidnext %u\n", folder_uidvalidity(f), folder_uidnext(f));
 	for (size_t i = 0; i < folder_count(f); i++) {
 		const struct folder_msg *m = folder_msg(f, i);
 		printf("%u", m->uid);
 		for (int k = 0; k < 5; k++)
 			if (m->flags & (1u << k))
-				printf(" %s", sys[k]);
+				printf(" %s", SYS_FLAGS[k]);
 		for (int k = 0; k < FOLDER_KEYWORDS_MAX; k++)
 			if ((m->keywords & (1ull << k)) && folder_keyword_name(f, k))
 				printf(" %s", folder_keyword_name(f, k));
 		printf("\n");
 	}
-	folder_close(&f);
 	return 0;
+}
+
+static int helper_main(int argc, char **argv)
+{
+	char err[512];
+	const char *dir = argv[1], *cmd = argv[2];
+	if (strcmp(cmd, "create") == 0 && argc == 4)
+		return folder_create(dir, argv[3], err, sizeof(err)) == STORE_OK ? 0 : 6;
+	if (strcmp(cmd, "append") == 0 && argc >= 4) {
+		static char msg[1 << 20];
+		size_t len = fread(msg, 1, sizeof(msg), stdin);
+		const char *names[64];
+		struct folder_append_src src = { .fd = -1, .data = msg, .len = len, .keywords = names };
+		uint64_t unused = 0;
+		parse_flags(NULL, argv + 4, argc - 4 < 64 ? argc - 4 : 64, &src.flags, &unused, names, &src.n_keywords);
+		uint32_t uid, validity;
+		if (folder_append(dir, argv[3], &src, &uid, &validity, NULL, err, sizeof(err)) != STORE_OK) {
+			fprintf(stderr, "append: %s\n", err);
+			return 7;
+		}
+		printf("%u %u\n", validity, uid);
+		return 0;
+	}
+	struct folder *f = folder_open(dir, strcmp(cmd, "dump") == 0 && argc > 3 ? argv[3] : "INBOX", false, err,
+		sizeof(err));
+	if (!f) {
+		fprintf(stderr, "open: %s\n", err);
+		return 2;
+	}
+	int rc = 0;
+	if (strcmp(cmd, "store") == 0 && argc >= 5) {
+		size_t i = folder_find_uid(f, (uint32_t)strtoul(argv[3], NULL, 10));
+		const struct folder_msg *m = folder_msg(f, i);
+		uint32_t flags = m ? m->flags & FOLDER_STORABLE : 0;
+		uint64_t kw = m ? m->keywords : 0;
+		parse_flags(f, argv + 4, argc - 4, &flags, &kw, NULL, NULL);
+		if (!m || !folder_store_flags(f, i, flags, kw, NULL, err, sizeof(err)))
+			rc = 4;
+	} else if (strcmp(cmd, "expunge") == 0) {
+		uint32_t *uids = calloc(folder_count(f) + 1, sizeof(uint32_t));
+		for (size_t i = 0; i < folder_count(f); i++)
+			uids[i] = folder_msg(f, i)->uid;
+		if (!folder_expunge(f, uids, folder_count(f), NULL, err, sizeof(err)) || !folder_sync(f, NULL, err,
+				sizeof(err)))
+			rc = 5;
+		free(uids);
+	}
+	if (rc == 0)
+		print_folder(f);
+	folder_close(&f);
+	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc >= 3)
-		return dump_main(argc, argv);
+		return helper_main(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_open_inbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_reports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_and_expunge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_append_copy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_big_open, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
