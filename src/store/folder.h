@@ -164,6 +164,13 @@ bool folder_changed_since_sync(const struct folder *f);
 bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t keywords, uint64_t *modseq_out,
 	char *err, size_t errsz);
 
+/* Many stores in one command (STORE 1:*): between begin and end the renames are
+ * not made durable one by one; folder_batch_end fsyncs cur/ once (call it before
+ * the tagged OK; false: the fsync failed, answer NO).  Without a batch every
+ * folder_store_flags is durable when it returns. */
+void folder_batch_begin(struct folder *f);
+bool folder_batch_end(struct folder *f);
+
 /* The index of keyword `name` (case-insensitive), created in dovecot-keywords when
  * create is set and it is new.  -1: no such keyword, or 26 already exist, or an
  * invalid name (RFC 3501 atom). */

@@ -56,14 +56,26 @@ static bool uid_for_file(const char *root, const char *fname, const char *path, 
 	if (lock >= 0 && uidlist_read(path, &ul, &exists, err, errsz) && exists && ul.guid[0]) {
 		*uid = ul.nextuid;
 		*validity = ul.uidvalidity;
+		/* A sync (ours in another view, or Dovecot's) may have numbered the file
+		 * between its rename into cur/ and this lock: then that is its UID. */
+		size_t ml = folder_name_main_len(name);
+		for (size_t r = ul.n; r-- > 0;)
+			if (strlen(ul.recs[r].name) == ml && memcmp(ul.recs[r].name, name, ml) == 0) {
+				*uid = ul.recs[r].uid;
+				ok = true;
+				break;
+			}
 		size_t len = 0;
 		char *text = NULL;
 		uint64_t w = 0;
 		folder_name_field(name, 'W', &w);
-		if (ul.nextuid < UINT32_MAX && uidlist_add(&ul, ul.nextuid, name, folder_name_main_len(name), w))
+		if (!ok && ul.nextuid < UINT32_MAX && uidlist_add(&ul, ul.nextuid, name, ml, w))
 			text = uidlist_format(&ul, &len);
-		ok = text && dotlock_commit(lock, path, UIDLIST_FILE, text, len, err, errsz);
-		if (!text)
+		if (!ok)
+			ok = text && dotlock_commit(lock, path, UIDLIST_FILE, text, len, err, errsz);
+		else
+			dotlock_abandon(lock, path, UIDLIST_FILE);
+		if (!text && !ok)
 			dotlock_abandon(lock, path, UIDLIST_FILE);
 		free(text);
 		uidlist_free(&ul);

@@ -56,6 +56,7 @@ struct folder {
 	struct folder_shared *shared;
 	uint64_t counter_seen;
 	atomic_llong last_poll;       /* folder_changed_since_sync's last stat (monotonic s) */
+	bool batch, batch_renamed;    /* folder_batch_begin: one fsync of cur/ at the end */
 };
 
 #define LAZY_DATE 1u

@@ -91,6 +91,26 @@ int folder_keyword_index(struct folder *f, const char *name, bool create)
 
 /* --- flags ------------------------------------------------------------------------------- */
 
+static bool fsync_cur(struct folder *f)
+{
+	char cur[FOLDER_SUB_LEN];
+	snprintf(cur, sizeof(cur), "%s/cur", f->path);
+	return fileio_fsync_dir(cur);
+}
+
+void folder_batch_begin(struct folder *f)
+{
+	f->batch = true;
+	f->batch_renamed = false;
+}
+
+bool folder_batch_end(struct folder *f)
+{
+	bool ok = !f->batch_renamed || fsync_cur(f);
+	f->batch = f->batch_renamed = false;
+	return ok;
+}
+
 bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t keywords, uint64_t *modseq_out,
 	char *err, size_t errsz)
 {
@@ -144,9 +164,10 @@ bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t key
 	}
 	/* The rename is the commit (atomic; the directory fsync makes it survive a
 	 * power cut before the OK is sent). */
-	char cur[FOLDER_SUB_LEN];
-	snprintf(cur, sizeof(cur), "%s/cur", f->path);
-	fileio_fsync_dir(cur);
+	if (f->batch)
+		f->batch_renamed = true;
+	else
+		fsync_cur(f);
 	char *dup = strdup(to_name);
 	if (dup) {
 		free((char *)m->filename);
@@ -163,6 +184,31 @@ bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t key
 }
 
 /* --- expunge ------------------------------------------------------------------------------- */
+
+/* The message was renamed by another program since our sync: remove it under
+ * its new name if that still says \Deleted (else it is kept: someone undid it). */
+static int unlink_renamed(struct folder *f, size_t i)
+{
+	int fd = folder_msg_open(f, i);
+	if (fd < 0)
+		return -1;
+	char link[64], real[2 * FOLDER_SUB_LEN];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, real, sizeof(real) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	real[n] = '\0';
+	uint32_t flags;
+	uint64_t kw;
+	const char *base = strrchr(real, '/');
+	folder_info_flags(base ? base + 1 : real, &flags, &kw);
+	if (!(flags & FOLDER_DELETED)) {
+		errno = ENOENT;
+		return -1;
+	}
+	return unlink(real);
+}
 
 bool folder_expunge(struct folder *f, const uint32_t *uids, size_t n, size_t *n_removed, char *err, size_t errsz)
 {
@@ -184,7 +230,10 @@ bool folder_expunge(struct folder *f, const uint32_t *uids, size_t n, size_t *n_
 		uint64_t size = 0;
 		bool have = folder_name_field(f->msgs[i].filename, 'S', &size) || (stat(p, &st) == 0 &&
 			(size = (uint64_t)st.st_size, true));
-		if (unlink(p) == 0) {
+		int r = unlink(p);
+		if (r != 0 && errno == ENOENT)
+			r = unlink_renamed(f, i);
+		if (r == 0) {
 			removed++;
 			if (have && !quota_name_is_warning(f->msgs[i].filename))
 				bytes += (int64_t)size;

@@ -26,6 +26,7 @@
 #include <utime.h>
 
 #include "store/folder.h"
+#include "store/mailbox.h"
 #include "store/maildir.h"
 #include "store/quota.h"
 #include "store/uidlist.h"
@@ -233,6 +234,11 @@ static void test_store_and_expunge(void **state)
 	assert_true(folder_store_flags(f, 0, FOLDER_SEEN | FOLDER_DELETED, 1ull << kw, &ms, err, sizeof(err)));
 	assert_true(ms > ms0);
 	assert_int_equal(folder_highestmodseq(f), ms);
+	/* POP3's UIDL (the base name) is what it was. */
+	char u1[MAILBOX_UID_MAX + 1], u2[MAILBOX_UID_MAX + 1];
+	mailbox_uid_from_name("1700000001.M1P1.h,S=2:2,P", u1);
+	mailbox_uid_from_name(folder_msg(f, 0)->filename, u2);
+	assert_string_equal(u1, u2);
 	/* P ("passed") is not IMAP's, and stays. */
 	assert_true(exists("cur/1700000001.M1P1.h,S=2:2,PSTa"));
 	assert_string_equal(folder_msg(f, 0)->filename, "1700000001.M1P1.h,S=2:2,PSTa");
@@ -243,6 +249,12 @@ static void test_store_and_expunge(void **state)
 	assert_string_equal(s.log, "F1 ");
 	assert_int_equal(folder_msg(g, 0)->keywords, 1);
 	assert_string_equal(folder_keyword_name(g, 0), "Work");
+	/* A batch: both renamed, one fsync at the end. */
+	folder_batch_begin(f);
+	assert_true(folder_store_flags(f, 1, FOLDER_FLAGGED, 0, NULL, err, sizeof(err)));
+	assert_true(folder_store_flags(f, 1, 0, 0, NULL, err, sizeof(err)));
+	assert_true(folder_batch_end(f));
+	assert_true(exists("cur/1700000002.M1P1.h,S=2:2,"));
 	/* Expunge: only messages with \Deleted go. */
 	uint32_t uids[] = { 1, 2 };
 	size_t removed;
@@ -517,6 +529,7 @@ static void test_big_open(void **state)
  *   test_folder DIR store UID FLAG...          add system flags (\\Seen...) or keywords, INBOX
  *   test_folder DIR expunge                    expunge every \\Deleted message of INBOX
  *   test_folder DIR create FOLDER
+ *   test_folder DIR open                       open INBOX, print the count and the time (bench)
  *   test_folder DIR append FOLDER FLAG... < message */
 static const char *const SYS_FLAGS[] = { "\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft" };
 
@@ -585,6 +598,11 @@ static int helper_main(int argc, char **argv)
 		return 2;
 	}
 	int rc = 0;
+	if (strcmp(cmd, "open") == 0) {
+		printf("%zu messages, %u opens of message files\n", folder_count(f), msg_opens);
+		folder_close(&f);
+		return 0;
+	}
 	if (strcmp(cmd, "store") == 0 && argc >= 5) {
 		size_t i = folder_find_uid(f, (uint32_t)strtoul(argv[3], NULL, 10));
 		const struct folder_msg *m = folder_msg(f, i);
