@@ -147,7 +147,9 @@ struct folder_changes {
 /* Bring the view up to date with the disk: new/ moved to cur/ with ":2,", UIDs
  * given to new files, flag changes and expunges by others (this process or
  * another: Dovecot, POP3).  Cheap when nothing changed (stat of dovecot-uidlist,
- * cur/ and new/, and the in-process change counter). */
+ * cur/ and new/, and the in-process change counter).  false with errno ENOENT
+ * when the folder was deleted or renamed away under the view (the session then
+ * ends the selection: BYE or NO). */
 bool folder_sync(struct folder *f, const struct folder_changes *ch, char *err, size_t errsz);
 
 /* Has anything changed since this view's last sync?  An atomic read of the
