@@ -233,6 +233,57 @@ bool queue_state_parse(const char *data, size_t len, size_t n, struct queue_stat
  * memory (fuzz entry point too). */
 bool queue_state_recover(const char *data, size_t len, size_t n, struct queue_state *st);
 
+/* --- the admin's view (view.c): `postern queue list/show`, the web's /admin/queue --- */
+enum queue_view_state {
+	QUEUE_VIEW_ACTIVE = 1,           /* waiting for its first try, or for a thread */
+	QUEUE_VIEW_DEFERRED = 2,         /* tried; a recipient waits for its next try */
+	QUEUE_VIEW_HELD = 4,             /* no delivery until released (the admin or a content filter) */
+	QUEUE_VIEW_SENDING = 8,          /* a delivery thread is on it now (the server says so) */
+	QUEUE_VIEW_FAILED = 16,          /* kept in queue/failed/ */
+	QUEUE_VIEW_DAMAGED = 32,         /* in active/, but not readable as a queue file */
+};
+#define QUEUE_VIEW_IN_ACTIVE (QUEUE_VIEW_ACTIVE | QUEUE_VIEW_DEFERRED | QUEUE_VIEW_HELD | QUEUE_VIEW_SENDING | \
+	QUEUE_VIEW_DAMAGED)
+const char *queue_view_state_name(enum queue_view_state s);          /* "active", "deferred", ... */
+bool queue_view_state_parse(const char *name, enum queue_view_state *out);
+/* "delivered", "failed", "deferred" (tried, pending) or "pending" (not tried yet). */
+const char *queue_view_rcpt_state(const struct queue_rcpt_state *r);
+/* An age or a wait in the list's words: "42s", "5m", "3h", "2d". */
+void queue_view_age(long long secs, char *out, size_t outsz);
+/* Where delivery_control("inflight")'s answer says qid is being delivered, or NULL. */
+const char *queue_view_inflight_where(const char *inflight, const char *qid, char *out, size_t outsz);
+
+/* One message as shown; everything points into the caller's callback's lifetime only.
+ * Text in it came from mail and from remote servers (HOSTILE): escape it when shown. */
+struct queue_view_item {
+	const char *qid;
+	enum queue_view_state state;
+	const struct queue_message *m;   /* NULL when the file cannot be read (error says why) */
+	const struct queue_state *st;    /* active/ only: per-recipient state (NULL for failed/, damaged) */
+	const char *error;
+	const char *failed_reason;       /* failed/: why it was moved there ("" when not recorded) */
+	const char *where;               /* SENDING: the server being talked to */
+	size_t pending;                  /* recipients still pending ... */
+	size_t first_pending;            /* ... the first of them ... */
+	long long next_try;              /* ... and the soonest next try among them (0: now) */
+};
+struct queue_view_filter {
+	const char *sender;              /* NULL or "": any (compared without case); damaged files in active/
+	                                    never match, unreadable ones in failed/ always do */
+	unsigned states;                 /* QUEUE_VIEW_* bits; 0: everything in active/ (QUEUE_VIEW_IN_ACTIVE) */
+};
+typedef void queue_view_fn(void *arg, const struct queue_view_item *it);
+/* Every message matching f, active/ in arrival order, then (with QUEUE_VIEW_FAILED)
+ * failed/; blocking file work.  inflight: delivery_control("inflight")'s answer or "". */
+bool queue_view_list(struct queue *q, const struct queue_view_filter *f, const char *inflight, queue_view_fn *cb,
+	void *arg);
+/* One message, from active/ (perhaps DAMAGED) or else failed/; false with errno
+ * ENOENT (in neither) or EINVAL (not a queue id), cb not called. */
+bool queue_view_one(struct queue *q, const char *qid, const char *inflight, queue_view_fn *cb, void *arg);
+/* The message's header block (the added fields first), at most bufsz-1 octets, NUL
+ * ended; false when nothing could be read. */
+bool queue_view_header(const struct queue_message *m, char *buf, size_t bufsz);
+
 const char *queue_dir(const struct queue *q);
 
 /* Leftovers (see queue.c): state/<qid>.tmp and orphan state files (no queue file)
