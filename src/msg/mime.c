@@ -225,7 +225,12 @@ static void apply_header(struct parser *ps, struct mime_part *mp, bool in_digest
 		mp->params = NULL;
 		mp->n_params = 0;
 	}
-	mp->encoding = mime_header_value(a, h, hl, "Content-Transfer-Encoding", false);
+	/* The encoding is a token (RFC 2045 §6.1): comments and white space go. */
+	char *cte = mime_header_value(a, h, hl, "Content-Transfer-Encoding", false);
+	struct mime_param *none;
+	size_t n_none;
+	if (!cte || !mime_field_parse(a, cte, strlen(cte), &mp->encoding, NULL, &none, &n_none))
+		mp->encoding = NULL;
 	mp->id = mime_header_value(a, h, hl, "Content-ID", false);
 	mp->description = mime_header_value(a, h, hl, "Content-Description", false);
 	mp->md5 = mime_header_value(a, h, hl, "Content-MD5", false);
@@ -303,7 +308,10 @@ static size_t at_boundary(struct parser *ps, size_t k, size_t i, bool close)
 	 * A line end that already ended an earlier boundary line is not taken twice
 	 * (an empty epilogue: "--inner--" LF "--outer"), as in Dovecot.
 	 * Nor is one that ends the header of the innermost part (its empty line). */
-	size_t end = i, floor = ps->nodes[ps->stack[ps->depth - 1].node].part.body_off;
+	struct mime_part *inner = &ps->nodes[ps->stack[ps->depth - 1].node].part;
+	size_t end = i, floor = inner->body_off;
+	if (i == inner->body_off && inner->hdr_len > 0 && k + 1 < ps->depth)
+		inner->hdr_cut = true;   /* an outer boundary right after this part's header */
 	if (floor < ps->after_boundary)
 		floor = ps->after_boundary;
 	if (end > floor && ps->p[end - 1] == '\n')

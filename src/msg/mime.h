@@ -60,6 +60,7 @@ struct mime_part {
 	size_t n_disp_params;
 	const char *language, *location;  /* Content-Language (raw), Content-Location */
 	bool has_content_type;       /* false: the defaults above were applied */
+	bool hdr_cut;                /* a boundary line follows the header at once (see mime_section) */
 	bool is_multipart;           /* a multipart with a boundary, its parts parsed (n_child may be 0) */
 	unsigned depth;              /* 0: the message itself */
 	struct mime_part *parent;
@@ -88,6 +89,53 @@ bool mime_envelope_part(const struct mime_tree *t, const struct mime_part *msg, 
 /* BODYSTRUCTURE (extended) or BODY of the message, or of one part. */
 bool mime_bodystructure(const struct mime_tree *t, bool extended, struct buf *out);
 bool mime_bodystructure_part(const struct mime_tree *t, const struct mime_part *p, bool extended, struct buf *out);
+
+/* BODY[section] (RFC 3501 §6.4.5).  The kinds have the values of the IMAP
+ * parser's SEC_* (contracts §E), so callers may pass theirs as they are. */
+enum mime_section_kind {
+	MIME_SEC_ALL, MIME_SEC_HEADER, MIME_SEC_HEADER_FIELDS, MIME_SEC_HEADER_FIELDS_NOT, MIME_SEC_TEXT, MIME_SEC_MIME
+};
+/* The part a section's numbers name (none: the message), NULL when there is
+ * no such part.  As Dovecot reads RFC 3501 §6.4.5: a multipart's parts are
+ * numbered from 1; a single part has only part 1, itself, and numbers below
+ * it only when it is a message/rfc822, whose encapsulated message they
+ * enter. */
+const struct mime_part *mime_find_part(const struct mime_tree *t, const uint32_t *part, size_t n_part);
+/* The section's bytes in CRLF form appended to out: [] the message, [n] a
+ * part's body, [HEADER] with its empty line, [HEADER.FIELDS (..)] and
+ * [HEADER.FIELDS.NOT (..)] the fields (not) named then an empty line,
+ * [TEXT], [n.MIME] the part's own header; after numbers, HEADER/TEXT need a
+ * message/rfc822 part and mean its message's.  False: no such part (IMAP
+ * answers an empty string, as Dovecot does) or out was cut. */
+bool mime_section(const struct mime_tree *t, const uint32_t *part, size_t n_part, int kind,
+	const char *const *fields, size_t n_fields, struct buf *out);
+/* <offset.length> of a section (RFC 3501 §6.4.5): the bytes to send, empty
+ * when offset is past the end. */
+bool mime_partial(const struct buf *section, uint32_t offset, uint32_t length, const char **p, size_t *n);
+/* BINARY[section] (RFC 3516): the part's body decoded from base64 or
+ * quoted-printable (identity encodings in CRLF form); of a multipart or
+ * message, every part inside decoded with its Content-Transfer-Encoding
+ * made binary, as Dovecot does.  0: done; -1: no such part or out cut; -2: an encoding not
+ * known (answer NO [UNKNOWN-CTE]).  BINARY.SIZE is the length of this. */
+int mime_binary(const struct mime_tree *t, const uint32_t *part, size_t n_part, struct buf *out);
+
+/* SEARCH (RFC 3501 §6.4.4).  Values decoded (RFC 2047 words, charsets to
+ * UTF-8 with iconv, QP/base64 bodies) and matched as substrings without
+ * regard to case (ASCII, Latin-1, Latin Extended-A, Greek, Cyrillic).
+ * header_contains: any field named `field` of the message's header; an
+ * empty needle matches when the field is there (SEARCH HEADER f "").
+ * text_contains: the text parts; with include_headers (SEARCH TEXT rather
+ * than BODY) the message's header and encapsulated messages' headers too. */
+bool mime_header_contains(const struct mime_tree *t, const char *field, const char *needle);
+bool mime_text_contains(const struct mime_tree *t, const char *needle, bool include_headers);
+/* The Date: field as UTC (RFC 5322 §3.3, obsolete forms of §4.3); 0 when
+ * absent or unreadable (Dovecot then compares the message as sent on
+ * 1970-01-01: SENTBEFORE matches it).  mime_date_tz also gives the field's zone in
+ * seconds east of UTC: SENTON and friends compare the date as written
+ * (RFC 3501 §6.4.4 "disregarding time and timezone"), i.e. when + zone. */
+time_t mime_date(const struct mime_tree *t);
+time_t mime_date_tz(const struct mime_tree *t, long *zone);
+bool mime_parse_date(const char *s, size_t n, time_t *when, long *zone);
 
 /* An IMAP string (RFC 3501 §4.3) for `s`: quoted when it can be, a literal
  * {n}CRLF when it holds 8-bit bytes, CR, LF or NUL.  NULL gives NIL. */

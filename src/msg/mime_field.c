@@ -66,26 +66,28 @@ static bool read_token(struct lex *lx, size_t *start, size_t *len)
 	return *len > 0;
 }
 
-/* A quoted string at the opening quote, unescaped into the arena. */
+/* A quoted string at the opening quote, unescaped into the arena (sized to
+ * the string, not to the rest of the field). */
 static char *read_quoted(struct mime_arena *a, struct lex *lx)
 {
-	char *out = mime_arena_alloc(a, lx->n - lx->i + 1);
+	size_t end = lx->i + 1;
+	while (end < lx->n && lx->p[end] != '"')
+		end += lx->p[end] == '\\' && end + 1 < lx->n ? 2 : 1;
+	char *out = mime_arena_alloc(a, end - lx->i + 1);
 	if (!out)
 		return NULL;
 	size_t o = 0;
-	for (lx->i++; lx->i < lx->n; lx->i++) {
+	for (lx->i++; lx->i < end; lx->i++) {
 		unsigned char c = lx->p[lx->i];
-		if (c == '"') {
-			lx->i++;
-			return out;
-		}
-		if (c == '\\' && lx->i + 1 < lx->n)
+		if (c == '\\' && lx->i + 1 < end)
 			c = lx->p[++lx->i];
 		else if (c == '\r' || c == '\n')
 			continue;
 		out[o++] = (char)c;
 	}
-	return out;   /* unterminated: what there was */
+	if (lx->i < lx->n)
+		lx->i++;   /* the closing quote; unterminated: what there was */
+	return out;
 }
 
 struct raw_param {

@@ -47,6 +47,17 @@ char *mime_header_value(struct mime_arena *a, const char *hdr, size_t hlen, cons
 /* IMAP strings (mime_imap.c) written the way Dovecot writes them. */
 void mime_imap_string_for_humans(struct buf *out, const char *s, size_t n);   /* NULL: NIL */
 
+/* raw[off, off+n) appended with every bare LF made CRLF, and with
+ * nul_to_80 every NUL made 0x80 (mime_section.c). */
+void mime_append_crlf(struct buf *out, const char *raw, size_t off, size_t n, bool nul_to_80);
+
+/* Decoders (mime_decode.c), appending to out. */
+void mime_decode_base64(struct buf *out, const char *s, size_t n);
+void mime_decode_qp(struct buf *out, const char *s, size_t n);       /* line ends made CRLF */
+void mime_decode_2047(struct buf *out, const char *s, size_t n);     /* encoded words to UTF-8 */
+void mime_to_utf8(struct buf *out, const char *charset, const char *s, size_t n);
+void mime_fold(struct buf *out, const char *s, size_t n);            /* case folded for matching */
+
 static inline unsigned char mime_lower(unsigned char c)
 {
 	return c >= 'A' && c <= 'Z' ? (unsigned char)(c + 32) : c;

@@ -1,7 +1,9 @@
 /* fuzz_mime.c - libFuzzer harness for msg/mime: the input is a message
  * (hostile MIME); it is parsed and everything is rendered (ENVELOPE,
  * BODYSTRUCTURE, BODY, and the ENVELOPE of every encapsulated message),
- * checking the tree's invariants and that the output is balanced IMAP. */
+ * checking the tree's invariants and that the output is balanced IMAP;
+ * then sections and BINARY of part paths taken from the input, the SEARCH
+ * helpers with a needle from the input, and the Date. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,6 +61,43 @@ static void check_balanced(const struct buf *b)
 	CHECK(depth == 0);
 }
 
+/* Part paths of 0..3 numbers (1..4 each) from the input's first bytes, every
+ * section kind, BINARY; then search and Date.  Sections stay in CRLF form. */
+static void sections(const struct mime_tree *t, const uint8_t *data, size_t size, struct buf *b)
+{
+	static const char *const fields[] = { "subject", "content-type", "" };
+	for (size_t v = 0; v < 8; v++) {
+		uint32_t path[3];
+		size_t n = size > v ? data[v] % 4 : v % 4;
+		for (size_t k = 0; k < n; k++)
+			path[k] = 1 + (size > v + k + 1 ? data[v + k + 1] % 4 : 0);
+		for (int kind = MIME_SEC_ALL; kind <= MIME_SEC_MIME; kind++) {
+			buf_reset(b);
+			bool ok = mime_section(t, path, n, kind, fields, 3, b);
+			CHECK(ok || b->len == 0 || b->truncated);
+			for (size_t i = 0; i < b->len; i++)
+				CHECK(b->data[i] != '\0' && (b->data[i] != '\n' || (i > 0 && b->data[i - 1] == '\r')));
+			const char *p;
+			size_t pn;
+			CHECK(mime_partial(b, size % 97, (uint32_t)(size % 13), &p, &pn) && pn <= 13);
+		}
+		buf_reset(b);
+		int r = mime_binary(t, path, n, b);
+		CHECK(r == 0 || r == -1 || r == -2);
+	}
+	char needle[8] = "";
+	size_t nl = size < 7 ? size : 7;
+	memcpy(needle, size > 16 ? data + size - nl : data, nl);
+	needle[strnlen(needle, nl)] = '\0';
+	(void)mime_header_contains(t, "subject", needle);
+	(void)mime_header_contains(t, "from", "");
+	(void)mime_text_contains(t, needle, (size & 1) != 0);
+	long zone;
+	time_t when = mime_date_tz(t, &zone);
+	CHECK(when != 0 || zone == 0);
+	CHECK(zone > -100000 && zone < 100000);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct mime_tree *t = mime_parse((const char *)data, size);
@@ -82,6 +121,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_balanced(&b);
 		}
 	}
+	sections(t, data, size, &b);
 	buf_free(&b);
 	mime_free(&t);
 	CHECK(t == NULL);

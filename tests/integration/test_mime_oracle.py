@@ -2,7 +2,8 @@
 ENVELOPE, BODYSTRUCTURE and BODY that build/mime_dump (tests/unit/mime_dump.c)
 renders must equal what `doveadm fetch imap.envelope imap.bodystructure
 imap.body` answers for the same Maildir, byte for byte (doveadm leaves out the
-outermost parentheses; the test puts them back).
+outermost parentheses; the test puts them back), and so must the BODY[section]
+and BINARY[section] bytes of SECTIONS (doveadm's body.<section>, binary.<section>).
 
 Dovecot runs only as doveadm with a private configuration (-c): no service, no
 auth process (mail_uid = nobody, the Maildir owned by nobody in a directory of
@@ -22,10 +23,40 @@ from conftest import POSTERN_BIN
 DUMP_BIN = Path(POSTERN_BIN).parent / "mime_dump"
 DOVEADM = "/usr/bin/doveadm"
 
-# Where Postern and Dovecot part ways on purpose (none of these is in CORPUS):
-#  - more than 32 nested parts or 10,000 parts: Postern stops there (mime.h),
-#    Dovecot's own limits are higher.
-DIFFERENCES = ()
+# Where Postern and Dovecot part ways on purpose (so none of it is in CORPUS).
+DIFFERENCES = (
+    "more than 32 nested parts or 10,000 parts: Postern stops there (msg/mime.h); Dovecot's limits are higher",
+)
+
+# In doveadm's spelling (one field per list: doveadm splits its argument at spaces).
+SECTIONS = ("body.header", "body.text", "body.1", "body.1.mime", "body.2", "body.2.mime", "body.2.header",
+            "body.2.text", "body.1.1", "body.1.2", "body.2.1", "body.2.1.mime", "body.3",
+            "body.header.fields(subject)", "body.header.fields.not(subject)", "body.2.header.fields(from)",
+            "binary.1", "binary.2", "binary.1.1")
+FIELDS = ("uid", "imap.envelope", "imap.bodystructure", "imap.body") + SECTIONS
+
+# SEARCH keys: doveadm search's arguments, and mime_dump's -q for the same.
+QUERIES = (
+    (["subject", "nested"], "subject:nested"),
+    (["subject", "k\u00f6ln"], "subject:k\u00f6ln"),
+    (["from", "M\u00dcLLER"], "from:M\u00dcLLER"),
+    (["to", "ren\u00e9"], "to:ren\u00e9"),
+    (["body", "caf\u00e9 au"], "body:caf\u00e9 au"),
+    (["body", "SECOND LINE"], "body:SECOND LINE"),
+    (["text", "alice@example"], "text:alice@example"),
+    (["body", "alice@example"], "body:alice@example"),
+    (["body", "original"], "body:original"),
+    (["text", "original"], "text:original"),
+    (["body", "iVBOR"], "body:iVBOR"),
+    (["header", "message-id", "nested"], "header:message-id:nested"),
+    (["header", "x-nothing", ""], "header:x-nothing:"),
+    (["header", "content-type", ""], "header:content-type:"),
+    (["body", "sch\u00f6ne gr\u00fc\u00dfe"], "body:sch\u00f6ne gr\u00fc\u00dfe"),
+    (["text", "deep@x"], "text:deep@x"),
+    (["sentbefore", "2026-12-01"], "sentbefore:2026-12-01"),
+    (["senton", "2026-12-01"], "senton:2026-12-01"),
+    (["sentsince", "2026-12-02"], "sentsince:2026-12-02"),
+)
 
 CRLF_NESTED = (
     "From: Alice Example <alice@example.test>\r\n"
@@ -125,6 +156,13 @@ CORPUS = {
     "bare_cr_and_nul": b"Subject: a\rb\x00c\nContent-Type: text/plain\n\nx\ry\x00z\n",
     "quotes_in_strings": (
         b"Subject: \"quoted\" subject \\ here\nMessage-ID: <\"a\"\"b\"\"c\"@x>\nIn-Reply-To: <\"a\"\"b\"@x>\n\n"),
+    "mixed_line_ends": (
+        b"Subject: mixed\r\nContent-Type: multipart/mixed; boundary=m\n\r\n--m\r\n\nlf body\r\nline\n--m\n"
+        b"Content-Type: text/plain; charset=windows-1252\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"U2No9m5lIEdy/N9lIQ==\r\n--m--\r\n"),
+    "nested_messages": (
+        b"Subject: outer\nContent-Type: message/rfc822\n\nSubject: middle\nContent-Type: multipart/mixed; boundary=n\n\n"
+        b"--n\nContent-Type: message/rfc822\n\nSubject: inner\nFrom: Deep <deep@x.test>\n\ndeepest\n--n--\n"),
 }
 
 
@@ -147,11 +185,19 @@ def dovecot_view(tmp_path, corpus):
         for p in md.rglob("*"):
             shutil.chown(p, "nobody", "nogroup")
         env = {"PATH": "/usr/bin:/bin", "USER": "nobody", "HOME": str(base)}
-        p = subprocess.run([DOVEADM, "-c", str(conf), "-f", "json", "fetch",
-                            "imap.envelope imap.bodystructure imap.body", "all"],
+        p = subprocess.run([DOVEADM, "-c", str(conf), "-f", "json", "fetch", " ".join(FIELDS), "all"],
                            env=env, capture_output=True, timeout=30)
         assert p.returncode == 0, p.stderr.decode(errors="replace")
-        return json.loads(p.stdout.decode("utf-8", "surrogateescape"))
+        views = json.loads(p.stdout.decode("utf-8", "surrogateescape"))
+        uids = [v["uid"] for v in views]
+        for args, query in QUERIES:
+            q = subprocess.run([DOVEADM, "-c", str(conf), "search"] + args, env=env, capture_output=True,
+                               timeout=30)
+            assert q.returncode == 0, q.stderr.decode(errors="replace")
+            hits = {line.split()[1] for line in q.stdout.decode().splitlines() if line.strip()}
+            for v, uid in zip(views, uids):
+                v[query] = "1" if uid in hits else "0"
+        return views
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -163,18 +209,20 @@ def postern_view(tmp_path, corpus):
         f = tmp_path / f"{i}-{name}.eml"
         f.write_bytes(raw)
         files.append(str(f))
-    p = subprocess.run([str(DUMP_BIN)] + files, capture_output=True, timeout=30)
+    args = [a for spec in SECTIONS for a in ("-s", spec)] + [a for _, q in QUERIES for a in ("-q", q)]
+    p = subprocess.run([str(DUMP_BIN)] + args + files, capture_output=True, timeout=30)
     assert p.returncode == 0, p.stderr.decode(errors="replace")
     out, pos, views = p.stdout, 0, []
     keys = {"ENVELOPE": "imap.envelope", "BODYSTRUCTURE": "imap.bodystructure", "BODY": "imap.body"}
     while pos < len(out):
         nl = out.index(b"\n", pos)
-        name, length = out[pos:nl].decode().split()
+        name, length = out[pos:nl].decode().rsplit(" ", 1)
         value = out[nl + 1:nl + 1 + int(length)]
         pos = nl + 1 + int(length) + 1
         if name == "ENVELOPE":
             views.append({})
-        views[-1][keys[name]] = value.decode("utf-8", "surrogateescape")
+        # doveadm's JSON shows bytes that are not UTF-8 as U+FFFD; so must we.
+        views[-1][keys.get(name, name)] = value.decode("utf-8", "replace" if name in SECTIONS else "surrogateescape")
     return views
 
 
@@ -194,3 +242,24 @@ def test_same_as_dovecot(views, name):
         # doveadm leaves out the outermost parentheses of each.
         want = "(" + dovecot[i][key] + ")"
         assert postern[i][key] == want, f"{name} {key}"
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_sections_same_as_dovecot(views, name):
+    dovecot, postern = views
+    i = list(CORPUS).index(name)
+    wrong = [spec for spec in SECTIONS if postern[i][spec] != dovecot[i][spec]]
+    assert not wrong, "\n".join(f"{name} {spec}:\n  dovecot {dovecot[i][spec]!r}\n  postern {postern[i][spec]!r}"
+                                for spec in wrong)
+
+
+def test_search_same_as_dovecot(views):
+    dovecot, postern = views
+    wrong = []
+    for _, query in QUERIES:
+        want = [n for i, n in enumerate(CORPUS) if dovecot[i][query] == "1"]
+        got = [n for i, n in enumerate(CORPUS) if postern[i][query] == "1"]
+        assert want or query.startswith(("body:alice", "body:iVBOR", "body:original", "header:x-nothing", "sentsince")), query
+        if want != got:
+            wrong.append(f"{query}: dovecot {want} postern {got}")
+    assert not wrong, "\n".join(wrong)

@@ -297,6 +297,152 @@ static void test_imap_strings(void **state)
 	buf_free(&b);
 }
 
+static const char SECTION_MSG[] =
+	"From: a@b\nSubject: =?iso-8859-1?q?Gr=FC=DFe?= aus\n =?utf-8?b?S8O2bG4=?=\nX-Long: one\n two\n"
+	"Content-Type: multipart/mixed; boundary=q\n\n"
+	"--q\nContent-Type: text/plain; charset=iso-8859-1\nContent-Transfer-Encoding: quoted-printable\n\n"
+	"Gr=FC=DF dich, =\nWelt  \n"
+	"--q\nContent-Type: message/rfc822\n\nSubject: inner\nFrom: c@d\n\n"
+	"Content-Type: text/plain; charset=utf-8\n\nnot a header\n"
+	"--q\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nAAEC/w==\n"
+	"--q\nContent-Type: text/plain\nContent-Transfer-Encoding: x-uuencode\n\nbegin\n"
+	"--q--\n";
+
+static char *section(const struct mime_tree *t, const uint32_t *part, size_t n, int kind, const char *field,
+	bool *ok)
+{
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	const char *fields[1] = { field };
+	*ok = mime_section(t, part, n, kind, fields, field ? 1 : 0, &b);
+	char *s = strdup(buf_cstr(&b));
+	buf_free(&b);
+	return s;
+}
+
+static void test_sections(void **state)
+{
+	(void)state;
+	struct mime_tree *t = mime_parse(SECTION_MSG, strlen(SECTION_MSG));
+	static const struct {
+		uint32_t part[4];
+		size_t n;
+		int kind;
+		const char *field, *want;   /* want NULL: no such part */
+	} cases[] = {
+		{ { 0 }, 0, MIME_SEC_HEADER_FIELDS, "x-long", "X-Long: one\r\n two\r\n\r\n" },
+		{ { 0 }, 0, MIME_SEC_HEADER_FIELDS, "nothing", "\r\n" },
+		{ { 0 }, 0, MIME_SEC_MIME, NULL, NULL },
+		{ { 1 }, 1, MIME_SEC_ALL, NULL, "Gr=FC=DF dich, =\r\nWelt  " },
+		{ { 1 }, 1, MIME_SEC_MIME, NULL,
+		  "Content-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" },
+		{ { 1, 1 }, 2, MIME_SEC_ALL, NULL, "Gr=FC=DF dich, =\r\nWelt  " },
+		{ { 1, 2 }, 2, MIME_SEC_ALL, NULL, NULL },
+		{ { 1 }, 1, MIME_SEC_HEADER, NULL, NULL },   /* not a message/rfc822 */
+		{ { 2 }, 1, MIME_SEC_HEADER, NULL, "Subject: inner\r\nFrom: c@d\r\n\r\n" },
+		{ { 2 }, 1, MIME_SEC_HEADER_FIELDS_NOT, "subject", "From: c@d\r\n\r\n" },
+		{ { 2 }, 1, MIME_SEC_TEXT, NULL, "Content-Type: text/plain; charset=utf-8\r\n\r\nnot a header" },
+		{ { 2, 1 }, 2, MIME_SEC_ALL, NULL, "Content-Type: text/plain; charset=utf-8\r\n\r\nnot a header" },
+		{ { 2, 2 }, 2, MIME_SEC_ALL, NULL, NULL },
+		{ { 5 }, 1, MIME_SEC_ALL, NULL, NULL },
+		{ { 0 }, 1, MIME_SEC_ALL, NULL, NULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool ok;
+		char *got = section(t, cases[i].part, cases[i].n, cases[i].kind, cases[i].field, &ok);
+		if (ok != (cases[i].want != NULL) || (ok && strcmp(got, cases[i].want) != 0))
+			fail_msg("case %zu: ok=%d got [%s] want [%s]", i, ok, got, cases[i].want ? cases[i].want : "(none)");
+		free(got);
+	}
+	/* <offset.length> */
+	struct buf b;
+	buf_init(&b, 1024);
+	buf_appends(&b, "0123456789");
+	const char *p;
+	size_t n;
+	assert_true(mime_partial(&b, 3, 4, &p, &n));
+	assert_int_equal(n, 4);
+	assert_memory_equal(p, "3456", 4);
+	assert_true(mime_partial(&b, 8, 100, &p, &n));
+	assert_int_equal(n, 2);
+	assert_true(mime_partial(&b, 20, 5, &p, &n));
+	assert_int_equal(n, 0);
+	buf_free(&b);
+	mime_free(&t);
+}
+
+static void test_binary(void **state)
+{
+	(void)state;
+	struct mime_tree *t = mime_parse(SECTION_MSG, strlen(SECTION_MSG));
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	uint32_t one = 1, three = 3, four = 4, nine = 9;
+	assert_int_equal(mime_binary(t, &one, 1, &b), 0);
+	assert_string_equal(buf_cstr(&b), "Gr\xfc\xdf dich, Welt");   /* soft break joined, trailing WSP gone */
+	buf_reset(&b);
+	assert_int_equal(mime_binary(t, &three, 1, &b), 0);
+	assert_int_equal(b.len, 4);
+	assert_memory_equal(b.data, "\x00\x01\x02\xff", 4);
+	buf_reset(&b);
+	assert_int_equal(mime_binary(t, &four, 1, &b), -2);   /* UNKNOWN-CTE */
+	assert_int_equal(mime_binary(t, &nine, 1, &b), -1);
+	buf_free(&b);
+	mime_free(&t);
+}
+
+static void test_search(void **state)
+{
+	(void)state;
+	struct mime_tree *t = mime_parse(SECTION_MSG, strlen(SECTION_MSG));
+	assert_true(mime_header_contains(t, "subject", "gr\xc3\xbc\xc3\x9f" "e aus k\xc3\xb6ln"));   /* two charsets */
+	assert_true(mime_header_contains(t, "from", "A@B"));
+	assert_true(mime_header_contains(t, "SUBJECT", "GR\xc3\x9c\xc3\x9f"));   /* Ü folds to ü */
+	assert_true(mime_header_contains(t, "x-long", "one two"));   /* unfolded (RFC 5322 §2.2.3) */
+	assert_true(mime_header_contains(t, "x-long", ""));
+	assert_false(mime_header_contains(t, "x-none", ""));
+	assert_true(mime_text_contains(t, "gr\xc3\xbc\xc3\x9f dich, welt", false));   /* QP + Latin-1 */
+	assert_true(mime_text_contains(t, "NOT A HEADER", false));
+	assert_false(mime_text_contains(t, "inner", false));   /* an encapsulated header: TEXT, not BODY */
+	assert_true(mime_text_contains(t, "inner", true));
+	assert_false(mime_text_contains(t, "a@b", false));
+	assert_true(mime_text_contains(t, "a@b", true));
+	assert_false(mime_text_contains(t, "\xff", false));   /* the octet-stream part is not text */
+	mime_free(&t);
+}
+
+static void test_dates(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *date;
+		long long when;   /* 0: unreadable */
+		long zone;
+	} cases[] = {
+		{ "Tue, 1 Dec 2026 10:00:00 +0100", 1796115600, 3600 },
+		{ "1 Dec 2026 10:00 -0500", 1796137200, -18000 },
+		{ "Tue, 01 Dec 26 09:00:00 GMT", 1796115600, 0 },
+		{ "Tue (day), 1 (one) Dec 2026\n 09:00:00 EST", 1796133600, -18000 },
+		{ "1 Jan 99 00:00:00 Z", 915148800, 0 },
+		{ "1 Jan 1970 00:00:00 PDT", 25200, -25200 },
+		{ "29 Feb 2024 12:00:00 +0000", 1709208000, 0 },
+		{ "not a date", 0, 0 },
+		{ "32 Dec 2026 10:00:00 +0000", 0, 0 },
+		{ "1 Dec 2026 25:00:00 +0000", 0, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "Date: %s\n\n", cases[i].date);
+		struct mime_tree *t = mime_parse(msg, strlen(msg));
+		long zone = 99;
+		time_t when = mime_date_tz(t, &zone);
+		if ((long long)when != cases[i].when || zone != cases[i].zone)
+			fail_msg("%s: got %lld %ld want %lld %ld", cases[i].date, (long long)when, zone, cases[i].when,
+				cases[i].zone);
+		mime_free(&t);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -307,6 +453,10 @@ int main(void)
 		cmocka_unit_test(test_many_parts),
 		cmocka_unit_test(test_hostile),
 		cmocka_unit_test(test_imap_strings),
+		cmocka_unit_test(test_sections),
+		cmocka_unit_test(test_binary),
+		cmocka_unit_test(test_search),
+		cmocka_unit_test(test_dates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
