@@ -51,7 +51,7 @@ struct conf_milter {
 	unsigned line;
 };
 
-enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3, ROLE_HTTP };
+enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3, ROLE_HTTP, ROLE_IMAP };
 
 /* What a listener of role http serves (its `services` key), one bit each. */
 enum conf_service { CONF_SERVICE_AUTOCONFIG = 1u << 0, CONF_SERVICE_MTA_STS = 1u << 1, CONF_SERVICE_HEALTH = 1u << 2,
@@ -183,6 +183,10 @@ struct conf {
 	uint64_t http_body_max;             /* request body, octets */
 	uint64_t http_request_timeout;      /* seconds from a request's first byte to its end */
 	uint64_t http_threads;              /* web worker threads */
+	/* [imap] (listeners of role imap) */
+	uint64_t imap_threads;              /* IMAP worker threads (folder work) */
+	uint64_t imap_autologout;           /* seconds of inactivity (RFC 3501 §5.4: at least 30 minutes) */
+	uint64_t imap_idle_poll;            /* seconds between an IDLE's checks of its folder */
 	/* [mta-sts] (the policy this server publishes for its domains, RFC 8461) */
 	uint64_t mta_sts_mode;              /* enum conf_mta_sts_mode */
 	uint64_t mta_sts_max_age;           /* seconds */

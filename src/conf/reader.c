@@ -93,8 +93,10 @@ static void listener_key(struct parse_state *ps, const char *lname, const char *
 			l->role = ROLE_POP3;
 		else if (strcmp(v, "http") == 0)
 			l->role = ROLE_HTTP;
+		else if (strcmp(v, "imap") == 0)
+			l->role = ROLE_IMAP;
 		else
-			conf_fail(ps, ps->line, "[listener %s] role: \"%s\" is not mx, submission, pop3 or http", lname, v);
+			conf_fail(ps, ps->line, "[listener %s] role: \"%s\" is not mx, submission, pop3, imap or http", lname, v);
 	} else if (strcmp(key, "tls") == 0) {
 		if (strcmp(v, "none") == 0)
 			l->tls = TLS_NONE;

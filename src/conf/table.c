@@ -172,6 +172,12 @@ const struct setting conf_settings[] = {
 		"time to send one whole HTTP request (a slow client is closed after it); also how long an idle keep-alive connection stays open" },
 	{ "http", "threads", T_COUNT, offsetof(struct conf, http_threads), 0, "2", 1, 64,
 		"web worker threads (each with its own directory handle) that answer HTTP requests" },
+	{ "imap", "threads", T_COUNT, offsetof(struct conf, imap_threads), 0, "4", 1, 64,
+		"IMAP worker threads: every folder command runs on one, one command per session at a time" },
+	{ "imap", "autologout", T_DURATION, offsetof(struct conf, imap_autologout), 0, "30m", 1800, 86400,
+		"an IMAP session silent this long is logged out (RFC 3501 §5.4: at least 30 minutes; IDLE clients renew every 29)" },
+	{ "imap", "idle_poll", T_DURATION, offsetof(struct conf, imap_idle_poll), 0, "1s", 1, 60,
+		"how often a session in IDLE checks its folder for changes by other sessions and programs" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
@@ -341,7 +347,8 @@ const char *conf_where(const struct conf *c, const char *section, const char *ke
 
 const char *conf_role_name(enum listener_role r)
 {
-	return r == ROLE_SUBMISSION ? "submission" : r == ROLE_POP3 ? "pop3" : r == ROLE_HTTP ? "http" : "mx";
+	return r == ROLE_SUBMISSION ? "submission" : r == ROLE_POP3 ? "pop3" : r == ROLE_HTTP ? "http"
+		: r == ROLE_IMAP ? "imap" : "mx";
 }
 
 /* The services of role http (contracts: web/router.c routes name them). */

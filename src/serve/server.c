@@ -63,6 +63,8 @@ static bool bind_listener(struct service *srv, const struct conf_listener *cl)
 		web_site_bound(srv->site, cl->name, srv->bound_port[i]);
 	if (cl->role == ROLE_HTTP)
 		return net_http_listen(srv->net, cl, web_http_request, srv, fd);
+	if (cl->role == ROLE_IMAP)
+		return net_listen(srv->net, cl, &imap_proto_ops, srv, fd);
 	return net_listen(srv->net, cl, cl->role == ROLE_POP3 ? &pop3_proto_ops : &smtp_proto_ops, srv, fd);
 }
 _Static_assert(CONF_LISTENERS_BOUND == CONF_MAX_LISTENERS, "service.h bound_port");
@@ -123,6 +125,7 @@ static void server_cleanup(struct service *srv)
 	login_service_free(&srv->logins);   /* answers running checks; their connections go next */
 	decider_free(&srv->decider);   /* finishes running decisions; their callbacks run here */
 	web_service_free(&srv->web);   /* finishes running web jobs; their answers are sent here */
+	imap_service_free(&srv->imap);   /* finishes running IMAP jobs; their sessions are answered here */
 	limits_service_free(&srv->limits);   /* after the commits and decisions: saves the last counts */
 	if (srv->net)
 		net_close_all(srv->net);
@@ -216,6 +219,14 @@ static bool start_workers(struct service *srv)
 	srv->web = http ? web_service_new(base, cf, srv->site, err, sizeof(err)) : NULL;
 	if (http && !srv->web) {
 		log_event(LOG_ERR, "startup_error", "error=\"web threads: %s\"", err);
+		return false;
+	}
+	bool imap = false;
+	for (size_t i = 0; i < cf->n_listeners; i++)
+		imap = imap || cf->listeners[i].role == ROLE_IMAP;
+	srv->imap = imap ? imap_service_new(base, cf, err, sizeof(err)) : NULL;
+	if (imap && !srv->imap) {
+		log_event(LOG_ERR, "startup_error", "error=\"IMAP threads: %s\"", err);
 		return false;
 	}
 	return true;

@@ -20,6 +20,7 @@ struct control;
 struct decider;
 struct delivery;
 struct directory;
+struct imap_service;
 struct event;
 struct event_base;
 struct http_exchange;
@@ -68,6 +69,7 @@ struct service {
 	struct control *control;
 	struct web_site *site;           /* what the web handlers know (web/web.h) */
 	struct web_service *web;         /* the web threads (web.c) */
+	struct imap_service *imap;       /* the IMAP worker threads (imap.c), when an imap listener exists */
 	struct event *sig_term, *sig_int, *shutdown_timer;
 	bool shutting_down;
 	char run_id[RUN_ID_MAX];              /* first part of every log reference (util/id.h) */
@@ -81,6 +83,11 @@ extern const struct proto_ops pop3_proto_ops;
 /* POP-before-SMTP: seconds since addr last logged in to POP3, or -1. */
 long long pop3_login_age(struct service *svc, const char *addr);
 void pop3_forget_logins(struct service *svc);
+
+/* imap.c: IMAP's operations and its worker threads ([imap] threads, a directory handle of their own). */
+extern const struct proto_ops imap_proto_ops;
+struct imap_service *imap_service_new(struct event_base *base, const struct conf *cf, char *err, size_t errsz);
+void imap_service_free(struct imap_service **is);   /* running jobs finish and are answered */
 
 /* web.c: the web threads, each with its own directory handle ([http] threads). */
 struct web_service *web_service_new(struct event_base *base, const struct conf *cf, const struct web_site *site, char *err, size_t errsz);
