@@ -29,8 +29,9 @@ static long long mono_seconds(void)
 
 static int cmp_name_main(const void *key, const void *elem)
 {
+	/* Old (version 1) records hold whole names, ":2,<flags>" included. */
 	const char *k = key, *e = *(const char *const *)elem;
-	size_t kl = strlen(k), el = folder_name_main_len(e);
+	size_t kl = folder_name_main_len(k), el = folder_name_main_len(e);
 	int c = memcmp(k, e, kl < el ? kl : el);
 	return c ? c : (kl < el ? -1 : kl > el);
 }

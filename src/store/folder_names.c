@@ -72,7 +72,7 @@ bool folder_mutf7_encode(const char *utf8, char *out, size_t outsz)
 	uint16_t u[FOLDER_NAME_MAX * 2];
 	while (*p) {
 		long cp = utf8_next(&p);
-		if (cp < 0)
+		if (cp < 0x20 || cp == 0x7f)   /* malformed, or a control character */
 			return false;
 		if (cp >= 0x20 && cp <= 0x7e) {
 			if (nu && !flush_b64(u, nu, out, outsz, &n))
@@ -141,8 +141,9 @@ static bool decode_run(const char **pp, char *out, size_t outsz, size_t *n)
 		} else if (unit >= 0xdc00 && unit <= 0xdfff) {
 			return false;
 		}
-		/* RFC 3501: printable ASCII must not be encoded. */
-		if ((unit >= 0x20 && unit <= 0x7e) || !put_utf8(unit, out, outsz, n))
+		/* RFC 3501: printable ASCII must not be encoded; control characters are
+		 * no part of a folder name. */
+		if (unit <= 0x7f || !put_utf8(unit, out, outsz, n))
 			return false;
 	}
 	if (*p != '-' || high || units == 0 || nbits >= 6 || (bits & ((1u << nbits) - 1)))
@@ -171,7 +172,8 @@ bool folder_mutf7_decode(const char *s, char *out, size_t outsz)
 			s++;
 			continue;
 		}
-		if (!decode_run(&s, out, outsz, &n))
+		/* Two runs back to back are one run spelled twice: one spelling per name. */
+		if (!decode_run(&s, out, outsz, &n) || (s[0] == '&' && s[1] != '-'))
 			return false;
 	}
 	if (n >= outsz)

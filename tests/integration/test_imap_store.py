@@ -145,6 +145,10 @@ def test_postern_reads_what_dovecot_changed(maildir):
     st = status(conf, root)
     assert int(st["uidvalidity"]) == info["uidvalidity"]
     assert info["uidnext"] == int(st["uidnext"]) == 5
+    # Folders Dovecot made (modified UTF-7 names, a parent implied by its child).
+    doveadm(conf, root, "mailbox", "create", "-s", "Entw\u00fcrfe/Sub")
+    folders = helper(root, "list").splitlines()
+    assert folders == ["INBOX", "Entw\u00fcrfe noselect children", "Entw\u00fcrfe/Sub sub"]
     # And back: Postern stores on a message Dovecot saved; Dovecot sees it.
     helper(root, "store", "4", "\\Answered", "kwdove")
     assert dovecot_view(conf, root)[4] == {"\\Answered", "kwdove"}

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -305,6 +306,26 @@ static void test_lock(void **state)
 	folder_close(&f);
 }
 
+/* A version 1 list (old Dovecot) keeps its UIDs; it is written back as version 3. */
+static void test_uidlist_v1(void **state)
+{
+	(void)state;
+	put_file("cur/1700000001.M1P1.h:2,S", "a\n", 0);
+	put_file("cur/1700000002.M1P1.h:2,", "b\n", 0);
+	put_file("dovecot-uidlist", "1 1234 8\n5 1700000001.M1P1.h:2,S\n7 1700000002.M1P1.h\n", 0);
+	put_file("new/1700000003.M1P1.h", "c\n", 0);
+	char err[256];
+	struct folder *f = folder_open(root, "INBOX", false, err, sizeof(err));
+	assert_non_null(f);
+	assert_int_equal(folder_uidvalidity(f), 1234);
+	assert_int_equal(folder_count(f), 3);
+	assert_int_equal(folder_msg(f, 0)->uid, 5);
+	assert_int_equal(folder_msg(f, 1)->uid, 7);
+	assert_int_equal(folder_msg(f, 2)->uid, 8);
+	folder_close(&f);
+	assert_memory_equal(slurp("dovecot-uidlist"), "3 V1234 N9 G", 12);
+}
+
 static void test_folders(void **state)
 {
 	(void)state;
@@ -490,6 +511,45 @@ static void test_index(void **state)
 	folder_close(&a);
 }
 
+/* Threads appending and syncing one folder at once: every message gets its own
+ * UID, none twice (the in-process mutex and the dotlock). */
+enum { APPENDERS = 3, PER_THREAD = 60 };
+static void *appender(void *arg)
+{
+	(void)arg;
+	char err[256];
+	struct folder_append_src src = { .fd = -1, .data = "S: x\r\n\r\nb\r\n", .len = 11 };
+	uint32_t uid, v;
+	for (int i = 0; i < PER_THREAD; i++)
+		if (folder_append(root, "INBOX", &src, &uid, &v, NULL, err, sizeof(err)) != STORE_OK)
+			return (void *)1;
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	(void)state;
+	char err[256];
+	pthread_t t[APPENDERS];
+	struct folder *f = folder_open(root, "INBOX", false, err, sizeof(err));
+	assert_non_null(f);
+	for (int i = 0; i < APPENDERS; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, appender, NULL), 0);
+	for (int k = 0; k < 50; k++)
+		assert_true(folder_sync(f, NULL, err, sizeof(err)));
+	for (int i = 0; i < APPENDERS; i++) {
+		void *rv;
+		pthread_join(t[i], &rv);
+		assert_null(rv);
+	}
+	assert_true(folder_sync(f, NULL, err, sizeof(err)));
+	assert_int_equal(folder_count(f), APPENDERS * PER_THREAD);
+	for (size_t i = 0; i < folder_count(f); i++)
+		assert_int_equal(folder_msg(f, i)->uid, i + 1);
+	assert_int_equal(folder_uidnext(f), APPENDERS * PER_THREAD + 1);
+	folder_close(&f);
+}
+
 /* Opening a big folder reads no message: 10,000 here (bench: 100,000). */
 static void test_big_open(void **state)
 {
@@ -529,7 +589,8 @@ static void test_big_open(void **state)
  *   test_folder DIR store UID FLAG...          add system flags (\\Seen...) or keywords, INBOX
  *   test_folder DIR expunge                    expunge every \\Deleted message of INBOX
  *   test_folder DIR create FOLDER
- *   test_folder DIR open                       open INBOX, print the count and the time (bench)
+ *   test_folder DIR open                       open INBOX, print the count (bench)
+ *   test_folder DIR list                       "name [noselect] [children] [sub]" per folder
  *   test_folder DIR append FOLDER FLAG... < message */
 static const char *const SYS_FLAGS[] = { "\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft" };
 
@@ -591,6 +652,17 @@ static int helper_main(int argc, char **argv)
 		printf("%u %u\n", validity, uid);
 		return 0;
 	}
+	if (strcmp(cmd, "list") == 0) {
+		struct folder_info *fi;
+		size_t n;
+		if (!folder_list(dir, &fi, &n, err, sizeof(err)))
+			return 8;
+		for (size_t i = 0; i < n; i++)
+			printf("%s%s%s%s\n", fi[i].name, fi[i].noselect ? " noselect" : "",
+				fi[i].has_children ? " children" : "", fi[i].subscribed ? " sub" : "");
+		free(fi);
+		return 0;
+	}
 	struct folder *f = folder_open(dir, strcmp(cmd, "dump") == 0 && argc > 3 ? argv[3] : "INBOX", false, err,
 		sizeof(err));
 	if (!f) {
@@ -635,9 +707,11 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_sync_reports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_and_expunge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_uidlist_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_copy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_index, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_big_open, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
