@@ -36,7 +36,7 @@ void credentials_check(struct directory *d, const struct credential_policy *p, c
 {
 	memset(out, 0, sizeof(*out));
 	char selector[APP_SELECTOR_LEN + 1];
-	bool app_form = password_app_selector(password, selector);
+	bool app_form = !p->primary_only && password_app_selector(password, selector);
 	struct dir_login_hash h;
 	enum dir_result r = directory_login_hash(d, user, app_form ? selector : NULL, &h);
 	explicit_bzero(selector, sizeof(selector));
@@ -58,7 +58,7 @@ void credentials_check(struct directory *d, const struct credential_policy *p, c
 		succeed(out, h.app_name, false);
 	}
 	explicit_bzero(h.hash, sizeof(h.hash));
-	if (out->outcome == CRED_OK || !p->legacy_app_passwords || !password_app_legacy_form(password))
+	if (out->outcome == CRED_OK || p->primary_only || !p->legacy_app_passwords || !password_app_legacy_form(password))
 		return;
 	struct legacy_walk w = { .password = password, .cache_ttl = p->cache_ttl };
 	if (directory_legacy_app_hashes(d, h.canonical, try_legacy, &w) == DIR_OK && w.matched)

@@ -23,6 +23,8 @@ struct credential_policy {
 	const char *dummy_hash;      /* what an unknown user is checked against */
 	unsigned cache_ttl;          /* password_verify_cached() */
 	bool legacy_app_passwords;   /* accept app passwords without a selector */
+	bool primary_only;           /* the account's own password only: an app password is checked against the
+	                              * account's hash (the same one hash of work) and so fails (the web page) */
 };
 
 struct credential_result {

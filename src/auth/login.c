@@ -205,6 +205,7 @@ struct check_job {
 	char addr[64];
 	char proto[16];
 	bool tls;
+	bool primary_only;
 	char mech[LOGIN_MECH_MAX];
 	char user[SASL_USER_MAX + 1];
 	char pass[SASL_PASS_MAX + 1];
@@ -217,7 +218,9 @@ struct check_job {
 static void check_work(void *arg)
 {
 	struct check_job *j = arg;
-	credentials_check(j->ls->dir, &j->ls->policy, j->user, j->pass, &j->result);
+	struct credential_policy policy = j->ls->policy;
+	policy.primary_only = j->primary_only;
+	credentials_check(j->ls->dir, &policy, j->user, j->pass, &j->result);
 	explicit_bzero(j->pass, sizeof(j->pass));
 	if (j->result.outcome == CRED_OK && strncmp(j->result.which, "app:", 4) == 0)
 		directory_app_password_used(j->ls->dir, j->result.canonical, j->result.which + 4);
@@ -270,6 +273,7 @@ bool login_service_check(struct login_service *ls, const struct login_peer *peer
 	snprintf(j->addr, sizeof(j->addr), "%s", peer->addr ? peer->addr : "");
 	snprintf(j->proto, sizeof(j->proto), "%s", peer->proto ? peer->proto : "");
 	j->tls = peer->tls;
+	j->primary_only = peer->primary_only;
 	snprintf(j->mech, sizeof(j->mech), "%s", mech);
 	snprintf(j->user, sizeof(j->user), "%s", user);
 	snprintf(j->pass, sizeof(j->pass), "%s", pass);

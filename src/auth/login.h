@@ -126,8 +126,9 @@ struct login_service_config {
 struct login_peer {
 	uint64_t conn_id;
 	const char *addr;                   /* the client's address */
-	const char *proto;                  /* "smtp", "pop3" */
+	const char *proto;                  /* "smtp", "pop3", "http" */
 	bool tls;
+	bool primary_only;                  /* the account's own password only, never an app password (the web page) */
 };
 
 struct login_answer {

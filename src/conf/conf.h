@@ -55,8 +55,8 @@ enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3, ROLE_HTTP, ROLE_IMAP }
 
 /* What a listener of role http serves (its `services` key), one bit each. */
 enum conf_service { CONF_SERVICE_AUTOCONFIG = 1u << 0, CONF_SERVICE_MTA_STS = 1u << 1, CONF_SERVICE_HEALTH = 1u << 2,
-	CONF_SERVICE_METRICS = 1u << 3 };
-#define CONF_SERVICES_DEFAULT (CONF_SERVICE_AUTOCONFIG | CONF_SERVICE_MTA_STS | CONF_SERVICE_HEALTH)
+	CONF_SERVICE_METRICS = 1u << 3, CONF_SERVICE_ACCOUNT = 1u << 4 };
+#define CONF_SERVICES_DEFAULT (CONF_SERVICE_AUTOCONFIG | CONF_SERVICE_MTA_STS | CONF_SERVICE_HEALTH | CONF_SERVICE_ACCOUNT)
 enum tls_mode { TLS_NONE, TLS_STARTTLS, TLS_IMPLICIT };
 
 struct conf_listener {
@@ -187,6 +187,9 @@ struct conf {
 	uint64_t imap_threads;              /* IMAP worker threads (folder work) */
 	uint64_t imap_autologout;           /* seconds of inactivity (RFC 3501 §5.4: at least 30 minutes) */
 	uint64_t imap_idle_poll;            /* seconds between an IDLE's checks of its folder */
+	/* [web] (the account pages, service "account") */
+	uint64_t web_session_idle;          /* seconds without a request before a session ends */
+	uint64_t web_session_max;           /* seconds after sign-in a session ends whatever its use */
 	/* [mta-sts] (the policy this server publishes for its domains, RFC 8461) */
 	uint64_t mta_sts_mode;              /* enum conf_mta_sts_mode */
 	uint64_t mta_sts_max_age;           /* seconds */

@@ -178,6 +178,10 @@ const struct setting conf_settings[] = {
 		"an IMAP session silent this long is logged out (RFC 3501 §5.4: at least 30 minutes; IDLE clients renew every 29)" },
 	{ "imap", "idle_poll", T_DURATION, offsetof(struct conf, imap_idle_poll), 0, "1s", 1, 60,
 		"how often a session in IDLE checks its folder for changes by other sessions and programs" },
+	{ "web", "session_idle", T_DURATION, offsetof(struct conf, web_session_idle), 0, "30m", 1, 86400,
+		"the account pages (service account): a session without a request this long ends (sign in again)" },
+	{ "web", "session_max", T_DURATION, offsetof(struct conf, web_session_max), 0, "12h", 60, 30 * 86400,
+		"the account pages: a session ends this long after signing in, however much it is used" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
@@ -355,6 +359,7 @@ const char *conf_role_name(enum listener_role r)
 static const struct { const char *name; unsigned bit; } services[] = {
 	{ "autoconfig", CONF_SERVICE_AUTOCONFIG }, { "mta-sts", CONF_SERVICE_MTA_STS },
 	{ "health", CONF_SERVICE_HEALTH }, { "metrics", CONF_SERVICE_METRICS },
+	{ "account", CONF_SERVICE_ACCOUNT },
 };
 
 unsigned conf_service_bit(const char *name)

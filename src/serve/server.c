@@ -122,6 +122,7 @@ static void server_cleanup(struct service *srv)
 	control_stop(&srv->control);
 	pop3_forget_logins(srv);
 	loopq_stop(&srv->commitq, &srv->commit_ev);   /* finishes running commits; their callbacks run here */
+	web_service_stop_logins(srv->web);   /* web sign-ins still waiting are told "try again" */
 	login_service_free(&srv->logins);   /* answers running checks; their connections go next */
 	decider_free(&srv->decider);   /* finishes running decisions; their callbacks run here */
 	web_service_free(&srv->web);   /* finishes running web jobs; their answers are sent here */
@@ -216,6 +217,7 @@ static bool start_workers(struct service *srv)
 	for (size_t i = 0; i < cf->n_listeners; i++)
 		http = http || cf->listeners[i].role == ROLE_HTTP;
 	char err[1024];
+	web_service_hooks(srv, srv->site);   /* before the web threads start */
 	srv->web = http ? web_service_new(base, cf, srv->site, err, sizeof(err)) : NULL;
 	if (http && !srv->web) {
 		log_event(LOG_ERR, "startup_error", "error=\"web threads: %s\"", err);
@@ -247,6 +249,10 @@ static bool start_privileged(struct service *srv, char *err, size_t errlen)
 	srv->site = web_site_new(cf);
 	if (!srv->site) {
 		log_event(LOG_ERR, "startup_error", "error=\"out of memory\"");
+		return false;
+	}
+	if (!web_site_load_app(srv->site, err, errlen)) {
+		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
 		return false;
 	}
 	for (size_t i = 0; i < cf->n_listeners; i++)

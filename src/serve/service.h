@@ -93,6 +93,11 @@ void imap_service_free(struct imap_service **is);   /* running jobs finish and a
 struct web_service *web_service_new(struct event_base *base, const struct conf *cf, const struct web_site *site, char *err, size_t errsz);
 /* Running jobs finish and are answered (before the transport is freed). */
 void web_service_free(struct web_service **ws);
+/* The web room's hooks (web/web.h struct web_hooks) on the site: sign-ins through
+ * the login service, answered on the loop thread while the web thread waits. */
+void web_service_hooks(struct service *svc, struct web_site *site);
+/* At the stop, before the login service goes: sign-ins still waiting end (TEMPFAIL). */
+void web_service_stop_logins(struct web_service *ws);
 /* The HTTP transport's handler (http_handler_fn); ctx is the struct service. */
 void web_http_request(void *ctx, struct http_exchange *x);
 

@@ -5,6 +5,7 @@
  * transport drops it, RFC 9110 §9.3.2); OPTIONS gets 204 with Allow (§9.3.7).
  * Each helper adds its rows to `routes`. */
 #include "web/web.h"
+#include "web/app.h"
 #include "web/mobileconfig.h"
 
 #include "web/autoconfig.h"
@@ -26,6 +27,16 @@ static const struct web_route routes[] = {
 	{ NULL, "/metrics", 0, "metrics", web_metrics },
 	{ NULL, "/apple/profile.mobileconfig", 0, "autoconfig", mobileconfig_handle },
 	{ NULL, "/.well-known/mta-sts.txt", 0, "mta-sts", web_mta_sts },
+	/* The account pages (web/app.h; contracts14.md §B, §C) */
+	{ NULL, "/login", 0, "account", web_login_page },
+	{ "POST", "/login", 0, "account", web_login_post },
+	{ "POST", "/logout", 0, "account", web_logout },
+	{ NULL, "/", 0, "account", web_overview },
+	{ NULL, "/app-passwords", 0, "account", web_app_passwords },
+	{ "POST", "/app-passwords", 0, "account", web_app_password_create },
+	{ "POST", "/app-passwords/revoke", 0, "account", web_app_password_revoke },
+	{ NULL, "/quota", 0, "account", web_quota },
+	{ NULL, "/static/", WEB_PREFIX, "account", web_static },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -42,6 +53,14 @@ static bool method_matches(const struct web_route *rt, const char *method)
 	if (!rt->method)
 		return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 	return strcmp(method, rt->method) == 0 || (strcmp(rt->method, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
+bool web_route_exists(const char *path)
+{
+	for (size_t i = 0; i < N_ROUTES; i++)
+		if (strcmp(routes[i].path, path) == 0)
+			return true;
+	return false;
 }
 
 static unsigned listener_services(const struct web_site *site, const struct http_request *req)

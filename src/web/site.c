@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "util/log.h"
+#include "web/app.h"
 
 /* The certificate the default TLS context serves: [tls] certificate, or the
  * self-signed one net/tls.c made in data_dir/tls/. */
@@ -69,6 +70,27 @@ struct web_site *web_site_new(const struct conf *cf)
 	return s;
 }
 
+bool web_site_load_app(struct web_site *s, char *err, size_t errsz)
+{
+	bool wanted = false;
+	for (size_t i = 0; i < s->conf->n_listeners; i++)
+		wanted = wanted || conf_listener_serves(&s->conf->listeners[i], "account");
+	if (!wanted)
+		return true;
+	char dir[1024];
+	if (!web_templates_locate(dir, sizeof(dir))) {
+		snprintf(err, errsz, "the account pages' templates (web/layout.html) are in none of $POSTERN_DATA_DIR, "
+			"%s/data, %s: install them (meson install) or take \"account\" out of the http listeners' services",
+			POSTERN_SOURCE_DIR, POSTERN_DATADIR);
+		return false;
+	}
+	s->templates = web_templates_load(dir, err, errsz);
+	s->sessions = s->templates ? web_sessions_new((unsigned)s->conf->web_session_idle, (unsigned)s->conf->web_session_max) : NULL;
+	if (s->templates && !s->sessions)
+		snprintf(err, errsz, "out of memory");
+	return s->sessions != NULL;
+}
+
 void web_site_bound(struct web_site *s, const char *listener, unsigned port)
 {
 	for (size_t i = 0; i < s->n_mail; i++)
@@ -84,6 +106,8 @@ void web_site_free(struct web_site **sp)
 	X509_free(s->certificate);
 	sk_X509_pop_free(s->chain, X509_free);
 	EVP_PKEY_free(s->key);
+	web_templates_free(&s->templates);
+	web_sessions_free(&s->sessions);
 	free(s);
 	*sp = NULL;
 }

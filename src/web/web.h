@@ -13,11 +13,30 @@
 
 #include <openssl/ssl.h>
 
+#include "auth/login.h"
 #include "conf/conf.h"
 #include "net/http.h"
 
 struct directory;
 struct queue;
+struct throttle_block_info;   /* webadmin's */
+struct web_sessions;
+struct web_templates;
+
+/* What the web room asks of the rest of the server, set by serve/web.c on the site
+ * before the web threads start (contracts14.md §B).  Each hook may be NULL. */
+struct web_hooks {
+	void *ctx;
+	/* Blocking (web thread), bounded by a deadline: the login service's check with
+	 * the throttle shared with SMTP and POP3, proto "http".  primary_only: the
+	 * account's own password only, never an app password.  why: words for a
+	 * refusal (LOGIN_BLOCKED: which block and until when). */
+	enum login_result (*login)(void *ctx, const char *client_addr, bool tls, const char *user, const char *pass,
+		bool primary_only, char *canonical, size_t canonsz, char *why, size_t whysz);
+	int (*queue_control)(void *ctx, const char *command, char *reply, size_t replysz);
+	size_t (*throttle_blocks)(void *ctx, struct throttle_block_info *out, size_t max);
+	bool (*throttle_unblock)(void *ctx, const char *key);
+};
 
 /* A mail listener as the web services advertise it (autoconfig, profiles, SRV). */
 struct web_mail_listener {
@@ -41,6 +60,11 @@ struct web_site {
 	STACK_OF(X509) *chain;
 	EVP_PKEY *key;
 	char certificate_file[CONF_PATH_MAX + 32];
+	/* The account service (web/app.h): templates and static files loaded at start,
+	 * the sessions (mutable, under their own lock), the hooks. */
+	struct web_templates *templates;
+	struct web_sessions *sessions;
+	struct web_hooks hooks;
 };
 
 /* Per web thread (serve/web.c makes one per thread). */
@@ -64,6 +88,9 @@ struct web_route {
 	web_handler_fn *handle;
 };
 
+/* Does any route serve this exact path (for the nav: link only pages that exist)? */
+bool web_route_exists(const char *path);
+
 /* Route the request (router.c): 400/404/405 in words, HEAD as GET, OPTIONS with Allow. */
 void web_handle(const struct web_site *, struct web_worker *, const struct http_request *, struct http_response *);
 
@@ -72,6 +99,9 @@ void web_handle(const struct web_site *, struct web_worker *, const struct http_
  * the certificate (before dropping root: the key may be readable by root only);
  * site->queue is set once the queue is open.  NULL: out of memory. */
 struct web_site *web_site_new(const struct conf *cf);
+/* Load the templates and make the session table (the account service); false:
+ * err says which file and line. */
+bool web_site_load_app(struct web_site *s, char *err, size_t errsz);
 void web_site_bound(struct web_site *s, const char *listener, unsigned port);
 void web_site_load_certificate(struct web_site *s);
 void web_site_free(struct web_site **s);

@@ -134,6 +134,24 @@ static void test_legacy_app_passwords(void **state)
 	assert_int_equal(directory_legacy_app_password_count(dir), 2);
 }
 
+/* The web page's check (primary_only): the account's own password, never an app
+ * password nor a legacy one, and still one hash per attempt. */
+static void test_primary_only(void **state)
+{
+	(void)state;
+	struct credential_result r;
+	struct credential_policy p = { .dummy_hash = dummy, .cache_ttl = 0, .legacy_app_passwords = true, .primary_only = true };
+	unsigned long before = password_verifications();
+	credentials_check(dir, &p, "bob@example.test", bob_app[0], &r);
+	assert_int_equal(password_verifications() - before, 1);
+	assert_int_equal(r.outcome, CRED_WRONG_PASSWORD);
+	credentials_check(dir, &p, "carol@example.test", carol_legacy, &r);
+	assert_int_equal(r.outcome, CRED_WRONG_PASSWORD);
+	credentials_check(dir, &p, "bob@example.test", "bob-pw", &r);
+	assert_int_equal(r.outcome, CRED_OK);
+	assert_string_equal(r.which, "main");
+}
+
 static void test_app_password_forms(void **state)
 {
 	(void)state;
@@ -181,6 +199,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_password_costs_one_hash_for_everyone),
 		cmocka_unit_test(test_right_passwords_cost_one_hash),
 		cmocka_unit_test(test_legacy_app_passwords),
+		cmocka_unit_test(test_primary_only),
 		cmocka_unit_test(test_app_password_forms),
 		cmocka_unit_test(test_set_passwords),
 	};
