@@ -20,6 +20,7 @@
 #include "delivery/remote.h"
 #include "serve/control.h"
 #include "net/tls.h"
+#include "web/web.h"
 
 #define LISTEN_BACKLOG 511
 
@@ -274,5 +275,10 @@ unsigned startup_check(const struct conf *c, void (*report)(void *arg, const cha
 			check_failed(&r, err);
 		tls_free(&t);
 	}
+	/* The account pages' templates: a broken one is named with its file and line. */
+	struct web_site *site = web_site_new(c);
+	if (site && !web_site_load_app(site, err, sizeof(err)))
+		check_failed(&r, err);
+	web_site_free(&site);
 	return r.errors;
 }

@@ -27,5 +27,8 @@ bool web_form_field(const struct http_request *r, const char *name, char *out, s
 	if (!r->body || !is_form(r) || memchr(r->body, '\0', r->body_len))
 		return false;
 	struct http_request view = { .query = r->body };
-	return http_query_param(&view, name, out, outsz);
+	bool found = http_query_param(&view, name, out, outsz);
+	if (!found && outsz)
+		out[0] = '\0';   /* a value refused half-way leaves nothing behind */
+	return found;
 }

@@ -126,6 +126,18 @@ def shot(driver, name):
     return path
 
 
+def click_and_wait(driver, element):
+    """Click a link or a submit button and return once the next page has replaced this one
+    (selenium's click does not wait for the navigation it starts)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = driver.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(driver, PAGE_TIMEOUT).until(EC.staleness_of(old))
+    WebDriverWait(driver, PAGE_TIMEOUT).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def web_login(driver, base_url, address, password):
     """Open /login, fill in the form and send it; returns once the next page loaded."""
     from selenium.webdriver.common.by import By
@@ -136,6 +148,4 @@ def web_login(driver, base_url, address, password):
     form.find_element(By.NAME, "address").clear()
     form.find_element(By.NAME, "address").send_keys(address)
     form.find_element(By.NAME, "password").send_keys(password)
-    old = driver.find_element(By.TAG_NAME, "html")
-    form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, PAGE_TIMEOUT).until(EC.staleness_of(old))
+    click_and_wait(driver, form.find_element(By.CSS_SELECTOR, "button[type=submit]"))

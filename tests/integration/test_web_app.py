@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_support import browser, shot, web_login  # noqa: E402
+from browser_support import browser, click_and_wait, shot, web_login  # noqa: E402
 from conftest import Server  # noqa: E402
 from submission_support import listener_sections, smtplib_login, wait_ports  # noqa: E402
 
@@ -96,9 +96,9 @@ def test_browser_signs_in_makes_and_revokes_an_app_password(srv, driver):
     assert {base + "/app-passwords", base + "/quota"} <= links, links
     shot(driver, "web_overview")
 
-    driver.find_element(By.LINK_TEXT, "App passwords").click()
+    click_and_wait(driver, driver.find_element(By.LINK_TEXT, "App passwords"))
     driver.find_element(By.ID, "name").send_keys("Phone")
-    driver.find_element(By.CSS_SELECTOR, "form[action='/app-passwords'] button").click()
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/app-passwords'] button"))
     pw = driver.find_element(By.ID, "new-password").text.strip()
     assert re.fullmatch(r"[A-Za-z0-9]{4}(-[A-Za-z0-9]{4})+", pw), pw
     shot(driver, "web_app_password_made")
@@ -112,17 +112,23 @@ def test_browser_signs_in_makes_and_revokes_an_app_password(srv, driver):
     driver.get(base + "/app-passwords")
     row = driver.find_element(By.XPATH, "//tr[td[@data-label='Name' and normalize-space()='Phone']]")
     assert "UTC" in row.find_element(By.CSS_SELECTOR, "td[data-label='Last used']").text   # it was used
-    row.find_element(By.CSS_SELECTOR, "button.danger").click()
+    click_and_wait(driver, row.find_element(By.CSS_SELECTOR, "button.danger"))
     assert 'App password "Phone" revoked' in driver.find_element(By.CSS_SELECTOR, "p.flash").text
     assert not driver.find_elements(By.XPATH, "//td[normalize-space()='Phone']")
     shot(driver, "web_app_password_revoked")
     with pytest.raises(smtplib.SMTPAuthenticationError):
         smtplib_login(srv, BOB, pw)
 
-    driver.find_element(By.LINK_TEXT, "Quota").click()
+    click_and_wait(driver, driver.find_element(By.LINK_TEXT, "Quota"))
     assert "Your mailbox holds 0 bytes of 10.0 MB (0%)" in driver.find_element(By.TAG_NAME, "main").text
     shot(driver, "web_quota")
-    driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    size = driver.get_window_size()
+    driver.set_window_size(390, 844)                    # a phone: one column, nothing cut off
+    driver.get(base + "/app-passwords")
+    assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+    shot(driver, "web_app_passwords_phone")
+    driver.set_window_size(size["width"], size["height"])
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form.signout button"))
     assert "You are signed out." in driver.find_element(By.TAG_NAME, "main").text
     driver.get(base + "/quota")
     assert driver.current_url.endswith("/login")
@@ -190,7 +196,7 @@ def test_hostile_text_is_shown_as_text(srv, driver):
     assert name in names, names
     assert not driver.find_elements(By.CSS_SELECTOR, "main img")
     shot(driver, "web_hostile_name")
-    driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form.signout button"))
 
 
 def test_login_throttle_is_shared_with_smtp(srv):
@@ -219,3 +225,21 @@ def test_session_ends_after_idle_time(tmp_path):
     finally:
         srv.stop()
         assert not srv.check_after()
+
+
+def test_a_broken_template_stops_the_start_with_file_and_line(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    from conftest import postern_bin, write_config
+    data = tmp_path / "data"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "data", data)
+    (data / "web" / "quota.html").write_text("<p>\n{{#if limit}}\n<b>{{used}}</b>\n")
+    conf = write_config(tmp_path / "p.conf", tmp_path / "var", extra=WEB)
+    env = dict(os.environ, POSTERN_DATA_DIR=str(data))
+    p = subprocess.run([postern_bin(), "check-config", "-c", str(conf)], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode != 0, p.stdout + p.stderr
+    assert "web/quota.html:2: {{#if limit}} is not closed: the file ends first" in p.stdout + p.stderr
+    p = subprocess.run([postern_bin(), "serve", "-c", str(conf)], env=env, capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "event=startup_error" in p.stderr and "web/quota.html:2:" in p.stderr, p.stderr
