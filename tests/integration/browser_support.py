@@ -129,13 +129,29 @@ def shot(driver, name):
 def click_and_wait(driver, element):
     """Click a link or a submit button and return once the next page has replaced this one
     (selenium's click does not wait for the navigation it starts)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
     old = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(driver, PAGE_TIMEOUT).until(EC.staleness_of(old))
-    WebDriverWait(driver, PAGE_TIMEOUT).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+    def replaced(_):
+        # While the page changes chromium may say "stale element" or "node does not
+        # belong to the document": both mean the old page is gone.
+        try:
+            old.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+
+    def loaded(d):
+        try:
+            return d.execute_script("return document.readyState") == "complete"
+        except WebDriverException:
+            return False
+
+    WebDriverWait(driver, PAGE_TIMEOUT).until(replaced)
+    WebDriverWait(driver, PAGE_TIMEOUT).until(loaded)
 
 
 def web_login(driver, base_url, address, password):
