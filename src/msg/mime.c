@@ -208,37 +208,33 @@ static size_t scan_header(struct parser *ps, size_t i)
 }
 
 /* Fill the part's Content-* fields from its header (RFC 2045 §5, §6, §7;
- * RFC 2183; RFC 3282; RFC 2557; RFC 1864). */
-static void apply_header(struct parser *ps, struct mime_part *mp, bool in_digest)
+ * RFC 2183; RFC 3282; RFC 2557; RFC 1864).  A message (the top one, or an
+ * encapsulated one) with neither Content-Type nor MIME-Version is not MIME
+ * (RFC 2045 §4): its Content-* fields are ignored, as Dovecot does. */
+static void apply_header(struct parser *ps, struct mime_part *mp, bool in_digest, bool is_message)
 {
 	struct mime_arena *a = &ps->t->arena;
 	const char *h = (const char *)ps->p + mp->hdr_off;
 	size_t hl = mp->hdr_len;
 	char *ct = mime_header_value(a, h, hl, "Content-Type", false);
-	if (ct && mime_field_parse(a, ct, strlen(ct), &mp->type, &mp->subtype, &mp->params, &mp->n_params)) {
+	mp->type = in_digest ? "message" : "text";
+	mp->subtype = in_digest ? "rfc822" : "plain";
+	if (ct) {
 		mp->has_content_type = true;
-		if (!mp->subtype)
-			mp->subtype = "";
-	} else {
-		mp->type = in_digest ? "message" : "text";
-		mp->subtype = in_digest ? "rfc822" : "plain";
-		mp->params = NULL;
-		mp->n_params = 0;
+		mime_content_type_parse(a, ct, strlen(ct), &mp->type, &mp->subtype, &mp->params, &mp->n_params);
+	} else if (is_message && msg_header_count(h, hl, "MIME-Version") == 0) {
+		return;
 	}
-	/* The encoding is a token (RFC 2045 §6.1): comments and white space go. */
 	char *cte = mime_header_value(a, h, hl, "Content-Transfer-Encoding", false);
-	struct mime_param *none;
-	size_t n_none;
-	if (!cte || !mime_field_parse(a, cte, strlen(cte), &mp->encoding, NULL, &none, &n_none))
-		mp->encoding = NULL;
+	mp->encoding = cte ? mime_token_value(a, cte, strlen(cte)) : NULL;   /* a token (RFC 2045 §6.1) */
 	mp->id = mime_header_value(a, h, hl, "Content-ID", false);
 	mp->description = mime_header_value(a, h, hl, "Content-Description", false);
 	mp->md5 = mime_header_value(a, h, hl, "Content-MD5", false);
 	mp->language = mime_header_value(a, h, hl, "Content-Language", false);
 	mp->location = mime_header_value(a, h, hl, "Content-Location", false);
 	char *cd = mime_header_value(a, h, hl, "Content-Disposition", false);
-	if (cd && !mime_field_parse(a, cd, strlen(cd), &mp->disposition, NULL, &mp->disp_params, &mp->n_disp_params))
-		mp->disposition = NULL;
+	if (cd)
+		mime_disposition_parse(a, cd, strlen(cd), &mp->disposition, &mp->disp_params, &mp->n_disp_params);
 }
 
 static void push(struct parser *ps, size_t node, const char *boundary)
@@ -261,7 +257,8 @@ static size_t begin_part(struct parser *ps, size_t node, size_t i)
 		mp->hdr_off = i;
 		mp->body_off = scan_header(ps, i);
 		mp->hdr_len = mp->body_off - i;
-		apply_header(ps, mp, digest);
+		bool is_message = parent == NONE || !ps->nodes[parent].part.is_multipart;
+		apply_header(ps, mp, digest, is_message);
 		i = mp->body_off;
 		bool room = ps->depth + 1 < MIME_MAX_DEPTH;
 		if (mime_ieq(mp->type, "multipart")) {

@@ -125,7 +125,8 @@ int mime_binary(const struct mime_tree *t, const uint32_t *part, size_t n_part, 
  * header_contains: any field named `field` of the message's header; an
  * empty needle matches when the field is there (SEARCH HEADER f "").
  * text_contains: the text parts; with include_headers (SEARCH TEXT rather
- * than BODY) the message's header and encapsulated messages' headers too. */
+ * than BODY) every header too (the message's, its parts', encapsulated
+ * messages'). */
 bool mime_header_contains(const struct mime_tree *t, const char *field, const char *needle);
 bool mime_text_contains(const struct mime_tree *t, const char *needle, bool include_headers);
 /* The Date: field as UTC (RFC 5322 §3.3, obsolete forms of §4.3); 0 when

@@ -40,34 +40,44 @@ static void write_params(struct buf *out, const struct mime_param *p, size_t n, 
 }
 
 /* body-fld-lang = nstring / "(" string *(SP string) ")": the language tags
- * of Content-Language (RFC 3282 §2), comments and white space dropped. */
+ * of Content-Language (RFC 3282 §2: tokens separated by commas, comments
+ * skipped); like Dovecot, the list stops at anything else. */
+static bool lang_char(unsigned char c)
+{
+	return c > 0x20 && c != 0x7f && !strchr("()<>@,;:\\\"/[]?=", c);
+}
+
+static const char *skip_comments(const char *s)
+{
+	for (;;) {
+		while (*s == ' ' || *s == '\t')
+			s++;
+		if (*s != '(')
+			return s;
+		size_t depth = 0;
+		do {
+			depth += *s == '(';
+			depth -= *s == ')';
+			s += *s == '\\' && s[1] ? 2 : 1;
+		} while (*s && depth > 0);
+	}
+}
+
 static void write_language(struct buf *out, const char *v)
 {
-	if (!v) {
-		buf_appends(out, "NIL");
-		return;
-	}
 	size_t count = 0;
-	const char *s = v;
-	while (*s) {
-		while (*s == ' ' || *s == '\t' || *s == ',')
-			s++;
-		if (*s == '(') {   /* a comment, nesting counted */
-			size_t depth = 0;
-			do {
-				depth += *s == '(';
-				depth -= *s == ')';
-				s++;
-			} while (*s && depth > 0);
-			continue;
-		}
+	for (const char *s = v ? skip_comments(v) : ""; *s;) {
 		const char *start = s;
-		while (*s && *s != ' ' && *s != '\t' && *s != ',' && *s != '(')
+		while (lang_char((unsigned char)*s))
 			s++;
 		if (s == start)
-			continue;
+			break;
 		buf_appends(out, count++ ? " " : "(");
 		mime_imap_nstring(out, start, (size_t)(s - start));
+		s = skip_comments(s);
+		if (*s != ',')
+			break;
+		s = skip_comments(s + 1);
 	}
 	buf_appends(out, count ? ")" : "NIL");
 }
@@ -128,9 +138,13 @@ static void write_single(const struct mime_tree *t, const struct mime_part *p, b
 {
 	bool text = mime_ieq(p->type, "text");
 	buf_appendc(out, '(');
-	nstring(out, p->type);
-	buf_appendc(out, ' ');
-	nstring(out, p->subtype);
+	if (p->message) {
+		buf_appends(out, "\"message\" \"rfc822\"");   /* whatever its case, as Dovecot */
+	} else {
+		nstring(out, p->type);
+		buf_appendc(out, ' ');
+		nstring(out, p->subtype);
+	}
 	buf_appendc(out, ' ');
 	write_params(out, p->params, p->n_params, text);
 	buf_appendc(out, ' ');

@@ -4,7 +4,8 @@
  * Pure: no I/O.
  *
  * What Dovecot does, and so do we (tests/integration/test_mime_oracle.py):
- *   - the LAST field of each name counts; a missing one is NIL; sender and
+ *   - the LAST field of each name counts, but the address fields of every
+ *     field of the name are joined; a missing one is NIL; sender and
  *     reply-to default to from (RFC 3501 §7.4.2);
  *   - date, in-reply-to and message-id are the raw field bodies with CR and
  *     LF removed, subject and display names are text for people (white
@@ -12,7 +13,8 @@
  *   - addresses are parsed leniently: a display name's words are joined by
  *     one space and unquoted; with no display name, a comment is the name;
  *     an empty name is NIL; a missing domain is "MISSING_DOMAIN", a missing
- *     local part "MISSING_MAILBOX"; a group is (NIL NIL "name" NIL) before
+ *     local part "MISSING_MAILBOX", a broken angle-addr "SYNTAX_ERROR" (and
+ *     the field is not read further); a group is (NIL NIL "name" NIL) before
  *     its members and (NIL NIL NIL NIL) after them (RFC 3501 §7.4.2);
  *   - no address at all in a field: NIL. */
 #include <string.h>
@@ -128,7 +130,10 @@ static void put_word(struct buf *b, const struct alex *lx, struct atoken t)
 			c = lx->p[++k];
 		else if (c == '\r' || c == '\n')
 			continue;
-		buf_appendc(b, (char)c);
+		if (c == '\0')
+			buf_appends(b, "\xef\xbf\xbd");   /* NUL in a quoted string: U+FFFD, as Dovecot */
+		else
+			buf_appendc(b, (char)c);
 	}
 }
 
@@ -137,6 +142,7 @@ static void put_word(struct buf *b, const struct alex *lx, struct atoken t)
 struct writer {
 	struct buf *out;
 	size_t count;
+	bool stop;   /* a syntax error: the rest of the field is not read (Dovecot) */
 };
 
 static void write_address(struct writer *w, const struct buf *name, const struct buf *route, const struct buf *mailbox,
@@ -222,12 +228,15 @@ static bool read_addr_spec(struct alex *lx, struct addr *a)
 		a_next(lx);
 		buf_appendc(&a->domain, '.');
 	}
+	if (a->domain.len && (a->domain.data[a->domain.len - 1] == '.' ||
+		(a->domain.data[0] == '[' && a->domain.data[a->domain.len - 1] != ']')))
+		buf_reset(&a->domain);   /* "example." or "[192.0.2.1" is no domain: MISSING_DOMAIN, as Dovecot */
 	return true;
 }
 
 /* angle-addr = "<" [obs-route] addr-spec ">"; obs-route = "@" domain *("," "@" domain) ":".
- * Without its ">" the domain is "SYNTAX_ERROR", as Dovecot says. */
-static void read_angle_addr(struct alex *lx, struct addr *a)
+ * False: a syntax error that ends the field. */
+static bool read_angle_addr(struct alex *lx, struct addr *a)
 {
 	if (a_is(a_peek(lx), '@')) {
 		struct alex save = *lx;
@@ -242,14 +251,19 @@ static void read_angle_addr(struct alex *lx, struct addr *a)
 			buf_reset(&a->route);
 		}
 	}
+	/* Without a domain after "@", or without its ">", the domain is
+	 * "SYNTAX_ERROR", as Dovecot says. */
+	size_t at_before = a->domain.len;
 	read_addr_spec(lx, a);
-	struct atoken t = a_next(lx);
-	while (t.type != A_END && !a_is(t, '>'))
-		t = a_next(lx);   /* junk before ">" */
-	if (t.type == A_END) {
-		buf_reset(&a->domain);
-		buf_appends(&a->domain, "SYNTAX_ERROR");
+	bool bad = a->domain.len == at_before && lx->i > 0 && lx->p[lx->i - 1] == '@';
+	if (!bad && a_is(a_peek(lx), '>')) {
+		a_next(lx);
+		return true;
 	}
+	/* A bad domain ends the field; a missing ">" only this address. */
+	buf_reset(&a->domain);
+	buf_appends(&a->domain, "SYNTAX_ERROR");
+	return !bad;
 }
 
 static void finish_address(struct writer *w, struct addr *a)
@@ -272,7 +286,8 @@ static void read_mailbox(struct alex *lx, struct writer *w)
 	read_phrase(lx, &a.name);
 	if (a_is(a_peek(lx), '<')) {
 		a_next(lx);
-		read_angle_addr(lx, &a);
+		if (!read_angle_addr(lx, &a))
+			w->stop = true;
 	} else {
 		struct alex after_phrase = *lx;
 		*lx = start;
@@ -307,7 +322,7 @@ static void read_group(struct alex *lx, struct writer *w, const struct buf *name
 		}
 		read_mailbox(lx, w);
 		t = a_peek(lx);
-		if (!a_is(t, ',') && !a_is(t, ';'))
+		if (w->stop || (!a_is(t, ',') && !a_is(t, ';')))
 			break;
 		if (a_is(t, ','))
 			a_next(lx);
@@ -332,22 +347,41 @@ static void read_address(struct alex *lx, struct writer *w)
 	buf_free(&name);
 }
 
-/* An address-list field body as an IMAP list of addresses, NIL when empty.
- * Like Dovecot, an empty element between commas is a missing address, and
- * the list stops at the first address not followed by a comma. */
-static size_t write_address_list(struct buf *out, const char *v)
+/* One address-list field body into the writer.  Like Dovecot, an empty
+ * element between commas is a missing address, and the field stops at the
+ * first address not followed by a comma. */
+static void read_address_list(struct writer *w, const char *v, size_t n)
 {
-	if (!v) {
-		buf_appends(out, "NIL");
-		return 0;
-	}
-	struct alex lx = { (const unsigned char *)v, strlen(v), 0, 0, 0, false };
-	struct writer w = { out, 0 };
+	struct alex lx = { (const unsigned char *)v, n, 0, 0, 0, false };
+	w->stop = false;
 	while (a_peek(&lx).type != A_END) {
-		read_address(&lx, &w);
-		if (!a_is(a_peek(&lx), ','))
+		read_address(&lx, w);
+		if (w->stop || !a_is(a_peek(&lx), ','))
 			break;
 		a_next(&lx);
+	}
+}
+
+/* Every field named `name` (Dovecot joins them: two Reply-To fields give
+ * both lists), as one IMAP list of addresses, NIL when there is none.  A
+ * NUL is no atom character (it ends the field's parse), and is U+FFFD in a
+ * quoted string or comment, as in Dovecot. */
+static size_t write_address_fields(struct buf *out, const char *h, size_t hl, const char *name)
+{
+	struct writer w = { out, 0, false };
+	size_t n = msg_header_count(h, hl, name);
+	for (size_t i = 0; i < n; i++) {
+		const char *v;
+		size_t vl;
+		if (!msg_header_find_nth(h, hl, name, i, &v, &vl))
+			continue;
+		struct buf u;
+		buf_init(&u, vl + 1);
+		for (size_t k = 0; k < vl; k++)
+			if (v[k] != '\n' && !(v[k] == '\r' && k + 1 < vl && v[k + 1] == '\n'))
+				buf_appendc(&u, v[k] == '\r' ? ' ' : v[k]);
+		read_address_list(&w, buf_cstr(&u), u.len);
+		buf_free(&u);
 	}
 	if (w.count == 0)
 		buf_appends(out, "NIL");
@@ -358,14 +392,14 @@ static size_t write_address_list(struct buf *out, const char *v)
 
 /* Sender and Reply-To default to From when absent or without an address
  * (RFC 3501 §7.4.2). */
-static void write_defaulted(struct buf *out, const char *v, const char *from)
+static void write_defaulted(struct buf *out, const char *h, size_t hl, const char *name)
 {
 	struct buf tmp;
 	buf_init(&tmp, out->max);
-	if (write_address_list(&tmp, v) > 0)
+	if (write_address_fields(&tmp, h, hl, name) > 0)
 		buf_append(out, tmp.data, tmp.len);
 	else
-		write_address_list(out, from);
+		write_address_fields(out, h, hl, "From");
 	buf_free(&tmp);
 }
 
@@ -388,25 +422,22 @@ bool mime_envelope_part(const struct mime_tree *t, const struct mime_part *msg, 
 	struct mime_arena a = { 0 };
 	const char *h = t->raw + msg->hdr_off;
 	size_t hl = msg->hdr_len;
-	char *from = last_field(&a, h, hl, "From");
-	char *sender = last_field(&a, h, hl, "Sender");
-	char *reply_to = last_field(&a, h, hl, "Reply-To");
 	char *subject = last_field(&a, h, hl, "Subject");
 	buf_appendc(out, '(');
 	nstring(out, last_field(&a, h, hl, "Date"));
 	buf_appendc(out, ' ');
 	mime_imap_string_for_humans(out, subject, subject ? strlen(subject) : 0);
 	buf_appendc(out, ' ');
-	write_address_list(out, from);
+	write_address_fields(out, h, hl, "From");
 	buf_appendc(out, ' ');
 	/* RFC 3501 §7.4.2: sender and reply-to default to from. */
-	write_defaulted(out, sender, from);
+	write_defaulted(out, h, hl, "Sender");
 	buf_appendc(out, ' ');
-	write_defaulted(out, reply_to, from);
+	write_defaulted(out, h, hl, "Reply-To");
 	static const char *const lists[] = { "To", "Cc", "Bcc" };
 	for (size_t i = 0; i < 3; i++) {
 		buf_appendc(out, ' ');
-		write_address_list(out, last_field(&a, h, hl, lists[i]));
+		write_address_fields(out, h, hl, lists[i]);
 	}
 	buf_appendc(out, ' ');
 	nstring(out, last_field(&a, h, hl, "In-Reply-To"));

@@ -252,29 +252,71 @@ static void order_params(struct mime_arena *a, struct raw_param *rp, size_t n, s
 	*n_params = w;
 }
 
-bool mime_field_parse(struct mime_arena *a, const char *v, size_t n, const char **word, const char **sub,
-	struct mime_param **params, size_t *n_params)
+/* RFC 2045 §5.1 content := type "/" subtype *(";" parameter), comments
+ * anywhere.  Dovecot's reading: a type alone is "type" ""; anything else
+ * that does not parse (no type, no subtype after "/", junk after them, ";"
+ * straight after a type) is "" "" without parameters. */
+void mime_content_type_parse(struct mime_arena *a, const char *v, size_t n, const char **type,
+	const char **sub, struct mime_param **params, size_t *n_params)
 {
 	struct lex lx = { (const unsigned char *)v, n, 0 };
-	size_t ws, wl, ss, sl;
+	size_t ts, tl, ss, sl;
+	*type = *sub = "";
 	*params = NULL;
 	*n_params = 0;
 	skip_cfws(&lx);
-	if (!read_token(&lx, &ws, &wl))
-		return false;
-	*word = mime_arena_strndup(a, v + ws, wl);
-	if (sub) {
-		*sub = NULL;
-		skip_cfws(&lx);
-		if (lx.i < lx.n && lx.p[lx.i] == '/') {
-			lx.i++;
-			skip_cfws(&lx);
-			*sub = read_token(&lx, &ss, &sl) ? mime_arena_strndup(a, v + ss, sl) : "";
-		}
+	if (!read_token(&lx, &ts, &tl))
+		return;
+	skip_cfws(&lx);
+	if (lx.i >= lx.n) {
+		*type = mime_arena_strndup(a, v + ts, tl);
+		return;
+	}
+	if (lx.p[lx.i] != '/')
+		return;
+	lx.i++;
+	skip_cfws(&lx);
+	if (!read_token(&lx, &ss, &sl))
+		return;
+	skip_cfws(&lx);
+	if (lx.i < lx.n && lx.p[lx.i] != ';')
+		return;
+	*type = mime_arena_strndup(a, v + ts, tl);
+	*sub = mime_arena_strndup(a, v + ss, sl);
+	if (!*type || !*sub) {
+		*type = *sub = "";
+		return;
 	}
 	struct raw_param rp[MAX_PARAMS];
 	order_params(a, rp, read_params(a, &lx, rp), params, n_params);
-	return *word != NULL;
+}
+
+/* RFC 2183 disposition := type *(";" parameter).  Leniently, as Dovecot: no
+ * token gives "", and what follows it up to the first ";" is skipped. */
+void mime_disposition_parse(struct mime_arena *a, const char *v, size_t n, const char **type,
+	struct mime_param **params, size_t *n_params)
+{
+	struct lex lx = { (const unsigned char *)v, n, 0 };
+	size_t ts, tl;
+	skip_cfws(&lx);
+	*type = read_token(&lx, &ts, &tl) ? mime_arena_strndup(a, v + ts, tl) : "";
+	if (!*type)
+		*type = "";
+	while (lx.i < lx.n && lx.p[lx.i] != ';')
+		lx.i++;
+	struct raw_param rp[MAX_PARAMS];
+	order_params(a, rp, read_params(a, &lx, rp), params, n_params);
+}
+
+const char *mime_token_value(struct mime_arena *a, const char *v, size_t n)
+{
+	struct lex lx = { (const unsigned char *)v, n, 0 };
+	size_t ts, tl;
+	skip_cfws(&lx);
+	if (!read_token(&lx, &ts, &tl))
+		return NULL;
+	skip_cfws(&lx);
+	return lx.i < lx.n ? NULL : mime_arena_strndup(a, v + ts, tl);
 }
 
 const char *mime_param_get(const struct mime_param *p, size_t n, const char *name)
@@ -285,14 +327,25 @@ const char *mime_param_get(const struct mime_param *p, size_t n, const char *nam
 	return NULL;
 }
 
-/* Dovecot's header values: folds unfolded (CR and LF dropped, the WSP after
- * them kept), a bare CR made a space, NUL made U+FFFD. */
+/* Dovecot's header values: the first line's leading white space skipped,
+ * folds unfolded (CR and LF dropped, the WSP after them kept), a bare CR
+ * made a space, NUL made U+FFFD. */
 char *mime_header_value(struct mime_arena *a, const char *hdr, size_t hlen, const char *name, bool last)
 {
 	const char *v;
 	size_t vl, n = last ? msg_header_count(hdr, hlen, name) : 1;
 	if (n == 0 || !msg_header_find_nth(hdr, hlen, name, n - 1, &v, &vl))
 		return NULL;
+	/* msg_header_find skips folds too; Dovecot skips only the white space of
+	 * the first line, so a value that starts on a continuation line keeps
+	 * that line's leading white space. */
+	const char *start = v;
+	while (start > hdr && start[-1] != ':')
+		start--;
+	while (start < v && (*start == ' ' || *start == '\t'))
+		start++;
+	vl += (size_t)(v - start);
+	v = start;
 	char *out = mime_arena_alloc(a, 3 * vl + 1);
 	if (!out)
 		return NULL;

@@ -30,12 +30,16 @@ struct mime_tree {
 	struct mime_arena arena;
 };
 
-/* Content-Type / Content-Disposition (mime_field.c): "value *(; param)" with
- * RFC 2045 tokens and quoted strings, comments skipped, RFC 2231 joined.
- * `word` gets the part before the first ";" or "/" (type or disposition),
- * `sub` (when not NULL) the subtype after "/".  False: no word at all. */
-bool mime_field_parse(struct mime_arena *a, const char *v, size_t n, const char **word, const char **sub,
+/* Structured fields (mime_field.c): RFC 2045 tokens and quoted strings,
+ * comments skipped, RFC 2231 joined.  Content-Type: a value that does not
+ * parse is "" "" (Dovecot).  Content-Disposition: "" without a token.
+ * mime_token_value: the field's one token (Content-Transfer-Encoding),
+ * NULL when it is not one. */
+void mime_content_type_parse(struct mime_arena *a, const char *v, size_t n, const char **type,
+	const char **sub, struct mime_param **params, size_t *n_params);
+void mime_disposition_parse(struct mime_arena *a, const char *v, size_t n, const char **type,
 	struct mime_param **params, size_t *n_params);
+const char *mime_token_value(struct mime_arena *a, const char *v, size_t n);
 /* The value of parameter `name` (ASCII case-insensitive), NULL when absent. */
 const char *mime_param_get(const struct mime_param *p, size_t n, const char *name);
 /* The field body of the first (or with `last`, the last) field named `name`

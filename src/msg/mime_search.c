@@ -6,7 +6,8 @@
  * Pure: no I/O.
  *
  * Body text means the text parts (type text, and parts without a
- * Content-Type; for TEXT also the headers of encapsulated messages), decoded
+ * Content-Type; for TEXT also every header: the message's, the parts' and
+ * those of encapsulated messages), decoded
  * from its Content-Transfer-Encoding and converted from its charset;
  * other parts (images, archives) are not searched, and neither are
  * preambles and epilogues.  Each searched part is bounded by
@@ -106,9 +107,26 @@ static bool decode_body(struct buf *out, const char *raw, const struct mime_part
 	return true;
 }
 
-static bool part_text_contains(const struct mime_tree *t, const struct mime_part *p, const char *needle)
+/* A message that is not MIME (no Content-Type, no MIME-Version) shows no
+ * encoding in BODYSTRUCTURE, but Dovecot's SEARCH and BINARY still decode
+ * the one its Content-Transfer-Encoding names; so do these. */
+static struct mime_part with_search_encoding(const struct mime_tree *t, const struct mime_part *p,
+	struct mime_arena *a)
+{
+	struct mime_part q = *p;
+	if (!p->encoding && !p->has_content_type) {
+		char *cte = mime_header_value(a, t->raw + p->hdr_off, p->hdr_len, "Content-Transfer-Encoding", false);
+		q.encoding = cte ? mime_token_value(a, cte, strlen(cte)) : NULL;
+	}
+	return q;
+}
+
+static bool part_text_contains(const struct mime_tree *t, const struct mime_part *part, const char *needle)
 {
 	struct buf dec, utf8;
+	struct mime_arena a = { 0 };
+	struct mime_part q = with_search_encoding(t, part, &a);
+	const struct mime_part *p = &q;
 	buf_init(&dec, MIME_SEARCH_PART_MAX);
 	buf_init(&utf8, MIME_SEARCH_PART_MAX);
 	if (!decode_body(&dec, t->raw, p))
@@ -117,6 +135,7 @@ static bool part_text_contains(const struct mime_tree *t, const struct mime_part
 	bool found = folded_contains(utf8.data ? utf8.data : "", utf8.len, needle);
 	buf_free(&dec);
 	buf_free(&utf8);
+	mime_arena_free(&a);
 	return found;
 }
 
@@ -135,12 +154,10 @@ bool mime_text_contains(const struct mime_tree *t, const char *needle, bool incl
 	const struct mime_part *r = mime_root(t);
 	if (!r || !needle)
 		return false;
-	if (include_headers && header_text_contains(t, r, needle))
-		return true;
 	for (size_t i = 0; i < t->n_parts; i++) {
 		const struct mime_part *p = &t->parts[i];
-		if (include_headers && p != r && p->parent && p->parent->message == p && header_text_contains(t, p, needle))
-			return true;   /* an encapsulated message's header: TEXT only, as Dovecot */
+		if (include_headers && header_text_contains(t, p, needle))
+			return true;   /* TEXT: every header, the parts' MIME headers too, as Dovecot */
 		if (p->n_child == 0 && (mime_ieq(p->type, "text") || !p->has_content_type) &&
 			!mime_ieq(p->type, "multipart") && part_text_contains(t, p, needle))
 			return true;
@@ -203,12 +220,17 @@ static int binary_part(const struct mime_tree *t, const struct mime_part *p, str
 		mime_append_crlf(out, t->raw, p->hdr_off, p->hdr_len, false);
 		return binary_container_body(t, p, out);
 	}
-	if (is_identity(p->encoding)) {
+	struct mime_arena a = { 0 };
+	struct mime_part q = with_search_encoding(t, p, &a);
+	int r = 0;
+	if (is_identity(q.encoding)) {
 		mime_append_crlf(out, t->raw, p->hdr_off, p->hdr_len + p->body_len, false);
-		return 0;
+	} else {
+		binary_header(out, t->raw, p);
+		r = decode_body(out, t->raw, &q) ? 0 : -2;
 	}
-	binary_header(out, t->raw, p);
-	return decode_body(out, t->raw, p) ? 0 : -2;
+	mime_arena_free(&a);
+	return r;
 }
 
 int mime_binary(const struct mime_tree *t, const uint32_t *part, size_t n_part, struct buf *out)
@@ -221,7 +243,11 @@ int mime_binary(const struct mime_tree *t, const uint32_t *part, size_t n_part, 
 		r = binary_part(t, p, out);   /* BINARY[]: the whole message */
 	else if (p->n_child > 0)
 		r = binary_container_body(t, p, out);
-	else
-		r = decode_body(out, t->raw, p) ? 0 : -2;
+	else {
+		struct mime_arena a = { 0 };
+		struct mime_part q = with_search_encoding(t, p, &a);
+		r = decode_body(out, t->raw, &q) ? 0 : -2;
+		mime_arena_free(&a);
+	}
 	return r == 0 && out->truncated ? -1 : r;
 }

@@ -62,14 +62,20 @@ const struct mime_part *mime_find_part(const struct mime_tree *t, const uint32_t
 	return p;
 }
 
-/* A header as a section: a header that a boundary line follows at once
- * gives that line end to the boundary (RFC 2046 §5.1.1), as Dovecot shows it. */
-static void append_header(struct buf *out, const char *raw, const struct mime_part *m)
+/* The length of a header as a section: a header that a boundary line
+ * follows at once gives that line end to the boundary (RFC 2046 §5.1.1),
+ * as Dovecot shows it. */
+static size_t header_len(const char *raw, const struct mime_part *m)
 {
 	size_t n = m->hdr_len;
 	if (m->hdr_cut && n > 0 && raw[m->hdr_off + n - 1] == '\n')
 		n -= n > 1 && raw[m->hdr_off + n - 2] == '\r' ? 2 : 1;
-	mime_append_crlf(out, raw, m->hdr_off, n, true);
+	return n;
+}
+
+static void append_header(struct buf *out, const char *raw, const struct mime_part *m)
+{
+	mime_append_crlf(out, raw, m->hdr_off, header_len(raw, m), true);
 }
 
 /* The end of the header field starting at i (its folded lines and line end). */
@@ -101,22 +107,24 @@ static bool field_listed(const char *h, size_t start, size_t end, const char *co
 
 /* HEADER.FIELDS / HEADER.FIELDS.NOT: the fields (not) named, in order,
  * then the empty line (RFC 3501 §6.4.5: the delimiting blank line is
- * included). */
+ * included).  A header without its empty line (cut by the end of the
+ * message) ends as it is when its last field is sent, else with CRLF; one
+ * cut by a boundary ends as it is, as Dovecot sends them. */
 static void header_fields(struct buf *out, const char *raw, const struct mime_part *m, const char *const *names,
 	size_t n, bool keep_listed)
 {
 	const char *h = raw + m->hdr_off;
-	size_t len = m->hdr_len, i = 0;
+	size_t len = header_len(raw, m), i = 0;
+	bool last_sent = false;   /* the header's last field was sent */
 	while (i < len && h[i] != '\n' && !(h[i] == '\r' && i + 1 < len && h[i + 1] == '\n')) {
 		size_t end = field_end(h, len, i);
-		if (field_listed(h, i, end, names, n) == keep_listed) {
+		last_sent = field_listed(h, i, end, names, n) == keep_listed;
+		if (last_sent)
 			mime_append_crlf(out, h, i, end - i, true);
-			if (end == len && h[end - 1] != '\n')
-				buf_appends(out, "\r\n");
-		}
 		i = end;
 	}
-	buf_appends(out, "\r\n");
+	if (i < len || (!last_sent && !m->hdr_cut))
+		buf_appends(out, "\r\n");
 }
 
 bool mime_section(const struct mime_tree *t, const uint32_t *part, size_t n_part, int kind,
