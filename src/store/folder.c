@@ -492,26 +492,45 @@ static bool count_crlf_size(int fd, uint64_t *out)
 	return true;
 }
 
+/* Fill in what the sync left for later: the date by stat (no message is opened for
+ * it), the size by counting only when neither the name, the uidlist nor the index
+ * knew it. */
+void folder_msg_fill(struct folder *f, size_t i, uint8_t want)
+{
+	if (!(f->lazy[i] & want))
+		return;
+	char p[FOLDER_SUB_LEN];
+	struct stat sb;
+	snprintf(p, sizeof(p), "%s/cur/%s", f->path, f->msgs[i].filename);
+	bool have = stat(p, &sb) == 0;
+	int fd = -1;
+	if (!have || (f->lazy[i] & want & LAZY_SIZE)) {
+		fd = folder_msg_open(f, i);   /* also finds a file renamed by another program */
+		have = fd >= 0 && fstat(fd, &sb) == 0;
+	}
+	if (have) {
+		f->msgs[i].internaldate = sb.st_mtime;
+		f->lazy[i] &= (uint8_t)~LAZY_DATE;
+		if (fd >= 0 && (f->lazy[i] & LAZY_SIZE) && count_crlf_size(fd, &f->msgs[i].size))
+			f->lazy[i] &= (uint8_t)~LAZY_SIZE;
+		folder_index_note(f, i);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 const struct folder_msg *folder_msg(const struct folder *cf, size_t i)
 {
 	if (i >= cf->n)
 		return NULL;
-	/* Logically const: filling in what the sync left for later (one thread per view). */
-	struct folder *f = (struct folder *)cf;
-	if (f->lazy[i]) {
-		int fd = folder_msg_open(f, i);
-		struct stat sb;
-		if (fd >= 0 && fstat(fd, &sb) == 0) {
-			if (f->lazy[i] & LAZY_DATE)
-				f->msgs[i].internaldate = sb.st_mtime;
-			if (!(f->lazy[i] & LAZY_SIZE) || count_crlf_size(fd, &f->msgs[i].size))
-				f->lazy[i] = 0;
-			folder_index_note(f, i);
-		}
-		if (fd >= 0)
-			close(fd);
-	}
-	return &f->msgs[i];
+	/* Logically const: one thread per view. */
+	folder_msg_fill((struct folder *)cf, i, LAZY_DATE | LAZY_SIZE);
+	return &cf->msgs[i];
+}
+
+const struct folder_msg *folder_msg_peek(const struct folder *f, size_t i)
+{
+	return i < f->n ? &f->msgs[i] : NULL;
 }
 
 size_t folder_find_uid(const struct folder *f, uint32_t uid)

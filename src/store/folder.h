@@ -128,8 +128,14 @@ const char *folder_name(const struct folder *f);
 bool folder_readonly(const struct folder *f);
 
 size_t folder_count(const struct folder *f);
-/* Message i (0-based: sequence number i + 1), ascending UID.  NULL past the end. */
+/* Message i (0-based: sequence number i + 1), ascending UID.  NULL past the end.
+ * folder_msg has every field (the date costs a stat, and the size a read of the
+ * file, the first time only when neither the name nor the index knows them);
+ * folder_msg_peek is free and has uid, modseq, flags, keywords and filename only
+ * (internaldate and size may be 0): for counting \Seen or \Recent at SELECT,
+ * SEARCH of flags, FETCH FLAGS. */
 const struct folder_msg *folder_msg(const struct folder *f, size_t i);
+const struct folder_msg *folder_msg_peek(const struct folder *f, size_t i);
 /* The index of the message with this UID, or (size_t)-1. */
 size_t folder_find_uid(const struct folder *f, uint32_t uid);
 
@@ -161,8 +167,9 @@ bool folder_changed_since_sync(const struct folder *f);
  * keywords to exactly these (the session computes +FLAGS/-FLAGS).  The file is
  * renamed first (atomic: once this returns true the change survives a crash),
  * then the index.  *modseq_out: the message's new MODSEQ (unchanged when nothing
- * changed).  false: the message is gone (expunged by another: not an error to the
- * client, RFC 3501 §7.4.1 lets the STORE succeed without it) or I/O (err). */
+ * changed).  false with err "" : the message is gone (expunged by another: not an
+ * error to the client, RFC 3501 §7.4.1 lets the STORE succeed without it); false
+ * with err set: I/O, or a read-only view. */
 bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t keywords, uint64_t *modseq_out,
 	char *err, size_t errsz);
 

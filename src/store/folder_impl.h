@@ -82,6 +82,8 @@ bool folder_index_header(struct folder *f, size_t i, char **hdr, size_t *len);
 void folder_index_cache_header(struct folder *f, size_t i, const char *hdr, size_t len);
 void folder_index_close(struct folder *f);
 
+/* folder.c: fill in message i's LAZY_* bits in want. */
+void folder_msg_fill(struct folder *f, size_t i, uint8_t want);
 /* folder.c: re-read dovecot-keywords (when its stamp moved, or always). */
 void folder_reload_keywords(struct folder *f, bool force);
 /* folder_ops.c: keyword `name`'s index in the dovecot-keywords of the folder at

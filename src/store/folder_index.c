@@ -328,9 +328,14 @@ void folder_index_note(struct folder *f, size_t i)
 	struct folder_index *x = get(f);
 	struct index_rec *r = x ? find(x, f->msgs[i].uid) : NULL;
 	if (r) {
-		r->date = (int64_t)f->msgs[i].internaldate;
-		r->size = f->msgs[i].size;
-		r->have |= HAVE_DATE | HAVE_SIZE;
+		if (!(f->lazy[i] & LAZY_DATE)) {
+			r->date = (int64_t)f->msgs[i].internaldate;
+			r->have |= HAVE_DATE;
+		}
+		if (!(f->lazy[i] & LAZY_SIZE)) {
+			r->size = f->msgs[i].size;
+			r->have |= HAVE_SIZE;
+		}
 		x->dirty = true;
 	}
 	pthread_mutex_unlock(&f->shared->mu);

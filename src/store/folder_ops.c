@@ -332,7 +332,8 @@ bool folder_status(const char *root, const char *name, struct folder_status *st,
 	for (size_t i = 0; i < f->n; i++) {
 		st->unseen += !(f->msgs[i].flags & FOLDER_SEEN);
 		st->recent += f->msgs[i].uid > floor;
-		st->size += folder_msg(f, i)->size;
+		folder_msg_fill(f, i, LAZY_SIZE);   /* known from W= or the index almost always */
+		st->size += f->msgs[i].size;
 	}
 	folder_close(&f);
 	return true;
