@@ -19,6 +19,7 @@
 
 #include "auth/login.h"
 #include "conf/conf.h"
+#include "delivery/delivery.h"
 #include "directory/directory.h"
 #include "net/http.h"
 #include "util/log.h"
@@ -266,10 +267,38 @@ static enum login_result web_login_hook(void *ctx, const char *client_addr, bool
 	return r;
 }
 
+/* The admin pages' hooks (web/admin.h): blocking on the web thread, as the control
+ * socket's commands block its worker (delivery_control waits up to 30 s for a message
+ * being delivered). */
+static int web_queue_control_hook(void *ctx, const char *command, char *reply, size_t replysz)
+{
+	struct service *svc = ctx;
+	if (!svc->delivery) {
+		snprintf(reply, replysz, "the queue runner is not running");
+		return 1;
+	}
+	return delivery_control(svc->delivery, command, reply, replysz);
+}
+
+static size_t web_throttle_blocks_hook(void *ctx, struct throttle_block_info *out, size_t max)
+{
+	struct service *svc = ctx;
+	return login_service_blocks(svc->logins, out, max);
+}
+
+static bool web_throttle_unblock_hook(void *ctx, const char *key)
+{
+	struct service *svc = ctx;
+	return login_service_unblock(svc->logins, key) > 0;
+}
+
 void web_service_hooks(struct service *svc, struct web_site *site)
 {
 	site->hooks.ctx = svc;
 	site->hooks.login = web_login_hook;
+	site->hooks.queue_control = web_queue_control_hook;
+	site->hooks.throttle_blocks = web_throttle_blocks_hook;
+	site->hooks.throttle_unblock = web_throttle_unblock_hook;
 }
 
 void web_service_stop_logins(struct web_service *ws)

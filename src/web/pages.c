@@ -18,12 +18,17 @@
 #include "store/layout.h"
 #include "store/quota.h"
 
-/* Is the account an administrator?  (webadmin: the directory's admin flag.) */
+/* Is the account an administrator (the directory's admin flag, postern user admin)?
+ * The admin pages ask the directory again on every request (web/admin.c). */
 static bool account_is_admin(struct web_worker *w, const char *address)
 {
-	(void)w;
-	(void)address;
-	return false;
+	const char *at = strrchr(address, '@');
+	char local[DIR_ADDRESS_MAX];
+	struct dir_user du;
+	if (!w->dir || !at || (size_t)(at - address) >= sizeof(local))
+		return false;
+	snprintf(local, sizeof(local), "%.*s", (int)(at - address), address);
+	return directory_user_lookup(w->dir, local, at + 1, &du) == DIR_OK && du.admin;
 }
 
 static void login_form(const struct web_site *site, struct http_response *resp, int status, const char *address,

@@ -5,6 +5,7 @@
  * transport drops it, RFC 9110 §9.3.2); OPTIONS gets 204 with Allow (§9.3.7).
  * Each helper adds its rows to `routes`. */
 #include "web/web.h"
+#include "web/admin.h"
 #include "web/app.h"
 #include "web/mobileconfig.h"
 
@@ -37,6 +38,12 @@ static const struct web_route routes[] = {
 	{ "POST", "/app-passwords/revoke", 0, "account", web_app_password_revoke },
 	{ NULL, "/quota", 0, "account", web_quota },
 	{ NULL, "/static/", WEB_PREFIX, "account", web_static },
+	/* The administrator's pages (web/admin.h) */
+	{ NULL, "/admin/queue", 0, "account", web_admin_queue },
+	{ NULL, "/admin/queue/", WEB_PREFIX, "account", web_admin_message },
+	{ "POST", "/admin/queue/action", 0, "account", web_admin_queue_action },
+	{ NULL, "/admin/throttled", 0, "account", web_admin_throttled },
+	{ "POST", "/admin/throttled/unblock", 0, "account", web_admin_unblock },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
