@@ -191,7 +191,7 @@ static const struct cmd_def commands[IMAP_CMD_COUNT] = {
 	[IMAP_CMD_COMPRESS] = { cmd_compress, F_LOGGED_IN },
 	[IMAP_CMD_STARTTLS] = { imap_cmd_starttls, F_NOAUTH }, [IMAP_CMD_LOGIN] = { imap_cmd_login, F_NOAUTH },
 	[IMAP_CMD_AUTHENTICATE] = { imap_cmd_authenticate, F_NOAUTH },
-	[IMAP_CMD_ENABLE] = { cmd_enable, F_LOGGED_IN }, [IMAP_CMD_NAMESPACE] = { cmd_namespace, F_LOGGED_IN },
+	[IMAP_CMD_ENABLE] = { cmd_enable, F_AUTH },   /* RFC 5161 §3.1: not after SELECT */ [IMAP_CMD_NAMESPACE] = { cmd_namespace, F_LOGGED_IN },
 	[IMAP_CMD_IDLE] = { cmd_idle, F_LOGGED_IN }, [IMAP_CMD_SETQUOTA] = { cmd_setquota, F_LOGGED_IN },
 	[IMAP_CMD_SELECT] = { cmd_job, F_LOGGED_IN }, [IMAP_CMD_EXAMINE] = { cmd_job, F_LOGGED_IN },
 	[IMAP_CMD_CREATE] = { cmd_job, F_LOGGED_IN }, [IMAP_CMD_DELETE] = { cmd_job, F_LOGGED_IN },
@@ -362,6 +362,14 @@ void imap_session_job_run(struct imap_session *s)
 void imap_session_job_done(struct imap_session *s)
 {
 	s->job_running = false;
+	if (s->state == ST_LOGOUT) {   /* BYE was said meanwhile (timeout, shutdown): it stays the last word */
+		buf_reset(&s->job_out);
+		imap_mbox_close_selected(s);
+		imap_cmd_free(&s->job_cmd);
+		s->job = JOB_NONE;
+		s->job_more = false;
+		return;
+	}
 	buf_append(&s->out, s->job_out.data ? s->job_out.data : "", s->job_out.len);
 	bool produced = s->job_out.len > 0;
 	buf_reset(&s->job_out);

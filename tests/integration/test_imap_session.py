@@ -325,6 +325,11 @@ def test_append_status_select_examine_close(srv):
     assert "UIDNEXT %d" % (int(code.group(2)) + 1) in st, st
     typ, data = m.select("Drafts")
     assert typ == "OK" and data == [b"1"]
+    m.state = "AUTH"   # imaplib would refuse ENABLE in SELECTED itself: let the server say it
+    with pytest.raises(imaplib.IMAP4.error) as e:
+        m.xatom("ENABLE", "CONDSTORE")
+    m.state = "SELECTED"
+    assert "ENABLE is only allowed before SELECT" in str(e.value)
     for key in ("UIDVALIDITY", "UIDNEXT", "HIGHESTMODSEQ", "PERMANENTFLAGS", "READ-WRITE"):
         assert key in m.untagged_responses or key in str(m.response(key)), key
     assert m.close()[0] == "OK"
@@ -348,4 +353,39 @@ def test_quota_words_and_getquotaroot(srv):
     assert b'QUOTAROOT' in flat or b'""' in flat, data
     typ, data = m.append("INBOX", None, None, b"Subject: big\r\n\r\n" + b"x" * 4000 + b"\r\n")
     assert typ == "NO" and b"[OVERQUOTA]" in data[0] and b"KiB" in data[0] and b"empty the Trash" in data[0], data
+    m.logout()
+
+
+needs_commands = pytest.mark.skipif(not (REPO / "src/imap/cmd_fetch.c").exists(),
+                                    reason="the message commands (imap-commands) are not in this tree yet")
+
+
+@needs_store
+@needs_commands
+def test_idle_wakes_when_another_session_appends(srv):
+    """RFC 2177 with imaplib2: an IDLE on INBOX hears * N EXISTS within about a second
+    of another session's APPEND (the folder's change counter, polled by [imap] idle_poll)."""
+    import imaplib2
+    m = imaplib2.IMAP4_SSL("127.0.0.1", srv.ports["imaps"], timeout=10)
+    m.login(ALICE, PASSWORD)
+    typ, data = m.select("INBOX")
+    before = int(data[0])
+    other = logged_in(srv)
+    started = time.monotonic()
+    result = {}
+
+    def done(args):
+        result["args"] = args
+
+    m.idle(timeout=8, callback=done)
+    time.sleep(0.3)
+    other.append("INBOX", None, None, b"Subject: wake\r\n\r\nup\r\n")
+    deadline = time.monotonic() + 9
+    while "args" not in result and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "args" in result, "IDLE did not return"
+    assert time.monotonic() - started < 5, "woke only at the timeout"
+    typ, data = m.response("EXISTS")
+    assert data and data[-1] and int(data[-1]) == before + 1, data
+    other.logout()
     m.logout()
