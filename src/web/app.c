@@ -231,6 +231,38 @@ void web_session_set_cookie(struct http_response *resp, const char *id)
 	http_response_header(resp, "Set-Cookie", v);
 }
 
+bool web_local_path(const char *p)
+{
+	/* "/x" only: never "//host" or "/\\host" (a browser takes those for another site), no
+	 * spaces or control characters (nothing to split a header or a URL with). */
+	if (!p || p[0] != '/' || p[1] == '/' || p[1] == '\\' || strlen(p) > 512)
+		return false;
+	for (const char *q = p; *q; q++)
+		if ((unsigned char)*q <= 0x20 || (unsigned char)*q >= 0x7f || *q == '\\')
+			return false;
+	return true;
+}
+
+/* 303 to /login, with the page asked for as `next` (percent-encoded, RFC 3986 §2.1)
+ * so that signing in leads back to it. */
+static void login_redirect(const struct http_request *req, struct http_response *resp)
+{
+	char to[1700] = "/login";
+	if (strcmp(req->path, "/") != 0 && web_local_path(req->path)) {
+		size_t o = strlen("/login?next=");
+		memcpy(to, "/login?next=", o + 1);
+		for (const char *q = req->path; *q && o + 4 < sizeof(to); q++) {
+			unsigned char c = (unsigned char)*q;
+			if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("/-._~", c))
+				to[o++] = (char)c;
+			else
+				o += (size_t)snprintf(to + o, sizeof(to) - o, "%%%02X", c);
+		}
+		to[o] = '\0';
+	}
+	web_redirect(resp, to);
+}
+
 static bool is_post(const struct http_request *req)
 {
 	return strcmp(req->method, "POST") == 0;
@@ -246,7 +278,7 @@ const struct web_user *web_app_user(const struct web_site *site, struct web_work
 	web_session_cookie(req, id, sizeof(id));
 	if (!id[0] || !web_session_find(site->sessions, id, time(NULL), u)) {
 		if (!is_post(req)) {
-			web_redirect(resp, "/login");
+			login_redirect(req, resp);
 		} else {
 			web_words_page(site, NULL, resp, 401, "Not signed in",
 				"Not done: you are not signed in, or your session has ended.",

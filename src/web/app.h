@@ -38,6 +38,9 @@ void web_flash(const struct web_site *, const struct web_user *, const char *tex
  * loopback address (127.0.0.0/8, ::1, localhost); false writes the 403 into resp. */
 bool web_transport_ok(const struct web_site *, const struct http_request *, struct http_response *);
 bool web_address_is_loopback(const char *bind_address);
+/* A path of this site that is safe to redirect to after signing in ("/mail/12"),
+ * never "//host", a backslash, a space or a control character. */
+bool web_local_path(const char *path);
 
 /* Forms: an application/x-www-form-urlencoded body (bounded by [http] body_max).
  * false: absent, too long (outsz - 1), badly escaped, holding NUL, or the body is

@@ -31,10 +31,22 @@ static bool account_is_admin(struct web_worker *w, const char *address)
 	return directory_user_lookup(w->dir, local, at + 1, &du) == DIR_OK && du.admin;
 }
 
-static void login_form(const struct web_site *site, struct http_response *resp, int status, const char *address,
-	const char *error, const char *why, const char *todo, const char *note)
+/* The page to go to after signing in (the "next" of the form or the query), or "". */
+static void next_of(const struct http_request *req, char *out, size_t outsz)
+{
+	bool have = strcmp(req->method, "POST") == 0 ? web_form_field(req, "next", out, outsz)
+		: http_query_param(req, "next", out, outsz);
+	if (!have || !web_local_path(out))
+		out[0] = '\0';
+}
+
+static void login_form(const struct web_site *site, const struct http_request *req, struct http_response *resp,
+	int status, const char *address, const char *error, const char *why, const char *todo, const char *note)
 {
 	struct web_view *v = web_view_new();
+	char next[600];
+	next_of(req, next, sizeof(next));
+	web_view_set(v, "next", next);
 	web_view_set(v, "address", address);
 	web_view_set(v, "error", error);
 	web_view_set(v, "why", why);
@@ -60,7 +72,7 @@ void web_login_page(const struct web_site *site, struct web_worker *w, const str
 		return;
 	}
 	bool out = http_query_param(req, "signed_out", flag, sizeof(flag));
-	login_form(site, resp, 200, "", NULL, NULL, NULL, out ? "You are signed out." : NULL);
+	login_form(site, req, resp, 200, "", NULL, NULL, NULL, out ? "You are signed out." : NULL);
 }
 
 /* A POST /login from another site's page?  A browser says where a request comes
@@ -85,19 +97,19 @@ static bool origin_ok(const struct http_request *req)
 	return req->host && strcasecmp(host, req->host) == 0;
 }
 
-static void login_refused(const struct web_site *site, struct http_response *resp, enum login_result r,
+static void login_refused(const struct web_site *site, const struct http_request *req, struct http_response *resp, enum login_result r,
 	const char *address, const char *why)
 {
 	if (r == LOGIN_BLOCKED) {
-		login_form(site, resp, 429, address, "Not signed in: sign-ins are blocked for now.", why,
+		login_form(site, req, resp, 429, address, "Not signed in: sign-ins are blocked for now.", why,
 			"Wait until the time above, then sign in with the account's own password. If you did not make these "
 			"attempts, a device of yours may be trying an old password: correct it in that device.", NULL);
 	} else if (r == LOGIN_TEMPFAIL) {
-		login_form(site, resp, 503, address, "Not signed in: the password could not be checked just now.",
+		login_form(site, req, resp, 503, address, "Not signed in: the password could not be checked just now.",
 			"The account directory did not answer in time (the server's log says why).",
 			"Try again in a minute.", NULL);
 	} else {
-		login_form(site, resp, 401, address, "Not signed in: the address or the password is wrong.",
+		login_form(site, req, resp, 401, address, "Not signed in: the address or the password is wrong.",
 			"This page takes the account's own password. An app password (made for a mail program) does not open "
 			"it, so that a device's password cannot make more of them.",
 			"Check the address and type the password again. After repeated failures sign-ins from your address are "
@@ -121,7 +133,7 @@ void web_login_post(const struct web_site *site, struct web_worker *w, const str
 	have = web_form_field(req, "password", password, sizeof(password)) && have;
 	if (!have || !address[0] || !password[0]) {
 		explicit_bzero(password, sizeof(password));
-		login_form(site, resp, 400, have ? address : "", "Not signed in: give your mail address and your password.",
+		login_form(site, req, resp, 400, have ? address : "", "Not signed in: give your mail address and your password.",
 			"One of the two was empty or too long.", NULL, NULL);
 		return;
 	}
@@ -135,7 +147,7 @@ void web_login_post(const struct web_site *site, struct web_worker *w, const str
 		canonical, sizeof(canonical), why, sizeof(why));
 	explicit_bzero(password, sizeof(password));
 	if (r != LOGIN_OK) {
-		login_refused(site, resp, r, address, why);
+		login_refused(site, req, resp, r, address, why);
 		snprintf(resp->log_note, sizeof(resp->log_note), "account login=refused");
 		return;
 	}
@@ -149,7 +161,9 @@ void web_login_post(const struct web_site *site, struct web_worker *w, const str
 			"The server could not draw random bytes for the session's id.", "Try again in a moment.");
 		return;
 	}
-	web_redirect(resp, "/");
+	char next[600];
+	next_of(req, next, sizeof(next));
+	web_redirect(resp, next[0] ? next : "/");
 	web_session_set_cookie(resp, u.session_id);
 	snprintf(resp->log_note, sizeof(resp->log_note), "account login=ok user=%.100s", canonical);
 }

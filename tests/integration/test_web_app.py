@@ -131,7 +131,7 @@ def test_browser_signs_in_makes_and_revokes_an_app_password(srv, driver):
     click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form.signout button"))
     assert "You are signed out." in driver.find_element(By.TAG_NAME, "main").text
     driver.get(base + "/quota")
-    assert driver.current_url.endswith("/login")
+    assert driver.current_url.endswith("/login?next=/quota"), driver.current_url
 
 
 # -- security -------------------------------------------------------------------------
@@ -197,6 +197,19 @@ def test_hostile_text_is_shown_as_text(srv, driver):
     assert not driver.find_elements(By.CSS_SELECTOR, "main img")
     shot(driver, "web_hostile_name")
     click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form.signout button"))
+
+
+def test_signing_in_leads_back_to_the_page_asked_for(srv):
+    st, h, _ = request(srv, "GET", "/quota")
+    assert st == 303 and h["location"] == "/login?next=/quota", h
+    st, _, page = request(srv, "GET", "/login?next=/quota")
+    assert '<input type="hidden" name="next" value="/quota">' in page
+    form = {"address": ALICE, "password": PASSWORD, "next": "/quota"}
+    st, h, _ = request(srv, "POST", "/login", form)
+    assert st == 303 and h["location"] == "/quota", h
+    for elsewhere in ("//evil.example/", "https://evil.example/", "/\\evil.example"):   # never another site
+        st, h, _ = request(srv, "POST", "/login", dict(form, next=elsewhere))
+        assert st == 303 and h["location"] == "/", (elsewhere, h)
 
 
 def test_login_throttle_is_shared_with_smtp(srv):

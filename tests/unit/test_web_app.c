@@ -259,6 +259,22 @@ static void test_plain_http_only_on_loopback(void **state)
 	assert_false(web_address_is_loopback(NULL));
 }
 
+/* Where signing in may lead: a path of this site, never another site. */
+static void test_local_paths(void **state)
+{
+	(void)state;
+	const char *ok[] = { "/", "/mail", "/mail/12", "/setup/thunderbird/profile", "/a?b=c%20d" };
+	const char *bad[] = { "", "mail", "//evil.example", "/\\evil.example", "/a b", "/a\r\nSet-Cookie:x", "https://evil.example/",
+		"/\x7f", "/caf\xc3\xa9" };
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (!web_local_path(ok[i]))
+			fail_msg("%s is a local path", ok[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (web_local_path(bad[i]))
+			fail_msg("%s is not a local path", bad[i]);
+	assert_false(web_local_path(NULL));
+}
+
 /* web_transport_ok on a site whose listener is bound to a public address: a plain
  * request is refused with the https:// address; over TLS it passes. */
 static void test_plain_request_on_public_listener_refused(void **state)
@@ -301,6 +317,7 @@ int main(void)
 		cmocka_unit_test(test_token_equal),
 		cmocka_unit_test(test_form_fields),
 		cmocka_unit_test(test_plain_http_only_on_loopback),
+		cmocka_unit_test(test_local_paths),
 		cmocka_unit_test(test_plain_request_on_public_listener_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
