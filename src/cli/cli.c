@@ -585,6 +585,14 @@ static int cmd_queue(const struct cli_args *a)
 	return rc;
 }
 
+static int cmd_events(const struct cli_args *a)
+{
+	struct conf *c = malloc(sizeof(*c));
+	int rc = c && load_conf(a, c, true) ? (become_data_owner(c), cli_events(a->argc, a->argv, c, a->sender, a->json)) : 1;
+	free(c);
+	return rc;
+}
+
 static int cmd_spf(const struct cli_args *a)
 {
 	struct conf *c = malloc(sizeof(*c));
@@ -645,6 +653,7 @@ static const struct subcommand subcommands[] = {
 	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
 	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },
 	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed | --held] | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID" },
+	{ "events", cmd_events, "events list --account ADDRESS [--sender ADDRESS] [--qid ID] [--limit N] [--json]  what became of an account's mail: refusals, queued, delivered, deferred, bounced (newest first)" },
 	{ "dkim", cmd_dkim, "dkim keygen DOMAIN [--selector S] [--type rsa|ed25519] [--force] | list [DOMAIN] | retire DOMAIN SELECTOR | verify FILE | sign FILE   DKIM keys and signatures" },
 	{ "dns", cmd_dns, "dns DOMAIN [--address ADDR] | check DOMAIN [--resolver ADDR@PORT] [--address ADDR] [--json]  the DNS records DOMAIN needs, and whether they are published" },
 	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it" },

@@ -12,6 +12,9 @@ struct conf;
 /* `postern queue ...` (queue_cmd.c); argv[0] is the queue verb. */
 int cli_queue(int argc, char **argv, const struct conf *c, bool json, const char *sender, bool bounce);
 
+/* `postern events list --account ADDRESS ...` (events_cmd.c); argv[0] is "list". */
+int cli_events(int argc, char **argv, const struct conf *c, const char *sender, bool json);
+
 /* `postern spf check IP SENDER [HELO]` (spf_cmd.c); argv[0] is the verb. */
 int cli_spf(int argc, char **argv, const struct conf *c);
 struct directory;

@@ -190,6 +190,11 @@ struct conf {
 	/* [web] (the account pages, service "account") */
 	uint64_t web_session_idle;          /* seconds without a request before a session ends */
 	uint64_t web_session_max;           /* seconds after sign-in a session ends whatever its use */
+	/* [events] (events/: the per-account event store) */
+	bool events_enabled;
+	uint64_t events_retention;          /* seconds */
+	uint64_t events_queue_max;          /* records waiting for the writer */
+	uint64_t events_account_max;        /* records kept per account */
 	/* [mta-sts] (the policy this server publishes for its domains, RFC 8461) */
 	uint64_t mta_sts_mode;              /* enum conf_mta_sts_mode */
 	uint64_t mta_sts_max_age;           /* seconds */

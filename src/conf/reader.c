@@ -255,7 +255,7 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 		return 1;
 	}
 	if (!known_section)
-		conf_fail(ps, ps->line, "[%s]: unknown section (known: server, limits, quota, queue, delivery, relay, tls, auth, mailauth, http, listener NAME, certificate NAME, milter NAME)", section);
+		conf_fail(ps, ps->line, "[%s]: unknown section (known: server, limits, quota, queue, delivery, relay, tls, auth, mailauth, http, events, listener NAME, certificate NAME, milter NAME)", section);
 	else if (key)
 		conf_fail(ps, ps->line, "[%s] %s: unknown setting", section, key);
 	return 1;

@@ -13,6 +13,30 @@
 
 /* --- admin control -------------------------------------------------------------- */
 
+/* The administrator acted on a message: the event store hears it (the user sees
+ * "held by the administrator", "deleted"...). */
+static void admin_event(struct delivery *d, const char *qid, enum events_kind kind, const char *sender)
+{
+	if (!d->events)
+		return;
+	struct events_record e;
+	sched_event_init(&e, kind, qid, sender, "", kind == EVENTS_HELD ? "held by the mail administrator"
+		: kind == EVENTS_RELEASED ? "released by the mail administrator" : "deleted by the mail administrator");
+	events_append(d->events, &e);
+}
+
+/* The message's envelope sender, before it is deleted ("" when unreadable). */
+static void message_sender(struct delivery *d, const char *qid, char *out, size_t outsz)
+{
+	struct queue_message m;
+	char err[256];
+	out[0] = '\0';
+	if (!d->events || !queue_message_open(d->queue, qid, &m, err, sizeof(err)))
+		return;
+	snprintf(out, outsz, "%s", m.env.sender);
+	queue_message_close(&m);
+}
+
 /* Change a message's state file (hold / release); the message must not be busy. */
 static bool set_held(struct delivery *d, const char *qid, bool held, char *reply, size_t replysz)
 {
@@ -34,6 +58,8 @@ static bool set_held(struct delivery *d, const char *qid, bool held, char *reply
 		ok = queue_state_write(d->queue, qid, &st);
 		queue_state_free(&st);
 	}
+	if (ok)
+		admin_event(d, qid, held ? EVENTS_HELD : EVENTS_RELEASED, m.env.sender);
 	queue_message_close(&m);
 	snprintf(reply, replysz, ok ? "%s %s" : "cannot change %s", qid, held ? "held" : "released");
 	return ok;
@@ -125,10 +151,14 @@ int delivery_control(struct delivery *d, const char *command, char *reply, size_
 	} else if (strcmp(verb, "hold") == 0) {
 		ok = set_held(d, qid, true, reply, replysz);
 	} else if (strcmp(verb, "delete") == 0) {
+		char sender[QUEUE_ADDR_MAX];
+		message_sender(d, qid, sender, sizeof(sender));
 		ok = queue_remove(d->queue, qid);
 		snprintf(reply, replysz, ok ? "%s deleted" : "cannot delete %s", qid);
 		if (ok)
 			log_event(LOG_WARN, "deleted", "qid=%s by=admin", qid);
+		if (ok)
+			admin_event(d, qid, EVENTS_DELETED, sender);
 	} else if (strcmp(verb, "bounce") == 0) {
 		ok = sched_bounce_now(d, qid, reply, replysz);
 	} else if (strcmp(verb, "requeue") == 0) {

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "delivery/reason.h"
 #include "util/metrics.h"
 #include "wire/enh.h"
 
@@ -78,6 +79,7 @@ static const char *domain_of(const char *rcpt)
 
 struct run {
 	struct worker *w;
+	const struct rcpt_result *reply;   /* the remote reply being recorded (events), or NULL */
 	struct queue_message m;
 	struct queue_state st;
 	time_t now;
@@ -89,6 +91,47 @@ struct run {
 	size_t *group;              /* scratch: recipients of one domain */
 	struct rcpt_result *res;
 };
+
+void sched_event_init(struct events_record *e, enum events_kind kind, const char *qid, const char *sender,
+	const char *rcpt, const char *text)
+{
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->when = time(NULL);
+	snprintf(e->qid, sizeof(e->qid), "%s", qid);
+	snprintf(e->sender, sizeof(e->sender), "%s", sender);
+	snprintf(e->rcpt, sizeof(e->rcpt), "%s", rcpt);
+	snprintf(e->text, sizeof(e->text), "%s", text ? text : "");
+	snprintf(e->proto, sizeof(e->proto), "queue");
+}
+
+/* What became of recipient i, for the user's "My outgoing mail": where it went (or
+ * was tried), the reply that decided it (the remote's code and status when a remote
+ * answered), and for a deferral when it is tried again. */
+static void rcpt_event(struct run *r, size_t i, enum events_kind kind, const char *where, const char *why)
+{
+	struct delivery *d = r->w->d;
+	if (!d->events)
+		return;
+	struct events_record e;
+	sched_event_init(&e, kind, r->m.env.qid, r->m.env.sender, r->m.env.rcpts[i], why);
+	if (where)
+		snprintf(e.where, sizeof(e.where), "%s", where);
+	else if (d->workers && r->w == &d->workers[r->w->index]) {
+		pthread_mutex_lock(&d->lock);
+		snprintf(e.where, sizeof(e.where), "%s", d->where[r->w->index]);
+		pthread_mutex_unlock(&d->lock);
+	}
+	if (r->reply && r->reply->code) {
+		e.code = r->reply->code;
+		snprintf(e.enh, sizeof(e.enh), "%s", r->reply->enh);
+	} else if (!reason_status(why, e.enh, sizeof(e.enh))) {
+		e.enh[0] = '\0';
+	}
+	if (kind == EVENTS_DEFERRED)
+		e.next_try = (long long)r->st.r[i].next_try;
+	events_append(d->events, &e);
+}
 
 /* A recipient delivered: the count, and the time since the message arrived (arrival
  * is kept in whole seconds, so the latency is exact to within one second). */
@@ -112,6 +155,8 @@ static void fail_rcpt(struct run *r, size_t i, const char *route, const char *wh
 	r->newly_failed[r->n_failed++] = i;
 	r->changed = true;
 	log_event(LOG_WARN, "bounced", "qid=%s to=<%s> reason=\"%s\"", r->m.env.qid, r->m.env.rcpts[i], why);
+	rcpt_event(r, i, EVENTS_BOUNCED, strcmp(route, "local") == 0 ? "local mailbox" : strcmp(route, "queue") == 0
+		? "the queue" : NULL, why);
 }
 
 static void defer_rcpt(struct run *r, size_t i, const char *route, const char *why)
@@ -125,6 +170,7 @@ static void defer_rcpt(struct run *r, size_t i, const char *route, const char *w
 	r->changed = true;
 	log_event(LOG_INFO, "deferred", "qid=%s to=<%s> attempt=%u retry_in=%lld reason=\"%s\"", r->m.env.qid,
 		r->m.env.rcpts[i], s->attempts, (long long)wait, why);
+	rcpt_event(r, i, EVENTS_DEFERRED, strcmp(route, "local") == 0 ? "local mailbox" : NULL, why);
 }
 
 /* Deliver recipient i, resolved to a local mailbox, into its Maildir. */
@@ -143,6 +189,7 @@ static void deliver_local(struct run *r, size_t i, const struct dir_recipient *d
 		s->state = RCPT_DELIVERED;
 		r->changed = true;
 		count_delivered(r, "local");
+		rcpt_event(r, i, EVENTS_DELIVERED, "local mailbox", "delivered to the mailbox");
 		break;
 	case LOCAL_TEMP:
 		defer_rcpt(r, i, "local", why);
@@ -250,17 +297,20 @@ static void deliver_remotes(struct run *r, bool *remote)
 				continue;   /* aborted by the shutdown, not the peer: no attempt counted */
 			char why[QUEUE_REPLY_MAX];
 			rcpt_result_reason(x, why, sizeof(why));
+			r->reply = x;
 			if (x->outcome == OUT_DELIVERED) {
 				r->st.r[idx].state = RCPT_DELIVERED;
 				snprintf(r->st.r[idx].last_reply, sizeof(r->st.r[idx].last_reply), "%s", why);
 				r->changed = true;
 				log_event(LOG_INFO, "delivered", "qid=%s to=<%s> remote=\"%s\"", r->m.env.qid, r->m.env.rcpts[idx], why);
 				count_delivered(r, "remote");
+				rcpt_event(r, idx, EVENTS_DELIVERED, NULL, why);
 			} else if (x->outcome == OUT_FAIL) {
 				fail_rcpt(r, idx, "remote", why);
 			} else {
 				defer_rcpt(r, idx, "remote", why);
 			}
+			r->reply = NULL;
 		}
 		if (any(remote + i, n - i))
 			checkpoint(r);
@@ -296,6 +346,14 @@ static void send_report(struct run *r, enum bounce_kind kind, const size_t *idx,
 	if (bounce_send(r->w->d->queue, r->w->d->conf, &r->m, kind, want, k, r->st.r, qid, err, sizeof(err))) {
 		log_event(LOG_INFO, kind == BOUNCE_FAILED ? "bounce_sent" : "delay_notice_sent", "qid=%s report_qid=%s to=<%s> recipients=%zu",
 			r->m.env.qid, qid, r->m.env.sender, k);
+		if (kind == BOUNCE_DELAYED && r->w->d->events) {
+			struct events_record e;
+			char text[256];
+			snprintf(text, sizeof(text), "a delay notice was sent to <%.120s> for %zu recipient(s) still waiting",
+				r->m.env.sender, k);
+			sched_event_init(&e, EVENTS_DELAY_NOTICE, r->m.env.qid, r->m.env.sender, "", text);
+			events_append(r->w->d->events, &e);
+		}
 		delivery_enqueue(r->w->d, qid);
 	} else {
 		log_event(LOG_ERR, "bounce_error", "qid=%s error=\"%s\"", r->m.env.qid, err);

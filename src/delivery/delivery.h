@@ -13,12 +13,16 @@
 #include <stddef.h>
 
 struct conf;
+struct events;
 struct queue;
 struct relay_credentials;
 struct delivery;
 
-/* Starts the threads and schedules every message already in queue/active/. */
-struct delivery *delivery_start(const struct conf *c, struct queue *q, const struct relay_credentials *creds);
+/* Starts the threads and schedules every message already in queue/active/.  ev: the
+ * event store that hears each outcome (delivered, deferred, bounced, delay notice,
+ * and the admin's hold/release/delete/bounce); NULL: none. */
+struct delivery *delivery_start(const struct conf *c, struct queue *q, const struct relay_credentials *creds,
+	struct events *ev);
 /* A message was committed (thread-safe). */
 void delivery_enqueue(struct delivery *d, const char *qid);
 /* A stop begins (SIGTERM): no new attempt starts; those running may finish until

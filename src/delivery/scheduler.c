@@ -126,11 +126,13 @@ static void enqueue_existing(void *arg, const char *qid)
 	pthread_mutex_unlock(&d->lock);
 }
 
-struct delivery *delivery_start(const struct conf *c, struct queue *q, const struct relay_credentials *creds)
+struct delivery *delivery_start(const struct conf *c, struct queue *q, const struct relay_credentials *creds,
+	struct events *ev)
 {
 	struct delivery *d = calloc(1, sizeof(*d));
 	if (!d)
 		return NULL;
+	d->events = ev;
 	d->conf = c;
 	d->queue = q;
 	d->creds = creds;

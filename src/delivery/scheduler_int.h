@@ -24,6 +24,7 @@
 #include "delivery/notice.h"
 #include "delivery/remote.h"
 #include "directory/directory.h"
+#include "events/events.h"
 #include "net/client.h"
 #include "queue/queue.h"
 #include "store/layout.h"
@@ -58,6 +59,7 @@ struct delivery {
 	const struct conf *conf;
 	struct queue *queue;
 	const struct relay_credentials *creds;
+	struct events *events;          /* outcomes are recorded there (events/events.h); NULL: not */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	struct item *ready_head, *ready_tail;
@@ -117,6 +119,10 @@ time_t sched_process(struct worker *w, const char *qid, bool force, bool fresh);
 /* `postern queue bounce`: return the pending recipients to the sender now. */
 bool sched_bounce_now(struct delivery *d, const char *qid, char *reply, size_t replysz);
 void sched_run_chores(struct delivery *d);
+/* A record for the event store about qid (rcpt "": the whole message), proto "queue";
+ * the caller adds what it knows and calls events_append(d->events, e). */
+void sched_event_init(struct events_record *e, enum events_kind kind, const char *qid, const char *sender,
+	const char *rcpt, const char *text);
 time_t sched_chores_due(const struct delivery *d);
 
 #endif

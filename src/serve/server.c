@@ -21,6 +21,7 @@
 #include "auth/login.h"
 #include "conf/conf.h"
 #include "delivery/delivery.h"
+#include "events/events.h"
 #include "directory/directory.h"
 #include "net/http.h"
 #include "net/server.h"
@@ -131,6 +132,7 @@ static void server_cleanup(struct service *srv)
 	if (srv->net)
 		net_close_all(srv->net);
 	delivery_stop(&srv->delivery);
+	events_close(&srv->events);   /* after every writer of events: the commits, delivery, control */
 	if (srv->sig_term)
 		event_free(srv->sig_term);
 	if (srv->sig_int)
@@ -173,6 +175,13 @@ static bool open_rooms(struct service *srv, char *err, size_t errlen)
 	}
 	queue_set_min_free(srv->queue, cf->min_free);
 	srv->site->queue = srv->queue;
+	struct events_config ec = { .enabled = cf->events_enabled, .retention_days = (unsigned)(cf->events_retention / 86400),
+		.queue_max = (unsigned)cf->events_queue_max, .account_max = (unsigned)cf->events_account_max };
+	if (!events_open(&srv->events, cf->data_dir, &ec, err, errlen)) {
+		/* The history is not worth refusing mail for: serve without it, and say so. */
+		log_event(LOG_ERR, "events_error", "error=\"%s\" action=\"serving without the event store ([events])\"", err);
+		srv->events = NULL;
+	}
 	if (!id_new_run_id(cf->data_dir, srv->run_id, err, errlen)) {
 		/* Still distinct from the counter's values, unless two starts share a second. */
 		snprintf(srv->run_id, sizeof(srv->run_id), "t%lld", (long long)time(NULL));
@@ -195,7 +204,7 @@ static bool start_workers(struct service *srv)
 	const struct conf *cf = srv->conf;
 	struct event_base *base = net_base(srv->net);
 	loopq_start(base, (unsigned)cf->commit_threads, &srv->commitq, &srv->commit_ev);
-	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds);
+	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds, srv->events);
 	srv->auth_ev = event_new(base, -1, 0, login_ev_cb, srv);
 	struct login_service_config lc = {
 		.dir = srv->dir, .threads = 2, .cache_ttl = (unsigned)cf->auth_cache_ttl,

@@ -22,6 +22,7 @@ struct delivery;
 struct directory;
 struct imap_service;
 struct event;
+struct events;
 struct event_base;
 struct http_exchange;
 struct limits_service;
@@ -59,6 +60,7 @@ struct service {
 	struct queue *queue;
 	struct directory *dir;           /* the login and maildrop threads' (see above) */
 	struct delivery *delivery;
+	struct events *events;           /* the event store (events/events.h); NULL: [events] enabled = no */
 	struct workq *commitq;
 	struct event *commit_ev;
 	struct login_service *logins;    /* password checks, the throttle (auth/login.h) */

@@ -13,6 +13,8 @@
 
 #include "delivery/delivery.h"
 #include "conf/conf.h"
+#include "events/events.h"
+#include "msg/header.h"
 #include "net/server.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
@@ -56,6 +58,8 @@ struct smtp_conn {
 	struct policy_milter_session *milters;   /* the listener's content filters; NULL: none */
 	unsigned client_port;
 	struct sent_by sent;             /* what the outbound limits count at the commit */
+	char sender[QUEUE_ADDR_MAX];     /* the message's MAIL FROM, for the event store */
+	struct msg_field_scan *subject;  /* its Subject: as it streams to the spool (events on only) */
 };
 
 struct commit_job {
@@ -66,6 +70,8 @@ struct commit_job {
 	size_t added_len;
 	char qid[QUEUE_ID_LEN + 1];
 	char hold_reason[POLICY_REASON_MAX];   /* "": not held */
+	char sender[QUEUE_ADDR_MAX];
+	char subject[256];
 	bool ok;
 	bool no_space;
 	char err[256];
@@ -85,6 +91,8 @@ static void message_drop(struct smtp_conn *sc)
 	free(sc->added);
 	sc->added = NULL;
 	sc->added_len = 0;
+	free(sc->subject);
+	sc->subject = NULL;
 }
 
 
@@ -302,6 +310,9 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 	memcpy(sc->qid, qe.qid, sizeof(sc->qid));
 	memcpy(qid, qe.qid, QUEUE_ID_LEN + 1);
 	sent_by_note(sc, env);
+	snprintf(sc->sender, sizeof(sc->sender), "%s", qe.sender);
+	if (sc->svc->events && (sc->subject = malloc(sizeof(*sc->subject))))
+		msg_field_scan_init(sc->subject, "Subject");
 	return true;
 }
 
@@ -316,6 +327,8 @@ static bool hook_spool_write(void *ctx, const void *p, size_t n)
 		sc->spool_no_space = true;
 		return false;
 	}
+	if (sc->subject && !sc->subject->done)
+		msg_field_scan_feed(sc->subject, p, n);
 	if (queue_writer_write(sc->writer, p, n))
 		return true;
 	sc->spool_no_space = queue_writer_no_space(sc->writer);
@@ -351,6 +364,74 @@ static void hook_spool_abort(void *ctx)
 	message_drop(ctx);
 }
 
+/* --- the event store (events/events.h): refusals, and each message accepted ---- */
+
+static void event_fill(struct events_record *r, const struct smtp_conn *sc, enum events_kind kind, const char *login)
+{
+	memset(r, 0, sizeof(*r));
+	r->kind = kind;
+	r->when = time(NULL);
+	snprintf(r->account, sizeof(r->account), "%s", login ? login : "");
+	snprintf(r->client_addr, sizeof(r->client_addr), "%s", conn_addr(sc->conn));
+	snprintf(r->proto, sizeof(r->proto), "smtp");
+	snprintf(r->listener, sizeof(r->listener), "%s", conn_listener(sc->conn)->name);
+}
+
+/* The session wrote a refusal (smtp/respond.c's one writer). */
+static void hook_refused(void *ctx, const struct smtp_refusal_note *n)
+{
+	struct smtp_conn *sc = ctx;
+	if (!sc->svc->events)
+		return;
+	struct events_record r;
+	event_fill(&r, sc, EVENTS_REFUSED, n->login);
+	snprintf(r.cmd, sizeof(r.cmd), "%s", n->cmd ? n->cmd : "");
+	r.code = n->code;
+	snprintf(r.enh, sizeof(r.enh), "%s", n->enh ? n->enh : "");
+	snprintf(r.cause_id, sizeof(r.cause_id), "%s", n->cause_id ? n->cause_id : "");
+	snprintf(r.ref, sizeof(r.ref), "%s", n->ref ? n->ref : "");
+	snprintf(r.text, sizeof(r.text), "%.*s", (int)(n->text_len < sizeof(r.text) ? n->text_len : sizeof(r.text) - 1),
+		n->text ? n->text : "");
+	snprintf(r.sender, sizeof(r.sender), "%s", n->mail_from ? n->mail_from : "");
+	snprintf(r.rcpt, sizeof(r.rcpt), "%s", n->rcpt ? n->rcpt : "");
+	events_append(sc->svc->events, &r);
+}
+
+/* The Subject: as the message had it, unfolded (RFC 5322 §2.2.3: the line ends of a
+ * folded field removed), cut at a character boundary.  Raw otherwise: HOSTILE. */
+static void subject_text(const struct smtp_conn *sc, char *out, size_t outsz)
+{
+	const char *v;
+	size_t len, k = 0;
+	out[0] = '\0';
+	if (!sc->subject || !msg_field_scan_value(sc->subject, &v, &len))
+		return;
+	for (size_t i = 0; i < len && k + 1 < outsz; i++)
+		if (v[i] != '\r' && v[i] != '\n')
+			out[k++] = v[i];
+	while (k > 0 && k + 1 >= outsz && ((unsigned char)out[k - 1] & 0xC0) == 0x80)
+		k--;   /* cut inside a UTF-8 sequence: drop its continuation octets... */
+	if (k > 0 && k + 1 >= outsz && ((unsigned char)out[k - 1] & 0xC0) == 0xC0)
+		k--;   /* ...and its lead octet */
+	out[k] = '\0';
+}
+
+/* The message is on stable storage (or discarded by a filter): queued, held, discarded. */
+static void event_message(const struct smtp_conn *sc, enum events_kind kind, const char *login, const char *qid,
+	const char *sender, const char *subject, size_t n_rcpts, const char *reason)
+{
+	if (!sc->svc->events)
+		return;
+	struct events_record r;
+	event_fill(&r, sc, kind, login);
+	snprintf(r.qid, sizeof(r.qid), "%s", qid);
+	snprintf(r.sender, sizeof(r.sender), "%s", sender);
+	snprintf(r.subject, sizeof(r.subject), "%s", subject);
+	snprintf(r.text, sizeof(r.text), "%s", reason ? reason : "");
+	r.n_rcpts = (unsigned)n_rcpts;
+	events_append(sc->svc->events, &r);
+}
+
 /* Worker thread: the blocking part.  The added header fields go into the same file
  * under the same fsync (invariant 1: never queued without them). */
 static void commit_work(void *arg)
@@ -375,8 +456,12 @@ static void commit_done(void *arg)
 	struct service *srv = sc->svc;
 	queue_writer_free(&j->writer);
 	free(j->added);
-	if (j->ok)
+	if (j->ok) {
 		metrics_count(METRIC_MESSAGES_QUEUED, conn_listener(c)->name, 1);
+		event_message(sc, EVENTS_QUEUED, j->sent.login, j->qid, j->sender, j->subject, j->sent.rcpts, NULL);
+		if (j->hold_reason[0])
+			event_message(sc, EVENTS_HELD, j->sent.login, j->qid, j->sender, j->subject, j->sent.rcpts, j->hold_reason);
+	}
 	if (j->ok && j->sent.counted && srv->limits)   /* counted once on stable storage: a refusal never counts */
 		limits_service_count(srv->limits, j->sent.login, j->sent.sender_domain, j->sent.rcpts);
 	if (j->ok && j->hold_reason[0]) {
@@ -404,6 +489,10 @@ static void message_discard(struct smtp_conn *sc)
 	char q[POLICY_REASON_MAX * 4 + 8];
 	log_event(LOG_WARN, "discarded", "conn=%llu qid=%s reason=%s", (unsigned long long)conn_id(sc->conn), sc->qid,
 		log_quote(q, sizeof(q), sc->disposition_reason, strlen(sc->disposition_reason), POLICY_REASON_MAX));
+	char subject[256];
+	subject_text(sc, subject, sizeof(subject));
+	event_message(sc, EVENTS_DISCARDED, sc->sent.login, sc->qid, sc->sender, subject, sc->sent.rcpts,
+		sc->disposition_reason);
 	message_drop(sc);
 	smtp_session_commit_done(sc->session, true);
 }
@@ -434,6 +523,8 @@ static void hook_spool_commit(void *ctx)
 		snprintf(j->hold_reason, sizeof(j->hold_reason), "%s", sc->disposition_reason);
 	sc->disposition = POLICY_QUEUE;
 	memcpy(j->qid, sc->qid, sizeof(j->qid));
+	memcpy(j->sender, sc->sender, sizeof(j->sender));
+	subject_text(sc, j->subject, sizeof(j->subject));
 	conn_busy(sc->conn);
 	workq_push(sc->svc->commitq, commit_work, commit_done, j);
 }
@@ -520,6 +611,7 @@ static bool op_start(struct conn *c, const char *tls_desc)
 		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
 		.auth_verify = hook_auth_verify, .hold = hook_hold,
 		.spool_room = hook_spool_room, .spool_no_space = hook_spool_no_space, .spool_flush = hook_spool_flush,
+		.refused = hook_refused,
 	};
 	sc->session = smtp_session_new(&info, &lim, &hooks);
 	if (!sc->session) {

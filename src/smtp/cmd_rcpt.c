@@ -70,8 +70,10 @@ static bool rcpt_syntax_ok(struct smtp_session *s, const struct smtp_command *c,
 		: st == ADDR_NO_KEYWORD || st == ADDR_PARAM_SYNTAX ? V_RCPT_SYNTAX : V_RCPT_BAD_ADDRESS;
 	reply_verdict(&v, id, CAUSE_BAD_ADDRESS, detail);
 	snprintf(what, sizeof(what), "RCPT %s", q);
+	s->refusing_rcpt = bare_path(q);
 	refuse_verdict(s, what, &v, ref, sizeof(ref));
-	remember_refusal(s->tx, bare_path(q), &v, ref);
+	remember_refusal(s->tx, s->refusing_rcpt, &v, ref);
+	s->refusing_rcpt = NULL;
 	bad_command(s);
 	return false;
 }
@@ -85,7 +87,9 @@ static void refuse_rcpt(struct smtp_session *s, const char *addr, const struct v
 	char what[SMTP_ADDR_MAX + 3], ref[32];
 	snprintf(what, sizeof(what), "<%s>", addr);
 	size_t reply_start = s->out.len;
+	s->refusing_rcpt = addr;
 	refuse_verdict_id(s, what, v, cause_id, ref, sizeof(ref));
+	s->refusing_rcpt = NULL;
 	remember_refusal(s->tx, addr, v, ref);
 	if (v->kind == VERDICT_PERM && policy_cause_is_guess(v->cause))
 		count_guess(s, reply_start);
@@ -144,7 +148,9 @@ void cmd_rcpt(struct smtp_session *s, const struct smtp_command *c)
 		}
 	}
 	if (tx->n_rcpts >= s->limits.max_recipients) {
+		s->refusing_rcpt = addr;
 		refuse(s, R_TOO_MANY_RCPTS, s->limits.max_recipients);
+		s->refusing_rcpt = NULL;
 		reply_verdict(&v, V_TOO_MANY_RCPTS, CAUSE_TOO_MANY_RECIPIENTS, NULL);
 		remember_refusal(tx, addr, &v, "-");
 		return;

@@ -63,6 +63,25 @@ void say(struct smtp_session *s, enum reply_id id, ...)
 	va_end(ap);
 }
 
+/* The event store hears of every refusal through the adapter (hooks->refused): the
+ * reply's first paragraph (up to an empty line), who and what it was about. */
+static void tell_refused(struct smtp_session *s, const char *cause_id, int code, const char *enh, const char *text,
+	const char *ref)
+{
+	if (!s->hooks.refused)
+		return;
+	const char *para = strstr(text, "\n\n");
+	char from[SMTP_ADDR_MAX + 1];
+	if (s->tx)
+		smtp_path_format(&s->tx->sender, from, sizeof(from));
+	struct smtp_refusal_note n = {
+		.cmd = s->cmd_name, .code = code, .enh = enh, .cause_id = cause_id, .ref = ref, .text = text,
+		.text_len = para ? (size_t)(para - text) : strlen(text), .login = s->login,
+		.mail_from = s->tx ? from : NULL, .rcpt = s->refusing_rcpt,
+	};
+	s->hooks.refused(s->hooks.ctx, &n);
+}
+
 /* The one refusal writer (DESIGN invariant 3): the reference goes on the reply's
  * last line and into one event=refused log line, so that an administrator finds the
  * line from a user's screenshot.  text is reason and hint; the log gets its first
@@ -84,6 +103,7 @@ void refusal_write_id(struct smtp_session *s, const char *cause, const char *cau
 	log_event(code >= 500 ? LOG_INFO : LOG_WARN, "refused", "conn=%llu ref=%s cmd=%s code=%d enh=%s cause=\"%s\" reason=%s",
 		(unsigned long long)s->info.conn_id, ref, s->cmd_name ? s->cmd_name : "-", code, enh ? enh : "-",
 		cause ? cause : "-", log_quote(q, sizeof(q), text, first_line, 256));
+	tell_refused(s, cause_id, code, enh, text, ref);
 	if (ref_out)
 		snprintf(ref_out, ref_outsz, "%s", ref);
 }

@@ -85,8 +85,26 @@ struct smtp_envelope {
 	const char *protocol;      /* SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA, UTF8SMTP... */
 };
 
+/* A refusal the session just wrote (hooks->refused), for the event store: the
+ * adapter records it; the session never touches the store.  Strings are the
+ * session's, valid during the call only; NULL when not known. */
+struct smtp_refusal_note {
+	const char *cmd;           /* "MAIL", "RCPT", "DATA", "AUTH"...; NULL outside a command */
+	int code;
+	const char *enh;
+	const char *cause_id;      /* explain's cause id (data/explain.ini), NULL: unknown */
+	const char *ref;           /* the reference on the reply's last line */
+	const char *text;          /* the reply's first paragraph (reason, hint), without the reference */
+	size_t text_len;
+	const char *login;         /* the canonical login, NULL: not logged in */
+	const char *mail_from;     /* MAIL FROM of the transaction ("" null sender), NULL: none */
+	const char *rcpt;          /* a RCPT refusal: the recipient refused */
+};
+
 struct smtp_hooks {
 	void *ctx;
+	/* Optional: told of every refusal the session writes, after it is queued. */
+	void (*refused)(void *ctx, const struct smtp_refusal_note *n);
 	/* A decision on facts the session filled in (the hook takes them: free them with
 	 * policy_facts_free).  True: decided at once, the verdict is in *now.  False: the
 	 * session waits for smtp_session_decided(). */

@@ -128,6 +128,7 @@ struct smtp_session {
 	/* RFC 2920 §3.1: the command just dispatched ends a pipelined group (its name). */
 	const char *group_ender;
 	const char *cmd_name;              /* the command being answered, for the log */
+	const char *refusing_rcpt;         /* the recipient being refused (hooks->refused), or NULL */
 	bool pipelining_noted;             /* a client that did not wait was logged once */
 	bool wrong_port_seen;              /* the port-25 trap refused something (wrong_port.c) */
 	/* A refused BDAT chunk (ST_BDAT_DISCARD): its octets are read and dropped, since

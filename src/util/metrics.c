@@ -59,6 +59,9 @@ static const struct metric_info registry[METRIC_COUNT] = {
 		"Milter conversations steps, by filter, from command to reply.", METRIC_HISTOGRAM, "filter", BUCKETS(milter_buckets), false },
 	[METRIC_HTTP_REQUESTS] = { "postern_http_requests_total",
 		"HTTP requests answered, by status code.", METRIC_COUNTER, "status", NULL, 0, false },
+	[METRIC_EVENTS_DROPPED] = { "postern_events_dropped_total",
+		"Event records (My outgoing mail, refusal statistics) not stored: the queue to the events writer was full or the disk refused them.",
+		METRIC_COUNTER, NULL, NULL, 0, false },
 };
 
 struct metric_slot {

@@ -36,6 +36,7 @@ enum metric_id {
 	METRIC_DNS_DURATION,        /* postern_dns_lookup_duration_seconds{type} */
 	METRIC_MILTER_DURATION,     /* postern_milter_duration_seconds{filter} */
 	METRIC_HTTP_REQUESTS,       /* postern_http_requests_total{status} */
+	METRIC_EVENTS_DROPPED,      /* postern_events_dropped_total: event records not stored (events/) */
 	METRIC_COUNT
 };
 

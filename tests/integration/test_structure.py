@@ -231,6 +231,7 @@ def test_net_imports_only_util_and_conf():
 # wire/ (reply codes) and util/; nothing below it may include it (no circle, above).
 ROOM_ORDER_BELOW = {
     "milter": ("net", "wire", "util", "conf"),
+    "events": ("util", "conf"),   # below serve/, delivery/, web/, cli/
     "web": ("directory", "queue", "conf", "net", "wire", "util", "auth", "events", "store", "diag", "msg"),   # net: net/http.h only (test_web_sits_below_serve...)
     "imap": ("auth", "store", "msg", "util", "wire"),                # like pop3/; only serve/ includes imap/
 }
