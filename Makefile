@@ -77,6 +77,7 @@ bench:
 	@scripts/install-deps bench
 	@$(MAKE) --no-print-directory build
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/run
+	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/run --events --quick --target postern
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/submission
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/e2e
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/pop3

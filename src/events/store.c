@@ -11,12 +11,15 @@
 #include "events/events.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/log.h"
 #include "util/metrics.h"
@@ -338,6 +341,51 @@ static bool open_schema(sqlite3 *db, const char *path, char *err, size_t errsz)
 	return true;
 }
 
+/* The records name people (addresses, subjects, client addresses): the file and its
+ * -wal/-shm (SQLite gives them the database's mode) are the owner's alone.  Created
+ * 0600 with O_EXCL before SQLite opens it (never through a planted link, and without
+ * the process-wide umask); an older file is narrowed.  Called before any connection
+ * of this process holds a lock on it. */
+static bool make_private(const char *path, bool create, char *err, size_t errsz)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0) {
+		if (errno != ENOENT || !create) {
+			if (errno != ENOENT)
+				snprintf(err, errsz, "cannot check %s: %s", path, strerror(errno));
+			return errno == ENOENT;
+		}
+		int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			close(fd);
+			return true;
+		}
+		if (errno != EEXIST) {
+			snprintf(err, errsz, "cannot create %s: %s", path, strerror(errno));
+			return false;
+		}
+		return make_private(path, false, err, errsz);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errsz, "%s is not a regular file (a link or a special file): remove it", path);
+		return false;
+	}
+	if ((st.st_mode & 077) != 0 && chmod(path, st.st_mode & 0700) != 0) {
+		snprintf(err, errsz, "cannot make %s private (mode 0600): %s", path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+static bool make_files_private(const char *path, char *err, size_t errsz)
+{
+	char side[4200];
+	snprintf(side, sizeof(side), "%s-wal", path);
+	bool ok = make_private(path, true, err, errsz) && make_private(side, false, err, errsz);
+	snprintf(side, sizeof(side), "%s-shm", path);
+	return ok && make_private(side, false, err, errsz);
+}
+
 static void free_store(struct events *e)
 {
 	if (!e)
@@ -383,6 +431,10 @@ bool events_open(struct events **out, const char *data_dir, const struct events_
 	e->batch = calloc(e->cap, sizeof(*e->batch));
 	if (!e->ring || !e->batch) {
 		snprintf(err, errsz, "out of memory (queue_max %zu)", e->cap);
+		free_store(e);
+		return false;
+	}
+	if (!make_files_private(e->path, err, errsz)) {
 		free_store(e);
 		return false;
 	}

@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,11 @@ static void test_list_belongs(void **state)
 	add(e, EVENTS_REFUSED, "", "", "", "unknown_user", "192.0.2.2");                           /* 7: nobody's */
 	events_close(&e);
 	assert_null(e);
+	char path[512];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/events.db", dir);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);   /* addresses and subjects: the owner's alone */
 	struct events_record out[16];
 	const char *senders[] = { "", "alice@example.test" };
 	long n = list("ALICE@example.test", senders, 2, 0, NULL, out, 16);
