@@ -575,12 +575,7 @@ static int cmd_app_password(const struct cli_args *a)
 static int cmd_queue(const struct cli_args *a)
 {
 	struct conf *c = malloc(sizeof(*c));
-	if (!c || !load_conf(a, c, true)) {
-		free(c);
-		return 1;
-	}
-	become_data_owner(c);
-	int rc = cli_queue(a->argc, a->argv, c, a->json, a->sender, a->bounce);
+	int rc = c && load_conf(a, c, true) ? (become_data_owner(c), cli_queue(a->argc, a->argv, c, a->json, a->sender, a->bounce)) : 1;
 	free(c);
 	return rc;
 }
@@ -596,11 +591,7 @@ static int cmd_events(const struct cli_args *a)
 static int cmd_spf(const struct cli_args *a)
 {
 	struct conf *c = malloc(sizeof(*c));
-	if (!c || !load_conf(a, c, true)) {
-		free(c);
-		return 1;
-	}
-	int rc = cli_spf(a->argc, a->argv, c);
+	int rc = c && load_conf(a, c, true) ? cli_spf(a->argc, a->argv, c) : 1;
 	free(c);
 	return rc;
 }
