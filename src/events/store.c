@@ -75,6 +75,7 @@ struct events {
 	size_t cap, head, n;
 	bool stopping;
 	atomic_ullong dropped;
+	unsigned long long written;         /* the writer's count (read after it stopped) */
 	atomic_llong last_drop_log;
 	unsigned retention_days;
 	unsigned account_max;
@@ -202,6 +203,8 @@ static void write_batch(struct events *e, struct events_record **b, size_t n)
 		}
 	if (ok)
 		ok = exec_sql(e->db, "COMMIT", err, sizeof(err));
+	if (ok)
+		e->written += n;
 	if (!ok) {
 		char ignored[64];
 		exec_sql(e->db, "ROLLBACK", ignored, sizeof(ignored));
@@ -474,5 +477,7 @@ void events_close(struct events **pe)
 	pthread_mutex_unlock(&e->lock);
 	if (e->thread_started)
 		pthread_join(e->thread, NULL);
+	log_event(LOG_INFO, "events_stopped", "file=%s written=%llu dropped=%llu", e->path, e->written,
+		(unsigned long long)atomic_load(&e->dropped));
 	free_store(e);
 }

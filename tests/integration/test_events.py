@@ -184,35 +184,43 @@ def test_retention_purges_old_rows_at_start(env):
     assert len(rows(env, "cause_id = 'y'")) == 1, "a 13-day-old record was removed (retention is 14d)"
 
 
+def _refuse_many(srv, n):
+    """n RCPTs refused as unknown local users in one session; returns the seconds spent."""
+    t0 = time.monotonic()
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as c:
+        c.ehlo("client.example")
+        assert c.mail("someone@far.example")[0] == 250
+        for i in range(n):
+            assert c.rcpt("nobody%d@example.test" % i)[0] == 550
+    return time.monotonic() - t0
+
+
 def test_flood_with_tiny_queue_drops_and_counts_without_blocking(tmp_path):
     srv = _server(tmp_path / "flood", events="queue_max = 1\n",
                   limits={"refused_recipients": "1000", "refused_recipient_delay_ms": "0"}).start()
     try:
-        wait_rows_file = srv.data_dir / "events.db"
-        deadline = time.monotonic() + 10
-        while not wait_rows_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        lock = sqlite3.connect(str(wait_rows_file), timeout=10, isolation_level=None)
-        lock.execute("BEGIN EXCLUSIVE")        # the disk is stuck for the writer
         n = 60
-        t0 = time.monotonic()
-        with smtplib.SMTP("127.0.0.1", srv.port, timeout=15) as c:
-            c.ehlo("client.example")
-            assert c.mail("someone@far.example")[0] == 250
-            for i in range(n):
-                assert c.rcpt("nobody%d@example.test" % i)[0] == 550
-        spent = time.monotonic() - t0
-        lock.execute("ROLLBACK")
-        lock.close()
-        assert spent < 4.0, "SMTP waited for the event store (%.1fs for %d refusals)" % (spent, n)
-        deadline = time.monotonic() + 10
-        while "event=events_dropped" not in srv.log() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        m = re.search(r"event=events_dropped dropped_total=(\d+)", srv.log())
-        assert m, srv.log()[-3000:]
+        baseline = _refuse_many(srv, n)              # the store writing freely (queue_max = 1 drops some already)
+        wait_rows(srv, "kind = 1")
+        lock = sqlite3.connect(str(srv.data_dir / "events.db"), timeout=10, isolation_level=None)
+        lock.execute("BEGIN EXCLUSIVE")               # now the disk is stuck for the writer
+        try:
+            spent = _refuse_many(srv, n)
+        finally:
+            lock.execute("ROLLBACK")
+            lock.close()
+        # A store that made SMTP wait would hold each refusal for the writer's busy
+        # timeout (5 s): minutes for 60.  Load on the machine moves both runs alike.
+        assert spent < max(10.0, 3 * baseline), "SMTP waited for the event store: %.1fs locked, %.1fs free" % (
+            spent, baseline)
         assert srv.stop() == 0
-        stored = len(rows(srv, "kind = 1"))
-        assert 1 <= stored <= 3, "queue_max = 1: the writer's batch and one queued record, got %d" % stored
+        m = re.search(r"event=events_stopped \S+ written=(\d+) dropped=(\d+)", srv.log())
+        assert m, srv.log()[-3000:]
+        stored, dropped = int(m.group(1)), int(m.group(2))
+        assert stored + dropped == 2 * n, (stored, dropped)
+        assert dropped >= n - 3, "queue_max = 1 and a stuck disk: all but the writer's batch and one dropped"
+        assert "event=events_dropped" in srv.log()
+        assert len(rows(srv, "kind = 1")) == stored
     finally:
         srv.stop()
         problems = srv.check_after()
