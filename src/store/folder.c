@@ -42,7 +42,7 @@ static size_t match_files(const struct uidlist *ul, char **names, size_t n, long
 {
 	memset(used, 0, n * sizeof(bool));
 	for (size_t r = 0; r < ul->n; r++) {
-		char **hit = bsearch(ul->recs[r].name, names, n, sizeof(char *), cmp_name_main);
+		char **hit = n ? bsearch(ul->recs[r].name, names, n, sizeof(char *), cmp_name_main) : NULL;   /* no files: names may be NULL */
 		rec_file[r] = -1;
 		if (hit && !used[hit - names]) {
 			rec_file[r] = hit - names;
