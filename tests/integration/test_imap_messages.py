@@ -1,6 +1,7 @@
 """IMAP's message commands against a real `postern serve`, with clients nobody here wrote:
 Python imaplib (FETCH of every item, SEARCH keys, STORE forms, COPY/MOVE with COPYUID,
-EXPUNGE), mbsync (isync) syncing both ways, curl imaps://.../Folder;UID=n, fetchmail over
+EXPUNGE), mbsync (isync) syncing both ways, interimap (QRESYNC, once the server
+advertises LIST-EXTENDED, which it requires) between two accounts, curl imaps://.../Folder;UID=n, fetchmail over
 IMAP (one shot, --mda to a file), mutt reading a folder on a terminal of its own, and the
 multi-session checker (imap_checker.py).  One server for the module: each
 test works in folders of its own (or its own account) so that order does not matter."""
@@ -247,6 +248,37 @@ def test_mbsync_both_ways(srv, tmp_path):
     assert b"from the laptop" in text and b"from the server" in text, subjects
     assert ok(m.search(None, "FLAGGED"))[0] == b"1", subjects
     m.logout()
+
+
+def test_interimap_qresync(srv, tmp_path):
+    """interimap keeps two accounts of this server in step (it requires QRESYNC on both)."""
+    remote, local = "gina@example.test", "hank@example.test"
+    r = login(srv, remote)
+    if b"LIST-EXTENDED" not in ok(r.capability())[0].split():
+        r.logout()
+        pytest.skip("the server does not advertise LIST-EXTENDED (RFC 5258), which interimap requires")
+    ok(r.append("INBOX", "(\\Flagged)", None, msg("interimap one")))
+    conf = tmp_path / "interimap.conf"
+    db = tmp_path / "interimap.db"
+    section = ("type = imaps\nhost = 127.0.0.1\nport = %d\nusername = %%s\npassword = %s\nSSL_verify = NO\n"
+               % (srv.ports["imaps"], PASSWORD))
+    conf.write_text("database = %s\nlist-mailbox = INBOX\n\n[local]\n%s\n[remote]\n%s" %
+                    (db, section % local, section % remote))
+    env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
+    p = _run(["interimap", "--config", str(conf)], env=env, timeout=60)
+    assert p.returncode == 0, (p.stdout.decode(), p.stderr.decode())
+    lm = login(srv, local)
+    ok(lm.select("INBOX"))
+    data = ok(lm.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+    assert b"interimap one" in data[0][1] and b"\\Flagged" in data[0][0], data
+    # a flag changed locally goes to the remote on the next run (CONDSTORE/QRESYNC)
+    ok(lm.store("1", "+FLAGS", "(\\Answered)"))
+    p = _run(["interimap", "--config", str(conf)], env=env, timeout=60)
+    assert p.returncode == 0, (p.stdout.decode(), p.stderr.decode())
+    ok(r.select("INBOX"))
+    assert ok(r.search(None, "ANSWERED"))[0] == b"1"
+    lm.logout()
+    r.logout()
 
 
 def test_curl_uid(srv):
