@@ -37,7 +37,14 @@ struct imap_conn {
 
 static struct imap_session *sess(const void *s) { return ((const struct imap_conn *)s)->session; }
 
-static size_t op_feed(void *s, const void *p, size_t n) { return imap_session_feed(sess(s), p, n); }
+static void arm_timer(struct imap_conn *ic);
+/* IDLE starts in a feed: its timer is armed there (RFC 2177: updates while idling). */
+static size_t op_feed(void *s, const void *p, size_t n)
+{
+	size_t r = imap_session_feed(sess(s), p, n);
+	arm_timer(s);
+	return r;
+}
 static struct buf *op_output(void *s) { return imap_session_output(sess(s)); }
 static bool op_wants_close(const void *s) { return imap_session_wants_close(sess(s)); }
 static bool op_waiting(const void *s) { return imap_session_waiting(sess(s)); }
@@ -67,8 +74,6 @@ static void op_destroy(void *s)
 }
 
 /* --- IDLE's timer --------------------------------------------------------------- */
-
-static void arm_timer(struct imap_conn *ic);
 
 static void tick_cb(void *arg)
 {

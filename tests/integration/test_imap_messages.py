@@ -1,6 +1,7 @@
 """IMAP's message commands against a real `postern serve`, with clients nobody here wrote:
 Python imaplib (FETCH of every item, SEARCH keys, STORE forms, COPY/MOVE with COPYUID,
-EXPUNGE), mbsync (isync) syncing both ways, interimap (QRESYNC, once the server
+EXPUNGE), python3-imaplib2 (IDLE sees a message another session moved in), mbsync
+(isync) syncing both ways, interimap (QRESYNC, once the server
 advertises LIST-EXTENDED, which it requires) between two accounts, curl imaps://.../Folder;UID=n, fetchmail over
 IMAP (one shot, --mda to a file), mutt reading a folder on a terminal of its own, and the
 multi-session checker (imap_checker.py).  One server for the module: each
@@ -209,6 +210,45 @@ def test_copy_move_expunge(srv):
         assert ok(m.search(None, "ALL"))[0] == b""
     finally:
         m.logout()
+
+
+def test_idle_sees_message_moved_in(srv):
+    import imaplib2
+    user = "erin@example.test"
+    mover = login(srv, user)
+    ok(mover.create("Staging"))
+    ok(mover.append("Staging", None, None, msg("moved in")))
+    # imaplib2's IMAP4_SSL uses socket.sslerror, gone from Python 3: the plaintext listener
+    idler = imaplib2.IMAP4("127.0.0.1", srv.ports["imapplain"], timeout=10)
+    try:
+        idler.login(user, PASSWORD)
+        typ, data = idler.select("INBOX")
+        assert typ == "OK"
+        before = int(data[0])
+        result = {}
+
+        def done(args):
+            result["args"] = args
+        idler.idle(timeout=10, callback=done)
+        time.sleep(0.2)     # IDLE's "+ idling" has been answered (imaplib2 runs it in its thread)
+        ok(mover.select("Staging"))
+        t0 = time.monotonic()
+        typ, data = mover._simple_command("MOVE", "1", "INBOX")
+        assert typ == "OK", data
+        deadline = time.monotonic() + 5
+        while "args" not in result and time.monotonic() < deadline:
+            time.sleep(0.02)
+        elapsed = time.monotonic() - t0
+        assert "args" in result, "IDLE saw nothing"
+        typ, data = idler.response("EXISTS")
+        assert data and int(data[-1]) == before + 1, data
+        assert elapsed < 1.5, "the IDLE session saw the move after %.2fs" % elapsed
+    finally:
+        try:
+            idler.logout()
+        except Exception:
+            pass
+        mover.logout()
 
 
 def _run(cmd, timeout=30, **kw):
