@@ -4,8 +4,8 @@
  *
  * The format is the one of draft-ietf-mailmaint-autoconfig §4 ("Config file"):
  * <clientConfig version="1.1"> with one <emailProvider id=DOMAIN> holding <domain>,
- * <displayName>, <displayShortName>, the <incomingServer> elements (POP3 now; IMAP
- * when Postern serves it), then the <outgoingServer> elements, each with hostname,
+ * <displayName>, <displayShortName>, the <incomingServer> elements (IMAP first when an
+ * imap listener exists, then POP3), then the <outgoingServer> elements, each with hostname,
  * port, socketType (SSL = implicit TLS, STARTTLS), username and authentication.  A
  * client tries the servers of one kind in the listed order (§4.2), so implicit TLS
  * goes first (RFC 8314 §3).  Placeholders (§4.4): %EMAILADDRESS% is the full address,
@@ -31,6 +31,8 @@ bool autoconfig_settings_add(struct autoconfig_settings *s, enum listener_role r
 		service = AUTOCONFIG_SUBMISSION;
 	else if (role == ROLE_POP3)
 		service = AUTOCONFIG_POP3;
+	else if (role == ROLE_IMAP)
+		service = AUTOCONFIG_IMAP;
 	else
 		return false;           /* mx (port 25: no relaying, no logins), http, ... */
 	if (tls == TLS_NONE || port == 0 || port > 65535 || s->n_endpoints >= AUTOCONFIG_MAX_ENDPOINTS)
@@ -127,9 +129,11 @@ bool autoconfig_render(const struct autoconfig_settings *s, const char *domain, 
 	const char *const *domains, size_t n_domains, struct buf *out)
 {
 	const struct autoconfig_endpoint *in[AUTOCONFIG_MAX_ENDPOINTS], *sub[AUTOCONFIG_MAX_ENDPOINTS];
+	const struct autoconfig_endpoint *imap[AUTOCONFIG_MAX_ENDPOINTS];
 	size_t n_in = autoconfig_endpoints(s, AUTOCONFIG_POP3, in, AUTOCONFIG_MAX_ENDPOINTS);
+	size_t n_imap = autoconfig_endpoints(s, AUTOCONFIG_IMAP, imap, AUTOCONFIG_MAX_ENDPOINTS);
 	size_t n_sub = autoconfig_endpoints(s, AUTOCONFIG_SUBMISSION, sub, AUTOCONFIG_MAX_ENDPOINTS);
-	if (n_in == 0 || n_sub == 0 || !s->hostname[0])
+	if ((n_in == 0 && n_imap == 0) || n_sub == 0 || !s->hostname[0])
 		return false;       /* a document without both would leave the client guessing */
 	const char *user = address && address[0] ? address : "%EMAILADDRESS%";
 	buf_appends(out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
@@ -151,8 +155,10 @@ bool autoconfig_render(const struct autoconfig_settings *s, const char *domain, 
 	buf_appends(out, " mail</displayName>\n    <displayShortName>");
 	autoconfig_xml_escape(out, domain);
 	buf_appends(out, "</displayShortName>\n");
-	/* IMAP (993 SSL, 143 STARTTLS) goes first here once Postern serves it: clients
-	 * prefer the first incoming server, and IMAP keeps every device in step. */
+	/* IMAP (993 SSL, 143 STARTTLS) goes first: clients prefer the first incoming
+	 * server, and IMAP keeps every device in step. */
+	for (size_t i = 0; i < n_imap; i++)
+		render_server(out, "incomingServer", "imap", s, imap[i], user);
 	for (size_t i = 0; i < n_in; i++)
 		render_server(out, "incomingServer", "pop3", s, in[i], user);
 	for (size_t i = 0; i < n_sub; i++)

@@ -32,7 +32,7 @@ struct http_response;
 #define AUTOCONFIG_ADDRESS_MAX 320      /* RFC 5321 §4.5.3.1: 64 + 1 + 255 */
 #define AUTOCONFIG_DOCUMENT_MAX (64 * 1024)
 
-enum autoconfig_service { AUTOCONFIG_SUBMISSION, AUTOCONFIG_POP3 };
+enum autoconfig_service { AUTOCONFIG_SUBMISSION, AUTOCONFIG_POP3, AUTOCONFIG_IMAP };
 
 /* One port a mail program may use: implicit TLS (465, 995) or STARTTLS (587, 110). */
 struct autoconfig_endpoint {

@@ -362,14 +362,18 @@ static void render_protocol(struct buf *out, const char *type, const struct auto
 bool autodiscover_render(const struct autoconfig_settings *s, const char *address, struct buf *out)
 {
 	const struct autoconfig_endpoint *in[AUTOCONFIG_MAX_ENDPOINTS], *sub[AUTOCONFIG_MAX_ENDPOINTS];
+	const struct autoconfig_endpoint *imap[AUTOCONFIG_MAX_ENDPOINTS];
 	size_t n_in = autoconfig_endpoints(s, AUTOCONFIG_POP3, in, AUTOCONFIG_MAX_ENDPOINTS);
+	size_t n_imap = autoconfig_endpoints(s, AUTOCONFIG_IMAP, imap, AUTOCONFIG_MAX_ENDPOINTS);
 	size_t n_sub = autoconfig_endpoints(s, AUTOCONFIG_SUBMISSION, sub, AUTOCONFIG_MAX_ENDPOINTS);
-	if (n_in == 0 || n_sub == 0 || !s->hostname[0])
+	if ((n_in == 0 && n_imap == 0) || n_sub == 0 || !s->hostname[0])
 		return false;
 	buf_appends(out, RESPONSE_ROOT "    <User>\n      <DisplayName>");
 	autoconfig_xml_escape(out, address);
 	buf_appends(out, "</DisplayName>\n    </User>\n    <Account>\n      <AccountType>email</AccountType>\n"
 		"      <Action>settings</Action>\n");
+	for (size_t i = 0; i < n_imap; i++)   /* IMAP first: every device sees the same folders */
+		render_protocol(out, "IMAP", s, imap[i], address);
 	for (size_t i = 0; i < n_in; i++)
 		render_protocol(out, "POP3", s, in[i], address);
 	for (size_t i = 0; i < n_sub; i++)

@@ -83,7 +83,7 @@ static void mail_payload(struct buf *b, const char *host, const char *address, c
 	key_string(b, "PayloadUUID", uuid);
 	key_string(b, "PayloadDisplayName", address);
 	key_string(b, "EmailAccountDescription", address);
-	key_string(b, "EmailAccountType", "EmailTypePOP");
+	key_string(b, "EmailAccountType", in->service == AUTOCONFIG_IMAP ? "EmailTypeIMAP" : "EmailTypePOP");
 	key_string(b, "EmailAddress", address);
 	key_string(b, "IncomingMailServerHostName", host);
 	key_int(b, "IncomingMailServerPortNumber", in->port);
@@ -103,8 +103,9 @@ bool mobileconfig_render(const struct autoconfig_settings *s, const char *addres
 {
 	const struct autoconfig_endpoint *in, *out;
 	char uuid[37], inner[37], ident[300], inner_ident[320], words[800];
-	if (autoconfig_endpoints(s, AUTOCONFIG_POP3, &in, 1) != 1 || autoconfig_endpoints(s, AUTOCONFIG_SUBMISSION, &out, 1) != 1)
-		return false;
+	if ((autoconfig_endpoints(s, AUTOCONFIG_IMAP, &in, 1) != 1 && autoconfig_endpoints(s, AUTOCONFIG_POP3, &in, 1) != 1) ||
+		autoconfig_endpoints(s, AUTOCONFIG_SUBMISSION, &out, 1) != 1)
+		return false;   /* IMAP when it is served, else POP3 */
 	if (!stable_uuid("postern profile", s->hostname, address, uuid) ||
 		!stable_uuid("postern mail payload", s->hostname, address, inner))
 		return false;
@@ -118,8 +119,9 @@ bool mobileconfig_render(const struct autoconfig_settings *s, const char *addres
 	buf_appends(b, "\t</array>\n");
 	snprintf(words, sizeof(words), "Mail: %s", address);
 	key_string(b, "PayloadDisplayName", words);
-	snprintf(words, sizeof(words), "Sets up the mail account %s on %s: incoming mail (POP3) on port %u, "
-		"outgoing mail (SMTP with login) on port %u, both encrypted.", address, s->hostname, in->port, out->port);
+	snprintf(words, sizeof(words), "Sets up the mail account %s on %s: incoming mail (%s) on port %u, "
+		"outgoing mail (SMTP with login) on port %u, both encrypted.", address, s->hostname,
+		in->service == AUTOCONFIG_IMAP ? "IMAP" : "POP3", in->port, out->port);
 	key_string(b, "PayloadDescription", words);
 	key_string(b, "PayloadIdentifier", ident);
 	key_string(b, "PayloadOrganization", s->hostname);

@@ -183,6 +183,32 @@ static void test_render_needs_both(void **state)
 	buf_free(&b);
 }
 
+/* With an imap listener, IMAP comes first (993 before 143), then POP3; IMAP alone
+ * (no POP3) is enough for a document. */
+static void test_render_imap(void **state)
+{
+	(void)state;
+	struct autoconfig_settings s;
+	struct buf b;
+	buf_init(&b, AUTOCONFIG_DOCUMENT_MAX);
+	typical(&s);
+	assert_true(autoconfig_settings_add(&s, ROLE_IMAP, TLS_STARTTLS, 143));
+	assert_true(autoconfig_settings_add(&s, ROLE_IMAP, TLS_IMPLICIT, 993));
+	assert_false(autoconfig_settings_add(&s, ROLE_IMAP, TLS_NONE, 1143));
+	assert_true(autoconfig_render(&s, "example.test", NULL, NULL, 0, &b));
+	const char *x = buf_cstr(&b);
+	const char *imap = strstr(x, "<incomingServer type=\"imap\">"), *pop = strstr(x, "<incomingServer type=\"pop3\">");
+	const char *p993 = strstr(x, "<port>993</port>"), *p143 = strstr(x, "<port>143</port>");
+	assert_true(imap && pop && p993 && p143 && imap < p993 && p993 < p143 && p143 < pop);
+	autoconfig_settings_init(&s, "mx.example.test");
+	autoconfig_settings_add(&s, ROLE_IMAP, TLS_IMPLICIT, 993);
+	autoconfig_settings_add(&s, ROLE_SUBMISSION, TLS_IMPLICIT, 465);
+	buf_reset(&b);
+	assert_true(autoconfig_render(&s, "example.test", NULL, NULL, 0, &b));
+	assert_null(strstr(buf_cstr(&b), "pop3"));
+	buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -192,6 +218,7 @@ int main(void)
 		cmocka_unit_test(test_address_valid),
 		cmocka_unit_test(test_render),
 		cmocka_unit_test(test_render_needs_both),
+		cmocka_unit_test(test_render_imap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
