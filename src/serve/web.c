@@ -21,6 +21,7 @@
 #include "conf/conf.h"
 #include "delivery/delivery.h"
 #include "directory/directory.h"
+#include "events/events.h"
 #include "net/http.h"
 #include "util/log.h"
 #include "serve/loopq.h"
@@ -374,8 +375,10 @@ void web_service_free(struct web_service **wsp)
 	loopq_stop(&ws->q, &ws->ev);   /* jobs still running finish; their answers are sent here */
 	if (ws->login_ev)
 		event_free(ws->login_ev);
-	for (unsigned i = 0; i < ws->n_workers; i++)
+	for (unsigned i = 0; i < ws->n_workers; i++) {
 		directory_close(&ws->workers[i].dir);
+		events_reader_close(&ws->workers[i].events);   /* opened by the account pages (web/outgoing.c) */
+	}
 	free(ws->workers);
 	free(ws->free_workers);
 	pthread_mutex_destroy(&ws->lock);

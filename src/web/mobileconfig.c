@@ -73,8 +73,8 @@ static bool stable_uuid(const char *label, const char *host, const char *address
 }
 
 /* The com.apple.mail.managed dictionary. */
-static void mail_payload(struct buf *b, const char *host, const char *address, const char *uuid, const char *ident,
-	const struct autoconfig_endpoint *in, const struct autoconfig_endpoint *out)
+static void mail_payload(struct buf *b, const char *host, const char *address, const char *password,
+	const char *uuid, const char *ident, const struct autoconfig_endpoint *in, const struct autoconfig_endpoint *out)
 {
 	buf_appends(b, "\t<dict>\n");
 	key_string(b, "PayloadType", "com.apple.mail.managed");
@@ -90,16 +90,26 @@ static void mail_payload(struct buf *b, const char *host, const char *address, c
 	key_bool(b, "IncomingMailServerUseSSL", true);
 	key_string(b, "IncomingMailServerAuthentication", "EmailAuthPassword");
 	key_string(b, "IncomingMailServerUsername", address);
+	if (password)   /* an app password made for this device: nothing to type */
+		key_string(b, "IncomingPassword", password);
 	key_string(b, "OutgoingMailServerHostName", host);
 	key_int(b, "OutgoingMailServerPortNumber", out->port);
 	key_bool(b, "OutgoingMailServerUseSSL", true);
 	key_string(b, "OutgoingMailServerAuthentication", "EmailAuthPassword");
 	key_string(b, "OutgoingMailServerUsername", address);
+	if (password)
+		key_string(b, "OutgoingPassword", password);
 	key_bool(b, "OutgoingPasswordSameAsIncomingPassword", true);
 	buf_appends(b, "\t</dict>\n");
 }
 
 bool mobileconfig_render(const struct autoconfig_settings *s, const char *address, struct buf *b)
+{
+	return mobileconfig_render_password(s, address, NULL, b);
+}
+
+bool mobileconfig_render_password(const struct autoconfig_settings *s, const char *address, const char *password,
+	struct buf *b)
 {
 	const struct autoconfig_endpoint *in, *out;
 	char uuid[37], inner[37], ident[300], inner_ident[320], words[800];
@@ -115,7 +125,7 @@ bool mobileconfig_render(const struct autoconfig_settings *s, const char *addres
 	buf_appends(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		"<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
 		"<plist version=\"1.0\">\n<dict>\n\t<key>PayloadContent</key>\n\t<array>\n");
-	mail_payload(b, s->hostname, address, inner, inner_ident, in, out);
+	mail_payload(b, s->hostname, address, password, inner, inner_ident, in, out);
 	buf_appends(b, "\t</array>\n");
 	snprintf(words, sizeof(words), "Mail: %s", address);
 	key_string(b, "PayloadDisplayName", words);
@@ -165,7 +175,8 @@ static void words(struct http_response *resp, int status, const char *note, cons
 
 /* The profile, signed when the site holds the certificate's key (read at start, before
  * the privilege drop); unsigned otherwise, and the log line says so. */
-static void answer(const struct web_site *site, const char *domain, const struct buf *plist, struct http_response *resp)
+void mobileconfig_answer(const struct web_site *site, const char *domain, const struct buf *plist,
+	struct http_response *resp)
 {
 	unsigned char *der = NULL;
 	size_t der_len = 0;
@@ -213,7 +224,7 @@ void mobileconfig_handle(const struct web_site *site, struct web_worker *w, cons
 	struct buf plist;
 	buf_init(&plist, MOBILECONFIG_MAX);
 	if (mobileconfig_render(&s, address, &plist))
-		answer(site, domain, &plist, resp);
+		mobileconfig_answer(site, domain, &plist, resp);
 	else
 		words(resp, 404, "no listeners", "No profile: this server has no POP3 or no submission listener with TLS to set up "
 			"(the administrator adds them: docs/configuration.md, [listener NAME]).\n");

@@ -31,6 +31,15 @@ struct http_response;
  * address (RFC 9562 §5.8 version 8), so a profile downloaded again replaces the one
  * installed.  false: no submission or no POP3 endpoint to set up, or out is full. */
 bool mobileconfig_render(const struct autoconfig_settings *s, const char *address, struct buf *out);
+/* The same with `password` (an app password made for the device, NULL: none) as
+ * IncomingPassword and OutgoingPassword, so the device asks for nothing. */
+bool mobileconfig_render_password(const struct autoconfig_settings *s, const char *address, const char *password,
+	struct buf *out);
+/* The answer to a profile download: the profile signed when the site holds the
+ * certificate's key (unsigned otherwise, and the log note says so), as an attachment
+ * named after the domain. */
+void mobileconfig_answer(const struct web_site *site, const char *domain, const struct buf *plist,
+	struct http_response *resp);
 
 /* Sign p (n octets) with cert and key, the chain included (may be NULL): CMS_sign with
  * CMS_BINARY, DER.  *der is OPENSSL_malloc'd (OPENSSL_free it).  false: nothing signed. */

@@ -11,6 +11,7 @@
 
 #include "web/autoconfig.h"
 #include "web/autodiscover.h"
+#include "web/user.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,15 @@ static const struct web_route routes[] = {
 	{ "POST", "/admin/queue/action", 0, "account", web_admin_queue_action },
 	{ NULL, "/admin/throttled", 0, "account", web_admin_throttled },
 	{ "POST", "/admin/throttled/unblock", 0, "account", web_admin_unblock },
+	/* the user's pages (web/user.h); after autoconfig's /mail/config-v1.1.xml */
+	{ NULL, "/mail", 0, "account", web_outgoing_list },
+	{ NULL, "/mail/", WEB_PREFIX, "account", web_outgoing_show },
+	{ NULL, "/setup", 0, "account", web_setup_index },
+	{ "POST", "/setup/apple/profile", 0, "account", web_setup_profile },
+	{ NULL, "/setup/", WEB_PREFIX, "account", web_setup_program },
+	{ "POST", "/setup/", WEB_PREFIX, "account", web_setup_password },
+	{ NULL, "/test", 0, "account", web_selftest_page },
+	{ "POST", "/test", 0, "account", web_selftest_run },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 

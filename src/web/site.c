@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "diag/explain.h"
 #include "util/log.h"
 #include "web/app.h"
 
@@ -54,6 +55,20 @@ void web_site_load_certificate(struct web_site *s)
 			"hint=\"Apple profiles are served unsigned (iOS shows Not Verified)\"", s->certificate_file);
 }
 
+/* The explain knowledge base for the account pages' words and fixes; without it
+ * they show none (and say so in the log). */
+static void load_kb(struct web_site *s)
+{
+	char path[4096], err[512];
+	if (!explain_kb_locate(path, sizeof(path))) {
+		log_event(LOG_WARN, "web_kb", "reason=\"cannot find the knowledge base explain.ini\" hint=\"set "
+			"POSTERN_DATA_DIR to the directory that holds it; the account pages show no explanations\"");
+		return;
+	}
+	if (!explain_kb_load_file(&s->kb, path, err, sizeof(err)))
+		log_event(LOG_WARN, "web_kb", "reason=\"%s\" hint=\"the account pages show no explanations\"", err);
+}
+
 struct web_site *web_site_new(const struct conf *cf)
 {
 	struct web_site *s = calloc(1, sizeof(*s));
@@ -88,6 +103,8 @@ bool web_site_load_app(struct web_site *s, char *err, size_t errsz)
 	s->sessions = s->templates ? web_sessions_new((unsigned)s->conf->web_session_idle, (unsigned)s->conf->web_session_max) : NULL;
 	if (s->templates && !s->sessions)
 		snprintf(err, errsz, "out of memory");
+	if (s->sessions)
+		load_kb(s);
 	return s->sessions != NULL;
 }
 
@@ -108,6 +125,7 @@ void web_site_free(struct web_site **sp)
 	EVP_PKEY_free(s->key);
 	web_templates_free(&s->templates);
 	web_sessions_free(&s->sessions);
+	explain_kb_free(&s->kb);
 	free(s);
 	*sp = NULL;
 }

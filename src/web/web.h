@@ -18,6 +18,8 @@
 #include "net/http.h"
 
 struct directory;
+struct events_reader;
+struct explain_kb;
 struct queue;
 struct throttle_block_info;   /* webadmin's */
 struct web_sessions;
@@ -65,11 +67,16 @@ struct web_site {
 	struct web_templates *templates;
 	struct web_sessions *sessions;
 	struct web_hooks hooks;
+	/* The explain knowledge base (data/explain.ini), loaded once at start
+	 * (with the templates, web_site_load_app): the words and fixes of the account pages.  NULL: not found. */
+	struct explain_kb *kb;
 };
 
 /* Per web thread (serve/web.c makes one per thread). */
 struct web_worker {
 	struct directory *dir;                    /* its own handle (see serve/service.h) */
+	struct events_reader *events;             /* the event store, opened on first use (web/outgoing.c);
+	                                           * serve/web.c closes it with the thread */
 	unsigned index;
 };
 
