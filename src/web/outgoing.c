@@ -252,11 +252,15 @@ static void add_cause(struct web_view *v, const struct explain_cause *c, const s
 	struct web_view *ci = web_view_add_item(v, "causes");
 	web_view_set(ci, "cause_id", c->id);
 	web_view_set(ci, "cause_words", c->words);
-	for (int i = 0; i < c->n_fixes; i++) {
-		struct web_view *f = web_view_add_item(ci, "fixes");
-		web_view_set(f, "fix", c->fixes[i]);
-		web_view_set(f, "mine", program && strstr(c->fixes[i], program->fix_keyword) ? "yes" : "");
-	}
+	for (int pass = 0; pass < 2; pass++)       /* the user's program's fix first */
+		for (int i = 0; i < c->n_fixes; i++) {
+			bool mine = program && strstr(c->fixes[i], program->fix_keyword);
+			if (mine != (pass == 0))
+				continue;
+			struct web_view *f = web_view_add_item(ci, "fixes");
+			web_view_set(f, "fix", c->fixes[i]);
+			web_view_set(f, "mine", mine ? "yes" : "");
+		}
 }
 
 /* What a remote's reply (or our refusal) means, by the knowledge base. */
