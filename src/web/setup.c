@@ -75,6 +75,7 @@ static void settings_view(const struct web_site *site, const struct web_user *u,
 	autoconfig_site_settings(site, &s);
 	web_view_set(v, "host", s.hostname);
 	web_view_set(v, "user", u->address);
+	add_endpoints(v, "imap", &s, AUTOCONFIG_IMAP);
 	add_endpoints(v, "incoming", &s, AUTOCONFIG_POP3);
 	add_endpoints(v, "outgoing", &s, AUTOCONFIG_SUBMISSION);
 	for (size_t i = 0; i < setup_n_programs; i++) {
