@@ -43,6 +43,8 @@ static const struct web_route routes[] = {
 	{ NULL, "/admin/queue", 0, "account", web_admin_queue },
 	{ NULL, "/admin/queue/", WEB_PREFIX, "account", web_admin_message },
 	{ "POST", "/admin/queue/action", 0, "account", web_admin_queue_action },
+	{ NULL, "/admin/refusals", 0, "account", web_admin_refusals },
+	{ NULL, "/admin/explain/", WEB_PREFIX, "account", web_admin_explain },
 	{ NULL, "/admin/throttled", 0, "account", web_admin_throttled },
 	{ "POST", "/admin/throttled/unblock", 0, "account", web_admin_unblock },
 	/* the user's pages (web/user.h); after autoconfig's /mail/config-v1.1.xml */

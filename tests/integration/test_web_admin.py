@@ -31,7 +31,8 @@ COOKIE_RE = re.compile(r"^postern_session=([A-Za-z0-9_-]{43});")
 CSRF_RE = re.compile(r'name="csrf" value="([A-Za-z0-9_-]+)"')
 WEB = "\n[listener web]\naddress = 127.0.0.1\nport = 0\nrole = http\n"
 AUTH = "\n[auth]\naccount_ip_failures = 3\n"
-ADMIN_PAGES = ("/admin/queue", "/admin/queue/0123456789ABCDEF", "/admin/throttled")
+ADMIN_PAGES = ("/admin/queue", "/admin/queue/0123456789ABCDEF", "/admin/refusals", "/admin/throttled",
+               "/admin/explain/unknown_recipient")
 HOSTILE_SUBJECT = "<script>alert('queue')</script> & more"
 
 
@@ -227,6 +228,37 @@ def test_admin_holds_releases_deletes_and_bounces(srv, driver):
     assert wait_for("the bounce in bob's mailbox",
                     lambda: list((srv.data_dir / "mail" / "example.test" / "bob").rglob("new/*")) or
                     list(srv.data_dir.rglob("bob/new/*")))
+
+
+# --- refusals ---------------------------------------------------------------------------
+
+def provoke_refusals(srv):
+    s = smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=10)
+    try:
+        s.ehlo("refused.example")
+        s.mail("someone@outside.example")
+        code, _ = s.rcpt("nosuchuser@example.test")
+        assert code == 550, code
+        code, _ = s.rcpt("victim@elsewhere.example")   # a relay attempt without login
+        assert code == 554, code
+    finally:
+        s.close()
+
+
+def test_refusals_by_cause_with_explanations(srv, driver):
+    provoke_refusals(srv)
+    sign_in_browser(driver, srv)
+
+    def page_with_causes():
+        t = browse(driver, srv, "/admin/refusals")
+        # a relay attempt on port 25 is the port-25 trap's cause (a mail program on the wrong port)
+        return t if "unknown_recipient" in t and ("wrong_port" in t or "not_authenticated" in t) else None
+    text = wait_for("the refusals on /admin/refusals", page_with_causes)
+    assert "127.0.0.1" in text, text   # the client address among the top ones
+    shot(driver, "admin_refusals")
+    text = click(driver, "a[href='/admin/explain/unknown_recipient']")
+    assert "What to change" in text, text
+    shot(driver, "admin_explain")
 
 
 # --- the throttle -----------------------------------------------------------------------
