@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -30,6 +31,8 @@
 #define EVENTS_PURGE_INTERVAL 3600      /* seconds between retention passes */
 #define EVENTS_DROP_LOG_INTERVAL 60     /* at most one "dropped" log line per this many seconds */
 #define EVENTS_CAP_ACCOUNTS 256         /* accounts over the cap trimmed per pass */
+#define EVENTS_GATHER_NS 50000000L      /* after a wake-up, gather records this long before a transaction */
+#define EVENTS_WRITER_NICE 10           /* the writer yields the CPU to the mail threads */
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS events ("
@@ -291,12 +294,22 @@ static void *writer_main(void *arg)
 {
 	struct events *e = arg;
 	struct timespec next_purge;
+	/* Linux: a thread's own nice value (its tid is a process id for setpriority).  The
+	 * accept path must not pay for the history: under CPU pressure the writer waits. */
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), EVENTS_WRITER_NICE) != 0)
+		log_event(LOG_DEBUG, "events_nice", "error=\"%s\"", strerror(errno));
 	purge(e);
 	deadline_in(&next_purge, EVENTS_PURGE_INTERVAL);
 	for (;;) {
 		pthread_mutex_lock(&e->lock);
 		while (e->n == 0 && !e->stopping && !passed(&next_purge))
 			pthread_cond_timedwait(&e->cond, &e->lock, &next_purge);
+		if (e->n && e->n < e->cap / 2 && !e->stopping) {
+			/* One transaction for what arrives in the next moments, not one per record. */
+			pthread_mutex_unlock(&e->lock);
+			nanosleep(&(struct timespec){ 0, EVENTS_GATHER_NS }, NULL);
+			pthread_mutex_lock(&e->lock);
+		}
 		size_t n = 0;
 		while (e->n) {
 			e->batch[n++] = e->ring[e->head];
