@@ -126,7 +126,7 @@ def shot(driver, name):
     return path
 
 
-def click_and_wait(driver, element):
+def click_and_wait(driver, element, timeout=PAGE_TIMEOUT):
     """Click a link or a submit button and return once the next page has replaced this one
     (selenium's click does not wait for the navigation it starts)."""
     from selenium.common.exceptions import WebDriverException
@@ -150,8 +150,8 @@ def click_and_wait(driver, element):
         except WebDriverException:
             return False
 
-    WebDriverWait(driver, PAGE_TIMEOUT).until(replaced)
-    WebDriverWait(driver, PAGE_TIMEOUT).until(loaded)
+    WebDriverWait(driver, timeout).until(replaced)
+    WebDriverWait(driver, timeout).until(loaded)
 
 
 def web_login(driver, base_url, address, password):

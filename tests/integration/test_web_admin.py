@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_support import PAGE_TIMEOUT, browser, shot, web_login  # noqa: E402
+from browser_support import PAGE_TIMEOUT, browser, click_and_wait, shot, web_login  # noqa: E402
 from conftest import Server  # noqa: E402
 from submission_support import listener_sections, simple_msg, smtplib_login, wait_ports  # noqa: E402
 
@@ -108,11 +108,7 @@ def sign_in_browser(driver, srv):
 
 def click(driver, css):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
-    old = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.CSS_SELECTOR, css).click()
-    WebDriverWait(driver, PAGE_TIMEOUT).until(EC.staleness_of(old))
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, css))
     return driver.find_element(By.TAG_NAME, "main").text
 
 

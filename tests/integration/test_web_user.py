@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from browser_support import PAGE_TIMEOUT, browser, shot, web_login  # noqa: E402
+from browser_support import PAGE_TIMEOUT, browser, click_and_wait, shot, web_login  # noqa: E402
 from conftest import Server, write_config  # noqa: E402
 from delivery_support import AioReceiver, Dns, delivery_config_text, free_port  # noqa: E402
 from helpers import SMTPConn  # noqa: E402
@@ -100,7 +100,7 @@ def _signed_in(driver, srv, address):
     if who and who[0].text.strip() == address:
         return
     if who:
-        driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
+        click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form.signout button"))
     web_login(driver, srv.base, address, PASSWORD)
 
 
@@ -246,7 +246,7 @@ def test_setup_settings_are_the_bound_ports_and_qr_decodes(env, driver):
     steps = driver.find_element(By.CSS_SELECTOR, "ol.steps").text
     assert str(srv.ports["pop3s"]) in steps and str(srv.ports["submissions"]) in steps, steps
     driver.find_element(By.ID, "device").send_keys("Test phone")
-    driver.find_element(By.CSS_SELECTOR, "form[action='/setup/android'] button").click()
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/setup/android'] button"))
     pw = driver.find_element(By.ID, "new-password").text.strip()
     assert len(pw) > 20, pw
     qr = driver.find_element(By.CSS_SELECTOR, "figure.qr-code svg")
@@ -301,7 +301,9 @@ def _run_test(driver, srv, port, security, password):
     Select(driver.find_element(By.ID, "security")).select_by_value(security)
     Select(driver.find_element(By.ID, "pop3_port")).select_by_value(str(srv.ports["pop3s"]))
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "form[action='/test'] button").click()
+    # The doctor's run takes seconds: read the page only once the answer replaced the form
+    # (reading at once met the old page going away: a stale element).
+    click_and_wait(driver, driver.find_element(By.CSS_SELECTOR, "form[action='/test'] button"), timeout=45)
     return driver.find_element(By.TAG_NAME, "main").text
 
 
