@@ -57,6 +57,15 @@ def test_smarthost_starttls_auth_delivers(server_factory, tmp_path):
         assert not events(srv, "relay_failed")
 
 
+def _queue_cli_until(srv, args, words, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    p = queue_cli(srv, *args)
+    while words not in p.stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+        p = queue_cli(srv, *args)
+    return p
+
+
 def test_smarthost_wrong_password_deferred_and_named(server_factory, tmp_path):
     port = free_port((RELAY_ADDR,))
     cred = write_credentials(tmp_path / "relay.cred", "%s wrong-password\n" % RELAY_USER)
@@ -79,9 +88,11 @@ def test_smarthost_wrong_password_deferred_and_named(server_factory, tmp_path):
             e = queue_entry(srv, qid)
         assert e and e["state"] == "deferred", e
         assert "[relay] credentials" in e["recipients"][0]["last_reply"], e
-        p = queue_cli(srv, "list")
+        # With retry_min = 1s the next attempt may already be running ("sending") when the
+        # list is read: read it again until it shows the message between two attempts.
+        p = _queue_cli_until(srv, ("list",), "refused Postern's login")
         assert qid in p.stdout and "refused Postern's login" in p.stdout, p.stdout
-        p = queue_cli(srv, "show", qid)
+        p = _queue_cli_until(srv, ("show", qid), "[relay] credentials")
         assert "[relay] credentials" in p.stdout, p.stdout
         assert rx.messages == []
 
