@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 
 import pytest
 
@@ -43,6 +44,10 @@ def test_serves_as_user_without_privileges(server_factory, open_dir):
     p = run_cli(["check-config"], conf=srv.config)
     assert p.returncode == 0, p.stderr
     srv.start()
+    # start() returns once the listeners are up; the server drops root right after binding.
+    deadline = time.monotonic() + 10
+    while "event=privileges_dropped" not in srv.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     st = proc_status(srv.proc.pid)
     uids = st["Uid"].split()
     assert "0" not in uids, st["Uid"]
