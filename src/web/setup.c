@@ -45,8 +45,10 @@ const struct setup_program *setup_program_find(const char *id)
 	return NULL;
 }
 
-static void add_endpoints(struct web_view *v, const char *key, const struct autoconfig_settings *s,
-	enum autoconfig_service service)
+/* The endpoints of one service as table rows; the first is tagged "use this" when
+ * recommend, and named (KEY_port, KEY_security) for the steps' words.  Returns how many. */
+static size_t add_endpoints(struct web_view *v, const char *key, const struct autoconfig_settings *s,
+	enum autoconfig_service service, bool recommend)
 {
 	const struct autoconfig_endpoint *e[AUTOCONFIG_MAX_ENDPOINTS];
 	size_t n = autoconfig_endpoints(s, service, e, AUTOCONFIG_MAX_ENDPOINTS);
@@ -55,7 +57,7 @@ static void add_endpoints(struct web_view *v, const char *key, const struct auto
 		web_view_set(it, "host", s->hostname);
 		web_view_setf(it, "port", "%u", e[i]->port);
 		web_view_set(it, "security", e[i]->implicit_tls ? "SSL/TLS" : "STARTTLS");
-		web_view_set(it, "first", i == 0 ? "yes" : "");
+		web_view_set(it, "first", i == 0 && recommend ? "yes" : "");
 		if (i == 0) {   /* the one to use, for the steps' words */
 			char k[32];
 			snprintf(k, sizeof(k), "%s_port", key);
@@ -66,6 +68,7 @@ static void add_endpoints(struct web_view *v, const char *key, const struct auto
 			web_view_set(v, k, e[i]->implicit_tls ? "yes" : "");
 		}
 	}
+	return n;
 }
 
 /* The settings every setup page shows. */
@@ -75,9 +78,13 @@ static void settings_view(const struct web_site *site, const struct web_user *u,
 	autoconfig_site_settings(site, &s);
 	web_view_set(v, "host", s.hostname);
 	web_view_set(v, "user", u->address);
-	add_endpoints(v, "imap", &s, AUTOCONFIG_IMAP);
-	add_endpoints(v, "incoming", &s, AUTOCONFIG_POP3);
-	add_endpoints(v, "outgoing", &s, AUTOCONFIG_SUBMISSION);
+	/* The steps name one incoming protocol: IMAP where the server has it (the folders
+	 * stay on the server, the same on every device), else POP3. */
+	bool imap = add_endpoints(v, "imap", &s, AUTOCONFIG_IMAP, true) > 0;
+	add_endpoints(v, "incoming", &s, AUTOCONFIG_POP3, !imap);
+	add_endpoints(v, "outgoing", &s, AUTOCONFIG_SUBMISSION, true);
+	web_view_set(v, "in_kind", imap ? "IMAP" : "POP3");
+	web_view_set(v, "in_kind_short", imap ? "IMAP" : "POP");
 	for (size_t i = 0; i < setup_n_programs; i++) {
 		struct web_view *p = web_view_add_item(v, "programs");
 		web_view_set(p, "id", setup_programs[i].id);
