@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "conf/conf.h"
 #include "directory/directory.h"
+#include "events/events.h"
 #include "imap/session.h"
 #include "net/server.h"
 #include "serve/login.h"
@@ -164,6 +166,83 @@ static bool hook_maildir_root(void *ctx, const char *user, char *path, size_t pa
 	return true;
 }
 
+/* --- the [ALERT] at login ------------------------------------------------------ */
+
+#define ALERT_SCAN 20          /* the account's newest records of the last day looked at */
+#define ALERT_WINDOW 86400
+
+/* Where the account's own page is, for the alert's words: an http listener serving
+ * "account" (its address is the server's name unless it listens on loopback only). */
+static void alert_page(const struct conf *cf, char *out, size_t outsz)
+{
+	out[0] = '\0';
+	for (size_t i = 0; i < cf->n_listeners; i++) {
+		const struct conf_listener *l = &cf->listeners[i];
+		if (l->role != ROLE_HTTP || !conf_listener_serves(l, "account"))
+			continue;
+		bool tls = l->tls == TLS_IMPLICIT, std = l->port == (tls ? 443u : 80u);
+		char port[16] = "";
+		if (!std)
+			snprintf(port, sizeof(port), ":%u", l->port);
+		snprintf(out, outsz, " See %s://%s%s/mail for why and what to change.", tls ? "https" : "http",
+			strncmp(l->address, "127.", 4) == 0 ? l->address : cf->hostname, port);
+		return;
+	}
+}
+
+/* IMAP text is 7-bit without CR or LF (RFC 3501 §9 TEXT-CHAR); the remote's words are
+ * anyone's: anything else becomes '?' or a space. */
+static void alert_clean(char *t)
+{
+	for (unsigned char *p = (unsigned char *)t; *p; p++)
+		if (*p < 0x20)
+			*p = ' ';
+		else if (*p >= 0x7f || *p == ']')
+			*p = '?';
+}
+
+/* Worker thread: when the newest outgoing record of the account in the last day is a
+ * failure (refused before it was accepted, or returned), words for an [ALERT]: a phone
+ * shows [ALERT] text to its user (RFC 3501 §7.1), so the user learns there, at the next
+ * check for mail, that mail did not go, and why.  Records by its login, or with its
+ * address as the sender (a mail program that sent on port 25 without logging in). */
+static bool hook_login_alert(void *ctx, const char *user, char *text, size_t textsz)
+{
+	struct imap_conn *ic = ctx;
+	const struct conf *cf = ic->svc->conf;
+	struct events_reader *r = NULL;
+	char err[256];
+	if (!ic->svc->events || !events_reader_open(&r, cf->data_dir, err, sizeof(err)))
+		return false;
+	struct events_record *recs = calloc(ALERT_SCAN, sizeof(*recs));
+	const char *senders[1] = { user };
+	struct events_query q = { .account = user, .senders = senders, .n_senders = 1,
+		.since = time(NULL) - ALERT_WINDOW, .limit = ALERT_SCAN };
+	long n = recs ? events_list(r, &q, recs, ALERT_SCAN) : -1;
+	events_reader_close(&r);
+	const struct events_record *latest = NULL;
+	long failures = 0;
+	for (long i = 0; i < n; i++) {
+		enum events_kind k = recs[i].kind;
+		bool failed = k == EVENTS_REFUSED || k == EVENTS_BOUNCED;
+		if (!latest && (failed || k == EVENTS_QUEUED || k == EVENTS_DELIVERED))
+			latest = &recs[i];
+		failures += failed;
+	}
+	bool alert = latest && (latest->kind == EVENTS_REFUSED || latest->kind == EVENTS_BOUNCED);
+	if (alert) {
+		char page[512], when[16];
+		alert_page(cf, page, sizeof(page));
+		strftime(when, sizeof(when), "%H:%M UTC", gmtime(&latest->when));
+		snprintf(text, textsz, "Your outgoing mail is failing: %ld message(s) or attempt(s) in the last day were "
+			"refused or returned; the latest, at %s: %d %s %.160s.%s", failures, when, latest->code, latest->enh,
+			latest->text, page);
+		alert_clean(text);
+	}
+	free(recs);
+	return alert;
+}
+
 static bool op_start(struct conn *c, const char *tls_desc)
 {
 	struct service *srv = conn_ctx(c);
@@ -189,7 +268,7 @@ static bool op_start(struct conn *c, const char *tls_desc)
 	};
 	struct imap_hooks hooks = {
 		.ctx = ic, .auth_blocked = hook_auth_blocked, .auth_verify = hook_auth_verify, .job = hook_job,
-		.maildir_root = hook_maildir_root,
+		.maildir_root = hook_maildir_root, .login_alert = hook_login_alert,
 	};
 	ic->session = imap_session_new(&info, &lim, &hooks);
 	if (!ic->session) {

@@ -389,3 +389,36 @@ def test_idle_wakes_when_another_session_appends(srv):
     assert data and data[-1] and int(data[-1]) == before + 1, data
     other.logout()
     m.logout()
+
+
+def test_alert_at_login_when_outgoing_mail_fails(srv):
+    """RFC 3501 §7.1: a client shows [ALERT] text to its user.  Erin's phone sent on the
+    mx port without logging in (refused: the port-25 trap); at its next IMAP login it
+    hears why, with the refusal's own code and where to read more.  (Erin: bob is
+    throttled by the tests above.)"""
+    import smtplib
+    srv.add_user("erin@example.test", PASSWORD)
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as c:
+        c.ehlo("phone.example")
+        c.mail("erin@example.test")
+        code, _ = c.rcpt("friend@elsewhere.example")
+        assert code == 554, code
+    deadline = time.monotonic() + 10
+    while True:
+        r = Raw(srv)
+        r.send(b"a1 LOGIN erin@example.test %s\r\n" % PASSWORD.encode())
+        lines = r.until_tagged("a1")
+        r.close()
+        alert = [ln for ln in lines if ln.startswith("* OK [ALERT] ")]
+        if alert or time.monotonic() > deadline:   # the store writes its records a moment later
+            break
+        time.sleep(0.2)
+    assert lines[-1].startswith("a1 OK"), lines
+    assert alert, lines
+    assert "Your outgoing mail is failing" in alert[0] and "554 5.7.1" in alert[0], alert
+    assert all(32 <= ord(ch) < 127 for ch in alert[0]), alert
+    # Alice's mail did not fail: she is not alerted.
+    r = Raw(srv)
+    r.send(b"a2 LOGIN alice@example.test %s\r\n" % PASSWORD.encode())
+    assert not [ln for ln in r.until_tagged("a2") if "[ALERT]" in ln]
+    r.close()
