@@ -111,6 +111,21 @@ bool folder_batch_end(struct folder *f)
 	return ok;
 }
 
+/* Another session renamed the file since our sync: it changed flags we have not seen.
+ * Apply our change (what we add and what we take away, against our view) to the flags
+ * its name holds now, not our view's whole set: two sessions storing on one message at
+ * once must not undo each other (one +FLAGS (\Deleted), the other -FLAGS (\Seen)). */
+static void merge_change(const struct folder_msg *m, const char *current, uint32_t *flags, uint64_t *keywords)
+{
+	uint32_t had = m->flags & FOLDER_STORABLE, add = *flags & ~had, del = had & ~*flags;
+	uint64_t kadd = *keywords & ~m->keywords, kdel = m->keywords & ~*keywords;
+	uint32_t now;
+	uint64_t know;
+	folder_info_flags(current, &now, &know);
+	*flags = ((now & FOLDER_STORABLE) | add) & ~del;
+	*keywords = (know | kadd) & ~kdel;
+}
+
 bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t keywords, uint64_t *modseq_out,
 	char *err, size_t errsz)
 {
@@ -146,6 +161,8 @@ bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t key
 			if (n > 0) {
 				real[n] = '\0';
 				const char *base = strrchr(real, '/');
+				if (base)
+					merge_change(m, base + 1, &flags, &keywords);
 				if (base && folder_name_with_flags(base + 1, flags, keywords, to_name, sizeof(to_name))) {
 					snprintf(to, sizeof(to), "%s/cur/%s", f->path, to_name);
 					r = rename(real, to);
