@@ -83,13 +83,8 @@ static void render_section(const struct imap_fetch_item *it, struct imap_msgview
 		mime_section(t, s->part, s->n_part, (int)s->kind, (const char *const *)s->fields, s->n_fields, &sec);
 	const char *p = sec.data ? sec.data : "";
 	size_t n = sec.len;
-	if (it->partial) {
-		size_t off = it->offset > n ? n : it->offset;
-		p += off;
-		n -= off;
-		if (n > it->length)
-			n = it->length;
-	}
+	if (it->partial)
+		mime_partial(&sec, it->offset, it->length, &p, &n);
 	render_literal(p, n, out);
 	buf_free(&sec);
 }
@@ -117,13 +112,8 @@ static void render_binary(const struct imap_fetch_item *it, struct imap_msgview 
 	} else {
 		const char *p = bin.data ? bin.data : "";
 		size_t n = bin.len;
-		if (it->partial) {
-			size_t off = it->offset > n ? n : it->offset;
-			p += off;
-			n -= off;
-			if (n > it->length)
-				n = it->length;
-		}
+		if (it->partial)
+			mime_partial(&bin, it->offset, it->length, &p, &n);
 		buf_appends(out, memchr(p, '\0', n) ? " ~" : " ");
 		render_literal(p, n, out);
 	}
