@@ -76,6 +76,7 @@ crash-test: build
 bench:
 	@scripts/install-deps bench
 	@$(MAKE) --no-print-directory build
+	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/throughput
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/run
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/run --events --quick --target postern
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/submission
