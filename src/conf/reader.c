@@ -164,6 +164,27 @@ static void certificate_key(struct parse_state *ps, const char *cname, const cha
 	}
 }
 
+
+/* The sections of the settings table, in its order, each once: the list an unknown
+ * section's message offers, taken from the table so that it cannot go stale. */
+static void known_sections(char *out, size_t outsz)
+{
+	size_t len = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < conf_n_settings; i++) {
+		const char *sec = conf_settings[i].section;
+		bool seen = false;
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(conf_settings[j].section, sec) == 0;
+		if (seen)
+			continue;
+		int n = snprintf(out + len, outsz - len, "%s%s", len ? ", " : "", sec);
+		if (n < 0 || (size_t)n >= outsz - len)
+			break;
+		len += (size_t)n;
+	}
+}
+
 /* A key set twice in one section: the first value would silently lose.  A line that
  * starts with a blank is, to inih, a continuation of the previous key: say so. */
 static bool note_key(struct parse_state *ps, const char *section, const char *key)
@@ -254,8 +275,12 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 		}
 		return 1;
 	}
-	if (!known_section)
-		conf_fail(ps, ps->line, "[%s]: unknown section (known: server, limits, quota, queue, delivery, relay, tls, auth, mailauth, http, events, listener NAME, certificate NAME, milter NAME)", section);
+	if (!known_section) {
+		char known[512];
+		known_sections(known, sizeof known);
+		conf_fail(ps, ps->line, "[%s]: unknown section (known: %s, listener NAME, certificate NAME, milter NAME)",
+			section, known);
+	}
 	else if (key)
 		conf_fail(ps, ps->line, "[%s] %s: unknown setting", section, key);
 	return 1;
