@@ -19,6 +19,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "util/fileio.h"
+
 #define NAMES_MAX 1024
 
 /* Names that become path components: letters, digits, "-", "_" and (domains) dots
@@ -198,7 +200,7 @@ static bool write_key(const char *path, EVP_PKEY *k, char *err, size_t errlen)
 		return false;
 	}
 	FILE *f = fdopen(fd, "w");
-	bool ok = f && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1 && fflush(f) == 0 && fsync(fd) == 0;
+	bool ok = f && PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL) == 1 && fflush(f) == 0 && fileio_fsync(fd) == 0;
 	if (f)
 		ok = fclose(f) == 0 && ok;
 	else
@@ -215,7 +217,7 @@ static bool write_key(const char *path, EVP_PKEY *k, char *err, size_t errlen)
 		*slash = '\0';
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
-		fsync(dfd);
+		fileio_fsync(dfd);
 		close(dfd);
 	}
 	return true;
@@ -263,7 +265,7 @@ bool dkim_key_retire(const char *data_dir, const char *domain, const char *selec
 		return false;
 	}
 	int fd = open(retired, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0 || fsync(fd) != 0) {
+	if (fd < 0 || fileio_fsync(fd) != 0) {
 		snprintf(err, errlen, "cannot create %s: %s", retired, strerror(errno));
 		if (fd >= 0)
 			close(fd);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "util/fileio.h"
 #include "util/log.h"
 
 struct sni_entry {
@@ -278,7 +279,7 @@ static bool write_pem(const char *path, mode_t mode, bool is_key, EVP_PKEY *pk, 
 		return false;
 	}
 	bool ok = is_key ? PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) == 1 : PEM_write_X509(f, x) == 1;
-	ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
+	ok = fflush(f) == 0 && fileio_fsync(fileno(f)) == 0 && ok;
 	fclose(f);
 	return ok;
 }

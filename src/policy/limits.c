@@ -251,7 +251,7 @@ static bool write_file(const char *path, const struct buf *b, char *err, size_t 
 		return false;
 	}
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && fileio_write_all(fd, b->data ? b->data : "", b->len) && fsync(fd) == 0;
+	bool ok = fd >= 0 && fileio_write_all(fd, b->data ? b->data : "", b->len) && fileio_fsync(fd) == 0;
 	int saved = errno;
 	if (fd >= 0 && close(fd) != 0 && ok) {
 		ok = false;

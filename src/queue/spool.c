@@ -285,12 +285,12 @@ bool queue_remove(struct queue *q, const char *qid)
 	}
 	if (unlinkat(q->active_dirfd, qid, 0) != 0 && errno != ENOENT)
 		return false;   /* the message stays, with its state: nothing is redelivered */
-	bool ok = fsync(q->active_dirfd) == 0;
+	bool ok = fileio_fsync(q->active_dirfd) == 0;
 	queue_crash_at("queue-file-removed");
 	if (!ok)
 		return false;   /* its removal may not be durable: keep the state for it */
 	ok = unlinkat(q->state_dirfd, qid, 0) == 0 || errno == ENOENT;
-	ok = fsync(q->state_dirfd) == 0 && ok;
+	ok = fileio_fsync(q->state_dirfd) == 0 && ok;
 	queue_crash_at("state-removed");
 	return ok;
 }
@@ -317,7 +317,7 @@ static void write_why(struct queue *q, const char *qid, const char *why)
 	if (fd < 0)
 		return;
 	if (fileio_write_all(fd, line, n))
-		fsync(fd);
+		fileio_fsync(fd);
 	close(fd);
 }
 
@@ -355,12 +355,12 @@ bool queue_move_failed_why(struct queue *q, const char *qid, const char *why)
 	/* renameat moves a symbolic link or a FIFO itself, never what it points to. */
 	if (renameat(q->active_dirfd, qid, q->failed_dirfd, qid) != 0)
 		return false;
-	bool ok = fsync(q->failed_dirfd) == 0 && fsync(q->active_dirfd) == 0;
+	bool ok = fileio_fsync(q->failed_dirfd) == 0 && fileio_fsync(q->active_dirfd) == 0;
 	queue_crash_at("queue-file-moved");
 	if (!ok)
 		return false;
 	ok = unlinkat(q->state_dirfd, qid, 0) == 0 || errno == ENOENT;
-	return fsync(q->state_dirfd) == 0 && ok;
+	return fileio_fsync(q->state_dirfd) == 0 && ok;
 }
 
 bool queue_requeue(struct queue *q, const char *qid)
@@ -379,14 +379,14 @@ bool queue_requeue(struct queue *q, const char *qid)
 	queue_message_close(&m);
 	/* A stale state (there should be none) must not mark recipients done. */
 	unlinkat(q->state_dirfd, qid, 0);
-	if (fsync(q->state_dirfd) != 0)
+	if (fileio_fsync(q->state_dirfd) != 0)
 		return false;
 	if (renameat(q->failed_dirfd, qid, q->active_dirfd, qid) != 0)
 		return false;
 	char name[64];
 	why_name(qid, name, sizeof(name));
 	unlinkat(q->failed_dirfd, name, 0);
-	return fsync(q->active_dirfd) == 0 && fsync(q->failed_dirfd) == 0;
+	return fileio_fsync(q->active_dirfd) == 0 && fileio_fsync(q->failed_dirfd) == 0;
 }
 
 bool queue_remove_failed(struct queue *q, const char *qid)
@@ -400,7 +400,7 @@ bool queue_remove_failed(struct queue *q, const char *qid)
 	char name[64];
 	why_name(qid, name, sizeof(name));
 	unlinkat(q->failed_dirfd, name, 0);
-	return fsync(q->failed_dirfd) == 0;
+	return fileio_fsync(q->failed_dirfd) == 0;
 }
 
 /* --- leftovers -------------------------------------------------------------- */
@@ -462,7 +462,7 @@ static void clean_state(struct queue *q, time_t now, time_t min_age, size_t max_
 	}
 	closedir(d);
 	if (removed)
-		fsync(q->state_dirfd);
+		fileio_fsync(q->state_dirfd);
 }
 
 /* active/: only "<qid>" files belong there (they are written in incoming/ and
@@ -486,7 +486,7 @@ static void clean_active(struct queue *q, time_t now, time_t min_age, size_t max
 	}
 	closedir(d);
 	if (removed)
-		fsync(q->active_dirfd);
+		fileio_fsync(q->active_dirfd);
 }
 
 void queue_clean(struct queue *q, time_t now, time_t min_age, size_t max_entries, struct queue_clean_counts *out)

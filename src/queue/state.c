@@ -230,10 +230,10 @@ bool queue_state_write(struct queue *q, const char *qid, const struct queue_stat
 	 * planted there) is removed, never opened. */
 	unlinkat(q->state_dirfd, tmp, 0);
 	int fd = ok ? openat(q->state_dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
-	ok = fd >= 0 && fileio_write_all(fd, b.data, b.len) && fsync(fd) == 0;
+	ok = fd >= 0 && fileio_write_all(fd, b.data, b.len) && fileio_fsync(fd) == 0;
 	if (fd >= 0)
 		close(fd);
-	ok = ok && renameat(q->state_dirfd, tmp, q->state_dirfd, qid) == 0 && fsync(q->state_dirfd) == 0;
+	ok = ok && renameat(q->state_dirfd, tmp, q->state_dirfd, qid) == 0 && fileio_fsync(q->state_dirfd) == 0;
 	if (!ok)
 		unlinkat(q->state_dirfd, tmp, 0);
 	buf_free(&b);

@@ -18,6 +18,7 @@
 #include "util/buf.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/metrics.h"
 
 #define WRITE_BUF (64u << 10)
 
@@ -216,7 +217,7 @@ bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
 		return false;
 	}
 	/* Invariant 1: data on disk, then the name, then the directory entry. */
-	if (fsync(w->fd) != 0) {
+	if (fileio_fsync(w->fd) != 0) {
 		snprintf(err, errlen, "fsync failed: %s", strerror(errno));
 		writer_failed(w, "fsync");
 		return false;
@@ -237,12 +238,13 @@ bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
 	}
 	w->committed = true;
 	queue_crash_at("active-renamed");
-	if (fsync(w->q->active_dirfd) != 0) {
+	if (fileio_fsync(w->q->active_dirfd) != 0) {
 		/* The file is in place but its name may not be durable: refuse the 250; the
 		 * client retries, and at worst the message is delivered twice, never lost. */
 		snprintf(err, errlen, "directory fsync failed: %s", strerror(errno));
 		return false;
 	}
+	metrics_observe(METRIC_COMMIT_BATCH_SIZE, NULL, 1);
 	return true;
 }
 

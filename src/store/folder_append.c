@@ -217,7 +217,7 @@ static enum store_result write_new(const char *root, const char *path, const str
 	}
 	uint64_t size, vsize;
 	struct timespec times[2] = { { mtime, 0 }, { mtime, 0 } };
-	bool ok = write_lf(fd, src, &size, &vsize) && fsync(fd) == 0 && futimens(fd, times) == 0;
+	bool ok = write_lf(fd, src, &size, &vsize) && fileio_fsync(fd) == 0 && futimens(fd, times) == 0;
 	int e = errno;
 	close(fd);
 	if (!ok) {

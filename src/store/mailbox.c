@@ -18,6 +18,7 @@
 
 #include "store/maildir.h"
 #include "store/quota.h"
+#include "util/fileio.h"
 #include "util/log.h"
 
 #define PATH_LEN 1200
@@ -259,7 +260,7 @@ static bool move_new(const char *path, int cur_fd)
 	closedir(d);
 	if (moved) {
 		/* Best effort: losing the rename in a crash only leaves the message in new/. */
-		fsync(cur_fd);
+		fileio_fsync(cur_fd);
 	}
 	return true;
 }
@@ -475,7 +476,7 @@ bool mailbox_expunge(struct mailbox *mb, const bool *deleted, size_t *removed, c
 		}
 	}
 	if (unlinked)
-		fsync(mb->cur_fd);
+		fileio_fsync(mb->cur_fd);
 	if (count)
 		quota_add(mb->path, -(int64_t)bytes, -(int64_t)count);
 	return failed == 0;

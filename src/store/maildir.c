@@ -260,7 +260,7 @@ static enum store_result deliver_as(const char *path, const char *base, const ch
 	ok = ok && copy_body(out, fd, offset, size, &written, &lfs);
 	if (!ok) {
 		snprintf(err, errlen, "write to %s failed: %s", tmp, errno ? strerror(errno) : "short read");
-	} else if (fsync(out) != 0) {
+	} else if (fileio_fsync(out) != 0) {
 		snprintf(err, errlen, "fsync of %s failed: %s", tmp, strerror(errno));
 		ok = false;
 	}

@@ -394,7 +394,7 @@ bool dotlock_commit(int fd, const char *dir, const char *file, const char *data,
 	char lock[PATH_LEN], path[PATH_LEN];
 	snprintf(lock, sizeof(lock), "%s/%s.lock", dir, file);
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	if (!fileio_write_all(fd, data, len) || fsync(fd) != 0) {
+	if (!fileio_write_all(fd, data, len) || fileio_fsync(fd) != 0) {
 		snprintf(err, errsz, "cannot write %s: %s", lock, strerror(errno));
 		dotlock_abandon(fd, dir, file);
 		return false;

@@ -3,10 +3,39 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Relaxed: a statistic read by /metrics, ordering nothing. */
+static atomic_uint_fast64_t fsync_calls;
+
+int fileio_fsync(int fd)
+{
+	int r;
+	do {
+		atomic_fetch_add_explicit(&fsync_calls, 1, memory_order_relaxed);
+		r = fsync(fd);
+	} while (r != 0 && errno == EINTR);
+	return r;
+}
+
+int fileio_fdatasync(int fd)
+{
+	int r;
+	do {
+		atomic_fetch_add_explicit(&fsync_calls, 1, memory_order_relaxed);
+		r = fdatasync(fd);
+	} while (r != 0 && errno == EINTR);
+	return r;
+}
+
+uint64_t fileio_fsync_count(void)
+{
+	return (uint64_t)atomic_load_explicit(&fsync_calls, memory_order_relaxed);
+}
 
 bool fileio_write_all(int fd, const void *buf, size_t n)
 {
@@ -47,7 +76,7 @@ bool fileio_fsync_dir(const char *path)
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	bool ok = fsync(fd) == 0;
+	bool ok = fileio_fsync(fd) == 0;
 	close(fd);
 	return ok;
 }

@@ -5,7 +5,19 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+/* fsync(2) / fdatasync(2) with EINTR retried, counted (fileio_fsync_count).  Every
+ * fsync in src/ goes through these (test_structure.py refuses a raw call elsewhere),
+ * so the count is the server's whole durability cost: /metrics exports it as
+ * postern_fsyncs_total and the benches divide it by the messages of a case.
+ * Returns what fsync/fdatasync returned (0, or -1 with errno set). */
+int fileio_fsync(int fd);
+int fileio_fdatasync(int fd);
+/* Every fsync/fdatasync made through fileio_* since the process started (including
+ * fileio_fsync_dir and the durable mkdir), successful or not.  Thread-safe. */
+uint64_t fileio_fsync_count(void);
 
 /* write(2) until all n bytes are written; retries EINTR.  false with errno set. */
 bool fileio_write_all(int fd, const void *p, size_t n);

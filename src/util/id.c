@@ -73,7 +73,7 @@ bool id_new_run_id(const char *data_dir, char out[RUN_ID_MAX], char *err, size_t
 	char text[32];
 	int len = snprintf(text, sizeof(text), "%" PRIu64 "\n", run);
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	bool ok = fd >= 0 && fileio_write_all(fd, text, (size_t)len) && fsync(fd) == 0;
+	bool ok = fd >= 0 && fileio_write_all(fd, text, (size_t)len) && fileio_fsync(fd) == 0;
 	int e = ok ? 0 : errno;
 	if (fd >= 0)
 		close(fd);

@@ -37,6 +37,8 @@ enum metric_id {
 	METRIC_MILTER_DURATION,     /* postern_milter_duration_seconds{filter} */
 	METRIC_HTTP_REQUESTS,       /* postern_http_requests_total{status} */
 	METRIC_EVENTS_DROPPED,      /* postern_events_dropped_total: event records not stored (events/) */
+	METRIC_FSYNCS,              /* postern_fsyncs_total: fileio_fsync_count(), read at scrape time */
+	METRIC_COMMIT_BATCH_SIZE,   /* postern_commit_batch_size: messages made durable per fsync of active/ */
 	METRIC_COUNT
 };
 
@@ -64,7 +66,8 @@ const struct metric_info *metrics_info(enum metric_id m);
  * bytes.  Thread-safe, never blocks on a label already seen. */
 void metrics_count(enum metric_id m, const char *label, uint64_t n);
 void metrics_gauge_set(enum metric_id m, const char *label, int64_t v);
-/* One observation of a histogram, in seconds (negative or NaN counts as 0). */
+/* One observation of a histogram, in seconds (negative or NaN counts as 0); a histogram
+ * of a count (postern_commit_batch_size) observes the count itself. */
 void metrics_observe(enum metric_id m, const char *label, double seconds);
 
 /* A monotonic clock in seconds, for timings: t0 = metrics_now(); ...;

@@ -230,3 +230,27 @@ def test_dns_lookups_timed(srv):
     assert n >= 1
     assert value(after, "postern_dns_lookup_duration_seconds_bucket", type="DNSKEY", le="+Inf") == n
     assert 0 < value(after, "postern_dns_lookup_duration_seconds_sum", type="DNSKEY") < 60 * n
+
+
+def test_fsyncs_counted_per_message(srv):
+    """postern_fsyncs_total (every fsync the server makes goes through util/fileio.c):
+    N messages accepted and delivered into a Maildir cost at least one fsync each (the
+    queue file's data; invariant 1) and at most a handful (queue file and active/, the
+    Maildir file and new/, the removal).  A count, not a timing."""
+    n = 10
+    before, types, _ = scrape(srv)
+    assert types["postern_fsyncs"] == "counter"
+    assert types["postern_commit_batch_size"] == "histogram"
+    with smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=10) as s:
+        s.ehlo("client.example")
+        for i in range(n):
+            assert s.sendmail("someone@sender.example", ["bob@example.test"],
+                              simple_msg("someone@sender.example", "bob@example.test")) == {}
+    assert len(srv.wait_delivered("bob@example.test", n)) == n
+    after = wait_for(srv, lambda x: delta(before, x, "postern_recipients_delivered_total", route="local") >= n
+                     and value(x, "postern_queue_messages") == 0)
+    fsyncs = delta(before, after, "postern_fsyncs_total")
+    assert n <= fsyncs <= 10 * n, "%d fsyncs for %d messages" % (fsyncs, n)
+    # every commit was one directory fsync for a batch of >= 1 message
+    assert delta(before, after, "postern_commit_batch_size_sum") == n
+    assert 1 <= delta(before, after, "postern_commit_batch_size_count") <= n

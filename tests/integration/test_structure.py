@@ -344,3 +344,20 @@ def test_only_auth_and_directory_name_password_hashes():
 @pytest.mark.parametrize("rule", sorted(EXCEPTIONS))
 def test_every_exception_has_a_reason(rule):
     assert all(isinstance(v, str) and v.strip() for v in EXCEPTIONS[rule].values())
+
+
+RAW_FSYNC_RE = re.compile(r"(?<![\w.>])(fsync|fdatasync)\s*\(")
+
+
+def test_every_fsync_goes_through_fileio():
+    """Every fsync/fdatasync in src/ is fileio_fsync/fileio_fdatasync (util/fileio.c), so
+    postern_fsyncs_total counts the server's whole durability cost (issue 16, §A)."""
+    bad = []
+    for p in sources():
+        if rel(p) == "src/util/fileio.c":
+            continue
+        text = strip_comments_and_strings(p.read_text(errors="replace"))
+        for n, line in enumerate(text.split("\n"), 1):
+            if RAW_FSYNC_RE.search(line):
+                bad.append(f"{rel(p)}:{n}: raw {RAW_FSYNC_RE.search(line).group(1)}() (use fileio_fsync/fileio_fdatasync)")
+    assert not bad, "\n".join(bad)
