@@ -78,6 +78,7 @@ static bool open_directory(const struct conf *c, struct directory **d)
 {
 	char err[512];
 	become_data_owner(c);
+	startup_directory(c);
 	if (!directory_open(d, c->data_dir, err, sizeof(err))) {
 		fprintf(stderr, "postern: %s\n", err);
 		return false;
@@ -221,11 +222,6 @@ static int domain_op(const struct cli_args *a, const struct conf *c, struct dire
 		rc = usage();
 	}
 	return rc;
-}
-
-static int cmd_domain(const struct cli_args *a)
-{
-	return run_with_directory(a, 1, domain_op);
 }
 
 /* First line of standard input, without echo when it is a terminal. */
@@ -429,11 +425,6 @@ static int user_op(const struct cli_args *a, const struct conf *c, struct direct
 	return rc;
 }
 
-static int cmd_user(const struct cli_args *a)
-{
-	return run_with_directory(a, 1, user_op);
-}
-
 /* Report a directory result for an admin command; returns the exit status. */
 static int report(struct directory *d, enum dir_result r, const char *what, const char *done)
 {
@@ -483,11 +474,6 @@ static int alias_op(const struct cli_args *a, const struct conf *c, struct direc
 	return rc;
 }
 
-static int cmd_alias(const struct cli_args *a)
-{
-	return run_with_directory(a, 1, alias_op);
-}
-
 static int sender_op(const struct cli_args *a, const struct conf *c, struct directory *d)
 {
 	(void)c;
@@ -504,11 +490,6 @@ static int sender_op(const struct cli_args *a, const struct conf *c, struct dire
 		rc = usage();
 	}
 	return rc;
-}
-
-static int cmd_sender(const struct cli_args *a)
-{
-	return run_with_directory(a, 2, sender_op);
 }
 
 static void print_app_password(void *arg, const char *name, long long created, long long last_used, bool legacy)
@@ -567,11 +548,6 @@ static int app_password_op(const struct cli_args *a, const struct conf *c, struc
 	return rc;
 }
 
-static int cmd_app_password(const struct cli_args *a)
-{
-	return run_with_directory(a, 2, app_password_op);
-}
-
 static int cmd_queue(const struct cli_args *a)
 {
 	struct conf *c = malloc(sizeof(*c));
@@ -601,19 +577,14 @@ static int dkim_op(const struct cli_args *a, const struct conf *c, struct direct
 	return cli_dkim(a->argc, a->argv, c, d);
 }
 
-static int cmd_dkim(const struct cli_args *a)
+static int directory_op(const struct cli_args *a, const struct conf *c, struct directory *d)
 {
-	return run_with_directory(a, 1, dkim_op);
+	return cli_directory(a->argc, a->argv, c, d);
 }
 
 static int dns_op(const struct cli_args *a, const struct conf *c, struct directory *d)
 {
 	return cli_dns(a->argc, a->argv, c, d, a->json);
-}
-
-static int cmd_dns(const struct cli_args *a)
-{
-	return run_with_directory(a, 1, dns_op);
 }
 
 static int cmd_explain(const struct cli_args *a)
@@ -629,28 +600,33 @@ static int cmd_version(const struct cli_args *a)
 	return 0;
 }
 
+/* A command runs by itself (run), or with the configuration and the directory opened
+ * for it (dir_run, given at least min_args arguments: run_with_directory). */
 struct subcommand {
 	const char *name;
 	int (*run)(const struct cli_args *);
 	const char *usage;
+	dir_command dir_run;
+	int min_args;
 };
 
 static const struct subcommand subcommands[] = {
-	{ "serve", cmd_serve, "serve [-c FILE | --default-config]  run the server in the foreground" },
-	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration" },
-	{ "domain", cmd_domain, "domain add|del DOMAIN [-c FILE] | list  manage local domains" },
-	{ "user", cmd_user, "user add|del ADDRESS | show ADDRESS | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | admin ADDRESS yes|no | unblock ADDRESS|IP | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none; admin: may use the web site's /admin/ pages; unblock: lift the login throttle's blocks)" },
-	{ "alias", cmd_alias, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it" },
-	{ "sender", cmd_sender, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)" },
-	{ "app-password", cmd_app_password, "app-password add USER --name NAME | list USER | revoke USER NAME" },
-	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed | --held] | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID" },
-	{ "events", cmd_events, "events list --account ADDRESS [--sender ADDRESS] [--qid ID] [--limit N] [--json]  what became of an account's mail: refusals, queued, delivered, deferred, bounced (newest first)" },
-	{ "dkim", cmd_dkim, "dkim keygen DOMAIN [--selector S] [--type rsa|ed25519] [--force] | list [DOMAIN] | retire DOMAIN SELECTOR | verify FILE | sign FILE   DKIM keys and signatures" },
-	{ "dns", cmd_dns, "dns DOMAIN [--address ADDR] | check DOMAIN [--resolver ADDR@PORT] [--address ADDR] [--json]  the DNS records DOMAIN needs, and whether they are published" },
-	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it" },
-	{ "doctor", cmd_explain, "doctor --server HOST [--user ADDRESS --password-stdin] [--send] [--pop3] [--json]   test a client's settings" },
-	{ "spf", cmd_spf, "spf check IP SENDER [HELO] [-c FILE]   the SPF result (RFC 7208) for mail from SENDER sent by IP, and why" },
-	{ "version", cmd_version, "version                          print the version" },
+	{ "serve", cmd_serve, "serve [-c FILE | --default-config]  run the server in the foreground", NULL, 0 },
+	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration", NULL, 0 },
+	{ "domain", NULL, "domain add|del DOMAIN [-c FILE] | list  manage local domains", domain_op, 1 },
+	{ "user", NULL, "user add|del ADDRESS | show ADDRESS | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | admin ADDRESS yes|no | unblock ADDRESS|IP | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none; admin: may use the web site's /admin/ pages; unblock: lift the login throttle's blocks)", user_op, 1 },
+	{ "directory", NULL, "directory migrate | status   the directory's backend: create or update the PostgreSQL schema; does it answer", directory_op, 1 },
+	{ "alias", NULL, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it", alias_op, 1 },
+	{ "sender", NULL, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)", sender_op, 2 },
+	{ "app-password", NULL, "app-password add USER --name NAME | list USER | revoke USER NAME", app_password_op, 2 },
+	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed | --held] | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID", NULL, 0 },
+	{ "events", cmd_events, "events list --account ADDRESS [--sender ADDRESS] [--qid ID] [--limit N] [--json]  what became of an account's mail: refusals, queued, delivered, deferred, bounced (newest first)", NULL, 0 },
+	{ "dkim", NULL, "dkim keygen DOMAIN [--selector S] [--type rsa|ed25519] [--force] | list [DOMAIN] | retire DOMAIN SELECTOR | verify FILE | sign FILE   DKIM keys and signatures", dkim_op, 1 },
+	{ "dns", NULL, "dns DOMAIN [--address ADDR] | check DOMAIN [--resolver ADDR@PORT] [--address ADDR] [--json]  the DNS records DOMAIN needs, and whether they are published", dns_op, 1 },
+	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it", NULL, 0 },
+	{ "doctor", cmd_explain, "doctor --server HOST [--user ADDRESS --password-stdin] [--send] [--pop3] [--json]   test a client's settings", NULL, 0 },
+	{ "spf", cmd_spf, "spf check IP SENDER [HELO] [-c FILE]   the SPF result (RFC 7208) for mail from SENDER sent by IP, and why", NULL, 0 },
+	{ "version", cmd_version, "version                          print the version", NULL, 0 },
 };
 
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
@@ -791,7 +767,8 @@ int cli_main(int argc, char **argv)
 			pos[a.argc++] = argv[i];
 	}
 	a.argv = pos;
-	int rc = help ? command_help(sub, a.argc ? a.argv[0] : NULL) : sub->run(&a);
+	int rc = help ? command_help(sub, a.argc ? a.argv[0] : NULL)
+		: sub->dir_run ? run_with_directory(&a, sub->min_args, sub->dir_run) : sub->run(&a);
 	free(pos);
 	return rc;
 }

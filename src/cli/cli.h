@@ -20,6 +20,8 @@ int cli_spf(int argc, char **argv, const struct conf *c);
 struct directory;
 /* `postern dkim ...` (dkim_cmd.c); argv[0] is the dkim verb. */
 int cli_dkim(int argc, char **argv, const struct conf *c, struct directory *d);
+/* postern directory migrate|status (directory_cmd.c). */
+int cli_directory(int argc, char **argv, const struct conf *c, struct directory *d);
 
 struct directory;
 /* `postern dns DOMAIN | check DOMAIN` (dns_cmd.c). */

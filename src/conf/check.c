@@ -231,6 +231,9 @@ bool conf_check_whole(struct parse_state *ps)
 	}
 	if (c->retry_min > c->retry_max)
 		conf_fail(ps, ps->line, "[queue] retry_min is longer than retry_max");
+	if (c->directory_backend == CONF_DIRECTORY_POSTGRESQL && !c->directory_connection[0])
+		conf_fail(ps, ps->line, "[directory] backend = postgresql needs connection, a libpq connection string "
+			"(e.g. \"host=127.0.0.1 dbname=postern user=postern\")");
 	check_trusted_networks(ps);
 	check_delivery_files(ps);
 	check_mailauth(ps);

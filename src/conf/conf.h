@@ -14,7 +14,7 @@
 #define CONF_PATH_MAX 1024
 #define CONF_MAX_NETWORKS 64
 #define CONF_MAX_CERTS 16
-#define CONF_MAX_SETTINGS 128  /* rows of the settings table (a unit test checks) */
+#define CONF_MAX_SETTINGS 192  /* rows of the settings table (a unit test checks) */
 
 /* An address block from trusted_networks: family AF_INET or AF_INET6. */
 struct conf_network {
@@ -37,6 +37,7 @@ enum conf_spf_mode { CONF_SPF_OFF, CONF_SPF_CHECK };   /* [mailauth] spf, in cho
 enum conf_dmarc_mode { CONF_DMARC_OFF, CONF_DMARC_CHECK };   /* [mailauth] dmarc, in choice order */
 /* [mta-sts] mode, in choice order: off publishes and serves nothing; the others are
  * the policy's mode (RFC 8461 §5). */
+enum conf_directory_backend { CONF_DIRECTORY_SQLITE, CONF_DIRECTORY_POSTGRESQL };
 enum conf_mta_sts_mode { CONF_MTA_STS_OFF, CONF_MTA_STS_NONE, CONF_MTA_STS_TESTING, CONF_MTA_STS_ENFORCE };
 
 /* A content filter speaking the milter protocol: [milter NAME] sections. */
@@ -195,6 +196,11 @@ struct conf {
 	uint64_t events_retention;          /* seconds */
 	uint64_t events_queue_max;          /* records waiting for the writer */
 	uint64_t events_account_max;        /* records kept per account */
+	/* [directory] (directory/: where users live) */
+	uint64_t directory_backend;         /* enum conf_directory_backend */
+	char directory_connection[1024];    /* libpq connection string (backend postgresql) */
+	uint64_t directory_pool;            /* connections per directory handle */
+	uint64_t directory_timeout;         /* seconds a lookup may take */
 	/* [mta-sts] (the policy this server publishes for its domains, RFC 8461) */
 	uint64_t mta_sts_mode;              /* enum conf_mta_sts_mode */
 	uint64_t mta_sts_max_age;           /* seconds */

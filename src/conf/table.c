@@ -202,6 +202,18 @@ const struct setting conf_settings[] = {
 		"records waiting for the events writer; past it new records are dropped and counted (postern_events_dropped_total), never waited for" },
 	{ "events", "account_max", T_COUNT, offsetof(struct conf, events_account_max), 0, "5000", 10, 10000000,
 		"records kept per account (the oldest go first); records without a login share a cap 20 times larger" },
+	{ "directory", "backend", T_CHOICE, offsetof(struct conf, directory_backend), 0, "sqlite", 0, 0,
+		"where domains, users, aliases and app passwords live: sqlite (data_dir/directory.db, one machine) or "
+		"postgresql (the server named by connection, shared by several nodes)" },
+	{ "directory", "connection", T_STRING, offsetof(struct conf, directory_connection),
+		sizeof(((struct conf *)0)->directory_connection), "", 0, 0,
+		"backend postgresql: a libpq connection string (\"host=db.example port=5432 dbname=postern user=postern\"; "
+		"a password belongs in ~/.pgpass or PGPASSFILE, not here)" },
+	{ "directory", "pool", T_COUNT, offsetof(struct conf, directory_pool), 0, "2", 1, 64,
+		"backend postgresql: connections each directory handle (one per worker thread) may open" },
+	{ "directory", "timeout", T_DURATION, offsetof(struct conf, directory_timeout), 0, "5s", 1, 600,
+		"backend postgresql: how long a lookup may take (connecting included) before the mail waiting on it "
+		"gets a temporary refusal that says the directory did not answer" },
 	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
@@ -270,6 +282,7 @@ static const struct { const char *section, *key, *words; } choice_lists[] = {
 	{ "mailauth", "spf", "off|check" },   /* enum conf_spf_mode */
 	{ "mailauth", "dmarc", "off|check" },   /* enum conf_dmarc_mode */
 	{ "mta-sts", "mode", "off|none|testing|enforce" },   /* enum conf_mta_sts_mode */
+	{ "directory", "backend", "sqlite|postgresql" },   /* enum conf_directory_backend */
 };
 
 const char *conf_choices(const struct setting *s)

@@ -7,7 +7,7 @@
  * selectors are passed as given) and compares them as they are.  A backend keeps no
  * error state of its own: each operation that can fail writes its reason into err
  * (DIR_ERROR_MAX bytes), so one handle may serve several threads.  SQLite
- * (sqlite.c) is the one backend today; PostgreSQL goes behind the same table. */
+ * (sqlite.c) is the embedded default; PostgreSQL (postgres.c) the shared one. */
 #ifndef POSTERN_DIRECTORY_BACKEND_H
 #define POSTERN_DIRECTORY_BACKEND_H
 
@@ -17,7 +17,10 @@ struct dir_backend;   /* one backend's connection */
 
 struct directory_backend_ops {
 	const char *name;
-	bool (*open)(struct dir_backend **b, const char *data_dir, char *err, size_t errlen);
+	bool (*open)(struct dir_backend **b, const char *data_dir, const struct directory_config *cfg, char *err,
+		size_t errlen);
+	/* NULL: the schema is made current by open. */
+	bool (*migrate)(struct dir_backend *b, int *from, int *to, char *err, size_t errlen);
 	void (*close)(struct dir_backend **b);
 
 	enum dir_result (*domain_add)(struct dir_backend *b, const char *domain, char *err);
@@ -83,5 +86,6 @@ struct directory_backend_ops {
 };
 
 extern const struct directory_backend_ops directory_sqlite_backend;
+extern const struct directory_backend_ops directory_postgres_backend;
 
 #endif

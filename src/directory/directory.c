@@ -35,6 +35,28 @@ bool directory_data_dir_exposed(const char *data_dir, char *warn, size_t warnsz)
 	return true;
 }
 
+static struct directory_config process_config = { .backend = DIRECTORY_SQLITE, .pool = 1, .timeout_ms = 5000 };
+
+void directory_configure(const struct directory_config *c)
+{
+	process_config = *c;
+	if (process_config.pool < 1)
+		process_config.pool = 1;
+	if (process_config.timeout_ms < 100)
+		process_config.timeout_ms = 100;
+}
+
+const char *directory_backend_name(void)
+{
+	return process_config.backend == DIRECTORY_POSTGRESQL ? "postgresql" : "sqlite";
+}
+
+bool directory_migrate(struct directory *d, int *from, int *to, char *err, size_t errlen)
+{
+	*from = *to = 0;
+	return !d->ops->migrate || d->ops->migrate(d->b, from, to, err, errlen);
+}
+
 bool directory_open(struct directory **dp, const char *data_dir, char *err, size_t errlen)
 {
 	if (mkdir(data_dir, 0750) != 0 && errno != EEXIST) {
@@ -46,8 +68,8 @@ bool directory_open(struct directory **dp, const char *data_dir, char *err, size
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
-	d->ops = &directory_sqlite_backend;
-	if (!d->ops->open(&d->b, data_dir, err, errlen)) {
+	d->ops = process_config.backend == DIRECTORY_POSTGRESQL ? &directory_postgres_backend : &directory_sqlite_backend;
+	if (!d->ops->open(&d->b, data_dir, &process_config, err, errlen)) {
 		free(d);
 		return false;
 	}

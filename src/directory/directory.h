@@ -33,9 +33,28 @@ struct dir_user {
 	bool admin;                      /* may use the web site's /admin/ pages (postern user admin) */
 };
 
-/* Creates data_dir (0750) and directory.db if missing; the database and its -wal
- * and -shm files are made mode 0600 (they hold password hashes). */
+/* Which backend the process's handles use, set once before the first directory_open
+ * (serve/ and cli/ copy it from [directory]); without a call: SQLite.  One backend per
+ * process, as every handle of a server must see the same users. */
+enum directory_backend_kind { DIRECTORY_SQLITE, DIRECTORY_POSTGRESQL };
+struct directory_config {
+	enum directory_backend_kind backend;
+	char connection[1024];           /* PostgreSQL: a libpq connection string */
+	unsigned pool;                   /* PostgreSQL: connections per handle (>= 1) */
+	unsigned timeout_ms;             /* PostgreSQL: a call's deadline, connecting included */
+};
+void directory_configure(const struct directory_config *c);
+/* "sqlite" or "postgresql" (for logs and the doctor). */
+const char *directory_backend_name(void);
+/* SQLite: creates data_dir (0750) and directory.db if missing; the database and its
+ * -wal and -shm files are made mode 0600 (they hold password hashes).  PostgreSQL:
+ * connects lazily (the first call), so a database that is down at start gives
+ * temporary refusals, not a server that will not start; the schema is created or
+ * brought up to date by `postern directory migrate` (and by the first connection). */
 bool directory_open(struct directory **d, const char *data_dir, char *err, size_t errlen);
+/* PostgreSQL: create or bring up to date the schema now, with the versions before and
+ * after (SQLite: its schema is always current; both 0).  false: err says why. */
+bool directory_migrate(struct directory *d, int *from, int *to, char *err, size_t errlen);
 /* Can users other than the owner and group enter or list data_dir?  Then `warn`
  * says so and how to fix it. */
 bool directory_data_dir_exposed(const char *data_dir, char *warn, size_t warnsz);

@@ -172,8 +172,10 @@ static bool make_database_private(const char *db_path, char *err, size_t errlen)
 	return make_private(side, false, err, errlen);
 }
 
-static bool sq_open(struct dir_backend **bp, const char *data_dir, char *err, size_t errlen)
+static bool sq_open(struct dir_backend **bp, const char *data_dir, const struct directory_config *cfg, char *err,
+	size_t errlen)
 {
+	(void)cfg;
 	struct dir_backend *b = calloc(1, sizeof(*b));
 	if (!b) {
 		snprintf(err, errlen, "out of memory");

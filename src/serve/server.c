@@ -168,6 +168,7 @@ static void raise_fd_limit(const struct conf *cf)
 static bool open_rooms(struct service *srv, char *err, size_t errlen)
 {
 	const struct conf *cf = srv->conf;
+	startup_directory(cf);
 	if (!queue_open(&srv->queue, cf->data_dir, err, errlen) ||
 		!directory_open(&srv->dir, cf->data_dir, err, errlen)) {
 		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "directory/directory.h"
 #include "delivery/remote.h"
 #include "serve/control.h"
 #include "net/tls.h"
@@ -281,4 +282,15 @@ unsigned startup_check(const struct conf *c, void (*report)(void *arg, const cha
 		check_failed(&r, err);
 	web_site_free(&site);
 	return r.errors;
+}
+
+void startup_directory(const struct conf *c)
+{
+	struct directory_config dc = {
+		.backend = c->directory_backend == CONF_DIRECTORY_POSTGRESQL ? DIRECTORY_POSTGRESQL : DIRECTORY_SQLITE,
+		.pool = (unsigned)c->directory_pool,
+		.timeout_ms = (unsigned)(c->directory_timeout * 1000),
+	};
+	snprintf(dc.connection, sizeof(dc.connection), "%s", c->directory_connection);
+	directory_configure(&dc);
 }

@@ -34,6 +34,10 @@ bool startup_relay_credentials(const struct conf *c, struct relay_credentials *r
 /* No new privileges, an empty capability bounding set, then the user of `id`. */
 bool startup_drop_privileges(const struct startup_identity *id, char *err, size_t errlen);
 
+/* The process's directory backend from [directory] (directory_configure), before the
+ * first directory_open: serve and the admin commands alike. */
+void startup_directory(const struct conf *c);
+
 /* check-config: every step above (the TLS contexts too), nothing kept; each error is
  * passed to report.  Returns the number of errors. */
 unsigned startup_check(const struct conf *c, void (*report)(void *arg, const char *msg), void *arg);

@@ -91,6 +91,34 @@ def run_cli(args, conf=None, input=None, timeout=30):
     return p
 
 
+# POSTERN_TEST_DIRECTORY=postgresql runs the suite against the PostgreSQL directory:
+# every configuration written here gets a [directory] section naming a database of its
+# own (one per data directory) in a PostgreSQL cluster this process starts on first need
+# (pg_support.py) and stops at exit.  `make test` does this as a third pass.
+DIRECTORY_BACKEND = os.environ.get("POSTERN_TEST_DIRECTORY", "sqlite")
+_pg_cluster = None
+
+
+def _pg_directory_section(data_dir):
+    global _pg_cluster
+    import atexit
+    import hashlib
+    import tempfile
+    from pg_support import PostgreSQL
+    if _pg_cluster is None:
+        _pg_cluster = PostgreSQL(Path(tempfile.mkdtemp(prefix="postern-pg.")) / "cluster").init().start()
+        atexit.register(_pg_cluster.cleanup)
+    db = "t_" + hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:24]
+    if _pg_cluster.psql("SELECT 1 FROM pg_database WHERE datname = '%s'" % db).strip() != "1":
+        _pg_cluster.create_database(db)
+    return "\n[directory]\nbackend = postgresql\nconnection = %s\n" % _pg_cluster.connection(db)
+
+
+def sqlite_directory_only(reason):
+    """Mark a test that looks inside directory.db itself (SQLite's file)."""
+    return pytest.mark.skipif(DIRECTORY_BACKEND != "sqlite", reason="reads the SQLite directory file: " + reason)
+
+
 def write_config(path, data_dir, limits=None, queue=None, server=None, extra=""):
     srv = {"hostname": HOSTNAME, "data_dir": str(data_dir), "local_domains": "example.test"}
     if os.geteuid() == 0:
@@ -106,6 +134,8 @@ def write_config(path, data_dir, limits=None, queue=None, server=None, extra="")
     text += "\n[queue]\n" + "".join("%s = %s\n" % kv for kv in q.items())
     text += "\n[listener smtp]\naddress = 127.0.0.1\nport = 0\nrole = mx\n"
     text += extra
+    if DIRECTORY_BACKEND == "postgresql" and "[directory]" not in text:
+        text += _pg_directory_section(data_dir)
     Path(path).write_text(text)
     return path
 

@@ -10,6 +10,11 @@ import time
 from pop3_support import make_pop3_server, raw_tls
 from submission_support import app_password_from, auth_plain, connect_tls, wait_log, wait_ports
 
+from conftest import sqlite_directory_only  # noqa: E402
+
+pytestmark = sqlite_directory_only("the app passwords' rows, and a version-2 database it migrates")
+
+
 ALICE = "alice@example.test"
 NEW_FORM = re.compile(r"^[a-km-np-z2-9]{4}(-[a-km-np-z2-9]{4}){6}$")
 LEGACY = "abcd-efgh-ijkm-npqr-stuv-wxyz"

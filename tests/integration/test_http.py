@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli, write_config
+from conftest import run_cli, sqlite_directory_only, write_config
 
 HTTP_LISTENERS = """
 [listener web]
@@ -123,6 +123,7 @@ def test_healthz_is_503_naming_the_queue_when_it_cannot_spool(web):
     assert status == 200 and body == b"ok\n"
 
 
+@sqlite_directory_only("it breaks directory.db's tables behind the server's back")
 def test_healthz_is_503_naming_the_directory_when_it_fails(web):
     import sqlite3
     db = sqlite3.connect(str(web.data_dir / "directory.db"), timeout=10)

@@ -5,7 +5,7 @@ serve start and by check-config."""
 import os
 import stat
 
-from conftest import Server, run_cli
+from conftest import Server, run_cli, sqlite_directory_only
 
 
 def _mode(path):
@@ -17,6 +17,7 @@ def _db_files(data_dir):
             if (data_dir / n).exists()]
 
 
+@sqlite_directory_only("the modes of directory.db and its -wal/-shm files")
 def test_user_add_creates_database_0600(tmp_path):
     srv = Server(tmp_path / "s", users=())
     old = os.umask(0o022)          # an administrator's usual umask
@@ -30,6 +31,7 @@ def test_user_add_creates_database_0600(tmp_path):
         assert _mode(f) == 0o600, (f, oct(_mode(f)))
 
 
+@sqlite_directory_only("the modes of directory.db and its -wal/-shm files")
 def test_serve_narrows_existing_files_and_warns_about_data_dir(tmp_path):
     srv = Server(tmp_path / "s", users=("alice@example.test",))
     for f in _db_files(srv.data_dir):

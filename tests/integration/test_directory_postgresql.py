@@ -1,0 +1,145 @@
+"""The PostgreSQL directory ([directory] backend = postgresql), against a real PostgreSQL
+server this module starts (pg_support.py: initdb, pg_ctl, loopback, its own directory):
+
+* `postern directory migrate` creates the versioned schema once (postern_schema), and
+  every admin command works on it;
+* a user added while the server runs logs in at once over SMTP AUTH and POP3, and mail
+  to an alias of theirs is accepted, with no restart and no cache to wait for;
+* the database stopped: RCPT gets 451 4.3.0 (temporary, never 5xx) at once, the log
+  names PostgreSQL and why, and service resumes when the database is back;
+* the database slow (a table lock held by psql): the lookup gives up at [directory]
+  timeout with a temporary refusal and the log says it did not answer in time."""
+import poplib
+import re
+import smtplib
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import Server, write_config  # noqa: E402
+from pg_support import PostgreSQL, pg_bindir  # noqa: E402
+from submission_support import listener_sections, tls_context, wait_ports  # noqa: E402
+
+pytestmark = pytest.mark.skipif(pg_bindir() is None, reason="PostgreSQL is not installed (scripts/install-deps test)")
+
+ALICE = "alice@example.test"
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    p = PostgreSQL(tmp_path_factory.mktemp("pg") / "cluster").init().start()
+    yield p
+    p.cleanup()
+
+
+def directory_section(pg, db, timeout="2s", pool=2):
+    return ("\n[directory]\nbackend = postgresql\nconnection = %s\ntimeout = %s\npool = %d\n"
+            % (pg.connection(db), timeout, pool))
+
+
+def pg_server(tmp_path, pg, db, timeout="2s", pool=2, users=(ALICE,)):
+    pg.create_database(db)
+    extra = listener_sections() + ("\n[listener pop3]\naddress = 127.0.0.1\nport = 0\nrole = pop3\n"
+                                   "tls = starttls\n") + directory_section(pg, db, timeout, pool)
+    srv = Server(tmp_path / "srv", users=(), extra=extra)
+    assert srv.cli("domain", "add", "example.test").returncode == 0
+    for u in users:
+        srv.add_user(u)
+    return srv
+
+
+def rcpt(srv, address):
+    with smtplib.SMTP("127.0.0.1", srv.port, timeout=30) as s:
+        s.ehlo("client.example")
+        s.mail("someone@elsewhere.example")
+        t0 = time.monotonic()
+        code, text = s.rcpt(address)
+        return code, text.decode(errors="replace"), time.monotonic() - t0
+
+
+def test_migrate_creates_the_versioned_schema_once(tmp_path, pg):
+    pg.create_database("migrate_once")
+    conf = write_config(tmp_path / "p.conf", tmp_path / "var", extra=directory_section(pg, "migrate_once"))
+    srv = Server.__new__(Server)     # only the CLI: no users, no listener started
+    srv.config = conf
+    first = srv.cli("directory", "migrate")
+    assert first.returncode == 0 and "from version 0 to 1" in first.stdout, first.stdout + first.stderr
+    again = srv.cli("directory", "migrate")
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout
+    assert pg.psql("SELECT max(version) FROM postern_schema", db="migrate_once").strip() == "1"
+    tables = set(pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", db="migrate_once").split())
+    assert {"domains", "users", "aliases", "sender_grants", "app_passwords", "postern_schema"} <= tables, tables
+    status = srv.cli("directory", "status")
+    assert status.returncode == 0 and "backend postgresql: answers, 0 domains" in status.stdout, status.stdout
+
+
+def test_users_added_while_running_log_in_at_once(tmp_path, pg):
+    srv = pg_server(tmp_path, pg, "live_users", users=())
+    srv.start()
+    ports = wait_ports(srv, ["submission", "pop3"])
+    code, text, _ = rcpt(srv, ALICE)
+    assert code == 550 and "5.1.1" in text, text
+    srv.add_user(ALICE, "first-password")          # while the server runs
+    assert srv.cli("alias", "add", "info@example.test", ALICE).returncode == 0
+    assert pg.psql("SELECT address FROM users", db="live_users").split() == [ALICE]
+    code, text, _ = rcpt(srv, "info@example.test")
+    assert code == 250, text
+    with smtplib.SMTP("127.0.0.1", ports["submission"], timeout=10) as s:
+        s.starttls(context=tls_context())
+        s.login(ALICE, "first-password")
+        s.sendmail(ALICE, [ALICE], b"Subject: via postgresql\r\n\r\nhello\r\n")
+    p = poplib.POP3("127.0.0.1", ports["pop3"], timeout=10)
+    p.stls(context=tls_context())
+    p.user(ALICE)
+    p.pass_("first-password")
+    p.quit()
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        with smtplib.SMTP("127.0.0.1", ports["submission"], timeout=10) as s:
+            s.starttls(context=tls_context())
+            s.login(ALICE, "wrong-password")
+    srv.stop()
+
+
+def test_database_down_refuses_for_now_and_service_resumes(tmp_path, pg):
+    srv = pg_server(tmp_path, pg, "down_db", timeout="3s")
+    srv.start()
+    assert rcpt(srv, ALICE)[0] == 250
+    pg.stop()
+    try:
+        code, text, took = rcpt(srv, ALICE)
+        assert code == 451 and "4.3.0" in text and "directory" in text, text
+        assert took < 5, took
+        m = re.search(r"event=directory_error .*PostgreSQL[^\n]*", srv.log())
+        assert m, srv.log()[-2000:]
+        assert "cannot connect" in m.group(0) or "connection failed" in m.group(0), m.group(0)
+    finally:
+        pg.start()
+    code, text, _ = rcpt(srv, ALICE)          # the broken connection is replaced, no restart
+    assert code == 250, text
+    srv.stop()
+
+
+def test_slow_database_times_out_with_a_temporary_refusal(tmp_path, pg):
+    srv = pg_server(tmp_path, pg, "slow_db", timeout="2s")
+    srv.start()
+    assert rcpt(srv, ALICE)[0] == 250
+    locker = pg.psql_session(db="slow_db")
+    try:
+        locker.stdin.write("BEGIN; LOCK TABLE users IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
+        locker.stdin.flush()
+        assert locker.stdout.readline().strip() == "locked", "psql did not take the lock"
+        code, text, took = rcpt(srv, ALICE)
+        assert code == 451 and "4.3.0" in text, text
+        assert 1.5 < took < 6, took
+        assert re.search(r"event=directory_error .*(did not answer within 2000 ms|did not answer in time)", srv.log()), \
+            srv.log()[-2000:]
+    finally:
+        locker.stdin.write("ROLLBACK;\n\\q\n")
+        locker.stdin.flush()
+        locker.wait(10)
+    code, text, _ = rcpt(srv, ALICE)
+    assert code == 250, text
+    srv.stop()
