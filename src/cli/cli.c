@@ -615,7 +615,7 @@ static const struct subcommand subcommands[] = {
 	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration", NULL, 0 },
 	{ "domain", NULL, "domain add|del DOMAIN [-c FILE] | list  manage local domains", domain_op, 1 },
 	{ "user", NULL, "user add|del ADDRESS | show ADDRESS | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | admin ADDRESS yes|no | unblock ADDRESS|IP | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none; admin: may use the web site's /admin/ pages; unblock: lift the login throttle's blocks)", user_op, 1 },
-	{ "directory", NULL, "directory migrate | status   the directory's backend: create or update the PostgreSQL schema; does it answer", directory_op, 1 },
+	{ "directory", NULL, "directory migrate | status | export FILE | import FILE   the directory's backend: create or update the PostgreSQL schema; does it answer; move every record to another backend", directory_op, 1 },
 	{ "alias", NULL, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it", alias_op, 1 },
 	{ "sender", NULL, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)", sender_op, 2 },
 	{ "app-password", NULL, "app-password add USER --name NAME | list USER | revoke USER NAME", app_password_op, 2 },

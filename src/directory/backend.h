@@ -76,6 +76,13 @@ struct directory_backend_ops {
 		bool (*cb)(void *arg, const char *name, const char *hash), void *arg, char *err);
 	long long (*legacy_app_password_count)(struct dir_backend *b);
 
+	/* Every sender grant, and every app password with its hash (selector NULL: legacy):
+	 * for `postern directory export`. */
+	enum dir_result (*grant_dump)(struct dir_backend *b, void (*cb)(void *arg, const char *user, const char *address),
+		void *arg, char *err);
+	enum dir_result (*app_password_dump)(struct dir_backend *b, void (*cb)(void *arg, const char *user,
+		const char *name, const char *selector, const char *hash), void *arg, char *err);
+
 	/* The quota recorded for the user (bytes, 0 = none). */
 	enum dir_result (*user_quota_set)(struct dir_backend *b, const char *address, uint64_t bytes, char *err);
 	/* The user's outbound limits (-1: the default, stored as NULL). */

@@ -450,3 +450,15 @@ long long directory_legacy_app_password_count(struct directory *d)
 {
 	return OPS(d)->legacy_app_password_count(d->b);
 }
+
+enum dir_result directory_grant_dump(struct directory *d,
+	void (*cb)(void *arg, const char *user, const char *address), void *arg)
+{
+	return OPS(d)->grant_dump(d->b, cb, arg, ERR);
+}
+
+enum dir_result directory_app_password_dump(struct directory *d,
+	void (*cb)(void *arg, const char *user, const char *name, const char *selector, const char *hash), void *arg)
+{
+	return OPS(d)->app_password_dump(d->b, cb, arg, ERR);
+}

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define DIR_ADDRESS_MAX 320
 #define DIR_ERROR_MAX 256                /* directory_error(), dir_recipient.error */
@@ -135,6 +136,23 @@ enum dir_result directory_legacy_app_hashes(struct directory *d, const char *use
 	bool (*cb)(void *arg, const char *name, const char *hash), void *arg);
 /* How many legacy app passwords there are in all (-1: unknown). */
 long long directory_legacy_app_password_count(struct directory *d);
+
+/* Moving a directory between backends (transfer.c): export writes every domain, user
+ * (with its hash, quota, limits and admin flag), alias, sender grant and app password
+ * (with its hash and selector) to out as text, one record a line; import adds them to
+ * this directory (records already there are counted and left as they are).  The file
+ * holds password hashes: the caller makes it 0600.  Creation and last-use times of app
+ * passwords are not carried over.  false: err says why (import: the line). */
+struct dir_transfer_counts {
+	unsigned domains, users, aliases, grants, app_passwords;
+	unsigned existing;            /* import: records already present */
+};
+bool directory_export(struct directory *d, FILE *out, struct dir_transfer_counts *n, char *err, size_t errlen);
+bool directory_import(struct directory *d, FILE *in, struct dir_transfer_counts *n, char *err, size_t errlen);
+enum dir_result directory_grant_dump(struct directory *d,
+	void (*cb)(void *arg, const char *user, const char *address), void *arg);
+enum dir_result directory_app_password_dump(struct directory *d,
+	void (*cb)(void *arg, const char *user, const char *name, const char *selector, const char *hash), void *arg);
 
 /* Is this a local part we will create a mailbox directory for?  ASCII letters,
  * digits and . _ + - only, not starting with '.' or '-', at most 64 octets. */

@@ -277,6 +277,31 @@ static enum dir_result pq_legacy_app_hashes(struct dir_backend *b, const char *u
 	return res == DIR_NOT_FOUND ? DIR_OK : res;
 }
 
+static enum dir_result pq_grant_dump(struct dir_backend *b, void (*cb)(void *, const char *, const char *), void *arg,
+	char *err)
+{
+	PGresult *r;
+	enum dir_result res = pg_select(b, SQL0("SELECT account, address FROM sender_grants ORDER BY account, address"), &r,
+		"grant list", err);
+	for (int i = 0; res == DIR_OK && i < PQntuples(r); i++)
+		cb(arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+	PQclear(r);
+	return res == DIR_NOT_FOUND ? DIR_OK : res;
+}
+
+static enum dir_result pq_app_password_dump(struct dir_backend *b,
+	void (*cb)(void *, const char *, const char *, const char *, const char *), void *arg, char *err)
+{
+	PGresult *r;
+	enum dir_result res = pg_select(b, SQL0("SELECT account, name, selector, password_hash FROM app_passwords "
+		"ORDER BY account, name"), &r, "app-password list", err);
+	for (int i = 0; res == DIR_OK && i < PQntuples(r); i++)
+		cb(arg, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetisnull(r, i, 2) ? NULL : PQgetvalue(r, i, 2),
+			PQgetvalue(r, i, 3));
+	PQclear(r);
+	return res == DIR_NOT_FOUND ? DIR_OK : res;
+}
+
 static long long pq_legacy_app_password_count(struct dir_backend *b)
 {
 	char err[DIR_ERROR_MAX];
@@ -320,4 +345,6 @@ const struct directory_backend_ops directory_postgres_backend = {
 	.login_hash = pq_login_hash,
 	.legacy_app_hashes = pq_legacy_app_hashes,
 	.legacy_app_password_count = pq_legacy_app_password_count,
+	.grant_dump = pq_grant_dump,
+	.app_password_dump = pq_app_password_dump,
 };

@@ -640,6 +640,35 @@ static enum dir_result sq_legacy_app_hashes(struct dir_backend *b, const char *u
 	return r == SQLITE_DONE || r == SQLITE_ROW ? DIR_OK : fail(b, "password lookup", err);
 }
 
+static enum dir_result sq_grant_dump(struct dir_backend *b, void (*cb)(void *, const char *, const char *), void *arg,
+	char *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(b->db, "SELECT user, address FROM sender_grants ORDER BY user, address", -1, &st, NULL)
+		!= SQLITE_OK)
+		return fail(b, "grant list", err);
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		cb(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+	sqlite3_finalize(st);
+	return r == SQLITE_DONE ? DIR_OK : fail(b, "grant list", err);
+}
+
+static enum dir_result sq_app_password_dump(struct dir_backend *b,
+	void (*cb)(void *, const char *, const char *, const char *, const char *), void *arg, char *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(b->db, "SELECT user, name, selector, password_hash FROM app_passwords ORDER BY user, name",
+		-1, &st, NULL) != SQLITE_OK)
+		return fail(b, "app-password list", err);
+	int r;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		cb(arg, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+			(const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3));
+	sqlite3_finalize(st);
+	return r == SQLITE_DONE ? DIR_OK : fail(b, "app-password list", err);
+}
+
 static long long sq_legacy_app_password_count(struct dir_backend *b)
 {
 	sqlite3_stmt *st;
@@ -683,4 +712,6 @@ const struct directory_backend_ops directory_sqlite_backend = {
 	.login_hash = sq_login_hash,
 	.legacy_app_hashes = sq_legacy_app_hashes,
 	.legacy_app_password_count = sq_legacy_app_password_count,
+	.grant_dump = sq_grant_dump,
+	.app_password_dump = sq_app_password_dump,
 };

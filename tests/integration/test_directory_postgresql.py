@@ -143,3 +143,56 @@ def test_slow_database_times_out_with_a_temporary_refusal(tmp_path, pg):
     code, text, _ = rcpt(srv, ALICE)
     assert code == 250, text
     srv.stop()
+
+
+def test_export_from_sqlite_import_into_postgresql_and_back(tmp_path, pg):
+    # a SQLite directory with one of each kind of record
+    lite = write_config(tmp_path / "lite.conf", tmp_path / "lite")
+    cli = Server.__new__(Server)
+    cli.config = lite
+    for args in (("domain", "add", "example.test"), ("alias", "add", "info@example.test", ALICE),
+                 ("sender", "allow", ALICE, "@other.example"), ("user", "quota", ALICE, "10M"),
+                 ("user", "admin", ALICE, "yes"), ("user", "limit", ALICE, "--messages-per-hour", "7")):
+        if args[0] == "alias":
+            cli.add_user(ALICE, "the-password")
+        p = cli.cli(*args)
+        assert p.returncode == 0, (args, p.stdout, p.stderr)
+    app = cli.cli("app-password", "add", ALICE, "--name", "my phone")
+    app_pw = re.search(r"^\s+(\S+-\S+)\s*$", app.stdout, re.M).group(1)
+    first = tmp_path / "lite.export"
+    p = cli.cli("directory", "export", str(first))
+    assert p.returncode == 0 and "1 domains, 1 users, 1 aliases, 1 sender grants, 1 app passwords" in p.stdout, \
+        p.stdout + p.stderr
+    assert first.stat().st_mode & 0o777 == 0o600
+    assert cli.cli("directory", "export", str(first)).returncode == 1      # never over a file
+    # into PostgreSQL: the same password and app password log in there
+    srv = pg_server(tmp_path, pg, "imported", users=())
+    p = srv.cli("directory", "import", str(first))
+    # pg_server made the domain already: it is counted as there, the rest is new
+    assert p.returncode == 0 and "imported 0 domains, 1 users, 1 aliases, 1 sender grants, 1 app passwords " \
+        "(1 already there" in p.stdout, p.stdout + p.stderr
+    again = srv.cli("directory", "import", str(first))
+    assert again.returncode == 0 and "(5 already there" in again.stdout, again.stdout
+    srv.start()
+    ports = wait_ports(srv, ["submission", "pop3"])
+    for password in ("the-password", app_pw):
+        with smtplib.SMTP("127.0.0.1", ports["submission"], timeout=10) as s:
+            s.starttls(context=tls_context())
+            s.login(ALICE, password)
+    srv.stop()
+    shown = srv.cli("user", "show", ALICE).stdout
+    assert "admin: yes" in shown and "messages/hour 7" in shown, shown
+    # and back into a new SQLite directory: the export is the same, record for record
+    second = tmp_path / "pg.export"
+    assert srv.cli("directory", "export", str(second)).returncode == 0
+    back = write_config(tmp_path / "back.conf", tmp_path / "back")
+    cli.config = back
+    assert cli.cli("directory", "import", str(second)).returncode == 0
+    third = tmp_path / "back.export"
+    assert cli.cli("directory", "export", str(third)).returncode == 0
+    assert first.read_text() == second.read_text() == third.read_text()
+    # a file cut short is refused, saying so
+    cut = tmp_path / "cut.export"
+    cut.write_text("\n".join(first.read_text().splitlines()[:-1]) + "\n")
+    p = cli.cli("directory", "import", str(cut))
+    assert p.returncode == 1 and "cut short" in p.stderr, p.stderr
