@@ -47,6 +47,7 @@ struct imap_session {
 	bool close_after_output;
 	/* TLS and login */
 	bool secure, wants_tls;
+	bool wants_compress, compressed;   /* COMPRESS=DEFLATE (RFC 4978): OK queued / on */
 	char tls_desc[200];
 	bool waiting_auth;                 /* a password check runs */
 	char *login;
@@ -77,7 +78,7 @@ enum wid {
 	W_PRIVACY_STARTTLS, W_PRIVACY_TLS_PORT, W_AUTH_FAILED, W_AUTH_TEMPFAIL, W_THROTTLED_ACCOUNT,
 	W_THROTTLED_ADDRESS, W_AUTH_UNAVAILABLE, W_AUTH_CANCELLED, W_AUTH_BAD_BASE64, W_AUTH_MALFORMED,
 	W_AUTH_AUTHZID, W_AUTH_UNKNOWN_MECH, W_STARTTLS_UNAVAILABLE, W_ALREADY_TLS, W_ALREADY_LOGGED_IN,
-	W_MAILDIR_TEMP, W_MAILDIR_PERM, W_ENABLE_SELECTED, W_COMPRESS, W_IDLE_DONE, W_SETQUOTA, W_NOT_YET,
+	W_MAILDIR_TEMP, W_MAILDIR_PERM, W_ENABLE_SELECTED, W_COMPRESS_METHOD, W_COMPRESS_ACTIVE, W_IDLE_DONE, W_SETQUOTA, W_NOT_YET,
 	W_LITERAL_TOO_BIG, W_COUNT
 };
 void imap_refuse(struct imap_session *s, const char *tag, enum wid id, ...);

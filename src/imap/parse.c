@@ -292,9 +292,19 @@ static size_t feed_line(struct imap_parser *p, const char *d, size_t n, enum ima
 static size_t feed_skip(struct imap_parser *p, const char *d, size_t n, enum imap_event *ev, bool raw)
 {
 	const char *lf = memchr(d, '\n', n);
-	if (!lf)
-		return n;
 	char text[160];
+	if (!lf) {
+		/* A line that never ends is not a client's mistake but a flood (or an inflated
+		 * COMPRESS bomb): skipping it for ever would only burn CPU, so it ends the session. */
+		p->line_octets += n;
+		if (p->line_octets <= IMAP_SKIP_MAX)
+			return n;
+		snprintf(text, sizeof(text), "Command line too long: over %u octets without a line end", IMAP_SKIP_MAX);
+		*ev = error_event(p, false, raw ? NULL : "LIMIT", true, text);
+		if (raw)
+			p->err.tag[0] = '\0';
+		return n;
+	}
 	snprintf(text, sizeof(text), "Command line too long: at most %u octets (literals not counted)", IMAP_LINE_MAX);
 	*ev = error_event(p, false, raw ? NULL : "LIMIT", false, text);
 	if (raw)

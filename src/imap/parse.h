@@ -25,7 +25,7 @@
  * except APPEND's message (IMAP_APPEND_LITERAL_MAX); IMAP_ARGS_MAX tokens;
  * parentheses and search keys nested IMAP_DEPTH_MAX deep.  A synchronising literal
  * over its bound is refused before the client sends it ("NO [TOOBIG]"); a line over
- * its bound is skipped to its end and answered BAD.  Everything a command holds is
+ * its bound is skipped to its end and answered BAD (fatal past IMAP_SKIP_MAX).  Everything a command holds is
  * allocated in its own arena: imap_cmd_free() releases it in one call.
  *
  * Mailbox names (and LIST patterns) are decoded from modified UTF-7 (RFC 3501
@@ -40,6 +40,7 @@
 #include <time.h>
 
 #define IMAP_LINE_MAX (64u << 10)
+#define IMAP_SKIP_MAX (1u << 20)     /* an over-long line is skipped up to this, then the session ends */
 #define IMAP_LITERAL_MAX (64u << 10)
 #define IMAP_APPEND_LITERAL_MAX (64u << 20)
 #define IMAP_ARGS_MAX 1000

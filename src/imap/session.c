@@ -47,6 +47,8 @@ void imap_capability_list(const struct imap_session *s, struct buf *out)
 {
 	buf_appends(out, "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE QUOTA "
 		"QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UIDPLUS MOVE CONDSTORE QRESYNC ESEARCH");
+	if ((s->state == ST_AUTH || s->state == ST_SELECTED) && !s->compressed)
+		buf_appends(out, " COMPRESS=DEFLATE");   /* RFC 4978 §3: once logged in, once per connection */
 	if (s->state == ST_NOAUTH || s->state == ST_SASL) {
 		if (s->info.tls_offered && !s->secure)
 			buf_appends(out, " STARTTLS");
@@ -132,9 +134,22 @@ static void cmd_namespace(struct imap_session *s, struct imap_cmd *c)
 	imap_reply_tagged(&s->out, c->tag, IMAP_OK, NULL, "NAMESPACE completed");
 }
 
+/* RFC 4978 §3: the tagged OK goes out uncompressed, everything after it (both ways)
+ * compressed; the session takes no more input until the caller has switched
+ * (imap_session_compress_started), since what follows is compressed. */
 static void cmd_compress(struct imap_session *s, struct imap_cmd *c)
 {
-	imap_refuse(s, c->tag, W_COMPRESS);
+	if (strcmp(c->compress, "DEFLATE") != 0) {
+		imap_refuse(s, c->tag, W_COMPRESS_METHOD, c->compress);
+		imap_bad_command(s);
+		return;
+	}
+	if (s->compressed) {
+		imap_refuse(s, c->tag, W_COMPRESS_ACTIVE);
+		return;
+	}
+	imap_reply_tagged(&s->out, c->tag, IMAP_OK, NULL, "DEFLATE active");
+	s->wants_compress = true;
 }
 
 static void cmd_setquota(struct imap_session *s, struct imap_cmd *c)
@@ -289,7 +304,7 @@ size_t imap_session_feed(struct imap_session *s, const void *data, size_t len)
 	const char *p = data;
 	size_t used = 0;
 	while (used < len) {
-		if (s->state == ST_LOGOUT || s->wants_tls || s->waiting_auth || s->job != JOB_NONE ||
+		if (s->state == ST_LOGOUT || s->wants_tls || s->wants_compress || s->waiting_auth || s->job != JOB_NONE ||
 		    s->out.len >= OUTPUT_PAUSE)
 			break;
 		enum imap_event ev;
@@ -581,6 +596,38 @@ void imap_session_tls_started(struct imap_session *s, const char *description)
 		s->state = ST_LOGOUT;
 		s->close_after_output = true;
 	}
+}
+
+bool imap_session_wants_compress(const struct imap_session *s)
+{
+	return s->wants_compress;
+}
+
+void imap_session_compress_started(struct imap_session *s, bool started)
+{
+	s->wants_compress = false;
+	s->compressed = started;
+	if (!started) {   /* the client already compresses: nothing it sends can be read */
+		log_event(LOG_ERR, "imap_ended", "conn=%llu user=%s reason=compress_failed", (unsigned long long)s->info.conn_id,
+			s->login ? s->login : "-");
+		if (!s->job_running)
+			imap_mbox_close_selected(s);
+		imap_close(s);
+	}
+}
+
+void imap_session_input_broken(struct imap_session *s, const char *why)
+{
+	if (s->state == ST_LOGOUT)
+		return;
+	log_event(LOG_INFO, "imap_ended", "conn=%llu user=%s reason=compress_broken", (unsigned long long)s->info.conn_id,
+		s->login ? s->login : "-");
+	imap_reply_untagged(&s->out, "BYE", NULL, "Closing the connection: what the mail program sent cannot be "
+		"decompressed (COMPRESS=DEFLATE, RFC 4978: %.100s) - a fault in the mail program or the network; connect "
+		"again, or turn compression off in the mail program", why);
+	if (!s->job_running)
+		imap_mbox_close_selected(s);
+	imap_close(s);
 }
 
 void imap_refusal_line(struct buf *out, enum imap_refusal why, const char *hostname, unsigned long long limit)

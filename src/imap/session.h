@@ -95,6 +95,14 @@ void imap_session_tick(struct imap_session *s);
 bool imap_session_wants_tls(const struct imap_session *s);
 void imap_session_tls_started(struct imap_session *s, const char *description);
 
+/* COMPRESS (RFC 4978): its tagged OK is queued and no input is taken until the
+ * caller has sent it uncompressed, switched the connection to deflate, and said
+ * so (started false: it could not; the session ends). */
+bool imap_session_wants_compress(const struct imap_session *s);
+void imap_session_compress_started(struct imap_session *s, bool started);
+/* The client's compressed stream cannot be inflated (why): BYE, then close. */
+void imap_session_input_broken(struct imap_session *s, const char *why);
+
 const char *imap_session_login(const struct imap_session *s);   /* once authenticated, or NULL */
 bool imap_session_waiting(const struct imap_session *s);        /* login or job running */
 bool imap_session_line_pending(const struct imap_session *s);

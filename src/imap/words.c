@@ -52,7 +52,10 @@ static const struct wentry catalogue[W_COUNT] = {
 	[W_MAILDIR_TEMP] = { IMAP_NO, "UNAVAILABLE", "The mailbox cannot be opened just now (%s); try again in a few minutes" },
 	[W_MAILDIR_PERM] = { IMAP_NO, "CONTACTADMIN", "The mailbox cannot be opened (%s); ask the administrator of this server" },
 	[W_ENABLE_SELECTED] = { IMAP_BAD, NULL, "ENABLE is only allowed before SELECT (RFC 5161 §3.1): UNSELECT first" },
-	[W_COMPRESS] = { IMAP_NO, "CANNOT", "COMPRESS is not offered by this server (see CAPABILITY)" },
+	[W_COMPRESS_METHOD] = { IMAP_BAD, NULL, "COMPRESS %.40s: unknown compression method; this server offers "
+		"COMPRESS DEFLATE (RFC 4978)" },
+	[W_COMPRESS_ACTIVE] = { IMAP_NO, "COMPRESSIONACTIVE", "Compression is already active on this connection "
+		"(RFC 4978 §3); send COMPRESS once per connection" },
 	[W_IDLE_DONE] = { IMAP_BAD, NULL, "IDLE ends with DONE alone on its line (RFC 2177)" },
 	[W_SETQUOTA] = { IMAP_NO, "NOPERM",
 		"Quotas are set by the administrator (postern user quota), not by the mail program" },

@@ -59,6 +59,7 @@ void conn_free(struct conn *c)
 	if (c->session)
 		c->ops->destroy(c->session);
 	c->session = NULL;
+	net_deflate_free(&c->deflate);
 	if (c->bev)
 		bufferevent_free(c->bev);
 	if (c->refusing)
@@ -122,8 +123,13 @@ void conn_flush(struct conn *c)
 	struct buf *out = c->ops->output(c->session);
 	struct evbuffer *ob = bufferevent_get_output(c->bev);
 	if (out->len) {
-		evbuffer_add(ob, out->data, out->len);
+		bool sent = conn_output(c, ob, out->data, out->len);   /* compressed after COMPRESS (deflate.c) */
 		buf_reset(out);
+		if (!sent) {
+			log_event(LOG_ERR, "compress_error", "conn=%llu error=\"cannot compress the output\"", (unsigned long long)c->id);
+			conn_free(c);
+			return;
+		}
 	}
 	if (c->ops->wants_close(c->session)) {
 		bufferevent_disable(c->bev, EV_READ);
@@ -148,9 +154,11 @@ void conn_process(struct conn *c)
 {
 	if (!c->session || c->tls_pending || c->tls_failed)
 		return;
-	struct evbuffer *in = bufferevent_get_input(c->bev);
 	while (!c->read_paused && !c->ops->waiting(c->session) && !c->ops->wants_close(c->session) &&
 		!streaming(c)) {
+		struct evbuffer *in = conn_input(c, INPUT_HIGH_WATER);   /* inflated after COMPRESS (deflate.c) */
+		if (!in)
+			return;   /* a broken compressed stream: the session says so and closes */
 		size_t len = evbuffer_get_length(in);
 		if (len == 0)
 			break;

@@ -1,6 +1,6 @@
 /* internal.h - the transport's records, shared by the files of net/ only
  * (server.c: listeners; conn.c: connections; limits.c: the connection limits;
- * deadline.c: the deadlines).  Other rooms use net/server.h, net/tls.h and
+ * deadline.c: the deadlines; deflate.c: the COMPRESS filter).  Other rooms use net/server.h, net/tls.h and
  * net/client.h. */
 #ifndef POSTERN_NET_INTERNAL_H
 #define POSTERN_NET_INTERNAL_H
@@ -83,6 +83,7 @@ struct conn {
 	uint64_t data_since;             /* message content began (0: not in DATA/BDAT) */
 	uint64_t data_bytes;             /* content octets since data_since */
 	uint64_t tls_since;              /* the handshake began (0: none running) */
+	struct net_deflate *deflate;     /* compression on (conn_start_deflate), or NULL */
 	struct conn *prev, *next;
 };
 
@@ -112,5 +113,24 @@ enum deadline_kind deadline_passed(struct conn *c, unsigned long long *limit);
 void deadline_update(struct conn *c);    /* after input, TLS or login progress */
 void deadline_fed(struct conn *c, bool in_data, size_t n);   /* n octets fed to the session */
 void deadline_stop(struct conn *c);
+
+/* deflate.c: raw deflate both ways (RFC 1951; IMAP COMPRESS=DEFLATE, RFC 4978). */
+struct evbuffer;
+struct net_deflate;
+struct net_deflate *net_deflate_new(char *err, size_t errlen);
+void net_deflate_free(struct net_deflate **d);
+/* Compress n octets, ending with a sync flush, onto `to`.  false: zlib failed. */
+bool net_deflate_write(struct net_deflate *d, const void *p, size_t n, struct evbuffer *to);
+/* Inflate `from` into the plain buffer while it holds less than limit octets.
+ * false: a broken stream (net_deflate_error). */
+bool net_deflate_read(struct net_deflate *d, struct evbuffer *from, size_t limit);
+struct evbuffer *net_deflate_plain(struct net_deflate *d);   /* inflated, not yet fed */
+const char *net_deflate_error(const struct net_deflate *d);
+size_t net_deflate_memory(const struct net_deflate *d);     /* zlib's state and ours, octets */
+/* The connection's input for the session (inflated when compressing), or NULL: the
+ * stream broke (the session was told, or c was freed).  Its output, compressed
+ * when compressing; false: zlib failed. */
+struct evbuffer *conn_input(struct conn *c, size_t limit);
+bool conn_output(struct conn *c, struct evbuffer *ob, const void *p, size_t n);
 
 #endif

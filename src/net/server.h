@@ -56,6 +56,9 @@ struct proto_ops {
 	const char *(*login)(const void *s);   /* the logged-in user, or NULL */
 	/* A deadline passed (not DEADLINE_TLS): reply in the protocol's words and close. */
 	void (*deadline)(void *s, enum deadline_kind which, unsigned long long limit);
+	/* The client's compressed stream (conn_start_deflate) cannot be inflated: say so
+	 * in the protocol's words and close.  NULL: the connection is closed at once. */
+	void (*input_broken)(void *s, const char *why);
 };
 
 /* --- the transport ------------------------------------------------------------ */
@@ -107,6 +110,12 @@ void conn_busy(struct conn *c);
  * (with its session): touch neither. */
 bool conn_unbusy(struct conn *c);
 bool conn_closed(const struct conn *c);
+/* From now on everything sent is raw-deflate compressed (flushed after every
+ * burst) and everything received is inflated (RFC 4978 §3: call it once the
+ * protocol's OK to COMPRESS has been flushed; conn_flush sends it uncompressed
+ * before this call).  Works over TLS too (compression runs above it).  false: not
+ * started (already on, or zlib could not start: err says why). */
+bool conn_start_deflate(struct conn *c, char *err, size_t errlen);
 /* Call cb(arg) after ms on the loop (one such timer per connection; it is freed
  * with the connection).  false: none could be set (or one is already running). */
 bool conn_after(struct conn *c, unsigned ms, void (*cb)(void *arg), void *arg);

@@ -43,7 +43,17 @@ static void arm_timer(struct imap_conn *ic);
 /* IDLE starts in a feed: its timer is armed there (RFC 2177: updates while idling). */
 static size_t op_feed(void *s, const void *p, size_t n)
 {
-	size_t r = imap_session_feed(sess(s), p, n);
+	struct imap_conn *ic = s;
+	size_t r = imap_session_feed(ic->session, p, n);
+	if (imap_session_wants_compress(ic->session)) {
+		/* RFC 4978 §3: the tagged OK leaves uncompressed, everything after it compressed. */
+		char err[200];
+		conn_flush(ic->conn);
+		bool on = conn_start_deflate(ic->conn, err, sizeof(err));
+		if (!on)
+			log_event(LOG_ERR, "compress_error", "conn=%llu error=\"%s\"", (unsigned long long)conn_id(ic->conn), err);
+		imap_session_compress_started(ic->session, on);
+	}
 	arm_timer(s);
 	return r;
 }
@@ -60,6 +70,7 @@ static void op_pump(void *s) { imap_session_pump(sess(s)); }
 static bool op_line_pending(const void *s) { return imap_session_line_pending(sess(s)); }
 static bool op_in_data(const void *s) { return imap_session_in_literal(sess(s)); }
 static const char *op_login(const void *s) { return imap_session_login(sess(s)); }
+static void op_input_broken(void *s, const char *why) { imap_session_input_broken(sess(s), why); }
 
 static void op_deadline(void *s, enum deadline_kind which, unsigned long long limit)
 {
@@ -310,6 +321,7 @@ const struct proto_ops imap_proto_ops = {
 	.timeout = op_timeout, .shutdown = op_shutdown, .disconnected = op_disconnected,
 	.destroy = op_destroy, .streaming = op_streaming, .pump = op_pump,
 	.line_pending = op_line_pending, .in_data = op_in_data, .login = op_login, .deadline = op_deadline,
+	.input_broken = op_input_broken,
 };
 
 /* --- the worker pool -------------------------------------------------------------- */
