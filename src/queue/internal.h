@@ -34,6 +34,7 @@ struct queue {
 	int state_dirfd;
 	struct space_watch space;
 	int failed_dirfd;
+	struct spool_reserve *reserve;   /* reserve.c: spool files made ahead; NULL: none */
 };
 
 /* The test hook queue_crash_point (queue.h), if set, at a named step. */
@@ -51,6 +52,12 @@ bool queue_envelope_encode(struct buf *b, const struct queue_envelope *env);
  * regular files only.  The descriptor, or -1 with the reason in err (errno ENOENT
  * if the file is missing). */
 int queue_spool_open(int dirfd, const char *name, char *err, size_t errlen);
+
+/* reserve.c: a spool file made ahead (its id and open descriptor, which the caller
+ * now owns), or false when none is ready.  Never waits for the disk. */
+bool queue_reserve_take(struct queue *q, char qid[QUEUE_ID_LEN + 1], int *fd);
+/* Stop the thread and remove the files not taken (queue_close). */
+void queue_reserve_stop(struct queue *q);
 
 /* queue.c: a write failed for lack of space (logged by the space watch). */
 void queue_space_exhausted(struct queue *q);

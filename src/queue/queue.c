@@ -130,6 +130,7 @@ void queue_close(struct queue **qp)
 	struct queue *q = *qp;
 	if (!q)
 		return;
+	queue_reserve_stop(q);   /* reserve.c: its thread and the files not taken */
 	if (q->active_dirfd >= 0)
 		close(q->active_dirfd);
 	if (q->state_dirfd >= 0)

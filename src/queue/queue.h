@@ -126,10 +126,20 @@ void queue_close(struct queue **q);
  * (blocking: a worker thread's call; GET /healthz).  false: err says why. */
 bool queue_writable(struct queue *q, char *err, size_t errlen);
 
-/* Writing (event loop: plain writes only; commit runs on a worker thread). */
+/* Writing (event loop: plain writes only; commit runs on a worker thread).
+ * env->qid is filled in by the caller (id_new_queue_id), or empty: then the queue
+ * chooses it (queue_writer_envelope(w)->qid), taking a file made ahead when one is
+ * ready (queue_reserve_start) so that the caller does not wait for the file's
+ * creation, else making one as for a given id. */
 struct queue_writer;
 struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envelope *env,
-	char *err, size_t errlen);     /* env->qid is filled in by the caller (id_new_queue_id) */
+	char *err, size_t errlen);
+/* The server's spool files made ahead: a thread of the queue's own keeps up to `files`
+ * (at most 64; 0: none) empty files in incoming/ created and open, for writers opened
+ * with an empty qid; the event loop never waits for a file's creation (the inode
+ * allocation of a busy filesystem) unless the thread is behind.  queue_close stops it
+ * and removes the files not taken.  False: err says why (no thread). */
+bool queue_reserve_start(struct queue *q, unsigned files, char *err, size_t errlen);
 bool queue_writer_write(struct queue_writer *w, const void *p, size_t n);
 /* Header fields to put before the message (see above): one block of complete fields,
  * each ending in CR LF, at most QUEUE_ADDED_MAX octets; copied, written by the commit.

@@ -17,6 +17,7 @@
 #include "queue/internal.h"
 #include "util/buf.h"
 #include "util/fileio.h"
+#include "util/id.h"
 #include "util/log.h"
 #include "util/metrics.h"
 
@@ -75,9 +76,13 @@ struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envel
 	w->q = q;
 	w->fd = -1;
 	snprintf(w->qid, sizeof(w->qid), "%s", env->qid);
-	snprintf(w->path, sizeof(w->path), "%s/incoming/%s", q->root, env->qid);
+	/* No id given: a file made ahead (reserve.c), else one made here under a new id. */
+	if (!w->qid[0] && !queue_reserve_take(q, w->qid, &w->fd))
+		id_new_queue_id(w->qid);
+	snprintf(w->path, sizeof(w->path), "%s/incoming/%s", q->root, w->qid);
 	buf_init(&w->wbuf, HEADER_MAX);
-	w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (w->fd < 0)
+		w->fd = open(w->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (w->fd < 0) {
 		int e = errno;
 		snprintf(err, errlen, "cannot create %s: %s", w->path, strerror(e));
@@ -88,7 +93,10 @@ struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envel
 		errno = e;   /* the caller tells "out of space" from other failures */
 		return NULL;
 	}
-	bool encoded = queue_envelope_copy(&w->env, env) && queue_envelope_encode(&w->wbuf, env);
+	bool encoded = queue_envelope_copy(&w->env, env);
+	if (encoded)
+		memcpy(w->env.qid, w->qid, sizeof(w->env.qid));
+	encoded = encoded && queue_envelope_encode(&w->wbuf, &w->env);
 	w->message_offset = w->wbuf.len;
 	if (!encoded || !writer_flush(w)) {
 		int e = w->no_space ? ENOSPC : EIO;

@@ -39,6 +39,10 @@
 #include "util/workq.h"
 #include "web/web.h"
 
+/* Spool files kept made ahead (queue_reserve_start): more than the messages that
+ * begin within the time the thread takes to make the next ones (under 1 ms each). */
+#define SPOOL_FILES_AHEAD 32
+
 /* POP-before-SMTP for the decision pipeline: the POP3 adapter keeps the table. */
 static long long pop_login_age(void *ctx, const char *addr)
 {
@@ -175,6 +179,10 @@ static bool open_rooms(struct service *srv, char *err, size_t errlen)
 		return false;
 	}
 	queue_set_min_free(srv->queue, cf->min_free);
+	/* Spool files made ahead on a thread: the loop never waits for a file's creation
+	 * (docs/operations.md, "Threads, the event loop and memory per connection"). */
+	if (!queue_reserve_start(srv->queue, SPOOL_FILES_AHEAD, err, errlen))
+		log_event(LOG_WARN, "spool_reserve_error", "error=\"%s\" action=\"spool files are created on the event loop\"", err);
 	srv->site->queue = srv->queue;
 	struct events_config ec = { .enabled = cf->events_enabled, .retention_days = (unsigned)(cf->events_retention / 86400),
 		.queue_max = (unsigned)cf->events_queue_max, .account_max = (unsigned)cf->events_account_max };

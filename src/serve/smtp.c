@@ -271,7 +271,8 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 	struct smtp_conn *sc = ctx;
 	struct queue_envelope qe;
 	memset(&qe, 0, sizeof(qe));
-	id_new_queue_id(qe.qid);
+	/* qe.qid left empty: the queue names the message after a spool file made ahead off
+	 * the loop (queue_reserve_start), so the loop does not wait for its creation. */
 	qe.arrival = time(NULL);
 	snprintf(qe.client_addr, sizeof(qe.client_addr), "%s", conn_addr(sc->conn));
 	snprintf(qe.helo, sizeof(qe.helo), "%s", env->helo);
@@ -307,8 +308,8 @@ static bool hook_spool_open(void *ctx, const struct smtp_envelope *env, char *qi
 			log_event(LOG_ERR, "spool_error", "conn=%llu error=\"%s\"", (unsigned long long)conn_id(sc->conn), err);
 		return false;
 	}
-	memcpy(sc->qid, qe.qid, sizeof(sc->qid));
-	memcpy(qid, qe.qid, QUEUE_ID_LEN + 1);
+	memcpy(sc->qid, queue_writer_envelope(sc->writer)->qid, sizeof(sc->qid));
+	memcpy(qid, sc->qid, QUEUE_ID_LEN + 1);
 	sent_by_note(sc, env);
 	snprintf(sc->sender, sizeof(sc->sender), "%s", qe.sender);
 	if (sc->svc->events && (sc->subject = malloc(sizeof(*sc->subject))))

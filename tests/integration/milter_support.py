@@ -233,6 +233,16 @@ def milter_sections(filters):
 
 
 def queue_files(srv):
-    """Every file under the queue directory (to prove nothing was left or doubled)."""
+    """Every file under the queue directory (to prove nothing was left or doubled), but
+    the empty ones in incoming/: the spool files the server makes ahead (queue_reserve_start)."""
     q = srv.data_dir / "queue"
-    return sorted(p for p in q.rglob("*") if p.is_file()) if q.exists() else []
+    if not q.exists():
+        return []
+    return sorted(p for p in q.rglob("*") if p.is_file() and not (p.parent.name == "incoming" and _empty(p)))
+
+
+def _empty(p):
+    try:
+        return p.stat().st_size == 0
+    except FileNotFoundError:
+        return True   # taken and committed meanwhile

@@ -684,6 +684,43 @@ static void test_envelope_values(void **state)
 	assert_int_equal(queue_envelope_parse(t, strlen(t) - 6, &env), -1);
 }
 
+/* Spool files made ahead (queue_reserve_start): a writer opened without an id takes
+ * one (its id names the message), and the files not taken are gone at queue_close. */
+static void test_reserve(void **state)
+{
+	struct fixture *fx = *state;
+	char err[256] = "", path[1200];
+	sub(fx, "incoming", path, sizeof(path));
+	assert_true(queue_reserve_start(fx->q, 3, err, sizeof(err)));
+	for (int i = 0; i < 400 && count_files(path) < 3; i++)
+		usleep(5000);   /* the thread makes them: at most 2 s */
+	assert_int_equal(count_files(path), 3);
+	static const char *const rcpts[] = { "alice@example.test" };
+	struct queue_envelope env;
+	fill_env(&env, rcpts, 1);
+	env.qid[0] = '\0';
+	struct queue_writer *w = queue_writer_open(fx->q, &env, err, sizeof(err));
+	if (!w)
+		fail_msg("writer_open: %s", err);
+	char qid[QUEUE_ID_LEN + 1];
+	snprintf(qid, sizeof(qid), "%s", queue_writer_envelope(w)->qid);
+	assert_true(id_is_queue_id(qid));
+	assert_non_null(strstr(queue_writer_path(w), qid));
+	assert_true(queue_writer_write(w, "Subject: r\r\n\r\nbody\r\n", 23));
+	if (!queue_writer_commit(w, err, sizeof(err)))
+		fail_msg("commit: %s", err);
+	queue_writer_free(&w);
+	struct queue_message m;
+	if (!queue_message_open(fx->q, qid, &m, err, sizeof(err)))
+		fail_msg("message_open: %s", err);
+	assert_string_equal(m.env.qid, qid);
+	assert_string_equal(m.env.rcpts[0], "alice@example.test");
+	queue_message_close(&m);
+	queue_envelope_free(&env);
+	queue_close(&fx->q);
+	assert_int_equal(count_files(path), 0);   /* the reserve's files removed */
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERR);
@@ -698,6 +735,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_state_salvage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_leftovers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
 		cmocka_unit_test(test_envelope_parse_table),
 		cmocka_unit_test(test_envelope_values),
 	};
