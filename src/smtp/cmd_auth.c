@@ -55,17 +55,17 @@ static void auth_progress(struct smtp_session *s, enum login_step st)
 	s->state = ST_CMD;
 	switch (st) {
 	case LOGIN_SEND_CHALLENGE:
-		reply_writef(&s->out, 334, NULL, "%s", login_challenge(&s->lx));
+		reply_writef(&s->out, 334, NULL, "%s", login_challenge(s->lx));
 		s->state = ST_AUTH;
 		return;
 	case LOGIN_CHECK: {
 		struct login_hooks h = login_hooks(s);
 		wait_for(s, WAIT_LOGIN);
-		login_submit(&s->lx, &h);   /* takes a copy and wipes the password */
+		login_submit(s->lx, &h);   /* takes a copy and wipes the password */
 		return;
 	}
 	case LOGIN_THROTTLED:
-		refuse_throttled(s, s->lx.verdict, s->lx.user);
+		refuse_throttled(s, s->lx->verdict, s->lx->user);
 		return;
 	case LOGIN_CANCELLED:
 		refuse(s, R_AUTH_CANCELLED);
@@ -124,14 +124,32 @@ void cmd_auth(struct smtp_session *s, const struct smtp_command *c)
 	}
 	const char *init = sp ? sp + 1 : NULL;
 	size_t ilen = sp ? c->arg_len - mlen - 1 : 0;
-	auth_progress(s, login_start(&s->lx, &h, mech, init != NULL, init, ilen));
+	if (!s->lx && !(s->lx = calloc(1, sizeof(*s->lx)))) {
+		refuse(s, R_AUTH_TEMPFAIL);
+		return;
+	}
+	auth_progress(s, login_start(s->lx, &h, mech, init != NULL, init, ilen));
 }
 
 /* A line of the SASL exchange. */
 void auth_line(struct smtp_session *s, const char *line, size_t len)
 {
 	struct login_hooks h = login_hooks(s);
-	auth_progress(s, login_answer(&s->lx, &h, line, len));
+	if (!s->lx) {   /* ST_AUTH always has one (cmd_auth) */
+		s->state = ST_CMD;
+		refuse(s, R_AUTH_CANCELLED);
+		return;
+	}
+	auth_progress(s, login_answer(s->lx, &h, line, len));
+}
+
+void lx_end(struct smtp_session *s)
+{
+	if (!s->lx)
+		return;
+	login_clear(s->lx);
+	free(s->lx);
+	s->lx = NULL;
 }
 
 bool smtp_session_wants_tls(const struct smtp_session *s)
@@ -147,7 +165,7 @@ void smtp_session_tls_started(struct smtp_session *s, const char *description)
 	s->secure = true;
 	free(s->login);              /* a login made in plaintext does not carry over */
 	s->login = NULL;
-	login_clear(&s->lx);
+	lx_end(s);
 	snprintf(s->tls_desc, sizeof(s->tls_desc), "%s", description ? description : "TLS");
 	tx_free(s);
 	s->helo_seen = false;
@@ -166,15 +184,16 @@ void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const c
 		return;
 	s->state = ST_CMD;
 	char when[32];
+	const char *user = s->lx ? s->lx->user : "", *mech = s->lx ? s->lx->mech : "";
 	switch (r) {
 	case LOGIN_OK:
 		free(s->login);
-		s->login = strdup(login ? login : s->lx.user);
+		s->login = strdup(login ? login : user);
 		if (!s->login) {
 			refuse(s, R_AUTH_TEMPFAIL);
 			break;
 		}
-		snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", s->lx.mech);
+		snprintf(s->auth_mech, sizeof(s->auth_mech), "%s", mech);
 		memset(s->causes, 0, sizeof(s->causes));   /* earlier failures no longer explain anything */
 		forget_mail_refusal(s);
 		say(s, R_AUTH_OK);
@@ -185,7 +204,7 @@ void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const c
 	case LOGIN_BLOCKED: {
 		char q[80];
 		login_block_end(blocked_until, when, sizeof(when));
-		quote_for_reply(q, sizeof(q), s->lx.user, strlen(s->lx.user), SMTP_QUOTE_SHOWN);
+		quote_for_reply(q, sizeof(q), user, strlen(user), SMTP_QUOTE_SHOWN);
 		refuse_counted(s, CAUSE_THROTTLED, R_AUTH_THROTTLED_ACCOUNT, q, when);
 		break;
 	}
@@ -193,5 +212,5 @@ void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const c
 		refuse(s, R_AUTH_TEMPFAIL);
 		break;
 	}
-	login_clear(&s->lx);
+	lx_end(s);
 }

@@ -272,7 +272,7 @@ static void line_too_long(struct smtp_session *s)
 {
 	if (s->state == ST_AUTH) {
 		refuse(s, R_AUTH_LINE_TOO_LONG);   /* RFC 4954 §4 */
-		login_clear(&s->lx);
+		lx_end(s);
 		s->state = ST_CMD;
 	} else {
 		refuse(s, R_SYNTAX_LINE_TOO_LONG, s->limits.max_line);
@@ -398,7 +398,7 @@ void smtp_session_free(struct smtp_session **sp)
 	linebuf_free(&s->line);
 	buf_free(&s->scratch);
 	buf_free(&s->held);
-	login_clear(&s->lx);
+	lx_end(s);
 	free(s->login);
 	free(s->hostname);
 	free(s->authserv_id);

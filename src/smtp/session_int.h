@@ -115,7 +115,9 @@ struct smtp_session {
 	char tls_desc[200];
 	char *login;                       /* canonical user name once logged in */
 	char auth_mech[32];                /* its SASL mechanism ("PLAIN"), for the content filters */
-	struct login_exchange lx;          /* AUTH (auth/login.h) */
+	/* AUTH (auth/login.h): made at AUTH, wiped and freed when the exchange ends
+	 * (lx_end), so an idle connection does not carry its 1.2 KiB. */
+	struct login_exchange *lx;
 	/* Refusals outside a transaction, so a later 503 can name them. */
 	unsigned causes[CAUSE_COUNT];
 	bool have_mail_refusal;
@@ -137,6 +139,9 @@ struct smtp_session {
 	uint64_t discard_remaining;
 	enum bdat_refusal discard_why;
 };
+
+/* cmd_auth.c: end the login exchange, if one runs (wiped, freed). */
+void lx_end(struct smtp_session *s);
 
 /* --- respond.c: replies, refusals, errors, the end of the session ----------- */
 
