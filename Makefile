@@ -13,7 +13,7 @@ SANITIZE := -Db_sanitize=address,undefined -Db_lundef=false
 TEST_JOBS ?= 4
 PYTEST := $(PY) -m pytest -q -n $(TEST_JOBS)
 
-.PHONY: all deps build run test unit integration asan fuzz bench crash-test clean fresh-test
+.PHONY: all deps build run test unit integration integration-pg asan fuzz bench crash-test clean fresh-test
 
 # $(call meson_setup,DIR ARGS...[,ENV]): meson setup, quiet when it works; when it fails,
 # print what meson said (its ERROR line names the missing dependency) and where its log is.
@@ -40,6 +40,11 @@ unit: build
 integration: build
 	POSTERN_BIN=$(CURDIR)/$(BUILD)/postern $(PYTEST) tests/integration
 
+# The suite again with the PostgreSQL directory: every test server's configuration names a
+# database of its own in a PostgreSQL cluster each test process starts (conftest.py).
+integration-pg: build
+	POSTERN_TEST_DIRECTORY=postgresql POSTERN_BIN=$(CURDIR)/$(BUILD)/postern $(PYTEST) tests/integration
+
 asan:
 	@[ -f $(ASAN_BUILD)/build.ninja ] || { $(call meson_setup,$(ASAN_BUILD) --buildtype=debug $(SANITIZE),CC=clang); }
 	@ninja -C $(ASAN_BUILD)
@@ -52,6 +57,7 @@ test: deps
 	@$(MAKE) --no-print-directory build
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory integration-pg
 	@$(MAKE) --no-print-directory asan
 
 fuzz:
