@@ -156,6 +156,9 @@ struct conf {
 	uint64_t connect_timeout;
 	uint64_t command_timeout;
 	uint64_t messages_per_connection;
+	uint64_t connection_cache_time;     /* seconds an idle connection is kept (0: off) */
+	uint64_t connection_cache_per_destination;
+	uint64_t connection_cache_max;
 	bool dane;                          /* RFC 7672 outbound DANE */
 	bool mta_sts;                       /* RFC 8461 outbound MTA-STS */
 	char dnssec_trust_anchor[CONF_PATH_MAX];   /* DS/DNSKEY file; "none": no DNSSEC validation */

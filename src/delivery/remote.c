@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 
 #include "conf/conf.h"
+#include "delivery/conncache.h"
 #include "delivery/dnssec.h"
 #include "delivery/mx.h"
 #include "delivery/secure.h"
@@ -18,23 +19,20 @@
 #include "net/client.h"
 #include "queue/queue.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "wire/enh.h"
 
 struct remote_ctx {
 	const struct conf *conf;
 	const struct relay_credentials *creds;
 	struct dns_resolver *resolver;     /* this delivery thread's own (dns/dns.h) */
-	/* a connection kept for the next message to the same destination */
-	struct smtp_client *cached;
-	char cached_key[300];
-	unsigned cached_count;
+	struct conncache *cache;           /* idle connections of every thread (NULL: none kept) */
 	struct smtp_client_opts opts;
 	const struct net_cancel *cancel;   /* fired at shutdown: aborts the transaction */
 	/* told which server a message is going to (for `postern queue list`) */
 	void (*on_host)(void *arg, const char *host);
 	void *on_host_arg;
 	char current_host[400];            /* the server open_host is trying */
-	char cached_host[400];             /* the server of the kept connection */
 	struct sts_context sts;            /* MTA-STS policy lookups (mta_sts.h) */
 	struct dane_host dane;             /* the TLSA records of the host being tried */
 	enum smtp_open_step step;          /* where the last open_host stopped */
@@ -125,9 +123,14 @@ bool remote_ctx_stale(const struct remote_ctx *rc)
 
 void remote_idle(struct remote_ctx *rc)
 {
-	smtp_client_close(&rc->cached);
-	rc->cached_key[0] = '\0';
-	rc->cached_count = 0;
+	/* Nothing to do: idle connections are the shared cache's, which closes them
+	 * when their time passes, whatever the threads do meanwhile. */
+	(void)rc;
+}
+
+void remote_ctx_set_cache(struct remote_ctx *rc, struct conncache *cache)
+{
+	rc->cache = cache;
 }
 
 void remote_ctx_free(struct remote_ctx **rcp)
@@ -147,24 +150,107 @@ static void set_all(struct rcpt_result *res, size_t n, enum rcpt_outcome o, cons
 		rcpt_result_set(&res[i], o, enh, why);
 }
 
-/* Try one server; the opened client is returned (and cached by the caller). */
-static struct smtp_client *open_host(struct remote_ctx *rc, const char *addr, unsigned port, const char *name,
+/* --- connections and the cache ------------------------------------------------ */
+
+/* One connection as the cache keeps it (conncache.h). */
+struct remote_conn {
+	struct smtp_client *cl;
+	unsigned uses;                     /* transactions carried */
+	bool session_saved;                /* its TLS session went to the cache */
+	char host[400];                    /* "mx1.example.org[192.0.2.25]:25", for `queue list` and logs */
+	char session_key[CONNCACHE_KEY_MAX];   /* TLS sessions are kept per server */
+};
+
+static int rconn_fd(void *p)
+{
+	return net_client_fd(smtp_client_conn(((struct remote_conn *)p)->cl));
+}
+
+static void rconn_close(void *p, bool polite, unsigned ms)
+{
+	struct remote_conn *k = p;
+	if (polite) {
+		net_client_set_io_ms(smtp_client_conn(k->cl), ms);
+		smtp_client_close(&k->cl);   /* QUIT (RFC 5321 §4.1.1.10) */
+	} else {
+		smtp_client_drop(&k->cl);
+	}
+	free(k);
+}
+
+static const struct conncache_ops rconn_ops = { .fd = rconn_fd, .close = rconn_close };
+
+#define QUIT_WAIT_MS 2000   /* the reaper's wait for QUIT's reply */
+#define TLS_SESSIONS_MAX 256
+
+struct conncache *remote_conncache_new(const struct conf *c, char *err, size_t errlen)
+{
+	struct conncache_opts o = { .ops = &rconn_ops, .idle_ms = (unsigned)c->connection_cache_time * 1000u,
+		.per_destination = (unsigned)c->connection_cache_per_destination,
+		.max_total = (unsigned)c->connection_cache_max, .sessions_max = TLS_SESSIONS_MAX, .quit_ms = QUIT_WAIT_MS };
+	return conncache_new(&o, err, errlen);
+}
+
+/* After a transaction on k: kept for the next message to key, or closed (by the
+ * cache's thread, so this one does not wait for a QUIT reply). */
+static void finish(struct remote_ctx *rc, const char *key, struct remote_conn *k, bool alive, const char *qid)
+{
+	struct net_client *conn = smtp_client_conn(k->cl);
+	if (alive && rc->cache && !k->session_saved && net_client_is_tls(conn)) {
+		conncache_session_put(rc->cache, k->session_key, net_client_tls_session(conn));
+		k->session_saved = true;
+	}
+	k->uses++;
+	if (!alive) {
+		rconn_close(k, false, 0);   /* broken: nothing to say goodbye on */
+		return;
+	}
+	bool spent = k->uses >= rc->conf->messages_per_connection;
+	if (spent)
+		log_event(LOG_INFO, "remote_retire", "qid=%s host=%s uses=%u reason=\"messages_per_connection reached\"",
+			qid, k->host, k->uses);
+	if (!rc->cache)
+		rconn_close(k, true, (unsigned)rc->conf->command_timeout * 1000u);
+	else if (spent || !smtp_client_reusable(k->cl))
+		conncache_discard(rc->cache, k, true);
+	else
+		conncache_put(rc->cache, key, k);
+}
+
+/* Try one server: connected, greeted, TLS and AUTH done, or NULL (err says). */
+static struct remote_conn *open_host(struct remote_ctx *rc, const char *addr, unsigned port, const char *name,
 	enum smtp_tls_policy tls, bool verify, bool auth, struct net_tls_params *tp, char *err, size_t errlen)
 {
 	rc->step = SMTP_STEP_NONE;
 	const struct conf *c = rc->conf;
+	struct remote_conn *k = calloc(1, sizeof(*k));
+	if (!k) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
 	if (strcmp(name, addr) == 0)
-		snprintf(rc->current_host, sizeof(rc->current_host), "%.300s:%u", name, port);
+		snprintf(k->host, sizeof(k->host), "%.300s:%u", name, port);
 	else
-		snprintf(rc->current_host, sizeof(rc->current_host), "%.255s[%.64s]:%u", name, addr, port);
+		snprintf(k->host, sizeof(k->host), "%.255s[%.64s]:%u", name, addr, port);
+	memcpy(rc->current_host, k->host, sizeof(rc->current_host));
+	snprintf(k->session_key, sizeof(k->session_key), "tls|%.255s|%.64s|%u", name, addr, port);
 	tell_host(rc, rc->current_host);
 	struct net_client_opts no = { .connect_timeout = (unsigned)c->connect_timeout, .io_timeout = (unsigned)c->command_timeout,
 		.cancel = rc->cancel };
 	struct net_client *conn = net_client_connect(addr, port, &no, err, errlen);
-	if (!conn)
+	if (!conn) {
+		free(k);
 		return NULL;
+	}
+	metrics_count(METRIC_DELIVERY_CONNECTIONS, "new", 1);
+	if (tls != SMTP_TLS_NEVER && rc->cache) {
+		struct net_tls_session *sess = conncache_session_get(rc->cache, k->session_key);
+		net_client_offer_session(conn, sess);
+		net_tls_session_free(&sess);
+	}
 	if (tls == SMTP_TLS_IMPLICIT && !net_client_tls(conn, name, verify, err, errlen)) {
 		net_client_close(&conn);
+		free(k);
 		return NULL;
 	}
 	rc->opts = (struct smtp_client_opts){
@@ -174,15 +260,16 @@ static struct smtp_client *open_host(struct remote_ctx *rc, const char *addr, un
 		.auth_pass = auth && rc->creds && rc->creds->set ? rc->creds->pass : NULL,
 	};
 	bool permanent;
-	struct smtp_client *cl = smtp_client_open(conn, &rc->opts, err, errlen, &permanent);
-	if (!cl) {
+	k->cl = smtp_client_open(conn, &rc->opts, err, errlen, &permanent);
+	if (!k->cl) {
 		net_client_close(&conn);
+		free(k);
 		return NULL;
 	}
 	char tls_desc[300];
 	net_client_tls_summary(conn, tls_desc, sizeof(tls_desc));
 	log_event(LOG_INFO, "remote_connect", "host=%s address=%s port=%u tls=\"%s\"", name, addr, port, tls_desc);
-	return cl;
+	return k;
 }
 
 /* Append "host: reason" to the list of failures, bounded. */
@@ -193,57 +280,73 @@ static void note_failure(char *all, size_t allsz, const char *host, const char *
 		snprintf(all + n, allsz - n, "%s%s: %s", n ? "; " : "", host, why);
 }
 
-static bool send_on(struct remote_ctx *rc, struct smtp_client *cl, const struct queue_message *m, const size_t *idx,
-	size_t n, struct rcpt_result *res)
+static bool send_on(struct smtp_client *cl, const struct queue_message *m, const size_t *idx, size_t n,
+	struct rcpt_result *res)
 {
 	struct smtp_client_msg msg = { .env = &m->env, .rcpts = idx, .n = n, .prefix = m->added,
 		.prefix_len = m->added_len, .fd = m->fd, .off = m->body_offset, .size = queue_message_size(m) };
-	bool alive = smtp_client_send(cl, &msg, res);
-	(void)rc;
-	return alive;
+	return smtp_client_send(cl, &msg, res);
 }
 
-/* A connection to this destination from an earlier message, if still good. */
-static bool try_cached(struct remote_ctx *rc, const char *key, const struct queue_message *m, const size_t *idx,
+/* An idle connection to this destination from the cache: true when the message
+ * was decided on it.  One the peer had closed (it broke before any reply) is
+ * closed and the message goes on a fresh connection at once: nothing of it can
+ * have been taken, so that is no attempt and no deferral. */
+static bool send_kept(struct remote_ctx *rc, const char *key, const struct queue_message *m, const size_t *idx,
 	size_t n, struct rcpt_result *res)
 {
-	if (!rc->cached || strcmp(rc->cached_key, key) != 0 || rc->cached_count >= rc->conf->messages_per_connection) {
-		remote_idle(rc);
+	struct remote_conn *k = rc->cache ? conncache_take(rc->cache, key) : NULL;
+	if (!k)
+		return false;
+	memcpy(rc->current_host, k->host, sizeof(rc->current_host));
+	tell_host(rc, k->host);
+	bool alive = send_on(k->cl, m, idx, n, res);
+	if (!alive && smtp_client_broke_unanswered(k->cl)) {
+		log_event(LOG_INFO, "remote_reuse_failed", "qid=%s host=%s uses=%u action=\"sent on a new connection\" "
+			"reason=\"the kept connection was closed by the server\"", m->env.qid, k->host, k->uses);
+		rconn_close(k, false, 0);
+		memset(res, 0, n * sizeof(*res));
 		return false;
 	}
-	tell_host(rc, rc->cached_host);
-	if (!send_on(rc, rc->cached, m, idx, n, res)) {
-		remote_idle(rc);
-		/* The reused connection died: retry this message on a fresh one. */
-		return false;
-	}
-	rc->cached_count++;
+	metrics_count(METRIC_DELIVERY_CONNECTIONS, "reused", 1);
+	log_event(LOG_INFO, "remote_reuse", "qid=%s host=%s uses=%u tls=%s", m->env.qid, k->host, k->uses + 1,
+		net_client_is_tls(smtp_client_conn(k->cl)) ? "yes" : "no");
+	finish(rc, key, k, alive, m->env.qid);
 	return true;
 }
 
-static void keep(struct remote_ctx *rc, struct smtp_client *cl, const char *key)
+/* The relay refused to relay: it wanted a login Postern did not make. */
+static void relay_hint(const struct remote_ctx *rc, struct rcpt_result *res, size_t n)
 {
-	remote_idle(rc);
-	rc->cached = cl;
-	snprintf(rc->cached_key, sizeof(rc->cached_key), "%s", key);
-	memcpy(rc->cached_host, rc->current_host, sizeof(rc->cached_host));
-	rc->cached_count = 1;
+	for (size_t i = 0; i < n; i++)
+		if (res[i].outcome == OUT_FAIL && strcasestr(res[i].text, "relay") && !(rc->creds && rc->creds->set)) {
+			size_t l = strlen(res[i].text);
+			snprintf(res[i].text + l, sizeof(res[i].text) - l,
+				" (Postern did not log in to the relay: set [relay] credentials) [relay]");
+		}
 }
 
 static void via_relay(struct remote_ctx *rc, const struct queue_message *m, const size_t *idx, size_t n,
 	struct rcpt_result *res)
 {
 	const struct conf *c = rc->conf;
-	char key[300];
-	snprintf(key, sizeof(key), "relay:%s", c->relay_host);
-	if (try_cached(rc, key, m, idx, n, res))
-		return;
 	enum smtp_tls_policy tls = c->relay_tls == TLS_IMPLICIT ? SMTP_TLS_IMPLICIT
 		: c->relay_tls == TLS_STARTTLS ? SMTP_TLS_REQUIRE : SMTP_TLS_NEVER;
+	bool login = rc->creds && rc->creds->set;
+	char key[CONNCACHE_KEY_MAX], policy[64];
+	snprintf(policy, sizeof(policy), "%s,%s", tls == SMTP_TLS_IMPLICIT ? "implicit" : tls == SMTP_TLS_REQUIRE
+		? "starttls" : "none", c->relay_tls_verify ? "verify" : "noverify");
+	struct conncache_dest dest = { .route = "relay", .host = c->relay_host, .port = (unsigned)c->relay_port,
+		.tls = policy, .auth_user = login ? rc->creds->user : NULL, .auth_pass = login ? rc->creds->pass : NULL };
+	conncache_key(&dest, key, sizeof(key));
+	if (send_kept(rc, key, m, idx, n, res)) {
+		relay_hint(rc, res, n);
+		return;
+	}
 	char err[700];
-	struct smtp_client *cl = open_host(rc, c->relay_host, (unsigned)c->relay_port, c->relay_host, tls,
+	struct remote_conn *k = open_host(rc, c->relay_host, (unsigned)c->relay_port, c->relay_host, tls,
 		c->relay_tls_verify, true, NULL, err, sizeof(err));
-	if (!cl) {
+	if (!k) {
 		char why[1200];
 		snprintf(why, sizeof(why), "relay %.200s port %llu: %.700s", c->relay_host, (unsigned long long)c->relay_port, err);
 		if (strstr(err, "refused Postern's login") || strstr(err, "no AUTH"))
@@ -252,17 +355,8 @@ static void via_relay(struct remote_ctx *rc, const struct queue_message *m, cons
 		log_event(LOG_WARN, "relay_failed", "qid=%s relay=%s reason=\"%s\"", m->env.qid, c->relay_host, err);
 		return;
 	}
-	if (send_on(rc, cl, m, idx, n, res))
-		keep(rc, cl, key);
-	else
-		smtp_client_close(&cl);
-	/* The relay refused to relay: it wanted a login Postern did not make. */
-	for (size_t i = 0; i < n; i++)
-		if (res[i].outcome == OUT_FAIL && strcasestr(res[i].text, "relay") && !(rc->creds && rc->creds->set)) {
-			size_t l = strlen(res[i].text);
-			snprintf(res[i].text + l, sizeof(res[i].text) - l,
-				" (Postern did not log in to the relay: set [relay] credentials) [relay]");
-		}
+	finish(rc, key, k, send_on(k->cl, m, idx, n, res), m->env.qid);
+	relay_hint(rc, res, n);
 }
 
 /* What is known of the failures so far, for the deferral's words: the first that
@@ -294,9 +388,9 @@ static bool try_host(struct remote_ctx *rc, const struct queue_message *m, const
 		char label[400];
 		snprintf(label, sizeof(label), "%.255s[%.63s]", h->name, h->addrs[a]);
 		bool plain = plan->sec == HOST_SEC_OPPORTUNISTIC;
-		struct smtp_client *cl = open_host(rc, h->addrs[a], (unsigned)rc->conf->remote_port, h->name, plan->tls,
+		struct remote_conn *k = open_host(rc, h->addrs[a], (unsigned)rc->conf->remote_port, h->name, plan->tls,
 			false, false, plain ? NULL : &plan->tp, err, sizeof(err));
-		if (!cl) {
+		if (!k) {
 			char words[600], enh[8];
 			if (secure_failure(plan, rc->step, err, words, sizeof(words), enh, sizeof(enh)))
 				note_secure(f, label, words, enh);
@@ -307,11 +401,8 @@ static bool try_host(struct remote_ctx *rc, const struct queue_message *m, const
 			log_event(LOG_INFO, "remote_try_next", "qid=%s host=%s reason=\"%s\"", m->env.qid, label, err);
 			continue;
 		}
-		secure_opened(plan, smtp_client_conn(cl));
-		if (send_on(rc, cl, m, idx, n, res))
-			keep(rc, cl, key);
-		else
-			smtp_client_close(&cl);
+		secure_opened(plan, smtp_client_conn(k->cl));
+		finish(rc, key, k, send_on(k->cl, m, idx, n, res), m->env.qid);
 		return true;
 	}
 	return false;
@@ -325,9 +416,14 @@ void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const 
 		via_relay(rc, m, idx, n, res);
 		return;
 	}
-	char key[300];
-	snprintf(key, sizeof(key), "mx:%s", domain);
-	if (try_cached(rc, key, m, idx, n, res))
+	/* By next-hop domain: the TLS requirements (DANE, MTA-STS) are the domain's,
+	 * and its connections were opened under them. */
+	char key[CONNCACHE_KEY_MAX], policy[64];
+	snprintf(policy, sizeof(policy), "dane=%d,sts=%d", rc->conf->dane, rc->conf->mta_sts);
+	struct conncache_dest dest = { .route = "mx", .host = domain, .port = (unsigned)rc->conf->remote_port,
+		.tls = policy };
+	conncache_key(&dest, key, sizeof(key));
+	if (send_kept(rc, key, m, idx, n, res))
 		return;
 	struct mx_host hosts[MX_MAX_HOSTS];
 	size_t nh = 0;

@@ -1,7 +1,8 @@
 /* remote.h - delivery to other domains: by MX (RFC 5321 §5.1: each MX in
  * preference order, each of its addresses, the next one when a server cannot be
  * reached or refuses the connection) or through the configured smarthost, with
- * opportunistic STARTTLS and connection reuse.  One remote_ctx per delivery thread. */
+ * opportunistic STARTTLS, idle connections reused from the shared cache
+ * (conncache.h) and TLS sessions resumed.  One remote_ctx per delivery thread. */
 #ifndef POSTERN_DELIVERY_REMOTE_H
 #define POSTERN_DELIVERY_REMOTE_H
 
@@ -40,7 +41,15 @@ void remote_deliver(struct remote_ctx *rc, const struct queue_message *m, const 
 /* cb(arg, "mx1.example.org[192.0.2.25]:25") each time a message goes to a server
  * (a new connection or a kept one), from the delivering thread. */
 void remote_ctx_on_host(struct remote_ctx *rc, void (*cb)(void *arg, const char *host), void *arg);
-/* Close a connection kept open for reuse (the thread is going idle). */
+/* The thread is going idle (kept for callers: idle connections are the shared
+ * cache's, closed when their idle time passes, so nothing is left to do). */
 void remote_idle(struct remote_ctx *rc);
+
+/* The connection cache every delivery thread shares (conncache.h), sized by
+ * [delivery] connection_cache_*; NULL on failure (err says): then none is kept. */
+struct conncache;
+struct conncache *remote_conncache_new(const struct conf *c, char *err, size_t errlen);
+/* Keep connections in cache (NULL: close each after its message). */
+void remote_ctx_set_cache(struct remote_ctx *rc, struct conncache *cache);
 
 #endif

@@ -43,8 +43,10 @@ static void ensure_remote(struct worker *w)
 		return;
 	char err[256];
 	w->remote = remote_ctx_new(d->conf, d->creds, d->cancel, d->dnssec, err, sizeof(err));
-	if (w->remote)
+	if (w->remote) {
 		remote_ctx_on_host(w->remote, sched_where_host, w);
+		remote_ctx_set_cache(w->remote, d->conns);
+	}
 	else
 		log_event(LOG_ERR, "resolver_error", "error=\"%s\"", err);
 }
@@ -146,6 +148,10 @@ struct delivery *delivery_start(const struct conf *c, struct queue *q, const str
 	d->cancel = net_cancel_new();   /* NULL: a stop waits for command_timeout, as before */
 	if (!c->relay_host[0])
 		d->dnssec = dnssec_gate_new(c);   /* NULL: the configured anchor as is */
+	char cerr[256];
+	d->conns = remote_conncache_new(c, cerr, sizeof(cerr));
+	if (!d->conns)
+		log_event(LOG_ERR, "delivery_error", "error=\"%s\" action=\"remote connections are not kept\"", cerr);
 	queue_list_active(q, enqueue_existing, d);
 	unsigned n = (unsigned)c->delivery_threads;
 	d->threads = calloc(n, sizeof(pthread_t));
@@ -160,6 +166,7 @@ struct delivery *delivery_start(const struct conf *c, struct queue *q, const str
 		free(d->busy);
 		free(d->where);
 		dnssec_gate_free(&d->dnssec);
+		conncache_free(&d->conns);
 		free(d);
 		return NULL;
 	}
@@ -242,6 +249,7 @@ void delivery_stop(struct delivery **dp)
 			pthread_join(d->threads[i], NULL);
 	free_list(d->ready_head);
 	free_list(d->deferred);
+	conncache_free(&d->conns);   /* QUIT to the idle ones, before the cancel goes */
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	pthread_cond_destroy(&d->exited);

@@ -18,6 +18,7 @@
 
 #include "conf/conf.h"
 #include "delivery/bounce.h"
+#include "delivery/conncache.h"
 #include "delivery/delivery.h"
 #include "delivery/dnssec.h"
 #include "delivery/local.h"
@@ -84,6 +85,7 @@ struct delivery {
 	pthread_cond_t exited;          /* CLOCK_MONOTONIC; signalled as each thread ends */
 	unsigned nthreads;
 	struct dnssec_gate *dnssec;     /* NULL with a smarthost (no DNS) */
+	struct conncache *conns;        /* idle remote connections, every thread's (remote.h); NULL: none */
 	pthread_t *threads;
 	bool *started;
 	struct worker *workers;

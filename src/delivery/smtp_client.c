@@ -20,8 +20,10 @@
 struct smtp_client {
 	struct net_client *conn;
 	struct wire_caps caps;
-	const struct smtp_client_opts *o;
+	const struct smtp_client_opts *o;   /* during smtp_client_open only */
 	bool broken;
+	bool answered;   /* the current transaction got at least one reply */
+	bool clean;      /* the last transaction left the session as after EHLO */
 };
 
 /* --- I/O helpers ---------------------------------------------------------- */
@@ -51,6 +53,9 @@ static bool read_reply(struct smtp_client *c, struct wire_reply *r, char *err, s
 		c->broken = true;
 		return false;
 	}
+	c->answered = true;
+	if (r->code == 421)
+		c->broken = true;   /* RFC 5321 §3.8: the server is closing the channel */
 	return true;
 }
 
@@ -229,6 +234,8 @@ struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_
 	if (o->auth_user && !authenticate(c, err, errlen))
 		goto fail;
 	*step = SMTP_STEP_NONE;
+	c->o = NULL;   /* the caller's options need not outlive the opening */
+	c->clean = true;
 	return c;
 fail:
 	c->conn = NULL;   /* the caller still owns it */
@@ -244,6 +251,23 @@ struct net_client *smtp_client_conn(struct smtp_client *c)
 const struct wire_caps *smtp_client_caps(const struct smtp_client *c)
 {
 	return &c->caps;
+}
+
+bool smtp_client_reusable(const struct smtp_client *c)
+{
+	return !c->broken && c->clean && net_client_drained(c->conn);
+}
+
+bool smtp_client_broke_unanswered(const struct smtp_client *c)
+{
+	return c->broken && !c->answered;
+}
+
+void smtp_client_drop(struct smtp_client **cp)
+{
+	if (*cp)
+		(*cp)->broken = true;
+	smtp_client_close(cp);
 }
 
 void smtp_client_close(struct smtp_client **cp)
@@ -262,6 +286,13 @@ void smtp_client_close(struct smtp_client **cp)
 }
 
 /* --- one transaction -------------------------------------------------------- */
+
+/* RSET after a transaction that did not reach its end (RFC 5321 §4.1.1.5): the
+ * session is clean for the next one only when the server says 250. */
+static void rset(struct smtp_client *c, struct wire_reply *r, char *err, size_t errlen)
+{
+	c->clean = command(c, "RSET", r, err, errlen) && r->code == 250;
+}
 
 static void set_all(struct rcpt_result *res, size_t n, enum rcpt_outcome o, const char *enh, const char *why)
 {
@@ -520,19 +551,21 @@ static int send_content(struct smtp_client *c, const struct smtp_client_msg *m, 
 		if (accepted == 0) {
 			/* Every RCPT refused: a pipelined DATA got 503/554; the RCPT replies
 			 * are the reasons, already recorded. */
-			command(c, "RSET", r, err, errlen);
+			rset(c, r, err, errlen);
 			return 0;
 		}
 		if (r->code != 354) {
 			for (size_t i = 0; i < m->n; i++)
 				if (res[i].outcome == OUT_DELIVERED)
 					from_reply(&res[i], r, net_client_peer(c->conn));
+			struct wire_reply rr;
+			rset(c, &rr, err, errlen);   /* MAIL and RCPT still stand */
 			return 0;
 		}
 		return send_body(c, m, true, err, errlen) && read_reply(c, r, err, errlen) ? 1 : -1;
 	}
 	if (accepted == 0) {
-		command(c, "RSET", r, err, errlen);
+		rset(c, r, err, errlen);
 		return 0;
 	}
 	char line[64];
@@ -559,9 +592,11 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 	const char *peer = net_client_peer(c->conn);
 	char err[512];
 	memset(res, 0, m->n * sizeof(*res));
+	c->answered = false;
 	uint64_t wire_size = 0;
 	if (refused_before_mail(c, m, res, &wire_size))
-		return true;
+		return true;   /* nothing was sent: the session is as it was */
+	c->clean = false;
 	struct wire_reply mail_reply, r;
 	size_t accepted = 0;
 	if (!send_envelope(c, m, err, sizeof(err)) || !envelope_replies(c, m, res, &mail_reply, &accepted, err, sizeof(err)))
@@ -573,13 +608,17 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 			rcpt_result_from_reply(&res[i], &mail_reply, said);
 		if (c->caps.pipelining && !c->caps.chunking && !read_reply(c, &r, err, sizeof(err)))
 			return transaction_broke(c, m, res, err);   /* the pipelined DATA's 503 */
-		return command(c, "RSET", &r, err, sizeof(err)) || true;
+		rset(c, &r, err, sizeof(err));
+		return true;
 	}
 	int sent = send_content(c, m, res, accepted, wire_size, &r, err, sizeof(err));
 	if (sent < 0)
 		return transaction_broke(c, m, res, err);
 	if (sent == 0)
 		return true;
+	/* RFC 5321 §4.1.1.4: the reply to the end of data completes the transaction and
+	 * clears its buffers, whatever it says; no RSET is needed before the next MAIL. */
+	c->clean = true;
 	for (size_t i = 0; i < m->n; i++)
 		if (res[i].outcome == OUT_DELIVERED && !rcpt_result_known(&res[i]))
 			from_reply(&res[i], &r, peer);

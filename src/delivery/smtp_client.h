@@ -71,7 +71,7 @@ struct smtp_client;
  * dialogue with it and net_client_write_line. */
 bool smtp_read_reply(struct net_client *conn, struct wire_reply *r, char *err, size_t errlen);
 
-/* Greeting, EHLO, STARTTLS, AUTH.  NULL on failure, with the reason in err and
+/* Greeting, EHLO, STARTTLS, AUTH (o is used during the call only).  NULL on failure, with the reason in err and
  * *permanent telling whether retrying elsewhere is pointless (e.g. AUTH refused is
  * not: it is a setting the admin must change, so it is temporary). */
 struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_client_opts *o,
@@ -81,6 +81,16 @@ struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_
 bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *msg, struct rcpt_result *results);
 /* QUIT and close (frees the connection too). */
 void smtp_client_close(struct smtp_client **c);
+/* Close without QUIT (the connection is broken, or the peer already closed it). */
+void smtp_client_drop(struct smtp_client **c);
+/* May carry another transaction: not broken, the last transaction left the session
+ * clean (ended by the reply to the end of data, or an RSET answered 250), nothing
+ * unread waiting. */
+bool smtp_client_reusable(const struct smtp_client *c);
+/* The last smtp_client_send broke before the server answered anything of it: the
+ * peer had closed the connection (a kept connection gone stale), so nothing of the
+ * message can have been taken and it may go again at once on another connection. */
+bool smtp_client_broke_unanswered(const struct smtp_client *c);
 const struct wire_caps *smtp_client_caps(const struct smtp_client *c);
 struct net_client *smtp_client_conn(struct smtp_client *c);
 

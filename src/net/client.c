@@ -1,5 +1,6 @@
 /* client.c - blocking outbound connections with time-outs and TLS (see client.h). */
 #include "net/client.h"
+#include "net/client_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -21,29 +22,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define READ_BUF 8192
-
 struct net_cancel {
 	int fd;   /* an eventfd that becomes readable, for good, when fired */
 };
 
-struct net_client {
-	int fd;
-	unsigned io_timeout;        /* seconds, for the words */
-	unsigned io_ms;             /* the limit itself */
-	const struct net_cancel *cancel;
-	net_transcript_fn *transcript;
-	void *transcript_arg;
-	enum net_status status;     /* of the last failed read */
-	char local[64];
-	SSL_CTX *ctx;
-	SSL *ssl;
-	bool verified;
-	char verify_note[160];
-	char peer[64];
-	char rbuf[READ_BUF];
-	size_t rlen, rpos;
-};
 
 struct net_cancel *net_cancel_new(void)
 {
@@ -276,6 +258,7 @@ static struct net_client *client_new(int fd, const struct net_client_opts *o, co
 		return NULL;
 	}
 	c->fd = fd;
+	c->dane_matched = -1;
 	c->io_timeout = o->io_ms ? (o->io_ms + 999) / 1000 : o->io_timeout ? o->io_timeout : 60;
 	c->io_ms = o->io_ms ? o->io_ms : c->io_timeout * 1000u;
 	c->cancel = o->cancel;
@@ -355,6 +338,7 @@ void net_client_close(struct net_client **cp)
 	}
 	if (c->ctx)
 		SSL_CTX_free(c->ctx);
+	net_tls_session_free(&c->offer);
 	close(c->fd);
 	free(c);
 	*cp = NULL;
@@ -625,6 +609,7 @@ static void judge_peer(struct net_client *c, struct net_tls_params *p, bool dane
 	if (p->n_tlsa > 0) {
 		p->dane_matched = dane_usable && cert && v == X509_V_OK ? dane_which(c->ssl, p) : -1;
 		c->verified = p->dane_matched >= 0;
+		c->dane_matched = p->dane_matched;
 	} else {
 		c->verified = cert && v == X509_V_OK;
 	}
@@ -658,10 +643,12 @@ bool net_client_tls_with(struct net_client *c, struct net_tls_params *p, char *e
 	}
 	bool dane_usable = p->n_tlsa > 0 && dane_setup(c, p);
 	set_names(c->ssl, p);
+	client_session_offer(c, p);
 	bool wrong;
 	if (!handshake(c, &wrong, err, errlen))
 		return false;
-	judge_peer(c, p, dane_usable);
+	if (!client_session_resumed(c, p))
+		judge_peer(c, p, dane_usable);
 	if (p->require_verified && !c->verified) {
 		snprintf(err, errlen, "TLS certificate not verified: %s", c->verify_note);
 		return false;
@@ -755,6 +742,16 @@ bool net_client_is_tls(const struct net_client *c)
 	return c->ssl != NULL;
 }
 
+int net_client_fd(const struct net_client *c)
+{
+	return c->fd;
+}
+
+bool net_client_drained(const struct net_client *c)
+{
+	return c->rpos >= c->rlen && (!c->ssl || SSL_pending(c->ssl) == 0);
+}
+
 bool net_client_tls_verified(const struct net_client *c)
 {
 	return c->verified;
@@ -767,6 +764,6 @@ void net_client_tls_summary(const struct net_client *c, char *out, size_t outsz)
 		return;
 	}
 	bool note = c->verify_note[0] != '\0';
-	snprintf(out, outsz, "%s with cipher %s, certificate %s%s%s%s", SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
-		c->verified ? "verified" : "not verified", note ? " (" : "", note ? c->verify_note : "", note ? ")" : "");
+	snprintf(out, outsz, "%s with cipher %s%s, certificate %s%s%s%s", SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
+		c->resumed ? " (session resumed)" : "", c->verified ? "verified" : "not verified", note ? " (" : "", note ? c->verify_note : "", note ? ")" : "");
 }

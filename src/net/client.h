@@ -152,4 +152,27 @@ bool net_client_tls_report(struct net_client *c, const char *name, const char *c
 /* The remote address actually connected to. */
 const char *net_client_peer(const struct net_client *c);
 
+/* TLS session resumption (RFC 8446 §2.2, RFC 5077): a session kept from one
+ * connection and offered by the next one to the same server saves the full
+ * handshake.  A session remembers the parameters (net_tls_params: names, CAs, TLSA
+ * records, whether verification was required) and the outcome of the handshake
+ * that authenticated the peer; it is offered only under the same parameters, and a
+ * resumed connection carries that outcome, since the peer's certificate is not
+ * checked again on resumption.  Reference-counted; thread-safe. */
+struct net_tls_session;
+/* The session of c's TLS connection, or NULL (no TLS, or nothing resumable yet). */
+struct net_tls_session *net_client_tls_session(const struct net_client *c);
+struct net_tls_session *net_tls_session_ref(struct net_tls_session *s);
+void net_tls_session_free(struct net_tls_session **s);
+/* Offer s (a reference is taken) at c's next TLS handshake. */
+void net_client_offer_session(struct net_client *c, struct net_tls_session *s);
+/* The handshake resumed an offered session. */
+bool net_client_tls_resumed(const struct net_client *c);
+
+/* For keeping idle connections (delivery's connection cache): the socket, to watch
+ * for the peer closing it; and whether nothing read is left unconsumed (buffered
+ * here or inside TLS), i.e. the dialogue is where the caller thinks it is. */
+int net_client_fd(const struct net_client *c);
+bool net_client_drained(const struct net_client *c);
+
 #endif

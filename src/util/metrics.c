@@ -70,6 +70,9 @@ static const struct metric_info registry[METRIC_COUNT] = {
 	[METRIC_COMMIT_BATCH_SIZE] = { "postern_commit_batch_size",
 		"Accepted messages made durable by one fsync of the queue's active/ directory (group commit).",
 		METRIC_HISTOGRAM, NULL, BUCKETS(batch_buckets), false },
+	[METRIC_DELIVERY_CONNECTIONS] = { "postern_delivery_connections_total",
+		"Outbound SMTP connections used for a message, by result: new (connected for it) or reused (an idle connection from the connection cache that carried it).",
+		METRIC_COUNTER, "result", NULL, 0, false },
 };
 
 /* Counters kept by their owner and read when rendered (no slot): fileio counts every

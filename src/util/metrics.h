@@ -39,6 +39,8 @@ enum metric_id {
 	METRIC_EVENTS_DROPPED,      /* postern_events_dropped_total: event records not stored (events/) */
 	METRIC_FSYNCS,              /* postern_fsyncs_total: fileio_fsync_count(), read at scrape time */
 	METRIC_COMMIT_BATCH_SIZE,   /* postern_commit_batch_size: messages made durable per fsync of active/ */
+	METRIC_DELIVERY_CONNECTIONS, /* postern_delivery_connections_total{result}: outbound SMTP connections
+	                               used for a message, result new (connected) or reused (from the cache) */
 	METRIC_COUNT
 };
 
