@@ -142,6 +142,7 @@ struct conf {
 	uint64_t shutdown_timeout;          /* [server]: bound of a SIGTERM stop */
 	/* [queue] */
 	uint64_t commit_threads;
+	uint64_t commit_batch_wait;         /* milliseconds (group commit, queue.h) */
 	uint64_t delivery_threads;
 	uint64_t retry_min;
 	uint64_t retry_max;

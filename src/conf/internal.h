@@ -11,7 +11,8 @@
 
 #include "conf/conf.h"
 
-enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS, T_NETWORKS, T_BOOL, T_TLS, T_CHOICE };
+enum setting_type { T_STRING, T_SIZE, T_DURATION, T_COUNT, T_DOMAINS, T_NETWORKS, T_BOOL, T_TLS, T_CHOICE,
+	T_MILLIS /* a duration kept in milliseconds: "2ms", "1s", "0" */ };
 
 struct setting {
 	const char *section;

@@ -267,7 +267,7 @@ static int conf_ini_handler(void *user, const char *section, const char *key, co
 		const char *e = conf_set_value(ps->c, &conf_settings[i], value);
 		ps->c->setting_line[i] = ps->line;
 		if (e) {
-			if (conf_settings[i].type == T_SIZE || conf_settings[i].type == T_DURATION || conf_settings[i].type == T_COUNT)
+			if (conf_settings[i].type == T_SIZE || conf_settings[i].type == T_DURATION || conf_settings[i].type == T_COUNT || conf_settings[i].type == T_MILLIS)
 				conf_fail(ps, ps->line, "[%s] %s: \"%s\" %s (allowed %llu to %llu)", section, key, value, e,
 					(unsigned long long)conf_settings[i].min, (unsigned long long)conf_settings[i].max);
 			else

@@ -217,7 +217,8 @@ const struct setting conf_settings[] = {
 	{ "directory", "timeout", T_DURATION, offsetof(struct conf, directory_timeout), 0, "5s", 1, 600,
 		"backend postgresql: how long a lookup may take (connecting included) before the mail waiting on it "
 		"gets a temporary refusal that says the directory did not answer" },
-	NUM("queue", commit_threads, T_COUNT, "4", 1, 64, "threads that fsync accepted messages"),
+	NUM("queue", commit_threads, T_COUNT, "16", 1, 256, "threads that commit accepted messages (each fsyncs its own file; they share the directory fsync)"),
+	NUM("queue", commit_batch_wait, T_MILLIS, "2ms", 0, 100, "longest wait of a commit for others still in flight to share its directory fsync (0: never wait; a lone commit never waits)"),
 	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
 	NUM("queue", retry_max, T_DURATION, "1h", 1, 7 * 86400, "longest wait between attempts"),
@@ -349,6 +350,10 @@ const char *conf_set_value(struct conf *c, const struct setting *s, const char *
 	case T_DURATION:
 		if (!parse_duration(v, &n))
 			return "is not a duration (use seconds or a number with s, m, h or d, e.g. 5m)";
+		break;
+	case T_MILLIS:
+		if (!parse_duration_ms(v, &n))
+			return "is not a duration in milliseconds (e.g. 2ms, 0 or 1s)";
 		break;
 	case T_COUNT:
 		if (!parse_u64(v, strlen(v), &n))

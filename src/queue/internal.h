@@ -28,6 +28,23 @@ struct space_watch {
 	time_t exhausted;       /* last write that failed for lack of space */
 };
 
+/* Group commit (spool.c, queue.h): commits that rename their files into active/ at
+ * about the same moment share one fsync of the directory.  Each rename takes a ticket
+ * (renamed, in order); a leader reads `renamed` just before its fsync begins, so the
+ * fsync covers every ticket up to that value, whose renames had all returned by then. */
+struct commit_group {
+	pthread_mutex_t lock;
+	pthread_cond_t synced;      /* a directory fsync finished (synced_upto moved) */
+	pthread_cond_t arrived;     /* a commit being written renamed its file, or gave up */
+	uint64_t renamed;           /* tickets handed out = renames into active/ finished */
+	uint64_t synced_upto;       /* every ticket <= this was covered by a finished fsync */
+	uint64_t failed_upto;       /* highest ticket covered by a failed fsync (0: none) */
+	int failed_errno;           /* that fsync's errno */
+	unsigned writing;           /* commits between their start and their rename */
+	bool syncing;               /* a leader is waiting for company or fsyncing active/ */
+	uint64_t wait_us;           /* [queue] commit_batch_wait */
+};
+
 struct queue {
 	char root[1024];        /* data_dir/queue */
 	int active_dirfd;
@@ -35,6 +52,7 @@ struct queue {
 	struct space_watch space;
 	int failed_dirfd;
 	struct spool_reserve *reserve;   /* reserve.c: spool files made ahead; NULL: none */
+	struct commit_group group;
 };
 
 /* The test hook queue_crash_point (queue.h), if set, at a named step. */
@@ -58,6 +76,16 @@ int queue_spool_open(int dirfd, const char *name, char *err, size_t errlen);
 bool queue_reserve_take(struct queue *q, char qid[QUEUE_ID_LEN + 1], int *fd);
 /* Stop the thread and remove the files not taken (queue_close). */
 void queue_reserve_stop(struct queue *q);
+/* commit.c: the group commit's lock and conditions (queue_open / queue_close). */
+void queue_group_init(struct commit_group *g);
+void queue_group_destroy(struct commit_group *g);
+/* A commit starts (before its file's fsync), or stops before its rename (failed). */
+void queue_group_begin(struct queue *q);
+void queue_group_abandon(struct queue *q);
+/* The commit's file was just renamed into active/: wait until a directory fsync that
+ * began after the rename has finished (leading one if none is running).  True when it
+ * succeeded; false with the reason in err (the name may not be durable). */
+bool queue_group_renamed(struct queue *q, char *err, size_t errlen);
 
 /* queue.c: a write failed for lack of space (logged by the space watch). */
 void queue_space_exhausted(struct queue *q);

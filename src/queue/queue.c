@@ -68,6 +68,7 @@ static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server
 	}
 	q->active_dirfd = q->state_dirfd = q->failed_dirfd = -1;
 	pthread_mutex_init(&q->space.lock, NULL);
+	queue_group_init(&q->group);
 	snprintf(q->root, sizeof(q->root), "%s/queue", data_dir);
 	static const char *const subdirs[] = { "incoming", "active", "state", "failed" };
 	for (size_t i = 0; i < 4; i++) {
@@ -76,6 +77,7 @@ static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server
 		if (!fileio_mkdir_p(p, 0700)) {
 			snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
 			pthread_mutex_destroy(&q->space.lock);
+			queue_group_destroy(&q->group);
 			free(q);
 			return false;
 		}
@@ -136,6 +138,7 @@ void queue_close(struct queue **qp)
 	if (q->state_dirfd >= 0)
 		close(q->state_dirfd);
 	pthread_mutex_destroy(&q->space.lock);
+	queue_group_destroy(&q->group);
 	if (q->failed_dirfd >= 0)
 		close(q->failed_dirfd);
 	free(q);

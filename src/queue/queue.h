@@ -19,6 +19,18 @@
  * (the fields, then the message as received).  Writing happens in queue/incoming/; queue_writer_commit() writes
  * the trailer, fsyncs the file, renames it into active/ and fsyncs the directory,
  * and only then may the server say 250 (RFC 5321 §4.5.2; DESIGN invariant 1).
+ *
+ * Group commit (commit.c): commits running at the same moment on their commit
+ * threads share the directory fsync.  Each fsyncs its own file (in parallel with
+ * the others) and renames it; then one of them, the leader, fsyncs active/ once for
+ * every rename that had finished before that fsync began, and every commit it covered
+ * returns.  So no commit returns true before its data fsync and a directory fsync
+ * that began after its rename completed.  A lone commit leads at once; a leader waits
+ * for company (at most [queue] commit_batch_wait, default 2 ms; 0: never) only while
+ * other commits are still writing or fsyncing their files.  A held message's state
+ * file is durable before its rename, as without batching.  A failed directory fsync
+ * fails every commit it covered (no 250: the client retries; delivered twice at
+ * worst, never lost).  postern_commit_batch_size counts the messages per fsync.
  * Per-recipient delivery state lives beside it in queue/state/<qid>, replaced
  * atomically (write, fsync, rename). */
 #ifndef POSTERN_QUEUE_QUEUE_H
@@ -147,6 +159,10 @@ bool queue_writer_write(struct queue_writer *w, const void *p, size_t n);
  * not end in CR LF, holds a NUL, or memory ran out. */
 bool queue_writer_set_added(struct queue_writer *w, const char *block, size_t len);
 bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen);   /* blocking */
+/* [queue] commit_batch_wait: how long a leading commit may wait for commits still in
+ * flight to join its directory fsync (microseconds; 0: never wait for company). */
+#define QUEUE_COMMIT_BATCH_WAIT_DEFAULT_US 2000
+void queue_set_commit_batch_wait(struct queue *q, uint64_t microseconds);
 /* The envelope the file was opened (or last rewritten) with. */
 const struct queue_envelope *queue_writer_envelope(const struct queue_writer *w);
 /* One piece of a rewritten message: len octets from mem, or (mem NULL) from fd at off. */

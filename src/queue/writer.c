@@ -1,7 +1,8 @@
 /* writer.c - writing a new message into the spool and its durable commit (see
  * queue.h): created with O_EXCL in incoming/, the envelope records, the body, the
- * end record; then fsync, rename into active/ and fsync of the directory before the
- * caller may say 250 (invariant 1).  Before the commit the message may be replaced
+ * end record; then fsync, rename into active/ and an fsync of the directory (shared
+ * with the commits renamed at the same moment: commit.c) before the caller may say
+ * 250 (invariant 1).  Before the commit the message may be replaced
  * whole (a content filter's changes: queue_writer_rewrite) and marked held (its
  * state file written before the rename, queue_writer_set_hold). */
 #include "queue/queue.h"
@@ -19,7 +20,6 @@
 #include "util/fileio.h"
 #include "util/id.h"
 #include "util/log.h"
-#include "util/metrics.h"
 
 #define WRITE_BUF (64u << 10)
 
@@ -218,13 +218,15 @@ static bool write_hold(struct queue_writer *w, char *err, size_t errlen)
 	return true;
 }
 
-bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
+/* Invariant 1: data on disk, then the name, then the directory entry.  The file's
+ * own fsync runs here, on this commit thread, in parallel with the other commits';
+ * false when the file did not reach its place in active/. */
+static bool commit_file(struct queue_writer *w, char *err, size_t errlen)
 {
 	if (!write_tail(w)) {
 		snprintf(err, errlen, "write failed: %s", strerror(errno));
 		return false;
 	}
-	/* Invariant 1: data on disk, then the name, then the directory entry. */
 	if (fileio_fsync(w->fd) != 0) {
 		snprintf(err, errlen, "fsync failed: %s", strerror(errno));
 		writer_failed(w, "fsync");
@@ -245,15 +247,22 @@ bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
 		return false;
 	}
 	w->committed = true;
-	queue_crash_at("active-renamed");
-	if (fileio_fsync(w->q->active_dirfd) != 0) {
-		/* The file is in place but its name may not be durable: refuse the 250; the
-		 * client retries, and at worst the message is delivered twice, never lost. */
-		snprintf(err, errlen, "directory fsync failed: %s", strerror(errno));
+	return true;
+}
+
+bool queue_writer_commit(struct queue_writer *w, char *err, size_t errlen)
+{
+	queue_group_begin(w->q);
+	if (!commit_file(w, err, errlen)) {
+		queue_group_abandon(w->q);
 		return false;
 	}
-	metrics_observe(METRIC_COMMIT_BATCH_SIZE, NULL, 1);
-	return true;
+	queue_crash_at("active-renamed");
+	/* The directory fsync, shared with the commits renamed at about the same time
+	 * (commit.c).  When it fails the file is in place but its name may not be
+	 * durable: refuse the 250; the client retries, and at worst the message is
+	 * delivered twice, never lost. */
+	return queue_group_renamed(w->q, err, errlen);
 }
 
 void queue_writer_free(struct queue_writer **wp)

@@ -179,6 +179,7 @@ static bool open_rooms(struct service *srv, char *err, size_t errlen)
 		return false;
 	}
 	queue_set_min_free(srv->queue, cf->min_free);
+	queue_set_commit_batch_wait(srv->queue, cf->commit_batch_wait * 1000);
 	/* Spool files made ahead on a thread: the loop never waits for a file's creation
 	 * (docs/operations.md, "Threads, the event loop and memory per connection"). */
 	if (!queue_reserve_start(srv->queue, SPOOL_FILES_AHEAD, err, errlen))

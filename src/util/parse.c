@@ -58,6 +58,24 @@ bool parse_duration(const char *s, uint64_t *out)
 	return parse_scaled(s, "smhd", mult, out);
 }
 
+bool parse_duration_ms(const char *s, uint64_t *out)
+{
+	size_t n = strlen(s);
+	uint64_t mult = 0;
+	if (n > 2 && strcmp(s + n - 2, "ms") == 0) {
+		mult = 1;
+		n -= 2;
+	} else if (n > 1 && s[n - 1] == 's') {
+		mult = 1000;
+		n -= 1;
+	}
+	uint64_t v;
+	if (!parse_u64(s, n, &v) || (mult == 0 && v != 0) || v > UINT64_MAX / 1000)
+		return false;
+	*out = v * (mult ? mult : 1);
+	return true;
+}
+
 bool parse_bool(const char *s, bool *out)
 {
 	static const char *const yes[] = { "yes", "true", "on", "1" };

@@ -13,6 +13,9 @@ bool parse_u64(const char *s, size_t n, uint64_t *out);
 bool parse_size(const char *s, uint64_t *out);
 /* "30", "30s", "5m", "2h", "1d" -> seconds. */
 bool parse_duration(const char *s, uint64_t *out);
+/* "2ms", "1s", "0" -> milliseconds (a bare number other than 0 is refused: it
+ * would read as seconds everywhere else). */
+bool parse_duration_ms(const char *s, uint64_t *out);
 /* "yes/no/true/false/on/off/1/0". */
 bool parse_bool(const char *s, bool *out);
 /* ASCII case-insensitive compare of n bytes. */

@@ -7,21 +7,30 @@ The mixed case sends every message to a local mailbox and, through a slow relay
 server at random moments, so kills land between the local delivery and the end of
 the remote transaction: no acknowledged message may be lost, none partial, and no
 local copy doubled.  `make crash-test` runs it for CRASH_CYCLES cycles (default 40)
-and prints the counts; `make test` runs 3 cycles."""
+and prints the counts; `make test` runs 3 cycles.
+
+Both load tests send from SESSIONS (12) concurrent sessions, so that the kills land in
+the group commit (queue/commit.c: commits renamed together share one fsync of
+queue/active/); the first one reads postern_commit_batch_size from /metrics just
+before each kill and fails unless some directory fsync covered more than one message."""
 import os
 import random
 import re
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from helpers import SMTPConn
 
 sys.path.insert(0, str(Path(__file__).parent))
 from delivery_support import AioReceiver, free_port, make_server  # noqa: E402
+from submission_support import wait_ports  # noqa: E402
 
 LINES = 40
+SESSIONS = 12          # concurrent sessions of the load (issue 16: at least 10)
+METRICS_LISTENER = "\n[listener metrics]\naddress = 127.0.0.1\nport = 0\nrole = http\nservices = metrics\n"
 
 
 def crash_message(n):
@@ -49,10 +58,11 @@ def delivered_numbers(server):
     return nums
 
 
-def run_load_and_kill(s, acked, lock, next_n, max_messages, kill_after_acks, deadline, threads_n=4,
-                      rcpts=("alice@example.test",), max_wait=8):
+def run_load_and_kill(s, acked, lock, next_n, max_messages, kill_after_acks, deadline, threads_n=SESSIONS,
+                      rcpts=("alice@example.test",), max_wait=8, before_kill=None):
     """Send from threads_n threads until kill_after_acks more messages were acknowledged
-    (or the deadline / message budget is reached), then kill -9 the server mid-load."""
+    (or the deadline / message budget is reached), then kill -9 the server mid-load
+    (after calling before_kill(), if given, while the load still runs)."""
     stop = threading.Event()
     errors = []
     start_acked = len(acked)
@@ -109,6 +119,8 @@ def run_load_and_kill(s, acked, lock, next_n, max_messages, kill_after_acks, dea
             if len(acked) - start_acked >= kill_after_acks or next_n[0] >= max_messages:
                 break
         time.sleep(0.01)
+    if before_kill:
+        before_kill()
     s.kill9()
     stop.set()
     for t in threads:
@@ -118,18 +130,39 @@ def run_load_and_kill(s, acked, lock, next_n, max_messages, kill_after_acks, dea
     return len(acked) - start_acked
 
 
+def start_with_metrics(s):
+    """Start s; s.port is its smtp listener's, s.metrics_port its /metrics listener's."""
+    s.start()
+    ports = wait_ports(s, ["smtp", "metrics"])
+    s.port, s.metrics_port = ports["smtp"], ports["metrics"]
+
+
+def batch_counts(s):
+    """(messages, directory fsyncs) of postern_commit_batch_size so far in this run."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % s.metrics_port, timeout=10) as r:
+        text = r.read().decode()
+    get = lambda name: float(re.search(r"^%s (\S+)$" % name, text, re.M).group(1))  # noqa: E731
+    return get("postern_commit_batch_size_sum"), get("postern_commit_batch_size_count")
+
+
 def test_kill9_under_load_loses_no_acknowledged_message(server_factory):
-    s = server_factory()
+    s = server_factory(extra=METRICS_LISTENER, start=False)
+    start_with_metrics(s)
     acked, lock, next_n = set(), threading.Lock(), [0]
-    max_messages = 300
-    deadline = time.monotonic() + 20
+    max_messages = 400
+    deadline = time.monotonic() + 30
+    batches = []
     # three rounds: load, kill -9 at a different moment each time, restart on the same data
     for kill_after in (25, 60, 100):
-        got = run_load_and_kill(s, acked, lock, next_n, max_messages, kill_after, deadline)
+        got = run_load_and_kill(s, acked, lock, next_n, max_messages, kill_after, deadline,
+                                before_kill=lambda: batches.append(batch_counts(s)))
         assert got >= 3, "too few messages acknowledged before the kill: %d" % got
-        s.start()                     # same data dir, new port
+        start_with_metrics(s)         # same data dir, new ports
     sent = next_n[0]
-    print("crash test: %d sent, %d acknowledged, 3 kills" % (sent, len(acked)))
+    print("crash test: %d sent, %d acknowledged, 3 kills, %d sessions; (messages, directory fsyncs) "
+          "committed before each kill: %r" % (sent, len(acked), SESSIONS, batches))
+    assert any(msgs > syncs for msgs, syncs in batches), \
+        "no directory fsync covered two messages: the load never reached the group commit %r" % batches
 
     wait_until = time.monotonic() + 30
     nums = delivered_numbers(s)

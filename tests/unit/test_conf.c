@@ -35,7 +35,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.connections_per_ip, 20);
 	assert_true(c.connections_per_ip <= c.connections);
 	assert_int_equal(c.bad_commands, 10);
-	assert_true(c.commit_threads >= 1 && c.commit_threads <= 64);
+	assert_int_equal(c.commit_threads, 16);
+	assert_int_equal(c.commit_batch_wait, 2);   /* milliseconds */
 	assert_true(c.delivery_threads >= 1 && c.delivery_threads <= 64);
 	assert_int_equal(c.retry_min, 300);
 	assert_int_equal(c.retry_max, 3600);
@@ -77,6 +78,7 @@ static const char good[] =
 	"\n"
 	"[queue]\n"
 	"commit_threads = 8\n"
+	"commit_batch_wait = 0\n"
 	"retry_min = 60\n"
 	"retry_max = 1d\n"
 	"\n"
@@ -116,6 +118,7 @@ static void test_good(void **state)
 	assert_int_equal(c.idle_timeout, 120);
 	assert_int_equal(c.bad_commands, 3);
 	assert_int_equal(c.commit_threads, 8);
+	assert_int_equal(c.commit_batch_wait, 0);
 	assert_int_equal(c.retry_min, 60);
 	assert_int_equal(c.retry_max, 86400);
 	assert_int_equal(c.connections, 1000);   /* untouched: default */
@@ -203,6 +206,9 @@ static const struct {
 	/* a choice names the words it takes */
 	{ "[mailauth]\nspf = maybe\n" LST, "t.conf:2:", { "spf", "is not one of off|check" } },
 	{ "[mailauth]\nspf_timeout = 0\n" LST, "t.conf:2:", { "spf_timeout", "out of range" } },
+	/* a duration in milliseconds wants its unit (a bare 5 would be seconds elsewhere) */
+	{ "[queue]\ncommit_batch_wait = 5\n" LST, "t.conf:2:", { "commit_batch_wait", "milliseconds", "2ms" } },
+	{ "[queue]\ncommit_batch_wait = 1s\n" LST, "t.conf:2:", { "commit_batch_wait", "out of range", "0 to 100" } },
 	/* [mailauth] */
 	{ "[mailauth]\ndmarc = maybe\n" LST, "t.conf:2:", { "[mailauth] dmarc", "off|check" } },
 	{ "[mailauth]\n\ndmarc_quarantine_header = X-Bad: yes\n" LST, "t.conf:3:", { "dmarc_quarantine_header", "header field name" } },
