@@ -113,6 +113,14 @@ def run_load_and_kill(s, acked, lock, next_n, max_messages, kill_after_acks, dea
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(threads_n)]
     for t in threads:
         t.start()
+    # The kill's random moment counts from the round's first 250: a server still
+    # starting (slow under ASan on a loaded machine) is no test of the commit path.
+    first_ack_by = min(time.monotonic() + 15, deadline)
+    while time.monotonic() < first_ack_by:
+        with lock:
+            if len(acked) > start_acked or next_n[0] >= max_messages:
+                break
+        time.sleep(0.01)
     t_kill = min(time.monotonic() + max_wait, deadline)
     while time.monotonic() < t_kill:
         with lock:
