@@ -1,7 +1,9 @@
 /* mbox_list.c - LIST and LSUB (RFC 3501 §6.3.8-9) with CHILDREN (RFC 3348), the
- * special-use attributes (RFC 6154), the selection and return options of RFC 5258
- * that are cheap here (SUBSCRIBED, SPECIAL-USE, CHILDREN) and RETURN (STATUS)
- * (RFC 5819); APPEND (RFC 3501 §6.3.11, LITERAL+, UIDPLUS APPENDUID, the quota's
+ * special-use attributes (RFC 6154), LIST-EXTENDED (RFC 5258: the selection options
+ * SUBSCRIBED, REMOTE (no remote folders here), RECURSIVEMATCH with CHILDINFO and
+ * SPECIAL-USE (RFC 6154 §5.1); the return options SUBSCRIBED, CHILDREN (always
+ * given), SPECIAL-USE (always given), STATUS (RFC 5819); several patterns;
+ * \NonExistent for a subscription without its folder); APPEND (RFC 3501 §6.3.11, LITERAL+, UIDPLUS APPENDUID, the quota's
  * NO [OVERQUOTA] with the usage); GETQUOTA and GETQUOTAROOT (RFC 9208: one quota
  * root "" per account, from the Maildir's maildirsize). */
 #include <inttypes.h>
@@ -34,42 +36,74 @@ static bool pattern_match(const char *p, const char *name)
 	return *name == '\0';
 }
 
-static bool list_wanted(const struct imap_cmd *c, const struct folder_info *fi, const char *pattern)
+/* Does the folder satisfy the selection options (RFC 5258 §3.1: SUBSCRIBED; RFC 6154
+ * §5.1: SPECIAL-USE)?  A subscribed name without a folder is only ever listed by
+ * SUBSCRIBED (as \NonExistent) and LSUB. */
+static bool list_selected(const struct imap_cmd *c, const struct folder_info *fi)
 {
-	bool lsub = c->name == IMAP_CMD_LSUB;
-	if ((lsub || (c->list.select_opts & IMAP_LIST_SEL_SUBSCRIBED)) && !fi->subscribed)
+	bool subscribed_only = c->name == IMAP_CMD_LSUB || (c->list.select_opts & IMAP_LIST_SEL_SUBSCRIBED);
+	if (subscribed_only && !fi->subscribed)
 		return false;
-	if ((c->list.select_opts & IMAP_LIST_SEL_SPECIAL_USE) && fi->special == FOLDER_SPECIAL_NONE)
+	if ((c->list.select_opts & IMAP_LIST_SEL_SPECIAL_USE) && (fi->special == FOLDER_SPECIAL_NONE || fi->nonexistent))
 		return false;
-	if (!lsub && fi->noselect && !fi->has_children)
-		return false;   /* a subscription whose folder is gone: LSUB's business */
-	return pattern_match(pattern, fi->name);
+	return subscribed_only || !fi->nonexistent;
 }
 
-static void list_line(struct imap_session *s, const struct imap_cmd *c, const struct folder_info *fi, struct buf *out)
+static bool list_matches(const struct imap_cmd *c, const char *name)
+{
+	for (size_t k = 0; k < c->list.n_patterns; k++) {
+		char pattern[2 * FOLDER_NAME_MAX + 2];
+		snprintf(pattern, sizeof(pattern), "%s%s", c->list.reference, c->list.patterns[k]);
+		if (pattern_match(pattern, name))
+			return true;
+	}
+	return false;
+}
+
+/* RECURSIVEMATCH (RFC 5258 §3.5): a descendant that meets the selection but matches
+ * no pattern shows as CHILDINFO on its matching ancestor. */
+static bool list_childinfo(const struct imap_cmd *c, const struct folder_info *fi, size_t n, size_t self)
+{
+	if (!(c->list.select_opts & IMAP_LIST_SEL_RECURSIVEMATCH))
+		return false;
+	size_t len = strlen(fi[self].name);
+	for (size_t j = 0; j < n; j++)
+		if (j != self && strncmp(fi[j].name, fi[self].name, len) == 0 && fi[j].name[len] == '/' &&
+		    list_selected(c, &fi[j]) && !list_matches(c, fi[j].name))
+			return true;
+	return false;
+}
+
+static void list_line(struct imap_session *s, const struct imap_cmd *c, const struct folder_info *fi, bool selected,
+	bool childinfo, struct buf *out)
 {
 	bool lsub = c->name == IMAP_CMD_LSUB;
-	const char *sep = "";
 	buf_printf(out, "* %s (", lsub ? "LSUB" : "LIST");
-	if (fi->noselect) {
-		buf_appends(out, "\\Noselect");
-		sep = " ";
-	}
+	if (fi->nonexistent && c->list.extended)
+		buf_appends(out, "\\NonExistent ");   /* implies \Noselect (RFC 5258 §3.4) */
+	else if (fi->noselect)
+		buf_appends(out, "\\Noselect ");
 	if (!lsub) {
-		buf_printf(out, "%s%s", sep, fi->has_children ? "\\HasChildren" : "\\HasNoChildren");
-		sep = " ";
+		buf_appends(out, fi->has_children ? "\\HasChildren" : "\\HasNoChildren");
 		const char *attr = folder_special_attr(fi->special);
-		if (attr) {
+		if (attr)
 			buf_printf(out, " %s", attr);
-		}
 		if (fi->subscribed && (c->list.return_opts & IMAP_LIST_RET_SUBSCRIBED ||
-		    c->list.select_opts & IMAP_LIST_SEL_SUBSCRIBED))
+		    (selected && c->list.select_opts & IMAP_LIST_SEL_SUBSCRIBED)))
 			buf_appends(out, " \\Subscribed");
+	} else if (out->len && out->data[out->len - 1] == ' ') {
+		out->len--;
 	}
 	buf_appends(out, ") \"/\" ");
 	imap_write_mailbox(out, fi->name, s->x.utf8_accept);
+	if (childinfo) {   /* mbox-list-extended (RFC 5258 §6): the criteria the children met */
+		unsigned sel = c->list.select_opts;
+		buf_printf(out, " (\"CHILDINFO\" (%s%s%s))", sel & IMAP_LIST_SEL_SUBSCRIBED ? "\"SUBSCRIBED\"" : "",
+			(sel & IMAP_LIST_SEL_SUBSCRIBED) && (sel & IMAP_LIST_SEL_SPECIAL_USE) ? " " : "",
+			sel & IMAP_LIST_SEL_SPECIAL_USE ? "\"SPECIAL-USE\"" : "");
+	}
 	buf_appends(out, "\r\n");
-	if ((c->list.return_opts & IMAP_LIST_RET_STATUS) && !fi->noselect) {
+	if ((c->list.return_opts & IMAP_LIST_RET_STATUS) && !fi->noselect && !fi->nonexistent) {   /* RFC 5819 §2 */
 		char err[200];
 		imap_mbox_status_line(s, fi->name, c->list.status_items, out, err, sizeof(err));
 	}
@@ -91,14 +125,12 @@ void imap_mbox_list(struct imap_session *s, const struct imap_cmd *c, struct buf
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
-		for (size_t k = 0; k < c->list.n_patterns; k++) {
-			char pattern[2 * FOLDER_NAME_MAX + 2];
-			snprintf(pattern, sizeof(pattern), "%s%s", c->list.reference, c->list.patterns[k]);
-			if (list_wanted(c, &fi[i], pattern)) {
-				list_line(s, c, &fi[i], out);
-				break;
-			}
-		}
+		if (!list_matches(c, fi[i].name))
+			continue;
+		bool selected = list_selected(c, &fi[i]);
+		bool childinfo = c->name == IMAP_CMD_LIST && list_childinfo(c, fi, n, i);
+		if (selected || childinfo)
+			list_line(s, c, &fi[i], selected, childinfo, out);
 	}
 	free(fi);
 	imap_reply_tagged(out, c->tag, IMAP_OK, NULL, "%s completed", label);

@@ -256,6 +256,9 @@ static bool parse_list(struct lex *l)
 		c->list.extended = true;
 		if (!parse_options(l, list_select, &c->list.select_opts, "LIST selection option") || !lex_sp(l))
 			return false;
+		unsigned alone = IMAP_LIST_SEL_RECURSIVEMATCH | IMAP_LIST_SEL_REMOTE;
+		if ((c->list.select_opts & IMAP_LIST_SEL_RECURSIVEMATCH) && !(c->list.select_opts & ~alone))
+			return lex_fail(l, "RECURSIVEMATCH needs another selection option, such as SUBSCRIBED (RFC 5258 §3)");
 	}
 	if (!lex_mailbox(l, &c->list.reference, "the reference name") || !lex_sp(l))
 		return false;
@@ -300,13 +303,23 @@ static bool parse_append(struct lex *l)
 		if (!lex_sp(l))
 			return false;
 	}
+	/* append-data =/ "UTF8" SP "(" literal8 ")" (RFC 6855 §4): a message with UTF-8
+	 * header fields, from a client that enabled UTF8=ACCEPT. */
+	bool utf8 = lex_word_is(l, "UTF8");
+	if (utf8) {
+		if (!l->utf8)
+			return lex_fail(l, "APPEND UTF8 needs ENABLE UTF8=ACCEPT first (RFC 6855 §4)");
+		if (!lex_sp(l) || !lex_char(l, '(') || !lex_char(l, '~'))
+			return false;
+	}
 	if (lex_peek(l) != '{')
-		return lex_fail(l, "the message must be sent as a literal {N} (RFC 3501 §6.3.11)");
+		return lex_fail(l, utf8 ? "APPEND UTF8 takes the message as a literal8 (~{N}) in parentheses (RFC 6855 §4)"
+			: "the message must be sent as a literal {N} (RFC 3501 §6.3.11)");
 	char *data;
 	if (!lex_string(l, &data, &c->append.len, "the message"))
 		return false;
 	c->append.data = data;
-	return true;
+	return !utf8 || lex_char(l, ')');
 }
 
 /* SETQUOTA SP quota-root SP "(" [setquota-resource *(SP setquota-resource)] ")" */

@@ -152,6 +152,8 @@ static bool lex_quoted(struct lex *l, char **out, size_t *n, const char *what)
 				r[k++] = *t;
 			}
 			r[k] = '\0';
+			if (l->utf8 && !utf8_valid(r, k))   /* RFC 6855 §3: quoted strings hold UTF-8 */
+				return lex_fail(l, "in %s: the quoted string is not valid UTF-8 (RFC 6855 §3)", what);
 			*out = r;
 			*n = k;
 			l->p = q + 1;
@@ -299,12 +301,15 @@ static bool seq_number(struct lex *l, uint32_t *v, const char *what)
 	uint64_t r = 0;
 	while (lex_peek(l) >= '0' && lex_peek(l) <= '9') {
 		r = r * 10 + (unsigned)(*l->p++ - '0');
-		if (r > UINT32_MAX - 1)
+		if (r > UINT32_MAX)
 			return lex_fail(l, "in %s: a number is too large", what);
 	}
 	if (r == 0)
 		return lex_fail(l, "in %s: message numbers start at 1 (0 is not one)", what);
-	*v = (uint32_t)r;
+	/* nz-number goes up to 4294967295 (RFC 3501 §9; interimap asks for "N:4294967295"),
+	 * but that value stands for '*' here: it is taken as 4294967294, which no UID or
+	 * message number here reaches, so "N:4294967295" keeps meaning N and above. */
+	*v = r == UINT32_MAX ? UINT32_MAX - 1 : (uint32_t)r;
 	return true;
 }
 

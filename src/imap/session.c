@@ -46,7 +46,8 @@ void imap_bad_command(struct imap_session *s)
 void imap_capability_list(const struct imap_session *s, struct buf *out)
 {
 	buf_appends(out, "IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT CHILDREN SPECIAL-USE QUOTA "
-		"QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UIDPLUS MOVE CONDSTORE QRESYNC ESEARCH");
+		"QUOTA=RES-STORAGE QUOTA=RES-MESSAGE UIDPLUS MOVE CONDSTORE QRESYNC ESEARCH LIST-EXTENDED LIST-STATUS "
+		"UTF8=ACCEPT");
 	if ((s->state == ST_AUTH || s->state == ST_SELECTED) && !s->compressed)
 		buf_appends(out, " COMPRESS=DEFLATE");   /* RFC 4978 §3: once logged in, once per connection */
 	if (s->state == ST_NOAUTH || s->state == ST_SASL) {
@@ -104,8 +105,8 @@ static void cmd_id(struct imap_session *s, struct imap_cmd *c)
 	imap_reply_tagged(&s->out, c->tag, IMAP_OK, NULL, "ID completed");
 }
 
-/* RFC 5161; QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).  Unknown names are
- * ignored, as the RFC says. */
+/* RFC 5161; QRESYNC implies CONDSTORE (RFC 7162 §3.2.3); UTF8=ACCEPT (RFC 6855).
+ * Unknown names are ignored, as the RFC says. */
 static void cmd_enable(struct imap_session *s, struct imap_cmd *c)
 {
 	struct buf line;
@@ -113,6 +114,13 @@ static void cmd_enable(struct imap_session *s, struct imap_cmd *c)
 	for (size_t i = 0; i < c->enable.n; i++) {
 		const char *cap = c->enable.caps[i];
 		bool qresync = strcmp(cap, "QRESYNC") == 0, condstore = strcmp(cap, "CONDSTORE") == 0;
+		if (strcmp(cap, "UTF8=ACCEPT") == 0 && !s->x.utf8_accept) {
+			/* RFC 6855 §3: mailbox names in UTF-8 both ways (no modified UTF-7), UTF-8 in
+			 * quoted strings, APPEND UTF8 (~{N}); the parser reads the next command so. */
+			s->x.utf8_accept = true;
+			imap_parser_set_utf8(s->parser, true);
+			buf_appends(&line, " UTF8=ACCEPT");
+		}
 		if (qresync && !s->x.qresync) {
 			s->x.qresync = true;
 			buf_appends(&line, " QRESYNC");

@@ -1,7 +1,8 @@
 /* fuzz_imap_parse.c - the IMAP command parser fed hostile input in pieces (the first
  * byte chooses the piece size and UTF8=ACCEPT, the second whether raw lines are
  * asked for), every parsed command walked to its leaves (sequence ranges ordered,
- * search trees within their depth, literals within bounds), every error's words
+ * search trees within their depth, literals within bounds, LIST-EXTENDED's options
+ * as RFC 5258 allows them), every error's words
  * one printable line; and modified UTF-7: what decodes re-encodes to a name that
  * decodes to the same text. */
 #include <stdint.h>
@@ -53,6 +54,16 @@ static void check_cmd(const struct imap_cmd *c)
 		check_key(c->search.key, 0);
 	if (c->append.len > IMAP_APPEND_LITERAL_MAX)
 		die("APPEND literal over its bound");
+	if ((c->name == IMAP_CMD_LIST || c->name == IMAP_CMD_LSUB) && (!c->list.reference || !c->list.n_patterns))
+		die("LIST without a reference or a pattern");
+	for (size_t i = 0; i < c->list.n_patterns; i++)
+		if (!c->list.patterns[i])
+			die("LIST pattern missing");
+	unsigned sel = c->list.select_opts, alone = IMAP_LIST_SEL_RECURSIVEMATCH | IMAP_LIST_SEL_REMOTE;
+	if ((sel & IMAP_LIST_SEL_RECURSIVEMATCH) && !(sel & ~alone))
+		die("RECURSIVEMATCH accepted alone (RFC 5258 §3)");
+	if ((c->list.return_opts & IMAP_LIST_RET_STATUS) && !c->list.status_items)
+		die("RETURN (STATUS) without items");
 	struct buf b;
 	buf_init(&b, 1 << 20);
 	if (c->mailbox && !imap_write_mailbox(&b, c->mailbox, false))

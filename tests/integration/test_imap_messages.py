@@ -307,6 +307,8 @@ def test_interimap_qresync(srv, tmp_path):
     env = dict(os.environ, HOME=str(tmp_path), XDG_DATA_HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path))
     p = _run(["interimap", "--config", str(conf)], env=env, timeout=60)
     assert p.returncode == 0, (p.stdout.decode(), p.stderr.decode())
+    # interimap compresses its remote side (COMPRESS=DEFLATE, RFC 4978) and says how much
+    assert re.search(r"remote: IMAP traffic \(bytes\): recv .*\(compr\. \d+", p.stderr.decode()), p.stderr.decode()
     lm = login(srv, local)
     ok(lm.select("INBOX"))
     data = ok(lm.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))

@@ -250,6 +250,13 @@ static const struct row rows[] = {
 	  "x LIST ref= pats=(INBOX* Sent) ext sel=5 ret=6 status=0|" },
 	{ "x LIST \"\" * RETURN (STATUS (MESSAGES UNSEEN))\r\n", "x LIST ref= pats=(*) ext sel=0 ret=8 status=17|" },
 	{ "x LIST (SPECIAL-USE) \"\" *\r\n", "x LIST ref= pats=(*) ext sel=8 ret=0 status=0|" },
+	/* LIST-EXTENDED (RFC 5258 §6): empty option lists, REMOTE, several patterns, STATUS with CHILDREN */
+	{ "x LIST () \"\" (%) RETURN ()\r\n", "x LIST ref= pats=(%) ext sel=0 ret=0 status=0|" },
+	{ "x LIST (REMOTE SUBSCRIBED) Foo/ (% \"B r\" *x) RETURN (SUBSCRIBED CHILDREN STATUS (UIDNEXT HIGHESTMODSEQ))\r\n",
+	  "x LIST ref=Foo/ pats=(% B r *x) ext sel=3 ret=11 status=36|" },
+	{ "x list (special-use recursivematch) \"\" * return (special-use)\r\n",
+	  "x LIST ref= pats=(*) ext sel=12 ret=4 status=0|" },
+	{ "x LIST \"\" (INBOX Sent)\r\n", "x LIST ref= pats=(INBOX Sent) ext sel=0 ret=0 status=0|" },
 	{ "x STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN HIGHESTMODSEQ)\r\n", "x STATUS mbox=INBOX items=63|" },
 	{ "x APPEND Sent (\\Seen $Forwarded) \" 1-Dec-2026 18:25:00 +0100\" {5}\r\nhello\r\n",
 	  "+|x APPEND mbox=Sent flags=(\\Seen $Forwarded) date=1796145900 len=5 data=hello|" },
@@ -267,6 +274,7 @@ static const struct row rows[] = {
 	{ "x STARTTLS\r\n", "x STARTTLS|" },
 	/* sequence sets */
 	{ "x FETCH 1:*,3,7:5 FLAGS\r\n", "x FETCH set=1:*,3,5:7 FLAGS|" },
+	{ "x UID FETCH 3:4294967295 FLAGS\r\n", "x UID FETCH set=3:4294967294 FLAGS|" },   /* interimap's range */
 	{ "x FETCH *:4 UID\r\n", "x FETCH set=4:* UID|" },
 	{ "x FETCH * UID\r\n", "x FETCH set=* UID|" },
 	{ "x FETCH $ UID\r\n", "x FETCH set=$ UID|" },
@@ -309,6 +317,17 @@ static const struct row rows[] = {
 	{ "a1\r\n", "ERR a1 BAD Expected a command name after the tag|" },
 	{ "+x NOOP\r\n", "ERR * BAD Every command starts with a tag (letters or digits, e.g. \"a1\") and a space (RFC 3501, client commands)|" },
 	{ "a1 FROB\r\n", "ERR a1 BAD Unknown command \"FROB\"|" },
+	{ "a1 LIST (RECURSIVEMATCH) \"\" *\r\n",
+	  "ERR a1 BAD LIST: RECURSIVEMATCH needs another selection option, such as SUBSCRIBED (RFC 5258 §3)|" },
+	{ "a1 LIST (REMOTE RECURSIVEMATCH) \"\" *\r\n",
+	  "ERR a1 BAD LIST: RECURSIVEMATCH needs another selection option, such as SUBSCRIBED (RFC 5258 §3)|" },
+	{ "a1 LIST (FOO) \"\" *\r\n", "ERR a1 BAD LIST: unknown LIST selection option at \"FOO) \\x22\\x22 *\"|" },
+	{ "a1 LIST \"\" * RETURN (BAR)\r\n", "ERR a1 BAD LIST: unknown LIST return option at \"BAR)\"|" },
+	{ "a1 LIST \"\" * RETURN (STATUS (FOO))\r\n",
+	  "ERR a1 BAD LIST: unknown STATUS item at \"FOO))\" (MESSAGES, RECENT, UIDNEXT, UIDVALIDITY, UNSEEN, HIGHESTMODSEQ, SIZE are known)|" },
+	{ "a1 LIST \"\" * FOO\r\n", "ERR a1 BAD LIST: expected RETURN (...) after the pattern|" },
+	{ "a1 APPEND INBOX UTF8 (~{1}\r\na)\r\n", "+|ERR a1 BAD APPEND: APPEND UTF8 needs ENABLE UTF8=ACCEPT first (RFC 6855 §4)|" },
+	{ "a1 FETCH 4294967296 FLAGS\r\n", "ERR a1 BAD FETCH: in the message set: a number is too large|" },
 	{ "a1 UID LIST\r\n", "ERR a1 BAD UID must be followed by FETCH, SEARCH, STORE, COPY, MOVE or EXPUNGE|" },
 	{ "a1 NOOP extra\r\n", "ERR a1 BAD NOOP: unexpected \" extra\" after the arguments|" },
 	{ "a1 FETCH 0 FLAGS\r\n", "ERR a1 BAD FETCH: in the message set: message numbers start at 1 (0 is not one)|" },
@@ -383,6 +402,16 @@ static void test_long_line(void **state)
 	assert_string_equal(buf_cstr(&b), "ERR t1 BAD LIMIT Command line too long: at most 65536 octets (literals not counted)|"
 		"t2 NOOP|");
 	free(in);
+	/* a line that never ends: skipped up to IMAP_SKIP_MAX, then fatal */
+	n = IMAP_SKIP_MAX + 4096;
+	in = malloc(n + 1);
+	memcpy(in, "t3 NOOP ", 8);
+	memset(in + 8, 'b', n - 8);
+	in[n] = '\0';
+	buf_reset(&b);
+	run(in, n, 65536, &b);
+	assert_string_equal(buf_cstr(&b), "ERR t3 BAD LIMIT Command line too long: over 1048576 octets without a line end FATAL|");
+	free(in);
 	buf_free(&b);
 }
 
@@ -445,6 +474,22 @@ static void test_utf8_accept(void **state)
 	struct imap_cmd *c = imap_parser_take(p);
 	assert_string_equal(c->mailbox, "Entw\xc3\xbcrfe &-");
 	imap_cmd_free(&c);
+	/* APPEND UTF8 (~{N}) (RFC 6855 §4): the message with UTF-8 header fields */
+	const char *ap = "t APPEND INBOX (\\Seen) UTF8 (~{14+}\r\nSubject: \xc3\xa9t\xc3\xa9)\r\n";
+	imap_parser_feed(p, ap, strlen(ap), &ev);
+	if (ev == IMAP_EV_ERROR)
+		fail_msg("%s", imap_parser_error(p)->text);
+	assert_int_equal(ev, IMAP_EV_COMMAND);
+	c = imap_parser_take(p);
+	assert_int_equal(c->append.len, 14);
+	assert_memory_equal(c->append.data, "Subject: \xc3\xa9t\xc3\xa9", 14);
+	imap_cmd_free(&c);
+	/* quoted strings must be UTF-8 now (RFC 6855 §3) */
+	const char *bad = "t SEARCH SUBJECT \"\xff\"\r\n";
+	imap_parser_feed(p, bad, strlen(bad), &ev);
+	assert_int_equal(ev, IMAP_EV_ERROR);
+	assert_string_equal(imap_parser_error(p)->text,
+		"SEARCH: in the text to search for: the quoted string is not valid UTF-8 (RFC 6855 §3)");
 	imap_parser_free(&p);
 }
 
