@@ -125,9 +125,13 @@ void conn_flush(struct conn *c)
 	if (out->len) {
 		bool sent = conn_output(c, ob, out->data, out->len);   /* compressed after COMPRESS (deflate.c) */
 		buf_reset(out);
-		if (!sent) {
+		if (!sent) {   /* zlib failed (memory): nothing more can be said; freed off the caller's stack */
 			log_event(LOG_ERR, "compress_error", "conn=%llu error=\"cannot compress the output\"", (unsigned long long)c->id);
-			conn_free(c);
+			bufferevent_disable(c->bev, EV_READ);
+			c->tls_failed = true;   /* as after a failed handshake: no more input, any event frees */
+			struct timeval now = { 0, 0 };
+			if (!c->closer && (c->closer = evtimer_new(c->net->base, closer_cb, c)))
+				evtimer_add(c->closer, &now);
 			return;
 		}
 	}
