@@ -107,6 +107,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_output(imap_session_output(f.s));
 		if (imap_session_wants_tls(f.s))
 			imap_session_tls_started(f.s, "TLSv1.3");
+		if (imap_session_wants_compress(f.s)) {   /* COMPRESS: the transport switched, or could not */
+			imap_session_compress_started(f.s, off % 7 != 0);
+			check_output(imap_session_output(f.s));
+			if (off % 5 == 0)
+				imap_session_input_broken(f.s, "invalid block type");
+			check_output(imap_session_output(f.s));
+		}
 		if (imap_session_streaming(f.s))
 			imap_session_pump(f.s);
 		if (imap_session_wants_close(f.s))
