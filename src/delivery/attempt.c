@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "delivery/reason.h"
+#include "util/fileio.h"
 #include "util/metrics.h"
 #include "wire/enh.h"
 
@@ -90,6 +91,11 @@ struct run {
 	size_t n_failed;
 	size_t *group;              /* scratch: recipients of one domain */
 	struct rcpt_result *res;
+	/* Local copies whose directory is not yet fsync'd (local.h): the distinct
+	 * directories, and per recipient which of them holds its copy (index + 1, 0: none). */
+	struct finish_dir *sync;
+	size_t n_sync, cap_sync;
+	size_t *sync_of;
 };
 
 void sched_event_init(struct events_record *e, enum events_kind kind, const char *qid, const char *sender,
@@ -173,18 +179,70 @@ static void defer_rcpt(struct run *r, size_t i, const char *route, const char *w
 	rcpt_event(r, i, EVENTS_DEFERRED, strcmp(route, "local") == 0 ? "local mailbox" : NULL, why);
 }
 
+/* Recipient i's copy is in dir, whose fsync is still to come: remember both. */
+static bool note_unsynced(struct run *r, size_t i, const char *dir)
+{
+	size_t k = 0;
+	while (k < r->n_sync && strcmp(r->sync[k].path, dir) != 0)
+		k++;
+	if (k == r->n_sync) {
+		if (r->n_sync == r->cap_sync) {
+			size_t nc = r->cap_sync ? r->cap_sync * 2 : 4;
+			void *p = realloc(r->sync, nc * sizeof(*r->sync));
+			if (!p)
+				return false;
+			r->sync = p;
+			r->cap_sync = nc;
+		}
+		snprintf(r->sync[k].path, sizeof(r->sync[k].path), "%s", dir);
+		r->sync[k].failed = false;
+		r->n_sync++;
+	}
+	r->sync_of[i] = k + 1;
+	return true;
+}
+
+/* Make this attempt's local copies durable (their directories fsync'd, shared with
+ * the other threads' deliveries: finish.c) before anything records them: a state
+ * file saying delivered, or the queue forgetting the message.  A recipient whose
+ * directory could not be synced is pending again (its copy is found by name next
+ * time).  Returns false when one was. */
+static bool sync_locals(struct run *r)
+{
+	if (r->n_sync == 0)
+		return true;
+	bool ok = finish_sync(&r->w->d->finish, r->sync, r->n_sync);
+	for (size_t i = 0; i < r->m.env.n_rcpts; i++) {
+		if (r->sync_of[i] && r->sync[r->sync_of[i] - 1].failed) {
+			struct queue_rcpt_state *s = &r->st.r[i];
+			s->state = RCPT_PENDING;
+			s->next_try = r->now + (time_t)r->w->d->conf->retry_min;
+			snprintf(s->last_reply, sizeof(s->last_reply), "the Maildir directory could not be synced");
+			r->changed = true;
+		}
+		r->sync_of[i] = 0;
+	}
+	r->n_sync = 0;
+	return ok;
+}
+
 /* Deliver recipient i, resolved to a local mailbox, into its Maildir. */
 static void deliver_local(struct run *r, size_t i, const struct dir_recipient *dr)
 {
 	const struct conf *c = r->w->d->conf;
 	struct queue_rcpt_state *s = &r->st.r[i];
-	char path[1400], why[700];
+	char path[1400], why[700], dir[FINISH_DIR_MAX];
 	if (!store_mailbox_path(c->data_dir, dr->mailbox.domain, dr->mailbox.local, path, sizeof(path))) {
 		defer_rcpt(r, i, "local", "the user directory could not be read");
 		return;
 	}
 	set_where(r->w, "%s", "local mailbox");
-	switch (local_deliver(c, &r->m, i, path, r->may_repeat, why, sizeof(why))) {
+	enum local_result lr = local_deliver(c, &r->m, i, path, r->may_repeat, dir, sizeof(dir), why, sizeof(why));
+	if (lr == LOCAL_DELIVERED && !note_unsynced(r, i, dir) && !fileio_fsync_dir(dir)) {
+		defer_rcpt(r, i, "local", "out of memory, and the Maildir directory could not be synced");
+		return;
+	}
+	switch (lr) {
 	case LOCAL_DELIVERED:
 		s->state = RCPT_DELIVERED;
 		r->changed = true;
@@ -238,9 +296,11 @@ static void checkpoint(struct run *r)
 {
 	if (!r->changed)
 		return;
-	if (queue_state_write(r->w->d->queue, r->m.env.qid, &r->st))
+	sync_locals(r);
+	if (queue_state_write(r->w->d->queue, r->m.env.qid, &r->st)) {
 		r->changed = false;
-	else
+		r->st.on_disk = true;
+	} else
 		log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot save the delivery state: %s\"", r->m.env.qid,
 			strerror(errno));
 }
@@ -398,6 +458,7 @@ static time_t settle(struct run *r, const char *qid)
 	size_t n = r->m.env.n_rcpts;
 	time_t again = 0;
 	bool pending = false, failed = false;
+	sync_locals(r);   /* first: whatever follows records the local copies */
 	for (size_t i = 0; i < n; i++) {
 		if (r->st.r[i].state == RCPT_PENDING) {
 			pending = true;
@@ -410,6 +471,8 @@ static time_t settle(struct run *r, const char *qid)
 	if (pending) {
 		if (r->changed && !queue_state_write(r->w->d->queue, qid, &r->st))
 			log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot save the delivery state: %s\"", qid, strerror(errno));
+		else
+			r->st.on_disk = true;
 	} else if (failed && !r->m.env.sender[0]) {
 		/* Nobody to tell (a bounce that failed): keep it for the administrator, and
 		 * tell the postmaster, unless it is the postmaster's own notice (no loop). */
@@ -423,7 +486,11 @@ static time_t settle(struct run *r, const char *qid)
 		keep_failed(r->w->d, qid, why, strcmp(r->m.env.protocol, NOTICE_PROTOCOL) != 0);
 		log_event(LOG_WARN, "kept", "qid=%s reason=\"undeliverable report\" where=queue/failed", qid);
 	} else {
-		queue_remove(r->w->d->queue, qid);
+		/* Every outcome is durable (queue.h, queue_done): no fsync, and no state file to
+		 * remove unless an earlier attempt or a checkpoint wrote one. */
+		if (!queue_done(r->w->d->queue, qid, r->st.on_disk))
+			log_event(LOG_ERR, "queue_error", "qid=%s error=\"cannot remove the delivered message: %s\" "
+				"action=\"delivered again at the next start\"", qid, strerror(errno));
 		log_event(LOG_INFO, "removed", "qid=%s reason=\"%s\"", qid, failed ? "done; failures reported to the sender"
 			: "all recipients delivered");
 	}
@@ -446,7 +513,9 @@ time_t sched_process(struct worker *w, const char *qid, bool force, bool fresh)
 	w->envelope_arrival = r.m.env.arrival;
 	size_t n = r.m.env.n_rcpts;
 	time_t again = 0;
-	if (!queue_state_read(d->queue, qid, n, &r.st)) {
+	/* A message just committed has no state file (a held one is never enqueued as
+	 * fresh, see lists.c): nothing to read, no failing open. */
+	if (!(fresh ? queue_state_fresh(&r.st, n) : queue_state_read(d->queue, qid, n, &r.st))) {
 		log_event(LOG_ERR, "state_error", "qid=%s error=\"cannot read the delivery state (out of memory)\"", qid);
 		queue_message_close(&r.m);
 		return r.now + (time_t)d->conf->retry_min;
@@ -462,7 +531,8 @@ time_t sched_process(struct worker *w, const char *qid, bool force, bool fresh)
 	r.newly_failed = calloc(n, sizeof(size_t));
 	r.group = calloc(n, sizeof(size_t));
 	r.res = calloc(n, sizeof(struct rcpt_result));
-	if (!remote || !r.newly_failed || !r.group || !r.res) {
+	r.sync_of = calloc(n, sizeof(size_t));
+	if (!remote || !r.newly_failed || !r.group || !r.res || !r.sync_of) {
 		again = r.now + (time_t)d->conf->retry_min;
 		goto out;
 	}
@@ -472,9 +542,10 @@ time_t sched_process(struct worker *w, const char *qid, bool force, bool fresh)
 	r.may_repeat = !fresh || r.st.delay_notified || r.st.damaged;
 	for (size_t i = 0; i < n && !r.may_repeat; i++)
 		r.may_repeat = r.st.r[i].attempts > 0 || r.st.r[i].state != RCPT_PENDING;
+	/* No checkpoint after the local copies: a repeat finds each by its Maildir name
+	 * (local.h), and a local failure or deferral comes out the same again.  Their
+	 * directories are synced with the first state write or at the end (settle). */
 	deliver_locals(&r, remote);
-	if (any(remote, n))
-		checkpoint(&r);
 	deliver_remotes(&r, remote);
 	expire(&r);
 	if (r.n_failed)
@@ -486,6 +557,8 @@ out:
 	free(r.newly_failed);
 	free(r.group);
 	free(r.res);
+	free(r.sync);
+	free(r.sync_of);
 	queue_state_free(&r.st);
 	queue_message_close(&r.m);
 	return again;

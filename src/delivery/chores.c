@@ -86,6 +86,11 @@ static void rescan_active(struct delivery *d)
 	qsort(rs.known, rs.n_known, sizeof(*rs.known), cmp_qid);
 	queue_list_active(d->queue, rescan_one, &rs);
 	free(rs.known);
+	if (rs.added) {
+		pthread_mutex_lock(&d->lock);
+		d->rescan_found = time(NULL);   /* see delivery_enqueue */
+		pthread_mutex_unlock(&d->lock);
+	}
 	if (rs.added)
 		log_event(LOG_INFO, "queue_rescan", "found=%u reason=\"in queue/active/ but not scheduled\"", rs.added);
 }

@@ -100,10 +100,15 @@ void sched_add_item(struct delivery *d, const char *qid, time_t due, bool force,
 	pthread_cond_signal(&d->cond);
 }
 
+/* A message just committed: fresh (no state file, no copy anywhere: sched_process
+ * reads nothing), unless a rescan of active/ found files nobody had scheduled in the
+ * last minute: it may have listed this one between its rename and this call, and the
+ * two items must not both believe there is no state. */
 void delivery_enqueue(struct delivery *d, const char *qid)
 {
 	pthread_mutex_lock(&d->lock);
-	sched_add_item(d, qid, 0, false, true);
+	bool rescanned = d->rescan_found && time(NULL) - d->rescan_found < RESCAN_RACE_SECONDS;
+	sched_add_item(d, qid, 0, false, !rescanned);
 	pthread_mutex_unlock(&d->lock);
 }
 

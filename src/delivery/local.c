@@ -85,11 +85,22 @@ static char *delivery_prefix(const struct queue_message *m, const char *rcpt)
 	return p;
 }
 
+/* A copy is in place as `name`: the directory whose fsync makes its name durable. */
+static enum local_result delivered_in(const char *path, const char *name, char *sync_dir, size_t sync_dirsz,
+	char *why, size_t whysz)
+{
+	if (maildir_copy_dir(path, name, sync_dir, sync_dirsz))
+		return LOCAL_DELIVERED;
+	snprintf(why, whysz, "local delivery to %s failed: path too long", path);
+	return LOCAL_TEMP;
+}
+
 enum local_result local_deliver(const struct conf *c, const struct queue_message *m, size_t i, const char *path,
-	bool may_repeat, char *why, size_t whysz)
+	bool may_repeat, char *sync_dir, size_t sync_dirsz, char *why, size_t whysz)
 {
 	const char *rcpt = m->env.rcpts[i];
 	char name[600], err[512];
+	sync_dir[0] = '\0';
 	struct maildir_copy_id id = { .arrival = (long long)m->env.arrival, .qid = m->env.qid, .rcpt_index = i };
 	if (may_repeat) {
 		/* Before the quota check: the first copy counts against the quota and would
@@ -97,7 +108,7 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 		switch (maildir_find_copy(path, &id, name, sizeof(name), err, sizeof(err))) {
 		case MAILDIR_COPY_PRESENT:
 			log_already(m, rcpt, path, name);
-			return LOCAL_DELIVERED;
+			return delivered_in(path, name, sync_dir, sync_dirsz, why, whysz);
 		case MAILDIR_COPY_UNKNOWN:
 			snprintf(why, whysz, "local delivery to %s failed: %s", path, err);
 			return LOCAL_TEMP;
@@ -128,12 +139,12 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 		snprintf(why, whysz, "local delivery to %s failed: out of memory", path);
 		return LOCAL_TEMP;
 	}
-	enum store_result r = maildir_deliver_copy(path, &id, prefix, m->fd, m->body_offset, m->body_size, name,
+	enum store_result r = maildir_deliver_copy(path, &id, prefix, m->fd, m->body_offset, m->body_size, false, name,
 		sizeof(name), err, sizeof(err));
 	free(prefix);
 	if (r == STORE_DUPLICATE) {
 		log_already(m, rcpt, path, name);
-		return LOCAL_DELIVERED;
+		return delivered_in(path, name, sync_dir, sync_dirsz, why, whysz);
 	}
 	if (r != STORE_OK) {
 		snprintf(why, whysz, "local delivery to %s failed: %s", path, err);
@@ -150,5 +161,5 @@ enum local_result local_deliver(const struct conf *c, const struct queue_message
 		if (quota_warning_due(path, &st, (unsigned)c->quota_warning_percent))
 			quota_warning(c, rcpt, path, &st);
 	}
-	return LOCAL_DELIVERED;
+	return delivered_in(path, name, sync_dir, sync_dirsz, why, whysz);
 }

@@ -81,6 +81,7 @@ static void *delivery_thread(void *arg)
 			}
 			if (!it) {
 				pthread_mutex_unlock(&d->lock);
+				queue_done_flush(d->queue);   /* state files of finished messages (queue_done) */
 				if (w->remote)
 					remote_idle(w->remote);   /* no more work now: close kept connections */
 				pthread_mutex_lock(&d->lock);
@@ -139,6 +140,7 @@ struct delivery *delivery_start(const struct conf *c, struct queue *q, const str
 	d->queue = q;
 	d->creds = creds;
 	pthread_mutex_init(&d->lock, NULL);
+	finish_init(&d->finish);
 	pthread_cond_init(&d->cond, NULL);   /* CLOCK_REALTIME: due times are wall-clock */
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -167,6 +169,7 @@ struct delivery *delivery_start(const struct conf *c, struct queue *q, const str
 		free(d->where);
 		dnssec_gate_free(&d->dnssec);
 		conncache_free(&d->conns);
+		finish_destroy(&d->finish);
 		free(d);
 		return NULL;
 	}
@@ -250,7 +253,9 @@ void delivery_stop(struct delivery **dp)
 	free_list(d->ready_head);
 	free_list(d->deferred);
 	conncache_free(&d->conns);   /* QUIT to the idle ones, before the cancel goes */
+	queue_done_flush(d->queue);
 	pthread_mutex_destroy(&d->lock);
+	finish_destroy(&d->finish);
 	pthread_cond_destroy(&d->cond);
 	pthread_cond_destroy(&d->exited);
 	net_cancel_free(&d->cancel);

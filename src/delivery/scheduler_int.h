@@ -41,6 +41,7 @@
 #define LEFTOVER_AGE 3600       /* queue leftovers this old are removed */
 #define CLEAN_ENTRIES 100000    /* directory entries examined per queue directory per pass */
 #define CLEAN_MAILBOXES 2000    /* mailboxes whose tmp/ is cleaned per pass */
+#define RESCAN_RACE_SECONDS 60  /* after a rescan found files, new messages are not taken as fresh */
 
 struct item {
 	char qid[QUEUE_ID_LEN + 1];
@@ -50,6 +51,26 @@ struct item {
 	time_t arrival;             /* the message's (unix time); 0 until an attempt read its envelope */
 	struct item *next;
 };
+
+/* finish.c: the group fsync of Maildir directories (see there). */
+#define FINISH_DIR_MAX 1500
+struct finish_dir {
+	char path[FINISH_DIR_MAX];      /* "<maildir>/new" (or /cur) */
+	bool failed;                    /* its fsync failed (set by finish_sync) */
+};
+struct finish_group {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool syncing;                   /* a thread is syncing a batch now */
+	struct finish_req *waiting;     /* the next batch */
+	unsigned long batches, requests, fsyncs;   /* for tests and the log */
+};
+void finish_init(struct finish_group *g);
+void finish_destroy(struct finish_group *g);
+/* Blocking: fsync each of dirs (distinct within the batch), sharing the fsyncs with
+ * other threads' requests that arrive meanwhile.  True when every one worked; the
+ * failed ones are marked.  n 0: true at once. */
+bool finish_sync(struct finish_group *g, struct finish_dir *dirs, size_t n);
 
 struct domain_slot {
 	char name[256];
@@ -71,6 +92,8 @@ struct delivery {
 	bool chores_running;
 	time_t next_clean;
 	size_t mail_cursor;             /* maildir_clean_all's place */
+	time_t rescan_found;            /* when the last rescan scheduled files nobody knew (0: never) */
+	struct finish_group finish;     /* Maildir directory syncs shared by the threads (finish.c) */
 	struct failed_item batch[NOTICE_BATCH_MAX];
 	size_t n_batch, batch_more;     /* newly failed messages not yet told to the postmaster */
 	time_t batch_due;

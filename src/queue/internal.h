@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "util/id.h"
+
 struct buf;
 struct queue_envelope;
 
@@ -44,6 +46,7 @@ struct commit_group {
 	bool syncing;               /* a leader is waiting for company or fsyncing active/ */
 	uint64_t wait_us;           /* [queue] commit_batch_wait */
 };
+#define QUEUE_FORGET_MAX 64   /* state files waiting for one fsync of active/ (queue_done) */
 
 struct queue {
 	char root[1024];        /* data_dir/queue */
@@ -53,6 +56,10 @@ struct queue {
 	int failed_dirfd;
 	struct spool_reserve *reserve;   /* reserve.c: spool files made ahead; NULL: none */
 	struct commit_group group;
+	/* queue_done's batch: messages whose queue file is unlinked, their state file not yet */
+	pthread_mutex_t done_lock;
+	size_t n_forget;
+	char forget[QUEUE_FORGET_MAX][QUEUE_ID_LEN + 1];
 };
 
 /* The test hook queue_crash_point (queue.h), if set, at a named step. */

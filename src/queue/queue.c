@@ -1,7 +1,8 @@
 /* queue.c - the durable spool (see queue.h for the file format): opening and closing
  * the queue, and the watch over free space.  The writer and its durable commit are
  * writer.c, the envelope encoding envelope.c, per-recipient state state.c, reading,
- * listing, removing and cleaning spool files spool.c. */
+ * listing, removing and cleaning spool files spool.c; the delivery side's removal
+ * (queue_done, batched) is here. */
 #include "queue/queue.h"
 
 #include <dirent.h>
@@ -69,6 +70,7 @@ static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server
 	q->active_dirfd = q->state_dirfd = q->failed_dirfd = -1;
 	pthread_mutex_init(&q->space.lock, NULL);
 	queue_group_init(&q->group);
+	pthread_mutex_init(&q->done_lock, NULL);
 	snprintf(q->root, sizeof(q->root), "%s/queue", data_dir);
 	static const char *const subdirs[] = { "incoming", "active", "state", "failed" };
 	for (size_t i = 0; i < 4; i++) {
@@ -78,6 +80,7 @@ static bool queue_open_mode(struct queue **qp, const char *data_dir, bool server
 			snprintf(err, errlen, "cannot create %s: %s", p, strerror(errno));
 			pthread_mutex_destroy(&q->space.lock);
 			queue_group_destroy(&q->group);
+			pthread_mutex_destroy(&q->done_lock);
 			free(q);
 			return false;
 		}
@@ -133,6 +136,9 @@ void queue_close(struct queue **qp)
 	if (!q)
 		return;
 	queue_reserve_stop(q);   /* reserve.c: its thread and the files not taken */
+	if (q->active_dirfd >= 0 && q->state_dirfd >= 0)
+		queue_done_flush(q);
+	pthread_mutex_destroy(&q->done_lock);
 	if (q->active_dirfd >= 0)
 		close(q->active_dirfd);
 	if (q->state_dirfd >= 0)
@@ -148,6 +154,57 @@ void queue_close(struct queue **qp)
 const char *queue_dir(const struct queue *q)
 {
 	return q->root;
+}
+
+/* --- the delivery side's removal (see queue.h, queue_done) ------------------- */
+
+bool queue_done(struct queue *q, const char *qid, bool had_state)
+{
+	if (!id_is_queue_id(qid)) {
+		errno = EINVAL;
+		return false;
+	}
+	if (unlinkat(q->active_dirfd, qid, 0) != 0 && errno != ENOENT)
+		return false;   /* the message stays, with its state: nothing is redelivered */
+	queue_crash_at("queue-file-removed");
+	if (!had_state)
+		return true;
+	pthread_mutex_lock(&q->done_lock);
+	bool full = q->n_forget == QUEUE_FORGET_MAX;
+	pthread_mutex_unlock(&q->done_lock);
+	if (full)
+		queue_done_flush(q);
+	pthread_mutex_lock(&q->done_lock);
+	if (q->n_forget < QUEUE_FORGET_MAX)
+		memcpy(q->forget[q->n_forget++], qid, QUEUE_ID_LEN + 1);
+	/* else: others filled it meanwhile; the state file stays an orphan for queue_clean */
+	pthread_mutex_unlock(&q->done_lock);
+	return true;
+}
+
+/* One fsync of active/ makes every unlink of the batch durable; only then may their
+ * state files go (a state file gone while its queue file came back would make every
+ * recipient pending again).  state/ is not fsync'd: a state file a crash brings back
+ * has no queue file and queue_clean removes it. */
+void queue_done_flush(struct queue *q)
+{
+	char ids[QUEUE_FORGET_MAX][QUEUE_ID_LEN + 1];
+	pthread_mutex_lock(&q->done_lock);
+	size_t n = q->n_forget;
+	memcpy(ids, q->forget, n * sizeof(ids[0]));
+	q->n_forget = 0;
+	pthread_mutex_unlock(&q->done_lock);
+	if (n == 0)
+		return;
+	if (fileio_fsync(q->active_dirfd) != 0) {
+		log_event(LOG_ERR, "queue_error", "op=remove error=\"fsync of %s/active failed: %s\" "
+			"action=\"%zu state file(s) kept; removed by the cleanup once their messages are gone\"", q->root,
+			strerror(errno), n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		unlinkat(q->state_dirfd, ids[i], 0);
+	queue_crash_at("state-removed");
 }
 
 /* --- space for new messages (see queue.h) ------------------------------------ */

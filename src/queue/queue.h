@@ -32,7 +32,9 @@
  * fails every commit it covered (no 250: the client retries; delivered twice at
  * worst, never lost).  postern_commit_batch_size counts the messages per fsync.
  * Per-recipient delivery state lives beside it in queue/state/<qid>, replaced
- * atomically (write, fsync, rename). */
+ * atomically (write, fsync, rename); a message finished in its first attempt never
+ * has one.  Removal after delivery: queue_done below (which crash may deliver twice,
+ * and why none loses a message). */
 #ifndef POSTERN_QUEUE_QUEUE_H
 #define POSTERN_QUEUE_QUEUE_H
 
@@ -105,6 +107,7 @@ struct queue_state {
 	bool damaged;                    /* the file was unreadable or corrupt: salvaged */
 	size_t recovered;                /* when damaged: recipients whose record was read */
 	char damage[128];                /* when damaged: what was wrong, for the log */
+	bool on_disk;                    /* queue_state_read found something in state/ (queue_done removes it) */
 	size_t n;
 	struct queue_rcpt_state *r;      /* n entries */
 };
@@ -115,6 +118,10 @@ struct queue_state {
  * recipient is pending (delivered again rather than lost), st->damaged is set and
  * the caller logs it and writes the state back.  False only when out of memory. */
 bool queue_state_read(struct queue *q, const char *qid, size_t n, struct queue_state *st);
+/* The state of a message no attempt has seen yet (the scheduler knows it was just
+ * committed without one): every recipient pending, nothing read from disk.  False
+ * only when out of memory. */
+bool queue_state_fresh(struct queue_state *st, size_t n);
 bool queue_state_write(struct queue *q, const char *qid, const struct queue_state *st);
 void queue_state_free(struct queue_state *st);
 
@@ -242,6 +249,33 @@ bool queue_state_save(struct queue *q, const char *qid, const unsigned char *sta
 /* Every recipient done: remove the message and its state (the queue file first;
  * see queue.c for why that order is the safe one). */
 bool queue_remove(struct queue *q, const char *qid);
+/* The delivery side's removal (queue.c), cheaper than queue_remove and safe only
+ * when every outcome it forgets is durable elsewhere: each local copy's file and name
+ * fsync'd in its Maildir, each remote recipient answered 250, each failure's report
+ * committed to the queue.  The queue file is unlinked at once and NOT fsync'd:
+ *
+ *   had_state false (no state file was ever written: the message finished in its
+ *   first attempt): nothing else to do, no fsync at all.
+ *   had_state true: state/<qid> goes too, but only after the unlink of the queue file
+ *   is durable: it joins a batch; queue_done_flush (on the delivery threads when they
+ *   go idle, when 64 are waiting, and at queue_close) makes one fsync of active/ for
+ *   the whole batch and then unlinks their state files (state/ not fsync'd: a state
+ *   file left over by a crash has no queue file and is removed by queue_clean).
+ *
+ * The crash window, and why it delivers twice but never loses: until the filesystem
+ * has committed the unlink (its next journal commit, the next fsync of active/ by a
+ * commit or by a flush: on ext4 at most commit=5 s), a crash brings the queue file
+ * back.  At the next start it is found in active/ and delivered again to every
+ * recipient its state file does not record as done: for a message without a state
+ * file, to all of them.  A local copy is then found under its Maildir name (local.h,
+ * maildir.h) and not made twice; a remote recipient may get it a second time (RFC
+ * 5321 §6.1 accepts a duplicate, never a loss).  Nothing is lost because the queue
+ * file goes only after every outcome is durable (above), and a state file goes only
+ * after its queue file's removal is (the reverse order would redeliver to every
+ * recipient).  False (errno set) when the queue file could not be unlinked: the
+ * message stays, with its state. */
+bool queue_done(struct queue *q, const char *qid, bool had_state);
+void queue_done_flush(struct queue *q);
 /* Test hook: called between the steps of queue_remove/queue_move_failed and of
  * queue_writer_commit with the step just finished ("queue-file-removed",
  * "incoming-synced", "active-renamed", ...); NULL outside tests. */

@@ -162,6 +162,11 @@ static char *state_slurp(struct queue *q, const char *qid, size_t *len, bool *mi
 	return buf;
 }
 
+bool queue_state_fresh(struct queue_state *st, size_t n)
+{
+	return state_alloc(st, n);
+}
+
 bool queue_state_read(struct queue *q, const char *qid, size_t n, struct queue_state *st)
 {
 	size_t len = 0;
@@ -172,13 +177,16 @@ bool queue_state_read(struct queue *q, const char *qid, size_t n, struct queue_s
 		return state_alloc(st, n);   /* no state yet: all pending */
 	if (buf && queue_state_parse(buf, len, n, st)) {
 		free(buf);
+		st->on_disk = true;
 		return true;
 	}
 	if (buf)
 		snprintf(why, sizeof(why), "%s", len == 0 ? "empty" : "malformed, truncated or for another message");
 	bool ok = queue_state_recover(buf ? buf : "", buf ? len : 0, n, st);
-	if (ok)
+	if (ok) {
 		snprintf(st->damage, sizeof(st->damage), "%s", why);
+		st->on_disk = true;   /* something is there (perhaps not a file): queue_done removes it */
+	}
 	free(buf);
 	return ok;
 }
@@ -226,10 +234,12 @@ bool queue_state_write(struct queue *q, const char *qid, const struct queue_stat
 	char tmp[64];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", qid);
 	bool ok = !b.truncated;
-	/* A fresh file: whatever lies at the temporary name (a leftover, a FIFO, a link
-	 * planted there) is removed, never opened. */
-	unlinkat(q->state_dirfd, tmp, 0);
+	/* A fresh file: whatever lies at the temporary name (a leftover of a crash, a
+	 * FIFO, a link planted there) is removed, never opened.  O_EXCL finds it; only
+	 * then is it unlinked (no failing unlink before every write). */
 	int fd = ok ? openat(q->state_dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
+	if (fd < 0 && ok && errno == EEXIST && unlinkat(q->state_dirfd, tmp, 0) == 0)
+		fd = openat(q->state_dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	ok = fd >= 0 && fileio_write_all(fd, b.data, b.len) && fileio_fsync(fd) == 0;
 	if (fd >= 0)
 		close(fd);

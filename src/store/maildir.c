@@ -205,17 +205,32 @@ static bool copy_body(int out, int in, off_t off, uint64_t size, uint64_t *writt
 	return ok;
 }
 
-/* Move tmp to dst without replacing anything there: link() fails with EEXIST where
- * rename() would overwrite.  Filesystems without hard links fall back to a check
- * and rename (the check and the rename are not atomic there; one delivery thread
- * works on a message at a time, so nothing else creates this name meanwhile). */
+/* Move tmp to dst without replacing anything there: renameat2(RENAME_NOREPLACE)
+ * fails with EEXIST where rename() would overwrite, in one call; where the
+ * filesystem does not offer it (EINVAL), link() does the same and tmp is unlinked
+ * after.  Filesystems without hard links fall back to a check and rename (the check
+ * and the rename are not atomic there; one delivery thread works on a message at a
+ * time, so nothing else creates this name meanwhile). */
+static int move_noreplace(const char *tmp, const char *dst, bool *linked)
+{
+	*linked = false;
+	int rc = renameat2(AT_FDCWD, tmp, AT_FDCWD, dst, RENAME_NOREPLACE);
+	if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+		rc = link(tmp, dst);
+		*linked = true;
+	}
+	return rc;
+}
+
 static enum store_result publish(const char *path, const char *tmp, const char *dst, char *err, size_t errlen)
 {
-	int rc = link(tmp, dst);
+	bool linked;
+	int rc = move_noreplace(tmp, dst, &linked);
 	if (rc != 0 && errno == ENOENT && maildir_create(path, err, errlen))
-		rc = link(tmp, dst);   /* new/ was removed after tmp/ was checked: made again */
+		rc = move_noreplace(tmp, dst, &linked);   /* new/ was removed after tmp/ was checked: made again */
 	if (rc == 0) {
-		unlink(tmp);
+		if (linked)
+			unlink(tmp);
 		return STORE_OK;
 	}
 	int e = errno;
@@ -233,7 +248,7 @@ static enum store_result publish(const char *path, const char *tmp, const char *
 }
 
 static enum store_result deliver_as(const char *path, const char *base, const char *prefix, int fd, off_t offset,
-	uint64_t size, char *name_out, size_t name_outsz, char *err, size_t errlen)
+	uint64_t size, bool sync_new, char *name_out, size_t name_outsz, char *err, size_t errlen)
 {
 	char tmp[1400], dst[1500], newdir[1200];
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", path, base);
@@ -272,7 +287,7 @@ static enum store_result deliver_as(const char *path, const char *base, const ch
 	snprintf(name_out, name_outsz, "new/%s,S=%" PRIu64 ",W=%" PRIu64, base, written, written + lfs);
 	snprintf(dst, sizeof(dst), "%s/%s", path, name_out);
 	enum store_result r = publish(path, tmp, dst, err, errlen);
-	if (r != STORE_OK)
+	if (r != STORE_OK || !sync_new)
 		return r;
 	snprintf(newdir, sizeof(newdir), "%s/new", path);
 	if (!fileio_fsync_dir(newdir)) {
@@ -290,18 +305,26 @@ enum store_result maildir_deliver(const char *path, const char *prefix, int fd, 
 {
 	char base[512];
 	unique_base(base, sizeof(base));
-	return deliver_as(path, base, prefix, fd, offset, size, name_out, name_outsz, err, errlen);
+	return deliver_as(path, base, prefix, fd, offset, size, true, name_out, name_outsz, err, errlen);
 }
 
 enum store_result maildir_deliver_copy(const char *path, const struct maildir_copy_id *id, const char *prefix,
-	int fd, off_t offset, uint64_t size, char *name_out, size_t name_outsz, char *err, size_t errlen)
+	int fd, off_t offset, uint64_t size, bool sync_new, char *name_out, size_t name_outsz, char *err, size_t errlen)
 {
 	char base[512];
 	if (!copy_base(id, base, sizeof(base))) {
 		snprintf(err, errlen, "queue id or host name unfit for a Maildir file name");
 		return STORE_TEMP;
 	}
-	return deliver_as(path, base, prefix, fd, offset, size, name_out, name_outsz, err, errlen);
+	return deliver_as(path, base, prefix, fd, offset, size, sync_new, name_out, name_outsz, err, errlen);
+}
+
+bool maildir_copy_dir(const char *path, const char *name, char *out, size_t outsz)
+{
+	const char *slash = strchr(name, '/');
+	if (!slash || (slash - name != 3) || (strncmp(name, "new", 3) != 0 && strncmp(name, "cur", 3) != 0))
+		return false;
+	return snprintf(out, outsz, "%s/%.3s", path, name) < (int)outsz;
 }
 
 /* --- leftovers in tmp/ -------------------------------------------------------- */

@@ -1,8 +1,10 @@
 /* maildir.h - Maildir++ mailboxes as Dovecot reads them.
  *
  * Delivery writes tmp/<unique>, fsyncs it, renames it to
- * new/<unique>,S=<size>,W=<vsize> and fsyncs new/ (Dovecot's maildir-save does the
- * same); a failed fsync of new/ is a failed delivery.  Directories it creates are
+ * new/<unique>,S=<size>,W=<vsize> (without replacing: RENAME_NOREPLACE or link) and
+ * fsyncs new/ (Dovecot's maildir-save does the same); a failed fsync of new/ is a
+ * failed delivery.  A queued message's copy may leave that fsync to the caller (see
+ * maildir_deliver_copy), which shares it among the copies delivered together.  Directories it creates are
  * made durable (their parents fsync'd) before anything is put in them.  Files use LF line ends; S= is the file size, W= the size with CRLF line
  * ends (what POP3 reports). */
 #ifndef POSTERN_STORE_MAILDIR_H
@@ -38,9 +40,17 @@ struct maildir_copy_id {
 };
 
 /* Like maildir_deliver, under the copy's own name; STORE_DUPLICATE (nothing written)
- * when that name is already in new/. */
+ * when that name is already in new/.  sync_new false: the file is fsync'd but new/
+ * is not, so the name is not yet durable: the caller fsyncs that directory
+ * (maildir_copy_dir names it) before anything may rely on the copy (the queue
+ * forgetting the message), and may share one fsync among several copies put there
+ * meanwhile (delivery/finish.c). */
 enum store_result maildir_deliver_copy(const char *path, const struct maildir_copy_id *id, const char *prefix,
-	int fd, off_t offset, uint64_t size, char *name_out, size_t name_outsz, char *err, size_t errlen);
+	int fd, off_t offset, uint64_t size, bool sync_new, char *name_out, size_t name_outsz, char *err,
+	size_t errlen);
+/* The directory holding a copy named name ("new/..." or "cur/...", as the functions
+ * here give it) in the Maildir at path; false when name is neither or out is short. */
+bool maildir_copy_dir(const char *path, const char *name, char *out, size_t outsz);
 
 /* Was this copy delivered already (in new/ or, moved by a mail program, in cur/)?
  * Lists both directories: for a delivery that may repeat an earlier one. */

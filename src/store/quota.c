@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,6 +211,74 @@ bool quota_scan(const char *maildir, uint64_t *bytes, uint64_t *count, char *err
 	return ok;
 }
 
+/* --- mailboxes known to have no maildirsize ---------------------------------- */
+
+/* Most mailboxes have no quota, and every RCPT check and delivery used to find that
+ * out by opening a maildirsize that is not there.  Instead the process remembers, per
+ * Maildir directory (device and inode), its modification and change times when the
+ * file was last found missing.  maildirsize lives in that directory, so creating it
+ * (postern user quota, Dovecot, an administrator's cp or mv) changes the directory's
+ * mtime, and the next look opens the file again; deliveries (new/, tmp/) do not touch
+ * it.  Timestamps are coarse (a clock tick), so a directory changed within the last
+ * ABSENT_SETTLE seconds is never remembered: a change after our look then always
+ * carries a later time.  A stat(2) that succeeds replaces the open that failed. */
+#define ABSENT_SLOTS 256
+#define ABSENT_SETTLE 2
+
+struct absent_entry {
+	dev_t dev;
+	ino_t ino;
+	struct timespec mtime, ctime;
+	bool used;
+};
+
+static struct absent_entry absent[ABSENT_SLOTS];
+static pthread_mutex_t absent_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t absent_slot(const struct stat *dir)
+{
+	return (size_t)(((uint64_t)dir->st_ino * 2654435761u) ^ (uint64_t)dir->st_dev) % ABSENT_SLOTS;
+}
+
+static bool same_time(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+static bool absent_known(const struct stat *dir)
+{
+	pthread_mutex_lock(&absent_lock);
+	const struct absent_entry *e = &absent[absent_slot(dir)];
+	bool known = e->used && e->dev == dir->st_dev && e->ino == dir->st_ino && same_time(&e->mtime, &dir->st_mtim) &&
+		same_time(&e->ctime, &dir->st_ctim);
+	pthread_mutex_unlock(&absent_lock);
+	return known;
+}
+
+/* maildirsize was missing after dir was stat'd as *dir: remember it if the directory
+ * had been still long enough (see above). */
+static void absent_remember(const struct stat *dir)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	if (now.tv_sec - dir->st_mtim.tv_sec < ABSENT_SETTLE)
+		return;   /* (a create changes mtime: a still mtime is enough; ctime is compared as identity) */
+	pthread_mutex_lock(&absent_lock);
+	absent[absent_slot(dir)] = (struct absent_entry){ .dev = dir->st_dev, .ino = dir->st_ino, .mtime = dir->st_mtim,
+		.ctime = dir->st_ctim, .used = true };
+	pthread_mutex_unlock(&absent_lock);
+}
+
+/* Is maildirsize certainly missing without opening it?  *dir is filled (for
+ * absent_remember) when the directory could be stat'd; *have says so. */
+static bool absent_now(const char *maildir, struct stat *dir, bool *have)
+{
+	*have = stat(maildir, dir) == 0;
+	if (!*have)
+		return errno == ENOENT;   /* no Maildir yet: no maildirsize in it */
+	return S_ISDIR(dir->st_mode) && absent_known(dir);
+}
+
 /* --- the file ------------------------------------------------------------- */
 
 enum file_status { FILE_OK, FILE_MISSING, FILE_NEEDS_RECALC, FILE_ERROR };
@@ -222,9 +291,17 @@ static enum file_status read_file(const char *maildir, struct quota_state *st, t
 	char path[PATH_MAX_LEN];
 	snprintf(path, sizeof(path), "%s/" QUOTA_FILE, maildir);
 	memset(st, 0, sizeof(*st));
+	struct stat dir;
+	bool have_dir;
+	if (absent_now(maildir, &dir, &have_dir))
+		return FILE_MISSING;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ENOENT)
+		int e = errno;
+		if (e == ENOENT && have_dir)
+			absent_remember(&dir);
+		errno = e;
+		if (e == ENOENT)
 			return FILE_MISSING;
 		set_err(err, errlen, "cannot open %s: %s", path);
 		return FILE_ERROR;
@@ -399,7 +476,15 @@ bool quota_add(const char *maildir, int64_t bytes, int64_t count)
 {
 	char path[PATH_MAX_LEN];
 	snprintf(path, sizeof(path), "%s/" QUOTA_FILE, maildir);
+	struct stat dir;
+	bool have_dir;
+	if (absent_now(maildir, &dir, &have_dir))
+		return true;
 	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && have_dir) {
+		absent_remember(&dir);
+		return true;
+	}
 	if (fd < 0)
 		return errno == ENOENT;
 	struct stat sb;

@@ -335,5 +335,5 @@ def test_kill9_mixed_local_and_slow_relay_no_loss_no_local_duplicate(server_fact
     assert counts["partial"] == 0, counts
     assert counts["duplicated_local"] == 0, (counts, s.all_logs()[-3000:])
     # A remote copy can repeat only when the kill falls between the relay's 250 and the
-    # state write just after it (RFC 5321 §6.1 accepts a duplicate, never a loss);
-    # counted, not failed.
+    # queue file's removal just after it (RFC 5321 §6.1 accepts a duplicate, never a
+    # loss; queue.h queue_done); counted, not failed.

@@ -1,9 +1,10 @@
 """Delivery and crashes, delivery and shutdown, against a slow relay (aiosmtpd that holds
 its end-of-data reply back).
 
-* A message to a local and a remote recipient: the local outcome is saved before the
-  remote transaction starts, so a kill -9 during that transaction does not deliver the
-  local copy again after the restart.
+* A message to a local and a remote recipient: the local copy's Maildir name is its
+  record (no state file is written for it before the remote transaction starts), so a
+  kill -9 during that transaction does not deliver the local copy again after the
+  restart: the retry finds it by name (event=already_delivered).
 * A second delivery of the same queued copy is recognised by its Maildir name even when
   the saved state is lost (the copy was moved to cur/ by a mail program meanwhile).
 * SIGTERM during a slow DATA: the server exits within [server] shutdown_timeout, the
@@ -58,17 +59,19 @@ def test_kill9_during_slow_relay_does_not_repeat_local_copy(server_factory):
         qid = submit(srv, [LOCAL, REMOTE])
         assert srv.wait_delivered(LOCAL, 1, timeout=15), srv.log()
         assert _wait(lambda: rx.data_count >= 1, 15), "the relay never got the DATA: %s" % srv.log()
-        # the relay now holds its reply back: the local outcome must already be saved
+        # the relay now holds its reply back; the local copy is in place, and no state
+        # file was written for it (one write and two fsyncs less per such message)
         e = queue_entry(srv, qid)
         assert e, "message not in the queue during the remote transaction"
-        assert _rcpt(e, LOCAL)["state"] == "delivered", e
         assert _rcpt(e, REMOTE)["state"] == "pending", e
+        assert not (srv.data_dir / "queue" / "state" / qid).exists(), e
         srv.kill9()
         rx.data_delay = 0
         srv.start()
         assert rx.wait_messages(1, timeout=20), srv.log()
         assert _wait(lambda: queue_entry(srv, qid) is None, 15), srv.log()
         assert len(srv.maildir_messages(LOCAL)) == 1, [p.name for p in srv.maildir_messages(LOCAL)]
+        assert wait_event(srv, "already_delivered", qid=qid), srv.log()
         assert wait_event(srv, "removed", qid=qid), srv.log()
 
 
@@ -129,3 +132,32 @@ def test_sigterm_during_slow_relay_is_bounded_and_keeps_message(server_factory):
         got = rx.wait_messages(1, timeout=20)
         assert got and got[0]["rcpt_tos"] == [REMOTE], srv.log()
         assert _wait(lambda: queue_entry(srv, qid) is None, 15), srv.log()
+
+
+def test_state_file_only_while_needed(server_factory):
+    """A message delivered to every recipient in its first attempt never gets a state
+    file; one deferred has a state file (with its local copy recorded, the copy's
+    directory synced first) until its last recipient is delivered, and then the state
+    file goes too (queue_done's batch, flushed when the delivery threads go idle)."""
+    port = free_port((RELAY_ADDR,))
+    refusing = [True]
+    rcpt_reply = lambda address, options, n: "451 4.3.0 not yet" if refusing[0] else None  # noqa: E731
+    with AioReceiver([RELAY_ADDR], port, rcpt_reply=rcpt_reply) as rx:
+        srv = _server(server_factory, port)
+        state_dir = srv.data_dir / "queue" / "state"
+        qid = submit(srv, [LOCAL, REMOTE])
+        assert _wait(lambda: (state_dir / qid).exists(), 15), srv.log()
+        e = queue_entry(srv, qid)
+        assert _rcpt(e, LOCAL)["state"] == "delivered" and _rcpt(e, REMOTE)["state"] == "deferred", e
+        refusing[0] = False
+        assert rx.wait_messages(1, timeout=20), srv.log()           # the next retry (1-2 s)
+        assert wait_event(srv, "removed", qid=qid, timeout=15), srv.log()
+        assert _wait(lambda: not (state_dir / qid).exists(), 10), list(state_dir.iterdir())
+        assert not (srv.data_dir / "queue" / "active" / qid).exists()
+        # all at once: no state file at any moment, nothing left behind
+        qid2 = submit(srv, [LOCAL, REMOTE])
+        assert rx.wait_messages(2, timeout=20), srv.log()
+        assert wait_event(srv, "removed", qid=qid2, timeout=15), srv.log()
+        assert not any(wait_event(srv, "deferred", qid=qid2, timeout=0.1)), srv.log()
+        assert list(state_dir.iterdir()) == [], list(state_dir.iterdir())
+        assert len(srv.maildir_messages(LOCAL)) == 2

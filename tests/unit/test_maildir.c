@@ -247,15 +247,21 @@ static void test_create(void **state)
 	assert_non_null(strstr(err, md));
 }
 
-static int deliver_copy(const char *md, const struct maildir_copy_id *id, const char *msg, char *name, size_t namesz,
-	char *err, size_t errsz)
+static int deliver_copy_sync(const char *md, const struct maildir_copy_id *id, const char *msg, bool sync_new,
+	char *name, size_t namesz, char *err, size_t errsz)
 {
 	off_t off;
 	int fd = source(msg, strlen(msg), &off);
-	enum store_result r = maildir_deliver_copy(md, id, "Delivered-To: a@b\n", fd, off, strlen(msg), name, namesz,
-		err, errsz);
+	enum store_result r = maildir_deliver_copy(md, id, "Delivered-To: a@b\n", fd, off, strlen(msg), sync_new, name,
+		namesz, err, errsz);
 	close(fd);
 	return (int)r;
+}
+
+static int deliver_copy(const char *md, const struct maildir_copy_id *id, const char *msg, char *name, size_t namesz,
+	char *err, size_t errsz)
+{
+	return deliver_copy_sync(md, id, msg, true, name, namesz, err, errsz);
 }
 
 /* A second delivery of the same queue id to the same recipient is detected and
@@ -351,6 +357,40 @@ static void test_fsync_new_fails(void **state)
 	assert_int_equal(count_files(d), 1);
 }
 
+/* A queued copy may leave the fsync of new/ to its caller (delivery shares it among
+ * the copies delivered together): the file is synced, the directory is not, and
+ * maildir_copy_dir names the directory to sync. */
+static void test_copy_leaves_dir_sync(void **state)
+{
+	(void)state;
+	char md[256], name[512], err[256] = "", d[300], dir[400];
+	snprintf(md, sizeof(md), "%s/mail/frank/Maildir", tmpdir);
+	assert_true(maildir_create(md, err, sizeof(err)));
+	snprintf(d, sizeof(d), "%s/new", md);
+	n_synced = 0;
+	struct maildir_copy_id id = { .arrival = 1764579600, .qid = "0006451A2B3C4D61", .rcpt_index = 0 };
+	assert_int_equal(deliver_copy_sync(md, &id, "Subject: z\r\n\r\nhi\r\n", false, name, sizeof(name), err,
+		sizeof(err)), STORE_OK);
+	assert_false(was_synced(d));
+	assert_int_equal(count_files(d), 1);
+	snprintf(d, sizeof(d), "%s/tmp", md);
+	assert_int_equal(count_files(d), 0);   /* renamed, not linked: nothing left behind */
+	assert_true(maildir_copy_dir(md, name, dir, sizeof(dir)));
+	snprintf(d, sizeof(d), "%s/new", md);
+	assert_string_equal(dir, d);
+	assert_true(maildir_copy_dir(md, "cur/1.M2.h,S=3:2,S", dir, sizeof(dir)));
+	snprintf(d, sizeof(d), "%s/cur", md);
+	assert_string_equal(dir, d);
+	assert_false(maildir_copy_dir(md, "tmp/x", dir, sizeof(dir)));
+	assert_false(maildir_copy_dir(md, "newer/x", dir, sizeof(dir)));
+	assert_false(maildir_copy_dir(md, name, dir, 8));
+	/* a repeat is still a duplicate, named the same */
+	char name2[512];
+	assert_int_equal(deliver_copy_sync(md, &id, "Subject: z\r\n\r\nhi\r\n", false, name2, sizeof(name2), err,
+		sizeof(err)), STORE_DUPLICATE);
+	assert_string_equal(name, name2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -361,6 +401,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_copy_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_durable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsync_new_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_leaves_dir_sync, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -489,7 +489,7 @@ static unsigned crash_calls;
 
 static bool exists(const char *dir, const char *name)
 {
-	char p[1200];
+	char p[2400];
 	snprintf(p, sizeof(p), "%s/queue/%s/%s", crash_fx->dir, dir, name);
 	struct stat sb;
 	return lstat(p, &sb) == 0;
@@ -541,6 +541,80 @@ static void test_remove_order(void **state)
 	assert_true(queue_remove_failed(fx->q, qid));
 	assert_false(exists("failed", qid));
 	assert_false(queue_requeue(fx->q, qid));
+}
+
+/* queue_done: the queue file goes at once; a state file only after the batch's one
+ * fsync of active/ (queue_done_flush), never before its queue file is gone. */
+#define DONE_BATCH 64
+static unsigned done_state_removed;
+
+static void on_done_point(const char *step)
+{
+	if (strcmp(step, "queue-file-removed") == 0) {
+		assert_false(exists("active", crash_qid));
+	} else if (strcmp(step, "state-removed") == 0) {
+		done_state_removed++;
+		assert_false(exists("state", crash_qid));
+		assert_false(exists("active", crash_qid));
+	}
+}
+
+static void test_done_batched(void **state)
+{
+	struct fixture *fx = *state;
+	crash_fx = fx;   /* exists() looks there */
+	char plain[QUEUE_ID_LEN + 1], kept[QUEUE_ID_LEN + 1], other[QUEUE_ID_LEN + 1];
+	commit_one(fx, "x", plain);
+	commit_one(fx, "y", kept);
+	commit_one(fx, "z", other);
+	unsigned char st[1] = { RCPT_DELIVERED };
+	assert_true(queue_state_save(fx->q, kept, st, 1));
+	assert_true(queue_state_save(fx->q, other, st, 1));
+	struct queue_state qs;
+	assert_true(queue_state_read(fx->q, kept, 1, &qs));
+	assert_true(qs.on_disk);
+	queue_state_free(&qs);
+	assert_true(queue_state_read(fx->q, plain, 1, &qs));
+	assert_false(qs.on_disk);   /* none: nothing for queue_done to remove */
+	queue_state_free(&qs);
+	assert_true(queue_state_fresh(&qs, 3));
+	assert_int_equal(qs.n, 3);
+	assert_false(qs.on_disk);
+	assert_int_equal(qs.r[2].state, RCPT_PENDING);
+	queue_state_free(&qs);
+	/* finished in one attempt: only the queue file, nothing else touched */
+	assert_true(queue_done(fx->q, plain, false));
+	assert_false(exists("active", plain));
+	assert_true(exists("state", other));
+	/* with a state file: it stays until the flush, which removes it */
+	crash_qid = kept;
+	done_state_removed = 0;
+	queue_crash_point = on_done_point;
+	assert_true(queue_done(fx->q, kept, true));
+	assert_false(exists("active", kept));
+	assert_true(exists("state", kept));
+	queue_done_flush(fx->q);
+	assert_int_equal(done_state_removed, 1);
+	assert_false(exists("state", kept));
+	queue_done_flush(fx->q);   /* an empty batch: nothing */
+	assert_int_equal(done_state_removed, 1);
+	queue_crash_point = NULL;
+	assert_true(exists("state", other));
+	assert_true(exists("active", other));
+	/* more than a batch holds (64, queue/internal.h): the full batch is flushed on the way */
+	char ids[DONE_BATCH + 3][QUEUE_ID_LEN + 1];
+	for (size_t i = 0; i < DONE_BATCH + 3; i++) {
+		commit_one(fx, "w", ids[i]);
+		assert_true(queue_state_save(fx->q, ids[i], st, 1));
+		assert_true(queue_done(fx->q, ids[i], true));
+	}
+	assert_false(exists("state", ids[0]));
+	assert_true(exists("state", ids[DONE_BATCH + 2]));
+	queue_done_flush(fx->q);
+	for (size_t i = 0; i < DONE_BATCH + 3; i++)
+		assert_false(exists("state", ids[i]));
+	assert_false(queue_done(fx->q, "../etc", false));
+	assert_true(queue_done(fx->q, plain, false));   /* gone already: fine */
 }
 
 static void set_age(const char *path, time_t age)
@@ -734,6 +808,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fifo_and_symlink_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_salvage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_remove_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_done_batched, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_clean_leftovers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reserve, setup, teardown),
 		cmocka_unit_test(test_envelope_parse_table),

@@ -7,10 +7,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -111,6 +114,72 @@ static void test_no_file_no_quota(void **state)
 	assert_true(quota_add(box, 5, 1));   /* nothing to update */
 	assert_false(exists(QUOTA_FILE));
 	assert_false(quota_warning_due(box, &st, 90));
+}
+
+/* open(2), observed: how often maildirsize is opened (the executable's definition
+ * wins over libc's for the core library's calls, as test_maildir.c's fsync does). */
+static unsigned maildirsize_opens;
+
+int open(const char *path, int flags, ...)
+{
+	mode_t mode = 0;
+	if (flags & (O_CREAT | O_TMPFILE)) {
+		va_list ap;
+		va_start(ap, flags);
+		mode = (mode_t)va_arg(ap, int);
+		va_end(ap);
+	}
+	size_t n = strlen(path), k = strlen(QUOTA_FILE);
+	if (n >= k && strcmp(path + n - k, QUOTA_FILE) == 0)
+		maildirsize_opens++;
+	return (int)syscall(SYS_openat, AT_FDCWD, path, flags, mode);
+}
+
+static void age_dir(const char *dir, time_t secs)
+{
+	struct timespec ts[2] = { { .tv_sec = time(NULL) - secs }, { .tv_sec = time(NULL) - secs } };
+	assert_int_equal(utimensat(AT_FDCWD, dir, ts, 0), 0);
+}
+
+/* A Maildir without maildirsize is remembered (its directory's times): checks and
+ * updates then open nothing; a maildirsize put there later changes the directory
+ * and is seen at the next check; a directory changed in the last seconds is never
+ * remembered (coarse timestamps). */
+static void test_absent_remembered(void **state)
+{
+	(void)state;
+	char md[200], err[200];
+	struct quota_state st;
+	snprintf(md, sizeof(md), "%s/carol", tmpdir);
+	assert_true(maildir_create(md, err, sizeof(err)));
+	age_dir(md, 3600);
+	maildirsize_opens = 0;
+	assert_int_equal(quota_check(md, 100, &st, err, sizeof(err)), QUOTA_FITS);
+	assert_false(st.defined);
+	assert_int_equal(maildirsize_opens, 1);
+	assert_int_equal(quota_check(md, 100, &st, err, sizeof(err)), QUOTA_FITS);
+	assert_true(quota_add(md, 100, 1));
+	assert_int_equal(maildirsize_opens, 1);
+	/* a quota set since: seen at once */
+	assert_true(quota_set(md, 1000, 0, err, sizeof(err)));
+	assert_int_equal(quota_check(md, 2000, &st, err, sizeof(err)), QUOTA_FULL);
+	assert_true(st.defined);
+	assert_int_equal(st.limit_bytes, 1000);
+	/* removed again: the directory just changed, so it is looked at every time ... */
+	assert_true(quota_remove(md, err, sizeof(err)));
+	unsigned before = maildirsize_opens;
+	assert_int_equal(quota_check(md, 2000, &st, err, sizeof(err)), QUOTA_FITS);
+	assert_int_equal(quota_check(md, 2000, &st, err, sizeof(err)), QUOTA_FITS);
+	assert_int_equal(maildirsize_opens, before + 2);
+	/* ... until it has been still for a while */
+	age_dir(md, 3600);
+	assert_int_equal(quota_check(md, 2000, &st, err, sizeof(err)), QUOTA_FITS);
+	assert_int_equal(quota_check(md, 2000, &st, err, sizeof(err)), QUOTA_FITS);
+	assert_int_equal(maildirsize_opens, before + 3);
+	/* a mailbox not made yet has no quota, and nothing is opened for it */
+	snprintf(md, sizeof(md), "%s/nobody-yet", tmpdir);
+	assert_int_equal(quota_check(md, 2000, &st, err, sizeof(err)), QUOTA_FITS);
+	assert_int_equal(maildirsize_opens, before + 3);
 }
 
 static void test_set_and_round_trip(void **state)
@@ -293,6 +362,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_limits),
 		cmocka_unit_test(test_no_file_no_quota),
+		cmocka_unit_test(test_absent_remembered),
 		cmocka_unit_test(test_set_and_round_trip),
 		cmocka_unit_test(test_fits_and_full),
 		cmocka_unit_test(test_recalculation),
