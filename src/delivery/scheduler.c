@@ -60,6 +60,10 @@ static void *delivery_thread(void *arg)
 		unsigned generation;   /* at start, before any message (dnssec.h) */
 		(void)dnssec_gate_anchor(d->dnssec, &generation);
 	}
+	/* The thread's directory handle at start, not with its first message (opened again
+	 * below if this fails): its set-up is not part of a message's work. */
+	if (!directory_open(&w->dir, d->conf->data_dir, err, sizeof(err)))
+		log_event(LOG_ERR, "directory_error", "error=\"%s\"", err);
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping) {
 		sched_run_chores(d);
