@@ -3,7 +3,11 @@
  * connections, sessions_max sessions), scanned under one mutex: the bounds are small
  * (tens) and a scan of them costs less than the system calls it saves.  Closing is
  * the reaper's job: entries to close go on a list, and the reaper closes them
- * outside the lock. */
+ * outside the lock.  The reaper waits on an epoll set that holds exactly the idle
+ * sockets (added at put, removed at take, by the thread doing it), so a connection in
+ * use never wakes it, and a put needs no wake-up: every connection is kept equally
+ * long, so the newest expires last and the reaper, awake for an older one, sees it
+ * in time; only a reaper with nothing to wait for is woken. */
 #include "delivery/conncache.h"
 
 #include <errno.h>
@@ -13,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -49,7 +54,9 @@ struct conncache {
 	struct closing *to_close;
 	struct conncache_stats st;
 	uint64_t seq;
+	uint64_t reaper_wakes_at;   /* when the reaper's poll ends by itself (UINT64_MAX: never) */
 	int wake;                   /* eventfd: the reaper looks again */
+	int ep;                     /* epoll: the idle sockets and wake (the reaper waits on it) */
 	bool stopping;
 	bool reaper_started;
 	pthread_t reaper;
@@ -82,8 +89,14 @@ static void schedule_close(struct conncache *cc, void *conn, bool polite)
 	cc->to_close = c;
 }
 
+static void unwatch(struct conncache *cc, int fd)
+{
+	epoll_ctl(cc->ep, EPOLL_CTL_DEL, fd, NULL);
+}
+
 static void drop_slot(struct conncache *cc, struct idle *e, bool polite)
 {
+	unwatch(cc, e->fd);
 	schedule_close(cc, e->conn, polite);
 	e->conn = NULL;
 	cc->st.idle--;
@@ -114,19 +127,18 @@ static void close_list(const struct conncache_ops *ops, struct closing *list, un
 	}
 }
 
-/* Expired entries and those the peer spoke on go to the close list (lock held);
- * returns the milliseconds until the next expiry (-1: nothing idle). */
-static int sweep(struct conncache *cc, const struct pollfd *pf, size_t npf)
+/* Expired entries and those the peer spoke on (fds[0..n): epoll said readable) go
+ * to the close list (lock held); returns the milliseconds until the next expiry
+ * (-1: nothing idle). */
+static int sweep(struct conncache *cc, const int *fds, size_t n)
 {
 	uint64_t now = now_ms();
-	for (size_t i = 0; i < npf; i++) {
-		if (!pf[i].revents)
-			continue;
-		/* The fd may have been taken, used, and kept again since the poll began:
+	for (size_t i = 0; i < n; i++) {
+		/* The fd may have been taken, used, and kept again since the wait began:
 		 * ask again now that the entry is idle under the lock. */
 		for (unsigned k = 0; k < cc->o.max_total; k++) {
 			struct idle *e = &cc->idle[k];
-			if (e->conn && e->fd == pf[i].fd && peer_spoke(e->fd)) {
+			if (e->conn && e->fd == fds[i] && peer_spoke(e->fd)) {
 				drop_slot(cc, e, false);
 				cc->st.peer_closed++;
 			}
@@ -148,40 +160,36 @@ static int sweep(struct conncache *cc, const struct pollfd *pf, size_t npf)
 	return next;
 }
 
+#define REAPER_EVENTS 64
+
 static void *reaper_main(void *arg)
 {
 	struct conncache *cc = arg;
-	size_t cap = (size_t)cc->o.max_total + 1;
-	struct pollfd *pf = calloc(cap, sizeof(*pf));
-	if (!pf)
-		return NULL;   /* the cache still works; idle ones close at the next take or at the end */
-	pthread_mutex_lock(&cc->lock);
-	int timeout = -1;
+	int fds[REAPER_EVENTS];
 	size_t n = 0;
+	pthread_mutex_lock(&cc->lock);
 	while (!cc->stopping) {
-		timeout = sweep(cc, pf + 1, n);
+		int timeout = sweep(cc, fds, n);
 		struct closing *list = cc->to_close;
 		cc->to_close = NULL;
-		n = 0;
-		for (unsigned k = 0; k < cc->o.max_total; k++)
-			if (cc->idle[k].conn)
-				pf[1 + n++] = (struct pollfd){ .fd = cc->idle[k].fd, .events = POLLIN };
+		cc->reaper_wakes_at = list ? 0 : timeout < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout;
 		pthread_mutex_unlock(&cc->lock);
 		close_list(cc->o.ops, list, cc->o.quit_ms);
-		pf[0] = (struct pollfd){ .fd = cc->wake, .events = POLLIN };
-		int r = list ? 0 : poll(pf, n + 1, timeout);   /* after closing: look again at once */
-		if (r > 0 && (pf[0].revents & POLLIN)) {
+		struct epoll_event ev[REAPER_EVENTS];
+		int r = list ? 0 : epoll_wait(cc->ep, ev, REAPER_EVENTS, timeout);   /* after closing: look again at once */
+		n = 0;
+		for (int i = 0; i < r; i++) {
+			if (ev[i].data.fd != cc->wake) {
+				fds[n++] = ev[i].data.fd;
+				continue;
+			}
 			uint64_t v;
 			if (read(cc->wake, &v, sizeof(v)) < 0 && errno != EAGAIN)
-				break;
+				return NULL;
 		}
-		if (r <= 0)
-			for (size_t i = 1; i <= n; i++)
-				pf[i].revents = 0;
 		pthread_mutex_lock(&cc->lock);
 	}
 	pthread_mutex_unlock(&cc->lock);
-	free(pf);
 	return NULL;
 }
 
@@ -202,8 +210,12 @@ struct conncache *conncache_new(const struct conncache_opts *o, char *err, size_
 	cc->idle = calloc(cc->o.max_total, sizeof(*cc->idle));
 	cc->sessions = calloc(cc->o.sessions_max ? cc->o.sessions_max : 1, sizeof(*cc->sessions));
 	cc->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (!cc->idle || !cc->sessions || cc->wake < 0) {
-		snprintf(err, errlen, "cannot make the connection cache: %s", cc->wake < 0 ? strerror(errno) : "out of memory");
+	cc->ep = epoll_create1(EPOLL_CLOEXEC);
+	cc->reaper_wakes_at = UINT64_MAX;
+	struct epoll_event wev = { .events = EPOLLIN, .data.fd = cc->wake };
+	if (!cc->idle || !cc->sessions || cc->wake < 0 || cc->ep < 0 || epoll_ctl(cc->ep, EPOLL_CTL_ADD, cc->wake, &wev) != 0) {
+		snprintf(err, errlen, "cannot make the connection cache: %s", !cc->idle || !cc->sessions ? "out of memory"
+			: strerror(errno));
 		goto fail;
 	}
 	pthread_mutex_init(&cc->lock, NULL);
@@ -217,6 +229,8 @@ struct conncache *conncache_new(const struct conncache_opts *o, char *err, size_
 fail:
 	if (cc->wake >= 0)
 		close(cc->wake);
+	if (cc->ep >= 0)
+		close(cc->ep);
 	free(cc->idle);
 	free(cc->sessions);
 	free(cc);
@@ -242,6 +256,7 @@ void conncache_free(struct conncache **ccp)
 		net_tls_session_free(&cc->sessions[k].s);
 	pthread_mutex_destroy(&cc->lock);
 	close(cc->wake);
+	close(cc->ep);
 	free(cc->idle);
 	free(cc->sessions);
 	free(cc);
@@ -296,6 +311,7 @@ void *conncache_take(struct conncache *cc, const char *key)
 		}
 		conn = best->conn;
 		best->conn = NULL;
+		unwatch(cc, best->fd);
 		cc->st.idle--;
 		cc->st.taken++;
 	}
@@ -346,13 +362,18 @@ void conncache_put(struct conncache *cc, const char *key, void *conn)
 		snprintf(slot->key, sizeof(slot->key), "%s", key);
 		slot->conn = conn;
 		slot->fd = cc->o.ops->fd(conn);
+		struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.fd = slot->fd };
+		epoll_ctl(cc->ep, EPOLL_CTL_ADD, slot->fd, &ev);   /* failing: found at the take or expiry */
 		slot->since_ms = now_ms();
 		slot->seq = ++cc->seq;
 		cc->st.idle++;
 		cc->st.kept++;
 	}
+	/* the newest expires last: only a reaper with nothing to wait for needs waking */
+	bool wake = cc->to_close || cc->reaper_wakes_at == UINT64_MAX;
 	pthread_mutex_unlock(&cc->lock);
-	wake_reaper(cc);
+	if (wake)
+		wake_reaper(cc);
 }
 
 void conncache_discard(struct conncache *cc, void *conn, bool polite)
