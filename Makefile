@@ -88,6 +88,7 @@ bench:
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/submission
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/e2e
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/pop3
+	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/imap
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/dkim
 
 # Not part of `make test`: debootstraps a minimal Debian 12 and runs `make test` and

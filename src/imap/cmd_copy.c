@@ -65,7 +65,7 @@ static void rollback(struct imap_exec *x, const char *dest, const struct imap_ui
 		return;
 	for (size_t k = 0; k < dst->n; k++) {
 		size_t i = folder_find_uid(d, dst->v[k]);
-		const struct folder_msg *m = i == (size_t)-1 ? NULL : folder_msg(d, i);
+		const struct folder_msg *m = i == (size_t)-1 ? NULL : folder_msg_peek(d, i);
 		uint64_t ms;
 		if (m)
 			folder_store_flags(d, i, (m->flags & FOLDER_STORABLE) | FOLDER_DELETED, m->keywords, &ms, err,
@@ -96,7 +96,7 @@ static void copy_all(struct imap_exec *x, const struct imap_cmd *c, struct copy_
 		r->err[0] = '\0';
 		enum store_result res = folder_copy(x->sel, i, c->mailbox, &uid, &r->validity, r->err, sizeof r->err);
 		if (res == STORE_OK) {
-			if (!imap_uidlist_add(&r->src, folder_msg(x->sel, i)->uid) || !imap_uidlist_add(&r->dst, uid)) {
+			if (!imap_uidlist_add(&r->src, folder_msg_peek(x->sel, i)->uid) || !imap_uidlist_add(&r->dst, uid)) {
 				r->res = STORE_TEMP;
 				snprintf(r->err, sizeof r->err, "out of memory");
 				return;
@@ -185,7 +185,7 @@ static void expunge_originals(struct imap_exec *x, const struct imap_uidlist *sr
 		size_t i = folder_find_uid(x->sel, src->v[k]);
 		if (i == (size_t)-1)
 			continue;
-		const struct folder_msg *m = folder_msg(x->sel, i);
+		const struct folder_msg *m = folder_msg_peek(x->sel, i);
 		uint64_t ms;
 		folder_store_flags(x->sel, i, (m->flags & FOLDER_STORABLE) | FOLDER_DELETED, m->keywords, &ms, err,
 			sizeof err);

@@ -16,7 +16,7 @@ static bool deleted_uids(const struct imap_exec *x, const struct imap_seqset *ui
 	struct folder *f = x->sel;
 	size_t n = folder_count(f);
 	for (size_t i = 0; i < n; i++) {
-		const struct folder_msg *m = folder_msg(f, i);
+		const struct folder_msg *m = folder_msg_peek(f, i);
 		if (!(m->flags & FOLDER_DELETED))
 			continue;
 		if (uid_set && !imap_set_selects(x, uid_set, true, i))

@@ -23,6 +23,16 @@ static bool fetch_needs_header(const struct imap_fetch_item *items, size_t n)
 	return false;
 }
 
+/* INTERNALDATE and RFC822.SIZE cost a stat (and a read when neither the name nor
+ * the index knows the size): FETCH (UID FLAGS) of a whole folder touches no file. */
+static bool fetch_needs_date(const struct imap_fetch_item *items, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (items[k].att == FA_INTERNALDATE || items[k].att == FA_RFC822_SIZE)
+			return true;
+	return false;
+}
+
 static bool wants_modseq(const struct imap_cmd *c)
 {
 	if (c->fetch.changedsince_given)
@@ -79,7 +89,7 @@ static bool fetch_begin(struct imap_exec *x, const struct imap_cmd *c, struct bu
 /* \Seen for BODY[] without PEEK (RFC 3501 §6.4.5); true when it was set now. */
 static bool set_seen(struct imap_exec *x, size_t i)
 {
-	const struct folder_msg *m = folder_msg(x->sel, i);
+	const struct folder_msg *m = folder_msg_peek(x->sel, i);
 	if (x->sel_readonly || (m->flags & FOLDER_SEEN))
 		return false;
 	uint64_t modseq = 0;
@@ -138,7 +148,7 @@ static bool fetch_one(struct imap_exec *x, const struct imap_cmd *c, size_t i, s
 		ok = imap_msgview_header(&v, &p, &len);
 	if (ok) {
 		bool seen_now = imap_fetch_sets_seen(items, n) && set_seen(x, i);
-		v.m = folder_msg(x->sel, i);
+		v.m = fetch_needs_date(items, n) ? folder_msg(x->sel, i) : folder_msg_peek(x->sel, i);
 		struct imap_fetch_req r = { .items = items, .n_items = n, .uid = c->uid,
 			.modseq = wants_modseq(c) || (seen_now && x->condstore), .flags_too = seen_now };
 		imap_fetch_render(&r, &v, (uint32_t)(i + 1), out);
@@ -206,7 +216,7 @@ enum imap_exec_status imap_exec_fetch(struct imap_exec *x, const struct imap_cmd
 		}
 		if (!imap_set_selects(x, &c->set, c->uid, i))
 			continue;
-		if (c->fetch.changedsince_given && folder_msg(x->sel, i)->modseq <= c->fetch.changedsince)
+		if (c->fetch.changedsince_given && folder_msg_peek(x->sel, i)->modseq <= c->fetch.changedsince)
 			continue;
 		if (!fetch_one(x, c, i, &st->pending))
 			st->gone = true;

@@ -2,11 +2,16 @@
  * NO [BADCHARSET (US-ASCII UTF-8)]), CONDSTORE's MODSEQ key and "(MODSEQ n)" in the
  * result (RFC 7162 §3.1.5), and ESEARCH's RETURN (MIN MAX ALL COUNT) (RFC 4731 §3).
  * Evaluation is search_eval.c; this file walks the view and writes the answer.  The
- * answer is one line (RFC 3501 §7.2.5), so a search does not yield: the numbers of a
- * 100,000-message folder are ~700 KB at most. */
+ * answer is one line (RFC 3501 §7.2.5, the numbers of a 100,000-message folder are
+ * ~700 KB at most), but the walk yields: after IMAP_SEARCH_SLICE_MS of work it returns
+ * IMAP_EXEC_MORE with its place and hits so far in x->cursor_state, so a BODY search of
+ * a large folder shares the worker threads with the other sessions (their NOOP, IDLE
+ * checks and FETCHes run between its slices) instead of holding one to the end.  The
+ * view does not change between slices: only this session's own commands sync it. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "imap/exec.h"
 #include "imap/msgcmd.h"
@@ -17,7 +22,25 @@ struct search_result {
 	struct imap_uidlist uids;     /* the hits' UIDs, for RETURN (SAVE) */
 	uint64_t max_modseq;          /* of the hits, for "(MODSEQ n)" */
 	bool used_modseq;
+	size_t next;                  /* the message the next slice starts at */
 };
+
+static void search_result_free(void *p)
+{
+	struct search_result *r = p;
+	if (!r)
+		return;
+	imap_uidlist_free(&r->hits);
+	imap_uidlist_free(&r->uids);
+	free(r);
+}
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static bool charset_ok(const char *cs)
 {
@@ -34,12 +57,20 @@ static bool key_has_modseq(const struct imap_search_key *k)
 	return false;
 }
 
-static bool run_search(struct imap_exec *x, const struct imap_cmd *c, struct search_result *r)
+/* One slice of the walk: false on out-of-memory; *more when it stopped for time. */
+static bool run_search(struct imap_exec *x, const struct imap_cmd *c, struct search_result *r, bool *more)
 {
 	struct folder *f = x->sel;
 	size_t n = folder_count(f);
-	struct imap_search_env env = { .max_seq = (uint32_t)n, .max_uid = n ? folder_msg(f, n - 1)->uid : 0, .x = x };
-	for (size_t i = 0; i < n; i++) {
+	struct imap_search_env env = { .max_seq = (uint32_t)n, .max_uid = n ? folder_msg_peek(f, n - 1)->uid : 0, .x = x };
+	long long start = now_ms();
+	*more = false;
+	for (size_t i = r->next; i < n; i++) {
+		if (i > r->next && (i - r->next) % IMAP_SEARCH_CLOCK_EVERY == 0 && now_ms() - start >= IMAP_SEARCH_SLICE_MS) {
+			r->next = i;
+			*more = true;
+			return true;
+		}
 		struct imap_msgview v;
 		imap_msgview_init(&v, f, i);
 		env.seq = (uint32_t)(i + 1);
@@ -47,12 +78,13 @@ static bool run_search(struct imap_exec *x, const struct imap_cmd *c, struct sea
 		imap_msgview_release(&v);
 		if (!hit)
 			continue;
-		const struct folder_msg *m = folder_msg(f, i);
+		const struct folder_msg *m = folder_msg_peek(f, i);
 		if (!imap_uidlist_add(&r->hits, c->uid ? m->uid : (uint32_t)(i + 1)) || !imap_uidlist_add(&r->uids, m->uid))
 			return false;
 		if (m->modseq > r->max_modseq)
 			r->max_modseq = m->modseq;
 	}
+	r->next = n;
 	r->used_modseq = key_has_modseq(c->search.key);
 	return true;
 }
@@ -126,14 +158,27 @@ enum imap_exec_status imap_exec_search(struct imap_exec *x, const struct imap_cm
 			"The charset %s is not supported: search in UTF-8 (RFC 3501 section 6.4.4)", c->search.charset);
 		return IMAP_EXEC_DONE;
 	}
+	struct search_result *rp = x->cursor ? x->cursor_state : NULL;
+	if (!rp) {
+		rp = calloc(1, sizeof *rp);
+		x->cursor = 1;
+		x->cursor_state = rp;
+		x->cursor_free = search_result_free;
+	}
+	bool more = false;
+	bool ok = rp && c->search.key && run_search(x, c, rp, &more);
+	if (ok && more)
+		return IMAP_EXEC_MORE;   /* no output yet: the session asks for the next slice at once */
 	x->cursor = 0;
-	struct search_result r = { 0 };
-	if (!c->search.key || !run_search(x, c, &r)) {
-		imap_uidlist_free(&r.hits);
-		imap_uidlist_free(&r.uids);
+	x->cursor_state = NULL;
+	x->cursor_free = NULL;
+	if (!ok) {
+		search_result_free(rp);
 		imap_reply_tagged(out, c->tag, IMAP_NO, "SERVERBUG", "The search ran out of memory; try a narrower one");
 		return IMAP_EXEC_DONE;
 	}
+	struct search_result r = *rp;
+	free(rp);
 	if (r.used_modseq && !x->condstore) {
 		x->condstore = true;   /* RFC 7162 §3.1: SEARCH MODSEQ enables CONDSTORE */
 		buf_printf(out, "* OK [HIGHESTMODSEQ %llu] CONDSTORE enabled by this command\r\n",

@@ -73,7 +73,7 @@ static void new_flags(const struct imap_cmd *c, const struct flag_change *fc, co
  * MODSEQ of a message that changed (RFC 7162 §3.1.3, the example with +FLAGS.SILENT). */
 static void write_fetch(struct imap_exec *x, const struct imap_cmd *c, size_t i, bool changed, struct buf *out)
 {
-	const struct folder_msg *m = folder_msg(x->sel, i);
+	const struct folder_msg *m = folder_msg_peek(x->sel, i);
 	bool flags = !c->store.silent;
 	bool modseq = x->condstore && (flags || changed);
 	if (!flags && !modseq)
@@ -94,7 +94,7 @@ static void write_fetch(struct imap_exec *x, const struct imap_cmd *c, size_t i,
 static bool store_one(struct imap_exec *x, const struct imap_cmd *c, const struct flag_change *fc, size_t i,
 	struct imap_uidlist *modified, struct buf *out, char *err, size_t errsz)
 {
-	const struct folder_msg *m = folder_msg(x->sel, i);
+	const struct folder_msg *m = folder_msg_peek(x->sel, i);
 	if (c->store.unchangedsince_given && m->modseq > c->store.unchangedsince) {
 		/* RFC 7162 §3.1.3: changed since the client looked: not stored, named in MODIFIED */
 		return imap_uidlist_add(modified, c->uid ? m->uid : (uint32_t)(i + 1));

@@ -20,7 +20,12 @@
 
 #define OUTPUT_MAX (2u << 20)            /* hard bound on queued output (a job step is 256 KiB) */
 #define OUTPUT_PAUSE (64u << 10)         /* stop reading commands while this much waits */
-#define JOB_OUTPUT_MAX (IMAP_EXEC_OUTPUT_STEP * 4)
+/* A job's output is handed to `out` IMAP_EXEC_OUTPUT_STEP at a time as the client
+ * reads it (held).  Most jobs step themselves (FETCH, STORE, SEARCH) and write less than
+ * a step; the untagged updates after another session's STORE 1:* of a 100,000-message
+ * folder (UID, FLAGS, MODSEQ: ~80 octets each) are written at once, hence the bound. */
+#define JOB_OUTPUT_MAX (64u << 20)
+#define BUF_KEEP (16u << 10)             /* a buffer larger than this is freed when empty (idle sessions stay small) */
 #define IMAP_QUOTE_SHOWN 40              /* client text quoted in a reply is cut here */
 #define ROOT_MAX 1024
 
@@ -60,6 +65,8 @@ struct imap_session {
 	struct imap_cmd *job_cmd;
 	bool cmd_taken;                    /* the command being dispatched went to a job */
 	struct buf job_out;
+	struct buf held;                   /* job output not yet in out (held_off onwards) */
+	size_t held_off;
 	bool job_ok;                       /* JOB_LOGIN: set-up done */
 	char job_alert[400];               /* JOB_LOGIN: [ALERT] words, or "" */
 	/* the mailbox side */

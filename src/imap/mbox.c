@@ -123,7 +123,7 @@ static void qresync_report(struct imap_session *s, const struct imap_cmd *c, str
 		free(uids);
 	}
 	for (size_t i = 0; i < folder_count(f); i++) {
-		const struct folder_msg *m = folder_msg(f, i);
+		const struct folder_msg *m = folder_msg_peek(f, i);
 		if (m->modseq <= c->select.modseq ||
 		    (c->select.known_uids_given && !imap_seq_contains(&c->select.known_uids, m->uid, max)))
 			continue;
@@ -138,7 +138,7 @@ static void select_report(struct imap_session *s, const struct imap_cmd *c, stru
 	struct folder *f = s->x.sel;
 	size_t n = folder_count(f), recent = 0, unseen = 0;
 	for (size_t i = 0; i < n; i++) {
-		const struct folder_msg *m = folder_msg(f, i);
+		const struct folder_msg *m = folder_msg_peek(f, i);
 		recent += (m->flags & FOLDER_RECENT) != 0;
 		if (!unseen && !(m->flags & FOLDER_SEEN))
 			unseen = i + 1;

@@ -18,8 +18,10 @@
 #include "util/buf.h"
 
 /* Output a job writes before it returns IMAP_EXEC_MORE: IMAP_EXEC_OUTPUT_STEP (exec.h). */
-/* Messages a search evaluates before it yields (keys that read bodies). */
-#define IMAP_SEARCH_STEP 2000u
+/* A search yields its worker thread after this much work (milliseconds), looking at
+ * the clock every IMAP_SEARCH_CLOCK_EVERY messages. */
+#define IMAP_SEARCH_SLICE_MS 20
+#define IMAP_SEARCH_CLOCK_EVERY 16u
 /* Largest message file mapped for FETCH or SEARCH (the store limits APPEND to 64 MiB). */
 #define IMAP_MSG_MAP_MAX ((size_t)256 << 20)
 
@@ -34,9 +36,13 @@ struct imap_msgview {
 	const char *raw; size_t raw_len; void *map; size_t map_len; bool raw_tried;
 	struct mime_tree *hdr_tree;     /* of the header block alone */
 	struct mime_tree *tree;         /* of the whole message */
+	bool dated;                     /* m has INTERNALDATE and RFC822.SIZE filled in */
 };
 
+/* v->m has the UID, flags, keywords and MODSEQ only (the store's folder_msg_peek:
+ * no stat, no read); imap_msgview_dated() fills in INTERNALDATE and RFC822.SIZE. */
 void imap_msgview_init(struct imap_msgview *v, struct folder *f, size_t i);
+const struct folder_msg *imap_msgview_dated(struct imap_msgview *v);
 /* The header block (ends with its empty line); false when the message is gone. */
 bool imap_msgview_header(struct imap_msgview *v, const char **hdr, size_t *len);
 /* The whole message as stored (LF or CRLF); false when gone or unreadable. */

@@ -16,7 +16,18 @@ void imap_msgview_init(struct imap_msgview *v, struct folder *f, size_t i)
 	memset(v, 0, sizeof *v);
 	v->f = f;
 	v->i = i;
-	v->m = f ? folder_msg(f, i) : NULL;
+	/* flags, UID, MODSEQ: free; the date and size (a stat, maybe a read) only when a
+	 * key or item asks for them (imap_msgview_dated) */
+	v->m = f ? folder_msg_peek(f, i) : NULL;
+}
+
+const struct folder_msg *imap_msgview_dated(struct imap_msgview *v)
+{
+	if (v->f && !v->dated) {
+		v->m = folder_msg(v->f, v->i);
+		v->dated = true;
+	}
+	return v->m;
 }
 
 /* The length of the header block of raw, its empty line included (RFC 5322 §2.1);
@@ -165,12 +176,12 @@ bool imap_set_selects(const struct imap_exec *x, const struct imap_seqset *s, bo
 	if (i >= n)
 		return false;
 	if (s->saved)
-		return imap_saved_contains(x, folder_msg(f, i)->uid);
+		return imap_saved_contains(x, folder_msg_peek(f, i)->uid);
 	if (!uid)
 		return imap_seq_contains(s, (uint32_t)(i + 1), (uint32_t)n);
 	/* RFC 3501 §6.4.8: '*' is the largest UID in use */
-	uint32_t max = folder_msg(f, n - 1)->uid;
-	return imap_seq_contains(s, folder_msg(f, i)->uid, max);
+	uint32_t max = folder_msg_peek(f, n - 1)->uid;
+	return imap_seq_contains(s, folder_msg_peek(f, i)->uid, max);
 }
 
 static const struct { uint32_t bit; const char *name; } system_flags[] = {

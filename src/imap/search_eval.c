@@ -123,9 +123,9 @@ bool imap_search_match(const struct imap_search_key *k, struct imap_msgview *v, 
 		return imap_seq_contains(&k->set, m->uid, env->max_uid);
 	case SK_KEYWORD: return keyword_set(v, k->str);
 	case SK_UNKEYWORD: return !keyword_set(v, k->str);
-	case SK_LARGER: return m->size > k->num;
-	case SK_SMALLER: return m->size < k->num;
-	case SK_BEFORE: case SK_ON: case SK_SINCE: return date_key(k->op, m->internaldate, k->date);
+	case SK_LARGER: return imap_msgview_dated(v)->size > k->num;
+	case SK_SMALLER: return imap_msgview_dated(v)->size < k->num;
+	case SK_BEFORE: case SK_ON: case SK_SINCE: return date_key(k->op, imap_msgview_dated(v)->internaldate, k->date);
 	case SK_MODSEQ:
 		return m->modseq >= k->num;   /* RFC 7162 §3.1.5: "greater than or equal" */
 	default: return content_key(k, v);

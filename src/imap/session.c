@@ -307,10 +307,13 @@ static void handle_event(struct imap_session *s, enum imap_event ev)
 	}
 }
 
+static void trim(struct buf *b);
+
 size_t imap_session_feed(struct imap_session *s, const void *data, size_t len)
 {
 	const char *p = data;
 	size_t used = 0;
+	trim(&s->out);   /* what a large answer grew is not kept through a long IDLE */
 	while (used < len) {
 		if (s->state == ST_LOGOUT || s->wants_tls || s->wants_compress || s->waiting_auth || s->job != JOB_NONE ||
 		    s->out.len >= OUTPUT_PAUSE)
@@ -382,41 +385,105 @@ void imap_session_job_run(struct imap_session *s)
 	s->job_more = st == IMAP_EXEC_MORE;
 }
 
+static bool holding(const struct imap_session *s)
+{
+	return s->held_off < s->held.len;
+}
+
+static void trim(struct buf *b)
+{
+	if (b->len == 0 && b->cap > BUF_KEEP)
+		buf_free(b);
+}
+
+/* Move held output into out, a step at a time, while the client keeps up: however
+ * much one job wrote, out stays under OUTPUT_MAX (nothing is cut). */
+static void hand_over(struct imap_session *s)
+{
+	while (holding(s) && s->out.len < OUTPUT_PAUSE) {
+		size_t n = s->held.len - s->held_off;
+		if (n > IMAP_EXEC_OUTPUT_STEP)
+			n = IMAP_EXEC_OUTPUT_STEP;
+		buf_append(&s->out, s->held.data + s->held_off, n);
+		s->held_off += n;
+	}
+	if (!holding(s)) {
+		buf_reset(&s->held);
+		s->held_off = 0;
+		trim(&s->held);
+	}
+}
+
+/* The job's output joins what is held (usually nothing: then the buffers swap) and
+ * goes out as far as it may now. */
+static void hold_output(struct imap_session *s)
+{
+	if (!holding(s)) {
+		struct buf t = s->held;
+		s->held = s->job_out;
+		s->job_out = t;
+		s->held_off = 0;
+	} else {
+		buf_append(&s->held, s->job_out.data ? s->job_out.data : "", s->job_out.len);
+	}
+	buf_reset(&s->job_out);
+	trim(&s->job_out);
+	hand_over(s);
+}
+
+static void end_job(struct imap_session *s)
+{
+	imap_cmd_free(&s->job_cmd);
+	s->job = JOB_NONE;
+	trim(&s->job_out);
+}
+
 void imap_session_job_done(struct imap_session *s)
 {
 	s->job_running = false;
 	if (s->state == ST_LOGOUT) {   /* BYE was said meanwhile (timeout, shutdown): it stays the last word */
 		buf_reset(&s->job_out);
+		buf_reset(&s->held);
+		s->held_off = 0;
 		imap_mbox_close_selected(s);
 		imap_cmd_free(&s->job_cmd);
 		s->job = JOB_NONE;
 		s->job_more = false;
 		return;
 	}
-	buf_append(&s->out, s->job_out.data ? s->job_out.data : "", s->job_out.len);
 	bool produced = s->job_out.len > 0;
-	buf_reset(&s->job_out);
+	hold_output(s);
 	if (s->job == JOB_LOGIN)
 		imap_login_finish(s);
 	if (s->job == JOB_COMMAND && (s->state == ST_AUTH || s->state == ST_SELECTED))
 		s->state = s->x.sel ? ST_SELECTED : ST_AUTH;   /* SELECT, CLOSE, a failed SELECT */
-	if (s->job_more) {
+	if (s->job_more || holding(s)) {
 		if (!produced)
 			imap_session_pump(s);
 		return;
 	}
-	imap_cmd_free(&s->job_cmd);
-	s->job = JOB_NONE;
+	end_job(s);
 }
 
 bool imap_session_streaming(const struct imap_session *s)
 {
-	return s->job_more && !s->job_running;
+	return (s->job_more || holding(s)) && !s->job_running;
 }
 
 void imap_session_pump(struct imap_session *s)
 {
-	if (!s->job_more || s->job_running || s->out.len >= OUTPUT_PAUSE || s->state == ST_LOGOUT)
+	if (s->job_running || s->state == ST_LOGOUT)
+		return;
+	if (holding(s)) {   /* what the last step wrote goes first */
+		hand_over(s);
+		if (holding(s))
+			return;
+		if (!s->job_more) {
+			end_job(s);
+			return;
+		}
+	}
+	if (!s->job_more || s->out.len >= OUTPUT_PAUSE)
 		return;
 	s->job_more = false;
 	s->job_running = true;
@@ -469,6 +536,7 @@ struct imap_session *imap_session_new(const struct imap_conn_info *info, const s
 	s->hooks = *hooks;
 	buf_init(&s->out, OUTPUT_MAX);
 	buf_init(&s->job_out, JOB_OUTPUT_MAX);
+	buf_init(&s->held, JOB_OUTPUT_MAX);
 	s->state = ST_NOAUTH;
 	if (info->tls_active) {
 		s->secure = true;
@@ -492,6 +560,7 @@ void imap_session_free(struct imap_session **sp)
 	imap_parser_free(&s->parser);
 	buf_free(&s->out);
 	buf_free(&s->job_out);
+	buf_free(&s->held);
 	login_clear(&s->lx);
 	free(s->login);
 	free(s->hostname);

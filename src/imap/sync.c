@@ -52,7 +52,7 @@ static void write_flag_changes(struct sync_out *s)
 	struct folder *f = s->x->sel;
 	for (size_t k = 0; k < s->flagged.n; k++) {
 		size_t i = s->flagged.v[k] - 1;
-		const struct folder_msg *m = folder_msg(f, i);
+		const struct folder_msg *m = folder_msg_peek(f, i);
 		if (!m)
 			continue;
 		buf_printf(s->out, "* %zu FETCH (", i + 1);
@@ -70,7 +70,7 @@ static size_t recent_count(struct folder *f)
 {
 	size_t n = folder_count(f), r = 0;
 	for (size_t i = 0; i < n; i++)
-		if (folder_msg(f, i)->flags & FOLDER_RECENT)
+		if (folder_msg_peek(f, i)->flags & FOLDER_RECENT)
 			r++;
 	return r;
 }
