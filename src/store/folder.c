@@ -198,13 +198,12 @@ static uint64_t known_keywords(const struct folder *f)
 	return m;
 }
 
-/* The new view from the matched list; sizes from the uidlist or the name. */
-static bool build_view(struct folder *f, const struct uidlist *ul, char **names, const long *rec_file,
-	struct folder_msg **out, uint8_t **lazy_out, size_t *n_out)
+/* The new view from a snapshot (its names are shared, not copied); sizes from the
+ * uidlist or the name. */
+static bool build_view(struct folder *f, const struct folder_snap *snap, struct folder_msg **out,
+	uint8_t **lazy_out, size_t *n_out)
 {
-	size_t n = 0;
-	for (size_t r = 0; r < ul->n; r++)
-		n += rec_file[r] >= 0;
+	size_t n = snap->n;
 	struct folder_msg *m = calloc(n + 1, sizeof(*m));
 	uint8_t *lazy = calloc(n + 1, 1);
 	if (!m || !lazy) {
@@ -213,34 +212,44 @@ static bool build_view(struct folder *f, const struct uidlist *ul, char **names,
 		return false;
 	}
 	uint64_t kwmask = known_keywords(f);
-	size_t k = 0;
-	for (size_t r = 0; r < ul->n; r++) {
-		if (rec_file[r] < 0)
-			continue;
-		const char *nm = names[rec_file[r]];
-		m[k].uid = ul->recs[r].uid;
+	for (size_t k = 0; k < n; k++) {
+		const char *nm = snap->msgs[k].name;
+		m[k].uid = snap->msgs[k].uid;
 		folder_info_flags(nm, &m[k].flags, &m[k].keywords);
 		m[k].keywords &= kwmask;
-		m[k].filename = strdup(nm);
+		m[k].filename = nm;
 		lazy[k] = LAZY_DATE;
-		uint64_t w = ul->recs[r].vsize;
+		uint64_t w = snap->msgs[k].vsize;
 		if (w || folder_name_field(nm, 'W', &w))
 			m[k].size = w;
 		else
 			lazy[k] |= LAZY_SIZE;
-		if (!m[k].filename) {
-			for (size_t j = 0; j < k; j++)
-				free((char *)m[j].filename);
-			free(m);
-			free(lazy);
-			return false;
-		}
-		k++;
 	}
 	*out = m;
 	*lazy_out = lazy;
 	*n_out = n;
 	return true;
+}
+
+static void free_view(struct folder *f)
+{
+	for (size_t i = 0; i < f->n; i++)
+		if (f->lazy[i] & VIEW_OWN_NAME)
+			free((char *)f->msgs[i].filename);
+	free(f->msgs);
+	free(f->lazy);
+	f->msgs = NULL;
+	f->lazy = NULL;
+	f->n = 0;
+	folder_snap_release(&f->snap);
+}
+
+void folder_set_name(struct folder *f, size_t i, char *name)
+{
+	if (f->lazy[i] & VIEW_OWN_NAME)
+		free((char *)f->msgs[i].filename);
+	f->msgs[i].filename = name;
+	f->lazy[i] |= VIEW_OWN_NAME;
 }
 
 /* \Recent (RFC 3501 §2.3.2): keep this view's, claim UIDs above the floor. */
@@ -267,9 +276,10 @@ static void claim_recent(struct folder *f, struct folder_msg *m, size_t n, uint3
 	}
 }
 
-/* Report the differences between the old view (f->msgs) and m, then install m. */
+/* Report the differences between the old view (f->msgs) and m, then install m (and
+ * the snapshot its names are in). */
 static void install_view(struct folder *f, struct folder_msg *m, uint8_t *lazy, size_t n,
-	const struct folder_changes *ch)
+	struct folder_snap *snap, const struct folder_changes *ch)
 {
 	/* Expunges, highest sequence number first so each number is still right. */
 	size_t j = n;
@@ -307,10 +317,8 @@ static void install_view(struct folder *f, struct folder_msg *m, uint8_t *lazy, 
 	}
 	if (grew && ch && ch->exists)
 		ch->exists(ch->arg, n);
-	for (size_t i = 0; i < f->n; i++)
-		free((char *)f->msgs[i].filename);
-	free(f->msgs);
-	free(f->lazy);
+	free_view(f);
+	f->snap = snap;
 	f->msgs = m;
 	f->lazy = lazy;
 	f->n = n;
@@ -340,6 +348,55 @@ static bool stamps_unchanged(const struct folder *f, const struct folder_stamp s
 	       folder_stamp_same(&st[2], &f->st_new);
 }
 
+/* The full look: new/ moved to cur/, cur/ listed, the uidlist read, unknown files
+ * given UIDs.  A new snapshot (the caller's reference), also kept in the shared
+ * record when the next view may trust it (no stamp too fresh, nothing moved or
+ * assigned, which would have moved the stamps).  With f->shared->mu held. */
+static struct folder_snap *scan(struct folder *f, const struct folder_stamp st[3], uint64_t counter, bool fresh,
+	uint32_t *uidnext_before, bool *moved_out, char *err, size_t errsz)
+{
+	size_t moved = folder_move_new(f->path);
+	char **names = NULL;
+	size_t n = 0;
+	struct uidlist ul = { 0 };
+	long *rec_file = NULL;
+	bool *used = NULL, exists = false, assigned = false;
+	struct folder_snap *snap = NULL;
+	if (!folder_list_cur(f->path, &names, &n, err, errsz) || !uidlist_read(f->path, &ul, &exists, err, errsz))
+		goto out;
+	rec_file = malloc((ul.n + 1) * sizeof(long));
+	used = malloc(n + 1);
+	if (!rec_file || !used) {
+		snprintf(err, errsz, "out of memory");
+		goto out;
+	}
+	/* UIDs from here on arrived since the last writer: \Recent to the first view. */
+	*uidnext_before = exists ? ul.nextuid : 1;
+	if (match_files(&ul, names, n, rec_file, used) > 0 || !exists) {
+		assigned = true;
+		if (!assign_uids(f, names, n, &ul, &rec_file, used, err, errsz))
+			goto out;
+	}
+	if (!(snap = folder_snap_new(&ul, names, rec_file))) {
+		snprintf(err, errsz, "out of memory");
+		goto out;
+	}
+	memcpy(snap->st, st, sizeof(snap->st));
+	snap->counter = counter;
+	snap->trusted = !fresh && moved == 0 && !assigned;
+	if (snap->trusted) {
+		folder_snap_release(&f->shared->snap);
+		f->shared->snap = folder_snap_ref(snap);
+	}
+	*moved_out = moved > 0;
+out:
+	free(rec_file);
+	free(used);
+	folder_free_names(names, n);
+	uidlist_free(&ul);
+	return snap;
+}
+
 bool folder_sync(struct folder *f, const struct folder_changes *ch, char *err, size_t errsz)
 {
 	err[0] = '\0';
@@ -355,57 +412,44 @@ bool folder_sync(struct folder *f, const struct folder_changes *ch, char *err, s
 		return false;
 	}
 	pthread_mutex_lock(&f->shared->mu);
-	size_t moved = folder_move_new(f->path);
-	char **names = NULL;
-	size_t n = 0;
-	struct uidlist ul = { 0 };
-	long *rec_file = NULL;
-	bool *used = NULL, ok = false, exists = false;
-	if (!folder_list_cur(f->path, &names, &n, err, errsz) || !uidlist_read(f->path, &ul, &exists, err, errsz))
-		goto out;
-	rec_file = malloc((ul.n + 1) * sizeof(long));
-	used = malloc(n + 1);
-	if (!rec_file || !used) {
-		snprintf(err, errsz, "out of memory");
-		goto out;
+	struct folder_snap *snap = NULL;
+	uint32_t uidnext_before = 1;
+	bool moved = false;
+	if (folder_snap_matches(f->shared->snap, st, counter)) {
+		snap = folder_snap_ref(f->shared->snap);   /* nothing changed since: no listing, no reading */
+		uidnext_before = snap->nextuid;
+	} else if (!(snap = scan(f, st, counter, fresh, &uidnext_before, &moved, err, errsz))) {
+		pthread_mutex_unlock(&f->shared->mu);
+		return false;
 	}
-	/* UIDs from here on arrived since the last writer: \Recent to the first view. */
-	uint32_t uidnext_before = exists ? ul.nextuid : 1;
-	if ((match_files(&ul, names, n, rec_file, used) > 0 || !exists) && !assign_uids(f, names, n, &ul, &rec_file,
-			used, err, errsz))
-		goto out;
 	folder_reload_keywords(f, false);
 	struct folder_msg *m;
 	uint8_t *lazy;
 	size_t mn;
-	if (!build_view(f, &ul, names, rec_file, &m, &lazy, &mn)) {
+	if (!build_view(f, snap, &m, &lazy, &mn)) {
+		pthread_mutex_unlock(&f->shared->mu);
+		folder_snap_release(&snap);
 		snprintf(err, errsz, "out of memory");
-		goto out;
+		return false;
 	}
 	pthread_mutex_unlock(&f->shared->mu);
 	claim_recent(f, m, mn, uidnext_before);
 	pthread_mutex_lock(&f->shared->mu);
-	f->uidvalidity = ul.uidvalidity;
-	f->uidnext = ul.nextuid;
-	if (ul.uidvalidity > f->shared->last_validity)
-		f->shared->last_validity = ul.uidvalidity;
+	f->uidvalidity = snap->uidvalidity;
+	f->uidnext = snap->nextuid;
+	if (snap->uidvalidity > f->shared->last_validity)
+		f->shared->last_validity = snap->uidvalidity;
 	folder_index_sync(f, m, lazy, mn);
-	install_view(f, m, lazy, mn, ch);
+	install_view(f, m, lazy, mn, snap, ch);
 	f->st_uidlist = st[0];
 	f->st_cur = st[1];
 	f->st_new = st[2];
 	f->rescan = fresh;
 	f->counter_seen = counter;
-	ok = true;
 	if (moved)
 		folder_shared_bump(f->shared);
-out:
 	pthread_mutex_unlock(&f->shared->mu);
-	free(rec_file);
-	free(used);
-	folder_free_names(names, n);
-	uidlist_free(&ul);
-	return ok;
+	return true;
 }
 
 /* --- open, close, accessors ------------------------------------------------------ */
@@ -450,10 +494,9 @@ void folder_close(struct folder **fp)
 	struct folder *f = *fp;
 	if (!f)
 		return;
-	for (size_t i = 0; i < f->n; i++)
-		free((char *)f->msgs[i].filename);
-	free(f->msgs);
-	free(f->lazy);
+	if (f->lazy)
+		free_view(f);
+	folder_snap_release(&f->snap);
 	keywords_free(&f->kw);
 	folder_index_close(f);
 	free(f->root);

@@ -105,10 +105,10 @@ bool folder_mutf7_decode(const char *mutf7, char *out, size_t outsz);
 
 struct folder;
 
-struct folder_msg {
+struct folder_msg {          /* 48 octets: one per message per open view */
 	uint32_t uid;
-	uint64_t modseq;          /* RFC 7162 */
 	uint32_t flags;           /* FOLDER_SEEN ... FOLDER_RECENT */
+	uint64_t modseq;          /* RFC 7162 */
 	uint64_t keywords;        /* bit i = keyword i (folder_keyword_name) */
 	time_t internaldate;      /* the file's mtime */
 	uint64_t size;            /* RFC822.SIZE: octets with CRLF line ends (W=, else counted) */

@@ -25,6 +25,27 @@ struct folder_stamp {
 	struct timespec mtim, ctim;
 };
 
+/* folder_snap.c: a full sync's result, shared by the views built from it. */
+struct folder_snap_msg {
+	uint32_t uid;
+	uint64_t vsize;               /* W= from the uidlist, 0: unknown */
+	const char *name;             /* in names */
+};
+struct folder_snap {
+	atomic_uint refs;
+	struct folder_stamp st[3];    /* uidlist, cur/, new/ before the listing */
+	uint64_t counter;             /* folder_shared.counter before the listing */
+	bool trusted;                 /* no stamp too fresh, nothing moved or assigned: reusable */
+	uint32_t uidvalidity, nextuid;
+	size_t n;
+	struct folder_snap_msg *msgs; /* ascending UID */
+	char *names;                  /* NUL-separated */
+};
+struct folder_snap *folder_snap_new(const struct uidlist *ul, char **names, const long *rec_file);
+struct folder_snap *folder_snap_ref(struct folder_snap *s);
+void folder_snap_release(struct folder_snap **s);
+bool folder_snap_matches(const struct folder_snap *s, const struct folder_stamp st[3], uint64_t counter);
+
 /* One per folder path in this process, never freed (bounded table): the change
  * counter sessions poll, and the \Recent floor (RFC 3501 §2.3.2: a message is
  * recent in exactly one session: the first to see it claims every UID above the
@@ -38,6 +59,7 @@ struct folder_shared {
 	bool recent_known;
 	uint32_t last_validity;       /* the highest UIDVALIDITY seen: a rebuild goes above */
 	struct folder_index *index;   /* folder_index.c's, while views are open */
+	struct folder_snap *snap;     /* the last trusted full sync (a reference) */
 	unsigned views;
 };
 
@@ -45,8 +67,9 @@ struct folder {
 	char *root, *name;
 	char path[FOLDER_PATH_LEN];
 	bool readonly;
-	struct folder_msg *msgs;      /* ascending UID; msgs[i].filename owned (malloc'd) */
-	uint8_t *lazy;                /* per message: LAZY_* bits still to fill in */
+	struct folder_msg *msgs;      /* ascending UID; msgs[i].filename in snap, or owned (VIEW_OWN_NAME) */
+	uint8_t *lazy;                /* per message: LAZY_* bits still to fill in, VIEW_OWN_NAME */
+	struct folder_snap *snap;     /* the snapshot the names point into (a reference) */
 	size_t n;
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
@@ -61,6 +84,10 @@ struct folder {
 
 #define LAZY_DATE 1u
 #define LAZY_SIZE 2u
+#define VIEW_OWN_NAME 0x80u           /* in lazy[]: msgs[i].filename is malloc'd by the view */
+
+/* folder.c: message i's file name is now `name` (taken: malloc'd). */
+void folder_set_name(struct folder *f, size_t i, char *name);
 
 /* folder_shared.c */
 struct folder_shared *folder_shared_get(const char *path);

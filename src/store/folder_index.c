@@ -445,5 +445,7 @@ void folder_index_close(struct folder *f)
 		free(x->r), free(x->g), free(x);
 		f->shared->index = NULL;
 	}
+	if (f->shared->views == 0)   /* no view left to share it with: the names go too */
+		folder_snap_release(&f->shared->snap);
 	pthread_mutex_unlock(&f->shared->mu);
 }

@@ -186,10 +186,8 @@ bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t key
 	else
 		fsync_cur(f);
 	char *dup = strdup(to_name);
-	if (dup) {
-		free((char *)m->filename);
-		m->filename = dup;
-	}
+	if (dup)
+		folder_set_name(f, i, dup);
 	m->flags = (m->flags & FOLDER_RECENT) | flags;
 	m->keywords = keywords;
 	m->modseq = folder_index_store(f, i);

@@ -2,7 +2,9 @@
 
 - SELECT and UID FETCH 1:* (UID FLAGS) of a 3,000-message folder whose file names carry no
   S=/W= sizes (as Postfix or procmail deliver) open and stat no message file, with no
-  index (first SELECT) and with one (strace on the server counts the calls under cur/).
+  index (first SELECT) and with one (strace on the server counts the calls under cur/);
+  a second session's SELECT while another holds the folder does not even list cur/ or
+  read dovecot-uidlist (the first one's snapshot is shared).
 - A long BODY search in one session does not keep another session's NOOP waiting: with
   [imap] threads = 1 the NOOP is answered while the search still runs (it yields).
 - The untagged FETCH FLAGS that a session owes after another one's STORE 1:* of a
@@ -123,6 +125,26 @@ def test_select_touches_no_message_file(srv, tmp_path):
         while not (folder / "postern-index").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         assert (folder / "postern-index").exists()
+    # a second session's SELECT of a folder another session holds, unchanged since: built
+    # from what the first one found (no listing of cur/, no uidlist read), names shared
+    t = time.time() - 10
+    for p in (folder / "cur", folder / "new", folder / "dovecot-uidlist"):
+        os.utime(p, (t, t))      # not too fresh to be trusted
+    holder = login(srv)
+    ok(holder.select("Unsized"))
+    tr = Strace(srv.proc.pid, tmp_path / "strace-shared.txt")
+    try:
+        m = login(srv)
+        typ, data = m.select("Unsized")
+        assert typ == "OK" and data == [b"3000"], (typ, data)
+        m.logout()
+    finally:
+        calls = tr.stop()
+    # (the three stats of the stamps remain: uidlist, cur/, new/)
+    looked = [c for c in calls if "/.Unsized/cur/" in c or
+              ("open" in c and ("/.Unsized/cur\"" in c or "dovecot-uidlist\"" in c))]
+    assert looked == [], "the second SELECT looked again: %s" % looked[:3]
+    holder.logout()
     # the dates and sizes the client did not ask for are still right when it does
     m = login(srv)
     m.select("Unsized")
