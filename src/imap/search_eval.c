@@ -1,6 +1,7 @@
 /* search_eval.c - whether one message matches a SEARCH key (RFC 3501 §6.4.4, RFC 7162
  * §3.1.5 MODSEQ).  Keys on flags, sizes, dates and numbers read only the store's view;
- * header keys (FROM, SUBJECT, HEADER, SENT*) read the header block from the index;
+ * header keys (FROM, SUBJECT, HEADER, SENT*) read the header block from the index (the
+ * field keys scan it for their field without building a MIME tree);
  * only BODY and TEXT map the message.  Strings compare case-insensitively on decoded
  * text (RFC 2047 words, transfer encodings and charsets decoded by msg/mime.c). */
 #include <string.h>
@@ -70,10 +71,12 @@ static bool content_key(const struct imap_search_key *k, struct imap_msgview *v)
 {
 	const struct mime_tree *t;
 	const char *field = header_key_field(k->op);
+	const char *hdr;
+	size_t hlen;
 	switch (k->op) {
-	case SK_HEADER:
-		t = imap_msgview_header_tree(v);
-		return t && mime_header_contains(t, k->str ? k->str : "", k->str2 ? k->str2 : "");
+	case SK_HEADER:   /* the header block alone: no MIME parse for a field search */
+		return imap_msgview_header(v, &hdr, &hlen) &&
+		       mime_header_block_contains(hdr, hlen, k->str ? k->str : "", k->str2 ? k->str2 : "");
 	case SK_BODY:
 	case SK_TEXT:
 		t = imap_msgview_tree(v);
@@ -88,8 +91,7 @@ static bool content_key(const struct imap_search_key *k, struct imap_msgview *v)
 	default:
 		if (!field)
 			return false;
-		t = imap_msgview_header_tree(v);
-		return t && mime_header_contains(t, field, k->str ? k->str : "");
+		return imap_msgview_header(v, &hdr, &hlen) && mime_header_block_contains(hdr, hlen, field, k->str ? k->str : "");
 	}
 }
 

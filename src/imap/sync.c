@@ -51,6 +51,11 @@ static void write_flag_changes(struct sync_out *s)
 {
 	struct folder *f = s->x->sel;
 	for (size_t k = 0; k < s->flagged.n; k++) {
+		/* The job's buffer holds 64 MiB (~800,000 updates); past that the rest are not
+		 * told rather than cut mid-line: a client learns them at its next FETCH FLAGS
+		 * (RFC 3501 §7.4.2 leaves unsolicited FETCH to the server). */
+		if (s->out->max && s->out->len + 4608 + FOLDER_KEYWORDS_MAX * (FOLDER_KEYWORD_LEN + 1) > s->out->max)
+			break;
 		size_t i = s->flagged.v[k] - 1;
 		const struct folder_msg *m = folder_msg_peek(f, i);
 		if (!m)

@@ -128,6 +128,9 @@ int mime_binary(const struct mime_tree *t, const uint32_t *part, size_t n_part, 
  * than BODY) every header too (the message's, its parts', encapsulated
  * messages'). */
 bool mime_header_contains(const struct mime_tree *t, const char *field, const char *needle);
+/* The same on a bare header block (up to its empty line), no tree needed: SEARCH
+ * FROM/SUBJECT/HEADER on the index's cached header blocks without parsing them. */
+bool mime_header_block_contains(const char *hdr, size_t len, const char *field, const char *needle);
 bool mime_text_contains(const struct mime_tree *t, const char *needle, bool include_headers);
 /* The Date: field as UTC (RFC 5322 §3.3, obsolete forms of §4.3); 0 when
  * absent or unreadable (Dovecot then compares the message as sent on

@@ -52,15 +52,20 @@ static void decoded_value(struct buf *out, const char *v, size_t n)
 bool mime_header_contains(const struct mime_tree *t, const char *field, const char *needle)
 {
 	const struct mime_part *r = mime_root(t);
-	if (!r || !field || !needle)
+	if (!r)
 		return false;
-	const char *h = t->raw + r->hdr_off;
-	size_t n = msg_header_count(h, r->hdr_len, field);
-	for (size_t i = 0; i < n; i++) {
+	return mime_header_block_contains(t->raw + r->hdr_off, r->hdr_len, field, needle);
+}
+
+bool mime_header_block_contains(const char *h, size_t hlen, const char *field, const char *needle)
+{
+	if (!h || !field || !needle)
+		return false;
+	for (size_t i = 0;; i++) {
 		const char *v;
 		size_t vl;
-		if (!msg_header_find_nth(h, r->hdr_len, field, i, &v, &vl))
-			continue;
+		if (!msg_header_find_nth(h, hlen, field, i, &v, &vl))
+			break;
 		struct buf d;
 		buf_init(&d, MIME_SEARCH_PART_MAX);
 		decoded_value(&d, v, vl);
