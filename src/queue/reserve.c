@@ -42,8 +42,10 @@ struct spool_reserve {
 	bool stopping;
 	unsigned want;
 	char dir[1100];
+	/* A ring, oldest first: messages take the files in the order they were made, so
+	 * their ids (time-based) keep the order of their arrival. */
 	struct reserved_file files[RESERVE_MAX];
-	unsigned n;
+	unsigned head, n;
 };
 
 /* One new empty file in incoming/ (the thread's blocking step, without the lock). */
@@ -70,7 +72,7 @@ static void *reserve_main(void *arg)
 		bool made = make_file(r, &f);
 		pthread_mutex_lock(&r->lock);
 		if (made && !r->stopping) {
-			r->files[r->n++] = f;
+			r->files[(r->head + r->n++) % RESERVE_MAX] = f;
 			continue;
 		}
 		if (made) {   /* stopping meanwhile: not handed out, so removed here */
@@ -124,7 +126,9 @@ bool queue_reserve_take(struct queue *q, char qid[QUEUE_ID_LEN + 1], int *fd)
 	pthread_mutex_lock(&r->lock);
 	bool got = r->n > 0;
 	if (got) {
-		struct reserved_file f = r->files[--r->n];
+		struct reserved_file f = r->files[r->head];
+		r->head = (r->head + 1) % RESERVE_MAX;
+		r->n--;
 		memcpy(qid, f.qid, QUEUE_ID_LEN + 1);
 		*fd = f.fd;
 		pthread_cond_signal(&r->wake);
@@ -144,9 +148,10 @@ void queue_reserve_stop(struct queue *q)
 	pthread_mutex_unlock(&r->lock);
 	pthread_join(r->thread, NULL);
 	for (unsigned i = 0; i < r->n; i++) {
+		const struct reserved_file *f = &r->files[(r->head + i) % RESERVE_MAX];
 		char path[1200];
-		snprintf(path, sizeof(path), "%s/%s", r->dir, r->files[i].qid);
-		close(r->files[i].fd);
+		snprintf(path, sizeof(path), "%s/%s", r->dir, f->qid);
+		close(f->fd);
 		unlink(path);
 	}
 	pthread_cond_destroy(&r->wake);

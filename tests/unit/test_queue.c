@@ -780,6 +780,9 @@ static void test_reserve(void **state)
 	snprintf(qid, sizeof(qid), "%s", queue_writer_envelope(w)->qid);
 	assert_true(id_is_queue_id(qid));
 	assert_non_null(strstr(queue_writer_path(w), qid));
+	for (int i = 0; i < 400 && count_files(path) < 4; i++)
+		usleep(5000);   /* the thread makes the next one: 3 ahead + the writer's */
+	assert_int_equal(count_files(path), 4);
 	assert_true(queue_writer_write(w, "Subject: r\r\n\r\nbody\r\n", 23));
 	if (!queue_writer_commit(w, err, sizeof(err)))
 		fail_msg("commit: %s", err);
