@@ -783,7 +783,8 @@ static void test_reserve(void **state)
 	for (int i = 0; i < 400 && count_files(path) < 4; i++)
 		usleep(5000);   /* the thread makes the next one: 3 ahead + the writer's */
 	assert_int_equal(count_files(path), 4);
-	assert_true(queue_writer_write(w, "Subject: r\r\n\r\nbody\r\n", 23));
+	static const char body[] = "Subject: r\r\n\r\nbody\r\n";
+	assert_true(queue_writer_write(w, body, sizeof(body) - 1));
 	if (!queue_writer_commit(w, err, sizeof(err)))
 		fail_msg("commit: %s", err);
 	queue_writer_free(&w);
