@@ -62,6 +62,7 @@ void queue_group_begin(struct queue *q)
 {
 	pthread_mutex_lock(&q->group.lock);
 	q->group.writing++;
+	q->group.begun++;
 	pthread_mutex_unlock(&q->group.lock);
 }
 
@@ -70,23 +71,27 @@ void queue_group_abandon(struct queue *q)
 	struct commit_group *g = &q->group;
 	pthread_mutex_lock(&g->lock);
 	g->writing--;
+	g->settled++;
 	pthread_cond_broadcast(&g->arrived);   /* a leader waiting for it stops waiting */
 	pthread_mutex_unlock(&g->lock);
 }
 
-/* The leader, before its fsync: while other commits are still writing or fsyncing
- * their files, wait for them to rename (at most wait_us), so that one directory fsync
- * covers them too.  Nobody in flight: no wait at all.  Called with the lock held. */
+/* The leader, before its fsync: while the commits already in flight when it began
+ * to wait are still writing or fsyncing their files, wait for them to rename (at most
+ * wait_us), so that one directory fsync covers them too.  Commits that start during
+ * the wait are not waited for (under steady load there always is one: the wait would
+ * always run to its end).  Nobody in flight: no wait at all.  Lock held. */
 static void wait_for_company(struct commit_group *g)
 {
 	if (g->wait_us == 0 || g->writing == 0)
 		return;
+	uint64_t in_flight_upto = g->begun;
 	struct timespec until;
 	clock_gettime(CLOCK_MONOTONIC, &until);
 	uint64_t ns = (uint64_t)until.tv_nsec + g->wait_us * 1000u;
 	until.tv_sec += (time_t)(ns / 1000000000u);
 	until.tv_nsec = (long)(ns % 1000000000u);
-	while (g->writing > 0)
+	while (g->settled < in_flight_upto)
 		if (pthread_cond_timedwait(&g->arrived, &g->lock, &until) == ETIMEDOUT)
 			break;
 }
@@ -120,6 +125,7 @@ bool queue_group_renamed(struct queue *q, char *err, size_t errlen)
 	struct commit_group *g = &q->group;
 	pthread_mutex_lock(&g->lock);
 	g->writing--;
+	g->settled++;
 	uint64_t ticket = ++g->renamed;
 	pthread_cond_broadcast(&g->arrived);
 	/* No deadline of its own: a follower waits for the leader's fsync, which takes

@@ -43,6 +43,8 @@ struct commit_group {
 	uint64_t failed_upto;       /* highest ticket covered by a failed fsync (0: none) */
 	int failed_errno;           /* that fsync's errno */
 	unsigned writing;           /* commits between their start and their rename */
+	uint64_t begun;             /* commits started so far */
+	uint64_t settled;           /* of those, renamed or given up */
 	bool syncing;               /* a leader is waiting for company or fsyncing active/ */
 	uint64_t wait_us;           /* [queue] commit_batch_wait */
 };
