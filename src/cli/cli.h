@@ -7,6 +7,9 @@
 
 /* argv[0] is the subcommand ("serve", "user", ...).  Returns the exit status. */
 int cli_main(int argc, char **argv);
+/* Run as sendmail, mailq or newaliases (name: the basename of argv[0]); argv[0] is
+ * that name (sendmail.c). */
+int cli_sendmail(const char *name, int argc, char **argv);
 
 struct conf;
 /* `postern queue ...` (queue_cmd.c); argv[0] is the queue verb. */

@@ -96,3 +96,27 @@ const char *conf_authserv_id(const struct conf *c)
 {
 	return c->authserv_id[0] ? c->authserv_id : c->hostname;
 }
+
+/* The local submission socket (sendmail's way in): [server] local_socket, by default
+ * data_dir/run/submit.sock; false when set to "none". */
+bool conf_local_socket(const struct conf *c, char *out, size_t outsz)
+{
+	if (strcmp(c->local_socket, "none") == 0)
+		return false;
+	int n = c->local_socket[0] ? snprintf(out, outsz, "%s", c->local_socket)
+		: snprintf(out, outsz, "%s/run/submit.sock", c->data_dir);
+	return n > 0 && (size_t)n < outsz;
+}
+
+void conf_maildrop_dir(const struct conf *c, char *out, size_t outsz)
+{
+	if (c->maildrop_dir[0])
+		snprintf(out, outsz, "%s", c->maildrop_dir);
+	else
+		snprintf(out, outsz, "%s/maildrop", c->data_dir);
+}
+
+const char *conf_local_domain(const struct conf *c)
+{
+	return c->local_domain[0] ? c->local_domain : c->hostname;
+}

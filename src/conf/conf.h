@@ -52,7 +52,8 @@ struct conf_milter {
 	unsigned line;
 };
 
-enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3, ROLE_HTTP, ROLE_IMAP };
+/* ROLE_LOCAL: the local submission socket ([server] local_socket), never a [listener]. */
+enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3, ROLE_HTTP, ROLE_IMAP, ROLE_LOCAL };
 
 /* What a listener of role http serves (its `services` key), one bit each. */
 enum conf_service { CONF_SERVICE_AUTOCONFIG = 1u << 0, CONF_SERVICE_MTA_STS = 1u << 1, CONF_SERVICE_HEALTH = 1u << 2,
@@ -86,6 +87,9 @@ struct conf {
 	char data_dir[CONF_PATH_MAX];
 	char user[64];
 	bool run_as_root;                   /* serve as root without user = (refused otherwise) */
+	char local_socket[CONF_PATH_MAX];   /* sendmail's unix socket; "": data_dir/run/submit.sock, "none": off */
+	char maildrop_dir[CONF_PATH_MAX];   /* sendmail's files while the server is down; "": data_dir/maildrop */
+	char local_domain[CONF_NAME_MAX];   /* local users' sender domain; "": hostname */
 	char local_domains[CONF_MAX_DOMAINS][CONF_NAME_MAX];
 	size_t n_local_domains;
 	char postmaster[CONF_NAME_MAX];
@@ -263,6 +267,12 @@ const char *conf_where(const struct conf *c, const char *section, const char *ke
 double conf_trusted_public_span(const struct conf *c, int family);
 /* The authserv-id of Authentication-Results: [mailauth] authserv_id, or the hostname. */
 const char *conf_authserv_id(const struct conf *c);
+/* sendmail's ways in (docs/operations.md "sendmail"): the local submission socket
+ * (false: local_socket = none, or the path does not fit), the maildrop directory,
+ * and the domain of local users' addresses ([server] local_domain, else hostname). */
+bool conf_local_socket(const struct conf *c, char *out, size_t outsz);
+void conf_maildrop_dir(const struct conf *c, char *out, size_t outsz);
+const char *conf_local_domain(const struct conf *c);
 /* The name a filter goes by in refusals and logs: display_name, else the section's. */
 const char *conf_milter_display(const struct conf_milter *m);
 /* Any listener with tls != none? */

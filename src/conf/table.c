@@ -76,6 +76,9 @@ const struct setting conf_settings[] = {
 	STR("server", user, "", "user to run as after binding, when started as root"),
 	{ "server", "run_as_root", T_BOOL, offsetof(struct conf, run_as_root), 0, "no", 0, 0,
 		"started as root without user =, keep serving as root (refused otherwise)" },
+	STR("server", local_socket, "", "the local submission socket sendmail speaks to (empty: data_dir/run/submit.sock; none: no socket)"),
+	STR("server", maildrop_dir, "", "where sendmail leaves messages while the server is down, picked up at start and every few seconds (empty: data_dir/maildrop)"),
+	STR("server", local_domain, "", "the domain of local users' addresses: sendmail's envelope sender is USER@local_domain (empty: hostname)"),
 	{ "server", "local_domains", T_DOMAINS, 0, 0, "", 0, 0, "domains delivered locally" },
 	STR("server", postmaster, "", "mailbox for postmaster@ of local domains without one"),
 	NUM("server", pop_before_smtp, T_DURATION, "0", 0, 86400, "relay for an address that logged in to POP3 this recently (0: off)"),
@@ -393,7 +396,7 @@ const char *conf_where(const struct conf *c, const char *section, const char *ke
 const char *conf_role_name(enum listener_role r)
 {
 	return r == ROLE_SUBMISSION ? "submission" : r == ROLE_POP3 ? "pop3" : r == ROLE_HTTP ? "http"
-		: r == ROLE_IMAP ? "imap" : "mx";
+		: r == ROLE_IMAP ? "imap" : r == ROLE_LOCAL ? "local" : "mx";
 }
 
 /* The services of role http (contracts: web/router.c routes name them). */

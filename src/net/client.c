@@ -305,6 +305,12 @@ struct net_client *net_client_open_unix(const char *path, const struct net_clien
 	return c;
 }
 
+struct net_client *net_client_adopt(int fd, const struct net_client_opts *o, const char *peer, char *err, size_t errlen)
+{
+	enum net_status st;
+	return client_new(fd, o, peer, &st, err, errlen);
+}
+
 void net_client_set_io_ms(struct net_client *c, unsigned ms)
 {
 	c->io_ms = ms ? ms : 1;

@@ -65,6 +65,10 @@ struct net_client *net_client_connect(const char *host, unsigned port, const str
  * or nobody behind it, with NET_REFUSED. */
 struct net_client *net_client_open_unix(const char *path, const struct net_client_opts *o, enum net_status *st,
 	char *err, size_t errlen);
+/* A stream socket connected elsewhere (one end of a socketpair: the maildrop pickup
+ * talking to its own server), with the same reads, writes and time-outs; peer names
+ * it in words.  The client owns fd from now on (closed on failure too). */
+struct net_client *net_client_adopt(int fd, const struct net_client_opts *o, const char *peer, char *err, size_t errlen);
 /* Change the limit of each later read or write (milliseconds, at least 1): a
  * protocol whose steps have different time-outs (the milter's command and content
  * time-outs, a deadline that shrinks) sets it before each wait. */

@@ -444,6 +444,13 @@ uint64_t conn_id(const struct conn *c) { return c->id; }
 const char *conn_addr(const struct conn *c) { return c->addr; }
 const struct conf_listener *conn_listener(const struct conn *c) { return c->listener; }
 bool conn_trusted(const struct conn *c) { return c->trusted; }
+
+bool conn_peer(const struct conn *c, struct conn_peer *peer)
+{
+	if (c->local)
+		*peer = c->peer;
+	return c->local;
+}
 bool conn_tls_active(const struct conn *c) { return c->ssl != NULL; }
 
 bool conn_tls_params(const struct conn *c, char *version, size_t vsz, char *cipher, size_t csz, int *bits)

@@ -64,7 +64,9 @@ struct conn {
 	unsigned busy;                   /* jobs (commit, login check, mailbox) that point at us */
 	bool closed;                     /* socket gone; freed when the jobs return */
 	bool read_paused;
-	bool trusted;                    /* client inside trusted_networks */
+	bool trusted;                    /* client inside trusted_networks, or local */
+	bool local;                      /* on a unix socket: peer says who (SO_PEERCRED) */
+	struct conn_peer peer;           /* with local */
 	bool refusing;                   /* refused: TLS handshake, then the refusal, then close */
 	enum conn_refusal refusal;       /* with refusing */
 	bool got_data;                   /* any byte received yet */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "conf/conf.h"
@@ -154,14 +155,11 @@ static void refuse_connection(evutil_socket_t fd, struct listener_ctx *lc, const
 	await_client_hello(c, fd);
 }
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+/* A connection accepted (or adopted: net_adopt) on listener lc, from addr; peer:
+ * on a unix socket, who runs the client (SO_PEERCRED), else NULL. */
+static void serve_accepted(struct listener_ctx *lc, evutil_socket_t fd, const char *addr, const struct conn_peer *peer)
 {
-	(void)l;
-	(void)salen;
-	struct listener_ctx *lc = arg;
 	struct net *net = lc->net;
-	char addr[INET6_ADDRSTRLEN];
-	format_addr(sa, addr, sizeof(addr));
 	struct ip_count *ipc = NULL;
 	enum conn_refusal why;
 	if (!limits_admit(net, addr, &ipc, &why)) {
@@ -173,12 +171,20 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	log_event(LOG_INFO, "connect", "conn=%llu client=%s listener=%s%s", (unsigned long long)c->id, addr,
-		lc->conf->name, c->trusted ? " trusted=yes" : "");
+	if (peer) {   /* a local process: the kernel vouches for its uid */
+		c->local = true;
+		c->trusted = true;
+		c->peer = *peer;
+		log_event(LOG_INFO, "connect", "conn=%llu client=local listener=%s uid=%u gid=%u pid=%d", (unsigned long long)c->id,
+			lc->conf->name, peer->uid, peer->gid, peer->pid);
+	} else
+		log_event(LOG_INFO, "connect", "conn=%llu client=%s listener=%s%s", (unsigned long long)c->id, addr,
+			lc->conf->name, c->trusted ? " trusted=yes" : "");
 	metrics_count(METRIC_CONNECTIONS, lc->conf->name, 1);
 	/* Replies are small and the client waits for each: do not let Nagle hold them. */
 	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (!peer)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (lc->conf->tls == TLS_IMPLICIT) {
 		await_client_hello(c, fd);
 		return;
@@ -191,6 +197,40 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	conn_setup_bev(c, bev);
 	conn_start_session(c, NULL);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+{
+	(void)l;
+	(void)salen;
+	struct listener_ctx *lc = arg;
+	if (sa->sa_family == AF_UNIX) {
+		struct ucred cred;
+		socklen_t cl = sizeof(cred);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) != 0) {
+			log_event(LOG_ERR, "accept_error", "listener=%s error=\"no peer credentials (SO_PEERCRED)\"", lc->conf->name);
+			evutil_closesocket(fd);
+			return;
+		}
+		struct conn_peer peer = { .uid = (unsigned)cred.uid, .gid = (unsigned)cred.gid, .pid = (int)cred.pid };
+		serve_accepted(lc, fd, "local", &peer);
+		return;
+	}
+	char addr[INET6_ADDRSTRLEN];
+	format_addr(sa, addr, sizeof(addr));
+	serve_accepted(lc, fd, addr, NULL);
+}
+
+bool net_adopt(struct net *net, const struct conf_listener *cl, int fd, const struct conn_peer *peer)
+{
+	for (size_t i = 0; i < net->n_listeners; i++)
+		if (net->lctx[i].conf == cl && !net->shutting_down) {
+			evutil_make_socket_nonblocking(fd);
+			serve_accepted(&net->lctx[i], fd, "local", peer);
+			return true;
+		}
+	close(fd);
+	return false;
 }
 
 static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
@@ -260,7 +300,7 @@ bool net_listen(struct net *net, const struct conf_listener *cl, const struct pr
 	struct sockaddr_storage bound;
 	socklen_t bl = sizeof(bound);
 	unsigned port = cl->port;
-	if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &bl) == 0)
+	if (getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&bound, &bl) == 0 && bound.ss_family != AF_UNIX)
 		port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
 			: ((struct sockaddr_in *)&bound)->sin_port);
 	net->listeners[net->n_listeners++] = l;

@@ -61,6 +61,12 @@ struct proto_ops {
 	void (*input_broken)(void *s, const char *why);
 };
 
+/* Who runs the client of a connection on a unix socket (SO_PEERCRED, socket(7)). */
+struct conn_peer {
+	unsigned uid, gid;
+	int pid;   /* 0: not known (a connection handed in with net_adopt) */
+};
+
 /* --- the transport ------------------------------------------------------------ */
 
 /* The event loop and an empty transport (call evthread_use_pthreads() first). */
@@ -71,6 +77,11 @@ void net_set_tls(struct net *n, struct tls *tls);
 /* Watch the bound, listening socket fd for listener cl, speaking the protocol of
  * ops; ctx is handed to its connections (conn_ctx).  false: fd closed, error logged. */
 bool net_listen(struct net *n, const struct conf_listener *cl, const struct proto_ops *ops, void *ctx, int fd);
+/* Serve fd (a connected stream socket, e.g. one end of a socketpair) as a connection
+ * of the listener cl, from peer: the maildrop pickup hands its messages through the
+ * local listener this way.  On the loop's thread only.  false: fd closed (no such
+ * listener, or shutting down). */
+bool net_adopt(struct net *n, const struct conf_listener *cl, int fd, const struct conn_peer *peer);
 /* Shutdown begins: accept no more connections, tell idle clients (ops->shutdown);
  * the loop exits once the last connection is gone.  true: none is open now. */
 bool net_stop_accepting(struct net *n);
@@ -88,7 +99,9 @@ const char *conn_protocol(const struct conn *c);        /* its proto_ops' name *
 uint64_t conn_id(const struct conn *c);
 const char *conn_addr(const struct conn *c);            /* the client's address, text */
 const struct conf_listener *conn_listener(const struct conn *c);
-bool conn_trusted(const struct conn *c);                /* inside trusted_networks */
+bool conn_trusted(const struct conn *c);                /* inside trusted_networks, or local */
+/* On a unix socket: who the client is (SO_PEERCRED).  false: a network client. */
+bool conn_peer(const struct conn *c, struct conn_peer *peer);
 bool conn_tls_active(const struct conn *c);
 /* With TLS active: the protocol ("TLSv1.3"), cipher and its secret bits (content
  * filters are told them); false without TLS. */

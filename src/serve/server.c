@@ -124,6 +124,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void server_cleanup(struct service *srv)
 {
+	local_stop(srv);   /* the maildrop pickup first: it waits for the loop's answers */
 	control_stop(&srv->control);
 	pop3_forget_logins(srv);
 	loopq_stop(&srv->commitq, &srv->commit_ev);   /* finishes running commits; their callbacks run here */
@@ -149,6 +150,7 @@ static void server_cleanup(struct service *srv)
 	if (srv->auth_ev)
 		event_free(srv->auth_ev);
 	net_free(&srv->net);   /* the TLS contexts and the event loop */
+	local_free(srv);   /* its listener record outlives the connections */
 }
 
 /* Thousands of connections need thousands of descriptors: raise the soft limit to
@@ -277,6 +279,10 @@ static bool start_privileged(struct service *srv, char *err, size_t errlen)
 	for (size_t i = 0; i < cf->n_listeners; i++)
 		if (!bind_listener(srv, &cf->listeners[i]))
 			return false;
+	if (!local_start_privileged(srv, &id, err, errlen)) {
+		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
+		return false;
+	}
 	struct tls *tls = NULL;
 	if (conf_wants_tls(cf) && !tls_init(&tls, cf, id.uid, id.gid, false, err, errlen)) {
 		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
@@ -316,6 +322,7 @@ int server_run(const struct conf *cf)
 	srv->control = control_start(base, cf->data_dir, srv->commitq, srv->delivery, srv->logins, err, sizeof(err));
 	if (!srv->control)
 		log_event(LOG_WARN, "control_error", "error=\"%s\" hint=\"postern queue flush/hold/... will not reach this server\"", err);
+	local_pickup_start(srv);
 	srv->sig_term = evsignal_new(base, SIGTERM, signal_cb, srv);
 	srv->sig_int = evsignal_new(base, SIGINT, signal_cb, srv);
 	evsignal_add(srv->sig_term, NULL);

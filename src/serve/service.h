@@ -26,9 +26,12 @@ struct events;
 struct event_base;
 struct http_exchange;
 struct limits_service;
+struct local_submit;
 struct login_service;
 struct net;
 struct queue;
+struct policy_facts;
+struct startup_identity;
 struct web_service;
 struct web_site;
 struct workq;
@@ -72,6 +75,7 @@ struct service {
 	struct web_site *site;           /* what the web handlers know (web/web.h) */
 	struct web_service *web;         /* the web threads (web.c) */
 	struct imap_service *imap;       /* the IMAP worker threads (imap.c), when an imap listener exists */
+	struct local_submit *local;      /* the local socket and the maildrop pickup (local.c) */
 	struct event *sig_term, *sig_int, *shutdown_timer;
 	bool shutting_down;
 	char run_id[RUN_ID_MAX];              /* first part of every log reference (util/id.h) */
@@ -102,5 +106,18 @@ void web_service_hooks(struct service *svc, struct web_site *site);
 void web_service_stop_logins(struct web_service *ws);
 /* The HTTP transport's handler (http_handler_fn); ctx is the struct service. */
 void web_http_request(void *ctx, struct http_exchange *x);
+
+/* local.c: sendmail's ways in.  As root, before the drop: the maildrop directory
+ * (mode 1733) and the local socket (mode 0666) with the SMTP adapter on it. */
+bool local_start_privileged(struct service *srv, const struct startup_identity *id, char *err, size_t errlen);
+void local_pickup_start(struct service *srv);   /* the maildrop's thread: at once, then every few seconds */
+void local_stop(struct service *srv);           /* the thread joined, the socket removed */
+void local_free(struct service *srv);           /* after the transport is freed */
+/* The name of the local user uid (getpwuid_r: off the loop), or "uidN". */
+void local_user_name(unsigned uid, char *out, size_t outsz);
+/* May local user uid/name use the sender of f (MAIL)?  own: their own address,
+ * name@[server] local_domain.  Root and the server's user may use any. */
+bool local_sender_allowed(const struct service *srv, unsigned uid, const char *name, const struct policy_facts *f,
+	char *own, size_t ownsz);
 
 #endif

@@ -60,6 +60,10 @@ struct smtp_conn {
 	struct sent_by sent;             /* what the outbound limits count at the commit */
 	char sender[QUEUE_ADDR_MAX];     /* the message's MAIL FROM, for the event store */
 	struct msg_field_scan *subject;  /* its Subject: as it streams to the spool (events on only) */
+	bool local;                      /* on the local socket (sendmail): peer says who */
+	bool local_pending;              /* the user's name is being looked up: input waits */
+	struct conn_peer peer;
+	char local_name[64];
 };
 
 struct commit_job {
@@ -103,7 +107,10 @@ static struct smtp_session *sess(const void *s) { return ((const struct smtp_con
 static size_t op_feed(void *s, const void *p, size_t n) { return smtp_session_feed(sess(s), p, n); }
 static struct buf *op_output(void *s) { return smtp_session_output(sess(s)); }
 static bool op_wants_close(const void *s) { return smtp_session_wants_close(sess(s)); }
-static bool op_waiting(const void *s) { return smtp_session_waiting(sess(s)); }
+static bool op_waiting(const void *s)
+{
+	return ((const struct smtp_conn *)s)->local_pending || smtp_session_waiting(sess(s));
+}
 static bool op_wants_tls(const void *s) { return smtp_session_wants_tls(sess(s)); }
 static void op_tls_started(void *s, const char *d) { smtp_session_tls_started(sess(s), d); }
 static void op_timeout(void *s) { smtp_session_timeout(sess(s)); }
@@ -234,12 +241,31 @@ static void message_facts(struct smtp_conn *sc, struct policy_facts *f)
 	sc->share = spool_share_new(sc->writer, conn_id(sc->conn), sc->svc->conf->message_size, f);
 }
 
+/* A local user (the kernel's word, SO_PEERCRED) sends as themselves: root and the
+ * server's user as anyone (docs/operations.md "sendmail and the local socket"). */
+static bool local_refuses_sender(struct smtp_conn *sc, const struct policy_facts *f, struct verdict *now)
+{
+	char own[320], why[VERDICT_REASON_MAX];
+	if (local_sender_allowed(sc->svc, sc->peer.uid, sc->local_name, f, own, sizeof(own)))
+		return false;
+	int n = snprintf(why, sizeof(why), "you are the local user %s (uid %u) and may send only as %.200s, not as ", sc->local_name,
+		sc->peer.uid, own);
+	if (n > 0 && (size_t)n < sizeof(why))
+		snprintf(why + n, sizeof(why) - (size_t)n, "%.100s@%.100s", f->local, f->domain);
+	reply_verdict(now, V_LOCAL_SENDER_NOT_OWNED, CAUSE_SENDER_NOT_OWNED, why);
+	return true;
+}
+
 /* MAIL, RCPT, the From: check and the end of data all go through the server's one
  * pipeline (serve/decide.c); the connection counts as busy while a decision is out,
  * so it is freed only after the answer, even if the client goes away. */
 static bool hook_decide(void *ctx, struct policy_facts *f, struct verdict *now)
 {
 	struct smtp_conn *sc = ctx;
+	if (sc->local && f->point == POLICY_AT_MAIL && local_refuses_sender(sc, f, now)) {
+		policy_facts_free(&f);
+		return true;
+	}
 	message_facts(sc, f);
 	struct asking *a = calloc(1, sizeof(*a));
 	if (!a) {
@@ -572,6 +598,25 @@ static void submission_ports(const struct service *srv, const struct conf_listen
 	}
 }
 
+/* A local connection: the user's name (getpwuid_r may read files or ask a
+ * directory service: never on the loop) before its first command is read. */
+static void local_name_work(void *arg)
+{
+	struct smtp_conn *sc = arg;
+	local_user_name(sc->peer.uid, sc->local_name, sizeof(sc->local_name));
+}
+
+static void local_name_done(void *arg)
+{
+	struct smtp_conn *sc = arg;
+	struct conn *c = sc->conn;
+	if (!conn_unbusy(c))
+		return;
+	sc->local_pending = false;
+	smtp_session_local_user(sc->session, sc->local_name, sc->peer.uid);
+	conn_process(c);
+}
+
 static bool op_start(struct conn *c, const char *tls_desc)
 {
 	struct service *srv = conn_ctx(c);
@@ -622,6 +667,11 @@ static bool op_start(struct conn *c, const char *tls_desc)
 		return false;
 	}
 	conn_set_session(c, sc);
+	if ((sc->local = conn_peer(c, &sc->peer))) {
+		sc->local_pending = true;
+		conn_busy(c);
+		workq_push(srv->commitq, local_name_work, local_name_done, sc);
+	}
 	smtp_session_start(sc->session);
 	conn_flush(c);
 	return true;

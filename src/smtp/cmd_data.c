@@ -47,8 +47,11 @@ static bool write_received(struct smtp_session *s)
 	quote_for_reply(helo, sizeof(helo), s->helo, strlen(s->helo), SMTP_QUOTE_SHOWN);
 	struct buf h;
 	buf_init(&h, 2048);
-	buf_printf(&h, "Received: from %s (%s [%s])\r\n", helo, s->client_name[0] ? s->client_name : "unknown",
-		s->client_addr);
+	if (s->local_user)   /* the kernel's word for who sent it (SO_PEERCRED), not a network peer */
+		buf_printf(&h, "Received: from local user %s (uid %u)\r\n", s->local_user, s->local_uid);
+	else
+		buf_printf(&h, "Received: from %s (%s [%s])\r\n", helo, s->client_name[0] ? s->client_name : "unknown",
+			s->client_addr);
 	if (s->secure)
 		buf_printf(&h, "\t(using %s)\r\n", s->tls_desc);
 	buf_printf(&h, "\tby %s (Postern) with %s id %s", s->hostname, protocol_name(s), tx->qid);

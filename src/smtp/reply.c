@@ -209,6 +209,9 @@ static const struct verdict_entry verdicts[VERDICT_ID_COUNT] = {
 	/* A decision could not even be asked (session.c, session_decide) */
 	V(V_DECISION_NO_MEMORY, 451, ENH_TEMP_SYSTEM, "temporary failure: the server is short of memory",
 		"Nothing is lost: your mail program will try again later"),
+	/* sendmail -f by a local user (serve/smtp.c, the local socket): the reason names who they are */
+	V(V_LOCAL_SENDER_NOT_OWNED, 550, ENH_PERM_NOT_AUTHORIZED, NULL,
+		"Leave out -f (the sender is then your own address), or send as root or the server's user, who may use any -f"),
 };
 
 void reply_verdict(struct verdict *v, enum verdict_id id, enum refusal_cause cause, const char *reason)

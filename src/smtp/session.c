@@ -400,6 +400,7 @@ void smtp_session_free(struct smtp_session **sp)
 	buf_free(&s->held);
 	lx_end(s);
 	free(s->login);
+	free(s->local_user);
 	free(s->hostname);
 	free(s->authserv_id);
 	free(s->client_addr);
@@ -490,6 +491,13 @@ void smtp_session_hold_done(struct smtp_session *s)
 uint64_t smtp_session_declared_size(const struct smtp_session *s)
 {
 	return s->tx && s->tx->params.size_set ? s->tx->params.size : 0;
+}
+
+void smtp_session_local_user(struct smtp_session *s, const char *name, unsigned uid)
+{
+	free(s->local_user);   /* only local sessions carry it: not every idle connection */
+	s->local_user = strdup(name && name[0] ? name : "unknown");
+	s->local_uid = uid;
 }
 
 const char *smtp_session_login(const struct smtp_session *s)

@@ -174,6 +174,9 @@ void smtp_session_tls_started(struct smtp_session *s, const char *description);
 /* The size declared with MAIL ... SIZE= in the current transaction (RFC 1870), or 0
  * when none was declared (the decision facts carry it to the quota check). */
 uint64_t smtp_session_declared_size(const struct smtp_session *s);
+/* A local submission (the local socket, sendmail): the user the kernel named, for
+ * the Received: field ("from local user NAME (uid N)"). */
+void smtp_session_local_user(struct smtp_session *s, const char *name, unsigned uid);
 /* The user logged in, or NULL. */
 const char *smtp_session_login(const struct smtp_session *s);
 /* The client was idle too long: queue 421 4.4.2 and close. */

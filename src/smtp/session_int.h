@@ -118,6 +118,8 @@ struct smtp_session {
 	/* AUTH (auth/login.h): made at AUTH, wiped and freed when the exchange ends
 	 * (lx_end), so an idle connection does not carry its 1.2 KiB. */
 	struct login_exchange *lx;
+	char *local_user;                  /* a local submission: who (smtp_session_local_user); NULL: none */
+	unsigned local_uid;
 	/* Refusals outside a transaction, so a later 503 can name them. */
 	unsigned causes[CAUSE_COUNT];
 	bool have_mail_refusal;
