@@ -172,6 +172,13 @@ bool local_start_privileged(struct service *srv, const struct startup_identity *
 	if (!conf_local_socket(srv->conf, ls->path, sizeof(ls->path)))
 		return true;   /* local_socket = none */
 	int fd = bind_socket(ls, id, err, errlen);
+	if (fd < 0 && !srv->conf->local_socket[0]) {
+		/* The default place (data_dir/run/submit.sock) is not worth refusing to serve
+		 * for: say so, serve without it (sendmail then uses the maildrop). */
+		log_event(LOG_WARN, "local_socket_error", "error=\"%s\" hint=\"set [server] local_socket to a usable path, or "
+			"to none\"", err);
+		return true;
+	}
 	if (fd < 0)
 		return false;
 	snprintf(ls->listener.name, sizeof(ls->listener.name), "local");
