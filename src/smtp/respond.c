@@ -100,8 +100,8 @@ void refusal_write_id(struct smtp_session *s, const char *cause, const char *cau
 	metrics_count(METRIC_REFUSALS, cause_id ? cause_id : "unknown", 1);
 	char q[300];
 	size_t first_line = strcspn(text, "\n");
-	log_event(code >= 500 ? LOG_INFO : LOG_WARN, "refused", "conn=%llu ref=%s cmd=%s code=%d enh=%s cause=\"%s\" reason=%s",
-		(unsigned long long)s->info.conn_id, ref, s->cmd_name ? s->cmd_name : "-", code, enh ? enh : "-",
+	log_event(code >= 500 ? LOG_INFO : LOG_WARN, "refused", "conn=%llu client=%s ref=%s cmd=%s code=%d enh=%s cause=\"%s\" reason=%s",
+		(unsigned long long)s->info.conn_id, s->client_addr, ref, s->cmd_name ? s->cmd_name : "-", code, enh ? enh : "-",
 		cause ? cause : "-", log_quote(q, sizeof(q), text, first_line, 256));
 	tell_refused(s, cause_id, code, enh, text, ref);
 	if (ref_out)
