@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/password.h"
 
@@ -51,7 +52,7 @@ void credentials_check(struct directory *d, const struct credential_policy *p, c
 	}
 	snprintf(out->canonical, sizeof(out->canonical), "%s", h.canonical);
 	out->outcome = CRED_WRONG_PASSWORD;
-	if (h.hash[0] != '$') {
+	if (!password_usable(h.hash)) {
 		/* A disabled account ("*", "!"): refused, after the same work. */
 		password_verify(password, p->dummy_hash);
 	} else if (password_verify_cached(password, h.hash, p->cache_ttl)) {
@@ -74,6 +75,57 @@ enum dir_result credentials_user_add(struct directory *d, const char *address, c
 	enum dir_result r = directory_user_add(d, address, hash);
 	explicit_bzero(hash, sizeof(hash));
 	return r;
+}
+
+/* Dovecot's password schemes whose hashes are crypt(3) strings (doveadm pw -l). */
+static const char *const crypt_schemes[] = { "SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "MD5-CRYPT", "CRYPT",
+	"DES-CRYPT", "ARGON2ID", "ARGON2I" };
+
+static bool scheme_is(const char *scheme, size_t len, const char *name)
+{
+	return strlen(name) == len && strncasecmp(scheme, name, len) == 0;
+}
+
+static bool is_crypt_scheme(const char *scheme, size_t len)
+{
+	for (size_t i = 0; i < sizeof(crypt_schemes) / sizeof(crypt_schemes[0]); i++)
+		if (scheme_is(scheme, len, crypt_schemes[i]))
+			return true;
+	return false;
+}
+
+enum dir_result credentials_user_import(struct directory *d, const char *address, const char *field, bool *hashed,
+	char *why, size_t whysz)
+{
+	*hashed = false;
+	const char *scheme = "CRYPT", *value = field;
+	size_t slen = 5;
+	if (field[0] == '{' && strchr(field, '}')) {
+		scheme = field + 1;
+		slen = (size_t)(strchr(field, '}') - scheme);
+		value = scheme + slen + 1;
+	}
+	if (scheme_is(scheme, slen, "PLAIN") || scheme_is(scheme, slen, "CLEARTEXT")) {
+		bool no_hash;
+		enum dir_result r = credentials_user_add(d, address, value, &no_hash);
+		*hashed = !no_hash;
+		if (no_hash)
+			snprintf(why, whysz, "the password could not be hashed");
+		return r;
+	}
+	if (!is_crypt_scheme(scheme, slen)) {
+		snprintf(why, whysz, "the scheme {%.*s} is not a crypt(3) hash Postern can check (supported: SHA512-CRYPT, "
+			"SHA256-CRYPT, BLF-CRYPT, MD5-CRYPT, CRYPT, and PLAIN/CLEARTEXT, hashed on import); have the user set a new "
+			"password (postern user add)", (int)(slen < 40 ? slen : 40), scheme);
+		return DIR_INVALID;
+	}
+	if (strlen(value) >= PASSWORD_HASH_MAX || !password_usable(value)) {
+		snprintf(why, whysz, "libxcrypt on this machine cannot verify this {%.*s} hash%s; have the user set a new password "
+			"(postern user add)", (int)(slen < 40 ? slen : 40), scheme,
+			strncasecmp(scheme, "ARGON2", 6) == 0 ? " (it has no Argon2)" : "");
+		return DIR_INVALID;
+	}
+	return directory_user_add(d, address, value);
 }
 
 enum dir_result credentials_app_password_new(struct directory *d, const char *user, const char *name, char *pw,

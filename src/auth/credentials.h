@@ -43,6 +43,14 @@ void credentials_check(struct directory *d, const struct credential_policy *p, c
 /* Add the user address with password.  *no_hash: the hash could not be made (then
  * DIR_ERROR and nothing is stored). */
 enum dir_result credentials_user_add(struct directory *d, const char *address, const char *password, bool *no_hash);
+/* Migration (postern import dovecot-passwd): add the user address with the password
+ * field of a Dovecot passwd-file, "{SCHEME}hash" (no scheme: {CRYPT}).  The crypt
+ * schemes ({SHA512-CRYPT}, {SHA256-CRYPT}, {BLF-CRYPT}, {MD5-CRYPT}, {CRYPT}) and
+ * {ARGON2ID}/{ARGON2I} are kept as they are when libxcrypt can verify them;
+ * {PLAIN}/{CLEARTEXT} are hashed now (*hashed set).  DIR_INVALID with the reason in why
+ * for a scheme or hash that cannot be verified; nothing is stored then. */
+enum dir_result credentials_user_import(struct directory *d, const char *address, const char *field, bool *hashed,
+	char *why, size_t whysz);
 /* A new app password `name` of user, generated into pw (APP_PASSWORD_LEN + 1 bytes,
  * auth/password.h) with a selector no other app password of the user has, and stored
  * hashed.  *no_password: none could be made (then DIR_ERROR). */

@@ -30,6 +30,16 @@ bool password_hash(const char *password, char *out, size_t outsz)
 	return ok;
 }
 
+bool password_usable(const char *hash)
+{
+	/* Traditional DES crypt ("ab01FAX.bQRSU", Dovecot's {CRYPT} of old) has no "$"
+	 * prefix; libxcrypt still verifies it.  crypt_checksalt says what it can verify. */
+	if (!hash[0] || hash[0] == '*' || hash[0] == '!')
+		return false;
+	int r = crypt_checksalt(hash);
+	return r == CRYPT_SALT_OK || r == CRYPT_SALT_METHOD_LEGACY || r == CRYPT_SALT_TOO_CHEAP;
+}
+
 static atomic_ulong verifications;
 
 unsigned long password_verifications(void)
@@ -39,15 +49,15 @@ unsigned long password_verifications(void)
 
 bool password_verify(const char *password, const char *hash)
 {
-	if (!hash || hash[0] != '$')
-		return false;   /* "*", "!" and empty hashes never match */
+	if (!hash || !password_usable(hash))
+		return false;   /* "*", "!", empty hashes and methods libxcrypt lacks never match */
 	atomic_fetch_add(&verifications, 1);
 	struct crypt_data *cd = calloc(1, sizeof(*cd));
 	if (!cd)
 		return false;
 	const char *h = crypt_r(password, hash, cd);
 	bool ok = false;
-	if (h && h[0] == '$') {
+	if (h && h[0] != '*') {   /* "*0", "*1": crypt's failure tokens */
 		size_t n = strlen(hash);
 		if (strlen(h) == n) {
 			unsigned char diff = 0;

@@ -11,6 +11,9 @@
 #define PASSWORD_HASH_MAX 512
 
 bool password_hash(const char *password, char *out, size_t outsz);
+/* Can libxcrypt verify passwords against this hash (crypt_checksalt: a method it
+ * knows and has enabled; legacy and cheap ones included)? */
+bool password_usable(const char *hash);
 /* Constant-time comparison of the computed hash.  Slow by design: call off the loop. */
 bool password_verify(const char *password, const char *hash);
 

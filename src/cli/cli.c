@@ -587,6 +587,11 @@ static int dns_op(const struct cli_args *a, const struct conf *c, struct directo
 	return cli_dns(a->argc, a->argv, c, d, a->json);
 }
 
+static int import_op(const struct cli_args *a, const struct conf *c, struct directory *d)
+{
+	return cli_import(a->argc, a->argv, c, d);
+}
+
 static int cmd_explain(const struct cli_args *a)
 {
 	(void)a;
@@ -623,6 +628,7 @@ static const struct subcommand subcommands[] = {
 	{ "events", cmd_events, "events list --account ADDRESS [--sender ADDRESS] [--qid ID] [--limit N] [--json]  what became of an account's mail: refusals, queued, delivered, deferred, bounced (newest first)", NULL, 0 },
 	{ "dkim", NULL, "dkim keygen DOMAIN [--selector S] [--type rsa|ed25519] [--force] | list [DOMAIN] | retire DOMAIN SELECTOR | verify FILE | sign FILE   DKIM keys and signatures", dkim_op, 1 },
 	{ "dns", NULL, "dns DOMAIN [--address ADDR] | check DOMAIN [--resolver ADDR@PORT] [--address ADDR] [--json]  the DNS records DOMAIN needs, and whether they are published", dns_op, 1 },
+	{ "import", NULL, "import dovecot-passwd FILE | postfix-virtual FILE  users with their password hashes, and aliases, from Dovecot and Postfix (docs/migrating.md)", import_op, 2 },
 	{ "explain", cmd_explain, "explain \"REPLY TEXT\" [--json] | --ref REF --log FILE   what a server reply means, how to fix it", NULL, 0 },
 	{ "doctor", cmd_explain, "doctor --server HOST [--user ADDRESS --password-stdin] [--send] [--pop3] [--json]   test a client's settings", NULL, 0 },
 	{ "spf", cmd_spf, "spf check IP SENDER [HELO] [-c FILE]   the SPF result (RFC 7208) for mail from SENDER sent by IP, and why", NULL, 0 },

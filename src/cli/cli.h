@@ -27,6 +27,8 @@ int cli_dkim(int argc, char **argv, const struct conf *c, struct directory *d);
 int cli_directory(int argc, char **argv, const struct conf *c, struct directory *d);
 
 struct directory;
+/* `postern import dovecot-passwd FILE | postfix-virtual FILE` (import.c); argv[0] is the format. */
+int cli_import(int argc, char **argv, const struct conf *c, struct directory *d);
 /* `postern dns DOMAIN | check DOMAIN` (dns_cmd.c). */
 int cli_dns(int argc, char **argv, const struct conf *c, struct directory *d, bool json);
 
