@@ -415,7 +415,7 @@ struct conn *conn_new(struct listener_ctx *lc, const char *addr, struct ip_count
 	c->ctx = lc->ctx;
 	c->id = ++net->next_conn_id;
 	c->trusted = conf_is_trusted(net->conf, addr);
-	memcpy(c->addr, addr, sizeof(c->addr));
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);   /* "local" on a unix socket: shorter than the field */
 	c->next = net->conns;
 	if (net->conns)
 		net->conns->prev = c;
