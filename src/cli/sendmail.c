@@ -28,6 +28,7 @@
 #include "net/client.h"
 #include "queue/queue.h"
 #include "serve/control.h"
+#include "util/fileio.h"
 #include "wire/enh.h"
 
 #define DEFAULT_CONF "/etc/postern/postern.conf"
@@ -334,37 +335,25 @@ static int hand_to_server(const char *prog, const struct conf *c, const struct s
 	return rc;
 }
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 /* The envelope lines the pickup reads (serve/local.c), then the message. */
 static bool write_drop(int out, const struct sm_envelope *e, const struct sm_rcpts *r, bool eightbit, int msg, uint64_t size)
 {
 	char line[SM_ADDR_MAX + 32];
 	snprintf(line, sizeof(line), "POSTERN-MAILDROP 1\nsender %s\n", e->null_sender ? "" : e->sender);
-	bool ok = write_all(out, line, strlen(line));
+	bool ok = fileio_write_all(out, line, strlen(line));
 	for (size_t i = 0; ok && i < r->n; i++) {
 		snprintf(line, sizeof(line), "rcpt %s\n", r->addr[i]);
-		ok = write_all(out, line, strlen(line));
+		ok = fileio_write_all(out, line, strlen(line));
 	}
 	snprintf(line, sizeof(line), "body %s\n\n", eightbit ? "8BITMIME" : "7BIT");
-	ok = ok && write_all(out, line, strlen(line));
+	ok = ok && fileio_write_all(out, line, strlen(line));
 	char buf[65536];
 	for (uint64_t off = 0; ok && off < size;) {
 		ssize_t n = pread(msg, buf, sizeof(buf), (off_t)off);
-		ok = n > 0 && write_all(out, buf, (size_t)n);
+		ok = n > 0 && fileio_write_all(out, buf, (size_t)n);
 		off += n > 0 ? (uint64_t)n : 0;
 	}
-	return ok && fsync(out) == 0;
+	return ok && fileio_fsync(out) == 0;
 }
 
 /* The server is down: a file in the maildrop (mode 1733: we may create, not list),
@@ -399,11 +388,7 @@ static int to_maildrop(const char *prog, const struct conf *c, const struct sm_e
 			strerror(saved));
 		return EX_TEMPFAIL;
 	}
-	int d = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);   /* root and the server's user: the rename durable */
-	if (d >= 0) {
-		fsync(d);
-		close(d);
-	}
+	fileio_fsync_dir(dir);   /* the rename durable: root and the server's user may (others cannot open the directory) */
 	fprintf(stderr, "%s: queued in maildrop; the server will send it when it starts\n", prog);
 	return 0;
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "msg/header.h"
+#include "util/fileio.h"
 
 /* Append n octets to the growing buffer m (bounded by the caller). */
 static bool grow(struct sm_message *m, const char *p, size_t n)
@@ -194,15 +195,9 @@ bool sm_prepare(const struct sm_message *in, const struct sm_envelope *e, bool t
 int sm_memfd(const struct sm_message *m, char *err, size_t errlen)
 {
 	int fd = memfd_create("sendmail", MFD_CLOEXEC);
-	size_t off = 0;
-	while (fd >= 0 && off < m->len) {
-		ssize_t w = write(fd, m->data + off, m->len - off);
-		if (w <= 0) {
-			close(fd);
-			fd = -1;
-			break;
-		}
-		off += (size_t)w;
+	if (fd >= 0 && !fileio_write_all(fd, m->data, m->len)) {
+		close(fd);
+		fd = -1;
 	}
 	if (fd < 0)
 		snprintf(err, errlen, "cannot keep the message in memory: %s", strerror(errno));
