@@ -335,11 +335,11 @@ static int hand_to_server(const char *prog, const struct conf *c, const struct s
 	return rc;
 }
 
-/* The envelope lines the pickup reads (serve/local.c), then the message. */
+/* The envelope lines the pickup reads (queue_maildrop_parse, queue.h), then the message. */
 static bool write_drop(int out, const struct sm_envelope *e, const struct sm_rcpts *r, bool eightbit, int msg, uint64_t size)
 {
 	char line[SM_ADDR_MAX + 32];
-	snprintf(line, sizeof(line), "POSTERN-MAILDROP 1\nsender %s\n", e->null_sender ? "" : e->sender);
+	snprintf(line, sizeof(line), "%ssender %s\n", QUEUE_MAILDROP_MAGIC, e->null_sender ? "" : e->sender);
 	bool ok = fileio_write_all(out, line, strlen(line));
 	for (size_t i = 0; ok && i < r->n; i++) {
 		snprintf(line, sizeof(line), "rcpt %s\n", r->addr[i]);

@@ -357,4 +357,14 @@ struct queue_clean_counts {
 };
 void queue_clean(struct queue *q, time_t now, time_t min_age, size_t max_entries, struct queue_clean_counts *out);
 
+/* The maildrop (docs/operations.md, "sendmail and the local socket"): a file sendmail
+ * leaves while the server is down begins with QUEUE_MAILDROP_MAGIC, then the lines
+ * "sender ADDR", "rcpt ADDR" (one or more), "body 8BITMIME|7BIT", then an empty line
+ * and the message.  Parse the first got octets of such a file (h has room for one
+ * more, a NUL): env's sender, rcpts (malloc'd: free env->rcpts), n_rcpts and eightbit;
+ * *off where the message begins.  false: why says what is wrong with it. */
+#define QUEUE_MAILDROP_MAGIC "POSTERN-MAILDROP 1\n"
+#define QUEUE_MAILDROP_HEADER_MAX (1u << 20)   /* the envelope lines of one file */
+bool queue_maildrop_parse(char *h, size_t got, struct queue_envelope *env, off_t *off, char *why, size_t whysz);
+
 #endif

@@ -35,8 +35,6 @@
 
 #define MAILDROP_SCAN_S 3              /* how often the maildrop is looked at */
 #define MAILDROP_BATCH 256             /* files handled per look */
-#define MAILDROP_HEADER_MAX (1u << 20) /* the envelope lines of one file */
-#define MAILDROP_MAGIC "POSTERN-MAILDROP 1\n"
 
 struct local_submit {
 	struct service *srv;
@@ -211,93 +209,12 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 	free(j);
 }
 
-/* One envelope line "KEY VALUE\n" of the file's header; false at the empty line. */
-static bool header_line(char **p, char *end, char **key, char **value, size_t *len)
-{
-	char *nl = memchr(*p, '\n', (size_t)(end - *p));
-	if (!nl || nl == *p)
-		return false;
-	*len = (size_t)(nl - *p) + 1;
-	*nl = '\0';
-	*key = *p;
-	char *sp = strchr(*p, ' ');
-	*value = sp ? sp + 1 : nl;
-	if (sp)
-		*sp = '\0';
-	*p = nl + 1;
-	return true;
-}
-
-/* An address of the envelope: printable, no angle brackets (it goes between them). */
-static bool envelope_address(const char *a)
-{
-	for (const unsigned char *c = (const unsigned char *)a; *c; c++)
-		if (*c < 0x20 || *c == 0x7f || *c == '<' || *c == '>')
-			return false;
-	return strlen(a) < QUEUE_ADDR_MAX;
-}
-
-static bool add_rcpt(struct queue_envelope *env, size_t *cap, const char *value)
-{
-	if (env->n_rcpts == *cap) {
-		size_t want = *cap ? *cap * 2 : 8;
-		void *n = realloc(env->rcpts, want * sizeof(*env->rcpts));
-		if (!n)
-			return false;
-		env->rcpts = n;
-		*cap = want;
-	}
-	snprintf(env->rcpts[env->n_rcpts++], QUEUE_ADDR_MAX, "%s", value);
-	return true;
-}
-
-/* The envelope at the start of the file (sendmail's cli/sendmail.c writes it):
- * "POSTERN-MAILDROP 1", then "sender ADDR", "rcpt ADDR"..., "body 8BITMIME|7BIT",
- * then an empty line and the message.  *off: where the message begins. */
-static bool parse_envelope(char *h, size_t got, struct queue_envelope *env, off_t *off, char *why, size_t whysz)
-{
-	size_t magic = strlen(MAILDROP_MAGIC);
-	if (got < magic || memcmp(h, MAILDROP_MAGIC, magic) != 0) {
-		snprintf(why, whysz, "the file does not begin with \"POSTERN-MAILDROP 1\"");
-		return false;
-	}
-	h[got] = '\0';
-	char *p = h + magic, *end = h + got, *key, *value;
-	size_t cap = 0, used = magic;
-	bool sender = false;
-	size_t len;
-	while (header_line(&p, end, &key, &value, &len)) {
-		used += len;
-		if (strcmp(key, "sender") == 0 && envelope_address(value)) {
-			snprintf(env->sender, sizeof(env->sender), "%s", value);
-			sender = true;
-		} else if (strcmp(key, "rcpt") == 0 && envelope_address(value) && value[0]) {
-			if (!add_rcpt(env, &cap, value)) {
-				snprintf(why, whysz, "out of memory");
-				return false;
-			}
-		} else if (strcmp(key, "body") == 0) {
-			env->eightbit = strcasecmp(value, "8BITMIME") == 0;
-		} else {
-			snprintf(why, whysz, "an envelope line the pickup cannot read: \"%.40s\"", key);
-			return false;
-		}
-	}
-	if (p >= end || *p != '\n' || !sender || env->n_rcpts == 0) {
-		snprintf(why, whysz, "%s", !sender ? "the envelope has no sender line" : env->n_rcpts == 0 ? "the envelope has no recipient"
-			: "the envelope does not end with an empty line");
-		return false;
-	}
-	*off = (off_t)used + 1;
-	return true;
-}
-
 static bool read_envelope(int fd, off_t size, struct queue_envelope *env, off_t *off, char *why, size_t whysz)
 {
-	size_t want = size < (off_t)MAILDROP_HEADER_MAX ? (size_t)size : MAILDROP_HEADER_MAX;
+	size_t want = size < (off_t)QUEUE_MAILDROP_HEADER_MAX ? (size_t)size : QUEUE_MAILDROP_HEADER_MAX;
 	char *h = malloc(want + 1);
 	ssize_t got = h ? pread(fd, h, want, 0) : -1;
-	bool ok = got >= 0 && parse_envelope(h, (size_t)got, env, off, why, whysz);
+	bool ok = got >= 0 && queue_maildrop_parse(h, (size_t)got, env, off, why, whysz);
 	if (got < 0)
 		snprintf(why, whysz, "cannot read the file: %s", h ? strerror(errno) : "out of memory");
 	free(h);
@@ -390,7 +307,7 @@ static void pickup_file(struct local_submit *ls, int dfd, const char *name)
 	enum pickup_outcome o = BROKEN;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
 		snprintf(why, sizeof(why), "not a plain file with one name");
-	else if ((uint64_t)st.st_size > ls->srv->conf->message_size + MAILDROP_HEADER_MAX)
+	else if ((uint64_t)st.st_size > ls->srv->conf->message_size + QUEUE_MAILDROP_HEADER_MAX)
 		snprintf(why, sizeof(why), "larger than [limits] message_size");
 	else if (read_envelope(fd, st.st_size, &env, &off, why, sizeof(why)))
 		o = hand_in(ls, &env, fd, off, st.st_size, &st, why, sizeof(why));
