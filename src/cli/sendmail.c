@@ -146,12 +146,18 @@ static int parse_options(const char *prog, int argc, char **argv, struct sm_opts
 	return 0;
 }
 
-/* The configuration: -C FILE, else /etc/postern/postern.conf when readable, else the
- * built-in default (a user who may not read the file still reaches the socket the
- * default names, and the server decides). */
+/* The configuration: -C FILE, else /etc/postern/postern.conf, else the built-in
+ * default.  A file there that this user may not read is said so: guessing the
+ * socket's place from the default would only mislead. */
 static bool load_conf(const char *prog, const char *path, struct conf *c)
 {
 	char err[1024];
+	if (!path && access(DEFAULT_CONF, F_OK) == 0 && access(DEFAULT_CONF, R_OK) != 0) {
+		fprintf(stderr, "%s: cannot read %s (%s): sendmail needs its local_socket, maildrop_dir and local_domain; "
+			"make the file readable by everyone (chmod 0644: it holds no secrets, [relay] credentials are a file "
+			"of their own)\n", prog, DEFAULT_CONF, strerror(errno));
+		return false;
+	}
 	bool ok = path ? conf_load_file(c, path, err, sizeof(err))
 		: access(DEFAULT_CONF, R_OK) == 0 ? conf_load_file(c, DEFAULT_CONF, err, sizeof(err))
 		: conf_load_string(c, conf_embedded_default, "(embedded default)", err, sizeof(err));
