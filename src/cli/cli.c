@@ -15,7 +15,6 @@
 #include "auth/credentials.h"
 #include "auth/password.h"
 #include "conf/conf.h"
-#include "delivery/dnssec.h"
 #include "diag/diag.h"
 #include "directory/directory.h"
 #include "store/layout.h"
@@ -34,6 +33,7 @@ struct cli_args {
 	const char *sender; /* --sender ADDRESS */
 	bool json;         /* --json */
 	bool bounce;       /* --bounce */
+	bool all;          /* --all */
 	int argc;          /* positional arguments after the subcommand */
 	char **argv;
 };
@@ -115,69 +115,32 @@ static int cmd_serve(const struct cli_args *a)
 	return r;
 }
 
-static void print_check_error(void *arg, const char *msg)
-{
-	(void)arg;
-	fprintf(stderr, "postern: %s\n", msg);
-}
-
-/* What delivery will find at start (delivery/dnssec.h): the same probe, the same words. */
-static void print_dnssec(const struct conf *c)
-{
-	if (c->relay_host[0])
-		return;   /* a smarthost resolves for us */
-	const char *ta = dnssec_configured_anchor(c);
-	if (!ta) {
-		printf("  dnssec: off (dnssec_trust_anchor = %s): no validation, no DANE\n",
-			c->dnssec_trust_anchor[0] ? c->dnssec_trust_anchor : "none");
-		return;
-	}
-	struct dns_options o = { .forwarder = c->resolver, .trust_anchor_file = ta, .timeout_ms = DNSSEC_PROBE_TIMEOUT_MS };
-	struct dns_dnssec_probe p;
-	dns_dnssec_probe(&o, DNSSEC_PROBE_TIMEOUT_MS, &p);
-	const char *via = c->resolver[0] ? c->resolver : "the system resolver";
-	if (p.path == DNS_DNSSEC_VALIDATES)
-		printf("  dnssec: on (%s through %s)\n", p.reason, via);
-	else if (p.path == DNS_DNSSEC_UNAVAILABLE)
-		printf("  warning: dnssec unavailable through %s: %s; serve will deliver without DNSSEC validation and "
-			"without DANE; to change: %s\n", via, p.reason, dnssec_unavailable_fix());
-	else
-		printf("  dnssec: undecided through %s: %s; serve keeps validating and asks again every %d seconds\n", via,
-			p.reason, DNSSEC_REPROBE_S);
-}
-
-/* The file, then every step serve takes before serving (serve/startup.h): the same
- * checks in the same words, so what check-config calls ok, serve starts. */
+/* The file with every error it has (conf_load_file_every_error), then the steps serve
+ * takes before serving (config_cmd.c). */
 static int cmd_check_config(const struct cli_args *a)
 {
 	struct conf *c = malloc(sizeof(*c));
-	if (!c || !load_conf(a, c, true)) {
-		free(c);
-		return 1;
-	}
-	unsigned errors = startup_check(c, print_check_error, NULL);
-	if (errors) {
-		fprintf(stderr, "postern: %s: %u error%s: serve would refuse to start\n", c->path, errors, errors == 1 ? "" : "s");
-		free(c);
-		return 1;
-	}
-	printf("%s: ok\n", c->path);
-	printf("  hostname %s, data_dir %s, %zu local domain(s) in the file\n", c->hostname, c->data_dir,
-		c->n_local_domains);
-	for (size_t i = 0; i < c->n_listeners; i++) {
-		char services[128] = "";
-		if (c->listeners[i].role == ROLE_HTTP)
-			conf_service_names(c->listeners[i].services, services, sizeof(services));
-		printf("  listener %s: %s port %u, role %s, tls %s%s%s\n", c->listeners[i].name, c->listeners[i].address,
-			c->listeners[i].port, conf_role_name(c->listeners[i].role), conf_tls_name(c->listeners[i].tls),
-			services[0] ? ", services " : "", services);
-	}
-	char exposed[1400];
-	if (directory_data_dir_exposed(c->data_dir, exposed, sizeof(exposed)))
-		printf("  warning: %s\n", exposed);
-	print_dnssec(c);
+	char *err = malloc(8192);
+	int rc = 1;
+	if (c && err && a->conf_path && !a->embedded)
+		rc = cli_check_config(c, conf_load_file_every_error(c, a->conf_path, err, 8192) ? NULL : err);
+	else if (c && err)
+		rc = load_conf(a, c, true) ? cli_check_config(c, NULL) : 1;
+	free(err);
 	free(c);
-	return 0;
+	return rc;
+}
+
+static int cmd_config(const struct cli_args *a)
+{
+	if (a->argc < 1)
+		return usage();
+	struct conf *c = malloc(sizeof(*c));
+	bool man = strcmp(a->argv[0], "man") == 0;
+	int rc = !c ? 1 : man ? cli_config(a->argc, a->argv, NULL, false)
+		: load_conf(a, c, true) ? cli_config(a->argc, a->argv, c, a->all) : 1;
+	free(c);
+	return rc == 2 ? usage() : rc;
 }
 
 static void print_line(void *arg, const char *s)
@@ -617,7 +580,8 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "serve", cmd_serve, "serve [-c FILE | --default-config]  run the server in the foreground", NULL, 0 },
-	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration", NULL, 0 },
+	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration: every error in the file, then what serve would refuse (exit 1), else exit 0", NULL, 0 },
+	{ "config", cmd_config, "config show [--all] [-c FILE] | man 5|8  the settings that differ from the defaults (--all: every setting) as INI; the manual pages postern.conf(5), postern(8) in roff", NULL, 0 },
 	{ "domain", NULL, "domain add|del DOMAIN [-c FILE] | list  manage local domains", domain_op, 1 },
 	{ "user", NULL, "user add|del ADDRESS | show ADDRESS | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | admin ADDRESS yes|no | unblock ADDRESS|IP | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none; admin: may use the web site's /admin/ pages; unblock: lift the login throttle's blocks)", user_op, 1 },
 	{ "directory", NULL, "directory migrate | status | export FILE | import FILE   the directory's backend: create or update the PostgreSQL schema; does it answer; move every record to another backend", directory_op, 1 },
@@ -636,6 +600,16 @@ static const struct subcommand subcommands[] = {
 };
 
 #define N_SUBCOMMANDS (sizeof(subcommands) / sizeof(subcommands[0]))
+
+size_t cli_subcommand_count(void)
+{
+	return N_SUBCOMMANDS;
+}
+
+const char *cli_subcommand_usage(size_t i)
+{
+	return i < N_SUBCOMMANDS ? subcommands[i].usage : "";
+}
 
 static void print_usage(FILE *out)
 {
@@ -765,6 +739,8 @@ int cli_main(int argc, char **argv)
 			a.json = true;
 		else if (strcmp(argv[i], "--bounce") == 0)
 			a.bounce = true;
+		else if (strcmp(argv[i], "--all") == 0)
+			a.all = true;
 		else if (strcmp(argv[i], "--default-config") == 0)
 			a.embedded = true;
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)

@@ -14,16 +14,27 @@
 
 void conf_fail(struct parse_state *ps, unsigned line, const char *fmt, ...)
 {
-	if (ps->failed)
+	if (ps->failed && !ps->every_error)
 		return;   /* keep the first error: it is usually the cause of the rest */
-	ps->failed = true;
-	int n = snprintf(ps->err, ps->errlen, "%s:%u: ", ps->name, line);
-	if (n < 0 || (size_t)n >= ps->errlen)
+	/* every_error (check-config): the first error first, each further one after a
+	 * newline, as long as the buffer holds whole lines */
+	size_t used = ps->failed ? strlen(ps->err) : 0;
+	if (used + 2 >= ps->errlen)
 		return;
+	char *at = ps->err + used;
+	size_t room = ps->errlen - used;
+	int n = snprintf(at, room, "%s%s:%u: ", ps->failed ? "\n" : "", ps->name, line);
+	ps->failed = true;
+	if (n < 0 || (size_t)n >= room) {
+		*at = '\0';
+		return;
+	}
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(ps->err + n, ps->errlen - (size_t)n, fmt, ap);
+	int m = vsnprintf(at + n, room - (size_t)n, fmt, ap);
 	va_end(ap);
+	if (used && (m < 0 || (size_t)m >= room - (size_t)n))
+		*at = '\0';   /* a later error cut short: leave it out rather than half of it */
 }
 
 /* Blocks no Internet client comes from (RFC 1918, RFC 6598 shared space, loopback and
@@ -200,7 +211,7 @@ static void check_mta_sts(struct parse_state *ps)
 bool conf_check_whole(struct parse_state *ps)
 {
 	struct conf *c = ps->c;
-	if (ps->failed)
+	if (ps->failed && !ps->every_error)
 		return false;
 	if (c->n_listeners == 0) {
 		conf_fail(ps, ps->line, "no [listener NAME] section: add one, e.g. [listener smtp] with port = 25");

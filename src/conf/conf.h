@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define CONF_MAX_LISTENERS 16
 #define CONF_MAX_DOMAINS 64
@@ -144,6 +145,7 @@ struct conf {
 	bool quota_full_permanent;          /* 552 5.2.2 instead of 452 4.2.2 */
 	uint64_t quota_warning_percent;
 	uint64_t shutdown_timeout;          /* [server]: bound of a SIGTERM stop */
+	uint64_t log_level;                 /* [server]: enum log_level of util/log.h, in choice order */
 	/* [queue] */
 	uint64_t commit_threads;
 	uint64_t commit_batch_wait;         /* milliseconds (group commit, queue.h) */
@@ -231,6 +233,9 @@ void conf_defaults(struct conf *c);
 /* Read and validate a file.  On error returns false and writes "file:line: message"
  * into err. */
 bool conf_load_file(struct conf *c, const char *path, char *err, size_t errlen);
+/* Same, but every error is kept (check-config): the first one first, each on a line
+ * of its own, as many whole lines as err holds. */
+bool conf_load_file_every_error(struct conf *c, const char *path, char *err, size_t errlen);
 /* Same, from a string (the embedded default, tests). */
 bool conf_load_string(struct conf *c, const char *text, const char *name, char *err, size_t errlen);
 /* The MTA-STS policy of [mta-sts] (conf/mta_sts.c; RFC 8461 §3.2: version, mode, one
@@ -275,6 +280,12 @@ void conf_maildrop_dir(const struct conf *c, char *out, size_t outsz);
 const char *conf_local_domain(const struct conf *c);
 /* The name a filter goes by in refusals and logs: display_name, else the section's. */
 const char *conf_milter_display(const struct conf_milter *m);
+/* describe.c: the configuration as INI on out: the settings that differ from the
+ * defaults (all: every setting), then the listener, certificate and milter sections
+ * (`postern config show`). */
+void conf_write(const struct conf *c, bool all, FILE *out);
+/* The manual page postern.conf(5) in roff, from the settings table. */
+void conf_write_man(const char *version, FILE *out);
 /* Any listener with tls != none? */
 bool conf_wants_tls(const struct conf *c);
 

@@ -50,6 +50,7 @@ struct parse_state {
 	char *err;
 	size_t errlen;
 	bool failed;
+	bool every_error;       /* check-config: append each further error on a line of its own */
 	/* stream reading */
 	const char *text;       /* for strings */
 	size_t pos, len;

@@ -464,11 +464,11 @@ bool conf_load_string(struct conf *c, const char *text, const char *name, char *
 	return conf_check_whole(&ps);
 }
 
-bool conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
+static bool load_file(struct conf *c, const char *path, bool every_error, char *err, size_t errlen)
 {
 	conf_defaults(c);
 	snprintf(c->path, sizeof(c->path), "%s", path);
-	struct parse_state ps = { .c = c, .name = path, .err = err, .errlen = errlen };
+	struct parse_state ps = { .c = c, .name = path, .err = err, .errlen = errlen, .every_error = every_error };
 	ps.fp = fopen(path, "r");
 	if (!ps.fp) {
 		snprintf(err, errlen, "%s: cannot open: %m", path);
@@ -479,4 +479,14 @@ bool conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
 	if (r != 0 && !ps.failed)
 		conf_fail(&ps, r > 0 ? (unsigned)r : 0, "syntax error (expected [section] or key = value)");
 	return conf_check_whole(&ps);
+}
+
+bool conf_load_file(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	return load_file(c, path, false, err, errlen);
+}
+
+bool conf_load_file_every_error(struct conf *c, const char *path, char *err, size_t errlen)
+{
+	return load_file(c, path, true, err, errlen);
 }

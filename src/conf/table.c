@@ -86,6 +86,7 @@ const struct setting conf_settings[] = {
 	{ "server", "allow_open_relay", T_BOOL, offsetof(struct conf, allow_open_relay), 0, "no", 0, 0,
 		"accept trusted_networks wider than " "a public /8 (IPv4) or /32 (IPv6): anyone there may relay" },
 	NUM("server", shutdown_timeout, T_DURATION, "10s", 1, 600, "longest stop on SIGTERM: clients and outbound deliveries still running then are cut off"),
+	NUM("server", log_level, T_CHOICE, "info", 0, 0, "the least important log lines written: debug, info, warn or error (applied again on SIGHUP)"),
 	{ "tls", "certificate", T_STRING, offsetof(struct conf, tls_certificate), sizeof(((struct conf *)0)->tls_certificate), "", 0, 0, "PEM certificate chain; empty: generate a self-signed one" },
 	{ "tls", "key", T_STRING, offsetof(struct conf, tls_key), sizeof(((struct conf *)0)->tls_key), "", 0, 0, "PEM private key" },
 	{ "tls", "ciphers", T_STRING, offsetof(struct conf, tls_ciphers), sizeof(((struct conf *)0)->tls_ciphers),
@@ -290,6 +291,7 @@ static const struct { const char *section, *key, *words; } choice_lists[] = {
 	{ "mailauth", "dmarc", "off|check" },   /* enum conf_dmarc_mode */
 	{ "mta-sts", "mode", "off|none|testing|enforce" },   /* enum conf_mta_sts_mode */
 	{ "directory", "backend", "sqlite|postgresql" },   /* enum conf_directory_backend */
+	{ "server", "log_level", "debug|info|warn|error" },   /* enum log_level (util/log.h) */
 };
 
 const char *conf_choices(const struct setting *s)

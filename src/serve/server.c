@@ -298,6 +298,7 @@ int server_run(const struct conf *cf)
 	struct service srv_storage, *srv = &srv_storage;
 	memset(srv, 0, sizeof(*srv));
 	srv->conf = cf;
+	log_set_level((enum log_level)cf->log_level);   /* [server] log_level, in enum order */
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(cf);
 	evthread_use_pthreads();

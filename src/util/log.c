@@ -3,24 +3,26 @@
 #include "util/log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-static enum log_level log_min = LOG_INFO;
+/* Atomic: a reload (SIGHUP, on the loop thread) changes it while workers log. */
+static _Atomic int log_min = LOG_INFO;
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
 void log_set_level(enum log_level min)
 {
-	log_min = min;
+	atomic_store_explicit(&log_min, (int)min, memory_order_relaxed);
 }
 
 void log_event(enum log_level lvl, const char *event, const char *fmt, ...)
 {
-	if (lvl < log_min)
+	if ((int)lvl < atomic_load_explicit(&log_min, memory_order_relaxed))
 		return;
 	char line[2048];
 	struct timespec ts;
