@@ -34,6 +34,7 @@ struct cli_args {
 	bool json;         /* --json */
 	bool bounce;       /* --bounce */
 	bool all;          /* --all */
+	bool no_bind;      /* --no-bind */
 	int argc;          /* positional arguments after the subcommand */
 	char **argv;
 };
@@ -123,9 +124,9 @@ static int cmd_check_config(const struct cli_args *a)
 	char *err = malloc(8192);
 	int rc = 1;
 	if (c && err && a->conf_path && !a->embedded)
-		rc = cli_check_config(c, conf_load_file_every_error(c, a->conf_path, err, 8192) ? NULL : err);
+		rc = cli_check_config(c, conf_load_file_every_error(c, a->conf_path, err, 8192) ? NULL : err, !a->no_bind);
 	else if (c && err)
-		rc = load_conf(a, c, true) ? cli_check_config(c, NULL) : 1;
+		rc = load_conf(a, c, true) ? cli_check_config(c, NULL, !a->no_bind) : 1;
 	free(err);
 	free(c);
 	return rc;
@@ -580,7 +581,7 @@ struct subcommand {
 
 static const struct subcommand subcommands[] = {
 	{ "serve", cmd_serve, "serve [-c FILE | --default-config]  run the server in the foreground", NULL, 0 },
-	{ "check-config", cmd_check_config, "check-config [-c FILE]           validate the configuration: every error in the file, then what serve would refuse (exit 1), else exit 0", NULL, 0 },
+	{ "check-config", cmd_check_config, "check-config [-c FILE] [--no-bind]  validate the configuration: every error in the file, then what serve would refuse (exit 1), else exit 0; --no-bind: do not try the ports (socket activation holds them)", NULL, 0 },
 	{ "config", cmd_config, "config show [--all] [-c FILE] | man 5|8  the settings that differ from the defaults (--all: every setting) as INI; the manual pages postern.conf(5), postern(8) in roff", NULL, 0 },
 	{ "domain", NULL, "domain add|del DOMAIN [-c FILE] | list  manage local domains", domain_op, 1 },
 	{ "user", NULL, "user add|del ADDRESS | show ADDRESS | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | admin ADDRESS yes|no | unblock ADDRESS|IP | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none; admin: may use the web site's /admin/ pages; unblock: lift the login throttle's blocks)", user_op, 1 },
@@ -741,6 +742,8 @@ int cli_main(int argc, char **argv)
 			a.bounce = true;
 		else if (strcmp(argv[i], "--all") == 0)
 			a.all = true;
+		else if (strcmp(argv[i], "--no-bind") == 0)
+			a.no_bind = true;
 		else if (strcmp(argv[i], "--default-config") == 0)
 			a.embedded = true;
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)

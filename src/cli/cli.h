@@ -14,9 +14,9 @@ int cli_sendmail(const char *name, int argc, char **argv);
 struct conf;
 /* `postern check-config` (config_cmd.c): load_error is what the file's reading said
  * (every error, one a line), or NULL when it read well and the start-up steps are
- * checked.  `postern config show|man` (config_cmd.c); c may be NULL for man.  The
+ * checked (the listening sockets too unless bind_ports is false: --no-bind).  `postern config show|man` (config_cmd.c); c may be NULL for man.  The
  * subcommand table's rows (cli.c), for postern(8). */
-int cli_check_config(const struct conf *c, const char *load_error);
+int cli_check_config(const struct conf *c, const char *load_error, bool bind_ports);
 int cli_config(int argc, char **argv, const struct conf *c, bool all);
 size_t cli_subcommand_count(void);
 const char *cli_subcommand_usage(size_t i);

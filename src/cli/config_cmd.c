@@ -57,11 +57,11 @@ static unsigned file_errors(const char *err)
 	return n;
 }
 
-int cli_check_config(const struct conf *c, const char *load_error)
+int cli_check_config(const struct conf *c, const char *load_error, bool bind_ports)
 {
 	unsigned errors = load_error ? file_errors(load_error) : 0;
 	if (!errors)
-		startup_check(c, print_check_error, &errors);
+		startup_check(c, bind_ports, print_check_error, &errors);
 	if (errors) {
 		fprintf(stderr, "postern: %s: %u error%s: serve would refuse to start\n", c->path, errors, errors == 1 ? "" : "s");
 		return 1;

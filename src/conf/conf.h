@@ -286,6 +286,12 @@ const char *conf_milter_display(const struct conf_milter *m);
 void conf_write(const struct conf *c, bool all, FILE *out);
 /* The manual page postern.conf(5) in roff, from the settings table. */
 void conf_write_man(const char *version, FILE *out);
+/* What differs between the running configuration and a reloaded one, as "[section]
+ * key" names, ", "-separated: those a reload applies at once ([server] log_level, the
+ * [tls] and [certificate NAME] settings) into live, every other into restart
+ * (listeners, milters, the rest of the table). */
+void conf_differences(const struct conf *old, const struct conf *new, char *live, size_t livesz, char *restart,
+	size_t restartsz);
 /* Any listener with tls != none? */
 bool conf_wants_tls(const struct conf *c);
 

@@ -362,3 +362,97 @@ void conf_write_man(const char *version, FILE *out)
 		".TP\n.I /var/lib/postern\nthe data directory of the package's configuration (directory.db, queue/, mail/)\n"
 		".SH SEE ALSO\n.BR postern (8)\n", out);
 }
+
+/* --- what a reload changes ------------------------------------------------------- */
+
+static void add_name(char *out, size_t outsz, const char *fmt, const char *a, const char *b)
+{
+	size_t o = strlen(out);
+	int n = snprintf(out + o, outsz - o, o ? ", " : "");
+	if (n > 0 && (size_t)n < outsz - o)
+		o += (size_t)n;
+	snprintf(out + o, outsz - o, fmt, a, b);
+}
+
+static bool listener_same(const struct conf_listener *a, const struct conf_listener *b)
+{
+	if (strcmp(a->address, b->address) || a->port != b->port || a->role != b->role || a->tls != b->tls ||
+		a->allow_plaintext_auth != b->allow_plaintext_auth || a->services != b->services || a->n_milters != b->n_milters)
+		return false;
+	for (size_t i = 0; i < a->n_milters; i++)
+		if (strcmp(a->milter_names[i], b->milter_names[i]))
+			return false;
+	return true;
+}
+
+static const struct conf_listener *listener_named(const struct conf *c, const char *name)
+{
+	for (size_t i = 0; i < c->n_listeners; i++)
+		if (strcmp(c->listeners[i].name, name) == 0)
+			return &c->listeners[i];
+	return NULL;
+}
+
+static bool certificates_same(const struct conf *a, const struct conf *b)
+{
+	if (a->n_certificates != b->n_certificates)
+		return false;
+	for (size_t i = 0; i < a->n_certificates; i++) {
+		const struct conf_certificate *x = &a->certificates[i], *y = &b->certificates[i];
+		if (strcmp(x->name, y->name) || strcmp(x->certificate, y->certificate) || strcmp(x->key, y->key) ||
+			x->n_names != y->n_names || memcmp(x->names, y->names, x->n_names * sizeof(x->names[0])))
+			return false;
+	}
+	return true;
+}
+
+static bool milters_same(const struct conf *a, const struct conf *b)
+{
+	if (a->n_milters != b->n_milters)
+		return false;
+	for (size_t i = 0; i < a->n_milters; i++) {
+		const struct conf_milter *x = &a->milters[i], *y = &b->milters[i];
+		if (strcmp(x->name, y->name) || strcmp(x->socket, y->socket) || strcmp(x->display_name, y->display_name) ||
+			x->connect_timeout_ms != y->connect_timeout_ms || x->command_timeout_ms != y->command_timeout_ms ||
+			x->content_timeout_ms != y->content_timeout_ms || x->default_action != y->default_action)
+			return false;
+	}
+	return true;
+}
+
+/* The settings a reload applies at once (serve/reload.c): the log level and the TLS
+ * contexts, which are built anew from the files on every reload. */
+static bool live_setting(const struct setting *s)
+{
+	return (strcmp(s->section, "server") == 0 && strcmp(s->key, "log_level") == 0) || strcmp(s->section, "tls") == 0;
+}
+
+void conf_differences(const struct conf *old, const struct conf *new, char *live, size_t livesz, char *restart,
+	size_t restartsz)
+{
+	static char a[VALUE_MAX], b[VALUE_MAX];
+	live[0] = restart[0] = '\0';
+	for (size_t i = 0; i < conf_n_settings; i++) {
+		const struct setting *s = &conf_settings[i];
+		format_value(old, s, a, sizeof(a));
+		format_value(new, s, b, sizeof(b));
+		if (strcmp(a, b) == 0)
+			continue;
+		if (live_setting(s))
+			add_name(live, livesz, "[%s] %s", s->section, s->key);
+		else
+			add_name(restart, restartsz, "[%s] %s", s->section, s->key);
+	}
+	if (!certificates_same(old, new))
+		add_name(live, livesz, "[certificate %s]%s", "NAME", "");
+	for (size_t i = 0; i < new->n_listeners; i++) {
+		const struct conf_listener *o = listener_named(old, new->listeners[i].name);
+		if (!o || !listener_same(o, &new->listeners[i]))
+			add_name(restart, restartsz, "[listener %s]%s", new->listeners[i].name, "");
+	}
+	for (size_t i = 0; i < old->n_listeners; i++)
+		if (!listener_named(new, old->listeners[i].name))
+			add_name(restart, restartsz, "[listener %s]%s", old->listeners[i].name, " (removed)");
+	if (!milters_same(old, new))
+		add_name(restart, restartsz, "[milter %s]%s", "NAME", "");
+}

@@ -427,7 +427,8 @@ void explain_kb_free(struct explain_kb **pkb)
 bool explain_kb_locate(char *path, size_t pathsz)
 {
 	const char *env = getenv("POSTERN_DATA_DIR");
-	const char *dirs[] = { env && *env ? env : NULL, POSTERN_SOURCE_DIR "/data", POSTERN_DATADIR };
+	/* POSTERN_SOURCE_DIR is "" in a package (meson -Dsource_data=false) */
+	const char *dirs[] = { env && *env ? env : NULL, POSTERN_SOURCE_DIR[0] ? POSTERN_SOURCE_DIR "/data" : NULL, POSTERN_DATADIR };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		if (!dirs[i])
 			continue;

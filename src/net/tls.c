@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,19 @@
 #include "util/fileio.h"
 #include "util/log.h"
 
+/* A certificate chosen by SNI: its context and a copy of the names it serves (the
+ * configuration it came from may be a reload's, gone after it). */
 struct sni_entry {
 	SSL_CTX *ctx;
-	const struct conf_certificate *cert;
+	char (*names)[CONF_NAME_MAX];
+	size_t n_names;
 };
 
+/* The lock: a reload (tls_replace, SIGHUP) swaps the contexts while loop threads make
+ * connections (tls_new_ssl) and handshakes pick certificates (sni_cb).  Connections
+ * already made keep their context (OpenSSL counts its references). */
 struct tls {
+	pthread_rwlock_t lock;
 	SSL_CTX *def;
 	struct sni_entry sni[CONF_MAX_CERTS];
 	size_t n_sni;
@@ -66,12 +74,15 @@ static int sni_cb(SSL *ssl, int *alert, void *arg)
 	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 	if (!name)
 		return SSL_TLSEXT_ERR_OK;
+	pthread_rwlock_rdlock(&t->lock);
 	for (size_t i = 0; i < t->n_sni; i++)
-		for (size_t j = 0; j < t->sni[i].cert->n_names; j++)
-			if (name_matches(t->sni[i].cert->names[j], name)) {
+		for (size_t j = 0; j < t->sni[i].n_names; j++)
+			if (name_matches(t->sni[i].names[j], name)) {
 				SSL_set_SSL_CTX(ssl, t->sni[i].ctx);
+				pthread_rwlock_unlock(&t->lock);
 				return SSL_TLSEXT_ERR_OK;
 			}
+	pthread_rwlock_unlock(&t->lock);
 	return SSL_TLSEXT_ERR_OK;   /* unknown name: the default certificate */
 }
 
@@ -324,7 +335,8 @@ bool tls_init(struct tls **tp, const struct conf *c, uid_t uid, gid_t gid, bool 
 	conf_where(c, "tls", "certificate", wcert, sizeof(wcert));
 	conf_where(c, "tls", "key", wkey, sizeof(wkey));
 	struct tls *t = calloc(1, sizeof(*t));
-	if (!t) {
+	if (!t || pthread_rwlock_init(&t->lock, NULL) != 0) {
+		free(t);
 		snprintf(err, errlen, "out of memory");
 		return false;
 	}
@@ -349,11 +361,11 @@ bool tls_init(struct tls **tp, const struct conf *c, uid_t uid, gid_t gid, bool 
 		} else if (access(crt, R_OK) != 0 || access(key, R_OK) != 0) {
 			if ((mkdir(c->data_dir, 0750) != 0 && errno != EEXIST) || (mkdir(dir, 0700) != 0 && errno != EEXIST)) {
 				snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
-				free(t);
+				tls_free(&t);
 				return false;
 			}
 			if (!generate_selfsigned(c, crt, key, err, errlen)) {
-				free(t);
+				tls_free(&t);
 				return false;
 			}
 			if (uid != (uid_t)-1 && (chown(dir, uid, gid) != 0 || chown(crt, uid, gid) != 0 || chown(key, uid, gid) != 0))
@@ -367,7 +379,7 @@ bool tls_init(struct tls **tp, const struct conf *c, uid_t uid, gid_t gid, bool 
 	if (!t->def)
 		t->def = make_ctx(c, crt, key, wcert, wkey, err, errlen);
 	if (!t->def) {
-		free(t);
+		tls_free(&t);
 		return false;
 	}
 	for (size_t i = 0; i < c->n_certificates; i++) {
@@ -375,11 +387,16 @@ bool tls_init(struct tls **tp, const struct conf *c, uid_t uid, gid_t gid, bool 
 		snprintf(wcert, sizeof(wcert), "%s:%u: [certificate %s] certificate", c->path, cc->line, cc->name);
 		snprintf(wkey, sizeof(wkey), "%s:%u: [certificate %s] key", c->path, cc->line, cc->name);
 		t->sni[i].ctx = make_ctx(c, cc->certificate, cc->key, wcert, wkey, err, errlen);
-		t->sni[i].cert = cc;
-		if (!t->sni[i].ctx) {
+		t->sni[i].names = t->sni[i].ctx ? calloc(cc->n_names ? cc->n_names : 1, CONF_NAME_MAX) : NULL;
+		if (!t->sni[i].names) {
+			if (t->sni[i].ctx)
+				snprintf(err, errlen, "out of memory");
+			SSL_CTX_free(t->sni[i].ctx);
 			tls_free(&t);
 			return false;
 		}
+		memcpy(t->sni[i].names, cc->names, cc->n_names * CONF_NAME_MAX);
+		t->sni[i].n_names = cc->n_names;
 		t->n_sni++;
 	}
 	SSL_CTX_set_tlsext_servername_callback(t->def, sni_cb);
@@ -393,16 +410,43 @@ void tls_free(struct tls **tp)
 	struct tls *t = *tp;
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->n_sni; i++)
+	for (size_t i = 0; i < t->n_sni; i++) {
 		SSL_CTX_free(t->sni[i].ctx);
+		free(t->sni[i].names);
+	}
 	SSL_CTX_free(t->def);
+	pthread_rwlock_destroy(&t->lock);
 	free(t);
 	*tp = NULL;
 }
 
 SSL *tls_new_ssl(struct tls *t)
 {
-	return SSL_new(t->def);
+	pthread_rwlock_rdlock(&t->lock);
+	SSL *ssl = SSL_new(t->def);
+	pthread_rwlock_unlock(&t->lock);
+	return ssl;
+}
+
+void tls_replace(struct tls *t, struct tls **fresh)
+{
+	struct tls *f = *fresh;
+	/* f's default context names f as its SNI callback's argument: it is t's now */
+	SSL_CTX_set_tlsext_servername_arg(f->def, t);
+	pthread_rwlock_wrlock(&t->lock);
+	SSL_CTX *def = t->def;
+	struct sni_entry sni[CONF_MAX_CERTS];
+	size_t n_sni = t->n_sni;
+	memcpy(sni, t->sni, sizeof(sni));
+	t->def = f->def;
+	memcpy(t->sni, f->sni, sizeof(t->sni));
+	t->n_sni = f->n_sni;
+	pthread_rwlock_unlock(&t->lock);
+	/* the old contexts go with f; connections made with them keep their references */
+	f->def = def;
+	memcpy(f->sni, sni, sizeof(f->sni));
+	f->n_sni = n_sni;
+	tls_free(fresh);
 }
 
 void tls_describe(SSL *ssl, char *out, size_t outsz)

@@ -18,6 +18,11 @@ struct tls;
  * stay NULL.  Errors name FILE:LINE and the setting, and say what to change. */
 bool tls_init(struct tls **t, const struct conf *c, uid_t owner_uid, gid_t owner_gid, bool check_only, char *err, size_t errlen);
 void tls_free(struct tls **t);
+/* A reload: t (in use) takes the contexts of *fresh (a tls_init of the new
+ * configuration) and *fresh, with t's old contexts, is freed.  New connections and
+ * handshakes use the new certificates at once; connections made before keep theirs.
+ * Thread-safe against tls_new_ssl and the SNI callback. */
+void tls_replace(struct tls *t, struct tls **fresh);
 SSL *tls_new_ssl(struct tls *t);
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)" for Received: and logs. */
 void tls_describe(SSL *ssl, char *out, size_t outsz);

@@ -23,6 +23,7 @@
 #include "delivery/delivery.h"
 #include "events/events.h"
 #include "directory/directory.h"
+#include "net/activation.h"
 #include "net/http.h"
 #include "net/server.h"
 #include "net/tls.h"
@@ -30,6 +31,8 @@
 #include "serve/control.h"
 #include "serve/decide.h"
 #include "serve/login.h"
+#include "serve/notify.h"
+#include "serve/reload.h"
 #include "serve/send_limits.h"
 #include "serve/service.h"
 #include "serve/startup.h"
@@ -108,6 +111,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	srv->shutting_down = true;
+	notify_stopping();
 	log_event(LOG_INFO, "shutdown", "signal=%d open_connections=%u", (int)sig, net_open_connections(srv->net));
 	/* One bound for the whole stop ([server] shutdown_timeout): clients get it as
 	 * their grace period, and deliveries running now get the same deadline, after
@@ -124,6 +128,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void server_cleanup(struct service *srv)
 {
+	reload_stop(&srv->reload);
 	local_stop(srv);   /* the maildrop pickup first: it waits for the loop's answers */
 	control_stop(&srv->control);
 	pop3_forget_logins(srv);
@@ -151,6 +156,7 @@ static void server_cleanup(struct service *srv)
 		event_free(srv->auth_ev);
 	net_free(&srv->net);   /* the TLS contexts and the event loop */
 	local_free(srv);   /* its listener record outlives the connections */
+	notify_close();
 }
 
 /* Thousands of connections need thousands of descriptors: raise the soft limit to
@@ -267,6 +273,14 @@ static bool start_privileged(struct service *srv, char *err, size_t errlen)
 		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
 		return false;
 	}
+	/* systemd's sockets (socket activation) and its notification socket, while root */
+	if (!net_activation_check(cf, err, errlen)) {
+		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
+		return false;
+	}
+	if (!notify_open(err, errlen))
+		log_event(LOG_WARN, "notify_unavailable", "error=\"%s\" hint=\"systemd will not hear READY=1: use Type=simple, "
+			"or fix the socket\"", err);
 	srv->site = web_site_new(cf);
 	if (!srv->site) {
 		log_event(LOG_ERR, "startup_error", "error=\"out of memory\"");
@@ -289,6 +303,7 @@ static bool start_privileged(struct service *srv, char *err, size_t errlen)
 		return false;
 	}
 	net_set_tls(srv->net, tls);
+	srv->tls = tls;
 	web_site_load_certificate(srv->site);   /* as root: the key may be root's only */
 	return drop_privileges(cf, &id);
 }
@@ -328,6 +343,8 @@ int server_run(const struct conf *cf)
 	srv->sig_int = evsignal_new(base, SIGINT, signal_cb, srv);
 	evsignal_add(srv->sig_term, NULL);
 	evsignal_add(srv->sig_int, NULL);
+	srv->reload = reload_start(srv);
+	notify_ready(srv, base);   /* listening, privileges dropped, every room open */
 	log_event(LOG_INFO, "started", "version=%s config=%s hostname=%s data_dir=%s run=%s", POSTERN_VERSION, cf->path,
 		cf->hostname, cf->data_dir, srv->run_id);
 	event_base_dispatch(base);

@@ -32,6 +32,8 @@ struct net;
 struct queue;
 struct policy_facts;
 struct startup_identity;
+struct reloader;
+struct tls;
 struct web_service;
 struct web_site;
 struct workq;
@@ -77,6 +79,8 @@ struct service {
 	struct imap_service *imap;       /* the IMAP worker threads (imap.c), when an imap listener exists */
 	struct local_submit *local;      /* the local socket and the maildrop pickup (local.c) */
 	struct event *sig_term, *sig_int, *shutdown_timer;
+	struct tls *tls;                 /* the server's TLS contexts (net owns them; a reload replaces what is inside) */
+	struct reloader *reload;         /* SIGHUP (reload.c) */
 	bool shutting_down;
 	char run_id[RUN_ID_MAX];              /* first part of every log reference (util/id.h) */
 	unsigned bound_port[CONF_LISTENERS_BOUND];   /* each listener's port as bound (port 0: the kernel's) */

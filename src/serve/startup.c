@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,7 +22,9 @@
 #include "directory/directory.h"
 #include "delivery/remote.h"
 #include "serve/control.h"
+#include "net/activation.h"
 #include "net/tls.h"
+#include "util/log.h"
 #include "web/web.h"
 
 #define LISTEN_BACKLOG 511
@@ -131,6 +135,11 @@ bool startup_data_dir(const struct conf *c, const struct startup_identity *id, b
 
 int startup_listen(const struct conf *c, const struct conf_listener *l, char *err, size_t errlen)
 {
+	int passed = net_activation_fd(l->name);   /* socket activation: systemd bound it */
+	if (passed >= 0) {
+		log_event(LOG_INFO, "socket_activated", "listener=%s fd=%d", l->name, passed);
+		return passed;
+	}
 	struct sockaddr_storage ss;
 	memset(&ss, 0, sizeof(ss));
 	socklen_t sl;
@@ -191,6 +200,25 @@ static int last_capability(void)
 	return last;
 }
 
+/* Started unprivileged with a capability to bind low ports (systemd's
+ * AmbientCapabilities=CAP_NET_BIND_SERVICE for User=postern): the ports are bound now,
+ * so keep none (capset(2) may always lower the sets; no libcap for two calls). */
+static bool drop_capabilities(char *err, size_t errlen)
+{
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+		snprintf(err, errlen, "cannot clear the ambient capabilities: %s", strerror(errno));
+		return false;
+	}
+	struct __user_cap_header_struct head = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct none[_LINUX_CAPABILITY_U32S_3];
+	memset(none, 0, sizeof(none));
+	if (syscall(SYS_capset, &head, none) != 0) {
+		snprintf(err, errlen, "cannot drop the capabilities it was started with: %s", strerror(errno));
+		return false;
+	}
+	return true;
+}
+
 bool startup_drop_privileges(const struct startup_identity *id, char *err, size_t errlen)
 {
 	/* No execve can ever grant privileges again (setuid binaries, file capabilities). */
@@ -206,6 +234,8 @@ bool startup_drop_privileges(const struct startup_identity *id, char *err, size_
 				return false;
 			}
 	}
+	if (geteuid() != 0 && !drop_capabilities(err, errlen))
+		return false;
 	if (!id->drop)
 		return true;
 	/* Leaving uid 0 clears the permitted and effective capabilities (no keep-caps). */
@@ -240,7 +270,7 @@ static bool own_server_running(const struct conf *c)
 	return control_send(c->data_dir, "ping", reply, sizeof(reply)) != -1;
 }
 
-unsigned startup_check(const struct conf *c, void (*report)(void *arg, const char *msg), void *arg)
+unsigned startup_check(const struct conf *c, bool bind_ports, void (*report)(void *arg, const char *msg), void *arg)
 {
 	struct check_run r = { report, arg, 0 };
 	char err[2048];
@@ -255,7 +285,7 @@ unsigned startup_check(const struct conf *c, void (*report)(void *arg, const cha
 	if (id_ok && !startup_data_dir(c, &id, false, err, sizeof(err)))
 		check_failed(&r, err);
 	bool running = false, asked = false;
-	for (size_t i = 0; i < c->n_listeners; i++) {
+	for (size_t i = 0; bind_ports && i < c->n_listeners; i++) {
 		int fd = startup_listen(c, &c->listeners[i], err, sizeof(err));
 		if (fd >= 0) {
 			close(fd);

@@ -39,7 +39,9 @@ bool startup_drop_privileges(const struct startup_identity *id, char *err, size_
 void startup_directory(const struct conf *c);
 
 /* check-config: every step above (the TLS contexts too), nothing kept; each error is
- * passed to report.  Returns the number of errors. */
-unsigned startup_check(const struct conf *c, void (*report)(void *arg, const char *msg), void *arg);
+ * passed to report.  bind_ports false (check-config --no-bind): the listening sockets
+ * are not tried (socket activation: systemd holds the ports).  Returns the number of
+ * errors. */
+unsigned startup_check(const struct conf *c, bool bind_ports, void (*report)(void *arg, const char *msg), void *arg);
 
 #endif

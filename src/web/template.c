@@ -654,7 +654,8 @@ struct web_templates *web_templates_from_string(const char *name, const char *te
 bool web_templates_locate(char *dir, size_t dirsz)
 {
 	const char *env = getenv("POSTERN_DATA_DIR");
-	const char *dirs[] = { env && *env ? env : NULL, POSTERN_SOURCE_DIR "/data", POSTERN_DATADIR };
+	/* POSTERN_SOURCE_DIR is "" in a package (meson -Dsource_data=false) */
+	const char *dirs[] = { env && *env ? env : NULL, POSTERN_SOURCE_DIR[0] ? POSTERN_SOURCE_DIR "/data" : NULL, POSTERN_DATADIR };
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
 		char probe[1200];
 		if (!dirs[i] || snprintf(probe, sizeof(probe), "%s/web/layout.html", dirs[i]) >= (int)sizeof(probe))
