@@ -131,6 +131,27 @@ static bool is_secret(const struct setting *s)
 
 #define VALUE_MAX 4608
 
+/* A password written into a value anyway (a libpq connection string's password=...,
+ * or a URI's user:password@) is replaced by ******** in what is printed. */
+static void mask_passwords(char *v)
+{
+	for (char *p = strstr(v, "password="); p; p = strstr(p, "password=")) {
+		p += 9;
+		size_t n = strcspn(p, " \t");
+		if (n) {
+			memmove(p + 8, p + n, strlen(p + n) + 1);
+			memcpy(p, "********", 8);
+			p += 8;
+		}
+	}
+	char *scheme = strstr(v, "://"), *at = scheme ? strchr(scheme + 3, '@') : NULL;
+	char *colon = scheme && at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+	if (colon && at - colon > 1) {
+		memmove(colon + 9, at, strlen(at) + 1);
+		memcpy(colon + 1, "********", 8);
+	}
+}
+
 /* The sections of the table in the order of their first row. */
 #define SECTIONS_MAX 32
 static size_t table_sections(const char **names)
@@ -167,6 +188,8 @@ static bool write_table_rows(const struct conf *c, const struct conf *def, bool 
 			if (!header)
 				fprintf(out, "%s[%s]\n", any ? "\n" : "", sections[k]);
 			header = any = true;
+			if (s->type == T_STRING && strlen(v) + 16 < sizeof(v))
+				mask_passwords(v);
 			fprintf(out, "%s = %s\n", s->key, is_secret(s) ? "(set; not shown)" : v);
 		}
 	}

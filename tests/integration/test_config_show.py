@@ -49,6 +49,15 @@ def test_config_show_prints_what_differs_and_reads_back(tmp_path):
     assert sections_of(p2.stdout) == s, (p.stdout, p2.stdout)
 
 
+def test_config_show_masks_passwords(tmp_path):
+    conf = write_config(tmp_path / "postern.conf", tmp_path / "var",
+                        extra="\n[directory]\nconnection = host=db.example password=hunter2 dbname=postern\n")
+    p = run_cli(["config", "show"], conf=conf)
+    assert p.returncode == 0, p.stderr
+    assert "hunter2" not in p.stdout, p.stdout
+    assert "connection = host=db.example password=******** dbname=postern" in p.stdout, p.stdout
+
+
 def test_check_config_names_every_error(tmp_path):
     conf = tmp_path / "bad.conf"
     conf.write_text("[server]\nhostname = mx.example.test\ndata_dir = %s\nfrobnicate = 1\n\n"
