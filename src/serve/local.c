@@ -31,6 +31,7 @@
 #include "queue/queue.h"
 #include "serve/service.h"
 #include "serve/startup.h"
+#include "util/fileio.h"
 #include "util/log.h"
 
 #define MAILDROP_SCAN_S 3              /* how often the maildrop is looked at */
@@ -221,9 +222,84 @@ static bool read_envelope(int fd, off_t size, struct queue_envelope *env, off_t 
 	return ok;
 }
 
+/* What one hand-in achieved: every recipient has it now (PICKED, the file can go),
+ * some were refused for now (KEEP: the file stays, and done[] says who has it, so
+ * that the next pickup sends it to the others only), or none could ever take it
+ * (BROKEN).  Refused for good: logged, never tried again. */
+static enum pickup_outcome tally(const struct queue_envelope *env, const size_t *idx, size_t n,
+	const struct rcpt_result *res, bool *done, char *why, size_t whysz)
+{
+	size_t deferred = 0, failed = 0, had = 0;
+	for (size_t i = 0; i < env->n_rcpts; i++)
+		had += done[i];
+	for (size_t k = 0; k < n; k++) {
+		char r[RCPT_REASON_MAX + 32];
+		rcpt_result_reason(&res[k], r, sizeof(r));
+		if (res[k].outcome == OUT_DELIVERED)
+			done[idx[k]] = true;
+		deferred += res[k].outcome == OUT_DEFER;
+		failed += res[k].outcome == OUT_FAIL;
+		if (res[k].outcome == OUT_FAIL)
+			log_event(LOG_WARN, "maildrop_rcpt_refused", "rcpt=%s reason=\"%.300s\"", env->rcpts[idx[k]], r);
+		if (res[k].outcome != OUT_DELIVERED)
+			snprintf(why, whysz, "%s", r);
+	}
+	if (deferred)
+		return KEEP;
+	return failed == n && had == 0 ? BROKEN : PICKED;
+}
+
+/* The record of who has a partly handed-in file: maildrop/.done.NAME, one recipient
+ * index a line (a name starting with '.' is never picked up), written by rename and
+ * made durable.  It is written after the queue committed those recipients, so a
+ * crash in between sends it to them again at the next pickup: twice, never lost.
+ * It goes after the file itself. */
+static void done_name(const char *name, char *out, size_t outsz)
+{
+	snprintf(out, outsz, ".done.%s", name);
+}
+
+static void done_read(int dfd, const char *name, bool *done, size_t n)
+{
+	char dn[NAME_MAX + 8];
+	done_name(name, dn, sizeof(dn));
+	int fd = openat(dfd, dn, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	unsigned long i;
+	while (fscanf(f, "%lu", &i) == 1)
+		if (i < n)
+			done[i] = true;
+	fclose(f);
+}
+
+static bool done_write(int dfd, const char *name, const bool *done, size_t n)
+{
+	char dn[NAME_MAX + 8], tmp[NAME_MAX + 16];
+	done_name(name, dn, sizeof(dn));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", dn);
+	int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+	if (!f) {
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (done[i])
+			fprintf(f, "%zu\n", i);
+	bool ok = fflush(f) == 0 && fileio_fsync(fileno(f)) == 0;
+	ok = fclose(f) == 0 && ok;
+	return ok && renameat(dfd, tmp, dfd, dn) == 0 && fileio_fsync(dfd) == 0;
+}
+
 /* Speak SMTP to our own local listener over a socketpair, as the file's owner. */
 static enum pickup_outcome hand_in(struct local_submit *ls, const struct queue_envelope *env, int fd, off_t off,
-	off_t size, const struct stat *st, char *why, size_t whysz)
+	off_t size, const struct stat *st, bool *done, char *why, size_t whysz)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0) {
@@ -253,30 +329,15 @@ static enum pickup_outcome hand_in(struct local_submit *ls, const struct queue_e
 	struct rcpt_result *res = calloc(env->n_rcpts, sizeof(*res));
 	enum pickup_outcome o = KEEP;
 	if (idx && res) {
+		size_t n = 0;
 		for (size_t i = 0; i < env->n_rcpts; i++)
-			idx[i] = i;
-		struct smtp_client_msg m = { .env = env, .rcpts = idx, .n = env->n_rcpts, .fd = fd, .off = off,
+			if (!done[i])
+				idx[n++] = i;   /* those an earlier pickup handed in are not sent again */
+		struct smtp_client_msg m = { .env = env, .rcpts = idx, .n = n, .fd = fd, .off = off,
 			.size = (uint64_t)(size - off) };
 		smtp_client_send(sc, &m, res);
-		size_t done = 0, deferred = 0;
-		for (size_t i = 0; i < env->n_rcpts; i++) {
-			char r[RCPT_REASON_MAX + 32];
-			rcpt_result_reason(&res[i], r, sizeof(r));
-			done += res[i].outcome == OUT_DELIVERED;
-			deferred += res[i].outcome == OUT_DEFER;
-			if (res[i].outcome == OUT_FAIL)
-				log_event(LOG_WARN, "maildrop_rcpt_refused", "rcpt=%s reason=\"%.300s\"", env->rcpts[i], r);
-			if (res[i].outcome != OUT_DELIVERED)
-				snprintf(why, whysz, "%s", r);
-		}
-		/* Some accepted: the queue has the message; whom it could not take now is
-		 * logged (never sent twice to those who have it). */
-		o = done ? PICKED : deferred ? KEEP : BROKEN;
-		if (done && deferred)
-			log_event(LOG_WARN, "maildrop_rcpt_deferred", "count=%zu reason=\"%.300s\" hint=\"send it to them again\"",
-				deferred, why);
-	}
-	free(idx);
+		o = tally(env, idx, n, res, done, why, whysz);
+	}	free(idx);
 	free(res);
 	smtp_client_close(&sc);
 	return o;
@@ -309,8 +370,23 @@ static void pickup_file(struct local_submit *ls, int dfd, const char *name)
 		snprintf(why, sizeof(why), "not a plain file with one name");
 	else if ((uint64_t)st.st_size > ls->srv->conf->message_size + QUEUE_MAILDROP_HEADER_MAX)
 		snprintf(why, sizeof(why), "larger than [limits] message_size");
-	else if (read_envelope(fd, st.st_size, &env, &off, why, sizeof(why)))
-		o = hand_in(ls, &env, fd, off, st.st_size, &st, why, sizeof(why));
+	else if (read_envelope(fd, st.st_size, &env, &off, why, sizeof(why))) {
+		bool *done = calloc(env.n_rcpts ? env.n_rcpts : 1, sizeof(*done));
+		if (done) {
+			done_read(dfd, name, done, env.n_rcpts);
+			o = hand_in(ls, &env, fd, off, st.st_size, &st, done, why, sizeof(why));
+			size_t has = 0;
+			for (size_t i = 0; i < env.n_rcpts; i++)
+				has += done[i];
+			if (o == KEEP && has && !done_write(dfd, name, done, env.n_rcpts))
+				log_event(LOG_ERR, "maildrop_error", "file=%s error=\"cannot record who has it: %s\" "
+					"effect=\"those recipients may get it twice\"", name, strerror(errno));
+			free(done);
+		} else {
+			o = KEEP;
+			snprintf(why, sizeof(why), "out of memory");
+		}
+	}
 	close(fd);
 	free(env.rcpts);
 	if (o == PICKED) {
@@ -319,7 +395,11 @@ static void pickup_file(struct local_submit *ls, int dfd, const char *name)
 			env.sender, env.n_rcpts);
 	} else if (o == BROKEN)
 		move_to_failed(ls, dfd, name, why);
-	else
+	if (o != KEEP) {
+		char dn[NAME_MAX + 8];
+		done_name(name, dn, sizeof(dn));
+		unlinkat(dfd, dn, 0);   /* after the file: a crash between leaves only a stale record */
+	} else
 		log_event(LOG_WARN, "maildrop_deferred", "file=%s reason=\"%.400s\" action=\"tried again in %d s\"", name, why,
 			MAILDROP_SCAN_S);
 }

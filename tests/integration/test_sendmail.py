@@ -147,3 +147,36 @@ def test_maildrop_while_down_delivered_once(server_factory, public_dir):
     log = s.log()
     assert "event=maildrop_picked" in log and log.count("event=maildrop_failed") == 2
     assert "5.7.1" in log and "POSTERN-MAILDROP" in log
+
+
+def test_maildrop_partly_refused_for_now_goes_to_the_rest_later(server_factory, public_dir):
+    """A dropped message whose recipients are taken only in part (carol's mailbox is
+    full: 452 4.2.2, temporary) stays in the maildrop with a record of who has it;
+    once carol has room, the next pickup sends it to her alone: alice gets it once."""
+    from pop3_support import lf_message, put_message
+    s = make_server(server_factory, public_dir, users=("alice@example.test", "carol@example.test"))
+    put_message(s, "carol@example.test", lf_message("filler", ["y" * 100] * 40))
+    assert s.cli("user", "quota", "carol@example.test", "1K").returncode == 0
+    s.start()
+    s.stop()
+    p = run(s, "sendmail", "alice@example.test", "carol@example.test", input="Subject: to both\n\nhello\n",
+            user="nobody")
+    assert p.returncode == 0 and "queued in maildrop" in p.stderr, p.stderr
+    s.start()
+    got = bodies(s, "alice@example.test", 1)
+    assert len(got) == 1 and "to both" in got[0]
+    maildrop = public_dir / "maildrop"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "event=maildrop_deferred" not in s.log():
+        time.sleep(0.05)
+    records = [f for f in maildrop.iterdir() if f.name.startswith(".done.")]
+    assert len(records) == 1 and records[0].read_text() == "0\n", [f.name for f in maildrop.iterdir()]
+    assert "452" in s.log() and "4.2.2" in s.log()
+    assert s.cli("user", "quota", "carol@example.test", "none").returncode == 0
+    carol = s.wait_delivered("carol@example.test", 2, timeout=15)       # the filler and the dropped one
+    assert len(carol) == 2 and any("to both" in m.read_text(errors="replace") for m in carol)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and list(maildrop.glob("*")) != [maildrop / "failed"]:
+        time.sleep(0.05)
+    assert sorted(f.name for f in maildrop.iterdir()) == ["failed"]   # the file and its record are gone
+    assert len(bodies(s, "alice@example.test", 1, settle=1.0)) == 1   # not sent to alice again
