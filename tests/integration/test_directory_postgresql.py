@@ -40,11 +40,12 @@ def directory_section(pg, db, timeout="2s", pool=2):
             % (pg.connection(db), timeout, pool))
 
 
-def pg_server(tmp_path, pg, db, timeout="2s", pool=2, users=(ALICE,)):
+def pg_server(server_factory, pg, db, timeout="2s", pool=2, users=(ALICE,)):
+    """A server on database db (not started); server_factory stops it whatever happens."""
     pg.create_database(db)
     extra = listener_sections() + ("\n[listener pop3]\naddress = 127.0.0.1\nport = 0\nrole = pop3\n"
                                    "tls = starttls\n") + directory_section(pg, db, timeout, pool)
-    srv = Server(tmp_path / "srv", users=(), extra=extra)
+    srv = server_factory(users=(), extra=extra, start=False)
     assert srv.cli("domain", "add", "example.test").returncode == 0
     for u in users:
         srv.add_user(u)
@@ -76,8 +77,8 @@ def test_migrate_creates_the_versioned_schema_once(tmp_path, pg):
     assert status.returncode == 0 and "backend postgresql: answers, 0 domains" in status.stdout, status.stdout
 
 
-def test_users_added_while_running_log_in_at_once(tmp_path, pg):
-    srv = pg_server(tmp_path, pg, "live_users", users=())
+def test_users_added_while_running_log_in_at_once(tmp_path, pg, server_factory):
+    srv = pg_server(server_factory, pg, "live_users", users=())
     srv.start()
     ports = wait_ports(srv, ["submission", "pop3"])
     code, text, _ = rcpt(srv, ALICE)
@@ -103,8 +104,8 @@ def test_users_added_while_running_log_in_at_once(tmp_path, pg):
     srv.stop()
 
 
-def test_database_down_refuses_for_now_and_service_resumes(tmp_path, pg):
-    srv = pg_server(tmp_path, pg, "down_db", timeout="3s")
+def test_database_down_refuses_for_now_and_service_resumes(tmp_path, pg, server_factory):
+    srv = pg_server(server_factory, pg, "down_db", timeout="3s")
     srv.start()
     assert rcpt(srv, ALICE)[0] == 250
     pg.stop()
@@ -122,8 +123,8 @@ def test_database_down_refuses_for_now_and_service_resumes(tmp_path, pg):
     srv.stop()
 
 
-def test_slow_database_times_out_with_a_temporary_refusal(tmp_path, pg):
-    srv = pg_server(tmp_path, pg, "slow_db", timeout="2s")
+def test_slow_database_times_out_with_a_temporary_refusal(tmp_path, pg, server_factory):
+    srv = pg_server(server_factory, pg, "slow_db", timeout="2s")
     srv.start()
     assert rcpt(srv, ALICE)[0] == 250
     locker = pg.psql_session(db="slow_db")
@@ -145,7 +146,7 @@ def test_slow_database_times_out_with_a_temporary_refusal(tmp_path, pg):
     srv.stop()
 
 
-def test_export_from_sqlite_import_into_postgresql_and_back(tmp_path, pg):
+def test_export_from_sqlite_import_into_postgresql_and_back(tmp_path, pg, server_factory):
     # a SQLite directory with one of each kind of record
     lite = write_config(tmp_path / "lite.conf", tmp_path / "lite")
     cli = Server.__new__(Server)
@@ -166,7 +167,7 @@ def test_export_from_sqlite_import_into_postgresql_and_back(tmp_path, pg):
     assert first.stat().st_mode & 0o777 == 0o600
     assert cli.cli("directory", "export", str(first)).returncode == 1      # never over a file
     # into PostgreSQL: the same password and app password log in there
-    srv = pg_server(tmp_path, pg, "imported", users=())
+    srv = pg_server(server_factory, pg, "imported", users=())
     p = srv.cli("directory", "import", str(first))
     # pg_server made the domain already: it is counted as there, the rest is new
     assert p.returncode == 0 and "imported 0 domains, 1 users, 1 aliases, 1 sender grants, 1 app passwords " \
