@@ -142,23 +142,21 @@ static bool decode_field(char *s)
 	return true;
 }
 
-/* Split a line into tab-separated fields (decoded); the count, or -1 when malformed. */
+/* Split a line into tab-separated fields, each then decoded once; the count, or -1
+ * when a field is malformed or there are more than max. */
 static int split_fields(char *line, char **f, int max)
 {
 	int n = 0;
-	for (char *p = line; n < max; n++) {
+	for (char *p = line; p; n++) {
+		if (n == max)
+			return -1;
 		f[n] = p;
 		char *tab = strchr(p, '\t');
-		if (!decode_field(p) && !tab)
-			return -1;
-		if (!tab) {
-			n++;
-			break;
-		}
-		*tab = '\0';
+		if (tab)
+			*tab = '\0';
 		if (!decode_field(f[n]))
 			return -1;
-		p = tab + 1;
+		p = tab ? tab + 1 : NULL;
 	}
 	return n;
 }

@@ -56,12 +56,15 @@ class PostgreSQL:
         if os.geteuid() == 0:
             self.as_user = pwd.getpwnam("postgres")
 
+    def _as_owner(self, cmd):
+        """cmd run as the cluster's owner (postgres when we are root)."""
+        if not self.as_user:
+            return list(cmd)
+        return ["setpriv", "--reuid=%d" % self.as_user.pw_uid, "--regid=%d" % self.as_user.pw_gid,
+                "--init-groups", "--"] + list(cmd)
+
     def _run(self, args, check=True, timeout=60, input=None):
-        cmd = list(args)
-        if self.as_user:
-            cmd = ["setpriv", "--reuid=%d" % self.as_user.pw_uid, "--regid=%d" % self.as_user.pw_gid,
-                   "--init-groups", "--"] + cmd
-        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
+        r = subprocess.run(self._as_owner(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout,
                            input=input.encode() if input else None, stdin=None if input else subprocess.DEVNULL,
                            cwd="/")
         if check and r.returncode != 0:
@@ -124,11 +127,8 @@ class PostgreSQL:
 
     def psql_session(self, db="postgres"):
         """An interactive psql (stdin a pipe): for holding a lock while the server waits."""
-        cmd = [os.path.join(self.bin, "psql"), "-X", "-q", "-At", "-h", "127.0.0.1", "-p", str(self.port),
-               "-U", "postgres", "-d", db]
-        if self.as_user:
-            cmd = ["setpriv", "--reuid=%d" % self.as_user.pw_uid, "--regid=%d" % self.as_user.pw_gid,
-                   "--init-groups", "--"] + cmd
+        cmd = self._as_owner([os.path.join(self.bin, "psql"), "-X", "-q", "-At", "-h", "127.0.0.1",
+                              "-p", str(self.port), "-U", "postgres", "-d", db])
         return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 cwd="/", text=True)
 

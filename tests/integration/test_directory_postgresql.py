@@ -158,7 +158,8 @@ def test_export_from_sqlite_import_into_postgresql_and_back(tmp_path, pg, server
             cli.add_user(ALICE, "the-password")
         p = cli.cli(*args)
         assert p.returncode == 0, (args, p.stdout, p.stderr)
-    app = cli.cli("app-password", "add", ALICE, "--name", "my phone")
+    # a name with a space and a percent sign: both are escaped in the file (%20, %25)
+    app = cli.cli("app-password", "add", ALICE, "--name", "my phone 100%41")
     app_pw = re.search(r"^\s+(\S+-\S+)\s*$", app.stdout, re.M).group(1)
     first = tmp_path / "lite.export"
     p = cli.cli("directory", "export", str(first))
