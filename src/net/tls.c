@@ -279,19 +279,27 @@ fail:
 	return NULL;
 }
 
+/* Written beside, then renamed into place: another process starting at the same
+ * moment sees no file or a whole one, never an empty certificate. */
 static bool write_pem(const char *path, mode_t mode, bool is_key, EVP_PKEY *pk, X509 *x)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	char tmp[CONF_PATH_MAX + 64];
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd < 0)
 		return false;
 	FILE *f = fdopen(fd, "w");
 	if (!f) {
 		close(fd);
+		unlink(tmp);
 		return false;
 	}
 	bool ok = is_key ? PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL) == 1 : PEM_write_X509(f, x) == 1;
 	ok = fflush(f) == 0 && fileio_fsync(fileno(f)) == 0 && ok;
-	fclose(f);
+	ok = fclose(f) == 0 && ok;
+	ok = ok && rename(tmp, path) == 0;
+	if (!ok)
+		unlink(tmp);
 	return ok;
 }
 
