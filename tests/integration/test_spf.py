@@ -346,12 +346,12 @@ def test_slow_spf_does_not_hold_other_sessions(server_factory, spf_dns):
     delay the recipient lookups (or SPF checks) of the others."""
     import socket
     srv, _conf = spf_dns(SERVE_ZONE)
-    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\nspf_timeout = 6s\n"
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\nspf_timeout = 12s\n"
                              "spf_fail_refuse = yes\n" % srv.port)   # yes: the check runs at MAIL
     slow = []
     try:
         for i in range(4):   # more than the two threads the directory stages use
-            c = socket.create_connection(("127.0.0.1", s.port), timeout=15, source_address=("127.0.0.%d" % (20 + i), 0))
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=30, source_address=("127.0.0.%d" % (20 + i), 0))
             c.recv(4096)
             c.sendall(b"EHLO helo.spf.test\r\n")
             c.recv(4096)
@@ -362,9 +362,10 @@ def test_slow_spf_does_not_hold_other_sessions(server_factory, spf_dns):
         code, _text, rcode = _mail_from(s.port, "127.0.0.5", "bob@spf-fail.test")
         took = time.monotonic() - start
         assert code == 250 and rcode == 250, (code, rcode)
-        assert took < 3, "MAIL and RCPT took %.1f s while other sessions waited on a slow SPF check" % took
+        # Held behind the slow checks it would take spf_timeout (12 s); the margin absorbs load.
+        assert took < 8, "MAIL and RCPT took %.1f s while other sessions waited on a slow SPF check" % took
         for c in slow:   # and the slow ones get their answer: temperror, accepted
-            c.settimeout(15)
+            c.settimeout(30)
             assert c.recv(4096).startswith(b"250"), "a slow SPF check was not answered"
     finally:
         for c in slow:
@@ -374,18 +375,20 @@ def test_slow_spf_does_not_hold_other_sessions(server_factory, spf_dns):
 def test_spf_at_mail_only_when_it_can_refuse_there(server_factory, spf_dns):
     """With spf_fail_refuse = no (the default) MAIL does not wait for the SPF domain's
     DNS (here a server that never answers): the check runs at the end of data.  With
-    yes it runs at MAIL, which then waits up to spf_timeout."""
+    yes it runs at MAIL, which then waits up to spf_timeout.  No wall-clock bound on the
+    fast case: spf_timeout is long (30 s), so a MAIL that waited for the check would take
+    that long, far beyond what any load on the machine adds."""
     srv, _conf = spf_dns(SERVE_ZONE)
-    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\nspf_timeout = 2s\n" % srv.port)
+    s = server_factory(extra="\n[delivery]\nresolver = 127.0.0.1@%d\n\n[mailauth]\nskip_networks =\nspf_timeout = 30s\n" % srv.port)
     start = time.monotonic()
     code, _text, rcode = _mail_from(s.port, "127.0.0.9", "bob@slow.spf.test")
     took = time.monotonic() - start
     assert code == 250 and rcode == 250, (code, rcode)
-    assert took < 1.0, "MAIL waited %.2f s for an SPF check it cannot use before the end of data" % took
+    assert took < 15, "MAIL waited %.2f s for an SPF check it cannot use before the end of data" % took
     time.sleep(0.3)
     assert "event=spf " not in s.log(), s.log()[-2000:]
     s.stop()
-    s.config.write_text(s.config.read_text().replace("spf_timeout = 2s\n", "spf_timeout = 2s\nspf_fail_refuse = yes\n"))
+    s.config.write_text(s.config.read_text().replace("spf_timeout = 30s\n", "spf_timeout = 2s\nspf_fail_refuse = yes\n"))
     s.start()
     start = time.monotonic()
     code, _text, _ = _mail_from(s.port, "127.0.0.9", "bob@slow.spf.test")
