@@ -183,6 +183,100 @@ void imap_session_auth_done(struct imap_session *s, enum login_result r, const c
 	login_clear(&s->lx);
 }
 
+/* XCLIENT <node-token> <client-address> <login> (docs/architecture.md): a node of
+ * the cluster checked this client's password itself and hands the session over,
+ * with the client's real address for our logs and throttle.  Only a valid node
+ * token for exactly this address and login (purpose "imap|addr|login", auth/
+ * node_token.h) logs in; anything else is a refusal counted as a bad command, never
+ * a way around the password.  Not advertised in CAPABILITY. */
+void imap_cmd_xclient(struct imap_session *s, struct imap_cmd *c)
+{
+	snprintf(s->auth_tag, sizeof(s->auth_tag), "%s", c->tag);
+	char why[200] = "";
+	if (!s->hooks.xclient) {
+		imap_refuse(s, c->tag, W_XCLIENT_UNAVAILABLE);
+		imap_bad_command(s);
+		return;
+	}
+	enum login_transport t = transport(s);
+	if (t != LOGIN_TRANSPORT_OK) {
+		imap_refuse(s, c->tag, t == LOGIN_NEEDS_STARTTLS ? W_PRIVACY_STARTTLS : W_PRIVACY_TLS_PORT);
+		return;
+	}
+	const char *addr = c->xclient.addr, *login = c->xclient.login;
+	if (strlen(login) > SASL_USER_MAX || strlen(addr) > 63 ||
+		!s->hooks.xclient(s->hooks.ctx, c->xclient.token, addr, login, why, sizeof(why))) {
+		log_event(LOG_WARN, "xclient_refused", "conn=%llu client=%s claimed=%.63s user=%.100s reason=\"%s\"",
+			(unsigned long long)s->info.conn_id, s->client_addr, addr, login, why);
+		imap_refuse(s, c->tag, W_XCLIENT_REFUSED, why[0] ? why : "the node token is not valid");
+		imap_bad_command(s);
+		return;
+	}
+	char *a = strdup(addr), *l = strdup(login);
+	if (!a || !l) {
+		free(a);
+		free(l);
+		imap_refuse(s, c->tag, W_AUTH_TEMPFAIL);
+		return;
+	}
+	log_event(LOG_INFO, "xclient", "conn=%llu via=%s client=%s user=%s", (unsigned long long)s->info.conn_id,
+		s->client_addr, addr, login);
+	free(s->client_addr);
+	s->client_addr = a;
+	s->info.client_addr = a;
+	free(s->login);
+	s->login = l;
+	snprintf(s->lx.mech, sizeof(s->lx.mech), "XCLIENT");
+	imap_start_job(s, JOB_LOGIN, NULL);   /* the Maildir, the special folders, the alert: as after LOGIN */
+}
+
+/* Another server's words passed on: CR and LF only as line ends, other control
+ * bytes and 8-bit octets replaced. */
+static void relay_text(struct buf *out, const char *t, size_t max)
+{
+	size_t start = out->len, n = strnlen(t, max);
+	buf_append(out, t, n);
+	for (size_t i = start; i < out->len; i++) {
+		unsigned char ch = (unsigned char)out->data[i];
+		bool eol = ch == '\n' || (ch == '\r' && i + 1 < out->len && out->data[i + 1] == '\n');
+		if (!eol && (ch < 0x20 || ch >= 0x7f))
+			out->data[i] = '?';
+	}
+}
+
+void imap_session_proxy_done(struct imap_session *s, enum imap_proxy_result r, const char *node, const char *untagged,
+	const char *text)
+{
+	if (!s->waiting_auth)
+		return;
+	s->waiting_auth = false;
+	switch (r) {
+	case IMAP_PROXY_OK:
+	case IMAP_PROXY_REFUSED:
+		relay_text(&s->out, untagged ? untagged : "", 16384);
+		buf_printf(&s->out, "%s ", s->auth_tag);
+		relay_text(&s->out, text, 1000);
+		buf_appends(&s->out, "\r\n");
+		if (r == IMAP_PROXY_OK) {
+			free(s->login);
+			s->login = strdup(s->lx.user);
+			s->proxied = true;
+			log_event(LOG_INFO, "imap_proxied", "conn=%llu client=%s user=%s node=%s", (unsigned long long)s->info.conn_id,
+				s->client_addr, s->lx.user, node);
+		}
+		break;
+	case IMAP_PROXY_UNAVAILABLE:
+		imap_refuse(s, s->auth_tag, W_PROXY_UNAVAILABLE, node, text, node);
+		break;
+	}
+	login_clear(&s->lx);
+}
+
+bool imap_session_proxied(const struct imap_session *s)
+{
+	return s->proxied;
+}
+
 /* Worker thread: where the mail is, and what the user must be told at once. */
 void imap_login_job(struct imap_session *s)
 {

@@ -55,6 +55,7 @@ struct imap_session {
 	bool wants_compress, compressed;   /* COMPRESS=DEFLATE (RFC 4978): OK queued / on */
 	char tls_desc[200];
 	bool waiting_auth;                 /* a password check runs */
+	bool proxied;                      /* the login went to the home node: the bytes are the transport's */
 	char *login;
 	char auth_tag[IMAP_TAG_MAX + 1];   /* the LOGIN / AUTHENTICATE being answered */
 	struct login_exchange lx;
@@ -86,7 +87,7 @@ enum wid {
 	W_THROTTLED_ADDRESS, W_AUTH_UNAVAILABLE, W_AUTH_CANCELLED, W_AUTH_BAD_BASE64, W_AUTH_MALFORMED,
 	W_AUTH_AUTHZID, W_AUTH_UNKNOWN_MECH, W_STARTTLS_UNAVAILABLE, W_ALREADY_TLS, W_ALREADY_LOGGED_IN,
 	W_MAILDIR_TEMP, W_MAILDIR_PERM, W_ENABLE_SELECTED, W_COMPRESS_METHOD, W_COMPRESS_ACTIVE, W_IDLE_DONE, W_SETQUOTA, W_NOT_YET,
-	W_LITERAL_TOO_BIG, W_COUNT
+	W_LITERAL_TOO_BIG, W_XCLIENT_UNAVAILABLE, W_XCLIENT_REFUSED, W_PROXY_UNAVAILABLE, W_COUNT
 };
 void imap_refuse(struct imap_session *s, const char *tag, enum wid id, ...);
 /* A parse error (imap/parse.h) answered BAD/NO with its words and a reference. */
@@ -104,6 +105,7 @@ void imap_capability_list(const struct imap_session *s, struct buf *out);       
 void imap_cmd_starttls(struct imap_session *s, struct imap_cmd *c);
 void imap_cmd_login(struct imap_session *s, struct imap_cmd *c);
 void imap_cmd_authenticate(struct imap_session *s, struct imap_cmd *c);
+void imap_cmd_xclient(struct imap_session *s, struct imap_cmd *c);
 void imap_sasl_line(struct imap_session *s, const char *line, size_t n);
 bool imap_login_offered(const struct imap_session *s);
 void imap_login_job(struct imap_session *s);        /* worker: the set-up after a login */

@@ -382,6 +382,7 @@ static const char *const names[IMAP_CMD_COUNT] = {
 	[IMAP_CMD_SETQUOTA] = "SETQUOTA", [IMAP_CMD_CHECK] = "CHECK", [IMAP_CMD_CLOSE] = "CLOSE",
 	[IMAP_CMD_UNSELECT] = "UNSELECT", [IMAP_CMD_EXPUNGE] = "EXPUNGE", [IMAP_CMD_SEARCH] = "SEARCH",
 	[IMAP_CMD_FETCH] = "FETCH", [IMAP_CMD_STORE] = "STORE", [IMAP_CMD_COPY] = "COPY", [IMAP_CMD_MOVE] = "MOVE",
+	[IMAP_CMD_XCLIENT] = "XCLIENT",
 };
 
 const char *imap_cmd_label(enum imap_cmd_name n)

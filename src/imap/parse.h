@@ -61,6 +61,8 @@ enum imap_cmd_name {
 	/* selected (§6.4) */
 	IMAP_CMD_CHECK, IMAP_CMD_CLOSE, IMAP_CMD_UNSELECT, IMAP_CMD_EXPUNGE, IMAP_CMD_SEARCH, IMAP_CMD_FETCH,
 	IMAP_CMD_STORE, IMAP_CMD_COPY, IMAP_CMD_MOVE,
+	/* not authenticated, for the nodes of a cluster only (docs/architecture.md) */
+	IMAP_CMD_XCLIENT,
 	IMAP_CMD_COUNT
 };
 
@@ -187,6 +189,7 @@ struct imap_cmd {
 	} select;
 	struct { char *mech; bool has_initial; char *initial; } auth;   /* upper-cased mech; initial "=" is "" */
 	struct { char *user, *pass; size_t pass_len; } login;
+	struct { char *token, *addr, *login; } xclient;   /* XCLIENT token address login */
 	char *quota_root;                              /* GETQUOTA, SETQUOTA */
 	char *compress;                                /* COMPRESS: the mechanism, upper-cased */
 	struct imap_arena *arena;

@@ -88,6 +88,15 @@ static bool parse_login(struct lex *l)
 		lex_astring(l, &c->login.pass, &c->login.pass_len, "the password");
 }
 
+/* XCLIENT SP node-token SP client-address SP login (docs/architecture.md) */
+static bool parse_xclient(struct lex *l)
+{
+	struct imap_cmd *c = l->c;
+	return lex_sp(l) && lex_astring(l, &c->xclient.token, NULL, "the node token") && lex_sp(l) &&
+		lex_astring(l, &c->xclient.addr, NULL, "the client's address") && lex_sp(l) &&
+		lex_astring(l, &c->xclient.login, NULL, "the login");
+}
+
 static bool parse_enable(struct lex *l)
 {
 	struct imap_cmd *c = l->c;
@@ -389,6 +398,7 @@ bool parse_arguments(struct lex *l)
 		upper(c->compress);
 	case IMAP_CMD_AUTHENTICATE: return parse_authenticate(l);
 	case IMAP_CMD_LOGIN: return parse_login(l);
+	case IMAP_CMD_XCLIENT: return parse_xclient(l);
 	case IMAP_CMD_ENABLE: return parse_enable(l);
 	case IMAP_CMD_SELECT: case IMAP_CMD_EXAMINE: return parse_select(l);
 	case IMAP_CMD_CREATE: case IMAP_CMD_DELETE: case IMAP_CMD_SUBSCRIBE: case IMAP_CMD_UNSUBSCRIBE:

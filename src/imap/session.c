@@ -228,6 +228,8 @@ static const struct cmd_def commands[IMAP_CMD_COUNT] = {
 	[IMAP_CMD_SEARCH] = { cmd_job, F_SELECTED }, [IMAP_CMD_FETCH] = { cmd_job, F_SELECTED },
 	[IMAP_CMD_STORE] = { cmd_job, F_SELECTED }, [IMAP_CMD_COPY] = { cmd_job, F_SELECTED },
 	[IMAP_CMD_MOVE] = { cmd_job, F_SELECTED },
+	/* Not in CAPABILITY: for the nodes of a cluster only (a valid node token). */
+	[IMAP_CMD_XCLIENT] = { imap_cmd_xclient, F_NOAUTH },
 };
 
 static void imap_dispatch(struct imap_session *s, struct imap_cmd *c)
@@ -580,8 +582,8 @@ void imap_session_start(struct imap_session *s)
 /* End the session with an untagged BYE (RFC 3501 §7.1.5). */
 static void end_with(struct imap_session *s, const char *event, const char *fmt, unsigned long long arg)
 {
-	if (s->state == ST_LOGOUT)
-		return;
+	if (s->state == ST_LOGOUT || s->proxied)
+		return;   /* proxied: the home node's session, nothing of ours to say */
 	log_event(LOG_INFO, "imap_ended", "conn=%llu user=%s reason=%s", (unsigned long long)s->info.conn_id,
 		s->login ? s->login : "-", event);
 	imap_reply_untagged(&s->out, "BYE", NULL, fmt, arg);
@@ -648,7 +650,7 @@ bool imap_session_wants_close(const struct imap_session *s)
 
 bool imap_session_waiting(const struct imap_session *s)
 {
-	return s->waiting_auth || s->job_running;
+	return s->waiting_auth || s->job_running || s->proxied;
 }
 
 const char *imap_session_login(const struct imap_session *s)

@@ -65,6 +65,11 @@ struct imap_hooks {
 	void (*job)(void *ctx);
 	bool (*maildir_root)(void *ctx, const char *user, char *path, size_t pathsz, char *err, size_t errsz);
 	bool (*login_alert)(void *ctx, const char *user, char *text, size_t textsz);
+	/* Optional (a node of a cluster): XCLIENT's node token (docs/architecture.md) -
+	 * true when it vouches for exactly this client address and login; then the
+	 * caller has taken addr as the connection's client address.  false: why says
+	 * so in words.  NULL: XCLIENT is refused. */
+	bool (*xclient)(void *ctx, const char *token, const char *addr, const char *login, char *why, size_t whysz);
 };
 
 struct imap_session;
@@ -103,6 +108,18 @@ void imap_session_compress_started(struct imap_session *s, bool started);
 /* The client's compressed stream cannot be inflated (why): BYE, then close. */
 void imap_session_input_broken(struct imap_session *s, const char *why);
 
+/* Instead of imap_session_auth_done(LOGIN_OK): the login was right but the mailbox
+ * lives on another node, and the caller asked that node to take the session over
+ * (XCLIENT).  OK: untagged is what the home node sent before its tagged answer
+ * (whole lines with CRLF, or ""), text its tagged answer without the tag ("OK
+ * [CAPABILITY ...] Logged in"): both passed on under the client's tag, and the
+ * session then waits for ever (the transport carries the bytes from now on).
+ * REFUSED: the same, passed on, the client may try again.  UNAVAILABLE: text says
+ * why node could not be reached; NO [UNAVAILABLE] naming the node and what to do. */
+enum imap_proxy_result { IMAP_PROXY_OK, IMAP_PROXY_REFUSED, IMAP_PROXY_UNAVAILABLE };
+void imap_session_proxy_done(struct imap_session *s, enum imap_proxy_result r, const char *node, const char *untagged,
+	const char *text);
+bool imap_session_proxied(const struct imap_session *s);
 const char *imap_session_login(const struct imap_session *s);   /* once authenticated, or NULL */
 bool imap_session_waiting(const struct imap_session *s);        /* login or job running */
 bool imap_session_line_pending(const struct imap_session *s);

@@ -61,6 +61,16 @@ static const struct wentry catalogue[W_COUNT] = {
 		"Quotas are set by the administrator (postern user quota), not by the mail program" },
 	[W_NOT_YET] = { IMAP_NO, "CANNOT", "%s is not available on this server yet" },
 	[W_LITERAL_TOO_BIG] = { IMAP_NO, "TOOBIG", "%s" },
+	/* XCLIENT: a node of the cluster hands over a login it checked (cmd_auth.c). */
+	[W_XCLIENT_UNAVAILABLE] = { IMAP_NO, "AUTHENTICATIONFAILED",
+		"XCLIENT is only for the nodes of a cluster handing over a login, and this server is not one; log in with "
+		"LOGIN or AUTHENTICATE" },
+	[W_XCLIENT_REFUSED] = { IMAP_NO, "AUTHENTICATIONFAILED",
+		"XCLIENT refused: %s - it is only for the nodes of this cluster; log in with LOGIN or AUTHENTICATE" },
+	/* The login was right, but the mailbox's home node cannot be reached. */
+	[W_PROXY_UNAVAILABLE] = { IMAP_NO, "UNAVAILABLE",
+		"Your mailbox is kept on node %s, which cannot be reached just now (%s); nothing was lost - try again in a "
+		"few minutes, and if it lasts tell the administrator that node %s is down" },
 };
 
 const char *imap_next_ref(struct imap_session *s, char *out, size_t outsz)

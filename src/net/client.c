@@ -345,7 +345,8 @@ void net_client_close(struct net_client **cp)
 	if (c->ctx)
 		SSL_CTX_free(c->ctx);
 	net_tls_session_free(&c->offer);
-	close(c->fd);
+	if (c->fd >= 0)   /* -1: handed to a bridge (bridge.c) */
+		close(c->fd);
 	free(c);
 	*cp = NULL;
 }

@@ -1,6 +1,7 @@
 /* client_int.h - the outbound connection's record, shared by the files of the
  * outbound client only (client.c: connect, lines, TLS; client_session.c: TLS
- * sessions kept for resumption).  Everyone else uses net/client.h. */
+ * sessions kept for resumption; bridge.c: a connection handed to the event loop).
+ * Everyone else uses net/client.h. */
 #ifndef POSTERN_NET_CLIENT_INT_H
 #define POSTERN_NET_CLIENT_INT_H
 

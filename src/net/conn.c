@@ -32,6 +32,7 @@ void conn_free(struct conn *c)
 {
 	struct net *net = c->net;
 	deadline_stop(c);
+	bridge_free(c);
 	if (c->busy) {
 		/* A job points at us; finish when it returns. */
 		c->closed = true;
@@ -65,7 +66,7 @@ void conn_free(struct conn *c)
 	if (c->refusing)
 		net->n_refusing--;
 	else
-		limits_release(net, c->addr);
+		limits_release(net, c->via[0] ? c->via : c->addr);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -120,6 +121,8 @@ static void close_when_flushed(struct conn *c)
 /* Move replies to the socket; close or pause as the session asks. */
 void conn_flush(struct conn *c)
 {
+	if (c->bridge)
+		return;   /* the bytes are the bridge's now (bridge.c) */
 	struct buf *out = c->ops->output(c->session);
 	struct evbuffer *ob = bufferevent_get_output(c->bev);
 	if (out->len) {
@@ -156,7 +159,7 @@ static bool streaming(const struct conn *c)
 
 void conn_process(struct conn *c)
 {
-	if (!c->session || c->tls_pending || c->tls_failed)
+	if (!c->session || c->tls_pending || c->tls_failed || c->bridge)
 		return;
 	while (!c->read_paused && !c->ops->waiting(c->session) && !c->ops->wants_close(c->session) &&
 		!streaming(c)) {
@@ -444,6 +447,20 @@ uint64_t conn_id(const struct conn *c) { return c->id; }
 const char *conn_addr(const struct conn *c) { return c->addr; }
 const struct conf_listener *conn_listener(const struct conn *c) { return c->listener; }
 bool conn_trusted(const struct conn *c) { return c->trusted; }
+
+bool conn_set_client_addr(struct conn *c, const char *addr)
+{
+	unsigned char bin[sizeof(struct in6_addr)];
+	if (!addr || strlen(addr) >= sizeof(c->addr) ||
+		(inet_pton(AF_INET, addr, bin) != 1 && inet_pton(AF_INET6, addr, bin) != 1))
+		return false;
+	if (!c->via[0])
+		snprintf(c->via, sizeof(c->via), "%s", c->addr);
+	log_event(LOG_INFO, "client_address", "conn=%llu client=%s via=%s", (unsigned long long)c->id, addr, c->via);
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	c->trusted = conf_is_trusted(c->net->conf, addr);
+	return true;
+}
 
 bool conn_peer(const struct conn *c, struct conn_peer *peer)
 {

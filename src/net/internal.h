@@ -1,6 +1,6 @@
 /* internal.h - the transport's records, shared by the files of net/ only
  * (server.c: listeners; conn.c: connections; limits.c: the connection limits;
- * deadline.c: the deadlines; deflate.c: the COMPRESS filter).  Other rooms use net/server.h, net/tls.h and
+ * deadline.c: the deadlines; deflate.c: the COMPRESS filter; bridge.c: the byte bridge).  Other rooms use net/server.h, net/tls.h and
  * net/client.h. */
 #ifndef POSTERN_NET_INTERNAL_H
 #define POSTERN_NET_INTERNAL_H
@@ -61,6 +61,7 @@ struct conn {
 	void *ctx;                       /* the listener's: the protocol adapter's service */
 	uint64_t id;
 	char addr[INET6_ADDRSTRLEN];
+	char via[INET6_ADDRSTRLEN];      /* conn_set_client_addr: who connected (the limits count it); "" */
 	unsigned busy;                   /* jobs (commit, login check, mailbox) that point at us */
 	bool closed;                     /* socket gone; freed when the jobs return */
 	bool read_paused;
@@ -86,6 +87,7 @@ struct conn {
 	uint64_t data_bytes;             /* content octets since data_since */
 	uint64_t tls_since;              /* the handshake began (0: none running) */
 	struct net_deflate *deflate;     /* compression on (conn_start_deflate), or NULL */
+	struct net_bridge *bridge;       /* bytes carried to a peer (conn_bridge, bridge.c), or NULL */
 	struct conn *prev, *next;
 };
 
@@ -106,6 +108,9 @@ void limits_free(struct net *net);
 /* http.c */
 void http_listener_stop(struct http_listener *hl);   /* accept no more */
 void http_listener_free(struct http_listener *hl);   /* its connections too */
+
+/* bridge.c */
+void bridge_free(struct conn *c);   /* the peer side closed and freed; NULL bridge: nothing */
 
 /* deadline.c */
 bool deadline_start(struct conn *c, event_callback_fn fired);   /* at accept; false: out of memory */

@@ -320,6 +320,10 @@ bool net_stop_accepting(struct net *net)
 	struct conn *next;
 	for (struct conn *c = net->conns; c; c = next) {
 		next = c->next;
+		if (c->bridge && !c->closed) {
+			conn_free(c);   /* a proxied session: its state is the peer's, nothing to say here */
+			continue;
+		}
 		if (c->closed || !c->session || c->ops->waiting(c->session))
 			continue;
 		c->ops->shutdown(c->session);

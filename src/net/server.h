@@ -17,6 +17,7 @@ struct conf_listener;
 struct conn;
 struct event_base;
 struct net;
+struct net_client;
 struct tls;
 
 /* Why a connection is refused before any session exists. */
@@ -132,5 +133,21 @@ bool conn_start_deflate(struct conn *c, char *err, size_t errlen);
 /* Call cb(arg) after ms on the loop (one such timer per connection; it is freed
  * with the connection).  false: none could be set (or one is already running). */
 bool conn_after(struct conn *c, unsigned ms, void (*cb)(void *arg), void *arg);
+/* The protocol is done with c: from now on its bytes are carried unchanged between
+ * the client and *peer (an outbound connection from net/client.h, TLS or not, made
+ * off the loop), both ways, with bounded buffers (back-pressure) and idle_seconds
+ * without a byte either way closing both (bridge.c).  The session is no longer fed
+ * nor flushed (flush its last reply before this call); it is destroyed with c.
+ * What the client sent after its last command and what *peer had already read go
+ * first.  Either side closing closes the other once what is buffered for it has
+ * gone.  *peer is taken (NULL afterwards) in every case; false: not bridged (err
+ * says why; compressed or mid-handshake connections cannot be), c untouched. */
+bool conn_bridge(struct conn *c, struct net_client **peer, unsigned idle_seconds, char *err, size_t errlen);
+bool conn_bridged(const struct conn *c);
+/* The client's address as a trusted peer vouched for it (a node of the cluster
+ * proxying a login, XCLIENT-style): logs and conn_addr() show addr from now on; the
+ * connection limits keep counting the address that connected.  false: not an IP
+ * address (nothing changed). */
+bool conn_set_client_addr(struct conn *c, const char *addr);
 
 #endif

@@ -168,6 +168,80 @@ void pop3_cmd_apop(struct pop3_session *s, const struct pop3_command *c)
 	pop3_reply(s, P_APOP);
 }
 
+/* The next space-separated word of *rest (bounded by max-1 octets), or false. */
+static bool next_word(struct pop3_span *rest, char *out, size_t max)
+{
+	while (rest->n && (*rest->p == ' ' || *rest->p == '\t')) {
+		rest->p++;
+		rest->n--;
+	}
+	size_t n = 0;
+	while (n < rest->n && rest->p[n] != ' ' && rest->p[n] != '\t')
+		n++;
+	if (n == 0 || n >= max)
+		return false;
+	memcpy(out, rest->p, n);
+	out[n] = '\0';
+	rest->p += n;
+	rest->n -= n;
+	return true;
+}
+
+/* XCLIENT <node-token> <client-address> <login> (docs/architecture.md): a node of
+ * the cluster checked this client's password itself and hands the session over,
+ * with the client's real address for our logs and throttle.  Only a valid node
+ * token for exactly this address and login (purpose "pop3|addr|login", auth/
+ * node_token.h) opens the maildrop; anything else is a refusal counted as a bad
+ * command, never a way around the password.  Not advertised in CAPA. */
+void pop3_cmd_xclient(struct pop3_session *s, const struct pop3_command *c)
+{
+	char token[200], addr[64], login[SASL_USER_MAX + 1], why[200] = "";
+	struct pop3_span rest = c->rest, tail;
+	if (!s->hooks.xclient) {
+		pop3_reply(s, P_XCLIENT_UNAVAILABLE);
+		pop3_bad_command(s);
+		return;
+	}
+	bool ok = next_word(&rest, token, sizeof(token)) && next_word(&rest, addr, sizeof(addr)) &&
+		next_word(&rest, login, sizeof(login));
+	tail = rest;
+	char extra[2];
+	if (!ok || next_word(&tail, extra, sizeof(extra)) || tail.n) {
+		pop3_reply(s, P_SYNTAX, "XCLIENT node-token client-address login");
+		pop3_bad_command(s);
+		return;
+	}
+	if (!s->hooks.xclient(s->hooks.ctx, token, addr, login, why, sizeof(why))) {
+		log_event(LOG_WARN, "xclient_refused", "conn=%llu client=%s claimed=%s user=%s reason=\"%s\"",
+			(unsigned long long)s->info.conn_id, s->client_addr, addr, login, why);
+		pop3_reply(s, P_XCLIENT_REFUSED, why[0] ? why : "the node token is not valid");
+		pop3_bad_command(s);
+		return;
+	}
+	char *a = strdup(addr), *l = strdup(login);
+	if (!a || !l) {
+		free(a);
+		free(l);
+		pop3_reply(s, P_MAILBOX_TEMP);
+		return;
+	}
+	log_event(LOG_INFO, "xclient", "conn=%llu via=%s client=%s user=%s", (unsigned long long)s->info.conn_id,
+		s->client_addr, addr, login);
+	free(s->client_addr);
+	s->client_addr = a;
+	s->info.client_addr = a;
+	free(s->login);
+	s->login = l;
+	s->have_user = false;
+	snprintf(s->lx.mech, sizeof(s->lx.mech), "XCLIENT");
+	if (!s->hooks.mailbox_open) {
+		pop3_reply(s, P_MAILBOX_TEMP);
+		return;
+	}
+	s->state = ST_WAIT_MAILBOX;
+	s->hooks.mailbox_open(s->hooks.ctx, s->login);   /* may answer at once */
+}
+
 /* Would USER/PASS and AUTH be accepted on this connection now (RFC 2595 §6:
  * login_transport_check)? */
 bool pop3_login_offered(const struct pop3_session *s)
@@ -253,4 +327,36 @@ void pop3_session_mailbox_done(struct pop3_session *s, enum pop3_mailbox_result 
 		(unsigned long long)s->info.conn_id, s->client_addr, s->login, s->lx.mech, s->secure ? "yes" : "no", s->count,
 		s->total_octets);
 	pop3_reply(s, P_LOGGED_IN, s->count, s->total_octets);
+}
+
+/* --- a login proxied to the mailbox's home node ------------------------------- */
+
+void pop3_session_proxy_done(struct pop3_session *s, enum pop3_proxy_result r, const char *node, const char *text)
+{
+	if (s->state != ST_WAIT_AUTH)
+		return;
+	s->state = ST_AUTHZ;
+	switch (r) {
+	case POP3_PROXY_OK:
+		free(s->login);
+		s->login = strdup(s->lx.user);
+		log_event(LOG_INFO, "pop3_proxied", "conn=%llu client=%s user=%s node=%s", (unsigned long long)s->info.conn_id,
+			s->client_addr, s->lx.user, node);
+		pop3_relay_line(s, text);
+		s->state = ST_PROXIED;
+		break;
+	case POP3_PROXY_REFUSED:
+		pop3_relay_line(s, text);
+		break;
+	case POP3_PROXY_UNAVAILABLE:
+		pop3_reply(s, P_PROXY_UNAVAILABLE, node, text, node);
+		break;
+	}
+	explicit_bzero(s->user, sizeof(s->user));
+	login_clear(&s->lx);
+}
+
+bool pop3_session_proxied(const struct pop3_session *s)
+{
+	return s->state == ST_PROXIED;
 }

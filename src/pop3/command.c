@@ -13,6 +13,7 @@ static const char *const verb_names[POP3_VERB_COUNT] = {
 	[POP3_LIST] = "LIST", [POP3_RETR] = "RETR", [POP3_DELE] = "DELE", [POP3_NOOP] = "NOOP",
 	[POP3_RSET] = "RSET", [POP3_QUIT] = "QUIT", [POP3_TOP] = "TOP", [POP3_UIDL] = "UIDL",
 	[POP3_CAPA] = "CAPA", [POP3_STLS] = "STLS", [POP3_AUTH] = "AUTH", [POP3_APOP] = "APOP",
+	[POP3_XCLIENT] = "XCLIENT",
 };
 
 const char *pop3_verb_name(enum pop3_verb v)

@@ -29,6 +29,7 @@ enum state {
 	ST_WAIT_MAILBOX,
 	ST_TLS_PENDING,
 	ST_TRANS,          /* TRANSACTION */
+	ST_PROXIED,        /* the login went to the home node: the bytes are the transport's now */
 	ST_CLOSED,
 };
 
@@ -90,12 +91,16 @@ enum pid {
 	P_ALREADY_TLS, P_APOP, P_IDLE_TIMEOUT, P_SHUTDOWN,
 	P_CONN_BUSY, P_CONN_ADDRESS_BUSY, P_CONN_RESERVED, P_CONN_TLS_EXPECTED,
 	P_DEADLINE_LINE, P_DEADLINE_LOGIN, P_DEADLINE_SESSION,
+	P_XCLIENT_UNAVAILABLE, P_XCLIENT_REFUSED, P_PROXY_UNAVAILABLE,
 	P_COUNT
 };
 
 /* reply.c: every status line of a session goes through pop3_reply(); refusals carry
  * a reference and are logged with it. */
 void pop3_reply(struct pop3_session *s, enum pid id, ...);
+/* Another server's status line passed on as it is (bounded, control bytes
+ * replaced); a refusal is logged like ours. */
+void pop3_relay_line(struct pop3_session *s, const char *line);
 /* Client text quoted in a reply (util/text.h's quote_for_reply) is cut after this many octets. */
 #define POP3_QUOTE_SHOWN 40
 
@@ -110,6 +115,7 @@ void pop3_cmd_user(struct pop3_session *s, const struct pop3_command *c);
 void pop3_cmd_pass(struct pop3_session *s, const struct pop3_command *c);
 void pop3_cmd_auth(struct pop3_session *s, const struct pop3_command *c);
 void pop3_cmd_apop(struct pop3_session *s, const struct pop3_command *c);
+void pop3_cmd_xclient(struct pop3_session *s, const struct pop3_command *c);
 void pop3_auth_line(struct pop3_session *s, const char *line, size_t n);   /* in ST_SASL */
 
 /* cmd_mail.c: the TRANSACTION state. */

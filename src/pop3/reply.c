@@ -89,6 +89,14 @@ static const struct pentry catalogue[P_COUNT] = {
 		"Disconnected: no login within %llu seconds of connecting; nothing was deleted - check the mail program's account settings" },
 	[P_DEADLINE_SESSION] = { false, "SYS/TEMP",
 		"Disconnected: session longer than %llu seconds; nothing was deleted - connect again for the rest" },
+	/* XCLIENT: a node of the cluster hands over a login it checked (cmd_auth.c). */
+	[P_XCLIENT_UNAVAILABLE] = { false, "AUTH",
+		"XCLIENT is only for the nodes of a cluster handing over a login, and this server is not one; log in with USER and PASS, or AUTH" },
+	[P_XCLIENT_REFUSED] = { false, "AUTH",
+		"XCLIENT refused: %s - it is only for the nodes of this cluster; log in with USER and PASS, or AUTH" },
+	/* The login was right, but the mailbox's home node cannot be reached. */
+	[P_PROXY_UNAVAILABLE] = { false, "SYS/TEMP",
+		"Your mailbox is kept on node %s, which cannot be reached just now (%s); nothing was lost - try again in a few minutes, and if it lasts tell the administrator that node %s is down" },
 	/* Refusals of a connection, before any greeting (pop3_refusal_line). */
 	[P_CONN_BUSY] = { false, "SYS/TEMP",
 		"%s Too many connections just now; nothing was lost - your mail program will check again in a few minutes" },
@@ -141,6 +149,24 @@ void pop3_reply(struct pop3_session *s, enum pid id, ...)
 		char q[300];
 		log_event(LOG_INFO, "pop3_refused", "conn=%llu ref=%s code=%s reason=%s", (unsigned long long)s->info.conn_id,
 			ref, e->code ? e->code : "-", log_quote(q, sizeof(q), text, strlen(text), 200));
+	}
+}
+
+void pop3_relay_line(struct pop3_session *s, const char *line)
+{
+	size_t len = strlen(line);
+	if (len > RESPONSE_MAX - 2)
+		len = RESPONSE_MAX - 2;
+	size_t start = s->out.len;
+	buf_append(&s->out, line, len);
+	for (size_t i = start; i < s->out.len; i++)
+		if ((unsigned char)s->out.data[i] < 0x20 || s->out.data[i] == 0x7f)
+			s->out.data[i] = '?';
+	buf_append(&s->out, "\r\n", 2);
+	if (strncmp(line, "+OK", 3) != 0) {
+		char q[300];
+		log_event(LOG_INFO, "pop3_refused", "conn=%llu ref=- code=relayed reason=%s", (unsigned long long)s->info.conn_id,
+			log_quote(q, sizeof(q), line, len, 200));
 	}
 }
 

@@ -117,6 +117,8 @@ static const struct cmd_def commands[POP3_VERB_COUNT] = {
 	[POP3_TOP] = { pop3_cmd_top, F_TRANS },
 	[POP3_DELE] = { pop3_cmd_dele, F_TRANS },
 	[POP3_RSET] = { pop3_cmd_rset, F_TRANS },
+	/* Not in CAPA: for the nodes of a cluster only (a valid node token). */
+	[POP3_XCLIENT] = { pop3_cmd_xclient, F_AUTHZ | F_LOGIN },
 };
 
 static void pop3_dispatch(struct pop3_session *s, const char *line, size_t len)
@@ -276,7 +278,7 @@ void pop3_session_start(struct pop3_session *s)
  * long); nothing is deleted (RFC 1939 §6: no UPDATE state). */
 static void end_with(struct pop3_session *s, enum pid id, const char *event, unsigned long long arg)
 {
-	if (s->state == ST_CLOSED)
+	if (s->state == ST_CLOSED || s->state == ST_PROXIED)
 		return;
 	if (s->mb)
 		log_event(LOG_INFO, "pop3_abandoned", "conn=%llu user=%s reason=%s marked=%zu deleted=0",
@@ -338,7 +340,7 @@ bool pop3_session_wants_close(const struct pop3_session *s)
 
 bool pop3_session_waiting(const struct pop3_session *s)
 {
-	return s->state == ST_WAIT_AUTH || s->state == ST_WAIT_MAILBOX;
+	return s->state == ST_WAIT_AUTH || s->state == ST_WAIT_MAILBOX || s->state == ST_PROXIED;
 }
 
 const char *pop3_session_login(const struct pop3_session *s)

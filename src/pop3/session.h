@@ -99,6 +99,11 @@ struct pop3_hooks {
 	/* Open the canonical user's maildrop; the caller later calls
 	 * pop3_session_mailbox_done(). */
 	void (*mailbox_open)(void *ctx, const char *user);
+	/* Optional (a node of a cluster): XCLIENT's node token (docs/architecture.md) -
+	 * true when it vouches for exactly this client address and login; then the
+	 * caller has taken addr as the connection's client address.  false: why says
+	 * so in words.  NULL: XCLIENT is refused. */
+	bool (*xclient)(void *ctx, const char *token, const char *addr, const char *login, char *why, size_t whysz);
 };
 
 struct pop3_session;
@@ -127,6 +132,16 @@ void pop3_session_pump(struct pop3_session *s);
  * session calls hooks->mailbox_open(login). */
 void pop3_session_auth_done(struct pop3_session *s, enum login_result r, const char *login,
 	time_t blocked_until);
+/* Instead of pop3_session_auth_done(LOGIN_OK): the login was right but the mailbox
+ * lives on another node of the cluster, and the caller asked that node to take the
+ * session over (XCLIENT).  OK: text is the home node's +OK line, passed on; the
+ * session then waits for ever (the transport carries the bytes from now on:
+ * pop3_session_proxied).  REFUSED: text is its -ERR line, passed on; the client may
+ * try again.  UNAVAILABLE: text says why node could not be reached; -ERR
+ * [SYS/TEMP] naming the node and what to do. */
+enum pop3_proxy_result { POP3_PROXY_OK, POP3_PROXY_REFUSED, POP3_PROXY_UNAVAILABLE };
+void pop3_session_proxy_done(struct pop3_session *s, enum pop3_proxy_result r, const char *node, const char *text);
+bool pop3_session_proxied(const struct pop3_session *s);
 /* The maildrop is open (r == POP3_MAILBOX_OK: the session owns mb and closes it
  * with ops->close) or could not be.  If the session is no longer waiting (it was
  * disconnected), an OK maildrop is closed at once. */

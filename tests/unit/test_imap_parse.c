@@ -176,6 +176,8 @@ static void describe_more(struct buf *b, const struct imap_cmd *c)
 			c->auth.has_initial ? c->auth.initial : "");
 	if (c->login.user)
 		buf_printf(b, " user=%s pass=%s", c->login.user, c->login.pass);
+	if (c->xclient.token)
+		buf_printf(b, " token=%s addr=%s login=%s", c->xclient.token, c->xclient.addr, c->xclient.login);
 	if (c->quota_root)
 		buf_printf(b, " root=%s", c->quota_root);
 	if (c->compress)
@@ -229,6 +231,8 @@ static const struct row rows[] = {
 	{ "x LOGIN {5}\r\nalice {6}\r\nsecret\r\n", "+|+|x LOGIN user=alice pass=secret|" },
 	{ "x LOGIN {5+}\r\nalice {6+}\r\nsecret\r\n", "x LOGIN user=alice pass=secret|" },
 	{ "x LOGIN \"a {5}\" b\r\n", "x LOGIN user=a {5} pass=b|" },
+	{ "x XCLIENT node1.1700000000.AbC-_d 127.0.0.5 bob@example.test\r\n",
+	  "x XCLIENT token=node1.1700000000.AbC-_d addr=127.0.0.5 login=bob@example.test|" },
 	{ "x AUTHENTICATE plain\r\n", "x AUTHENTICATE mech=PLAIN|" },
 	{ "x AUTHENTICATE PLAIN AGEAYg==\r\n", "x AUTHENTICATE mech=PLAIN ir=AGEAYg==|" },
 	{ "x AUTHENTICATE PLAIN =\r\n", "x AUTHENTICATE mech=PLAIN ir=|" },

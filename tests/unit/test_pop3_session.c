@@ -954,6 +954,113 @@ static void test_real_maildir(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* XCLIENT (a node of the cluster handing over a login it checked): only a token the
+ * hook accepts opens the maildrop, as the login it names and with the address it
+ * names; without the hook, with a bad token, in plaintext or with bad syntax it is
+ * refused and opens nothing.  CAPA never mentions it. */
+static bool xclient_ok;
+static char xclient_seen[200];
+
+static bool hook_xclient(void *ctx, const char *token, const char *addr, const char *login, char *why, size_t whysz)
+{
+	(void)ctx;
+	snprintf(xclient_seen, sizeof(xclient_seen), "%s %s %s", token, addr, login);
+	if (!xclient_ok)
+		snprintf(why, whysz, "the node token is not valid for this address and login");
+	return xclient_ok;
+}
+
+static char *xclient_run(struct fake *f, const struct pop3_conn_info *ci, bool with_hook, const char *in)
+{
+	struct pop3_hooks h = { .ctx = f, .auth_verify = hook_verify, .mailbox_open = hook_mailbox_open,
+		.xclient = with_hook ? hook_xclient : NULL };
+	struct pop3_session *s = pop3_session_new(ci, &limits, &h);
+	current = s;
+	pop3_session_start(s);
+	pop3_session_feed(s, in, strlen(in));
+	char *out = strdup(buf_cstr(pop3_session_output(s)));
+	pop3_session_disconnected(s);
+	pop3_session_free(&s);
+	current = NULL;
+	return out;
+}
+
+static void test_xclient(void **state)
+{
+	(void)state;
+	struct pop3_conn_info tls = info_tls(), plain = info_plain();
+	struct fake f = { 0 };
+	sample_box(&f.box);
+	char *out = xclient_run(&f, &tls, false, "XCLIENT node1.1.abc 192.0.2.9 bob@example.test\r\nCAPA\r\n");
+	assert_has(out, "-ERR [AUTH] XCLIENT is only for the nodes of a cluster");
+	assert_lacks(out, "XCLIENT\r\n");
+	assert_int_equal(f.mailbox_opens, 0);
+	free(out);
+
+	xclient_ok = false;
+	out = xclient_run(&f, &tls, true, "XCLIENT node1.1.abc 192.0.2.9 bob@example.test\r\nSTAT\r\n");
+	assert_has(out, "-ERR [AUTH] XCLIENT refused: the node token is not valid for this address and login");
+	assert_has(out, "-ERR STAT needs a login first");
+	assert_string_equal(xclient_seen, "node1.1.abc 192.0.2.9 bob@example.test");
+	assert_int_equal(f.mailbox_opens, 0);
+	free(out);
+
+	xclient_ok = true;
+	out = xclient_run(&f, &tls, true, "XCLIENT node1.1.abc 192.0.2.9\r\nXCLIENT a b c d\r\n");
+	assert_has(out, "-ERR Syntax: XCLIENT node-token client-address login");
+	assert_int_equal(f.mailbox_opens, 0);
+	free(out);
+	out = xclient_run(&f, &plain, true, "XCLIENT node1.1.abc 192.0.2.9 bob@example.test\r\n");
+	assert_has(out, "-ERR [AUTH] Login refused on an unencrypted connection");
+	assert_int_equal(f.mailbox_opens, 0);
+	free(out);
+
+	out = xclient_run(&f, &tls, true, "XCLIENT node1.1.abc 192.0.2.9 bob@example.test\r\nSTAT\r\n");
+	assert_has(out, "+OK Logged in: 3 messages");
+	assert_has(out, "+OK 3 ");
+	assert_int_equal(f.mailbox_opens, 1);
+	assert_string_equal(f.opened_for, "bob@example.test");
+	assert_int_equal(f.verifies, 0);   /* no password was asked for */
+	free(out);
+}
+
+/* A login proxied to the home node: its +OK is passed on and the session takes no
+ * more input (the transport carries it); a refusal is passed on and the client may
+ * try again; an unreachable node is -ERR [SYS/TEMP] naming it. */
+static void test_proxy_done(void **state)
+{
+	(void)state;
+	struct fake f = { 0 };
+	sample_box(&f.box);
+	struct pop3_conn_info ci = info_tls();
+	struct pop3_hooks h = { .ctx = &f, .auth_verify = hook_verify, .mailbox_open = hook_mailbox_open };
+	struct pop3_session *s = pop3_session_new(&ci, &limits, &h);
+	current = s;
+	const char *in = "USER alice\r\nPASS secret\r\nSTAT\r\n";
+	size_t used = pop3_session_feed(s, in, strlen(in));
+	assert_int_equal(used, strlen("USER alice\r\nPASS secret\r\n"));   /* STAT waits in the caller's buffer */
+	pop3_session_proxy_done(s, POP3_PROXY_UNAVAILABLE, "node2", "connection refused");
+	assert_has(buf_cstr(pop3_session_output(s)),
+		"-ERR [SYS/TEMP] Your mailbox is kept on node node2, which cannot be reached just now (connection refused)");
+	assert_false(pop3_session_waiting(s));
+	used = pop3_session_feed(s, "USER alice\r\nPASS secret\r\n", 25);
+	pop3_session_proxy_done(s, POP3_PROXY_REFUSED, "node2", "-ERR [IN-USE] The mailbox is open\x01 elsewhere");
+	assert_has(buf_cstr(pop3_session_output(s)), "-ERR [IN-USE] The mailbox is open? elsewhere\r\n");
+	used = pop3_session_feed(s, "USER alice\r\nPASS secret\r\n", 25);
+	pop3_session_proxy_done(s, POP3_PROXY_OK, "node2", "+OK Logged in: 1 messages (20 octets)");
+	assert_has(buf_cstr(pop3_session_output(s)), "+OK Logged in: 1 messages (20 octets)\r\n");
+	assert_true(pop3_session_proxied(s));
+	assert_true(pop3_session_waiting(s));
+	assert_int_equal(pop3_session_feed(s, "STAT\r\n", 6), 0);
+	buf_reset(pop3_session_output(s));
+	pop3_session_timeout(s);   /* the transport's bridge times out, not this session */
+	pop3_session_shutdown(s);
+	assert_int_equal(pop3_session_output(s)->len, 0);
+	assert_int_equal(f.mailbox_opens, 0);
+	pop3_session_free(&s);
+	current = NULL;
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERR + 1);
@@ -975,6 +1082,8 @@ int main(void)
 		cmocka_unit_test(test_timeout_and_shutdown),
 		cmocka_unit_test(test_streaming_bounded),
 		cmocka_unit_test(test_real_maildir),
+		cmocka_unit_test(test_xclient),
+		cmocka_unit_test(test_proxy_done),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
