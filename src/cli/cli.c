@@ -35,6 +35,7 @@ struct cli_args {
 	bool bounce;       /* --bounce */
 	bool all;          /* --all */
 	bool no_bind;      /* --no-bind */
+	const char *home;  /* --home NODE (user add) */
 	int argc;          /* positional arguments after the subcommand */
 	char **argv;
 };
@@ -258,6 +259,10 @@ static void print_user(void *arg, const struct dir_user *u)
 		size_t n = strlen(limits);
 		snprintf(limits + n, sizeof(limits) - n, "  admin");
 	}
+	if (u->home_node[0]) {
+		size_t n = strlen(limits);
+		snprintf(limits + n, sizeof(limits) - n, "  home %s", u->home_node);
+	}
 	struct quota_state st;
 	if (ul && mailbox_path(ul->c, ul->d, u->address, path, sizeof(path)) &&
 		quota_read(path, &st, err, sizeof(err)) && st.defined) {
@@ -312,8 +317,12 @@ static int user_quota(const struct conf *c, struct directory *d, const char *add
 	return 0;
 }
 
-static int user_add(const struct conf *c, struct directory *d, const char *address)
+static int user_add(const struct conf *c, struct directory *d, const char *address, const char *home)
 {
+	if (home && !home[0]) {
+		fprintf(stderr, "postern: --home needs a node name\n");
+		return 1;
+	}
 	const char *at = strrchr(address, '@');
 	if (!at) {
 		fprintf(stderr, "postern: \"%s\" is not an address (user@domain)\n", address);
@@ -342,7 +351,7 @@ static int user_add(const struct conf *c, struct directory *d, const char *addre
 	switch (r) {
 	case DIR_OK:
 		printf("user %s added\n", address);
-		return 0;
+		return cli_user_add_home(c, d, address, home);
 	case DIR_EXISTS:
 		fprintf(stderr, "postern: user %s already exists\n", address);
 		return 1;
@@ -363,7 +372,9 @@ static int user_op(const struct cli_args *a, const struct conf *c, struct direct
 		struct user_list_ctx ul = { c, d };
 		rc = directory_user_list(d, print_user, &ul) == DIR_OK ? 0 : 1;
 	} else if (strcmp(op, "add") == 0 && a->argc == 2) {
-		rc = user_add(c, d, a->argv[1]);
+		rc = user_add(c, d, a->argv[1], a->home);
+	} else if (strcmp(op, "home") == 0 && a->argc == 3) {
+		rc = cli_user_home(d, a->argv[1], a->argv[2]);
 	} else if (strcmp(op, "quota") == 0 && a->argc == 3) {
 		rc = user_quota(c, d, a->argv[1], a->argv[2]);
 	} else if (strcmp(op, "limit") == 0 && a->argc >= 3) {
@@ -584,7 +595,7 @@ static const struct subcommand subcommands[] = {
 	{ "check-config", cmd_check_config, "check-config [-c FILE] [--no-bind]  validate the configuration: every error in the file, then what serve would refuse (exit 1), else exit 0; --no-bind: do not try the ports (socket activation holds them)", NULL, 0 },
 	{ "config", cmd_config, "config show [--all] [-c FILE] | man 5|8  the settings that differ from the defaults (--all: every setting) as INI; the manual pages postern.conf(5), postern(8) in roff", NULL, 0 },
 	{ "domain", NULL, "domain add|del DOMAIN [-c FILE] | list  manage local domains", domain_op, 1 },
-	{ "user", NULL, "user add|del ADDRESS | show ADDRESS | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | admin ADDRESS yes|no | unblock ADDRESS|IP | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none; admin: may use the web site's /admin/ pages; unblock: lift the login throttle's blocks)", user_op, 1 },
+	{ "user", NULL, "user add|del ADDRESS | show ADDRESS | home ADDRESS NODE|none | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | admin ADDRESS yes|no | unblock ADDRESS|IP | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none; admin: may use the web site's /admin/ pages; unblock: lift the login throttle's blocks; home: the cluster node that keeps the mailbox; add records this node, or add --home NODE)", user_op, 1 },
 	{ "directory", NULL, "directory migrate | status | export FILE | import FILE   the directory's backend: create or update the PostgreSQL schema; does it answer; move every record to another backend", directory_op, 1 },
 	{ "alias", NULL, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it", alias_op, 1 },
 	{ "sender", NULL, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)", sender_op, 2 },
@@ -744,6 +755,8 @@ int cli_main(int argc, char **argv)
 			a.all = true;
 		else if (strcmp(argv[i], "--no-bind") == 0)
 			a.no_bind = true;
+		else if (strcmp(argv[i], "--home") == 0 && i + 1 < argc)
+			a.home = argv[++i];
 		else if (strcmp(argv[i], "--default-config") == 0)
 			a.embedded = true;
 		else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)

@@ -48,6 +48,10 @@ int cli_user_limit(int argc, char **argv, const struct conf *c, struct directory
 int cli_user_show(const struct conf *c, struct directory *d, const char *address);
 /* `postern user admin ADDRESS yes|no` (user_limit.c). */
 int cli_user_admin(struct directory *d, const char *address, const char *yes_no);
+/* `postern user add ... [--home NODE]`'s second step: the new user's home node (NODE,
+ * else [cluster] node, else none); `postern user home ADDRESS NODE|none` (user_limit.c). */
+int cli_user_add_home(const struct conf *c, struct directory *d, const char *address, const char *home);
+int cli_user_home(struct directory *d, const char *address, const char *node);
 /* `postern user unblock ADDRESS|IP` over the control socket (user_limit.c). */
 int cli_user_unblock(const struct conf *c, const char *key);
 /* "messages/hour 300 (default), recipients/day 50 (own)" for u. */

@@ -122,7 +122,8 @@ static void write_man8(FILE *out)
 		"why, and what to change.\n.PP\nEvery command reads the configuration from \\fB\\-c\\fR \\fIfile\\fR, else "
 		"\\fI/etc/postern/postern.conf\\fR (see \\fBpostern.conf\\fR(5)), else a built-in demonstration "
 		"configuration. \\fBpostern\\fR \\fIcommand\\fR \\fB\\-\\-help\\fR prints one command's usage.\n"
-		".SH COMMANDS\n", POSTERN_VERSION);
+		".SH COMMANDS\n.\\\" left-adjusted: a long synopsis that wraps must not be stretched (\"postern  user\")\n.ad l\n",
+		POSTERN_VERSION);
 	for (size_t i = 0; i < cli_subcommand_count(); i++)
 		man8_row(cli_subcommand_usage(i), out);
 	fputs(".SH SIGNALS\n.TP\n.B SIGTERM, SIGINT\nstop: no new connections, running sessions and deliveries get "

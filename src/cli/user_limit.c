@@ -67,6 +67,8 @@ int cli_user_show(const struct conf *c, struct directory *d, const char *address
 		printf("quota: none\n");
 	printf("sending limits: %s\n", limits);
 	printf("admin: %s\n", u.admin ? "yes (may use the /admin/ pages of the web site)" : "no");
+	if (u.home_node[0])
+		printf("home node: %s\n", u.home_node);
 	return 0;
 }
 
@@ -169,4 +171,33 @@ int cli_user_unblock(const struct conf *c, const char *key)
 	}
 	fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "postern: " : "", reply);
 	return rc;
+}
+
+/* The home node a new user gets: --home NODE, else this node ([cluster] node), else
+ * none (a single server). */
+int cli_user_add_home(const struct conf *c, struct directory *d, const char *address, const char *home)
+{
+	const char *node = home ? home : c->cluster_node;
+	if (!node[0])
+		return 0;
+	if (directory_user_home_set(d, address, node) != DIR_OK) {
+		fprintf(stderr, "postern: %s was added, but its home node was not recorded: %s (run postern user home %s "
+			"NODE)\n", address, directory_error(d), address);
+		return 1;
+	}
+	printf("home node of %s: %s\n", address, node);
+	return 0;
+}
+
+/* `postern user home ADDRESS NODE`: where the account's mailbox lives from now on. */
+int cli_user_home(struct directory *d, const char *address, const char *node)
+{
+	enum dir_result r = directory_user_home_set(d, address, strcmp(node, "none") == 0 ? "" : node);
+	if (r == DIR_OK) {
+		printf("home node of %s: %s (the mailbox is not moved: copy its Maildir to that node yourself)\n", address,
+			node);
+		return 0;
+	}
+	fprintf(stderr, "postern: %s: %s\n", address, directory_error(d));
+	return 1;
 }

@@ -189,6 +189,32 @@ static void check_http_listener(struct parse_state *ps, struct conf_listener *l)
 		conf_fail(ps, l->line, "[listener %s] services: empty; list at least one of autoconfig, mta-sts, health, metrics", l->name);
 }
 
+/* [cluster]: a node shares its users and its registry row through PostgreSQL, and
+ * proves itself to its peers with the shared secret; without both it is no node. */
+static void check_cluster(struct parse_state *ps)
+{
+	const struct conf *c = ps->c;
+	if (!c->cluster_node[0])
+		return;
+	size_t n = strlen(c->cluster_node);
+	bool name_ok = n <= 32;
+	for (size_t i = 0; i < n; i++) {
+		char ch = c->cluster_node[i];
+		name_ok = name_ok && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-');
+	}
+	if (!name_ok)
+		conf_fail(ps, ps->line, "[cluster] node: \"%s\" is not a node name: lower-case letters, digits and '-', "
+			"at most 32 (e.g. node = node1)", c->cluster_node);
+	if (c->directory_backend != CONF_DIRECTORY_POSTGRESQL)
+		conf_fail(ps, ps->line, "[cluster] node is set but [directory] backend is not postgresql: the nodes of a "
+			"cluster share their users and their registry through one PostgreSQL directory; set [directory] backend = "
+			"postgresql and connection, or remove node for a single server");
+	if (!c->cluster_secret_file[0])
+		conf_fail(ps, ps->line, "[cluster] node is set without secret_file: the nodes prove themselves to each other "
+			"with a shared secret; write at least 32 random bytes into a file (head -c 48 /dev/urandom | base64 > "
+			"/etc/postern/cluster.secret; chmod 0640), copy it to every node and name it in secret_file");
+}
+
 /* [mta-sts] mx: host names (RFC 8461 §3.2 "mx" lines: a name, or "*." and a name). */
 static void check_mta_sts(struct parse_state *ps)
 {
@@ -245,6 +271,7 @@ bool conf_check_whole(struct parse_state *ps)
 	if (c->directory_backend == CONF_DIRECTORY_POSTGRESQL && !c->directory_connection[0])
 		conf_fail(ps, ps->line, "[directory] backend = postgresql needs connection, a libpq connection string "
 			"(e.g. \"host=127.0.0.1 dbname=postern user=postern\")");
+	check_cluster(ps);
 	check_trusted_networks(ps);
 	check_delivery_files(ps);
 	check_mailauth(ps);

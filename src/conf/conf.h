@@ -211,6 +211,12 @@ struct conf {
 	char directory_connection[1024];    /* libpq connection string (backend postgresql) */
 	uint64_t directory_pool;            /* connections per directory handle */
 	uint64_t directory_timeout;         /* seconds a lookup may take */
+	/* [cluster] (several nodes on one PostgreSQL directory; "" node = a single server) */
+	char cluster_node[33];              /* this node's name, [a-z0-9-]{1,32} */
+	char cluster_secret_file[CONF_PATH_MAX];   /* the shared secret of the node token (auth/node_token.h) */
+	uint64_t cluster_heartbeat;         /* seconds between refreshes of the registry row */
+	uint64_t cluster_down_after;        /* seconds: an older row is a node that is down */
+	char cluster_advertise[CONF_NAME_MAX];   /* host peers use for listeners bound to a wildcard */
 	/* [mta-sts] (the policy this server publishes for its domains, RFC 8461) */
 	uint64_t mta_sts_mode;              /* enum conf_mta_sts_mode */
 	uint64_t mta_sts_max_age;           /* seconds */

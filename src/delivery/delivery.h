@@ -33,6 +33,10 @@ void delivery_stop_begin(struct delivery *d);
  * stay pending, untouched) and frees everything.  Undelivered messages stay queued. */
 void delivery_stop(struct delivery **d);
 
+/* The messages in the queue and the arrival (unix seconds) of the oldest, 0 when
+ * empty (thread-safe; for the node registry's heartbeat). */
+void delivery_queue_counts(struct delivery *d, long long *messages, long long *oldest);
+
 /* Admin commands (thread-safe; disk work: call off the event loop):
  *   "flush"             every message: try now
  *   "retry QID"         one message: try now

@@ -147,6 +147,14 @@ void sched_queue_gauges(struct delivery *d, time_t gone)
 	metrics_gauge_set(METRIC_QUEUE_OLDEST_AGE, NULL, (int64_t)d->oldest_arrival);
 }
 
+void delivery_queue_counts(struct delivery *d, long long *messages, long long *oldest)
+{
+	pthread_mutex_lock(&d->lock);
+	*messages = (long long)d->n_items;
+	*oldest = (long long)d->oldest_arrival;
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* After an attempt (lock held): the item deferred until `again`, or freed (0). */
 void sched_attempt_done(struct worker *w, struct item *it, time_t again)
 {

@@ -90,6 +90,13 @@ struct directory_backend_ops {
 		int64_t recipients_per_day, char *err);
 	/* Is the user an administrator (the web site's /admin/ pages)? */
 	enum dir_result (*user_admin_set)(struct dir_backend *b, const char *address, bool admin, char *err);
+	/* The user's home node ("": none, stored as NULL). */
+	enum dir_result (*user_home_set)(struct dir_backend *b, const char *address, const char *node, char *err);
+	/* The node registry (directory.h); NULL in a backend without one (SQLite). */
+	enum dir_result (*node_heartbeat)(struct dir_backend *b, const struct dir_node *self, char *err);
+	enum dir_result (*node_get)(struct dir_backend *b, const char *name, struct dir_node *out, char *err);
+	enum dir_result (*node_list)(struct dir_backend *b, void (*cb)(void *arg, const struct dir_node *n), void *arg,
+		char *err);
 };
 
 extern const struct directory_backend_ops directory_sqlite_backend;

@@ -273,6 +273,46 @@ enum dir_result directory_user_admin_set(struct directory *d, const char *addres
 	return r == DIR_OK ? OPS(d)->user_admin_set(d->b, u, admin, ERR) : r;
 }
 
+enum dir_result directory_user_home_set(struct directory *d, const char *address, const char *node)
+{
+	char u[DIR_ADDRESS_MAX * 2];
+	size_t n = strlen(node);
+	bool ok = n < DIR_NODE_NAME_MAX;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (node[i] >= 'a' && node[i] <= 'z') || (node[i] >= '0' && node[i] <= '9') || node[i] == '-';
+	if (!ok) {
+		snprintf(ERR, DIR_ERROR_MAX, "\"%s\" is not a node name: lower-case letters, digits and '-', at most 32", node);
+		return DIR_INVALID;
+	}
+	enum dir_result r = existing_user(d, address, u, sizeof(u));
+	return r == DIR_OK ? OPS(d)->user_home_set(d->b, u, node, ERR) : r;
+}
+
+/* --- the node registry --------------------------------------------------------- */
+
+static enum dir_result no_registry(char *err)
+{
+	snprintf(err, DIR_ERROR_MAX, "the node registry exists only with the postgresql directory backend "
+		"([directory] backend = postgresql)");
+	return DIR_ERROR;
+}
+
+enum dir_result directory_node_heartbeat(struct directory *d, const struct dir_node *self, char *err)
+{
+	return OPS(d)->node_heartbeat ? OPS(d)->node_heartbeat(d->b, self, err) : no_registry(err);
+}
+
+enum dir_result directory_node_get(struct directory *d, const char *name, struct dir_node *out, char *err)
+{
+	return OPS(d)->node_get ? OPS(d)->node_get(d->b, name, out, err) : no_registry(err);
+}
+
+enum dir_result directory_node_list(struct directory *d, void (*cb)(void *, const struct dir_node *), void *arg,
+	char *err)
+{
+	return OPS(d)->node_list ? OPS(d)->node_list(d->b, cb, arg, err) : no_registry(err);
+}
+
 /* --- aliases ------------------------------------------------------------------ */
 
 enum dir_result directory_alias_add(struct directory *d, const char *alias, const char *target)

@@ -17,6 +17,8 @@
 
 #define DIR_ADDRESS_MAX 320
 #define DIR_ERROR_MAX 256                /* directory_error(), dir_recipient.error */
+#define DIR_NODE_NAME_MAX 33             /* a [cluster] node name, [a-z0-9-]{1,32} */
+#define DIR_NODE_ADDR_MAX 128            /* "host:port" of a node's listener */
 
 enum dir_result { DIR_OK, DIR_NOT_FOUND, DIR_EXISTS, DIR_INVALID, DIR_ERROR };
 
@@ -32,6 +34,7 @@ struct dir_user {
 	int64_t limit_messages_per_hour;
 	int64_t limit_recipients_per_day;
 	bool admin;                      /* may use the web site's /admin/ pages (postern user admin) */
+	char home_node[DIR_NODE_NAME_MAX];   /* "" = none: delivered by the node that accepted it */
 };
 
 /* Which backend the process's handles use, set once before the first directory_open
@@ -87,6 +90,29 @@ enum dir_result directory_user_limits_set(struct directory *d, const char *addre
 
 /* Make the account an administrator of the web site (/admin/ pages) or not. */
 enum dir_result directory_user_admin_set(struct directory *d, const char *address, bool admin);
+
+/* The node whose disk holds the account's mailbox ([cluster] node; "" none: the
+ * mailbox is wherever mail for it is accepted).  The Maildir is not moved. */
+enum dir_result directory_user_home_set(struct directory *d, const char *address, const char *node);
+
+/* --- the node registry (PostgreSQL only; SQLite: DIR_ERROR "only with the postgresql
+ * directory backend") ---------------------------------------------------------------
+ * One row per node of a cluster (table postern_nodes), refreshed by each node's
+ * heartbeat thread.  Addresses are "host:port" where peers reach that node's listener
+ * of the role ("" when none).  Up or down is the caller's to decide: a node is down
+ * when now - last_seen > [cluster] down_after. */
+struct dir_node {
+	char name[DIR_NODE_NAME_MAX];
+	long long started, last_seen;    /* unix seconds */
+	char lmtp[DIR_NODE_ADDR_MAX], control[DIR_NODE_ADDR_MAX], pop3[DIR_NODE_ADDR_MAX], imap[DIR_NODE_ADDR_MAX];
+	long long queue_size, oldest_queued;   /* messages in the queue; unix seconds of the oldest (0: empty) */
+};
+/* Insert or refresh self's row (last_seen is taken from self). */
+enum dir_result directory_node_heartbeat(struct directory *d, const struct dir_node *self, char *err);
+enum dir_result directory_node_get(struct directory *d, const char *name, struct dir_node *out, char *err);
+/* Every node, by name. */
+enum dir_result directory_node_list(struct directory *d, void (*cb)(void *arg, const struct dir_node *n), void *arg,
+	char *err);
 
 /* Aliases: alias address -> a user's address.  Recipients and sender ownership
  * both follow them. */

@@ -48,13 +48,19 @@ static const char *const migrations[] = {
 	"  created BIGINT NOT NULL, last_used BIGINT NOT NULL DEFAULT 0, selector TEXT,"
 	"  PRIMARY KEY (account, name));"
 	"CREATE UNIQUE INDEX app_passwords_selector ON app_passwords(account, selector);",
+	/* 2: several nodes ([cluster]): a user's home node, and the node registry, one row
+	 * per node refreshed by its heartbeat (directory.h struct dir_node). */
+	"ALTER TABLE users ADD COLUMN home_node TEXT;"
+	"CREATE TABLE postern_nodes (name TEXT PRIMARY KEY, started BIGINT NOT NULL, last_seen BIGINT NOT NULL,"
+	"  lmtp TEXT, control TEXT, pop3 TEXT, imap TEXT,"
+	"  queue_size BIGINT NOT NULL DEFAULT 0, oldest_queued BIGINT NOT NULL DEFAULT 0);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 static const struct { const char *name, *sql; int nparams; } prepared_sql[P_COUNT] = {
 	[P_DOMAIN] = { "p_domain", "SELECT 1 FROM domains WHERE name = lower($1)", 1 },
 	[P_USER] = { "p_user", "SELECT address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day, "
-		"admin FROM users WHERE local = lower($1) AND domain = lower($2)", 2 },
+		"admin, home_node FROM users WHERE local = lower($1) AND domain = lower($2)", 2 },
 	[P_ALIAS] = { "p_alias", "SELECT target FROM aliases WHERE local = lower($1) AND domain = lower($2)", 2 },
 	[P_SENDER_OWNED] = { "p_sender_owned", "SELECT 1 FROM aliases WHERE address = $2 AND target = $1 "
 		"UNION ALL SELECT 1 FROM sender_grants WHERE account = $1 AND (address = $2 OR address = $3) LIMIT 1", 3 },

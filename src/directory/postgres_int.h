@@ -14,7 +14,7 @@ struct pg_query {
 	enum prepared prepared;   /* P_COUNT: not prepared, use sql */
 	const char *sql;
 	int n;
-	const char *params[4];
+	const char *params[10];
 	bool retry;               /* safe to send again after a broken connection (reads) */
 };
 
@@ -28,6 +28,11 @@ enum dir_result pg_select(struct dir_backend *b, const struct pg_query *q, PGres
 enum dir_result pg_exists(struct dir_backend *b, const struct pg_query *q, const char *what, char *err);
 bool pg_open(struct dir_backend **bp, const char *data_dir, const struct directory_config *cfg, char *err, size_t errlen);
 void pg_close(struct dir_backend **bp);
+/* The node registry (postgres_nodes.c). */
+enum dir_result pq_node_heartbeat(struct dir_backend *b, const struct dir_node *self, char *err);
+enum dir_result pq_node_get(struct dir_backend *b, const char *name, struct dir_node *out, char *err);
+enum dir_result pq_node_list(struct dir_backend *b, void (*cb)(void *arg, const struct dir_node *n), void *arg,
+	char *err);
 bool pg_migrate(struct dir_backend *b, int *from, int *to, char *err, size_t errlen);
 
 /* Query literals: READ(prepared, params...) a prepared lookup (sent again after a broken

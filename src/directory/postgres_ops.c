@@ -73,7 +73,7 @@ static enum dir_result pq_user_del(struct dir_backend *b, const char *address, c
 	return pg_exec(b, SQL("DELETE FROM users WHERE address = $1", address), true, "user del", err);
 }
 
-/* Columns: address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day, admin. */
+/* Columns: address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day, admin, home_node. */
 static void fill_user(PGresult *r, int row, struct dir_user *u)
 {
 	copy_value(r, row, 0, u->address, sizeof(u->address));
@@ -83,6 +83,7 @@ static void fill_user(PGresult *r, int row, struct dir_user *u)
 	u->limit_messages_per_hour = int_value(r, row, 4, -1);
 	u->limit_recipients_per_day = int_value(r, row, 5, -1);
 	u->admin = !PQgetisnull(r, row, 6) && PQgetvalue(r, row, 6)[0] == 't';
+	copy_value(r, row, 7, u->home_node, sizeof(u->home_node));
 }
 
 static enum dir_result pq_user_lookup(struct dir_backend *b, const char *local, const char *domain,
@@ -101,7 +102,7 @@ static enum dir_result pq_user_list(struct dir_backend *b, void (*cb)(void *, co
 {
 	PGresult *r;
 	enum dir_result res = pg_select(b, SQL0("SELECT address, local, domain, quota, limit_messages_per_hour, "
-		"limit_recipients_per_day, admin FROM users ORDER BY domain, local"), &r, "user list", err);
+		"limit_recipients_per_day, admin, home_node FROM users ORDER BY domain, local"), &r, "user list", err);
 	struct dir_user u;
 	for (int i = 0; res == DIR_OK && i < PQntuples(r); i++) {
 		fill_user(r, i, &u);
@@ -134,6 +135,12 @@ static enum dir_result pq_user_admin_set(struct dir_backend *b, const char *addr
 {
 	return pg_exec(b, SQL("UPDATE users SET admin = $2::boolean WHERE address = $1", address, admin ? "t" : "f"), true,
 		"user admin", err);
+}
+
+static enum dir_result pq_user_home_set(struct dir_backend *b, const char *address, const char *node, char *err)
+{
+	return pg_exec(b, SQL("UPDATE users SET home_node = $2 WHERE address = $1", address, node[0] ? node : NULL), true,
+		"user home", err);
 }
 
 /* --- aliases ------------------------------------------------------------------------ */
@@ -329,6 +336,10 @@ const struct directory_backend_ops directory_postgres_backend = {
 	.user_quota_set = pq_user_quota_set,
 	.user_limits_set = pq_user_limits_set,
 	.user_admin_set = pq_user_admin_set,
+	.user_home_set = pq_user_home_set,
+	.node_heartbeat = pq_node_heartbeat,
+	.node_get = pq_node_get,
+	.node_list = pq_node_list,
 	.alias_add = pq_alias_add,
 	.alias_del = pq_alias_del,
 	.alias_lookup = pq_alias_lookup,

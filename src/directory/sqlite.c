@@ -21,7 +21,8 @@ enum cached_query { Q_DOMAIN, Q_USER, Q_ALIAS, Q_SENDER_OWNED, Q_LOGIN_HASH, Q_C
 
 static const char *const cached_sql[Q_COUNT] = {
 	[Q_DOMAIN] = "SELECT 1 FROM domains WHERE name = lower(?1)",
-	[Q_USER] = "SELECT address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day, admin FROM users "
+	[Q_USER] = "SELECT address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day, admin, home_node "
+		"FROM users "
 		"WHERE local = lower(?1) AND domain = lower(?2)",
 	[Q_ALIAS] = "SELECT target FROM aliases WHERE local = lower(?1) AND domain = lower(?2)",
 	[Q_SENDER_OWNED] = "SELECT 1 FROM aliases WHERE address = ?2 AND target = ?1 "
@@ -81,6 +82,10 @@ static const char schema_v4[] = "PRAGMA user_version=4;";
  * /admin/ pages.  0 (no) for every existing row. */
 static const char schema_v5[] = "PRAGMA user_version=5;";
 
+/* Version 6: users may have a home node ([cluster]; NULL: none).  A single server
+ * never sets it; the column keeps export/import and the two backends alike. */
+static const char schema_v6[] = "PRAGMA user_version=6;";
+
 static bool has_column(sqlite3 *db, const char *table, const char *column)
 {
 	sqlite3_stmt *st;
@@ -113,7 +118,9 @@ static bool migrate(sqlite3 *db, char **e)
 		&& add_column(db, "users", "limit_recipients_per_day", "ALTER TABLE users ADD COLUMN limit_recipients_per_day INTEGER", e)
 		&& sqlite3_exec(db, schema_v4, NULL, NULL, e) == SQLITE_OK
 		&& add_column(db, "users", "admin", "ALTER TABLE users ADD COLUMN admin INTEGER NOT NULL DEFAULT 0", e)
-		&& sqlite3_exec(db, schema_v5, NULL, NULL, e) == SQLITE_OK;
+		&& sqlite3_exec(db, schema_v5, NULL, NULL, e) == SQLITE_OK
+		&& add_column(db, "users", "home_node", "ALTER TABLE users ADD COLUMN home_node TEXT", e)
+		&& sqlite3_exec(db, schema_v6, NULL, NULL, e) == SQLITE_OK;
 }
 
 static enum dir_result fail(struct dir_backend *b, const char *what, char *err)
@@ -366,6 +373,8 @@ static void fill_user(sqlite3_stmt *st, struct dir_user *u)
 	u->limit_messages_per_hour = sqlite3_column_type(st, 4) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 4);
 	u->limit_recipients_per_day = sqlite3_column_type(st, 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 5);
 	u->admin = sqlite3_column_int(st, 6) != 0;
+	const unsigned char *home = sqlite3_column_text(st, 7);
+	snprintf(u->home_node, sizeof(u->home_node), "%s", home ? (const char *)home : "");
 }
 
 static enum dir_result sq_user_lookup(struct dir_backend *b, const char *local, const char *domain,
@@ -392,7 +401,7 @@ static enum dir_result sq_user_list(struct dir_backend *b, void (*cb)(void *, co
 {
 	sqlite3_stmt *st;
 	if (sqlite3_prepare_v2(b->db, "SELECT address, local, domain, quota, limit_messages_per_hour, limit_recipients_per_day, "
-		"admin FROM users ORDER BY domain, local",
+		"admin, home_node FROM users ORDER BY domain, local",
 		-1, &st, NULL) != SQLITE_OK)
 		return fail(b, "user list", err);
 	int r;
@@ -448,6 +457,21 @@ static enum dir_result sq_user_admin_set(struct dir_backend *b, const char *addr
 	int r = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return changed(b, r, "user admin", err);
+}
+
+static enum dir_result sq_user_home_set(struct dir_backend *b, const char *address, const char *node, char *err)
+{
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(b->db, "UPDATE users SET home_node = ?2 WHERE address = ?1", -1, &st, NULL) != SQLITE_OK)
+		return fail(b, "user home", err);
+	sqlite3_bind_text(st, 1, address, -1, SQLITE_STATIC);
+	if (node[0])
+		sqlite3_bind_text(st, 2, node, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 2);
+	int r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return changed(b, r, "user home", err);
 }
 
 /* --- aliases ------------------------------------------------------------------ */
@@ -696,6 +720,7 @@ const struct directory_backend_ops directory_sqlite_backend = {
 	.user_quota_set = sq_user_quota_set,
 	.user_limits_set = sq_user_limits_set,
 	.user_admin_set = sq_user_admin_set,
+	.user_home_set = sq_user_home_set,
 	.alias_add = sq_alias_add,
 	.alias_del = sq_alias_del,
 	.alias_lookup = sq_alias_lookup,

@@ -8,6 +8,7 @@
  *   alias   ALIAS  TARGET
  *   grant   USER  ADDRESS
  *   app     USER  NAME  SELECTOR|-  HASH
+ *   home    USER  NODE          the user's home node ([cluster]), when one is set
  *   end     RECORDS
  *
  * Fields are separated by one tab; in a field, every octet that is a control
@@ -73,6 +74,8 @@ static void export_user(void *arg, const struct dir_user *u)
 	snprintf(lm, sizeof(lm), u->limit_messages_per_hour < 0 ? "-" : "%lld", (long long)u->limit_messages_per_hour);
 	snprintf(lr, sizeof(lr), u->limit_recipients_per_day < 0 ? "-" : "%lld", (long long)u->limit_recipients_per_day);
 	put_record(x, "user", (const char *const[]){ u->address, quota, lm, lr, u->admin ? "1" : "0", h.hash }, 6);
+	if (u->home_node[0])
+		put_record(x, "home", (const char *const[]){ u->address, u->home_node }, 2);
 	x->n->users++;
 }
 
@@ -210,6 +213,8 @@ static bool import_record(struct directory *d, char **f, int nf, struct dir_tran
 		return added(directory_domain_add(d, f[1]), &n->domains, n);
 	if (strcmp(kind, "user") == 0 && nf == 7)
 		return import_user(d, f + 1, n);
+	if (strcmp(kind, "home") == 0 && nf == 3)
+		return directory_user_home_set(d, f[1], f[2]) == DIR_OK;
 	if (strcmp(kind, "alias") == 0 && nf == 3)
 		return added(directory_alias_add(d, f[1], f[2]), &n->aliases, n);
 	if (strcmp(kind, "grant") == 0 && nf == 3)

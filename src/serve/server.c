@@ -28,6 +28,7 @@
 #include "net/server.h"
 #include "net/tls.h"
 #include "queue/queue.h"
+#include "serve/cluster.h"
 #include "serve/control.h"
 #include "serve/decide.h"
 #include "serve/login.h"
@@ -129,6 +130,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 static void server_cleanup(struct service *srv)
 {
 	reload_stop(&srv->reload);
+	cluster_stop(&srv->cluster);   /* before delivery goes: the heartbeat reads its counts */
 	local_stop(srv);   /* the maildrop pickup first: it waits for the loop's answers */
 	control_stop(&srv->control);
 	pop3_forget_logins(srv);
@@ -157,6 +159,7 @@ static void server_cleanup(struct service *srv)
 	net_free(&srv->net);   /* the TLS contexts and the event loop */
 	local_free(srv);   /* its listener record outlives the connections */
 	notify_close();
+	explicit_bzero(srv->node_secret, sizeof(srv->node_secret));
 }
 
 /* Thousands of connections need thousands of descriptors: raise the soft limit to
@@ -269,7 +272,8 @@ static bool start_privileged(struct service *srv, char *err, size_t errlen)
 	const struct conf *cf = srv->conf;
 	struct startup_identity id;
 	if (!startup_relay_credentials(cf, &srv->relay_creds, err, errlen) ||
-		!startup_identity(cf, &id, err, errlen) || !startup_data_dir(cf, &id, true, err, errlen)) {
+		!startup_identity(cf, &id, err, errlen) || !startup_data_dir(cf, &id, true, err, errlen) ||
+		!cluster_secret_load(cf, srv->node_secret, &srv->node_secret_len, err, errlen)) {
 		log_event(LOG_ERR, "startup_error", "error=\"%s\"", err);
 		return false;
 	}
@@ -339,6 +343,7 @@ int server_run(const struct conf *cf)
 	if (!srv->control)
 		log_event(LOG_WARN, "control_error", "error=\"%s\" hint=\"postern queue flush/hold/... will not reach this server\"", err);
 	local_pickup_start(srv);
+	srv->cluster = cluster_start(srv);
 	srv->sig_term = evsignal_new(base, SIGTERM, signal_cb, srv);
 	srv->sig_int = evsignal_new(base, SIGINT, signal_cb, srv);
 	evsignal_add(srv->sig_term, NULL);

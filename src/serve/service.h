@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <time.h>
 
+#include "auth/node_token.h"
 #include "delivery/remote.h"
 #include "util/id.h"
 
@@ -16,6 +17,7 @@
 
 struct conf;
 struct conn;
+struct cluster;
 struct control;
 struct decider;
 struct delivery;
@@ -85,6 +87,12 @@ struct service {
 	char run_id[RUN_ID_MAX];              /* first part of every log reference (util/id.h) */
 	unsigned bound_port[CONF_LISTENERS_BOUND];   /* each listener's port as bound (port 0: the kernel's) */
 	struct pop_login *pop_logins[POP_LOGIN_BUCKETS];
+	/* [cluster] (cluster.h): the shared secret of the node token (read as root, before
+	 * the drop; node_secret_len 0: not a node), handed to the rooms that sign or check
+	 * tokens; the heartbeat of this node's registry row. */
+	unsigned char node_secret[NODE_SECRET_MAX];
+	size_t node_secret_len;
+	struct cluster *cluster;
 };
 
 /* smtp.c / pop3.c: each protocol's operations (net/server.h). */

@@ -18,9 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth/node_token.h"
 #include "conf/conf.h"
 #include "directory/directory.h"
 #include "delivery/remote.h"
+#include "serve/cluster.h"
 #include "serve/control.h"
 #include "net/activation.h"
 #include "net/tls.h"
@@ -278,6 +280,11 @@ unsigned startup_check(const struct conf *c, bool bind_ports, void (*report)(voi
 	if (!startup_relay_credentials(c, &rc, err, sizeof(err)))
 		check_failed(&r, err);
 	explicit_bzero(&rc, sizeof(rc));
+	unsigned char secret[NODE_SECRET_MAX];
+	size_t secret_len;
+	if (!cluster_secret_load(c, secret, &secret_len, err, sizeof(err)))
+		check_failed(&r, err);
+	explicit_bzero(secret, sizeof(secret));
 	struct startup_identity id;
 	bool id_ok = startup_identity(c, &id, err, sizeof(err));
 	if (!id_ok)

@@ -348,12 +348,24 @@ static void test_migration_from_v4(void **state)
 	assert_int_equal(directory_user_admin_set(d, "dan@old.example", true), DIR_OK);
 	assert_int_equal(directory_user_lookup(d, "dan", "old.example", &u), DIR_OK);
 	assert_true(u.admin);
+	assert_string_equal(u.home_node, "");   /* version 6: no home node until one is set */
+	assert_int_equal(directory_user_home_set(d, "dan@old.example", "node-2"), DIR_OK);
+	assert_int_equal(directory_user_lookup(d, "dan", "old.example", &u), DIR_OK);
+	assert_string_equal(u.home_node, "node-2");
+	assert_int_equal(directory_user_home_set(d, "dan@old.example", "Node 2"), DIR_INVALID);
+	assert_int_equal(directory_user_home_set(d, "dan@old.example", ""), DIR_OK);
+	assert_int_equal(directory_user_lookup(d, "dan", "old.example", &u), DIR_OK);
+	assert_string_equal(u.home_node, "");
+	struct dir_node n;
+	char nerr[DIR_ERROR_MAX];
+	assert_int_equal(directory_node_get(d, "node-2", &n, nerr), DIR_ERROR);   /* SQLite has no registry */
+	assert_non_null(strstr(nerr, "only with the postgresql directory backend"));
 	directory_close(&d);
 	assert_int_equal(sqlite3_open(db_path, &db), SQLITE_OK);
 	sqlite3_stmt *st;
 	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(st, 0), 5);
+	assert_int_equal(sqlite3_column_int(st, 0), 6);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
 	char cmd[128];
