@@ -212,6 +212,7 @@ struct check_job {
 	struct credential_result result;
 	login_answer_fn *answered;
 	void *arg;
+	long long deadline_ms;   /* directory_request_deadline() at arrival: the queue's wait counts */
 };
 
 /* Login thread: one hash, whatever the account (auth/credentials.h). */
@@ -220,7 +221,9 @@ static void check_work(void *arg)
 	struct check_job *j = arg;
 	struct credential_policy policy = j->ls->policy;
 	policy.primary_only = j->primary_only;
+	directory_thread_deadline(j->deadline_ms);
 	credentials_check(j->ls->dir, &policy, j->user, j->pass, &j->result);
+	directory_thread_deadline(0);   /* a bookkeeping write: its own full timeout */
 	explicit_bzero(j->pass, sizeof(j->pass));
 	if (j->result.outcome == CRED_OK && strncmp(j->result.which, "app:", 4) == 0)
 		directory_app_password_used(j->ls->dir, j->result.canonical, j->result.which + 4);
@@ -279,6 +282,7 @@ bool login_service_check(struct login_service *ls, const struct login_peer *peer
 	snprintf(j->pass, sizeof(j->pass), "%s", pass);
 	j->answered = answered;
 	j->arg = arg;
+	j->deadline_ms = directory_request_deadline();
 	workq_push(ls->queue, check_work, check_done, j);
 	return true;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "directory/backend.h"
 #include "util/parse.h"
@@ -44,6 +45,30 @@ void directory_configure(const struct directory_config *c)
 		process_config.pool = 1;
 	if (process_config.timeout_ms < 100)
 		process_config.timeout_ms = 100;
+}
+
+long long directory_clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static _Thread_local long long thread_deadline_ms;
+
+long long directory_request_deadline(void)
+{
+	return process_config.backend == DIRECTORY_POSTGRESQL ? directory_clock_ms() + process_config.timeout_ms : 0;
+}
+
+void directory_thread_deadline(long long deadline_ms)
+{
+	thread_deadline_ms = deadline_ms;
+}
+
+long long directory_thread_deadline_get(void)
+{
+	return thread_deadline_ms;
 }
 
 const char *directory_backend_name(void)

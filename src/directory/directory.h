@@ -48,6 +48,17 @@ struct directory_config {
 	unsigned timeout_ms;             /* PostgreSQL: a call's deadline, connecting included */
 };
 void directory_configure(const struct directory_config *c);
+/* Requests that wait in a queue for a thread before they reach the directory (logins,
+ * recipient lookups): the caller takes directory_request_deadline() when the request
+ * arrives, and the thread that runs it calls directory_thread_deadline(that) before
+ * its calls (0 after).  The wait for a pooled connection and the query then end within
+ * [directory] timeout of the arrival, and a request that already waited that long
+ * fails at once with words instead of holding a connection.  PostgreSQL only: for
+ * SQLite the deadline is 0 (its own busy wait stands).  CLOCK_MONOTONIC milliseconds. */
+long long directory_request_deadline(void);
+void directory_thread_deadline(long long deadline_ms);
+long long directory_thread_deadline_get(void);
+long long directory_clock_ms(void);
 /* "sqlite" or "postgresql" (for logs and the doctor). */
 const char *directory_backend_name(void);
 /* SQLite: creates data_dir (0750) and directory.db if missing; the database and its

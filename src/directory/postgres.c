@@ -17,6 +17,7 @@
  * lock (several nodes may start at once): by `postern directory migrate`, and by the
  * first connection of a handle when the tables are missing or older. */
 #include "directory/postgres_int.h"
+#include "directory/directory.h"
 
 #include <errno.h>
 #include <libpq-fe.h>
@@ -265,8 +266,8 @@ static struct pg_slot *slot_take(struct dir_backend *b, long long deadline, char
 		pthread_cond_timedwait(&b->freed, &b->lock, &ts);
 	}
 	pthread_mutex_unlock(&b->lock);
-	snprintf(err, DIR_ERROR_MAX, "all %u connections to the directory database (PostgreSQL) stayed busy for %u ms "
-		"(raise [directory] pool)", b->pool, b->timeout_ms);
+	snprintf(err, DIR_ERROR_MAX, "all %u connections to the directory database (PostgreSQL) stayed busy until the "
+		"request's deadline ([directory] timeout %u ms; raise [directory] pool)", b->pool, b->timeout_ms);
 	return NULL;
 }
 
@@ -299,7 +300,16 @@ static PGresult *send_and_wait(struct dir_backend *b, PGconn *c, const struct pg
  * its status may still be an SQL error) or NULL with err in words. */
 static PGresult *pg_run(struct dir_backend *b, const struct pg_query *q, char *err)
 {
-	long long deadline = now_ms() + b->timeout_ms;
+	long long start = now_ms(), deadline = start + b->timeout_ms;
+	long long asked = directory_thread_deadline_get();   /* the request's own, when it queued first */
+	if (asked && asked < deadline)
+		deadline = asked;
+	if (deadline <= start) {
+		snprintf(err, DIR_ERROR_MAX, "the request waited %u ms for a free worker thread before it could ask the "
+			"directory database (PostgreSQL) (raise [directory] timeout, or find what keeps the threads busy)",
+			b->timeout_ms);
+		return NULL;
+	}
 	struct pg_slot *s = slot_take(b, deadline, err);
 	if (!s)
 		return NULL;

@@ -73,6 +73,46 @@ static void ex_submit(void *ctx, void (*work)(void *), void (*done)(void *), voi
 	workq_push(t->q, work, done, arg);
 }
 
+/* The directory's stages queue for the two local threads: the request's deadline is
+ * taken here, at arrival, and handed to the thread that runs it (directory.h), so the
+ * time spent queued counts against [directory] timeout (PostgreSQL). */
+struct dir_job {
+	void (*work)(void *);
+	void (*done)(void *);
+	void *arg;
+	long long deadline_ms;
+};
+
+static void dir_job_work(void *arg)
+{
+	struct dir_job *j = arg;
+	directory_thread_deadline(j->deadline_ms);
+	j->work(j->arg);
+	directory_thread_deadline(0);
+}
+
+static void dir_job_done(void *arg)
+{
+	struct dir_job *j = arg;
+	void (*done)(void *) = j->done;
+	void *done_arg = j->arg;
+	free(j);
+	done(done_arg);
+}
+
+static void ex_submit_dir(void *ctx, void (*work)(void *), void (*done)(void *), void *arg)
+{
+	struct decision_threads *t = ctx;
+	long long deadline = directory_request_deadline();
+	struct dir_job *j = deadline && !t->d->stopping && t->q ? malloc(sizeof(*j)) : NULL;
+	if (!j) {
+		ex_submit(ctx, work, done, arg);
+		return;
+	}
+	*j = (struct dir_job){ .work = work, .done = done, .arg = arg, .deadline_ms = deadline };
+	workq_push(t->q, dir_job_work, dir_job_done, j);
+}
+
 static bool threads_start(struct decider *d, struct decision_threads *t, unsigned n)
 {
 	t->d = d;
@@ -155,6 +195,10 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 		return NULL;
 	}
 	d->local = (struct policy_local){ .conf = cf, .dir = d->dir, .pop_login_age = pop_login_age, .pop_ctx = pop_ctx };
+	/* PostgreSQL: the stage's timer a second after the directory's own deadline, so the
+	 * directory's words come first and a timeout above the default still holds. */
+	if (cf->directory_backend == CONF_DIRECTORY_POSTGRESQL)
+		d->local.lookup_timeout_ms = (unsigned)cf->directory_timeout * 1000u + 1000u;
 	struct dns_options dopt = { .forwarder = cf->resolver, .timeout_ms = (unsigned)cf->mailauth_spf_timeout * 1000u };
 	d->dns = dns_pool_new(&dopt, DNS_DECISION_THREADS);
 	d->dns_ex = (struct policy_executor){ .ctx = &d->dns_threads, .submit = ex_submit };
@@ -175,7 +219,7 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 		decider_free(&d);
 		return NULL;
 	}
-	d->ex = (struct policy_executor){ .ctx = &d->local_threads, .submit = ex_submit, .timer_start = ex_timer_start,
+	d->ex = (struct policy_executor){ .ctx = &d->local_threads, .submit = ex_submit_dir, .timer_start = ex_timer_start,
 		.timer_cancel = ex_timer_cancel };
 	return d;
 }

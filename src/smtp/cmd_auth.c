@@ -209,7 +209,7 @@ void smtp_session_auth_done(struct smtp_session *s, enum login_result r, const c
 		break;
 	}
 	case LOGIN_TEMPFAIL:
-		refuse(s, R_AUTH_TEMPFAIL);
+		refuse(s, R_AUTH_DIRECTORY_TEMPFAIL);
 		break;
 	}
 	lx_end(s);

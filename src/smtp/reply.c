@@ -93,6 +93,11 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 		"Use your full email address as the user name, with your password or an app password made for this device (your administrator creates one with: postern app-password add)"),
 	E(R_AUTH_TEMPFAIL, 454, ENH_TEMP_SECURITY, "Temporary authentication failure; try again in a few minutes",
 		"Nothing is wrong with your password: try again in a few minutes"),
+	/* The login service could not read the account directory (a database that is down,
+	 * slow, or whose connections are all busy): say so, so nobody changes a password. */
+	E(R_AUTH_DIRECTORY_TEMPFAIL, 454, ENH_TEMP_SECURITY,
+		"Temporary authentication failure: the account directory cannot be reached just now",
+		"Nothing is wrong with your password: try again in a few minutes"),
 	/* Throttling (auth/throttle.h): a block of one account from one address names the
 	 * account, so the device with the stale password can be found; a block of the
 	 * address (failures to several accounts) tells the innocent colleague that their
@@ -250,7 +255,7 @@ static const char *const refusal_cause_ids[REPLY_ID_COUNT] = {
 	[R_DEADLINE_SESSION] = "server_unavailable",
 	[R_NO_SPACE_MAIL] = "server_storage_full", [R_NO_SPACE_SIZE] = "server_storage_full",
 	[R_NO_SPACE_DATA] = "server_storage_full",
-	[R_AUTH_FAILED] = "wrong_credentials", [R_AUTH_TEMPFAIL] = "server_unavailable", [R_AUTH_AUTHZID] = "wrong_credentials",
+	[R_AUTH_FAILED] = "wrong_credentials", [R_AUTH_TEMPFAIL] = "server_unavailable", [R_AUTH_DIRECTORY_TEMPFAIL] = "server_unavailable", [R_AUTH_AUTHZID] = "wrong_credentials",
 	[R_AUTH_NEEDS_STARTTLS] = "tls_required", [R_AUTH_NEEDS_TLS_PORT] = "tls_required",
 	[R_TLS_EXPECTED] = "tls_mode_mismatch",
 	[R_TOO_MANY_REFUSED_RCPTS] = "unknown_recipient",
