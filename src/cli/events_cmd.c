@@ -81,7 +81,7 @@ int cli_events(int argc, char **argv, const struct conf *c, const char *sender, 
 	}
 	struct events_reader *r = NULL;
 	char err[4200];
-	if (!events_reader_open(&r, c->data_dir, err, sizeof(err))) {
+	if (!events_reader_open_conf(&r, c, err, sizeof(err))) {
 		fprintf(stderr, "postern: %s\n", err);
 		return 1;
 	}
@@ -91,7 +91,11 @@ int cli_events(int argc, char **argv, const struct conf *c, const char *sender, 
 	long n = out ? events_list(r, &q, out, o.limit) : -1;
 	events_reader_close(&r);
 	if (n < 0) {
-		fprintf(stderr, "postern: cannot read %s/events.db\n", c->data_dir);
+		if (c->directory_backend == CONF_DIRECTORY_POSTGRESQL)
+			fprintf(stderr, "postern: cannot read the events from PostgreSQL ([directory] connection): is it up, "
+				"and has postern directory migrate run?\n");
+		else
+			fprintf(stderr, "postern: cannot read %s/events.db\n", c->data_dir);
 		free(out);
 		return 1;
 	}

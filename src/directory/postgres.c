@@ -55,6 +55,19 @@ static const char *const migrations[] = {
 	"CREATE TABLE postern_nodes (name TEXT PRIMARY KEY, started BIGINT NOT NULL, last_seen BIGINT NOT NULL,"
 	"  lmtp TEXT, control TEXT, pop3 TEXT, imap TEXT,"
 	"  queue_size BIGINT NOT NULL DEFAULT 0, oldest_queued BIGINT NOT NULL DEFAULT 0);",
+	/* 3: events/pg.c: the per-account event store shared by the nodes (events/store.c's
+	 * SQLite table; accounts and senders compared by lower(), as indexed). */
+	"CREATE TABLE postern_events (id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, kind INTEGER NOT NULL,"
+	"  account TEXT NOT NULL DEFAULT '', sender TEXT NOT NULL DEFAULT '', rcpt TEXT NOT NULL DEFAULT '',"
+	"  qid TEXT NOT NULL DEFAULT '', client_addr TEXT NOT NULL DEFAULT '', proto TEXT NOT NULL DEFAULT '',"
+	"  listener TEXT NOT NULL DEFAULT '', cmd TEXT NOT NULL DEFAULT '', code INTEGER NOT NULL DEFAULT 0,"
+	"  enh TEXT NOT NULL DEFAULT '', cause_id TEXT NOT NULL DEFAULT '', ref TEXT NOT NULL DEFAULT '',"
+	"  text TEXT NOT NULL DEFAULT '', subject TEXT NOT NULL DEFAULT '', where_to TEXT NOT NULL DEFAULT '',"
+	"  next_try BIGINT NOT NULL DEFAULT 0, n_rcpts BIGINT NOT NULL DEFAULT 0);"
+	"CREATE INDEX postern_events_by_account ON postern_events(lower(account), id);"
+	"CREATE INDEX postern_events_by_sender ON postern_events(lower(sender), id);"
+	"CREATE INDEX postern_events_by_qid ON postern_events(qid, kind);"
+	"CREATE INDEX postern_events_by_time ON postern_events(at, kind);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

@@ -11,7 +11,14 @@
  * bounded: records older than [events] retention and those past a per-account cap are
  * deleted at start and then hourly.  Readers (the web threads) each open their own
  * read-only connection.  Text in records came from clients and remote servers:
- * HOSTILE, escape it when shown. */
+ * HOSTILE, escape it when shown.
+ *
+ * With [directory] backend = postgresql the same records live in PostgreSQL's table
+ * postern_events instead (pg.c; made by `postern directory migrate`), so that every
+ * node's page and `postern events` show what any node recorded: the writer thread
+ * and the readers each hold one connection with [directory] timeout on every call; a
+ * database that does not answer keeps the records in memory (at most twice
+ * queue_max) until it does, and mail never waits for it. */
 #ifndef POSTERN_EVENTS_EVENTS_H
 #define POSTERN_EVENTS_EVENTS_H
 
@@ -50,7 +57,11 @@ struct events_config {
 	unsigned queue_max;           /* records waiting for the writer, default 4096 */
 	bool enabled;                 /* [events] enabled = yes */
 	unsigned account_max;         /* [events] account_max: records kept per account (0: 5000) */
+	const char *pg_connection;    /* libpq connection string: PostgreSQL; NULL or "": <data_dir>/events.db */
+	unsigned pg_timeout_ms;       /* PostgreSQL: a statement's deadline, connecting included */
 };
+
+struct conf;
 
 struct events;
 struct events_reader;
@@ -67,8 +78,15 @@ void events_close(struct events **e);
 /* Records dropped so far (the queue was full, or the disk refused a batch). */
 unsigned long long events_dropped(const struct events *e);
 
+/* The store [directory] and [events] of c name: the config for events_open (strings
+ * point into c). */
+void events_config_from(struct events_config *ec, const struct conf *c);
+
 /* Readers: one handle per thread (web workers), read-only connection. */
 bool events_reader_open(struct events_reader **r, const char *data_dir, char *err, size_t errsz);
+/* The reader of the store c names: <data_dir>/events.db, or PostgreSQL with
+ * [directory] backend = postgresql (connected on first query). */
+bool events_reader_open_conf(struct events_reader **r, const struct conf *c, char *err, size_t errsz);
 void events_reader_close(struct events_reader **r);
 
 struct events_query {

@@ -5,12 +5,14 @@
  * WAL mode lets readers run while the writer commits (they see the last committed
  * batch).  Every query is bounded by its LIMIT; the caller's array bounds it too. */
 #include "events/events.h"
+#include "events/pg_int.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/conf.h"
 #include "util/buf.h"
 
 #define EVENTS_SENDERS_MAX 64      /* addresses of one account looked at in one query */
@@ -18,7 +20,35 @@
 
 struct events_reader {
 	sqlite3 *db;
+	struct events_pg *pg;      /* PostgreSQL; then db is NULL */
 };
+
+void events_config_from(struct events_config *ec, const struct conf *c)
+{
+	*ec = (struct events_config){ .enabled = c->events_enabled, .retention_days = (unsigned)(c->events_retention / 86400),
+		.queue_max = (unsigned)c->events_queue_max, .account_max = (unsigned)c->events_account_max };
+	if (c->directory_backend == CONF_DIRECTORY_POSTGRESQL) {
+		ec->pg_connection = c->directory_connection;
+		ec->pg_timeout_ms = (unsigned)(c->directory_timeout * 1000);
+	}
+}
+
+bool events_reader_open_conf(struct events_reader **out, const struct conf *c, char *err, size_t errsz)
+{
+	if (c->directory_backend != CONF_DIRECTORY_POSTGRESQL)
+		return events_reader_open(out, c->data_dir, err, errsz);
+	*out = NULL;
+	struct events_reader *r = calloc(1, sizeof(*r));
+	if (r)
+		r->pg = events_pg_new(c->directory_connection, (unsigned)(c->directory_timeout * 1000));
+	if (!r || !r->pg) {
+		free(r);
+		snprintf(err, errsz, "out of memory");
+		return false;
+	}
+	*out = r;
+	return true;
+}
 
 bool events_reader_open(struct events_reader **out, const char *data_dir, char *err, size_t errsz)
 {
@@ -49,6 +79,7 @@ void events_reader_close(struct events_reader **pr)
 		return;
 	*pr = NULL;
 	sqlite3_close(r->db);
+	events_pg_free(&r->pg);
 	free(r);
 }
 
@@ -127,6 +158,8 @@ long events_list(struct events_reader *r, const struct events_query *q, struct e
 	size_t limit = q->limit && q->limit < max ? q->limit : max;
 	if (limit > EVENTS_LIST_MAX)
 		limit = EVENTS_LIST_MAX;
+	if (r->pg)
+		return events_pg_list(r->pg, q, out, limit);
 	struct buf sql;
 	buf_init(&sql, 8192);
 	list_sql(&sql, q, n_senders);
@@ -159,6 +192,8 @@ static long refusal_counts(struct events_reader *r, const char *group_sql, time_
 {
 	if (!r)
 		return -1;
+	if (r->pg)
+		return events_pg_refusals(r->pg, group_sql, since, out, max);
 	char sql[512];
 	snprintf(sql, sizeof(sql), "SELECT %s AS k, COUNT(*) AS n FROM events WHERE kind = %d AND at >= ?1"
 		" GROUP BY k HAVING k <> '' ORDER BY n DESC, k LIMIT ?2", group_sql, EVENTS_REFUSED);

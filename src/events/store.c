@@ -9,6 +9,7 @@
  * synchronous = NORMAL in WAL mode: a power cut may lose the last batches, never the
  * file (SQLite's WAL guarantees); these are records of what happened, not mail. */
 #include "events/events.h"
+#include "events/pg_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +34,7 @@
 #define EVENTS_CAP_ACCOUNTS 256         /* accounts over the cap trimmed per pass */
 #define EVENTS_GATHER_NS 50000000L      /* after a wake-up, gather records this long before a transaction */
 #define EVENTS_WRITER_NICE 10           /* the writer yields the CPU to the mail threads */
+#define EVENTS_RETRY_MS 2000            /* PostgreSQL: a batch it did not take is tried again after this */
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS events ("
@@ -82,7 +84,10 @@ struct events {
 	atomic_llong last_drop_log;
 	unsigned retention_days;
 	unsigned account_max;
-	char path[4096];
+	struct events_pg *pg;               /* PostgreSQL ([directory] backend = postgresql); NULL: the file */
+	bool pg_down;                       /* the writer's: the last attempt got no answer (logged once) */
+	bool purge_due;                     /* the writer's: a retention pass the database missed */
+	char path[4096];                    /* the file, or "postgresql" (for logs) */
 };
 
 const char *events_kind_name(enum events_kind k)
@@ -195,7 +200,7 @@ static bool insert_one(struct events *e, const struct events_record *r)
 
 /* One transaction for the whole batch; a batch the disk refuses is dropped and counted
  * (the queue stays bounded; the store is a record, not the mail). */
-static void write_batch(struct events *e, struct events_record **b, size_t n)
+static void write_batch_file(struct events *e, struct events_record **b, size_t n)
 {
 	char err[256] = "";
 	bool ok = exec_sql(e->db, "BEGIN IMMEDIATE", err, sizeof(err));
@@ -216,6 +221,45 @@ static void write_batch(struct events *e, struct events_record **b, size_t n)
 	}
 	for (size_t i = 0; i < n; i++)
 		free(b[i]);
+}
+
+/* PostgreSQL: what it did not answer for stays at the front of b (returned: how many),
+ * to be tried again, unless this is the last try (stopping); what it refused is dropped.
+ * Mail never waits for this: appends only fill the ring, which drops when full. */
+static size_t write_batch_pg(struct events *e, struct events_record **b, size_t n, bool last_try)
+{
+	char err[256] = "";
+	size_t written = 0;
+	int res = -1;
+	if (last_try && e->pg_down)   /* stopping with the database gone: no more waiting for it */
+		snprintf(err, sizeof(err), "PostgreSQL did not answer before");
+	else
+		res = events_pg_write(e->pg, b, n, &written, err, sizeof(err));
+	for (size_t i = 0; i < written; i++)
+		free(b[i]);
+	e->written += written;
+	size_t rest = n - written;
+	if (res == 1 || written > 0) {
+		if (e->pg_down)
+			log_event(LOG_INFO, "events_store_resumed", "store=postgresql written=%zu", written);
+		e->pg_down = false;
+	}
+	if (res == 1)
+		return 0;
+	if (res < 0 && !e->pg_down)
+		log_event(LOG_WARN, "events_store_unavailable", "store=postgresql waiting=%zu error=\"%s\" action=\"records "
+			"are kept in memory (at most twice [events] queue_max) and written when PostgreSQL answers; mail is not "
+			"delayed\"", rest, err);
+	e->pg_down = res < 0;
+	memmove(b, b + written, rest * sizeof(*b));
+	if (res < 0 && !last_try)
+		return rest;
+	if (res == 0)
+		log_event(LOG_ERR, "events_error", "store=postgresql records=%zu error=\"%s\"", rest, err);
+	note_dropped(e, rest, res == 0 ? "PostgreSQL refused a batch of records" : "PostgreSQL did not answer at the stop");
+	for (size_t i = 0; i < rest; i++)
+		free(b[i]);
+	return 0;
 }
 
 /* Trim one account's records to `keep`, oldest first. */
@@ -255,23 +299,35 @@ static void purge_caps(struct events *e)
 	free(names);
 }
 
-/* Retention: by age ([events] retention), then the per-account cap. */
+/* Retention: by age ([events] retention), then the per-account cap.  With
+ * PostgreSQL every node runs it (the statements are the same whoever runs them); one
+ * the database missed is run again once it answers. */
 static void purge(struct events *e)
 {
 	time_t before = time(NULL) - (time_t)e->retention_days * 86400;
-	sqlite3_stmt *st = NULL;
-	int removed = 0;
-	if (sqlite3_prepare_v2(e->db, "DELETE FROM events WHERE at < ?1", -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)before);
-		if (sqlite3_step(st) == SQLITE_DONE)
-			removed = sqlite3_changes(e->db);
-		sqlite3_finalize(st);
+	long long removed = 0, trimmed = 0;
+	if (e->pg) {
+		char err[256] = "";
+		long long anonymous = (long long)e->account_max * EVENTS_ANONYMOUS_FACTOR;
+		e->purge_due = !events_pg_purge(e->pg, before, e->account_max, anonymous, &removed, &trimmed, err,
+			sizeof(err));
+		if (e->purge_due)
+			log_event(LOG_WARN, "events_purge_error", "store=postgresql error=\"%s\" action=\"tried again when "
+				"PostgreSQL answers\"", err);
+	} else {
+		sqlite3_stmt *st = NULL;
+		if (sqlite3_prepare_v2(e->db, "DELETE FROM events WHERE at < ?1", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, (sqlite3_int64)before);
+			if (sqlite3_step(st) == SQLITE_DONE)
+				removed = sqlite3_changes(e->db);
+			sqlite3_finalize(st);
+		}
+		int total_before = sqlite3_total_changes(e->db);
+		purge_caps(e);
+		trimmed = sqlite3_total_changes(e->db) - total_before;
 	}
-	int total_before = sqlite3_total_changes(e->db);
-	purge_caps(e);
-	int trimmed = sqlite3_total_changes(e->db) - total_before;
 	if (removed || trimmed)
-		log_event(LOG_INFO, "events_purged", "file=%s older_than_days=%u removed=%d over_cap=%d", e->path,
+		log_event(LOG_INFO, "events_purged", "file=%s older_than_days=%u removed=%lld over_cap=%lld", e->path,
 			e->retention_days, removed, trimmed);
 }
 
@@ -288,43 +344,72 @@ static bool passed(const struct timespec *t)
 	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
+static void deadline_ms(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Under the lock: wait for records (or the stop, or `until`), then move what is queued
+ * into the batch after `pending` records kept from a failed try.  Returns the batch's size. */
+static size_t take_batch(struct events *e, size_t pending, const struct timespec *until, bool *stopping,
+	bool *drained)
+{
+	pthread_mutex_lock(&e->lock);
+	while ((pending || e->n == 0) && !e->stopping && !passed(until))
+		pthread_cond_timedwait(&e->cond, &e->lock, until);
+	if (!pending && e->n && e->n < e->cap / 2 && !e->stopping) {
+		/* One transaction for what arrives in the next moments, not one per record. */
+		pthread_mutex_unlock(&e->lock);
+		nanosleep(&(struct timespec){ 0, EVENTS_GATHER_NS }, NULL);
+		pthread_mutex_lock(&e->lock);
+	}
+	size_t n = pending;
+	while (e->n && n < e->cap) {
+		e->batch[n++] = e->ring[e->head];
+		e->head = (e->head + 1) % e->cap;
+		e->n--;
+	}
+	*stopping = e->stopping;
+	*drained = e->n == 0;
+	pthread_mutex_unlock(&e->lock);
+	return n;
+}
+
 /* The writer: purge at start, then drain the queue until stopped (what is queued at
- * the stop is still written), purging hourly. */
+ * the stop is still written), purging hourly.  PostgreSQL not answering: the batch is
+ * kept and tried again every EVENTS_RETRY_MS while the ring fills (and, full, drops). */
 static void *writer_main(void *arg)
 {
 	struct events *e = arg;
-	struct timespec next_purge;
+	struct timespec next_purge, retry_at;
 	/* Linux: a thread's own nice value (its tid is a process id for setpriority).  The
 	 * accept path must not pay for the history: under CPU pressure the writer waits. */
 	if (setpriority(PRIO_PROCESS, (id_t)gettid(), EVENTS_WRITER_NICE) != 0)
 		log_event(LOG_DEBUG, "events_nice", "error=\"%s\"", strerror(errno));
 	purge(e);
 	deadline_in(&next_purge, EVENTS_PURGE_INTERVAL);
+	size_t pending = 0;
 	for (;;) {
-		pthread_mutex_lock(&e->lock);
-		while (e->n == 0 && !e->stopping && !passed(&next_purge))
-			pthread_cond_timedwait(&e->cond, &e->lock, &next_purge);
-		if (e->n && e->n < e->cap / 2 && !e->stopping) {
-			/* One transaction for what arrives in the next moments, not one per record. */
-			pthread_mutex_unlock(&e->lock);
-			nanosleep(&(struct timespec){ 0, EVENTS_GATHER_NS }, NULL);
-			pthread_mutex_lock(&e->lock);
-		}
-		size_t n = 0;
-		while (e->n) {
-			e->batch[n++] = e->ring[e->head];
-			e->head = (e->head + 1) % e->cap;
-			e->n--;
-		}
-		bool stop = e->stopping;
-		pthread_mutex_unlock(&e->lock);
-		if (n)
-			write_batch(e, e->batch, n);
-		if (passed(&next_purge)) {
+		bool stopping, drained;
+		size_t n = take_batch(e, pending, pending ? &retry_at : &next_purge, &stopping, &drained);
+		pending = 0;
+		if (n && e->pg)
+			pending = write_batch_pg(e, e->batch, n, stopping);
+		else if (n)
+			write_batch_file(e, e->batch, n);
+		if (pending)
+			deadline_ms(&retry_at, EVENTS_RETRY_MS);
+		if (passed(&next_purge) || (e->purge_due && !e->pg_down && n)) {
 			purge(e);
 			deadline_in(&next_purge, EVENTS_PURGE_INTERVAL);
 		}
-		if (stop && n == 0)
+		if (stopping && drained && pending == 0 && (n == 0 || e->pg_down))
 			break;
 	}
 	return NULL;
@@ -408,6 +493,7 @@ static void free_store(struct events *e)
 		return;
 	sqlite3_finalize(e->insert);
 	sqlite3_close(e->db);
+	events_pg_free(&e->pg);
 	pthread_mutex_destroy(&e->lock);
 	pthread_cond_destroy(&e->cond);
 	free(e->ring);
@@ -424,6 +510,26 @@ static bool init_sync(struct events *e)
 	bool ok = pthread_cond_init(&e->cond, &ca) == 0;
 	pthread_condattr_destroy(&ca);
 	return ok && pthread_mutex_init(&e->lock, NULL) == 0;
+}
+
+/* The SQLite file: private, WAL mode, schema current, the insert prepared. */
+static bool open_file(struct events *e, char *err, size_t errsz)
+{
+	if (!make_files_private(e->path, err, errsz))
+		return false;
+	if (sqlite3_open_v2(e->path, &e->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)
+		!= SQLITE_OK) {
+		snprintf(err, errsz, "%s: %s", e->path, e->db ? sqlite3_errmsg(e->db) : "cannot open");
+		return false;
+	}
+	sqlite3_busy_timeout(e->db, 5000);
+	if (!open_schema(e->db, e->path, err, errsz)
+		|| sqlite3_prepare_v2(e->db, insert_sql, -1, &e->insert, NULL) != SQLITE_OK) {
+		if (e->db && !err[0])
+			snprintf(err, errsz, "%s: %s", e->path, sqlite3_errmsg(e->db));
+		return false;
+	}
+	return true;
 }
 
 bool events_open(struct events **out, const char *data_dir, const struct events_config *c, char *err, size_t errsz)
@@ -450,21 +556,14 @@ bool events_open(struct events **out, const char *data_dir, const struct events_
 		free_store(e);
 		return false;
 	}
-	if (!make_files_private(e->path, err, errsz)) {
-		free_store(e);
-		return false;
-	}
-	if (sqlite3_open_v2(e->path, &e->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL)
-		!= SQLITE_OK) {
-		snprintf(err, errsz, "%s: %s", e->path, e->db ? sqlite3_errmsg(e->db) : "cannot open");
-		free_store(e);
-		return false;
-	}
-	sqlite3_busy_timeout(e->db, 5000);
-	if (!open_schema(e->db, e->path, err, errsz)
-		|| sqlite3_prepare_v2(e->db, insert_sql, -1, &e->insert, NULL) != SQLITE_OK) {
-		if (e->db && !err[0])
-			snprintf(err, errsz, "%s: %s", e->path, sqlite3_errmsg(e->db));
+	if (c->pg_connection && c->pg_connection[0]) {
+		snprintf(e->path, sizeof(e->path), "postgresql");
+		if (!(e->pg = events_pg_new(c->pg_connection, c->pg_timeout_ms))) {
+			snprintf(err, errsz, "out of memory");
+			free_store(e);
+			return false;
+		}
+	} else if (!open_file(e, err, errsz)) {
 		free_store(e);
 		return false;
 	}

@@ -223,7 +223,7 @@ static bool hook_login_alert(void *ctx, const char *user, char *text, size_t tex
 	const struct conf *cf = ic->svc->conf;
 	struct events_reader *r = NULL;
 	char err[256];
-	if (!ic->svc->events || !events_reader_open(&r, cf->data_dir, err, sizeof(err)))
+	if (!ic->svc->events || !events_reader_open_conf(&r, cf, err, sizeof(err)))
 		return false;
 	struct events_record *recs = calloc(ALERT_SCAN, sizeof(*recs));
 	const char *senders[1] = { user };

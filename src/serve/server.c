@@ -196,8 +196,8 @@ static bool open_rooms(struct service *srv, char *err, size_t errlen)
 	if (!queue_reserve_start(srv->queue, SPOOL_FILES_AHEAD, err, errlen))
 		log_event(LOG_WARN, "spool_reserve_error", "error=\"%s\" action=\"spool files are created on the event loop\"", err);
 	srv->site->queue = srv->queue;
-	struct events_config ec = { .enabled = cf->events_enabled, .retention_days = (unsigned)(cf->events_retention / 86400),
-		.queue_max = (unsigned)cf->events_queue_max, .account_max = (unsigned)cf->events_account_max };
+	struct events_config ec;
+	events_config_from(&ec, cf);   /* PostgreSQL's table with that directory backend */
 	if (!events_open(&srv->events, cf->data_dir, &ec, err, errlen)) {
 		/* The history is not worth refusing mail for: serve without it, and say so. */
 		log_event(LOG_ERR, "events_error", "error=\"%s\" action=\"serving without the event store ([events])\"", err);

@@ -128,7 +128,7 @@ void web_admin_refusals(const struct web_site *site, struct web_worker *w, const
 	struct web_view *v = web_view_new();
 	char err[256];
 	struct events_reader *r = NULL;   /* this request's own read-only handle */
-	if (events_reader_open(&r, site->conf->data_dir, err, sizeof(err)))
+	if (events_reader_open_conf(&r, site->conf, err, sizeof(err)))
 		fill(r, v);
 	else
 		web_view_setf(v, "list_error", "the event store cannot be opened: %s", err);

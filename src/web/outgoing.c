@@ -205,7 +205,7 @@ static void account_senders(struct web_worker *w, const char *user, struct sende
 /* The worker's reader of the event store, opened on first use (serve/web.c closes it). */
 static struct events_reader *reader(const struct web_site *site, struct web_worker *w, char *err, size_t errsz)
 {
-	if (!w->events && !events_reader_open(&w->events, site->conf->data_dir, err, errsz))
+	if (!w->events && !events_reader_open_conf(&w->events, site->conf, err, errsz))
 		return NULL;
 	return w->events;
 }

@@ -22,9 +22,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import Server, run_cli  # noqa: E402
+from conftest import DIRECTORY_BACKEND, Server, run_cli  # noqa: E402
 from delivery_support import AioReceiver, free_port  # noqa: E402
 from submission_support import wait_ports  # noqa: E402
+
+# With the PostgreSQL directory the records live in PostgreSQL (test_pgdata.py covers
+# that store); this module reads the SQLite file itself.
+pytestmark = pytest.mark.skipif(DIRECTORY_BACKEND != "sqlite", reason="reads data_dir/events.db, the SQLite event "
+                                "store (the PostgreSQL one: test_pgdata.py)")
 
 RELAY = "127.0.0.6"
 PASSWORD = "secret"

@@ -1,0 +1,157 @@
+"""State that lives in PostgreSQL with [directory] backend = postgresql, seen by every
+server: two `postern serve` share one private PostgreSQL (pg_support.py) and one
+database, each with its own data_dir.
+
+* The event store: a message submitted on server 1 (a Subject of its own, delivered to
+  a local mailbox there) is listed on server 2 by `postern events list` and on server 2's
+  "My outgoing mail" page (http.client: POST /login, GET /mail), and the records sit in
+  postern_events, not in an events.db file.
+* PostgreSQL stopped: an RCPT on server 1 still gets its answer at once (451, the
+  directory's), the log says the event store is unavailable and that records wait in
+  memory; started again, the waiting record of that refusal is written and listed."""
+import http.client
+import json
+import re
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conftest import Server  # noqa: E402
+from pg_support import PostgreSQL, pg_bindir  # noqa: E402
+from submission_support import auth_plain, connect, connect_tls, listener_sections, wait_log, wait_ports  # noqa: E402
+
+pytestmark = pytest.mark.skipif(pg_bindir() is None, reason="PostgreSQL is not installed (scripts/install-deps test)")
+
+ALICE, BOB = "alice@example.test", "bob@example.test"
+PASSWORD = "secret"
+COOKIE_RE = re.compile(r"^postern_session=([A-Za-z0-9_-]{43});")
+WEB = "\n[listener web]\naddress = 127.0.0.1\nport = 0\nrole = http\nservices = account\n\n[events]\nenabled = yes\n"
+
+
+def directory_section(pg, db):
+    return "\n[directory]\nbackend = postgresql\nconnection = %s\ntimeout = 2s\npool = 2\n" % pg.connection(db)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """PostgreSQL and two servers on one database (users added once, through server 1)."""
+    root = tmp_path_factory.mktemp("pgdata")
+    pg = PostgreSQL(root / "cluster").init().start()
+    pg.create_database("shared")
+    extra = listener_sections() + WEB + directory_section(pg, "shared")
+    servers = []
+    try:
+        for i in (1, 2):
+            srv = Server(root / ("node%d" % i), users=(), extra=extra, queue={"retry_min": "1h"})
+            if i == 1:
+                assert srv.cli("directory", "migrate").returncode == 0
+                assert srv.cli("domain", "add", "example.test").returncode == 0
+                srv.add_user(ALICE)
+                srv.add_user(BOB)
+            servers.append(srv)
+        for srv in servers:
+            srv.start()
+            srv.ports = wait_ports(srv, ["smtp", "submission", "web"])
+        yield pg, servers[0], servers[1]
+    finally:
+        for srv in servers:
+            if srv.proc:
+                srv.stop()
+        pg.cleanup()
+    for srv in servers:
+        problems = srv.check_after()
+        assert not problems, problems
+
+
+def submit(srv, rcpt, subject):
+    with connect_tls(srv, "submission") as c:
+        auth_plain(c, ALICE, PASSWORD)
+        assert c.cmd("MAIL FROM:<%s>" % ALICE).code == 250
+        assert c.cmd("RCPT TO:<%s>" % rcpt).code == 250
+        assert c.cmd("DATA").code == 354
+        r = c.cmd("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\nhello\r\n." % (ALICE, rcpt, subject))
+        assert r.code == 250, r
+        c.cmd("QUIT")
+
+
+def events_json(srv, account=ALICE):
+    p = srv.cli("events", "list", "--account", account, "--json")
+    assert p.returncode == 0, p.stderr
+    return [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+
+
+def poll(fn, what, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(0.2)
+    pytest.fail("%s: never; last seen %r" % (what, last))
+
+
+def web(srv, method, path, body=None, cookie=None):
+    c = http.client.HTTPConnection("127.0.0.1", srv.ports["web"], timeout=15)
+    h = {"Cookie": "postern_session=" + cookie} if cookie else {}
+    if body is not None:
+        body = urllib.parse.urlencode(body)
+        h["Content-Type"] = "application/x-www-form-urlencoded"
+    try:
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode("utf-8", "replace")
+    finally:
+        c.close()
+
+
+def test_events_written_on_one_server_are_listed_on_the_other(pair):
+    pg, one, two = pair
+    subject = "pgdata-cross-node-%d" % time.monotonic_ns()
+    submit(one, BOB, subject)
+    one.wait_delivered(BOB, 1)
+
+    def on_two():
+        recs = events_json(two)
+        kinds = {r.get("kind") for r in recs if r.get("subject") == subject or r.get("qid") in
+                 {q.get("qid") for q in recs if q.get("subject") == subject}}
+        return recs if {"queued", "delivered"} <= kinds else None
+    recs = poll(on_two, "server 2 lists server 1's queued and delivered records")
+    queued = next(r for r in recs if r.get("subject") == subject)
+    assert queued["kind"] == "queued" and queued["qid"], queued
+
+    st, h, body = web(two, "POST", "/login", {"address": ALICE, "password": PASSWORD})
+    assert st == 303, (st, body)
+    cookie = COOKIE_RE.match(h["set-cookie"]).group(1)
+    st, _, page = web(two, "GET", "/mail", cookie=cookie)
+    assert st == 200 and subject in page, page[:2000]
+
+    assert not (two.data_dir / "events.db").exists() and not (one.data_dir / "events.db").exists()
+    n = pg.psql("SELECT count(*) FROM postern_events WHERE subject = '%s'" % subject, db="shared").strip()
+    assert n == "1", n
+
+
+def test_database_down_answers_at_once_and_the_record_waits(pair):
+    pg, one, two = pair
+    pg.stop()
+    try:
+        with connect(one, "smtp") as c:
+            c.ehlo("client.example")
+            assert c.cmd("MAIL FROM:<%s>" % ALICE).code == 250
+            t0 = time.monotonic()
+            r = c.cmd("RCPT TO:<%s>" % BOB)
+            took = time.monotonic() - t0
+            c.cmd("QUIT")
+        assert r.code == 451 and took < 4.0, (r, took)
+        wait_log(one, r"event=events_store_unavailable .*records are kept in memory", timeout=15)
+    finally:
+        pg.start()
+    wait_log(one, r"event=events_store_resumed", timeout=20)
+
+    def refused_listed():
+        return [x for x in events_json(two) if x.get("kind") == "refused" and x.get("code") == 451]
+    poll(refused_listed, "the refusal made while PostgreSQL was down is listed once it is back")
