@@ -32,6 +32,11 @@ int cli_spf(int argc, char **argv, const struct conf *c);
 struct directory;
 /* `postern dkim ...` (dkim_cmd.c); argv[0] is the dkim verb. */
 int cli_dkim(int argc, char **argv, const struct conf *c, struct directory *d);
+/* Every DKIM key (domain NULL) or a domain's, as dkim_keys_list: the files, or with the
+ * PostgreSQL directory its rows (path "postgresql"). */
+struct dkim_key_info;
+bool cli_dkim_keys_each(const struct conf *c, const char *domain, void (*cb)(void *arg, const struct dkim_key_info *k),
+	void *arg, char *err, size_t errlen);
 /* postern directory migrate|status (directory_cmd.c). */
 int cli_directory(int argc, char **argv, const struct conf *c, struct directory *d);
 

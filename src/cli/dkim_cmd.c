@@ -1,7 +1,10 @@
 /* dkim_cmd.c - `postern dkim keygen|list|retire|verify|sign`: the DKIM keys of the local
  * domains (mailauth/dkim.h), a check of a message's signatures against the DNS, and a
  * message signed by hand as the signing stage would.
- * Options come among the positional words (cli.c passes unknown ones through). */
+ * Options come among the positional words (cli.c passes unknown ones through).
+ * With [directory] backend = postgresql the keys are rows of the directory (table
+ * postern_dkim_keys, directory.h) instead of files, so that every node's signer sees
+ * them (serve/dkim_refresh.c); the commands and their words are the same. */
 #include "cli/cli.h"
 
 #include <stdio.h>
@@ -42,6 +45,64 @@ static bool parse_opts(int argc, char **argv, struct dkim_opts *o)
 	return true;
 }
 
+static bool keys_in_directory(const struct conf *c)
+{
+	return c->directory_backend == CONF_DIRECTORY_POSTGRESQL;
+}
+
+struct pem_walk {
+	dkim_key_cb *cb;
+	void *arg;
+	struct dkim_key_pem *keep;   /* sign: the rows kept (NULL: only passed on) */
+	char **texts;
+	size_t n, max;
+};
+
+static void row_seen(void *arg, const struct dir_dkim_key *k)
+{
+	struct pem_walk *w = arg;
+	struct dkim_key_pem p = { .domain = k->domain, .selector = k->selector, .pem = k->pem, .active = k->active,
+		.created = (time_t)k->created };
+	if (w->cb) {
+		struct dkim_key_info ki;
+		dkim_key_info_from_pem(&p, "postgresql", &ki);
+		w->cb(w->arg, &ki);
+	}
+	if (w->keep && w->n < w->max) {
+		char *pem = strdup(k->pem), *sel = strdup(k->selector);
+		if (pem && sel) {   /* the domain is the caller's: one domain */
+			w->texts[w->n] = pem;
+			w->keep[w->n++] = (struct dkim_key_pem){ .domain = "", .selector = sel, .pem = pem, .active = k->active,
+				.created = (time_t)k->created };
+		} else {
+			free(pem);
+			free(sel);
+		}
+	}
+}
+
+/* The rows of domain (NULL: all) through w, on a handle of its own. */
+static bool walk_rows(const struct conf *c, const char *domain, struct pem_walk *w, char *err, size_t errlen)
+{
+	struct directory *d;
+	if (!directory_open(&d, c->data_dir, err, errlen))
+		return false;
+	enum dir_result r = directory_dkim_key_list(d, domain, row_seen, w);
+	if (r != DIR_OK)
+		snprintf(err, errlen, "%s", directory_error(d));
+	directory_close(&d);
+	return r == DIR_OK;
+}
+
+bool cli_dkim_keys_each(const struct conf *c, const char *domain, dkim_key_cb *cb, void *arg, char *err,
+	size_t errlen)
+{
+	if (!keys_in_directory(c))
+		return dkim_keys_list(c->data_dir, domain, cb, arg, err, errlen);
+	struct pem_walk w = { .cb = cb, .arg = arg };
+	return walk_rows(c, domain, &w, err, errlen);
+}
+
 static void print_record(const struct dkim_key_info *k)
 {
 	struct buf zone;
@@ -49,6 +110,42 @@ static void print_record(const struct dkim_key_info *k)
 	dkim_record_zone_text(k->record, &zone);
 	printf("%s._domainkey.%s. IN TXT %s\n", k->selector, k->domain, buf_cstr(&zone));
 	buf_free(&zone);
+}
+
+/* A new key as a row of the directory (never over an existing one). */
+static bool store_key(struct directory *d, const char *domain, const char *sel, enum dkim_alg type, unsigned bits,
+	struct dkim_key_info *info, char *err, size_t errlen)
+{
+	if (!dkim_key_names_valid(domain, sel, err, errlen))
+		return false;
+	struct dir_dkim_key *k = calloc(1, sizeof(*k));
+	struct buf pem;
+	buf_init(&pem, DIR_DKIM_PEM_MAX - 1);
+	bool ok = k && dkim_key_generate_pem(type, bits, &pem, err, errlen) && !pem.truncated;
+	if (ok) {
+		snprintf(k->domain, sizeof(k->domain), "%s", domain);
+		snprintf(k->selector, sizeof(k->selector), "%s", sel);
+		snprintf(k->algorithm, sizeof(k->algorithm), "%s", type == DKIM_ALG_RSA_SHA256 ? "rsa" : "ed25519");
+		snprintf(k->pem, sizeof(k->pem), "%s", buf_cstr(&pem));
+		k->active = true;
+		k->created = (long long)time(NULL);
+		enum dir_result r = directory_dkim_key_add(d, k);
+		if (r == DIR_EXISTS)
+			snprintf(err, errlen, "the DKIM key %s of %s already exists: a key is never overwritten (choose another"
+				" --selector)", sel, domain);
+		else if (r != DIR_OK)
+			snprintf(err, errlen, "cannot store the DKIM key: %s", directory_error(d));
+		ok = r == DIR_OK;
+	} else if (k && !err[0])
+		snprintf(err, errlen, "the new key does not fit the directory's %d bytes", DIR_DKIM_PEM_MAX);
+	if (ok) {
+		struct dkim_key_pem p = { .domain = k->domain, .selector = k->selector, .pem = k->pem, .active = true,
+			.created = (time_t)k->created };
+		dkim_key_info_from_pem(&p, "postgresql", info);
+	}
+	buf_free(&pem);
+	free(k);
+	return ok;
 }
 
 /* A key for a domain this server does not serve would sign nothing (signing follows
@@ -81,11 +178,16 @@ static int keygen(const struct conf *c, struct directory *d, const struct dkim_o
 	unsigned bits = o->bits ? (unsigned)strtoul(o->bits, NULL, 10) : 0;
 	struct dkim_key_info k;
 	char err[512];
-	if (!dkim_key_generate(c->data_dir, domain, sel, type, bits, &k, err, sizeof(err))) {
+	if (keys_in_directory(c) ? !store_key(d, domain, sel, type, bits, &k, err, sizeof(err))
+		: !dkim_key_generate(c->data_dir, domain, sel, type, bits, &k, err, sizeof(err))) {
 		fprintf(stderr, "postern: %s\n", err);
 		return 1;
 	}
-	printf("key written: %s (%s, %u bits, selector %s)\n", k.path, k.type, k.bits, k.selector);
+	if (keys_in_directory(c))
+		printf("key stored in the PostgreSQL directory (table postern_dkim_keys; every node signs with it within"
+			" seconds): %s, %u bits, selector %s\n", k.type, k.bits, k.selector);
+	else
+		printf("key written: %s (%s, %u bits, selector %s)\n", k.path, k.type, k.bits, k.selector);
 	printf("publish this DNS record, then mail from %s is signed with it:\n", domain);
 	print_record(&k);
 	return 0;
@@ -109,7 +211,7 @@ static int list(const struct conf *c, const struct dkim_opts *o)
 	int n = 0;
 	char err[512];
 	printf("%-24s %-12s %-8s %5s %-8s %s\n", "DOMAIN", "SELECTOR", "TYPE", "BITS", "STATE", "CREATED (UTC)");
-	if (!dkim_keys_list(c->data_dir, o->npos ? o->pos[0] : NULL, list_one, &n, err, sizeof(err))) {
+	if (!cli_dkim_keys_each(c, o->npos ? o->pos[0] : NULL, list_one, &n, err, sizeof(err))) {
 		fprintf(stderr, "postern: %s\n", err);
 		return 1;
 	}
@@ -118,12 +220,23 @@ static int list(const struct conf *c, const struct dkim_opts *o)
 	return 0;
 }
 
-static int retire(const struct conf *c, const struct dkim_opts *o)
+static bool retire_row(struct directory *d, const char *domain, const char *selector, char *err, size_t errlen)
+{
+	enum dir_result r = directory_dkim_key_retire(d, domain, selector);
+	if (r == DIR_NOT_FOUND)
+		snprintf(err, errlen, "there is no DKIM key %s for %s (see postern dkim list)", selector, domain);
+	else if (r != DIR_OK)
+		snprintf(err, errlen, "cannot retire the DKIM key: %s", directory_error(d));
+	return r == DIR_OK;
+}
+
+static int retire(const struct conf *c, struct directory *d, const struct dkim_opts *o)
 {
 	char err[512];
 	if (o->npos != 2)
 		return fprintf(stderr, "usage: postern dkim retire DOMAIN SELECTOR\n"), 2;
-	if (!dkim_key_retire(c->data_dir, o->pos[0], o->pos[1], err, sizeof(err))) {
+	if (keys_in_directory(c) ? !retire_row(d, o->pos[0], o->pos[1], err, sizeof(err))
+		: !dkim_key_retire(c->data_dir, o->pos[0], o->pos[1], err, sizeof(err))) {
 		fprintf(stderr, "postern: %s\n", err);
 		return 1;
 	}
@@ -159,6 +272,27 @@ static int verify(const struct conf *c, const struct dkim_opts *o)
 	return all_pass ? 0 : 1;
 }
 
+/* The directory's signers of domain (as the server would choose them). */
+static size_t row_signers(const struct conf *c, const char *domain, struct dkim_signer *out, size_t max, char *err,
+	size_t errlen)
+{
+	enum { ROWS_MAX = 64 };
+	struct dkim_key_pem keep[ROWS_MAX];
+	char *texts[ROWS_MAX];
+	struct pem_walk w = { .keep = keep, .texts = texts, .max = ROWS_MAX };
+	size_t n = 0;
+	if (walk_rows(c, domain, &w, err, errlen)) {
+		for (size_t i = 0; i < w.n; i++)
+			keep[i].domain = domain;
+		n = dkim_signers_from_pems(keep, w.n, domain, out, max, err, errlen);
+	}
+	for (size_t i = 0; i < w.n; i++) {
+		free(texts[i]);
+		free((char *)keep[i].selector);
+	}
+	return n;
+}
+
 /* The message signed with its From: domain's active keys, on stdout: what the
  * signing stage would add, for checking keys and records by hand. */
 static int sign(const struct conf *c, const struct dkim_opts *o)
@@ -175,7 +309,8 @@ static int sign(const struct conf *c, const struct dkim_opts *o)
 	}
 	struct dkim_signer signers[4];
 	struct buf fields[4];
-	size_t n = dkim_signers_for_domain(c->data_dir, domain, signers, 4, err, sizeof(err));
+	size_t n = keys_in_directory(c) ? row_signers(c, domain, signers, 4, err, sizeof(err))
+		: dkim_signers_for_domain(c->data_dir, domain, signers, 4, err, sizeof(err));
 	for (size_t i = 0; i < 4; i++)
 		buf_init(&fields[i], DKIM_FIELD_MAX);
 	bool ok = n > 0 && dkim_sign(fd, 0, DKIM_TO_END_OF_FILE, signers, n, time(NULL), fields, err, sizeof(err));
@@ -209,7 +344,7 @@ int cli_dkim(int argc, char **argv, const struct conf *c, struct directory *d)
 	if (strcmp(argv[0], "list") == 0)
 		return list(c, &o);
 	if (strcmp(argv[0], "retire") == 0)
-		return retire(c, &o);
+		return retire(c, d, &o);
 	if (strcmp(argv[0], "verify") == 0)
 		return verify(c, &o);
 	if (strcmp(argv[0], "sign") == 0)

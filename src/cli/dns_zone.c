@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli/cli.h"
 #include "conf/conf.h"
 #include "mailauth/dkim.h"
 #include "wire/enh.h"
@@ -168,7 +169,7 @@ static void add_dkim(const struct conf *c, struct zone *z)
 {
 	char err[256];
 	size_t before = z->n;
-	if (!dkim_keys_list(c->data_dir, z->domain, take_dkim_key, z, err, sizeof(err)))
+	if (!cli_dkim_keys_each(c, z->domain, take_dkim_key, z, err, sizeof(err)))
 		fprintf(stderr, "postern: the DKIM keys of %s: %s\n", z->domain, err);
 	bool active = false;
 	for (size_t i = before; i < z->n; i++)

@@ -97,6 +97,13 @@ struct directory_backend_ops {
 	enum dir_result (*node_get)(struct dir_backend *b, const char *name, struct dir_node *out, char *err);
 	enum dir_result (*node_list)(struct dir_backend *b, void (*cb)(void *arg, const struct dir_node *n), void *arg,
 		char *err);
+
+	/* DKIM keys (directory.h; NULL: not kept by this backend, the files are). */
+	enum dir_result (*dkim_key_add)(struct dir_backend *b, const struct dir_dkim_key *k, char *err);
+	enum dir_result (*dkim_key_retire)(struct dir_backend *b, const char *domain, const char *selector, char *err);
+	enum dir_result (*dkim_key_list)(struct dir_backend *b, const char *domain,
+		void (*cb)(void *arg, const struct dir_dkim_key *k), void *arg, char *err);
+	enum dir_result (*dkim_keys_version)(struct dir_backend *b, char *version, size_t versionsz, char *err);
 };
 
 extern const struct directory_backend_ops directory_sqlite_backend;

@@ -527,3 +527,33 @@ enum dir_result directory_app_password_dump(struct directory *d,
 {
 	return OPS(d)->app_password_dump(d->b, cb, arg, ERR);
 }
+
+/* --- DKIM keys (PostgreSQL only) ------------------------------------------------------ */
+
+static enum dir_result no_dkim_keys(void)
+{
+	snprintf(ERR, sizeof(ERR), "DKIM keys are kept in the directory only with the postgresql directory backend "
+		"(with sqlite they are files in data_dir/dkim)");
+	return DIR_ERROR;
+}
+
+enum dir_result directory_dkim_key_add(struct directory *d, const struct dir_dkim_key *k)
+{
+	return OPS(d)->dkim_key_add ? OPS(d)->dkim_key_add(d->b, k, ERR) : no_dkim_keys();
+}
+
+enum dir_result directory_dkim_key_retire(struct directory *d, const char *domain, const char *selector)
+{
+	return OPS(d)->dkim_key_retire ? OPS(d)->dkim_key_retire(d->b, domain, selector, ERR) : no_dkim_keys();
+}
+
+enum dir_result directory_dkim_key_list(struct directory *d, const char *domain,
+	void (*cb)(void *arg, const struct dir_dkim_key *k), void *arg)
+{
+	return OPS(d)->dkim_key_list ? OPS(d)->dkim_key_list(d->b, domain, cb, arg, ERR) : no_dkim_keys();
+}
+
+enum dir_result directory_dkim_keys_version(struct directory *d, char *version, size_t versionsz)
+{
+	return OPS(d)->dkim_keys_version ? OPS(d)->dkim_keys_version(d->b, version, versionsz, ERR) : no_dkim_keys();
+}

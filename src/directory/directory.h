@@ -191,6 +191,31 @@ enum dir_result directory_grant_dump(struct directory *d,
 enum dir_result directory_app_password_dump(struct directory *d,
 	void (*cb)(void *arg, const char *user, const char *name, const char *selector, const char *hash), void *arg);
 
+/* DKIM keys in the directory: PostgreSQL only (table postern_dkim_keys), so that every
+ * node signs with the same keys; with SQLite they stay files in data_dir/dkim
+ * (mailauth/dkim.h) and these give DIR_ERROR "only with the postgresql directory
+ * backend".  The private key is a secret like a password hash: it leaves the
+ * directory only for the signer (serve/) and `postern dkim`. */
+#define DIR_DKIM_PEM_MAX 8192
+struct dir_dkim_key {
+	char domain[256];
+	char selector[64];
+	char algorithm[16];              /* "rsa" | "ed25519" */
+	bool active;                     /* false: retired (listed, published, does not sign) */
+	long long created;               /* unix seconds */
+	char pem[DIR_DKIM_PEM_MAX];      /* PKCS#8 PEM private key */
+};
+/* DIR_EXISTS: that selector of that domain is taken (a key is never overwritten). */
+enum dir_result directory_dkim_key_add(struct directory *d, const struct dir_dkim_key *k);
+/* DIR_NOT_FOUND: no such key. */
+enum dir_result directory_dkim_key_retire(struct directory *d, const char *domain, const char *selector);
+/* Every key (domain NULL) or a domain's, sorted by domain then selector. */
+enum dir_result directory_dkim_key_list(struct directory *d, const char *domain,
+	void (*cb)(void *arg, const struct dir_dkim_key *k), void *arg);
+/* A value that changes whenever a key is added or retired (the signer's refresh asks
+ * this every few seconds and reads the keys only when it moved). */
+enum dir_result directory_dkim_keys_version(struct directory *d, char *version, size_t versionsz);
+
 /* Is this a local part we will create a mailbox directory for?  ASCII letters,
  * digits and . _ + - only, not starting with '.' or '-', at most 64 octets. */
 bool directory_local_part_valid(const char *local);

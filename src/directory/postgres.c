@@ -68,6 +68,13 @@ static const char *const migrations[] = {
 	"CREATE INDEX postern_events_by_sender ON postern_events(lower(sender), id);"
 	"CREATE INDEX postern_events_by_qid ON postern_events(qid, kind);"
 	"CREATE INDEX postern_events_by_time ON postern_events(at, kind);",
+	/* 4: postgres_dkim.c: the DKIM keys every node signs with; revision (from the
+	 * sequence, on insert and retire) tells the signers' refresh that something moved. */
+	"CREATE SEQUENCE postern_dkim_revision;"
+	"CREATE TABLE postern_dkim_keys (domain TEXT NOT NULL, selector TEXT NOT NULL, algorithm TEXT NOT NULL,"
+	"  active BOOLEAN NOT NULL DEFAULT true, created BIGINT NOT NULL, retired BIGINT,"
+	"  private_key TEXT NOT NULL, revision BIGINT NOT NULL DEFAULT nextval('postern_dkim_revision'),"
+	"  PRIMARY KEY (domain, selector));",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

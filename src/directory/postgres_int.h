@@ -34,6 +34,12 @@ enum dir_result pq_node_get(struct dir_backend *b, const char *name, struct dir_
 enum dir_result pq_node_list(struct dir_backend *b, void (*cb)(void *arg, const struct dir_node *n), void *arg,
 	char *err);
 bool pg_migrate(struct dir_backend *b, int *from, int *to, char *err, size_t errlen);
+/* postgres_dkim.c: the DKIM keys (directory.h). */
+enum dir_result pq_dkim_key_add(struct dir_backend *b, const struct dir_dkim_key *k, char *err);
+enum dir_result pq_dkim_key_retire(struct dir_backend *b, const char *domain, const char *selector, char *err);
+enum dir_result pq_dkim_key_list(struct dir_backend *b, const char *domain,
+	void (*cb)(void *arg, const struct dir_dkim_key *k), void *arg, char *err);
+enum dir_result pq_dkim_keys_version(struct dir_backend *b, char *version, size_t versionsz, char *err);
 
 /* Query literals: READ(prepared, params...) a prepared lookup (sent again after a broken
  * connection), SQL(text, params...) a statement, SQL_READ the same for a read, SQL0 a

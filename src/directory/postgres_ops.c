@@ -358,4 +358,8 @@ const struct directory_backend_ops directory_postgres_backend = {
 	.legacy_app_password_count = pq_legacy_app_password_count,
 	.grant_dump = pq_grant_dump,
 	.app_password_dump = pq_app_password_dump,
+	.dkim_key_add = pq_dkim_key_add,
+	.dkim_key_retire = pq_dkim_key_retire,
+	.dkim_key_list = pq_dkim_key_list,
+	.dkim_keys_version = pq_dkim_keys_version,
 };

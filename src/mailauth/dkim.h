@@ -164,6 +164,9 @@ struct dkim_signer {
 };
 bool dkim_signer_load(struct dkim_signer *s, const char *domain, const char *selector, const char *pem_path,
 	char *err, size_t errlen);
+/* The same from the PEM text itself (a key held in a database). */
+bool dkim_signer_load_pem(struct dkim_signer *s, const char *domain, const char *selector, const char *pem,
+	char *err, size_t errlen);
 void dkim_signer_free(struct dkim_signer *s);
 
 /* Sign the message [offset, offset + size) of the file at fd with each signer (relaxed/relaxed, t=now, never l=), writing
@@ -214,6 +217,35 @@ struct dkim_key_cache *dkim_key_cache_new(const char *data_dir);
 void dkim_key_cache_free(struct dkim_key_cache **c);
 size_t dkim_key_cache_signers(struct dkim_key_cache *c, const char *domain, struct dkim_signer *out, size_t max,
 	char *err, size_t errlen);
+
+/* ---- Keys held in memory: the PostgreSQL directory's table (serve/ and cli/ read it;
+ * mailauth/ never sees the directory) ---- */
+
+struct dkim_key_pem {
+	const char *domain, *selector;
+	const char *pem;                     /* PKCS#8 PEM private key */
+	bool active;
+	time_t created;
+};
+/* Is domain a domain name and selector letters, digits, "-" or "_" (the rules keygen
+ * applies to files)?  false with err in words. */
+bool dkim_key_names_valid(const char *domain, const char *selector, char *err, size_t errlen);
+/* A new key (as dkim_key_generate) as PKCS#8 PEM text into out. */
+bool dkim_key_generate_pem(enum dkim_alg type, unsigned bits, struct buf *out, char *err, size_t errlen);
+/* What list shows of a key in memory (type, bits, the record); path gets `where`.
+ * false when the PEM is not a key (ki still names it, type "unreadable"). */
+bool dkim_key_info_from_pem(const struct dkim_key_pem *k, const char *where, struct dkim_key_info *ki);
+/* The signers of domain among keys (the same choice as dkim_signers_for_domain: the
+ * oldest active key of each type). */
+size_t dkim_signers_from_pems(const struct dkim_key_pem *keys, size_t n, const char *domain, struct dkim_signer *out,
+	size_t max, char *err, size_t errlen);
+/* From now on the cache signs with these keys and never reads the key files: each
+ * call replaces the whole set (keys parsed here, once; the texts are not kept).  The
+ * caller refreshes it off the signing path (serve/: a thread that reads the
+ * directory).  false with err when a key does not parse (the others are taken). */
+bool dkim_key_cache_set(struct dkim_key_cache *c, const struct dkim_key_pem *keys, size_t n, char *err,
+	size_t errlen);
+
 /* The TXT value split into quoted strings of at most 255 octets (RFC 1035 §3.3.14). */
 void dkim_record_zone_text(const char *record, struct buf *out);
 

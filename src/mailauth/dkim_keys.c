@@ -70,6 +70,19 @@ static bool record_of(EVP_PKEY *k, char *out, size_t outsz)
 	return n > 0 && (size_t)n < outsz;
 }
 
+/* Type, size and record of k (NULL: "unreadable"); frees k. */
+static void describe(EVP_PKEY *k, struct dkim_key_info *ki)
+{
+	ki->type = "unreadable";
+	if (!k)
+		return;
+	ki->type = EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA ? "rsa" : "ed25519";
+	ki->bits = (unsigned)EVP_PKEY_get_bits(k);
+	if (!record_of(k, ki->record, sizeof(ki->record)))
+		ki->record[0] = '\0';
+	EVP_PKEY_free(k);
+}
+
 static bool fill_info(const char *data_dir, const char *domain, const char *selector, struct dkim_key_info *ki)
 {
 	memset(ki, 0, sizeof(*ki));
@@ -82,18 +95,11 @@ static bool fill_info(const char *data_dir, const char *domain, const char *sele
 		return false;
 	ki->created = st.st_mtime;
 	ki->active = access(retired, F_OK) != 0;
-	ki->type = "unreadable";
 	FILE *f = fopen(ki->path, "r");
 	EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
 	if (f)
 		fclose(f);
-	if (k) {
-		ki->type = EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA ? "rsa" : "ed25519";
-		ki->bits = (unsigned)EVP_PKEY_get_bits(k);
-		if (!record_of(k, ki->record, sizeof(ki->record)))
-			ki->record[0] = '\0';
-		EVP_PKEY_free(k);
-	}
+	describe(k, ki);
 	return true;
 }
 
@@ -331,4 +337,49 @@ void dkim_record_zone_text(const char *record, struct buf *out)
 		buf_printf(out, " \"%.*s\"", (int)chunk, record + i);
 	}
 	buf_appends(out, " )");
+}
+
+/* ---- keys in memory (a database's rows) ---- */
+
+bool dkim_key_names_valid(const char *domain, const char *selector, char *err, size_t errlen)
+{
+	if (safe_name(domain, true, DNS_NAME_MAX) && safe_name(selector, false, DKIM_SELECTOR_MAX))
+		return true;
+	snprintf(err, errlen, "the domain must be a domain name and the selector letters, digits, \"-\" or \"_\"");
+	return false;
+}
+
+bool dkim_key_generate_pem(enum dkim_alg type, unsigned bits, struct buf *out, char *err, size_t errlen)
+{
+	if (type == DKIM_ALG_RSA_SHA256 && bits && (bits < 1024 || bits > 4096)) {
+		snprintf(err, errlen, "an RSA key must have 1024 to 4096 bits (2048 is the default, RFC 8301 section 3.2)");
+		return false;
+	}
+	EVP_PKEY *k = generate(type, bits);
+	BIO *b = k ? BIO_new(BIO_s_mem()) : NULL;
+	char *p = NULL;
+	long n = 0;
+	bool ok = b && PEM_write_bio_PrivateKey(b, k, NULL, NULL, 0, NULL, NULL) == 1 && (n = BIO_get_mem_data(b, &p)) > 0
+		&& buf_append(out, p, (size_t)n);
+	BIO_free(b);
+	EVP_PKEY_free(k);
+	if (!ok)
+		snprintf(err, errlen, "OpenSSL could not generate the key");
+	return ok;
+}
+
+bool dkim_key_info_from_pem(const struct dkim_key_pem *k, const char *where, struct dkim_key_info *ki)
+{
+	memset(ki, 0, sizeof(*ki));
+	snprintf(ki->domain, sizeof(ki->domain), "%s", k->domain);
+	snprintf(ki->selector, sizeof(ki->selector), "%s", k->selector);
+	snprintf(ki->path, sizeof(ki->path), "%s", where);
+	ki->active = k->active;
+	ki->created = k->created;
+	BIO *b = BIO_new_mem_buf(k->pem, -1);
+	EVP_PKEY *key = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	bool ok = key != NULL;
+	describe(key, ki);
+	return ok;
 }

@@ -16,6 +16,27 @@
 
 #define LINE_WIDTH 76
 
+/* RSA or Ed25519 only (RFC 6376 §3.3, RFC 8463). */
+static bool signer_take(struct dkim_signer *s, EVP_PKEY *k, const char *domain, const char *selector,
+	const char *what, char *err, size_t errlen)
+{
+	if (!k) {
+		snprintf(err, errlen, "the DKIM key %s is not a PEM private key", what);
+		return false;
+	}
+	int id = EVP_PKEY_get_base_id(k);
+	if (id != EVP_PKEY_RSA && id != EVP_PKEY_ED25519) {
+		EVP_PKEY_free(k);
+		snprintf(err, errlen, "the DKIM key %s is neither RSA nor Ed25519", what);
+		return false;
+	}
+	s->alg = id == EVP_PKEY_RSA ? DKIM_ALG_RSA_SHA256 : DKIM_ALG_ED25519_SHA256;
+	snprintf(s->domain, sizeof(s->domain), "%s", domain);
+	snprintf(s->selector, sizeof(s->selector), "%s", selector);
+	s->pkey = k;
+	return true;
+}
+
 bool dkim_signer_load(struct dkim_signer *s, const char *domain, const char *selector, const char *pem_path,
 	char *err, size_t errlen)
 {
@@ -27,21 +48,19 @@ bool dkim_signer_load(struct dkim_signer *s, const char *domain, const char *sel
 	}
 	EVP_PKEY *k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
-	if (!k) {
-		snprintf(err, errlen, "the DKIM key %s is not a PEM private key", pem_path);
-		return false;
-	}
-	int id = EVP_PKEY_get_base_id(k);
-	if (id != EVP_PKEY_RSA && id != EVP_PKEY_ED25519) {
-		EVP_PKEY_free(k);
-		snprintf(err, errlen, "the DKIM key %s is neither RSA nor Ed25519", pem_path);
-		return false;
-	}
-	s->alg = id == EVP_PKEY_RSA ? DKIM_ALG_RSA_SHA256 : DKIM_ALG_ED25519_SHA256;
-	snprintf(s->domain, sizeof(s->domain), "%s", domain);
-	snprintf(s->selector, sizeof(s->selector), "%s", selector);
-	s->pkey = k;
-	return true;
+	return signer_take(s, k, domain, selector, pem_path, err, errlen);
+}
+
+bool dkim_signer_load_pem(struct dkim_signer *s, const char *domain, const char *selector, const char *pem,
+	char *err, size_t errlen)
+{
+	memset(s, 0, sizeof(*s));
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	char what[DNS_NAME_MAX + DKIM_SELECTOR_MAX + 8];
+	snprintf(what, sizeof(what), "%s of %s", selector, domain);
+	return signer_take(s, k, domain, selector, what, err, errlen);
 }
 
 void dkim_signer_free(struct dkim_signer *s)

@@ -14,6 +14,7 @@
 #include "conf/conf.h"
 #include "directory/directory.h"
 #include "dns/dns.h"
+#include "serve/dkim_refresh.h"
 #include "serve/send_limits.h"
 #include "serve/loopq.h"
 #include "util/workq.h"
@@ -46,6 +47,7 @@ struct decider {
 	struct dns_pool *dns;      /* the SPF stage's resolvers, one per DNS thread */
 	struct policy_spf spf;
 	struct policy_signing signing;   /* DKIM: last at the end of data */
+	struct dkim_refresh *dkim_keys;  /* the signing keys from the PostgreSQL directory (NULL: the files) */
 	struct policy_inbound *inbound;   /* freed after the threads */
 	struct policy_limits_stage limits;   /* outbound limits: MAIL, RCPT, the burst at the end of data */
 	struct policy_pipeline pipeline;
@@ -204,6 +206,10 @@ struct decider *decider_new(struct event_base *base, const struct conf *cf,
 	d->dns_ex = (struct policy_executor){ .ctx = &d->dns_threads, .submit = ex_submit };
 	d->spf = (struct policy_spf){ .conf = cf, .pool = d->dns, .executor = &d->dns_ex };
 	bool keys = policy_signing_init(&d->signing, cf);
+	if (keys && !dkim_refresh_start(&d->dkim_keys, d->signing.keys, cf, err, errsz)) {
+		decider_free(&d);
+		return NULL;
+	}
 	d->signing_ex = (struct policy_executor){ .ctx = &d->signing_threads, .submit = ex_submit };
 	d->signing.executor = &d->signing_ex;
 	d->inbound = d->dns ? policy_inbound_new(cf, d->dns, &d->dns_ex) : NULL;
@@ -249,6 +255,7 @@ void decider_free(struct decider **dp)
 	threads_stop(&d->signing_threads);
 	threads_stop(&d->dns_threads);
 	threads_stop(&d->local_threads);
+	dkim_refresh_stop(&d->dkim_keys);
 	directory_close(&d->dir);
 	policy_inbound_free(&d->inbound);
 	dns_pool_free(&d->dns);

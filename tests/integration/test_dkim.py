@@ -3,7 +3,9 @@
 * `postern dkim keygen | list | retire`: the key file (PKCS#8 PEM, 0600, never
   overwritten), the record printed ready to paste (strings of at most 255 octets) whose
   public key is the private key's own (checked with python3-cryptography), the local-
-  domain rule and --force, retired keys staying listed.
+  domain rule and --force, retired keys staying listed.  With the PostgreSQL directory
+  (POSTERN_TEST_DIRECTORY=postgresql) the key is a row of postern_dkim_keys instead of a
+  file, and the same checks run on the row's PEM.
 * Postern's verifier on messages signed by python3-dkim (`dkim.sign`), rsa-sha256 and
   ed25519-sha256, with the key records served by dnsmasq on loopback (the rsa record
   split into several strings, as a zone file holds it): pass, a changed body fails with
@@ -22,7 +24,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import postern_bin, run_cli, write_config  # noqa: E402
+import conftest  # noqa: E402
+from conftest import DIRECTORY_BACKEND, postern_bin, run_cli, write_config  # noqa: E402
 from delivery_support import Dns  # noqa: E402
 
 MSG = (b"From: Alice <alice@example.test>\r\nTo: bob@d2.test\r\nSubject: signed  by dkimpy\r\n"
@@ -37,6 +40,22 @@ def conf(tmp_path):
     path = tmp_path / "postern.conf"
     write_config(path, data)
     return path, data
+
+
+def stored_pem(conf, selector_like):
+    """The PEM of the key whose selector matches (a glob with * / SQL LIKE with %): the
+    file (0600, the data directory's owner) or, with PostgreSQL, the row."""
+    if DIRECTORY_BACKEND == "sqlite":
+        pem = next((conf[1] / "dkim" / "example.test").glob(selector_like.replace("%", "*") + ".pem"))
+        st = os.stat(pem)
+        assert st.st_mode & 0o777 == 0o600
+        assert st.st_uid == os.stat(conf[1]).st_uid
+        return pem.read_bytes()
+    db = re.search(r"dbname=(\w+)", Path(conf[0]).read_text()).group(1)
+    assert not (conf[1] / "dkim").exists(), "with PostgreSQL no key file is written"
+    out = conftest._pg_cluster.psql("SELECT private_key FROM postern_dkim_keys WHERE domain = 'example.test' AND "
+                                    "selector LIKE '%s'" % selector_like, db=db)
+    return out.strip().encode() + b"\n"
 
 
 def keygen(conf, *args):
@@ -57,11 +76,7 @@ def test_keygen_list_retire(conf):
     name, rec = record_of(r.stdout)
     assert name == "sel1._domainkey.example.test."
     assert rec.startswith("v=DKIM1; k=rsa; p=")
-    pem = conf[1] / "dkim" / "example.test" / "sel1.pem"
-    st = os.stat(pem)
-    assert st.st_mode & 0o777 == 0o600
-    assert st.st_uid == os.stat(conf[1]).st_uid
-    text = pem.read_bytes()
+    text = stored_pem(conf, "sel1")
     assert text.startswith(b"-----BEGIN PRIVATE KEY-----")        # PKCS#8
     key = serialization.load_pem_private_key(text, None)
     assert key.key_size == 2048
@@ -71,14 +86,13 @@ def test_keygen_list_retire(conf):
 
     again = keygen(conf, "example.test", "--selector", "sel1")
     assert again.returncode != 0 and "never overwritten" in again.stderr
-    assert pem.read_bytes() == text
+    assert stored_pem(conf, "sel1") == text
 
     ed = keygen(conf, "example.test", "--type", "ed25519")
     assert ed.returncode == 0, ed.stderr
     ename, erec = record_of(ed.stdout)
     assert re.match(r"e\d{6}\._domainkey\.example\.test\.$", ename)
-    epem = next((conf[1] / "dkim" / "example.test").glob("e*.pem"))
-    ekey = serialization.load_pem_private_key(epem.read_bytes(), None)
+    ekey = serialization.load_pem_private_key(stored_pem(conf, "e%"), None)
     raw = ekey.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert erec == "v=DKIM1; k=ed25519; p=" + base64.b64encode(raw).decode()
 

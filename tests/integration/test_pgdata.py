@@ -6,6 +6,11 @@ database, each with its own data_dir.
   a local mailbox there) is listed on server 2 by `postern events list` and on server 2's
   "My outgoing mail" page (http.client: POST /login, GET /mail), and the records sit in
   postern_events, not in an events.db file.
+* DKIM keys: a key made by `postern dkim keygen` on server 1 (a row of postern_dkim_keys,
+  no file) signs mail a user sends through server 2 to a remote domain (d2.test: MX from
+  dnsmasq, an aiosmtpd receiver on 127.0.0.2), and python3-dkim verifies it against the
+  record server 1's `postern dkim list` publishes; retired on server 2, server 1 stops
+  signing with it within seconds.
 * PostgreSQL stopped: an RCPT on server 1 still gets its answer at once (451, the
   directory's), the log says the event store is unavailable and that records wait in
   memory; started again, the waiting record of that refusal is written and listed."""
@@ -17,12 +22,15 @@ import time
 import urllib.parse
 from pathlib import Path
 
+import dkim
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import Server  # noqa: E402
+from delivery_support import AioReceiver, Dns, delivery_config_text, free_port  # noqa: E402
 from pg_support import PostgreSQL, pg_bindir  # noqa: E402
-from submission_support import auth_plain, connect, connect_tls, listener_sections, wait_log, wait_ports  # noqa: E402
+from submission_support import (auth_plain, connect, connect_tls, listener_sections, smtplib_login, wait_log,  # noqa: E402
+                                wait_ports)
 
 pytestmark = pytest.mark.skipif(pg_bindir() is None, reason="PostgreSQL is not installed (scripts/install-deps test)")
 
@@ -42,7 +50,10 @@ def pair(tmp_path_factory):
     root = tmp_path_factory.mktemp("pgdata")
     pg = PostgreSQL(root / "cluster").init().start()
     pg.create_database("shared")
-    extra = listener_sections() + WEB + directory_section(pg, "shared")
+    dns = Dns(root / "dns").start()
+    rx_port = free_port(("127.0.0.2",))
+    rx = AioReceiver(["127.0.0.2"], rx_port).start()
+    extra = listener_sections() + WEB + directory_section(pg, "shared") + delivery_config_text(dns.port, rx_port)
     servers = []
     try:
         for i in (1, 2):
@@ -56,11 +67,13 @@ def pair(tmp_path_factory):
         for srv in servers:
             srv.start()
             srv.ports = wait_ports(srv, ["smtp", "submission", "web"])
-        yield pg, servers[0], servers[1]
+        yield pg, servers[0], servers[1], rx
     finally:
         for srv in servers:
             if srv.proc:
                 srv.stop()
+        rx.stop()
+        dns.stop()
         pg.cleanup()
     for srv in servers:
         problems = srv.check_after()
@@ -110,7 +123,7 @@ def web(srv, method, path, body=None, cookie=None):
 
 
 def test_events_written_on_one_server_are_listed_on_the_other(pair):
-    pg, one, two = pair
+    pg, one, two, _ = pair
     subject = "pgdata-cross-node-%d" % time.monotonic_ns()
     submit(one, BOB, subject)
     one.wait_delivered(BOB, 1)
@@ -135,8 +148,60 @@ def test_events_written_on_one_server_are_listed_on_the_other(pair):
     assert n == "1", n
 
 
+def dkim_records(srv):
+    """dkimpy's dnsfunc: the TXT records `postern dkim list` prints (the published keys)."""
+    out = srv.cli("dkim", "list").stdout
+    recs = {}
+    for line in out.splitlines():
+        m = re.search(r"(\S+\._domainkey\.\S+)\s+IN TXT\s+\((.*)\)", line)
+        if m:
+            recs[m.group(1).encode()] = "".join(re.findall(r'"([^"]*)"', m.group(2))).encode()
+    return lambda name, timeout=5: recs.get(name)
+
+
+def send_remote(srv, subject):
+    msg = ("From: <%s>\r\nTo: <far@d2.test>\r\nSubject: %s\r\nDate: Wed, 02 Dec 2026 00:00:00 +0000\r\n"
+           "Message-ID: <%d@client.example>\r\n\r\nsigned by the other node\r\n" % (ALICE, subject, time.monotonic_ns()))
+    s = smtplib_login(srv, user=ALICE)
+    try:
+        s.sendmail(ALICE, ["far@d2.test"], msg.encode())
+    finally:
+        s.quit()
+
+
+def arrived(rx, subject):
+    def find():
+        return [m["content"] for m in rx.messages if subject.encode() in m["content"]]
+    return poll(find, "the message %r at the receiver" % subject, timeout=30)[0]
+
+
+def test_dkim_key_made_on_one_server_signs_on_the_other(pair):
+    pg, one, two, rx = pair
+    mark = wait_log(two, r"event=dkim_keys_loaded store=postgresql keys=0", timeout=5)
+    assert mark, "server 2 did not read the (empty) key set at start"
+    made = one.cli("dkim", "keygen", "example.test", "--selector", "pg1", "--type", "rsa")
+    assert made.returncode == 0 and "postern_dkim_keys" in made.stdout, made.stdout + made.stderr
+    assert not (one.data_dir / "dkim").exists(), "with PostgreSQL the key is a row, not a file"
+    assert pg.psql("SELECT selector, algorithm, active FROM postern_dkim_keys", db="shared").split() == ["pg1|rsa|t"]
+    assert wait_log(two, r"event=dkim_keys_loaded store=postgresql keys=1 ", timeout=10), two.log()[-3000:]
+    listed = two.cli("dkim", "list").stdout
+    assert re.search(r"^example\.test\s+pg1\s+rsa\s+2048\s+active", listed, re.M), listed
+
+    send_remote(two, "via-two")
+    content = arrived(rx, "via-two")
+    assert b"s=pg1;" in content and b"d=example.test;" in content, content[:600]
+    assert dkim.verify(content, dnsfunc=dkim_records(one)), "dkimpy: server 2's signature with server 1's key fails"
+    assert wait_log(two, r"event=dkim_signed\b.*selectors=pg1:rsa-sha256")
+
+    assert two.cli("dkim", "retire", "example.test", "pg1").returncode == 0
+    assert wait_log(one, r"event=dkim_keys_loaded store=postgresql keys=1 version=1\.2", timeout=10), one.log()[-3000:]
+    send_remote(one, "via-one-retired")
+    content = arrived(rx, "via-one-retired")
+    assert b"DKIM-Signature" not in content, "a retired key still signs on server 1"
+
+
 def test_database_down_answers_at_once_and_the_record_waits(pair):
-    pg, one, two = pair
+    pg, one, two, _ = pair
     pg.stop()
     try:
         with connect(one, "smtp") as c:
