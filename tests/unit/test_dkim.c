@@ -409,6 +409,71 @@ static void test_sign_round_trip(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Keys held in memory (the PostgreSQL directory's rows): the cache signs from the set
+ * only, the oldest active key of each type, retired ones never; a new set replaces the
+ * old whole; an unparsable key is reported and the others still sign. */
+static void test_key_cache_set(void **state)
+{
+	(void)state;
+	struct buf old_rsa, new_rsa, ed;
+	char err[256] = "";
+	buf_init(&old_rsa, 8192);
+	buf_init(&new_rsa, 8192);
+	buf_init(&ed, 8192);
+	assert_true(dkim_key_generate_pem(DKIM_ALG_RSA_SHA256, 1024, &old_rsa, err, sizeof(err)));
+	assert_true(dkim_key_generate_pem(DKIM_ALG_RSA_SHA256, 1024, &new_rsa, err, sizeof(err)));
+	assert_true(dkim_key_generate_pem(DKIM_ALG_ED25519_SHA256, 0, &ed, err, sizeof(err)));
+	assert_false(dkim_key_generate_pem(DKIM_ALG_RSA_SHA256, 512, &ed, err, sizeof(err)));
+	struct dkim_key_pem keys[] = {
+		{ "example.test", "new", buf_cstr(&new_rsa), true, 2000 },
+		{ "example.test", "old", buf_cstr(&old_rsa), true, 1000 },
+		{ "example.test", "gone", buf_cstr(&ed), false, 500 },
+		{ "other.test", "e1", buf_cstr(&ed), true, 100 },
+	};
+	struct dkim_key_info ki;
+	assert_true(dkim_key_info_from_pem(&keys[0], "postgresql", &ki));
+	assert_string_equal(ki.type, "rsa");
+	assert_int_equal(ki.bits, 1024);
+	assert_non_null(strstr(ki.record, "v=DKIM1; k=rsa; p="));
+	assert_string_equal(ki.path, "postgresql");
+	assert_true(dkim_key_names_valid("example.test", "s1", err, sizeof(err)));
+	assert_false(dkim_key_names_valid("example.test", "../x", err, sizeof(err)));
+
+	struct dkim_key_cache *cache = dkim_key_cache_new("/nonexistent");
+	assert_non_null(cache);
+	assert_true(dkim_key_cache_set(cache, keys, 4, err, sizeof(err)));
+	struct dkim_signer s[2];
+	size_t n = dkim_key_cache_signers(cache, "example.test", s, 2, err, sizeof(err));
+	assert_int_equal(n, 1);                       /* the retired ed25519 key does not sign */
+	assert_string_equal(s[0].selector, "old");    /* the oldest active rsa key signs */
+	dkim_signer_free(&s[0]);
+	n = dkim_key_cache_signers(cache, "other.test", s, 2, err, sizeof(err));
+	assert_int_equal(n, 1);
+	assert_int_equal(s[0].alg, DKIM_ALG_ED25519_SHA256);
+	dkim_signer_free(&s[0]);
+	assert_int_equal(dkim_key_cache_signers(cache, "none.test", s, 2, err, sizeof(err)), 0);
+
+	/* old retired, a bad key beside: new signs, the bad one is reported */
+	keys[1].active = false;
+	keys[3].pem = "-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n";
+	assert_false(dkim_key_cache_set(cache, keys, 4, err, sizeof(err)));
+	n = dkim_key_cache_signers(cache, "example.test", s, 2, err, sizeof(err));
+	assert_int_equal(n, 1);
+	assert_string_equal(s[0].selector, "new");
+	dkim_signer_free(&s[0]);
+	assert_int_equal(dkim_key_cache_signers(cache, "other.test", s, 2, err, sizeof(err)), 0);
+	n = dkim_signers_from_pems(keys, 4, "example.test", s, 2, err, sizeof(err));
+	assert_int_equal(n, 1);
+	assert_string_equal(s[0].selector, "new");
+	dkim_signer_free(&s[0]);
+	assert_true(dkim_key_cache_set(cache, NULL, 0, err, sizeof(err)));
+	assert_int_equal(dkim_key_cache_signers(cache, "example.test", s, 2, err, sizeof(err)), 0);
+	dkim_key_cache_free(&cache);
+	buf_free(&old_rsa);
+	buf_free(&new_rsa);
+	buf_free(&ed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +486,7 @@ int main(void)
 		cmocka_unit_test(test_dns_failures),
 		cmocka_unit_test(test_range),
 		cmocka_unit_test(test_sign_round_trip),
+		cmocka_unit_test(test_key_cache_set),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
