@@ -188,7 +188,8 @@ bool dkim_key_cache_set(struct dkim_key_cache *c, const struct dkim_key_pem *key
 			snprintf(set[nd++].domain, sizeof(set[0].domain), "%s", keys[i].domain);
 		ok &= set_offer(&set[d], &keys[i], err, errlen);
 	}
-	qsort(set, nd, sizeof(*set), cmp_set_domain);
+	if (nd)
+		qsort(set, nd, sizeof(*set), cmp_set_domain);
 	pthread_mutex_lock(&c->lock);
 	struct set_domain *old = c->set;
 	size_t old_n = c->set_n;
