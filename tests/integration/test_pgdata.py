@@ -11,12 +11,15 @@ database, each with its own data_dir.
   dnsmasq, an aiosmtpd receiver on 127.0.0.2), and python3-dkim verifies it against the
   record server 1's `postern dkim list` publishes; retired on server 2, server 1 stops
   signing with it within seconds.
+* Three nodes of a cluster (cluster_support.py): a refusal on node 2 is listed on node 3,
+  a key made on node 3 signs mail sent through node 1.
 * PostgreSQL stopped: an RCPT on server 1 still gets its answer at once (451, the
   directory's), the log says the event store is unavailable and that records wait in
   memory; started again, the waiting record of that refusal is written and listed."""
 import http.client
 import json
 import re
+import smtplib
 import sys
 import time
 import urllib.parse
@@ -29,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from conftest import Server  # noqa: E402
 from delivery_support import AioReceiver, Dns, delivery_config_text, free_port  # noqa: E402
 from pg_support import PostgreSQL, pg_bindir  # noqa: E402
-from submission_support import (auth_plain, connect, connect_tls, listener_sections, smtplib_login, wait_log,  # noqa: E402
-                                wait_ports)
+from submission_support import (auth_plain, connect, connect_tls, listener_sections, smtplib_login,  # noqa: E402
+                                tls_context, wait_log, wait_ports)
 
 pytestmark = pytest.mark.skipif(pg_bindir() is None, reason="PostgreSQL is not installed (scripts/install-deps test)")
 
@@ -220,3 +223,43 @@ def test_database_down_answers_at_once_and_the_record_waits(pair):
     def refused_listed():
         return [x for x in events_json(two) if x.get("kind") == "refused" and x.get("code") == 451]
     poll(refused_listed, "the refusal made while PostgreSQL was down is listed once it is back")
+
+
+def test_three_nodes_share_the_events_and_the_dkim_keys(tmp_path):
+    """cluster_support's three nodes (127.0.0.11-13, [cluster] set): a refusal on node 2
+    is listed by `postern events` on node 3; a key made on node 3 signs what alice sends
+    to a remote domain through node 1."""
+    from cluster_support import Cluster
+    dns = Dns(tmp_path / "dns").start()
+    rx_port = free_port(("127.0.0.2",))
+    rx = AioReceiver(["127.0.0.2"], rx_port).start()
+    cl = Cluster(tmp_path / "cl", n=3, users=(ALICE,),
+                 extra="\n[events]\nenabled = yes\n" + delivery_config_text(dns.port, rx_port))
+    try:
+        cl.start()
+        n1, n2, n3 = cl.nodes
+        made = n3.cli("dkim", "keygen", "example.test", "--selector", "c3", "--type", "ed25519")
+        assert made.returncode == 0, made.stderr
+        with smtplib.SMTP(n2.host, n2.ports["smtp"], timeout=15) as s:
+            s.ehlo("client.example")
+            s.mail(ALICE)
+            code, _ = s.rcpt("nobody-%d@example.test" % time.monotonic_ns())
+            assert code == 550
+        poll(lambda: [r for r in events_json(n3) if r.get("kind") == "refused" and r.get("code") == 550],
+             "node 3 lists node 2's refusal")
+
+        assert wait_log(n1, r"event=dkim_keys_loaded store=postgresql keys=1 ", timeout=10), n1.log()[-3000:]
+        with smtplib.SMTP(n1.host, n1.ports["submission"], timeout=15) as s:
+            s.ehlo("client.example")
+            s.starttls(context=tls_context())
+            s.ehlo("client.example")
+            s.login(ALICE, PASSWORD)
+            s.sendmail(ALICE, ["far@d2.test"], ("From: <%s>\r\nTo: <far@d2.test>\r\nSubject: three-nodes\r\n"
+                                                "Message-ID: <c3@client.example>\r\n\r\nhi\r\n" % ALICE).encode())
+        content = arrived(rx, "three-nodes")
+        assert b"s=c3;" in content and b"a=ed25519-sha256;" in content, content[:600]
+        assert dkim.verify(content, dnsfunc=dkim_records(n2)), "dkimpy: node 1's signature with node 3's key fails"
+    finally:
+        cl.stop()
+        rx.stop()
+        dns.stop()
