@@ -189,141 +189,6 @@ void folder_reload_keywords(struct folder *f, bool force)
 	keywords_parse(buf, len, &f->kw);
 }
 
-static uint64_t known_keywords(const struct folder *f)
-{
-	uint64_t m = 0;
-	for (int i = 0; i < FOLDER_KEYWORDS_MAX; i++)
-		if (f->kw.names[i])
-			m |= 1ull << i;
-	return m;
-}
-
-/* The new view from a snapshot (its names are shared, not copied); sizes from the
- * uidlist or the name. */
-static bool build_view(struct folder *f, const struct folder_snap *snap, struct folder_msg **out,
-	uint8_t **lazy_out, size_t *n_out)
-{
-	size_t n = snap->n;
-	struct folder_msg *m = calloc(n + 1, sizeof(*m));
-	uint8_t *lazy = calloc(n + 1, 1);
-	if (!m || !lazy) {
-		free(m);
-		free(lazy);
-		return false;
-	}
-	uint64_t kwmask = known_keywords(f);
-	for (size_t k = 0; k < n; k++) {
-		const char *nm = snap->msgs[k].name;
-		m[k].uid = snap->msgs[k].uid;
-		folder_info_flags(nm, &m[k].flags, &m[k].keywords);
-		m[k].keywords &= kwmask;
-		m[k].filename = nm;
-		lazy[k] = LAZY_DATE;
-		uint64_t w = snap->msgs[k].vsize;
-		if (w || folder_name_field(nm, 'W', &w))
-			m[k].size = w;
-		else
-			lazy[k] |= LAZY_SIZE;
-	}
-	*out = m;
-	*lazy_out = lazy;
-	*n_out = n;
-	return true;
-}
-
-static void free_view(struct folder *f)
-{
-	for (size_t i = 0; i < f->n; i++)
-		if (f->lazy[i] & VIEW_OWN_NAME)
-			free((char *)f->msgs[i].filename);
-	free(f->msgs);
-	free(f->lazy);
-	f->msgs = NULL;
-	f->lazy = NULL;
-	f->n = 0;
-	folder_snap_release(&f->snap);
-}
-
-void folder_set_name(struct folder *f, size_t i, char *name)
-{
-	if (f->lazy[i] & VIEW_OWN_NAME)
-		free((char *)f->msgs[i].filename);
-	f->msgs[i].filename = name;
-	f->lazy[i] |= VIEW_OWN_NAME;
-}
-
-/* \Recent (RFC 3501 §2.3.2): keep this view's, claim UIDs above the floor. */
-static void claim_recent(struct folder *f, struct folder_msg *m, size_t n, uint32_t uidnext_before)
-{
-	pthread_mutex_lock(&f->shared->mu);
-	if (!f->shared->recent_known) {
-		/* First view in this process: what was new before this sync's arrivals is
-		 * not recent to anyone any more (a restart forgets who saw what). */
-		f->shared->recent_floor = uidnext_before ? uidnext_before - 1 : 0;
-		f->shared->recent_known = true;
-	}
-	uint32_t floor = f->shared->recent_floor;
-	if (!f->readonly && n && m[n - 1].uid > floor)
-		f->shared->recent_floor = m[n - 1].uid;
-	pthread_mutex_unlock(&f->shared->mu);
-	size_t j = 0;
-	for (size_t i = 0; i < n; i++) {
-		while (j < f->n && f->msgs[j].uid < m[i].uid)
-			j++;
-		bool was = j < f->n && f->msgs[j].uid == m[i].uid && (f->msgs[j].flags & FOLDER_RECENT);
-		if (was || (!f->readonly && m[i].uid > floor))
-			m[i].flags |= FOLDER_RECENT;
-	}
-}
-
-/* Report the differences between the old view (f->msgs) and m, then install m (and
- * the snapshot its names are in). */
-static void install_view(struct folder *f, struct folder_msg *m, uint8_t *lazy, size_t n,
-	struct folder_snap *snap, const struct folder_changes *ch)
-{
-	/* Expunges, highest sequence number first so each number is still right. */
-	size_t j = n;
-	for (size_t i = f->n; i-- > 0;) {
-		while (j > 0 && m[j - 1].uid > f->msgs[i].uid)
-			j--;
-		bool kept = j > 0 && m[j - 1].uid == f->msgs[i].uid;
-		if (kept) {
-			/* Carry what was filled in lazily. */
-			struct folder_msg *nm = &m[j - 1];
-			uint8_t *nl = &lazy[j - 1];
-			if ((*nl & LAZY_DATE) && !(f->lazy[i] & LAZY_DATE)) {
-				nm->internaldate = f->msgs[i].internaldate;
-				*nl &= (uint8_t)~LAZY_DATE;
-			}
-			if ((*nl & LAZY_SIZE) && !(f->lazy[i] & LAZY_SIZE)) {
-				nm->size = f->msgs[i].size;
-				*nl &= (uint8_t)~LAZY_SIZE;
-			}
-		} else if (ch && ch->expunged) {
-			ch->expunged(ch->arg, (uint32_t)(i + 1), f->msgs[i].uid);
-		}
-	}
-	bool grew = false;
-	j = 0;
-	for (size_t i = 0; i < n; i++) {
-		while (j < f->n && f->msgs[j].uid < m[i].uid)
-			j++;
-		if (j < f->n && f->msgs[j].uid == m[i].uid) {
-			if ((f->msgs[j].flags != m[i].flags || f->msgs[j].keywords != m[i].keywords) && ch && ch->flags)
-				ch->flags(ch->arg, i + 1);
-		} else {
-			grew = true;
-		}
-	}
-	if (grew && ch && ch->exists)
-		ch->exists(ch->arg, n);
-	free_view(f);
-	f->snap = snap;
-	f->msgs = m;
-	f->lazy = lazy;
-	f->n = n;
-}
-
 /* The stamps now; rescan next time too when one is too fresh to trust (a change in
  * the same clock tick would not move it again). */
 static bool take_stamps(struct folder *f, struct folder_stamp st[3])
@@ -423,24 +288,24 @@ bool folder_sync(struct folder *f, const struct folder_changes *ch, char *err, s
 		return false;
 	}
 	folder_reload_keywords(f, false);
-	struct folder_msg *m;
-	uint8_t *lazy;
-	size_t mn;
-	if (!build_view(f, snap, &m, &lazy, &mn)) {
-		pthread_mutex_unlock(&f->shared->mu);
-		folder_snap_release(&snap);
+	uint32_t validity_was = f->uidvalidity;
+	f->uidvalidity = snap->uidvalidity;   /* the index is found by it */
+	struct folder_base *base = folder_base_get(f, snap);
+	folder_snap_release(&snap);   /* the base holds it */
+	pthread_mutex_unlock(&f->shared->mu);
+	struct folder_own *own = NULL;
+	size_t n_own = 0;
+	if (!base || !folder_view_recent(f, base, uidnext_before, &own, &n_own)) {
+		folder_base_release(&base);
+		f->uidvalidity = validity_was;
 		snprintf(err, errsz, "out of memory");
 		return false;
 	}
-	pthread_mutex_unlock(&f->shared->mu);
-	claim_recent(f, m, mn, uidnext_before);
 	pthread_mutex_lock(&f->shared->mu);
-	f->uidvalidity = snap->uidvalidity;
-	f->uidnext = snap->nextuid;
-	if (snap->uidvalidity > f->shared->last_validity)
-		f->shared->last_validity = snap->uidvalidity;
-	folder_index_sync(f, m, lazy, mn);
-	install_view(f, m, lazy, mn, snap, ch);
+	f->uidnext = base->snap->nextuid;
+	if (f->uidvalidity > f->shared->last_validity)
+		f->shared->last_validity = f->uidvalidity;
+	folder_view_install(f, base, own, n_own, ch);
 	f->st_uidlist = st[0];
 	f->st_cur = st[1];
 	f->st_new = st[2];
@@ -494,9 +359,10 @@ void folder_close(struct folder **fp)
 	struct folder *f = *fp;
 	if (!f)
 		return;
-	if (f->lazy)
-		free_view(f);
-	folder_snap_release(&f->snap);
+	folder_own_free(f->own, f->n_own);
+	f->own = NULL;
+	f->n_own = 0;
+	folder_base_release(&f->base);
 	keywords_free(&f->kw);
 	folder_index_close(f);
 	free(f->root);
@@ -513,7 +379,7 @@ bool folder_readonly(const struct folder *f) { return f->readonly; }
 size_t folder_count(const struct folder *f) { return f->n; }
 
 /* CRLF size of an LF file: every LF not after a CR adds one. */
-static bool count_crlf_size(int fd, uint64_t *out)
+bool folder_count_crlf_size(int fd, uint64_t *out)
 {
 	char buf[65536];
 	uint64_t n = 0;
@@ -535,55 +401,14 @@ static bool count_crlf_size(int fd, uint64_t *out)
 	return true;
 }
 
-/* Fill in what the sync left for later: the date by stat (no message is opened for
- * it), the size by counting only when neither the name, the uidlist nor the index
- * knew it. */
-void folder_msg_fill(struct folder *f, size_t i, uint8_t want)
-{
-	if (!(f->lazy[i] & want))
-		return;
-	char p[FOLDER_SUB_LEN];
-	struct stat sb;
-	snprintf(p, sizeof(p), "%s/cur/%s", f->path, f->msgs[i].filename);
-	bool have = stat(p, &sb) == 0;
-	int fd = -1;
-	if (!have || (f->lazy[i] & want & LAZY_SIZE)) {
-		fd = folder_msg_open(f, i);   /* also finds a file renamed by another program */
-		have = fd >= 0 && fstat(fd, &sb) == 0;
-	}
-	if (have) {
-		f->msgs[i].internaldate = sb.st_mtime;
-		f->lazy[i] &= (uint8_t)~LAZY_DATE;
-		if (fd >= 0 && (f->lazy[i] & LAZY_SIZE) && count_crlf_size(fd, &f->msgs[i].size))
-			f->lazy[i] &= (uint8_t)~LAZY_SIZE;
-		folder_index_note(f, i);
-	}
-	if (fd >= 0)
-		close(fd);
-}
-
-const struct folder_msg *folder_msg(const struct folder *cf, size_t i)
-{
-	if (i >= cf->n)
-		return NULL;
-	/* Logically const: one thread per view. */
-	folder_msg_fill((struct folder *)cf, i, LAZY_DATE | LAZY_SIZE);
-	return &cf->msgs[i];
-}
-
-const struct folder_msg *folder_msg_peek(const struct folder *f, size_t i)
-{
-	return i < f->n ? &f->msgs[i] : NULL;
-}
-
 size_t folder_find_uid(const struct folder *f, uint32_t uid)
 {
 	size_t lo = 0, hi = f->n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (f->msgs[mid].uid == uid)
+		if (f->base->msgs[mid].uid == uid)
 			return mid;
-		if (f->msgs[mid].uid < uid)
+		if (f->base->msgs[mid].uid < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -595,8 +420,9 @@ int folder_msg_open(struct folder *f, size_t i)
 {
 	if (i >= f->n)
 		return -1;
+	const char *filename = folder_msg_peek(f, i)->filename;
 	char p[FOLDER_SUB_LEN];
-	snprintf(p, sizeof(p), "%s/cur/%s", f->path, f->msgs[i].filename);
+	snprintf(p, sizeof(p), "%s/cur/%s", f->path, filename);
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0 || errno != ENOENT)
 		return fd;
@@ -607,8 +433,8 @@ int folder_msg_open(struct folder *f, size_t i)
 	if (!folder_list_cur(f->path, &names, &n, err, sizeof(err)))
 		return -1;
 	char base[FOLDER_SUB_LEN];
-	size_t bl = folder_name_main_len(f->msgs[i].filename);
-	snprintf(base, sizeof(base), "%.*s", (int)bl, f->msgs[i].filename);
+	size_t bl = folder_name_main_len(filename);
+	snprintf(base, sizeof(base), "%.*s", (int)bl, filename);
 	char **hit = bsearch(base, names, n, sizeof(char *), cmp_name_main);
 	if (hit) {
 		snprintf(p, sizeof(p), "%s/cur/%s", f->path, *hit);

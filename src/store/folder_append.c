@@ -96,11 +96,13 @@ static bool uid_for_file(const char *root, const char *fname, const char *path, 
 	if (!f)
 		return false;
 	size_t ml = folder_name_main_len(name);
-	for (size_t i = 0; i < f->n && !ok; i++)
-		if (strncmp(f->msgs[i].filename, name, ml) == 0 && folder_name_main_len(f->msgs[i].filename) == ml) {
-			*uid = f->msgs[i].uid;
+	for (size_t i = 0; i < f->n && !ok; i++) {
+		const struct folder_msg *m = folder_msg_peek(f, i);
+		if (strncmp(m->filename, name, ml) == 0 && folder_name_main_len(m->filename) == ml) {
+			*uid = m->uid;
 			ok = true;
 		}
+	}
 	*validity = f->uidvalidity;
 	folder_close(&f);
 	if (!ok)

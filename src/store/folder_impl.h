@@ -60,17 +60,46 @@ struct folder_shared {
 	uint32_t last_validity;       /* the highest UIDVALIDITY seen: a rebuild goes above */
 	struct folder_index *index;   /* folder_index.c's, while views are open */
 	struct folder_snap *snap;     /* the last trusted full sync (a reference) */
+	struct folder_base *base;     /* the messages of snap as views show them (a reference) */
+	uint64_t index_gen;           /* moves whenever the index's flags or MODSEQs change */
 	unsigned views;
+};
+
+/* folder_view.c: the messages of one snapshot as every view of it shows them (flags
+ * from the names, MODSEQs, dates and sizes from the index), built once and shared by
+ * the views of that moment, never changed after it is published except that a date or
+ * size still to find (lazy[i]) is filled in under fill_mu and then lazy[i] cleared with
+ * release order (readers load lazy[i] with acquire before they trust those fields). */
+struct folder_base {
+	atomic_uint refs;
+	struct folder_snap *snap;     /* the names point into it (a reference) */
+	uint64_t index_gen;           /* folder_shared.index_gen it was built against */
+	uint64_t kwmask;              /* the keywords known when it was built */
+	uint64_t highestmodseq;
+	size_t n;
+	struct folder_msg *msgs;      /* ascending UID; never FOLDER_RECENT */
+	atomic_uchar *lazy;           /* LAZY_* bits still to fill in */
+	pthread_mutex_t fill_mu;
+};
+
+/* A message one view holds differently from its base: \Recent to this session
+ * (RFC 3501 §2.3.2), or flags this session stored since its last sync (with the file's
+ * new name, owned: VIEW_OWN_NAME).  A view keeps them sorted by i; they go at its next
+ * sync (the new base has the stored flags; \Recent ones are made again). */
+struct folder_own {
+	size_t i;
+	struct folder_msg m;
+	uint8_t lazy;                 /* LAZY_* still to fill in, VIEW_OWN_NAME */
 };
 
 struct folder {
 	char *root, *name;
 	char path[FOLDER_PATH_LEN];
 	bool readonly;
-	struct folder_msg *msgs;      /* ascending UID; msgs[i].filename in snap, or owned (VIEW_OWN_NAME) */
-	uint8_t *lazy;                /* per message: LAZY_* bits still to fill in, VIEW_OWN_NAME */
-	struct folder_snap *snap;     /* the snapshot the names point into (a reference) */
-	size_t n;
+	struct folder_base *base;     /* shared (a reference); NULL before the first sync */
+	struct folder_own *own;       /* sorted by i */
+	size_t n_own, cap_own;
+	size_t n;                     /* base->n */
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
 	struct keywords kw;
@@ -86,8 +115,28 @@ struct folder {
 #define LAZY_SIZE 2u
 #define VIEW_OWN_NAME 0x80u           /* in lazy[]: msgs[i].filename is malloc'd by the view */
 
-/* folder.c: message i's file name is now `name` (taken: malloc'd). */
-void folder_set_name(struct folder *f, size_t i, char *name);
+/* folder_view.c: building and sharing bases, the views' own entries. */
+/* The base for snap: the shared one when it was built from the same snapshot, index
+ * and keywords, else a new one (MODSEQs from folder_index_sync), published in the
+ * shared record when snap is the shared snapshot.  With f->shared->mu held. */
+struct folder_base *folder_base_get(struct folder *f, struct folder_snap *snap);
+void folder_base_release(struct folder_base **b);
+/* Message i's own entry, or NULL. */
+struct folder_own *folder_own_find(const struct folder *f, size_t i);
+/* Message i's own entry, made from the base when there is none (NULL: no memory).
+ * Invalidates pointers into f->own. */
+struct folder_own *folder_own_get(struct folder *f, size_t i);
+void folder_own_free(struct folder_own *own, size_t n);
+/* Message i's file name is now `name` (taken: malloc'd); false: no memory (freed). */
+bool folder_set_name(struct folder *f, size_t i, char *name);
+/* Report the differences between f's view and (base, own) as folder.h's callbacks
+ * say, then install them (the old base released, the old own entries freed). */
+void folder_view_install(struct folder *f, struct folder_base *base, struct folder_own *own, size_t n_own,
+	const struct folder_changes *ch);
+/* \Recent (RFC 3501 §2.3.2) for the new base: this view's own \Recent UIDs still
+ * there, and (not read-only) every UID above the floor, claimed.  *own: malloc'd. */
+bool folder_view_recent(struct folder *f, struct folder_base *base, uint32_t uidnext_before,
+	struct folder_own **own, size_t *n_own);
 
 /* folder_shared.c */
 struct folder_shared *folder_shared_get(const char *path);
@@ -99,18 +148,20 @@ struct folder_index;
  * installed) its MODSEQs, cached dates and sizes, raise f->highestmodseq for what
  * changed since the index last saw it, log expunges; note: message i's lazily
  * found date/size; close: forget the view's index state. */
-void folder_index_sync(struct folder *f, struct folder_msg *m, uint8_t *lazy, size_t n);
-void folder_index_note(struct folder *f, size_t i);
-/* Message i's flags changed (f->msgs[i] holds the new flags and MODSEQ). */
-uint64_t folder_index_store(struct folder *f, size_t i);   /* returns the new MODSEQ */
+void folder_index_sync(struct folder *f, struct folder_msg *m, atomic_uchar *lazy, size_t n);
+void folder_index_note(struct folder *f, const struct folder_msg *m, uint8_t lazy);
+/* Message m's flags changed (m holds the new flags); returns its new MODSEQ. */
+uint64_t folder_index_store(struct folder *f, const struct folder_msg *m);
 void folder_index_open(struct folder *f);                  /* one more view */
 /* The cached header block of message i (malloc'd copy), or false. */
 bool folder_index_header(struct folder *f, size_t i, char **hdr, size_t *len);
 void folder_index_cache_header(struct folder *f, size_t i, const char *hdr, size_t len);
 void folder_index_close(struct folder *f);
 
-/* folder.c: fill in message i's LAZY_* bits in want. */
+/* folder_view.c: fill in message i's LAZY_* bits in want. */
 void folder_msg_fill(struct folder *f, size_t i, uint8_t want);
+/* folder.c: the LF file's size with CRLF line ends. */
+bool folder_count_crlf_size(int fd, uint64_t *out);
 /* folder.c: re-read dovecot-keywords (when its stamp moved, or always). */
 void folder_reload_keywords(struct folder *f, bool force);
 /* folder_ops.c: keyword `name`'s index in the dovecot-keywords of the folder at

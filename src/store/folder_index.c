@@ -191,6 +191,7 @@ static struct folder_index *get(struct folder *f)
 	}
 	x->uidvalidity = f->uidvalidity;
 	s->index = x;
+	s->index_gen++;
 	return x;
 }
 
@@ -239,7 +240,7 @@ static void maybe_save(struct folder_index *x, const char *path)
 /* --- what the view asks ---------------------------------------------------------- */
 
 /* Copy what the record knows into message m; a differing flag set is a change. */
-static bool apply(struct index_rec *r, struct folder_msg *m, uint8_t *lazy, uint64_t modseq_now)
+static bool apply(struct index_rec *r, struct folder_msg *m, atomic_uchar *lazy, uint64_t modseq_now)
 {
 	bool changed = r->flags != (m->flags & FOLDER_STORABLE) || r->keywords != m->keywords;
 	if (changed) {
@@ -259,7 +260,7 @@ static bool apply(struct index_rec *r, struct folder_msg *m, uint8_t *lazy, uint
 	return changed;
 }
 
-void folder_index_sync(struct folder *f, struct folder_msg *m, uint8_t *lazy, size_t n)
+void folder_index_sync(struct folder *f, struct folder_msg *m, atomic_uchar *lazy, size_t n)
 {
 	struct folder_index *x = get(f);
 	if (!x) {
@@ -299,21 +300,23 @@ void folder_index_sync(struct folder *f, struct folder_msg *m, uint8_t *lazy, si
 	if (used) {
 		x->highestmodseq = next;
 		x->dirty = true;
+		f->shared->index_gen++;
 	}
 	f->highestmodseq = x->highestmodseq;
 	maybe_save(x, f->path);
 }
 
-uint64_t folder_index_store(struct folder *f, size_t i)
+uint64_t folder_index_store(struct folder *f, const struct folder_msg *m)
 {
 	struct folder_index *x = get(f);
+	f->shared->index_gen++;   /* a base built before shows the old flags */
 	if (!x)
 		return ++f->highestmodseq;
-	struct index_rec *r = find(x, f->msgs[i].uid);
+	struct index_rec *r = find(x, m->uid);
 	uint64_t modseq = ++x->highestmodseq;
 	if (r) {
-		r->flags = f->msgs[i].flags & FOLDER_STORABLE;
-		r->keywords = f->msgs[i].keywords;
+		r->flags = m->flags & FOLDER_STORABLE;
+		r->keywords = m->keywords;
 		r->modseq = modseq;
 	}
 	x->dirty = true;
@@ -322,18 +325,18 @@ uint64_t folder_index_store(struct folder *f, size_t i)
 	return modseq;
 }
 
-void folder_index_note(struct folder *f, size_t i)
+void folder_index_note(struct folder *f, const struct folder_msg *m, uint8_t lazy)
 {
 	pthread_mutex_lock(&f->shared->mu);
 	struct folder_index *x = get(f);
-	struct index_rec *r = x ? find(x, f->msgs[i].uid) : NULL;
+	struct index_rec *r = x ? find(x, m->uid) : NULL;
 	if (r) {
-		if (!(f->lazy[i] & LAZY_DATE)) {
-			r->date = (int64_t)f->msgs[i].internaldate;
+		if (!(lazy & LAZY_DATE)) {
+			r->date = (int64_t)m->internaldate;
 			r->have |= HAVE_DATE;
 		}
-		if (!(f->lazy[i] & LAZY_SIZE)) {
-			r->size = f->msgs[i].size;
+		if (!(lazy & LAZY_SIZE)) {
+			r->size = m->size;
 			r->have |= HAVE_SIZE;
 		}
 		x->dirty = true;
@@ -345,7 +348,7 @@ bool folder_index_header(struct folder *f, size_t i, char **hdr, size_t *len)
 {
 	pthread_mutex_lock(&f->shared->mu);
 	struct folder_index *x = get(f);
-	struct index_rec *r = x ? find(x, f->msgs[i].uid) : NULL;
+	struct index_rec *r = x ? find(x, folder_msg_peek(f, i)->uid) : NULL;
 	bool ok = false;
 	if (r && (r->have & HAVE_HDR) && x->cache_fd < 0) {
 		char p[FOLDER_SUB_LEN];
@@ -374,7 +377,7 @@ void folder_index_cache_header(struct folder *f, size_t i, const char *hdr, size
 		return;
 	pthread_mutex_lock(&f->shared->mu);
 	struct folder_index *x = get(f);
-	struct index_rec *r = x ? find(x, f->msgs[i].uid) : NULL;
+	struct index_rec *r = x ? find(x, folder_msg_peek(f, i)->uid) : NULL;
 	if (r && x->cache_fd < 0) {
 		char p[FOLDER_SUB_LEN];
 		snprintf(p, sizeof(p), "%s/%s", f->path, CACHE_FILE);
@@ -445,7 +448,9 @@ void folder_index_close(struct folder *f)
 		free(x->r), free(x->g), free(x);
 		f->shared->index = NULL;
 	}
-	if (f->shared->views == 0)   /* no view left to share it with: the names go too */
+	if (f->shared->views == 0) {   /* no view left to share them with: the table and names go too */
+		folder_base_release(&f->shared->base);
 		folder_snap_release(&f->shared->snap);
+	}
 	pthread_mutex_unlock(&f->shared->mu);
 }

@@ -134,7 +134,7 @@ bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t key
 		snprintf(err, errsz, f->readonly ? "the folder is read-only" : "no such message");
 		return false;
 	}
-	struct folder_msg *m = &f->msgs[i];
+	const struct folder_msg *m = folder_msg_peek(f, i);
 	flags &= FOLDER_STORABLE;
 	keywords &= (1ull << FOLDER_KEYWORDS_MAX) - 1;
 	if (modseq_out)
@@ -146,6 +146,15 @@ bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t key
 		snprintf(err, errsz, "file name too long");
 		return false;
 	}
+	/* The view's own entry first (other views share the base and keep the old flags
+	 * until their sync tells them): with no memory for it, nothing is renamed. */
+	struct folder_own *own = folder_own_get(f, i);
+	if (!own) {
+		snprintf(err, errsz, "out of memory");
+		return false;
+	}
+	struct folder_msg *om = &own->m;
+	m = om;
 	pthread_mutex_lock(&f->shared->mu);
 	snprintf(from, sizeof(from), "%s/cur/%s", f->path, m->filename);
 	snprintf(to, sizeof(to), "%s/cur/%s", f->path, to_name);
@@ -187,14 +196,14 @@ bool folder_store_flags(struct folder *f, size_t i, uint32_t flags, uint64_t key
 		fsync_cur(f);
 	char *dup = strdup(to_name);
 	if (dup)
-		folder_set_name(f, i, dup);
-	m->flags = (m->flags & FOLDER_RECENT) | flags;
-	m->keywords = keywords;
-	m->modseq = folder_index_store(f, i);
+		folder_set_name(f, i, dup);   /* own already exists: cannot fail */
+	om->flags = (om->flags & FOLDER_RECENT) | flags;
+	om->keywords = keywords;
+	om->modseq = folder_index_store(f, om);
 	pthread_mutex_unlock(&f->shared->mu);
 	folder_shared_bump(f->shared);
 	if (modseq_out)
-		*modseq_out = m->modseq;
+		*modseq_out = om->modseq;
 	return true;
 }
 
@@ -237,20 +246,21 @@ bool folder_expunge(struct folder *f, const uint32_t *uids, size_t n, size_t *n_
 	}
 	for (size_t k = 0; k < n; k++) {
 		size_t i = folder_find_uid(f, uids[k]);
-		if (i == (size_t)-1 || !(f->msgs[i].flags & FOLDER_DELETED))
+		const struct folder_msg *m = i == (size_t)-1 ? NULL : folder_msg_peek(f, i);
+		if (!m || !(m->flags & FOLDER_DELETED))
 			continue;
 		char p[FOLDER_SUB_LEN];
-		snprintf(p, sizeof(p), "%s/cur/%s", f->path, f->msgs[i].filename);
+		snprintf(p, sizeof(p), "%s/cur/%s", f->path, m->filename);
 		struct stat st;
 		uint64_t size = 0;
-		bool have = folder_name_field(f->msgs[i].filename, 'S', &size) || (stat(p, &st) == 0 &&
+		bool have = folder_name_field(m->filename, 'S', &size) || (stat(p, &st) == 0 &&
 			(size = (uint64_t)st.st_size, true));
 		int r = unlink(p);
 		if (r != 0 && errno == ENOENT)
 			r = unlink_renamed(f, i);
 		if (r == 0) {
 			removed++;
-			if (have && !quota_name_is_warning(f->msgs[i].filename))
+			if (have && !quota_name_is_warning(m->filename))
 				bytes += (int64_t)size;
 		} else if (errno != ENOENT) {
 			snprintf(err, errsz, "cannot remove %s: %s", p, strerror(errno));
@@ -345,10 +355,11 @@ bool folder_status(const char *root, const char *name, struct folder_status *st,
 	uint32_t floor = f->shared->recent_floor;
 	pthread_mutex_unlock(&f->shared->mu);
 	for (size_t i = 0; i < f->n; i++) {
-		st->unseen += !(f->msgs[i].flags & FOLDER_SEEN);
-		st->recent += f->msgs[i].uid > floor;
 		folder_msg_fill(f, i, LAZY_SIZE);   /* known from W= or the index almost always */
-		st->size += f->msgs[i].size;
+		const struct folder_msg *m = folder_msg_peek(f, i);
+		st->unseen += !(m->flags & FOLDER_SEEN);
+		st->recent += m->uid > floor;
+		st->size += m->size;
 	}
 	folder_close(&f);
 	return true;
