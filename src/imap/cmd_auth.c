@@ -68,24 +68,44 @@ static void say_throttled(struct imap_session *s, struct throttle_verdict v, con
 	}
 }
 
+void imap_login_drop(struct imap_session *s)
+{
+	if (!s->lx)
+		return;
+	login_clear(s->lx);
+	free(s->lx);
+	s->lx = NULL;
+}
+
+/* The exchange a LOGIN or AUTHENTICATE starts (held only until it is answered, so a
+ * logged-in session does not carry it); false: refused for want of memory. */
+static bool login_exchange_new(struct imap_session *s)
+{
+	imap_login_drop(s);
+	if ((s->lx = calloc(1, sizeof(*s->lx))))
+		return true;
+	imap_refuse(s, s->auth_tag, W_AUTH_TEMPFAIL);
+	return false;
+}
+
 /* The login exchange moved on (auth/login.h): render its step. */
 static void auth_progress(struct imap_session *s, enum login_step st)
 {
 	s->state = ST_NOAUTH;
 	switch (st) {
 	case LOGIN_SEND_CHALLENGE:   /* RFC 3501 §7.5: "+ " base64 */
-		buf_printf(&s->out, "+ %s\r\n", login_challenge(&s->lx));
+		buf_printf(&s->out, "+ %s\r\n", login_challenge(s->lx));
 		s->state = ST_SASL;
 		imap_parser_expect_line(s->parser);
 		return;
 	case LOGIN_CHECK: {
 		struct login_hooks h = login_hooks(s);
 		s->waiting_auth = true;
-		login_submit(&s->lx, &h);   /* may answer at once */
+		login_submit(s->lx, &h);   /* may answer at once */
 		return;
 	}
 	case LOGIN_THROTTLED:
-		say_throttled(s, s->lx.verdict, s->lx.user);
+		say_throttled(s, s->lx->verdict, s->lx->user);
 		return;
 	case LOGIN_CANCELLED:
 		imap_refuse(s, s->auth_tag, W_AUTH_CANCELLED);
@@ -106,7 +126,12 @@ static void auth_progress(struct imap_session *s, enum login_step st)
 void imap_sasl_line(struct imap_session *s, const char *line, size_t n)
 {
 	struct login_hooks h = login_hooks(s);
-	auth_progress(s, login_answer(&s->lx, &h, line, n));
+	if (!s->lx) {   /* cannot happen: ST_SASL has its exchange */
+		s->state = ST_NOAUTH;
+		imap_refuse(s, s->auth_tag, W_AUTH_TEMPFAIL);
+		return;
+	}
+	auth_progress(s, login_answer(s->lx, &h, line, n));
 }
 
 void imap_cmd_login(struct imap_session *s, struct imap_cmd *c)
@@ -120,8 +145,12 @@ void imap_cmd_login(struct imap_session *s, struct imap_cmd *c)
 		imap_bad_command(s);
 		return;
 	}
+	if (!login_exchange_new(s)) {
+		explicit_bzero(c->login.pass, c->login.pass_len);
+		return;
+	}
 	struct login_hooks h = login_hooks(s);
-	enum login_step st = login_password(&s->lx, &h, "LOGIN", c->login.user, c->login.pass, c->login.pass_len);
+	enum login_step st = login_password(s->lx, &h, "LOGIN", c->login.user, c->login.pass, c->login.pass_len);
 	explicit_bzero(c->login.pass, c->login.pass_len);
 	auth_progress(s, st);
 }
@@ -146,8 +175,10 @@ void imap_cmd_authenticate(struct imap_session *s, struct imap_cmd *c)
 		imap_bad_command(s);
 		return;
 	}
+	if (!login_exchange_new(s))
+		return;
 	bool init = c->auth.has_initial;
-	enum login_step st = login_start(&s->lx, &h, mech, init, init ? c->auth.initial : NULL,
+	enum login_step st = login_start(s->lx, &h, mech, init, init ? c->auth.initial : NULL,
 		init ? strlen(c->auth.initial) : 0);
 	auth_progress(s, st);
 }
@@ -161,7 +192,7 @@ void imap_session_auth_done(struct imap_session *s, enum login_result r, const c
 	switch (r) {
 	case LOGIN_OK:
 		free(s->login);
-		s->login = strdup(login && login[0] ? login : s->lx.user);
+		s->login = strdup(login && login[0] ? login : s->lx ? s->lx->user : "");
 		if (!s->login) {
 			imap_refuse(s, s->auth_tag, W_AUTH_TEMPFAIL);
 			break;
@@ -173,14 +204,14 @@ void imap_session_auth_done(struct imap_session *s, enum login_result r, const c
 		break;
 	case LOGIN_BLOCKED:
 		login_block_end(blocked_until, when, sizeof(when));
-		quote_for_reply(q, sizeof(q), s->lx.user, strlen(s->lx.user), IMAP_QUOTE_SHOWN);
+		quote_for_reply(q, sizeof(q), s->lx ? s->lx->user : "", s->lx ? strlen(s->lx->user) : 0, IMAP_QUOTE_SHOWN);
 		imap_refuse(s, s->auth_tag, W_THROTTLED_ACCOUNT, q, when);
 		break;
 	case LOGIN_TEMPFAIL:
 		imap_refuse(s, s->auth_tag, W_AUTH_TEMPFAIL);
 		break;
 	}
-	login_clear(&s->lx);
+	imap_login_drop(s);
 }
 
 /* XCLIENT <node-token> <client-address> <login> (docs/architecture.md): a node of
@@ -226,7 +257,9 @@ void imap_cmd_xclient(struct imap_session *s, struct imap_cmd *c)
 	s->info.client_addr = a;
 	free(s->login);
 	s->login = l;
-	snprintf(s->lx.mech, sizeof(s->lx.mech), "XCLIENT");
+	if (!login_exchange_new(s))   /* for the mechanism's name in the login's log line */
+		return;
+	snprintf(s->lx->mech, sizeof(s->lx->mech), "XCLIENT");
 	imap_start_job(s, JOB_LOGIN, NULL);   /* the Maildir, the special folders, the alert: as after LOGIN */
 }
 
@@ -259,17 +292,17 @@ void imap_session_proxy_done(struct imap_session *s, enum imap_proxy_result r, c
 		buf_appends(&s->out, "\r\n");
 		if (r == IMAP_PROXY_OK) {
 			free(s->login);
-			s->login = strdup(s->lx.user);
+			s->login = strdup(s->lx ? s->lx->user : "");
 			s->proxied = true;
 			log_event(LOG_INFO, "imap_proxied", "conn=%llu client=%s user=%s node=%s", (unsigned long long)s->info.conn_id,
-				s->client_addr, s->lx.user, node);
+				s->client_addr, s->lx ? s->lx->user : "", node);
 		}
 		break;
 	case IMAP_PROXY_UNAVAILABLE:
 		imap_refuse(s, s->auth_tag, W_PROXY_UNAVAILABLE, node, text, node);
 		break;
 	}
-	login_clear(&s->lx);
+	imap_login_drop(s);
 }
 
 bool imap_session_proxied(const struct imap_session *s)
@@ -280,12 +313,17 @@ bool imap_session_proxied(const struct imap_session *s)
 /* Worker thread: where the mail is, and what the user must be told at once. */
 void imap_login_job(struct imap_session *s)
 {
-	char err[300] = "";
+	char err[300] = "", root[ROOT_MAX];
 	s->job_ok = false;
 	s->job_alert[0] = '\0';
-	if (!s->hooks.maildir_root || !s->hooks.maildir_root(s->hooks.ctx, s->login, s->root, sizeof(s->root), err,
+	if (!s->hooks.maildir_root || !s->hooks.maildir_root(s->hooks.ctx, s->login, root, sizeof(root), err,
 		sizeof(err))) {
 		snprintf(s->job_alert, sizeof(s->job_alert), "%s", err[0] ? err : "no mailbox for this login");
+		return;
+	}
+	free(s->root);
+	if (!(s->root = strdup(root))) {   /* held as long as the session: its length, not ROOT_MAX */
+		snprintf(s->job_alert, sizeof(s->job_alert), "out of memory");
 		return;
 	}
 	imap_mbox_login_setup(s);
@@ -304,15 +342,15 @@ void imap_login_finish(struct imap_session *s)
 			s->login, s->job_alert);
 		free(s->login);
 		s->login = NULL;
-		login_clear(&s->lx);
+		imap_login_drop(s);
 		return;
 	}
 	s->x.user = s->login;
 	s->x.maildir_root = s->root;
 	s->state = ST_AUTH;
 	log_event(LOG_INFO, "imap_login", "conn=%llu client=%s user=%s mech=%s tls=%s", (unsigned long long)s->info.conn_id,
-		s->client_addr, s->login, s->lx.mech, s->secure ? "yes" : "no");
-	login_clear(&s->lx);
+		s->client_addr, s->login, s->lx ? s->lx->mech : "", s->secure ? "yes" : "no");
+	imap_login_drop(s);
 	if (s->job_alert[0])   /* RFC 3501 §7.1: the client must show [ALERT] text to the user */
 		imap_reply_untagged(&s->out, "OK", "ALERT", "%s", s->job_alert);
 	buf_printf(&s->out, "%s OK [CAPABILITY ", s->auth_tag);

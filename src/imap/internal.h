@@ -58,7 +58,7 @@ struct imap_session {
 	bool proxied;                      /* the login went to the home node: the bytes are the transport's */
 	char *login;
 	char auth_tag[IMAP_TAG_MAX + 1];   /* the LOGIN / AUTHENTICATE being answered */
-	struct login_exchange lx;
+	struct login_exchange *lx;         /* only from LOGIN / AUTHENTICATE to its answer (1.2 KiB) */
 	/* jobs (one at a time) */
 	enum job_kind job;
 	bool job_running;                  /* handed to the worker, job_done not yet called */
@@ -72,7 +72,7 @@ struct imap_session {
 	char job_alert[400];               /* JOB_LOGIN: [ALERT] words, or "" */
 	/* the mailbox side */
 	struct imap_exec x;
-	char root[ROOT_MAX];
+	char *root;                        /* the Maildir root, after login (malloc'd) */
 	/* IDLE */
 	char idle_tag[IMAP_TAG_MAX + 1];
 	enum state idle_from;
@@ -110,6 +110,7 @@ void imap_sasl_line(struct imap_session *s, const char *line, size_t n);
 bool imap_login_offered(const struct imap_session *s);
 void imap_login_job(struct imap_session *s);        /* worker: the set-up after a login */
 void imap_login_finish(struct imap_session *s);     /* loop: the tagged OK (or NO) */
+void imap_login_drop(struct imap_session *s);       /* the exchange cleared and freed */
 
 /* mbox.c: the mailbox commands, run as jobs (worker thread); write into out */
 void imap_mbox_run(struct imap_session *s, const struct imap_cmd *c, struct buf *out, enum imap_exec_status *st);

@@ -26,7 +26,7 @@ static char *dup_or_empty(const char *s)
 
 void imap_close(struct imap_session *s)
 {
-	login_clear(&s->lx);
+	imap_login_drop(s);
 	s->state = ST_LOGOUT;
 	s->close_after_output = true;
 }
@@ -294,7 +294,7 @@ static void handle_event(struct imap_session *s, enum imap_event ev)
 			struct imap_parse_error te = *e;
 			snprintf(te.tag, sizeof(te.tag), "%s", s->state == ST_SASL ? s->auth_tag : s->idle_tag);
 			s->state = s->state == ST_SASL ? ST_NOAUTH : s->idle_from;
-			login_clear(&s->lx);
+			imap_login_drop(s);
 			imap_refuse_parse(s, &te);
 		} else {
 			imap_refuse_parse(s, e);
@@ -563,8 +563,9 @@ void imap_session_free(struct imap_session **sp)
 	buf_free(&s->out);
 	buf_free(&s->job_out);
 	buf_free(&s->held);
-	login_clear(&s->lx);
+	imap_login_drop(s);
 	free(s->login);
+	free(s->root);
 	free(s->hostname);
 	free(s->client_addr);
 	free(s->listener);
@@ -619,7 +620,7 @@ void imap_session_disconnected(struct imap_session *s)
 {
 	if (!s->job_running)
 		imap_mbox_close_selected(s);
-	login_clear(&s->lx);
+	imap_login_drop(s);
 	s->state = ST_LOGOUT;
 }
 

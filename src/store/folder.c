@@ -215,8 +215,8 @@ static bool stamps_unchanged(const struct folder *f, const struct folder_stamp s
 
 /* The full look: new/ moved to cur/, cur/ listed, the uidlist read, unknown files
  * given UIDs.  A new snapshot (the caller's reference), also kept in the shared
- * record when the next view may trust it (no stamp too fresh, nothing moved or
- * assigned, which would have moved the stamps).  With f->shared->mu held. */
+ * record, trusted by later views when no stamp was too fresh and nothing was moved or
+ * assigned (which would have moved the stamps).  With f->shared->mu held. */
 static struct folder_snap *scan(struct folder *f, const struct folder_stamp st[3], uint64_t counter, bool fresh,
 	uint32_t *uidnext_before, bool *moved_out, char *err, size_t errsz)
 {
@@ -249,10 +249,11 @@ static struct folder_snap *scan(struct folder *f, const struct folder_stamp st[3
 	memcpy(snap->st, st, sizeof(snap->st));
 	snap->counter = counter;
 	snap->trusted = !fresh && moved == 0 && !assigned;
-	if (snap->trusted) {
-		folder_snap_release(&f->shared->snap);
-		f->shared->snap = folder_snap_ref(snap);
-	}
+	/* Kept even when not to be trusted later: a view syncing in this same second to the
+	 * same stamps may use it (folder_sync), rather than each of a thousand IDLE sessions
+	 * listing cur/ and holding a table of its own after every new message. */
+	folder_snap_release(&f->shared->snap);
+	f->shared->snap = folder_snap_ref(snap);
 	*moved_out = moved > 0;
 out:
 	free(rec_file);
@@ -280,8 +281,12 @@ bool folder_sync(struct folder *f, const struct folder_changes *ch, char *err, s
 	struct folder_snap *snap = NULL;
 	uint32_t uidnext_before = 1;
 	bool moved = false;
-	if (folder_snap_matches(f->shared->snap, st, counter)) {
-		snap = folder_snap_ref(f->shared->snap);   /* nothing changed since: no listing, no reading */
+	if (folder_snap_matches(f->shared->snap, st, counter) ||
+	    (fresh && folder_snap_same_moment(f->shared->snap, st, counter))) {
+		/* Nothing changed since: no listing, no reading.  A listing of this same second
+		 * is as good as ours would be now, and like ours it is looked at again at the
+		 * next sync (f->rescan: a change within the stamps' tick would not move them). */
+		snap = folder_snap_ref(f->shared->snap);
 		uidnext_before = snap->nextuid;
 	} else if (!(snap = scan(f, st, counter, fresh, &uidnext_before, &moved, err, errsz))) {
 		pthread_mutex_unlock(&f->shared->mu);
@@ -326,16 +331,23 @@ struct folder *folder_open(const char *root, const char *name, bool readonly, ch
 		snprintf(err, errsz, "out of memory");
 		return NULL;
 	}
-	if (!folder_path(root, name, f->path, sizeof(f->path))) {
+	char path[FOLDER_PATH_LEN];
+	if (!folder_path(root, name, path, sizeof(path))) {
 		snprintf(err, errsz, "\"%s\" cannot be a folder name", name);
 		free(f);
 		errno = ENOENT;
 		return NULL;
 	}
+	if (!(f->path = strdup(path))) {   /* held, not a FOLDER_PATH_LEN array: every IDLE session has one */
+		snprintf(err, errsz, "out of memory");
+		free(f);
+		errno = ENOMEM;
+		return NULL;
+	}
 	f->root = strdup(root);
 	f->name = strdup(name);
 	f->readonly = readonly;
-	f->shared = folder_shared_get(f->path);
+	f->shared = folder_shared_get(path);
 	folder_index_open(f);
 	f->rescan = true;
 	if (!f->root || !f->name || !folder_exists(root, name)) {
@@ -365,6 +377,7 @@ void folder_close(struct folder **fp)
 	folder_base_release(&f->base);
 	keywords_free(&f->kw);
 	folder_index_close(f);
+	free(f->path);
 	free(f->root);
 	free(f->name);
 	free(f);

@@ -44,7 +44,10 @@ struct folder_snap {
 struct folder_snap *folder_snap_new(const struct uidlist *ul, char **names, const long *rec_file);
 struct folder_snap *folder_snap_ref(struct folder_snap *s);
 void folder_snap_release(struct folder_snap **s);
+/* The snapshot may be used instead of a listing (trusted, and the same stamps and counter). */
 bool folder_snap_matches(const struct folder_snap *s, const struct folder_stamp st[3], uint64_t counter);
+/* The same stamps and counter, trusted or not: only for a view that looks again at its next sync. */
+bool folder_snap_same_moment(const struct folder_snap *s, const struct folder_stamp st[3], uint64_t counter);
 
 /* One per folder path in this process, never freed (bounded table): the change
  * counter sessions poll, and the \Recent floor (RFC 3501 §2.3.2: a message is
@@ -59,7 +62,7 @@ struct folder_shared {
 	bool recent_known;
 	uint32_t last_validity;       /* the highest UIDVALIDITY seen: a rebuild goes above */
 	struct folder_index *index;   /* folder_index.c's, while views are open */
-	struct folder_snap *snap;     /* the last trusted full sync (a reference) */
+	struct folder_snap *snap;     /* the last full sync (a reference; snap->trusted: reusable later) */
 	struct folder_base *base;     /* the messages of snap as views show them (a reference) */
 	uint64_t index_gen;           /* moves whenever the index's flags or MODSEQs change */
 	unsigned views;
@@ -94,7 +97,7 @@ struct folder_own {
 
 struct folder {
 	char *root, *name;
-	char path[FOLDER_PATH_LEN];
+	char *path;                   /* the folder's directory (shorter than FOLDER_PATH_LEN) */
 	bool readonly;
 	struct folder_base *base;     /* shared (a reference); NULL before the first sync */
 	struct folder_own *own;       /* sorted by i */

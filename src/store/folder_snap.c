@@ -72,3 +72,9 @@ bool folder_snap_matches(const struct folder_snap *s, const struct folder_stamp 
 	return s && s->trusted && s->counter == counter && folder_stamp_same(&s->st[0], &st[0]) &&
 	       folder_stamp_same(&s->st[1], &st[1]) && folder_stamp_same(&s->st[2], &st[2]);
 }
+
+bool folder_snap_same_moment(const struct folder_snap *s, const struct folder_stamp st[3], uint64_t counter)
+{
+	return s && s->counter == counter && folder_stamp_same(&s->st[0], &st[0]) &&
+	       folder_stamp_same(&s->st[1], &st[1]) && folder_stamp_same(&s->st[2], &st[2]);
+}

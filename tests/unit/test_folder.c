@@ -280,6 +280,88 @@ static void test_store_and_expunge(void **state)
 	folder_close(&f);
 }
 
+/* Views of one folder share its message table (folder_view.c) and differ only where
+ * they must: flags one session stored and the others were not yet told of, and \Recent,
+ * which is one session's. */
+static void test_shared_table(void **state)
+{
+	(void)state;
+	for (int k = 1; k <= 20; k++) {
+		char rel[64];
+		snprintf(rel, sizeof(rel), "cur/17000000%02d.M1P1.h,S=2:2,", k);
+		put_file(rel, "a\n", 1700000000 + k);
+	}
+	char err[256];
+	struct folder *f = folder_open(root, "INBOX", false, err, sizeof(err));
+	struct folder *g = folder_open(root, "INBOX", false, err, sizeof(err));
+	struct folder *ro = folder_open(root, "INBOX", true, err, sizeof(err));
+	assert_non_null(f);
+	assert_non_null(g);
+	assert_non_null(ro);
+	/* No uidlist yet: every message is new, \Recent to f (the first view), to no other. */
+	for (size_t i = 0; i < 20; i++) {
+		assert_true(folder_msg_peek(f, i)->flags & FOLDER_RECENT);
+		assert_false(folder_msg_peek(g, i)->flags & FOLDER_RECENT);
+		assert_ptr_equal(folder_msg_peek(g, i), folder_msg_peek(ro, i));
+	}
+	/* g stores: g shows it at once, the others keep the old flags until their sync. */
+	uint64_t ms;
+	assert_true(folder_store_flags(g, 4, FOLDER_FLAGGED, 0, &ms, err, sizeof(err)));
+	assert_true(folder_msg_peek(g, 4)->flags & FOLDER_FLAGGED);
+	assert_int_equal(folder_msg_peek(g, 4)->modseq, ms);
+	assert_false(folder_msg_peek(ro, 4)->flags & FOLDER_FLAGGED);
+	assert_false(folder_msg_peek(f, 4)->flags & FOLDER_FLAGGED);
+	assert_ptr_equal(folder_msg_peek(g, 3), folder_msg_peek(ro, 3));
+	struct seen s = { "" };
+	struct folder_changes ch = { on_expunged, on_exists, on_flags, &s };
+	assert_true(folder_sync(ro, &ch, err, sizeof(err)));
+	assert_string_equal(s.log, "F5 ");
+	assert_int_equal(folder_msg_peek(ro, 4)->modseq, ms);
+	s.log[0] = '\0';
+	assert_true(folder_sync(f, &ch, err, sizeof(err)));
+	assert_string_equal(s.log, "F5 ");
+	assert_int_equal(folder_msg_peek(f, 4)->flags, FOLDER_FLAGGED | FOLDER_RECENT);
+	s.log[0] = '\0';
+	assert_true(folder_sync(g, &ch, err, sizeof(err)));
+	assert_string_equal(s.log, "");   /* its own change: told by the STORE itself */
+	assert_ptr_equal(folder_msg_peek(g, 4), folder_msg_peek(ro, 4));
+	/* A new message: \Recent to the first read-write view that syncs, to no other. */
+	put_file("new/1700000099.M1P1.h", "new\n", 0);
+	assert_true(folder_sync(g, &ch, err, sizeof(err)));
+	assert_true(folder_sync(f, &ch, err, sizeof(err)));
+	assert_true(folder_sync(ro, &ch, err, sizeof(err)));
+	assert_int_equal(folder_count(f), 21);
+	assert_true(folder_msg_peek(g, 20)->flags & FOLDER_RECENT);
+	assert_false(folder_msg_peek(f, 20)->flags & FOLDER_RECENT);
+	assert_false(folder_msg_peek(ro, 20)->flags & FOLDER_RECENT);
+	assert_true(folder_msg_peek(f, 19)->flags & FOLDER_RECENT);
+	/* g moved it from new/ (its listing is of stamps that moved since): its table is its
+	 * own until its next sync, which takes the listing f made and ro shares. */
+	assert_ptr_equal(folder_msg_peek(f, 7)->filename, folder_msg_peek(ro, 7)->filename);
+	assert_true(folder_sync(g, &ch, err, sizeof(err)));
+	assert_ptr_equal(folder_msg_peek(g, 7), folder_msg_peek(ro, 7));
+	assert_true(folder_msg_peek(g, 20)->flags & FOLDER_RECENT);
+	/* An expunge keeps the others' numbers until they are told; \Recent stays theirs. */
+	assert_true(folder_store_flags(g, 0, FOLDER_DELETED, 0, NULL, err, sizeof(err)));
+	uint32_t uid1 = 1;
+	assert_true(folder_expunge(g, &uid1, 1, NULL, err, sizeof(err)));
+	assert_int_equal(folder_count(f), 21);
+	assert_int_equal(folder_msg_peek(f, 0)->uid, 1);
+	s.log[0] = '\0';
+	assert_true(folder_sync(f, &ch, err, sizeof(err)));
+	assert_string_equal(s.log, "X1/1 ");
+	assert_int_equal(folder_count(f), 20);
+	assert_int_equal(folder_msg_peek(f, 0)->uid, 2);
+	assert_true(folder_msg_peek(f, 0)->flags & FOLDER_RECENT);
+	assert_false(folder_msg_peek(f, 19)->flags & FOLDER_RECENT);
+	assert_true(folder_sync(ro, &ch, err, sizeof(err)));
+	assert_int_equal(folder_msg(ro, 19)->size, 5);   /* filled in on first use */
+	assert_int_equal(folder_msg(f, 19)->size, 5);
+	folder_close(&ro);
+	folder_close(&g);
+	folder_close(&f);
+}
+
 static void test_lock(void **state)
 {
 	(void)state;
@@ -713,6 +795,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_open_inbox, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sync_reports, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store_and_expunge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_shared_table, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_uidlist_v1, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_folders, setup, teardown),
