@@ -161,12 +161,16 @@ static void side_event(struct conn *c, struct bufferevent *bev, short what, bool
 	}
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
+	/* A TLS bufferevent may tell of the close before the read callback has seen the
+	 * last records (a POP3 QUIT's +OK and the close_notify in one read). */
+	if (evbuffer_get_length(bufferevent_get_input(bev)))
+		(is_peer ? peer_read : client_read)(bev, c);
 	bufferevent_disable(bev, EV_READ);
 	if (is_peer)
 		b->peer_gone = true;
 	else
 		b->client_gone = true;
-	if ((what & BEV_EVENT_ERROR) || finished(c))
+	if (finished(c))   /* else once what is buffered for the other side has gone (or its write times out) */
 		conn_free(c);
 }
 

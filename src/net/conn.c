@@ -66,7 +66,7 @@ void conn_free(struct conn *c)
 	if (c->refusing)
 		net->n_refusing--;
 	else
-		limits_release(net, c->via[0] ? c->via : c->addr);
+		limits_release(net, c->addr);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -457,6 +457,8 @@ bool conn_set_client_addr(struct conn *c, const char *addr)
 	if (!c->via[0])
 		snprintf(c->via, sizeof(c->via), "%s", c->addr);
 	log_event(LOG_INFO, "client_address", "conn=%llu client=%s via=%s", (unsigned long long)c->id, addr, c->via);
+	if (!c->refusing)
+		limits_move(c->net, c->addr, addr);
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	c->trusted = conf_is_trusted(c->net->conf, addr);
 	return true;

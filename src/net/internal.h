@@ -61,7 +61,7 @@ struct conn {
 	void *ctx;                       /* the listener's: the protocol adapter's service */
 	uint64_t id;
 	char addr[INET6_ADDRSTRLEN];
-	char via[INET6_ADDRSTRLEN];      /* conn_set_client_addr: who connected (the limits count it); "" */
+	char via[INET6_ADDRSTRLEN];      /* conn_set_client_addr: who connected (for the logs); "" */
 	unsigned busy;                   /* jobs (commit, login check, mailbox) that point at us */
 	bool closed;                     /* socket gone; freed when the jobs return */
 	bool read_paused;
@@ -103,6 +103,7 @@ void conn_free(struct conn *c);
 /* May this address have another connection?  false: *why says which limit. */
 bool limits_admit(struct net *net, const char *addr, struct ip_count **ipc, enum conn_refusal *why);
 void limits_release(struct net *net, const char *addr);   /* a connection from addr closed */
+void limits_move(struct net *net, const char *from, const char *to);   /* its address changed */
 void limits_free(struct net *net);
 
 /* http.c */

@@ -48,6 +48,19 @@ void limits_release(struct net *net, const char *addr)
 	}
 }
 
+/* A connection's client address changed (conn_set_client_addr): it counts for the
+ * real client from now on, and no longer for the node that connected (a node
+ * proxying many users' sessions would otherwise fill its own per-address limit).
+ * Not refused: the connection is open already. */
+void limits_move(struct net *net, const char *from, const char *to)
+{
+	struct ip_count *e = ip_find(net, to, true);
+	if (!e)
+		return;   /* out of memory: keep counting it where it was */
+	e->count++;
+	limits_release(net, from);
+}
+
 /* Room for new clients when many connections are slow or hostile: the last
  * connections_reserved percent of the slots go only to addresses that have no
  * connection open, so no address (nor a few) can take every slot. */

@@ -145,9 +145,9 @@ bool conn_after(struct conn *c, unsigned ms, void (*cb)(void *arg), void *arg);
 bool conn_bridge(struct conn *c, struct net_client **peer, unsigned idle_seconds, char *err, size_t errlen);
 bool conn_bridged(const struct conn *c);
 /* The client's address as a trusted peer vouched for it (a node of the cluster
- * proxying a login, XCLIENT-style): logs and conn_addr() show addr from now on; the
- * connection limits keep counting the address that connected.  false: not an IP
- * address (nothing changed). */
+ * proxying a login, XCLIENT-style): logs, conn_addr() and the per-address
+ * connection count are addr's from now on (the node that connected is logged as
+ * via=).  false: not an IP address (nothing changed). */
 bool conn_set_client_addr(struct conn *c, const char *addr);
 
 #endif

@@ -35,6 +35,7 @@ struct imap_conn {
 	struct conn *conn;
 	struct imap_session *session;
 	bool timer_set;
+	char login[DIR_ADDRESS_MAX];   /* the canonical login, while proxy.c looks for its home node */
 };
 
 static struct imap_session *sess(const void *s) { return ((const struct imap_conn *)s)->session; }
@@ -111,11 +112,52 @@ static struct throttle_verdict hook_auth_blocked(void *ctx, const char *user)
 	return login_blocked(ic->conn, user);
 }
 
+/* The home node's answer to a proxied login (proxy.c): passed on under the client's
+ * tag, then the bytes are bridged; or the refusal naming the node. */
+static bool proxied(void *arg, struct proxy_outcome *o)
+{
+	struct imap_conn *ic = arg;
+	char err[200];
+	switch (o->kind) {
+	case PROXY_LOCAL:
+		imap_session_auth_done(ic->session, LOGIN_OK, ic->login, 0);
+		return true;
+	case PROXY_CONNECTED:
+		imap_session_proxy_done(ic->session, IMAP_PROXY_OK, o->node, o->untagged, o->text);
+		conn_flush(ic->conn);
+		if (!conn_bridge(ic->conn, &o->peer, (unsigned)ic->svc->conf->imap_autologout, err, sizeof(err))) {
+			log_event(LOG_ERR, "bridge_error", "conn=%llu error=\"%s\"", (unsigned long long)conn_id(ic->conn), err);
+			conn_close(ic->conn);
+			return false;
+		}
+		return true;
+	case PROXY_REFUSED:
+		imap_session_proxy_done(ic->session, IMAP_PROXY_REFUSED, o->node, o->untagged, o->text);
+		return true;
+	case PROXY_UNAVAILABLE:
+		imap_session_proxy_done(ic->session, IMAP_PROXY_UNAVAILABLE, o->node, NULL, o->text);
+		return true;
+	}
+	return true;
+}
+
+/* The login service's answer; on a node of a cluster a right password first goes to
+ * proxy.c (the mailbox may live elsewhere). */
 static void tell_login(void *state, enum login_result r, const char *login)
 {
 	struct imap_conn *ic = state;
+	if (r == LOGIN_OK && proxy_login(ic->svc, ic->conn, PROXY_IMAP, login, proxied, ic)) {
+		snprintf(ic->login, sizeof(ic->login), "%s", login);
+		return;
+	}
 	imap_session_auth_done(ic->session, r, login, 0);
 	arm_timer(ic);
+}
+
+static bool hook_xclient(void *ctx, const char *token, const char *addr, const char *login, char *why, size_t whysz)
+{
+	struct imap_conn *ic = ctx;
+	return proxy_xclient_check(ic->svc, ic->conn, "imap", token, addr, login, why, whysz);
 }
 
 static void hook_auth_verify(void *ctx, const char *mech, const char *user, const char *pass)
@@ -280,6 +322,7 @@ static bool op_start(struct conn *c, const char *tls_desc)
 	struct imap_hooks hooks = {
 		.ctx = ic, .auth_blocked = hook_auth_blocked, .auth_verify = hook_auth_verify, .job = hook_job,
 		.maildir_root = hook_maildir_root, .login_alert = hook_login_alert,
+		.xclient = srv->node_secret_len ? hook_xclient : NULL,
 	};
 	ic->session = imap_session_new(&info, &lim, &hooks);
 	if (!ic->session) {

@@ -25,6 +25,8 @@ struct pop3_conn {
 	struct service *svc;
 	struct conn *conn;
 	struct pop3_session *session;
+	unsigned idle;   /* seconds: the bridge's too, once proxied */
+	char login[DIR_ADDRESS_MAX];   /* the canonical login, while proxy.c looks for its home node */
 };
 
 static struct pop3_session *sess(const void *s) { return ((const struct pop3_conn *)s)->session; }
@@ -109,11 +111,51 @@ static struct throttle_verdict hook_auth_blocked(void *ctx, const char *user)
 	return login_blocked(pc->conn, user);
 }
 
-/* The login service's answer (serve/login.c), told to the session. */
+/* The home node's answer to a proxied login (proxy.c): passed on, then the bytes
+ * are bridged; or the refusal naming the node. */
+static bool proxied(void *arg, struct proxy_outcome *o)
+{
+	struct pop3_conn *pc = arg;
+	char err[200];
+	switch (o->kind) {
+	case PROXY_LOCAL:
+		pop3_session_auth_done(pc->session, LOGIN_OK, pc->login, 0);
+		return true;
+	case PROXY_CONNECTED:
+		pop3_session_proxy_done(pc->session, POP3_PROXY_OK, o->node, o->text);
+		conn_flush(pc->conn);
+		if (!conn_bridge(pc->conn, &o->peer, pc->idle, err, sizeof(err))) {
+			log_event(LOG_ERR, "bridge_error", "conn=%llu error=\"%s\"", (unsigned long long)conn_id(pc->conn), err);
+			conn_close(pc->conn);
+			return false;
+		}
+		return true;
+	case PROXY_REFUSED:
+		pop3_session_proxy_done(pc->session, POP3_PROXY_REFUSED, o->node, o->text);
+		return true;
+	case PROXY_UNAVAILABLE:
+		pop3_session_proxy_done(pc->session, POP3_PROXY_UNAVAILABLE, o->node, o->text);
+		return true;
+	}
+	return true;
+}
+
+/* The login service's answer (serve/login.c), told to the session; on a node of a
+ * cluster a right password first goes to proxy.c (the mailbox may live elsewhere). */
 static void tell_login(void *state, enum login_result r, const char *login)
 {
 	struct pop3_conn *pc = state;
+	if (r == LOGIN_OK && proxy_login(pc->svc, pc->conn, PROXY_POP3, login, proxied, pc)) {
+		snprintf(pc->login, sizeof(pc->login), "%s", login);
+		return;
+	}
 	pop3_session_auth_done(pc->session, r, login, 0);
+}
+
+static bool hook_xclient(void *ctx, const char *token, const char *addr, const char *login, char *why, size_t whysz)
+{
+	struct pop3_conn *pc = ctx;
+	return proxy_xclient_check(pc->svc, pc->conn, "pop3", token, addr, login, why, whysz);
 }
 
 static void hook_auth_verify(void *ctx, const char *mech, const char *user, const char *pass)
@@ -223,8 +265,9 @@ static bool op_start(struct conn *c, const char *tls_desc)
 	struct pop3_limits lim = { .max_line = 512, .max_bad_commands = (unsigned)cf->bad_commands, .idle_timeout = idle };
 	struct pop3_hooks hooks = {
 		.ctx = pc, .auth_blocked = hook_auth_blocked, .auth_verify = hook_auth_verify,
-		.mailbox_open = hook_mailbox_open,
+		.mailbox_open = hook_mailbox_open, .xclient = srv->node_secret_len ? hook_xclient : NULL,
 	};
+	pc->idle = idle;
 	pc->session = pop3_session_new(&info, &lim, &hooks);
 	if (!pc->session) {
 		free(pc);

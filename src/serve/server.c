@@ -140,6 +140,7 @@ static void server_cleanup(struct service *srv)
 	decider_free(&srv->decider);   /* finishes running decisions; their callbacks run here */
 	web_service_free(&srv->web);   /* finishes running web jobs; their answers are sent here */
 	imap_service_free(&srv->imap);   /* finishes running IMAP jobs; their sessions are answered here */
+	proxy_service_free(&srv->proxy);   /* finishes running hand-overs; their sessions are answered here */
 	limits_service_free(&srv->limits);   /* after the commits and decisions: saves the last counts */
 	if (srv->net)
 		net_close_all(srv->net);
@@ -259,6 +260,11 @@ static bool start_workers(struct service *srv)
 	srv->imap = imap ? imap_service_new(base, cf, err, sizeof(err)) : NULL;
 	if (imap && !srv->imap) {
 		log_event(LOG_ERR, "startup_error", "error=\"IMAP threads: %s\"", err);
+		return false;
+	}
+	srv->proxy = cf->cluster_node[0] ? proxy_service_new(base, srv, err, sizeof(err)) : NULL;
+	if (cf->cluster_node[0] && !srv->proxy) {
+		log_event(LOG_ERR, "startup_error", "error=\"proxy threads: %s\"", err);
 		return false;
 	}
 	return true;

@@ -33,6 +33,8 @@ struct login_service;
 struct net;
 struct queue;
 struct policy_facts;
+struct proxy_service;
+struct net_client;
 struct startup_identity;
 struct reloader;
 struct tls;
@@ -79,6 +81,7 @@ struct service {
 	struct web_site *site;           /* what the web handlers know (web/web.h) */
 	struct web_service *web;         /* the web threads (web.c) */
 	struct imap_service *imap;       /* the IMAP worker threads (imap.c), when an imap listener exists */
+	struct proxy_service *proxy;     /* logins proxied to the home node (proxy.c), on a node of a cluster */
 	struct local_submit *local;      /* the local socket and the maildrop pickup (local.c) */
 	struct event *sig_term, *sig_int, *shutdown_timer;
 	struct tls *tls;                 /* the server's TLS contexts (net owns them; a reload replaces what is inside) */
@@ -106,6 +109,36 @@ void pop3_forget_logins(struct service *svc);
 extern const struct proto_ops imap_proto_ops;
 struct imap_service *imap_service_new(struct event_base *base, const struct conf *cf, char *err, size_t errsz);
 void imap_service_free(struct imap_service **is);   /* running jobs finish and are answered */
+
+/* proxy.c: POP3 and IMAP logins for a mailbox kept on another node of the cluster
+ * (contracts §O).  The threads and their directory handle; the node token's secret
+ * is read from svc when needed. */
+struct proxy_service *proxy_service_new(struct event_base *base, const struct service *svc, char *err, size_t errsz);
+void proxy_service_free(struct proxy_service **ps);   /* running dialogues finish and are answered */
+enum proxy_proto { PROXY_POP3, PROXY_IMAP };
+struct proxy_outcome {
+	enum { PROXY_LOCAL,          /* the mailbox is here (or no home node): go on as usual */
+	       PROXY_CONNECTED,      /* the home node took the session: text is its answer, peer the connection */
+	       PROXY_REFUSED,        /* the home node refused XCLIENT: text is its answer */
+	       PROXY_UNAVAILABLE,    /* the home node cannot be reached: text says why */
+	} kind;
+	char node[33];               /* the home node's name */
+	char untagged[4096];         /* IMAP: untagged lines before the tagged answer (CRLF each) */
+	char text[1100];             /* POP3: the status line; IMAP: the tagged answer without its tag */
+	struct net_client *peer;     /* with PROXY_CONNECTED: the adapter bridges it (conn_bridge) */
+};
+/* false: the connection was closed (and may be freed): touch it no more. */
+typedef bool proxy_done_fn(void *arg, struct proxy_outcome *o);
+/* After the password check succeeded for login: on a proxy thread, find the home
+ * node and, if it is another node, hand the session over to it; done(arg, o) runs on
+ * the loop (the connection kept alive meanwhile; after done, it is fed again unless
+ * it was bridged).  false: not a node of a cluster (or out of memory): go on locally. */
+bool proxy_login(struct service *svc, struct conn *c, enum proxy_proto proto, const char *login, proxy_done_fn *done,
+	void *arg);
+/* The home node's XCLIENT hook: is token valid for proto ("pop3", "imap"), addr and
+ * login?  Then addr is the connection's client address from now on. */
+bool proxy_xclient_check(const struct service *svc, struct conn *c, const char *proto, const char *token,
+	const char *addr, const char *login, char *why, size_t whysz);
 
 /* web.c: the web threads, each with its own directory handle ([http] threads). */
 struct web_service *web_service_new(struct event_base *base, const struct conf *cf, const struct web_site *site, char *err, size_t errsz);
