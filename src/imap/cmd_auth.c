@@ -263,15 +263,16 @@ void imap_cmd_xclient(struct imap_session *s, struct imap_cmd *c)
 	imap_start_job(s, JOB_LOGIN, NULL);   /* the Maildir, the special folders, the alert: as after LOGIN */
 }
 
-/* Another server's words passed on: CR and LF only as line ends, other control
- * bytes and 8-bit octets replaced. */
-static void relay_text(struct buf *out, const char *t, size_t max)
+/* Another server's words passed on: CR LF only as line ends (lines: untagged ones;
+ * else one line), other control bytes and 8-bit octets replaced. */
+static void relay_text(struct buf *out, const char *t, size_t max, bool lines)
 {
 	size_t start = out->len, n = strnlen(t, max);
 	buf_append(out, t, n);
 	for (size_t i = start; i < out->len; i++) {
 		unsigned char ch = (unsigned char)out->data[i];
-		bool eol = ch == '\n' || (ch == '\r' && i + 1 < out->len && out->data[i + 1] == '\n');
+		bool eol = lines && ((ch == '\n' && i > start && out->data[i - 1] == '\r') ||
+			(ch == '\r' && i + 1 < out->len && out->data[i + 1] == '\n'));
 		if (!eol && (ch < 0x20 || ch >= 0x7f))
 			out->data[i] = '?';
 	}
@@ -286,9 +287,11 @@ void imap_session_proxy_done(struct imap_session *s, enum imap_proxy_result r, c
 	switch (r) {
 	case IMAP_PROXY_OK:
 	case IMAP_PROXY_REFUSED:
-		relay_text(&s->out, untagged ? untagged : "", 16384);
+		relay_text(&s->out, untagged ? untagged : "", 16384, true);
+		if (s->out.len && s->out.data[s->out.len - 1] != '\n')
+			buf_appends(&s->out, "\r\n");
 		buf_printf(&s->out, "%s ", s->auth_tag);
-		relay_text(&s->out, text, 1000);
+		relay_text(&s->out, text, 1000, false);
 		buf_appends(&s->out, "\r\n");
 		if (r == IMAP_PROXY_OK) {
 			free(s->login);

@@ -41,7 +41,24 @@ static void verify(void *ctx, const char *mech, const char *user, const char *pa
 	(void)pass;
 	struct fake *f = ctx;
 	enum login_result r = f->outcome == 0 ? LOGIN_OK : f->outcome == 1 ? LOGIN_FAILED : LOGIN_TEMPFAIL;
+	if (r == LOGIN_OK && strncmp(user, "proxy-", 6) == 0) {   /* the mailbox is on another node */
+		enum imap_proxy_result pr = user[6] == 'o' ? IMAP_PROXY_OK : user[6] == 'n' ? IMAP_PROXY_REFUSED
+			: IMAP_PROXY_UNAVAILABLE;
+		imap_session_proxy_done(f->s, pr, "node2", "* OK [ALERT] from\x01 node2\r\n", pr == IMAP_PROXY_OK
+			? "OK [CAPABILITY IMAP4rev1 IDLE] Logged in" : pr == IMAP_PROXY_REFUSED ? "NO [IN-USE] busy\r\n" : "refused");
+		return;
+	}
 	imap_session_auth_done(f->s, r, user, 0);
+}
+
+/* XCLIENT's token check: "good" is valid (a node's hand-over), anything else not. */
+static bool xclient(void *ctx, const char *token, const char *addr, const char *login, char *why, size_t whysz)
+{
+	(void)ctx;
+	(void)addr;
+	(void)login;
+	snprintf(why, whysz, "not valid");
+	return strcmp(token, "good") == 0;
 }
 
 static bool maildir_root(void *ctx, const char *user, char *path, size_t pathsz, char *err, size_t errsz)
@@ -93,7 +110,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.listener = "imap", .tls_offered = ctl & 1, .tls_active = ctl & 2, .allow_plaintext_auth = ctl & 4 };
 	struct imap_limits lim = { .max_bad_commands = 20, .settings = { .autologout = 1800, .idle_poll_ms = 1000 } };
 	struct imap_hooks hooks = { .ctx = &f, .auth_blocked = blocked, .auth_verify = verify,
-		.maildir_root = maildir_root };
+		.maildir_root = maildir_root, .xclient = xclient };
 	f.s = imap_session_new(&info, &lim, &hooks);
 	if (!f.s)
 		return 0;

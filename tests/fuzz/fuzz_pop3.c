@@ -165,6 +165,16 @@ static void verify(void *ctx, const char *mech, const char *user, const char *pa
 	snprintf(f->user, sizeof(f->user), "%s", user);
 }
 
+/* XCLIENT's token check: "good" is valid (a node's hand-over), anything else not. */
+static bool xclient(void *ctx, const char *token, const char *addr, const char *login, char *why, size_t whysz)
+{
+	(void)ctx;
+	(void)addr;
+	(void)login;
+	snprintf(why, whysz, "not valid");
+	return strcmp(token, "good") == 0;
+}
+
 static void mailbox_open(void *ctx, const char *user)
 {
 	struct fake *f = ctx;
@@ -266,7 +276,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.listener = "fuzz", .tls_offered = (ctl & 8) != 0, .tls_active = (ctl & 16) != 0,
 		.allow_plaintext_auth = (ctl & 32) != 0 };
 	struct pop3_limits lim = { .max_line = 255, .max_bad_commands = (ctl2 & 64) ? 3 : 50, .idle_timeout = 600 };
-	struct pop3_hooks h = { .ctx = &f, .auth_blocked = blocked, .auth_verify = verify, .mailbox_open = mailbox_open };
+	struct pop3_hooks h = { .ctx = &f, .auth_blocked = blocked, .auth_verify = verify, .mailbox_open = mailbox_open,
+		.xclient = (ctl2 & 128) ? xclient : NULL };
 	struct pop3_session *s = pop3_session_new(&ci, &lim, &h);
 	if (!s)
 		return 0;
@@ -291,6 +302,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			f.pending = false;
 			enum login_result r = f.auth_mode == 0 ? LOGIN_OK : f.auth_mode == 1 ? LOGIN_FAILED
 				: f.auth_mode == 2 ? LOGIN_TEMPFAIL : LOGIN_BLOCKED;
+			if (r == LOGIN_OK && (ctl & 128)) {   /* the mailbox is on another node, which refuses or is down */
+				pop3_session_proxy_done(s, (ctl2 & 32) ? POP3_PROXY_REFUSED : POP3_PROXY_UNAVAILABLE, "node2",
+					(ctl2 & 32) ? "-ERR [IN-USE] elsewhere" : "connection refused");
+				continue;
+			}
 			pop3_session_auth_done(s, r, f.user, 1700000000);
 			continue;
 		}
