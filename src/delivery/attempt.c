@@ -96,6 +96,7 @@ struct run {
 	struct finish_dir *sync;
 	size_t n_sync, cap_sync;
 	size_t *sync_of;
+	bool finish_begun;          /* counted as under way by the finish group (finish_begin) */
 };
 
 void sched_event_init(struct events_record *e, enum events_kind kind, const char *qid, const char *sender,
@@ -209,9 +210,14 @@ static bool note_unsynced(struct run *r, size_t i, const char *dir)
  * time).  Returns false when one was. */
 static bool sync_locals(struct run *r)
 {
-	if (r->n_sync == 0)
+	bool begun = r->finish_begun;
+	r->finish_begun = false;
+	if (r->n_sync == 0) {
+		if (begun)
+			finish_abandon(&r->w->d->finish);
 		return true;
-	bool ok = finish_sync(&r->w->d->finish, r->sync, r->n_sync);
+	}
+	bool ok = finish_sync(&r->w->d->finish, r->sync, r->n_sync, begun);
 	for (size_t i = 0; i < r->m.env.n_rcpts; i++) {
 		if (r->sync_of[i] && r->sync[r->sync_of[i] - 1].failed) {
 			struct queue_rcpt_state *s = &r->st.r[i];
@@ -237,6 +243,10 @@ static void deliver_local(struct run *r, size_t i, const struct dir_recipient *d
 		return;
 	}
 	set_where(r->w, "%s", "local mailbox");
+	if (!r->finish_begun) {
+		finish_begin(&r->w->d->finish);   /* a syncing thread may wait for this copy (finish.c) */
+		r->finish_begun = true;
+	}
 	enum local_result lr = local_deliver(c, &r->m, i, path, r->may_repeat, dir, sizeof(dir), why, sizeof(why));
 	if (lr == LOCAL_DELIVERED && !note_unsynced(r, i, dir) && !fileio_fsync_dir(dir)) {
 		defer_rcpt(r, i, "local", "out of memory, and the Maildir directory could not be synced");
@@ -319,6 +329,10 @@ static void deliver_remotes(struct run *r, bool *remote)
 	struct delivery *d = r->w->d;
 	size_t n = r->m.env.n_rcpts;
 	bool via_relay = d->conf->relay_host[0] != '\0';
+	/* The local copies' directories before the first remote transaction, not after
+	 * it: a thread syncing for others waits for copies still under way (finish.c). */
+	if (any(remote, n))
+		sync_locals(r);
 	for (size_t i = 0; i < n; i++) {
 		if (!remote[i])
 			continue;
@@ -544,7 +558,8 @@ time_t sched_process(struct worker *w, const char *qid, bool force, bool fresh)
 		r.may_repeat = r.st.r[i].attempts > 0 || r.st.r[i].state != RCPT_PENDING;
 	/* No checkpoint after the local copies: a repeat finds each by its Maildir name
 	 * (local.h), and a local failure or deferral comes out the same again.  Their
-	 * directories are synced with the first state write or at the end (settle). */
+	 * directories are synced before the first remote transaction or at the end
+	 * (settle). */
 	deliver_locals(&r, remote);
 	deliver_remotes(&r, remote);
 	expire(&r);

@@ -61,16 +61,25 @@ struct finish_dir {
 struct finish_group {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool syncing;                   /* a thread is syncing a batch now */
+	pthread_cond_t arrived;         /* CLOCK_MONOTONIC: a delivery under way settled */
+	bool syncing;                   /* a thread is syncing a batch (or waiting for company) now */
 	struct finish_req *waiting;     /* the next batch */
+	unsigned writing;               /* local deliveries under way (finish_begin, not yet settled) */
+	uint64_t begun, settled;        /* of those, counted so far */
 	unsigned long batches, requests, fsyncs;   /* for tests and the log */
 };
 void finish_init(struct finish_group *g);
 void finish_destroy(struct finish_group *g);
+/* A thread starts writing local copies whose directories it will sync (so that a
+ * leader waits for it: finish.c); it ends with finish_sync(.., begun true) or, with
+ * nothing to sync, finish_abandon. */
+void finish_begin(struct finish_group *g);
+void finish_abandon(struct finish_group *g);
 /* Blocking: fsync each of dirs (distinct within the batch), sharing the fsyncs with
  * other threads' requests that arrive meanwhile.  True when every one worked; the
- * failed ones are marked.  n 0: true at once. */
-bool finish_sync(struct finish_group *g, struct finish_dir *dirs, size_t n);
+ * failed ones are marked.  n 0: true at once.  begun: this thread called
+ * finish_begin (settled here, whatever n). */
+bool finish_sync(struct finish_group *g, struct finish_dir *dirs, size_t n, bool begun);
 
 struct domain_slot {
 	char name[256];

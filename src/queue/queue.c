@@ -42,7 +42,8 @@ static void clean_incoming(const char *dir)
 		 * briefly has on a filesystem without O_TMPFILE (policy/edits.c). */
 		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
 			continue;
-		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+		/* free.*: delivered messages' files kept for reuse (reserve.c): nothing to say. */
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0 && strncmp(e->d_name, "free.", 5) != 0)
 			log_event(LOG_INFO, "spool_cleanup", "file=%s reason=\"never acknowledged\"", e->d_name);
 	}
 	closedir(d);
@@ -164,7 +165,8 @@ bool queue_done(struct queue *q, const char *qid, bool had_state)
 		errno = EINVAL;
 		return false;
 	}
-	if (unlinkat(q->active_dirfd, qid, 0) != 0 && errno != ENOENT)
+	/* Recycled as a spool file made ahead (reserve.c) when there is room, else gone. */
+	if (!queue_reserve_recycle(q, qid) && unlinkat(q->active_dirfd, qid, 0) != 0 && errno != ENOENT)
 		return false;   /* the message stays, with its state: nothing is redelivered */
 	queue_crash_at("queue-file-removed");
 	if (!had_state)

@@ -252,7 +252,8 @@ bool queue_remove(struct queue *q, const char *qid);
 /* The delivery side's removal (queue.c), cheaper than queue_remove and safe only
  * when every outcome it forgets is durable elsewhere: each local copy's file and name
  * fsync'd in its Maildir, each remote recipient answered 250, each failure's report
- * committed to the queue.  The queue file is unlinked at once and NOT fsync'd:
+ * committed to the queue.  The queue file leaves active/ at once (renamed into
+ * incoming/ for reuse as a file made ahead, reserve.c, or unlinked) and NOT fsync'd:
  *
  *   had_state false (no state file was ever written: the message finished in its
  *   first attempt): nothing else to do, no fsync at all.
