@@ -128,21 +128,40 @@ static void oldest_of(time_t *oldest, time_t arrival)
 		*oldest = arrival;
 }
 
+/* The walk for the oldest arrival, stopping at the first item as old as `was` (the
+ * oldest before): none is older (oldest_arrival is never above a known arrival), so
+ * the oldest is still `was`.  Arrivals are whole seconds and the ready list runs
+ * oldest first, so under load that is one of the first items: the full walk it
+ * replaced ran under the lock the loop's enqueue takes, once per delivered message
+ * of the oldest second, over every queued message. */
+static time_t walk_oldest(const struct delivery *d, time_t was)
+{
+	time_t oldest = 0;
+	for (const struct item *it = d->ready_head; it; it = it->next) {
+		if (was && it->arrival == was)
+			return was;
+		oldest_of(&oldest, it->arrival);
+	}
+	for (unsigned i = 0; d->workers && i < d->nthreads; i++)
+		if (d->busy[i][0]) {
+			if (was && d->workers[i].arrival == was)
+				return was;
+			oldest_of(&oldest, d->workers[i].arrival);
+		}
+	for (const struct item *it = d->deferred; it; it = it->next) {
+		if (was && it->arrival == was)
+			return was;
+		oldest_of(&oldest, it->arrival);
+	}
+	return oldest;
+}
+
 /* Counted on the delivery threads, off the event loop: a walk of the lists only when
  * the item that went was (or may have been) the oldest. */
 void sched_queue_gauges(struct delivery *d, time_t gone)
 {
-	if (gone && (!d->oldest_arrival || gone <= d->oldest_arrival)) {
-		time_t oldest = 0;
-		for (struct item *it = d->ready_head; it; it = it->next)
-			oldest_of(&oldest, it->arrival);
-		for (struct item *it = d->deferred; it; it = it->next)
-			oldest_of(&oldest, it->arrival);
-		for (unsigned i = 0; d->workers && i < d->nthreads; i++)
-			if (d->busy[i][0])
-				oldest_of(&oldest, d->workers[i].arrival);
-		d->oldest_arrival = oldest;
-	}
+	if (gone && (!d->oldest_arrival || gone <= d->oldest_arrival))
+		d->oldest_arrival = d->n_items ? walk_oldest(d, d->oldest_arrival) : 0;
 	metrics_gauge_set(METRIC_QUEUE_MESSAGES, NULL, (int64_t)d->n_items);
 	metrics_gauge_set(METRIC_QUEUE_OLDEST_AGE, NULL, (int64_t)d->oldest_arrival);
 }

@@ -81,9 +81,8 @@ bool queue_envelope_encode(struct buf *b, const struct queue_envelope *env);
 int queue_spool_open(int dirfd, const char *name, char *err, size_t errlen);
 
 /* reserve.c: a spool file made ahead (its id and open descriptor, which the caller
- * now owns; *reused: a recycled file, whose old content the writer must cut off), or
- * false when none is ready.  Never waits for the disk. */
-bool queue_reserve_take(struct queue *q, char qid[QUEUE_ID_LEN + 1], int *fd, bool *reused);
+ * now owns), or false when none is ready.  Never waits for the disk. */
+bool queue_reserve_take(struct queue *q, char qid[QUEUE_ID_LEN + 1], int *fd);
 /* queue_done's removal of active/<qid>: renamed into incoming/ for reuse as a file
  * made ahead.  False when it was not (no reserve, the pool full, the rename failed):
  * the caller unlinks it as before. */

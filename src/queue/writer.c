@@ -36,7 +36,6 @@ struct queue_writer {
 	struct queue_envelope env; /* as written (queue_writer_open, queue_writer_rewrite) */
 	char hold_reason[QUEUE_HOLD_REASON_MAX];   /* queue_writer_set_hold; "": not held */
 	bool failed;
-	bool reused;            /* a recycled file (reserve.c): cut to length at the commit */
 	bool no_space;          /* failed with ENOSPC or EDQUOT */
 	bool committed;
 };
@@ -78,7 +77,7 @@ struct queue_writer *queue_writer_open(struct queue *q, const struct queue_envel
 	w->fd = -1;
 	snprintf(w->qid, sizeof(w->qid), "%s", env->qid);
 	/* No id given: a file made ahead (reserve.c), else one made here under a new id. */
-	if (!w->qid[0] && !queue_reserve_take(q, w->qid, &w->fd, &w->reused))
+	if (!w->qid[0] && !queue_reserve_take(q, w->qid, &w->fd))
 		id_new_queue_id(w->qid);
 	snprintf(w->path, sizeof(w->path), "%s/incoming/%s", q->root, w->qid);
 	buf_init(&w->wbuf, HEADER_MAX);
@@ -187,17 +186,7 @@ static bool write_tail(struct queue_writer *w)
 	char trailer[QUEUE_TRAILER_LEN + 1];
 	snprintf(trailer, sizeof(trailer), "\nEND %020" PRIu64 " POSTERN\n", w->body_size);
 	buf_append(&w->wbuf, trailer, QUEUE_TRAILER_LEN);
-	if (!writer_flush(w))
-		return false;
-	/* A recycled file still holds the end of the message it had before, if that was
-	 * longer: cut it off here, before the fsync, so the end record is the file's end
-	 * (what message_open_at reads) and nothing of the other message remains. */
-	off_t end = w->reused ? lseek(w->fd, 0, SEEK_CUR) : 0;
-	if (w->reused && (end < 0 || ftruncate(w->fd, end) != 0)) {
-		writer_failed(w, "truncate");
-		return false;
-	}
-	return true;
+	return writer_flush(w);
 }
 
 bool queue_writer_set_hold(struct queue_writer *w, const char *reason)
@@ -377,7 +366,6 @@ bool queue_writer_rewrite(struct queue_writer *w, const struct queue_envelope *e
 	}
 	close(w->fd);
 	w->fd = fd;
-	w->reused = false;   /* a new file, made here */
 	w->message_offset = offset;
 	w->body_size = size;
 	queue_envelope_free(&w->env);

@@ -40,8 +40,9 @@ def test_messages_take_files_made_ahead_and_stop_removes_the_rest(server):
     # Each message was named after a file that existed before it began, the oldest first.
     assert qids == sorted(ahead)[:3], (qids, sorted(ahead)[:5])
     assert len(server.wait_delivered("alice@example.test", 3)) == 3
-    # The thread made new ones in their place.
+    # Their files came back for reuse (free.<qid>); the thread refills a quarter at a time.
     assert _wait(lambda: len(_incoming(server)) >= 32), _incoming(server)
+    assert {"free." + q for q in qids} <= set(_incoming(server)), _incoming(server)
     assert server.stop() == 0
     assert _incoming(server) == {}, "files made ahead left after a clean stop: %r" % _incoming(server)
 
@@ -57,21 +58,20 @@ def _send(srv, subject, body):
 
 
 def test_delivered_files_are_recycled_and_carry_nothing_of_the_old_message(server):
-    """A delivered message's queue file becomes incoming/free.<qid> and then the file of
-    a later message: no inode is allocated for it, and the later (shorter) message is
-    stored exactly, without the old one's tail."""
+    """A delivered message's queue file becomes incoming/free.<qid>, emptied, and then
+    the file of a later message (the same inode: none allocated for it); the later,
+    shorter messages are stored exactly, without a byte of the old ones."""
+    incoming = server.data_dir / "queue" / "incoming"
     assert _wait(lambda: len(_incoming(server)) >= 32)
     long_body = "".join("long line %03d %s\r\n" % (i, "x" * 60) for i in range(200))
     old = [_send(server, "long %d" % i, long_body) for i in range(4)]
     assert len(server.wait_delivered("alice@example.test", 4)) == 4
-    # Each old file is now free.<qid>, or already a file made ahead that still holds
-    # the old message (the later takes refilled the reserve from the free ones).
-    def recycled():
-        files = _incoming(server)
-        return sum(1 for q in old if "free." + q in files) + \
-            sum(1 for n, size in files.items() if not n.startswith("free.") and size > 10000)
-    assert _wait(lambda: recycled() == 4), "delivered files not kept for reuse: %r" % _incoming(server)
-    # 40 short messages take the 32 files made ahead and then the recycled ones.
+    # Four taken of 32: the thread refills only at a quarter, so all four wait in the pool.
+    freed = ["free." + q for q in old]
+    assert _wait(lambda: set(freed) <= set(_incoming(server))), "delivered files not kept: %r" % _incoming(server)
+    assert all(_incoming(server)[n] == 0 for n in freed), "recycled files not emptied: %r" % _incoming(server)
+    inodes = {(incoming / n).stat().st_ino for n in freed}
+    # 40 short messages take the files made ahead and then the recycled ones.
     for i in range(40):
         _send(server, "short %d" % i, "short body %d\r\n" % i)
     msgs = server.wait_delivered("alice@example.test", 44)
@@ -85,6 +85,12 @@ def test_delivered_files_are_recycled_and_carry_nothing_of_the_old_message(serve
             assert data.endswith(b"\n\nshort body %s\n" % m.group(1)), data[-300:]
             assert b"long line" not in data, data[-300:]
     assert shorts == 40
-    assert _wait(lambda: recycled() == 0), "the recycled files were never reused: %r" % _incoming(server)
+    active = server.data_dir / "queue" / "active"
+    assert _wait(lambda: not any(active.iterdir())), list(active.iterdir())
+    files = _incoming(server)
+    assert not set(freed) & set(files), "the recycled files were never reused: %r" % files
+    # The same inodes are still in incoming/: as later messages' files, recycled again.
+    assert inodes <= {(incoming / n).stat().st_ino for n in files}, files
+    assert set(files.values()) == {0}, "incoming/ holds content after delivery: %r" % files
     assert server.stop() == 0
     assert _incoming(server) == {}, "files left after a clean stop: %r" % _incoming(server)
