@@ -234,7 +234,7 @@ const struct setting conf_settings[] = {
 		sizeof(((struct conf *)0)->cluster_advertise), "", 0, 0, "host other nodes use to reach this node's listeners bound to a wildcard address (empty: the bound address)" },
 	NUM("queue", commit_threads, T_COUNT, "16", 1, 256, "threads that commit accepted messages (each fsyncs its own file; they share the directory fsync)"),
 	NUM("queue", commit_batch_wait, T_MILLIS, "2ms", 0, 100, "longest wait of a commit for others still in flight to share its directory fsync (0: never wait; a lone commit never waits)"),
-	NUM("queue", delivery_threads, T_COUNT, "4", 1, 256, "threads that deliver (local and remote)"),
+	NUM("queue", delivery_threads, T_COUNT, "8", 1, 256, "threads that deliver (local and remote)"),
 	NUM("queue", retry_min, T_DURATION, "5m", 1, 86400, "first wait after a temporary failure"),
 	NUM("queue", retry_max, T_DURATION, "1h", 1, 7 * 86400, "longest wait between attempts"),
 	NUM("queue", min_free, T_SIZE, "64M", 0, 1ull << 40, "free space kept on the queue's filesystem: below it MAIL gets 452 " ENH_TEMP_SYSTEM_FULL),
