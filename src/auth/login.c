@@ -143,6 +143,8 @@ struct login_service {
 	struct workq *queue;
 	struct throttle *throttle;
 	struct credential_policy policy;
+	void (*recorded)(void *arg, enum login_record what, const char *addr, const char *user, time_t at);
+	void *recorded_arg;
 	char dummy_hash[PASSWORD_HASH_MAX];   /* verified for unknown users: the same timing */
 };
 
@@ -152,6 +154,8 @@ struct login_service *login_service_new(const struct login_service_config *cfg)
 	if (!ls)
 		return NULL;
 	ls->dir = cfg->dir;
+	ls->recorded = cfg->recorded;
+	ls->recorded_arg = cfg->recorded_arg;
 	if (!password_hash("postern-timing-equaliser", ls->dummy_hash, sizeof(ls->dummy_hash)))
 		ls->dummy_hash[0] = '\0';
 	ls->policy = (struct credential_policy){
@@ -196,7 +200,22 @@ size_t login_service_blocks(struct login_service *ls, struct throttle_block_info
 
 size_t login_service_unblock(struct login_service *ls, const char *key)
 {
-	return ls ? throttle_unblock(ls->throttle, key, time(NULL)) : 0;
+	if (!ls)
+		return 0;
+	time_t now = time(NULL);
+	if (ls->recorded)
+		ls->recorded(ls->recorded_arg, LOGIN_RECORD_UNBLOCK, "", key, now);
+	return throttle_unblock(ls->throttle, key, now);
+}
+
+bool login_service_shared(const struct login_service *ls)
+{
+	return ls && ls->recorded;
+}
+
+struct throttle *login_service_throttle(struct login_service *ls)
+{
+	return ls->throttle;
 }
 
 struct check_job {
@@ -240,7 +259,10 @@ static void check_done(void *arg)
 	if (j->result.outcome == CRED_OK) {
 		/* The name as the client typed it, as for failures and checks: the pair is
 		 * what that device sends. */
-		throttle_success(t, j->addr, j->user, time(NULL));
+		time_t now = time(NULL);
+		throttle_success(t, j->addr, j->user, now);
+		if (j->ls->recorded)
+			j->ls->recorded(j->ls->recorded_arg, LOGIN_RECORD_OK, j->addr, j->user, now);
 		log_event(LOG_INFO, "login", "conn=%llu client=%s proto=%s user=%s mech=%s password=%s%s tls=%s",
 			(unsigned long long)j->conn_id, j->addr, j->proto, j->result.canonical, j->mech, j->result.which,
 			j->result.legacy ? " legacy=yes hint=\"an app password in the old format: reissue it (docs/operations.md)\"" : "",
@@ -253,7 +275,10 @@ static void check_done(void *arg)
 		a.result = LOGIN_TEMPFAIL;
 		metrics_count(METRIC_LOGINS, "tempfail", 1);
 	} else {
-		a.delay_ms = throttle_failure(t, j->addr, j->user, time(NULL));
+		time_t now = time(NULL);
+		a.delay_ms = throttle_failure(t, j->addr, j->user, now);
+		if (j->ls->recorded)
+			j->ls->recorded(j->ls->recorded_arg, LOGIN_RECORD_FAILED, j->addr, j->user, now);
 		log_event(LOG_WARN, "login_failed", "conn=%llu client=%s proto=%s user=%s mech=%s reason=\"%s\" delay_ms=%u",
 			(unsigned long long)j->conn_id, j->addr, j->proto, q, j->mech,
 			j->result.outcome == CRED_NO_USER ? "no such user" : "wrong password", a.delay_ms);

@@ -110,6 +110,9 @@ void login_block_end(time_t until, char *out, size_t outsz);
 
 struct directory;
 
+/* What the login service tells the other nodes of (login_service_config.recorded). */
+enum login_record { LOGIN_RECORD_FAILED, LOGIN_RECORD_OK, LOGIN_RECORD_UNBLOCK };
+
 struct login_service_config {
 	struct directory *dir;              /* for the login threads only (not owned) */
 	struct throttle_limits throttle;
@@ -120,6 +123,10 @@ struct login_service_config {
 	 * event_active): the loop thread then calls login_service_run_answers(). */
 	void (*notify)(void *arg);
 	void *notify_arg;
+	/* Each outcome the throttle counted, and each unblock (addr "", user the key), for
+	 * the other nodes (serve/state_feed.h).  Any thread; must not wait.  NULL: none. */
+	void (*recorded)(void *arg, enum login_record what, const char *addr, const char *user, time_t at);
+	void *recorded_arg;
 };
 
 /* Who asks, for the throttle and the log line. */
@@ -155,6 +162,10 @@ struct throttle_verdict login_service_blocked(struct login_service *ls, const ch
  * the caller, who knows who asked. */
 size_t login_service_blocks(struct login_service *ls, struct throttle_block_info *out, size_t max);
 size_t login_service_unblock(struct login_service *ls, const char *key);
+/* Are outcomes and unblocks shared with other nodes (a recorded hook is set)? */
+bool login_service_shared(const struct login_service *ls);
+/* The throttle itself, for applying what other nodes counted (serve/state_feed.c). */
+struct throttle *login_service_throttle(struct login_service *ls);
 /* Check the credentials on a login thread; answered(arg, a) runs later on the loop
  * thread (never inside this call).  False: out of memory, nothing will be answered. */
 bool login_service_check(struct login_service *ls, const struct login_peer *peer, const char *mech,

@@ -226,10 +226,20 @@ static void note_block(struct throttle *t, enum throttle_block kind, const char 
 	snprintf(b->account, sizeof(b->account), "%s", account ? account : "");
 }
 
+/* The times only move forward: a failure applied from another node (serve/state_feed.c)
+ * may carry a time a little older than the last one seen here. */
+static void touch(struct slot *s, time_t now)
+{
+	if (now > s->last)
+		s->last = now;
+	if (now > s->used)
+		s->used = now;
+}
+
 static void count_failure(struct throttle *t, struct slot *s, unsigned limit, time_t now)
 {
 	s->count++;
-	s->last = s->used = now;
+	touch(s, now);
 	if (limit && s->count >= limit && s->until <= now)
 		s->until = now + t->lim.block;
 }
@@ -242,7 +252,7 @@ static void count_address(struct throttle *t, const char *ip, uint32_t account, 
 	struct slot *s = &tb->slots[i];
 	struct seen *seen = &tb->seen[i];
 	s->count++;
-	s->last = s->used = now;
+	touch(s, now);
 	bool present = false;
 	for (unsigned k = 0; k < seen->n && !present; k++)
 		present = seen->account[k] == account;
@@ -320,7 +330,7 @@ void throttle_success(struct throttle *t, const char *ip, const char *account, t
 		*p = (struct slot){ 0 };
 	forget_at_address(t, ip, account, now);
 	struct slot *k = take(t, T_KNOWN, ip, account, now);
-	k->last = k->used = now;
+	touch(k, now);
 	pthread_mutex_unlock(&t->lock);
 }
 

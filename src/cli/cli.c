@@ -385,6 +385,8 @@ static int user_op(const struct cli_args *a, const struct conf *c, struct direct
 		rc = cli_user_admin(d, a->argv[1], a->argv[2]);
 	} else if (strcmp(op, "unblock") == 0 && a->argc == 2) {
 		rc = cli_user_unblock(c, a->argv[1]);
+	} else if (strcmp(op, "blocked") == 0 && a->argc == 1) {
+		rc = cli_user_blocked(c);
 	} else if (strcmp(op, "del") == 0 && a->argc == 2) {
 		enum dir_result r = directory_user_del(d, a->argv[1]);
 		rc = r == DIR_OK ? 0 : 1;
@@ -595,7 +597,7 @@ static const struct subcommand subcommands[] = {
 	{ "check-config", cmd_check_config, "check-config [-c FILE] [--no-bind]  validate the configuration: every error in the file, then what serve would refuse (exit 1), else exit 0; --no-bind: do not try the ports (socket activation holds them)", NULL, 0 },
 	{ "config", cmd_config, "config show [--all] [-c FILE] | man 5|8  the settings that differ from the defaults (--all: every setting) as INI; the manual pages postern.conf(5), postern(8) in roff", NULL, 0 },
 	{ "domain", NULL, "domain add|del DOMAIN [-c FILE] | list  manage local domains", domain_op, 1 },
-	{ "user", NULL, "user add|del ADDRESS | show ADDRESS | home ADDRESS NODE|none | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | admin ADDRESS yes|no | unblock ADDRESS|IP | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none; admin: may use the web site's /admin/ pages; unblock: lift the login throttle's blocks; home: the cluster node that keeps the mailbox; add records this node, or add --home NODE)", user_op, 1 },
+	{ "user", NULL, "user add|del ADDRESS | show ADDRESS | home ADDRESS NODE|none | quota ADDRESS SIZE|none | limit ADDRESS [--messages-per-hour N] [--recipients-per-day N] [--clear] | admin ADDRESS yes|no | unblock ADDRESS|IP | blocked | list   manage mailboxes (add reads the password from stdin; limit: the account's own sending limits, 0 none; admin: may use the web site's /admin/ pages; unblock: lift the login throttle's blocks, on every node of a cluster; blocked: list those running on this node; home: the cluster node that keeps the mailbox; add records this node, or add --home NODE)", user_op, 1 },
 	{ "directory", NULL, "directory migrate | status | export FILE | import FILE   the directory's backend: create or update the PostgreSQL schema; does it answer; move every record to another backend", directory_op, 1 },
 	{ "alias", NULL, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it", alias_op, 1 },
 	{ "sender", NULL, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)", sender_op, 2 },

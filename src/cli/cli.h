@@ -59,6 +59,7 @@ int cli_user_add_home(const struct conf *c, struct directory *d, const char *add
 int cli_user_home(struct directory *d, const char *address, const char *node);
 /* `postern user unblock ADDRESS|IP` over the control socket (user_limit.c). */
 int cli_user_unblock(const struct conf *c, const char *key);
+int cli_user_blocked(const struct conf *c);
 /* "messages/hour 300 (default), recipients/day 50 (own)" for u. */
 void cli_user_limits_words(const struct conf *c, const struct dir_user *u, char *out, size_t outsz);
 

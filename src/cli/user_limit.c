@@ -201,3 +201,16 @@ int cli_user_home(struct directory *d, const char *address, const char *node)
 	fprintf(stderr, "postern: %s: %s\n", address, directory_error(d));
 	return 1;
 }
+
+/* postern user blocked: the blocks running in the server (on this node). */
+int cli_user_blocked(const struct conf *c)
+{
+	char reply[16384];
+	int rc = control_send(c->data_dir, "blocked", reply, sizeof(reply));
+	if (rc < 0) {
+		fprintf(stderr, "postern: %s; blocks of the login throttle live in the running server and end with it\n", reply);
+		return 1;
+	}
+	fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "postern: " : "", reply);
+	return rc;
+}

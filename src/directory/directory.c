@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "directory/backend.h"
+#include "directory/postgres_int.h"
 #include "util/parse.h"
 
 struct directory {
@@ -556,4 +557,38 @@ enum dir_result directory_dkim_key_list(struct directory *d, const char *domain,
 enum dir_result directory_dkim_keys_version(struct directory *d, char *version, size_t versionsz)
 {
 	return OPS(d)->dkim_keys_version ? OPS(d)->dkim_keys_version(d->b, version, versionsz, ERR) : no_dkim_keys();
+}
+
+/* --- the state feed (postgres_state.c) ------------------------------------------- */
+
+static bool state_backend(struct directory *d)
+{
+	if (d->ops == &directory_postgres_backend)
+		return true;
+	snprintf(ERR, DIR_ERROR_MAX, "the state feed works only with the postgresql directory backend");
+	return false;
+}
+
+enum dir_result directory_state_publish(struct directory *d, const char *node, const char *run,
+	const struct dir_state_row *rows, size_t n)
+{
+	if (!state_backend(d))
+		return DIR_ERROR;
+	return n ? pg_state_publish(d->b, node, run, rows, n, ERR) : DIR_OK;
+}
+
+enum dir_result directory_state_read(struct directory *d, long long after_id, long long since, const char *skip_run,
+	unsigned max, void (*cb)(void *arg, const struct dir_state_row *r), void *arg, unsigned *count)
+{
+	*count = 0;
+	if (!state_backend(d))
+		return DIR_ERROR;
+	return pg_state_read(d->b, after_id, since, skip_run, max, cb, arg, count, ERR);
+}
+
+enum dir_result directory_state_expire(struct directory *d, long long before)
+{
+	if (!state_backend(d))
+		return DIR_ERROR;
+	return pg_state_expire(d->b, before, ERR);
 }

@@ -215,6 +215,48 @@ enum dir_result directory_dkim_key_list(struct directory *d, const char *domain,
 /* A value that changes whenever a key is added or retired (the signer's refresh asks
  * this every few seconds and reads the keys only when it moved). */
 enum dir_result directory_dkim_keys_version(struct directory *d, char *version, size_t versionsz);
+/* --- state shared by the nodes (postgres_state.c; PostgreSQL only) ----------------
+ * A feed of what happened on each node that the others apply into their own in-memory
+ * tables (serve/state_feed.h): login failures and successes, unblocks, POP3 logins
+ * (POP-before-SMTP) and sent mail (the outbound limits).  One table, postern_state_feed,
+ * rows in insertion order (id); the text fields are stored %XX-escaped (bytes outside
+ * printable ASCII, space and '%'), so any client-typed name fits and reads back
+ * unchanged.  SQLite: DIR_ERROR "only with the postgresql directory backend". */
+#define DIR_STATE_NAME_MAX 330       /* account, domain: SASL_USER_MAX and more */
+#define DIR_STATE_IP_MAX 64
+#define DIR_STATE_ORIGIN_MAX 64      /* node name, run id */
+#define DIR_STATE_BATCH_MAX 256      /* rows per publish */
+enum dir_state_kind {
+	DIR_STATE_LOGIN_FAILED,    /* ip, account: a wrong password or an unknown user */
+	DIR_STATE_LOGIN_OK,        /* ip, account: a successful login */
+	DIR_STATE_UNBLOCK,         /* account: the key given to `postern user unblock` */
+	DIR_STATE_POP_LOGIN,       /* ip: a POP3 login (POP-before-SMTP) */
+	DIR_STATE_SENT,            /* account (login, "" none), domain, n recipients: a message committed */
+	DIR_STATE_KIND_COUNT
+};
+struct dir_state_row {
+	long long id;                          /* the feed's order (set by reads) */
+	long long at;                          /* unix seconds where it happened */
+	enum dir_state_kind kind;
+	long long n;
+	char ip[DIR_STATE_IP_MAX];
+	char account[DIR_STATE_NAME_MAX];      /* as the client typed it (HOSTILE) */
+	char domain[DIR_STATE_NAME_MAX];
+	char node[DIR_STATE_ORIGIN_MAX];       /* who published it (set by reads) */
+};
+/* Append rows (at most DIR_STATE_BATCH_MAX) in one statement, marked with the node's
+ * name and its run id. */
+enum dir_result directory_state_publish(struct directory *d, const char *node, const char *run,
+	const struct dir_state_row *rows, size_t n);
+/* Rows with id > after_id and at >= since, not published by run skip_run, in id order, at
+ * most max: cb for each; *count says how many came. */
+enum dir_result directory_state_read(struct directory *d, long long after_id, long long since, const char *skip_run,
+	unsigned max, void (*cb)(void *arg, const struct dir_state_row *r), void *arg, unsigned *count);
+/* Delete the rows older than before (unix seconds). */
+enum dir_result directory_state_expire(struct directory *d, long long before);
+/* The text stored for a name and back (%XX escapes); false when it does not fit. */
+bool directory_state_escape(const char *in, char *out, size_t outsz);
+bool directory_state_unescape(const char *in, char *out, size_t outsz);
 
 /* Is this a local part we will create a mailbox directory for?  ASCII letters,
  * digits and . _ + - only, not starting with '.' or '-', at most 64 octets. */

@@ -75,6 +75,11 @@ static const char *const migrations[] = {
 	"  active BOOLEAN NOT NULL DEFAULT true, created BIGINT NOT NULL, retired BIGINT,"
 	"  private_key TEXT NOT NULL, revision BIGINT NOT NULL DEFAULT nextval('postern_dkim_revision'),"
 	"  PRIMARY KEY (domain, selector));",
+	/* 5: the state feed (postgres_state.c): what each node publishes for the others. */
+	"CREATE TABLE postern_state_feed (id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, node TEXT NOT NULL,"
+	"  run TEXT NOT NULL, kind TEXT NOT NULL, ip TEXT NOT NULL, account TEXT NOT NULL, domain TEXT NOT NULL,"
+	"  n BIGINT NOT NULL DEFAULT 0);"
+	"CREATE INDEX postern_state_feed_at ON postern_state_feed(at);",
 };
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 

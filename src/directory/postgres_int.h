@@ -53,4 +53,11 @@ enum dir_result pq_dkim_keys_version(struct dir_backend *b, char *version, size_
 /* A read without parameters (the lists). */
 #define SQL0(s) (&(struct pg_query){ .prepared = P_COUNT, .sql = (s), .n = 0, .retry = true })
 
+/* The state feed (postgres_state.c; directory.h's directory_state_*). */
+enum dir_result pg_state_publish(struct dir_backend *b, const char *node, const char *run,
+	const struct dir_state_row *rows, size_t n, char *err);
+enum dir_result pg_state_read(struct dir_backend *b, long long after_id, long long since, const char *skip_run,
+	unsigned max, void (*cb)(void *arg, const struct dir_state_row *r), void *arg, unsigned *count, char *err);
+enum dir_result pg_state_expire(struct dir_backend *b, long long before, char *err);
+
 #endif

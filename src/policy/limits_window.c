@@ -19,6 +19,8 @@ void limit_window_add(struct limit_bucket *b, unsigned n, unsigned width, long l
 {
 	long long cur = bucket_of(now, width);
 	struct limit_bucket *slot = &b[cur % n];
+	if ((long long)slot->index > cur && slot->count)
+		return;   /* a count from another node older than the ring (serve/state_feed.c): its bucket is gone */
 	if ((long long)slot->index != cur) {
 		slot->index = (uint32_t)cur;
 		slot->count = 0;

@@ -57,18 +57,52 @@ static int unblock(struct login_service *ls, const char *key, char *reply, size_
 		return 1;
 	}
 	size_t n = login_service_unblock(ls, key);
-	log_event(LOG_WARN, "admin_action", "by=control-socket action=unblock key=%s lifted=%zu", q, n);
+	bool shared = login_service_shared(ls);
+	log_event(LOG_WARN, "admin_action", "by=control-socket action=unblock key=%s lifted=%zu shared=%s", q, n,
+		shared ? "yes" : "no");
 	if (n)
 		snprintf(reply, replysz, "%s unblocked: %zu block(s) of the login throttle lifted and their failures forgotten; "
-			"it may log in again now", key, n);
+			"it may log in again now%s", key, n, shared ? " (on this node now, on the other nodes within a second)" : "");
+	else if (shared)
+		snprintf(reply, replysz, "%s is not blocked by the login throttle on this node; the other nodes are told to "
+			"lift any block of it (within a second)", key);
 	else
 		snprintf(reply, replysz, "%s is not blocked by the login throttle (nothing to lift)", key);
-	return n ? 0 : 1;
+	return n || shared ? 0 : 1;
+}
+
+/* "blocked": the login throttle's blocks running on this node, in one line (names
+ * typed by clients are quoted as in the log). */
+static int blocked(struct login_service *ls, char *reply, size_t replysz)
+{
+	struct throttle_block_info *b = calloc(THROTTLE_BLOCKS_MAX, sizeof(*b));
+	if (!b) {
+		snprintf(reply, replysz, "out of memory");
+		return 1;
+	}
+	size_t n = login_service_blocks(ls, b, THROTTLE_BLOCKS_MAX), len = 0;
+	len += (size_t)snprintf(reply, replysz, "%zu block(s) of the login throttle on this node%s", n, n ? ":" : "");
+	for (size_t i = 0; i < n && len + 600 < replysz; i++) {
+		char until[32], q[400];
+		login_block_end(b[i].until, until, sizeof(until));
+		if (b[i].kind == THROTTLE_ADDRESS)
+			len += (size_t)snprintf(reply + len, replysz - len, " address %s until %s (%u failures);", b[i].ip, until,
+				b[i].failures);
+		else
+			len += (size_t)snprintf(reply + len, replysz - len, " account %s from %s until %s (%u failures);",
+				log_quote(q, sizeof(q), b[i].account, strlen(b[i].account), 200), b[i].ip, until, b[i].failures);
+	}
+	free(b);
+	return 0;
 }
 
 static void job_work(void *arg)
 {
 	struct control_job *j = arg;
+	if (strcmp(j->command, "blocked") == 0) {
+		j->status = blocked(j->logins, j->reply, sizeof(j->reply));
+		return;
+	}
 	if (strncmp(j->command, "unblock ", 8) == 0) {
 		j->status = unblock(j->logins, j->command + 8, j->reply, sizeof(j->reply));
 		return;

@@ -2,6 +2,7 @@
  * with SMTP through serve/login.c and the login service), opening the
  * user's Maildir on a worker thread, and POP-before-SMTP bookkeeping.  The transport
  * (net/) sees it only through pop3_proto_ops. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "pop3/session.h"
 #include "serve/login.h"
 #include "serve/service.h"
+#include "serve/state_feed.h"
 #include "store/layout.h"
 #include "store/mailbox.h"
 #include "util/hash.h"
@@ -68,39 +70,72 @@ static unsigned addr_hash(const char *s)
 	return hash_fnv1a(s) % POP_LOGIN_BUCKETS;
 }
 
-static void remember_login(struct service *srv, const char *addr)
+/* The table is written on the loop (a POP3 login here) and by the state feed's thread
+ * (one on another node), and read by the decision threads. */
+static pthread_mutex_t pop_logins_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void pop3_login_seen(struct service *srv, const char *addr, time_t when)
 {
 	unsigned h = addr_hash(addr);
-	for (struct pop_login *p = srv->pop_logins[h]; p; p = p->next)
+	time_t window = (time_t)srv->conf->pop_before_smtp;
+	pthread_mutex_lock(&pop_logins_lock);
+	for (struct pop_login **pp = &srv->pop_logins[h]; *pp;) {
+		struct pop_login *p = *pp;
 		if (strcmp(p->addr, addr) == 0) {
-			p->when = time(NULL);
+			if (when > p->when)
+				p->when = when;
+			pthread_mutex_unlock(&pop_logins_lock);
 			return;
 		}
+		if (window && when - p->when > window) {   /* its window is over: the chain stays short */
+			*pp = p->next;
+			free(p);
+		} else {
+			pp = &p->next;
+		}
+	}
 	struct pop_login *p = calloc(1, sizeof(*p));
-	if (!p)
-		return;
-	snprintf(p->addr, sizeof(p->addr), "%s", addr);
-	p->when = time(NULL);
-	p->next = srv->pop_logins[h];
-	srv->pop_logins[h] = p;
+	if (p) {
+		snprintf(p->addr, sizeof(p->addr), "%s", addr);
+		p->when = when;
+		p->next = srv->pop_logins[h];
+		srv->pop_logins[h] = p;
+	}
+	pthread_mutex_unlock(&pop_logins_lock);
+}
+
+static void remember_login(struct service *srv, const char *addr)
+{
+	time_t now = time(NULL);
+	pop3_login_seen(srv, addr, now);
+	state_feed_pop_login(srv->state, addr, now);
 }
 
 long long pop3_login_age(struct service *srv, const char *addr)
 {
+	long long age = -1;
+	pthread_mutex_lock(&pop_logins_lock);
 	for (struct pop_login *p = srv->pop_logins[addr_hash(addr)]; p; p = p->next)
-		if (strcmp(p->addr, addr) == 0)
-			return (long long)(time(NULL) - p->when);
-	return -1;
+		if (strcmp(p->addr, addr) == 0) {
+			age = (long long)(time(NULL) - p->when);
+			if (age < 0)
+				age = 0;   /* a login on another node whose clock is a little ahead */
+			break;
+		}
+	pthread_mutex_unlock(&pop_logins_lock);
+	return age;
 }
 
 void pop3_forget_logins(struct service *srv)
 {
+	pthread_mutex_lock(&pop_logins_lock);
 	for (size_t i = 0; i < POP_LOGIN_BUCKETS; i++)
 		while (srv->pop_logins[i]) {
 			struct pop_login *n = srv->pop_logins[i]->next;
 			free(srv->pop_logins[i]);
 			srv->pop_logins[i] = n;
 		}
+	pthread_mutex_unlock(&pop_logins_lock);
 }
 
 /* --- hooks ------------------------------------------------------------------- */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,7 @@
 #include "serve/send_limits.h"
 #include "serve/service.h"
 #include "serve/startup.h"
+#include "serve/state_feed.h"
 #include "util/id.h"
 #include "util/log.h"
 #include "serve/loopq.h"
@@ -129,6 +131,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 static void server_cleanup(struct service *srv)
 {
+	state_feed_stop(srv->state);   /* first: it writes into the tables freed below */
 	reload_stop(&srv->reload);
 	cluster_stop(&srv->cluster);   /* before delivery goes: the heartbeat reads its counts */
 	local_stop(srv);   /* the maildrop pickup first: it waits for the loop's answers */
@@ -152,6 +155,7 @@ static void server_cleanup(struct service *srv)
 		event_free(srv->sig_int);
 	if (srv->shutdown_timer)
 		event_free(srv->shutdown_timer);
+	state_feed_free(&srv->state);   /* after every teller: the logins, the commits */
 	directory_close(&srv->dir);
 	web_site_free(&srv->site);
 	queue_close(&srv->queue);
@@ -228,6 +232,7 @@ static bool start_workers(struct service *srv)
 	loopq_start(base, (unsigned)cf->commit_threads, &srv->commitq, &srv->commit_ev);
 	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds, srv->events);
 	srv->auth_ev = event_new(base, -1, 0, login_ev_cb, srv);
+	srv->state = state_feed_new(cf, cf->cluster_node, srv->run_id);   /* before the logins: they tell it */
 	struct login_service_config lc = {
 		.dir = srv->dir, .threads = 2, .cache_ttl = (unsigned)cf->auth_cache_ttl,
 		.legacy_app_passwords = cf->auth_legacy_app_passwords,
@@ -238,6 +243,7 @@ static bool start_workers(struct service *srv)
 			.known_for = (time_t)cf->auth_known_for, .max_entries = 16384,
 		},
 		.notify = login_notify, .notify_arg = srv->auth_ev,
+		.recorded = srv->state ? state_feed_login : NULL, .recorded_arg = srv->state,
 	};
 	srv->logins = srv->auth_ev ? login_service_new(&lc) : NULL;
 	if (!srv->commitq || !srv->delivery || !srv->logins) {
@@ -268,6 +274,32 @@ static bool start_workers(struct service *srv)
 		return false;
 	}
 	return true;
+}
+
+/* A POP3 login on another node (the state feed's thread). */
+static void pop_login_elsewhere(void *ctx, const char *ip, time_t at)
+{
+	pop3_login_seen(ctx, ip, at);
+}
+
+/* The state feed applies the other nodes' rows into the throttle, the limits' counters
+ * and the POP3 logins (serve/state_feed.h). */
+static void start_state_feed(struct service *srv)
+{
+	const struct conf *cf = srv->conf;
+	if (!srv->state)
+		return;
+	char path[1100];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/limits.state", cf->data_dir);
+	struct state_targets t = {
+		.throttle = login_service_throttle(srv->logins), .auth_window = (time_t)cf->auth_window,
+		.auth_block = (time_t)cf->auth_block, .auth_known_for = (time_t)cf->auth_known_for,
+		.counts = limits_service_counts(srv->limits),
+		.counts_since = stat(path, &st) == 0 ? (long long)st.st_mtime : 0,
+		.pop_login = pop_login_elsewhere, .pop_arg = srv, .pop_window = (time_t)cf->pop_before_smtp,
+	};
+	state_feed_start(srv->state, &t);
 }
 
 /* The steps check-config runs too (serve/startup.c): a setting that stops the start
@@ -345,6 +377,7 @@ int server_run(const struct conf *cf)
 		server_cleanup(srv);
 		return 1;
 	}
+	start_state_feed(srv);
 	srv->control = control_start(base, cf->data_dir, srv->commitq, srv->delivery, srv->logins, err, sizeof(err));
 	if (!srv->control)
 		log_event(LOG_WARN, "control_error", "error=\"%s\" hint=\"postern queue flush/hold/... will not reach this server\"", err);

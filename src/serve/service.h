@@ -36,6 +36,7 @@ struct policy_facts;
 struct proxy_service;
 struct net_client;
 struct startup_identity;
+struct state_feed;
 struct reloader;
 struct tls;
 struct web_service;
@@ -76,6 +77,7 @@ struct service {
 	struct event *auth_ev;           /* a login check is answered */
 	struct decider *decider;         /* SMTP decisions: the policy pipeline (serve/decide.h) */
 	struct limits_service *limits;   /* outbound limits: counters, their state file, notices (send_limits.h) */
+	struct state_feed *state;        /* what other nodes count, and what we tell them (state_feed.h); NULL: one server */
 	struct relay_credentials relay_creds;   /* read before dropping root */
 	struct control *control;
 	struct web_site *site;           /* what the web handlers know (web/web.h) */
@@ -103,6 +105,8 @@ extern const struct proto_ops smtp_proto_ops;
 extern const struct proto_ops pop3_proto_ops;
 /* POP-before-SMTP: seconds since addr last logged in to POP3, or -1. */
 long long pop3_login_age(struct service *svc, const char *addr);
+/* A POP3 login from addr at `when` (here, or on another node: serve/state_feed.c); any thread. */
+void pop3_login_seen(struct service *svc, const char *addr, time_t when);
 void pop3_forget_logins(struct service *svc);
 
 /* imap.c: IMAP's operations and its worker threads ([imap] threads, a directory handle of their own). */

@@ -23,6 +23,7 @@
 #include "serve/login.h"
 #include "serve/send_limits.h"
 #include "serve/service.h"
+#include "serve/state_feed.h"
 #include "smtp/reply.h"
 #include "smtp/session.h"
 #include "util/buf.h"
@@ -490,7 +491,10 @@ static void commit_done(void *arg)
 			event_message(sc, EVENTS_HELD, j->sent.login, j->qid, j->sender, j->subject, j->sent.rcpts, j->hold_reason);
 	}
 	if (j->ok && j->sent.counted && srv->limits)   /* counted once on stable storage: a refusal never counts */
+	{
 		limits_service_count(srv->limits, j->sent.login, j->sent.sender_domain, j->sent.rcpts);
+		state_feed_sent(srv->state, j->sent.login, j->sent.sender_domain, j->sent.rcpts, time(NULL));
+	}
 	if (j->ok && j->hold_reason[0]) {
 		char q[POLICY_REASON_MAX * 4 + 8];
 		log_event(LOG_WARN, "held", "conn=%llu qid=%s reason=%s", (unsigned long long)conn_id(c), j->qid,
