@@ -74,7 +74,7 @@ def test_migrate_creates_the_versioned_schema_once(tmp_path, pg):
     assert pg.psql("SELECT max(version) FROM postern_schema", db="migrate_once").strip() == m.group(1)
     tables = set(pg.psql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", db="migrate_once").split())
     assert {"domains", "users", "aliases", "sender_grants", "app_passwords", "postern_schema",
-            "postern_nodes", "postern_events"} <= tables, tables
+            "postern_nodes", "postern_events", "postern_state_feed"} <= tables, tables
     status = srv.cli("directory", "status")
     assert status.returncode == 0 and "backend postgresql: answers, 0 domains" in status.stdout, status.stdout
 
