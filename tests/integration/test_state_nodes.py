@@ -1,7 +1,7 @@
 """State that holds across nodes (serve/state_feed.c, docs/architecture.md "State across
-nodes"): three `postern serve` nodes on one PostgreSQL directory (a private server from
-pg_support.py), each with its own data directory, queue and in-memory tables, sharing
-what they count through the state feed:
+nodes"): three `postern serve` nodes of a cluster (cluster_support.py: [cluster] node1..3
+on 127.0.0.11-13, one private PostgreSQL directory), each with its own data directory,
+queue and in-memory tables, sharing what they count through the state feed:
 
 * ten wrong passwords (ten accounts) spread over the three nodes block the address on
   all three, although no node saw more than four of them ([auth] ip_accounts = 10);
@@ -24,79 +24,64 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from conftest import Server, write_config  # noqa: E402
-from pg_support import PostgreSQL, pg_bindir  # noqa: E402
-from submission_support import wait_log, wait_ports  # noqa: E402
+from cluster_support import DATABASE, PASSWORD, Cluster, node_host  # noqa: E402
+from pg_support import pg_bindir  # noqa: E402
+from submission_support import wait_log  # noqa: E402
 
 pytestmark = pytest.mark.skipif(pg_bindir() is None, reason="PostgreSQL is not installed (scripts/install-deps test)")
 
-PASSWORD = "secret"
 USERS = ("alice@example.test", "bob@example.test", "dave@example.test", "erin@example.test")
 FEED_DEADLINE = 8.0      # seconds for a change to reach every node (the feed polls every 250 ms)
-LISTENERS = ("\n[listener pop3plain]\naddress = 127.0.0.1\nport = 0\nrole = pop3\ntls = none\n"
-             "allow_plaintext_auth = yes\n"
-             "\n[listener plain]\naddress = 127.0.0.1\nport = 0\nrole = submission\ntls = none\n"
-             "allow_plaintext_auth = yes\n")
-LIMITS = {"messages_per_hour": "3", "recipients_per_day": "1000", "domain_messages_per_hour": "0",
-          "domain_recipients_per_day": "0"}
+LIMITS = ("\n[limits]\nmessages_per_hour = 3\nrecipients_per_day = 1000\ndomain_messages_per_hour = 0\n"
+          "domain_recipients_per_day = 0\n")
 
 
-@pytest.fixture(scope="module")
-def pg(tmp_path_factory):
-    p = PostgreSQL(tmp_path_factory.mktemp("state-pg") / "cluster").init().start()
-    yield p
-    p.cleanup()
+def node_extra(i):
+    """Plaintext POP3 and submission listeners (no TLS handshakes in the loops) on node i's
+    address, the throttle's spraying limit at 10, an account limit of 3 messages an hour."""
+    host = node_host(i)
+    return ("\n[listener pop3plain]\naddress = %s\nport = 0\nrole = pop3\ntls = none\nallow_plaintext_auth = yes\n"
+            "\n[listener plain]\naddress = %s\nport = 0\nrole = submission\ntls = none\nallow_plaintext_auth = yes\n"
+            "\n[auth]\nip_accounts = 10\n" % (host, host)) + LIMITS
 
 
-def make_nodes(root, pg, db, count):
-    """count servers (not started) on database db of pg, each with its own data directory."""
-    pg.create_database(db)
-    extra = (LISTENERS + "\n[auth]\nip_accounts = 10\n"
-             "\n[directory]\nbackend = postgresql\nconnection = %s\ntimeout = 2s\npool = 2\n" % pg.connection(db))
-    servers = []
-    for i in range(count):
-        srv = Server(root / ("node%d" % (i + 1)), users=(), extra=extra)
-        write_config(srv.config, srv.data_dir, limits=LIMITS, server={"pop_before_smtp": "10m"}, extra=extra)
-        servers.append(srv)
-    return servers
-
-
-def start_nodes(servers):
-    for u in USERS:
-        servers[0].add_user(u)
-    for srv in servers:
-        srv.start()
-        srv.ports = wait_ports(srv, ["smtp", "pop3plain", "plain"])
-        assert wait_log(srv, r"event=state_feed_started "), srv.log()[-3000:]
-        assert wait_log(srv, r"event=started "), srv.log()[-3000:]
-
-
-def stop_nodes(servers):
-    problems = []
-    for srv in servers:
-        srv.stop()
-        problems += srv.check_after()
-    assert not problems, problems
-
-
-@pytest.fixture(scope="module")
-def nodes(pg, tmp_path_factory):
-    servers = make_nodes(tmp_path_factory.mktemp("state-nodes"), pg, "shared", 3)
+def start_cluster(root, n):
+    """n nodes (cluster_support) with POP-before-SMTP on, the users without a home node
+    (so no login is proxied: each node serves them itself)."""
+    cl = Cluster(root, n=n, extra=node_extra, start_nodes=False)
     try:
-        start_nodes(servers)
-        yield servers
-        for srv in servers:
-            assert "state_feed_unavailable" not in srv.log(), srv.log()[-3000:]
+        cl.start()
+        for u in USERS:
+            cl.add_user(u)
+            assert cl.nodes[0].cli("user", "home", u, "none").returncode == 0
+        for node in cl.nodes:
+            node.config.write_text(node.config.read_text().replace("[server]\n", "[server]\npop_before_smtp = 10m\n", 1))
+            node.start()
+            assert wait_log(node, r"event=state_feed_started node=%s " % node.name), node.log()[-3000:]
+            assert wait_log(node, r"event=started "), node.log()[-3000:]
+    except BaseException:
+        cl.stop()
+        raise
+    return cl
+
+
+@pytest.fixture(scope="module")
+def nodes(tmp_path_factory):
+    cl = start_cluster(tmp_path_factory.mktemp("state-nodes"), 3)
+    try:
+        yield cl.nodes
+        for node in cl.nodes:
+            assert "state_feed_unavailable" not in node.log(), node.log()[-3000:]
     finally:
-        stop_nodes(servers)
+        cl.stop()
 
 
 class SourcePOP3(poplib.POP3):
     """poplib's client from a chosen loopback address (the throttle's key)."""
 
-    def __init__(self, port, source):
+    def __init__(self, host, port, source):
         self.source = source
-        super().__init__("127.0.0.1", port, timeout=10)
+        super().__init__(host, port, timeout=10)
 
     def _create_socket(self, timeout):
         return socket.create_connection((self.host, self.port), timeout, source_address=(self.source, 0))
@@ -104,7 +89,7 @@ class SourcePOP3(poplib.POP3):
 
 def pop_login(srv, source, user, password):
     """The server's answer to USER/PASS, as text ("+OK ..." or "-ERR ...")."""
-    p = SourcePOP3(srv.ports["pop3plain"], source)
+    p = SourcePOP3(srv.host, srv.ports["pop3plain"], source)
     try:
         p.user(user)
         try:
@@ -164,14 +149,14 @@ def test_failures_spread_over_nodes_block_everywhere_and_unblock_lifts_everywher
 
 
 def smtp_login(srv, source, user):
-    c = smtplib.SMTP("127.0.0.1", srv.ports["plain"], timeout=10, source_address=(source, 0))
+    c = smtplib.SMTP(srv.host, srv.ports["plain"], timeout=10, source_address=(source, 0))
     c.ehlo("client.test")
     c.login(user, PASSWORD)
     return c
 
 
 def send_one(srv, source, user, to="bob@example.test"):
-    with smtplib.SMTP("127.0.0.1", srv.ports["plain"], timeout=10, source_address=(source, 0)) as c:
+    with smtplib.SMTP(srv.host, srv.ports["plain"], timeout=10, source_address=(source, 0)) as c:
         c.ehlo("client.test")
         c.login(user, PASSWORD)
         c.sendmail(user, [to], "From: <%s>\r\nTo: <%s>\r\nSubject: counted\r\n\r\nbody\r\n" % (user, to))
@@ -204,7 +189,7 @@ def test_limit_counted_on_two_nodes_refuses_on_the_third(nodes):
 
 
 def relay_rcpt(srv, source):
-    with smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=10, source_address=(source, 0)) as c:
+    with smtplib.SMTP(srv.host, srv.ports["smtp"], timeout=10, source_address=(source, 0)) as c:
         c.ehlo("client.test")
         assert c.mail("alice@example.test")[0] == 250
         code, text = c.rcpt("someone@remote.example", options=["NOTIFY=NEVER"])
@@ -224,17 +209,17 @@ def test_pop_login_on_one_node_opens_relaying_on_another(nodes):
     assert code == 554 and "last checked mail" not in text, (code, text)
 
 
-def test_feed_table_locked_local_throttle_works_and_catches_up(pg, tmp_path):
+def test_feed_table_locked_local_throttle_works_and_catches_up(tmp_path):
     """The feed's table locked (a stuck or slow database for the feed only): node 1 still
     counts and blocks on its own at once and answers every login without waiting for
     PostgreSQL; it says the feed is unavailable, and once the lock goes it sends what it
     kept and node 2 applies it."""
-    a, b = servers = make_nodes(tmp_path, pg, "locked", 2)
+    cl = start_cluster(tmp_path, 2)
+    a, b = cl.nodes
     src, bob = "127.0.0.66", "bob@example.test"
     locker = None
     try:
-        start_nodes(servers)
-        locker = pg.psql_session(db="locked")
+        locker = cl.pg.psql_session(db=DATABASE)
         locker.stdin.write("BEGIN; LOCK TABLE postern_state_feed IN ACCESS EXCLUSIVE MODE; SELECT 'locked';\n")
         locker.stdin.flush()
         assert locker.stdout.readline().strip() == "locked", "psql did not take the lock"
@@ -260,4 +245,4 @@ def test_feed_table_locked_local_throttle_works_and_catches_up(pg, tmp_path):
         if locker:
             locker.kill()
             locker.wait(10)
-        stop_nodes(servers)
+        cl.stop()
