@@ -168,21 +168,22 @@ def test_limit_counted_on_two_nodes_refuses_on_the_third(nodes):
     send_one(nodes[0], src, user)
     send_one(nodes[1], src, user)   # 3 of 3 this hour: 2 counted on node 1, 1 on node 2, none on node 3
 
-    def refused():
-        with smtp_login(nodes[2], src, user) as c:
-            code, text = c.mail(user)
-            if code == 250:
-                c.rset()
-                return None
-            return code, text.decode("utf-8", "replace").replace("\n", " ")
+    def refused(node):
+        def check():
+            with smtp_login(node, src, user) as c:
+                code, text = c.mail(user)
+                if code == 250:
+                    c.rset()
+                    return None
+                return code, text.decode("utf-8", "replace").replace("\n", " ")
+        return check
 
-    code, text = poll("node 3 refuses the fourth message of %s" % user, refused)
+    code, text = poll("node 3 refuses the fourth message of %s" % user, refused(nodes[2]))
     assert code == 451 and "4.7.1" in text, (code, text)
     assert "messages_per_hour" in text or "per hour" in text, text
-    # Node 1 counted the message of node 2 too.
-    with smtp_login(nodes[0], src, user) as c:
-        code, text = c.mail(user)
-        assert code == 451, (code, text)
+    # Node 1 counts the message of node 2 too.
+    code, text = poll("node 1 refuses the fourth message of %s" % user, refused(nodes[0]))
+    assert code == 451, (code, text)
     # Another account is not limited.
     with smtp_login(nodes[2], src, "alice@example.test") as c:
         assert c.mail("alice@example.test")[0] == 250
