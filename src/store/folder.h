@@ -24,8 +24,8 @@
  * is lost (deleted or unreadable) and rebuilt: then every message gets a new UID.
  *
  * Threads: a struct folder is one session's view, touched by one thread at a time.
- * Different folders (and different views of one folder) may be used on different
- * threads at once.  Every call is blocking file work (IMAP worker threads only).
+ * Different folders (and different views of one folder, which share their message
+ * table: store/folder_view.c) may be used on different threads at once.  Every call is blocking file work (IMAP worker threads only).
  * The POP3 lock (postern-pop3.lock) is POP3's: IMAP never takes it, and tolerates
  * files POP3 removes (they are reported as expunged at the next sync). */
 #ifndef POSTERN_STORE_FOLDER_H
@@ -105,7 +105,7 @@ bool folder_mutf7_decode(const char *mutf7, char *out, size_t outsz);
 
 struct folder;
 
-struct folder_msg {          /* 48 octets: one per message per open view */
+struct folder_msg {          /* 48 octets: one per message, shared by the views of one moment */
 	uint32_t uid;
 	uint32_t flags;           /* FOLDER_SEEN ... FOLDER_RECENT */
 	uint64_t modseq;          /* RFC 7162 */
@@ -133,7 +133,9 @@ size_t folder_count(const struct folder *f);
  * file, the first time only when neither the name nor the index knows them);
  * folder_msg_peek is free and has uid, modseq, flags, keywords and filename only
  * (internaldate and size may be 0): for counting \Seen or \Recent at SELECT,
- * SEARCH of flags, FETCH FLAGS. */
+ * SEARCH of flags, FETCH FLAGS.  The pointer is valid until the view's next sync,
+ * folder_store_flags or close (it may point into a table shared with other views:
+ * never write through it). */
 const struct folder_msg *folder_msg(const struct folder *f, size_t i);
 const struct folder_msg *folder_msg_peek(const struct folder *f, size_t i);
 /* The index of the message with this UID, or (size_t)-1. */
