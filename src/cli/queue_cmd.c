@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "directory/directory.h"
 #include "diag/json.h"
 #include "serve/control.h"
 #include "queue/queue.h"
@@ -31,6 +32,35 @@ struct list_ctx {
 	time_t now;
 	char inflight[INFLIGHT_MAX];   /* "delivering QID WHERE QID WHERE ..." from the server, or "" */
 };
+
+/* [cluster]: a queue id names its node as "NODE:ID" in what the commands print
+ * (the file keeps the 16 hex digits), and the commands take either form. */
+static const char *this_node = "";
+
+static const char *shown(const char *qid)
+{
+	static _Thread_local char ring[4][DIR_NODE_NAME_MAX + QUEUE_ID_LEN + 2];
+	static _Thread_local unsigned at;
+	if (!this_node[0])
+		return qid;
+	char *b = ring[at++ % 4];
+	snprintf(b, sizeof(ring[0]), "%s:%s", this_node, qid);
+	return b;
+}
+
+/* "NODE:ID" or "ID" as typed: the id, or NULL when it names another node (said). */
+static const char *typed_qid(const char *arg)
+{
+	const char *colon = strchr(arg, ':');
+	if (!colon)
+		return arg;
+	size_t n = (size_t)(colon - arg);
+	if (this_node[0] && strlen(this_node) == n && strncmp(arg, this_node, n) == 0)
+		return colon + 1;
+	fprintf(stderr, "postern: %s is a message of node %.*s, and this is %s: run the command on that node (postern "
+		"queue list --cluster lists every node's queue)\n", arg, (int)n, arg, this_node[0] ? this_node : "a single server");
+	return NULL;
+}
 
 static void ask_inflight(struct list_ctx *lc, const char *data_dir)
 {
@@ -79,14 +109,14 @@ static void print_row(struct list_ctx *lc, const struct queue_view_item *it)
 	char nexts[32] = "now";
 	if (it->next_try > lc->now)
 		queue_view_age(it->next_try - lc->now, nexts, sizeof(nexts));
-	printf("%-16s %5s %9llu  %-8s <%s>\n", m->env.qid, age, (unsigned long long)queue_message_size(m),
+	printf("%-16s %5s %9llu  %-8s <%s>\n", shown(m->env.qid), age, (unsigned long long)queue_message_size(m),
 		queue_view_state_name(it->state), m->env.sender);
 	if (st->damaged)
 		printf("%35s delivery state damaged (%s): %zu of %zu recipient(s) recovered; the rest are tried again\n", "",
 			st->damage, st->recovered, st->n);
 	if (st->held)
 		printf("%35s held: %.200s; postern queue release %s delivers it\n", "",
-			st->hold_reason[0] ? st->hold_reason : "by the administrator", m->env.qid);
+			st->hold_reason[0] ? st->hold_reason : "by the administrator", shown(m->env.qid));
 	if (it->pending && it->where) {
 		printf("%35s being delivered now (%s); %zu recipient(s) pending\n", "", it->where, it->pending);
 	} else if (it->pending) {
@@ -143,11 +173,11 @@ static void print_failed(struct list_ctx *lc, const struct queue_view_item *it)
 	} else if (m) {
 		char age[32];
 		queue_view_age(lc->now - m->env.arrival, age, sizeof(age));
-		printf("%-16s %5s %9llu  %-8s <%s>\n%35s to <%s>%s\n%35s why: %.200s\n", it->qid, age,
+		printf("%-16s %5s %9llu  %-8s <%s>\n%35s to <%s>%s\n%35s why: %.200s\n", shown(it->qid), age,
 			(unsigned long long)queue_message_size(m), "failed", m->env.sender, "", m->env.rcpts[0],
 			m->env.n_rcpts > 1 ? " and more" : "", "", why[0] ? why : "(not recorded)");
 	} else {
-		printf("%-16s %5s %9s  %-8s %s\n%35s why: %.200s\n", it->qid, "-", "-", "failed", it->error, "",
+		printf("%-16s %5s %9s  %-8s %s\n%35s why: %.200s\n", shown(it->qid), "-", "-", "failed", it->error, "",
 			why[0] ? why : "(not recorded)");
 	}
 }
@@ -196,7 +226,7 @@ static void show_failed(const struct queue_view_item *it)
 {
 	const struct queue_message *m = it->m;
 	const char *why = it->failed_reason;
-	printf("id:        %s\nstate:     failed (kept in queue/failed/)\nwhy:       %s\n", it->qid,
+	printf("id:        %s\nstate:     failed (kept in queue/failed/)\nwhy:       %s\n", shown(it->qid),
 		why[0] ? why : "(not recorded)");
 	if (!m) {
 		printf("file:      %s\n", it->error);
@@ -209,7 +239,7 @@ static void show_failed(const struct queue_view_item *it)
 		for (size_t i = 0; i < m->env.n_rcpts; i++)
 			printf("recipient: <%s>\n", m->env.rcpts[i]);
 	}
-	printf("\nTo try it again: postern queue requeue %s; to remove it: postern queue delete %s\n", it->qid, it->qid);
+	printf("\nTo try it again: postern queue requeue %s; to remove it: postern queue delete %s\n", shown(it->qid), shown(it->qid));
 }
 
 static void show_active(const struct queue_view_item *it, time_t now)
@@ -220,7 +250,7 @@ static void show_active(const struct queue_view_item *it, time_t now)
 	struct tm tm;
 	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&m->env.arrival, &tm));
 	printf("id:        %s\narrived:   %s from %s (HELO %s, %s)\nsender:    <%s>\nsize:      %llu\nstate:     %s\n",
-		m->env.qid, when, m->env.client_addr, m->env.helo, m->env.protocol, m->env.sender,
+		shown(m->env.qid), when, m->env.client_addr, m->env.helo, m->env.protocol, m->env.sender,
 		(unsigned long long)queue_message_size(m), queue_view_state_name(it->state));
 	if (it->where)
 		printf("now:       being delivered (%s)\n", it->where);
@@ -379,6 +409,11 @@ int cli_queue(int argc, char **argv, const struct conf *c, bool json, const char
 		return 1;
 	}
 	const char *verb = argv[0];
+	this_node = c->cluster_node;
+	if (argc == 2 && strcmp(verb, "list") != 0 && !(argv[1] = (char *)typed_qid(argv[1]))) {
+		queue_close(&q);
+		return 2;
+	}
 	int rc;
 	if (strcmp(verb, "list") == 0) {
 		rc = queue_list(q, c, json, sender, failed, held);

@@ -194,6 +194,17 @@ static void check_http_listener(struct parse_state *ps, struct conf_listener *l)
 static void check_cluster(struct parse_state *ps)
 {
 	const struct conf *c = ps->c;
+	for (size_t i = 0; i < c->n_listeners; i++) {
+		const struct conf_listener *l = &c->listeners[i];
+		if (l->role != ROLE_LMTP)
+			continue;
+		if (l->tls != TLS_IMPLICIT)
+			conf_fail(ps, l->line, "[listener %s] role lmtp needs tls = implicit: mail between nodes goes over TLS "
+				"from the first byte", l->name);
+		if (!c->cluster_node[0])
+			conf_fail(ps, l->line, "[listener %s] role lmtp takes mail from the other nodes of a cluster: set "
+				"[cluster] node (and secret_file), or remove the listener", l->name);
+	}
 	if (!c->cluster_node[0])
 		return;
 	size_t n = strlen(c->cluster_node);

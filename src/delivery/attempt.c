@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "delivery/node_lmtp.h"
 #include "delivery/reason.h"
 #include "util/fileio.h"
 #include "util/metrics.h"
@@ -97,6 +98,7 @@ struct run {
 	size_t n_sync, cap_sync;
 	size_t *sync_of;
 	bool finish_begun;          /* counted as under way by the finish group (finish_begin) */
+	char (*home)[DIR_NODE_NAME_MAX];   /* per recipient: the other node it goes to by LMTP ("": not) */
 };
 
 void sched_event_init(struct events_record *e, enum events_kind kind, const char *qid, const char *sender,
@@ -268,12 +270,24 @@ static void deliver_local(struct run *r, size_t i, const struct dir_recipient *d
 	}
 }
 
+/* [cluster]: the recipient's mailbox lives on another node (its home node), which
+ * gets the message by LMTP (node_lmtp.h).  home: the node, into the run's list. */
+static bool homed_elsewhere(struct run *r, size_t i, const struct dir_recipient *dr)
+{
+	const char *self = r->w->d->conf->cluster_node;
+	if (!self[0] || !dr->home_node[0] || strcmp(dr->home_node, self) == 0)
+		return false;
+	snprintf(r->home[i], sizeof(r->home[i]), "%s", dr->home_node);
+	return true;
+}
+
 static void deliver_locals(struct run *r, bool *remote)
 {
 	const struct conf *c = r->w->d->conf;
 	for (size_t i = 0; i < r->m.env.n_rcpts; i++) {
 		struct queue_rcpt_state *s = &r->st.r[i];
 		remote[i] = false;
+		r->home[i][0] = '\0';
 		if (s->state != RCPT_PENDING || (!r->force && s->next_try > r->now))
 			continue;
 		struct dir_recipient dr;
@@ -290,7 +304,8 @@ static void deliver_locals(struct run *r, bool *remote)
 		case DIR_RCPT_USER:
 		case DIR_RCPT_ALIAS:
 		case DIR_RCPT_POSTMASTER:
-			deliver_local(r, i, &dr);
+			if (!homed_elsewhere(r, i, &dr))
+				deliver_local(r, i, &dr);
 			break;
 		}
 	}
@@ -321,6 +336,71 @@ static bool any(const bool *v, size_t n)
 		if (v[i])
 			return true;
 	return false;
+}
+
+/* What the peer said of each recipient of r->group[0..g) (r->res[k]), recorded;
+ * route labels the metrics and the log ("remote", "node"). */
+static void record_results(struct run *r, size_t g, bool cut_off, const char *route)
+{
+	for (size_t k = 0; k < g; k++) {
+		size_t idx = r->group[k];
+		struct rcpt_result *x = &r->res[k];
+		if (cut_off && x->outcome == OUT_DEFER)
+			continue;   /* aborted by the shutdown, not the peer: no attempt counted */
+		char why[QUEUE_REPLY_MAX];
+		rcpt_result_reason(x, why, sizeof(why));
+		r->reply = x;
+		if (x->outcome == OUT_DELIVERED) {
+			r->st.r[idx].state = RCPT_DELIVERED;
+			snprintf(r->st.r[idx].last_reply, sizeof(r->st.r[idx].last_reply), "%s", why);
+			r->changed = true;
+			log_event(LOG_INFO, "delivered", "qid=%s to=<%s> %s=\"%s\"", r->m.env.qid, r->m.env.rcpts[idx], route, why);
+			count_delivered(r, route);
+			rcpt_event(r, idx, EVENTS_DELIVERED, NULL, why);
+		} else if (x->outcome == OUT_FAIL) {
+			fail_rcpt(r, idx, route, why);
+		} else {
+			defer_rcpt(r, idx, route, why);
+		}
+		r->reply = NULL;
+	}
+}
+
+/* Recipients whose home is another node ([cluster]): one LMTP transaction per home
+ * node.  The outcomes are saved first (checkpoint), so a crash during the transfer
+ * repeats at most this transfer: a second copy, never a lost one. */
+static void deliver_nodes(struct run *r)
+{
+	struct delivery *d = r->w->d;
+	size_t n = r->m.env.n_rcpts;
+	struct node_lmtp x = { .conf = d->conf, .dir = r->w->dir, .cancel = d->cancel };
+	pthread_mutex_lock(&d->lock);
+	unsigned char secret[sizeof(d->node_secret)];
+	memcpy(secret, d->node_secret, d->node_secret_len);
+	x.secret = secret;
+	x.secret_len = d->node_secret_len;
+	pthread_mutex_unlock(&d->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (!r->home[i][0])
+			continue;
+		if (sched_stop_state(d, NULL))
+			break;
+		char node[DIR_NODE_NAME_MAX];
+		snprintf(node, sizeof(node), "%s", r->home[i]);
+		size_t g = 0;
+		for (size_t k = i; k < n; k++)
+			if (strcmp(r->home[k], node) == 0) {
+				r->group[g++] = k;
+				r->home[k][0] = '\0';
+			}
+		checkpoint(r);
+		set_where(r->w, "node %s", node);
+		node_lmtp_deliver(&x, &r->m, node, r->group, g, r->res);
+		bool cut_off = false;
+		sched_stop_state(d, &cut_off);
+		record_results(r, g, cut_off, "node");
+	}
+	explicit_bzero(secret, sizeof(secret));
 }
 
 /* Remote recipients, one destination domain at a time (or all via the relay). */
@@ -364,28 +444,7 @@ static void deliver_remotes(struct run *r, bool *remote)
 		sched_domain_release(d, dom);
 		bool cut_off = false;
 		sched_stop_state(d, &cut_off);
-		for (size_t k = 0; k < g; k++) {
-			size_t idx = r->group[k];
-			struct rcpt_result *x = &r->res[k];
-			if (cut_off && x->outcome == OUT_DEFER)
-				continue;   /* aborted by the shutdown, not the peer: no attempt counted */
-			char why[QUEUE_REPLY_MAX];
-			rcpt_result_reason(x, why, sizeof(why));
-			r->reply = x;
-			if (x->outcome == OUT_DELIVERED) {
-				r->st.r[idx].state = RCPT_DELIVERED;
-				snprintf(r->st.r[idx].last_reply, sizeof(r->st.r[idx].last_reply), "%s", why);
-				r->changed = true;
-				log_event(LOG_INFO, "delivered", "qid=%s to=<%s> remote=\"%s\"", r->m.env.qid, r->m.env.rcpts[idx], why);
-				count_delivered(r, "remote");
-				rcpt_event(r, idx, EVENTS_DELIVERED, NULL, why);
-			} else if (x->outcome == OUT_FAIL) {
-				fail_rcpt(r, idx, "remote", why);
-			} else {
-				defer_rcpt(r, idx, "remote", why);
-			}
-			r->reply = NULL;
-		}
+		record_results(r, g, cut_off, "remote");
 		if (any(remote + i, n - i))
 			checkpoint(r);
 	}
@@ -546,7 +605,8 @@ time_t sched_process(struct worker *w, const char *qid, bool force, bool fresh)
 	r.group = calloc(n, sizeof(size_t));
 	r.res = calloc(n, sizeof(struct rcpt_result));
 	r.sync_of = calloc(n, sizeof(size_t));
-	if (!remote || !r.newly_failed || !r.group || !r.res || !r.sync_of) {
+	r.home = calloc(n, sizeof(*r.home));
+	if (!remote || !r.newly_failed || !r.group || !r.res || !r.sync_of || !r.home) {
 		again = r.now + (time_t)d->conf->retry_min;
 		goto out;
 	}
@@ -561,6 +621,7 @@ time_t sched_process(struct worker *w, const char *qid, bool force, bool fresh)
 	 * directories are synced before the first remote transaction or at the end
 	 * (settle). */
 	deliver_locals(&r, remote);
+	deliver_nodes(&r);
 	deliver_remotes(&r, remote);
 	expire(&r);
 	if (r.n_failed)
@@ -574,6 +635,7 @@ out:
 	free(r.res);
 	free(r.sync);
 	free(r.sync_of);
+	free(r.home);
 	queue_state_free(&r.st);
 	queue_message_close(&r.m);
 	return again;

@@ -33,6 +33,11 @@ void delivery_stop_begin(struct delivery *d);
  * stay pending, untouched) and frees everything.  Undelivered messages stay queued. */
 void delivery_stop(struct delivery **d);
 
+/* [cluster]: the shared secret the node tokens of LMTP to home nodes are made with
+ * (node_lmtp.h); called once after delivery_start, before any message is for
+ * another node (the bytes are copied). */
+void delivery_set_node_secret(struct delivery *d, const unsigned char *secret, size_t len);
+
 /* The messages in the queue and the arrival (unix seconds) of the oldest, 0 when
  * empty (thread-safe; for the node registry's heartbeat). */
 void delivery_queue_counts(struct delivery *d, long long *messages, long long *oldest);

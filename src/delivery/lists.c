@@ -166,6 +166,14 @@ void sched_queue_gauges(struct delivery *d, time_t gone)
 	metrics_gauge_set(METRIC_QUEUE_OLDEST_AGE, NULL, (int64_t)d->oldest_arrival);
 }
 
+void delivery_set_node_secret(struct delivery *d, const unsigned char *secret, size_t len)
+{
+	pthread_mutex_lock(&d->lock);
+	d->node_secret_len = len <= sizeof(d->node_secret) ? len : 0;
+	memcpy(d->node_secret, secret, d->node_secret_len);
+	pthread_mutex_unlock(&d->lock);
+}
+
 void delivery_queue_counts(struct delivery *d, long long *messages, long long *oldest)
 {
 	pthread_mutex_lock(&d->lock);

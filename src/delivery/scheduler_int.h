@@ -117,6 +117,8 @@ struct delivery {
 	pthread_cond_t exited;          /* CLOCK_MONOTONIC; signalled as each thread ends */
 	unsigned nthreads;
 	struct dnssec_gate *dnssec;     /* NULL with a smarthost (no DNS) */
+	unsigned char node_secret[256]; /* [cluster]: the node token's secret (delivery_set_node_secret) */
+	size_t node_secret_len;
 	struct conncache *conns;        /* idle remote connections, every thread's (remote.h); NULL: none */
 	pthread_t *threads;
 	bool *started;

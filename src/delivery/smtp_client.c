@@ -16,6 +16,7 @@
 
 #define LINE_MAX_CLIENT 2048
 #define COPY_CHUNK (64u << 10)
+#define NODE_LINE_MAX 256   /* "XNODE " and a node token */
 
 struct smtp_client {
 	struct net_client *conn;
@@ -24,6 +25,7 @@ struct smtp_client {
 	bool broken;
 	bool answered;   /* the current transaction got at least one reply */
 	bool clean;      /* the last transaction left the session as after EHLO */
+	bool lmtp;       /* RFC 2033: LHLO, and a reply per recipient after the final dot */
 };
 
 /* --- I/O helpers ---------------------------------------------------------- */
@@ -91,7 +93,7 @@ static void describe(char *out, size_t outsz, const char *step, const struct wir
 static bool ehlo(struct smtp_client *c, char *err, size_t errlen)
 {
 	char line[300];
-	snprintf(line, sizeof(line), "EHLO %s", c->o->helo);
+	snprintf(line, sizeof(line), "%s %s", c->lmtp ? "LHLO" : "EHLO", c->o->helo);
 	if (!send_line(c, line, err, errlen))
 		return false;
 	memset(&c->caps, 0, sizeof(c->caps));
@@ -118,6 +120,10 @@ static bool ehlo(struct smtp_client *c, char *err, size_t errlen)
 	if (r.code == 250) {
 		c->caps.esmtp = true;
 		return true;
+	}
+	if (c->lmtp) {   /* RFC 2033 §4.1: LHLO or nothing */
+		describe(err, errlen, "LHLO", &r);
+		return false;
 	}
 	/* RFC 5321 §3.2: fall back to HELO. */
 	snprintf(line, sizeof(line), "HELO %s", c->o->helo);
@@ -183,6 +189,23 @@ static bool authenticate(struct smtp_client *c, char *err, size_t errlen)
 	return true;
 }
 
+/* "XNODE <token>": this node proves itself to the home node (node_token.h). */
+static bool node_prove(struct smtp_client *c, const char *token, char *err, size_t errlen)
+{
+	char line[NODE_LINE_MAX];
+	snprintf(line, sizeof(line), "XNODE %s", token);
+	struct wire_reply r;
+	if (!command(c, line, &r, err, errlen))
+		return false;
+	if (r.code == 250)
+		return true;
+	char rep[WIRE_REPLY_TEXT_MAX + 32];
+	wire_reply_format(&r, rep, sizeof(rep));
+	snprintf(err, errlen, "it refused this node's token (%s): the nodes' [cluster] secret_file must hold the same "
+		"secret and their clocks must agree within 2 minutes", rep);
+	return false;
+}
+
 struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_client_opts *o,
 	char *err, size_t errlen, bool *permanent)
 {
@@ -194,6 +217,7 @@ struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_
 	}
 	c->conn = conn;
 	c->o = o;
+	c->lmtp = o->lmtp;
 	enum smtp_open_step step_local, *step = o->failed_step ? o->failed_step : &step_local;
 	*step = SMTP_STEP_GREETING;
 	struct wire_reply r;
@@ -232,6 +256,8 @@ struct smtp_client *smtp_client_open(struct net_client *conn, const struct smtp_
 	}
 	*step = SMTP_STEP_AUTH;
 	if (o->auth_user && !authenticate(c, err, errlen))
+		goto fail;
+	if (o->node_token && !node_prove(c, o->node_token, err, errlen))
 		goto fail;
 	*step = SMTP_STEP_NONE;
 	c->o = NULL;   /* the caller's options need not outlive the opening */
@@ -617,10 +643,18 @@ bool smtp_client_send(struct smtp_client *c, const struct smtp_client_msg *m, st
 	if (sent == 0)
 		return true;
 	/* RFC 5321 §4.1.1.4: the reply to the end of data completes the transaction and
-	 * clears its buffers, whatever it says; no RSET is needed before the next MAIL. */
+	 * clears its buffers, whatever it says; no RSET is needed before the next MAIL.
+	 * RFC 2033 §4.2: LMTP answers each accepted recipient in turn, the first reply
+	 * already read. */
+	bool first = true;
+	for (size_t i = 0; i < m->n; i++) {
+		if (res[i].outcome != OUT_DELIVERED || rcpt_result_known(&res[i]))
+			continue;
+		if (c->lmtp && !first && !read_reply(c, &r, err, sizeof(err)))
+			return transaction_broke(c, m, res, err);
+		first = false;
+		from_reply(&res[i], &r, peer);
+	}
 	c->clean = true;
-	for (size_t i = 0; i < m->n; i++)
-		if (res[i].outcome == OUT_DELIVERED && !rcpt_result_known(&res[i]))
-			from_reply(&res[i], &r, peer);
 	return true;
 }

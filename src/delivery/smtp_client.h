@@ -45,6 +45,11 @@ struct smtp_client_opts {
 	const char *auth_user;            /* NULL: no AUTH */
 	const char *auth_pass;
 	enum smtp_open_step *failed_step; /* when set: where opening failed */
+	/* LMTP (RFC 2033) to another node of the cluster: LHLO instead of EHLO (no HELO
+	 * fallback), then "XNODE <node_token>" (auth/node_token.h) when set, and after the
+	 * final dot one reply per accepted recipient (§4.2). */
+	bool lmtp;
+	const char *node_token;
 };
 
 /* The message to send: the envelope, the recipients (indexes into env->rcpts) and

@@ -296,6 +296,7 @@ struct dir_recipient {
 	char user[DIR_ADDRESS_MAX];
 	uint64_t quota;        /* the account's quota in the directory, bytes, 0 = none */
 	char error[DIR_ERROR_MAX];   /* TEMPFAIL */
+	char home_node[DIR_NODE_NAME_MAX];   /* the account's home node ([cluster]); "": none */
 };
 
 /* Resolve address ("local@domain", or a bare "postmaster") with the local domains,

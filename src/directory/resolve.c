@@ -20,6 +20,7 @@ static enum dir_rcpt_kind to_user(const struct dir_user *u, enum dir_rcpt_kind k
 	snprintf(out->mailbox.local, sizeof(out->mailbox.local), "%s", u->local);
 	snprintf(out->user, sizeof(out->user), "%s", u->address);
 	out->quota = u->quota;
+	snprintf(out->home_node, sizeof(out->home_node), "%s", u->home_node);
 	return out->kind = kind;
 }
 

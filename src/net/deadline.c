@@ -64,7 +64,7 @@ static unsigned long long kind_limit(const struct conf *cf, enum deadline_kind k
 
 static bool login_expected(const struct conn *c)
 {
-	return c->listener->role != ROLE_MX && !c->trusted;
+	return c->listener->role != ROLE_MX && c->listener->role != ROLE_LMTP && !c->trusted;   /* lmtp: a node token, no login */
 }
 
 /* Content so far must average data_min_rate: with b octets received, the rate

@@ -112,6 +112,10 @@ static void stage_recipient(void *ctx, struct policy_facts *f, struct verdict *v
 	r->user = found ? USER_FOUND : dr.kind == DIR_RCPT_TEMPFAIL ? USER_LOOKUP_FAILED : USER_MISSING;
 	if (dr.kind == DIR_RCPT_TEMPFAIL)
 		log_event(LOG_ERR, "directory_error", "conn=%llu error=\"%s\"", f->conn_id, dr.error);
+	snprintf(f->home_node, sizeof(f->home_node), "%s", found ? dr.home_node : "");
+	r->via_node = f->client.node_peer;
+	r->home_node = f->home_node;
+	r->this_node = l->conf->cluster_node;
 	if (found && !r->is_postmaster)
 		find_quota(l, f);
 }

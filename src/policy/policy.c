@@ -121,6 +121,15 @@ void policy_check_mailbox(const struct rcpt_facts *f, struct verdict *v)
 		return;   /* RFC 5321 §4.5.1: postmaster must be accepted, whatever else is true */
 	switch (f->user) {
 	case USER_FOUND:
+		if (f->via_node && f->home_node && f->home_node[0] && f->this_node && strcmp(f->home_node, f->this_node) != 0) {
+			/* A node hands a user's mail only to the user's home node (LMTP, §K). */
+			char reason[VERDICT_REASON_MAX];
+			snprintf(reason, sizeof(reason), "the mailbox of \"%.64s@%.128s\" lives on its home node %.32s, not on "
+				"this node (%.32s)", f->local, f->domain, f->home_node, f->this_node);
+			verdict_set(v, VERDICT_PERM, 550, ENH_PERM_BAD_MAILBOX, CAUSE_UNKNOWN_USER, reason,
+				"The sending node's view of the user's home node is out of date; it should deliver to that node");
+			return;
+		}
 		if (f->mailbox_full)
 			mailbox_full(f, v);
 		return;

@@ -69,6 +69,7 @@ struct policy_client {
 	bool trusted_network;
 	unsigned long long pop_window;   /* POP-before-SMTP window in seconds; 0: off */
 	long long pop_login_age;         /* seconds since this address logged in to POP3; -1: never */
+	bool node_peer;                  /* LMTP from another node of the cluster (token checked) */
 };
 
 struct rcpt_facts {
@@ -81,6 +82,10 @@ struct rcpt_facts {
 	bool full_is_permanent; /* 552 5.2.2 rather than 452 4.2.2 */
 	unsigned long long quota_used, quota_limit;   /* bytes, for the words */
 	unsigned long long message_size;   /* MAIL ... SIZE= (RFC 1870), 0: none declared */
+	/* LMTP from another node ([cluster]): a user is taken only where its home is. */
+	bool via_node;
+	const char *home_node;  /* the user's home node ("" none); NULL: not looked up */
+	const char *this_node;  /* [cluster] node */
 };
 
 /* A recipient: the three rules below in order, the first refusal wins. */
@@ -274,6 +279,7 @@ struct policy_facts {
 	/* Findings. */
 	struct rcpt_facts rcpt;                    /* RCPT: local, domain point into this struct */
 	char maildir[POLICY_PATH_MAX];             /* RCPT, local user: the Maildir, for the quota */
+	char home_node[40];                        /* RCPT, local user: its home node ([cluster]; "": none) */
 	bool maildir_quota;                        /* RCPT: that Maildir has a quota (or it could not be read) */
 	struct policy_txn txn;                     /* the transaction's findings (see above) */
 	/* END_OF_DATA: the whole message is spooled (written and flushed, not committed).

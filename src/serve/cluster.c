@@ -118,6 +118,7 @@ struct cluster *cluster_start(struct service *srv)
 	cl->srv = srv;
 	snprintf(cl->self.name, sizeof(cl->self.name), "%s", cf->cluster_node);
 	cl->self.started = (long long)time(NULL);
+	cluster_role_address(srv, ROLE_LMTP, cl->self.lmtp, sizeof(cl->self.lmtp));
 	cluster_role_address(srv, ROLE_POP3, cl->self.pop3, sizeof(cl->self.pop3));
 	cluster_role_address(srv, ROLE_IMAP, cl->self.imap, sizeof(cl->self.imap));
 	pthread_mutex_init(&cl->lock, NULL);
@@ -128,7 +129,8 @@ struct cluster *cluster_start(struct service *srv)
 		free(cl);
 		return NULL;
 	}
-	log_event(LOG_INFO, "node_started", "node=%s pop3=%s imap=%s", cl->self.name, cl->self.pop3, cl->self.imap);
+	log_event(LOG_INFO, "node_started", "node=%s lmtp=%s pop3=%s imap=%s", cl->self.name, cl->self.lmtp, cl->self.pop3,
+		cl->self.imap);
 	return cl;
 }
 

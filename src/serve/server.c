@@ -231,6 +231,8 @@ static bool start_workers(struct service *srv)
 	struct event_base *base = net_base(srv->net);
 	loopq_start(base, (unsigned)cf->commit_threads, &srv->commitq, &srv->commit_ev);
 	srv->delivery = delivery_start(cf, srv->queue, &srv->relay_creds, srv->events);
+	if (srv->delivery && srv->node_secret_len)
+		delivery_set_node_secret(srv->delivery, srv->node_secret, srv->node_secret_len);
 	srv->auth_ev = event_new(base, -1, 0, login_ev_cb, srv);
 	srv->state = state_feed_new(cf, cf->cluster_node, srv->run_id);   /* before the logins: they tell it */
 	struct login_service_config lc = {

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <event2/util.h>
 
 #include "delivery/delivery.h"
@@ -583,6 +584,28 @@ static void hook_hold(void *ctx, unsigned ms)
 	smtp_session_hold_done(sc->session);   /* no timer: answer now rather than never */
 }
 
+/* LMTP between nodes: XNODE's token, made with the shared secret for purpose "lmtp"
+ * (auth/node_token.h).  HMAC of a short text: cheap enough for the loop. */
+static bool hook_node_check(void *ctx, const char *token, char *peer, size_t peersz, char *why, size_t whysz)
+{
+	struct smtp_conn *sc = ctx;
+	const struct service *srv = sc->svc;
+	char node[DIR_NODE_NAME_MAX];
+	if (!srv->node_secret_len) {
+		snprintf(why, whysz, "this server is not a node of a cluster ([cluster] node is not set)");
+		return false;
+	}
+	bool ok = node_token_check(srv->node_secret, srv->node_secret_len, "lmtp", token, time(NULL), node);
+	snprintf(peer, peersz, "%s", node);
+	if (!ok)
+		snprintf(why, whysz, "the token%s%s is not valid for LMTP now (another secret, or a clock more than %d s "
+			"off)", node[0] ? " of node " : "", node, NODE_TOKEN_SKEW);
+	log_event(ok ? LOG_INFO : LOG_WARN, ok ? "node_peer" : "node_token_refused", "conn=%llu node=%s",
+		(unsigned long long)conn_id(sc->conn),
+		node[0] ? node : "-");
+	return ok;
+}
+
 /* This listener's port and the server's submission ports as bound (the port-25
  * trap names them: smtp/wrong_port.c). */
 static void submission_ports(const struct service *srv, const struct conf_listener *l, struct smtp_conn_info *info)
@@ -645,6 +668,7 @@ static bool op_start(struct conn *c, const char *tls_desc)
 		.tls_offered = l->tls == TLS_STARTTLS && conn_tls_available(c), .tls_active = tls_desc != NULL,
 		.tls_description = tls_desc, .allow_plaintext_auth = l->allow_plaintext_auth,
 		.check_from_header = cf->check_from_header, .authserv_id = conf_authserv_id(cf),
+		.lmtp = l->role == ROLE_LMTP,
 	};
 	submission_ports(srv, l, &info);
 	struct smtp_limits lim = {
@@ -661,7 +685,7 @@ static bool op_start(struct conn *c, const char *tls_desc)
 		.spool_commit = hook_spool_commit, .auth_blocked = hook_auth_blocked,
 		.auth_verify = hook_auth_verify, .hold = hook_hold,
 		.spool_room = hook_spool_room, .spool_no_space = hook_spool_no_space, .spool_flush = hook_spool_flush,
-		.refused = hook_refused,
+		.refused = hook_refused, .node_check = hook_node_check,
 	};
 	sc->session = smtp_session_new(&info, &lim, &hooks);
 	if (!sc->session) {

@@ -268,12 +268,33 @@ static void ask_end_of_data(struct smtp_session *s)
 }
 
 /* A refused message is dropped (tx_free aborts the spool file): nothing was queued. */
-static void message_refused(struct smtp_session *s, const struct verdict *v)
+/* RFC 2033 §4.2: after the final dot LMTP answers once for each accepted recipient,
+ * in order.  The message is one commit for all of them, so the reply written from
+ * `at` on is each recipient's answer: it is repeated for the others.  Then the
+ * transaction ends. */
+static void end_replied(struct smtp_session *s, size_t at)
 {
-	bool not_accepted = v->kind == VERDICT_TEMP || v->cause == CAUSE_MAILBOX_FULL;
-	refuse_verdict(s, not_accepted ? "Message not accepted" : "Message refused", v, NULL, 0);
+	size_t n = s->tx ? s->tx->n_rcpts : 0;
+	if (s->info.lmtp && n > 1 && at < s->out.len) {
+		size_t len = s->out.len - at;
+		char *one = malloc(len);
+		if (one) {
+			memcpy(one, s->out.data + at, len);
+			for (size_t i = 1; i < n; i++)
+				buf_append(&s->out, one, len);
+			free(one);
+		}
+	}
 	tx_free(s);
 	s->state = ST_CMD;
+}
+
+static void message_refused(struct smtp_session *s, const struct verdict *v)
+{
+	size_t at = s->out.len;
+	bool not_accepted = v->kind == VERDICT_TEMP || v->cause == CAUSE_MAILBOX_FULL;
+	refuse_verdict(s, not_accepted ? "Message not accepted" : "Message refused", v, NULL, 0);
+	end_replied(s, at);
 }
 
 void from_header_decided(struct smtp_session *s, const struct verdict *v)
@@ -336,11 +357,11 @@ static bool content_acceptable(struct smtp_session *s)
 static void finish_message(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
+	size_t at = s->out.len;   /* where the reply to the end of the message begins (LMTP) */
 	metrics_count(METRIC_MESSAGES_RECEIVED, s->info.listener, 1);
 	if (tx->too_big) {
 		refuse(s, R_MSG_TOO_BIG, (unsigned long long)s->limits.max_message);
-		tx_free(s);
-		s->state = ST_CMD;
+		end_replied(s, at);
 		return;
 	}
 	if (tx->used_bdat)
@@ -348,22 +369,19 @@ static void finish_message(struct smtp_session *s)
 	if (tx->spool_open && !tx->spool_failed)
 		spool_flush_header(s);
 	if (!content_acceptable(s)) {
-		tx_free(s);
-		s->state = ST_CMD;
+		end_replied(s, at);
 		return;
 	}
 	if (tx->spool_open && !tx->spool_failed && s->hooks.spool_flush && !s->hooks.spool_flush(s->hooks.ctx))
 		tx->spool_failed = true;   /* the end-of-data stages read the file: all of it must be there */
 	if (tx->spool_failed || !tx->spool_open) {
 		reply_spool_failure(s, R_TEMP_SPOOL);
-		tx_free(s);
-		s->state = ST_CMD;
+		end_replied(s, at);
 		return;
 	}
 	switch (check_from_header(s)) {
 	case FROM_REFUSED:
-		tx_free(s);
-		s->state = ST_CMD;
+		end_replied(s, at);
 		return;
 	case FROM_ASKED:
 		return;   /* from_header_decided goes on */
@@ -378,6 +396,7 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok)
 	if (!waiting_for(s, WAIT_COMMIT) || !s->tx)
 		return;
 	struct smtp_tx *tx = s->tx;
+	size_t at = s->out.len;
 	tx->spool_open = false;   /* the hook owns the spool file now */
 	if (ok) {
 		say(s, R_QUEUED, tx->qid);
@@ -389,8 +408,7 @@ void smtp_session_commit_done(struct smtp_session *s, bool ok)
 	} else {
 		reply_spool_failure(s, R_TEMP_COMMIT);
 	}
-	tx_free(s);
-	s->state = ST_CMD;
+	end_replied(s, at);
 }
 
 void cmd_data(struct smtp_session *s, const struct smtp_command *c)

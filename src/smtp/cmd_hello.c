@@ -28,6 +28,11 @@ static void cmd_helo_common(struct smtp_session *s, const struct smtp_command *c
 		reply_writef(&s->out, 250, NULL, "%s", s->hostname);
 		return;
 	}
+	if (s->info.lmtp) {   /* RFC 2033 §4.1; no CHUNKING: its replies would be per chunk */
+		reply_writef(&s->out, 250, NULL, "%s Hello [%s]\nPIPELINING\nSIZE %llu\n8BITMIME\nSMTPUTF8\n"
+			"ENHANCEDSTATUSCODES\nDSN\nXNODE", s->hostname, s->client_addr, (unsigned long long)s->limits.max_message);
+		return;
+	}
 	bool tls = s->info.tls_offered && !s->secure;
 	bool auth = smtp_auth_offered(s) && !s->login && smtp_login_transport(s) == LOGIN_TRANSPORT_OK;
 	reply_writef(&s->out, 250, NULL,
@@ -37,6 +42,24 @@ static void cmd_helo_common(struct smtp_session *s, const struct smtp_command *c
 }
 
 void cmd_ehlo(struct smtp_session *s, const struct smtp_command *c) { cmd_helo_common(s, c, true); }
+void cmd_lhlo(struct smtp_session *s, const struct smtp_command *c) { cmd_helo_common(s, c, true); }
+
+/* XNODE <token>: the peer proves it is a node of this cluster (auth/node_token.h,
+ * purpose "lmtp"); the check is the adapter's (hooks->node_check). */
+void cmd_xnode(struct smtp_session *s, const struct smtp_command *c)
+{
+	char token[200], peer[64] = "", why[200] = "the token is missing";
+	size_t n = c->arg_len < sizeof(token) - 1 ? c->arg_len : sizeof(token) - 1;
+	memcpy(token, c->arg, n);
+	token[n] = '\0';
+	if (n && s->hooks.node_check && s->hooks.node_check(s->hooks.ctx, token, peer, sizeof(peer), why, sizeof(why))) {
+		s->node_peer = true;
+		say(s, R_NODE_OK, peer);
+		return;
+	}
+	refuse(s, R_NODE_TOKEN_REFUSED, why);
+	bad_command(s);
+}
 void cmd_helo(struct smtp_session *s, const struct smtp_command *c) { cmd_helo_common(s, c, false); }
 
 void cmd_rset(struct smtp_session *s, const struct smtp_command *c)

@@ -13,6 +13,7 @@ static const char *const verb_names[SMTP_VERB_COUNT] = {
 	[SMTP_RCPT] = "RCPT", [SMTP_DATA] = "DATA", [SMTP_BDAT] = "BDAT", [SMTP_RSET] = "RSET",
 	[SMTP_NOOP] = "NOOP", [SMTP_QUIT] = "QUIT", [SMTP_HELP] = "HELP", [SMTP_VRFY] = "VRFY",
 	[SMTP_EXPN] = "EXPN", [SMTP_STARTTLS] = "STARTTLS", [SMTP_AUTH] = "AUTH",
+	[SMTP_LHLO] = "LHLO", [SMTP_XNODE] = "XNODE",
 };
 
 const char *smtp_verb_name(enum smtp_verb v)

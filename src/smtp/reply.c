@@ -28,6 +28,14 @@ static const struct reply_entry catalogue[REPLY_ID_COUNT] = {
 	E(R_START_DATA, 354, NULL, "End data with <CR><LF>.<CR><LF>", NULL),
 	E(R_BDAT_OK, 250, ENH_OK, "%llu octets received", NULL),
 	E(R_QUEUED, 250, ENH_OK, "Ok: queued as %s", NULL),
+	E(R_LMTP_GREETING, 220, NULL, "%s LMTP Postern ready (node to node)", NULL),
+	E(R_LMTP_NEEDS_LHLO, 500, ENH_PERM_INVALID_COMMAND, "This is LMTP between the nodes of a cluster (RFC 2033): greet with LHLO, not %s",
+		"Only Postern nodes speak here; mail programs and other servers use the smtp and submission ports"),
+	E(R_NODE_OK, 250, ENH_OK_SECURITY, "Ok: node %s of this cluster", NULL),
+	E(R_NODE_TOKEN_NEEDED, 530, ENH_PERM_SECURITY, "Node token required: this listener takes mail only from the nodes of this cluster, after XNODE <token>",
+		"A node proves itself with a token made from the shared [cluster] secret_file; other servers use the smtp port"),
+	E(R_NODE_TOKEN_REFUSED, 535, ENH_PERM_AUTH_INVALID, "Node token refused: %s",
+		"Every node's [cluster] secret_file must hold the same secret, and the nodes' clocks must agree within 2 minutes"),
 	E(R_SENDER_OK, 250, ENH_OK_ADDRESS, "Sender <%s> ok", NULL),
 	E(R_RCPT_OK, 250, ENH_OK_DEST_VALID, "Recipient <%s> ok", NULL),
 	E(R_SYNTAX_LINE_TOO_LONG, 500, ENH_PERM_LINE_TOO_LONG, "Line too long: a command line may be at most %zu octets",
@@ -262,6 +270,8 @@ static const char *const refusal_cause_ids[REPLY_ID_COUNT] = {
 	[R_EIGHTBIT_NO_SMTPUTF8] = "address_not_ascii",
 	[R_BARE_LINE_ENDING] = "message_format", [R_BODY_8BIT_NOT_DECLARED] = "message_format",
 	[R_AUTH_WRONG_PORT] = "wrong_port", [R_RELAY_WRONG_PORT] = "wrong_port", [R_WRONG_PORT_503] = "wrong_port",
+	[R_LMTP_NEEDS_LHLO] = "syntax_error", [R_NODE_TOKEN_NEEDED] = "not_authenticated",
+	[R_NODE_TOKEN_REFUSED] = "wrong_credentials",
 };
 
 const char *reply_cause_id(enum reply_id id)

@@ -49,7 +49,7 @@ struct policy_facts *decision_facts(const struct smtp_session *s, enum policy_po
 		return NULL;
 	f->conn_id = (unsigned long long)s->info.conn_id;
 	f->client = (struct policy_client){ .submission_port = s->info.submission, .authenticated = s->login != NULL,
-		.trusted_network = s->info.trusted_network, .pop_login_age = -1 };
+		.trusted_network = s->info.trusted_network, .pop_login_age = -1, .node_peer = s->node_peer };
 	snprintf(f->client_addr, sizeof(f->client_addr), "%s", s->client_addr);
 	snprintf(f->login, sizeof(f->login), "%s", s->login ? s->login : "");
 	snprintf(f->auth_mech, sizeof(f->auth_mech), "%s", s->login ? s->auth_mech : "");
@@ -158,6 +158,9 @@ static const struct cmd_def commands[SMTP_VERB_COUNT] = {
 	[SMTP_AUTH] = { .name = "AUTH", .handler = cmd_auth,
 		.flags = F_NEED_HELO | F_OFFERED | F_BEFORE_AUTH | F_NO_TX | F_NEED_TLS | F_ENDS_GROUP,
 		.unavailable = R_AUTH_UNAVAILABLE, .in_tx = R_AUTH_IN_TX },
+	[SMTP_LHLO] = { .name = "LHLO", .handler = cmd_lhlo, .flags = F_ENDS_GROUP },
+	[SMTP_XNODE] = { .name = "XNODE", .handler = cmd_xnode, .flags = F_NEED_HELO | F_NO_TX | F_ENDS_GROUP,
+		.in_tx = R_NESTED_MAIL },
 };
 
 /* Is the extension behind this verb offered on this connection (as EHLO says)? */
@@ -182,10 +185,36 @@ static bool gate_refuse(struct smtp_session *s, bool is_error, enum reply_id id,
 	return false;
 }
 
+/* LMTP between nodes (RFC 2033 §4.1) and SMTP keep to their own greetings and
+ * commands; MAIL over LMTP waits for the node token.  true: go on with the gate. */
+static bool lmtp_gate(struct smtp_session *s, const struct smtp_command *c)
+{
+	enum smtp_verb v = c->verb;
+	if (!s->info.lmtp) {
+		if (v != SMTP_LHLO && v != SMTP_XNODE)
+			return true;
+		char q[80];
+		quote_for_reply(q, sizeof(q), c->verb_text, c->verb_len, SMTP_QUOTE_SHOWN);
+		return gate_refuse(s, true, R_UNKNOWN_COMMAND, q);
+	}
+	if (v == SMTP_EHLO || v == SMTP_HELO)
+		return gate_refuse(s, true, R_LMTP_NEEDS_LHLO, v == SMTP_EHLO ? "EHLO" : "HELO");
+	if (v == SMTP_STARTTLS || v == SMTP_AUTH || v == SMTP_BDAT) {
+		char q[80];
+		quote_for_reply(q, sizeof(q), c->verb_text, c->verb_len, SMTP_QUOTE_SHOWN);
+		return gate_refuse(s, true, R_UNKNOWN_COMMAND, q);
+	}
+	if (v == SMTP_MAIL && s->helo_seen && !s->node_peer)
+		return gate_refuse(s, true, R_NODE_TOKEN_NEEDED);
+	return true;
+}
+
 /* The one place that enforces the flags: true when the handler may run. */
 static bool gate(struct smtp_session *s, const struct cmd_def *d, const struct smtp_command *c)
 {
 	unsigned f = d->flags;
+	if (!lmtp_gate(s, c))
+		return false;
 	if ((f & F_NEED_HELO) && !s->helo_seen)
 		return gate_refuse(s, true, R_NEED_HELO);
 	if ((f & F_OFFERED) && !offered(s, c->verb)) {
@@ -412,7 +441,7 @@ void smtp_session_free(struct smtp_session **sp)
 
 void smtp_session_start(struct smtp_session *s)
 {
-	say(s, R_GREETING, s->hostname);
+	say(s, s->info.lmtp ? R_LMTP_GREETING : R_GREETING, s->hostname);
 }
 
 void smtp_session_timeout(struct smtp_session *s)

@@ -72,6 +72,10 @@ struct smtp_conn_info {
 	bool check_from_header;    /* From: of submitted mail must be owned by the login */
 	const char *authserv_id;   /* Authentication-Results fields claiming it are removed
 	                            * from incoming mail (RFC 8601 §5); NULL or "": none */
+	/* Role lmtp: LMTP from another node of the cluster (RFC 2033): LHLO instead of
+	 * EHLO/HELO, "XNODE <token>" (hooks->node_check) before MAIL, no AUTH, STARTTLS
+	 * or CHUNKING, and one reply per accepted recipient after the final dot. */
+	bool lmtp;
 };
 
 /* What the spool and the Received header need to know of a transaction. */
@@ -133,6 +137,9 @@ struct smtp_hooks {
 	/* Optional: hold the session for ms milliseconds (a timer, never a sleep), then call
 	 * smtp_session_hold_done().  NULL: replies are never held back. */
 	void (*hold)(void *ctx, unsigned ms);
+	/* LMTP: is this node token valid (purpose "lmtp")?  peer gets the signing node's
+	 * name; on false why says what is wrong. */
+	bool (*node_check)(void *ctx, const char *token, char *peer, size_t peersz, char *why, size_t whysz);
 };
 
 struct smtp_session;

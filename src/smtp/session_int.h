@@ -100,6 +100,7 @@ struct smtp_session {
 	struct buf out;
 	struct linebuf line;
 	bool helo_seen;
+	bool node_peer;                    /* LMTP: XNODE proved the peer a node of the cluster */
 	bool esmtp;
 	char helo[HELO_MAX + 1];
 	unsigned bad_commands;
@@ -247,5 +248,6 @@ smtp_cmd_handler cmd_mail;                                                      
 smtp_cmd_handler cmd_rcpt;                                                                     /* cmd_rcpt.c */
 smtp_cmd_handler cmd_data, cmd_bdat;                                                           /* cmd_data.c */
 smtp_cmd_handler cmd_starttls, cmd_auth;                                                       /* cmd_auth.c */
+smtp_cmd_handler cmd_lhlo, cmd_xnode;                                            /* cmd_hello.c: LMTP */
 
 #endif

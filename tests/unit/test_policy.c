@@ -21,64 +21,68 @@ struct row {
 	bool hint;                /* a hint is expected */
 };
 
-#define MX { false, false, false, 0, -1 }
-#define SUB_ANON { true, false, false, 0, -1 }
-#define SUB_AUTH { true, true, false, 0, -1 }
-#define TRUSTED { false, false, true, 0, -1 }
-#define POP_RECENT { false, false, false, 1800, 600 }
-#define POP_OLD { false, false, false, 1800, 2520 }
+#define MX { false, false, false, 0, -1, false }
+#define SUB_ANON { true, false, false, 0, -1, false }
+#define SUB_AUTH { true, true, false, 0, -1, false }
+#define TRUSTED { false, false, true, 0, -1, false }
+#define POP_RECENT { false, false, false, 1800, 600, false }
+#define POP_OLD { false, false, false, 1800, 2520, false }
 
 static const struct row table[] = {
-	{ "postmaster, local", MX, { "postmaster", "example.test", true, true, USER_MISSING, false, false, 0, 0, 0 },
+	{ "postmaster, local", MX, { "postmaster", "example.test", true, true, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_OK, 250, "2.1.5", CAUSE_NONE, NULL, false },
-	{ "postmaster, lookup failed", MX, { "postmaster", "example.test", true, true, USER_LOOKUP_FAILED, false, false, 0, 0, 0 },
+	{ "postmaster, lookup failed", MX, { "postmaster", "example.test", true, true, USER_LOOKUP_FAILED, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_OK, 250, "2.1.5", CAUSE_NONE, NULL, false },
-	{ "bare postmaster", MX, { "postmaster", "", false, true, USER_MISSING, false, false, 0, 0, 0 },
+	{ "bare postmaster", MX, { "postmaster", "", false, true, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_OK, 250, "2.1.5", CAUSE_NONE, NULL, false },
-	{ "local found", MX, { "alice", "example.test", true, false, USER_FOUND, false, false, 0, 0, 0 },
+	{ "local found", MX, { "alice", "example.test", true, false, USER_FOUND, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_OK, 250, "2.1.5", CAUSE_NONE, NULL, false },
-	{ "local missing", MX, { "bob", "example.test", true, false, USER_MISSING, false, false, 0, 0, 0 },
+	{ "local found, via a node, home elsewhere", MX, { "alice", "example.test", true, false, USER_FOUND, false, false, 0, 0, 0,
+	  true, "node3", "node2" }, VERDICT_PERM, 550, "5.1.1", CAUSE_UNKNOWN_USER, "lives on its home node node3", true },
+	{ "local found, via a node, home here", MX, { "alice", "example.test", true, false, USER_FOUND, false, false, 0, 0, 0,
+	  true, "node2", "node2" }, VERDICT_OK, 250, "2.1.5", CAUSE_NONE, NULL, false },
+	{ "local missing", MX, { "bob", "example.test", true, false, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_PERM, 550, "5.1.1", CAUSE_UNKNOWN_USER, "no mailbox named \"bob\" here at example.test", true },
-	{ "local lookup failed", MX, { "alice", "example.test", true, false, USER_LOOKUP_FAILED, false, false, 0, 0, 0 },
+	{ "local lookup failed", MX, { "alice", "example.test", true, false, USER_LOOKUP_FAILED, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_TEMP, 451, "4.3.0", CAUSE_LOOKUP_FAILED, "temporary", true },
-	{ "remote, mx, anonymous", MX, { "carol", "elsewhere.example", false, false, USER_MISSING, false, false, 0, 0, 0 },
+	{ "remote, mx, anonymous", MX, { "carol", "elsewhere.example", false, false, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_PERM, 554, "5.7.1", CAUSE_RELAY_NOT_LOGGED_IN, "elsewhere.example is not a domain of this server", true },
-	{ "remote, submission, not logged in", SUB_ANON, { "carol", "elsewhere.example", false, false, USER_FOUND, false, false, 0, 0, 0 },
+	{ "remote, submission, not logged in", SUB_ANON, { "carol", "elsewhere.example", false, false, USER_FOUND, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_PERM, 554, "5.7.1", CAUSE_RELAY_NOT_LOGGED_IN, "relaying denied", true },
-	{ "remote, authenticated", SUB_AUTH, { "carol", "elsewhere.example", false, false, USER_MISSING, false, false, 0, 0, 0 },
+	{ "remote, authenticated", SUB_AUTH, { "carol", "elsewhere.example", false, false, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_OK, 250, "2.1.5", CAUSE_NONE, NULL, false },
-	{ "remote, trusted network", TRUSTED, { "carol", "elsewhere.example", false, false, USER_MISSING, false, false, 0, 0, 0 },
+	{ "remote, trusted network", TRUSTED, { "carol", "elsewhere.example", false, false, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_OK, 250, "2.1.5", CAUSE_NONE, NULL, false },
-	{ "local, authenticated, missing", SUB_AUTH, { "nobody", "example.test", true, false, USER_MISSING, false, false, 0, 0, 0 },
+	{ "local, authenticated, missing", SUB_AUTH, { "nobody", "example.test", true, false, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_PERM, 550, "5.1.1", CAUSE_UNKNOWN_USER, "nobody", true },
 	/* quotas (issue 5) */
-	{ "local found, mailbox full", MX, { "alice", "example.test", true, false, USER_FOUND, true, false, 1u << 30, 1u << 30, 0 },
+	{ "local found, mailbox full", MX, { "alice", "example.test", true, false, USER_FOUND, true, false, 1u << 30, 1u << 30, 0, false, NULL, NULL },
 	  VERDICT_TEMP, 452, "4.2.2", CAUSE_MAILBOX_FULL, "mailbox of alice@example.test is full (1.0 GB of 1.0 GB used)", true },
-	{ "local found, mailbox full, permanent", MX, { "alice", "example.test", true, false, USER_FOUND, true, true, 5u << 20, 5u << 20, 0 },
+	{ "local found, mailbox full, permanent", MX, { "alice", "example.test", true, false, USER_FOUND, true, true, 5u << 20, 5u << 20, 0, false, NULL, NULL },
 	  VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, "is full", true },
 	/* issue 9: the declared SIZE does not fit (64 KiB quota, 10 KiB used, SIZE=262144) */
-	{ "declared size does not fit", MX, { "alice", "example.test", true, false, USER_FOUND, true, false, 10240, 65536, 40000 },
+	{ "declared size does not fit", MX, { "alice", "example.test", true, false, USER_FOUND, true, false, 10240, 65536, 40000, false, NULL, NULL },
 	  VERDICT_TEMP, 452, "4.2.2", CAUSE_MAILBOX_FULL, "has 54.0 KB left (10.0 KB of 64.0 KB used), and the message is 39.1 KB", true },
-	{ "declared size does not fit, permanent", MX, { "alice", "example.test", true, false, USER_FOUND, true, true, 10240, 65536, 60000 },
+	{ "declared size does not fit, permanent", MX, { "alice", "example.test", true, false, USER_FOUND, true, true, 10240, 65536, 60000, false, NULL, NULL },
 	  VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, "54.0 KB left", true },
-	{ "declared size larger than the whole quota", MX, { "alice", "example.test", true, false, USER_FOUND, true, false, 0, 65536, 262144 },
+	{ "declared size larger than the whole quota", MX, { "alice", "example.test", true, false, USER_FOUND, true, false, 0, 65536, 262144, false, NULL, NULL },
 	  VERDICT_PERM, 552, "5.2.2", CAUSE_MAILBOX_FULL, "has 64.0 KB left (0.0 KB of 64.0 KB used), and the message is 256.0 KB", true },
-	{ "count limit only", MX, { "alice", "example.test", true, false, USER_FOUND, true, false, 500, 0, 0 },
+	{ "count limit only", MX, { "alice", "example.test", true, false, USER_FOUND, true, false, 500, 0, 0, false, NULL, NULL },
 	  VERDICT_TEMP, 452, "4.2.2", CAUSE_MAILBOX_FULL, "as many messages as it may", true },
 	/* POP-before-SMTP */
-	{ "remote, POP3 login 10 minutes ago, window 30", POP_RECENT, { "carol", "elsewhere.example", false, false, USER_MISSING, false, false, 0, 0, 0 },
+	{ "remote, POP3 login 10 minutes ago, window 30", POP_RECENT, { "carol", "elsewhere.example", false, false, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_OK, 250, "2.1.5", CAUSE_NONE, NULL, false },
-	{ "remote, POP3 login 42 minutes ago, window 30", POP_OLD, { "carol", "elsewhere.example", false, false, USER_MISSING, false, false, 0, 0, 0 },
+	{ "remote, POP3 login 42 minutes ago, window 30", POP_OLD, { "carol", "elsewhere.example", false, false, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_PERM, 554, "5.7.1", CAUSE_POP_EXPIRED, "you last checked mail 42 minutes ago", true },
 	/* routing tricks in the local part are only local parts */
-	{ "percent hack", MX, { "user%other.example", "example.test", true, false, USER_MISSING, false, false, 0, 0, 0 },
+	{ "percent hack", MX, { "user%other.example", "example.test", true, false, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_PERM, 550, "5.1.1", CAUSE_UNKNOWN_USER, "user%other.example", true },
-	{ "bang path", MX, { "other.example!user", "example.test", true, false, USER_MISSING, false, false, 0, 0, 0 },
+	{ "bang path", MX, { "other.example!user", "example.test", true, false, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_PERM, 550, "5.1.1", CAUSE_UNKNOWN_USER, NULL, true },
 	/* a very long local part and domain stay within the reason */
 	{ "long", MX, { "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 	  "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.test",
-	  false, false, USER_MISSING, false, false, 0, 0, 0 },
+	  false, false, USER_MISSING, false, false, 0, 0, 0, false, NULL, NULL },
 	  VERDICT_PERM, 554, "5.7.1", CAUSE_RELAY_NOT_LOGGED_IN, NULL, true },
 };
 
