@@ -138,6 +138,15 @@ static void check_output(struct buf *o)
 	buf_consume(o, o->len);
 }
 
+/* XNODE: the token "good" is valid (the MAC itself is auth/node_token.c's, unit-tested). */
+static bool node_check(void *ctx, const char *token, char *peer, size_t peersz, char *why, size_t whysz)
+{
+	(void)ctx;
+	snprintf(peer, peersz, "node1");
+	snprintf(why, whysz, "not valid");
+	return strcmp(token, "good") == 0;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static bool init;
@@ -158,9 +167,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.max_bad_commands = (ctl & 16) ? 3 : 50, .idle_timeout = 60,
 		.max_refused_rcpts = (ctl & 16) ? 4 : 0, .refused_rcpt_delay_after = 1, .refused_rcpt_delay_ms = 100 };
 	struct smtp_conn_info ci = { .conn_id = 1, .hostname = "mx.example.test", .client_addr = "192.0.2.1",
-		.listener = "fuzz", .submission = (ctl & 32) != 0, .trusted_network = (ctl & 64) != 0 };
+		.listener = "fuzz", .submission = (ctl & 32) != 0, .trusted_network = (ctl & 64) != 0,
+		.lmtp = (ctl & 128) != 0 };   /* LMTP between nodes: LHLO, XNODE, a reply per recipient */
 	struct smtp_hooks h = { .ctx = &f, .decide = decide, .spool_open = spool_open,
-		.spool_write = spool_write, .spool_abort = spool_abort, .spool_commit = spool_commit, .hold = hold };
+		.spool_write = spool_write, .spool_abort = spool_abort, .spool_commit = spool_commit, .hold = hold,
+		.node_check = node_check };
 	struct smtp_session *s = smtp_session_new(&ci, &lim, &h);
 	if (!s)
 		return 0;
