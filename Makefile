@@ -91,6 +91,7 @@ bench:
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/pop3
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/imap
 	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/dkim
+	@POSTERN_BIN=$(CURDIR)/$(BUILD)/postern bench/cluster
 
 # Not part of `make test`: debootstraps a minimal Debian 12 and runs `make test` and
 # `make run` in it (scripts/fresh-machine-test; root, 20-60 minutes, needs the network).
