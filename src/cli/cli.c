@@ -528,9 +528,20 @@ static int app_password_op(const struct cli_args *a, const struct conf *c, struc
 static int cmd_queue(const struct cli_args *a)
 {
 	struct conf *c = malloc(sizeof(*c));
-	int rc = c && load_conf(a, c, true) ? (become_data_owner(c), cli_queue(a->argc, a->argv, c, a->json, a->sender, a->bounce)) : 1;
+	/* --cluster: the shared secret is read as whoever runs the command (root's file) */
+	bool cluster = a->argc == 2 && strcmp(a->argv[0], "list") == 0 && strcmp(a->argv[1], "--cluster") == 0;
+	int rc = !c || !load_conf(a, c, true) ? 1 : cluster ? cli_queue_cluster(c)
+		: (become_data_owner(c), cli_queue(a->argc, a->argv, c, a->json, a->sender, a->bounce));
 	free(c);
 	return rc;
+}
+
+static int cmd_cluster(const struct cli_args *a)
+{
+	struct conf *c = malloc(sizeof(*c));
+	int rc = c && load_conf(a, c, true) ? cli_cluster(a->argc, a->argv, c) : 1;
+	free(c);
+	return rc == 2 ? usage() : rc;
 }
 
 static int cmd_events(const struct cli_args *a)
@@ -602,7 +613,8 @@ static const struct subcommand subcommands[] = {
 	{ "alias", NULL, "alias add ALIAS USER | del ALIAS | list  mail to ALIAS goes to USER, who may send as it", alias_op, 1 },
 	{ "sender", NULL, "sender allow|deny USER ADDRESS | list USER  let USER send as ADDRESS (or @domain)", sender_op, 2 },
 	{ "app-password", NULL, "app-password add USER --name NAME | list USER | revoke USER NAME", app_password_op, 2 },
-	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed | --held] | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID", NULL, 0 },
+	{ "queue", cmd_queue, "queue list [--json] [--sender ADDRESS] [--failed | --held] | list --cluster | show ID | flush | retry|hold|release ID | delete ID [--bounce] | requeue ID", NULL, 0 },
+	{ "cluster", cmd_cluster, "cluster status [-c FILE]  every node of the cluster, asked over its control listener: up or down and since when, its queue, the oldest message (exit 1 when one is down)", NULL, 0 },
 	{ "events", cmd_events, "events list --account ADDRESS [--sender ADDRESS] [--qid ID] [--limit N] [--json]  what became of an account's mail: refusals, queued, delivered, deferred, bounced (newest first)", NULL, 0 },
 	{ "dkim", NULL, "dkim keygen DOMAIN [--selector S] [--type rsa|ed25519] [--force] | list [DOMAIN] | retire DOMAIN SELECTOR | verify FILE | sign FILE   DKIM keys and signatures", dkim_op, 1 },
 	{ "dns", NULL, "dns DOMAIN [--address ADDR] | check DOMAIN [--resolver ADDR@PORT] [--address ADDR] [--json]  the DNS records DOMAIN needs, and whether they are published", dns_op, 1 },

@@ -21,6 +21,10 @@ int cli_config(int argc, char **argv, const struct conf *c, bool all);
 size_t cli_subcommand_count(void);
 const char *cli_subcommand_usage(size_t i);
 
+/* `postern cluster status` and `postern queue list --cluster` (cluster_cmd.c): every
+ * node of the registry asked over its control listener. */
+int cli_cluster(int argc, char **argv, const struct conf *c);
+int cli_queue_cluster(const struct conf *c);
 /* `postern queue ...` (queue_cmd.c); argv[0] is the queue verb. */
 int cli_queue(int argc, char **argv, const struct conf *c, bool json, const char *sender, bool bounce);
 

@@ -226,6 +226,23 @@ static void check_cluster(struct parse_state *ps)
 			"/etc/postern/cluster.secret; chmod 0640), copy it to every node and name it in secret_file");
 }
 
+/* Role control: the cluster's tools ask a node over the network (serve/control.h);
+ * only the node token proves the asker, so it needs the cluster's secret, and TLS from
+ * the first byte so the token is never seen on the wire. */
+static void check_control_listener(struct parse_state *ps, const struct conf_listener *l)
+{
+	if (l->role != ROLE_CONTROL)
+		return;
+	if (!ps->c->cluster_node[0] || !ps->c->cluster_secret_file[0])
+		conf_fail(ps, l->line, "[listener %s] role = control needs [cluster] node and secret_file: a control "
+			"connection proves itself with a token signed with the cluster's shared secret", l->name);
+	if (l->tls != TLS_IMPLICIT)
+		conf_fail(ps, l->line, "[listener %s] role = control needs tls = implicit: the token must never cross the "
+			"network in the clear", l->name);
+	if (l->allow_plaintext_auth)
+		conf_fail(ps, l->line, "[listener %s] allow_plaintext_auth: meaningless with role = control", l->name);
+}
+
 /* [mta-sts] mx: host names (RFC 8461 §3.2 "mx" lines: a name, or "*." and a name). */
 static void check_mta_sts(struct parse_state *ps)
 {
@@ -276,6 +293,7 @@ bool conf_check_whole(struct parse_state *ps)
 		if (l->allow_plaintext_auth && l->tls == TLS_IMPLICIT)
 			conf_fail(ps, l->line, "[listener %s] allow_plaintext_auth: meaningless with tls = implicit", l->name);
 		check_http_listener(ps, &c->listeners[i]);
+		check_control_listener(ps, &c->listeners[i]);
 	}
 	if (c->retry_min > c->retry_max)
 		conf_fail(ps, ps->line, "[queue] retry_min is longer than retry_max");

@@ -54,7 +54,7 @@ struct conf_milter {
 };
 
 /* ROLE_LOCAL: the local submission socket ([server] local_socket), never a [listener]. */
-enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3, ROLE_HTTP, ROLE_IMAP, ROLE_LOCAL, ROLE_LMTP };
+enum listener_role { ROLE_MX, ROLE_SUBMISSION, ROLE_POP3, ROLE_HTTP, ROLE_IMAP, ROLE_LOCAL, ROLE_LMTP, ROLE_CONTROL };
 
 /* What a listener of role http serves (its `services` key), one bit each. */
 enum conf_service { CONF_SERVICE_AUTOCONFIG = 1u << 0, CONF_SERVICE_MTA_STS = 1u << 1, CONF_SERVICE_HEALTH = 1u << 2,

@@ -321,7 +321,7 @@ static void man_row(const struct conf *def, const struct setting *s, FILE *out)
 static const struct { const char *section, *key, *type, *def, *help; } named_rows[] = {
 	{ "listener NAME", "address", "IPv4 or IPv6 address", "127.0.0.1", "the address to listen on (0.0.0.0 or :: for every interface)" },
 	{ "listener NAME", "port", "number, 0 to 65535", "(required)", "the port; 0 lets the kernel choose (tests). With socket activation the socket named NAME in LISTEN_FDNAMES is used instead of binding" },
-	{ "listener NAME", "role", "mx, submission, pop3, imap or http", "mx", "the protocol and its rules: mx receives mail for the local domains, submission accepts mail from logged-in users" },
+	{ "listener NAME", "role", "mx, submission, pop3, imap, http, lmtp or control", "mx", "the protocol and its rules: mx receives mail for the local domains, submission accepts mail from logged-in users" },
 	{ "listener NAME", "tls", "none, starttls or implicit", "none", "TLS on this port: upgraded by STARTTLS/STLS, or from the first byte (465, 995, 993, 443)" },
 	{ "listener NAME", "allow_plaintext_auth", "yes or no", "no", "allow logins before TLS (logged as a warning)" },
 	{ "listener NAME", "services", "list of autoconfig, mta-sts, health, metrics, account", "autoconfig, mta-sts, health, account", "role http only: the web services this listener answers" },

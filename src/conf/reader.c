@@ -97,8 +97,10 @@ static void listener_key(struct parse_state *ps, const char *lname, const char *
 			l->role = ROLE_IMAP;
 		else if (strcmp(v, "lmtp") == 0)
 			l->role = ROLE_LMTP;
+		else if (strcmp(v, "control") == 0)
+			l->role = ROLE_CONTROL;
 		else
-			conf_fail(ps, ps->line, "[listener %s] role: \"%s\" is not mx, submission, pop3, imap, http or lmtp", lname, v);
+			conf_fail(ps, ps->line, "[listener %s] role: \"%s\" is not mx, submission, pop3, imap, http, lmtp or control", lname, v);
 	} else if (strcmp(key, "tls") == 0) {
 		if (strcmp(v, "none") == 0)
 			l->tls = TLS_NONE;

@@ -409,7 +409,8 @@ const char *conf_where(const struct conf *c, const char *section, const char *ke
 const char *conf_role_name(enum listener_role r)
 {
 	return r == ROLE_SUBMISSION ? "submission" : r == ROLE_POP3 ? "pop3" : r == ROLE_HTTP ? "http"
-		: r == ROLE_IMAP ? "imap" : r == ROLE_LOCAL ? "local" : r == ROLE_LMTP ? "lmtp" : "mx";
+		: r == ROLE_IMAP ? "imap" : r == ROLE_LOCAL ? "local" : r == ROLE_LMTP ? "lmtp" : r == ROLE_CONTROL ? "control"
+		: "mx";
 }
 
 /* The services of role http (contracts: web/router.c routes name them). */

@@ -121,6 +121,7 @@ struct cluster *cluster_start(struct service *srv)
 	cluster_role_address(srv, ROLE_LMTP, cl->self.lmtp, sizeof(cl->self.lmtp));
 	cluster_role_address(srv, ROLE_POP3, cl->self.pop3, sizeof(cl->self.pop3));
 	cluster_role_address(srv, ROLE_IMAP, cl->self.imap, sizeof(cl->self.imap));
+	cluster_role_address(srv, ROLE_CONTROL, cl->self.control, sizeof(cl->self.control));
 	pthread_mutex_init(&cl->lock, NULL);
 	pthread_cond_init(&cl->wake, NULL);
 	if (pthread_create(&cl->thread, NULL, heartbeat_main, cl) != 0) {

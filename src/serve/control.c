@@ -23,24 +23,47 @@
 
 #define CONTROL_LINE_MAX 256
 #define CONTROL_TIMEOUT 10
-#define CONTROL_REPLY_MAX 16384
 
 struct control {
 	struct evconnlistener *listener;
 	struct workq *q;
 	struct delivery *d;
 	struct login_service *logins;
+	struct control_node node;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
 struct control_job {
-	struct bufferevent *bev;
-	struct delivery *d;
-	struct login_service *logins;
+	struct bufferevent *bev;   /* the Unix socket's client, or NULL: ... */
+	void (*answered)(void *arg, int status, const char *reply);   /* ... control_ask's */
+	void *answered_arg;
+	const struct control *ctl;
 	char command[CONTROL_LINE_MAX + 1];
 	char reply[CONTROL_REPLY_MAX];   /* "inflight" names every busy message */
 	int status;
 };
+
+bool control_read_only(const char *command)
+{
+	return strcmp(command, "status") == 0 || strcmp(command, "queue") == 0 || strcmp(command, "inflight") == 0;
+}
+
+/* "status" and "queue": what the delivery threads hold now marks the busy messages. */
+static int node_answer(struct control_job *j)
+{
+	char *inflight = malloc(CONTROL_REPLY_MAX);
+	if (!inflight) {
+		snprintf(j->reply, sizeof(j->reply), "out of memory");
+		return 1;
+	}
+	if (delivery_control(j->ctl->d, "inflight", inflight, CONTROL_REPLY_MAX) != 0)
+		inflight[0] = '\0';
+	int st = strcmp(j->command, "status") == 0
+		? control_status_answer(&j->ctl->node, inflight, j->reply, sizeof(j->reply))
+		: control_queue_answer(&j->ctl->node, inflight, j->reply, sizeof(j->reply));
+	free(inflight);
+	return st;
+}
 
 static bool socket_path(const char *data_dir, char *out, size_t outsz)
 {
@@ -100,14 +123,18 @@ static void job_work(void *arg)
 {
 	struct control_job *j = arg;
 	if (strcmp(j->command, "blocked") == 0) {
-		j->status = blocked(j->logins, j->reply, sizeof(j->reply));
+		j->status = blocked(j->ctl->logins, j->reply, sizeof(j->reply));
 		return;
 	}
 	if (strncmp(j->command, "unblock ", 8) == 0) {
-		j->status = unblock(j->logins, j->command + 8, j->reply, sizeof(j->reply));
+		j->status = unblock(j->ctl->logins, j->command + 8, j->reply, sizeof(j->reply));
 		return;
 	}
-	j->status = delivery_control(j->d, j->command, j->reply, sizeof(j->reply));
+	if (strcmp(j->command, "status") == 0 || strcmp(j->command, "queue") == 0) {
+		j->status = node_answer(j);
+		return;
+	}
+	j->status = delivery_control(j->ctl->d, j->command, j->reply, sizeof(j->reply));
 	if (strcmp(j->command, "inflight") == 0)
 		return;   /* read-only, asked by every `postern queue list` */
 	log_event(LOG_INFO, "admin", "command=\"%.60s\" status=%d reply=\"%.200s\"", j->command, j->status, j->reply);
@@ -123,6 +150,11 @@ static void close_after_write(struct bufferevent *bev, void *arg)
 static void job_done(void *arg)
 {
 	struct control_job *j = arg;
+	if (!j->bev) {
+		j->answered(j->answered_arg, j->status, j->reply);
+		free(j);
+		return;
+	}
 	bufferevent_setcb(j->bev, NULL, close_after_write, NULL, NULL);
 	evbuffer_add_printf(bufferevent_get_output(j->bev), "%d %s\n", j->status, j->reply);
 	free(j);
@@ -156,8 +188,7 @@ static void ctl_read(struct bufferevent *bev, void *arg)
 	memcpy(j->command, line, n + 1);
 	free(line);
 	j->bev = bev;
-	j->d = ctl->d;
-	j->logins = ctl->logins;
+	j->ctl = ctl;
 	bufferevent_disable(bev, EV_READ);
 	bufferevent_setcb(bev, NULL, NULL, ctl_event, NULL);
 	workq_push(ctl->q, job_work, job_done, j);
@@ -179,8 +210,22 @@ static void ctl_accept(struct evconnlistener *l, evutil_socket_t fd, struct sock
 	bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+bool control_ask(struct control *ctl, const char *command, void (*answered)(void *arg, int status, const char *reply),
+	void *arg)
+{
+	struct control_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return false;
+	snprintf(j->command, sizeof(j->command), "%s", command);
+	j->ctl = ctl;
+	j->answered = answered;
+	j->answered_arg = arg;
+	workq_push(ctl->q, job_work, job_done, j);
+	return true;
+}
+
 struct control *control_start(struct event_base *base, const char *data_dir, struct workq *q, struct delivery *d,
-	struct login_service *logins, char *err, size_t errlen)
+	struct login_service *logins, const struct control_node *node, char *err, size_t errlen)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	if (!ctl || !socket_path(data_dir, ctl->path, sizeof(ctl->path))) {
@@ -191,6 +236,7 @@ struct control *control_start(struct event_base *base, const char *data_dir, str
 	ctl->q = q;
 	ctl->d = d;
 	ctl->logins = logins;
+	ctl->node = *node;
 	char dir[sizeof(ctl->path)];
 	snprintf(dir, sizeof(dir), "%s/run", data_dir);
 	if (!fileio_mkdir_p(dir, 0700)) {

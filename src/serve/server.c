@@ -76,6 +76,8 @@ static bool bind_listener(struct service *srv, const struct conf_listener *cl)
 		return net_http_listen(srv->net, cl, web_http_request, srv, fd);
 	if (cl->role == ROLE_IMAP)
 		return net_listen(srv->net, cl, &imap_proto_ops, srv, fd);
+	if (cl->role == ROLE_CONTROL)
+		return net_listen(srv->net, cl, &control_proto_ops, srv, fd);
 	return net_listen(srv->net, cl, cl->role == ROLE_POP3 ? &pop3_proto_ops : &smtp_proto_ops, srv, fd);
 }
 _Static_assert(CONF_LISTENERS_BOUND == CONF_MAX_LISTENERS, "service.h bound_port");
@@ -380,7 +382,9 @@ int server_run(const struct conf *cf)
 		return 1;
 	}
 	start_state_feed(srv);
-	srv->control = control_start(base, cf->data_dir, srv->commitq, srv->delivery, srv->logins, err, sizeof(err));
+	struct control_node node = { .queue = srv->queue, .started = (long long)time(NULL) };
+	snprintf(node.name, sizeof(node.name), "%s", cf->cluster_node);
+	srv->control = control_start(base, cf->data_dir, srv->commitq, srv->delivery, srv->logins, &node, err, sizeof(err));
 	if (!srv->control)
 		log_event(LOG_WARN, "control_error", "error=\"%s\" hint=\"postern queue flush/hold/... will not reach this server\"", err);
 	local_pickup_start(srv);
