@@ -63,6 +63,10 @@ static void test_refusals(void **state)
 	memcpy(moved, tok, n + 1);
 	moved[15] = moved[15] == '9' ? '8' : '9';   /* the time */
 	assert_false(node_token_check(secret, SECRET_LEN, "pop3|192.0.2.1|a@example.test", moved, 1700000000, node));
+	/* the same time spelt with a leading zero: one spelling per token */
+	char padded[NODE_TOKEN_MAX + 1];
+	snprintf(padded, sizeof(padded), "node1.0%s", tok + 6);
+	assert_false(node_token_check(secret, SECRET_LEN, "pop3|192.0.2.1|a@example.test", padded, 1700000000, node));
 	/* garbage */
 	static const char *const junk[] = { "", ".", "..", "node1..", "node1.x.y", "NODE.1700000000.abc",
 		"node1.1700000000.", "node1.1700000000.short", "a.b.c.d" };
