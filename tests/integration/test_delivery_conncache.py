@@ -230,7 +230,8 @@ def test_quit_when_the_idle_time_passes(server_factory):
     with Sink(RELAY_ADDR, port) as sink:
         srv = make_server(server_factory, relay=relay_conf(port), delivery={"connection_cache_time": "1s"})
         one_by_one(srv, 1, "idle")
-        assert sink.wait(lambda cs: cs and cs[0]["quit"], timeout=8), sink.snapshot()
+        # "closed" too: the sink notes QUIT before it has answered it and closed its side.
+        assert sink.wait(lambda cs: cs and cs[0]["quit"] and cs[0]["closed"], timeout=8), sink.snapshot()
         c = sink.snapshot()[0]
         idle = c["quit"] - c["last_tx"]
         assert 0.8 <= idle <= 5, "QUIT %.2fs after the transaction (connection_cache_time = 1s)" % idle
