@@ -10,6 +10,7 @@
  * newline), split by the server (regexp_split_to_table), plus the node and run id.  So a
  * batch is one round trip and every value is still a parameter, never SQL text. */
 #include "directory/postgres_int.h"
+#include "util/parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,17 +44,6 @@ bool directory_state_escape(const char *in, char *out, size_t outsz)
 	return true;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* The reverse; a broken escape or a %00 (never written) is refused. */
 bool directory_state_unescape(const char *in, char *out, size_t outsz)
 {
@@ -65,7 +55,7 @@ bool directory_state_unescape(const char *in, char *out, size_t outsz)
 			out[n++] = *p;
 			continue;
 		}
-		int hi = hex_value(p[1]), lo = hi < 0 ? -1 : hex_value(p[2]);
+		int hi = parse_hex_digit(p[1]), lo = hi < 0 ? -1 : parse_hex_digit(p[2]);
 		if (lo < 0 || (hi == 0 && lo == 0))
 			return false;
 		out[n++] = (char)(hi * 16 + lo);

@@ -15,6 +15,7 @@
  * character, a space, '%' or DEL is written %XX (an app password's name may hold
  * spaces).  The end line counts the records, so a file cut short is refused. */
 #include "directory/directory.h"
+#include "util/parse.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -121,11 +122,6 @@ bool directory_export(struct directory *d, FILE *out, struct dir_transfer_counts
 
 /* --- import ----------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10 : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Undo put_field in place; false on a malformed escape or an escaped NUL. */
 static bool decode_field(char *s)
 {
@@ -135,7 +131,7 @@ static bool decode_field(char *s)
 			*w++ = *r;
 			continue;
 		}
-		int hi = hexval(r[1]), lo = hi < 0 ? -1 : hexval(r[2]);
+		int hi = parse_hex_digit(r[1]), lo = hi < 0 ? -1 : parse_hex_digit(r[2]);
 		if (lo < 0 || (hi == 0 && lo == 0))
 			return false;
 		*w++ = (char)(hi * 16 + lo);

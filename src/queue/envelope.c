@@ -31,17 +31,6 @@ void queue_record_put(struct buf *b, const char *key, const char *val)
 	buf_appendc(b, '\n');
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* Decode a percent-encoded value into out (NUL-terminated); false if malformed or long. */
 bool queue_value_decode(const char *p, size_t n, char *out, size_t outsz)
 {
@@ -51,7 +40,7 @@ bool queue_value_decode(const char *p, size_t n, char *out, size_t outsz)
 		if (c == '%') {
 			if (i + 2 >= n)
 				return false;
-			int h = hexval(p[i + 1]), l = hexval(p[i + 2]);
+			int h = parse_hex_digit(p[i + 1]), l = parse_hex_digit(p[i + 2]);
 			if (h < 0 || l < 0)
 				return false;
 			c = (char)(h * 16 + l);

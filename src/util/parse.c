@@ -124,3 +124,14 @@ const char *format_size(uint64_t b, char *out, size_t outsz)
 		snprintf(out, outsz, "%.1f KB", (double)b / 1024);
 	return out;
 }
+
+int parse_hex_digit(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}

@@ -33,4 +33,7 @@ static inline bool rfc5322_is_atext(unsigned char c)
 	return ascii_is_alpha(c) || ascii_is_digit(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
+/* The value of one hexadecimal digit (either case), or -1. */
+int parse_hex_digit(int c);
+
 #endif
